@@ -1,0 +1,41 @@
+"""ktlite: train and ship Keras Transformer models in three lines.
+
+The top-level names are imported lazily, so ``import ktlite`` (and the ``ktlite`` command
+line) stays fast until a function that needs TensorFlow is first used.
+
+Example:
+    >>> import ktlite
+    >>> learner = ktlite.get_learner(model, train_data=(x, y), batch_size=32)
+    >>> learner.fit_onecycle(1e-3, 3)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Learner": "ktlite.learner",
+    "get_learner": "ktlite.learner",
+    "Predictor": "ktlite.predictor",
+    "get_predictor": "ktlite.predictor",
+    "load_predictor": "ktlite.predictor",
+    "TaskDataset": "ktlite.data",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ktlite' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
