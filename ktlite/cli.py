@@ -1,0 +1,139 @@
+"""The ``ktlite`` command line: ``ktlite demo`` and ``ktlite serve``.
+
+Example:
+    $ ktlite demo                      # train, validate, save and reload a text classifier
+    $ ktlite serve my_predictor --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import ktlite
+
+_DEMO_TEXTS = [
+    "sparrow, house sparrow: small brown bird common in towns",
+    "sprint, dash: run very fast for a short distance",
+    "granite: hard igneous rock used in building",
+]
+
+
+def _say(message: str) -> None:
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Runs the three-line workflow end to end on the shipped WordNet sample.
+
+    Args:
+        args: parsed ``ktlite demo`` arguments.
+
+    Returns:
+        The process exit status (0 on success).
+    """
+    from ktlite import text
+    from ktlite.datasets import load_wordnet_lexnames
+
+    start = time.perf_counter()
+    x_train, y_train = load_wordnet_lexnames("train")
+    x_test, y_test = load_wordnet_lexnames("test")
+    if args.max_train is not None:
+        x_train, y_train = x_train[: args.max_train], y_train[: args.max_train]
+    _say(
+        f"ktlite {ktlite.__version__} demo: WordNet lexnames, {len(x_train)} training and "
+        f"{len(x_test)} test texts, {len(set(y_train))} classes"
+    )
+    trn, val, preproc = text.texts_from_array(x_train, y_train, x_test, y_test, verbose=1)
+    model = text.text_classifier("transformer", trn, preproc=preproc)
+    learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=args.batch_size)
+
+    _say("\n1/4 lr_find: sweeping the learning rate")
+    result = learner.lr_find(verbose=1)
+    lr = args.lr if args.lr is not None else result.suggestion
+    suggestions = ", ".join(f"{k}={v:.2e}" for k, v in result.suggestions.items())
+    _say(f"suggestions: {suggestions}; training with lr={lr:.2e}")
+
+    _say(f"\n2/4 fit_onecycle: {args.epochs} epochs")
+    learner.fit_onecycle(lr, args.epochs)
+
+    _say("\n3/4 validate")
+    learner.validate(class_names=preproc.class_names)
+
+    _say(f"\n4/4 save the predictor to {args.output!r}, reload it, predict")
+    predictor = ktlite.get_predictor(learner.model, preproc)
+    predictor.save(args.output)
+    reloaded = ktlite.load_predictor(args.output)
+    for sentence, label in zip(_DEMO_TEXTS, reloaded.predict(_DEMO_TEXTS)):
+        _say(f"  {label:<22} <- {sentence}")
+    _say(f"\ndone in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serves a saved predictor over HTTP (needs ``pip install ktlite[serve]``).
+
+    Args:
+        args: parsed ``ktlite serve`` arguments.
+
+    Returns:
+        The process exit status (0 after a clean shutdown).
+    """
+    from ktlite import apps
+
+    apps.serve(
+        args.predictor_dir,
+        host=args.host,
+        port=args.port,
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+    )
+    return 0
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive int, received {value!r}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Builds the argument parser of the ``ktlite`` command."""
+    parser = argparse.ArgumentParser(prog="ktlite", description="Train and ship Keras text models.")
+    parser.add_argument("--version", action="version", version=f"ktlite {ktlite.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="train a Transformer on shipped WordNet data")
+    demo.add_argument("--epochs", type=_positive_int, default=2)
+    demo.add_argument("--batch-size", type=_positive_int, default=64)
+    demo.add_argument("--lr", type=float, default=None, help="skip the suggestion, use this lr")
+    demo.add_argument("--max-train", type=_positive_int, default=None,
+                      help="use only the first N training texts")
+    demo.add_argument("--output", default="ktlite_demo_predictor",
+                      help="folder to save the predictor in (default: %(default)s)")
+    demo.set_defaults(handler=run_demo)
+
+    serve = commands.add_parser("serve", help="serve a saved predictor over HTTP")
+    serve.add_argument("predictor_dir")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_positive_int, default=8000)
+    serve.add_argument("--max-batch-size", type=_positive_int, default=32)
+    serve.add_argument("--max-wait-ms", type=float, default=5.0)
+    serve.set_defaults(handler=run_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ktlite`` command."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
