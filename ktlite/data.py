@@ -1,0 +1,388 @@
+"""Turning user data into batched, prefetched `tf.data` pipelines with a known length.
+
+Every data set that ktlite trains or predicts on goes through `make_dataset`, so batching,
+shuffling and (later) distribution are decided in one place. Supported inputs:
+
+- `TaskDataset`: raw examples plus a per-batch, tf-traceable transform (e.g. a tokenizer).
+- `(x, y)` tuples, or `x` alone, of numpy arrays or lists; `x` may be a dict or a list of
+  arrays for a multi-input model.
+- `tf.data.Dataset`, batched or not (see `is_batched` for how that is decided).
+- `keras.utils.PyDataset` (each item is already a batch).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["TaskDataset", "make_dataset", "is_batched", "to_arrays", "num_samples"]
+
+
+class TaskDataset:
+    """Raw examples and labels plus an in-graph transform applied to each batch.
+
+    A task package (e.g. `ktlite.text`) keeps its examples raw (strings for text) and hands
+    over the transform that turns a batch of raw examples into model inputs. Applying the
+    transform per batch inside `tf.data` keeps memory low and lets the pipeline overlap
+    preprocessing with training.
+
+    Args:
+        x: raw inputs, anything `np.asarray` accepts (a 1-D object array of `str` for text),
+            or a dict / list of arrays for a multi-input model.
+        y: encoded labels (int class ids, a float 0/1 matrix, floats) or `None` for
+            unlabelled data.
+        transform: a tf-traceable function mapping a batch of raw `x` (a `tf.Tensor`, or the
+            dict / tuple of tensors) to model inputs. `None` passes `x` through unchanged.
+        task: informational task name, e.g. `"text"`.
+
+    Raises:
+        ValueError: if `x` is empty or `y` has a different number of samples than `x`.
+        TypeError: if `transform` is not callable.
+
+    Example:
+        >>> trn = TaskDataset(np.array(["good", "bad"], dtype=object), np.array([1, 0]),
+        ...                   transform=preproc.tokenize, task="text")
+        >>> ds, n = make_dataset(trn, batch_size=32, shuffle=True)
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        y: Any = None,
+        transform: Callable[[Any], Any] | None = None,
+        task: str | None = None,
+    ) -> None:
+        if transform is not None and not callable(transform):
+            raise TypeError(
+                f"`transform` must be callable or None. Received: transform={transform!r}"
+            )
+        self.x = to_arrays(x, name="x")
+        self.y = None if y is None else to_arrays(y, name="y")
+        n = num_samples(self.x, name="x")
+        if n == 0:
+            raise ValueError("`x` must hold at least one sample. Received: 0 samples.")
+        if self.y is not None:
+            n_y = num_samples(self.y, name="y")
+            if n_y != n:
+                raise ValueError(
+                    "`x` and `y` must hold the same number of samples. "
+                    f"Received: {n} samples in x and {n_y} in y."
+                )
+        self.transform = transform
+        self.task = task
+
+    def __len__(self) -> int:
+        return num_samples(self.x, name="x")
+
+    def __repr__(self) -> str:
+        labelled = "unlabelled" if self.y is None else "labelled"
+        return f"TaskDataset(n={len(self)}, task={self.task!r}, {labelled})"
+
+
+def to_arrays(data: Any, name: str = "x") -> Any:
+    """Converts in-memory data to numpy arrays, keeping dict / list structure for multi-input.
+
+    A dict becomes a dict of arrays. A list or tuple whose items are all arrays (numpy
+    arrays or tensors, at least 1-D) is taken as one array per model input; any other list
+    (of numbers, strings, rows) is one array of samples. Wrap a list of per-sample arrays in
+    `np.asarray` if you mean samples rather than inputs.
+
+    Args:
+        data: the data to convert.
+        name: argument name used in error messages.
+
+    Returns:
+        A numpy array, or a dict / list of numpy arrays.
+
+    Raises:
+        TypeError: if `data` cannot be converted to an array.
+
+    Example:
+        >>> to_arrays([[1, 2], [3, 4]]).shape
+        (2, 2)
+    """
+    if isinstance(data, Mapping):
+        return {k: _one_array(v, f"{name}[{k!r}]") for k, v in data.items()}
+    if isinstance(data, (list, tuple)) and data and all(_is_array(v) for v in data):
+        return [_one_array(v, f"{name}[{i}]") for i, v in enumerate(data)]
+    return _one_array(data, name)
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (np.ndarray, tf.Tensor)) and len(value.shape) >= 1
+
+
+def _one_array(value: Any, name: str) -> np.ndarray:
+    if isinstance(value, (str, bytes)) or value is None or np.isscalar(value):
+        raise TypeError(
+            f"`{name}` must be an array-like of samples. "
+            f"Received: {name} of type {type(value).__name__}"
+        )
+    if isinstance(value, tf.Tensor):
+        value = value.numpy()
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as err:
+        raise TypeError(
+            f"`{name}` could not be converted to a numpy array ({err}). "
+            f"Received: {name} of type {type(value).__name__}"
+        ) from None
+    if arr.ndim == 0:
+        raise TypeError(f"`{name}` must have a sample axis. Received: a 0-d array {arr!r}")
+    if arr.dtype.kind == "U":
+        arr = arr.astype(object)
+    elif arr.dtype == np.float64:
+        # Keras computes in float32; converting once here halves the pipeline's memory.
+        arr = arr.astype(np.float32)
+    return arr
+
+
+def num_samples(arrays: Any, name: str = "x") -> int:
+    """Returns the number of samples in an array or dict / list of arrays.
+
+    Args:
+        arrays: output of `to_arrays`.
+        name: argument name used in error messages.
+
+    Returns:
+        The common length of the leading axis.
+
+    Raises:
+        ValueError: if the arrays have different lengths.
+
+    Example:
+        >>> num_samples({"a": np.zeros((3, 2)), "b": np.zeros(3)})
+        3
+    """
+    leaves = tf.nest.flatten(arrays)
+    lengths = {len(a) for a in leaves}
+    if len(lengths) > 1:
+        raise ValueError(
+            f"All inputs in `{name}` must hold the same number of samples. "
+            f"Received lengths: {sorted(lengths)}"
+        )
+    return lengths.pop() if lengths else 0
+
+
+def _walk_pipeline(dataset: tf.data.Dataset):
+    """Yields the dataset and the datasets it was built from, newest first."""
+    seen = 0
+    node = dataset
+    while node is not None and seen < 256:
+        yield node
+        seen += 1
+        node = getattr(node, "_input_dataset", None)
+
+
+def is_batched(dataset: tf.data.Dataset) -> bool:
+    """Tells whether a `tf.data.Dataset` already yields batches.
+
+    A dataset counts as batched when its pipeline contains a batching step (`batch`,
+    `padded_batch`, `ragged_batch`, `bucket_by_sequence_length`...), found by walking the
+    chain of input datasets. Datasets built from `from_generator` or `from_tensors` whose
+    items are already batches carry no such step: batch them with `.batch()` yourself or
+    hand ktlite a `keras.utils.PyDataset`, or unbatch them with `.unbatch()`.
+
+    Args:
+        dataset: the dataset to inspect.
+
+    Returns:
+        `True` if a batching step was found.
+
+    Example:
+        >>> is_batched(tf.data.Dataset.range(10).batch(4))
+        True
+    """
+    for node in _walk_pipeline(dataset):
+        if hasattr(node, "_batch_size") or "Batch" in type(node).__name__:
+            return True
+    return False
+
+
+def _batched_num_samples(dataset: tf.data.Dataset) -> int | None:
+    """Number of samples of a batched dataset, when the batching step's input is finite."""
+    n_batches = int(dataset.cardinality())
+    for node in _walk_pipeline(dataset):
+        batch_size = getattr(node, "_batch_size", None)
+        if batch_size is None:
+            continue
+        inner = getattr(node, "_input_dataset", None)
+        if inner is None:
+            return None
+        n = int(inner.cardinality())
+        try:
+            bs = int(tf.get_static_value(batch_size))
+        except (TypeError, ValueError):
+            return None
+        drop = bool(tf.get_static_value(getattr(node, "_drop_remainder", False)))
+        expected = n // bs if drop else math.ceil(n / bs)
+        if n < 0 or n_batches != expected:
+            return None
+        return n - n % bs if drop else n
+    return None
+
+
+def _pydataset_to_tf(py_dataset: Any) -> tf.data.Dataset:
+    """Wraps a `keras.utils.PyDataset` (items are batches) as a batched `tf.data.Dataset`."""
+    n_batches = len(py_dataset)
+    if n_batches == 0:
+        raise ValueError("`data` must hold at least one batch. Received: an empty PyDataset.")
+    first = py_dataset[0]
+
+    def spec_of(value: Any) -> tf.TensorSpec:
+        tensor = tf.convert_to_tensor(value)
+        return tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype)
+
+    signature = tf.nest.map_structure(spec_of, _as_tuple(first))
+
+    def generate():
+        for i in range(n_batches):
+            yield _as_tuple(py_dataset[i])
+        py_dataset.on_epoch_end()
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
+
+
+def _as_tuple(item: Any) -> Any:
+    return tuple(item) if isinstance(item, list) else item
+
+
+def _gather_pipeline(
+    x: Any,
+    y: Any,
+    n: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int | None,
+    drop_remainder: bool,
+    transform: Callable[[Any], Any] | None,
+) -> tf.data.Dataset:
+    # Shuffling and batching indices, then gathering whole batches, is the same as
+    # from_tensor_slices -> shuffle -> batch but avoids per-element work.
+    # tf.data stacks lists into one tensor, so multi-input lists travel as tuples.
+    xs = tf.nest.map_structure(tf.convert_to_tensor, _as_tuple(x))
+    ys = None if y is None else tf.nest.map_structure(tf.convert_to_tensor, _as_tuple(y))
+    indices = tf.data.Dataset.range(n)
+    if shuffle:
+        indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    indices = indices.batch(batch_size, drop_remainder=drop_remainder)
+
+    def take(idx):
+        bx = tf.nest.map_structure(lambda a: tf.gather(a, idx), xs)
+        if transform is not None:
+            bx = transform(bx)
+        if ys is None:
+            return bx
+        return bx, tf.nest.map_structure(lambda a: tf.gather(a, idx), ys)
+
+    return indices.map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def make_dataset(
+    data: Any,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int | None = None,
+    drop_remainder: bool = False,
+    repeat: bool = False,
+) -> tuple[tf.data.Dataset, int | None]:
+    """Builds a batched, prefetched `tf.data.Dataset` from any supported data.
+
+    In-memory data (a `TaskDataset`, an `(x, y)` tuple, or `x` alone) is shuffled per epoch
+    when `shuffle=True`, batched, passed through the `TaskDataset` transform per batch, and
+    prefetched. A batched `tf.data.Dataset` or a `PyDataset` is used as it is (its own batch
+    size wins, `shuffle` and `seed` are ignored: shuffle it yourself); an unbatched
+    `tf.data.Dataset` is batched with `batch_size` (and shuffled with a buffer of
+    `10 * batch_size` elements when `shuffle=True`).
+
+    Args:
+        data: a `TaskDataset`; a tuple `(x, y)` or `(x,)` of arrays or lists; `x` alone (an
+            array, or a dict of arrays); a `tf.data.Dataset`; or a `keras.utils.PyDataset`.
+            A 2-tuple is always read as `(x, y)`: pass a multi-input `x` as a list or dict.
+        batch_size: number of samples per batch (for data that is not yet batched).
+        shuffle: reshuffle in-memory data every epoch. Default `False`.
+        seed: seed for the shuffle. Default `None`.
+        drop_remainder: drop the last, smaller batch. Default `False`.
+        repeat: repeat the data forever. Default `False`.
+
+    Returns:
+        `(dataset, n_samples)`: the dataset yields `(inputs, y)` batches (or `inputs` alone
+        for unlabelled data); `n_samples` is the number of samples per pass, or `None` when
+        it cannot be known without iterating.
+
+    Raises:
+        TypeError: if `data` is of an unsupported type or `batch_size` is not an int.
+        ValueError: if `data` is empty, its parts differ in length, or `batch_size` < 1.
+
+    Example:
+        >>> ds, n = make_dataset((np.zeros((10, 3)), np.zeros(10)), batch_size=4)
+        >>> n, int(ds.cardinality())
+        (10, 3)
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(
+            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
+        )
+    if batch_size < 1:
+        raise ValueError(
+            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
+        )
+    batch_size = int(batch_size)
+
+    if isinstance(data, tf.data.Dataset):
+        if is_batched(data):
+            dataset, n = data, _batched_num_samples(data)
+        else:
+            n = int(data.cardinality())
+            n = n if n >= 0 else None
+            if n == 0:
+                raise ValueError("`data` must hold at least one sample. Received: 0 samples.")
+            dataset = data
+            if shuffle:
+                dataset = dataset.shuffle(10 * batch_size, seed=seed)
+            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    elif _is_pydataset(data):
+        dataset, n = _pydataset_to_tf(data), None
+    else:
+        if isinstance(data, TaskDataset):
+            x, y, transform = data.x, data.y, data.transform
+        elif isinstance(data, tuple) and len(data) in (1, 2):
+            x = to_arrays(data[0], name="x")
+            y = to_arrays(data[1], name="y") if len(data) == 2 and data[1] is not None else None
+            transform = None
+        elif isinstance(data, (np.ndarray, Mapping, list)):
+            x, y, transform = to_arrays(data, name="x"), None, None
+        else:
+            raise TypeError(
+                "`data` must be a TaskDataset, an (x, y) tuple, an array, a dict of arrays, "
+                "a tf.data.Dataset or a keras.utils.PyDataset. "
+                f"Received: data of type {type(data).__name__}"
+            )
+        n = num_samples(x, name="x")
+        if n == 0:
+            raise ValueError("`data` must hold at least one sample. Received: 0 samples.")
+        if y is not None and num_samples(y, name="y") != n:
+            raise ValueError(
+                "`x` and `y` must hold the same number of samples. "
+                f"Received: {n} samples in x and {num_samples(y, name='y')} in y."
+            )
+        dataset = _gather_pipeline(
+            x, y, n, batch_size, shuffle, seed, drop_remainder, transform
+        )
+    if repeat:
+        dataset = dataset.repeat()
+    return dataset.prefetch(tf.data.AUTOTUNE), n
+
+
+def _is_pydataset(data: Any) -> bool:
+    try:
+        import keras
+
+        return isinstance(data, keras.utils.PyDataset)
+    except (ImportError, AttributeError):
+        return False

@@ -1,0 +1,141 @@
+"""Tests for ktlite.data: TaskDataset and make_dataset."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
+
+
+def _batches(ds):
+    return list(ds.as_numpy_iterator())
+
+
+def test_arrays_are_batched_with_known_length():
+    ds, n = make_dataset((np.zeros((10, 3)), np.arange(10)), batch_size=4)
+    assert n == 10
+    assert int(ds.cardinality()) == 3
+    assert [b[0].shape[0] for b in _batches(ds)] == [4, 4, 2]
+
+
+def test_lists_are_accepted_and_float64_becomes_float32():
+    ds, n = make_dataset(([[1.0, 2.0], [3.0, 4.0]], [0, 1]), batch_size=8)
+    (x, y), = _batches(ds)
+    assert n == 2 and x.dtype == np.float32 and y.tolist() == [0, 1]
+
+
+def test_shuffle_reorders_each_epoch_but_keeps_pairs():
+    x = np.arange(50)
+    ds, _ = make_dataset((x, x * 10), batch_size=50, shuffle=True, seed=3)
+    first = _batches(ds)[0]
+    second = _batches(ds)[0]
+    assert sorted(first[0].tolist()) == list(range(50))
+    assert not np.array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], first[0] * 10)
+
+
+def test_drop_remainder_and_repeat():
+    ds, n = make_dataset((np.zeros((10, 1)), np.zeros(10)), 4, drop_remainder=True)
+    assert int(ds.cardinality()) == 2 and n == 10
+    ds, _ = make_dataset((np.zeros((10, 1)), np.zeros(10)), 4, repeat=True)
+    assert int(ds.cardinality()) == tf.data.INFINITE_CARDINALITY
+
+
+def test_task_dataset_applies_transform_per_batch():
+    texts = np.array(["a", "bb", "ccc"], dtype=object)
+    data = TaskDataset(texts, np.array([0, 1, 2]), transform=tf.strings.length, task="text")
+    assert len(data) == 3 and data.task == "text"
+    ds, n = make_dataset(data, batch_size=2)
+    (x1, y1), (x2, y2) = _batches(ds)
+    assert n == 3
+    assert x1.tolist() == [1, 2] and x2.tolist() == [3]
+    assert y1.tolist() == [0, 1] and y2.tolist() == [2]
+
+
+def test_unlabelled_task_dataset_yields_inputs_only():
+    data = TaskDataset(np.array(["a", "bb"], dtype=object), transform=tf.strings.length)
+    ds, _ = make_dataset(data, batch_size=2)
+    assert _batches(ds)[0].tolist() == [1, 2]
+
+
+def test_task_dataset_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="same number of samples"):
+        TaskDataset(np.array(["a", "b"], dtype=object), np.array([1]))
+    with pytest.raises(ValueError, match="at least one sample"):
+        TaskDataset(np.array([], dtype=object))
+    with pytest.raises(TypeError, match="transform"):
+        TaskDataset(np.array(["a"], dtype=object), transform="tokenize")
+
+
+def test_multi_input_dict_and_list():
+    ds, n = make_dataset(({"a": np.zeros((5, 2)), "b": np.ones(5)}, np.arange(5)), 2)
+    assert n == 5 and set(ds.element_spec[0]) == {"a", "b"}
+    ds, n = make_dataset(([np.zeros((5, 2)), np.zeros((5, 1))], np.arange(5)), 2)
+    x, _ = ds.element_spec
+    assert isinstance(x, tuple) and x[0].shape[-1] == 2 and x[1].shape[-1] == 1
+
+
+def test_to_arrays_reads_list_of_arrays_as_inputs_and_list_of_rows_as_samples():
+    assert isinstance(to_arrays([np.zeros(3), np.zeros(3)]), list)
+    assert to_arrays([[1, 2], [3, 4]]).shape == (2, 2)
+
+
+def test_unbatched_tf_dataset_is_batched_and_counted():
+    raw = tf.data.Dataset.from_tensor_slices((np.arange(10.0), np.arange(10)))
+    assert not is_batched(raw)
+    ds, n = make_dataset(raw, batch_size=4)
+    assert n == 10 and int(ds.cardinality()) == 3
+
+
+def test_batched_tf_dataset_is_used_as_is():
+    raw = tf.data.Dataset.from_tensor_slices((np.arange(10.0), np.arange(10)))
+    batched = raw.batch(3).map(lambda a, b: (a, b))
+    assert is_batched(batched)
+    ds, n = make_dataset(batched, batch_size=5)
+    assert n == 10 and int(ds.cardinality()) == 4
+    _, n = make_dataset(raw.batch(3, drop_remainder=True), batch_size=5)
+    assert n == 9
+
+
+def test_tf_dataset_of_unknown_length_gives_none():
+    raw = tf.data.Dataset.from_tensor_slices(np.arange(10.0)).filter(lambda a: a > 2)
+    ds, n = make_dataset(raw, batch_size=4)
+    assert n is None and sum(b.shape[0] for b in _batches(ds)) == 7
+
+
+class _Batches(keras.utils.PyDataset):
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return np.full((4, 2), i, dtype="float32"), np.arange(4)
+
+
+def test_pydataset_items_are_batches():
+    ds, n = make_dataset(_Batches(), batch_size=99)
+    batches = _batches(ds)
+    assert n is None and int(ds.cardinality()) == 3
+    assert [b[0][0, 0] for b in batches] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "data, error, match",
+    [
+        ((np.zeros((0, 3)), np.zeros(0)), ValueError, "at least one sample"),
+        ((np.zeros((3, 3)), np.zeros(2)), ValueError, "3 samples in x and 2 in y"),
+        (({"a": np.zeros(3), "b": np.zeros(2)}, np.zeros(3)), ValueError, "same number"),
+        ("abc", TypeError, "data of type str"),
+        (5, TypeError, "data of type int"),
+    ],
+)
+def test_bad_data_is_rejected(data, error, match):
+    with pytest.raises(error, match=match):
+        make_dataset(data, batch_size=2)
+
+
+@pytest.mark.parametrize("batch_size, error", [(0, ValueError), (-3, ValueError),
+                                                (True, TypeError), (2.0, TypeError)])
+def test_bad_batch_size_is_rejected(batch_size, error):
+    with pytest.raises(error, match="batch_size"):
+        make_dataset(np.zeros(3), batch_size=batch_size)
