@@ -1,0 +1,25 @@
+"""Keras layers for Transformer models, serializable under the `ktlite>` package.
+
+Importing this package registers every layer with Keras, so a `.keras` file that uses
+them loads with `keras.saving.load_model(path)` (also with `safe_mode=True`) once
+`ktlite.layers` has been imported. The layers depend on Keras (and TensorFlow as its
+backend) only.
+
+Example:
+    >>> from ktlite.layers import TokenAndPositionEmbedding, TransformerEncoder
+    >>> x = TokenAndPositionEmbedding(vocab_size=1000, sequence_length=64,
+    ...                               embedding_dim=32)(token_ids)
+    >>> x = TransformerEncoder(num_heads=4, intermediate_dim=64)(x)
+"""
+
+from ktlite.layers.masked_pooling import MaskedGlobalPooling
+from ktlite.layers.token_and_position_embedding import TokenAndPositionEmbedding
+from ktlite.layers.transformer_decoder import TransformerDecoder
+from ktlite.layers.transformer_encoder import TransformerEncoder
+
+__all__ = [
+    "MaskedGlobalPooling",
+    "TokenAndPositionEmbedding",
+    "TransformerDecoder",
+    "TransformerEncoder",
+]

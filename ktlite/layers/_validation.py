@@ -1,0 +1,105 @@
+"""Argument checks shared by the ktlite layers.
+
+Each check returns the value in a plain Python type, so that a layer's `get_config()`
+stays JSON-serializable even when a caller passes NumPy scalars.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+
+def positive_int(name: str, value: Any) -> int:
+    """Returns `value` as an int, or raises if it is not an integer >= 1."""
+    # `bool` is an `Integral`; `num_heads=True` is a bug, not a request for one head.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    return int(value)
+
+
+def rate(name: str, value: Any) -> float:
+    """Returns `value` as a float, or raises if it is not in `[0, 1)`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0.0 <= float(value) < 1.0
+    ):
+        raise ValueError(
+            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def positive_float(name: str, value: Any) -> float:
+    """Returns `value` as a float, or raises if it is not a finite number > 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0.0 < float(value) < float("inf")
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive float. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def boolean(name: str, value: Any) -> bool:
+    """Returns `value`, or raises if it is not a bool."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return value
+
+
+def one_of(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """Returns `value`, or raises if it is not one of the `allowed` strings."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(
+            f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def activation(name: str, value: Any):
+    """Resolves an activation name or callable, raising a `ValueError` naming `name`."""
+    import keras
+
+    try:
+        return keras.activations.get(value)
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            f"`{name}` must be a Keras activation name or a callable. "
+            f"Received: {name}={value!r}"
+        ) from err
+
+
+def copy_initializer(initializer: Any):
+    """Returns a fresh copy of a Keras initializer.
+
+    Each sublayer gets its own copy: a seeded initializer object shared between
+    sublayers would give all of them the same starting weights.
+    """
+    import keras
+
+    return keras.initializers.get(keras.initializers.serialize(initializer))
+
+
+def hidden_dim(name: str, shape: Any) -> int:
+    """Checks a `(batch, length, hidden_dim)` shape and returns `hidden_dim`."""
+    if shape is None or len(shape) != 3 or shape[-1] is None:
+        received = None if shape is None else tuple(shape)
+        raise ValueError(
+            "Expected a sequence of shape (batch, length, hidden_dim) with a known "
+            f"hidden_dim. Received: {name}={received}"
+        )
+    return int(shape[-1])
+
+
+def head_size(hidden: int, num_heads: int) -> int:
+    """Returns the per-head size, or raises if `num_heads` does not divide `hidden`."""
+    if hidden % num_heads:
+        raise ValueError(
+            "The hidden size must be divisible by `num_heads`. "
+            f"Received: num_heads={num_heads}, hidden_dim={hidden}"
+        )
+    return hidden // num_heads

@@ -1,0 +1,155 @@
+"""Token embedding plus position information, with the padding mask for id 0."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+from keras import ops
+
+from ktlite.layers import _validation
+
+_POSITIONS = ("learned", "sinusoidal")
+
+
+@keras.saving.register_keras_serializable(package="ktlite")
+class TokenAndPositionEmbedding(keras.layers.Layer):
+    """Embeds token ids and adds a position embedding.
+
+    The layer maps integer token ids of shape `(batch, length)` to vectors of shape
+    `(batch, length, embedding_dim)`: the sum of a token embedding and a position
+    embedding. Positions are either learned (one trainable vector per position, up to
+    `sequence_length`) or the fixed sine/cosine encoding of "Attention Is All You Need",
+    which has no weights.
+
+    With `mask_zero=True` (the default) id 0 is padding: the layer emits a Keras mask
+    that is `False` at padding, which the ktlite encoder, decoder and pooling layers read
+    automatically. Padding still receives an embedding vector; the mask is what tells
+    the following layers to ignore it.
+
+    Args:
+        vocab_size: Number of token ids, including the padding id 0. Ids must lie in
+            `[0, vocab_size)`.
+        sequence_length: Longest sequence the layer accepts. Inputs may be shorter.
+        embedding_dim: Size of each embedding vector.
+        mask_zero: Whether id 0 is padding. If `True`, `compute_mask` returns
+            `inputs != 0`. Defaults to `True`.
+        position: `"learned"` (default) or `"sinusoidal"`.
+        embeddings_initializer: Initializer for the token (and learned position)
+            embeddings. Defaults to `"glorot_uniform"`.
+        **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Raises:
+        ValueError: If a size is not a positive int, `position` is unknown, or
+            `mask_zero` is not a bool; at build time if the input is not of rank 2 or
+            longer than `sequence_length`.
+
+    Example:
+        >>> layer = TokenAndPositionEmbedding(vocab_size=100, sequence_length=8,
+        ...                                   embedding_dim=16)
+        >>> ids = np.array([[5, 7, 2, 0, 0, 0, 0, 0]])
+        >>> layer(ids).shape, layer.compute_mask(ids)   # (1, 8, 16), True x3 then False
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        sequence_length: int,
+        embedding_dim: int,
+        mask_zero: bool = True,
+        position: str = "learned",
+        embeddings_initializer: Any = "glorot_uniform",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size = _validation.positive_int("vocab_size", vocab_size)
+        self.sequence_length = _validation.positive_int(
+            "sequence_length", sequence_length
+        )
+        self.embedding_dim = _validation.positive_int("embedding_dim", embedding_dim)
+        self.mask_zero = _validation.boolean("mask_zero", mask_zero)
+        self.position = _validation.one_of("position", position, _POSITIONS)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.supports_masking = True
+
+    def build(self, inputs_shape: tuple) -> None:
+        if len(inputs_shape) != 2:
+            raise ValueError(
+                "`TokenAndPositionEmbedding` expects token ids of shape "
+                f"(batch, length). Received: inputs_shape={tuple(inputs_shape)}"
+            )
+        length = inputs_shape[1]
+        if length is not None and length > self.sequence_length:
+            raise ValueError(
+                "Inputs are longer than `sequence_length`. Received: "
+                f"length={length}, sequence_length={self.sequence_length}"
+            )
+        # The sublayer does not mask: `compute_mask` below owns the padding rule.
+        self._token_embedding = keras.layers.Embedding(
+            self.vocab_size,
+            self.embedding_dim,
+            embeddings_initializer=_validation.copy_initializer(
+                self.embeddings_initializer
+            ),
+            dtype=self.dtype_policy,
+            name="token_embedding",
+        )
+        self._token_embedding.build(inputs_shape)
+        if self.position == "learned":
+            self.position_embeddings = self.add_weight(
+                shape=(self.sequence_length, self.embedding_dim),
+                initializer=_validation.copy_initializer(self.embeddings_initializer),
+                name="position_embeddings",
+            )
+        self.built = True
+
+    @property
+    def token_embeddings(self):
+        """The `(vocab_size, embedding_dim)` token embedding matrix (for weight tying)."""
+        return self._token_embedding.embeddings
+
+    def _sinusoids(self, length) -> Any:
+        # Dimension i uses frequency 1 / 10000^(2*(i//2)/dim): sine on even i, cosine
+        # on odd i. Computed from i directly so an odd `embedding_dim` also works.
+        positions = ops.cast(ops.arange(length), "float32")[:, None]
+        dims = ops.arange(self.embedding_dim)
+        rates = ops.exp(
+            ops.cast(2 * (dims // 2), "float32")
+            * (-math.log(10000.0) / self.embedding_dim)
+        )
+        angles = positions * rates[None, :]
+        return ops.where(dims % 2 == 0, ops.sin(angles), ops.cos(angles))
+
+    def call(self, inputs: Any) -> Any:
+        tokens = self._token_embedding(inputs)
+        length = ops.shape(inputs)[1]
+        if self.position == "learned":
+            positions = self.position_embeddings[:length]
+        else:
+            positions = self._sinusoids(length)
+        return tokens + ops.cast(positions, tokens.dtype)[None, :, :]
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        if not self.mask_zero:
+            return None
+        return ops.not_equal(inputs, 0)
+
+    def compute_output_shape(self, inputs_shape: tuple) -> tuple:
+        return (*inputs_shape, self.embedding_dim)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "vocab_size": self.vocab_size,
+                "sequence_length": self.sequence_length,
+                "embedding_dim": self.embedding_dim,
+                "mask_zero": self.mask_zero,
+                "position": self.position,
+                "embeddings_initializer": keras.initializers.serialize(
+                    self.embeddings_initializer
+                ),
+            }
+        )
+        return config

@@ -1,0 +1,310 @@
+"""One Transformer decoder block: causal self-attention, cross-attention, feed-forward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from ktlite.layers import _masks, _validation
+
+
+@keras.saving.register_keras_serializable(package="ktlite")
+class TransformerDecoder(keras.layers.Layer):
+    """A Transformer decoder block with causal self-attention.
+
+    The block runs masked (causal) self-attention, so position `t` only attends to
+    positions `<= t`; then, if an `encoder_sequence` is given, cross-attention from the
+    decoder positions to the encoder outputs; then a two-layer feed-forward network.
+    Each sublayer sits in a residual connection with dropout and layer normalization,
+    after the sum (`norm_first=False`, post-norm) or before the sublayer
+    (`norm_first=True`, pre-norm).
+
+    Whether the block has cross-attention is fixed by the first call: a block first
+    called with an `encoder_sequence` must always get one, and a block first called
+    without one (a decoder-only, GPT-style block) must never get one.
+
+    Masks: the decoder padding mask comes from `decoder_padding_mask` or the Keras
+    mask of `decoder_sequence`; the encoder padding mask from `encoder_padding_mask`
+    or the Keras mask of `encoder_sequence`. Padded encoder positions are never
+    attended to. The output carries the decoder's Keras mask.
+
+    Args:
+        num_heads: Number of attention heads. Must divide the decoder's hidden size.
+        intermediate_dim: Width of the feed-forward network's hidden layer.
+        dropout: Dropout rate after each sublayer, and on the attention probabilities
+            unless `attention_dropout` is set. Defaults to `0.1`.
+        activation: Activation of the feed-forward hidden layer, a name or a
+            callable. Defaults to `"gelu"`.
+        norm_first: `False` (default) for post-norm, `True` for pre-norm.
+        layer_norm_epsilon: Epsilon of the layer normalizations. Defaults to `1e-5`.
+        attention_dropout: Dropout rate on the attention probabilities. Defaults to
+            `None`, meaning `dropout`.
+        kernel_initializer: Initializer of the dense kernels. Defaults to
+            `"glorot_uniform"`.
+        bias_initializer: Initializer of the dense biases. Defaults to `"zeros"`.
+        **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Raises:
+        ValueError: If an argument is out of range; at build time if an input is not
+            of rank 3 or the decoder's hidden size is not divisible by `num_heads`; at
+            call time if `encoder_sequence` is given to a block built without
+            cross-attention, or missing for one built with it.
+
+    Example:
+        >>> decoder = TransformerDecoder(num_heads=2, intermediate_dim=32)
+        >>> targets = np.random.rand(2, 5, 16).astype("float32")
+        >>> sources = np.random.rand(2, 7, 16).astype("float32")
+        >>> decoder(targets, sources).shape  # (2, 5, 16)
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        intermediate_dim: int,
+        dropout: float = 0.1,
+        activation: Any = "gelu",
+        norm_first: bool = False,
+        layer_norm_epsilon: float = 1e-5,
+        attention_dropout: float | None = None,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_heads = _validation.positive_int("num_heads", num_heads)
+        self.intermediate_dim = _validation.positive_int(
+            "intermediate_dim", intermediate_dim
+        )
+        self.dropout = _validation.rate("dropout", dropout)
+        self.attention_dropout = (
+            self.dropout
+            if attention_dropout is None
+            else _validation.rate("attention_dropout", attention_dropout)
+        )
+        self.activation = _validation.activation("activation", activation)
+        self.norm_first = _validation.boolean("norm_first", norm_first)
+        self.layer_norm_epsilon = _validation.positive_float(
+            "layer_norm_epsilon", layer_norm_epsilon
+        )
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.supports_masking = True
+        self._has_cross_attention = None
+
+    def _attention(self, key_dim: int, name: str) -> keras.layers.MultiHeadAttention:
+        return keras.layers.MultiHeadAttention(
+            num_heads=self.num_heads,
+            key_dim=key_dim,
+            dropout=self.attention_dropout,
+            kernel_initializer=_validation.copy_initializer(self.kernel_initializer),
+            bias_initializer=_validation.copy_initializer(self.bias_initializer),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def _norm(self, name: str) -> keras.layers.LayerNormalization:
+        return keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
+        )
+
+    def _dense(self, units: int, name: str, activation: Any = None) -> keras.layers.Dense:
+        return keras.layers.Dense(
+            units,
+            activation=activation,
+            kernel_initializer=_validation.copy_initializer(self.kernel_initializer),
+            bias_initializer=_validation.copy_initializer(self.bias_initializer),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def build(
+        self,
+        decoder_sequence_shape: tuple,
+        encoder_sequence_shape: tuple | None = None,
+    ) -> None:
+        hidden_dim = _validation.hidden_dim(
+            "decoder_sequence_shape", decoder_sequence_shape
+        )
+        key_dim = _validation.head_size(hidden_dim, self.num_heads)
+
+        self._self_attention = self._attention(key_dim, "self_attention")
+        self._self_attention.build(decoder_sequence_shape, decoder_sequence_shape)
+        self._self_attention_norm = self._norm("self_attention_norm")
+        self._self_attention_norm.build(decoder_sequence_shape)
+        self._self_attention_dropout = keras.layers.Dropout(
+            self.dropout, dtype=self.dtype_policy, name="self_attention_dropout"
+        )
+
+        self._has_cross_attention = encoder_sequence_shape is not None
+        if self._has_cross_attention:
+            _validation.hidden_dim("encoder_sequence_shape", encoder_sequence_shape)
+            self._cross_attention = self._attention(key_dim, "cross_attention")
+            self._cross_attention.build(decoder_sequence_shape, encoder_sequence_shape)
+            self._cross_attention_norm = self._norm("cross_attention_norm")
+            self._cross_attention_norm.build(decoder_sequence_shape)
+            self._cross_attention_dropout = keras.layers.Dropout(
+                self.dropout, dtype=self.dtype_policy, name="cross_attention_dropout"
+            )
+
+        self._ffn_norm = self._norm("ffn_norm")
+        self._ffn_norm.build(decoder_sequence_shape)
+        self._ffn_inner = self._dense(
+            self.intermediate_dim, "ffn_inner", activation=self.activation
+        )
+        self._ffn_inner.build(decoder_sequence_shape)
+        self._ffn_outer = self._dense(hidden_dim, "ffn_outer")
+        self._ffn_outer.build((*decoder_sequence_shape[:-1], self.intermediate_dim))
+        self._ffn_dropout = keras.layers.Dropout(
+            self.dropout, dtype=self.dtype_policy, name="ffn_dropout"
+        )
+        self._sequence_shapes = {
+            "decoder_sequence_shape": tuple(decoder_sequence_shape),
+            "encoder_sequence_shape": None
+            if encoder_sequence_shape is None
+            else tuple(encoder_sequence_shape),
+        }
+        self.built = True
+
+    # Keras' default build config records every tensor passed to `call` (masks too)
+    # and replays them all as keywords to `build`; only the two sequences matter.
+    def get_build_config(self) -> dict | None:
+        return dict(self._sequence_shapes) if self.built else None
+
+    def build_from_config(self, config: dict) -> None:
+        if config:
+            self.build(**config)
+
+    def _residual(self, x, sublayer, norm, dropout, training):
+        """Applies `sublayer` inside a residual connection, pre- or post-norm."""
+        residual = x
+        if self.norm_first:
+            x = norm(x)
+        x = residual + dropout(sublayer(x), training=training)
+        if not self.norm_first:
+            x = norm(x)
+        return x
+
+    def call(
+        self,
+        decoder_sequence: Any,
+        encoder_sequence: Any = None,
+        decoder_padding_mask: Any = None,
+        decoder_attention_mask: Any = None,
+        encoder_padding_mask: Any = None,
+        encoder_attention_mask: Any = None,
+        use_causal_mask: bool = True,
+        training: bool | None = None,
+        mask: Any = None,
+        decoder_sequence_mask: Any = None,
+        encoder_sequence_mask: Any = None,
+    ) -> Any:
+        """Runs the block.
+
+        Args:
+            decoder_sequence: Float tensor `(batch, target_length, hidden_dim)`.
+            encoder_sequence: Optional float tensor `(batch, source_length, dim)`,
+                the encoder's output, attended to by cross-attention.
+            decoder_padding_mask: Optional `(batch, target_length)`, true at real
+                tokens. Overrides the Keras mask of `decoder_sequence`.
+            decoder_attention_mask: Optional `(batch, target_length, target_length)`,
+                combined with the causal and padding masks.
+            encoder_padding_mask: Optional `(batch, source_length)`, true at real
+                tokens. Overrides the Keras mask of `encoder_sequence`.
+            encoder_attention_mask: Optional `(batch, target_length, source_length)`,
+                combined with the encoder padding mask.
+            use_causal_mask: Whether self-attention is causal. Defaults to `True`;
+                `False` turns the block into an encoder block with cross-attention.
+            training: Whether dropout is active.
+            mask: Keras fills this in with the Keras mask of `decoder_sequence`
+                when it is the only tensor passed; do not pass it.
+            decoder_sequence_mask: Keras fills this in with the Keras mask of
+                `decoder_sequence` when several tensors are passed; do not pass it.
+            encoder_sequence_mask: Keras fills this in with the Keras mask of
+                `encoder_sequence`; do not pass it.
+
+        Returns:
+            A tensor with the shape of `decoder_sequence`.
+
+        Raises:
+            ValueError: If `encoder_sequence` does not match how the block was built.
+        """
+        if (encoder_sequence is not None) != self._has_cross_attention:
+            raise ValueError(
+                "A `TransformerDecoder` block built "
+                f"{'with' if self._has_cross_attention else 'without'} cross-attention "
+                "must always be called "
+                f"{'with' if self._has_cross_attention else 'without'} an "
+                "`encoder_sequence`. Received: encoder_sequence="
+                f"{None if encoder_sequence is None else 'a tensor'}"
+            )
+        decoder_padding = _masks.first_mask(
+            decoder_padding_mask, mask, decoder_sequence_mask
+        )
+        self_mask = _masks.merge_masks(decoder_padding, decoder_attention_mask)
+
+        x = self._residual(
+            decoder_sequence,
+            lambda q: self._self_attention(
+                q,
+                q,
+                attention_mask=self_mask,
+                use_causal_mask=use_causal_mask,
+                training=training,
+            ),
+            self._self_attention_norm,
+            self._self_attention_dropout,
+            training,
+        )
+        if self._has_cross_attention:
+            encoder_padding = _masks.first_mask(
+                encoder_padding_mask, encoder_sequence_mask
+            )
+            cross_mask = _masks.merge_masks(encoder_padding, encoder_attention_mask)
+            x = self._residual(
+                x,
+                lambda q: self._cross_attention(
+                    q,
+                    encoder_sequence,
+                    attention_mask=cross_mask,
+                    training=training,
+                ),
+                self._cross_attention_norm,
+                self._cross_attention_dropout,
+                training,
+            )
+        return self._residual(
+            x,
+            lambda h: self._ffn_outer(self._ffn_inner(h)),
+            self._ffn_norm,
+            self._ffn_dropout,
+            training,
+        )
+
+    def compute_output_shape(
+        self,
+        decoder_sequence_shape: tuple,
+        encoder_sequence_shape: tuple | None = None,
+    ) -> tuple:
+        return tuple(decoder_sequence_shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "activation": keras.activations.serialize(self.activation),
+                "norm_first": self.norm_first,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "attention_dropout": self.attention_dropout,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(
+                    self.bias_initializer
+                ),
+            }
+        )
+        return config
