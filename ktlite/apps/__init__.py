@@ -1,0 +1,37 @@
+"""Saved predictors in apps: an HTTP service with dynamic batching.
+
+Needs the ``serve`` extra (``pip install 'ktlite[serve]'``: FastAPI and uvicorn). Nothing here
+is imported by ``import ktlite``; the web stack is loaded on first use of `APIApp` or `serve`,
+with a clear ImportError if it is missing. `DynamicBatcher` needs only the standard library.
+
+Example:
+    >>> from ktlite.apps import APIApp
+    >>> app = APIApp("my_predictor")          # a standard ASGI app
+    >>> app.run(host="127.0.0.1", port=8000)  # or: ktlite serve my_predictor
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "APIApp": "ktlite.apps.api",
+    "serve": "ktlite.apps.api",
+    "DynamicBatcher": "ktlite.apps.batcher",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ktlite.apps' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
