@@ -93,7 +93,8 @@ class DynamicBatcher:
             max_batch_size < 1
         ):
             raise ValueError(
-                f"`max_batch_size` must be a positive int. Received: max_batch_size={max_batch_size!r}"
+                "`max_batch_size` must be a positive int. "
+                f"Received: max_batch_size={max_batch_size!r}"
             )
         if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, (int, float)) or not (
             0 <= max_wait_ms < float("inf")
