@@ -1,0 +1,36 @@
+"""Learning-rate tools: policies, the callback that applies them, and the LR finder.
+
+Example:
+    >>> from ktlite.lr import OneCycle, PolicyCallback, find_lr
+    >>> result = find_lr(model, train_ds)
+    >>> model.fit(train_ds, epochs=3, callbacks=[PolicyCallback(OneCycle(result.suggestion, 3 * n))])
+"""
+
+from ktlite.lr.finder import DEFAULT_NUM_STEPS, LRFindResult, find_lr
+from ktlite.lr.policy_callback import PolicyCallback
+from ktlite.lr.schedules import SGDR, Constant, ExponentialSweep, OneCycle, Policy, Triangular
+from ktlite.lr.suggest import (
+    DEFAULT_SUGGESTION,
+    smooth_losses,
+    suggest_minimum,
+    suggest_steep,
+    suggest_valley,
+)
+
+__all__ = [
+    "Policy",
+    "OneCycle",
+    "Triangular",
+    "SGDR",
+    "Constant",
+    "ExponentialSweep",
+    "PolicyCallback",
+    "find_lr",
+    "LRFindResult",
+    "DEFAULT_NUM_STEPS",
+    "DEFAULT_SUGGESTION",
+    "smooth_losses",
+    "suggest_valley",
+    "suggest_steep",
+    "suggest_minimum",
+]

@@ -1,0 +1,401 @@
+"""The learning-rate finder: an exponential sweep that leaves the model exactly as it was."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from ktlite.lr.policy_callback import PolicyCallback, _inner_optimizer
+from ktlite.lr.schedules import ExponentialSweep
+from ktlite.lr.suggest import DEFAULT_SUGGESTION, SUGGESTERS, smooth_losses, suggest_all
+
+__all__ = ["LRFindResult", "find_lr", "DEFAULT_NUM_STEPS"]
+
+# Default sweep length. With the default beta=0.98 the moving average lags about 50 steps;
+# 200 steps over 8 decades keep that lag near two decades while costing at most a few hundred
+# batches, whatever the size of the data set.
+DEFAULT_NUM_STEPS = 200
+
+_FORMAT = "ktlite.lr_find/1"
+
+
+def _floats(values: Sequence[Any]) -> list[float]:
+    return [float(v) for v in values]
+
+
+def _to_json_list(values: Sequence[float]) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
+def _from_json_list(values: Sequence[float | None]) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
+
+
+@dataclasses.dataclass
+class LRFindResult:
+    """What an LR sweep measured, as plain data.
+
+    Attributes:
+        lrs: Learning rate of each step of the sweep.
+        losses: True loss of each batch (not a running mean).
+        smoothed: Bias-corrected exponential moving average of `losses`.
+        suggestions: Learning rates read off the curve, by rule: `"valley"`, `"steep"`,
+            `"minimum"` (see `ktlite.lr.suggest`); `nan` when the curve is too short.
+        suggestion: The default suggestion, `suggestions["valley"]`.
+        config: The sweep's settings (`start_lr`, `end_lr`, `num_steps`, `stop_factor`,
+            `beta`) and `stopped_early`.
+
+    Example:
+        >>> result = find_lr(model, train_ds)
+        >>> result.save("lr_find.json")
+        >>> LRFindResult.load("lr_find.json").suggestion == result.suggestion
+        True
+    """
+
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    suggestions: dict[str, float]
+    suggestion: float
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_curve(
+        cls, lrs: Sequence[float], losses: Sequence[float], beta: float = 0.98, **config: Any
+    ) -> "LRFindResult":
+        """Build a result (smoothing and suggestions) from a raw sweep.
+
+        Args:
+            lrs: Learning rate of each step.
+            losses: Raw loss of each step.
+            beta: EMA smoothing factor. Default 0.98.
+            **config: Extra settings to keep in `config`.
+
+        Returns:
+            An `LRFindResult`.
+
+        Raises:
+            ValueError: If `lrs` and `losses` differ in length.
+
+        Example:
+            >>> r = LRFindResult.from_curve(np.logspace(-5, 0, 50), np.linspace(2, 1, 50))
+        """
+        lrs, losses = _floats(lrs), _floats(losses)
+        if len(lrs) != len(losses):
+            raise ValueError(
+                "`lrs` and `losses` must have the same length. "
+                f"Received: len(lrs)={len(lrs)}, len(losses)={len(losses)}"
+            )
+        smoothed = smooth_losses(losses, beta).tolist()
+        suggestions = suggest_all(lrs, smoothed)
+        return cls(
+            lrs=lrs,
+            losses=losses,
+            smoothed=smoothed,
+            suggestions=suggestions,
+            suggestion=suggestions[DEFAULT_SUGGESTION],
+            config={"beta": beta, **config},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (non-finite numbers become `None`).
+
+        Returns:
+            Dict with a `"format"` key and every field.
+
+        Example:
+            >>> LRFindResult.from_dict(result.to_dict()) == result
+        """
+        return {
+            "format": _FORMAT,
+            "lrs": _to_json_list(self.lrs),
+            "losses": _to_json_list(self.losses),
+            "smoothed": _to_json_list(self.smoothed),
+            "suggestions": {k: _to_json_list([v])[0] for k, v in self.suggestions.items()},
+            "suggestion": _to_json_list([self.suggestion])[0],
+            "config": dict(self.config),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LRFindResult":
+        """Rebuild a result from `to_dict()` output.
+
+        Args:
+            data: The dict.
+
+        Returns:
+            An `LRFindResult`.
+
+        Raises:
+            ValueError: If `data` is not a dict from `to_dict()`.
+
+        Example:
+            >>> LRFindResult.from_dict(result.to_dict())
+        """
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise ValueError(
+                f"`data` must be a dict written by LRFindResult.to_dict() (format {_FORMAT!r})."
+                f" Received: format={data.get('format') if isinstance(data, dict) else data!r}"
+            )
+        missing = {"lrs", "losses", "smoothed", "suggestions", "suggestion"} - set(data)
+        if missing:
+            raise ValueError(f"`data` misses keys {sorted(missing)}. Received: keys={sorted(data)}")
+        return cls(
+            lrs=_from_json_list(data["lrs"]),
+            losses=_from_json_list(data["losses"]),
+            smoothed=_from_json_list(data["smoothed"]),
+            suggestions={k: _from_json_list([v])[0] for k, v in data["suggestions"].items()},
+            suggestion=_from_json_list([data["suggestion"]])[0],
+            config=dict(data.get("config") or {}),
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the result as JSON.
+
+        Args:
+            path: File to write (conventionally `*.json`).
+
+        Example:
+            >>> result.save("lr_find.json")
+        """
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, allow_nan=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LRFindResult":
+        """Read a result written by `save`.
+
+        Args:
+            path: The JSON file.
+
+        Returns:
+            An `LRFindResult`.
+
+        Raises:
+            ValueError: If the file is not an LR-finder result.
+
+        Example:
+            >>> result = LRFindResult.load("lr_find.json")
+        """
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LRFindResult):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+
+def _check_float(name: str, value: Any, low: float, high: float, low_open: bool = True) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating, np.integer))
+    if ok:
+        value_f = float(value)
+        ok = math.isfinite(value_f) and (value_f > low if low_open else value_f >= low)
+        ok = ok and value_f < high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ValueError(
+            f"`{name}` must be a float in {bracket}{low}, {high}). Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+class _SweepMonitor(keras.callbacks.Callback):
+    """Smooths the recorded losses after every batch and stops the sweep on divergence."""
+
+    def __init__(self, policy_cb: PolicyCallback, stop_factor: float, beta: float, progbar):
+        super().__init__()
+        self.policy_cb = policy_cb
+        self.stop_factor = stop_factor
+        self.beta = beta
+        self.progbar = progbar
+        self.avg = 0.0
+        self.best = math.inf
+        self.smoothed: list[float] = []
+        self.stopped_early = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.policy_cb.flush()
+        losses = self.policy_cb.history["losses"]
+        for i in range(len(self.smoothed), len(losses)):
+            self.avg = self.beta * self.avg + (1.0 - self.beta) * losses[i]
+            value = self.avg / (1.0 - self.beta ** (i + 1))
+            self.smoothed.append(value)
+            if not math.isfinite(value) or value > self.stop_factor * self.best:
+                self.stopped_early = True
+                self.model.stop_training = True
+                break
+            self.best = min(self.best, value)
+        if self.progbar is not None and self.smoothed:
+            values = [("lr", self.policy_cb.history["lrs"][len(self.smoothed) - 1]),
+                      ("loss", self.smoothed[-1])]
+            self.progbar.update(len(self.smoothed), values=values, finalize=False)
+
+
+def _snapshot(variables) -> list[np.ndarray]:
+    return [np.array(v.numpy(), copy=True) for v in variables]
+
+
+def _restore(variables, values) -> None:
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+
+
+def find_lr(
+    model: keras.Model,
+    dataset: Any,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int | None = None,
+    stop_factor: float = 4.0,
+    beta: float = 0.98,
+    verbose: int = 1,
+    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+) -> LRFindResult:
+    """Sweep the learning rate exponentially and record the loss of every batch.
+
+    The model's own compiled optimizer is driven by `ktlite.lr.PolicyCallback` with an
+    `ExponentialSweep` from `start_lr` to `end_lr` over `num_steps` batches (momentum left
+    alone). The sweep stops early once the smoothed loss exceeds `stop_factor` times its
+    minimum or stops being finite. The data set is repeated if it is shorter than the sweep.
+
+    Afterwards the model's variables (weights, non-trainable state, random seeds), its
+    metrics, every optimizer variable (including `iterations` and the learning rate) are
+    restored bit for bit - also when the sweep diverges or is interrupted. An optimizer that
+    has not been built yet (the model never trained) is left untouched and unbuilt: the sweep
+    runs on a copy made from its config. An optimizer created with a `LearningRateSchedule`
+    is swept through a temporary learning-rate variable and gets its schedule back.
+
+    Args:
+        model: A compiled `keras.Model`.
+        dataset: A batched `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`.
+        start_lr: First learning rate of the sweep. Default 1e-7.
+        end_lr: Last learning rate of the sweep. Default 10.
+        num_steps: Batches in the full sweep (>= 5). Default `DEFAULT_NUM_STEPS` (200).
+        stop_factor: Stop once the smoothed loss exceeds this many times its minimum (> 1).
+            Default 4.
+        beta: Smoothing factor of the bias-corrected moving average, in [0, 1). Default 0.98.
+        verbose: 0 silent, 1 a progress bar.
+        callbacks: Extra Keras callbacks to run during the sweep.
+
+    Returns:
+        An `LRFindResult`; `result.suggestion` is the `"valley"` suggestion.
+
+    Raises:
+        ValueError: If an argument is invalid or the model is not compiled.
+
+    Example:
+        >>> result = find_lr(model, train_ds.batch(32))
+        >>> result.suggestions
+        {'valley': ..., 'steep': ..., 'minimum': ...}
+    """
+    import tensorflow as tf
+
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            "The model is not compiled. Call `model.compile(optimizer=..., loss=...)` with "
+            "keyword arguments before `find_lr`."
+        )
+    if not isinstance(dataset, tf.data.Dataset):
+        raise ValueError(
+            "`dataset` must be a batched tf.data.Dataset. "
+            f"Received: dataset of type {type(dataset).__name__}"
+        )
+    start_lr = _check_float("start_lr", start_lr, 0.0, math.inf)
+    end_lr = _check_float("end_lr", end_lr, 0.0, math.inf)
+    if end_lr <= start_lr:
+        raise ValueError(
+            "`end_lr` must be larger than `start_lr`. "
+            f"Received: start_lr={start_lr!r}, end_lr={end_lr!r}"
+        )
+    if num_steps is None:
+        num_steps = DEFAULT_NUM_STEPS
+    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 5:
+        raise ValueError(f"`num_steps` must be an int >= 5. Received: num_steps={num_steps!r}")
+    num_steps = int(num_steps)
+    stop_factor = _check_float("stop_factor", stop_factor, 1.0, math.inf)
+    beta = _check_float("beta", beta, 0.0, 1.0, low_open=False)
+    if verbose not in (0, 1, 2, True, False):
+        raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
+    callbacks = list(callbacks or [])
+    for cb in callbacks:
+        if not isinstance(cb, keras.callbacks.Callback):
+            raise ValueError(
+                f"`callbacks` must hold keras.callbacks.Callback objects. Received: {cb!r}"
+            )
+    if dataset.cardinality() == 0:
+        raise ValueError("`dataset` is empty. Received: a tf.data.Dataset with 0 batches")
+
+    original_optimizer = model.optimizer
+    sweep_optimizer = original_optimizer
+    if not original_optimizer.built:
+        # Building is irreversible; sweep on an identical, fresh copy instead.
+        sweep_optimizer = type(original_optimizer).from_config(original_optimizer.get_config())
+    inner = _inner_optimizer(sweep_optimizer)
+    original_lr_object = inner._learning_rate
+    swap_lr = not isinstance(original_lr_object, keras.Variable)
+
+    model_vars = list(model.variables) + list(model.metrics_variables)
+    saved_model = _snapshot(model_vars)
+    opt_vars = list(original_optimizer.variables) if original_optimizer.built else []
+    saved_opt = _snapshot(opt_vars)
+    had_history = "history" in model.__dict__
+    saved_history = getattr(model, "history", None)
+    saved_stop = getattr(model, "stop_training", False)
+
+    policy_cb = PolicyCallback(ExponentialSweep(start_lr, end_lr, num_steps))
+    progbar = keras.utils.Progbar(
+        num_steps, verbose=verbose, stateful_metrics=["lr", "loss"]
+    ) if verbose else None
+    monitor = _SweepMonitor(policy_cb, stop_factor, beta, progbar)
+    try:
+        if sweep_optimizer is not original_optimizer:
+            model.optimizer = sweep_optimizer
+        if swap_lr:
+            with model.distribute_strategy.scope():
+                inner._learning_rate = keras.Variable(
+                    start_lr, dtype=keras.backend.floatx(), trainable=False,
+                    name="ktlite_lr_find_learning_rate",
+                )
+        model.fit(
+            dataset.repeat(),
+            epochs=1,
+            steps_per_epoch=num_steps,
+            callbacks=[policy_cb, monitor, *callbacks],
+            verbose=0,
+            shuffle=False,
+        )
+    finally:
+        policy_cb.restore()
+        if swap_lr:
+            inner._learning_rate = original_lr_object
+        model.optimizer = original_optimizer
+        _restore(model_vars, saved_model)
+        _restore(opt_vars, saved_opt)
+        model.stop_training = saved_stop
+        if had_history:
+            model.history = saved_history
+        else:
+            model.__dict__.pop("history", None)
+    n = len(monitor.smoothed)
+    if progbar is not None and n:
+        progbar.update(n, values=[("loss", monitor.smoothed[-1])], finalize=True)
+    result = LRFindResult.from_curve(
+        policy_cb.history["lrs"][:n],
+        policy_cb.history["losses"][:n],
+        beta=beta,
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_steps=num_steps,
+        stop_factor=stop_factor,
+        stopped_early=monitor.stopped_early,
+    )
+    return result

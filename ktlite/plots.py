@@ -1,0 +1,156 @@
+"""Figures a person judges by eye: LR-finder curves and per-step training history.
+
+matplotlib is imported inside the functions so `import ktlite` stays light; the figures are
+built with the object API and never call `plt.show()`, so they work with the Agg backend.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["plot_lr_find", "plot_history"]
+
+_MARKERS = {"valley": "o", "steep": "^", "minimum": "s"}
+
+
+def _new_axes(ax: Any):
+    if ax is not None:
+        if not hasattr(ax, "figure") or not hasattr(ax, "plot"):
+            raise ValueError(f"`ax` must be a matplotlib Axes or None. Received: ax={ax!r}")
+        return ax.figure, ax
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.2))
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _lr_curve(result: Any) -> tuple[np.ndarray, np.ndarray, dict]:
+    lrs = np.asarray(getattr(result, "lrs"), dtype=np.float64)
+    smoothed = np.asarray(getattr(result, "smoothed"), dtype=np.float64)
+    keep = np.isfinite(lrs) & np.isfinite(smoothed) & (lrs > 0)
+    return lrs[keep], smoothed[keep], dict(getattr(result, "suggestions", {}) or {})
+
+
+def plot_lr_find(
+    result_or_results: Any,
+    labels: Sequence[str] | None = None,
+    suggest: bool = True,
+    ax: Any = None,
+):
+    """Plot smoothed loss against learning rate (log axis) for one or several sweeps.
+
+    Args:
+        result_or_results: An `ktlite.lr.LRFindResult` or a list of them to overlay (e.g. the
+            same model at two batch sizes).
+        labels: One legend label per result. Default: no legend for one result,
+            `"run 0"`, `"run 1"`, ... for several.
+        suggest: Mark each result's suggestions (`valley`, `steep`, `minimum`). Default True.
+        ax: A matplotlib Axes to draw into; default a new Figure.
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Raises:
+        ValueError: If the results are empty or not LR-finder results, or `labels` does not
+            match them.
+
+    Example:
+        >>> fig = plot_lr_find([result_bs32, result_bs256], labels=["bs 32", "bs 256"])
+        >>> fig.savefig("lr_find.png")
+    """
+    results = (
+        list(result_or_results)
+        if isinstance(result_or_results, (list, tuple))
+        else [result_or_results]
+    )
+    if not results:
+        raise ValueError("`result_or_results` must hold at least one result. Received: []")
+    for r in results:
+        if not (hasattr(r, "lrs") and hasattr(r, "smoothed")):
+            raise ValueError(
+                "`result_or_results` must be LRFindResult objects. "
+                f"Received: {type(r).__name__}"
+            )
+    if labels is not None:
+        labels = list(labels)
+        if len(labels) != len(results):
+            raise ValueError(
+                f"`labels` must have one entry per result ({len(results)}). "
+                f"Received: labels={labels!r}"
+            )
+    elif len(results) > 1:
+        labels = [f"run {i}" for i in range(len(results))]
+    if not isinstance(suggest, bool):
+        raise ValueError(f"`suggest` must be a bool. Received: suggest={suggest!r}")
+    fig, ax = _new_axes(ax)
+    lows, highs = [], []
+    for i, result in enumerate(results):
+        lrs, smoothed, suggestions = _lr_curve(result)
+        label = labels[i] if labels else None
+        (line,) = ax.plot(lrs, smoothed, label=label)
+        if smoothed.size:
+            lows.append(smoothed.min())
+            highs.append(smoothed[: max(1, smoothed.size // 10)].max())
+        if suggest and lrs.size:
+            for name, lr in suggestions.items():
+                if lr is None or not math.isfinite(lr):
+                    continue
+                y = float(np.interp(np.log(lr), np.log(lrs), smoothed))
+                ax.plot(
+                    [lr], [y], linestyle="none", marker=_MARKERS.get(name, "x"),
+                    color=line.get_color(), markersize=7,
+                    label=f"{name} {lr:.2e}" if len(results) == 1 else None,
+                )
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("smoothed loss")
+    if lows:
+        # Keep the region of interest visible: a diverging tail would squash it.
+        low, high = min(lows), max(highs)
+        pad = 0.1 * max(high - low, 1e-12)
+        ax.set_ylim(low - pad, high + 4 * pad)
+    if labels or (suggest and len(results) == 1):
+        ax.legend(loc="best", fontsize="small")
+    if suggest and len(results) > 1:
+        ax.set_title("markers: o valley, ^ steep, s minimum", fontsize="small")
+    return fig
+
+
+def plot_history(values: Sequence[float], name: str, ax: Any = None):
+    """Plot one per-step training quantity (e.g. `"lr"`, `"momentum"` or `"loss"`).
+
+    Args:
+        values: One value per training step; `None`/non-finite values are skipped.
+        name: What the values are; used as the y label and title. `"lr"` uses a log axis.
+        ax: A matplotlib Axes to draw into; default a new Figure.
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Raises:
+        ValueError: If `values` is empty or `name` is not a non-empty string.
+
+    Example:
+        >>> fig = plot_history(policy_callback.history["lrs"], "lr")
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"`name` must be a non-empty str. Received: name={name!r}")
+    try:
+        data = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"`values` must be a sequence of numbers. Received: {values!r}") from None
+    if data.size == 0:
+        raise ValueError("`values` must not be empty. Received: []")
+    fig, ax = _new_axes(ax)
+    steps = np.arange(data.size)
+    keep = np.isfinite(data)
+    ax.plot(steps[keep], data[keep])
+    if name.lower() in ("lr", "lrs", "learning_rate") and np.all(data[keep] > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(name)
+    ax.set_title(name)
+    return fig
