@@ -1,0 +1,392 @@
+"""Tests for ktlite.predictor: the task registry, saving, loading and their refusals.
+
+A tiny "toy" task (vectors of 4 floats, a dense softmax model) exercises the base class
+without any text machinery, which also shows what a new task has to provide.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import ktlite
+from ktlite import predictor as predictor_lib
+from ktlite.predictor import Predictor, get_predictor, load_predictor, register_predictor
+
+CLASSES = ["ant", "bee", "cat"]
+
+
+class ToyPreprocessor:
+    task = "toy"
+
+    def __init__(self, class_names=CLASSES, label_mode="multiclass", scale=2.0):
+        self.class_names = None if class_names is None else list(class_names)
+        self.label_mode = label_mode
+        self.num_outputs = 1 if class_names is None else len(class_names)
+        self.scale = scale
+
+    def decode_predictions(self, probs):
+        if self.label_mode == "regression":
+            return [float(v) for v in probs[:, 0]]
+        if self.label_mode == "multilabel":
+            return [list(zip(self.class_names, map(float, row))) for row in probs]
+        return [self.class_names[i] for i in np.argmax(probs, axis=1)]
+
+    def save(self, folder):
+        config = {"class_names": self.class_names, "label_mode": self.label_mode,
+                  "scale": self.scale}
+        Path(folder, "toy.json").write_text(json.dumps(config))
+
+    @classmethod
+    def load(cls, folder):
+        config = json.loads(Path(folder, "toy.json").read_text())
+        if not isinstance(config.get("scale"), float):
+            raise ValueError(f"toy.json: bad scale {config.get('scale')!r}")
+        return cls(config["class_names"], config["label_mode"], config["scale"])
+
+
+class ToyPredictor(Predictor):
+    task = "toy"
+    preprocessor_files = ("toy.json",)
+
+    def _input_spec(self):
+        return tf.TensorSpec((None, 4), tf.float32)
+
+    def _transform(self, raw):
+        return raw * self.preproc.scale
+
+    def _as_batch(self, inputs):
+        array = np.asarray(inputs, dtype="float32")
+        if array.ndim == 1:
+            return [array], True
+        if array.ndim != 2 or len(array) == 0:
+            raise ValueError(f"`inputs` must be (n, 4). Received shape {array.shape}")
+        return list(array), False
+
+    def _to_tensor(self, items):
+        return tf.constant(np.stack(items), tf.float32)
+
+    @classmethod
+    def _load_preprocessor(cls, folder):
+        return ToyPreprocessor.load(folder)
+
+
+def toy_model(num_outputs=3, activation="softmax"):
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(num_outputs, activation=activation)(inputs))
+
+
+@pytest.fixture(autouse=True)
+def toy_task():
+    register_predictor("toy", ToyPredictor)
+    yield
+    predictor_lib._PREDICTORS.pop("toy", None)
+
+
+@pytest.fixture
+def toy():
+    return get_predictor(toy_model(), ToyPreprocessor(), batch_size=4)
+
+
+@pytest.fixture
+def saved(toy, tmp_path):
+    path = tmp_path / "pred"
+    toy.save(path)
+    return path
+
+
+X = np.random.default_rng(0).normal(size=(10, 4)).astype("float32")
+
+
+# ---------------------------------------------------------------- get_predictor
+def test_get_predictor_picks_the_class_registered_for_preproc_task(toy):
+    assert isinstance(toy, ToyPredictor)
+    assert ktlite.get_predictor is get_predictor
+
+
+def test_get_predictor_refuses_unknown_task():
+    preproc = ToyPreprocessor()
+    preproc.task = "vision"
+    with pytest.raises(ValueError, match="No predictor is registered for task 'vision'"):
+        get_predictor(toy_model(), preproc)
+
+
+def test_get_predictor_refuses_non_model_and_preproc_without_task():
+    with pytest.raises(TypeError, match="`model` must be a keras.Model"):
+        get_predictor("model.keras", ToyPreprocessor())
+    with pytest.raises(TypeError, match="`preproc` must be a ktlite preprocessor"):
+        get_predictor(toy_model(), object())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "32", None])
+def test_batch_size_must_be_positive_int(bad):
+    with pytest.raises(ValueError, match=r"`batch_size` must be a positive int. Received"):
+        get_predictor(toy_model(), ToyPreprocessor(), batch_size=bad)
+
+
+def test_batch_size_setter_validates(toy):
+    toy.batch_size = 7
+    assert toy.batch_size == 7
+    with pytest.raises(ValueError, match="batch_size=0"):
+        toy.batch_size = 0
+
+
+def test_model_outputs_must_match_the_class_count():
+    with pytest.raises(ValueError, match="model has 2 outputs but the preprocessor has 3"):
+        get_predictor(toy_model(num_outputs=2), ToyPreprocessor())
+
+
+def test_register_predictor_validates_arguments():
+    with pytest.raises(ValueError, match="`task` must be a non-empty string"):
+        register_predictor("", ToyPredictor)
+    with pytest.raises(TypeError, match="Predictor subclass"):
+        register_predictor("toy2", dict)
+    with pytest.raises(ValueError, match="module:ClassName"):
+        register_predictor("toy2", "no_colon")
+
+
+def test_predictor_module_does_not_import_task_packages():
+    code = (
+        "import sys, ktlite.predictor\n"
+        "assert 'ktlite.text' not in sys.modules, sorted(m for m in sys.modules if 'ktlite' in m)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ---------------------------------------------------------------- prediction
+def test_predict_single_and_batch(toy):
+    probs = toy.model(X * 2.0).numpy()
+    assert toy.predict(X[0]) == CLASSES[int(np.argmax(probs[0]))]
+    assert toy.predict(X) == [CLASSES[i] for i in np.argmax(probs, axis=1)]
+    np.testing.assert_allclose(toy.predict_proba(X), probs, atol=1e-6)
+    np.testing.assert_allclose(toy.predict(X[0], return_proba=True), probs[0], atol=1e-6)
+    assert toy.get_classes() == CLASSES
+
+
+def test_predict_honours_batch_size_and_traces_once(toy):
+    sizes = []
+    forward = toy._forward_fn()
+    toy._forward = lambda raw: (sizes.append(int(raw.shape[0])), forward(raw))[1]
+    toy.predict(X)
+    assert sizes == [4, 4, 2]
+    toy.batch_size = 3
+    sizes.clear()
+    toy.predict(X)
+    assert sizes == [3, 3, 3, 1]
+    assert forward.experimental_get_tracing_count() == 1
+
+
+def test_regression_predicts_floats_and_refuses_predict_proba():
+    regressor = get_predictor(
+        toy_model(1, None), ToyPreprocessor(class_names=None, label_mode="regression")
+    )
+    value = regressor.predict(X[0])
+    assert isinstance(value, float)
+    assert regressor.get_classes() == []
+    with pytest.raises(ValueError, match="predict_proba` needs a classifier"):
+        regressor.predict_proba(X)
+
+
+def test_return_proba_must_be_bool(toy):
+    with pytest.raises(TypeError, match="return_proba=1"):
+        toy.predict(X, return_proba=1)
+
+
+# ---------------------------------------------------------------- save
+def test_save_writes_the_documented_folder(saved, toy):
+    assert sorted(os.listdir(saved)) == ["ktlite.json", "model.keras", "toy.json"]
+    meta = json.loads((saved / "ktlite.json").read_text())
+    assert meta["format"] == "ktlite-predictor"
+    assert meta["format_version"] == predictor_lib.FORMAT_VERSION == 1
+    assert meta["task"] == "toy"
+    assert meta["class_names"] == CLASSES
+    assert meta["batch_size"] == 4
+    assert set(meta["versions"]) == {"ktlite", "keras", "tensorflow"}
+    assert meta["versions"]["keras"] == keras.__version__
+
+
+def test_save_load_round_trip(saved, toy):
+    loaded = load_predictor(saved)
+    assert isinstance(loaded, ToyPredictor)
+    assert loaded.batch_size == 4
+    np.testing.assert_allclose(loaded.predict_proba(X), toy.predict_proba(X), atol=1e-7)
+
+
+def test_save_replaces_an_existing_predictor(saved, toy):
+    toy.batch_size = 9
+    toy.save(saved)
+    assert load_predictor(saved).batch_size == 9
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["pred"]
+
+
+def test_failed_save_leaves_existing_predictor_intact(saved, toy, monkeypatch):
+    before = {p.name: p.read_bytes() for p in saved.iterdir()}
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.saving, "save_model", broken_save)
+    toy.batch_size = 9
+    with pytest.raises(OSError, match="disk full"):
+        toy.save(saved)
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["pred"]  # no temp folder left
+    assert load_predictor(saved).batch_size == 4
+
+
+def test_failed_swap_puts_the_old_predictor_back(saved, toy, monkeypatch):
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if ".tmp-" in os.fspath(src):
+            raise OSError("rename failed")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(predictor_lib.os, "rename", rename)
+    toy.batch_size = 9
+    with pytest.raises(OSError, match="rename failed"):
+        toy.save(saved)
+    assert load_predictor(saved).batch_size == 4
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["pred"]
+
+
+def test_save_refuses_a_folder_that_is_not_a_predictor(toy, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(FileExistsError, match="not empty and does not hold a ktlite predictor"):
+        toy.save(folder)
+    assert os.listdir(folder) == ["holiday.jpg"]
+
+
+def test_save_refuses_a_predictor_folder_holding_extra_files(saved, toy):
+    (saved / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="does not hold a ktlite predictor"):
+        toy.save(saved)
+    assert (saved / "notes.txt").read_text() == "mine"
+
+
+def test_save_refuses_a_file_path(toy, tmp_path):
+    file = tmp_path / "pred"
+    file.write_text("x")
+    with pytest.raises(FileExistsError, match="it is not a folder"):
+        toy.save(file)
+
+
+def test_save_accepts_an_empty_folder_and_creates_parents(toy, tmp_path):
+    (tmp_path / "empty").mkdir()
+    toy.save(tmp_path / "empty")
+    toy.save(tmp_path / "a" / "b")
+    assert load_predictor(tmp_path / "a" / "b").get_classes() == CLASSES
+    assert load_predictor(tmp_path / "empty").get_classes() == CLASSES
+
+
+# ---------------------------------------------------------------- load refusals
+def edit_meta(folder, **changes):
+    file = folder / "ktlite.json"
+    meta = json.loads(file.read_text())
+    meta.update(changes)
+    file.write_text(json.dumps(meta))
+
+
+def test_load_refuses_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No predictor folder"):
+        load_predictor(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("name", ["ktlite.json", "model.keras", "toy.json"])
+def test_load_refuses_a_missing_file(saved, name):
+    (saved / name).unlink()
+    with pytest.raises(FileNotFoundError, match=name.replace(".", r"\.")):
+        load_predictor(saved)
+
+
+def test_load_refuses_invalid_json(saved):
+    (saved / "ktlite.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"ktlite\.json is not valid JSON"):
+        load_predictor(saved)
+
+
+def test_load_refuses_a_json_array(saved):
+    (saved / "ktlite.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"ktlite\.json must hold a JSON object"):
+        load_predictor(saved)
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", 1.0, None])
+def test_load_refuses_unknown_format_version(saved, version):
+    edit_meta(saved, format_version=version)
+    with pytest.raises(ValueError, match=r"ktlite\.json has format_version=.*reads version 1"):
+        load_predictor(saved)
+
+
+def test_load_refuses_a_foreign_format(saved):
+    edit_meta(saved, format="something-else")
+    with pytest.raises(ValueError, match="not a ktlite predictor file"):
+        load_predictor(saved)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("task", 3),
+        ("label_mode", "ranking"),
+        ("class_names", "ant,bee,cat"),
+        ("class_names", ["ant", 2, "cat"]),
+        ("class_names", ["ant", "ant", "cat"]),
+        ("batch_size", "32"),
+        ("batch_size", 0),
+        ("files", "model.keras"),
+        ("files", ["../../etc/passwd", "model.keras"]),
+    ],
+)
+def test_load_refuses_wrong_types_in_metadata(saved, field, value):
+    edit_meta(saved, **{field: value})
+    with pytest.raises(ValueError, match=rf"ktlite\.json: `{field}` must be"):
+        load_predictor(saved)
+
+
+def test_load_refuses_unknown_task(saved):
+    edit_meta(saved, task="vision")
+    with pytest.raises(ValueError, match="No predictor is registered for task 'vision'"):
+        load_predictor(saved)
+
+
+def test_load_refuses_class_names_that_disagree_with_the_preprocessor(saved):
+    edit_meta(saved, class_names=["ant", "bee", "dog"])
+    with pytest.raises(ValueError, match="class_names.*the folder was modified"):
+        load_predictor(saved)
+
+
+def test_load_refuses_a_model_with_the_wrong_number_of_outputs(saved):
+    keras.saving.save_model(toy_model(num_outputs=4), str(saved / "model.keras"))
+    with pytest.raises(ValueError, match="model has 4 outputs but the preprocessor has 3"):
+        load_predictor(saved)
+
+
+def test_load_refuses_a_damaged_model_file(saved):
+    (saved / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ValueError, match=r"Could not load the Keras model .*model\.keras"):
+        load_predictor(saved)
+
+
+def test_load_names_the_preprocessor_file_when_it_is_tampered(saved):
+    (saved / "toy.json").write_text(json.dumps({"class_names": CLASSES,
+                                                "label_mode": "multiclass", "scale": "2"}))
+    with pytest.raises(ValueError, match=r"Could not load the preprocessor from .*toy\.json"):
+        load_predictor(saved)
+
+
+def test_load_uses_keras_safe_mode(tmp_path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda t: tf.nn.softmax(t[:, :3]))(inputs)
+    unsafe = get_predictor(keras.Model(inputs, outputs), ToyPreprocessor())
+    unsafe.save(tmp_path / "unsafe")
+    with pytest.raises(ValueError, match="Could not load the Keras model"):
+        load_predictor(tmp_path / "unsafe")
