@@ -1,0 +1,111 @@
+"""Tests for ktlite.layers.TokenAndPositionEmbedding."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite.layers import TokenAndPositionEmbedding
+
+IDS = np.array([[5, 7, 2, 0, 0, 0], [1, 2, 3, 4, 5, 6]], dtype="int32")
+
+
+def test_output_shape_and_mask_marks_padding():
+    layer = TokenAndPositionEmbedding(vocab_size=10, sequence_length=6, embedding_dim=4)
+    out = layer(IDS)
+    assert tuple(out.shape) == (2, 6, 4)
+    np.testing.assert_array_equal(np.asarray(layer.compute_mask(IDS)), IDS != 0)
+
+
+def test_functional_model_propagates_padding_mask():
+    inputs = keras.Input((6,), dtype="int32")
+    outputs = TokenAndPositionEmbedding(10, 6, 4)(inputs)
+    assert outputs._keras_mask is not None
+
+
+def test_mask_zero_false_gives_no_mask():
+    layer = TokenAndPositionEmbedding(10, 6, 4, mask_zero=False)
+    assert layer.compute_mask(IDS) is None
+
+
+def test_same_token_differs_by_position_only_through_position_embedding():
+    layer = TokenAndPositionEmbedding(10, 6, 4)
+    out = np.asarray(layer(np.full((1, 6), 3, dtype="int32")))[0]
+    positions = np.asarray(layer.position_embeddings)
+    np.testing.assert_allclose(out - positions, np.tile(out[0] - positions[0], (6, 1)),
+                               atol=1e-6)
+
+
+def test_inputs_shorter_than_sequence_length_use_the_first_positions():
+    layer = TokenAndPositionEmbedding(10, 6, 4)
+    full = np.asarray(layer(IDS))
+    short = np.asarray(layer(IDS[:, :3]))
+    np.testing.assert_allclose(short, full[:, :3], atol=1e-6)
+
+
+def test_sinusoidal_positions_follow_the_formula_and_have_no_weights():
+    layer = TokenAndPositionEmbedding(10, 6, 5, position="sinusoidal")
+    ids = np.zeros((1, 6), dtype="int32")
+    out = np.asarray(layer(ids))[0] - np.asarray(layer.token_embeddings)[0]
+    assert len(layer.weights) == 1  # the token embeddings only
+    pos, dim = 3, 5
+    expected = [
+        math.sin(pos / 10000 ** (2 * (i // 2) / dim)) if i % 2 == 0
+        else math.cos(pos / 10000 ** (2 * (i // 2) / dim))
+        for i in range(dim)
+    ]
+    np.testing.assert_allclose(out[pos], expected, atol=1e-5)
+
+
+def test_inputs_longer_than_sequence_length_raise():
+    layer = TokenAndPositionEmbedding(10, 4, 8)
+    with pytest.raises(ValueError, match="length=6, sequence_length=4"):
+        layer(IDS)
+
+
+def test_non_token_id_input_rank_raises():
+    layer = TokenAndPositionEmbedding(10, 4, 8)
+    with pytest.raises(ValueError, match=r"inputs_shape=\(2, 4, 3\)"):
+        layer.build((2, 4, 3))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"vocab_size": 0}, "Received: vocab_size=0"),
+        ({"sequence_length": -3}, "Received: sequence_length=-3"),
+        ({"embedding_dim": 2.5}, "Received: embedding_dim=2.5"),
+        ({"embedding_dim": True}, "Received: embedding_dim=True"),
+        ({"position": "rotary"}, "Received: position='rotary'"),
+        ({"mask_zero": 1}, "Received: mask_zero=1"),
+    ],
+)
+def test_invalid_arguments_raise_with_received_value(kwargs, message):
+    args = {"vocab_size": 10, "sequence_length": 4, "embedding_dim": 8, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        TokenAndPositionEmbedding(**args)
+
+
+def test_numpy_integer_arguments_give_a_json_config():
+    layer = TokenAndPositionEmbedding(np.int64(10), np.int32(4), np.int64(8))
+    config = layer.get_config()
+    assert type(config["vocab_size"]) is int
+    assert TokenAndPositionEmbedding.from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize("position", ["learned", "sinusoidal"])
+def test_keras_round_trip_gives_identical_outputs(position, roundtrip):
+    inputs = keras.Input((6,), dtype="int32")
+    outputs = TokenAndPositionEmbedding(10, 6, 4, position=position)(inputs)
+    model = keras.Model(inputs, outputs)
+    loaded = roundtrip(model)
+    np.testing.assert_array_equal(np.asarray(loaded(IDS)), np.asarray(model(IDS)))
+    assert isinstance(loaded.layers[1], TokenAndPositionEmbedding)
+
+
+def test_mixed_bfloat16_keeps_float32_weights_and_computes_in_bfloat16(mixed_bfloat16):
+    layer = TokenAndPositionEmbedding(10, 6, 4)
+    out = layer(IDS)
+    assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
+    assert all(w.dtype == "float32" for w in layer.weights)

@@ -1,0 +1,137 @@
+"""Tests for ktlite.layers.TransformerDecoder."""
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder
+
+RNG = np.random.default_rng(0)
+TARGET = RNG.normal(size=(2, 6, 8)).astype("float32")
+SOURCE = RNG.normal(size=(2, 5, 8)).astype("float32")
+
+
+def _perturbed_after(x, t):
+    changed = x.copy()
+    changed[:, t + 1:] = RNG.normal(size=changed[:, t + 1:].shape) * 10
+    return changed
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("cross_attention", [False, True])
+def test_a_position_never_sees_later_positions(norm_first, cross_attention):
+    decoder = TransformerDecoder(2, 16, dropout=0.0, norm_first=norm_first)
+    source = (SOURCE,) if cross_attention else ()
+    reference = np.asarray(decoder(TARGET, *source))
+    for t in range(TARGET.shape[1] - 1):
+        out = np.asarray(decoder(_perturbed_after(TARGET, t), *source))
+        np.testing.assert_allclose(out[:, : t + 1], reference[:, : t + 1], atol=1e-5)
+        assert not np.allclose(out[:, t + 1:], reference[:, t + 1:])
+
+
+def test_without_causal_mask_earlier_positions_see_later_ones():
+    decoder = TransformerDecoder(2, 16, dropout=0.0)
+    out = decoder(_perturbed_after(TARGET, 2), use_causal_mask=False)
+    assert not np.allclose(np.asarray(out)[:, :3], np.asarray(decoder(TARGET))[:, :3])
+
+
+def test_padded_encoder_positions_are_ignored():
+    decoder = TransformerDecoder(2, 16, dropout=0.0)
+    padding = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]])
+    junk = SOURCE.copy()
+    junk[padding == 0] = 50.0
+    np.testing.assert_allclose(
+        np.asarray(decoder(TARGET, junk, encoder_padding_mask=padding)),
+        np.asarray(decoder(TARGET, SOURCE, encoder_padding_mask=padding)),
+        atol=1e-5,
+    )
+
+
+def test_functional_model_takes_both_padding_masks_from_keras_masks():
+    target_ids = keras.Input((6,), dtype="int32")
+    source_ids = keras.Input((5,), dtype="int32")
+    embed_target = TokenAndPositionEmbedding(20, 6, 8)
+    embed_source = TokenAndPositionEmbedding(20, 5, 8)
+    decoder = TransformerDecoder(2, 16, dropout=0.0)
+    outputs = decoder(embed_target(target_ids), embed_source(source_ids))
+    model = keras.Model([target_ids, source_ids], outputs)
+    assert outputs._keras_mask is not None
+
+    target = np.array([[3, 4, 5, 0, 0, 0]], dtype="int32")
+    source = np.array([[7, 8, 0, 0, 0]], dtype="int32")
+    # Without padding masks the padded encoder positions would be attended to, so the
+    # padded batch would differ from the same sentences without padding.
+    unpadded = decoder(embed_target(target[:, :3]), embed_source(source[:, :2]))
+    np.testing.assert_allclose(np.asarray(model([target, source]))[:, :3],
+                               np.asarray(unpadded), atol=1e-5)
+
+
+def test_cross_attention_block_called_without_encoder_sequence_raises():
+    decoder = TransformerDecoder(2, 16)
+    decoder(TARGET, SOURCE)
+    with pytest.raises(ValueError, match="built with cross-attention"):
+        decoder(TARGET)
+
+
+def test_decoder_only_block_called_with_encoder_sequence_raises():
+    decoder = TransformerDecoder(2, 16)
+    decoder(TARGET)
+    with pytest.raises(ValueError, match="built without cross-attention"):
+        decoder(TARGET, SOURCE)
+
+
+def test_encoder_sequence_may_have_another_hidden_size():
+    decoder = TransformerDecoder(2, 16)
+    out = decoder(TARGET, np.zeros((2, 3, 12), "float32"))
+    assert tuple(out.shape) == TARGET.shape
+
+
+def test_hidden_dim_not_divisible_by_num_heads_names_both_values():
+    with pytest.raises(ValueError, match="Received: num_heads=3, hidden_dim=8"):
+        TransformerDecoder(3, 16)(TARGET)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_heads": -2}, "Received: num_heads=-2"),
+        ({"intermediate_dim": 0}, "Received: intermediate_dim=0"),
+        ({"dropout": -0.5}, "Received: dropout=-0.5"),
+        ({"activation": 3}, "Received: activation=3"),
+        ({"layer_norm_epsilon": -1e-5}, "Received: layer_norm_epsilon=-1e-05"),
+    ],
+)
+def test_invalid_arguments_raise_with_received_value(kwargs, message):
+    args = {"num_heads": 2, "intermediate_dim": 8, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        TransformerDecoder(**args)
+
+
+def test_config_round_trips_through_from_config():
+    decoder = TransformerDecoder(2, 8, dropout=0.0, norm_first=True, name="dec")
+    config = decoder.get_config()
+    assert TransformerDecoder.from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize("cross_attention", [False, True])
+def test_keras_round_trip_gives_identical_outputs(cross_attention, roundtrip):
+    target = keras.Input((6, 8))
+    inputs = [target]
+    if cross_attention:
+        source = keras.Input((5, 8))
+        padding = keras.Input((5,), dtype="bool")
+        inputs += [source, padding]
+        outputs = TransformerDecoder(2, 16)(target, source, encoder_padding_mask=padding)
+    else:
+        outputs = TransformerDecoder(2, 16)(target)
+    model = keras.Model(inputs, outputs)
+    args = [TARGET, SOURCE, np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], bool)]
+    args = args[: len(inputs)]
+    np.testing.assert_array_equal(np.asarray(roundtrip(model)(args)), np.asarray(model(args)))
+
+
+def test_mixed_bfloat16_runs_in_bfloat16(mixed_bfloat16):
+    decoder = TransformerDecoder(2, 16)
+    out = decoder(TARGET, SOURCE)
+    assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
+    assert np.isfinite(np.asarray(out, dtype="float32")).all()

@@ -1,0 +1,139 @@
+"""Tests for ktlite.models.Transformer."""
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite.layers import MaskedGlobalPooling, TokenAndPositionEmbedding, TransformerEncoder
+from ktlite.models import Transformer
+
+@pytest.fixture
+def mixed_bfloat16():
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+SMALL = {"vocab_size": 20, "embed_dim": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 32}
+
+
+def _padded(ids, length):
+    ids = np.asarray(ids, dtype="int32")
+    return np.pad(ids, [(0, 0), (0, length - ids.shape[1])])
+
+
+def test_returns_an_uncompiled_functional_model_with_int32_token_input():
+    model = Transformer(maxlen=10, num_outputs=3, **SMALL)
+    assert isinstance(model, keras.Model) and model.name == "transformer"
+    assert not model.compiled
+    assert tuple(model.input.shape) == (None, 10) and model.input.dtype == "int32"
+    assert tuple(model.output.shape) == (None, 3)
+    probs = np.asarray(model(_padded([[3, 4, 5]], 10)))
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, atol=1e-6)
+
+
+def test_default_sizes_are_documented_values():
+    model = Transformer(vocab_size=50, maxlen=8)
+    encoders = [layer for layer in model.layers if isinstance(layer, TransformerEncoder)]
+    assert len(encoders) == 2
+    assert encoders[0].num_heads == 4 and encoders[0].intermediate_dim == 4 * 128
+    assert model.get_layer("embedding").embedding_dim == 128
+    assert model.get_layer("pooling").mode == "mean"
+    assert tuple(model.output.shape) == (None, 2)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "first"])
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_output_does_not_change_with_the_amount_of_padding(pooling, norm_first):
+    short = Transformer(maxlen=6, pooling=pooling, norm_first=norm_first, **SMALL)
+    long = Transformer(maxlen=14, pooling=pooling, norm_first=norm_first, **SMALL)
+    # Same weights; the longer model's extra position vectors are random, which is
+    # harmless only if padded positions are really ignored.
+    weights = short.get_weights()
+    positions = short.get_layer("embedding").position_embeddings
+    index = next(i for i, w in enumerate(short.weights) if w is positions)
+    extra = np.random.default_rng(0).normal(size=(8, 16)).astype("float32")
+    weights[index] = np.concatenate([weights[index], extra])
+    long.set_weights(weights)
+
+    sentences = [[3, 4, 5], [7, 1, 2, 9, 9, 4]]
+    for sentence in sentences:
+        a = short(_padded([sentence], 6), training=False)
+        b = long(_padded([sentence], 14), training=False)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"norm_first": True, "head_hidden": 8, "pooling": "first"},
+               {"position": "sinusoidal", "head_activation": None, "num_outputs": 1}]
+)
+def test_keras_round_trip_gives_identical_outputs(kwargs, tmp_path):
+    model = Transformer(maxlen=8, **{**SMALL, **kwargs})
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    ids = np.array([[3, 4, 5, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7, 8]], dtype="int32")
+    np.testing.assert_array_equal(np.asarray(loaded(ids)), np.asarray(model(ids)))
+    assert isinstance(loaded.get_layer("embedding"), TokenAndPositionEmbedding)
+    assert isinstance(loaded.get_layer("pooling"), MaskedGlobalPooling)
+
+
+def test_head_activation_none_gives_unbounded_outputs_for_regression():
+    model = Transformer(maxlen=8, num_outputs=1, head_activation=None, **SMALL)
+    assert model.get_layer("head").activation.__name__ == "linear"
+
+
+def test_mixed_bfloat16_model_outputs_float32_and_trains(mixed_bfloat16):
+    model = Transformer(maxlen=8, **SMALL)
+    assert model.get_layer("encoder_0").compute_dtype == "bfloat16"
+    ids = np.random.default_rng(0).integers(0, 20, size=(16, 8)).astype("int32")
+    out = model(ids)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = model.fit(ids, np.arange(16) % 2, epochs=1, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_learns_whether_a_token_is_present():
+    rng = np.random.default_rng(0)
+    n, maxlen, marker = 256, 12, 7
+    lengths = rng.integers(3, maxlen + 1, size=n)
+    ids = np.zeros((n, maxlen), dtype="int32")
+    for i, length in enumerate(lengths):
+        ids[i, :length] = rng.choice([t for t in range(1, 20) if t != marker], size=length)
+    labels = (np.arange(n) % 2).astype("int32")
+    positions = rng.integers(0, lengths)
+    ids[labels == 1, positions[labels == 1]] = marker
+
+    model = Transformer(maxlen=maxlen, dropout=0.0, **SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(ids, labels, epochs=12, batch_size=32, verbose=0)
+    accuracy = model.evaluate(ids, labels, verbose=0, return_dict=True)["accuracy"]
+    assert accuracy > 0.95
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"embed_dim": 10, "num_heads": 3}, "Received: embed_dim=10, num_heads=3"),
+        ({"vocab_size": 0}, "Received: vocab_size=0"),
+        ({"maxlen": None}, "Received: maxlen=None"),
+        ({"num_layers": 0}, "Received: num_layers=0"),
+        ({"ff_dim": -4}, "Received: ff_dim=-4"),
+        ({"dropout": 1.5}, "Received: dropout=1.5"),
+        ({"num_outputs": 0}, "Received: num_outputs=0"),
+        ({"head_activation": "nope"}, "Received: head_activation='nope'"),
+        ({"pooling": "cls"}, "Received: pooling='cls'"),
+        ({"norm_first": None}, "Received: norm_first=None"),
+        ({"head_hidden": 0}, "Received: head_hidden=0"),
+        ({"position": "rope"}, "Received: position='rope'"),
+    ],
+)
+def test_invalid_arguments_raise_with_received_value(kwargs, message):
+    args = {**SMALL, "maxlen": 8, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        Transformer(**args)
