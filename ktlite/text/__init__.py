@@ -1,0 +1,45 @@
+"""Text classification and regression: loaders, the WordPiece preprocessor, models, predictor.
+
+Example:
+    >>> from ktlite import text
+    >>> trn, val, preproc = text.texts_from_array(x_train, y_train, x_test, y_test)
+    >>> model = text.text_classifier("transformer", trn, preproc=preproc)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ktlite.text.loaders import texts_from_array, texts_from_csv, texts_from_df, texts_from_folder
+from ktlite.text.preprocessor import TextPreprocessor
+
+# Written alongside this package; imported on first use so that `from ktlite import text`
+# works even before (or without) them.
+_LAZY = {
+    "text_classifier": "ktlite.text.models",
+    "text_regression_model": "ktlite.text.models",
+    "TextPredictor": "ktlite.text.predictor",
+}
+
+__all__ = [
+    "TextPreprocessor",
+    "texts_from_array",
+    "texts_from_csv",
+    "texts_from_df",
+    "texts_from_folder",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ktlite.text' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,650 @@
+"""Label detection, encoding and decoding for text tasks.
+
+Three label modes are supported, detected from the training labels unless ``label_mode``
+is given:
+
+* ``"multiclass"``: one class per text. Detected for strings, booleans, integers and
+  one-hot matrices (a 0/1 matrix whose rows each hold exactly one 1). Encoded as ``int32``
+  class ids.
+* ``"multilabel"``: any number of classes per text. Detected for lists of labels
+  (``[["news", "sport"], []]``) and 0/1 matrices whose rows do not all hold exactly one 1.
+  Encoded as a ``float32`` 0/1 matrix of shape ``(n, num_classes)``.
+* ``"regression"``: a numeric target. Detected for floats that are not all whole numbers
+  and for float matrices (several targets). Encoded as ``float32``.
+
+Ambiguous inputs raise a ``ValueError`` that names the fix rather than guessing:
+
+* floats that are all whole numbers (``[1.0, 2.0, 5.0]``, typical of a CSV column of star
+  ratings or of an integer column with missing values) could be classes or a numeric
+  target: pass ``label_mode="multiclass"`` or ``label_mode="regression"``;
+* an integer matrix that is not 0/1 could be rows of label ids or several numeric targets:
+  pass ``label_mode="multilabel"`` or ``label_mode="regression"``.
+
+A 0/1 matrix whose rows each hold exactly one 1 is read as one-hot multiclass labels; pass
+``label_mode="multilabel"`` if it is a multilabel matrix that happens to have one label per
+row. Integers are always read as classes (pass ``label_mode="regression"`` for a numeric
+target that only takes whole values).
+
+Class names are strings. Inferred class names are sorted: strings in code-point order,
+integers and booleans numerically (then written as text: ``3`` becomes ``"3"``), so the
+same labels always give the same class ids. Integer labels are matched to class names by
+their text when every label is found that way, and otherwise used as indices into the
+class names (``y=[0, 1]`` with ``class_names=["neg", "pos"]``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+LABEL_MODES = ("multiclass", "multilabel", "regression")
+
+# The kinds of raw labels recognised before a label mode is chosen.
+_STRINGS = "strings"
+_INTS = "ints"
+_FLOATS = "floats"
+_LISTS = "lists"
+_MATRIX = "matrix"
+
+
+def _preview(values: Sequence[Any], limit: int = 5) -> str:
+    shown = ", ".join(repr(v) for v in list(values)[:limit])
+    return f"[{shown}, ...]" if len(values) > limit else f"[{shown}]"
+
+
+def _is_sequence_label(value: Any) -> bool:
+    return isinstance(value, (list, tuple, set, frozenset, np.ndarray))
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    return False
+
+
+def _as_array(y: Any, name: str) -> np.ndarray:
+    """Turns lists, tuples, numpy arrays and pandas objects into a numpy array."""
+    if y is None:
+        raise ValueError(f"`{name}` must hold labels. Received: {name}=None")
+    if isinstance(y, (str, bytes)):
+        raise ValueError(
+            f"`{name}` must be a sequence of labels, not a single string. Received: {name}={y!r}"
+        )
+    if hasattr(y, "to_numpy"):  # pandas Series / DataFrame, without importing pandas
+        y = y.to_numpy()
+    if isinstance(y, np.ndarray):
+        arr = y
+    else:
+        items = list(y)
+        if any(_is_sequence_label(v) for v in items):
+            arr = np.empty(len(items), dtype=object)
+            arr[:] = [list(v) if _is_sequence_label(v) else v for v in items]
+        else:
+            arr = np.asarray(items)
+    if arr.ndim == 0:
+        raise ValueError(f"`{name}` must be a sequence of labels. Received: {name}={y!r}")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim > 2:
+        raise ValueError(
+            f"`{name}` must be 1-D (one label per text) or 2-D (a label matrix). "
+            f"Received: {name} with shape {arr.shape}"
+        )
+    return arr
+
+
+def _object_kind(arr: np.ndarray, name: str) -> tuple[str, np.ndarray]:
+    """Classifies a 1-D object array and converts it to a typed array where possible."""
+    kinds = set()
+    for i, v in enumerate(arr):
+        if _is_missing(v):
+            raise ValueError(
+                f"`{name}` holds a missing label (None or NaN) at index {i}. "
+                f"Drop or fill missing labels first. Received: {name}[{i}]={v!r}"
+            )
+        if isinstance(v, list):
+            kinds.add(_LISTS)
+        elif isinstance(v, (str, np.str_)):
+            kinds.add(_STRINGS)
+        elif isinstance(v, (bool, np.bool_, numbers.Integral)):
+            kinds.add(_INTS)
+        elif isinstance(v, numbers.Real):
+            kinds.add(_FLOATS)
+        else:
+            raise ValueError(
+                f"`{name}` labels must be strings, numbers or lists of labels. "
+                f"Received: {name}[{i}]={v!r} of type {type(v).__name__}"
+            )
+    if kinds == {_FLOATS, _INTS}:
+        kinds = {_FLOATS}
+    if len(kinds) > 1:
+        raise ValueError(
+            f"`{name}` mixes label types ({', '.join(sorted(kinds))}); use one type for all "
+            f"labels. Received: {name}={_preview(arr)}"
+        )
+    kind = kinds.pop() if kinds else _STRINGS
+    if kind == _STRINGS:
+        return kind, arr.astype(str)
+    if kind == _INTS:
+        all_bool = all(isinstance(v, (bool, np.bool_)) for v in arr)
+        return kind, arr.astype(bool) if all_bool else arr.astype(np.int64)
+    if kind == _FLOATS:
+        return kind, arr.astype(np.float64)
+    return kind, arr
+
+
+def _raw_kind(arr: np.ndarray, name: str) -> tuple[str, np.ndarray]:
+    """Returns the kind of raw labels and a cleaned array."""
+    if arr.ndim == 2:
+        if arr.dtype == object:
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"A 2-D `{name}` must be numeric (a 0/1 label matrix or regression "
+                    f"targets). Received: {name}={_preview(arr.tolist())}"
+                ) from None
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ValueError(
+                f"A 2-D `{name}` must be numeric (a 0/1 label matrix or regression targets). "
+                f"Received: {name} with dtype {arr.dtype}"
+            )
+        _check_finite(arr, name)
+        return _MATRIX, arr
+    if arr.dtype == object:
+        return _object_kind(arr, name)
+    if arr.dtype.kind in "US":
+        return _STRINGS, arr.astype(str)
+    if arr.dtype == bool:
+        return _INTS, arr
+    if np.issubdtype(arr.dtype, np.integer):
+        return _INTS, arr.astype(np.int64)
+    if np.issubdtype(arr.dtype, np.floating):
+        _check_finite(arr, name)
+        return _FLOATS, arr.astype(np.float64)
+    raise ValueError(
+        f"`{name}` labels must be strings, numbers or lists of labels. "
+        f"Received: {name} with dtype {arr.dtype}"
+    )
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    if arr.dtype.kind not in "fc":
+        return
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        index = tuple(int(i) for i in bad[0])
+        where = index[0] if len(index) == 1 else index
+        raise ValueError(
+            f"`{name}` holds a missing or infinite label (NaN/inf) at index {where}. "
+            f"Drop or fill missing labels first. Received: {name}[{where}]={arr[index]!r}"
+        )
+
+
+def _is_binary(matrix: np.ndarray) -> bool:
+    return bool(np.isin(matrix, (0, 1)).all())
+
+
+def _all_integral(values: np.ndarray) -> bool:
+    return bool(np.all(np.mod(values, 1) == 0))
+
+
+def infer_label_mode(y: Any, name: str = "y") -> str:
+    """Detects whether labels describe a multiclass, multilabel or regression task.
+
+    Args:
+        y: the labels: strings, integers, booleans, floats, lists of labels, a one-hot
+            matrix, a 0/1 multilabel matrix or a float matrix.
+        name: the argument name used in error messages.
+
+    Returns:
+        One of ``"multiclass"``, ``"multilabel"``, ``"regression"``.
+
+    Raises:
+        ValueError: when labels are missing (None/NaN), of mixed types, or ambiguous
+            (floats that are all whole numbers, an integer matrix that is not 0/1).
+
+    Example:
+        >>> infer_label_mode(["pos", "neg", "pos"])
+        'multiclass'
+        >>> infer_label_mode([["a", "b"], ["b"]])
+        'multilabel'
+    """
+    kind, arr = _raw_kind(_as_array(y, name), name)
+    if kind in (_STRINGS, _INTS):
+        return "multiclass"
+    if kind == _LISTS:
+        return "multilabel"
+    if kind == _FLOATS:
+        if _all_integral(arr):
+            raise ValueError(
+                f"`{name}` holds floats that are all whole numbers, which could be classes or "
+                f"a numeric target. Pass label_mode='multiclass' to treat them as classes or "
+                f"label_mode='regression' to predict the number. Received: {name}="
+                f"{_preview(arr.tolist())}"
+            )
+        return "regression"
+    # A 2-D matrix.
+    if _is_binary(arr):
+        return "multiclass" if bool(np.all(arr.sum(axis=1) == 1)) else "multilabel"
+    if np.issubdtype(arr.dtype, np.floating) and not _all_integral(arr):
+        return "regression"
+    raise ValueError(
+        f"A 2-D `{name}` that is not 0/1 could be rows of label ids or several numeric "
+        f"targets. Pass label_mode='multilabel' to read each row as a list of labels or "
+        f"label_mode='regression' for numeric targets. Received: {name}="
+        f"{_preview(arr.tolist(), limit=3)}"
+    )
+
+
+def _check_mode(label_mode: Any) -> None:
+    if label_mode is not None and label_mode not in LABEL_MODES:
+        raise ValueError(
+            f"`label_mode` must be one of {LABEL_MODES} or None (detect). "
+            f"Received: label_mode={label_mode!r}"
+        )
+
+
+def _check_class_names(class_names: Any) -> list[str] | None:
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)) or not isinstance(
+        class_names, (Sequence, np.ndarray)
+    ):
+        raise ValueError(
+            f"`class_names` must be a list of strings. Received: class_names={class_names!r}"
+        )
+    names = list(class_names)
+    for i, c in enumerate(names):
+        if not isinstance(c, (str, np.str_)) or not c:
+            raise ValueError(
+                f"`class_names` must hold non-empty strings. Received: class_names[{i}]={c!r}"
+            )
+    if len(set(names)) != len(names):
+        dupes = sorted({c for c in names if names.count(c) > 1})
+        raise ValueError(
+            f"`class_names` must not repeat a name. Received duplicates: {dupes}"
+        )
+    if len(names) < 2:
+        raise ValueError(
+            f"`class_names` must name at least 2 classes. Received: class_names={names!r}"
+        )
+    return [str(c) for c in names]
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (numbers.Integral,)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _sorted_names(values: Any) -> list[str]:
+    """Sorts distinct labels deterministically: numbers numerically, strings by code point."""
+    distinct = set(values)
+    if all(isinstance(v, (numbers.Number, np.number, np.bool_)) for v in distinct):
+        ordered = sorted(distinct, key=float)
+    else:
+        ordered = sorted(distinct, key=str)
+    names = [_label_text(v) for v in ordered]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"Distinct labels must have distinct text forms to be used as class names. "
+            f"Received labels: {_preview(ordered)}"
+        )
+    return names
+
+
+def fit_labels(
+    y: Any,
+    label_mode: str | None = None,
+    class_names: Sequence[str] | None = None,
+    name: str = "y_train",
+) -> tuple[str, list[str] | None, int]:
+    """Works out the label mode, class names and number of model outputs from training labels.
+
+    Args:
+        y: the training labels (see the module docstring for the accepted forms).
+        label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"``, or None to detect
+            it with `infer_label_mode`.
+        class_names: optional class names, in the order of the model's outputs. Inferred
+            (sorted) when None. Ignored for regression.
+        name: the argument name used in error messages.
+
+    Returns:
+        ``(label_mode, class_names, num_outputs)``; ``class_names`` is None for regression.
+
+    Raises:
+        ValueError: for missing, mixed or ambiguous labels, a single class, or labels that
+            are not in ``class_names``.
+
+    Example:
+        >>> fit_labels(["pos", "neg", "pos"])
+        ('multiclass', ['neg', 'pos'], 2)
+        >>> fit_labels([0.5, 1.25, 3.0])
+        ('regression', None, 1)
+    """
+    _check_mode(label_mode)
+    names = _check_class_names(class_names)
+    arr = _as_array(y, name)
+    if len(arr) == 0:
+        raise ValueError(f"`{name}` must not be empty. Received: {name} with 0 labels")
+    mode = label_mode or infer_label_mode(arr, name)
+    kind, arr = _raw_kind(arr, name)
+
+    if mode == "regression":
+        if kind in (_STRINGS, _LISTS):
+            raise ValueError(
+                f"label_mode='regression' needs numeric labels. Received: {name}="
+                f"{_preview(arr.tolist())}"
+            )
+        values = arr.astype(np.float64)
+        if np.unique(values).size < 2:
+            warnings.warn(
+                f"`{name}` holds a single value ({values.flat[0]!r}); a regression model will "
+                f"only learn that constant. Check that the right column was used.",
+                stacklevel=2,
+            )
+        return mode, None, 1 if values.ndim == 1 else int(values.shape[1])
+
+    if mode == "multiclass":
+        if kind == _LISTS:
+            raise ValueError(
+                f"label_mode='multiclass' needs one label per text, but `{name}` holds lists "
+                f"of labels. Use label_mode='multilabel'. Received: {name}="
+                f"{_preview(arr.tolist())}"
+            )
+        if kind == _MATRIX:
+            if not (_is_binary(arr) and np.all(arr.sum(axis=1) == 1)):
+                raise ValueError(
+                    f"A 2-D `{name}` for label_mode='multiclass' must be one-hot (each row "
+                    f"holds exactly one 1). Received: {name}={_preview(arr.tolist(), limit=3)}"
+                )
+            k = arr.shape[1]
+            names = _names_for_columns(names, k, name)
+            present = np.unique(arr.argmax(axis=1))
+        else:
+            values = _class_values(arr, kind, name)
+            if names is None:
+                names = _sorted_names(values.tolist())
+                present = names
+            else:
+                present = np.unique(_class_ids(values, names, name))
+        if len(present) < 2:
+            raise ValueError(
+                f"`{name}` holds a single class ({_single(present, names)!r}); a classifier "
+                f"needs at least 2 classes. Received: {name}={_preview(arr.tolist())}"
+            )
+        return mode, names, len(names)
+
+    # multilabel
+    if kind == _MATRIX:
+        if not _is_binary(arr):
+            kind, arr = _LISTS, _matrix_rows_as_lists(arr, name)
+        else:
+            names = _names_for_columns(names, arr.shape[1], name)
+            return mode, names, len(names)
+    if kind != _LISTS:
+        raise ValueError(
+            f"label_mode='multilabel' needs lists of labels or a 0/1 matrix. Received: "
+            f"{name}={_preview(arr.tolist())}"
+        )
+    flat = _flatten_lists(arr, name)
+    if names is None:
+        if not flat:
+            raise ValueError(f"`{name}` holds no labels at all (every list is empty).")
+        names = _sorted_names(flat)
+        if len(names) < 2:
+            raise ValueError(
+                f"`{name}` uses a single label ({names[0]!r}); multilabel classification "
+                f"needs at least 2 labels."
+            )
+    else:
+        _multilabel_matrix(arr, names, name)
+    return mode, names, len(names)
+
+
+def _matrix_rows_as_lists(arr: np.ndarray, name: str) -> np.ndarray:
+    """Reads each row of a whole-number matrix as a list of label ids."""
+    if not _all_integral(arr):
+        raise ValueError(
+            f"A 2-D `{name}` for label_mode='multilabel' must be a 0/1 matrix or rows of "
+            f"whole-number label ids. Received: {name}={_preview(arr.tolist(), limit=3)}"
+        )
+    rows = np.empty(len(arr), dtype=object)
+    rows[:] = [[int(v) for v in row] for row in arr]
+    return rows
+
+
+def _single(present: Any, names: list[str] | None) -> str:
+    first = list(present)[0] if len(present) else None
+    if names is not None and isinstance(first, (numbers.Integral, np.integer)):
+        return names[int(first)]
+    return str(first)
+
+
+def _names_for_columns(names: list[str] | None, k: int, name: str) -> list[str]:
+    if names is None:
+        if k < 2:
+            raise ValueError(
+                f"A 2-D `{name}` must have at least 2 columns. Received: {k} column"
+            )
+        return [str(i) for i in range(k)]
+    if len(names) != k:
+        raise ValueError(
+            f"`class_names` must name every column of `{name}`. Received: {len(names)} "
+            f"class_names for {k} columns"
+        )
+    return names
+
+
+def _class_values(arr: np.ndarray, kind: str, name: str) -> np.ndarray:
+    """One class value per text: strings, ints, or whole-number floats turned into ints."""
+    if kind == _FLOATS:
+        if not _all_integral(arr):
+            raise ValueError(
+                f"label_mode='multiclass' needs whole-number or string labels, but `{name}` "
+                f"holds fractional floats. Received: {name}={_preview(arr.tolist())}"
+            )
+        return arr.astype(np.int64)
+    return arr
+
+
+def _class_ids(values: np.ndarray, names: list[str], name: str) -> np.ndarray:
+    """Maps class values (strings or ints) to ids into ``names``."""
+    index = {c: i for i, c in enumerate(names)}
+    texts = [_label_text(v) for v in values.tolist()]
+    if all(t in index for t in texts):
+        return np.fromiter((index[t] for t in texts), dtype=np.int32, count=len(texts))
+    if values.dtype.kind in "iu" and values.size:
+        if values.min() >= 0 and values.max() < len(names):
+            return values.astype(np.int32)
+    unseen = sorted({t for t in texts if t not in index})
+    raise ValueError(
+        f"`{name}` holds labels the training labels never had: {_preview(unseen, limit=10)} "
+        f"({len(unseen)} in all). Known classes: {_preview(names, limit=10)}"
+    )
+
+
+def _flatten_lists(arr: np.ndarray, name: str) -> list[Any]:
+    flat: list[Any] = []
+    for i, row in enumerate(arr):
+        for v in row:
+            if _is_missing(v) or not isinstance(v, (str, numbers.Integral, np.str_)):
+                raise ValueError(
+                    f"`{name}` lists must hold string or integer labels. "
+                    f"Received: {name}[{i}]={row!r}"
+                )
+            flat.append(v)
+    return flat
+
+
+def _multilabel_matrix(arr: np.ndarray, names: list[str], name: str) -> np.ndarray:
+    index = {c: i for i, c in enumerate(names)}
+    out = np.zeros((len(arr), len(names)), dtype=np.float32)
+    unseen: set[str] = set()
+    # Integer labels that are not class names are indices into them.
+    for i, row in enumerate(_as_lists(arr, name)):
+        for v in row:
+            t = _label_text(v)
+            if t in index:
+                out[i, index[t]] = 1.0
+            elif isinstance(v, (numbers.Integral, np.integer)) and 0 <= int(v) < len(names):
+                out[i, int(v)] = 1.0
+            else:
+                unseen.add(t)
+    if unseen:
+        shown = sorted(unseen)
+        raise ValueError(
+            f"`{name}` holds labels the training labels never had: {_preview(shown, limit=10)} "
+            f"({len(shown)} in all). Known classes: {_preview(names, limit=10)}"
+        )
+    return out
+
+
+def _as_lists(arr: np.ndarray, name: str) -> list[list[Any]]:
+    _flatten_lists(arr, name)
+    return [list(row) for row in arr]
+
+
+def encode_labels(
+    y: Any,
+    label_mode: str,
+    class_names: Sequence[str] | None,
+    num_outputs: int | None = None,
+    name: str = "y",
+) -> np.ndarray:
+    """Encodes labels for a model, with the mode and classes found by `fit_labels`.
+
+    Args:
+        y: labels in any form `fit_labels` accepts.
+        label_mode: ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        class_names: the class names (None for regression).
+        num_outputs: for regression, the expected number of targets per text (checked
+            when given).
+        name: the argument name used in error messages.
+
+    Returns:
+        ``int32`` class ids of shape ``(n,)`` for multiclass, a ``float32`` 0/1 matrix of
+        shape ``(n, num_classes)`` for multilabel, ``float32`` targets of shape ``(n,)`` or
+        ``(n, num_outputs)`` for regression.
+
+    Raises:
+        ValueError: for missing labels, labels the classes do not include, or a shape that
+            does not fit the label mode.
+
+    Example:
+        >>> encode_labels(["b", "a", "b"], "multiclass", ["a", "b"])
+        array([1, 0, 1], dtype=int32)
+    """
+    _check_mode(label_mode)
+    if label_mode is None:
+        raise ValueError("`label_mode` must be set to encode labels. Received: label_mode=None")
+    arr = _as_array(y, name)
+    if len(arr) == 0:
+        empty_shape = (0,) if label_mode == "multiclass" else (0, len(class_names or []))
+        if label_mode == "regression":
+            empty_shape = (0,) if (num_outputs or 1) == 1 else (0, num_outputs)
+        return np.zeros(empty_shape, np.int32 if label_mode == "multiclass" else np.float32)
+    kind, arr = _raw_kind(arr, name)
+
+    if label_mode == "regression":
+        if kind in (_STRINGS, _LISTS):
+            raise ValueError(
+                f"Regression labels must be numeric. Received: {name}={_preview(arr.tolist())}"
+            )
+        out = arr.astype(np.float32)
+        got = 1 if out.ndim == 1 else out.shape[1]
+        if num_outputs is not None and got != num_outputs:
+            raise ValueError(
+                f"`{name}` must hold {num_outputs} target(s) per text. Received: {got}"
+            )
+        return out
+
+    names = list(class_names or [])
+    if label_mode == "multiclass":
+        if kind == _MATRIX:
+            if arr.shape[1] != len(names) or not (
+                _is_binary(arr) and np.all(arr.sum(axis=1) == 1)
+            ):
+                raise ValueError(
+                    f"A 2-D `{name}` must be one-hot with {len(names)} columns. Received: "
+                    f"{name} with shape {arr.shape}"
+                )
+            return arr.argmax(axis=1).astype(np.int32)
+        if kind == _LISTS:
+            raise ValueError(
+                f"Multiclass labels must be one label per text. Received: {name}="
+                f"{_preview(arr.tolist())}"
+            )
+        return _class_ids(_class_values(arr, kind, name), names, name)
+
+    # multilabel
+    if kind == _MATRIX and not _is_binary(arr):
+        kind, arr = _LISTS, _matrix_rows_as_lists(arr, name)
+    if kind == _MATRIX:
+        if arr.shape[1] != len(names):
+            raise ValueError(
+                f"A 2-D `{name}` must be a 0/1 matrix with {len(names)} columns. Received: "
+                f"{name} with shape {arr.shape}"
+            )
+        return arr.astype(np.float32)
+    if kind != _LISTS:
+        raise ValueError(
+            f"Multilabel labels must be lists of labels or a 0/1 matrix. Received: {name}="
+            f"{_preview(arr.tolist())}"
+        )
+    return _multilabel_matrix(arr, names, name)
+
+
+def decode_predictions(
+    preds: Any, label_mode: str, class_names: Sequence[str] | None
+) -> list[Any]:
+    """Turns model outputs into labels.
+
+    Args:
+        preds: model outputs of shape ``(n, num_outputs)`` (or ``(n,)`` for regression).
+        label_mode: ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        class_names: the class names (None for regression).
+
+    Returns:
+        multiclass: one class name per text (the arg-max); multilabel: one list of
+        ``(class_name, probability)`` pairs per text, in class order; regression: one float
+        per text (a list of floats per text when there are several targets).
+
+    Raises:
+        ValueError: when the shape of ``preds`` does not match the classes.
+
+    Example:
+        >>> decode_predictions([[0.2, 0.8]], "multiclass", ["neg", "pos"])
+        ['pos']
+    """
+    _check_mode(label_mode)
+    arr = np.asarray(preds, dtype=np.float64)
+    if label_mode == "regression":
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim == 1:
+            return [float(v) for v in arr]
+        if arr.ndim == 2:
+            return [[float(v) for v in row] for row in arr]
+        raise ValueError(f"`preds` must be 1-D or 2-D. Received: preds with shape {arr.shape}")
+    names = list(class_names or [])
+    if arr.ndim != 2 or arr.shape[1] != len(names):
+        raise ValueError(
+            f"`preds` must have shape (n, {len(names)}) for {len(names)} classes. "
+            f"Received: preds with shape {arr.shape}"
+        )
+    if label_mode == "multiclass":
+        return [names[i] for i in arr.argmax(axis=1)]
+    return [[(c, float(p)) for c, p in zip(names, row)] for row in arr]

@@ -1,0 +1,627 @@
+"""Loaders that turn raw texts and labels into ``(trn, val, preproc)``.
+
+Every loader ends in `texts_from_array`: labels are read from all training labels, the
+WordPiece vocabulary from the training texts only (after a validation split is taken off),
+and ``trn``/``val`` are `ktlite.data.TaskDataset` objects holding the raw strings, the
+encoded labels and ``preproc.tokenize`` as their in-graph transform.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ktlite.text.preprocessor import (
+    DEFAULT_VOCAB_SIZE,
+    TextPreprocessor,
+    _say,
+    validate_texts,
+)
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+def _check_val_pct(val_pct: Any) -> float:
+    if (
+        isinstance(val_pct, bool)
+        or not isinstance(val_pct, (int, float, np.floating))
+        or not 0.0 < float(val_pct) < 1.0
+    ):
+        raise ValueError(
+            f"`val_pct` must be a float strictly between 0 and 1. Received: val_pct={val_pct!r}"
+        )
+    return float(val_pct)
+
+
+def _check_random_state(random_state: Any) -> None:
+    if random_state is not None and (
+        isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
+    ):
+        raise ValueError(
+            f"`random_state` must be an int or None. Received: random_state={random_state!r}"
+        )
+
+
+def _split_indices(
+    y: np.ndarray, stratify: bool, val_pct: float, random_state: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splits ``range(len(y))`` into sorted train and validation indices.
+
+    With ``stratify`` every class keeps its share in both parts (largest-remainder
+    rounding), and a class with one example stays in training.
+    """
+    n = len(y)
+    n_val = int(round(n * val_pct))
+    if n_val < 1 or n_val >= n:
+        raise ValueError(
+            f"`val_pct`={val_pct} leaves an empty training or validation split for {n} texts. "
+            f"Use more texts, another val_pct, or pass x_test/y_test."
+        )
+    rng = np.random.default_rng(random_state)
+    if not stratify:
+        perm = rng.permutation(n)
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    quotas = counts * val_pct
+    take = np.minimum(np.floor(quotas).astype(int), counts - 1)
+    order = np.argsort(-(quotas - np.floor(quotas)), kind="stable")
+    for c in order:
+        if take.sum() >= n_val:
+            break
+        if take[c] < counts[c] - 1:
+            take[c] += 1
+    val_parts = []
+    for c in range(len(classes)):
+        members = np.flatnonzero(inverse == c)
+        val_parts.append(rng.permutation(members)[: take[c]])
+    val = np.sort(np.concatenate(val_parts))
+    train = np.setdiff1d(np.arange(n), val, assume_unique=True)
+    if len(val) == 0:
+        raise ValueError(
+            f"`val_pct`={val_pct} leaves no validation texts after a stratified split of {n} "
+            f"texts. Use a larger val_pct or pass x_test/y_test."
+        )
+    return train, val
+
+
+def _object_array(texts: list[str]) -> np.ndarray:
+    arr = np.empty(len(texts), dtype=object)
+    arr[:] = texts
+    return arr
+
+
+def _take(y: Any, idx: np.ndarray) -> Any:
+    if hasattr(y, "iloc"):
+        return y.iloc[idx]
+    if isinstance(y, np.ndarray):
+        return y[idx]
+    items = list(y)
+    return [items[i] for i in idx]
+
+
+def texts_from_array(
+    x_train: Sequence[str],
+    y_train: Any,
+    x_test: Sequence[str] | None = None,
+    y_test: Any = None,
+    val_pct: float = 0.1,
+    maxlen: int | None = None,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    random_state: int | None = 42,
+    label_mode: str | None = None,
+    class_names: Sequence[str] | None = None,
+    lowercase: bool = True,
+    verbose: int = 1,
+) -> tuple[Any, Any, TextPreprocessor]:
+    """Builds training and validation data and a fitted `TextPreprocessor` from arrays.
+
+    Labels may be strings, ints, one-hot rows, lists of labels or a 0/1 matrix (multilabel),
+    or floats (regression); see `ktlite.text.labels` for how they are detected.
+
+    Args:
+        x_train: training texts (list, tuple, numpy array or pandas Series of str).
+        y_train: training labels, one per text.
+        x_test: validation texts; when None, ``val_pct`` of the training texts are held out
+            (stratified by class for multiclass labels).
+        y_test: validation labels; required with ``x_test``.
+        val_pct: the share held out for validation when ``x_test`` is None (default 0.1).
+        maxlen: tokens per text including ``[CLS]``; None (default) chooses the smallest
+            multiple of 16 that holds 99% of the training texts whole, at most 512 (64 for
+            WordNet glosses).
+        vocab_size: the largest WordPiece vocabulary size (default 16000).
+        random_state: seed of the validation split (default 42; None for a random split).
+        label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"``, or None (detect).
+        class_names: class names in output order; inferred and sorted when None.
+        lowercase: lower-case and strip accents before tokenizing (default True).
+        verbose: 1 reports sizes, classes, vocabulary and ``maxlen``; 0 is silent.
+
+    Returns:
+        ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` objects (raw texts as a 1-D
+        object array, encoded labels, ``transform=preproc.tokenize``, ``task="text"``) and
+        the fitted `TextPreprocessor`.
+
+    Raises:
+        ValueError: for None or non-string texts (the index is named), an empty corpus, texts
+            and labels of different lengths, missing (NaN/None) labels, a single class,
+            ambiguous labels, validation labels the training labels never had, or
+            ``val_pct`` outside (0, 1).
+
+    Example:
+        >>> trn, val, preproc = texts_from_array(x_train, y_train, val_pct=0.2)
+        >>> preproc.class_names
+        ['neg', 'pos']
+    """
+    from ktlite.data import TaskDataset
+
+    texts = validate_texts(x_train, "x_train")
+    if y_train is None:
+        raise ValueError("`y_train` must hold one label per text. Received: y_train=None")
+    if len(y_train) != len(texts):
+        raise ValueError(
+            f"`x_train` and `y_train` must have the same length. Received: {len(texts)} texts "
+            f"and {len(y_train)} labels"
+        )
+    if (x_test is None) != (y_test is None):
+        raise ValueError(
+            "`x_test` and `y_test` must be given together. Received: "
+            f"x_test={'None' if x_test is None else 'texts'}, "
+            f"y_test={'None' if y_test is None else 'labels'}"
+        )
+    val_pct = _check_val_pct(val_pct)
+    _check_random_state(random_state)
+    preproc = TextPreprocessor(
+        maxlen=maxlen,
+        vocab_size=vocab_size,
+        lowercase=lowercase,
+        label_mode=label_mode,
+        class_names=class_names,
+    )
+    preproc.fit_labels(y_train, name="y_train")
+    y_enc = preproc.encode_labels(y_train, name="y_train")
+
+    if x_test is None:
+        stratify = preproc.label_mode == "multiclass"
+        train_idx, val_idx = _split_indices(y_enc, stratify, val_pct, random_state)
+        train_texts = [texts[i] for i in train_idx]
+        val_texts = [texts[i] for i in val_idx]
+        y_trn, y_val = y_enc[train_idx], y_enc[val_idx]
+        source = f"{val_pct:.0%} of x_train held out{' (stratified)' if stratify else ''}"
+    else:
+        val_texts = validate_texts(x_test, "x_test")
+        if len(y_test) != len(val_texts):
+            raise ValueError(
+                f"`x_test` and `y_test` must have the same length. Received: {len(val_texts)} "
+                f"texts and {len(y_test)} labels"
+            )
+        train_texts, y_trn = texts, y_enc
+        y_val = preproc.encode_labels(y_test, name="y_test")
+        source = "x_test"
+
+    _say(
+        f"{len(train_texts):,} training and {len(val_texts):,} validation texts ({source}); "
+        + _describe_labels(preproc),
+        verbose,
+    )
+    preproc.fit_vocab(train_texts, verbose=verbose)
+    trn = TaskDataset(_object_array(train_texts), y_trn, transform=preproc.tokenize, task="text")
+    val = TaskDataset(_object_array(val_texts), y_val, transform=preproc.tokenize, task="text")
+    return trn, val, preproc
+
+
+def _describe_labels(preproc: TextPreprocessor) -> str:
+    if preproc.label_mode == "regression":
+        return f"regression with {preproc.num_outputs} target(s)"
+    names = preproc.class_names or []
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"{preproc.label_mode} with {len(names)} classes: {shown}"
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _parse_scalar_column(values: list[str]) -> list[Any]:
+    """Reads a CSV label column as ints, floats or strings (whichever fits every value)."""
+    if all(_INT_RE.match(v.strip()) for v in values):
+        return [int(v) for v in values]
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        return values
+
+
+def _open_text(path: str, encoding: str) -> Any:
+    if path.endswith(".gz"):
+        return gzip.open(path, "rt", encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
+
+
+def _read_csv(
+    path: Any, text_column: str, label_columns: list[str], sep: str, encoding: str, arg: str
+) -> tuple[list[str], Any, list[str]]:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(max(old_limit, 2**31 - 1))
+    try:
+        with _open_text(path, encoding) as f:
+            reader = csv.reader(f, delimiter=sep)
+            header = next(reader, None)
+            if header is None:
+                raise ValueError(f"`{arg}` is an empty file. Received: {arg}={path!r}")
+            wanted = [text_column, *label_columns]
+            missing = [c for c in wanted if c not in header]
+            if missing:
+                raise ValueError(
+                    f"Columns {missing} are not in {path!r}; it has columns {header}. Set "
+                    f"`text_column` and `label_columns`."
+                )
+            cols = [header.index(c) for c in wanted]
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) < len(header):
+                    raise ValueError(
+                        f"Row on line {line} of {path!r} has {len(row)} fields, the header "
+                        f"has {len(header)}: {row!r:.120}"
+                    )
+                rows.append([row[c] for c in cols])
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path!r} is not valid {encoding}: {err}. Pass the file's `encoding`."
+        ) from None
+    except csv.Error as err:
+        raise ValueError(f"{path!r} is not a valid CSV file: {err}") from None
+    finally:
+        csv.field_size_limit(old_limit)
+    texts = [r[0] for r in rows]
+    if len(label_columns) == 1:
+        raw = [r[1] for r in rows]
+        for i, v in enumerate(raw):
+            if not v.strip():
+                raise ValueError(
+                    f"Label column {label_columns[0]!r} of {path!r} is empty on data row {i} "
+                    f"(line {i + 2}). Drop or fill rows with missing labels first."
+                )
+        return texts, _parse_scalar_column(raw), label_columns
+    matrix = np.empty((len(rows), len(label_columns)), dtype=np.float64)
+    for i, r in enumerate(rows):
+        for j, v in enumerate(r[1:]):
+            try:
+                matrix[i, j] = float(v)
+            except ValueError:
+                raise ValueError(
+                    f"Label column {label_columns[j]!r} of {path!r} must be numeric when "
+                    f"several label columns are used (0/1 or numbers). Received: {v!r} on line "
+                    f"{i + 2}"
+                ) from None
+    return texts, matrix, label_columns
+
+
+def _label_column_list(label_columns: Any) -> list[str]:
+    if isinstance(label_columns, str):
+        return [label_columns]
+    if isinstance(label_columns, Sequence) and label_columns and all(
+        isinstance(c, str) for c in label_columns
+    ):
+        return list(label_columns)
+    raise ValueError(
+        f"`label_columns` must be a column name or a non-empty list of column names. "
+        f"Received: label_columns={label_columns!r}"
+    )
+
+
+def texts_from_csv(
+    train_filepath: str | os.PathLike,
+    text_column: str = "text",
+    label_columns: str | Sequence[str] = "label",
+    val_filepath: str | os.PathLike | None = None,
+    val_pct: float = 0.1,
+    maxlen: int | None = None,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    random_state: int | None = 42,
+    label_mode: str | None = None,
+    class_names: Sequence[str] | None = None,
+    lowercase: bool = True,
+    sep: str = ",",
+    encoding: str = "utf-8",
+    verbose: int = 1,
+) -> tuple[Any, Any, TextPreprocessor]:
+    """Builds training and validation data from CSV files (``.csv`` or gzipped ``.csv.gz``).
+
+    One label column holds one label per row: integers are classes, other numbers a
+    regression target, anything else class names. Several label columns are read as a
+    numeric matrix: 0/1 columns are one-hot (multiclass) or multilabel, and the column
+    names become the class names; other numbers are regression targets.
+
+    Args:
+        train_filepath: the training CSV file, with a header row.
+        text_column: the column holding the text (default ``"text"``).
+        label_columns: the label column, or a list of label columns (default ``"label"``).
+        val_filepath: a validation CSV file with the same columns; when None, ``val_pct``
+            of the training rows are held out.
+        val_pct: the share held out when ``val_filepath`` is None (default 0.1).
+        maxlen: see `texts_from_array` (None picks it from the data).
+        vocab_size: the largest WordPiece vocabulary size (default 16000).
+        random_state: seed of the validation split (default 42).
+        label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
+        class_names: class names in output order; inferred when None.
+        lowercase: lower-case and strip accents before tokenizing (default True).
+        sep: the field delimiter (default ``","``).
+        encoding: the file encoding (default ``"utf-8"``).
+        verbose: 1 reports what was read and learned.
+
+    Returns:
+        ``(trn, val, preproc)`` as in `texts_from_array`.
+
+    Raises:
+        ValueError: for a missing file, missing columns, malformed rows, empty labels, or
+            any error `texts_from_array` raises.
+
+    Example:
+        >>> trn, val, preproc = texts_from_csv("train.csv", "text", "label",
+        ...                                    val_filepath="test.csv")
+    """
+    columns = _label_column_list(label_columns)
+    if not isinstance(text_column, str):
+        raise ValueError(f"`text_column` must be a column name. Received: {text_column!r}")
+    x_train, y_train, names = _read_csv(
+        train_filepath, text_column, columns, sep, encoding, "train_filepath"
+    )
+    x_test = y_test = None
+    if val_filepath is not None:
+        x_test, y_test, _ = _read_csv(
+            val_filepath, text_column, columns, sep, encoding, "val_filepath"
+        )
+    if len(columns) > 1 and class_names is None and label_mode != "regression":
+        class_names = names
+    return texts_from_array(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        val_pct=val_pct,
+        maxlen=maxlen,
+        vocab_size=vocab_size,
+        random_state=random_state,
+        label_mode=label_mode,
+        class_names=class_names,
+        lowercase=lowercase,
+        verbose=verbose,
+    )
+
+
+# ----------------------------------------------------------------------- DataFrame
+
+
+def _from_frame(df: Any, text_column: str, columns: list[str], arg: str) -> tuple[Any, Any]:
+    if not hasattr(df, "columns") or not hasattr(df, "__getitem__"):
+        raise ValueError(
+            f"`{arg}` must be a pandas DataFrame. Received: {arg} of type {type(df).__name__}"
+        )
+    missing = [c for c in [text_column, *columns] if c not in list(df.columns)]
+    if missing:
+        raise ValueError(
+            f"Columns {missing} are not in `{arg}`; it has columns {list(df.columns)}. Set "
+            f"`text_column` and `label_columns`."
+        )
+    texts = df[text_column].tolist()
+    if len(columns) == 1:
+        labels = df[columns[0]].tolist()
+    else:
+        labels = df[columns].to_numpy()
+    return texts, labels
+
+
+def texts_from_df(
+    train_df: Any,
+    text_column: str = "text",
+    label_columns: str | Sequence[str] = "label",
+    val_df: Any = None,
+    val_pct: float = 0.1,
+    maxlen: int | None = None,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    random_state: int | None = 42,
+    label_mode: str | None = None,
+    class_names: Sequence[str] | None = None,
+    lowercase: bool = True,
+    verbose: int = 1,
+) -> tuple[Any, Any, TextPreprocessor]:
+    """Builds training and validation data from pandas DataFrames.
+
+    pandas is never imported by ktlite; any DataFrame-like object with ``columns`` and
+    column indexing works. With several label columns the column names become the class
+    names (0/1 columns) or the targets are regression outputs (other numbers).
+
+    Args:
+        train_df: the training DataFrame.
+        text_column: the column holding the text (default ``"text"``).
+        label_columns: the label column, or a list of label columns (default ``"label"``).
+            A single column may hold lists of labels (multilabel).
+        val_df: a validation DataFrame with the same columns; when None, ``val_pct`` of the
+            training rows are held out.
+        val_pct: the share held out when ``val_df`` is None (default 0.1).
+        maxlen: see `texts_from_array` (None picks it from the data).
+        vocab_size: the largest WordPiece vocabulary size (default 16000).
+        random_state: seed of the validation split (default 42).
+        label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
+        class_names: class names in output order; inferred when None.
+        lowercase: lower-case and strip accents before tokenizing (default True).
+        verbose: 1 reports what was read and learned.
+
+    Returns:
+        ``(trn, val, preproc)`` as in `texts_from_array`.
+
+    Raises:
+        ValueError: for missing columns, missing texts or labels (NaN; the row is named), or
+            any error `texts_from_array` raises.
+
+    Example:
+        >>> df = pd.DataFrame({"text": texts, "label": labels})
+        >>> trn, val, preproc = texts_from_df(df, "text", "label")
+    """
+    columns = _label_column_list(label_columns)
+    x_train, y_train = _from_frame(train_df, text_column, columns, "train_df")
+    x_test = y_test = None
+    if val_df is not None:
+        x_test, y_test = _from_frame(val_df, text_column, columns, "val_df")
+    if len(columns) > 1 and class_names is None and label_mode != "regression":
+        class_names = columns
+    return texts_from_array(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        val_pct=val_pct,
+        maxlen=maxlen,
+        vocab_size=vocab_size,
+        random_state=random_state,
+        label_mode=label_mode,
+        class_names=class_names,
+        lowercase=lowercase,
+        verbose=verbose,
+    )
+
+
+# -------------------------------------------------------------------------- folders
+
+
+def _class_folders(folder: str) -> list[str]:
+    return sorted(
+        d
+        for d in os.listdir(folder)
+        if not d.startswith(".") and os.path.isdir(os.path.join(folder, d))
+    )
+
+
+def _read_folder(
+    folder: str, classes: list[str], encoding: str
+) -> tuple[list[str], list[str], list[str]]:
+    """Reads ``folder/<class>/*.txt`` for the given classes; returns texts, labels, extras."""
+    texts: list[str] = []
+    labels: list[str] = []
+    for cls in classes:
+        class_dir = os.path.join(folder, cls)
+        if not os.path.isdir(class_dir):
+            continue
+        for name in sorted(os.listdir(class_dir)):
+            path = os.path.join(class_dir, name)
+            if name.startswith(".") or not name.endswith(".txt") or not os.path.isfile(path):
+                continue
+            try:
+                with open(path, encoding=encoding) as f:
+                    texts.append(f.read())
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{path!r} is not valid {encoding}: {err}. Pass the files' `encoding`."
+                ) from None
+            labels.append(cls)
+    extras = [d for d in _class_folders(folder) if d not in classes]
+    return texts, labels, extras
+
+
+def texts_from_folder(
+    root: str | os.PathLike,
+    train_folder: str = "train",
+    test_folder: str | None = "test",
+    class_names: Sequence[str] | None = None,
+    val_pct: float = 0.1,
+    maxlen: int | None = None,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    random_state: int | None = 42,
+    lowercase: bool = True,
+    encoding: str = "utf-8",
+    verbose: int = 1,
+) -> tuple[Any, Any, TextPreprocessor]:
+    """Builds training and validation data from ``root/train/<class>/*.txt`` files.
+
+    Each sub-folder of ``root/train_folder`` is a class (sorted by name) and each ``.txt``
+    file in it one text. ``root/test_folder`` (same layout) is the validation data; when it
+    does not exist (or ``test_folder`` is None), ``val_pct`` of the training texts are held
+    out instead.
+
+    Args:
+        root: the folder holding ``train_folder`` (and maybe ``test_folder``).
+        train_folder: the training sub-folder (default ``"train"``).
+        test_folder: the validation sub-folder (default ``"test"``), or None.
+        class_names: the class folders to read, in output order; all sub-folders of
+            ``train_folder`` (sorted) when None.
+        val_pct: the share held out when there is no test folder (default 0.1).
+        maxlen: see `texts_from_array` (None picks it from the data).
+        vocab_size: the largest WordPiece vocabulary size (default 16000).
+        random_state: seed of the validation split (default 42).
+        lowercase: lower-case and strip accents before tokenizing (default True).
+        encoding: the files' encoding (default ``"utf-8"``).
+        verbose: 1 reports what was read and learned.
+
+    Returns:
+        ``(trn, val, preproc)`` as in `texts_from_array`.
+
+    Raises:
+        ValueError: when ``root/train_folder`` is missing or has fewer than 2 class folders
+            with texts, a named class folder is missing, a file is not valid text in
+            ``encoding``, or the test folder has classes the training folder has not.
+
+    Example:
+        >>> trn, val, preproc = texts_from_folder("aclImdb", train_folder="train",
+        ...                                       test_folder="test")
+    """
+    root = os.fspath(root)
+    train_dir = os.path.join(root, train_folder)
+    if not os.path.isdir(train_dir):
+        raise ValueError(
+            f"`root`/`train_folder` must be an existing folder. Received: {train_dir!r}"
+        )
+    found = _class_folders(train_dir)
+    if class_names is None:
+        classes = found
+    else:
+        classes = [str(c) for c in class_names]
+        missing = [c for c in classes if c not in found]
+        if missing:
+            raise ValueError(
+                f"`class_names` {missing} have no folder in {train_dir!r}; it has {found}."
+            )
+    if len(classes) < 2:
+        raise ValueError(
+            f"{train_dir!r} must hold at least 2 class folders (<class>/*.txt). "
+            f"Received: {found}"
+        )
+    x_train, y_train, _ = _read_folder(train_dir, classes, encoding)
+    if not x_train:
+        raise ValueError(f"No .txt files found in the class folders of {train_dir!r}.")
+    x_test = y_test = None
+    test_dir = None if test_folder is None else os.path.join(root, test_folder)
+    if test_dir is not None and os.path.isdir(test_dir):
+        x_test, y_test, extras = _read_folder(test_dir, classes, encoding)
+        if extras and class_names is None:
+            raise ValueError(
+                f"`y_test` holds labels the training labels never had: {test_dir!r} has class "
+                f"folders {extras} that {train_dir!r} lacks."
+            )
+        if not x_test:
+            raise ValueError(f"No .txt files found in the class folders of {test_dir!r}.")
+    elif test_dir is not None:
+        _say(f"No {test_dir!r} folder: holding out {val_pct:.0%} of the training texts.", verbose)
+    return texts_from_array(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        val_pct=val_pct,
+        maxlen=maxlen,
+        vocab_size=vocab_size,
+        random_state=random_state,
+        label_mode="multiclass",
+        class_names=classes,
+        lowercase=lowercase,
+        verbose=verbose,
+    )
+

@@ -1,0 +1,910 @@
+"""`TextPreprocessor`: a WordPiece vocabulary learned from training texts, used in the graph.
+
+The vocabulary is learned with the ``tokenizers`` package's WordPiece trainer (a few
+seconds for 100k short texts), configured to split text exactly as tensorflow-text's
+``FastBertTokenizer`` does. Tokenization itself always runs in TensorFlow
+(`TextPreprocessor.tokenize`), so a ``tf.data`` training pipeline, ``predict`` and an
+exported SavedModel share one graph.
+
+Text is split the BERT way: control characters dropped, whitespace and punctuation split
+off, every CJK ideograph its own word, then each word cut into the longest vocabulary
+pieces (continuations start with ``##``; a word that cannot be cut becomes ``[UNK]``).
+With ``lowercase=True`` (the default) text is also lower-cased, NFD-decomposed and
+stripped of accents ("Café" -> "cafe"); with ``lowercase=False`` it is NFC-normalized and
+keeps case and accents.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ktlite.text import labels as _labels
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(len(SPECIAL_TOKENS))
+CONTINUATION_PREFIX = "##"
+FORMAT_VERSION = 1
+CONFIG_FILE = "preprocessor.json"
+VOCAB_FILE = "vocab.txt"
+DEFAULT_VOCAB_SIZE = 16000
+MAX_AUTO_MAXLEN = 512
+# A word longer than this many UTF-8 bytes becomes [UNK] (tensorflow-text's limit).
+_MAX_BYTES_PER_WORD = 100
+_PREPROCESS_CHUNK = 8192
+_MAXLEN_SAMPLE = 50_000
+_CONFIG_KEYS = frozenset(
+    {
+        "format_version",
+        "task",
+        "maxlen",
+        "vocab_size",
+        "max_vocab_size",
+        "lowercase",
+        "label_mode",
+        "class_names",
+        "num_outputs",
+    }
+)
+_NO_SPACE_BEFORE = frozenset(".,!?;:%)]}")
+_NO_SPACE_AFTER = frozenset("([{")
+
+
+def _say(message: str, verbose: int) -> None:
+    if verbose:
+        from keras.src.utils import io_utils
+
+        io_utils.print_msg(message)
+
+
+def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -> list[str]:
+    """Checks that ``texts`` is a sequence of strings and returns it as a list.
+
+    Args:
+        texts: a list, tuple, numpy array or pandas Series of ``str``.
+        name: the argument name used in error messages.
+        allow_empty: whether an empty sequence is accepted.
+
+    Returns:
+        The texts as a list of ``str``.
+
+    Raises:
+        ValueError: when ``texts`` is a single string, is empty (unless allowed), or holds
+            an item that is not a string (None, NaN, bytes, numbers); the index is named.
+
+    Example:
+        >>> validate_texts(["good", "bad"])
+        ['good', 'bad']
+    """
+    if texts is None:
+        raise ValueError(f"`{name}` must be a sequence of strings. Received: {name}=None")
+    if isinstance(texts, (str, bytes)):
+        raise ValueError(
+            f"`{name}` must be a sequence of strings, not a single string; wrap it in a "
+            f"list. Received: {name}={texts!r:.80}"
+        )
+    if hasattr(texts, "to_numpy"):  # pandas Series, without importing pandas
+        texts = texts.to_numpy()
+    if isinstance(texts, np.ndarray) and texts.ndim != 1:
+        if texts.ndim == 2 and texts.shape[1] == 1:
+            texts = texts[:, 0]
+        else:
+            raise ValueError(
+                f"`{name}` must be 1-D (one string per example). "
+                f"Received: {name} with shape {texts.shape}"
+            )
+    try:
+        items = list(texts)
+    except TypeError:
+        raise ValueError(
+            f"`{name}` must be a sequence of strings. Received: {name} of type "
+            f"{type(texts).__name__}"
+        ) from None
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            hint = " (missing value)" if item is None or (
+                isinstance(item, float) and math.isnan(item)
+            ) else ""
+            raise ValueError(
+                f"`{name}` must hold only strings, but item {i} is {type(item).__name__}"
+                f"{hint}. Received: {name}[{i}]={item!r:.80}"
+            )
+    if not items and not allow_empty:
+        raise ValueError(f"`{name}` must not be empty. Received: {name} with 0 texts")
+    return [str(t) for t in items]
+
+
+def _hf_tokenizer(vocab: Sequence[str] | None = None) -> Any:
+    """A ``tokenizers`` WordPiece tokenizer that splits text as FastWordpieceTokenizer does.
+
+    It expects text already normalized by `normalize_texts` (tensorflow-text's own
+    normalizer), so that the vocabulary is learned from exactly what ``tokenize`` sees; it
+    only pads CJK ideographs with spaces and splits on whitespace and punctuation.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    kwargs = {"unk_token": "[UNK]", "max_input_chars_per_word": _MAX_BYTES_PER_WORD}
+    if vocab is not None:
+        kwargs["vocab"] = {t: i for i, t in enumerate(vocab)}
+    tokenizer = Tokenizer(models.WordPiece(**kwargs))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=False, handle_chinese_chars=True, strip_accents=False, lowercase=False
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tokenizer
+
+
+def _normalizer_fn(lowercase: bool) -> Any:
+    """The in-graph text normalization shared by vocabulary learning and `tokenize`."""
+    import tensorflow as tf
+    import tensorflow_text as tf_text
+
+    with tf.init_scope():
+        normalizer = tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=lowercase)
+
+    def normalize(texts: Any) -> Any:
+        if not lowercase:
+            texts = tf_text.normalize_utf8(texts, "NFC")
+        return normalizer.normalize(texts)
+
+    return normalize
+
+
+def normalize_texts(texts: Sequence[str], lowercase: bool = True) -> list[str]:
+    """Normalizes texts exactly as `TextPreprocessor.tokenize` does, with tensorflow-text.
+
+    With ``lowercase=True``: compatibility-decomposed (full-width letters become ASCII),
+    lower-cased and stripped of accents; with ``lowercase=False``: NFC-composed. In both
+    cases control characters become spaces.
+
+    Args:
+        texts: the texts.
+        lowercase: as in `TextPreprocessor`.
+
+    Returns:
+        The normalized texts.
+
+    Example:
+        >>> normalize_texts(["Café ＡＢＣ"])
+        ['cafe abc']
+    """
+    import tensorflow as tf
+
+    fn = tf.function(_normalizer_fn(lowercase), input_signature=[tf.TensorSpec([None], tf.string)])
+    out: list[str] = []
+    for i in range(0, len(texts), _PREPROCESS_CHUNK):
+        batch = fn(tf.constant(list(texts[i : i + _PREPROCESS_CHUNK]), tf.string)).numpy()
+        out.extend(b.decode("utf-8") for b in batch)
+    return out
+
+
+def learn_wordpiece_vocab(
+    texts: Sequence[str], vocab_size: int = DEFAULT_VOCAB_SIZE, lowercase: bool = True
+) -> list[str]:
+    """Learns a WordPiece vocabulary with the ``tokenizers`` package's trainer.
+
+    Texts are first normalized in TensorFlow (`normalize_texts`), then split into words and
+    counted by ``tokenizers`` the way tensorflow-text's FastWordpieceTokenizer splits them.
+
+    Args:
+        texts: the training texts (never validation or test texts).
+        vocab_size: the largest vocabulary size, special tokens included. A small corpus
+            gives a smaller vocabulary.
+        lowercase: whether text is lower-cased and stripped of accents first.
+
+    Returns:
+        The vocabulary: ``[PAD]`` (id 0), ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``, then
+        the learned pieces (continuations start with ``##``).
+
+    Example:
+        >>> vocab = learn_wordpiece_vocab(["a cat sat", "a dog ran"], vocab_size=100)
+        >>> vocab[:3]
+        ['[PAD]', '[UNK]', '[CLS]']
+    """
+    from tokenizers import trainers
+
+    normalized = normalize_texts(texts, lowercase)
+    tokenizer = _hf_tokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        continuing_subword_prefix=CONTINUATION_PREFIX,
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(normalized, trainer=trainer, length=len(normalized))
+    by_id = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    vocab = [token for token, _ in by_id]
+    if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+        raise RuntimeError(f"The WordPiece trainer misplaced special tokens: {vocab[:5]}")
+    return vocab
+
+
+def suggest_maxlen(token_counts: np.ndarray, coverage: float = 0.99) -> int:
+    """Picks a sequence length that holds ``coverage`` of the texts whole.
+
+    Args:
+        token_counts: WordPiece tokens per text (without ``[CLS]``).
+        coverage: the share of texts that should not be truncated.
+
+    Returns:
+        The ``coverage`` quantile of ``token_counts + 1`` (for ``[CLS]``), rounded up to a
+        multiple of 16 and kept within ``[16, 512]``.
+
+    Example:
+        >>> suggest_maxlen(np.array([10, 20, 30, 40]))
+        48
+    """
+    if len(token_counts) == 0:
+        return 16
+    needed = float(np.quantile(np.asarray(token_counts) + 1, coverage))
+    return int(min(MAX_AUTO_MAXLEN, max(16, 16 * math.ceil(needed / 16))))
+
+
+def _is_cjk(char: str) -> bool:
+    cp = ord(char)
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
+
+
+def _join_words(words: list[str]) -> str:
+    out: list[str] = []
+    for i, word in enumerate(words):
+        if i:
+            prev = words[i - 1]
+            glued = (
+                (_is_cjk(prev[-1]) and _is_cjk(word[0]))
+                or word in _NO_SPACE_BEFORE
+                or prev in _NO_SPACE_AFTER
+            )
+            if not glued:
+                out.append(" ")
+        out.append(word)
+    return "".join(out)
+
+
+class TextPreprocessor:
+    """Learns a WordPiece vocabulary and labels; tokenizes text inside the TensorFlow graph.
+
+    ``tokenize`` maps a batch of strings to ``int32`` ids of shape ``(batch, maxlen)``:
+    ``[CLS]`` first (so first-token pooling works), then the WordPiece ids of the text
+    truncated to ``maxlen - 1`` tokens, then ``[PAD]`` (id 0) up to ``maxlen``. No
+    ``[SEP]`` is appended: single-text models do not need it, and it would cost a position.
+
+    Args:
+        maxlen: tokens per text, ``[CLS]`` included. None (the default) picks it when the
+            vocabulary is learned, with `suggest_maxlen`: long enough for 99% of the training
+            texts, a multiple of 16, at most 512 (64 for WordNet glosses).
+        vocab_size: the largest vocabulary size, special tokens included (default 16000).
+            After fitting, ``vocab_size`` is the actual size (smaller for a small corpus).
+        lowercase: lower-case, NFD-normalize and strip accents (default True); when False,
+            text is NFC-normalized and keeps case and accents.
+        label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"``, or None to detect
+            it from the training labels (see `ktlite.text.labels`).
+        class_names: class names in the order of the model's outputs; inferred (sorted)
+            from the training labels when None.
+
+    Attributes:
+        task: ``"text"``.
+        pad_id: 0.
+        vocab: the vocabulary, a list of str (empty until fitted).
+        class_names: the class names, or None for regression or before labels are fitted.
+        num_outputs: the number of model outputs the labels need.
+
+    Example:
+        >>> preproc = TextPreprocessor(maxlen=16, vocab_size=200)
+        >>> preproc.fit(["a good film", "a bad film"], ["pos", "neg"])
+        >>> preproc.preprocess(["a good one"]).shape
+        (1, 16)
+    """
+
+    task = "text"
+    pad_id = PAD_ID
+
+    def __init__(
+        self,
+        maxlen: int | None = None,
+        vocab_size: int = DEFAULT_VOCAB_SIZE,
+        lowercase: bool = True,
+        label_mode: str | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        if maxlen is not None and (
+            isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 2
+        ):
+            raise ValueError(
+                f"`maxlen` must be an int >= 2 (room for [CLS] and one token) or None "
+                f"(choose from the data). Received: maxlen={maxlen!r}"
+            )
+        if (
+            isinstance(vocab_size, bool)
+            or not isinstance(vocab_size, (int, np.integer))
+            or vocab_size <= len(SPECIAL_TOKENS)
+        ):
+            raise ValueError(
+                f"`vocab_size` must be an int > {len(SPECIAL_TOKENS)} (the special tokens). "
+                f"Received: vocab_size={vocab_size!r}"
+            )
+        if not isinstance(lowercase, (bool, np.bool_)):
+            raise ValueError(f"`lowercase` must be a bool. Received: lowercase={lowercase!r}")
+        _labels._check_mode(label_mode)
+        self.maxlen = None if maxlen is None else int(maxlen)
+        self.max_vocab_size = int(vocab_size)
+        self.lowercase = bool(lowercase)
+        self.label_mode = label_mode
+        self.class_names = _labels._check_class_names(class_names)
+        self.num_outputs: int | None = None
+        self.vocab: list[str] = []
+        self._tokenizer = None
+        self._tokenize_fn = None
+
+    # ------------------------------------------------------------------ fitting
+
+    @property
+    def vocab_size(self) -> int:
+        """The vocabulary size: ``len(vocab)`` once fitted, the requested size before."""
+        return len(self.vocab) if self.vocab else self.max_vocab_size
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the vocabulary has been learned (or loaded)."""
+        return bool(self.vocab)
+
+    def fit(self, texts: Sequence[str], y: Any = None, verbose: int = 0) -> TextPreprocessor:
+        """Learns the labels (when given) and the vocabulary from training data.
+
+        Args:
+            texts: the training texts.
+            y: the training labels, or None to learn only the vocabulary.
+            verbose: 1 reports the vocabulary size and chosen ``maxlen``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: for invalid texts or labels (see `fit_vocab` and `fit_labels`).
+
+        Example:
+            >>> preproc = TextPreprocessor(maxlen=16).fit(["a b", "b c"], ["x", "y"])
+        """
+        texts = validate_texts(texts, "texts")
+        if y is not None:
+            if len(y) != len(texts):
+                raise ValueError(
+                    f"`texts` and `y` must have the same length. Received: {len(texts)} "
+                    f"texts and {len(y)} labels"
+                )
+            self.fit_labels(y)
+        return self.fit_vocab(texts, verbose=verbose)
+
+    def fit_labels(self, y: Any, name: str = "y_train") -> TextPreprocessor:
+        """Learns the label mode, class names and number of outputs from training labels.
+
+        Args:
+            y: the training labels (see `ktlite.text.labels`).
+            name: the argument name used in error messages.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: for missing, mixed or ambiguous labels, or a single class.
+
+        Example:
+            >>> TextPreprocessor().fit_labels(["pos", "neg"]).class_names
+            ['neg', 'pos']
+        """
+        mode, names, outputs = _labels.fit_labels(y, self.label_mode, self.class_names, name)
+        self.label_mode, self.class_names, self.num_outputs = mode, names, outputs
+        return self
+
+    def fit_vocab(self, texts: Sequence[str], verbose: int = 0) -> TextPreprocessor:
+        """Learns the WordPiece vocabulary (and ``maxlen`` when it is None) from texts.
+
+        Args:
+            texts: the training texts only; never include validation or test texts.
+            verbose: 1 reports the vocabulary size, ``maxlen`` and the share truncated.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: when ``texts`` is empty or holds a non-string item, or when the
+                texts hold no word at all.
+
+        Example:
+            >>> TextPreprocessor(maxlen=8).fit_vocab(["a b c"]).vocab[:2]
+            ['[PAD]', '[UNK]']
+        """
+        texts = validate_texts(texts, "texts")
+        vocab = learn_wordpiece_vocab(texts, self.max_vocab_size, self.lowercase)
+        if len(vocab) == len(SPECIAL_TOKENS):
+            raise ValueError(
+                "`texts` hold no words to learn a vocabulary from (only whitespace or "
+                f"control characters). Received: {texts[:3]!r}"
+            )
+        self._set_vocab(vocab)
+        counts = self._token_counts(texts)
+        if self.maxlen is None:
+            self.maxlen = suggest_maxlen(counts)
+        truncated = float(np.mean(counts + 1 > self.maxlen)) if len(counts) else 0.0
+        _say(
+            f"WordPiece vocabulary: {len(vocab)} tokens; maxlen={self.maxlen} "
+            f"({truncated:.1%} of training texts truncated; median "
+            f"{int(np.median(counts)) + 1} tokens)",
+            verbose,
+        )
+        return self
+
+    def _set_vocab(self, vocab: list[str]) -> None:
+        self.vocab = list(vocab)
+        self._tokenizer = None
+        self._tokenize_fn = None
+
+    def _token_counts(self, texts: list[str]) -> np.ndarray:
+        """WordPiece tokens per text (for a sample of at most 50,000 texts)."""
+        import tensorflow as tf
+
+        if len(texts) > _MAXLEN_SAMPLE:
+            rng = np.random.default_rng(0)
+            picked = rng.choice(len(texts), size=_MAXLEN_SAMPLE, replace=False)
+            texts = [texts[i] for i in picked]
+        ragged = self._get_tokenizer().tokenize(self._normalize(tf.constant(texts, tf.string)))
+        return ragged.row_lengths().numpy()
+
+    # ------------------------------------------------------------ tokenization
+
+    def _check_fitted(self) -> None:
+        if not self.vocab or self.maxlen is None:
+            raise ValueError(
+                "This TextPreprocessor has no vocabulary yet. Call `fit(texts)` or "
+                "`TextPreprocessor.load(folder)` first."
+            )
+
+    def _get_tokenizer(self) -> Any:
+        """The tensorflow-text tokenizer, built eagerly once so every graph can capture it."""
+        if self._tokenizer is None:
+            import tensorflow as tf
+            import tensorflow_text as tf_text
+
+            with tf.init_scope():
+                self._tokenizer = tf_text.FastBertTokenizer(
+                    vocab=self.vocab,
+                    suffix_indicator=CONTINUATION_PREFIX,
+                    max_bytes_per_word=_MAX_BYTES_PER_WORD,
+                    token_out_type=tf.int32,
+                    unknown_token=SPECIAL_TOKENS[UNK_ID],
+                    lower_case_nfd_strip_accents=self.lowercase,
+                )
+        return self._tokenizer
+
+    @property
+    def tokenizer(self) -> Any:
+        """The ``tensorflow_text.FastBertTokenizer`` (a ``tf.Module``) used by `tokenize`."""
+        self._check_fitted()
+        return self._get_tokenizer()
+
+    def _normalize(self, texts: Any) -> Any:
+        if self.lowercase:
+            return texts  # FastBertTokenizer normalizes with FastBertNormalizer itself.
+        import tensorflow_text as tf_text
+
+        return tf_text.normalize_utf8(texts, "NFC")
+
+    def tokenize(self, texts: Any) -> Any:
+        """Tokenizes a batch of strings with TensorFlow ops only.
+
+        Usable eagerly, in ``tf.function``, in ``tf.data`` and in an exported SavedModel
+        (which needs ``import tensorflow_text`` to load).
+
+        Args:
+            texts: a 1-D ``tf.string`` tensor (a scalar or a ``(batch, 1)`` tensor is
+                reshaped to 1-D).
+
+        Returns:
+            An ``int32`` tensor of shape ``(batch, maxlen)``: ``[CLS]``, the WordPiece ids
+            (truncated to ``maxlen - 1``), then 0 padding.
+
+        Raises:
+            ValueError: when the preprocessor is not fitted or ``texts`` has rank > 2.
+
+        Example:
+            >>> ids = preproc.tokenize(tf.constant(["a good film"]))
+            >>> ids.shape
+            TensorShape([1, 16])
+        """
+        import tensorflow as tf
+
+        self._check_fitted()
+        texts = tf.convert_to_tensor(texts, dtype=tf.string)
+        rank = texts.shape.rank
+        if rank == 0:
+            texts = tf.reshape(texts, [1])
+        elif rank == 2:
+            texts = tf.reshape(texts, [-1])
+        elif rank is None:
+            texts = tf.reshape(texts, [-1])
+        elif rank != 1:
+            raise ValueError(
+                f"`texts` must be a 1-D string tensor. Received: texts with shape {texts.shape}"
+            )
+        pieces = self._get_tokenizer().tokenize(self._normalize(texts))
+        body = pieces.to_tensor(default_value=PAD_ID, shape=[None, self.maxlen - 1])
+        cls = tf.fill(tf.stack([tf.shape(body)[0], 1]), tf.constant(CLS_ID, tf.int32))
+        return tf.concat([cls, body], axis=1)
+
+    def preprocess(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokenizes a list of strings into a numpy array of ids.
+
+        Args:
+            texts: a list (or array, or pandas Series) of str.
+
+        Returns:
+            ``np.int32`` array of shape ``(len(texts), maxlen)``.
+
+        Raises:
+            ValueError: when not fitted, or when ``texts`` holds a non-string item.
+
+        Example:
+            >>> preproc.preprocess(["a good film", "bad"]).shape
+            (2, 16)
+        """
+        import tensorflow as tf
+
+        self._check_fitted()
+        texts = validate_texts(texts, "texts", allow_empty=True)
+        if not texts:
+            return np.zeros((0, self.maxlen), dtype=np.int32)
+        if self._tokenize_fn is None:
+            self._tokenize_fn = tf.function(
+                self.tokenize, input_signature=[tf.TensorSpec([None], tf.string)]
+            )
+        chunks = [
+            self._tokenize_fn(tf.constant(texts[i : i + _PREPROCESS_CHUNK], tf.string)).numpy()
+            for i in range(0, len(texts), _PREPROCESS_CHUNK)
+        ]
+        return np.concatenate(chunks).astype(np.int32, copy=False)
+
+    def undo(self, ids: Any) -> list[str]:
+        """Turns token ids back into text, joining WordPieces.
+
+        ``[PAD]``, ``[CLS]`` and ``[SEP]`` are dropped, ``##`` pieces are glued to the piece
+        before, CJK characters are joined without spaces, and no space is put before
+        ``. , ! ? ; : % ) ] }`` or after ``( [ {``. Case and accents removed by
+        ``lowercase=True`` do not come back.
+
+        Args:
+            ids: ids of shape ``(n, length)`` (an array, tensor or nested list), or one
+                sequence of ids.
+
+        Returns:
+            One string per sequence (a list of one string for a single sequence).
+
+        Raises:
+            ValueError: when not fitted or when an id is outside the vocabulary.
+
+        Example:
+            >>> preproc.undo(preproc.preprocess(["A good film!"]))
+            ['a good film!']
+        """
+        self._check_fitted()
+        arr = np.asarray(ids.numpy() if hasattr(ids, "numpy") else ids)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+            raise ValueError(
+                f"`ids` must be integer ids of shape (n, length). Received: ids with shape "
+                f"{arr.shape} and dtype {arr.dtype}"
+            )
+        if arr.size and (arr.min() < 0 or arr.max() >= len(self.vocab)):
+            bad = int(arr.min() if arr.min() < 0 else arr.max())
+            raise ValueError(
+                f"`ids` must be in [0, {len(self.vocab)}) for this vocabulary. "
+                f"Received: id {bad}"
+            )
+        skip = {PAD_ID, CLS_ID, SEP_ID}
+        texts = []
+        for row in arr.tolist():
+            words: list[str] = []
+            for i in row:
+                if i in skip:
+                    continue
+                token = self.vocab[i]
+                if token.startswith(CONTINUATION_PREFIX) and words:
+                    words[-1] += token[len(CONTINUATION_PREFIX) :]
+                else:
+                    words.append(token)
+            texts.append(_join_words(words))
+        return texts
+
+    # ------------------------------------------------------------------ labels
+
+    def _check_labels(self) -> None:
+        if self.label_mode is None or self.num_outputs is None:
+            raise ValueError(
+                "This TextPreprocessor has no labels yet. Call `fit(texts, y)` or "
+                "`fit_labels(y)` first."
+            )
+
+    def encode_labels(self, y: Any, name: str = "y") -> np.ndarray:
+        """Encodes labels with the classes learned by `fit_labels`.
+
+        Args:
+            y: labels in the same form as the training labels.
+            name: the argument name used in error messages.
+
+        Returns:
+            ``int32`` class ids ``(n,)`` (multiclass), a ``float32`` 0/1 matrix
+            ``(n, num_classes)`` (multilabel) or ``float32`` targets (regression).
+
+        Raises:
+            ValueError: when labels were not fitted, or ``y`` holds missing labels or labels
+                the training labels never had.
+
+        Example:
+            >>> preproc.encode_labels(["pos", "neg"])
+            array([1, 0], dtype=int32)
+        """
+        self._check_labels()
+        return _labels.encode_labels(
+            y, self.label_mode, self.class_names, self.num_outputs, name=name
+        )
+
+    def decode_predictions(self, probs: Any) -> list[Any]:
+        """Turns model outputs into labels.
+
+        Args:
+            probs: model outputs of shape ``(n, num_outputs)``.
+
+        Returns:
+            Class names (multiclass), lists of ``(class_name, prob)`` pairs in class order
+            (multilabel), or floats (regression).
+
+        Raises:
+            ValueError: when labels were not fitted or the shape does not match.
+
+        Example:
+            >>> preproc.decode_predictions(np.array([[0.1, 0.9]]))
+            ['pos']
+        """
+        self._check_labels()
+        return _labels.decode_predictions(probs, self.label_mode, self.class_names)
+
+    # ------------------------------------------------------------ persistence
+
+    def get_config(self) -> dict[str, Any]:
+        """Returns the JSON-able settings (everything but the vocabulary).
+
+        Returns:
+            A dict with ``format_version``, ``task``, ``maxlen``, ``vocab_size`` (actual),
+            ``max_vocab_size`` (requested), ``lowercase``, ``label_mode``, ``class_names``
+            and ``num_outputs``.
+
+        Example:
+            >>> TextPreprocessor(maxlen=32).get_config()["maxlen"]
+            32
+        """
+        return {
+            "format_version": FORMAT_VERSION,
+            "task": self.task,
+            "maxlen": self.maxlen,
+            "vocab_size": self.vocab_size,
+            "max_vocab_size": self.max_vocab_size,
+            "lowercase": self.lowercase,
+            "label_mode": self.label_mode,
+            "class_names": None if self.class_names is None else list(self.class_names),
+            "num_outputs": self.num_outputs,
+        }
+
+    @classmethod
+    def from_config(
+        cls, config: dict[str, Any], vocab: Sequence[str] | None = None
+    ) -> TextPreprocessor:
+        """Rebuilds a preprocessor from `get_config` output and a vocabulary.
+
+        Args:
+            config: a dict from `get_config`.
+            vocab: the vocabulary; required when ``config["vocab_size"]`` describes a fitted
+                preprocessor that should tokenize.
+
+        Returns:
+            A `TextPreprocessor`.
+
+        Raises:
+            ValueError: for unknown or missing keys, invalid values, or a vocabulary that
+                does not match ``config``.
+
+        Example:
+            >>> clone = TextPreprocessor.from_config(preproc.get_config(), preproc.vocab)
+        """
+        _validate_config(config)
+        preproc = cls(
+            maxlen=config["maxlen"],
+            vocab_size=config["max_vocab_size"],
+            lowercase=config["lowercase"],
+            label_mode=config["label_mode"],
+            class_names=config["class_names"],
+        )
+        preproc.num_outputs = config["num_outputs"]
+        if vocab is not None:
+            vocab = list(vocab)
+            _validate_vocab(vocab, "vocab")
+            if len(vocab) != config["vocab_size"]:
+                raise ValueError(
+                    f"The vocabulary has {len(vocab)} tokens but the config says vocab_size="
+                    f"{config['vocab_size']}; the files do not belong together."
+                )
+            preproc._set_vocab(vocab)
+        return preproc
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Writes ``preprocessor.json`` and ``vocab.txt`` into ``folder`` (created if needed).
+
+        Each file is written to a temporary name and then renamed, so an interrupted save
+        never leaves half a file.
+
+        Args:
+            folder: the destination folder.
+
+        Raises:
+            ValueError: when the preprocessor is not fitted or ``folder`` is a file.
+
+        Example:
+            >>> preproc.save("my_preprocessor")
+        """
+        self._check_fitted()
+        folder = os.fspath(folder)
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ValueError(f"`folder` must be a folder, not a file. Received: folder={folder!r}")
+        os.makedirs(folder, exist_ok=True)
+        config = json.dumps(self.get_config(), indent=2, ensure_ascii=False, allow_nan=False)
+        _atomic_write(os.path.join(folder, VOCAB_FILE), "\n".join(self.vocab) + "\n")
+        _atomic_write(os.path.join(folder, CONFIG_FILE), config + "\n")
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> TextPreprocessor:
+        """Reads a preprocessor written by `save`, validating both files.
+
+        Args:
+            folder: a folder holding ``preprocessor.json`` and ``vocab.txt``.
+
+        Returns:
+            The `TextPreprocessor`, ready to tokenize.
+
+        Raises:
+            ValueError: when the folder or a file is missing, a file is not valid UTF-8 or
+                JSON, the config has unknown, missing or invalid keys or an unknown format
+                version, or the vocabulary does not match the config.
+
+        Example:
+            >>> preproc = TextPreprocessor.load("my_preprocessor")
+        """
+        folder = os.fspath(folder)
+        if not os.path.isdir(folder):
+            raise ValueError(f"`folder` must be an existing folder. Received: folder={folder!r}")
+        config_path = os.path.join(folder, CONFIG_FILE)
+        vocab_path = os.path.join(folder, VOCAB_FILE)
+        for path in (config_path, vocab_path):
+            if not os.path.isfile(path):
+                raise ValueError(
+                    f"{os.path.basename(path)} is missing from {folder!r}; it is not a saved "
+                    f"TextPreprocessor."
+                )
+        try:
+            with open(config_path, encoding="utf-8") as f:
+                config = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{config_path} is corrupt (not valid JSON): {err}") from None
+        try:
+            with open(vocab_path, encoding="utf-8", newline="") as f:
+                content = f.read()
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{vocab_path} is corrupt (not valid UTF-8): {err}") from None
+        if not content.endswith("\n"):
+            raise ValueError(f"{vocab_path} is corrupt: it does not end with a newline.")
+        vocab = content[:-1].split("\n")
+        try:
+            return cls.from_config(config, vocab)
+        except ValueError as err:
+            raise ValueError(f"Cannot load the TextPreprocessor in {folder!r}: {err}") from None
+
+    def __repr__(self) -> str:
+        return (
+            f"TextPreprocessor(maxlen={self.maxlen}, vocab_size={self.vocab_size}, "
+            f"lowercase={self.lowercase}, label_mode={self.label_mode!r}, "
+            f"num_classes={None if self.class_names is None else len(self.class_names)})"
+        )
+
+
+def _atomic_write(path: str, content: str) -> None:
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _validate_vocab(vocab: list[str], name: str) -> None:
+    if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+        raise ValueError(
+            f"`{name}` must start with the special tokens {list(SPECIAL_TOKENS)}. "
+            f"Received: {vocab[: len(SPECIAL_TOKENS)]!r}"
+        )
+    seen: set[str] = set()
+    for i, token in enumerate(vocab):
+        if not isinstance(token, str) or not token or any(c.isspace() for c in token):
+            raise ValueError(
+                f"`{name}` tokens must be non-empty strings without whitespace. "
+                f"Received: {name}[{i}]={token!r}"
+            )
+        if token in seen:
+            raise ValueError(f"`{name}` repeats the token {token!r} (at index {i}).")
+        seen.add(token)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate_config(config: Any) -> None:
+    if not isinstance(config, dict):
+        raise ValueError(f"The config must be a JSON object. Received: {type(config).__name__}")
+    unknown = sorted(set(config) - _CONFIG_KEYS)
+    if unknown:
+        raise ValueError(f"The config has unknown keys {unknown}; expected {sorted(_CONFIG_KEYS)}")
+    missing = sorted(_CONFIG_KEYS - set(config))
+    if missing:
+        raise ValueError(f"The config is missing keys {missing}")
+    if config["format_version"] != FORMAT_VERSION:
+        raise ValueError(
+            f"Unknown preprocessor format_version {config['format_version']!r}; this ktlite "
+            f"reads version {FORMAT_VERSION}. Upgrade ktlite or re-save the preprocessor."
+        )
+    if config["task"] != TextPreprocessor.task:
+        raise ValueError(f"The config is for task {config['task']!r}, not 'text'")
+    checks = {
+        "maxlen": config["maxlen"] is None or (_is_int(config["maxlen"]) and config["maxlen"] >= 2),
+        "vocab_size": _is_int(config["vocab_size"]) and config["vocab_size"] > len(SPECIAL_TOKENS),
+        "max_vocab_size": _is_int(config["max_vocab_size"])
+        and config["max_vocab_size"] > len(SPECIAL_TOKENS),
+        "lowercase": isinstance(config["lowercase"], bool),
+        "label_mode": config["label_mode"] is None or config["label_mode"] in _labels.LABEL_MODES,
+        "class_names": config["class_names"] is None
+        or (
+            isinstance(config["class_names"], list)
+            and all(isinstance(c, str) for c in config["class_names"])
+        ),
+        "num_outputs": config["num_outputs"] is None
+        or (_is_int(config["num_outputs"]) and config["num_outputs"] >= 1),
+    }
+    for key, ok in checks.items():
+        if not ok:
+            raise ValueError(f"The config has an invalid {key}. Received: {key}={config[key]!r}")
+    names = config["class_names"]
+    if names is not None and config["num_outputs"] != len(names):
+        raise ValueError(
+            f"The config's num_outputs={config['num_outputs']!r} does not match its "
+            f"{len(names)} class_names"
+        )
+    if (config["label_mode"] is None) != (config["num_outputs"] is None):
+        raise ValueError(
+            "The config must set label_mode and num_outputs together. Received: "
+            f"label_mode={config['label_mode']!r}, num_outputs={config['num_outputs']!r}"
+        )
+

@@ -1,0 +1,307 @@
+"""Tests for ktlite.text.preprocessor: vocabulary, in-graph tokenization, undo, save/load."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktlite.text import TextPreprocessor
+from ktlite.text.preprocessor import (
+    CLS_ID,
+    SPECIAL_TOKENS,
+    UNK_ID,
+    _hf_tokenizer,
+    learn_wordpiece_vocab,
+    normalize_texts,
+    suggest_maxlen,
+    validate_texts,
+)
+
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "A café in Zürich serves naïve crème brûlée!",
+    "Numbers like 3.14, 42 and 1,000,000 appear here.",
+    "我喜欢机器学习 and natural language processing",
+    "日本語のテキストも少し",
+    "한국어 텍스트 예시입니다",
+    "Emoji 😀 and symbols like © € ™ are fine 🚀",
+    "e-mail: someone@example.com (not real) [brackets] {braces}",
+    "Ελληνικά γράμματα και ΣΊΣΥΦΟΣ",
+    "İstanbul straße groß ÅNGSTRÖM",
+    "tabs\tand\nnewlines\r\nand  double  spaces",
+    "quotes 'single' \"double\" «guillemets» — dashes – and…",
+] * 3
+
+VARIED = [
+    "The QUICK brown fox!!",
+    "café CAFÉ cafe\u0301 naïve",
+    "3.14159 + 2 = 5.14159?",
+    "我喜欢机器学习",
+    "机器学习很有趣，对吧？",
+    "emoji 😀😀 🚀 mixed😀text",
+    "Zürich, Straße; İstanbul: ÅNGSTRÖM",
+    "zero\u200bwidth and control\x00chars\x07 here",
+    "unseenwords like xylophonequark",
+    "한국어 and 日本語のテキスト",
+    "a$b^c`d~e|f<g>h=i",
+    "   leading and trailing   ",
+    "",
+    "«guillemets» — dashes – and… ellipses",
+    "Ελληνικά ΣΊΣΥΦΟΣ",
+]
+
+
+@pytest.fixture(scope="module")
+def preproc():
+    return TextPreprocessor(maxlen=24, vocab_size=400).fit(CORPUS, ["a", "b", "c"] * 12)
+
+
+def test_special_tokens_come_first_with_pad_zero(preproc):
+    assert tuple(preproc.vocab[: len(SPECIAL_TOKENS)]) == SPECIAL_TOKENS
+    assert preproc.vocab[0] == "[PAD]" and preproc.pad_id == 0
+    assert all(t.startswith("##") or not t.startswith("#") for t in preproc.vocab)
+
+
+def test_vocab_size_is_the_actual_vocab_length(preproc):
+    assert preproc.vocab_size == len(preproc.vocab) <= 400
+    assert preproc.max_vocab_size == 400
+
+
+def test_tokenize_returns_int32_batch_by_maxlen_with_cls_first_and_zero_padding(preproc):
+    ids = preproc.tokenize(tf.constant(["the quick fox", "dog"]))
+    assert ids.dtype == tf.int32 and ids.shape == (2, 24)
+    ids = ids.numpy()
+    assert (ids[:, 0] == CLS_ID).all()
+    assert (ids[1, 3:] == 0).all() and (ids[1, 1:2] != 0).all()
+
+
+def test_tokenize_truncates_to_maxlen(preproc):
+    ids = preproc.preprocess(["fox " * 100])
+    assert ids.shape == (1, 24)
+    assert ids[0, 0] == CLS_ID and (ids[0, 1:] != 0).all()
+
+
+def test_tokenize_accepts_scalar_and_column_inputs(preproc):
+    one = preproc.tokenize(tf.constant("the fox"))
+    col = preproc.tokenize(tf.constant([["the fox"], ["dog"]]))
+    assert one.shape == (1, 24) and col.shape == (2, 24)
+    np.testing.assert_array_equal(one.numpy()[0], col.numpy()[0])
+
+
+def test_tokenize_in_tf_data_and_tf_function_matches_preprocess(preproc):
+    expected = preproc.preprocess(VARIED)
+    ds = tf.data.Dataset.from_tensor_slices(VARIED).batch(4).map(preproc.tokenize)
+    got = np.concatenate([b.numpy() for b in ds])
+    np.testing.assert_array_equal(got, expected)
+    fn = tf.function(preproc.tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
+    np.testing.assert_array_equal(fn(tf.constant(VARIED)).numpy(), expected)
+
+
+def test_preprocess_returns_numpy_int32(preproc):
+    ids = preproc.preprocess(["the fox", "dog"])
+    assert isinstance(ids, np.ndarray) and ids.dtype == np.int32 and ids.shape == (2, 24)
+    assert preproc.preprocess([]).shape == (0, 24)
+
+
+def test_chinese_is_one_token_per_character_and_undo_round_trips(preproc):
+    ids = preproc.preprocess(["我喜欢机器学习"])[0]
+    tokens = [preproc.vocab[i] for i in ids if i not in (0, CLS_ID)]
+    assert tokens == list("我喜欢机器学习")
+    assert preproc.undo(ids[None, :]) == ["我喜欢机器学习"]
+
+
+def test_unknown_characters_become_unk(preproc):
+    ids = preproc.preprocess(["ъ"])[0]
+    assert ids[1] == UNK_ID
+
+
+def test_lowercase_default_strips_case_and_accents(preproc):
+    a, b, c = preproc.preprocess(["Café NAÏVE", "cafe naive", "cafe\u0301 naive"])
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(b, c)
+
+
+def test_lowercase_false_keeps_case_and_accents_but_normalizes_nfc():
+    corpus = ["Café café Cafe cafe naïve", "Zürich zurich"] * 5
+    cased = TextPreprocessor(maxlen=16, vocab_size=200, lowercase=False).fit(corpus)
+    composed, decomposed, plain, upper = cased.preprocess(
+        ["café", "cafe\u0301", "cafe", "Café"]
+    )
+    np.testing.assert_array_equal(composed, decomposed)
+    assert not np.array_equal(composed, plain)
+    assert not np.array_equal(composed, upper)
+    assert cased.undo(upper[None, :]) == ["Café"]
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_tokenizers_library_and_tensorflow_text_agree(lowercase):
+    vocab = learn_wordpiece_vocab(CORPUS, vocab_size=300, lowercase=lowercase)
+    preproc = TextPreprocessor(maxlen=64, vocab_size=300, lowercase=lowercase)
+    preproc._set_vocab(vocab)
+    hf = _hf_tokenizer(vocab)
+    texts = VARIED + CORPUS[:12]
+    tf_ids = preproc.preprocess(texts)
+    for text, normalized, row in zip(texts, normalize_texts(texts, lowercase), tf_ids):
+        expected = hf.encode(normalized).ids
+        got = [int(i) for i in row[1:] if i != 0]
+        assert got == expected, (text, [vocab[i] for i in got], [vocab[i] for i in expected])
+
+
+def test_undo_joins_wordpieces_and_drops_special_tokens(preproc):
+    text = "The quick brown fox jumps over the lazy dog."
+    assert preproc.undo(preproc.preprocess([text])) == [text.lower()]
+    assert preproc.undo([CLS_ID, 0, 0]) == [""]
+
+
+def test_undo_rejects_ids_outside_the_vocab(preproc):
+    with pytest.raises(ValueError, match="ids"):
+        preproc.undo([[2, len(preproc.vocab)]])
+
+
+def test_suggest_maxlen_rounds_up_to_a_multiple_of_16_within_limits():
+    assert suggest_maxlen(np.array([5] * 100)) == 16
+    assert suggest_maxlen(np.array([40] * 100)) == 48
+    assert suggest_maxlen(np.array([47] * 100)) == 48
+    assert suggest_maxlen(np.array([5000] * 100)) == 512
+
+
+def test_maxlen_none_is_chosen_from_training_texts():
+    preproc = TextPreprocessor(vocab_size=200).fit(["word " * 30] * 10)
+    assert preproc.maxlen == 32
+
+
+def test_config_is_json_and_holds_no_vocab(preproc):
+    config = preproc.get_config()
+    json.dumps(config, allow_nan=False)
+    assert "vocab" not in config and config["vocab_size"] == len(preproc.vocab)
+    assert config["class_names"] == ["a", "b", "c"] and config["label_mode"] == "multiclass"
+
+
+def test_save_and_load_round_trip(preproc, tmp_path):
+    preproc.save(tmp_path / "p")
+    assert sorted(os.listdir(tmp_path / "p")) == ["preprocessor.json", "vocab.txt"]
+    loaded = TextPreprocessor.load(tmp_path / "p")
+    assert loaded.get_config() == preproc.get_config()
+    assert loaded.vocab == preproc.vocab
+    np.testing.assert_array_equal(loaded.preprocess(VARIED), preproc.preprocess(VARIED))
+    assert loaded.decode_predictions([[0.1, 0.7, 0.2]]) == ["b"]
+
+
+def _saved(preproc, tmp_path):
+    folder = tmp_path / "p"
+    preproc.save(folder)
+    return folder
+
+
+def test_load_refuses_a_missing_folder_or_file(preproc, tmp_path):
+    with pytest.raises(ValueError, match="existing folder"):
+        TextPreprocessor.load(tmp_path / "nope")
+    folder = _saved(preproc, tmp_path)
+    os.remove(folder / "vocab.txt")
+    with pytest.raises(ValueError, match="vocab.txt is missing"):
+        TextPreprocessor.load(folder)
+
+
+def test_load_refuses_corrupt_json(preproc, tmp_path):
+    folder = _saved(preproc, tmp_path)
+    (folder / "preprocessor.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="corrupt"):
+        TextPreprocessor.load(folder)
+
+
+def _edit_config(folder, **changes):
+    path = folder / "preprocessor.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.update(changes)
+    path.write_text(json.dumps(config), encoding="utf-8")
+
+
+def test_load_refuses_unknown_keys(preproc, tmp_path):
+    folder = _saved(preproc, tmp_path)
+    _edit_config(folder, surprise=1)
+    with pytest.raises(ValueError, match="unknown keys.*surprise"):
+        TextPreprocessor.load(folder)
+
+
+def test_load_refuses_an_unknown_format_version(preproc, tmp_path):
+    folder = _saved(preproc, tmp_path)
+    _edit_config(folder, format_version=99)
+    with pytest.raises(ValueError, match="format_version"):
+        TextPreprocessor.load(folder)
+
+
+def test_load_refuses_invalid_values(preproc, tmp_path):
+    folder = _saved(preproc, tmp_path)
+    _edit_config(folder, maxlen="64")
+    with pytest.raises(ValueError, match="invalid maxlen"):
+        TextPreprocessor.load(folder)
+
+
+def test_load_refuses_a_vocab_size_mismatch(preproc, tmp_path):
+    folder = _saved(preproc, tmp_path)
+    with open(folder / "vocab.txt", "a", encoding="utf-8") as f:
+        f.write("extratoken\n")
+    with pytest.raises(ValueError, match="vocab_size"):
+        TextPreprocessor.load(folder)
+
+
+def test_load_refuses_a_vocab_without_special_tokens_first(preproc, tmp_path):
+    folder = _saved(preproc, tmp_path)
+    lines = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    lines[0], lines[5] = lines[5], lines[0]
+    (folder / "vocab.txt").write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(ValueError, match="special tokens"):
+        TextPreprocessor.load(folder)
+
+
+def test_load_refuses_a_vocab_that_is_not_utf8(preproc, tmp_path):
+    folder = _saved(preproc, tmp_path)
+    (folder / "vocab.txt").write_bytes(b"\xff\xfe\x00bad\n")
+    with pytest.raises(ValueError, match="UTF-8"):
+        TextPreprocessor.load(folder)
+
+
+def test_unfitted_preprocessor_refuses_to_tokenize_or_save(tmp_path):
+    preproc = TextPreprocessor()
+    with pytest.raises(ValueError, match="no vocabulary"):
+        preproc.preprocess(["x"])
+    with pytest.raises(ValueError, match="no vocabulary"):
+        preproc.save(tmp_path / "p")
+    with pytest.raises(ValueError, match="no labels"):
+        preproc.encode_labels(["a"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"maxlen": 1}, "maxlen"),
+        ({"maxlen": 3.5}, "maxlen"),
+        ({"vocab_size": 3}, "vocab_size"),
+        ({"lowercase": "yes"}, "lowercase"),
+        ({"label_mode": "binary"}, "label_mode"),
+        ({"class_names": ["only"]}, "class_names"),
+    ],
+)
+def test_constructor_rejects_invalid_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TextPreprocessor(**kwargs)
+
+
+def test_validate_texts_names_the_bad_index():
+    with pytest.raises(ValueError, match="item 1 is NoneType"):
+        validate_texts(["ok", None, "ok"])
+    with pytest.raises(ValueError, match="item 2 is float"):
+        validate_texts(["ok", "ok", float("nan")])
+    with pytest.raises(ValueError, match="item 0 is bytes"):
+        validate_texts([b"raw"])
+    with pytest.raises(ValueError, match="single string"):
+        validate_texts("just one text")
+    with pytest.raises(ValueError, match="must not be empty"):
+        validate_texts([])
+
+
+def test_fit_refuses_texts_without_words():
+    with pytest.raises(ValueError, match="no words"):
+        TextPreprocessor(vocab_size=100).fit(["   ", "\t"])
