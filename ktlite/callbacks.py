@@ -1,0 +1,359 @@
+"""Keras callbacks the Learner adds to every fit to keep training safe.
+
+- `NonFiniteGuard`: stops on a NaN/inf loss and rolls the model and optimizer back to the
+  last epoch that ended with a finite loss.
+- `BestWeights`: remembers the weights of the best epoch by a monitored value, restores
+  them at the end, and can stop early and save the best model atomically.
+- `PeakReducer`: lowers the peak learning rate of a running schedule when the monitored
+  value stops improving.
+
+All three act at epoch boundaries (or flag asynchronously per batch), so they never force
+Keras to wait for a step to finish.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import warnings
+from typing import Any
+
+import keras
+import numpy as np
+from keras.src.utils import io_utils
+
+__all__ = [
+    "NonFiniteGuard",
+    "BestWeights",
+    "PeakReducer",
+    "snapshot_state",
+    "restore_state",
+    "save_model_atomic",
+    "monitor_mode",
+]
+
+_MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "score", "iou")
+
+
+def monitor_mode(monitor: str) -> str:
+    """Returns `"max"` for metrics that grow when better (accuracy, AUC...), else `"min"`.
+
+    Args:
+        monitor: a Keras log key such as `"val_loss"` or `"val_accuracy"`.
+
+    Returns:
+        `"max"` or `"min"`.
+
+    Example:
+        >>> monitor_mode("val_accuracy")
+        'max'
+    """
+    name = monitor.lower().removeprefix("val_")
+    return "max" if any(word in name for word in _MAX_WORDS) else "min"
+
+
+def snapshot_state(model: keras.Model, with_optimizer: bool = True) -> dict[str, list]:
+    """Copies the model weights (and optimizer variables) to host memory.
+
+    Args:
+        model: the model.
+        with_optimizer: also copy the optimizer's variables when it is built.
+
+    Returns:
+        A dict with `"weights"` and `"optimizer"` lists of numpy arrays.
+
+    Example:
+        >>> state = snapshot_state(model)
+        >>> restore_state(model, state)
+    """
+    optimizer = getattr(model, "optimizer", None)
+    opt_values: list[np.ndarray] = []
+    if with_optimizer and optimizer is not None and optimizer.built:
+        opt_values = [np.array(v.numpy(), copy=True) for v in optimizer.variables]
+    return {"weights": model.get_weights(), "optimizer": opt_values}
+
+
+def restore_state(model: keras.Model, state: dict[str, list]) -> None:
+    """Writes back a state taken by `snapshot_state`.
+
+    Args:
+        model: the model the state was taken from.
+        state: the snapshot.
+
+    Example:
+        >>> restore_state(model, snapshot_state(model))
+    """
+    model.set_weights(state["weights"])
+    optimizer = getattr(model, "optimizer", None)
+    values = state.get("optimizer") or []
+    if optimizer is not None and values and len(optimizer.variables) == len(values):
+        for variable, value in zip(optimizer.variables, values):
+            variable.assign(value)
+
+
+def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> str:
+    """Saves a model in the `.keras` format so that `path` is never left half-written.
+
+    The model is written to a temporary file in the same folder and moved over `path` with
+    `os.replace`, which is atomic on POSIX and Windows.
+
+    Args:
+        model: the model to save.
+        path: destination, ending in `.keras`.
+
+    Returns:
+        The path written, as a string.
+
+    Raises:
+        ValueError: if `path` does not end in `.keras`.
+
+    Example:
+        >>> save_model_atomic(model, "best.keras")
+        'best.keras'
+    """
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise ValueError(f"`path` must end with '.keras'. Received: path={path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ktlite-", suffix=".keras", dir=folder)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training on a NaN/inf loss and restores the last good weights.
+
+    A snapshot of the weights and optimizer variables is taken at the start and at the end
+    of every epoch whose loss is finite. The per-batch check only raises a flag (it runs in
+    Keras' asynchronous callback thread), and the rollback happens at the end of the epoch.
+
+    Attributes:
+        stopped: `(epoch, batch)` where the loss went non-finite, or `None`.
+        restored_epoch: number of completed epochs the weights were rolled back to.
+    """
+
+    async_safe = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped: tuple[int, int] | None = None
+        self.restored_epoch: int | None = None
+        self._state: dict[str, list] | None = None
+        self._good_epochs = 0
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self.stopped = None
+        self.restored_epoch = None
+        self._good_epochs = 0
+        self._state = snapshot_state(self.model)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stopped is None and not _finite((logs or {}).get("loss", 0.0)):
+            self.stopped = (self._epoch, batch)
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stopped is None and not _finite((logs or {}).get("loss", 0.0)):
+            self.stopped = (epoch, -1)
+            self.model.stop_training = True
+        if self.stopped is not None:
+            self.rollback()
+        else:
+            self._good_epochs = epoch + 1
+            self._state = snapshot_state(self.model)
+
+    def on_train_end(self, logs=None):
+        self.rollback()
+
+    def rollback(self) -> None:
+        """Restores the last good snapshot once, if the loss went non-finite."""
+        if self.stopped is None or self.restored_epoch is not None or self._state is None:
+            return
+        restore_state(self.model, self._state)
+        self.restored_epoch = self._good_epochs
+        epoch, batch = self.stopped
+        where = f"epoch {epoch + 1}" + (f", batch {batch + 1}" if batch >= 0 else "")
+        warnings.warn(
+            f"Training stopped: the loss became NaN or infinite at {where}. The weights and "
+            f"optimizer state were restored to the end of epoch {self._good_epochs} (the "
+            "last one with a finite loss). Try a lower learning rate (see lr_find()), "
+            "check the data for NaN/inf, or clip gradients (e.g. Adam(clipnorm=1.0)).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Tracks the best epoch by `monitor`, optionally stops early, restores the best weights.
+
+    Args:
+        monitor: log key to watch, e.g. `"val_loss"`.
+        patience: stop after this many epochs without improvement; `None` never stops.
+        restore: restore the best weights when training ends (also on interruption, through
+            `restore_best()`).
+        checkpoint_path: when set, the best model is saved there (`.keras`, atomically) each
+            time it improves.
+        min_delta: smallest change that counts as an improvement.
+        verbose: 1 to report early stopping and restoring.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int | None = None,
+        restore: bool = True,
+        checkpoint_path: str | None = None,
+        min_delta: float = 0.0,
+        verbose: int = 1,
+    ) -> None:
+        super().__init__()
+        self.monitor = monitor
+        self.mode = monitor_mode(monitor)
+        self.patience = patience
+        self.restore = restore
+        self.checkpoint_path = checkpoint_path
+        self.min_delta = abs(min_delta)
+        self.verbose = verbose
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.stopped_epoch: int | None = None
+        self._weights: list[np.ndarray] | None = None
+        self._wait = 0
+
+    def improved(self, value: float) -> bool:
+        """Whether `value` beats the best value so far."""
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self.best, self.best_epoch, self.stopped_epoch = None, None, None
+        self._weights, self._wait = None, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            warnings.warn(
+                f"`monitor={self.monitor!r}` is not in the training logs; available: "
+                f"{sorted(logs or {})}. Best weights are not tracked.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        if not _finite(value):
+            return
+        if self.improved(value):
+            self.best, self.best_epoch, self._wait = float(value), epoch, 0
+            self._weights = self.model.get_weights()
+            if self.checkpoint_path:
+                save_model_atomic(self.model, self.checkpoint_path)
+            return
+        self._wait += 1
+        if self.patience is not None and self._wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+            if self.verbose:
+                io_utils.print_msg(
+                    f"Early stopping after epoch {epoch + 1}: {self.monitor} has not improved "
+                    f"for {self._wait} epochs (best {self.best:.5g} at epoch "
+                    f"{self.best_epoch + 1})."
+                )
+
+    def on_train_end(self, logs=None):
+        if self.restore:
+            self.restore_best()
+
+    def restore_best(self) -> bool:
+        """Loads the best weights seen so far into the model; returns whether it did."""
+        if self._weights is None:
+            return False
+        self.model.set_weights(self._weights)
+        if self.verbose:
+            io_utils.print_msg(
+                f"Restored the weights of epoch {self.best_epoch + 1} "
+                f"(best {self.monitor}={self.best:.5g})."
+            )
+        return True
+
+
+class PeakReducer(keras.callbacks.Callback):
+    """Multiplies a schedule's peak learning rate by `factor` when `monitor` plateaus.
+
+    Args:
+        target: an object with a mutable float attribute `lr_scale` that the running
+            schedule multiplies its learning rates by (a `ktlite.lr.PolicyCallback`).
+        monitor: log key to watch.
+        patience: epochs without improvement before reducing.
+        factor: multiplier applied to the peak, in (0, 1).
+        min_scale: the peak is never reduced below `min_scale` times the original.
+        verbose: 1 to report each reduction.
+    """
+
+    def __init__(
+        self,
+        target: Any,
+        monitor: str = "val_loss",
+        patience: int = 2,
+        factor: float = 0.5,
+        min_scale: float = 1e-3,
+        verbose: int = 1,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"`factor` must be in (0, 1). Received: factor={factor!r}")
+        self.target = target
+        self.monitor = monitor
+        self.mode = monitor_mode(monitor)
+        self.patience = patience
+        self.factor = factor
+        self.min_scale = min_scale
+        self.verbose = verbose
+        self.reductions: list[int] = []
+        self._best: float | None = None
+        self._wait = 0
+
+    def on_train_begin(self, logs=None):
+        self._best, self._wait, self.reductions = None, 0, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not _finite(value):
+            return
+        better = self._best is None or (
+            value < self._best if self.mode == "min" else value > self._best
+        )
+        if better:
+            self._best, self._wait = float(value), 0
+            return
+        self._wait += 1
+        if self._wait >= self.patience and self.target.lr_scale > self.min_scale:
+            self.target.lr_scale = max(self.target.lr_scale * self.factor, self.min_scale)
+            self.reductions.append(epoch)
+            self._wait = 0
+            if self.verbose:
+                io_utils.print_msg(
+                    f"Epoch {epoch + 1}: {self.monitor} has plateaued; peak learning rate "
+                    f"scaled to {self.target.lr_scale:.3g} of its start value."
+                )

@@ -1,0 +1,263 @@
+"""Judging a trained model on labelled data: reports, confusion matrices and top losses.
+
+The task (multiclass, binary, multilabel, regression) is read from the model's loss and
+output width, so the same calls work for any compiled Keras model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from ktlite.validation import (
+    REGRESSION_LOSSES,
+    loss_from_logits,
+    loss_name,
+    output_width,
+)
+
+__all__ = [
+    "infer_task",
+    "predicted_labels",
+    "true_labels",
+    "report",
+    "per_sample_loss",
+    "top_losses",
+    "describe_example",
+    "top_loss_lines",
+]
+
+
+def infer_task(model: keras.Model, y_true: np.ndarray | None = None) -> str:
+    """Names the task a model was compiled for.
+
+    Args:
+        model: a compiled single-output model.
+        y_true: labels, used only when the loss does not tell.
+
+    Returns:
+        `"multiclass"`, `"binary"`, `"multilabel"` or `"regression"`.
+
+    Example:
+        >>> infer_task(model)
+        'multiclass'
+    """
+    name = loss_name(model) or ""
+    width = output_width(model)
+    if "categorical" in name:
+        return "multiclass"
+    if name.startswith("binary"):
+        return "binary" if width in (None, 1) else "multilabel"
+    if name in REGRESSION_LOSSES:
+        return "regression"
+    if y_true is not None and width and width > 1:
+        y = np.asarray(y_true)
+        if y.ndim == 1 and y.dtype.kind in "iu":
+            return "multiclass"
+    return "regression"
+
+
+def true_labels(task: str, y_true: np.ndarray) -> np.ndarray:
+    """Class ids (multiclass), 0/1 (binary), a 0/1 matrix (multilabel) or floats."""
+    y = np.asarray(y_true)
+    if task == "multiclass":
+        if y.ndim >= 2 and y.shape[-1] > 1:
+            return np.argmax(y, axis=-1)
+        return y.reshape(len(y)).astype(int)
+    if task == "binary":
+        return (y.reshape(len(y)) >= 0.5).astype(int)
+    if task == "multilabel":
+        return (y >= 0.5).astype(int)
+    return y.astype(float)
+
+
+def predicted_labels(task: str, y_pred: np.ndarray, from_logits: bool = False) -> np.ndarray:
+    """Turns raw model outputs into labels of the same form as `true_labels`."""
+    p = np.asarray(y_pred)
+    threshold = 0.0 if from_logits else 0.5
+    if task == "multiclass":
+        return np.argmax(p, axis=-1)
+    if task == "binary":
+        return (p.reshape(len(p)) > threshold).astype(int)
+    if task == "multilabel":
+        return (p > threshold).astype(int)
+    return p.astype(float)
+
+
+def report(
+    model: keras.Model,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    class_names: list[str] | None = None,
+) -> tuple[str, Any]:
+    """Builds a text report and the matching result for predictions against labels.
+
+    Args:
+        model: the compiled model (its loss names the task).
+        y_true: labels as fed to the model.
+        y_pred: raw model outputs.
+        class_names: names for the classes (or labels, for multilabel), in id order.
+
+    Returns:
+        `(text, result)`: for classification the scikit-learn classification report and the
+        confusion matrix (`(n_labels, 2, 2)` per-label matrices for multilabel); for
+        regression a short text and `{"mae": ..., "mse": ...}`.
+
+    Raises:
+        ValueError: if `class_names` does not have one name per class.
+
+    Example:
+        >>> text, cm = report(model, y_val, model.predict(x_val))
+    """
+    from sklearn import metrics
+
+    task = infer_task(model, y_true)
+    truth = true_labels(task, y_true)
+    pred = predicted_labels(task, y_pred, loss_from_logits(model))
+    if task == "regression":
+        truth, pred = truth.reshape(len(truth), -1), pred.reshape(len(pred), -1)
+        mae = float(metrics.mean_absolute_error(truth, pred))
+        mse = float(metrics.mean_squared_error(truth, pred))
+        return f"MAE: {mae:.6g}\nMSE: {mse:.6g}", {"mae": mae, "mse": mse}
+    if task == "multilabel":
+        n = truth.shape[-1]
+    elif task == "binary":
+        n = 2
+    else:
+        n = max(output_width(model) or 0, int(truth.max()) + 1, int(pred.max()) + 1)
+    if class_names is not None and len(class_names) != n:
+        raise ValueError(
+            f"`class_names` must have one name per class ({n}). "
+            f"Received: {len(class_names)} names {list(class_names)!r}"
+        )
+    names = [str(c) for c in class_names] if class_names is not None else None
+    labels = list(range(n))
+    text = metrics.classification_report(
+        truth, pred, labels=labels, target_names=names, zero_division=0
+    )
+    if task == "multilabel":
+        matrix = metrics.multilabel_confusion_matrix(truth, pred, labels=labels)
+    else:
+        matrix = metrics.confusion_matrix(truth, pred, labels=labels)
+    return text, matrix
+
+
+def per_sample_loss(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Evaluates the model's own loss for each sample separately.
+
+    Args:
+        model: the compiled single-output model.
+        y_true: labels, one per sample.
+        y_pred: raw model outputs, one per sample.
+
+    Returns:
+        A float array with one loss per sample (averaged over any extra axes).
+
+    Raises:
+        ValueError: if the model has several outputs or losses.
+
+    Example:
+        >>> per_sample_loss(model, y_val, model.predict(x_val)).shape
+        (100,)
+    """
+    loss = model.loss
+    if isinstance(loss, (list, tuple)) and len(loss) == 1:
+        loss = loss[0]
+    if isinstance(loss, str):
+        loss = keras.losses.get(loss)
+    if isinstance(loss, keras.losses.Loss):
+        fn = loss.call
+    elif callable(loss):
+        fn = loss
+    else:
+        raise ValueError(
+            "Per-sample losses need a single-output model with one loss. "
+            f"Received: model.loss={model.loss!r}"
+        )
+    values = []
+    for start in range(0, len(y_true), 1024):
+        yt = keras.ops.convert_to_tensor(np.asarray(y_true[start : start + 1024]))
+        yp = keras.ops.convert_to_tensor(np.asarray(y_pred[start : start + 1024]))
+        out = keras.ops.convert_to_numpy(fn(yt, yp))
+        values.append(out.reshape(len(out), -1).mean(axis=1))
+    return np.concatenate(values).astype(float)
+
+
+def top_losses(
+    model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray, n: int
+) -> list[tuple[int, float, Any, Any]]:
+    """Returns the `n` samples with the highest loss.
+
+    Args:
+        model: the compiled model.
+        y_true: labels.
+        y_pred: raw model outputs, in the same order.
+        n: how many samples.
+
+    Returns:
+        `(index, loss, true, pred)` tuples, highest loss first; `true` and `pred` are
+        class ids, 0/1 lists (multilabel) or values (regression), as Python objects.
+
+    Example:
+        >>> top_losses(model, y_val, model.predict(x_val), 3)[0]
+        (17, 4.2, 1, 0)
+    """
+    losses = per_sample_loss(model, y_true, y_pred)
+    task = infer_task(model, y_true)
+    truth = true_labels(task, y_true)
+    preds = predicted_labels(task, y_pred, loss_from_logits(model))
+    order = np.argsort(-losses, kind="stable")[:n]
+    return [
+        (int(i), float(losses[i]), np.asarray(truth[i]).tolist(), np.asarray(preds[i]).tolist())
+        for i in order
+    ]
+
+
+def describe_example(raw: Any, index: int, preproc: Any = None) -> str:
+    """Text for one raw example: a string, or token ids turned back by `preproc.undo`."""
+    if isinstance(raw, dict):
+        example: Any = {k: v[index] for k, v in raw.items()}
+    elif isinstance(raw, (list, tuple)):
+        example = [v[index] for v in raw]
+    else:
+        example = raw[index]
+    undo = getattr(preproc, "undo", None)
+    if undo is not None and isinstance(example, np.ndarray) and example.dtype.kind in "iu":
+        return str(undo(example[None, :])[0])
+    if isinstance(example, bytes):
+        return example.decode("utf-8", errors="replace")
+    return str(example)
+
+
+def top_loss_lines(rows: list[tuple], raw: Any = None, preproc: Any = None) -> list[str]:
+    """Formats `top_losses` rows (with raw examples when given) for printing.
+
+    Args:
+        rows: output of `top_losses`.
+        raw: the raw inputs the indices refer to, or `None`.
+        preproc: optional object with `class_names` and/or `undo(ids)`.
+
+    Returns:
+        The lines to print.
+
+    Example:
+        >>> print("\\n".join(top_loss_lines(rows, texts)))
+    """
+    names = getattr(preproc, "class_names", None)
+
+    def name_of(value: Any) -> Any:
+        if names and isinstance(value, int) and 0 <= value < len(names):
+            return names[value]
+        return value
+
+    lines = []
+    for index, loss, true, pred in rows:
+        lines.append("-" * 40)
+        lines.append(
+            f"id: {index} | loss: {loss:.4f} | true: {name_of(true)} | pred: {name_of(pred)}"
+        )
+        if raw is not None:
+            lines.append(describe_example(raw, index, preproc))
+    return lines

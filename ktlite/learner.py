@@ -1,0 +1,819 @@
+"""The Learner: a compiled Keras model plus its data, with fastai-style training workflows.
+
+`get_learner(model, train_data, val_data)` wraps the user's own compiled model. The
+learner never replaces the user's optimizer, loss, metrics or callbacks: every fitting
+policy drives the optimizer the model was compiled with, through `ktlite.lr.PolicyCallback`.
+
+Example:
+    >>> learner = get_learner(model, (x_train, y_train), (x_val, y_val), batch_size=32)
+    >>> learner.lr_find()
+    >>> learner.fit_onecycle(learner.lr_estimate()["valley"], epochs=3)
+    >>> learner.validate(class_names=["neg", "pos"])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.src.utils import io_utils  # print_msg: Keras-aware, verbose-gated output
+
+from ktlite import evaluation, model_tools
+from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer, save_model_atomic
+from ktlite.data import TaskDataset, make_dataset, to_arrays
+from ktlite.validation import check_data, check_model, check_positive_int
+
+__all__ = ["Learner", "get_learner"]
+
+#: `autofit(epochs=None)` stops at this many epochs if early stopping never triggers.
+AUTOFIT_MAX_EPOCHS = 1000
+_PLOT_KINDS = {"lr": "lrs", "momentum": "momentums", "loss": "losses"}
+
+
+class Learner:
+    """Trains a compiled Keras model on given data with LR finding and cyclical policies.
+
+    Build one with `get_learner`, which documents every argument. Attributes:
+
+    Attributes:
+        model: the user's compiled `keras.Model` (the same object, unless a distribution
+            setting required `ktlite.distribute.prepare_model` to rebuild it).
+        train_data, val_data: the data as given (in-memory data converted to a
+            `TaskDataset`).
+        batch_size, eval_batch_size: global batch sizes for training and evaluation.
+        strategy: the `tf.distribute.Strategy` the model trains under.
+        history: the Keras `History` of the last fit.
+        step_history: per-step `"lrs"`, `"momentums"` and `"losses"` of the last fit.
+        lr_result: the `LRFindResult` of the last `lr_find()`.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        train_data: Any,
+        val_data: Any = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        strategy: Any = None,
+        mixed_precision: str | None = None,
+        jit_compile: bool | None = None,
+        gradient_accumulation_steps: int | None = None,
+        shuffle: bool = True,
+        seed: int | None = None,
+        verbose: int = 1,
+    ) -> None:
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.eval_batch_size = (
+            check_positive_int(eval_batch_size, "eval_batch_size", allow_none=True)
+            or self.batch_size
+        )
+        if isinstance(verbose, bool) or not isinstance(verbose, (int, np.integer)):
+            raise TypeError(f"`verbose` must be an int (0, 1 or 2). Received: verbose={verbose!r}")
+        self.verbose = int(verbose)
+        self.shuffle = bool(shuffle)
+        self.seed = seed
+        model = check_model(model)
+        self.model, self.strategy = self._prepare_distribution(
+            model, strategy, mixed_precision, jit_compile, gradient_accumulation_steps
+        )
+        self.train_data = self._check_data(train_data, "train_data")
+        self.val_data = None if val_data is None else self._check_data(val_data, "val_data")
+        self.history: keras.callbacks.History | None = None
+        self.step_history: dict[str, list] = {"lrs": [], "momentums": [], "losses": []}
+        self.lr_result: Any = None
+        self._cache: dict[str, tuple[tf.data.Dataset, int | None]] = {}
+        self._steps_cache: int | None = None
+        model_tools.build_optimizer(self.model, self.strategy)
+
+    # ------------------------------------------------------------------ set-up
+    def _prepare_distribution(
+        self,
+        model: keras.Model,
+        strategy: Any,
+        mixed_precision: str | None,
+        jit_compile: bool | None,
+        gradient_accumulation_steps: int | None,
+    ) -> tuple[keras.Model, tf.distribute.Strategy]:
+        settings = {
+            "strategy": strategy,
+            "mixed_precision": mixed_precision,
+            "jit_compile": jit_compile,
+            "gradient_accumulation_steps": gradient_accumulation_steps,
+        }
+        if all(value is None for value in settings.values()):
+            return model, tf.distribute.get_strategy()
+        try:
+            from ktlite import distribute
+        except ImportError:
+            given = ", ".join(f"{k}={v!r}" for k, v in settings.items() if v is not None)
+            raise NotImplementedError(
+                "Distribution settings need ktlite.distribute, which is not available in "
+                f"this build. Received: {given}"
+            ) from None
+        distribute.check_batch_size(self.batch_size, strategy)
+        model = distribute.prepare_model(model, **settings, verbose=self.verbose)
+        return model, distribute.get_strategy(strategy)
+
+    def _check_data(self, data: Any, name: str) -> Any:
+        """Validates user data once; in-memory data becomes a `TaskDataset`."""
+        return check_data(
+            self.model, data, name, lambda d: self._dataset(d, training=False)[0]
+        )
+
+    def _dataset(
+        self, data: Any, training: bool, repeat: bool = False
+    ) -> tuple[tf.data.Dataset, int | None]:
+        """The one place where ktlite turns data into the dataset the model sees.
+
+        Batches with the global `batch_size` (training) or `eval_batch_size`, shuffles only
+        for training. Under a multi-replica strategy, Keras splits each global batch over the
+        replicas when it distributes this dataset.
+        """
+        batch_size = self.batch_size if training else self.eval_batch_size
+        return make_dataset(
+            data,
+            batch_size,
+            shuffle=training and self.shuffle,
+            seed=self.seed,
+            repeat=repeat,
+        )
+
+    def _cached(self, key: str, data: Any, training: bool) -> tuple[tf.data.Dataset, int | None]:
+        if key not in self._cache:
+            self._cache[key] = self._dataset(data, training=training)
+        return self._cache[key]
+
+    def _train_steps(self) -> int:
+        """Batches in one pass over the training data (counted once if unknown)."""
+        if self._steps_cache is None:
+            dataset, _ = self._cached("train", self.train_data, True)
+            steps = int(dataset.cardinality())
+            if steps == tf.data.INFINITE_CARDINALITY:
+                raise ValueError(
+                    "`train_data` repeats forever, so an epoch has no end: pass "
+                    "`steps_per_epoch` to the fit method. Received: an infinite dataset"
+                )
+            if steps < 0:
+                steps = int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
+            self._steps_cache = steps
+        return self._steps_cache
+
+    # ------------------------------------------------------------------ LR finder
+    def lr_find(
+        self,
+        start_lr: float = 1e-7,
+        end_lr: float = 10.0,
+        num_steps: int | None = None,
+        stop_factor: float = 4.0,
+        show_plot: bool = False,
+        verbose: int | None = None,
+    ) -> Any:
+        """Sweeps the learning rate exponentially per batch to find a good one.
+
+        Delegates to `ktlite.lr.find_lr`: the weights, optimizer variables and learning rate
+        are exactly the same afterwards.
+
+        Args:
+            start_lr: first learning rate of the sweep. Default 1e-7.
+            end_lr: last learning rate. Default 10.
+            num_steps: number of batches; `None` lets `find_lr` choose (a few hundred at
+                most, cycling through the data if needed).
+            stop_factor: stop when the smoothed loss exceeds this times its minimum.
+            show_plot: also draw the curve (`lr_plot()`).
+            verbose: progress output; defaults to the learner's `verbose`.
+
+        Returns:
+            The `LRFindResult` (also kept as `learner.lr_result`).
+
+        Example:
+            >>> result = learner.lr_find()
+            >>> result.suggestion
+        """
+        from ktlite.lr import find_lr
+
+        dataset, _ = self._cached("train", self.train_data, True)
+        self.lr_result = find_lr(
+            self.model,
+            dataset,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            stop_factor=stop_factor,
+            verbose=self.verbose if verbose is None else verbose,
+        )
+        if show_plot:
+            self.lr_plot()
+        return self.lr_result
+
+    def _require_lr_result(self) -> Any:
+        if self.lr_result is None:
+            raise ValueError("No LR sweep yet: call `learner.lr_find()` first.")
+        return self.lr_result
+
+    def lr_plot(self, suggest: bool = True) -> Any:
+        """Plots the last `lr_find()` loss against learning rate (log axis).
+
+        Args:
+            suggest: mark the suggested learning rates.
+
+        Returns:
+            The matplotlib `Figure`.
+
+        Raises:
+            ValueError: if `lr_find()` has not been run.
+
+        Example:
+            >>> fig = learner.lr_plot()
+        """
+        from ktlite.plots import plot_lr_find
+
+        return plot_lr_find(self._require_lr_result(), suggest=suggest)
+
+    def lr_estimate(self) -> dict[str, float]:
+        """Returns the suggestions of the last `lr_find()` (`valley`, `steep`, `minimum`).
+
+        Raises:
+            ValueError: if `lr_find()` has not been run.
+
+        Example:
+            >>> learner.lr_estimate()["valley"]
+        """
+        return dict(self._require_lr_result().suggestions)
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(
+        self,
+        make_policy: Callable[[int], Any],
+        epochs: int,
+        callbacks: Sequence[keras.callbacks.Callback] | None,
+        class_weight: Mapping[int, float] | None,
+        steps_per_epoch: int | None,
+        verbose: int | None,
+        extra: Callable[[Any], list] = lambda policy_callback: [],
+    ) -> keras.callbacks.History:
+        from ktlite.lr import PolicyCallback
+
+        steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch", allow_none=True)
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(
+                f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r}"
+            )
+        steps = steps_per_epoch or self._train_steps()
+        policy_callback = PolicyCallback(make_policy(steps))
+        guard = NonFiniteGuard()
+        own = [policy_callback, guard, *extra(policy_callback)]
+        all_callbacks = [*(callbacks or []), *own]
+        if steps_per_epoch is None:
+            train, _ = self._cached("train", self.train_data, True)
+        else:
+            train, _ = self._dataset(self.train_data, training=True, repeat=True)
+        val = None
+        if self.val_data is not None:
+            val, _ = self._cached("val", self.val_data, False)
+        try:
+            self.history = self.model.fit(
+                train,
+                validation_data=val,
+                epochs=epochs,
+                steps_per_epoch=steps_per_epoch,
+                class_weight=class_weight,
+                callbacks=all_callbacks,
+                shuffle=False,  # the training dataset reshuffles itself each epoch
+                verbose=self.verbose if verbose is None else verbose,
+            )
+        except BaseException:
+            self._after_interrupt(policy_callback, guard, own)
+            raise
+        finally:
+            self.step_history = {k: list(v) for k, v in policy_callback.history.items()}
+        return self.history
+
+    def _after_interrupt(self, policy_callback: Any, guard: NonFiniteGuard, own: list) -> None:
+        """Keras skips `on_train_end` when fit raises: finish the callbacks' clean-up here."""
+        policy_callback.flush()
+        policy_callback.restore()
+        guard.rollback()
+        for callback in own:
+            if isinstance(callback, BestWeights) and callback.restore:
+                callback.restore_best()
+
+    def fit_onecycle(
+        self,
+        lr: float,
+        epochs: int,
+        pct_start: float = 0.25,
+        div: float = 25.0,
+        div_final: float = 1e4,
+        moms: tuple[float, float] | None = (0.95, 0.85),
+        class_weight: Mapping[int, float] | None = None,
+        callbacks: Sequence[keras.callbacks.Callback] | None = None,
+        steps_per_epoch: int | None = None,
+        verbose: int | None = None,
+    ) -> keras.callbacks.History:
+        """Trains with the one-cycle policy: cosine warm-up to `lr`, cosine anneal.
+
+        The learning rate rises from `lr / div` to `lr` over the first `pct_start` of all
+        steps and falls to `lr / div_final`; momentum (`beta_1` or SGD momentum) moves
+        inversely between `moms[0]` and `moms[1]`. A NaN/inf loss stops training and restores
+        the last good weights. On `KeyboardInterrupt` the weights stay as they are (the
+        optimizer's hyperparameters are put back) and the interrupt propagates.
+
+        Args:
+            lr: peak learning rate.
+            epochs: number of epochs.
+            pct_start: fraction of the steps spent warming up. Default 0.25.
+            div: the first learning rate is `lr / div`. Default 25.
+            div_final: the last learning rate is `lr / div_final`. Default 1e4.
+            moms: `(high, low)` momentum, or `None` to leave momentum alone.
+            class_weight: passed to `model.fit`.
+            callbacks: extra Keras callbacks (the list is not modified).
+            steps_per_epoch: batches per epoch; the training data is repeated as needed.
+                Default: one pass over the data.
+            verbose: Keras progress mode; defaults to the learner's `verbose`.
+
+        Returns:
+            The Keras `History`; per-step values are in `learner.step_history`.
+
+        Raises:
+            ValueError / TypeError: for invalid arguments.
+
+        Example:
+            >>> learner.fit_onecycle(1e-3, epochs=3)
+        """
+        from ktlite.lr import OneCycle
+
+        epochs = check_positive_int(epochs, "epochs")
+        return self._fit(
+            lambda steps: OneCycle(lr, steps * epochs, pct_start, div, div_final, moms),
+            epochs, callbacks, class_weight, steps_per_epoch, verbose,
+        )
+
+    def autofit(
+        self,
+        lr: float,
+        epochs: int | None = None,
+        early_stopping: int | None = None,
+        reduce_on_plateau: int | None = None,
+        reduce_factor: float = 0.5,
+        monitor: str = "val_loss",
+        checkpoint_folder: str | os.PathLike | None = None,
+        moms: tuple[float, float] | None = (0.95, 0.85),
+        class_weight: Mapping[int, float] | None = None,
+        callbacks: Sequence[keras.callbacks.Callback] | None = None,
+        steps_per_epoch: int | None = None,
+        verbose: int | None = None,
+    ) -> keras.callbacks.History:
+        """Trains with triangular cycles (one per epoch), keeping the best weights.
+
+        With `epochs=None` training runs until `monitor` stops improving for
+        `early_stopping` epochs (default 5; at most `AUTOFIT_MAX_EPOCHS`), and the peak
+        learning rate is multiplied by `reduce_factor` after `reduce_on_plateau` epochs
+        without improvement (default 2). With a number of epochs both are off unless given.
+        The weights of the best epoch by `monitor` are restored at the end, also on
+        `KeyboardInterrupt` (which then propagates) and after a NaN/inf loss.
+
+        Args:
+            lr: peak learning rate of each cycle.
+            epochs: number of epochs, or `None` to train until early stopping.
+            early_stopping: patience in epochs, or `None` (see above); 0 turns it off.
+            reduce_on_plateau: patience before lowering the peak, or `None`; 0 turns it off.
+            reduce_factor: multiplier for the peak on a plateau. Default 0.5.
+            monitor: the log value that decides "best". Default `"val_loss"` (needs
+                `val_data`); accuracy-like names are maximised.
+            checkpoint_folder: when set, the best model is saved atomically to
+                `checkpoint_folder/best.keras` each time it improves.
+            moms: `(high, low)` momentum, or `None`.
+            class_weight, callbacks, steps_per_epoch, verbose: as in `fit_onecycle`.
+
+        Returns:
+            The Keras `History`.
+
+        Raises:
+            ValueError: if `monitor` needs validation data that is missing, or training
+                could never stop (`epochs=None` with `early_stopping=0`).
+
+        Example:
+            >>> learner.autofit(1e-3)  # until val_loss stops improving
+        """
+        from ktlite.lr import Triangular
+
+        epochs = check_positive_int(epochs, "epochs", allow_none=True)
+        if monitor.startswith("val_") and self.val_data is None:
+            raise ValueError(
+                f"`monitor={monitor!r}` needs validation data: pass `val_data` to get_learner "
+                "or monitor a training value such as monitor='loss'."
+            )
+        if early_stopping is None and epochs is None:
+            early_stopping = 5
+        if reduce_on_plateau is None and epochs is None:
+            reduce_on_plateau = 2
+        early_stopping = early_stopping or None
+        if epochs is None and early_stopping is None:
+            raise ValueError(
+                "`autofit(epochs=None)` trains until early stopping, so `early_stopping` must "
+                f"be a positive patience. Received: early_stopping={early_stopping!r}"
+            )
+        if early_stopping is not None:
+            check_positive_int(early_stopping, "early_stopping")
+        if reduce_on_plateau:
+            check_positive_int(reduce_on_plateau, "reduce_on_plateau")
+        path = None
+        if checkpoint_folder is not None:
+            os.makedirs(checkpoint_folder, exist_ok=True)
+            path = os.path.join(os.fspath(checkpoint_folder), "best.keras")
+        verbose_ = self.verbose if verbose is None else verbose
+
+        def extra(policy_callback):
+            made = [BestWeights(monitor, early_stopping, True, path, verbose=verbose_)]
+            if reduce_on_plateau:
+                made.append(PeakReducer(policy_callback, monitor, reduce_on_plateau,
+                                        reduce_factor, verbose=verbose_))
+            return made
+
+        return self._fit(
+            lambda steps: Triangular(lr, steps, n_cycles=epochs, moms=moms),
+            epochs or AUTOFIT_MAX_EPOCHS, callbacks, class_weight, steps_per_epoch, verbose,
+            extra,
+        )
+
+    def fit(
+        self,
+        lr: float,
+        n_cycles: int,
+        cycle_len: int | None = None,
+        cycle_mult: int = 1,
+        class_weight: Mapping[int, float] | None = None,
+        callbacks: Sequence[keras.callbacks.Callback] | None = None,
+        steps_per_epoch: int | None = None,
+        verbose: int | None = None,
+    ) -> keras.callbacks.History:
+        """Trains at a constant learning rate, or with SGDR when `cycle_len` is given.
+
+        Without `cycle_len`, trains `n_cycles` epochs at `lr` (momentum untouched). With
+        `cycle_len`, runs `n_cycles` cosine-annealing cycles with warm restarts, the first
+        `cycle_len` epochs long and each next one `cycle_mult` times longer, so training
+        lasts `cycle_len * (1 + cycle_mult + ... + cycle_mult**(n_cycles-1))` epochs.
+
+        Args:
+            lr: the (peak) learning rate.
+            n_cycles: number of epochs (constant) or of cycles (SGDR).
+            cycle_len: epochs in the first SGDR cycle, or `None` for a constant rate.
+            cycle_mult: growth factor of the cycle length. Default 1.
+            class_weight, callbacks, steps_per_epoch, verbose: as in `fit_onecycle`.
+
+        Returns:
+            The Keras `History`.
+
+        Example:
+            >>> learner.fit(1e-3, n_cycles=3, cycle_len=1, cycle_mult=2)  # 7 epochs
+        """
+        from ktlite.lr import SGDR, Constant
+
+        n_cycles = check_positive_int(n_cycles, "n_cycles")
+        cycle_mult = check_positive_int(cycle_mult, "cycle_mult")
+        cycle_len = check_positive_int(cycle_len, "cycle_len", allow_none=True)
+        if cycle_len is None:
+            return self._fit(
+                lambda steps: Constant(lr, steps * n_cycles),
+                n_cycles, callbacks, class_weight, steps_per_epoch, verbose,
+            )
+        epochs = cycle_len * sum(cycle_mult**i for i in range(n_cycles))
+        return self._fit(
+            lambda steps: SGDR(lr, steps * cycle_len, n_cycles, cycle_mult=cycle_mult),
+            epochs, callbacks, class_weight, steps_per_epoch, verbose,
+        )
+
+    def plot(self, kind: str = "loss") -> Any:
+        """Plots a per-step value of the last fit.
+
+        Args:
+            kind: `"loss"` (true per-batch loss), `"lr"` or `"momentum"`.
+
+        Returns:
+            The matplotlib `Figure`.
+
+        Raises:
+            ValueError: for an unknown `kind`, or before any fit.
+
+        Example:
+            >>> learner.plot("lr")
+        """
+        from ktlite.plots import plot_history
+
+        if kind not in _PLOT_KINDS:
+            raise ValueError(f"`kind` must be one of {sorted(_PLOT_KINDS)}. Received: kind={kind!r}")
+        values = self.step_history.get(_PLOT_KINDS[kind]) or []
+        if not values:
+            raise ValueError("Nothing to plot yet: train first (e.g. `learner.fit_onecycle`).")
+        if kind == "momentum" and all(v is None for v in values):
+            raise ValueError("The last fit did not cycle momentum, so there is nothing to plot.")
+        return plot_history(values, kind)
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_data(self, val_data: Any) -> Any:
+        if val_data is not None:
+            return self._check_data(val_data, "val_data")
+        if self.val_data is None:
+            raise ValueError("No validation data: pass `val_data` here or to get_learner.")
+        return self.val_data
+
+    def _outputs_and_labels(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions and labels in the same order (one predict pass)."""
+        if isinstance(data, TaskDataset):
+            inputs, _ = self._dataset(TaskDataset(data.x, None, data.transform), training=False)
+            return self.model.predict(inputs, verbose=0), np.asarray(data.y)
+        dataset, _ = self._dataset(data, training=False)
+        # Datasets must yield the same order on every pass (no reshuffling).
+        labels = np.concatenate([np.asarray(y) for y in dataset.map(lambda *b: b[1])])
+        outputs = self.model.predict(dataset.map(lambda *b: b[0]), verbose=0)
+        return outputs, labels
+
+    def validate(
+        self,
+        val_data: Any = None,
+        class_names: Sequence[str] | None = None,
+        print_report: bool = True,
+    ) -> Any:
+        """Reports per-class precision, recall and F1, or MAE/MSE for regression.
+
+        The task is read from the model's loss: sparse/categorical cross-entropy is
+        multiclass, binary cross-entropy is binary (one output) or multilabel (several),
+        regression losses give MAE and MSE.
+
+        Args:
+            val_data: data to judge on (same kinds as `train_data`); default the learner's.
+            class_names: names of the classes in id order.
+            print_report: print the scikit-learn classification report.
+
+        Returns:
+            The confusion matrix (`(n_labels, 2, 2)` for multilabel), or
+            `{"mae": ..., "mse": ...}` for regression.
+
+        Raises:
+            ValueError: without validation data, or with a wrong number of `class_names`.
+
+        Example:
+            >>> cm = learner.validate(class_names=["neg", "pos"])
+        """
+        outputs, labels = self._outputs_and_labels(self._eval_data(val_data))
+        text, result = evaluation.report(self.model, labels, outputs, class_names)
+        if print_report:
+            io_utils.print_msg(text)
+        return result
+
+    def top_losses(self, n: int = 10, val_data: Any = None) -> list[tuple]:
+        """Returns the `n` validation samples with the highest loss.
+
+        Args:
+            n: how many samples.
+            val_data: data to look at; default the learner's validation data.
+
+        Returns:
+            `(index, loss, true, pred)` tuples, highest loss first: `index` is the position in
+            the data, `true` / `pred` are class ids (multiclass, binary), 0/1 lists
+            (multilabel) or values (regression).
+
+        Example:
+            >>> idx, loss, true, pred = learner.top_losses(5)[0]
+        """
+        n = check_positive_int(n, "n")
+        outputs, labels = self._outputs_and_labels(self._eval_data(val_data))
+        return evaluation.top_losses(self.model, labels, outputs, n)
+
+    def view_top_losses(self, n: int = 5, preproc: Any = None, val_data: Any = None) -> list[tuple]:
+        """Prints the top losses with the raw examples when the data holds them.
+
+        Raw examples come from a `TaskDataset`'s (or tuple's) `x`; if they are token ids and
+        `preproc` has `undo(ids)`, they are turned back into text. Class ids are named with
+        `preproc.class_names` when available.
+
+        Args:
+            n: how many samples.
+            preproc: optional preprocessor with `undo` and/or `class_names`.
+            val_data: data to look at; default the learner's validation data.
+
+        Returns:
+            The same tuples as `top_losses(n)`.
+
+        Example:
+            >>> learner.view_top_losses(3, preproc=preproc)
+        """
+        data = self._eval_data(val_data)
+        rows = self.top_losses(n, val_data=data)
+        raw = data.x if isinstance(data, TaskDataset) else None
+        for line in evaluation.top_loss_lines(rows, raw, preproc):
+            io_utils.print_msg(line)
+        return rows
+
+    def predict(self, data: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+        """Returns the model's outputs for `data`.
+
+        Args:
+            data: inputs (an array, list or dict of arrays: a tuple is read as several
+                inputs, like Keras), a `TaskDataset` (labels ignored), a `tf.data.Dataset`
+                or a `PyDataset` (labels ignored).
+            batch_size: defaults to `eval_batch_size`.
+            verbose: Keras progress mode. Default 0.
+
+        Returns:
+            The predictions as a numpy array (or a list / dict for multi-output models).
+
+        Example:
+            >>> probs = learner.predict(x_test)
+        """
+        if isinstance(data, TaskDataset):
+            data = TaskDataset(data.x, None, data.transform)
+        elif not isinstance(data, (tf.data.Dataset, keras.utils.PyDataset)):
+            data = TaskDataset(to_arrays(list(data) if isinstance(data, tuple) else data))
+        previous = self.eval_batch_size
+        self.eval_batch_size = check_positive_int(batch_size, "batch_size", True) or previous
+        try:
+            dataset, _ = self._dataset(data, training=False)
+        finally:
+            self.eval_batch_size = previous
+        return self.model.predict(dataset, verbose=verbose)
+
+    # ------------------------------------------------------------------ model tools
+    def freeze(self, n: int | None = None) -> None:
+        """Freezes the first `n` layers (default: all but the last layer with weights).
+
+        Later layers are unfrozen. The model is recompiled with the same optimizer object,
+        loss and metrics so the change takes effect; the optimizer keeps its state (its
+        slots cover every layer, see `get_learner`).
+
+        Args:
+            n: number of leading layers (`model.layers`) to freeze, or `None`.
+
+        Raises:
+            ValueError: if `n` is out of range.
+
+        Example:
+            >>> learner.freeze()       # train only the head
+            >>> learner.unfreeze()
+        """
+        model_tools.freeze_layers(self.model, n)
+        model_tools.recompile(self.model, self.strategy)
+
+    def unfreeze(self) -> None:
+        """Makes every layer trainable and recompiles (optimizer state kept).
+
+        Example:
+            >>> learner.unfreeze()
+        """
+        model_tools.set_trainable(self.model, True)
+        model_tools.recompile(self.model, self.strategy)
+
+    def set_weight_decay(self, wd: float | None = 0.01) -> None:
+        """Sets decoupled weight decay on the user's optimizer, keeping its other settings.
+
+        Keras reads `weight_decay` when it traces the train step, so the step is retraced
+        on the next fit (no recompile, no new optimizer).
+
+        Args:
+            wd: decay per step (multiplied by the learning rate), or `None` to turn it off.
+
+        Raises:
+            ValueError: if `wd` is negative or not a number.
+
+        Example:
+            >>> learner.set_weight_decay(0.01)
+        """
+        model_tools.set_weight_decay(self.model, wd)
+
+    def get_weight_decay(self) -> float | None:
+        """Returns the optimizer's weight decay (`None` when off).
+
+        Example:
+            >>> learner.get_weight_decay()
+        """
+        return model_tools.inner_optimizer(self.model.optimizer).weight_decay
+
+    def save_model(self, path: str | os.PathLike) -> str:
+        """Saves the model (with optimizer state) to a `.keras` file, atomically.
+
+        Args:
+            path: destination ending in `.keras`.
+
+        Returns:
+            The path written.
+
+        Raises:
+            ValueError: if `path` does not end in `.keras`.
+
+        Example:
+            >>> learner.save_model("model.keras")
+        """
+        return save_model_atomic(self.model, path)
+
+    def load_model(
+        self, path: str | os.PathLike, custom_objects: Mapping[str, Any] | None = None
+    ) -> keras.Model:
+        """Loads a `.keras` file (safe mode) and makes it the learner's model.
+
+        Custom layers must be registered (`keras.saving.register_keras_serializable`, as
+        ktlite's are once `ktlite.layers` is imported) or given in `custom_objects`.
+
+        Args:
+            path: a `.keras` file written by `save_model`.
+            custom_objects: extra classes needed to rebuild the model.
+
+        Returns:
+            The loaded, compiled model (now `learner.model`).
+
+        Raises:
+            ValueError: if the file holds no compiled model.
+
+        Example:
+            >>> model = learner.load_model("model.keras")
+        """
+        with self.strategy.scope():
+            model = keras.saving.load_model(
+                os.fspath(path), custom_objects=custom_objects, compile=True, safe_mode=True
+            )
+        self.model = check_model(model)
+        model_tools.build_optimizer(self.model, self.strategy)
+        return self.model
+
+    def print_layers(self) -> None:
+        """Prints each layer's index, name, class, trainable flag and parameter count.
+
+        Example:
+            >>> learner.print_layers()
+        """
+        model_tools.print_layers(self.model)
+
+
+def get_learner(
+    model: keras.Model,
+    train_data: Any,
+    val_data: Any = None,
+    batch_size: int = 32,
+    eval_batch_size: int | None = None,
+    strategy: Any = None,
+    mixed_precision: str | None = None,
+    jit_compile: bool | None = None,
+    gradient_accumulation_steps: int | None = None,
+    shuffle: bool = True,
+    seed: int | None = None,
+    verbose: int = 1,
+) -> Learner:
+    """Wraps a compiled Keras model and its data in a `Learner`.
+
+    Data may be an `(x, y)` tuple of numpy arrays or lists (`x` a dict or list of arrays
+    for a multi-input model), a `ktlite.data.TaskDataset`, a `tf.data.Dataset` or a
+    `keras.utils.PyDataset`. A `tf.data.Dataset` whose pipeline contains a batching step
+    (`.batch()`, `.padded_batch()`...) is used as is; otherwise it is batched with
+    `batch_size` (see `ktlite.data.is_batched`). A `PyDataset`'s items are batches. In-memory
+    data is checked up front (lengths, NaN/inf, labels against the model's output and loss);
+    datasets are checked on their first batch.
+
+    The model keeps its optimizer, loss and metrics. Its optimizer is built for all layers
+    that could be unfrozen, so `freeze()`/`unfreeze()` never need a new optimizer.
+
+    Args:
+        model: a compiled `keras.Model` (compile with keywords:
+            `model.compile(optimizer="adam", loss=..., metrics=[...])`).
+        train_data: training data (labelled).
+        val_data: validation data (labelled), or `None`.
+        batch_size: global training batch size. Default 32.
+        eval_batch_size: batch size for validation and prediction; default `batch_size`.
+        strategy: a `tf.distribute.Strategy` or name for `ktlite.distribute.get_strategy`.
+        mixed_precision: e.g. `"mixed_float16"` / `"mixed_bfloat16"`.
+        jit_compile: XLA-compile the train step.
+        gradient_accumulation_steps: accumulate gradients over this many batches.
+        shuffle: reshuffle in-memory training data every epoch. Default `True`.
+        seed: shuffle seed. Default `None`.
+        verbose: 0 silent, 1 progress bars, 2 one line per epoch. Default 1.
+
+    Returns:
+        A `Learner`.
+
+    Raises:
+        TypeError: for a non-Keras model or data of an unsupported type.
+        ValueError: for an uncompiled model, empty data, x/y length mismatch, a batch size
+            that is not a positive int, NaN/inf values or labels that do not fit the model.
+        NotImplementedError: for distribution settings when `ktlite.distribute` is missing.
+
+    Example:
+        >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+        ...               metrics=["accuracy"])
+        >>> learner = get_learner(model, (x_train, y_train), (x_val, y_val))
+    """
+    return Learner(
+        model,
+        train_data,
+        val_data,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        strategy=strategy,
+        mixed_precision=mixed_precision,
+        jit_compile=jit_compile,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        shuffle=shuffle,
+        seed=seed,
+        verbose=verbose,
+    )

@@ -1,0 +1,241 @@
+"""Changing what a compiled model trains without replacing the user's optimizer.
+
+Keras 3 fixes two things when it traces the train step: which variables are trainable
+and the optimizer's Python-float hyperparameters such as `weight_decay`. It also refuses to
+apply an optimizer to variables it was not built for. These helpers build the optimizer
+once for every variable that could ever be unfrozen, and recompile / retrace with the same
+optimizer object after a change.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.src.utils import io_utils  # print_msg: Keras-aware console output
+
+__all__ = [
+    "all_trainable_variables",
+    "build_optimizer",
+    "recompile",
+    "freeze_layers",
+    "set_trainable",
+    "inner_optimizer",
+    "set_weight_decay",
+    "print_layers",
+]
+
+
+def _flat_layers(model: keras.Model) -> list:
+    # `_flatten_layers` lists nested layers (e.g. inside a TransformerEncoder), parents
+    # before children, which is the order that restoring `trainable` flags needs.
+    return list(model._flatten_layers(include_self=True))
+
+
+def set_trainable(layer: keras.layers.Layer, value: bool) -> None:
+    """Sets `layer.trainable` (and its sublayers' and variables') for real.
+
+    TensorFlow's tracking `__setattr__` skips an assignment whose value `is` the current
+    one, so `model.trainable = True` on a model whose flag is already True leaves frozen
+    sublayers frozen. Calling the property setter directly always propagates.
+
+    Args:
+        layer: a layer or model.
+        value: the trainable flag.
+
+    Example:
+        >>> set_trainable(model, True)  # unfreezes every layer
+    """
+    keras.layers.Layer.trainable.fset(layer, bool(value))
+
+
+def all_trainable_variables(model: keras.Model) -> list:
+    """Returns the variables that are trainable when every layer is unfrozen.
+
+    The model's `trainable` flags (of layers and variables) are left as they were.
+
+    Args:
+        model: a built model.
+
+    Returns:
+        A list of variables, in `model.trainable_variables` order.
+
+    Example:
+        >>> len(all_trainable_variables(model)) >= len(model.trainable_variables)
+        True
+    """
+    layer_flags = [(layer, layer.trainable) for layer in _flat_layers(model)]
+    variable_flags = [(v, v.trainable) for v in model.variables]
+    try:
+        set_trainable(model, True)
+        variables = list(model.trainable_variables)
+    finally:
+        for layer, trainable in layer_flags:
+            set_trainable(layer, trainable)
+        for variable, trainable in variable_flags:
+            variable.trainable = trainable
+    return variables
+
+
+def inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The optimizer holding the hyperparameters (unwraps a `LossScaleOptimizer`)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def _covers(optimizer: keras.optimizers.Optimizer, variables: list) -> bool:
+    inner = inner_optimizer(optimizer)
+    known = getattr(inner, "_trainable_variables_indices", None)
+    if known is None:
+        return True
+    return all(inner._var_key(v) in known for v in variables)
+
+
+def build_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
+    """Builds the model's optimizer for every variable that could be unfrozen.
+
+    Frozen layers then carry optimizer slots they do not use, but `freeze()` /
+    `unfreeze()` never need another optimizer. An optimizer that was already built for fewer
+    variables (the model was trained with frozen layers before) cannot grow, so it is
+    replaced by a fresh one of the same class and config, with a warning; its step count is
+    kept.
+
+    Args:
+        model: a compiled, built model.
+        strategy: the strategy whose scope the optimizer variables belong to.
+
+    Example:
+        >>> build_optimizer(model, tf.distribute.get_strategy())
+    """
+    optimizer = model.optimizer
+    variables = all_trainable_variables(model)
+    if not variables:
+        return
+    if optimizer.built:
+        if _covers(optimizer, variables):
+            return
+        warnings.warn(
+            "The model's optimizer was built before some layers were unfrozen and cannot "
+            "track them, so ktlite gives the model a fresh optimizer of the same class and "
+            "config (its step count is kept, its slots restart).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        iterations = int(optimizer.iterations.numpy())
+        recompile(model, strategy, type(optimizer).from_config(optimizer.get_config()))
+        optimizer = model.optimizer
+        with strategy.scope():
+            optimizer.build(variables)
+        optimizer.iterations.assign(iterations)
+        return
+    with strategy.scope():
+        optimizer.build(variables)
+
+
+def recompile(
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    optimizer: keras.optimizers.Optimizer | None = None,
+) -> None:
+    """Recompiles with the same optimizer object, loss and metrics as the last compile.
+
+    Args:
+        model: a compiled model.
+        strategy: the strategy to compile under.
+        optimizer: a replacement optimizer; default the model's current one (kept as is).
+
+    Example:
+        >>> recompile(model, tf.distribute.get_strategy())
+    """
+    config = dict(getattr(getattr(model, "_compile_config", None), "config", {}) or {})
+    if not config:
+        config = {"loss": model.loss}
+    config["optimizer"] = optimizer or model.optimizer
+    with strategy.scope():
+        model.compile(**config)
+
+
+def freeze_layers(model: keras.Model, n: int | None) -> int:
+    """Freezes `model.layers[:n]` and unfreezes the rest.
+
+    Args:
+        model: the model.
+        n: number of leading layers to freeze; `None` freezes all but the last layer that
+            has weights (the head).
+
+    Returns:
+        The `n` used.
+
+    Raises:
+        ValueError: if `n` is not an int in `[0, len(model.layers)]`.
+
+    Example:
+        >>> freeze_layers(model, None)
+        1
+    """
+    layers = model.layers
+    if n is None:
+        with_weights = [i for i, layer in enumerate(layers) if layer.weights]
+        n = with_weights[-1] if with_weights else 0
+    elif (
+        isinstance(n, bool)
+        or not isinstance(n, (int, np.integer))
+        or not 0 <= n <= len(layers)
+    ):
+        raise ValueError(
+            f"`n` must be an int in [0, {len(layers)}] (the number of layers). "
+            f"Received: n={n!r}"
+        )
+    set_trainable(model, True)
+    for i, layer in enumerate(layers):
+        set_trainable(layer, i >= n)
+    return int(n)
+
+
+def set_weight_decay(model: keras.Model, wd: float | None) -> None:
+    """Sets decoupled weight decay on the model's optimizer and forces a retrace.
+
+    Keras reads `weight_decay` as a Python float when it traces the train step, so the
+    cached train function is dropped (the next `fit` traces again); the optimizer object,
+    its state and its other settings are untouched.
+
+    Args:
+        model: a compiled model.
+        wd: the decay (multiplied by the learning rate each step), or `None` for none.
+
+    Raises:
+        ValueError: if `wd` is negative, not finite or not a number.
+
+    Example:
+        >>> set_weight_decay(model, 0.01)
+    """
+    if wd is not None:
+        if (
+            isinstance(wd, bool)
+            or not isinstance(wd, (int, float, np.floating, np.integer))
+            or not (np.isfinite(wd) and wd >= 0)
+        ):
+            raise ValueError(f"`wd` must be a float >= 0 or None. Received: wd={wd!r}")
+        wd = float(wd)
+    inner_optimizer(model.optimizer).weight_decay = wd
+    model.train_function = None
+
+
+def print_layers(model: keras.Model) -> None:
+    """Prints each layer's index, name, class, trainable flag and parameter count.
+
+    Args:
+        model: the model.
+
+    Example:
+        >>> print_layers(model)
+    """
+    io_utils.print_msg(f"{'#':>3}  {'name':<28}{'class':<26}{'trainable':<11}params")
+    for i, layer in enumerate(model.layers):
+        params = layer.count_params() if layer.built else 0
+        io_utils.print_msg(
+            f"{i:>3}  {layer.name:<28}{type(layer).__name__:<26}"
+            f"{str(layer.trainable):<11}{params}"
+        )

@@ -1,0 +1,369 @@
+"""Checks on the model and data handed to the Learner, with errors that say what to fix.
+
+Each check raises `TypeError` (wrong kind of thing) or `ValueError` (right kind, bad
+value), naming the argument and quoting what was received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ktlite.data import TaskDataset, num_samples, to_arrays
+
+__all__ = [
+    "check_model",
+    "check_positive_int",
+    "check_arrays",
+    "check_batch",
+    "check_data",
+    "loss_name",
+    "loss_from_logits",
+    "output_width",
+]
+
+_COMPILE_HINT = (
+    'model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", '
+    'metrics=["accuracy"])'
+)
+_SPARSE = {"sparse_categorical_crossentropy", "sparse_categorical_focal_crossentropy"}
+_CATEGORICAL = {"categorical_crossentropy", "categorical_focal_crossentropy"}
+_BINARY = {"binary_crossentropy", "binary_focal_crossentropy"}
+_ALIASES = {
+    "mse": "mean_squared_error",
+    "mae": "mean_absolute_error",
+    "mape": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error",
+    "logcosh": "log_cosh",
+}
+REGRESSION_LOSSES = {
+    "mean_squared_error",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "huber",
+    "huber_loss",
+    "log_cosh",
+}
+
+
+def check_positive_int(value: Any, name: str, allow_none: bool = False) -> int | None:
+    """Returns `value` as an int, or raises if it is not a positive int (bools rejected).
+
+    Args:
+        value: the value to check.
+        name: the argument name for the error message.
+        allow_none: accept `None` (returned unchanged).
+
+    Returns:
+        `int(value)`, or `None` when allowed.
+
+    Raises:
+        TypeError: if `value` is not an int (a bool is not an int here).
+        ValueError: if `value` < 1.
+
+    Example:
+        >>> check_positive_int(32, "batch_size")
+        32
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    if value < 1:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_model(model: Any) -> keras.Model:
+    """Checks that `model` is a compiled `keras.Model` with an optimizer.
+
+    Args:
+        model: the user's model.
+
+    Returns:
+        The model.
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model`.
+        ValueError: if it is not compiled, or was compiled with positional arguments.
+
+    Example:
+        >>> check_model(model)  # doctest: +SKIP
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a keras.Model. Received: model of type {type(model).__name__}"
+        )
+    if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            "`model` must be compiled before it is given to ktlite. Compile it with keyword "
+            f"arguments, e.g. {_COMPILE_HINT} (use the loss and metrics of your task). "
+            f"Received: an uncompiled model {model.name!r}."
+        )
+    config = getattr(getattr(model, "_compile_config", None), "config", None) or {}
+    loss_weights = config.get("loss_weights")
+    if loss_weights and any(isinstance(w, str) for w in tf.nest.flatten(loss_weights)):
+        raise ValueError(
+            "`model` looks compiled with positional arguments: Keras 3's third positional "
+            "argument of compile() is `loss_weights`, not `metrics`. Compile with keywords, "
+            f"e.g. {_COMPILE_HINT}. Received: loss_weights={loss_weights!r}"
+        )
+    return model
+
+
+def loss_name(model: keras.Model) -> str | None:
+    """Returns the normalised name of a single-output model's loss, or `None` if unknown.
+
+    Args:
+        model: a compiled model.
+
+    Returns:
+        e.g. `"sparse_categorical_crossentropy"`, `"mean_squared_error"`, or `None` for a
+        multi-output loss or a custom one without a name.
+
+    Example:
+        >>> loss_name(model)
+        'sparse_categorical_crossentropy'
+    """
+    loss = getattr(model, "loss", None)
+    if isinstance(loss, (list, tuple)) and len(loss) == 1:
+        loss = loss[0]
+    if isinstance(loss, str):
+        name = loss
+    elif isinstance(loss, keras.losses.Loss):
+        fn = getattr(loss, "fn", None)
+        name = getattr(fn, "__name__", None) or getattr(loss, "name", None)
+    elif callable(loss):
+        name = getattr(loss, "__name__", None)
+    else:
+        return None
+    if not name:
+        return None
+    name = name.lower()
+    return _ALIASES.get(name, name)
+
+
+def loss_from_logits(model: keras.Model) -> bool:
+    """Whether the model's loss takes logits (`from_logits=True`)."""
+    loss = getattr(model, "loss", None)
+    if isinstance(loss, keras.losses.Loss):
+        try:
+            return bool(loss.get_config().get("from_logits", False))
+        except (NotImplementedError, TypeError):
+            return bool(getattr(loss, "from_logits", False))
+    return False
+
+
+def output_width(model: keras.Model) -> int | None:
+    """Returns the last dimension of a single-output model's output, or `None`."""
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        return None
+    if not outputs or len(outputs) != 1:
+        return None
+    width = outputs[0].shape[-1]
+    return int(width) if width is not None else None
+
+
+def _first_bad(arr: np.ndarray) -> int:
+    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+    return int(np.argmax(bad))
+
+
+def _check_finite(arrays: Any, name: str) -> None:
+    flat = arrays.items() if isinstance(arrays, Mapping) else enumerate(tf.nest.flatten(arrays))
+    single = not isinstance(arrays, (Mapping, list, tuple))
+    for key, arr in flat:
+        arr = np.asarray(arr)
+        if arr.dtype.kind != "f" or np.isfinite(arr).all():
+            continue
+        label = name if single else f"{name}[{key!r}]"
+        n_bad = int((~np.isfinite(arr)).sum())
+        raise ValueError(
+            f"`{label}` contains {n_bad} NaN or infinite value(s); the first is in sample "
+            f"{_first_bad(arr)}. Remove or impute them before training. "
+            f"Received: {label} of shape {arr.shape}"
+        )
+
+
+def _check_labels(model: keras.Model, y: np.ndarray, name: str) -> None:
+    loss = loss_name(model)
+    width = output_width(model)
+    if loss is None or width is None or isinstance(y, (Mapping, list, tuple)):
+        return
+    y = np.asarray(y)
+    if y.dtype.kind not in "iufb":
+        raise TypeError(
+            f"`{name}` must hold numbers for loss {loss!r} (encode the labels first). "
+            f"Received: {name} of dtype {y.dtype}"
+        )
+    if loss in _SPARSE:
+        if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+            raise ValueError(
+                f"`{name}` must hold integer class ids for loss {loss!r}. Received: "
+                f"non-integer values such as {y[np.mod(y, 1) != 0].ravel()[0]!r}"
+            )
+        low, high = y.min(), y.max()
+        if low < 0 or high >= width:
+            raise ValueError(
+                f"`{name}` holds class ids in [{low:g}, {high:g}], but the model has {width} "
+                f"outputs, so ids must be in [0, {width - 1}]. Check the number of classes "
+                "of the output layer."
+            )
+        return
+    if loss in _CATEGORICAL:
+        if y.ndim < 2 or y.shape[-1] != width:
+            raise ValueError(
+                f"`{name}` must be one-hot with {width} columns (the model's outputs) for loss "
+                f"{loss!r}. Received: {name} of shape {y.shape}. For integer class ids use "
+                "loss='sparse_categorical_crossentropy'."
+            )
+        return
+    if loss in _BINARY:
+        if y.min() < 0 or y.max() > 1:
+            raise ValueError(
+                f"`{name}` must hold values in [0, 1] for loss {loss!r}. Received: values in "
+                f"[{y.min():g}, {y.max():g}]"
+            )
+    if loss in _BINARY or loss in REGRESSION_LOSSES:
+        y_width = 1 if y.ndim == 1 else y.shape[-1]
+        if y_width != width:
+            raise ValueError(
+                f"`{name}` has {y_width} column(s) but the model has {width} output(s). "
+                f"Received: {name} of shape {y.shape}"
+            )
+
+
+def _check_inputs(model: keras.Model, x: Any, name: str) -> None:
+    inputs = getattr(model, "inputs", None) or []
+    if len(inputs) != 1 or not isinstance(x, np.ndarray) or x.dtype == object:
+        return
+    expected = tuple(inputs[0].shape[1:])
+    got = x.shape[1:]
+    if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got)):
+        raise ValueError(
+            f"`{name}` samples have shape {got}, but the model expects {expected}. "
+            f"Received: {name} of shape {x.shape}"
+        )
+
+
+def check_arrays(model: keras.Model, x: Any, y: Any, name: str = "train_data") -> None:
+    """Checks in-memory inputs and labels against each other and against the model.
+
+    Args:
+        model: the compiled model.
+        x: inputs as returned by `ktlite.data.to_arrays` (raw strings allowed).
+        y: labels, or `None`.
+        name: the argument the data came from, used in messages.
+
+    Raises:
+        ValueError: for NaN/inf in float inputs or labels, input shapes the model cannot
+            take, or labels that do not fit the model's output and loss.
+        TypeError: for non-numeric labels.
+
+    Example:
+        >>> check_arrays(model, x, y, name="train_data")
+    """
+    _check_finite(x, f"{name} x")
+    _check_inputs(model, x, f"{name} x")
+    if y is not None:
+        _check_finite(y, f"{name} y")
+        _check_labels(model, y, f"{name} y")
+
+
+def check_batch(model: keras.Model, batch: Any, name: str = "train_data") -> None:
+    """Checks the first batch of a dataset the same way `check_arrays` checks arrays.
+
+    Only the first batch is inspected, so NaN in later batches is caught during training
+    (the Learner then stops and restores the last good weights).
+
+    Args:
+        model: the compiled model.
+        batch: one element of the batched dataset: `(x, y)`, `(x, y, sample_weight)` or `x`.
+        name: the argument the data came from, used in messages.
+
+    Example:
+        >>> check_batch(model, next(iter(dataset)), name="val_data")
+    """
+    to_np = lambda t: t.numpy() if hasattr(t, "numpy") else np.asarray(t)  # noqa: E731
+    if isinstance(batch, tuple) and len(batch) in (2, 3):
+        x, y = batch[0], batch[1]
+    else:
+        x, y = batch, None
+    x = tf.nest.map_structure(to_np, x)
+    y = None if y is None else tf.nest.map_structure(to_np, y)
+    check_arrays(model, x, y, name=f"{name} (first batch)")
+
+
+def check_data(
+    model: keras.Model,
+    data: Any,
+    name: str,
+    batches: Callable[[Any], tf.data.Dataset],
+) -> Any:
+    """Validates labelled data for the model; in-memory data comes back as a `TaskDataset`.
+
+    In-memory data (a `TaskDataset` or an `(x, y)` tuple) is checked whole. A
+    `tf.data.Dataset` or `keras.utils.PyDataset` is checked on its first batch, taken from
+    `batches(data)` (the learner's own pipeline, so the check sees what the model sees).
+
+    Args:
+        model: the compiled model.
+        data: the user's data.
+        name: the argument name (`"train_data"`, `"val_data"`) for messages.
+        batches: builds the batched dataset for `data`.
+
+    Returns:
+        A `TaskDataset` for in-memory data, else `data` itself.
+
+    Raises:
+        TypeError: for unsupported types or non-numeric labels.
+        ValueError: for empty or unlabelled data, x/y length mismatch, NaN/inf, or labels
+            that do not fit the model.
+
+    Example:
+        >>> train = check_data(model, (x, y), "train_data", lambda d: make_dataset(d, 32)[0])
+    """
+    if isinstance(data, TaskDataset):
+        if data.y is None:
+            raise ValueError(f"`{name}` must be labelled. Received: a TaskDataset with y=None")
+        check_arrays(model, data.x if data.transform is None else None, data.y, name=name)
+        return data
+    if isinstance(data, (tf.data.Dataset, keras.utils.PyDataset)):
+        empty = ValueError(f"`{name}` must hold at least one sample. Received: an empty dataset")
+        if isinstance(data, tf.data.Dataset) and int(data.cardinality()) == 0:
+            raise empty
+        try:
+            first = next(iter(batches(data).take(1)))
+        except StopIteration:
+            raise empty from None
+        if not (isinstance(first, tuple) and len(first) in (2, 3)):
+            raise ValueError(
+                f"`{name}` must yield labelled batches `(x, y)` or `(x, y, sample_weight)`. "
+                f"Received: elements of type {type(first).__name__}"
+            )
+        check_batch(model, first, name=name)
+        return data
+    if isinstance(data, tuple) and len(data) == 2:
+        x, y = to_arrays(data[0], name=f"{name} x"), to_arrays(data[1], name=f"{name} y")
+        n_x, n_y = num_samples(x, f"{name} x"), num_samples(y, f"{name} y")
+        if n_x == 0:
+            raise ValueError(f"`{name}` must hold at least one sample. Received: 0 samples")
+        if n_x != n_y:
+            raise ValueError(
+                f"`{name}` x and y must hold the same number of samples. "
+                f"Received: {n_x} samples in x and {n_y} in y"
+            )
+        check_arrays(model, x, y, name=name)
+        return TaskDataset(x, y)
+    raise TypeError(
+        f"`{name}` must be an (x, y) tuple of arrays or lists, a TaskDataset, a "
+        "tf.data.Dataset or a keras.utils.PyDataset. "
+        f"Received: {name} of type {type(data).__name__}"
+    )
