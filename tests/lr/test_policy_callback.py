@@ -1,0 +1,211 @@
+"""PolicyCallback drives the compiled optimizer per step, inside the graph."""
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite.lr import Constant, OneCycle, PolicyCallback, Triangular
+
+STEPS_PER_EPOCH = 6  # 96 samples, batch 16
+
+
+def _fit(model, data, cb, epochs=2, extra=(), **kwargs):
+    x, y = data
+    return model.fit(x, y, batch_size=16, epochs=epochs, shuffle=False, verbose=0,
+                     callbacks=[cb, *extra], **kwargs)
+
+
+def _twin(make_model, source, optimizer):
+    twin = make_model(optimizer)
+    twin.set_weights(source.get_weights())
+    return twin
+
+
+def test_records_the_policy_lr_and_leaves_the_last_one_set(make_model, data):
+    model = make_model(keras.optimizers.Adam(1e-3))
+    policy = OneCycle(1e-2, 2 * STEPS_PER_EPOCH)
+    cb = PolicyCallback(policy)
+    _fit(model, data, cb)
+    expected = policy.lr_at(np.arange(12)).astype(np.float32)
+    np.testing.assert_array_equal(np.float32(cb.history["lrs"]), expected)
+    np.testing.assert_allclose(cb.history["momentums"], policy.momentum_at(np.arange(12)),
+                               rtol=1e-6)
+    assert float(model.optimizer.learning_rate.numpy()) == expected[-1]
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_adam_uses_the_scheduled_beta_1(make_model, data, jit_compile):
+    model = make_model(keras.optimizers.Adam(1e-2, beta_1=0.9), jit_compile=jit_compile)
+    twin = _twin(make_model, model, keras.optimizers.Adam(1e-2, beta_1=0.5))
+    _fit(model, data, PolicyCallback(Constant(1e-2, 12, momentum=0.5)))
+    x, y = data
+    twin.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # ... and a different beta_1 really gives different weights (the test can fail).
+    other = _twin(make_model, twin, keras.optimizers.Adam(1e-2, beta_1=0.9))
+    other.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    assert not np.allclose(other.get_weights()[0], twin.get_weights()[0], atol=1e-6)
+
+
+def test_sgd_uses_the_scheduled_momentum(make_model, data):
+    model = make_model(keras.optimizers.SGD(0.1, momentum=0.9))
+    twin = _twin(make_model, model, keras.optimizers.SGD(0.1, momentum=0.3))
+    cb = PolicyCallback(Constant(0.1, 12, momentum=0.3))
+    _fit(model, data, cb)
+    assert cb.momentum_attribute == "momentum"
+    x, y = data
+    twin.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+class _ConfigSpy(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.values = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.values.append(self.model.optimizer.get_config()["beta_1"])
+
+
+def test_config_stays_a_float_during_training_and_in_checkpoints(make_model, data, tmp_path):
+    model = make_model(keras.optimizers.Adam(1e-3, beta_1=0.9))
+    spy = _ConfigSpy()
+    path = tmp_path / "mid.keras"
+    checkpoint = keras.callbacks.ModelCheckpoint(str(path), save_freq=3)
+    _fit(model, data, PolicyCallback(OneCycle(1e-2, 12)), extra=[spy, checkpoint])
+    assert spy.values and all(type(v) is float and v == 0.9 for v in spy.values)
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.optimizer.get_config()["beta_1"] == 0.9
+    assert type(model.optimizer.beta_1) is float
+
+
+def test_model_is_put_back_after_training(make_model, data):
+    optimizer = keras.optimizers.Adam(1e-3, beta_1=0.9)
+    model = make_model(optimizer)
+    x, y = data
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    plain_function = model.train_function
+    _fit(model, data, PolicyCallback(OneCycle(1e-2, 12)))
+    assert "train_step" not in model.__dict__
+    assert model.train_function is plain_function
+    assert optimizer.beta_1 == 0.9 and type(optimizer.beta_1) is float
+
+
+def test_losses_are_true_per_batch_losses(make_model, data):
+    # A learning rate far below float32 resolution keeps the weights fixed, so the loss of
+    # each batch can be recomputed independently.
+    model = make_model(keras.optimizers.SGD(1e-30))
+    cb = PolicyCallback(Constant(1e-30, 12))
+    history = _fit(model, data, cb)
+    x, y = data
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    expected = [float(loss_fn(y[i:i + 16], model(x[i:i + 16]))) for i in range(0, 96, 16)] * 2
+    np.testing.assert_allclose(cb.history["losses"], expected, rtol=1e-4)
+    # Not Keras' running mean: the epoch log is the mean of the batch losses.
+    assert history.history["loss"][0] == pytest.approx(np.mean(expected[:6]), rel=1e-4)
+    assert not np.allclose(cb.history["losses"][:6], np.cumsum(expected[:6]) / np.arange(1, 7))
+
+
+def test_every_step_is_driven_with_steps_per_execution(make_model, data):
+    model = make_model(keras.optimizers.Adam(1e-3), steps_per_execution=4)
+    policy = OneCycle(1e-2, 12)
+    cb = PolicyCallback(policy)
+    _fit(model, data, cb)
+    np.testing.assert_array_equal(np.float32(cb.history["lrs"]),
+                                  policy.lr_at(np.arange(12)).astype(np.float32))
+
+
+def test_learning_rate_schedule_optimizer_is_refused_clearly(make_model, data):
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9)
+    model = make_model(keras.optimizers.Adam(schedule))
+    with pytest.raises(ValueError, match="schedule"):
+        _fit(model, data, PolicyCallback(OneCycle(1e-2, 12)))
+    assert model.optimizer._learning_rate is schedule
+
+
+def test_optimizer_without_momentum_gets_the_learning_rate_only(make_model, data):
+    model = make_model(keras.optimizers.Adagrad(1e-2))
+    policy = OneCycle(1e-2, 12)
+    cb = PolicyCallback(policy)
+    with pytest.warns(UserWarning, match="moms=None"):
+        _fit(model, data, cb)
+    assert cb.history["momentums"] == [None] * 12
+    np.testing.assert_array_equal(np.float32(cb.history["lrs"]),
+                                  policy.lr_at(np.arange(12)).astype(np.float32))
+
+
+def test_sgd_without_momentum_and_moms_none_is_quiet(make_model, data, recwarn):
+    model = make_model(keras.optimizers.SGD(1e-2))
+    _fit(model, data, PolicyCallback(OneCycle(1e-2, 12, moms=None)))
+    assert not [w for w in recwarn if "momentum" in str(w.message)]
+
+
+class _Halve(keras.callbacks.Callback):
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.target.lr_scale = 0.5
+
+
+def test_lr_scale_can_lower_the_peak_during_training(make_model, data):
+    model = make_model(keras.optimizers.Adam(1e-3))
+    policy = Triangular(1e-2, STEPS_PER_EPOCH)  # repeats forever
+    cb = PolicyCallback(policy)
+    _fit(model, data, cb, epochs=3, extra=[_Halve(cb)])
+    lrs = np.float32(cb.history["lrs"])
+    assert len(lrs) == 18
+    one_cycle = policy.lr_at(np.arange(6)).astype(np.float32)
+    np.testing.assert_allclose(lrs[:6], one_cycle, rtol=1e-6)
+    np.testing.assert_allclose(lrs[6:12], one_cycle * 0.5, rtol=1e-6)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 2:
+            raise KeyboardInterrupt
+
+
+def test_restore_after_an_interrupt_puts_everything_back(make_model, data):
+    optimizer = keras.optimizers.Adam(1e-3, beta_1=0.9)
+    model = make_model(optimizer)
+    cb = PolicyCallback(OneCycle(1e-2, 12))
+    with pytest.raises(KeyboardInterrupt):
+        _fit(model, data, cb, extra=[_Interrupt()])
+    cb.flush()
+    assert len(cb.history["lrs"]) == 3
+    cb.restore()
+    cb.restore()  # idempotent
+    assert "train_step" not in model.__dict__ and type(optimizer.beta_1) is float
+
+
+def test_policy_must_be_a_policy():
+    with pytest.raises(ValueError, match="`policy`.*Received"):
+        PolicyCallback(lambda step: 1e-3)
+
+
+def test_lr_scale_must_be_positive():
+    cb = PolicyCallback(Constant(1e-3, 5))
+    with pytest.raises(ValueError, match="`lr_scale`.*Received"):
+        cb.lr_scale = 0.0
+
+
+def test_uncompiled_model_gets_a_clear_error(data):
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    cb = PolicyCallback(Constant(1e-3, 5))
+    cb.set_model(model)
+    with pytest.raises(ValueError, match="not compiled"):
+        cb.on_train_begin()
+
+
+def test_a_new_callback_starts_its_policy_at_step_zero(make_model, data):
+    # The policy index is counted from the optimizer's iterations when training starts.
+    model = make_model(keras.optimizers.Adam(1e-3))
+    _fit(model, data, PolicyCallback(Constant(1e-3, 6)), epochs=1)
+    cb = PolicyCallback(OneCycle(1e-2, 6))
+    _fit(model, data, cb, epochs=1)
+    assert np.float32(cb.history["lrs"][0]) == np.float32(1e-2 / 25)
+    assert int(model.optimizer.iterations.numpy()) == 12

@@ -1,0 +1,116 @@
+"""Smoothing and suggestion rules on synthetic curves whose answer is known."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ktlite.lr.suggest import (
+    DEFAULT_SUGGESTION,
+    smooth_losses,
+    suggest_all,
+    suggest_minimum,
+    suggest_steep,
+    suggest_valley,
+)
+
+
+def test_smoothing_is_bias_corrected_ema():
+    out = smooth_losses([1.0, 2.0, 4.0], beta=0.98)
+    avg1 = 0.02 * 1.0
+    avg2 = 0.98 * avg1 + 0.02 * 2.0
+    avg3 = 0.98 * avg2 + 0.02 * 4.0
+    expected = [avg1 / (1 - 0.98), avg2 / (1 - 0.98**2), avg3 / (1 - 0.98**3)]
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+def test_smoothing_a_constant_gives_the_constant():
+    np.testing.assert_allclose(smooth_losses([2.5] * 50), 2.5, rtol=1e-12)
+
+
+def test_smoothing_with_beta_zero_is_identity():
+    np.testing.assert_allclose(smooth_losses([3.0, 1.0, 2.0], beta=0.0), [3.0, 1.0, 2.0])
+
+
+def test_smoothing_propagates_non_finite():
+    out = smooth_losses([1.0, float("nan"), 1.0])
+    assert out[0] == 1.0 and math.isnan(out[1]) and math.isnan(out[2])
+
+
+def test_smoothing_rejects_bad_beta():
+    with pytest.raises(ValueError, match="`beta`.*Received: beta=1.0"):
+        smooth_losses([1.0], beta=1.0)
+
+
+def _sigmoid_drop(n=121, center=60, width=8.0):
+    lrs = np.logspace(-7, 1, n)
+    idx = np.arange(n)
+    losses = 1.0 + 2.0 / (1.0 + np.exp((idx - center) / width))
+    return lrs, losses
+
+
+def test_steep_finds_the_inflection_of_a_known_drop():
+    lrs, losses = _sigmoid_drop(center=60)
+    assert suggest_steep(lrs, losses) == lrs[60]
+
+
+def test_steep_ignores_the_curve_after_its_minimum():
+    lrs, losses = _sigmoid_drop(center=50)
+    losses = losses.copy()
+    losses[100:] = losses[100] + np.linspace(0, 30, 21) ** 2  # violent divergence
+    assert suggest_steep(lrs, losses) == lrs[50]
+
+
+def test_minimum_is_a_tenth_of_the_lr_at_the_lowest_loss():
+    lrs = np.logspace(-5, 0, 11)
+    losses = np.array([5, 5, 4, 3, 2, 1.5, 1.0, 1.2, 3, 9, 20], dtype=float)
+    assert suggest_minimum(lrs, losses) == pytest.approx(lrs[6] / 10)
+
+
+def test_valley_sits_two_thirds_down_the_longest_descent():
+    lrs = np.logspace(-6, 0, 61)
+    plateau = np.full(20, 2.0)
+    descent = np.linspace(2.0, 0.5, 31)[1:]  # indices 20..49
+    tail = np.full(11, 0.7)
+    losses = np.r_[plateau, descent, tail]
+    # Longest strictly decreasing run: last plateau point (19) to the bottom (49).
+    assert suggest_valley(lrs, losses) == lrs[19 + 20]
+
+
+def test_valley_tolerates_small_bumps_in_the_descent():
+    lrs = np.logspace(-6, 0, 61)
+    losses = np.r_[np.full(20, 2.0), np.linspace(2.0, 0.5, 31)[1:], np.full(11, 0.7)]
+    bumped = losses.copy()
+    bumped[30] += 0.2  # one noisy point
+    assert suggest_valley(lrs, bumped) == suggest_valley(lrs, losses)
+
+
+def test_valley_is_below_the_minimum_and_above_the_plateau():
+    lrs, losses = _sigmoid_drop(center=60, width=5.0)
+    valley = suggest_valley(lrs, losses)
+    assert lrs[45] < valley < lrs[int(np.argmin(losses))]
+
+
+def test_suggestions_stop_at_the_first_non_finite_loss():
+    lrs, losses = _sigmoid_drop(center=40)
+    losses = losses.copy()
+    losses[90:] = np.nan
+    clean = suggest_all(lrs[:90], losses[:90])
+    assert suggest_all(lrs, losses) == clean
+
+
+def test_too_short_curves_give_nan():
+    for fn in (suggest_valley, suggest_steep):
+        assert math.isnan(fn([1e-3, 1e-2], [1.0, 0.9]))
+    assert math.isnan(suggest_minimum([1e-3], [float("nan")]))
+
+
+def test_mismatched_lengths_raise():
+    with pytest.raises(ValueError, match="equal length"):
+        suggest_valley([1e-3, 1e-2], [1.0])
+
+
+def test_default_suggestion_is_valley():
+    assert DEFAULT_SUGGESTION == "valley"
+    lrs, losses = _sigmoid_drop()
+    assert set(suggest_all(lrs, losses)) == {"valley", "steep", "minimum"}
