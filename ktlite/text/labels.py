@@ -22,8 +22,9 @@ Ambiguous inputs raise a ``ValueError`` that names the fix rather than guessing:
 
 A 0/1 matrix whose rows each hold exactly one 1 is read as one-hot multiclass labels; pass
 ``label_mode="multilabel"`` if it is a multilabel matrix that happens to have one label per
-row. Integers are always read as classes (pass ``label_mode="regression"`` for a numeric
-target that only takes whole values).
+row. Python lists of equal-length lists of numbers are read as a matrix, like a 2-D array.
+Integers are always read as classes (pass ``label_mode="regression"`` for a numeric target
+that only takes whole values).
 
 Class names are strings. Inferred class names are sorted: strings in code-point order,
 integers and booleans numerically (then written as text: ``3`` becomes ``"3"``), so the
@@ -69,6 +70,19 @@ def _is_missing(value: Any) -> bool:
     return False
 
 
+def _is_numeric_table(rows: list[Any]) -> bool:
+    """Whether rows of equal length hold only numbers (a label matrix, not label lists)."""
+    width = len(rows[0])
+    return width > 0 and all(
+        len(row) == width
+        and all(
+            isinstance(v, (numbers.Number, np.number, np.bool_)) and not _is_missing(v)
+            for v in row
+        )
+        for row in rows
+    )
+
+
 def _as_array(y: Any, name: str) -> np.ndarray:
     """Turns lists, tuples, numpy arrays and pandas objects into a numpy array."""
     if y is None:
@@ -83,11 +97,12 @@ def _as_array(y: Any, name: str) -> np.ndarray:
         arr = y
     else:
         items = list(y)
-        if any(_is_sequence_label(v) for v in items):
+        if items and all(_is_sequence_label(v) for v in items) and _is_numeric_table(items):
+            arr = np.asarray([list(v) for v in items])
+        else:
+            # An object array, so that mixed types are caught rather than cast to str.
             arr = np.empty(len(items), dtype=object)
             arr[:] = [list(v) if _is_sequence_label(v) else v for v in items]
-        else:
-            arr = np.asarray(items)
     if arr.ndim == 0:
         raise ValueError(f"`{name}` must be a sequence of labels. Received: {name}={y!r}")
     if arr.ndim == 2 and arr.shape[1] == 1:

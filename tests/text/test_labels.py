@@ -1,0 +1,149 @@
+"""Tests for ktlite.text.labels: detection, encoding, decoding and label errors."""
+
+import numpy as np
+import pytest
+
+from ktlite.text.labels import decode_predictions, encode_labels, fit_labels, infer_label_mode
+
+
+@pytest.mark.parametrize(
+    "y, mode",
+    [
+        (["pos", "neg", "pos"], "multiclass"),
+        (np.array(["b", "a"]), "multiclass"),
+        ([0, 2, 1], "multiclass"),
+        (np.array([True, False]), "multiclass"),
+        ([[1, 0, 0], [0, 0, 1]], "multiclass"),
+        ([["a", "b"], ["b"], []], "multilabel"),
+        (np.array([[1, 1, 0], [0, 0, 1]]), "multilabel"),
+        ([0.5, 1.25, 3.0], "regression"),
+        (np.array([[0.5, 1.5], [2.0, 0.25]]), "regression"),
+    ],
+)
+def test_infer_label_mode_detects_each_kind(y, mode):
+    assert infer_label_mode(y) == mode
+
+
+def test_string_class_names_are_sorted_and_encoded_as_int32():
+    mode, names, k = fit_labels(["pos", "neg", "neutral", "pos"])
+    assert (mode, names, k) == ("multiclass", ["neg", "neutral", "pos"], 3)
+    ids = encode_labels(["pos", "neg"], mode, names)
+    assert ids.dtype == np.int32 and ids.tolist() == [2, 0]
+
+
+def test_integer_class_names_are_sorted_numerically():
+    _, names, _ = fit_labels([10, 2, 1, 2])
+    assert names == ["1", "2", "10"]
+    assert encode_labels([10, 1], "multiclass", names).tolist() == [2, 0]
+
+
+def test_integers_index_user_class_names_when_they_are_not_names():
+    mode, names, _ = fit_labels([0, 1, 1], class_names=["neg", "pos"])
+    assert names == ["neg", "pos"]
+    assert encode_labels([1, 0], mode, names).tolist() == [1, 0]
+
+
+def test_user_class_names_set_the_output_order():
+    _, names, _ = fit_labels(["a", "b"], class_names=["b", "a"])
+    assert encode_labels(["a", "b"], "multiclass", names).tolist() == [1, 0]
+
+
+def test_one_hot_rows_become_class_ids():
+    y = [[0, 1, 0], [1, 0, 0], [0, 0, 1]]
+    mode, names, k = fit_labels(y)
+    assert (mode, names, k) == ("multiclass", ["0", "1", "2"], 3)
+    assert encode_labels(y, mode, names).tolist() == [1, 0, 2]
+
+
+def test_multilabel_lists_become_a_float_matrix():
+    y = [["sport", "news"], [], ["weather"]]
+    mode, names, k = fit_labels(y)
+    assert (mode, names, k) == ("multilabel", ["news", "sport", "weather"], 3)
+    m = encode_labels(y, mode, names)
+    assert m.dtype == np.float32
+    np.testing.assert_array_equal(m, [[1, 1, 0], [0, 0, 0], [0, 0, 1]])
+
+
+def test_multilabel_override_reads_a_one_label_per_row_matrix_as_multilabel():
+    y = [[1, 0], [0, 1]]
+    mode, names, _ = fit_labels(y, label_mode="multilabel", class_names=["x", "y"])
+    assert mode == "multilabel"
+    np.testing.assert_array_equal(encode_labels(y, mode, names), y)
+
+
+def test_regression_targets_are_float32():
+    mode, names, k = fit_labels([0.5, 1.5, 2.25])
+    assert (mode, names, k) == ("regression", None, 1)
+    out = encode_labels([0.5, 3], mode, None, 1)
+    assert out.dtype == np.float32 and out.tolist() == [0.5, 3.0]
+
+
+def test_integers_can_be_forced_to_regression():
+    mode, _, _ = fit_labels([1, 2, 3, 4], label_mode="regression")
+    assert mode == "regression"
+
+
+def test_whole_number_floats_are_ambiguous_and_the_error_names_the_fix():
+    with pytest.raises(ValueError, match="label_mode='multiclass'.*label_mode='regression'"):
+        fit_labels([1.0, 2.0, 5.0])
+    assert fit_labels([1.0, 2.0, 5.0], label_mode="multiclass")[1] == ["1", "2", "5"]
+    assert fit_labels([1.0, 2.0, 5.0], label_mode="regression")[0] == "regression"
+
+
+def test_integer_matrix_that_is_not_binary_is_ambiguous():
+    with pytest.raises(ValueError, match="label_mode='multilabel'"):
+        fit_labels(np.array([[1, 2], [3, 0]]))
+    mode, names, _ = fit_labels(np.array([[1, 2], [3, 0]]), label_mode="multilabel")
+    assert mode == "multilabel" and names == ["0", "1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    "y, match",
+    [
+        (["a", None, "b"], "index 1"),
+        ([1.0, float("nan"), 2.5], "index 1"),
+        (np.array([0.5, np.inf]), "index 1"),
+        (["a", 1], "mixes label types"),
+        (["a", "a", "a"], "single class"),
+        ([[1, 0], [1, 0]], "single class"),
+        ([["a"], ["a"]], "single label"),
+        ([], "must not be empty"),
+        ("abc", "single string"),
+        (None, "None"),
+    ],
+)
+def test_bad_training_labels_raise_clear_errors(y, match):
+    with pytest.raises(ValueError, match=match):
+        fit_labels(y)
+
+
+def test_labels_unseen_in_training_raise_and_are_listed():
+    mode, names, _ = fit_labels(["a", "b"])
+    with pytest.raises(ValueError, match="never had.*'c'"):
+        encode_labels(["a", "c"], mode, names, name="y_test")
+    mode, names, _ = fit_labels([["a"], ["b"]])
+    with pytest.raises(ValueError, match="never had.*'z'"):
+        encode_labels([["a", "z"]], mode, names)
+
+
+def test_invalid_label_mode_and_class_names_are_refused():
+    with pytest.raises(ValueError, match="label_mode"):
+        fit_labels(["a", "b"], label_mode="binary")
+    with pytest.raises(ValueError, match="duplicates"):
+        fit_labels(["a", "b"], class_names=["a", "a"])
+    with pytest.raises(ValueError, match="class_names"):
+        fit_labels([[1, 0], [0, 1]], class_names=["a", "b", "c"])
+
+
+def test_decode_predictions_per_mode():
+    assert decode_predictions([[0.2, 0.8], [0.9, 0.1]], "multiclass", ["n", "p"]) == ["p", "n"]
+    pairs = decode_predictions([[0.25, 0.75]], "multilabel", ["a", "b"])
+    assert pairs == [[("a", 0.25), ("b", 0.75)]]
+    assert decode_predictions([[1.5], [2.0]], "regression", None) == [1.5, 2.0]
+    with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
+        decode_predictions([[0.1, 0.2, 0.7]], "multiclass", ["n", "p"])
+
+
+def test_regression_constant_target_warns():
+    with pytest.warns(UserWarning, match="single value"):
+        fit_labels([0.5, 0.5, 0.5])

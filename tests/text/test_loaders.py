@@ -1,0 +1,253 @@
+"""Tests for ktlite.text.loaders: texts_from_array/_csv/_df/_folder and their input errors."""
+
+import csv
+import gzip
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ktlite.data import TaskDataset, make_dataset
+from ktlite.text import (
+    TextPreprocessor,
+    texts_from_array,
+    texts_from_csv,
+    texts_from_df,
+    texts_from_folder,
+)
+
+WORDS = {
+    "animal": ["cat", "dog", "horse", "sparrow", "salmon", "beetle"],
+    "plant": ["oak", "rose", "fern", "moss", "tulip", "maple"],
+    "rock": ["granite", "basalt", "marble", "slate", "quartz", "shale"],
+}
+
+
+def _corpus(n_per_class=20):
+    x, y = [], []
+    for label, words in WORDS.items():
+        for i in range(n_per_class):
+            x.append(f"{words[i % 6]} and {words[(i + 1) % 6]} number {i}")
+            y.append(label)
+    return x, y
+
+
+KW = {"vocab_size": 300, "verbose": 0}
+
+
+def test_texts_from_array_returns_task_datasets_and_a_fitted_preprocessor():
+    x, y = _corpus()
+    trn, val, preproc = texts_from_array(x, y, **KW)
+    assert isinstance(trn, TaskDataset) and isinstance(val, TaskDataset)
+    assert isinstance(preproc, TextPreprocessor) and preproc.is_fitted
+    assert trn.task == val.task == "text"
+    assert trn.transform == preproc.tokenize
+    assert trn.x.dtype == object and trn.x.ndim == 1 and isinstance(trn.x[0], str)
+    assert trn.y.dtype == np.int32
+    assert preproc.class_names == ["animal", "plant", "rock"]
+    assert len(trn) + len(val) == len(x) and len(val) == 6
+
+
+def test_held_out_split_is_stratified_and_reproducible():
+    x, y = _corpus()
+    _, val_a, _ = texts_from_array(x, y, val_pct=0.2, random_state=7, **KW)
+    _, val_b, _ = texts_from_array(x, y, val_pct=0.2, random_state=7, **KW)
+    assert list(val_a.x) == list(val_b.x)
+    assert np.bincount(val_a.y).tolist() == [4, 4, 4]
+
+
+def test_vocabulary_is_learned_from_training_texts_only():
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = ["qx" + letters[i // 26] + letters[i % 26] + "zv" for i in range(40)]
+    x = [f"{w} {w} {w} {w}" for w in words]
+    y = ["a", "b"] * 20
+    trn, val, preproc = texts_from_array(x, y, val_pct=0.25, vocab_size=2000, verbose=0)
+    vocab = set(preproc.vocab)
+    assert all(t.split()[0] in vocab for t in trn.x)
+    assert not any(t.split()[0] in vocab for t in val.x)
+
+
+def test_x_test_is_used_as_validation_data():
+    x, y = _corpus()
+    trn, val, _ = texts_from_array(x, y, ["a cat", "an oak"], ["animal", "plant"], **KW)
+    assert len(trn) == len(x) and list(val.x) == ["a cat", "an oak"]
+    assert val.y.tolist() == [0, 1]
+
+
+def test_datasets_feed_make_dataset_with_token_ids():
+    x, y = _corpus()
+    trn, _, preproc = texts_from_array(x, y, maxlen=16, **KW)
+    ds, n = make_dataset(trn, batch_size=8)
+    xb, yb = next(iter(ds))
+    assert xb.shape == (8, 16) and xb.dtype.name == "int32" and n == len(trn)
+    np.testing.assert_array_equal(xb.numpy(), preproc.preprocess(list(trn.x[:8])))
+
+
+def test_default_maxlen_is_chosen_from_the_training_texts():
+    x, y = _corpus()
+    _, _, preproc = texts_from_array(x, y, **KW)
+    assert preproc.maxlen == 16
+
+
+def test_multilabel_and_regression_labels():
+    x, _ = _corpus(4)
+    multi = [["a", "b"] if i % 2 else ["b"] for i in range(len(x))]
+    trn, _, preproc = texts_from_array(x, multi, **KW)
+    assert preproc.label_mode == "multilabel" and trn.y.dtype == np.float32
+    assert trn.y.shape[1] == 2
+    target = [i / 3 for i in range(len(x))]
+    trn, _, preproc = texts_from_array(x, target, **KW)
+    assert preproc.label_mode == "regression" and trn.y.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "x, y, match",
+    [
+        (["a b", None, "c d"], ["x", "y", "x"], "x_train.*item 1 is NoneType"),
+        (["a b", 3, "c d"], ["x", "y", "x"], "x_train.*item 1 is int"),
+        ([], [], "x_train.*must not be empty"),
+        (["a b", "c d"], ["x"], "same length"),
+        (["a b", "c d", "e f"], ["x", "x", "x"], "single class"),
+        (["a b", "c d", "e f"], [1.5, float("nan"), 2.5], "index 1"),
+        (["a b", "c d"], None, "y_train"),
+    ],
+)
+def test_texts_from_array_input_errors(x, y, match):
+    with pytest.raises(ValueError, match=match):
+        texts_from_array(x, y, **KW)
+
+
+@pytest.mark.parametrize("val_pct", [0, 1, 1.5, -0.1, "0.1", None])
+def test_val_pct_must_be_strictly_between_zero_and_one(val_pct):
+    x, y = _corpus(4)
+    with pytest.raises(ValueError, match="val_pct"):
+        texts_from_array(x, y, val_pct=val_pct, **KW)
+
+
+def test_test_labels_never_seen_in_training_raise():
+    x, y = _corpus(4)
+    with pytest.raises(ValueError, match="never had.*'mineral'"):
+        texts_from_array(x, y, ["quartz"], ["mineral"], **KW)
+
+
+def test_x_test_without_y_test_raises():
+    x, y = _corpus(4)
+    with pytest.raises(ValueError, match="given together"):
+        texts_from_array(x, y, x_test=["a cat"], **KW)
+
+
+def _write_csv(path, rows, header=("id", "text", "label")):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wt", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+@pytest.mark.parametrize("name", ["train.csv", "train.csv.gz"])
+def test_texts_from_csv_reads_plain_and_gzipped_files(tmp_path, name):
+    x, y = _corpus()
+    _write_csv(tmp_path / name, [(i, t, lab) for i, (t, lab) in enumerate(zip(x, y))])
+    _write_csv(tmp_path / "val.csv", [(0, 'a "quoted", cat', "animal"), (1, "oak", "plant")])
+    trn, val, preproc = texts_from_csv(
+        tmp_path / name, "text", "label", val_filepath=tmp_path / "val.csv", **KW
+    )
+    assert len(trn) == len(x) and list(val.x) == ['a "quoted", cat', "oak"]
+    assert preproc.class_names == ["animal", "plant", "rock"]
+
+
+def test_texts_from_csv_reads_integer_labels_as_classes(tmp_path):
+    x, y = _corpus()
+    ids = {"animal": 0, "plant": 1, "rock": 2}
+    _write_csv(tmp_path / "t.csv", [(i, t, ids[lab]) for i, (t, lab) in enumerate(zip(x, y))])
+    _, _, preproc = texts_from_csv(tmp_path / "t.csv", **KW)
+    assert preproc.label_mode == "multiclass" and preproc.class_names == ["0", "1", "2"]
+
+
+def test_texts_from_csv_with_several_label_columns_names_classes_after_columns(tmp_path):
+    x, _ = _corpus(6)
+    rows = [(t, int(i % 2 == 0), int(i % 3 == 0)) for i, t in enumerate(x)]
+    _write_csv(tmp_path / "m.csv", rows, header=("text", "funny", "sad"))
+    trn, _, preproc = texts_from_csv(tmp_path / "m.csv", "text", ["funny", "sad"], **KW)
+    assert preproc.label_mode == "multilabel" and preproc.class_names == ["funny", "sad"]
+    assert trn.y.shape[1] == 2
+
+
+def test_texts_from_csv_errors_name_the_problem(tmp_path):
+    _write_csv(tmp_path / "t.csv", [(0, "a cat", "animal"), (1, "oak", "")])
+    with pytest.raises(ValueError, match="has columns"):
+        texts_from_csv(tmp_path / "t.csv", "body", "label", **KW)
+    with pytest.raises(ValueError, match="empty on data row 1"):
+        texts_from_csv(tmp_path / "t.csv", **KW)
+    with pytest.raises(ValueError, match="train_filepath"):
+        texts_from_csv(tmp_path / "missing.csv", **KW)
+
+
+def test_texts_from_df_reads_columns_and_names_missing_text_rows():
+    pd = pytest.importorskip("pandas")
+    x, y = _corpus()
+    df = pd.DataFrame({"body": x, "topic": y})
+    trn, val, preproc = texts_from_df(df, "body", "topic", val_df=df.iloc[:5], **KW)
+    assert len(trn) == len(x) and len(val) == 5 and len(preproc.class_names) == 3
+    df.loc[3, "body"] = None
+    with pytest.raises(ValueError, match="item 3"):
+        texts_from_df(df, "body", "topic", **KW)
+    with pytest.raises(ValueError, match="has columns"):
+        texts_from_df(df, "text", "topic", **KW)
+
+
+def test_texts_from_df_accepts_a_column_of_label_lists():
+    pd = pytest.importorskip("pandas")
+    x, _ = _corpus(4)
+    df = pd.DataFrame({"text": x, "label": [["a", "b"] if i % 2 else ["a"] for i in range(12)]})
+    trn, _, preproc = texts_from_df(df, **KW)
+    assert preproc.label_mode == "multilabel" and trn.y.shape == (len(trn), 2)
+
+
+def _write_folder(root, split, data):
+    for label, texts in data.items():
+        folder = root / split / label
+        folder.mkdir(parents=True)
+        for i, t in enumerate(texts):
+            (folder / f"{i:03d}.txt").write_text(t, encoding="utf-8")
+
+
+def test_texts_from_folder_reads_class_folders_and_the_test_folder(tmp_path):
+    x, y = _corpus(8)
+    data = {c: [t for t, lab in zip(x, y) if lab == c] for c in WORDS}
+    _write_folder(tmp_path, "train", data)
+    _write_folder(tmp_path, "test", {"plant": ["an oak"], "rock": ["granite"]})
+    (tmp_path / "train" / "rock" / "notes.md").write_text("ignored", encoding="utf-8")
+    trn, val, preproc = texts_from_folder(tmp_path, **KW)
+    assert preproc.class_names == ["animal", "plant", "rock"]
+    assert len(trn) == 24 and list(val.x) == ["an oak", "granite"]
+    assert val.y.tolist() == [1, 2]
+
+
+def test_texts_from_folder_holds_out_val_pct_without_a_test_folder(tmp_path):
+    x, y = _corpus(10)
+    _write_folder(tmp_path, "train", {c: [t for t, lab in zip(x, y) if lab == c] for c in WORDS})
+    trn, val, _ = texts_from_folder(tmp_path, val_pct=0.2, **KW)
+    assert len(trn) == 24 and len(val) == 6
+
+
+def test_texts_from_folder_errors(tmp_path):
+    with pytest.raises(ValueError, match="train_folder"):
+        texts_from_folder(tmp_path, **KW)
+    _write_folder(tmp_path, "train", {"only": ["a cat", "a dog"]})
+    with pytest.raises(ValueError, match="at least 2 class folders"):
+        texts_from_folder(tmp_path, **KW)
+    _write_folder(tmp_path, "train", {"other": ["an oak", "a rose"]})
+    _write_folder(tmp_path, "test", {"new": ["granite"]})
+    with pytest.raises(ValueError, match="never had"):
+        texts_from_folder(tmp_path, **KW)
+
+
+def test_importing_ktlite_text_imports_neither_pandas_nor_tensorflow():
+    code = (
+        "import sys, ktlite.text; "
+        "assert 'pandas' not in sys.modules, 'pandas'; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
