@@ -97,23 +97,29 @@ def test_mixed_bfloat16_model_outputs_float32_and_trains(mixed_bfloat16):
     assert np.isfinite(history.history["loss"]).all()
 
 
-def test_learns_whether_a_token_is_present():
-    rng = np.random.default_rng(0)
-    n, maxlen, marker = 256, 12, 7
+def _token_presence_data(n, maxlen, marker, rng):
+    """Random token sequences of random length; label 1 iff `marker` occurs."""
     lengths = rng.integers(3, maxlen + 1, size=n)
     ids = np.zeros((n, maxlen), dtype="int32")
+    others = [t for t in range(1, SMALL["vocab_size"]) if t != marker]
     for i, length in enumerate(lengths):
-        ids[i, :length] = rng.choice([t for t in range(1, 20) if t != marker], size=length)
+        ids[i, :length] = rng.choice(others, size=length)
     labels = (np.arange(n) % 2).astype("int32")
-    positions = rng.integers(0, lengths)
-    ids[labels == 1, positions[labels == 1]] = marker
+    positives = labels == 1
+    ids[positives, rng.integers(0, lengths)[positives]] = marker
+    return ids, labels
 
-    model = Transformer(maxlen=maxlen, dropout=0.0, **SMALL)
+
+def test_learns_whether_a_token_is_present():
+    rng = np.random.default_rng(0)
+    x_train, y_train = _token_presence_data(256, 12, marker=7, rng=rng)
+    x_test, y_test = _token_presence_data(128, 12, marker=7, rng=rng)
+    model = Transformer(maxlen=12, dropout=0.0, **SMALL)
     model.compile(optimizer=keras.optimizers.Adam(3e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(ids, labels, epochs=12, batch_size=32, verbose=0)
-    accuracy = model.evaluate(ids, labels, verbose=0, return_dict=True)["accuracy"]
-    assert accuracy > 0.95
+    model.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
+    accuracy = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    assert accuracy > 0.9, accuracy
 
 
 @pytest.mark.parametrize(
