@@ -1,0 +1,195 @@
+"""find_lr sweeps, stops, suggests, and leaves the model exactly as it was."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktlite.lr import DEFAULT_NUM_STEPS, LRFindResult, find_lr
+
+
+def _state(model):
+    optimizer = model.optimizer
+    return {
+        "weights": [v.numpy().copy() for v in model.variables],
+        "optimizer": [v.numpy().copy() for v in optimizer.variables] if optimizer.built else [],
+        "lr": float(optimizer.learning_rate.numpy()),
+        "iterations": int(optimizer.iterations.numpy()),
+    }
+
+
+def _assert_bit_identical(before, after):
+    assert before["iterations"] == after["iterations"]
+    assert before["lr"] == after["lr"]
+    assert len(before["weights"]) == len(after["weights"])
+    for a, b in zip(before["weights"], after["weights"]):
+        np.testing.assert_array_equal(a, b)
+    assert len(before["optimizer"]) == len(after["optimizer"])
+    for a, b in zip(before["optimizer"], after["optimizer"]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture
+def trained(make_model, data, dataset):
+    model = make_model(keras.optimizers.Adam(1e-3), dropout=0.2)
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    return model
+
+
+def test_sweep_restores_a_trained_model_bit_for_bit(trained, dataset):
+    before = _state(trained)
+    result = find_lr(trained, dataset, num_steps=40, verbose=0)
+    _assert_bit_identical(before, _state(trained))
+    assert len(result.lrs) == len(result.losses) == len(result.smoothed) <= 40
+    assert result.lrs[0] == pytest.approx(1e-7, rel=1e-6)
+    assert np.all(np.diff(result.lrs) > 0)
+
+
+def test_sweep_cycles_through_short_data(trained, dataset):
+    assert int(dataset.cardinality()) == 6
+    result = find_lr(trained, dataset, start_lr=1e-6, end_lr=1e-4, num_steps=25, verbose=0)
+    assert len(result.losses) == 25 and not result.config["stopped_early"]
+    assert all(math.isfinite(v) for v in result.losses)
+
+
+def test_diverging_sweep_stops_at_nan_and_restores(make_model, data):
+    x, y = data
+    model = make_model(keras.optimizers.SGD(1e-3), loss="mse", n_out=1)
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("float32") * 100)).batch(16)
+    model.fit(ds, epochs=1, verbose=0, shuffle=False)
+    before = _state(model)
+    result = find_lr(model, ds, start_lr=1e-4, end_lr=1e8, num_steps=60, stop_factor=1e30,
+                     verbose=0)
+    assert result.config["stopped_early"]
+    assert not math.isfinite(result.losses[-1])
+    assert len(result.losses) < 60
+    _assert_bit_identical(before, _state(model))
+    assert math.isfinite(result.suggestion)
+
+
+def test_stops_once_smoothed_loss_exceeds_stop_factor(trained, dataset):
+    result = find_lr(trained, dataset, start_lr=1e-3, end_lr=1e4, num_steps=80, verbose=0)
+    assert result.config["stopped_early"]
+    smoothed = np.asarray(result.smoothed)
+    last = smoothed[-1]
+    assert not math.isfinite(last) or last > 4.0 * np.min(smoothed[:-1])
+    assert np.all(smoothed[:-1] <= 4.0 * np.minimum.accumulate(smoothed[:-1]))
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 5:
+            raise KeyboardInterrupt
+
+
+def test_keyboard_interrupt_restores_and_propagates(trained, dataset):
+    before = _state(trained)
+    beta_1 = trained.optimizer.beta_1
+    with pytest.raises(KeyboardInterrupt):
+        find_lr(trained, dataset, num_steps=40, verbose=0, callbacks=[_Interrupt()])
+    _assert_bit_identical(before, _state(trained))
+    assert "train_step" not in trained.__dict__
+    assert trained.optimizer.beta_1 is beta_1
+    # The model trains normally afterwards.
+    trained.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    assert int(trained.optimizer.iterations.numpy()) == before["iterations"] + 6
+
+
+def test_unbuilt_optimizer_stays_unbuilt_and_training_is_unchanged(make_model, dataset):
+    model = make_model(keras.optimizers.Adam(1e-2))
+    twin = make_model(keras.optimizers.Adam(1e-2))
+    twin.set_weights(model.get_weights())
+    optimizer = model.optimizer
+    n_variables = len(optimizer.variables)
+    find_lr(model, dataset, num_steps=20, verbose=0)
+    assert model.optimizer is optimizer and not optimizer.built
+    assert len(optimizer.variables) == n_variables
+    assert int(optimizer.iterations.numpy()) == 0
+    model.fit(dataset, epochs=2, verbose=0, shuffle=False)
+    twin.fit(dataset, epochs=2, verbose=0, shuffle=False)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_schedule_optimizer_is_swept_and_keeps_its_schedule(make_model, dataset):
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9)
+    model = make_model(keras.optimizers.Adam(schedule))
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    before = [v.numpy().copy() for v in model.optimizer.variables]
+    result = find_lr(model, dataset, start_lr=1e-5, end_lr=1e-1, num_steps=20, verbose=0)
+    assert model.optimizer._learning_rate is schedule
+    assert result.lrs[-1] == pytest.approx(1e-1, rel=1e-6)
+    for a, v in zip(before, model.optimizer.variables):
+        np.testing.assert_array_equal(a, v.numpy())
+
+
+def test_history_attribute_is_kept(trained, dataset):
+    history = trained.history
+    find_lr(trained, dataset, num_steps=10, verbose=0)
+    assert trained.history is history
+
+
+def test_default_sweep_is_bounded(trained, dataset):
+    assert 100 <= DEFAULT_NUM_STEPS <= 300
+    result = find_lr(trained, dataset, verbose=0)
+    assert len(result.lrs) <= DEFAULT_NUM_STEPS
+    assert set(result.suggestions) == {"valley", "steep", "minimum"}
+    assert result.suggestion == result.suggestions["valley"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"start_lr": 0.0}, "start_lr"),
+        ({"end_lr": float("inf")}, "end_lr"),
+        ({"start_lr": 1.0, "end_lr": 0.1}, "end_lr"),
+        ({"num_steps": 3}, "num_steps"),
+        ({"num_steps": 10.0}, "num_steps"),
+        ({"stop_factor": 1.0}, "stop_factor"),
+        ({"beta": 1.0}, "beta"),
+        ({"verbose": 5}, "verbose"),
+        ({"callbacks": [object()]}, "callbacks"),
+    ],
+)
+def test_bad_arguments_are_named(make_model, dataset, kwargs, name):
+    model = make_model(keras.optimizers.Adam())
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        find_lr(model, dataset, **kwargs)
+
+
+def test_bad_model_and_data_are_refused(make_model, data, dataset):
+    with pytest.raises(ValueError, match="`model`"):
+        find_lr("model", dataset)
+    uncompiled = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="not compiled"):
+        find_lr(uncompiled, dataset)
+    model = make_model(keras.optimizers.Adam())
+    with pytest.raises(ValueError, match="`dataset`"):
+        find_lr(model, data)
+    with pytest.raises(ValueError, match="empty"):
+        find_lr(model, dataset.take(0))
+
+
+def test_result_round_trips_through_json(tmp_path):
+    lrs = np.logspace(-6, 0, 40)
+    losses = np.r_[np.linspace(2, 1, 35), [1.5, 3, 9, 30, np.nan]]
+    result = LRFindResult.from_curve(lrs, losses, start_lr=1e-6)
+    data = result.to_dict()
+    json.dumps(data, allow_nan=False)
+    assert data["losses"][-1] is None
+    again = LRFindResult.from_dict(data)
+    assert again == result and math.isnan(again.losses[-1])
+    path = tmp_path / "sweep.json"
+    result.save(path)
+    loaded = LRFindResult.load(path)
+    assert loaded == result
+    assert loaded.suggestion == result.suggestions["valley"]
+    assert loaded.config["start_lr"] == 1e-6
+
+
+def test_from_dict_refuses_foreign_data():
+    with pytest.raises(ValueError, match="format"):
+        LRFindResult.from_dict({"lrs": []})

@@ -1,0 +1,95 @@
+"""ktlite.plots: LR-finder and history figures (Agg backend, lazy matplotlib)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ktlite.lr import LRFindResult
+from ktlite.plots import plot_history, plot_lr_find
+
+
+def _result(shift=0.0):
+    lrs = np.logspace(-7, 1, 80)
+    idx = np.arange(80)
+    losses = 1.0 + 2.0 / (1.0 + np.exp((idx - 45 - shift) / 5.0)) + np.r_[np.zeros(70),
+                                                                        np.linspace(0, 9, 10)]
+    return LRFindResult.from_curve(lrs, losses, beta=0.5)
+
+
+def test_import_does_not_load_matplotlib():
+    code = "import ktlite.plots, sys; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_lr_plot_has_log_x_axis_and_marked_suggestions():
+    from matplotlib.figure import Figure
+
+    result = _result()
+    fig = plot_lr_find(result)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    lines = ax.get_lines()
+    assert len(lines) == 1 + 3  # the curve and one marker per suggestion
+    marker_x = sorted(float(line.get_xdata()[0]) for line in lines[1:])
+    assert marker_x == sorted(result.suggestions.values())
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(label.startswith("valley") for label in labels)
+
+
+def test_lr_plot_without_suggestions_draws_only_the_curve():
+    fig = plot_lr_find(_result(), suggest=False)
+    assert len(fig.axes[0].get_lines()) == 1
+
+
+def test_several_results_overlay_with_a_legend():
+    fig = plot_lr_find([_result(), _result(10)], labels=["bs 32", "bs 256"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["bs 32", "bs 256"]
+    assert len(ax.get_lines()) == 2 * 4
+
+
+def test_lr_plot_draws_into_a_given_axes():
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot(1, 2, 2)
+    assert plot_lr_find(_result(), ax=ax) is fig
+    assert ax.get_lines()
+
+
+def test_lr_plot_saves_png(tmp_path):
+    path = tmp_path / "lr.png"
+    plot_lr_find(_result()).savefig(path)
+    assert path.stat().st_size > 1000
+
+
+def test_lr_plot_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least one"):
+        plot_lr_find([])
+    with pytest.raises(ValueError, match="LRFindResult"):
+        plot_lr_find({"lrs": [1]})
+    with pytest.raises(ValueError, match="`labels`"):
+        plot_lr_find([_result(), _result()], labels=["only one"])
+    with pytest.raises(ValueError, match="`ax`"):
+        plot_lr_find(_result(), ax="axes")
+
+
+def test_history_plot_uses_log_axis_for_lr_and_skips_none():
+    fig = plot_history([1e-3, 1e-2, None, 1e-1], "lr")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert list(ax.get_lines()[0].get_xdata()) == [0, 1, 3]
+    fig = plot_history([3.0, 2.0, 1.5], "loss")
+    assert fig.axes[0].get_yscale() == "linear" and fig.axes[0].get_ylabel() == "loss"
+
+
+def test_history_plot_rejects_bad_input():
+    with pytest.raises(ValueError, match="`values`"):
+        plot_history([], "loss")
+    with pytest.raises(ValueError, match="`values`"):
+        plot_history(["a"], "loss")
+    with pytest.raises(ValueError, match="`name`"):
+        plot_history([1.0], "")
