@@ -277,7 +277,8 @@ def _gather_pipeline(
         if transform is not None:
             bx = transform(bx)
         if ys is None:
-            return bx
+            # Keras reads a 2-tuple element as (x, y): wrap tuple inputs as (x,).
+            return (bx,) if isinstance(bx, tuple) else bx
         return bx, tf.nest.map_structure(lambda a: tf.gather(a, idx), ys)
 
     return indices.map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -312,7 +313,7 @@ def make_dataset(
 
     Returns:
         `(dataset, n_samples)`: the dataset yields `(inputs, y)` batches (or `inputs` alone
-        for unlabelled data); `n_samples` is the number of samples per pass, or `None` when
+        for unlabelled data, as `(inputs,)` when the inputs are a tuple); `n_samples` is the number of samples per pass, or `None` when
         it cannot be known without iterating.
 
     Raises:

@@ -1,0 +1,219 @@
+"""Learner fitting end to end: it learns, records the exact schedules, stays safe."""
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite.learner import get_learner
+from ktlite.lr import SGDR, Constant, OneCycle, Triangular
+
+N, D, BS = 96, 4, 16
+STEPS = N // BS
+
+
+def _data(n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, D)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    return x, y
+
+
+def _model(optimizer=None):
+    model = keras.Sequential(
+        [keras.Input((D,)), keras.layers.Dense(16, activation="relu"),
+         keras.layers.Dense(2, activation="softmax")]
+    )
+    model.compile(
+        optimizer=optimizer or keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _learner(model=None, val=True, **kwargs):
+    x, y = _data()
+    xv, yv = _data(48, seed=1)
+    return get_learner(
+        model or _model(), (x, y), (xv, yv) if val else None, batch_size=BS, verbose=0,
+        **kwargs,
+    )
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Keeps the weights at the end of each epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(self.model.get_weights())
+
+
+def _assert_weights_equal(model, weights):
+    for got, want in zip(model.get_weights(), weights):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_fit_onecycle_learns_a_separable_problem():
+    learner = _learner()
+    history = learner.fit_onecycle(5e-2, 6)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.6 * losses[0]
+    assert history.history["val_accuracy"][-1] >= 0.85
+    assert len(learner.step_history["losses"]) == 6 * STEPS
+    assert np.all(np.isfinite(learner.step_history["losses"]))
+
+
+def test_fit_onecycle_records_the_pure_onecycle_schedule():
+    learner = _learner(val=False)
+    learner.fit_onecycle(1e-2, 2, pct_start=0.3, div=10, div_final=100, moms=(0.9, 0.8))
+    policy = OneCycle(1e-2, 2 * STEPS, pct_start=0.3, div=10, div_final=100, moms=(0.9, 0.8))
+    steps = np.arange(2 * STEPS)
+    np.testing.assert_allclose(learner.step_history["lrs"], policy.lr_at(steps), rtol=1e-6)
+    np.testing.assert_allclose(
+        learner.step_history["momentums"], policy.momentum_at(steps), rtol=1e-6
+    )
+
+
+def test_fit_constant_and_sgdr_record_the_pure_schedules():
+    learner = _learner(val=False)
+    learner.fit(3e-3, 2)
+    np.testing.assert_allclose(
+        learner.step_history["lrs"], Constant(3e-3, 2 * STEPS).lr_at(np.arange(2 * STEPS)),
+        rtol=1e-6,
+    )
+    history = learner.fit(1e-2, 2, cycle_len=1, cycle_mult=2)
+    assert len(history.history["loss"]) == 3
+    policy = SGDR(1e-2, STEPS, 2, cycle_mult=2)
+    np.testing.assert_allclose(
+        learner.step_history["lrs"], policy.lr_at(np.arange(3 * STEPS)), rtol=1e-6
+    )
+
+
+def test_autofit_with_epochs_records_triangular_cycles():
+    learner = _learner()
+    learner.autofit(1e-2, 2)
+    policy = Triangular(1e-2, STEPS, n_cycles=2)
+    steps = np.arange(2 * STEPS)
+    np.testing.assert_allclose(learner.step_history["lrs"], policy.lr_at(steps), rtol=1e-6)
+    np.testing.assert_allclose(
+        learner.step_history["momentums"], policy.momentum_at(steps), rtol=1e-6
+    )
+
+
+def test_autofit_early_stopping_restores_best_weights():
+    # Validation labels are the opposite of the training rule, so val_loss gets worse
+    # as training succeeds: the best epoch is the first one.
+    x, y = _data()
+    xv, yv = _data(48, seed=1)
+    learner = get_learner(_model(), (x, y), (xv, 1 - yv), batch_size=BS, verbose=0)
+    recorder = _Recorder()
+    history = learner.autofit(5e-2, epochs=None, early_stopping=2, callbacks=[recorder])
+    val_losses = history.history["val_loss"]
+    best = int(np.argmin(val_losses))
+    assert len(val_losses) == best + 3
+    _assert_weights_equal(learner.model, recorder.weights[best])
+
+
+def test_autofit_saves_best_model_to_checkpoint_folder(tmp_path):
+    learner = _learner()
+    learner.autofit(1e-2, 2, checkpoint_folder=tmp_path / "ckpt")
+    saved = keras.saving.load_model(tmp_path / "ckpt" / "best.keras")
+    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["best.keras"]
+    _assert_weights_equal(learner.model, saved.get_weights())
+
+
+def test_autofit_argument_errors():
+    learner = _learner(val=False)
+    with pytest.raises(ValueError, match="needs validation data"):
+        learner.autofit(1e-3)
+    with pytest.raises(ValueError, match="early_stopping"):
+        learner.autofit(1e-3, monitor="loss", early_stopping=0)
+
+
+class _PoisonAt(keras.callbacks.Callback):
+    """Writes NaN into the output kernel at a given epoch and batch."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at = (epoch, batch)
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            kernel = self.model.layers[-1].kernel
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+def test_nan_loss_stops_training_and_restores_last_good_epoch():
+    learner = _learner()
+    recorder = _Recorder()
+    with pytest.warns(RuntimeWarning, match="NaN or infinite at epoch 3, batch 2"):
+        history = learner.fit_onecycle(1e-2, 5, callbacks=[recorder, _PoisonAt(2, 1)])
+    assert len(history.history["loss"]) == 3
+    _assert_weights_equal(learner.model, recorder.weights[1])
+    assert all(np.isfinite(w).all() for w in learner.model.get_weights())
+    assert all(np.isfinite(v.numpy()).all() for v in learner.model.optimizer.variables)
+
+
+class _InterruptAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.at = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def test_keyboard_interrupt_keeps_best_weights_and_restores_optimizer():
+    x, y = _data()
+    xv, yv = _data(48, seed=1)
+    model = _model()
+    learner = get_learner(model, (x, y), (xv, 1 - yv), batch_size=BS, verbose=0)
+    recorder = _Recorder()
+    with pytest.raises(KeyboardInterrupt):
+        learner.autofit(5e-2, 5, callbacks=[recorder, _InterruptAt(3)])
+    assert len(recorder.weights) == 3
+    best = int(np.argmin([_evaluate_with(model, w, xv, 1 - yv) for w in recorder.weights]))
+    _assert_weights_equal(model, recorder.weights[best])
+    assert isinstance(model.optimizer.beta_1, float) and model.optimizer.beta_1 == 0.9
+    assert "train_step" not in model.__dict__
+
+
+def _evaluate_with(model, weights, x, y):
+    current = model.get_weights()
+    model.set_weights(weights)
+    loss = model.evaluate(x, y, verbose=0)[0]
+    model.set_weights(current)
+    return loss
+
+
+def test_class_weight_steps_per_epoch_and_sgd_momentum_pass_through():
+    model = _model(keras.optimizers.SGD(1e-2, momentum=0.9))
+    learner = _learner(model, val=False)
+    history = learner.fit_onecycle(
+        1e-2, 2, class_weight={0: 1.0, 1: 3.0}, steps_per_epoch=STEPS + 2
+    )
+    assert len(learner.step_history["lrs"]) == 2 * (STEPS + 2)
+    assert len(history.history["loss"]) == 2
+    assert max(learner.step_history["momentums"]) == pytest.approx(0.95)
+    assert model.optimizer.momentum == 0.9
+
+
+def test_step_history_plots():
+    import matplotlib.figure
+
+    learner = _learner(val=False)
+    with pytest.raises(ValueError, match="train first"):
+        learner.plot("lr")
+    learner.fit_onecycle(1e-2, 1)
+    for kind in ("lr", "momentum", "loss"):
+        assert isinstance(learner.plot(kind), matplotlib.figure.Figure)
+    with pytest.raises(ValueError, match="kind"):
+        learner.plot("accuracy")

@@ -1,0 +1,263 @@
+"""get_learner accepts every supported kind of data and rejects bad input clearly."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktlite.data import TaskDataset
+from ktlite.learner import Learner, get_learner
+
+N, D, C = 64, 4, 3
+
+
+def _data(n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, D)).astype("float32")
+    return x, rng.integers(0, C, size=n)
+
+
+def _model(loss="sparse_categorical_crossentropy", outputs=C, activation="softmax", metrics=None):
+    model = keras.Sequential(
+        [keras.Input((D,)), keras.layers.Dense(8, activation="relu"),
+         keras.layers.Dense(outputs, activation=activation)]
+    )
+    model.compile(optimizer="adam", loss=loss, metrics=metrics or ["accuracy"])
+    return model
+
+
+def _fits(learner):
+    history = learner.fit_onecycle(1e-2, 1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    return history
+
+
+# --------------------------------------------------------------------- accepted kinds
+def test_numpy_tuple_is_accepted_and_length_known():
+    x, y = _data()
+    learner = get_learner(_model(), (x, y), batch_size=16, verbose=0)
+    assert isinstance(learner, Learner) and isinstance(learner.train_data, TaskDataset)
+    assert learner._train_steps() == 4
+    _fits(learner)
+
+
+def test_python_lists_are_accepted():
+    x, y = _data()
+    learner = get_learner(_model(), (x.tolist(), y.tolist()), batch_size=16, verbose=0)
+    assert len(learner.train_data) == N
+
+
+def test_dict_and_list_inputs_for_multi_input_model():
+    a_in, b_in = keras.Input((2,), name="a"), keras.Input((2,), name="b")
+    out = keras.layers.Dense(C, activation="softmax")(keras.layers.Concatenate()([a_in, b_in]))
+    model = keras.Model({"a": a_in, "b": b_in}, out)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = _data()
+    learner = get_learner(model, ({"a": x[:, :2], "b": x[:, 2:]}, y), batch_size=16, verbose=0)
+    _fits(learner)
+
+    model = keras.Model([a_in, b_in], out)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    learner = get_learner(model, ([x[:, :2], x[:, 2:]], y), batch_size=16, verbose=0)
+    _fits(learner)
+    assert learner.predict([x[:, :2], x[:, 2:]]).shape == (N, C)
+
+
+def test_unbatched_tf_dataset_is_batched_with_batch_size():
+    x, y = _data()
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    learner = get_learner(_model(), ds, val_data=ds, batch_size=16, verbose=0)
+    assert learner._train_steps() == 4
+    _fits(learner)
+
+
+def test_batched_tf_dataset_keeps_its_own_batches():
+    x, y = _data()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    learner = get_learner(_model(), ds, batch_size=16, verbose=0)
+    assert learner._train_steps() == 8
+
+
+def test_tf_dataset_of_unknown_length_is_counted():
+    x, y = _data()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: b >= 0).batch(16)
+    learner = get_learner(_model(), ds, verbose=0)
+    assert learner._train_steps() == 4
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self):
+        super().__init__()
+        self.x, self.y = _data()
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return self.x[i * 16:(i + 1) * 16], self.y[i * 16:(i + 1) * 16]
+
+
+def test_pydataset_is_accepted():
+    learner = get_learner(_model(), _Batches(), val_data=_Batches(), verbose=0)
+    assert learner._train_steps() == 4
+    _fits(learner)
+
+
+def test_task_dataset_with_transform_is_accepted():
+    x, y = _data()
+    raw = np.array([" ".join(map(str, row)) for row in x], dtype=object)
+
+    def to_floats(texts):
+        parts = tf.strings.split(texts).to_tensor(default_value="0", shape=[None, D])
+        return tf.strings.to_number(parts)
+
+    data = TaskDataset(raw, y, transform=to_floats, task="demo")
+    learner = get_learner(_model(), data, val_data=data, batch_size=16, verbose=0)
+    _fits(learner)
+    np.testing.assert_allclose(learner.predict(data), learner.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def test_one_hot_binary_and_regression_labels_accepted():
+    x, y = _data()
+    get_learner(_model("categorical_crossentropy"), (x, np.eye(C)[y]), verbose=0)
+    get_learner(_model("binary_crossentropy", 1, "sigmoid"), (x, y % 2), verbose=0)
+    get_learner(_model("mse", 1, None, ["mae"]), (x, x[:, 0]), verbose=0)
+    get_learner(_model(keras.losses.SparseCategoricalCrossentropy()), (x, y), verbose=0)
+
+
+# --------------------------------------------------------------------- rejected input
+def test_non_model_is_a_type_error():
+    with pytest.raises(TypeError, match="`model` must be a keras.Model.*str"):
+        get_learner("model", _data())
+
+
+def test_uncompiled_model_error_shows_keyword_compile():
+    model = keras.Sequential([keras.Input((D,)), keras.layers.Dense(C)])
+    with pytest.raises(ValueError, match=r'model.compile\(optimizer="adam", loss='):
+        get_learner(model, _data())
+
+
+def test_positional_compile_trap_is_explained():
+    model = keras.Sequential([keras.Input((D,)), keras.layers.Dense(C, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    with pytest.raises(ValueError, match="positional.*loss_weights"):
+        get_learner(model, _data())
+
+
+@pytest.mark.parametrize("batch_size, error", [(0, ValueError), (-1, ValueError),
+                                                (True, TypeError), (8.0, TypeError),
+                                                ("32", TypeError)])
+def test_batch_size_must_be_positive_int(batch_size, error):
+    with pytest.raises(error, match=f"batch_size={batch_size!r}"):
+        get_learner(_model(), _data(), batch_size=batch_size)
+
+
+def test_eval_batch_size_and_verbose_are_checked():
+    with pytest.raises(ValueError, match="eval_batch_size=0"):
+        get_learner(_model(), _data(), eval_batch_size=0)
+    with pytest.raises(TypeError, match="verbose"):
+        get_learner(_model(), _data(), verbose="loud")
+
+
+def test_empty_data_is_rejected():
+    x, y = _data()
+    with pytest.raises(ValueError, match="train_data.*at least one sample"):
+        get_learner(_model(), (x[:0], y[:0]))
+    with pytest.raises(ValueError, match="val_data.*at least one sample"):
+        get_learner(_model(), (x, y), tf.data.Dataset.from_tensor_slices((x, y)).take(0))
+
+
+def test_x_y_length_mismatch_is_rejected():
+    x, y = _data()
+    with pytest.raises(ValueError, match="64 samples in x and 63 in y"):
+        get_learner(_model(), (x, y[:-1]))
+    with pytest.raises(ValueError, match="same number of samples"):
+        get_learner(_model(), ({"a": x, "b": x[:3]}, y))
+
+
+def test_class_id_beyond_outputs_is_rejected():
+    x, y = _data()
+    y[5] = C
+    with pytest.raises(ValueError, match=r"class ids in \[0, 3\].*3 outputs"):
+        get_learner(_model(), (x, y))
+    with pytest.raises(ValueError, match="integer class ids"):
+        get_learner(_model(), (x, y * 0.5))
+
+
+def test_one_hot_width_mismatch_is_rejected():
+    x, y = _data()
+    with pytest.raises(ValueError, match="one-hot with 3 columns"):
+        get_learner(_model("categorical_crossentropy"), (x, np.eye(C + 1)[y]))
+
+
+def test_binary_labels_out_of_range_and_regression_width_are_rejected():
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+        get_learner(_model("binary_crossentropy", 1, "sigmoid"), (x, y))
+    with pytest.raises(ValueError, match="2 column"):
+        get_learner(_model("mse", 1, None, ["mae"]), (x, x[:, :2]))
+
+
+def test_string_labels_are_a_type_error():
+    x, _ = _data()
+    with pytest.raises(TypeError, match="encode the labels"):
+        get_learner(_model(), (x, np.array(["a"] * N)))
+
+
+def test_nan_and_inf_are_rejected():
+    x, y = _data()
+    bad = x.copy()
+    bad[7, 2] = np.nan
+    with pytest.raises(ValueError, match="train_data x.*NaN.*sample 7"):
+        get_learner(_model(), (bad, y))
+    target = x[:, 0].copy()
+    target[3] = np.inf
+    with pytest.raises(ValueError, match="val_data y.*sample 3"):
+        get_learner(_model("mse", 1, None, ["mae"]), (x, x[:, 0]), (x, target))
+    ds = tf.data.Dataset.from_tensor_slices((bad, y)).batch(16)
+    with pytest.raises(ValueError, match="first batch"):
+        get_learner(_model(), ds)
+
+
+def test_input_shape_mismatch_is_rejected():
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"samples have shape \(5,\)"):
+        get_learner(_model(), (np.zeros((N, 5), "float32"), y))
+
+
+@pytest.mark.parametrize("data", ["text", 3, [1, 2, 3], np.zeros((3, D))])
+def test_unsupported_train_data_is_a_type_error(data):
+    with pytest.raises(TypeError, match="`train_data` must be"):
+        get_learner(_model(), data)
+
+
+def test_unlabelled_data_is_rejected():
+    x, _ = _data()
+    with pytest.raises(ValueError, match="labelled"):
+        get_learner(_model(), tf.data.Dataset.from_tensor_slices(x).batch(8))
+    with pytest.raises(ValueError, match="labelled"):
+        get_learner(_model(), TaskDataset(x))
+
+
+def test_distribution_settings_need_the_distribute_module(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ktlite.distribute", None)
+    with pytest.raises(NotImplementedError, match="jit_compile=True"):
+        get_learner(_model(), _data(), jit_compile=True)
+
+
+# --------------------------------------------------------------------- user objects untouched
+def test_user_lists_and_optimizer_are_not_replaced_or_mutated():
+    x, y = _data()
+    metrics = ["accuracy"]
+    model = _model(metrics=metrics)
+    optimizer = model.optimizer
+    callbacks = [keras.callbacks.History()]
+    learner = get_learner(model, (x, y), (x, y), batch_size=16, verbose=0)
+    learner.fit_onecycle(1e-2, 1, callbacks=callbacks)
+    learner.autofit(1e-2, 1, callbacks=callbacks)
+    assert metrics == ["accuracy"] and len(callbacks) == 1
+    assert learner.model is model and model.optimizer is optimizer
+    assert "val_accuracy" in learner.history.history
+    assert isinstance(optimizer.beta_1, float) and optimizer.beta_1 == 0.9
