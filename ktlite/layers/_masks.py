@@ -36,3 +36,14 @@ def first_mask(*masks: Any) -> Any:
         if mask is not None:
             return mask
     return None
+
+
+def unmasked(x: Any) -> Any:
+    """Returns a copy of `x` that carries no Keras mask, for `MultiHeadAttention`.
+
+    `MultiHeadAttention` reads the Keras masks attached to its query and value and then
+    deletes them from those tensors in place. The ktlite blocks pass every mask
+    explicitly, so handing it a copy keeps a caller's tensor (and its padding mask)
+    intact when it is reused, e.g. eagerly fed to two blocks in turn.
+    """
+    return ops.copy(x)

@@ -31,13 +31,16 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     Args:
         vocab_size: Number of token ids, including the padding id 0. Ids must lie in
             `[0, vocab_size)`.
-        sequence_length: Longest sequence the layer accepts. Inputs may be shorter.
+        sequence_length: Longest sequence the layer accepts. Inputs may be shorter
+            (or of unknown length, `keras.Input((None,))`); they use the first
+            positions.
         embedding_dim: Size of each embedding vector.
         mask_zero: Whether id 0 is padding. If `True`, `compute_mask` returns
             `inputs != 0`. Defaults to `True`.
         position: `"learned"` (default) or `"sinusoidal"`.
-        embeddings_initializer: Initializer for the token (and learned position)
-            embeddings. Defaults to `"glorot_uniform"`.
+        embeddings_initializer: Initializer for the token and the learned position
+            embeddings; one initializer keeps both on the same scale. Defaults to
+            `"uniform"` (uniform in `[-0.05, 0.05]`, as `keras.layers.Embedding`).
         **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Raises:
@@ -49,7 +52,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         >>> layer = TokenAndPositionEmbedding(vocab_size=100, sequence_length=8,
         ...                                   embedding_dim=16)
         >>> ids = np.array([[5, 7, 2, 0, 0, 0, 0, 0]])
-        >>> layer(ids).shape, layer.compute_mask(ids)   # (1, 8, 16), True x3 then False
+        >>> layer(ids).shape  # (1, 8, 16)
+        >>> layer.compute_mask(ids)  # [[True, True, True, False, False, ...]]
     """
 
     def __init__(
@@ -59,7 +63,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         embedding_dim: int,
         mask_zero: bool = True,
         position: str = "learned",
-        embeddings_initializer: Any = "glorot_uniform",
+        embeddings_initializer: Any = "uniform",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

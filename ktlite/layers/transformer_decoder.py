@@ -175,15 +175,19 @@ class TransformerDecoder(keras.layers.Layer):
         if config:
             self.build(**config)
 
-    def _residual(self, x, sublayer, norm, dropout, training):
-        """Applies `sublayer` inside a residual connection, pre- or post-norm."""
-        residual = x
-        if self.norm_first:
-            x = norm(x)
-        x = residual + dropout(sublayer(x), training=training)
-        if not self.norm_first:
-            x = norm(x)
-        return x
+    def _pre_norm(self, x: Any, norm: keras.layers.Layer) -> Any:
+        return norm(x) if self.norm_first else x
+
+    def _add_and_post_norm(
+        self,
+        residual: Any,
+        x: Any,
+        dropout: keras.layers.Layer,
+        norm: keras.layers.Layer,
+        training: bool | None,
+    ) -> Any:
+        x = residual + dropout(x, training=training)
+        return x if self.norm_first else norm(x)
 
     def call(
         self,
@@ -243,42 +247,44 @@ class TransformerDecoder(keras.layers.Layer):
         )
         self_mask = _masks.merge_masks(decoder_padding, decoder_attention_mask)
 
-        x = self._residual(
-            decoder_sequence,
-            lambda q: self._self_attention(
-                q,
-                q,
-                attention_mask=self_mask,
-                use_causal_mask=use_causal_mask,
-                training=training,
-            ),
-            self._self_attention_norm,
-            self._self_attention_dropout,
-            training,
+        x = decoder_sequence
+        residual = x
+        x = self._pre_norm(x, self._self_attention_norm)
+        query = _masks.unmasked(x)
+        x = self._self_attention(
+            query,
+            query,
+            attention_mask=self_mask,
+            use_causal_mask=use_causal_mask,
+            training=training,
         )
+        x = self._add_and_post_norm(
+            residual, x, self._self_attention_dropout, self._self_attention_norm, training
+        )
+
         if self._has_cross_attention:
             encoder_padding = _masks.first_mask(
                 encoder_padding_mask, encoder_sequence_mask
             )
             cross_mask = _masks.merge_masks(encoder_padding, encoder_attention_mask)
-            x = self._residual(
-                x,
-                lambda q: self._cross_attention(
-                    q,
-                    encoder_sequence,
-                    attention_mask=cross_mask,
-                    training=training,
-                ),
-                self._cross_attention_norm,
-                self._cross_attention_dropout,
+            residual = x
+            x = self._pre_norm(x, self._cross_attention_norm)
+            x = self._cross_attention(
+                _masks.unmasked(x),
+                _masks.unmasked(encoder_sequence),
+                attention_mask=cross_mask,
+                training=training,
+            )
+            x = self._add_and_post_norm(
+                residual, x, self._cross_attention_dropout, self._cross_attention_norm,
                 training,
             )
-        return self._residual(
-            x,
-            lambda h: self._ffn_outer(self._ffn_inner(h)),
-            self._ffn_norm,
-            self._ffn_dropout,
-            training,
+
+        residual = x
+        x = self._pre_norm(x, self._ffn_norm)
+        x = self._ffn_outer(self._ffn_inner(x))
+        return self._add_and_post_norm(
+            residual, x, self._ffn_dropout, self._ffn_norm, training
         )
 
     def compute_output_shape(

@@ -179,6 +179,7 @@ class TransformerEncoder(keras.layers.Layer):
         residual = x
         if self.norm_first:
             x = self._self_attention_norm(x)
+        x = _masks.unmasked(x)
         x = self._self_attention(x, x, attention_mask=attention, training=training)
         x = residual + self._self_attention_dropout(x, training=training)
         if not self.norm_first:

@@ -135,3 +135,12 @@ def test_mixed_bfloat16_runs_in_bfloat16(mixed_bfloat16):
     out = decoder(TARGET, SOURCE)
     assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
     assert np.isfinite(np.asarray(out, dtype="float32")).all()
+
+
+def test_eager_encoder_sequence_keeps_its_keras_mask_for_reuse():
+    embed = TokenAndPositionEmbedding(20, 5, 8)
+    source = embed(np.array([[7, 8, 0, 0, 0]], dtype="int32"))
+    decoder = TransformerDecoder(2, 16, dropout=0.0)
+    first = np.asarray(decoder(TARGET[:1], source))
+    assert source._keras_mask is not None
+    np.testing.assert_array_equal(np.asarray(decoder(TARGET[:1], source)), first)

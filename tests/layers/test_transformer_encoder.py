@@ -161,3 +161,11 @@ def test_mixed_bfloat16_runs_in_bfloat16_with_float32_weights(mixed_bfloat16):
     assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
     assert np.isfinite(np.asarray(out, dtype="float32")).all()
     assert all(w.dtype == "float32" for w in encoder.weights)
+
+
+def test_eager_inputs_keep_their_keras_mask_for_reuse():
+    embed, encoder = _stack()
+    embedded = embed(_padded(SENTENCE, 8))
+    first = np.asarray(encoder(embedded))
+    assert embedded._keras_mask is not None
+    np.testing.assert_array_equal(np.asarray(encoder(embedded)), first)
