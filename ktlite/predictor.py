@@ -160,6 +160,7 @@ class Predictor:
         self.preproc = preproc
         self.batch_size = batch_size
         self._check_model(model, preproc)
+        self._graph_fn: Any = None
         self._forward: Callable[[tf.Tensor], tf.Tensor] | None = None
 
     # ------------------------------------------------------------------ properties
@@ -251,23 +252,30 @@ class Predictor:
         self._check_model_inputs(model, preproc)
 
     # ------------------------------------------------------------------ prediction
-    def _forward_fn(self) -> Callable[[tf.Tensor], tf.Tensor]:
-        # One trace for every batch size: the batch dimension of the signature is None.
-        if self._forward is None:
+    def _forward_fn(self) -> Any:
+        """The fused `tf.function` raw inputs -> float32 outputs, built on first use.
+
+        Its signature has batch dimension `None`, so it is traced once for every batch
+        size. `predict` calls its concrete function (`self._forward`), which skips the
+        argument matching a `tf.function` call does.
+        """
+        if self._graph_fn is None:
             model, transform = self.model, self._transform
 
             def forward(raw: tf.Tensor) -> tf.Tensor:
                 outputs = model(transform(raw), training=False)
                 return tf.cast(outputs, tf.float32)
 
-            self._forward = tf.function(forward, input_signature=[self._input_spec()])
-        return self._forward
+            self._graph_fn = tf.function(forward, input_signature=[self._input_spec()])
+            self._forward = self._graph_fn.get_concrete_function()
+        return self._graph_fn
 
     def _to_tensor(self, items: list[Any]) -> tf.Tensor:
         return tf.constant(items, dtype=self._input_spec().dtype)
 
     def _model_outputs(self, items: list[Any]) -> np.ndarray:
-        forward = self._forward_fn()
+        self._forward_fn()
+        forward = self._forward
         step = self.batch_size
         chunks = [
             forward(self._to_tensor(items[start : start + step])).numpy()

@@ -228,7 +228,8 @@ def test_save_replaces_an_existing_predictor(saved, toy):
 def test_failed_save_leaves_existing_predictor_intact(saved, toy, monkeypatch):
     before = {p.name: p.read_bytes() for p in saved.iterdir()}
 
-    def broken_save(*args, **kwargs):
+    def broken_save(model, filepath, **kwargs):
+        Path(filepath).write_bytes(b"PK half a zip")  # a crash in the middle of writing
         raise OSError("disk full")
 
     monkeypatch.setattr(keras.saving, "save_model", broken_save)
@@ -238,6 +239,20 @@ def test_failed_save_leaves_existing_predictor_intact(saved, toy, monkeypatch):
     assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
     assert sorted(p.name for p in saved.parent.iterdir()) == ["pred"]  # no temp folder left
     assert load_predictor(saved).batch_size == 4
+
+
+def test_failure_after_the_model_is_written_leaves_existing_predictor_intact(saved, monkeypatch):
+    before = {p.name: p.read_bytes() for p in saved.iterdir()}
+    other = get_predictor(toy_model(), ToyPreprocessor(scale=3.0), batch_size=9)
+
+    def broken_save(self, folder):
+        Path(folder, "toy.json").write_text("{")
+        raise OSError("no space left")
+
+    monkeypatch.setattr(ToyPreprocessor, "save", broken_save)
+    with pytest.raises(OSError, match="no space left"):
+        other.save(saved)
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
 
 
 def test_failed_swap_puts_the_old_predictor_back(saved, toy, monkeypatch):

@@ -1,0 +1,160 @@
+"""TextPredictor: raw strings in, labels out, tokenization inside the model's graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Registers the custom layers that saved text models refer to, before any load_model.
+import ktlite.layers  # noqa: F401
+import ktlite.text.models  # noqa: F401
+from ktlite.predictor import Predictor
+
+
+class TextPredictor(Predictor):
+    """Predicts labels for raw texts with a trained text model and its preprocessor.
+
+    Tokenization (tensorflow-text, `preproc.tokenize`) and the forward pass run in one
+    `tf.function` with a `(None,)` string signature, traced once for every batch size,
+    so `predict` skips Keras' `model.predict` machinery.
+
+    Args:
+        model: A `keras.Model` taking int32 token ids of shape `(batch, preproc.maxlen)`
+            and returning one `(batch, k)` output.
+        preproc: The `ktlite.text.TextPreprocessor` the model was trained with.
+        batch_size: Texts per forward pass. Defaults to 32.
+
+    Raises:
+        TypeError: If `model` is not a `keras.Model`.
+        ValueError: If the model does not fit the preprocessor (classes, `maxlen`,
+            vocabulary size) or `batch_size` is not a positive int.
+
+    Example:
+        >>> predictor = ktlite.get_predictor(model, preproc)
+        >>> predictor.predict("the movie was great")
+        'positive'
+        >>> predictor.predict(["great", "awful"], return_proba=True).shape
+        (2, 2)
+    """
+
+    task: ClassVar[str] = "text"
+    preprocessor_files: ClassVar[tuple[str, ...]] = ("preprocessor.json", "vocab.txt")
+
+    def _input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec(shape=(None,), dtype=tf.string, name="texts")
+
+    def _transform(self, raw: tf.Tensor) -> tf.Tensor:
+        return self.preproc.tokenize(raw)
+
+    def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
+        if isinstance(inputs, str):
+            return [inputs], True
+        if not isinstance(inputs, (list, tuple, np.ndarray)):
+            raise TypeError(
+                "`texts` must be a str or a list of str. "
+                f"Received: texts={_short(inputs)} of type {type(inputs).__name__}"
+            )
+        if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
+            raise ValueError(
+                f"`texts` must be 1-D. Received: an array of shape {inputs.shape}"
+            )
+        if len(inputs) == 0:
+            raise ValueError("`texts` must hold at least one text. Received: texts=[]")
+        for i, item in enumerate(inputs):
+            if not isinstance(item, str):
+                raise TypeError(
+                    f"`texts` must hold only str. Received: texts[{i}]={_short(item)} "
+                    f"of type {type(item).__name__}"
+                )
+        return list(inputs), False
+
+    def _to_tensor(self, items: list[str]) -> tf.Tensor:
+        return tf.constant(items, dtype=tf.string)
+
+    def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:
+        if len(model.inputs) != 1:
+            raise ValueError(
+                f"A text model must take one input (token ids). Received a model with "
+                f"{len(model.inputs)} inputs."
+            )
+        shape = tuple(model.inputs[0].shape)
+        if len(shape) != 2 or shape[1] not in (None, preproc.maxlen):
+            raise ValueError(
+                f"The model takes inputs of shape {shape} but the preprocessor produces "
+                f"(batch, {preproc.maxlen}) token ids (preproc.maxlen={preproc.maxlen})."
+            )
+        vocab_size = _token_vocab_size(model)
+        if vocab_size is not None and vocab_size < preproc.vocab_size:
+            raise ValueError(
+                f"The model embeds {vocab_size} token ids but the preprocessor's vocabulary "
+                f"has {preproc.vocab_size} (preproc.vocab_size); token ids would fall "
+                "outside the embedding."
+            )
+
+    def _extra_metadata(self) -> dict[str, Any]:
+        return {"maxlen": int(self.preproc.maxlen), "vocab_size": int(self.preproc.vocab_size)}
+
+    def _check_metadata(self, metadata: dict[str, Any]) -> None:
+        for field in ("maxlen", "vocab_size"):
+            saved, actual = metadata.get(field), int(getattr(self.preproc, field))
+            if saved != actual:
+                raise ValueError(
+                    f"ktlite.json says {field}={saved!r} but the preprocessor files give "
+                    f"{field}={actual!r} (vocab.txt or preprocessor.json was changed)."
+                )
+        model_vocab = _token_vocab_size(self.model)
+        if model_vocab is not None and model_vocab != self.preproc.vocab_size:
+            raise ValueError(
+                f"model.keras embeds {model_vocab} token ids but vocab.txt holds "
+                f"{self.preproc.vocab_size} tokens."
+            )
+
+    @classmethod
+    def _load_preprocessor(cls, folder: Path) -> Any:
+        from ktlite.text.preprocessor import TextPreprocessor
+
+        return TextPreprocessor.load(str(folder))
+
+    def explain(self, text: str, top_k: int = 10, as_html: bool = False) -> Any:
+        """Explains the prediction for one text; see `ktlite.text.explain.explain`.
+
+        Args:
+            text: The text to explain.
+            top_k: Number of tokens to report. Defaults to 10.
+            as_html: Return an HTML rendering instead of plain data. Defaults to False.
+
+        Returns:
+            What `ktlite.text.explain.explain` returns.
+
+        Example:
+            >>> predictor.explain("the movie was great", top_k=3)
+        """
+        from ktlite.text.explain import explain
+
+        return explain(self, text, top_k=top_k, as_html=as_html)
+
+
+def _token_vocab_size(model: keras.Model) -> int | None:
+    """The number of token ids the model's first embedding accepts, if one is found."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.layers.Embedding):
+            return int(layer.input_dim)
+        try:
+            config = layer.get_config()
+        except NotImplementedError:
+            continue
+        vocab_size = config.get("vocab_size")
+        if isinstance(vocab_size, int) and not isinstance(vocab_size, bool):
+            return vocab_size
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,298 @@
+"""Tests for ktlite.text.predictor.TextPredictor: predict, save/load, tampering, export."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import ktlite
+from ktlite.data import TaskDataset
+from ktlite.text import TextPreprocessor, text_classifier, text_regression_model
+from ktlite.text.predictor import TextPredictor
+
+POS, NEG = ["good", "great", "superb"], ["bad", "awful", "dull"]
+FILLER = ["the", "a", "movie", "film", "was", "plot", "actor", "very", "really", "it"]
+TEXTS = ["a good film", "the plot was dull", "really superb actor", "awful", "", "ünïcode café"]
+
+
+def corpus(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = i % 2
+        words = list(rng.choice(FILLER, 4)) + [str(rng.choice(POS if label else NEG))]
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append("pos" if label else "neg")
+    return texts, labels
+
+
+def dataset(texts, y, preproc):
+    return TaskDataset(np.array(texts, dtype=object), preproc.encode_labels(y),
+                       transform=preproc.tokenize, task="text")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    texts, labels = corpus()
+    preproc = TextPreprocessor(maxlen=10, vocab_size=80).fit(texts, labels)
+    trn = dataset(texts, labels, preproc)
+    model = text_classifier("transformer", trn, preproc=preproc, embed_dim=16, num_heads=2,
+                            num_layers=1, verbose=0)
+    model.fit(preproc.preprocess(texts), trn.y, epochs=2, batch_size=32, verbose=0)
+    return model, preproc
+
+
+@pytest.fixture
+def predictor(trained):
+    model, preproc = trained
+    return ktlite.get_predictor(model, preproc, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def saved(trained, tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved") / "pred"
+    ktlite.get_predictor(*trained, batch_size=4).save(path)
+    return path
+
+
+@pytest.fixture
+def copy(saved, tmp_path):
+    import shutil
+
+    return shutil.copytree(saved, tmp_path / "copy")
+
+
+def reference(predictor, texts):
+    return predictor.model(predictor.preproc.preprocess(texts)).numpy()
+
+
+# ---------------------------------------------------------------- predict
+def test_get_predictor_returns_a_text_predictor(predictor):
+    assert isinstance(predictor, TextPredictor)
+    assert predictor.get_classes() == ["neg", "pos"]
+
+
+def test_bare_string_gives_one_label_and_list_gives_list(predictor):
+    probs = reference(predictor, TEXTS)
+    labels = [["neg", "pos"][i] for i in probs.argmax(axis=1)]
+    assert predictor.predict(TEXTS[0]) == labels[0]
+    assert predictor.predict(TEXTS) == labels
+    assert predictor.predict(tuple(TEXTS)) == labels
+    assert predictor.predict(np.array(TEXTS, dtype=object)) == labels
+
+
+def test_probabilities_match_the_model_on_preprocessed_ids(predictor):
+    probs = reference(predictor, TEXTS)
+    np.testing.assert_allclose(predictor.predict_proba(TEXTS), probs, atol=1e-6)
+    np.testing.assert_allclose(predictor.predict(TEXTS, return_proba=True), probs, atol=1e-6)
+    single = predictor.predict_proba(TEXTS[1])
+    assert single.shape == (2,)
+    np.testing.assert_allclose(single, probs[1], atol=1e-6)
+
+
+def test_batch_size_is_honoured_with_one_trace(predictor):
+    sizes = []
+    forward = predictor._forward_fn()
+    predictor._forward = lambda raw: (sizes.append(int(raw.shape[0])), forward(raw))[1]
+    predictor.predict(TEXTS)
+    assert sizes == [4, 2]
+    predictor.batch_size = 5
+    predictor.predict(TEXTS * 2)
+    assert sizes[2:] == [5, 5, 2]
+    assert forward.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (None, TypeError, r"`texts` must be a str or a list of str. Received: texts=None"),
+        (42, TypeError, "texts=42 of type int"),
+        ([], ValueError, r"at least one text. Received: texts=\[\]"),
+        (["ok", None], TypeError, r"texts\[1\]=None of type NoneType"),
+        (["ok", 3], TypeError, r"texts\[1\]=3 of type int"),
+        ([b"bytes"], TypeError, r"texts\[0\]=b'bytes' of type bytes"),
+        (np.array([["a"], ["b"]]), ValueError, r"must be 1-D. Received: an array of shape"),
+    ],
+)
+def test_invalid_inputs_get_clear_errors(predictor, bad, error, message):
+    with pytest.raises(error, match=message):
+        predictor.predict(bad)
+    with pytest.raises(error, match=message):
+        predictor.predict_proba(bad)
+
+
+def test_multilabel_gives_label_probability_pairs(tmp_path):
+    texts, _ = corpus(seed=3)
+    y = [[w for w in ("good", "film") if w in t.split()] or ["none"] for t in texts]
+    preproc = TextPreprocessor(maxlen=10, vocab_size=80, label_mode="multilabel").fit(texts, y)
+    model = text_classifier("fasttext", dataset(texts, y, preproc), preproc, embed_dim=8,
+                            verbose=0)
+    predictor = ktlite.get_predictor(model, preproc)
+    pairs = predictor.predict(texts[0])
+    probs = predictor.predict_proba(texts[0])
+    assert [name for name, _ in pairs] == preproc.class_names
+    np.testing.assert_allclose([p for _, p in pairs], probs, atol=1e-6)
+    assert all(isinstance(p, float) for _, p in pairs)
+    assert len(predictor.predict(texts[:3])) == 3
+
+
+def test_regression_gives_floats(tmp_path):
+    texts, _ = corpus(seed=4)
+    y = [float(len(t)) for t in texts]
+    preproc = TextPreprocessor(maxlen=10, vocab_size=80, label_mode="regression").fit(texts, y)
+    model = text_regression_model("fasttext", dataset(texts, y, preproc), preproc, embed_dim=8,
+                                  verbose=0)
+    predictor = ktlite.get_predictor(model, preproc)
+    value = predictor.predict(texts[0])
+    assert isinstance(value, float)
+    np.testing.assert_allclose(value, reference(predictor, texts[:1])[0, 0], atol=1e-5)
+    assert predictor.get_classes() == []
+    with pytest.raises(ValueError, match="needs a classifier"):
+        predictor.predict(texts, return_proba=True)
+    predictor.save(tmp_path / "reg")
+    assert ktlite.load_predictor(tmp_path / "reg").predict(texts[:2]) == predictor.predict(texts[:2])
+
+
+def test_model_for_another_maxlen_or_vocabulary_is_refused(trained):
+    model, preproc = trained
+    other = TextPreprocessor(maxlen=12, vocab_size=80).fit(*corpus())
+    with pytest.raises(ValueError, match=r"preproc.maxlen=12"):
+        ktlite.get_predictor(model, other)
+    bigger = TextPreprocessor(maxlen=10, vocab_size=200).fit(
+        [t + " extra words here" for t in corpus()[0]] + ["zebra yak xylophone"] * 2,
+        corpus()[1] + ["pos", "neg"],
+    )
+    assert bigger.vocab_size > preproc.vocab_size
+    with pytest.raises(ValueError, match="token ids would fall outside the embedding"):
+        ktlite.get_predictor(model, bigger)
+
+
+def test_explain_delegates_to_the_explain_module(predictor, monkeypatch):
+    import ktlite.text.explain as explain_module
+
+    calls = []
+    monkeypatch.setattr(explain_module, "explain", lambda *a, **k: calls.append((a, k)) or "ok")
+    assert predictor.explain("a good film", top_k=3) == "ok"
+    assert calls == [((predictor, "a good film"), {"top_k": 3, "as_html": False})]
+
+
+# ---------------------------------------------------------------- save / load
+def test_saved_folder_holds_the_documented_files(saved):
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "ktlite.json", "model.keras", "preprocessor.json", "vocab.txt"]
+    meta = json.loads((saved / "ktlite.json").read_text())
+    assert meta["task"] == "text" and meta["class_names"] == ["neg", "pos"]
+    assert meta["maxlen"] == 10 and meta["batch_size"] == 4
+
+
+def test_load_round_trip_gives_identical_predictions(saved, predictor):
+    loaded = ktlite.load_predictor(saved)
+    assert isinstance(loaded, TextPredictor)
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), predictor.predict_proba(TEXTS),
+                               atol=1e-6)
+    assert loaded.predict(TEXTS) == predictor.predict(TEXTS)
+
+
+def test_failed_save_keeps_the_previous_text_predictor(copy, predictor, monkeypatch):
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    def broken_save(model, filepath, **kwargs):
+        with open(filepath, "wb") as fh:  # a crash in the middle of writing
+            fh.write(b"PK half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.saving, "save_model", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        predictor.save(copy)
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+def test_vocab_with_a_token_removed_is_refused(copy):
+    lines = (copy / "vocab.txt").read_text().splitlines()
+    (copy / "vocab.txt").write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(ValueError, match=r"vocab\.txt.*(does not match|vocab_size)"):
+        ktlite.load_predictor(copy)
+
+
+def test_vocab_and_config_edited_together_are_refused(copy):
+    lines = (copy / "vocab.txt").read_text().splitlines()
+    (copy / "vocab.txt").write_text("\n".join(lines + ["zzzextra"]) + "\n")
+    config = json.loads((copy / "preprocessor.json").read_text())
+    config["vocab_size"] += 1
+    (copy / "preprocessor.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="vocab_size"):
+        ktlite.load_predictor(copy)
+
+
+@pytest.mark.parametrize("field, value", [("maxlen", "10"), ("lowercase", "yes"),
+                                          ("class_names", "neg")])
+def test_preprocessor_config_with_wrong_types_is_refused(copy, field, value):
+    config = json.loads((copy / "preprocessor.json").read_text())
+    config[field] = value
+    (copy / "preprocessor.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"preprocessor\.json"):
+        ktlite.load_predictor(copy)
+
+
+def test_unparseable_preprocessor_config_is_refused(copy):
+    (copy / "preprocessor.json").write_text("{")
+    with pytest.raises(ValueError, match=r"preprocessor\.json"):
+        ktlite.load_predictor(copy)
+
+
+def test_metadata_disagreeing_with_the_preprocessor_is_refused(copy):
+    meta = json.loads((copy / "ktlite.json").read_text())
+    meta["maxlen"] = 11
+    (copy / "ktlite.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="maxlen=11"):
+        ktlite.load_predictor(copy)
+
+
+def test_class_count_not_matching_the_model_is_refused(copy):
+    for name in ("ktlite.json", "preprocessor.json"):
+        config = json.loads((copy / name).read_text())
+        config["class_names"] = ["neg", "pos", "meh"]
+        if "num_outputs" in config:
+            config["num_outputs"] = 3
+        (copy / name).write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="model has 2 outputs but the preprocessor has 3"):
+        ktlite.load_predictor(copy)
+
+
+# ---------------------------------------------------------------- export
+def test_export_runs_in_a_process_without_ktlite(predictor, tmp_path):
+    predictor.export(tmp_path / "exported")
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+        serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+        out = serve(texts=tf.constant(json.loads(sys.argv[2])))
+        assert "ktlite" not in sys.modules, "the SavedModel pulled in ktlite"
+        print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
+                          "labels": [s.decode() for s in out["labels"].numpy()]}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "exported"), json.dumps(TEXTS)],
+        capture_output=True, text=True, timeout=180,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin",
+             "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(out["probabilities"], predictor.predict_proba(TEXTS), atol=1e-5)
+    assert out["labels"] == predictor.predict(TEXTS)
+
+
+def test_export_refuses_a_non_empty_folder_and_unknown_formats(predictor, tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="does not hold a ktlite SavedModel"):
+        predictor.export(tmp_path)
+    with pytest.raises(ValueError, match="format='onnx'"):
+        predictor.export(tmp_path / "x", format="onnx")
