@@ -143,3 +143,9 @@ def test_invalid_arguments_raise_with_received_value(kwargs, message):
     args = {**SMALL, "maxlen": 8, **kwargs}
     with pytest.raises(ValueError, match=message):
         Transformer(**args)
+
+
+def test_an_all_padding_example_gives_finite_outputs():
+    model = Transformer(maxlen=8, **SMALL)
+    out = np.asarray(model(np.zeros((2, 8), dtype="int32")))
+    assert np.isfinite(out).all()

@@ -109,3 +109,10 @@ def test_mixed_bfloat16_keeps_float32_weights_and_computes_in_bfloat16(mixed_bfl
     out = layer(IDS)
     assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
     assert all(w.dtype == "float32" for w in layer.weights)
+
+
+def test_unknown_length_input_accepts_any_length_up_to_sequence_length():
+    inputs = keras.Input((None,), dtype="int32")
+    model = keras.Model(inputs, TokenAndPositionEmbedding(10, 6, 4)(inputs))
+    assert tuple(model(IDS[:, :2]).shape) == (2, 2, 4)
+    assert tuple(model(IDS).shape) == (2, 6, 4)
