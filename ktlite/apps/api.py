@@ -130,7 +130,8 @@ class APIApp:
           ``return_proba`` is true).
         - ``POST /explain`` ``{"text": "...", "top_k": 10}`` -> the word attributions of
           `ktlite.text.explain.explain` as JSON.
-        - ``GET /health`` -> ``{"status": "ok"}``; ``GET /metadata`` -> task, classes, maxlen,
+        - ``GET /health`` -> ``{"status": "ok"}`` plus batching counters (``pending_texts``,
+          ``model_calls``, ``texts_predicted``); ``GET /metadata`` -> task, classes, maxlen,
           limits and library versions.
         - ``GET /openapi.json`` (schema) and ``GET /docs`` (interactive docs).
 
@@ -369,7 +370,12 @@ class APIApp:
 
         @api.get("/health", summary="Liveness check")
         async def health() -> dict[str, Any]:
-            return {"status": "ok", "pending_texts": self.batcher.pending}
+            return {
+                "status": "ok",
+                "pending_texts": self.batcher.pending,
+                "model_calls": self.batcher.num_calls,
+                "texts_predicted": self.batcher.num_texts,
+            }
 
         @api.get("/metadata", summary="Task, classes, maxlen, limits and versions")
         async def metadata() -> dict[str, Any]:

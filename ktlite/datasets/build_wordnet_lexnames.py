@@ -3,7 +3,7 @@
 The full data set (117,659 synsets, 45 classes) is built from Debian's ``wordnet-base``
 package; this script keeps a deterministic sample of it so the package stays small:
 every training row whose synset-id hash falls in the first ``--train-share`` of the hash
-range, and likewise for the test rows. Usage::
+range, and likewise for the test rows, ordered by that hash so any prefix is a fair sample. Usage::
 
     python -m ktlite.datasets.build_wordnet_lexnames \\
         --train path/to/wordnet_lexnames_train.csv.gz \\
@@ -22,23 +22,22 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def _keep(synset_id: str, share: float) -> bool:
-    digest = int(hashlib.sha256(synset_id.encode("utf-8")).hexdigest()[:8], 16)
-    return digest / 0xFFFFFFFF < share
+def _position(synset_id: str) -> float:
+    """A stable pseudo-random number in [0, 1] for a synset id."""
+    return int(hashlib.sha256(synset_id.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
 def _sample(source: Path, target: Path, share: float) -> int:
-    kept = 0
-    with gzip.open(source, "rt", encoding="utf-8", newline="") as fin, gzip.open(
-        target, "wt", encoding="utf-8", newline=""
-    ) as fout:
+    with gzip.open(source, "rt", encoding="utf-8", newline="") as fin:
+        rows = [row for row in csv.DictReader(fin) if _position(row["id"]) < share]
+    # The source is grouped by part of speech; ordering by the hash shuffles it, so that
+    # the first N rows are a fair sample of every class.
+    rows.sort(key=lambda row: _position(row["id"]))
+    with gzip.open(target, "wt", encoding="utf-8", newline="") as fout:
         writer = csv.writer(fout)
         writer.writerow(["label", "text"])
-        for row in csv.DictReader(fin):
-            if _keep(row["id"], share):
-                writer.writerow([row["label"], row["text"]])
-                kept += 1
-    return kept
+        writer.writerows([row["label"], row["text"]] for row in rows)
+    return len(rows)
 
 
 def main() -> None:

@@ -217,7 +217,9 @@ def learn_wordpiece_vocab(
         continuing_subword_prefix=CONTINUATION_PREFIX,
         show_progress=False,
     )
-    tokenizer.train_from_iterator(normalized, trainer=trainer, length=len(normalized))
+    # Batches let the trainer spread its word counting over threads.
+    batches = (normalized[i : i + 1000] for i in range(0, len(normalized), 1000))
+    tokenizer.train_from_iterator(batches, trainer=trainer, length=len(normalized))
     by_id = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
     vocab = [token for token, _ in by_id]
     if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
