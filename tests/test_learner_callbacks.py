@@ -1,0 +1,119 @@
+"""Unit tests for the safety callbacks the Learner adds to each fit (ktlite.callbacks)."""
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite.callbacks import (
+    BestWeights,
+    NonFiniteGuard,
+    PeakReducer,
+    monitor_mode,
+    restore_state,
+    save_model_atomic,
+    snapshot_state,
+)
+
+
+def _model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _bump(model, value):
+    model.set_weights([np.full_like(w, value) for w in model.get_weights()])
+
+
+@pytest.mark.parametrize("monitor, mode", [("val_loss", "min"), ("val_accuracy", "max"),
+                                           ("auc", "max"), ("val_mae", "min")])
+def test_monitor_mode(monitor, mode):
+    assert monitor_mode(monitor) == mode
+
+
+def test_snapshot_and_restore_cover_weights_and_optimizer():
+    model = _model()
+    _bump(model, 1.0)
+    state = snapshot_state(model)
+    _bump(model, 2.0)
+    model.optimizer.iterations.assign(7)
+    restore_state(model, state)
+    assert all(np.all(w == 1.0) for w in model.get_weights())
+    assert int(model.optimizer.iterations.numpy()) == 0
+
+
+def test_best_weights_tracks_min_stops_and_restores():
+    model = _model()
+    best = BestWeights("val_loss", patience=2, verbose=0)
+    best.set_model(model)
+    best.on_train_begin()
+    for epoch, (value, loss) in enumerate([(1.0, 3.0), (2.0, 1.0), (3.0, 2.0), (4.0, 1.5)]):
+        _bump(model, value)
+        best.on_epoch_end(epoch, {"val_loss": loss})
+    assert best.best_epoch == 1 and best.stopped_epoch == 3 and model.stop_training
+    best.on_train_end()
+    assert all(np.all(w == 2.0) for w in model.get_weights())
+
+
+def test_best_weights_maximises_accuracy_and_ignores_nan():
+    model = _model()
+    best = BestWeights("val_accuracy", patience=None, verbose=0)
+    best.set_model(model)
+    best.on_train_begin()
+    for epoch, acc in enumerate([0.5, 0.9, float("nan"), 0.7]):
+        best.on_epoch_end(epoch, {"val_accuracy": acc})
+    assert best.best_epoch == 1 and best.best == 0.9 and best.stopped_epoch is None
+
+
+def test_peak_reducer_scales_target_after_patience():
+    class Target:
+        lr_scale = 1.0
+
+    target = Target()
+    reducer = PeakReducer(target, "val_loss", patience=2, factor=0.5, verbose=0)
+    reducer.on_train_begin()
+    for epoch, loss in enumerate([1.0, 1.1, 1.2, 0.9, 1.0, 1.0]):
+        reducer.on_epoch_end(epoch, {"val_loss": loss})
+    assert reducer.reductions == [2, 5] and target.lr_scale == 0.25
+    with pytest.raises(ValueError, match="factor"):
+        PeakReducer(target, factor=1.5)
+
+
+def test_non_finite_guard_rolls_back_to_last_good_epoch():
+    model = _model()
+    guard = NonFiniteGuard()
+    guard.set_model(model)
+    _bump(model, 1.0)
+    guard.on_train_begin()
+    guard.on_epoch_begin(0)
+    _bump(model, 2.0)
+    guard.on_epoch_end(0, {"loss": 0.5})
+    guard.on_epoch_begin(1)
+    guard.on_train_batch_end(3, {"loss": float("inf")})
+    assert model.stop_training and guard.stopped == (1, 3)
+    _bump(model, float("nan"))
+    with pytest.warns(RuntimeWarning, match="epoch 2, batch 4.*end of epoch 1"):
+        guard.on_epoch_end(1, {"loss": float("nan")})
+    assert all(np.all(w == 2.0) for w in model.get_weights())
+    guard.on_train_end()  # restores once only
+    assert guard.restored_epoch == 1
+
+
+def test_save_model_atomic_leaves_no_temporary_file(tmp_path, monkeypatch):
+    model = _model()
+    path = save_model_atomic(model, tmp_path / "m.keras")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
+    assert keras.saving.load_model(path).count_params() == model.count_params()
+
+    def broken(self, filepath, *args, **kwargs):
+        open(filepath, "wb").write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_model_atomic(model, tmp_path / "m.keras")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
+    assert keras.saving.load_model(path).count_params() == model.count_params()
+    with pytest.raises(ValueError, match="'.keras'"):
+        save_model_atomic(model, tmp_path / "m.h5")

@@ -1,0 +1,61 @@
+"""Learner.lr_find / lr_plot / lr_estimate delegate to ktlite.lr and leave the model alone."""
+
+import keras
+import matplotlib.figure
+import numpy as np
+import pytest
+
+from ktlite.learner import get_learner
+from ktlite.lr import LRFindResult
+
+N, D, BS = 128, 4, 16
+
+
+def _learner():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(N, D)).astype("float32")
+    y = (x[:, 0] - x[:, 2] > 0).astype(int)
+    model = keras.Sequential(
+        [keras.Input((D,)), keras.layers.Dense(16, activation="relu"),
+         keras.layers.Dense(2, activation="softmax")]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return get_learner(model, (x, y), batch_size=BS, verbose=0)
+
+
+def test_lr_find_sweeps_cycles_data_and_restores_the_model():
+    learner = _learner()
+    model = learner.model
+    before = [w.copy() for w in model.get_weights()]
+    optimizer_before = [v.numpy().copy() for v in model.optimizer.variables]
+    result = learner.lr_find(start_lr=1e-5, end_lr=1.0, num_steps=3 * N // BS)
+    assert isinstance(result, LRFindResult) and learner.lr_result is result
+    assert len(result.lrs) == len(result.losses) > N // BS  # more steps than one epoch
+    assert result.lrs[0] == pytest.approx(1e-5, rel=1e-5)
+    assert np.all(np.diff(result.lrs) > 0)
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(model.optimizer.variables, optimizer_before):
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_lr_estimate_and_plot_after_sweep():
+    learner = _learner()
+    with pytest.raises(ValueError, match="lr_find"):
+        learner.lr_estimate()
+    with pytest.raises(ValueError, match="lr_find"):
+        learner.lr_plot()
+    result = learner.lr_find(num_steps=40, show_plot=True)
+    suggestions = learner.lr_estimate()
+    assert {"valley", "steep", "minimum"} <= set(suggestions)
+    assert suggestions["valley"] == result.suggestion
+    assert isinstance(learner.lr_plot(), matplotlib.figure.Figure)
+    assert isinstance(learner.lr_plot(suggest=False), matplotlib.figure.Figure)
+
+
+def test_suggested_lr_trains_the_model():
+    learner = _learner()
+    learner.lr_find(num_steps=60)
+    history = learner.fit_onecycle(learner.lr_result.suggestion, 4)
+    assert history.history["loss"][-1] < history.history["loss"][0]

@@ -1,0 +1,234 @@
+"""Around the fit: validate, top losses, predict, freeze, weight decay, save/load."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktlite.data import TaskDataset
+from ktlite.learner import get_learner
+
+N, D = 64, 4
+
+
+def _x(n=N, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, D)).astype("float32")
+
+
+def _model(outputs=3, activation="softmax", loss="sparse_categorical_crossentropy",
+           metrics=("accuracy",)):
+    model = keras.Sequential(
+        [keras.Input((D,)), keras.layers.Dense(8, activation="relu", name="body"),
+         keras.layers.Dense(outputs, activation=activation, name="head")]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, metrics=list(metrics))
+    return model
+
+
+def _classifier_learner():
+    x = _x()
+    y = np.argmax(x[:, :3], axis=1)
+    return get_learner(_model(), (x, y), (x[:32], y[:32]), batch_size=16, verbose=0), x, y
+
+
+# --------------------------------------------------------------------- validate
+def test_validate_multiclass_prints_report_and_returns_confusion_matrix(capsys):
+    learner, x, y = _classifier_learner()
+    cm = learner.validate(class_names=["a", "b", "c"])
+    out = capsys.readouterr().out
+    assert "precision" in out and "recall" in out and " b " in out
+    assert cm.shape == (3, 3) and cm.sum() == 32
+    predicted = np.argmax(learner.predict(x[:32]), axis=1)
+    np.testing.assert_array_equal(cm.sum(axis=0), np.bincount(predicted, minlength=3))
+    learner.validate(print_report=False)
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match="class_names"):
+        learner.validate(class_names=["a", "b"])
+
+
+def test_validate_binary_multilabel_and_regression():
+    x = _x()
+    binary = get_learner(_model(1, "sigmoid", "binary_crossentropy"), (x, (x[:, 0] > 0) * 1),
+                         (x, (x[:, 0] > 0) * 1), verbose=0)
+    assert binary.validate(print_report=False).shape == (2, 2)
+
+    labels = (x[:, :3] > 0).astype("float32")
+    multi = get_learner(_model(3, "sigmoid", "binary_crossentropy"), (x, labels), (x, labels),
+                        verbose=0)
+    assert multi.validate(print_report=False).shape == (3, 2, 2)
+
+    target = x[:, 0] * 2.0
+    reg = get_learner(_model(1, None, "mse", ("mae",)), (x, target), (x, target), verbose=0)
+    result = reg.validate(print_report=False)
+    pred = reg.predict(x).ravel()
+    assert result["mae"] == pytest.approx(np.abs(pred - target).mean(), rel=1e-5)
+    assert result["mse"] == pytest.approx(((pred - target) ** 2).mean(), rel=1e-5)
+
+
+def test_validate_needs_validation_data():
+    x = _x()
+    learner = get_learner(_model(), (x, np.zeros(N, int)), verbose=0)
+    with pytest.raises(ValueError, match="No validation data"):
+        learner.validate()
+    assert learner.validate((x, np.zeros(N, int)), print_report=False).shape == (3, 3)
+
+
+def test_validate_on_batched_tf_dataset_matches_arrays():
+    learner, x, y = _classifier_learner()
+    ds = tf.data.Dataset.from_tensor_slices((x[:32], y[:32])).batch(5)
+    np.testing.assert_array_equal(learner.validate(ds, print_report=False),
+                                  learner.validate(print_report=False))
+
+
+# --------------------------------------------------------------------- top losses
+def test_top_losses_are_sorted_per_sample_losses():
+    learner, x, y = _classifier_learner()
+    rows = learner.top_losses(5)
+    probs = learner.predict(x[:32])
+    expected = -np.log(probs[np.arange(32), y[:32]])
+    assert [r[0] for r in rows] == list(np.argsort(-expected, kind="stable")[:5])
+    for index, loss, true, pred in rows:
+        assert loss == pytest.approx(expected[index], rel=1e-4)
+        assert true == y[index] and pred == int(np.argmax(probs[index]))
+    with pytest.raises(ValueError, match="`n`"):
+        learner.top_losses(0)
+
+
+def test_view_top_losses_shows_raw_texts_and_class_names(capsys):
+    texts = np.array([f"doc {i} " + " ".join(["w"] * (i % 4)) for i in range(N)], dtype=object)
+    y = np.arange(N) % 3
+
+    def featurize(batch):
+        words = tf.cast(tf.strings.length(batch), tf.float32)
+        return tf.stack([words, words / 2, words / 3, tf.ones_like(words)], axis=1)
+
+    data = TaskDataset(texts, y, transform=featurize, task="text")
+
+    class Preproc:
+        class_names = ["neg", "neu", "pos"]
+
+    learner = get_learner(_model(), data, data, verbose=0)
+    rows = learner.view_top_losses(2, preproc=Preproc())
+    out = capsys.readouterr().out
+    first = rows[0][0]
+    assert f"id: {first} |" in out and texts[first] in out
+    assert any(name in out for name in Preproc.class_names)
+
+
+def test_view_top_losses_undoes_token_ids_with_preproc(capsys):
+    ids = np.random.default_rng(0).integers(1, 5, size=(N, D))
+    y = np.arange(N) % 3
+
+    class Preproc:
+        def undo(self, batch):
+            return [" ".join(f"t{i}" for i in row) for row in batch]
+
+    learner = get_learner(_model(), (ids, y), (ids, y), verbose=0)
+    index = learner.view_top_losses(1, preproc=Preproc())[0][0]
+    assert Preproc().undo(ids[index][None])[0] in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------- predict
+def test_predict_accepts_arrays_task_datasets_and_tf_datasets():
+    learner, x, y = _classifier_learner()
+    expected = learner.model.predict(x, verbose=0)
+    np.testing.assert_allclose(learner.predict(x), expected, rtol=1e-5)
+    np.testing.assert_allclose(learner.predict(TaskDataset(x, y)), expected, rtol=1e-5)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(7)
+    np.testing.assert_allclose(learner.predict(ds), expected, rtol=1e-5)
+    assert learner.predict(x, batch_size=5).shape == (N, 3)
+
+
+# --------------------------------------------------------------------- freeze
+def test_freeze_trains_only_the_head_with_the_same_optimizer():
+    learner, x, y = _classifier_learner()
+    optimizer = learner.model.optimizer
+    body = learner.model.get_layer("body").kernel.numpy().copy()
+    head = learner.model.get_layer("head").kernel.numpy().copy()
+    learner.freeze()
+    assert [layer.trainable for layer in learner.model.layers] == [False, True]
+    learner.fit_onecycle(1e-2, 1)
+    np.testing.assert_array_equal(learner.model.get_layer("body").kernel.numpy(), body)
+    assert not np.array_equal(learner.model.get_layer("head").kernel.numpy(), head)
+    learner.unfreeze()
+    assert all(layer.trainable for layer in learner.model.layers)
+    learner.fit_onecycle(1e-2, 1)
+    assert not np.array_equal(learner.model.get_layer("body").kernel.numpy(), body)
+    assert learner.model.optimizer is optimizer
+    learner.freeze(0)
+    assert all(layer.trainable for layer in learner.model.layers)
+    with pytest.raises(ValueError, match="n=5"):
+        learner.freeze(5)
+
+
+def test_model_frozen_by_the_user_can_be_unfrozen_later():
+    x = _x()
+    model = _model()
+    model.get_layer("body").trainable = False
+    model.compile(optimizer=model.optimizer, loss=model.loss)
+    learner = get_learner(model, (x, np.zeros(N, int)), batch_size=16, verbose=0)
+    body = model.get_layer("body").kernel.numpy().copy()
+    learner.fit_onecycle(1e-2, 1)
+    np.testing.assert_array_equal(model.get_layer("body").kernel.numpy(), body)
+    learner.unfreeze()
+    learner.fit_onecycle(1e-2, 1)
+    assert not np.array_equal(model.get_layer("body").kernel.numpy(), body)
+
+
+# --------------------------------------------------------------------- weight decay
+def test_set_weight_decay_takes_effect_and_keeps_other_settings():
+    # Zero inputs give the kernels zero gradients: only weight decay can move them.
+    x = np.zeros((N, D), "float32")
+    model = _model()
+    optimizer = model.optimizer
+    learner = get_learner(model, (x, np.zeros(N, int)), batch_size=16, verbose=0)
+    assert learner.get_weight_decay() is None
+    kernel = model.get_layer("body").kernel.numpy().copy()
+    learner.fit(1e-2, 1)
+    np.testing.assert_array_equal(model.get_layer("body").kernel.numpy(), kernel)
+    learner.set_weight_decay(0.5)
+    assert learner.get_weight_decay() == 0.5
+    learner.fit(1e-2, 1)
+    shrink = model.get_layer("body").kernel.numpy() / kernel
+    np.testing.assert_allclose(shrink, (1 - 0.5 * 1e-2) ** 4, rtol=1e-4)
+    assert model.optimizer is optimizer and optimizer.beta_1 == 0.9 and optimizer.beta_2 == 0.999
+    learner.set_weight_decay(None)
+    assert learner.get_weight_decay() is None
+
+
+@pytest.mark.parametrize("wd", [-0.1, float("nan"), "0.1", True])
+def test_set_weight_decay_rejects_bad_values(wd):
+    learner, _, _ = _classifier_learner()
+    with pytest.raises(ValueError, match="`wd`"):
+        learner.set_weight_decay(wd)
+
+
+# --------------------------------------------------------------------- save / load
+def test_save_and_load_model_round_trip(tmp_path):
+    learner, x, _ = _classifier_learner()
+    learner.fit_onecycle(1e-2, 1)
+    before = learner.predict(x)
+    iterations = int(learner.model.optimizer.iterations.numpy())
+    path = tmp_path / "model.keras"
+    assert learner.save_model(path) == str(path)
+    assert os.listdir(tmp_path) == ["model.keras"]
+    learner.model.set_weights([w * 0 for w in learner.model.get_weights()])
+    loaded = learner.load_model(path)
+    assert learner.model is loaded
+    np.testing.assert_allclose(learner.predict(x), before, rtol=1e-6)
+    assert int(loaded.optimizer.iterations.numpy()) == iterations
+    learner.fit_onecycle(1e-2, 1)
+    with pytest.raises(ValueError, match=".keras"):
+        learner.save_model(tmp_path / "model.h5")
+
+
+def test_print_layers_lists_every_layer(capsys):
+    learner, _, _ = _classifier_learner()
+    learner.freeze()
+    learner.print_layers()
+    out = capsys.readouterr().out.splitlines()
+    assert "trainable" in out[0] and len(out) == 3
+    assert "body" in out[1] and "False" in out[1] and "40" in out[1]
+    assert "head" in out[2] and "True" in out[2]
