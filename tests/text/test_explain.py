@@ -1,0 +1,194 @@
+"""Tests for ktlite.text.explain: occlusion word attributions, plain data and HTML."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from ktlite.text.explain import Explanation, explain, split_words
+
+
+class KeywordPredictor:
+    """Class 1 ("spam") with probability 0.9 when "winner" is in the text, else 0.2."""
+
+    label_mode = "multiclass"
+
+    def __init__(self, maxlen: int | None = None) -> None:
+        self.seen: list[list[str]] = []
+        if maxlen is not None:
+            self.preproc = type("P", (), {"maxlen": maxlen})()
+
+    def get_classes(self) -> list[str]:
+        return ["ham", "spam"]
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        self.seen.append(list(texts))
+        p = np.array([0.9 if "winner" in t else 0.2 for t in texts])
+        p -= np.array([0.1 if "meeting" in t else 0.0 for t in texts])
+        return np.stack([1 - p, p], axis=1)
+
+
+class LengthRegressor:
+    label_mode = "regression"
+
+    def predict(self, texts: list[str]) -> list[float]:
+        return [float(len(t.split())) + (5.0 if "huge" in t else 0.0) for t in texts]
+
+
+def test_the_deciding_word_ranks_first_and_a_contrary_word_scores_negative():
+    exp = explain(KeywordPredictor(), "you are a winner of our meeting prize", top_k=3)
+    assert exp.label == "spam" and exp.class_index == 1
+    assert exp.probability == pytest.approx(0.8)
+    assert exp.top[0].word == "winner"
+    assert exp.top[0].score == pytest.approx(0.7)
+    scores = {w.word: w.score for w in exp.words}
+    assert scores["meeting"] == pytest.approx(-0.1)
+    assert scores["prize"] == pytest.approx(0.0)
+    assert len(exp.top) == 3
+
+
+def test_all_variants_go_to_the_model_in_one_call():
+    predictor = KeywordPredictor()
+    explain(predictor, "one two three four")
+    assert len(predictor.seen) == 1
+    assert predictor.seen[0] == [
+        "one two three four", " two three four", "one  three four", "one two  four",
+        "one two three ",
+    ]
+
+
+def test_words_past_maxlen_are_scored_zero_without_running_them():
+    predictor = KeywordPredictor(maxlen=3)
+    exp = explain(predictor, "a b c d winner")
+    assert len(predictor.seen[0]) == 1 + 3
+    assert [w.score for w in exp.words[3:]] == [0.0, 0.0]
+
+
+def test_to_dict_is_plain_json_with_offsets_into_the_text():
+    text = "Winner: winner!"
+    exp = explain(KeywordPredictor(), text, top_k=2)
+    data = json.loads(json.dumps(exp.to_dict()))
+    assert data["label"] == "spam" and data["method"] == "occlusion"
+    assert [w["word"] for w in data["words"]] == ["Winner", ":", "winner", "!"]
+    for word in data["words"]:
+        assert text[word["start"]: word["end"]] == word["word"]
+    assert len(data["top"]) == 2
+
+
+class TaggedClassPredictor(KeywordPredictor):
+    def get_classes(self) -> list[str]:
+        return ["ham", "<b>spam</b>"]
+
+
+def test_html_escapes_the_text_and_labels():
+    text = 'winner <script>alert("x")</script> & co'
+    html = explain(TaggedClassPredictor(), text, as_html=True)
+    assert isinstance(html, str)
+    assert "<script" not in html and "<b>spam" not in html
+    assert "&lt;b&gt;spam&lt;/b&gt;" in html
+    assert "&lt;" in html and "&amp;" in html and "&quot;" in html
+    exp = explain(TaggedClassPredictor(), text)
+    assert exp._repr_html_() == html
+
+
+def test_regression_explains_the_predicted_value():
+    exp = explain(LengthRegressor(), "a huge house")
+    assert exp.label == pytest.approx(8.0) and exp.class_index is None
+    assert exp.top[0].word == "huge" and exp.top[0].score == pytest.approx(6.0)
+
+
+def test_split_words_separates_punctuation_and_cjk_characters():
+    assert [w for w, _, _ in split_words("Hi, 世界! don't")] == [
+        "Hi", ",", "世", "界", "!", "don", "'", "t",
+    ]
+
+
+def test_explanation_is_a_frozen_dataclass():
+    exp = explain(KeywordPredictor(), "winner")
+    assert isinstance(exp, Explanation)
+    with pytest.raises(AttributeError):
+        exp.label = "ham"
+
+
+@pytest.mark.parametrize(
+    "text, top_k, error, match",
+    [
+        (123, 10, TypeError, "text=123"),
+        ("   ...", 10, None, None),
+        ("  \n ", 10, ValueError, "at least one word"),
+        ("winner", 0, ValueError, "top_k=0"),
+        ("winner", 2.0, ValueError, "top_k=2.0"),
+    ],
+)
+def test_invalid_arguments_are_named(text, top_k, error, match):
+    if error is None:
+        explain(KeywordPredictor(), text, top_k=top_k)  # punctuation alone is still words
+        return
+    with pytest.raises(error, match=match):
+        explain(KeywordPredictor(), text, top_k=top_k)
+
+
+def test_predictor_without_predict_proba_is_refused():
+    with pytest.raises(TypeError, match="predict_proba"):
+        explain(object(), "winner")
+
+
+FILLER = (
+    "the a of and to in is it that was for on are with as his they be at one have this from "
+    "or had by not but what all were we when your can said there use an each which she do how"
+).split()
+
+
+def planted_texts(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """Filler sentences; exactly the ones holding the planted token "zorp" are "yes"."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(n):
+        words = [str(w) for w in rng.choice(FILLER, size=int(rng.integers(5, 11)))]
+        if i % 2:
+            words.insert(int(rng.integers(0, len(words) + 1)), "zorp")
+        texts.append(" ".join(words))
+        labels.append("yes" if i % 2 else "no")
+    return texts, labels
+
+
+@pytest.fixture(scope="module")
+def planted_predictor():
+    import keras
+
+    import ktlite
+    from ktlite import text
+    from ktlite.data import make_dataset
+
+    keras.utils.set_random_seed(int(os.environ.get("KTLITE_TEST_SEED", "0")))
+    x, y = planted_texts(240, seed=0)
+    trn, _, preproc = text.texts_from_array(x, y, maxlen=16, vocab_size=200, verbose=0)
+    model = text.text_classifier(
+        "transformer", trn, preproc=preproc, embed_dim=16, num_heads=2, num_layers=1,
+        learning_rate=3e-3, verbose=0,
+    )
+    dataset, _ = make_dataset(trn, batch_size=32, shuffle=True, seed=0)
+    model.fit(dataset, epochs=8, verbose=0)
+    return ktlite.get_predictor(model, preproc)
+
+
+def test_planted_token_that_decides_the_class_is_ranked_first(planted_predictor):
+    texts, labels = planted_texts(20, seed=1)
+    assert planted_predictor.predict(texts) == labels  # the tiny model learned the rule
+    for sentence in texts[1::2]:
+        exp = explain(planted_predictor, sentence, top_k=3)
+        assert exp.label == "yes"
+        assert exp.top[0].word == "zorp", exp.top
+        assert exp.top[0].score > 0.3
+        assert all(abs(w.score) < exp.top[0].score for w in exp.words if w.word != "zorp")
+
+
+def test_predictor_explain_method_returns_the_same_data_and_html(planted_predictor):
+    sentence = "we said zorp to the <b>cat</b>"
+    exp = planted_predictor.explain(sentence, top_k=2)
+    assert exp.to_dict() == explain(planted_predictor, sentence, top_k=2).to_dict()
+    html = planted_predictor.explain(sentence, as_html=True)
+    assert "zorp" in html and "<b>cat" not in html and "&lt;" in html
