@@ -38,7 +38,7 @@ MAX_AUTO_MAXLEN = 512
 # A word longer than this many UTF-8 bytes becomes [UNK] (tensorflow-text's limit).
 _MAX_BYTES_PER_WORD = 100
 _PREPROCESS_CHUNK = 8192
-_MAXLEN_SAMPLE = 50_000
+_MAXLEN_SAMPLE = 200_000
 _CONFIG_KEYS = frozenset(
     {
         "format_version",
@@ -235,17 +235,20 @@ def suggest_maxlen(token_counts: np.ndarray, coverage: float = 0.99) -> int:
         coverage: the share of texts that should not be truncated.
 
     Returns:
-        The ``coverage`` quantile of ``token_counts + 1`` (for ``[CLS]``), rounded up to a
-        multiple of 16 and kept within ``[16, 512]``.
+        The smallest multiple of 16 that holds at least ``coverage`` of the texts with their
+        ``[CLS]`` token, kept within ``[16, 512]``.
 
     Example:
         >>> suggest_maxlen(np.array([10, 20, 30, 40]))
         48
     """
-    if len(token_counts) == 0:
+    needed = np.sort(np.asarray(token_counts, dtype=np.int64) + 1)
+    if needed.size == 0:
         return 16
-    needed = float(np.quantile(np.asarray(token_counts) + 1, coverage))
-    return int(min(MAX_AUTO_MAXLEN, max(16, 16 * math.ceil(needed / 16))))
+    # The length of the text at the coverage rank, so the count is exact (no interpolation).
+    rank = max(0, math.ceil(coverage * needed.size) - 1)
+    length = int(needed[rank])
+    return int(min(MAX_AUTO_MAXLEN, max(16, 16 * math.ceil(length / 16))))
 
 
 def _is_cjk(char: str) -> bool:
@@ -455,7 +458,7 @@ class TextPreprocessor:
         self._tokenize_fn = None
 
     def _token_counts(self, texts: list[str]) -> np.ndarray:
-        """WordPiece tokens per text (for a sample of at most 50,000 texts)."""
+        """WordPiece tokens per text (for a sample of at most 200,000 texts)."""
         import tensorflow as tf
 
         if len(texts) > _MAXLEN_SAMPLE:

@@ -1,0 +1,110 @@
+"""Benchmark: learning a 16k WordPiece vocabulary from the WordNet lexnames training texts.
+
+ktlite's learner (tensorflow-text normalization + the ``tokenizers`` WordPiece trainer) runs
+on all 93,822 training texts; tensorflow-text's own pure-Python learner
+(``bert_vocab_from_dataset``) runs on a subset and its time is extrapolated linearly to the
+full set (said so in the output). Target: <= 5 s for ktlite on 2 cores.
+
+Usage:
+    python benchmarks/vocab.py [--subset 5000] [--repeats 3] [--data PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEFAULT_DATA = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)),
+    "..",
+    "..",
+    "shared",
+    "data",
+    "wordnet_lexnames_train.csv.gz",
+)
+
+
+def read_texts(path: str) -> list[str]:
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+        return [row["text"] for row in csv.DictReader(f)]
+
+
+def time_ktlite(texts: list[str], vocab_size: int, repeats: int) -> tuple[list[float], dict]:
+    from ktlite.text.preprocessor import learn_wordpiece_vocab, normalize_texts
+
+    normalize_texts(texts[:100])  # warm up TensorFlow so its start-up is not timed
+    times, cpu, loads, vocab = [], [], [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        vocab = learn_wordpiece_vocab(texts, vocab_size=vocab_size)
+        times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+        loads.append(os.getloadavg()[0])
+    start = time.perf_counter()
+    normalize_texts(texts)
+    normalize_s = time.perf_counter() - start
+    info = {"vocab_len": len(vocab), "normalize_s": normalize_s, "cpu": cpu, "loads": loads}
+    return times, info
+
+
+def time_tf_text(texts: list[str], vocab_size: int) -> tuple[float, int]:
+    import tensorflow as tf
+    from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as bert_vocab
+
+    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(1000).prefetch(2)
+    start = time.perf_counter()
+    vocab = bert_vocab.bert_vocab_from_dataset(
+        dataset,
+        vocab_size=vocab_size,
+        reserved_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        bert_tokenizer_params={"lower_case": True},
+        learn_params={},
+    )
+    return time.perf_counter() - start, len(vocab)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--vocab-size", type=int, default=16000)
+    parser.add_argument("--subset", type=int, default=5000, help="texts for tensorflow-text")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    texts = read_texts(args.data)
+    times, info = time_ktlite(texts, args.vocab_size, args.repeats)
+    median = statistics.median(times)
+    subset = texts[: args.subset]
+    tf_s, tf_len = time_tf_text(subset, args.vocab_size)
+    tf_full = tf_s * len(texts) / len(subset)
+
+    import tensorflow as tf
+    import tokenizers
+
+    lines = [
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+        f"visible, Python {platform.python_version()}, tensorflow {tf.__version__}, "
+        f"tokenizers {tokenizers.__version__}",
+        f"ktlite learn_wordpiece_vocab, {len(texts):,} texts, vocab_size={args.vocab_size}: "
+        f"median {median:.2f} s, min {min(times):.2f} s over {args.repeats} runs "
+        f"(of which TF normalization {info['normalize_s']:.2f} s); CPU time (all threads) "
+        f"median {statistics.median(info['cpu']):.2f} s; 1-min load average during the runs "
+        f"{', '.join(f'{x:.1f}' for x in info['loads'])}; {info['vocab_len']} tokens",
+        f"tensorflow-text bert_vocab_from_dataset, {len(subset):,} texts: {tf_s:.1f} s "
+        f"({tf_len} tokens); extrapolated linearly to {len(texts):,} texts: {tf_full:.0f} s",
+        f"ratio (tensorflow-text extrapolated / ktlite median): {tf_full / median:.0f}x; "
+        f"target <= 5 s wall on 2 cores: {'met' if median <= 5 else 'NOT met'} "
+        f"(CPU time {statistics.median(info['cpu']):.2f} s bounds the wall time on 2 idle cores)",
+    ]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
