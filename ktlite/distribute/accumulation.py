@@ -1,0 +1,222 @@
+"""Gradient accumulation that works under every `tf.distribute` strategy.
+
+Why ktlite has its own
+----------------------
+Keras 3 optimizers accept `gradient_accumulation_steps`, and on a single device that works.
+Under any `tf.distribute` strategy (MirroredStrategy, MultiWorkerMirroredStrategy; seen with
+TensorFlow 2.21 / Keras 3.15) it fails: the optimizer chooses between "accumulate" and
+"update" with a graph-level `cond`, and the update branch all-reduces the gradients, which
+needs a `merge_call` that TensorFlow forbids inside a `cond` ("`merge_call` called while
+defining a new graph or a tf.function").
+
+How it works
+------------
+The choice is moved out of the graph. `enable(model, steps)` gives the model two compiled
+train functions built from its own `train_step`, and calls them from Python in turn:
+
+- on batches 1 .. steps-1 of each group, the "accumulate" function runs the forward and
+  backward pass and adds the gradients to replica-local accumulators (no communication, no
+  optimizer update, metrics updated as usual);
+- on the last batch of the group, the "update" function adds the accumulators to this
+  batch's gradients, divides by `steps`, and hands the mean to the optimizer's own
+  `apply_gradients` (which all-reduces across replicas as always), then zeroes the
+  accumulators.
+
+So replicas communicate once per update instead of once per batch, the optimizer's
+`iterations` counts real updates, and a Keras `LearningRateSchedule` or ktlite's per-batch
+policies see real updates too. With a `LossScaleOptimizer` the accumulators hold unscaled
+gradients; a non-finite gradient anywhere in a group skips that whole update.
+
+Limits: `steps_per_execution` must be 1 (one compiled call must be one batch), and the
+accumulation is not part of the saved model (a loaded model trains without it until it is
+prepared again).
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+_STATE = "_ktlite_accumulation"
+
+
+class _Accumulation:
+    """Per-model state: the accumulators, the batch counter and the current mode."""
+
+    def __init__(self, model: keras.Model, steps: int, strategy: tf.distribute.Strategy):
+        self.steps = steps
+        self.count = 0
+        self.mode = "update"
+        self.optimizer = None
+        with strategy.scope():
+            self.accumulators = {
+                id(weight): tf.Variable(
+                    tf.zeros(weight.shape, dtype=weight.dtype),
+                    trainable=False,
+                    synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.SUM,
+                    name="ktlite_grad_accumulator",
+                )
+                # Every float weight, not only the trainable ones: layers frozen now may be
+                # unfrozen later, and variables cannot be created inside a traced step.
+                for weight in model.weights
+                if _is_float(weight.dtype)
+            }
+
+
+def enable(model: keras.Model, steps: int, strategy: tf.distribute.Strategy) -> None:
+    """Makes `model.fit` average gradients over `steps` batches per optimizer update.
+
+    Args:
+        model: A compiled, built Keras model (built under `strategy`).
+        steps: Batches per update, an int >= 2.
+        strategy: The strategy the model trains under (accumulators are created in it).
+
+    Raises:
+        ValueError: If `steps` < 2, or the model compiles with `steps_per_execution` > 1.
+
+    Example:
+        >>> accumulation.enable(model, 4, tf.distribute.get_strategy())
+        >>> model.fit(x, y, batch_size=32)  # one update per 128 samples
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"`steps` must be an int >= 2. Received: steps={steps!r}")
+    if getattr(model, "steps_per_execution", 1) != 1:
+        raise ValueError(
+            "Gradient accumulation needs one batch per compiled call; compile the model "
+            "with steps_per_execution=1. Received: "
+            f"steps_per_execution={model.steps_per_execution!r}"
+        )
+    state = getattr(model, _STATE, None)
+    if state is None or state.steps != steps:
+        state = _Accumulation(model, steps, strategy)
+        object.__setattr__(model, _STATE, state)
+    object.__setattr__(model, "make_train_function", types.MethodType(_make_train_function, model))
+    model.train_function = None
+
+
+def disable(model: keras.Model) -> None:
+    """Undoes `enable`: the model updates its weights on every batch again.
+
+    Args:
+        model: A Keras model; nothing happens if it does not accumulate through ktlite.
+
+    Example:
+        >>> accumulation.disable(model)
+    """
+    if getattr(model, _STATE, None) is None:
+        return
+    state = model.__dict__.pop(_STATE)
+    model.__dict__.pop("make_train_function", None)
+    if state.optimizer is not None:
+        state.optimizer.__dict__.pop("apply_gradients", None)
+    model.train_function = None
+
+
+def steps(model: keras.Model) -> int:
+    """Returns how many batches make one optimizer update for `model` (1: no accumulation).
+
+    Counts both ktlite's accumulation and a Keras optimizer's own
+    `gradient_accumulation_steps`.
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        The number of batches per update.
+
+    Example:
+        >>> accumulation.steps(model)
+        1
+    """
+    state = getattr(model, _STATE, None)
+    if state is not None:
+        return state.steps
+    optimizer = getattr(model, "optimizer", None)
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return int(getattr(inner, "gradient_accumulation_steps", None) or 1)
+
+
+def reset(model: keras.Model) -> None:
+    """Drops partly accumulated gradients, so the next batch starts a new group.
+
+    Call it after anything that ran batches without keeping their updates (the learner
+    does so after `lr_find`).
+
+    Args:
+        model: A Keras model; nothing happens if it does not accumulate through ktlite.
+
+    Example:
+        >>> accumulation.reset(model)
+    """
+    state = getattr(model, _STATE, None)
+    if state is None:
+        return
+    for accumulator in state.accumulators.values():
+        accumulator.assign(tf.zeros_like(accumulator))
+    state.count = 0
+
+
+def _make_train_function(self: keras.Model, force: bool = False):
+    """Stands in for `make_train_function` on a model that accumulates through ktlite."""
+    if self.train_function is not None and not force:
+        return self.train_function
+    state: _Accumulation = getattr(self, _STATE)
+    if state.optimizer is not self.optimizer:
+        _wrap_optimizer(self.optimizer, state)
+        state.optimizer = self.optimizer
+    # Each compiled function is traced with `state.mode` set; the mode is baked into it.
+    accumulate_fn = self._make_function(self.train_step)
+    update_fn = self._make_function(self.train_step)
+
+    def train_function(iterator):
+        last = state.count % state.steps == state.steps - 1
+        state.mode = "update" if last else "accumulate"
+        outputs = (update_fn if last else accumulate_fn)(iterator)
+        state.count += 1
+        return outputs
+
+    self.train_function = train_function
+    return train_function
+
+
+def _wrap_optimizer(optimizer: Any, state: _Accumulation) -> None:
+    original = type(optimizer).apply_gradients
+
+    def apply_gradients(grads_and_vars):
+        pairs = [(g, v) for g, v in grads_and_vars if g is not None]
+        scale = getattr(optimizer, "dynamic_scale", None) if _scales_loss(optimizer) else None
+        if state.mode == "accumulate":
+            for grad, var in pairs:
+                grad = tf.convert_to_tensor(grad)
+                if scale is not None:
+                    grad = grad / tf.cast(scale, grad.dtype)
+                state.accumulators[id(var)].assign_add(grad)
+            return optimizer.iterations
+        mean = []
+        for grad, var in pairs:
+            accumulator = state.accumulators[id(var)]
+            grad = tf.convert_to_tensor(grad)
+            if scale is not None:
+                stored = accumulator.read_value() * tf.cast(scale, grad.dtype)
+            else:
+                stored = accumulator.read_value()
+            mean.append((grad + stored) / state.steps)
+        result = original(optimizer, list(zip(mean, [v for _, v in pairs])))
+        for _, var in pairs:
+            accumulator = state.accumulators[id(var)]
+            accumulator.assign(tf.zeros_like(accumulator))
+        return result
+
+    object.__setattr__(optimizer, "apply_gradients", apply_gradients)
+
+
+def _is_float(dtype: Any) -> bool:
+    return tf.as_dtype(dtype).is_floating
+
+
+def _scales_loss(optimizer: Any) -> bool:
+    return isinstance(optimizer, keras.optimizers.LossScaleOptimizer)

@@ -1,0 +1,203 @@
+"""A multi-worker cluster of local processes on 127.0.0.1, for trying and testing multi-worker.
+
+Real clusters get `TF_CONFIG` from their scheduler. To try the same training script with
+several workers on one machine, `run_local_workers` starts one process per worker, each
+with its own `TF_CONFIG` naming free loopback ports, waits for all of them within a time
+limit, and kills every one of them as soon as one fails (a lone surviving worker would
+otherwise wait for its peers forever).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass
+class WorkerResult:
+    """How one local worker process ended.
+
+    Attributes:
+        index: The worker's task index in `TF_CONFIG`.
+        returncode: The exit status (negative: killed by that signal).
+        output: Everything the worker wrote to stdout and stderr.
+        timed_out: True if it was killed because the time limit passed.
+    """
+
+    index: int
+    returncode: int
+    output: str
+    timed_out: bool = False
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Returns `count` distinct TCP ports that were free on `host` a moment ago.
+
+    Args:
+        count: How many ports.
+        host: The interface to probe.
+
+    Returns:
+        The port numbers.
+
+    Example:
+        >>> len(free_ports(2))
+        2
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def local_tf_config(ports: Sequence[int], index: int, host: str = "127.0.0.1") -> str:
+    """Returns the `TF_CONFIG` JSON for worker `index` of a cluster on `host`.
+
+    Args:
+        ports: One port per worker.
+        index: This worker's index, in `range(len(ports))`.
+        host: The address every worker listens on.
+
+    Returns:
+        A JSON string for the `TF_CONFIG` environment variable.
+
+    Raises:
+        ValueError: If `index` is out of range.
+
+    Example:
+        >>> json.loads(local_tf_config([2222, 2223], 1))["task"]
+        {'type': 'worker', 'index': 1}
+    """
+    if not 0 <= index < len(ports):
+        raise ValueError(
+            f"`index` must be in range({len(ports)}). Received: index={index!r}"
+        )
+    return json.dumps(
+        {
+            "cluster": {"worker": [f"{host}:{port}" for port in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+    )
+
+
+def run_local_workers(
+    command: Sequence[str],
+    num_workers: int = 2,
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    check: bool = True,
+) -> list[WorkerResult]:
+    """Runs `command` once per worker, as a multi-worker cluster on 127.0.0.1.
+
+    Each process gets the parent's environment, `env` on top, and its own `TF_CONFIG`.
+    The call returns when every worker has exited; if one fails, or `timeout` seconds
+    pass, the remaining workers are killed.
+
+    Args:
+        command: The program and its arguments, e.g. `[sys.executable, "train.py"]`.
+        num_workers: How many worker processes, >= 1.
+        timeout: Seconds for the whole cluster, > 0.
+        env: Extra environment variables for every worker.
+        cwd: Working directory of the workers.
+        check: Raise `RuntimeError` (with the end of each worker's output) unless every
+            worker exited with status 0.
+
+    Returns:
+        One `WorkerResult` per worker, in index order.
+
+    Raises:
+        ValueError: If `num_workers` or `timeout` is not positive, or `command` is empty.
+        RuntimeError: If `check` and a worker failed or the time limit passed.
+
+    Example:
+        >>> results = run_local_workers([sys.executable, "train.py"], num_workers=2)
+        >>> [r.returncode for r in results]
+        [0, 0]
+    """
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+        raise ValueError(
+            f"`num_workers` must be a positive int. Received: num_workers={num_workers!r}"
+        )
+    if not timeout or timeout <= 0:
+        raise ValueError(f"`timeout` must be > 0 seconds. Received: timeout={timeout!r}")
+    if not command:
+        raise ValueError(f"`command` must name a program. Received: command={command!r}")
+    ports = free_ports(num_workers)
+    logs = [tempfile.TemporaryFile(mode="w+", encoding="utf-8") for _ in ports]
+    procs = []
+    timed_out = False
+    try:
+        for index, log in enumerate(logs):
+            worker_env = {**os.environ, **(env or {})}
+            worker_env["TF_CONFIG"] = local_tf_config(ports, index)
+            procs.append(
+                subprocess.Popen(
+                    list(command),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=worker_env,
+                    cwd=cwd,
+                    start_new_session=True,
+                )
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            states = [proc.poll() for proc in procs]  # poll every worker, no short-circuit
+            if all(state is not None for state in states):
+                break
+            if any(state not in (None, 0) for state in states):
+                break
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            time.sleep(0.1)
+    finally:
+        for proc in procs:
+            _kill(proc)
+    results = []
+    for index, (proc, log) in enumerate(zip(procs, logs)):
+        log.seek(0)
+        results.append(
+            WorkerResult(
+                index=index,
+                returncode=proc.returncode,
+                output=log.read(),
+                timed_out=timed_out and proc.returncode != 0,
+            )
+        )
+        log.close()
+    if check and any(result.returncode != 0 for result in results):
+        details = "\n".join(
+            f"--- worker {r.index}: status {r.returncode}"
+            f"{' (timed out)' if r.timed_out else ''} ---\n{r.output[-3000:]}"
+            for r in results
+        )
+        raise RuntimeError(
+            f"Local multi-worker run of {list(command)!r} failed"
+            f"{f' after the {timeout} s limit' if timed_out else ''}:\n{details}"
+        )
+    return results
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kills a worker we started (its own process group) and reaps it."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()

@@ -1,0 +1,142 @@
+"""Optimizers for large-batch training, and the learning-rate scaling rules that go with them.
+
+When to use which:
+
+- **AdamW** (decoupled weight decay, Loshchilov & Hutter 2019) is the default for
+  Transformers: fine-tuning and training at batch sizes up to a few thousand samples.
+- **LAMB** (You et al. 2019) rescales each layer's Adam update by the ratio of the weight
+  norm to the update norm (the "trust ratio"), which keeps very large batches (about 4k to
+  64k samples, e.g. BERT pre-training) stable where Adam/AdamW diverge or need a much
+  longer warm-up. At ordinary batch sizes it brings nothing over AdamW.
+
+Scaling the learning rate when the batch grows:
+
+- The **linear rule** (Goyal et al. 2017): multiply the learning rate by `batch /
+  base_batch`. It was established for SGD with momentum and holds up to batches of about
+  8k, provided the learning rate is *warmed up* from a small value over the first few epochs
+  (the paper used 5): a large learning rate at the start, when the weights change fastest,
+  is what breaks large-batch training.
+- The **square-root rule** (`rule="sqrt"`): multiply by `sqrt(batch / base_batch)`. It
+  suits adaptive optimizers (Adam, AdamW, LAMB) better, whose steps are already normalised
+  per parameter; the LAMB paper scales this way.
+
+With ktlite the warm-up is built in: `fit_onecycle` warms up over its first `pct_start`
+fraction of steps (0.25 by default) and `autofit`'s triangular cycles warm up every epoch.
+When the scaling factor is large (8x or more), give the warm-up at least a few epochs' worth
+of steps (raise `pct_start`), and check the scaled value with `learner.lr_find()` at the new
+batch size: the finder's suggestion is measured, the scaling rule is only a starting point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import keras
+
+OPTIMIZER_NAMES = ("adamw", "lamb")
+
+# Bias and normalisation parameters are conventionally excluded from weight decay
+# (as in BERT): decaying them only limits the model's ability to shift and scale.
+NO_DECAY_NAMES = ("bias", "gamma", "beta")
+
+
+def scale_lr(base_lr: float, base_batch: int, batch: int, rule: str = "linear") -> float:
+    """Scales a learning rate found at one batch size to another batch size.
+
+    Args:
+        base_lr: The learning rate that works at `base_batch` (e.g. from `lr_find`), > 0.
+        base_batch: The batch size `base_lr` was found at, a positive int.
+        batch: The new global batch size (times `gradient_accumulation_steps` when
+            accumulating), a positive int.
+        rule: `"linear"` (SGD, Goyal et al. 2017) or `"sqrt"` (Adam-family optimizers
+            and LAMB). Always pair a scaled-up rate with a warm-up; see the module
+            docstring.
+
+    Returns:
+        The scaled learning rate.
+
+    Raises:
+        ValueError: If an argument is not positive, or `rule` is unknown.
+
+    Example:
+        >>> scale_lr(1e-3, base_batch=32, batch=256)
+        0.008
+        >>> round(scale_lr(1e-3, 32, 512, rule="sqrt"), 6)
+        0.004
+    """
+    if isinstance(base_lr, bool) or not isinstance(base_lr, (int, float)) or not base_lr > 0:
+        raise ValueError(f"`base_lr` must be a positive number. Received: base_lr={base_lr!r}")
+    for name, value in (("base_batch", base_batch), ("batch", batch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    if rule == "linear":
+        factor = batch / base_batch
+    elif rule == "sqrt":
+        factor = math.sqrt(batch / base_batch)
+    else:
+        raise ValueError(f'`rule` must be "linear" or "sqrt". Received: rule={rule!r}')
+    return float(base_lr) * factor
+
+
+def get_optimizer(
+    name: str = "adamw",
+    learning_rate: float = 1e-3,
+    weight_decay: float = 0.01,
+    exclude_from_weight_decay: Sequence[str] | None = NO_DECAY_NAMES,
+    gradient_accumulation_steps: int | None = None,
+    **kwargs,
+) -> keras.optimizers.Optimizer:
+    """Returns a Keras AdamW or LAMB optimizer set up the usual way for Transformers.
+
+    Args:
+        name: `"adamw"` (default; batch sizes up to a few thousand) or `"lamb"` (very
+            large batches). See the module docstring.
+        learning_rate: The (peak) learning rate. ktlite's fitting policies drive it per
+            batch, so this is mostly the value `lr_find` and `model.fit` start from.
+        weight_decay: Decoupled weight decay, >= 0 (default 0.01).
+        exclude_from_weight_decay: Substrings of variable names that get no weight decay;
+            default `("bias", "gamma", "beta")`: biases and LayerNorm/BatchNorm scales and
+            offsets. `None` or `()` decays everything.
+        gradient_accumulation_steps: Average gradients over this many batches before
+            each update (`None` or 1: update every batch).
+        **kwargs: Passed on to the Keras optimizer (`beta_1`, `beta_2`, `epsilon`,
+            `global_clipnorm`, ...).
+
+    Returns:
+        A `keras.optimizers.AdamW` or `keras.optimizers.Lamb`, not yet built.
+
+    Raises:
+        ValueError: If `name` is unknown, or `weight_decay` is negative.
+
+    Example:
+        >>> opt = get_optimizer("lamb", learning_rate=scale_lr(1e-3, 256, 8192, "sqrt"))
+        >>> model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+    """
+    key = name.lower() if isinstance(name, str) else name
+    if key not in OPTIMIZER_NAMES:
+        raise ValueError(f"`name` must be one of {OPTIMIZER_NAMES}. Received: name={name!r}")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+        raise ValueError(
+            f"`weight_decay` must be a number >= 0. Received: weight_decay={weight_decay!r}"
+        )
+    if gradient_accumulation_steps is not None and (
+        isinstance(gradient_accumulation_steps, bool)
+        or not isinstance(gradient_accumulation_steps, int)
+        or gradient_accumulation_steps < 1
+    ):
+        raise ValueError(
+            "`gradient_accumulation_steps` must be None or an int >= 1. "
+            f"Received: gradient_accumulation_steps={gradient_accumulation_steps!r}"
+        )
+    accumulation = gradient_accumulation_steps if (gradient_accumulation_steps or 1) > 1 else None
+    cls = keras.optimizers.AdamW if key == "adamw" else keras.optimizers.Lamb
+    optimizer = cls(
+        learning_rate=learning_rate,
+        weight_decay=float(weight_decay),
+        gradient_accumulation_steps=accumulation,
+        **kwargs,
+    )
+    if exclude_from_weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=list(exclude_from_weight_decay))
+    return optimizer
