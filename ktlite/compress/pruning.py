@@ -1,0 +1,510 @@
+"""Magnitude pruning of Keras kernels during fine-tuning, and a per-layer sparsity report.
+
+`MagnitudePruning` is an ordinary `keras.callbacks.Callback`. At a few steps of a sparsity
+schedule it zeroes, in every `Dense` and `EinsumDense` kernel (and `Embedding` tables when
+asked), the weights of smallest magnitude, layer by layer, and records which ones in a
+0/1 mask. The masks are enforced *inside the compiled train step*: each pruned kernel gets
+a Keras variable constraint `kernel * mask`, which the optimizer applies right after every
+update. Pruned weights are therefore exactly zero after every optimizer step, at the cost
+of one elementwise multiply per kernel per step in the graph, with no extra Python work per
+batch (masking from `on_train_batch_end` would cost one eager op per kernel per batch).
+
+Nothing is added to the model itself: after training, the constraints are removed and the
+model holds plain kernels with zeros, so it saves to the ordinary `.keras` format and loads
+without ktlite. Unstructured zeros do not make dense matrix products faster; they make the
+model compress well (`.keras` files are zip archives) and prepare it for sparse runtimes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+__all__ = [
+    "PRUNING_SCHEDULES",
+    "MagnitudePruning",
+    "SparsityReport",
+    "polynomial_sparsity",
+    "prunable_weights",
+    "prune",
+    "sparsity",
+]
+
+PRUNING_SCHEDULES: tuple[str, ...] = ("polynomial", "constant")
+
+
+def check_target_sparsity(target_sparsity: Any) -> float:
+    """Validates a target sparsity: a number in [0, 1)."""
+    if isinstance(target_sparsity, bool) or not isinstance(target_sparsity, (int, float, np.floating, np.integer)):
+        raise TypeError(
+            f"`target_sparsity` must be a float in [0, 1). Received: target_sparsity={target_sparsity!r}"
+        )
+    if not 0.0 <= float(target_sparsity) < 1.0:
+        raise ValueError(
+            f"`target_sparsity` must be in [0, 1). Received: target_sparsity={target_sparsity!r}"
+        )
+    return float(target_sparsity)
+
+
+def check_schedule(schedule: Any) -> str:
+    """Validates a pruning schedule name."""
+    if not isinstance(schedule, str) or schedule not in PRUNING_SCHEDULES:
+        raise ValueError(f"`schedule` must be one of {PRUNING_SCHEDULES}. Received: schedule={schedule!r}")
+    return schedule
+
+
+def polynomial_sparsity(
+    step: int | np.ndarray,
+    target_sparsity: float,
+    begin_step: int,
+    end_step: int,
+    initial_sparsity: float = 0.0,
+    power: float = 3.0,
+) -> np.ndarray:
+    """Sparsity at a step of the polynomial schedule.
+
+    `s(t) = s_f + (s_0 - s_f) * (1 - p)^power` with `p = (t - begin) / (end - begin)`
+    clipped to [0, 1]: sparsity rises fast at first, while many small weights are
+    unimportant, and slowly near the target so training can recover.
+
+    Args:
+        step: step(s), counted from the start of the fit.
+        target_sparsity: `s_f`, reached at `end_step` and kept afterwards.
+        begin_step: first step of the ramp (sparsity `initial_sparsity`).
+        end_step: last step of the ramp; must be >= `begin_step`.
+        initial_sparsity: `s_0`. Defaults to 0.
+        power: exponent. Defaults to 3.
+
+    Returns:
+        The sparsity (a float array with the shape of `step`).
+
+    Example:
+        >>> polynomial_sparsity(np.array([0, 50, 100]), 0.8, 0, 100)
+        array([0. , 0.7, 0.8])
+    """
+    steps = np.asarray(step, dtype="float64")
+    span = max(end_step - begin_step, 1)
+    progress = np.clip((steps - begin_step) / span, 0.0, 1.0)
+    return target_sparsity + (initial_sparsity - target_sparsity) * (1.0 - progress) ** power
+
+
+def _compile_patterns(exclude: str | Sequence[str] | None) -> list[re.Pattern]:
+    if exclude is None:
+        return []
+    patterns = [exclude] if isinstance(exclude, str) else exclude
+    if not isinstance(patterns, Sequence) or not all(isinstance(p, str) for p in patterns):
+        raise TypeError(
+            "`exclude` must be a regex string or a list of regex strings matched against "
+            f"layer paths. Received: exclude={exclude!r}"
+        )
+    try:
+        return [re.compile(p) for p in patterns]
+    except re.error as err:
+        raise ValueError(f"`exclude` holds an invalid regex ({err}). Received: exclude={exclude!r}") from None
+
+
+def prunable_weights(
+    model: keras.Model,
+    include_embeddings: bool = False,
+    exclude: str | Sequence[str] | None = None,
+) -> list[tuple[str, keras.Variable]]:
+    """Lists the weights magnitude pruning acts on.
+
+    Args:
+        model: a built Keras model.
+        include_embeddings: also list `Embedding` tables. Defaults to `False`.
+        exclude: regex(es) searched in layer paths; matching layers are skipped.
+
+    Returns:
+        `(layer_path, variable)` pairs: the float kernel of every `Dense` / `EinsumDense`
+        (including those inside `MultiHeadAttention` and composite layers), then the
+        embedding tables if asked. Quantized layers are skipped.
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model` or `exclude` is not a str/list.
+
+    Example:
+        >>> [path for path, _ in prunable_weights(model)]
+        ['encoder_0/self_attention/query', ..., 'head']
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
+    patterns = _compile_patterns(exclude)
+    found: list[tuple[str, keras.Variable]] = []
+    seen: set[int] = set()
+    # Keras has no public recursive walk over sublayers; Model.quantize uses this one too.
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not layer.built or getattr(layer, "quantization_mode", None) is not None:
+            continue
+        if any(p.search(layer.path) for p in patterns):
+            continue
+        if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense)):
+            weight = layer.kernel
+        elif include_embeddings and isinstance(layer, keras.layers.Embedding):
+            weight = layer.embeddings
+        else:
+            continue
+        # With LoRA enabled the property returns a computed tensor, not the variable.
+        if isinstance(weight, keras.Variable) and id(weight) not in seen:
+            seen.add(id(weight))
+            found.append((layer.path, weight))
+    return found
+
+
+@dataclass
+class SparsityReport:
+    """Fraction of exactly-zero weights, per layer and overall.
+
+    Attributes:
+        layers: layer path -> sparsity of its kernel (or embedding table).
+        zeros: number of zero weights over all listed layers.
+        total: number of weights over all listed layers.
+    """
+
+    layers: dict[str, float] = field(default_factory=dict)
+    zeros: int = 0
+    total: int = 0
+
+    @property
+    def overall(self) -> float:
+        """Zeros over all listed weights (0.0 when there are none)."""
+        return self.zeros / self.total if self.total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (JSON-able)."""
+        return {"layers": dict(self.layers), "zeros": self.zeros, "total": self.total, "overall": self.overall}
+
+    def __str__(self) -> str:
+        width = max([len(name) for name in self.layers] + [7])
+        lines = [f"{'layer':<{width}}  sparsity"]
+        lines += [f"{name:<{width}}  {value:8.2%}" for name, value in self.layers.items()]
+        lines.append(f"{'overall':<{width}}  {self.overall:8.2%}  ({self.zeros:,} of {self.total:,} weights)")
+        return "\n".join(lines)
+
+
+def sparsity(
+    model: keras.Model,
+    include_embeddings: bool = False,
+    exclude: str | Sequence[str] | None = None,
+) -> SparsityReport:
+    """Reports the fraction of exactly-zero weights in each prunable kernel.
+
+    Args:
+        model: a built Keras model (pruned or not).
+        include_embeddings: also report `Embedding` tables. Defaults to `False`.
+        exclude: regex(es) searched in layer paths; matching layers are left out.
+
+    Returns:
+        A `SparsityReport` (`.layers`, `.overall`; `print(report)` shows a table).
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model`.
+
+    Example:
+        >>> report = ktlite.compress.sparsity(learner.model)
+        >>> report.overall
+        0.5
+    """
+    report = SparsityReport()
+    for path, weight in prunable_weights(model, include_embeddings, exclude):
+        values = keras.ops.convert_to_numpy(weight)
+        zeros = int(values.size - np.count_nonzero(values))
+        report.layers[path] = zeros / values.size if values.size else 0.0
+        report.zeros += zeros
+        report.total += int(values.size)
+    return report
+
+
+class _MaskConstraint:
+    """Variable constraint that keeps masked weights at zero after each optimizer update."""
+
+    def __init__(self, mask: keras.Variable, inner: Any = None) -> None:
+        self.mask = mask
+        self.inner = inner
+
+    def __call__(self, weight: Any) -> Any:
+        if self.inner is not None:
+            weight = self.inner(weight)
+        return keras.ops.multiply(weight, keras.ops.cast(self.mask, weight.dtype))
+
+
+def _magnitude_mask(values: np.ndarray, fraction: float) -> np.ndarray:
+    k = int(round(fraction * values.size))
+    mask = np.ones(values.size, dtype=values.dtype)
+    if k > 0:
+        # argpartition gives exactly k zeros even when many magnitudes tie (e.g. at 0).
+        mask[np.argpartition(np.abs(values).ravel(), k - 1)[:k]] = 0
+    return mask.reshape(values.shape)
+
+
+class MagnitudePruning(keras.callbacks.Callback):
+    """Prunes the smallest-magnitude weights of each kernel on a schedule during `fit`.
+
+    Between `begin_step` and `end_step` the callback recomputes each layer's mask every
+    `frequency` steps so that the layer's sparsity follows the schedule; after `end_step`
+    the masks are fixed and training fine-tunes the remaining weights. Steps count train
+    batches from the start of this `fit`. See the module notes for how masks are enforced.
+
+    Args:
+        target_sparsity: final fraction of zero weights in each pruned layer, in [0, 1).
+            Defaults to 0.5.
+        schedule: `"polynomial"` (default; cubic ramp from `initial_sparsity`) or
+            `"constant"` (prune to the target once at `begin_step`, then fine-tune).
+        begin_step: step of the first pruning. Defaults to 0.
+        end_step: step at which the target is reached. `None` (default) means two thirds
+            of the fit's steps (`epochs * steps_per_epoch`, which Keras must know),
+            leaving the last third to recover.
+        frequency: steps between mask updates during the ramp. `None` (default) spreads
+            about 16 updates over it.
+        initial_sparsity: sparsity at `begin_step` for `"polynomial"`. Defaults to 0.
+        power: exponent of the polynomial schedule. Defaults to 3.
+        include_embeddings: also prune `Embedding` tables. Defaults to `False`.
+        exclude: regex(es) searched in layer paths; matching layers are not pruned.
+        verbose: 1 reports the reached sparsity at the end of training. Defaults to 0.
+
+    Attributes:
+        history: `(step, sparsity)` of every mask update.
+        report: the `SparsityReport` at the end of training.
+        below_target: layer path -> sparsity for layers that ended below the target
+            (empty when every layer reached it; checked at the end of training).
+
+    Raises:
+        ValueError / TypeError: for invalid arguments (each error names the argument).
+
+    Example:
+        >>> pruning = MagnitudePruning(target_sparsity=0.5)
+        >>> model.fit(x, y, epochs=3, callbacks=[pruning])
+        >>> ktlite.compress.sparsity(model).overall
+        0.5
+    """
+
+    def __init__(
+        self,
+        target_sparsity: float = 0.5,
+        schedule: str = "polynomial",
+        begin_step: int = 0,
+        end_step: int | None = None,
+        frequency: int | None = None,
+        initial_sparsity: float = 0.0,
+        power: float = 3.0,
+        include_embeddings: bool = False,
+        exclude: str | Sequence[str] | None = None,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__()
+        self.target_sparsity = check_target_sparsity(target_sparsity)
+        self.schedule = check_schedule(schedule)
+        self.begin_step = _check_step(begin_step, "begin_step")
+        self.end_step = None if end_step is None else _check_step(end_step, "end_step")
+        if self.end_step is not None and self.end_step < self.begin_step:
+            raise ValueError(
+                f"`end_step` must be >= `begin_step` ({self.begin_step}). Received: end_step={end_step!r}"
+            )
+        self.frequency = None if frequency is None else _check_step(frequency, "frequency", minimum=1)
+        if isinstance(initial_sparsity, bool) or not isinstance(initial_sparsity, (int, float)) or not (
+            0.0 <= initial_sparsity <= self.target_sparsity
+        ):
+            raise ValueError(
+                f"`initial_sparsity` must be a float in [0, target_sparsity={self.target_sparsity}]. "
+                f"Received: initial_sparsity={initial_sparsity!r}"
+            )
+        self.initial_sparsity = float(initial_sparsity)
+        if isinstance(power, bool) or not isinstance(power, (int, float)) or power <= 0:
+            raise ValueError(f"`power` must be a positive number. Received: power={power!r}")
+        self.power = float(power)
+        self.include_embeddings = bool(include_embeddings)
+        _compile_patterns(exclude)
+        self.exclude = exclude
+        self.verbose = verbose
+        self.history: list[tuple[int, float]] = []
+        self.report: SparsityReport | None = None
+        self.below_target: dict[str, float] = {}
+        self._weights: list[tuple[str, keras.Variable]] = []
+        self._masks: list[keras.Variable] = []
+        self._inner: list[Any] = []
+        self._step = 0
+        self._last_sparsity = 0.0
+        self._ramp: tuple[int, int, int] = (0, 0, 1)
+
+    # ------------------------------------------------------------------ schedule
+    def sparsity_at(self, step: int) -> float:
+        """The scheduled sparsity at a step of this fit (needs the fit's step count)."""
+        begin, end, _ = self._ramp
+        if self.schedule == "constant":
+            return self.target_sparsity if step >= begin else 0.0
+        if step < begin:
+            return 0.0
+        return float(polynomial_sparsity(step, self.target_sparsity, begin, end, self.initial_sparsity, self.power))
+
+    def _is_update_step(self, step: int) -> bool:
+        begin, end, every = self._ramp
+        if self.schedule == "constant":
+            return step == begin
+        return begin <= step <= end and ((step - begin) % every == 0 or step == end)
+
+    # ------------------------------------------------------------------ callback hooks
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._weights = prunable_weights(self.model, self.include_embeddings, self.exclude)
+        if not self._weights:
+            raise ValueError(
+                "The model has no Dense, EinsumDense (or, with include_embeddings=True, "
+                f"Embedding) kernel to prune. Received: exclude={self.exclude!r}"
+            )
+        self._ramp = self._resolve_ramp()
+        self._step = 0
+        self._last_sparsity = 0.0
+        self.history = []
+        self._masks, self._inner = [], []
+        strategy = getattr(self.model, "distribute_strategy", None)
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            for _, weight in self._weights:
+                self._masks.append(
+                    keras.Variable(np.ones(weight.shape, dtype=weight.dtype), trainable=False, dtype=weight.dtype, name="pruning_mask")
+                )
+        for (_, weight), mask in zip(self._weights, self._masks):
+            self._inner.append(weight.constraint)
+            weight.constraint = _MaskConstraint(mask, weight.constraint)
+        # The train function is traced lazily: a fresh one picks up the constraints.
+        self.model.make_train_function(force=True)
+
+    def _resolve_ramp(self) -> tuple[int, int, int]:
+        begin, end = self.begin_step, self.end_step
+        if end is None:
+            steps, epochs = self.params.get("steps"), self.params.get("epochs")
+            if not steps or not epochs:
+                raise ValueError(
+                    "`end_step` is needed when the number of steps per epoch is unknown "
+                    f"(e.g. a dataset of unknown length). Received: end_step=None"
+                )
+            end = max(begin, (2 * int(steps) * int(epochs)) // 3)
+        every = self.frequency or max(1, (end - begin) // 16)
+        return begin, end, every
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self._is_update_step(self._step):
+            self._update_masks(self.sparsity_at(self._step))
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._step += 1
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        try:
+            if self._last_sparsity < self.target_sparsity:
+                warnings.warn(
+                    f"Training stopped at step {self._step}, before the pruning schedule reached "
+                    f"target_sparsity={self.target_sparsity} (last: {self._last_sparsity:.3f}); "
+                    "pruning to the target now, without fine-tuning. Train longer or pass a "
+                    "smaller `end_step` to let the model recover.",
+                    stacklevel=2,
+                )
+                self._update_masks(self.target_sparsity)
+        finally:
+            for (_, weight), inner in zip(self._weights, self._inner):
+                weight.constraint = inner
+            # Drop the traced step that still multiplies by the masks.
+            self.model.make_train_function(force=True)
+        self.report = sparsity(self.model, self.include_embeddings, self.exclude)
+        self.below_target = {
+            path: self.report.layers[path]
+            for path, weight in self._weights
+            if self.report.layers[path] + 1.0 / max(int(np.prod(weight.shape)), 1) < self.target_sparsity
+        }
+        if self.below_target:
+            warnings.warn(
+                f"Some layers are below target_sparsity={self.target_sparsity} after pruning: "
+                f"{self.below_target}. Their weights were changed outside the optimizer step.",
+                stacklevel=2,
+            )
+        if self.verbose:
+            from keras.src.utils import io_utils
+
+            io_utils.print_msg(f"Pruning: reached {self.report.overall:.2%} sparsity over {len(self.report.layers)} layers")
+
+    def _update_masks(self, fraction: float) -> None:
+        for (_, weight), mask in zip(self._weights, self._masks):
+            values = keras.ops.convert_to_numpy(weight)
+            new_mask = _magnitude_mask(values, fraction)
+            mask.assign(new_mask)
+            weight.assign(values * new_mask)
+        self._last_sparsity = fraction
+        self.history.append((self._step, fraction))
+
+
+def _check_step(value: Any, name: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
+    return int(value)
+
+
+def prune(
+    learner: Any,
+    target_sparsity: float = 0.5,
+    epochs: int = 2,
+    lr: float = 1e-4,
+    schedule: str = "polynomial",
+    include_embeddings: bool = False,
+    exclude: str | Sequence[str] | None = None,
+    end_step: int | None = None,
+    frequency: int | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    **fit_kwargs: Any,
+) -> keras.callbacks.History:
+    """Fine-tunes a trained model with magnitude pruning (`learner.fit_onecycle` + callback).
+
+    The sparsity follows `schedule` up to `target_sparsity` over the first two thirds of
+    the steps (see `MagnitudePruning`); the rest fine-tunes with the masks fixed. At the
+    end every pruned layer is checked to be at the target.
+
+    Args:
+        learner: a ktlite `Learner` whose model is trained (anything with
+            `fit_onecycle(lr, epochs, callbacks=...)` and `.model`).
+        target_sparsity: fraction of zero weights per pruned layer, in [0, 1). Default 0.5.
+        epochs: fine-tuning epochs. Defaults to 2.
+        lr: peak learning rate of the one-cycle fine-tuning. Defaults to 1e-4, a
+            fine-tuning rate for Adam-family optimizers (use about a tenth of the rate
+            the model was trained with).
+        schedule: `"polynomial"` (default) or `"constant"`.
+        include_embeddings: also prune `Embedding` tables. Defaults to `False`.
+        exclude: regex(es) of layer paths not to prune.
+        end_step: step at which the target is reached; `None` = two thirds of the steps.
+        frequency: steps between mask updates; `None` = about 16 updates.
+        callbacks: extra Keras callbacks.
+        **fit_kwargs: passed to `learner.fit_onecycle` (e.g. `verbose`).
+
+    Returns:
+        The Keras `History` of the fine-tuning.
+
+    Raises:
+        ValueError: for `target_sparsity` outside [0, 1), an unknown `schedule` or
+            invalid `epochs`.
+        RuntimeError: if a layer ends below the target (should not happen).
+
+    Example:
+        >>> ktlite.compress.prune(learner, target_sparsity=0.5, epochs=2)
+        >>> print(ktlite.compress.sparsity(learner.model))
+    """
+    target_sparsity = check_target_sparsity(target_sparsity)
+    schedule = check_schedule(schedule)
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"`epochs` must be a positive int. Received: epochs={epochs!r}")
+    pruning = MagnitudePruning(
+        target_sparsity=target_sparsity,
+        schedule=schedule,
+        end_step=end_step,
+        frequency=frequency,
+        include_embeddings=include_embeddings,
+        exclude=exclude,
+    )
+    history = learner.fit_onecycle(lr, int(epochs), callbacks=[*(callbacks or []), pruning], **fit_kwargs)
+    if pruning.below_target:
+        raise RuntimeError(
+            f"Pruning left layers below target_sparsity={target_sparsity}: {pruning.below_target}"
+        )
+    return history

@@ -1,0 +1,217 @@
+"""Weight quantization of a trained Keras model with Keras 3's own `Model.quantize`.
+
+Keras 3 quantizes exactly three layer types (not their subclasses): `Dense`,
+`EinsumDense` (the query/key/value/output projections inside `MultiHeadAttention`) and
+`Embedding`. Every other layer (layer normalization, pooling, dropout) keeps float weights.
+In `"int8"` mode the kernels are stored as int8 with one float scale per output channel
+(embeddings: one per row) and the inputs of `Dense`/`EinsumDense` are quantized on the fly
+per token, so the matrix products run in int8. `"int4"` packs two weights per byte
+(per-channel scales) and dequantizes them before the product.
+
+A quantized model is an ordinary Keras model: it saves to and loads from the `.keras`
+format with `safe_mode=True` (the quantized dtype policy is part of each layer's config),
+exports to a SavedModel, but is meant for inference only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+
+__all__ = ["QUANTIZATION_MODES", "quantize_model", "quantize_predictor", "quantized_layers"]
+
+QUANTIZATION_MODES: tuple[str, ...] = ("int8", "int4")
+
+# The layer types Keras' `quantize` implements; subclasses refuse it on purpose.
+_QUANTIZABLE = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Embedding)
+
+
+def _check_mode(mode: Any) -> str:
+    if not isinstance(mode, str) or mode not in QUANTIZATION_MODES:
+        raise ValueError(
+            f"`mode` must be one of {QUANTIZATION_MODES}. Received: mode={mode!r}"
+        )
+    return mode
+
+
+def _compile_patterns(exclude: str | Sequence[str] | None) -> list[re.Pattern]:
+    if exclude is None:
+        return []
+    patterns = [exclude] if isinstance(exclude, str) else exclude
+    if not isinstance(patterns, Sequence) or not all(isinstance(p, str) for p in patterns):
+        raise TypeError(
+            "`exclude` must be a regex string or a list of regex strings matched against "
+            f"layer names. Received: exclude={exclude!r}"
+        )
+    try:
+        return [re.compile(p) for p in patterns]
+    except re.error as err:
+        raise ValueError(f"`exclude` holds an invalid regex ({err}). Received: exclude={exclude!r}") from None
+
+
+def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    # Keras has no public recursive walk; `_flatten_layers` is what `Model.quantize` uses.
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if len(list(layer._flatten_layers())) == 1
+    ]
+
+
+def _is_quantizable(layer: keras.layers.Layer, patterns: list[re.Pattern]) -> bool:
+    return (
+        type(layer) in _QUANTIZABLE
+        and getattr(layer, "quantization_mode", None) is None
+        and not any(p.search(layer.name) for p in patterns)
+    )
+
+
+def quantized_layers(model: keras.Model) -> dict[str, str]:
+    """Lists the quantized layers of a model and their quantization mode.
+
+    Args:
+        model: any Keras model.
+
+    Returns:
+        A dict from layer name to mode (e.g. `{"dense": "int8"}`); empty for a float model.
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model`.
+
+    Example:
+        >>> small = quantize_model(model, "int8")
+        >>> quantized_layers(small)
+        {'embedding': 'int8', 'dense': 'int8'}
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
+    return {
+        layer.path: layer.quantization_mode
+        for layer in _leaf_layers(model)
+        if getattr(layer, "quantization_mode", None) is not None
+    }
+
+
+def quantize_model(
+    model: keras.Model,
+    mode: str = "int8",
+    exclude: str | Sequence[str] | None = None,
+) -> keras.Model:
+    """Returns a weight-quantized copy of a trained model; the original is left untouched.
+
+    The copy is built with `keras.models.clone_model` from the model's config (so custom
+    layers must be registered Keras serializables, as all of `ktlite.layers` are), gets the
+    original's weights, and is quantized in place by Keras' `Model.quantize`. Only
+    `Dense`, `EinsumDense` and `Embedding` layers are quantized (see the module notes);
+    the copy is not compiled (quantized kernels are not trainable).
+
+    Args:
+        model: a built Keras model with float32 weights.
+        mode: `"int8"` (default; about 4x smaller kernels, int8 matrix products) or
+            `"int4"` (about 8x smaller kernels, dequantized before the product).
+        exclude: a regex, or list of regexes, matched (with `re.search`) against layer
+            names; matching layers stay float. Default `None` quantizes every eligible
+            layer. E.g. `exclude="^output$"` keeps a small classifier head exact.
+
+    Returns:
+        A new, uncompiled `keras.Model` with the same inputs and outputs.
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model` or `exclude` is not a string/list.
+        ValueError: if `mode` is unknown, the model is not built, already quantized, or
+            has no layer that can be quantized.
+
+    Example:
+        >>> small = ktlite.compress.quantize_model(model, mode="int8")
+        >>> small.save("model_int8.keras")
+        >>> keras.saving.load_model("model_int8.keras", safe_mode=True)
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
+    mode = _check_mode(mode)
+    patterns = _compile_patterns(exclude)
+    if not model.built:
+        raise ValueError(
+            "`model` must be built (called on data, or created with keras.Input) before it "
+            f"can be quantized. Received: an unbuilt model {model.name!r}"
+        )
+    already = quantized_layers(model)
+    if already:
+        raise ValueError(
+            "`model` is already quantized; quantize the float model instead. Received: "
+            f"quantized layers {already}"
+        )
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    targets = [layer for layer in _leaf_layers(clone) if _is_quantizable(layer, patterns)]
+    if not targets:
+        raise ValueError(
+            "`model` has no Dense, EinsumDense or Embedding layer left to quantize "
+            f"(exclude={exclude!r}). Received: model {model.name!r}"
+        )
+    chosen = {id(layer) for layer in targets}
+    clone.quantize(mode, filters=lambda layer: id(layer) in chosen)
+    _record_nested_policies(clone)
+    return clone
+
+
+def _record_nested_policies(model: keras.Model) -> None:
+    """Makes quantized sublayers of composite layers survive a `.keras` round trip.
+
+    A top-level quantized `Dense` saves its int8 dtype policy in its own config, but a
+    `Dense` created inside a composite layer (an encoder block) is rebuilt by that layer
+    with the layer's own policy. Giving the composite layer a `DTypePolicyMap` keyed by
+    sublayer path puts the quantized policies into its config; on loading, each sublayer
+    that receives the parent's policy (all of `ktlite.layers` and Keras'
+    `MultiHeadAttention` pass it down) looks its own path up and is rebuilt quantized.
+    """
+    for layer in model.layers:
+        if len(list(layer._flatten_layers())) == 1:
+            continue
+        policies = {
+            sub.path: sub.dtype_policy
+            for sub in layer._flatten_layers(include_self=False, recursive=True)
+            if getattr(sub, "quantization_mode", None) is not None
+        }
+        if policies:
+            layer.dtype_policy = keras.dtype_policies.DTypePolicyMap(
+                default_policy=layer.dtype_policy, policy_map=policies
+            )
+
+
+def quantize_predictor(predictor: Any, mode: str = "int8", exclude: str | Sequence[str] | None = None) -> Any:
+    """Returns a new predictor whose model is a quantized copy of `predictor.model`.
+
+    The new predictor shares the preprocessor and batch size, and saves, loads
+    (`ktlite.load_predictor`) and exports like any other; the original is unchanged.
+
+    Args:
+        predictor: a ktlite predictor (anything with `.model`, `.preproc`, `.batch_size`).
+        mode: `"int8"` (default) or `"int4"`; see `quantize_model`.
+        exclude: regex(es) of layer names to keep in float; see `quantize_model`.
+
+    Returns:
+        A predictor of the same kind (built with `ktlite.get_predictor`).
+
+    Raises:
+        TypeError: if `predictor` has no Keras `model` and `preproc`.
+        ValueError: for an unknown `mode` (see `quantize_model`).
+
+    Example:
+        >>> small = quantize_predictor(predictor, "int8")
+        >>> small.save("predictor_int8")
+    """
+    from ktlite.predictor import get_predictor
+
+    model = getattr(predictor, "model", None)
+    if not isinstance(model, keras.Model) or not hasattr(predictor, "preproc"):
+        raise TypeError(
+            "`predictor` must be a ktlite predictor with a keras `model` and a `preproc`. "
+            f"Received: predictor={predictor!r}"
+        )
+    mode = _check_mode(mode)
+    small = quantize_model(model, mode=mode, exclude=exclude)
+    return get_predictor(small, predictor.preproc, batch_size=getattr(predictor, "batch_size", 32))
