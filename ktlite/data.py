@@ -178,14 +178,23 @@ def _walk_pipeline(dataset: tf.data.Dataset):
         node = getattr(node, "_input_dataset", None)
 
 
+def _inputs_of(node: tf.data.Dataset) -> list:
+    try:
+        return list(node._inputs())
+    except (AttributeError, NotImplementedError, TypeError):
+        return []
+
+
 def is_batched(dataset: tf.data.Dataset) -> bool:
     """Tells whether a `tf.data.Dataset` already yields batches.
 
-    A dataset counts as batched when its pipeline contains a batching step (`batch`,
-    `padded_batch`, `ragged_batch`, `bucket_by_sequence_length`...), found by walking the
-    chain of input datasets. Datasets built from `from_generator` or `from_tensors` whose
-    items are already batches carry no such step: batch them with `.batch()` yourself or
-    hand ktlite a `keras.utils.PyDataset`, or unbatch them with `.unbatch()`.
+    A dataset counts as batched when its pipeline holds a batching step (`batch`,
+    `padded_batch`, `ragged_batch`, `bucket_by_sequence_length`...) that no later `unbatch`
+    undoes, found by walking back through the datasets it was built from (through `zip`
+    and `concatenate` too). Datasets from `from_generator` or `from_tensors` whose items
+    are already batches carry no such step: `ktlite.get_learner` then compares the items'
+    rank with the model's input rank, and `make_dataset(..., batched=True)` says so
+    explicitly.
 
     Args:
         dataset: the dataset to inspect.
@@ -197,9 +206,16 @@ def is_batched(dataset: tf.data.Dataset) -> bool:
         >>> is_batched(tf.data.Dataset.range(10).batch(4))
         True
     """
-    for node in _walk_pipeline(dataset):
-        if hasattr(node, "_batch_size") or "Batch" in type(node).__name__:
+    stack, seen = [dataset], 0
+    while stack and seen < 1024:
+        node = stack.pop()
+        seen += 1
+        name = type(node).__name__
+        if "Unbatch" in name:
+            continue
+        if hasattr(node, "_batch_size") or "Batch" in name:
             return True
+        stack.extend(_inputs_of(node))
     return False
 
 
@@ -291,6 +307,7 @@ def make_dataset(
     seed: int | None = None,
     drop_remainder: bool = False,
     repeat: bool = False,
+    batched: bool | None = None,
 ) -> tuple[tf.data.Dataset, int | None]:
     """Builds a batched, prefetched `tf.data.Dataset` from any supported data.
 
@@ -310,11 +327,13 @@ def make_dataset(
         seed: seed for the shuffle. Default `None`.
         drop_remainder: drop the last, smaller batch. Default `False`.
         repeat: repeat the data forever. Default `False`.
+        batched: for a `tf.data.Dataset`, whether its items are already batches; `None`
+            (default) decides with `is_batched`.
 
     Returns:
         `(dataset, n_samples)`: the dataset yields `(inputs, y)` batches (or `inputs` alone
-        for unlabelled data, as `(inputs,)` when the inputs are a tuple); `n_samples` is the number of samples per pass, or `None` when
-        it cannot be known without iterating.
+        for unlabelled data, as `(inputs,)` when the inputs are a tuple); `n_samples` is
+        the number of samples per pass, or `None` when it cannot be known without iterating.
 
     Raises:
         TypeError: if `data` is of an unsupported type or `batch_size` is not an int.
@@ -336,7 +355,7 @@ def make_dataset(
     batch_size = int(batch_size)
 
     if isinstance(data, tf.data.Dataset):
-        if is_batched(data):
+        if is_batched(data) if batched is None else batched:
             dataset, n = data, _batched_num_samples(data)
         else:
             n = int(data.cardinality())

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -24,7 +25,7 @@ from keras.src.utils import io_utils  # print_msg: Keras-aware, verbose-gated ou
 
 from ktlite import evaluation, model_tools
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer, save_model_atomic
-from ktlite.data import TaskDataset, make_dataset, to_arrays
+from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
 from ktlite.validation import check_data, check_model, check_positive_int
 
 __all__ = ["Learner", "get_learner"]
@@ -107,7 +108,7 @@ class Learner:
         if all(value is None for value in settings.values()):
             return model, tf.distribute.get_strategy()
         try:
-            from ktlite import distribute
+            distribute = importlib.import_module("ktlite.distribute")
         except ImportError:
             given = ", ".join(f"{k}={v!r}" for k, v in settings.items() if v is not None)
             raise NotImplementedError(
@@ -140,7 +141,21 @@ class Learner:
             shuffle=training and self.shuffle,
             seed=self.seed,
             repeat=repeat,
+            batched=self._batched_hint(data),
         )
+
+    def _batched_hint(self, data: Any) -> bool | None:
+        """For a dataset with no batching step, whether its items have the model's rank."""
+        if not isinstance(data, tf.data.Dataset) or is_batched(data):
+            return None
+        inputs = getattr(self.model, "inputs", None) or []
+        spec = data.element_spec
+        x_spec = spec[0] if isinstance(spec, tuple) else spec
+        if len(inputs) != 1 or not isinstance(x_spec, tf.TensorSpec):
+            return None
+        if x_spec.shape.rank is None:
+            return None
+        return x_spec.shape.rank == len(inputs[0].shape)
 
     def _cached(self, key: str, data: Any, training: bool) -> tuple[tf.data.Dataset, int | None]:
         if key not in self._cache:
@@ -159,6 +174,9 @@ class Learner:
                 )
             if steps < 0:
                 steps = int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
+                # Telling Keras the length avoids its "ran out of data" warning each fit.
+                counted = dataset.apply(tf.data.experimental.assert_cardinality(steps))
+                self._cache["train"] = (counted, self._cache["train"][1])
             self._steps_cache = steps
         return self._steps_cache
 
@@ -505,7 +523,9 @@ class Learner:
         from ktlite.plots import plot_history
 
         if kind not in _PLOT_KINDS:
-            raise ValueError(f"`kind` must be one of {sorted(_PLOT_KINDS)}. Received: kind={kind!r}")
+            raise ValueError(
+                f"`kind` must be one of {sorted(_PLOT_KINDS)}. Received: kind={kind!r}"
+            )
         values = self.step_history.get(_PLOT_KINDS[kind]) or []
         if not values:
             raise ValueError("Nothing to plot yet: train first (e.g. `learner.fit_onecycle`).")
@@ -766,8 +786,10 @@ def get_learner(
     Data may be an `(x, y)` tuple of numpy arrays or lists (`x` a dict or list of arrays
     for a multi-input model), a `ktlite.data.TaskDataset`, a `tf.data.Dataset` or a
     `keras.utils.PyDataset`. A `tf.data.Dataset` whose pipeline contains a batching step
-    (`.batch()`, `.padded_batch()`...) is used as is; otherwise it is batched with
-    `batch_size` (see `ktlite.data.is_batched`). A `PyDataset`'s items are batches. In-memory
+    (`.batch()`, `.padded_batch()`...; see `ktlite.data.is_batched`), or whose items have
+    the rank of the model's input (batch axis included, e.g. from `from_generator`), is used
+    as is with its own batches; otherwise it is batched with `batch_size`. A `PyDataset`'s
+    items are batches. In-memory
     data is checked up front (lengths, NaN/inf, labels against the model's output and loss);
     datasets are checked on their first batch.
 

@@ -10,7 +10,6 @@ optimizer object after a change.
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import keras
 import numpy as np

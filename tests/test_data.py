@@ -139,3 +139,19 @@ def test_bad_data_is_rejected(data, error, match):
 def test_bad_batch_size_is_rejected(batch_size, error):
     with pytest.raises(error, match="batch_size"):
         make_dataset(np.zeros(3), batch_size=batch_size)
+
+
+def test_batching_is_found_through_zip_and_undone_by_unbatch():
+    a = tf.data.Dataset.range(10).batch(2)
+    b = tf.data.Dataset.range(10).batch(2)
+    assert is_batched(tf.data.Dataset.zip((a, b)).map(lambda u, v: (u, v)))
+    assert not is_batched(a.unbatch())
+    assert is_batched(a.unbatch().batch(3))
+
+
+def test_batched_flag_overrides_detection():
+    gen = tf.data.Dataset.from_tensors((np.zeros((4, 2), "float32"), np.zeros(4))).repeat(3)
+    ds, _ = make_dataset(gen, batch_size=8, batched=True)
+    assert ds.element_spec[0].shape.as_list() == [4, 2]
+    ds, _ = make_dataset(gen, batch_size=8)
+    assert ds.element_spec[0].shape.as_list() == [None, 4, 2]

@@ -242,7 +242,10 @@ def test_unlabelled_data_is_rejected():
 def test_distribution_settings_need_the_distribute_module(monkeypatch):
     import sys
 
+    import ktlite
+
     monkeypatch.setitem(sys.modules, "ktlite.distribute", None)
+    monkeypatch.delattr(ktlite, "distribute", raising=False)
     with pytest.raises(NotImplementedError, match="jit_compile=True"):
         get_learner(_model(), _data(), jit_compile=True)
 
@@ -261,3 +264,19 @@ def test_user_lists_and_optimizer_are_not_replaced_or_mutated():
     assert learner.model is model and model.optimizer is optimizer
     assert "val_accuracy" in learner.history.history
     assert isinstance(optimizer.beta_1, float) and optimizer.beta_1 == 0.9
+
+
+def test_generator_of_batches_is_recognised_by_rank():
+    x, y = _data()
+
+    def batches():
+        for i in range(0, N, 16):
+            yield x[i:i + 16], y[i:i + 16]
+
+    ds = tf.data.Dataset.from_generator(
+        batches,
+        output_signature=(tf.TensorSpec((None, D), tf.float32), tf.TensorSpec((None,), tf.int64)),
+    )
+    learner = get_learner(_model(), ds, batch_size=5, verbose=0)
+    assert learner._train_steps() == 4
+    _fits(learner)
