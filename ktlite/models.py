@@ -86,34 +86,32 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
         >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         >>> model.predict(token_ids).shape  # (n, 3)
     """
-    vocab_size = _validation.positive_int("vocab_size", vocab_size)
-    maxlen = _validation.positive_int("maxlen", maxlen)
-    embed_dim = _validation.positive_int("embed_dim", embed_dim)
-    num_heads = _validation.positive_int("num_heads", num_heads)
-    num_layers = _validation.positive_int("num_layers", num_layers)
+    vocab_size, maxlen, embed_dim, num_heads, num_layers = (
+        _validation.positive_int(name, value)
+        for name, value in [("vocab_size", vocab_size), ("maxlen", maxlen),
+                            ("embed_dim", embed_dim), ("num_heads", num_heads),
+                            ("num_layers", num_layers)]
+    )
     if embed_dim % num_heads:
         raise ValueError(
             "`embed_dim` must be divisible by `num_heads`. "
             f"Received: embed_dim={embed_dim}, num_heads={num_heads}"
         )
     ff_dim = 4 * embed_dim if ff_dim is None else _validation.positive_int("ff_dim", ff_dim)
-    dropout = _validation.rate("dropout", dropout)
-    num_outputs = _validation.positive_int("num_outputs", num_outputs)
-    head_activation = _validation.activation("head_activation", head_activation)
-    pooling = _validation.one_of("pooling", pooling, ("mean", "max", "first"))
-    norm_first = _validation.boolean("norm_first", norm_first)
     if head_hidden is not None:
         head_hidden = _validation.positive_int("head_hidden", head_hidden)
-    position = _validation.one_of("position", position, ("learned", "sinusoidal"))
+    num_outputs = _validation.positive_int("num_outputs", num_outputs)
+    dropout = _validation.rate("dropout", dropout)
+    head_activation = _validation.activation("head_activation", head_activation)
     activation = _validation.activation("activation", activation)
-    layer_norm_epsilon = _validation.positive_float(
-        "layer_norm_epsilon", layer_norm_epsilon
-    )
+    pooling = _validation.one_of("pooling", pooling, ("mean", "max", "first"))
+    position = _validation.one_of("position", position, ("learned", "sinusoidal"))
+    norm_first = _validation.boolean("norm_first", norm_first)
+    layer_norm_epsilon = _validation.positive_float("layer_norm_epsilon", layer_norm_epsilon)
 
     token_ids = keras.Input(shape=(maxlen,), dtype="int32", name="token_ids")
     x = TokenAndPositionEmbedding(
-        vocab_size, maxlen, embed_dim, mask_zero=True, position=position,
-        name="embedding",
+        vocab_size, maxlen, embed_dim, position=position, name="embedding"
     )(token_ids)
     if not norm_first:
         x = keras.layers.LayerNormalization(
