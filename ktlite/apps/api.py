@@ -35,6 +35,8 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess te
     ) from _error
 
 logger = logging.getLogger(__name__)
+# uvicorn configures this logger's handlers, so start-up messages reach the console.
+_server_log = logging.getLogger("uvicorn.error")
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -247,6 +249,22 @@ class APIApp:
         uvicorn = import_uvicorn()
         uvicorn.run(self, host=host, port=port, **uvicorn_kwargs)
 
+    async def warm_up(self) -> None:
+        """Runs the model once so the first request does not pay for tracing it.
+
+        Called on server start-up (ASGI lifespan); a model that cannot predict fails the
+        start-up instead of every request.
+        """
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await loop.run_in_executor(self._model_thread, self.batcher.fn, ["warm-up"])
+        _server_log.info(
+            "ktlite: %s ready in %.1f s (task=%s, %s classes, max_batch_size=%d, "
+            "max_wait_ms=%g)",
+            self.metadata["predictor"], loop.time() - start, self.metadata["task"],
+            len(self._classes or ()), self.max_batch_size, self.max_wait_ms,
+        )
+
     async def _read_body(self, scope: dict, receive: Any, send: Any) -> bytes | None:
         """Reads the whole body, or answers 413 and returns None if it exceeds the limit."""
         for name, value in scope.get("headers", ()):
@@ -344,6 +362,7 @@ class APIApp:
     def _build_fastapi(self) -> FastAPI:
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.warm_up()
             yield
             await self.batcher.aclose()
 
@@ -510,8 +529,4 @@ def serve(
     app_keys = {"max_texts", "max_body_bytes"}
     app_kwargs = {key: kwargs.pop(key) for key in app_keys & set(kwargs)}
     app = APIApp(path, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, **app_kwargs)
-    logger.info(
-        "Serving %s on http://%s:%s (max_batch_size=%d, max_wait_ms=%g)",
-        os.fspath(path), host, port, app.max_batch_size, app.max_wait_ms,
-    )
     app.run(host=host, port=port, **kwargs)

@@ -63,6 +63,7 @@ def test_server_answers_concurrent_clients_and_batches_them():
 
     with running(app) as url, httpx.Client(base_url=url, timeout=10) as client:
         assert client.get("/health").json()["status"] == "ok"
+        assert predictor.calls == 1  # the start-up warm-up, before any request
 
         def ask(text: str) -> httpx.Response:
             return client.post("/predict", json={"texts": [text]})

@@ -1,0 +1,289 @@
+"""Load test of ``ktlite serve``: dynamic batching on vs off, same model, same run.
+
+Trains the default text model (``text.text_classifier("transformer", ...)`` with its
+defaults) briefly on a WordNet lexnames subset read from ../shared/data (or reuses a saved
+predictor given with ``--predictor``), then for each setting starts ``ktlite serve`` in a
+separate process on a free loopback port and sends it 2,000 single-text ``POST /predict``
+requests from 32 concurrent keep-alive connections (this process). Reports requests/s,
+p50/p99 latency, errors and the mean model batch, for ``--max-batch-size 32`` (on) and
+``--max-batch-size 1`` (off). Loopback only; bounded in request count and time.
+
+Run from the repository root:
+    .venv/bin/python benchmarks/serve.py                       # train, then measure
+    .venv/bin/python benchmarks/serve.py --predictor /tmp/p    # reuse (or create) /tmp/p
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import gzip
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if not DATA.is_dir():
+    DATA = Path("/work/shared/data")
+
+
+def read_wordnet(
+    split: str, limit: int | None = None, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """Reads (texts, labels) of one WordNet lexnames split from ../shared/data.
+
+    The files are sorted by synset, so `limit` takes a seeded random subset (all classes),
+    not the first rows.
+    """
+    texts, labels = [], []
+    with gzip.open(DATA / f"wordnet_lexnames_{split}.csv.gz", "rt", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            texts.append(row["text"])
+            labels.append(row["label"])
+    if limit is not None and limit < len(texts):
+        keep = np.random.default_rng(seed).permutation(len(texts))[:limit]
+        texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    return texts, labels
+
+
+def default_predictor(folder: str | None, n_train: int = 8000, epochs: int = 1) -> str:
+    """Returns the folder of a saved default text model, training one if needed."""
+    if folder and (Path(folder) / "ktlite.json").is_file():
+        return folder
+    import ktlite
+    from ktlite import text
+    from ktlite.data import make_dataset
+
+    start = time.perf_counter()
+    x, y = read_wordnet("train", n_train)
+    trn, val, preproc = text.texts_from_array(x, y, verbose=0)
+    model = text.text_classifier("transformer", trn, preproc=preproc, verbose=0)
+    dataset, _ = make_dataset(trn, batch_size=64, shuffle=True, seed=0)
+    model.fit(dataset, epochs=epochs, verbose=0)
+    predictor = ktlite.get_predictor(model, preproc)
+    probs = predictor.predict_proba([str(t) for t in val.x])
+    accuracy = float(np.mean(np.argmax(probs, axis=1) == np.asarray(val.y)))
+    folder = folder or tempfile.mkdtemp(prefix="ktlite_bench_predictor_")
+    predictor.save(folder)
+    sys.stderr.write(
+        f"trained the default transformer on {len(x)} WordNet texts for {epochs} epoch(s) "
+        f"in {time.perf_counter() - start:.0f} s (validation accuracy {accuracy:.3f}); "
+        f"saved to {folder}\n"
+    )
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(folder: str, max_batch_size: int, max_wait_ms: float, log_path: Path):
+    """Runs ``ktlite serve`` in a subprocess; yields its port once /health answers."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "ktlite.cli", "serve", folder, "--host", "127.0.0.1",
+        "--port", str(port), "--max-batch-size", str(max_batch_size),
+        "--max-wait-ms", str(max_wait_ms),
+    ]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"server exited early; see {log_path}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start in 180 s; see {log_path}")
+                try:
+                    status, _ = asyncio.run(one_request(port, "GET", "/health"))
+                    if status == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.5)
+            yield port
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+
+
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client, so the load generator costs little CPU."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def one_request(port: int, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    connection = Connection(port)
+    try:
+        return await connection.request(method, path, body)
+    finally:
+        connection.close()
+
+
+async def load(port: int, texts: list[str], n_requests: int, concurrency: int, limit_s: float):
+    """Sends `n_requests` one-text requests over `concurrency` connections."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        connection = Connection(port)
+        try:
+            while next_index < n_requests:
+                index, next_index = next_index, next_index + 1
+                body = json.dumps({"texts": [texts[index % len(texts)]]}).encode()
+                start = time.perf_counter()
+                try:
+                    status, payload = await connection.request("POST", "/predict", body)
+                    answer = json.loads(payload)
+                    if status != 200 or len(answer.get("predictions", ())) != 1:
+                        errors.append(f"{status}: {payload[:200]!r}")
+                except (OSError, ValueError, asyncio.IncompleteReadError) as error:
+                    errors.append(repr(error))
+                    connection.close()
+                    connection = Connection(port)
+                latencies.append(time.perf_counter() - start)
+        finally:
+            connection.close()
+
+    start = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), limit_s)
+    elapsed = time.perf_counter() - start
+    return elapsed, np.array(latencies), errors
+
+
+def measure(folder: str, max_batch_size: int, max_wait_ms: float, texts: list[str],
+            args: argparse.Namespace, log_dir: Path) -> dict:
+    log_path = log_dir / f"server_bs{max_batch_size}.log"
+    with server(folder, max_batch_size, max_wait_ms, log_path) as port:
+        asyncio.run(load(port, texts, 4 * args.concurrency, args.concurrency, args.limit_s))
+        before = json.loads(asyncio.run(one_request(port, "GET", "/health"))[1])
+        elapsed, latencies, errors = asyncio.run(
+            load(port, texts, args.requests, args.concurrency, args.limit_s)
+        )
+        after = json.loads(asyncio.run(one_request(port, "GET", "/health"))[1])
+    calls = after["model_calls"] - before["model_calls"]
+    return {
+        "max_batch_size": max_batch_size,
+        "requests": len(latencies),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "seconds": elapsed,
+        "requests_per_s": len(latencies) / elapsed,
+        "p50_ms": float(np.percentile(latencies, 50) * 1000),
+        "p99_ms": float(np.percentile(latencies, 99) * 1000),
+        "mean_batch": (after["texts_predicted"] - before["texts_predicted"]) / max(calls, 1),
+    }
+
+
+def check_answers(folder: str, texts: list[str], log_dir: Path) -> None:
+    """The served labels equal the predictor's own, for 64 texts in one request."""
+    import ktlite
+
+    expected = ktlite.load_predictor(folder).predict(texts[:64])
+    with server(folder, 32, 5.0, log_dir / "server_check.log") as port:
+        body = json.dumps({"texts": texts[:64]}).encode()
+        status, payload = asyncio.run(one_request(port, "POST", "/predict", body))
+    if status != 200 or json.loads(payload)["predictions"] != list(expected):
+        raise SystemExit(f"served predictions differ from predictor.predict: {payload[:300]!r}")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--predictor", default=None, help="saved predictor folder (reused or created)"
+    )
+    parser.add_argument("--n-train", type=int, default=8000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--limit-s", type=float, default=300.0, help="bound on one load run")
+    args = parser.parse_args()
+
+    folder = default_predictor(args.predictor, n_train=args.n_train)
+    texts, _ = read_wordnet("test", 2000)
+    with tempfile.TemporaryDirectory(prefix="ktlite_bench_logs_") as logs:
+        check_answers(folder, texts, Path(logs))
+        on = measure(folder, 32, args.max_wait_ms, texts, args, Path(logs))
+        off = measure(folder, 1, args.max_wait_ms, texts, args, Path(logs))
+    for result in (on, off):
+        print(json.dumps(result))
+    speedup = on["requests_per_s"] / off["requests_per_s"]
+    print(
+        f"\n{args.requests} requests of one WordNet text, concurrency {args.concurrency}, "
+        f"loopback, `ktlite serve` in a separate process; {machine()}\n"
+        "| batching | max_batch_size | requests/s | p50 ms | p99 ms | mean batch | errors |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |"
+    )
+    for name, r in (("on", on), ("off", off)):
+        print(
+            f"| {name} | {r['max_batch_size']} | {r['requests_per_s']:.0f} | {r['p50_ms']:.1f} "
+            f"| {r['p99_ms']:.1f} | {r['mean_batch']:.1f} | {r['errors']} |"
+        )
+    print(
+        f"\nspeedup on/off: {speedup:.2f}x (target >= 3x); p99 on: {on['p99_ms']:.0f} ms "
+        f"(target < 250 ms); errors: {on['errors'] + off['errors']} (target 0)"
+    )
+
+
+if __name__ == "__main__":
+    main()
