@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +39,7 @@ _PLOT_KINDS = {"lr": "lrs", "momentum": "momentums", "loss": "losses"}
 class Learner:
     """Trains a compiled Keras model on given data with LR finding and cyclical policies.
 
-    Build one with `get_learner`, which documents every argument. Attributes:
+    Build one with `get_learner`, which documents every argument.
 
     Attributes:
         model: the user's compiled `keras.Model` (the same object, unless a distribution
@@ -311,13 +312,15 @@ class Learner:
         return self.history
 
     def _after_interrupt(self, policy_callback: Any, guard: NonFiniteGuard, own: list) -> None:
-        """Keras skips `on_train_end` when fit raises: finish the callbacks' clean-up here."""
-        policy_callback.flush()
-        policy_callback.restore()
-        guard.rollback()
-        for callback in own:
-            if isinstance(callback, BestWeights) and callback.restore:
-                callback.restore_best()
+        """Keras skips `on_train_end` when fit raises: finish the callbacks' clean-up here.
+
+        Each step is independent and may not mask the exception being raised.
+        """
+        steps = [policy_callback.flush, policy_callback.restore, guard.rollback]
+        steps += [cb.restore_best for cb in own if isinstance(cb, BestWeights) and cb.restore]
+        for step in steps:
+            with contextlib.suppress(Exception):
+                step()
 
     def fit_onecycle(
         self,
@@ -429,16 +432,15 @@ class Learner:
             early_stopping = 5
         if reduce_on_plateau is None and epochs is None:
             reduce_on_plateau = 2
-        early_stopping = early_stopping or None
-        if epochs is None and early_stopping is None:
+        if epochs is None and early_stopping == 0:
             raise ValueError(
                 "`autofit(epochs=None)` trains until early stopping, so `early_stopping` must "
                 f"be a positive patience. Received: early_stopping={early_stopping!r}"
             )
-        if early_stopping is not None:
-            check_positive_int(early_stopping, "early_stopping")
-        if reduce_on_plateau:
-            check_positive_int(reduce_on_plateau, "reduce_on_plateau")
+        early_stopping = check_positive_int(early_stopping or None, "early_stopping", True)
+        reduce_on_plateau = check_positive_int(
+            reduce_on_plateau or None, "reduce_on_plateau", True
+        )
         path = None
         if checkpoint_folder is not None:
             os.makedirs(checkpoint_folder, exist_ok=True)

@@ -103,18 +103,25 @@ def test_autofit_with_epochs_records_triangular_cycles():
     )
 
 
-def test_autofit_early_stopping_restores_best_weights():
+def test_autofit_early_stopping_restores_best_weights_and_lowers_peak():
     # Validation labels are the opposite of the training rule, so val_loss gets worse
-    # as training succeeds: the best epoch is the first one.
+    # as training succeeds: the best epoch is an early one.
     x, y = _data()
     xv, yv = _data(48, seed=1)
     learner = get_learner(_model(), (x, y), (xv, 1 - yv), batch_size=BS, verbose=0)
     recorder = _Recorder()
-    history = learner.autofit(5e-2, epochs=None, early_stopping=2, callbacks=[recorder])
+    history = learner.autofit(
+        5e-2, epochs=None, early_stopping=3, reduce_on_plateau=1, callbacks=[recorder]
+    )
     val_losses = history.history["val_loss"]
     best = int(np.argmin(val_losses))
-    assert len(val_losses) == best + 3
+    assert len(val_losses) == best + 4
     _assert_weights_equal(learner.model, recorder.weights[best])
+    peaks = np.max(np.reshape(learner.step_history["lrs"], (-1, STEPS)), axis=1)
+    assert peaks[0] == pytest.approx(Triangular(5e-2, STEPS).lr_at(STEPS // 2))
+    ratios = peaks[1:] / peaks[:-1]
+    assert np.all(np.isclose(ratios, 1.0) | np.isclose(ratios, 0.5))
+    assert peaks[-1] <= peaks[0] / 4
 
 
 def test_autofit_saves_best_model_to_checkpoint_folder(tmp_path):
@@ -129,8 +136,10 @@ def test_autofit_argument_errors():
     learner = _learner(val=False)
     with pytest.raises(ValueError, match="needs validation data"):
         learner.autofit(1e-3)
-    with pytest.raises(ValueError, match="early_stopping"):
+    with pytest.raises(ValueError, match="early_stopping=0"):
         learner.autofit(1e-3, monitor="loss", early_stopping=0)
+    with pytest.raises(TypeError, match="reduce_on_plateau"):
+        learner.autofit(1e-3, 2, monitor="loss", reduce_on_plateau=1.5)
 
 
 class _PoisonAt(keras.callbacks.Callback):
