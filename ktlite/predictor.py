@@ -26,7 +26,7 @@ import numbers
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -142,6 +142,20 @@ class Predictor:
         TypeError: If `model` is not a `keras.Model`.
         ValueError: If `batch_size` is invalid, or the model does not fit the
             preprocessor (output count vs classes, input shape, vocabulary).
+
+    Example:
+        >>> predictor = ktlite.get_predictor(model, preproc)   # a Predictor subclass
+        >>> predictor.predict(["a new text"])
+        ['positive']
+        >>> predictor.save("my_predictor")
+
+    A new task subclasses it and registers itself:
+
+        >>> class TabularPredictor(Predictor):
+        ...     task = "tabular"
+        ...     preprocessor_files = ("tabular.json",)
+        ...     # _as_batch, _input_spec, _transform, _load_preprocessor
+        >>> register_predictor("tabular", TabularPredictor)
     """
 
     task: ClassVar[str] = ""
@@ -160,6 +174,7 @@ class Predictor:
         self.preproc = preproc
         self.batch_size = batch_size
         self._check_model(model, preproc)
+        self._saved_metadata: dict[str, Any] | None = None
         self._graph_fn: Any = None
         self._forward: Callable[[tf.Tensor], tf.Tensor] | None = None
 
@@ -177,6 +192,16 @@ class Predictor:
     def label_mode(self) -> str:
         """`"multiclass"`, `"multilabel"` or `"regression"`, from the preprocessor."""
         return self.preproc.label_mode
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What `save` writes to `ktlite.json`: task, label mode, classes, versions, ...
+
+        For a predictor from `load_predictor`, the file as it was read (so `versions` names
+        the libraries it was saved with).
+        """
+        saved = self._saved_metadata
+        return json.loads(json.dumps(saved if saved is not None else self._metadata()))
 
     def get_classes(self) -> list[str]:
         """Returns the class names in the order of the model's outputs.
@@ -473,16 +498,17 @@ class Predictor:
         except (OSError, ValueError, TypeError, KeyError) as err:
             files = ", ".join(str(folder / name) for name in cls.preprocessor_files)
             raise ValueError(f"Could not load the preprocessor from {files}: {err}") from err
-        for field in ("label_mode", "class_names"):
-            saved, actual = metadata[field], getattr(preproc, field, None)
-            if field == "class_names" and actual is not None:
-                actual = [str(name) for name in actual]
-            if metadata["label_mode"] == "regression" and field == "class_names":
-                continue
-            if saved != actual:
+        actual_names = getattr(preproc, "class_names", None)
+        if metadata["label_mode"] == "regression" or actual_names is None:
+            pairs = {"label_mode": getattr(preproc, "label_mode", None)}
+        else:
+            pairs = {"label_mode": preproc.label_mode,
+                     "class_names": [str(name) for name in actual_names]}
+        for field, actual in pairs.items():
+            if metadata[field] != actual:
                 raise ValueError(
-                    f"{folder / METADATA_FILE} says {field}={saved!r} but the preprocessor "
-                    f"files say {actual!r}; the folder was modified or mixed up."
+                    f"{folder / METADATA_FILE} says {field}={metadata[field]!r} but the "
+                    f"preprocessor files say {actual!r}; the folder was modified or mixed up."
                 )
         model = _load_model(folder / MODEL_FILE)
         try:
@@ -490,6 +516,7 @@ class Predictor:
             predictor._check_metadata(metadata)
         except ValueError as err:
             raise ValueError(f"The predictor saved in {folder} is inconsistent: {err}") from err
+        predictor._saved_metadata = metadata
         return predictor
 
     def __repr__(self) -> str:
@@ -699,7 +726,7 @@ def _write_folder_atomically(
     shutil.rmtree(old, ignore_errors=True)
 
 
-__all__: Sequence[str] = [
+__all__ = [
     "Predictor",
     "get_predictor",
     "load_predictor",

@@ -90,7 +90,8 @@ class NBSVMScores(keras.layers.Layer):
             bias = np.asarray(bias, dtype="float32")
             if bias.shape != (self.num_classes,):
                 raise ValueError(
-                    f"`bias` must have shape {(self.num_classes,)}. Received: bias.shape={bias.shape}"
+                    f"`bias` must have shape {(self.num_classes,)}. "
+                    f"Received: bias.shape={bias.shape}"
                 )
             self.bias.assign(bias)
 

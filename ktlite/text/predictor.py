@@ -76,6 +76,11 @@ class TextPredictor(Predictor):
         return tf.constant(items, dtype=tf.string)
 
     def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:
+        if not getattr(preproc, "vocab", None) or not getattr(preproc, "maxlen", None):
+            raise ValueError(
+                "`preproc` has no vocabulary yet: fit it (or use the one returned by "
+                f"`texts_from_*`). Received: preproc={preproc!r}"
+            )
         if len(model.inputs) != 1:
             raise ValueError(
                 f"A text model must take one input (token ids). Received a model with "

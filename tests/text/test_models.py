@@ -96,7 +96,8 @@ def test_default_optimizers(binary):
     trn, preproc = binary
     assert isinstance(text_classifier("transformer", trn, preproc, **SMALL).optimizer,
                       keras.optimizers.AdamW)
-    assert type(text_classifier("fasttext", trn, preproc, **SMALL).optimizer) is keras.optimizers.Adam
+    fasttext = text_classifier("fasttext", trn, preproc, **SMALL)
+    assert type(fasttext.optimizer) is keras.optimizers.Adam
     sgd = keras.optimizers.SGD(0.1)
     assert text_classifier("fasttext", trn, preproc, optimizer=sgd, **SMALL).optimizer is sgd
 

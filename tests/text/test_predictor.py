@@ -8,6 +8,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import ktlite
 from ktlite.data import TaskDataset
@@ -139,6 +140,12 @@ def test_multilabel_gives_label_probability_pairs(tmp_path):
     np.testing.assert_allclose([p for _, p in pairs], probs, atol=1e-6)
     assert all(isinstance(p, float) for _, p in pairs)
     assert len(predictor.predict(texts[:3])) == 3
+    predictor.export(tmp_path / "ml")
+    out = tf.saved_model.load(str(tmp_path / "ml")).signatures["serving_default"](
+        texts=tf.constant(texts[:3]))
+    np.testing.assert_allclose(out["probabilities"].numpy(), predictor.predict_proba(texts[:3]),
+                               atol=1e-5)
+    assert out["labels"].numpy().astype(str).tolist() == [preproc.class_names] * 3
 
 
 def test_regression_gives_floats(tmp_path):
@@ -155,7 +162,13 @@ def test_regression_gives_floats(tmp_path):
     with pytest.raises(ValueError, match="needs a classifier"):
         predictor.predict(texts, return_proba=True)
     predictor.save(tmp_path / "reg")
-    assert ktlite.load_predictor(tmp_path / "reg").predict(texts[:2]) == predictor.predict(texts[:2])
+    loaded = ktlite.load_predictor(tmp_path / "reg")
+    assert loaded.predict(texts[:2]) == predictor.predict(texts[:2])
+    predictor.export(tmp_path / "reg_export")
+    out = tf.saved_model.load(str(tmp_path / "reg_export")).signatures["serving_default"](
+        texts=tf.constant(texts[:2]))
+    assert set(out) == {"predictions"}
+    np.testing.assert_allclose(out["predictions"].numpy(), predictor.predict(texts[:2]), atol=1e-5)
 
 
 def test_model_for_another_maxlen_or_vocabulary_is_refused(trained):
@@ -170,6 +183,12 @@ def test_model_for_another_maxlen_or_vocabulary_is_refused(trained):
     assert bigger.vocab_size > preproc.vocab_size
     with pytest.raises(ValueError, match="token ids would fall outside the embedding"):
         ktlite.get_predictor(model, bigger)
+
+
+def test_unfitted_preprocessor_is_refused(trained):
+    unfitted = TextPreprocessor(maxlen=10, label_mode="multiclass", class_names=["neg", "pos"])
+    with pytest.raises(ValueError, match="`preproc` has no vocabulary yet"):
+        ktlite.get_predictor(trained[0], unfitted)
 
 
 def test_explain_delegates_to_the_explain_module(predictor, monkeypatch):
@@ -193,6 +212,8 @@ def test_saved_folder_holds_the_documented_files(saved):
 def test_load_round_trip_gives_identical_predictions(saved, predictor):
     loaded = ktlite.load_predictor(saved)
     assert isinstance(loaded, TextPredictor)
+    assert loaded.metadata == json.loads((saved / "ktlite.json").read_text())
+    assert predictor.metadata["vocab_size"] == loaded.preproc.vocab_size
     np.testing.assert_allclose(loaded.predict_proba(TEXTS), predictor.predict_proba(TEXTS),
                                atol=1e-6)
     assert loaded.predict(TEXTS) == predictor.predict(TEXTS)
@@ -288,6 +309,7 @@ def test_export_runs_in_a_process_without_ktlite(predictor, tmp_path):
     out = json.loads(result.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(out["probabilities"], predictor.predict_proba(TEXTS), atol=1e-5)
     assert out["labels"] == predictor.predict(TEXTS)
+    predictor.export(tmp_path / "exported")  # replacing an earlier export is allowed
 
 
 def test_export_refuses_a_non_empty_folder_and_unknown_formats(predictor, tmp_path):
