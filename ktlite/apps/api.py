@@ -154,7 +154,8 @@ class APIApp:
 
     Raises:
         ValueError: if a limit is not a positive number.
-        TypeError: if `predictor_or_path` has no ``predict_proba`` and is not a path.
+        TypeError: if `predictor_or_path` is not a path and has no ``predict_proba`` (no
+            ``predict`` for a regression predictor).
         FileNotFoundError: if `predictor_or_path` is a path with no saved predictor (raised by
             `ktlite.load_predictor`).
 
@@ -188,9 +189,13 @@ class APIApp:
             predictor = load_predictor(predictor_or_path)
         else:
             predictor = predictor_or_path
-        if not callable(getattr(predictor, "predict_proba", None)):
+        self.label_mode = getattr(predictor, "label_mode", None) or getattr(
+            getattr(predictor, "preproc", None), "label_mode", None
+        )
+        method = "predict" if self.label_mode == "regression" else "predict_proba"
+        if not callable(getattr(predictor, method, None)):
             raise TypeError(
-                "`predictor_or_path` must be a predictor with a `predict_proba` method or the "
+                f"`predictor_or_path` must be a predictor with a `{method}` method or the "
                 f"path of a saved predictor. Received: predictor_or_path={predictor_or_path!r}"
             )
         self.predictor = predictor
@@ -202,9 +207,6 @@ class APIApp:
         # never entered concurrently and the cores are not oversubscribed.
         self._model_thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ktlite-model"
-        )
-        self.label_mode = getattr(predictor, "label_mode", None) or getattr(
-            getattr(predictor, "preproc", None), "label_mode", None
         )
         self.batcher = DynamicBatcher(
             _model_fn(predictor, self.label_mode),
