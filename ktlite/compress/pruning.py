@@ -143,7 +143,8 @@ def prunable_weights(
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if not layer.built or getattr(layer, "quantization_mode", None) is not None:
             continue
-        if any(p.search(layer.path) for p in patterns):
+        path = layer.path or layer.name
+        if any(p.search(path) for p in patterns):
             continue
         if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense)):
             weight = layer.kernel
@@ -154,7 +155,7 @@ def prunable_weights(
         # With LoRA enabled the property returns a computed tensor, not the variable.
         if isinstance(weight, keras.Variable) and id(weight) not in seen:
             seen.add(id(weight))
-            found.append((layer.path, weight))
+            found.append((path, weight))
     return found
 
 
@@ -214,7 +215,7 @@ def sparsity(
     """
     report = SparsityReport()
     for path, weight in prunable_weights(model, include_embeddings, exclude):
-        values = keras.ops.convert_to_numpy(weight)
+        values = np.asarray(weight.numpy())
         zeros = int(values.size - np.count_nonzero(values))
         report.layers[path] = zeros / values.size if values.size else 0.0
         report.zeros += zeros
@@ -429,7 +430,7 @@ class MagnitudePruning(keras.callbacks.Callback):
 
     def _update_masks(self, fraction: float) -> None:
         for (_, weight), mask in zip(self._weights, self._masks):
-            values = keras.ops.convert_to_numpy(weight)
+            values = np.asarray(weight.numpy())
             new_mask = _magnitude_mask(values, fraction)
             mask.assign(new_mask)
             weight.assign(values * new_mask)

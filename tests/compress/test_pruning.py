@@ -1,0 +1,132 @@
+"""Magnitude pruning: schedule, masks held after every optimizer step, report, saving."""
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite.compress import MagnitudePruning, polynomial_sparsity, prunable_weights, prune, sparsity
+
+
+def compiled(model):
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    return model
+
+
+class MaskWatcher(keras.callbacks.Callback):
+    """Counts weights that are masked but non-zero after each train batch."""
+
+    def __init__(self, pruning):
+        super().__init__()
+        self.pruning = pruning
+        self.violations = 0
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        for (_, weight), mask in zip(self.pruning._weights, self.pruning._masks):
+            masked = mask.numpy() == 0
+            self.violations += int(np.count_nonzero(weight.numpy()[masked]))
+
+
+def test_polynomial_schedule_values():
+    steps = np.array([0, 25, 50, 100, 150])
+    expected = 0.8 + (0.0 - 0.8) * (1 - np.array([0, 0.25, 0.5, 1, 1])) ** 3
+    np.testing.assert_allclose(polynomial_sparsity(steps, 0.8, 0, 100), expected)
+    assert polynomial_sparsity(0, 0.5, 10, 20, initial_sparsity=0.1) == pytest.approx(0.1)
+
+
+def test_prunable_weights_cover_dense_and_attention_but_not_embeddings(transformer):
+    paths = [path for path, _ in prunable_weights(transformer)]
+    assert "head" in paths and "encoder_0/self_attention/query" in paths
+    assert not any("embedding" in path for path in paths)
+    with_embeddings = [path for path, _ in prunable_weights(transformer, include_embeddings=True)]
+    assert any("embedding" in path for path in with_embeddings)
+    assert "head" not in [path for path, _ in prunable_weights(transformer, exclude="^head$")]
+
+
+def test_sparsity_reached_and_held_after_every_step(transformer, token_data, tmp_path):
+    x, y = token_data
+    model = compiled(transformer)
+    pruning = MagnitudePruning(target_sparsity=0.6, frequency=2)
+    watcher = MaskWatcher(pruning)
+    model.fit(x, y, batch_size=32, epochs=2, callbacks=[pruning, watcher], verbose=0)
+    assert watcher.batches == 16 and watcher.violations == 0
+    steps = [step for step, _ in pruning.history]
+    assert steps[0] == 0 and steps[-1] == 10  # end_step = 2/3 of 16 steps
+    fractions = [value for _, value in pruning.history]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(0.6)
+    report = sparsity(model)
+    for path, value in report.layers.items():
+        assert value == pytest.approx(0.6, abs=0.01), path
+    assert pruning.below_target == {}
+    assert report.overall == pytest.approx(0.6, abs=0.005)
+    assert "overall" in str(report) and report.to_dict()["total"] == report.total
+    # The pruned model is an ordinary .keras model.
+    model.save(tmp_path / "pruned.keras")
+    loaded = keras.saving.load_model(tmp_path / "pruned.keras", safe_mode=True)
+    assert sparsity(loaded).layers == report.layers
+    # Constraints are removed after training: the variables carry no mask any more.
+    assert all(weight.constraint is None for _, weight in prunable_weights(model))
+
+
+def test_constant_schedule_prunes_once_at_begin_step(transformer, token_data):
+    x, y = token_data
+    model = compiled(transformer)
+    pruning = MagnitudePruning(target_sparsity=0.5, schedule="constant", begin_step=3)
+    model.fit(x, y, batch_size=64, epochs=1, callbacks=[pruning], verbose=0)
+    assert pruning.history == [(3, 0.5)]
+    assert sparsity(model).overall == pytest.approx(0.5, abs=0.005)
+
+
+def test_stopping_before_the_schedule_ends_warns_and_prunes_to_target(transformer, token_data):
+    x, y = token_data
+    model = compiled(transformer)
+    pruning = MagnitudePruning(target_sparsity=0.7, end_step=100)
+    with pytest.warns(UserWarning, match="before the pruning schedule reached"):
+        model.fit(x, y, batch_size=64, epochs=1, callbacks=[pruning], verbose=0)
+    assert sparsity(model).overall == pytest.approx(0.7, abs=0.005)
+
+
+def test_prune_drives_a_learner(transformer, token_data):
+    import ktlite
+
+    x, y = token_data
+    learner = ktlite.get_learner(compiled(transformer), (x, y), batch_size=64, verbose=0)
+    history = prune(learner, target_sparsity=0.5, epochs=1, lr=1e-3, verbose=0)
+    assert "loss" in history.history
+    assert min(sparsity(learner.model).layers.values()) >= 0.49
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5])
+def test_target_sparsity_out_of_range_rejected(value):
+    with pytest.raises(ValueError, match="`target_sparsity`"):
+        MagnitudePruning(target_sparsity=value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"target_sparsity": "half"}, TypeError, "target_sparsity"),
+        ({"schedule": "cubic"}, ValueError, "schedule"),
+        ({"begin_step": -1}, ValueError, "begin_step"),
+        ({"begin_step": 10, "end_step": 5}, ValueError, "end_step"),
+        ({"frequency": 0}, ValueError, "frequency"),
+        ({"initial_sparsity": 0.9}, ValueError, "initial_sparsity"),
+        ({"power": 0}, ValueError, "power"),
+        ({"exclude": 5}, TypeError, "exclude"),
+    ],
+)
+def test_bad_callback_arguments_rejected(kwargs, error, name):
+    with pytest.raises(error, match=f"`{name}`"):
+        MagnitudePruning(**kwargs)
+
+
+def test_prune_rejects_bad_arguments_before_training():
+    with pytest.raises(ValueError, match="`target_sparsity`"):
+        prune(object(), target_sparsity=1.0)
+    with pytest.raises(ValueError, match="`schedule`"):
+        prune(object(), schedule="exponential")
+    with pytest.raises(ValueError, match="`epochs`"):
+        prune(object(), epochs=0)
