@@ -53,14 +53,14 @@ class TextPredictor(Predictor):
     def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
         if isinstance(inputs, str):
             return [inputs], True
-        if not isinstance(inputs, (list, tuple, np.ndarray)):
+        if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
+            raise ValueError(f"`texts` must be 1-D. Received: an array of shape {inputs.shape}")
+        if callable(getattr(inputs, "tolist", None)):  # numpy arrays, pandas Series
+            inputs = inputs.tolist()
+        if not isinstance(inputs, (list, tuple)):
             raise TypeError(
                 "`texts` must be a str or a list of str. "
                 f"Received: texts={_short(inputs)} of type {type(inputs).__name__}"
-            )
-        if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
-            raise ValueError(
-                f"`texts` must be 1-D. Received: an array of shape {inputs.shape}"
             )
         if len(inputs) == 0:
             raise ValueError("`texts` must hold at least one text. Received: texts=[]")

@@ -85,6 +85,7 @@ def test_bare_string_gives_one_label_and_list_gives_list(predictor):
     assert predictor.predict(TEXTS) == labels
     assert predictor.predict(tuple(TEXTS)) == labels
     assert predictor.predict(np.array(TEXTS, dtype=object)) == labels
+    assert predictor.predict(np.array(TEXTS)) == labels  # fixed-width unicode array
 
 
 def test_probabilities_match_the_model_on_preprocessed_ids(predictor):
@@ -113,6 +114,8 @@ def test_batch_size_is_honoured_with_one_trace(predictor):
     [
         (None, TypeError, r"`texts` must be a str or a list of str. Received: texts=None"),
         (42, TypeError, "texts=42 of type int"),
+        ({"a": 1}, TypeError, "of type dict"),
+        (np.array(3), ValueError, r"must be 1-D. Received: an array of shape \(\)"),
         ([], ValueError, r"at least one text. Received: texts=\[\]"),
         (["ok", None], TypeError, r"texts\[1\]=None of type NoneType"),
         (["ok", 3], TypeError, r"texts\[1\]=3 of type int"),
