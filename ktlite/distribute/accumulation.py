@@ -165,6 +165,10 @@ def _make_train_function(self: keras.Model, force: bool = False):
     if self.train_function is not None and not force:
         return self.train_function
     state: _Accumulation = getattr(self, _STATE)
+    if not self.optimizer.built:
+        # Built now, so both compiled functions see the same (dynamic) loss scale.
+        with self.distribute_strategy.scope():
+            self.optimizer.build(self.trainable_variables)
     if state.optimizer is not self.optimizer:
         _wrap_optimizer(self.optimizer, state)
         state.optimizer = self.optimizer
@@ -188,7 +192,7 @@ def _wrap_optimizer(optimizer: Any, state: _Accumulation) -> None:
 
     def apply_gradients(grads_and_vars):
         pairs = [(g, v) for g, v in grads_and_vars if g is not None]
-        scale = getattr(optimizer, "dynamic_scale", None) if _scales_loss(optimizer) else None
+        scale = _loss_scale(optimizer)
         if state.mode == "accumulate":
             for grad, var in pairs:
                 grad = tf.convert_to_tensor(grad)
@@ -218,5 +222,8 @@ def _is_float(dtype: Any) -> bool:
     return tf.as_dtype(dtype).is_floating
 
 
-def _scales_loss(optimizer: Any) -> bool:
-    return isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+def _loss_scale(optimizer: Any) -> Any:
+    """The factor `optimizer.scale_loss` multiplied the loss by in this trace (or None)."""
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return None
+    return optimizer.dynamic_scale if optimizer.built else optimizer.initial_scale

@@ -36,6 +36,8 @@ PRECISIONS = {
     "float32": "float32",
 }
 
+_FLOAT_POLICIES = frozenset(PRECISIONS.values())
+
 _COMPILE_KEYS = (
     "loss",
     "loss_weights",
@@ -246,9 +248,7 @@ def _inner(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
 
 
 def _needs_loss_scaling(model: keras.Model, policy: str | None) -> bool:
-    wants_scaling = policy == "mixed_float16" or (
-        policy is None and current_precision(model) == "mixed_float16"
-    )
+    wants_scaling = (policy or current_precision(model)) == "mixed_float16"
     return wants_scaling and not isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
 
@@ -273,11 +273,9 @@ def _clone_architecture(model: keras.Model, policy: str | None) -> keras.Model:
 
         def clone_layer(layer):
             config = layer.get_config()
-            if (
-                policy is not None
-                and layer not in keep_float32
-                and layer.dtype_policy.name in PRECISIONS.values()
-            ):
+            current = getattr(getattr(layer, "dtype_policy", None), "name", None)
+            # Only float layers change; ops, integer and string layers keep their dtype.
+            if policy is not None and layer not in keep_float32 and current in _FLOAT_POLICIES:
                 config["dtype"] = policy
             return type(layer).from_config(config)
 
@@ -367,9 +365,11 @@ def _recompile(
     """Compiles `target` with `source`'s compile arguments and a fresh optimizer copy."""
     settings = _compile_settings(source)
     old_optimizer = source.optimizer
-    loss_scale = policy == "mixed_float16" or (
-        policy is None and current_precision(target) == "mixed_float16"
-    )
+    # float16 needs loss scaling; switching to bfloat16 or float32 removes the wrapper;
+    # otherwise the user's choice stands.
+    loss_scale = True if current_precision(target) == "mixed_float16" else None
+    if policy in ("mixed_bfloat16", "float32"):
+        loss_scale = False
     with strategy.scope():
         optimizer = _clone_optimizer(old_optimizer, strip_accumulation, loss_scale)
         settings["metrics"] = _fresh_metrics(settings["metrics"])
@@ -407,14 +407,15 @@ def _fresh_metrics(metrics: Any) -> Any:
 
 
 def _clone_optimizer(
-    optimizer: keras.optimizers.Optimizer, strip_accumulation: bool, loss_scale: bool
+    optimizer: keras.optimizers.Optimizer, strip_accumulation: bool, loss_scale: bool | None
 ) -> keras.optimizers.Optimizer:
+    """A new optimizer with the same config; `loss_scale` True wraps, False unwraps, None keeps."""
     inner = _inner(optimizer)
     config = inner.get_config()
     if strip_accumulation:
         config["gradient_accumulation_steps"] = None
     new_inner = type(inner).from_config(config)
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+    if loss_scale is not False and isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         kept = ("initial_scale", "dynamic_growth_steps", "name")
         wrapper = {k: v for k, v in optimizer.get_config().items() if k in kept}
         return keras.optimizers.LossScaleOptimizer(new_inner, **wrapper)

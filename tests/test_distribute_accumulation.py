@@ -1,0 +1,120 @@
+"""ktlite's gradient accumulation (ktlite/distribute/accumulation.py) on one device.
+
+The same mechanism under MirroredStrategy is checked in test_distribute_mirrored.py.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktlite import distribute
+
+
+def data(n=64):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(n, 5)).astype("float32")
+    y = (x @ rng.normal(size=(5, 1))).astype("float32")
+    return x, y
+
+
+def regression_model(optimizer=None, **compile_kwargs):
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="tanh"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer or keras.optimizers.SGD(learning_rate=0.1), loss="mse",
+                  **compile_kwargs)
+    return model
+
+
+def test_accumulating_two_half_batches_equals_one_full_batch():
+    x, y = data()
+    reference = regression_model()
+    reference.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    accumulating = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
+    accumulating.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(reference.get_weights(), accumulating.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_iterations_count_optimizer_updates_not_batches():
+    x, y = data()
+    model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=4)
+    assert distribute.accumulation_steps(model) == 4
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)  # 8 batches
+    assert int(model.optimizer.iterations.numpy()) == 2
+
+
+def test_a_keras_learning_rate_schedule_counts_updates():
+    x, y = data()
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([0], [0.1, 0.0])
+    model = distribute.prepare_model(regression_model(keras.optimizers.SGD(schedule)),
+                                      gradient_accumulation_steps=2)
+    before = model.get_weights()
+    model.fit(x[:16], y[:16], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    moved = model.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(before, moved))  # update 0: lr 0.1
+    model.fit(x[16:48], y[16:48], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(moved, model.get_weights()):  # updates 1 and 2: lr 0
+        np.testing.assert_array_equal(a, b)
+
+
+def test_reset_drops_partly_accumulated_gradients():
+    x, y = data()
+    model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
+    model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)  # half a group
+    distribute.reset_accumulation(model)
+    reference = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
+    for model_ in (model, reference):
+        model_.fit(x[8:24], y[8:24], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(reference.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_accumulation_with_loss_scaling_matches_plain_float32_updates():
+    x, y = data()
+    reference = regression_model()
+    reference.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(learning_rate=0.1))
+    scaled = distribute.prepare_model(regression_model(optimizer), gradient_accumulation_steps=2)
+    scaled.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(reference.get_weights(), scaled.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_keras_optimizer_accumulating_on_one_device_is_left_alone():
+    model = regression_model(keras.optimizers.SGD(0.1, gradient_accumulation_steps=3))
+    assert distribute.prepare_model(model, strategy="default") is model
+    assert distribute.accumulation_steps(model) == 3
+    assert "make_train_function" not in model.__dict__
+
+
+def test_ktlite_accumulation_replaces_the_keras_optimizers_own():
+    model = regression_model(keras.optimizers.SGD(0.1, gradient_accumulation_steps=3))
+    prepared = distribute.prepare_model(model, gradient_accumulation_steps=2)
+    assert prepared.optimizer.gradient_accumulation_steps is None
+    assert distribute.accumulation_steps(prepared) == 2
+
+
+def test_one_accumulation_step_switches_accumulation_off():
+    x, y = data()
+    model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
+    distribute.prepare_model(model, gradient_accumulation_steps=1)
+    assert distribute.accumulation_steps(model) == 1
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 8
+
+
+def test_accumulation_needs_one_step_per_execution():
+    model = regression_model(steps_per_execution=4)
+    with pytest.raises(ValueError, match="steps_per_execution=4"):
+        distribute.prepare_model(model, gradient_accumulation_steps=2)
+
+
+def test_accumulators_live_in_the_strategy_scope():
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    model = distribute.prepare_model(regression_model(), strategy=strategy,
+                                      gradient_accumulation_steps=2)
+    x, y = data()
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 4

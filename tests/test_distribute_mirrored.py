@@ -1,0 +1,145 @@
+"""MirroredStrategy on two logical CPU devices, through ktlite.distribute.
+
+Logical devices must be configured before TensorFlow initialises its devices, which the
+pytest process has long done, so the checks run once in a fresh subprocess (this file run
+as a script) that reports its findings as JSON; the tests below assert on that report.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+TIMEOUT_S = 150
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mirrored") / "report.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("TF_CONFIG", None)
+    try:
+        done = subprocess.run(
+            [sys.executable, __file__, str(out)],
+            capture_output=True, text=True, timeout=TIMEOUT_S, env=env,
+        )
+    except subprocess.TimeoutExpired as error:  # subprocess.run kills the child
+        pytest.fail(f"the MirroredStrategy subprocess ran past {TIMEOUT_S} s: {error}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_mirrored_by_name_uses_both_logical_cpus(report):
+    assert report["strategy"] == "MirroredStrategy x2"
+    assert report["per_replica_batch"] == 16
+    assert "batch_size=15" in report["odd_batch_error"]
+
+
+def test_a_model_built_outside_the_scope_trains_under_mirrored(report):
+    assert report["rebuilt"] and report["variables"] == "MirroredVariable"
+    assert report["losses"][-1] < 0.7 * report["losses"][0]
+
+
+def test_the_first_mirrored_step_equals_the_single_device_step(report):
+    assert report["first_step_max_diff"] < 1e-6
+
+
+def test_mirrored_predict_and_evaluate_match_the_single_device_model(report):
+    assert report["predict_max_diff"] < 1e-6
+    assert abs(report["evaluate_loss_diff"]) < 1e-5
+
+
+def test_accumulation_under_mirrored_equals_a_double_batch_on_one_device(report):
+    assert report["accumulation_max_diff"] < 1e-5
+    assert report["accumulation_iterations"] == 2
+
+
+def test_jit_compile_under_mirrored_falls_back_with_a_warning(report):
+    assert report["jit_warning"] and report["jit_compile"] is False
+    assert report["jit_fit_finite"]
+
+
+# ------------------------------------------------------------------ the subprocess
+def _run_checks(out_path):
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+    import keras
+
+    from ktlite import distribute
+
+    report = {}
+    strategy = distribute.get_strategy("mirrored")
+    report["strategy"] = distribute.describe(strategy)
+    report["per_replica_batch"] = distribute.check_batch_size(32, strategy)
+    try:
+        distribute.check_batch_size(15, strategy)
+    except ValueError as error:
+        report["odd_batch_error"] = str(error)
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 6)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int32")
+
+    def build(optimizer=None):
+        keras.utils.set_random_seed(3)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile(optimizer=optimizer or keras.optimizers.SGD(learning_rate=0.5),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    single = build()
+    model = distribute.prepare_model(build(), strategy=strategy)
+    report["rebuilt"] = model.distribute_strategy is strategy
+    report["variables"] = type(model.weights[0].value).__name__
+
+    # One step, global batch 32, on one device and on two replicas.
+    single.fit(x[:32], y[:32], batch_size=32, epochs=1, shuffle=False, verbose=0)
+    model.fit(x[:32], y[:32], batch_size=32, epochs=1, shuffle=False, verbose=0)
+    report["first_step_max_diff"] = max(
+        float(np.abs(a - b).max()) for a, b in zip(single.get_weights(), model.get_weights())
+    )
+    history = model.fit(x, y, batch_size=32, epochs=6, shuffle=False, verbose=0)
+    report["losses"] = history.history["loss"]
+    single.set_weights(model.get_weights())
+    report["predict_max_diff"] = float(
+        np.abs(single.predict(x, verbose=0) - model.predict(x, batch_size=32, verbose=0)).max()
+    )
+    report["evaluate_loss_diff"] = float(
+        single.evaluate(x, y, verbose=0) [0] - model.evaluate(x, y, batch_size=32, verbose=0)[0]
+    )
+
+    # Accumulation: 2 x 16 under MirroredStrategy == one batch of 32 on one device.
+    single = build()
+    single.fit(x[:64], y[:64], batch_size=32, epochs=1, shuffle=False, verbose=0)
+    accumulating = distribute.prepare_model(build(), strategy=strategy,
+                                            gradient_accumulation_steps=2)
+    accumulating.fit(x[:64], y[:64], batch_size=16, epochs=1, shuffle=False, verbose=0)
+    report["accumulation_max_diff"] = max(
+        float(np.abs(a - b).max())
+        for a, b in zip(single.get_weights(), accumulating.get_weights())
+    )
+    report["accumulation_iterations"] = int(accumulating.optimizer.iterations.numpy())
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        jitted = distribute.prepare_model(build(), strategy=strategy, jit_compile=True)
+    report["jit_warning"] = any("jit_compile=True is not supported" in str(w.message)
+                                for w in caught)
+    report["jit_compile"] = bool(jitted.jit_compile)
+    losses = jitted.fit(x, y, batch_size=32, epochs=1, verbose=0).history["loss"]
+    report["jit_fit_finite"] = bool(np.isfinite(losses).all())
+
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump(report, f)
+
+
+if __name__ == "__main__":
+    _run_checks(sys.argv[1])

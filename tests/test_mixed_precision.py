@@ -1,0 +1,90 @@
+"""Mixed precision and XLA through ktlite.distribute.prepare_model (single device).
+
+The models train in bfloat16 or float16 with float32 variables and float32 outputs, and
+survive a save/load round trip in the `.keras` format.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite import distribute
+from ktlite.models import Transformer
+
+VOCAB, MAXLEN = 50, 12
+
+
+def token_data(n=96):
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, VOCAB, size=(n, MAXLEN)).astype("int32")
+    x[:, 8:] = 0  # padding
+    y = (x[:, 0] > VOCAB // 2).astype("int32")
+    return x, y
+
+
+def tiny_transformer():
+    model = Transformer(VOCAB, MAXLEN, embed_dim=16, num_heads=2, num_layers=1, dropout=0.0)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=3e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+@pytest.mark.parametrize("precision, policy", [("bfloat16", "mixed_bfloat16"),
+                                               ("float16", "mixed_float16")])
+def test_mixed_precision_model_trains_and_saves(tmp_path, precision, policy):
+    x, y = token_data()
+    model = tiny_transformer()
+    prepared = distribute.prepare_model(model, mixed_precision=precision)
+    assert distribute.current_precision(prepared) == policy
+    assert prepared.outputs[0].dtype == "float32"
+    assert all(w.dtype == "float32" for w in prepared.weights)
+    scaled = isinstance(prepared.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert scaled == (precision == "float16")
+    for a, b in zip(model.get_weights(), prepared.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    losses = prepared.fit(x, y, batch_size=32, epochs=4, verbose=0).history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    predictions = prepared.predict(x[:8], verbose=0)
+    assert predictions.dtype == np.float32
+
+    path = tmp_path / f"{precision}.keras"
+    prepared.save(path)
+    loaded = keras.models.load_model(path)
+    assert distribute.current_precision(loaded) == policy
+    np.testing.assert_allclose(loaded.predict(x[:8], verbose=0), predictions, rtol=1e-5)
+
+
+def test_bfloat16_with_xla_trains():
+    x, y = token_data(64)
+    model = distribute.prepare_model(tiny_transformer(), mixed_precision="bfloat16",
+                                     jit_compile=True)
+    assert model.jit_compile is True
+    losses = model.fit(x, y, batch_size=32, epochs=2, verbose=0).history["loss"]
+    assert np.isfinite(losses).all()
+
+
+def test_float16_keeps_an_existing_loss_scale_optimizer_config():
+    model = tiny_transformer()
+    fp16 = distribute.prepare_model(model, mixed_precision="float16")
+    back = distribute.prepare_model(fp16, mixed_precision="float32")
+    assert distribute.current_precision(back) == "float32"
+    assert type(back.optimizer) is keras.optimizers.Adam
+    assert back.optimizer.get_config() == model.optimizer.get_config()
+
+
+def test_asking_for_the_current_precision_changes_nothing():
+    model = distribute.prepare_model(tiny_transformer(), mixed_precision="bfloat16")
+    assert distribute.prepare_model(model, mixed_precision="bfloat16") is model
+
+
+def test_plain_sequential_model_keeps_its_output_layer_in_float32():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    mixed = distribute.prepare_model(model, mixed_precision="bfloat16")
+    assert mixed.layers[0].dtype_policy.name == "mixed_bfloat16"
+    assert mixed.layers[-1].dtype_policy.name == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is untouched

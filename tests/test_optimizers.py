@@ -1,0 +1,95 @@
+"""ktlite.optimizers: the LR scaling rules and the AdamW/LAMB helper."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite.optimizers import NO_DECAY_NAMES, get_optimizer, scale_lr
+
+
+def test_linear_rule_scales_with_the_batch():
+    assert scale_lr(1e-3, base_batch=32, batch=256) == pytest.approx(8e-3)
+    assert scale_lr(1e-3, base_batch=256, batch=32) == pytest.approx(1.25e-4)
+
+
+def test_sqrt_rule_scales_with_the_square_root_of_the_batch():
+    assert scale_lr(1e-3, 32, 512, rule="sqrt") == pytest.approx(4e-3)
+    assert scale_lr(2e-4, 100, 100, rule="sqrt") == pytest.approx(2e-4)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((0.0, 32, 64), "base_lr=0.0"),
+        ((-1e-3, 32, 64), "base_lr=-0.001"),
+        ((1e-3, 0, 64), "base_batch=0"),
+        ((1e-3, 32, 64.0), "batch=64.0"),
+        ((1e-3, 32, True), "batch=True"),
+    ],
+)
+def test_scale_lr_names_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        scale_lr(*args)
+
+
+def test_scale_lr_refuses_unknown_rules():
+    with pytest.raises(ValueError, match="rule='log'"):
+        scale_lr(1e-3, 32, 64, rule="log")
+
+
+@pytest.mark.parametrize("name, cls", [("adamw", keras.optimizers.AdamW),
+                                       ("LAMB", keras.optimizers.Lamb)])
+def test_get_optimizer_builds_the_named_optimizer(name, cls):
+    optimizer = get_optimizer(name, learning_rate=2e-3, weight_decay=0.05, beta_2=0.98)
+    assert type(optimizer) is cls
+    config = optimizer.get_config()
+    assert config["weight_decay"] == 0.05
+    assert config["beta_2"] == 0.98
+    assert math.isclose(config["learning_rate"], 2e-3, rel_tol=1e-6)
+
+
+def test_get_optimizer_excludes_biases_and_norm_parameters_from_weight_decay():
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(4), keras.layers.LayerNormalization()]
+    )
+    optimizer = get_optimizer("adamw")
+    decayed = {v.path for v in model.trainable_variables if optimizer._use_weight_decay(v)}
+    assert decayed == {model.layers[0].kernel.path}
+    assert set(NO_DECAY_NAMES) == {"bias", "gamma", "beta"}
+
+
+def test_get_optimizer_can_decay_everything():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)])
+    optimizer = get_optimizer("adamw", exclude_from_weight_decay=None)
+    assert all(optimizer._use_weight_decay(v) for v in model.trainable_variables)
+
+
+def test_get_optimizer_passes_gradient_accumulation_to_keras():
+    assert get_optimizer("lamb", gradient_accumulation_steps=4).gradient_accumulation_steps == 4
+    assert get_optimizer("lamb", gradient_accumulation_steps=1).gradient_accumulation_steps is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"name": "adam"}, "name='adam'"),
+        ({"weight_decay": -0.1}, "weight_decay=-0.1"),
+        ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps=0"),
+    ],
+)
+def test_get_optimizer_names_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        get_optimizer(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["adamw", "lamb"])
+def test_optimizers_from_get_optimizer_train(name):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 4)).astype("float32")
+    y = x @ np.array([1.0, -2.0, 0.5, 0.0], dtype="float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=get_optimizer(name, learning_rate=5e-2), loss="mse")
+    history = model.fit(x, y, batch_size=32, epochs=8, verbose=0).history["loss"]
+    assert history[-1] < 0.5 * history[0]
