@@ -96,15 +96,6 @@ def _object_array(texts: list[str]) -> np.ndarray:
     return arr
 
 
-def _take(y: Any, idx: np.ndarray) -> Any:
-    if hasattr(y, "iloc"):
-        return y.iloc[idx]
-    if isinstance(y, np.ndarray):
-        return y[idx]
-    items = list(y)
-    return [items[i] for i in idx]
-
-
 def texts_from_array(
     x_train: Sequence[str],
     y_train: Any,
@@ -191,7 +182,7 @@ def texts_from_array(
         train_texts = [texts[i] for i in train_idx]
         val_texts = [texts[i] for i in val_idx]
         y_trn, y_val = y_enc[train_idx], y_enc[val_idx]
-        source = f"{val_pct:.0%} of x_train held out{' (stratified)' if stratify else ''}"
+        source = f"{val_pct:.0%} of x_train held out{', stratified' if stratify else ''}"
     else:
         val_texts = validate_texts(x_test, "x_test")
         if len(y_test) != len(val_texts):

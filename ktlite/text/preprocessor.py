@@ -52,6 +52,18 @@ _CONFIG_KEYS = frozenset(
         "num_outputs",
     }
 )
+# The CJK ideograph blocks that FastWordpieceTokenizer splits one per token (BERT's list).
+_CJK_RANGES = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+)
+_CJK_PATTERN = "([" + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in _CJK_RANGES) + "])"
 _NO_SPACE_BEFORE = frozenset(".,!?;:%)]}")
 _NO_SPACE_AFTER = frozenset("([{")
 
@@ -123,25 +135,22 @@ def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -
 def _hf_tokenizer(vocab: Sequence[str] | None = None) -> Any:
     """A ``tokenizers`` WordPiece tokenizer that splits text as FastWordpieceTokenizer does.
 
-    It expects text already normalized by `normalize_texts` (tensorflow-text's own
-    normalizer), so that the vocabulary is learned from exactly what ``tokenize`` sees; it
-    only pads CJK ideographs with spaces and splits on whitespace and punctuation.
+    It expects text from `normalize_texts` (tensorflow-text's own normalizer, CJK
+    ideographs already spaced apart), so the vocabulary is learned from exactly what
+    ``tokenize`` sees; it only splits on whitespace and punctuation.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from tokenizers import Tokenizer, models, pre_tokenizers
 
     kwargs = {"unk_token": "[UNK]", "max_input_chars_per_word": _MAX_BYTES_PER_WORD}
     if vocab is not None:
         kwargs["vocab"] = {t: i for i, t in enumerate(vocab)}
     tokenizer = Tokenizer(models.WordPiece(**kwargs))
-    tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=False, handle_chinese_chars=True, strip_accents=False, lowercase=False
-    )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     return tokenizer
 
 
 def _normalizer_fn(lowercase: bool) -> Any:
-    """The in-graph text normalization shared by vocabulary learning and `tokenize`."""
+    """In-graph normalization as in `tokenize`, plus spaces around CJK ideographs."""
     import tensorflow as tf
     import tensorflow_text as tf_text
 
@@ -151,17 +160,20 @@ def _normalizer_fn(lowercase: bool) -> Any:
     def normalize(texts: Any) -> Any:
         if not lowercase:
             texts = tf_text.normalize_utf8(texts, "NFC")
-        return normalizer.normalize(texts)
+        texts = normalizer.normalize(texts)
+        return tf.strings.regex_replace(texts, _CJK_PATTERN, r" \1 ")
 
     return normalize
 
 
 def normalize_texts(texts: Sequence[str], lowercase: bool = True) -> list[str]:
-    """Normalizes texts exactly as `TextPreprocessor.tokenize` does, with tensorflow-text.
+    """Normalizes texts as `TextPreprocessor.tokenize` does, with tensorflow-text.
 
     With ``lowercase=True``: compatibility-decomposed (full-width letters become ASCII),
     lower-cased and stripped of accents; with ``lowercase=False``: NFC-composed. In both
-    cases control characters become spaces.
+    cases control characters become spaces, and CJK ideographs get a space on each side
+    (the tokenizer splits them one per token anyway), so that splitting on whitespace and
+    punctuation gives the words the tokenizer sees.
 
     Args:
         texts: the texts.
@@ -253,14 +265,7 @@ def suggest_maxlen(token_counts: np.ndarray, coverage: float = 0.99) -> int:
 
 def _is_cjk(char: str) -> bool:
     cp = ord(char)
-    return (
-        0x4E00 <= cp <= 0x9FFF
-        or 0x3400 <= cp <= 0x4DBF
-        or 0x20000 <= cp <= 0x2A6DF
-        or 0x2A700 <= cp <= 0x2CEAF
-        or 0xF900 <= cp <= 0xFAFF
-        or 0x2F800 <= cp <= 0x2FA1F
-    )
+    return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
 
 
 def _join_words(words: list[str]) -> str:
