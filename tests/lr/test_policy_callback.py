@@ -209,3 +209,27 @@ def test_a_new_callback_starts_its_policy_at_step_zero(make_model, data):
     _fit(model, data, cb, epochs=1)
     assert np.float32(cb.history["lrs"][0]) == np.float32(1e-2 / 25)
     assert int(model.optimizer.iterations.numpy()) == 12
+
+
+class _FunctionSpy(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        self.function = self.model.train_function
+
+
+def test_traced_step_is_reused_across_fits_until_recompile(make_model, data):
+    model = make_model(keras.optimizers.Adam(1e-3))
+    spies = [_FunctionSpy() for _ in range(3)]
+    policies = [OneCycle(1e-2, 6), Triangular(1e-3, 6), OneCycle(3e-2, 12)]
+    callbacks = [PolicyCallback(p) for p in policies]
+    _fit(model, data, callbacks[0], epochs=1, extra=[spies[0]])
+    _fit(model, data, callbacks[1], epochs=1, extra=[spies[1]])
+    assert spies[0].function is spies[1].function
+    model.compile(optimizer=keras.optimizers.SGD(1e-2, momentum=0.9),
+                  loss="sparse_categorical_crossentropy", jit_compile=False)
+    _fit(model, data, callbacks[2], epochs=2, extra=[spies[2]])
+    assert spies[2].function is not spies[1].function
+    assert callbacks[2].momentum_attribute == "momentum"
+    for cb, policy in zip(callbacks, policies):
+        n = len(cb.history["lrs"])
+        np.testing.assert_array_equal(np.float32(cb.history["lrs"]),
+                                      policy.lr_at(np.arange(n)).astype(np.float32))
