@@ -116,7 +116,7 @@ def server(folder: str, max_batch_size: int, max_wait_ms: float, log_path: Path)
                 except OSError:
                     pass
                 time.sleep(0.5)
-            yield port
+            yield port, process.pid
         finally:
             process.terminate()
             try:
@@ -201,18 +201,27 @@ async def load(port: int, texts: list[str], n_requests: int, concurrency: int, l
     return elapsed, np.array(latencies), errors
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(folder: str, max_batch_size: int, max_wait_ms: float, texts: list[str],
             args: argparse.Namespace, log_dir: Path) -> dict:
     log_path = log_dir / f"server_bs{max_batch_size}.log"
-    with server(folder, max_batch_size, max_wait_ms, log_path) as port:
+    with server(folder, max_batch_size, max_wait_ms, log_path) as (port, pid):
         asyncio.run(load(port, texts, 4 * args.concurrency, args.concurrency, args.limit_s))
         before = json.loads(asyncio.run(one_request(port, "GET", "/health"))[1])
+        cpu_before = cpu_seconds(pid)
         elapsed, latencies, errors = asyncio.run(
             load(port, texts, args.requests, args.concurrency, args.limit_s)
         )
+        cpu_after = cpu_seconds(pid)
         after = json.loads(asyncio.run(one_request(port, "GET", "/health"))[1])
     calls = after["model_calls"] - before["model_calls"]
     return {
+        "server_cpu_ms_per_request": (cpu_after - cpu_before) * 1000 / max(len(latencies), 1),
         "max_batch_size": max_batch_size,
         "requests": len(latencies),
         "errors": len(errors),
@@ -230,7 +239,7 @@ def check_answers(folder: str, texts: list[str], log_dir: Path) -> None:
     import ktlite
 
     expected = ktlite.load_predictor(folder).predict(texts[:64])
-    with server(folder, 32, 5.0, log_dir / "server_check.log") as port:
+    with server(folder, 32, 5.0, log_dir / "server_check.log") as (port, _):
         body = json.dumps({"texts": texts[:64]}).encode()
         status, payload = asyncio.run(one_request(port, "POST", "/predict", body))
     if status != 200 or json.loads(payload)["predictions"] != list(expected):
@@ -257,31 +266,44 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--limit-s", type=float, default=300.0, help="bound on one load run")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="on/off pairs, alternated (for a noisy machine)"
+    )
     args = parser.parse_args()
 
     folder = default_predictor(args.predictor, n_train=args.n_train)
     texts, _ = read_wordnet("test", 2000)
+    results = []
     with tempfile.TemporaryDirectory(prefix="ktlite_bench_logs_") as logs:
         check_answers(folder, texts, Path(logs))
-        on = measure(folder, 32, args.max_wait_ms, texts, args, Path(logs))
-        off = measure(folder, 1, args.max_wait_ms, texts, args, Path(logs))
-    for result in (on, off):
-        print(json.dumps(result))
-    speedup = on["requests_per_s"] / off["requests_per_s"]
+        for _ in range(args.rounds):
+            for name, max_batch_size in (("on", 32), ("off", 1)):
+                result = measure(folder, max_batch_size, args.max_wait_ms, texts, args, Path(logs))
+                result["batching"] = name
+                results.append(result)
+                print(json.dumps(result), flush=True)
     print(
-        f"\n{args.requests} requests of one WordNet text, concurrency {args.concurrency}, "
+        f"\n{args.requests} requests of one WordNet text each, concurrency {args.concurrency}, "
         f"loopback, `ktlite serve` in a separate process; {machine()}\n"
-        "| batching | max_batch_size | requests/s | p50 ms | p99 ms | mean batch | errors |\n"
-        "| --- | --- | --- | --- | --- | --- | --- |"
+        "| batching | max_batch_size | requests/s | p50 ms | p99 ms | mean batch "
+        "| server CPU ms/request | errors |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
     )
-    for name, r in (("on", on), ("off", off)):
+    for r in results:
         print(
-            f"| {name} | {r['max_batch_size']} | {r['requests_per_s']:.0f} | {r['p50_ms']:.1f} "
-            f"| {r['p99_ms']:.1f} | {r['mean_batch']:.1f} | {r['errors']} |"
+            f"| {r['batching']} | {r['max_batch_size']} | {r['requests_per_s']:.0f} "
+            f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['mean_batch']:.1f} "
+            f"| {r['server_cpu_ms_per_request']:.2f} | {r['errors']} |"
         )
+    on = [r for r in results if r["batching"] == "on"]
+    off = [r for r in results if r["batching"] == "off"]
+    speedups = ", ".join(
+        f"{a['requests_per_s'] / b['requests_per_s']:.2f}x" for a, b in zip(on, off)
+    )
+    p99s = ", ".join(f"{r['p99_ms']:.0f}" for r in on)
+    errors = sum(r["errors"] for r in results)
     print(
-        f"\nspeedup on/off: {speedup:.2f}x (target >= 3x); p99 on: {on['p99_ms']:.0f} ms "
-        f"(target < 250 ms); errors: {on['errors'] + off['errors']} (target 0)"
+        f"\nspeedup on/off per round: {speedups} (target >= 3x); p99 on: {p99s} ms "
+        f"(target < 250 ms); errors: {errors} (target 0)"
     )
 
 
