@@ -3,12 +3,13 @@
 1. texts/s of ``TextPreprocessor.tokenize`` (tensorflow-text FastBertTokenizer) mapped over
    batches in ``tf.data`` on the 93,822 WordNet lexnames training texts (target >= 100,000/s
    on 2 cores), raw and through ``ktlite.data.make_dataset`` (what the Learner uses).
-2. training steps/s of small models fed by the real pipeline (tokenization per batch in
-   ``tf.data``) versus pre-tokenized int32 tensors: if the pipeline were the bottleneck the
-   first would be clearly slower.
+2. training steps/s and CPU ms/step of small models fed by the real pipeline (tokenization
+   per batch in ``tf.data``) versus pre-tokenized int32 tensors, alternating the two feeds
+   so that load from other processes hits both alike, plus the rate of the feed alone. On a
+   shared machine the CPU time per step is the steadier of the two measures.
 
 Usage:
-    python benchmarks/tokenization.py [--data PATH] [--steps 150] [--batch-size 32]
+    python benchmarks/tokenization.py [--data PATH] [--steps 200] [--batch-size 32]
 """
 
 from __future__ import annotations
@@ -39,35 +40,25 @@ def read(path: str) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
-def throughput(make_ds, n: int, repeats: int = 3) -> float:
-    """Best-of-``repeats`` texts/s for one full pass over a dataset factory."""
-    rates = []
+def throughput(make_ds, n: int, repeats: int = 3) -> tuple[float, float]:
+    """Best-of-``repeats`` texts/s (wall) and texts per CPU-second for full passes."""
+    rates, per_cpu = [], []
     for _ in range(repeats):
         ds = make_ds()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for _batch in ds:
             pass
         rates.append(n / (time.perf_counter() - start))
-    return max(rates)
+        per_cpu.append(n / (time.process_time() - start_cpu))
+    return max(rates), max(per_cpu)
 
 
-def steps_per_s(model, ds, steps: int, repeats: int) -> list[float]:
-    import keras
-
-    class Timer(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            if batch == 10:
-                self.start = time.perf_counter()
-
-        def on_train_end(self, logs=None):
-            self.rate = (steps - 10) / (time.perf_counter() - self.start)
-
-    rates = []
-    for _ in range(repeats):
-        timer = Timer()
-        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer])
-        rates.append(timer.rate)
-    return rates
+def fit_rate(model, ds, steps: int) -> tuple[float, float]:
+    """Steps/s (wall) and CPU ms/step (all threads of this process) of one fit."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    return steps / wall, 1000 * cpu / steps
 
 
 def build_models(vocab_size: int, maxlen: int, num_classes: int):
@@ -88,7 +79,7 @@ def build_models(vocab_size: int, maxlen: int, num_classes: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
@@ -119,11 +110,12 @@ def main() -> None:
                 .prefetch(tf.data.AUTOTUNE)
             )
 
-        rate_raw = throughput(raw, n, args.repeats)
-        rate_ktlite = throughput(lambda bs=bs: make_dataset(every, bs)[0], n, args.repeats)
+        rate_raw, cpu_raw = throughput(raw, n, args.repeats)
+        rate_kt, cpu_kt = throughput(lambda bs=bs: make_dataset(every, bs)[0], n, args.repeats)
         lines.append(
-            f"tokenize in tf.data, batch {bs}: {rate_raw:,.0f} texts/s (from_tensor_slices."
-            f"batch.map); {rate_ktlite:,.0f} texts/s through ktlite make_dataset"
+            f"tokenize in tf.data, batch {bs}: {rate_raw:,.0f} texts/s ({cpu_raw:,.0f} per "
+            f"CPU-second) with from_tensor_slices.batch.map; {rate_kt:,.0f} texts/s "
+            f"({cpu_kt:,.0f} per CPU-second) through ktlite make_dataset"
         )
 
     ids = preproc.preprocess(list(trn.x))
@@ -143,16 +135,20 @@ def main() -> None:
         # Warm up both feeds (tracing), then alternate them so load changes hit both alike.
         model.fit(piped, epochs=1, steps_per_epoch=12, verbose=0)
         model.fit(pretok, epochs=1, steps_per_epoch=12, verbose=0)
-        with_tok, without = [], []
+        piped_runs, pretok_runs = [], []
         for _ in range(args.repeats):
-            with_tok += steps_per_s(model, piped, args.steps, 1)
-            without += steps_per_s(model, pretok, args.steps, 1)
-        a, b = statistics.median(with_tok), statistics.median(without)
+            piped_runs.append(fit_rate(model, piped, args.steps))
+            pretok_runs.append(fit_rate(model, pretok, args.steps))
+        a = statistics.median(r[0] for r in piped_runs)
+        b = statistics.median(r[0] for r in pretok_runs)
+        cpu_a = statistics.median(r[1] for r in piped_runs)
+        cpu_b = statistics.median(r[1] for r in pretok_runs)
         lines.append(
-            f"{name}, batch {args.batch_size}: {a:.1f} steps/s tokenizing in the pipeline vs "
-            f"{b:.1f} steps/s pre-tokenized ({a / b:.2f}x; medians of {args.repeats} runs of "
-            f"{args.steps} steps); the feed alone is {feed_rate / a:,.0f}x faster than the "
-            f"model consumes it"
+            f"{name}, batch {args.batch_size} (medians of {args.repeats} alternating runs of "
+            f"{args.steps} steps): tokenizing in the pipeline {a:.1f} steps/s, "
+            f"{cpu_a:.1f} CPU ms/step; pre-tokenized {b:.1f} steps/s, {cpu_b:.1f} CPU ms/step "
+            f"(wall ratio {a / b:.2f}x, CPU ratio {cpu_a / cpu_b:.2f}x); the feed alone "
+            f"runs {feed_rate / a:,.0f}x faster than the model consumes it"
         )
     lines.append(f"load average at end {os.getloadavg()[0]:.1f}")
     print("\n".join(lines))

@@ -1,17 +1,19 @@
 """`TextPreprocessor`: a WordPiece vocabulary learned from training texts, used in the graph.
 
 The vocabulary is learned with the ``tokenizers`` package's WordPiece trainer (a few
-seconds for 100k short texts), configured to split text exactly as tensorflow-text's
-``FastBertTokenizer`` does. Tokenization itself always runs in TensorFlow
-(`TextPreprocessor.tokenize`), so a ``tf.data`` training pipeline, ``predict`` and an
-exported SavedModel share one graph.
+seconds for 100k short texts). Training texts are first normalized by tensorflow-text
+itself (`normalize_texts`), and ``tokenizers`` then splits words as tensorflow-text's
+FastWordpieceTokenizer does (whitespace, punctuation, one token per CJK ideograph), so the
+vocabulary is learned from what the tokenizer will see. Tokenization always runs in
+TensorFlow (`TextPreprocessor.tokenize`), so a ``tf.data`` training pipeline, ``predict``
+and an exported SavedModel share one graph.
 
 Text is split the BERT way: control characters dropped, whitespace and punctuation split
 off, every CJK ideograph its own word, then each word cut into the longest vocabulary
 pieces (continuations start with ``##``; a word that cannot be cut becomes ``[UNK]``).
-With ``lowercase=True`` (the default) text is also lower-cased, NFD-decomposed and
-stripped of accents ("Café" -> "cafe"); with ``lowercase=False`` it is NFC-normalized and
-keeps case and accents.
+With ``lowercase=True`` (the default) text is compatibility-decomposed, lower-cased and
+stripped of accents ("Café" -> "cafe", full-width "ＡＢＣ" -> "abc"); with
+``lowercase=False`` it is NFC-composed and keeps case and accents.
 """
 
 from __future__ import annotations
@@ -298,8 +300,8 @@ class TextPreprocessor:
             texts, a multiple of 16, at most 512 (64 for WordNet glosses).
         vocab_size: the largest vocabulary size, special tokens included (default 16000).
             After fitting, ``vocab_size`` is the actual size (smaller for a small corpus).
-        lowercase: lower-case, NFD-normalize and strip accents (default True); when False,
-            text is NFC-normalized and keeps case and accents.
+        lowercase: lower-case, compatibility-decompose and strip accents (default True);
+            when False, text is NFC-normalized and keeps case and accents.
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"``, or None to detect
             it from the training labels (see `ktlite.text.labels`).
         class_names: class names in the order of the model's outputs; inferred (sorted)
@@ -312,9 +314,13 @@ class TextPreprocessor:
         class_names: the class names, or None for regression or before labels are fitted.
         num_outputs: the number of model outputs the labels need.
 
+    Raises:
+        ValueError: for an invalid ``maxlen``, ``vocab_size``, ``lowercase``, ``label_mode``
+            or ``class_names``.
+
     Example:
         >>> preproc = TextPreprocessor(maxlen=16, vocab_size=200)
-        >>> preproc.fit(["a good film", "a bad film"], ["pos", "neg"])
+        >>> preproc = preproc.fit(["a good film", "a bad film"], ["pos", "neg"])
         >>> preproc.preprocess(["a good one"]).shape
         (1, 16)
     """
