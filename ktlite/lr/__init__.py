@@ -3,7 +3,8 @@
 Example:
     >>> from ktlite.lr import OneCycle, PolicyCallback, find_lr
     >>> result = find_lr(model, train_ds)
-    >>> model.fit(train_ds, epochs=3, callbacks=[PolicyCallback(OneCycle(result.suggestion, 3 * n))])
+    >>> policy = OneCycle(result.suggestion, total_steps=3 * steps_per_epoch)
+    >>> model.fit(train_ds, epochs=3, callbacks=[PolicyCallback(policy)])
 """
 
 from ktlite.lr.finder import DEFAULT_NUM_STEPS, LRFindResult, find_lr

@@ -47,7 +47,8 @@ class LRFindResult:
         smoothed: Bias-corrected exponential moving average of `losses`.
         suggestions: Learning rates read off the curve, by rule: `"valley"`, `"steep"`,
             `"minimum"` (see `ktlite.lr.suggest`); `nan` when the curve is too short.
-        suggestion: The default suggestion, `suggestions["valley"]`.
+        suggestion: The default suggestion, `suggestions["minimum"]` (one tenth of the
+            learning rate at the lowest smoothed loss; see `ktlite.lr.suggest` for why).
         config: The sweep's settings (`start_lr`, `end_lr`, `num_steps`, `stop_factor`,
             `beta`) and `stopped_early`.
 
@@ -285,7 +286,9 @@ def find_lr(
         callbacks: Extra Keras callbacks to run during the sweep.
 
     Returns:
-        An `LRFindResult`; `result.suggestion` is the `"valley"` suggestion.
+        An `LRFindResult`; `result.suggestion` is the `"minimum"` suggestion (one tenth of
+        the learning rate at the lowest smoothed loss), the rule that measured best in
+        `benchmarks/lr_finder.py`.
 
     Raises:
         ValueError: If an argument is invalid or the model is not compiled.

@@ -110,7 +110,24 @@ def test_mismatched_lengths_raise():
         suggest_valley([1e-3, 1e-2], [1.0])
 
 
-def test_default_suggestion_is_valley():
-    assert DEFAULT_SUGGESTION == "valley"
+def test_default_suggestion_is_minimum():
+    assert DEFAULT_SUGGESTION == "minimum"
     lrs, losses = _sigmoid_drop()
     assert set(suggest_all(lrs, losses)) == {"valley", "steep", "minimum"}
+
+
+def test_noise_at_the_start_of_the_sweep_is_ignored():
+    lrs, losses = _sigmoid_drop(center=70, width=6.0)
+    noisy = losses.copy()
+    noisy[:6] = [3.6, 2.2, 3.5, 2.1, 3.4, 2.0]  # the average has seen few batches here
+    assert suggest_steep(lrs, noisy) == suggest_steep(lrs, losses) == lrs[70]
+    assert suggest_valley(lrs, noisy) == suggest_valley(lrs, losses)
+
+
+def test_plateau_noise_does_not_stretch_the_valley_back():
+    lrs = np.logspace(-7, 1, 160)
+    rng = np.random.default_rng(0)
+    plateau = 2.0 + 0.01 * rng.standard_normal(100)  # wiggles: long decreasing subsequences
+    losses = np.r_[plateau, np.linspace(2.0, 0.5, 41)[1:], np.linspace(0.5, 3.0, 21)[1:]]
+    valley = suggest_valley(lrs, losses)
+    assert lrs[120] <= valley <= lrs[130]
