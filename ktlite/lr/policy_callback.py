@@ -420,11 +420,22 @@ class _Driver:
             finally:
                 if mom_attr:
                     setattr(inner, mom_attr, configured)
+            # A custom train_step that does not update the loss tracker still reports a loss
+            # in its logs (a running mean, the best available then).
+            fallback = outputs.get("loss") if isinstance(outputs, dict) else None
+            if fallback is None or getattr(fallback, "shape", None) != ():
+                fallback = tf.constant(float("nan"))
+            fallback = tf.cast(fallback, tf.float32)
             if tracker_vars:
                 total1, count1 = (v.value for v in tracker_vars)
-                loss = tf.cast(total1 - total0, tf.float32) / tf.cast(count1 - count0, tf.float32)
+                counted = tf.cast(count1 - count0, tf.float32)
+                loss = tf.where(
+                    counted > 0,
+                    tf.cast(total1 - total0, tf.float32) / tf.maximum(counted, 1e-12),
+                    fallback,
+                )
             else:
-                loss = tf.constant(float("nan"))
+                loss = fallback
             slot = tf.reshape(tf.math.floormod(tf.maximum(step, 0), capacity), [1, 1])
             for key, value in (("lrs", lr), ("momentums", mom), ("losses", loss)):
                 buffers[key].scatter_nd_update(slot, tf.reshape(value, [1]))

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ktlite.lr import Constant, OneCycle, PolicyCallback, Triangular
 
@@ -233,3 +234,32 @@ def test_traced_step_is_reused_across_fits_until_recompile(make_model, data):
         n = len(cb.history["lrs"])
         np.testing.assert_array_equal(np.float32(cb.history["lrs"]),
                                       policy.lr_at(np.arange(n)).astype(np.float32))
+
+
+class OwnStepModel(keras.Model):
+    """A custom train_step that never touches Keras' loss tracker."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = keras.losses.sparse_categorical_crossentropy(y, self(x, training=True))
+            loss = keras.ops.mean(loss)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return {"loss": loss}
+
+
+def test_custom_train_step_without_loss_tracker_still_records_losses(data):
+    model = OwnStepModel()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    cb = PolicyCallback(OneCycle(1e-2, 6))
+    _fit(model, data, cb, epochs=1)
+    assert len(cb.history["losses"]) == 6
+    assert np.all(np.isfinite(cb.history["losses"]))
