@@ -36,6 +36,11 @@ AUTOFIT_MAX_EPOCHS = 1000
 _PLOT_KINDS = {"lr": "lrs", "momentum": "momentums", "loss": "losses"}
 
 
+def _distribute() -> Any:
+    """`ktlite.distribute`, imported when first needed."""
+    return importlib.import_module("ktlite.distribute")
+
+
 class Learner:
     """Trains a compiled Keras model on given data with LR finding and cyclical policies.
 
@@ -82,6 +87,9 @@ class Learner:
         self.model, self.strategy = self._prepare_distribution(
             model, strategy, mixed_precision, jit_compile, gradient_accumulation_steps
         )
+        if self.seed is None and _distribute().is_multi_worker(self.strategy):
+            # Every worker must shuffle the same way, or their shards overlap.
+            self.seed = 0
         self.train_data = self._check_data(train_data, "train_data")
         self.val_data = None if val_data is None else self._check_data(val_data, "val_data")
         self.history: keras.callbacks.History | None = None
@@ -194,7 +202,9 @@ class Learner:
         """Sweeps the learning rate exponentially per batch to find a good one.
 
         Delegates to `ktlite.lr.find_lr`: the weights, optimizer variables and learning rate
-        are exactly the same afterwards.
+        are exactly the same afterwards. With ktlite's gradient accumulation the sweep runs
+        with accumulation paused (one update per batch), so its suggestions are for the
+        per-step `batch_size`; see `ktlite.optimizers.scale_lr` for the effective batch.
 
         Args:
             start_lr: first learning rate of the sweep. Default 1e-7.
@@ -215,15 +225,17 @@ class Learner:
         from ktlite.lr import find_lr
 
         dataset, _ = self._cached("train", self.train_data, True)
-        self.lr_result = find_lr(
-            self.model,
-            dataset,
-            start_lr=start_lr,
-            end_lr=end_lr,
-            num_steps=num_steps,
-            stop_factor=stop_factor,
-            verbose=self.verbose if verbose is None else verbose,
-        )
+        # The sweep sets one learning rate per batch, so it runs without accumulation.
+        with _distribute().paused_accumulation(self.model):
+            self.lr_result = find_lr(
+                self.model,
+                dataset,
+                start_lr=start_lr,
+                end_lr=end_lr,
+                num_steps=num_steps,
+                stop_factor=stop_factor,
+                verbose=self.verbose if verbose is None else verbose,
+            )
         if show_plot:
             self.lr_plot()
         return self.lr_result
@@ -282,7 +294,10 @@ class Learner:
                 f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r}"
             )
         steps = steps_per_epoch or self._train_steps()
-        policy_callback = PolicyCallback(make_policy(steps))
+        # Policies count optimizer updates; with gradient accumulation an update takes
+        # several batches.
+        updates = -(-steps // _distribute().accumulation_steps(self.model))
+        policy_callback = PolicyCallback(make_policy(updates))
         guard = NonFiniteGuard()
         own = [policy_callback, guard, *extra(policy_callback)]
         all_callbacks = [*(callbacks or []), *own]
