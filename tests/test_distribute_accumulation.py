@@ -118,3 +118,50 @@ def test_accumulators_live_in_the_strategy_scope():
     x, y = data()
     model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 4
+
+
+def test_paused_accumulation_updates_every_batch_and_then_resumes():
+    x, y = data()
+    model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
+    model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)  # half a group, dropped
+    with distribute.paused_accumulation(model):
+        model.fit(x[:32], y[:32], batch_size=8, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 4
+    reference = regression_model()
+    reference.set_weights(model.get_weights())
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    reference.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 8
+    for a, b in zip(reference.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_learner_one_cycle_counts_updates_under_accumulation():
+    from ktlite import get_learner
+
+    x, y = data()
+    learner = get_learner(regression_model(keras.optimizers.Adam(1e-3)), (x, y),
+                          batch_size=8, gradient_accumulation_steps=2, verbose=0)
+    learner.fit_onecycle(1e-2, epochs=2, div=10.0, div_final=100.0)
+    lrs = learner.step_history["lrs"]
+    assert len(lrs) == 8  # 2 epochs x 8 batches / 2 batches per update
+    assert int(learner.model.optimizer.iterations.numpy()) == 8
+    assert lrs[0] == pytest.approx(1e-3, rel=1e-3)  # lr / div: the cycle starts ...
+    assert max(lrs) == pytest.approx(1e-2, rel=0.05)
+    assert lrs[-1] == pytest.approx(1e-4, rel=0.05)  # ... and ends on the last update
+
+
+def test_learner_lr_find_pauses_accumulation_and_restores_everything():
+    from ktlite import get_learner
+
+    x, y = data()
+    learner = get_learner(regression_model(keras.optimizers.Adam(1e-3)), (x, y),
+                          batch_size=8, gradient_accumulation_steps=2, verbose=0)
+    before = learner.model.get_weights()
+    result = learner.lr_find(num_steps=12)
+    assert len(result.lrs) == 12  # one learning rate per batch
+    for a, b in zip(before, learner.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert distribute.accumulation_steps(learner.model) == 2
+    learner.fit_onecycle(1e-2, epochs=1)
+    assert int(learner.model.optimizer.iterations.numpy()) == 4

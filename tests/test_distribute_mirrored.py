@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-TIMEOUT_S = 150
+TIMEOUT_S = 240  # seconds; about 30 s of CPU, but the CI machine may be shared
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,67 @@ def test_jit_compile_under_mirrored_falls_back_with_a_warning(report):
     assert report["jit_fit_finite"]
 
 
+def learner_report(report):
+    """The learner-level part of the report; expected failure while the LR tools' blocker lasts."""
+    error = report.get("learner_error")
+    if error and "scatter_nd_update" in error and "NotImplementedError" in error:
+        pytest.xfail("PolicyCallback's scatter_nd_update is not implemented for distributed "
+                     "variables (ktlite/lr/policy_callback.py)")
+    assert error is None, error
+    return report["learner"]
+
+
+def test_the_learner_workflow_runs_under_mirrored(report):
+    learner = learner_report(report)
+    assert learner["lr_find_points"] == 12 and learner["lr_find_restored"]
+    assert learner["onecycle_losses"][-1] < learner["onecycle_losses"][0]
+    assert learner["onecycle_lrs"] == 2 * 4
+    assert learner["autofit_epochs"] == 1 and learner["fit_epochs"] == 1
+    assert learner["confusion_total"] == 128
+    assert learner["predict_shape"] == [128, 2]
+
+
+def test_the_learner_accumulates_under_mirrored_counting_updates(report):
+    learner = learner_report(report)
+    assert learner["accumulation_lrs"] == 4  # 128 samples / 16 per batch / 2 batches
+    assert learner["accumulation_iterations"] == 4
+
+
 # ------------------------------------------------------------------ the subprocess
+def _learner_checks(strategy, build, x, y):
+    import contextlib
+    import io
+
+    import keras
+
+    from ktlite import get_learner
+
+    out = {}
+    adam = keras.optimizers.Adam(learning_rate=1e-3)
+    learner = get_learner(build(adam), (x, y), (x, y), batch_size=32, strategy=strategy,
+                          verbose=0)
+    before = learner.model.get_weights()
+    result = learner.lr_find(num_steps=12)
+    out["lr_find_points"] = len(result.lrs)
+    out["lr_find_restored"] = all(
+        np.array_equal(a, b) for a, b in zip(before, learner.model.get_weights()))
+    out["onecycle_losses"] = learner.fit_onecycle(1e-2, 2).history["loss"]
+    out["onecycle_lrs"] = len(learner.step_history["lrs"])
+    out["autofit_epochs"] = len(learner.autofit(1e-2, epochs=1).history["loss"])
+    out["fit_epochs"] = len(learner.fit(1e-2, 1).history["loss"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        matrix = learner.validate()
+    out["confusion_total"] = int(np.asarray(matrix).sum())
+    out["predict_shape"] = list(learner.predict(x).shape)
+
+    accumulating = get_learner(build(keras.optimizers.Adam(1e-3)), (x, y), batch_size=16,
+                               strategy=strategy, gradient_accumulation_steps=2, verbose=0)
+    accumulating.fit_onecycle(1e-2, 1)
+    out["accumulation_lrs"] = len(accumulating.step_history["lrs"])
+    out["accumulation_iterations"] = int(accumulating.model.optimizer.iterations.numpy())
+    return out
+
+
 def _run_checks(out_path):
     import tensorflow as tf
 
@@ -136,6 +196,14 @@ def _run_checks(out_path):
     report["jit_compile"] = bool(jitted.jit_compile)
     losses = jitted.fit(x, y, batch_size=32, epochs=1, verbose=0).history["loss"]
     report["jit_fit_finite"] = bool(np.isfinite(losses).all())
+
+    try:
+        report["learner"] = _learner_checks(strategy, build, x, y)
+        report["learner_error"] = None
+    except Exception as error:  # noqa: BLE001 - reported to the tests above
+        import traceback
+
+        report["learner_error"] = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
 
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(report, f)

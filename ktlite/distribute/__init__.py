@@ -24,6 +24,7 @@ Example:
     64
 """
 
+from ktlite.distribute.accumulation import paused as paused_accumulation
 from ktlite.distribute.accumulation import reset as reset_accumulation
 from ktlite.distribute.accumulation import steps as accumulation_steps
 from ktlite.distribute.local_cluster import WorkerResult, local_tf_config, run_local_workers
@@ -46,6 +47,7 @@ __all__ = [
     "is_multi_worker",
     "local_tf_config",
     "num_replicas",
+    "paused_accumulation",
     "prepare_model",
     "reset_accumulation",
     "run_local_workers",

@@ -34,7 +34,9 @@ prepared again).
 
 from __future__ import annotations
 
+import contextlib
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -160,6 +162,36 @@ def reset(model: keras.Model) -> None:
     state.count = 0
 
 
+@contextlib.contextmanager
+def paused(model: keras.Model) -> Iterator[None]:
+    """Within the block the model updates on every batch; accumulation resumes afterwards.
+
+    Partly accumulated gradients are dropped on entry and on exit. The learner pauses
+    accumulation for `lr_find`, whose sweep sets one learning rate per batch.
+
+    Args:
+        model: A Keras model; nothing changes if it does not accumulate through ktlite.
+
+    Yields:
+        Nothing.
+
+    Example:
+        >>> with accumulation.paused(model):
+        ...     model.fit(x, y, epochs=1)
+    """
+    state = getattr(model, _STATE, None)
+    if state is None:
+        yield
+        return
+    reset(model)
+    steps_before, state.steps = state.steps, 1
+    try:
+        yield
+    finally:
+        state.steps = steps_before
+        reset(model)
+
+
 def _make_train_function(self: keras.Model, force: bool = False):
     """Stands in for `make_train_function` on a model that accumulates through ktlite."""
     if self.train_function is not None and not force:
@@ -172,11 +204,15 @@ def _make_train_function(self: keras.Model, force: bool = False):
     if state.optimizer is not self.optimizer:
         _wrap_optimizer(self.optimizer, state)
         state.optimizer = self.optimizer
-    # Each compiled function is traced with `state.mode` set; the mode is baked into it.
-    accumulate_fn = self._make_function(self.train_step)
-    update_fn = self._make_function(self.train_step)
+    step = self.train_step
+    # `state.mode` and `state.steps` are read while a function is traced and baked into it,
+    # so there is one (accumulate, update) pair per value of `steps` (see `paused`).
+    functions: dict[int, tuple] = {}
 
     def train_function(iterator):
+        if state.steps not in functions:
+            functions[state.steps] = (self._make_function(step), self._make_function(step))
+        accumulate_fn, update_fn = functions[state.steps]
         last = state.count % state.steps == state.steps - 1
         state.mode = "update" if last else "accumulate"
         outputs = (update_fn if last else accumulate_fn)(iterator)

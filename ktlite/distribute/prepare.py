@@ -127,8 +127,7 @@ def prepare_model(
     precision_changes = policy is not None and policy != current_precision(model)
     if precision_changes or not _built_under(model, strategy):
         model = _rebuild(model, strategy, policy, strip_native)
-        where = "the default strategy" if _is_default(strategy) else describe(strategy)
-        changes.append(f"rebuilt under {where}")
+        changes.append(f"rebuilt under {describe(strategy)}")
         if precision_changes:
             changes.append(policy)
     elif strip_native or _needs_loss_scaling(model, policy):

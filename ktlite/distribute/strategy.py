@@ -110,10 +110,16 @@ def describe(strategy: tf.distribute.Strategy | None = None) -> str:
 
     Example:
         >>> ktlite.distribute.describe(tf.distribute.get_strategy())
-        '_DefaultDistributionStrategy x1'
+        'default strategy x1'
     """
     strategy = get_strategy(strategy)
-    return f"{type(strategy).__name__} x{strategy.num_replicas_in_sync}"
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        name = "MultiWorkerMirroredStrategy"  # its class is CollectiveAllReduceStrategy
+    elif type(strategy).__name__ == "_DefaultDistributionStrategy":
+        name = "default strategy"
+    else:
+        name = type(strategy).__name__
+    return f"{name} x{strategy.num_replicas_in_sync}"
 
 
 def num_replicas(strategy: str | tf.distribute.Strategy | None = None) -> int:
