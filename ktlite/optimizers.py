@@ -116,7 +116,11 @@ def get_optimizer(
     key = name.lower() if isinstance(name, str) else name
     if key not in OPTIMIZER_NAMES:
         raise ValueError(f"`name` must be one of {OPTIMIZER_NAMES}. Received: name={name!r}")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+    if (
+        isinstance(weight_decay, bool)
+        or not isinstance(weight_decay, (int, float))
+        or weight_decay < 0
+    ):
         raise ValueError(
             f"`weight_decay` must be a number >= 0. Received: weight_decay={weight_decay!r}"
         )

@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 from ktlite import distribute
-from ktlite.distribute import local_cluster, multi_worker_fix, prepare, strategy as sel
+from ktlite.distribute import local_cluster, multi_worker_fix
+from ktlite.distribute import strategy as sel
 
 TPU_AND_CLUSTER_VARS = (
     "TPU_NAME",

@@ -88,3 +88,19 @@ def test_plain_sequential_model_keeps_its_output_layer_in_float32():
     assert mixed.layers[0].dtype_policy.name == "mixed_bfloat16"
     assert mixed.layers[-1].dtype_policy.name == "float32"
     assert keras.config.dtype_policy().name == "float32"  # the global policy is untouched
+
+
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_learner_fit_onecycle_in_mixed_precision_then_save_and_load(tmp_path, precision):
+    from ktlite import get_learner
+
+    x, y = token_data(64)
+    learner = get_learner(tiny_transformer(), (x, y), batch_size=32, verbose=0,
+                          mixed_precision=precision)
+    history = learner.fit_onecycle(3e-3, epochs=2)
+    assert np.isfinite(history.history["loss"]).all()
+    assert len(learner.step_history["lrs"]) == 4
+    path = learner.save_model(tmp_path / "model.keras")
+    predictions = learner.predict(x[:4])
+    learner.load_model(path)
+    np.testing.assert_allclose(learner.predict(x[:4]), predictions, rtol=1e-5)
