@@ -27,6 +27,12 @@ def transformer():
     return tiny_transformer()
 
 
+@pytest.fixture
+def make_transformer():
+    """The `tiny_transformer(embed_dim=16, num_outputs=3)` factory."""
+    return tiny_transformer
+
+
 @pytest.fixture(scope="session")
 def text_setup():
     """A tiny text task: `(trn, val, preproc, model)`, the model briefly trained."""

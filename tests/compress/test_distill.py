@@ -1,0 +1,139 @@
+"""Knowledge distillation: the loss on a hand-computed case, soft targets, the Learner."""
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite.compress import DistillationAccuracy, DistillationLoss, distill
+
+TEACHER = np.array([[0.7, 0.2, 0.1]], dtype="float32")
+STUDENT = np.array([[0.5, 0.3, 0.2]], dtype="float32")
+
+
+def value(loss, y_true, y_pred):
+    return float(keras.ops.convert_to_numpy(loss(y_true, y_pred)))
+
+
+def test_loss_matches_hand_computed_case():
+    # T = 2 softens by square roots: q_T = sqrt(q) / sum(sqrt(q)), p_T likewise.
+    q_t = np.sqrt(TEACHER[0]) / np.sqrt(TEACHER[0]).sum()  # [0.52288, 0.27949, 0.19763]
+    p_t = np.sqrt(STUDENT[0]) / np.sqrt(STUDENT[0]).sum()  # [0.41545, 0.32180, 0.26275]
+    kl = float(np.sum(q_t * np.log(q_t / p_t)))  # 0.02457
+    expected = 0.5 * 4 * kl + 0.5 * -np.log(0.5)  # 0.39571
+    assert expected == pytest.approx(0.39571, abs=1e-4)
+    packed = np.concatenate([TEACHER, [[0.0]]], axis=1)  # teacher probs, then class id 0
+    assert value(DistillationLoss(temperature=2.0, alpha=0.5), packed, STUDENT) == pytest.approx(expected, rel=1e-4)
+
+
+def test_alpha_extremes_and_temperature_scaling():
+    packed = np.concatenate([TEACHER, [[0.0]]], axis=1)
+    assert value(DistillationLoss(alpha=0.0), packed, STUDENT) == pytest.approx(-np.log(0.5), rel=1e-5)
+    kl_t1 = float(np.sum(TEACHER * np.log(TEACHER / STUDENT)))
+    assert value(DistillationLoss(temperature=1.0, alpha=1.0), packed, STUDENT) == pytest.approx(kl_t1, rel=1e-4)
+    assert value(DistillationLoss(alpha=1.0), np.concatenate([STUDENT, [[1.0]]], axis=1), STUDENT) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_plain_labels_give_cross_entropy_only():
+    loss = DistillationLoss(temperature=3.0, alpha=0.9)
+    assert value(loss, np.array([1]), STUDENT) == pytest.approx(-np.log(0.3), rel=1e-5)
+    assert value(loss, np.array([[0.0, 0.0, 1.0]]), STUDENT) == pytest.approx(-np.log(0.2), rel=1e-5)
+
+
+def test_from_logits_equals_probabilities():
+    logits = np.log(STUDENT)
+    packed = np.concatenate([TEACHER, [[2.0]]], axis=1)
+    assert value(DistillationLoss(from_logits=True), packed, logits) == pytest.approx(
+        value(DistillationLoss(), packed, STUDENT), rel=1e-5
+    )
+
+
+def test_loss_and_metric_serialize():
+    loss = keras.losses.deserialize(keras.losses.serialize(DistillationLoss(temperature=4.0, alpha=0.3)))
+    assert (loss.temperature, loss.alpha) == (4.0, 0.3)
+    metric = DistillationAccuracy()
+    metric.update_state(np.array([[0.1, 0.8, 0.1, 1.0], [0.9, 0.05, 0.05, 2.0]]), np.array([[0.1, 0.8, 0.1], [0.6, 0.3, 0.1]]))
+    assert float(metric.result()) == pytest.approx(0.5)
+    assert metric.name == "accuracy"
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"temperature": 0}, ValueError, "temperature"),
+        ({"temperature": -1.0}, ValueError, "temperature"),
+        ({"temperature": float("inf")}, ValueError, "temperature"),
+        ({"temperature": "2"}, TypeError, "temperature"),
+        ({"alpha": -0.1}, ValueError, "alpha"),
+        ({"alpha": 1.5}, ValueError, "alpha"),
+        ({"alpha": None}, TypeError, "alpha"),
+    ],
+)
+def test_bad_loss_arguments_rejected(kwargs, error, name):
+    with pytest.raises(error, match=f"`{name}`"):
+        DistillationLoss(**kwargs)
+
+
+def teacher_and_student(token_data, tiny_transformer):
+    x, y = token_data
+    teacher = tiny_transformer(embed_dim=32)
+    teacher.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    teacher.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    return teacher, tiny_transformer(embed_dim=8)
+
+
+def test_distill_precomputes_soft_targets_and_trains_student(token_data, make_transformer):
+    x, y = token_data
+    teacher, student = teacher_and_student(token_data, make_transformer)
+    teacher_weights = [w.copy() for w in teacher.get_weights()]
+    learner = distill(teacher, student, (x, y), val_data=(x[:64], y[:64]), temperature=2.0, alpha=0.7, verbose=0)
+    assert learner.model is student
+    packed = learner.train_data.y
+    assert packed.shape == (256, 4)
+    np.testing.assert_allclose(packed[:, :3], teacher.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_array_equal(packed[:, 3], y)
+    history = learner.fit_onecycle(1e-3, 1, verbose=0)
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.history)
+    assert isinstance(student.loss, DistillationLoss) and student.loss.alpha == 0.7
+    for before, after in zip(teacher_weights, teacher.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_distill_on_the_fly_with_text_task_dataset(text_setup):
+    import ktlite
+    from ktlite import text
+
+    trn, val, preproc, teacher = text_setup
+    student = text.text_classifier("transformer", trn, preproc=preproc, embed_dim=8, num_heads=1, num_layers=1, verbose=0)
+    learner = distill(ktlite.get_predictor(teacher, preproc), student, trn, val, soft_targets="on_the_fly", verbose=0)
+    (inputs, targets), = learner.train_data.take(1)
+    assert targets.shape[-1] == len(preproc.class_names) + 1
+    history = learner.fit_onecycle(1e-3, 1, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+
+
+def test_distill_rejects_mismatched_models_and_bad_arguments(token_data, make_transformer):
+    tiny_transformer = make_transformer
+    x, y = token_data
+    teacher = tiny_transformer()
+    with pytest.raises(ValueError, match="same output shape"):
+        distill(teacher, tiny_transformer(num_outputs=4), (x, y))
+    with pytest.raises(ValueError, match="`temperature`"):
+        distill(teacher, tiny_transformer(), (x, y), temperature=0.0)
+    with pytest.raises(ValueError, match="`alpha`"):
+        distill(teacher, tiny_transformer(), (x, y), alpha=2.0)
+    with pytest.raises(ValueError, match="`soft_targets`"):
+        distill(teacher, tiny_transformer(), (x, y), soft_targets="cached")
+    with pytest.raises(TypeError, match="`student`"):
+        distill(teacher, "student", (x, y))
+    with pytest.raises(TypeError, match="`teacher`"):
+        distill(object(), tiny_transformer(), (x, y))
+    with pytest.raises(ValueError, match="different models"):
+        distill(teacher, teacher, (x, y))
+
+
+def test_distill_rejects_a_teacher_without_softmax(token_data, make_transformer):
+    x, y = token_data
+    inputs = keras.Input((12,), dtype="int32")
+    logits = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Embedding(200, 4)(inputs)))
+    with pytest.raises(ValueError, match="softmax"):
+        distill(keras.Model(inputs, logits), make_transformer(), (x, y))
