@@ -2,11 +2,14 @@
 
 Trains the default text model (``text.text_classifier("transformer", ...)`` with its
 defaults) briefly on a WordNet lexnames subset read from ../shared/data (or reuses a saved
-predictor given with ``--predictor``), then for each setting starts ``ktlite serve`` in a
-separate process on a free loopback port and sends it 2,000 single-text ``POST /predict``
-requests from 32 concurrent keep-alive connections (this process). Reports requests/s,
-p50/p99 latency, errors and the mean model batch, for ``--max-batch-size 32`` (on) and
-``--max-batch-size 1`` (off). Loopback only; bounded in request count and time.
+predictor given with ``--predictor``), starts ``ktlite serve`` twice in separate processes on
+free loopback ports, ``--max-batch-size 32`` (batching on) and ``--max-batch-size 1`` (off),
+checks the served labels against ``predictor.predict``, then sends each server 2,000
+single-text ``POST /predict`` requests from 32 concurrent keep-alive connections (this
+process), in alternating blocks (on, off, off, on, ...) so that load from other processes on a
+shared machine falls on both alike. Reports requests/s, p50/p99 latency, errors, the mean
+model batch and the server's CPU time per request (all threads; far less disturbed by
+neighbours than the wall clock). Loopback only; bounded in request count and time.
 
 Run from the repository root:
     .venv/bin/python benchmarks/serve.py                       # train, then measure
@@ -168,8 +171,10 @@ async def one_request(port: int, method: str, path: str, body: bytes = b"") -> t
         connection.close()
 
 
-async def load(port: int, texts: list[str], n_requests: int, concurrency: int, limit_s: float):
-    """Sends `n_requests` one-text requests over `concurrency` connections."""
+async def load(port: int, texts: list[str], n_requests: int, concurrency: int, limit_s: float,
+               offset: int = 0):
+    """Sends `n_requests` one-text requests (texts from `offset` on) over `concurrency`
+    keep-alive connections; returns (seconds, latencies, errors)."""
     latencies: list[float] = []
     errors: list[str] = []
     next_index = 0
@@ -180,7 +185,7 @@ async def load(port: int, texts: list[str], n_requests: int, concurrency: int, l
         try:
             while next_index < n_requests:
                 index, next_index = next_index, next_index + 1
-                body = json.dumps({"texts": [texts[index % len(texts)]]}).encode()
+                body = json.dumps({"texts": [texts[(offset + index) % len(texts)]]}).encode()
                 start = time.perf_counter()
                 try:
                     status, payload = await connection.request("POST", "/predict", body)
@@ -207,41 +212,69 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(folder: str, max_batch_size: int, max_wait_ms: float, texts: list[str],
-            args: argparse.Namespace, log_dir: Path) -> dict:
-    log_path = log_dir / f"server_bs{max_batch_size}.log"
-    with server(folder, max_batch_size, max_wait_ms, log_path) as (port, pid):
-        asyncio.run(load(port, texts, 4 * args.concurrency, args.concurrency, args.limit_s))
-        before = json.loads(asyncio.run(one_request(port, "GET", "/health"))[1])
-        cpu_before = cpu_seconds(pid)
-        elapsed, latencies, errors = asyncio.run(
-            load(port, texts, args.requests, args.concurrency, args.limit_s)
-        )
-        cpu_after = cpu_seconds(pid)
-        after = json.loads(asyncio.run(one_request(port, "GET", "/health"))[1])
-    calls = after["model_calls"] - before["model_calls"]
-    return {
-        "server_cpu_ms_per_request": (cpu_after - cpu_before) * 1000 / max(len(latencies), 1),
-        "max_batch_size": max_batch_size,
-        "requests": len(latencies),
-        "errors": len(errors),
-        "first_errors": errors[:3],
-        "seconds": elapsed,
-        "requests_per_s": len(latencies) / elapsed,
-        "p50_ms": float(np.percentile(latencies, 50) * 1000),
-        "p99_ms": float(np.percentile(latencies, 99) * 1000),
-        "mean_batch": (after["texts_predicted"] - before["texts_predicted"]) / max(calls, 1),
+def measure(folder: str, settings: dict[str, int], texts: list[str],
+            args: argparse.Namespace, log_dir: Path) -> dict[str, dict]:
+    """Serves `folder` once per setting (name -> max_batch_size), all servers up together,
+    and sends them the same requests in alternating blocks (ABBA order), so that load from
+    other processes on a shared machine falls on every setting alike."""
+    names = list(settings)
+    totals = {
+        name: {"latencies": [], "errors": [], "seconds": 0.0, "cpu": 0.0, "calls": 0, "texts": 0}
+        for name in names
     }
+    block = args.requests // args.blocks
+    with contextlib.ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(
+                server(folder, size, args.max_wait_ms, log_dir / f"server_{name}.log")
+            )
+            for name, size in settings.items()
+        }
+        check_answers(folder, texts, servers[names[0]][0])
+        for port, _ in servers.values():  # warm-up, not counted
+            asyncio.run(load(port, texts, 4 * args.concurrency, args.concurrency, args.limit_s))
+        for b in range(args.blocks):
+            for name in names if b % 2 == 0 else names[::-1]:
+                port, pid = servers[name]
+                before = json.loads(asyncio.run(one_request(port, "GET", "/health"))[1])
+                cpu_before = cpu_seconds(pid)
+                elapsed, latencies, errors = asyncio.run(
+                    load(port, texts, block, args.concurrency, args.limit_s, offset=b * block)
+                )
+                total = totals[name]
+                total["cpu"] += cpu_seconds(pid) - cpu_before
+                after = json.loads(asyncio.run(one_request(port, "GET", "/health"))[1])
+                total["calls"] += after["model_calls"] - before["model_calls"]
+                total["texts"] += after["texts_predicted"] - before["texts_predicted"]
+                total["seconds"] += elapsed
+                total["latencies"].extend(latencies)
+                total["errors"].extend(errors)
+    results = {}
+    for name, total in totals.items():
+        latencies = np.array(total["latencies"])
+        results[name] = {
+            "batching": name,
+            "max_batch_size": settings[name],
+            "requests": len(latencies),
+            "errors": len(total["errors"]),
+            "first_errors": total["errors"][:3],
+            "seconds": total["seconds"],
+            "requests_per_s": len(latencies) / total["seconds"],
+            "p50_ms": float(np.percentile(latencies, 50) * 1000),
+            "p99_ms": float(np.percentile(latencies, 99) * 1000),
+            "mean_batch": total["texts"] / max(total["calls"], 1),
+            "server_cpu_ms_per_request": total["cpu"] * 1000 / max(len(latencies), 1),
+        }
+    return results
 
 
-def check_answers(folder: str, texts: list[str], log_dir: Path) -> None:
+def check_answers(folder: str, texts: list[str], port: int) -> None:
     """The served labels equal the predictor's own, for 64 texts in one request."""
     import ktlite
 
     expected = ktlite.load_predictor(folder).predict(texts[:64])
-    with server(folder, 32, 5.0, log_dir / "server_check.log") as (port, _):
-        body = json.dumps({"texts": texts[:64]}).encode()
-        status, payload = asyncio.run(one_request(port, "POST", "/predict", body))
+    body = json.dumps({"texts": texts[:64]}).encode()
+    status, payload = asyncio.run(one_request(port, "POST", "/predict", body))
     if status != 200 or json.loads(payload)["predictions"] != list(expected):
         raise SystemExit(f"served predictions differ from predictor.predict: {payload[:300]!r}")
 
@@ -267,24 +300,22 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--limit-s", type=float, default=300.0, help="bound on one load run")
     parser.add_argument(
-        "--rounds", type=int, default=1, help="on/off pairs, alternated (for a noisy machine)"
+        "--blocks", type=int, default=4, help="blocks per setting, alternated ABBA"
     )
     args = parser.parse_args()
 
     folder = default_predictor(args.predictor, n_train=args.n_train)
     texts, _ = read_wordnet("test", 2000)
-    results = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ktlite_bench_logs_") as logs:
-        check_answers(folder, texts, Path(logs))
-        for _ in range(args.rounds):
-            for name, max_batch_size in (("on", 32), ("off", 1)):
-                result = measure(folder, max_batch_size, args.max_wait_ms, texts, args, Path(logs))
-                result["batching"] = name
-                results.append(result)
-                print(json.dumps(result), flush=True)
+        by_name = measure(folder, {"on": 32, "off": 1}, texts, args, Path(logs))
+    results = list(by_name.values())
+    for result in results:
+        print(json.dumps(result), flush=True)
     print(
         f"\n{args.requests} requests of one WordNet text each, concurrency {args.concurrency}, "
-        f"loopback, `ktlite serve` in a separate process; {machine()}\n"
+        f"in {args.blocks} alternating blocks per setting, loopback, `ktlite serve` in "
+        f"separate processes; {machine()}\n"
         "| batching | max_batch_size | requests/s | p50 ms | p99 ms | mean batch "
         "| server CPU ms/request | errors |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
     )
@@ -294,16 +325,13 @@ def main() -> None:
             f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['mean_batch']:.1f} "
             f"| {r['server_cpu_ms_per_request']:.2f} | {r['errors']} |"
         )
-    on = [r for r in results if r["batching"] == "on"]
-    off = [r for r in results if r["batching"] == "off"]
-    speedups = ", ".join(
-        f"{a['requests_per_s'] / b['requests_per_s']:.2f}x" for a, b in zip(on, off)
-    )
-    p99s = ", ".join(f"{r['p99_ms']:.0f}" for r in on)
-    errors = sum(r["errors"] for r in results)
+    on, off = by_name["on"], by_name["off"]
     print(
-        f"\nspeedup on/off per round: {speedups} (target >= 3x); p99 on: {p99s} ms "
-        f"(target < 250 ms); errors: {errors} (target 0)"
+        f"\nspeedup on/off: {on['requests_per_s'] / off['requests_per_s']:.2f}x requests/s, "
+        f"{off['server_cpu_ms_per_request'] / on['server_cpu_ms_per_request']:.2f}x server "
+        f"CPU per request (target >= 3x); p99 on: {on['p99_ms']:.0f} ms (target < 250 ms); "
+        f"errors: {on['errors'] + off['errors']} (target 0); 1-min load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     )
 
 
