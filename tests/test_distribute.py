@@ -389,6 +389,25 @@ def test_the_multi_worker_correction_leaves_single_process_models_alone():
     assert "train_step" not in model.__dict__
 
 
+def test_the_correction_gives_step_outputs_a_replica_axis(monkeypatch):
+    monkeypatch.setattr(multi_worker_fix, "is_multi_worker", lambda strategy: True)
+    model = small_model()
+    assert multi_worker_fix.apply(model, tf.distribute.get_strategy())
+    assert multi_worker_fix.is_applied(model)
+    assert multi_worker_fix.apply(model, tf.distribute.get_strategy())  # idempotent
+    x, y = toy_data(8)
+    outputs = model.train_step((tf.constant(x), tf.constant(y)))
+    assert {k: tuple(v.shape) for k, v in outputs.items()} == {"loss": (1,), "accuracy": (1,)}
+
+
+def test_the_correction_switches_itself_off_once_keras_is_fixed(monkeypatch):
+    monkeypatch.setattr(multi_worker_fix, "is_multi_worker", lambda strategy: True)
+    monkeypatch.setattr(multi_worker_fix, "_faults", lambda: (False, False))
+    model = small_model()
+    assert not multi_worker_fix.apply(model, tf.distribute.get_strategy())
+    assert "train_step" not in model.__dict__
+
+
 # ---------------------------------------------------------------- local cluster launcher
 def test_local_tf_config_names_every_worker_and_this_task():
     config = json.loads(distribute.local_tf_config([2000, 2001, 2002], 2))

@@ -11,6 +11,13 @@ set up only once, so a second `"auto"` call returns the first call's object):
 3. `MirroredStrategy` when more than one GPU is visible;
 4. otherwise TensorFlow's default (single-device) strategy.
 
+Multi-worker training: TensorFlow sets up its collective operations when the
+`MultiWorkerMirroredStrategy` is created, and only before the program's first TensorFlow
+operation. Call `ktlite.distribute.get_strategy("auto")` at the top of the training script,
+before building the model or the data; `get_learner(..., strategy="auto")` then reuses it.
+Every worker runs the same script with its own `TF_CONFIG`; `ktlite.distribute.
+run_local_workers` does that on one machine.
+
 TPU support is written against TensorFlow's documented TPU set-up sequence, but no TPU was
 available while ktlite was developed: TPU selection is unit-tested with the environment and
 the connection faked, and TPU training itself has not been run.
