@@ -268,10 +268,12 @@ def find_lr(
 
     Afterwards the model's variables (weights, non-trainable state, random seeds), its
     metrics, every optimizer variable (including `iterations` and the learning rate) are
-    restored bit for bit - also when the sweep diverges or is interrupted. An optimizer that
-    has not been built yet (the model never trained) is left untouched and unbuilt: the sweep
-    runs on a copy made from its config. An optimizer created with a `LearningRateSchedule`
-    is swept through a temporary learning-rate variable and gets its schedule back.
+    restored bit for bit - also when the sweep diverges or is interrupted. A model that is not
+    built yet is built first on one batch, so the sweep trains nothing the restore misses. An
+    optimizer that has not been built yet (the model never trained) is left untouched and
+    unbuilt: the sweep runs on a copy made from its config. An optimizer created with a
+    `LearningRateSchedule` is swept through a temporary learning-rate variable and gets its
+    schedule back.
 
     Args:
         model: A compiled `keras.Model`.
@@ -337,6 +339,11 @@ def find_lr(
     if dataset.cardinality() == 0:
         raise ValueError("`dataset` is empty. Received: a tf.data.Dataset with 0 batches")
 
+    if not model.built:
+        # Variables created during the sweep could not be restored; create them first, as
+        # the first `fit` would, from one batch.
+        batch = next(iter(dataset))
+        model(batch[0] if isinstance(batch, (tuple, list)) else batch, training=False)
     original_optimizer = model.optimizer
     sweep_optimizer = original_optimizer
     if not original_optimizer.built:

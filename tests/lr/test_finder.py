@@ -193,3 +193,21 @@ def test_result_round_trips_through_json(tmp_path):
 def test_from_dict_refuses_foreign_data():
     with pytest.raises(ValueError, match="format"):
         LRFindResult.from_dict({"lrs": []})
+
+
+def test_unbuilt_model_is_built_with_untrained_weights(data, dataset):
+    def fresh():
+        keras.utils.set_random_seed(7)
+        model = keras.Sequential([keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                      loss="sparse_categorical_crossentropy", jit_compile=False)
+        return model
+
+    swept, reference = fresh(), fresh()
+    assert not swept.built
+    find_lr(swept, dataset, num_steps=20, verbose=0)
+    reference(data[0][:16])
+    assert swept.built and len(swept.weights) == len(reference.weights) == 4
+    for a, b in zip(swept.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
