@@ -38,6 +38,8 @@ from ktlite.lr.schedules import Policy
 __all__ = ["PolicyCallback"]
 
 _MIN_BUFFER = 4096
+# Buffer bound when neither the epoch length nor the policy length is known.
+_MAX_UNKNOWN_EPOCH = 1 << 20
 
 
 def _tf():
@@ -274,7 +276,10 @@ class PolicyCallback(keras.callbacks.Callback):
                     "is scheduled. Pass `moms=None` to the policy to silence this warning.",
                     stacklevel=2,
                 )
+        # The ring buffers must hold every step between two flushes (one epoch).
         steps_hint = int((self.params or {}).get("steps") or 0)
+        if not steps_hint and policy.total_steps is not None:
+            steps_hint = min(policy.total_steps, _MAX_UNKNOWN_EPOCH)
         driver = _driver_for(model, optimizer, mom_attr, steps_hint + 1)
         driver.load(
             lr_table,
@@ -353,6 +358,9 @@ def _driver_for(model, optimizer, mom_attr, min_capacity) -> "_Driver":
         or "train_step" in model.__dict__
     ):
         driver = _Driver(model, optimizer, mom_attr, _bucket(min_capacity, _MIN_BUFFER))
+        # Drivers traced for an earlier compile of the model can never be used again.
+        for stale in [k for k, d in drivers.items() if d.base_function is not model.train_function]:
+            del drivers[stale]
         drivers[key] = driver
     return driver
 
