@@ -7,7 +7,7 @@ policy drives the optimizer the model was compiled with, through `ktlite.lr.Poli
 Example:
     >>> learner = get_learner(model, (x_train, y_train), (x_val, y_val), batch_size=32)
     >>> learner.lr_find()
-    >>> learner.fit_onecycle(learner.lr_estimate()["valley"], epochs=3)
+    >>> learner.fit_onecycle(learner.lr_result.suggestion, epochs=3)
     >>> learner.validate(class_names=["neg", "pos"])
 """
 
@@ -212,7 +212,7 @@ class Learner:
             num_steps: number of batches; `None` lets `find_lr` choose (a few hundred at
                 most, cycling through the data if needed).
             stop_factor: stop when the smoothed loss exceeds this times its minimum.
-            show_plot: also draw the curve (`lr_plot()`).
+            show_plot: also draw the curve (`lr_plot()`) and display it in a notebook.
             verbose: progress output; defaults to the learner's `verbose`.
 
         Returns:
@@ -237,7 +237,9 @@ class Learner:
                 verbose=self.verbose if verbose is None else verbose,
             )
         if show_plot:
-            self.lr_plot()
+            from ktlite.plots import show
+
+            show(self.lr_plot())
         return self.lr_result
 
     def _require_lr_result(self) -> Any:
@@ -271,7 +273,7 @@ class Learner:
             ValueError: if `lr_find()` has not been run.
 
         Example:
-            >>> learner.lr_estimate()["valley"]
+            >>> learner.lr_estimate()["minimum"]
         """
         return dict(self._require_lr_result().suggestions)
 

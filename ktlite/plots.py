@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["plot_lr_find", "plot_history"]
+__all__ = ["plot_lr_find", "plot_history", "show"]
 
 _MARKERS = {"valley": "o", "steep": "^", "minimum": "s"}
 
@@ -154,3 +154,38 @@ def plot_history(values: Sequence[float], name: str, ax: Any = None):
     ax.set_ylabel(name)
     ax.set_title(name)
     return fig
+
+
+def show(fig: Any) -> bool:
+    """Displays a figure in the running notebook (IPython); elsewhere does nothing.
+
+    ktlite's figures are not managed by pyplot, so a notebook shows them only when they are
+    the value of a cell; `show` displays one from inside a function, as
+    `learner.lr_find(show_plot=True)` does. In a script, save the returned figure instead
+    (`fig.savefig("lr.png")`).
+
+    Args:
+        fig: a matplotlib `Figure`.
+
+    Returns:
+        True if the figure was sent to a notebook, False otherwise.
+
+    Raises:
+        TypeError: if `fig` is not a matplotlib Figure.
+
+    Example:
+        >>> show(plot_lr_find(result))
+    """
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise TypeError(f"`fig` must be a matplotlib Figure. Received: fig={fig!r}")
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return False
+    if get_ipython() is None:
+        return False
+    display(fig)
+    return True

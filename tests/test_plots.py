@@ -93,3 +93,13 @@ def test_history_plot_rejects_bad_input():
         plot_history(["a"], "loss")
     with pytest.raises(ValueError, match="`name`"):
         plot_history([1.0], "")
+
+
+def test_show_is_a_no_op_outside_a_notebook_and_rejects_non_figures():
+    from matplotlib.figure import Figure
+
+    from ktlite.plots import show
+
+    assert show(Figure()) is False
+    with pytest.raises(TypeError, match="fig"):
+        show("not a figure")
