@@ -102,11 +102,12 @@ def quantize_model(
 ) -> keras.Model:
     """Returns a weight-quantized copy of a trained model; the original is left untouched.
 
-    The copy is built with `keras.models.clone_model` from the model's config (so custom
-    layers must be registered Keras serializables, as all of `ktlite.layers` are), gets the
-    original's weights, and is quantized in place by Keras' `Model.quantize`. Only
-    `Dense`, `EinsumDense` and `Embedding` layers are quantized (see the module notes);
-    the copy is not compiled (quantized kernels are not trainable).
+    The copy is rebuilt from the model's config (so custom layers must be registered Keras
+    serializables, as all of `ktlite.layers` are; `Lambda` layers are refused by Keras'
+    safe deserialization), gets the original's weights, and is quantized in place by
+    Keras' `Model.quantize`. Only `Dense`, `EinsumDense` and `Embedding` layers are
+    quantized (see the module notes). The copy is not compiled, so it saves without
+    optimizer state (quantized kernels are not trainable).
 
     Args:
         model: a built Keras model with float32 weights.
@@ -144,7 +145,11 @@ def quantize_model(
             "`model` is already quantized; quantize the float model instead. Received: "
             f"quantized layers {already}"
         )
-    clone = keras.models.clone_model(model)
+    # Rebuilt from its config without the compile config: `clone_model` would compile the
+    # copy and save the optimizer's float moments next to the int8 kernels.
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    clone = keras.saving.deserialize_keras_object(config)
     clone.set_weights(model.get_weights())
     targets = [layer for layer in _leaf_layers(clone) if _is_quantizable(layer, patterns)]
     if not targets:

@@ -1,6 +1,9 @@
 """Keras int8/int4 quantization of a copy of a model, and of a predictor."""
 
 import os
+import zipfile
+
+import h5py
 
 import keras
 import numpy as np
@@ -40,6 +43,22 @@ def test_quantized_model_keras_round_trip_safe_mode(transformer, token_data, tmp
     assert quantized_layers(loaded) == quantized_layers(small)
     np.testing.assert_array_equal(run(loaded, x), run(small, x))
     assert os.path.getsize(tmp_path / "q.keras") < os.path.getsize(tmp_path / "f.keras")
+
+
+def test_quantized_copy_of_compiled_model_saves_without_optimizer_state(transformer, token_data, tmp_path):
+    x, y = token_data
+    transformer.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    transformer.train_on_batch(x[:8], y[:8])
+    small = quantize_model(transformer, "int8")
+    assert not small.compiled
+    for name, model in (("q", small), ("f", transformer)):
+        model.save(tmp_path / f"{name}.keras")
+        with zipfile.ZipFile(tmp_path / f"{name}.keras") as archive:
+            archive.extract("model.weights.h5", tmp_path / name)
+    with h5py.File(tmp_path / "f" / "model.weights.h5") as weights:
+        assert "optimizer" in weights
+    with h5py.File(tmp_path / "q" / "model.weights.h5") as weights:
+        assert "optimizer" not in weights
 
 
 def test_exclude_keeps_matching_layers_float(transformer):
