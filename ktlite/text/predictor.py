@@ -142,6 +142,82 @@ class TextPredictor(Predictor):
 
         return explain(self, text, top_k=top_k, as_html=as_html)
 
+    def quantize(self, mode: str = "int8", exclude: str | list[str] | None = None) -> TextPredictor:
+        """Returns a new predictor with a weight-quantized copy of the model.
+
+        Delegates to `ktlite.compress.quantize_predictor`: Keras quantizes the `Dense`,
+        `EinsumDense` and `Embedding` layers; this predictor is unchanged. The new one
+        saves, loads and exports like any other.
+
+        Args:
+            mode: `"int8"` (default) or `"int4"`.
+            exclude: regex(es) of layer names to keep in float. Defaults to `None`.
+
+        Returns:
+            A new `TextPredictor`.
+
+        Raises:
+            ValueError: If `mode` is not `"int8"` or `"int4"`.
+
+        Example:
+            >>> small = predictor.quantize("int8")
+            >>> small.save("predictor_int8")
+        """
+        from ktlite.compress.quantize import quantize_predictor
+
+        return quantize_predictor(self, mode=mode, exclude=exclude)
+
+    def export(
+        self,
+        path: str | Path,
+        format: str = "saved_model",
+        quantize: str | None = None,
+        representative_data: Any = None,
+        include_tokenizer: bool | None = None,
+    ) -> None:
+        """Exports a TF SavedModel (see `Predictor.export`) or a TensorFlow Lite model.
+
+        `format="tflite"` delegates to `ktlite.compress.export_tflite`: the folder gets
+        `model.tflite` and `tflite.json`; the tokenizer runs inside the TFLite graph (as
+        tensorflow-text custom ops) when it converts, else the graph takes token ids and the
+        folder also holds the preprocessor. Load it with `ktlite.compress.load_tflite`.
+
+        Args:
+            path: The folder to write.
+            format: `"saved_model"` (default; `"savedmodel"` also accepted) or `"tflite"`.
+            quantize: TFLite only: `None`, `"dynamic"`, `"float16"` or `"int8"`.
+            representative_data: TFLite `"int8"` only: training texts (or the training
+                `TaskDataset`) to calibrate on.
+            include_tokenizer: TFLite only: `None` (inside when possible), `True`, `False`.
+
+        Raises:
+            ValueError: If `format` or `quantize` is not supported, or `quantize` is given
+                for a SavedModel.
+            FileExistsError: If `path` is a file or a non-empty folder of another kind.
+
+        Example:
+            >>> predictor.export("tflite_int8", format="tflite", quantize="int8",
+            ...                  representative_data=trn)
+        """
+        if format == "tflite":
+            from ktlite.compress.tflite import export_tflite
+
+            export_tflite(
+                self, path, quantize=quantize, representative_data=representative_data,
+                include_tokenizer=include_tokenizer,
+            )
+            return
+        if format not in ("saved_model", "savedmodel"):
+            raise ValueError(
+                f"`format` must be 'saved_model' or 'tflite'. Received: format={format!r}"
+            )
+        if quantize is not None:
+            raise ValueError(
+                "`quantize` applies to format='tflite' only; for a quantized SavedModel "
+                f"use predictor.quantize(mode).export(path). Received: quantize={quantize!r}"
+            )
+        super().export(path, format="saved_model")
+
 
 def _token_vocab_size(model: keras.Model) -> int | None:
     """The number of token ids the model's first embedding accepts, if one is found."""

@@ -1,0 +1,39 @@
+"""The thin TextPredictor.quantize / export(format="tflite") methods that delegate here."""
+
+import numpy as np
+import pytest
+
+TEXTS = ["red item number 3", "blue item number 70", "green item"]
+
+
+def test_predictor_quantize_and_export_saved_model(text_predictor, tmp_path):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops for loading)
+
+    small = text_predictor.quantize("int8")
+    assert small is not text_predictor and type(small) is type(text_predictor)
+    small.export(tmp_path / "sm")
+    serve = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    out = serve(texts=tf.constant(TEXTS))
+    np.testing.assert_allclose(out["probabilities"].numpy(), small.predict_proba(TEXTS), atol=1e-5)
+    assert [label.decode() for label in out["labels"].numpy()] == small.predict(TEXTS)
+
+
+def test_predictor_export_tflite(text_predictor, tmp_path):
+    from ktlite.compress import load_tflite
+
+    text_predictor.export(tmp_path / "lite", format="tflite", quantize="dynamic")
+    runner = load_tflite(tmp_path / "lite")
+    assert runner.tokenizer_inside
+    assert runner.predict(TEXTS) == text_predictor.predict(TEXTS)
+
+
+def test_predictor_export_rejects_bad_format_and_quantize(text_predictor, tmp_path):
+    with pytest.raises(ValueError, match="`format`"):
+        text_predictor.export(tmp_path / "x", format="onnx")
+    with pytest.raises(ValueError, match="`quantize`"):
+        text_predictor.export(tmp_path / "y", quantize="int8")
+    with pytest.raises(ValueError, match="`quantize`"):
+        text_predictor.export(tmp_path / "z", format="tflite", quantize="int4")
+    with pytest.raises(ValueError, match="`mode`"):
+        text_predictor.quantize("int2")
