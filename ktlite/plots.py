@@ -6,6 +6,7 @@ built with the object API and never call `plt.show()`, so they work with the Agg
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Any, Sequence
 
@@ -182,10 +183,13 @@ def show(fig: Any) -> bool:
         raise TypeError(f"`fig` must be a matplotlib Figure. Received: fig={fig!r}")
     try:
         from IPython import get_ipython
-        from IPython.display import display
+        from IPython.display import Image, display
     except ImportError:
         return False
     if get_ipython() is None:
         return False
-    display(fig)
+    # PNG bytes display the same under every matplotlib backend, inline or not.
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    display(Image(data=buffer.getvalue(), format="png"))
     return True
