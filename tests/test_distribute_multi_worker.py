@@ -106,6 +106,8 @@ def test_one_worker_and_two_workers_agree_on_the_first_update(tmp_path):
     single.fit(x[:GLOBAL_BATCH], y[:GLOBAL_BATCH], batch_size=GLOBAL_BATCH, epochs=1,
                shuffle=False, verbose=0)
     for i in (0, 1):
+        report = json.loads((tmp_path / f"worker{i}.json").read_text())
+        assert report == {"jit_compile": False, "jit_warning": True}
         worker = load_weights(tmp_path / f"worker{i}.npz")
         for reference, got, before in zip(single.get_weights(), worker, start):
             assert not np.allclose(got, before)  # the step did move the weights
@@ -126,10 +128,19 @@ def _worker(mode, folder):
     if mode == "first_step":
         model = build_model(keras, keras.optimizers.SGD(learning_rate=0.5))
         model.set_weights(load_weights(os.path.join(folder, "init.npz")))
-        model = distribute.prepare_model(model, strategy="auto")
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # XLA has no cross-process collectives on CPU: ktlite must fall back, not fail.
+            model = distribute.prepare_model(model, strategy="auto", jit_compile=True)
         model.fit(x[:GLOBAL_BATCH], y[:GLOBAL_BATCH], batch_size=GLOBAL_BATCH, epochs=1,
                   shuffle=False, verbose=0)
-        report = {}
+        report = {
+            "jit_compile": bool(model.jit_compile),
+            "jit_warning": any("jit_compile=True is not supported" in str(w.message)
+                               for w in caught),
+        }
     else:
         from ktlite import get_learner
 

@@ -26,7 +26,7 @@ from keras.src.models.functional import Functional
 
 from ktlite.distribute import accumulation as _accumulation
 from ktlite.distribute import multi_worker_fix
-from ktlite.distribute.strategy import describe, get_strategy
+from ktlite.distribute.strategy import describe, get_strategy, is_multi_worker
 
 PRECISIONS = {
     "bfloat16": "mixed_bfloat16",
@@ -153,17 +153,26 @@ def prepare_model(
 
 
 def _jit_supported(strategy: tf.distribute.Strategy) -> bool:
-    """XLA-compiling Keras' whole train step fails when replicas sit on several devices."""
-    if strategy.num_replicas_in_sync > 1 and not _is_tpu(strategy):
-        warnings.warn(
-            f"jit_compile=True is not supported under {describe(strategy)}: Keras compiles "
-            "the whole distributed step with XLA, which cannot place one computation on "
-            "several devices. Training continues without XLA; use one device per process "
-            "(multi-worker) or a TPU for XLA.",
-            stacklevel=3,
+    """Whether Keras' XLA-compiled train step can run under `strategy` (warns if not)."""
+    if _is_tpu(strategy):
+        return True
+    devices = [str(d) for d in (getattr(strategy.extended, "worker_devices", ()) or ())]
+    reason = None
+    if len(devices) > 1:
+        reason = (
+            "Keras compiles the whole distributed step with XLA, which cannot place one "
+            "computation on several devices of one process"
         )
-        return False
-    return True
+    elif is_multi_worker(strategy) and all("CPU" in d.upper() for d in devices):
+        reason = "XLA has no cross-process collectives on CPU devices"
+    if reason is None:
+        return True
+    warnings.warn(
+        f"jit_compile=True is not supported under {describe(strategy)}: {reason}. Training "
+        "continues without XLA (one GPU per process, or a TPU, can use XLA).",
+        stacklevel=3,
+    )
+    return False
 
 
 def _is_tpu(strategy: tf.distribute.Strategy) -> bool:
