@@ -44,6 +44,9 @@ def run_demo(args: argparse.Namespace) -> int:
     x_test, y_test = load_wordnet_lexnames("test")
     if args.max_train is not None:
         x_train, y_train = x_train[: args.max_train], y_train[: args.max_train]
+        # A small slice may miss the rarest classes; score only the classes it has.
+        known = set(y_train)
+        x_test, y_test = map(list, zip(*[(x, y) for x, y in zip(x_test, y_test) if y in known]))
     _say(
         f"ktlite {ktlite.__version__} demo: WordNet lexnames, {len(x_train)} training and "
         f"{len(x_test)} test texts, {len(set(y_train))} classes"
@@ -131,8 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ktlite`` command."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (FileNotFoundError, ValueError, TypeError, ImportError) as error:
+        # A bad path or argument is the user's to fix: one line, not a traceback.
+        parser.exit(2, f"ktlite {args.command}: error: {error}\n")
 
 
 if __name__ == "__main__":

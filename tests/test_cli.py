@@ -1,0 +1,44 @@
+"""The `ktlite` command line."""
+
+import subprocess
+import sys
+
+import pytest
+
+from ktlite import __version__, cli
+
+
+def test_version_flag_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_serve_on_a_missing_folder_exits_with_one_line(tmp_path, capsys):
+    pytest.importorskip("fastapi")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ktlite serve: error:") and "Traceback" not in err
+
+
+def test_demo_rejects_a_non_positive_epoch_count(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "--epochs", "0"])
+    assert exit_info.value.code == 2
+    assert "positive int" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_on_a_small_slice(tmp_path):
+    output = tmp_path / "predictor"
+    completed = subprocess.run(
+        [sys.executable, "-m", "ktlite.cli", "demo", "--max-train", "600", "--epochs", "1",
+         "--output", str(output)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "4/4 save the predictor" in completed.stdout
+    assert (output / "ktlite.json").is_file()
