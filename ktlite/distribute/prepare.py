@@ -154,9 +154,12 @@ def prepare_model(
 
 def _jit_supported(strategy: tf.distribute.Strategy) -> bool:
     """Whether Keras' XLA-compiled train step can run under `strategy` (warns if not)."""
-    if _is_tpu(strategy):
+    if _is_tpu(strategy) or _is_default(strategy):
         return True
-    devices = [str(d) for d in (getattr(strategy.extended, "worker_devices", ()) or ())]
+    try:
+        devices = [str(d) for d in strategy.extended.worker_devices]
+    except (AttributeError, RuntimeError):  # strategies that do not list their devices
+        devices = []
     reason = None
     if len(devices) > 1:
         reason = (
