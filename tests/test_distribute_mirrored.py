@@ -64,11 +64,8 @@ def test_jit_compile_under_mirrored_falls_back_with_a_warning(report):
 
 
 def learner_report(report):
-    """The learner-level part of the report; expected failure while the LR tools' blocker lasts."""
+    """The learner-level part of the report."""
     error = report.get("learner_error")
-    if error and "scatter_nd_update" in error and "NotImplementedError" in error:
-        pytest.xfail("PolicyCallback's scatter_nd_update is not implemented for distributed "
-                     "variables (ktlite/lr/policy_callback.py)")
     assert error is None, error
     return report["learner"]
 

@@ -12,7 +12,6 @@ import os
 import sys
 
 import numpy as np
-import pytest
 
 WORKER_TIMEOUT_S = 180  # seconds; about 20 s of CPU per worker on a quiet machine
 GLOBAL_BATCH = 32
@@ -34,27 +33,14 @@ def build_model(keras, optimizer):
     return model
 
 
-# ktlite/lr/policy_callback.py records each step with `Variable.scatter_nd_update`, which
-# distributed (mirrored) variables do not implement: every fit policy fails under a
-# tf.distribute strategy until the LR tools change that (reported to the lead). The
-# learner-level test recognises exactly that failure and reports it as an expected one.
-POLICY_BLOCKER = "scatter_nd_update"
-
-
 def run_two_workers(mode, folder):
     from ktlite import distribute
 
     env = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
-    try:
-        return distribute.run_local_workers(
-            [sys.executable, __file__, mode, str(folder)], num_workers=2,
-            timeout=WORKER_TIMEOUT_S, env=env,
-        )
-    except RuntimeError as error:
-        if POLICY_BLOCKER in str(error) and "NotImplementedError" in str(error):
-            pytest.xfail("PolicyCallback's scatter_nd_update is not implemented for "
-                         "distributed variables (ktlite/lr/policy_callback.py)")
-        raise
+    return distribute.run_local_workers(
+        [sys.executable, __file__, mode, str(folder)], num_workers=2,
+        timeout=WORKER_TIMEOUT_S, env=env,
+    )
 
 
 def initial_weights(folder):

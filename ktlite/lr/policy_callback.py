@@ -446,7 +446,11 @@ class _Driver:
                 loss = fallback
             slot = tf.reshape(tf.math.floormod(tf.maximum(step, 0), capacity), [1, 1])
             for key, value in (("lrs", lr), ("momentums", mom), ("losses", loss)):
-                buffers[key].scatter_nd_update(slot, tf.reshape(value, [1]))
+                # A whole-variable assign, not `scatter_nd_update`: distributed (mirrored)
+                # variables implement only the former.
+                buffers[key].assign(
+                    tf.tensor_scatter_nd_update(buffers[key], slot, tf.reshape(value, [1]))
+                )
             return outputs
 
         return scheduled_train_step
