@@ -23,16 +23,24 @@ _LAZY = {
     "get_predictor": "ktlite.predictor",
     "load_predictor": "ktlite.predictor",
     "TaskDataset": "ktlite.data",
+    "distill": "ktlite.compress",
 }
 
-__all__ = ["__version__", *_LAZY]
+_SUBMODULES = (
+    "apps", "compress", "data", "datasets", "distribute", "layers", "lr", "models",
+    "optimizers", "plots", "text",
+)
+
+__all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"ktlite.{name}")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
         raise AttributeError(f"module 'ktlite' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
