@@ -6,10 +6,11 @@ training split, then measures, for the original, Keras int8 (and int4), magnitud
 quarter of the parameters (plus the same student trained on labels alone), and TFLite
 exports (float32, dynamic, int8):
 
-- size on disk: the weights (`model.save_weights`, no optimizer state) or `model.tflite`;
-  the same file gzipped (unstructured zeros only shrink a compressed file); and the saved
-  predictor folder as `predictor.save` writes it (its `model.keras` holds the optimizer
-  state of a compiled model, the quantized copies are uncompiled),
+- size on disk: the model as `.keras` without optimizer state (an uncompiled copy; Keras'
+  `save_weights` would include the optimizer) or `model.tflite`; the same file gzipped
+  (unstructured zeros only shrink a compressed file); and the predictor folder as
+  `predictor.save` writes it (its `model.keras` keeps a compiled model's Adam moments,
+  about 2x the weights; the quantized copies are uncompiled),
 - median single-text latency (`predict_proba([text])`, 200 calls after warm-up),
 - batch throughput (texts/s, 4,096 test texts, batch 128),
 - test accuracy on all 11,908 test texts.
@@ -44,7 +45,9 @@ def read_split(folder: Path, split: str) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
-def subset(x: list[str], y: list[str], n: int, seed: int, floor: int = 10) -> tuple[list[str], list[str]]:
+def subset(
+    x: list[str], y: list[str], n: int, seed: int, floor: int = 10
+) -> tuple[list[str], list[str]]:
     """A random subset of about `n` texts, stratified, with at least `floor` per class."""
     if n >= len(x):
         return x, y
@@ -91,13 +94,24 @@ def accuracy(probs: np.ndarray, class_names: list[str], y_test: list[str]) -> fl
     return float(np.mean(predicted == np.asarray(y_test)))
 
 
+def inference_copy(model):
+    """The model rebuilt without its compile state, so `.keras` holds no optimizer moments."""
+    import keras
+
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    copy = keras.saving.deserialize_keras_object(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def measure_predictor(name, predictor, x_test, y_test, work: Path, params: int) -> dict:
     from ktlite.compress import sparsity
 
     folder = work / name.replace(" ", "_").replace("%", "pct").replace(",", "")
     predictor.save(folder)
-    weights = work / f"{folder.name}.weights.h5"
-    predictor.model.save_weights(weights)  # the weights alone, without optimizer state
+    weights = work / f"{folder.name}.keras"
+    inference_copy(predictor.model).save(weights)
     predictor.batch_size = 128
     probs = predictor.predict_proba(x_test)
     row = {
@@ -118,7 +132,12 @@ def measure_tflite(name, predictor, x_test, y_test, work: Path, quantize, trn) -
 
     folder = work / name.replace(" ", "_")
     start = time.perf_counter()
-    info = export_tflite(predictor, folder, quantize=quantize, representative_data=trn if quantize == "int8" else None)
+    info = export_tflite(
+        predictor,
+        folder,
+        quantize=quantize,
+        representative_data=trn if quantize == "int8" else None,
+    )
     export_s = time.perf_counter() - start
     runner = load_tflite(folder, num_threads=2, batch_size=128)
     probs = runner.predict_proba(x_test)
@@ -148,7 +167,9 @@ def fresh_copy(teacher, trn, preproc, lr: float):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     parser.add_argument("--train", type=int, default=24000, help="training texts (random subset)")
     parser.add_argument("--val", type=int, default=4000, help="validation texts (random subset)")
     parser.add_argument("--test", type=int, default=None, help="test texts (default: all 11,908)")
@@ -180,59 +201,118 @@ def main() -> None:
     t0 = time.perf_counter()
 
     trn, val, preproc = text.texts_from_array(x_train, y_train, x_val, y_val, verbose=0)
-    teacher = text.text_classifier("transformer", trn, preproc=preproc, learning_rate=args.lr, verbose=0)
+    teacher = text.text_classifier(
+        "transformer", trn, preproc=preproc, learning_rate=args.lr, verbose=0
+    )
     learner = ktlite.get_learner(teacher, trn, val, batch_size=32, seed=args.seed, verbose=0)
     start = time.perf_counter()
     learner.fit_onecycle(args.lr, args.epochs, verbose=2)
     clock["teacher_train_s"] = time.perf_counter() - start
     predictor = ktlite.get_predictor(teacher, preproc)
-    rows.append(measure_predictor("original", predictor, x_test, y_test, work, teacher.count_params()))
+    rows.append(
+        measure_predictor("original", predictor, x_test, y_test, work, teacher.count_params())
+    )
 
     for mode in ("int8", "int4"):
         small = compress.quantize_predictor(predictor, mode)
-        rows.append(measure_predictor(f"Keras {mode}", small, x_test, y_test, work, teacher.count_params()))
+        rows.append(
+            measure_predictor(f"Keras {mode}", small, x_test, y_test, work, teacher.count_params())
+        )
 
     for target in (0.5, 0.8):
         model = fresh_copy(teacher, trn, preproc, args.prune_lr)
         pruner = ktlite.get_learner(model, trn, val, batch_size=32, seed=args.seed, verbose=0)
         start = time.perf_counter()
-        compress.prune(pruner, target_sparsity=target, epochs=args.prune_epochs, lr=args.prune_lr, verbose=2)
+        compress.prune(
+            pruner, target_sparsity=target, epochs=args.prune_epochs, lr=args.prune_lr, verbose=2
+        )
         clock[f"prune_{int(target * 100)}_s"] = time.perf_counter() - start
         rows.append(
-            measure_predictor(f"pruned {int(target * 100)}%", ktlite.get_predictor(model, preproc), x_test, y_test, work, model.count_params())
+            measure_predictor(
+                f"pruned {int(target * 100)}%",
+                ktlite.get_predictor(model, preproc),
+                x_test,
+                y_test,
+                work,
+                model.count_params(),
+            )
         )
 
-    student_kwargs = dict(embed_dim=32, num_heads=2, num_layers=1, ff_dim=128, learning_rate=args.student_lr, verbose=0)
+    student_kwargs = dict(
+        embed_dim=32,
+        num_heads=2,
+        num_layers=1,
+        ff_dim=128,
+        learning_rate=args.student_lr,
+        verbose=0,
+    )
     student = text.text_classifier("transformer", trn, preproc=preproc, **student_kwargs)
     ratio = student.count_params() / teacher.count_params()
     assert ratio <= 0.25, f"student has {ratio:.2%} of the teacher's parameters"
     start = time.perf_counter()
-    distiller = compress.distill(teacher, student, trn, val, temperature=2.0, alpha=0.5, batch_size=32, seed=args.seed, verbose=0)
+    distiller = compress.distill(
+        teacher,
+        student,
+        trn,
+        val,
+        temperature=2.0,
+        alpha=0.5,
+        batch_size=32,
+        seed=args.seed,
+        verbose=0,
+    )
     clock["distill_precompute_s"] = time.perf_counter() - start
     distiller.fit_onecycle(args.student_lr, args.student_epochs, verbose=2)
     clock["distill_s"] = time.perf_counter() - start
-    rows.append(measure_predictor("distilled student", ktlite.get_predictor(student, preproc), x_test, y_test, work, student.count_params()))
+    rows.append(
+        measure_predictor(
+            "distilled student",
+            ktlite.get_predictor(student, preproc),
+            x_test,
+            y_test,
+            work,
+            student.count_params(),
+        )
+    )
 
     keras.utils.set_random_seed(args.seed)
     plain = text.text_classifier("transformer", trn, preproc=preproc, **student_kwargs)
     start = time.perf_counter()
-    ktlite.get_learner(plain, trn, val, batch_size=32, seed=args.seed, verbose=0).fit_onecycle(args.student_lr, args.student_epochs, verbose=2)
+    ktlite.get_learner(plain, trn, val, batch_size=32, seed=args.seed, verbose=0).fit_onecycle(
+        args.student_lr, args.student_epochs, verbose=2
+    )
     clock["student_labels_only_s"] = time.perf_counter() - start
-    rows.append(measure_predictor("student, labels only", ktlite.get_predictor(plain, preproc), x_test, y_test, work, plain.count_params()))
+    rows.append(
+        measure_predictor(
+            "student, labels only",
+            ktlite.get_predictor(plain, preproc),
+            x_test,
+            y_test,
+            work,
+            plain.count_params(),
+        )
+    )
 
     for quantize in (None, "dynamic", "int8"):
-        rows.append(measure_tflite(f"TFLite {quantize or 'float32'}", predictor, x_test, y_test, work, quantize, trn))
+        rows.append(
+            measure_tflite(
+                f"TFLite {quantize or 'float32'}", predictor, x_test, y_test, work, quantize, trn
+            )
+        )
     clock["total_s"] = time.perf_counter() - t0
 
     base = rows[0]
     print(
-        f"\nteacher: {teacher.count_params():,} params, maxlen {preproc.maxlen}, vocab {preproc.vocab_size}, "
+        f"\nteacher: {teacher.count_params():,} params, maxlen {preproc.maxlen}, "
+        f"vocab {preproc.vocab_size}, "
         f"{len(x_train):,} train / {len(x_val):,} val / {len(x_test):,} test texts; "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, Keras {keras.__version__}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, "
+        f"Keras {keras.__version__}, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
-        "| variant | params | weights / .tflite | gzipped | predictor folder | sparsity | "
+        "| variant | params | .keras (no optimizer) / .tflite | gzipped | predictor folder | "
+        "sparsity | "
         "median 1-text latency | batch throughput | test accuracy | vs original |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -240,7 +320,8 @@ def main() -> None:
         print(
             f"| {row['variant']} | {row['params']:,} | {row['model_bytes'] / 1e6:.2f} MB | "
             f"{row['model_gzip_bytes'] / 1e6:.2f} MB | {row['folder_bytes'] / 1e6:.2f} MB | "
-            f"{row['sparsity']:.0%} | {row['latency_ms']:.2f} ms | {row['throughput']:,.0f} texts/s | "
+            f"{row['sparsity']:.0%} | {row['latency_ms']:.2f} ms | "
+            f"{row['throughput']:,.0f} texts/s | "
             f"{row['accuracy']:.4f} | {100 * (row['accuracy'] - base['accuracy']):+.2f} pt |"
         )
     print("timings (s):", json.dumps({k: round(v, 1) for k, v in clock.items()}))

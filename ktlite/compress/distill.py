@@ -40,10 +40,16 @@ _EPSILON = 1e-7
 
 def check_temperature(temperature: Any) -> float:
     """Validates a distillation temperature: a finite number > 0."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating, np.integer)):
-        raise TypeError(f"`temperature` must be a positive float. Received: temperature={temperature!r}")
+    if isinstance(temperature, bool) or not isinstance(
+        temperature, (int, float, np.floating, np.integer)
+    ):
+        raise TypeError(
+            f"`temperature` must be a positive float. Received: temperature={temperature!r}"
+        )
     if not math.isfinite(float(temperature)) or float(temperature) <= 0:
-        raise ValueError(f"`temperature` must be a finite float > 0. Received: temperature={temperature!r}")
+        raise ValueError(
+            f"`temperature` must be a finite float > 0. Received: temperature={temperature!r}"
+        )
     return float(temperature)
 
 
@@ -166,7 +172,12 @@ def _unwrap_model(obj: Any, name: str) -> keras.Model:
 
 def _num_classes(model: keras.Model, name: str) -> int:
     outputs = getattr(model, "outputs", None)
-    if not outputs or len(outputs) != 1 or outputs[0].shape[-1] is None or len(outputs[0].shape) != 2:
+    if (
+        not outputs
+        or len(outputs) != 1
+        or outputs[0].shape[-1] is None
+        or len(outputs[0].shape) != 2
+    ):
         raise ValueError(
             f"`{name}` must have one output of shape (batch, num_classes). "
             f"Received: {name} with outputs {[tuple(o.shape) for o in outputs or []]}"
@@ -200,7 +211,9 @@ def _check_teacher_probs(probs: np.ndarray) -> None:
 
 def _pack(probs: Any, ids: Any) -> Any:
     ops = keras.ops
-    return ops.concatenate([ops.cast(probs, "float32"), ops.cast(ops.reshape(ids, (-1, 1)), "float32")], axis=-1)
+    return ops.concatenate(
+        [ops.cast(probs, "float32"), ops.cast(ops.reshape(ids, (-1, 1)), "float32")], axis=-1
+    )
 
 
 def _precompute(teacher: keras.Model, train_data: Any, k: int, batch_size: int) -> Any:
@@ -305,7 +318,9 @@ def distill(
     if not isinstance(student, keras.Model):
         raise TypeError(f"`student` must be a keras.Model. Received: student={student!r}")
     if teacher_model is student:
-        raise ValueError("`teacher` and `student` must be different models. Received: the same model twice")
+        raise ValueError(
+            "`teacher` and `student` must be different models. Received: the same model twice"
+        )
     k = _num_classes(teacher_model, "teacher")
     k_student = _num_classes(student, "student")
     if k != k_student:
@@ -314,13 +329,18 @@ def distill(
             f"output (None, {k}) and student output (None, {k_student})"
         )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
-    in_memory = isinstance(train_data, TaskDataset) or (isinstance(train_data, tuple) and len(train_data) == 2)
+        raise ValueError(
+            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
+        )
+    in_memory = isinstance(train_data, TaskDataset) or (
+        isinstance(train_data, tuple) and len(train_data) == 2
+    )
     if soft_targets is None:
         soft_targets = "precompute" if in_memory else "on_the_fly"
     if not isinstance(soft_targets, str) or soft_targets not in SOFT_TARGET_MODES:
         raise ValueError(
-            f"`soft_targets` must be None or one of {SOFT_TARGET_MODES}. Received: soft_targets={soft_targets!r}"
+            f"`soft_targets` must be None or one of {SOFT_TARGET_MODES}. "
+            f"Received: soft_targets={soft_targets!r}"
         )
     if soft_targets == "precompute" and not in_memory:
         raise ValueError(
@@ -343,4 +363,11 @@ def distill(
         loss=DistillationLoss(temperature=temperature, alpha=alpha),
         metrics=[DistillationAccuracy()],
     )
-    return get_learner(student, train_data=distill_data, val_data=val_data, batch_size=batch_size, seed=seed, **learner_kwargs)
+    return get_learner(
+        student,
+        train_data=distill_data,
+        val_data=val_data,
+        batch_size=batch_size,
+        seed=seed,
+        **learner_kwargs,
+    )

@@ -42,9 +42,12 @@ PRUNING_SCHEDULES: tuple[str, ...] = ("polynomial", "constant")
 
 def check_target_sparsity(target_sparsity: Any) -> float:
     """Validates a target sparsity: a number in [0, 1)."""
-    if isinstance(target_sparsity, bool) or not isinstance(target_sparsity, (int, float, np.floating, np.integer)):
+    if isinstance(target_sparsity, bool) or not isinstance(
+        target_sparsity, (int, float, np.floating, np.integer)
+    ):
         raise TypeError(
-            f"`target_sparsity` must be a float in [0, 1). Received: target_sparsity={target_sparsity!r}"
+            "`target_sparsity` must be a float in [0, 1). "
+            f"Received: target_sparsity={target_sparsity!r}"
         )
     if not 0.0 <= float(target_sparsity) < 1.0:
         raise ValueError(
@@ -56,7 +59,9 @@ def check_target_sparsity(target_sparsity: Any) -> float:
 def check_schedule(schedule: Any) -> str:
     """Validates a pruning schedule name."""
     if not isinstance(schedule, str) or schedule not in PRUNING_SCHEDULES:
-        raise ValueError(f"`schedule` must be one of {PRUNING_SCHEDULES}. Received: schedule={schedule!r}")
+        raise ValueError(
+            f"`schedule` must be one of {PRUNING_SCHEDULES}. Received: schedule={schedule!r}"
+        )
     return schedule
 
 
@@ -107,7 +112,9 @@ def _compile_patterns(exclude: str | Sequence[str] | None) -> list[re.Pattern]:
     try:
         return [re.compile(p) for p in patterns]
     except re.error as err:
-        raise ValueError(f"`exclude` holds an invalid regex ({err}). Received: exclude={exclude!r}") from None
+        raise ValueError(
+            f"`exclude` holds an invalid regex ({err}). Received: exclude={exclude!r}"
+        ) from None
 
 
 def prunable_weights(
@@ -180,13 +187,20 @@ class SparsityReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (JSON-able)."""
-        return {"layers": dict(self.layers), "zeros": self.zeros, "total": self.total, "overall": self.overall}
+        return {
+            "layers": dict(self.layers),
+            "zeros": self.zeros,
+            "total": self.total,
+            "overall": self.overall,
+        }
 
     def __str__(self) -> str:
         width = max([len(name) for name in self.layers] + [7])
         lines = [f"{'layer':<{width}}  sparsity"]
         lines += [f"{name:<{width}}  {value:8.2%}" for name, value in self.layers.items()]
-        lines.append(f"{'overall':<{width}}  {self.overall:8.2%}  ({self.zeros:,} of {self.total:,} weights)")
+        lines.append(
+            f"{'overall':<{width}}  {self.overall:8.2%}  ({self.zeros:,} of {self.total:,} weights)"
+        )
         return "\n".join(lines)
 
 
@@ -306,14 +320,20 @@ class MagnitudePruning(keras.callbacks.Callback):
         self.end_step = None if end_step is None else _check_step(end_step, "end_step")
         if self.end_step is not None and self.end_step < self.begin_step:
             raise ValueError(
-                f"`end_step` must be >= `begin_step` ({self.begin_step}). Received: end_step={end_step!r}"
+                f"`end_step` must be >= `begin_step` ({self.begin_step}). "
+                f"Received: end_step={end_step!r}"
             )
-        self.frequency = None if frequency is None else _check_step(frequency, "frequency", minimum=1)
-        if isinstance(initial_sparsity, bool) or not isinstance(initial_sparsity, (int, float)) or not (
-            0.0 <= initial_sparsity <= self.target_sparsity
+        self.frequency = (
+            None if frequency is None else _check_step(frequency, "frequency", minimum=1)
+        )
+        if (
+            isinstance(initial_sparsity, bool)
+            or not isinstance(initial_sparsity, (int, float))
+            or not (0.0 <= initial_sparsity <= self.target_sparsity)
         ):
             raise ValueError(
-                f"`initial_sparsity` must be a float in [0, target_sparsity={self.target_sparsity}]. "
+                "`initial_sparsity` must be a float in "
+                f"[0, target_sparsity={self.target_sparsity}]. "
                 f"Received: initial_sparsity={initial_sparsity!r}"
             )
         self.initial_sparsity = float(initial_sparsity)
@@ -342,7 +362,11 @@ class MagnitudePruning(keras.callbacks.Callback):
             return self.target_sparsity if step >= begin else 0.0
         if step < begin:
             return 0.0
-        return float(polynomial_sparsity(step, self.target_sparsity, begin, end, self.initial_sparsity, self.power))
+        return float(
+            polynomial_sparsity(
+                step, self.target_sparsity, begin, end, self.initial_sparsity, self.power
+            )
+        )
 
     def _is_update_step(self, step: int) -> bool:
         begin, end, every = self._ramp
@@ -367,7 +391,12 @@ class MagnitudePruning(keras.callbacks.Callback):
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             for _, weight in self._weights:
                 self._masks.append(
-                    keras.Variable(np.ones(weight.shape, dtype=weight.dtype), trainable=False, dtype=weight.dtype, name="pruning_mask")
+                    keras.Variable(
+                        np.ones(weight.shape, dtype=weight.dtype),
+                        trainable=False,
+                        dtype=weight.dtype,
+                        name="pruning_mask",
+                    )
                 )
         for (_, weight), mask in zip(self._weights, self._masks):
             self._inner.append(weight.constraint)
@@ -382,7 +411,7 @@ class MagnitudePruning(keras.callbacks.Callback):
             if not steps or not epochs:
                 raise ValueError(
                     "`end_step` is needed when the number of steps per epoch is unknown "
-                    f"(e.g. a dataset of unknown length). Received: end_step=None"
+                    "(e.g. a dataset of unknown length). Received: end_step=None"
                 )
             end = max(begin, (2 * int(steps) * int(epochs)) // 3)
         every = self.frequency or max(1, (end - begin) // 16)
@@ -415,7 +444,8 @@ class MagnitudePruning(keras.callbacks.Callback):
         self.below_target = {
             path: self.report.layers[path]
             for path, weight in self._weights
-            if self.report.layers[path] + 1.0 / max(int(np.prod(weight.shape)), 1) < self.target_sparsity
+            if self.report.layers[path] + 1.0 / max(int(np.prod(weight.shape)), 1)
+            < self.target_sparsity
         }
         if self.below_target:
             warnings.warn(
@@ -426,7 +456,10 @@ class MagnitudePruning(keras.callbacks.Callback):
         if self.verbose:
             from keras.src.utils import io_utils
 
-            io_utils.print_msg(f"Pruning: reached {self.report.overall:.2%} sparsity over {len(self.report.layers)} layers")
+            io_utils.print_msg(
+                f"Pruning: reached {self.report.overall:.2%} sparsity over "
+                f"{len(self.report.layers)} layers"
+            )
 
     def _update_masks(self, fraction: float) -> None:
         for (_, weight), mask in zip(self._weights, self._masks):
@@ -503,7 +536,9 @@ def prune(
         include_embeddings=include_embeddings,
         exclude=exclude,
     )
-    history = learner.fit_onecycle(lr, int(epochs), callbacks=[*(callbacks or []), pruning], **fit_kwargs)
+    history = learner.fit_onecycle(
+        lr, int(epochs), callbacks=[*(callbacks or []), pruning], **fit_kwargs
+    )
     if pruning.below_target:
         raise RuntimeError(
             f"Pruning left layers below target_sparsity={target_sparsity}: {pruning.below_target}"

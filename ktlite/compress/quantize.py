@@ -31,9 +31,7 @@ _QUANTIZABLE = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Embed
 
 def _check_mode(mode: Any) -> str:
     if not isinstance(mode, str) or mode not in QUANTIZATION_MODES:
-        raise ValueError(
-            f"`mode` must be one of {QUANTIZATION_MODES}. Received: mode={mode!r}"
-        )
+        raise ValueError(f"`mode` must be one of {QUANTIZATION_MODES}. Received: mode={mode!r}")
     return mode
 
 
@@ -49,7 +47,9 @@ def _compile_patterns(exclude: str | Sequence[str] | None) -> list[re.Pattern]:
     try:
         return [re.compile(p) for p in patterns]
     except re.error as err:
-        raise ValueError(f"`exclude` holds an invalid regex ({err}). Received: exclude={exclude!r}") from None
+        raise ValueError(
+            f"`exclude` holds an invalid regex ({err}). Received: exclude={exclude!r}"
+        ) from None
 
 
 def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -187,7 +187,9 @@ def _record_nested_policies(model: keras.Model) -> None:
             )
 
 
-def quantize_predictor(predictor: Any, mode: str = "int8", exclude: str | Sequence[str] | None = None) -> Any:
+def quantize_predictor(
+    predictor: Any, mode: str = "int8", exclude: str | Sequence[str] | None = None
+) -> Any:
     """Returns a new predictor whose model is a quantized copy of `predictor.model`.
 
     The new predictor shares the preprocessor and batch size, and saves, loads

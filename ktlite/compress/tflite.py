@@ -87,7 +87,9 @@ class TFLiteExport:
 
 
 def _check_quantize(quantize: Any) -> str | None:
-    if quantize is not None and (not isinstance(quantize, str) or quantize not in TFLITE_QUANTIZE_MODES):
+    if quantize is not None and (
+        not isinstance(quantize, str) or quantize not in TFLITE_QUANTIZE_MODES
+    ):
         raise ValueError(
             f"`quantize` must be one of {TFLITE_QUANTIZE_MODES}. Received: quantize={quantize!r}"
         )
@@ -107,6 +109,7 @@ def _make_interpreter(content: bytes, custom_ops: bool, num_threads: int | None)
         warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
         if custom_ops:
             import tensorflow_text as tf_text
+
             # The public tf.lite.Interpreter takes no op registerers; this subclass does.
             from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
 
@@ -189,7 +192,7 @@ def _texts_from(data: Any) -> list[str]:
             "`representative_data` must be a list of training texts (or a TaskDataset of "
             f"them). Received: representative_data of type {type(data).__name__}"
         )
-    texts = [t for t in np.asarray(raw, dtype=object).ravel().tolist()]
+    texts = np.asarray(raw, dtype=object).ravel().tolist()
     if not texts or not all(isinstance(t, str) for t in texts):
         raise TypeError(
             "`representative_data` must hold at least one text, all of type str. "
@@ -215,14 +218,19 @@ def _arrays_from(data: Any) -> np.ndarray:
 
 
 def _output_name(preproc: Any) -> str:
-    return "predictions" if getattr(preproc, "label_mode", None) == "regression" else "probabilities"
+    return (
+        "predictions" if getattr(preproc, "label_mode", None) == "regression" else "probabilities"
+    )
 
 
 def _write(folder: Path, content: bytes, meta: dict[str, Any], preproc: Any) -> None:
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / META_FILE).exists())):
+    if folder.exists() and (
+        not folder.is_dir() or (any(folder.iterdir()) and not (folder / META_FILE).exists())
+    ):
         raise FileExistsError(
-            f"`path` must be a new folder or a previous TFLite export. Received: path={str(folder)!r}"
+            "`path` must be a new folder or a previous TFLite export. "
+            f"Received: path={str(folder)!r}"
         )
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -288,7 +296,6 @@ def export_tflite(
         >>> load_tflite("tflite_int8").predict(["a new text"])
     """
     import keras
-    import tensorflow as tf
 
     quantize = _check_quantize(quantize)
     if include_tokenizer is not None and not isinstance(include_tokenizer, bool):
@@ -296,7 +303,11 @@ def export_tflite(
             "`include_tokenizer` must be None, True or False. "
             f"Received: include_tokenizer={include_tokenizer!r}"
         )
-    if isinstance(num_calibration_samples, bool) or not isinstance(num_calibration_samples, int) or num_calibration_samples < 1:
+    if (
+        isinstance(num_calibration_samples, bool)
+        or not isinstance(num_calibration_samples, int)
+        or num_calibration_samples < 1
+    ):
         raise ValueError(
             "`num_calibration_samples` must be a positive int. "
             f"Received: num_calibration_samples={num_calibration_samples!r}"
@@ -314,49 +325,35 @@ def export_tflite(
             f"Received: {type(model_or_predictor).__name__}"
         )
     if not predictor:
-        return _export_model(model, Path(path), quantize, representative_data, num_calibration_samples, seed)
+        return _export_model(
+            model, Path(path), quantize, representative_data, num_calibration_samples, seed
+        )
 
-    preproc = model_or_predictor.preproc
-    texts = None if representative_data is None else _sample(_texts_from(representative_data), num_calibration_samples, seed)
+    texts = None
+    if representative_data is not None:
+        texts = _sample(_texts_from(representative_data), num_calibration_samples, seed)
+    return _export_predictor(model_or_predictor, Path(path), quantize, texts, include_tokenizer)
+
+
+def _export_predictor(
+    predictor: Any,
+    path: Path,
+    quantize: str | None,
+    texts: list[str] | None,
+    include_tokenizer: bool | None,
+) -> TFLiteExport:
+    import tensorflow as tf
+
+    model, preproc = predictor.model, predictor.preproc
     out_name = _output_name(preproc)
     probe = texts[:4] if texts else ["a short probe text", "another one"]
-    reasons = None
     if include_tokenizer is not False:
-        preproc.tokenize(tf.constant(probe[:1]))  # builds the tokenizer before tracing
-        trackables = [model, *[v for v in vars(preproc).values() if isinstance(v, tf.__internal__.tracking.Trackable)]]
-
-        def serve_texts(raw: Any) -> dict[str, Any]:
-            return {out_name: tf.cast(model(preproc.tokenize(raw), training=False), tf.float32)}
-
-        def calibrate_texts() -> Iterator[list[np.ndarray]]:
-            for text in texts:
-                # Bytes, not str: the calibrator misreads numpy unicode and tf.string input.
-                yield [np.array([text.encode("utf-8")])]
-
-        try:
-            content = _convert(
-                serve_texts, trackables, tf.TensorSpec([None], tf.string, name="texts"),
-                quantize, calibrate_texts if texts else None, custom_ops=True,
-            )
-            interpreter = _make_interpreter(content, custom_ops=True, num_threads=None)
-            _run(interpreter, "texts", np.array(probe, dtype=object))
-        except Exception as err:  # converter and interpreter raise many error types
-            reasons = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
-            if include_tokenizer:
-                raise ValueError(
-                    "The tokenizer cannot run inside TFLite with the TFLite builtins and the "
-                    f"tensorflow-text ops ({reasons}). Use include_tokenizer=False to export "
-                    "the model alone. Received: include_tokenizer=True"
-                ) from err
-            warnings.warn(
-                f"The tokenizer could not be put inside the TFLite model ({reasons}); "
-                "exporting the model alone, which takes token ids. The folder also holds "
-                "the preprocessor, so tokenize with it before calling the TFLite model.",
-                stacklevel=2,
-            )
-        else:
+        content = _convert_with_tokenizer(
+            model, preproc, out_name, quantize, texts, probe, include_tokenizer
+        )
+        if content is not None:
             meta = _meta(model, quantize, True, "texts", "string", [None], out_name, preproc)
-            _write(Path(path), content, meta, preproc)
+            _write(path, content, meta, preproc)
             return _info(path, meta)
 
     maxlen = int(model.inputs[0].shape[1])
@@ -369,13 +366,75 @@ def export_tflite(
             yield [ids[None, :]]
 
     content = _convert(
-        serve_ids, [model], tf.TensorSpec([None, maxlen], tf.int32, name="token_ids"),
-        quantize, calibrate_ids if texts else None, custom_ops=False,
+        serve_ids,
+        [model],
+        tf.TensorSpec([None, maxlen], tf.int32, name="token_ids"),
+        quantize,
+        calibrate_ids if texts else None,
+        custom_ops=False,
     )
     _run(_make_interpreter(content, False, None), "token_ids", preproc.preprocess(probe))
     meta = _meta(model, quantize, False, "token_ids", "int32", [None, maxlen], out_name, preproc)
-    _write(Path(path), content, meta, preproc)
+    _write(path, content, meta, preproc)
     return _info(path, meta)
+
+
+def _convert_with_tokenizer(
+    model: Any,
+    preproc: Any,
+    out_name: str,
+    quantize: str | None,
+    texts: list[str] | None,
+    probe: list[str],
+    required: bool | None,
+) -> bytes | None:
+    """The tokenizer + model graph, checked in the interpreter; `None` when it cannot run."""
+    import tensorflow as tf
+
+    preproc.tokenize(tf.constant(probe[:1]))  # builds the tokenizer before tracing
+    trackables = [
+        model,
+        *[v for v in vars(preproc).values() if isinstance(v, tf.__internal__.tracking.Trackable)],
+    ]
+
+    def serve_texts(raw: Any) -> dict[str, Any]:
+        return {out_name: tf.cast(model(preproc.tokenize(raw), training=False), tf.float32)}
+
+    def calibrate_texts() -> Iterator[list[np.ndarray]]:
+        for text in texts:
+            # Bytes, not str: the calibrator misreads numpy unicode and tf.string input.
+            yield [np.array([text.encode("utf-8")])]
+
+    try:
+        content = _convert(
+            serve_texts,
+            trackables,
+            tf.TensorSpec([None], tf.string, name="texts"),
+            quantize,
+            calibrate_texts if texts else None,
+            custom_ops=True,
+        )
+        _run(
+            _make_interpreter(content, custom_ops=True, num_threads=None),
+            "texts",
+            np.array(probe, dtype=object),
+        )
+    except Exception as err:  # the converter and the interpreter raise many error types
+        reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
+        if required:
+            raise ValueError(
+                "The tokenizer cannot run inside TFLite with the TFLite builtins and the "
+                f"tensorflow-text ops ({reason}). Use include_tokenizer=False to export "
+                "the model alone. Received: include_tokenizer=True"
+            ) from err
+        warnings.warn(
+            f"The tokenizer could not be put inside the TFLite model ({reason}); "
+            "exporting the model alone, which takes token ids. The folder also holds "
+            "the preprocessor, so tokenize with it before calling the TFLite model.",
+            stacklevel=4,
+        )
+        return None
+    return content
 
 
 def _export_model(
@@ -404,8 +463,12 @@ def _export_model(
             yield [np.asarray(sample, dtype=dtype.as_numpy_dtype)[None]]
 
     content = _convert(
-        serve, [model], tf.TensorSpec(shape, dtype, name="inputs"), quantize,
-        calibrate if samples else None, custom_ops=False,
+        serve,
+        [model],
+        tf.TensorSpec(shape, dtype, name="inputs"),
+        quantize,
+        calibrate if samples else None,
+        custom_ops=False,
     )
     probe = np.zeros([1, *shape[1:]], dtype=dtype.as_numpy_dtype)
     _run(_make_interpreter(content, False, None), "inputs", probe)
@@ -415,8 +478,14 @@ def _export_model(
 
 
 def _meta(
-    model: Any, quantize: str | None, inside: bool, input_name: str, dtype: str,
-    shape: list[int | None], output_name: str, preproc: Any,
+    model: Any,
+    quantize: str | None,
+    inside: bool,
+    input_name: str,
+    dtype: str,
+    shape: list[int | None],
+    output_name: str,
+    preproc: Any,
 ) -> dict[str, Any]:
     import tensorflow as tf
 
@@ -427,7 +496,11 @@ def _meta(
         "tokenizer_inside": inside,
         "custom_ops": "tensorflow_text" if inside else None,
         "input": {"name": input_name, "dtype": dtype, "shape": shape},
-        "output": {"name": output_name, "dtype": "float32", "shape": [None, int(model.outputs[0].shape[-1])]},
+        "output": {
+            "name": output_name,
+            "dtype": "float32",
+            "shape": [None, int(model.outputs[0].shape[-1])],
+        },
         "quantize": quantize,
         "tensorflow_version": tf.__version__,
     }
@@ -470,19 +543,29 @@ class TFLitePredictor:
         ValueError: if the folder is not a ktlite TFLite export of a known version.
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self, path: str | os.PathLike, num_threads: int | None = None, batch_size: int = 32
+    ) -> None:
         folder = Path(path)
         try:
             meta = json.loads((folder / META_FILE).read_text())
         except (OSError, ValueError) as err:
-            raise ValueError(f"`path` is not a ktlite TFLite export ({err}). Received: path={str(folder)!r}") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME or meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"`path` is not a ktlite TFLite export ({err}). Received: path={str(folder)!r}"
+            ) from None
+        if (
+            not isinstance(meta, dict)
+            or meta.get("format") != FORMAT_NAME
+            or meta.get("format_version") != FORMAT_VERSION
+        ):
             raise ValueError(
                 f"`path` holds an unknown TFLite export format. Expected {FORMAT_NAME!r} version "
                 f"{FORMAT_VERSION}. Received: {str(folder / META_FILE)!r}"
             )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
+            raise ValueError(
+                f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
+            )
         self.meta = meta
         self.batch_size = batch_size
         self.tokenizer_inside = bool(meta["tokenizer_inside"])
@@ -531,11 +614,16 @@ class TFLitePredictor:
         items = [inputs] if single else list(inputs)
         name = self.meta["input"]["name"]
         out = self.meta["output"]["name"]
+        step = self.batch_size
         chunks = [
-            self._runner(**{name: self._inputs(items[i : i + self.batch_size])})[out]
-            for i in range(0, len(items), self.batch_size)
+            self._runner(**{name: self._inputs(items[start:stop])})[out]
+            for start, stop in ((i, i + step) for i in range(0, len(items), step))
         ]
-        result = np.concatenate(chunks, axis=0) if chunks else np.zeros((0, self.meta["output"]["shape"][-1]), "float32")
+        result = (
+            np.concatenate(chunks, axis=0)
+            if chunks
+            else np.zeros((0, self.meta["output"]["shape"][-1]), "float32")
+        )
         return result[0] if single else result
 
     def predict(self, inputs: Any) -> Any:
@@ -557,14 +645,19 @@ class TFLitePredictor:
         if self.label_mode == "regression":
             preds: list[Any] = [float(row[0]) if len(row) == 1 else row.tolist() for row in probs]
         elif self.label_mode == "multilabel":
-            preds = [[(self.class_names[j], float(p)) for j, p in enumerate(row) if p > 0.5] for row in probs]
+            preds = [
+                [(self.class_names[j], float(p)) for j, p in enumerate(row) if p > 0.5]
+                for row in probs
+            ]
         else:
             ids = probs.argmax(axis=1)
             preds = [self.class_names[i] if self.class_names else int(i) for i in ids]
         return preds[0] if single else preds
 
 
-def load_tflite(path: str | os.PathLike, num_threads: int | None = None, batch_size: int = 32) -> TFLitePredictor:
+def load_tflite(
+    path: str | os.PathLike, num_threads: int | None = None, batch_size: int = 32
+) -> TFLitePredictor:
     """Loads an `export_tflite` folder for prediction in Python.
 
     Args:

@@ -17,7 +17,11 @@ def tiny_transformer(embed_dim=16, num_outputs=3):
     from ktlite.models import Transformer
 
     return Transformer(
-        vocab_size=200, maxlen=12, embed_dim=embed_dim, num_heads=2, num_layers=1,
+        vocab_size=200,
+        maxlen=12,
+        embed_dim=embed_dim,
+        num_heads=2,
+        num_layers=1,
         num_outputs=num_outputs,
     )
 

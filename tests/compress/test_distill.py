@@ -22,21 +22,31 @@ def test_loss_matches_hand_computed_case():
     expected = 0.5 * 4 * kl + 0.5 * -np.log(0.5)  # 0.39571
     assert expected == pytest.approx(0.39571, abs=1e-4)
     packed = np.concatenate([TEACHER, [[0.0]]], axis=1)  # teacher probs, then class id 0
-    assert value(DistillationLoss(temperature=2.0, alpha=0.5), packed, STUDENT) == pytest.approx(expected, rel=1e-4)
+    assert value(DistillationLoss(temperature=2.0, alpha=0.5), packed, STUDENT) == pytest.approx(
+        expected, rel=1e-4
+    )
 
 
 def test_alpha_extremes_and_temperature_scaling():
     packed = np.concatenate([TEACHER, [[0.0]]], axis=1)
-    assert value(DistillationLoss(alpha=0.0), packed, STUDENT) == pytest.approx(-np.log(0.5), rel=1e-5)
+    assert value(DistillationLoss(alpha=0.0), packed, STUDENT) == pytest.approx(
+        -np.log(0.5), rel=1e-5
+    )
     kl_t1 = float(np.sum(TEACHER * np.log(TEACHER / STUDENT)))
-    assert value(DistillationLoss(temperature=1.0, alpha=1.0), packed, STUDENT) == pytest.approx(kl_t1, rel=1e-4)
-    assert value(DistillationLoss(alpha=1.0), np.concatenate([STUDENT, [[1.0]]], axis=1), STUDENT) == pytest.approx(0.0, abs=1e-6)
+    assert value(DistillationLoss(temperature=1.0, alpha=1.0), packed, STUDENT) == pytest.approx(
+        kl_t1, rel=1e-4
+    )
+    assert value(
+        DistillationLoss(alpha=1.0), np.concatenate([STUDENT, [[1.0]]], axis=1), STUDENT
+    ) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_plain_labels_give_cross_entropy_only():
     loss = DistillationLoss(temperature=3.0, alpha=0.9)
     assert value(loss, np.array([1]), STUDENT) == pytest.approx(-np.log(0.3), rel=1e-5)
-    assert value(loss, np.array([[0.0, 0.0, 1.0]]), STUDENT) == pytest.approx(-np.log(0.2), rel=1e-5)
+    assert value(loss, np.array([[0.0, 0.0, 1.0]]), STUDENT) == pytest.approx(
+        -np.log(0.2), rel=1e-5
+    )
 
 
 def test_from_logits_equals_probabilities():
@@ -48,10 +58,15 @@ def test_from_logits_equals_probabilities():
 
 
 def test_loss_and_metric_serialize():
-    loss = keras.losses.deserialize(keras.losses.serialize(DistillationLoss(temperature=4.0, alpha=0.3)))
+    loss = keras.losses.deserialize(
+        keras.losses.serialize(DistillationLoss(temperature=4.0, alpha=0.3))
+    )
     assert (loss.temperature, loss.alpha) == (4.0, 0.3)
     metric = DistillationAccuracy()
-    metric.update_state(np.array([[0.1, 0.8, 0.1, 1.0], [0.9, 0.05, 0.05, 2.0]]), np.array([[0.1, 0.8, 0.1], [0.6, 0.3, 0.1]]))
+    metric.update_state(
+        np.array([[0.1, 0.8, 0.1, 1.0], [0.9, 0.05, 0.05, 2.0]]),
+        np.array([[0.1, 0.8, 0.1], [0.6, 0.3, 0.1]]),
+    )
     assert float(metric.result()) == pytest.approx(0.5)
     assert metric.name == "accuracy"
 
@@ -85,7 +100,9 @@ def test_distill_precomputes_soft_targets_and_trains_student(token_data, make_tr
     x, y = token_data
     teacher, student = teacher_and_student(token_data, make_transformer)
     teacher_weights = [w.copy() for w in teacher.get_weights()]
-    learner = distill(teacher, student, (x, y), val_data=(x[:64], y[:64]), temperature=2.0, alpha=0.7, verbose=0)
+    learner = distill(
+        teacher, student, (x, y), val_data=(x[:64], y[:64]), temperature=2.0, alpha=0.7, verbose=0
+    )
     assert learner.model is student
     packed = learner.train_data.y
     assert packed.shape == (256, 4)
@@ -103,9 +120,18 @@ def test_distill_on_the_fly_with_text_task_dataset(text_setup):
     from ktlite import text
 
     trn, val, preproc, teacher = text_setup
-    student = text.text_classifier("transformer", trn, preproc=preproc, embed_dim=8, num_heads=1, num_layers=1, verbose=0)
-    learner = distill(ktlite.get_predictor(teacher, preproc), student, trn, val, soft_targets="on_the_fly", verbose=0)
-    (inputs, targets), = learner.train_data.take(1)
+    student = text.text_classifier(
+        "transformer", trn, preproc=preproc, embed_dim=8, num_heads=1, num_layers=1, verbose=0
+    )
+    learner = distill(
+        ktlite.get_predictor(teacher, preproc),
+        student,
+        trn,
+        val,
+        soft_targets="on_the_fly",
+        verbose=0,
+    )
+    ((inputs, targets),) = learner.train_data.take(1)
     assert targets.shape[-1] == len(preproc.class_names) + 1
     history = learner.fit_onecycle(1e-3, 1, verbose=0)
     assert np.isfinite(history.history["loss"][-1])

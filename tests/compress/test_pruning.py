@@ -9,7 +9,9 @@ from ktlite.compress import MagnitudePruning, polynomial_sparsity, prunable_weig
 
 def compiled(model):
     model.compile(
-        optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
     )
     return model
 

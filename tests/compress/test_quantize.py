@@ -45,7 +45,9 @@ def test_quantized_model_keras_round_trip_safe_mode(transformer, token_data, tmp
     assert os.path.getsize(tmp_path / "q.keras") < os.path.getsize(tmp_path / "f.keras")
 
 
-def test_quantized_copy_of_compiled_model_saves_without_optimizer_state(transformer, token_data, tmp_path):
+def test_quantized_copy_of_compiled_model_saves_without_optimizer_state(
+    transformer, token_data, tmp_path
+):
     x, y = token_data
     transformer.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     transformer.train_on_batch(x[:8], y[:8])
@@ -69,7 +71,9 @@ def test_exclude_keeps_matching_layers_float(transformer):
 
 def test_plain_functional_model_round_trip(tmp_path):
     inputs = keras.Input((8,))
-    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(16, activation="relu")(inputs))
+    outputs = keras.layers.Dense(3, activation="softmax")(
+        keras.layers.Dense(16, activation="relu")(inputs)
+    )
     model = keras.Model(inputs, outputs)
     small = quantize_model(model)
     small.save(tmp_path / "m.keras")
@@ -105,7 +109,9 @@ def test_quantize_predictor_returns_new_predictor_that_saves_and_loads(text_pred
     small = quantize_predictor(text_predictor, "int8")
     assert small is not text_predictor and type(small) is type(text_predictor)
     assert quantized_layers(text_predictor.model) == {}
-    np.testing.assert_allclose(small.predict_proba(texts), text_predictor.predict_proba(texts), atol=0.02)
+    np.testing.assert_allclose(
+        small.predict_proba(texts), text_predictor.predict_proba(texts), atol=0.02
+    )
     small.save(tmp_path / "p")
     loaded = ktlite.load_predictor(tmp_path / "p")
     assert quantized_layers(loaded.model) == quantized_layers(small.model)

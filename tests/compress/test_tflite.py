@@ -1,7 +1,6 @@
 """TFLite export of a predictor (tokenizer inside or outside) or a model, with quantization."""
 
 import json
-import warnings
 
 import keras
 import numpy as np
@@ -18,9 +17,14 @@ def test_float_export_holds_tokenizer_and_matches_predictor(text_predictor, tmp_
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["model.tflite", "tflite.json"]
     meta = json.loads((tmp_path / "f" / "tflite.json").read_text())
     assert meta["input"] == {"name": "texts", "dtype": "string", "shape": [None]}
-    assert meta["custom_ops"] == "tensorflow_text" and meta["class_names"] == text_predictor.get_classes()
+    assert (
+        meta["custom_ops"] == "tensorflow_text"
+        and meta["class_names"] == text_predictor.get_classes()
+    )
     runner = load_tflite(tmp_path / "f")
-    np.testing.assert_allclose(runner.predict_proba(TEXTS), text_predictor.predict_proba(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(
+        runner.predict_proba(TEXTS), text_predictor.predict_proba(TEXTS), atol=1e-5
+    )
     assert runner.predict(TEXTS) == text_predictor.predict(TEXTS)
     assert runner.predict(TEXTS[0]) == text_predictor.predict(TEXTS[0])
 
@@ -30,13 +34,21 @@ def test_weight_quantized_exports_stay_close(text_predictor, tmp_path, mode, ato
     info = export_tflite(text_predictor, tmp_path / mode, quantize=mode)
     assert info.quantize == mode and info.tokenizer_inside
     np.testing.assert_allclose(
-        load_tflite(tmp_path / mode).predict_proba(TEXTS), text_predictor.predict_proba(TEXTS), atol=atol
+        load_tflite(tmp_path / mode).predict_proba(TEXTS),
+        text_predictor.predict_proba(TEXTS),
+        atol=atol,
     )
 
 
 def test_int8_calibrates_on_training_texts(text_setup, text_predictor, tmp_path):
     trn, val, _, _ = text_setup
-    info = export_tflite(text_predictor, tmp_path / "q", quantize="int8", representative_data=trn, num_calibration_samples=64)
+    info = export_tflite(
+        text_predictor,
+        tmp_path / "q",
+        quantize="int8",
+        representative_data=trn,
+        num_calibration_samples=64,
+    )
     assert info.tokenizer_inside
     texts = list(val.x)
     expected = text_predictor.predict_proba(texts)
@@ -50,7 +62,9 @@ def test_model_alone_takes_token_ids_and_ships_the_preprocessor(text_predictor, 
     assert not info.tokenizer_inside and info.input_name == "token_ids"
     assert {"preprocessor.json", "vocab.txt"} <= {p.name for p in (tmp_path / "ids").iterdir()}
     runner = load_tflite(tmp_path / "ids")
-    np.testing.assert_allclose(runner.predict_proba(TEXTS), text_predictor.predict_proba(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(
+        runner.predict_proba(TEXTS), text_predictor.predict_proba(TEXTS), atol=1e-5
+    )
 
 
 def test_unsupported_tokenizer_falls_back_outside_with_warning(tmp_path):
@@ -58,7 +72,9 @@ def test_unsupported_tokenizer_falls_back_outside_with_warning(tmp_path):
     from ktlite import text
 
     texts = [f"{w} Item {i}" for i in range(20) for w in ("Red", "Blue")]
-    trn, _, preproc = text.texts_from_array(texts, [t.split()[0] for t in texts], maxlen=6, vocab_size=60, lowercase=False, verbose=0)
+    trn, _, preproc = text.texts_from_array(
+        texts, [t.split()[0] for t in texts], maxlen=6, vocab_size=60, lowercase=False, verbose=0
+    )
     model = text.text_classifier("fasttext", trn, preproc=preproc, embed_dim=8, verbose=0)
     predictor = ktlite.get_predictor(model, preproc)
     with pytest.raises(ValueError, match="include_tokenizer"):
@@ -66,12 +82,22 @@ def test_unsupported_tokenizer_falls_back_outside_with_warning(tmp_path):
     with pytest.warns(UserWarning, match="exporting the model alone"):
         info = export_tflite(predictor, tmp_path / "auto")
     assert not info.tokenizer_inside
-    np.testing.assert_allclose(load_tflite(tmp_path / "auto").predict_proba(texts[:3]), predictor.predict_proba(texts[:3]), atol=1e-5)
+    np.testing.assert_allclose(
+        load_tflite(tmp_path / "auto").predict_proba(texts[:3]),
+        predictor.predict_proba(texts[:3]),
+        atol=1e-5,
+    )
 
 
 def test_keras_model_export_with_int8_calibration(token_data, transformer, tmp_path):
     x, _ = token_data
-    info = export_tflite(transformer, tmp_path / "m", quantize="int8", representative_data=x, num_calibration_samples=32)
+    info = export_tflite(
+        transformer,
+        tmp_path / "m",
+        quantize="int8",
+        representative_data=x,
+        num_calibration_samples=32,
+    )
     assert info.input_name == "inputs" and not info.tokenizer_inside
     got = load_tflite(tmp_path / "m").predict_proba(x[:16])
     expected = keras.ops.convert_to_numpy(transformer(x[:16], training=False))
