@@ -245,6 +245,8 @@ def _on_the_fly(teacher: keras.Model, train_data: Any, batch_size: int, seed: in
 
     dataset, _ = make_dataset(train_data, batch_size, shuffle=True, seed=seed)
     k = int(teacher.outputs[0].shape[-1])
+    first_inputs = next(iter(dataset.take(1)))[0]
+    _check_teacher_probs(keras.ops.convert_to_numpy(teacher(first_inputs, training=False)))
 
     def add_soft_targets(x: Any, y: Any, *rest: Any) -> Any:
         y = tf.convert_to_tensor(y)

@@ -161,5 +161,8 @@ def test_distill_rejects_a_teacher_without_softmax(token_data, make_transformer)
     x, y = token_data
     inputs = keras.Input((12,), dtype="int32")
     logits = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Embedding(200, 4)(inputs)))
-    with pytest.raises(ValueError, match="softmax"):
-        distill(keras.Model(inputs, logits), make_transformer(), (x, y))
+    for soft_targets in ("precompute", "on_the_fly"):
+        with pytest.raises(ValueError, match="softmax"):
+            distill(
+                keras.Model(inputs, logits), make_transformer(), (x, y), soft_targets=soft_targets
+            )
