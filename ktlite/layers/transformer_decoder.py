@@ -7,10 +7,11 @@ from typing import Any
 import keras
 
 from ktlite.layers import _masks, _validation
+from ktlite.layers._transformer_block import TransformerBlock
 
 
 @keras.saving.register_keras_serializable(package="ktlite")
-class TransformerDecoder(keras.layers.Layer):
+class TransformerDecoder(TransformerBlock):
     """A Transformer decoder block with causal self-attention.
 
     The block runs masked (causal) self-attention, so position `t` only attends to
@@ -58,65 +59,8 @@ class TransformerDecoder(keras.layers.Layer):
         >>> decoder(targets, sources).shape  # (2, 5, 16)
     """
 
-    def __init__(
-        self,
-        num_heads: int,
-        intermediate_dim: int,
-        dropout: float = 0.1,
-        activation: Any = "gelu",
-        norm_first: bool = False,
-        layer_norm_epsilon: float = 1e-5,
-        attention_dropout: float | None = None,
-        kernel_initializer: Any = "glorot_uniform",
-        bias_initializer: Any = "zeros",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.num_heads = _validation.positive_int("num_heads", num_heads)
-        self.intermediate_dim = _validation.positive_int(
-            "intermediate_dim", intermediate_dim
-        )
-        self.dropout = _validation.rate("dropout", dropout)
-        self.attention_dropout = (
-            self.dropout
-            if attention_dropout is None
-            else _validation.rate("attention_dropout", attention_dropout)
-        )
-        self.activation = _validation.activation("activation", activation)
-        self.norm_first = _validation.boolean("norm_first", norm_first)
-        self.layer_norm_epsilon = _validation.positive_float(
-            "layer_norm_epsilon", layer_norm_epsilon
-        )
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.supports_masking = True
-        self._has_cross_attention = None
-
-    def _attention(self, key_dim: int, name: str) -> keras.layers.MultiHeadAttention:
-        return keras.layers.MultiHeadAttention(
-            num_heads=self.num_heads,
-            key_dim=key_dim,
-            dropout=self.attention_dropout,
-            kernel_initializer=_validation.copy_initializer(self.kernel_initializer),
-            bias_initializer=_validation.copy_initializer(self.bias_initializer),
-            dtype=self.dtype_policy,
-            name=name,
-        )
-
-    def _norm(self, name: str) -> keras.layers.LayerNormalization:
-        return keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
-        )
-
-    def _dense(self, units: int, name: str, activation: Any = None) -> keras.layers.Dense:
-        return keras.layers.Dense(
-            units,
-            activation=activation,
-            kernel_initializer=_validation.copy_initializer(self.kernel_initializer),
-            bias_initializer=_validation.copy_initializer(self.bias_initializer),
-            dtype=self.dtype_policy,
-            name=name,
-        )
+    # Fixed by the first `build`; `None` until then.
+    _has_cross_attention: bool | None = None
 
     def build(
         self,
@@ -293,24 +237,3 @@ class TransformerDecoder(keras.layers.Layer):
         encoder_sequence_shape: tuple | None = None,
     ) -> tuple:
         return tuple(decoder_sequence_shape)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "intermediate_dim": self.intermediate_dim,
-                "dropout": self.dropout,
-                "activation": keras.activations.serialize(self.activation),
-                "norm_first": self.norm_first,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "attention_dropout": self.attention_dropout,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
-            }
-        )
-        return config

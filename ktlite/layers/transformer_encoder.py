@@ -7,10 +7,11 @@ from typing import Any
 import keras
 
 from ktlite.layers import _masks, _validation
+from ktlite.layers._transformer_block import TransformerBlock
 
 
 @keras.saving.register_keras_serializable(package="ktlite")
-class TransformerEncoder(keras.layers.Layer):
+class TransformerEncoder(TransformerBlock):
     """A Transformer encoder block (bidirectional self-attention + feed-forward).
 
     Each of the two sublayers (multi-head self-attention, then a two-layer feed-forward
@@ -56,81 +57,23 @@ class TransformerEncoder(keras.layers.Layer):
         >>> encoder(embed(np.array([[5, 7, 2, 0, 0, 0, 0, 0]]))).shape  # (1, 8, 16)
     """
 
-    def __init__(
-        self,
-        num_heads: int,
-        intermediate_dim: int,
-        dropout: float = 0.1,
-        activation: Any = "gelu",
-        norm_first: bool = False,
-        layer_norm_epsilon: float = 1e-5,
-        attention_dropout: float | None = None,
-        kernel_initializer: Any = "glorot_uniform",
-        bias_initializer: Any = "zeros",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.num_heads = _validation.positive_int("num_heads", num_heads)
-        self.intermediate_dim = _validation.positive_int(
-            "intermediate_dim", intermediate_dim
-        )
-        self.dropout = _validation.rate("dropout", dropout)
-        self.attention_dropout = (
-            self.dropout
-            if attention_dropout is None
-            else _validation.rate("attention_dropout", attention_dropout)
-        )
-        self.activation = _validation.activation("activation", activation)
-        self.norm_first = _validation.boolean("norm_first", norm_first)
-        self.layer_norm_epsilon = _validation.positive_float(
-            "layer_norm_epsilon", layer_norm_epsilon
-        )
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.supports_masking = True
-
     def build(self, inputs_shape: tuple) -> None:
         hidden_dim = _validation.hidden_dim("inputs_shape", inputs_shape)
         key_dim = _validation.head_size(hidden_dim, self.num_heads)
-        self._self_attention = keras.layers.MultiHeadAttention(
-            num_heads=self.num_heads,
-            key_dim=key_dim,
-            dropout=self.attention_dropout,
-            kernel_initializer=_validation.copy_initializer(self.kernel_initializer),
-            bias_initializer=_validation.copy_initializer(self.bias_initializer),
-            dtype=self.dtype_policy,
-            name="self_attention",
-        )
+        self._self_attention = self._attention(key_dim, "self_attention")
         self._self_attention.build(inputs_shape, inputs_shape)
-        self._self_attention_norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon,
-            dtype=self.dtype_policy,
-            name="self_attention_norm",
-        )
+        self._self_attention_norm = self._norm("self_attention_norm")
         self._self_attention_norm.build(inputs_shape)
         self._self_attention_dropout = keras.layers.Dropout(
             self.dropout, dtype=self.dtype_policy, name="self_attention_dropout"
         )
-        self._ffn_norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="ffn_norm"
-        )
+        self._ffn_norm = self._norm("ffn_norm")
         self._ffn_norm.build(inputs_shape)
-        self._ffn_inner = keras.layers.Dense(
-            self.intermediate_dim,
-            activation=self.activation,
-            name="ffn_inner",
-            kernel_initializer=_validation.copy_initializer(self.kernel_initializer),
-            bias_initializer=_validation.copy_initializer(self.bias_initializer),
-            dtype=self.dtype_policy,
+        self._ffn_inner = self._dense(
+            self.intermediate_dim, "ffn_inner", activation=self.activation
         )
         self._ffn_inner.build(inputs_shape)
-        self._ffn_outer = keras.layers.Dense(
-            hidden_dim,
-            name="ffn_outer",
-            kernel_initializer=_validation.copy_initializer(self.kernel_initializer),
-            bias_initializer=_validation.copy_initializer(self.bias_initializer),
-            dtype=self.dtype_policy,
-        )
+        self._ffn_outer = self._dense(hidden_dim, "ffn_outer")
         self._ffn_outer.build((*inputs_shape[:-1], self.intermediate_dim))
         self._ffn_dropout = keras.layers.Dropout(
             self.dropout, dtype=self.dtype_policy, name="ffn_dropout"
@@ -196,25 +139,3 @@ class TransformerEncoder(keras.layers.Layer):
 
     def compute_output_shape(self, inputs_shape: tuple) -> tuple:
         return tuple(inputs_shape)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "intermediate_dim": self.intermediate_dim,
-                "dropout": self.dropout,
-                "activation": keras.activations.serialize(self.activation),
-                "norm_first": self.norm_first,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "attention_dropout": self.attention_dropout,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
-            }
-        )
-        return config
-

@@ -1,0 +1,121 @@
+"""The constructor, sublayer factories and config shared by the Transformer blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from ktlite.layers import _validation
+
+
+class TransformerBlock(keras.layers.Layer):
+    """Base of `TransformerEncoder` and `TransformerDecoder`; not used on its own.
+
+    It validates and stores the arguments both blocks take, builds their attention,
+    normalization and dense sublayers with the shared settings, and writes the shared
+    `get_config`. Subclasses keep their own registered names and docstrings.
+
+    Args:
+        num_heads: Number of attention heads.
+        intermediate_dim: Width of the feed-forward network's hidden layer.
+        dropout: Dropout rate after each sublayer. Defaults to `0.1`.
+        activation: Activation of the feed-forward hidden layer. Defaults to
+            `"gelu"`.
+        norm_first: `False` (default) for post-norm, `True` for pre-norm.
+        layer_norm_epsilon: Epsilon of the layer normalizations. Defaults to `1e-5`.
+        attention_dropout: Dropout rate on the attention probabilities. Defaults to
+            `None`, meaning `dropout`.
+        kernel_initializer: Initializer of the dense kernels. Defaults to
+            `"glorot_uniform"`.
+        bias_initializer: Initializer of the dense biases. Defaults to `"zeros"`.
+        **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Raises:
+        ValueError: If an argument is out of range.
+
+    Example:
+        >>> class Block(TransformerBlock):
+        ...     pass
+        >>> Block(num_heads=2, intermediate_dim=32).num_heads  # 2
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        intermediate_dim: int,
+        dropout: float = 0.1,
+        activation: Any = "gelu",
+        norm_first: bool = False,
+        layer_norm_epsilon: float = 1e-5,
+        attention_dropout: float | None = None,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_heads = _validation.positive_int("num_heads", num_heads)
+        self.intermediate_dim = _validation.positive_int(
+            "intermediate_dim", intermediate_dim
+        )
+        self.dropout = _validation.rate("dropout", dropout)
+        self.attention_dropout = (
+            self.dropout
+            if attention_dropout is None
+            else _validation.rate("attention_dropout", attention_dropout)
+        )
+        self.activation = _validation.activation("activation", activation)
+        self.norm_first = _validation.boolean("norm_first", norm_first)
+        self.layer_norm_epsilon = _validation.positive_float(
+            "layer_norm_epsilon", layer_norm_epsilon
+        )
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.supports_masking = True
+
+    def _attention(self, key_dim: int, name: str) -> keras.layers.MultiHeadAttention:
+        return keras.layers.MultiHeadAttention(
+            num_heads=self.num_heads,
+            key_dim=key_dim,
+            dropout=self.attention_dropout,
+            kernel_initializer=_validation.copy_initializer(self.kernel_initializer),
+            bias_initializer=_validation.copy_initializer(self.bias_initializer),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def _norm(self, name: str) -> keras.layers.LayerNormalization:
+        return keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
+        )
+
+    def _dense(self, units: int, name: str, activation: Any = None) -> keras.layers.Dense:
+        return keras.layers.Dense(
+            units,
+            activation=activation,
+            kernel_initializer=_validation.copy_initializer(self.kernel_initializer),
+            bias_initializer=_validation.copy_initializer(self.bias_initializer),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "activation": keras.activations.serialize(self.activation),
+                "norm_first": self.norm_first,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "attention_dropout": self.attention_dropout,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(
+                    self.bias_initializer
+                ),
+            }
+        )
+        return config
