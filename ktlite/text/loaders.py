@@ -12,7 +12,7 @@ import csv
 import gzip
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -234,7 +234,7 @@ def _open_text(path: str, encoding: str) -> Any:
 
 def _read_csv(
     path: Any, text_column: str, label_columns: list[str], sep: str, encoding: str, arg: str
-) -> tuple[list[str], Any, list[str]]:
+) -> tuple[list[str], Any]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
@@ -281,7 +281,7 @@ def _read_csv(
                     f"Label column {label_columns[0]!r} of {path!r} is empty on data row {i} "
                     f"(line {i + 2}). Drop or fill rows with missing labels first."
                 )
-        return texts, _parse_scalar_column(raw), label_columns
+        return texts, _parse_scalar_column(raw)
     matrix = np.empty((len(rows), len(label_columns)), dtype=np.float64)
     for i, r in enumerate(rows):
         for j, v in enumerate(r[1:]):
@@ -293,7 +293,7 @@ def _read_csv(
                     f"several label columns are used (0/1 or numbers). Received: {v!r} on line "
                     f"{i + 2}"
                 ) from None
-    return texts, matrix, label_columns
+    return texts, matrix
 
 
 def _label_column_list(label_columns: Any) -> list[str]:
@@ -306,6 +306,56 @@ def _label_column_list(label_columns: Any) -> list[str]:
     raise ValueError(
         f"`label_columns` must be a column name or a non-empty list of column names. "
         f"Received: label_columns={label_columns!r}"
+    )
+
+
+def _texts_from_tables(
+    read: Callable[[Any, str], tuple[Any, Any]],
+    train: tuple[Any, str],
+    val: tuple[Any, str],
+    columns: list[str],
+    class_names: Sequence[str] | None,
+    label_mode: str | None,
+    **options: Any,
+) -> tuple[Any, Any, TextPreprocessor]:
+    """Reads training and optional validation tables and passes them to `texts_from_array`.
+
+    Args:
+        read: called as ``read(source, arg)``; returns ``(texts, labels)`` of one table and
+            names ``arg`` in its errors.
+        train: ``(source, arg)`` of the training table.
+        val: ``(source, arg)`` of the validation table; a None source holds out
+            ``val_pct`` of the training rows instead.
+        columns: the label columns; with several, they become the class names unless
+            ``class_names`` is given or ``label_mode`` is ``"regression"``.
+        class_names: as in `texts_from_array`.
+        label_mode: as in `texts_from_array`.
+        **options: the other keyword arguments of `texts_from_array`.
+
+    Returns:
+        ``(trn, val, preproc)`` as in `texts_from_array`.
+
+    Raises:
+        ValueError: for any error ``read`` or `texts_from_array` raises.
+
+    Example:
+        >>> _texts_from_tables(read, (train_df, "train_df"), (None, "val_df"),
+        ...                    ["label"], None, None, val_pct=0.2)
+    """
+    x_train, y_train = read(*train)
+    x_test = y_test = None
+    if val[0] is not None:
+        x_test, y_test = read(*val)
+    if len(columns) > 1 and class_names is None and label_mode != "regression":
+        class_names = columns
+    return texts_from_array(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        label_mode=label_mode,
+        class_names=class_names,
+        **options,
     )
 
 
@@ -363,27 +413,17 @@ def texts_from_csv(
     columns = _label_column_list(label_columns)
     if not isinstance(text_column, str):
         raise ValueError(f"`text_column` must be a column name. Received: {text_column!r}")
-    x_train, y_train, names = _read_csv(
-        train_filepath, text_column, columns, sep, encoding, "train_filepath"
-    )
-    x_test = y_test = None
-    if val_filepath is not None:
-        x_test, y_test, _ = _read_csv(
-            val_filepath, text_column, columns, sep, encoding, "val_filepath"
-        )
-    if len(columns) > 1 and class_names is None and label_mode != "regression":
-        class_names = names
-    return texts_from_array(
-        x_train,
-        y_train,
-        x_test,
-        y_test,
+    return _texts_from_tables(
+        lambda path, arg: _read_csv(path, text_column, columns, sep, encoding, arg),
+        (train_filepath, "train_filepath"),
+        (val_filepath, "val_filepath"),
+        columns,
+        class_names,
+        label_mode,
         val_pct=val_pct,
         maxlen=maxlen,
         vocab_size=vocab_size,
         random_state=random_state,
-        label_mode=label_mode,
-        class_names=class_names,
         lowercase=lowercase,
         verbose=verbose,
     )
@@ -459,23 +499,17 @@ def texts_from_df(
         >>> trn, val, preproc = texts_from_df(df, "text", "label")
     """
     columns = _label_column_list(label_columns)
-    x_train, y_train = _from_frame(train_df, text_column, columns, "train_df")
-    x_test = y_test = None
-    if val_df is not None:
-        x_test, y_test = _from_frame(val_df, text_column, columns, "val_df")
-    if len(columns) > 1 and class_names is None and label_mode != "regression":
-        class_names = columns
-    return texts_from_array(
-        x_train,
-        y_train,
-        x_test,
-        y_test,
+    return _texts_from_tables(
+        lambda df, arg: _from_frame(df, text_column, columns, arg),
+        (train_df, "train_df"),
+        (val_df, "val_df"),
+        columns,
+        class_names,
+        label_mode,
         val_pct=val_pct,
         maxlen=maxlen,
         vocab_size=vocab_size,
         random_state=random_state,
-        label_mode=label_mode,
-        class_names=class_names,
         lowercase=lowercase,
         verbose=verbose,
     )
