@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=_positive_int, default=2)
     demo.add_argument("--batch-size", type=_positive_int, default=64)
     # 1e-3 rather than the finder's default suggestion: on this Transformer the `minimum`
-    # rule lands about ten times too high (benchmarks/RESULTS.md, text accuracy).
+    # rule landed 2-6x too high (benchmarks/RESULTS.md, text accuracy).
     demo.add_argument("--lr", type=float, default=1e-3,
                       help="learning rate for fit_onecycle (default: %(default)s)")
     demo.add_argument("--max-train", type=_positive_int, default=None,
