@@ -18,7 +18,6 @@ model compress well (`.keras` files are zip archives) and prepare it for sparse 
 from __future__ import annotations
 
 import contextlib
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from typing import Any
 
 import keras
 import numpy as np
+
+from ktlite.compress.quantize import compile_exclude_patterns
 
 __all__ = [
     "PRUNING_SCHEDULES",
@@ -100,23 +101,6 @@ def polynomial_sparsity(
     return target_sparsity + (initial_sparsity - target_sparsity) * (1.0 - progress) ** power
 
 
-def _compile_patterns(exclude: str | Sequence[str] | None) -> list[re.Pattern]:
-    if exclude is None:
-        return []
-    patterns = [exclude] if isinstance(exclude, str) else exclude
-    if not isinstance(patterns, Sequence) or not all(isinstance(p, str) for p in patterns):
-        raise TypeError(
-            "`exclude` must be a regex string or a list of regex strings matched against "
-            f"layer paths. Received: exclude={exclude!r}"
-        )
-    try:
-        return [re.compile(p) for p in patterns]
-    except re.error as err:
-        raise ValueError(
-            f"`exclude` holds an invalid regex ({err}). Received: exclude={exclude!r}"
-        ) from None
-
-
 def prunable_weights(
     model: keras.Model,
     include_embeddings: bool = False,
@@ -143,7 +127,7 @@ def prunable_weights(
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
-    patterns = _compile_patterns(exclude)
+    patterns = compile_exclude_patterns(exclude, "layer paths")
     found: list[tuple[str, keras.Variable]] = []
     seen: set[int] = set()
     # Keras has no public recursive walk over sublayers; Model.quantize uses this one too.
@@ -341,7 +325,7 @@ class MagnitudePruning(keras.callbacks.Callback):
             raise ValueError(f"`power` must be a positive number. Received: power={power!r}")
         self.power = float(power)
         self.include_embeddings = bool(include_embeddings)
-        _compile_patterns(exclude)
+        compile_exclude_patterns(exclude, "layer paths")
         self.exclude = exclude
         self.verbose = verbose
         self.history: list[tuple[int, float]] = []

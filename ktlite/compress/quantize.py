@@ -35,14 +35,29 @@ def _check_mode(mode: Any) -> str:
     return mode
 
 
-def _compile_patterns(exclude: str | Sequence[str] | None) -> list[re.Pattern]:
+def compile_exclude_patterns(
+    exclude: str | Sequence[str] | None, matched_against: str = "layer names"
+) -> list[re.Pattern]:
+    """Compiles the `exclude` regexes shared by quantization and pruning.
+
+    Args:
+        exclude: one regex, a list of them, or None.
+        matched_against: what the regexes are matched against, for the error message.
+
+    Returns:
+        The compiled patterns (empty for None).
+
+    Raises:
+        TypeError: if `exclude` is not a string or a list of strings.
+        ValueError: if a regex does not compile.
+    """
     if exclude is None:
         return []
     patterns = [exclude] if isinstance(exclude, str) else exclude
     if not isinstance(patterns, Sequence) or not all(isinstance(p, str) for p in patterns):
         raise TypeError(
             "`exclude` must be a regex string or a list of regex strings matched against "
-            f"layer names. Received: exclude={exclude!r}"
+            f"{matched_against}. Received: exclude={exclude!r}"
         )
     try:
         return [re.compile(p) for p in patterns]
@@ -133,7 +148,7 @@ def quantize_model(
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
     mode = _check_mode(mode)
-    patterns = _compile_patterns(exclude)
+    patterns = compile_exclude_patterns(exclude)
     if not model.built:
         raise ValueError(
             "`model` must be built (called on data, or created with keras.Input) before it "
