@@ -3,39 +3,24 @@
 import keras
 import numpy as np
 import pytest
+from corpora import POS, planted_corpus, task_dataset
 
 from ktlite.data import TaskDataset
 from ktlite.text import TextPreprocessor, text_classifier, text_regression_model
 from ktlite.text.models import NBSVMScores, nb_log_count_ratios
 
-POS, NEG = ["good", "great", "superb"], ["bad", "awful", "dull"]
-FILLER = ["the", "a", "movie", "film", "was", "plot", "actor", "very", "really", "it"]
 SMALL = dict(embed_dim=16, num_heads=2, num_layers=1, verbose=0)
 
 
 def corpus(n=160, seed=0):
-    """Texts whose class is decided by one planted word among filler."""
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for i in range(n):
-        label = i % 2
-        words = list(rng.choice(FILLER, 5)) + [str(rng.choice(POS if label else NEG))]
-        rng.shuffle(words)
-        texts.append(" ".join(words))
-        labels.append("pos" if label else "neg")
-    return texts, labels
-
-
-def dataset(texts, y, preproc):
-    return TaskDataset(np.array(texts, dtype=object), preproc.encode_labels(y),
-                       transform=preproc.tokenize, task="text")
+    return planted_corpus(n, seed, filler_words=5)
 
 
 @pytest.fixture(scope="module")
 def binary():
     texts, labels = corpus()
     preproc = TextPreprocessor(maxlen=12, vocab_size=100).fit(texts, labels)
-    return dataset(texts, labels, preproc), preproc
+    return task_dataset(texts, labels, preproc), preproc
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +28,7 @@ def multilabel():
     texts, _ = corpus(seed=1)
     y = [[w for w in ("good", "film") if w in t.split()] or ["none"] for t in texts]
     preproc = TextPreprocessor(maxlen=12, vocab_size=100, label_mode="multilabel").fit(texts, y)
-    return dataset(texts, y, preproc), preproc
+    return task_dataset(texts, y, preproc), preproc
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +36,7 @@ def regression():
     texts, _ = corpus(seed=2)
     y = [float(sum(w in POS for w in t.split())) for t in texts]
     preproc = TextPreprocessor(maxlen=12, vocab_size=100, label_mode="regression").fit(texts, y)
-    return dataset(texts, y, preproc), preproc
+    return task_dataset(texts, y, preproc), preproc
 
 
 # ---------------------------------------------------------------- shapes and compile

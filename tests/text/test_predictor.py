@@ -8,40 +8,25 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from corpora import planted_corpus, task_dataset
 import tensorflow as tf
 
 import ktlite
-from ktlite.data import TaskDataset
 from ktlite.text import TextPreprocessor, text_classifier, text_regression_model
 from ktlite.text.predictor import TextPredictor
 
-POS, NEG = ["good", "great", "superb"], ["bad", "awful", "dull"]
-FILLER = ["the", "a", "movie", "film", "was", "plot", "actor", "very", "really", "it"]
 TEXTS = ["a good film", "the plot was dull", "really superb actor", "awful", "", "ünïcode café"]
 
 
 def corpus(n=120, seed=0):
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for i in range(n):
-        label = i % 2
-        words = list(rng.choice(FILLER, 4)) + [str(rng.choice(POS if label else NEG))]
-        rng.shuffle(words)
-        texts.append(" ".join(words))
-        labels.append("pos" if label else "neg")
-    return texts, labels
-
-
-def dataset(texts, y, preproc):
-    return TaskDataset(np.array(texts, dtype=object), preproc.encode_labels(y),
-                       transform=preproc.tokenize, task="text")
+    return planted_corpus(n, seed, filler_words=4)
 
 
 @pytest.fixture(scope="module")
 def trained():
     texts, labels = corpus()
     preproc = TextPreprocessor(maxlen=10, vocab_size=80).fit(texts, labels)
-    trn = dataset(texts, labels, preproc)
+    trn = task_dataset(texts, labels, preproc)
     model = text_classifier("transformer", trn, preproc=preproc, embed_dim=16, num_heads=2,
                             num_layers=1, verbose=0)
     model.fit(preproc.preprocess(texts), trn.y, epochs=2, batch_size=32, verbose=0)
@@ -134,7 +119,7 @@ def test_multilabel_gives_label_probability_pairs(tmp_path):
     texts, _ = corpus(seed=3)
     y = [[w for w in ("good", "film") if w in t.split()] or ["none"] for t in texts]
     preproc = TextPreprocessor(maxlen=10, vocab_size=80, label_mode="multilabel").fit(texts, y)
-    model = text_classifier("fasttext", dataset(texts, y, preproc), preproc, embed_dim=8,
+    model = text_classifier("fasttext", task_dataset(texts, y, preproc), preproc, embed_dim=8,
                             verbose=0)
     predictor = ktlite.get_predictor(model, preproc)
     pairs = predictor.predict(texts[0])
@@ -155,7 +140,7 @@ def test_regression_gives_floats(tmp_path):
     texts, _ = corpus(seed=4)
     y = [float(len(t)) for t in texts]
     preproc = TextPreprocessor(maxlen=10, vocab_size=80, label_mode="regression").fit(texts, y)
-    model = text_regression_model("fasttext", dataset(texts, y, preproc), preproc, embed_dim=8,
+    model = text_regression_model("fasttext", task_dataset(texts, y, preproc), preproc, embed_dim=8,
                                   verbose=0)
     predictor = ktlite.get_predictor(model, preproc)
     value = predictor.predict(texts[0])
