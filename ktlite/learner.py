@@ -267,13 +267,13 @@ class Learner:
         return plot_lr_find(self._require_lr_result(), suggest=suggest)
 
     def lr_estimate(self) -> dict[str, float]:
-        """Returns the suggestions of the last `lr_find()` (`valley`, `steep`, `minimum`).
+        """Returns the suggestions of the last `lr_find()` (`valley`, `steep`, `minimum`, `basin`).
 
         Raises:
             ValueError: if `lr_find()` has not been run.
 
         Example:
-            >>> learner.lr_estimate()["minimum"]
+            >>> learner.lr_estimate()["basin"]
         """
         return dict(self._require_lr_result().suggestions)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["plot_lr_find", "plot_history", "show"]
 
-_MARKERS = {"valley": "o", "steep": "^", "minimum": "s"}
+_MARKERS = {"valley": "o", "steep": "^", "minimum": "s", "basin": "D"}
 
 
 def _new_axes(ax: Any):
@@ -48,7 +48,8 @@ def plot_lr_find(
             same model at two batch sizes).
         labels: One legend label per result. Default: no legend for one result,
             `"run 0"`, `"run 1"`, ... for several.
-        suggest: Mark each result's suggestions (`valley`, `steep`, `minimum`). Default True.
+        suggest: Mark each result's suggestions (`valley`, `steep`, `minimum`, `basin`).
+            Default True.
         ax: A matplotlib Axes to draw into; default a new Figure.
 
     Returns:

@@ -48,7 +48,7 @@ def test_lr_estimate_and_plot_after_sweep():
         learner.lr_plot()
     result = learner.lr_find(num_steps=40, show_plot=True)
     suggestions = learner.lr_estimate()
-    assert {"valley", "steep", "minimum"} <= set(suggestions)
+    assert {"valley", "steep", "minimum", "basin"} <= set(suggestions)
     assert suggestions == result.suggestions and result.suggestion in suggestions.values()
     assert isinstance(learner.lr_plot(), matplotlib.figure.Figure)
     assert isinstance(learner.lr_plot(suggest=False), matplotlib.figure.Figure)

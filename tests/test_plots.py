@@ -32,7 +32,7 @@ def test_lr_plot_has_log_x_axis_and_marked_suggestions():
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     lines = ax.get_lines()
-    assert len(lines) == 1 + 3  # the curve and one marker per suggestion
+    assert len(lines) == 1 + 4  # the curve and one marker per suggestion
     marker_x = sorted(float(line.get_xdata()[0]) for line in lines[1:])
     assert marker_x == sorted(result.suggestions.values())
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -48,7 +48,7 @@ def test_several_results_overlay_with_a_legend():
     fig = plot_lr_find([_result(), _result(10)], labels=["bs 32", "bs 256"])
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["bs 32", "bs 256"]
-    assert len(ax.get_lines()) == 2 * 4
+    assert len(ax.get_lines()) == 2 * 5
 
 
 def test_lr_plot_draws_into_a_given_axes():

@@ -12,7 +12,9 @@ from ktlite.lr.policy_callback import PolicyCallback
 from ktlite.lr.schedules import SGDR, Constant, ExponentialSweep, OneCycle, Policy, Triangular
 from ktlite.lr.suggest import (
     DEFAULT_SUGGESTION,
+    running_median,
     smooth_losses,
+    suggest_basin,
     suggest_minimum,
     suggest_steep,
     suggest_valley,
@@ -34,4 +36,6 @@ __all__ = [
     "suggest_valley",
     "suggest_steep",
     "suggest_minimum",
+    "suggest_basin",
+    "running_median",
 ]

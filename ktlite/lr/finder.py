@@ -13,7 +13,7 @@ import numpy as np
 
 from ktlite.lr.policy_callback import PolicyCallback, _inner_optimizer
 from ktlite.lr.schedules import ExponentialSweep
-from ktlite.lr.suggest import DEFAULT_SUGGESTION, SUGGESTERS, smooth_losses, suggest_all
+from ktlite.lr.suggest import DEFAULT_SUGGESTION, smooth_losses, suggest_all
 
 __all__ = ["LRFindResult", "find_lr", "DEFAULT_NUM_STEPS"]
 
@@ -46,9 +46,10 @@ class LRFindResult:
         losses: True loss of each batch (not a running mean).
         smoothed: Bias-corrected exponential moving average of `losses`.
         suggestions: Learning rates read off the curve, by rule: `"valley"`, `"steep"`,
-            `"minimum"` (see `ktlite.lr.suggest`); `nan` when the curve is too short.
-        suggestion: The default suggestion, `suggestions["minimum"]` (one tenth of the
-            learning rate at the lowest smoothed loss; see `ktlite.lr.suggest` for why).
+            `"minimum"`, `"basin"` (see `ktlite.lr.suggest`); `nan` when the curve is too
+            short.
+        suggestion: The default suggestion, `suggestions["basin"]` (half a decade below
+            where the lag-free loss curve reaches its bottom; see `ktlite.lr.suggest`).
         config: The sweep's settings (`start_lr`, `end_lr`, `num_steps`, `stop_factor`,
             `beta`) and `stopped_early`.
 
@@ -94,7 +95,7 @@ class LRFindResult:
                 f"Received: len(lrs)={len(lrs)}, len(losses)={len(losses)}"
             )
         smoothed = smooth_losses(losses, beta).tolist()
-        suggestions = suggest_all(lrs, smoothed)
+        suggestions = suggest_all(lrs, losses, smoothed)
         return cls(
             lrs=lrs,
             losses=losses,
@@ -288,9 +289,9 @@ def find_lr(
         callbacks: Extra Keras callbacks to run during the sweep.
 
     Returns:
-        An `LRFindResult`; `result.suggestion` is the `"minimum"` suggestion (one tenth of
-        the learning rate at the lowest smoothed loss), the rule that measured best in
-        `benchmarks/lr_finder.py`.
+        An `LRFindResult`; `result.suggestion` is the `"basin"` suggestion (half a decade
+        below where the lag-free loss curve reaches its bottom), the rule that measured best
+        in `benchmarks/lr_finder.py`.
 
     Raises:
         ValueError: If an argument is invalid or the model is not compiled.
@@ -298,7 +299,7 @@ def find_lr(
     Example:
         >>> result = find_lr(model, train_ds.batch(32))
         >>> result.suggestions
-        {'valley': ..., 'steep': ..., 'minimum': ...}
+        {'valley': ..., 'steep': ..., 'minimum': ..., 'basin': ...}
     """
     import tensorflow as tf
 

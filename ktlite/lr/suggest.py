@@ -1,14 +1,16 @@
 """Reading a learning rate off an LR-finder curve.
 
-All functions take the swept learning rates (increasing, geometric) and the smoothed losses
-of the same length, and return one learning rate (`nan` when the curve is too short to say).
-They only look at the part of the curve before its minimum, where training still improves.
+Every rule takes the swept learning rates (increasing, geometric) and a loss curve of the
+same length, and returns one learning rate (`nan` when the curve is too short to say). They
+only look at the part of the curve before its minimum, where training still improves.
+`valley`, `steep` and `minimum` read the EMA-smoothed curve; `basin`, the default, reads the
+raw per-batch losses through a centred running median, which does not lag behind the sweep.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -17,8 +19,9 @@ __all__ = [
     "suggest_valley",
     "suggest_steep",
     "suggest_minimum",
+    "suggest_basin",
+    "running_median",
     "suggest_all",
-    "SUGGESTERS",
     "DEFAULT_SUGGESTION",
 ]
 
@@ -28,6 +31,13 @@ _MIN_POINTS = 5
 _PLATEAU = 0.05
 # The first 1/_SKIP_FRACTION of a sweep is ignored.
 _SKIP_FRACTION = 10
+# `suggest_basin`: the running median spans 1/_MEDIAN_FRACTION of the sweep on each side
+# (10 points of a 200-step sweep, about 0.4 decade of learning rate)...
+_MEDIAN_FRACTION = 20
+# ...the basin holds the points within this fraction of the total drop of the lowest point...
+_BASIN = 0.05
+# ...and the suggestion sits half a decade of learning rate below the start of the basin.
+_BACKOFF = 10.0 ** 0.5
 
 
 def smooth_losses(losses: Sequence[float], beta: float = 0.98) -> np.ndarray:
@@ -62,7 +72,7 @@ def smooth_losses(losses: Sequence[float], beta: float = 0.98) -> np.ndarray:
 
 
 def _usable(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """The trustworthy part of the curve: after the first tenth, up to the minimum.
+    """The trustworthy part of the curve: after its first tenth, up to the minimum.
 
     The first tenth of the sweep is dropped because a moving average that has seen only a
     few batches is still mostly noise; everything from the first non-finite loss on comes
@@ -77,7 +87,7 @@ def _usable(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, 
         )
     finite = np.isfinite(losses) & np.isfinite(lrs) & (lrs > 0)
     end = int(np.argmin(finite)) if not finite.all() else len(losses)
-    skip = min(len(losses) // _SKIP_FRACTION, max(0, end - 1))
+    skip = min(end // _SKIP_FRACTION, max(0, end - 1))
     lrs, losses = lrs[skip:end], losses[skip:end]
     if losses.size == 0:
         return lrs, losses
@@ -176,34 +186,113 @@ def suggest_valley(lrs: Sequence[float], losses: Sequence[float]) -> float:
     return float(lrs[start + int(round((end - start) * 2.0 / 3.0))])
 
 
-SUGGESTERS: dict[str, Callable[[Sequence[float], Sequence[float]], float]] = {
-    "valley": suggest_valley,
-    "steep": suggest_steep,
-    "minimum": suggest_minimum,
-}
+def running_median(losses: Sequence[float], half_width: int) -> np.ndarray:
+    """Centred running median: each point becomes the median of itself and its neighbours.
 
-# Why "minimum": the bias-corrected moving average lags the raw loss by about
-# beta / (1 - beta) = 49 batches, i.e. about two decades of a default 200-step sweep over eight
-# decades. Rules that read a position on the descent (valley, steep) inherit that lag, while
-# the minimum is set by the explosive rise at divergence, which the average follows quickly.
-# Measured in benchmarks/lr_finder.py (see benchmarks/RESULTS.md), minimum was within one
-# point of the best grid learning rate on all three tasks; valley and steep were not.
-DEFAULT_SUGGESTION = "minimum"
+    Unlike an exponential moving average it does not lag (a drop shows up where it happens),
+    and one wild batch cannot move it. Windows are cut short at both ends of the curve.
+
+    Args:
+        losses: Raw per-batch losses (finite).
+        half_width: Neighbours on each side, >= 0.
+
+    Returns:
+        Float64 array of the same length.
+
+    Raises:
+        ValueError: If `half_width` is not an int >= 0.
+
+    Example:
+        >>> running_median([1.0, 9.0, 2.0, 3.0], 1).tolist()
+        [5.0, 2.0, 3.0, 2.5]
+    """
+    if isinstance(half_width, bool) or not isinstance(half_width, int) or half_width < 0:
+        raise ValueError(
+            f"`half_width` must be an int >= 0. Received: half_width={half_width!r}"
+        )
+    values = np.asarray(losses, dtype=np.float64)
+    n = values.size
+    return np.array(
+        [np.median(values[max(0, i - half_width):i + half_width + 1]) for i in range(n)],
+        dtype=np.float64,
+    )
 
 
-def suggest_all(lrs: Sequence[float], smoothed: Sequence[float]) -> dict[str, float]:
-    """Every suggestion in `SUGGESTERS`, by name.
+def suggest_basin(lrs: Sequence[float], losses: Sequence[float]) -> float:
+    """Half a decade below the learning rate where the loss reaches its lowest basin.
+
+    Reads the raw per-batch losses, not the moving average: they are smoothed with a
+    centred running median over a twentieth of the sweep on each side, so the curve shows
+    each drop at the learning rate that caused it. The basin is the part of that curve
+    within 5% of the total drop from its lowest point; the suggestion is the learning rate
+    where the curve first enters it, divided by sqrt(10). Starting from the entry (not the
+    lowest point) keeps a flat, noisy bottom from pulling the suggestion up, and the
+    half-decade margin is room for many more steps than the sweep took.
 
     Args:
         lrs: Swept learning rates.
-        smoothed: Smoothed losses.
+        losses: Raw per-batch losses (everything from the first non-finite one is ignored).
 
     Returns:
-        Dict `{"valley": ..., "steep": ..., "minimum": ...}`; the default one is
-        `DEFAULT_SUGGESTION` ("minimum").
+        The suggested learning rate, or `nan` with fewer than 5 usable points.
 
     Example:
-        >>> sorted(suggest_all(np.logspace(-5, 0, 20), np.linspace(2, 1, 20)))
-        ['minimum', 'steep', 'valley']
+        >>> lrs = np.logspace(-5, 0, 51)  # the loss halves at lr 10**-2.5
+        >>> losses = np.r_[np.full(25, 2.0), np.full(20, 1.0), np.linspace(2.0, 9.0, 6)]
+        >>> round(suggest_basin(lrs, losses), 6)
+        0.001
     """
-    return {name: fn(lrs, smoothed) for name, fn in SUGGESTERS.items()}
+    lrs = np.asarray(lrs, dtype=np.float64)
+    losses = np.asarray(losses, dtype=np.float64)
+    if lrs.shape != losses.shape or lrs.ndim != 1:
+        raise ValueError(
+            "`lrs` and `losses` must be 1-D and of equal length. "
+            f"Received: len(lrs)={lrs.size}, len(losses)={losses.size}"
+        )
+    finite = np.isfinite(losses)
+    end = int(np.argmin(finite)) if not finite.all() else losses.size
+    smoothed = running_median(losses[:end], max(1, end // _MEDIAN_FRACTION))
+    lrs, smoothed = _usable(lrs[:end], smoothed)
+    if smoothed.size < _MIN_POINTS:
+        return math.nan
+    bottom = float(smoothed[-1])
+    level = bottom + _BASIN * (float(np.max(smoothed)) - bottom)
+    entry = int(np.nonzero(smoothed <= level)[0][0])
+    return float(lrs[entry] / _BACKOFF)
+
+
+# Why "basin": an exponential moving average with beta 0.98 lags the raw loss by about 49
+# batches, two decades of a default 200-step sweep, so every rule that reads the smoothed
+# curve lands at a rate that depends on how sharply the loss diverges after its minimum.
+# "minimum" (min / 10) was within one point of the best grid rate for MLPs and an
+# embedding bag, whose loss explodes at once, but suggested 2-6x too high a rate for the
+# default text Transformer, whose loss rises slowly (0.604 vs 0.824 test accuracy on
+# WordNet). Measured in benchmarks/lr_finder.py on four tasks (see benchmarks/RESULTS.md).
+DEFAULT_SUGGESTION = "basin"
+
+
+def suggest_all(
+    lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float]
+) -> dict[str, float]:
+    """Every suggestion, by rule name.
+
+    Args:
+        lrs: Swept learning rates.
+        losses: Raw per-batch losses (read by `basin`).
+        smoothed: Their smoothed curve (read by `valley`, `steep` and `minimum`).
+
+    Returns:
+        Dict `{"valley": ..., "steep": ..., "minimum": ..., "basin": ...}`; the default
+        one is `DEFAULT_SUGGESTION` ("basin").
+
+    Example:
+        >>> lrs, losses = np.logspace(-5, 0, 20), np.linspace(2, 1, 20)
+        >>> sorted(suggest_all(lrs, losses, smooth_losses(losses)))
+        ['basin', 'minimum', 'steep', 'valley']
+    """
+    return {
+        "valley": suggest_valley(lrs, smoothed),
+        "steep": suggest_steep(lrs, smoothed),
+        "minimum": suggest_minimum(lrs, smoothed),
+        "basin": suggest_basin(lrs, losses),
+    }

@@ -136,8 +136,8 @@ def test_default_sweep_is_bounded(trained, dataset):
     assert 100 <= DEFAULT_NUM_STEPS <= 300
     result = find_lr(trained, dataset, verbose=0)
     assert len(result.lrs) <= DEFAULT_NUM_STEPS
-    assert set(result.suggestions) == {"valley", "steep", "minimum"}
-    assert result.suggestion == result.suggestions["minimum"]
+    assert set(result.suggestions) == {"valley", "steep", "minimum", "basin"}
+    assert result.suggestion == result.suggestions["basin"]
 
 
 @pytest.mark.parametrize(
@@ -186,7 +186,7 @@ def test_result_round_trips_through_json(tmp_path):
     result.save(path)
     loaded = LRFindResult.load(path)
     assert loaded == result
-    assert loaded.suggestion == result.suggestions["minimum"]
+    assert loaded.suggestion == result.suggestions["basin"]
     assert loaded.config["start_lr"] == 1e-6
 
 

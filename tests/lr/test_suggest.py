@@ -7,8 +7,10 @@ import pytest
 
 from ktlite.lr.suggest import (
     DEFAULT_SUGGESTION,
+    running_median,
     smooth_losses,
     suggest_all,
+    suggest_basin,
     suggest_minimum,
     suggest_steep,
     suggest_valley,
@@ -95,8 +97,8 @@ def test_suggestions_stop_at_the_first_non_finite_loss():
     lrs, losses = _sigmoid_drop(center=40)
     losses = losses.copy()
     losses[90:] = np.nan
-    clean = suggest_all(lrs[:90], losses[:90])
-    assert suggest_all(lrs, losses) == clean
+    clean = suggest_all(lrs[:90], losses[:90], smooth_losses(losses[:90]))
+    assert suggest_all(lrs, losses, smooth_losses(losses)) == clean
 
 
 def test_too_short_curves_give_nan():
@@ -110,10 +112,13 @@ def test_mismatched_lengths_raise():
         suggest_valley([1e-3, 1e-2], [1.0])
 
 
-def test_default_suggestion_is_minimum():
-    assert DEFAULT_SUGGESTION == "minimum"
+def test_default_suggestion_is_basin():
+    assert DEFAULT_SUGGESTION == "basin"
     lrs, losses = _sigmoid_drop()
-    assert set(suggest_all(lrs, losses)) == {"valley", "steep", "minimum"}
+    suggestions = suggest_all(lrs, losses, smooth_losses(losses))
+    assert set(suggestions) == {"valley", "steep", "minimum", "basin"}
+    assert suggestions["basin"] == suggest_basin(lrs, losses)
+    assert suggestions["minimum"] == suggest_minimum(lrs, smooth_losses(losses))
 
 
 def test_noise_at_the_start_of_the_sweep_is_ignored():
@@ -131,3 +136,61 @@ def test_plateau_noise_does_not_stretch_the_valley_back():
     losses = np.r_[plateau, np.linspace(2.0, 0.5, 41)[1:], np.linspace(0.5, 3.0, 21)[1:]]
     valley = suggest_valley(lrs, losses)
     assert lrs[120] <= valley <= lrs[130]
+
+
+def test_running_median_is_centred_and_cut_at_the_ends():
+    np.testing.assert_allclose(running_median([1.0, 9.0, 2.0, 3.0], 1), [5.0, 2.0, 3.0, 2.5])
+    np.testing.assert_allclose(running_median([4.0, 1.0], 0), [4.0, 1.0])
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="`half_width`.*Received"):
+            running_median([1.0], bad)
+
+
+def _drop_then_rise(rise, n=200, drop_at=100):
+    """Plateau at 2, a drop to 1 centred on `drop_at`, then a rise of the given steepness."""
+    lrs = np.logspace(-7, 1, n)
+    idx = np.arange(n, dtype=float)
+    losses = 1.0 + 1.0 / (1.0 + np.exp((idx - drop_at) / 3.0))
+    after = idx > drop_at + 40
+    losses[after] += rise * (idx[after] - drop_at - 40) ** 2
+    return lrs, losses
+
+
+def test_basin_is_half_a_decade_below_where_the_drop_ends():
+    lrs, losses = _drop_then_rise(rise=0.05)
+    # The drop (a sigmoid of width 3 steps) is within 5% of its depth 9 steps after its
+    # centre (1 / (1 + e**3) = 0.047; 8 steps after: 0.065).
+    expected = lrs[100 + 9] / 10 ** 0.5
+    assert suggest_basin(lrs, losses) == pytest.approx(expected, rel=1e-9)
+
+
+def test_basin_does_not_depend_on_how_fast_the_loss_diverges():
+    # What made `minimum` too high for a Transformer: after the same descent the loss rose
+    # slowly, and the lagging moving average kept falling for decades of learning rate.
+    lrs, sharp = _drop_then_rise(rise=0.05)
+    _, slow = _drop_then_rise(rise=0.0005)
+    assert suggest_basin(lrs, sharp) == suggest_basin(lrs, slow)
+    assert suggest_minimum(lrs, smooth_losses(slow)) > 3 * suggest_minimum(
+        lrs, smooth_losses(sharp)
+    )
+
+
+def test_basin_is_not_moved_by_wild_batches_or_a_noisy_flat_bottom():
+    lrs, losses = _drop_then_rise(rise=0.05)
+    rng = np.random.default_rng(0)
+    noisy = losses.copy()
+    noisy[115:140] = 1.0 + 0.02 * rng.standard_normal(25)  # long flat bottom, noise
+    noisy[[60, 105, 130]] = [0.1, 6.0, 0.2]  # single wild batches
+    step = 10 ** (8 / 199)  # one step of the sweep
+    ratio = suggest_basin(lrs, noisy) / suggest_basin(lrs, losses)
+    assert step**-2 <= ratio <= step**2
+
+
+def test_basin_ignores_everything_from_the_first_non_finite_loss():
+    lrs, losses = _drop_then_rise(rise=0.05)
+    cut = losses.copy()
+    cut[150:] = np.nan
+    assert suggest_basin(lrs, cut) == suggest_basin(lrs[:150], losses[:150])
+    assert math.isnan(suggest_basin(lrs[:4], losses[:4]))
+    with pytest.raises(ValueError, match="equal length"):
+        suggest_basin(lrs, losses[:-1])
