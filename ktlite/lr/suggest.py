@@ -71,12 +71,11 @@ def smooth_losses(losses: Sequence[float], beta: float = 0.98) -> np.ndarray:
     return out
 
 
-def _usable(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """The trustworthy part of the curve: after its first tenth, up to the minimum.
+def _finite(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The curve up to its first non-finite loss (or learning rate): the model diverged there.
 
-    The first tenth of the sweep is dropped because a moving average that has seen only a
-    few batches is still mostly noise; everything from the first non-finite loss on comes
-    from a diverged model; and after the minimum training no longer improves.
+    Raises:
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
     """
     lrs = np.asarray(lrs, dtype=np.float64)
     losses = np.asarray(losses, dtype=np.float64)
@@ -87,8 +86,19 @@ def _usable(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, 
         )
     finite = np.isfinite(losses) & np.isfinite(lrs) & (lrs > 0)
     end = int(np.argmin(finite)) if not finite.all() else len(losses)
-    skip = min(end // _SKIP_FRACTION, max(0, end - 1))
-    lrs, losses = lrs[skip:end], losses[skip:end]
+    return lrs[:end], losses[:end]
+
+
+def _usable(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The trustworthy part of the curve: after its first tenth, up to the minimum.
+
+    The first tenth of the sweep is dropped because a moving average that has seen only a
+    few batches is still mostly noise; everything from the first non-finite loss on comes
+    from a diverged model; and after the minimum training no longer improves.
+    """
+    lrs, losses = _finite(lrs, losses)
+    skip = min(losses.size // _SKIP_FRACTION, max(0, losses.size - 1))
+    lrs, losses = lrs[skip:], losses[skip:]
     if losses.size == 0:
         return lrs, losses
     stop = int(np.argmin(losses)) + 1
@@ -242,17 +252,9 @@ def suggest_basin(lrs: Sequence[float], losses: Sequence[float]) -> float:
         >>> round(suggest_basin(lrs, losses), 6)
         0.001
     """
-    lrs = np.asarray(lrs, dtype=np.float64)
-    losses = np.asarray(losses, dtype=np.float64)
-    if lrs.shape != losses.shape or lrs.ndim != 1:
-        raise ValueError(
-            "`lrs` and `losses` must be 1-D and of equal length. "
-            f"Received: len(lrs)={lrs.size}, len(losses)={losses.size}"
-        )
-    finite = np.isfinite(losses)
-    end = int(np.argmin(finite)) if not finite.all() else losses.size
-    smoothed = running_median(losses[:end], max(1, end // _MEDIAN_FRACTION))
-    lrs, smoothed = _usable(lrs[:end], smoothed)
+    lrs, losses = _finite(lrs, losses)
+    smoothed = running_median(losses, max(1, losses.size // _MEDIAN_FRACTION))
+    lrs, smoothed = _usable(lrs, smoothed)
     if smoothed.size < _MIN_POINTS:
         return math.nan
     bottom = float(smoothed[-1])
