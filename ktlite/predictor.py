@@ -411,7 +411,7 @@ class Predictor:
         metadata = self._metadata()
 
         def write(folder: Path) -> None:
-            keras.saving.save_model(self.model, str(folder / MODEL_FILE))
+            _save_model_without_optimizer(self.model, folder / MODEL_FILE)
             self.preproc.save(str(folder))
             missing = [name for name in metadata["files"] if not (folder / name).is_file()]
             if missing:
@@ -676,6 +676,25 @@ def _is_saved_model(folder: Path) -> bool:
     """A folder `export` may replace: nothing but a SavedModel's entries."""
     names = {p.name for p in folder.iterdir()}
     return "saved_model.pb" in names and names <= _SAVED_MODEL_ENTRIES
+
+
+def _save_model_without_optimizer(model: keras.Model, path: Path) -> None:
+    """Writes `model` in the `.keras` format without its optimizer's state.
+
+    A predictor only predicts (it is loaded with `compile=False`), so the optimizer's
+    variables (for Adam, twice the size of the weights) would be dead weight in the folder.
+    Keras saves whatever optimizer the model holds, so it is detached only while writing and
+    put back, the same object, in `finally`.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        keras.saving.save_model(model, str(path))
+        return
+    model.optimizer = None
+    try:
+        keras.saving.save_model(model, str(path))
+    finally:
+        model.optimizer = optimizer
 
 
 def _write_folder_atomically(

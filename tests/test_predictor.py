@@ -218,6 +218,29 @@ def test_save_load_round_trip(saved, toy):
     np.testing.assert_allclose(loaded.predict_proba(X), toy.predict_proba(X), atol=1e-7)
 
 
+def test_save_leaves_out_the_optimizer_state_and_keeps_the_users_optimizer(tmp_path):
+    import zipfile
+
+    import h5py
+
+    model = toy_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model.fit(X, np.arange(10) % 3, epochs=2, verbose=0)
+    optimizer, iterations = model.optimizer, int(model.optimizer.iterations)
+    weights_at_save = model.get_weights()
+    get_predictor(model, ToyPreprocessor()).save(tmp_path / "pred")
+    with zipfile.ZipFile(tmp_path / "pred" / "model.keras") as archive:
+        with archive.open("model.weights.h5") as raw, h5py.File(raw, "r") as weights:
+            assert "optimizer" not in weights and "layers" in weights
+    # The user's model still holds its optimizer, untouched, and keeps training.
+    assert model.optimizer is optimizer and int(optimizer.iterations) == iterations
+    model.fit(X, np.arange(10) % 3, epochs=1, verbose=0)
+    assert int(optimizer.iterations) > iterations
+    for loaded, expected in zip(load_predictor(tmp_path / "pred").model.get_weights(),
+                                weights_at_save):
+        np.testing.assert_array_equal(loaded, expected)
+
+
 def test_save_replaces_an_existing_predictor(saved, toy):
     toy.batch_size = 9
     toy.save(saved)
