@@ -21,7 +21,8 @@ from typing import Any
 
 import keras
 import numpy as np
-from keras.src.utils import io_utils
+
+from ktlite._console import say
 
 __all__ = [
     "NonFiniteGuard",
@@ -275,7 +276,7 @@ class BestWeights(keras.callbacks.Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.verbose:
-                io_utils.print_msg(
+                say(
                     f"Early stopping after epoch {epoch + 1}: {self.monitor} has not improved "
                     f"for {self._wait} epochs (best {self.best:.5g} at epoch "
                     f"{self.best_epoch + 1})."
@@ -291,7 +292,7 @@ class BestWeights(keras.callbacks.Callback):
             return False
         self.model.set_weights(self._weights)
         if self.verbose:
-            io_utils.print_msg(
+            say(
                 f"Restored the weights of epoch {self.best_epoch + 1} "
                 f"(best {self.monitor}={self.best:.5g})."
             )
@@ -353,7 +354,7 @@ class PeakReducer(keras.callbacks.Callback):
             self.reductions.append(epoch)
             self._wait = 0
             if self.verbose:
-                io_utils.print_msg(
+                say(
                     f"Epoch {epoch + 1}: {self.monitor} has plateaued; peak learning rate "
                     f"scaled to {self.target.lr_scale:.3g} of its start value."
                 )

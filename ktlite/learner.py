@@ -22,9 +22,9 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.utils import io_utils  # print_msg: Keras-aware, verbose-gated output
 
 from ktlite import evaluation, model_tools
+from ktlite._console import say
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer, save_model_atomic
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
 from ktlite.validation import check_data, check_model, check_positive_int
@@ -560,7 +560,9 @@ class Learner:
         """
         from ktlite.compress.pruning import prune
 
-        return prune(self, target_sparsity=target_sparsity, epochs=epochs, lr=lr, schedule=schedule, **kwargs)
+        return prune(
+            self, target_sparsity=target_sparsity, epochs=epochs, lr=lr, schedule=schedule, **kwargs
+        )
 
     def plot(self, kind: str = "loss") -> Any:
         """Plots a per-step value of the last fit.
@@ -639,7 +641,7 @@ class Learner:
         outputs, labels = self._outputs_and_labels(self._eval_data(val_data))
         text, result = evaluation.report(self.model, labels, outputs, class_names)
         if print_report:
-            io_utils.print_msg(text)
+            say(text)
         return result
 
     def top_losses(self, n: int = 10, val_data: Any = None) -> list[tuple]:
@@ -683,7 +685,7 @@ class Learner:
         rows = self.top_losses(n, val_data=data)
         raw = data.x if isinstance(data, TaskDataset) else None
         for line in evaluation.top_loss_lines(rows, raw, preproc):
-            io_utils.print_msg(line)
+            say(line)
         return rows
 
     def predict(self, data: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:

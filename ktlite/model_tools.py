@@ -14,7 +14,8 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.utils import io_utils  # print_msg: Keras-aware console output
+
+from ktlite._console import say
 
 __all__ = [
     "all_trainable_variables",
@@ -231,10 +232,10 @@ def print_layers(model: keras.Model) -> None:
     Example:
         >>> print_layers(model)
     """
-    io_utils.print_msg(f"{'#':>3}  {'name':<28}{'class':<26}{'trainable':<11}params")
+    say(f"{'#':>3}  {'name':<28}{'class':<26}{'trainable':<11}params")
     for i, layer in enumerate(model.layers):
         params = layer.count_params() if layer.built else 0
-        io_utils.print_msg(
+        say(
             f"{i:>3}  {layer.name:<28}{type(layer).__name__:<26}"
             f"{str(layer.trainable):<11}{params}"
         )

@@ -26,6 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ktlite._console import say
 from ktlite.compress.quantize import compile_exclude_patterns
 
 __all__ = [
@@ -438,9 +439,7 @@ class MagnitudePruning(keras.callbacks.Callback):
                 stacklevel=2,
             )
         if self.verbose:
-            from keras.src.utils import io_utils
-
-            io_utils.print_msg(
+            say(
                 f"Pruning: reached {self.report.overall:.2%} sparsity over "
                 f"{len(self.report.layers)} layers"
             )

@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras import tree
 from keras.src.models.functional import Functional
 
+from ktlite._console import say
 from ktlite.distribute import accumulation as _accumulation
 from ktlite.distribute import multi_worker_fix
 from ktlite.distribute.strategy import describe, get_strategy, is_multi_worker
@@ -148,7 +149,7 @@ def prepare_model(
     if multi_worker_fix.apply(model, strategy):
         changes.append("multi-worker correction applied")
     if verbose and changes:
-        _say("ktlite: model " + ", ".join(changes) + ".")
+        say("ktlite: model " + ", ".join(changes) + ".")
     return model
 
 
@@ -469,9 +470,3 @@ def _copy_optimizer_state(old: keras.optimizers.Optimizer, model: keras.Model) -
         return
     for source, target in zip(old_vars, new_vars):
         target.assign(source.value)
-
-
-def _say(message: str) -> None:
-    from keras.src.utils import io_utils
-
-    io_utils.print_msg(message)

@@ -33,6 +33,8 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from ktlite._console import say
+
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
 # Strategies created by `get_strategy`, keyed by kind. TensorFlow configures collective ops
@@ -102,7 +104,7 @@ def get_strategy(
                 _CACHE[kind] = _create(kind)
             chosen = _CACHE[kind]
     if verbose:
-        _say(f"ktlite: training under {describe(chosen)} ({reason}).")
+        say(f"ktlite: training under {describe(chosen)} ({reason}).")
     return chosen
 
 
@@ -320,9 +322,3 @@ def _connect_tpu(address: str) -> tf.distribute.Strategy:
         tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
-
-
-def _say(message: str) -> None:
-    from keras.src.utils import io_utils
-
-    io_utils.print_msg(message)

@@ -649,4 +649,3 @@ def texts_from_folder(
         lowercase=lowercase,
         verbose=verbose,
     )
-

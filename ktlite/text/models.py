@@ -26,6 +26,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from ktlite._console import say
+
 MODEL_NAMES = ("transformer", "fasttext", "nbsvm")
 _CLASSIFICATION_MODES = ("multiclass", "multilabel")
 
@@ -285,9 +287,7 @@ def _build(
         metrics = [keras.metrics.MeanAbsoluteError(name="mae")]
     model.compile(optimizer=opt, loss=loss, metrics=metrics)
     if verbose:
-        from keras.src.utils import io_utils
-
-        io_utils.print_msg(
+        say(
             f"{name} text model: {mode}, {num_outputs} output(s), maxlen {preproc.maxlen}, "
             f"vocabulary {preproc.vocab_size}, {model.count_params():,} parameters"
         )

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ktlite._console import say
 from ktlite.text import labels as _labels
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -72,9 +73,7 @@ _NO_SPACE_AFTER = frozenset("([{")
 
 def _say(message: str, verbose: int) -> None:
     if verbose:
-        from keras.src.utils import io_utils
-
-        io_utils.print_msg(message)
+        say(message)
 
 
 def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -> list[str]:
@@ -923,4 +922,3 @@ def _validate_config(config: Any) -> None:
             "The config must set label_mode and num_outputs together. Received: "
             f"label_mode={config['label_mode']!r}, num_outputs={config['num_outputs']!r}"
         )
-
