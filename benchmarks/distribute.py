@@ -187,8 +187,8 @@ def main(argv=None):
           f"{args.epochs - 1} timed epochs x {args.rounds} rounds")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at the end")
-    header = (f"| set-up | replicas | plain Keras steps/s | ktlite steps/s | "
-              f"ktlite samples/s | ktlite / Keras |")
+    header = ("| set-up | replicas | plain Keras steps/s | ktlite steps/s | "
+              "ktlite samples/s | ktlite / Keras |")
     print(header)
     print("|" + "---|" * 6)
     for setup, result, _ in rows:

@@ -3,7 +3,8 @@
 ktlite's learner (tensorflow-text normalization + the ``tokenizers`` WordPiece trainer) runs
 on all 93,822 training texts; tensorflow-text's own pure-Python learner
 (``bert_vocab_from_dataset``) runs on subsets and its time is extrapolated to the full set
-(in proportion, and with an affine fit through the subset sizes; said so in the output). Target: <= 5 s for ktlite on 2 cores.
+(in proportion, and with an affine fit through the subset sizes; said so in the output).
+Target: <= 5 s for ktlite on 2 cores.
 
 Usage:
     python benchmarks/vocab.py [--subsets 2500 10000] [--repeats 3] [--data PATH]

@@ -134,8 +134,9 @@ def test_bad_data_is_rejected(data, error, match):
         make_dataset(data, batch_size=2)
 
 
-@pytest.mark.parametrize("batch_size, error", [(0, ValueError), (-3, ValueError),
-                                                (True, TypeError), (2.0, TypeError)])
+@pytest.mark.parametrize(
+    "batch_size, error", [(0, ValueError), (-3, ValueError), (True, TypeError), (2.0, TypeError)]
+)
 def test_bad_batch_size_is_rejected(batch_size, error):
     with pytest.raises(error, match="batch_size"):
         make_dataset(np.zeros(3), batch_size=batch_size)

@@ -48,8 +48,9 @@ def test_iterations_count_optimizer_updates_not_batches():
 def test_a_keras_learning_rate_schedule_counts_updates():
     x, y = data()
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay([0], [0.1, 0.0])
-    model = distribute.prepare_model(regression_model(keras.optimizers.SGD(schedule)),
-                                      gradient_accumulation_steps=2)
+    model = distribute.prepare_model(
+        regression_model(keras.optimizers.SGD(schedule)), gradient_accumulation_steps=2
+    )
     before = model.get_weights()
     model.fit(x[:16], y[:16], batch_size=8, epochs=1, shuffle=False, verbose=0)
     moved = model.get_weights()
@@ -113,8 +114,9 @@ def test_accumulation_needs_one_step_per_execution():
 
 def test_accumulators_live_in_the_strategy_scope():
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    model = distribute.prepare_model(regression_model(), strategy=strategy,
-                                      gradient_accumulation_steps=2)
+    model = distribute.prepare_model(
+        regression_model(), strategy=strategy, gradient_accumulation_steps=2
+    )
     x, y = data()
     model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 4

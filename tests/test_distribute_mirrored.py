@@ -170,7 +170,7 @@ def _run_checks(out_path):
         np.abs(single.predict(x, verbose=0) - model.predict(x, batch_size=32, verbose=0)).max()
     )
     report["evaluate_loss_diff"] = float(
-        single.evaluate(x, y, verbose=0) [0] - model.evaluate(x, y, batch_size=32, verbose=0)[0]
+        single.evaluate(x, y, verbose=0)[0] - model.evaluate(x, y, batch_size=32, verbose=0)[0]
     )
 
     # Accumulation: 2 x 16 under MirroredStrategy == one batch of 32 on one device.

@@ -144,9 +144,10 @@ def test_positional_compile_trap_is_explained():
         get_learner(model, _data())
 
 
-@pytest.mark.parametrize("batch_size, error", [(0, ValueError), (-1, ValueError),
-                                                (True, TypeError), (8.0, TypeError),
-                                                ("32", TypeError)])
+@pytest.mark.parametrize(
+    "batch_size, error",
+    [(0, ValueError), (-1, ValueError), (True, TypeError), (8.0, TypeError), ("32", TypeError)],
+)
 def test_batch_size_must_be_positive_int(batch_size, error):
     with pytest.raises(error, match=f"batch_size={batch_size!r}"):
         get_learner(_model(), _data(), batch_size=batch_size)

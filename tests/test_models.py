@@ -7,6 +7,7 @@ import pytest
 from ktlite.layers import MaskedGlobalPooling, TokenAndPositionEmbedding, TransformerEncoder
 from ktlite.models import Transformer
 
+
 @pytest.fixture
 def mixed_bfloat16():
     previous = keras.mixed_precision.global_policy()

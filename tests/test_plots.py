@@ -13,8 +13,8 @@ from ktlite.plots import plot_history, plot_lr_find
 def _result(shift=0.0):
     lrs = np.logspace(-7, 1, 80)
     idx = np.arange(80)
-    losses = 1.0 + 2.0 / (1.0 + np.exp((idx - 45 - shift) / 5.0)) + np.r_[np.zeros(70),
-                                                                        np.linspace(0, 9, 10)]
+    divergence = np.r_[np.zeros(70), np.linspace(0, 9, 10)]
+    losses = 1.0 + 2.0 / (1.0 + np.exp((idx - 45 - shift) / 5.0)) + divergence
     return LRFindResult.from_curve(lrs, losses, beta=0.5)
 
 

@@ -25,4 +25,3 @@ def mixed_bfloat16():
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
-

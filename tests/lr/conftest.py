@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 
-def _make_model(optimizer, jit_compile=False, units=8, loss="sparse_categorical_crossentropy",
-               n_out=3, dropout=0.0, **compile_kwargs):
+def _make_model(
+    optimizer, jit_compile=False, units=8, loss="sparse_categorical_crossentropy", n_out=3,
+    dropout=0.0, **compile_kwargs
+):
     import keras
 
     layers = [keras.Input((6,)), keras.layers.Dense(units, activation="relu")]

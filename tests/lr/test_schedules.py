@@ -77,8 +77,9 @@ def test_steps_past_the_end_keep_the_last_value():
 def test_triangular_is_linear_up_and_down_each_cycle():
     policy = Triangular(1.0, steps_per_cycle=10, n_cycles=2, div=10)
     lrs = policy.lr_at(np.arange(20))
-    expected_cycle = [0.1 + 0.9 * p / 5 for p in range(6)] + [0.1 + 0.9 * (9 - p) / 4
-                                                                for p in range(6, 10)]
+    rise = [0.1 + 0.9 * p / 5 for p in range(6)]
+    fall = [0.1 + 0.9 * (9 - p) / 4 for p in range(6, 10)]
+    expected_cycle = rise + fall
     np.testing.assert_allclose(lrs, expected_cycle * 2, rtol=1e-12)
     assert policy.total_steps == 20
     moms = policy.momentum_at(np.arange(10))

@@ -209,6 +209,7 @@ def test_load_round_trip_gives_identical_predictions(saved, predictor):
 
 def test_failed_save_keeps_the_previous_text_predictor(copy, predictor, monkeypatch):
     before = {p.name: p.read_bytes() for p in copy.iterdir()}
+
     def broken_save(model, filepath, **kwargs):
         with open(filepath, "wb") as fh:  # a crash in the middle of writing
             fh.write(b"PK half a zip")
