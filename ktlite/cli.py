@@ -8,23 +8,19 @@ Example:
 from __future__ import annotations
 
 import argparse
+import math
 import os
-import sys
 import time
 from collections.abc import Sequence
 
 import ktlite
+from ktlite._console import say
 
 _DEMO_TEXTS = [
     "sparrow, house sparrow: small brown bird common in towns",
     "sprint, dash: run very fast for a short distance",
     "granite: hard igneous rock used in building",
 ]
-
-
-def _say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -47,7 +43,7 @@ def run_demo(args: argparse.Namespace) -> int:
         # A small slice may miss the rarest classes; score only the classes it has.
         known = set(y_train)
         x_test, y_test = map(list, zip(*[(x, y) for x, y in zip(x_test, y_test) if y in known]))
-    _say(
+    say(
         f"ktlite {ktlite.__version__} demo: WordNet lexnames, {len(x_train)} training and "
         f"{len(x_test)} test texts, {len(set(y_train))} classes"
     )
@@ -55,24 +51,30 @@ def run_demo(args: argparse.Namespace) -> int:
     model = text.text_classifier("transformer", trn, preproc=preproc)
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=args.batch_size)
 
-    _say("\n1/4 lr_find: sweeping the learning rate")
+    say("\n1/4 lr_find: sweeping the learning rate")
     result = learner.lr_find(verbose=1)
     suggestions = ", ".join(f"{k}={v:.2e}" for k, v in result.suggestions.items())
-    _say(f"suggestions: {suggestions}; training with lr={args.lr:.2e}")
+    lr = result.suggestion if args.lr is None else args.lr
+    if not math.isfinite(lr):
+        raise ValueError(
+            "The LR finder could not suggest a learning rate (the sweep was too short); "
+            "pass one with --lr."
+        )
+    say(f"suggestions: {suggestions}; training with lr={lr:.2e}")
 
-    _say(f"\n2/4 fit_onecycle: {args.epochs} epochs")
-    learner.fit_onecycle(args.lr, args.epochs)
+    say(f"\n2/4 fit_onecycle: {args.epochs} epochs")
+    learner.fit_onecycle(lr, args.epochs)
 
-    _say("\n3/4 validate")
+    say("\n3/4 validate")
     learner.validate(class_names=preproc.class_names)
 
-    _say(f"\n4/4 save the predictor to {args.output!r}, reload it, predict")
+    say(f"\n4/4 save the predictor to {args.output!r}, reload it, predict")
     predictor = ktlite.get_predictor(learner.model, preproc)
     predictor.save(args.output)
     reloaded = ktlite.load_predictor(args.output)
     for sentence, label in zip(_DEMO_TEXTS, reloaded.predict(_DEMO_TEXTS)):
-        _say(f"  {label:<22} <- {sentence}")
-    _say(f"\ndone in {time.perf_counter() - start:.0f} s")
+        say(f"  {label:<22} <- {sentence}")
+    say(f"\ndone in {time.perf_counter() - start:.0f} s")
     return 0
 
 
@@ -113,10 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train a Transformer on shipped WordNet data")
     demo.add_argument("--epochs", type=_positive_int, default=2)
     demo.add_argument("--batch-size", type=_positive_int, default=64)
-    # 1e-3 rather than the finder's default suggestion: on this Transformer the `minimum`
-    # rule landed 2-6x too high (benchmarks/RESULTS.md, text accuracy).
-    demo.add_argument("--lr", type=float, default=1e-3,
-                      help="learning rate for fit_onecycle (default: %(default)s)")
+    demo.add_argument("--lr", type=float, default=None,
+                      help="learning rate for fit_onecycle (default: the LR finder's suggestion)")
     demo.add_argument("--max-train", type=_positive_int, default=None,
                       help="use only the first N training texts")
     demo.add_argument("--output", default="ktlite_demo_predictor",
