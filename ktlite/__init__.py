@@ -6,7 +6,7 @@ line) stays fast until a function that needs TensorFlow is first used.
 Example:
     >>> import ktlite
     >>> learner = ktlite.get_learner(model, train_data=(x, y), batch_size=32)
-    >>> learner.fit_onecycle(1e-3, 3)
+    >>> learner.fit_onecycle(learner.lr_find().suggestion, 3)
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ def plot_lr_find(
     if labels or (suggest and len(results) == 1):
         ax.legend(loc="best", fontsize="small")
     if suggest and len(results) > 1:
-        ax.set_title("markers: o valley, ^ steep, s minimum", fontsize="small")
+        ax.set_title("markers: D basin (default), o valley, ^ steep, s minimum", fontsize="small")
     return fig
 
 
