@@ -99,6 +99,32 @@ class TransformerBlock(keras.layers.Layer):
             name=name,
         )
 
+    def _attention_sublayer(
+        self, name: str, key_dim: int, query_shape: tuple, value_shape: tuple
+    ) -> tuple[keras.layers.Layer, keras.layers.Layer, keras.layers.Layer]:
+        """The attention layer, its layer norm and its dropout, built for `query_shape`."""
+        attention = self._attention(key_dim, name)
+        attention.build(query_shape, value_shape)
+        norm = self._norm(f"{name}_norm")
+        norm.build(query_shape)
+        dropout = keras.layers.Dropout(
+            self.dropout, dtype=self.dtype_policy, name=f"{name}_dropout"
+        )
+        return attention, norm, dropout
+
+    def _feed_forward_sublayer(
+        self, sequence_shape: tuple, hidden_dim: int
+    ) -> tuple[keras.layers.Layer, keras.layers.Layer, keras.layers.Layer, keras.layers.Layer]:
+        """Built feed-forward block: its layer norm, inner and outer dense, and dropout."""
+        norm = self._norm("ffn_norm")
+        norm.build(sequence_shape)
+        inner = self._dense(self.intermediate_dim, "ffn_inner", activation=self.activation)
+        inner.build(sequence_shape)
+        outer = self._dense(hidden_dim, "ffn_outer")
+        outer.build((*sequence_shape[:-1], self.intermediate_dim))
+        dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="ffn_dropout")
+        return norm, inner, outer, dropout
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(

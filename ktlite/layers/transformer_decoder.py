@@ -72,35 +72,23 @@ class TransformerDecoder(TransformerBlock):
         )
         key_dim = _validation.head_size(hidden_dim, self.num_heads)
 
-        self._self_attention = self._attention(key_dim, "self_attention")
-        self._self_attention.build(decoder_sequence_shape, decoder_sequence_shape)
-        self._self_attention_norm = self._norm("self_attention_norm")
-        self._self_attention_norm.build(decoder_sequence_shape)
-        self._self_attention_dropout = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="self_attention_dropout"
+        (
+            self._self_attention, self._self_attention_norm, self._self_attention_dropout
+        ) = self._attention_sublayer(
+            "self_attention", key_dim, decoder_sequence_shape, decoder_sequence_shape
         )
 
         self._has_cross_attention = encoder_sequence_shape is not None
         if self._has_cross_attention:
             _validation.hidden_dim("encoder_sequence_shape", encoder_sequence_shape)
-            self._cross_attention = self._attention(key_dim, "cross_attention")
-            self._cross_attention.build(decoder_sequence_shape, encoder_sequence_shape)
-            self._cross_attention_norm = self._norm("cross_attention_norm")
-            self._cross_attention_norm.build(decoder_sequence_shape)
-            self._cross_attention_dropout = keras.layers.Dropout(
-                self.dropout, dtype=self.dtype_policy, name="cross_attention_dropout"
+            (
+                self._cross_attention, self._cross_attention_norm, self._cross_attention_dropout
+            ) = self._attention_sublayer(
+                "cross_attention", key_dim, decoder_sequence_shape, encoder_sequence_shape
             )
 
-        self._ffn_norm = self._norm("ffn_norm")
-        self._ffn_norm.build(decoder_sequence_shape)
-        self._ffn_inner = self._dense(
-            self.intermediate_dim, "ffn_inner", activation=self.activation
-        )
-        self._ffn_inner.build(decoder_sequence_shape)
-        self._ffn_outer = self._dense(hidden_dim, "ffn_outer")
-        self._ffn_outer.build((*decoder_sequence_shape[:-1], self.intermediate_dim))
-        self._ffn_dropout = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="ffn_dropout"
+        self._ffn_norm, self._ffn_inner, self._ffn_outer, self._ffn_dropout = (
+            self._feed_forward_sublayer(decoder_sequence_shape, hidden_dim)
         )
         self._sequence_shapes = {
             "decoder_sequence_shape": tuple(decoder_sequence_shape),

@@ -60,23 +60,11 @@ class TransformerEncoder(TransformerBlock):
     def build(self, inputs_shape: tuple) -> None:
         hidden_dim = _validation.hidden_dim("inputs_shape", inputs_shape)
         key_dim = _validation.head_size(hidden_dim, self.num_heads)
-        self._self_attention = self._attention(key_dim, "self_attention")
-        self._self_attention.build(inputs_shape, inputs_shape)
-        self._self_attention_norm = self._norm("self_attention_norm")
-        self._self_attention_norm.build(inputs_shape)
-        self._self_attention_dropout = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="self_attention_dropout"
-        )
-        self._ffn_norm = self._norm("ffn_norm")
-        self._ffn_norm.build(inputs_shape)
-        self._ffn_inner = self._dense(
-            self.intermediate_dim, "ffn_inner", activation=self.activation
-        )
-        self._ffn_inner.build(inputs_shape)
-        self._ffn_outer = self._dense(hidden_dim, "ffn_outer")
-        self._ffn_outer.build((*inputs_shape[:-1], self.intermediate_dim))
-        self._ffn_dropout = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="ffn_dropout"
+        (
+            self._self_attention, self._self_attention_norm, self._self_attention_dropout
+        ) = self._attention_sublayer("self_attention", key_dim, inputs_shape, inputs_shape)
+        self._ffn_norm, self._ffn_inner, self._ffn_outer, self._ffn_dropout = (
+            self._feed_forward_sublayer(inputs_shape, hidden_dim)
         )
         self._inputs_shape = tuple(inputs_shape)
         self.built = True
