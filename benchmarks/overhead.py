@@ -15,7 +15,8 @@ Run:
     python benchmarks/overhead.py                 # defaults below
     python benchmarks/overhead.py --runs 7 --epochs 4
 
-Target: ktlite's rate >= 0.98 of plain Keras.
+Target: ktlite's rate >= 0.98 of plain Keras. Printed: medians of the steady rates (wall and
+CPU clock), the median and range of per-run ratios, and the fastest epoch of each side.
 """
 
 from __future__ import annotations
@@ -75,10 +76,12 @@ def build_model(inputs: int, hidden: int, classes: int, seed: int) -> keras.Mode
     return model
 
 
-def steady_rates(timer: EpochTimer, steps_per_epoch: int) -> tuple[float, float]:
-    """Steps per wall second and per CPU second over all epochs but the first."""
+def steady_rates(timer: EpochTimer, steps_per_epoch: int) -> tuple[float, float, float]:
+    """Steps per wall second and per CPU second over all epochs but the first, and the
+    wall rate of the fastest of those epochs."""
     steps = steps_per_epoch * len(timer.times[1:])
-    return steps / sum(timer.times[1:]), steps / sum(timer.cpu[1:])
+    fastest = steps_per_epoch / min(timer.times[1:])
+    return steps / sum(timer.times[1:]), steps / sum(timer.cpu[1:]), fastest
 
 
 def main() -> None:
@@ -147,6 +150,11 @@ def main() -> None:
               f"steps/s ({1000 / k:6.2f} ms/step) | ratio of medians {k / p:.3f}, median of "
               f"per-run ratios {statistics.median(ratios):.3f} "
               f"[{min(ratios):.3f}, {max(ratios):.3f}]")
+    # Noise from other processes only ever slows an epoch down, so the fastest epoch of each
+    # side over all runs is the least disturbed estimate of its own cost.
+    p, k = max(r[2] for r in plain), max(r[2] for r in ktl)
+    print(f"[best] fastest epoch: plain {p:7.1f} steps/s | ktlite {k:7.1f} steps/s | "
+          f"ratio {k / p:.3f}")
     print("target: ktlite/plain >= 0.98")
 
 

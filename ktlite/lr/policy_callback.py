@@ -409,6 +409,7 @@ class _Driver:
         inner, mom_attr, configured = self.inner, self.mom_attr, self.configured
         original_step, tracker_vars, buffers = self.original_step, self.tracker_vars, self.buffers
         capacity = self.capacity
+        in_place = not isinstance(buffers["losses"], tf.distribute.DistributedValues)
 
         def scheduled_train_step(data):
             step = tf.cast(inner.iterations, tf.int64) - self.offset_var
@@ -446,11 +447,11 @@ class _Driver:
                 loss = fallback
             slot = tf.reshape(tf.math.floormod(tf.maximum(step, 0), capacity), [1, 1])
             for key, value in (("lrs", lr), ("momentums", mom), ("losses", loss)):
-                # A whole-variable assign, not `scatter_nd_update`: distributed (mirrored)
-                # variables implement only the former.
-                buffers[key].assign(
-                    tf.tensor_scatter_nd_update(buffers[key], slot, tf.reshape(value, [1]))
-                )
+                value = tf.reshape(value, [1])
+                if in_place:
+                    buffers[key].scatter_nd_update(slot, value)
+                else:  # distributed (mirrored) variables implement only a whole assign
+                    buffers[key].assign(tf.tensor_scatter_nd_update(buffers[key], slot, value))
             return outputs
 
         return scheduled_train_step
