@@ -14,6 +14,7 @@ pipeline, isolating the cost of the per-step schedule from the input pipeline.
 Run:
     python benchmarks/overhead.py                 # defaults below
     python benchmarks/overhead.py --runs 7 --epochs 4
+    python benchmarks/overhead.py --threads 1     # one TF thread each: steadier timings
 
 Target: ktlite's rate >= 0.98 of plain Keras. Printed: medians of the steady rates (wall and
 CPU clock), the median and range of per-run ratios, and the fastest epoch of each side.
@@ -94,7 +95,13 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--same-pipeline", action="store_true",
                         help="give plain model.fit the learner's tf.data pipeline")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="TensorFlow intra- and inter-op threads (default: TF's choice); "
+                             "1 makes each step's CPU work far less noisy to time")
     args = parser.parse_args()
+    if args.threads is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.samples, args.inputs)).astype("float32")
@@ -139,7 +146,7 @@ def main() -> None:
           f"({learner_model.count_params():,} params), batch {args.batch_size}, "
           f"{steps} steps/epoch, {args.epochs} epochs/fit (first skipped), {args.runs} runs")
     print(f"baseline: {baseline}")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, "
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, threads {args.threads}, "
           f"load avg {os.getloadavg()[0]:.1f}, TF {tf.__version__}, Keras {keras.__version__}, "
           f"devices {[d.device_type for d in tf.config.list_physical_devices()]}")
     for i, clock in enumerate(("wall", "cpu")):

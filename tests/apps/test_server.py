@@ -111,7 +111,8 @@ def train_tiny_predictor(folder: str) -> list[str]:
         "transformer", trn, preproc=preproc, embed_dim=16, num_heads=2, num_layers=1,
         learning_rate=3e-3, verbose=0,
     )
-    model.fit(make_dataset(trn, batch_size=32, shuffle=True, seed=0)[0], epochs=6, verbose=0)
+    dataset = make_dataset(trn, batch_size=32, shuffle=True, seed=0)[0]
+    model.fit(dataset, epochs=6, shuffle=False, verbose=0)  # the dataset shuffles itself
     ktlite.get_predictor(model, preproc).save(folder)
     return sample(40)[0]
 
