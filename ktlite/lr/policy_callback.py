@@ -38,6 +38,8 @@ from ktlite.lr.schedules import Policy
 __all__ = ["PolicyCallback"]
 
 _MIN_BUFFER = 4096
+# What the in-graph record holds for every step, column by column.
+_RECORD_COLUMNS = ("lrs", "momentums", "losses")
 # Buffer bound when neither the epoch length nor the policy length is known.
 _MAX_UNKNOWN_EPOCH = 1 << 20
 
@@ -311,7 +313,8 @@ class PolicyCallback(keras.callbacks.Callback):
                 stacklevel=2,
             )
         slots = np.arange(start + lost, done) % capacity
-        values = {key: var.numpy()[slots] for key, var in driver.buffers.items()}
+        record = driver.record.numpy()[slots]
+        values = {key: record[:, column] for column, key in enumerate(_RECORD_COLUMNS)}
         nan_pad = [math.nan] * lost
         self.history["lrs"].extend(nan_pad + values["lrs"].astype(float).tolist())
         self.history["losses"].extend(nan_pad + values["losses"].astype(float).tolist())
@@ -395,10 +398,10 @@ class _Driver:
             self.periodic = variable(False, tf.bool)
             self.offset_var = variable(0, tf.int64)
             self.scale_var = variable(1.0, tf.float32)
-            self.buffers = {
-                key: variable(tf.fill([capacity], float("nan")), tf.float32)
-                for key in ("lrs", "momentums", "losses")
-            }
+            # One row per step: lr, momentum, loss (_RECORD_COLUMNS), written in one op.
+            self.record = variable(
+                tf.fill([capacity, len(_RECORD_COLUMNS)], float("nan")), tf.float32
+            )
         tracker = getattr(model, "_loss_tracker", None)
         tracker_vars = list(getattr(tracker, "variables", None) or [])
         self.tracker_vars = tracker_vars if len(tracker_vars) == 2 else []
@@ -407,9 +410,9 @@ class _Driver:
     def _make_step(self):
         tf = _tf()
         inner, mom_attr, configured = self.inner, self.mom_attr, self.configured
-        original_step, tracker_vars, buffers = self.original_step, self.tracker_vars, self.buffers
+        original_step, tracker_vars, record = self.original_step, self.tracker_vars, self.record
         capacity = self.capacity
-        in_place = not isinstance(buffers["losses"], tf.distribute.DistributedValues)
+        in_place = not isinstance(record, tf.distribute.DistributedValues)
 
         def scheduled_train_step(data):
             step = tf.cast(inner.iterations, tf.int64) - self.offset_var
@@ -446,12 +449,11 @@ class _Driver:
             else:
                 loss = fallback
             slot = tf.reshape(tf.math.floormod(tf.maximum(step, 0), capacity), [1, 1])
-            for key, value in (("lrs", lr), ("momentums", mom), ("losses", loss)):
-                value = tf.reshape(value, [1])
-                if in_place:
-                    buffers[key].scatter_nd_update(slot, value)
-                else:  # distributed (mirrored) variables implement only a whole assign
-                    buffers[key].assign(tf.tensor_scatter_nd_update(buffers[key], slot, value))
+            row = tf.reshape(tf.stack([lr, mom, loss]), [1, len(_RECORD_COLUMNS)])
+            if in_place:
+                record.scatter_nd_update(slot, row)
+            else:  # distributed (mirrored) variables implement only a whole assign
+                record.assign(tf.tensor_scatter_nd_update(record, slot, row))
             return outputs
 
         return scheduled_train_step
@@ -472,8 +474,7 @@ class _Driver:
         self.offset_var.assign(offset)
         self.offset = offset
         self.scale_var.assign(scale)
-        for var in self.buffers.values():
-            var.assign(np.full(self.capacity, np.nan, dtype=np.float32))
+        self.record.assign(np.full((self.capacity, len(_RECORD_COLUMNS)), np.nan, np.float32))
 
     def activate(self) -> None:
         model = self.model
