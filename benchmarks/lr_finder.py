@@ -94,12 +94,9 @@ def task_digits(folds, seed):
 
 def task_digits_cnn(folds, seed):
     """A convolutional network on the 8x8 digit images: a family the rules were not tuned on."""
-    from sklearn.datasets import load_digits
-
-    x, y = load_digits(return_X_y=True)
-    folds_ = [
+    images = [
         (xt.reshape(-1, 8, 8, 1), yt, xv.reshape(-1, 8, 8, 1), yv)
-        for xt, yt, xv, yv in _cv_folds(x, y, folds, seed)
+        for xt, yt, xv, yv in task_digits(folds, seed)["folds"]
     ]
 
     def build():
@@ -115,7 +112,7 @@ def task_digits_cnn(folds, seed):
         )
 
     return {
-        "folds": folds_,
+        "folds": images,
         "build": build,
         "epochs": 8,
         "batch_size": 32,

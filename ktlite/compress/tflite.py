@@ -616,8 +616,8 @@ class TFLitePredictor:
         out = self.meta["output"]["name"]
         step = self.batch_size
         chunks = [
-            self._runner(**{name: self._inputs(items[start:stop])})[out]
-            for start, stop in ((i, i + step) for i in range(0, len(items), step))
+            self._runner(**{name: self._inputs(items[i : i + step])})[out]
+            for i in range(0, len(items), step)
         ]
         result = (
             np.concatenate(chunks, axis=0)

@@ -17,19 +17,7 @@ class TransformerBlock(keras.layers.Layer):
     `get_config`. Subclasses keep their own registered names and docstrings.
 
     Args:
-        num_heads: Number of attention heads.
-        intermediate_dim: Width of the feed-forward network's hidden layer.
-        dropout: Dropout rate after each sublayer. Defaults to `0.1`.
-        activation: Activation of the feed-forward hidden layer. Defaults to
-            `"gelu"`.
-        norm_first: `False` (default) for post-norm, `True` for pre-norm.
-        layer_norm_epsilon: Epsilon of the layer normalizations. Defaults to `1e-5`.
-        attention_dropout: Dropout rate on the attention probabilities. Defaults to
-            `None`, meaning `dropout`.
-        kernel_initializer: Initializer of the dense kernels. Defaults to
-            `"glorot_uniform"`.
-        bias_initializer: Initializer of the dense biases. Defaults to `"zeros"`.
-        **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        See `TransformerEncoder`, whose public docstring documents every argument.
 
     Raises:
         ValueError: If an argument is out of range.
