@@ -1,9 +1,9 @@
-"""Tests for ktlite.text.labels: detection, encoding, decoding and label errors."""
+"""Tests for ktlite.labels: detection, encoding, decoding and label errors."""
 
 import numpy as np
 import pytest
 
-from ktlite.text.labels import decode_predictions, encode_labels, fit_labels, infer_label_mode
+from ktlite.labels import decode_predictions, encode_labels, fit_labels, infer_label_mode
 
 
 @pytest.mark.parametrize(
@@ -147,3 +147,36 @@ def test_decode_predictions_per_mode():
 def test_regression_constant_target_warns():
     with pytest.warns(UserWarning, match="single value"):
         fit_labels([0.5, 0.5, 0.5])
+
+
+# ---------------------------------------------------------------- LabelEncoder
+def test_label_encoder_fits_encodes_decodes_and_round_trips_its_config():
+    from ktlite.labels import LabelEncoder
+
+    labels = LabelEncoder().fit(["pos", "neg", "pos"])
+    assert (labels.label_mode, labels.class_names, labels.num_outputs) == (
+        "multiclass", ["neg", "pos"], 2)
+    assert labels.encode(["pos", "neg"]).tolist() == [1, 0]
+    assert labels.decode([[0.2, 0.8], [0.9, 0.1]]) == ["pos", "neg"]
+    clone = LabelEncoder.from_config(labels.get_config())
+    assert clone.decode([[0.2, 0.8]]) == ["pos"] and clone.get_config() == labels.get_config()
+
+
+def test_label_encoder_decodes_multilabel_as_every_class_with_its_probability():
+    from ktlite.labels import LabelEncoder
+
+    labels = LabelEncoder().fit([["a"], ["a", "b"], []])
+    assert labels.decode([[0.9, 0.2]]) == [[("a", 0.9), ("b", 0.2)]]
+
+
+def test_label_encoder_refuses_use_before_fit_and_bad_arguments():
+    from ktlite.labels import LabelEncoder
+
+    with pytest.raises(ValueError, match="not fitted yet"):
+        LabelEncoder().decode([[0.1, 0.9]])
+    with pytest.raises(ValueError, match="num_outputs"):
+        LabelEncoder("multiclass", ["a", "b"], num_outputs=3)
+    with pytest.raises(ValueError, match="label_mode"):
+        LabelEncoder("ranking")
+    with pytest.raises(TypeError, match="`config` must be a dict"):
+        LabelEncoder.from_config(["multiclass"])

@@ -1,12 +1,12 @@
-"""Label detection, encoding and decoding for text tasks.
+"""Label detection, encoding and decoding, shared by every task that classifies or regresses.
 
 Three label modes are supported, detected from the training labels unless ``label_mode``
 is given:
 
-* ``"multiclass"``: one class per text. Detected for strings, booleans, integers and
+* ``"multiclass"``: one class per example. Detected for strings, booleans, integers and
   one-hot matrices (a 0/1 matrix whose rows each hold exactly one 1). Encoded as ``int32``
   class ids.
-* ``"multilabel"``: any number of classes per text. Detected for lists of labels
+* ``"multilabel"``: any number of classes per example. Detected for lists of labels
   (``[["news", "sport"], []]``) and 0/1 matrices whose rows do not all hold exactly one 1.
   Encoded as a ``float32`` 0/1 matrix of shape ``(n, num_classes)``.
 * ``"regression"``: a numeric target. Detected for floats that are not all whole numbers
@@ -663,3 +663,165 @@ def decode_predictions(
     if label_mode == "multiclass":
         return [names[i] for i in arr.argmax(axis=1)]
     return [[(c, float(p)) for c, p in zip(names, row)] for row in arr]
+
+
+class LabelEncoder:
+    """The label mode and classes of a task, learned once and used everywhere labels appear.
+
+    Training data, predictors, the HTTP app, the TFLite runtime and validation reports all
+    encode and decode labels through one `LabelEncoder`, so they cannot disagree.
+
+    Args:
+        label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"``, or None to detect it
+            in `fit`.
+        class_names: class names in the order of the model's outputs, or None to infer them
+            (sorted) in `fit`.
+        num_outputs: number of model outputs, normally set by `fit`.
+
+    Raises:
+        ValueError: for an unknown `label_mode`, invalid `class_names` or `num_outputs`.
+
+    Example:
+        >>> labels = LabelEncoder().fit(["pos", "neg", "pos"])
+        >>> labels.encode(["neg"]), labels.decode([[0.2, 0.8]])
+        (array([0], dtype=int32), ['pos'])
+    """
+
+    def __init__(
+        self,
+        label_mode: str | None = None,
+        class_names: Sequence[str] | None = None,
+        num_outputs: int | None = None,
+    ) -> None:
+        _check_mode(label_mode)
+        self.label_mode = label_mode
+        self.class_names = _check_class_names(class_names)
+        if num_outputs is not None and (
+            isinstance(num_outputs, bool) or not isinstance(num_outputs, numbers.Integral)
+            or num_outputs < 1
+        ):
+            raise ValueError(
+                "`num_outputs` must be a positive int or None. "
+                f"Received: num_outputs={num_outputs!r}"
+            )
+        if num_outputs is not None and self.class_names is not None and num_outputs != len(
+            self.class_names
+        ):
+            raise ValueError(
+                f"`num_outputs` must equal the number of class names ({len(self.class_names)}). "
+                f"Received: num_outputs={num_outputs!r}"
+            )
+        self.num_outputs = None if num_outputs is None else int(num_outputs)
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the label mode and the number of outputs are known."""
+        return self.label_mode is not None and self.num_outputs is not None
+
+    def fit(self, y: Any, name: str = "y_train") -> LabelEncoder:
+        """Learns the label mode, class names and number of outputs from training labels.
+
+        Args:
+            y: the training labels (see the module docstring for the accepted forms).
+            name: the argument name used in error messages.
+
+        Returns:
+            This encoder, fitted.
+
+        Raises:
+            ValueError: for missing, mixed or ambiguous labels, or a single class.
+
+        Example:
+            >>> LabelEncoder().fit([0.5, 1.5]).label_mode
+            'regression'
+        """
+        mode, names, outputs = fit_labels(y, self.label_mode, self.class_names, name)
+        self.label_mode, self.class_names, self.num_outputs = mode, names, outputs
+        return self
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise ValueError(
+                "These labels are not fitted yet: call `fit(y)` with the training labels first."
+            )
+
+    def encode(self, y: Any, name: str = "y") -> np.ndarray:
+        """Encodes labels for the model (see `encode_labels`).
+
+        Args:
+            y: labels in the same form as the training labels.
+            name: the argument name used in error messages.
+
+        Returns:
+            ``int32`` class ids, a ``float32`` 0/1 matrix, or ``float32`` targets.
+
+        Raises:
+            ValueError: when not fitted, or for labels the training labels never had.
+
+        Example:
+            >>> LabelEncoder().fit(["a", "b"]).encode(["b"])
+            array([1], dtype=int32)
+        """
+        self._check_fitted()
+        return encode_labels(y, self.label_mode, self.class_names, self.num_outputs, name=name)
+
+    def decode(self, outputs: Any) -> list[Any]:
+        """Turns model outputs into labels (see `decode_predictions`).
+
+        Args:
+            outputs: model outputs of shape ``(n, num_outputs)``.
+
+        Returns:
+            A class name per example (multiclass), ``(class, probability)`` pairs for every
+            class (multilabel), or floats (regression).
+
+        Raises:
+            ValueError: when not fitted or the shape does not match.
+
+        Example:
+            >>> LabelEncoder().fit(["a", "b"]).decode([[0.9, 0.1]])
+            ['a']
+        """
+        self._check_fitted()
+        return decode_predictions(outputs, self.label_mode, self.class_names)
+
+    def get_config(self) -> dict[str, Any]:
+        """Returns the JSON-safe fields that `from_config` reads back.
+
+        Example:
+            >>> LabelEncoder.from_config(LabelEncoder().fit(["a", "b"]).get_config())
+        """
+        return {
+            "label_mode": self.label_mode,
+            "class_names": None if self.class_names is None else list(self.class_names),
+            "num_outputs": self.num_outputs,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LabelEncoder:
+        """Rebuilds an encoder from `get_config`'s dict.
+
+        Args:
+            config: a dict with ``label_mode``, ``class_names`` and ``num_outputs``.
+
+        Returns:
+            The encoder.
+
+        Raises:
+            TypeError: if `config` is not a dict.
+            ValueError: if a field is missing or invalid.
+
+        Example:
+            >>> LabelEncoder.from_config({"label_mode": "regression", "class_names": None,
+            ...                           "num_outputs": 1})
+        """
+        if not isinstance(config, dict):
+            raise TypeError(f"`config` must be a dict. Received: config={config!r}")
+        missing = [k for k in ("label_mode", "class_names", "num_outputs") if k not in config]
+        if missing:
+            raise ValueError(f"`config` is missing {missing}. Received: config={config!r}")
+        return cls(config["label_mode"], config["class_names"], config["num_outputs"])
+
+    def __repr__(self) -> str:
+        classes = None if self.class_names is None else len(self.class_names)
+        return f"LabelEncoder(label_mode={self.label_mode!r}, classes={classes})"
