@@ -14,14 +14,13 @@ Keras to wait for a step to finish.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import warnings
 from typing import Any
 
 import keras
 import numpy as np
 
+from ktlite import saving
 from ktlite._console import say
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "PeakReducer",
     "snapshot_state",
     "restore_state",
-    "save_model_atomic",
     "monitor_mode",
 ]
 
@@ -91,43 +89,6 @@ def restore_state(model: keras.Model, state: dict[str, list]) -> None:
     if optimizer is not None and values and len(optimizer.variables) == len(values):
         for variable, value in zip(optimizer.variables, values):
             variable.assign(value)
-
-
-def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> str:
-    """Saves a model in the `.keras` format so that `path` is never left half-written.
-
-    The model is written to a temporary file in the same folder and moved over `path` with
-    `os.replace`, which is atomic on POSIX and Windows.
-
-    Args:
-        model: the model to save.
-        path: destination, ending in `.keras`.
-
-    Returns:
-        The path written, as a string.
-
-    Raises:
-        ValueError: if `path` does not end in `.keras`.
-
-    Example:
-        >>> save_model_atomic(model, "best.keras")
-        'best.keras'
-    """
-    path = os.fspath(path)
-    if not path.endswith(".keras"):
-        raise ValueError(f"`path` must end with '.keras'. Received: path={path!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ktlite-", suffix=".keras", dir=folder)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
 
 
 def _finite(value: Any) -> bool:
@@ -269,7 +230,7 @@ class BestWeights(keras.callbacks.Callback):
             self.best, self.best_epoch, self._wait = float(value), epoch, 0
             self._weights = self.model.get_weights()
             if self.checkpoint_path:
-                save_model_atomic(self.model, self.checkpoint_path)
+                saving.save_keras_model(self.model, self.checkpoint_path)
             return
         self._wait += 1
         if self.patience is not None and self._wait >= self.patience:

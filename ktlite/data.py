@@ -38,10 +38,14 @@ class TaskDataset:
         transform: a tf-traceable function mapping a batch of raw `x` (a `tf.Tensor`, or the
             dict / tuple of tensors) to model inputs. `None` passes `x` through unchanged.
         task: informational task name, e.g. `"text"`.
+        reporter: the task's validation report, called by `Learner.validate` as
+            `reporter(model, data, predict) -> (text, result)` where `predict(data)`
+            returns the model's outputs for `data` through the learner's own data path.
+            `None` leaves the report to `ktlite.evaluation.report` (read from the loss).
 
     Raises:
         ValueError: if `x` is empty or `y` has a different number of samples than `x`.
-        TypeError: if `transform` is not callable.
+        TypeError: if `transform` or `reporter` is not callable.
 
     Example:
         >>> trn = TaskDataset(np.array(["good", "bad"], dtype=object), np.array([1, 0]),
@@ -55,11 +59,11 @@ class TaskDataset:
         y: Any = None,
         transform: Callable[[Any], Any] | None = None,
         task: str | None = None,
+        reporter: Callable[..., tuple[str, Any]] | None = None,
     ) -> None:
-        if transform is not None and not callable(transform):
-            raise TypeError(
-                f"`transform` must be callable or None. Received: transform={transform!r}"
-            )
+        for name, value in (("transform", transform), ("reporter", reporter)):
+            if value is not None and not callable(value):
+                raise TypeError(f"`{name}` must be callable or None. Received: {name}={value!r}")
         self.x = to_arrays(x, name="x")
         self.y = None if y is None else to_arrays(y, name="y")
         n = num_samples(self.x, name="x")
@@ -74,6 +78,7 @@ class TaskDataset:
                 )
         self.transform = transform
         self.task = task
+        self.reporter = reporter
 
     def __len__(self) -> int:
         return num_samples(self.x, name="x")

@@ -23,9 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ktlite import evaluation, model_tools
+from ktlite import evaluation, model_tools, saving
 from ktlite._console import say
-from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer, save_model_atomic
+from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
 from ktlite.validation import check_data, check_model, check_positive_int
 
@@ -600,11 +600,15 @@ class Learner:
             raise ValueError("No validation data: pass `val_data` here or to get_learner.")
         return self.val_data
 
+    def _outputs(self, data: TaskDataset) -> np.ndarray:
+        """The model's outputs for a `TaskDataset`, in its order, through the data path."""
+        inputs, _ = self._dataset(TaskDataset(data.x, None, data.transform), training=False)
+        return self.model.predict(inputs, verbose=0)
+
     def _outputs_and_labels(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
         """Predictions and labels in the same order (one predict pass)."""
         if isinstance(data, TaskDataset):
-            inputs, _ = self._dataset(TaskDataset(data.x, None, data.transform), training=False)
-            return self.model.predict(inputs, verbose=0), np.asarray(data.y)
+            return self._outputs(data), np.asarray(data.y)
         dataset, _ = self._dataset(data, training=False)
         # Datasets must yield the same order on every pass (no reshuffling).
         labels = np.concatenate([np.asarray(y) for y in dataset.map(lambda *b: b[1])])
@@ -617,20 +621,24 @@ class Learner:
         class_names: Sequence[str] | None = None,
         print_report: bool = True,
     ) -> Any:
-        """Reports per-class precision, recall and F1, or MAE/MSE for regression.
+        """Reports how well the model does on validation data, the way its task judges it.
 
-        The task is read from the model's loss: sparse/categorical cross-entropy is
+        Data from a task's loaders (a `TaskDataset` with a `reporter`) gets the task's own
+        report: for classification the per-class precision, recall and F1 named with the
+        task's classes, MAE/MSE for regression (and e.g. BLEU for translation). Other data
+        gets the report read from the model's loss: sparse/categorical cross-entropy is
         multiclass, binary cross-entropy is binary (one output) or multilabel (several),
         regression losses give MAE and MSE.
 
         Args:
             val_data: data to judge on (same kinds as `train_data`); default the learner's.
-            class_names: names of the classes in id order.
-            print_report: print the scikit-learn classification report.
+            class_names: names of the classes in id order; given, they replace the task's
+                report with the loss-based one using these names.
+            print_report: print the report.
 
         Returns:
-            The confusion matrix (`(n_labels, 2, 2)` for multilabel), or
-            `{"mae": ..., "mse": ...}` for regression.
+            What the report returns: for classification the confusion matrix
+            (`(n_labels, 2, 2)` for multilabel), for regression `{"mae": ..., "mse": ...}`.
 
         Raises:
             ValueError: without validation data, or with a wrong number of `class_names`.
@@ -638,8 +646,13 @@ class Learner:
         Example:
             >>> cm = learner.validate(class_names=["neg", "pos"])
         """
-        outputs, labels = self._outputs_and_labels(self._eval_data(val_data))
-        text, result = evaluation.report(self.model, labels, outputs, class_names)
+        data = self._eval_data(val_data)
+        reporter = getattr(data, "reporter", None)
+        if reporter is not None and class_names is None:
+            text, result = reporter(self.model, data, self._outputs)
+        else:
+            outputs, labels = self._outputs_and_labels(data)
+            text, result = evaluation.report(self.model, labels, outputs, class_names)
         if print_report:
             say(text)
         return result
@@ -786,7 +799,7 @@ class Learner:
         Example:
             >>> learner.save_model("model.keras")
         """
-        return save_model_atomic(self.model, path)
+        return saving.save_keras_model(self.model, path)
 
     def load_model(
         self, path: str | os.PathLike, custom_objects: Mapping[str, Any] | None = None

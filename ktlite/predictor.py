@@ -1,32 +1,33 @@
 """Predictors: a trained model plus its preprocessor, saved and loaded as one folder.
 
-A predictor turns raw inputs (for text: Python strings) into labels in one call. The
-preprocessing and the forward pass run together in a single `tf.function`, traced once,
-so a call costs little more than the model itself.
+`Predictor` knows no task. It owns what every task shares: input batching, the fused
+preprocess + forward `tf.function` (traced once for every batch size), saving, loading,
+SavedModel export and quantization. A task subclasses it and fills in a few hooks (how
+raw inputs are checked and turned into model inputs, how outputs are decoded, what the
+SavedModel returns, how inputs arrive as JSON); `ktlite.classifier.ClassifierPredictor`
+does the decoding part once for every task that classifies or regresses.
 
-The saved folder (see `Predictor.save`) holds:
+The saved folder (see `Predictor.save`, format version 2):
 
 ```
 my_predictor/
-  ktlite.json        format name and version, task, label mode, class names, versions
+  ktlite.json        format, version, the predictor class to load (only under `ktlite.`),
+                     batch size, library versions, and the SHA-256 of every other file
   model.keras        the Keras model, loaded back with `safe_mode=True`
   ...                the preprocessor's own files (text: preprocessor.json, vocab.txt)
 ```
 
-Tasks plug in through a registry from `preproc.task` to a `Predictor` subclass, so this
-module never imports a task package (such as `ktlite.text`) until a predictor of that task
-is asked for.
+Each fact lives in one file: the task's facts (classes, maxlen, ...) are in the
+preprocessor's files only, and `Predictor.metadata` reads them from the loaded objects.
+Version-1 folders (ktlite 0.1) still load.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import numbers
 import os
-import shutil
-import uuid
-from collections.abc import Callable
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,83 +35,78 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ktlite import saving
+
 FORMAT_NAME = "ktlite-predictor"
-FORMAT_VERSION = 1
-METADATA_FILE = "ktlite.json"
+FORMAT_VERSION = 2
 MODEL_FILE = "model.keras"
-LABEL_MODES = ("multiclass", "multilabel", "regression")
-
-# Task name -> Predictor subclass, or "module:ClassName" imported on first use.
-_PREDICTORS: dict[str, type[Predictor] | str] = {
-    "text": "ktlite.text.predictor:TextPredictor",
-}
-
+# Folders of format version 1 named a task instead of a class; text was the only one.
+_V1_TASKS = {"text": "ktlite.text.predictor.TextPredictor"}
 _SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "variables", "assets", "fingerprint.pb"})
+_CLASS_PATH = re.compile(r"^ktlite(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
-def register_predictor(task: str, predictor_cls: type[Predictor] | str) -> None:
-    """Registers the `Predictor` subclass that serves a task.
+def check_batch_size(batch_size: Any, name: str = "batch_size") -> int:
+    """Returns `batch_size` as an int, or raises ValueError if it is not a positive int.
 
     Args:
-        task: The task name, matched against `preproc.task` and the `task` field of a
-            saved folder's `ktlite.json`.
-        predictor_cls: A `Predictor` subclass, or `"package.module:ClassName"` to import
-            it only when first needed.
+        batch_size: the value to check.
+        name: the argument name used in the message.
+
+    Returns:
+        The value as an `int`.
 
     Raises:
-        ValueError: If `task` is not a non-empty string.
-        TypeError: If `predictor_cls` is neither a `Predictor` subclass nor a string.
+        ValueError: if it is not a positive int (bools refused).
 
     Example:
-        >>> register_predictor("text", "ktlite.text.predictor:TextPredictor")
-        >>> get_predictor(model, preproc)  # preproc.task == "text"
-        <TextPredictor ...>
+        >>> check_batch_size(32)
+        32
     """
-    if not isinstance(task, str) or not task:
-        raise ValueError(f"`task` must be a non-empty string. Received: task={task!r}")
-    if isinstance(predictor_cls, str):
-        if ":" not in predictor_cls:
-            raise ValueError(
-                "`predictor_cls` given as a string must look like 'package.module:ClassName'. "
-                f"Received: predictor_cls={predictor_cls!r}"
-            )
-    elif not (isinstance(predictor_cls, type) and issubclass(predictor_cls, Predictor)):
-        raise TypeError(
-            "`predictor_cls` must be a Predictor subclass or a 'module:ClassName' string. "
-            f"Received: predictor_cls={predictor_cls!r}"
-        )
-    _PREDICTORS[task] = predictor_cls
-
-
-def _predictor_class(task: Any, source: str) -> type[Predictor]:
-    if not isinstance(task, str) or task not in _PREDICTORS:
-        raise ValueError(
-            f"No predictor is registered for task {task!r} ({source}). "
-            f"Known tasks: {sorted(_PREDICTORS)}."
-        )
-    entry = _PREDICTORS[task]
-    if isinstance(entry, str):
-        module_name, _, class_name = entry.partition(":")
-        entry = getattr(importlib.import_module(module_name), class_name)
-        _PREDICTORS[task] = entry
-    return entry
-
-
-def _check_batch_size(batch_size: Any) -> int:
     if (
         isinstance(batch_size, bool)
         or not isinstance(batch_size, numbers.Integral)
         or batch_size < 1
     ):
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
-        )
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={batch_size!r}")
     return int(batch_size)
 
 
-def _regression_outputs(preproc: Any) -> int:
-    num_outputs = getattr(preproc, "num_outputs", None)
-    return 1 if num_outputs is None else int(num_outputs)
+def class_path(cls: type) -> str:
+    """The dotted path `ktlite.json` records for a predictor class."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def import_predictor_class(path: Any, source: str) -> type[Predictor]:
+    """Imports the `Predictor` subclass named by a dotted path under `ktlite.`.
+
+    Args:
+        path: e.g. `"ktlite.text.predictor.TextPredictor"`.
+        source: where the path came from, for messages (e.g. the manifest's file name).
+
+    Returns:
+        The class.
+
+    Raises:
+        ValueError: if the path is not under `ktlite.`, cannot be imported, or does not
+            name a `Predictor` subclass.
+
+    Example:
+        >>> import_predictor_class("ktlite.text.predictor.TextPredictor", "ktlite.json")
+    """
+    if not isinstance(path, str) or not _CLASS_PATH.match(path):
+        raise ValueError(
+            f"{source}: the predictor class must be a dotted path under 'ktlite.' (only ktlite's "
+            "own classes are loaded)."
+        )
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError):
+        raise ValueError(f"{source}: no predictor class {path!r} in this ktlite.") from None
+    if not (isinstance(cls, type) and issubclass(cls, Predictor)):
+        raise ValueError(f"{source}: {path!r} is not a ktlite Predictor class.")
+    return cls
 
 
 def _versions() -> dict[str, str]:
@@ -119,107 +115,105 @@ def _versions() -> dict[str, str]:
     return {"ktlite": ktlite.__version__, "keras": keras.__version__, "tensorflow": tf.__version__}
 
 
-class Predictor:
-    """Base class: a Keras model plus the preprocessor that feeds it.
+def _to_json(value: Any) -> Any:
+    """Numpy scalars and arrays, tuples and dicts -> plain JSON values."""
+    if isinstance(value, np.ndarray):
+        return _to_json(value.tolist())
+    if isinstance(value, np.generic):
+        return _to_json(value.item())
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, (list, tuple)):
+        return [_to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _to_json(item) for key, item in value.items()}
+    return value
 
-    Subclasses serve one task (`task`) and define how raw inputs are checked
-    (`_as_batch`), how a batch of raw inputs becomes model inputs inside the graph
-    (`_transform`), the raw input's `tf.TensorSpec` (`_input_spec`) and how the
-    preprocessor is saved and read back (`_load_preprocessor`, `preprocessor_files`).
-    Everything else (batching, the fused `tf.function`, decoding, saving, loading and
-    SavedModel export) lives here.
+
+class Predictor:
+    """Base class: a Keras model plus the preprocessor that feeds it, for any task.
+
+    A task subclasses it and defines the hooks below; everything else (batching, the fused
+    `tf.function`, saving, loading, export, quantization, JSON for the HTTP app) is here.
+
+    Hooks a task defines:
+        - `preprocessor_files`: the files `preproc.save(folder)` writes.
+        - `_as_batch(inputs)`: check raw inputs; return them as a batch and whether a
+          single input was given.
+        - `_input_spec()`: the `tf.TensorSpec` (or a dict of them) of one batch of raw
+          inputs.
+        - `_transform(raw)`: graph-traceable raw batch -> model inputs.
+        - `_check_model(model, preproc)`: raise ValueError if they do not belong together.
+        - `_decode(outputs, **options)`: model outputs -> one result per input.
+        - `_serving_outputs(outputs)`: the SavedModel's named outputs.
+        - `_load_preprocessor(folder)` (classmethod): read the preprocessor back.
+        - optionally `describe()`, `json_input_schema()`, `inputs_from_json(items)`,
+          `json_response(outputs, **options)` and `_graph_outputs(raw)` (e.g. a decoding
+          loop for generation).
 
     Use `get_predictor` or `load_predictor` rather than constructing one directly.
 
     Args:
-        model: A built `keras.Model` with one output of shape `(batch, k)`.
-        preproc: The preprocessor the model was trained with. It needs `task`,
-            `label_mode`, `class_names`, `decode_predictions`, `save(folder)` and a
-            `load(folder)` classmethod.
+        model: A built `keras.Model`.
+        preproc: The preprocessor the model was trained with; it must have `save(folder)`
+            and a `load(folder)` classmethod.
         batch_size: Inputs per forward pass in `predict`. Defaults to 32.
 
     Raises:
         TypeError: If `model` is not a `keras.Model`.
-        ValueError: If `batch_size` is invalid, or the model does not fit the
-            preprocessor (output count vs classes, input shape, vocabulary).
+        ValueError: If `batch_size` is invalid or the model does not fit the preprocessor.
 
     Example:
-        >>> predictor = ktlite.get_predictor(model, preproc)   # a Predictor subclass
+        >>> predictor = ktlite.get_predictor(model, preproc)   # a task's subclass
         >>> predictor.predict(["a new text"])
         ['positive']
         >>> predictor.save("my_predictor")
-
-    A new task subclasses it and registers itself:
-
-        >>> class TabularPredictor(Predictor):
-        ...     task = "tabular"
-        ...     preprocessor_files = ("tabular.json",)
-        ...     # _as_batch, _input_spec, _transform, _load_preprocessor
-        >>> register_predictor("tabular", TabularPredictor)
     """
 
-    task: ClassVar[str] = ""
     preprocessor_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: keras.Model, preproc: Any, batch_size: int = 32) -> None:
         if not isinstance(model, keras.Model):
             raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
-        label_mode = getattr(preproc, "label_mode", None)
-        if label_mode not in LABEL_MODES:
-            raise ValueError(
-                f"`preproc.label_mode` must be one of {LABEL_MODES}. "
-                f"Received: preproc.label_mode={label_mode!r}"
-            )
         self.model = model
         self.preproc = preproc
         self.batch_size = batch_size
         self._check_model(model, preproc)
-        self._saved_metadata: dict[str, Any] | None = None
+        self._saved_versions: dict[str, Any] | None = None
         self._graph_fn: Any = None
-        self._forward: Callable[[tf.Tensor], tf.Tensor] | None = None
+        self._forward: Any = None
 
     # ------------------------------------------------------------------ properties
     @property
     def batch_size(self) -> int:
-        """Number of inputs per forward pass in `predict` and `predict_proba`."""
+        """Number of inputs per forward pass in `predict`."""
         return self._batch_size
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        self._batch_size = _check_batch_size(value)
-
-    @property
-    def label_mode(self) -> str:
-        """`"multiclass"`, `"multilabel"` or `"regression"`, from the preprocessor."""
-        return self.preproc.label_mode
+        self._batch_size = check_batch_size(value)
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """What `save` writes to `ktlite.json`: task, label mode, classes, versions, ...
+        """The predictor class, batch size, task facts (`describe()`) and library versions.
 
-        For a predictor from `load_predictor`, the file as it was read (so `versions` names
-        the libraries it was saved with).
+        For a predictor from `load_predictor`, `versions` names the libraries it was saved
+        with.
         """
-        saved = self._saved_metadata
-        return json.loads(json.dumps(saved if saved is not None else self._metadata()))
+        return _to_json({
+            "predictor": class_path(type(self)),
+            "batch_size": self.batch_size,
+            **self.describe(),
+            "versions": self._saved_versions or _versions(),
+        })
 
-    def get_classes(self) -> list[str]:
-        """Returns the class names in the order of the model's outputs.
-
-        Returns:
-            A list of class names; an empty list for a regression model.
-
-        Example:
-            >>> predictor.get_classes()
-            ['negative', 'positive']
-        """
-        if self.label_mode == "regression":
-            return []
-        return [str(name) for name in self.preproc.class_names]
+    def describe(self) -> dict[str, Any]:
+        """Task facts for `metadata` and the HTTP app's `/metadata` (none by default)."""
+        return {}
 
     # ------------------------------------------------------------------ task hooks
-    def _as_batch(self, inputs: Any) -> tuple[list[Any], bool]:
-        """Checks raw inputs; returns them as a list and whether a single one was given."""
+    def _as_batch(self, inputs: Any) -> tuple[Any, bool]:
+        """Checks raw inputs; returns them as a batch and whether a single one was given."""
         raise NotImplementedError
 
     def _input_spec(self) -> tf.TensorSpec:
@@ -230,247 +224,238 @@ class Predictor:
         """Graph-traceable: a batch of raw inputs -> the model's inputs."""
         raise NotImplementedError
 
+    def _check_model(self, model: keras.Model, preproc: Any) -> None:
+        """Raises ValueError if the model does not fit the preprocessor."""
+        raise NotImplementedError
+
+    def _decode(self, outputs: np.ndarray, **options: Any) -> list[Any]:
+        """Model outputs (one row per input) -> one result per input."""
+        raise NotImplementedError
+
+    def _serving_outputs(self, outputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The SavedModel signature's named outputs, from the graph outputs."""
+        raise NotImplementedError
+
     @classmethod
     def _load_preprocessor(cls, folder: Path) -> Any:
         """Reads the preprocessor back from its files in `folder`."""
         raise NotImplementedError
 
-    def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:
-        """Raises ValueError if the model's inputs do not fit the preprocessor."""
+    def _to_tensor(self, items: Any) -> Any:
+        """A batch from `_as_batch` -> the tensor (or dict of tensors) `_input_spec` describes."""
+        spec = self._input_spec()
+        if isinstance(spec, dict):
+            return {key: tf.constant(items[key], dtype=s.dtype) for key, s in spec.items()}
+        return tf.constant(items, dtype=spec.dtype)
 
-    def _extra_metadata(self) -> dict[str, Any]:
-        """Task fields written to `ktlite.json` and checked again by `_check_metadata`."""
+    @staticmethod
+    def _slice(items: Any, start: int, stop: int) -> Any:
+        if isinstance(items, dict):
+            return {key: value[start:stop] for key, value in items.items()}
+        return items[start:stop]
+
+    @staticmethod
+    def _length(items: Any) -> int:
+        return len(next(iter(items.values()))) if isinstance(items, dict) else len(items)
+
+    def _graph_outputs(self, raw: Any) -> Any:
+        """Graph-traceable: raw batch -> float32 model outputs."""
+        outputs = self.model(self._transform(raw), training=False)
+        return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
+
+    # ------------------------------------------------------------------ JSON hooks (apps)
+    def json_input_schema(self) -> dict[str, Any]:
+        """The JSON schema of one input item, for the HTTP app's OpenAPI description."""
         return {}
 
-    def _check_metadata(self, metadata: dict[str, Any]) -> None:
-        """Raises ValueError if the loaded preprocessor disagrees with `ktlite.json`."""
+    def inputs_from_json(self, items: list[Any]) -> Any:
+        """Turns the JSON `inputs` of a request into what `predict` takes.
 
-    # ------------------------------------------------------------------ checks
-    def _check_model(self, model: keras.Model, preproc: Any) -> None:
-        if len(model.outputs) != 1:
-            raise ValueError(
-                f"`model` must have exactly one output. Received a model with "
-                f"{len(model.outputs)} outputs."
-            )
-        output_shape = tuple(model.outputs[0].shape)
-        if len(output_shape) != 2:
-            raise ValueError(
-                f"`model` must output a 2-D tensor (batch, outputs). Received output "
-                f"shape {output_shape}."
-            )
-        if preproc.label_mode == "regression":
-            expected = _regression_outputs(preproc)
-            what = f"{expected} regression target(s)"
-        else:
-            class_names = preproc.class_names
-            if not class_names:
-                raise ValueError(
-                    f"`preproc.class_names` must list the classes for label_mode="
-                    f"{preproc.label_mode!r}. Received: {class_names!r}"
-                )
-            expected, what = len(class_names), f"{len(class_names)} classes"
-        if output_shape[-1] != expected:
-            raise ValueError(
-                f"The model has {output_shape[-1]} outputs but the preprocessor has {what}: "
-                "the model and preprocessor do not belong together."
-            )
-        self._check_model_inputs(model, preproc)
+        Args:
+            items: the request's list of inputs.
+
+        Returns:
+            A batch for `predict_outputs`.
+
+        Raises:
+            ValueError: naming the first bad item.
+        """
+        return items
+
+    def json_response(self, outputs: np.ndarray, **options: Any) -> dict[str, Any]:
+        """Builds the HTTP answer for one request from its rows of model outputs.
+
+        Args:
+            outputs: `predict_outputs` rows for the request's inputs.
+            **options: the request's options (e.g. `return_proba`).
+
+        Returns:
+            A JSON-ready dict with at least `predictions`.
+        """
+        return {"predictions": _to_json(self._decode(outputs, **options))}
 
     # ------------------------------------------------------------------ prediction
     def _forward_fn(self) -> Any:
-        """The fused `tf.function` raw inputs -> float32 outputs, built on first use.
+        """The fused `tf.function` raw inputs -> outputs, built on first use.
 
         Its signature has batch dimension `None`, so it is traced once for every batch
-        size. `predict` calls its concrete function (`self._forward`), which skips the
-        argument matching a `tf.function` call does.
+        size. `predict_outputs` calls its concrete function (`self._forward`), which skips
+        the argument matching a `tf.function` call does.
         """
         if self._graph_fn is None:
-            model, transform = self.model, self._transform
-
-            def forward(raw: tf.Tensor) -> tf.Tensor:
-                outputs = model(transform(raw), training=False)
-                return tf.cast(outputs, tf.float32)
-
-            self._graph_fn = tf.function(forward, input_signature=[self._input_spec()])
+            self._graph_fn = tf.function(
+                self._graph_outputs, input_signature=[self._input_spec()]
+            )
             self._forward = self._graph_fn.get_concrete_function()
         return self._graph_fn
 
-    def _to_tensor(self, items: list[Any]) -> tf.Tensor:
-        return tf.constant(items, dtype=self._input_spec().dtype)
+    def predict_outputs(self, inputs: Any) -> np.ndarray:
+        """Returns the model's outputs for raw inputs, one row per input, in batches.
 
-    def _model_outputs(self, items: list[Any]) -> np.ndarray:
+        Args:
+            inputs: a batch of raw inputs as `predict` takes them (a list for text).
+
+        Returns:
+            The outputs as a numpy array with one row per input.
+
+        Raises:
+            TypeError, ValueError: for inputs the task does not accept.
+
+        Example:
+            >>> predictor.predict_outputs(["great film"]).shape
+            (1, 2)
+        """
+        items, _ = self._as_batch(inputs)
+        return self._run(items)
+
+    def _run(self, items: Any) -> Any:
         self._forward_fn()
         forward = self._forward
+        n = self._length(items)
         step = self.batch_size
         chunks = [
-            forward(self._to_tensor(items[start : start + step])).numpy()
-            for start in range(0, len(items), step)
+            tf.nest.map_structure(
+                lambda t: t.numpy(), forward(self._to_tensor(self._slice(items, i, i + step)))
+            )
+            for i in range(0, n, step)
         ]
-        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)
+        if len(chunks) == 1:
+            return chunks[0]
+        return tf.nest.map_structure(lambda *parts: np.concatenate(parts, axis=0), *chunks)
 
-    def predict_proba(self, inputs: Any) -> np.ndarray:
-        """Returns class probabilities.
+    def predict(self, inputs: Any, **options: Any) -> Any:
+        """Predicts for raw inputs.
 
         Args:
-            inputs: One raw input or a list of them (text: a `str` or a list of `str`).
+            inputs: One raw input or a batch of them (text: a `str` or a list of `str`).
+            **options: task options (e.g. `return_proba` for classifiers).
 
         Returns:
-            A float32 array of shape `(n, num_classes)` for a list, `(num_classes,)` for a
-            single input. Columns follow `get_classes()`.
+            One result for a single input, else a list with one result per input.
 
         Raises:
             TypeError: If `inputs` is not of an accepted type.
-            ValueError: If `inputs` is empty, or the model is a regression model (use
-                `predict`).
+            ValueError: If `inputs` is empty or an option is invalid.
 
         Example:
-            >>> predictor.predict_proba(["great film", "dull film"]).shape
-            (2, 2)
-        """
-        if self.label_mode == "regression":
-            raise ValueError(
-                "`predict_proba` needs a classifier; this predictor does regression. "
-                "Use `predict(...)`, which returns floats."
-            )
-        items, single = self._as_batch(inputs)
-        probs = self._model_outputs(items)
-        return probs[0] if single else probs
-
-    def predict(self, inputs: Any, return_proba: bool = False) -> Any:
-        """Predicts labels (or values) for raw inputs.
-
-        Args:
-            inputs: One raw input or a list of them (text: a `str` or a list of `str`).
-            return_proba: If True, return `predict_proba(inputs)` instead of labels.
-                Defaults to False.
-
-        Returns:
-            For a single input: a label (multiclass), a list of `(label, probability)`
-            pairs (multilabel) or a float (regression). For a list: a list of those.
-
-        Raises:
-            TypeError: If `inputs` is not of an accepted type.
-            ValueError: If `inputs` is empty, or `return_proba=True` for regression.
-
-        Example:
-            >>> predictor.predict("great film")
+            >>> predictor.predict("a new text")
             'positive'
-            >>> predictor.predict(["great film", "dull film"])
-            ['positive', 'negative']
         """
-        if not isinstance(return_proba, bool):
-            raise TypeError(
-                f"`return_proba` must be True or False. Received: return_proba={return_proba!r}"
-            )
-        if return_proba:
-            return self.predict_proba(inputs)
         items, single = self._as_batch(inputs)
-        outputs = self._model_outputs(items)
-        decoded = self._decode(outputs)
-        return decoded[0] if single else decoded
-
-    def _decode(self, outputs: np.ndarray) -> list[Any]:
-        return list(self.preproc.decode_predictions(outputs))
+        results = self._decode(self._run(items), **options)
+        return results[0] if single else results
 
     # ------------------------------------------------------------------ saving
-    def _metadata(self) -> dict[str, Any]:
-        files = [MODEL_FILE, *self.preprocessor_files]
+    def _manifest_fields(self) -> dict[str, Any]:
         return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
-            "task": self.task,
-            "label_mode": self.label_mode,
-            "class_names": None if self.label_mode == "regression" else self.get_classes(),
+            "predictor": class_path(type(self)),
             "batch_size": self.batch_size,
-            "files": files,
-            **self._extra_metadata(),
             "versions": _versions(),
         }
 
     def save(self, path: str | os.PathLike) -> None:
         """Saves the predictor to a folder, atomically.
 
-        The files are written to a temporary sibling folder which then replaces `path`,
-        so an interrupted or failed save leaves an existing predictor at `path` intact.
-        `path` may be new, an empty folder, or a predictor folder saved earlier; any
-        other existing folder or file is refused so that no user data is deleted.
+        The files are written to a hidden sibling folder that then replaces `path` (see
+        `ktlite.saving.write_folder`): a crash or a failed save leaves the previous
+        predictor at `path`, and concurrent saves to one path take turns. `path` may be
+        new, an empty folder, or a predictor folder ktlite saved (holding only its own,
+        unchanged files); any other existing folder or file is refused so no user data is
+        deleted. The model is saved without its optimizer's state.
 
         Args:
             path: The folder to write (`ktlite.json`, `model.keras` and the
                 preprocessor's files).
 
         Raises:
-            FileExistsError: If `path` is a file, or a non-empty folder that is not a
-                ktlite predictor.
+            FileExistsError: If `path` is a file, or a non-empty folder that ktlite cannot
+                prove it wrote.
 
         Example:
             >>> predictor.save("my_predictor")
             >>> ktlite.load_predictor("my_predictor").predict("a new text")
             'positive'
         """
-        metadata = self._metadata()
+        fields = self._manifest_fields()
 
         def write(folder: Path) -> None:
-            _save_model_without_optimizer(self.model, folder / MODEL_FILE)
+            saving.save_keras_model(self.model, folder / MODEL_FILE, include_optimizer=False)
             self.preproc.save(str(folder))
-            missing = [name for name in metadata["files"] if not (folder / name).is_file()]
-            if missing:
+            expected = {MODEL_FILE, *self.preprocessor_files}
+            written = {entry.name for entry in folder.iterdir()}
+            if written != expected:
                 raise RuntimeError(
-                    f"The preprocessor did not write {missing}; expected files "
-                    f"{list(self.preprocessor_files)}."
+                    f"The preprocessor wrote {sorted(written - {MODEL_FILE})}; expected "
+                    f"{sorted(self.preprocessor_files)}."
                 )
-            # Written last: a folder without it is never mistaken for a predictor.
-            (folder / METADATA_FILE).write_text(
-                json.dumps(metadata, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-            )
+            saving.write_manifest(folder, fields)  # last: marks the folder complete
 
-        _write_folder_atomically(Path(path), write, _is_predictor_folder, "predictor")
+        saving.write_folder(Path(path), write, is_predictor_folder, "predictor")
 
     # ------------------------------------------------------------------ export
-    def export(self, path: str | os.PathLike, format: str = "saved_model") -> None:
-        """Exports a TensorFlow SavedModel that maps raw inputs to predictions.
+    def export(self, path: str | os.PathLike, format: str = "saved_model", **options: Any) -> None:
+        """Exports a SavedModel (or a TensorFlow Lite model) mapping raw inputs to outputs.
 
-        The `serving_default` signature takes one 1-D tensor of raw inputs (text: a
-        `tf.string` tensor named `texts`) and returns:
-
-        - multiclass: `probabilities` (float32, `(n, k)`) and `labels` (string, `(n,)`,
-          the most probable class);
-        - multilabel: `probabilities` (float32, `(n, k)`) and `labels` (string,
-          `(n, k)`, the class name of each probability column);
-        - regression: `predictions` (float32, `(n,)`).
-
-        The SavedModel needs TensorFlow (and, for text, `import tensorflow_text` before
-        loading) but not ktlite. It is written atomically like `save`.
+        The SavedModel's `serving_default` signature takes one batch of raw inputs (text: a
+        `tf.string` tensor named `texts`) and returns the task's `_serving_outputs` (for
+        classifiers `probabilities` and `labels`, or `predictions` for regression). It
+        needs TensorFlow (and, for text, `import tensorflow_text` before loading) but not
+        ktlite. `format="tflite"` delegates to `ktlite.compress.export_tflite` with
+        `**options` (`quantize`, `representative_data`, `include_tokenizer`). Written
+        atomically like `save`.
 
         Args:
             path: The folder to write.
-            format: Only `"saved_model"` for now. Defaults to `"saved_model"`.
+            format: `"saved_model"` (default) or `"tflite"`.
+            **options: TFLite options; none are accepted for a SavedModel.
 
         Raises:
-            ValueError: If `format` is not supported.
-            FileExistsError: If `path` is a file or a non-empty folder that is not a
-                SavedModel.
+            ValueError: If `format` is unknown or options are given for a SavedModel.
+            FileExistsError: If `path` is a file or a non-empty folder of another kind.
 
         Example:
             >>> predictor.export("exported")
             >>> serve = tf.saved_model.load("exported").signatures["serving_default"]
-            >>> serve(texts=tf.constant(["a new text"]))["labels"]
         """
-        if format != "saved_model":
-            raise ValueError(
-                f"`format` must be 'saved_model'. Received: format={format!r}"
-            )
-        _write_folder_atomically(Path(path), self._write_saved_model, _is_saved_model, "SavedModel")
+        if format == "tflite":
+            from ktlite.compress.tflite import export_tflite
 
-    def _serving_outputs(self, outputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        if self.label_mode == "regression":
-            return {"predictions": outputs[:, 0] if outputs.shape[-1] == 1 else outputs}
-        names = tf.constant(self.get_classes(), dtype=tf.string)
-        if self.label_mode == "multiclass":
-            labels = tf.gather(names, tf.argmax(outputs, axis=1))
-        else:
-            labels = tf.broadcast_to(names, tf.shape(outputs))
-        return {"probabilities": outputs, "labels": labels}
+            export_tflite(self, path, **options)
+            return
+        if format not in ("saved_model", "savedmodel"):
+            raise ValueError(
+                f"`format` must be 'saved_model' or 'tflite'. Received: format={format!r}"
+            )
+        if options:
+            received = ", ".join(f"{key}={value!r}" for key, value in sorted(options.items()))
+            raise ValueError(
+                f"{', '.join(f'`{key}`' for key in sorted(options))} applies to format='tflite' "
+                "only; for a quantized SavedModel use predictor.quantize(mode).export(path). "
+                f"Received: {received}"
+            )
+        saving.write_folder(Path(path), self._write_saved_model, _is_saved_model, "SavedModel")
 
     def _trackables(self) -> list[Any]:
         """TF resources (e.g. tokenizer tables) the serving graph may capture."""
@@ -480,7 +465,7 @@ class Predictor:
     def _write_saved_model(self, folder: Path) -> None:
         forward = self._forward_fn()
 
-        def serve(raw: tf.Tensor) -> dict[str, tf.Tensor]:
+        def serve(raw: Any) -> dict[str, tf.Tensor]:
             return self._serving_outputs(forward(raw))
 
         archive = keras.export.ExportArchive()
@@ -490,58 +475,68 @@ class Predictor:
         archive.add_endpoint("serving_default", serve, input_signature=[self._input_spec()])
         archive.write_out(str(folder), verbose=False)
 
+    # ------------------------------------------------------------------ quantization
+    def quantize(self, mode: str = "int8", exclude: str | list[str] | None = None) -> Predictor:
+        """Returns a new predictor of the same class with a weight-quantized copy of the model.
+
+        Delegates to `ktlite.compress.quantize_predictor`: Keras quantizes the `Dense`,
+        `EinsumDense` and `Embedding` layers; this predictor is unchanged.
+
+        Args:
+            mode: `"int8"` (default) or `"int4"`.
+            exclude: regex(es) of layer names to keep in float. Defaults to `None`.
+
+        Returns:
+            A new predictor that saves, loads and exports like any other.
+
+        Raises:
+            ValueError: If `mode` is not `"int8"` or `"int4"`.
+
+        Example:
+            >>> small = predictor.quantize("int8")
+            >>> small.save("predictor_int8")
+        """
+        from ktlite.compress.quantize import quantize_predictor
+
+        return quantize_predictor(self, mode=mode, exclude=exclude)
+
     # ------------------------------------------------------------------ loading
     @classmethod
-    def _from_folder(cls, folder: Path, metadata: dict[str, Any]) -> Predictor:
+    def _from_folder(cls, folder: Path, batch_size: int) -> Predictor:
         try:
             preproc = cls._load_preprocessor(folder)
         except (OSError, ValueError, TypeError, KeyError) as err:
             files = ", ".join(str(folder / name) for name in cls.preprocessor_files)
             raise ValueError(f"Could not load the preprocessor from {files}: {err}") from err
-        actual_names = getattr(preproc, "class_names", None)
-        if metadata["label_mode"] == "regression" or actual_names is None:
-            pairs = {"label_mode": getattr(preproc, "label_mode", None)}
-        else:
-            pairs = {"label_mode": preproc.label_mode,
-                     "class_names": [str(name) for name in actual_names]}
-        for field, actual in pairs.items():
-            if metadata[field] != actual:
-                raise ValueError(
-                    f"{folder / METADATA_FILE} says {field}={metadata[field]!r} but the "
-                    f"preprocessor files say {actual!r}; the folder was modified or mixed up."
-                )
-        model = _load_model(folder / MODEL_FILE)
+        model = saving.load_keras_model(folder / MODEL_FILE)
         try:
-            predictor = cls(model, preproc, batch_size=metadata["batch_size"])
-            predictor._check_metadata(metadata)
+            return cls(model, preproc, batch_size=batch_size)
         except ValueError as err:
             raise ValueError(f"The predictor saved in {folder} is inconsistent: {err}") from err
-        predictor._saved_metadata = metadata
-        return predictor
 
     def __repr__(self) -> str:
-        return (
-            f"<{type(self).__name__} task={self.task!r} label_mode={self.label_mode!r} "
-            f"classes={len(self.get_classes())} batch_size={self.batch_size}>"
-        )
+        facts = " ".join(f"{k}={v!r}" for k, v in self.describe().items() if np.isscalar(v))
+        return f"<{type(self).__name__} {facts} batch_size={self.batch_size}>".replace("  ", " ")
 
 
 def get_predictor(model: keras.Model, preproc: Any, batch_size: int = 32) -> Predictor:
     """Wraps a trained model and its preprocessor in the predictor for their task.
 
+    The preprocessor names its predictor class (`preproc.predictor_class`, a dotted path
+    under `ktlite.`), so no task needs registering.
+
     Args:
         model: The trained `keras.Model` (e.g. `learner.model`).
         preproc: The preprocessor returned with the training data (e.g. by
-            `ktlite.text.texts_from_array`); its `task` picks the predictor class.
+            `ktlite.text.texts_from_array`).
         batch_size: Inputs per forward pass in `predict`. Defaults to 32.
 
     Returns:
-        A `Predictor` subclass instance (a `TextPredictor` for text).
+        An instance of the task's `Predictor` subclass (a `TextPredictor` for text).
 
     Raises:
-        TypeError: If `model` is not a `keras.Model` or `preproc` has no `task`.
-        ValueError: If no predictor is registered for `preproc.task`, `batch_size` is
-            invalid, or the model does not fit the preprocessor.
+        TypeError: If `model` is not a `keras.Model` or `preproc` names no predictor class.
+        ValueError: If `batch_size` is invalid or the model does not fit the preprocessor.
 
     Example:
         >>> predictor = ktlite.get_predictor(learner.model, preproc)
@@ -550,13 +545,13 @@ def get_predictor(model: keras.Model, preproc: Any, batch_size: int = 32) -> Pre
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
-    task = getattr(preproc, "task", None)
-    if task is None:
+    path = getattr(preproc, "predictor_class", None)
+    if path is None:
         raise TypeError(
-            "`preproc` must be a ktlite preprocessor with a `task` attribute. "
+            "`preproc` must be a ktlite preprocessor with a `predictor_class` attribute. "
             f"Received: preproc={preproc!r}"
         )
-    cls = _predictor_class(task, "from preproc.task")
+    cls = import_predictor_class(path, f"{type(preproc).__name__}.predictor_class")
     return cls(model, preproc, batch_size=batch_size)
 
 
@@ -565,9 +560,9 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
 
     Nothing is unpickled: `ktlite.json` and the preprocessor's files are JSON and text,
     and the model is read with `keras.saving.load_model(..., safe_mode=True,
-    compile=False)`. Every file is checked, and the folder is refused with a message
-    naming the offending file if one is missing, has an unknown format version, or
-    does not agree with the others.
+    compile=False)`. Before anything is parsed, every file is checked against the SHA-256
+    in `ktlite.json`; links and files outside the folder are refused; a save that crashed
+    half-way is finished or rolled back first. Folders of format version 1 still load.
 
     Args:
         path: A folder written by `Predictor.save`.
@@ -577,8 +572,8 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
 
     Raises:
         FileNotFoundError: If the folder or one of its files is missing.
-        ValueError: If a file is malformed, of an unknown format version, or
-            inconsistent with the others.
+        ValueError: If a file is malformed, was changed after saving, is a link, is of an
+            unknown format version, or the files do not belong together.
 
     Example:
         >>> predictor = ktlite.load_predictor("my_predictor")
@@ -586,90 +581,77 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
         'positive'
     """
     folder = Path(path)
+    saving.finish_interrupted_save(folder, is_predictor_folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"No predictor folder at {str(folder)!r}.")
-    metadata = _read_metadata(folder)
-    cls = _predictor_class(metadata["task"], f"from {folder / METADATA_FILE}")
-    expected = [MODEL_FILE, *cls.preprocessor_files]
-    for name in dict.fromkeys(expected + metadata["files"]):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"The predictor folder {folder} is missing {name!r}.")
-    return cls._from_folder(folder, metadata)
+    with saving.folder_lock(folder, exclusive=False):
+        cls, manifest = _read_manifest(folder)
+        predictor = cls._from_folder(folder, manifest["batch_size"])
+    predictor._saved_versions = manifest.get("versions")
+    return predictor
 
 
-# ---------------------------------------------------------------------- file helpers
-def _read_metadata(folder: Path) -> dict[str, Any]:
-    file = folder / METADATA_FILE
-    if not file.is_file():
+# ---------------------------------------------------------------------- folder checks
+def _read_manifest(folder: Path) -> tuple[type[Predictor], dict[str, Any]]:
+    """Reads and checks `ktlite.json`, verifies the files, returns the class to load."""
+    file = folder / saving.MANIFEST_FILE
+    if not os.path.lexists(file):
         raise FileNotFoundError(
-            f"The folder {folder} has no {METADATA_FILE}; it is not a ktlite predictor."
+            f"The folder {folder} has no {saving.MANIFEST_FILE}; it is not a ktlite predictor."
         )
-    try:
-        metadata = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{file} is not valid JSON: {err}") from err
-    if not isinstance(metadata, dict):
-        raise ValueError(f"{file} must hold a JSON object. Received: {type(metadata).__name__}")
-    if metadata.get("format") != FORMAT_NAME:
+    manifest = saving.read_json(file)
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{file} must hold a JSON object.")
+    if manifest.get("format") != FORMAT_NAME:
+        raise ValueError(f"{file} is not a ktlite predictor file (format is not {FORMAT_NAME!r}).")
+    version = manifest.get("format_version")
+    if type(version) is not int or version not in (1, FORMAT_VERSION):
         raise ValueError(
-            f"{file} is not a ktlite predictor file: format={metadata.get('format')!r}, "
-            f"expected {FORMAT_NAME!r}."
-        )
-    version = metadata.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
-        raise ValueError(
-            f"{file} has format_version={version!r}; this ktlite reads version "
+            f"{file} has format_version={version!r}; this ktlite reads versions 1 and "
             f"{FORMAT_VERSION}. Save the predictor again with a matching ktlite."
         )
-
-    def bad(field: str, expected: str) -> ValueError:
-        return ValueError(
-            f"{file}: `{field}` must be {expected}. Received: {field}={metadata.get(field)!r}"
-        )
-
-    if not isinstance(metadata.get("task"), str):
-        raise bad("task", "a string")
-    if metadata.get("label_mode") not in LABEL_MODES:
-        raise bad("label_mode", f"one of {LABEL_MODES}")
-    names = metadata.get("class_names")
-    if metadata["label_mode"] == "regression":
-        if names is not None:
-            raise bad("class_names", "null for regression")
-    elif not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
-        raise bad("class_names", "a non-empty list of strings")
-    elif len(set(names)) != len(names):
-        raise bad("class_names", "a list without duplicates")
-    batch_size = metadata.get("batch_size")
+    batch_size = manifest.get("batch_size")
     if type(batch_size) is not int or batch_size < 1:
-        raise bad("batch_size", "a positive int")
-    files = metadata.get("files")
-    if not (
-        isinstance(files, list)
-        and all(isinstance(f, str) and f and Path(f).name == f for f in files)
-        and MODEL_FILE in files
-    ):
-        raise bad("files", f"a list of plain file names including {MODEL_FILE!r}")
-    return metadata
+        raise ValueError(f"{file}: `batch_size` must be a positive int.")
+    if version == 1:
+        return _read_v1(folder, file, manifest), manifest
+    cls = import_predictor_class(manifest.get("predictor"), str(file))
+    files = manifest.get("files")
+    saving.verify_files(folder, files)
+    expected = {MODEL_FILE, *cls.preprocessor_files}
+    if set(files) != expected:
+        raise ValueError(
+            f"{file} lists the files {sorted(files)}; a {cls.__name__} folder holds "
+            f"{sorted(expected)}."
+        )
+    return cls, manifest
 
 
-def _load_model(file: Path) -> keras.Model:
+def _read_v1(folder: Path, file: Path, manifest: dict[str, Any]) -> type[Predictor]:
+    """Version 1 (ktlite 0.1): a task name and a file list without hashes."""
+    task = manifest.get("task")
+    if task not in _V1_TASKS:
+        raise ValueError(f"{file}: unknown task for a version-1 folder.")
+    cls = import_predictor_class(_V1_TASKS[task], str(file))
+    for name in (MODEL_FILE, *cls.preprocessor_files):
+        if not os.path.lexists(folder / name):
+            raise FileNotFoundError(f"The predictor folder {folder} is missing {name!r}.")
+        saving.check_regular_file(folder / name)
+    return cls
+
+
+def is_predictor_folder(folder: Path) -> bool:
+    """Whether ktlite provably wrote all of `folder`: a valid version-2 manifest whose
+    class writes exactly the files present, each with its recorded SHA-256 (or a version-1
+    folder holding only the files its manifest lists)."""
     try:
-        model = keras.saving.load_model(str(file), compile=False, safe_mode=True)
-    except Exception as err:  # Keras raises many types for a damaged archive.
-        raise ValueError(f"Could not load the Keras model {file}: {err}") from err
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"{file} does not hold a keras.Model. Received: {type(model).__name__}")
-    return model
-
-
-def _is_predictor_folder(folder: Path) -> bool:
-    """A folder `save` may replace: a valid ktlite.json and only the files it lists."""
-    try:
-        metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
-        listed = set(metadata["files"]) | {METADATA_FILE}
-    except (OSError, ValueError, TypeError, KeyError):
+        cls, manifest = _read_manifest(folder)
+    except (OSError, ValueError):
         return False
-    return metadata.get("format") == FORMAT_NAME and {p.name for p in folder.iterdir()} <= listed
+    present = {entry.name for entry in folder.iterdir()}
+    if manifest["format_version"] == 1:
+        return present == {saving.MANIFEST_FILE, MODEL_FILE, *cls.preprocessor_files}
+    return present == {saving.MANIFEST_FILE, *manifest["files"]}
 
 
 def _is_saved_model(folder: Path) -> bool:
@@ -678,77 +660,12 @@ def _is_saved_model(folder: Path) -> bool:
     return "saved_model.pb" in names and names <= _SAVED_MODEL_ENTRIES
 
 
-def _save_model_without_optimizer(model: keras.Model, path: Path) -> None:
-    """Writes `model` in the `.keras` format without its optimizer's state.
-
-    A predictor only predicts (it is loaded with `compile=False`), so the optimizer's
-    variables (for Adam, twice the size of the weights) would be dead weight in the folder.
-    Keras saves whatever optimizer the model holds, so it is detached only while writing and
-    put back, the same object, in `finally`.
-    """
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        keras.saving.save_model(model, str(path))
-        return
-    model.optimizer = None
-    try:
-        keras.saving.save_model(model, str(path))
-    finally:
-        model.optimizer = optimizer
-
-
-def _write_folder_atomically(
-    path: Path,
-    write: Callable[[Path], None],
-    replaceable: Callable[[Path], bool],
-    what: str,
-) -> None:
-    """Calls `write(tmp)` on a fresh sibling folder, then moves it to `path`.
-
-    An existing `path` is first renamed aside and deleted only once the new folder is in
-    place, and put back if that move fails; the window in which `path` is absent is two
-    renames long.
-    """
-    if path.exists() or path.is_symlink():
-        if not path.is_dir() or path.is_symlink():
-            raise FileExistsError(f"Cannot save a {what} to {str(path)!r}: it is not a folder.")
-        if any(path.iterdir()) and not replaceable(path):
-            raise FileExistsError(
-                f"Cannot save a {what} to {str(path)!r}: the folder is not empty and does not "
-                f"hold a ktlite {what}. Choose a new or empty folder, or remove it first."
-            )
-    parent = path.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:12]
-    tmp = parent / f".{path.name}.tmp-{token}"
-    tmp.mkdir()
-    try:
-        write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if not path.exists():
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return
-    old = parent / f".{path.name}.old-{token}"
-    os.rename(path, old)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        os.rename(old, path)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 __all__ = [
-    "Predictor",
-    "get_predictor",
-    "load_predictor",
-    "register_predictor",
     "FORMAT_VERSION",
+    "Predictor",
+    "check_batch_size",
+    "get_predictor",
+    "import_predictor_class",
+    "is_predictor_folder",
+    "load_predictor",
 ]

@@ -10,7 +10,6 @@ from ktlite.callbacks import (
     PeakReducer,
     monitor_mode,
     restore_state,
-    save_model_atomic,
     snapshot_state,
 )
 
@@ -98,22 +97,3 @@ def test_non_finite_guard_rolls_back_to_last_good_epoch():
     assert all(np.all(w == 2.0) for w in model.get_weights())
     guard.on_train_end()  # restores once only
     assert guard.restored_epoch == 1
-
-
-def test_save_model_atomic_leaves_no_temporary_file(tmp_path, monkeypatch):
-    model = _model()
-    path = save_model_atomic(model, tmp_path / "m.keras")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
-    assert keras.saving.load_model(path).count_params() == model.count_params()
-
-    def broken(self, filepath, *args, **kwargs):
-        open(filepath, "wb").write(b"partial")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(keras.Model, "save", broken)
-    with pytest.raises(OSError, match="disk full"):
-        save_model_atomic(model, tmp_path / "m.keras")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
-    assert keras.saving.load_model(path).count_params() == model.count_params()
-    with pytest.raises(ValueError, match="'.keras'"):
-        save_model_atomic(model, tmp_path / "m.h5")

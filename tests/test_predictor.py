@@ -16,43 +16,40 @@ import pytest
 import tensorflow as tf
 
 import ktlite
+from folders import rehash
 from ktlite import predictor as predictor_lib
-from ktlite.predictor import Predictor, get_predictor, load_predictor, register_predictor
+from ktlite import saving
+from ktlite.classifier import ClassifierPredictor
+from ktlite.labels import LabelEncoder
+from ktlite.predictor import get_predictor, load_predictor
 
 CLASSES = ["ant", "bee", "cat"]
+# Saved folders only name classes under `ktlite.`; the toy task is made importable there.
+TOY_MODULE = "ktlite.toy_task_for_tests"
 
 
 class ToyPreprocessor:
-    task = "toy"
+    predictor_class = f"{TOY_MODULE}.ToyPredictor"
 
     def __init__(self, class_names=CLASSES, label_mode="multiclass", scale=2.0):
-        self.class_names = None if class_names is None else list(class_names)
-        self.label_mode = label_mode
-        self.num_outputs = 1 if class_names is None else len(class_names)
+        outputs = 1 if class_names is None else len(class_names)
+        self.labels = LabelEncoder(label_mode, class_names, outputs)
         self.scale = scale
 
-    def decode_predictions(self, probs):
-        if self.label_mode == "regression":
-            return [float(v) for v in probs[:, 0]]
-        if self.label_mode == "multilabel":
-            return [list(zip(self.class_names, map(float, row))) for row in probs]
-        return [self.class_names[i] for i in np.argmax(probs, axis=1)]
-
     def save(self, folder):
-        config = {"class_names": self.class_names, "label_mode": self.label_mode,
-                  "scale": self.scale}
-        Path(folder, "toy.json").write_text(json.dumps(config))
+        config = {"labels": self.labels.get_config(), "scale": self.scale}
+        saving.write_json(Path(folder, "toy.json"), config)
 
     @classmethod
     def load(cls, folder):
-        config = json.loads(Path(folder, "toy.json").read_text())
+        config = saving.read_json(Path(folder, "toy.json"))
         if not isinstance(config.get("scale"), float):
-            raise ValueError(f"toy.json: bad scale {config.get('scale')!r}")
-        return cls(config["class_names"], config["label_mode"], config["scale"])
+            raise ValueError("toy.json: `scale` must be a float")
+        labels = config["labels"]
+        return cls(labels["class_names"], labels["label_mode"], config["scale"])
 
 
-class ToyPredictor(Predictor):
-    task = "toy"
+class ToyPredictor(ClassifierPredictor):
     preprocessor_files = ("toy.json",)
 
     def _input_spec(self):
@@ -64,29 +61,23 @@ class ToyPredictor(Predictor):
     def _as_batch(self, inputs):
         array = np.asarray(inputs, dtype="float32")
         if array.ndim == 1:
-            return [array], True
+            return array[None], True
         if array.ndim != 2 or len(array) == 0:
             raise ValueError(f"`inputs` must be (n, 4). Received shape {array.shape}")
-        return list(array), False
-
-    def _to_tensor(self, items):
-        return tf.constant(np.stack(items), tf.float32)
+        return array, False
 
     @classmethod
     def _load_preprocessor(cls, folder):
         return ToyPreprocessor.load(folder)
 
 
+ToyPredictor.__module__ = TOY_MODULE
+sys.modules[TOY_MODULE] = sys.modules[__name__]
+
+
 def toy_model(num_outputs=3, activation="softmax"):
     inputs = keras.Input((4,))
     return keras.Model(inputs, keras.layers.Dense(num_outputs, activation=activation)(inputs))
-
-
-@pytest.fixture(autouse=True)
-def toy_task():
-    register_predictor("toy", ToyPredictor)
-    yield
-    predictor_lib._PREDICTORS.pop("toy", None)
 
 
 @pytest.fixture
@@ -101,19 +92,26 @@ def saved(toy, tmp_path):
     return path
 
 
+def siblings(folder):
+    """What lies beside a saved folder, apart from the lock file savers share."""
+    return sorted(p.name for p in folder.parent.iterdir() if p.name != f".{folder.name}.lock")
+
+
 X = np.random.default_rng(0).normal(size=(10, 4)).astype("float32")
 
 
 # ---------------------------------------------------------------- get_predictor
-def test_get_predictor_picks_the_class_registered_for_preproc_task(toy):
+def test_get_predictor_picks_the_class_the_preprocessor_names(toy):
     assert isinstance(toy, ToyPredictor)
     assert ktlite.get_predictor is get_predictor
 
 
-def test_get_predictor_refuses_unknown_task():
+@pytest.mark.parametrize("path", ["os.system", "tests.ToyPredictor", "ktlite.nowhere.Thing",
+                                  "ktlite.labels.LabelEncoder", 3])
+def test_get_predictor_refuses_a_class_outside_ktlite_or_not_a_predictor(path):
     preproc = ToyPreprocessor()
-    preproc.task = "vision"
-    with pytest.raises(ValueError, match="No predictor is registered for task 'vision'"):
+    preproc.predictor_class = path
+    with pytest.raises(ValueError, match="predictor_class"):
         get_predictor(toy_model(), preproc)
 
 
@@ -122,6 +120,13 @@ def test_get_predictor_refuses_non_model_and_preproc_without_task():
         get_predictor("model.keras", ToyPreprocessor())
     with pytest.raises(TypeError, match="`preproc` must be a ktlite preprocessor"):
         get_predictor(toy_model(), object())
+
+
+def test_a_preprocessor_without_fitted_labels_is_refused():
+    preproc = ToyPreprocessor()
+    preproc.labels = LabelEncoder()
+    with pytest.raises(ValueError, match="must have fitted labels"):
+        get_predictor(toy_model(), preproc)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "32", None])
@@ -140,15 +145,6 @@ def test_batch_size_setter_validates(toy):
 def test_model_outputs_must_match_the_class_count():
     with pytest.raises(ValueError, match="model has 2 outputs but the preprocessor has 3"):
         get_predictor(toy_model(num_outputs=2), ToyPreprocessor())
-
-
-def test_register_predictor_validates_arguments():
-    with pytest.raises(ValueError, match="`task` must be a non-empty string"):
-        register_predictor("", ToyPredictor)
-    with pytest.raises(TypeError, match="Predictor subclass"):
-        register_predictor("toy2", dict)
-    with pytest.raises(ValueError, match="module:ClassName"):
-        register_predictor("toy2", "no_colon")
 
 
 def test_predictor_module_does_not_import_task_packages():
@@ -172,7 +168,8 @@ def test_predict_single_and_batch(toy):
 def test_predict_honours_batch_size_and_traces_once(toy):
     sizes = []
     forward = toy._forward_fn()
-    toy._forward = lambda raw: (sizes.append(int(raw.shape[0])), forward(raw))[1]
+    concrete = toy._forward
+    toy._forward = lambda raw: (sizes.append(int(raw.shape[0])), concrete(raw))[1]
     toy.predict(X)
     assert sizes == [4, 4, 2]
     toy.batch_size = 3
@@ -193,9 +190,21 @@ def test_regression_predicts_floats_and_refuses_predict_proba():
         regressor.predict_proba(X)
 
 
-def test_return_proba_must_be_bool(toy):
-    with pytest.raises(TypeError, match="return_proba=1"):
-        toy.predict(X, return_proba=1)
+def test_multilabel_predicts_every_class_with_its_probability():
+    tagger = get_predictor(toy_model(3, "sigmoid"), ToyPreprocessor(label_mode="multilabel"))
+    probs = tagger.predict_proba(X[:2])
+    pairs = tagger.predict(X[:2])
+    assert [[name for name, _ in row] for row in pairs] == [CLASSES, CLASSES]
+    np.testing.assert_allclose([[p for _, p in row] for row in pairs], probs, atol=1e-6)
+
+
+def test_json_response_decodes_through_the_label_encoder(toy):
+    outputs = toy.predict_outputs(X[:3])
+    answer = toy.json_response(outputs, return_proba=True)
+    assert answer["predictions"] == toy.predict(X[:3])
+    assert answer["classes"] == CLASSES
+    np.testing.assert_allclose(answer["probabilities"], outputs, atol=1e-7)
+    assert json.loads(json.dumps(answer)) == answer
 
 
 # ---------------------------------------------------------------- save
@@ -203,12 +212,16 @@ def test_save_writes_the_documented_folder(saved, toy):
     assert sorted(os.listdir(saved)) == ["ktlite.json", "model.keras", "toy.json"]
     meta = json.loads((saved / "ktlite.json").read_text())
     assert meta["format"] == "ktlite-predictor"
-    assert meta["format_version"] == predictor_lib.FORMAT_VERSION == 1
-    assert meta["task"] == "toy"
-    assert meta["class_names"] == CLASSES
+    assert meta["format_version"] == predictor_lib.FORMAT_VERSION == 2
+    assert meta["predictor"] == f"{TOY_MODULE}.ToyPredictor"
     assert meta["batch_size"] == 4
+    assert meta["files"] == {name: saving.sha256_file(saved / name)
+                             for name in ("model.keras", "toy.json")}
     assert set(meta["versions"]) == {"ktlite", "keras", "tensorflow"}
     assert meta["versions"]["keras"] == keras.__version__
+    # Each fact once: the classes live in the preprocessor's file only.
+    assert "class_names" not in json.dumps(meta) and "ant" not in json.dumps(meta)
+    assert toy.metadata["classes"] == CLASSES
 
 
 def test_save_load_round_trip(saved, toy):
@@ -245,7 +258,7 @@ def test_save_replaces_an_existing_predictor(saved, toy):
     toy.batch_size = 9
     toy.save(saved)
     assert load_predictor(saved).batch_size == 9
-    assert sorted(p.name for p in saved.parent.iterdir()) == ["pred"]
+    assert siblings(saved) == ["pred"]
 
 
 def test_failed_save_leaves_existing_predictor_intact(saved, toy, monkeypatch):
@@ -260,7 +273,7 @@ def test_failed_save_leaves_existing_predictor_intact(saved, toy, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         toy.save(saved)
     assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
-    assert sorted(p.name for p in saved.parent.iterdir()) == ["pred"]  # no temp folder left
+    assert siblings(saved) == ["pred"]  # no temp folder left
     assert load_predictor(saved).batch_size == 4
 
 
@@ -286,26 +299,27 @@ def test_failed_swap_puts_the_old_predictor_back(saved, toy, monkeypatch):
             raise OSError("rename failed")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(predictor_lib.os, "rename", rename)
+    monkeypatch.setattr(saving.os, "rename", rename)
+    monkeypatch.setattr(saving, "_exchange", lambda a, b: False)
     toy.batch_size = 9
     with pytest.raises(OSError, match="rename failed"):
         toy.save(saved)
     assert load_predictor(saved).batch_size == 4
-    assert sorted(p.name for p in saved.parent.iterdir()) == ["pred"]
+    assert siblings(saved) == ["pred"]
 
 
 def test_save_refuses_a_folder_that_is_not_a_predictor(toy, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "holiday.jpg").write_bytes(b"\xff\xd8")
-    with pytest.raises(FileExistsError, match="not empty and does not hold a ktlite predictor"):
+    with pytest.raises(FileExistsError, match="not empty and ktlite cannot prove it wrote"):
         toy.save(folder)
     assert os.listdir(folder) == ["holiday.jpg"]
 
 
 def test_save_refuses_a_predictor_folder_holding_extra_files(saved, toy):
     (saved / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="does not hold a ktlite predictor"):
+    with pytest.raises(FileExistsError, match="cannot prove it wrote"):
         toy.save(saved)
     assert (saved / "notes.txt").read_text() == "mine"
 
@@ -347,7 +361,7 @@ def test_load_refuses_a_missing_file(saved, name):
 
 def test_load_refuses_invalid_json(saved):
     (saved / "ktlite.json").write_text("{not json")
-    with pytest.raises(ValueError, match=r"ktlite\.json is not valid JSON"):
+    with pytest.raises(ValueError, match=r"ktlite\.json is not valid UTF-8 JSON"):
         load_predictor(saved)
 
 
@@ -357,10 +371,10 @@ def test_load_refuses_a_json_array(saved):
         load_predictor(saved)
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", 1.0, None])
+@pytest.mark.parametrize("version", [3, 0, "2", 2.0, None])
 def test_load_refuses_unknown_format_version(saved, version):
     edit_meta(saved, format_version=version)
-    with pytest.raises(ValueError, match=r"ktlite\.json has format_version=.*reads version 1"):
+    with pytest.raises(ValueError, match=r"format_version=.*reads versions 1 and 2"):
         load_predictor(saved)
 
 
@@ -371,52 +385,58 @@ def test_load_refuses_a_foreign_format(saved):
 
 
 @pytest.mark.parametrize(
-    "field, value",
+    "field, value, message",
     [
-        ("task", 3),
-        ("label_mode", "ranking"),
-        ("class_names", "ant,bee,cat"),
-        ("class_names", ["ant", 2, "cat"]),
-        ("class_names", ["ant", "ant", "cat"]),
-        ("batch_size", "32"),
-        ("batch_size", 0),
-        ("files", "model.keras"),
-        ("files", ["../../etc/passwd", "model.keras"]),
+        ("batch_size", "32", "`batch_size` must be a positive int"),
+        ("batch_size", 0, "`batch_size` must be a positive int"),
+        ("predictor", "os.system", "dotted path under 'ktlite.'"),
+        ("predictor", "ktlite.labels.LabelEncoder", "not a ktlite Predictor class"),
+        ("files", "model.keras", "`files` must map file names"),
+        ("files", {"../../etc/passwd": "0" * 64, "model.keras": "0" * 64}, "only name plain"),
+        ("files", {"model.keras": "abc", "toy.json": "abc"}, "is malformed"),
     ],
 )
-def test_load_refuses_wrong_types_in_metadata(saved, field, value):
+def test_load_refuses_wrong_fields_in_the_manifest(saved, field, value, message):
     edit_meta(saved, **{field: value})
-    with pytest.raises(ValueError, match=rf"ktlite\.json: `{field}` must be"):
+    with pytest.raises(ValueError, match=message):
         load_predictor(saved)
 
 
-def test_load_refuses_unknown_task(saved):
-    edit_meta(saved, task="vision")
-    with pytest.raises(ValueError, match="No predictor is registered for task 'vision'"):
+def test_load_refuses_a_manifest_listing_other_files_than_its_class_writes(saved):
+    (saved / "extra.bin").write_bytes(b"x")
+    meta = json.loads((saved / "ktlite.json").read_text())
+    meta["files"]["extra.bin"] = saving.sha256_file(saved / "extra.bin")
+    (saved / "ktlite.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="a ToyPredictor folder holds"):
         load_predictor(saved)
 
 
-def test_load_refuses_class_names_that_disagree_with_the_preprocessor(saved):
-    edit_meta(saved, class_names=["ant", "bee", "dog"])
-    with pytest.raises(ValueError, match="class_names.*the folder was modified"):
+def test_load_refuses_a_preprocessor_file_changed_after_saving(saved):
+    config = json.loads((saved / "toy.json").read_text())
+    config["labels"]["class_names"] = ["ant", "bee", "dog"]
+    (saved / "toy.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"toy\.json does not match the SHA-256"):
         load_predictor(saved)
 
 
 def test_load_refuses_a_model_with_the_wrong_number_of_outputs(saved):
     keras.saving.save_model(toy_model(num_outputs=4), str(saved / "model.keras"))
+    rehash(saved)
     with pytest.raises(ValueError, match="model has 4 outputs but the preprocessor has 3"):
         load_predictor(saved)
 
 
 def test_load_refuses_a_damaged_model_file(saved):
     (saved / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    rehash(saved)
     with pytest.raises(ValueError, match=r"Could not load the Keras model .*model\.keras"):
         load_predictor(saved)
 
 
 def test_load_names_the_preprocessor_file_when_it_is_tampered(saved):
-    (saved / "toy.json").write_text(json.dumps({"class_names": CLASSES,
-                                                "label_mode": "multiclass", "scale": "2"}))
+    config = json.loads((saved / "toy.json").read_text())
+    (saved / "toy.json").write_text(json.dumps({**config, "scale": "2"}))
+    rehash(saved)
     with pytest.raises(ValueError, match=r"Could not load the preprocessor from .*toy\.json"):
         load_predictor(saved)
 
@@ -426,5 +446,5 @@ def test_load_uses_keras_safe_mode(tmp_path):
     outputs = keras.layers.Lambda(lambda t: tf.nn.softmax(t[:, :3]))(inputs)
     unsafe = get_predictor(keras.Model(inputs, outputs), ToyPreprocessor())
     unsafe.save(tmp_path / "unsafe")
-    with pytest.raises(ValueError, match="Could not load the Keras model"):
+    with pytest.raises(ValueError, match="Could not load the Keras model.*safe_mode"):
         load_predictor(tmp_path / "unsafe")

@@ -30,9 +30,7 @@ constant makes their range unusable in int8). Inputs and outputs keep their type
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ktlite import saving
+from ktlite.labels import LabelEncoder
 
 __all__ = [
     "INT8_FLOAT_OPS",
@@ -62,6 +63,8 @@ MODEL_FILE = "model.tflite"
 META_FILE = "tflite.json"
 FORMAT_NAME = "ktlite-tflite"
 FORMAT_VERSION = 1
+# What a text preprocessor writes beside the model when tokenization stays outside.
+_PREPROCESSOR_FILES = ("preprocessor.json", "vocab.txt")
 
 
 @dataclass
@@ -223,28 +226,28 @@ def _output_name(preproc: Any) -> str:
     )
 
 
-def _write(folder: Path, content: bytes, meta: dict[str, Any], preproc: Any) -> None:
-    folder = Path(folder)
-    if folder.exists() and (
-        not folder.is_dir() or (any(folder.iterdir()) and not (folder / META_FILE).exists())
-    ):
-        raise FileExistsError(
-            "`path` must be a new folder or a previous TFLite export. "
-            f"Received: path={str(folder)!r}"
-        )
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+def _is_tflite_export(folder: Path) -> bool:
+    """A folder an export may replace: a ktlite TFLite export and nothing else."""
     try:
-        (tmp / MODEL_FILE).write_bytes(content)
+        meta = saving.read_json(folder / META_FILE)
+    except (OSError, ValueError):
+        return False
+    known = {META_FILE, MODEL_FILE, *_PREPROCESSOR_FILES}
+    return (
+        isinstance(meta, dict)
+        and meta.get("format") == FORMAT_NAME
+        and {entry.name for entry in folder.iterdir()} <= known
+    )
+
+
+def _write(folder: Path, content: bytes, meta: dict[str, Any], preproc: Any) -> None:
+    def write(tmp: Path) -> None:
+        saving.write_bytes(tmp / MODEL_FILE, content)
         if preproc is not None and not meta["tokenizer_inside"]:
             preproc.save(str(tmp))
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        saving.write_json(tmp / META_FILE, meta)
+
+    saving.write_folder(Path(folder), write, _is_tflite_export, "TFLite export")
 
 
 def export_tflite(
@@ -548,7 +551,7 @@ class TFLitePredictor:
     ) -> None:
         folder = Path(path)
         try:
-            meta = json.loads((folder / META_FILE).read_text())
+            meta = saving.read_json(folder / META_FILE)
         except (OSError, ValueError) as err:
             raise ValueError(
                 f"`path` is not a ktlite TFLite export ({err}). Received: path={str(folder)!r}"
@@ -571,9 +574,14 @@ class TFLitePredictor:
         self.tokenizer_inside = bool(meta["tokenizer_inside"])
         self.class_names: list[str] = list(meta.get("class_names") or [])
         self.label_mode: str | None = meta.get("label_mode")
+        self.labels = (
+            None if self.label_mode is None
+            else LabelEncoder(self.label_mode, self.class_names or None,
+                              int(meta["output"]["shape"][-1]))
+        )
         self.preproc = None if self.tokenizer_inside else self._load_preproc(folder, meta)
         self.interpreter = _make_interpreter(
-            (folder / MODEL_FILE).read_bytes(), self.tokenizer_inside, num_threads
+            saving.read_bytes(folder / MODEL_FILE), self.tokenizer_inside, num_threads
         )
         self._runner = self.interpreter.get_signature_runner(meta["signature"])
 
@@ -627,8 +635,9 @@ class TFLitePredictor:
         return result[0] if single else result
 
     def predict(self, inputs: Any) -> Any:
-        """Returns labels: a class name per text (multiclass), `(label, prob)` pairs above
-        0.5 (multilabel), or floats (regression); class ids when no class names are known.
+        """Returns labels, decoded like `Predictor.predict`: a class name per text
+        (multiclass), `(label, probability)` pairs for every class (multilabel), or floats
+        (regression); class ids for a bare model's export.
 
         Args:
             inputs: a str or a list of str.
@@ -642,16 +651,10 @@ class TFLitePredictor:
         """
         single = isinstance(inputs, str)
         probs = np.atleast_2d(self.predict_proba([inputs] if single else inputs))
-        if self.label_mode == "regression":
-            preds: list[Any] = [float(row[0]) if len(row) == 1 else row.tolist() for row in probs]
-        elif self.label_mode == "multilabel":
-            preds = [
-                [(self.class_names[j], float(p)) for j, p in enumerate(row) if p > 0.5]
-                for row in probs
-            ]
+        if self.label_mode is None:
+            preds: list[Any] = [int(i) for i in probs.argmax(axis=1)]
         else:
-            ids = probs.argmax(axis=1)
-            preds = [self.class_names[i] if self.class_names else int(i) for i in ids]
+            preds = self.labels.decode(probs)
         return preds[0] if single else preds
 
 

@@ -113,7 +113,7 @@ def texts_from_array(
     """Builds training and validation data and a fitted `TextPreprocessor` from arrays.
 
     Labels may be strings, ints, one-hot rows, lists of labels or a 0/1 matrix (multilabel),
-    or floats (regression); see `ktlite.text.labels` for how they are detected.
+    or floats (regression); see `ktlite.labels` for how they are detected.
 
     Args:
         x_train: training texts (list, tuple, numpy array or pandas Series of str).
@@ -148,6 +148,7 @@ def texts_from_array(
         >>> preproc.class_names
         ['neg', 'pos']
     """
+    from ktlite.classifier import classification_reporter
     from ktlite.data import TaskDataset
 
     texts = validate_texts(x_train, "x_train")
@@ -200,8 +201,13 @@ def texts_from_array(
         verbose,
     )
     preproc.fit_vocab(train_texts, verbose=verbose)
-    trn = TaskDataset(_object_array(train_texts), y_trn, transform=preproc.tokenize, task="text")
-    val = TaskDataset(_object_array(val_texts), y_val, transform=preproc.tokenize, task="text")
+    reporter = classification_reporter(preproc.labels)
+    trn = TaskDataset(
+        _object_array(train_texts), y_trn, preproc.tokenize, task="text", reporter=reporter
+    )
+    val = TaskDataset(
+        _object_array(val_texts), y_val, preproc.tokenize, task="text", reporter=reporter
+    )
     return trn, val, preproc
 
 

@@ -12,10 +12,10 @@ import tensorflow as tf
 # Registers the custom layers that saved text models refer to, before any load_model.
 import ktlite.layers  # noqa: F401
 import ktlite.text.models  # noqa: F401
-from ktlite.predictor import Predictor
+from ktlite.classifier import ClassifierPredictor
 
 
-class TextPredictor(Predictor):
+class TextPredictor(ClassifierPredictor):
     """Predicts labels for raw texts with a trained text model and its preprocessor.
 
     Tokenization (tensorflow-text, `preproc.tokenize`) and the forward pass run in one
@@ -41,7 +41,6 @@ class TextPredictor(Predictor):
         (2, 2)
     """
 
-    task: ClassVar[str] = "text"
     preprocessor_files: ClassVar[tuple[str, ...]] = ("preprocessor.json", "vocab.txt")
 
     def _input_spec(self) -> tf.TensorSpec:
@@ -72,9 +71,6 @@ class TextPredictor(Predictor):
                 )
         return list(inputs), False
 
-    def _to_tensor(self, items: list[str]) -> tf.Tensor:
-        return tf.constant(items, dtype=tf.string)
-
     def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:
         if not getattr(preproc, "vocab", None) or not getattr(preproc, "maxlen", None):
             raise ValueError(
@@ -100,23 +96,17 @@ class TextPredictor(Predictor):
                 "outside the embedding."
             )
 
-    def _extra_metadata(self) -> dict[str, Any]:
-        return {"maxlen": int(self.preproc.maxlen), "vocab_size": int(self.preproc.vocab_size)}
+    def describe(self) -> dict[str, Any]:
+        """The label mode, classes, `maxlen` and vocabulary size."""
+        return {
+            **super().describe(),
+            "maxlen": int(self.preproc.maxlen),
+            "vocab_size": int(self.preproc.vocab_size),
+        }
 
-    def _check_metadata(self, metadata: dict[str, Any]) -> None:
-        for field in ("maxlen", "vocab_size"):
-            saved, actual = metadata.get(field), int(getattr(self.preproc, field))
-            if saved != actual:
-                raise ValueError(
-                    f"ktlite.json says {field}={saved!r} but the preprocessor files give "
-                    f"{field}={actual!r} (vocab.txt or preprocessor.json was changed)."
-                )
-        model_vocab = _token_vocab_size(self.model)
-        if model_vocab is not None and model_vocab != self.preproc.vocab_size:
-            raise ValueError(
-                f"model.keras embeds {model_vocab} token ids but vocab.txt holds "
-                f"{self.preproc.vocab_size} tokens."
-            )
+    def json_input_schema(self) -> dict[str, Any]:
+        """One input is a string."""
+        return {"type": "string"}
 
     @classmethod
     def _load_preprocessor(cls, folder: Path) -> Any:
@@ -141,82 +131,6 @@ class TextPredictor(Predictor):
         from ktlite.text.explain import explain
 
         return explain(self, text, top_k=top_k, as_html=as_html)
-
-    def quantize(self, mode: str = "int8", exclude: str | list[str] | None = None) -> TextPredictor:
-        """Returns a new predictor with a weight-quantized copy of the model.
-
-        Delegates to `ktlite.compress.quantize_predictor`: Keras quantizes the `Dense`,
-        `EinsumDense` and `Embedding` layers; this predictor is unchanged. The new one
-        saves, loads and exports like any other.
-
-        Args:
-            mode: `"int8"` (default) or `"int4"`.
-            exclude: regex(es) of layer names to keep in float. Defaults to `None`.
-
-        Returns:
-            A new `TextPredictor`.
-
-        Raises:
-            ValueError: If `mode` is not `"int8"` or `"int4"`.
-
-        Example:
-            >>> small = predictor.quantize("int8")
-            >>> small.save("predictor_int8")
-        """
-        from ktlite.compress.quantize import quantize_predictor
-
-        return quantize_predictor(self, mode=mode, exclude=exclude)
-
-    def export(
-        self,
-        path: str | Path,
-        format: str = "saved_model",
-        quantize: str | None = None,
-        representative_data: Any = None,
-        include_tokenizer: bool | None = None,
-    ) -> None:
-        """Exports a TF SavedModel (see `Predictor.export`) or a TensorFlow Lite model.
-
-        `format="tflite"` delegates to `ktlite.compress.export_tflite`: the folder gets
-        `model.tflite` and `tflite.json`; the tokenizer runs inside the TFLite graph (as
-        tensorflow-text custom ops) when it converts, else the graph takes token ids and the
-        folder also holds the preprocessor. Load it with `ktlite.compress.load_tflite`.
-
-        Args:
-            path: The folder to write.
-            format: `"saved_model"` (default; `"savedmodel"` also accepted) or `"tflite"`.
-            quantize: TFLite only: `None`, `"dynamic"`, `"float16"` or `"int8"`.
-            representative_data: TFLite `"int8"` only: training texts (or the training
-                `TaskDataset`) to calibrate on.
-            include_tokenizer: TFLite only: `None` (inside when possible), `True`, `False`.
-
-        Raises:
-            ValueError: If `format` or `quantize` is not supported, or `quantize` is given
-                for a SavedModel.
-            FileExistsError: If `path` is a file or a non-empty folder of another kind.
-
-        Example:
-            >>> predictor.export("tflite_int8", format="tflite", quantize="int8",
-            ...                  representative_data=trn)
-        """
-        if format == "tflite":
-            from ktlite.compress.tflite import export_tflite
-
-            export_tflite(
-                self, path, quantize=quantize, representative_data=representative_data,
-                include_tokenizer=include_tokenizer,
-            )
-            return
-        if format not in ("saved_model", "savedmodel"):
-            raise ValueError(
-                f"`format` must be 'saved_model' or 'tflite'. Received: format={format!r}"
-            )
-        if quantize is not None:
-            raise ValueError(
-                "`quantize` applies to format='tflite' only; for a quantized SavedModel "
-                f"use predictor.quantize(mode).export(path). Received: quantize={quantize!r}"
-            )
-        super().export(path, format="saved_model")
 
 
 def _token_vocab_size(model: keras.Model) -> int | None:

@@ -18,17 +18,18 @@ stripped of accents ("Café" -> "cafe", full-width "ＡＢＣ" -> "abc"); with
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ktlite import labels as _labels
+from ktlite import saving
 from ktlite._console import say
-from ktlite.text import labels as _labels
+from ktlite.labels import LabelEncoder
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(len(SPECIAL_TOKENS))
@@ -302,7 +303,7 @@ class TextPreprocessor:
         lowercase: lower-case, compatibility-decompose and strip accents (default True);
             when False, text is NFC-normalized and keeps case and accents.
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"``, or None to detect
-            it from the training labels (see `ktlite.text.labels`).
+            it from the training labels (see `ktlite.labels`).
         class_names: class names in the order of the model's outputs; inferred (sorted)
             from the training labels when None.
 
@@ -325,6 +326,7 @@ class TextPreprocessor:
     """
 
     task = "text"
+    predictor_class = "ktlite.text.predictor.TextPredictor"
     pad_id = PAD_ID
 
     def __init__(
@@ -353,18 +355,30 @@ class TextPreprocessor:
             )
         if not isinstance(lowercase, (bool, np.bool_)):
             raise ValueError(f"`lowercase` must be a bool. Received: lowercase={lowercase!r}")
-        _labels._check_mode(label_mode)
+        self.labels = LabelEncoder(label_mode, class_names)
         self.maxlen = None if maxlen is None else int(maxlen)
         self.max_vocab_size = int(vocab_size)
         self.lowercase = bool(lowercase)
-        self.label_mode = label_mode
-        self.class_names = _labels._check_class_names(class_names)
-        self.num_outputs: int | None = None
         self.vocab: list[str] = []
         self._tokenizer = None
         self._tokenize_fn = None
 
     # ------------------------------------------------------------------ fitting
+
+    @property
+    def label_mode(self) -> str | None:
+        """The label mode of `labels` (None before labels are fitted or given)."""
+        return self.labels.label_mode
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The class names of `labels` (None for regression or before labels are fitted)."""
+        return self.labels.class_names
+
+    @property
+    def num_outputs(self) -> int | None:
+        """The number of model outputs the labels need (None before labels are fitted)."""
+        return self.labels.num_outputs
 
     @property
     def vocab_size(self) -> int:
@@ -407,7 +421,7 @@ class TextPreprocessor:
         """Learns the label mode, class names and number of outputs from training labels.
 
         Args:
-            y: the training labels (see `ktlite.text.labels`).
+            y: the training labels (see `ktlite.labels`).
             name: the argument name used in error messages.
 
         Returns:
@@ -420,8 +434,7 @@ class TextPreprocessor:
             >>> TextPreprocessor().fit_labels(["pos", "neg"]).class_names
             ['neg', 'pos']
         """
-        mode, names, outputs = _labels.fit_labels(y, self.label_mode, self.class_names, name)
-        self.label_mode, self.class_names, self.num_outputs = mode, names, outputs
+        self.labels.fit(y, name)
         return self
 
     def fit_vocab(self, texts: Sequence[str], verbose: int = 0) -> TextPreprocessor:
@@ -463,6 +476,7 @@ class TextPreprocessor:
         return self
 
     def _set_vocab(self, vocab: list[str]) -> None:
+        _validate_vocab(list(vocab), "vocab")
         self.vocab = list(vocab)
         self._tokenizer = None
         self._tokenize_fn = None
@@ -645,13 +659,6 @@ class TextPreprocessor:
 
     # ------------------------------------------------------------------ labels
 
-    def _check_labels(self) -> None:
-        if self.label_mode is None or self.num_outputs is None:
-            raise ValueError(
-                "This TextPreprocessor has no labels yet. Call `fit(texts, y)` or "
-                "`fit_labels(y)` first."
-            )
-
     def encode_labels(self, y: Any, name: str = "y") -> np.ndarray:
         """Encodes labels with the classes learned by `fit_labels`.
 
@@ -671,10 +678,7 @@ class TextPreprocessor:
             >>> preproc.encode_labels(["pos", "neg"])
             array([1, 0], dtype=int32)
         """
-        self._check_labels()
-        return _labels.encode_labels(
-            y, self.label_mode, self.class_names, self.num_outputs, name=name
-        )
+        return self.labels.encode(y, name=name)
 
     def decode_predictions(self, probs: Any) -> list[Any]:
         """Turns model outputs into labels.
@@ -693,8 +697,7 @@ class TextPreprocessor:
             >>> preproc.decode_predictions(np.array([[0.1, 0.9]]))
             ['pos']
         """
-        self._check_labels()
-        return _labels.decode_predictions(probs, self.label_mode, self.class_names)
+        return self.labels.decode(probs)
 
     # ------------------------------------------------------------ persistence
 
@@ -748,10 +751,8 @@ class TextPreprocessor:
             maxlen=config["maxlen"],
             vocab_size=config["max_vocab_size"],
             lowercase=config["lowercase"],
-            label_mode=config["label_mode"],
-            class_names=config["class_names"],
         )
-        preproc.num_outputs = config["num_outputs"]
+        preproc.labels = LabelEncoder.from_config(config)
         if vocab is not None:
             vocab = list(vocab)
             _validate_vocab(vocab, "vocab")
@@ -783,9 +784,8 @@ class TextPreprocessor:
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"`folder` must be a folder, not a file. Received: folder={folder!r}")
         os.makedirs(folder, exist_ok=True)
-        config = json.dumps(self.get_config(), indent=2, ensure_ascii=False, allow_nan=False)
-        _atomic_write(os.path.join(folder, VOCAB_FILE), "\n".join(self.vocab) + "\n")
-        _atomic_write(os.path.join(folder, CONFIG_FILE), config + "\n")
+        saving.write_text(os.path.join(folder, VOCAB_FILE), "\n".join(self.vocab) + "\n")
+        saving.write_json(os.path.join(folder, CONFIG_FILE), self.get_config())
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> TextPreprocessor:
@@ -811,21 +811,18 @@ class TextPreprocessor:
         config_path = os.path.join(folder, CONFIG_FILE)
         vocab_path = os.path.join(folder, VOCAB_FILE)
         for path in (config_path, vocab_path):
-            if not os.path.isfile(path):
+            if not os.path.lexists(path):
                 raise ValueError(
                     f"{os.path.basename(path)} is missing from {folder!r}; it is not a saved "
                     f"TextPreprocessor."
                 )
+        config = saving.read_json(config_path)
         try:
-            with open(config_path, encoding="utf-8") as f:
-                config = json.load(f)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{config_path} is corrupt (not valid JSON): {err}") from None
-        try:
-            with open(vocab_path, encoding="utf-8", newline="") as f:
-                content = f.read()
+            content = saving.read_bytes(vocab_path).decode("utf-8")
         except UnicodeDecodeError as err:
-            raise ValueError(f"{vocab_path} is corrupt (not valid UTF-8): {err}") from None
+            raise ValueError(
+                f"{vocab_path} is corrupt (not valid UTF-8 at byte {err.start})."
+            ) from None
         if not content.endswith("\n"):
             raise ValueError(f"{vocab_path} is corrupt: it does not end with a newline.")
         vocab = content[:-1].split("\n")
@@ -842,19 +839,6 @@ class TextPreprocessor:
         )
 
 
-def _atomic_write(path: str, content: str) -> None:
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _validate_vocab(vocab: list[str], name: str) -> None:
     if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
         raise ValueError(
@@ -866,10 +850,16 @@ def _validate_vocab(vocab: list[str], name: str) -> None:
         if not isinstance(token, str) or not token or any(c.isspace() for c in token):
             raise ValueError(
                 f"`{name}` tokens must be non-empty strings without whitespace. "
-                f"Received: {name}[{i}]={token!r}"
+                f"Received: an empty token or one with whitespace at {name}[{i}]"
+            )
+        if any(unicodedata.category(c) in ("Cc", "Cs") for c in token):
+            # The in-graph tokenizer fails on these at every call, far from the cause.
+            raise ValueError(
+                f"`{name}` tokens must not hold control characters or lone surrogates. "
+                f"Received: a token with one at {name}[{i}]"
             )
         if token in seen:
-            raise ValueError(f"`{name}` repeats the token {token!r} (at index {i}).")
+            raise ValueError(f"`{name}` repeats a token (at index {i}).")
         seen.add(token)
 
 

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,6 +13,7 @@ from corpora import planted_corpus, task_dataset
 import tensorflow as tf
 
 import ktlite
+from folders import rehash
 from ktlite.text import TextPreprocessor, text_classifier, text_regression_model
 from ktlite.text.predictor import TextPredictor
 
@@ -174,7 +176,7 @@ def test_model_for_another_maxlen_or_vocabulary_is_refused(trained):
 
 
 def test_unfitted_preprocessor_is_refused(trained):
-    unfitted = TextPreprocessor(maxlen=10, label_mode="multiclass", class_names=["neg", "pos"])
+    unfitted = TextPreprocessor(maxlen=10).fit_labels(["neg", "pos"])
     with pytest.raises(ValueError, match="`preproc` has no vocabulary yet"):
         ktlite.get_predictor(trained[0], unfitted)
 
@@ -193,8 +195,30 @@ def test_saved_folder_holds_the_documented_files(saved):
     assert sorted(p.name for p in saved.iterdir()) == [
         "ktlite.json", "model.keras", "preprocessor.json", "vocab.txt"]
     meta = json.loads((saved / "ktlite.json").read_text())
-    assert meta["task"] == "text" and meta["class_names"] == ["neg", "pos"]
-    assert meta["maxlen"] == 10 and meta["batch_size"] == 4
+    assert meta["predictor"] == "ktlite.text.predictor.TextPredictor"
+    assert meta["batch_size"] == 4
+    assert sorted(meta["files"]) == ["model.keras", "preprocessor.json", "vocab.txt"]
+    config = json.loads((saved / "preprocessor.json").read_text())
+    assert config["class_names"] == ["neg", "pos"] and config["maxlen"] == 10
+
+
+def test_a_version_1_folder_saved_by_ktlite_0_1_still_loads():
+    data = Path(__file__).parent.parent / "data"
+    expected = json.loads((data / "v1_text_predictor_expected.json").read_text())
+    loaded = ktlite.load_predictor(data / "v1_text_predictor")
+    assert isinstance(loaded, TextPredictor)
+    assert loaded.predict(expected["texts"]) == expected["labels"]
+    np.testing.assert_allclose(loaded.predict_proba(expected["texts"]),
+                               expected["probabilities"], atol=1e-6)
+
+
+def test_a_vocabulary_with_two_tokens_swapped_is_refused_naming_the_file(copy, predictor):
+    lines = (copy / "vocab.txt").read_text().splitlines()
+    good, bad = lines.index("good"), lines.index("bad")
+    lines[good], lines[bad] = lines[bad], lines[good]
+    (copy / "vocab.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"vocab\.txt does not match the SHA-256"):
+        ktlite.load_predictor(copy)
 
 
 def test_load_round_trip_gives_identical_predictions(saved, predictor):
@@ -234,7 +258,7 @@ def test_vocab_and_config_edited_together_are_refused(copy):
     config = json.loads((copy / "preprocessor.json").read_text())
     config["vocab_size"] += 1
     (copy / "preprocessor.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="vocab_size"):
+    with pytest.raises(ValueError, match=r"does not match the SHA-256"):
         ktlite.load_predictor(copy)
 
 
@@ -244,31 +268,31 @@ def test_preprocessor_config_with_wrong_types_is_refused(copy, field, value):
     config = json.loads((copy / "preprocessor.json").read_text())
     config[field] = value
     (copy / "preprocessor.json").write_text(json.dumps(config))
+    rehash(copy)
     with pytest.raises(ValueError, match=r"preprocessor\.json"):
         ktlite.load_predictor(copy)
 
 
 def test_unparseable_preprocessor_config_is_refused(copy):
     (copy / "preprocessor.json").write_text("{")
+    rehash(copy)
     with pytest.raises(ValueError, match=r"preprocessor\.json"):
         ktlite.load_predictor(copy)
 
 
-def test_metadata_disagreeing_with_the_preprocessor_is_refused(copy):
+def test_a_manifest_naming_another_predictor_class_is_refused(copy):
     meta = json.loads((copy / "ktlite.json").read_text())
-    meta["maxlen"] = 11
+    meta["predictor"] = "ktlite.predictor.Predictor"
     (copy / "ktlite.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="maxlen=11"):
+    with pytest.raises(ValueError, match="a Predictor folder holds"):
         ktlite.load_predictor(copy)
 
 
 def test_class_count_not_matching_the_model_is_refused(copy):
-    for name in ("ktlite.json", "preprocessor.json"):
-        config = json.loads((copy / name).read_text())
-        config["class_names"] = ["neg", "pos", "meh"]
-        if "num_outputs" in config:
-            config["num_outputs"] = 3
-        (copy / name).write_text(json.dumps(config))
+    config = json.loads((copy / "preprocessor.json").read_text())
+    config["class_names"], config["num_outputs"] = ["neg", "pos", "meh"], 3
+    (copy / "preprocessor.json").write_text(json.dumps(config))
+    rehash(copy)
     with pytest.raises(ValueError, match="model has 2 outputs but the preprocessor has 3"):
         ktlite.load_predictor(copy)
 
@@ -303,7 +327,7 @@ def test_export_runs_in_a_process_without_ktlite(predictor, tmp_path):
 
 def test_export_refuses_a_non_empty_folder_and_unknown_formats(predictor, tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="does not hold a ktlite SavedModel"):
+    with pytest.raises(FileExistsError, match="cannot prove it wrote"):
         predictor.export(tmp_path)
     with pytest.raises(ValueError, match="format='onnx'"):
         predictor.export(tmp_path / "x", format="onnx")

@@ -1,0 +1,219 @@
+"""The classification / regression head shared by every task that predicts labels or values.
+
+`ClassifierPredictor` decodes outputs, builds the SavedModel's outputs and the HTTP answer,
+and checks the model's output width, all through the preprocessor's
+`ktlite.labels.LabelEncoder` (`preproc.labels`). A task (text, tables, images) subclasses it
+and adds only its input hooks. `classification_reporter` gives a task's datasets the
+validation report that names the classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ktlite import evaluation
+from ktlite.labels import LabelEncoder
+from ktlite.predictor import Predictor, _to_json
+
+
+class ClassifierPredictor(Predictor):
+    """A `Predictor` whose model outputs class probabilities or regression values.
+
+    The preprocessor must expose `labels`, a fitted `ktlite.labels.LabelEncoder`. A task
+    subclass defines the input hooks (`_as_batch`, `_input_spec`, `_transform`,
+    `_load_preprocessor`, `preprocessor_files`) and may check its inputs in
+    `_check_model_inputs`.
+
+    Args:
+        model: A built `keras.Model` with one output of shape `(batch, k)`.
+        preproc: The task's preprocessor, with a fitted `labels`.
+        batch_size: Inputs per forward pass. Defaults to 32.
+
+    Raises:
+        TypeError: If `model` is not a `keras.Model`.
+        ValueError: If the labels are not fitted or the model's output does not match them.
+
+    Example:
+        >>> predictor = ktlite.get_predictor(model, preproc)   # e.g. a TextPredictor
+        >>> predictor.predict(["great film"], return_proba=True)
+        array([[0.1, 0.9]], dtype=float32)
+    """
+
+    @property
+    def labels(self) -> LabelEncoder:
+        """The preprocessor's label encoder."""
+        return self.preproc.labels
+
+    @property
+    def label_mode(self) -> str:
+        """`"multiclass"`, `"multilabel"` or `"regression"`."""
+        return self.labels.label_mode
+
+    def get_classes(self) -> list[str]:
+        """Returns the class names in the order of the model's outputs (empty for regression).
+
+        Example:
+            >>> predictor.get_classes()
+            ['negative', 'positive']
+        """
+        if self.label_mode == "regression":
+            return []
+        return [str(name) for name in self.labels.class_names]
+
+    def describe(self) -> dict[str, Any]:
+        """The label mode and classes."""
+        return {"label_mode": self.label_mode, "classes": self.get_classes()}
+
+    def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:
+        """Raises ValueError if the model's inputs do not fit the preprocessor."""
+
+    def _check_model(self, model: keras.Model, preproc: Any) -> None:
+        labels = getattr(preproc, "labels", None)
+        if not isinstance(labels, LabelEncoder) or not labels.is_fitted:
+            raise ValueError(
+                "`preproc` must have fitted labels (`preproc.labels`, a LabelEncoder): use the "
+                f"preprocessor returned with the training data. Received: preproc={preproc!r}"
+            )
+        if len(model.outputs) != 1:
+            raise ValueError(
+                f"`model` must have exactly one output. Received a model with "
+                f"{len(model.outputs)} outputs."
+            )
+        output_shape = tuple(model.outputs[0].shape)
+        if len(output_shape) != 2:
+            raise ValueError(
+                f"`model` must output a 2-D tensor (batch, outputs). Received output "
+                f"shape {output_shape}."
+            )
+        if labels.label_mode == "regression":
+            what = f"{labels.num_outputs} regression target(s)"
+        else:
+            what = f"{len(labels.class_names)} classes"
+        if output_shape[-1] != labels.num_outputs:
+            raise ValueError(
+                f"The model has {output_shape[-1]} outputs but the preprocessor has {what}: "
+                "the model and preprocessor do not belong together."
+            )
+        self._check_model_inputs(model, preproc)
+
+    def _decode(self, outputs: np.ndarray, return_proba: bool = False) -> Any:
+        if return_proba:
+            self._require_classifier("return_proba=True")
+            return outputs
+        return self.labels.decode(outputs)
+
+    def predict(self, inputs: Any, return_proba: bool = False) -> Any:
+        """Predicts labels (or values) for raw inputs.
+
+        Args:
+            inputs: One raw input or a list of them (text: a `str` or a list of `str`).
+            return_proba: Return class probabilities instead of labels. Defaults to False.
+
+        Returns:
+            multiclass: a class name per input; multilabel: a list of `(class, probability)`
+            pairs for every class per input; regression: a float per input (a list of
+            floats for several targets). A single input gives a single result. With
+            `return_proba`, the array `predict_proba` returns.
+
+        Raises:
+            TypeError: If `inputs` is not of an accepted type.
+            ValueError: If `inputs` is empty, or `return_proba` is asked of a regressor.
+
+        Example:
+            >>> predictor.predict(["great film", "dull film"])
+            ['positive', 'negative']
+        """
+        return super().predict(inputs, return_proba=return_proba)
+
+    def _require_classifier(self, what: str) -> None:
+        if self.label_mode == "regression":
+            raise ValueError(
+                f"{what} needs a classifier; this predictor does regression. Use "
+                "`predict(...)`, which returns floats."
+            )
+
+    def predict_proba(self, inputs: Any) -> np.ndarray:
+        """Returns class probabilities.
+
+        Args:
+            inputs: One raw input or a list of them.
+
+        Returns:
+            A float32 array of shape `(n, num_classes)` for a list, `(num_classes,)` for a
+            single input. Columns follow `get_classes()`.
+
+        Raises:
+            TypeError: If `inputs` is not of an accepted type.
+            ValueError: If `inputs` is empty, or the model is a regression model.
+
+        Example:
+            >>> predictor.predict_proba(["great film", "dull film"]).shape
+            (2, 2)
+        """
+        self._require_classifier("`predict_proba`")
+        return self.predict(inputs, return_proba=True)
+
+    def _serving_outputs(self, outputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        if self.label_mode == "regression":
+            return {"predictions": outputs[:, 0] if outputs.shape[-1] == 1 else outputs}
+        names = tf.constant(self.get_classes(), dtype=tf.string)
+        if self.label_mode == "multiclass":
+            labels = tf.gather(names, tf.argmax(outputs, axis=1))
+        else:
+            labels = tf.broadcast_to(names, tf.shape(outputs))
+        return {"probabilities": outputs, "labels": labels}
+
+    def json_response(self, outputs: np.ndarray, return_proba: bool = False) -> dict[str, Any]:
+        """`{"predictions": [...]}`, plus `probabilities` and `classes` with `return_proba`.
+
+        Args:
+            outputs: the request's rows of model outputs.
+            return_proba: add each input's class probabilities.
+
+        Returns:
+            The JSON-ready answer.
+
+        Raises:
+            ValueError: if `return_proba` is asked of a regressor.
+        """
+        answer: dict[str, Any] = {"predictions": _to_json(self.labels.decode(outputs))}
+        if return_proba:
+            self._require_classifier("return_proba=true")
+            answer["probabilities"] = np.asarray(outputs, dtype=float).tolist()
+            answer["classes"] = self.get_classes()
+        return answer
+
+
+def classification_reporter(labels: LabelEncoder) -> Callable[..., tuple[str, Any]]:
+    """The validation report of a classifying task, naming its classes.
+
+    Args:
+        labels: the task's fitted `LabelEncoder`.
+
+    Returns:
+        A `TaskDataset` reporter: `reporter(model, data, predict) -> (text, result)`, the
+        scikit-learn classification report and confusion matrix (or MAE / MSE for
+        regression), as `evaluation.report` builds them.
+
+    Raises:
+        TypeError: if `labels` is not a `LabelEncoder`.
+
+    Example:
+        >>> trn = TaskDataset(x, y, transform, reporter=classification_reporter(labels))
+    """
+    if not isinstance(labels, LabelEncoder):
+        raise TypeError(f"`labels` must be a LabelEncoder. Received: labels={labels!r}")
+
+    def report(model: keras.Model, data: Any, predict: Callable[[Any], np.ndarray]) -> Any:
+        names = None if labels.label_mode == "regression" else labels.class_names
+        return evaluation.report(model, np.asarray(data.y), predict(data), names)
+
+    return report
+
+
+__all__ = ["ClassifierPredictor", "classification_reporter"]

@@ -1,0 +1,587 @@
+"""The saved-folder format: atomic writes, manifests with hashes, and safe reads.
+
+Every ktlite save goes through this module: predictor folders, SavedModel and TFLite
+exports, `.keras` checkpoints, and the vocabulary and JSON files inside them.
+
+Guarantees:
+
+- **Atomic**: a folder is written under a hidden sibling name and swapped into place (with
+  Linux' `renameat2(RENAME_EXCHANGE)` where the file system has it, else two renames); a
+  crash at any point leaves the old or the new folder, and the next save or load under the
+  same path finishes or rolls back the interrupted swap. A file is written beside its target
+  and moved over it with `os.replace`.
+- **Locked**: savers of one path take an exclusive `flock` on a hidden `.NAME.lock` sibling
+  (loaders a shared one, when they may create it), so concurrent saves serialise.
+- **Only ktlite's own files are replaced**: an existing folder is replaced only when the
+  caller's `replaceable` check proves ktlite wrote all of it.
+- **Permissions follow the process umask** for every file and folder.
+- **Verified reads**: the manifest (`ktlite.json`) records a SHA-256 of every other file,
+  checked before any of them is parsed; symbolic links and non-regular files are refused;
+  JSON is capped in size and depth; errors name the file and never quote its content.
+
+Example:
+    >>> write_folder("out", lambda tmp: write_text(tmp / "a.txt", "hi"), is_empty, "folder")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+MANIFEST_FILE = "ktlite.json"
+MAX_JSON_BYTES = 32 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+_HASH_CHUNK = 1024 * 1024
+_SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[0-9a-f]{12}$")
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+# ---------------------------------------------------------------------- single files
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` atomically, with permissions from the process umask.
+
+    Args:
+        path: the file to write; its folder must exist.
+        data: the content.
+
+    Raises:
+        TypeError: if `data` is not bytes.
+
+    Example:
+        >>> write_bytes("model.tflite", content)
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"`data` must be bytes. Received: data of type {type(data).__name__}")
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:12]}")
+    # 0o666 & ~umask, like any file a program creates (mkstemp would force 0o600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes UTF-8 text to `path` atomically (see `write_bytes`).
+
+    Args:
+        path: the file to write.
+        text: the content.
+
+    Raises:
+        TypeError: if `text` is not a str.
+
+    Example:
+        >>> write_text("vocab.txt", "\\n".join(vocab) + "\\n")
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"`text` must be a str. Received: text of type {type(text).__name__}")
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, value: Any) -> None:
+    """Writes `value` as indented JSON (no NaN) to `path` atomically.
+
+    Args:
+        path: the file to write.
+        value: a JSON-serializable value.
+
+    Raises:
+        ValueError: if `value` holds NaN or infinity.
+
+    Example:
+        >>> write_json("preprocessor.json", preproc.get_config())
+    """
+    write_text(path, json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def check_regular_file(path: str | os.PathLike) -> Path:
+    """Refuses anything at `path` but a regular file (symbolic links included).
+
+    Args:
+        path: the file to check.
+
+    Returns:
+        `path` as a `Path`.
+
+    Raises:
+        FileNotFoundError: if nothing is there.
+        ValueError: if it is a symbolic link or not a regular file.
+
+    Example:
+        >>> check_regular_file(folder / "vocab.txt")
+    """
+    path = Path(path)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist.") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise ValueError(
+            f"{path} is a symbolic link; saved folders must hold their own files, so links "
+            "are never followed."
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path} is not a regular file.")
+    return path
+
+
+def read_bytes(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
+    """Reads a regular file (never through a symbolic link), optionally capped in size.
+
+    Args:
+        path: the file.
+        max_bytes: refuse larger files. Defaults to None (no cap).
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        ValueError: if it is a link, not a regular file, or larger than `max_bytes`.
+
+    Example:
+        >>> data = read_bytes(folder / "model.tflite")
+    """
+    path = check_regular_file(path)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(path, flags), "rb") as handle:
+        if max_bytes is None:
+            return handle.read()
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"{path} is larger than the {max_bytes:,} bytes allowed.")
+    return data
+
+
+def _json_depth(value: Any) -> int:
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            depth = max(depth, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return depth
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Reads a JSON file capped at `MAX_JSON_BYTES` bytes and `MAX_JSON_DEPTH` levels.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        ValueError: if it is a link, too large, too deeply nested or not valid UTF-8 JSON;
+            the message names the file and quotes none of it.
+
+    Example:
+        >>> config = read_json(folder / "preprocessor.json")
+    """
+    data = read_bytes(path, MAX_JSON_BYTES)
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError(
+            f"{path} nests JSON deeper than {MAX_JSON_DEPTH} levels; refused."
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        position = f" (byte {err.start})" if isinstance(err, UnicodeDecodeError) else (
+            f" (line {err.lineno}, column {err.colno}: {err.msg})"
+        )
+        raise ValueError(f"{path} is not valid UTF-8 JSON{position}.") from None
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"{path} nests JSON deeper than {MAX_JSON_DEPTH} levels; refused.")
+    return value
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Returns the hex SHA-256 of a regular file (links refused).
+
+    Args:
+        path: the file.
+
+    Returns:
+        64 hex digits.
+
+    Raises:
+        ValueError: if `path` is a link or not a regular file.
+
+    Example:
+        >>> sha256_file(folder / "model.keras")[:8]
+    """
+    path = check_regular_file(path)
+    digest = hashlib.sha256()
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(path, flags), "rb") as handle:
+        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------- Keras models
+def save_keras_model(model: Any, path: str | os.PathLike, include_optimizer: bool = True) -> str:
+    """Saves a model in the `.keras` format atomically (beside `path`, then moved over it).
+
+    Args:
+        model: the `keras.Model`.
+        path: destination ending in `.keras`.
+        include_optimizer: keep the optimizer's state (checkpoints) or leave it out
+            (predictors, which load with `compile=False`). The model's own optimizer object
+            is detached only while writing and put back, unchanged.
+
+    Returns:
+        The path written, as a string.
+
+    Raises:
+        ValueError: if `path` does not end in `.keras`.
+
+    Example:
+        >>> save_keras_model(model, "best.keras")
+        'best.keras'
+    """
+    import keras
+
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise ValueError(f"`path` must end with '.keras'. Received: path={path!r}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.tmp-{uuid.uuid4().hex[:12]}.keras")
+    optimizer = getattr(model, "optimizer", None)
+    detach = optimizer is not None and not include_optimizer
+    try:
+        if detach:
+            model.optimizer = None
+        keras.saving.save_model(model, str(tmp))
+        # Keras writes with the umask already; only the rename must be atomic.
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    finally:
+        if detach:
+            model.optimizer = optimizer
+    return path
+
+
+def load_keras_model(path: str | os.PathLike) -> Any:
+    """Loads a `.keras` file with `safe_mode=True` and refuses non-finite weights.
+
+    Args:
+        path: the `.keras` file (a regular file, not a link).
+
+    Returns:
+        The `keras.Model`, uncompiled.
+
+    Raises:
+        ValueError: if the file is a link, cannot be loaded safely, holds something other
+            than a model, or a weight holds NaN or infinity (the weight's path is named).
+
+    Example:
+        >>> model = load_keras_model(folder / "model.keras")
+    """
+    import keras
+    import numpy as np
+
+    path = check_regular_file(path)
+    try:
+        model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many types for a damaged or unsafe archive.
+        raise ValueError(f"Could not load the Keras model {path}: {err}") from err
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"{path} does not hold a keras.Model. Received: {type(model).__name__}")
+    for weight in model.weights:
+        if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight))):
+            raise ValueError(
+                f"{path}: the weight {weight.path!r} holds NaN or infinite values; the model "
+                "would predict garbage. Retrain or restore a good checkpoint."
+            )
+    return model
+
+
+# ---------------------------------------------------------------------- manifests
+def write_manifest(folder: Path, fields: dict[str, Any]) -> None:
+    """Writes `ktlite.json` into `folder` with a SHA-256 of every other file in it.
+
+    Call it last: a folder without a manifest is never taken for a saved folder.
+
+    Args:
+        folder: the folder being written.
+        fields: the manifest's other fields (format, version, class, ...).
+
+    Raises:
+        ValueError: if `folder` holds links, sub-folders or a `files` field is given.
+
+    Example:
+        >>> write_manifest(tmp, {"format": "ktlite-predictor", "format_version": 2})
+    """
+    if "files" in fields:
+        raise ValueError("`fields` must not hold 'files'; the manifest computes it.")
+    files = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name == MANIFEST_FILE:
+            continue
+        files[entry.name] = sha256_file(entry)
+    write_json(folder / MANIFEST_FILE, {**fields, "files": files})
+
+
+def verify_files(folder: Path, files: Any) -> None:
+    """Checks that each file listed in a manifest is a regular file with its SHA-256.
+
+    Args:
+        folder: the saved folder.
+        files: the manifest's `files` mapping (name -> hex SHA-256).
+
+    Raises:
+        FileNotFoundError: if a listed file is missing.
+        ValueError: if `files` is malformed, or a file is a link or has another hash.
+
+    Example:
+        >>> verify_files(folder, manifest["files"])
+    """
+    manifest = folder / MANIFEST_FILE
+    if not isinstance(files, dict) or not files:
+        raise ValueError(f"{manifest}: `files` must map file names to SHA-256 digests.")
+    for name, digest in files.items():
+        if not (isinstance(name, str) and name and Path(name).name == name and name != ".."):
+            raise ValueError(f"{manifest}: `files` may only name plain files in the folder.")
+        if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+            raise ValueError(f"{manifest}: the SHA-256 listed for {name!r} is malformed.")
+        file = folder / name
+        if not os.path.lexists(file):
+            raise FileNotFoundError(f"The saved folder {folder} is missing {name!r}.")
+        if sha256_file(file) != digest:
+            raise ValueError(
+                f"{file} does not match the SHA-256 recorded in {manifest}: the file was "
+                "changed or replaced after saving. Save the folder again."
+            )
+
+
+# ---------------------------------------------------------------------- folders
+@contextlib.contextmanager
+def folder_lock(path: str | os.PathLike, exclusive: bool) -> Iterator[bool]:
+    """Holds an `flock` on the hidden `.NAME.lock` sibling of `path` while in the block.
+
+    Savers lock exclusively, loaders shared. A loader that may not create the lock file (a
+    read-only deployment) proceeds without it.
+
+    Args:
+        path: the saved folder (it need not exist).
+        exclusive: an exclusive (saving) or shared (loading) lock.
+
+    Yields:
+        Whether the lock is held.
+
+    Example:
+        >>> with folder_lock("my_predictor", exclusive=True):
+        ...     ...
+    """
+    try:
+        import fcntl
+    except ImportError:  # Not POSIX: no advisory locks, saves stay atomic but unserialised.
+        yield False
+        return
+    path = Path(path)
+    lock_file = path.parent / f".{path.name}.lock"
+    try:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        if exclusive:
+            raise
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swaps two paths with renameat2(RENAME_EXCHANGE); False if unsupported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a))
+
+
+def _siblings(path: Path) -> list[tuple[str, Path]]:
+    if not path.parent.is_dir():
+        return []
+    found = []
+    for entry in path.parent.iterdir():
+        match = _SIBLING.match(entry.name)
+        if match and match["name"] == path.name:
+            found.append((match["kind"], entry))
+    return sorted(found, key=lambda item: item[1].stat().st_mtime, reverse=True)
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+
+
+def recover_folder(path: str | os.PathLike, complete: Callable[[Path], bool]) -> None:
+    """Finishes or rolls back a swap that a crashed save left half done.
+
+    Call it holding the exclusive `folder_lock`. If `path` is missing, the newest hidden
+    sibling that `complete` accepts (a fully written new folder, else the old one) is moved
+    back to `path`; then every leftover hidden sibling of `path` is removed.
+
+    Args:
+        path: the saved folder.
+        complete: tells whether a folder is a fully written one of its kind.
+
+    Example:
+        >>> recover_folder("my_predictor", is_predictor_folder)
+    """
+    path = Path(path)
+    siblings = _siblings(path)
+    if not os.path.lexists(path):
+        ordered = [e for k, e in siblings if k == "tmp"] + [e for k, e in siblings if k == "old"]
+        for entry in ordered:
+            if entry.is_dir() and complete(entry):
+                os.rename(entry, path)
+                break
+    for _, entry in _siblings(path):
+        _remove(entry)
+
+
+def finish_interrupted_save(path: str | os.PathLike, complete: Callable[[Path], bool]) -> None:
+    """Runs `recover_folder` if a crashed save left hidden siblings of `path` behind.
+
+    Loaders call it first. It takes the exclusive lock; where the lock file cannot be
+    created (a read-only deployment) it leaves things as they are.
+
+    Args:
+        path: the saved folder.
+        complete: tells whether a folder is a fully written one of its kind.
+
+    Example:
+        >>> finish_interrupted_save("my_predictor", is_predictor_folder)
+    """
+    path = Path(path)
+    if not _siblings(path):
+        return
+    try:
+        with folder_lock(path, exclusive=True):
+            recover_folder(path, complete)
+    except OSError:
+        return
+
+
+def write_folder(
+    path: str | os.PathLike,
+    write: Callable[[Path], None],
+    replaceable: Callable[[Path], bool],
+    what: str,
+) -> None:
+    """Writes a folder atomically: `write(tmp)` fills a hidden sibling that replaces `path`.
+
+    Args:
+        path: the folder to create or replace.
+        write: fills the (empty) folder it is given.
+        replaceable: whether an existing non-empty folder at `path` is one ktlite wrote and
+            may replace; also used to recognise a complete folder when recovering.
+        what: what is saved, for messages (e.g. "predictor").
+
+    Raises:
+        FileExistsError: if `path` is a file, a link, or a non-empty folder that
+            `replaceable` refuses.
+
+    Example:
+        >>> write_folder("my_predictor", write, is_predictor_folder, "predictor")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(path, exclusive=True):
+        recover_folder(path, replaceable)
+        if os.path.lexists(path):
+            if path.is_symlink() or not path.is_dir():
+                raise FileExistsError(
+                    f"Cannot save a {what} to {str(path)!r}: it is not a folder."
+                )
+            if any(path.iterdir()) and not replaceable(path):
+                raise FileExistsError(
+                    f"Cannot save a {what} to {str(path)!r}: the folder is not empty and ktlite "
+                    f"cannot prove it wrote all of it (a ktlite {what} with only its own, "
+                    "unchanged files). Choose a new or empty folder, or remove it first."
+                )
+        token = uuid.uuid4().hex[:12]
+        tmp = path.parent / f".{path.name}.tmp-{token}"
+        os.mkdir(tmp, 0o777)
+        try:
+            write(tmp)
+            if not os.path.lexists(path):
+                os.rename(tmp, path)
+            elif _exchange(tmp, path):
+                shutil.rmtree(tmp)  # now holds the previous folder
+            else:
+                old = path.parent / f".{path.name}.old-{token}"
+                os.rename(path, old)
+                try:
+                    os.rename(tmp, path)
+                except BaseException:
+                    os.rename(old, path)
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if os.path.lexists(tmp):
+                _remove(tmp)
+
+
+__all__ = [
+    "MANIFEST_FILE",
+    "check_regular_file",
+    "finish_interrupted_save",
+    "folder_lock",
+    "load_keras_model",
+    "read_bytes",
+    "read_json",
+    "recover_folder",
+    "save_keras_model",
+    "sha256_file",
+    "verify_files",
+    "write_bytes",
+    "write_folder",
+    "write_json",
+    "write_manifest",
+    "write_text",
+]

@@ -1,0 +1,291 @@
+"""Tests for ktlite.saving: atomic files and folders, crash recovery, locks, safe reads."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite import saving
+
+
+def complete(folder):
+    try:
+        saving.verify_files(folder, saving.read_json(folder / saving.MANIFEST_FILE)["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def write_version(text):
+    def write(folder):
+        saving.write_text(folder / "data.txt", text)
+        saving.write_manifest(folder, {"format": "test"})
+
+    return write
+
+
+def content(folder):
+    return (folder / "data.txt").read_text()
+
+
+def siblings(folder):
+    return sorted(p.name for p in folder.parent.iterdir() if p.name != f".{folder.name}.lock")
+
+
+# ---------------------------------------------------------------- single files
+def test_write_bytes_replaces_atomically_and_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "f.bin"
+    saving.write_bytes(target, b"one")
+    saving.write_bytes(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert os.listdir(tmp_path) == ["f.bin"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_and_folders_follow_the_process_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        saving.write_text(tmp_path / "a.txt", "x")
+        saving.write_folder(tmp_path / "f", write_version("v1"), complete, "thing")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode) == mode
+    assert stat.S_IMODE(os.stat(tmp_path / "f" / "data.txt").st_mode) == mode
+    assert stat.S_IMODE(os.stat(tmp_path / "f" / "ktlite.json").st_mode) == mode
+    assert stat.S_IMODE(os.stat(tmp_path / "f").st_mode) == 0o777 & ~umask
+
+
+def test_read_json_names_the_file_and_quotes_nothing_from_it(tmp_path):
+    file = tmp_path / "config.json"
+    file.write_text('{"secret": "hunter2", oops}')
+    with pytest.raises(ValueError, match=r"config\.json is not valid UTF-8 JSON") as info:
+        saving.read_json(file)
+    assert "hunter2" not in str(info.value)
+
+
+def test_read_json_refuses_deep_nesting_without_a_recursion_error(tmp_path):
+    file = tmp_path / "deep.json"
+    file.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"deep\.json nests JSON deeper than 64 levels"):
+        saving.read_json(file)
+    file.write_text("[" * 70 + "]" * 70)
+    with pytest.raises(ValueError, match="deeper than 64"):
+        saving.read_json(file)
+
+
+def test_read_json_refuses_files_over_the_size_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(saving, "MAX_JSON_BYTES", 100)
+    file = tmp_path / "big.json"
+    file.write_text(json.dumps(["x" * 200]))
+    with pytest.raises(ValueError, match=r"big\.json is larger than the 100 bytes"):
+        saving.read_json(file)
+
+
+def test_reads_refuse_symbolic_links_even_to_valid_files(tmp_path):
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"line one of a private file": 1}')
+    link = tmp_path / "folder" / "config.json"
+    link.parent.mkdir()
+    link.symlink_to(outside)
+    for read in (saving.read_json, saving.read_bytes, saving.sha256_file):
+        with pytest.raises(ValueError, match="symbolic link") as info:
+            read(link)
+        assert "private" not in str(info.value)
+
+
+# ---------------------------------------------------------------- manifests
+def test_verify_files_refuses_a_changed_file_naming_it(tmp_path):
+    saving.write_folder(tmp_path / "f", write_version("v1"), complete, "thing")
+    manifest = saving.read_json(tmp_path / "f" / "ktlite.json")
+    (tmp_path / "f" / "data.txt").write_text("v2")
+    with pytest.raises(ValueError, match=r"data\.txt does not match the SHA-256"):
+        saving.verify_files(tmp_path / "f", manifest["files"])
+
+
+# ---------------------------------------------------------------- folders
+def test_write_folder_replaces_and_cleans_up(tmp_path):
+    path = tmp_path / "f"
+    saving.write_folder(path, write_version("v1"), complete, "thing")
+    saving.write_folder(path, write_version("v2"), complete, "thing")
+    assert content(path) == "v2"
+    assert siblings(path) == ["f"]
+
+
+def test_write_folder_cleans_up_when_the_writer_fails(tmp_path):
+    path = tmp_path / "f"
+    saving.write_folder(path, write_version("v1"), complete, "thing")
+
+    def broken(folder):
+        (folder / "data.txt").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        saving.write_folder(path, broken, complete, "thing")
+    assert content(path) == "v1" and siblings(path) == ["f"]
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_write_folder_cleans_up_when_the_swap_fails(tmp_path, monkeypatch, exchange):
+    path = tmp_path / "f"
+    saving.write_folder(path, write_version("v1"), complete, "thing")
+
+    def fail(*args):
+        raise OSError("swap failed")
+
+    if exchange:
+        monkeypatch.setattr(saving, "_exchange", fail)
+    else:
+        monkeypatch.setattr(saving, "_exchange", lambda a, b: False)
+        real_rename = os.rename
+        monkeypatch.setattr(
+            saving.os, "rename",
+            lambda a, b: fail() if ".tmp-" in os.fspath(a) else real_rename(a, b),
+        )
+    with pytest.raises(OSError, match="swap failed"):
+        saving.write_folder(path, write_version("v2"), complete, "thing")
+    assert content(path) == "v1" and siblings(path) == ["f"]
+
+
+def test_write_folder_refuses_to_replace_what_it_cannot_prove_it_wrote(tmp_path):
+    path = tmp_path / "f"
+    saving.write_folder(path, write_version("v1"), complete, "thing")
+    (path / "data.txt").write_text("edited by the user")
+    with pytest.raises(FileExistsError, match="cannot prove it wrote"):
+        saving.write_folder(path, write_version("v2"), complete, "thing")
+    assert content(path) == "edited by the user"
+
+
+_CRASH_SCRIPT = """
+import os, sys
+from pathlib import Path
+from ktlite import saving
+path, where, text = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+def complete(folder):
+    try:
+        saving.verify_files(folder, saving.read_json(folder / "ktlite.json")["files"])
+        return True
+    except Exception:
+        return False
+def write(folder):
+    saving.write_text(folder / "data.txt", text)
+    if where == "writing":
+        os._exit(9)
+    saving.write_manifest(folder, {"format": "test"})
+real_exchange, real_rename, calls = saving._exchange, os.rename, []
+def exchange(a, b):
+    if where == "before-exchange":
+        os._exit(9)
+    done = real_exchange(a, b)
+    if where == "after-exchange":
+        os._exit(9)
+    return done
+def rename(a, b):
+    calls.append(1)
+    if where == f"rename-{len(calls)}":
+        os._exit(9)
+    return real_rename(a, b)
+saving._exchange = exchange if where.endswith("exchange") else (lambda a, b: False)
+saving.os.rename = rename
+saving.write_folder(path, write, complete, "thing")
+"""
+
+
+@pytest.mark.parametrize(
+    "where, survivor",
+    [
+        ("writing", "old"),
+        ("before-exchange", "old"),
+        ("after-exchange", "new"),
+        ("rename-1", "old"),  # killed before moving the old folder aside
+        ("rename-2", "new"),  # killed with the old folder aside and the new one complete
+    ],
+)
+def test_a_save_killed_at_any_point_is_recovered_at_the_next_load(tmp_path, where, survivor):
+    path = tmp_path / "f"
+    saving.write_folder(path, write_version("old"), complete, "thing")
+    result = subprocess.run(
+        [sys.executable, "-c", _CRASH_SCRIPT, str(path), where, "new"], timeout=60
+    )
+    assert result.returncode == 9
+    saving.finish_interrupted_save(path, complete)
+    assert content(path) == survivor and complete(path)
+    assert siblings(path) == ["f"]
+
+
+def test_concurrent_savers_take_turns(tmp_path):
+    path = tmp_path / "f"
+    errors = []
+
+    def saver(k):
+        try:
+            for i in range(5):
+                saving.write_folder(path, write_version(f"{k}-{i}"), complete, "thing")
+        except Exception as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=saver, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert complete(path) and content(path).endswith("-4")
+    assert siblings(path) == ["f"]
+
+
+def test_write_folder_refuses_a_file_or_a_link(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="not a folder"):
+        saving.write_folder(tmp_path / "file", write_version("v"), complete, "thing")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(FileExistsError, match="not a folder"):
+        saving.write_folder(tmp_path / "link", write_version("v"), complete, "thing")
+
+
+# ---------------------------------------------------------------- Keras models
+def _model():
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(2, name="head")(inputs))
+
+
+def test_save_keras_model_is_atomic_and_cleans_up(tmp_path, monkeypatch):
+    model = _model()
+    path = saving.save_keras_model(model, tmp_path / "m.keras")
+    assert os.listdir(tmp_path) == ["m.keras"]
+    before = (tmp_path / "m.keras").read_bytes()
+
+    def broken(model, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.saving, "save_model", broken)
+    with pytest.raises(OSError, match="disk full"):
+        saving.save_keras_model(model, path)
+    assert os.listdir(tmp_path) == ["m.keras"]
+    assert (tmp_path / "m.keras").read_bytes() == before
+    with pytest.raises(ValueError, match="'.keras'"):
+        saving.save_keras_model(model, tmp_path / "m.h5")
+
+
+def test_load_keras_model_refuses_non_finite_weights_naming_the_weight(tmp_path):
+    model = _model()
+    kernel = model.get_layer("head").kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    saving.save_keras_model(model, tmp_path / "m.keras")
+    with pytest.raises(ValueError, match=r"m\.keras: the weight 'head/kernel' holds NaN"):
+        saving.load_keras_model(tmp_path / "m.keras")
+
+
+def test_load_keras_model_refuses_a_link(tmp_path):
+    saving.save_keras_model(_model(), tmp_path / "real.keras")
+    (tmp_path / "link.keras").symlink_to(tmp_path / "real.keras")
+    with pytest.raises(ValueError, match="symbolic link"):
+        saving.load_keras_model(tmp_path / "link.keras")
