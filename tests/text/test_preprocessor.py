@@ -269,7 +269,7 @@ def test_unfitted_preprocessor_refuses_to_tokenize_or_save(tmp_path):
         preproc.preprocess(["x"])
     with pytest.raises(ValueError, match="no vocabulary"):
         preproc.save(tmp_path / "p")
-    with pytest.raises(ValueError, match="no labels"):
+    with pytest.raises(ValueError, match="labels are not fitted yet"):
         preproc.encode_labels(["a"])
 
 
