@@ -12,6 +12,8 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 from typing import Any
 
 __version__ = "0.1.0"
@@ -26,19 +28,23 @@ _LAZY = {
     "distill": "ktlite.compress",
 }
 
-_SUBMODULES = (
-    "apps", "compress", "data", "datasets", "distribute", "layers", "lr", "models",
-    "optimizers", "plots", "text",
-)
 
-__all__ = ["__version__", *_LAZY, *_SUBMODULES]
+def _submodules() -> list[str]:
+    """Every public module and package of ktlite, found on disk: a new task folder needs no
+    edit here to be reachable as `ktlite.<task>`."""
+    return sorted(
+        info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")
+    )
+
+
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        value = importlib.import_module(f"ktlite.{name}")
-    elif name in _LAZY:
+    if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"ktlite.{name}") is not None:
+        value = importlib.import_module(f"ktlite.{name}")
     else:
         raise AttributeError(f"module 'ktlite' has no attribute {name!r}")
     globals()[name] = value
@@ -46,4 +52,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_submodules()))

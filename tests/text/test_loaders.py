@@ -251,3 +251,23 @@ def test_importing_ktlite_text_imports_neither_pandas_nor_tensorflow():
         "assert 'tensorflow' not in sys.modules, 'tensorflow'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_validate_after_texts_from_array_names_the_classes(capsys):
+    import ktlite
+    from corpora import planted_corpus
+    from ktlite.text import text_classifier
+
+    texts, labels = planted_corpus(200, 0, filler_words=3)
+    names = ["negative review", "positive review"]
+    labels = [names[label == "pos"] for label in labels]
+    trn, val, preproc = texts_from_array(texts, labels, val_pct=0.3, maxlen=8, vocab_size=60,
+                                         random_state=0, verbose=0)
+    model = text_classifier("fasttext", trn, preproc=preproc, verbose=0)
+    learner = ktlite.get_learner(model, trn, val, batch_size=16, verbose=0)
+    learner.fit_onecycle(5e-2, 2)
+    capsys.readouterr()
+    matrix = learner.validate()
+    report = capsys.readouterr().out
+    assert "negative review" in report and "positive review" in report
+    assert matrix.shape == (2, 2) and matrix.sum() == len(val)
