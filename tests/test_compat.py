@@ -4,6 +4,7 @@ Each test drives one hook through `compat.verify`, so a release that drops what 
 relies on fails here with the hook's name and the versions, not deep inside training.
 """
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -342,3 +343,52 @@ def test_no_module_outside_compat_reaches_private_keras_or_tf_api():
         if pattern.search(line)
     ]
     assert not offenders, f"private Keras/TF API outside ktlite/compat.py: {offenders}"
+
+
+def _ktlite_names(trees) -> set:
+    """Every name ktlite itself defines: functions, classes, variables, `self.` attributes."""
+    names = set()
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                    names.add(node.attr)
+            elif isinstance(node, ast.alias):
+                names.add(node.asname or node.name.split(".")[-1])
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+    return names
+
+
+def _private_names_used(tree):
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.Attribute):
+            name = node.attr
+        elif (
+            isinstance(node, ast.Call) and getattr(node.func, "id", None) in
+            ("getattr", "hasattr", "setattr", "delattr") and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
+        ):
+            name = node.args[1].value
+        if name and name.startswith("_") and not name.startswith("__"):
+            yield node.lineno, name
+
+
+def test_no_module_outside_compat_uses_an_underscored_name_ktlite_does_not_define():
+    # A heuristic: an underscored attribute that no ktlite code defines belongs to Keras or
+    # TensorFlow (names ktlite also uses for its own attributes cannot be told apart).
+    root = Path(__file__).parents[1] / "ktlite"
+    paths = sorted(root.rglob("*.py"))
+    trees = {path: ast.parse(path.read_text()) for path in paths}
+    own = _ktlite_names(trees.values()) | {path.stem for path in paths}
+    offenders = [
+        f"{path.relative_to(root.parent)}:{line}: {name}"
+        for path, tree in trees.items() if path.name != "compat.py"
+        for line, name in _private_names_used(tree) if name not in own
+    ]
+    assert not offenders, f"private Keras/TF attributes outside ktlite/compat.py: {offenders}"
