@@ -9,16 +9,16 @@ new Keras or TensorFlow release has one file to review.
 
 `tests/test_compat.py` exercises each hook against the installed versions through
 `verify`, which fails with the hook's name and the versions when a release drops what the
-hook relies on. Nothing else in ktlite may import `keras.src`, read an underscored
-attribute of a Keras or TensorFlow object, or use `tf.__internal__`
-(`tests/test_layering.py` keeps the layering, review keeps this).
+hook relies on; it also fails when another module imports `keras.src`, uses
+`tf.__internal__` or reads an underscored Keras/TensorFlow attribute.
 
-"Checked" below means: read in the Keras sources of every release from the lowest version
-`pyproject.toml` allows to the highest, and run by the tests with the installed
-TensorFlow 2.21.0 and Keras 3.15.1 (`TESTED_WITH`).
+"Checked on Keras 3.x to 3.15" below means: present in the Keras sources of release 3.x,
+of 3.15.1 and of Keras' main branch (August 2026), and run by the tests with the installed
+Keras 3.15.1. TensorFlow hooks were run with the
+installed TensorFlow 2.21.0 only (`TESTED_WITH`).
 
 Keras and TensorFlow are imported inside the hooks that need them, so importing this module
-costs nothing (`ktlite.compress.tflite`'s runtime, `ktlite.lr` and `ktlite.layers` use it).
+costs nothing (`ktlite.compress.tflite`'s runtime and `ktlite.lr` use it).
 """
 
 from __future__ import annotations
