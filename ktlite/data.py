@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from ktlite import compat
+
 __all__ = ["TaskDataset", "make_dataset", "is_batched", "to_arrays", "num_samples"]
 
 
@@ -180,14 +182,7 @@ def _walk_pipeline(dataset: tf.data.Dataset):
     while node is not None and seen < 256:
         yield node
         seen += 1
-        node = getattr(node, "_input_dataset", None)
-
-
-def _inputs_of(node: tf.data.Dataset) -> list:
-    try:
-        return list(node._inputs())
-    except (AttributeError, NotImplementedError, TypeError):
-        return []
+        node = compat.dataset_input(node)
 
 
 def is_batched(dataset: tf.data.Dataset) -> bool:
@@ -215,12 +210,11 @@ def is_batched(dataset: tf.data.Dataset) -> bool:
     while stack and seen < 1024:
         node = stack.pop()
         seen += 1
-        name = type(node).__name__
-        if "Unbatch" in name:
+        if compat.is_unbatch_step(node):
             continue
-        if hasattr(node, "_batch_size") or "Batch" in name:
+        if compat.is_batch_step(node):
             return True
-        stack.extend(_inputs_of(node))
+        stack.extend(compat.dataset_parents(node))
     return False
 
 
@@ -228,10 +222,10 @@ def _batched_num_samples(dataset: tf.data.Dataset) -> int | None:
     """Number of samples of a batched dataset, when the batching step's input is finite."""
     n_batches = int(dataset.cardinality())
     for node in _walk_pipeline(dataset):
-        batch_size = getattr(node, "_batch_size", None)
+        batch_size = compat.dataset_batch_size(node)
         if batch_size is None:
             continue
-        inner = getattr(node, "_input_dataset", None)
+        inner = compat.dataset_input(node)
         if inner is None:
             return None
         n = int(inner.cardinality())
@@ -239,7 +233,7 @@ def _batched_num_samples(dataset: tf.data.Dataset) -> int | None:
             bs = int(tf.get_static_value(batch_size))
         except (TypeError, ValueError):
             return None
-        drop = bool(tf.get_static_value(getattr(node, "_drop_remainder", False)))
+        drop = bool(tf.get_static_value(compat.dataset_drop_remainder(node)))
         expected = n // bs if drop else math.ceil(n / bs)
         if n < 0 or n_batches != expected:
             return None

@@ -524,46 +524,6 @@ class Learner:
             epochs, callbacks, class_weight, steps_per_epoch, verbose,
         )
 
-    def prune(
-        self,
-        target_sparsity: float = 0.5,
-        epochs: int = 2,
-        lr: float = 1e-4,
-        schedule: str = "polynomial",
-        **kwargs: Any,
-    ) -> keras.callbacks.History:
-        """Fine-tunes the trained model with magnitude pruning; see `ktlite.compress.prune`.
-
-        The smallest weights of every `Dense`/`EinsumDense` kernel are zeroed on `schedule`
-        until each layer reaches `target_sparsity` (two thirds into the run), with masks
-        held inside the train step; then `fit_onecycle` fine-tunes the rest. The model
-        stays an ordinary Keras model (check it with `ktlite.compress.sparsity`).
-
-        Args:
-            target_sparsity: fraction of zero weights per pruned layer, in [0, 1).
-                Defaults to 0.5.
-            epochs: fine-tuning epochs. Defaults to 2.
-            lr: peak learning rate of the fine-tuning. Defaults to 1e-4.
-            schedule: `"polynomial"` (default) or `"constant"`.
-            **kwargs: passed to `ktlite.compress.prune` (e.g. `include_embeddings`,
-                `exclude`, `callbacks`, `verbose`).
-
-        Returns:
-            The Keras `History`.
-
-        Raises:
-            ValueError: If `target_sparsity` is outside [0, 1) or `schedule` is unknown.
-
-        Example:
-            >>> learner.prune(target_sparsity=0.5, epochs=2)
-            >>> print(ktlite.compress.sparsity(learner.model))
-        """
-        from ktlite.compress.pruning import prune
-
-        return prune(
-            self, target_sparsity=target_sparsity, epochs=epochs, lr=lr, schedule=schedule, **kwargs
-        )
-
     def plot(self, kind: str = "loss") -> Any:
         """Plots a per-step value of the last fit.
 

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ktlite import compat
 from ktlite._console import say
 
 __all__ = [
@@ -30,9 +31,9 @@ __all__ = [
 
 
 def _flat_layers(model: keras.Model) -> list:
-    # `_flatten_layers` lists nested layers (e.g. inside a TransformerEncoder), parents
-    # before children, which is the order that restoring `trainable` flags needs.
-    return list(model._flatten_layers(include_self=True))
+    # Nested layers too (e.g. inside a TransformerEncoder), parents before children, which
+    # is the order that restoring `trainable` flags needs.
+    return compat.flatten_layers(model, include_self=True)
 
 
 def set_trainable(layer: keras.layers.Layer, value: bool) -> None:
@@ -87,10 +88,10 @@ def inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.O
 
 def _covers(optimizer: keras.optimizers.Optimizer, variables: list) -> bool:
     inner = inner_optimizer(optimizer)
-    known = getattr(inner, "_trainable_variables_indices", None)
+    known = compat.optimizer_variable_keys(inner)
     if known is None:
         return True
-    return all(inner._var_key(v) in known for v in variables)
+    return all(compat.optimizer_variable_key(inner, v) in known for v in variables)
 
 
 def build_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
@@ -149,7 +150,7 @@ def recompile(
     Example:
         >>> recompile(model, tf.distribute.get_strategy())
     """
-    config = dict(getattr(getattr(model, "_compile_config", None), "config", {}) or {})
+    config = dict(compat.compile_arguments(model) or {})
     if not config:
         config = {"loss": model.loss}
     config["optimizer"] = optimizer or model.optimizer

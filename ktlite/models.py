@@ -13,12 +13,15 @@ from ktlite.layers import (
 )
 from ktlite.layers import _validation
 
-__all__ = ["Transformer"]
+__all__ = ["DEFAULT_MAXLEN", "Transformer"]
+
+# Longest input of a `Transformer(maxlen=None)`: its number of learned position vectors.
+DEFAULT_MAXLEN = 512
 
 
 def Transformer(  # noqa: N802 - a model "class" users look for under this name
     vocab_size: int,
-    maxlen: int,
+    maxlen: int | None = None,
     embed_dim: int = 128,
     num_heads: int = 4,
     num_layers: int = 2,
@@ -36,7 +39,7 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
 ) -> keras.Model:
     """Builds a Transformer encoder with a pooling + dense head (not compiled).
 
-    Token ids `(batch, maxlen)` (int32, 0 = padding) pass through a
+    Token ids `(batch, length)` (int32, 0 = padding) pass through a
     `TokenAndPositionEmbedding`, `num_layers` `TransformerEncoder` blocks, a
     `MaskedGlobalPooling` that ignores padding, and a dense head producing
     `num_outputs` values. Post-norm models (the default) normalize the embeddings;
@@ -47,7 +50,11 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
 
     Args:
         vocab_size: Number of token ids, including padding id 0.
-        maxlen: Sequence length of the input.
+        maxlen: Length of the input token ids. `None` (default) builds a model for
+            token ids of any length up to `DEFAULT_MAXLEN` (512) positions: input shape
+            `(None, None)`, and a longer input raises an error naming `sequence_length`.
+            An int fixes the input shape to `(None, maxlen)` and the positions to
+            `maxlen`.
         embed_dim: Hidden size of the embeddings and every block. Must be divisible
             by `num_heads`. Defaults to `128`.
         num_heads: Attention heads per block. Defaults to `4`.
@@ -74,24 +81,34 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
 
     Returns:
         An uncompiled functional `keras.Model` mapping int32 `(batch, maxlen)` token
-        ids to float32 `(batch, num_outputs)`.
+        ids (`(batch, length)` with `length <= DEFAULT_MAXLEN` when `maxlen=None`) to
+        float32 `(batch, num_outputs)`.
 
     Raises:
-        ValueError: If a size is not a positive int, `embed_dim` is not divisible by
-            `num_heads`, `dropout` is outside `[0, 1)`, or `pooling`, `position` or
-            an activation is unknown.
+        ValueError: If a size is not a positive int (`maxlen` may be `None`),
+            `embed_dim` is not divisible by `num_heads`, `dropout` is outside `[0, 1)`,
+            or `pooling`, `position` or an activation is unknown.
 
     Example:
         >>> model = Transformer(vocab_size=8000, maxlen=128, num_outputs=3)
         >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         >>> model.predict(token_ids).shape  # (n, 3)
+        >>> any_length = Transformer(vocab_size=1000, embed_dim=128, num_heads=4, num_layers=2)
+        >>> any_length.predict(np.ones((2, 50), "int32")).shape  # up to 512 token ids
+        (2, 2)
     """
-    vocab_size, maxlen, embed_dim, num_heads, num_layers = (
+    vocab_size, embed_dim, num_heads, num_layers = (
         _validation.positive_int(name, value)
-        for name, value in [("vocab_size", vocab_size), ("maxlen", maxlen),
-                            ("embed_dim", embed_dim), ("num_heads", num_heads),
-                            ("num_layers", num_layers)]
+        for name, value in [("vocab_size", vocab_size), ("embed_dim", embed_dim),
+                            ("num_heads", num_heads), ("num_layers", num_layers)]
     )
+    if maxlen is not None:
+        try:
+            maxlen = _validation.positive_int("maxlen", maxlen)
+        except ValueError:
+            raise ValueError(
+                f"`maxlen` must be None or a positive int. Received: maxlen={maxlen!r}"
+            ) from None
     if embed_dim % num_heads:
         raise ValueError(
             "`embed_dim` must be divisible by `num_heads`. "
@@ -111,7 +128,7 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
 
     token_ids = keras.Input(shape=(maxlen,), dtype="int32", name="token_ids")
     x = TokenAndPositionEmbedding(
-        vocab_size, maxlen, embed_dim, position=position, name="embedding"
+        vocab_size, maxlen or DEFAULT_MAXLEN, embed_dim, position=position, name="embedding"
     )(token_ids)
     if not norm_first:
         x = keras.layers.LayerNormalization(

@@ -35,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ktlite import saving
+from ktlite import compat, saving
 
 FORMAT_NAME = "ktlite-predictor"
 FORMAT_VERSION = 2
@@ -460,7 +460,7 @@ class Predictor:
     def _trackables(self) -> list[Any]:
         """TF resources (e.g. tokenizer tables) the serving graph may capture."""
         objects = [self.preproc, *vars(self.preproc).values()]
-        return [o for o in objects if isinstance(o, tf.__internal__.tracking.Trackable)]
+        return [o for o in objects if compat.is_trackable(o)]
 
     def _write_saved_model(self, folder: Path) -> None:
         forward = self._forward_fn()

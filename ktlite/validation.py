@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ktlite import compat
 from ktlite.data import TaskDataset, num_samples, to_arrays
 
 __all__ = [
@@ -105,7 +106,7 @@ def check_model(model: Any) -> keras.Model:
             f"arguments, e.g. {_COMPILE_HINT} (use the loss and metrics of your task). "
             f"Received: an uncompiled model {model.name!r}."
         )
-    config = getattr(getattr(model, "_compile_config", None), "config", None) or {}
+    config = compat.compile_arguments(model) or {}
     loss_weights = config.get("loss_weights")
     if loss_weights and any(isinstance(w, str) for w in tf.nest.flatten(loss_weights)):
         raise ValueError(

@@ -3,9 +3,10 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ktlite.layers import MaskedGlobalPooling, TokenAndPositionEmbedding, TransformerEncoder
-from ktlite.models import Transformer
+from ktlite.models import DEFAULT_MAXLEN, Transformer
 
 
 @pytest.fixture
@@ -128,7 +129,7 @@ def test_learns_whether_a_token_is_present():
     [
         ({"embed_dim": 10, "num_heads": 3}, "Received: embed_dim=10, num_heads=3"),
         ({"vocab_size": 0}, "Received: vocab_size=0"),
-        ({"maxlen": None}, "Received: maxlen=None"),
+        ({"maxlen": 0}, "must be None or a positive int. Received: maxlen=0"),
         ({"num_layers": 0}, "Received: num_layers=0"),
         ({"ff_dim": -4}, "Received: ff_dim=-4"),
         ({"dropout": 1.5}, "Received: dropout=1.5"),
@@ -150,3 +151,57 @@ def test_an_all_padding_example_gives_finite_outputs():
     model = Transformer(maxlen=8, **SMALL)
     out = np.asarray(model(np.zeros((2, 8), dtype="int32")))
     assert np.isfinite(out).all()
+
+
+def test_the_seeds_call_without_maxlen_takes_any_length_up_to_the_default_maximum():
+    model = Transformer(vocab_size=1000, embed_dim=128, num_heads=4, num_layers=2)
+    assert tuple(model.input.shape) == (None, None)
+    assert model.get_layer("embedding").sequence_length == DEFAULT_MAXLEN == 512
+    rng = np.random.default_rng(0)
+    short, long = rng.integers(1, 1000, (3, 7)), rng.integers(1, 1000, (3, 50))
+    assert model.predict(short, verbose=0).shape == (3, 2)
+    assert model.predict(long, verbose=0).shape == (3, 2)
+    # Padding a row to another length changes nothing: the length really is free.
+    np.testing.assert_allclose(
+        model.predict(_padded(short, 50), verbose=0), model.predict(short, verbose=0), atol=1e-5
+    )
+    assert model.predict(np.ones((1, DEFAULT_MAXLEN), "int32"), verbose=0).shape == (1, 2)
+
+
+def test_without_maxlen_a_longer_input_is_refused_naming_the_maximum():
+    model = Transformer(**SMALL)
+    too_long = np.ones((2, DEFAULT_MAXLEN + 1), "int32")
+    with pytest.raises(ValueError, match=f"length=513, sequence_length={DEFAULT_MAXLEN}"):
+        model.predict(too_long, verbose=0)
+    # A graph that learns the length only at run time refuses it too.
+    serve = tf.function(model, input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    assert tuple(serve(tf.ones((2, 9), tf.int32)).shape) == (2, 2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`sequence_length`=512"):
+        serve(tf.constant(too_long))
+
+
+def test_without_maxlen_trains_on_batches_of_different_lengths_under_xla():
+    rng = np.random.default_rng(1)
+    rows = [rng.integers(1, 20, n) for n in (3, 5, 9, 12) * 8]
+    labels = np.array([int(5 in row) for row in rows])
+    data = tf.data.Dataset.from_generator(
+        lambda: zip(rows, labels),
+        output_signature=(tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)),
+    ).padded_batch(8).apply(tf.data.experimental.assert_cardinality(4))
+    model = Transformer(**SMALL)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=True)
+    before = model.get_layer("head").kernel.numpy().copy()
+    history = model.fit(data, epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"][0])
+    assert not np.allclose(model.get_layer("head").kernel.numpy(), before)
+
+
+def test_without_maxlen_round_trips_through_a_safe_mode_keras_file(tmp_path):
+    model = Transformer(**SMALL)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert tuple(loaded.input.shape) == (None, None)
+    for length in (7, 50):
+        ids = np.random.default_rng(length).integers(1, 20, (2, length)).astype("int32")
+        np.testing.assert_array_equal(np.asarray(loaded(ids)), np.asarray(model(ids)))

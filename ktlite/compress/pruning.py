@@ -26,6 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ktlite import compat
 from ktlite._console import say
 from ktlite.compress.quantize import compile_exclude_patterns
 
@@ -131,8 +132,7 @@ def prunable_weights(
     patterns = compile_exclude_patterns(exclude, "layer paths")
     found: list[tuple[str, keras.Variable]] = []
     seen: set[int] = set()
-    # Keras has no public recursive walk over sublayers; Model.quantize uses this one too.
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in compat.flatten_layers(model, include_self=False, recursive=True):
         if not layer.built or getattr(layer, "quantization_mode", None) is not None:
             continue
         path = layer.path or layer.name

@@ -21,6 +21,8 @@ from typing import Any
 
 import keras
 
+from ktlite import compat
+
 __all__ = ["QUANTIZATION_MODES", "quantize_model", "quantize_predictor", "quantized_layers"]
 
 QUANTIZATION_MODES: tuple[str, ...] = ("int8", "int4")
@@ -68,11 +70,10 @@ def compile_exclude_patterns(
 
 
 def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    # Keras has no public recursive walk; `_flatten_layers` is what `Model.quantize` uses.
     return [
         layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if len(list(layer._flatten_layers())) == 1
+        for layer in compat.flatten_layers(model, include_self=False, recursive=True)
+        if len(compat.flatten_layers(layer)) == 1
     ]
 
 
@@ -189,11 +190,11 @@ def _record_nested_policies(model: keras.Model) -> None:
     `MultiHeadAttention` pass it down) looks its own path up and is rebuilt quantized.
     """
     for layer in model.layers:
-        if len(list(layer._flatten_layers())) == 1:
+        if len(compat.flatten_layers(layer)) == 1:
             continue
         policies = {
             sub.path: sub.dtype_policy
-            for sub in layer._flatten_layers(include_self=False, recursive=True)
+            for sub in compat.flatten_layers(layer, include_self=False, recursive=True)
             if getattr(sub, "quantization_mode", None) is not None
         }
         if policies:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite import saving
+from ktlite import compat, saving
 from ktlite.labels import LabelEncoder
 
 __all__ = [
@@ -160,9 +160,9 @@ def _convert(
                 import tensorflow_text as tf_text
 
                 # Calibration runs the float model in an interpreter, which needs the
-                # tensorflow-text ops; the converter only exposes this as a private field.
-                converter.target_spec._experimental_custom_op_registerers = list(
-                    tf_text.tflite_registrar.SELECT_TFTEXT_OPS
+                # tensorflow-text ops.
+                compat.set_tflite_custom_op_registerers(
+                    converter, tf_text.tflite_registrar.SELECT_TFTEXT_OPS
                 )
             # The public selective-quantization tool: everything in int8 except the op
             # types of the attention core (see INT8_FLOAT_OPS).
@@ -397,7 +397,7 @@ def _convert_with_tokenizer(
     preproc.tokenize(tf.constant(probe[:1]))  # builds the tokenizer before tracing
     trackables = [
         model,
-        *[v for v in vars(preproc).values() if isinstance(v, tf.__internal__.tracking.Trackable)],
+        *[v for v in vars(preproc).values() if compat.is_trackable(v)],
     ]
 
     def serve_texts(raw: Any) -> dict[str, Any]:

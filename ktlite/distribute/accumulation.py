@@ -42,6 +42,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from ktlite import compat
+
 _STATE = "_ktlite_accumulation"
 
 
@@ -211,7 +213,9 @@ def _make_train_function(self: keras.Model, force: bool = False):
 
     def train_function(iterator):
         if state.steps not in functions:
-            functions[state.steps] = (self._make_function(step), self._make_function(step))
+            functions[state.steps] = (
+                compat.make_step_function(self, step), compat.make_step_function(self, step)
+            )
         accumulate_fn, update_fn = functions[state.steps]
         last = state.count % state.steps == state.steps - 1
         state.mode = "update" if last else "accumulate"

@@ -41,14 +41,13 @@ weights; `tests/test_distribute_multi_worker.py` checks this with two real worke
 from __future__ import annotations
 
 import functools
-import inspect
-import types
 from typing import Any, Callable
 
 import keras
 import tensorflow as tf
 from keras import tree
 
+from ktlite import compat
 from ktlite.distribute.strategy import is_multi_worker
 
 # Newest Keras release on which the faulty reductions were reproduced and this correction
@@ -78,10 +77,7 @@ def _faults() -> tuple[bool, bool]:
     if keras.backend.backend() != "tensorflow":
         return False, False
     try:
-        from keras.src.backend.tensorflow import trainer as tf_trainer
-
-        build_src = inspect.getsource(tf_trainer.TensorFlowTrainer._maybe_symbolic_build)
-        reduce_src = inspect.getsource(tf_trainer.reduce_per_replica)
+        build_src, reduce_src = compat.tf_trainer_sources()
     except (ImportError, AttributeError, OSError, TypeError):
         major, minor = (int(part) for part in keras.version().split(".")[:2])
         verified = major == 3 and (major, minor) <= _VERIFIED_UP_TO
@@ -113,7 +109,7 @@ def apply(model: keras.Model, strategy: tf.distribute.Strategy) -> bool:
     if not is_multi_worker(strategy) or not (reduces_batch or reduces_axis0):
         return False
     if reduces_batch:
-        model._maybe_symbolic_build = types.MethodType(_build_from_local_batch, model)
+        compat.replace_symbolic_build(model, _build_from_local_batch)
     if reduces_axis0:
         model.train_step = _with_replica_axis(model.train_step)
         model.test_step = _with_replica_axis(model.test_step)
@@ -153,7 +149,7 @@ def _build_from_local_batch(self: keras.Model, iterator: Any = None, data_batch:
             data_batch = tree.map_structure(_first_local_value, next(batches))
             break
     with self.distribute_strategy.scope():
-        self._symbolic_build(data_batch=data_batch)
+        compat.symbolic_build(self, data_batch)
 
 
 def _with_replica_axis(step: Callable[[Any], Any]) -> Callable[[Any], Any]:

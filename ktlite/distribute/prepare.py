@@ -22,8 +22,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 from keras import tree
-from keras.src.models.functional import Functional
 
+from ktlite import compat
 from ktlite._console import say
 from ktlite.distribute import accumulation as _accumulation
 from ktlite.distribute import multi_worker_fix
@@ -198,7 +198,7 @@ def current_precision(model: keras.Model) -> str:
     """
     counts: dict[str, int] = {}
     outputs = _output_layers(model)
-    for layer in model._flatten_layers(include_self=False):
+    for layer in compat.flatten_layers(model, include_self=False):
         if layer.weights and not isinstance(layer, keras.Model) and layer not in outputs:
             name = layer.dtype_policy.name
             counts[name] = counts.get(name, 0) + 1
@@ -242,12 +242,12 @@ def _check_accumulation(steps: int | None) -> int | None:
 
 
 def _is_default(strategy: tf.distribute.Strategy) -> bool:
-    return type(strategy).__name__ == "_DefaultDistributionStrategy"
+    return compat.is_default_strategy(strategy)
 
 
 def _built_under(model: keras.Model, strategy: tf.distribute.Strategy) -> bool:
     # Keras records the strategy in scope when a model object is created.
-    built_with = getattr(model, "_distribute_strategy", None)
+    built_with = compat.creation_strategy(model)
     if _is_default(strategy):
         return built_with is None or _is_default(built_with)
     return built_with is strategy
@@ -280,7 +280,7 @@ def _rebuild(
 
 
 def _clone_architecture(model: keras.Model, policy: str | None) -> keras.Model:
-    if isinstance(model, (keras.Sequential, Functional)):
+    if isinstance(model, keras.Sequential) or compat.is_functional(model):
         keep_float32 = _output_layers(model)
 
         def clone_layer(layer):
@@ -331,10 +331,9 @@ def _output_layers(model: keras.Model) -> set:
     if not outputs:
         return found
     for tensor in tree.flatten(outputs):
-        history = getattr(tensor, "_keras_history", None)
-        if history is None:
+        layer = compat.producing_operation(tensor)
+        if layer is None:
             continue
-        layer = history.operation
         found.add(layer)
         if isinstance(layer, keras.Model):
             found |= _output_layers(layer)
@@ -393,8 +392,7 @@ def _recompile(
 
 
 def _compile_settings(model: keras.Model) -> dict:
-    stored = getattr(model, "_compile_config", None)
-    config = getattr(stored, "config", None)
+    config = compat.compile_arguments(model)
     if not isinstance(config, dict):
         raise ValueError(
             "ktlite could not read the compile arguments of this model (Keras "
@@ -439,11 +437,10 @@ def _clone_optimizer(
 def _copy_weight_decay_exclusions(source: keras.Model, target: keras.Model) -> None:
     """Carries `exclude_from_weight_decay` over; Keras keeps it out of the optimizer config."""
     old, new = _inner(source.optimizer), _inner(target.optimizer)
-    pattern = getattr(old, "_exclude_from_weight_decay_pattern", None)
-    excluded = getattr(old, "_exclude_from_weight_decay", None)
+    pattern, excluded = compat.weight_decay_exclusions(old)
     if not pattern and not excluded:
         return
-    by_key = {old._var_key(v): i for i, v in enumerate(source.weights)}
+    by_key = {compat.optimizer_variable_key(old, v): i for i, v in enumerate(source.weights)}
     var_list = [
         target.weights[by_key[key]] for key in (excluded or ()) if key in by_key
     ]

@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from ktlite import compat
 from ktlite._console import say
 
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu")
@@ -124,7 +125,7 @@ def describe(strategy: tf.distribute.Strategy | None = None) -> str:
     strategy = get_strategy(strategy)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         name = "MultiWorkerMirroredStrategy"  # its class is CollectiveAllReduceStrategy
-    elif type(strategy).__name__ == "_DefaultDistributionStrategy":
+    elif compat.is_default_strategy(strategy):
         name = "default strategy"
     else:
         name = type(strategy).__name__

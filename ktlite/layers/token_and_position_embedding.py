@@ -45,8 +45,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     Raises:
         ValueError: If a size is not a positive int, `position` is unknown, or
-            `mask_zero` is not a bool; at build time if the input is not of rank 2 or
-            longer than `sequence_length`.
+            `mask_zero` is not a bool; at build time if the input is not of rank 2; when
+            called on inputs longer than `sequence_length` (an `InvalidArgumentError`
+            instead, at run time, for lengths a TensorFlow graph only knows then).
 
     Example:
         >>> layer = TokenAndPositionEmbedding(vocab_size=100, sequence_length=8,
@@ -83,12 +84,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
                 "`TokenAndPositionEmbedding` expects token ids of shape "
                 f"(batch, length). Received: inputs_shape={tuple(inputs_shape)}"
             )
-        length = inputs_shape[1]
-        if length is not None and length > self.sequence_length:
-            raise ValueError(
-                "Inputs are longer than `sequence_length`. Received: "
-                f"length={length}, sequence_length={self.sequence_length}"
-            )
+        self._check_static_length(inputs_shape[1])
         # The sublayer does not mask: `compute_mask` below owns the padding rule.
         self._token_embedding = keras.layers.Embedding(
             self.vocab_size,
@@ -125,7 +121,28 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         angles = positions * rates[None, :]
         return ops.where(dims % 2 == 0, ops.sin(angles), ops.cos(angles))
 
+    def _check_static_length(self, length: int | None) -> None:
+        if length is not None and length > self.sequence_length:
+            raise ValueError(
+                "Inputs are longer than `sequence_length`. Received: "
+                f"length={length}, sequence_length={self.sequence_length}"
+            )
+
+    def _assert_length(self, inputs: Any) -> None:
+        """Checks the length when it is known (now or, in a graph, at run time)."""
+        self._check_static_length(inputs.shape[1])
+        if inputs.shape[1] is None and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            # Lengths only known at run time (a traced `(None, None)` signature): without
+            # this, a learned table would fail to broadcast with an unrelated message.
+            tf.debugging.assert_less_equal(
+                tf.shape(inputs)[1], self.sequence_length,
+                message=f"Inputs are longer than `sequence_length`={self.sequence_length}",
+            )
+
     def call(self, inputs: Any) -> Any:
+        self._assert_length(inputs)
         tokens = self._token_embedding(inputs)
         length = ops.shape(inputs)[1]
         if self.position == "learned":

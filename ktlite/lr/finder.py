@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from ktlite import compat
 from ktlite.lr.policy_callback import PolicyCallback, _inner_optimizer
 from ktlite.lr.schedules import ExponentialSweep
 from ktlite.lr.suggest import DEFAULT_SUGGESTION, smooth_losses, suggest_all
@@ -351,7 +352,7 @@ def find_lr(
         # Building is irreversible; sweep on an identical, fresh copy instead.
         sweep_optimizer = type(original_optimizer).from_config(original_optimizer.get_config())
     inner = _inner_optimizer(sweep_optimizer)
-    original_lr_object = inner._learning_rate
+    original_lr_object = compat.learning_rate_object(inner)
     swap_lr = not isinstance(original_lr_object, keras.Variable)
 
     model_vars = list(model.variables) + list(model.metrics_variables)
@@ -372,10 +373,10 @@ def find_lr(
             model.optimizer = sweep_optimizer
         if swap_lr:
             with model.distribute_strategy.scope():
-                inner._learning_rate = keras.Variable(
+                compat.set_learning_rate_object(inner, keras.Variable(
                     start_lr, dtype=keras.backend.floatx(), trainable=False,
                     name="ktlite_lr_find_learning_rate",
-                )
+                ))
         model.fit(
             dataset.repeat(),
             epochs=1,
@@ -387,7 +388,7 @@ def find_lr(
     finally:
         policy_cb.restore()
         if swap_lr:
-            inner._learning_rate = original_lr_object
+            compat.set_learning_rate_object(inner, original_lr_object)
         model.optimizer = original_optimizer
         _restore(model_vars, saved_model)
         _restore(opt_vars, saved_opt)

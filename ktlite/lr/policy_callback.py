@@ -33,6 +33,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ktlite import compat
 from ktlite.lr.schedules import Policy
 
 __all__ = ["PolicyCallback"]
@@ -154,11 +155,11 @@ def _momentum_attribute(optimizer) -> str | None:
 
 def _check_lr_is_variable(optimizer) -> None:
     inner = _inner_optimizer(optimizer)
-    if not isinstance(getattr(inner, "_learning_rate", None), keras.Variable):
+    if not isinstance(compat.learning_rate_object(inner), keras.Variable):
         raise ValueError(
             "A learning-rate policy needs an optimizer created with a float learning rate, "
             "but this optimizer's `learning_rate` is a schedule or a callable "
-            f"({type(inner._learning_rate).__name__}). Compile the model with e.g. "
+            f"({type(compat.learning_rate_object(inner)).__name__}). Compile the model with e.g. "
             "`keras.optimizers.Adam(learning_rate=1e-3)` to let ktlite drive the learning "
             "rate, or train with plain `model.fit` to keep your schedule."
         )
@@ -350,7 +351,7 @@ def _bucket(n: int, minimum: int) -> int:
 def _driver_for(model, optimizer, mom_attr, min_capacity) -> "_Driver":
     inner = _inner_optimizer(optimizer)
     configured = getattr(inner, mom_attr) if mom_attr else None
-    key = (id(optimizer), id(inner._learning_rate), mom_attr, configured)
+    key = (id(optimizer), id(compat.learning_rate_object(inner)), mom_attr, configured)
     drivers = _DRIVERS.setdefault(model, {})
     driver = drivers.get(key)
     if (
@@ -402,7 +403,7 @@ class _Driver:
             self.record = variable(
                 tf.fill([capacity, len(_RECORD_COLUMNS)], float("nan")), tf.float32
             )
-        tracker = getattr(model, "_loss_tracker", None)
+        tracker = compat.loss_tracker(model)
         tracker_vars = list(getattr(tracker, "variables", None) or [])
         self.tracker_vars = tracker_vars if len(tracker_vars) == 2 else []
         self.step_fn = self._make_step()
@@ -421,7 +422,8 @@ class _Driver:
                 self.periodic, tf.math.floormod(step, n), tf.clip_by_value(step, 0, n - 1)
             )
             lr = tf.gather(self.lr_table, index) * self.scale_var
-            inner._learning_rate.assign(tf.cast(lr, inner._learning_rate.dtype))
+            lr_variable = compat.learning_rate_object(inner)
+            lr_variable.assign(tf.cast(lr, lr_variable.dtype))
             mom = tf.gather(self.mom_table, index) if mom_attr else tf.constant(float("nan"))
             if tracker_vars:
                 total0, count0 = (tf.identity(v.value) for v in tracker_vars)

@@ -91,18 +91,24 @@ def test_stopping_before_the_schedule_ends_warns_and_prunes_to_target(transforme
     assert sparsity(model).overall == pytest.approx(0.7, abs=0.005)
 
 
-def test_learner_prune_reaches_target_in_every_layer(transformer, token_data):
+def test_prune_reaches_target_in_every_layer_of_the_learners_model(transformer, token_data):
     import ktlite
 
     x, y = token_data
     learner = ktlite.get_learner(compiled(transformer), (x, y), batch_size=64, verbose=0)
-    history = learner.prune(target_sparsity=0.5, epochs=1, lr=1e-3, verbose=0)
+    history = ktlite.compress.prune(learner, target_sparsity=0.5, epochs=1, lr=1e-3, verbose=0)
     assert "loss" in history.history
     assert min(sparsity(learner.model).layers.values()) >= 0.49
     with pytest.raises(ValueError, match="`target_sparsity`"):
-        learner.prune(target_sparsity=1.0)
+        ktlite.compress.prune(learner, target_sparsity=1.0)
     with pytest.raises(ValueError, match="`schedule`"):
-        learner.prune(schedule="linear")
+        ktlite.compress.prune(learner, schedule="linear")
+
+
+def test_pruning_is_not_a_learner_method():
+    import ktlite
+
+    assert not hasattr(ktlite.Learner, "prune")
 
 
 @pytest.mark.parametrize("value", [-0.1, 1.0, 1.5])

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from ktlite import compat
 from ktlite.compress import quantize_model, quantize_predictor, quantized_layers
 
 
@@ -28,7 +29,7 @@ def test_quantize_leaves_original_float_and_covers_dense_einsum_embedding(transf
     assert quantized_layers(transformer) == {}
     modes = quantized_layers(small)
     assert set(modes.values()) == {"int8"}
-    kinds = {type(layer).__name__ for layer in small._flatten_layers() if layer.path in modes}
+    kinds = {type(layer).__name__ for layer in compat.flatten_layers(small) if layer.path in modes}
     assert kinds == {"Dense", "EinsumDense", "Embedding"}
     assert "encoder_0/self_attention/query" in modes  # inside MultiHeadAttention
 

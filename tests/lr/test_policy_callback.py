@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ktlite import compat
 from ktlite.lr import Constant, OneCycle, PolicyCallback, Triangular
 
 STEPS_PER_EPOCH = 6  # 96 samples, batch 16
@@ -123,7 +124,7 @@ def test_learning_rate_schedule_optimizer_is_refused_clearly(make_model, data):
     model = make_model(keras.optimizers.Adam(schedule))
     with pytest.raises(ValueError, match="schedule"):
         _fit(model, data, PolicyCallback(OneCycle(1e-2, 12)))
-    assert model.optimizer._learning_rate is schedule
+    assert compat.learning_rate_object(model.optimizer) is schedule
 
 
 def test_optimizer_without_momentum_gets_the_learning_rate_only(make_model, data):

@@ -1,0 +1,636 @@
+"""The one module through which ktlite reaches private Keras and TensorFlow API.
+
+Keras 3 and TensorFlow leave a few things ktlite needs without a public API: the
+optimizer's learning-rate variable, a recursive walk over sublayers, the arguments of the
+last `compile`, the inner structure of a `tf.data` pipeline, and the two trainer methods
+that multi-worker training has to correct. Every such use is a small named hook here, with
+a docstring saying what public API is missing and on which versions it was checked, so a
+new Keras or TensorFlow release has one file to review.
+
+`tests/test_compat.py` exercises each hook against the installed versions through
+`verify`, which fails with the hook's name and the versions when a release drops what the
+hook relies on; it also fails when another module imports `keras.src`, uses
+`tf.__internal__` or reads an underscored Keras/TensorFlow attribute.
+
+"Checked on Keras 3.x to 3.15" below means: present in the Keras sources of release 3.x,
+of 3.15.1 and of Keras' main branch (August 2026), and run by the tests with the installed
+Keras 3.15.1. TensorFlow hooks were run with the
+installed TensorFlow 2.21.0 only (`TESTED_WITH`).
+
+Keras and TensorFlow are imported inside the hooks that need them, so importing this module
+costs nothing (`ktlite.compress.tflite`'s runtime and `ktlite.lr` use it).
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import keras
+
+__all__ = [
+    "TESTED_WITH",
+    "compile_arguments",
+    "creation_strategy",
+    "dataset_batch_size",
+    "dataset_drop_remainder",
+    "dataset_input",
+    "dataset_parents",
+    "flatten_layers",
+    "is_batch_step",
+    "is_default_strategy",
+    "is_functional",
+    "is_trackable",
+    "is_unbatch_step",
+    "learning_rate_object",
+    "loss_tracker",
+    "make_step_function",
+    "optimizer_variable_key",
+    "optimizer_variable_keys",
+    "producing_operation",
+    "replace_symbolic_build",
+    "set_learning_rate_object",
+    "set_tflite_custom_op_registerers",
+    "symbolic_build",
+    "tf_trainer_sources",
+    "verify",
+    "weight_decay_exclusions",
+]
+
+# The newest versions every hook was run with; pyproject.toml's upper bounds follow them.
+TESTED_WITH = {"keras": "3.15.1", "tensorflow": "2.21.0"}
+
+
+# ---------------------------------------------------------------------- optimizers
+def learning_rate_object(optimizer: keras.optimizers.Optimizer) -> Any:
+    """The object an optimizer reads its learning rate from: a variable, or a schedule.
+
+    Missing public API: `optimizer.learning_rate` evaluates a schedule instead of
+    returning it, so it cannot tell a float learning rate (a variable that can be assigned
+    inside the train step) from a `LearningRateSchedule`. Reads `optimizer._learning_rate`.
+    Checked on Keras 3.5 to 3.15.
+
+    Args:
+        optimizer: a Keras optimizer (not a `LossScaleOptimizer` wrapper: pass its
+            `inner_optimizer`).
+
+    Returns:
+        The `keras.Variable` (float learning rate) or the schedule / callable.
+
+    Example:
+        >>> learning_rate_object(keras.optimizers.Adam(1e-3))  # a keras.Variable
+    """
+    return optimizer._learning_rate
+
+
+def set_learning_rate_object(optimizer: keras.optimizers.Optimizer, value: Any) -> None:
+    """Replaces the object an optimizer reads its learning rate from.
+
+    Missing public API: the `learning_rate` setter refuses to replace a schedule by a
+    variable (and back), which the LR finder does for the length of its sweep. Writes
+    `optimizer._learning_rate`. Checked on Keras 3.5 to 3.15.
+
+    Args:
+        optimizer: a Keras optimizer (not a `LossScaleOptimizer` wrapper).
+        value: a `keras.Variable`, or the schedule that was there before.
+
+    Raises:
+        RuntimeError: if the optimizer has no such attribute (a Keras version that
+            renamed it), rather than setting one nothing reads.
+
+    Example:
+        >>> set_learning_rate_object(optimizer, keras.Variable(1e-4))
+    """
+    _require(optimizer, "_learning_rate", "set_learning_rate_object")
+    optimizer._learning_rate = value
+
+
+def optimizer_variable_key(optimizer: keras.optimizers.Optimizer, variable: Any) -> Any:
+    """The key under which an optimizer files a variable (its slots, decay exclusions).
+
+    Missing public API: no public way to match a variable with the optimizer's records of
+    it. Calls `optimizer._var_key`. Checked on Keras 3.5 to 3.15.
+
+    Args:
+        optimizer: a Keras optimizer (not a `LossScaleOptimizer` wrapper).
+        variable: a model variable.
+
+    Returns:
+        A hashable key.
+
+    Example:
+        >>> optimizer_variable_key(optimizer, model.weights[0])
+    """
+    return optimizer._var_key(variable)
+
+
+def optimizer_variable_keys(optimizer: keras.optimizers.Optimizer) -> Any:
+    """The keys of the variables an optimizer was built for (empty before `build`), or `None`.
+
+    Missing public API: an optimizer cannot say which variables it can update; applying it
+    to another one fails inside the train step. Reads
+    `optimizer._trainable_variables_indices`. Checked on Keras 3.5 to 3.15.
+
+    Args:
+        optimizer: a Keras optimizer (not a `LossScaleOptimizer` wrapper).
+
+    Returns:
+        A container of `optimizer_variable_key` values supporting `in`, or `None` when
+        the optimizer does not keep one.
+
+    Example:
+        >>> optimizer_variable_key(optimizer, v) in optimizer_variable_keys(optimizer)
+        True
+    """
+    return getattr(optimizer, "_trainable_variables_indices", None)
+
+
+def weight_decay_exclusions(optimizer: keras.optimizers.Optimizer) -> tuple[Any, Any]:
+    """What `exclude_from_weight_decay` recorded: a name pattern and variable keys.
+
+    Missing public API: the exclusions are kept out of `get_config()`, so a copied
+    optimizer loses them. Reads `optimizer._exclude_from_weight_decay_pattern` and
+    `optimizer._exclude_from_weight_decay`. Checked on Keras 3.5 to 3.15.
+
+    Args:
+        optimizer: a Keras optimizer (not a `LossScaleOptimizer` wrapper).
+
+    Returns:
+        `(pattern, keys)`: a compiled regex of the excluded names (or `None`) and the
+        `optimizer_variable_key`s of the excluded variables (or `None`).
+
+    Example:
+        >>> optimizer.exclude_from_weight_decay(var_names=["bias"])
+        >>> weight_decay_exclusions(optimizer)[0].pattern
+        'bias'
+    """
+    return (
+        getattr(optimizer, "_exclude_from_weight_decay_pattern", None),
+        getattr(optimizer, "_exclude_from_weight_decay", None),
+    )
+
+
+# ---------------------------------------------------------------------- models and layers
+def flatten_layers(
+    layer: keras.layers.Layer, include_self: bool = True, recursive: bool = True
+) -> list:
+    """Every layer inside a layer or model, nested ones included, parents first.
+
+    Missing public API: `model.layers` lists only the direct children. Calls
+    `layer._flatten_layers` (what Keras' own `Model.quantize` walks). Checked on
+    Keras 3.5 to 3.15.
+
+    Args:
+        layer: a layer or model.
+        include_self: also list `layer` itself (first). Defaults to `True`.
+        recursive: descend into sublayers of sublayers. Defaults to `True`.
+
+    Returns:
+        A list of layers.
+
+    Example:
+        >>> [l.name for l in flatten_layers(model, include_self=False)][:2]
+        ['token_ids', 'embedding']
+    """
+    return list(layer._flatten_layers(include_self=include_self, recursive=recursive))
+
+
+def compile_arguments(model: keras.Model) -> dict | None:
+    """The keyword arguments of the model's last `compile`, as the objects passed.
+
+    Missing public API: `model.get_compile_config()` serializes them (a loss function
+    that is not registered does not come back, metrics come back as new objects). Reads
+    `model._compile_config.config`. Checked on Keras 3.5 to 3.15.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        A dict (`optimizer`, `loss`, `loss_weights`, `metrics`, ...), or `None` for a
+        model never compiled.
+
+    Example:
+        >>> compile_arguments(model)["loss"]
+        'sparse_categorical_crossentropy'
+    """
+    return getattr(getattr(model, "_compile_config", None), "config", None)
+
+
+def loss_tracker(model: keras.Model) -> Any:
+    """The `Mean` metric in which a compiled model averages its loss over the epoch.
+
+    Missing public API: the tracker's variables are what a per-batch loss has to be
+    recovered from (Keras hands callbacks the running mean). Reads `model._loss_tracker`.
+    Checked on Keras 3.5 to 3.15.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        The metric, or `None` when the model has none (never compiled).
+
+    Example:
+        >>> [v.name for v in loss_tracker(model).variables]
+        ['total', 'count']
+    """
+    return getattr(model, "_loss_tracker", None)
+
+
+def creation_strategy(model: keras.Model) -> Any:
+    """The `tf.distribute` strategy that was in scope when the model object was created.
+
+    Missing public API: `model.distribute_strategy` falls back to the strategy in scope
+    now, so it cannot tell whether the variables belong to another one. Reads
+    `model._distribute_strategy` (TensorFlow backend). Checked on Keras 3.5 to 3.15.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        The strategy, or `None` when the model was created outside any strategy scope.
+
+    Example:
+        >>> creation_strategy(model) is None
+        True
+    """
+    return getattr(model, "_distribute_strategy", None)
+
+
+def producing_operation(tensor: Any) -> Any:
+    """The layer (or operation) whose call produced a symbolic Keras tensor.
+
+    Missing public API: a functional model lists its output tensors but not the layers
+    that produced them. Reads `tensor._keras_history.operation`. Checked on
+    Keras 3.5 to 3.15.
+
+    Args:
+        tensor: a `KerasTensor`, e.g. one of `model.outputs`.
+
+    Returns:
+        The layer or operation, or `None` for a tensor with no history (an `Input`'s
+        placeholder before it is used, a non-Keras tensor).
+
+    Example:
+        >>> producing_operation(model.outputs[0]).name
+        'head'
+    """
+    history = getattr(tensor, "_keras_history", None)
+    return None if history is None else history.operation
+
+
+def is_functional(model: Any) -> bool:
+    """Whether a model is a functional model (built from `keras.Input`s and layer calls).
+
+    Missing public API: `keras.Model(inputs, outputs)` returns an instance of the private
+    class `keras.src.models.functional.Functional`, which is not exported; the public
+    `keras.Model` is also the base of subclassed models. Checked on Keras 3.5 to 3.15.
+
+    Args:
+        model: any object.
+
+    Returns:
+        `True` for functional models; `False` for `keras.Sequential` and subclassed
+        models.
+
+    Example:
+        >>> is_functional(keras.Model(inputs, outputs))
+        True
+    """
+    from keras.src.models.functional import Functional
+
+    return isinstance(model, Functional)
+
+
+# ---------------------------------------------------------------------- Keras' TF trainer
+def tf_trainer_sources() -> tuple[str, str]:
+    """Source code of the two trainer functions whose multi-worker reductions ktlite fixes.
+
+    Missing public API: ktlite decides whether the installed Keras still reduces in
+    `TensorFlowTrainer._maybe_symbolic_build` and `reduce_per_replica` (see
+    `ktlite.distribute.multi_worker_fix`) by reading them in
+    `keras.src.backend.tensorflow.trainer`. Checked on Keras 3.5 to 3.15 (both faults
+    still present in 3.15 and on Keras' main branch).
+
+    Returns:
+        `(source of _maybe_symbolic_build, source of reduce_per_replica)`.
+
+    Raises:
+        ImportError, AttributeError, OSError, TypeError: when the module, a function or its
+            source cannot be found.
+
+    Example:
+        >>> "distribute_strategy.reduce(" in tf_trainer_sources()[0]
+        True
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    return (
+        inspect.getsource(tf_trainer.TensorFlowTrainer._maybe_symbolic_build),
+        inspect.getsource(tf_trainer.reduce_per_replica),
+    )
+
+
+def replace_symbolic_build(model: keras.Model, function: Callable[..., Any]) -> None:
+    """Gives one model its own `_maybe_symbolic_build(iterator=None, data_batch=None)`.
+
+    Missing public API: the method `fit` calls to build a model from its first batch is
+    private; ktlite replaces it on a single model instance for multi-worker training.
+    Writes `model._maybe_symbolic_build`. Checked on Keras 3.5 to 3.15.
+
+    Args:
+        model: the model to correct.
+        function: a function `(model, iterator=None, data_batch=None)`, bound to `model`.
+
+    Raises:
+        RuntimeError: if the model has no such method (a Keras version that renamed it).
+
+    Example:
+        >>> replace_symbolic_build(model, build_from_local_batch)
+    """
+    _require(model, "_maybe_symbolic_build", "replace_symbolic_build")
+    model._maybe_symbolic_build = types.MethodType(function, model)
+
+
+def symbolic_build(model: keras.Model, data_batch: Any) -> None:
+    """Builds a compiled model (its metrics and optimizer too) from one batch of data.
+
+    Missing public API: `model.build` does not build the compiled metrics and optimizer
+    as `fit` does. Calls `model._symbolic_build(data_batch=...)`. Checked on
+    Keras 3.5 to 3.15.
+
+    Args:
+        model: a compiled model.
+        data_batch: one batch `(x, y)` or `(x, y, sample_weight)`.
+
+    Example:
+        >>> symbolic_build(model, (x[:2], y[:2]))
+    """
+    model._symbolic_build(data_batch=data_batch)
+
+
+def make_step_function(model: keras.Model, step: Callable[[Any], Any]) -> Callable[..., Any]:
+    """Compiles a train step the way `make_train_function` would (tf.function, XLA, loop).
+
+    Missing public API: `make_train_function` builds exactly one function from
+    `model.train_step`; gradient accumulation needs two. Calls `model._make_function`,
+    which Keras added in 3.7 (so `pyproject.toml` asks for keras>=3.7). Checked on
+    Keras 3.7 to 3.15.
+
+    Args:
+        model: a compiled model.
+        step: a function `data -> logs`, usually `model.train_step`.
+
+    Returns:
+        A function `iterator -> logs`, as `model.train_function` is.
+
+    Example:
+        >>> accumulate_fn = make_step_function(model, model.train_step)
+    """
+    return model._make_function(step)
+
+
+# ---------------------------------------------------------------------- TensorFlow
+def is_trackable(value: Any) -> bool:
+    """Whether TensorFlow tracks an object's resources (tables, variables) when saving.
+
+    Missing public API: TensorFlow exports no base class for objects such as lookup
+    tables, which a serving `tf.function` may capture. Checks against
+    `tf.__internal__.tracking.Trackable`. Checked on TensorFlow 2.21.
+
+    Args:
+        value: any object.
+
+    Returns:
+        `True` for trackable objects.
+
+    Example:
+        >>> is_trackable(tf.Variable(1.0))
+        True
+    """
+    import tensorflow as tf
+
+    return isinstance(value, tf.__internal__.tracking.Trackable)
+
+
+def set_tflite_custom_op_registerers(converter: Any, registerers: list) -> None:
+    """Lets a TFLite converter run a model with custom ops while it calibrates int8.
+
+    Missing public API: `tf.lite.Interpreter(custom_op_registerers=...)` is public, but
+    the converter runs its own interpreter for calibration and only takes registerers in
+    `converter.target_spec._experimental_custom_op_registerers`. Checked on
+    TensorFlow 2.21.
+
+    Args:
+        converter: a `tf.lite.TFLiteConverter`.
+        registerers: registerer names, e.g. tensorflow-text's `SELECT_TFTEXT_OPS`.
+
+    Raises:
+        RuntimeError: if the converter's target spec has no such field (a TensorFlow
+            version that renamed it), rather than setting one nothing reads.
+
+    Example:
+        >>> set_tflite_custom_op_registerers(converter, list(SELECT_TFTEXT_OPS))
+    """
+    _require(
+        converter.target_spec, "_experimental_custom_op_registerers",
+        "set_tflite_custom_op_registerers",
+    )
+    converter.target_spec._experimental_custom_op_registerers = list(registerers)
+
+
+def is_default_strategy(strategy: Any) -> bool:
+    """Whether a strategy is TensorFlow's default one (no `tf.distribute` scope entered).
+
+    Missing public API: the default strategy's class `_DefaultDistributionStrategy` is
+    private and `tf.distribute.has_strategy()` only describes the current scope. Compares
+    the class name. Checked on TensorFlow 2.21.
+
+    Args:
+        strategy: a strategy object.
+
+    Returns:
+        `True` for the default strategy.
+
+    Example:
+        >>> is_default_strategy(tf.distribute.get_strategy())
+        True
+    """
+    return type(strategy).__name__ == "_DefaultDistributionStrategy"
+
+
+# ---------------------------------------------------------------------- tf.data pipelines
+# `tf.data` exposes no graph of a pipeline; these read the Python objects each
+# transformation returns (`_BatchDataset`, `_UnbatchDataset`, ...). Checked on TF 2.21.
+
+
+def dataset_input(dataset: Any) -> Any:
+    """The dataset a one-input transformation (map, batch, prefetch...) was applied to.
+
+    Missing public API: no way to walk a `tf.data` pipeline back. Reads
+    `dataset._input_dataset`. Checked on TensorFlow 2.21.
+
+    Args:
+        dataset: a `tf.data.Dataset`.
+
+    Returns:
+        The input dataset, or `None` for a source (or a several-input) dataset.
+
+    Example:
+        >>> dataset_input(tf.data.Dataset.range(4).batch(2)).cardinality()  # 4
+    """
+    return getattr(dataset, "_input_dataset", None)
+
+
+def dataset_parents(dataset: Any) -> list:
+    """All datasets a transformation was applied to (both sides of `zip`, `concatenate`).
+
+    Missing public API: as `dataset_input`. Calls `dataset._inputs()`. Checked on
+    TensorFlow 2.21.
+
+    Args:
+        dataset: a `tf.data.Dataset`.
+
+    Returns:
+        A list of datasets; empty for a source dataset or one that does not say.
+
+    Example:
+        >>> len(dataset_parents(tf.data.Dataset.zip((a, b))))
+        2
+    """
+    try:
+        return list(dataset._inputs())
+    except (AttributeError, NotImplementedError, TypeError):
+        return []
+
+
+def dataset_batch_size(dataset: Any) -> Any:
+    """The batch size of a batching transformation, or `None` for any other dataset.
+
+    Missing public API: `element_spec` only shows `None` as the batch dimension. Reads
+    `dataset._batch_size` (a scalar tensor). Checked on TensorFlow 2.21.
+
+    Args:
+        dataset: a `tf.data.Dataset`.
+
+    Returns:
+        A scalar int64 tensor, or `None`.
+
+    Example:
+        >>> int(dataset_batch_size(tf.data.Dataset.range(9).batch(4)))
+        4
+    """
+    return getattr(dataset, "_batch_size", None)
+
+
+def dataset_drop_remainder(dataset: Any) -> Any:
+    """The `drop_remainder` argument of a batching transformation (`False` otherwise).
+
+    Missing public API: as `dataset_batch_size`. Reads `dataset._drop_remainder`.
+    Checked on TensorFlow 2.21.
+
+    Args:
+        dataset: a `tf.data.Dataset`.
+
+    Returns:
+        A scalar bool tensor, or `False`.
+
+    Example:
+        >>> bool(dataset_drop_remainder(tf.data.Dataset.range(9).batch(4, True)))
+        True
+    """
+    return getattr(dataset, "_drop_remainder", False)
+
+
+def is_unbatch_step(dataset: Any) -> bool:
+    """Whether a dataset is the result of `unbatch()`.
+
+    Missing public API: as `dataset_input`; reads the private class name
+    (`_UnbatchDataset`). Checked on TensorFlow 2.21.
+
+    Args:
+        dataset: a `tf.data.Dataset`.
+
+    Returns:
+        `True` for an unbatching step.
+
+    Example:
+        >>> is_unbatch_step(tf.data.Dataset.range(4).batch(2).unbatch())
+        True
+    """
+    return "Unbatch" in type(dataset).__name__
+
+
+def is_batch_step(dataset: Any) -> bool:
+    """Whether a dataset is the result of a batching step (`batch`, `padded_batch`...).
+
+    Missing public API: as `dataset_input`; reads `_batch_size` and the private class
+    names (`_BatchDataset`, `_PaddedBatchDataset`, `_RaggedBatchDataset`...). Check
+    `is_unbatch_step` first: an unbatching step's name contains "Batch" too. Checked on
+    TensorFlow 2.21.
+
+    Args:
+        dataset: a `tf.data.Dataset`.
+
+    Returns:
+        `True` for a batching step.
+
+    Example:
+        >>> is_batch_step(tf.data.Dataset.range(4).padded_batch(2))
+        True
+    """
+    return dataset_batch_size(dataset) is not None or "Batch" in type(dataset).__name__
+
+
+# ---------------------------------------------------------------------- checking the hooks
+def verify(hook: str, check: Callable[[], Any]) -> Any:
+    """Runs a check of one hook against the installed Keras and TensorFlow.
+
+    Used by `tests/test_compat.py`: `check` calls the hook on a real object and returns
+    what it found (anything but `None` or `False`) when the private API behaved as the hook
+    expects. A missing module or attribute, or a `None` / `False` result, becomes one error
+    that names the hook and the versions.
+
+    Args:
+        hook: the name of a hook in this module.
+        check: a function of no arguments exercising the hook.
+
+    Returns:
+        What `check` returned.
+
+    Raises:
+        ValueError: if `hook` is not a hook of this module.
+        RuntimeError: if the check fails, naming `ktlite.compat.<hook>`, the installed
+            versions and the versions ktlite was tested with.
+
+    Example:
+        >>> verify("flatten_layers", lambda: flatten_layers(model))
+    """
+    if hook not in __all__ or hook in ("TESTED_WITH", "verify"):
+        raise ValueError(f"`hook` must name a hook of ktlite.compat. Received: hook={hook!r}")
+    try:
+        result = check()
+    except (ImportError, AttributeError, TypeError, KeyError, OSError) as error:
+        raise RuntimeError(_dropped(hook, f"{type(error).__name__}: {error}")) from error
+    if result is None or result is False:
+        raise RuntimeError(_dropped(hook, f"the private API answered {result!r}"))
+    return result
+
+
+def _require(obj: Any, attribute: str, hook: str) -> None:
+    """Refuses to write a private attribute that this Keras / TensorFlow no longer has."""
+    if not hasattr(obj, attribute):
+        raise RuntimeError(_dropped(hook, f"{type(obj).__name__} has no `{attribute}`"))
+
+
+def _dropped(hook: str, what: str) -> str:
+    import keras
+    import tensorflow as tf
+
+    return (
+        f"ktlite.compat.{hook}: the private Keras/TensorFlow API it relies on was not found "
+        f"or changed in keras {keras.version()} with tensorflow {tf.__version__} ({what}); "
+        f"ktlite was tested with keras {TESTED_WITH['keras']} and tensorflow "
+        f"{TESTED_WITH['tensorflow']}. Install those versions, or update ktlite/compat.py."
+    )
