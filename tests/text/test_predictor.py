@@ -1,6 +1,8 @@
 """Tests for ktlite.text.predictor.TextPredictor: predict, save/load, tampering, export."""
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -331,3 +333,48 @@ def test_export_refuses_a_non_empty_folder_and_unknown_formats(predictor, tmp_pa
         predictor.export(tmp_path)
     with pytest.raises(ValueError, match="format='onnx'"):
         predictor.export(tmp_path / "x", format="onnx")
+
+
+def test_a_symlinked_vocabulary_is_refused_and_its_target_never_quoted(copy, tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text((copy / "vocab.txt").read_text().replace("[UNK]", "TOP-SECRET", 1))
+    (copy / "vocab.txt").unlink()
+    (copy / "vocab.txt").symlink_to(outside)
+    meta = json.loads((copy / "ktlite.json").read_text())
+    meta["files"]["vocab.txt"] = hashlib.sha256(outside.read_bytes()).hexdigest()
+    (copy / "ktlite.json").write_text(json.dumps(meta))  # even a manifest matching the target
+    with pytest.raises(ValueError, match=r"vocab\.txt is a symbolic link") as info:
+        ktlite.load_predictor(copy)
+    assert "TOP-SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\ud800"])
+def test_a_vocabulary_token_with_a_control_character_is_refused_at_load(copy, char):
+    lines = (copy / "vocab.txt").read_text().splitlines()
+    lines[-1] = f"bad{char}token"
+    (copy / "vocab.txt").write_bytes(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
+    rehash(copy)
+    with pytest.raises(ValueError, match=r"control characters|not valid UTF-8") as info:
+        ktlite.load_predictor(copy)
+    assert "bad" not in str(info.value).split("Received")[-1]
+
+
+def test_a_model_with_non_finite_weights_is_refused_naming_the_weight(copy, trained):
+    model = keras.models.clone_model(trained[0])
+    model.set_weights(trained[0].get_weights())
+    head = model.layers[-1]
+    head.kernel.assign(np.full(head.kernel.shape, np.nan, "float32"))
+    keras.saving.save_model(model, str(copy / "model.keras"))
+    rehash(copy)
+    with pytest.raises(ValueError, match=rf"the weight '{head.name}/kernel' holds NaN"):
+        ktlite.load_predictor(copy)
+
+
+def test_saved_files_share_the_process_umask(predictor, tmp_path):
+    old = os.umask(0o022)
+    try:
+        predictor.save(tmp_path / "p")
+    finally:
+        os.umask(old)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "p").iterdir()}
+    assert set(modes.values()) == {"0o644"}, modes

@@ -305,3 +305,10 @@ def test_validate_texts_names_the_bad_index():
 def test_fit_refuses_texts_without_words():
     with pytest.raises(ValueError, match="no words"):
         TextPreprocessor(vocab_size=100).fit(["   ", "\t"])
+
+
+def test_a_vocabulary_with_a_control_character_is_refused_at_learn_time():
+    preproc = TextPreprocessor(maxlen=8, vocab_size=40)
+    with pytest.raises(ValueError, match="control characters") as info:
+        preproc._set_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ok", "no\x00pe"])
+    assert "no\x00pe" not in str(info.value)
