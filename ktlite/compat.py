@@ -18,7 +18,7 @@ Keras 3.15.1. TensorFlow hooks were run with the
 installed TensorFlow 2.21.0 only (`TESTED_WITH`).
 
 Keras and TensorFlow are imported inside the hooks that need them, so importing this module
-costs nothing (`ktlite.compress.tflite`'s runtime and `ktlite.lr` use it).
+costs nothing (`ktlite.compress.tflite_export` and `ktlite.lr` use it).
 """
 
 from __future__ import annotations

@@ -241,6 +241,10 @@ class Predictor:
         """Reads the preprocessor back from its files in `folder`."""
         raise NotImplementedError
 
+    def example_inputs(self) -> Any:
+        """A small valid batch of raw inputs, for warm-up and export checks."""
+        raise NotImplementedError
+
     def _to_tensor(self, items: Any) -> Any:
         """A batch from `_as_batch` -> the tensor (or dict of tensors) `_input_spec` describes."""
         spec = self._input_spec()
@@ -440,7 +444,7 @@ class Predictor:
             >>> serve = tf.saved_model.load("exported").signatures["serving_default"]
         """
         if format == "tflite":
-            from ktlite.compress.tflite import export_tflite
+            from ktlite.compress.tflite_export import export_tflite
 
             export_tflite(self, path, **options)
             return

@@ -193,7 +193,7 @@ TASKS = frozenset({"text", "tabular"})
      "predictor-imports-no-learner"),
     ("ktlite/apps/api.py", "from ..text.explain import explain\n",
      "above-core-imports-no-task-by-name"),
-    ("ktlite/compress/tflite.py", "from ktlite.tabular import TablePredictor\n",
+    ("ktlite/compress/tflite_export.py", "from ktlite.tabular import TablePredictor\n",
      "above-core-imports-no-task-by-name"),
 ])
 def test_the_checker_flags_a_planted_violation(path, source, rule):

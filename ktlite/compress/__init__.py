@@ -27,7 +27,8 @@ from ktlite.compress.pruning import (
     sparsity,
 )
 from ktlite.compress.quantize import quantize_model, quantize_predictor, quantized_layers
-from ktlite.compress.tflite import TFLiteExport, TFLitePredictor, export_tflite, load_tflite
+from ktlite.compress.tflite_export import TFLiteExport, export_tflite
+from ktlite.compress.tflite_runtime import TFLitePredictor, load_tflite
 
 __all__ = [
     "DistillationAccuracy",

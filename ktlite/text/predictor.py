@@ -104,6 +104,10 @@ class TextPredictor(ClassifierPredictor):
             "vocab_size": int(self.preproc.vocab_size),
         }
 
+    def example_inputs(self) -> list[str]:
+        """Two short texts."""
+        return ["a short probe text", "another one"]
+
     def json_input_schema(self) -> dict[str, Any]:
         """One input is a string."""
         return {"type": "string"}

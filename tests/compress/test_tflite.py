@@ -19,7 +19,8 @@ def test_float_export_holds_tokenizer_and_matches_predictor(text_predictor, tmp_
     assert meta["input"] == {"name": "texts", "dtype": "string", "shape": [None]}
     assert (
         meta["custom_ops"] == "tensorflow_text"
-        and meta["class_names"] == text_predictor.get_classes()
+        and meta["labels"]["class_names"] == text_predictor.get_classes()
+        and meta["predictor"] == "ktlite.text.predictor.TextPredictor"
     )
     runner = load_tflite(tmp_path / "f")
     np.testing.assert_allclose(
@@ -123,3 +124,14 @@ def test_bad_arguments_rejected(text_predictor, tmp_path):
         export_tflite(text_predictor, tmp_path / "g")
     with pytest.raises(ValueError, match="`path`"):
         load_tflite(tmp_path / "g")
+
+
+def test_runtime_decodes_multilabel_like_the_predictor(text_predictor, tmp_path, monkeypatch):
+    from ktlite.labels import LabelEncoder
+
+    export_tflite(text_predictor, tmp_path / "f")
+    runner = load_tflite(tmp_path / "f")
+    runner.labels = LabelEncoder("multilabel", ["a", "b"], 2)
+    monkeypatch.setattr(runner, "predict_proba", lambda inputs: np.array([[0.9, 0.2]]))
+    # Every class with its probability, as Predictor.predict gives (not only p > 0.5).
+    assert runner.predict(["x"]) == [[("a", 0.9), ("b", 0.2)]]

@@ -29,7 +29,6 @@ constant makes their range unusable in int8). Inputs and outputs keep their type
 
 from __future__ import annotations
 
-import importlib
 import os
 import tempfile
 import warnings
@@ -41,15 +40,20 @@ from typing import Any
 import numpy as np
 
 from ktlite import compat, saving
-from ktlite.labels import LabelEncoder
+from ktlite.compress.tflite_runtime import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    META_FILE,
+    MODEL_FILE,
+    _make_interpreter,
+)
+from ktlite.predictor import Predictor, class_path, import_predictor_class
 
 __all__ = [
     "INT8_FLOAT_OPS",
     "TFLITE_QUANTIZE_MODES",
     "TFLiteExport",
-    "TFLitePredictor",
     "export_tflite",
-    "load_tflite",
 ]
 
 TFLITE_QUANTIZE_MODES: tuple[str | None, ...] = (None, "dynamic", "float16", "int8")
@@ -59,12 +63,6 @@ TFLITE_QUANTIZE_MODES: tuple[str | None, ...] = (None, "dynamic", "float16", "in
 # Transformer's predictions changed on 25-50% of texts); int8 attention probabilities at
 # 1/256 resolution also hurt. Projections, feed-forward, norms and the head stay int8.
 INT8_FLOAT_OPS: tuple[str, ...] = ("BATCH_MATMUL", "SOFTMAX", "SELECT_V2", "TRANSPOSE")
-MODEL_FILE = "model.tflite"
-META_FILE = "tflite.json"
-FORMAT_NAME = "ktlite-tflite"
-FORMAT_VERSION = 1
-# What a text preprocessor writes beside the model when tokenization stays outside.
-_PREPROCESSOR_FILES = ("preprocessor.json", "vocab.txt")
 
 
 @dataclass
@@ -97,31 +95,6 @@ def _check_quantize(quantize: Any) -> str | None:
             f"`quantize` must be one of {TFLITE_QUANTIZE_MODES}. Received: quantize={quantize!r}"
         )
     return quantize
-
-
-def _is_predictor(obj: Any) -> bool:
-    preproc = getattr(obj, "preproc", None)
-    return hasattr(obj, "model") and callable(getattr(preproc, "tokenize", None))
-
-
-def _make_interpreter(content: bytes, custom_ops: bool, num_threads: int | None) -> Any:
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        # tf.lite.Interpreter warns about its move to ai_edge_litert on every construction.
-        warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
-        if custom_ops:
-            import tensorflow_text as tf_text
-
-            # The public tf.lite.Interpreter takes no op registerers; this subclass does.
-            from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
-
-            return InterpreterWithCustomOps(
-                model_content=content,
-                custom_op_registerers=list(tf_text.tflite_registrar.SELECT_TFTEXT_OPS),
-                num_threads=num_threads,
-            )
-        return tf.lite.Interpreter(model_content=content, num_threads=num_threads)
 
 
 def _convert(
@@ -188,20 +161,24 @@ def _sample(items: Sequence[Any], n: int, seed: int) -> list[Any]:
     return [items[i] for i in sorted(index)]
 
 
-def _texts_from(data: Any) -> list[str]:
-    raw = getattr(data, "x", data)  # a TaskDataset holds the raw texts in `x`
-    if isinstance(raw, str) or not isinstance(raw, (Sequence, np.ndarray)):
+def _raw_from(predictor: Predictor, data: Any) -> list[Any]:
+    """Raw inputs for calibration: a batch the predictor accepts, or a TaskDataset of them."""
+    raw = getattr(data, "x", data)  # a TaskDataset holds the raw inputs in `x`
+    try:
+        items, single = predictor._as_batch(raw)
+    except (TypeError, ValueError) as err:
         raise TypeError(
-            "`representative_data` must be a list of training texts (or a TaskDataset of "
-            f"them). Received: representative_data of type {type(data).__name__}"
-        )
-    texts = np.asarray(raw, dtype=object).ravel().tolist()
-    if not texts or not all(isinstance(t, str) for t in texts):
-        raise TypeError(
-            "`representative_data` must hold at least one text, all of type str. "
-            f"Received: {len(texts)} item(s) starting with {texts[:1]!r}"
-        )
-    return texts
+            "`representative_data` must be training inputs the predictor accepts (or the "
+            f"training TaskDataset). Received: representative_data rejected with: {err}"
+        ) from None
+    if single:
+        raise TypeError("`representative_data` must be a batch of inputs, not a single one.")
+    return list(items)
+
+
+def _model_inputs(predictor: Predictor, items: list[Any]) -> np.ndarray:
+    """The predictor's preprocessing run eagerly: raw inputs -> model inputs (numpy)."""
+    return np.asarray(predictor._transform(predictor._to_tensor(items)))
 
 
 def _arrays_from(data: Any) -> np.ndarray:
@@ -220,9 +197,9 @@ def _arrays_from(data: Any) -> np.ndarray:
     return arr
 
 
-def _output_name(preproc: Any) -> str:
-    return (
-        "predictions" if getattr(preproc, "label_mode", None) == "regression" else "probabilities"
+def _output_name(predictor: Predictor) -> str:
+    return "predictions" if getattr(predictor, "label_mode", None) == "regression" else (
+        "probabilities"
     )
 
 
@@ -232,12 +209,15 @@ def _is_tflite_export(folder: Path) -> bool:
         meta = saving.read_json(folder / META_FILE)
     except (OSError, ValueError):
         return False
-    known = {META_FILE, MODEL_FILE, *_PREPROCESSOR_FILES}
-    return (
-        isinstance(meta, dict)
-        and meta.get("format") == FORMAT_NAME
-        and {entry.name for entry in folder.iterdir()} <= known
-    )
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        return False
+    known = {META_FILE, MODEL_FILE}
+    if meta.get("predictor") is not None:
+        try:
+            known |= set(import_predictor_class(meta["predictor"], META_FILE).preprocessor_files)
+        except ValueError:
+            return False
+    return {entry.name for entry in folder.iterdir()} <= known
 
 
 def _write(folder: Path, content: bytes, meta: dict[str, Any], preproc: Any) -> None:
@@ -320,7 +300,7 @@ def export_tflite(
             "`representative_data` is required for quantize='int8' (a sample of training "
             "inputs calibrates the activation ranges). Received: representative_data=None"
         )
-    predictor = _is_predictor(model_or_predictor)
+    predictor = isinstance(model_or_predictor, Predictor)
     model = model_or_predictor.model if predictor else model_or_predictor
     if not isinstance(model, keras.Model):
         raise TypeError(
@@ -332,108 +312,108 @@ def export_tflite(
             model, Path(path), quantize, representative_data, num_calibration_samples, seed
         )
 
-    texts = None
+    samples = None
     if representative_data is not None:
-        texts = _sample(_texts_from(representative_data), num_calibration_samples, seed)
-    return _export_predictor(model_or_predictor, Path(path), quantize, texts, include_tokenizer)
+        samples = _sample(
+            _raw_from(model_or_predictor, representative_data), num_calibration_samples, seed
+        )
+    return _export_predictor(model_or_predictor, Path(path), quantize, samples, include_tokenizer)
 
 
 def _export_predictor(
-    predictor: Any,
+    predictor: Predictor,
     path: Path,
     quantize: str | None,
-    texts: list[str] | None,
+    samples: list[Any] | None,
     include_tokenizer: bool | None,
 ) -> TFLiteExport:
     import tensorflow as tf
 
-    model, preproc = predictor.model, predictor.preproc
-    out_name = _output_name(preproc)
-    probe = texts[:4] if texts else ["a short probe text", "another one"]
+    model = predictor.model
+    out_name = _output_name(predictor)
+    probe = samples[:4] if samples else predictor.example_inputs()
+    raw_spec = predictor._input_spec()
     if include_tokenizer is not False:
-        content = _convert_with_tokenizer(
-            model, preproc, out_name, quantize, texts, probe, include_tokenizer
+        content = _convert_with_preprocessing(
+            predictor, out_name, quantize, samples, probe, include_tokenizer
         )
         if content is not None:
-            meta = _meta(model, quantize, True, "texts", "string", [None], out_name, preproc)
-            _write(path, content, meta, preproc)
+            meta = _meta(predictor.model, quantize, True, raw_spec.name, raw_spec.dtype.name,
+                         [None], out_name, predictor)
+            _write(path, content, meta, predictor.preproc)
             return _info(path, meta)
 
-    maxlen = int(model.inputs[0].shape[1])
+    probe_ids = _model_inputs(predictor, probe)
+    ids_spec = tf.TensorSpec([None, *probe_ids.shape[1:]], tf.as_dtype(probe_ids.dtype),
+                             name="token_ids")
 
     def serve_ids(ids: Any) -> dict[str, Any]:
         return {out_name: tf.cast(model(ids, training=False), tf.float32)}
 
     def calibrate_ids() -> Iterator[list[np.ndarray]]:
-        for ids in preproc.preprocess(texts):
-            yield [ids[None, :]]
+        for item in samples:
+            yield [_model_inputs(predictor, [item])]
 
     content = _convert(
-        serve_ids,
-        [model],
-        tf.TensorSpec([None, maxlen], tf.int32, name="token_ids"),
-        quantize,
-        calibrate_ids if texts else None,
+        serve_ids, [model], ids_spec, quantize, calibrate_ids if samples else None,
         custom_ops=False,
     )
-    _run(_make_interpreter(content, False, None), "token_ids", preproc.preprocess(probe))
-    meta = _meta(model, quantize, False, "token_ids", "int32", [None, maxlen], out_name, preproc)
-    _write(path, content, meta, preproc)
+    _run(_make_interpreter(content, False, None), "token_ids", probe_ids)
+    meta = _meta(model, quantize, False, "token_ids", ids_spec.dtype.name,
+                 list(ids_spec.shape), out_name, predictor)
+    _write(path, content, meta, predictor.preproc)
     return _info(path, meta)
 
 
-def _convert_with_tokenizer(
-    model: Any,
-    preproc: Any,
+def _convert_with_preprocessing(
+    predictor: Predictor,
     out_name: str,
     quantize: str | None,
-    texts: list[str] | None,
-    probe: list[str],
+    samples: list[Any] | None,
+    probe: list[Any],
     required: bool | None,
 ) -> bytes | None:
-    """The tokenizer + model graph, checked in the interpreter; `None` when it cannot run."""
+    """The preprocessing + model graph, checked in the interpreter; `None` if it cannot run."""
     import tensorflow as tf
 
-    preproc.tokenize(tf.constant(probe[:1]))  # builds the tokenizer before tracing
-    trackables = [
-        model,
-        *[v for v in vars(preproc).values() if compat.is_trackable(v)],
-    ]
+    model = predictor.model
+    _model_inputs(predictor, probe[:1])  # builds lookup tables before tracing
+    trackables = [model, *predictor._trackables()]
 
-    def serve_texts(raw: Any) -> dict[str, Any]:
-        return {out_name: tf.cast(model(preproc.tokenize(raw), training=False), tf.float32)}
+    def serve_raw(raw: Any) -> dict[str, Any]:
+        return {out_name: tf.cast(model(predictor._transform(raw), training=False), tf.float32)}
 
-    def calibrate_texts() -> Iterator[list[np.ndarray]]:
-        for text in texts:
+    def calibrate_raw() -> Iterator[list[np.ndarray]]:
+        for item in samples:
             # Bytes, not str: the calibrator misreads numpy unicode and tf.string input.
-            yield [np.array([text.encode("utf-8")])]
+            yield [np.array([item.encode("utf-8") if isinstance(item, str) else item])]
 
     try:
         content = _convert(
-            serve_texts,
+            serve_raw,
             trackables,
-            tf.TensorSpec([None], tf.string, name="texts"),
+            predictor._input_spec(),
             quantize,
-            calibrate_texts if texts else None,
+            calibrate_raw if samples else None,
             custom_ops=True,
         )
         _run(
             _make_interpreter(content, custom_ops=True, num_threads=None),
-            "texts",
+            predictor._input_spec().name,
             np.array(probe, dtype=object),
         )
     except Exception as err:  # the converter and the interpreter raise many error types
         reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
         if required:
             raise ValueError(
-                "The tokenizer cannot run inside TFLite with the TFLite builtins and the "
+                "The preprocessing cannot run inside TFLite with the TFLite builtins and the "
                 f"tensorflow-text ops ({reason}). Use include_tokenizer=False to export "
                 "the model alone. Received: include_tokenizer=True"
             ) from err
         warnings.warn(
-            f"The tokenizer could not be put inside the TFLite model ({reason}); "
+            f"The preprocessing could not be put inside the TFLite model ({reason}); "
             "exporting the model alone, which takes token ids. The folder also holds "
-            "the preprocessor, so tokenize with it before calling the TFLite model.",
+            "the preprocessor, so preprocess with it before calling the TFLite model.",
             stacklevel=4,
         )
         return None
@@ -488,7 +468,7 @@ def _meta(
     dtype: str,
     shape: list[int | None],
     output_name: str,
-    preproc: Any,
+    predictor: Predictor | None,
 ) -> dict[str, Any]:
     import tensorflow as tf
 
@@ -507,13 +487,11 @@ def _meta(
         "quantize": quantize,
         "tensorflow_version": tf.__version__,
     }
-    if preproc is not None:
-        cls = type(preproc)
+    if predictor is not None:
+        labels = getattr(predictor.preproc, "labels", None)
         meta.update(
-            task=getattr(preproc, "task", None),
-            label_mode=getattr(preproc, "label_mode", None),
-            class_names=list(getattr(preproc, "class_names", None) or []),
-            preprocessor_class=f"{cls.__module__}:{cls.__qualname__}",
+            predictor=class_path(type(predictor)),
+            labels=None if labels is None else labels.get_config(),
         )
     return meta
 
@@ -528,154 +506,3 @@ def _info(path: str | os.PathLike, meta: dict[str, Any]) -> TFLiteExport:
         size_bytes=(folder / MODEL_FILE).stat().st_size,
         input_name=meta["input"]["name"],
     )
-
-
-class TFLitePredictor:
-    """Runs an `export_tflite` folder with the TFLite interpreter.
-
-    Tokenizes with the saved preprocessor (TensorFlow) when the tokenizer is not inside the
-    `.tflite` graph, and registers the tensorflow-text ops when it is. Build it with
-    `load_tflite`.
-
-    Args:
-        path: the export folder.
-        num_threads: interpreter threads; `None` lets TFLite choose (one thread).
-        batch_size: texts per interpreter call. Defaults to 32.
-
-    Raises:
-        ValueError: if the folder is not a ktlite TFLite export of a known version.
-    """
-
-    def __init__(
-        self, path: str | os.PathLike, num_threads: int | None = None, batch_size: int = 32
-    ) -> None:
-        folder = Path(path)
-        try:
-            meta = saving.read_json(folder / META_FILE)
-        except (OSError, ValueError) as err:
-            raise ValueError(
-                f"`path` is not a ktlite TFLite export ({err}). Received: path={str(folder)!r}"
-            ) from None
-        if (
-            not isinstance(meta, dict)
-            or meta.get("format") != FORMAT_NAME
-            or meta.get("format_version") != FORMAT_VERSION
-        ):
-            raise ValueError(
-                f"`path` holds an unknown TFLite export format. Expected {FORMAT_NAME!r} version "
-                f"{FORMAT_VERSION}. Received: {str(folder / META_FILE)!r}"
-            )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(
-                f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
-            )
-        self.meta = meta
-        self.batch_size = batch_size
-        self.tokenizer_inside = bool(meta["tokenizer_inside"])
-        self.class_names: list[str] = list(meta.get("class_names") or [])
-        self.label_mode: str | None = meta.get("label_mode")
-        self.labels = (
-            None if self.label_mode is None
-            else LabelEncoder(self.label_mode, self.class_names or None,
-                              int(meta["output"]["shape"][-1]))
-        )
-        self.preproc = None if self.tokenizer_inside else self._load_preproc(folder, meta)
-        self.interpreter = _make_interpreter(
-            saving.read_bytes(folder / MODEL_FILE), self.tokenizer_inside, num_threads
-        )
-        self._runner = self.interpreter.get_signature_runner(meta["signature"])
-
-    @staticmethod
-    def _load_preproc(folder: Path, meta: dict[str, Any]) -> Any:
-        spec = meta.get("preprocessor_class")
-        if spec is None:
-            return None
-        module, _, name = str(spec).partition(":")
-        if not module.startswith("ktlite.") or not name.isidentifier():
-            raise ValueError(
-                "`tflite.json` names a preprocessor class outside ktlite, which is refused. "
-                f"Received: preprocessor_class={spec!r}"
-            )
-        return getattr(importlib.import_module(module), name).load(str(folder))
-
-    def _inputs(self, batch: list[Any]) -> np.ndarray:
-        if self.tokenizer_inside:
-            return np.array(batch, dtype=object)
-        if self.preproc is not None:
-            return self.preproc.preprocess(batch)
-        return np.asarray(batch)
-
-    def predict_proba(self, inputs: Any) -> np.ndarray:
-        """Returns the model outputs (probabilities) for texts, or for model inputs.
-
-        Args:
-            inputs: a str or list of str for a predictor export; an array of model inputs
-                for a model export.
-
-        Returns:
-            A float32 array `(n, k)` (`(k,)` for a single string).
-
-        Example:
-            >>> load_tflite("tflite_int8").predict_proba(["a new text"])
-        """
-        single = isinstance(inputs, str)
-        items = [inputs] if single else list(inputs)
-        name = self.meta["input"]["name"]
-        out = self.meta["output"]["name"]
-        step = self.batch_size
-        chunks = [
-            self._runner(**{name: self._inputs(items[i : i + step])})[out]
-            for i in range(0, len(items), step)
-        ]
-        result = (
-            np.concatenate(chunks, axis=0)
-            if chunks
-            else np.zeros((0, self.meta["output"]["shape"][-1]), "float32")
-        )
-        return result[0] if single else result
-
-    def predict(self, inputs: Any) -> Any:
-        """Returns labels, decoded like `Predictor.predict`: a class name per text
-        (multiclass), `(label, probability)` pairs for every class (multilabel), or floats
-        (regression); class ids for a bare model's export.
-
-        Args:
-            inputs: a str or a list of str.
-
-        Returns:
-            One prediction for a str, a list for a list.
-
-        Example:
-            >>> load_tflite("tflite_int8").predict("a new text")
-            'noun.animal'
-        """
-        single = isinstance(inputs, str)
-        probs = np.atleast_2d(self.predict_proba([inputs] if single else inputs))
-        if self.label_mode is None:
-            preds: list[Any] = [int(i) for i in probs.argmax(axis=1)]
-        else:
-            preds = self.labels.decode(probs)
-        return preds[0] if single else preds
-
-
-def load_tflite(
-    path: str | os.PathLike, num_threads: int | None = None, batch_size: int = 32
-) -> TFLitePredictor:
-    """Loads an `export_tflite` folder for prediction in Python.
-
-    Args:
-        path: the export folder.
-        num_threads: interpreter threads; `None` (default) lets TFLite choose.
-        batch_size: texts per interpreter call. Defaults to 32.
-
-    Returns:
-        A `TFLitePredictor`.
-
-    Raises:
-        ValueError: if the folder is not a ktlite TFLite export.
-
-    Example:
-        >>> runner = load_tflite("exported_tflite")
-        >>> runner.predict(["a new text"])
-    """
-    return TFLitePredictor(path, num_threads=num_threads, batch_size=batch_size)

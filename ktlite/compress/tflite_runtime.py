@@ -1,0 +1,191 @@
+"""Running a ktlite TensorFlow Lite export: `load_tflite` and `TFLitePredictor`.
+
+The folder `ktlite.compress.tflite_export.export_tflite` writes holds `model.tflite` and
+`tflite.json` (format, signature, input/output, quantization, the predictor class and its
+labels), plus the preprocessor's files when the preprocessing stays outside the `.tflite`
+graph. Outputs are decoded through the same `ktlite.labels.LabelEncoder` as
+`Predictor.predict`, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ktlite import saving
+from ktlite.labels import LabelEncoder
+from ktlite.predictor import import_predictor_class
+
+__all__ = ["TFLitePredictor", "load_tflite"]
+
+MODEL_FILE = "model.tflite"
+META_FILE = "tflite.json"
+FORMAT_NAME = "ktlite-tflite"
+FORMAT_VERSION = 1
+
+
+def _make_interpreter(content: bytes, custom_ops: bool, num_threads: int | None) -> Any:
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        # tf.lite.Interpreter warns about its move to ai_edge_litert on every construction.
+        warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
+        if custom_ops:
+            import tensorflow_text as tf_text
+
+            # The public tf.lite.Interpreter takes no op registerers; this subclass does.
+            from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
+
+            return InterpreterWithCustomOps(
+                model_content=content,
+                custom_op_registerers=list(tf_text.tflite_registrar.SELECT_TFTEXT_OPS),
+                num_threads=num_threads,
+            )
+        return tf.lite.Interpreter(model_content=content, num_threads=num_threads)
+
+
+class TFLitePredictor:
+    """Runs an `export_tflite` folder with the TFLite interpreter.
+
+    Preprocesses with the saved preprocessor's `preprocess(inputs)` (TensorFlow) when the
+    preprocessing is not inside the `.tflite` graph, and registers the tensorflow-text ops
+    when it is. Build it with `load_tflite`.
+
+    Args:
+        path: the export folder.
+        num_threads: interpreter threads; `None` lets TFLite choose (one thread).
+        batch_size: texts per interpreter call. Defaults to 32.
+
+    Raises:
+        ValueError: if the folder is not a ktlite TFLite export of a known version.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, num_threads: int | None = None, batch_size: int = 32
+    ) -> None:
+        folder = Path(path)
+        try:
+            meta = saving.read_json(folder / META_FILE)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"`path` is not a ktlite TFLite export ({err}). Received: path={str(folder)!r}"
+            ) from None
+        if (
+            not isinstance(meta, dict)
+            or meta.get("format") != FORMAT_NAME
+            or meta.get("format_version") != FORMAT_VERSION
+        ):
+            raise ValueError(
+                f"`path` holds an unknown TFLite export format. Expected {FORMAT_NAME!r} version "
+                f"{FORMAT_VERSION}. Received: {str(folder / META_FILE)!r}"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(
+                f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
+            )
+        self.meta = meta
+        self.batch_size = batch_size
+        self.tokenizer_inside = bool(meta["tokenizer_inside"])
+        self.labels = None if meta.get("labels") is None else LabelEncoder.from_config(
+            meta["labels"]
+        )
+        self.label_mode = None if self.labels is None else self.labels.label_mode
+        self.class_names = [] if self.labels is None else list(self.labels.class_names or [])
+        self.preproc = None if self.tokenizer_inside else self._load_preproc(folder, meta)
+        self.interpreter = _make_interpreter(
+            saving.read_bytes(folder / MODEL_FILE), self.tokenizer_inside, num_threads
+        )
+        self._runner = self.interpreter.get_signature_runner(meta["signature"])
+
+    @staticmethod
+    def _load_preproc(folder: Path, meta: dict[str, Any]) -> Any:
+        if meta.get("predictor") is None:
+            return None
+        cls = import_predictor_class(meta["predictor"], str(folder / META_FILE))
+        return cls._load_preprocessor(folder)
+
+    def _inputs(self, batch: list[Any]) -> np.ndarray:
+        if self.tokenizer_inside:
+            return np.array(batch, dtype=object)
+        if self.preproc is not None:
+            return self.preproc.preprocess(batch)
+        return np.asarray(batch)
+
+    def predict_proba(self, inputs: Any) -> np.ndarray:
+        """Returns the model outputs (probabilities) for texts, or for model inputs.
+
+        Args:
+            inputs: a str or list of str for a predictor export; an array of model inputs
+                for a model export.
+
+        Returns:
+            A float32 array `(n, k)` (`(k,)` for a single string).
+
+        Example:
+            >>> load_tflite("tflite_int8").predict_proba(["a new text"])
+        """
+        single = isinstance(inputs, str)
+        items = [inputs] if single else list(inputs)
+        name = self.meta["input"]["name"]
+        out = self.meta["output"]["name"]
+        step = self.batch_size
+        chunks = [
+            self._runner(**{name: self._inputs(items[i : i + step])})[out]
+            for i in range(0, len(items), step)
+        ]
+        result = (
+            np.concatenate(chunks, axis=0)
+            if chunks
+            else np.zeros((0, self.meta["output"]["shape"][-1]), "float32")
+        )
+        return result[0] if single else result
+
+    def predict(self, inputs: Any) -> Any:
+        """Returns labels, decoded like `Predictor.predict`: a class name per text
+        (multiclass), `(label, probability)` pairs for every class (multilabel), or floats
+        (regression); class ids for a bare model's export.
+
+        Args:
+            inputs: a str or a list of str.
+
+        Returns:
+            One prediction for a str, a list for a list.
+
+        Example:
+            >>> load_tflite("tflite_int8").predict("a new text")
+            'noun.animal'
+        """
+        single = isinstance(inputs, str)
+        probs = np.atleast_2d(self.predict_proba([inputs] if single else inputs))
+        if self.label_mode is None:
+            preds: list[Any] = [int(i) for i in probs.argmax(axis=1)]
+        else:
+            preds = self.labels.decode(probs)
+        return preds[0] if single else preds
+
+
+def load_tflite(
+    path: str | os.PathLike, num_threads: int | None = None, batch_size: int = 32
+) -> TFLitePredictor:
+    """Loads an `export_tflite` folder for prediction in Python.
+
+    Args:
+        path: the export folder.
+        num_threads: interpreter threads; `None` (default) lets TFLite choose.
+        batch_size: texts per interpreter call. Defaults to 32.
+
+    Returns:
+        A `TFLitePredictor`.
+
+    Raises:
+        ValueError: if the folder is not a ktlite TFLite export.
+
+    Example:
+        >>> runner = load_tflite("exported_tflite")
+        >>> runner.predict(["a new text"])
+    """
+    return TFLitePredictor(path, num_threads=num_threads, batch_size=batch_size)
