@@ -296,8 +296,9 @@ class Learner:
                 f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r}"
             )
         steps = steps_per_epoch or self._train_steps()
-        # Policies count optimizer updates; with gradient accumulation an update takes
-        # several batches.
+        # Policies count optimizer updates. With ktlite's gradient accumulation an update
+        # takes several batches and every epoch ends on one (its last group may be shorter),
+        # so an epoch makes ceil(steps / accumulation) updates.
         updates = -(-steps // _distribute().accumulation_steps(self.model))
         policy_callback = PolicyCallback(make_policy(updates))
         guard = NonFiniteGuard()
