@@ -201,10 +201,10 @@ class Learner:
     ) -> Any:
         """Sweeps the learning rate exponentially per batch to find a good one.
 
-        Delegates to `ktlite.lr.find_lr`: the weights, optimizer variables and learning rate
-        are exactly the same afterwards. With ktlite's gradient accumulation the sweep runs
-        with accumulation paused (one update per batch), so its suggestions are for the
-        per-step `batch_size`; see `ktlite.optimizers.scale_lr` for the effective batch.
+        Delegates to `ktlite.lr.find_lr`: the weights, metrics, optimizer variables and
+        learning rate are exactly the same afterwards. With ktlite's gradient accumulation
+        the sweep runs with accumulation paused (one update per batch), so its suggestions
+        are for the per-step `batch_size`; see `ktlite.optimizers.scale_lr` for the effective batch.
 
         Args:
             start_lr: first learning rate of the sweep. Default 1e-7.
@@ -311,6 +311,8 @@ class Learner:
         val = None
         if self.val_data is not None:
             val, _ = self._cached("val", self.val_data, False)
+        optimizer = model_tools.inner_optimizer(self.model.optimizer)
+        lr_before = keras.ops.convert_to_numpy(optimizer.learning_rate).copy()
         try:
             self.history = self.model.fit(
                 train,
@@ -324,10 +326,33 @@ class Learner:
             )
         except BaseException:
             self._after_interrupt(policy_callback, guard, own)
+            with contextlib.suppress(Exception):
+                optimizer.learning_rate = lr_before
             raise
         finally:
             self.step_history = {k: list(v) for k, v in policy_callback.history.items()}
         return self.history
+
+    def _check_monitor(self, monitor: str) -> None:
+        """Refuses a `monitor` no epoch will log: early stopping would never act on it."""
+        if monitor in ("loss", "val_loss"):
+            return
+        if type(self.model).train_step is not keras.Model.train_step:
+            return  # a custom train step may log anything
+        try:
+            names = list(self.model.get_metrics_result())
+        except ValueError:
+            # Compiled metrics get their names when first built, from one batch.
+            data = self.val_data if self.val_data is not None else self.train_data
+            dataset, _ = self._dataset(data, training=False)
+            names = list(self.model.evaluate(dataset.take(1), verbose=0, return_dict=True))
+        if self.val_data is not None:
+            names += [f"val_{name}" for name in names]
+        if monitor not in names:
+            raise ValueError(
+                f"`monitor` must be a value the fit logs: one of {sorted(names)}. "
+                f"Received: monitor={monitor!r}"
+            )
 
     def _after_interrupt(self, policy_callback: Any, guard: NonFiniteGuard, own: list) -> None:
         """Keras skips `on_train_end` when fit raises: finish the callbacks' clean-up here.
@@ -358,8 +383,9 @@ class Learner:
         The learning rate rises from `lr / div` to `lr` over the first `pct_start` of all
         steps and falls to `lr / div_final`; momentum (`beta_1` or SGD momentum) moves
         inversely between `moms[0]` and `moms[1]`. A NaN/inf loss stops training and restores
-        the last good weights. On `KeyboardInterrupt` the weights stay as they are (the
-        optimizer's hyperparameters are put back) and the interrupt propagates.
+        the last good weights. On `KeyboardInterrupt` (or any error) the weights stay as they
+        are, the optimizer's learning rate and momentum are put back to their values before
+        the fit, and the interrupt propagates.
 
         Args:
             lr: peak learning rate.
@@ -413,7 +439,8 @@ class Learner:
         learning rate is multiplied by `reduce_factor` after `reduce_on_plateau` epochs
         without improvement (default 2). With a number of epochs both are off unless given.
         The weights of the best epoch by `monitor` are restored at the end, also on
-        `KeyboardInterrupt` (which then propagates) and after a NaN/inf loss.
+        `KeyboardInterrupt` (which then propagates, with the optimizer's learning rate and
+        momentum put back) and after a NaN/inf loss.
 
         Args:
             lr: peak learning rate of each cycle.
@@ -422,7 +449,9 @@ class Learner:
             reduce_on_plateau: patience before lowering the peak, or `None`; 0 turns it off.
             reduce_factor: multiplier for the peak on a plateau. Default 0.5.
             monitor: the log value that decides "best". Default `"val_loss"` (needs
-                `val_data`); accuracy-like names are maximised.
+                `val_data`); accuracy-like names are maximised. It must be one of the values
+                the fit logs: `"loss"`, the compiled metrics' names, and the same with
+                `"val_"` before them when there is validation data.
             checkpoint_folder: when set, the best model is saved atomically to
                 `checkpoint_folder/best.keras` each time it improves.
             moms: `(high, low)` momentum, or `None`.
@@ -432,8 +461,9 @@ class Learner:
             The Keras `History`.
 
         Raises:
-            ValueError: if `monitor` needs validation data that is missing, or training
-                could never stop (`epochs=None` with `early_stopping=0`).
+            ValueError: if `monitor` needs validation data that is missing or is not a value
+                the fit logs, or training could never stop (`epochs=None` with
+                `early_stopping=0`).
 
         Example:
             >>> learner.autofit(1e-3)  # until val_loss stops improving
@@ -446,6 +476,7 @@ class Learner:
                 f"`monitor={monitor!r}` needs validation data: pass `val_data` to get_learner "
                 "or monitor a training value such as monitor='loss'."
             )
+        self._check_monitor(monitor)
         if early_stopping is None and epochs is None:
             early_stopping = 5
         if reduce_on_plateau is None and epochs is None:
