@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,12 @@ AUTOFIT_MAX_EPOCHS = 1000
 _PLOT_KINDS = {"lr": "lrs", "momentum": "momentums", "loss": "losses"}
 
 
+def _static_batches(dataset: tf.data.Dataset) -> bool:
+    """Whether every tensor of the dataset's batches has a known batch size."""
+    specs = tf.nest.flatten(dataset.element_spec)
+    return all(spec.shape.rank and spec.shape[0] is not None for spec in specs)
+
+
 def _distribute() -> Any:
     """`ktlite.distribute`, imported when first needed."""
     return importlib.import_module("ktlite.distribute")
@@ -52,6 +59,8 @@ class Learner:
         train_data, val_data: the data as given (in-memory data converted to a
             `TaskDataset`).
         batch_size, eval_batch_size: global batch sizes for training and evaluation.
+        drop_remainder: whether training batches all have the full `batch_size` (static
+            shapes; on by default under `TPUStrategy`).
         strategy: the `tf.distribute.Strategy` the model trains under.
         history: the Keras `History` of the last fit.
         step_history: per-step `"lrs"`, `"momentums"` and `"losses"` of the last fit.
@@ -72,6 +81,7 @@ class Learner:
         shuffle: bool = True,
         seed: int | None = None,
         verbose: int = 1,
+        drop_remainder: bool | None = None,
     ) -> None:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.eval_batch_size = (
@@ -90,6 +100,14 @@ class Learner:
         if self.seed is None and _distribute().is_multi_worker(self.strategy):
             # Every worker must shuffle the same way, or their shards overlap.
             self.seed = 0
+        if drop_remainder is None:
+            drop_remainder = _distribute().needs_static_shapes(self.strategy)
+        if not isinstance(drop_remainder, bool):
+            raise TypeError(
+                "`drop_remainder` must be None or a bool. "
+                f"Received: drop_remainder={drop_remainder!r}"
+            )
+        self.drop_remainder = drop_remainder
         self.train_data = self._check_data(train_data, "train_data")
         self.val_data = None if val_data is None else self._check_data(val_data, "val_data")
         self.history: keras.callbacks.History | None = None
@@ -140,18 +158,29 @@ class Learner:
         """The one place where ktlite turns data into the dataset the model sees.
 
         Batches with the global `batch_size` (training) or `eval_batch_size`, shuffles only
-        for training. Under a multi-replica strategy, Keras splits each global batch over the
-        replicas when it distributes this dataset.
+        for training. With `drop_remainder` every training batch has the full batch size, so
+        its shape is static (TPUs compile for fixed shapes). Under a multi-replica strategy,
+        Keras splits each global batch over the replicas when it distributes this dataset.
         """
         batch_size = self.batch_size if training else self.eval_batch_size
-        return make_dataset(
+        static = training and self.drop_remainder
+        dataset, n = make_dataset(
             data,
             batch_size,
             shuffle=training and self.shuffle,
             seed=self.seed,
+            drop_remainder=static,
             repeat=repeat,
             batched=self._batched_hint(data),
         )
+        if static and not _static_batches(dataset):
+            warnings.warn(
+                "`drop_remainder` is on (the strategy compiles for fixed shapes) but the "
+                "training dataset brings its own batches, whose size is not static. Batch it "
+                "with `.batch(batch_size, drop_remainder=True)`.",
+                stacklevel=3,
+            )
+        return dataset, n
 
     def _batched_hint(self, data: Any) -> bool | None:
         """For a dataset with no batching step, whether its items have the model's rank."""
@@ -186,6 +215,12 @@ class Learner:
                 # Telling Keras the length avoids its "ran out of data" warning each fit.
                 counted = dataset.apply(tf.data.experimental.assert_cardinality(steps))
                 self._cache["train"] = (counted, self._cache["train"][1])
+            if steps == 0:
+                raise ValueError(
+                    "`train_data` holds fewer samples than one batch, and `drop_remainder` "
+                    "drops the incomplete batch, so an epoch would train nothing: lower "
+                    f"`batch_size`. Received: batch_size={self.batch_size}"
+                )
             self._steps_cache = steps
         return self._steps_cache
 
@@ -871,6 +906,7 @@ def get_learner(
     shuffle: bool = True,
     seed: int | None = None,
     verbose: int = 1,
+    drop_remainder: bool | None = None,
 ) -> Learner:
     """Wraps a compiled Keras model and its data in a `Learner`.
 
@@ -901,12 +937,16 @@ def get_learner(
         shuffle: reshuffle in-memory training data every epoch. Default `True`.
         seed: shuffle seed. Default `None`.
         verbose: 0 silent, 1 progress bars, 2 one line per epoch. Default 1.
+        drop_remainder: drop the last, incomplete training batch of each epoch, so that every
+            batch has a static shape. `None` (default): only under a strategy that compiles
+            for fixed shapes (`TPUStrategy`, see `ktlite.distribute.needs_static_shapes`).
 
     Returns:
         A `Learner`.
 
     Raises:
-        TypeError: for a non-Keras model or data of an unsupported type.
+        TypeError: for a non-Keras model, data of an unsupported type, or a `drop_remainder`
+            that is not None or a bool.
         ValueError: for an uncompiled model, empty data, x/y length mismatch, a batch size
             that is not a positive int, NaN/inf values or labels that do not fit the model.
         NotImplementedError: for distribution settings when `ktlite.distribute` is missing.
@@ -929,4 +969,5 @@ def get_learner(
         shuffle=shuffle,
         seed=seed,
         verbose=verbose,
+        drop_remainder=drop_remainder,
     )

@@ -34,6 +34,7 @@ from ktlite.distribute.strategy import (
     describe,
     get_strategy,
     is_multi_worker,
+    needs_static_shapes,
     num_replicas,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "get_strategy",
     "is_multi_worker",
     "local_tf_config",
+    "needs_static_shapes",
     "num_replicas",
     "paused_accumulation",
     "prepare_model",
