@@ -9,8 +9,7 @@ exports (float32, dynamic, int8):
 - size on disk: the model as `.keras` without optimizer state (an uncompiled copy; Keras'
   `save_weights` would include the optimizer) or `model.tflite`; the same file gzipped
   (unstructured zeros only shrink a compressed file); and the predictor folder as
-  `predictor.save` writes it (its `model.keras` keeps a compiled model's Adam moments,
-  about 2x the weights; the quantized copies are uncompiled),
+  `predictor.save` writes it (model without optimizer state, vocabulary, JSON files),
 - median single-text latency (`predict_proba([text])`, 200 calls after warm-up),
 - batch throughput (texts/s, 4,096 test texts, batch 128),
 - test accuracy on all 11,908 test texts.
@@ -20,6 +19,16 @@ student keeps >= 97% of the teacher's accuracy.
 
 Usage: python benchmarks/compress.py [--train 20000] [--epochs 3] [--data ../shared/data]
        python benchmarks/compress.py --mask-overhead   # step cost of the in-graph masks
+       python benchmarks/compress.py --folder-sizes    # predictor folder sizes only (~1 min)
+
+`--folder-sizes` saves the untrained original, its Keras int8/int4 copies and the student
+(each with a built optimizer, as after training) and prints their predictor folder sizes:
+sizes do not depend on the weights' values, and a pruned model saves like the original.
+
+Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from `--data`
+(default ../shared/data). To rebuild it from a clone of ktlite:
+    sudo apt-get install wordnet-base
+    python benchmarks/make_wordnet_lexnames.py --out ../shared/data
 """
 
 from __future__ import annotations
@@ -167,6 +176,37 @@ def fresh_copy(teacher, trn, preproc, lr: float):
     return model
 
 
+def folder_sizes(args) -> None:
+    """Prints the predictor folder size of each architecture in the table (no training)."""
+    import keras
+
+    import ktlite
+    from ktlite import compress, text
+
+    keras.utils.set_random_seed(args.seed)
+    x_train, y_train = subset(*read_split(args.data, "train"), args.train, args.seed)
+    x_val, y_val = subset(*read_split(args.data, "val"), args.val, args.seed)
+    trn, val, preproc = text.texts_from_array(x_train, y_train, x_val, y_val, verbose=0)
+    teacher = text.text_classifier("transformer", trn, preproc=preproc, verbose=0)
+    student = text.text_classifier("transformer", trn, preproc=preproc, embed_dim=32,
+                                   num_heads=2, num_layers=1, ff_dim=128, verbose=0)
+    work = Path(tempfile.mkdtemp(prefix="ktlite_sizes_"))
+    predictors = {}
+    for name, model in (("original", teacher), ("distilled student", student)):
+        ktlite.get_learner(model, trn, val, verbose=0)  # builds the optimizer's variables
+        predictors[name] = ktlite.get_predictor(model, preproc)
+    for mode in ("int8", "int4"):
+        predictors[f"Keras {mode}"] = compress.quantize_predictor(predictors["original"], mode)
+    print("| variant | params | predictor folder |")
+    print("| --- | --- | --- |")
+    for i, (name, predictor) in enumerate(predictors.items()):
+        folder = work / f"p{i}"
+        predictor.save(folder)
+        params = predictor.model.count_params()
+        print(f"| {name} | {params:,} | {folder_bytes(folder) / 1e6:.2f} MB |")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def mask_overhead(steps: int = 100, rounds: int = 3) -> None:
     """CPU time per train step of the default-size Transformer with and without the masks.
 
@@ -228,9 +268,15 @@ def main() -> None:
     parser.add_argument(
         "--mask-overhead", action="store_true", help="only measure the pruning masks' step cost"
     )
+    parser.add_argument(
+        "--folder-sizes", action="store_true", help="only measure predictor folder sizes"
+    )
     args = parser.parse_args()
     if args.mask_overhead:
         mask_overhead()
+        return
+    if args.folder_sizes:
+        folder_sizes(args)
         return
 
     import keras

@@ -9,6 +9,11 @@ seconds per text).
 
 Run from the repository root:
     .venv/bin/python benchmarks/explain.py --predictor /tmp/p   # reuse (or create) /tmp/p
+
+Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
+../shared/data (beside the repository). To rebuild it from a clone of ktlite:
+    sudo apt-get install wordnet-base
+    python benchmarks/make_wordnet_lexnames.py --out ../shared/data
 """
 
 from __future__ import annotations

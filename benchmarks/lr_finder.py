@@ -31,6 +31,12 @@ validation samples; scores are averaged over folds (the finder runs once per fol
 Run (about 35 minutes on 2 idle CPU cores, 27 of them for the Transformer, 3 for the GRU):
     python benchmarks/lr_finder.py
     python benchmarks/lr_finder.py --tasks digits --folds 2     # quick look
+
+Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
+../shared/data (beside the repository) for the `wordnet` and `transformer` tasks. To
+rebuild it from a clone of ktlite:
+    sudo apt-get install wordnet-base
+    python benchmarks/make_wordnet_lexnames.py --out ../shared/data
 """
 
 from __future__ import annotations

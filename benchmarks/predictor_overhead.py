@@ -13,6 +13,11 @@ timed too, for reference. The model is untrained: timing does not depend on the 
 
 Usage: python benchmarks/predictor_overhead.py [--data ../shared/data] [--repeats 7]
 The last lines printed are Markdown, ready to append to benchmarks/RESULTS.md.
+
+Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
+`--data` (default ../shared/data). To rebuild it from a clone of ktlite:
+    sudo apt-get install wordnet-base
+    python benchmarks/make_wordnet_lexnames.py --out ../shared/data
 """
 
 from __future__ import annotations

@@ -14,6 +14,12 @@ neighbours than the wall clock). Loopback only; bounded in request count and tim
 Run from the repository root:
     .venv/bin/python benchmarks/serve.py                       # train, then measure
     .venv/bin/python benchmarks/serve.py --predictor /tmp/p    # reuse (or create) /tmp/p
+
+Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
+../shared/data (beside the repository) when it trains its model. To rebuild it from a
+clone of ktlite:
+    sudo apt-get install wordnet-base
+    python benchmarks/make_wordnet_lexnames.py --out ../shared/data
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ Both are trained on the 93,822 training texts; ktlite tunes nothing on the test 
 validation data is the separate val split); both are scored on the 11,908 test texts.
 
 Usage: python benchmarks/text_accuracy.py [--epochs N] [--lr LR] [--data ../shared/data]
+
+Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
+`--data` (default ../shared/data). To rebuild it from a clone of ktlite:
+    sudo apt-get install wordnet-base
+    python benchmarks/make_wordnet_lexnames.py --out ../shared/data
 """
 
 from __future__ import annotations

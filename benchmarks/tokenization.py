@@ -10,6 +10,11 @@
 
 Usage:
     python benchmarks/tokenization.py [--data PATH] [--steps 200] [--batch-size 32]
+
+Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
+`--data` (default ../shared/data). To rebuild it from a clone of ktlite:
+    sudo apt-get install wordnet-base
+    python benchmarks/make_wordnet_lexnames.py --out ../shared/data
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ Target: <= 5 s for ktlite on 2 cores.
 
 Usage:
     python benchmarks/vocab.py [--subsets 2500 10000] [--repeats 3] [--data PATH]
+
+Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
+`--data` (default ../shared/data). To rebuild it from a clone of ktlite:
+    sudo apt-get install wordnet-base
+    python benchmarks/make_wordnet_lexnames.py --out ../shared/data
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,12 @@ AUTOFIT_MAX_EPOCHS = 1000
 _PLOT_KINDS = {"lr": "lrs", "momentum": "momentums", "loss": "losses"}
 
 
+def _static_batches(dataset: tf.data.Dataset) -> bool:
+    """Whether every tensor of the dataset's batches has a known batch size."""
+    specs = tf.nest.flatten(dataset.element_spec)
+    return all(spec.shape.rank and spec.shape[0] is not None for spec in specs)
+
+
 def _distribute() -> Any:
     """`ktlite.distribute`, imported when first needed."""
     return importlib.import_module("ktlite.distribute")
@@ -52,6 +59,8 @@ class Learner:
         train_data, val_data: the data as given (in-memory data converted to a
             `TaskDataset`).
         batch_size, eval_batch_size: global batch sizes for training and evaluation.
+        drop_remainder: whether training batches all have the full `batch_size` (static
+            shapes; on by default under `TPUStrategy`).
         strategy: the `tf.distribute.Strategy` the model trains under.
         history: the Keras `History` of the last fit.
         step_history: per-step `"lrs"`, `"momentums"` and `"losses"` of the last fit.
@@ -72,6 +81,7 @@ class Learner:
         shuffle: bool = True,
         seed: int | None = None,
         verbose: int = 1,
+        drop_remainder: bool | None = None,
     ) -> None:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.eval_batch_size = (
@@ -90,6 +100,14 @@ class Learner:
         if self.seed is None and _distribute().is_multi_worker(self.strategy):
             # Every worker must shuffle the same way, or their shards overlap.
             self.seed = 0
+        if drop_remainder is None:
+            drop_remainder = _distribute().needs_static_shapes(self.strategy)
+        if not isinstance(drop_remainder, bool):
+            raise TypeError(
+                "`drop_remainder` must be None or a bool. "
+                f"Received: drop_remainder={drop_remainder!r}"
+            )
+        self.drop_remainder = drop_remainder
         self.train_data = self._check_data(train_data, "train_data")
         self.val_data = None if val_data is None else self._check_data(val_data, "val_data")
         self.history: keras.callbacks.History | None = None
@@ -140,18 +158,29 @@ class Learner:
         """The one place where ktlite turns data into the dataset the model sees.
 
         Batches with the global `batch_size` (training) or `eval_batch_size`, shuffles only
-        for training. Under a multi-replica strategy, Keras splits each global batch over the
-        replicas when it distributes this dataset.
+        for training. With `drop_remainder` every training batch has the full batch size, so
+        its shape is static (TPUs compile for fixed shapes). Under a multi-replica strategy,
+        Keras splits each global batch over the replicas when it distributes this dataset.
         """
         batch_size = self.batch_size if training else self.eval_batch_size
-        return make_dataset(
+        static = training and self.drop_remainder
+        dataset, n = make_dataset(
             data,
             batch_size,
             shuffle=training and self.shuffle,
             seed=self.seed,
+            drop_remainder=static,
             repeat=repeat,
             batched=self._batched_hint(data),
         )
+        if static and not _static_batches(dataset):
+            warnings.warn(
+                "`drop_remainder` is on (the strategy compiles for fixed shapes) but the "
+                "training dataset brings its own batches, whose size is not static. Batch it "
+                "with `.batch(batch_size, drop_remainder=True)`.",
+                stacklevel=3,
+            )
+        return dataset, n
 
     def _batched_hint(self, data: Any) -> bool | None:
         """For a dataset with no batching step, whether its items have the model's rank."""
@@ -186,6 +215,12 @@ class Learner:
                 # Telling Keras the length avoids its "ran out of data" warning each fit.
                 counted = dataset.apply(tf.data.experimental.assert_cardinality(steps))
                 self._cache["train"] = (counted, self._cache["train"][1])
+            if steps == 0:
+                raise ValueError(
+                    "`train_data` holds fewer samples than one batch, and `drop_remainder` "
+                    "drops the incomplete batch, so an epoch would train nothing: lower "
+                    f"`batch_size`. Received: batch_size={self.batch_size}"
+                )
             self._steps_cache = steps
         return self._steps_cache
 
@@ -201,10 +236,10 @@ class Learner:
     ) -> Any:
         """Sweeps the learning rate exponentially per batch to find a good one.
 
-        Delegates to `ktlite.lr.find_lr`: the weights, optimizer variables and learning rate
-        are exactly the same afterwards. With ktlite's gradient accumulation the sweep runs
-        with accumulation paused (one update per batch), so its suggestions are for the
-        per-step `batch_size`; see `ktlite.optimizers.scale_lr` for the effective batch.
+        Delegates to `ktlite.lr.find_lr`: the weights, metrics, optimizer variables and
+        learning rate are exactly the same afterwards. With ktlite's gradient accumulation
+        the sweep runs with accumulation paused (one update per batch), so its suggestions
+        are for the per-step `batch_size`; see `ktlite.optimizers.scale_lr` for the effective batch.
 
         Args:
             start_lr: first learning rate of the sweep. Default 1e-7.
@@ -296,8 +331,9 @@ class Learner:
                 f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r}"
             )
         steps = steps_per_epoch or self._train_steps()
-        # Policies count optimizer updates; with gradient accumulation an update takes
-        # several batches.
+        # Policies count optimizer updates. With ktlite's gradient accumulation an update
+        # takes several batches and every epoch ends on one (its last group may be shorter),
+        # so an epoch makes ceil(steps / accumulation) updates.
         updates = -(-steps // _distribute().accumulation_steps(self.model))
         policy_callback = PolicyCallback(make_policy(updates))
         guard = NonFiniteGuard()
@@ -310,6 +346,8 @@ class Learner:
         val = None
         if self.val_data is not None:
             val, _ = self._cached("val", self.val_data, False)
+        optimizer = model_tools.inner_optimizer(self.model.optimizer)
+        lr_before = keras.ops.convert_to_numpy(optimizer.learning_rate).copy()
         try:
             self.history = self.model.fit(
                 train,
@@ -323,10 +361,33 @@ class Learner:
             )
         except BaseException:
             self._after_interrupt(policy_callback, guard, own)
+            with contextlib.suppress(Exception):
+                optimizer.learning_rate = lr_before
             raise
         finally:
             self.step_history = {k: list(v) for k, v in policy_callback.history.items()}
         return self.history
+
+    def _check_monitor(self, monitor: str) -> None:
+        """Refuses a `monitor` no epoch will log: early stopping would never act on it."""
+        if monitor in ("loss", "val_loss"):
+            return
+        if type(self.model).train_step is not keras.Model.train_step:
+            return  # a custom train step may log anything
+        try:
+            names = list(self.model.get_metrics_result())
+        except ValueError:
+            # Compiled metrics get their names when first built, from one batch.
+            data = self.val_data if self.val_data is not None else self.train_data
+            dataset, _ = self._dataset(data, training=False)
+            names = list(self.model.evaluate(dataset.take(1), verbose=0, return_dict=True))
+        if self.val_data is not None:
+            names += [f"val_{name}" for name in names]
+        if monitor not in names:
+            raise ValueError(
+                f"`monitor` must be a value the fit logs: one of {sorted(names)}. "
+                f"Received: monitor={monitor!r}"
+            )
 
     def _after_interrupt(self, policy_callback: Any, guard: NonFiniteGuard, own: list) -> None:
         """Keras skips `on_train_end` when fit raises: finish the callbacks' clean-up here.
@@ -357,8 +418,9 @@ class Learner:
         The learning rate rises from `lr / div` to `lr` over the first `pct_start` of all
         steps and falls to `lr / div_final`; momentum (`beta_1` or SGD momentum) moves
         inversely between `moms[0]` and `moms[1]`. A NaN/inf loss stops training and restores
-        the last good weights. On `KeyboardInterrupt` the weights stay as they are (the
-        optimizer's hyperparameters are put back) and the interrupt propagates.
+        the last good weights. On `KeyboardInterrupt` (or any error) the weights stay as they
+        are, the optimizer's learning rate and momentum are put back to their values before
+        the fit, and the interrupt propagates.
 
         Args:
             lr: peak learning rate.
@@ -412,7 +474,8 @@ class Learner:
         learning rate is multiplied by `reduce_factor` after `reduce_on_plateau` epochs
         without improvement (default 2). With a number of epochs both are off unless given.
         The weights of the best epoch by `monitor` are restored at the end, also on
-        `KeyboardInterrupt` (which then propagates) and after a NaN/inf loss.
+        `KeyboardInterrupt` (which then propagates, with the optimizer's learning rate and
+        momentum put back) and after a NaN/inf loss.
 
         Args:
             lr: peak learning rate of each cycle.
@@ -421,7 +484,9 @@ class Learner:
             reduce_on_plateau: patience before lowering the peak, or `None`; 0 turns it off.
             reduce_factor: multiplier for the peak on a plateau. Default 0.5.
             monitor: the log value that decides "best". Default `"val_loss"` (needs
-                `val_data`); accuracy-like names are maximised.
+                `val_data`); accuracy-like names are maximised. It must be one of the values
+                the fit logs: `"loss"`, the compiled metrics' names, and the same with
+                `"val_"` before them when there is validation data.
             checkpoint_folder: when set, the best model is saved atomically to
                 `checkpoint_folder/best.keras` each time it improves.
             moms: `(high, low)` momentum, or `None`.
@@ -431,8 +496,9 @@ class Learner:
             The Keras `History`.
 
         Raises:
-            ValueError: if `monitor` needs validation data that is missing, or training
-                could never stop (`epochs=None` with `early_stopping=0`).
+            ValueError: if `monitor` needs validation data that is missing or is not a value
+                the fit logs, or training could never stop (`epochs=None` with
+                `early_stopping=0`).
 
         Example:
             >>> learner.autofit(1e-3)  # until val_loss stops improving
@@ -445,6 +511,7 @@ class Learner:
                 f"`monitor={monitor!r}` needs validation data: pass `val_data` to get_learner "
                 "or monitor a training value such as monitor='loss'."
             )
+        self._check_monitor(monitor)
         if early_stopping is None and epochs is None:
             early_stopping = 5
         if reduce_on_plateau is None and epochs is None:
@@ -812,6 +879,7 @@ def get_learner(
     shuffle: bool = True,
     seed: int | None = None,
     verbose: int = 1,
+    drop_remainder: bool | None = None,
 ) -> Learner:
     """Wraps a compiled Keras model and its data in a `Learner`.
 
@@ -842,12 +910,16 @@ def get_learner(
         shuffle: reshuffle in-memory training data every epoch. Default `True`.
         seed: shuffle seed. Default `None`.
         verbose: 0 silent, 1 progress bars, 2 one line per epoch. Default 1.
+        drop_remainder: drop the last, incomplete training batch of each epoch, so that every
+            batch has a static shape. `None` (default): only under a strategy that compiles
+            for fixed shapes (`TPUStrategy`, see `ktlite.distribute.needs_static_shapes`).
 
     Returns:
         A `Learner`.
 
     Raises:
-        TypeError: for a non-Keras model or data of an unsupported type.
+        TypeError: for a non-Keras model, data of an unsupported type, or a `drop_remainder`
+            that is not None or a bool.
         ValueError: for an uncompiled model, empty data, x/y length mismatch, a batch size
             that is not a positive int, NaN/inf values or labels that do not fit the model.
         NotImplementedError: for distribution settings when `ktlite.distribute` is missing.
@@ -870,4 +942,5 @@ def get_learner(
         shuffle=shuffle,
         seed=seed,
         verbose=verbose,
+        drop_remainder=drop_remainder,
     )

@@ -63,7 +63,7 @@ def test_a_keras_learning_rate_schedule_counts_updates():
 def test_reset_drops_partly_accumulated_gradients():
     x, y = data()
     model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
-    model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)  # half a group
+    model.train_on_batch(x[:8], y[:8])  # half a group
     distribute.reset_accumulation(model)
     reference = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
     for model_ in (model, reference):
@@ -125,7 +125,7 @@ def test_accumulators_live_in_the_strategy_scope():
 def test_paused_accumulation_updates_every_batch_and_then_resumes():
     x, y = data()
     model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
-    model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)  # half a group, dropped
+    model.train_on_batch(x[:8], y[:8])  # half a group, dropped
     with distribute.paused_accumulation(model):
         model.fit(x[:32], y[:32], batch_size=8, epochs=1, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 4
@@ -167,3 +167,54 @@ def test_learner_lr_find_pauses_accumulation_and_restores_everything():
     assert distribute.accumulation_steps(learner.model) == 2
     learner.fit_onecycle(1e-2, epochs=1)
     assert int(learner.model.optimizer.iterations.numpy()) == 4
+
+
+def test_an_epoch_shorter_than_one_group_still_trains():
+    from ktlite import get_learner
+
+    x, y = data(80)
+    model = regression_model(keras.optimizers.Adam(1e-3))
+    before = model.get_weights()
+    learner = get_learner(model, (x, y), batch_size=128, gradient_accumulation_steps=4,
+                          verbose=0)
+    learner.fit_onecycle(1e-2, 3)  # one batch per epoch, four batches per group
+    assert int(learner.model.optimizer.iterations.numpy()) == 3
+    assert all(not np.allclose(a, b) for a, b in zip(before, learner.model.get_weights()))
+    assert learner.step_history["lrs"][-1] == pytest.approx(1e-2 / 1e4)
+
+
+def test_the_short_last_group_of_an_epoch_is_applied_as_its_own_mean():
+    x, y = data(40)
+    reference = regression_model()
+    for _ in range(2):  # groups per epoch: batches 1+2, 3+4, then 5 alone
+        reference.fit(x[:32], y[:32], batch_size=16, epochs=1, shuffle=False, verbose=0)
+        reference.fit(x[32:], y[32:], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 6
+    for a, b in zip(reference.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_schedule_is_planned_on_the_updates_that_run_and_reaches_its_last_rate():
+    from ktlite import get_learner
+
+    x, y = data(40)
+    learner = get_learner(regression_model(keras.optimizers.Adam(1e-3)), (x, y),
+                          batch_size=8, gradient_accumulation_steps=2, shuffle=False,
+                          verbose=0)
+    learner.fit_onecycle(1e-2, epochs=2, div=10.0, div_final=100.0)  # 5 batches an epoch
+    lrs = learner.step_history["lrs"]
+    assert len(lrs) == 6 == int(learner.model.optimizer.iterations.numpy())
+    assert lrs[0] == pytest.approx(1e-3)
+    assert lrs[-1] == pytest.approx(1e-4)
+    assert max(lrs) == pytest.approx(1e-2, rel=0.05)
+
+
+def test_an_epoch_of_unknown_length_carries_its_last_group_with_a_warning():
+    x, y = data(40)
+    unknown = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(8)
+    model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
+    with pytest.warns(UserWarning, match="Epoch 1 ended with 1 of 2 .*assert_cardinality"):
+        model.fit(unknown, epochs=2, shuffle=False, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 5  # 10 batches: 1+2, ..., 9+10

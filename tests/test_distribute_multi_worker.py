@@ -58,12 +58,30 @@ def load_weights(path):
         return [stored[f"arr_{i}"] for i in range(len(stored.files))]
 
 
+def one_process_fit_onecycle(start):
+    """The workers' `fit_onecycle`, run in this process over the same global batches."""
+    import keras
+
+    from ktlite import get_learner
+
+    model = build_model(keras, keras.optimizers.Adam(learning_rate=1e-3))
+    model.set_weights(start)
+    learner = get_learner(model, make_data(), batch_size=GLOBAL_BATCH, shuffle=False, verbose=0)
+    learner.fit_onecycle(5e-2, epochs=3)
+    return learner.model.get_weights()
+
+
 def test_two_workers_fit_onecycle_to_identical_weights_and_a_falling_loss(tmp_path):
-    initial_weights(tmp_path)
+    start = initial_weights(tmp_path)
     run_two_workers("fit_onecycle", tmp_path)
     w0, w1 = (load_weights(tmp_path / f"worker{i}.npz") for i in (0, 1))
     for a, b in zip(w0, w1):
         np.testing.assert_array_equal(a, b)
+    # Two workers of half a batch each train like one process on the whole batches (both
+    # unshuffled, so the global batches are the same): the all-reduce computes the mean.
+    for worker, single, before in zip(w0, one_process_fit_onecycle(start), start):
+        assert not np.allclose(worker, before)
+        np.testing.assert_allclose(worker, single, rtol=1e-4, atol=1e-5)
     reports = [json.loads((tmp_path / f"worker{i}.json").read_text()) for i in (0, 1)]
     assert reports[0] == reports[1]
     losses = reports[0]["losses"]
@@ -132,8 +150,9 @@ def _worker(mode, folder):
 
         model = build_model(keras, keras.optimizers.Adam(learning_rate=1e-3))
         model.set_weights(load_weights(os.path.join(folder, "init.npz")))
+        # Unshuffled, so that a one-process run sees the same global batches.
         learner = get_learner(model, (x, y), batch_size=GLOBAL_BATCH, strategy="auto",
-                              seed=0, verbose=0)
+                              shuffle=False, verbose=0)
         history = learner.fit_onecycle(5e-2, epochs=3)
         model = learner.model
         report = {

@@ -132,10 +132,22 @@ def test_autofit_saves_best_model_to_checkpoint_folder(tmp_path):
     _assert_weights_equal(learner.model, saved.get_weights())
 
 
+def test_autofit_refuses_a_monitor_the_fit_does_not_log_and_names_those_it_does():
+    learner = _learner()
+    before = learner.model.get_weights()
+    with pytest.raises(ValueError, match=r"'val_accuracy'.*monitor='val_nothing'"):
+        learner.autofit(1e-3, 1, monitor="val_nothing")
+    _assert_weights_equal(learner.model, before)
+    history = learner.autofit(1e-3, 1, monitor="val_accuracy")
+    assert "val_accuracy" in history.history
+
+
 def test_autofit_argument_errors():
     learner = _learner(val=False)
     with pytest.raises(ValueError, match="needs validation data"):
         learner.autofit(1e-3)
+    with pytest.raises(ValueError, match=r"\['accuracy', 'loss'\]. Received: monitor='acc'"):
+        learner.autofit(1e-3, 1, monitor="acc")
     with pytest.raises(ValueError, match="early_stopping=0"):
         learner.autofit(1e-3, monitor="loss", early_stopping=0)
     with pytest.raises(TypeError, match="reduce_on_plateau"):
@@ -195,6 +207,29 @@ def test_keyboard_interrupt_keeps_best_weights_and_restores_optimizer():
     assert "train_step" not in model.__dict__
 
 
+class _InterruptAtBatch(keras.callbacks.Callback):
+    def __init__(self, batch):
+        super().__init__()
+        self.at = batch
+        self.seen = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.at:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_fit_onecycle_puts_back_the_learning_rate_and_momentum():
+    model = _model(keras.optimizers.Adam(1e-3, beta_1=0.9))
+    learner = _learner(model)
+    with pytest.raises(KeyboardInterrupt):
+        learner.fit_onecycle(5e-2, 3, callbacks=[_InterruptAtBatch(STEPS + 2)])
+    assert len(learner.step_history["lrs"]) >= STEPS  # the schedule did drive the rate
+    assert float(model.optimizer.learning_rate.numpy()) == np.float32(1e-3)
+    assert isinstance(model.optimizer.beta_1, float) and model.optimizer.beta_1 == 0.9
+    assert "train_step" not in model.__dict__
+
+
 def _evaluate_with(model, weights, x, y):
     current = model.get_weights()
     model.set_weights(weights)
@@ -213,6 +248,19 @@ def test_class_weight_steps_per_epoch_and_sgd_momentum_pass_through():
     assert len(history.history["loss"]) == 2
     assert max(learner.step_history["momentums"]) == pytest.approx(0.95)
     assert model.optimizer.momentum == 0.9
+
+
+def test_class_weight_moves_predictions_toward_the_up_weighted_class():
+    x, y = _data()
+    probabilities = {}
+    for weights in (None, {0: 1.0, 1: 20.0}):
+        keras.utils.set_random_seed(3)
+        learner = get_learner(_model(), (x, y), batch_size=BS, shuffle=False, verbose=0)
+        learner.fit_onecycle(1e-2, 3, class_weight=weights)
+        probabilities[weights is None] = learner.predict(x)[:, 1]
+    unweighted, weighted = probabilities[True], probabilities[False]
+    assert weighted.mean() > unweighted.mean() + 0.05
+    assert (weighted > 0.5).sum() > (unweighted > 0.5).sum()
 
 
 def test_step_history_plots():

@@ -12,6 +12,7 @@ N, D, BS = 128, 4, 16
 
 
 def _learner():
+    keras.utils.set_random_seed(0)  # every learner starts from the same weights
     rng = np.random.default_rng(0)
     x = rng.normal(size=(N, D)).astype("float32")
     y = (x[:, 0] - x[:, 2] > 0).astype(int)
@@ -54,8 +55,23 @@ def test_lr_estimate_and_plot_after_sweep():
     assert isinstance(learner.lr_plot(suggest=False), matplotlib.figure.Figure)
 
 
-def test_suggested_lr_trains_the_model():
+def test_suggested_lr_trains_better_than_rates_a_hundred_times_off():
     learner = _learner()
-    learner.lr_find(num_steps=60)
-    history = learner.fit_onecycle(learner.lr_result.suggestion, 4)
-    assert history.history["loss"][-1] < history.history["loss"][0]
+    suggestion = learner.lr_find(num_steps=60).suggestion
+    results = {}
+    for factor in (0.01, 1.0, 100.0):
+        trained = _learner()
+        trained.fit_onecycle(suggestion * factor, 4)
+        x, y = trained.train_data.x, trained.train_data.y
+        results[factor] = trained.model.evaluate(x, y, verbose=0, return_dict=True)
+    assert results[1.0]["loss"] < results[0.01]["loss"]
+    assert results[1.0]["loss"] < results[100.0]["loss"]
+    assert results[1.0]["accuracy"] >= 0.9
+
+
+def test_lr_find_leaves_metrics_it_built_empty():
+    learner = _learner()  # never trained: its compiled metrics are built by the sweep
+    learner.lr_find(num_steps=20)
+    assert learner.model.metrics_variables
+    for variable in learner.model.metrics_variables:
+        assert float(variable.numpy()) == 0.0, variable.path

@@ -446,5 +446,6 @@ def test_load_uses_keras_safe_mode(tmp_path):
     outputs = keras.layers.Lambda(lambda t: tf.nn.softmax(t[:, :3]))(inputs)
     unsafe = get_predictor(keras.Model(inputs, outputs), ToyPreprocessor())
     unsafe.save(tmp_path / "unsafe")
-    with pytest.raises(ValueError, match="Could not load the Keras model.*safe_mode"):
+    refusal = r"Could not load the Keras model .*model\.keras: .*deserialization of a `Lambda`"
+    with pytest.raises(ValueError, match=refusal + r".*arbitrary code execution.*safe_mode=False"):
         load_predictor(tmp_path / "unsafe")

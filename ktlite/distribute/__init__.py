@@ -9,7 +9,8 @@ The learner calls these; users normally only pass `strategy=`, `mixed_precision=
   inside it, with the same weights, optimizer config, loss and metrics
   (`ktlite/distribute/prepare.py`).
 - `check_batch_size(batch_size, strategy)` validates a global batch and returns the
-  per-replica batch.
+  per-replica batch; `needs_static_shapes(strategy)` says whether every training batch must
+  have the full batch size (TPUs; the learner then batches with `drop_remainder`).
 - `ktlite/distribute/accumulation.py`: gradient accumulation that, unlike the Keras
   optimizers' own, also works under tf.distribute strategies.
 - `ktlite/distribute/multi_worker_fix.py` is the single place where ktlite corrects Keras'
@@ -34,6 +35,7 @@ from ktlite.distribute.strategy import (
     describe,
     get_strategy,
     is_multi_worker,
+    needs_static_shapes,
     num_replicas,
 )
 
@@ -46,6 +48,7 @@ __all__ = [
     "get_strategy",
     "is_multi_worker",
     "local_tf_config",
+    "needs_static_shapes",
     "num_replicas",
     "paused_accumulation",
     "prepare_model",

@@ -18,9 +18,17 @@ train functions built from its own `train_step`, and calls them from Python in t
   backward pass and adds the gradients to replica-local accumulators (no communication, no
   optimizer update, metrics updated as usual);
 - on the last batch of the group, the "update" function adds the accumulators to this
-  batch's gradients, divides by `steps`, and hands the mean to the optimizer's own
-  `apply_gradients` (which all-reduces across replicas as always), then zeroes the
-  accumulators.
+  batch's gradients, divides by the number of batches in the group, and hands the mean to
+  the optimizer's own `apply_gradients` (which all-reduces across replicas as always), then
+  zeroes the accumulators.
+
+Every epoch ends on an update: when the number of batches in an epoch is not a multiple of
+`steps`, its last group is shorter and is applied as the mean over the batches it holds.
+So an epoch of `n` batches makes `ceil(n / steps)` updates, also when `n < steps` (an epoch
+of 1 batch with `steps=4` still trains). The epoch's length comes from Keras (the `steps`
+it gives its callbacks); `enable` makes the model's `fit` add a small callback that reads
+it. When Keras does not know the length (a dataset of unknown cardinality), the last group
+of an epoch is carried into the next one, with a warning that says how to give the length.
 
 So replicas communicate once per update instead of once per batch, the optimizer's
 `iterations` counts real updates, and a Keras `LearningRateSchedule` or ktlite's per-batch
@@ -35,7 +43,9 @@ prepared again).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import types
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,11 +58,17 @@ _STATE = "_ktlite_accumulation"
 
 
 class _Accumulation:
-    """Per-model state: the accumulators, the batch counter and the current mode."""
+    """Per-model state: the accumulators, the batch counters and the current mode."""
 
     def __init__(self, model: keras.Model, steps: int, strategy: tf.distribute.Strategy):
         self.steps = steps
-        self.count = 0
+        # Batches already accumulated in the current group.
+        self.pending = 0
+        # Batches in the group being applied; read when the update function is traced.
+        self.divisor = steps
+        # Batches per epoch of the running fit (None: unknown) and the position in it.
+        self.epoch_steps: int | None = None
+        self.epoch_batch = 0
         self.mode = "update"
         self.optimizer = None
         with strategy.scope():
@@ -99,6 +115,7 @@ def enable(model: keras.Model, steps: int, strategy: tf.distribute.Strategy) -> 
         state = _Accumulation(model, steps, strategy)
         object.__setattr__(model, _STATE, state)
     object.__setattr__(model, "make_train_function", types.MethodType(_make_train_function, model))
+    object.__setattr__(model, "fit", types.MethodType(_fit_with_epoch_groups, model))
     model.train_function = None
 
 
@@ -115,6 +132,7 @@ def disable(model: keras.Model) -> None:
         return
     state = model.__dict__.pop(_STATE)
     model.__dict__.pop("make_train_function", None)
+    model.__dict__.pop("fit", None)
     if state.optimizer is not None:
         state.optimizer.__dict__.pop("apply_gradients", None)
     model.train_function = None
@@ -161,7 +179,7 @@ def reset(model: keras.Model) -> None:
         return
     for accumulator in state.accumulators.values():
         accumulator.assign(tf.zeros_like(accumulator))
-    state.count = 0
+    state.pending = 0
 
 
 @contextlib.contextmanager
@@ -194,6 +212,52 @@ def paused(model: keras.Model) -> Iterator[None]:
         reset(model)
 
 
+class _EpochGroups(keras.callbacks.Callback):
+    """Tells the accumulating train function where each epoch of a `fit` ends."""
+
+    def __init__(self, state: _Accumulation):
+        super().__init__()
+        self._accumulation = state
+
+    def on_train_begin(self, logs=None):
+        steps = (self.params or {}).get("steps")
+        self._accumulation.epoch_steps = int(steps) if steps else None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._accumulation.epoch_batch = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = self._accumulation
+        if state.pending and state.epoch_steps is None:
+            warnings.warn(
+                f"Epoch {epoch + 1} ended with {state.pending} of {state.steps} batches "
+                "accumulated towards an optimizer update: the epoch's length is unknown, so "
+                "they are carried into the next epoch (and dropped after the last one). Give "
+                "the dataset a known length (`dataset.apply(tf.data.experimental."
+                "assert_cardinality(n))`) or pass `steps_per_epoch` to `fit`.",
+                stacklevel=2,
+            )
+
+    def on_train_end(self, logs=None):
+        self._accumulation.epoch_steps = None
+        if self._accumulation.pending:  # a group cut short by the end of training
+            reset(self.model)
+
+
+def _fit_with_epoch_groups(self: keras.Model, *args: Any, **kwargs: Any) -> Any:
+    """Stands in for `fit` on a model that accumulates through ktlite (adds `_EpochGroups`)."""
+    bound = inspect.signature(type(self).fit).bind(self, *args, **kwargs)
+    callbacks = bound.arguments.get("callbacks")
+    marker = _EpochGroups(getattr(self, _STATE))
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        marker.set_model(self)
+        marker.set_params(callbacks.params)
+        callbacks.append(marker)
+    else:
+        bound.arguments["callbacks"] = [*(callbacks or []), marker]
+    return type(self).fit(*bound.args, **bound.kwargs)
+
+
 def _make_train_function(self: keras.Model, force: bool = False):
     """Stands in for `make_train_function` on a model that accumulates through ktlite."""
     if self.train_function is not None and not force:
@@ -207,20 +271,25 @@ def _make_train_function(self: keras.Model, force: bool = False):
         _wrap_optimizer(self.optimizer, state)
         state.optimizer = self.optimizer
     step = self.train_step
-    # `state.mode` and `state.steps` are read while a function is traced and baked into it,
-    # so there is one (accumulate, update) pair per value of `steps` (see `paused`).
-    functions: dict[int, tuple] = {}
+    # `state.mode` and `state.divisor` are read while a function is traced and baked into
+    # it, so there is one update function per group size met (`steps`, and the shorter last
+    # group of an epoch when the epoch's batches are not a multiple of `steps`).
+    functions: dict[Any, Any] = {}
 
     def train_function(iterator):
-        if state.steps not in functions:
-            functions[state.steps] = (
-                compat.make_step_function(self, step), compat.make_step_function(self, step)
-            )
-        accumulate_fn, update_fn = functions[state.steps]
-        last = state.count % state.steps == state.steps - 1
-        state.mode = "update" if last else "accumulate"
-        outputs = (update_fn if last else accumulate_fn)(iterator)
-        state.count += 1
+        group = state.pending + 1
+        last_of_epoch = (
+            state.epoch_steps is not None and state.epoch_batch >= state.epoch_steps - 1
+        )
+        update = group >= state.steps or last_of_epoch
+        key = group if update else "accumulate"
+        if key not in functions:
+            functions[key] = compat.make_step_function(self, step)
+        state.mode = "update" if update else "accumulate"
+        state.divisor = group
+        outputs = functions[key](iterator)
+        state.pending = 0 if update else group
+        state.epoch_batch += 1
         return outputs
 
     self.train_function = train_function
@@ -248,11 +317,15 @@ def _wrap_optimizer(optimizer: Any, state: _Accumulation) -> None:
                 stored = accumulator.read_value() * tf.cast(scale, grad.dtype)
             else:
                 stored = accumulator.read_value()
-            mean.append((grad + stored) / state.steps)
-        result = original(optimizer, list(zip(mean, [v for _, v in pairs])))
-        for _, var in pairs:
-            accumulator = state.accumulators[id(var)]
-            accumulator.assign(tf.zeros_like(accumulator))
+            mean.append((grad + stored) / state.divisor)
+        # Nothing here may run without this batch: when the data runs out (an epoch of
+        # unknown length), the step fails at `get_next`, and ops that do not need the data
+        # would still count an update and zero the accumulators.
+        with tf.control_dependencies(mean):
+            result = original(optimizer, list(zip(mean, [v for _, v in pairs])))
+            for _, var in pairs:
+                accumulator = state.accumulators[id(var)]
+                accumulator.assign(tf.zeros_like(accumulator))
         return result
 
     object.__setattr__(optimizer, "apply_gradients", apply_gradients)

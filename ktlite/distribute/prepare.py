@@ -27,7 +27,12 @@ from ktlite import compat
 from ktlite._console import say
 from ktlite.distribute import accumulation as _accumulation
 from ktlite.distribute import multi_worker_fix
-from ktlite.distribute.strategy import describe, get_strategy, is_multi_worker
+from ktlite.distribute.strategy import (
+    describe,
+    get_strategy,
+    is_multi_worker,
+    needs_static_shapes,
+)
 
 PRECISIONS = {
     "bfloat16": "mixed_bfloat16",
@@ -155,7 +160,7 @@ def prepare_model(
 
 def _jit_supported(strategy: tf.distribute.Strategy) -> bool:
     """Whether Keras' XLA-compiled train step can run under `strategy` (warns if not)."""
-    if _is_tpu(strategy) or _is_default(strategy):
+    if needs_static_shapes(strategy) or _is_default(strategy):
         return True
     try:
         devices = [str(d) for d in strategy.extended.worker_devices]
@@ -177,10 +182,6 @@ def _jit_supported(strategy: tf.distribute.Strategy) -> bool:
         stacklevel=3,
     )
     return False
-
-
-def _is_tpu(strategy: tf.distribute.Strategy) -> bool:
-    return any(cls.__name__.startswith("TPUStrategy") for cls in type(strategy).__mro__)
 
 
 def current_precision(model: keras.Model) -> str:

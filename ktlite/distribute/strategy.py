@@ -188,6 +188,26 @@ def check_batch_size(
     return batch_size // replicas
 
 
+def needs_static_shapes(strategy: tf.distribute.Strategy | None) -> bool:
+    """Returns True if `strategy` compiles every step for fixed tensor shapes (a TPU).
+
+    Under such a strategy training batches must all have the full batch size (datasets
+    batched with `drop_remainder=True`); `get_learner` batches that way by itself.
+
+    Args:
+        strategy: A strategy, or `None` for the one in scope.
+
+    Returns:
+        True for a `TPUStrategy` (any version).
+
+    Example:
+        >>> ktlite.distribute.needs_static_shapes(None)
+        False
+    """
+    strategy = get_strategy(strategy)
+    return any(cls.__name__.startswith("TPUStrategy") for cls in type(strategy).__mro__)
+
+
 def is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:
     """Returns True if `strategy` synchronises replicas across several processes.
 

@@ -250,6 +250,14 @@ def _restore(variables, values) -> None:
         variable.assign(value)
 
 
+def _reset_metrics_built_during_sweep(model: keras.Model, known: list) -> None:
+    """Metrics first built by the sweep (those of a model never trained) start empty again."""
+    known_ids = {id(variable) for variable in known}
+    for metric in model.metrics:
+        if any(id(variable) not in known_ids for variable in metric.variables):
+            metric.reset_state()
+
+
 def find_lr(
     model: keras.Model,
     dataset: Any,
@@ -270,7 +278,9 @@ def find_lr(
 
     Afterwards the model's variables (weights, non-trainable state, random seeds), its
     metrics, every optimizer variable (including `iterations` and the learning rate) are
-    restored bit for bit - also when the sweep diverges or is interrupted. A model that is not
+    restored bit for bit - also when the sweep diverges or is interrupted. Metrics that the
+    sweep itself built (the compiled metrics of a model that never trained) are reset to
+    their empty state. A model that is not
     built yet is built first on one batch, so the sweep trains nothing the restore misses. An
     optimizer that has not been built yet (the model never trained) is left untouched and
     unbuilt: the sweep runs on a copy made from its config. An optimizer created with a
@@ -391,6 +401,7 @@ def find_lr(
             compat.set_learning_rate_object(inner, original_lr_object)
         model.optimizer = original_optimizer
         _restore(model_vars, saved_model)
+        _reset_metrics_built_during_sweep(model, model_vars)
         _restore(opt_vars, saved_opt)
         model.stop_training = saved_stop
         if had_history:

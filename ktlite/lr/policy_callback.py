@@ -39,6 +39,8 @@ from ktlite.lr.schedules import Policy
 __all__ = ["PolicyCallback"]
 
 _MIN_BUFFER = 4096
+# Smallest learning-rate / momentum table (steps); longer policies round up to a power of two.
+_MIN_TABLE = 256
 # What the in-graph record holds for every step, column by column.
 _RECORD_COLUMNS = ("lrs", "momentums", "losses")
 # Buffer bound when neither the epoch length nor the policy length is known.
@@ -283,7 +285,7 @@ class PolicyCallback(keras.callbacks.Callback):
         steps_hint = int((self.params or {}).get("steps") or 0)
         if not steps_hint and policy.total_steps is not None:
             steps_hint = min(policy.total_steps, _MAX_UNKNOWN_EPOCH)
-        driver = _driver_for(model, optimizer, mom_attr, steps_hint + 1)
+        driver = _driver_for(model, optimizer, mom_attr, steps_hint + 1, len(lr_table))
         driver.load(
             lr_table,
             mom_table if mom_attr else None,
@@ -348,7 +350,7 @@ def _bucket(n: int, minimum: int) -> int:
     return max(minimum, 1 << max(0, int(n) - 1).bit_length())
 
 
-def _driver_for(model, optimizer, mom_attr, min_capacity) -> "_Driver":
+def _driver_for(model, optimizer, mom_attr, min_capacity, table_steps) -> "_Driver":
     inner = _inner_optimizer(optimizer)
     configured = getattr(inner, mom_attr) if mom_attr else None
     key = (id(optimizer), id(compat.learning_rate_object(inner)), mom_attr, configured)
@@ -359,9 +361,11 @@ def _driver_for(model, optimizer, mom_attr, min_capacity) -> "_Driver":
         or driver.optimizer is not optimizer
         or driver.base_function is not model.train_function
         or driver.capacity < min_capacity
+        or driver.table_capacity < table_steps
         or "train_step" in model.__dict__
     ):
-        driver = _Driver(model, optimizer, mom_attr, _bucket(min_capacity, _MIN_BUFFER))
+        driver = _Driver(model, optimizer, mom_attr, _bucket(min_capacity, _MIN_BUFFER),
+                         _bucket(table_steps, _MIN_TABLE))
         # Drivers traced for an earlier compile of the model can never be used again.
         for stale in [k for k, d in drivers.items() if d.base_function is not model.train_function]:
             del drivers[stale]
@@ -370,9 +374,13 @@ def _driver_for(model, optimizer, mom_attr, min_capacity) -> "_Driver":
 
 
 class _Driver:
-    """The variables and traced train function that apply a policy to one compiled model."""
+    """The variables and traced train function that apply a policy to one compiled model.
 
-    def __init__(self, model, optimizer, mom_attr, capacity):
+    Every variable has a fixed shape (a TPU cannot hold variables of unknown shape): the
+    tables hold `table_capacity` steps, and a policy longer than that gets a new driver.
+    """
+
+    def __init__(self, model, optimizer, mom_attr, capacity, table_capacity):
         tf = _tf()
         self.model = model
         self.optimizer = optimizer
@@ -380,21 +388,20 @@ class _Driver:
         self.mom_attr = mom_attr
         self.configured = getattr(self.inner, mom_attr) if mom_attr else None
         self.capacity = capacity
+        self.table_capacity = table_capacity
         self.base_function = model.train_function
         self.function = None
         self.offset = 0
-        self.table_size = 0
         self.original_step = model.train_step
         self.user_step = model.__dict__.get("train_step")
         only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
 
-        def variable(value, dtype, shape=None):
-            return tf.Variable(value, dtype=dtype, trainable=False, shape=shape,
-                               aggregation=only_first)
+        def variable(value, dtype):
+            return tf.Variable(value, dtype=dtype, trainable=False, aggregation=only_first)
 
         with model.distribute_strategy.scope():
-            self.lr_table = variable(tf.zeros([1]), tf.float32, tf.TensorShape([None]))
-            self.mom_table = variable(tf.zeros([1]), tf.float32, tf.TensorShape([None]))
+            self.lr_table = variable(tf.zeros([table_capacity]), tf.float32)
+            self.mom_table = variable(tf.zeros([table_capacity]), tf.float32)
             self.n_table = variable(1, tf.int64)
             self.periodic = variable(False, tf.bool)
             self.offset_var = variable(0, tf.int64)
@@ -461,8 +468,8 @@ class _Driver:
         return scheduled_train_step
 
     def load(self, lr_table, mom_table, periodic, offset, scale) -> None:
-        """Put a policy's tables into the driver's variables (padded to a stable size)."""
-        size = _bucket(len(lr_table), 256)
+        """Put a policy's tables into the driver's variables (padded to their fixed size)."""
+        size = self.table_capacity
         padded = np.full(size, lr_table[-1], dtype=np.float32)
         padded[: len(lr_table)] = lr_table
         self.lr_table.assign(padded)

@@ -264,3 +264,26 @@ def test_custom_train_step_without_loss_tracker_still_records_losses(data):
     _fit(model, data, cb, epochs=1)
     assert len(cb.history["losses"]) == 6
     assert np.all(np.isfinite(cb.history["losses"]))
+
+
+def test_policy_variables_have_static_shapes_and_a_longer_policy_gets_larger_tables(
+    make_model, data
+):
+    # A TPU cannot hold variables of unknown shape (`[None]`).
+    from ktlite.lr.policy_callback import _DRIVERS
+
+    model = make_model(keras.optimizers.Adam(1e-3))
+    policies = [OneCycle(1e-2, 6), Constant(1e-3, 300), OneCycle(3e-2, 600)]
+    callbacks = [PolicyCallback(p) for p in policies]
+    _fit(model, data, callbacks[0], epochs=1)
+    _fit(model, data, callbacks[1], epochs=1)
+    _fit(model, data, callbacks[2], epochs=2)  # the whole table is loaded at the start
+    drivers = list(_DRIVERS[model].values())
+    assert max(driver.table_capacity for driver in drivers) >= 600
+    for driver in drivers:
+        for table in (driver.lr_table, driver.mom_table, driver.record):
+            assert table.shape.is_fully_defined(), table
+    for cb, policy in zip(callbacks, policies):
+        n = len(cb.history["lrs"])
+        np.testing.assert_array_equal(np.float32(cb.history["lrs"]),
+                                      policy.lr_at(np.arange(n)).astype(np.float32))
