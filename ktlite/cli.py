@@ -66,7 +66,7 @@ def run_demo(args: argparse.Namespace) -> int:
     learner.fit_onecycle(lr, args.epochs)
 
     say("\n3/4 validate")
-    learner.validate(class_names=preproc.class_names)
+    learner.validate()
 
     say(f"\n4/4 save the predictor to {args.output!r}, reload it, predict")
     predictor = ktlite.get_predictor(learner.model, preproc)
