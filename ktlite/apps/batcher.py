@@ -9,7 +9,7 @@ caller exactly its own rows of the result. The inputs are opaque to the batcher 
 of features, JSON objects): it only slices and concatenates the callers' lists.
 
 Fairness: each batch is filled with the requests that have been served least so far (fewest
-inputs already taken), oldest first among equals. A new request has been served nothing, so
+inputs already taken), then the smallest, then the oldest. A new request has been served nothing, so
 it rides in the very next batch even while large requests are queued; large requests advance
 one batch-sized slice at a time, interleaved. The queue is capped (`max_pending`): a request
 that would exceed it is refused at once with `QueueFullError`.
@@ -62,7 +62,8 @@ class DynamicBatcher:
     the queue holds `max_batch_size` inputs or `max_wait_ms` milliseconds have passed since
     the oldest waiting request arrived, whichever comes first. While a batch runs in the
     worker thread, new requests queue up and form the next batch, so under load batches fill
-    without waiting. Each batch takes first from the requests served least so far, so a small
+    without waiting. Each batch takes first from the requests served least so far (then the
+    smallest), so a small
     request never waits behind the rest of a large one; a request with more inputs than
     `max_batch_size` is spread over several batches and its rows are reassembled in order. If
     a batch holding several requests fails, each request is retried on its own so that one
@@ -238,12 +239,12 @@ class DynamicBatcher:
         self._queue = kept
 
     def _take_batch(self) -> list[tuple[_Job, int, int]]:
-        """Takes up to `max_batch_size` inputs as ``(job, start, stop)`` slices, least-served
-        requests first (oldest first among equals)."""
+        """Takes up to `max_batch_size` inputs as ``(job, start, stop)`` slices: requests
+        served least first, then the smallest, then the oldest."""
         self._drop_abandoned()
         batch: list[tuple[_Job, int, int]] = []
         room = self.max_batch_size
-        for job in sorted(self._queue, key=lambda j: j.taken):  # stable: arrival order
+        for job in sorted(self._queue, key=lambda j: (j.taken, j.remaining)):  # stable
             if not room:
                 break
             take = min(room, job.remaining)
