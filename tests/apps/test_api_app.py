@@ -271,6 +271,13 @@ def test_run_binds_loopback_by_default(monkeypatch):
     app = APIApp(FakePredictor())
     app.run()
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000 and seen["app"] is app
+    # slow clients are cut off: headers, idle keep-alive, open connections
+    assert seen["http"].header_timeout_s == 10.0
+    assert seen["timeout_keep_alive"] == 5 and seen["limit_concurrency"] == 256
+    app.run(header_timeout_s=2, limit_concurrency=16)
+    assert seen["http"].header_timeout_s == 2.0 and seen["limit_concurrency"] == 16
+    with pytest.raises(ValueError, match="header_timeout_s=0"):
+        app.run(header_timeout_s=0)
 
 
 @pytest.mark.parametrize(
