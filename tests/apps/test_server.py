@@ -138,6 +138,35 @@ def test_a_connection_that_never_finishes_its_headers_is_closed():
             assert client.post("/predict", json={"inputs": ["a bird"]}).status_code == 200
 
 
+def test_a_request_whose_client_hangs_up_is_dropped_by_the_real_server():
+    predictor = FakePredictor()
+    app = APIApp(predictor, max_batch_size=4, max_wait_ms=0)
+    with running(app) as url, ThreadPoolExecutor(1) as pool:
+        predictor.batches.clear()  # the start-up warm-up
+        predictor.entered.clear()
+        predictor.gate = gate = threading.Event()
+        first = pool.submit(httpx.post, f"{url}/predict", json={"inputs": ["a bird"]}, timeout=30)
+        assert predictor.entered.wait(10)  # the model now holds "a bird"
+        port = int(url.rsplit(":", 1)[1])
+        body = b'{"inputs": ["gone"]}'
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            deadline = time.monotonic() + 10
+            while app.batcher.pending < 1:
+                assert time.monotonic() < deadline, "the request never reached the queue"
+                time.sleep(0.01)
+        deadline = time.monotonic() + 10
+        while app.batcher.pending:  # the hang-up cancels the queued job
+            assert time.monotonic() < deadline, "the queued job of a gone client stayed"
+            time.sleep(0.01)
+        gate.set()
+        assert first.result().json()["predictions"] == ["animal"]
+    assert predictor.texts_seen == ["a bird"]
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """`ktlite serve` of a tiny trained text predictor, in a subprocess on a free port."""
