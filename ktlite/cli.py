@@ -123,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder to save the predictor in (default: %(default)s)")
     demo.set_defaults(handler=run_demo)
 
-    serve = commands.add_parser("serve", help="serve a saved predictor over HTTP")
+    serve = commands.add_parser(
+        "serve", help="serve a saved predictor over HTTP",
+        description="Serves a saved predictor: POST /predict {\"inputs\": [...]}, GET /health, "
+        "/metadata, /docs. Slow clients are cut off: request headers within 10 s, bodies "
+        "within 10 s, idle keep-alive connections after 5 s, 503 past 256 open connections.",
+    )
     serve.add_argument("predictor_dir")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_positive_int, default=8000)

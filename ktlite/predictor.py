@@ -275,6 +275,9 @@ class Predictor:
     def inputs_from_json(self, items: list[Any]) -> Any:
         """Turns the JSON `inputs` of a request into what `predict` takes.
 
+        The default checks them as `predict` would (`_as_batch`), so the HTTP app refuses a
+        bad input before it joins a batch.
+
         Args:
             items: the request's list of inputs.
 
@@ -282,9 +285,9 @@ class Predictor:
             A batch for `predict_outputs`.
 
         Raises:
-            ValueError: naming the first bad item.
+            TypeError, ValueError: naming the first bad item.
         """
-        return items
+        return self._as_batch(items)[0]
 
     def json_response(self, outputs: np.ndarray, **options: Any) -> dict[str, Any]:
         """Builds the HTTP answer for one request from its rows of model outputs.

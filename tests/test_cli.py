@@ -25,6 +25,22 @@ def test_serve_on_a_missing_folder_exits_with_one_line(tmp_path, capsys):
     assert err.startswith("ktlite serve: error:") and "Traceback" not in err
 
 
+def test_serve_starts_uvicorn_with_timeouts_and_a_connection_limit(monkeypatch):
+    pytest.importorskip("fastapi")
+    import uvicorn
+
+    import ktlite.predictor
+    from tests.apps.fakes import FakePredictor
+
+    seen = {}
+    monkeypatch.setattr(ktlite.predictor, "load_predictor", lambda path: FakePredictor())
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs, app=app))
+    assert cli.main(["serve", "some_folder", "--port", "8123", "--max-batch-size", "4"]) == 0
+    assert seen["port"] == 8123 and seen["app"].max_batch_size == 4
+    assert seen["http"].header_timeout_s == 10.0 and seen["app"].body_timeout_s == 10.0
+    assert seen["timeout_keep_alive"] == 5 and seen["limit_concurrency"] == 256
+
+
 def test_demo_rejects_a_non_positive_epoch_count(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["demo", "--epochs", "0"])

@@ -1,8 +1,9 @@
-"""Saved predictors in apps: an HTTP service with dynamic batching.
+"""Predictors in apps: an HTTP service with dynamic batching, for any task.
 
 Needs the ``serve`` extra (``pip install 'ktlite[serve]'``: FastAPI and uvicorn). Nothing here
 is imported by ``import ktlite``; the web stack is loaded on first use of `APIApp` or `serve`,
-with a clear ImportError if it is missing. `DynamicBatcher` needs only the standard library.
+with a clear ImportError if it is missing. `DynamicBatcher` needs only the standard library
+and numpy; `ModelAdapter` serves a bare `keras.Model` on arrays.
 
 Example:
     >>> from ktlite.apps import APIApp
@@ -19,6 +20,8 @@ _LAZY = {
     "APIApp": "ktlite.apps.api",
     "serve": "ktlite.apps.api",
     "DynamicBatcher": "ktlite.apps.batcher",
+    "QueueFullError": "ktlite.apps.batcher",
+    "ModelAdapter": "ktlite.apps.model_adapter",
 }
 
 __all__ = list(_LAZY)

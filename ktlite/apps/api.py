@@ -1,31 +1,38 @@
-"""`APIApp`: a saved predictor behind an HTTP API (FastAPI, served by uvicorn).
+"""`APIApp`: any predictor behind an HTTP API (FastAPI, served by uvicorn).
 
-Endpoints: ``POST /predict``, ``POST /explain``, ``GET /health``, ``GET /metadata``, and the
-OpenAPI schema at ``/openapi.json`` (interactive docs at ``/docs``). Concurrent ``/predict``
-requests are coalesced by a `DynamicBatcher`; every model call runs in one worker thread so
-the event loop keeps answering.
+The app knows no task. It talks to the predictor only through its JSON hooks
+(`ktlite.predictor.Predictor`): `json_input_schema()` describes one input in the OpenAPI
+schema, `inputs_from_json(items)` checks a request's inputs at the edge, `predict_outputs`
+runs a batch (one row per input) and `json_response(rows, **options)` builds each answer;
+`metadata` is served at ``/metadata`` and ``/explain`` exists only if the predictor has an
+``explain`` method. A bare `keras.Model` is served through `ModelAdapter`.
+
+Concurrent ``/predict`` requests are coalesced by a `DynamicBatcher` in one model thread;
+explanations run in their own bounded thread so they never hold predictions back.
 """
-
-from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import contextlib
 import gc
 import importlib.metadata
+import inspect
 import logging
 import os
 import platform
+import re
+import typing
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
-from ktlite.apps.batcher import DynamicBatcher
+from ktlite.apps.batcher import DynamicBatcher, QueueFullError
+from ktlite.predictor import _to_json
 
 try:
     import pydantic
-    from fastapi import FastAPI, HTTPException
+    from fastapi import FastAPI, HTTPException, Request
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -41,34 +48,14 @@ _server_log = logging.getLogger("uvicorn.error")
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-class PredictRequest(pydantic.BaseModel):
-    """Body of ``POST /predict``."""
-
-    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
-
-    texts: list[str] = pydantic.Field(
-        min_length=1, description="Texts to classify (at least one, at most the app's max_texts)."
-    )
-    return_proba: bool = pydantic.Field(
-        default=False, description="Also return each text's class probabilities."
-    )
-
-
-class PredictResponse(pydantic.BaseModel):
-    """Answer of ``POST /predict``: one prediction per text, in order."""
-
-    predictions: list[Any] = pydantic.Field(
-        description="Labels (multiclass), [label, probability] pairs (multilabel) or numbers "
-        "(regression)."
-    )
-    probabilities: list[list[float]] | None = pydantic.Field(
-        default=None, description="One row of class probabilities per text, if asked for."
-    )
-    classes: list[str] | None = pydantic.Field(
-        default=None, description="Column names of `probabilities`, if asked for."
-    )
+# The app's own endpoints read JSON whatever the Content-Type says (curl -d sends form
+# encoding); routes a user adds to `app.fastapi` keep theirs.
+_JSON_PATHS = frozenset({"/predict", "/explain"})
+_RETRY_AFTER_S = 1
+# Words as the text explainer counts them: each CJK ideograph, each run of other letters or
+# digits, each punctuation mark.
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
 
 
 class ExplainRequest(pydantic.BaseModel):
@@ -80,6 +67,15 @@ class ExplainRequest(pydantic.BaseModel):
     top_k: int = pydantic.Field(default=10, ge=1, le=1000, description="Words to rank.")
 
 
+class PredictResponse(pydantic.BaseModel):
+    """Answer of ``POST /predict``: one prediction per input, in order, plus what the
+    predictor's options add (classifiers: ``probabilities`` and ``classes``)."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+
+    predictions: list[Any] = pydantic.Field(description="One result per input, in order.")
+
+
 def _dist_version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
@@ -87,27 +83,11 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
-def _to_json(value: Any) -> Any:
-    """Numpy scalars/arrays and tuples -> plain JSON values."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_to_json(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _to_json(item) for key, item in value.items()}
-    return value
-
-
 def _summarise_validation(errors: Sequence[dict[str, Any]]) -> str:
     parts = []
     for error in errors[:5]:
         where = ".".join(str(item) for item in error.get("loc", ()) if item != "body")
-        message = f"{where or 'body'}: {error.get('msg', 'invalid')}"
-        if error.get("type") == "model_attributes_type" and not where:
-            message += " (send a JSON object with the header Content-Type: application/json)"
-        parts.append(message)
+        parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
     if len(errors) > 5:
         parts.append(f"... and {len(errors) - 5} more")
     return "; ".join(parts)
@@ -119,64 +99,220 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def _positive_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        0 < value < float("inf")
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive number of seconds. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def _bad_string(value: Any, where: str) -> str | None:
+    """The path of the first string in a JSON value that is not valid Unicode text (a lone
+    surrogate such as ``"\\ud800"``, which JSON escapes allow but UTF-8 cannot encode)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where
+        return None
+    if isinstance(value, dict):
+        children = ((f"{where}.{key}", item) for key, item in value.items())
+    elif isinstance(value, list):
+        children = ((f"{where}[{i}]", item) for i, item in enumerate(value))
+    else:
+        return None
+    for path, item in children:
+        found = _bad_string(item, path)
+        if found:
+            return found
+    return None
+
+
+def _refuse_bad_strings(value: Any, where: str) -> None:
+    found = _bad_string(value, where)
+    if found:
+        raise HTTPException(
+            status_code=422,
+            detail=f"`{found}` is not valid Unicode text (it holds a lone surrogate such as "
+            "\\ud800, which has no UTF-8 encoding).",
+        )
+
+
+def _example(schema: dict[str, Any]) -> Any:
+    """A small input that fits a JSON schema, for the start-up warm-up; None if unknown."""
+    if schema.get("examples"):
+        return schema["examples"][0]
+    kind = schema.get("type")
+    if kind == "string":
+        return "warm-up"
+    if kind in ("number", "integer"):
+        return 0
+    if kind == "boolean":
+        return False
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        item = _example(schema["items"])
+        return None if item is None else [item] * max(1, schema.get("minItems", 1))
+    if kind == "object" and isinstance(schema.get("properties"), dict):
+        values = {key: _example(sub) for key, sub in schema["properties"].items()}
+        return None if any(v is None for v in values.values()) else values
+    return None
+
+
+def _response_options(predictor: Any) -> dict[str, tuple[Any, Any]]:
+    """The keyword options of `predictor.json_response` as pydantic fields (type, default)."""
+    method = predictor.json_response
+    hints = typing.get_type_hints(method)
+    options = {}
+    for name, parameter in list(inspect.signature(method).parameters.items())[1:]:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        default = ... if parameter.default is parameter.empty else parameter.default
+        options[name] = (hints.get(name, Any), default)
+    return options
+
+
+class _PredictBody(pydantic.BaseModel):
+    """Base of the ``POST /predict`` body models `_request_model` builds per predictor."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+    text_alias: typing.ClassVar[bool] = False
+    option_names: typing.ClassVar[tuple[str, ...]] = ()
+
+    @pydantic.model_validator(mode="after")
+    def _one_list(self) -> "_PredictBody":
+        if self.text_alias and (self.inputs is None) == (self.texts is None):
+            raise ValueError("send exactly one of `inputs` and `texts`")
+        return self
+
+    def input_list(self) -> list[Any]:
+        """The request's inputs, whichever field carried them."""
+        return self.inputs if self.inputs is not None else self.texts
+
+    def options(self) -> dict[str, Any]:
+        """The request's options for `json_response`."""
+        return {name: getattr(self, name) for name in self.option_names}
+
+
+def _request_model(predictor: Any, max_inputs: int) -> type[_PredictBody]:
+    """The body model of ``POST /predict`` for this predictor.
+
+    ``inputs`` holds items of `json_input_schema()`; a predictor whose input is a string also
+    accepts them under ``texts`` (ktlite 0.1's field). The options are `json_response`'s
+    keyword arguments.
+    """
+    schema = predictor.json_input_schema() or {}
+    item = Annotated[Any, pydantic.WithJsonSchema(schema)]
+    description = f"The inputs to predict (1 to {max_inputs})."
+    text_alias = schema.get("type") == "string"
+    fields: dict[str, Any] = {}
+    if text_alias:
+        fields["inputs"] = (
+            list[item] | None, pydantic.Field(None, min_length=1, description=description)
+        )
+        fields["texts"] = (
+            list[item] | None,
+            pydantic.Field(None, min_length=1, description="Same as `inputs` (ktlite 0.1's)."),
+        )
+    else:
+        fields["inputs"] = (list[item], pydantic.Field(min_length=1, description=description))
+    options = _response_options(predictor)
+    model = pydantic.create_model(
+        "PredictRequest", __base__=_PredictBody, __doc__="Body of ``POST /predict``.",
+        **fields, **options,
+    )
+    model.text_alias = text_alias
+    model.option_names = tuple(options)
+    return model
+
+
 class APIApp:
-    """Serves a predictor over HTTP, with dynamic batching and input limits.
+    """Serves any predictor over HTTP, with dynamic batching and bounded resources.
 
     The object is a standard ASGI application: run it with `run` (uvicorn), with the
-    ``ktlite serve`` command, or under any ASGI server (``uvicorn module:app``, hypercorn,
-    gunicorn with uvicorn workers). The underlying FastAPI app is ``app.fastapi`` if you want
-    to add routes or middleware.
+    ``ktlite serve`` command, or under any ASGI server. The underlying FastAPI app is
+    ``app.fastapi`` if you want to add routes or middleware.
 
     Endpoints:
-        - ``POST /predict`` ``{"texts": [...], "return_proba": false}`` ->
-          ``{"predictions": [...]}`` (plus ``probabilities`` and ``classes`` when
-          ``return_proba`` is true).
-        - ``POST /explain`` ``{"text": "...", "top_k": 10}`` -> the word attributions of
-          `ktlite.text.explain.explain` as JSON.
-        - ``GET /health`` -> ``{"status": "ok"}`` plus batching counters (``pending_texts``,
-          ``model_calls``, ``texts_predicted``); ``GET /metadata`` -> task, classes, maxlen,
-          limits and library versions.
-        - ``GET /openapi.json`` (schema) and ``GET /docs`` (interactive docs).
+        - ``POST /predict`` ``{"inputs": [...], ...options}`` -> the predictor's
+          ``json_response``: ``{"predictions": [...]}`` (classifiers: the option
+          ``return_proba`` adds ``probabilities`` and ``classes``). Predictors whose input is
+          a string also take ``{"texts": [...]}``.
+        - ``POST /explain`` ``{"text": "...", "top_k": 10}`` -> the predictor's
+          ``explain(text, top_k=...)`` as JSON; only if the predictor has ``explain``.
+        - ``GET /health`` -> ``{"status": "ok"}`` plus counters (``pending_inputs``,
+          ``model_calls``, ``inputs_predicted``, ``dropped_requests``).
+        - ``GET /metadata`` -> the predictor's ``metadata``, the limits and versions.
+        - ``GET /openapi.json`` (schema, with the predictor's input schema) and ``GET /docs``.
 
-    Bad input gets a 4xx answer with a ``detail`` message and never affects other requests:
-    malformed JSON -> 400; wrong types, unknown fields or an empty ``texts`` list -> 422; more
-    than `max_texts` texts or a body over `max_body_bytes` -> 413. No endpoint reads a file
-    path from a request: the only path is the one given here by the operator.
+    Bad input gets a 4xx answer with a ``detail`` message and never affects other requests;
+    it is checked at the edge, before batching: malformed JSON -> 400; wrong types, unknown
+    fields, an input the predictor refuses (``inputs_from_json``), a string that is not valid
+    Unicode, an explanation text without words -> 422; more than `max_inputs` inputs, a body
+    over `max_body_bytes` or an explanation over `max_explain_words` words -> 413; a body not
+    received within `body_timeout_s` -> 408. The body is read as JSON whatever its
+    Content-Type. Overload: when `max_pending` inputs already wait, or `max_explains`
+    explanations run or wait, the answer is 503 with ``Retry-After: 1``. Each batch serves
+    the requests served least so far first, so a small request is not held behind large
+    ones; a request whose client disconnects is dropped from the queue. No endpoint reads a
+    file path from a request.
 
     Args:
-        predictor_or_path: a predictor (anything with ``predict_proba(list[str]) ->
-            np.ndarray`` and ``get_classes()``, e.g. `ktlite.text.predictor.TextPredictor`) or
-            the folder of a saved predictor, loaded with `ktlite.load_predictor`.
-        max_batch_size: most texts per model call. Default 32; 1 turns batching off.
+        predictor_or_path: a predictor (a `ktlite.predictor.Predictor` or an object with
+            the same hooks: ``predict_outputs``, ``json_response``, ``json_input_schema``,
+            ``inputs_from_json``, ``metadata``), the folder of a saved predictor (loaded with
+            `ktlite.load_predictor`), or a bare `keras.Model` with `input_shape`.
+        input_shape: for a bare `keras.Model` only: the shape of one input without the batch
+            dimension; each input is then a JSON nested list of that shape (see
+            `ktlite.apps.model_adapter.ModelAdapter`).
+        max_batch_size: most inputs per model call. Default 32; 1 turns batching off.
         max_wait_ms: longest time the oldest waiting request is held back to fill a batch, in
             milliseconds. Default 5.
-        max_texts: most texts in one ``/predict`` request. Default 1024.
+        max_inputs: most inputs in one ``/predict`` request. Default 1024.
         max_body_bytes: largest request body accepted, in bytes. Default 1 MiB (1,048,576).
+        max_pending: most inputs waiting for the model at once. Default 8192.
+        max_explain_words: most words in an ``/explain`` text (counted like the text
+            explainer: runs of letters or digits, punctuation marks, CJK ideographs). Default
+            1000.
+        max_explains: most explanations running or waiting at once. Default 2.
+        body_timeout_s: longest time to receive a request body, in seconds. Default 10.
 
     Raises:
-        ValueError: if a limit is not a positive number.
-        TypeError: if `predictor_or_path` is not a path and has no ``predict_proba`` (no
-            ``predict`` for a regression predictor).
-        FileNotFoundError: if `predictor_or_path` is a path with no saved predictor (raised by
-            `ktlite.load_predictor`).
+        ValueError: if a limit is not positive, `max_pending < max_inputs`, or `input_shape`
+            is given without a `keras.Model` (or is missing for one).
+        TypeError: if `predictor_or_path` is neither a path, a `keras.Model` nor an object
+            with the predictor hooks.
+        FileNotFoundError: if `predictor_or_path` is a path with no saved predictor.
 
     Example:
         >>> from ktlite.apps import APIApp
         >>> app = APIApp("my_predictor", max_batch_size=32, max_wait_ms=5)
-        >>> app.run(host="127.0.0.1", port=8000)  # POST /predict {"texts": ["a text"]}
+        >>> app.run(host="127.0.0.1", port=8000)  # POST /predict {"inputs": ["a text"]}
+        >>> APIApp(keras_model, input_shape=(16,)).run()  # POST {"inputs": [[1, 5, ...]]}
     """
 
     def __init__(
         self,
         predictor_or_path: Any,
+        input_shape: Any = None,
         max_batch_size: int = 32,
         max_wait_ms: float = 5.0,
-        max_texts: int = 1024,
+        max_inputs: int = 1024,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_pending: int = 8192,
+        max_explain_words: int = 1000,
+        max_explains: int = 2,
+        body_timeout_s: float = 10.0,
     ) -> None:
-        max_batch_size = _positive_int("max_batch_size", max_batch_size)
-        max_texts = _positive_int("max_texts", max_texts)
-        max_body_bytes = _positive_int("max_body_bytes", max_body_bytes)
+        self.max_batch_size = _positive_int("max_batch_size", max_batch_size)
+        self.max_inputs = _positive_int("max_inputs", max_inputs)
+        self.max_body_bytes = _positive_int("max_body_bytes", max_body_bytes)
+        self.max_pending = _positive_int("max_pending", max_pending)
+        self.max_explain_words = _positive_int("max_explain_words", max_explain_words)
+        self.max_explains = _positive_int("max_explains", max_explains)
+        self.body_timeout_s = _positive_seconds("body_timeout_s", body_timeout_s)
         if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, (int, float)) or not (
             0 <= max_wait_ms < float("inf")
         ):
@@ -184,63 +320,71 @@ class APIApp:
                 "`max_wait_ms` must be a finite number >= 0. "
                 f"Received: max_wait_ms={max_wait_ms!r}"
             )
-        if isinstance(predictor_or_path, (str, os.PathLike)):
-            from ktlite.predictor import load_predictor
-
-            predictor = load_predictor(predictor_or_path)
-        else:
-            predictor = predictor_or_path
-        self.label_mode = getattr(predictor, "label_mode", None) or getattr(
-            getattr(predictor, "preproc", None), "label_mode", None
-        )
-        method = "predict" if self.label_mode == "regression" else "predict_proba"
-        if not callable(getattr(predictor, method, None)):
-            raise TypeError(
-                f"`predictor_or_path` must be a predictor with a `{method}` method or the "
-                f"path of a saved predictor. Received: predictor_or_path={predictor_or_path!r}"
-            )
-        self.predictor = predictor
-        self.max_batch_size = max_batch_size
         self.max_wait_ms = float(max_wait_ms)
-        self.max_texts = max_texts
-        self.max_body_bytes = max_body_bytes
-        # One thread runs every model call (batches and explanations), so the predictor is
-        # never entered concurrently and the cores are not oversubscribed.
+        if self.max_pending < self.max_inputs:
+            raise ValueError(
+                "`max_pending` must be at least `max_inputs` (else a full request never fits). "
+                f"Received: max_pending={max_pending!r}, max_inputs={max_inputs!r}"
+            )
+        self.predictor = _as_predictor(predictor_or_path, input_shape)
+        # One thread runs the batches, so `predict_outputs` is never entered concurrently;
+        # explanations have their own thread so they never hold predictions back.
         self._model_thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ktlite-model"
         )
+        self._explain_thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ktlite-explain"
+        )
+        self._explains = 0  # running or waiting, checked and changed on the event loop only
         self.batcher = DynamicBatcher(
-            _model_fn(predictor, self.label_mode),
-            max_batch_size=max_batch_size,
+            self._predict_rows,
+            max_batch_size=self.max_batch_size,
             max_wait_ms=self.max_wait_ms,
             executor=self._model_thread,
+            max_pending=self.max_pending,
         )
-        self._classes = self._read_classes()
         self.metadata = self._build_metadata()
         self.fastapi = self._build_fastapi()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        """ASGI entry point: enforces `max_body_bytes`, then hands over to FastAPI."""
+        """ASGI entry point: reads the body within the limits, then hands over to FastAPI."""
         if scope["type"] == "http" and scope.get("method") in _BODY_METHODS:
             body = await self._read_body(scope, receive, send)
             if body is None:
                 return
             receive = _replay(body, receive)
+            if scope.get("path") in _JSON_PATHS:
+                headers = [(k, v) for k, v in scope.get("headers", ()) if k != b"content-type"]
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         await self.fastapi(scope, receive, send)
 
-    def run(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_kwargs: Any) -> None:
+    def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        header_timeout_s: float = 10.0,
+        **uvicorn_kwargs: Any,
+    ) -> None:
         """Serves the app with uvicorn until interrupted (Ctrl+C).
+
+        Slow clients are cut off: a connection that has not sent a request's complete
+        headers within `header_timeout_s` is closed, an idle keep-alive connection after
+        ``timeout_keep_alive`` (default 5 s), and past ``limit_concurrency`` (default 256)
+        open connections or requests uvicorn answers 503. Bodies are bounded by the app's
+        `body_timeout_s`.
 
         Args:
             host: interface to bind. Default ``"127.0.0.1"`` (this machine only); pass
                 ``"0.0.0.0"`` to accept connections from other machines.
             port: TCP port. Default 8000.
+            header_timeout_s: longest time to receive a request's headers. Default 10 s.
             **uvicorn_kwargs: passed to ``uvicorn.run`` (e.g. ``log_level="warning"``,
-                ``access_log=False``).
+                ``limit_concurrency=512``).
 
         Raises:
             ImportError: if uvicorn is not installed.
-            ValueError: if `port` is not an int in 0..65535 or `host` is not a non-empty str.
+            ValueError: if `port` is not an int in 0..65535, `host` is not a non-empty str
+                or `header_timeout_s` is not a positive number.
 
         Example:
             >>> APIApp("my_predictor").run(port=8080)
@@ -250,12 +394,17 @@ class APIApp:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"`port` must be an int in 0..65535. Received: port={port!r}")
         uvicorn = import_uvicorn()
-        uvicorn.run(self, host=host, port=port, **uvicorn_kwargs)
+        from ktlite.apps.server import header_timeout_protocol
+
+        settings = {"timeout_keep_alive": 5, "limit_concurrency": 256, **uvicorn_kwargs}
+        settings.setdefault("http", header_timeout_protocol(header_timeout_s))
+        uvicorn.run(self, host=host, port=port, **settings)
 
     async def warm_up(self) -> None:
         """Prepares the process for serving; called on server start-up (ASGI lifespan).
 
-        Runs the model once, so the first request does not pay for tracing it and a model
+        Runs the model once on an input built from the predictor's `json_input_schema` (if
+        the schema allows one), so the first request does not pay for tracing and a model
         that cannot predict fails the start-up instead of every request. Then moves every
         object alive at that point (the model, TensorFlow, the web stack) out of the cyclic
         garbage collector's reach with `gc.freeze`: otherwise each full collection walks
@@ -264,18 +413,24 @@ class APIApp:
         """
         loop = asyncio.get_running_loop()
         start = loop.time()
-        await loop.run_in_executor(self._model_thread, self.batcher.fn, ["warm-up"])
+        example = _example(self.predictor.json_input_schema() or {})
+        if example is not None:
+            await loop.run_in_executor(self._model_thread, self._predict_rows, [example])
         gc.collect()
         gc.freeze()
         _server_log.info(
-            "ktlite: %s ready in %.1f s (task=%s, %s classes, max_batch_size=%d, "
-            "max_wait_ms=%g)",
-            self.metadata["predictor"], loop.time() - start, self.metadata["task"],
-            len(self._classes or ()), self.max_batch_size, self.max_wait_ms,
+            "ktlite: %s ready in %.1f s (max_batch_size=%d, max_wait_ms=%g)",
+            self.metadata.get("predictor"), loop.time() - start, self.max_batch_size,
+            self.max_wait_ms,
         )
 
+    def _predict_rows(self, items: list[Any]) -> Any:
+        """The batched model call (model thread): JSON inputs -> one row per input."""
+        return self.predictor.predict_outputs(self.predictor.inputs_from_json(items))
+
     async def _read_body(self, scope: dict, receive: Any, send: Any) -> bytes | None:
-        """Reads the whole body, or answers 413 and returns None if it exceeds the limit."""
+        """Reads the whole body within `max_body_bytes` and `body_timeout_s`; else answers
+        413 / 408 and returns None (None too if the client went away)."""
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -287,8 +442,15 @@ class APIApp:
                     await self._send_too_large(send, declared)
                     return None
         chunks, size = [], 0
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         while True:
-            message = await receive()
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), max(left, 0.0))
+            except asyncio.TimeoutError:
+                detail = f"Request body not received within body_timeout_s={self.body_timeout_s:g}."
+                await _send_json(send, 408, {"detail": detail})
+                return None
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
@@ -310,63 +472,28 @@ class APIApp:
             },
         )
 
-    def _read_classes(self) -> list[str] | None:
-        get_classes = getattr(self.predictor, "get_classes", None)
-        classes = get_classes() if callable(get_classes) else None
-        return None if classes is None else [str(c) for c in classes]
-
     def _build_metadata(self) -> dict[str, Any]:
-        preproc = getattr(self.predictor, "preproc", None)
-        saved = getattr(self.predictor, "metadata", None)
-        saved = dict(saved) if isinstance(saved, dict) else {}
-        task = getattr(self.predictor, "task", None) or getattr(preproc, "task", None)
-        maxlen = getattr(preproc, "maxlen", None) or saved.get("maxlen")
-        label_mode = self.label_mode or saved.get("label_mode")
         import ktlite
 
-        return _to_json(
-            {
-                "task": task,
-                "label_mode": label_mode,
-                "classes": self._classes,
-                "maxlen": maxlen,
-                "predictor": type(self.predictor).__name__,
-                "limits": {
-                    "max_batch_size": self.max_batch_size,
-                    "max_wait_ms": self.max_wait_ms,
-                    "max_texts": self.max_texts,
-                    "max_body_bytes": self.max_body_bytes,
-                },
-                "versions": {
-                    "ktlite": ktlite.__version__,
-                    "keras": _dist_version("keras"),
-                    "tensorflow": _dist_version("tensorflow"),
-                    "tensorflow_text": _dist_version("tensorflow-text"),
-                    "fastapi": _dist_version("fastapi"),
-                    "python": platform.python_version(),
-                },
-                "saved_with": saved.get("versions"),
-            }
-        )
-
-    def _decode(self, outputs: np.ndarray) -> list[Any]:
-        """Model outputs -> what ``predictor.predict`` returns, as JSON values."""
-        rows = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
-        if self.label_mode == "regression" or not self._classes:
-            return [float(row[0]) if len(row) == 1 else row.tolist() for row in rows]
-        if self.label_mode == "multilabel":
-            return [[[name, float(p)] for name, p in zip(self._classes, row)] for row in rows]
-        return [self._classes[i] for i in np.argmax(rows, axis=-1)]
-
-    def _explain(self, text: str, top_k: int) -> dict[str, Any]:
-        method = getattr(self.predictor, "explain", None)
-        if callable(method):
-            result = method(text, top_k=top_k)
-        else:
-            from ktlite.text.explain import explain
-
-            result = explain(self.predictor, text, top_k=top_k)
-        return _to_json(result.to_dict() if hasattr(result, "to_dict") else result)
+        return _to_json({
+            **self.predictor.metadata,
+            "limits": {
+                "max_batch_size": self.max_batch_size,
+                "max_wait_ms": self.max_wait_ms,
+                "max_inputs": self.max_inputs,
+                "max_body_bytes": self.max_body_bytes,
+                "max_pending": self.max_pending,
+                "max_explain_words": self.max_explain_words,
+                "max_explains": self.max_explains,
+                "body_timeout_s": self.body_timeout_s,
+            },
+            "server_versions": {
+                "ktlite": ktlite.__version__,
+                "fastapi": _dist_version("fastapi"),
+                "uvicorn": _dist_version("uvicorn"),
+                "python": platform.python_version(),
+            },
+        })
 
     def _build_fastapi(self) -> FastAPI:
         @contextlib.asynccontextmanager
@@ -378,8 +505,9 @@ class APIApp:
 
         api = FastAPI(
             title="ktlite predictor",
-            description="Predictions from a saved ktlite predictor, with dynamic batching.",
-            version=self.metadata["versions"]["ktlite"],
+            description=f"Predictions from {self.metadata.get('predictor')}, dynamically "
+            "batched.",
+            version=self.metadata["server_versions"]["ktlite"],
             lifespan=lifespan,
         )
 
@@ -397,79 +525,168 @@ class APIApp:
                 content={"detail": f"{prefix}: {_summarise_validation(errors)}", "errors": errors},
             )
 
-        @api.get("/health", summary="Liveness check")
+        @api.get("/health", summary="Liveness check and batching counters")
         async def health() -> dict[str, Any]:
             return {
                 "status": "ok",
-                "pending_texts": self.batcher.pending,
+                "pending_inputs": self.batcher.pending,
                 "model_calls": self.batcher.num_calls,
-                "texts_predicted": self.batcher.num_texts,
+                "inputs_predicted": self.batcher.num_items,
+                "dropped_requests": self.batcher.num_dropped,
             }
 
-        @api.get("/metadata", summary="Task, classes, maxlen, limits and versions")
+        @api.get("/metadata", summary="The predictor's task facts, the limits and versions")
         async def metadata() -> dict[str, Any]:
             return self.metadata
+
+        request_model = _request_model(self.predictor, self.max_inputs)
 
         @api.post(
             "/predict",
             response_model=PredictResponse,
-            response_model_exclude_none=True,
-            summary="Predict labels for a list of texts",
-            responses={413: {"description": "Too many texts or body too large"}},
+            summary="Predict for a list of inputs",
+            responses={
+                413: {"description": "Too many inputs or body too large"},
+                503: {"description": "Queue full; retry after the Retry-After header"},
+            },
         )
-        async def predict(request: PredictRequest) -> dict[str, Any]:
-            if request.return_proba and self.label_mode == "regression":
-                raise HTTPException(
-                    status_code=422,
-                    detail="return_proba=true needs a classifier; this predictor does "
-                    "regression and returns numbers.",
-                )
-            if len(request.texts) > self.max_texts:
+        async def predict(body: request_model, request: Request) -> dict[str, Any]:
+            items = body.input_list()
+            if len(items) > self.max_inputs:
                 raise HTTPException(
                     status_code=413,
-                    detail=f"Too many texts: received {len(request.texts)}, "
-                    f"max_texts={self.max_texts}. Split the request.",
+                    detail=f"Too many inputs: received {len(items)}, max_inputs="
+                    f"{self.max_inputs}. Split the request.",
                 )
+            _refuse_bad_strings(items, "inputs")
             try:
-                probs = await self.batcher.submit(request.texts)
-            except Exception:  # noqa: BLE001 - logged here, the client gets a clean 500
-                logger.exception("Prediction failed for a request of %d texts.", len(request.texts))
-                raise HTTPException(
-                    status_code=500, detail="The model failed on this request; see the server log."
-                ) from None
-            answer: dict[str, Any] = {"predictions": self._decode(probs)}
-            if request.return_proba:
-                answer["probabilities"] = np.asarray(probs, dtype=float).reshape(
-                    len(probs), -1
-                ).tolist()
-                answer["classes"] = self._classes
-            return answer
+                self.predictor.inputs_from_json(items)
+            except (TypeError, ValueError) as error:
+                raise HTTPException(status_code=422, detail=f"Invalid inputs: {error}") from None
+            rows = await self._submit(items, request)
+            try:
+                return self.predictor.json_response(rows, **body.options())
+            except (TypeError, ValueError) as error:
+                raise HTTPException(status_code=422, detail=str(error)) from None
 
-        @api.post("/explain", summary="Word attributions for the predicted class")
+        if callable(getattr(self.predictor, "explain", None)):
+            self._add_explain(api)
+        return api
+
+    async def _submit(self, items: list[Any], request: Request) -> Any:
+        """Queues `items`; drops them if the client disconnects before they are run."""
+        job = asyncio.ensure_future(self.batcher.submit(items))
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not job.done():
+            job.cancel()
+            raise HTTPException(status_code=499, detail="The client closed the request.")
+        try:
+            return job.result()
+        except QueueFullError as error:
+            raise HTTPException(
+                status_code=503, detail=f"{error} Retry later.",
+                headers={"Retry-After": str(_RETRY_AFTER_S)},
+            ) from None
+        except Exception:  # noqa: BLE001 - logged here, the client gets a clean 500
+            logger.exception("Prediction failed for a request of %d inputs.", len(items))
+            raise HTTPException(
+                status_code=500, detail="The model failed on this request; see the server log."
+            ) from None
+
+    def _add_explain(self, api: FastAPI) -> None:
+        @api.post(
+            "/explain",
+            summary="Why the predictor predicts what it does for one text",
+            responses={
+                413: {"description": "Text over max_explain_words words"},
+                503: {"description": "Too many explanations at once; retry later"},
+            },
+        )
         async def explain(request: ExplainRequest) -> dict[str, Any]:
+            _refuse_bad_strings(request.text, "text")
+            words = len(_WORD.findall(request.text))
+            if words == 0:
+                raise HTTPException(
+                    status_code=422, detail="`text` has no words to explain (only whitespace)."
+                )
+            if words > self.max_explain_words:
+                raise HTTPException(
+                    status_code=413,
+                    detail=f"`text` has {words} words; max_explain_words="
+                    f"{self.max_explain_words}. Explain a shorter text.",
+                )
+            if self._explains >= self.max_explains:
+                raise HTTPException(
+                    status_code=503,
+                    detail=f"{self._explains} explanations are running or waiting "
+                    f"(max_explains={self.max_explains}). Retry later.",
+                    headers={"Retry-After": str(_RETRY_AFTER_S)},
+                )
+            self._explains += 1
             loop = asyncio.get_running_loop()
             try:
-                return await loop.run_in_executor(
-                    self._model_thread, self._explain, request.text, request.top_k
+                result = await loop.run_in_executor(
+                    self._explain_thread, self._explain, request.text, request.top_k
                 )
+            except (TypeError, ValueError) as error:
+                raise HTTPException(status_code=422, detail=str(error)) from None
             except Exception:  # noqa: BLE001 - logged here, the client gets a clean 500
                 logger.exception("Explanation failed.")
                 raise HTTPException(
                     status_code=500, detail="The explanation failed; see the server log."
                 ) from None
+            finally:
+                self._explains -= 1
+            return result
 
-        return api
+    def _explain(self, text: str, top_k: int) -> dict[str, Any]:
+        result = self.predictor.explain(text, top_k=top_k)
+        return _to_json(result.to_dict() if hasattr(result, "to_dict") else result)
 
 
-def _model_fn(predictor: Any, label_mode: str | None) -> Any:
-    """The batched model call: probabilities, or a column of values for regression."""
-    if label_mode != "regression":
-        return predictor.predict_proba
+_HOOKS = ("predict_outputs", "json_response", "json_input_schema", "inputs_from_json")
 
-    def values(texts: list[str]) -> np.ndarray:
-        return np.asarray(predictor.predict(texts), dtype=np.float32).reshape(len(texts), -1)
 
-    return values
+def _as_predictor(predictor_or_path: Any, input_shape: Any) -> Any:
+    """A path -> the loaded predictor; a keras.Model -> a ModelAdapter; a predictor as is."""
+    import keras
+
+    if isinstance(predictor_or_path, keras.Model):
+        if input_shape is None:
+            raise ValueError(
+                "`input_shape` is needed to serve a bare keras.Model (the shape of one input, "
+                "without the batch dimension, e.g. input_shape=(16,)). Received: input_shape=None"
+            )
+        from ktlite.apps.model_adapter import ModelAdapter
+
+        return ModelAdapter(predictor_or_path, input_shape)
+    if input_shape is not None:
+        raise ValueError(
+            "`input_shape` applies to a bare keras.Model only; a predictor knows its inputs. "
+            f"Received: input_shape={input_shape!r}"
+        )
+    if isinstance(predictor_or_path, (str, os.PathLike)):
+        from ktlite.predictor import load_predictor
+
+        return load_predictor(predictor_or_path)
+    missing = [name for name in _HOOKS if not callable(getattr(predictor_or_path, name, None))]
+    if missing or not isinstance(getattr(predictor_or_path, "metadata", None), dict):
+        raise TypeError(
+            "`predictor_or_path` must be a ktlite predictor (with "
+            f"{', '.join(_HOOKS)} and metadata), a keras.Model with `input_shape`, or the path "
+            f"of a saved predictor. Received: predictor_or_path={predictor_or_path!r}"
+        )
+    return predictor_or_path
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone (the ASGI ``http.disconnect`` message)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _replay(body: bytes, receive: Any) -> Any:
@@ -516,16 +733,21 @@ def serve(
 ) -> None:
     """Loads a saved predictor and serves it over HTTP until interrupted.
 
-    This is what ``ktlite serve PREDICTOR_DIR`` runs.
+    This is what ``ktlite serve PREDICTOR_DIR`` runs. The server closes connections whose
+    request headers take over 10 s (``header_timeout_s``) or bodies over 10 s
+    (``body_timeout_s``), idle keep-alive connections after 5 s (``timeout_keep_alive``),
+    and answers 503 past 256 open connections (``limit_concurrency``).
 
     Args:
         path: folder of a predictor saved with ``predictor.save(path)``.
         host: interface to bind. Default ``"127.0.0.1"`` (this machine only).
         port: TCP port. Default 8000.
-        max_batch_size: most texts per model call. Default 32; 1 turns batching off.
+        max_batch_size: most inputs per model call. Default 32; 1 turns batching off.
         max_wait_ms: longest wait to fill a batch, in milliseconds. Default 5.
-        **kwargs: `APIApp` limits (``max_texts``, ``max_body_bytes``) and ``uvicorn.run``
-            options (e.g. ``log_level``, ``access_log``).
+        **kwargs: `APIApp` limits (``max_inputs``, ``max_body_bytes``, ``max_pending``,
+            ``max_explain_words``, ``max_explains``, ``body_timeout_s``), `APIApp.run`'s
+            ``header_timeout_s`` and ``uvicorn.run`` options (e.g. ``log_level``,
+            ``limit_concurrency``, ``timeout_keep_alive``).
 
     Raises:
         ImportError: if FastAPI or uvicorn is not installed.
@@ -536,7 +758,10 @@ def serve(
         >>> from ktlite.apps import serve
         >>> serve("my_predictor", port=8000)  # then: curl localhost:8000/health
     """
-    app_keys = {"max_texts", "max_body_bytes"}
+    app_keys = {
+        "max_inputs", "max_body_bytes", "max_pending", "max_explain_words", "max_explains",
+        "body_timeout_s",
+    }
     app_kwargs = {key: kwargs.pop(key) for key in app_keys & set(kwargs)}
     app = APIApp(path, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, **app_kwargs)
     app.run(host=host, port=port, **kwargs)

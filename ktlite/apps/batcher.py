@@ -1,11 +1,18 @@
 """Dynamic batching: many concurrent small requests, few large model calls.
 
-A web service receives requests one at a time, but a model is far cheaper per text when it
-sees many texts at once. `DynamicBatcher` sits between the two: request handlers ``await
-batcher.submit(texts)``, a single asyncio task gathers whatever is waiting into one batch
-(up to `max_batch_size` texts, waiting at most `max_wait_ms` after the oldest request arrived),
-runs the model once in a worker thread so the event loop stays free, and hands each caller
-exactly its own rows of the result.
+A web service receives requests one at a time, but a model is far cheaper per input when it
+sees many inputs at once. `DynamicBatcher` sits between the two: request handlers ``await
+batcher.submit(items)``, a single asyncio task gathers whatever is waiting into one batch
+(up to `max_batch_size` inputs, waiting at most `max_wait_ms` after the oldest request
+arrived), runs the model once in a worker thread so the event loop stays free, and hands each
+caller exactly its own rows of the result. The inputs are opaque to the batcher (texts, rows
+of features, JSON objects): it only slices and concatenates the callers' lists.
+
+Fairness: each batch is filled with the requests that have been served least so far (fewest
+inputs already taken), then the smallest, then the oldest. A new request has been served nothing, so
+it rides in the very next batch even while large requests are queued; large requests advance
+one batch-sized slice at a time, interleaved. The queue is capped (`max_pending`): a request
+that would exceed it is refused at once with `QueueFullError`.
 
 This module needs only the standard library and numpy (no web framework).
 """
@@ -13,7 +20,6 @@ This module needs only the standard library and numpy (no web framework).
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import logging
 import time
@@ -24,16 +30,20 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-BatchFn = Callable[[list[str]], Any]
+BatchFn = Callable[[list[Any]], Any]
+
+
+class QueueFullError(RuntimeError):
+    """Raised by `DynamicBatcher.submit` when the request would exceed `max_pending` inputs."""
 
 
 class _Job:
-    """One caller's texts, how far the worker has taken them, and the rows received so far."""
+    """One caller's inputs, how far the worker has taken them, and the rows received so far."""
 
-    __slots__ = ("texts", "future", "arrival", "taken", "parts", "received")
+    __slots__ = ("items", "future", "arrival", "taken", "parts", "received")
 
-    def __init__(self, texts: list[str], future: asyncio.Future, arrival: float) -> None:
-        self.texts = texts
+    def __init__(self, items: list[Any], future: asyncio.Future, arrival: float) -> None:
+        self.items = items
         self.future = future
         self.arrival = arrival
         self.taken = 0
@@ -42,42 +52,48 @@ class _Job:
 
     @property
     def remaining(self) -> int:
-        return len(self.texts) - self.taken
+        return len(self.items) - self.taken
 
 
 class DynamicBatcher:
-    """Coalesces concurrent prediction requests into bounded model calls.
+    """Coalesces concurrent prediction requests into bounded, fairly shared model calls.
 
     One asyncio task per event loop drains a queue of requests. A batch is closed as soon as
-    it holds `max_batch_size` texts or `max_wait_ms` milliseconds have passed since the oldest
-    waiting request arrived, whichever comes first. While a batch runs in the worker thread,
-    new requests queue up and form the next batch, so under load batches fill without waiting.
-    A request with more texts than `max_batch_size` is spread over consecutive batches and its
-    rows are reassembled in order. If a batch holding several requests fails, each request is
-    retried on its own so that one bad request cannot fail its neighbours.
+    the queue holds `max_batch_size` inputs or `max_wait_ms` milliseconds have passed since
+    the oldest waiting request arrived, whichever comes first. While a batch runs in the
+    worker thread, new requests queue up and form the next batch, so under load batches fill
+    without waiting. Each batch takes first from the requests served least so far (then the
+    smallest), so a small
+    request never waits behind the rest of a large one; a request with more inputs than
+    `max_batch_size` is spread over several batches and its rows are reassembled in order. If
+    a batch holding several requests fails, each request is retried on its own so that one
+    bad request cannot fail its neighbours. A caller that stops waiting (its task cancelled,
+    e.g. because its client disconnected) is dropped: none of its remaining inputs are run.
 
     The batcher starts itself on the first `submit` inside a running event loop; call `aclose`
     on shutdown (the web app does this in its lifespan).
 
     Args:
-        fn: the model call, ``fn(list_of_texts) -> array-like`` with one row per text, e.g.
-            ``predictor.predict_proba``. Called from a single worker thread, never
+        fn: the model call, ``fn(list_of_inputs) -> array-like`` with one row per input,
+            e.g. ``predictor.predict_outputs``. Called from a single worker thread, never
             concurrently with itself.
-        max_batch_size: most texts in one model call. Default 32; 1 turns batching off.
+        max_batch_size: most inputs in one model call. Default 32; 1 turns batching off.
         max_wait_ms: longest time, in milliseconds, the oldest waiting request is held back
             to let a batch fill. Default 5.0; 0 runs whatever is waiting at once.
         executor: the thread pool that runs `fn`. Default None: the batcher makes (and
-            closes) its own single worker thread. Pass a shared single-thread executor to
-            serialise `fn` with other model work (the app does this for explanations).
+            closes) its own single worker thread.
+        max_pending: most inputs waiting at once (not yet taken into a batch). A `submit`
+            that would exceed it raises `QueueFullError` at once. Default None: no cap.
 
     Raises:
         TypeError: if `fn` is not callable.
-        ValueError: if `max_batch_size` is not a positive int or `max_wait_ms` is negative.
+        ValueError: if `max_batch_size` or `max_pending` is not a positive int or
+            `max_wait_ms` is negative.
 
     Example:
-        >>> batcher = DynamicBatcher(predictor.predict_proba, max_batch_size=32)
-        >>> probs = await batcher.submit(["a text", "another text"])  # inside a coroutine
-        >>> probs.shape  # (2, n_classes)
+        >>> batcher = DynamicBatcher(predictor.predict_outputs, max_batch_size=32)
+        >>> rows = await batcher.submit(["a text", "another text"])  # inside a coroutine
+        >>> rows.shape  # (2, n_outputs)
     """
 
     def __init__(
@@ -86,15 +102,19 @@ class DynamicBatcher:
         max_batch_size: int = 32,
         max_wait_ms: float = 5.0,
         executor: concurrent.futures.Executor | None = None,
+        max_pending: int | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"`fn` must be callable. Received: fn={fn!r}")
-        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or (
-            max_batch_size < 1
-        ):
+        if not _is_positive_int(max_batch_size):
             raise ValueError(
                 "`max_batch_size` must be a positive int. "
                 f"Received: max_batch_size={max_batch_size!r}"
+            )
+        if max_pending is not None and not _is_positive_int(max_pending):
+            raise ValueError(
+                "`max_pending` must be None or a positive int. "
+                f"Received: max_pending={max_pending!r}"
             )
         if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, (int, float)) or not (
             0 <= max_wait_ms < float("inf")
@@ -106,9 +126,11 @@ class DynamicBatcher:
         self.fn = fn
         self.max_batch_size = max_batch_size
         self.max_wait_ms = float(max_wait_ms)
+        self.max_pending = max_pending
         self.num_calls = 0
-        self.num_texts = 0
-        self._queue: collections.deque[_Job] = collections.deque()
+        self.num_items = 0
+        self.num_dropped = 0
+        self._queue: list[_Job] = []  # in arrival order
         self._arrived: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -117,28 +139,34 @@ class DynamicBatcher:
 
     @property
     def pending(self) -> int:
-        """Number of texts waiting for a model call."""
-        return sum(job.remaining for job in self._queue)
+        """Number of inputs waiting for a model call."""
+        return sum(job.remaining for job in self._queue if not job.future.done())
 
-    async def submit(self, texts: Sequence[str]) -> np.ndarray:
-        """Queues `texts` for the next batches and waits for their rows.
+    async def submit(self, items: Sequence[Any]) -> np.ndarray:
+        """Queues `items` for the next batches and waits for their rows.
 
         Args:
-            texts: the caller's texts (at least one).
+            items: the caller's inputs (at least one), as `fn` takes them.
 
         Returns:
-            A numpy array with one row per text, in the order given.
+            A numpy array with one row per input, in the order given.
 
         Raises:
-            ValueError: if `texts` is empty.
+            ValueError: if `items` is empty.
+            QueueFullError: if the queue cannot take `items` now (retry later).
             Exception: whatever the model call raised for this request.
         """
-        texts = list(texts)
-        if not texts:
-            raise ValueError(f"`texts` must hold at least one text. Received: texts={texts!r}")
+        items = list(items)
+        if not items:
+            raise ValueError(f"`items` must hold at least one input. Received: items={items!r}")
+        if self.max_pending is not None and self.pending + len(items) > self.max_pending:
+            raise QueueFullError(
+                f"The queue is full: {self.pending} inputs are waiting and this request adds "
+                f"{len(items)} (max_pending={self.max_pending})."
+            )
         self._ensure_worker()
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Job(texts, future, time.perf_counter()))
+        self._queue.append(_Job(items, future, time.perf_counter()))
         self._arrived.set()
         return await future
 
@@ -151,10 +179,10 @@ class DynamicBatcher:
                 await worker
             except asyncio.CancelledError:
                 pass
-        while self._queue:
-            job = self._queue.popleft()
+        for job in self._queue:
             if not job.future.done():
                 job.future.set_exception(RuntimeError("the batcher was closed"))
+        self._queue.clear()
         if self._owns_executor and self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
@@ -205,31 +233,31 @@ class DynamicBatcher:
                 return
 
     def _drop_abandoned(self) -> None:
-        # A caller that gave up (client disconnected, handler cancelled) needs no rows.
-        while self._queue and self._queue[0].future.done():
-            self._queue.popleft()
+        """Forgets requests whose caller gave up (client gone, handler cancelled)."""
+        kept = [job for job in self._queue if not job.future.done()]
+        self.num_dropped += len(self._queue) - len(kept)
+        self._queue = kept
 
     def _take_batch(self) -> list[tuple[_Job, int, int]]:
-        """Pops up to `max_batch_size` texts off the queue as ``(job, start, stop)`` slices."""
+        """Takes up to `max_batch_size` inputs as ``(job, start, stop)`` slices: requests
+        served least first, then the smallest, then the oldest."""
+        self._drop_abandoned()
         batch: list[tuple[_Job, int, int]] = []
         room = self.max_batch_size
-        while room and self._queue:
-            job = self._queue[0]
-            if job.future.done():
-                self._queue.popleft()
-                continue
+        for job in sorted(self._queue, key=lambda j: (j.taken, j.remaining)):  # stable
+            if not room:
+                break
             take = min(room, job.remaining)
             batch.append((job, job.taken, job.taken + take))
             job.taken += take
             room -= take
-            if job.remaining == 0:
-                self._queue.popleft()
+        self._queue = [job for job in self._queue if job.remaining]
         return batch
 
     async def _execute(self, batch: list[tuple[_Job, int, int]]) -> None:
-        texts = [text for job, start, stop in batch for text in job.texts[start:stop]]
+        items = [item for job, start, stop in batch for item in job.items[start:stop]]
         try:
-            rows = await self._call(texts)
+            rows = await self._call(items)
         except asyncio.CancelledError:
             for job, _, _ in batch:
                 self._fail(job, RuntimeError("the batcher was closed"))
@@ -252,17 +280,17 @@ class DynamicBatcher:
             offset += stop - start
             self._deliver(job, start, part)
 
-    async def _call(self, texts: list[str]) -> np.ndarray:
+    async def _call(self, items: list[Any]) -> np.ndarray:
         loop = asyncio.get_running_loop()
-        rows = await loop.run_in_executor(self._executor, self.fn, texts)
+        rows = await loop.run_in_executor(self._executor, self.fn, items)
         rows = np.asarray(rows)
-        if rows.ndim == 0 or rows.shape[0] != len(texts):
+        if rows.ndim == 0 or rows.shape[0] != len(items):
             raise RuntimeError(
                 f"The model call returned {rows.shape[0] if rows.ndim else 'a scalar'} rows for "
-                f"{len(texts)} texts; `fn` must return one row per text."
+                f"{len(items)} inputs; `fn` must return one row per input."
             )
         self.num_calls += 1
-        self.num_texts += len(texts)
+        self.num_items += len(items)
         return rows
 
     def _deliver(self, job: _Job, start: int, part: np.ndarray) -> None:
@@ -270,7 +298,7 @@ class DynamicBatcher:
             return
         job.parts.append((start, part))
         job.received += len(part)
-        if job.received == len(job.texts):
+        if job.received == len(job.items):
             job.parts.sort(key=lambda item: item[0])
             rows = job.parts[0][1] if len(job.parts) == 1 else np.concatenate(
                 [p for _, p in job.parts]
@@ -280,7 +308,9 @@ class DynamicBatcher:
     def _fail(self, job: _Job, error: BaseException) -> None:
         if not job.future.done():
             job.future.set_exception(error)
-        try:
+        if job in self._queue:
             self._queue.remove(job)  # the rest of a long request would be wasted work
-        except ValueError:
-            pass
+
+
+def _is_positive_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1

@@ -1,8 +1,9 @@
-"""Tests for ktlite.apps.APIApp in-process (httpx's ASGI transport) with a fake predictor."""
+"""Tests for ktlite.apps.APIApp in-process (httpx's ASGI transport) with fake predictors."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import threading
@@ -12,53 +13,13 @@ import numpy as np
 import pytest
 
 from ktlite.apps import APIApp
-
-CLASSES = ["animal", "plant", "rock"]
-
-
-class FakePredictor:
-    """Duck-typed predictor: the class is decided by a keyword; counts model calls."""
-
-    label_mode = "multiclass"
-
-    def __init__(self, fail_on: str | None = None) -> None:
-        self.batches: list[int] = []
-        self.fail_on = fail_on
-        self._lock = threading.Lock()
-
-    def get_classes(self) -> list[str]:
-        return list(CLASSES)
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            self.batches.append(len(texts))
-        if self.fail_on is not None and any(self.fail_on in t for t in texts):
-            raise RuntimeError("model exploded")
-        return np.stack([expected_proba(t) for t in texts]).astype(np.float32)
-
-
-class FakeRegressor:
-    label_mode = "regression"
-
-    def get_classes(self) -> list[str]:
-        return []
-
-    def predict_proba(self, texts):
-        raise ValueError("regression has no probabilities")
-
-    def predict(self, texts):
-        return [float(len(t)) for t in texts]
-
-
-def expected_proba(text: str) -> np.ndarray:
-    index = 0 if "bird" in text else 1 if "tree" in text else 2
-    row = np.full(3, 0.1)
-    row[index] = 0.8
-    return row
-
-
-def expected_label(text: str) -> str:
-    return CLASSES[int(np.argmax(expected_proba(text)))]
+from tests.apps.fakes import (
+    CLASSES,
+    FakePredictor,
+    FakeRegressor,
+    expected_label,
+    expected_proba,
+)
 
 
 def run(coroutine):
@@ -110,14 +71,15 @@ def test_concurrent_requests_are_coalesced_and_routed_to_their_callers():
 
     responses = run(main())
     assert [r.json()["predictions"] for r in responses] == [[expected_label(t)] for t in texts]
-    assert sum(predictor.batches) == 64
-    assert len(predictor.batches) <= 4  # 64 single-text requests, not 64 model calls
-    assert max(predictor.batches) <= 32
+    sizes = [len(batch) for batch in predictor.batches]
+    assert sum(sizes) == 64
+    assert len(sizes) <= 4  # 64 single-text requests, not 64 model calls
+    assert max(sizes) <= 32
 
 
 def test_bad_requests_interleaved_with_good_ones_never_disturb_the_good_ones():
     predictor = FakePredictor()
-    app = APIApp(predictor, max_batch_size=8, max_wait_ms=20, max_texts=5, max_body_bytes=4096)
+    app = APIApp(predictor, max_batch_size=8, max_wait_ms=20, max_inputs=5, max_body_bytes=4096)
     bad_bodies = [
         b"{not json",
         b'{"texts": "a bird"}',
@@ -166,7 +128,10 @@ def test_bad_requests_interleaved_with_good_ones_never_disturb_the_good_ones():
         (b"{not json", 400, "Malformed JSON"),
         (b'{"texts": "one string"}', 422, "texts"),
         (b'{"texts": []}', 422, "at least 1"),
-        (b'{"texts": ["ok", 3]}', 422, "texts.1"),
+        (b'{"texts": ["ok", 3]}', 422, "texts[1]"),
+        (b'{"inputs": ["ok", 3]}', 422, "[1]"),
+        (b'{"inputs": ["ok"], "texts": ["ok"]}', 422, "exactly one of"),
+        (b'{"return_proba": true}', 422, "exactly one of"),
         (b'{"texts": ["ok"], "return_proba": 1}', 422, "return_proba"),
         (b'{"texts": ["ok"], "path": "/etc/passwd"}', 422, "path"),
     ],
@@ -183,8 +148,8 @@ def test_invalid_bodies_get_4xx_with_a_message(body, status, fragment):
     assert fragment in response.json()["detail"]
 
 
-def test_more_than_max_texts_is_refused_with_413():
-    app = APIApp(FakePredictor(), max_texts=3)
+def test_more_than_max_inputs_is_refused_with_413():
+    app = APIApp(FakePredictor(), max_inputs=3)
 
     async def main():
         async with client(app) as c:
@@ -192,7 +157,7 @@ def test_more_than_max_texts_is_refused_with_413():
 
     response = run(main())
     assert response.status_code == 413
-    assert "max_texts=3" in response.json()["detail"]
+    assert "max_inputs=3" in response.json()["detail"]
 
 
 def test_body_over_the_limit_is_refused_with_413_declared_or_streamed():
@@ -220,9 +185,9 @@ def test_body_over_the_limit_is_refused_with_413_declared_or_streamed():
     assert predictor.batches == []
 
 
-def test_default_limits_are_1024_texts_and_one_mebibyte():
+def test_default_limits_are_1024_inputs_and_one_mebibyte():
     app = APIApp(FakePredictor())
-    assert (app.max_texts, app.max_body_bytes) == (1024, 1024 * 1024)
+    assert (app.max_inputs, app.max_body_bytes) == (1024, 1024 * 1024)
     assert (app.max_batch_size, app.max_wait_ms) == (32, 5.0)
 
 
@@ -253,13 +218,17 @@ def test_health_metadata_and_openapi_schema():
     health, metadata, schema = run(main())
     assert health.json()["status"] == "ok"
     meta = metadata.json()
-    assert meta["classes"] == CLASSES
-    assert meta["label_mode"] == "multiclass"
+    assert meta["classes"] == CLASSES  # the predictor's metadata, served as is
+    assert meta["predictor"] == "tests.FakePredictor"
     assert meta["limits"]["max_batch_size"] == 16
-    assert {"ktlite", "keras", "tensorflow", "python"} <= set(meta["versions"])
+    assert {"ktlite", "fastapi", "python"} <= set(meta["server_versions"])
     paths = schema.json()["paths"]
     assert {"/predict", "/explain", "/health", "/metadata"} <= set(paths)
-    assert "PredictRequest" in schema.json()["components"]["schemas"]
+    request = schema.json()["components"]["schemas"]["PredictRequest"]["properties"]
+    # the predictor's item schema (a string) in both fields, and its options
+    assert request["inputs"]["anyOf"][0]["items"] == {"type": "string"}
+    assert request["texts"]["anyOf"][0]["items"] == {"type": "string"}
+    assert request["return_proba"]["type"] == "boolean"
 
 
 def test_explain_endpoint_returns_word_scores_for_the_predicted_class():
@@ -302,13 +271,22 @@ def test_run_binds_loopback_by_default(monkeypatch):
     app = APIApp(FakePredictor())
     app.run()
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000 and seen["app"] is app
+    # slow clients are cut off: headers, idle keep-alive, open connections
+    assert seen["http"].header_timeout_s == 10.0
+    assert seen["timeout_keep_alive"] == 5 and seen["limit_concurrency"] == 256
+    app.run(header_timeout_s=2, limit_concurrency=16)
+    assert seen["http"].header_timeout_s == 2.0 and seen["limit_concurrency"] == 16
+    with pytest.raises(ValueError, match="header_timeout_s=0"):
+        app.run(header_timeout_s=0)
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
         ({"max_batch_size": 0}, "max_batch_size=0"),
-        ({"max_texts": -1}, "max_texts=-1"),
+        ({"max_inputs": -1}, "max_inputs=-1"),
+        ({"max_pending": 10}, "max_pending=10"),
+        ({"body_timeout_s": 0}, "body_timeout_s=0"),
         ({"max_body_bytes": "1MB"}, "max_body_bytes='1MB'"),
         ({"max_wait_ms": -5}, "max_wait_ms=-5"),
     ],
@@ -318,8 +296,8 @@ def test_invalid_limits_name_the_argument_and_value(kwargs, match):
         APIApp(FakePredictor(), **kwargs)
 
 
-def test_object_without_predict_proba_is_refused():
-    with pytest.raises(TypeError, match="predict_proba"):
+def test_object_without_the_predictor_hooks_is_refused():
+    with pytest.raises(TypeError, match="predict_outputs, json_response"):
         APIApp(object())
 
 
@@ -345,17 +323,220 @@ def test_missing_fastapi_gives_an_install_hint_and_core_does_not_import_it():
     assert "pip install 'ktlite[serve]'" in out.stdout
 
 
-class FakeMultilabel(FakePredictor):
-    label_mode = "multilabel"
-
-
-def test_multilabel_predictor_returns_label_probability_pairs():
-    app = APIApp(FakeMultilabel())
+def test_inputs_field_and_the_texts_alias_give_the_same_answer():
+    app = APIApp(FakePredictor())
+    texts = ["a bird", "an oak tree"]
 
     async def main():
         async with client(app) as c:
-            return await c.post("/predict", json={"texts": ["a bird"]})
+            return (
+                await c.post("/predict", json={"inputs": texts, "return_proba": True}),
+                await c.post("/predict", json={"texts": texts, "return_proba": True}),
+            )
 
-    (pairs,) = run(main()).json()["predictions"]
-    assert [name for name, _ in pairs] == CLASSES
-    np.testing.assert_allclose([p for _, p in pairs], expected_proba("a bird"), rtol=1e-6)
+    by_inputs, by_texts = run(main())
+    assert by_inputs.status_code == 200 and by_inputs.json() == by_texts.json()
+    assert by_inputs.json()["predictions"] == ["animal", "plant"]
+    np.testing.assert_allclose(
+        by_inputs.json()["probabilities"], [expected_proba(t) for t in texts], rtol=1e-6
+    )
+
+
+def test_a_lone_surrogate_gets_422_naming_the_item_and_never_reaches_a_batch():
+    predictor = FakePredictor()
+    app = APIApp(predictor, max_wait_ms=50)
+    bad = json.dumps({"inputs": ["a bird", "ok", "\ud800 broken"]}).encode()
+    assert b"\\ud800" in bad  # JSON's escape of a lone surrogate
+
+    async def main():
+        async with client(app) as c:
+            return await asyncio.gather(
+                post_raw(c, bad),
+                c.post("/predict", json={"inputs": ["a tree"]}),
+                post_raw(c, b'{"text": "\\udfff"}', path="/explain"),
+            )
+
+    refused, good, explain = run(main())
+    assert refused.status_code == 422 and "`inputs[2]`" in refused.json()["detail"]
+    assert "surrogate" in refused.json()["detail"]
+    assert good.json()["predictions"] == ["plant"]
+    assert explain.status_code == 422 and "text" in explain.json()["detail"]
+    assert predictor.batches == [["a tree"]]  # one batch, no retry alone
+
+
+def test_explain_refuses_whitespace_and_texts_over_the_word_limit():
+    predictor = FakePredictor()
+    app = APIApp(predictor, max_explain_words=5)
+
+    async def main():
+        async with client(app) as c:
+            return (
+                await c.post("/explain", json={"text": " \n\t "}),
+                await c.post("/explain", json={"text": "one two three, four five"}),  # 6 words
+                await c.post("/explain", json={"text": "a bird, here"}),
+            )
+
+    blank, long, short = run(main())
+    assert blank.status_code == 422 and "no words" in blank.json()["detail"]
+    assert long.status_code == 413 and "max_explain_words=5" in long.json()["detail"]
+    assert "6 words" in long.json()["detail"]
+    assert short.status_code == 200 and short.json()["label"] == "animal"
+    assert app.metadata["limits"]["max_explain_words"] == 5
+    assert APIApp(predictor).max_explain_words == 1000
+
+
+class SlowExplainer(FakePredictor):
+    """`explain` holds until `explain_gate` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.explain_gate = threading.Event()
+        self.explaining = threading.Event()
+
+    def explain(self, text, top_k=10):
+        self.explaining.set()
+        assert self.explain_gate.wait(30)
+        return {"label": "animal", "text": text}
+
+
+def test_predictions_keep_flowing_while_an_explanation_runs_and_explains_are_capped():
+    predictor = SlowExplainer()
+    app = APIApp(predictor, max_explains=1)
+
+    async def main():
+        async with client(app) as c:
+            explaining = asyncio.ensure_future(c.post("/explain", json={"text": "a bird"}))
+            while not predictor.explaining.is_set():
+                await asyncio.sleep(0.01)
+            second = await c.post("/explain", json={"text": "another bird"})
+            # With one shared model thread this would wait for the explanation forever.
+            predicted = await asyncio.wait_for(
+                c.post("/predict", json={"inputs": ["a tree"]}), timeout=10
+            )
+            predictor.explain_gate.set()
+            return predicted, second, await explaining
+
+    predicted, second, explained = run(main())
+    assert predicted.json()["predictions"] == ["plant"]
+    assert second.status_code == 503 and second.headers["retry-after"] == "1"
+    assert explained.status_code == 200 and explained.json()["label"] == "animal"
+
+
+def test_explain_exists_only_where_the_predictor_explains():
+    app = APIApp(FakeRegressor())
+
+    async def main():
+        async with client(app) as c:
+            return (
+                await c.post("/explain", json={"text": "a bird"}),
+                await c.get("/openapi.json"),
+            )
+
+    missing, schema = run(main())
+    assert missing.status_code == 404
+    assert "/explain" not in schema.json()["paths"] and "/predict" in schema.json()["paths"]
+
+
+def test_a_full_queue_answers_503_with_retry_after():
+    gate = threading.Event()
+    predictor = FakePredictor(gate=gate)
+    app = APIApp(predictor, max_batch_size=2, max_wait_ms=0, max_inputs=4, max_pending=4)
+
+    async def main():
+        async with client(app) as c:
+            running = asyncio.ensure_future(c.post("/predict", json={"inputs": ["a", "b"]}))
+            while not predictor.entered.is_set():  # the model holds the first batch
+                await asyncio.sleep(0.01)
+            queued = asyncio.ensure_future(c.post("/predict", json={"inputs": ["c"] * 4}))
+            while app.batcher.pending < 4:
+                await asyncio.sleep(0.01)
+            refused = await c.post("/predict", json={"inputs": ["a bird"]})
+            gate.set()
+            return refused, await running, await queued
+
+    refused, running, queued = run(main())
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert "max_pending=4" in refused.json()["detail"]
+    assert running.status_code == 200 and queued.status_code == 200
+    assert "a bird" not in predictor.texts_seen
+
+
+def test_work_of_a_disconnected_client_is_dropped():
+    gate = threading.Event()
+    predictor = FakePredictor(gate=gate)
+    app = APIApp(predictor, max_batch_size=4, max_wait_ms=0)
+    left = asyncio.Event()
+    sent: list[dict] = []
+
+    async def receive():
+        if not sent:
+            sent.append({})
+            return {"type": "http.request", "body": b'{"inputs": ["gone"]}', "more_body": False}
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }
+
+    async def main():
+        async with client(app) as c:
+            first = asyncio.ensure_future(c.post("/predict", json={"inputs": ["a bird"]}))
+            while not predictor.entered.is_set():
+                await asyncio.sleep(0.01)
+            gone = asyncio.ensure_future(app(scope, receive, send))
+            while app.batcher.pending < 1:
+                await asyncio.sleep(0.01)
+            left.set()  # the client hangs up while its input waits
+            await gone
+            gate.set()
+            return await first, await c.get("/health")
+
+    first, health = run(main())
+    assert first.json()["predictions"] == ["animal"]
+    assert predictor.texts_seen == ["a bird"]  # "gone" was never computed
+    assert health.json()["dropped_requests"] == 1
+
+
+def test_a_json_body_is_read_whatever_the_content_type_says():
+    app = APIApp(FakePredictor())
+
+    async def main():
+        async with client(app) as c:
+            form = await c.post(
+                "/predict", content=b'{"texts": ["a new bird"]}',
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+            bare = await c.post("/predict", content=b'{"inputs": ["a tree"]}')
+            return form, bare
+
+    form, bare = run(main())
+    assert form.status_code == 200 and form.json() == {"predictions": ["animal"]}
+    assert bare.status_code == 200 and bare.json() == {"predictions": ["plant"]}
+
+
+def test_a_body_not_received_in_time_gets_408():
+    predictor = FakePredictor()
+    app = APIApp(predictor, body_timeout_s=0.2)
+    sent: list[dict] = []
+
+    async def receive():
+        if not sent:
+            sent.append({})
+            return {"type": "http.request", "body": b'{"inputs": ', "more_body": True}
+        await asyncio.Event().wait()  # the rest never comes
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
+    run(app(scope, receive, send))
+    assert sent[1]["status"] == 408
+    assert b"body_timeout_s=0.2" in sent[2]["body"]
+    assert predictor.batches == []

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from ktlite.apps.batcher import DynamicBatcher
+from ktlite.apps.batcher import DynamicBatcher, QueueFullError
 
 
 class RecordingModel:
@@ -179,7 +179,7 @@ def test_wrong_number_of_rows_is_reported_to_the_caller():
     batcher = DynamicBatcher(lambda texts: np.zeros((len(texts) + 1, 2)), max_wait_ms=0)
 
     async def main():
-        with pytest.raises(RuntimeError, match="one row per text"):
+        with pytest.raises(RuntimeError, match="one row per input"):
             await batcher.submit(["a", "b"])
         await batcher.aclose()
 
@@ -228,7 +228,7 @@ def test_submit_rejects_an_empty_list():
     batcher = DynamicBatcher(RecordingModel())
 
     async def main():
-        with pytest.raises(ValueError, match="at least one text"):
+        with pytest.raises(ValueError, match="at least one input"):
             await batcher.submit([])
 
     run(main())
@@ -242,6 +242,7 @@ def test_submit_rejects_an_empty_list():
         ({"max_batch_size": True}, "max_batch_size=True"),
         ({"max_wait_ms": -1}, "max_wait_ms=-1"),
         ({"max_wait_ms": float("nan")}, "max_wait_ms=nan"),
+        ({"max_pending": 0}, "max_pending=0"),
     ],
 )
 def test_invalid_arguments_name_the_argument_and_value(kwargs, match):
@@ -252,3 +253,94 @@ def test_invalid_arguments_name_the_argument_and_value(kwargs, match):
 def test_non_callable_fn_is_rejected():
     with pytest.raises(TypeError, match="`fn` must be callable"):
         DynamicBatcher("predict")
+
+
+class GatedModel(RecordingModel):
+    """Holds each call until the test lets one through (`release`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.allowed = threading.Semaphore(0)
+        self.started = threading.Semaphore(0)
+
+    def __call__(self, texts):
+        self.started.release()
+        assert self.allowed.acquire(timeout=30), "the test never released the model"
+        return super().__call__(texts)
+
+
+async def wait_started(model: GatedModel) -> None:
+    while not model.started.acquire(blocking=False):
+        await asyncio.sleep(0.005)
+
+
+def test_a_small_request_rides_the_next_batch_while_large_ones_are_queued():
+    model = GatedModel()
+    batcher = DynamicBatcher(model, max_batch_size=4, max_wait_ms=0)
+    big_a = [f"a{i}" for i in range(16)]
+    big_b = [f"b{i}" for i in range(16)]
+
+    async def main():
+        tasks = [asyncio.ensure_future(batcher.submit(big_a))]
+        await wait_started(model)  # a0..a3 are in the model
+        tasks.append(asyncio.ensure_future(batcher.submit(big_b)))
+        tasks.append(asyncio.ensure_future(batcher.submit(["small"])))
+        await asyncio.sleep(0.01)
+        for _ in range(9):  # 33 inputs in batches of 4
+            model.allowed.release()
+        results = await asyncio.gather(*tasks)
+        await batcher.aclose()
+        return results
+
+    rows_a, rows_b, rows_small = run(main())
+    # the one-text request joins the batch right after the one that was running, beside
+    # the least-served large request; the two large ones then alternate
+    assert model.batches[0] == big_a[:4]
+    assert model.batches[1] == ["small", "b0", "b1", "b2"]
+    assert model.batches[2] == ["b3", "b4", "b5", "b6"]  # b: 3 taken, a: 4
+    assert model.batches[3] == ["a4", "a5", "a6", "a7"]  # a: 4 taken, b: 7
+    assert len(model.batches) == 9
+    np.testing.assert_array_equal(rows_a, expected_rows(big_a))
+    np.testing.assert_array_equal(rows_b, expected_rows(big_b))
+    np.testing.assert_array_equal(rows_small, expected_rows(["small"]))
+
+
+def test_a_full_queue_refuses_at_once_and_counts_only_waiting_inputs():
+    model = GatedModel()
+    batcher = DynamicBatcher(model, max_batch_size=2, max_wait_ms=0, max_pending=3)
+
+    async def main():
+        running = asyncio.ensure_future(batcher.submit(["r1", "r2"]))
+        await wait_started(model)  # taken out of the queue: no longer pending
+        waiting = asyncio.ensure_future(batcher.submit(["w1", "w2", "w3"]))
+        await asyncio.sleep(0.01)
+        assert batcher.pending == 3
+        with pytest.raises(QueueFullError, match="max_pending=3"):
+            await batcher.submit(["refused"])
+        for _ in range(3):
+            model.allowed.release()
+        await asyncio.gather(running, waiting)
+        await batcher.aclose()
+
+    run(main())
+    assert "refused" not in [t for batch in model.batches for t in batch]
+
+
+def test_a_cancelled_large_request_stops_after_the_slice_in_progress():
+    model = GatedModel()
+    batcher = DynamicBatcher(model, max_batch_size=2, max_wait_ms=0)
+
+    async def main():
+        large = asyncio.ensure_future(batcher.submit([f"t{i}" for i in range(10)]))
+        await wait_started(model)
+        large.cancel()  # e.g. its client disconnected
+        other = asyncio.ensure_future(batcher.submit(["other"]))
+        model.allowed.release()
+        model.allowed.release()
+        rows = await other
+        await batcher.aclose()
+        return rows
+
+    np.testing.assert_array_equal(run(main()), expected_rows(["other"]))
+    assert model.batches == [["t0", "t1"], ["other"]]
+    assert batcher.num_dropped == 1

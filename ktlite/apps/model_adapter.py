@@ -1,0 +1,166 @@
+"""`ModelAdapter`: a bare Keras model made servable by `APIApp`, arrays in, arrays out.
+
+`APIApp(model, input_shape=(16,))` wraps a compiled (or just built) `keras.Model` in this
+adapter. It speaks the same JSON hooks as a `ktlite.predictor.Predictor`: each input is a
+nested JSON list of the model's input shape (token ids for an int model, features for a
+float one), checked here one by one so a bad input gets a 422 naming it, and the answer is
+the model's raw outputs as JSON lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from ktlite.predictor import _to_json, _versions, check_batch_size
+
+
+class ModelAdapter:
+    """Serves a single-input, single-output `keras.Model` on arrays of a fixed shape.
+
+    Args:
+        model: a built `keras.Model` with one input and one output.
+        input_shape: the shape of one input, without the batch dimension (e.g. `(16,)` for
+            16 token ids). It must agree with the model's input wherever that is known.
+        batch_size: inputs per forward pass. Defaults to 32.
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model`.
+        ValueError: if `input_shape` is not a tuple of positive ints matching the model's
+            input, or the model has several inputs or outputs.
+
+    Example:
+        >>> adapter = ModelAdapter(model, input_shape=(4,))
+        >>> adapter.predict_outputs(adapter.inputs_from_json([[0.1, 0.2, 0.3, 0.4]]))
+        array([[0.3, 0.7]], dtype=float32)
+    """
+
+    def __init__(self, model: keras.Model, input_shape: Any, batch_size: int = 32) -> None:
+        if not isinstance(model, keras.Model):
+            raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
+        if len(model.inputs or ()) != 1 or len(model.outputs or ()) != 1:
+            raise ValueError(
+                "`model` must be built with exactly one input and one output to be served "
+                f"from arrays. Received a model with {len(model.inputs or ())} inputs and "
+                f"{len(model.outputs or ())} outputs."
+            )
+        if (
+            not isinstance(input_shape, (tuple, list))
+            or not input_shape
+            or not all(type(d) is int and d > 0 for d in input_shape)
+        ):
+            raise ValueError(
+                "`input_shape` must be a non-empty tuple of positive ints (one input, without "
+                f"the batch dimension). Received: input_shape={input_shape!r}"
+            )
+        declared = tuple(model.inputs[0].shape[1:])
+        if len(declared) != len(input_shape) or any(
+            d is not None and d != s for d, s in zip(declared, input_shape)
+        ):
+            raise ValueError(
+                f"`input_shape` must match the model's input shape {declared}. "
+                f"Received: input_shape={tuple(input_shape)!r}"
+            )
+        self.model = model
+        self.input_shape = tuple(input_shape)
+        self.dtype = np.dtype(keras.backend.standardize_dtype(model.inputs[0].dtype))
+        self.batch_size = check_batch_size(batch_size)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The model's name, input shape and dtype, output shape and library versions."""
+        return _to_json({
+            "predictor": f"{type(self).__module__}.{type(self).__qualname__}",
+            "batch_size": self.batch_size,
+            **self.describe(),
+            "versions": _versions(),
+        })
+
+    def describe(self) -> dict[str, Any]:
+        """The model's name, one input's shape and dtype, and one output's shape."""
+        return {
+            "model": self.model.name,
+            "input_shape": list(self.input_shape),
+            "input_dtype": self.dtype.name,
+            "output_shape": list(self.model.outputs[0].shape[1:]),
+        }
+
+    def json_input_schema(self) -> dict[str, Any]:
+        """Nested arrays of `input_shape`, of integers or numbers by the model's dtype."""
+        schema: dict[str, Any] = {"type": "integer" if self.dtype.kind in "iu" else "number"}
+        for size in reversed(self.input_shape):
+            schema = {"type": "array", "items": schema, "minItems": size, "maxItems": size}
+        return schema
+
+    def inputs_from_json(self, items: list[Any]) -> np.ndarray:
+        """Checks each input's shape and values; returns them as one array.
+
+        Args:
+            items: the request's inputs, each a nested list of `input_shape`.
+
+        Returns:
+            An array of shape `(len(items), *input_shape)` in the model's input dtype.
+
+        Raises:
+            ValueError: naming the first input of the wrong shape, with a non-number, a
+                non-finite number, or (for an integer model) a value that is not an integer
+                in the dtype's range.
+        """
+        if not isinstance(items, (list, tuple)) or not items:
+            raise ValueError(f"`inputs` must be a non-empty list. Received: inputs={items!r}")
+        rows = [self._check_item(i, item) for i, item in enumerate(items)]
+        return np.stack(rows)
+
+    def _check_item(self, index: int, item: Any) -> np.ndarray:
+        where = f"`inputs[{index}]`"
+        try:
+            array = np.asarray(item)
+        except ValueError:  # ragged nesting
+            array = None
+        if array is None or array.shape != self.input_shape:
+            shape = "a ragged list" if array is None else f"shape {array.shape}"
+            raise ValueError(f"{where} must have shape {self.input_shape}. Received {shape}.")
+        if array.dtype.kind not in "iuf" or array.dtype == np.bool_:
+            raise ValueError(f"{where} must hold only numbers. Received dtype {array.dtype}.")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{where} must hold only finite numbers.")
+        if self.dtype.kind in "iu":
+            info = np.iinfo(self.dtype)
+            if np.any(array != np.round(array)) or array.min() < info.min or array.max() > info.max:
+                raise ValueError(
+                    f"{where} must hold integers in [{info.min}, {info.max}] (the model takes "
+                    f"{self.dtype.name})."
+                )
+        return array.astype(self.dtype)
+
+    def predict_outputs(self, inputs: np.ndarray) -> np.ndarray:
+        """Runs the model on a batch of checked inputs, `batch_size` at a time.
+
+        Args:
+            inputs: an array from `inputs_from_json`.
+
+        Returns:
+            The model's outputs as a float32 array, one row per input.
+        """
+        step = self.batch_size
+        chunks = [
+            np.asarray(self.model.predict_on_batch(inputs[i: i + step]), dtype=np.float32)
+            for i in range(0, len(inputs), step)
+        ]
+        return np.concatenate(chunks)
+
+    def json_response(self, outputs: np.ndarray) -> dict[str, Any]:
+        """`{"predictions": [...]}`: each input's raw model output as (nested) lists.
+
+        Args:
+            outputs: the request's rows of model outputs.
+
+        Returns:
+            The JSON-ready answer.
+        """
+        return {"predictions": np.asarray(outputs, dtype=float).tolist()}
+
+
+__all__ = ["ModelAdapter"]

@@ -1,0 +1,99 @@
+"""APIApp(model, input_shape=...): a bare Keras model served on JSON arrays (ModelAdapter)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import keras
+import numpy as np
+import pytest
+
+from ktlite.apps import APIApp, ModelAdapter
+
+
+def dense_model(dtype: str = "float32") -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,), dtype=dtype)
+    x = keras.layers.Lambda(lambda t: keras.ops.cast(t, "float32"))(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(loss="categorical_crossentropy")
+    return model
+
+
+def ask(app: APIApp, body: dict, path: str = "/predict") -> httpx.Response:
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            return await c.post(path, json=body)
+
+    return asyncio.run(main())
+
+
+def test_a_bare_model_serves_arrays_of_its_input_shape_as_json_lists():
+    model = dense_model()
+    app = APIApp(model, input_shape=(4,))
+    rows = [[0.1, 0.2, 0.3, 0.4], [1.0, -1.0, 0.5, 2.0]]
+
+    response = ask(app, {"inputs": rows})
+
+    assert response.status_code == 200
+    np.testing.assert_allclose(
+        response.json()["predictions"], model.predict(np.array(rows), verbose=0), rtol=1e-5
+    )
+    assert app.metadata["input_shape"] == [4] and app.metadata["output_shape"] == [3]
+
+
+@pytest.mark.parametrize(
+    "inputs, fragment",
+    [
+        ([[0.1, 0.2, 0.3]], "`inputs[0]` must have shape (4,)"),
+        ([[0.1, 0.2, 0.3, 0.4], [[1, 2], [3, 4]]], "`inputs[1]` must have shape (4,)"),
+        ([[1, 2, 3, [4]]], "ragged"),
+        ([[0.1, "x", 0.3, 0.4]], "only numbers"),
+        ([[True, False, True, False]], "only numbers"),
+    ],
+)
+def test_wrong_shapes_and_types_get_422_naming_the_input(inputs, fragment):
+    app = APIApp(dense_model(), input_shape=(4,))
+    response = ask(app, {"inputs": inputs})
+    assert response.status_code == 422
+    assert fragment in response.json()["detail"]
+
+
+def test_an_int_model_takes_token_ids_and_refuses_fractions_and_the_texts_alias():
+    app = APIApp(dense_model("int32"), input_shape=(4,))
+    assert ask(app, {"inputs": [[1, 2, 3, 4]]}).status_code == 200
+    fraction = ask(app, {"inputs": [[1, 2.5, 3, 4]]})
+    assert fraction.status_code == 422 and "integers" in fraction.json()["detail"]
+    assert ask(app, {"texts": [[1, 2, 3, 4]]}).status_code == 422  # not a text predictor
+    assert ask(app, {"text": "a"}, path="/explain").status_code == 404
+
+
+def test_openapi_describes_one_input_as_nested_arrays_of_the_shape():
+    adapter = ModelAdapter(dense_model("int32"), input_shape=(4,))
+    assert adapter.json_input_schema() == {
+        "type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
+    }
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({}, ValueError, "`input_shape` is needed"),
+        ({"input_shape": (5,)}, ValueError, "must match the model's input shape"),
+        ({"input_shape": (0,)}, ValueError, "positive ints"),
+        ({"input_shape": 4}, ValueError, "input_shape=4"),
+    ],
+)
+def test_bad_input_shapes_are_refused_with_the_reason(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        APIApp(dense_model(), **kwargs)
+
+
+def test_input_shape_is_refused_for_a_predictor():
+    from tests.apps.fakes import FakePredictor
+
+    with pytest.raises(ValueError, match="bare keras.Model only"):
+        APIApp(FakePredictor(), input_shape=(4,))
