@@ -251,7 +251,7 @@ def measure(folder: str, settings: dict[str, int], texts: list[str],
                 total["cpu"] += cpu_seconds(pid) - cpu_before
                 after = json.loads(asyncio.run(one_request(port, "GET", "/health"))[1])
                 total["calls"] += after["model_calls"] - before["model_calls"]
-                total["texts"] += after["texts_predicted"] - before["texts_predicted"]
+                total["texts"] += after["inputs_predicted"] - before["inputs_predicted"]
                 total["seconds"] += elapsed
                 total["latencies"].extend(latencies)
                 total["errors"].extend(errors)

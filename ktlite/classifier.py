@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from ktlite import evaluation
 from ktlite.labels import LabelEncoder
-from ktlite.predictor import Predictor, _to_json
+from ktlite.predictor import Predictor, to_json
 
 
 class ClassifierPredictor(Predictor):
@@ -181,7 +181,7 @@ class ClassifierPredictor(Predictor):
         Raises:
             ValueError: if `return_proba` is asked of a regressor.
         """
-        answer: dict[str, Any] = {"predictions": _to_json(self.labels.decode(outputs))}
+        answer: dict[str, Any] = {"predictions": to_json(self.labels.decode(outputs))}
         if return_proba:
             self._require_classifier("return_proba=true")
             answer["probabilities"] = np.asarray(outputs, dtype=float).tolist()

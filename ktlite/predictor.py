@@ -109,24 +109,36 @@ def import_predictor_class(path: Any, source: str) -> type[Predictor]:
     return cls
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
+    """The ktlite, Keras and TensorFlow versions, as `ktlite.json` records them."""
     import ktlite
 
     return {"ktlite": ktlite.__version__, "keras": keras.__version__, "tensorflow": tf.__version__}
 
 
-def _to_json(value: Any) -> Any:
-    """Numpy scalars and arrays, tuples and dicts -> plain JSON values."""
+def to_json(value: Any) -> Any:
+    """Turns numpy scalars and arrays, bytes, tuples and dicts into plain JSON values.
+
+    Args:
+        value: anything a prediction or metadata holds.
+
+    Returns:
+        The same value made of lists, dicts, str, numbers, bools and None.
+
+    Example:
+        >>> to_json({"p": np.float32(0.5), "ids": np.arange(2)})
+        {'p': 0.5, 'ids': [0, 1]}
+    """
     if isinstance(value, np.ndarray):
-        return _to_json(value.tolist())
+        return to_json(value.tolist())
     if isinstance(value, np.generic):
-        return _to_json(value.item())
+        return to_json(value.item())
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, (list, tuple)):
-        return [_to_json(item) for item in value]
+        return [to_json(item) for item in value]
     if isinstance(value, dict):
-        return {str(key): _to_json(item) for key, item in value.items()}
+        return {str(key): to_json(item) for key, item in value.items()}
     return value
 
 
@@ -200,11 +212,11 @@ class Predictor:
         For a predictor from `load_predictor`, `versions` names the libraries it was saved
         with.
         """
-        return _to_json({
+        return to_json({
             "predictor": class_path(type(self)),
             "batch_size": self.batch_size,
             **self.describe(),
-            "versions": self._saved_versions or _versions(),
+            "versions": self._saved_versions or library_versions(),
         })
 
     def describe(self) -> dict[str, Any]:
@@ -299,7 +311,7 @@ class Predictor:
         Returns:
             A JSON-ready dict with at least `predictions`.
         """
-        return {"predictions": _to_json(self._decode(outputs, **options))}
+        return {"predictions": to_json(self._decode(outputs, **options))}
 
     # ------------------------------------------------------------------ prediction
     def _forward_fn(self) -> Any:
@@ -379,7 +391,7 @@ class Predictor:
             "format_version": FORMAT_VERSION,
             "predictor": class_path(type(self)),
             "batch_size": self.batch_size,
-            "versions": _versions(),
+            "versions": library_versions(),
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -674,5 +686,7 @@ __all__ = [
     "get_predictor",
     "import_predictor_class",
     "is_predictor_folder",
+    "library_versions",
     "load_predictor",
+    "to_json",
 ]

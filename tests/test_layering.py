@@ -21,9 +21,6 @@ ABOVE_CORE = frozenset({"apps", "compress", "cli"})
 
 # Violations in files being rewritten for issue 10 (task-free predictor and app). Each entry
 # must still occur (the test fails once it is fixed, so the entry gets deleted).
-PENDING = frozenset({
-    ("ktlite/apps/api.py", "above-core-imports-no-task-by-name"),
-})
 # Permanent, each with its reason.
 ALLOWED = {
     ("ktlite/predictor.py", "core-imports-no-task"):
@@ -151,14 +148,8 @@ def repository_violations() -> list[tuple[str, str, str]]:
 
 def test_no_room_imports_one_it_must_not():
     unexpected = [message for path, rule, message in repository_violations()
-                  if (path, rule) not in PENDING | set(ALLOWED)]
+                  if (path, rule) not in ALLOWED]
     assert not unexpected, "import rules broken (see ARCHITECTURE.md):\n" + "\n".join(unexpected)
-
-
-def test_pending_violations_still_exist():
-    present = {(path, rule) for path, rule, _ in repository_violations()}
-    fixed = sorted(PENDING - present)
-    assert not fixed, f"fixed: delete these entries from PENDING in {Path(__file__).name}: {fixed}"
 
 
 def test_text_is_recognised_as_a_task_and_the_core_is_not():

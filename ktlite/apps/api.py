@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import numpy as np
 
 from ktlite.apps.batcher import DynamicBatcher, QueueFullError
-from ktlite.predictor import _to_json
+from ktlite.predictor import to_json
 
 try:
     import pydantic
@@ -475,7 +475,7 @@ class APIApp:
     def _build_metadata(self) -> dict[str, Any]:
         import ktlite
 
-        return _to_json({
+        return to_json({
             **self.predictor.metadata,
             "limits": {
                 "max_batch_size": self.max_batch_size,
@@ -645,7 +645,7 @@ class APIApp:
 
     def _explain(self, text: str, top_k: int) -> dict[str, Any]:
         result = self.predictor.explain(text, top_k=top_k)
-        return _to_json(result.to_dict() if hasattr(result, "to_dict") else result)
+        return to_json(result.to_dict() if hasattr(result, "to_dict") else result)
 
 
 _HOOKS = ("predict_outputs", "json_response", "json_input_schema", "inputs_from_json")

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ktlite.predictor import _to_json, _versions, check_batch_size
+from ktlite.predictor import to_json, library_versions, check_batch_size
 
 
 class ModelAdapter:
@@ -71,11 +71,11 @@ class ModelAdapter:
     @property
     def metadata(self) -> dict[str, Any]:
         """The model's name, input shape and dtype, output shape and library versions."""
-        return _to_json({
+        return to_json({
             "predictor": f"{type(self).__module__}.{type(self).__qualname__}",
             "batch_size": self.batch_size,
             **self.describe(),
-            "versions": _versions(),
+            "versions": library_versions(),
         })
 
     def describe(self) -> dict[str, Any]:
