@@ -8,15 +8,14 @@ import pytest
 import tensorflow as tf
 
 from ktlite.text import TextPreprocessor
-from ktlite.text.preprocessor import (
+from ktlite.text.normalization import normalize_texts
+from ktlite.text.preprocessor import suggest_maxlen, validate_texts
+from ktlite.text.vocabulary import (
     CLS_ID,
     SPECIAL_TOKENS,
     UNK_ID,
     _hf_tokenizer,
     learn_wordpiece_vocab,
-    normalize_texts,
-    suggest_maxlen,
-    validate_texts,
 )
 
 CORPUS = [
