@@ -52,6 +52,8 @@ class Learner:
         train_data, val_data: the data as given (in-memory data converted to a
             `TaskDataset`).
         batch_size, eval_batch_size: global batch sizes for training and evaluation.
+        bucketing: whether sequence batches are length-bucketed and padded per batch
+            (see `get_learner`).
         strategy: the `tf.distribute.Strategy` the model trains under.
         history: the Keras `History` of the last fit.
         step_history: per-step `"lrs"`, `"momentums"` and `"losses"` of the last fit.
@@ -72,6 +74,7 @@ class Learner:
         shuffle: bool = True,
         seed: int | None = None,
         verbose: int = 1,
+        bucketing: bool = True,
     ) -> None:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.eval_batch_size = (
@@ -83,6 +86,9 @@ class Learner:
         self.verbose = int(verbose)
         self.shuffle = bool(shuffle)
         self.seed = seed
+        if not isinstance(bucketing, (bool, np.bool_)):
+            raise TypeError(f"`bucketing` must be True or False. Received: bucketing={bucketing!r}")
+        self.bucketing = bool(bucketing)
         model = check_model(model)
         self.model, self.strategy = self._prepare_distribution(
             model, strategy, mixed_precision, jit_compile, gradient_accumulation_steps
@@ -151,7 +157,48 @@ class Learner:
             seed=self.seed,
             repeat=repeat,
             batched=self._batched_hint(data),
+            bucketing=self._bucketing(),
         )
+
+    def _bucketing(self) -> bool:
+        """Whether batches may be padded per batch: asked for, and the model takes any length.
+
+        A model built for one fixed sequence length (e.g. `keras.Input(shape=(128,))`)
+        gets fixed-width batches whatever `bucketing` says.
+        """
+        inputs = getattr(self.model, "inputs", None) or []
+        return self.bucketing and all(
+            len(spec.shape) < 2 or spec.shape[1] is None for spec in inputs
+        )
+
+    def _length_sorted(self, data: Any) -> tuple[Any, np.ndarray | None]:
+        """`data` shortest first (so evaluation batches are bucketed too) and the order used.
+
+        Returns `(data, None)` when nothing is reordered: data without lengths, or
+        bucketing off. `outputs[order] = predictions` puts predictions back in place.
+        """
+        if not (isinstance(data, TaskDataset) and self._bucketing() and data.lengths is not None):
+            return data, None
+        lengths = data.lengths.reshape(len(data), -1).max(axis=1)
+        order = np.argsort(lengths, kind="stable")
+        return data.subset(order), order
+
+    def _predict_in_order(self, data: TaskDataset, verbose: int = 0) -> Any:
+        """`model.predict` over a `TaskDataset` (labels ignored), in the data's own order."""
+        lengths = data.lengths if self._bucketing() else None
+        unlabelled = TaskDataset(data.x, None, data.transform, data.task, lengths=lengths)
+        ordered, order = self._length_sorted(unlabelled)
+        dataset, _ = self._dataset(ordered, training=False)
+        outputs = self.model.predict(dataset, verbose=verbose)
+        if order is None:
+            return outputs
+
+        def restore(sorted_outputs: np.ndarray) -> np.ndarray:
+            restored = np.empty_like(sorted_outputs)
+            restored[order] = sorted_outputs
+            return restored
+
+        return tf.nest.map_structure(restore, outputs)
 
     def _batched_hint(self, data: Any) -> bool | None:
         """For a dataset with no batching step, whether its items have the model's rank."""
@@ -168,6 +215,9 @@ class Learner:
 
     def _cached(self, key: str, data: Any, training: bool) -> tuple[tf.data.Dataset, int | None]:
         if key not in self._cache:
+            if not training:
+                # Metrics do not depend on the order, so validation runs shortest first.
+                data, _ = self._length_sorted(data)
             self._cache[key] = self._dataset(data, training=training)
         return self._cache[key]
 
@@ -603,8 +653,7 @@ class Learner:
     def _outputs_and_labels(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
         """Predictions and labels in the same order (one predict pass)."""
         if isinstance(data, TaskDataset):
-            inputs, _ = self._dataset(TaskDataset(data.x, None, data.transform), training=False)
-            return self.model.predict(inputs, verbose=0), np.asarray(data.y)
+            return self._predict_in_order(data), np.asarray(data.y)
         dataset, _ = self._dataset(data, training=False)
         # Datasets must yield the same order on every pass (no reshuffling).
         labels = np.concatenate([np.asarray(y) for y in dataset.map(lambda *b: b[1])])
@@ -704,13 +753,13 @@ class Learner:
         Example:
             >>> probs = learner.predict(x_test)
         """
-        if isinstance(data, TaskDataset):
-            data = TaskDataset(data.x, None, data.transform)
-        elif not isinstance(data, (tf.data.Dataset, keras.utils.PyDataset)):
+        if not isinstance(data, (TaskDataset, tf.data.Dataset, keras.utils.PyDataset)):
             data = TaskDataset(to_arrays(list(data) if isinstance(data, tuple) else data))
         previous = self.eval_batch_size
         self.eval_batch_size = check_positive_int(batch_size, "batch_size", True) or previous
         try:
+            if isinstance(data, TaskDataset):
+                return self._predict_in_order(data, verbose=verbose)
             dataset, _ = self._dataset(data, training=False)
         finally:
             self.eval_batch_size = previous
@@ -839,6 +888,7 @@ def get_learner(
     shuffle: bool = True,
     seed: int | None = None,
     verbose: int = 1,
+    bucketing: bool = True,
 ) -> Learner:
     """Wraps a compiled Keras model and its data in a `Learner`.
 
@@ -869,6 +919,15 @@ def get_learner(
         shuffle: reshuffle in-memory training data every epoch. Default `True`.
         seed: shuffle seed. Default `None`.
         verbose: 0 silent, 1 progress bars, 2 one line per epoch. Default 1.
+        bucketing: for sequence data that knows its lengths (the `TaskDataset`s from
+            `ktlite.text.texts_from_*`): pad each batch only to the longest example it
+            holds, rounded up to a multiple of 16, instead of to `maxlen`, and train on
+            batches of similar-length examples (shuffled within a length group each epoch,
+            batch order shuffled too). Validation, `validate` and `predict` run shortest
+            first and return results in the data's order. Much faster when texts vary in
+            length; results match fixed padding (the models mask padding). `False` pads
+            every batch to `maxlen` and shuffles freely. Models built for one fixed length
+            always get fixed-width batches. Default `True`.
 
     Returns:
         A `Learner`.
@@ -897,4 +956,5 @@ def get_learner(
         shuffle=shuffle,
         seed=seed,
         verbose=verbose,
+        bucketing=bucketing,
     )

@@ -36,7 +36,8 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
 ) -> keras.Model:
     """Builds a Transformer encoder with a pooling + dense head (not compiled).
 
-    Token ids `(batch, maxlen)` (int32, 0 = padding) pass through a
+    Token ids `(batch, length)` (int32, 0 = padding, any `length` up to `maxlen`) pass
+    through a
     `TokenAndPositionEmbedding`, `num_layers` `TransformerEncoder` blocks, a
     `MaskedGlobalPooling` that ignores padding, and a dense head producing
     `num_outputs` values. Post-norm models (the default) normalize the embeddings;
@@ -47,7 +48,7 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
 
     Args:
         vocab_size: Number of token ids, including padding id 0.
-        maxlen: Sequence length of the input.
+        maxlen: The longest input sequence (the number of learned positions).
         embed_dim: Hidden size of the embeddings and every block. Must be divisible
             by `num_heads`. Defaults to `128`.
         num_heads: Attention heads per block. Defaults to `4`.
@@ -73,8 +74,8 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
         name: Name of the model. Defaults to `"transformer"`.
 
     Returns:
-        An uncompiled functional `keras.Model` mapping int32 `(batch, maxlen)` token
-        ids to float32 `(batch, num_outputs)`.
+        An uncompiled functional `keras.Model` mapping int32 `(batch, length)` token
+        ids (`length <= maxlen`) to float32 `(batch, num_outputs)`.
 
     Raises:
         ValueError: If a size is not a positive int, `embed_dim` is not divisible by
@@ -109,7 +110,8 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
     norm_first = _validation.boolean("norm_first", norm_first)
     layer_norm_epsilon = _validation.positive_float("layer_norm_epsilon", layer_norm_epsilon)
 
-    token_ids = keras.Input(shape=(maxlen,), dtype="int32", name="token_ids")
+    # Any length up to `maxlen`: batches padded only to their longest text run as they are.
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = TokenAndPositionEmbedding(
         vocab_size, maxlen, embed_dim, position=position, name="embedding"
     )(token_ids)

@@ -356,7 +356,8 @@ def _export_predictor(
             _write(path, content, meta, preproc)
             return _info(path, meta)
 
-    maxlen = int(model.inputs[0].shape[1])
+    # Models that take any length get the preprocessor's fixed maxlen in the TFLite graph.
+    maxlen = int(model.inputs[0].shape[1] or preproc.maxlen)
 
     def serve_ids(ids: Any) -> dict[str, Any]:
         return {out_name: tf.cast(model(ids, training=False), tf.float32)}

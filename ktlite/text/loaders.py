@@ -74,8 +74,10 @@ def texts_from_array(
 
     Returns:
         ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` objects (raw texts as a 1-D
-        object array, encoded labels, ``transform=preproc.tokenize``, ``task="text"``) and
-        the fitted `TextPreprocessor`.
+        object array, encoded labels, ``transform=preproc.tokenize``, ``task="text"``,
+        ``lengths=preproc.sequence_lengths`` so the learner can pad each batch only as far
+        as its texts need; see `ktlite.get_learner`'s ``bucketing``) and the fitted
+        `TextPreprocessor`.
 
     Raises:
         ValueError: for None or non-string texts (the index is named), an empty corpus, texts
@@ -88,7 +90,6 @@ def texts_from_array(
         >>> preproc.class_names
         ['neg', 'pos']
     """
-    from ktlite.data import TaskDataset
 
     texts = validate_texts(x_train, "x_train")
     if y_train is None:
@@ -140,9 +141,20 @@ def texts_from_array(
         verbose,
     )
     preproc.fit_vocab(train_texts, verbose=verbose)
-    trn = TaskDataset(_object_array(train_texts), y_trn, transform=preproc.tokenize, task="text")
-    val = TaskDataset(_object_array(val_texts), y_val, transform=preproc.tokenize, task="text")
-    return trn, val, preproc
+    trn = _text_dataset(train_texts, y_trn, preproc)
+    return trn, _text_dataset(val_texts, y_val, preproc), preproc
+
+
+def _text_dataset(texts: list[str], y: np.ndarray, preproc: TextPreprocessor) -> Any:
+    from ktlite.data import TaskDataset
+
+    return TaskDataset(
+        _object_array(texts),
+        y,
+        transform=preproc.tokenize,
+        task="text",
+        lengths=preproc.sequence_lengths,
+    )
 
 
 def _describe_labels(preproc: TextPreprocessor) -> str:

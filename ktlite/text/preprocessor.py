@@ -243,6 +243,7 @@ class TextPreprocessor:
         self.vocab: list[str] = []
         self._tokenizer = None
         self._tokenize_fn = None
+        self._lengths_fn = None
 
     # ------------------------------------------------------------------ fitting
 
@@ -346,6 +347,7 @@ class TextPreprocessor:
         self.vocab = list(vocab)
         self._tokenizer = None
         self._tokenize_fn = None
+        self._lengths_fn = None
 
     def _token_counts(self, texts: list[str]) -> np.ndarray:
         """WordPiece tokens per text (for a sample of at most 200,000 texts)."""
@@ -397,7 +399,7 @@ class TextPreprocessor:
 
         return tf_text.normalize_utf8(texts, "NFC")
 
-    def tokenize(self, texts: Any) -> Any:
+    def tokenize(self, texts: Any, width: Any = None) -> Any:
         """Tokenizes a batch of strings with TensorFlow ops only.
 
         Usable eagerly, in ``tf.function``, in ``tf.data`` and in an exported SavedModel
@@ -406,13 +408,21 @@ class TextPreprocessor:
         Args:
             texts: a 1-D ``tf.string`` tensor (a scalar or a ``(batch, 1)`` tensor is
                 reshaped to 1-D).
+            width: how many positions to pad (and cut) to: None (default) for ``maxlen``;
+                an int or int32 scalar tensor for that many (at most ``maxlen``), as the
+                length-bucketed batches of `ktlite.data.make_dataset` ask; or
+                ``"longest"`` for the batch's longest text rounded up to a multiple of 16
+                (at most ``maxlen``), as the predictor does. Models that mask padding
+                (every ktlite text model) give the same outputs at any width that holds
+                the text.
 
         Returns:
-            An ``int32`` tensor of shape ``(batch, maxlen)``: ``[CLS]``, the WordPiece ids
-            (truncated to ``maxlen - 1``), then 0 padding.
+            An ``int32`` tensor of shape ``(batch, width)``: ``[CLS]``, the WordPiece ids
+            (truncated to ``width - 1``), then 0 padding.
 
         Raises:
-            ValueError: when the preprocessor is not fitted or ``texts`` has rank > 2.
+            ValueError: when the preprocessor is not fitted, ``texts`` has rank > 2, or
+                ``width`` is a string other than ``"longest"``.
 
         Example:
             >>> ids = preproc.tokenize(tf.constant(["a good film"]))
@@ -422,6 +432,10 @@ class TextPreprocessor:
         import tensorflow as tf
 
         self._check_fitted()
+        if isinstance(width, str) and width != "longest":
+            raise ValueError(
+                f"`width` must be None, an int or 'longest'. Received: width={width!r}"
+            )
         texts = tf.convert_to_tensor(texts, dtype=tf.string)
         rank = texts.shape.rank
         if rank == 0:
@@ -435,9 +449,57 @@ class TextPreprocessor:
                 f"`texts` must be a 1-D string tensor. Received: texts with shape {texts.shape}"
             )
         pieces = self._get_tokenizer().tokenize(self._normalize(texts))
-        body = pieces.to_tensor(default_value=PAD_ID, shape=[None, self.maxlen - 1])
+        if width is None:
+            # A static width, so the output shape is known when traced (export, TFLite).
+            body = pieces.to_tensor(default_value=PAD_ID, shape=[None, self.maxlen - 1])
+        else:
+            if isinstance(width, str):
+                from ktlite.bucketing import round_width
+
+                # A 0 appended so that an empty batch has a longest text too.
+                longest = tf.reduce_max(tf.pad(pieces.row_lengths(), [[0, 1]]))
+                width = round_width(tf.cast(longest, tf.int32) + 1)
+            width = tf.minimum(tf.cast(width, tf.int32), self.maxlen)
+            body = pieces.to_tensor(default_value=PAD_ID, shape=tf.stack([-1, width - 1]))
         cls = tf.fill(tf.stack([tf.shape(body)[0], 1]), tf.constant(CLS_ID, tf.int32))
         return tf.concat([cls, body], axis=1)
+
+    def sequence_lengths(self, texts: Sequence[str]) -> np.ndarray:
+        """How many positions each text fills in `tokenize`'s output: tokens + ``[CLS]``.
+
+        This is the length function of the `ktlite.data.TaskDataset` objects that
+        `ktlite.text.texts_from_array` returns, used to bucket batches by length.
+
+        Args:
+            texts: a list (or array, or pandas Series) of str.
+
+        Returns:
+            ``np.int64`` array ``(len(texts),)``, each in ``[1, maxlen]``.
+
+        Raises:
+            ValueError: when not fitted, or when ``texts`` holds a non-string item.
+
+        Example:
+            >>> preproc.sequence_lengths(["a good film", ""])
+            array([4, 1])
+        """
+        import tensorflow as tf
+
+        self._check_fitted()
+        texts = validate_texts(texts, "texts", allow_empty=True)
+        if self._lengths_fn is None:
+
+            def count(batch: Any) -> Any:
+                return self._get_tokenizer().tokenize(self._normalize(batch)).row_lengths()
+
+            self._lengths_fn = tf.function(
+                count, input_signature=[tf.TensorSpec([None], tf.string)]
+            )
+        counts = [np.zeros(0, np.int64)] + [
+            self._lengths_fn(tf.constant(texts[i : i + _PREPROCESS_CHUNK], tf.string)).numpy()
+            for i in range(0, len(texts), _PREPROCESS_CHUNK)
+        ]
+        return np.minimum(np.concatenate(counts).astype(np.int64) + 1, self.maxlen)
 
     def preprocess(self, texts: Sequence[str]) -> np.ndarray:
         """Tokenizes a list of strings into a numpy array of ids.

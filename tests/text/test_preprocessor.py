@@ -304,3 +304,24 @@ def test_validate_texts_names_the_bad_index():
 def test_fit_refuses_texts_without_words():
     with pytest.raises(ValueError, match="no words"):
         TextPreprocessor(vocab_size=100).fit(["   ", "\t"])
+
+
+def test_tokenize_to_a_width_pads_or_cuts_there_and_never_past_maxlen(preproc):
+    full = preproc.preprocess(VARIED)
+    for width in (4, 16, 24, 40):
+        ids = preproc.tokenize(tf.constant(VARIED), width=tf.constant(width)).numpy()
+        np.testing.assert_array_equal(ids, full[:, : min(width, 24)])
+
+
+def test_tokenize_to_the_longest_text_rounds_up_to_16_within_maxlen(preproc):
+    assert preproc.tokenize(tf.constant(["the fox", "dog"]), width="longest").shape == (2, 16)
+    assert preproc.tokenize(tf.constant(["fox " * 30]), width="longest").shape == (1, 24)
+    with pytest.raises(ValueError, match="width"):
+        preproc.tokenize(tf.constant(["fox"]), width="max")
+
+
+def test_sequence_lengths_count_the_positions_tokenize_fills(preproc):
+    lengths = preproc.sequence_lengths(VARIED + ["fox " * 100])
+    ids = preproc.preprocess(VARIED + ["fox " * 100])
+    np.testing.assert_array_equal(lengths, (ids != 0).sum(axis=1))
+    assert lengths[-1] == 24 and preproc.sequence_lengths([]).shape == (0,)
