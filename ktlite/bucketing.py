@@ -108,10 +108,14 @@ def bucketed_indices(
         >>> sorted(sorted(b.tolist()) for b in ds.as_numpy_iterator())
         [[0, 2], [1, 3]]
     """
-    keys = tf.constant(_bucket_keys(np.asarray(lengths)), tf.int64)
-    n = int(keys.shape[0])
-    n_batches = num_bucketed_batches(lengths, batch_size, drop_remainder)
+    keys = _bucket_keys(np.asarray(lengths))
+    n = len(keys)
     indices = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if len(np.unique(keys)) == 1:
+        # One width for all (e.g. maxlen <= 16): plain shuffled batches, nothing to group.
+        return indices.batch(batch_size, drop_remainder=drop_remainder)
+    n_batches = num_bucketed_batches(lengths, batch_size, drop_remainder)
+    keys = tf.constant(keys, tf.int64)
     batches = indices.group_by_window(
         key_func=lambda i: tf.gather(keys, i),
         reduce_func=lambda _, window: window.batch(batch_size),

@@ -74,3 +74,9 @@ def test_two_length_columns_bucket_on_both_widths():
 def test_any_batch_size_covers_the_data(batch_size):
     batches = _epoch(bucketed_indices(LENGTHS[:50], batch_size=batch_size, seed=0))
     assert sorted(i for b in batches for i in b) == list(range(50))
+
+
+def test_one_width_for_all_gives_plain_shuffled_batches_with_one_remainder():
+    batches = _epoch(bucketed_indices(np.full(70, 9), batch_size=32, seed=0))
+    assert [len(b) for b in batches] == [32, 32, 6]
+    assert sorted(i for b in batches for i in b) == list(range(70))

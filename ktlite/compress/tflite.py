@@ -450,11 +450,12 @@ def _export_model(
         )
     spec = model.inputs[0]
     dtype = tf.as_dtype(spec.dtype)
-    shape = [None, *spec.shape[1:]]
     samples = None
+    arr = None
     if representative_data is not None:
         arr = _arrays_from(representative_data)
         samples = [arr[i] for i in sorted(np.random.default_rng(seed).permutation(len(arr))[:n])]
+    shape = [None, *_fixed_dims(model, spec.shape[1:], arr)]
 
     def serve(x: Any) -> dict[str, Any]:
         return {"outputs": tf.cast(model(x, training=False), tf.float32)}
@@ -476,6 +477,28 @@ def _export_model(
     meta = _meta(model, quantize, False, "inputs", dtype.name, shape, "outputs", None)
     _write(path, content, meta, None)
     return _info(path, meta)
+
+
+def _fixed_dims(model: Any, dims: Any, arr: np.ndarray | None) -> list[int]:
+    """The input's non-batch dims for TFLite; free ones (a model that takes token ids of
+    any length) are fixed to the representative data's, else to the model's position table.
+    """
+    dims = list(dims)
+    if all(d is not None for d in dims):
+        return dims
+    if arr is not None:
+        return [d if d is not None else int(arr.shape[1 + i]) for i, d in enumerate(dims)]
+    for layer in model.layers:
+        try:
+            positions = layer.get_config().get("sequence_length")
+        except NotImplementedError:
+            continue
+        if len(dims) == 1 and isinstance(positions, int):
+            return [positions]
+    raise ValueError(
+        "The model takes inputs of any length; TFLite needs a fixed one. Pass "
+        f"`representative_data` of the shape to export. Received: input dims {dims}"
+    )
 
 
 def _meta(
