@@ -45,7 +45,8 @@ def read_texts(path: str) -> list[str]:
 
 
 def time_ktlite(texts: list[str], vocab_size: int, repeats: int) -> tuple[list[float], dict]:
-    from ktlite.text.preprocessor import learn_wordpiece_vocab, normalize_texts
+    from ktlite.text.normalization import normalize_texts
+    from ktlite.text.vocabulary import learn_wordpiece_vocab
 
     normalize_texts(texts[:100])  # warm up TensorFlow so its start-up is not timed
     times, cpu, loads, vocab = [], [], [], []

@@ -3,7 +3,9 @@
 Every data set that ktlite trains or predicts on goes through `make_dataset`, so batching,
 shuffling and (later) distribution are decided in one place. Supported inputs:
 
-- `TaskDataset`: raw examples plus a per-batch, tf-traceable transform (e.g. a tokenizer).
+- `TaskDataset`: raw examples plus a per-batch, tf-traceable transform (e.g. a tokenizer);
+  with per-example lengths, batches are length-bucketed and padded per batch
+  (`ktlite.bucketing`).
 - `(x, y)` tuples, or `x` alone, of numpy arrays or lists; `x` may be a dict or a list of
   arrays for a multi-input model.
 - `tf.data.Dataset`, batched or not (see `is_batched` for how that is decided).
@@ -20,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import compat
+from ktlite.bucketing import bucketed_indices, round_width
 
 __all__ = ["TaskDataset", "make_dataset", "is_batched", "to_arrays", "num_samples"]
 
@@ -44,14 +47,26 @@ class TaskDataset:
             `reporter(model, data, predict) -> (text, result)` where `predict(data)`
             returns the model's outputs for `data` through the learner's own data path.
             `None` leaves the report to `ktlite.evaluation.report` (read from the loss).
+        lengths: for sequence tasks, how many positions each example fills in the model's
+            input after the transform (for text: its tokens with `[CLS]`, at most `maxlen`):
+            an int array of shape `(n,)` (or `(n, k)` for `k` sequences per example, e.g.
+            translation source and target), or a function of `x` returning it, called
+            once when first needed. With lengths, `make_dataset` pads each batch only to
+            its width (see `ktlite.bucketing`) and calls `transform(x_batch, width)`, where
+            `width` is an int32 scalar tensor (a `(k,)` vector for `k` sequences) that the
+            transform pads (and may cut) every sequence to. `None` (default): batches go
+            through `transform(x_batch)` and keep the transform's fixed width.
 
     Raises:
-        ValueError: if `x` is empty or `y` has a different number of samples than `x`.
-        TypeError: if `transform` or `reporter` is not callable.
+        ValueError: if `x` is empty, `y` has a different number of samples than `x`, or
+            `lengths` is not one non-negative int per sample.
+        TypeError: if `transform` or `reporter` is not callable, or `lengths` is given
+            without a `transform`.
 
     Example:
         >>> trn = TaskDataset(np.array(["good", "bad"], dtype=object), np.array([1, 0]),
-        ...                   transform=preproc.tokenize, task="text")
+        ...                   transform=preproc.tokenize, task="text",
+        ...                   lengths=preproc.sequence_lengths)
         >>> ds, n = make_dataset(trn, batch_size=32, shuffle=True)
     """
 
@@ -59,13 +74,19 @@ class TaskDataset:
         self,
         x: Any,
         y: Any = None,
-        transform: Callable[[Any], Any] | None = None,
+        transform: Callable[..., Any] | None = None,
         task: str | None = None,
         reporter: Callable[..., tuple[str, Any]] | None = None,
+        lengths: Callable[[Any], Any] | Any = None,
     ) -> None:
         for name, value in (("transform", transform), ("reporter", reporter)):
             if value is not None and not callable(value):
                 raise TypeError(f"`{name}` must be callable or None. Received: {name}={value!r}")
+        if lengths is not None and transform is None:
+            raise TypeError(
+                "`lengths` needs a `transform` that pads to a given width. "
+                "Received: transform=None"
+            )
         self.x = to_arrays(x, name="x")
         self.y = None if y is None else to_arrays(y, name="y")
         n = num_samples(self.x, name="x")
@@ -81,6 +102,56 @@ class TaskDataset:
         self.transform = transform
         self.task = task
         self.reporter = reporter
+        self._lengths = lengths if lengths is None or callable(lengths) else self._check(lengths)
+
+    @property
+    def lengths(self) -> np.ndarray | None:
+        """Per-example sequence lengths (`(n,)` or `(n, k)` int64), or `None`."""
+        if callable(self._lengths):
+            self._lengths = self._check(self._lengths(self.x))
+        return self._lengths
+
+    def _check(self, lengths: Any) -> np.ndarray:
+        arr = np.asarray(lengths)
+        n = len(self)
+        if (
+            arr.ndim not in (1, 2)
+            or len(arr) != n
+            or (arr.size and (not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0))
+        ):
+            raise ValueError(
+                f"`lengths` must hold one non-negative int per sample ({n} samples). "
+                f"Received: lengths of shape {arr.shape} and dtype {arr.dtype}"
+            )
+        return arr.astype(np.int64)
+
+    def subset(self, indices: Any) -> TaskDataset:
+        """Returns the examples at `indices` (in that order) with the same transform.
+
+        Args:
+            indices: int positions, e.g. a permutation.
+
+        Returns:
+            A new `TaskDataset` sharing `transform`, `task` and `reporter`; lengths follow
+            their examples.
+
+        Example:
+            >>> shortest_first = data.subset(np.argsort(data.lengths, kind="stable"))
+        """
+        idx = np.asarray(indices, dtype=np.int64)
+
+        def pick(a: np.ndarray) -> np.ndarray:
+            return a[idx]
+
+        lengths = self._lengths
+        return TaskDataset(
+            tf.nest.map_structure(pick, self.x),
+            None if self.y is None else tf.nest.map_structure(pick, self.y),
+            self.transform,
+            self.task,
+            reporter=self.reporter,
+            lengths=lengths if lengths is None or callable(lengths) else lengths[idx],
+        )
 
     def __len__(self) -> int:
         return num_samples(self.x, name="x")
@@ -275,21 +346,30 @@ def _gather_pipeline(
     shuffle: bool,
     seed: int | None,
     drop_remainder: bool,
-    transform: Callable[[Any], Any] | None,
+    transform: Callable[..., Any] | None,
+    lengths: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     # Shuffling and batching indices, then gathering whole batches, is the same as
     # from_tensor_slices -> shuffle -> batch but avoids per-element work.
     # tf.data stacks lists into one tensor, so multi-input lists travel as tuples.
     xs = tf.nest.map_structure(tf.convert_to_tensor, _as_tuple(x))
     ys = None if y is None else tf.nest.map_structure(tf.convert_to_tensor, _as_tuple(y))
-    indices = tf.data.Dataset.range(n)
-    if shuffle:
-        indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    indices = indices.batch(batch_size, drop_remainder=drop_remainder)
+    if lengths is not None and shuffle:
+        indices = bucketed_indices(lengths, batch_size, seed, drop_remainder)
+    else:
+        indices = tf.data.Dataset.range(n)
+        if shuffle:
+            indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        indices = indices.batch(batch_size, drop_remainder=drop_remainder)
+    # A batch's width: its longest example, rounded up (per sequence column).
+    widths = None if lengths is None else tf.constant(lengths, tf.int32)
 
     def take(idx):
         bx = tf.nest.map_structure(lambda a: tf.gather(a, idx), xs)
-        if transform is not None:
+        if widths is not None:
+            width = round_width(tf.reduce_max(tf.gather(widths, idx), axis=0))
+            bx = transform(bx, width)
+        elif transform is not None:
             bx = transform(bx)
         if ys is None:
             # Keras reads a 2-tuple element as (x, y): wrap tuple inputs as (x,).
@@ -307,6 +387,7 @@ def make_dataset(
     drop_remainder: bool = False,
     repeat: bool = False,
     batched: bool | None = None,
+    bucketing: bool = True,
 ) -> tuple[tf.data.Dataset, int | None]:
     """Builds a batched, prefetched `tf.data.Dataset` from any supported data.
 
@@ -328,6 +409,12 @@ def make_dataset(
         repeat: repeat the data forever. Default `False`.
         batched: for a `tf.data.Dataset`, whether its items are already batches; `None`
             (default) decides with `is_batched`.
+        bucketing: for a `TaskDataset` with `lengths`: pad each batch only to the width
+            its examples need (their longest length rounded up to a multiple of 16), and,
+            when shuffling, draw each batch from examples of one width (see
+            `ktlite.bucketing`). Without shuffling the order is kept, so sort the data by
+            length first (`TaskDataset.subset`) for the full gain. `False` pads every batch
+            to the transform's fixed width. Default `True`; other data is unaffected.
 
     Returns:
         `(dataset, n_samples)`: the dataset yields `(inputs, y)` batches (or `inputs` alone
@@ -368,8 +455,10 @@ def make_dataset(
     elif _is_pydataset(data):
         dataset, n = _pydataset_to_tf(data), None
     else:
+        lengths = None
         if isinstance(data, TaskDataset):
             x, y, transform = data.x, data.y, data.transform
+            lengths = data.lengths if bucketing else None
         elif isinstance(data, tuple) and len(data) in (1, 2):
             x = to_arrays(data[0], name="x")
             y = to_arrays(data[1], name="y") if len(data) == 2 and data[1] is not None else None
@@ -391,7 +480,7 @@ def make_dataset(
                 f"Received: {n} samples in x and {num_samples(y, name='y')} in y."
             )
         dataset = _gather_pipeline(
-            x, y, n, batch_size, shuffle, seed, drop_remainder, transform
+            x, y, n, batch_size, shuffle, seed, drop_remainder, transform, lengths
         )
     if repeat:
         dataset = dataset.repeat()

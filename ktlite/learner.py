@@ -61,6 +61,8 @@ class Learner:
         batch_size, eval_batch_size: global batch sizes for training and evaluation.
         drop_remainder: whether training batches all have the full `batch_size` (static
             shapes; on by default under `TPUStrategy`).
+        bucketing: whether sequence batches are length-bucketed and padded per batch
+            (see `get_learner`).
         strategy: the `tf.distribute.Strategy` the model trains under.
         history: the Keras `History` of the last fit.
         step_history: per-step `"lrs"`, `"momentums"` and `"losses"` of the last fit.
@@ -82,6 +84,7 @@ class Learner:
         seed: int | None = None,
         verbose: int = 1,
         drop_remainder: bool | None = None,
+        bucketing: bool = True,
     ) -> None:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.eval_batch_size = (
@@ -93,6 +96,9 @@ class Learner:
         self.verbose = int(verbose)
         self.shuffle = bool(shuffle)
         self.seed = seed
+        if not isinstance(bucketing, (bool, np.bool_)):
+            raise TypeError(f"`bucketing` must be True or False. Received: bucketing={bucketing!r}")
+        self.bucketing = bool(bucketing)
         model = check_model(model)
         self.model, self.strategy = self._prepare_distribution(
             model, strategy, mixed_precision, jit_compile, gradient_accumulation_steps
@@ -172,6 +178,7 @@ class Learner:
             drop_remainder=static,
             repeat=repeat,
             batched=self._batched_hint(data),
+            bucketing=self._bucketing(),
         )
         if static and not _static_batches(dataset):
             warnings.warn(
@@ -181,6 +188,48 @@ class Learner:
                 stacklevel=3,
             )
         return dataset, n
+
+    def _bucketing(self) -> bool:
+        """Whether batches may be padded per batch: asked for, the model takes any length,
+        and shapes need not be static.
+
+        A model built for one fixed sequence length (e.g. `keras.Input(shape=(128,))`)
+        gets fixed-width batches whatever `bucketing` says, and so does training that
+        compiles for fixed shapes (`drop_remainder`, e.g. under `TPUStrategy`).
+        """
+        inputs = getattr(self.model, "inputs", None) or []
+        return self.bucketing and not self.drop_remainder and all(
+            len(spec.shape) < 2 or spec.shape[1] is None for spec in inputs
+        )
+
+    def _length_sorted(self, data: Any) -> tuple[Any, np.ndarray | None]:
+        """`data` shortest first (so evaluation batches are bucketed too) and the order used.
+
+        Returns `(data, None)` when nothing is reordered: data without lengths, or
+        bucketing off. `outputs[order] = predictions` puts predictions back in place.
+        """
+        if not (isinstance(data, TaskDataset) and self._bucketing() and data.lengths is not None):
+            return data, None
+        lengths = data.lengths.reshape(len(data), -1).max(axis=1)
+        order = np.argsort(lengths, kind="stable")
+        return data.subset(order), order
+
+    def _predict_in_order(self, data: TaskDataset, verbose: int = 0) -> Any:
+        """`model.predict` over a `TaskDataset` (labels ignored), in the data's own order."""
+        lengths = data.lengths if self._bucketing() else None
+        unlabelled = TaskDataset(data.x, None, data.transform, data.task, lengths=lengths)
+        ordered, order = self._length_sorted(unlabelled)
+        dataset, _ = self._dataset(ordered, training=False)
+        outputs = self.model.predict(dataset, verbose=verbose)
+        if order is None:
+            return outputs
+
+        def restore(sorted_outputs: np.ndarray) -> np.ndarray:
+            restored = np.empty_like(sorted_outputs)
+            restored[order] = sorted_outputs
+            return restored
+
+        return tf.nest.map_structure(restore, outputs)
 
     def _batched_hint(self, data: Any) -> bool | None:
         """For a dataset with no batching step, whether its items have the model's rank."""
@@ -197,6 +246,9 @@ class Learner:
 
     def _cached(self, key: str, data: Any, training: bool) -> tuple[tf.data.Dataset, int | None]:
         if key not in self._cache:
+            if not training:
+                # Metrics do not depend on the order, so validation runs shortest first.
+                data, _ = self._length_sorted(data)
             self._cache[key] = self._dataset(data, training=training)
         return self._cache[key]
 
@@ -627,15 +679,10 @@ class Learner:
             raise ValueError("No validation data: pass `val_data` here or to get_learner.")
         return self.val_data
 
-    def _outputs(self, data: TaskDataset) -> np.ndarray:
-        """The model's outputs for a `TaskDataset`, in its order, through the data path."""
-        inputs, _ = self._dataset(TaskDataset(data.x, None, data.transform), training=False)
-        return self.model.predict(inputs, verbose=0)
-
     def _outputs_and_labels(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
         """Predictions and labels in the same order (one predict pass)."""
         if isinstance(data, TaskDataset):
-            return self._outputs(data), np.asarray(data.y)
+            return self._predict_in_order(data), np.asarray(data.y)
         dataset, _ = self._dataset(data, training=False)
         # Datasets must yield the same order on every pass (no reshuffling).
         labels = np.concatenate([np.asarray(y) for y in dataset.map(lambda *b: b[1])])
@@ -676,7 +723,7 @@ class Learner:
         data = self._eval_data(val_data)
         reporter = getattr(data, "reporter", None)
         if reporter is not None and class_names is None:
-            text, result = reporter(self.model, data, self._outputs)
+            text, result = reporter(self.model, data, self._predict_in_order)
         else:
             outputs, labels = self._outputs_and_labels(data)
             text, result = evaluation.report(self.model, labels, outputs, class_names)
@@ -744,13 +791,13 @@ class Learner:
         Example:
             >>> probs = learner.predict(x_test)
         """
-        if isinstance(data, TaskDataset):
-            data = TaskDataset(data.x, None, data.transform)
-        elif not isinstance(data, (tf.data.Dataset, keras.utils.PyDataset)):
+        if not isinstance(data, (TaskDataset, tf.data.Dataset, keras.utils.PyDataset)):
             data = TaskDataset(to_arrays(list(data) if isinstance(data, tuple) else data))
         previous = self.eval_batch_size
         self.eval_batch_size = check_positive_int(batch_size, "batch_size", True) or previous
         try:
+            if isinstance(data, TaskDataset):
+                return self._predict_in_order(data, verbose=verbose)
             dataset, _ = self._dataset(data, training=False)
         finally:
             self.eval_batch_size = previous
@@ -880,6 +927,7 @@ def get_learner(
     seed: int | None = None,
     verbose: int = 1,
     drop_remainder: bool | None = None,
+    bucketing: bool = True,
 ) -> Learner:
     """Wraps a compiled Keras model and its data in a `Learner`.
 
@@ -913,6 +961,15 @@ def get_learner(
         drop_remainder: drop the last, incomplete training batch of each epoch, so that every
             batch has a static shape. `None` (default): only under a strategy that compiles
             for fixed shapes (`TPUStrategy`, see `ktlite.distribute.needs_static_shapes`).
+        bucketing: for sequence data that knows its lengths (the `TaskDataset`s from
+            `ktlite.text.texts_from_*`): pad each batch only to the longest example it
+            holds, rounded up to a multiple of 16, instead of to `maxlen`, and train on
+            batches of similar-length examples (shuffled within a length group each epoch,
+            batch order shuffled too). Validation, `validate` and `predict` run shortest
+            first and return results in the data's order. Much faster when texts vary in
+            length; results match fixed padding (the models mask padding). `False` pads
+            every batch to `maxlen` and shuffles freely. Models built for one fixed length
+            always get fixed-width batches. Default `True`.
 
     Returns:
         A `Learner`.
@@ -943,4 +1000,5 @@ def get_learner(
         seed=seed,
         verbose=verbose,
         drop_remainder=drop_remainder,
+        bucketing=bucketing,
     )

@@ -39,7 +39,8 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
 ) -> keras.Model:
     """Builds a Transformer encoder with a pooling + dense head (not compiled).
 
-    Token ids `(batch, length)` (int32, 0 = padding) pass through a
+    Token ids `(batch, length)` (int32, 0 = padding, any `length` up to `maxlen`) pass
+    through a
     `TokenAndPositionEmbedding`, `num_layers` `TransformerEncoder` blocks, a
     `MaskedGlobalPooling` that ignores padding, and a dense head producing
     `num_outputs` values. Post-norm models (the default) normalize the embeddings;
@@ -50,11 +51,10 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
 
     Args:
         vocab_size: Number of token ids, including padding id 0.
-        maxlen: Length of the input token ids. `None` (default) builds a model for
-            token ids of any length up to `DEFAULT_MAXLEN` (512) positions: input shape
-            `(None, None)`, and a longer input raises an error naming `sequence_length`.
-            An int fixes the input shape to `(None, maxlen)` and the positions to
-            `maxlen`.
+        maxlen: The longest input sequence (the number of learned positions). `None`
+            (default) allows `DEFAULT_MAXLEN` (512) positions. The input shape is always
+            `(None, None)`, so batches padded only to their longest sequence run as they
+            are; a longer input raises an error naming `sequence_length`.
         embed_dim: Hidden size of the embeddings and every block. Must be divisible
             by `num_heads`. Defaults to `128`.
         num_heads: Attention heads per block. Defaults to `4`.
@@ -80,9 +80,9 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
         name: Name of the model. Defaults to `"transformer"`.
 
     Returns:
-        An uncompiled functional `keras.Model` mapping int32 `(batch, maxlen)` token
-        ids (`(batch, length)` with `length <= DEFAULT_MAXLEN` when `maxlen=None`) to
-        float32 `(batch, num_outputs)`.
+        An uncompiled functional `keras.Model` mapping int32 `(batch, length)` token
+        ids (`length <= maxlen`, or `DEFAULT_MAXLEN` when `maxlen=None`) to float32
+        `(batch, num_outputs)`.
 
     Raises:
         ValueError: If a size is not a positive int (`maxlen` may be `None`),
@@ -126,7 +126,8 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
     norm_first = _validation.boolean("norm_first", norm_first)
     layer_norm_epsilon = _validation.positive_float("layer_norm_epsilon", layer_norm_epsilon)
 
-    token_ids = keras.Input(shape=(maxlen,), dtype="int32", name="token_ids")
+    # Any length up to `maxlen`: batches padded only to their longest text run as they are.
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = TokenAndPositionEmbedding(
         vocab_size, maxlen or DEFAULT_MAXLEN, embed_dim, position=position, name="embedding"
     )(token_ids)

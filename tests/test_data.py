@@ -156,3 +156,78 @@ def test_batched_flag_overrides_detection():
     assert ds.element_spec[0].shape.as_list() == [4, 2]
     ds, _ = make_dataset(gen, batch_size=8)
     assert ds.element_spec[0].shape.as_list() == [None, 4, 2]
+
+
+# ----------------------------------------------------------------- length bucketing
+def _ragged_task(n=200, maxlen=64, seed=0, **kwargs):
+    """Examples whose value is their length; the transform pads a 1 per position."""
+    lengths = np.random.default_rng(seed).integers(1, maxlen + 1, size=n)
+    calls = []
+
+    def transform(x, width=None):
+        calls.append(width)
+        width = maxlen if width is None else width
+        return tf.sequence_mask(x, width, dtype=tf.int32)
+
+    data = TaskDataset(lengths, lengths * 10, transform=transform, lengths=lengths, **kwargs)
+    return data, lengths, calls
+
+
+def test_bucketed_batches_are_padded_to_their_width_and_mix_only_one_width():
+    data, lengths, _ = _ragged_task()
+    ds, n = make_dataset(data, batch_size=16, shuffle=True, seed=0)
+    batches = _batches(ds)
+    assert n == 200 and len(batches) == int(ds.cardinality())
+    for x, y in batches:
+        real = x.sum(axis=1)
+        widths = set(((real + 15) // 16 * 16).tolist())
+        assert widths == {x.shape[1]}
+        np.testing.assert_array_equal(real * 10, y)
+    assert sorted(int(v) for _, y in batches for v in y // 10) == sorted(lengths.tolist())
+
+
+def test_unshuffled_bucketed_batches_keep_the_order_and_pad_to_the_batch():
+    data, lengths, _ = _ragged_task()
+    ds, _ = make_dataset(data, batch_size=16)
+    batches = _batches(ds)
+    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), lengths * 10)
+    for x, _ in batches:
+        assert x.shape[1] == (x.sum(axis=1).max() + 15) // 16 * 16
+
+
+def test_bucketing_off_calls_the_transform_without_width_and_keeps_the_full_width():
+    data, _, calls = _ragged_task()
+    ds, _ = make_dataset(data, batch_size=16, shuffle=True, seed=0, bucketing=False)
+    assert {x.shape[1] for x, _ in _batches(ds)} == {64}
+    assert calls and all(width is None for width in calls)
+
+
+def test_lengths_may_be_a_function_of_x_called_once():
+    calls = []
+
+    def lengths_of(x):
+        calls.append(1)
+        return np.asarray(x)
+
+    data = TaskDataset(np.array([3, 20]), transform=lambda x, w=None: x, lengths=lengths_of)
+    assert data.lengths.tolist() == [3, 20] and data.lengths.tolist() == [3, 20]
+    assert len(calls) == 1
+
+
+def test_lengths_are_checked():
+    with pytest.raises(ValueError, match="one non-negative int per sample"):
+        TaskDataset(np.zeros(3), transform=lambda x, w=None: x, lengths=[1, 2])
+    with pytest.raises(ValueError, match="one non-negative int per sample"):
+        TaskDataset(np.zeros(2), transform=lambda x, w=None: x, lengths=[1.5, 2.0])
+    with pytest.raises(TypeError, match="transform"):
+        TaskDataset(np.zeros(2), lengths=[1, 2])
+
+
+def test_subset_keeps_examples_labels_and_lengths_together():
+    data, lengths, _ = _ragged_task(n=10)
+    order = np.argsort(lengths, kind="stable")[::-1]
+    sub = data.subset(order)
+    np.testing.assert_array_equal(sub.x, lengths[order])
+    np.testing.assert_array_equal(sub.y, lengths[order] * 10)
+    np.testing.assert_array_equal(sub.lengths, lengths[order])
+    assert sub.transform is data.transform

@@ -31,7 +31,8 @@ def test_returns_an_uncompiled_functional_model_with_int32_token_input():
     model = Transformer(maxlen=10, num_outputs=3, **SMALL)
     assert isinstance(model, keras.Model) and model.name == "transformer"
     assert not model.compiled
-    assert tuple(model.input.shape) == (None, 10) and model.input.dtype == "int32"
+    # Any length up to maxlen, so per-batch padded ids run as they are.
+    assert tuple(model.input.shape) == (None, None) and model.input.dtype == "int32"
     assert tuple(model.output.shape) == (None, 3)
     probs = np.asarray(model(_padded([[3, 4, 5]], 10)))
     np.testing.assert_allclose(probs.sum(axis=-1), 1.0, atol=1e-6)
@@ -66,6 +67,23 @@ def test_output_does_not_change_with_the_amount_of_padding(pooling, norm_first):
         a = short(_padded([sentence], 6), training=False)
         b = long(_padded([sentence], 14), training=False)
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "first"])
+@pytest.mark.parametrize("position", ["learned", "sinusoidal"])
+def test_a_text_gives_the_same_output_at_every_bucket_width_in_any_batch(pooling, position):
+    model = Transformer(maxlen=64, pooling=pooling, position=position, **SMALL)
+    rng = np.random.default_rng(0)
+    texts = [list(rng.integers(1, 20, size=n)) for n in (1, 5, 15, 16)]
+    alone = [np.asarray(model(_padded([t], 64), training=False))[0] for t in texts]
+    for width in (16, 32, 48, 64):  # every width the learner and the predictor use
+        for neighbours in ([], [list(rng.integers(1, 20, size=16))] * 3):
+            rows = texts + neighbours
+            batch = np.zeros((len(rows), width), dtype="int32")
+            for i, row in enumerate(rows):
+                batch[i, : len(row)] = row
+            got = np.asarray(model(batch, training=False))[: len(texts)]
+            np.testing.assert_allclose(got, np.stack(alone), atol=1e-5)
 
 
 @pytest.mark.parametrize(

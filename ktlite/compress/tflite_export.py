@@ -176,11 +176,6 @@ def _raw_from(predictor: Predictor, data: Any) -> list[Any]:
     return list(items)
 
 
-def _model_inputs(predictor: Predictor, items: list[Any]) -> np.ndarray:
-    """The predictor's preprocessing run eagerly: raw inputs -> model inputs (numpy)."""
-    return np.asarray(predictor._transform(predictor._to_tensor(items)))
-
-
 def _arrays_from(data: Any) -> np.ndarray:
     transform = getattr(data, "transform", None)
     raw = getattr(data, "x", data)
@@ -343,7 +338,10 @@ def _export_predictor(
             _write(path, content, meta, predictor.preproc)
             return _info(path, meta)
 
-    probe_ids = _model_inputs(predictor, probe)
+    # Outside the graph the preprocessor's `preprocess` gives fixed-width model inputs
+    # (`TFLitePredictor` calls the same), so the TFLite graph has one static width.
+    preprocess = predictor.preproc.preprocess
+    probe_ids = np.asarray(preprocess(probe))
     ids_spec = tf.TensorSpec([None, *probe_ids.shape[1:]], tf.as_dtype(probe_ids.dtype),
                              name="token_ids")
 
@@ -352,7 +350,7 @@ def _export_predictor(
 
     def calibrate_ids() -> Iterator[list[np.ndarray]]:
         for item in samples:
-            yield [_model_inputs(predictor, [item])]
+            yield [np.asarray(preprocess([item]))]
 
     content = _convert(
         serve_ids, [model], ids_spec, quantize, calibrate_ids if samples else None,
@@ -377,7 +375,7 @@ def _convert_with_preprocessing(
     import tensorflow as tf
 
     model = predictor.model
-    _model_inputs(predictor, probe[:1])  # builds lookup tables before tracing
+    predictor._transform(predictor._to_tensor(probe[:1]))  # builds lookup tables first
     trackables = [model, *predictor._trackables()]
 
     def serve_raw(raw: Any) -> dict[str, Any]:
@@ -432,11 +430,12 @@ def _export_model(
         )
     spec = model.inputs[0]
     dtype = tf.as_dtype(spec.dtype)
-    shape = [None, *spec.shape[1:]]
     samples = None
+    arr = None
     if representative_data is not None:
         arr = _arrays_from(representative_data)
         samples = [arr[i] for i in sorted(np.random.default_rng(seed).permutation(len(arr))[:n])]
+    shape = [None, *_fixed_dims(model, spec.shape[1:], arr)]
 
     def serve(x: Any) -> dict[str, Any]:
         return {"outputs": tf.cast(model(x, training=False), tf.float32)}
@@ -458,6 +457,28 @@ def _export_model(
     meta = _meta(model, quantize, False, "inputs", dtype.name, shape, "outputs", None)
     _write(path, content, meta, None)
     return _info(path, meta)
+
+
+def _fixed_dims(model: Any, dims: Any, arr: np.ndarray | None) -> list[int]:
+    """The input's non-batch dims for TFLite; free ones (a model that takes token ids of
+    any length) are fixed to the representative data's, else to the model's position table.
+    """
+    dims = list(dims)
+    if all(d is not None for d in dims):
+        return dims
+    if arr is not None:
+        return [d if d is not None else int(arr.shape[1 + i]) for i, d in enumerate(dims)]
+    for layer in model.layers:
+        try:
+            positions = layer.get_config().get("sequence_length")
+        except NotImplementedError:
+            continue
+        if len(dims) == 1 and isinstance(positions, int):
+            return [positions]
+    raise ValueError(
+        "The model takes inputs of any length; TFLite needs a fixed one. Pass "
+        f"`representative_data` of the shape to export. Received: input dims {dims}"
+    )
 
 
 def _meta(

@@ -8,86 +8,26 @@ encoded labels and ``preproc.tokenize`` as their in-graph transform.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import os
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from ktlite.columns import (
+    check_frame_columns,
+    label_column_list,
+    labels_from_frame,
+    labels_from_strings,
+    read_csv_columns,
+)
+from ktlite.splits import check_random_state, check_val_pct, split_indices
 from ktlite.text.preprocessor import (
     DEFAULT_VOCAB_SIZE,
     TextPreprocessor,
     _say,
     validate_texts,
 )
-
-_INT_RE = re.compile(r"^[+-]?\d+$")
-
-
-def _check_val_pct(val_pct: Any) -> float:
-    if (
-        isinstance(val_pct, bool)
-        or not isinstance(val_pct, (int, float, np.floating))
-        or not 0.0 < float(val_pct) < 1.0
-    ):
-        raise ValueError(
-            f"`val_pct` must be a float strictly between 0 and 1. Received: val_pct={val_pct!r}"
-        )
-    return float(val_pct)
-
-
-def _check_random_state(random_state: Any) -> None:
-    if random_state is not None and (
-        isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
-    ):
-        raise ValueError(
-            f"`random_state` must be an int or None. Received: random_state={random_state!r}"
-        )
-
-
-def _split_indices(
-    y: np.ndarray, stratify: bool, val_pct: float, random_state: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Splits ``range(len(y))`` into sorted train and validation indices.
-
-    With ``stratify`` every class keeps its share in both parts (largest-remainder
-    rounding), and a class with one example stays in training.
-    """
-    n = len(y)
-    n_val = int(round(n * val_pct))
-    if n_val < 1 or n_val >= n:
-        raise ValueError(
-            f"`val_pct`={val_pct} leaves an empty training or validation split for {n} texts. "
-            f"Use more texts, another val_pct, or pass x_test/y_test."
-        )
-    rng = np.random.default_rng(random_state)
-    if not stratify:
-        perm = rng.permutation(n)
-        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-    quotas = counts * val_pct
-    take = np.minimum(np.floor(quotas).astype(int), counts - 1)
-    order = np.argsort(-(quotas - np.floor(quotas)), kind="stable")
-    for c in order:
-        if take.sum() >= n_val:
-            break
-        if take[c] < counts[c] - 1:
-            take[c] += 1
-    val_parts = []
-    for c in range(len(classes)):
-        members = np.flatnonzero(inverse == c)
-        val_parts.append(rng.permutation(members)[: take[c]])
-    val = np.sort(np.concatenate(val_parts))
-    train = np.setdiff1d(np.arange(n), val, assume_unique=True)
-    if len(val) == 0:
-        raise ValueError(
-            f"`val_pct`={val_pct} leaves no validation texts after a stratified split of {n} "
-            f"texts. Use a larger val_pct or pass x_test/y_test."
-        )
-    return train, val
 
 
 def _object_array(texts: list[str]) -> np.ndarray:
@@ -134,8 +74,10 @@ def texts_from_array(
 
     Returns:
         ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` objects (raw texts as a 1-D
-        object array, encoded labels, ``transform=preproc.tokenize``, ``task="text"``) and
-        the fitted `TextPreprocessor`.
+        object array, encoded labels, ``transform=preproc.tokenize``, ``task="text"``,
+        ``lengths=preproc.sequence_lengths`` so the learner can pad each batch only as far
+        as its texts need; see `ktlite.get_learner`'s ``bucketing``) and the fitted
+        `TextPreprocessor`.
 
     Raises:
         ValueError: for None or non-string texts (the index is named), an empty corpus, texts
@@ -148,8 +90,6 @@ def texts_from_array(
         >>> preproc.class_names
         ['neg', 'pos']
     """
-    from ktlite.classifier import classification_reporter
-    from ktlite.data import TaskDataset
 
     texts = validate_texts(x_train, "x_train")
     if y_train is None:
@@ -165,8 +105,8 @@ def texts_from_array(
             f"x_test={'None' if x_test is None else 'texts'}, "
             f"y_test={'None' if y_test is None else 'labels'}"
         )
-    val_pct = _check_val_pct(val_pct)
-    _check_random_state(random_state)
+    val_pct = check_val_pct(val_pct)
+    check_random_state(random_state)
     preproc = TextPreprocessor(
         maxlen=maxlen,
         vocab_size=vocab_size,
@@ -179,7 +119,7 @@ def texts_from_array(
 
     if x_test is None:
         stratify = preproc.label_mode == "multiclass"
-        train_idx, val_idx = _split_indices(y_enc, stratify, val_pct, random_state)
+        train_idx, val_idx = split_indices(y_enc, stratify, val_pct, random_state)
         train_texts = [texts[i] for i in train_idx]
         val_texts = [texts[i] for i in val_idx]
         y_trn, y_val = y_enc[train_idx], y_enc[val_idx]
@@ -201,14 +141,22 @@ def texts_from_array(
         verbose,
     )
     preproc.fit_vocab(train_texts, verbose=verbose)
-    reporter = classification_reporter(preproc.labels)
-    trn = TaskDataset(
-        _object_array(train_texts), y_trn, preproc.tokenize, task="text", reporter=reporter
+    trn = _text_dataset(train_texts, y_trn, preproc)
+    return trn, _text_dataset(val_texts, y_val, preproc), preproc
+
+
+def _text_dataset(texts: list[str], y: np.ndarray, preproc: TextPreprocessor) -> Any:
+    from ktlite.classifier import classification_reporter
+    from ktlite.data import TaskDataset
+
+    return TaskDataset(
+        _object_array(texts),
+        y,
+        transform=preproc.tokenize,
+        task="text",
+        reporter=classification_reporter(preproc.labels),
+        lengths=preproc.sequence_lengths,
     )
-    val = TaskDataset(
-        _object_array(val_texts), y_val, preproc.tokenize, task="text", reporter=reporter
-    )
-    return trn, val, preproc
 
 
 def _describe_labels(preproc: TextPreprocessor) -> str:
@@ -222,97 +170,16 @@ def _describe_labels(preproc: TextPreprocessor) -> str:
 # --------------------------------------------------------------------------- CSV
 
 
-def _parse_scalar_column(values: list[str]) -> list[Any]:
-    """Reads a CSV label column as ints, floats or strings (whichever fits every value)."""
-    if all(_INT_RE.match(v.strip()) for v in values):
-        return [int(v) for v in values]
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        return values
-
-
-def _open_text(path: str, encoding: str) -> Any:
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding=encoding, newline="")
-    return open(path, encoding=encoding, newline="")
+_COLUMNS_HINT = "Set `text_column` and `label_columns`."
 
 
 def _read_csv(
     path: Any, text_column: str, label_columns: list[str], sep: str, encoding: str, arg: str
 ) -> tuple[list[str], Any]:
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
-    old_limit = csv.field_size_limit()
-    csv.field_size_limit(max(old_limit, 2**31 - 1))
-    try:
-        with _open_text(path, encoding) as f:
-            reader = csv.reader(f, delimiter=sep)
-            header = next(reader, None)
-            if header is None:
-                raise ValueError(f"`{arg}` is an empty file. Received: {arg}={path!r}")
-            wanted = [text_column, *label_columns]
-            missing = [c for c in wanted if c not in header]
-            if missing:
-                raise ValueError(
-                    f"Columns {missing} are not in {path!r}; it has columns {header}. Set "
-                    f"`text_column` and `label_columns`."
-                )
-            cols = [header.index(c) for c in wanted]
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                if len(row) < len(header):
-                    raise ValueError(
-                        f"Row on line {line} of {path!r} has {len(row)} fields, the header "
-                        f"has {len(header)}: {row!r:.120}"
-                    )
-                rows.append([row[c] for c in cols])
-    except UnicodeDecodeError as err:
-        raise ValueError(
-            f"{path!r} is not valid {encoding}: {err}. Pass the file's `encoding`."
-        ) from None
-    except csv.Error as err:
-        raise ValueError(f"{path!r} is not a valid CSV file: {err}") from None
-    finally:
-        csv.field_size_limit(old_limit)
+    columns = [text_column, *label_columns]
+    rows = read_csv_columns(path, columns, sep, encoding, arg, hint=_COLUMNS_HINT)
     texts = [r[0] for r in rows]
-    if len(label_columns) == 1:
-        raw = [r[1] for r in rows]
-        for i, v in enumerate(raw):
-            if not v.strip():
-                raise ValueError(
-                    f"Label column {label_columns[0]!r} of {path!r} is empty on data row {i} "
-                    f"(line {i + 2}). Drop or fill rows with missing labels first."
-                )
-        return texts, _parse_scalar_column(raw)
-    matrix = np.empty((len(rows), len(label_columns)), dtype=np.float64)
-    for i, r in enumerate(rows):
-        for j, v in enumerate(r[1:]):
-            try:
-                matrix[i, j] = float(v)
-            except ValueError:
-                raise ValueError(
-                    f"Label column {label_columns[j]!r} of {path!r} must be numeric when "
-                    f"several label columns are used (0/1 or numbers). Received: {v!r} on line "
-                    f"{i + 2}"
-                ) from None
-    return texts, matrix
-
-
-def _label_column_list(label_columns: Any) -> list[str]:
-    if isinstance(label_columns, str):
-        return [label_columns]
-    if isinstance(label_columns, Sequence) and label_columns and all(
-        isinstance(c, str) for c in label_columns
-    ):
-        return list(label_columns)
-    raise ValueError(
-        f"`label_columns` must be a column name or a non-empty list of column names. "
-        f"Received: label_columns={label_columns!r}"
-    )
+    return texts, labels_from_strings([r[1:] for r in rows], label_columns, os.fspath(path))
 
 
 def _texts_from_tables(
@@ -416,7 +283,7 @@ def texts_from_csv(
         >>> trn, val, preproc = texts_from_csv("train.csv", "text", "label",
         ...                                    val_filepath="test.csv")
     """
-    columns = _label_column_list(label_columns)
+    columns = label_column_list(label_columns)
     if not isinstance(text_column, str):
         raise ValueError(f"`text_column` must be a column name. Received: {text_column!r}")
     return _texts_from_tables(
@@ -439,22 +306,8 @@ def texts_from_csv(
 
 
 def _from_frame(df: Any, text_column: str, columns: list[str], arg: str) -> tuple[Any, Any]:
-    if not hasattr(df, "columns") or not hasattr(df, "__getitem__"):
-        raise ValueError(
-            f"`{arg}` must be a pandas DataFrame. Received: {arg} of type {type(df).__name__}"
-        )
-    missing = [c for c in [text_column, *columns] if c not in list(df.columns)]
-    if missing:
-        raise ValueError(
-            f"Columns {missing} are not in `{arg}`; it has columns {list(df.columns)}. Set "
-            f"`text_column` and `label_columns`."
-        )
-    texts = df[text_column].tolist()
-    if len(columns) == 1:
-        labels = df[columns[0]].tolist()
-    else:
-        labels = df[columns].to_numpy()
-    return texts, labels
+    check_frame_columns(df, [text_column, *columns], arg, hint=_COLUMNS_HINT)
+    return df[text_column].tolist(), labels_from_frame(df, columns)
 
 
 def texts_from_df(
@@ -504,7 +357,7 @@ def texts_from_df(
         >>> df = pd.DataFrame({"text": texts, "label": labels})
         >>> trn, val, preproc = texts_from_df(df, "text", "label")
     """
-    columns = _label_column_list(label_columns)
+    columns = label_column_list(label_columns)
     return _texts_from_tables(
         lambda df, arg: _from_frame(df, text_column, columns, arg),
         (train_df, "train_df"),

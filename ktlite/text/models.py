@@ -1,7 +1,8 @@
 """Text model factories: a Transformer and two fast baselines, compiled for the labels.
 
 `text_classifier` and `text_regression_model` read the label mode and sizes from the
-preprocessor and return a compiled `keras.Model` taking int32 token ids `(batch, maxlen)`:
+preprocessor and return a compiled `keras.Model` taking int32 token ids `(batch, length)`
+of any length up to ``maxlen`` (so batches padded only to their longest text fit):
 
 - `"transformer"`: `ktlite.models.Transformer` (token + position embedding, encoder
   blocks, masked mean pooling, dense head).
@@ -159,7 +160,7 @@ def text_classifier(
         verbose: 1 prints a one-line summary, 0 is silent. Defaults to 1.
 
     Returns:
-        A compiled `keras.Model` mapping int32 token ids `(batch, preproc.maxlen)` to
+        A compiled `keras.Model` mapping int32 token ids `(batch, length <= maxlen)` to
         class probabilities `(batch, num_classes)`.
 
     Raises:
@@ -220,7 +221,7 @@ def text_regression_model(
         verbose: 1 prints a one-line summary, 0 is silent. Defaults to 1.
 
     Returns:
-        A compiled `keras.Model` mapping int32 token ids `(batch, preproc.maxlen)` to
+        A compiled `keras.Model` mapping int32 token ids `(batch, length <= maxlen)` to
         `(batch, preproc.num_outputs)` floats (one per regression target, usually 1).
 
     Raises:
@@ -300,7 +301,7 @@ def _fasttext(
     embed_dim = _positive_int("embed_dim", embed_dim)
     if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}")
-    token_ids = keras.Input(shape=(preproc.maxlen,), dtype="int32", name="token_ids")
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(
         preproc.vocab_size, embed_dim, mask_zero=True, name="token_embedding"
     )(token_ids)
@@ -318,7 +319,7 @@ def _nbsvm(preproc: Any, x: Any, y: np.ndarray, activation: str | None) -> keras
     ids = _token_ids(x, preproc)
     targets = np.eye(num_classes, dtype="float32")[y] if y.ndim == 1 else y.astype("float32")
     ratios, prior = nb_log_count_ratios(ids, targets, preproc.vocab_size)
-    token_ids = keras.Input(shape=(preproc.maxlen,), dtype="int32", name="token_ids")
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     scorer = NBSVMScores(preproc.vocab_size, num_classes, name="nbsvm_scores")
     scores = scorer(token_ids)
     scorer.set_ratios(ratios, bias=prior)

@@ -22,9 +22,15 @@ class TextPredictor(ClassifierPredictor):
     `tf.function` with a `(None,)` string signature, traced once for every batch size,
     so `predict` skips Keras' `model.predict` machinery.
 
+    When the model takes token ids of any length (every ktlite text model does), a
+    request is sorted by text length, each batch is padded only to its longest text
+    (rounded up to a multiple of 16, at most `maxlen`), and results come back in the
+    request's order; the exported SavedModel pads the same way. Outputs do not depend on
+    the batch a text lands in: the models mask padding.
+
     Args:
         model: A `keras.Model` taking int32 token ids of shape `(batch, preproc.maxlen)`
-            and returning one `(batch, k)` output.
+            or `(batch, None)` and returning one `(batch, k)` output.
         preproc: The `ktlite.text.TextPreprocessor` the model was trained with.
         batch_size: Texts per forward pass. Defaults to 32.
 
@@ -46,8 +52,23 @@ class TextPredictor(ClassifierPredictor):
     def _input_spec(self) -> tf.TensorSpec:
         return tf.TensorSpec(shape=(None,), dtype=tf.string, name="texts")
 
+    def _pads_per_batch(self) -> bool:
+        """Whether the model takes any length, so each batch is padded to its longest text."""
+        return self.model.inputs[0].shape[1] is None
+
     def _transform(self, raw: tf.Tensor) -> tf.Tensor:
-        return self.preproc.tokenize(raw)
+        return self.preproc.tokenize(raw, width="longest" if self._pads_per_batch() else None)
+
+    def _run(self, items: list[str]) -> np.ndarray:
+        # Texts of similar length share a batch, so each batch pads little; the character
+        # count is a cheap stand-in for the token count, and the batch width is exact.
+        if not self._pads_per_batch() or len(items) <= self.batch_size:
+            return super()._run(items)
+        order = np.argsort([len(text) for text in items], kind="stable")
+        outputs = super()._run([items[i] for i in order])
+        restored = np.empty_like(outputs)
+        restored[order] = outputs
+        return restored
 
     def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
         if isinstance(inputs, str):
@@ -87,6 +108,12 @@ class TextPredictor(ClassifierPredictor):
             raise ValueError(
                 f"The model takes inputs of shape {shape} but the preprocessor produces "
                 f"(batch, {preproc.maxlen}) token ids (preproc.maxlen={preproc.maxlen})."
+            )
+        positions = _layer_config_int(model, "sequence_length")
+        if shape[1] is None and positions is not None and positions < preproc.maxlen:
+            raise ValueError(
+                f"The model has {positions} positions but the preprocessor produces up to "
+                f"{preproc.maxlen} token ids (preproc.maxlen={preproc.maxlen})."
             )
         vocab_size = _token_vocab_size(model)
         if vocab_size is not None and vocab_size < preproc.vocab_size:
@@ -140,18 +167,30 @@ class TextPredictor(ClassifierPredictor):
 def _token_vocab_size(model: keras.Model) -> int | None:
     """The number of token ids the model's first embedding accepts, if one is found."""
     for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
         if isinstance(layer, keras.layers.Embedding):
             return int(layer.input_dim)
-        try:
-            config = layer.get_config()
-        except NotImplementedError:
-            continue
-        vocab_size = config.get("vocab_size")
-        if isinstance(vocab_size, int) and not isinstance(vocab_size, bool):
-            return vocab_size
+        if _config_int(layer, "vocab_size") is not None:
+            return _config_int(layer, "vocab_size")
     return None
+
+
+def _layer_config_int(model: keras.Model, key: str) -> int | None:
+    """The int `key` of the first layer whose config has one (e.g. a position table size)."""
+    for layer in model.layers:
+        value = _config_int(layer, key)
+        if value is not None:
+            return value
+    return None
+
+
+def _config_int(layer: keras.layers.Layer, key: str) -> int | None:
+    if isinstance(layer, keras.layers.InputLayer):
+        return None
+    try:
+        value = layer.get_config().get(key)
+    except NotImplementedError:
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -1,12 +1,9 @@
 """`TextPreprocessor`: a WordPiece vocabulary learned from training texts, used in the graph.
 
-The vocabulary is learned with the ``tokenizers`` package's WordPiece trainer (a few
-seconds for 100k short texts). Training texts are first normalized by tensorflow-text
-itself (`normalize_texts`), and ``tokenizers`` then splits words as tensorflow-text's
-FastWordpieceTokenizer does (whitespace, punctuation, one token per CJK ideograph), so the
-vocabulary is learned from what the tokenizer will see. Tokenization always runs in
-TensorFlow (`TextPreprocessor.tokenize`), so a ``tf.data`` training pipeline, ``predict``
-and an exported SavedModel share one graph.
+The vocabulary is learned by `ktlite.text.vocabulary` from texts normalized as in
+`ktlite.text.normalization`. Tokenization always runs in TensorFlow
+(`TextPreprocessor.tokenize`), so a ``tf.data`` training pipeline, ``predict`` and an
+exported SavedModel share one graph.
 
 Text is split the BERT way: control characters dropped, whitespace and punctuation split
 off, every CJK ideograph its own word, then each word cut into the longest vocabulary
@@ -20,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,18 +26,43 @@ from ktlite import labels as _labels
 from ktlite import saving
 from ktlite._console import say
 from ktlite.labels import LabelEncoder
+from ktlite.text.normalization import _PREPROCESS_CHUNK, _join_words, normalize_texts
+from ktlite.text.vocabulary import (
+    CLS_ID,
+    CONTINUATION_PREFIX,
+    DEFAULT_VOCAB_SIZE,
+    MASK_ID,
+    PAD_ID,
+    SEP_ID,
+    SPECIAL_TOKENS,
+    UNK_ID,
+    _MAX_BYTES_PER_WORD,
+    _validate_vocab,
+    learn_wordpiece_vocab,
+)
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(len(SPECIAL_TOKENS))
-CONTINUATION_PREFIX = "##"
+# Re-exported: these names were public here before the vocabulary and normalization code
+# moved to their own modules.
+__all__ = [
+    "CLS_ID",
+    "CONTINUATION_PREFIX",
+    "DEFAULT_VOCAB_SIZE",
+    "MASK_ID",
+    "PAD_ID",
+    "SEP_ID",
+    "SPECIAL_TOKENS",
+    "UNK_ID",
+    "TextPreprocessor",
+    "learn_wordpiece_vocab",
+    "normalize_texts",
+    "suggest_maxlen",
+    "validate_texts",
+]
+
 FORMAT_VERSION = 1
 CONFIG_FILE = "preprocessor.json"
 VOCAB_FILE = "vocab.txt"
-DEFAULT_VOCAB_SIZE = 16000
 MAX_AUTO_MAXLEN = 512
-# A word longer than this many UTF-8 bytes becomes [UNK] (tensorflow-text's limit).
-_MAX_BYTES_PER_WORD = 100
-_PREPROCESS_CHUNK = 8192
 _MAXLEN_SAMPLE = 200_000
 _CONFIG_KEYS = frozenset(
     {
@@ -56,20 +77,6 @@ _CONFIG_KEYS = frozenset(
         "num_outputs",
     }
 )
-# The CJK ideograph blocks that FastWordpieceTokenizer splits one per token (BERT's list).
-_CJK_RANGES = (
-    (0x4E00, 0x9FFF),
-    (0x3400, 0x4DBF),
-    (0x20000, 0x2A6DF),
-    (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF),
-    (0xF900, 0xFAFF),
-    (0x2F800, 0x2FA1F),
-)
-_CJK_PATTERN = "([" + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in _CJK_RANGES) + "])"
-_NO_SPACE_BEFORE = frozenset(".,!?;:%)]}")
-_NO_SPACE_AFTER = frozenset("([{")
 
 
 def _say(message: str, verbose: int) -> None:
@@ -134,113 +141,6 @@ def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -
     return [str(t) for t in items]
 
 
-def _hf_tokenizer(vocab: Sequence[str] | None = None) -> Any:
-    """A ``tokenizers`` WordPiece tokenizer that splits text as FastWordpieceTokenizer does.
-
-    It expects text from `normalize_texts` (tensorflow-text's own normalizer, CJK
-    ideographs already spaced apart), so the vocabulary is learned from exactly what
-    ``tokenize`` sees; it only splits on whitespace and punctuation.
-    """
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    kwargs = {"unk_token": "[UNK]", "max_input_chars_per_word": _MAX_BYTES_PER_WORD}
-    if vocab is not None:
-        kwargs["vocab"] = {t: i for i, t in enumerate(vocab)}
-    tokenizer = Tokenizer(models.WordPiece(**kwargs))
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    return tokenizer
-
-
-def _normalizer_fn(lowercase: bool) -> Any:
-    """In-graph normalization as in `tokenize`, plus spaces around CJK ideographs."""
-    import tensorflow as tf
-    import tensorflow_text as tf_text
-
-    with tf.init_scope():
-        normalizer = tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=lowercase)
-
-    def normalize(texts: Any) -> Any:
-        if not lowercase:
-            texts = tf_text.normalize_utf8(texts, "NFC")
-        texts = normalizer.normalize(texts)
-        return tf.strings.regex_replace(texts, _CJK_PATTERN, r" \1 ")
-
-    return normalize
-
-
-def normalize_texts(texts: Sequence[str], lowercase: bool = True) -> list[str]:
-    """Normalizes texts as `TextPreprocessor.tokenize` does, with tensorflow-text.
-
-    With ``lowercase=True``: compatibility-decomposed (full-width letters become ASCII),
-    lower-cased and stripped of accents; with ``lowercase=False``: NFC-composed. In both
-    cases control characters become spaces, and CJK ideographs get a space on each side
-    (the tokenizer splits them one per token anyway), so that splitting on whitespace and
-    punctuation gives the words the tokenizer sees.
-
-    Args:
-        texts: the texts.
-        lowercase: as in `TextPreprocessor`.
-
-    Returns:
-        The normalized texts.
-
-    Example:
-        >>> normalize_texts(["Café ＡＢＣ"])
-        ['cafe abc']
-    """
-    import tensorflow as tf
-
-    fn = tf.function(_normalizer_fn(lowercase), input_signature=[tf.TensorSpec([None], tf.string)])
-    out: list[str] = []
-    for i in range(0, len(texts), _PREPROCESS_CHUNK):
-        batch = fn(tf.constant(list(texts[i : i + _PREPROCESS_CHUNK]), tf.string)).numpy()
-        out.extend(b.decode("utf-8") for b in batch)
-    return out
-
-
-def learn_wordpiece_vocab(
-    texts: Sequence[str], vocab_size: int = DEFAULT_VOCAB_SIZE, lowercase: bool = True
-) -> list[str]:
-    """Learns a WordPiece vocabulary with the ``tokenizers`` package's trainer.
-
-    Texts are first normalized in TensorFlow (`normalize_texts`), then split into words and
-    counted by ``tokenizers`` the way tensorflow-text's FastWordpieceTokenizer splits them.
-
-    Args:
-        texts: the training texts (never validation or test texts).
-        vocab_size: the largest vocabulary size, special tokens included. A small corpus
-            gives a smaller vocabulary.
-        lowercase: whether text is lower-cased and stripped of accents first.
-
-    Returns:
-        The vocabulary: ``[PAD]`` (id 0), ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``, then
-        the learned pieces (continuations start with ``##``).
-
-    Example:
-        >>> vocab = learn_wordpiece_vocab(["a cat sat", "a dog ran"], vocab_size=100)
-        >>> vocab[:3]
-        ['[PAD]', '[UNK]', '[CLS]']
-    """
-    from tokenizers import trainers
-
-    normalized = normalize_texts(texts, lowercase)
-    tokenizer = _hf_tokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        continuing_subword_prefix=CONTINUATION_PREFIX,
-        show_progress=False,
-    )
-    # Batches let the trainer spread its word counting over threads.
-    batches = (normalized[i : i + 1000] for i in range(0, len(normalized), 1000))
-    tokenizer.train_from_iterator(batches, trainer=trainer, length=len(normalized))
-    by_id = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    vocab = [token for token, _ in by_id]
-    if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
-        raise RuntimeError(f"The WordPiece trainer misplaced special tokens: {vocab[:5]}")
-    return vocab
-
-
 def suggest_maxlen(token_counts: np.ndarray, coverage: float = 0.99) -> int:
     """Picks a sequence length that holds ``coverage`` of the texts whole.
 
@@ -263,27 +163,6 @@ def suggest_maxlen(token_counts: np.ndarray, coverage: float = 0.99) -> int:
     rank = max(0, math.ceil(coverage * needed.size) - 1)
     length = int(needed[rank])
     return int(min(MAX_AUTO_MAXLEN, max(16, 16 * math.ceil(length / 16))))
-
-
-def _is_cjk(char: str) -> bool:
-    cp = ord(char)
-    return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
-
-
-def _join_words(words: list[str]) -> str:
-    out: list[str] = []
-    for i, word in enumerate(words):
-        if i:
-            prev = words[i - 1]
-            glued = (
-                (_is_cjk(prev[-1]) and _is_cjk(word[0]))
-                or word in _NO_SPACE_BEFORE
-                or prev in _NO_SPACE_AFTER
-            )
-            if not glued:
-                out.append(" ")
-        out.append(word)
-    return "".join(out)
 
 
 class TextPreprocessor:
@@ -362,6 +241,7 @@ class TextPreprocessor:
         self.vocab: list[str] = []
         self._tokenizer = None
         self._tokenize_fn = None
+        self._lengths_fn = None
 
     # ------------------------------------------------------------------ fitting
 
@@ -480,6 +360,7 @@ class TextPreprocessor:
         self.vocab = list(vocab)
         self._tokenizer = None
         self._tokenize_fn = None
+        self._lengths_fn = None
 
     def _token_counts(self, texts: list[str]) -> np.ndarray:
         """WordPiece tokens per text (for a sample of at most 200,000 texts)."""
@@ -531,7 +412,7 @@ class TextPreprocessor:
 
         return tf_text.normalize_utf8(texts, "NFC")
 
-    def tokenize(self, texts: Any) -> Any:
+    def tokenize(self, texts: Any, width: Any = None) -> Any:
         """Tokenizes a batch of strings with TensorFlow ops only.
 
         Usable eagerly, in ``tf.function``, in ``tf.data`` and in an exported SavedModel
@@ -540,13 +421,21 @@ class TextPreprocessor:
         Args:
             texts: a 1-D ``tf.string`` tensor (a scalar or a ``(batch, 1)`` tensor is
                 reshaped to 1-D).
+            width: how many positions to pad (and cut) to: None (default) for ``maxlen``;
+                an int or int32 scalar tensor for that many (at most ``maxlen``), as the
+                length-bucketed batches of `ktlite.data.make_dataset` ask; or
+                ``"longest"`` for the batch's longest text rounded up to a multiple of 16
+                (at most ``maxlen``), as the predictor does. Models that mask padding
+                (every ktlite text model) give the same outputs at any width that holds
+                the text.
 
         Returns:
-            An ``int32`` tensor of shape ``(batch, maxlen)``: ``[CLS]``, the WordPiece ids
-            (truncated to ``maxlen - 1``), then 0 padding.
+            An ``int32`` tensor of shape ``(batch, width)``: ``[CLS]``, the WordPiece ids
+            (truncated to ``width - 1``), then 0 padding.
 
         Raises:
-            ValueError: when the preprocessor is not fitted or ``texts`` has rank > 2.
+            ValueError: when the preprocessor is not fitted, ``texts`` has rank > 2, or
+                ``width`` is a string other than ``"longest"``.
 
         Example:
             >>> ids = preproc.tokenize(tf.constant(["a good film"]))
@@ -556,6 +445,10 @@ class TextPreprocessor:
         import tensorflow as tf
 
         self._check_fitted()
+        if isinstance(width, str) and width != "longest":
+            raise ValueError(
+                f"`width` must be None, an int or 'longest'. Received: width={width!r}"
+            )
         texts = tf.convert_to_tensor(texts, dtype=tf.string)
         rank = texts.shape.rank
         if rank == 0:
@@ -569,9 +462,57 @@ class TextPreprocessor:
                 f"`texts` must be a 1-D string tensor. Received: texts with shape {texts.shape}"
             )
         pieces = self._get_tokenizer().tokenize(self._normalize(texts))
-        body = pieces.to_tensor(default_value=PAD_ID, shape=[None, self.maxlen - 1])
+        if width is None:
+            # A static width, so the output shape is known when traced (export, TFLite).
+            body = pieces.to_tensor(default_value=PAD_ID, shape=[None, self.maxlen - 1])
+        else:
+            if isinstance(width, str):
+                from ktlite.bucketing import round_width
+
+                # A 0 appended so that an empty batch has a longest text too.
+                longest = tf.reduce_max(tf.pad(pieces.row_lengths(), [[0, 1]]))
+                width = round_width(tf.cast(longest, tf.int32) + 1)
+            width = tf.minimum(tf.cast(width, tf.int32), self.maxlen)
+            body = pieces.to_tensor(default_value=PAD_ID, shape=tf.stack([-1, width - 1]))
         cls = tf.fill(tf.stack([tf.shape(body)[0], 1]), tf.constant(CLS_ID, tf.int32))
         return tf.concat([cls, body], axis=1)
+
+    def sequence_lengths(self, texts: Sequence[str]) -> np.ndarray:
+        """How many positions each text fills in `tokenize`'s output: tokens + ``[CLS]``.
+
+        This is the length function of the `ktlite.data.TaskDataset` objects that
+        `ktlite.text.texts_from_array` returns, used to bucket batches by length.
+
+        Args:
+            texts: a list (or array, or pandas Series) of str.
+
+        Returns:
+            ``np.int64`` array ``(len(texts),)``, each in ``[1, maxlen]``.
+
+        Raises:
+            ValueError: when not fitted, or when ``texts`` holds a non-string item.
+
+        Example:
+            >>> preproc.sequence_lengths(["a good film", ""])
+            array([4, 1])
+        """
+        import tensorflow as tf
+
+        self._check_fitted()
+        texts = validate_texts(texts, "texts", allow_empty=True)
+        if self._lengths_fn is None:
+
+            def count(batch: Any) -> Any:
+                return self._get_tokenizer().tokenize(self._normalize(batch)).row_lengths()
+
+            self._lengths_fn = tf.function(
+                count, input_signature=[tf.TensorSpec([None], tf.string)]
+            )
+        counts = [np.zeros(0, np.int64)] + [
+            self._lengths_fn(tf.constant(texts[i : i + _PREPROCESS_CHUNK], tf.string)).numpy()
+            for i in range(0, len(texts), _PREPROCESS_CHUNK)
+        ]
+        return np.minimum(np.concatenate(counts).astype(np.int64) + 1, self.maxlen)
 
     def preprocess(self, texts: Sequence[str]) -> np.ndarray:
         """Tokenizes a list of strings into a numpy array of ids.
@@ -837,30 +778,6 @@ class TextPreprocessor:
             f"lowercase={self.lowercase}, label_mode={self.label_mode!r}, "
             f"num_classes={None if self.class_names is None else len(self.class_names)})"
         )
-
-
-def _validate_vocab(vocab: list[str], name: str) -> None:
-    if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
-        raise ValueError(
-            f"`{name}` must start with the special tokens {list(SPECIAL_TOKENS)}. "
-            f"Received: {vocab[: len(SPECIAL_TOKENS)]!r}"
-        )
-    seen: set[str] = set()
-    for i, token in enumerate(vocab):
-        if not isinstance(token, str) or not token or any(c.isspace() for c in token):
-            raise ValueError(
-                f"`{name}` tokens must be non-empty strings without whitespace. "
-                f"Received: an empty token or one with whitespace at {name}[{i}]"
-            )
-        if any(unicodedata.category(c) in ("Cc", "Cs") for c in token):
-            # The in-graph tokenizer fails on these at every call, far from the cause.
-            raise ValueError(
-                f"`{name}` tokens must not hold control characters or lone surrogates. "
-                f"Received: a token with one at {name}[{i}]"
-            )
-        if token in seen:
-            raise ValueError(f"`{name}` repeats a token (at index {i}).")
-        seen.add(token)
 
 
 def _is_int(value: Any) -> bool:

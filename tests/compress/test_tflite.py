@@ -105,6 +105,17 @@ def test_keras_model_export_with_int8_calibration(token_data, transformer, tmp_p
     assert np.abs(got - expected).max() < 0.05
 
 
+def test_a_model_taking_any_length_exports_at_its_position_table_width(token_data, transformer,
+                                                                       tmp_path):
+    x, _ = token_data
+    export_tflite(transformer, tmp_path / "f")
+    meta = json.loads((tmp_path / "f" / "tflite.json").read_text())
+    assert meta["input"]["shape"] == [None, 12]
+    got = load_tflite(tmp_path / "f").predict_proba(x[:4])
+    expected = keras.ops.convert_to_numpy(transformer(x[:4], training=False))
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
 def test_bad_arguments_rejected(text_predictor, tmp_path):
     with pytest.raises(ValueError, match="`quantize`"):
         export_tflite(text_predictor, tmp_path / "a", quantize="int4")

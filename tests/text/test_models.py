@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from corpora import POS, planted_corpus, task_dataset
 
 from ktlite.data import TaskDataset
@@ -44,7 +45,7 @@ def regression():
 def test_multiclass_model_is_compiled_with_softmax_and_sparse_ce(binary, name):
     trn, preproc = binary
     model = text_classifier(name, trn, preproc=preproc, **SMALL)
-    assert model.input_shape == (None, preproc.maxlen)
+    assert model.input_shape == (None, None)  # any length up to maxlen
     assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
     ids = preproc.preprocess(list(trn.x[:5]))
     probs = model(ids).numpy()
@@ -220,3 +221,23 @@ def test_fasttext_learns_the_planted_word(binary):
     texts, labels = corpus(n=40, seed=9)
     pred = model(preproc.preprocess(texts)).numpy().argmax(axis=1)
     assert (np.array(preproc.class_names)[pred] == np.array(labels)).mean() >= 0.9
+
+
+@pytest.mark.parametrize("name", ["transformer", "fasttext", "nbsvm"])
+def test_a_text_gives_the_same_output_at_every_width_the_batches_use(name):
+    texts, labels = corpus()
+    texts = texts + [" ".join([texts[0]] * 6)]  # one text long enough for width 48
+    labels = labels + [labels[0]]
+    preproc = TextPreprocessor(maxlen=48, vocab_size=100).fit(texts, labels)
+    model = text_classifier(name, task_dataset(texts, labels, preproc), preproc=preproc,
+                            **SMALL)
+    probe = tf.constant(texts[:6] + texts[-1:])
+    full = np.asarray(model(preproc.tokenize(probe), training=False))
+    lengths = preproc.sequence_lengths(texts[:6])
+    for width in (16, 32, 48):
+        short = np.asarray(model(preproc.tokenize(probe[:6], width=width), training=False))
+        assert preproc.tokenize(probe[:6], width=width).shape[1] == width > lengths.max()
+        np.testing.assert_allclose(short, full[:6], atol=1e-5)
+    longest = preproc.tokenize(probe, width="longest")
+    assert longest.shape[1] == 48
+    np.testing.assert_allclose(np.asarray(model(longest, training=False)), full, atol=1e-5)

@@ -98,6 +98,27 @@ def test_batch_size_is_honoured_with_one_trace(predictor):
     assert forward.experimental_get_tracing_count() == 1
 
 
+def test_a_request_is_padded_per_batch_in_length_order_and_returned_in_its_order():
+    texts, labels = corpus()
+    preproc = TextPreprocessor(maxlen=48, vocab_size=80).fit(texts, labels)
+    model = text_classifier("transformer", task_dataset(texts, labels, preproc),
+                            preproc=preproc, embed_dim=16, num_heads=2, num_layers=1, verbose=0)
+    predictor = ktlite.get_predictor(model, preproc, batch_size=3)
+    request = [texts[0] * 4, texts[1], "", texts[2] * 9, texts[3], texts[4] * 2, texts[5]]
+    batches = []
+    forward = predictor._forward_fn()
+    predictor._forward = lambda raw: (batches.append(raw.numpy().tolist()), forward(raw))[1]
+    probs = predictor.predict_proba(request)
+    full = np.asarray(model(preproc.preprocess(request), training=False))
+    np.testing.assert_allclose(probs, full, atol=1e-5)
+    alone = np.stack([predictor.predict_proba(text) for text in request])
+    np.testing.assert_allclose(probs, alone, atol=1e-5)
+    # Batches hold texts of similar length, shortest first.
+    by_length = [t.encode() for t in sorted(request, key=len)]
+    assert batches[:3] == [by_length[:3], by_length[3:6], by_length[6:]]
+    assert forward.experimental_get_tracing_count() == 1
+
+
 @pytest.mark.parametrize(
     "bad, error, message",
     [

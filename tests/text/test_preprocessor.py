@@ -8,15 +8,14 @@ import pytest
 import tensorflow as tf
 
 from ktlite.text import TextPreprocessor
-from ktlite.text.preprocessor import (
+from ktlite.text.normalization import normalize_texts
+from ktlite.text.preprocessor import suggest_maxlen, validate_texts
+from ktlite.text.vocabulary import (
     CLS_ID,
     SPECIAL_TOKENS,
     UNK_ID,
     _hf_tokenizer,
     learn_wordpiece_vocab,
-    normalize_texts,
-    suggest_maxlen,
-    validate_texts,
 )
 
 CORPUS = [
@@ -312,3 +311,24 @@ def test_a_vocabulary_with_a_control_character_is_refused_at_learn_time():
     with pytest.raises(ValueError, match="control characters") as info:
         preproc._set_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ok", "no\x00pe"])
     assert "no\x00pe" not in str(info.value)
+
+
+def test_tokenize_to_a_width_pads_or_cuts_there_and_never_past_maxlen(preproc):
+    full = preproc.preprocess(VARIED)
+    for width in (4, 16, 24, 40):
+        ids = preproc.tokenize(tf.constant(VARIED), width=tf.constant(width)).numpy()
+        np.testing.assert_array_equal(ids, full[:, : min(width, 24)])
+
+
+def test_tokenize_to_the_longest_text_rounds_up_to_16_within_maxlen(preproc):
+    assert preproc.tokenize(tf.constant(["the fox", "dog"]), width="longest").shape == (2, 16)
+    assert preproc.tokenize(tf.constant(["fox " * 30]), width="longest").shape == (1, 24)
+    with pytest.raises(ValueError, match="width"):
+        preproc.tokenize(tf.constant(["fox"]), width="max")
+
+
+def test_sequence_lengths_count_the_positions_tokenize_fills(preproc):
+    lengths = preproc.sequence_lengths(VARIED + ["fox " * 100])
+    ids = preproc.preprocess(VARIED + ["fox " * 100])
+    np.testing.assert_array_equal(lengths, (ids != 0).sum(axis=1))
+    assert lengths[-1] == 24 and preproc.sequence_lengths([]).shape == (0,)

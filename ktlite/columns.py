@@ -1,0 +1,237 @@
+"""Reading named columns from CSV files and DataFrames, and turning label columns into labels.
+
+Every task's ``*_from_csv`` / ``*_from_df`` loader reads its input columns and its label
+columns the same way; what the input columns hold (text, features, file paths) is the
+task's business. pandas is never imported: any DataFrame-like object with ``columns`` and
+column indexing works.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "label_column_list",
+    "read_csv_columns",
+    "labels_from_strings",
+    "check_frame_columns",
+    "labels_from_frame",
+]
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+def label_column_list(label_columns: Any) -> list[str]:
+    """Checks ``label_columns`` and returns it as a list of column names.
+
+    Args:
+        label_columns: one column name or a non-empty sequence of column names.
+
+    Returns:
+        The column names as a list.
+
+    Raises:
+        ValueError: for anything but a name or a non-empty list of names.
+
+    Example:
+        >>> label_column_list("label")
+        ['label']
+    """
+    if isinstance(label_columns, str):
+        return [label_columns]
+    if isinstance(label_columns, Sequence) and label_columns and all(
+        isinstance(c, str) for c in label_columns
+    ):
+        return list(label_columns)
+    raise ValueError(
+        f"`label_columns` must be a column name or a non-empty list of column names. "
+        f"Received: label_columns={label_columns!r}"
+    )
+
+
+def _open_text(path: str, encoding: str) -> Any:
+    if path.endswith(".gz"):
+        return gzip.open(path, "rt", encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
+
+
+def read_csv_columns(
+    path: Any,
+    columns: list[str],
+    sep: str = ",",
+    encoding: str = "utf-8",
+    arg: str = "path",
+    hint: str = "",
+) -> list[list[str]]:
+    """Reads the named columns of a CSV file (``.csv`` or gzipped ``.csv.gz``).
+
+    The first row is the header. Empty rows are skipped; a row with fewer fields than the
+    header is an error. Fields may be of any size.
+
+    Args:
+        path: the CSV file.
+        columns: the columns to read, in the order wanted.
+        sep: the field delimiter (default ``","``).
+        encoding: the file encoding (default ``"utf-8"``).
+        arg: the argument name used in error messages.
+        hint: appended to the missing-columns error (e.g. which arguments name them).
+
+    Returns:
+        One list per data row, holding the values of ``columns`` in order (as strings).
+
+    Raises:
+        ValueError: for a missing or empty file, missing columns, a short row, text that
+            is not valid in ``encoding``, or malformed CSV.
+
+    Example:
+        >>> rows = read_csv_columns("train.csv", ["text", "label"])
+        >>> rows[0]
+        ['a good film', 'pos']
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(max(old_limit, 2**31 - 1))
+    try:
+        with _open_text(path, encoding) as f:
+            reader = csv.reader(f, delimiter=sep)
+            header = next(reader, None)
+            if header is None:
+                raise ValueError(f"`{arg}` is an empty file. Received: {arg}={path!r}")
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise ValueError(
+                    f"Columns {missing} are not in {path!r}; it has columns {header}. {hint}"
+                    .rstrip()
+                )
+            cols = [header.index(c) for c in columns]
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) < len(header):
+                    raise ValueError(
+                        f"Row on line {line} of {path!r} has {len(row)} fields, the header "
+                        f"has {len(header)}: {row!r:.120}"
+                    )
+                rows.append([row[c] for c in cols])
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path!r} is not valid {encoding}: {err}. Pass the file's `encoding`."
+        ) from None
+    except csv.Error as err:
+        raise ValueError(f"{path!r} is not a valid CSV file: {err}") from None
+    finally:
+        csv.field_size_limit(old_limit)
+    return rows
+
+
+def _parse_scalar_column(values: list[str]) -> list[Any]:
+    """Reads a CSV label column as ints, floats or strings (whichever fits every value)."""
+    if all(_INT_RE.match(v.strip()) for v in values):
+        return [int(v) for v in values]
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        return values
+
+
+def labels_from_strings(rows: list[list[str]], label_columns: list[str], source: str) -> Any:
+    """Turns label fields read from a CSV file into labels.
+
+    One label column holds one label per row: integers are classes, other numbers a
+    regression target, anything else class names. Several label columns are read as a
+    numeric matrix (0/1 one-hot or multilabel columns, or regression targets).
+
+    Args:
+        rows: one list of label fields per row, in the order of ``label_columns``.
+        label_columns: the label column names.
+        source: the file the rows came from, for error messages.
+
+    Returns:
+        A list of ints, floats or strings (one column), or a float64 matrix
+        ``(rows, columns)`` (several columns).
+
+    Raises:
+        ValueError: for an empty label, or a non-numeric field among several columns.
+
+    Example:
+        >>> labels_from_strings([["1"], ["0"]], ["label"], "train.csv")
+        [1, 0]
+    """
+    if len(label_columns) == 1:
+        raw = [r[0] for r in rows]
+        for i, v in enumerate(raw):
+            if not v.strip():
+                raise ValueError(
+                    f"Label column {label_columns[0]!r} of {source!r} is empty on data row {i} "
+                    f"(line {i + 2}). Drop or fill rows with missing labels first."
+                )
+        return _parse_scalar_column(raw)
+    matrix = np.empty((len(rows), len(label_columns)), dtype=np.float64)
+    for i, r in enumerate(rows):
+        for j, v in enumerate(r):
+            try:
+                matrix[i, j] = float(v)
+            except ValueError:
+                raise ValueError(
+                    f"Label column {label_columns[j]!r} of {source!r} must be numeric when "
+                    f"several label columns are used (0/1 or numbers). Received: {v!r} on line "
+                    f"{i + 2}"
+                ) from None
+    return matrix
+
+
+def check_frame_columns(df: Any, columns: list[str], arg: str, hint: str = "") -> None:
+    """Checks that ``df`` is DataFrame-like and holds ``columns``.
+
+    Args:
+        df: a pandas DataFrame (or any object with ``columns`` and column indexing).
+        columns: the columns that must be present.
+        arg: the argument name used in error messages.
+        hint: appended to the missing-columns error.
+
+    Raises:
+        ValueError: when ``df`` is not DataFrame-like or lacks a column.
+
+    Example:
+        >>> check_frame_columns(df, ["text", "label"], "train_df")
+    """
+    if not hasattr(df, "columns") or not hasattr(df, "__getitem__"):
+        raise ValueError(
+            f"`{arg}` must be a pandas DataFrame. Received: {arg} of type {type(df).__name__}"
+        )
+    missing = [c for c in columns if c not in list(df.columns)]
+    if missing:
+        raise ValueError(
+            f"Columns {missing} are not in `{arg}`; it has columns {list(df.columns)}. {hint}"
+            .rstrip()
+        )
+
+
+def labels_from_frame(df: Any, label_columns: list[str]) -> Any:
+    """Reads labels from DataFrame columns.
+
+    Args:
+        df: a DataFrame holding ``label_columns`` (see `check_frame_columns`).
+        label_columns: one column (its values as a list; lists of labels are multilabel)
+            or several (a numeric matrix).
+
+    Returns:
+        A list (one column) or a numpy array ``(rows, columns)``.
+
+    Example:
+        >>> labels_from_frame(df, ["label"])
+        ['pos', 'neg']
+    """
+    if len(label_columns) == 1:
+        return df[label_columns[0]].tolist()
+    return df[label_columns].to_numpy()

@@ -1,0 +1,120 @@
+"""Train/validation splits shared by every task's loaders.
+
+`split_indices` holds out a share of the examples, stratified by class when asked, so that
+text, tables, images and translation loaders split the same way. Nothing here knows what
+an example is: it works on the encoded labels only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["check_val_pct", "check_random_state", "split_indices"]
+
+
+def check_val_pct(val_pct: Any) -> float:
+    """Checks the share of examples held out for validation.
+
+    Args:
+        val_pct: the share, a float strictly between 0 and 1.
+
+    Returns:
+        ``val_pct`` as a float.
+
+    Raises:
+        ValueError: when ``val_pct`` is not a number in (0, 1).
+
+    Example:
+        >>> check_val_pct(0.1)
+        0.1
+    """
+    if (
+        isinstance(val_pct, bool)
+        or not isinstance(val_pct, (int, float, np.floating))
+        or not 0.0 < float(val_pct) < 1.0
+    ):
+        raise ValueError(
+            f"`val_pct` must be a float strictly between 0 and 1. Received: val_pct={val_pct!r}"
+        )
+    return float(val_pct)
+
+
+def check_random_state(random_state: Any) -> None:
+    """Checks a split seed.
+
+    Args:
+        random_state: an int, or None for a different split on every call.
+
+    Raises:
+        ValueError: when ``random_state`` is neither an int nor None.
+
+    Example:
+        >>> check_random_state(42)
+    """
+    if random_state is not None and (
+        isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
+    ):
+        raise ValueError(
+            f"`random_state` must be an int or None. Received: random_state={random_state!r}"
+        )
+
+
+def split_indices(
+    y: np.ndarray, stratify: bool, val_pct: float, random_state: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splits ``range(len(y))`` into sorted train and validation indices.
+
+    With ``stratify`` every class keeps its share in both parts (largest-remainder
+    rounding), and a class with one example stays in training.
+
+    Args:
+        y: the encoded labels (class ids when ``stratify``), one per example.
+        stratify: keep each class's share in both parts.
+        val_pct: the share held out for validation, in (0, 1).
+        random_state: the seed of the split, or None.
+
+    Returns:
+        ``(train, val)``: sorted index arrays that together cover every example once.
+
+    Raises:
+        ValueError: when the split leaves no training or no validation example.
+
+    Example:
+        >>> train, val = split_indices(np.array([0, 0, 1, 1] * 5), True, 0.2, 42)
+        >>> len(train), len(val)
+        (16, 4)
+    """
+    n = len(y)
+    n_val = int(round(n * val_pct))
+    if n_val < 1 or n_val >= n:
+        raise ValueError(
+            f"`val_pct`={val_pct} leaves an empty training or validation split for {n} texts. "
+            f"Use more texts, another val_pct, or pass x_test/y_test."
+        )
+    rng = np.random.default_rng(random_state)
+    if not stratify:
+        perm = rng.permutation(n)
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    quotas = counts * val_pct
+    take = np.minimum(np.floor(quotas).astype(int), counts - 1)
+    order = np.argsort(-(quotas - np.floor(quotas)), kind="stable")
+    for c in order:
+        if take.sum() >= n_val:
+            break
+        if take[c] < counts[c] - 1:
+            take[c] += 1
+    val_parts = []
+    for c in range(len(classes)):
+        members = np.flatnonzero(inverse == c)
+        val_parts.append(rng.permutation(members)[: take[c]])
+    val = np.sort(np.concatenate(val_parts))
+    train = np.setdiff1d(np.arange(n), val, assume_unique=True)
+    if len(val) == 0:
+        raise ValueError(
+            f"`val_pct`={val_pct} leaves no validation texts after a stratified split of {n} "
+            f"texts. Use a larger val_pct or pass x_test/y_test."
+        )
+    return train, val

@@ -1,0 +1,107 @@
+"""WordPiece vocabulary learning with the ``tokenizers`` package, and vocabulary checks.
+
+The vocabulary is learned with the ``tokenizers`` package's WordPiece trainer (a few
+seconds for 100k short texts). Training texts are first normalized by tensorflow-text
+itself (`ktlite.text.normalization.normalize_texts`), and ``tokenizers`` then splits words
+as tensorflow-text's FastWordpieceTokenizer does (whitespace, punctuation, one token per
+CJK ideograph), so the vocabulary is learned from what the tokenizer will see.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+from ktlite.text.normalization import normalize_texts
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(len(SPECIAL_TOKENS))
+CONTINUATION_PREFIX = "##"
+DEFAULT_VOCAB_SIZE = 16000
+# A word longer than this many UTF-8 bytes becomes [UNK] (tensorflow-text's limit).
+_MAX_BYTES_PER_WORD = 100
+
+
+def _hf_tokenizer(vocab: Sequence[str] | None = None) -> Any:
+    """A ``tokenizers`` WordPiece tokenizer that splits text as FastWordpieceTokenizer does.
+
+    It expects text from `normalize_texts` (tensorflow-text's own normalizer, CJK
+    ideographs already spaced apart), so the vocabulary is learned from exactly what
+    ``tokenize`` sees; it only splits on whitespace and punctuation.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    kwargs = {"unk_token": "[UNK]", "max_input_chars_per_word": _MAX_BYTES_PER_WORD}
+    if vocab is not None:
+        kwargs["vocab"] = {t: i for i, t in enumerate(vocab)}
+    tokenizer = Tokenizer(models.WordPiece(**kwargs))
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tokenizer
+
+
+def learn_wordpiece_vocab(
+    texts: Sequence[str], vocab_size: int = DEFAULT_VOCAB_SIZE, lowercase: bool = True
+) -> list[str]:
+    """Learns a WordPiece vocabulary with the ``tokenizers`` package's trainer.
+
+    Texts are first normalized in TensorFlow (`normalize_texts`), then split into words and
+    counted by ``tokenizers`` the way tensorflow-text's FastWordpieceTokenizer splits them.
+
+    Args:
+        texts: the training texts (never validation or test texts).
+        vocab_size: the largest vocabulary size, special tokens included. A small corpus
+            gives a smaller vocabulary.
+        lowercase: whether text is lower-cased and stripped of accents first.
+
+    Returns:
+        The vocabulary: ``[PAD]`` (id 0), ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``, then
+        the learned pieces (continuations start with ``##``).
+
+    Example:
+        >>> vocab = learn_wordpiece_vocab(["a cat sat", "a dog ran"], vocab_size=100)
+        >>> vocab[:3]
+        ['[PAD]', '[UNK]', '[CLS]']
+    """
+    from tokenizers import trainers
+
+    normalized = normalize_texts(texts, lowercase)
+    tokenizer = _hf_tokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        continuing_subword_prefix=CONTINUATION_PREFIX,
+        show_progress=False,
+    )
+    # Batches let the trainer spread its word counting over threads.
+    batches = (normalized[i : i + 1000] for i in range(0, len(normalized), 1000))
+    tokenizer.train_from_iterator(batches, trainer=trainer, length=len(normalized))
+    by_id = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    vocab = [token for token, _ in by_id]
+    if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+        raise RuntimeError(f"The WordPiece trainer misplaced special tokens: {vocab[:5]}")
+    return vocab
+
+
+def _validate_vocab(vocab: list[str], name: str) -> None:
+    if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+        raise ValueError(
+            f"`{name}` must start with the special tokens {list(SPECIAL_TOKENS)}. "
+            f"Received: {vocab[: len(SPECIAL_TOKENS)]!r}"
+        )
+    seen: set[str] = set()
+    for i, token in enumerate(vocab):
+        if not isinstance(token, str) or not token or any(c.isspace() for c in token):
+            raise ValueError(
+                f"`{name}` tokens must be non-empty strings without whitespace. "
+                f"Received: an empty token or one with whitespace at {name}[{i}]"
+            )
+        if any(unicodedata.category(c) in ("Cc", "Cs") for c in token):
+            # The in-graph tokenizer fails on these at every call, far from the cause.
+            raise ValueError(
+                f"`{name}` tokens must not hold control characters or lone surrogates. "
+                f"Received: a token with one at {name}[{i}]"
+            )
+        if token in seen:
+            raise ValueError(f"`{name}` repeats a token (at index {i}).")
+        seen.add(token)

@@ -1,0 +1,44 @@
+"""Tests for ktlite.splits: the train/validation split every task's loaders share."""
+
+import numpy as np
+import pytest
+
+from ktlite.splits import check_random_state, check_val_pct, split_indices
+
+
+def test_stratified_split_keeps_each_class_share_and_covers_every_example_once():
+    y = np.array([0] * 50 + [1] * 30 + [2] * 20)
+    train, val = split_indices(y, stratify=True, val_pct=0.2, random_state=0)
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(100))
+    assert np.bincount(y[val]).tolist() == [10, 6, 4]
+
+
+def test_a_class_with_one_example_stays_in_training():
+    y = np.array([0] * 20 + [1])
+    train, val = split_indices(y, stratify=True, val_pct=0.5, random_state=0)
+    assert 20 in train and 20 not in val
+
+
+def test_same_seed_same_split_and_unstratified_split_has_the_asked_size():
+    y = np.zeros(40)
+    a = split_indices(y, stratify=False, val_pct=0.25, random_state=3)
+    b = split_indices(y, stratify=False, val_pct=0.25, random_state=3)
+    np.testing.assert_array_equal(a[1], b[1])
+    assert len(a[1]) == 10
+
+
+def test_a_split_that_leaves_a_part_empty_is_refused():
+    with pytest.raises(ValueError, match="empty training or validation"):
+        split_indices(np.zeros(3), stratify=False, val_pct=0.1, random_state=0)
+
+
+@pytest.mark.parametrize("bad", [0, 1.0, -0.1, True, "0.1"])
+def test_check_val_pct_names_the_argument(bad):
+    with pytest.raises(ValueError, match="val_pct"):
+        check_val_pct(bad)
+
+
+def test_check_random_state_refuses_non_ints():
+    check_random_state(None)
+    with pytest.raises(ValueError, match="random_state"):
+        check_random_state(1.5)
