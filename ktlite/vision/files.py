@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 
 
 def class_folders(folder: str) -> list[str]:
@@ -39,7 +39,7 @@ def images_in(folder: str) -> list[str]:
         folder: an existing folder.
 
     Returns:
-        Paths of `.png`, `.jpg`, `.jpeg`, `.gif` and `.bmp` files (any case), sorted.
+        Paths of `.png`, `.jpg`, `.jpeg`, `.gif`, `.bmp` and `.webp` files (any case), sorted.
 
     Example:
         >>> images_in("shapes/train/cross")[:1]

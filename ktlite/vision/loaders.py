@@ -287,9 +287,9 @@ def images_from_folder(
 ) -> tuple[Any, Any, ImagePreprocessor]:
     """Builds training and validation data from `folder/<class>/<image files>`.
 
-    Each sub-folder is a class (sorted by name); each `.png`, `.jpg`, `.jpeg`, `.gif` or
-    `.bmp` file in it one image. Files that do not decode (empty, truncated, not images)
-    are skipped with one warning that counts them. `val_folder` has the same layout;
+    Each sub-folder is a class (sorted by name); each `.png`, `.jpg`, `.jpeg`, `.gif`,
+    `.bmp` or `.webp` file in it one image. Files that do not decode (empty, truncated, not
+    images) are skipped with one warning that counts them. `val_folder` has the same layout;
     without it, `val_pct` of the training images are held out, stratified by class.
 
     Args:

@@ -359,7 +359,9 @@ class ImagePipeline:
         self, preproc: ImagePreprocessor, source: str, augmentation: Augmentation | None = None
     ) -> None:
         if source not in SOURCES:
-            raise ValueError(f"`source` must be one of {list(SOURCES)}. Received: source={source!r}")
+            raise ValueError(
+                f"`source` must be one of {list(SOURCES)}. Received: source={source!r}"
+            )
         if augmentation is not None and not isinstance(augmentation, Augmentation):
             raise TypeError(
                 "`augmentation` must be a ktlite.vision.Augmentation or None. "
