@@ -85,6 +85,7 @@ class ImagePreprocessor:
     """
 
     task: ClassVar[str] = "vision"
+    predictor_class: ClassVar[str] = "ktlite.vision.predictor.ImagePredictor"
 
     def __init__(
         self,
