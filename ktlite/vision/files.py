@@ -69,11 +69,14 @@ def scan_images(paths: Sequence[str], name: str) -> tuple[np.ndarray, list[tuple
         `(height, width, channels)`.
 
     Raises:
-        ValueError: if no file decodes.
+        ValueError: if `paths` is empty or no file decodes.
 
     Example:
         >>> kept, shapes = scan_images(paths, "training images")
     """
+    if not len(paths):
+        raise ValueError(f"There are no {name} to read. Received: 0 paths")
+
     def shape_of(index: tf.Tensor, path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
         return index, tf.shape(image)

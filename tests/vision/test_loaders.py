@@ -189,3 +189,9 @@ def test_bad_arguments_are_refused(shape_arrays):
         images_from_array(x, y, augment="yes", verbose=0)
     with pytest.raises(ValueError, match="240 images and 3 labels"):
         images_from_array(x, y[:3], verbose=0)
+
+
+def test_an_empty_frame_is_refused(shape_folder):
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ValueError, match="There are no training images to read"):
+        images_from_df(pd.DataFrame({"path": [], "label": []}), verbose=0)
