@@ -79,11 +79,14 @@ def _datasets(
     source: str,
     augmentation: Augmentation | None,
 ) -> tuple[Any, Any]:
+    from ktlite.classifier import classification_reporter
     from ktlite.data import TaskDataset
 
+    reporter = classification_reporter(preproc.labels)
     trn = TaskDataset(x_trn, y_trn, transform=preproc.pipeline(source, augmentation),
-                      task="vision")
-    val = TaskDataset(x_val, y_val, transform=preproc.pipeline(source), task="vision")
+                      task="vision", reporter=reporter)
+    val = TaskDataset(x_val, y_val, transform=preproc.pipeline(source), task="vision",
+                      reporter=reporter)
     return trn, val
 
 

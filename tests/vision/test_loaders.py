@@ -195,3 +195,18 @@ def test_an_empty_frame_is_refused(shape_folder):
     pd = pytest.importorskip("pandas")
     with pytest.raises(ValueError, match="There are no training images to read"):
         images_from_df(pd.DataFrame({"path": [], "label": []}), verbose=0)
+
+
+def test_datasets_report_validation_with_class_names(shape_arrays):
+    x, y, x_test, y_test = shape_arrays
+    from ktlite.vision import image_classifier
+
+    trn, val, preproc = images_from_array(x, y, x_test, y_test, verbose=0)
+    model = image_classifier("cnn", trn, preproc=preproc, filters=(4,), verbose=0)
+
+    def predict(data):
+        return np.tile([[0.9, 0.1]], (len(data), 1))  # always "cross"
+
+    text, confusion = val.reporter(model, val, predict)
+    assert "cross" in text and "square" in text
+    assert confusion.sum() == len(val) and confusion[0].sum() == np.sum(y_test == "cross")
