@@ -158,12 +158,12 @@ def main() -> None:
     parser.add_argument("--grid-rates", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3, 1e-2])
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads")
     parser.add_argument("--quick", action="store_true",
-                        help="3,000 / 1,000 images, 1 epoch, 60 LR-finder steps (~5 min)")
+                        help="2,000 / 500 images, 1 epoch, 40 LR-finder steps (~5 min)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.train_size, args.test_size, args.lr_find_steps = 3000, 1000, 60
+        args.train_size, args.test_size, args.lr_find_steps = 2000, 500, 40
         args.epochs = args.epochs or 1
         args.grid_rates = args.grid_rates[1:3]
 

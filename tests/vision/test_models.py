@@ -21,7 +21,7 @@ def test_vit_defaults_cut_at_most_64_patches_and_use_the_class_token(shape_data)
     embedding = model.get_layer("patch_embedding")
     assert isinstance(embedding, PatchEmbedding) and embedding.patch_size == (2, 2)
     assert embedding.num_patches == 64 and embedding.class_token
-    assert len([layer for layer in model.layers if layer.name.startswith("encoder_")]) == 6
+    assert len([layer for layer in model.layers if layer.name.startswith("encoder_")]) == 4
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
     assert model.output_shape == (None, 2)
 
