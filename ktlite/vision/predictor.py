@@ -25,6 +25,10 @@ from ktlite.classifier import ClassifierPredictor
 from ktlite.vision.preprocessor import CONFIG_FILE, ImagePreprocessor, as_pixel_batch
 
 PIXELS_SIGNATURE = "serving_pixels"
+# A 1x1 black PNG, base64-encoded: the JSON schema's example.
+_TINY_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVQImWNgAAAAAgAB9HFkpgAAAABJRU5ErkJggg=="
+)
 
 
 class ImagePredictor(ClassifierPredictor):
@@ -153,11 +157,17 @@ class ImagePredictor(ClassifierPredictor):
 
     # ------------------------------------------------------------------ JSON hooks
     def json_input_schema(self) -> dict[str, Any]:
-        """One image: a base64 string, or `{"b64": "..."}` (TensorFlow Serving's form)."""
+        """One image: a base64 string, or `{"b64": "..."}` (TensorFlow Serving's form).
+
+        The example (a 1x1 black PNG) is what the HTTP app warms the model up with.
+        """
         text = {"type": "string", "contentEncoding": "base64",
                 "description": "an encoded image file (PNG, JPEG, GIF, BMP, WebP)"}
-        return {"oneOf": [text, {"type": "object", "properties": {"b64": text},
-                                 "required": ["b64"]}]}
+        return {
+            "oneOf": [text, {"type": "object", "properties": {"b64": text},
+                             "required": ["b64"]}],
+            "examples": [_TINY_PNG],
+        }
 
     def inputs_from_json(self, items: list[Any]) -> list[bytes]:
         """Decodes base64 images from a request's `inputs`.
