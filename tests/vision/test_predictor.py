@@ -198,3 +198,30 @@ def test_plot_occlusion_overlays_the_map_on_the_image(predictor, shape_arrays):
     assert len(ax.images) == 2 and ax.get_title() == "shape"
     with pytest.raises(ValueError, match=r"heatmap shape \(4, 4\)"):
         plot_occlusion(x_test[0], heat[:4, :4])
+
+
+def test_http_app_predicts_base64_images_and_refuses_an_empty_upload(predictor, shape_arrays):
+    import asyncio
+
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from ktlite.apps import APIApp
+
+    _, _, x_test, y_test = shape_arrays
+    encoded = base64.b64encode(_png(x_test[0])).decode()
+    app = APIApp(predictor)
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            good = await c.post("/predict", json={"inputs": [encoded, {"b64": encoded}],
+                                                  "return_proba": True})
+            empty = await c.post("/predict", json={"inputs": [encoded, ""]})
+            metadata = await c.get("/metadata")
+            return good, empty, metadata
+
+    good, empty, metadata = asyncio.run(asyncio.wait_for(main(), timeout=120))
+    assert good.status_code == 200, good.text
+    assert good.json()["predictions"] == [y_test[0]] * 2
+    assert empty.status_code == 422 and "inputs[1]" in empty.text and "0 bytes" in empty.text
+    assert metadata.json()["image_size"] == [16, 16]
