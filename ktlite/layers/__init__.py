@@ -10,15 +10,18 @@ Example:
     >>> x = TokenAndPositionEmbedding(vocab_size=1000, sequence_length=64,
     ...                               embedding_dim=32)(token_ids)
     >>> x = TransformerEncoder(num_heads=4, intermediate_dim=64)(x)
+    >>> patches = PatchEmbedding(patch_size=4, embedding_dim=32)(images)  # ViT tokens
 """
 
 from ktlite.layers.masked_pooling import MaskedGlobalPooling
+from ktlite.layers.patch_embedding import PatchEmbedding
 from ktlite.layers.token_and_position_embedding import TokenAndPositionEmbedding
 from ktlite.layers.transformer_decoder import TransformerDecoder
 from ktlite.layers.transformer_encoder import TransformerEncoder
 
 __all__ = [
     "MaskedGlobalPooling",
+    "PatchEmbedding",
     "TokenAndPositionEmbedding",
     "TransformerDecoder",
     "TransformerEncoder",

@@ -16,6 +16,7 @@ LAYER_ARGS = {
     "TransformerEncoder": {"num_heads": 2, "intermediate_dim": 8},
     "TransformerDecoder": {"num_heads": 2, "intermediate_dim": 8},
     "MaskedGlobalPooling": {"mode": "first"},
+    "PatchEmbedding": {"patch_size": 4, "embedding_dim": 8},
 }
 ALLOWED_IMPORTS = {"keras", "tensorflow", "ktlite.layers"} | set(sys.stdlib_module_names)
 

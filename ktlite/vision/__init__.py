@@ -1,0 +1,54 @@
+"""Image classification and regression: loaders, the image preprocessor, models, predictor.
+
+Example:
+    >>> from ktlite import vision
+    >>> trn, val, preproc = vision.images_from_array(x_train, y_train, x_test, y_test)
+    >>> model = vision.image_classifier("cnn", trn, preproc=preproc)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ktlite.vision.augment import Augmentation
+from ktlite.vision.loaders import (
+    images_from_array,
+    images_from_csv,
+    images_from_df,
+    images_from_folder,
+)
+from ktlite.vision.preprocessor import ImagePreprocessor
+
+# Model building and prediction import Keras models and the predictor core: loaded on
+# first use so that reading data stays light.
+_LAZY = {
+    "image_classifier": "ktlite.vision.models",
+    "image_regression_model": "ktlite.vision.models",
+    "ImagePredictor": "ktlite.vision.predictor",
+    "occlusion_map": "ktlite.vision.explain",
+    "plot_occlusion": "ktlite.vision.explain",
+}
+
+__all__ = [
+    "Augmentation",
+    "ImagePreprocessor",
+    "images_from_array",
+    "images_from_csv",
+    "images_from_df",
+    "images_from_folder",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ktlite.vision' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,148 @@
+"""Occlusion maps: how much a class's probability drops when each part of an image is hidden."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def occlusion_map(
+    model: keras.Model,
+    image: np.ndarray,
+    target: int,
+    patch: int | None = None,
+    stride: int | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Slides a grey square over a model input and records the drop in one output.
+
+    Each position of a `patch` x `patch` square (filled with the image's mean) gives one
+    occluded copy; all copies run through the model in batches. A pixel's value is the
+    mean, over the squares that cover it, of `p(target | image) - p(target | occluded)`:
+    positive where hiding the pixel lowers the class's probability (evidence for it),
+    negative where it raises it.
+
+    Args:
+        model: a model taking float images `(batch, height, width, channels)`.
+        image: one preprocessed image `(height, width, channels)`, as the model takes it.
+        target: index of the model output to explain (the class id).
+        patch: side of the square; `None` (default) is a seventh of the shorter side
+            (4 pixels on 28x28), at least 1.
+        stride: step between squares; `None` (default) is half the patch (at least 1).
+        batch_size: occluded copies per forward pass. Defaults to 64.
+
+    Returns:
+        A float32 `(height, width)` array.
+
+    Raises:
+        ValueError: if `image` is not `(height, width, channels)`, `target` is not an
+            output index, or a size is not a positive int no larger than the image.
+
+    Example:
+        >>> heat = occlusion_map(model, preproc.from_pixels(x[:1])[0].numpy(), target=3)
+        >>> heat.shape
+        (28, 28)
+    """
+    image = np.asarray(image, dtype="float32")
+    if image.ndim != 3:
+        raise ValueError(
+            f"`image` must be one image (height, width, channels). Received: shape {image.shape}"
+        )
+    height, width, _ = image.shape
+    patch = max(1, min(height, width) // 7) if patch is None else _size("patch", patch,
+                                                                          min(height, width))
+    stride = max(1, patch // 2) if stride is None else _size("stride", stride, patch)
+    base = np.asarray(model(image[None], training=False))[0]
+    if isinstance(target, bool) or not isinstance(target, numbers.Integral) or not (
+        0 <= target < base.shape[-1]
+    ):
+        raise ValueError(
+            f"`target` must be an output index below {base.shape[-1]}. Received: target={target!r}"
+        )
+    tops = list(range(0, height - patch + 1, stride))
+    lefts = list(range(0, width - patch + 1, stride))
+    if tops[-1] != height - patch:
+        tops.append(height - patch)
+    if lefts[-1] != width - patch:
+        lefts.append(width - patch)
+    corners = [(t, left) for t in tops for left in lefts]
+    fill = image.mean(axis=(0, 1))
+    drops = []
+    for start in range(0, len(corners), batch_size):
+        chunk = corners[start:start + batch_size]
+        occluded = np.repeat(image[None], len(chunk), axis=0)
+        for k, (top, left) in enumerate(chunk):
+            occluded[k, top:top + patch, left:left + patch] = fill
+        probs = np.asarray(model(occluded, training=False))[:, target]
+        drops.append(base[target] - probs)
+    drops = np.concatenate(drops)
+    total = np.zeros((height, width), "float64")
+    count = np.zeros((height, width), "float64")
+    for drop, (top, left) in zip(drops, corners):
+        total[top:top + patch, left:left + patch] += drop
+        count[top:top + patch, left:left + patch] += 1
+    return (total / count).astype("float32")
+
+
+def plot_occlusion(
+    image: np.ndarray, heatmap: np.ndarray, ax: Any = None, alpha: float = 0.5,
+    cmap: str = "RdBu_r", title: str | None = None,
+) -> Any:
+    """Draws an occlusion map over its image with matplotlib.
+
+    The map's colours are centred on zero (red: evidence for the class, blue: against).
+
+    Args:
+        image: the image `(height, width)` or `(height, width, 1 | 3)`, floats in `[0, 1]`
+            or uint8.
+        heatmap: `(height, width)` from `occlusion_map` / `ImagePredictor.explain`.
+        ax: a matplotlib `Axes`; a new figure when `None` (default).
+        alpha: opacity of the map. Defaults to 0.5.
+        cmap: a diverging matplotlib colour map. Defaults to `"RdBu_r"`.
+        title: the axes title, or `None`.
+
+    Returns:
+        The matplotlib `Axes`.
+
+    Raises:
+        ValueError: if the shapes do not match or `alpha` is not in `[0, 1]`.
+
+    Example:
+        >>> heat = predictor.explain("boot.png")
+        >>> plot_occlusion(x_test[0], heat, title="Ankle boot")
+    """
+    import matplotlib.pyplot as plt
+
+    image = np.asarray(image)
+    heatmap = np.asarray(heatmap, dtype="float32")
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if heatmap.ndim != 2 or image.shape[:2] != heatmap.shape:
+        raise ValueError(
+            "`heatmap` must be (height, width) of `image`. Received: image shape "
+            f"{image.shape}, heatmap shape {heatmap.shape}"
+        )
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+        raise ValueError(f"`alpha` must be in [0, 1]. Received: alpha={alpha!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3, 3))
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+    limit = float(np.abs(heatmap).max()) or 1.0
+    ax.imshow(heatmap, cmap=cmap, alpha=alpha, vmin=-limit, vmax=limit)
+    ax.set_axis_off()
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def _size(name: str, value: Any, largest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
+        1 <= value <= largest
+    ):
+        raise ValueError(
+            f"`{name}` must be an int in [1, {largest}]. Received: {name}={value!r}"
+        )
+    return int(value)

@@ -1,0 +1,124 @@
+"""Finding image files on disk and checking, in one parallel pass, which ones decode."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
+
+
+def class_folders(folder: str) -> list[str]:
+    """Returns the sorted names of the visible sub-folders of `folder`.
+
+    Args:
+        folder: an existing folder.
+
+    Returns:
+        Sub-folder names, sorted.
+
+    Example:
+        >>> class_folders("shapes/train")
+        ['cross', 'square']
+    """
+    return sorted(
+        d for d in os.listdir(folder)
+        if not d.startswith(".") and os.path.isdir(os.path.join(folder, d))
+    )
+
+
+def images_in(folder: str) -> list[str]:
+    """Returns the sorted paths of the image files (by extension) directly in `folder`.
+
+    Args:
+        folder: an existing folder.
+
+    Returns:
+        Paths of `.png`, `.jpg`, `.jpeg`, `.gif`, `.bmp` and `.webp` files (any case), sorted.
+
+    Example:
+        >>> images_in("shapes/train/cross")[:1]
+        ['shapes/train/cross/0.png']
+    """
+    return [
+        os.path.join(folder, name)
+        for name in sorted(os.listdir(folder))
+        if not name.startswith(".")
+        and name.lower().endswith(IMAGE_EXTENSIONS)
+        and os.path.isfile(os.path.join(folder, name))
+    ]
+
+
+def scan_images(paths: Sequence[str], name: str) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Decodes every file once and keeps the ones that decode, warning about the others.
+
+    Missing, empty, truncated or non-image files are skipped with one warning that counts
+    them and names the first.
+
+    Args:
+        paths: the image files.
+        name: what the files are, for the messages (e.g. `"training images"`).
+
+    Returns:
+        `(kept, shapes)`: the sorted indices of the readable files and their
+        `(height, width, channels)`.
+
+    Raises:
+        ValueError: if `paths` is empty or no file decodes.
+
+    Example:
+        >>> kept, shapes = scan_images(paths, "training images")
+    """
+    if not len(paths):
+        raise ValueError(f"There are no {name} to read. Received: 0 paths")
+
+    def shape_of(index: tf.Tensor, path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        return index, tf.shape(image)
+
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (np.arange(len(paths), dtype=np.int64), np.asarray(paths, dtype=object).astype(str))
+    )
+    dataset = dataset.map(shape_of, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    found = {int(i): tuple(int(s) for s in shape)
+             for i, shape in dataset.ignore_errors().as_numpy_iterator()}
+    kept = np.array(sorted(found), dtype=np.int64)
+    skipped = len(paths) - len(kept)
+    if not len(kept):
+        raise ValueError(
+            f"None of the {len(paths)} {name} could be read as an image "
+            f"(first: {paths[0]!r}). Check the paths and the files."
+        )
+    if skipped:
+        first = next(p for i, p in enumerate(paths) if i not in found)
+        warnings.warn(
+            f"Skipped {skipped} of {len(paths)} {name} that could not be read as images "
+            f"(empty, truncated, missing or not an image; first: {first!r}). Remove or "
+            "replace those files to use them.",
+            stacklevel=3,
+        )
+    return kept, [found[i] for i in kept]
+
+
+def common_shape(shapes: Sequence[tuple[int, int, int]]) -> tuple[tuple[int, int], int]:
+    """Returns the most common `(height, width)` and the channel count images should have.
+
+    Args:
+        shapes: `(height, width, channels)` of each image.
+
+    Returns:
+        `((height, width), channels)`: channels is 1 when every image is grayscale (1 or 2
+        channels), else 3.
+
+    Example:
+        >>> common_shape([(28, 28, 1), (28, 28, 1), (32, 30, 3)])
+        ((28, 28), 3)
+    """
+    size = Counter((h, w) for h, w, _ in shapes).most_common(1)[0][0]
+    gray = all(c in (1, 2) for _, _, c in shapes)
+    return size, 1 if gray else 3

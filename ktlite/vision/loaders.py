@@ -1,0 +1,570 @@
+"""Loaders that turn images and labels into ``(trn, val, preproc)``.
+
+`images_from_array` keeps pixel arrays in memory; `images_from_folder`, `images_from_df` and
+`images_from_csv` keep file paths and read each batch's files inside `tf.data`. Either way
+``trn`` and ``val`` are `ktlite.data.TaskDataset` objects whose transform decodes, converts
+channels, resizes and scales in the graph (`ImagePreprocessor`); only ``trn`` augments
+(`Augmentation`: horizontal flips, shifts up to 10%, rotations up to 10 degrees by default).
+Labels are learned from the training labels with `ktlite.labels.LabelEncoder`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ktlite._console import say
+from ktlite.labels import LabelEncoder
+from ktlite.vision import files
+from ktlite.vision.augment import Augmentation
+from ktlite.vision.preprocessor import ImagePreprocessor, as_pixel_batch, check_image_size
+
+
+# ---------------------------------------------------------------------- shared steps
+def _augmentation(augment: Any) -> Augmentation | None:
+    if augment is True:
+        return Augmentation()
+    if augment is False or augment is None:
+        return None
+    if isinstance(augment, Augmentation):
+        return augment
+    raise TypeError(
+        "`augment` must be True (default augmentation), False, or a "
+        f"ktlite.vision.Augmentation. Received: augment={augment!r}"
+    )
+
+
+def _check_val_pct(val_pct: Any) -> float:
+    if isinstance(val_pct, bool) or not isinstance(val_pct, (int, float)) or not (
+        0.0 < float(val_pct) < 1.0
+    ):
+        raise ValueError(
+            f"`val_pct` must be a float strictly between 0 and 1. Received: val_pct={val_pct!r}"
+        )
+    return float(val_pct)
+
+
+def _split(
+    y: np.ndarray, stratify: bool, val_pct: float, random_state: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and validation indices; stratified per class when `stratify`."""
+    n = len(y)
+    rng = np.random.default_rng(random_state)
+    if stratify:
+        val = []
+        for cls in np.unique(y):
+            members = rng.permutation(np.flatnonzero(y == cls))
+            val.append(members[: min(int(round(len(members) * val_pct)), len(members) - 1)])
+        val_idx = np.sort(np.concatenate(val))
+    else:
+        val_idx = np.sort(rng.permutation(n)[: int(round(n * val_pct))])
+    if len(val_idx) == 0 or len(val_idx) == n:
+        raise ValueError(
+            f"`val_pct`={val_pct} leaves an empty training or validation split of {n} images. "
+            "Use more images, another val_pct, or pass validation data."
+        )
+    return np.setdiff1d(np.arange(n), val_idx), val_idx
+
+
+def _datasets(
+    x_trn: np.ndarray,
+    y_trn: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    preproc: ImagePreprocessor,
+    source: str,
+    augmentation: Augmentation | None,
+) -> tuple[Any, Any]:
+    from ktlite.classifier import classification_reporter
+    from ktlite.data import TaskDataset
+
+    reporter = classification_reporter(preproc.labels)
+    trn = TaskDataset(x_trn, y_trn, transform=preproc.pipeline(source, augmentation),
+                      task="vision", reporter=reporter)
+    val = TaskDataset(x_val, y_val, transform=preproc.pipeline(source), task="vision",
+                      reporter=reporter)
+    return trn, val
+
+
+def _fit_and_split(
+    y_train: Any,
+    y_test: Any,
+    n_train: int,
+    label_mode: str | None,
+    class_names: Sequence[str] | None,
+    val_pct: float,
+    random_state: int | None,
+) -> tuple[LabelEncoder, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Fits the labels; returns them, train / val indices (None: use y_test) and encodings."""
+    if y_train is None or len(y_train) != n_train:
+        raise ValueError(
+            f"`y_train` must hold one label per training image. Received: {n_train} images "
+            f"and {'no' if y_train is None else len(y_train)} labels"
+        )
+    labels = LabelEncoder(label_mode=label_mode, class_names=class_names).fit(
+        y_train, name="y_train"
+    )
+    y_enc = labels.encode(y_train, name="y_train")
+    if y_test is not None:
+        return labels, np.arange(n_train), None, y_enc, labels.encode(y_test, name="y_test")
+    train_idx, val_idx = _split(y_enc, labels.label_mode == "multiclass", val_pct, random_state)
+    return labels, train_idx, val_idx, y_enc, y_enc[val_idx]
+
+
+def _describe(labels: LabelEncoder) -> str:
+    if labels.label_mode == "regression":
+        return f"regression with {labels.num_outputs} target(s)"
+    names = labels.class_names or []
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"{labels.label_mode} with {len(names)} classes: {shown}"
+
+
+# ---------------------------------------------------------------------- arrays
+def images_from_array(
+    x_train: Any,
+    y_train: Any,
+    x_test: Any = None,
+    y_test: Any = None,
+    val_pct: float = 0.1,
+    image_size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    label_mode: str | None = None,
+    class_names: Sequence[str] | None = None,
+    augment: bool | Augmentation = True,
+    random_state: int | None = 42,
+    verbose: int = 1,
+) -> tuple[Any, Any, ImagePreprocessor]:
+    """Builds training and validation data and an `ImagePreprocessor` from pixel arrays.
+
+    Arrays are `(n, height, width)` (grayscale) or `(n, height, width, 1 | 3 | 4)`, uint8
+    (0-255) or float. Float arrays whose largest value is above 1 are read as 0-255,
+    others as 0-1 (`preproc.float_scale`). They stay in memory as given; each batch is
+    converted, resized and scaled in `tf.data`.
+
+    Args:
+        x_train: training images.
+        y_train: training labels, one per image (class names, ints, one-hot or 0/1 rows,
+            floats; see `ktlite.labels`).
+        x_test: validation images; when `None`, `val_pct` of the training images are held
+            out (stratified by class for multiclass labels).
+        y_test: validation labels; required with `x_test`.
+        val_pct: the share held out when `x_test` is `None`. Defaults to 0.1.
+        image_size: model input `(height, width)`; defaults to the arrays' size.
+        channels: 1 or 3; defaults to the arrays' (RGBA becomes 3).
+        label_mode: `"multiclass"`, `"multilabel"`, `"regression"` or `None` (detect).
+        class_names: class names in output order; inferred (sorted) when `None`.
+        augment: `True` (default) augments training batches with `Augmentation()`
+            (horizontal flip, shifts up to 10%, rotations up to 10 degrees); `False` does
+            not; an `Augmentation` sets your own.
+        random_state: seed of the validation split. Defaults to 42.
+        verbose: 1 reports sizes and classes; 0 is silent.
+
+    Returns:
+        `(trn, val, preproc)`: two `ktlite.data.TaskDataset` (pixels, encoded labels, the
+        preprocessor's pipeline as transform, `task="vision"`) and the `ImagePreprocessor`.
+
+    Raises:
+        TypeError: for non-numeric arrays or a bad `augment`.
+        ValueError: for a wrong rank or channel count, NaN or infinite pixels (the image is
+            named), mismatched lengths, a single class, or a bad `val_pct`.
+
+    Example:
+        >>> trn, val, preproc = images_from_array(x_train, y_train, x_test, y_test)
+        >>> preproc.image_size, preproc.channels
+        ((28, 28), 1)
+    """
+    augmentation = _augmentation(augment)
+    x = as_pixel_batch(x_train, "x_train")
+    if (x_test is None) != (y_test is None):
+        raise ValueError("`x_test` and `y_test` must be given together.")
+    x_val = None if x_test is None else as_pixel_batch(x_test, "x_test")
+    if x_val is not None and len(x_val) != len(y_test):
+        raise ValueError(
+            f"`x_test` and `y_test` must have the same length. Received: {len(x_val)} images "
+            f"and {len(y_test)} labels"
+        )
+    val_pct = _check_val_pct(val_pct)
+    labels, train_idx, val_idx, y_enc, y_val = _fit_and_split(
+        y_train, y_test, len(x), label_mode, class_names, val_pct, random_state
+    )
+    float_scale = 1.0
+    if np.issubdtype(x.dtype, np.floating) and float(x.max()) > 1.0:
+        float_scale = 255.0
+    preproc = ImagePreprocessor(
+        image_size=check_image_size(image_size) if image_size is not None else x.shape[1:3],
+        channels=channels if channels is not None else (1 if x.shape[-1] == 1 else 3),
+        labels=labels,
+        float_scale=float_scale,
+    )
+    if val_idx is None:
+        x_trn, y_trn = x, y_enc
+        source = "x_test"
+    else:
+        x_trn, y_trn, x_val = x[train_idx], y_enc[train_idx], x[val_idx]
+        source = f"{val_pct:.0%} of x_train held out"
+    if verbose:
+        say(
+            f"{len(x_trn):,} training and {len(x_val):,} validation images ({source}), "
+            f"{x.shape[1]}x{x.shape[2]}x{x.shape[3]} {x.dtype} -> "
+            f"{preproc.input_shape} float32; {_describe(labels)}"
+        )
+    trn, val = _datasets(x_trn, y_trn, x_val, y_val, preproc, "pixels", augmentation)
+    return trn, val, preproc
+
+
+# ---------------------------------------------------------------------- files
+def _images_from_paths(
+    paths: list[str],
+    labels_raw: Any,
+    val_paths: list[str] | None,
+    val_labels_raw: Any,
+    options: dict[str, Any],
+) -> tuple[Any, Any, ImagePreprocessor]:
+    """Scans the files, drops unreadable ones, fits labels, splits, builds the datasets."""
+    verbose = options["verbose"]
+    augmentation = _augmentation(options["augment"])
+    val_pct = _check_val_pct(options["val_pct"])
+    kept, shapes = files.scan_images(paths, "training images")
+    paths = [paths[i] for i in kept]
+    y_train = _take(labels_raw, kept)
+    y_test = None
+    if val_paths is not None:
+        val_kept, _ = files.scan_images(val_paths, "validation images")
+        val_paths = [val_paths[i] for i in val_kept]
+        y_test = _take(val_labels_raw, val_kept)
+    labels, train_idx, val_idx, y_enc, y_val = _fit_and_split(
+        y_train, y_test, len(paths), options["label_mode"], options["class_names"],
+        val_pct, options["random_state"],
+    )
+    size, channels = files.common_shape(shapes)
+    if options["image_size"] is not None:
+        size = check_image_size(options["image_size"])
+    if options["channels"] is not None:
+        channels = options["channels"]
+    preproc = ImagePreprocessor(image_size=size, channels=channels, labels=labels)
+    x = np.asarray(paths, dtype=object)
+    if val_idx is None:
+        x_trn, y_trn, x_val = x, y_enc, np.asarray(val_paths, dtype=object)
+    else:
+        x_trn, y_trn, x_val = x[train_idx], y_enc[train_idx], x[val_idx]
+    if verbose:
+        sizes = {(h, w) for h, w, _ in shapes}
+        resized = f", {len(sizes)} sizes resized" if len(sizes) > 1 else ""
+        say(
+            f"{len(x_trn):,} training and {len(x_val):,} validation image files -> "
+            f"{preproc.input_shape} float32{resized}; {_describe(labels)}"
+        )
+    return _datasets(x_trn, y_trn, x_val, y_val, preproc, "files", augmentation) + (preproc,)
+
+
+def _take(labels: Any, kept: np.ndarray) -> Any:
+    if isinstance(labels, np.ndarray):
+        return labels[kept]
+    return [labels[i] for i in kept]
+
+
+def _read_class_folder(folder: str, classes: list[str]) -> tuple[list[str], list[str]]:
+    paths: list[str] = []
+    names: list[str] = []
+    for cls in classes:
+        found = files.images_in(os.path.join(folder, cls))
+        paths += found
+        names += [cls] * len(found)
+    return paths, names
+
+
+def images_from_folder(
+    folder: str | os.PathLike,
+    val_folder: str | os.PathLike | None = None,
+    val_pct: float = 0.1,
+    image_size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    class_names: Sequence[str] | None = None,
+    augment: bool | Augmentation = True,
+    random_state: int | None = 42,
+    verbose: int = 1,
+) -> tuple[Any, Any, ImagePreprocessor]:
+    """Builds training and validation data from `folder/<class>/<image files>`.
+
+    Each sub-folder is a class (sorted by name); each `.png`, `.jpg`, `.jpeg`, `.gif`,
+    `.bmp` or `.webp` file in it one image. Files that do not decode (empty, truncated, not
+    images) are skipped with one warning that counts them. `val_folder` has the same layout;
+    without it, `val_pct` of the training images are held out, stratified by class.
+
+    Args:
+        folder: the training folder.
+        val_folder: the validation folder, or `None` (default) to split `folder`.
+        val_pct: the share held out when `val_folder` is `None`. Defaults to 0.1.
+        image_size: model input `(height, width)`; defaults to the most common size of
+            the training images (the others are resized).
+        channels: 1 or 3; defaults to 1 when every training image is grayscale, else 3.
+        class_names: the class folders to read, in output order; all when `None`.
+        augment: as in `images_from_array` (default `True`, training batches only).
+        random_state: seed of the validation split. Defaults to 42.
+        verbose: 1 reports sizes and classes; 0 is silent.
+
+    Returns:
+        `(trn, val, preproc)`: `TaskDataset`s of file paths (read, decoded and resized per
+        batch) and the `ImagePreprocessor`.
+
+    Raises:
+        ValueError: if a folder is missing, has fewer than 2 class folders or no images, a
+            named class has no folder, or no file decodes.
+
+    Example:
+        >>> trn, val, preproc = images_from_folder("shapes/train", val_folder="shapes/test")
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"`folder` must be an existing folder. Received: folder={folder!r}")
+    found = files.class_folders(folder)
+    classes = found if class_names is None else [str(c) for c in class_names]
+    missing = [c for c in classes if c not in found]
+    if missing:
+        raise ValueError(f"`class_names` {missing} have no folder in {folder!r}; it has {found}.")
+    paths, names = _read_class_folder(folder, classes)
+    with_images = sorted(set(names))
+    if len(with_images) < 2:
+        raise ValueError(
+            f"`folder` must hold at least 2 class sub-folders with images "
+            f"({', '.join(files.IMAGE_EXTENSIONS)}). Received: folder={folder!r} with "
+            f"image classes {with_images} (sub-folders: {found})"
+        )
+    val_paths = val_names = None
+    if val_folder is not None:
+        val_folder = os.fspath(val_folder)
+        if not os.path.isdir(val_folder):
+            raise ValueError(
+                f"`val_folder` must be an existing folder. Received: val_folder={val_folder!r}"
+            )
+        extra = [c for c in files.class_folders(val_folder) if c not in classes]
+        if extra and class_names is None:
+            raise ValueError(
+                f"`val_folder` has class folders {extra} that `folder` lacks. "
+                f"Received: val_folder={val_folder!r}"
+            )
+        val_paths, val_names = _read_class_folder(val_folder, classes)
+        if not val_paths:
+            raise ValueError(f"`val_folder` holds no images. Received: val_folder={val_folder!r}")
+    options = dict(
+        val_pct=val_pct, image_size=image_size, channels=channels, label_mode="multiclass",
+        class_names=classes, augment=augment, random_state=random_state, verbose=verbose,
+    )
+    return _images_from_paths(paths, names, val_paths, val_names, options)
+
+
+# ---------------------------------------------------------------------- tables
+def _column_list(label_columns: Any) -> list[str]:
+    if isinstance(label_columns, str):
+        return [label_columns]
+    if (
+        isinstance(label_columns, Sequence) and label_columns
+        and all(isinstance(c, str) for c in label_columns)
+    ):
+        return list(label_columns)
+    raise ValueError(
+        "`label_columns` must be a column name or a non-empty list of column names. "
+        f"Received: label_columns={label_columns!r}"
+    )
+
+
+def _resolve(paths: list[Any], directory: str | None, arg: str) -> list[str]:
+    out = []
+    for i, p in enumerate(paths):
+        if not isinstance(p, str) or not p:
+            raise ValueError(f"`{arg}` row {i} has no image path. Received: {p!r}")
+        out.append(p if directory is None or os.path.isabs(p) else os.path.join(directory, p))
+    return out
+
+
+def _frame_columns(df: Any, path_column: str, columns: list[str], arg: str) -> tuple[list, Any]:
+    if not hasattr(df, "columns") or not hasattr(df, "__getitem__"):
+        raise TypeError(f"`{arg}` must be a pandas DataFrame. Received: {type(df).__name__}")
+    missing = [c for c in [path_column, *columns] if c not in list(df.columns)]
+    if missing:
+        raise ValueError(
+            f"Columns {missing} are not in `{arg}`; it has {list(df.columns)}. Set "
+            "`path_column` and `label_columns`."
+        )
+    labels = df[columns[0]].tolist() if len(columns) == 1 else df[columns].to_numpy()
+    return df[path_column].tolist(), labels
+
+
+def _table_options(columns: list[str], class_names: Any, label_mode: Any, **rest: Any) -> dict:
+    if len(columns) > 1 and class_names is None and label_mode != "regression":
+        class_names = columns
+    return dict(class_names=class_names, label_mode=label_mode, **rest)
+
+
+def images_from_df(
+    train_df: Any,
+    path_column: str = "path",
+    label_columns: str | Sequence[str] = "label",
+    directory: str | os.PathLike | None = None,
+    val_df: Any = None,
+    val_pct: float = 0.1,
+    image_size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    label_mode: str | None = None,
+    class_names: Sequence[str] | None = None,
+    augment: bool | Augmentation = True,
+    random_state: int | None = 42,
+    verbose: int = 1,
+) -> tuple[Any, Any, ImagePreprocessor]:
+    """Builds training and validation data from DataFrames of image paths and labels.
+
+    Unreadable files are skipped with a warning, as in `images_from_folder`. With several
+    label columns the column names become the class names (0/1 columns).
+
+    Args:
+        train_df: the training DataFrame (pandas is never imported by ktlite).
+        path_column: the column of image paths. Defaults to `"path"`.
+        label_columns: the label column, or a list of 0/1 or numeric columns. Defaults to
+            `"label"`.
+        directory: folder that relative paths are relative to; `None` (default) keeps them
+            relative to the working directory.
+        val_df: a validation DataFrame with the same columns, or `None` to hold out
+            `val_pct` of the training rows.
+        val_pct: the share held out when `val_df` is `None`. Defaults to 0.1.
+        image_size: model input `(height, width)`; defaults to the most common size.
+        channels: 1 or 3; defaults to 1 when every training image is grayscale, else 3.
+        label_mode: `"multiclass"`, `"multilabel"`, `"regression"` or `None` (detect).
+        class_names: class names in output order; inferred when `None`.
+        augment: as in `images_from_array` (default `True`, training batches only).
+        random_state: seed of the validation split. Defaults to 42.
+        verbose: 1 reports sizes and classes; 0 is silent.
+
+    Returns:
+        `(trn, val, preproc)` as in `images_from_folder`.
+
+    Raises:
+        TypeError: if a frame is not DataFrame-like.
+        ValueError: for missing columns, empty paths (the row is named), no readable
+            image, or any label error of `ktlite.labels`.
+
+    Example:
+        >>> df = pd.DataFrame({"path": ["a.png", "b.png"], "label": ["cat", "dog"]})
+        >>> trn, val, preproc = images_from_df(df, directory="photos", val_pct=0.5)
+    """
+    columns = _column_list(label_columns)
+    directory = None if directory is None else os.fspath(directory)
+    paths, labels = _frame_columns(train_df, path_column, columns, "train_df")
+    val_paths = val_labels = None
+    if val_df is not None:
+        val_paths, val_labels = _frame_columns(val_df, path_column, columns, "val_df")
+        val_paths = _resolve(val_paths, directory, "val_df")
+    options = _table_options(
+        columns, class_names, label_mode, val_pct=val_pct, image_size=image_size,
+        channels=channels, augment=augment, random_state=random_state, verbose=verbose,
+    )
+    return _images_from_paths(
+        _resolve(paths, directory, "train_df"), labels, val_paths, val_labels, options
+    )
+
+
+def _read_csv(path: str, path_column: str, columns: list[str], arg: str) -> tuple[list, Any]:
+    if not os.path.isfile(path):
+        raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    header = list(rows[0]) if rows else []
+    missing = [c for c in [path_column, *columns] if c not in header]
+    if missing:
+        raise ValueError(
+            f"Columns {missing} are not in {path!r}; it has {header}. Set `path_column` and "
+            "`label_columns`."
+        )
+    paths = [row[path_column] for row in rows]
+    if len(columns) == 1:
+        return paths, [row[columns[0]] for row in rows]
+    try:
+        return paths, np.array([[float(row[c]) for c in columns] for row in rows])
+    except ValueError:
+        raise ValueError(
+            f"Label columns {columns} of {path!r} must be numeric (0/1 or numbers) when "
+            "several are used."
+        ) from None
+
+
+def images_from_csv(
+    train_filepath: str | os.PathLike,
+    path_column: str = "path",
+    label_columns: str | Sequence[str] = "label",
+    directory: str | os.PathLike | None = None,
+    val_filepath: str | os.PathLike | None = None,
+    val_pct: float = 0.1,
+    image_size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    label_mode: str | None = None,
+    class_names: Sequence[str] | None = None,
+    augment: bool | Augmentation = True,
+    random_state: int | None = 42,
+    verbose: int = 1,
+) -> tuple[Any, Any, ImagePreprocessor]:
+    """Builds training and validation data from CSV files of image paths and labels.
+
+    A single label column is read as text (class names; use `label_mode="regression"` for
+    numbers); several label columns as a numeric matrix whose column names are the classes.
+
+    Args:
+        train_filepath: the training CSV (UTF-8, with a header row).
+        path_column: the column of image paths. Defaults to `"path"`.
+        label_columns: the label column or columns. Defaults to `"label"`.
+        directory: folder that relative paths are relative to; defaults to the folder of
+            each CSV file.
+        val_filepath: a validation CSV with the same columns, or `None` to hold out
+            `val_pct` of the training rows.
+        val_pct: the share held out when `val_filepath` is `None`. Defaults to 0.1.
+        image_size: model input `(height, width)`; defaults to the most common size.
+        channels: 1 or 3; defaults to 1 when every training image is grayscale, else 3.
+        label_mode: `"multiclass"`, `"multilabel"`, `"regression"` or `None` (detect).
+        class_names: class names in output order; inferred when `None`.
+        augment: as in `images_from_array` (default `True`, training batches only).
+        random_state: seed of the validation split. Defaults to 42.
+        verbose: 1 reports sizes and classes; 0 is silent.
+
+    Returns:
+        `(trn, val, preproc)` as in `images_from_folder`.
+
+    Raises:
+        ValueError: for a missing file or column, an empty path, non-numeric label matrix,
+            no readable image, or any label error of `ktlite.labels`.
+
+    Example:
+        >>> trn, val, preproc = images_from_csv("labels.csv", "file", "label")
+    """
+    columns = _column_list(label_columns)
+    train_filepath = os.fspath(train_filepath)
+    paths, labels = _read_csv(train_filepath, path_column, columns, "train_filepath")
+    if label_mode == "regression" and len(columns) == 1:
+        labels = _floats(labels, columns[0], train_filepath)
+    base = os.path.dirname(os.path.abspath(train_filepath))
+    paths = _resolve(paths, os.fspath(directory) if directory is not None else base,
+                     "train_filepath")
+    val_paths = val_labels = None
+    if val_filepath is not None:
+        val_filepath = os.fspath(val_filepath)
+        val_paths, val_labels = _read_csv(val_filepath, path_column, columns, "val_filepath")
+        if label_mode == "regression" and len(columns) == 1:
+            val_labels = _floats(val_labels, columns[0], val_filepath)
+        val_base = os.path.dirname(os.path.abspath(val_filepath))
+        val_paths = _resolve(val_paths, os.fspath(directory) if directory is not None
+                             else val_base, "val_filepath")
+    options = _table_options(
+        columns, class_names, label_mode, val_pct=val_pct, image_size=image_size,
+        channels=channels, augment=augment, random_state=random_state, verbose=verbose,
+    )
+    return _images_from_paths(paths, labels, val_paths, val_labels, options)
+
+
+def _floats(values: list[str], column: str, path: str) -> list[float]:
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise ValueError(
+            f"Column {column!r} of {path!r} must be numeric with label_mode='regression'."
+        ) from None

@@ -1,0 +1,330 @@
+"""ImagePredictor: image files, encoded bytes or pixel arrays in, labels out.
+
+Every input becomes encoded image bytes on the Python side (files are read, arrays are
+encoded as lossless PNG, 16-bit for floats), so one fused `tf.function` with a `(None,)`
+string signature decodes, resizes, scales and runs the model, exactly as the exported
+SavedModel does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import struct
+from pathlib import Path
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Registers the custom layers that saved image models refer to, before any load_model.
+import ktlite.layers  # noqa: F401
+from ktlite.classifier import ClassifierPredictor
+from ktlite.vision.preprocessor import CONFIG_FILE, ImagePreprocessor, as_pixel_batch
+
+PIXELS_SIGNATURE = "serving_pixels"
+# A 1x1 black PNG, base64-encoded: the JSON schema's example.
+_TINY_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVQImWNgAAAAAgAB9HFkpgAAAABJRU5ErkJggg=="
+)
+
+
+class ImagePredictor(ClassifierPredictor):
+    """Predicts labels for images with a trained image model and its preprocessor.
+
+    `predict` takes one image or a list: a file path (`str` or `os.PathLike`), encoded
+    bytes (PNG, JPEG, GIF, BMP, WebP), or a pixel array (`(height, width)` or
+    `(height, width, channels)` with 1, 3 or 4 channels, uint8 or float in the training
+    arrays' range); a 4-D array, or a 3-D one whose last axis is not 1, 3 or 4, is a
+    batch. Images of any size are resized to the model's. An unreadable, empty or
+    truncated image is refused with its file name or position.
+
+    `export(path)` writes a SavedModel that loads with TensorFlow alone, with two
+    signatures: `serving_default` takes `images`, a `tf.string` tensor `(n,)` of encoded
+    image files; `serving_pixels` takes `pixels`, float32 `(n, height, width, channels)`
+    of any size in the training arrays' range (`preproc.float_scale`: 0-1 or 0-255). Both
+    return `probabilities` and `labels` (or `predictions` for regression).
+
+    Args:
+        model: a `keras.Model` taking float32 images
+            `(batch, *preproc.image_size, preproc.channels)` with one `(batch, k)` output.
+        preproc: the `ktlite.vision.ImagePreprocessor` the model was trained with.
+        batch_size: images per forward pass. Defaults to 32.
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model`.
+        ValueError: if the model does not fit the preprocessor or `batch_size` is invalid.
+
+    Example:
+        >>> predictor = ktlite.get_predictor(learner.model, preproc)
+        >>> predictor.predict("boot.png")
+        'Ankle boot'
+        >>> predictor.predict(x_test[:2])
+        ['Ankle boot', 'Pullover']
+    """
+
+    preprocessor_files: ClassVar[tuple[str, ...]] = (CONFIG_FILE,)
+
+    # ------------------------------------------------------------------ input hooks
+    def _input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec(shape=(None,), dtype=tf.string, name="images")
+
+    def _transform(self, raw: tf.Tensor) -> tf.Tensor:
+        return self.preproc.from_bytes(raw)
+
+    def _as_batch(self, inputs: Any) -> tuple[np.ndarray, bool]:
+        items, single = self._encoded(inputs)
+        batch = np.empty(len(items), dtype=object)  # a leaf for tf.nest, sliced per batch
+        batch[:] = items
+        return batch, single
+
+    def _encoded(self, inputs: Any) -> tuple[list[bytes], bool]:
+        if isinstance(inputs, np.ndarray) and not _is_single(inputs):
+            if inputs.ndim not in (3, 4):
+                raise ValueError(
+                    "`images` must be one image (height, width[, channels]) or a batch "
+                    f"(n, height, width[, channels]). Received: images with shape {inputs.shape}"
+                )
+            return self._encode_pixels(inputs, "images"), False
+        if _is_single(inputs):
+            return [self._one(inputs, "images")], True
+        if not isinstance(inputs, (list, tuple)):
+            raise TypeError(
+                "`images` must be a path, bytes, an array, or a list of them. "
+                f"Received: images of type {type(inputs).__name__}"
+            )
+        if not inputs:
+            raise ValueError("`images` must hold at least one image. Received: images=[]")
+        return [self._one(item, f"images[{i}]") for i, item in enumerate(inputs)], False
+
+    def _one(self, item: Any, name: str) -> bytes:
+        if isinstance(item, (str, os.PathLike)):
+            return _read_image_file(os.fspath(item), name)
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return _check_encoded(bytes(item), name)
+        if isinstance(item, np.ndarray):
+            if item.ndim not in (2, 3):
+                raise ValueError(
+                    f"`{name}` must be one image (height, width[, channels]). "
+                    f"Received: {name} with shape {item.shape}"
+                )
+            return self._encode_pixels(item[None], name)[0]
+        raise TypeError(
+            f"`{name}` must be a file path, encoded image bytes or a pixel array. "
+            f"Received: {name} of type {type(item).__name__}"
+        )
+
+    def _encode_pixels(self, images: np.ndarray, name: str) -> list[bytes]:
+        """Lossless PNGs: uint8 as 8-bit, floats (scaled by `float_scale`) as 16-bit."""
+        pixels = as_pixel_batch(images, name)
+        if pixels.shape[-1] == 4:
+            pixels = pixels[..., :3]
+        if np.issubdtype(pixels.dtype, np.floating):
+            unit = np.clip(pixels / self.preproc.float_scale, 0.0, 1.0)
+            pixels = np.round(unit * 65535.0).astype(np.uint16)
+        return [tf.io.encode_png(image).numpy() for image in pixels]
+
+    def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:
+        if not isinstance(preproc, ImagePreprocessor):
+            raise ValueError(
+                f"`preproc` must be an ImagePreprocessor. Received: preproc={preproc!r}"
+            )
+        if len(model.inputs) != 1:
+            raise ValueError(
+                f"An image model must take one input. Received a model with "
+                f"{len(model.inputs)} inputs."
+            )
+        shape = tuple(model.inputs[0].shape)
+        if shape[1:] != preproc.input_shape:
+            raise ValueError(
+                f"The model takes inputs of shape {shape} but the preprocessor produces "
+                f"(batch, {', '.join(map(str, preproc.input_shape))}) images."
+            )
+
+    @classmethod
+    def _load_preprocessor(cls, folder: Path) -> ImagePreprocessor:
+        return ImagePreprocessor.load(folder)
+
+    def describe(self) -> dict[str, Any]:
+        """The label mode, classes, image size and channels."""
+        return {
+            **super().describe(),
+            "image_size": list(self.preproc.image_size),
+            "channels": self.preproc.channels,
+        }
+
+    # ------------------------------------------------------------------ JSON hooks
+    def json_input_schema(self) -> dict[str, Any]:
+        """One image: a base64 string, or `{"b64": "..."}` (TensorFlow Serving's form).
+
+        The example (a 1x1 black PNG) is what the HTTP app warms the model up with.
+        """
+        text = {"type": "string", "contentEncoding": "base64",
+                "description": "an encoded image file (PNG, JPEG, GIF, BMP, WebP)"}
+        return {
+            "oneOf": [text, {"type": "object", "properties": {"b64": text},
+                             "required": ["b64"]}],
+            "examples": [_TINY_PNG],
+        }
+
+    def inputs_from_json(self, items: list[Any]) -> list[bytes]:
+        """Decodes base64 images from a request's `inputs`.
+
+        Args:
+            items: base64 strings or `{"b64": "..."}` objects.
+
+        Returns:
+            The encoded images, checked.
+
+        Raises:
+            ValueError: naming the first item that is not base64 or not a whole image.
+
+        Example:
+            >>> predictor.inputs_from_json([base64.b64encode(png).decode()])
+        """
+        if not isinstance(items, list) or not items:
+            raise ValueError("`inputs` must be a non-empty list of base64-encoded images.")
+        decoded = []
+        for i, item in enumerate(items):
+            text = item.get("b64") if isinstance(item, dict) else item
+            if not isinstance(text, str):
+                raise ValueError(
+                    f"inputs[{i}] must be a base64 string or {{\"b64\": ...}}. "
+                    f"Received: {type(item).__name__}"
+                )
+            try:
+                data = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(f"inputs[{i}] is not valid base64.") from None
+            decoded.append(_check_encoded(data, f"inputs[{i}]"))
+        return decoded
+
+    # ------------------------------------------------------------------ explain
+    def explain(
+        self, image: Any, target: str | None = None, patch: int | None = None,
+        stride: int | None = None,
+    ) -> np.ndarray:
+        """Occlusion map of one image for its predicted class (or `target`).
+
+        See `ktlite.vision.explain.occlusion_map`; draw it with
+        `ktlite.vision.plot_occlusion(image, heatmap)`.
+
+        Args:
+            image: one image, as `predict` takes it.
+            target: the class to explain; `None` (default) is the predicted class.
+            patch: side of the grey square; `None` is a seventh of the image side.
+            stride: step between squares; `None` is half the patch.
+
+        Returns:
+            A float32 `(height, width)` array at the model's input size: positive where
+            hiding the pixels lowers the class's probability.
+
+        Raises:
+            ValueError: for a regression model, an unknown `target`, or an unreadable image.
+
+        Example:
+            >>> heat = predictor.explain("boot.png")
+            >>> vision.plot_occlusion(predictor.preprocess("boot.png")[0], heat)
+        """
+        from ktlite.vision.explain import occlusion_map
+
+        self._require_classifier("`explain`")
+        items, single = self._as_batch(image)
+        if not single:
+            raise ValueError("`explain` takes one image. Received: a batch of images.")
+        pixels = self.preproc.from_bytes(tf.constant(items)).numpy()[0]
+        classes = self.get_classes()
+        if target is None:
+            index = int(np.argmax(self.model(pixels[None], training=False)[0]))
+        elif target in classes:
+            index = classes.index(target)
+        else:
+            raise ValueError(f"`target` must be one of {classes}. Received: target={target!r}")
+        return occlusion_map(self.model, pixels, index, patch=patch, stride=stride)
+
+    def preprocess(self, images: Any) -> np.ndarray:
+        """Returns images as the model sees them: float32 `(n, height, width, channels)`.
+
+        Args:
+            images: one image or a list, as `predict` takes them.
+
+        Returns:
+            The decoded, resized and scaled images.
+
+        Raises:
+            TypeError, ValueError: as `predict`.
+
+        Example:
+            >>> predictor.preprocess("boot.png").shape
+            (1, 28, 28, 1)
+        """
+        items, _ = self._as_batch(images)
+        return self.preproc.from_bytes(tf.constant(items)).numpy()
+
+    # ------------------------------------------------------------------ export
+    def _write_saved_model(self, folder: Path) -> None:
+        # Like the core's, plus a second endpoint that takes pixel arrays.
+        forward = self._forward_fn()
+        channels = self.preproc.channels
+
+        def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+            return self._serving_outputs(forward(images))
+
+        def serve_pixels(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+            outputs = self.model(self.preproc.from_pixels(pixels), training=False)
+            return self._serving_outputs(tf.cast(outputs, tf.float32))
+
+        archive = keras.export.ExportArchive()
+        archive.track(self.model)
+        archive.add_endpoint("serving_default", serve, input_signature=[self._input_spec()])
+        archive.add_endpoint(
+            PIXELS_SIGNATURE, serve_pixels,
+            input_signature=[tf.TensorSpec((None, None, None, channels), tf.float32, "pixels")],
+        )
+        archive.write_out(str(folder), verbose=False)
+
+
+# ---------------------------------------------------------------------- raw inputs
+def _is_single(inputs: Any) -> bool:
+    if isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview)):
+        return True
+    return isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3) and not (
+        inputs.ndim == 3 and inputs.shape[-1] not in (1, 3, 4)
+    )
+
+
+def _read_image_file(path: str, name: str) -> bytes:
+    if not os.path.isfile(path):
+        raise ValueError(f"`{name}` is not an image file: {path!r} does not exist.")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return _check_encoded(data, f"{name} ({path!r})")
+
+
+def _check_encoded(data: bytes, name: str) -> bytes:
+    """Refuses empty, unknown or visibly truncated encoded images, naming `name`."""
+    if not data:
+        raise ValueError(f"`{name}` is empty (0 bytes); send the whole image file.")
+    problem = _format_problem(data)
+    if problem:
+        raise ValueError(f"`{name}` is not a readable image: {problem}.")
+    return data
+
+
+def _format_problem(data: bytes) -> str | None:
+    """Checks the signature and the end of the file for the formats TensorFlow decodes."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None if data[-12:-4] == b"\x00\x00\x00\x00IEND" else "a truncated PNG"
+    if data.startswith(b"\xff\xd8"):
+        return None if data.rstrip(b"\x00")[-2:] == b"\xff\xd9" else "a truncated JPEG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return None if data.rstrip(b"\x00")[-1:] == b";" else "a truncated GIF"
+    if data.startswith(b"BM") and len(data) >= 6:
+        size = struct.unpack("<I", data[2:6])[0]
+        return None if len(data) >= size else "a truncated BMP"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        size = struct.unpack("<I", data[4:8])[0]
+        return None if len(data) >= size + 8 else "a truncated WebP"
+    return "not a PNG, JPEG, GIF, BMP or WebP file"

@@ -1,0 +1,443 @@
+"""`ImagePreprocessor`: image size, channels, pixel scaling and labels, applied in the graph.
+
+Every image reaches a model the same way, in TensorFlow: encoded bytes (PNG, JPEG, GIF,
+BMP) are decoded, pixel arrays are cast, then both are converted to the preprocessor's
+channel count, resized to its `image_size` (bilinear, antialiased) and scaled to float32 in
+`[0, 1]`. Training batches in `tf.data`, `predict` and the exported SavedModel share these
+functions, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+
+from ktlite.labels import LabelEncoder
+from ktlite.vision.augment import Augmentation
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "preprocessor.json"
+SOURCES = ("files", "bytes", "pixels")
+_CONFIG_KEYS = frozenset(
+    {"format_version", "task", "image_size", "channels", "float_scale", "labels"}
+)
+_INTEGER_WHITE = {tf.uint8: 255.0, tf.uint16: 65535.0}
+
+
+def check_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
+    """Returns `(height, width)` from an int or a pair of positive ints.
+
+    Args:
+        value: a side length, or `(height, width)`.
+        name: the argument name used in error messages.
+
+    Returns:
+        `(height, width)` as ints.
+
+    Raises:
+        ValueError: if `value` is not a positive int or a pair of them.
+
+    Example:
+        >>> check_image_size(28)
+        (28, 28)
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0:
+        return int(value), int(value)
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+                for v in value)
+    ):
+        return int(value[0]), int(value[1])
+    raise ValueError(
+        f"`{name}` must be a positive int or a (height, width) pair. Received: {name}={value!r}"
+    )
+
+
+class ImagePreprocessor:
+    """Turns images into the float32 tensors a vision model takes, and holds its labels.
+
+    Args:
+        image_size: `(height, width)` of the model's inputs (or one int for squares).
+            Larger and smaller images are resized to it.
+        channels: `1` (grayscale) or `3` (RGB, default). Images with another channel count
+            are converted: RGB to gray by luminance, gray to RGB by copying, RGBA by
+            dropping alpha.
+        labels: the fitted `ktlite.labels.LabelEncoder`; a new, unfitted one when `None`.
+        float_scale: the value of white in float pixel arrays: `1.0` (default) for
+            arrays in `[0, 1]`, `255.0` for float arrays in `[0, 255]`. Integer arrays and
+            encoded images always scale by their type's maximum (255 for uint8).
+
+    Raises:
+        ValueError: if an argument is out of range.
+        TypeError: if `labels` is not a `LabelEncoder`.
+
+    Example:
+        >>> preproc = ImagePreprocessor((28, 28), channels=1)
+        >>> preproc.from_pixels(tf.zeros((2, 32, 32, 3), tf.uint8)).shape
+        TensorShape([2, 28, 28, 1])
+    """
+
+    task: ClassVar[str] = "vision"
+    predictor_class: ClassVar[str] = "ktlite.vision.predictor.ImagePredictor"
+
+    def __init__(
+        self,
+        image_size: int | tuple[int, int],
+        channels: int = 3,
+        labels: LabelEncoder | None = None,
+        float_scale: float = 1.0,
+    ) -> None:
+        self.image_size = check_image_size(image_size)
+        if channels not in (1, 3) or isinstance(channels, bool):
+            raise ValueError(f"`channels` must be 1 or 3. Received: channels={channels!r}")
+        self.channels = int(channels)
+        if labels is None:
+            labels = LabelEncoder()
+        if not isinstance(labels, LabelEncoder):
+            raise TypeError(
+                f"`labels` must be a ktlite.labels.LabelEncoder. Received: labels={labels!r}"
+            )
+        self.labels = labels
+        if isinstance(float_scale, bool) or float_scale not in (1.0, 255.0):
+            raise ValueError(
+                f"`float_scale` must be 1.0 or 255.0. Received: float_scale={float_scale!r}"
+            )
+        self.float_scale = float(float_scale)
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def label_mode(self) -> str | None:
+        """The label mode of `labels` (`"multiclass"`, `"multilabel"`, `"regression"`)."""
+        return self.labels.label_mode
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The class names of `labels`, in the order of the model's outputs."""
+        return self.labels.class_names
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """`(height, width, channels)` of one model input."""
+        return (*self.image_size, self.channels)
+
+    # --------------------------------------------------------------- in the graph
+    def from_pixels(self, pixels: tf.Tensor) -> tf.Tensor:
+        """Converts a batch of pixel arrays `(batch, height, width, channels)` to model inputs.
+
+        Args:
+            pixels: uint8, uint16 or float pixels of any size; 1, 3 or 4 channels.
+
+        Returns:
+            float32 `(batch, *image_size, channels)` in `[0, 1]`.
+
+        Raises:
+            ValueError: if the batch is not of rank 4 or has 2 or more than 4 channels.
+
+        Example:
+            >>> preproc.from_pixels(np.zeros((4, 28, 28, 1), "uint8")).shape
+            TensorShape([4, 28, 28, 1])
+        """
+        pixels = tf.convert_to_tensor(pixels)
+        if pixels.shape.rank != 4:
+            raise ValueError(
+                "`pixels` must be a batch (batch, height, width, channels). "
+                f"Received: pixels with shape {pixels.shape}"
+            )
+        white = _INTEGER_WHITE.get(pixels.dtype, self.float_scale)
+        images = tf.cast(pixels, tf.float32) * (1.0 / white)
+        return self._resize(self._convert_channels(images))
+
+    def from_bytes(self, data: tf.Tensor) -> tf.Tensor:
+        """Decodes a batch of encoded images (PNG, JPEG, GIF, BMP) to model inputs.
+
+        Args:
+            data: a string tensor `(batch,)` of encoded image files.
+
+        Returns:
+            float32 `(batch, *image_size, channels)` in `[0, 1]`.
+
+        Raises:
+            tf.errors.InvalidArgumentError: when running it on bytes that are not a
+                complete image.
+
+        Example:
+            >>> preproc.from_bytes(tf.constant([png_bytes])).shape
+            TensorShape([1, 28, 28, 1])
+        """
+        spec = tf.TensorSpec((*self.image_size, self.channels), tf.float32)
+        return tf.map_fn(self._decode_one, data, fn_output_signature=spec)
+
+    def from_files(self, paths: tf.Tensor) -> tf.Tensor:
+        """Reads and decodes a batch of image files; see `from_bytes`.
+
+        Args:
+            paths: a string tensor `(batch,)` of file paths.
+
+        Returns:
+            float32 `(batch, *image_size, channels)` in `[0, 1]`.
+
+        Example:
+            >>> preproc.from_files(tf.constant(["cat.png"])).shape
+            TensorShape([1, 28, 28, 3])
+        """
+        return self.from_bytes(tf.map_fn(tf.io.read_file, paths))
+
+    def pipeline(self, source: str, augmentation: Augmentation | None = None) -> ImagePipeline:
+        """Returns the `TaskDataset` transform for raw `source` inputs.
+
+        Args:
+            source: `"files"` (paths), `"bytes"` (encoded images) or `"pixels"` (arrays).
+            augmentation: applied after decoding (training data only); `None` for none.
+
+        Returns:
+            An `ImagePipeline`.
+
+        Raises:
+            ValueError: for an unknown `source`.
+
+        Example:
+            >>> TaskDataset(paths, y, transform=preproc.pipeline("files"), task="vision")
+        """
+        return ImagePipeline(self, source, augmentation)
+
+    def _decode_one(self, data: tf.Tensor) -> tf.Tensor:
+        image = tf.io.decode_image(
+            data, channels=self.channels, dtype=tf.uint8, expand_animations=False
+        )
+        image = tf.cast(image, tf.float32) * (1.0 / 255.0)
+        return self._resize(image[None])[0]
+
+    def _convert_channels(self, images: tf.Tensor) -> tf.Tensor:
+        have = images.shape[-1]
+        if have == 4:
+            images, have = images[..., :3], 3
+        if have == self.channels:
+            return images
+        if have == 3:
+            return tf.image.rgb_to_grayscale(images)
+        if have == 1:
+            return tf.image.grayscale_to_rgb(images)
+        raise ValueError(
+            "Images must have 1, 3 or 4 channels (gray, RGB, RGBA). "
+            f"Received: images with shape {images.shape}"
+        )
+
+    def _resize(self, images: tf.Tensor) -> tf.Tensor:
+        if tuple(images.shape[1:3]) == self.image_size:
+            return images
+        resized = tf.image.resize(images, self.image_size, method="bilinear", antialias=True)
+        return tf.ensure_shape(resized, (None, *self.image_size, self.channels))
+
+    # --------------------------------------------------------------- persistence
+    def get_config(self) -> dict[str, Any]:
+        """Returns the JSON-safe settings that `from_config` reads back.
+
+        Example:
+            >>> ImagePreprocessor.from_config(preproc.get_config()).image_size
+            (28, 28)
+        """
+        return {
+            "format_version": FORMAT_VERSION,
+            "task": self.task,
+            "image_size": list(self.image_size),
+            "channels": self.channels,
+            "float_scale": self.float_scale,
+            "labels": self.labels.get_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ImagePreprocessor:
+        """Rebuilds a preprocessor from `get_config`'s dict.
+
+        Args:
+            config: the dict.
+
+        Returns:
+            The `ImagePreprocessor`.
+
+        Raises:
+            ValueError: for missing or unknown keys, another task or format version, or
+                invalid values.
+
+        Example:
+            >>> clone = ImagePreprocessor.from_config(preproc.get_config())
+        """
+        if not isinstance(config, dict) or set(config) != _CONFIG_KEYS:
+            keys = sorted(config) if isinstance(config, dict) else type(config).__name__
+            raise ValueError(
+                f"An image preprocessor config needs exactly the keys {sorted(_CONFIG_KEYS)}. "
+                f"Received: {keys}"
+            )
+        if config["task"] != cls.task or config["format_version"] != FORMAT_VERSION:
+            raise ValueError(
+                f"This is not a version-{FORMAT_VERSION} image preprocessor config. Received: "
+                f"task={config['task']!r}, format_version={config['format_version']!r}"
+            )
+        return cls(
+            image_size=config["image_size"],
+            channels=config["channels"],
+            labels=LabelEncoder.from_config(config["labels"]),
+            float_scale=config["float_scale"],
+        )
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Writes `preprocessor.json` into an existing `folder`.
+
+        Args:
+            folder: the destination folder.
+
+        Raises:
+            ValueError: if the labels are not fitted.
+
+        Example:
+            >>> preproc.save(folder)
+        """
+        from ktlite.saving import write_json
+
+        if not self.labels.is_fitted:
+            raise ValueError("Fit the labels (`preproc.labels.fit(y)`) before saving.")
+        write_json(Path(folder) / CONFIG_FILE, self.get_config())
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> ImagePreprocessor:
+        """Reads a preprocessor written by `save`.
+
+        Args:
+            folder: a folder holding `preprocessor.json`.
+
+        Returns:
+            The `ImagePreprocessor`.
+
+        Raises:
+            FileNotFoundError: if the file is missing.
+            ValueError: if the file is not a valid image preprocessor config (it is named).
+
+        Example:
+            >>> preproc = ImagePreprocessor.load("my_predictor")
+        """
+        from ktlite.saving import read_json
+
+        path = Path(folder) / CONFIG_FILE
+        try:
+            return cls.from_config(read_json(path))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path} is not a valid image preprocessor: {err}") from None
+
+    def __repr__(self) -> str:
+        classes = None if self.class_names is None else len(self.class_names)
+        return (
+            f"ImagePreprocessor(image_size={self.image_size}, channels={self.channels}, "
+            f"label_mode={self.label_mode!r}, classes={classes})"
+        )
+
+
+class ImagePipeline:
+    """The per-batch `TaskDataset` transform of one raw input kind, with optional augmentation.
+
+    Args:
+        preproc: the `ImagePreprocessor`.
+        source: `"files"`, `"bytes"` or `"pixels"`.
+        augmentation: an `Augmentation` applied after decoding, or `None`.
+
+    Raises:
+        ValueError: for an unknown `source`.
+        TypeError: if `augmentation` is not an `Augmentation` or `None`.
+
+    Example:
+        >>> transform = ImagePipeline(preproc, "pixels", Augmentation())
+        >>> transform(np.zeros((8, 28, 28, 1), "uint8")).shape
+        TensorShape([8, 28, 28, 1])
+    """
+
+    def __init__(
+        self, preproc: ImagePreprocessor, source: str, augmentation: Augmentation | None = None
+    ) -> None:
+        if source not in SOURCES:
+            raise ValueError(
+                f"`source` must be one of {list(SOURCES)}. Received: source={source!r}"
+            )
+        if augmentation is not None and not isinstance(augmentation, Augmentation):
+            raise TypeError(
+                "`augmentation` must be a ktlite.vision.Augmentation or None. "
+                f"Received: augmentation={augmentation!r}"
+            )
+        self.preproc = preproc
+        self.source = source
+        self.augmentation = augmentation
+
+    def __call__(self, raw: tf.Tensor) -> tf.Tensor:
+        convert = {
+            "files": self.preproc.from_files,
+            "bytes": self.preproc.from_bytes,
+            "pixels": self.preproc.from_pixels,
+        }[self.source]
+        images = convert(raw)
+        return images if self.augmentation is None else self.augmentation(images)
+
+    def __repr__(self) -> str:
+        return f"ImagePipeline(source={self.source!r}, augmentation={self.augmentation!r})"
+
+
+def as_pixel_batch(images: Any, name: str) -> np.ndarray:
+    """Checks pixel arrays and returns them as one `(n, height, width, channels)` array.
+
+    A 3-D array is a batch of grayscale images (a channel axis is added); a 4-D array must
+    have 1, 3 or 4 channels. Float arrays must be finite.
+
+    Args:
+        images: an array-like of images.
+        name: the argument name used in error messages.
+
+    Returns:
+        A 4-D numpy array (the original dtype for integers, float32 for floats).
+
+    Raises:
+        TypeError: if `images` is not numeric.
+        ValueError: for another rank, a channel count outside 1, 3, 4, no images, or NaN /
+            infinite pixels (the first bad image is named).
+
+    Example:
+        >>> as_pixel_batch(np.zeros((5, 28, 28), "uint8"), "x").shape
+        (5, 28, 28, 1)
+    """
+    arr = np.asarray(images)
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise TypeError(
+            f"`{name}` must hold numeric pixels (uint8 or float). Received: {name} of dtype "
+            f"{arr.dtype}"
+        )
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"`{name}` must have shape (n, height, width) or (n, height, width, 1|3|4). "
+            f"Received: {name} with shape {arr.shape}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"`{name}` must hold at least one image. Received: 0 images")
+    if np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32, copy=False)
+        finite = np.isfinite(arr).reshape(len(arr), -1).all(axis=1)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            raise ValueError(
+                f"`{name}` holds NaN or infinite pixels in {int((~finite).sum())} image(s); "
+                f"the first is {name}[{bad}]. Fix or drop those images."
+            )
+    elif arr.dtype not in (np.uint8, np.uint16):
+        if arr.min() < 0 or arr.max() > 255:
+            raise ValueError(
+                f"Integer `{name}` must hold pixels in [0, 255]. Received values from "
+                f"{arr.min()} to {arr.max()}"
+            )
+        arr = arr.astype(np.uint8)
+    return arr

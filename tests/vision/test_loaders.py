@@ -1,0 +1,212 @@
+"""Tests for ktlite.vision.loaders: arrays, folders, DataFrames, CSV and bad inputs."""
+
+import csv
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import write_png
+from ktlite.data import make_dataset
+from ktlite.vision import (
+    Augmentation,
+    images_from_array,
+    images_from_csv,
+    images_from_df,
+    images_from_folder,
+)
+
+
+def _first_batch(dataset, batch_size=64):
+    ds, _ = make_dataset(dataset, batch_size=batch_size)
+    return next(iter(ds))
+
+
+def test_array_loader_holds_out_a_stratified_split_and_scales_pixels(shape_arrays):
+    x, y, _, _ = shape_arrays
+    trn, val, preproc = images_from_array(x, y, val_pct=0.25, verbose=0)
+    assert (len(trn), len(val)) == (180, 60)
+    assert preproc.image_size == (16, 16) and preproc.channels == 1
+    assert preproc.class_names == ["cross", "square"]
+    assert np.bincount(val.y).tolist() == [30, 30]
+    images, labels = _first_batch(val)
+    assert images.shape == (60, 16, 16, 1) and images.dtype == "float32"
+    np.testing.assert_allclose(np.asarray(images), val.x[:60].astype("float32") / 255,
+                               atol=1e-6)
+
+
+def test_only_training_batches_are_augmented(shape_arrays):
+    x, y, x_test, y_test = shape_arrays
+    trn, val, preproc = images_from_array(x, y, x_test, y_test, verbose=0)
+    assert isinstance(trn.transform.augmentation, Augmentation)
+    assert val.transform.augmentation is None
+    augmented, _ = _first_batch(trn)
+    assert not np.allclose(np.asarray(augmented), trn.x[:64] / 255)
+    plain = images_from_array(x, y, x_test, y_test, augment=False, verbose=0)[0]
+    assert plain.transform.augmentation is None
+
+
+def test_array_loader_resizes_and_converts_to_rgb_on_request(shape_arrays):
+    x, y, x_test, y_test = shape_arrays
+    trn, _, preproc = images_from_array(x, y, x_test, y_test, image_size=8, channels=3,
+                                        verbose=0)
+    assert preproc.input_shape == (8, 8, 3)
+    assert _first_batch(trn)[0].shape == (64, 8, 8, 3)
+
+
+def test_float_arrays_in_0_255_are_detected(shape_arrays):
+    x, y, _, _ = shape_arrays
+    _, val, preproc = images_from_array(x.astype("float32"), y, verbose=0)
+    assert preproc.float_scale == 255.0
+    assert float(np.asarray(_first_batch(val)[0]).max()) <= 1.0
+
+
+def test_arrays_with_nan_are_refused_naming_the_image(shape_arrays):
+    x, y, _, _ = shape_arrays
+    bad = x.astype("float32") / 255
+    bad[7, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"x_train\[7\]"):
+        images_from_array(bad, y, verbose=0)
+
+
+def test_wrong_channel_count_is_refused(shape_arrays):
+    x, y, _, _ = shape_arrays
+    with pytest.raises(ValueError, match=r"x_train with shape \(240, 16, 16, 2\)"):
+        images_from_array(np.stack([x, x], axis=-1), y, verbose=0)
+
+
+def test_a_single_class_is_refused(shape_arrays):
+    x, _, _, _ = shape_arrays
+    with pytest.raises(ValueError, match="class"):
+        images_from_array(x, ["square"] * len(x), verbose=0)
+
+
+def test_folder_loader_reads_classes_from_sub_folders(shape_folder):
+    trn, val, preproc = images_from_folder(shape_folder, val_pct=0.25, verbose=0)
+    assert preproc.class_names == ["cross", "square"]
+    assert (len(trn), len(val)) == (30, 10)
+    assert preproc.input_shape == (16, 16, 1)
+    images, labels = _first_batch(val)
+    assert images.shape == (10, 16, 16, 1)
+    assert float(np.asarray(images).max()) > 0.5
+
+
+def test_unreadable_files_are_skipped_with_a_count_and_a_warning(shape_folder):
+    (shape_folder / "cross" / "empty.png").write_bytes(b"")
+    good = (shape_folder / "square").glob("*.png").__next__().read_bytes()
+    (shape_folder / "square" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (shape_folder / "square" / "notes.jpg").write_text("not an image")
+    with pytest.warns(UserWarning, match=r"Skipped 3 of 43 training images"):
+        trn, val, _ = images_from_folder(shape_folder, verbose=0)
+    assert len(trn) + len(val) == 40
+    assert not any("truncated" in p or "empty" in p for p in list(trn.x) + list(val.x))
+
+
+def test_images_of_different_sizes_are_resized_to_the_most_common(shape_folder):
+    write_png(shape_folder / "cross" / "big.png", np.zeros((40, 30, 3), "uint8"))
+    trn, val, preproc = images_from_folder(shape_folder, val_pct=0.5, verbose=0)
+    assert preproc.input_shape == (16, 16, 3)  # one RGB image makes the task RGB
+    images, _ = _first_batch(trn)
+    assert images.shape[1:] == (16, 16, 3)
+
+
+def test_folder_without_images_or_with_one_class_is_refused(tmp_path, shape_folder):
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    (tmp_path / "empty" / "b").mkdir()
+    with pytest.raises(ValueError, match=r"at least 2 class sub-folders with images.*\[\]"):
+        images_from_folder(tmp_path / "empty", verbose=0)
+    for path in (shape_folder / "cross").iterdir():
+        path.unlink()
+    with pytest.raises(ValueError, match=r"image classes \['square'\]"):
+        images_from_folder(shape_folder, verbose=0)
+    with pytest.raises(ValueError, match="Received: folder="):
+        images_from_folder(tmp_path / "missing", verbose=0)
+
+
+def test_folder_of_files_that_all_fail_is_refused(tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / "x.png").write_bytes(b"broken")
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="None of the 2 training"):
+        warnings.simplefilter("ignore")
+        images_from_folder(tmp_path, verbose=0)
+
+
+def test_val_folder_is_used_for_validation(shape_folder, tmp_path):
+    val_root = tmp_path / "val"
+    for cls in ("cross", "square"):
+        (val_root / cls).mkdir(parents=True)
+        write_png(val_root / cls / "0.png", np.zeros((16, 16), "uint8"))
+    trn, val, _ = images_from_folder(shape_folder, val_folder=val_root, verbose=0)
+    assert (len(trn), len(val)) == (40, 2)
+
+
+def _table(shape_folder):
+    rows = [(f"{cls}/{p.name}", cls) for cls in ("cross", "square")
+            for p in sorted((shape_folder / cls).iterdir())]
+    return rows
+
+
+def test_csv_loader_reads_paths_relative_to_the_csv(shape_folder):
+    path = shape_folder / "labels.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "kind"])
+        writer.writerows(_table(shape_folder))
+    trn, val, preproc = images_from_csv(path, "file", "kind", val_pct=0.25, verbose=0)
+    assert preproc.class_names == ["cross", "square"] and len(trn) + len(val) == 40
+    assert _first_batch(val)[0].shape == (10, 16, 16, 1)
+
+
+def test_csv_loader_names_missing_columns(shape_folder):
+    path = shape_folder / "labels.csv"
+    path.write_text("file,kind\na.png,x\n")
+    with pytest.raises(ValueError, match=r"Columns \['path', 'label'\] are not in"):
+        images_from_csv(path, verbose=0)
+
+
+def test_df_loader_takes_a_directory_and_a_validation_frame(shape_folder):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(_table(shape_folder), columns=["path", "label"])
+    trn, val, preproc = images_from_df(df.iloc[:30], directory=shape_folder,
+                                       val_df=df.iloc[30:], verbose=0)
+    assert (len(trn), len(val)) == (30, 10)
+    assert set(np.asarray(val.y).tolist()) <= {0, 1}
+
+
+def test_df_loader_names_a_row_without_a_path(shape_folder):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"path": ["cross/0.png", None], "label": ["cross", "square"]})
+    with pytest.raises(ValueError, match="`train_df` row 1 has no image path"):
+        images_from_df(df, directory=shape_folder, verbose=0)
+
+
+def test_bad_arguments_are_refused(shape_arrays):
+    x, y, _, _ = shape_arrays
+    with pytest.raises(ValueError, match="Received: val_pct=1.5"):
+        images_from_array(x, y, val_pct=1.5, verbose=0)
+    with pytest.raises(TypeError, match="Received: augment='yes'"):
+        images_from_array(x, y, augment="yes", verbose=0)
+    with pytest.raises(ValueError, match="240 images and 3 labels"):
+        images_from_array(x, y[:3], verbose=0)
+
+
+def test_an_empty_frame_is_refused(shape_folder):
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ValueError, match="There are no training images to read"):
+        images_from_df(pd.DataFrame({"path": [], "label": []}), verbose=0)
+
+
+def test_datasets_report_validation_with_class_names(shape_arrays):
+    x, y, x_test, y_test = shape_arrays
+    from ktlite.vision import image_classifier
+
+    trn, val, preproc = images_from_array(x, y, x_test, y_test, verbose=0)
+    model = image_classifier("cnn", trn, preproc=preproc, filters=(4,), verbose=0)
+
+    def predict(data):
+        return np.tile([[0.9, 0.1]], (len(data), 1))  # always "cross"
+
+    text, confusion = val.reporter(model, val, predict)
+    assert "cross" in text and "square" in text
+    assert confusion.sum() == len(val) and confusion[0].sum() == np.sum(y_test == "cross")

@@ -1,0 +1,82 @@
+"""Tests for ktlite.vision.models (training is tested through the workflow in test_workflow)."""
+
+import keras
+import numpy as np
+import pytest
+
+from ktlite.layers import PatchEmbedding
+from ktlite.vision import image_classifier, image_regression_model, images_from_array
+from ktlite.vision.models import _patch_size
+
+
+@pytest.fixture(scope="module")
+def shape_data(shape_arrays):
+    x, y, x_test, y_test = shape_arrays
+    return images_from_array(x, y, x_test, y_test, verbose=0)
+
+
+def test_vit_defaults_cut_at_most_64_patches_and_use_the_class_token(shape_data):
+    trn, _, preproc = shape_data
+    model = image_classifier("vit", trn, preproc=preproc, verbose=0)
+    embedding = model.get_layer("patch_embedding")
+    assert isinstance(embedding, PatchEmbedding) and embedding.patch_size == (2, 2)
+    assert embedding.num_patches == 64 and embedding.class_token
+    assert len([layer for layer in model.layers if layer.name.startswith("encoder_")]) == 4
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    assert model.output_shape == (None, 2)
+
+
+@pytest.mark.parametrize("size, expected", [((28, 28), 4), ((16, 16), 2), ((32, 24), 4),
+                                            ((224, 224), 28)])
+def test_default_patch_size(size, expected):
+    assert _patch_size(None, size) == expected
+
+
+def test_models_save_and_load_with_safe_mode(shape_data, tmp_path):
+    trn, val, preproc = shape_data
+    batch = preproc.from_pixels(val.x[:4])
+    for name in ("vit", "cnn"):
+        model = image_classifier(name, trn, preproc=preproc, num_layers=1, verbose=0)
+        model.save(tmp_path / f"{name}.keras")
+        loaded = keras.saving.load_model(tmp_path / f"{name}.keras", safe_mode=True,
+                                          compile=False)
+        np.testing.assert_allclose(np.asarray(loaded(batch)), np.asarray(model(batch)),
+                                   atol=1e-6)
+
+
+def test_regression_model_has_a_linear_head(shape_arrays):
+    x, _, _, _ = shape_arrays
+    targets = x.reshape(len(x), -1).mean(axis=1) / 255.0 + 0.01
+    trn, _, preproc = images_from_array(x, targets, label_mode="regression", verbose=0)
+    model = image_regression_model("cnn", trn, preproc=preproc, verbose=0)
+    assert model.output_shape == (None, 1) and model.get_layer("head").activation.__name__ \
+        == "linear"
+    with pytest.raises(ValueError, match="use `image_regression_model`"):
+        image_classifier("cnn", trn, preproc=preproc, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"name": "resnet"}, "Received: name='resnet'"),
+        ({"patch_size": 5}, "Received: patch_size=5"),
+        ({"embed_dim": 0}, "Received: embed_dim=0"),
+        ({"dropout": 1.0}, "Received: dropout=1.0"),
+        ({"name": "cnn", "filters": ()}, r"Received: filters=\(\)"),
+        ({"learning_rate": 0}, "Received: learning_rate=0"),
+    ],
+)
+def test_invalid_arguments_raise_with_received_value(shape_data, kwargs, message):
+    trn, _, preproc = shape_data
+    with pytest.raises(ValueError, match=message):
+        image_classifier(train_data=trn, preproc=preproc, verbose=0, **{"name": "vit", **kwargs})
+
+
+def test_data_from_another_preprocessor_is_refused(shape_data, shape_arrays):
+    trn, _, preproc = shape_data
+    x, y, _, _ = shape_arrays
+    other_trn, _, _ = images_from_array(x, y, verbose=0)
+    with pytest.raises(ValueError, match="different preprocessor"):
+        image_classifier("cnn", other_trn, preproc=preproc, verbose=0)
+    with pytest.raises(TypeError, match="ImagePreprocessor"):
+        image_classifier("cnn", trn, preproc=object(), verbose=0)

@@ -1,0 +1,227 @@
+"""Tests for ktlite.vision.ImagePredictor: inputs, bad inputs, save/load, export, JSON, explain."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import ktlite
+from conftest import write_png
+from ktlite.vision import ImagePredictor, image_classifier, images_from_array, plot_occlusion
+
+
+@pytest.fixture(scope="module")
+def predictor(shape_arrays):
+    """A small CNN trained on the shapes (100% on the test shapes), wrapped in a predictor."""
+    x, y, x_test, y_test = shape_arrays
+    trn, val, preproc = images_from_array(x, y, x_test, y_test, verbose=0)
+    keras.utils.set_random_seed(0)
+    model = image_classifier("cnn", trn, preproc=preproc, filters=(8, 16), verbose=0)
+    ktlite.get_learner(model, trn, val, batch_size=32, verbose=0).fit_onecycle(1e-2, 6,
+                                                                                verbose=0)
+    return ktlite.get_predictor(model, preproc)
+
+
+def _png(image):
+    return tf.io.encode_png(image[..., None] if image.ndim == 2 else image).numpy()
+
+
+def test_get_predictor_gives_an_image_predictor_that_knows_the_task(predictor):
+    assert isinstance(predictor, ImagePredictor)
+    assert predictor.get_classes() == ["cross", "square"]
+    assert predictor.describe()["image_size"] == [16, 16]
+
+
+def test_paths_bytes_and_arrays_give_the_same_predictions(predictor, shape_arrays, tmp_path):
+    _, _, x_test, y_test = shape_arrays
+    images = x_test[:6]
+    paths = []
+    for i, image in enumerate(images):
+        write_png(tmp_path / f"{i}.png", image)
+        paths.append(str(tmp_path / f"{i}.png"))
+    from_arrays = predictor.predict(images)
+    assert from_arrays == list(y_test[:6])
+    assert predictor.predict(paths) == from_arrays
+    assert predictor.predict([_png(image) for image in images]) == from_arrays
+    assert predictor.predict(images[0]) == from_arrays[0]  # one (h, w) array
+    assert predictor.predict(tmp_path / "1.png") == from_arrays[1]  # a PathLike
+    mixed = [paths[0], _png(images[1]), images[2][..., None]]
+    assert predictor.predict(mixed) == from_arrays[:3]
+
+
+def test_float_rgb_and_larger_images_are_converted(predictor, shape_arrays):
+    _, _, x_test, _ = shape_arrays
+    expected = predictor.predict_proba(x_test[:4])
+    rgb = np.repeat(x_test[:4, :, :, None], 3, axis=-1)
+    np.testing.assert_allclose(predictor.predict_proba(rgb), expected, atol=1e-4)
+    larger = np.kron(x_test[:4], np.ones((1, 2, 2), "uint8"))  # 32x32, resized back
+    assert predictor.predict(list(larger)) == predictor.predict(x_test[:4])
+    assert predictor.predict(x_test[:4].astype("float32") / 255) == predictor.predict(
+        x_test[:4])
+
+
+def test_unreadable_files_are_refused_with_their_name(predictor, shape_arrays, tmp_path):
+    _, _, x_test, _ = shape_arrays
+    png = _png(x_test[0])
+    (tmp_path / "cut.png").write_bytes(png[: len(png) // 2])
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.png").write_text("hello")
+    with pytest.raises(ValueError, match=r"images\[1\] \('.*cut.png'\).*truncated PNG"):
+        predictor.predict([png, str(tmp_path / "cut.png")])
+    with pytest.raises(ValueError, match=r"empty.jpg'\)` is empty \(0 bytes\)"):
+        predictor.predict(str(tmp_path / "empty.jpg"))
+    with pytest.raises(ValueError, match="notes.png.*not a PNG, JPEG"):
+        predictor.predict(str(tmp_path / "notes.png"))
+    with pytest.raises(ValueError, match="missing.png' does not exist"):
+        predictor.predict(str(tmp_path / "missing.png"))
+
+
+@pytest.mark.parametrize(
+    "inputs, error, message",
+    [
+        (b"", ValueError, r"`images` is empty \(0 bytes\)"),
+        ([], ValueError, "at least one image"),
+        (np.zeros((2, 16, 16, 2), "uint8"), ValueError, r"shape \(2, 16, 16, 2\)"),
+        (np.full((16, 16), np.nan, "float32"), ValueError, "NaN or infinite"),
+        (np.zeros((1, 2, 16, 16, 1)), ValueError, r"shape \(1, 2, 16, 16, 1\)"),
+        ({"image": "a.png"}, TypeError, "Received: images of type dict"),
+        ([3], TypeError, r"images\[0\] of type int"),
+    ],
+)
+def test_bad_inputs_are_refused(predictor, inputs, error, message):
+    with pytest.raises(error, match=message):
+        predictor.predict(inputs)
+
+
+def test_save_and_load_give_the_same_probabilities(predictor, shape_arrays, tmp_path):
+    _, _, x_test, _ = shape_arrays
+    predictor.save(tmp_path / "saved")
+    assert sorted(os.listdir(tmp_path / "saved")) == [
+        "ktlite.json", "model.keras", "preprocessor.json"]
+    loaded = ktlite.load_predictor(tmp_path / "saved")
+    assert isinstance(loaded, ImagePredictor)
+    np.testing.assert_allclose(loaded.predict_proba(x_test[:8]),
+                               predictor.predict_proba(x_test[:8]), atol=1e-6)
+
+
+def test_edited_preprocessor_file_is_refused_at_load(predictor, tmp_path):
+    predictor.save(tmp_path / "saved")
+    config_path = tmp_path / "saved" / "preprocessor.json"
+    config = json.loads(config_path.read_text())
+    config["labels"]["class_names"] = ["square", "cross"]
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="preprocessor.json"):
+        ktlite.load_predictor(tmp_path / "saved")
+
+
+def test_export_loads_and_agrees_without_ktlite(predictor, shape_arrays, tmp_path):
+    _, _, x_test, _ = shape_arrays
+    predictor.export(tmp_path / "exported")
+    images = x_test[:5]
+    np.save(tmp_path / "pixels.npy", images[..., None].astype("float32") / 255)
+    (tmp_path / "images.json").write_text(
+        json.dumps([base64.b64encode(_png(image)).decode() for image in images]))
+    script = textwrap.dedent(f"""
+        import base64, json, sys
+        import numpy as np
+        import tensorflow as tf
+        loaded = tf.saved_model.load({str(tmp_path / "exported")!r})
+        data = [base64.b64decode(s) for s in json.load(open({str(tmp_path / "images.json")!r}))]
+        by_bytes = loaded.signatures["serving_default"](images=tf.constant(data))
+        pixels = np.load({str(tmp_path / "pixels.npy")!r})
+        by_pixels = loaded.signatures["serving_pixels"](pixels=tf.constant(pixels))
+        assert not any(name.startswith("ktlite") for name in sys.modules)
+        print(json.dumps({{
+            "bytes": by_bytes["probabilities"].numpy().tolist(),
+            "pixels": by_pixels["probabilities"].numpy().tolist(),
+            "labels": [s.decode() for s in by_bytes["labels"].numpy()],
+        }}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    served = json.loads(run.stdout.strip().splitlines()[-1])
+    expected = predictor.predict_proba(images)
+    np.testing.assert_allclose(served["bytes"], expected, atol=1e-5)
+    np.testing.assert_allclose(served["pixels"], expected, atol=1e-5)
+    assert served["labels"] == predictor.predict(images)
+
+
+def test_json_hooks_take_base64_images_and_name_bad_items(predictor, shape_arrays):
+    _, _, x_test, y_test = shape_arrays
+    encoded = base64.b64encode(_png(x_test[0])).decode()
+    items = predictor.inputs_from_json([encoded, {"b64": encoded}])
+    assert predictor.predict(items) == [y_test[0]] * 2
+    answer = predictor.json_response(predictor.predict_outputs(items), return_proba=True)
+    assert answer["predictions"] == [y_test[0]] * 2 and answer["classes"] == ["cross", "square"]
+    with pytest.raises(ValueError, match=r"inputs\[1\] is not valid base64"):
+        predictor.inputs_from_json([encoded, "%%%"])
+    with pytest.raises(ValueError, match=r"inputs\[0\]` is empty \(0 bytes\)"):
+        predictor.inputs_from_json([""])
+    with pytest.raises(ValueError, match=r"inputs\[0\] must be a base64 string"):
+        predictor.inputs_from_json([7])
+    schema = predictor.json_input_schema()
+    assert schema["oneOf"][0]["contentEncoding"] == "base64"
+
+
+def test_explain_highlights_the_shape_not_the_background(predictor, shape_arrays):
+    _, _, x_test, _ = shape_arrays
+    image = x_test[0]
+    heat = predictor.explain(image)
+    assert heat.shape == (16, 16) and heat.dtype == np.float32
+    shape_pixels = image > 100
+    assert heat[shape_pixels].mean() > heat[~shape_pixels].mean()
+    other = [c for c in predictor.get_classes() if c != predictor.predict(image)][0]
+    assert predictor.explain(image, target=other).mean() < heat.mean()
+    with pytest.raises(ValueError, match="Received: target='circle'"):
+        predictor.explain(image, target="circle")
+    with pytest.raises(ValueError, match="one image"):
+        predictor.explain([image, image])
+
+
+def test_plot_occlusion_overlays_the_map_on_the_image(predictor, shape_arrays):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _, _, x_test, _ = shape_arrays
+    heat = predictor.explain(x_test[0])
+    ax = plot_occlusion(x_test[0], heat, title="shape")
+    assert len(ax.images) == 2 and ax.get_title() == "shape"
+    with pytest.raises(ValueError, match=r"heatmap shape \(4, 4\)"):
+        plot_occlusion(x_test[0], heat[:4, :4])
+
+
+def test_http_app_predicts_base64_images_and_refuses_an_empty_upload(predictor, shape_arrays):
+    import asyncio
+
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from ktlite.apps import APIApp
+
+    _, _, x_test, y_test = shape_arrays
+    encoded = base64.b64encode(_png(x_test[0])).decode()
+    app = APIApp(predictor)
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            good = await c.post("/predict", json={"inputs": [encoded, {"b64": encoded}],
+                                                  "return_proba": True})
+            empty = await c.post("/predict", json={"inputs": [encoded, ""]})
+            metadata = await c.get("/metadata")
+            return good, empty, metadata
+
+    good, empty, metadata = asyncio.run(asyncio.wait_for(main(), timeout=120))
+    assert good.status_code == 200, good.text
+    assert good.json()["predictions"] == [y_test[0]] * 2
+    assert empty.status_code == 422 and "inputs[1]" in empty.text and "0 bytes" in empty.text
+    assert metadata.json()["image_size"] == [16, 16]

@@ -1,0 +1,141 @@
+"""Tests for ktlite.vision.preprocessor: conversions in the graph and the JSON file."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import write_png
+from ktlite.labels import LabelEncoder
+from ktlite.vision import ImagePreprocessor
+from ktlite.vision.preprocessor import as_pixel_batch
+
+
+def _preproc(size=(4, 4), channels=1):
+    return ImagePreprocessor(size, channels, LabelEncoder().fit(["a", "b"]))
+
+
+def test_uint8_pixels_scale_to_unit_range():
+    out = np.asarray(_preproc().from_pixels(np.full((2, 4, 4, 1), 255, "uint8")))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, 1.0)
+
+
+def test_float_pixels_use_float_scale():
+    preproc = ImagePreprocessor(4, 1, float_scale=255.0)
+    out = np.asarray(preproc.from_pixels(np.full((1, 4, 4, 1), 51.0, "float32")))
+    np.testing.assert_allclose(out, 0.2, atol=1e-6)
+
+
+def test_rgb_becomes_gray_by_luminance_and_gray_becomes_rgb():
+    red = np.zeros((1, 4, 4, 3), "uint8")
+    red[..., 0] = 255
+    gray = np.asarray(_preproc(channels=1).from_pixels(red))
+    np.testing.assert_allclose(gray, 0.2989, atol=1e-3)
+    rgb = np.asarray(_preproc(channels=3).from_pixels(np.full((1, 4, 4, 1), 255, "uint8")))
+    assert rgb.shape == (1, 4, 4, 3)
+    np.testing.assert_allclose(rgb, 1.0)
+
+
+def test_rgba_drops_alpha():
+    rgba = np.zeros((1, 4, 4, 4), "uint8")
+    rgba[..., 3] = 255
+    out = np.asarray(_preproc(channels=3).from_pixels(rgba))
+    np.testing.assert_allclose(out, 0.0)
+
+
+def test_two_channel_pixels_are_refused():
+    with pytest.raises(ValueError, match=r"shape \(1, 4, 4, 2\)"):
+        _preproc().from_pixels(np.zeros((1, 4, 4, 2), "uint8"))
+
+
+def test_larger_images_are_resized_and_keep_their_mean():
+    images = np.random.default_rng(0).integers(0, 256, (2, 12, 8, 1)).astype("uint8")
+    out = np.asarray(_preproc(size=(6, 4)).from_pixels(images))
+    assert out.shape == (2, 6, 4, 1)
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), images.mean(axis=(1, 2, 3)) / 255,
+                               atol=0.02)
+
+
+def test_bytes_and_files_of_different_sizes_decode_to_one_shape(tmp_path):
+    small = np.full((4, 4, 1), 255, "uint8")
+    big = np.zeros((10, 6, 3), "uint8")
+    write_png(tmp_path / "small.png", small)
+    write_png(tmp_path / "big.png", big)
+    preproc = _preproc(size=(5, 5))
+    files = preproc.from_files(tf.constant([str(tmp_path / "small.png"),
+                                            str(tmp_path / "big.png")]))
+    data = [tf.io.read_file(str(tmp_path / n)) for n in ("small.png", "big.png")]
+    from_bytes = preproc.from_bytes(tf.stack(data))
+    np.testing.assert_allclose(np.asarray(files), np.asarray(from_bytes))
+    assert files.shape == (2, 5, 5, 1)
+    np.testing.assert_allclose(np.asarray(files[0]), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(files[1]), 0.0, atol=1e-6)
+
+
+def test_truncated_bytes_fail_to_decode():
+    png = tf.io.encode_png(np.zeros((4, 4, 1), "uint8")).numpy()
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        _preproc().from_bytes(tf.constant([png[: len(png) // 2]]))
+
+
+def test_save_and_load_round_trip_through_json(tmp_path):
+    preproc = ImagePreprocessor((6, 4), 3, LabelEncoder().fit(["cat", "dog", "cat"]), 255.0)
+    preproc.save(tmp_path)
+    config = json.loads((tmp_path / "preprocessor.json").read_text())
+    assert config["image_size"] == [6, 4] and config["labels"]["class_names"] == ["cat", "dog"]
+    loaded = ImagePreprocessor.load(tmp_path)
+    assert loaded.get_config() == preproc.get_config()
+    assert loaded.labels.decode([[0.1, 0.9]]) == ["dog"]
+
+
+def test_load_names_the_file_of_an_edited_config(tmp_path):
+    _preproc().save(tmp_path)
+    config = json.loads((tmp_path / "preprocessor.json").read_text())
+    config["channels"] = 2
+    (tmp_path / "preprocessor.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="preprocessor.json.*Received: channels=2"):
+        ImagePreprocessor.load(tmp_path)
+
+
+def test_save_refuses_unfitted_labels(tmp_path):
+    with pytest.raises(ValueError, match="Fit the labels"):
+        ImagePreprocessor(4, 1).save(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"image_size": 0}, ValueError, "Received: image_size=0"),
+        ({"image_size": (4, 4, 1)}, ValueError, r"Received: image_size=\(4, 4, 1\)"),
+        ({"channels": 4}, ValueError, "Received: channels=4"),
+        ({"float_scale": 2.0}, ValueError, "Received: float_scale=2.0"),
+        ({"labels": {"label_mode": "multiclass"}}, TypeError, "Received: labels="),
+    ],
+)
+def test_invalid_arguments_raise_with_received_value(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ImagePreprocessor(**{"image_size": 4, **kwargs})
+
+
+def test_pixel_batch_adds_a_channel_axis_and_names_the_first_nan_image():
+    assert as_pixel_batch(np.zeros((2, 4, 4), "uint8"), "x").shape == (2, 4, 4, 1)
+    images = np.zeros((3, 4, 4), "float32")
+    images[2, 1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"1 image\(s\); the first is x_train\[2\]"):
+        as_pixel_batch(images, "x_train")
+
+
+@pytest.mark.parametrize(
+    "images, error, message",
+    [
+        (np.zeros((2, 4, 4, 2), "uint8"), ValueError, r"shape \(2, 4, 4, 2\)"),
+        (np.zeros((2, 4), "uint8"), ValueError, r"shape \(2, 4\)"),
+        (np.array([["a"]]), TypeError, "dtype <U1"),
+        (np.full((1, 2, 2), 300), ValueError, "from 300 to 300"),
+    ],
+)
+def test_pixel_batch_refuses_bad_arrays(images, error, message):
+    with pytest.raises(error, match=message):
+        as_pixel_batch(images, "x")
