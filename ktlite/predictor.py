@@ -481,6 +481,14 @@ class Predictor:
         objects = [self.preproc, *vars(self.preproc).values()]
         return [o for o in objects if compat.is_trackable(o)]
 
+    def _extra_endpoints(self) -> dict[str, tuple[Any, list[Any]]]:
+        """More SavedModel signatures beside `serving_default`: name -> (fn, input_signature).
+
+        `fn` maps its inputs to the same named outputs as `_serving_outputs` (e.g. images as
+        pixel arrays instead of encoded bytes). None by default.
+        """
+        return {}
+
     def _write_saved_model(self, folder: Path) -> None:
         forward = self._forward_fn()
 
@@ -492,6 +500,8 @@ class Predictor:
         for resource in self._trackables():
             archive.track(resource)
         archive.add_endpoint("serving_default", serve, input_signature=[self._input_spec()])
+        for name, (fn, signature) in self._extra_endpoints().items():
+            archive.add_endpoint(name, fn, input_signature=signature)
         archive.write_out(str(folder), verbose=False)
 
     # ------------------------------------------------------------------ quantization

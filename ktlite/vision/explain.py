@@ -52,8 +52,10 @@ def occlusion_map(
             f"`image` must be one image (height, width, channels). Received: shape {image.shape}"
         )
     height, width, _ = image.shape
-    patch = max(1, min(height, width) // 7) if patch is None else _size("patch", patch,
-                                                                          min(height, width))
+    if patch is None:
+        patch = max(1, min(height, width) // 7)
+    else:
+        patch = _size("patch", patch, min(height, width))
     stride = max(1, patch // 2) if stride is None else _size("stride", stride, patch)
     base = np.asarray(model(image[None], training=False))[0]
     if isinstance(target, bool) or not isinstance(target, numbers.Integral) or not (

@@ -264,26 +264,14 @@ class ImagePredictor(ClassifierPredictor):
         return self.preproc.from_bytes(tf.constant(items)).numpy()
 
     # ------------------------------------------------------------------ export
-    def _write_saved_model(self, folder: Path) -> None:
-        # Like the core's, plus a second endpoint that takes pixel arrays.
-        forward = self._forward_fn()
-        channels = self.preproc.channels
-
-        def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
-            return self._serving_outputs(forward(images))
-
+    def _extra_endpoints(self) -> dict[str, tuple[Any, list[Any]]]:
+        # A second signature that takes pixel arrays instead of encoded images.
         def serve_pixels(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
             outputs = self.model(self.preproc.from_pixels(pixels), training=False)
             return self._serving_outputs(tf.cast(outputs, tf.float32))
 
-        archive = keras.export.ExportArchive()
-        archive.track(self.model)
-        archive.add_endpoint("serving_default", serve, input_signature=[self._input_spec()])
-        archive.add_endpoint(
-            PIXELS_SIGNATURE, serve_pixels,
-            input_signature=[tf.TensorSpec((None, None, None, channels), tf.float32, "pixels")],
-        )
-        archive.write_out(str(folder), verbose=False)
+        spec = tf.TensorSpec((None, None, None, self.preproc.channels), tf.float32, "pixels")
+        return {PIXELS_SIGNATURE: (serve_pixels, [spec])}
 
 
 # ---------------------------------------------------------------------- raw inputs
