@@ -241,7 +241,8 @@ class APIApp:
           ``return_proba`` adds ``probabilities`` and ``classes``). Predictors whose input is
           a string also take ``{"texts": [...]}``.
         - ``POST /explain`` ``{"text": "...", "top_k": 10}`` -> the predictor's
-          ``explain(text, top_k=...)`` as JSON; only if the predictor has ``explain``.
+          ``explain(text, top_k=...)`` as JSON; only if the predictor has ``explain`` and
+          takes strings (image occlusion maps are called from Python).
         - ``GET /health`` -> ``{"status": "ok"}`` plus counters (``pending_inputs``,
           ``model_calls``, ``inputs_predicted``, ``dropped_requests``).
         - ``GET /metadata`` -> the predictor's ``metadata``, the limits and versions.
@@ -569,7 +570,11 @@ class APIApp:
             except (TypeError, ValueError) as error:
                 raise HTTPException(status_code=422, detail=str(error)) from None
 
-        if callable(getattr(self.predictor, "explain", None)):
+        # The /explain body is a text and the explainer counts its words, so it is served for
+        # predictors that take strings; other explanations (e.g. image occlusion maps) are
+        # called from Python.
+        takes_text = (self.predictor.json_input_schema() or {}).get("type") == "string"
+        if takes_text and callable(getattr(self.predictor, "explain", None)):
             self._add_explain(api)
         return api
 

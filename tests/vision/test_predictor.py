@@ -218,9 +218,12 @@ def test_http_app_predicts_base64_images_and_refuses_an_empty_upload(predictor, 
                                                   "return_proba": True})
             empty = await c.post("/predict", json={"inputs": [encoded, ""]})
             metadata = await c.get("/metadata")
-            return good, empty, metadata
+            explain = await c.post("/explain", json={"text": "a square"})
+            return good, empty, metadata, explain
 
-    good, empty, metadata = asyncio.run(asyncio.wait_for(main(), timeout=120))
+    good, empty, metadata, explain = asyncio.run(asyncio.wait_for(main(), timeout=120))
+    # Occlusion maps are a Python call; the HTTP /explain serves predictors of text.
+    assert explain.status_code == 404
     assert good.status_code == 200, good.text
     assert good.json()["predictions"] == [y_test[0]] * 2
     assert empty.status_code == 422 and "inputs[1]" in empty.text and "0 bytes" in empty.text
