@@ -38,8 +38,9 @@ def test_models_save_and_load_with_safe_mode(shape_data, tmp_path):
     for name in ("vit", "cnn"):
         model = image_classifier(name, trn, preproc=preproc, num_layers=1, verbose=0)
         model.save(tmp_path / f"{name}.keras")
-        loaded = keras.saving.load_model(tmp_path / f"{name}.keras", safe_mode=True,
-                                          compile=False)
+        loaded = keras.saving.load_model(
+            tmp_path / f"{name}.keras", safe_mode=True, compile=False
+        )
         np.testing.assert_allclose(np.asarray(loaded(batch)), np.asarray(model(batch)),
                                    atol=1e-6)
 

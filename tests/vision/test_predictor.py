@@ -24,8 +24,8 @@ def predictor(shape_arrays):
     trn, val, preproc = images_from_array(x, y, x_test, y_test, verbose=0)
     keras.utils.set_random_seed(0)
     model = image_classifier("cnn", trn, preproc=preproc, filters=(8, 16), verbose=0)
-    ktlite.get_learner(model, trn, val, batch_size=32, verbose=0).fit_onecycle(1e-2, 6,
-                                                                                verbose=0)
+    learner = ktlite.get_learner(model, trn, val, batch_size=32, verbose=0)
+    learner.fit_onecycle(1e-2, 6, verbose=0)
     return ktlite.get_predictor(model, preproc)
 
 
