@@ -90,8 +90,8 @@ def split_indices(
     n_val = int(round(n * val_pct))
     if n_val < 1 or n_val >= n:
         raise ValueError(
-            f"`val_pct`={val_pct} leaves an empty training or validation split for {n} texts. "
-            f"Use more texts, another val_pct, or pass x_test/y_test."
+            f"`val_pct`={val_pct} leaves an empty training or validation split for {n} "
+            "examples. Use more examples, another val_pct, or pass validation data."
         )
     rng = np.random.default_rng(random_state)
     if not stratify:
@@ -114,7 +114,7 @@ def split_indices(
     train = np.setdiff1d(np.arange(n), val, assume_unique=True)
     if len(val) == 0:
         raise ValueError(
-            f"`val_pct`={val_pct} leaves no validation texts after a stratified split of {n} "
-            f"texts. Use a larger val_pct or pass x_test/y_test."
+            f"`val_pct`={val_pct} leaves no validation examples after a stratified split of "
+            f"{n} examples. Use a larger val_pct or pass validation data."
         )
     return train, val

@@ -19,6 +19,7 @@ import numpy as np
 
 from ktlite._console import say
 from ktlite.labels import LabelEncoder
+from ktlite.splits import split_indices
 from ktlite.vision import files
 from ktlite.vision.augment import Augmentation
 from ktlite.vision.preprocessor import ImagePreprocessor, as_pixel_batch, check_image_size
@@ -46,28 +47,6 @@ def _check_val_pct(val_pct: Any) -> float:
             f"`val_pct` must be a float strictly between 0 and 1. Received: val_pct={val_pct!r}"
         )
     return float(val_pct)
-
-
-def _split(
-    y: np.ndarray, stratify: bool, val_pct: float, random_state: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted train and validation indices; stratified per class when `stratify`."""
-    n = len(y)
-    rng = np.random.default_rng(random_state)
-    if stratify:
-        val = []
-        for cls in np.unique(y):
-            members = rng.permutation(np.flatnonzero(y == cls))
-            val.append(members[: min(int(round(len(members) * val_pct)), len(members) - 1)])
-        val_idx = np.sort(np.concatenate(val))
-    else:
-        val_idx = np.sort(rng.permutation(n)[: int(round(n * val_pct))])
-    if len(val_idx) == 0 or len(val_idx) == n:
-        raise ValueError(
-            f"`val_pct`={val_pct} leaves an empty training or validation split of {n} images. "
-            "Use more images, another val_pct, or pass validation data."
-        )
-    return np.setdiff1d(np.arange(n), val_idx), val_idx
 
 
 def _datasets(
@@ -111,7 +90,9 @@ def _fit_and_split(
     y_enc = labels.encode(y_train, name="y_train")
     if y_test is not None:
         return labels, np.arange(n_train), None, y_enc, labels.encode(y_test, name="y_test")
-    train_idx, val_idx = _split(y_enc, labels.label_mode == "multiclass", val_pct, random_state)
+    train_idx, val_idx = split_indices(
+        y_enc, labels.label_mode == "multiclass", val_pct, random_state
+    )
     return labels, train_idx, val_idx, y_enc, y_enc[val_idx]
 
 
