@@ -176,10 +176,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             positions = self._sinusoids(length + start_index)[start_index:]
         return tokens + ops.cast(positions, tokens.dtype)[None, :, :]
 
-    def compute_mask(
-        self, inputs: Any, mask: Any = None, start_index: Any = 0, reverse: bool = False
-    ) -> Any:
-        if not self.mask_zero or reverse:
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        # Keras passes only the inputs here; vectors (the reverse call) carry no mask.
+        if not self.mask_zero or len(inputs.shape) == 3:
             return None
         return ops.not_equal(inputs, 0)
 

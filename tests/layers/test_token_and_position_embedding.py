@@ -134,4 +134,4 @@ def test_reverse_maps_vectors_to_logits_with_the_token_matrix():
     logits = np.asarray(layer(hidden, reverse=True))
     assert logits.shape == (2, 3, 20)
     np.testing.assert_allclose(logits, hidden @ np.asarray(layer.token_embeddings).T, atol=1e-5)
-    assert layer.compute_mask(hidden, reverse=True) is None
+    assert getattr(layer(hidden, reverse=True), "_keras_mask", None) is None
