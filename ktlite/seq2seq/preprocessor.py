@@ -202,8 +202,11 @@ class PairPreprocessor:
                 "or `PairPreprocessor.load(folder)` first."
             )
 
-    def _tokenizer(self, side: str) -> Any:
-        """The tensorflow-text tokenizer of one side, built eagerly once."""
+    def tokenizer(self, side: str) -> Any:
+        """The tensorflow-text tokenizer (a `tf.Module`) of `"source"` or `"target"`.
+
+        Built eagerly once, so every graph (and an exported SavedModel) can capture it.
+        """
         if side not in self._tokenizers:
             import tensorflow as tf
             import tensorflow_text as tf_text
@@ -230,7 +233,7 @@ class PairPreprocessor:
         texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
         if not self.lowercase:
             texts = tf_text.normalize_utf8(texts, "NFC")
-        return self._tokenizer(side).tokenize(texts)
+        return self.tokenizer(side).tokenize(texts)
 
     def tokenize_source(self, sources: Any) -> Any:
         """Source ids with TensorFlow ops only.
