@@ -1,0 +1,130 @@
+"""`GenerationPredictor`: continues prompts with greedy, beam or sampled decoding."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from ktlite.generation.data import LMPreprocessor
+from ktlite.generation.model import DecoderOnlySteps
+from ktlite.seq2seq.decoding import DecodingOptions, check_max_length, decode
+from ktlite.seq2seq.predictor import check_texts
+from ktlite.seq2seq.preprocessor import END_ID, PAD_ID, START_ID
+
+
+class GenerationPredictor:
+    """A trained `causal_lm` and its `LMPreprocessor`, ready to continue prompts.
+
+    Each prompt becomes `[CLS]` plus its tokens; prompts longer than the context keep
+    their last `maxlen - 1` tokens (a warning says so once per predictor). Generation
+    stops at the end token, after `max_length` new tokens, or when the context is full.
+
+    Args:
+        model: the trained `causal_lm`.
+        preproc: its `LMPreprocessor`.
+        batch_size: prompts decoded together. Defaults to 32.
+
+    Raises:
+        TypeError: for a model or preprocessor of the wrong kind.
+        ValueError: if `batch_size` < 1.
+
+    Example:
+        >>> GenerationPredictor(model, preproc).predict("library for", max_length=8)
+        'reading and writing images'
+    """
+
+    def __init__(self, model: keras.Model, preproc: LMPreprocessor, batch_size: int = 32) -> None:
+        if not isinstance(model, keras.Model):
+            raise TypeError(f"`model` must be a keras.Model. Received: model={model!r:.80}")
+        if not isinstance(preproc, LMPreprocessor) or not preproc.is_fitted:
+            raise TypeError(f"`preproc` must be a fitted LMPreprocessor. Received: {preproc!r:.80}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be an int >= 1. Received: batch_size={batch_size!r}")
+        self.model, self.preproc, self.batch_size = model, preproc, batch_size
+        self._steps = DecoderOnlySteps(model)
+        self._functions: dict[DecodingOptions, Any] = {}
+        self._warned = False
+
+    def _continue(self, prompts: Any, max_length: Any, options: DecodingOptions) -> Any:
+        prefix, lengths = self.preproc.prompt_ids(prompts)
+        ids = decode(self._steps, {}, prefix, lengths, max_length,
+                     END_ID, options, banned_ids=(PAD_ID, START_ID),
+                     context_length=self.preproc.maxlen)
+        new = tf.range(tf.shape(ids)[1])[None, :] >= lengths[:, None]
+        continuation = tf.ragged.boolean_mask(ids, new).to_tensor()
+        return self.preproc.detokenize(continuation)
+
+    def _function(self, options: DecodingOptions) -> Any:
+        if options not in self._functions:
+            self._functions[options] = tf.function(
+                lambda prompts, max_length: self._continue(prompts, max_length, options),
+                input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)],
+            )
+        return self._functions[options]
+
+    def _warn_if_truncated(self, prompts: list[str]) -> None:
+        if self._warned:
+            return
+        if (self.preproc.prompt_lengths(prompts) > self.preproc.maxlen - 1).any():
+            self._warned = True
+            warnings.warn(
+                f"A prompt is longer than the model's context of {self.preproc.maxlen} "
+                f"tokens; only its last {self.preproc.maxlen - 1} tokens are used. Shorten "
+                "the prompt to keep its beginning.",
+                stacklevel=3,
+            )
+
+    def predict(
+        self,
+        inputs: str | list[str],
+        max_length: int = 32,
+        method: str | None = None,
+        beam_width: int = 1,
+        length_penalty: float = 0.0,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+    ) -> str | list[str]:
+        """Continues one prompt or a list of prompts.
+
+        Args:
+            inputs: a str or a list of str (an empty prompt starts from scratch).
+            max_length: most new tokens (end token included). Defaults to 32.
+            method: `"greedy"`, `"beam"` or `"sample"`; None picks `"beam"` when
+                `beam_width > 1`, else `"greedy"`.
+            beam_width: beams of beam search.
+            length_penalty: GNMT length penalty of beam search.
+            temperature: sampling temperature (> 0).
+            top_k: sample among the `top_k` most likely tokens (0: all).
+            top_p: nucleus sampling mass in (0, 1].
+            seed: sampling seed.
+
+        Returns:
+            The continuation (without the prompt): a str for a str input, else a list.
+
+        Raises:
+            TypeError: for None or non-string items (the index is named).
+            ValueError: for an empty list, `max_length` or `beam_width` < 1, `top_p`
+                outside (0, 1], or another option out of range.
+
+        Example:
+            >>> predictor.predict(["a library"], method="sample", top_p=0.9, seed=1)
+        """
+        max_length = check_max_length(max_length)
+        if method is None:
+            method = "beam" if isinstance(beam_width, int) and beam_width > 1 else "greedy"
+        options = DecodingOptions(method=method, beam_width=beam_width,
+                                  length_penalty=length_penalty, temperature=temperature,
+                                  top_k=top_k, top_p=top_p, seed=seed)
+        prompts, single = check_texts(inputs)
+        self._warn_if_truncated(prompts)
+        run = self._function(options)
+        out: list[str] = []
+        for i in range(0, len(prompts), self.batch_size):
+            batch = tf.constant(prompts[i : i + self.batch_size], tf.string)
+            out.extend(t.decode("utf-8") for t in run(batch, tf.constant(max_length)).numpy())
+        return out[0] if single else out
