@@ -71,3 +71,25 @@ def test_perplexity_per_word_of_a_uniform_model_and_of_the_trained_one(lm):
     expected = math.exp(tokens * math.log(preproc.target_vocab_size) / words)
     assert generation.perplexity_per_word(uniform, preproc, texts) == pytest.approx(expected,
                                                                                      rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "inputs, options, error, match",
+    [
+        (None, {}, TypeError, "inputs"),
+        (["a", None], {}, TypeError, r"inputs\[1\]"),
+        ("a", {"max_length": 0}, ValueError, "max_length"),
+        ("a", {"beam_width": 0}, ValueError, "beam_width"),
+        ("a", {"method": "sample", "top_p": 1.01}, ValueError, "top_p"),
+    ],
+)
+def test_bad_prompts_and_options_raise(lm, inputs, options, error, match):
+    with pytest.raises(error, match=match):
+        generation.GenerationPredictor(*lm).predict(inputs, **options)
+
+
+def test_loader_rejects_empty_and_non_string_texts():
+    with pytest.raises(ValueError, match="texts"):
+        generation.texts_for_lm([], verbose=0)
+    with pytest.raises(ValueError, match=r"texts\[1\]"):
+        generation.texts_for_lm(["a b", None, "c d"], verbose=0)
