@@ -37,6 +37,7 @@ class LMPreprocessor(PairPreprocessor):
     """
 
     task = "generation"
+    predictor_class = "ktlite.generation.predictor.GenerationPredictor"
 
     def __init__(
         self, maxlen: int | None = None, vocab_size: int = DEFAULT_VOCAB_SIZE,

@@ -50,7 +50,8 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
 
     Returns:
         A `ktlite.data.TaskDataset` with ``x={"source", "target"}`` (raw strings),
-        ``y`` the target ids and ``transform=preproc.transform``.
+        ``y`` the target ids, ``transform=preproc.transform`` and the BLEU/chrF reporter
+        (`translation_reporter`, greedy) that `Learner.validate` prints.
 
     Raises:
         ValueError: for empty, mismatched or non-string lists.
@@ -59,6 +60,7 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
         >>> test = pair_dataset(test_en, test_it, preproc)
     """
     from ktlite.data import TaskDataset
+    from ktlite.seq2seq.report import translation_reporter
 
     sources, targets = _pairs(sources, targets, "sources", "targets")
     return TaskDataset(
@@ -66,6 +68,7 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
         preproc.target_ids(targets),
         transform=preproc.transform,
         task="seq2seq",
+        reporter=translation_reporter(preproc),
     )
 
 

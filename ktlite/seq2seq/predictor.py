@@ -1,14 +1,14 @@
 """`TranslationPredictor`: raw sentences in, translated sentences out, saved and exported.
 
-Tokenizing, encoding, the decoding loop (with the key/value cache) and detokenizing run
-in one `tf.function` per set of decoding options, so `predict`, `ktlite serve` and the
-exported SavedModel run the same graph.
+Built on `ktlite.predictor.Predictor`. Tokenizing, encoding, the decoding loop (with the
+key/value cache) and detokenizing run in one `tf.function` per set of decoding options,
+so `predict`, `ktlite serve` and the exported SavedModel run the same graph. The graph
+that `ktlite serve` and `export` use decodes with the predictor's own options
+(`beam_width`, `max_length` given to the constructor; greedy by default).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,21 +17,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ktlite import predictor as _core
+from ktlite.predictor import Predictor
 from ktlite.seq2seq.decoding import DecodingOptions, check_max_length
 from ktlite.seq2seq.inference import translate_strings
 from ktlite.seq2seq.models import EncoderDecoderSteps
-from ktlite.seq2seq.preprocessor import CONFIG_FILE, PairPreprocessor
-
-MODEL_FILE = "model.keras"
-MANIFEST_FILE = "ktlite.json"
-FORMAT_NAME = "ktlite-predictor"
-FORMAT_VERSION = 2
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
+from ktlite.seq2seq.preprocessor import (
+    CONFIG_FILE,
+    SOURCE_VOCAB_FILE,
+    TARGET_VOCAB_FILE,
+    PairPreprocessor,
+)
 
 def check_texts(inputs: Any, name: str = "inputs") -> tuple[list[str], bool]:
     """Validates raw sentences: one string, or a non-empty list of strings.
@@ -70,44 +65,130 @@ def check_texts(inputs: Any, name: str = "inputs") -> tuple[list[str], bool]:
     return texts, False
 
 
-class TranslationPredictor:
+def decoding_options(
+    beam_width: int = 1,
+    length_penalty: float = 0.6,
+    method: str | None = None,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> DecodingOptions:
+    """`DecodingOptions` from `predict`'s keywords (`method` None: beam if width > 1)."""
+    if method is None:
+        method = "beam" if isinstance(beam_width, int) and beam_width > 1 else "greedy"
+    return DecodingOptions(method=method, beam_width=beam_width, length_penalty=length_penalty,
+                           temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+
+
+class TranslationPredictor(Predictor):
     """A trained `translation_model` and its `PairPreprocessor`, ready to translate.
 
     Args:
         model: the trained model from `seq2seq.translation_model` (or loaded).
         preproc: the `PairPreprocessor` it was trained with.
         batch_size: sentences decoded together by `predict`. Defaults to 32.
+        beam_width: beams used by `ktlite serve` and `export` (1: greedy). `predict`
+            takes its own.
+        max_length: most target tokens for `ktlite serve` and `export`; None means the
+            preprocessor's `target_maxlen`.
 
     Raises:
         TypeError: if `model` is not a `keras.Model` or `preproc` not a `PairPreprocessor`.
-        ValueError: if they do not belong together or `batch_size` < 1.
+        ValueError: if they do not belong together, or `batch_size`, `beam_width` or
+            `max_length` < 1.
 
     Example:
-        >>> p = seq2seq.TranslationPredictor(learner.model, preproc)
+        >>> p = ktlite.get_predictor(learner.model, preproc)
         >>> p.predict(["Real-time strategy game"], beam_width=4)
         ['gioco di strategia in tempo reale']
     """
 
-    task = "seq2seq"
+    preprocessor_files = (CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE)
     output_name = "translations"
 
-    def __init__(self, model: keras.Model, preproc: PairPreprocessor, batch_size: int = 32) -> None:
-        if not isinstance(model, keras.Model):
-            raise TypeError(f"`model` must be a keras.Model. Received: model={model!r:.80}")
+    def __init__(
+        self,
+        model: keras.Model,
+        preproc: PairPreprocessor,
+        batch_size: int = 32,
+        beam_width: int = 1,
+        max_length: int | None = None,
+    ) -> None:
         if not isinstance(preproc, PairPreprocessor) or not preproc.is_fitted:
             raise TypeError(
                 f"`preproc` must be a fitted PairPreprocessor. Received: preproc={preproc!r:.80}"
             )
-        self.model, self.preproc = model, preproc
-        self.batch_size = _core._check_batch_size(batch_size)
+        super().__init__(model, preproc, batch_size=batch_size)
         self._steps = EncoderDecoderSteps(model)
-        vocab = self._steps.target_embedding.vocab_size
+        self._serving = (
+            decoding_options(beam_width=beam_width),
+            check_max_length(preproc.target_maxlen if max_length is None else max_length),
+        )
+        self._functions: dict[DecodingOptions, Any] = {}
+
+    # ------------------------------------------------------------------ core hooks
+    def _check_model(self, model: keras.Model, preproc: PairPreprocessor) -> None:
+        vocab = EncoderDecoderSteps(model).target_embedding.vocab_size
         if vocab != preproc.target_vocab_size:
             raise ValueError(
                 f"The model's target vocabulary has {vocab} tokens but the preprocessor's "
                 f"has {preproc.target_vocab_size}; they do not belong together."
             )
-        self._functions: dict[DecodingOptions, Any] = {}
+
+    def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
+        return check_texts(inputs)
+
+    def _input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None], tf.string, name="texts")
+
+    def _transform(self, raw: tf.Tensor) -> Any:
+        return self.preproc.tokenize_source(raw)
+
+    def _graph_outputs(self, raw: Any) -> Any:
+        options, max_length = self._serving
+        return translate_strings(self._steps, self.preproc, raw, max_length, options)
+
+    def _decode(self, outputs: np.ndarray, **options: Any) -> list[str]:
+        return [t.decode("utf-8") for t in outputs]
+
+    def _serving_outputs(self, outputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {self.output_name: outputs}
+
+    def _trackables(self) -> list[Any]:
+        return [self.preproc.tokenizer(side) for side in ("source", "target")]
+
+    @classmethod
+    def _load_preprocessor(cls, folder: Path) -> PairPreprocessor:
+        return PairPreprocessor.load(folder)
+
+    def describe(self) -> dict[str, Any]:
+        """Task facts for `metadata` and `/metadata`."""
+        options, max_length = self._serving
+        return {
+            "task": "seq2seq",
+            "source_maxlen": self.preproc.source_maxlen,
+            "target_maxlen": self.preproc.target_maxlen,
+            "vocab_size": self.preproc.target_vocab_size,
+            "joint_vocab": self.preproc.joint_vocab,
+            "serving_beam_width": options.beam_width,
+            "serving_max_length": max_length,
+        }
+
+    def json_input_schema(self) -> dict[str, Any]:
+        """The JSON schema of one input item: a source sentence."""
+        return {"type": "string", "description": "A source sentence to translate."}
+
+    def inputs_from_json(self, items: list) -> list[str]:
+        """JSON items (strings) to what `predict` takes.
+
+        Raises:
+            ValueError: naming the index of an item that is not a string.
+        """
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise ValueError(f"Item {i} must be a string. Received: {item!r:.80}")
+        return list(items)
 
     # ------------------------------------------------------------------ predicting
     def _function(self, options: DecodingOptions) -> Any:
@@ -116,8 +197,7 @@ class TranslationPredictor:
                 lambda texts, max_length: translate_strings(
                     self._steps, self.preproc, texts, max_length, options
                 ),
-                input_signature=[tf.TensorSpec([None], tf.string),
-                                 tf.TensorSpec([], tf.int32)],
+                input_signature=[self._input_spec(), tf.TensorSpec([], tf.int32)],
             )
         return self._functions[options]
 
@@ -159,140 +239,43 @@ class TranslationPredictor:
         Example:
             >>> predictor.predict("Real-time strategy game", beam_width=4)
         """
-        max_length = self.preproc.target_maxlen if max_length is None else max_length
-        max_length = check_max_length(max_length)
-        if method is None:
-            method = "beam" if isinstance(beam_width, int) and beam_width > 1 else "greedy"
-        options = DecodingOptions(
-            method=method, beam_width=beam_width, length_penalty=length_penalty,
-            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+        max_length = check_max_length(
+            self.preproc.target_maxlen if max_length is None else max_length
         )
+        options = decoding_options(beam_width, length_penalty, method, temperature, top_k,
+                                   top_p, seed)
         texts, single = check_texts(inputs)
         run = self._function(options)
         out: list[str] = []
         for i in range(0, len(texts), self.batch_size):
             batch = tf.constant(texts[i : i + self.batch_size], tf.string)
-            out.extend(t.decode("utf-8") for t in run(batch, tf.constant(max_length)).numpy())
+            out.extend(self._decode(run(batch, tf.constant(max_length)).numpy()))
         return out[0] if single else out
-
-    # ------------------------------------------------------------------ serving hooks
-    def inputs_from_json(self, items: list) -> list[str]:
-        """JSON items (strings) to what `predict` takes.
-
-        Raises:
-            ValueError: naming the index of an item that is not a string.
-        """
-        for i, item in enumerate(items):
-            if not isinstance(item, str):
-                raise ValueError(f"Item {i} must be a string. Received: {item!r:.80}")
-        return list(items)
-
-    def results_to_json(self, results: list[str]) -> list[str]:
-        """Translations are already JSON strings."""
-        return list(results)
-
-    def json_input_schema(self) -> dict[str, Any]:
-        """The JSON schema of one input item: a source sentence."""
-        return {"type": "string", "description": "A source sentence to translate."}
-
-    def describe(self) -> dict[str, Any]:
-        """Task facts for `/metadata`."""
-        return {
-            "task": self.task,
-            "source_maxlen": self.preproc.source_maxlen,
-            "target_maxlen": self.preproc.target_maxlen,
-            "vocab_size": self.preproc.target_vocab_size,
-            "joint_vocab": self.preproc.joint_vocab,
-        }
-
-    # ------------------------------------------------------------------ saving
-    def _preprocessor_files(self) -> list[str]:
-        return [CONFIG_FILE, *self.preproc.vocab_files()]
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Saves the model, the preprocessor and a manifest to a folder, atomically.
-
-        No pickle: `model.keras` (no optimizer state), the preprocessor's JSON and
-        vocabulary files, and `ktlite.json` with the SHA-256 of every file.
-
-        Args:
-            path: the folder to write (new, empty, or an earlier predictor folder).
-
-        Raises:
-            FileExistsError: if `path` is a file or a non-empty folder of something else.
-
-        Example:
-            >>> predictor.save("my_translator")
-        """
-
-        def write(folder: Path) -> None:
-            _core._save_model_without_optimizer(self.model, folder / MODEL_FILE)
-            self.preproc.save(folder)
-            files = [MODEL_FILE, *self._preprocessor_files()]
-            manifest = {
-                "format": FORMAT_NAME,
-                "format_version": FORMAT_VERSION,
-                "predictor": f"{type(self).__module__}.{type(self).__name__}",
-                "batch_size": self.batch_size,
-                "files": {name: _sha256(folder / name) for name in files},
-                "versions": _core._versions(),
-            }
-            (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n",
-                                                encoding="utf-8")
-
-        _core._write_folder_atomically(Path(path), write, _core._is_predictor_folder,
-                                       "predictor")
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> TranslationPredictor:
-        """Loads a predictor written by `save`, checking every file's SHA-256.
-
-        Args:
-            path: the predictor folder.
-
-        Returns:
-            The `TranslationPredictor`.
-
-        Raises:
-            ValueError: naming the file that is missing, changed or inconsistent.
-
-        Example:
-            >>> predictor = TranslationPredictor.load("my_translator")
-        """
-        folder = Path(path)
-        manifest_path = folder / MANIFEST_FILE
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            files, batch_size = dict(manifest["files"]), manifest["batch_size"]
-        except (OSError, ValueError, TypeError, KeyError) as err:
-            raise ValueError(f"{manifest_path} is missing or not a predictor manifest: {err}")
-        for name, digest in files.items():
-            file = folder / Path(name).name
-            if not file.is_file() or _sha256(file) != digest:
-                raise ValueError(
-                    f"{file} is missing or was changed after saving (its SHA-256 does not "
-                    f"match {manifest_path}); re-save the predictor."
-                )
-        preproc = PairPreprocessor.load(folder)
-        return cls(_core._load_model(folder / MODEL_FILE), preproc, batch_size=batch_size)
 
     # ------------------------------------------------------------------ export
     def export(
-        self, path: str | os.PathLike, beam_width: int = 1, max_length: int | None = None
+        self,
+        path: str | os.PathLike,
+        format: str = "saved_model",
+        beam_width: int | None = None,
+        max_length: int | None = None,
+        **options: Any,
     ) -> None:
         """Exports a SavedModel that maps raw strings to translated strings.
 
         The `serving_default` signature takes `texts` (1-D `tf.string`) and returns
-        `{"translations": 1-D tf.string}`, decoding with the options given here. Loading
-        needs only `tensorflow` and `import tensorflow_text`.
+        `{"translations": 1-D tf.string}`. Loading needs only `tensorflow` and
+        `import tensorflow_text`.
 
         Args:
             path: the folder to write (atomically).
-            beam_width: beams (1: greedy). Defaults to 1.
-            max_length: most target tokens; None means `target_maxlen`.
+            format: `"saved_model"` (default).
+            beam_width: beams of the exported graph; None keeps the predictor's.
+            max_length: most target tokens; None keeps the predictor's.
+            **options: passed on to `Predictor.export`.
 
         Raises:
-            ValueError: for `beam_width` or `max_length` < 1.
+            ValueError: for `beam_width` or `max_length` < 1, or an unknown format.
             FileExistsError: if `path` is a file or a non-empty folder of something else.
 
         Example:
@@ -300,28 +283,12 @@ class TranslationPredictor:
             >>> serve = tf.saved_model.load("exported").signatures["serving_default"]
             >>> serve(texts=tf.constant(["a cat"]))["translations"]
         """
-        max_length = check_max_length(
-            self.preproc.target_maxlen if max_length is None else max_length
-        )
-        options = DecodingOptions(method="beam" if beam_width != 1 else "greedy",
-                                  beam_width=beam_width, length_penalty=0.6)
-
-        def serve(texts: Any) -> dict[str, Any]:
-            return {self.output_name: translate_strings(self._steps, self.preproc, texts,
-                                                        max_length, options)}
-
-        def write(folder: Path) -> None:
-            archive = keras.export.ExportArchive()
-            archive.track(self.model)
-            for side in ("source", "target"):
-                archive.track(self.preproc.tokenizer(side))
-            archive.add_endpoint(
-                "serving_default", serve,
-                input_signature=[tf.TensorSpec([None], tf.string, name="texts")],
-            )
-            archive.write_out(str(folder), verbose=False)
-
-        _core._write_folder_atomically(Path(path), write, _core._is_saved_model, "SavedModel")
-
-    def __repr__(self) -> str:
-        return f"<TranslationPredictor {self.preproc!r} batch_size={self.batch_size}>"
+        serving, length = self._serving
+        if beam_width is None and max_length is None:
+            super().export(path, format=format, **options)
+            return
+        type(self)(
+            self.model, self.preproc, self.batch_size,
+            beam_width=serving.beam_width if beam_width is None else beam_width,
+            max_length=length if max_length is None else max_length,
+        ).export(path, format=format, **options)

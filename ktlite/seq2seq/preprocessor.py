@@ -95,6 +95,7 @@ class PairPreprocessor:
     """
 
     task = "seq2seq"
+    predictor_class = "ktlite.seq2seq.predictor.TranslationPredictor"
     pad_id = PAD_ID
     start_id = START_ID
     end_id = END_ID
@@ -427,7 +428,7 @@ class PairPreprocessor:
         Args:
             config: a dict from `get_config`.
             source_vocab: the source vocabulary (the joint one when joint).
-            target_vocab: the target vocabulary; None when joint.
+            target_vocab: the target vocabulary; None (or the same list) when joint.
 
         Returns:
             A `PairPreprocessor`.
@@ -458,25 +459,19 @@ class PairPreprocessor:
             lowercase=config["lowercase"],
             joint_vocab=config["joint_vocab"],
         )
-        if (target_vocab is None) != preproc.joint_vocab:
-            raise ValueError(
-                "`target_vocab` must be None exactly when the config says joint_vocab=True. "
-                f"Received: joint_vocab={preproc.joint_vocab}, target_vocab="
-                f"{'None' if target_vocab is None else 'a list'}"
-            )
         source_vocab = list(source_vocab)
+        if target_vocab is None and not preproc.joint_vocab:
+            raise ValueError("`target_vocab` is required when the config says joint_vocab=False.")
         target_vocab = source_vocab if target_vocab is None else list(target_vocab)
+        if preproc.joint_vocab and target_vocab != source_vocab:
+            raise ValueError(
+                "The config says joint_vocab=True but the source and target vocabularies "
+                "differ; the files do not belong together."
+            )
         _validate_vocab(source_vocab, "source_vocab")
         _validate_vocab(target_vocab, "target_vocab")
         preproc._set_vocabs(source_vocab, target_vocab)
         return preproc
-
-    def vocab_files(self) -> dict[str, list[str]]:
-        """The vocabulary files `save` writes: ``{file name: tokens}``."""
-        files = {SOURCE_VOCAB_FILE: self.source_vocab}
-        if not self.joint_vocab:
-            files[TARGET_VOCAB_FILE] = self.target_vocab
-        return files
 
     def save(self, folder: str | os.PathLike) -> None:
         """Writes the config and vocabularies into ``folder`` (created if needed).
@@ -495,7 +490,10 @@ class PairPreprocessor:
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"`folder` must be a folder, not a file. Received: folder={folder!r}")
         os.makedirs(folder, exist_ok=True)
-        for name, vocab in self.vocab_files().items():
+        # Both files always exist (identical for a joint vocabulary), so a saved folder
+        # has one fixed list of files.
+        for name, vocab in ((SOURCE_VOCAB_FILE, self.source_vocab),
+                            (TARGET_VOCAB_FILE, self.target_vocab)):
             with open(os.path.join(folder, name), "w", encoding="utf-8", newline="") as f:
                 f.write("\n".join(vocab) + "\n")
         with open(os.path.join(folder, CONFIG_FILE), "w", encoding="utf-8") as f:
@@ -525,8 +523,7 @@ class PairPreprocessor:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"Cannot read {config_path}: {err}") from None
         vocabs = []
-        names = [SOURCE_VOCAB_FILE] + ([] if config.get("joint_vocab") else [TARGET_VOCAB_FILE])
-        for name in names:
+        for name in (SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE):
             path = os.path.join(folder, name)
             try:
                 with open(path, encoding="utf-8", newline="") as f:

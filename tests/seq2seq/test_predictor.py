@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import ktlite
 from ktlite.seq2seq.predictor import TranslationPredictor
 
 from seq2seq_corpora import task_pairs
@@ -15,7 +16,9 @@ from seq2seq_corpora import task_pairs
 @pytest.fixture(scope="module")
 def predictor(translator):
     model, preproc = translator
-    return TranslationPredictor(model, preproc, batch_size=8)
+    predictor = ktlite.get_predictor(model, preproc, batch_size=8)
+    assert isinstance(predictor, TranslationPredictor)
+    return predictor
 
 
 def test_predict_returns_strings_for_a_string_and_a_list(predictor):
@@ -29,7 +32,7 @@ def test_save_and_load_translate_the_same_and_detect_tampering(predictor, tmp_pa
     sources, _ = task_pairs(10, seed=12)
     predictor.save(tmp_path / "p")
     assert "pickle" not in " ".join(os.listdir(tmp_path / "p"))
-    loaded = TranslationPredictor.load(tmp_path / "p")
+    loaded = ktlite.load_predictor(tmp_path / "p")
     assert loaded.predict(sources) == predictor.predict(sources)
     manifest = json.loads((tmp_path / "p" / "ktlite.json").read_text())
     assert manifest["predictor"] == "ktlite.seq2seq.predictor.TranslationPredictor"
@@ -38,7 +41,7 @@ def test_save_and_load_translate_the_same_and_detect_tampering(predictor, tmp_pa
     lines[6], lines[7] = lines[7], lines[6]
     vocab.write_text("\n".join(lines))
     with pytest.raises(ValueError, match="source_vocab.txt"):
-        TranslationPredictor.load(tmp_path / "p")
+        ktlite.load_predictor(tmp_path / "p")
 
 
 PARITY = """
@@ -68,7 +71,8 @@ def test_exported_saved_model_translates_without_ktlite(predictor, tmp_path):
 
 def test_json_hooks_round_trip(predictor):
     items = predictor.inputs_from_json(["copy a b"])
-    assert predictor.results_to_json(predictor.predict(items)) == ["a b"]
+    response = predictor.json_response(predictor.predict_outputs(items))
+    assert response == {"predictions": ["a b"]}
     assert predictor.json_input_schema()["type"] == "string"
     assert predictor.describe()["task"] == "seq2seq"
     with pytest.raises(ValueError, match="Item 1"):
