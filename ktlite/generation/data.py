@@ -46,6 +46,11 @@ class LMPreprocessor(PairPreprocessor):
         super().__init__(source_maxlen=maxlen, target_maxlen=maxlen, vocab_size=vocab_size,
                          lowercase=lowercase, joint_vocab=True)
 
+    @classmethod
+    def _from_settings(cls, config: dict[str, Any]) -> LMPreprocessor:
+        return cls(maxlen=config["target_maxlen"], vocab_size=config["max_vocab_size"],
+                   lowercase=config["lowercase"])
+
     @property
     def maxlen(self) -> int | None:
         """The context length (decoder positions)."""

@@ -1,21 +1,36 @@
-"""`GenerationPredictor`: continues prompts with greedy, beam or sampled decoding."""
+"""`GenerationPredictor`: continues prompts with greedy, beam or sampled decoding.
+
+Built on `ktlite.predictor.Predictor`, so it saves, loads (`ktlite.load_predictor`) and
+exports like any predictor; the exported SavedModel and `ktlite serve` continue prompts
+greedily with up to `max_length` (constructor) new tokens.
+"""
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ktlite.generation.data import LMPreprocessor
 from ktlite.generation.model import DecoderOnlySteps
+from ktlite.predictor import Predictor
 from ktlite.seq2seq.decoding import DecodingOptions, check_max_length, decode
-from ktlite.seq2seq.predictor import check_texts
-from ktlite.seq2seq.preprocessor import END_ID, PAD_ID, START_ID
+from ktlite.seq2seq.predictor import check_texts, decoding_options
+from ktlite.seq2seq.preprocessor import (
+    CONFIG_FILE,
+    END_ID,
+    PAD_ID,
+    SOURCE_VOCAB_FILE,
+    START_ID,
+    TARGET_VOCAB_FILE,
+)
 
 
-class GenerationPredictor:
+class GenerationPredictor(Predictor):
     """A trained `causal_lm` and its `LMPreprocessor`, ready to continue prompts.
 
     Each prompt becomes `[CLS]` plus its tokens; prompts longer than the context keep
@@ -26,6 +41,7 @@ class GenerationPredictor:
         model: the trained `causal_lm`.
         preproc: its `LMPreprocessor`.
         batch_size: prompts decoded together. Defaults to 32.
+        max_length: new tokens for `ktlite serve` and `export` (greedy). Defaults to 32.
 
     Raises:
         TypeError: for a model or preprocessor of the wrong kind.
@@ -36,18 +52,65 @@ class GenerationPredictor:
         'reading and writing images'
     """
 
-    def __init__(self, model: keras.Model, preproc: LMPreprocessor, batch_size: int = 32) -> None:
-        if not isinstance(model, keras.Model):
-            raise TypeError(f"`model` must be a keras.Model. Received: model={model!r:.80}")
+    preprocessor_files = (CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE)
+
+    def __init__(
+        self, model: keras.Model, preproc: LMPreprocessor, batch_size: int = 32,
+        max_length: int = 32,
+    ) -> None:
         if not isinstance(preproc, LMPreprocessor) or not preproc.is_fitted:
             raise TypeError(f"`preproc` must be a fitted LMPreprocessor. Received: {preproc!r:.80}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be an int >= 1. Received: batch_size={batch_size!r}")
-        self.model, self.preproc, self.batch_size = model, preproc, batch_size
+        super().__init__(model, preproc, batch_size=batch_size)
         self._steps = DecoderOnlySteps(model)
+        self._serving_length = check_max_length(max_length)
         self._functions: dict[DecodingOptions, Any] = {}
         self._warned = False
 
+    # ------------------------------------------------------------------ core hooks
+    def _check_model(self, model: keras.Model, preproc: LMPreprocessor) -> None:
+        vocab = DecoderOnlySteps(model).embedding.vocab_size
+        if vocab != preproc.target_vocab_size:
+            raise ValueError(
+                f"The model has {vocab} token ids but the preprocessor's vocabulary has "
+                f"{preproc.target_vocab_size}; they do not belong together."
+            )
+
+    def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
+        return check_texts(inputs)
+
+    def _input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None], tf.string, name="texts")
+
+    def _transform(self, raw: tf.Tensor) -> Any:
+        return self.preproc.prompt_ids(raw)[0]
+
+    def _graph_outputs(self, raw: Any) -> Any:
+        return self._continue(raw, self._serving_length, DecodingOptions())
+
+    def _decode(self, outputs: np.ndarray, **options: Any) -> list[str]:
+        return [t.decode("utf-8") for t in outputs]
+
+    def _serving_outputs(self, outputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"continuations": outputs}
+
+    def _trackables(self) -> list[Any]:
+        return [self.preproc.tokenizer("target")]
+
+    @classmethod
+    def _load_preprocessor(cls, folder: Path) -> LMPreprocessor:
+        return LMPreprocessor.load(folder)
+
+    def describe(self) -> dict[str, Any]:
+        """Task facts for `metadata` and `/metadata`."""
+        return {"task": "generation", "maxlen": self.preproc.maxlen,
+                "vocab_size": self.preproc.target_vocab_size,
+                "serving_max_length": self._serving_length}
+
+    def json_input_schema(self) -> dict[str, Any]:
+        """The JSON schema of one input item: a prompt."""
+        return {"type": "string", "description": "A prompt to continue."}
+
+    # ------------------------------------------------------------------ predicting
     def _continue(self, prompts: Any, max_length: Any, options: DecodingOptions) -> Any:
         prefix, lengths = self.preproc.prompt_ids(prompts)
         ids = decode(self._steps, {}, prefix, lengths, max_length,
@@ -115,16 +178,13 @@ class GenerationPredictor:
             >>> predictor.predict(["a library"], method="sample", top_p=0.9, seed=1)
         """
         max_length = check_max_length(max_length)
-        if method is None:
-            method = "beam" if isinstance(beam_width, int) and beam_width > 1 else "greedy"
-        options = DecodingOptions(method=method, beam_width=beam_width,
-                                  length_penalty=length_penalty, temperature=temperature,
-                                  top_k=top_k, top_p=top_p, seed=seed)
+        options = decoding_options(beam_width, length_penalty, method, temperature, top_k,
+                                   top_p, seed)
         prompts, single = check_texts(inputs)
         self._warn_if_truncated(prompts)
         run = self._function(options)
         out: list[str] = []
         for i in range(0, len(prompts), self.batch_size):
             batch = tf.constant(prompts[i : i + self.batch_size], tf.string)
-            out.extend(t.decode("utf-8") for t in run(batch, tf.constant(max_length)).numpy())
+            out.extend(self._decode(run(batch, tf.constant(max_length)).numpy()))
         return out[0] if single else out

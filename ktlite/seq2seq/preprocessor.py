@@ -452,13 +452,7 @@ class PairPreprocessor:
             )
         for name in ("source_maxlen", "target_maxlen"):
             _check_int(name, config[name], 2)
-        preproc = cls(
-            source_maxlen=config["source_maxlen"],
-            target_maxlen=config["target_maxlen"],
-            vocab_size=config["max_vocab_size"],
-            lowercase=config["lowercase"],
-            joint_vocab=config["joint_vocab"],
-        )
+        preproc = cls._from_settings(config)
         source_vocab = list(source_vocab)
         if target_vocab is None and not preproc.joint_vocab:
             raise ValueError("`target_vocab` is required when the config says joint_vocab=False.")
@@ -472,6 +466,17 @@ class PairPreprocessor:
         _validate_vocab(target_vocab, "target_vocab")
         preproc._set_vocabs(source_vocab, target_vocab)
         return preproc
+
+    @classmethod
+    def _from_settings(cls, config: dict[str, Any]) -> PairPreprocessor:
+        """An unfitted preprocessor with the settings of a checked config."""
+        return cls(
+            source_maxlen=config["source_maxlen"],
+            target_maxlen=config["target_maxlen"],
+            vocab_size=config["max_vocab_size"],
+            lowercase=config["lowercase"],
+            joint_vocab=config["joint_vocab"],
+        )
 
     def save(self, folder: str | os.PathLike) -> None:
         """Writes the config and vocabularies into ``folder`` (created if needed).

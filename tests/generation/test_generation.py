@@ -93,3 +93,17 @@ def test_loader_rejects_empty_and_non_string_texts():
         generation.texts_for_lm([], verbose=0)
     with pytest.raises(ValueError, match=r"texts\[1\]"):
         generation.texts_for_lm(["a b", None, "c d"], verbose=0)
+
+
+def test_get_predictor_save_load_and_export_continue_prompts_alike(lm, tmp_path):
+    import ktlite
+
+    predictor = ktlite.get_predictor(*lm)
+    assert isinstance(predictor, generation.GenerationPredictor)
+    predictor.save(tmp_path / "p")
+    loaded = ktlite.load_predictor(tmp_path / "p")
+    assert loaded.predict(["c d", "a"]) == predictor.predict(["c d", "a"])
+    predictor.export(tmp_path / "exported")
+    serve = tf.saved_model.load(str(tmp_path / "exported")).signatures["serving_default"]
+    out = serve(texts=tf.constant(["c d"]))["continuations"].numpy()
+    assert [t.decode() for t in out] == [predictor.predict("c d")]
