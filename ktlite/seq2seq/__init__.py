@@ -19,6 +19,7 @@ _LAZY = {
     "translation_model": "ktlite.seq2seq.models",
     "TranslationPredictor": "ktlite.seq2seq.predictor",
     "translation_reporter": "ktlite.seq2seq.report",
+    "view_top_losses": "ktlite.seq2seq.report",
 }
 
 __all__ = [
