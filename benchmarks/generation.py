@@ -123,7 +123,7 @@ def main() -> None:
     model = generation.causal_lm("transformer", trn, preproc=preproc)
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=64)
     t = time.perf_counter()
-    found = learner.lr_find(verbose=0)
+    found = learner.lr_find(verbose=0, num_steps=50 if args.quick else None)
     per_step = (time.perf_counter() - t) / max(len(found.lrs), 1)
     steps_per_epoch = int(np.ceil(len(trn) / 64))
     left = args.minutes * 60 - (time.perf_counter() - start)

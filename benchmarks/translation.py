@@ -107,7 +107,7 @@ def train_ktlite(args, en, it, en_val, it_val) -> tuple:
     model = seq2seq.translation_model("transformer", trn, preproc=preproc)
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=64)
     t = time.perf_counter()
-    found = learner.lr_find(verbose=0)
+    found = learner.lr_find(verbose=0, num_steps=50 if args.quick else None)
     suggestion = found.suggestion
     per_step = (time.perf_counter() - t) / max(len(found.lrs), 1)
     steps_per_epoch = int(np.ceil(len(trn) / 64))
