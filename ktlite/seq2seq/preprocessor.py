@@ -366,7 +366,9 @@ class PairPreprocessor:
         keep = before_end & (ids >= len(SPECIAL_TOKENS)) & (ids < len(self.target_vocab))
         tokens = tf.ragged.boolean_mask(tf.gather(self._target_table, tf.maximum(ids, 0)), keep)
         text = tf.strings.reduce_join(tokens, axis=1, separator=" ")
-        text = tf.strings.regex_replace(text, " " + CONTINUATION_PREFIX, "")
+        # Continuations join the piece before; one at the very start (a sampled or
+        # truncated sentence) loses its marker.
+        text = tf.strings.regex_replace(text, f"(^| ){CONTINUATION_PREFIX}", "")
         text = tf.strings.regex_replace(text, _GLUE_BEFORE, r"\1")
         text = tf.strings.regex_replace(text, _GLUE_AFTER, r"\1")
         text = tf.strings.regex_replace(text, _GLUE_AROUND, r"\1")

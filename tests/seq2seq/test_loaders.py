@@ -81,3 +81,9 @@ def test_pairs_from_csv_and_df_read_the_named_columns(tmp_path):
         seq2seq.pairs_from_df(df, "en", "de")
     with pytest.raises(ValueError, match="train_filepath"):
         seq2seq.pairs_from_csv(tmp_path / "missing.csv", "en", "it")
+
+
+def test_detokenize_drops_a_leading_continuation_marker():
+    preproc = _fit()
+    ids = [preproc.target_vocab.index(t) for t in preproc.target_vocab if t.startswith("##")][:1]
+    assert not preproc.undo([ids])[0].startswith("##")
