@@ -547,7 +547,7 @@ class PairPreprocessor:
 
     def __repr__(self) -> str:
         return (
-            f"PairPreprocessor(source_maxlen={self.source_maxlen}, "
+            f"{type(self).__name__}(source_maxlen={self.source_maxlen}, "
             f"target_maxlen={self.target_maxlen}, vocab_size={self.target_vocab_size}, "
             f"joint_vocab={self.joint_vocab}, lowercase={self.lowercase})"
         )
