@@ -77,3 +77,26 @@ def test_json_hooks_round_trip(predictor):
     assert predictor.describe()["task"] == "seq2seq"
     with pytest.raises(ValueError, match="Item 1"):
         predictor.inputs_from_json(["a", 3])
+
+
+def test_the_http_app_serves_translations_in_batches(predictor):
+    import asyncio
+
+    import httpx
+
+    from ktlite.apps import APIApp
+
+    app = APIApp(predictor, max_batch_size=8, max_wait_ms=20)
+    sources, targets = task_pairs(6, seed=14)
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            answers = await asyncio.gather(
+                *(c.post("/predict", json={"inputs": [s]}) for s in sources))
+            metadata = await c.get("/metadata")
+            return answers, metadata
+
+    answers, metadata = asyncio.run(main())
+    assert [a.json()["predictions"] for a in answers] == [[t] for t in targets]
+    assert metadata.json()["task"] == "seq2seq"
