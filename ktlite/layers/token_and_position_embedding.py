@@ -28,6 +28,11 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     automatically. Padding still receives an embedding vector; the mask is what tells
     the following layers to ignore it.
 
+    For decoding one token at a time, `call(ids, start_index=t)` embeds ids that sit at
+    positions `t, t+1, ...`. For tied input/output embeddings, `call(hidden,
+    reverse=True)` maps vectors `(batch, length, embedding_dim)` to logits over the
+    vocabulary with the transposed token embedding matrix.
+
     Args:
         vocab_size: Number of token ids, including the padding id 0. Ids must lie in
             `[0, vocab_size)`.
@@ -141,23 +146,51 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
                 message=f"Inputs are longer than `sequence_length`={self.sequence_length}",
             )
 
-    def call(self, inputs: Any) -> Any:
+    def call(self, inputs: Any, start_index: Any = 0, reverse: bool = False) -> Any:
+        """Embeds token ids, or maps vectors back to vocabulary logits.
+
+        Args:
+            inputs: Int ids `(batch, length)`, or with `reverse=True` float vectors
+                `(batch, length, embedding_dim)`.
+            start_index: Position of the first id (int or scalar int tensor), for
+                incremental decoding. Defaults to `0`.
+            reverse: Whether to return `inputs @ token_embeddings.T` (logits).
+
+        Returns:
+            Embeddings `(batch, length, embedding_dim)`, or logits
+            `(batch, length, vocab_size)` with `reverse=True`.
+        """
+        if reverse:
+            embeddings = ops.cast(self.token_embeddings, inputs.dtype)
+            return ops.matmul(inputs, ops.transpose(embeddings))
         self._assert_length(inputs)
         tokens = self._token_embedding(inputs)
         length = ops.shape(inputs)[1]
         if self.position == "learned":
-            positions = self.position_embeddings[:length]
+            positions = ops.slice(
+                self.position_embeddings,
+                [ops.cast(start_index, "int32"), ops.zeros((), "int32")],
+                [length, self.embedding_dim],
+            )
         else:
-            positions = self._sinusoids(length)
+            positions = self._sinusoids(length + start_index)[start_index:]
         return tokens + ops.cast(positions, tokens.dtype)[None, :, :]
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        if not self.mask_zero:
+        # Keras passes only the inputs here; vectors (the reverse call) carry no mask.
+        if not self.mask_zero or len(inputs.shape) == 3:
             return None
         return ops.not_equal(inputs, 0)
 
     def compute_output_shape(self, inputs_shape: tuple) -> tuple:
         return (*inputs_shape, self.embedding_dim)
+
+    def compute_output_spec(
+        self, inputs: Any, start_index: Any = 0, reverse: bool = False
+    ) -> keras.KerasTensor:
+        if reverse:
+            return keras.KerasTensor((*inputs.shape[:-1], self.vocab_size), inputs.dtype)
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape), self.compute_dtype)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
+from keras import ops
 
 from ktlite.layers import _masks, _validation
 from ktlite.layers._transformer_block import TransformerBlock
@@ -46,6 +48,15 @@ class TransformerDecoder(TransformerBlock):
         bias_initializer: Initializer of the dense biases. Defaults to `"zeros"`.
         **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
+    Incremental decoding: pass `self_attention_cache` (from `init_cache`) and
+    `cache_index` to run only the new positions `[cache_index, cache_index + n)`; the
+    block writes their self-attention keys and values into the cache and attends to
+    every cached position up to each new one, so one new token costs one position.
+    The call then returns `(outputs, updated_cache)`. Cross-attention keys and values
+    can be projected once per source with `cross_attention_cache` and passed the same
+    way. Padding masks of the decoder are not used in this mode (decoded prefixes have
+    no padding).
+
     Raises:
         ValueError: If an argument is out of range; at build time if an input is not
             of rank 3 or the decoder's hidden size is not divisible by `num_heads`; at
@@ -57,6 +68,9 @@ class TransformerDecoder(TransformerBlock):
         >>> targets = np.random.rand(2, 5, 16).astype("float32")
         >>> sources = np.random.rand(2, 7, 16).astype("float32")
         >>> decoder(targets, sources).shape  # (2, 5, 16)
+        >>> cache = decoder.init_cache(batch_size=2, max_length=5)
+        >>> step, cache = decoder(targets[:, :1], sources, self_attention_cache=cache,
+        ...                       cache_index=0)
     """
 
     # Fixed by the first `build`; `None` until then.
@@ -134,6 +148,9 @@ class TransformerDecoder(TransformerBlock):
         mask: Any = None,
         decoder_sequence_mask: Any = None,
         encoder_sequence_mask: Any = None,
+        self_attention_cache: Any = None,
+        cache_index: Any = None,
+        cross_attention_cache: Any = None,
     ) -> Any:
         """Runs the block.
 
@@ -158,14 +175,25 @@ class TransformerDecoder(TransformerBlock):
                 `decoder_sequence` when several tensors are passed; do not pass it.
             encoder_sequence_mask: Keras fills this in with the Keras mask of
                 `encoder_sequence`; do not pass it.
+            self_attention_cache: Optional `(batch, 2, max_length, num_heads,
+                head_dim)` keys and values of earlier positions (see `init_cache`).
+                `decoder_sequence` then holds only the new positions.
+            cache_index: Position of the first new token; required with
+                `self_attention_cache` (an int or a scalar int tensor).
+            cross_attention_cache: Optional `(batch, 2, source_length, num_heads,
+                head_dim)` encoder keys and values from `cross_attention_cache`, used
+                instead of projecting `encoder_sequence` again (which may then be
+                `None`; `encoder_padding_mask` still applies).
 
         Returns:
-            A tensor with the shape of `decoder_sequence`.
+            A tensor with the shape of `decoder_sequence`; with `self_attention_cache`,
+            a tuple `(outputs, updated_cache)`.
 
         Raises:
             ValueError: If `encoder_sequence` does not match how the block was built.
         """
-        if (encoder_sequence is not None) != self._has_cross_attention:
+        has_source = encoder_sequence is not None or cross_attention_cache is not None
+        if has_source != self._has_cross_attention:
             raise ValueError(
                 "A `TransformerDecoder` block built "
                 f"{'with' if self._has_cross_attention else 'without'} cross-attention "
@@ -174,22 +202,32 @@ class TransformerDecoder(TransformerBlock):
                 "`encoder_sequence`. Received: encoder_sequence="
                 f"{None if encoder_sequence is None else 'a tensor'}"
             )
-        decoder_padding = _masks.first_mask(
-            decoder_padding_mask, mask, decoder_sequence_mask
-        )
-        self_mask = _masks.merge_masks(decoder_padding, decoder_attention_mask)
+        if (self_attention_cache is None) != (cache_index is None):
+            raise ValueError(
+                "`self_attention_cache` and `cache_index` must be given together. "
+                f"Received: cache_index={cache_index!r}"
+            )
 
         x = decoder_sequence
         residual = x
         x = self._pre_norm(x, self._self_attention_norm)
-        query = _masks.unmasked(x)
-        x = self._self_attention(
-            query,
-            query,
-            attention_mask=self_mask,
-            use_causal_mask=use_causal_mask,
-            training=training,
-        )
+        if self_attention_cache is None:
+            decoder_padding = _masks.first_mask(
+                decoder_padding_mask, mask, decoder_sequence_mask
+            )
+            self_mask = _masks.merge_masks(decoder_padding, decoder_attention_mask)
+            query = _masks.unmasked(x)
+            x = self._self_attention(
+                query,
+                query,
+                attention_mask=self_mask,
+                use_causal_mask=use_causal_mask,
+                training=training,
+            )
+        else:
+            x, self_attention_cache = _cached_self_attention(
+                self._self_attention, _masks.unmasked(x), self_attention_cache, cache_index
+            )
         x = self._add_and_post_norm(
             residual, x, self._self_attention_dropout, self._self_attention_norm, training
         )
@@ -201,12 +239,16 @@ class TransformerDecoder(TransformerBlock):
             cross_mask = _masks.merge_masks(encoder_padding, encoder_attention_mask)
             residual = x
             x = self._pre_norm(x, self._cross_attention_norm)
-            x = self._cross_attention(
-                _masks.unmasked(x),
-                _masks.unmasked(encoder_sequence),
-                attention_mask=cross_mask,
-                training=training,
-            )
+            if cross_attention_cache is None:
+                x = self._cross_attention(
+                    _masks.unmasked(x),
+                    _masks.unmasked(encoder_sequence),
+                    attention_mask=cross_mask,
+                    training=training,
+                )
+            else:
+                x = _attend(self._cross_attention, _masks.unmasked(x), cross_attention_cache,
+                            cross_mask)
             x = self._add_and_post_norm(
                 residual, x, self._cross_attention_dropout, self._cross_attention_norm,
                 training,
@@ -215,9 +257,58 @@ class TransformerDecoder(TransformerBlock):
         residual = x
         x = self._pre_norm(x, self._ffn_norm)
         x = self._ffn_outer(self._ffn_inner(x))
-        return self._add_and_post_norm(
-            residual, x, self._ffn_dropout, self._ffn_norm, training
+        x = self._add_and_post_norm(residual, x, self._ffn_dropout, self._ffn_norm, training)
+        return x if self_attention_cache is None else (x, self_attention_cache)
+
+    def init_cache(self, batch_size: Any, max_length: Any) -> Any:
+        """An empty self-attention cache for incremental decoding.
+
+        Args:
+            batch_size: Number of sequences decoded together (int or scalar tensor).
+            max_length: Most positions the cache holds (int or scalar tensor).
+
+        Returns:
+            A zero tensor `(batch_size, 2, max_length, num_heads, head_dim)` in the
+            block's compute dtype: index 0 of axis 1 holds keys, index 1 values.
+
+        Raises:
+            ValueError: If the block is not built yet.
+
+        Example:
+            >>> cache = decoder.init_cache(batch_size=4, max_length=32)
+        """
+        if not self.built:
+            raise ValueError("Call the `TransformerDecoder` once before `init_cache`.")
+        head_dim = self._self_attention.key_dense.kernel.shape[-1]
+        return ops.zeros(
+            (batch_size, 2, max_length, self.num_heads, head_dim), dtype=self.compute_dtype
         )
+
+    def cross_attention_cache(self, encoder_sequence: Any) -> Any:
+        """Projects encoder outputs once into cross-attention keys and values.
+
+        Args:
+            encoder_sequence: Float tensor `(batch, source_length, dim)`.
+
+        Returns:
+            A tensor `(batch, 2, source_length, num_heads, head_dim)` to pass as
+            `cross_attention_cache` at every decoding step.
+
+        Raises:
+            ValueError: If the block has no cross-attention.
+
+        Example:
+            >>> memory = decoder.cross_attention_cache(encoder_outputs)
+        """
+        if not self._has_cross_attention:
+            raise ValueError(
+                "This `TransformerDecoder` block has no cross-attention, so it has no "
+                "cross-attention cache."
+            )
+        encoder_sequence = _masks.unmasked(encoder_sequence)
+        keys = self._cross_attention.key_dense(encoder_sequence)
+        values = self._cross_attention.value_dense(encoder_sequence)
+        return ops.stack([keys, values], axis=1)
 
     def compute_output_shape(
         self,
@@ -225,3 +316,39 @@ class TransformerDecoder(TransformerBlock):
         encoder_sequence_shape: tuple | None = None,
     ) -> tuple:
         return tuple(decoder_sequence_shape)
+
+
+def _attend(attention: keras.layers.MultiHeadAttention, x: Any, cache: Any, mask: Any) -> Any:
+    """Inference-time attention of `x` to projected keys and values in `cache`.
+
+    Uses only the public projections of `MultiHeadAttention` and the same scaling as
+    its own attention, so it matches the layer's outputs without dropout.
+    """
+    query = attention.query_dense(x)
+    if mask is not None:
+        mask = ops.expand_dims(ops.cast(mask, "bool"), axis=1)  # one mask for every head
+    out = ops.dot_product_attention(
+        query,
+        cache[:, 0],
+        cache[:, 1],
+        mask=mask,
+        scale=1.0 / math.sqrt(query.shape[-1]),
+    )
+    return attention.output_dense(out)
+
+
+def _cached_self_attention(
+    attention: keras.layers.MultiHeadAttention, x: Any, cache: Any, index: Any
+) -> tuple[Any, Any]:
+    """Writes the keys and values of the new positions into `cache`, then attends."""
+    keys = attention.key_dense(x)
+    values = attention.value_dense(x)
+    new = ops.cast(ops.stack([keys, values], axis=1), cache.dtype)
+    index = ops.cast(index, "int32")
+    zero = ops.zeros((), "int32")
+    cache = ops.slice_update(cache, [zero, zero, index, zero, zero], new)
+    # New position i (absolute index + i) sees every cached position <= index + i.
+    query_positions = index + ops.arange(ops.shape(x)[1], dtype="int32")
+    key_positions = ops.arange(ops.shape(cache)[2], dtype="int32")
+    mask = key_positions[None, :] <= query_positions[:, None]
+    return _attend(attention, x, cache, mask[None, :, :]), cache

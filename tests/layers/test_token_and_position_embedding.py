@@ -116,3 +116,22 @@ def test_unknown_length_input_accepts_any_length_up_to_sequence_length():
     model = keras.Model(inputs, TokenAndPositionEmbedding(10, 6, 4)(inputs))
     assert tuple(model(IDS[:, :2]).shape) == (2, 2, 4)
     assert tuple(model(IDS).shape) == (2, 6, 4)
+
+
+@pytest.mark.parametrize("position", ["learned", "sinusoidal"])
+def test_start_index_embeds_later_positions_like_a_full_call(position):
+    layer = TokenAndPositionEmbedding(20, 8, 4, position=position)
+    ids = np.array([[3, 4, 5, 6, 7]])
+    full = np.asarray(layer(ids))
+    np.testing.assert_allclose(np.asarray(layer(ids[:, 2:4], start_index=2)), full[:, 2:4],
+                               atol=1e-6)
+
+
+def test_reverse_maps_vectors_to_logits_with_the_token_matrix():
+    layer = TokenAndPositionEmbedding(20, 8, 4)
+    layer(np.array([[1]]))
+    hidden = np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32")
+    logits = np.asarray(layer(hidden, reverse=True))
+    assert logits.shape == (2, 3, 20)
+    np.testing.assert_allclose(logits, hidden @ np.asarray(layer.token_embeddings).T, atol=1e-5)
+    assert getattr(layer(hidden, reverse=True), "_keras_mask", None) is None

@@ -144,3 +144,64 @@ def test_eager_encoder_sequence_keeps_its_keras_mask_for_reuse():
     first = np.asarray(decoder(TARGET[:1], source))
     assert source._keras_mask is not None
     np.testing.assert_array_equal(np.asarray(decoder(TARGET[:1], source)), first)
+
+
+def _incremental(decoder, target, source, chunks, use_cross_cache):
+    cache = decoder.init_cache(target.shape[0], target.shape[1])
+    memory = decoder.cross_attention_cache(source) if use_cross_cache else None
+    outputs, start = [], 0
+    for size in chunks:
+        step, cache = decoder(
+            target[:, start:start + size],
+            None if use_cross_cache else source,
+            self_attention_cache=cache,
+            cache_index=start,
+            cross_attention_cache=memory,
+        )
+        outputs.append(np.asarray(step))
+        start += size
+    return np.concatenate(outputs, axis=1)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("cross_attention", [False, True])
+@pytest.mark.parametrize("chunks", [(1,) * 6, (3, 1, 2)])
+def test_cached_incremental_outputs_equal_a_full_rerun(norm_first, cross_attention, chunks):
+    decoder = TransformerDecoder(2, 16, dropout=0.0, norm_first=norm_first)
+    source = SOURCE if cross_attention else None
+    reference = np.asarray(decoder(TARGET, source))
+    out = _incremental(decoder, TARGET, source, chunks, use_cross_cache=cross_attention)
+    np.testing.assert_allclose(out, reference, atol=1e-5)
+
+
+def test_cache_respects_encoder_padding_and_runs_in_a_tf_function():
+    import tensorflow as tf
+
+    decoder = TransformerDecoder(2, 16, dropout=0.0)
+    padding = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]])
+    reference = np.asarray(decoder(TARGET, SOURCE, encoder_padding_mask=padding))
+    memory = decoder.cross_attention_cache(SOURCE)
+
+    @tf.function
+    def step(x, cache, index):
+        return decoder(x, None, encoder_padding_mask=padding, self_attention_cache=cache,
+                       cache_index=index, cross_attention_cache=memory)
+
+    cache = decoder.init_cache(2, 6)
+    for t in range(6):
+        out, cache = step(TARGET[:, t:t + 1], cache, tf.constant(t))
+        np.testing.assert_allclose(np.asarray(out)[:, 0], reference[:, t], atol=1e-5)
+
+
+def test_cache_index_without_cache_raises():
+    decoder = TransformerDecoder(2, 16)
+    decoder(TARGET)
+    with pytest.raises(ValueError, match="cache_index"):
+        decoder(TARGET, self_attention_cache=decoder.init_cache(2, 6))
+
+
+def test_cross_attention_cache_of_a_decoder_only_block_raises():
+    decoder = TransformerDecoder(2, 16)
+    decoder(TARGET)
+    with pytest.raises(ValueError, match="no cross-attention"):
+        decoder.cross_attention_cache(SOURCE)

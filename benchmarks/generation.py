@@ -1,0 +1,145 @@
+"""Generation benchmark: held-out perplexity per word, causal LM vs a Kneser-Ney trigram.
+
+Data: the English (or, with `--column it`, Italian) side of the Debian package synopses
+`debian_en_it_{train,test}.csv.gz`, built by `make_debian_pairs.py` kept beside the data
+in the shared data folder (its docstring says how). Pass the folder with `--data-dir`
+(default `../shared/data` relative to the repository).
+
+Both models are scored the same way: summed negative log-likelihood of every word of a
+synopsis and of its end, divided by the number of whitespace-separated words, then
+exponentiated (`ktlite.generation.perplexity_per_word` for the Transformer). The n-gram
+model is an interpolated Kneser-Ney trigram over whitespace words (discount 0.75), written
+here because nltk is not a dependency of ktlite; its lowest order is mixed with a uniform
+distribution over the vocabulary plus one unknown word, so unseen test words get a
+probability instead of an infinite loss.
+
+Examples:
+    python benchmarks/generation.py --quick           # ~3 minutes
+    python benchmarks/generation.py --minutes 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import math
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+BOS, EOS = "<s>", "</s>"
+
+
+def read_texts(data_dir: Path, split: str, column: str, limit: int | None) -> list[str]:
+    with gzip.open(Path(data_dir) / f"debian_en_it_{split}.csv.gz", "rt", encoding="utf-8",
+                   newline="") as f:
+        texts = [row[column] for row in csv.DictReader(f)]
+    return texts[:limit] if limit else texts
+
+
+class KneserNeyTrigram:
+    """Interpolated Kneser-Ney trigram over whitespace words (fixed discount)."""
+
+    def __init__(self, texts: list[str], discount: float = 0.75, uniform: float = 0.01) -> None:
+        self.d, self.uniform = discount, uniform
+        self.tri, self.bi_ctx = Counter(), Counter()
+        self.tri_followers = defaultdict(set)
+        self.bi_left = defaultdict(set)  # (v, w) -> distinct u before it
+        for text in texts:
+            words = [BOS, BOS, *text.split(), EOS]
+            for u, v, w in zip(words, words[1:], words[2:]):
+                self.tri[(u, v, w)] += 1
+                self.bi_ctx[(u, v)] += 1
+                self.tri_followers[(u, v)].add(w)
+                self.bi_left[(v, w)].add(u)
+        self.cont_bi = Counter({vw: len(us) for vw, us in self.bi_left.items()})
+        self.cont_ctx, self.cont_followers = Counter(), Counter()
+        self.unigram_left = Counter()
+        for (v, w), n in self.cont_bi.items():
+            self.cont_ctx[v] += n
+            self.cont_followers[v] += 1
+            self.unigram_left[w] += 1
+        self.unigram_total = sum(self.unigram_left.values())
+        self.vocab = len(self.unigram_left) + 1
+
+    def _unigram(self, w: str) -> float:
+        kn = self.unigram_left[w] / self.unigram_total
+        return (1 - self.uniform) * kn + self.uniform / self.vocab
+
+    def _bigram(self, v: str, w: str) -> float:
+        total = self.cont_ctx[v]
+        if not total:
+            return self._unigram(w)
+        mass = self.d * self.cont_followers[v] / total
+        return max(self.cont_bi[(v, w)] - self.d, 0) / total + mass * self._unigram(w)
+
+    def prob(self, u: str, v: str, w: str) -> float:
+        total = self.bi_ctx[(u, v)]
+        if not total:
+            return self._bigram(v, w)
+        mass = self.d * len(self.tri_followers[(u, v)]) / total
+        return max(self.tri[(u, v, w)] - self.d, 0) / total + mass * self._bigram(v, w)
+
+    def perplexity_per_word(self, texts: list[str]) -> float:
+        nll, words = 0.0, 0
+        for text in texts:
+            tokens = [BOS, BOS, *text.split(), EOS]
+            words += len(tokens) - 3
+            nll -= sum(math.log(self.prob(u, v, w))
+                       for u, v, w in zip(tokens, tokens[1:], tokens[2:]))
+        return math.exp(nll / words)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--column", choices=("en", "it"), default="en")
+    parser.add_argument("--train-size", type=int, default=None)
+    parser.add_argument("--test-size", type=int, default=None)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--quick", action="store_true", help="small slice, about 3 minutes")
+    args = parser.parse_args()
+    if args.quick:
+        args.train_size, args.test_size = args.train_size or 5000, args.test_size or 500
+        args.minutes = min(args.minutes, 1.5)
+
+    train = read_texts(args.data_dir, "train", args.column, args.train_size)
+    test = read_texts(args.data_dir, "test", args.column, args.test_size)
+    test = [t for t in test if t.split()]
+    t = time.perf_counter()
+    ngram = KneserNeyTrigram(train)
+    print(f"Kneser-Ney trigram: perplexity per word {ngram.perplexity_per_word(test):.1f} "
+          f"({time.perf_counter() - t:.1f} s)")
+
+    import numpy as np
+
+    import ktlite
+    from ktlite import generation
+
+    start = time.perf_counter()
+    trn, val, preproc = generation.texts_for_lm(train)
+    model = generation.causal_lm("transformer", trn, preproc=preproc)
+    learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=64)
+    t = time.perf_counter()
+    found = learner.lr_find(verbose=0, num_steps=50 if args.quick else None)
+    per_step = (time.perf_counter() - t) / max(len(found.lrs), 1)
+    steps_per_epoch = int(np.ceil(len(trn) / 64))
+    left = args.minutes * 60 - (time.perf_counter() - start)
+    total = max(20, int(left / (per_step * 1.15)))
+    epochs = max(1, total // steps_per_epoch)
+    learner.fit_onecycle(found.suggestion, epochs,
+                         steps_per_epoch=min(steps_per_epoch, total // epochs), verbose=2)
+    elapsed = time.perf_counter() - start
+    ppl = generation.perplexity_per_word(learner.model, preproc, test)
+    print(f"ktlite causal LM ({elapsed / 60:.1f} min): perplexity per word {ppl:.1f}")
+    predictor = ktlite.get_predictor(learner.model, preproc)
+    prompts = ["library for", "Python bindings", "documentation"]
+    print("greedy:", dict(zip(prompts, predictor.predict(prompts, max_length=12))))
+    print("top-p 0.9:", dict(zip(prompts, predictor.predict(prompts, max_length=12,
+                                                             method="sample", top_p=0.9))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Text generation: a decoder-only (causal) Transformer language model over plain texts.
+
+Example:
+    >>> from ktlite import generation
+    >>> trn, val, preproc = generation.texts_for_lm(texts, val_pct=0.1)
+    >>> model = generation.causal_lm("transformer", trn, preproc=preproc)
+    >>> ktlite.get_learner(model, train_data=trn, val_data=val).fit_onecycle(1e-3, 3)
+    >>> generation.GenerationPredictor(model, preproc).predict("a library for")
+"""
+
+from __future__ import annotations
+
+from ktlite.generation.data import LMPreprocessor, texts_for_lm
+from ktlite.generation.model import DecoderOnlySteps, causal_lm
+from ktlite.generation.perplexity import perplexity_per_word
+from ktlite.generation.predictor import GenerationPredictor
+
+__all__ = [
+    "DecoderOnlySteps",
+    "GenerationPredictor",
+    "LMPreprocessor",
+    "causal_lm",
+    "perplexity_per_word",
+    "texts_for_lm",
+]

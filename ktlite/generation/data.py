@@ -1,0 +1,192 @@
+"""Plain texts for language modelling: one WordPiece vocabulary, next-token targets.
+
+The tokenization is the target side of `ktlite.seq2seq.PairPreprocessor` (a text becomes
+``[CLS] w1 .. wn`` as input and ``w1 .. wn [SEP]`` as labels), so both tasks share one
+normalization, vocabulary learner and in-graph detokenizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ktlite._console import say
+from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, START_ID, PairPreprocessor
+from ktlite.text.loaders import _check_random_state, _check_val_pct
+from ktlite.text.preprocessor import suggest_maxlen, validate_texts
+
+
+class LMPreprocessor(PairPreprocessor):
+    """One vocabulary and context length for a causal language model.
+
+    Args:
+        maxlen: decoder positions (the context); None picks it from the training texts
+            (99% whole, a multiple of 16).
+        vocab_size: the largest vocabulary size. Defaults to 8000.
+        lowercase: lower-case and strip accents (default False).
+
+    Raises:
+        ValueError: for an invalid argument.
+
+    Example:
+        >>> preproc = LMPreprocessor(vocab_size=200).fit(["a cat sat", "a dog ran"])
+        >>> preproc.maxlen
+        16
+    """
+
+    task = "generation"
+    predictor_class = "ktlite.generation.predictor.GenerationPredictor"
+
+    def __init__(
+        self, maxlen: int | None = None, vocab_size: int = DEFAULT_VOCAB_SIZE,
+        lowercase: bool = False,
+    ) -> None:
+        super().__init__(source_maxlen=maxlen, target_maxlen=maxlen, vocab_size=vocab_size,
+                         lowercase=lowercase, joint_vocab=True)
+
+    @classmethod
+    def _from_settings(cls, config: dict[str, Any]) -> LMPreprocessor:
+        return cls(maxlen=config["target_maxlen"], vocab_size=config["max_vocab_size"],
+                   lowercase=config["lowercase"])
+
+    @property
+    def maxlen(self) -> int | None:
+        """The context length (decoder positions)."""
+        return self.target_maxlen
+
+    def fit(self, texts: Sequence[str], targets: Any = None) -> LMPreprocessor:
+        """Learns the vocabulary (and `maxlen` when None) from training texts.
+
+        Args:
+            texts: the training texts.
+            targets: unused; must be None.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: for empty or non-string texts, or `targets` given.
+
+        Example:
+            >>> LMPreprocessor(vocab_size=100).fit(["a b c"]).target_vocab[:1]
+            ['[PAD]']
+        """
+        if targets is not None:
+            raise ValueError(f"`targets` must be None for a language model. Received: {targets!r}")
+        texts = validate_texts(texts, "texts")
+        vocab = self._learn(texts, "texts")
+        self._set_vocabs(vocab, vocab)
+        if self.target_maxlen is None:
+            self.target_maxlen = suggest_maxlen(self._lengths(texts, "target"))
+            self.source_maxlen = self.target_maxlen
+        return self
+
+    def prompt_ids(self, prompts: Any) -> tuple[Any, Any]:
+        """Prompts as decoding prefixes, in the graph: `[CLS]` and the last tokens.
+
+        Args:
+            prompts: a 1-D `tf.string` tensor.
+
+        Returns:
+            `(prefix, lengths)`: int32 ids `(batch, width)` padded with 0 and the int32
+            length of each, at most `maxlen` (longer prompts keep their last tokens).
+
+        Example:
+            >>> prefix, lengths = preproc.prompt_ids(tf.constant(["a cat"]))
+        """
+        import tensorflow as tf
+
+        pieces = self._pieces(prompts, "target")[:, -(self.maxlen - 1):]
+        prefix = tf.concat([tf.fill([pieces.nrows(), 1], START_ID), pieces], axis=1)
+        return prefix.to_tensor(), tf.cast(prefix.row_lengths(), tf.int32)
+
+    def prompt_lengths(self, prompts: list[str]) -> np.ndarray:
+        """Tokens per prompt before truncation (numpy)."""
+        import tensorflow as tf
+
+        return self._pieces(tf.constant(prompts, tf.string), "target").row_lengths().numpy()
+
+    def inputs(self, texts: Any) -> Any:
+        """The `TaskDataset` transform: texts to decoder input ids, in the graph."""
+        return self.tokenize_target(texts)[0]
+
+
+def _object_array(texts: list[str]) -> np.ndarray:
+    arr = np.empty(len(texts), dtype=object)
+    arr[:] = texts
+    return arr
+
+
+def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
+    """A `TaskDataset` of texts for a fitted `LMPreprocessor`: input ids -> next ids.
+
+    Args:
+        texts: the texts.
+        preproc: the fitted preprocessor.
+
+    Returns:
+        A `ktlite.data.TaskDataset` (raw texts, label ids, `preproc.inputs`).
+
+    Raises:
+        ValueError: for empty or non-string texts.
+
+    Example:
+        >>> test = lm_dataset(test_texts, preproc)
+    """
+    from ktlite.data import TaskDataset
+
+    texts = validate_texts(texts, "texts")
+    return TaskDataset(_object_array(texts), preproc.target_ids(texts), transform=preproc.inputs,
+                       task="generation")
+
+
+def texts_for_lm(
+    texts: Sequence[str],
+    val_texts: Sequence[str] | None = None,
+    val_pct: float = 0.1,
+    maxlen: int | None = None,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    lowercase: bool = False,
+    random_state: int | None = 42,
+    verbose: int = 1,
+) -> tuple[Any, Any, LMPreprocessor]:
+    """Builds language-model training and validation data and a fitted `LMPreprocessor`.
+
+    Args:
+        texts: training texts.
+        val_texts: validation texts; when None, `val_pct` of `texts` are held out.
+        val_pct: the share held out when `val_texts` is None (default 0.1).
+        maxlen: context length; None picks it from the data.
+        vocab_size: the largest vocabulary size (default 8000).
+        lowercase: lower-case and strip accents (default False).
+        random_state: seed of the split (default 42).
+        verbose: 1 reports sizes and the vocabulary.
+
+    Returns:
+        `(trn, val, preproc)`.
+
+    Raises:
+        ValueError: for empty or non-string texts, or `val_pct` outside (0, 1).
+
+    Example:
+        >>> trn, val, preproc = texts_for_lm(synopses)
+    """
+    texts = validate_texts(texts, "texts")
+    val_pct = _check_val_pct(val_pct)
+    _check_random_state(random_state)
+    if val_texts is None:
+        n_val = int(round(len(texts) * val_pct))
+        if n_val < 1 or n_val >= len(texts):
+            raise ValueError(
+                f"`val_pct`={val_pct} leaves an empty training or validation split for "
+                f"{len(texts)} texts. Use more texts, another val_pct, or pass val_texts."
+            )
+        perm = np.random.default_rng(random_state).permutation(len(texts))
+        val_texts = [texts[i] for i in np.sort(perm[:n_val])]
+        texts = [texts[i] for i in np.sort(perm[n_val:])]
+    preproc = LMPreprocessor(maxlen=maxlen, vocab_size=vocab_size, lowercase=lowercase).fit(texts)
+    if verbose:
+        say(f"{len(texts):,} training and {len(val_texts):,} validation texts; {preproc!r}")
+    return lm_dataset(texts, preproc), lm_dataset(val_texts, preproc), preproc

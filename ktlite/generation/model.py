@@ -1,0 +1,132 @@
+"""`causal_lm`: a decoder-only Transformer language model built from ktlite's layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from ktlite._console import say
+from ktlite.generation.data import LMPreprocessor
+from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder
+from ktlite.seq2seq.models import _positive_int, compile_for_sequences, output_logits
+
+MODEL_NAMES = ("transformer",)
+
+
+def causal_lm(
+    name: str = "transformer",
+    train_data: Any = None,
+    preproc: LMPreprocessor | None = None,
+    *,
+    embed_dim: int = 128,
+    num_heads: int = 4,
+    num_layers: int = 2,
+    ff_dim: int | None = None,
+    dropout: float = 0.1,
+    label_smoothing: float = 0.0,
+    learning_rate: float = 1e-3,
+    optimizer: Any = None,
+    verbose: int = 1,
+) -> keras.Model:
+    """Builds and compiles a GPT-style language model for the preprocessor's vocabulary.
+
+    Token ids `(batch, length)` go through a `TokenAndPositionEmbedding`, `num_layers`
+    pre-norm `TransformerDecoder` blocks without cross-attention and a final layer norm;
+    the transposed embedding gives the next-token logits (tied input/output embeddings).
+
+    Args:
+        name: `"transformer"`.
+        train_data: the training `TaskDataset` from `texts_for_lm` (checked), or None.
+        preproc: the fitted `LMPreprocessor`.
+        embed_dim: hidden size. Defaults to 128.
+        num_heads: attention heads. Defaults to 4.
+        num_layers: decoder blocks. Defaults to 2.
+        ff_dim: feed-forward width; None means `4 * embed_dim`.
+        dropout: dropout rate. Defaults to 0.1.
+        label_smoothing: of the loss; 0 (default) keeps the loss a log-likelihood.
+        learning_rate: of the default AdamW. Defaults to 1e-3.
+        optimizer: an optimizer name or instance, or None for AdamW.
+        verbose: 1 prints a one-line summary.
+
+    Returns:
+        A compiled `keras.Model` from `token_ids` to next-token logits.
+
+    Raises:
+        ValueError: for an unknown `name` or invalid sizes.
+        TypeError: if `preproc` is not a fitted `LMPreprocessor` or `train_data` is not
+            from `texts_for_lm`.
+
+    Example:
+        >>> model = causal_lm("transformer", trn, preproc=preproc)
+    """
+    if name not in MODEL_NAMES:
+        raise ValueError(f"`name` must be one of {MODEL_NAMES}. Received: name={name!r}")
+    if not isinstance(preproc, LMPreprocessor) or not preproc.is_fitted:
+        raise TypeError(f"`preproc` must be a fitted LMPreprocessor. Received: {preproc!r:.80}")
+    if train_data is not None and getattr(train_data, "task", None) != "generation":
+        raise TypeError(
+            f"`train_data` must come from `texts_for_lm`. Received: {train_data!r:.80}"
+        )
+    embed_dim = _positive_int("embed_dim", embed_dim)
+    num_layers = _positive_int("num_layers", num_layers)
+    ff_dim = _positive_int("ff_dim", ff_dim if ff_dim is not None else 4 * embed_dim)
+    token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+    embedding = TokenAndPositionEmbedding(preproc.target_vocab_size, preproc.maxlen, embed_dim,
+                                          name="target_embedding")
+    x = keras.layers.Dropout(dropout)(embedding(token_ids))
+    for i in range(num_layers):
+        x = TransformerDecoder(num_heads=num_heads, intermediate_dim=ff_dim, dropout=dropout,
+                               norm_first=True, name=f"decoder_{i}")(x)
+    x = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")(x)
+    model = keras.Model(token_ids, embedding(x, reverse=True), name="causal_lm")
+    compile_for_sequences(model, learning_rate, label_smoothing, optimizer)
+    if verbose:
+        say(f"transformer causal LM: {num_layers} blocks, vocabulary "
+            f"{preproc.target_vocab_size}, context {preproc.maxlen}, "
+            f"{model.count_params():,} parameters")
+    return model
+
+
+class DecoderOnlySteps:
+    """The trained layers of a `causal_lm`, run step by step for decoding.
+
+    Args:
+        model: a model built by `causal_lm`.
+
+    Raises:
+        ValueError: if the model lacks the named layers.
+
+    Example:
+        >>> steps = DecoderOnlySteps(model)
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        names = {layer.name for layer in model.layers}
+        if not {"target_embedding", "decoder_norm"} <= names:
+            raise ValueError("`model` must be built by `generation.causal_lm`.")
+        self.model = model
+        self.embedding = model.get_layer("target_embedding")
+        self.decoders = [layer for layer in model.layers if isinstance(layer, TransformerDecoder)]
+        self.norm = model.get_layer("decoder_norm")
+        self.context_length = self.embedding.sequence_length
+
+    def init_caches(self, batch_size: Any, length: Any) -> list[Any]:
+        """One empty self-attention cache per block."""
+        return [decoder.init_cache(batch_size, length) for decoder in self.decoders]
+
+    def step(self, ids: Any, index: Any, caches: list[Any], context: Any) -> tuple[Any, list]:
+        """Logits for `ids` at positions `index...`, reading and extending the caches."""
+        x = self.embedding(ids, start_index=index)
+        new_caches = []
+        for decoder, cache in zip(self.decoders, caches):
+            x, cache = decoder(x, self_attention_cache=cache, cache_index=index)
+            new_caches.append(cache)
+        return output_logits(self.model, self.norm(x)), new_caches
+
+    def full(self, ids: Any, context: Any) -> Any:
+        """Logits for a whole prefix without any cache."""
+        x = self.embedding(ids)
+        for decoder in self.decoders:
+            x = decoder(x)
+        return output_logits(self.model, self.norm(x))

@@ -1,0 +1,190 @@
+"""`GenerationPredictor`: continues prompts with greedy, beam or sampled decoding.
+
+Built on `ktlite.predictor.Predictor`, so it saves, loads (`ktlite.load_predictor`) and
+exports like any predictor; the exported SavedModel and `ktlite serve` continue prompts
+greedily with up to `max_length` (constructor) new tokens.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ktlite.generation.data import LMPreprocessor
+from ktlite.generation.model import DecoderOnlySteps
+from ktlite.predictor import Predictor
+from ktlite.seq2seq.decoding import DecodingOptions, check_max_length, decode
+from ktlite.seq2seq.predictor import check_texts, decoding_options
+from ktlite.seq2seq.preprocessor import (
+    CONFIG_FILE,
+    END_ID,
+    PAD_ID,
+    SOURCE_VOCAB_FILE,
+    START_ID,
+    TARGET_VOCAB_FILE,
+)
+
+
+class GenerationPredictor(Predictor):
+    """A trained `causal_lm` and its `LMPreprocessor`, ready to continue prompts.
+
+    Each prompt becomes `[CLS]` plus its tokens; prompts longer than the context keep
+    their last `maxlen - 1` tokens (a warning says so once per predictor). Generation
+    stops at the end token, after `max_length` new tokens, or when the context is full.
+
+    Args:
+        model: the trained `causal_lm`.
+        preproc: its `LMPreprocessor`.
+        batch_size: prompts decoded together. Defaults to 32.
+        max_length: new tokens for `ktlite serve` and `export` (greedy). Defaults to 32.
+
+    Raises:
+        TypeError: for a model or preprocessor of the wrong kind.
+        ValueError: if `batch_size` < 1.
+
+    Example:
+        >>> GenerationPredictor(model, preproc).predict("library for", max_length=8)
+        'reading and writing images'
+    """
+
+    preprocessor_files = (CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE)
+
+    def __init__(
+        self, model: keras.Model, preproc: LMPreprocessor, batch_size: int = 32,
+        max_length: int = 32,
+    ) -> None:
+        if not isinstance(preproc, LMPreprocessor) or not preproc.is_fitted:
+            raise TypeError(f"`preproc` must be a fitted LMPreprocessor. Received: {preproc!r:.80}")
+        super().__init__(model, preproc, batch_size=batch_size)
+        self._steps = DecoderOnlySteps(model)
+        self._serving_length = check_max_length(max_length)
+        self._functions: dict[DecodingOptions, Any] = {}
+        self._warned = False
+
+    # ------------------------------------------------------------------ core hooks
+    def _check_model(self, model: keras.Model, preproc: LMPreprocessor) -> None:
+        vocab = DecoderOnlySteps(model).embedding.vocab_size
+        if vocab != preproc.target_vocab_size:
+            raise ValueError(
+                f"The model has {vocab} token ids but the preprocessor's vocabulary has "
+                f"{preproc.target_vocab_size}; they do not belong together."
+            )
+
+    def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
+        return check_texts(inputs)
+
+    def _input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None], tf.string, name="texts")
+
+    def _transform(self, raw: tf.Tensor) -> Any:
+        return self.preproc.prompt_ids(raw)[0]
+
+    def _graph_outputs(self, raw: Any) -> Any:
+        return self._continue(raw, self._serving_length, DecodingOptions())
+
+    def _decode(self, outputs: np.ndarray, **options: Any) -> list[str]:
+        return [t.decode("utf-8") for t in outputs]
+
+    def _serving_outputs(self, outputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"continuations": outputs}
+
+    def _trackables(self) -> list[Any]:
+        return [self.preproc.tokenizer("target")]
+
+    @classmethod
+    def _load_preprocessor(cls, folder: Path) -> LMPreprocessor:
+        return LMPreprocessor.load(folder)
+
+    def describe(self) -> dict[str, Any]:
+        """Task facts for `metadata` and `/metadata`."""
+        return {"task": "generation", "maxlen": self.preproc.maxlen,
+                "vocab_size": self.preproc.target_vocab_size,
+                "serving_max_length": self._serving_length}
+
+    def json_input_schema(self) -> dict[str, Any]:
+        """The JSON schema of one input item: a prompt."""
+        return {"type": "string", "description": "A prompt to continue."}
+
+    # ------------------------------------------------------------------ predicting
+    def _continue(self, prompts: Any, max_length: Any, options: DecodingOptions) -> Any:
+        prefix, lengths = self.preproc.prompt_ids(prompts)
+        ids = decode(self._steps, {}, prefix, lengths, max_length,
+                     END_ID, options, banned_ids=(PAD_ID, START_ID),
+                     context_length=self.preproc.maxlen)
+        new = tf.range(tf.shape(ids)[1])[None, :] >= lengths[:, None]
+        continuation = tf.ragged.boolean_mask(ids, new).to_tensor()
+        return self.preproc.detokenize(continuation)
+
+    def _function(self, options: DecodingOptions) -> Any:
+        if options not in self._functions:
+            self._functions[options] = tf.function(
+                lambda prompts, max_length: self._continue(prompts, max_length, options),
+                input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)],
+            )
+        return self._functions[options]
+
+    def _warn_if_truncated(self, prompts: list[str]) -> None:
+        if self._warned:
+            return
+        if (self.preproc.prompt_lengths(prompts) > self.preproc.maxlen - 1).any():
+            self._warned = True
+            warnings.warn(
+                f"A prompt is longer than the model's context of {self.preproc.maxlen} "
+                f"tokens; only its last {self.preproc.maxlen - 1} tokens are used. Shorten "
+                "the prompt to keep its beginning.",
+                stacklevel=3,
+            )
+
+    def predict(
+        self,
+        inputs: str | list[str],
+        max_length: int = 32,
+        method: str | None = None,
+        beam_width: int = 1,
+        length_penalty: float = 0.0,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+    ) -> str | list[str]:
+        """Continues one prompt or a list of prompts.
+
+        Args:
+            inputs: a str or a list of str (an empty prompt starts from scratch).
+            max_length: most new tokens (end token included). Defaults to 32.
+            method: `"greedy"`, `"beam"` or `"sample"`; None picks `"beam"` when
+                `beam_width > 1`, else `"greedy"`.
+            beam_width: beams of beam search.
+            length_penalty: GNMT length penalty of beam search.
+            temperature: sampling temperature (> 0).
+            top_k: sample among the `top_k` most likely tokens (0: all).
+            top_p: nucleus sampling mass in (0, 1].
+            seed: sampling seed.
+
+        Returns:
+            The continuation (without the prompt): a str for a str input, else a list.
+
+        Raises:
+            TypeError: for None or non-string items (the index is named).
+            ValueError: for an empty list, `max_length` or `beam_width` < 1, `top_p`
+                outside (0, 1], or another option out of range.
+
+        Example:
+            >>> predictor.predict(["a library"], method="sample", top_p=0.9, seed=1)
+        """
+        max_length = check_max_length(max_length)
+        options = decoding_options(beam_width, length_penalty, method, temperature, top_k,
+                                   top_p, seed)
+        prompts, single = check_texts(inputs)
+        self._warn_if_truncated(prompts)
+        run = self._function(options)
+        out: list[str] = []
+        for i in range(0, len(prompts), self.batch_size):
+            batch = tf.constant(prompts[i : i + self.batch_size], tf.string)
+            out.extend(self._decode(run(batch, tf.constant(max_length)).numpy()))
+        return out[0] if single else out

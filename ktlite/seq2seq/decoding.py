@@ -1,0 +1,255 @@
+"""Greedy, beam-search and sampling decoders that run inside one `tf.function`.
+
+The decoders are model-free: they drive a *steps* object with three methods,
+
+- ``init_caches(batch_size, length)`` -> a list of key/value caches,
+- ``step(ids, index, caches, context)`` -> ``(logits (batch, n, vocab), caches)`` for the
+  ``n`` new tokens ``ids`` at positions ``index...``,
+- ``full(ids, context)`` -> logits for a whole prefix (used with ``use_cache=False``),
+
+and a ``context`` (a nest of tensors with the batch first, e.g. the encoder's outputs),
+repeated per beam by beam search. `ktlite.seq2seq.models.EncoderDecoderSteps` and the
+generation package's decoder-only steps implement them.
+
+Every sequence starts with a prefix (the start token for translation, the prompt for
+generation; prefixes of different lengths are forced token by token). Decoding stops
+for a sequence at the end token or after ``max_length`` new tokens, and for the batch
+when every sequence has stopped or the context is full. With the cache each new token
+runs one position through the decoder; without it, the whole prefix is re-run.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import tensorflow as tf
+
+METHODS = ("greedy", "beam", "sample")
+_NEG = -1e9
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How to pick tokens; checked once, then fixed for a traced decoding graph.
+
+    Args:
+        method: ``"greedy"``, ``"beam"`` or ``"sample"``.
+        beam_width: beams kept by beam search (``>= 1``; 1 is greedy).
+        length_penalty: GNMT length penalty exponent of beam search's final ranking
+            (``score / ((5 + length) / 6) ** length_penalty``; 0 ranks by log-probability).
+        temperature: divides the logits before sampling (``> 0``).
+        top_k: sample among the ``top_k`` most likely tokens (0: all).
+        top_p: sample among the most likely tokens whose probabilities add up to
+            ``top_p`` (in ``(0, 1]``; 1: all).
+        seed: seed of the sampler (stateless: the same seed gives the same text).
+        use_cache: run each new token through the decoder alone (default) or re-run the
+            whole prefix (slower, for comparison).
+
+    Raises:
+        ValueError: for a value out of range, naming the argument.
+
+    Example:
+        >>> DecodingOptions(method="beam", beam_width=4, length_penalty=0.6)
+    """
+
+    method: str = "greedy"
+    beam_width: int = 1
+    length_penalty: float = 0.0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"`method` must be one of {METHODS}. Received: method={self.method!r}")
+        _int("beam_width", self.beam_width, 1)
+        _int("top_k", self.top_k, 0)
+        _int("seed", self.seed, 0)
+        _real("length_penalty", self.length_penalty, lambda v: v >= 0, ">= 0")
+        _real("temperature", self.temperature, lambda v: v > 0, "> 0")
+        _real("top_p", self.top_p, lambda v: 0 < v <= 1, "in (0, 1]")
+        if not isinstance(self.use_cache, bool):
+            raise ValueError(f"`use_cache` must be a bool. Received: use_cache={self.use_cache!r}")
+
+
+def _int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
+
+
+def _real(name: str, value: Any, ok: Any, rule: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(float(value)):
+        raise ValueError(f"`{name}` must be a number {rule}. Received: {name}={value!r}")
+
+
+def check_max_length(max_length: Any) -> int:
+    """Returns `max_length` as an int, or raises ValueError unless it is an int >= 1."""
+    _int("max_length", max_length, 1)
+    return int(max_length)
+
+
+class _Runner:
+    """Runs the decoder for new positions with or without the cache."""
+
+    def __init__(self, steps: Any, context: Any, use_cache: bool) -> None:
+        self.steps, self.context, self.use_cache = steps, context, use_cache
+
+    def first(self, ids: Any, length: Any, total: Any) -> tuple[Any, list[Any]]:
+        """Logits of position `length - 1` after reading `ids[:, :length]`."""
+        if not self.use_cache:
+            return self.steps.full(ids[:, :length], self.context)[:, -1], []
+        caches = self.steps.init_caches(tf.shape(ids)[0], total)
+        logits, caches = self.steps.step(ids[:, :length], 0, caches, self.context)
+        return logits[:, -1], caches
+
+    def next(self, ids: Any, position: Any, caches: list[Any]) -> tuple[Any, list[Any]]:
+        """Logits of `position` once the token there is known."""
+        if not self.use_cache:
+            return self.steps.full(ids[:, : position + 1], self.context)[:, -1], caches
+        logits, caches = self.steps.step(ids[:, position : position + 1], position, caches,
+                                         self.context)
+        return logits[:, -1], caches
+
+
+def _banned(logits: Any, banned_ids: tuple[int, ...]) -> Any:
+    vocab = tf.shape(logits)[-1]
+    ban = tf.reduce_any(tf.equal(tf.range(vocab)[:, None], tf.constant(banned_ids))[None], -1)
+    return tf.where(ban, tf.cast(_NEG, logits.dtype), logits)
+
+
+def _write(ids: Any, position: Any, tokens: Any) -> Any:
+    columns = tf.range(tf.shape(ids)[1])[None, :]
+    return tf.where(tf.equal(columns, position), tokens[:, None], ids)
+
+
+def _sample(logits: Any, options: DecodingOptions, position: Any) -> Any:
+    logits = tf.cast(logits, tf.float32) / options.temperature
+    if options.top_k:
+        k = tf.minimum(options.top_k, tf.shape(logits)[-1])
+        kth = tf.math.top_k(logits, k).values[:, -1:]
+        logits = tf.where(logits < kth, _NEG, logits)
+    if options.top_p < 1.0:
+        ordered = tf.sort(logits, axis=-1, direction="DESCENDING")
+        before = tf.cumsum(tf.nn.softmax(ordered), axis=-1, exclusive=True)
+        kept = tf.where(before < options.top_p, ordered, tf.float32.max)
+        logits = tf.where(logits < tf.reduce_min(kept, axis=-1, keepdims=True), _NEG, logits)
+    seed = tf.stack([tf.constant(options.seed, tf.int32), tf.cast(position, tf.int32)])
+    return tf.cast(tf.random.stateless_categorical(logits, 1, seed)[:, 0], tf.int32)
+
+
+def decode(
+    steps: Any,
+    context: Any,
+    prefix: Any,
+    prefix_lengths: Any,
+    max_length: Any,
+    end_id: int,
+    options: DecodingOptions,
+    banned_ids: tuple[int, ...] = (0,),
+    context_length: Any = None,
+) -> Any:
+    """Decodes a batch; traceable, so it runs inside the caller's `tf.function`.
+
+    Args:
+        steps: the steps object (see the module docstring).
+        context: its context, batch first.
+        prefix: int32 `(batch, width)` forced tokens (padded with 0 past each length).
+        prefix_lengths: int32 `(batch,)`, each >= 1.
+        max_length: most new tokens per sequence (int or scalar tensor, >= 1).
+        end_id: the end token; a sequence stops after producing it.
+        options: a `DecodingOptions`.
+        banned_ids: tokens never generated (padding, the start token).
+        context_length: most positions the decoder reads (its position embedding), so
+            at most `context_length + 1` tokens in all; None means no limit beyond
+            `max_length`.
+
+    Returns:
+        int32 ids `(batch, length)`: each prefix, then its new tokens, then 0 padding
+        (the end token, when produced, is kept).
+
+    Example:
+        >>> ids = decode(steps, steps.encode(source_ids), start, tf.ones([n], tf.int32),
+        ...              32, END_ID, DecodingOptions())
+    """
+    prefix = tf.cast(prefix, tf.int32)
+    lengths = tf.cast(prefix_lengths, tf.int32)
+    max_length = tf.cast(max_length, tf.int32)
+    total = tf.reduce_max(lengths) + max_length
+    if context_length is not None:
+        total = tf.minimum(total, tf.cast(context_length, tf.int32) + 1)
+    width = options.beam_width if options.method == "beam" else 1
+    if width > 1:
+        context = tf.nest.map_structure(lambda t: tf.repeat(t, width, axis=0), context)
+        prefix = tf.repeat(prefix, width, axis=0)
+        lengths = tf.repeat(lengths, width, axis=0)
+    rows = tf.shape(prefix)[0]
+    ids = tf.pad(prefix, [[0, 0], [0, tf.maximum(total - tf.shape(prefix)[1], 0)]])[:, :total]
+    runner = _Runner(steps, context, options.use_cache)
+    start = tf.reduce_min(lengths)
+    logits, caches = runner.first(ids, start, total)
+    scores = tf.tile(tf.concat([[0.0], tf.fill([width - 1], _NEG)], 0), [rows // width])
+    finished = tf.zeros([rows], tf.bool)
+
+    def body(position, ids, caches, logits, scores, finished):
+        forced = position < lengths
+        log_probs = tf.nn.log_softmax(_banned(tf.cast(logits, tf.float32), banned_ids))
+        if options.method == "sample":
+            chosen = _sample(log_probs, options, position)
+        elif options.method == "greedy":
+            chosen = tf.cast(tf.argmax(log_probs, axis=-1), tf.int32)
+        token = tf.where(forced, ids[:, position], tf.zeros_like(lengths))
+        vocab = tf.shape(log_probs)[-1]
+        if options.method == "beam":
+            only = tf.where(finished, 0, token)  # finished beams continue with padding only
+            pinned = tf.one_hot(only, vocab, on_value=0.0, off_value=_NEG)
+            log_probs = tf.where((forced | finished)[:, None], pinned, log_probs)
+            candidates = tf.reshape(scores[:, None] + log_probs, [-1, width * vocab])
+            scores, picked = tf.math.top_k(candidates, width)
+            scores = tf.reshape(scores, [-1])
+            beam = picked // vocab + (tf.range(rows // width) * width)[:, None]
+            beam = tf.reshape(beam, [-1])
+            token = tf.reshape(picked % vocab, [-1])
+            ids, finished, forced = (tf.gather(t, beam) for t in (ids, finished, forced))
+            caches = [tf.gather(cache, beam) for cache in caches]
+        else:
+            token = tf.where(forced, token, chosen)
+            token = tf.where(finished, tf.zeros_like(token), token)
+        ids = _write(ids, position, token)
+        finished = (
+            finished
+            | (~forced & tf.equal(token, end_id))
+            | (position + 1 >= lengths + max_length)
+        )
+        # The token at the last position is never read, so it is not run.
+        logits, caches = tf.cond(
+            position + 1 < total,
+            lambda: runner.next(ids, position, caches),
+            lambda: (logits, caches),
+        )
+        return position + 1, ids, caches, logits, scores, finished
+
+    def cond(position, ids, caches, logits, scores, finished):
+        return (position < total) & ~tf.reduce_all(finished)
+
+    _, ids, _, _, scores, _ = tf.while_loop(
+        cond,
+        body,
+        (start, ids, caches, logits, scores, finished),
+        shape_invariants=(
+            start.shape, tf.TensorShape([None, None]),
+            [tf.TensorShape([None, *c.shape[1:]]) for c in caches],
+            tf.TensorShape([None, None]), tf.TensorShape([None]), tf.TensorShape([None]),
+        ),
+    )
+    if width == 1:
+        return ids
+    new_tokens = tf.reduce_sum(
+        tf.cast((tf.range(tf.shape(ids)[1])[None, :] >= lengths[:, None]) & (ids != 0),
+                tf.float32), axis=1)
+    ranked = scores / tf.pow((5.0 + new_tokens) / 6.0, options.length_penalty)
+    best = tf.argmax(tf.reshape(ranked, [-1, width]), axis=1, output_type=tf.int32)
+    return tf.gather(ids, best + tf.range(rows // width) * width)

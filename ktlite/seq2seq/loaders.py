@@ -1,0 +1,276 @@
+"""Loaders that turn sentence pairs into ``(trn, val, preproc)`` for translation.
+
+Every loader ends in `pairs_from_array`: the vocabulary is learned from the training pairs
+only (after a validation split is taken off), and ``trn``/``val`` are
+`ktlite.data.TaskDataset` objects holding the raw sentences as
+``{"source": ..., "target": ...}``, the target labels as token ids, and
+``preproc.transform`` as their in-graph transform, so a batch reaches the model as
+``{"source_ids", "decoder_ids"} -> target ids``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ktlite._console import say
+from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PairPreprocessor
+from ktlite.text.loaders import _check_random_state, _check_val_pct, _open_text
+from ktlite.text.preprocessor import validate_texts
+
+
+def _pairs(sources: Any, targets: Any, source_name: str, target_name: str) -> tuple:
+    sources = validate_texts(sources, source_name)
+    targets = validate_texts(targets, target_name)
+    if len(sources) != len(targets):
+        raise ValueError(
+            f"`{source_name}` and `{target_name}` must have the same length. Received: "
+            f"{len(sources)} sources and {len(targets)} targets"
+        )
+    return sources, targets
+
+
+def _object_array(texts: list[str]) -> np.ndarray:
+    arr = np.empty(len(texts), dtype=object)
+    arr[:] = texts
+    return arr
+
+
+def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPreprocessor) -> Any:
+    """A `TaskDataset` of sentence pairs for a fitted `PairPreprocessor`.
+
+    Args:
+        sources: source sentences.
+        targets: target sentences, one per source.
+        preproc: the fitted preprocessor.
+
+    Returns:
+        A `ktlite.data.TaskDataset` with ``x={"source", "target"}`` (raw strings),
+        ``y`` the target ids, ``transform=preproc.transform`` and the BLEU/chrF reporter
+        (`translation_reporter`, greedy) that `Learner.validate` prints.
+
+    Raises:
+        ValueError: for empty, mismatched or non-string lists.
+
+    Example:
+        >>> test = pair_dataset(test_en, test_it, preproc)
+    """
+    from ktlite.data import TaskDataset
+    from ktlite.seq2seq.report import translation_reporter
+
+    sources, targets = _pairs(sources, targets, "sources", "targets")
+    return TaskDataset(
+        {"source": _object_array(sources), "target": _object_array(targets)},
+        preproc.target_ids(targets),
+        transform=preproc.transform,
+        task="seq2seq",
+        reporter=translation_reporter(preproc),
+    )
+
+
+def pairs_from_array(
+    x_train: Sequence[str],
+    y_train: Sequence[str],
+    x_test: Sequence[str] | None = None,
+    y_test: Sequence[str] | None = None,
+    val_pct: float = 0.1,
+    source_maxlen: int | None = None,
+    target_maxlen: int | None = None,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    joint_vocab: bool = True,
+    lowercase: bool = False,
+    random_state: int | None = 42,
+    verbose: int = 1,
+) -> tuple[Any, Any, PairPreprocessor]:
+    """Builds training and validation pairs and a fitted `PairPreprocessor`.
+
+    Args:
+        x_train: training source sentences (list, array or pandas Series of str).
+        y_train: training target sentences, one per source.
+        x_test: validation sources; when None, ``val_pct`` of the training pairs are held
+            out at random.
+        y_test: validation targets; required with ``x_test``.
+        val_pct: the share held out when ``x_test`` is None (default 0.1).
+        source_maxlen: source tokens per sentence; None picks it from the data (99% of
+            training sources whole, a multiple of 16).
+        target_maxlen: decoder positions per target; None picks it the same way.
+        vocab_size: the largest WordPiece vocabulary size (default 8000).
+        joint_vocab: one vocabulary for both sides (default True) or one per side.
+        lowercase: lower-case and strip accents (default False).
+        random_state: seed of the validation split (default 42).
+        verbose: 1 reports sizes and the vocabulary; 0 is silent.
+
+    Returns:
+        ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` (see `pair_dataset`) and
+        the fitted `PairPreprocessor`.
+
+    Raises:
+        ValueError: for None or non-string sentences (the index is named), empty or
+            mismatched lists, ``x_test`` without ``y_test``, or ``val_pct`` outside (0, 1).
+
+    Example:
+        >>> trn, val, preproc = pairs_from_array(en, it, x_test=en_val, y_test=it_val)
+    """
+    sources, targets = _pairs(x_train, y_train, "x_train", "y_train")
+    if (x_test is None) != (y_test is None):
+        raise ValueError(
+            "`x_test` and `y_test` must be given together. Received: "
+            f"x_test={'None' if x_test is None else 'sentences'}, "
+            f"y_test={'None' if y_test is None else 'sentences'}"
+        )
+    val_pct = _check_val_pct(val_pct)
+    _check_random_state(random_state)
+    if x_test is None:
+        n_val = int(round(len(sources) * val_pct))
+        if n_val < 1 or n_val >= len(sources):
+            raise ValueError(
+                f"`val_pct`={val_pct} leaves an empty training or validation split for "
+                f"{len(sources)} pairs. Use more pairs, another val_pct, or pass x_test/y_test."
+            )
+        perm = np.random.default_rng(random_state).permutation(len(sources))
+        val_idx, trn_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        val_sources = [sources[i] for i in val_idx]
+        val_targets = [targets[i] for i in val_idx]
+        sources = [sources[i] for i in trn_idx]
+        targets = [targets[i] for i in trn_idx]
+    else:
+        val_sources, val_targets = _pairs(x_test, y_test, "x_test", "y_test")
+    preproc = PairPreprocessor(
+        source_maxlen=source_maxlen,
+        target_maxlen=target_maxlen,
+        vocab_size=vocab_size,
+        lowercase=lowercase,
+        joint_vocab=joint_vocab,
+    ).fit(sources, targets)
+    if verbose:
+        say(
+            f"{len(sources):,} training and {len(val_sources):,} validation pairs; "
+            f"{preproc!r}"
+        )
+    return (
+        pair_dataset(sources, targets, preproc),
+        pair_dataset(val_sources, val_targets, preproc),
+        preproc,
+    )
+
+
+def _read_pairs(
+    path: Any, source_column: str, target_column: str, sep: str, encoding: str, arg: str
+) -> tuple[list[str], list[str]]:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
+    try:
+        with _open_text(path, encoding) as f:
+            reader = csv.DictReader(f, delimiter=sep)
+            header = reader.fieldnames or []
+            missing = [c for c in (source_column, target_column) if c not in header]
+            if missing:
+                raise ValueError(
+                    f"Columns {missing} are not in {path!r}; it has columns {header}. Set "
+                    f"`source_column` and `target_column`."
+                )
+            rows = [(row[source_column], row[target_column]) for row in reader]
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path!r} is not valid {encoding}: {err}. Pass `encoding`.") from None
+    except csv.Error as err:
+        raise ValueError(f"{path!r} is not a valid CSV file: {err}") from None
+    for line, (source, target) in enumerate(rows, start=2):
+        if source is None or target is None:
+            raise ValueError(f"Line {line} of {path!r} has too few fields.")
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def pairs_from_csv(
+    train_filepath: str | os.PathLike,
+    source_column: str = "source",
+    target_column: str = "target",
+    val_filepath: str | os.PathLike | None = None,
+    sep: str = ",",
+    encoding: str = "utf-8",
+    **kwargs: Any,
+) -> tuple[Any, Any, PairPreprocessor]:
+    """Builds training and validation pairs from CSV files (``.csv`` or ``.csv.gz``).
+
+    Args:
+        train_filepath: the training CSV file, with a header row.
+        source_column: the column of source sentences (default ``"source"``).
+        target_column: the column of target sentences (default ``"target"``).
+        val_filepath: a validation CSV file with the same columns; when None,
+            ``val_pct`` of the training pairs are held out.
+        sep: the field delimiter (default ``","``).
+        encoding: the file encoding (default ``"utf-8"``).
+        **kwargs: any other argument of `pairs_from_array` (``val_pct``, ``vocab_size``,
+            ``joint_vocab``, ...).
+
+    Returns:
+        ``(trn, val, preproc)`` as in `pairs_from_array`.
+
+    Raises:
+        ValueError: for a missing file or column, a short row, or any error of
+            `pairs_from_array`.
+
+    Example:
+        >>> trn, val, preproc = pairs_from_csv("train.csv.gz", "en", "it",
+        ...                                    val_filepath="val.csv.gz")
+    """
+    sources, targets = _read_pairs(
+        train_filepath, source_column, target_column, sep, encoding, "train_filepath"
+    )
+    val = (None, None)
+    if val_filepath is not None:
+        val = _read_pairs(val_filepath, source_column, target_column, sep, encoding,
+                          "val_filepath")
+    return pairs_from_array(sources, targets, x_test=val[0], y_test=val[1], **kwargs)
+
+
+def _frame_columns(df: Any, source_column: str, target_column: str, arg: str) -> tuple:
+    if not hasattr(df, "columns") or not hasattr(df, "__getitem__"):
+        raise ValueError(
+            f"`{arg}` must be a pandas DataFrame. Received: {arg} of type {type(df).__name__}"
+        )
+    missing = [c for c in (source_column, target_column) if c not in list(df.columns)]
+    if missing:
+        raise ValueError(
+            f"Columns {missing} are not in `{arg}`; it has columns {list(df.columns)}. Set "
+            f"`source_column` and `target_column`."
+        )
+    return df[source_column].tolist(), df[target_column].tolist()
+
+
+def pairs_from_df(
+    train_df: Any,
+    source_column: str = "source",
+    target_column: str = "target",
+    val_df: Any = None,
+    **kwargs: Any,
+) -> tuple[Any, Any, PairPreprocessor]:
+    """Builds training and validation pairs from pandas DataFrames.
+
+    Args:
+        train_df: the training frame.
+        source_column: the column of source sentences (default ``"source"``).
+        target_column: the column of target sentences (default ``"target"``).
+        val_df: a validation frame with the same columns; when None, ``val_pct`` of the
+            training pairs are held out.
+        **kwargs: any other argument of `pairs_from_array`.
+
+    Returns:
+        ``(trn, val, preproc)`` as in `pairs_from_array`.
+
+    Raises:
+        ValueError: for a non-frame, a missing column (missing values are named by
+            index), or any error of `pairs_from_array`.
+
+    Example:
+        >>> trn, val, preproc = pairs_from_df(df, "en", "it")
+    """
+    sources, targets = _frame_columns(train_df, source_column, target_column, "train_df")
+    val = (None, None)
+    if val_df is not None:
+        val = _frame_columns(val_df, source_column, target_column, "val_df")
+    return pairs_from_array(sources, targets, x_test=val[0], y_test=val[1], **kwargs)

@@ -1,0 +1,105 @@
+"""Loss and accuracy over the real tokens of padded target sequences (id 0 is padding)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+
+def _check_smoothing(label_smoothing: Any) -> float:
+    if (
+        isinstance(label_smoothing, bool)
+        or not isinstance(label_smoothing, (int, float))
+        or not 0.0 <= label_smoothing < 1.0
+    ):
+        raise ValueError(
+            "`label_smoothing` must be a float in [0, 1). "
+            f"Received: label_smoothing={label_smoothing!r}"
+        )
+    return float(label_smoothing)
+
+
+@keras.saving.register_keras_serializable(package="ktlite")
+class MaskedSequenceCrossentropy(keras.losses.Loss):
+    """Label-smoothed cross-entropy from logits, averaged over real target tokens only.
+
+    Padding positions (label 0) add nothing, and the batch loss is the mean over the
+    batch's real tokens: each sentence's summed loss is scaled by
+    `batch_size / real_tokens`, so Keras' mean over the batch gives exactly
+    `sum(token losses) / real_tokens`.
+
+    Args:
+        label_smoothing: Share of the probability mass spread uniformly over the
+            vocabulary. Defaults to `0.1`.
+        name: Loss name.
+        **kwargs: Other `keras.losses.Loss` arguments.
+
+    Raises:
+        ValueError: If `label_smoothing` is outside `[0, 1)`.
+
+    Example:
+        >>> loss = MaskedSequenceCrossentropy(label_smoothing=0.1)
+        >>> loss(np.array([[3, 0]]), np.zeros((1, 2, 8)))  # log(8), padding ignored
+    """
+
+    def __init__(
+        self,
+        label_smoothing: float = 0.1,
+        name: str = "masked_sequence_crossentropy",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = _check_smoothing(label_smoothing)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        y_true = ops.cast(y_true, "int32")
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        nll = -ops.squeeze(ops.take_along_axis(log_probs, y_true[..., None], axis=-1), -1)
+        token_loss = (1.0 - self.label_smoothing) * nll
+        if self.label_smoothing:
+            token_loss += self.label_smoothing * -ops.mean(log_probs, axis=-1)
+        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+        per_sentence = ops.sum(token_loss * mask, axis=-1)
+        batch = ops.cast(ops.shape(y_true)[0], "float32")
+        return per_sentence * batch / ops.maximum(ops.sum(mask), 1.0)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["label_smoothing"] = self.label_smoothing
+        return config
+
+
+@keras.saving.register_keras_serializable(package="ktlite")
+class MaskedTokenAccuracy(keras.metrics.Metric):
+    """Share of real target tokens (label != 0) whose arg-max prediction is right.
+
+    Args:
+        name: Metric name. Defaults to `"token_accuracy"`.
+        **kwargs: Other `keras.metrics.Metric` arguments.
+
+    Example:
+        >>> metric = MaskedTokenAccuracy()
+        >>> metric.update_state(np.array([[2, 0]]), np.eye(4)[[[2, 1]]])
+        >>> float(metric.result())  # 1.0: the padded position does not count
+    """
+
+    def __init__(self, name: str = "token_accuracy", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable((), initializer="zeros", name="correct")
+        self.total = self.add_variable((), initializer="zeros", name="total")
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        y_true = ops.cast(y_true, "int32")
+        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+        hits = ops.cast(ops.equal(ops.argmax(y_pred, axis=-1), y_true), "float32")
+        self.correct.assign_add(ops.sum(hits * mask))
+        self.total.assign_add(ops.sum(mask))
+
+    def result(self) -> Any:
+        return self.correct / ops.maximum(self.total, 1.0)
+
+    def reset_state(self) -> None:
+        self.correct.assign(0.0)
+        self.total.assign(0.0)

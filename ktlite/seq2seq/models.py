@@ -1,0 +1,283 @@
+"""`translation_model`: a Transformer encoder-decoder built from ktlite's layers.
+
+The model maps ``{"source_ids": (batch, S), "decoder_ids": (batch, T)}`` to logits
+``(batch, T, vocab)`` over the target vocabulary. By default (a joint vocabulary) one
+`TokenAndPositionEmbedding` embeds sources and targets and, transposed, projects the
+decoder's outputs to logits (shared input/output embeddings). Blocks are pre-norm, with a
+final layer normalization on each side. `EncoderDecoderSteps` exposes the trained layers
+to the decoding loop (`ktlite.seq2seq.decoding`) with the key/value cache.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from ktlite._console import say
+from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
+from ktlite.seq2seq.losses import MaskedSequenceCrossentropy, MaskedTokenAccuracy
+
+MODEL_NAMES = ("transformer",)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    return int(value)
+
+
+def _check_preproc(preproc: Any) -> None:
+    if getattr(preproc, "task", None) != "seq2seq" or not getattr(preproc, "is_fitted", False):
+        raise TypeError(
+            "`preproc` must be the fitted PairPreprocessor returned by a `pairs_from_*` "
+            f"loader. Received: preproc={preproc!r:.80}"
+        )
+
+
+def _check_train_data(train_data: Any, preproc: Any) -> None:
+    if train_data is None:
+        return
+    y = getattr(train_data, "y", None)
+    if getattr(train_data, "task", None) != "seq2seq" or y is None:
+        raise TypeError(
+            "`train_data` must be the training TaskDataset from a `pairs_from_*` loader. "
+            f"Received: train_data={train_data!r:.80}"
+        )
+    if y.shape[1] != preproc.target_maxlen or int(y.max()) >= preproc.target_vocab_size:
+        raise ValueError(
+            "`train_data` does not belong to `preproc`: its target ids have length "
+            f"{y.shape[1]} (preproc.target_maxlen={preproc.target_maxlen}) and ids up to "
+            f"{int(y.max())} (vocabulary of {preproc.target_vocab_size})."
+        )
+
+
+def compile_for_sequences(
+    model: keras.Model, learning_rate: float, label_smoothing: float, optimizer: Any
+) -> None:
+    """Compiles a logits model with the masked sequence loss and token accuracy.
+
+    Args:
+        model: a model whose output is logits `(batch, length, vocab)`.
+        learning_rate: learning rate of the default AdamW optimizer.
+        label_smoothing: see `MaskedSequenceCrossentropy`.
+        optimizer: an optimizer (name or instance) or None for AdamW with weight decay
+            0.01 (biases and normalization excluded).
+
+    Raises:
+        ValueError: for a non-positive learning rate or smoothing outside [0, 1).
+        TypeError: for an optimizer of the wrong kind.
+
+    Example:
+        >>> compile_for_sequences(model, 1e-3, 0.1, None)
+    """
+    if optimizer is None:
+        if (
+            isinstance(learning_rate, bool)
+            or not isinstance(learning_rate, numbers.Real)
+            or not 0 < learning_rate < float("inf")
+        ):
+            raise ValueError(
+                "`learning_rate` must be a positive float. "
+                f"Received: learning_rate={learning_rate!r}"
+            )
+        optimizer = keras.optimizers.AdamW(learning_rate=float(learning_rate), weight_decay=0.01)
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    elif not isinstance(optimizer, (str, keras.optimizers.Optimizer)):
+        raise TypeError(
+            "`optimizer` must be a name, a keras.optimizers.Optimizer or None. "
+            f"Received: optimizer={optimizer!r}"
+        )
+    model.compile(
+        optimizer=optimizer,
+        loss=MaskedSequenceCrossentropy(label_smoothing=label_smoothing),
+        metrics=[MaskedTokenAccuracy()],
+    )
+
+
+def translation_model(
+    name: str = "transformer",
+    train_data: Any = None,
+    preproc: Any = None,
+    *,
+    embed_dim: int = 128,
+    num_heads: int = 4,
+    num_layers: int = 2,
+    ff_dim: int | None = None,
+    dropout: float = 0.1,
+    tie_embeddings: bool = True,
+    label_smoothing: float = 0.1,
+    learning_rate: float = 1e-3,
+    optimizer: Any = None,
+    verbose: int = 1,
+) -> keras.Model:
+    """Builds and compiles a Transformer encoder-decoder for the preprocessor's pairs.
+
+    Args:
+        name: `"transformer"` (the only model for now).
+        train_data: the training `TaskDataset` from a `pairs_from_*` loader (checked
+            against `preproc`), or None.
+        preproc: the fitted `PairPreprocessor`.
+        embed_dim: embedding and hidden size. Defaults to 128.
+        num_heads: attention heads. Defaults to 4.
+        num_layers: encoder blocks and decoder blocks (each). Defaults to 2.
+        ff_dim: feed-forward width; None means `4 * embed_dim`.
+        dropout: dropout rate. Defaults to 0.1.
+        tie_embeddings: share the decoder's input embedding with the output projection
+            (and, with a joint vocabulary, with the encoder's embedding). Defaults to True.
+        label_smoothing: label smoothing of the loss. Defaults to 0.1.
+        learning_rate: initial learning rate of the default AdamW. Defaults to 1e-3.
+        optimizer: an optimizer name or instance, or None for AdamW.
+        verbose: 1 prints a one-line summary, 0 is silent.
+
+    Returns:
+        A compiled `keras.Model` mapping `{"source_ids", "decoder_ids"}` to target logits,
+        trained with `ktlite.get_learner` like any other ktlite model.
+
+    Raises:
+        ValueError: for an unknown `name` or an invalid size.
+        TypeError: when `preproc` or `train_data` is not from a `pairs_from_*` loader.
+
+    Example:
+        >>> trn, val, preproc = seq2seq.pairs_from_array(en, it)
+        >>> model = seq2seq.translation_model("transformer", trn, preproc=preproc)
+        >>> learner = ktlite.get_learner(model, train_data=trn, val_data=val)
+    """
+    if name not in MODEL_NAMES:
+        raise ValueError(f"`name` must be one of {MODEL_NAMES}. Received: name={name!r}")
+    _check_preproc(preproc)
+    _check_train_data(train_data, preproc)
+    embed_dim = _positive_int("embed_dim", embed_dim)
+    num_layers = _positive_int("num_layers", num_layers)
+    ff_dim = _positive_int("ff_dim", ff_dim if ff_dim is not None else 4 * embed_dim)
+    if not isinstance(tie_embeddings, bool):
+        raise ValueError(f"`tie_embeddings` must be a bool. Received: {tie_embeddings!r}")
+
+    source_ids = keras.Input((None,), dtype="int32", name="source_ids")
+    decoder_ids = keras.Input((None,), dtype="int32", name="decoder_ids")
+    target_embedding = TokenAndPositionEmbedding(
+        preproc.target_vocab_size,
+        max(preproc.target_maxlen, preproc.source_maxlen if preproc.joint_vocab else 0),
+        embed_dim,
+        name="target_embedding",
+    )
+    if preproc.joint_vocab and tie_embeddings:
+        source_embedding = target_embedding
+    else:
+        source_embedding = TokenAndPositionEmbedding(
+            preproc.source_vocab_size, preproc.source_maxlen, embed_dim, name="source_embedding"
+        )
+    block = dict(num_heads=num_heads, intermediate_dim=ff_dim, dropout=dropout, norm_first=True)
+    x = keras.layers.Dropout(dropout)(source_embedding(source_ids))
+    for i in range(num_layers):
+        x = TransformerEncoder(**block, name=f"encoder_{i}")(x)
+    memory = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_norm")(x)
+    y = keras.layers.Dropout(dropout)(target_embedding(decoder_ids))
+    for i in range(num_layers):
+        y = TransformerDecoder(**block, name=f"decoder_{i}")(y, memory)
+    y = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")(y)
+    if tie_embeddings:
+        logits = target_embedding(y, reverse=True)
+    else:
+        logits = keras.layers.Dense(preproc.target_vocab_size, name="logits")(y)
+    model = keras.Model({"source_ids": source_ids, "decoder_ids": decoder_ids}, logits,
+                        name="translation_transformer")
+    compile_for_sequences(model, learning_rate, label_smoothing, optimizer)
+    if verbose:
+        say(
+            f"transformer translation model: {num_layers}+{num_layers} blocks, "
+            f"vocabulary {preproc.target_vocab_size}, maxlen {preproc.source_maxlen} -> "
+            f"{preproc.target_maxlen}, {model.count_params():,} parameters"
+        )
+    return model
+
+
+def _decoder_blocks(model: keras.Model) -> list[TransformerDecoder]:
+    return [layer for layer in model.layers if isinstance(layer, TransformerDecoder)]
+
+
+def output_logits(model: keras.Model, hidden: Any) -> Any:
+    """Logits from the final hidden states, tied or through the `logits` dense layer."""
+    names = {layer.name for layer in model.layers}
+    if "logits" in names:
+        return model.get_layer("logits")(hidden)
+    return model.get_layer("target_embedding")(hidden, reverse=True)
+
+
+class EncoderDecoderSteps:
+    """The trained layers of a `translation_model`, run step by step for decoding.
+
+    Args:
+        model: a model built by `translation_model` (or loaded from one).
+
+    Raises:
+        ValueError: if the model lacks the named layers of a translation model.
+
+    Example:
+        >>> steps = EncoderDecoderSteps(model)
+        >>> context = steps.encode(source_ids)
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        names = {layer.name for layer in model.layers}
+        needed = {"target_embedding", "encoder_norm", "decoder_norm"}
+        if not needed <= names:
+            raise ValueError(
+                "`model` must be built by `seq2seq.translation_model`; it lacks the layers "
+                f"{sorted(needed - names)}."
+            )
+        self.model = model
+        self.target_embedding = model.get_layer("target_embedding")
+        self.source_embedding = model.get_layer(
+            "source_embedding" if "source_embedding" in names else "target_embedding"
+        )
+        self.encoders = [layer for layer in model.layers if isinstance(layer, TransformerEncoder)]
+        self.decoders = _decoder_blocks(model)
+        self.encoder_norm = model.get_layer("encoder_norm")
+        self.decoder_norm = model.get_layer("decoder_norm")
+        self.context_length = self.target_embedding.sequence_length
+
+    def encode(self, source_ids: Any) -> dict[str, Any]:
+        """Runs the encoder once; returns the context every decoding step reads.
+
+        Args:
+            source_ids: int ids `(batch, source_length)`.
+
+        Returns:
+            `{"outputs", "padding", "memory"}`: encoder outputs, the source padding mask
+            and each decoder block's projected cross-attention keys and values.
+        """
+        padding = tf.not_equal(source_ids, 0)
+        x = self.source_embedding(source_ids)
+        for encoder in self.encoders:
+            x = encoder(x, padding_mask=padding)
+        x = self.encoder_norm(x)
+        memory = [decoder.cross_attention_cache(x) for decoder in self.decoders]
+        return {"outputs": x, "padding": padding, "memory": memory}
+
+    def init_caches(self, batch_size: Any, length: Any) -> list[Any]:
+        """One empty self-attention cache per decoder block."""
+        return [decoder.init_cache(batch_size, length) for decoder in self.decoders]
+
+    def step(
+        self, ids: Any, index: Any, caches: list[Any], context: dict[str, Any]
+    ) -> tuple[Any, list[Any]]:
+        """Logits for `ids` at positions `index...`, reading and extending the caches."""
+        y = self.target_embedding(ids, start_index=index)
+        new_caches = []
+        for decoder, cache, memory in zip(self.decoders, caches, context["memory"]):
+            y, cache = decoder(
+                y, None, encoder_padding_mask=context["padding"], self_attention_cache=cache,
+                cache_index=index, cross_attention_cache=memory,
+            )
+            new_caches.append(cache)
+        return output_logits(self.model, self.decoder_norm(y)), new_caches
+
+    def full(self, ids: Any, context: dict[str, Any]) -> Any:
+        """Logits for a whole prefix without any cache (what a cache saves)."""
+        y = self.target_embedding(ids)
+        for decoder in self.decoders:
+            y = decoder(y, context["outputs"], encoder_padding_mask=context["padding"])
+        return output_logits(self.model, self.decoder_norm(y))

@@ -1,0 +1,294 @@
+"""`TranslationPredictor`: raw sentences in, translated sentences out, saved and exported.
+
+Built on `ktlite.predictor.Predictor`. Tokenizing, encoding, the decoding loop (with the
+key/value cache) and detokenizing run in one `tf.function` per set of decoding options,
+so `predict`, `ktlite serve` and the exported SavedModel run the same graph. The graph
+that `ktlite serve` and `export` use decodes with the predictor's own options
+(`beam_width`, `max_length` given to the constructor; greedy by default).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ktlite.predictor import Predictor
+from ktlite.seq2seq.decoding import DecodingOptions, check_max_length
+from ktlite.seq2seq.inference import translate_strings
+from ktlite.seq2seq.models import EncoderDecoderSteps
+from ktlite.seq2seq.preprocessor import (
+    CONFIG_FILE,
+    SOURCE_VOCAB_FILE,
+    TARGET_VOCAB_FILE,
+    PairPreprocessor,
+)
+
+def check_texts(inputs: Any, name: str = "inputs") -> tuple[list[str], bool]:
+    """Validates raw sentences: one string, or a non-empty list of strings.
+
+    Args:
+        inputs: a str, or a list / tuple / 1-D array of str.
+        name: the argument name used in errors.
+
+    Returns:
+        `(texts, single)`: the texts as a list and whether one string was given.
+
+    Raises:
+        TypeError: for None, a non-sequence, or an item that is not a str (its index is
+            named).
+        ValueError: for an empty list.
+
+    Example:
+        >>> check_texts("a cat")
+        (['a cat'], True)
+    """
+    if isinstance(inputs, str):
+        return [inputs], True
+    if inputs is None or isinstance(inputs, (bytes, dict)) or not hasattr(inputs, "__iter__"):
+        raise TypeError(
+            f"`{name}` must be a string or a list of strings. Received: {name}={inputs!r:.80}"
+        )
+    texts = list(inputs.tolist() if isinstance(inputs, np.ndarray) else inputs)
+    if not texts:
+        raise ValueError(f"`{name}` must hold at least one string. Received: {name}=[]")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"`{name}` must hold only strings, but item {i} is {type(text).__name__}. "
+                f"Received: {name}[{i}]={text!r:.80}"
+            )
+    return texts, False
+
+
+def decoding_options(
+    beam_width: int = 1,
+    length_penalty: float = 0.6,
+    method: str | None = None,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> DecodingOptions:
+    """`DecodingOptions` from `predict`'s keywords (`method` None: beam if width > 1)."""
+    if method is None:
+        method = "beam" if isinstance(beam_width, int) and beam_width > 1 else "greedy"
+    return DecodingOptions(method=method, beam_width=beam_width, length_penalty=length_penalty,
+                           temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+
+
+class TranslationPredictor(Predictor):
+    """A trained `translation_model` and its `PairPreprocessor`, ready to translate.
+
+    Args:
+        model: the trained model from `seq2seq.translation_model` (or loaded).
+        preproc: the `PairPreprocessor` it was trained with.
+        batch_size: sentences decoded together by `predict`. Defaults to 32.
+        beam_width: beams used by `ktlite serve` and `export` (1: greedy). `predict`
+            takes its own.
+        max_length: most target tokens for `ktlite serve` and `export`; None means the
+            preprocessor's `target_maxlen`.
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model` or `preproc` not a `PairPreprocessor`.
+        ValueError: if they do not belong together, or `batch_size`, `beam_width` or
+            `max_length` < 1.
+
+    Example:
+        >>> p = ktlite.get_predictor(learner.model, preproc)
+        >>> p.predict(["Real-time strategy game"], beam_width=4)
+        ['gioco di strategia in tempo reale']
+    """
+
+    preprocessor_files = (CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE)
+    output_name = "translations"
+
+    def __init__(
+        self,
+        model: keras.Model,
+        preproc: PairPreprocessor,
+        batch_size: int = 32,
+        beam_width: int = 1,
+        max_length: int | None = None,
+    ) -> None:
+        if not isinstance(preproc, PairPreprocessor) or not preproc.is_fitted:
+            raise TypeError(
+                f"`preproc` must be a fitted PairPreprocessor. Received: preproc={preproc!r:.80}"
+            )
+        super().__init__(model, preproc, batch_size=batch_size)
+        self._steps = EncoderDecoderSteps(model)
+        self._serving = (
+            decoding_options(beam_width=beam_width),
+            check_max_length(preproc.target_maxlen if max_length is None else max_length),
+        )
+        self._functions: dict[DecodingOptions, Any] = {}
+
+    # ------------------------------------------------------------------ core hooks
+    def _check_model(self, model: keras.Model, preproc: PairPreprocessor) -> None:
+        vocab = EncoderDecoderSteps(model).target_embedding.vocab_size
+        if vocab != preproc.target_vocab_size:
+            raise ValueError(
+                f"The model's target vocabulary has {vocab} tokens but the preprocessor's "
+                f"has {preproc.target_vocab_size}; they do not belong together."
+            )
+
+    def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
+        return check_texts(inputs)
+
+    def _input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None], tf.string, name="texts")
+
+    def _transform(self, raw: tf.Tensor) -> Any:
+        return self.preproc.tokenize_source(raw)
+
+    def _graph_outputs(self, raw: Any) -> Any:
+        options, max_length = self._serving
+        return translate_strings(self._steps, self.preproc, raw, max_length, options)
+
+    def _decode(self, outputs: np.ndarray, **options: Any) -> list[str]:
+        return [t.decode("utf-8") for t in outputs]
+
+    def _serving_outputs(self, outputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {self.output_name: outputs}
+
+    def _trackables(self) -> list[Any]:
+        return [self.preproc.tokenizer(side) for side in ("source", "target")]
+
+    @classmethod
+    def _load_preprocessor(cls, folder: Path) -> PairPreprocessor:
+        return PairPreprocessor.load(folder)
+
+    def describe(self) -> dict[str, Any]:
+        """Task facts for `metadata` and `/metadata`."""
+        options, max_length = self._serving
+        return {
+            "task": "seq2seq",
+            "source_maxlen": self.preproc.source_maxlen,
+            "target_maxlen": self.preproc.target_maxlen,
+            "vocab_size": self.preproc.target_vocab_size,
+            "joint_vocab": self.preproc.joint_vocab,
+            "serving_beam_width": options.beam_width,
+            "serving_max_length": max_length,
+        }
+
+    def json_input_schema(self) -> dict[str, Any]:
+        """The JSON schema of one input item: a source sentence."""
+        return {"type": "string", "description": "A source sentence to translate."}
+
+    def inputs_from_json(self, items: list) -> list[str]:
+        """JSON items (strings) to what `predict` takes.
+
+        Raises:
+            ValueError: naming the index of an item that is not a string.
+        """
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise ValueError(f"Item {i} must be a string. Received: {item!r:.80}")
+        return list(items)
+
+    # ------------------------------------------------------------------ predicting
+    def _function(self, options: DecodingOptions) -> Any:
+        if options not in self._functions:
+            self._functions[options] = tf.function(
+                lambda texts, max_length: translate_strings(
+                    self._steps, self.preproc, texts, max_length, options
+                ),
+                input_signature=[self._input_spec(), tf.TensorSpec([], tf.int32)],
+            )
+        return self._functions[options]
+
+    def predict(
+        self,
+        inputs: str | list[str],
+        beam_width: int = 1,
+        max_length: int | None = None,
+        length_penalty: float = 0.6,
+        method: str | None = None,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+    ) -> str | list[str]:
+        """Translates one sentence or a list of sentences.
+
+        Args:
+            inputs: a str or a list of str. Blank sentences translate to `""`.
+            beam_width: beams of beam search; 1 (default) decodes greedily.
+            max_length: most target tokens per sentence (end token included); None
+                means the preprocessor's `target_maxlen`.
+            length_penalty: GNMT length penalty of beam search (default 0.6).
+            method: `"greedy"`, `"beam"` or `"sample"`; None picks `"beam"` when
+                `beam_width > 1`, else `"greedy"`.
+            temperature: sampling temperature (> 0).
+            top_k: sample among the `top_k` most likely tokens (0: all).
+            top_p: nucleus sampling mass in (0, 1].
+            seed: sampling seed.
+
+        Returns:
+            The translation (a str for a str input), or a list of them.
+
+        Raises:
+            TypeError: for None or non-string items (the index is named).
+            ValueError: for an empty list, `beam_width` or `max_length` < 1, `top_p`
+                outside (0, 1], or another option out of range.
+
+        Example:
+            >>> predictor.predict("Real-time strategy game", beam_width=4)
+        """
+        max_length = check_max_length(
+            self.preproc.target_maxlen if max_length is None else max_length
+        )
+        options = decoding_options(beam_width, length_penalty, method, temperature, top_k,
+                                   top_p, seed)
+        texts, single = check_texts(inputs)
+        run = self._function(options)
+        out: list[str] = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = tf.constant(texts[i : i + self.batch_size], tf.string)
+            out.extend(self._decode(run(batch, tf.constant(max_length)).numpy()))
+        return out[0] if single else out
+
+    # ------------------------------------------------------------------ export
+    def export(
+        self,
+        path: str | os.PathLike,
+        format: str = "saved_model",
+        beam_width: int | None = None,
+        max_length: int | None = None,
+        **options: Any,
+    ) -> None:
+        """Exports a SavedModel that maps raw strings to translated strings.
+
+        The `serving_default` signature takes `texts` (1-D `tf.string`) and returns
+        `{"translations": 1-D tf.string}`. Loading needs only `tensorflow` and
+        `import tensorflow_text`.
+
+        Args:
+            path: the folder to write (atomically).
+            format: `"saved_model"` (default).
+            beam_width: beams of the exported graph; None keeps the predictor's.
+            max_length: most target tokens; None keeps the predictor's.
+            **options: passed on to `Predictor.export`.
+
+        Raises:
+            ValueError: for `beam_width` or `max_length` < 1, or an unknown format.
+            FileExistsError: if `path` is a file or a non-empty folder of something else.
+
+        Example:
+            >>> predictor.export("exported", beam_width=4)
+            >>> serve = tf.saved_model.load("exported").signatures["serving_default"]
+            >>> serve(texts=tf.constant(["a cat"]))["translations"]
+        """
+        serving, length = self._serving
+        if beam_width is None and max_length is None:
+            super().export(path, format=format, **options)
+            return
+        type(self)(
+            self.model, self.preproc, self.batch_size,
+            beam_width=serving.beam_width if beam_width is None else beam_width,
+            max_length=length if max_length is None else max_length,
+        ).export(path, format=format, **options)

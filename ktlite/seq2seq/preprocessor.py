@@ -1,0 +1,553 @@
+"""`PairPreprocessor`: WordPiece vocabularies for source and target, used in the graph.
+
+The vocabulary (one joint vocabulary by default, or one per side) is learned with the
+``tokenizers`` package through `ktlite.text`'s WordPiece machinery, so text is normalized
+and split exactly as `ktlite.text` does it (CJK ideographs one per token). Tokenizing
+(`tokenize_source`, `tokenize_target`) and the reverse (`detokenize`) are TensorFlow ops
+only (tensorflow-text), so the training pipeline, decoding and an exported SavedModel
+share one graph.
+
+Source sequences are the WordPiece ids followed by ``[SEP]`` (so even an empty source
+has one real token). Target sequences start with ``[CLS]`` (the start token) and end
+with ``[SEP]`` (the end token); the decoder reads ``[CLS] w1 .. wn`` and learns to
+predict ``w1 .. wn [SEP]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ktlite.text.preprocessor import (
+    _CJK_PATTERN,
+    _MAX_BYTES_PER_WORD,
+    CLS_ID,
+    CONTINUATION_PREFIX,
+    PAD_ID,
+    SEP_ID,
+    SPECIAL_TOKENS,
+    UNK_ID,
+    _validate_vocab,
+    learn_wordpiece_vocab,
+    suggest_maxlen,
+    validate_texts,
+)
+
+START_ID = CLS_ID
+END_ID = SEP_ID
+DEFAULT_VOCAB_SIZE = 8000
+CONFIG_FILE = "pair_preprocessor.json"
+SOURCE_VOCAB_FILE = "source_vocab.txt"
+TARGET_VOCAB_FILE = "target_vocab.txt"
+FORMAT_VERSION = 1
+_CONFIG_KEYS = frozenset(
+    {"format_version", "task", "source_maxlen", "target_maxlen", "max_vocab_size",
+     "lowercase", "joint_vocab"}
+)
+# Detokenization: no space before closing punctuation, none after opening brackets, and
+# none around word-internal joiners ("real-time", "l'utente", "input/output", "c++").
+_GLUE_BEFORE = r" ([.,!?;:%)\]}+])"
+_GLUE_AFTER = r"([(\[{]) "
+_GLUE_AROUND = r" ?([-'/_@]) ?"
+
+
+def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(
+            f"`{name}` must be an int >= {minimum}"
+            f"{' or None' if allow_none else ''}. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+class PairPreprocessor:
+    """Learns WordPiece vocabularies for sentence pairs; tokenizes and detokenizes in TF.
+
+    Args:
+        source_maxlen: tokens per source sentence (``[SEP]`` included); None picks the
+            smallest multiple of 16 that holds 99% of the training sources whole.
+        target_maxlen: decoder positions per target sentence (the start token or the end
+            token included); None picks it the same way.
+        vocab_size: the largest vocabulary size (each vocabulary when not joint),
+            special tokens included. Defaults to 8000.
+        lowercase: lower-case and strip accents (default False: translations keep case
+            and accents, which BLEU counts).
+        joint_vocab: one vocabulary learned from sources and targets together (default
+            True, which lets the model tie its encoder, decoder and output embeddings),
+            or one per side.
+
+    Attributes:
+        task: ``"seq2seq"``.
+        source_vocab, target_vocab: the vocabularies (the same list when joint).
+
+    Raises:
+        ValueError: for an invalid argument.
+
+    Example:
+        >>> preproc = PairPreprocessor(vocab_size=200).fit(["a cat"], ["un gatto"])
+        >>> preproc.detokenize(preproc.tokenize_target(tf.constant(["un gatto"]))[1])
+    """
+
+    task = "seq2seq"
+    predictor_class = "ktlite.seq2seq.predictor.TranslationPredictor"
+    pad_id = PAD_ID
+    start_id = START_ID
+    end_id = END_ID
+
+    def __init__(
+        self,
+        source_maxlen: int | None = None,
+        target_maxlen: int | None = None,
+        vocab_size: int = DEFAULT_VOCAB_SIZE,
+        lowercase: bool = False,
+        joint_vocab: bool = True,
+    ) -> None:
+        self.source_maxlen = _check_int("source_maxlen", source_maxlen, 2, allow_none=True)
+        self.target_maxlen = _check_int("target_maxlen", target_maxlen, 2, allow_none=True)
+        self.max_vocab_size = _check_int("vocab_size", vocab_size, len(SPECIAL_TOKENS) + 1)
+        for name, value in (("lowercase", lowercase), ("joint_vocab", joint_vocab)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
+        self.lowercase = bool(lowercase)
+        self.joint_vocab = bool(joint_vocab)
+        self.source_vocab: list[str] = []
+        self.target_vocab: list[str] = []
+        self._tokenizers: dict[str, Any] = {}
+        self._target_table = None
+
+    # ------------------------------------------------------------------ fitting
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the vocabularies have been learned (or loaded)."""
+        return bool(self.target_vocab)
+
+    @property
+    def source_vocab_size(self) -> int:
+        """Size of the source vocabulary."""
+        return len(self.source_vocab)
+
+    @property
+    def target_vocab_size(self) -> int:
+        """Size of the target vocabulary (the decoder's output size)."""
+        return len(self.target_vocab)
+
+    def fit(self, sources: Sequence[str], targets: Sequence[str]) -> PairPreprocessor:
+        """Learns the vocabularies (and the unset maxlens) from training pairs.
+
+        Args:
+            sources: training source sentences.
+            targets: training target sentences, one per source.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: for non-string items, empty or mismatched lists, or sentences
+                with no word at all.
+
+        Example:
+            >>> PairPreprocessor(vocab_size=100).fit(["a b"], ["c d"]).target_vocab[:2]
+            ['[PAD]', '[UNK]']
+        """
+        sources = validate_texts(sources, "sources")
+        targets = validate_texts(targets, "targets")
+        if len(sources) != len(targets):
+            raise ValueError(
+                "`sources` and `targets` must have the same length. Received: "
+                f"{len(sources)} sources and {len(targets)} targets"
+            )
+        if self.joint_vocab:
+            vocab = self._learn(sources + targets, "sources and targets")
+            self._set_vocabs(vocab, vocab)
+        else:
+            self._set_vocabs(self._learn(sources, "sources"), self._learn(targets, "targets"))
+        if self.source_maxlen is None:
+            self.source_maxlen = suggest_maxlen(self._lengths(sources, "source"))
+        if self.target_maxlen is None:
+            self.target_maxlen = suggest_maxlen(self._lengths(targets, "target"))
+        return self
+
+    def _learn(self, texts: list[str], name: str) -> list[str]:
+        vocab = learn_wordpiece_vocab(texts, self.max_vocab_size, self.lowercase)
+        if len(vocab) == len(SPECIAL_TOKENS):
+            raise ValueError(
+                f"The {name} hold no words to learn a vocabulary from. Received: "
+                f"{texts[:3]!r}"
+            )
+        return vocab
+
+    def _set_vocabs(self, source_vocab: list[str], target_vocab: list[str]) -> None:
+        self.source_vocab, self.target_vocab = list(source_vocab), list(target_vocab)
+        self._tokenizers = {}
+        self._target_table = None
+
+    def _lengths(self, texts: list[str], side: str) -> np.ndarray:
+        import tensorflow as tf
+
+        pieces = self._pieces(tf.constant(texts[:200_000], tf.string), side)
+        return pieces.row_lengths().numpy()
+
+    # ------------------------------------------------------------ tokenization
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise ValueError(
+                "This PairPreprocessor has no vocabulary yet. Call `fit(sources, targets)` "
+                "or `PairPreprocessor.load(folder)` first."
+            )
+
+    def tokenizer(self, side: str) -> Any:
+        """The tensorflow-text tokenizer (a `tf.Module`) of `"source"` or `"target"`.
+
+        Built eagerly once, so every graph (and an exported SavedModel) can capture it.
+        """
+        if side not in self._tokenizers:
+            import tensorflow as tf
+            import tensorflow_text as tf_text
+
+            vocab = self.source_vocab if side == "source" else self.target_vocab
+            if self.joint_vocab and self._tokenizers:
+                self._tokenizers[side] = next(iter(self._tokenizers.values()))
+            else:
+                with tf.init_scope():
+                    self._tokenizers[side] = tf_text.FastBertTokenizer(
+                        vocab=vocab,
+                        suffix_indicator=CONTINUATION_PREFIX,
+                        max_bytes_per_word=_MAX_BYTES_PER_WORD,
+                        token_out_type=tf.int32,
+                        unknown_token=SPECIAL_TOKENS[UNK_ID],
+                        lower_case_nfd_strip_accents=self.lowercase,
+                    )
+        return self._tokenizers[side]
+
+    def _pieces(self, texts: Any, side: str) -> Any:
+        import tensorflow as tf
+        import tensorflow_text as tf_text
+
+        texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
+        if not self.lowercase:
+            texts = tf_text.normalize_utf8(texts, "NFC")
+        return self.tokenizer(side).tokenize(texts)
+
+    def tokenize_source(self, sources: Any) -> Any:
+        """Source ids with TensorFlow ops only.
+
+        Args:
+            sources: a 1-D ``tf.string`` tensor.
+
+        Returns:
+            ``int32`` ids ``(batch, source_maxlen)``: WordPiece ids (truncated), ``[SEP]``,
+            then 0 padding.
+
+        Raises:
+            ValueError: when not fitted.
+
+        Example:
+            >>> preproc.tokenize_source(tf.constant(["a cat"])).shape
+            TensorShape([1, 16])
+        """
+        import tensorflow as tf
+
+        self._check_fitted()
+        pieces = self._pieces(sources, "source")[:, : self.source_maxlen - 1]
+        ends = tf.fill([pieces.nrows(), 1], tf.constant(END_ID, tf.int32))
+        full = tf.concat([pieces, ends], axis=1)
+        return full.to_tensor(default_value=PAD_ID, shape=[None, self.source_maxlen])
+
+    def tokenize_target(self, targets: Any) -> tuple[Any, Any]:
+        """Decoder inputs and labels for target sentences, with TensorFlow ops only.
+
+        Args:
+            targets: a 1-D ``tf.string`` tensor.
+
+        Returns:
+            ``(decoder_ids, target_ids)``, both ``int32`` ``(batch, target_maxlen)``:
+            ``[CLS] w1 .. wn`` and ``w1 .. wn [SEP]``, padded with 0 (``wn`` truncated to
+            fit).
+
+        Raises:
+            ValueError: when not fitted.
+
+        Example:
+            >>> decoder_ids, target_ids = preproc.tokenize_target(tf.constant(["un gatto"]))
+        """
+        import tensorflow as tf
+
+        self._check_fitted()
+        pieces = self._pieces(targets, "target")[:, : self.target_maxlen - 1]
+        rows = [pieces.nrows(), 1]
+        starts = tf.fill(rows, tf.constant(START_ID, tf.int32))
+        ends = tf.fill(rows, tf.constant(END_ID, tf.int32))
+        full = tf.concat([starts, pieces, ends], axis=1)
+        shape = [None, self.target_maxlen]
+        return (
+            full[:, :-1].to_tensor(default_value=PAD_ID, shape=shape),
+            full[:, 1:].to_tensor(default_value=PAD_ID, shape=shape),
+        )
+
+    def transform(self, pair: dict[str, Any]) -> dict[str, Any]:
+        """The `TaskDataset` transform: raw pairs to model inputs, in the graph.
+
+        Args:
+            pair: ``{"source": strings, "target": strings}`` (1-D string tensors).
+
+        Returns:
+            ``{"source_ids": ..., "decoder_ids": ...}``.
+
+        Example:
+            >>> inputs = preproc.transform({"source": s, "target": t})
+        """
+        return {
+            "source_ids": self.tokenize_source(pair["source"]),
+            "decoder_ids": self.tokenize_target(pair["target"])[0],
+        }
+
+    def target_ids(self, targets: Sequence[str]) -> np.ndarray:
+        """The labels (``w1 .. wn [SEP]``) of target sentences, as a numpy array.
+
+        Args:
+            targets: a list of str.
+
+        Returns:
+            ``int32`` ``(len(targets), target_maxlen)``.
+
+        Example:
+            >>> preproc.target_ids(["un gatto"]).shape
+            (1, 16)
+        """
+        import tensorflow as tf
+
+        self._check_fitted()
+        targets = validate_texts(targets, "targets", allow_empty=True)
+        out = [
+            self.tokenize_target(tf.constant(targets[i : i + 8192], tf.string))[1].numpy()
+            for i in range(0, len(targets), 8192)
+        ]
+        if not out:
+            return np.zeros((0, self.target_maxlen), np.int32)
+        return np.concatenate(out).astype(np.int32, copy=False)
+
+    def detokenize(self, ids: Any) -> Any:
+        """Target ids back to strings, with TensorFlow ops only.
+
+        Reading stops at the first ``[SEP]``; special tokens are dropped, ``##``
+        pieces glued to the piece before, CJK characters joined without spaces, and
+        punctuation spaced as in ordinary text. Case and accents removed by
+        ``lowercase=True`` do not come back.
+
+        Args:
+            ids: ``int`` ids ``(batch, length)`` (a tensor or an array).
+
+        Returns:
+            A 1-D ``tf.string`` tensor, one sentence per row.
+
+        Raises:
+            ValueError: when not fitted.
+
+        Example:
+            >>> preproc.detokenize(preproc.tokenize_target(tf.constant(["un gatto"]))[1])
+            <tf.Tensor: ... numpy=array([b'un gatto'], dtype=object)>
+        """
+        import tensorflow as tf
+
+        self._check_fitted()
+        if self._target_table is None:
+            with tf.init_scope():
+                self._target_table = tf.constant(self.target_vocab, tf.string)
+        ids = tf.cast(ids, tf.int32)
+        before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(ids, END_ID), tf.int32), axis=1), 0)
+        keep = before_end & (ids >= len(SPECIAL_TOKENS)) & (ids < len(self.target_vocab))
+        tokens = tf.ragged.boolean_mask(tf.gather(self._target_table, tf.maximum(ids, 0)), keep)
+        text = tf.strings.reduce_join(tokens, axis=1, separator=" ")
+        # Continuations join the piece before; one at the very start (a sampled or
+        # truncated sentence) loses its marker.
+        text = tf.strings.regex_replace(text, f"(^| ){CONTINUATION_PREFIX}", "")
+        text = tf.strings.regex_replace(text, _GLUE_BEFORE, r"\1")
+        text = tf.strings.regex_replace(text, _GLUE_AFTER, r"\1")
+        text = tf.strings.regex_replace(text, _GLUE_AROUND, r"\1")
+        # Two passes join every run of spaced CJK characters (matches do not overlap).
+        for _ in range(2):
+            text = tf.strings.regex_replace(text, f"{_CJK_PATTERN} {_CJK_PATTERN}", r"\1\2")
+        return text
+
+    def undo(self, ids: Any) -> list[str]:
+        """Target ids back to a list of Python strings (see `detokenize`).
+
+        Args:
+            ids: ``(n, length)`` ids, or one sequence.
+
+        Returns:
+            One string per sequence.
+
+        Example:
+            >>> preproc.undo(preproc.target_ids(["un gatto"]))
+            ['un gatto']
+        """
+        arr = np.asarray(ids)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        return [t.decode("utf-8") for t in self.detokenize(arr).numpy()]
+
+    # ------------------------------------------------------------ persistence
+
+    def get_config(self) -> dict[str, Any]:
+        """The JSON-safe settings (everything but the vocabularies).
+
+        Returns:
+            A dict with ``format_version``, ``task``, both maxlens, ``max_vocab_size``,
+            ``lowercase`` and ``joint_vocab``.
+
+        Example:
+            >>> PairPreprocessor(source_maxlen=16).get_config()["source_maxlen"]
+            16
+        """
+        return {
+            "format_version": FORMAT_VERSION,
+            "task": self.task,
+            "source_maxlen": self.source_maxlen,
+            "target_maxlen": self.target_maxlen,
+            "max_vocab_size": self.max_vocab_size,
+            "lowercase": self.lowercase,
+            "joint_vocab": self.joint_vocab,
+        }
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        source_vocab: Sequence[str],
+        target_vocab: Sequence[str] | None = None,
+    ) -> PairPreprocessor:
+        """Rebuilds a fitted preprocessor from `get_config` output and vocabularies.
+
+        Args:
+            config: a dict from `get_config`.
+            source_vocab: the source vocabulary (the joint one when joint).
+            target_vocab: the target vocabulary; None (or the same list) when joint.
+
+        Returns:
+            A `PairPreprocessor`.
+
+        Raises:
+            ValueError: for unknown or missing keys, invalid values or vocabularies.
+
+        Example:
+            >>> clone = PairPreprocessor.from_config(p.get_config(), p.source_vocab)
+        """
+        if not isinstance(config, dict) or set(config) != _CONFIG_KEYS:
+            raise ValueError(
+                f"The config must have exactly the keys {sorted(_CONFIG_KEYS)}. Received: "
+                f"{sorted(config) if isinstance(config, dict) else type(config).__name__}"
+            )
+        if config["format_version"] != FORMAT_VERSION or config["task"] != cls.task:
+            raise ValueError(
+                f"The config is not a version-{FORMAT_VERSION} '{cls.task}' preprocessor. "
+                f"Received: format_version={config['format_version']!r}, "
+                f"task={config['task']!r}"
+            )
+        for name in ("source_maxlen", "target_maxlen"):
+            _check_int(name, config[name], 2)
+        preproc = cls._from_settings(config)
+        source_vocab = list(source_vocab)
+        if target_vocab is None and not preproc.joint_vocab:
+            raise ValueError("`target_vocab` is required when the config says joint_vocab=False.")
+        target_vocab = source_vocab if target_vocab is None else list(target_vocab)
+        if preproc.joint_vocab and target_vocab != source_vocab:
+            raise ValueError(
+                "The config says joint_vocab=True but the source and target vocabularies "
+                "differ; the files do not belong together."
+            )
+        _validate_vocab(source_vocab, "source_vocab")
+        _validate_vocab(target_vocab, "target_vocab")
+        preproc._set_vocabs(source_vocab, target_vocab)
+        return preproc
+
+    @classmethod
+    def _from_settings(cls, config: dict[str, Any]) -> PairPreprocessor:
+        """An unfitted preprocessor with the settings of a checked config."""
+        return cls(
+            source_maxlen=config["source_maxlen"],
+            target_maxlen=config["target_maxlen"],
+            vocab_size=config["max_vocab_size"],
+            lowercase=config["lowercase"],
+            joint_vocab=config["joint_vocab"],
+        )
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Writes the config and vocabularies into ``folder`` (created if needed).
+
+        Args:
+            folder: the destination folder.
+
+        Raises:
+            ValueError: when not fitted or ``folder`` is a file.
+
+        Example:
+            >>> preproc.save("my_preproc")
+        """
+        self._check_fitted()
+        folder = os.fspath(folder)
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ValueError(f"`folder` must be a folder, not a file. Received: folder={folder!r}")
+        os.makedirs(folder, exist_ok=True)
+        # Both files always exist (identical for a joint vocabulary), so a saved folder
+        # has one fixed list of files.
+        for name, vocab in ((SOURCE_VOCAB_FILE, self.source_vocab),
+                            (TARGET_VOCAB_FILE, self.target_vocab)):
+            with open(os.path.join(folder, name), "w", encoding="utf-8", newline="") as f:
+                f.write("\n".join(vocab) + "\n")
+        with open(os.path.join(folder, CONFIG_FILE), "w", encoding="utf-8") as f:
+            json.dump(self.get_config(), f, indent=2)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> PairPreprocessor:
+        """Reads a preprocessor written by `save`.
+
+        Args:
+            folder: a folder holding the config and vocabulary files.
+
+        Returns:
+            The `PairPreprocessor`.
+
+        Raises:
+            ValueError: naming the file when one is missing, corrupt or inconsistent.
+
+        Example:
+            >>> preproc = PairPreprocessor.load("my_preproc")
+        """
+        folder = os.fspath(folder)
+        config_path = os.path.join(folder, CONFIG_FILE)
+        try:
+            with open(config_path, encoding="utf-8") as f:
+                config = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"Cannot read {config_path}: {err}") from None
+        vocabs = []
+        for name in (SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE):
+            path = os.path.join(folder, name)
+            try:
+                with open(path, encoding="utf-8", newline="") as f:
+                    content = f.read()
+            except (OSError, UnicodeDecodeError) as err:
+                raise ValueError(f"Cannot read {path}: {err}") from None
+            if not content.endswith("\n"):
+                raise ValueError(f"{path} is corrupt: it does not end with a newline.")
+            vocabs.append(content[:-1].split("\n"))
+        try:
+            return cls.from_config(config, *vocabs)
+        except ValueError as err:
+            raise ValueError(f"Cannot load the PairPreprocessor in {folder!r}: {err}") from None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(source_maxlen={self.source_maxlen}, "
+            f"target_maxlen={self.target_maxlen}, vocab_size={self.target_vocab_size}, "
+            f"joint_vocab={self.joint_vocab}, lowercase={self.lowercase})"
+        )

@@ -1,0 +1,109 @@
+"""Tests for the causal LM: training, decoding with the cache, prompts, perplexity per word."""
+
+import math
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktlite import generation
+
+LETTERS = "a b c d e f".split()
+
+
+def _cycles(n, seed):
+    """Six letters in cyclic order from a random start: "c d e f a b"."""
+    rng = np.random.default_rng(seed)
+    return [" ".join(LETTERS[(s + i) % 6] for i in range(6)) for s in rng.integers(0, 6, n)]
+
+
+@pytest.fixture(scope="module")
+def lm():
+    keras.utils.set_random_seed(0)
+    trn, _, preproc = generation.texts_for_lm(_cycles(300, 0), val_texts=_cycles(6, 1),
+                                              vocab_size=100, maxlen=8, verbose=0)
+    model = generation.causal_lm("transformer", trn, preproc=preproc, embed_dim=32, num_heads=2,
+                                 num_layers=1, ff_dim=64, dropout=0.0, learning_rate=5e-3,
+                                 verbose=0)
+    model.fit(preproc.inputs(tf.constant(trn.x)), trn.y, batch_size=30, epochs=15, verbose=0)
+    return model, preproc
+
+
+def test_greedy_continuation_follows_the_cycle_and_stops_at_the_end(lm):
+    predictor = generation.GenerationPredictor(*lm)
+    assert predictor.predict(["c d", "f a b c"]) == ["e f a b", "d e"]
+    assert predictor.predict("c d", max_length=2) == "e f"
+
+
+@pytest.mark.parametrize("options", [{}, {"beam_width": 3}, {"method": "sample", "top_k": 1}])
+def test_cache_free_decoding_and_beam_one_agree_with_greedy(lm, options):
+    from ktlite.seq2seq.decoding import DecodingOptions
+
+    predictor = generation.GenerationPredictor(*lm)
+    prompts = ["a", "b c d", "e f a b c"]
+    greedy = predictor.predict(prompts)
+    assert predictor.predict(prompts, **options) == greedy
+    uncached = generation.GenerationPredictor(*lm)
+    uncached._functions[DecodingOptions()] = tf.function(
+        lambda p, m: uncached._continue(p, m, DecodingOptions(use_cache=False)))
+    assert uncached.predict(prompts) == greedy
+
+
+def test_a_prompt_longer_than_the_context_is_cut_from_the_left_with_one_warning(lm):
+    predictor = generation.GenerationPredictor(*lm)
+    long_prompt = "x y z " * 5 + "a b c"
+    with pytest.warns(UserWarning, match="last 7 tokens"):
+        first = predictor.predict(long_prompt, max_length=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert predictor.predict(long_prompt, max_length=1) == first
+
+
+def test_perplexity_per_word_of_a_uniform_model_and_of_the_trained_one(lm):
+    model, preproc = lm
+    texts = _cycles(5, 2)
+    assert generation.perplexity_per_word(model, preproc, texts) < 1.5
+    uniform = keras.models.clone_model(model)
+    uniform.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    words, tokens = 6 * 5, 7 * 5  # one token per letter, plus each end token
+    expected = math.exp(tokens * math.log(preproc.target_vocab_size) / words)
+    assert generation.perplexity_per_word(uniform, preproc, texts) == pytest.approx(expected,
+                                                                                     rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "inputs, options, error, match",
+    [
+        (None, {}, TypeError, "inputs"),
+        (["a", None], {}, TypeError, r"inputs\[1\]"),
+        ("a", {"max_length": 0}, ValueError, "max_length"),
+        ("a", {"beam_width": 0}, ValueError, "beam_width"),
+        ("a", {"method": "sample", "top_p": 1.01}, ValueError, "top_p"),
+    ],
+)
+def test_bad_prompts_and_options_raise(lm, inputs, options, error, match):
+    with pytest.raises(error, match=match):
+        generation.GenerationPredictor(*lm).predict(inputs, **options)
+
+
+def test_loader_rejects_empty_and_non_string_texts():
+    with pytest.raises(ValueError, match="texts"):
+        generation.texts_for_lm([], verbose=0)
+    with pytest.raises(ValueError, match=r"texts\[1\]"):
+        generation.texts_for_lm(["a b", None, "c d"], verbose=0)
+
+
+def test_get_predictor_save_load_and_export_continue_prompts_alike(lm, tmp_path):
+    import ktlite
+
+    predictor = ktlite.get_predictor(*lm)
+    assert isinstance(predictor, generation.GenerationPredictor)
+    predictor.save(tmp_path / "p")
+    loaded = ktlite.load_predictor(tmp_path / "p")
+    assert loaded.predict(["c d", "a"]) == predictor.predict(["c d", "a"])
+    predictor.export(tmp_path / "exported")
+    serve = tf.saved_model.load(str(tmp_path / "exported")).signatures["serving_default"]
+    out = serve(texts=tf.constant(["c d"]))["continuations"].numpy()
+    assert [t.decode() for t in out] == [predictor.predict("c d")]

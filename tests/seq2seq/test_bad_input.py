@@ -1,0 +1,72 @@
+"""Bad input to the loaders and the translator: clear errors naming the argument."""
+
+import pytest
+
+from ktlite import seq2seq
+from ktlite.seq2seq.decoding import DecodingOptions
+from ktlite.seq2seq.predictor import TranslationPredictor
+
+
+@pytest.mark.parametrize(
+    "sources, targets, match",
+    [
+        ([], [], "x_train"),
+        (["a b", "c d"], ["b a"], "same length"),
+        (["a b", None], ["b a", "d c"], r"x_train\[1\]"),
+        (["a b", "c d"], ["b a", 3], r"y_train\[1\]"),
+        ("a b", "b a", "single string"),
+    ],
+)
+def test_loader_rejects_bad_pairs(sources, targets, match):
+    with pytest.raises(ValueError, match=match):
+        seq2seq.pairs_from_array(sources, targets, verbose=0)
+
+
+def test_loader_needs_x_test_and_y_test_together():
+    with pytest.raises(ValueError, match="x_test"):
+        seq2seq.pairs_from_array(["a b"] * 4, ["b a"] * 4, x_test=["a"], verbose=0)
+
+
+@pytest.fixture(scope="module")
+def predictor(translator):
+    return TranslationPredictor(*translator)
+
+
+@pytest.mark.parametrize(
+    "inputs, error, match",
+    [
+        (None, TypeError, "inputs"),
+        (["copy a", None], TypeError, r"inputs\[1\]"),
+        (["copy a", 7], TypeError, r"inputs\[1\]"),
+        ([], ValueError, "at least one"),
+    ],
+)
+def test_predict_rejects_bad_inputs(predictor, inputs, error, match):
+    with pytest.raises(error, match=match):
+        predictor.predict(inputs)
+
+
+def test_empty_strings_translate_to_empty_strings(predictor):
+    assert predictor.predict("") == ""
+    assert predictor.predict(["", "copy b"]) == ["", "b"]
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"beam_width": 0}, "beam_width"),
+        ({"max_length": 0}, "max_length"),
+        ({"top_p": 0.0, "method": "sample"}, "top_p"),
+        ({"top_p": 1.5, "method": "sample"}, "top_p"),
+        ({"temperature": 0.0, "method": "sample"}, "temperature"),
+        ({"method": "nucleus"}, "method"),
+    ],
+)
+def test_decoding_options_out_of_range_raise(predictor, options, match):
+    with pytest.raises(ValueError, match=match):
+        predictor.predict("copy a", **options)
+
+
+def test_options_are_checked_without_a_model():
+    with pytest.raises(ValueError, match="top_p"):
+        DecodingOptions(top_p=-0.1)

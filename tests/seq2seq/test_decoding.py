@@ -1,0 +1,77 @@
+"""Tests for greedy, beam and sampling decoding with and without the key/value cache."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktlite.seq2seq.decoding import DecodingOptions
+from ktlite.seq2seq.inference import translate_ids, translate_strings
+from ktlite.seq2seq.models import EncoderDecoderSteps
+
+from seq2seq_corpora import task_pairs
+
+
+def _translate(translator, sources, max_length=8, **options):
+    model, preproc = translator
+    steps = EncoderDecoderSteps(model)
+    run = tf.function(lambda s: translate_strings(steps, preproc, s, max_length,
+                                                  DecodingOptions(**options)))
+    return [t.decode() for t in run(tf.constant(sources)).numpy()]
+
+
+def _ids(translator, sources, **options):
+    model, preproc = translator
+    steps = EncoderDecoderSteps(model)
+    source_ids = preproc.tokenize_source(tf.constant(sources))
+    run = tf.function(lambda s: translate_ids(steps, preproc, s, 8, DecodingOptions(**options)))
+    return run(source_ids).numpy()
+
+
+@pytest.mark.parametrize("task", ["copy", "reverse"])
+def test_greedy_decoding_solves_the_task_exactly(translator, task):
+    sources, targets = task_pairs(30, seed=1, tasks=(task,))
+    assert _translate(translator, sources) == targets
+
+
+def test_beam_search_solves_the_task_exactly(translator):
+    sources, targets = task_pairs(30, seed=2)
+    assert _translate(translator, sources, method="beam", beam_width=3,
+                      length_penalty=0.6) == targets
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_cache_and_full_rerun_give_identical_ids(translator, method):
+    sources, _ = task_pairs(20, seed=4)
+    options = dict(method=method, beam_width=3 if method == "beam" else 1)
+    np.testing.assert_array_equal(_ids(translator, sources, **options),
+                                  _ids(translator, sources, use_cache=False, **options))
+
+
+def test_beam_width_one_is_greedy(translator):
+    sources, _ = task_pairs(20, seed=5)
+    np.testing.assert_array_equal(_ids(translator, sources, method="beam", beam_width=1),
+                                  _ids(translator, sources))
+
+
+def test_sampling_top_k_one_is_greedy_and_seeds_repeat(translator):
+    sources, _ = task_pairs(20, seed=6)
+    greedy = _ids(translator, sources)
+    np.testing.assert_array_equal(_ids(translator, sources, method="sample", top_k=1), greedy)
+    hot = dict(method="sample", temperature=5.0)
+    first = _ids(translator, sources, seed=1, **hot)
+    np.testing.assert_array_equal(_ids(translator, sources, seed=1, **hot), first)
+    assert not np.array_equal(first, greedy)
+    assert not np.array_equal(_ids(translator, sources, seed=2, **hot), first)
+
+
+def test_tiny_top_p_keeps_only_the_most_likely_token(translator):
+    sources, _ = task_pairs(20, seed=7)
+    np.testing.assert_array_equal(
+        _ids(translator, sources, method="sample", temperature=3.0, top_p=1e-6),
+        _ids(translator, sources),
+    )
+
+
+def test_max_length_caps_the_output_and_blank_sources_give_empty_strings(translator):
+    sources = ["copy a b c d", "   ", ""]
+    assert _translate(translator, sources, max_length=2) == ["a b", "", ""]

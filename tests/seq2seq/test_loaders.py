@@ -1,0 +1,89 @@
+"""Tests for the sentence-pair loaders and the pair preprocessor."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from ktlite import seq2seq
+from ktlite.seq2seq.preprocessor import END_ID, START_ID, PairPreprocessor
+
+EN = ["the red cat", "a blue dog", "the green bird", "a red fish", "the cat sleeps",
+      "a dog runs", "real-time strategy game", "the user's files (data)"]
+IT = ["il gatto rosso", "un cane blu", "l'uccello verde", "un pesce rosso", "il gatto dorme",
+      "un cane corre", "gioco di strategia in tempo reale", "i file dell'utente (dati)"]
+
+
+def _fit(**kwargs):
+    return PairPreprocessor(vocab_size=300, **kwargs).fit(EN, IT)
+
+
+def test_target_ids_start_and_end_with_the_special_tokens():
+    preproc = _fit()
+    decoder_ids, target_ids = (t.numpy() for t in preproc.tokenize_target(tf.constant(IT[:2])))
+    assert (decoder_ids[:, 0] == START_ID).all()
+    n = (target_ids[0] != 0).sum()
+    assert target_ids[0, n - 1] == END_ID
+    np.testing.assert_array_equal(decoder_ids[0, 1:n], target_ids[0, : n - 1])
+    source = preproc.tokenize_source(tf.constant(["the red cat"])).numpy()[0]
+    assert source[(source != 0).sum() - 1] == END_ID
+
+
+def test_detokenize_restores_the_training_sentences():
+    preproc = _fit()
+    assert preproc.undo(preproc.target_ids(IT)) == IT
+
+
+def test_cjk_is_split_per_character_and_joined_back():
+    preproc = PairPreprocessor(vocab_size=300).fit(["hello world", "good morning"],
+                                                   ["你好世界", "早上好"])
+    _, target_ids = preproc.tokenize_target(tf.constant(["你好世界"]))
+    assert (target_ids.numpy()[0] != 0).sum() == 5  # four characters and the end token
+    assert preproc.undo(target_ids.numpy()) == ["你好世界"]
+
+
+def test_separate_vocabularies_by_option():
+    preproc = _fit(joint_vocab=False)
+    assert "gatto" in preproc.target_vocab and "gatto" not in preproc.source_vocab
+    assert "cat" in preproc.source_vocab and "cat" not in preproc.target_vocab
+    assert preproc.undo(preproc.target_ids(IT[:3])) == IT[:3]
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_save_and_load_round_trip(tmp_path, joint):
+    preproc = _fit(joint_vocab=joint)
+    preproc.save(tmp_path)
+    clone = PairPreprocessor.load(tmp_path)
+    np.testing.assert_array_equal(clone.target_ids(IT), preproc.target_ids(IT))
+    assert clone.get_config() == preproc.get_config()
+
+
+def test_pairs_from_array_splits_and_builds_task_datasets():
+    trn, val, preproc = seq2seq.pairs_from_array(EN, IT, val_pct=0.25, vocab_size=300,
+                                                 verbose=0)
+    assert len(trn) == 6 and len(val) == 2
+    inputs = preproc.transform({"source": tf.constant(trn.x["source"][:2]),
+                                "target": tf.constant(trn.x["target"][:2])})
+    assert inputs["source_ids"].shape == (2, preproc.source_maxlen)
+    np.testing.assert_array_equal(inputs["decoder_ids"].numpy()[:, 1:4], trn.y[:2, :3])
+
+
+def test_pairs_from_csv_and_df_read_the_named_columns(tmp_path):
+    df = pd.DataFrame({"en": EN, "it": IT, "other": range(len(EN))})
+    path = tmp_path / "pairs.csv.gz"
+    df.to_csv(path, index=False)
+    trn, val, _ = seq2seq.pairs_from_csv(path, "en", "it", val_filepath=path, vocab_size=300,
+                                         verbose=0)
+    assert list(trn.x["target"]) == IT and len(val) == len(EN)
+    trn, _, _ = seq2seq.pairs_from_df(df, "en", "it", val_df=df, vocab_size=300, verbose=0)
+    assert list(trn.x["source"]) == EN
+    with pytest.raises(ValueError, match="'de'"):
+        seq2seq.pairs_from_df(df, "en", "de")
+    with pytest.raises(ValueError, match="train_filepath"):
+        seq2seq.pairs_from_csv(tmp_path / "missing.csv", "en", "it")
+
+
+def test_detokenize_drops_a_leading_continuation_marker():
+    preproc = _fit()
+    ids = [preproc.target_vocab.index(t) for t in preproc.target_vocab if t.startswith("##")][:1]
+    assert not preproc.undo([ids])[0].startswith("##")

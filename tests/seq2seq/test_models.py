@@ -1,0 +1,65 @@
+"""Tests for translation_model: structure, training through the learner, saving."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import ktlite
+from ktlite import seq2seq
+from ktlite.layers import TokenAndPositionEmbedding
+
+from seq2seq_corpora import task_pairs
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    sources, targets = task_pairs(120, seed=3)
+    return seq2seq.pairs_from_array(sources, targets, val_pct=0.25, vocab_size=100,
+                                    source_maxlen=8, target_maxlen=8, verbose=0)
+
+
+def _small(trn, preproc, **kwargs):
+    return seq2seq.translation_model("transformer", trn, preproc=preproc, embed_dim=16,
+                                     num_heads=2, num_layers=1, verbose=0, **kwargs)
+
+
+def test_one_embedding_is_shared_by_encoder_decoder_and_output(pairs):
+    trn, _, preproc = pairs
+    model = _small(trn, preproc)
+    embeddings = [layer for layer in model.layers if isinstance(layer, TokenAndPositionEmbedding)]
+    assert len(embeddings) == 1 and "logits" not in {layer.name for layer in model.layers}
+    untied = _small(trn, preproc, tie_embeddings=False)
+    assert untied.get_layer("logits").units == preproc.target_vocab_size
+    assert len([layer for layer in untied.layers
+                if isinstance(layer, TokenAndPositionEmbedding)]) == 2
+
+
+def test_trains_through_the_learner_and_lr_find(pairs):
+    trn, val, preproc = pairs
+    model = _small(trn, preproc)
+    before = [np.array(w) for w in model.trainable_weights]
+    learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=16)
+    assert learner.lr_find(num_steps=20, verbose=0).suggestion > 0
+    learner.fit_onecycle(1e-2, 2, verbose=0)
+    losses = learner.history.history["loss"]
+    assert losses[-1] < losses[0]
+    assert any(not np.allclose(b, np.array(w)) for b, w in zip(before, model.trainable_weights))
+
+
+def test_saved_model_loads_in_safe_mode_with_the_same_outputs(pairs, tmp_path):
+    trn, _, preproc = pairs
+    model = _small(trn, preproc)
+    inputs = preproc.transform({k: tf.constant(v[:4]) for k, v in trn.x.items()})
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), atol=1e-5)
+
+
+def test_train_data_from_another_preprocessor_raises(pairs):
+    trn, _, preproc = pairs
+    other = seq2seq.PairPreprocessor(vocab_size=100, target_maxlen=12).fit(["a b"], ["b a"])
+    with pytest.raises(ValueError, match="does not belong"):
+        _small(trn, other)
+    with pytest.raises(TypeError, match="preproc"):
+        _small(trn, None)

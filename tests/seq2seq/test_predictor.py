@@ -1,0 +1,102 @@
+"""Tests for TranslationPredictor: predict, save/load, SavedModel export, serving hooks."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import ktlite
+from ktlite.seq2seq.predictor import TranslationPredictor
+
+from seq2seq_corpora import task_pairs
+
+
+@pytest.fixture(scope="module")
+def predictor(translator):
+    model, preproc = translator
+    predictor = ktlite.get_predictor(model, preproc, batch_size=8)
+    assert isinstance(predictor, TranslationPredictor)
+    return predictor
+
+
+def test_predict_returns_strings_for_a_string_and_a_list(predictor):
+    sources, targets = task_pairs(20, seed=11)
+    assert predictor.predict(sources) == targets
+    assert predictor.predict(sources[0], beam_width=3) == targets[0]
+    assert predictor.predict(["", sources[1]]) == ["", targets[1]]
+
+
+def test_save_and_load_translate_the_same_and_detect_tampering(predictor, tmp_path):
+    sources, _ = task_pairs(10, seed=12)
+    predictor.save(tmp_path / "p")
+    assert "pickle" not in " ".join(os.listdir(tmp_path / "p"))
+    loaded = ktlite.load_predictor(tmp_path / "p")
+    assert loaded.predict(sources) == predictor.predict(sources)
+    manifest = json.loads((tmp_path / "p" / "ktlite.json").read_text())
+    assert manifest["predictor"] == "ktlite.seq2seq.predictor.TranslationPredictor"
+    vocab = tmp_path / "p" / "source_vocab.txt"
+    lines = vocab.read_text().split("\n")
+    lines[6], lines[7] = lines[7], lines[6]
+    vocab.write_text("\n".join(lines))
+    with pytest.raises(ValueError, match="source_vocab.txt"):
+        ktlite.load_predictor(tmp_path / "p")
+
+
+PARITY = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+assert "ktlite" not in sys.modules
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+out = serve(texts=tf.constant(json.loads(sys.argv[2])))["translations"].numpy()
+print(json.dumps([t.decode("utf-8") for t in out]))
+assert "ktlite" not in sys.modules
+"""
+
+
+def test_exported_saved_model_translates_without_ktlite(predictor, tmp_path):
+    sources = task_pairs(6, seed=13)[0] + [""]
+    predictor.export(tmp_path / "exported", beam_width=2)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", PARITY, str(tmp_path / "exported"), json.dumps(sources)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == predictor.predict(
+        sources, beam_width=2)
+
+
+def test_json_hooks_round_trip(predictor):
+    items = predictor.inputs_from_json(["copy a b"])
+    response = predictor.json_response(predictor.predict_outputs(items))
+    assert response == {"predictions": ["a b"]}
+    assert predictor.json_input_schema()["type"] == "string"
+    assert predictor.describe()["task"] == "seq2seq"
+    with pytest.raises(ValueError, match="Item 1"):
+        predictor.inputs_from_json(["a", 3])
+
+
+def test_the_http_app_serves_translations_in_batches(predictor):
+    import asyncio
+
+    import httpx
+
+    from ktlite.apps import APIApp
+
+    app = APIApp(predictor, max_batch_size=8, max_wait_ms=20)
+    sources, targets = task_pairs(6, seed=14)
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            answers = await asyncio.gather(
+                *(c.post("/predict", json={"inputs": [s]}) for s in sources))
+            metadata = await c.get("/metadata")
+            return answers, metadata
+
+    answers, metadata = asyncio.run(main())
+    assert [a.json()["predictions"] for a in answers] == [[t] for t in targets]
+    assert metadata.json()["task"] == "seq2seq"

@@ -1,0 +1,37 @@
+"""Tests for BLEU/chrF reporting and the worst-sentence view."""
+
+import pytest
+
+from ktlite import seq2seq
+from ktlite.seq2seq.report import corpus_scores, top_losses, translation_reporter, view_top_losses
+
+from seq2seq_corpora import task_pairs
+
+
+def test_corpus_scores_are_perfect_for_identical_text_and_lower_otherwise():
+    same = corpus_scores(["il gatto dorme sul letto"], ["il gatto dorme sul letto"])
+    assert same == pytest.approx({"bleu": 100.0, "chrf": 100.0})
+    worse = corpus_scores(["il cane corre"], ["il gatto dorme"])
+    assert worse["bleu"] < 50 and worse["chrf"] < 50
+
+
+def test_reporter_scores_decoded_translations(translator):
+    model, preproc = translator
+    sources, targets = task_pairs(12, seed=21)
+    data = seq2seq.pair_dataset(sources, targets, preproc)
+    text, scores = translation_reporter(preproc)(model, data, None)
+    assert scores == pytest.approx({"bleu": 100.0, "chrf": 100.0}) and "BLEU 100.0" in text
+    wrong = seq2seq.pair_dataset(sources, [t + " a" for t in targets], preproc)
+    assert translation_reporter(preproc)(model, wrong, None)[1]["bleu"] < 100
+
+
+def test_top_losses_put_a_wrong_reference_first(translator, capsys):
+    model, preproc = translator
+    sources, targets = task_pairs(12, seed=22)
+    targets[5] = "f f f f"
+    data = seq2seq.pair_dataset(sources, targets, preproc)
+    rows = view_top_losses(model, preproc, data, n=2)
+    assert rows[0][0] == 5 and rows[0][1] > rows[1][1]
+    assert "reference: f f f f" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="`n`"):
+        top_losses(model, data, n=0)
