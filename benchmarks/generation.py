@@ -137,8 +137,8 @@ def main() -> None:
     predictor = ktlite.get_predictor(learner.model, preproc)
     prompts = ["library for", "Python bindings", "documentation"]
     print("greedy:", dict(zip(prompts, predictor.predict(prompts, max_length=12))))
-    print("top-p 0.9:", dict(zip(prompts, predictor.predict(prompts, max_length=12,
-                                                             method="sample", top_p=0.9))))
+    sampled = predictor.predict(prompts, max_length=12, method="sample", top_p=0.9)
+    print("top-p 0.9:", dict(zip(prompts, sampled)))
 
 
 if __name__ == "__main__":

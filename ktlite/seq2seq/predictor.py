@@ -28,6 +28,7 @@ from ktlite.seq2seq.preprocessor import (
     PairPreprocessor,
 )
 
+
 def check_texts(inputs: Any, name: str = "inputs") -> tuple[list[str], bool]:
     """Validates raw sentences: one string, or a non-empty list of strings.
 

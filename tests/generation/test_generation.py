@@ -69,8 +69,8 @@ def test_perplexity_per_word_of_a_uniform_model_and_of_the_trained_one(lm):
     uniform.set_weights([np.zeros_like(w) for w in model.get_weights()])
     words, tokens = 6 * 5, 7 * 5  # one token per letter, plus each end token
     expected = math.exp(tokens * math.log(preproc.target_vocab_size) / words)
-    assert generation.perplexity_per_word(uniform, preproc, texts) == pytest.approx(expected,
-                                                                                     rel=1e-4)
+    measured = generation.perplexity_per_word(uniform, preproc, texts)
+    assert measured == pytest.approx(expected, rel=1e-4)
 
 
 @pytest.mark.parametrize(

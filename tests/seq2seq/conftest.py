@@ -7,6 +7,7 @@ import tensorflow as tf
 from ktlite import seq2seq
 from seq2seq_corpora import task_pairs
 
+
 @pytest.fixture(scope="session")
 def translator():
     """(model, preproc): copies or reverses held-out sentences exactly with greedy decoding."""
