@@ -198,6 +198,7 @@ class Learner:
         stop_factor: float = 4.0,
         show_plot: bool = False,
         verbose: int | None = None,
+        epochs: int | None = None,
     ) -> Any:
         """Sweeps the learning rate exponentially per batch to find a good one.
 
@@ -214,6 +215,10 @@ class Learner:
             stop_factor: stop when the smoothed loss exceeds this times its minimum.
             show_plot: also draw the curve (`lr_plot()`) and display it in a notebook.
             verbose: progress output; defaults to the learner's `verbose`.
+            epochs: epochs of the fit you plan (one pass over `train_data` each). Scales
+                `result.suggestion` for that many optimizer updates (`ktlite.lr.budget`):
+                higher for short fits, lower for long ones. Default `None`: the suggestion
+                as read off the curve, calibrated for fits of about a thousand updates.
 
         Returns:
             The `LRFindResult` (also kept as `learner.lr_result`).
@@ -224,6 +229,11 @@ class Learner:
         """
         from ktlite.lr import find_lr
 
+        epochs = check_positive_int(epochs, "epochs", allow_none=True)
+        planned_steps = None
+        if epochs is not None:
+            updates = -(-self._train_steps() // _distribute().accumulation_steps(self.model))
+            planned_steps = epochs * updates
         dataset, _ = self._cached("train", self.train_data, True)
         # The sweep sets one learning rate per batch, so it runs without accumulation.
         with _distribute().paused_accumulation(self.model):
@@ -235,6 +245,7 @@ class Learner:
                 num_steps=num_steps,
                 stop_factor=stop_factor,
                 verbose=self.verbose if verbose is None else verbose,
+                planned_steps=planned_steps,
             )
         if show_plot:
             from ktlite.plots import show

@@ -59,3 +59,16 @@ def test_suggested_lr_trains_the_model():
     learner.lr_find(num_steps=60)
     history = learner.fit_onecycle(learner.lr_result.suggestion, 4)
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_lr_find_epochs_scales_the_suggestion_for_the_planned_fit():
+    from ktlite.lr.budget import budget_factor
+
+    learner = _learner()
+    short = learner.lr_find(num_steps=40, epochs=2)
+    assert short.config["planned_steps"] == 2 * (N // BS)
+    assert short.suggestion == pytest.approx(
+        short.suggestions["basin"] * budget_factor(2 * (N // BS))
+    )
+    with pytest.raises(TypeError, match="`epochs`"):
+        learner.lr_find(num_steps=40, epochs=1.5)
