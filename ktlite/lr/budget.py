@@ -54,7 +54,8 @@ def budget_factor(planned_steps: int | None) -> float:
         or planned_steps < 1
     ):
         raise ValueError(
-            f"`planned_steps` must be None or an int >= 1. Received: planned_steps={planned_steps!r}"
+            "`planned_steps` must be None or an int >= 1. "
+            f"Received: planned_steps={planned_steps!r}"
         )
     factor = (REFERENCE_STEPS / float(planned_steps)) ** BUDGET_EXPONENT
     return float(min(MAX_FACTOR, max(1.0 / MAX_FACTOR, factor)))
