@@ -48,8 +48,8 @@ class LRFindResult:
         losses: True loss of each batch (not a running mean).
         smoothed: Bias-corrected exponential moving average of `losses`.
         suggestions: Learning rates read off the curve, by rule: `"valley"`, `"steep"`,
-            `"minimum"`, `"basin"` (see `ktlite.lr.suggest`); `nan` when the curve is too
-            short.
+            `"minimum"`, `"basin"`, `"descent"` (see `ktlite.lr.suggest`); `nan` when the
+            curve is too short.
         suggestion: The default suggestion, `suggestions["basin"]` (half a decade below
             where the lag-free loss curve reaches its bottom; see `ktlite.lr.suggest`),
             times `config["budget_factor"]` when the sweep was told the planned fit's length
