@@ -199,6 +199,8 @@ class Learner:
         show_plot: bool = False,
         verbose: int | None = None,
         epochs: int | None = None,
+        confirm: bool = False,
+        confirm_steps: int | None = None,
     ) -> Any:
         """Sweeps the learning rate exponentially per batch to find a good one.
 
@@ -219,6 +221,12 @@ class Learner:
                 `result.suggestion` for that many optimizer updates (`ktlite.lr.budget`):
                 higher for short fits, lower for long ones. Default `None`: the suggestion
                 as read off the curve, calibrated for fits of about a thousand updates.
+            confirm: after the sweep, train briefly from the same weights at the two or
+                three rates the rules disagree on (`ktlite.lr.confirm`), judge them by
+                validation loss (training loss without `val_data`), restore everything,
+                and make the best one `result.suggestion`; the runs are recorded in
+                `result.config["confirm"]`. Default False.
+            confirm_steps: batches per confirming run; default a quarter of the sweep.
 
         Returns:
             The `LRFindResult` (also kept as `learner.lr_result`).
@@ -229,6 +237,9 @@ class Learner:
         """
         from ktlite.lr import find_lr
 
+        if not isinstance(confirm, bool):
+            raise TypeError(f"`confirm` must be a bool. Received: confirm={confirm!r}")
+        confirm_steps = check_positive_int(confirm_steps, "confirm_steps", allow_none=True)
         epochs = check_positive_int(epochs, "epochs", allow_none=True)
         planned_steps = None
         if epochs is not None:
@@ -247,11 +258,33 @@ class Learner:
                 verbose=self.verbose if verbose is None else verbose,
                 planned_steps=planned_steps,
             )
+            if confirm:
+                self._confirm_lr(self.lr_result, dataset, planned_steps, confirm_steps)
         if show_plot:
             from ktlite.plots import show
 
             show(self.lr_plot())
         return self.lr_result
+
+    def _confirm_lr(
+        self, result: Any, dataset: tf.data.Dataset, planned_steps: int | None, steps: int | None
+    ) -> None:
+        """Settles `result.suggestion` with short runs at the rates the rules disagree on."""
+        import time
+
+        from ktlite.lr.confirm import candidate_lrs, confirm_lr
+
+        scaled = {rule: result.suggest(planned_steps, rule) for rule in result.suggestions}
+        lrs = candidate_lrs(scaled, result.suggestion)
+        val = None if self.val_data is None else self._cached("val", self.val_data, False)[0]
+        start = time.perf_counter()
+        record = confirm_lr(
+            self.model, dataset, lrs, steps=steps or max(1, len(result.lrs) // 4),
+            val_dataset=val,
+        )
+        record["seconds"] = time.perf_counter() - start
+        result.config["confirm"] = record
+        result.suggestion = record["chosen"]
 
     def _require_lr_result(self) -> Any:
         if self.lr_result is None:
