@@ -449,7 +449,13 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=DATA_DIR, help="folder of wordnet_lexnames_*.csv.gz")
     parser.add_argument("--save", default=None, help="folder for the raw results (JSON)")
+    parser.add_argument("--report", nargs="+", default=None, metavar="FOLDER",
+                        help="only print the tables for the results saved in these folders "
+                             "(runs of different tasks combined, e.g. for leave-one-family-out)")
     args = parser.parse_args()
+    if args.report:
+        report(_load(args.report), args.budgets)
+        return
     if args.folds is None:
         args.folds = 1 if args.quick else 3
     tasks = args.tasks or (QUICK_TASKS if args.quick else list(TASKS))
@@ -471,8 +477,28 @@ def main():
             with open(os.path.join(args.save, f"{name}.json"), "w") as f:
                 json.dump({"family": family, "about": task["about"], "folds": folds}, f,
                           default=str)
-    pairs = summarise(results, args.budgets)
-    print(f"\nTotal {time.perf_counter() - start:.0f} s.\n\n## Every rule on every task-budget "
+    print(f"\nTotal {time.perf_counter() - start:.0f} s.")
+    report(results, args.budgets)
+
+
+def _load(folders):
+    """Results saved by `--save` runs, keyed by task name."""
+    results = {}
+    for folder in folders:
+        for file in sorted(os.listdir(folder)):
+            if file.endswith(".json"):
+                with open(os.path.join(folder, file)) as f:
+                    data = json.load(f)
+                for fold in data["folds"]:
+                    fold["budgets"] = {int(k): v for k, v in fold["budgets"].items()}
+                results[file[:-5]] = (data["family"], data["folds"])
+    return results
+
+
+def report(results, budgets):
+    """Print every table for `{task: (family, folds)}`."""
+    pairs = summarise(results, budgets)
+    print("\n## Every rule on every task-budget "
           "pair: val acc % (gap to best grid, pt) @ rate (geometric mean over folds)\n")
     print(every_rule_table(pairs))
     print("\n## Leave-one-family-out choice of the default rule\n")
