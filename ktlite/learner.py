@@ -311,7 +311,7 @@ class Learner:
         return plot_lr_find(self._require_lr_result(), suggest=suggest)
 
     def lr_estimate(self) -> dict[str, float]:
-        """Returns the suggestions of the last `lr_find()` (`valley`, `steep`, `minimum`, `basin`).
+        """Returns the suggestions of the last `lr_find()` (one per rule of `ktlite.lr.suggest`).
 
         Raises:
             ValueError: if `lr_find()` has not been run.
