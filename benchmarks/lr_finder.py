@@ -1,49 +1,55 @@
-"""LR-finder suggestion quality: does the suggested learning rate train as well as a grid?
+"""LR-finder suggestion quality on a suite of tasks: every rule, two budgets, held-out families.
 
-For each task the script
-1. builds a freshly initialised model (fixed seed) and runs `ktlite.lr.find_lr` with its
-   defaults on the training data;
-2. trains a copy of that same initial model with one-cycle (`ktlite.lr.OneCycle` through
-   `ktlite.lr.PolicyCallback`, Adam, default pct_start/div/moms) at the finder's suggestions
-   (the default `basin`, plus `valley`, `steep` and `minimum` for comparison) and at every
-   point of the grid 1e-5, 3.16e-5, ..., 1e-1 (one per half decade), with the same epochs,
-   batch size, seed and data order;
-3. reports the final validation accuracy of each, the best grid point, and the gap
-   `best grid - default suggestion` in percentage points (target: <= 1 on every task).
+For each task (a model family on a data set, with an optimizer) and each fold the script
+1. builds a freshly initialised model (fixed seed) and runs the finder with its defaults;
+   four more sweeps of the same initial model with other batch orders measure how much each
+   rule's suggestion moves (`spread` = largest / smallest of the five);
+2. trains copies of that initial model with one-cycle (`ktlite.lr.OneCycle` through
+   `ktlite.lr.PolicyCallback`, default pct_start/div/moms) for each budget (default a short
+   fit of 3 epochs and a long one of 10) at every grid rate 1e-5, 3.16e-5, ..., 1e-1 and at
+   every rule's suggestion, as read off the curve (`rule`) and scaled for the budget's
+   number of updates (`rule+b`, `ktlite.lr.budget`);
+3. runs the confirming pass (`ktlite.lr.confirm`, judged on the validation split) per
+   budget, trains at the rate it picks, and records its time beside the finder's.
+Score: final validation accuracy (%), mean over folds; gap = best grid rate - rule (points).
 
-Tasks (all local, no download):
-- `wordnet`: WordNet 3.0 lexicographer files (45 classes) from ../shared/data, a 20k-synset
-  training subset, the full validation split, an embedding-bag model (mean of word
-  embeddings) over the first 48 tokens.
-- `digits`: scikit-learn's bundled 8x8 digits (10 classes), 3-fold cross-validation, MLP.
-- `breast_cancer`: scikit-learn's bundled breast-cancer data (2 classes), 3-fold
-  cross-validation, MLP.
-- `digits_cnn`: the same digits as 8x8 images, a small CNN, 3-fold cross-validation; added
-  after the default rule was chosen, as a check on a model family it was not designed with.
-- `wordnet_gru`: a bidirectional GRU on a 10k-text WordNet subset (32 tokens); added with
-  `digits_cnn` for the same reason.
-- `transformer`: ktlite's own three-line text workflow with every default on the same
-  WordNet subset: `texts_from_array`, `text_classifier("transformer")` (post-norm encoder,
-  AdamW), `get_learner`, `learner.lr_find()`, `learner.fit_onecycle(lr, 2)`.
-Small data sets use cross-validation so that one percentage point is more than a couple of
-validation samples; scores are averaged over folds (the finder runs once per fold).
+The default rule is chosen by leave-one-family-out: for each family, the candidate (rule,
+with or without the budget scaling) with the fewest task-budget pairs more than 1 point off
+the best grid rate (then the smallest mean gap) on the *other* families is scored on the
+held-out one. The table of every rule on every task-budget pair is printed as well.
 
-Run (about 35 minutes on 2 idle CPU cores, 27 of them for the Transformer, 3 for the GRU):
-    python benchmarks/lr_finder.py
-    python benchmarks/lr_finder.py --tasks digits --folds 2     # quick look
+Tasks (all local, no download), by family:
+- `mlp`: `digits_mlp_adam`, `digits_mlp_sgd`, `breast_cancer_mlp_adam`, `wine_mlp_sgd`
+  (scikit-learn's bundled sets, standardised, stratified k-fold CV, one hidden layer);
+- `logistic`: `iris_logistic_adam`, `breast_cancer_logistic_sgd`, `wine_logistic_adam`,
+  `digits_logistic_sgd` (a single softmax layer);
+- `cnn`: `digits_cnn_adam` (the 8x8 digit images, conv16-pool-conv32-GAP);
+- `rnn`: `wordnet_gru` (bidirectional GRU(32), 10k WordNet texts, 32 tokens, Adam);
+- `bag`: `wordnet_fasttext` (ktlite `text_classifier("fasttext")` through a Learner);
+- `transformer`: `wordnet_transformer` (ktlite's default text Transformer through a Learner).
+  SGD is `keras.optimizers.SGD(momentum=0.9)`; Adam is Keras' default Adam.
+Hooks not filled yet: `TASK_HOOKS` names the families of ktlite task folders that did not
+exist when the suite was written (FT-Transformer on tables, ViT/CNN on images, seq2seq);
+add a `task_*` function and a `TASKS` entry for each when its folder lands.
 
-Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
-../shared/data (beside the repository) for the `wordnet` and `transformer` tasks. To
-rebuild it from a clone of ktlite:
+The WordNet tasks read `wordnet_lexnames_{train,val}.csv.gz` from `--data` (default
+../shared/data next to the repository). To rebuild it from a clone of ktlite:
     sudo apt-get install wordnet-base
     python benchmarks/make_wordnet_lexnames.py --out ../shared/data
+
+Full run (hours on 2 shared CPU cores; the text tasks dominate):
+    python benchmarks/lr_finder.py --save lr_suite
+Quick look at the small tasks (one fold, a few minutes):
+    python benchmarks/lr_finder.py --quick --tasks digits_mlp_adam iris_logistic_adam
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
 import json
+import math
 import os
 import platform
 import time
@@ -55,29 +61,43 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ktlite.lr import DEFAULT_SUGGESTION, OneCycle, PolicyCallback, find_lr  # noqa: E402
+from ktlite.lr.budget import budget_factor  # noqa: E402
+from ktlite.lr.confirm import candidate_lrs, confirm_lr  # noqa: E402
 
 GRID = [10.0 ** (-5 + k / 2) for k in range(9)]
-RULES = ("basin", "minimum", "valley", "steep")
+RULES = ("basin", "descent", "minimum", "valley", "steep")
 DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+SWEEPS = 5
+TASK_HOOKS = {
+    "tables": "FT-Transformer on a table (needs ktlite/tabular)",
+    "images": "ViT and CNN on images (needs ktlite/vision)",
+    "seq2seq": "an encoder-decoder on text pairs (needs a seq2seq task folder)",
+}
 
 
 # --------------------------------------------------------------------------- tasks
-def _mlp(n_in: int, hidden: int, n_out: int) -> keras.Model:
-    return keras.Sequential(
-        [
-            keras.Input((n_in,)),
-            keras.layers.Dense(hidden, activation="relu"),
-            keras.layers.Dense(n_out, activation="softmax"),
-        ]
-    )
+def _optimizer(name):
+    if name == "sgd":
+        return keras.optimizers.SGD(1e-2, momentum=0.9)
+    return keras.optimizers.Adam(1e-3)
+
+
+def _dense(n_in, hidden, n_out):
+    layers = [keras.Input((n_in,))]
+    if hidden:
+        layers.append(keras.layers.Dense(hidden, activation="relu"))
+    layers.append(keras.layers.Dense(n_out, activation="softmax"))
+    return keras.Sequential(layers)
 
 
 def _cv_folds(x, y, folds, seed):
     from sklearn.model_selection import StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train_idx, val_idx in splitter.split(x, y):
+    splitter = StratifiedKFold(n_splits=max(2, folds), shuffle=True, random_state=seed)
+    for k, (train_idx, val_idx) in enumerate(splitter.split(x, y)):
+        if k == folds:
+            break
         scaler = StandardScaler().fit(x[train_idx])
         yield (
             scaler.transform(x[train_idx]).astype("float32"), y[train_idx].astype("int32"),
@@ -85,305 +105,410 @@ def _cv_folds(x, y, folds, seed):
         )
 
 
-def task_digits(folds, seed):
-    from sklearn.datasets import load_digits
+def _sklearn(name):
+    from sklearn import datasets
 
-    x, y = load_digits(return_X_y=True)
-    return {
-        "folds": list(_cv_folds(x, y, folds, seed)),
-        "build": lambda: _mlp(64, 64, 10),
-        "epochs": 8,
-        "batch_size": 32,
-        "about": f"sklearn digits, 1797 samples, {folds}-fold CV, MLP 64-64-10",
-    }
+    return getattr(datasets, f"load_{name}")(return_X_y=True)
 
 
-def task_digits_cnn(folds, seed):
-    """A convolutional network on the 8x8 digit images: a family the rules were not tuned on."""
-    images = [
+def _sklearn_task(data, hidden, optimizer, batch_size):
+    def make(args):
+        x, y = _sklearn(data)
+        n_out = int(y.max()) + 1
+        model = f"MLP {x.shape[1]}-{hidden}-{n_out}" if hidden else f"logistic {n_out} classes"
+        return {
+            "folds": list(_cv_folds(x, y, args.folds, args.seed)),
+            "build": lambda: _dense(x.shape[1], hidden, n_out),
+            "optimizer": optimizer,
+            "batch_size": batch_size,
+            "about": f"sklearn {data} ({len(y)} samples, {args.folds}-fold CV), {model}, "
+                     f"{optimizer}, batch {batch_size}",
+        }
+    return make
+
+
+def task_digits_cnn_adam(args):
+    task = _sklearn_task("digits", 64, "adam", 32)(args)
+    task["folds"] = [
         (xt.reshape(-1, 8, 8, 1), yt, xv.reshape(-1, 8, 8, 1), yv)
-        for xt, yt, xv, yv in task_digits(folds, seed)["folds"]
+        for xt, yt, xv, yv in task["folds"]
     ]
-
-    def build():
-        return keras.Sequential(
-            [
-                keras.Input((8, 8, 1)),
-                keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-                keras.layers.MaxPooling2D(2),
-                keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-                keras.layers.GlobalAveragePooling2D(),
-                keras.layers.Dense(10, activation="softmax"),
-            ]
-        )
-
-    return {
-        "folds": images,
-        "build": build,
-        "epochs": 8,
-        "batch_size": 32,
-        "about": f"sklearn digits as 8x8 images, {folds}-fold CV, CNN conv16-pool-conv32-gap-10",
-    }
+    task["build"] = lambda: keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    task["about"] = f"sklearn digits as 8x8 images ({args.folds}-fold CV), CNN, adam, batch 32"
+    return task
 
 
-def task_breast_cancer(folds, seed):
-    from sklearn.datasets import load_breast_cancer
-
-    x, y = load_breast_cancer(return_X_y=True)
-    return {
-        "folds": list(_cv_folds(x, y, folds, seed)),
-        "build": lambda: _mlp(30, 32, 2),
-        "epochs": 10,
-        "batch_size": 16,
-        "about": f"sklearn breast_cancer, 569 samples, {folds}-fold CV, MLP 30-32-2",
-    }
-
-
-def _read_wordnet(split):
-    import csv
-
-    path = os.path.join(DATA_DIR, f"wordnet_lexnames_{split}.csv.gz")
+def _read_wordnet(data_dir, split):
+    path = os.path.join(data_dir, f"wordnet_lexnames_{split}.csv.gz")
     with gzip.open(path, "rt", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
-def task_wordnet(folds, seed, n_train=20000, vocab=20000, maxlen=48, encoder="bag"):
-    del folds
-    texts, labels = _wordnet_subset(n_train, seed)
-    val_texts, val_labels = _read_wordnet("val")
+def _wordnet(args, n_train, n_val):
+    texts, labels = _read_wordnet(args.data, "train")
+    pick = np.random.default_rng(args.seed).permutation(len(texts))[:n_train]
+    val_texts, val_labels = _read_wordnet(args.data, "val")
+    return ([texts[i] for i in pick], [labels[i] for i in pick],
+            val_texts[:n_val], val_labels[:n_val])
+
+
+def task_wordnet_gru(args, n_train=10000, n_val=4000, maxlen=32, vocab=20000):
+    texts, labels, val_texts, val_labels = _wordnet(args, n_train, n_val)
     classes = sorted(set(labels))
     index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index[label] for label in labels], dtype="int32")
-    y_val = np.array([index[label] for label in val_labels], dtype="int32")
     vectorizer = keras.layers.TextVectorization(
         max_tokens=vocab, output_sequence_length=maxlen, output_mode="int"
     )
     vectorizer.adapt(tf.constant(texts))
     x = vectorizer(tf.constant(texts)).numpy().astype("int32")
     x_val = vectorizer(tf.constant(val_texts)).numpy().astype("int32")
-
-    def build():
-        pool = (
-            keras.layers.GlobalAveragePooling1D()
-            if encoder == "bag"
-            else keras.layers.Bidirectional(keras.layers.GRU(32))
-        )
-        return keras.Sequential(
-            [
-                keras.Input((maxlen,), dtype="int32"),
-                keras.layers.Embedding(vocab, 64, mask_zero=True),
-                pool,
-                keras.layers.Dense(len(classes), activation="softmax"),
-            ]
-        )
-
-    described = "embedding-bag" if encoder == "bag" else "bidirectional GRU(32)"
+    y = np.array([index[label] for label in labels], "int32")
+    y_val = np.array([index.get(label, 0) for label in val_labels], "int32")
     return {
         "folds": [(x, y, x_val, y_val)],
-        "build": build,
-        "epochs": 3,
+        "build": lambda: keras.Sequential([
+            keras.Input((maxlen,), dtype="int32"),
+            keras.layers.Embedding(vocab, 64, mask_zero=True),
+            keras.layers.Bidirectional(keras.layers.GRU(32)),
+            keras.layers.Dense(len(classes), activation="softmax"),
+        ]),
+        "optimizer": "adam",
         "batch_size": 64,
-        "about": (
-            f"WordNet lexnames, {n_train} train / {len(y_val)} val synsets, 45 classes, "
-            f"{described} (vocab {vocab}, dim 64, {maxlen} tokens)"
-        ),
+        "about": f"WordNet {n_train} train / {len(y_val)} val texts, bidirectional GRU(32), "
+                 "adam, batch 64",
     }
 
 
-def task_wordnet_gru(folds, seed):
-    """A recurrent text model: a family the rules were not tuned on (10k-text subset)."""
-    return task_wordnet(folds, seed, n_train=10000, maxlen=32, encoder="gru")
+def _learner_text_task(name, n_train, n_val, batch_size):
+    """A ktlite text model through `texts_from_array`, `text_classifier` and a Learner."""
+    def make(args):
+        import ktlite
+        from ktlite import text
 
+        texts, labels, val_texts, val_labels = _wordnet(args, n_train, n_val)
+        trn, val, preproc = text.texts_from_array(
+            texts, labels, val_texts, val_labels, verbose=0
+        )
 
-def _wordnet_subset(n_train, seed):
-    texts, labels = _read_wordnet("train")
-    pick = np.random.default_rng(seed).permutation(len(texts))[:n_train]
-    return [texts[i] for i in pick], [labels[i] for i in pick]
+        def learner():
+            keras.utils.set_random_seed(args.seed)  # same initial weights every time
+            model = text.text_classifier(name, trn, preproc=preproc, verbose=0)
+            return ktlite.get_learner(model, train_data=trn, val_data=val,
+                                      batch_size=batch_size, verbose=0)
 
-
-def task_transformer(folds, seed, n_train=20000):
-    """The text workflow with ktlite's defaults; the finder and training go through a Learner."""
-    import ktlite
-    from ktlite import text
-
-    del folds
-    texts, labels = _wordnet_subset(n_train, seed)
-    val_texts, val_labels = _read_wordnet("val")
-    trn, val, preproc = text.texts_from_array(texts, labels, val_texts, val_labels, verbose=0)
-
-    def learner():
-        keras.utils.set_random_seed(seed)  # same initial weights and data order every time
-        model = text.text_classifier("transformer", trn, preproc=preproc, verbose=0)
-        return ktlite.get_learner(model, train_data=trn, val_data=val)
-
-    def find(fold):
-        return learner().lr_find(verbose=0)
-
-    def score(fold, lr):
-        history = learner().fit_onecycle(lr, 2, verbose=0)
-        return 100.0 * history.history["val_accuracy"][-1]
-
-    return {
-        "folds": [None],
-        "find": find,
-        "score": score,
-        "epochs": 2,
-        "batch_size": 32,
-        "about": (
-            f"WordNet lexnames, {n_train} train / {len(val_texts)} val texts, 45 classes, "
-            f"ktlite text Transformer defaults ({preproc.vocab_size} wordpieces, "
-            f"maxlen {preproc.maxlen}, AdamW) through `Learner.lr_find`/`fit_onecycle`"
-        ),
-    }
+        return {
+            "folds": [None],
+            "learner": learner,
+            "batch_size": batch_size,
+            "about": f"WordNet {n_train} train / {len(val_texts)} val texts, ktlite "
+                     f"text_classifier({name!r}) defaults through a Learner, batch {batch_size}",
+        }
+    return make
 
 
 TASKS = {
-    "wordnet": task_wordnet,
-    "digits": task_digits,
-    "breast_cancer": task_breast_cancer,
-    "transformer": task_transformer,
-    "digits_cnn": task_digits_cnn,
-    "wordnet_gru": task_wordnet_gru,
+    "digits_mlp_adam": ("mlp", _sklearn_task("digits", 64, "adam", 32)),
+    "digits_mlp_sgd": ("mlp", _sklearn_task("digits", 64, "sgd", 32)),
+    "breast_cancer_mlp_adam": ("mlp", _sklearn_task("breast_cancer", 32, "adam", 16)),
+    "wine_mlp_sgd": ("mlp", _sklearn_task("wine", 32, "sgd", 16)),
+    "iris_logistic_adam": ("logistic", _sklearn_task("iris", 0, "adam", 16)),
+    "breast_cancer_logistic_sgd": ("logistic", _sklearn_task("breast_cancer", 0, "sgd", 16)),
+    "wine_logistic_adam": ("logistic", _sklearn_task("wine", 0, "adam", 16)),
+    "digits_logistic_sgd": ("logistic", _sklearn_task("digits", 0, "sgd", 32)),
+    "digits_cnn_adam": ("cnn", task_digits_cnn_adam),
+    "wordnet_gru": ("rnn", task_wordnet_gru),
+    "wordnet_fasttext": ("bag", _learner_text_task("fasttext", 12000, 4000, 64)),
+    "wordnet_transformer": ("transformer", _learner_text_task("transformer", 20000, 4000, 32)),
 }
+QUICK_TASKS = [name for name, (family, _) in TASKS.items() if family in ("mlp", "logistic", "cnn")]
 
 
-# --------------------------------------------------------------------------- runs
-def _compiled(build, seed, init_weights=None):
-    keras.utils.set_random_seed(seed)
-    model = build()
-    if init_weights is not None:
-        model.set_weights(init_weights)
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=False,
-    )
-    return model
+# --------------------------------------------------------------------------- runners
+class ArrayRunner:
+    """Finder, confirm and scoring for a task given as arrays and a model builder.
+
+    One model is compiled once and put back to its initial weights and a fresh optimizer
+    state before each run, so the traced train step is reused (building and tracing a new
+    model per run would cost more than the runs on these small tasks).
+    """
+
+    def __init__(self, task, fold, seed):
+        self.task, self.seed = task, seed
+        self.x, self.y, self.x_val, self.y_val = fold
+        self.steps_per_epoch = int(math.ceil(len(self.x) / task["batch_size"]))
+        keras.utils.set_random_seed(seed)
+        self.model = task["build"]()
+        self.model.compile(optimizer=_optimizer(task["optimizer"]),
+                           loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                           jit_compile=False)
+        self.model.optimizer.build(self.model.trainable_variables)
+        self.init = [v.numpy().copy() for v in self.model.variables]
+        self.init_opt = [v.numpy().copy() for v in self.model.optimizer.variables]
+
+    def _fresh(self):
+        for variable, value in zip(self.model.variables, self.init):
+            variable.assign(value)
+        for variable, value in zip(self.model.optimizer.variables, self.init_opt):
+            variable.assign(value)
+        return self.model
+
+    def _train_ds(self, order_seed):
+        return (tf.data.Dataset.from_tensor_slices((self.x, self.y))
+                .shuffle(len(self.x), seed=order_seed).batch(self.task["batch_size"]))
+
+    def sweep(self, order_seed):
+        return find_lr(self._fresh(), self._train_ds(order_seed), verbose=0)
+
+    def confirm(self, lrs, steps):
+        val = tf.data.Dataset.from_tensor_slices((self.x_val, self.y_val)).batch(256)
+        return confirm_lr(self._fresh(), self._train_ds(self.seed), lrs, steps=steps,
+                          val_dataset=val)
+
+    def score(self, lr, epochs):
+        model = self._fresh()
+        model.fit(self._train_ds(self.seed), epochs=epochs, verbose=0, shuffle=False,
+                  callbacks=[PolicyCallback(OneCycle(lr, self.steps_per_epoch * epochs))])
+        _, acc = model.evaluate(self.x_val, self.y_val, batch_size=256, verbose=0)
+        return 100.0 * acc
 
 
-def _train_score(task, fold, lr, seed, init_weights):
-    x, y, x_val, y_val = fold
-    model = _compiled(task["build"], seed, init_weights)
-    steps = int(np.ceil(len(x) / task["batch_size"]))
-    keras.utils.set_random_seed(seed)  # same data order for every learning rate
-    model.fit(
-        x, y, batch_size=task["batch_size"], epochs=task["epochs"], shuffle=True, verbose=0,
-        callbacks=[PolicyCallback(OneCycle(lr, steps * task["epochs"]))],
-    )
-    _, acc = model.evaluate(x_val, y_val, batch_size=256, verbose=0)
-    return 100.0 * acc
+class LearnerRunner:
+    """The same through ktlite's Learner (text tasks)."""
+
+    def __init__(self, task, fold, seed):
+        del fold
+        self.task, self.seed = task, seed
+        self.steps_per_epoch = task["learner"]()._train_steps()
+
+    def sweep(self, order_seed):
+        learner = self.task["learner"]()
+        keras.utils.set_random_seed(order_seed)  # the learner's shuffle follows it
+        return learner.lr_find(verbose=0)
+
+    def confirm(self, lrs, steps):
+        learner = self.task["learner"]()
+        dataset, _ = learner._cached("train", learner.train_data, True)
+        val, _ = learner._cached("val", learner.val_data, False)
+        return confirm_lr(learner.model, dataset, lrs, steps=steps, val_dataset=val)
+
+    def score(self, lr, epochs):
+        history = self.task["learner"]().fit_onecycle(lr, epochs, verbose=0)
+        return 100.0 * history.history["val_accuracy"][-1]
 
 
-def _array_task_runners(task, seed):
-    """`find(fold)` and `score(fold, lr)` for tasks given as arrays and a model builder."""
-    init = {}
+def run_fold(task, fold, args):
+    runner = (LearnerRunner if "learner" in task else ArrayRunner)(task, fold, args.seed)
+    t0 = time.perf_counter()
+    result = runner.sweep(args.seed)
+    t_find = time.perf_counter() - t0
+    sweeps = [result.suggestions] + [
+        runner.sweep(args.seed + 1000 + k).suggestions for k in range(args.sweeps - 1)
+    ]
+    scores = {}  # (rate key, epochs) -> accuracy; rates shared between rules train once
 
-    def find(fold):
-        x, y = fold[0], fold[1]
-        model = _compiled(task["build"], seed)
-        init["weights"] = model.get_weights()
-        ds = (
-            tf.data.Dataset.from_tensor_slices((x, y))
-            .shuffle(len(x), seed=seed)
-            .batch(task["batch_size"])
-        )
-        return find_lr(model, ds, verbose=0)
+    def scored(lr, epochs):
+        key = (float(f"{lr:.6g}"), epochs)
+        if key not in scores:
+            scores[key] = runner.score(lr, epochs)
+        return scores[key]
 
-    def score(fold, lr):
-        return _train_score(task, fold, lr, seed, init["weights"])
-
-    return find, score
-
-
-def run_task(name, task, seed, save_dir=None):
-    if "find" in task:
-        find, score = task["find"], task["score"]
-    else:
-        find, score = _array_task_runners(task, seed)
-    per_fold = []
-    for k, fold in enumerate(task["folds"]):
+    out = {"t_find": t_find, "sweeps": sweeps, "suggestions": result.suggestions, "budgets": {}}
+    for epochs in args.budgets:
+        planned = epochs * runner.steps_per_epoch
+        row = {f"grid {lr:.1e}": scored(lr, epochs) for lr in GRID}
+        lrs = {}
+        for rule in RULES:
+            raw = result.suggestions[rule]
+            for name, lr in ((rule, raw), (f"{rule}+b", raw * budget_factor(planned))):
+                lrs[name] = lr
+                row[name] = scored(lr, epochs) if math.isfinite(lr) else float("nan")
         t0 = time.perf_counter()
-        result = find(fold)
-        t_find = time.perf_counter() - t0
-        by_lr = {}  # rules that agree on a rate share one training run
+        scaled = {rule: result.suggestions[rule] * budget_factor(planned) for rule in RULES}
+        record = runner.confirm(candidate_lrs(scaled, scaled[DEFAULT_SUGGESTION]),
+                                steps=max(1, len(result.lrs) // 4))
+        record["seconds"] = time.perf_counter() - t0
+        lrs["confirm"] = record["chosen"]
+        row["confirm"] = scored(record["chosen"], epochs)
+        out["budgets"][epochs] = {"scores": row, "lrs": lrs, "planned_steps": planned,
+                                  "confirm": record}
+    return out
 
-        def scored(lr):
-            if lr not in by_lr:
-                by_lr[lr] = score(fold, lr)
-            return by_lr[lr]
 
-        scores = {f"grid {lr:.1e}": scored(lr) for lr in GRID}
-        for rule, lr in result.suggestions.items():
-            scores[rule] = scored(lr)
-        per_fold.append({"suggestions": result.suggestions, "scores": scores,
-                         "steps": len(result.lrs), "t_find": t_find})
-        if save_dir:
-            os.makedirs(save_dir, exist_ok=True)
-            result.save(os.path.join(save_dir, f"{name}_fold{k}_lr_find.json"))
-            with open(os.path.join(save_dir, f"{name}_fold{k}_scores.json"), "w") as f:
-                json.dump(scores, f)
-        print(
-            f"  {name} fold {k}: finder {len(result.lrs)} steps in {t_find:.1f}s; "
-            + ", ".join(f"{r}={lr:.2e} ({scores[r]:.1f}%)" for r, lr in result.suggestions.items())
-            + f"; best grid {max(v for n, v in scores.items() if n.startswith('grid')):.1f}%",
-            flush=True,
+# --------------------------------------------------------------------------- reports
+def _candidates():
+    return [name for rule in RULES for name in (rule, f"{rule}+b")]
+
+
+def summarise(results, budgets):
+    """Per task-budget pair: mean scores over folds, best grid, and each candidate's gap."""
+    pairs = {}
+    for name, (family, folds) in results.items():
+        for epochs in budgets:
+            rows = [f["budgets"][epochs]["scores"] for f in folds]
+            mean = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+            grid = {k: v for k, v in mean.items() if k.startswith("grid")}
+            best = max(grid, key=grid.get)
+            pairs[(name, epochs)] = {
+                "family": family, "mean": mean, "best": best, "best_score": grid[best],
+                "gaps": {c: grid[best] - mean[c] for c in [*_candidates(), "confirm"]},
+                "lrs": {c: [f["budgets"][epochs]["lrs"][c] for f in folds]
+                        for c in [*_candidates(), "confirm"]},
+                "confirm_s": float(np.mean([f["budgets"][epochs]["confirm"]["seconds"]
+                                            for f in folds])),
+                "find_s": float(np.mean([f["t_find"] for f in folds])),
+            }
+    return pairs
+
+
+def _fit_rule(pairs, families):
+    """The candidate with the fewest pairs > 1 pt off (then smallest mean gap) on `families`."""
+    def cost(candidate):
+        gaps = [p["gaps"][candidate] for p in pairs.values() if p["family"] in families]
+        gaps = [g if math.isfinite(g) else 100.0 for g in gaps]
+        return (sum(g > 1.0 for g in gaps), float(np.mean(gaps)) if gaps else 0.0)
+    return min(_candidates(), key=cost)
+
+
+def leave_one_family_out(pairs):
+    families = sorted({p["family"] for p in pairs.values()})
+    lines = ["| held-out family | rule fitted on the others | its gaps on the held-out pairs |",
+             "| --- | --- | --- |"]
+    held_gaps = []
+    for family in families:
+        others = [f for f in families if f != family]
+        rule = _fit_rule(pairs, others) if others else DEFAULT_SUGGESTION
+        gaps = [(name, epochs, p["gaps"][rule]) for (name, epochs), p in pairs.items()
+                if p["family"] == family]
+        held_gaps += [g for _, _, g in gaps]
+        lines.append(f"| {family} | {rule} | "
+                     + ", ".join(f"{n} {e}ep {g:+.2f}" for n, e, g in gaps) + " |")
+    within1 = sum(g <= 1.0 for g in held_gaps)
+    lines.append(f"\nHeld-out pairs within 1 pt: {within1}/{len(held_gaps)}; within 2 pt: "
+                 f"{sum(g <= 2.0 for g in held_gaps)}/{len(held_gaps)}; fitted on all "
+                 f"families: {_fit_rule(pairs, families)}")
+    return "\n".join(lines)
+
+
+def every_rule_table(pairs):
+    cands = [*_candidates(), "confirm"]
+    lines = ["| task | epochs | best grid | " + " | ".join(cands) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in cands) + " |"]
+    for (name, epochs), p in pairs.items():
+        cells = []
+        for c in cands:
+            lr = float(np.exp(np.mean(np.log(p["lrs"][c])))) if all(
+                v > 0 and math.isfinite(v) for v in p["lrs"][c]) else float("nan")
+            cells.append(f"{p['mean'][c]:.1f} ({p['gaps'][c]:+.1f}) @{lr:.1e}")
+        lines.append(f"| {name} | {epochs} | {p['best_score']:.1f} @{p['best'][5:]} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def stability_table(results):
+    lines = ["| task | " + " | ".join(RULES) + " |", "| --- | " + " | ".join("---" for _ in RULES)
+             + " |"]
+    for name, (_, folds) in results.items():
+        sweeps = folds[0]["sweeps"]
+        cells = []
+        for rule in RULES:
+            values = [s[rule] for s in sweeps if math.isfinite(s[rule])]
+            cells.append(f"x{max(values) / min(values):.2f}" if values else "n/a")
+        lines.append(f"| {name} ({len(sweeps)} sweeps) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def confirm_table(pairs):
+    lines = ["| task | epochs | finder s | confirm s | cost x | default gap | confirm gap |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for (name, epochs), p in pairs.items():
+        lines.append(
+            f"| {name} | {epochs} | {p['find_s']:.1f} | {p['confirm_s']:.1f} | "
+            f"{p['confirm_s'] / p['find_s']:.2f} | {p['gaps'][DEFAULT_SUGGESTION]:+.2f} | "
+            f"{p['gaps']['confirm']:+.2f} |"
         )
-    return per_fold
-
-
-def summarise(name, task, per_fold):
-    keys = per_fold[0]["scores"].keys()
-    mean = {key: float(np.mean([f["scores"][key] for f in per_fold])) for key in keys}
-    grid = {key: v for key, v in mean.items() if key.startswith("grid")}
-    best_key = max(grid, key=grid.get)
-    lines = [f"### {name}: {task['about']}; {task['epochs']} epochs one-cycle, "
-             f"batch {task['batch_size']}"]
-    lines.append("| lr | val acc % (mean over folds) |")
-    lines.append("| --- | --- |")
-    for key in grid:
-        mark = " (best grid)" if key == best_key else ""
-        lines.append(f"| {key[5:]}{mark} | {grid[key]:.2f} |")
-    gaps = {}
-    for rule in RULES:
-        lrs = ", ".join(f"{f['suggestions'][rule]:.2e}" for f in per_fold)
-        gaps[rule] = grid[best_key] - mean[rule]
-        default = " (default)" if rule == DEFAULT_SUGGESTION else ""
-        lines.append(f"| {rule}{default}: {lrs} | {mean[rule]:.2f} (gap {gaps[rule]:+.2f} pt) |")
-    rule = DEFAULT_SUGGESTION
-    verdict = "PASS" if gaps[rule] <= 1.0 else "FAIL"
-    lines.append(
-        f"\nDefault suggestion ({rule}) {mean[rule]:.2f}% vs best grid "
-        f"{grid[best_key]:.2f}% at {best_key[5:]}: gap {gaps[rule]:+.2f} pt -> {verdict} "
-        "(target <= 1 pt)"
-    )
-    return "\n".join(lines), gaps
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS))
+    parser.add_argument("--quick", action="store_true",
+                        help="small tasks only (unless --tasks), one fold")
+    parser.add_argument("--folds", type=int, default=None, help="CV folds (default 3; quick 1)")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[3, 10],
+                        help="epochs of the short and long fits")
+    parser.add_argument("--sweeps", type=int, default=SWEEPS,
+                        help="finder sweeps per task for the stability figures")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", default=None, help="folder for each fold's curve and scores")
+    parser.add_argument("--data", default=DATA_DIR, help="folder of wordnet_lexnames_*.csv.gz")
+    parser.add_argument("--save", default=None, help="folder for the raw results (JSON)")
+    parser.add_argument("--report", nargs="+", default=None, metavar="FOLDER",
+                        help="only print the tables for the results saved in these folders "
+                             "(runs of different tasks combined, e.g. for leave-one-family-out)")
     args = parser.parse_args()
-    print(f"# LR finder benchmark: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, TF {tf.__version__}, Keras {keras.__version__}")
+    if args.report:
+        report(_load(args.report), args.budgets)
+        return
+    if args.folds is None:
+        args.folds = 1 if args.quick else 3
+    tasks = args.tasks or (QUICK_TASKS if args.quick else list(TASKS))
+    print(f"# LR finder suite: {platform.machine()}, {os.cpu_count()} CPUs, TF "
+          f"{tf.__version__}, Keras {keras.__version__}; tasks {tasks}; folds {args.folds}; "
+          f"budgets {args.budgets} epochs; {args.sweeps} sweeps. Not in this suite yet: "
+          + "; ".join(TASK_HOOKS.values()), flush=True)
     start = time.perf_counter()
-    reports, gaps = [], {}
-    for name in args.tasks:
+    results = {}
+    for name in tasks:
         t0 = time.perf_counter()
-        task = TASKS[name](args.folds, args.seed)
-        per_fold = run_task(name, task, args.seed, args.save)
-        report, gaps[name] = summarise(name, task, per_fold)
-        reports.append(report + f"\n(task time {time.perf_counter() - t0:.0f} s)")
-        print(reports[-1], flush=True)
-    print(f"\nTotal {time.perf_counter() - start:.0f} s. Gap to the best grid point (pt):")
-    for rule in RULES:
-        default = " (default)" if rule == DEFAULT_SUGGESTION else ""
-        print(f"  {rule}{default}: "
-              + ", ".join(f"{name} {g[rule]:+.2f}" for name, g in gaps.items()))
+        family, make = TASKS[name]
+        task = make(args)
+        folds = [run_fold(task, fold, args) for fold in task["folds"]]
+        results[name] = (family, folds)
+        print(f"  {name} [{family}] {task['about']}: {time.perf_counter() - t0:.0f} s", flush=True)
+        if args.save:
+            os.makedirs(args.save, exist_ok=True)
+            with open(os.path.join(args.save, f"{name}.json"), "w") as f:
+                json.dump({"family": family, "about": task["about"], "folds": folds}, f,
+                          default=str)
+    print(f"\nTotal {time.perf_counter() - start:.0f} s.")
+    report(results, args.budgets)
+
+
+def _load(folders):
+    """Results saved by `--save` runs, keyed by task name."""
+    results = {}
+    for folder in folders:
+        for file in sorted(os.listdir(folder)):
+            if file.endswith(".json"):
+                with open(os.path.join(folder, file)) as f:
+                    data = json.load(f)
+                for fold in data["folds"]:
+                    fold["budgets"] = {int(k): v for k, v in fold["budgets"].items()}
+                results[file[:-5]] = (data["family"], data["folds"])
+    return results
+
+
+def report(results, budgets):
+    """Print every table for `{task: (family, folds)}`."""
+    pairs = summarise(results, budgets)
+    print("\n## Every rule on every task-budget "
+          "pair: val acc % (gap to best grid, pt) @ rate (geometric mean over folds)\n")
+    print(every_rule_table(pairs))
+    print("\n## Leave-one-family-out choice of the default rule\n")
+    print(leave_one_family_out(pairs))
+    print("\n## Spread of each rule's suggestion over sweeps with different batch orders "
+          "(largest / smallest)\n")
+    print(stability_table(results))
+    print("\n## Confirming pass: cost beside the finder, gain\n")
+    print(confirm_table(pairs))
 
 
 if __name__ == "__main__":

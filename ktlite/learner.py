@@ -285,6 +285,9 @@ class Learner:
         stop_factor: float = 4.0,
         show_plot: bool = False,
         verbose: int | None = None,
+        epochs: int | None = None,
+        confirm: bool = False,
+        confirm_steps: int | None = None,
     ) -> Any:
         """Sweeps the learning rate exponentially per batch to find a good one.
 
@@ -301,6 +304,16 @@ class Learner:
             stop_factor: stop when the smoothed loss exceeds this times its minimum.
             show_plot: also draw the curve (`lr_plot()`) and display it in a notebook.
             verbose: progress output; defaults to the learner's `verbose`.
+            epochs: epochs of the fit you plan (one pass over `train_data` each). Scales
+                `result.suggestion` for that many optimizer updates (`ktlite.lr.budget`):
+                higher for short fits, lower for long ones. Default `None`: the suggestion
+                as read off the curve, calibrated for fits of about a thousand updates.
+            confirm: after the sweep, train briefly from the same weights at the two or
+                three rates the rules disagree on (`ktlite.lr.confirm`), judge them by
+                validation loss (training loss without `val_data`), restore everything,
+                and make the best one `result.suggestion`; the runs are recorded in
+                `result.config["confirm"]`. Default False.
+            confirm_steps: batches per confirming run; default a quarter of the sweep.
 
         Returns:
             The `LRFindResult` (also kept as `learner.lr_result`).
@@ -311,6 +324,14 @@ class Learner:
         """
         from ktlite.lr import find_lr
 
+        if not isinstance(confirm, bool):
+            raise TypeError(f"`confirm` must be a bool. Received: confirm={confirm!r}")
+        confirm_steps = check_positive_int(confirm_steps, "confirm_steps", allow_none=True)
+        epochs = check_positive_int(epochs, "epochs", allow_none=True)
+        planned_steps = None
+        if epochs is not None:
+            updates = -(-self._train_steps() // _distribute().accumulation_steps(self.model))
+            planned_steps = epochs * updates
         dataset, _ = self._cached("train", self.train_data, True)
         # The sweep sets one learning rate per batch, so it runs without accumulation.
         with _distribute().paused_accumulation(self.model):
@@ -322,12 +343,35 @@ class Learner:
                 num_steps=num_steps,
                 stop_factor=stop_factor,
                 verbose=self.verbose if verbose is None else verbose,
+                planned_steps=planned_steps,
             )
+            if confirm:
+                self._confirm_lr(self.lr_result, dataset, planned_steps, confirm_steps)
         if show_plot:
             from ktlite.plots import show
 
             show(self.lr_plot())
         return self.lr_result
+
+    def _confirm_lr(
+        self, result: Any, dataset: tf.data.Dataset, planned_steps: int | None, steps: int | None
+    ) -> None:
+        """Settles `result.suggestion` with short runs at the rates the rules disagree on."""
+        import time
+
+        from ktlite.lr.confirm import candidate_lrs, confirm_lr
+
+        scaled = {rule: result.suggest(planned_steps, rule) for rule in result.suggestions}
+        lrs = candidate_lrs(scaled, result.suggestion)
+        val = None if self.val_data is None else self._cached("val", self.val_data, False)[0]
+        start = time.perf_counter()
+        record = confirm_lr(
+            self.model, dataset, lrs, steps=steps or max(1, len(result.lrs) // 4),
+            val_dataset=val,
+        )
+        record["seconds"] = time.perf_counter() - start
+        result.config["confirm"] = record
+        result.suggestion = record["chosen"]
 
     def _require_lr_result(self) -> Any:
         if self.lr_result is None:
@@ -354,7 +398,7 @@ class Learner:
         return plot_lr_find(self._require_lr_result(), suggest=suggest)
 
     def lr_estimate(self) -> dict[str, float]:
-        """Returns the suggestions of the last `lr_find()` (`valley`, `steep`, `minimum`, `basin`).
+        """Returns the suggestions of the last `lr_find()` (one per rule of `ktlite.lr.suggest`).
 
         Raises:
             ValueError: if `lr_find()` has not been run.

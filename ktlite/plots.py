@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["plot_lr_find", "plot_history", "show"]
 
-_MARKERS = {"valley": "o", "steep": "^", "minimum": "s", "basin": "D"}
+_MARKERS = {"valley": "o", "steep": "^", "minimum": "s", "basin": "D", "descent": "v"}
 
 
 def _new_axes(ax: Any):
@@ -35,6 +35,50 @@ def _lr_curve(result: Any) -> tuple[np.ndarray, np.ndarray, dict]:
     return lrs[keep], smoothed[keep], dict(getattr(result, "suggestions", {}) or {})
 
 
+def _finite_values(values: Any) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v)) and v > 0]
+
+
+def _chosen_label(result: Any, suggestions: dict) -> str:
+    """How `result.suggestion` was chosen: by a confirming pass, a rule, and/or the budget."""
+    config = dict(getattr(result, "config", {}) or {})
+    lr = float(getattr(result, "suggestion", math.nan))
+    if "confirm" in config:
+        return f"chosen by confirm {lr:.2e}"
+    factor = float(config.get("budget_factor", 1.0))
+    for name, value in suggestions.items():
+        if value is not None and math.isclose(float(value) * factor, lr, rel_tol=1e-9):
+            budget = f" x{factor:.2f} for {config['planned_steps']} steps" if factor != 1 else ""
+            return f"chosen: {name}{budget} {lr:.2e}"
+    return f"chosen {lr:.2e}"
+
+
+def _mark_choice(ax: Any, result: Any, suggestions: dict, color: str) -> None:
+    """The chosen rate, the spread of the rules, and a confirming pass's short-run losses."""
+    spread = _finite_values(suggestions.values())
+    if len(spread) > 1:
+        low, high = min(spread), max(spread)
+        ax.axvspan(low, high, color=color, alpha=0.12,
+                   label=f"spread of rules (x{high / low:.1f})")
+    lr = getattr(result, "suggestion", None)
+    if lr is not None and math.isfinite(float(lr)):
+        ax.axvline(float(lr), color=color, linestyle="--", linewidth=1.2,
+                   label=_chosen_label(result, suggestions))
+    record = (getattr(result, "config", {}) or {}).get("confirm")
+    if not record or not record.get("steps"):
+        return
+    runs = [(float(lr), float(loss)) for lr, loss in zip(record["lrs"], record["losses"])
+            if loss is not None]
+    if not runs:
+        return
+    twin = ax.twinx()
+    twin.plot([r[0] for r in runs], [r[1] for r in runs], linestyle=":", marker="*",
+              markersize=11, color="black",
+              label=f"confirm: {record.get('judged_by', 'loss')} after {record['steps']} steps")
+    twin.set_ylabel(f"short-run {record.get('judged_by', 'loss')}")
+    twin.legend(loc="lower left", fontsize="small")
+
+
 def plot_lr_find(
     result_or_results: Any,
     labels: Sequence[str] | None = None,
@@ -48,8 +92,11 @@ def plot_lr_find(
             same model at two batch sizes).
         labels: One legend label per result. Default: no legend for one result,
             `"run 0"`, `"run 1"`, ... for several.
-        suggest: Mark each result's suggestions (`valley`, `steep`, `minimum`, `basin`).
-            Default True.
+        suggest: Mark each result's suggestions (`valley`, `steep`, `minimum`, `basin`,
+            `descent`). For one result also shade the spread of the suggestions, draw the
+            chosen rate (`result.suggestion`, labelled with its rule, budget factor or
+            confirming pass) as a dashed line, and, after `lr_find(confirm=True)`, the
+            short runs' losses on a second y axis. Default True.
         ax: A matplotlib Axes to draw into; default a new Figure.
 
     Returns:
@@ -106,6 +153,8 @@ def plot_lr_find(
                     color=line.get_color(), markersize=7,
                     label=f"{name} {lr:.2e}" if len(results) == 1 else None,
                 )
+            if len(results) == 1:
+                _mark_choice(ax, result, suggestions, line.get_color())
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("smoothed loss")
@@ -117,7 +166,10 @@ def plot_lr_find(
     if labels or (suggest and len(results) == 1):
         ax.legend(loc="best", fontsize="small")
     if suggest and len(results) > 1:
-        ax.set_title("markers: D basin (default), o valley, ^ steep, s minimum", fontsize="small")
+        ax.set_title(
+            "markers: D basin (default), v descent, o valley, ^ steep, s minimum",
+            fontsize="small",
+        )
     return fig
 
 

@@ -75,3 +75,37 @@ def test_lr_find_leaves_metrics_it_built_empty():
     assert learner.model.metrics_variables
     for variable in learner.model.metrics_variables:
         assert float(variable.numpy()) == 0.0, variable.path
+
+
+def test_lr_find_epochs_scales_the_suggestion_for_the_planned_fit():
+    from ktlite.lr.budget import budget_factor
+
+    learner = _learner()
+    short = learner.lr_find(num_steps=40, epochs=2)
+    assert short.config["planned_steps"] == 2 * (N // BS)
+    assert short.suggestion == pytest.approx(
+        short.suggestions["basin"] * budget_factor(2 * (N // BS))
+    )
+    with pytest.raises(TypeError, match="`epochs`"):
+        learner.lr_find(num_steps=40, epochs=1.5)
+
+
+def test_lr_find_confirm_restores_bit_for_bit_and_records_the_runs():
+    learner = _learner()
+    learner.fit_onecycle(1e-3, 1)  # optimizer state worth keeping
+    model = learner.model
+    before = [v.numpy().copy() for v in model.variables]
+    optimizer_before = [v.numpy().copy() for v in model.optimizer.variables]
+    lr_before = float(model.optimizer.learning_rate.numpy())
+    result = learner.lr_find(num_steps=40, confirm=True, confirm_steps=6)
+    for got, want in zip(model.variables, before):
+        np.testing.assert_array_equal(got.numpy(), want)
+    for got, want in zip(model.optimizer.variables, optimizer_before):
+        np.testing.assert_array_equal(got.numpy(), want)
+    assert float(model.optimizer.learning_rate.numpy()) == lr_before
+    record = result.config["confirm"]
+    assert result.suggestion == record["chosen"] and record["chosen"] in record["lrs"]
+    assert record["judged_by"] == "loss" and record["seconds"] >= 0
+    assert LRFindResult.from_dict(result.to_dict()).config["confirm"]["lrs"] == record["lrs"]
+    with pytest.raises(TypeError, match="`confirm`"):
+        learner.lr_find(num_steps=40, confirm=1)

@@ -32,8 +32,8 @@ def test_lr_plot_has_log_x_axis_and_marked_suggestions():
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     lines = ax.get_lines()
-    assert len(lines) == 1 + 4  # the curve and one marker per suggestion
-    marker_x = sorted(float(line.get_xdata()[0]) for line in lines[1:])
+    assert len(lines) == 1 + 5 + 1  # the curve, one marker per suggestion, the chosen rate
+    marker_x = sorted(float(line.get_xdata()[0]) for line in lines[1:-1])
     assert marker_x == sorted(result.suggestions.values())
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(label.startswith("valley") for label in labels)
@@ -48,7 +48,7 @@ def test_several_results_overlay_with_a_legend():
     fig = plot_lr_find([_result(), _result(10)], labels=["bs 32", "bs 256"])
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["bs 32", "bs 256"]
-    assert len(ax.get_lines()) == 2 * 5
+    assert len(ax.get_lines()) == 2 * 6  # curve and five markers each, no chosen line
 
 
 def test_lr_plot_draws_into_a_given_axes():
@@ -103,3 +103,35 @@ def test_show_is_a_no_op_outside_a_notebook_and_rejects_non_figures():
     assert show(Figure()) is False
     with pytest.raises(TypeError, match="fig"):
         show("not a figure")
+
+
+def test_lr_plot_shows_the_chosen_rule_and_the_spread_of_the_rules():
+    result = _result()
+    ax = plot_lr_find(result).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"chosen: basin {result.suggestion:.2e}" in labels
+    chosen = [line for line in ax.get_lines() if line.get_label().startswith("chosen")]
+    assert float(chosen[0].get_xdata()[0]) == result.suggestion
+    values = sorted(result.suggestions.values())
+    spread = [label for label in labels if label.startswith("spread of rules")]
+    assert spread == [f"spread of rules (x{values[-1] / values[0]:.1f})"]
+    left, right = ax.patches[0].get_x(), ax.patches[0].get_x() + ax.patches[0].get_width()
+    assert (left, right) == pytest.approx((values[0], values[-1]))
+
+
+def test_lr_plot_names_the_budget_and_the_confirming_runs():
+    result = _result()
+    result.config.update(planned_steps=250, budget_factor=2.0)
+    result.suggestion = 2.0 * result.suggestions["basin"]
+    labels = [t.get_text() for t in plot_lr_find(result).axes[0].get_legend().get_texts()]
+    assert f"chosen: basin x2.00 for 250 steps {result.suggestion:.2e}" in labels
+    result.config["confirm"] = {"lrs": [1e-4, 1e-3, 1e-2], "losses": [0.9, 0.5, None],
+                                "chosen": 1e-3, "steps": 30, "judged_by": "val_loss"}
+    result.suggestion = 1e-3
+    fig = plot_lr_find(result)
+    assert len(fig.axes) == 2  # the twin axis of the short runs
+    runs = fig.axes[1].get_lines()[0]
+    assert runs.get_label() == "confirm: val_loss after 30 steps"
+    assert runs.get_xdata().tolist() == [1e-4, 1e-3] and runs.get_ydata().tolist() == [0.9, 0.5]
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "chosen by confirm 1.00e-03" in labels

@@ -7,6 +7,7 @@ Example:
     >>> model.fit(train_ds, epochs=3, callbacks=[PolicyCallback(policy)])
 """
 
+from ktlite.lr.budget import budget_factor
 from ktlite.lr.finder import DEFAULT_NUM_STEPS, LRFindResult, find_lr
 from ktlite.lr.policy_callback import PolicyCallback
 from ktlite.lr.schedules import SGDR, Constant, ExponentialSweep, OneCycle, Policy, Triangular
@@ -32,6 +33,7 @@ __all__ = [
     "LRFindResult",
     "DEFAULT_NUM_STEPS",
     "DEFAULT_SUGGESTION",
+    "budget_factor",
     "smooth_losses",
     "suggest_valley",
     "suggest_steep",

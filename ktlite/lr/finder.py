@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from ktlite import compat
+from ktlite.lr.budget import budget_factor
 from ktlite.lr.policy_callback import PolicyCallback, _inner_optimizer
 from ktlite.lr.schedules import ExponentialSweep
 from ktlite.lr.suggest import DEFAULT_SUGGESTION, smooth_losses, suggest_all
@@ -47,12 +48,14 @@ class LRFindResult:
         losses: True loss of each batch (not a running mean).
         smoothed: Bias-corrected exponential moving average of `losses`.
         suggestions: Learning rates read off the curve, by rule: `"valley"`, `"steep"`,
-            `"minimum"`, `"basin"` (see `ktlite.lr.suggest`); `nan` when the curve is too
-            short.
+            `"minimum"`, `"basin"`, `"descent"` (see `ktlite.lr.suggest`); `nan` when the
+            curve is too short.
         suggestion: The default suggestion, `suggestions["basin"]` (half a decade below
-            where the lag-free loss curve reaches its bottom; see `ktlite.lr.suggest`).
+            where the lag-free loss curve reaches its bottom; see `ktlite.lr.suggest`),
+            times `config["budget_factor"]` when the sweep was told the planned fit's length
+            (`ktlite.lr.budget`).
         config: The sweep's settings (`start_lr`, `end_lr`, `num_steps`, `stop_factor`,
-            `beta`) and `stopped_early`.
+            `beta`), `stopped_early`, and `planned_steps`/`budget_factor` when given.
 
     Example:
         >>> result = find_lr(model, train_ds)
@@ -194,6 +197,30 @@ class LRFindResult:
             return NotImplemented
         return self.to_dict() == other.to_dict()
 
+    def suggest(self, planned_steps: int | None = None, rule: str = DEFAULT_SUGGESTION) -> float:
+        """A rule's suggestion scaled for a fit of `planned_steps` optimizer updates.
+
+        Args:
+            planned_steps: Updates the planned fit makes (epochs times updates per epoch);
+                `None` returns the rule's suggestion unchanged (calibrated for about
+                `ktlite.lr.budget.REFERENCE_STEPS` updates).
+            rule: A key of `suggestions`. Default `DEFAULT_SUGGESTION`.
+
+        Returns:
+            `suggestions[rule] * ktlite.lr.budget.budget_factor(planned_steps)`.
+
+        Raises:
+            ValueError: If `rule` is unknown or `planned_steps` invalid.
+
+        Example:
+            >>> lr = result.suggest(planned_steps=3 * steps_per_epoch)
+        """
+        if rule not in self.suggestions:
+            raise ValueError(
+                f"`rule` must be one of {sorted(self.suggestions)}. Received: rule={rule!r}"
+            )
+        return float(self.suggestions[rule]) * budget_factor(planned_steps)
+
 
 def _check_float(name: str, value: Any, low: float, high: float, low_open: bool = True) -> float:
     ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating, np.integer))
@@ -268,6 +295,7 @@ def find_lr(
     beta: float = 0.98,
     verbose: int = 1,
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    planned_steps: int | None = None,
 ) -> LRFindResult:
     """Sweep the learning rate exponentially and record the loss of every batch.
 
@@ -298,11 +326,14 @@ def find_lr(
         beta: Smoothing factor of the bias-corrected moving average, in [0, 1). Default 0.98.
         verbose: 0 silent, 1 a progress bar.
         callbacks: Extra Keras callbacks to run during the sweep.
+        planned_steps: Optimizer updates of the fit the suggestion is for; scales
+            `result.suggestion` by `ktlite.lr.budget.budget_factor` (higher for short fits,
+            lower for long ones). Default `None`: unscaled.
 
     Returns:
         An `LRFindResult`; `result.suggestion` is the `"basin"` suggestion (half a decade
         below where the lag-free loss curve reaches its bottom), the rule that measured best
-        in `benchmarks/lr_finder.py`.
+        in `benchmarks/lr_finder.py`, scaled for `planned_steps` when given.
 
     Raises:
         ValueError: If an argument is invalid or the model is not compiled.
@@ -339,6 +370,7 @@ def find_lr(
         raise ValueError(f"`num_steps` must be an int >= 5. Received: num_steps={num_steps!r}")
     num_steps = int(num_steps)
     stop_factor = _check_float("stop_factor", stop_factor, 1.0, math.inf)
+    factor = budget_factor(planned_steps)
     beta = _check_float("beta", beta, 0.0, 1.0, low_open=False)
     if verbose not in (0, 1, 2, True, False):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
@@ -421,4 +453,7 @@ def find_lr(
         stop_factor=stop_factor,
         stopped_early=monitor.stopped_early,
     )
+    if planned_steps is not None:
+        result.config.update(planned_steps=int(planned_steps), budget_factor=factor)
+        result.suggestion = result.suggest(planned_steps)
     return result

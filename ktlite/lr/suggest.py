@@ -20,6 +20,7 @@ __all__ = [
     "suggest_steep",
     "suggest_minimum",
     "suggest_basin",
+    "suggest_descent",
     "running_median",
     "suggest_all",
     "DEFAULT_SUGGESTION",
@@ -38,6 +39,10 @@ _MEDIAN_FRACTION = 20
 _BASIN = 0.05
 # ...and the suggestion sits half a decade of learning rate below the start of the basin.
 _BACKOFF = 10.0 ** 0.5
+# `suggest_descent`: the fractions of the total drop whose crossings are averaged...
+_DESCENT_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9)
+# ...and the backoff below their geometric mean.
+_DESCENT_BACKOFF = 10.0 ** 0.25
 
 
 def smooth_losses(losses: Sequence[float], beta: float = 0.98) -> np.ndarray:
@@ -263,6 +268,43 @@ def suggest_basin(lrs: Sequence[float], losses: Sequence[float]) -> float:
     return float(lrs[entry] / _BACKOFF)
 
 
+def suggest_descent(lrs: Sequence[float], losses: Sequence[float]) -> float:
+    """A quarter decade below the middle of the loss's main drop, averaged over five levels.
+
+    Reads the raw per-batch losses through the same centred running median as
+    `suggest_basin`, then finds where that curve first falls through 50, 60, 70, 80 and 90%
+    of its total drop (from the highest point before the minimum to the minimum) and takes
+    the geometric mean of those five learning rates, divided by 10**0.25. `basin` reads one
+    point, where the curve enters its flat bottom; there a little noise moves the crossing a
+    long way. The middle of the drop is where the curve is steepest, so the same noise moves
+    the crossings least, and averaging five of them shrinks what is left.
+
+    Args:
+        lrs: Swept learning rates.
+        losses: Raw per-batch losses (everything from the first non-finite one is ignored).
+
+    Returns:
+        The suggested learning rate, or `nan` with fewer than 5 usable points.
+
+    Example:
+        >>> lrs = np.logspace(-5, 0, 51)  # the loss halves in one step at lr 10**-2.5
+        >>> losses = np.r_[np.full(25, 2.0), np.full(20, 1.0), np.linspace(2.0, 9.0, 6)]
+        >>> bool(np.isclose(suggest_descent(lrs, losses), lrs[25] / 10 ** 0.25))
+        True
+    """
+    lrs, losses = _finite(lrs, losses)
+    smoothed = running_median(losses, max(1, losses.size // _MEDIAN_FRACTION))
+    lrs, smoothed = _usable(lrs, smoothed)
+    if smoothed.size < _MIN_POINTS:
+        return math.nan
+    bottom, top = float(smoothed[-1]), float(np.max(smoothed))
+    crossings = [
+        int(np.nonzero(smoothed <= top - level * (top - bottom))[0][0])
+        for level in _DESCENT_LEVELS
+    ]
+    return float(np.exp(np.mean(np.log(lrs[crossings]))) / _DESCENT_BACKOFF)
+
+
 # Why "basin": an exponential moving average with beta 0.98 lags the raw loss by about 49
 # batches, two decades of a default 200-step sweep, so every rule that reads the smoothed
 # curve lands at a rate that depends on how sharply the loss diverges after its minimum.
@@ -284,17 +326,18 @@ def suggest_all(
         smoothed: Their smoothed curve (read by `valley`, `steep` and `minimum`).
 
     Returns:
-        Dict `{"valley": ..., "steep": ..., "minimum": ..., "basin": ...}`; the default
-        one is `DEFAULT_SUGGESTION` ("basin").
+        Dict `{"valley": ..., "steep": ..., "minimum": ..., "basin": ..., "descent": ...}`;
+        the default one is `DEFAULT_SUGGESTION` ("basin").
 
     Example:
         >>> lrs, losses = np.logspace(-5, 0, 20), np.linspace(2, 1, 20)
         >>> sorted(suggest_all(lrs, losses, smooth_losses(losses)))
-        ['basin', 'minimum', 'steep', 'valley']
+        ['basin', 'descent', 'minimum', 'steep', 'valley']
     """
     return {
         "valley": suggest_valley(lrs, smoothed),
         "steep": suggest_steep(lrs, smoothed),
         "minimum": suggest_minimum(lrs, smoothed),
         "basin": suggest_basin(lrs, losses),
+        "descent": suggest_descent(lrs, losses),
     }

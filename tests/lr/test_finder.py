@@ -137,7 +137,7 @@ def test_default_sweep_is_bounded(trained, dataset):
     assert 100 <= DEFAULT_NUM_STEPS <= 300
     result = find_lr(trained, dataset, verbose=0)
     assert len(result.lrs) <= DEFAULT_NUM_STEPS
-    assert set(result.suggestions) == {"valley", "steep", "minimum", "basin"}
+    assert set(result.suggestions) == {"valley", "steep", "minimum", "basin", "descent"}
     assert result.suggestion == result.suggestions["basin"]
 
 

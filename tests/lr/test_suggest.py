@@ -11,6 +11,7 @@ from ktlite.lr.suggest import (
     smooth_losses,
     suggest_all,
     suggest_basin,
+    suggest_descent,
     suggest_minimum,
     suggest_steep,
     suggest_valley,
@@ -116,7 +117,8 @@ def test_default_suggestion_is_basin():
     assert DEFAULT_SUGGESTION == "basin"
     lrs, losses = _sigmoid_drop()
     suggestions = suggest_all(lrs, losses, smooth_losses(losses))
-    assert set(suggestions) == {"valley", "steep", "minimum", "basin"}
+    assert set(suggestions) == {"valley", "steep", "minimum", "basin", "descent"}
+    assert suggestions["descent"] == suggest_descent(lrs, losses)
     assert suggestions["basin"] == suggest_basin(lrs, losses)
     assert suggestions["minimum"] == suggest_minimum(lrs, smooth_losses(losses))
 
@@ -194,3 +196,53 @@ def test_basin_ignores_everything_from_the_first_non_finite_loss():
     assert math.isnan(suggest_basin(lrs[:4], losses[:4]))
     with pytest.raises(ValueError, match="equal length"):
         suggest_basin(lrs, losses[:-1])
+
+
+def _noisy_sweep(seed, noise=0.08, n=200):
+    """A slowly flattening drop (a real curve's shape) with batch noise: loss 2 -> 1."""
+    lrs, losses = _drop_then_rise(rise=0.002, n=n)
+    idx = np.arange(n, dtype=float)
+    losses = 1.0 + 1.0 / (1.0 + np.exp((idx - 100) / 10.0)) + (losses - 1.0 - 1.0 / (
+        1.0 + np.exp((idx - 100) / 3.0)))
+    return lrs, losses + noise * np.random.default_rng(seed).standard_normal(n)
+
+
+def test_descent_sits_a_quarter_decade_below_the_middle_of_the_drop():
+    lrs, losses = _drop_then_rise(rise=0.05)
+    # A sigmoid of width 3 steps crosses 50 ... 90% of its drop 0, 1.2, 2.5, 4.2, 6.6 steps
+    # after its centre: their mean is 2.9 steps of the sweep.
+    got = suggest_descent(lrs, losses)
+    step = 10 ** (8 / 199)
+    expected = lrs[100] * step ** np.mean([0, 2, 3, 5, 7]) / 10 ** 0.25
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert got < suggest_basin(lrs, losses) * 10 ** 0.5
+
+
+def test_descent_does_not_depend_on_how_fast_the_loss_diverges():
+    lrs, sharp = _drop_then_rise(rise=0.05)
+    _, slow = _drop_then_rise(rise=0.0005)
+    assert suggest_descent(lrs, sharp) == suggest_descent(lrs, slow)
+
+
+def test_descent_ignores_wild_batches_and_the_first_non_finite_loss():
+    lrs, losses = _drop_then_rise(rise=0.05)
+    wild = losses.copy()
+    wild[[60, 105, 130]] = [0.1, 6.0, 0.2]
+    step = 10 ** (8 / 199)  # one step of the sweep (basin is allowed two)
+    ratio = suggest_descent(lrs, wild) / suggest_descent(lrs, losses)
+    assert step**-1 <= ratio <= step
+    cut = losses.copy()
+    cut[150:] = np.nan
+    assert suggest_descent(lrs, cut) == suggest_descent(lrs[:150], losses[:150])
+    assert math.isnan(suggest_descent(lrs[:4], losses[:4]))
+
+
+def test_descent_moves_less_than_basin_between_noisy_sweeps():
+    # Five sweeps of the same curve with different batch noise: the entry into a flat
+    # bottom (basin) wanders further than the middle of the drop (descent).
+    spreads = {}
+    for name, rule in (("basin", suggest_basin), ("descent", suggest_descent)):
+        values = [rule(*_noisy_sweep(seed)) for seed in range(5)]
+        spreads[name] = max(values) / min(values)
+    assert spreads["descent"] <= 1.5
+    assert spreads["descent"] < spreads["basin"]

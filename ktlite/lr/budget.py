@@ -1,0 +1,82 @@
+"""Scaling a suggested learning rate to the length of the fit it is meant for.
+
+A finder sweep knows nothing about the training that follows it: the same curve serves a
+fit of 100 updates and one of 10,000. Short fits want a higher peak rate than long ones
+(there are fewer updates to make progress with, and less time for the instability a high
+rate causes to accumulate). The rules in `ktlite.lr.suggest` are calibrated for a fit of
+about `REFERENCE_STEPS` optimizer updates; told the planned number of updates, the
+suggestion is multiplied by `(REFERENCE_STEPS / planned_steps) ** BUDGET_EXPONENT`, kept
+within `[1 / MAX_FACTOR, MAX_FACTOR]`. Not told (`planned_steps=None`), it is left alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["REFERENCE_STEPS", "BUDGET_EXPONENT", "MAX_FACTOR", "budget_factor", "for_budget"]
+
+# The fit length (optimizer updates) the suggestion rules were calibrated on: the tasks of
+# `benchmarks/lr_finder.py` run 2 trained for 240 - 1,250 updates.
+REFERENCE_STEPS = 1000
+# How strongly the rate follows the budget: 0.5 halves the rate for 4x the updates.
+BUDGET_EXPONENT = 0.5
+# The budget never moves a suggestion by more than half a decade either way.
+MAX_FACTOR = 10.0 ** 0.5
+
+
+def budget_factor(planned_steps: int | None) -> float:
+    """How much to multiply a suggestion by for a fit of `planned_steps` optimizer updates.
+
+    Args:
+        planned_steps: Optimizer updates the planned fit will make (epochs times updates
+            per epoch), or `None` when unknown.
+
+    Returns:
+        `(REFERENCE_STEPS / planned_steps) ** BUDGET_EXPONENT` clipped to
+        `[1 / MAX_FACTOR, MAX_FACTOR]`; 1.0 for `None`.
+
+    Raises:
+        ValueError: If `planned_steps` is not `None` or an int >= 1.
+
+    Example:
+        >>> budget_factor(250)  # a quarter of the reference: twice the rate
+        2.0
+        >>> budget_factor(None)
+        1.0
+    """
+    if planned_steps is None:
+        return 1.0
+    if (
+        isinstance(planned_steps, bool)
+        or not isinstance(planned_steps, (int, np.integer))
+        or planned_steps < 1
+    ):
+        raise ValueError(
+            "`planned_steps` must be None or an int >= 1. "
+            f"Received: planned_steps={planned_steps!r}"
+        )
+    factor = (REFERENCE_STEPS / float(planned_steps)) ** BUDGET_EXPONENT
+    return float(min(MAX_FACTOR, max(1.0 / MAX_FACTOR, factor)))
+
+
+def for_budget(lr: float, planned_steps: int | None) -> float:
+    """A suggested learning rate scaled for a fit of `planned_steps` optimizer updates.
+
+    Args:
+        lr: A suggestion read off a finder curve (`nan` passes through).
+        planned_steps: Optimizer updates of the planned fit, or `None` (no change).
+
+    Returns:
+        `lr * budget_factor(planned_steps)`.
+
+    Raises:
+        ValueError: If `planned_steps` is invalid.
+
+    Example:
+        >>> for_budget(1e-3, 4000)
+        0.0005
+    """
+    factor = budget_factor(planned_steps)
+    return float(lr) * factor if math.isfinite(float(lr)) else math.nan

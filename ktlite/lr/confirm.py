@@ -1,0 +1,205 @@
+"""The confirming pass: short one-cycle runs at the rates the rules disagree on.
+
+The rules of `ktlite.lr.suggest` read one sweep; where they disagree, a few batches of real
+training settle it. `confirm_lr` trains the model from its current weights at each candidate
+rate for the same fixed batches, scores each run by validation loss (or, without validation
+data, by the loss on the batches it trained on), and puts the model, its metrics and its
+optimizer back exactly as they were after each run, as `find_lr` does after its sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Iterator, Sequence
+
+import keras
+import numpy as np
+
+from ktlite import compat
+from ktlite.lr.policy_callback import PolicyCallback, _inner_optimizer
+from ktlite.lr.schedules import OneCycle
+
+__all__ = ["candidate_lrs", "confirm_lr", "SAME_RATE"]
+
+# Candidates closer than this factor are one candidate (a quarter decade).
+SAME_RATE = 10.0 ** 0.25
+
+
+def candidate_lrs(
+    suggestions: dict[str, float], default: float, max_candidates: int = 3
+) -> list[float]:
+    """The default suggestion and the extremes of the others, without near-duplicates.
+
+    Args:
+        suggestions: Learning rates by rule (non-finite ones are ignored).
+        default: The default suggestion (always the first candidate when finite).
+        max_candidates: At most this many rates (>= 1). Default 3.
+
+    Returns:
+        Increasingly ordered distinct rates, no two within a factor `SAME_RATE`: the
+        default, then the lowest and the highest of the other rules' suggestions.
+
+    Raises:
+        ValueError: If `max_candidates` is not an int >= 1.
+
+    Example:
+        >>> candidate_lrs({"a": 1e-3, "b": 1.2e-3, "c": 1e-2}, default=1e-3)
+        [0.001, 0.01]
+    """
+    if (
+        isinstance(max_candidates, bool)
+        or not isinstance(max_candidates, (int, np.integer))
+        or max_candidates < 1
+    ):
+        raise ValueError(
+            f"`max_candidates` must be an int >= 1. Received: max_candidates={max_candidates!r}"
+        )
+    others = sorted(float(v) for v in suggestions.values() if v is not None and math.isfinite(v))
+    ordered = [float(default)] if math.isfinite(float(default)) else []
+    ordered += [lr for lr in (others[:1] + others[-1:]) if lr > 0]
+    picked: list[float] = []
+    for lr in ordered:
+        if len(picked) < max_candidates and all(
+            max(lr, p) / min(lr, p) >= SAME_RATE for p in picked
+        ):
+            picked.append(lr)
+    return sorted(picked)
+
+
+def _snapshot(variables) -> list[np.ndarray]:
+    return [np.array(v.numpy(), copy=True) for v in variables]
+
+
+@contextlib.contextmanager
+def _preserved(model: keras.Model) -> Iterator[None]:
+    """Everything training can change, put back bit for bit on exit (also on errors).
+
+    An optimizer that was never built is left unbuilt (the runs use a copy made from its
+    config); one with a `LearningRateSchedule` runs on a temporary rate variable and gets
+    its schedule back, so `PolicyCallback` can drive it.
+    """
+    original = model.optimizer
+    optimizer = original
+    if not original.built:
+        optimizer = type(original).from_config(original.get_config())
+    inner = _inner_optimizer(optimizer)
+    lr_object = compat.learning_rate_object(inner)
+    swap_lr = not isinstance(lr_object, keras.Variable)
+    model_vars = list(model.variables) + list(model.metrics_variables)
+    opt_vars = list(original.variables) if original.built else []
+    saved_model, saved_opt = _snapshot(model_vars), _snapshot(opt_vars)
+    had_history = "history" in model.__dict__
+    saved_history = getattr(model, "history", None)
+    saved_stop = getattr(model, "stop_training", False)
+    try:
+        model.optimizer = optimizer
+        if swap_lr:
+            with model.distribute_strategy.scope():
+                compat.set_learning_rate_object(inner, keras.Variable(
+                    1e-3, dtype=keras.backend.floatx(), trainable=False,
+                    name="ktlite_confirm_learning_rate",
+                ))
+        yield
+    finally:
+        if swap_lr:
+            compat.set_learning_rate_object(inner, lr_object)
+        model.optimizer = original
+        for variable, value in zip(model_vars + opt_vars, saved_model + saved_opt):
+            variable.assign(value)
+        model.stop_training = saved_stop
+        if had_history:
+            model.history = saved_history
+        else:
+            model.__dict__.pop("history", None)
+
+
+def _short_run(model, batches, lr: float, steps: int, val_dataset) -> float:
+    """Train `steps` batches with one-cycle at `lr`; the loss that judges the rate."""
+    policy_cb = PolicyCallback(OneCycle(lr, steps))
+    try:
+        model.fit(batches, epochs=1, callbacks=[policy_cb], verbose=0, shuffle=False)
+    finally:
+        policy_cb.restore()
+    judged = batches if val_dataset is None else val_dataset
+    loss = float(model.evaluate(judged, verbose=0, return_dict=True)["loss"])
+    return loss if math.isfinite(loss) else math.inf
+
+
+def confirm_lr(
+    model: keras.Model,
+    dataset: Any,
+    lrs: Sequence[float],
+    steps: int = 50,
+    val_dataset: Any = None,
+) -> dict[str, Any]:
+    """Train briefly at each rate from the same weights and pick the rate with the lowest loss.
+
+    Each run is a one-cycle schedule (`ktlite.lr.OneCycle` defaults) over the same `steps`
+    batches, taken once from `dataset` (repeated if shorter). Runs are judged by the loss on
+    `val_dataset` after training, or on the batches they trained on when there is none; a
+    run whose loss is not finite loses. After every run the model's variables and metrics,
+    the optimizer's variables (including `iterations`), its learning rate, and
+    `model.history` are restored bit for bit, also when a run raises. A single candidate
+    needs no confirming: it is returned without training (`"steps": 0`).
+
+    Args:
+        model: A compiled `keras.Model` whose optimizer's learning rate a
+            `ktlite.lr.PolicyCallback` can drive.
+        dataset: A batched `tf.data.Dataset` of training batches.
+        lrs: Candidate learning rates (positive), e.g. from `candidate_lrs`.
+        steps: Training batches per run (>= 1). Default 50, a quarter of a default sweep.
+        val_dataset: A batched `tf.data.Dataset` to judge the runs by, or `None`.
+
+    Returns:
+        A JSON-able dict: `"lrs"` (the candidates), `"losses"` (their losses, `None` when
+        not finite), `"chosen"` (the rate with the lowest loss), `"steps"` and `"judged_by"`
+        (`"val_loss"` or `"loss"`).
+
+    Raises:
+        ValueError: If an argument is invalid or every run diverged.
+
+    Example:
+        >>> record = confirm_lr(model, train_ds, [3e-4, 1e-3, 3e-3], val_dataset=val_ds)
+        >>> record["chosen"]
+    """
+    import tensorflow as tf
+
+    if not isinstance(model, keras.Model) or getattr(model, "optimizer", None) is None:
+        raise ValueError(f"`model` must be a compiled keras.Model. Received: model={model!r}")
+    for name, value in (("dataset", dataset), ("val_dataset", val_dataset)):
+        if value is not None and not isinstance(value, tf.data.Dataset):
+            raise ValueError(
+                f"`{name}` must be a batched tf.data.Dataset. "
+                f"Received: {name} of type {type(value).__name__}"
+            )
+    if dataset is None:
+        raise ValueError("`dataset` must be a batched tf.data.Dataset. Received: dataset=None")
+    lrs = [float(lr) for lr in lrs]
+    if not lrs or not all(math.isfinite(lr) and lr > 0 for lr in lrs):
+        raise ValueError(f"`lrs` must be positive finite rates. Received: lrs={lrs!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"`steps` must be an int >= 1. Received: steps={steps!r}")
+    steps = int(steps)
+    judged_by = "loss" if val_dataset is None else "val_loss"
+    if len(lrs) == 1:
+        return {"lrs": lrs, "losses": [None], "chosen": lrs[0], "steps": 0, "judged_by": judged_by}
+    # The same batches for every candidate, read once.
+    batches = dataset.repeat().take(steps).cache()
+    losses = []
+    for lr in lrs:
+        with _preserved(model):
+            losses.append(_short_run(model, batches, lr, steps, val_dataset))
+    if not any(math.isfinite(loss) for loss in losses):
+        raise ValueError(
+            f"Every confirming run diverged (losses {losses}). Received: lrs={lrs!r}; "
+            "sweep again with a lower `end_lr` or pass lower rates."
+        )
+    best = int(np.argmin(losses))
+    return {
+        "lrs": lrs,
+        "losses": [loss if math.isfinite(loss) else None for loss in losses],
+        "chosen": lrs[best],
+        "steps": steps,
+        "judged_by": judged_by,
+    }

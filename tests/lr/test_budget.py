@@ -1,0 +1,70 @@
+"""Budget-aware suggestions: the same curve gives a higher rate to a shorter planned fit."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ktlite.lr import LRFindResult
+from ktlite.lr.budget import (
+    BUDGET_EXPONENT,
+    MAX_FACTOR,
+    REFERENCE_STEPS,
+    budget_factor,
+    for_budget,
+)
+
+
+def _curve():
+    lrs = np.logspace(-6, 0, 120)
+    idx = np.arange(120)
+    losses = 1.0 + 2.0 / (1.0 + np.exp((idx - 60) / 4.0)) + np.r_[np.zeros(100), np.arange(20.0)]
+    return LRFindResult.from_curve(lrs, losses)
+
+
+def test_short_fit_gets_a_higher_rate_than_a_long_one_by_the_documented_factor():
+    result = _curve()
+    short, long = result.suggest(planned_steps=200), result.suggest(planned_steps=2000)
+    assert short > result.suggestion > long
+    assert short / long == pytest.approx(10.0 ** BUDGET_EXPONENT, rel=1e-9)
+    assert short == pytest.approx(result.suggestion * (REFERENCE_STEPS / 200) ** BUDGET_EXPONENT)
+
+
+def test_unknown_budget_leaves_the_suggestion_alone():
+    result = _curve()
+    assert budget_factor(None) == 1.0
+    assert result.suggest() == result.suggestion == result.suggestions["basin"]
+    assert result.suggest(REFERENCE_STEPS) == pytest.approx(result.suggestion)
+
+
+def test_factor_is_clipped_to_half_a_decade():
+    assert budget_factor(1) == pytest.approx(MAX_FACTOR)
+    assert budget_factor(10**9) == pytest.approx(1.0 / MAX_FACTOR)
+    assert math.isnan(for_budget(math.nan, 10))
+
+
+def test_every_rule_can_be_scaled():
+    result = _curve()
+    for rule, lr in result.suggestions.items():
+        assert result.suggest(250, rule=rule) == pytest.approx(lr * budget_factor(250))
+    with pytest.raises(ValueError, match="`rule`"):
+        result.suggest(rule="nope")
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "10"])
+def test_bad_planned_steps_are_named(bad):
+    with pytest.raises(ValueError, match="`planned_steps`"):
+        budget_factor(bad)
+
+
+def test_find_lr_records_the_budget(make_model, dataset):
+    import keras
+
+    from ktlite.lr import find_lr
+
+    model = make_model(keras.optimizers.Adam(1e-3))
+    result = find_lr(model, dataset, num_steps=30, verbose=0, planned_steps=40)
+    assert result.config["planned_steps"] == 40
+    assert result.config["budget_factor"] == pytest.approx(budget_factor(40))
+    assert result.suggestion == pytest.approx(result.suggestions["basin"] * budget_factor(40))
+    assert LRFindResult.from_dict(result.to_dict()) == result

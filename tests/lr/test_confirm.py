@@ -1,0 +1,110 @@
+"""The confirming pass: short runs at candidate rates, the best one picked, nothing changed."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktlite.lr.confirm import SAME_RATE, candidate_lrs, confirm_lr
+
+
+def _state(model):
+    optimizer = model.optimizer
+    return {
+        "weights": [v.numpy().copy() for v in model.variables],
+        "metrics": [v.numpy().copy() for v in model.metrics_variables],
+        "optimizer": [v.numpy().copy() for v in optimizer.variables] if optimizer.built else [],
+        "lr": float(optimizer.learning_rate.numpy()),
+        "iterations": int(optimizer.iterations.numpy()),
+        "built": optimizer.built,
+    }
+
+
+def _assert_same(before, after):
+    assert before["iterations"] == after["iterations"]
+    assert before["lr"] == after["lr"] and before["built"] == after["built"]
+    for key in ("weights", "metrics", "optimizer"):
+        assert len(before[key]) == len(after[key])
+        for a, b in zip(before[key], after[key]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture
+def trained(make_model, dataset):
+    model = make_model(keras.optimizers.Adam(1e-3), dropout=0.2, metrics=["accuracy"])
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    return model
+
+
+def test_candidates_are_the_default_and_the_extremes_without_near_duplicates():
+    suggestions = {"basin": 1e-3, "valley": 1.1e-3, "minimum": 2e-2, "steep": 4e-4,
+                   "descent": math.nan}
+    # 4e-4 is 2.5x below the default (a distinct candidate); 1.1e-3 is not.
+    assert 1e-3 / 4e-4 >= SAME_RATE > 1.1
+    assert candidate_lrs(suggestions, 1e-3) == [4e-4, 1e-3, 2e-2]
+    spread = {"a": 1e-4, "b": 1e-3, "c": 1e-2}
+    assert candidate_lrs(spread, 1e-3) == [1e-4, 1e-3, 1e-2]
+    assert candidate_lrs(spread, 1e-3, max_candidates=2) == [1e-4, 1e-3]
+    assert candidate_lrs({"a": 1e-3}, 1.2e-3) == [1.2e-3]
+    with pytest.raises(ValueError, match="`max_candidates`"):
+        candidate_lrs(spread, 1e-3, max_candidates=0)
+
+
+def test_confirm_picks_the_rate_with_the_lowest_short_run_loss_and_restores(trained, dataset):
+    val = dataset.take(2)
+    before = _state(trained)
+    trained.history = "kept"
+    record = confirm_lr(trained, dataset, [1e-6, 3e-2, 1e3], steps=12, val_dataset=val)
+    _assert_same(before, _state(trained))
+    assert trained.history == "kept"
+    assert record["judged_by"] == "val_loss" and record["steps"] == 12
+    # A rate that barely moves the weights, a good one, and one that blows up.
+    assert record["chosen"] == 3e-2
+    finite = [loss for loss in record["losses"] if loss is not None]
+    assert record["losses"][1] == min(finite)
+    assert record["losses"][2] is None or record["losses"][2] > record["losses"][1]
+    # The recorded loss is the one a plain run at that rate reaches on the same batches.
+    again = confirm_lr(trained, dataset, [3e-2, 1e-6], steps=12, val_dataset=val)
+    assert again["losses"][0] == pytest.approx(record["losses"][1], rel=1e-5)
+
+
+def test_confirm_without_validation_data_judges_by_training_loss(trained, dataset):
+    record = confirm_lr(trained, dataset, [1e-6, 3e-2], steps=8)
+    assert record["judged_by"] == "loss" and record["chosen"] == 3e-2
+
+
+def test_confirm_leaves_an_unbuilt_optimizer_unbuilt(make_model, dataset):
+    model = make_model(keras.optimizers.Adam(1e-3))
+    model.build((None, 6))
+    before = _state(model)
+    confirm_lr(model, dataset, [1e-4, 1e-2], steps=4)
+    _assert_same(before, _state(model))
+
+
+def test_a_single_candidate_is_not_trained(trained, dataset):
+    before = _state(trained)
+    record = confirm_lr(trained, dataset, [1e-3], steps=5)
+    assert record == {"lrs": [1e-3], "losses": [None], "chosen": 1e-3, "steps": 0,
+                      "judged_by": "loss"}
+    _assert_same(before, _state(trained))
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"lrs": []}, "lrs"), ({"lrs": [-1.0]}, "lrs"), ({"steps": 0}, "steps"),
+     ({"val_dataset": [1, 2]}, "val_dataset")],
+)
+def test_bad_arguments_are_named(trained, dataset, kwargs, name):
+    args = {"lrs": [1e-3, 1e-2], **kwargs}
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        confirm_lr(trained, dataset, **args)
+
+
+def test_every_run_diverging_is_an_error(trained, dataset):
+    x = tf.data.Dataset.from_tensor_slices(
+        (np.full((32, 6), 1e30, "float32"), np.zeros(32, "int32"))
+    ).batch(16)
+    with pytest.raises(ValueError, match="diverged"):
+        confirm_lr(trained, x, [1e-3, 1e-1], steps=2)
