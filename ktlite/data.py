@@ -42,6 +42,9 @@ class TaskDataset:
             `reporter(model, data, predict) -> (text, result)` where `predict(data)`
             returns the model's outputs for `data` through the learner's own data path.
             `None` leaves the report to `ktlite.evaluation.report` (read from the loss).
+        self_supervised: `True` when the transform makes the targets from `x` itself (e.g.
+            masked language modelling, new masks every epoch): it then returns
+            `(inputs, targets)` or `(inputs, targets, sample_weight)` and `y` must be `None`.
 
     Raises:
         ValueError: if `x` is empty or `y` has a different number of samples than `x`.
@@ -60,7 +63,13 @@ class TaskDataset:
         transform: Callable[[Any], Any] | None = None,
         task: str | None = None,
         reporter: Callable[..., tuple[str, Any]] | None = None,
+        self_supervised: bool = False,
     ) -> None:
+        if self_supervised and (transform is None or y is not None):
+            raise ValueError(
+                "A self-supervised TaskDataset needs a `transform` that makes the targets and "
+                f"no `y`. Received: transform={transform!r}, y={'None' if y is None else 'given'}"
+            )
         for name, value in (("transform", transform), ("reporter", reporter)):
             if value is not None and not callable(value):
                 raise TypeError(f"`{name}` must be callable or None. Received: {name}={value!r}")
@@ -79,6 +88,7 @@ class TaskDataset:
         self.transform = transform
         self.task = task
         self.reporter = reporter
+        self.self_supervised = bool(self_supervised)
 
     def __len__(self) -> int:
         return num_samples(self.x, name="x")
@@ -282,6 +292,7 @@ def _gather_pipeline(
     seed: int | None,
     drop_remainder: bool,
     transform: Callable[[Any], Any] | None,
+    self_supervised: bool = False,
 ) -> tf.data.Dataset:
     # Shuffling and batching indices, then gathering whole batches, is the same as
     # from_tensor_slices -> shuffle -> batch but avoids per-element work.
@@ -297,6 +308,8 @@ def _gather_pipeline(
         bx = tf.nest.map_structure(lambda a: tf.gather(a, idx), xs)
         if transform is not None:
             bx = transform(bx)
+        if self_supervised:
+            return bx  # (inputs, targets[, sample_weight]) made by the transform
         if ys is None:
             # Keras reads a 2-tuple element as (x, y): wrap tuple inputs as (x,).
             return (bx,) if isinstance(bx, tuple) else bx
@@ -374,8 +387,10 @@ def make_dataset(
     elif _is_pydataset(data):
         dataset, n = _pydataset_to_tf(data), None
     else:
+        self_supervised = False
         if isinstance(data, TaskDataset):
             x, y, transform = data.x, data.y, data.transform
+            self_supervised = data.self_supervised
         elif isinstance(data, tuple) and len(data) in (1, 2):
             x = to_arrays(data[0], name="x")
             y = to_arrays(data[1], name="y") if len(data) == 2 and data[1] is not None else None
@@ -397,7 +412,7 @@ def make_dataset(
                 f"Received: {n} samples in x and {num_samples(y, name='y')} in y."
             )
         dataset = _gather_pipeline(
-            x, y, n, batch_size, shuffle, seed, drop_remainder, transform
+            x, y, n, batch_size, shuffle, seed, drop_remainder, transform, self_supervised
         )
     if repeat:
         dataset = dataset.repeat()

@@ -109,6 +109,7 @@ def texts_from_array(
     class_names: Sequence[str] | None = None,
     lowercase: bool = True,
     verbose: int = 1,
+    backbone: Any = None,
 ) -> tuple[Any, Any, TextPreprocessor]:
     """Builds training and validation data and a fitted `TextPreprocessor` from arrays.
 
@@ -131,6 +132,10 @@ def texts_from_array(
         class_names: class names in output order; inferred and sorted when None.
         lowercase: lower-case and strip accents before tokenizing (default True).
         verbose: 1 reports sizes, classes, vocabulary and ``maxlen``; 0 is silent.
+        backbone: a pretrained backbone (folder path, `Backbone`, or the learner from
+            `ktlite.text.pretrain`) whose vocabulary, normalization and ``maxlen`` are reused
+            instead of learned (``vocab_size`` and ``lowercase`` are then ignored). Default
+            None.
 
     Returns:
         ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` objects (raw texts as a 1-D
@@ -167,13 +172,16 @@ def texts_from_array(
         )
     val_pct = _check_val_pct(val_pct)
     _check_random_state(random_state)
-    preproc = TextPreprocessor(
-        maxlen=maxlen,
-        vocab_size=vocab_size,
-        lowercase=lowercase,
-        label_mode=label_mode,
-        class_names=class_names,
-    )
+    if backbone is None:
+        preproc = TextPreprocessor(
+            maxlen=maxlen,
+            vocab_size=vocab_size,
+            lowercase=lowercase,
+            label_mode=label_mode,
+            class_names=class_names,
+        )
+    else:
+        preproc = _preproc_from_backbone(backbone, maxlen, label_mode, class_names)
     preproc.fit_labels(y_train, name="y_train")
     y_enc = preproc.encode_labels(y_train, name="y_train")
 
@@ -200,7 +208,8 @@ def texts_from_array(
         + _describe_labels(preproc),
         verbose,
     )
-    preproc.fit_vocab(train_texts, verbose=verbose)
+    if backbone is None:
+        preproc.fit_vocab(train_texts, verbose=verbose)
     reporter = classification_reporter(preproc.labels)
     trn = TaskDataset(
         _object_array(train_texts), y_trn, preproc.tokenize, task="text", reporter=reporter
@@ -209,6 +218,27 @@ def texts_from_array(
         _object_array(val_texts), y_val, preproc.tokenize, task="text", reporter=reporter
     )
     return trn, val, preproc
+
+
+def _preproc_from_backbone(
+    backbone: Any, maxlen: int | None, label_mode: str | None, class_names: Any
+) -> TextPreprocessor:
+    """A preprocessor with the backbone's vocabulary and normalization, labels unfitted."""
+    from ktlite.labels import LabelEncoder
+    from ktlite.text.backbone import resolve_backbone
+
+    source = resolve_backbone(backbone).preproc
+    if maxlen is not None and maxlen != source.maxlen:
+        raise ValueError(
+            f"`maxlen` must be None or the backbone's {source.maxlen} (its position "
+            f"embeddings are that long). Received: maxlen={maxlen!r}"
+        )
+    preproc = TextPreprocessor.from_config(
+        {**source.get_config(), "label_mode": None, "class_names": None, "num_outputs": None},
+        source.vocab,
+    )
+    preproc.labels = LabelEncoder(label_mode, class_names)
+    return preproc
 
 
 def _describe_labels(preproc: TextPreprocessor) -> str:
@@ -380,6 +410,7 @@ def texts_from_csv(
     sep: str = ",",
     encoding: str = "utf-8",
     verbose: int = 1,
+    backbone: Any = None,
 ) -> tuple[Any, Any, TextPreprocessor]:
     """Builds training and validation data from CSV files (``.csv`` or gzipped ``.csv.gz``).
 
@@ -404,6 +435,7 @@ def texts_from_csv(
         sep: the field delimiter (default ``","``).
         encoding: the file encoding (default ``"utf-8"``).
         verbose: 1 reports what was read and learned.
+        backbone: reuse a pretrained backbone's vocabulary (see `texts_from_array`).
 
     Returns:
         ``(trn, val, preproc)`` as in `texts_from_array`.
@@ -432,6 +464,7 @@ def texts_from_csv(
         random_state=random_state,
         lowercase=lowercase,
         verbose=verbose,
+        backbone=backbone,
     )
 
 
@@ -470,6 +503,7 @@ def texts_from_df(
     class_names: Sequence[str] | None = None,
     lowercase: bool = True,
     verbose: int = 1,
+    backbone: Any = None,
 ) -> tuple[Any, Any, TextPreprocessor]:
     """Builds training and validation data from pandas DataFrames.
 
@@ -492,6 +526,7 @@ def texts_from_df(
         class_names: class names in output order; inferred when None.
         lowercase: lower-case and strip accents before tokenizing (default True).
         verbose: 1 reports what was read and learned.
+        backbone: reuse a pretrained backbone's vocabulary (see `texts_from_array`).
 
     Returns:
         ``(trn, val, preproc)`` as in `texts_from_array`.
@@ -518,6 +553,7 @@ def texts_from_df(
         random_state=random_state,
         lowercase=lowercase,
         verbose=verbose,
+        backbone=backbone,
     )
 
 
@@ -570,6 +606,7 @@ def texts_from_folder(
     lowercase: bool = True,
     encoding: str = "utf-8",
     verbose: int = 1,
+    backbone: Any = None,
 ) -> tuple[Any, Any, TextPreprocessor]:
     """Builds training and validation data from ``root/train/<class>/*.txt`` files.
 
@@ -591,6 +628,7 @@ def texts_from_folder(
         lowercase: lower-case and strip accents before tokenizing (default True).
         encoding: the files' encoding (default ``"utf-8"``).
         verbose: 1 reports what was read and learned.
+        backbone: reuse a pretrained backbone's vocabulary (see `texts_from_array`).
 
     Returns:
         ``(trn, val, preproc)`` as in `texts_from_array`.
@@ -654,4 +692,5 @@ def texts_from_folder(
         class_names=classes,
         lowercase=lowercase,
         verbose=verbose,
+        backbone=backbone,
     )
