@@ -23,12 +23,12 @@ class _PhaseRecorder(keras.callbacks.Callback):
         self.phases = []
 
     def on_train_begin(self, logs=None):
-        self.phases.append({"begin": {l.name: [w.copy() for w in l.get_weights()]
-                                      for l in self.model.layers if l.weights}})
+        self.phases.append({"begin": {layer.name: [w.copy() for w in layer.get_weights()]
+                                      for layer in self.model.layers if layer.weights}})
 
     def on_train_end(self, logs=None):
-        self.phases[-1]["end"] = {l.name: [w.copy() for w in l.get_weights()]
-                                  for l in self.model.layers if l.weights}
+        self.phases[-1]["end"] = {layer.name: [w.copy() for w in layer.get_weights()]
+                                  for layer in self.model.layers if layer.weights}
 
 
 def _changed(phase, name):
