@@ -103,8 +103,6 @@ class Backbone:
         Example:
             >>> backbone.save("my_backbone")
         """
-        from ktlite.predictor import _versions
-
         config = self.preproc.get_config()
         config.update(label_mode=None, class_names=None, num_outputs=None)
         vocab_only = TextPreprocessor.from_config(config, self.preproc.vocab)
@@ -123,6 +121,14 @@ class Backbone:
         arch = self.architecture()
         return (f"Backbone(vocab_size={arch['vocab_size']}, maxlen={arch['maxlen']}, "
                 f"embed_dim={arch['embed_dim']}, num_layers={arch['num_layers']})")
+
+
+def _versions() -> dict[str, str]:
+    import tensorflow as tf
+
+    import ktlite
+
+    return {"ktlite": ktlite.__version__, "keras": keras.__version__, "tensorflow": tf.__version__}
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:

@@ -25,8 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.text.preprocessor import CLS_ID, CONTINUATION_PREFIX, MASK_ID, PAD_ID, SEP_ID
-from ktlite.text.preprocessor import SPECIAL_TOKENS
+from ktlite.text.preprocessor import (
+    CLS_ID,
+    CONTINUATION_PREFIX,
+    MASK_ID,
+    PAD_ID,
+    SEP_ID,
+    SPECIAL_TOKENS,
+)
 
 __all__ = ["TokenMasker", "max_predictions"]
 
