@@ -72,11 +72,11 @@ def pretrain(texts, val_texts, minutes, batch_size, seed):
                             verbose=0)
     start = time.perf_counter()
     # Measure the step rate (a short warm-up at a low rate, which also traces the step).
-    learner.fit(1e-4, 1, steps_per_epoch=60, verbose=0)
+    learner.fit(1e-4, 1, steps_per_epoch=20, verbose=0)
     warm = time.perf_counter()
-    learner.fit(1e-4, 1, steps_per_epoch=60, verbose=0)
-    rate = 60 / (time.perf_counter() - warm)
-    chunk = max(50, int(rate * 60))  # one point of the curve about every minute
+    learner.fit(1e-4, 1, steps_per_epoch=20, verbose=0)
+    rate = 20 / (time.perf_counter() - warm)
+    chunk = max(20, int(rate * min(60, minutes * 15)))  # about 4 curve points a minute
     left = minutes * 60 - (time.perf_counter() - start)
     chunks = max(1, int(left * rate / chunk))
     curve = []
@@ -91,7 +91,7 @@ def pretrain(texts, val_texts, minutes, batch_size, seed):
     return learner, curve
 
 
-def classify(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed):
+def classify(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr):
     """Accuracy of the same Transformer fine-tuned from `backbone` and trained from scratch."""
     import keras
 
@@ -106,11 +106,11 @@ def classify(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed):
                                      backbone=backbone if name == "pretrained" else None)
         learner = ktlite.get_learner(model, trn, val, batch_size=32, verbose=0)
         if name == "pretrained":
-            learner.fine_tune(epochs, base_lr=None, freeze_epochs=freeze_epochs, lr_mult=10,
+            learner.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs, lr_mult=10,
                               verbose=0)
         else:
-            learner.fit_onecycle(learner.lr_find(verbose=0).suggestion,
-                                 epochs + freeze_epochs, verbose=0)
+            rate = lr if lr is not None else learner.lr_find(verbose=0).suggestion
+            learner.fit_onecycle(rate, epochs + freeze_epochs, verbose=0)
         predictor = ktlite.get_predictor(learner.model, preproc)
         scores[name] = float(np.mean(np.asarray(predictor.predict(list(x_test))) ==
                                      np.asarray(y_test)))
@@ -128,8 +128,10 @@ def main() -> None:
     parser.add_argument("--few", type=int, default=1000, help="labels for setting (b)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="classifier rate; default: lr_find's suggestion")
     parser.add_argument("--quick", action="store_true",
-                        help="5,000 texts, a 1-minute budget, few epochs: proves it runs")
+                        help="2,000 texts, a 30-second budget, one epoch: proves it runs")
     args = parser.parse_args()
 
     x_train, y_train = read_split(args.train)
@@ -137,13 +139,15 @@ def main() -> None:
     budgets = sorted({float(b) for b in args.budgets.split(",") if b} | {args.minutes})
     all_epochs, few_epochs = (3, 8)
     if args.quick:
-        keep = stratified(y_train, 5000, args.seed)
+        keep = stratified(y_train, 2000, args.seed)
         x_train, y_train = [x_train[i] for i in keep], [y_train[i] for i in keep]
-        x_test, y_test = x_test[:2000], y_test[:2000]
-        budgets, all_epochs, few_epochs = [1.0], 1, 2
-        args.few = min(args.few, 1000)
+        x_test, y_test = x_test[:500], y_test[:500]
+        budgets, all_epochs, few_epochs = [0.5], 1, 1
+        args.few, args.lr = min(args.few, 300), args.lr or 2e-3
     rng = np.random.default_rng(args.seed)
     val_texts = [x_test[i] for i in rng.choice(len(x_test), min(2000, len(x_test)), False)]
+    if args.quick:
+        val_texts = val_texts[:200]
     few = stratified(y_train, args.few, args.seed)
     x_few, y_few = [x_train[i] for i in few], [y_train[i] for i in few]
     print(f"{len(x_train):,} unlabeled training texts, {len(x_test):,} test texts, "
@@ -155,8 +159,9 @@ def main() -> None:
         print(f"pretraining for {minutes:g} minutes")
         learner, curve = pretrain(x_train, val_texts, minutes, args.batch_size, args.seed)
         backbone = learner.backbone
-        a = classify(x_train, y_train, x_test, y_test, backbone, all_epochs, 1, args.seed)
-        b = classify(x_few, y_few, x_test, y_test, backbone, few_epochs, 2, args.seed)
+        a = classify(x_train, y_train, x_test, y_test, backbone, all_epochs, 1, args.seed,
+                     args.lr)
+        b = classify(x_few, y_few, x_test, y_test, backbone, few_epochs, 2, args.seed, args.lr)
         rows.append((minutes, curve[-1][1] if curve else float("nan"), a, b))
         print(f"  (a) all labels: pretrained {a['pretrained']:.3f}  scratch "
               f"{a['scratch']:.3f}  TF-IDF {baselines['all']:.3f}")
