@@ -56,6 +56,9 @@ class TaskDataset:
             `width` is an int32 scalar tensor (a `(k,)` vector for `k` sequences) that the
             transform pads (and may cut) every sequence to. `None` (default): batches go
             through `transform(x_batch)` and keep the transform's fixed width.
+        self_supervised: `True` when the transform makes the targets from `x` itself (e.g.
+            masked language modelling, new masks every epoch): it then returns
+            `(inputs, targets)` or `(inputs, targets, sample_weight)` and `y` must be `None`.
 
     Raises:
         ValueError: if `x` is empty, `y` has a different number of samples than `x`, or
@@ -78,7 +81,13 @@ class TaskDataset:
         task: str | None = None,
         reporter: Callable[..., tuple[str, Any]] | None = None,
         lengths: Callable[[Any], Any] | Any = None,
+        self_supervised: bool = False,
     ) -> None:
+        if self_supervised and (transform is None or y is not None):
+            raise ValueError(
+                "A self-supervised TaskDataset needs a `transform` that makes the targets and "
+                f"no `y`. Received: transform={transform!r}, y={'None' if y is None else 'given'}"
+            )
         for name, value in (("transform", transform), ("reporter", reporter)):
             if value is not None and not callable(value):
                 raise TypeError(f"`{name}` must be callable or None. Received: {name}={value!r}")
@@ -151,7 +160,9 @@ class TaskDataset:
             self.task,
             reporter=self.reporter,
             lengths=lengths if lengths is None or callable(lengths) else lengths[idx],
+            self_supervised=self.self_supervised,
         )
+        self.self_supervised = bool(self_supervised)
 
     def __len__(self) -> int:
         return num_samples(self.x, name="x")
@@ -348,6 +359,7 @@ def _gather_pipeline(
     drop_remainder: bool,
     transform: Callable[..., Any] | None,
     lengths: np.ndarray | None = None,
+    self_supervised: bool = False,
 ) -> tf.data.Dataset:
     # Shuffling and batching indices, then gathering whole batches, is the same as
     # from_tensor_slices -> shuffle -> batch but avoids per-element work.
@@ -371,6 +383,8 @@ def _gather_pipeline(
             bx = transform(bx, width)
         elif transform is not None:
             bx = transform(bx)
+        if self_supervised:
+            return bx  # (inputs, targets[, sample_weight]) made by the transform
         if ys is None:
             # Keras reads a 2-tuple element as (x, y): wrap tuple inputs as (x,).
             return (bx,) if isinstance(bx, tuple) else bx
@@ -456,9 +470,11 @@ def make_dataset(
         dataset, n = _pydataset_to_tf(data), None
     else:
         lengths = None
+        self_supervised = False
         if isinstance(data, TaskDataset):
             x, y, transform = data.x, data.y, data.transform
             lengths = data.lengths if bucketing else None
+            self_supervised = data.self_supervised
         elif isinstance(data, tuple) and len(data) in (1, 2):
             x = to_arrays(data[0], name="x")
             y = to_arrays(data[1], name="y") if len(data) == 2 and data[1] is not None else None
@@ -480,7 +496,8 @@ def make_dataset(
                 f"Received: {n} samples in x and {num_samples(y, name='y')} in y."
             )
         dataset = _gather_pipeline(
-            x, y, n, batch_size, shuffle, seed, drop_remainder, transform, lengths
+            x, y, n, batch_size, shuffle, seed, drop_remainder, transform, lengths,
+            self_supervised,
         )
     if repeat:
         dataset = dataset.repeat()

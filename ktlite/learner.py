@@ -687,6 +687,85 @@ class Learner:
             epochs, callbacks, class_weight, steps_per_epoch, verbose,
         )
 
+    def fine_tune(
+        self,
+        epochs: int,
+        base_lr: float | None = None,
+        freeze_epochs: int = 1,
+        lr_mult: float | Sequence[float] = 100.0,
+        layer_groups: Sequence[Any] | None = None,
+        pct_start: float = 0.3,
+        div: float = 5.0,
+        moms: tuple[float, float] | None = (0.95, 0.85),
+        callbacks: Sequence[keras.callbacks.Callback] | None = None,
+        steps_per_epoch: int | None = None,
+        verbose: int | None = None,
+    ) -> keras.callbacks.History:
+        """Fine-tunes a pretrained model the fastai way: head first, then every layer.
+
+        1. Every layer group but the last (the head) is frozen and the head trains for
+           `freeze_epochs` one-cycle epochs at `base_lr` (warm-up over 99% of the steps).
+        2. Everything is unfrozen and trains for `epochs` one-cycle epochs (`pct_start`,
+           `div`) with **discriminative learning rates**: the head at `base_lr / 2`, earlier
+           groups lower, down to `base_lr / 2 / lr_mult` for the first (see
+           `ktlite.lr.group_multipliers`). Each group's rate is the one-cycle rate times its
+           multiplier, applied inside the train step by `ktlite.lr.GroupRates` with the
+           user's own optimizer; the optimizer is plain again afterwards.
+
+        Layer groups come from the model (`ktlite.lr.layer_groups`): every layer with
+        weights starts a group, normalization layers join the one before, the last layer
+        with weights is the head; pass `layer_groups` to choose them.
+
+        Args:
+            epochs: epochs with every layer trainable (>= 1).
+            base_lr: the head's rate in the frozen phase; `None` runs `lr_find()` on the
+                frozen model and takes its suggestion.
+            freeze_epochs: head-only epochs first (0 skips them). Default 1.
+            lr_mult: ratio of the head's rate to the first group's (default 100, as in
+                fastai), or one multiplier per group.
+            layer_groups: groups from input to head (see `ktlite.lr.layer_groups`).
+            pct_start, div: one-cycle settings of the unfrozen phase (defaults 0.3, 5).
+            moms: `(high, low)` momentum, or `None`.
+            callbacks, steps_per_epoch, verbose: as in `fit_onecycle`.
+
+        Returns:
+            The Keras `History` of the unfrozen phase.
+
+        Raises:
+            ValueError: for invalid arguments or layer groups.
+
+        Example:
+            >>> learner.fine_tune(3, base_lr=1e-3, freeze_epochs=1, lr_mult=10)
+        """
+        from ktlite.lr import GroupRates, group_multipliers
+        from ktlite.lr import layer_groups as find_groups
+
+        epochs = check_positive_int(epochs, "epochs")
+        if isinstance(freeze_epochs, bool) or not isinstance(freeze_epochs, (int, np.integer)) \
+                or freeze_epochs < 0:
+            raise ValueError(
+                f"`freeze_epochs` must be an int >= 0. Received: freeze_epochs={freeze_epochs!r}"
+            )
+        groups = find_groups(self.model, layer_groups)
+        multipliers = group_multipliers(len(groups), lr_mult)
+        model_tools.set_trainable(self.model, True)
+        for group in groups[:-1]:
+            for layer in group:
+                model_tools.set_trainable(layer, False)
+        model_tools.recompile(self.model, self.strategy)
+        if base_lr is None:
+            base_lr = float(self.lr_find(verbose=verbose).suggestion)
+            say(f"fine_tune: base_lr={base_lr:.3g} from lr_find")
+        if freeze_epochs:
+            self.fit_onecycle(base_lr, freeze_epochs, pct_start=0.99, moms=moms,
+                              callbacks=callbacks, steps_per_epoch=steps_per_epoch,
+                              verbose=verbose)
+        self.unfreeze()
+        with GroupRates(self.model, groups, multipliers):
+            return self.fit_onecycle(base_lr / 2, epochs, pct_start=pct_start, div=div,
+                                     moms=moms, callbacks=callbacks,
+                                     steps_per_epoch=steps_per_epoch, verbose=verbose)
+
     def plot(self, kind: str = "loss") -> Any:
         """Plots a per-step value of the last fit.
 

@@ -331,6 +331,9 @@ def check_data(
     Example:
         >>> train = check_data(model, (x, y), "train_data", lambda d: make_dataset(d, 32)[0])
     """
+    if isinstance(data, TaskDataset) and data.self_supervised:
+        check_batch(model, next(iter(batches(data).take(1))), name=name)
+        return data
     if isinstance(data, TaskDataset):
         if data.y is None:
             raise ValueError(f"`{name}` must be labelled. Received: a TaskDataset with y=None")

@@ -9,6 +9,7 @@ Example:
 
 from ktlite.lr.budget import budget_factor
 from ktlite.lr.finder import DEFAULT_NUM_STEPS, LRFindResult, find_lr
+from ktlite.lr.layer_groups import GroupRates, group_multipliers, layer_groups
 from ktlite.lr.policy_callback import PolicyCallback
 from ktlite.lr.schedules import SGDR, Constant, ExponentialSweep, OneCycle, Policy, Triangular
 from ktlite.lr.suggest import (
@@ -29,6 +30,9 @@ __all__ = [
     "Constant",
     "ExponentialSweep",
     "PolicyCallback",
+    "GroupRates",
+    "group_multipliers",
+    "layer_groups",
     "find_lr",
     "LRFindResult",
     "DEFAULT_NUM_STEPS",

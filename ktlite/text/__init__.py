@@ -20,6 +20,11 @@ _LAZY = {
     "text_classifier": "ktlite.text.models",
     "text_regression_model": "ktlite.text.models",
     "TextPredictor": "ktlite.text.predictor",
+    "pretrain": "ktlite.text.pretrain",
+    "MaskedLMLearner": "ktlite.text.pretrain",
+    "Backbone": "ktlite.text.backbone",
+    "load_backbone": "ktlite.text.backbone",
+    "save_backbone": "ktlite.text.pretrain",
 }
 
 __all__ = [

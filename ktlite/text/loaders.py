@@ -49,6 +49,7 @@ def texts_from_array(
     class_names: Sequence[str] | None = None,
     lowercase: bool = True,
     verbose: int = 1,
+    backbone: Any = None,
 ) -> tuple[Any, Any, TextPreprocessor]:
     """Builds training and validation data and a fitted `TextPreprocessor` from arrays.
 
@@ -71,6 +72,10 @@ def texts_from_array(
         class_names: class names in output order; inferred and sorted when None.
         lowercase: lower-case and strip accents before tokenizing (default True).
         verbose: 1 reports sizes, classes, vocabulary and ``maxlen``; 0 is silent.
+        backbone: a pretrained backbone (folder path, `Backbone`, or the learner from
+            `ktlite.text.pretrain`) whose vocabulary, normalization and ``maxlen`` are reused
+            instead of learned (``vocab_size`` and ``lowercase`` are then ignored). Default
+            None.
 
     Returns:
         ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` objects (raw texts as a 1-D
@@ -107,13 +112,16 @@ def texts_from_array(
         )
     val_pct = check_val_pct(val_pct)
     check_random_state(random_state)
-    preproc = TextPreprocessor(
-        maxlen=maxlen,
-        vocab_size=vocab_size,
-        lowercase=lowercase,
-        label_mode=label_mode,
-        class_names=class_names,
-    )
+    if backbone is None:
+        preproc = TextPreprocessor(
+            maxlen=maxlen,
+            vocab_size=vocab_size,
+            lowercase=lowercase,
+            label_mode=label_mode,
+            class_names=class_names,
+        )
+    else:
+        preproc = _preproc_from_backbone(backbone, maxlen, label_mode, class_names)
     preproc.fit_labels(y_train, name="y_train")
     y_enc = preproc.encode_labels(y_train, name="y_train")
 
@@ -140,7 +148,8 @@ def texts_from_array(
         + _describe_labels(preproc),
         verbose,
     )
-    preproc.fit_vocab(train_texts, verbose=verbose)
+    if backbone is None:
+        preproc.fit_vocab(train_texts, verbose=verbose)
     trn = _text_dataset(train_texts, y_trn, preproc)
     return trn, _text_dataset(val_texts, y_val, preproc), preproc
 
@@ -157,6 +166,27 @@ def _text_dataset(texts: list[str], y: np.ndarray, preproc: TextPreprocessor) ->
         reporter=classification_reporter(preproc.labels),
         lengths=preproc.sequence_lengths,
     )
+
+
+def _preproc_from_backbone(
+    backbone: Any, maxlen: int | None, label_mode: str | None, class_names: Any
+) -> TextPreprocessor:
+    """A preprocessor with the backbone's vocabulary and normalization, labels unfitted."""
+    from ktlite.labels import LabelEncoder
+    from ktlite.text.backbone import resolve_backbone
+
+    source = resolve_backbone(backbone).preproc
+    if maxlen is not None and maxlen != source.maxlen:
+        raise ValueError(
+            f"`maxlen` must be None or the backbone's {source.maxlen} (its position "
+            f"embeddings are that long). Received: maxlen={maxlen!r}"
+        )
+    preproc = TextPreprocessor.from_config(
+        {**source.get_config(), "label_mode": None, "class_names": None, "num_outputs": None},
+        source.vocab,
+    )
+    preproc.labels = LabelEncoder(label_mode, class_names)
+    return preproc
 
 
 def _describe_labels(preproc: TextPreprocessor) -> str:
@@ -247,6 +277,7 @@ def texts_from_csv(
     sep: str = ",",
     encoding: str = "utf-8",
     verbose: int = 1,
+    backbone: Any = None,
 ) -> tuple[Any, Any, TextPreprocessor]:
     """Builds training and validation data from CSV files (``.csv`` or gzipped ``.csv.gz``).
 
@@ -271,6 +302,7 @@ def texts_from_csv(
         sep: the field delimiter (default ``","``).
         encoding: the file encoding (default ``"utf-8"``).
         verbose: 1 reports what was read and learned.
+        backbone: reuse a pretrained backbone's vocabulary (see `texts_from_array`).
 
     Returns:
         ``(trn, val, preproc)`` as in `texts_from_array`.
@@ -299,6 +331,7 @@ def texts_from_csv(
         random_state=random_state,
         lowercase=lowercase,
         verbose=verbose,
+        backbone=backbone,
     )
 
 
@@ -323,6 +356,7 @@ def texts_from_df(
     class_names: Sequence[str] | None = None,
     lowercase: bool = True,
     verbose: int = 1,
+    backbone: Any = None,
 ) -> tuple[Any, Any, TextPreprocessor]:
     """Builds training and validation data from pandas DataFrames.
 
@@ -345,6 +379,7 @@ def texts_from_df(
         class_names: class names in output order; inferred when None.
         lowercase: lower-case and strip accents before tokenizing (default True).
         verbose: 1 reports what was read and learned.
+        backbone: reuse a pretrained backbone's vocabulary (see `texts_from_array`).
 
     Returns:
         ``(trn, val, preproc)`` as in `texts_from_array`.
@@ -371,6 +406,7 @@ def texts_from_df(
         random_state=random_state,
         lowercase=lowercase,
         verbose=verbose,
+        backbone=backbone,
     )
 
 
@@ -423,6 +459,7 @@ def texts_from_folder(
     lowercase: bool = True,
     encoding: str = "utf-8",
     verbose: int = 1,
+    backbone: Any = None,
 ) -> tuple[Any, Any, TextPreprocessor]:
     """Builds training and validation data from ``root/train/<class>/*.txt`` files.
 
@@ -444,6 +481,7 @@ def texts_from_folder(
         lowercase: lower-case and strip accents before tokenizing (default True).
         encoding: the files' encoding (default ``"utf-8"``).
         verbose: 1 reports what was read and learned.
+        backbone: reuse a pretrained backbone's vocabulary (see `texts_from_array`).
 
     Returns:
         ``(trn, val, preproc)`` as in `texts_from_array`.
@@ -507,4 +545,5 @@ def texts_from_folder(
         class_names=classes,
         lowercase=lowercase,
         verbose=verbose,
+        backbone=backbone,
     )

@@ -132,6 +132,7 @@ def text_classifier(
     pooling: str = "mean",
     learning_rate: float = 1e-3,
     optimizer: str | keras.optimizers.Optimizer | None = None,
+    backbone: Any = None,
     verbose: int = 1,
 ) -> keras.Model:
     """Builds and compiles a text classifier for the preprocessor's classes.
@@ -157,6 +158,11 @@ def text_classifier(
         optimizer: An optimizer name or instance. Defaults to `None`: AdamW with weight
             decay 0.01 (biases and normalization excluded) for `"transformer"`, Adam
             for the baselines.
+        backbone: A pretrained encoder to start from (`"transformer"` only): a backbone
+            folder path (`MaskedLMLearner.save_backbone`), a `Backbone`, or the learner
+            from `ktlite.text.pretrain`. Its sizes replace `embed_dim`, `num_heads`,
+            `num_layers` and `ff_dim`; `preproc` must come from the backbone
+            (`texts_from_array(..., backbone=path)`). Defaults to `None`.
         verbose: 1 prints a one-line summary, 0 is silent. Defaults to 1.
 
     Returns:
@@ -182,7 +188,7 @@ def text_classifier(
     return _build(
         name, train_data, preproc, MODEL_NAMES, embed_dim=embed_dim, num_heads=num_heads,
         num_layers=num_layers, ff_dim=ff_dim, dropout=dropout, pooling=pooling,
-        learning_rate=learning_rate, optimizer=optimizer, verbose=verbose,
+        learning_rate=learning_rate, optimizer=optimizer, backbone=backbone, verbose=verbose,
     )
 
 
@@ -199,6 +205,7 @@ def text_regression_model(
     pooling: str = "mean",
     learning_rate: float = 1e-3,
     optimizer: str | keras.optimizers.Optimizer | None = None,
+    backbone: Any = None,
     verbose: int = 1,
 ) -> keras.Model:
     """Builds and compiles a text regression model (linear head, MSE loss, MAE metric).
@@ -218,6 +225,7 @@ def text_regression_model(
         learning_rate: Initial learning rate of the default optimizer. Defaults to 1e-3.
         optimizer: An optimizer name or instance. Defaults to `None` (as in
             `text_classifier`).
+        backbone: A pretrained encoder to start from, as in `text_classifier`.
         verbose: 1 prints a one-line summary, 0 is silent. Defaults to 1.
 
     Returns:
@@ -243,7 +251,8 @@ def text_regression_model(
     return _build(
         name, train_data, preproc, ("transformer", "fasttext"), embed_dim=embed_dim,
         num_heads=num_heads, num_layers=num_layers, ff_dim=ff_dim, dropout=dropout,
-        pooling=pooling, learning_rate=learning_rate, optimizer=optimizer, verbose=verbose,
+        pooling=pooling, learning_rate=learning_rate, optimizer=optimizer, backbone=backbone,
+        verbose=verbose,
     )
 
 
@@ -251,7 +260,7 @@ def text_regression_model(
 def _build(
     name: Any, train_data: Any, preproc: Any, allowed: tuple[str, ...], *, embed_dim: int,
     num_heads: int, num_layers: int, ff_dim: int | None, dropout: float, pooling: str,
-    learning_rate: float, optimizer: Any, verbose: int,
+    learning_rate: float, optimizer: Any, backbone: Any, verbose: int,
 ) -> keras.Model:
     if name not in allowed:
         raise ValueError(f"`name` must be one of {allowed}. Received: name={name!r}")
@@ -264,15 +273,31 @@ def _build(
     else:
         num_outputs = len(preproc.class_names)
     activation = {"multiclass": "softmax", "multilabel": "sigmoid", "regression": None}[mode]
+    if backbone is not None and name != "transformer":
+        raise ValueError(
+            f"`backbone` needs name='transformer'. Received: name={name!r}, a backbone"
+        )
     if name == "transformer":
         from ktlite.models import Transformer
 
+        if backbone is None:
+            sizes = {"vocab_size": preproc.vocab_size, "maxlen": preproc.maxlen,
+                     "embed_dim": embed_dim, "num_heads": num_heads,
+                     "num_layers": num_layers, "ff_dim": ff_dim}
+        else:
+            from ktlite.text.backbone import check_backbone_preproc, resolve_backbone
+
+            backbone = resolve_backbone(backbone)
+            check_backbone_preproc(backbone, preproc)
+            sizes = backbone.architecture()
         model = Transformer(
-            vocab_size=preproc.vocab_size, maxlen=preproc.maxlen, embed_dim=embed_dim,
-            num_heads=num_heads, num_layers=num_layers, ff_dim=ff_dim, dropout=dropout,
-            num_outputs=num_outputs, head_activation=activation, pooling=pooling,
-            name="text_transformer",
+            **sizes, dropout=dropout, num_outputs=num_outputs, head_activation=activation,
+            pooling=pooling, name="text_transformer",
         )
+        if backbone is not None:
+            for layer in backbone.encoder.layers:
+                if layer.weights:
+                    model.get_layer(layer.name).set_weights(layer.get_weights())
     elif name == "fasttext":
         model = _fasttext(preproc, num_outputs, activation, embed_dim, dropout)
     else:

@@ -1,0 +1,180 @@
+"""Masked-LM pretraining on unlabeled WordNet glosses, then fine-tuning with few or all labels.
+
+Issue 14 targets: pretrain on the 93,822 training texts *without their labels* for at most
+30 minutes on 2 cores, then fine-tune with (a) all labels (target >= 0.84 test accuracy) and
+(b) 1,000 stratified labels (target >= from-scratch + 10 points and above TF-IDF), each beside
+the same Transformer trained from scratch and TF-IDF + LinearSVC on the same labels. Also:
+the masked-token accuracy curve, and how (a) and (b) move with the pretraining budget.
+
+For each budget (`--budgets`, plus `--minutes`), a separate one-cycle pretraining run is
+planned from the measured step rate to end on time; the masked-token accuracy on 2,000
+held-out test texts is printed after every chunk of steps. Every classifier is scored on the
+test split; validation data for `fine_tune` / `fit_onecycle` is 10% of the labeled texts.
+
+Data: `wordnet_lexnames_{train,test}.csv.gz` (columns id, label, text), built from WordNet
+3.0 by `make_wordnet_lexnames.py` (in ktlite's shared data folder; it reads Debian's
+wordnet-base files and splits synsets 80/10/10 by hash; gzip the CSVs it writes).
+
+Usage:
+    python benchmarks/pretrain.py --train ../shared/data/wordnet_lexnames_train.csv.gz \\
+        --test ../shared/data/wordnet_lexnames_test.csv.gz --minutes 30 --budgets 5,15
+    python benchmarks/pretrain.py --train ... --test ... --quick     # about 5 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
+from sklearn.svm import LinearSVC  # noqa: E402
+
+
+def read_split(path: Path) -> tuple[list[str], list[str]]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+def stratified(labels: list[str], n: int, seed: int) -> np.ndarray:
+    """Indices of `n` examples keeping each class's share (at least one per class)."""
+    rng = np.random.default_rng(seed)
+    labels_arr = np.asarray(labels)
+    classes, counts = np.unique(labels_arr, return_counts=True)
+    quota = np.maximum(1, np.round(counts / counts.sum() * n).astype(int))
+    picked = [rng.choice(np.flatnonzero(labels_arr == c), size=min(q, cnt), replace=False)
+              for c, q, cnt in zip(classes, quota, counts)]
+    return np.sort(np.concatenate(picked))
+
+
+def tfidf(x_train, y_train, x_test, y_test) -> float:
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2 if len(
+        x_train) > 5000 else 1)
+    classifier = LinearSVC(C=0.5).fit(vectorizer.fit_transform(x_train), y_train)
+    return float(np.mean(classifier.predict(vectorizer.transform(x_test)) == np.asarray(y_test)))
+
+
+def pretrain(texts, val_texts, minutes, batch_size, seed):
+    """One complete one-cycle pretraining run planned to last `minutes`; returns learner, curve."""
+    import keras
+
+    from ktlite import text
+
+    keras.utils.set_random_seed(seed)
+    learner = text.pretrain(texts, val_texts=val_texts, batch_size=batch_size, seed=seed,
+                            verbose=0)
+    start = time.perf_counter()
+    # Measure the step rate (a short warm-up at a low rate, which also traces the step).
+    learner.fit(1e-4, 1, steps_per_epoch=20, verbose=0)
+    warm = time.perf_counter()
+    learner.fit(1e-4, 1, steps_per_epoch=20, verbose=0)
+    rate = 20 / (time.perf_counter() - warm)
+    chunk = max(20, int(rate * min(60, minutes * 15)))  # about 4 curve points a minute
+    left = minutes * 60 - (time.perf_counter() - start)
+    chunks = max(1, int(left * rate / chunk))
+    curve = []
+
+    class Curve(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            curve.append((time.perf_counter() - start, logs["val_masked_accuracy"]))
+            print(f"  pretrain {curve[-1][0] / 60:5.1f} min  masked-token accuracy "
+                  f"{curve[-1][1]:.3f}", flush=True)
+
+    learner.fit_onecycle(1e-3, chunks, steps_per_epoch=chunk, callbacks=[Curve()], verbose=0)
+    return learner, curve
+
+
+def classify(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr):
+    """Accuracy of the same Transformer fine-tuned from `backbone` and trained from scratch."""
+    import keras
+
+    import ktlite
+    from ktlite import text
+
+    scores = {}
+    for name in ("pretrained", "scratch"):
+        keras.utils.set_random_seed(seed)
+        trn, val, preproc = text.texts_from_array(x, y, backbone=backbone, verbose=0)
+        model = text.text_classifier("transformer", trn, preproc=preproc, verbose=0,
+                                     backbone=backbone if name == "pretrained" else None)
+        learner = ktlite.get_learner(model, trn, val, batch_size=32, verbose=0)
+        if name == "pretrained":
+            learner.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs, lr_mult=10,
+                              verbose=0)
+        else:
+            rate = lr if lr is not None else learner.lr_find(verbose=0).suggestion
+            learner.fit_onecycle(rate, epochs + freeze_epochs, verbose=0)
+        predictor = ktlite.get_predictor(learner.model, preproc)
+        scores[name] = float(np.mean(np.asarray(predictor.predict(list(x_test))) ==
+                                     np.asarray(y_test)))
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--train", type=Path, default=Path("../shared/data/"
+                                                           "wordnet_lexnames_train.csv.gz"))
+    parser.add_argument("--test", type=Path, default=Path("../shared/data/"
+                                                          "wordnet_lexnames_test.csv.gz"))
+    parser.add_argument("--minutes", type=float, default=30.0, help="main pretraining budget")
+    parser.add_argument("--budgets", default="5,15", help="smaller budgets, comma-separated")
+    parser.add_argument("--few", type=int, default=1000, help="labels for setting (b)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="classifier rate; default: lr_find's suggestion")
+    parser.add_argument("--quick", action="store_true",
+                        help="2,000 texts, a 30-second budget, one epoch: proves it runs")
+    args = parser.parse_args()
+
+    x_train, y_train = read_split(args.train)
+    x_test, y_test = read_split(args.test)
+    budgets = sorted({float(b) for b in args.budgets.split(",") if b} | {args.minutes})
+    all_epochs, few_epochs = (3, 8)
+    if args.quick:
+        keep = stratified(y_train, 2000, args.seed)
+        x_train, y_train = [x_train[i] for i in keep], [y_train[i] for i in keep]
+        # The test file is ordered by part of speech: sample it, never take its head.
+        pick = np.random.default_rng(args.seed).choice(len(x_test), 500, replace=False)
+        x_test, y_test = [x_test[i] for i in pick], [y_test[i] for i in pick]
+        budgets, all_epochs, few_epochs = [0.5], 1, 1
+        args.few, args.lr = min(args.few, 300), args.lr or 2e-3
+    rng = np.random.default_rng(args.seed)
+    val_texts = [x_test[i] for i in rng.choice(len(x_test), min(2000, len(x_test)), False)]
+    if args.quick:
+        val_texts = val_texts[:200]
+    few = stratified(y_train, args.few, args.seed)
+    x_few, y_few = [x_train[i] for i in few], [y_train[i] for i in few]
+    print(f"{len(x_train):,} unlabeled training texts, {len(x_test):,} test texts, "
+          f"{len(x_few)} labels in setting (b)")
+    baselines = {"all": tfidf(x_train, y_train, x_test, y_test),
+                 "few": tfidf(x_few, y_few, x_test, y_test)}
+    rows = []
+    for minutes in budgets:
+        print(f"pretraining for {minutes:g} minutes")
+        learner, curve = pretrain(x_train, val_texts, minutes, args.batch_size, args.seed)
+        backbone = learner.backbone
+        a = classify(x_train, y_train, x_test, y_test, backbone, all_epochs, 1, args.seed,
+                     args.lr)
+        b = classify(x_few, y_few, x_test, y_test, backbone, few_epochs, 2, args.seed, args.lr)
+        rows.append((minutes, curve[-1][1] if curve else float("nan"), a, b))
+        print(f"  (a) all labels: pretrained {a['pretrained']:.3f}  scratch "
+              f"{a['scratch']:.3f}  TF-IDF {baselines['all']:.3f}")
+        print(f"  (b) {len(x_few)} labels: pretrained {b['pretrained']:.3f}  scratch "
+              f"{b['scratch']:.3f}  TF-IDF {baselines['few']:.3f}", flush=True)
+    print("\nbudget  masked-acc  (a) pre / scratch / tfidf    (b) pre / scratch / tfidf")
+    for minutes, acc, a, b in rows:
+        print(f"{minutes:5g}m  {acc:10.3f}  {a['pretrained']:.3f} / {a['scratch']:.3f} / "
+              f"{baselines['all']:.3f}    {b['pretrained']:.3f} / {b['scratch']:.3f} / "
+              f"{baselines['few']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,338 @@
+"""Discriminative learning rates: one multiplier of the learning rate per layer group.
+
+Why the multiplier is applied to the learning rate and not to the gradient: scaling a
+gradient by `m` scales an SGD step by `m`, but Adam-type optimizers divide the first moment
+by the root of the second, so their step ignores a constant gradient scale. Instead every
+variable's own update is computed by the user's optimizer with `learning_rate * m`, where
+`m` is its group's multiplier: `GroupRates` wraps the optimizer's `update_step(gradient,
+variable, learning_rate)`, the per-variable update Keras calls for every optimizer, so the
+step of a group is exactly that optimizer's step at the group's rate, decoupled weight decay
+included (Keras would decay every variable with the base rate; while a `GroupRates` is
+installed it decays each variable inside its own update, with the group's rate).
+
+The multipliers live in one `tf.Variable` read inside the traced train step, so the
+learning-rate policy of `ktlite.lr.PolicyCallback` (which assigns the base rate per step in
+the graph) and the group multipliers combine without a Python round trip per step, and new
+multipliers need no retrace.
+
+Example:
+    >>> groups = layer_groups(model)                 # embeddings ... head
+    >>> with GroupRates(model, groups, group_multipliers(len(groups), 100.0)):
+    ...     model.fit(x, y, epochs=1)                 # head at lr, first group at lr / 100
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+__all__ = ["GroupRates", "group_multipliers", "layer_groups"]
+
+_NORMALIZATION = (
+    keras.layers.LayerNormalization,
+    keras.layers.BatchNormalization,
+    keras.layers.GroupNormalization,
+    keras.layers.UnitNormalization,
+)
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _weighted_layers(model: keras.Model) -> list:
+    """Layers that own trainable weights, in order; nested models are opened."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(_weighted_layers(layer))
+        elif len(layer.weights) > 0:  # frozen layers too: fine-tuning unfreezes them
+            found.append(layer)
+    return found
+
+
+def layer_groups(
+    model: keras.Model, groups: Sequence[Any] | None = None
+) -> list[list[keras.layers.Layer]]:
+    """Splits a model's layers into groups, from the input side to the head.
+
+    Automatic groups (`groups=None`): every layer that owns weights starts a group, in
+    `model.layers` order (layers of a nested model count one by one), except normalization
+    layers, which join the group before them (an embedding and its normalization are one
+    group). The last group is the head: the last layer with weights, as in
+    `Learner.freeze()`.
+
+    Args:
+        model: a built `keras.Model`.
+        groups: `None`, or a sequence of groups from input to head, each a layer, a layer
+            name, or a list of those. Every layer with weights must be in exactly one group.
+
+    Returns:
+        A list of lists of layers.
+
+    Raises:
+        ValueError: if `model` has fewer than one layer with weights, a name is unknown,
+            a layer is in two groups, or a layer with weights is in none.
+
+    Example:
+        >>> [[layer.name for layer in g] for g in layer_groups(model)]
+        [['embedding', 'embedding_norm'], ['encoder_0'], ['encoder_1'], ['head']]
+    """
+    weighted = _weighted_layers(model)
+    if not weighted:
+        raise ValueError(
+            f"`model` must have layers with weights to group. Received: model {model.name!r}"
+        )
+    if groups is None:
+        found: list[list] = []
+        for layer in weighted:
+            if found and isinstance(layer, _NORMALIZATION):
+                found[-1].append(layer)
+            else:
+                found.append([layer])
+        return found
+    if isinstance(groups, (str, keras.layers.Layer)) or not isinstance(groups, Sequence):
+        raise ValueError(
+            "`groups` must be a list of groups (each a layer, a layer name or a list of "
+            f"them). Received: groups={groups!r}"
+        )
+    by_name = {layer.name: layer for layer in weighted}
+    result, seen = [], set()
+    for group in groups:
+        members = group if isinstance(group, (list, tuple)) else [group]
+        resolved = []
+        for item in members:
+            layer = by_name.get(item) if isinstance(item, str) else item
+            if layer is None or not any(layer is w for w in weighted):
+                raise ValueError(
+                    "Each group member must be a layer with weights of the model (or its "
+                    f"name). Received: {item!r}; layers with weights: {sorted(by_name)}"
+                )
+            if id(layer) in seen:
+                raise ValueError(f"Layer {layer.name!r} is in two groups.")
+            seen.add(id(layer))
+            resolved.append(layer)
+        if not resolved:
+            raise ValueError("`groups` must not hold an empty group.")
+        result.append(resolved)
+    missing = [layer.name for layer in weighted if id(layer) not in seen]
+    if missing:
+        raise ValueError(
+            f"Every layer with weights must be in a group; these are in none: {missing}"
+        )
+    return result
+
+
+def group_multipliers(n_groups: int, lr_mult: float | Sequence[float]) -> np.ndarray:
+    """Learning-rate multipliers per group: the head gets 1, the first group `1 / lr_mult`.
+
+    A number spreads the groups geometrically between `1 / lr_mult` and 1 (fastai's
+    `slice(lr / lr_mult, lr)`); a sequence gives every group's multiplier itself.
+
+    Args:
+        n_groups: the number of groups, >= 1.
+        lr_mult: a number >= 1, or one positive multiplier per group.
+
+    Returns:
+        A float32 array of `n_groups` multipliers.
+
+    Raises:
+        ValueError: for a multiplier that is not a positive finite number, an `lr_mult`
+            below 1, or a sequence of the wrong length.
+
+    Example:
+        >>> group_multipliers(3, 100.0)
+        array([0.01, 0.1 , 1.  ], dtype=float32)
+    """
+    if isinstance(lr_mult, Sequence) and not isinstance(lr_mult, str):
+        values = list(lr_mult)
+        if len(values) != n_groups or not all(_positive(v) for v in values):
+            raise ValueError(
+                f"`lr_mult` as a sequence must hold {n_groups} positive numbers (one per "
+                f"group). Received: lr_mult={lr_mult!r}"
+            )
+        return np.asarray(values, dtype=np.float32)
+    if not _positive(lr_mult) or float(lr_mult) < 1:
+        raise ValueError(
+            f"`lr_mult` must be a number >= 1 or one multiplier per group. "
+            f"Received: lr_mult={lr_mult!r}"
+        )
+    if n_groups == 1:
+        return np.ones(1, dtype=np.float32)
+    exponents = np.arange(n_groups - 1, -1, -1) / (n_groups - 1)
+    return (float(lr_mult) ** -exponents).astype(np.float32)
+
+
+def _positive(value: Any) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float, np.integer, np.floating))
+        and math.isfinite(float(value))
+        and float(value) > 0
+    )
+
+
+def _decays(optimizer: Any, variable: Any) -> bool:
+    """PRIVATE KERAS HOOK (`Optimizer._use_weight_decay`): whether `variable` is decayed.
+
+    Keras keeps `exclude_from_weight_decay` choices private; this reads them the way the
+    optimizer itself does. Candidate for `ktlite.compat`.
+    """
+    return bool(optimizer._use_weight_decay(variable))
+
+
+class GroupRates:
+    """Applies a learning-rate multiplier per layer group to a compiled model's optimizer.
+
+    Installed (`install()`, or as a context manager), the optimizer computes the update of
+    each variable of group `i` with `learning_rate * multipliers[i]`; the learning-rate
+    variable itself, the optimizer's state and config are untouched, and `uninstall()`
+    puts back exactly the optimizer methods that were there. Multipliers can be changed
+    while installed (`set_multipliers`) without retracing.
+
+    Every Keras optimizer whose `update_step` uses the learning rate it is given (all the
+    built-in ones except `Muon`, whose non-matrix path reads its own attribute) gets
+    exactly its own update at the group's rate; `LossScaleOptimizer` and Keras' or
+    ktlite's gradient accumulation pass through unchanged.
+
+    Args:
+        model: a compiled, built model (under its strategy).
+        groups: groups of layers, as returned by `layer_groups`.
+        multipliers: one positive multiplier per group (see `group_multipliers`).
+
+    Raises:
+        ValueError: if the model is not compiled or `multipliers` does not fit `groups`.
+
+    Example:
+        >>> rates = GroupRates(model, layer_groups(model), [0.1, 0.3, 1.0])
+        >>> with rates:
+        ...     model.fit(x, y)
+    """
+
+    def __init__(self, model: keras.Model, groups: Sequence[Sequence[Any]],
+                 multipliers: Sequence[float]) -> None:
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError(
+                "The model is not compiled. Call `model.compile(optimizer=..., loss=...)` "
+                "before setting per-group learning rates."
+            )
+        self.model = model
+        self.groups = [list(g) for g in groups]
+        self.optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+        values = self._check(multipliers)
+        tf = _tf()
+        strategy = model.distribute_strategy
+        with strategy.scope():
+            self.multipliers = tf.Variable(
+                values, trainable=False, dtype=tf.float32,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                name="ktlite_group_lr_multipliers",
+            )
+        # update_step receives the tf.Variable (or its per-device copy), not the Keras one.
+        self._group_of: dict[int, int] = {}
+        for index, group in enumerate(self.groups):
+            for layer in group:
+                for weight in layer.weights:
+                    value = getattr(weight, "value", weight)
+                    for part in strategy.experimental_local_results(value):
+                        self._group_of[id(part)] = index
+        self._saved: dict[str, Any] | None = None
+        self._weight_decay = None
+
+    def _check(self, multipliers: Sequence[float]) -> np.ndarray:
+        values = list(np.asarray(multipliers, dtype=np.float64).ravel())
+        if len(values) != len(self.groups) or not all(_positive(v) for v in values):
+            raise ValueError(
+                f"`multipliers` must hold {len(self.groups)} positive numbers (one per "
+                f"group). Received: multipliers={multipliers!r}"
+            )
+        return np.asarray(values, dtype=np.float32)
+
+    @property
+    def installed(self) -> bool:
+        """Whether the optimizer currently applies the multipliers."""
+        return self._saved is not None
+
+    def set_multipliers(self, multipliers: Sequence[float]) -> None:
+        """Replaces the multipliers (takes effect at the next step; no retrace).
+
+        Args:
+            multipliers: one positive number per group.
+
+        Example:
+            >>> rates.set_multipliers([0.5, 1.0])
+        """
+        self.multipliers.assign(self._check(multipliers))
+
+    def install(self) -> GroupRates:
+        """Makes the optimizer apply the multipliers from the next traced step on.
+
+        Returns:
+            `self`.
+
+        Example:
+            >>> rates.install()
+        """
+        if self.installed:
+            return self
+        optimizer = self.optimizer
+        self._saved = {name: optimizer.__dict__.get(name) for name in ("update_step", "apply")}
+        original_update = optimizer.update_step
+        original_apply = optimizer.apply
+
+        def update_step(gradient, variable, learning_rate):
+            index = self._group_of.get(id(variable))
+            if index is None:
+                lr = learning_rate
+            else:
+                lr = learning_rate * self.multipliers[index]
+            decay = self._weight_decay
+            if decay is not None and _decays(optimizer, variable):
+                rate = _tf().cast(lr, variable.dtype) * _tf().cast(decay, variable.dtype)
+                variable.assign_sub(variable * rate)
+            return original_update(gradient, variable, lr)
+
+        def apply(grads, trainable_variables=None):
+            # Keras decays all variables with the base rate before the updates; hide the
+            # decay from it for this call and decay each variable in its own update instead.
+            self._weight_decay, decay = optimizer.weight_decay, optimizer.weight_decay
+            optimizer.weight_decay = None
+            try:
+                return original_apply(grads, trainable_variables)
+            finally:
+                optimizer.weight_decay = decay
+                self._weight_decay = None
+
+        object.__setattr__(optimizer, "update_step", update_step)
+        object.__setattr__(optimizer, "apply", apply)
+        self.model.train_function = None
+        return self
+
+    def uninstall(self) -> None:
+        """Puts the optimizer's own methods back (the next step is retraced).
+
+        Example:
+            >>> rates.uninstall()
+        """
+        if not self.installed:
+            return
+        for name, value in self._saved.items():
+            if value is None:
+                self.optimizer.__dict__.pop(name, None)
+            else:
+                object.__setattr__(self.optimizer, name, value)
+        self._saved = None
+        self.model.train_function = None
+
+    def __enter__(self) -> GroupRates:
+        return self.install()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.uninstall()

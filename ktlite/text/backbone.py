@@ -1,0 +1,257 @@
+"""The backbone folder: a pretrained text encoder with the vocabulary it was trained on.
+
+```
+my_backbone/
+  ktlite.json        format "ktlite-backbone", format_version 1, versions,
+                     files: {name: sha256} for every other file
+  encoder.keras      token ids (batch, maxlen) -> vectors (batch, maxlen, embed_dim)
+  backbone.json      how it was pretrained (mask rate, whole words)
+  preprocessor.json  vocabulary settings (maxlen, lowercase; no labels)
+  vocab.txt
+```
+
+The encoder's layers carry the names of `ktlite.models.Transformer` (`embedding`,
+`embedding_norm`, `encoder_0`, ...), so a classifier is that same model with these weights
+copied in; its architecture is read from the encoder, not stored twice.
+
+Example:
+    >>> backbone = load_backbone("my_backbone")
+    >>> backbone.preproc.vocab_size, backbone.architecture()["num_layers"]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from ktlite import saving
+from ktlite.text.preprocessor import CONFIG_FILE, VOCAB_FILE, TextPreprocessor
+
+__all__ = ["Backbone", "load_backbone", "resolve_backbone", "check_backbone_preproc"]
+
+FORMAT_NAME = "ktlite-backbone"
+FORMAT_VERSION = 1
+ENCODER_FILE = "encoder.keras"
+INFO_FILE = "backbone.json"
+_FILES = frozenset({ENCODER_FILE, INFO_FILE, CONFIG_FILE, VOCAB_FILE})
+_INFO_KEYS = frozenset({"mask_rate", "whole_word"})
+
+
+class Backbone:
+    """A pretrained encoder and its preprocessor.
+
+    Args:
+        encoder: the encoder `keras.Model` (token ids -> one vector per token).
+        preproc: the `TextPreprocessor` whose vocabulary the encoder was trained on.
+        info: pretraining facts (`mask_rate`, `whole_word`).
+
+    Example:
+        >>> learner.backbone.save("my_backbone")
+    """
+
+    def __init__(self, encoder: keras.Model, preproc: TextPreprocessor,
+                 info: dict[str, Any] | None = None) -> None:
+        if not isinstance(encoder, keras.Model):
+            raise TypeError(f"`encoder` must be a keras.Model. Received: encoder={encoder!r}")
+        if not isinstance(preproc, TextPreprocessor) or not preproc.is_fitted:
+            raise TypeError(
+                f"`preproc` must be a fitted TextPreprocessor. Received: preproc={preproc!r}"
+            )
+        self.encoder = encoder
+        self.preproc = preproc
+        self.info = dict(info or {})
+
+    def architecture(self) -> dict[str, Any]:
+        """The `ktlite.models.Transformer` arguments that rebuild this encoder.
+
+        Returns:
+            A dict with `vocab_size`, `maxlen`, `embed_dim`, `num_heads`, `num_layers`,
+            `ff_dim`, `norm_first`, `position`, `activation`, `layer_norm_epsilon`.
+
+        Example:
+            >>> backbone.architecture()["embed_dim"]
+            128
+        """
+        embedding = self.encoder.get_layer("embedding").get_config()
+        blocks = [layer for layer in self.encoder.layers if layer.name.startswith("encoder_")]
+        block = blocks[0].get_config()
+        return {
+            "vocab_size": embedding["vocab_size"],
+            "maxlen": embedding["sequence_length"],
+            "embed_dim": embedding["embedding_dim"],
+            "position": embedding["position"],
+            "num_heads": block["num_heads"],
+            "num_layers": len(blocks),
+            "ff_dim": block["intermediate_dim"],
+            "norm_first": block["norm_first"],
+            "activation": block["activation"],
+            "layer_norm_epsilon": block["layer_norm_epsilon"],
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the backbone folder atomically, with SHA-256 hashes in `ktlite.json`.
+
+        Args:
+            path: the folder; an existing one must be a backbone ktlite wrote.
+
+        Raises:
+            FileExistsError: if `path` is a file or a folder ktlite did not write.
+
+        Example:
+            >>> backbone.save("my_backbone")
+        """
+        config = self.preproc.get_config()
+        config.update(label_mode=None, class_names=None, num_outputs=None)
+        vocab_only = TextPreprocessor.from_config(config, self.preproc.vocab)
+
+        def write(folder: Path) -> None:
+            saving.save_keras_model(self.encoder, folder / ENCODER_FILE, include_optimizer=False)
+            vocab_only.save(folder)
+            saving.write_json(folder / INFO_FILE, self.info)
+            saving.write_manifest(folder, {"format": FORMAT_NAME,
+                                           "format_version": FORMAT_VERSION,
+                                           "versions": _versions()})
+
+        saving.write_folder(Path(path), write, _is_backbone_folder, "backbone")
+
+    def __repr__(self) -> str:
+        arch = self.architecture()
+        return (f"Backbone(vocab_size={arch['vocab_size']}, maxlen={arch['maxlen']}, "
+                f"embed_dim={arch['embed_dim']}, num_layers={arch['num_layers']})")
+
+
+def _versions() -> dict[str, str]:
+    import tensorflow as tf
+
+    import ktlite
+
+    return {"ktlite": ktlite.__version__, "keras": keras.__version__, "tensorflow": tf.__version__}
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    file = folder / saving.MANIFEST_FILE
+    if not os.path.lexists(file):
+        raise FileNotFoundError(f"{folder} has no {saving.MANIFEST_FILE}; it is not a backbone.")
+    manifest = saving.read_json(file)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise ValueError(f"{file} is not a ktlite backbone file (format is not {FORMAT_NAME!r}).")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{file} has format_version={manifest.get('format_version')!r}; this ktlite reads "
+            f"version {FORMAT_VERSION}."
+        )
+    files = manifest.get("files")
+    saving.verify_files(folder, files)
+    if set(files) != _FILES:
+        raise ValueError(f"{file} lists {sorted(files)}; a backbone holds {sorted(_FILES)}.")
+    return manifest
+
+
+def _is_backbone_folder(folder: Path) -> bool:
+    try:
+        manifest = _read_manifest(folder)
+    except (OSError, ValueError):
+        return False
+    present = {entry.name for entry in folder.iterdir()}
+    return present == {saving.MANIFEST_FILE, *manifest["files"]}
+
+
+def load_backbone(path: str | os.PathLike) -> Backbone:
+    """Loads a backbone folder written by `save_backbone`, verifying every file first.
+
+    Args:
+        path: the folder.
+
+    Returns:
+        The `Backbone` (encoder loaded with `safe_mode=True`).
+
+    Raises:
+        FileNotFoundError: if the folder or a file is missing.
+        ValueError: if a file was changed after saving, is malformed, or the files do not
+            belong together.
+
+    Example:
+        >>> backbone = load_backbone("my_backbone")
+    """
+    folder = Path(path)
+    saving.finish_interrupted_save(folder, _is_backbone_folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No backbone folder at {str(folder)!r}.")
+    with saving.folder_lock(folder, exclusive=False):
+        _read_manifest(folder)
+        preproc = TextPreprocessor.load(folder)
+        info = saving.read_json(folder / INFO_FILE)
+        if not isinstance(info, dict) or not set(info) <= _INFO_KEYS:
+            raise ValueError(f"{folder / INFO_FILE} must hold an object with keys "
+                             f"{sorted(_INFO_KEYS)}.")
+        encoder = saving.load_keras_model(folder / ENCODER_FILE)
+    backbone = Backbone(encoder, preproc, info)
+    arch = backbone.architecture()
+    if (arch["vocab_size"], arch["maxlen"]) != (preproc.vocab_size, preproc.maxlen):
+        raise ValueError(
+            f"The backbone in {folder} is inconsistent: the encoder takes {arch['maxlen']} "
+            f"tokens from a vocabulary of {arch['vocab_size']}, the preprocessor gives "
+            f"{preproc.maxlen} from {preproc.vocab_size}."
+        )
+    return backbone
+
+
+def resolve_backbone(backbone: Any) -> Backbone:
+    """A `Backbone` from a folder path, a `Backbone`, or a `MaskedLMLearner`.
+
+    Args:
+        backbone: what the user passed as `backbone=`.
+
+    Returns:
+        The `Backbone`.
+
+    Raises:
+        TypeError: for anything else.
+
+    Example:
+        >>> resolve_backbone("my_backbone")
+    """
+    if isinstance(backbone, Backbone):
+        return backbone
+    if isinstance(backbone, (str, os.PathLike)):
+        return load_backbone(backbone)
+    if isinstance(getattr(backbone, "backbone", None), Backbone):
+        return backbone.backbone
+    raise TypeError(
+        "`backbone` must be a backbone folder path, a ktlite.text.Backbone, or the learner "
+        f"returned by ktlite.text.pretrain. Received: backbone={backbone!r}"
+    )
+
+
+def check_backbone_preproc(backbone: Backbone, preproc: Any) -> None:
+    """Refuses a preprocessor that tokenizes differently from the backbone.
+
+    Args:
+        backbone: the backbone.
+        preproc: the classifier's preprocessor.
+
+    Raises:
+        ValueError: if the vocabulary, normalization or `maxlen` differ; the message says
+            how to build a matching preprocessor.
+
+    Example:
+        >>> check_backbone_preproc(backbone, preproc)
+    """
+    ours = backbone.preproc
+    differs = [
+        name for name, a, b in (
+            ("vocabulary", list(ours.vocab), list(getattr(preproc, "vocab", []))),
+            ("lowercase", ours.lowercase, getattr(preproc, "lowercase", None)),
+            ("maxlen", ours.maxlen, getattr(preproc, "maxlen", None)),
+        ) if a != b
+    ]
+    if differs:
+        raise ValueError(
+            f"`preproc` does not match the backbone ({', '.join(differs)} differ), so the "
+            "pretrained weights would read the wrong tokens. Build the preprocessor from the "
+            "backbone: `texts_from_array(x, y, backbone=path)` (or any texts_from_* loader "
+            "with `backbone=`)."
+        )

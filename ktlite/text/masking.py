@@ -1,0 +1,177 @@
+"""BERT-style masking of token ids, drawn inside `tf.data` with new masks every epoch.
+
+`TokenMasker` is a `TaskDataset` transform: raw texts in, `(inputs, targets,
+sample_weight)` out, where `inputs` holds the corrupted ids and the positions to predict.
+
+How tokens are chosen: of the `n` real tokens of a text (`[CLS]` and padding never count),
+`k = floor(rate * n + u)` are chosen, `u` uniform in [0, 1) (stochastic rounding, so the
+expected share is exactly `rate` even for short texts), uniformly without replacement. With
+`whole_word=True` words are chosen the same way (a word is a piece and its `##`
+continuations) and all of a chosen word's pieces are predicted. Each chosen token becomes
+`[MASK]` with probability 0.8, a random vocabulary token (never a special one) with 0.1,
+and stays itself with 0.1.
+
+Why a `tf.random.Generator`: Keras opens a new iterator on the data set every epoch, and a
+stateful random op in a `tf.data` function restarts its sequence with each iterator when a
+global seed is set, so every epoch would see the same masks. A generator keeps its state in
+a variable across iterators. Batches run in parallel in `tf.data`, so which batch draws which
+masks is not reproducible from run to run even with a seed; the statistics are.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ktlite.text.preprocessor import (
+    CLS_ID,
+    CONTINUATION_PREFIX,
+    MASK_ID,
+    PAD_ID,
+    SEP_ID,
+    SPECIAL_TOKENS,
+)
+
+__all__ = ["TokenMasker", "max_predictions"]
+
+MASK_SHARE, RANDOM_SHARE = 0.8, 0.1
+
+
+def max_predictions(maxlen: int, rate: float, whole_word: bool) -> int:
+    """Positions predicted per text: enough for `rate` of `maxlen - 1` tokens.
+
+    Whole words may overshoot the token share, so they get twice the room (extra chosen
+    pieces beyond it are still corrupted but not predicted; rare).
+
+    Args:
+        maxlen: tokens per text, `[CLS]` included.
+        rate: share of tokens chosen.
+        whole_word: whether whole words are chosen.
+
+    Returns:
+        The number of predicted positions per text.
+
+    Example:
+        >>> max_predictions(64, 0.15, False)
+        10
+    """
+    base = max(1, math.ceil(rate * (maxlen - 1)))
+    return min(maxlen - 1, 2 * base + 2) if whole_word else base
+
+
+class TokenMasker:
+    """Turns a batch of texts into masked-language-model inputs, targets and weights.
+
+    Args:
+        preproc: a fitted `TextPreprocessor` (its `tokenize` runs first).
+        rate: share of tokens to predict, in (0, 1). Default 0.15.
+        whole_word: choose whole words instead of pieces. Default False.
+        seed: seed of the mask generator; None for a random one.
+
+    Raises:
+        ValueError: for an unfitted preprocessor or a rate outside (0, 1).
+
+    Example:
+        >>> masker = TokenMasker(preproc, rate=0.15)
+        >>> (inputs, targets, weights) = masker(tf.constant(["a text"]))
+        >>> inputs["token_ids"].shape, inputs["mask_positions"].shape
+    """
+
+    def __init__(self, preproc: Any, rate: float = 0.15, whole_word: bool = False,
+                 seed: int | None = None) -> None:
+        import tensorflow as tf
+
+        if not getattr(preproc, "is_fitted", False):
+            raise ValueError(
+                "`preproc` must be a fitted TextPreprocessor (with a vocabulary). "
+                f"Received: preproc={preproc!r}"
+            )
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
+            raise ValueError(f"`rate` must be a float in (0, 1). Received: rate={rate!r}")
+        self.preproc = preproc
+        self.rate = float(rate)
+        self.whole_word = bool(whole_word)
+        self.num_predictions = max_predictions(preproc.maxlen, self.rate, self.whole_word)
+        continuation = np.array([t.startswith(CONTINUATION_PREFIX) for t in preproc.vocab])
+        with tf.init_scope():
+            self._continuation = tf.constant(continuation)
+            self._generator = (
+                tf.random.Generator.from_non_deterministic_state()
+                if seed is None else tf.random.Generator.from_seed(int(seed))
+            )
+
+    def __call__(self, texts: Any) -> tuple[dict[str, Any], Any, Any]:
+        ids = self.preproc.tokenize(texts)
+        return self.mask(ids)
+
+    def mask(self, ids: Any) -> tuple[dict[str, Any], Any, Any]:
+        """Masks a batch of token ids (`[CLS]` first, 0 padding).
+
+        Args:
+            ids: int32 `(batch, maxlen)`.
+
+        Returns:
+            `({"token_ids": corrupted, "mask_positions": positions}, targets, weights)`:
+            positions and targets are `(batch, num_predictions)` int32, weights float32 1 for
+            a real prediction and 0 for an unused slot.
+        """
+        import tensorflow as tf
+
+        ids = tf.convert_to_tensor(ids, tf.int32)
+        seeds = self._generator.make_seeds(6)
+        real = (ids != PAD_ID) & (ids != CLS_ID) & (ids != SEP_ID)
+        if self.whole_word:
+            chosen = self._choose_words(ids, real, seeds)
+        else:
+            chosen = self._choose(real, tf.ones_like(ids), seeds[:, 0], seeds[:, 1])
+        # The chosen positions first (in random order), then the others.
+        order_scores = tf.random.stateless_uniform(tf.shape(ids), seeds[:, 2])
+        order_scores += tf.cast(chosen, tf.float32) * 2.0
+        _, positions = tf.math.top_k(order_scores, k=self.num_predictions)
+        weights = tf.cast(tf.gather(chosen, positions, batch_dims=1), tf.float32)
+        targets = tf.gather(ids, positions, batch_dims=1) * tf.cast(weights, tf.int32)
+        roll = tf.random.stateless_uniform(tf.shape(ids), seeds[:, 3])
+        random_ids = tf.random.stateless_uniform(
+            tf.shape(ids), seeds[:, 4], minval=len(SPECIAL_TOKENS),
+            maxval=self.preproc.vocab_size, dtype=tf.int32,
+        )
+        corrupted = tf.where(chosen & (roll < MASK_SHARE), MASK_ID, ids)
+        corrupted = tf.where(
+            chosen & (roll >= MASK_SHARE) & (roll < MASK_SHARE + RANDOM_SHARE),
+            random_ids, corrupted,
+        )
+        inputs = {"token_ids": corrupted, "mask_positions": positions}
+        return inputs, targets, weights
+
+    def _choose(self, candidates: Any, shape_like: Any, seed_count: Any, seed_pick: Any) -> Any:
+        """Chooses `floor(rate * n + u)` of each row's candidates, uniformly."""
+        import tensorflow as tf
+
+        n = tf.reduce_sum(tf.cast(candidates, tf.float32), axis=1)
+        u = tf.random.stateless_uniform(tf.shape(n), seed_count)
+        k = tf.cast(tf.floor(self.rate * n + u), tf.int32)
+        scores = tf.random.stateless_uniform(tf.shape(shape_like), seed_pick)
+        scores = tf.where(candidates, scores, -1.0)
+        # Rank of each candidate within its row (0 = highest score).
+        rank = tf.argsort(tf.argsort(scores, axis=1, direction="DESCENDING"), axis=1)
+        return candidates & (rank < k[:, None])
+
+    def _choose_words(self, ids: Any, real: Any, seeds: Any) -> Any:
+        import tensorflow as tf
+
+        continuation = tf.gather(self._continuation, ids)
+        previous_real = tf.pad(real[:, :-1], [[0, 0], [1, 0]])
+        starts = real & ~(continuation & previous_real)
+        word = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1
+        chosen_words = self._choose(starts, ids, seeds[:, 0], seeds[:, 1])
+        # Word w is chosen when its start is; spread that to every piece of the word.
+        word_chosen = tf.math.unsorted_segment_max(
+            tf.cast(chosen_words, tf.int32),
+            tf.where(starts, word, tf.shape(ids)[1]) + tf.range(tf.shape(ids)[0])[:, None]
+            * (tf.shape(ids)[1] + 1),
+            tf.shape(ids)[0] * (tf.shape(ids)[1] + 1),
+        )
+        word_chosen = tf.reshape(word_chosen, [tf.shape(ids)[0], tf.shape(ids)[1] + 1])
+        return real & (tf.gather(word_chosen, tf.maximum(word, 0), batch_dims=1) > 0)

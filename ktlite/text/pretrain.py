@@ -1,0 +1,292 @@
+"""Masked-language-model pretraining on the user's own unlabeled texts.
+
+`pretrain(texts)` learns a WordPiece vocabulary (or takes a preprocessor), builds the
+encoder of `ktlite.models.Transformer` under a masked-LM head and returns a
+`MaskedLMLearner`: a `Learner` (so `lr_find`, `fit_onecycle`, `autofit` and checkpoints
+apply) that also writes the encoder as a **backbone** folder. Masks are drawn in the
+`tf.data` pipeline by `ktlite.text.masking.TokenMasker`, new every epoch.
+
+Example:
+    >>> learner = text.pretrain(unlabeled_texts)
+    >>> learner.fit_onecycle(1e-3, 3)
+    >>> learner.save_backbone("my_backbone")
+    >>> trn, val, preproc = text.texts_from_array(x, y, backbone="my_backbone")
+    >>> model = text.text_classifier("transformer", trn, preproc=preproc, backbone="my_backbone")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+from ktlite._console import say
+from ktlite.learner import Learner
+from ktlite.text.backbone import Backbone
+from ktlite.text.masking import TokenMasker
+from ktlite.text.preprocessor import DEFAULT_VOCAB_SIZE, TextPreprocessor, validate_texts
+
+__all__ = ["MaskedLMLearner", "pretrain", "masked_lm_model", "save_backbone", "GatherPositions"]
+
+ENCODER_NAME = "encoder"
+
+
+@keras.saving.register_keras_serializable(package="ktlite")
+class GatherPositions(keras.layers.Layer):
+    """Picks the vectors at given positions: `(batch, length, dim)`, `(batch, k)` ->
+    `(batch, k, dim)`.
+
+    Example:
+        >>> GatherPositions()([sequence, positions]).shape  # (batch, k, dim)
+    """
+
+    def call(self, inputs: Sequence[Any]) -> Any:
+        sequence, positions = inputs
+        index = ops.expand_dims(ops.cast(positions, "int32"), -1)
+        return ops.take_along_axis(sequence, index, axis=1)
+
+    def compute_output_shape(self, input_shapes: Sequence[tuple]) -> tuple:
+        sequence, positions = input_shapes
+        return (sequence[0], positions[1], sequence[2])
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None
+
+
+def masked_lm_model(
+    preproc: TextPreprocessor,
+    num_predictions: int,
+    embed_dim: int = 128,
+    num_heads: int = 4,
+    num_layers: int = 2,
+    ff_dim: int | None = None,
+    dropout: float = 0.1,
+    learning_rate: float = 1e-3,
+) -> keras.Model:
+    """Builds and compiles the masked-LM model: the text Transformer's encoder + an LM head.
+
+    The encoder is `ktlite.models.Transformer` without its pooling and head, as a nested
+    model named `"encoder"` with the same layer names, so a text classifier can start from
+    its weights. The head (dense + GELU, layer norm, projection to the vocabulary) scores
+    only the `num_predictions` chosen positions per text.
+
+    Args:
+        preproc: a fitted `TextPreprocessor`.
+        num_predictions: positions predicted per text (`TokenMasker.num_predictions`).
+        embed_dim, num_heads, num_layers, ff_dim, dropout: encoder sizes, as in
+            `text_classifier` (defaults 128, 4, 2, `4 * embed_dim`, 0.1).
+        learning_rate: initial rate of the AdamW optimizer (decay 0.01, no decay on
+            biases and normalization). Default 1e-3.
+
+    Returns:
+        A compiled `keras.Model` from `{"token_ids", "mask_positions"}` to float32 logits
+        `(batch, num_predictions, vocab_size)`; loss: cross-entropy averaged over the real
+        predictions; metric: `masked_accuracy`.
+
+    Example:
+        >>> model = masked_lm_model(preproc, num_predictions=10)
+    """
+    from ktlite.models import Transformer
+
+    full = Transformer(
+        vocab_size=preproc.vocab_size, maxlen=preproc.maxlen, embed_dim=embed_dim,
+        num_heads=num_heads, num_layers=num_layers, ff_dim=ff_dim, dropout=dropout,
+        num_outputs=1, name="transformer",
+    )
+    sequence = full.get_layer("pooling").input
+    if isinstance(sequence, (list, tuple)):  # (vectors, padding mask)
+        sequence = sequence[0]
+    encoder = keras.Model(full.inputs, sequence, name=ENCODER_NAME)
+    token_ids = keras.Input((preproc.maxlen,), dtype="int32", name="token_ids")
+    positions = keras.Input((num_predictions,), dtype="int32", name="mask_positions")
+    picked = GatherPositions(name="gather_positions")([encoder(token_ids), positions])
+    hidden = keras.layers.Dense(embed_dim, activation="gelu", name="lm_dense")(picked)
+    hidden = keras.layers.LayerNormalization(epsilon=1e-5, name="lm_norm")(hidden)
+    logits = keras.layers.Dense(preproc.vocab_size, dtype="float32", name="lm_logits")(hidden)
+    model = keras.Model(
+        {"token_ids": token_ids, "mask_positions": positions}, logits, name="masked_lm"
+    )
+    optimizer = keras.optimizers.AdamW(learning_rate=float(learning_rate), weight_decay=0.01)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight"
+        ),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="masked_accuracy")],
+    )
+    return model
+
+
+def _masked_lm_reporter(model: keras.Model, data: Any, predict: Any) -> tuple[str, Any]:
+    """Masked-token loss and accuracy on `data` (fresh masks), for `Learner.validate`."""
+    from ktlite.data import make_dataset
+
+    dataset, _ = make_dataset(data, 64)
+    scores = model.evaluate(dataset, verbose=0, return_dict=True)
+    result = {"loss": float(scores["loss"]), "masked_accuracy": float(scores["masked_accuracy"])}
+    text = (f"masked-token accuracy {result['masked_accuracy']:.4f}, "
+            f"loss {result['loss']:.4f} (new masks each call)")
+    return text, result
+
+
+class MaskedLMLearner(Learner):
+    """A `Learner` over a masked-LM model that can save its encoder as a backbone.
+
+    Built by `pretrain`. Everything a `Learner` does applies; `validate()` reports the
+    masked-token accuracy.
+
+    Attributes:
+        preproc: the `TextPreprocessor` whose vocabulary the model predicts.
+        masker: the `TokenMasker` of the training data.
+    """
+
+    def __init__(self, model: keras.Model, train_data: Any, val_data: Any, preproc: Any,
+                 masker: TokenMasker, **settings: Any) -> None:
+        super().__init__(model, train_data, val_data, **settings)
+        self.preproc = preproc
+        self.masker = masker
+
+    @property
+    def backbone(self) -> Backbone:
+        """The current encoder and vocabulary, as a `Backbone` (shares the weights)."""
+        return Backbone(
+            self.model.get_layer(ENCODER_NAME), self.preproc,
+            {"mask_rate": self.masker.rate, "whole_word": self.masker.whole_word},
+        )
+
+    def save_backbone(self, path: str | os.PathLike) -> None:
+        """Writes the encoder, the vocabulary and the settings to a backbone folder.
+
+        Atomic like every ktlite save (`ktlite.saving.write_folder`), with a manifest of
+        SHA-256 hashes; no pickle. Load it with `ktlite.text.load_backbone`, or pass the
+        path as `backbone=` to `texts_from_array` and `text_classifier`.
+
+        Args:
+            path: the folder to write.
+
+        Raises:
+            FileExistsError: if `path` is a file or a folder ktlite did not write.
+
+        Example:
+            >>> learner.save_backbone("my_backbone")
+        """
+        self.backbone.save(path)
+
+
+def pretrain(
+    texts: Sequence[str],
+    preproc: TextPreprocessor | None = None,
+    val_texts: Sequence[str] | None = None,
+    *,
+    maxlen: int | None = None,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    mask_rate: float = 0.15,
+    whole_word: bool = False,
+    embed_dim: int = 128,
+    num_heads: int = 4,
+    num_layers: int = 2,
+    ff_dim: int | None = None,
+    dropout: float = 0.1,
+    learning_rate: float = 1e-3,
+    batch_size: int = 64,
+    seed: int | None = None,
+    verbose: int = 1,
+    **learner_settings: Any,
+) -> MaskedLMLearner:
+    """Sets up masked-language-model pretraining on unlabeled texts; returns the learner.
+
+    Args:
+        texts: the unlabeled training texts.
+        preproc: a fitted `TextPreprocessor` to reuse; `None` learns a WordPiece
+            vocabulary from `texts` (with `maxlen` and `vocab_size`).
+        val_texts: texts to report the masked-token accuracy on, or `None`.
+        maxlen: tokens per text (`None`: 99% of texts whole, see `TextPreprocessor`).
+        vocab_size: the largest vocabulary (default 16000).
+        mask_rate: share of tokens predicted (default 0.15; BERT's 80/10/10 corruption).
+        whole_word: choose whole words instead of pieces (default False).
+        embed_dim, num_heads, num_layers, ff_dim, dropout: encoder sizes (defaults as
+            `text_classifier`: 128, 4, 2, `4 * embed_dim`, 0.1).
+        learning_rate: initial rate of the AdamW optimizer (the policies set their own).
+        batch_size: global batch size (default 64).
+        seed: seed of the masks and the shuffling.
+        verbose: 1 reports sizes; 0 is silent.
+        **learner_settings: passed to the `Learner` (`strategy`, `mixed_precision`,
+            `gradient_accumulation_steps`, `jit_compile`, `eval_batch_size`).
+
+    Returns:
+        A `MaskedLMLearner`: call `lr_find`, `fit_onecycle`, ..., then `save_backbone`.
+
+    Raises:
+        ValueError: for invalid texts, an unfitted `preproc`, or invalid settings.
+
+    Example:
+        >>> learner = text.pretrain(unlabeled_texts, mixed_precision="bfloat16")
+        >>> learner.fit_onecycle(learner.lr_find().suggestion, 5)
+        >>> learner.save_backbone("my_backbone")
+    """
+    from ktlite.data import TaskDataset
+    from ktlite.text.loaders import _object_array
+
+    texts = validate_texts(texts, "texts")
+    val = None if val_texts is None else validate_texts(val_texts, "val_texts")
+    if preproc is None:
+        preproc = TextPreprocessor(maxlen=maxlen, vocab_size=vocab_size)
+        preproc.fit_vocab(texts, verbose=verbose)
+    elif not isinstance(preproc, TextPreprocessor) or not preproc.is_fitted:
+        raise ValueError(
+            "`preproc` must be a fitted TextPreprocessor or None. Received: "
+            f"preproc={preproc!r}"
+        )
+    masker = TokenMasker(preproc, rate=mask_rate, whole_word=whole_word, seed=seed)
+    model = masked_lm_model(
+        preproc, masker.num_predictions, embed_dim=embed_dim, num_heads=num_heads,
+        num_layers=num_layers, ff_dim=ff_dim, dropout=dropout, learning_rate=learning_rate,
+    )
+
+    def data(items: list[str]) -> TaskDataset:
+        return TaskDataset(_object_array(items), None, masker, task="text",
+                           reporter=_masked_lm_reporter, self_supervised=True)
+
+    if verbose:
+        say(f"masked-LM pretraining: {len(texts):,} texts, vocabulary {preproc.vocab_size}, "
+            f"maxlen {preproc.maxlen}, {masker.num_predictions} predictions per text, "
+            f"{model.count_params():,} parameters")
+    return MaskedLMLearner(
+        model, data(texts), None if val is None else data(val), preproc, masker,
+        batch_size=batch_size, seed=seed, verbose=verbose, **learner_settings,
+    )
+
+
+def save_backbone(source: Any, path: str | os.PathLike, preproc: Any = None) -> None:
+    """Writes a backbone folder from a pretraining learner, or from a model and preprocessor.
+
+    Args:
+        source: the `MaskedLMLearner` from `pretrain`, or a masked-LM model built by
+            `masked_lm_model` (then `preproc` is required).
+        path: the folder to write.
+        preproc: the `TextPreprocessor` of a model given as `source`.
+
+    Raises:
+        TypeError: if `source` is neither, or `preproc` is missing for a model.
+        FileExistsError: if `path` is a file or a folder ktlite did not write.
+
+    Example:
+        >>> text.save_backbone(learner, "my_backbone")
+    """
+    if isinstance(source, MaskedLMLearner):
+        source.save_backbone(path)
+        return
+    if not isinstance(source, keras.Model) or ENCODER_NAME not in [
+        layer.name for layer in source.layers
+    ]:
+        raise TypeError(
+            "`source` must be the learner from `ktlite.text.pretrain` or a masked-LM model "
+            f"with an {ENCODER_NAME!r} layer. Received: source={source!r}"
+        )
+    if preproc is None:
+        raise TypeError("`preproc` is required when `source` is a model.")
+    Backbone(source.get_layer(ENCODER_NAME), preproc).save(path)

@@ -1,0 +1,147 @@
+"""Per-group learning rates: grouping, multipliers, and exact per-group optimizer updates."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktlite.lr import GroupRates, group_multipliers, layer_groups
+
+
+def _branches(optimizer):
+    """Two independent Dense branches from the input, summed: each kernel's gradient is
+    the batch mean of x whatever the other weights are."""
+    inputs = keras.Input((3,))
+    a = keras.layers.Dense(1, name="a")(inputs)
+    b = keras.layers.Dense(1, name="b")(inputs)
+    out = keras.layers.Add(name="sum")([a, b])
+    model = keras.Model(inputs, out)
+    model.compile(optimizer=optimizer, loss=lambda y, p: tf.reduce_mean(p))
+    model.build((None, 3))
+    return model
+
+
+def test_automatic_groups_put_a_normalization_with_the_layer_before():
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(4, name="d0")(inputs)
+    x = keras.layers.LayerNormalization(name="norm")(x)
+    x = keras.layers.Dropout(0.1)(x)
+    x = keras.layers.Dense(4, name="d1")(x)
+    out = keras.layers.Dense(2, name="head")(x)
+    model = keras.Model(inputs, out)
+    names = [[layer.name for layer in g] for g in layer_groups(model)]
+    assert names == [["d0", "norm"], ["d1"], ["head"]]
+
+
+def test_explicit_groups_must_cover_every_layer_with_weights():
+    model = _branches("sgd")
+    assert [[x.name for x in g] for g in layer_groups(model, [["a"], "b"])] == [["a"], ["b"]]
+    with pytest.raises(ValueError, match=r"in none: \['b'\]"):
+        layer_groups(model, [["a"]])
+    with pytest.raises(ValueError, match="two groups"):
+        layer_groups(model, ["a", ["a", "b"]])
+    with pytest.raises(ValueError, match="nope"):
+        layer_groups(model, ["a", "nope"])
+
+
+def test_multipliers_spread_geometrically_to_the_head():
+    np.testing.assert_allclose(group_multipliers(3, 100.0), [0.01, 0.1, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(group_multipliers(2, [0.5, 2.0]), [0.5, 2.0])
+    with pytest.raises(ValueError, match="lr_mult"):
+        group_multipliers(3, 0.5)
+    with pytest.raises(ValueError, match="lr_mult"):
+        group_multipliers(3, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda lr: keras.optimizers.SGD(learning_rate=lr, momentum=0.9),
+    lambda lr: keras.optimizers.Adam(learning_rate=lr),
+    lambda lr: keras.optimizers.AdamW(learning_rate=lr, weight_decay=0.1),
+    lambda lr: keras.optimizers.Lion(learning_rate=lr, weight_decay=0.05),
+], ids=["sgd_momentum", "adam", "adamw", "lion"])
+def test_each_group_steps_exactly_as_its_optimizer_at_lr_times_multiplier(make):
+    lr, mults = 0.01, [0.1, 3.0]
+    grads = [np.array([[0.3, -1.0], [2.0, 0.1], [-0.5, 0.7]], "float32"), np.ones(2, "float32")]
+    optimizer = make(lr)
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    inputs = keras.Input((3,))
+    outs = [keras.layers.Dense(2, name=f"g{i}")(inputs) for i in range(2)]
+    model = keras.Model(inputs, keras.layers.Add()(outs))
+    model.compile(optimizer=optimizer, loss="mse")
+    g0, g1 = model.get_layer("g0"), model.get_layer("g1")
+    for layer in (g0, g1):
+        layer.kernel.assign(np.full((3, 2), 0.5, "float32"))
+        layer.bias.assign(np.full((2,), 0.2, "float32"))
+    variables = [g0.kernel, g0.bias, g1.kernel, g1.bias]
+    optimizer.build(variables)
+    rates = GroupRates(model, [[g0], [g1]], mults)
+    step = tf.function(lambda: optimizer.apply(grads + grads, variables))
+    with rates:
+        for _ in range(2):  # two steps: the optimizers' states must evolve alike too
+            step()
+    for layer, mult in ((g0, mults[0]), (g1, mults[1])):
+        reference = make(lr * mult)
+        reference.exclude_from_weight_decay(var_names=["bias"])
+        ref_vars = [keras.Variable(np.full((3, 2), 0.5, "float32"), name="kernel"),
+                    keras.Variable(np.full((2,), 0.2, "float32"), name="bias")]
+        reference.build(ref_vars)
+        for _ in range(2):
+            reference.apply(grads, ref_vars)
+        moved = np.abs(layer.kernel.numpy() - 0.5).max()
+        assert moved > 1e-4
+        np.testing.assert_allclose(layer.kernel.numpy(), ref_vars[0].numpy(), rtol=1e-5,
+                                   atol=1e-7)
+        np.testing.assert_allclose(layer.bias.numpy(), ref_vars[1].numpy(), rtol=1e-5,
+                                   atol=1e-7)
+    assert not rates.installed and "update_step" not in optimizer.__dict__
+
+
+def test_rates_follow_the_one_cycle_schedule_per_group():
+    import ktlite
+
+    model = _branches(keras.optimizers.SGD(learning_rate=0.1))
+    a, b = model.get_layer("a"), model.get_layer("b")
+    start_a, start_b = a.kernel.numpy().copy(), b.kernel.numpy().copy()
+    x = np.ones((32, 3), "float32")
+    learner = ktlite.get_learner(model, (x, np.zeros((32, 1), "float32")), batch_size=8,
+                                 verbose=0)
+    with GroupRates(model, [[a], [b]], [0.25, 1.0]):
+        learner.fit_onecycle(0.1, 2, moms=None)
+    lrs = np.asarray(learner.step_history["lrs"])
+    assert len(lrs) == 8 and lrs.max() > 5 * lrs.min()  # a real schedule
+    # dL/dkernel = mean(x) / 1 = 1 for every kernel entry, every step.
+    np.testing.assert_allclose(start_a - a.kernel.numpy(), 0.25 * lrs.sum(), rtol=1e-4)
+    np.testing.assert_allclose(start_b - b.kernel.numpy(), lrs.sum(), rtol=1e-4)
+
+
+def test_lr_find_leaves_group_rates_and_training_exactly_as_before():
+    import ktlite
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = rng.normal(size=(64, 1)).astype("float32")
+
+    def make():
+        inputs = keras.Input((3,))
+        h = keras.layers.Dense(8, activation="tanh", name="body")(inputs)
+        out = keras.layers.Dense(1, name="head")(h)
+        model = keras.Model(inputs, out)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+        return model
+
+    twins = [make(), make()]
+    twins[1].set_weights(twins[0].get_weights())
+    learners, rates = [], []
+    for model in twins:
+        learner = ktlite.get_learner(model, (x, y), batch_size=16, shuffle=False, verbose=0)
+        rates.append(GroupRates(model, layer_groups(model), [0.1, 1.0]).install())
+        learners.append(learner)
+    learners[0].lr_find(num_steps=20, verbose=0)
+    assert rates[0].installed
+    np.testing.assert_array_equal(rates[0].multipliers.numpy(), np.float32([0.1, 1.0]))
+    for learner in learners:
+        learner.fit_onecycle(1e-2, 1)
+    for w0, w1 in zip(twins[0].get_weights(), twins[1].get_weights()):
+        np.testing.assert_array_equal(w0, w1)
+    for r in rates:
+        r.uninstall()

@@ -1,0 +1,167 @@
+"""Masked-LM pretraining: masking statistics, the backbone folder, and the lift it gives.
+
+The corpus is a toy language of 4 topics with 12 words each; every text draws 8 words of
+one topic. The few labelled texts use only words 0-3 of their topic and the test texts only
+words 6-11, so a classifier trained from scratch has never seen a test word (chance), while
+an encoder pretrained on unlabelled texts has learned which words share a topic.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import ktlite
+from ktlite import text
+from ktlite.text.masking import TokenMasker
+from ktlite.text.preprocessor import CLS_ID, MASK_ID, PAD_ID, TextPreprocessor
+
+TOPICS, WORDS = 4, 12
+SIZES = {"embed_dim": 32, "num_heads": 2, "num_layers": 1}
+
+
+def _sentence(rng, topic, allowed, length=8):
+    return " ".join(f"t{topic}w{w}" for w in rng.choice(allowed, size=length))
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    rng = np.random.default_rng(0)
+    unlabelled = [_sentence(rng, rng.integers(TOPICS), np.arange(WORDS)) for _ in range(1500)]
+    lab_y = [t for t in range(TOPICS) for _ in range(8)]
+    lab_x = [_sentence(rng, t, np.arange(4)) for t in lab_y]
+    test_y = [t for t in range(TOPICS) for _ in range(25)]
+    test_x = [_sentence(rng, t, np.arange(6, WORDS)) for t in test_y]
+    return unlabelled, (lab_x, lab_y), (test_x, test_y)
+
+
+@pytest.fixture(scope="module")
+def pretrained(corpus):
+    keras.utils.set_random_seed(0)
+    learner = text.pretrain(corpus[0], vocab_size=200, batch_size=32, seed=1, verbose=0,
+                            **SIZES)
+    history = learner.fit_onecycle(5e-3, 4, verbose=0)
+    return learner, history.history["loss"]
+
+
+def _ids_and_masks(whole_word, texts, seed=3, vocab_size=400):
+    preproc = TextPreprocessor(maxlen=32, vocab_size=vocab_size).fit_vocab(texts)
+    masker = TokenMasker(preproc, rate=0.15, whole_word=whole_word, seed=seed)
+    ids = preproc.preprocess(texts)
+    inputs, targets, weights = masker.mask(tf.constant(ids))
+    return preproc, masker, ids, inputs, targets.numpy(), weights.numpy()
+
+
+def test_masking_chooses_15_percent_and_corrupts_80_10_10():
+    rng = np.random.default_rng(1)
+    texts = [" ".join(f"w{i}" for i in rng.integers(0, 150, size=rng.integers(3, 30)))
+             for _ in range(3000)]
+    _, _, ids, inputs, targets, weights = _ids_and_masks(False, texts)
+    real = (ids != PAD_ID) & (ids != CLS_ID)
+    positions = inputs["mask_positions"].numpy()
+    chosen = weights > 0
+    rows = np.repeat(np.arange(len(ids))[:, None], positions.shape[1], axis=1)
+    original = ids[rows[chosen], positions[chosen]]
+    corrupted = inputs["token_ids"].numpy()[rows[chosen], positions[chosen]]
+    assert chosen.sum() / real.sum() == pytest.approx(0.15, abs=0.005)
+    np.testing.assert_array_equal(targets[chosen], original)
+    assert np.mean(corrupted == MASK_ID) == pytest.approx(0.8, abs=0.02)
+    kept = np.mean(corrupted == original)
+    assert kept == pytest.approx(0.1 + 0.1 / 150, abs=0.015)  # random may redraw itself
+    assert np.mean((corrupted != MASK_ID) & (corrupted != original)) == pytest.approx(
+        0.1, abs=0.015)
+    assert not np.any(ids[:, 0] != inputs["token_ids"].numpy()[:, 0])  # [CLS] untouched
+    unchosen = inputs["token_ids"].numpy().copy()
+    unchosen[rows[chosen], positions[chosen]] = ids[rows[chosen], positions[chosen]]
+    np.testing.assert_array_equal(unchosen, ids)  # nothing else changed
+
+
+def test_whole_word_masking_predicts_every_piece_of_a_chosen_word():
+    rng = np.random.default_rng(2)
+    # Hundreds of distinct words from a few syllables: a small vocabulary must split them.
+    syllables = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "po"]
+    texts = [" ".join("".join(rng.choice(syllables, size=rng.integers(1, 4)))
+                      for _ in range(8)) for _ in range(2000)]
+    preproc, masker, ids, inputs, _, weights = _ids_and_masks(True, texts, vocab_size=40)
+    continuation = np.array([t.startswith("##") for t in preproc.vocab])
+    positions = inputs["mask_positions"].numpy()
+    chosen_any = False
+    for row in range(200):
+        picked = set(positions[row][weights[row] > 0].tolist())
+        for pos in picked:
+            # Every continuation right after a chosen piece is chosen too.
+            nxt = pos + 1
+            while nxt < ids.shape[1] and continuation[ids[row, nxt]]:
+                assert nxt in picked
+                chosen_any = True
+                nxt += 1
+    assert chosen_any
+    real = (ids != PAD_ID) & (ids != CLS_ID)
+    assert (weights > 0).sum() / real.sum() == pytest.approx(0.15, abs=0.02)
+
+
+def test_every_epoch_sees_new_masks():
+    texts = ["the cat sat on the mat with a hat"] * 64
+    preproc = TextPreprocessor(maxlen=16, vocab_size=100).fit_vocab(texts)
+    data = ktlite.data.TaskDataset(np.array(texts, dtype=object), None,
+                                   TokenMasker(preproc, seed=0), self_supervised=True)
+    dataset, _ = ktlite.data.make_dataset(data, 64)
+    first = next(iter(dataset))[0]["mask_positions"].numpy()
+    second = next(iter(dataset))[0]["mask_positions"].numpy()
+    assert not np.array_equal(first, second)
+
+
+def test_pretraining_lowers_the_masked_lm_loss(pretrained):
+    _, losses = pretrained
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_a_pretrained_backbone_lifts_a_small_classifier(pretrained, corpus):
+    learner, _ = pretrained
+    (lab_x, lab_y), (test_x, test_y) = corpus[1], corpus[2]
+    accuracy = {}
+    for name in ("pretrained", "scratch"):
+        keras.utils.set_random_seed(0)
+        trn, val, preproc = text.texts_from_array(lab_x, lab_y, test_x, test_y,
+                                                  backbone=learner, verbose=0)
+        model = text.text_classifier("transformer", trn, preproc=preproc, verbose=0,
+                                     backbone=learner if name == "pretrained" else None,
+                                     **SIZES)
+        clf = ktlite.get_learner(model, trn, val, batch_size=8, verbose=0)
+        if name == "pretrained":
+            clf.fine_tune(4, base_lr=1e-2, freeze_epochs=8, lr_mult=10)
+        else:
+            clf.fit_onecycle(1e-2, 12)
+        accuracy[name] = float(np.mean(np.argmax(clf.predict(val), 1) == np.array(test_y)))
+    assert accuracy["scratch"] < 0.5
+    assert accuracy["pretrained"] > accuracy["scratch"] + 0.4
+
+
+def test_backbone_folder_round_trips_and_refuses_a_changed_file(pretrained, corpus, tmp_path):
+    learner, _ = pretrained
+    folder = tmp_path / "backbone"
+    learner.save_backbone(folder)
+    learner.save_backbone(folder)  # replacing its own folder is allowed
+    loaded = text.load_backbone(folder)
+    assert loaded.preproc.vocab == learner.preproc.vocab
+    assert loaded.preproc.label_mode is None
+    for a, b in zip(loaded.encoder.get_weights(), learner.model.get_layer("encoder").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    trn, _, preproc = text.texts_from_array(*corpus[1], backbone=folder, verbose=0)
+    model = text.text_classifier("transformer", trn, preproc=preproc, backbone=folder,
+                                 verbose=0)
+    np.testing.assert_array_equal(model.get_layer("encoder_0").get_weights()[0],
+                                  loaded.encoder.get_layer("encoder_0").get_weights()[0])
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+                                                 "x"]) + "\n")
+    with pytest.raises(ValueError, match="vocab.txt does not match the SHA-256"):
+        text.load_backbone(folder)
+
+
+def test_a_preprocessor_with_another_vocabulary_is_refused(pretrained, corpus):
+    learner, _ = pretrained
+    trn, _, preproc = text.texts_from_array(*corpus[1], vocab_size=100, verbose=0)
+    with pytest.raises(ValueError, match=r"Build the preprocessor from the backbone.*backbone="):
+        text.text_classifier("transformer", trn, preproc=preproc, backbone=learner, verbose=0)
+    with pytest.raises(ValueError, match="maxlen"):
+        text.texts_from_array(*corpus[1], backbone=learner, maxlen=7, verbose=0)
