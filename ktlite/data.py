@@ -111,6 +111,7 @@ class TaskDataset:
         self.transform = transform
         self.task = task
         self.reporter = reporter
+        self.self_supervised = bool(self_supervised)
         self._lengths = lengths if lengths is None or callable(lengths) else self._check(lengths)
 
     @property
@@ -162,7 +163,6 @@ class TaskDataset:
             lengths=lengths if lengths is None or callable(lengths) else lengths[idx],
             self_supervised=self.self_supervised,
         )
-        self.self_supervised = bool(self_supervised)
 
     def __len__(self) -> int:
         return num_samples(self.x, name="x")
