@@ -56,6 +56,7 @@ __all__ = [
     "symbolic_build",
     "tf_trainer_sources",
     "verify",
+    "uses_weight_decay",
     "weight_decay_exclusions",
 ]
 
@@ -170,6 +171,28 @@ def weight_decay_exclusions(optimizer: keras.optimizers.Optimizer) -> tuple[Any,
         getattr(optimizer, "_exclude_from_weight_decay_pattern", None),
         getattr(optimizer, "_exclude_from_weight_decay", None),
     )
+
+
+def uses_weight_decay(optimizer: keras.optimizers.Optimizer, variable: Any) -> bool:
+    """Whether the optimizer applies its weight decay to `variable`.
+
+    Missing public API: Keras keeps the `exclude_from_weight_decay` choices private; this
+    asks `optimizer._use_weight_decay(variable)`, the check the optimizer itself makes.
+    Checked on Keras 3.5 to 3.15.
+
+    Args:
+        optimizer: a Keras optimizer (not a `LossScaleOptimizer` wrapper).
+        variable: one of the variables it trains.
+
+    Returns:
+        True if the variable is decayed.
+
+    Example:
+        >>> uses_weight_decay(keras.optimizers.AdamW(weight_decay=0.1), model.weights[0])
+        True
+    """
+    _require(optimizer, "_use_weight_decay", "uses_weight_decay")
+    return bool(optimizer._use_weight_decay(variable))
 
 
 # ---------------------------------------------------------------------- models and layers

@@ -151,6 +151,18 @@ def test_weight_decay_exclusions():
     assert compat.optimizer_variable_key(optimizer, kernel) in keys
 
 
+def test_uses_weight_decay():
+    model = tiny_model()
+    optimizer = keras.optimizers.AdamW(1e-3, weight_decay=0.1)
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    optimizer.build(model.trainable_variables)
+    head = model.get_layer("head")
+    decayed = compat.verify(
+        "uses_weight_decay", lambda: compat.uses_weight_decay(optimizer, head.kernel)
+    )
+    assert decayed is True and compat.uses_weight_decay(optimizer, head.bias) is False
+
+
 # ------------------------------------------------------------------ models and layers
 def test_flatten_layers():
     model = tiny_model(compiled=False)

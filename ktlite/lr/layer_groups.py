@@ -30,6 +30,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from ktlite import compat
+
 __all__ = ["GroupRates", "group_multipliers", "layer_groups"]
 
 _NORMALIZATION = (
@@ -178,15 +180,6 @@ def _positive(value: Any) -> bool:
     )
 
 
-def _decays(optimizer: Any, variable: Any) -> bool:
-    """PRIVATE KERAS HOOK (`Optimizer._use_weight_decay`): whether `variable` is decayed.
-
-    Keras keeps `exclude_from_weight_decay` choices private; this reads them the way the
-    optimizer itself does. Candidate for `ktlite.compat`.
-    """
-    return bool(optimizer._use_weight_decay(variable))
-
-
 class GroupRates:
     """Applies a learning-rate multiplier per layer group to a compiled model's optimizer.
 
@@ -294,7 +287,7 @@ class GroupRates:
             else:
                 lr = learning_rate * self.multipliers[index]
             decay = self._weight_decay
-            if decay is not None and _decays(optimizer, variable):
+            if decay is not None and compat.uses_weight_decay(optimizer, variable):
                 rate = _tf().cast(lr, variable.dtype) * _tf().cast(decay, variable.dtype)
                 variable.assign_sub(variable * rate)
             return original_update(gradient, variable, lr)
