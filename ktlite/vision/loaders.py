@@ -19,7 +19,7 @@ import numpy as np
 
 from ktlite._console import say
 from ktlite.labels import LabelEncoder
-from ktlite.splits import split_indices
+from ktlite.splits import check_val_pct, split_indices
 from ktlite.vision import files
 from ktlite.vision.augment import Augmentation
 from ktlite.vision.preprocessor import ImagePreprocessor, as_pixel_batch, check_image_size
@@ -37,16 +37,6 @@ def _augmentation(augment: Any) -> Augmentation | None:
         "`augment` must be True (default augmentation), False, or a "
         f"ktlite.vision.Augmentation. Received: augment={augment!r}"
     )
-
-
-def _check_val_pct(val_pct: Any) -> float:
-    if isinstance(val_pct, bool) or not isinstance(val_pct, (int, float)) or not (
-        0.0 < float(val_pct) < 1.0
-    ):
-        raise ValueError(
-            f"`val_pct` must be a float strictly between 0 and 1. Received: val_pct={val_pct!r}"
-        )
-    return float(val_pct)
 
 
 def _datasets(
@@ -168,7 +158,7 @@ def images_from_array(
             f"`x_test` and `y_test` must have the same length. Received: {len(x_val)} images "
             f"and {len(y_test)} labels"
         )
-    val_pct = _check_val_pct(val_pct)
+    val_pct = check_val_pct(val_pct)
     labels, train_idx, val_idx, y_enc, y_val = _fit_and_split(
         y_train, y_test, len(x), label_mode, class_names, val_pct, random_state
     )
@@ -208,7 +198,7 @@ def _images_from_paths(
     """Scans the files, drops unreadable ones, fits labels, splits, builds the datasets."""
     verbose = options["verbose"]
     augmentation = _augmentation(options["augment"])
-    val_pct = _check_val_pct(options["val_pct"])
+    val_pct = check_val_pct(options["val_pct"])
     kept, shapes = files.scan_images(paths, "training images")
     paths = [paths[i] for i in kept]
     y_train = _take(labels_raw, kept)
