@@ -1,0 +1,228 @@
+"""Raw tables as named columns: DataFrames, lists of row dicts and 2-D arrays.
+
+Every tabular entry point (loaders, preprocessor, predictor) turns its input into an
+ordered ``{column name: 1-D numpy array}`` dict here, and reads numeric and categorical
+values with the same two functions, so training data and prediction requests are read
+alike. pandas is never imported: any object with ``columns`` and column indexing works.
+
+Missing values: ``None``, ``NaN``, pandas' ``NA``/``NaT`` (and ``""`` in a numeric column)
+are missing. A missing number becomes ``NaN``; a missing category becomes ``""``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+MISSING_CATEGORY = ""
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a raw cell is a missing value (None, NaN, pandas NA or NaT)."""
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def is_frame(data: Any) -> bool:
+    """Whether `data` looks like a pandas DataFrame (``columns`` and ``to_numpy``)."""
+    return hasattr(data, "columns") and hasattr(data, "to_numpy") and hasattr(data, "__getitem__")
+
+
+def frame_columns(df: Any, name: str) -> dict[str, np.ndarray]:
+    """The columns of a DataFrame, names as ``str``, in order.
+
+    Args:
+        df: a pandas DataFrame (or any object with ``columns`` and column indexing).
+        name: the argument name used in messages.
+
+    Returns:
+        ``{column name: 1-D array}``.
+
+    Raises:
+        ValueError: if `df` is not a DataFrame or two columns share a name.
+
+    Example:
+        >>> frame_columns(pd.DataFrame({"age": [41]}), "df")
+        {'age': array([41])}
+    """
+    if not is_frame(df):
+        raise ValueError(
+            f"`{name}` must be a pandas DataFrame. Received: {name} of type {type(df).__name__}"
+        )
+    columns: dict[str, np.ndarray] = {}
+    for column in df.columns:
+        key = str(column)
+        if key in columns:
+            raise ValueError(f"`{name}` has two columns named {key!r}; rename one.")
+        columns[key] = np.asarray(df[column].to_numpy())
+    return columns
+
+
+def array_columns(x: Any, feature_names: Sequence[str] | None, name: str) -> dict[str, np.ndarray]:
+    """The columns of a 2-D array, named by `feature_names` (default ``f0, f1, ...``).
+
+    Args:
+        x: a 2-D array-like of shape ``(rows, features)`` (numbers, strings, or mixed).
+        feature_names: one name per column, or None.
+        name: the argument name used in messages.
+
+    Returns:
+        ``{column name: 1-D array}``.
+
+    Raises:
+        ValueError: if `x` is not 2-D or the names do not fit.
+
+    Example:
+        >>> list(array_columns(np.zeros((2, 3)), None, "x"))
+        ['f0', 'f1', 'f2']
+    """
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"`{name}` must be 2-D (rows, features). Received: {name} with shape {arr.shape}"
+        )
+    names = [f"f{i}" for i in range(arr.shape[1])] if feature_names is None else feature_names
+    names = [str(c) for c in names]
+    if len(names) != arr.shape[1] or len(set(names)) != len(names):
+        raise ValueError(
+            f"`feature_names` must name each of the {arr.shape[1]} columns of `{name}` once. "
+            f"Received: feature_names={feature_names!r}"
+        )
+    return {c: arr[:, i] for i, c in enumerate(names)}
+
+
+def row_columns(rows: Sequence[Any], expected: Sequence[str], name: str) -> dict[str, list[Any]]:
+    """Gathers the columns `expected` from a list of row dicts.
+
+    Args:
+        rows: a list of mappings from column name to value.
+        expected: the columns to gather.
+        name: the argument name used in messages.
+
+    Returns:
+        ``{column name: list of values}`` for the expected columns.
+
+    Raises:
+        TypeError: if a row is not a mapping (its index is named).
+
+    Example:
+        >>> row_columns([{"age": 41}], ["age"], "rows")
+        {'age': [41]}
+    """
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise TypeError(
+                f"`{name}` must hold dict rows ({{column: value}}). Received: {name}[{i}] of "
+                f"type {type(row).__name__}"
+            )
+    return {c: [row.get(c) for row in rows] for c in expected}
+
+
+def is_numeric_column(values: Any) -> bool:
+    """Whether a column holds numbers only (missing values aside).
+
+    Numeric, boolean and all-missing columns are numeric; a column with any string (or
+    other object) is categorical.
+
+    Example:
+        >>> is_numeric_column(np.array([1.5, None], dtype=object))
+        True
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iufb":
+        return True
+    return all(
+        is_missing(v) or (isinstance(v, numbers.Real) and not isinstance(v, str)) for v in arr
+    )
+
+
+def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
+    """Reads a numeric column as float32, missing values as NaN.
+
+    Numbers and strings holding numbers are read; ``None``, NaN and ``""`` are missing.
+
+    Args:
+        values: the column's values.
+        column: the column name, for messages.
+        name: the argument name, for messages.
+
+    Returns:
+        A float32 array.
+
+    Raises:
+        ValueError: for a value that is not a number, or an infinite one (row named).
+
+    Example:
+        >>> numeric_values([1, None, "2.5"], "age", "rows")
+        array([1. , nan, 2.5], dtype=float32)
+    """
+    if isinstance(values, np.ndarray):
+        arr = values
+    else:  # object dtype keeps each value as given ([1, "a"] would become strings)
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
+    if arr.dtype.kind in "iufb":
+        out = arr.astype(np.float32)
+    else:
+        out = np.empty(len(arr), dtype=np.float32)
+        for i, v in enumerate(arr):
+            if is_missing(v) or (isinstance(v, str) and not v.strip()):
+                out[i] = np.nan
+                continue
+            try:
+                if isinstance(v, (bytes, bytearray)):
+                    raise TypeError
+                out[i] = float(v)
+            except (TypeError, ValueError):
+                shown = v.item() if isinstance(v, np.generic) else v
+                raise ValueError(
+                    f"Column {column!r} of `{name}` is numeric but row {i} holds {shown!r:.60}. "
+                    "Pass a number, or None for a missing value."
+                ) from None
+    bad = np.flatnonzero(np.isinf(out))
+    if bad.size:
+        raise ValueError(
+            f"Column {column!r} of `{name}` holds an infinite value at row {int(bad[0])}; "
+            "use a finite number or None for a missing value."
+        )
+    return out
+
+
+def category_text(value: Any) -> str:
+    """The text a categorical cell is known by: whole floats as ints, missing as ``""``.
+
+    Example:
+        >>> category_text(3.0), category_text("Rome"), category_text(None)
+        ('3', 'Rome', '')
+    """
+    if is_missing(value):
+        return MISSING_CATEGORY
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else repr(number)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def category_values(values: Any) -> np.ndarray:
+    """Reads a categorical column as an object array of ``str`` (see `category_text`).
+
+    Example:
+        >>> category_values(["Rome", None, 2])
+        array(['Rome', '', '2'], dtype=object)
+    """
+    out = np.empty(len(values), dtype=object)
+    out[:] = [category_text(v) for v in values]
+    return out

@@ -1,0 +1,432 @@
+"""Loaders that turn tables into ``(trn, val, preproc)``: DataFrames, arrays, CSV files.
+
+Every loader ends in `_from_columns`: labels are read from all training labels, column
+statistics and vocabularies from the training rows only (after the validation split), and
+``trn``/``val`` are `ktlite.data.TaskDataset` objects holding the raw batch
+(``{"numeric", "categorical"}`` matrices), the encoded labels and ``preproc.transform``
+as their in-graph transform.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ktlite._console import say
+from ktlite.tabular import columns as _columns
+from ktlite.tabular.preprocessor import DEFAULT_MAX_CATEGORIES, TabularPreprocessor
+
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+def _check_options(val_pct: Any, random_state: Any, verbose: Any) -> float:
+    if (
+        isinstance(val_pct, bool)
+        or not isinstance(val_pct, (int, float, np.floating))
+        or not 0.0 < float(val_pct) < 1.0
+    ):
+        raise ValueError(
+            f"`val_pct` must be a float strictly between 0 and 1. Received: val_pct={val_pct!r}"
+        )
+    if random_state is not None and (
+        isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
+    ):
+        raise ValueError(
+            f"`random_state` must be an int or None. Received: random_state={random_state!r}"
+        )
+    if verbose not in (0, 1) or isinstance(verbose, bool):
+        raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
+    return float(val_pct)
+
+
+def _split(
+    y: np.ndarray, stratify: bool, val_pct: float, random_state: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train / validation row indices; stratified keeps each class's share.
+
+    With `stratify`, each class gives ``round(count * val_pct)`` rows (at least one when it
+    has two or more; a class with one row stays in training).
+    """
+    n = len(y)
+    rng = np.random.default_rng(random_state)
+    if stratify:
+        parts = []
+        for c in np.unique(y):
+            members = rng.permutation(np.flatnonzero(y == c))
+            take = min(len(members) - 1, max(1, int(round(len(members) * val_pct))))
+            parts.append(members[:take])
+        val = np.sort(np.concatenate(parts))
+    else:
+        val = np.sort(rng.permutation(n)[: int(round(n * val_pct))])
+    if len(val) == 0 or len(val) >= n:
+        raise ValueError(
+            f"`val_pct`={val_pct} leaves an empty training or validation split for {n} rows. "
+            "Use more rows, another val_pct, or pass validation data."
+        )
+    return np.setdiff1d(np.arange(n), val, assume_unique=True), val
+
+
+def _take(columns: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    return {c: np.asarray(v)[idx] for c, v in columns.items()}
+
+
+def _label_list(label_columns: Any) -> list[str]:
+    if isinstance(label_columns, str):
+        return [label_columns]
+    if (
+        isinstance(label_columns, Sequence)
+        and label_columns
+        and all(isinstance(c, str) for c in label_columns)
+    ):
+        return list(label_columns)
+    raise ValueError(
+        "`label_columns` must be a column name or a non-empty list of column names. "
+        f"Received: label_columns={label_columns!r}"
+    )
+
+
+def _split_labels(
+    found: dict[str, np.ndarray], name: str, labels: list[str], ignore: list[str]
+) -> tuple[dict[str, np.ndarray], Any]:
+    """Separates the label columns (and ignored ones) from the feature columns."""
+    absent = [c for c in labels + ignore if c not in found]
+    if absent:
+        raise ValueError(
+            f"Columns {absent} are not in `{name}`; it has columns {list(found)}. Set "
+            "`label_columns` / `ignore_columns`."
+        )
+    y = found[labels[0]] if len(labels) == 1 else np.stack([found[c] for c in labels], axis=1)
+    features = {c: v for c, v in found.items() if c not in labels and c not in ignore}
+    return features, y
+
+
+def _from_columns(
+    x_train: dict[str, np.ndarray],
+    y_train: Any,
+    x_val: dict[str, np.ndarray] | None,
+    y_val: Any,
+    dropped: list[str],
+    *,
+    val_pct: float,
+    random_state: int | None,
+    numeric_columns: Sequence[str] | None,
+    categorical_columns: Sequence[str] | None,
+    max_categories: int,
+    label_mode: str | None,
+    class_names: Sequence[str] | None,
+    verbose: int,
+) -> tuple[Any, Any, TabularPreprocessor]:
+    from ktlite.classifier import classification_reporter
+    from ktlite.data import TaskDataset
+
+    val_pct = _check_options(val_pct, random_state, verbose)
+    n = _columns_length(x_train, "x_train")
+    if y_train is None or len(y_train) != n:
+        raise ValueError(
+            f"`y_train` must hold one label per row. Received: {n} rows and "
+            f"{'no' if y_train is None else len(y_train)} labels"
+        )
+    preproc = TabularPreprocessor(
+        numeric_columns, categorical_columns, max_categories, label_mode, class_names
+    )
+    y_enc = preproc.fit_labels(y_train, name="y_train").encode_labels(y_train, name="y_train")
+    if x_val is None:
+        stratify = preproc.label_mode == "multiclass"
+        trn_idx, val_idx = _split(y_enc, stratify, val_pct, random_state)
+        x_val, y_val_enc = _take(x_train, val_idx), y_enc[val_idx]
+        x_train, y_enc = _take(x_train, trn_idx), y_enc[trn_idx]
+        source = f"{val_pct:.0%} of the rows held out{', stratified' if stratify else ''}"
+    else:
+        m = _columns_length(x_val, "x_test")
+        if y_val is None or len(y_val) != m:
+            raise ValueError(
+                f"`y_test` must hold one label per validation row. Received: {m} rows and "
+                f"{'no' if y_val is None else len(y_val)} labels"
+            )
+        y_val_enc = preproc.encode_labels(y_val, name="y_test")
+        source = "given validation rows"
+    preproc.fit_columns(x_train, dropped_columns=dropped, name="x_train")
+    if verbose:
+        say(
+            f"{len(y_enc):,} training and {len(y_val_enc):,} validation rows ({source}); "
+            f"{len(preproc.numeric)} numeric and {len(preproc.categorical)} categorical "
+            f"columns; {_describe_labels(preproc)}"
+        )
+    reporter = classification_reporter(preproc.labels)
+
+    def dataset(columns: Mapping[str, Any], y: np.ndarray, name: str) -> Any:
+        preproc._check_names(list(columns), name)
+        raw = preproc.raw_batch(columns, name)
+        return TaskDataset(raw, y, preproc.transform, task="tabular", reporter=reporter)
+
+    return dataset(x_train, y_enc, "x_train"), dataset(x_val, y_val_enc, "x_test"), preproc
+
+
+def _columns_length(columns: Mapping[str, Any], name: str) -> int:
+    lengths = {len(v) for v in columns.values()}
+    if not lengths:
+        raise ValueError(f"`{name}` must hold at least one feature column. Received: none")
+    if len(lengths) > 1 or 0 in lengths:
+        raise ValueError(
+            f"`{name}` columns must be non-empty and of one length. Received: {sorted(lengths)}"
+        )
+    return lengths.pop()
+
+
+def _describe_labels(preproc: TabularPreprocessor) -> str:
+    if preproc.label_mode == "regression":
+        return f"regression with {preproc.num_outputs} target(s)"
+    names = preproc.class_names or []
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"{preproc.label_mode} with {len(names)} classes: {shown}"
+
+
+def tabular_from_df(
+    train_df: Any,
+    label_columns: str | Sequence[str],
+    val_df: Any = None,
+    val_pct: float = 0.1,
+    numeric_columns: Sequence[str] | None = None,
+    categorical_columns: Sequence[str] | None = None,
+    ignore_columns: Sequence[str] | None = None,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    random_state: int | None = 42,
+    label_mode: str | None = None,
+    class_names: Sequence[str] | None = None,
+    verbose: int = 1,
+) -> tuple[Any, Any, TabularPreprocessor]:
+    """Builds training and validation data and a fitted `TabularPreprocessor` from DataFrames.
+
+    Every column but the labels (and `ignore_columns`) is a feature: numeric when it holds
+    only numbers (missing values aside), categorical otherwise, unless named in
+    `numeric_columns` / `categorical_columns`. Missing values (None, NaN, pandas NA) are
+    allowed in features, not in labels. With several label columns the column names become
+    the class names (0/1 columns) unless `label_mode="regression"`.
+
+    Args:
+        train_df: the training DataFrame.
+        label_columns: the label column, or a list of them.
+        val_df: a validation DataFrame with the same columns; when None, `val_pct` of the
+            training rows are held out (stratified by class for multiclass labels).
+        val_pct: the share held out when `val_df` is None (default 0.1).
+        numeric_columns: columns forced numeric.
+        categorical_columns: columns forced categorical (e.g. integer codes).
+        ignore_columns: columns that are neither features nor labels (e.g. an id);
+            ignored in prediction inputs too.
+        max_categories: the most categories kept per column (default 1000).
+        random_state: seed of the validation split (default 42; None for a random one).
+        label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
+        class_names: class names in output order; inferred (sorted) when None.
+        verbose: 1 reports what was read and learned; 0 is silent.
+
+    Returns:
+        ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` objects (``task="tabular"``,
+        transform ``preproc.transform``) and the fitted `TabularPreprocessor`.
+
+    Raises:
+        ValueError: for missing columns, missing labels, non-numeric values in a numeric
+            column, a single class, validation labels never seen in training, or invalid
+            options.
+
+    Example:
+        >>> trn, val, preproc = tabular_from_df(df, label_columns="income", val_pct=0.2)
+        >>> preproc.categorical_columns
+        ['city', 'job']
+    """
+    val = None if val_df is None else _columns.frame_columns(val_df, "val_df")
+    return _from_tables(
+        (_columns.frame_columns(train_df, "train_df"), "train_df"), (val, "val_df"),
+        label_columns, ignore_columns, val_pct=val_pct, random_state=random_state,
+        numeric_columns=numeric_columns, categorical_columns=categorical_columns,
+        max_categories=max_categories, label_mode=label_mode, class_names=class_names,
+        verbose=verbose,
+    )
+
+
+def _from_tables(
+    train: tuple[dict[str, np.ndarray], str],
+    val: tuple[dict[str, np.ndarray] | None, str],
+    label_columns: Any,
+    ignore_columns: Any,
+    label_mode: str | None = None,
+    class_names: Sequence[str] | None = None,
+    **options: Any,
+) -> tuple[Any, Any, TabularPreprocessor]:
+    """Splits label and feature columns of named tables and calls `_from_columns`."""
+    labels = _label_list(label_columns)
+    ignore = [] if ignore_columns is None else _label_list(ignore_columns)
+    x_train, y_train = _split_labels(*train, labels, ignore)
+    x_val = y_val = None
+    if val[0] is not None:
+        x_val, y_val = _split_labels(*val, labels, ignore)
+    if len(labels) > 1 and class_names is None and label_mode != "regression":
+        class_names = labels
+    return _from_columns(
+        x_train, y_train, x_val, y_val, labels + ignore, label_mode=label_mode,
+        class_names=class_names, **options,
+    )
+
+
+def tabular_from_array(
+    x_train: Any,
+    y_train: Any,
+    x_test: Any = None,
+    y_test: Any = None,
+    feature_names: Sequence[str] | None = None,
+    val_pct: float = 0.1,
+    numeric_columns: Sequence[str] | None = None,
+    categorical_columns: Sequence[str] | None = None,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    random_state: int | None = 42,
+    label_mode: str | None = None,
+    class_names: Sequence[str] | None = None,
+    verbose: int = 1,
+) -> tuple[Any, Any, TabularPreprocessor]:
+    """Builds training and validation data from 2-D arrays of features and a label array.
+
+    Args:
+        x_train: features of shape ``(rows, features)``: numbers, strings or a mixed
+            object array (None/NaN for missing values).
+        y_train: one label per row (class names or ids, floats for regression, a one-hot
+            or 0/1 matrix; see `ktlite.labels`).
+        x_test: validation features; when None, `val_pct` of the rows are held out.
+        y_test: validation labels, required with `x_test`.
+        feature_names: a name per column (default ``f0, f1, ...``); rows given to the
+            predictor as dicts use these names.
+        val_pct: the share held out when `x_test` is None (default 0.1).
+        numeric_columns: columns forced numeric (by name).
+        categorical_columns: columns forced categorical (by name).
+        max_categories: the most categories kept per column (default 1000).
+        random_state: seed of the validation split (default 42).
+        label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
+        class_names: class names in output order; inferred (sorted) when None.
+        verbose: 1 reports what was read and learned; 0 is silent.
+
+    Returns:
+        ``(trn, val, preproc)`` as in `tabular_from_df`.
+
+    Raises:
+        ValueError: for arrays that are not 2-D, lengths that differ, `x_test` without
+            `y_test`, or any error `tabular_from_df` raises.
+
+    Example:
+        >>> from sklearn.datasets import load_wine
+        >>> x, y = load_wine(return_X_y=True)
+        >>> trn, val, preproc = tabular_from_array(x, y, val_pct=0.2)
+    """
+    if (x_test is None) != (y_test is None):
+        raise ValueError("`x_test` and `y_test` must be given together.")
+    train = _columns.array_columns(x_train, feature_names, "x_train")
+    val = None if x_test is None else _columns.array_columns(x_test, list(train), "x_test")
+    return _from_columns(
+        train, y_train, val, y_test, [], val_pct=val_pct, random_state=random_state,
+        numeric_columns=numeric_columns, categorical_columns=categorical_columns,
+        max_categories=max_categories, label_mode=label_mode, class_names=class_names,
+        verbose=verbose,
+    )
+
+
+def _read_csv(path: Any, sep: str, encoding: str, arg: str) -> dict[str, np.ndarray]:
+    """Reads a CSV file with a header: integer columns as ints, other numeric columns as
+    floats (empty cells missing), the rest as text (empty cells None)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
+    try:
+        with open(path, encoding=encoding, newline="") as handle:
+            reader = csv.reader(handle, delimiter=sep)
+            header = next(reader, None)
+            if not header:
+                raise ValueError(f"`{arg}` has no header row. Received: {arg}={path!r}")
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise ValueError(
+                        f"Line {line} of {path!r} has {len(row)} fields; the header has "
+                        f"{len(header)}."
+                    )
+                rows.append(row)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path!r} is not valid {encoding}: {err}. Pass `encoding`.") from None
+    except csv.Error as err:
+        raise ValueError(f"{path!r} is not a valid CSV file: {err}") from None
+    if len(set(header)) != len(header):
+        raise ValueError(f"{path!r} repeats a column name in its header: {header}")
+    columns: dict[str, np.ndarray] = {}
+    for j, column in enumerate(header):
+        cells = [row[j] for row in rows]
+        if cells and all(_INT.match(c.strip()) for c in cells):
+            columns[column] = np.array([int(c) for c in cells], np.int64)
+            continue
+        try:
+            values = np.array([float(c) if c.strip() else np.nan for c in cells], np.float64)
+        except ValueError:
+            values = np.empty(len(cells), dtype=object)
+            values[:] = [c if c.strip() else None for c in cells]
+        columns[column] = values
+    return columns
+
+
+def tabular_from_csv(
+    train_filepath: str | os.PathLike,
+    label_columns: str | Sequence[str],
+    val_filepath: str | os.PathLike | None = None,
+    val_pct: float = 0.1,
+    numeric_columns: Sequence[str] | None = None,
+    categorical_columns: Sequence[str] | None = None,
+    ignore_columns: Sequence[str] | None = None,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    random_state: int | None = 42,
+    label_mode: str | None = None,
+    class_names: Sequence[str] | None = None,
+    sep: str = ",",
+    encoding: str = "utf-8",
+    verbose: int = 1,
+) -> tuple[Any, Any, TabularPreprocessor]:
+    """Builds training and validation data from CSV files with a header row.
+
+    A column whose non-empty cells all read as numbers is numeric (empty cells are
+    missing); any other column is categorical (empty cells are the missing category).
+    Integer label columns are classes; other numbers a regression target.
+
+    Args:
+        train_filepath: the training CSV file.
+        label_columns: the label column, or a list of them.
+        val_filepath: a validation CSV file with the same columns; when None, `val_pct`
+            of the training rows are held out.
+        val_pct: see `tabular_from_df`.
+        numeric_columns: see `tabular_from_df`.
+        categorical_columns: see `tabular_from_df`.
+        ignore_columns: see `tabular_from_df`.
+        max_categories: see `tabular_from_df`.
+        random_state: see `tabular_from_df`.
+        label_mode: see `tabular_from_df`.
+        class_names: see `tabular_from_df`.
+        sep: the field delimiter (default ``","``).
+        encoding: the file encoding (default ``"utf-8"``).
+        verbose: 1 reports what was read and learned; 0 is silent.
+
+    Returns:
+        ``(trn, val, preproc)`` as in `tabular_from_df`.
+
+    Raises:
+        ValueError: for a missing or malformed file, or any error `tabular_from_df` raises.
+
+    Example:
+        >>> trn, val, preproc = tabular_from_csv("adult.csv", label_columns="income")
+    """
+    val = None if val_filepath is None else _read_csv(val_filepath, sep, encoding, "val_filepath")
+    return _from_tables(
+        (_read_csv(train_filepath, sep, encoding, "train_filepath"), "train_filepath"),
+        (val, "val_filepath"), label_columns, ignore_columns, val_pct=val_pct,
+        random_state=random_state, numeric_columns=numeric_columns,
+        categorical_columns=categorical_columns, max_categories=max_categories,
+        label_mode=label_mode, class_names=class_names, verbose=verbose,
+    )

@@ -1,0 +1,279 @@
+"""Table model factories: an FT-Transformer and an MLP baseline, compiled for the labels.
+
+Both take the inputs `TabularPreprocessor.transform` makes (``{"numeric", "missing",
+"categorical"}``, the keys the table has) and start with a
+`ktlite.tabular.layers.FeatureTokenizer`:
+
+- `"ft_transformer"` (Gorishniy et al., 2021): one token per column plus a class token,
+  pre-norm `ktlite.layers.TransformerEncoder` blocks, and a head (layer norm, ReLU,
+  dense) on the class token.
+- `"mlp"`: the column tokens flattened into a stack of ReLU dense layers with dropout.
+
+A regression model ends in a `Rescaling` by the training targets' standard deviation and
+mean, so its dense head learns standardized targets whatever their scale.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import keras
+import numpy as np
+
+from ktlite._console import say
+from ktlite.layers import MaskedGlobalPooling, TransformerEncoder
+from ktlite.tabular.layers import FeatureTokenizer
+
+MODEL_NAMES = ("ft_transformer", "mlp")
+_DEFAULTS = {
+    "ft_transformer": {"embed_dim": 32, "num_layers": 2},
+    "mlp": {"embed_dim": 8, "num_layers": 2},
+}
+
+
+def tabular_classifier(
+    name: str = "ft_transformer",
+    train_data: Any = None,
+    preproc: Any = None,
+    *,
+    embed_dim: int | None = None,
+    num_heads: int = 4,
+    num_layers: int | None = None,
+    hidden_units: int = 128,
+    dropout: float = 0.1,
+    learning_rate: float = 1e-3,
+    optimizer: str | keras.optimizers.Optimizer | None = None,
+    verbose: int = 1,
+) -> keras.Model:
+    """Builds and compiles a classifier for a table's classes.
+
+    Multiclass labels get a softmax head, sparse categorical cross-entropy and accuracy;
+    multilabel labels a sigmoid head, binary cross-entropy and binary accuracy.
+
+    Args:
+        name: `"ft_transformer"` (default) or `"mlp"` (see the module docstring).
+        train_data: the training `TaskDataset` from `tabular_from_*`.
+        preproc: the `TabularPreprocessor` returned with it.
+        embed_dim: token size; None means 32 (`"ft_transformer"`) or 8 (`"mlp"`).
+        num_heads: attention heads (`"ft_transformer"`). Defaults to 4.
+        num_layers: encoder blocks or hidden dense layers; None means 2.
+        hidden_units: width of the hidden dense layers (`"mlp"`). Defaults to 128.
+        dropout: dropout rate. Defaults to 0.1.
+        learning_rate: learning rate of the default optimizer. Defaults to 1e-3.
+        optimizer: an optimizer name or instance; None means AdamW (weight decay 1e-4;
+            biases, normalization and embeddings excluded).
+        verbose: 1 prints a one-line summary, 0 is silent.
+
+    Returns:
+        A compiled `keras.Model` from the transform's inputs to class probabilities
+        `(batch, num_classes)`.
+
+    Raises:
+        TypeError: if `preproc` or `train_data` is not from `tabular_from_*`.
+        ValueError: for an unknown `name`, a regression `preproc`, or invalid sizes.
+
+    Example:
+        >>> trn, val, preproc = tabular.tabular_from_df(df, label_columns="income")
+        >>> model = tabular.tabular_classifier("ft_transformer", trn, preproc=preproc)
+        >>> ktlite.get_learner(model, train_data=trn, val_data=val).fit_onecycle(1e-3, 10)
+    """
+    _check(train_data, preproc)
+    if preproc.label_mode == "regression":
+        raise ValueError(
+            "`tabular_classifier` needs class labels but preproc.label_mode='regression'; "
+            "use `tabular_regressor`."
+        )
+    return _build(
+        name, train_data, preproc, embed_dim=embed_dim, num_heads=num_heads,
+        num_layers=num_layers, hidden_units=hidden_units, dropout=dropout,
+        learning_rate=learning_rate, optimizer=optimizer, verbose=verbose,
+    )
+
+
+def tabular_regressor(
+    name: str = "ft_transformer",
+    train_data: Any = None,
+    preproc: Any = None,
+    *,
+    embed_dim: int | None = None,
+    num_heads: int = 4,
+    num_layers: int | None = None,
+    hidden_units: int = 128,
+    dropout: float = 0.1,
+    learning_rate: float = 1e-3,
+    optimizer: str | keras.optimizers.Optimizer | None = None,
+    verbose: int = 1,
+) -> keras.Model:
+    """Builds and compiles a regression model for a table (MSE loss, MAE metric).
+
+    Args:
+        name: `"ft_transformer"` (default) or `"mlp"`.
+        train_data: the training `TaskDataset` from `tabular_from_*`; its targets' mean
+            and standard deviation scale the output.
+        preproc: the `TabularPreprocessor` returned with it (`label_mode="regression"`).
+        embed_dim: as in `tabular_classifier`.
+        num_heads: as in `tabular_classifier`.
+        num_layers: as in `tabular_classifier`.
+        hidden_units: as in `tabular_classifier`.
+        dropout: as in `tabular_classifier`.
+        learning_rate: as in `tabular_classifier`.
+        optimizer: as in `tabular_classifier`.
+        verbose: as in `tabular_classifier`.
+
+    Returns:
+        A compiled `keras.Model` from the transform's inputs to `(batch, num_outputs)`
+        floats.
+
+    Raises:
+        TypeError: if `preproc` or `train_data` is not from `tabular_from_*`.
+        ValueError: for an unknown `name`, a classification `preproc`, or invalid sizes.
+
+    Example:
+        >>> trn, val, preproc = tabular.tabular_from_array(x, prices)
+        >>> model = tabular.tabular_regressor("mlp", trn, preproc=preproc)
+    """
+    _check(train_data, preproc)
+    if preproc.label_mode != "regression":
+        raise ValueError(
+            "`tabular_regressor` needs numeric targets but "
+            f"preproc.label_mode={preproc.label_mode!r}; use `tabular_classifier`."
+        )
+    return _build(
+        name, train_data, preproc, embed_dim=embed_dim, num_heads=num_heads,
+        num_layers=num_layers, hidden_units=hidden_units, dropout=dropout,
+        learning_rate=learning_rate, optimizer=optimizer, verbose=verbose,
+    )
+
+
+def _check(train_data: Any, preproc: Any) -> None:
+    if getattr(preproc, "task", None) != "tabular":
+        raise TypeError(
+            "`preproc` must be the TabularPreprocessor from `tabular_from_*`. "
+            f"Received: preproc={preproc!r}"
+        )
+    if getattr(train_data, "task", None) != "tabular" or train_data.y is None:
+        raise TypeError(
+            "`train_data` must be the labelled training TaskDataset from `tabular_from_*`. "
+            f"Received: train_data={train_data!r}"
+        )
+    if getattr(train_data.transform, "__self__", preproc) is not preproc:
+        raise ValueError(
+            "`train_data` was made by another preprocessor than `preproc`; pass the "
+            "preprocessor returned together with it."
+        )
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    return int(value)
+
+
+def _inputs(preproc: Any) -> dict[str, keras.KerasTensor]:
+    inputs = {}
+    if preproc.numeric:
+        n = len(preproc.numeric)
+        inputs["numeric"] = keras.Input((n,), dtype="float32", name="numeric")
+        inputs["missing"] = keras.Input((n,), dtype="float32", name="missing")
+    if preproc.categorical:
+        inputs["categorical"] = keras.Input(
+            (len(preproc.categorical),), dtype="int32", name="categorical"
+        )
+    return inputs
+
+
+def _build(
+    name: Any, train_data: Any, preproc: Any, *, embed_dim: Any, num_heads: Any,
+    num_layers: Any, hidden_units: Any, dropout: Any, learning_rate: Any, optimizer: Any,
+    verbose: Any,
+) -> keras.Model:
+    if name not in MODEL_NAMES:
+        raise ValueError(f"`name` must be one of {MODEL_NAMES}. Received: name={name!r}")
+    if verbose not in (0, 1) or isinstance(verbose, bool):
+        raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+        raise ValueError(f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}")
+    defaults = _DEFAULTS[name]
+    embed_dim = _positive("embed_dim", defaults["embed_dim"] if embed_dim is None else embed_dim)
+    num_layers = _positive(
+        "num_layers", defaults["num_layers"] if num_layers is None else num_layers
+    )
+    mode = preproc.label_mode
+    outputs_n = preproc.num_outputs
+    inputs = _inputs(preproc)
+    tokenizer = FeatureTokenizer(
+        len(preproc.numeric), preproc.category_sizes, embed_dim,
+        class_token=name == "ft_transformer", name="feature_tokenizer",
+    )
+    x = tokenizer(inputs)
+    if name == "ft_transformer":
+        num_heads = _positive("num_heads", num_heads)
+        if embed_dim % num_heads:
+            raise ValueError(
+                f"`embed_dim` must be a multiple of `num_heads`. Received: embed_dim={embed_dim}, "
+                f"num_heads={num_heads}"
+            )
+        for i in range(num_layers):
+            x = TransformerEncoder(
+                num_heads, 2 * embed_dim, dropout=float(dropout), norm_first=True,
+                name=f"encoder_{i}",
+            )(x)
+        x = MaskedGlobalPooling("first", name="class_token")(x)
+        x = keras.layers.LayerNormalization(epsilon=1e-5, name="head_norm")(x)
+        x = keras.layers.Activation("relu", name="head_relu")(x)
+    else:
+        hidden_units = _positive("hidden_units", hidden_units)
+        x = keras.layers.Flatten(name="flatten")(x)
+        for i in range(num_layers):
+            x = keras.layers.Dense(hidden_units, activation="relu", name=f"dense_{i}")(x)
+            x = keras.layers.Dropout(float(dropout), name=f"dropout_{i}")(x)
+    activation = {"multiclass": "softmax", "multilabel": "sigmoid", "regression": None}[mode]
+    outputs = keras.layers.Dense(outputs_n, activation=activation, dtype="float32", name="head")(x)
+    if mode == "regression":
+        targets = np.asarray(train_data.y, np.float64).reshape(len(train_data.y), -1)
+        std = np.where(targets.std(axis=0) > 1e-12, targets.std(axis=0), 1.0)
+        outputs = keras.layers.Rescaling(
+            scale=[float(s) for s in std], offset=[float(m) for m in targets.mean(axis=0)],
+            dtype="float32", name="target_scale",
+        )(outputs)
+    model = keras.Model(inputs, outputs, name=f"tabular_{name}")
+    if mode == "multiclass":
+        loss, metrics = keras.losses.SparseCategoricalCrossentropy(), ["accuracy"]
+    elif mode == "multilabel":
+        loss = keras.losses.BinaryCrossentropy()
+        metrics = [keras.metrics.BinaryAccuracy(name="binary_accuracy")]
+    else:
+        loss = keras.losses.MeanSquaredError()
+        metrics = [keras.metrics.MeanAbsoluteError(name="mae")]
+    model.compile(optimizer=_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
+    if verbose:
+        say(
+            f"{name} table model: {mode}, {outputs_n} output(s), {len(preproc.numeric)} numeric "
+            f"and {len(preproc.categorical)} categorical columns, "
+            f"{model.count_params():,} parameters"
+        )
+    return model
+
+
+def _optimizer(optimizer: Any, learning_rate: Any) -> Any:
+    if optimizer is not None:
+        if not isinstance(optimizer, (str, keras.optimizers.Optimizer)):
+            raise TypeError(
+                "`optimizer` must be a name, a keras.optimizers.Optimizer or None. "
+                f"Received: optimizer={optimizer!r}"
+            )
+        return optimizer
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, numbers.Real)
+        or not 0 < learning_rate < float("inf")
+    ):
+        raise ValueError(
+            f"`learning_rate` must be a positive float. Received: learning_rate={learning_rate!r}"
+        )
+    opt = keras.optimizers.AdamW(learning_rate=float(learning_rate), weight_decay=1e-4)
+    opt.exclude_from_weight_decay(
+        var_names=["bias", "gamma", "beta", "embedding", "numeric_kernel"]
+    )
+    return opt

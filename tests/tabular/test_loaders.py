@@ -1,0 +1,100 @@
+"""Tests for ktlite.tabular.loaders: column detection, splits, labels, CSV."""
+
+import numpy as np
+import pytest
+
+from ktlite.tabular import tabular_from_array, tabular_from_csv, tabular_from_df
+
+
+def test_df_detects_numeric_and_categorical_columns_and_keeps_labels_out(table):
+    trn, val, preproc = tabular_from_df(table(), "label", verbose=0)
+    assert preproc.numeric_columns == ["x", "noise"]
+    assert preproc.categorical_columns == ["city"]
+    assert preproc.class_names == ["no", "yes"]
+    assert preproc.dropped_columns == ["label"]
+    assert trn.x["numeric"].shape == (len(trn), 2) and trn.x["categorical"].shape == (len(trn), 1)
+    assert trn.task == "tabular" and trn.reporter is not None
+
+
+def test_overrides_turn_an_int_code_into_a_category_and_a_string_column_cannot_be_numeric(table):
+    df = table(60).assign(zip=np.arange(60) % 3)
+    _, _, preproc = tabular_from_df(df, "label", categorical_columns=["zip"], verbose=0)
+    assert preproc.categorical_columns == ["city", "zip"]
+    assert sorted(preproc.categorical[1]["categories"]) == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="'city'.*numeric"):
+        tabular_from_df(df, "label", numeric_columns=["city"], verbose=0)
+
+
+def test_statistics_come_from_the_training_rows_only(table):
+    df = table(100)
+    trn, val, preproc = tabular_from_df(df, "label", val_pct=0.3, verbose=0)
+    train_x = trn.x["numeric"][:, 0]
+    assert preproc.numeric[0]["mean"] == pytest.approx(float(np.mean(train_x)), rel=1e-5)
+    assert len(val) == 30 and len(trn) == 70
+
+
+def test_stratified_split_keeps_each_class_share_and_is_reproducible(table):
+    df = table(200)
+    share = (df["label"] == "yes").mean()
+    trn, val, preproc = tabular_from_df(df, "label", val_pct=0.25, random_state=3, verbose=0)
+    val_share = (val.y == preproc.class_names.index("yes")).mean()
+    assert abs(val_share - share) < 0.02
+    again = tabular_from_df(df, "label", val_pct=0.25, random_state=3, verbose=0)[1]
+    np.testing.assert_array_equal(val.x["numeric"], again.x["numeric"])
+
+
+def test_validation_frame_and_ignored_columns(table):
+    df = table(120).assign(row_id=np.arange(120))
+    trn, val, preproc = tabular_from_df(
+        df[:100], "label", val_df=df[100:], ignore_columns=["row_id"], verbose=0
+    )
+    assert len(trn) == 100 and len(val) == 20
+    assert "row_id" not in preproc.columns and "row_id" in preproc.dropped_columns
+
+
+def test_bad_arguments_name_what_is_wrong(table):
+    df = table(40)
+    with pytest.raises(ValueError, match=r"\['price'\] are not in `train_df`"):
+        tabular_from_df(df, "price", verbose=0)
+    with pytest.raises(ValueError, match="val_pct"):
+        tabular_from_df(df, "label", val_pct=1.5, verbose=0)
+    with pytest.raises(ValueError, match="missing label"):
+        tabular_from_df(df.assign(label=df["label"].where(df.index != 3)), "label", verbose=0)
+    with pytest.raises(ValueError, match="DataFrame"):
+        tabular_from_df({"x": [1]}, "label", verbose=0)
+    with pytest.raises(ValueError, match="together"):
+        tabular_from_array(np.zeros((4, 2)), [0, 1, 0, 1], x_test=np.zeros((2, 2)))
+
+
+def test_array_loader_names_columns_and_reads_regression_targets():
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    trn, val, preproc = tabular_from_array(x, x[:, 0] * 2.5 + 0.1, verbose=0)
+    assert preproc.columns == ["f0", "f1", "f2"] and preproc.label_mode == "regression"
+    trn, _, preproc = tabular_from_array(
+        x, (x[:, 0] > 0).astype(int), feature_names=["a", "b", "c"], verbose=0
+    )
+    assert preproc.columns == ["a", "b", "c"] and preproc.label_mode == "multiclass"
+
+
+def test_csv_reads_ints_floats_text_and_empty_cells(tmp_path):
+    path = tmp_path / "t.csv"
+    rows = ["age,city,score,label"] + [
+        f"{20 + i},{'Rome' if i % 2 else ''},{'' if i % 5 == 0 else f'{i / 3:.3f}'},{i % 2}"
+        for i in range(30)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    trn, val, preproc = tabular_from_csv(path, "label", val_pct=0.2, verbose=0)
+    assert preproc.numeric_columns == ["age", "score"]
+    assert preproc.categorical_columns == ["city"]
+    assert set(preproc.categorical[0]["categories"]) == {"Rome", ""}
+    assert preproc.class_names == ["0", "1"]
+    assert np.isnan(np.concatenate([trn.x["numeric"][:, 1], val.x["numeric"][:, 1]])).sum() == 6
+    with pytest.raises(ValueError, match="existing CSV"):
+        tabular_from_csv(tmp_path / "none.csv", "label")
+
+
+def test_missing_values_in_features_are_allowed(table):
+    df = table(80, missing_every=7)
+    trn, _, preproc = tabular_from_df(df, "label", verbose=0)
+    assert np.isnan(trn.x["numeric"]).any()
+    assert "" in preproc.categorical[0]["categories"]

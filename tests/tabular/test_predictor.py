@@ -1,0 +1,179 @@
+"""Tests for ktlite.tabular.predictor.TabularPredictor: learning end to end, rows, files."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ktlite
+from ktlite.tabular import tabular_classifier, tabular_from_df, tabular_regressor
+from ktlite.tabular.predictor import TabularPredictor
+
+ROWS = [{"x": 1.5, "city": "Rome", "noise": 4.0}, {"x": -1.5, "city": "Oslo", "noise": 6.0},
+        {"x": 0.2, "city": "Lima", "noise": None}]
+
+
+@pytest.fixture(scope="module")
+def learned(table):
+    trn, val, preproc = tabular_from_df(table(400, missing_every=11), "label",
+                                        val_pct=0.25, verbose=0)
+    model = tabular_classifier("ft_transformer", trn, preproc=preproc, verbose=0)
+    learner = ktlite.get_learner(model, train_data=trn, val_data=val, verbose=0)
+    learner.fit_onecycle(3e-3, 12, verbose=0)
+    return learner, preproc
+
+
+@pytest.fixture(scope="module")
+def predictor(learned):
+    learner, preproc = learned
+    return ktlite.get_predictor(learner.model, preproc)
+
+
+def test_a_short_fit_learns_the_planted_rule_and_the_report_names_the_classes(learned, capsys):
+    learner, _ = learned
+    cm = learner.validate()
+    assert np.trace(cm) / cm.sum() > 0.85  # chance is about 0.5
+    report = capsys.readouterr().out
+    assert "yes" in report and "no" in report
+
+
+def test_rows_a_frame_and_an_array_give_the_same_answers(predictor):
+    assert isinstance(predictor, TabularPredictor)
+    labels = predictor.predict(ROWS)
+    assert labels[:2] == ["yes", "no"]
+    assert predictor.predict(ROWS[0]) == labels[0]
+    frame = pd.DataFrame(ROWS).assign(label="ignored")
+    assert predictor.predict(frame) == labels  # the label column is skipped
+    array = np.array([[r["x"], r["noise"], r["city"]] for r in ROWS], dtype=object)
+    np.testing.assert_allclose(predictor.predict_proba(array), predictor.predict_proba(ROWS))
+
+
+def test_bad_rows_get_errors_naming_the_problem(predictor, table):
+    with pytest.raises(ValueError, match=r"unknown columns \['zip'\]"):
+        predictor.predict([{**ROWS[0], "zip": 1}])
+    with pytest.raises(ValueError, match=r"inputs\[1\]` lacks the columns \['city'\]"):
+        predictor.predict([ROWS[0], {"x": 1.0, "noise": 2.0}])
+    with pytest.raises(ValueError, match="at least one row"):
+        predictor.predict([])
+    with pytest.raises(ValueError, match="empty frame"):
+        predictor.predict(table(4).iloc[:0])
+    with pytest.raises(TypeError, match="dict row"):
+        predictor.predict("Rome")
+
+
+def test_unseen_categories_and_missing_numbers_are_answered(predictor):
+    paris, tokyo = ({"x": 0.1, "city": c, "noise": 5.0} for c in ("Paris", "Tokyo"))
+    np.testing.assert_allclose(predictor.predict_proba(paris), predictor.predict_proba(tokyo))
+    gap = predictor.predict_proba({"x": float("nan"), "city": "Rome", "noise": 5.0})
+    none = predictor.predict_proba({"x": None, "city": "Rome", "noise": 5.0})
+    np.testing.assert_allclose(gap, none)
+    assert np.isfinite(gap).all()
+
+
+def test_save_load_keeps_the_answers_and_refuses_an_edited_file(predictor, tmp_path):
+    predictor.save(tmp_path / "p")
+    loaded = ktlite.load_predictor(tmp_path / "p")
+    assert isinstance(loaded, TabularPredictor)
+    np.testing.assert_allclose(loaded.predict_proba(ROWS), predictor.predict_proba(ROWS),
+                               atol=1e-6)
+    assert loaded.metadata["categorical_columns"] == ["city"]
+    config = tmp_path / "p" / "preprocessor.json"
+    config.write_text(config.read_text().replace('"Rome"', '"Roma"'))
+    with pytest.raises(ValueError, match="preprocessor.json"):
+        ktlite.load_predictor(tmp_path / "p")
+
+
+def test_a_model_from_another_table_is_refused(predictor, learned, table):
+    _, preproc = learned
+    trn, _, other = tabular_from_df(table(20)[["x", "label"]], "label", verbose=0)
+    model = tabular_classifier("mlp", trn, preproc=other, verbose=0)
+    with pytest.raises(ValueError, match="do not belong together"):
+        ktlite.get_predictor(model, preproc)
+
+
+def test_json_hooks_check_rows_and_describe_the_columns(predictor):
+    assert predictor.inputs_from_json(ROWS) == ROWS
+    with pytest.raises(ValueError, match=r"inputs\[0\]"):
+        predictor.inputs_from_json([{"x": 1}])
+    with pytest.raises(ValueError, match="dict rows"):
+        predictor.inputs_from_json(["Rome"])
+    schema = predictor.json_input_schema()
+    assert schema["required"] == ["x", "noise", "city"]
+    answer = predictor.json_response(predictor.predict_outputs(ROWS), return_proba=True)
+    assert answer["predictions"][:2] == ["yes", "no"] and answer["classes"] == ["no", "yes"]
+
+
+def test_export_runs_in_a_process_without_ktlite(predictor, tmp_path):
+    predictor.export(tmp_path / "exported")
+    raw = predictor.preproc.raw_batch(predictor.preproc.to_columns(ROWS))
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import numpy as np
+        import tensorflow as tf
+        serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+        raw = json.loads(sys.argv[2])
+        out = serve(numeric=tf.constant(np.array(raw["numeric"], "float32")),
+                    categorical=tf.constant(raw["categorical"]))
+        assert "ktlite" not in sys.modules, "the SavedModel pulled in ktlite"
+        print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
+                          "labels": [s.decode() for s in out["labels"].numpy()]}))
+        """
+    )
+    numeric = np.where(np.isnan(raw["numeric"]), None, raw["numeric"]).tolist()
+    payload = {"numeric": [[np.nan if v is None else v for v in row] for row in numeric],
+               "categorical": raw["categorical"].tolist()}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "exported"), json.dumps(payload)],
+        capture_output=True, text=True, timeout=180,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(out["probabilities"], predictor.predict_proba(ROWS), atol=1e-5)
+    assert out["labels"] == predictor.predict(ROWS)
+
+
+def test_a_regressor_predicts_floats_and_exports_predictions(tmp_path, table):
+    df = table(120)
+    df["label"] = 10.0 + 3.0 * df["x"]
+    trn, _, preproc = tabular_from_df(df, "label", verbose=0)
+    model = tabular_regressor("mlp", trn, preproc=preproc, verbose=0)
+    ktlite.get_learner(model, train_data=trn, verbose=0).fit_onecycle(3e-3, 8, verbose=0)
+    predictor = ktlite.get_predictor(model, preproc)
+    values = predictor.predict(ROWS)
+    assert all(isinstance(v, float) for v in values)
+    assert values[0] > values[1]  # x = 1.5 against x = -1.5
+    with pytest.raises(ValueError, match="regression"):
+        predictor.predict_proba(ROWS)
+    predictor.save(tmp_path / "r")
+    assert ktlite.load_predictor(tmp_path / "r").predict(ROWS) == pytest.approx(values, abs=1e-4)
+
+
+def _app_serves_any_predictor():
+    try:
+        from ktlite.apps import api
+    except ImportError:
+        return False
+    return "inputs" in api.PredictRequest.model_fields
+
+
+@pytest.mark.skipif(
+    not _app_serves_any_predictor(),
+    reason="APIApp serves texts only until the task-free app of issue 10 lands on main",
+)
+def test_the_http_app_serves_rows(predictor):
+    from fastapi.testclient import TestClient
+
+    from ktlite.apps import APIApp
+
+    with TestClient(APIApp(predictor)) as client:
+        answer = client.post("/predict", json={"inputs": ROWS})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"][:2] == ["yes", "no"]
+        bad = client.post("/predict", json={"inputs": [{"x": 1}]})
+        assert 400 <= bad.status_code < 500 and "city" in bad.text

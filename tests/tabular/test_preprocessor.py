@@ -1,0 +1,98 @@
+"""Tests for ktlite.tabular.preprocessor.TabularPreprocessor: transform, checks, files."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktlite.tabular import TabularPreprocessor, tabular_from_df
+
+
+@pytest.fixture(scope="module")
+def preproc(table):
+    return tabular_from_df(table(120), "label", verbose=0)[2]
+
+
+def transform(preproc, rows):
+    raw = preproc.raw_batch(preproc.to_columns(rows))
+    return {k: v.numpy() for k, v in preproc.transform(raw).items()}
+
+
+def test_numbers_are_standardized_and_nan_is_the_mean_with_a_flag(preproc):
+    mean, std = preproc.numeric[0]["mean"], preproc.numeric[0]["std"]
+    out = transform(preproc, [{"x": mean + 2 * std, "city": "Rome", "noise": 5.0},
+                              {"x": None, "city": "Rome", "noise": float("nan")}])
+    np.testing.assert_allclose(out["numeric"][0, 0], 2.0, rtol=1e-5)
+    np.testing.assert_array_equal(out["numeric"][1], [0.0, 0.0])
+    np.testing.assert_array_equal(out["missing"], [[0, 0], [1, 1]])
+
+
+def test_unseen_and_missing_categories_go_to_the_unknown_bucket(preproc):
+    known = preproc.categorical[0]["categories"]
+    out = transform(preproc, [{"x": 0, "noise": 0, "city": c} for c in [known[1], "Paris", None]])
+    np.testing.assert_array_equal(out["categorical"][:, 0], [2, 0, 0])
+
+
+def test_column_checks_name_missing_and_unknown_columns_and_skip_the_label(preproc, table):
+    with pytest.raises(ValueError, match=r"lacks the columns \['noise'\]"):
+        preproc.to_columns([{"x": 1, "city": "Rome"}])
+    with pytest.raises(ValueError, match=r"unknown columns \['zip'\]"):
+        preproc.to_columns([{"x": 1, "city": "Rome", "noise": 0, "zip": 3}])
+    cols = preproc.to_columns([{"x": 1, "city": "Rome", "noise": 0, "label": "yes"}])
+    assert list(cols) == ["x", "noise", "city"]
+    with pytest.raises(ValueError, match="at least one row"):
+        preproc.to_columns(table(5).iloc[:0])
+    with pytest.raises(ValueError, match=r"Column 'x' .* row 1 holds 'abc'"):
+        preproc.raw_batch(preproc.to_columns(
+            [{"x": 1, "city": "Rome", "noise": 0}, {"x": "abc", "city": "Rome", "noise": 0}]))
+    with pytest.raises(ValueError, match="infinite"):
+        preproc.raw_batch({"x": [np.inf], "noise": [0.0], "city": ["Rome"]})
+    with pytest.raises(TypeError, match=r"inputs\[0\]"):
+        preproc.to_columns(["x=1"])
+
+
+def test_transform_traces_in_a_tf_function_with_any_batch_size(preproc):
+    spec = {"numeric": tf.TensorSpec((None, 2), tf.float32),
+            "categorical": tf.TensorSpec((None, 1), tf.string)}
+    fn = tf.function(preproc.transform, input_signature=[spec])
+    for n in (1, 5):
+        out = fn({"numeric": tf.zeros((n, 2)), "categorical": tf.fill((n, 1), "Rome")})
+        assert out["categorical"].shape == (n, 1) and out["categorical"].dtype == tf.int32
+
+
+def test_save_and_load_give_the_same_transform(preproc, tmp_path):
+    preproc.save(tmp_path)
+    again = TabularPreprocessor.load(tmp_path)
+    rows = [{"x": 0.3, "city": "Lima", "noise": None}, {"x": -1, "city": "Tokyo", "noise": 2}]
+    first, second = transform(preproc, rows), transform(again, rows)
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])
+    assert again.class_names == preproc.class_names
+    assert again.dropped_columns == ["label"]
+
+
+def test_load_refuses_an_invalid_file_and_names_it(preproc, tmp_path):
+    preproc.save(tmp_path)
+    config = json.loads((tmp_path / "preprocessor.json").read_text())
+    config["numeric"][0]["std"] = 0
+    (tmp_path / "preprocessor.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="preprocessor.json.*std > 0"):
+        TabularPreprocessor.load(tmp_path)
+    with pytest.raises(ValueError, match="is missing"):
+        TabularPreprocessor.load(tmp_path / "nothing")
+
+
+def test_arguments_are_checked():
+    with pytest.raises(ValueError, match="both"):
+        TabularPreprocessor(numeric_columns=["a"], categorical_columns=["a"])
+    with pytest.raises(ValueError, match="max_categories"):
+        TabularPreprocessor(max_categories=0)
+    with pytest.raises(ValueError, match="not fitted"):
+        TabularPreprocessor().to_columns([{"a": 1}])
+
+
+def test_max_categories_keeps_the_most_frequent():
+    cols = {"c": np.array(["a"] * 5 + ["b"] * 3 + ["c"], dtype=object)}
+    preproc = TabularPreprocessor(max_categories=2).fit(cols, [0, 1] * 4 + [0])
+    assert preproc.categorical[0]["categories"] == ["a", "b"]
