@@ -56,7 +56,7 @@ def label_column_list(label_columns: Any) -> list[str]:
     )
 
 
-def _open_text(path: str, encoding: str) -> Any:
+def open_text(path: str, encoding: str) -> Any:
     if path.endswith(".gz"):
         return gzip.open(path, "rt", encoding=encoding, newline="")
     return open(path, encoding=encoding, newline="")
@@ -101,7 +101,7 @@ def read_csv_columns(
     old_limit = csv.field_size_limit()
     csv.field_size_limit(max(old_limit, 2**31 - 1))
     try:
-        with _open_text(path, encoding) as f:
+        with open_text(path, encoding) as f:
             reader = csv.reader(f, delimiter=sep)
             header = next(reader, None)
             if header is None:

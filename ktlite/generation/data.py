@@ -14,7 +14,7 @@ import numpy as np
 
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, START_ID, PairPreprocessor
-from ktlite.text.loaders import _check_random_state, _check_val_pct
+from ktlite.splits import check_random_state, check_val_pct
 from ktlite.text.preprocessor import suggest_maxlen, validate_texts
 
 
@@ -174,8 +174,8 @@ def texts_for_lm(
         >>> trn, val, preproc = texts_for_lm(synopses)
     """
     texts = validate_texts(texts, "texts")
-    val_pct = _check_val_pct(val_pct)
-    _check_random_state(random_state)
+    val_pct = check_val_pct(val_pct)
+    check_random_state(random_state)
     if val_texts is None:
         n_val = int(round(len(texts) * val_pct))
         if n_val < 1 or n_val >= len(texts):

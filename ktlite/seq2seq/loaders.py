@@ -19,7 +19,8 @@ import numpy as np
 
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PairPreprocessor
-from ktlite.text.loaders import _check_random_state, _check_val_pct, _open_text
+from ktlite.columns import open_text
+from ktlite.splits import check_random_state, check_val_pct
 from ktlite.text.preprocessor import validate_texts
 
 
@@ -122,8 +123,8 @@ def pairs_from_array(
             f"x_test={'None' if x_test is None else 'sentences'}, "
             f"y_test={'None' if y_test is None else 'sentences'}"
         )
-    val_pct = _check_val_pct(val_pct)
-    _check_random_state(random_state)
+    val_pct = check_val_pct(val_pct)
+    check_random_state(random_state)
     if x_test is None:
         n_val = int(round(len(sources) * val_pct))
         if n_val < 1 or n_val >= len(sources):
@@ -165,7 +166,7 @@ def _read_pairs(
     if not os.path.isfile(path):
         raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
     try:
-        with _open_text(path, encoding) as f:
+        with open_text(path, encoding) as f:
             reader = csv.DictReader(f, delimiter=sep)
             header = reader.fieldnames or []
             missing = [c for c in (source_column, target_column) if c not in header]

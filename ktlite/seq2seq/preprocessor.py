@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.text.preprocessor import (
-    _CJK_PATTERN,
+from ktlite.text.normalization import _CJK_PATTERN
+from ktlite.text.preprocessor import suggest_maxlen, validate_texts
+from ktlite.text.vocabulary import (
     _MAX_BYTES_PER_WORD,
     CLS_ID,
     CONTINUATION_PREFIX,
@@ -33,8 +34,6 @@ from ktlite.text.preprocessor import (
     UNK_ID,
     _validate_vocab,
     learn_wordpiece_vocab,
-    suggest_maxlen,
-    validate_texts,
 )
 
 START_ID = CLS_ID

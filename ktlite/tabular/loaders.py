@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ktlite._console import say
+from ktlite.splits import check_random_state, check_val_pct, split_indices
 from ktlite.tabular import columns as _columns
 from ktlite.tabular.preprocessor import DEFAULT_MAX_CATEGORIES, TabularPreprocessor
 
@@ -25,50 +26,10 @@ _INT = re.compile(r"^[+-]?\d+$")
 
 
 def _check_options(val_pct: Any, random_state: Any, verbose: Any) -> float:
-    if (
-        isinstance(val_pct, bool)
-        or not isinstance(val_pct, (int, float, np.floating))
-        or not 0.0 < float(val_pct) < 1.0
-    ):
-        raise ValueError(
-            f"`val_pct` must be a float strictly between 0 and 1. Received: val_pct={val_pct!r}"
-        )
-    if random_state is not None and (
-        isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
-    ):
-        raise ValueError(
-            f"`random_state` must be an int or None. Received: random_state={random_state!r}"
-        )
+    check_random_state(random_state)
     if verbose not in (0, 1) or isinstance(verbose, bool):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
-    return float(val_pct)
-
-
-def _split(
-    y: np.ndarray, stratify: bool, val_pct: float, random_state: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted train / validation row indices; stratified keeps each class's share.
-
-    With `stratify`, each class gives ``round(count * val_pct)`` rows (at least one when it
-    has two or more; a class with one row stays in training).
-    """
-    n = len(y)
-    rng = np.random.default_rng(random_state)
-    if stratify:
-        parts = []
-        for c in np.unique(y):
-            members = rng.permutation(np.flatnonzero(y == c))
-            take = min(len(members) - 1, max(1, int(round(len(members) * val_pct))))
-            parts.append(members[:take])
-        val = np.sort(np.concatenate(parts))
-    else:
-        val = np.sort(rng.permutation(n)[: int(round(n * val_pct))])
-    if len(val) == 0 or len(val) >= n:
-        raise ValueError(
-            f"`val_pct`={val_pct} leaves an empty training or validation split for {n} rows. "
-            "Use more rows, another val_pct, or pass validation data."
-        )
-    return np.setdiff1d(np.arange(n), val, assume_unique=True), val
+    return check_val_pct(val_pct)
 
 
 def _take(columns: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -137,7 +98,7 @@ def _from_columns(
     y_enc = preproc.fit_labels(y_train, name="y_train").encode_labels(y_train, name="y_train")
     if x_val is None:
         stratify = preproc.label_mode == "multiclass"
-        trn_idx, val_idx = _split(y_enc, stratify, val_pct, random_state)
+        trn_idx, val_idx = split_indices(y_enc, stratify, val_pct, random_state)
         x_val, y_val_enc = _take(x_train, val_idx), y_enc[val_idx]
         x_train, y_enc = _take(x_train, trn_idx), y_enc[trn_idx]
         source = f"{val_pct:.0%} of the rows held out{', stratified' if stratify else ''}"
