@@ -154,18 +154,6 @@ def test_a_regressor_predicts_floats_and_exports_predictions(tmp_path, table):
     assert ktlite.load_predictor(tmp_path / "r").predict(ROWS) == pytest.approx(values, abs=1e-4)
 
 
-def _app_serves_any_predictor():
-    try:
-        from ktlite.apps import api
-    except ImportError:
-        return False
-    return "inputs" in api.PredictRequest.model_fields
-
-
-@pytest.mark.skipif(
-    not _app_serves_any_predictor(),
-    reason="APIApp serves texts only until the task-free app of issue 10 lands on main",
-)
 def test_the_http_app_serves_rows(predictor):
     from fastapi.testclient import TestClient
 
