@@ -59,6 +59,7 @@ def test_demo_runs_end_to_end_on_a_small_slice(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "4/4 save the predictor" in completed.stdout
     # Without --lr the demo trains at the finder's default suggestion.
-    basin = re.search(r"basin=([0-9.e+-]+); training with lr=([0-9.e+-]+)", completed.stdout)
+    basin = re.search(r"basin=([0-9.e+-]+)[,;].*training with lr=([0-9.e+-]+)",
+                      completed.stdout)
     assert basin and basin.group(1) == basin.group(2), completed.stdout[-2000:]
     assert (output / "ktlite.json").is_file()
