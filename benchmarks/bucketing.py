@@ -17,9 +17,10 @@ Reported per corpus and mode: wall and CPU seconds per epoch (epoch 1 includes t
 test accuracy after the last epoch, and the distinct batch widths of one training epoch
 (the number of input shapes the model sees; with `jit_compile`, one XLA compilation each).
 
-Data: ``wordnet_lexnames_{train,test}.csv.gz`` (columns id,label,text), built by
-``python -m ktlite.datasets.build_wordnet_lexnames`` (NLTK's WordNet 3.0); the same files
-ship in ``ktlite/datasets/``.
+Data: ``wordnet_lexnames_{train,test}.csv.gz`` (columns id,label,text). To rebuild them from
+a clone of ktlite:
+    sudo apt-get install wordnet-base
+    python benchmarks/make_wordnet_lexnames.py --out ../shared/data
 
 Usage:
     python benchmarks/bucketing.py --train ../shared/data/wordnet_lexnames_train.csv.gz \\

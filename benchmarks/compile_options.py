@@ -9,9 +9,10 @@ from the steady epochs. Settings are run in rounds (each round runs every settin
 epoch), so load from other processes on a shared machine hits all alike. Wall and process
 CPU seconds are both reported.
 
-Data: ``wordnet_lexnames_train.csv.gz`` (columns id,label,text), built by
-``python -m ktlite.datasets.build_wordnet_lexnames``; the same file ships in
-``ktlite/datasets/``.
+Data: ``wordnet_lexnames_train.csv.gz`` (columns id,label,text). To rebuild it from a clone
+of ktlite:
+    sudo apt-get install wordnet-base
+    python benchmarks/make_wordnet_lexnames.py --out ../shared/data
 
 Usage:
     python benchmarks/compile_options.py \\
