@@ -30,7 +30,9 @@ batch size: the finder's suggestion is measured, the scaling rule is only a star
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 
@@ -144,3 +146,54 @@ def get_optimizer(
     if exclude_from_weight_decay:
         optimizer.exclude_from_weight_decay(var_names=list(exclude_from_weight_decay))
     return optimizer
+
+
+def default_optimizer(
+    optimizer: Any,
+    learning_rate: Any,
+    weight_decay: Any = 0.01,
+    no_decay: Sequence[str] = ("bias", "gamma", "beta"),
+) -> Any:
+    """The optimizer a task's model builder compiles with: the user's, or a fresh default.
+
+    Args:
+        optimizer: an optimizer name or instance, used as given, or `None` for the default.
+        learning_rate: learning rate of the default, a positive float.
+        weight_decay: decoupled weight decay of the default AdamW; `0` gives plain Adam.
+            Defaults to 0.01.
+        no_decay: variable-name fragments kept out of weight decay (biases, normalization
+            scales and offsets by default).
+
+    Returns:
+        `optimizer` itself, or a new `AdamW` (`Adam` without decay).
+
+    Raises:
+        TypeError: if `optimizer` is neither `None`, a name nor an optimizer.
+        ValueError: if `learning_rate` is not positive or `weight_decay` is negative.
+
+    Example:
+        >>> default_optimizer(None, 1e-3, weight_decay=1e-4)
+        <keras...AdamW ...>
+    """
+    if optimizer is not None:
+        if not isinstance(optimizer, (str, keras.optimizers.Optimizer)):
+            raise TypeError(
+                "`optimizer` must be a name, a keras.optimizers.Optimizer or None. "
+                f"Received: optimizer={optimizer!r}"
+            )
+        return optimizer
+    for arg, value in (("learning_rate", learning_rate), ("weight_decay", weight_decay)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not 0 <= value < float("inf")
+            or (arg == "learning_rate" and value == 0)
+        ):
+            raise ValueError(f"`{arg}` must be a positive float. Received: {arg}={value!r}")
+    if weight_decay == 0:
+        return keras.optimizers.Adam(learning_rate=float(learning_rate))
+    opt = keras.optimizers.AdamW(
+        learning_rate=float(learning_rate), weight_decay=float(weight_decay)
+    )
+    opt.exclude_from_weight_decay(var_names=list(no_decay))
+    return opt

@@ -93,3 +93,21 @@ def test_optimizers_from_get_optimizer_train(name):
     model.compile(optimizer=get_optimizer(name, learning_rate=5e-2), loss="mse")
     history = model.fit(x, y, batch_size=32, epochs=8, verbose=0).history["loss"]
     assert history[-1] < 0.5 * history[0]
+
+
+def test_default_optimizer_keeps_the_users_and_builds_adamw_or_adam():
+    import keras
+
+    from ktlite.optimizers import default_optimizer
+
+    mine = keras.optimizers.SGD(0.1)
+    assert default_optimizer(mine, 1e-3) is mine
+    opt = default_optimizer(None, 2e-3, 1e-4, ("bias",))
+    assert isinstance(opt, keras.optimizers.AdamW) and opt.weight_decay == 1e-4
+    assert type(default_optimizer(None, 1e-3, 0)) is keras.optimizers.Adam
+    with pytest.raises(TypeError, match="`optimizer`"):
+        default_optimizer(3, 1e-3)
+    with pytest.raises(ValueError, match="`learning_rate`"):
+        default_optimizer(None, 0)
+    with pytest.raises(ValueError, match="`weight_decay`"):
+        default_optimizer(None, 1e-3, -1)

@@ -21,6 +21,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ktlite.optimizers import default_optimizer
 from ktlite._console import say
 from ktlite.layers import MaskedGlobalPooling, TransformerEncoder
 from ktlite.tabular.layers import FeatureTokenizer
@@ -246,7 +247,10 @@ def _build(
     else:
         loss = keras.losses.MeanSquaredError()
         metrics = [keras.metrics.MeanAbsoluteError(name="mae")]
-    model.compile(optimizer=_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
+    model.compile(optimizer=default_optimizer(
+        optimizer, learning_rate, 1e-4,
+        ("bias", "gamma", "beta", "embedding", "numeric_kernel"),
+    ), loss=loss, metrics=metrics)
     if verbose:
         say(
             f"{name} table model: {mode}, {outputs_n} output(s), {len(preproc.numeric)} numeric "
@@ -254,26 +258,3 @@ def _build(
             f"{model.count_params():,} parameters"
         )
     return model
-
-
-def _optimizer(optimizer: Any, learning_rate: Any) -> Any:
-    if optimizer is not None:
-        if not isinstance(optimizer, (str, keras.optimizers.Optimizer)):
-            raise TypeError(
-                "`optimizer` must be a name, a keras.optimizers.Optimizer or None. "
-                f"Received: optimizer={optimizer!r}"
-            )
-        return optimizer
-    if (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, numbers.Real)
-        or not 0 < learning_rate < float("inf")
-    ):
-        raise ValueError(
-            f"`learning_rate` must be a positive float. Received: learning_rate={learning_rate!r}"
-        )
-    opt = keras.optimizers.AdamW(learning_rate=float(learning_rate), weight_decay=1e-4)
-    opt.exclude_from_weight_decay(
-        var_names=["bias", "gamma", "beta", "embedding", "numeric_kernel"]
-    )
-    return opt

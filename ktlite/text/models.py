@@ -27,6 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ktlite.optimizers import default_optimizer
 from ktlite._console import say
 
 MODEL_NAMES = ("transformer", "fasttext", "nbsvm")
@@ -302,7 +303,7 @@ def _build(
         model = _fasttext(preproc, num_outputs, activation, embed_dim, dropout)
     else:
         model = _nbsvm(preproc, x, y, activation)
-    opt = _optimizer(optimizer, learning_rate, decoupled_decay=name == "transformer")
+    opt = default_optimizer(optimizer, learning_rate, 0.01 if name == "transformer" else 0)
     if mode == "multiclass":
         loss, metrics = keras.losses.SparseCategoricalCrossentropy(), ["accuracy"]
     elif mode == "multilabel":
@@ -498,29 +499,6 @@ def _token_ids(x: Any, preproc: Any) -> np.ndarray:
             )
         return x
     return np.asarray(preproc.preprocess([str(t) for t in x.ravel()]))
-
-
-def _optimizer(optimizer: Any, learning_rate: Any, decoupled_decay: bool) -> Any:
-    if optimizer is not None:
-        if not isinstance(optimizer, (str, keras.optimizers.Optimizer)):
-            raise TypeError(
-                "`optimizer` must be a name, a keras.optimizers.Optimizer or None. "
-                f"Received: optimizer={optimizer!r}"
-            )
-        return optimizer
-    if (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, numbers.Real)
-        or not 0 < learning_rate < float("inf")
-    ):
-        raise ValueError(
-            f"`learning_rate` must be a positive float. Received: learning_rate={learning_rate!r}"
-        )
-    if not decoupled_decay:
-        return keras.optimizers.Adam(learning_rate=float(learning_rate))
-    opt = keras.optimizers.AdamW(learning_rate=float(learning_rate), weight_decay=0.01)
-    opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return opt
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ktlite.optimizers import default_optimizer
 from ktlite._console import say
 from ktlite.layers import MaskedGlobalPooling, PatchEmbedding, TransformerEncoder
 
@@ -190,7 +191,10 @@ def _build(
     )(x)
     model = keras.Model(images, probs, name=f"image_{name}")
     model.compile(
-        optimizer=_optimizer(optimizer, learning_rate, weight_decay), **_loss_and_metrics(mode)
+        optimizer=default_optimizer(
+            optimizer, learning_rate, weight_decay,
+            ("bias", "gamma", "beta", "class_embedding", "position_embeddings"),
+        ), **_loss_and_metrics(mode)
     )
     if verbose:
         say(
@@ -257,28 +261,6 @@ def _loss_and_metrics(mode: str) -> dict[str, Any]:
         "loss": keras.losses.MeanSquaredError(),
         "metrics": [keras.metrics.MeanAbsoluteError(name="mae")],
     }
-
-
-def _optimizer(optimizer: Any, learning_rate: Any, weight_decay: Any) -> Any:
-    if optimizer is not None:
-        if not isinstance(optimizer, (str, keras.optimizers.Optimizer)):
-            raise TypeError(
-                "`optimizer` must be a name, a keras.optimizers.Optimizer or None. "
-                f"Received: optimizer={optimizer!r}"
-            )
-        return optimizer
-    for arg, value in (("learning_rate", learning_rate), ("weight_decay", weight_decay)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            0 <= value < float("inf")
-        ) or (arg == "learning_rate" and value == 0):
-            raise ValueError(f"`{arg}` must be a positive float. Received: {arg}={value!r}")
-    opt = keras.optimizers.AdamW(
-        learning_rate=float(learning_rate), weight_decay=float(weight_decay)
-    )
-    opt.exclude_from_weight_decay(
-        var_names=["bias", "gamma", "beta", "class_embedding", "position_embeddings"]
-    )
-    return opt
 
 
 # ---------------------------------------------------------------------- checks
