@@ -38,13 +38,13 @@ def test_one_embedding_is_shared_by_encoder_decoder_and_output(pairs):
 def test_trains_through_the_learner_and_lr_find(pairs):
     trn, val, preproc = pairs
     model = _small(trn, preproc)
-    before = [np.array(w) for w in model.trainable_weights]
+    before = [w.numpy() for w in model.trainable_weights]
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=16)
     assert learner.lr_find(num_steps=20, verbose=0).suggestion > 0
     learner.fit_onecycle(1e-2, 2, verbose=0)
     losses = learner.history.history["loss"]
     assert losses[-1] < losses[0]
-    assert any(not np.allclose(b, np.array(w)) for b, w in zip(before, model.trainable_weights))
+    assert any(not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
 
 
 def test_saved_model_loads_in_safe_mode_with_the_same_outputs(pairs, tmp_path):
