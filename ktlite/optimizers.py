@@ -152,7 +152,7 @@ def default_optimizer(
     optimizer: Any,
     learning_rate: Any,
     weight_decay: Any = 0.01,
-    no_decay: Sequence[str] = ("bias", "gamma", "beta"),
+    no_decay: Sequence[str] = NO_DECAY_NAMES,
 ) -> Any:
     """The optimizer a task's model builder compiles with: the user's, or a fresh default.
 
@@ -192,8 +192,4 @@ def default_optimizer(
             raise ValueError(f"`{arg}` must be a positive float. Received: {arg}={value!r}")
     if weight_decay == 0:
         return keras.optimizers.Adam(learning_rate=float(learning_rate))
-    opt = keras.optimizers.AdamW(
-        learning_rate=float(learning_rate), weight_decay=float(weight_decay)
-    )
-    opt.exclude_from_weight_decay(var_names=list(no_decay))
-    return opt
+    return get_optimizer("adamw", float(learning_rate), weight_decay, no_decay)

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from ktlite._console import say
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
+from ktlite.optimizers import default_optimizer
 from ktlite.seq2seq.losses import MaskedSequenceCrossentropy, MaskedTokenAccuracy
 
 MODEL_NAMES = ("transformer",)
@@ -73,23 +74,7 @@ def compile_for_sequences(
     Example:
         >>> compile_for_sequences(model, 1e-3, 0.1, None)
     """
-    if optimizer is None:
-        if (
-            isinstance(learning_rate, bool)
-            or not isinstance(learning_rate, numbers.Real)
-            or not 0 < learning_rate < float("inf")
-        ):
-            raise ValueError(
-                "`learning_rate` must be a positive float. "
-                f"Received: learning_rate={learning_rate!r}"
-            )
-        optimizer = keras.optimizers.AdamW(learning_rate=float(learning_rate), weight_decay=0.01)
-        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    elif not isinstance(optimizer, (str, keras.optimizers.Optimizer)):
-        raise TypeError(
-            "`optimizer` must be a name, a keras.optimizers.Optimizer or None. "
-            f"Received: optimizer={optimizer!r}"
-        )
+    optimizer = default_optimizer(optimizer, learning_rate)
     model.compile(
         optimizer=optimizer,
         loss=MaskedSequenceCrossentropy(label_smoothing=label_smoothing),

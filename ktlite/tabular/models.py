@@ -21,9 +21,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from ktlite.optimizers import default_optimizer
 from ktlite._console import say
 from ktlite.layers import MaskedGlobalPooling, TransformerEncoder
+from ktlite.optimizers import default_optimizer
 from ktlite.tabular.layers import FeatureTokenizer
 
 MODEL_NAMES = ("ft_transformer", "mlp")

@@ -27,8 +27,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from ktlite.optimizers import default_optimizer
 from ktlite._console import say
+from ktlite.optimizers import default_optimizer
 
 MODEL_NAMES = ("transformer", "fasttext", "nbsvm")
 _CLASSIFICATION_MODES = ("multiclass", "multilabel")

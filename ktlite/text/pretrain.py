@@ -25,6 +25,7 @@ from keras import ops
 
 from ktlite._console import say
 from ktlite.learner import Learner
+from ktlite.optimizers import default_optimizer
 from ktlite.text.backbone import Backbone
 from ktlite.text.masking import TokenMasker
 from ktlite.text.preprocessor import DEFAULT_VOCAB_SIZE, TextPreprocessor, validate_texts
@@ -109,10 +110,8 @@ def masked_lm_model(
     model = keras.Model(
         {"token_ids": token_ids, "mask_positions": positions}, logits, name="masked_lm"
     )
-    optimizer = keras.optimizers.AdamW(learning_rate=float(learning_rate), weight_decay=0.01)
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     model.compile(
-        optimizer=optimizer,
+        optimizer=default_optimizer(None, learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, reduction="mean_with_sample_weight"
         ),

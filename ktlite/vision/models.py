@@ -25,9 +25,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from ktlite.optimizers import default_optimizer
 from ktlite._console import say
 from ktlite.layers import MaskedGlobalPooling, PatchEmbedding, TransformerEncoder
+from ktlite.optimizers import default_optimizer
 
 MODEL_NAMES = ("vit", "cnn")
 MAX_PATCHES = 64
