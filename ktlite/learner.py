@@ -288,6 +288,7 @@ class Learner:
         epochs: int | None = None,
         confirm: bool = False,
         confirm_steps: int | None = None,
+        callbacks: Sequence[keras.callbacks.Callback] | None = None,
     ) -> Any:
         """Sweeps the learning rate exponentially per batch to find a good one.
 
@@ -314,6 +315,8 @@ class Learner:
                 and make the best one `result.suggestion`; the runs are recorded in
                 `result.config["confirm"]`. Default False.
             confirm_steps: batches per confirming run; default a quarter of the sweep.
+            callbacks: extra Keras callbacks to run during the sweep (e.g. a timer); they
+                see the sweep's batches, not the confirming runs'.
 
         Returns:
             The `LRFindResult` (also kept as `learner.lr_result`).
@@ -344,6 +347,7 @@ class Learner:
                 stop_factor=stop_factor,
                 verbose=self.verbose if verbose is None else verbose,
                 planned_steps=planned_steps,
+                callbacks=callbacks,
             )
             if confirm:
                 self._confirm_lr(self.lr_result, dataset, planned_steps, confirm_steps)

@@ -109,3 +109,17 @@ def test_lr_find_confirm_restores_bit_for_bit_and_records_the_runs():
     assert LRFindResult.from_dict(result.to_dict()).config["confirm"]["lrs"] == record["lrs"]
     with pytest.raises(TypeError, match="`confirm`"):
         learner.lr_find(num_steps=40, confirm=1)
+
+
+def test_lr_find_runs_the_callbacks_it_is_given_on_the_sweep_batches():
+    class _Counter(keras.callbacks.Callback):
+        batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            _Counter.batches += 1
+
+    learner = _learner()
+    result = learner.lr_find(num_steps=20, callbacks=[_Counter()])
+    assert _Counter.batches == len(result.lrs) > 0
+    with pytest.raises(TypeError, match="callbacks"):
+        learner.lr_find(num_steps=20, callbacks=[object()])

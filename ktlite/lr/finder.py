@@ -337,6 +337,7 @@ def find_lr(
 
     Raises:
         ValueError: If an argument is invalid or the model is not compiled.
+        TypeError: If `callbacks` holds something that is not a Keras callback.
 
     Example:
         >>> result = find_lr(model, train_ds.batch(32))
@@ -377,7 +378,7 @@ def find_lr(
     callbacks = list(callbacks or [])
     for cb in callbacks:
         if not isinstance(cb, keras.callbacks.Callback):
-            raise ValueError(
+            raise TypeError(
                 f"`callbacks` must hold keras.callbacks.Callback objects. Received: {cb!r}"
             )
     if dataset.cardinality() == 0:

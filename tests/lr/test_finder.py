@@ -152,13 +152,17 @@ def test_default_sweep_is_bounded(trained, dataset):
         ({"stop_factor": 1.0}, "stop_factor"),
         ({"beta": 1.0}, "beta"),
         ({"verbose": 5}, "verbose"),
-        ({"callbacks": [object()]}, "callbacks"),
     ],
 )
 def test_bad_arguments_are_named(make_model, dataset, kwargs, name):
     model = make_model(keras.optimizers.Adam())
     with pytest.raises(ValueError, match=f"`{name}`"):
         find_lr(model, dataset, **kwargs)
+
+
+def test_a_callback_of_the_wrong_type_is_a_type_error(make_model, dataset):
+    with pytest.raises(TypeError, match="`callbacks`"):
+        find_lr(make_model(keras.optimizers.Adam()), dataset, callbacks=[object()])
 
 
 def test_bad_model_and_data_are_refused(make_model, data, dataset):
