@@ -43,6 +43,11 @@ def run_demo(args: argparse.Namespace) -> int:
         # A small slice may miss the rarest classes; score only the classes it has.
         known = set(y_train)
         x_test, y_test = map(list, zip(*[(x, y) for x, y in zip(x_test, y_test) if y in known]))
+    if args.max_test is not None and args.max_test < len(x_test):
+        # The file is ordered by part of speech: take every k-th text, not the first ones.
+        step = len(x_test) / args.max_test
+        keep = [int(i * step) for i in range(args.max_test)]
+        x_test, y_test = [x_test[i] for i in keep], [y_test[i] for i in keep]
     say(
         f"ktlite {ktlite.__version__} demo: WordNet lexnames, {len(x_train)} training and "
         f"{len(x_test)} test texts, {len(set(y_train))} classes"
@@ -119,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="learning rate for fit_onecycle (default: the LR finder's suggestion)")
     demo.add_argument("--max-train", type=_positive_int, default=None,
                       help="use only the first N training texts")
+    demo.add_argument("--max-test", type=_positive_int, default=None,
+                      help="score on N test texts spread evenly over the test file")
     demo.add_argument("--output", default="ktlite_demo_predictor",
                       help="folder to save the predictor in (default: %(default)s)")
     demo.set_defaults(handler=run_demo)
