@@ -14,3 +14,14 @@ def _seed_everything():
 
     keras.utils.set_random_seed(1234)
     yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under `-n 2 --dist loadgroup` (setup.cfg), a test without an `xdist_group` mark runs in
+    its file's group: one worker takes the whole file, so a module fixture that trains a
+    model is built once. Explicit marks group several files around a shared session fixture
+    or spread one file's slow tests (the notebooks) over both workers."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
