@@ -16,12 +16,24 @@ def _seed_everything():
     yield
 
 
+# The files with the longest tests or module fixtures (about a minute each on 2 cores). They
+# are scheduled first so that the other worker is not left idle while one of them finishes.
+LONGEST_FIRST = (
+    "tests/test_notebooks.py",
+    "tests/test_cli.py",
+    "tests/text/test_pretrain_distribute.py",
+    "tests/test_distribute_mirrored.py",
+)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under `-n 2 --dist loadgroup` (setup.cfg), a test without an `xdist_group` mark runs in
     its file's group: one worker takes the whole file, so a module fixture that trains a
     model is built once. Explicit marks group several files around a shared session fixture
-    or spread one file's slow tests (the notebooks) over both workers."""
+    or spread one file's slow tests (the notebooks) over both workers. The files in
+    `LONGEST_FIRST` run first, each still in one piece."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)
