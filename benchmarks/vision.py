@@ -12,7 +12,8 @@ to check it against the best grid point (target: within 1 point).
 
 Epochs: unless `--epochs` is given, the number of epochs that fits in `--budget` seconds of
 training, from the median time of the LR finder's steps after the first five (which trace
-the step), with a 15% margin for validation and the epoch-end work.
+the step) times 1.3: in run 3 (RESULTS.md) fit's steps took 1.24x the finder's median (58 vs
+64-85 ms for the CNN), and validation adds a few seconds an epoch.
 
 Data: `apt-get install dataset-fashion-mnist`; `dpkg -L dataset-fashion-mnist` lists the
 four IDX files (`/usr/share/datasets/fashion-mnist/*-ubyte.gz` on Debian). Pass their folder
@@ -115,7 +116,7 @@ def train(name, data, args, lr=None, epochs=None):
     if epochs is None:
         steps_per_epoch = -(-len(trn) // args.batch_size)
         left = args.budget - (time.perf_counter() - start)
-        epochs = max(1, int(left / (1.15 * step_s * steps_per_epoch)))
+        epochs = max(1, int(left / (1.3 * step_s * steps_per_epoch)))
     lr = suggestion if lr is None else lr
     learner.fit_onecycle(lr, epochs, verbose=2 if args.verbose else 0)
     facts = {
