@@ -26,14 +26,25 @@ LONGEST_FIRST = (
 )
 
 
+# Session fixtures that train a model for several files: every file using one of them runs
+# in the fixture's group, so one worker trains it once.
+SHARED_TRAINED = ("translator", "text_setup")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under `-n 2 --dist loadgroup` (setup.cfg), a test without an `xdist_group` mark runs in
     its file's group: one worker takes the whole file, so a module fixture that trains a
-    model is built once. Explicit marks group several files around a shared session fixture
-    or spread one file's slow tests (the notebooks) over both workers. The files in
-    `LONGEST_FIRST` run first, each still in one piece."""
+    model is built once. A file using a fixture of `SHARED_TRAINED` joins that fixture's
+    group instead; explicit marks spread one file's slow tests (the notebooks) over both
+    workers. The files in `LONGEST_FIRST` run first, each still in one piece."""
+    shared = {}
+    for item in items:
+        for name in SHARED_TRAINED:
+            if name in item.fixturenames:
+                shared[item.nodeid.split("::")[0]] = name
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            path = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(shared.get(path, path)))
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)

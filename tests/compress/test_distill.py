@@ -6,9 +6,6 @@ import pytest
 
 from ktlite.compress import DistillationAccuracy, DistillationLoss, distill
 
-# One worker runs every file that uses the session's trained `text_setup` (setup.cfg).
-pytestmark = pytest.mark.xdist_group("compress_text_setup")
-
 TEACHER = np.array([[0.7, 0.2, 0.1]], dtype="float32")
 STUDENT = np.array([[0.5, 0.3, 0.2]], dtype="float32")
 

@@ -8,9 +8,6 @@ import pytest
 
 from ktlite.compress import export_tflite, load_tflite
 
-# One worker runs every file that uses the session's trained `text_setup` (setup.cfg).
-pytestmark = pytest.mark.xdist_group("compress_text_setup")
-
 TEXTS = ["red item number 3", "blue item number 70", "green item", "an unseen sentence"]
 
 

@@ -6,9 +6,6 @@ from ktlite import seq2seq
 from ktlite.seq2seq.decoding import DecodingOptions
 from ktlite.seq2seq.predictor import TranslationPredictor
 
-# One worker runs every file that uses the session's trained `translator` (setup.cfg).
-pytestmark = pytest.mark.xdist_group("translator")
-
 
 @pytest.mark.parametrize(
     "sources, targets, match",

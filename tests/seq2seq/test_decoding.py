@@ -10,9 +10,6 @@ from ktlite.seq2seq.models import EncoderDecoderSteps
 
 from seq2seq_corpora import task_pairs
 
-# One worker runs every file that uses the session's trained `translator` (setup.cfg).
-pytestmark = pytest.mark.xdist_group("translator")
-
 
 def _translate(translator, sources, max_length=8, **options):
     model, preproc = translator

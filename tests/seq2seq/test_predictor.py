@@ -12,9 +12,6 @@ from ktlite.seq2seq.predictor import TranslationPredictor
 
 from seq2seq_corpora import task_pairs
 
-# One worker runs every file that uses the session's trained `translator` (setup.cfg).
-pytestmark = pytest.mark.xdist_group("translator")
-
 
 @pytest.fixture(scope="module")
 def predictor(translator):

@@ -7,9 +7,6 @@ from ktlite.seq2seq.report import corpus_scores, top_losses, translation_reporte
 
 from seq2seq_corpora import task_pairs
 
-# One worker runs every file that uses the session's trained `translator` (setup.cfg).
-pytestmark = pytest.mark.xdist_group("translator")
-
 
 def test_corpus_scores_are_perfect_for_identical_text_and_lower_otherwise():
     same = corpus_scores(["il gatto dorme sul letto"], ["il gatto dorme sul letto"])
