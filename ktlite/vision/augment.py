@@ -24,9 +24,17 @@ class Augmentation:
         flip: `"horizontal"` (default: mirror left-right with probability 1/2),
             `"vertical"`, `"both"` or `None` (no flips; use it for digits and text).
         translate: Largest shift as a fraction of the height and width, drawn uniformly in
-            `[-translate, translate]` per axis. Defaults to `0.1`.
+            `[-translate, translate]` per axis. Defaults to `0.0` (none; `0.1` is a
+            common choice for objects that are not centred).
         rotate: Largest rotation in degrees, drawn uniformly in `[-rotate, rotate]`.
-            Defaults to `10.0`.
+            Defaults to `0.0` (none; try `10.0`).
+
+    The defaults (flips only) are chosen for short from-scratch fits: on 20,000
+    Fashion-MNIST images, 3 epochs of the default CNN reached 0.900 validation accuracy with
+    flips only, 0.892 with shifts up to 5% as well, 0.880 with shifts up to 10% and 0.874
+    with 10% shifts and 10-degree rotations (benchmarks/RESULTS.md, images). Shifts and
+    rotations regularize more; they may pay off on longer fits or smaller data sets (not
+    measured).
 
     Raises:
         ValueError: If `flip` is unknown, `translate` is not in `[0, 0.5]` or `rotate` not
@@ -39,7 +47,7 @@ class Augmentation:
     """
 
     def __init__(
-        self, flip: str | None = "horizontal", translate: float = 0.1, rotate: float = 10.0
+        self, flip: str | None = "horizontal", translate: float = 0.0, rotate: float = 0.0
     ) -> None:
         if flip not in _FLIPS:
             raise ValueError(f"`flip` must be one of {list(_FLIPS)}. Received: flip={flip!r}")
@@ -89,7 +97,7 @@ class Augmentation:
         """Returns the JSON-safe arguments.
 
         Example:
-            >>> Augmentation(**Augmentation().get_config()).rotate
+            >>> Augmentation(**Augmentation(rotate=10.0).get_config()).rotate
             10.0
         """
         return {"flip": self.flip, "translate": self.translate, "rotate": self.rotate}

@@ -4,7 +4,7 @@
 `images_from_csv` keep file paths and read each batch's files inside `tf.data`. Either way
 ``trn`` and ``val`` are `ktlite.data.TaskDataset` objects whose transform decodes, converts
 channels, resizes and scales in the graph (`ImagePreprocessor`); only ``trn`` augments
-(`Augmentation`: horizontal flips, shifts up to 10%, rotations up to 10 degrees by default).
+(`Augmentation`: horizontal flips by default; shifts and rotations on request).
 Labels are learned from the training labels with `ktlite.labels.LabelEncoder`.
 """
 
@@ -129,8 +129,8 @@ def images_from_array(
         label_mode: `"multiclass"`, `"multilabel"`, `"regression"` or `None` (detect).
         class_names: class names in output order; inferred (sorted) when `None`.
         augment: `True` (default) augments training batches with `Augmentation()`
-            (horizontal flip, shifts up to 10%, rotations up to 10 degrees); `False` does
-            not; an `Augmentation` sets your own.
+            (horizontal flips; no shifts or rotations); `False` does not; an
+            `Augmentation` sets your own, e.g. `Augmentation(translate=0.1, rotate=10.0)`.
         random_state: seed of the validation split. Defaults to 42.
         verbose: 1 reports sizes and classes; 0 is silent.
 
