@@ -72,14 +72,22 @@ def pretrain(texts, val_texts, minutes, batch_size, seed):
     learner = text.pretrain(texts, val_texts=val_texts, batch_size=batch_size, seed=seed,
                             verbose=0)
     start = time.perf_counter()
-    # Measure the step rate (a short warm-up at a low rate, which also traces the step).
-    learner.fit(1e-4, 1, steps_per_epoch=20, verbose=0)
-    warm = time.perf_counter()
-    learner.fit(1e-4, 1, steps_per_epoch=20, verbose=0)
-    rate = 20 / (time.perf_counter() - warm)
-    chunk = max(20, int(rate * min(60, minutes * 15)))  # about 4 curve points a minute
+    # Plan from what the run itself will do: two warm-up fits of different lengths at a low
+    # rate (after one that traces the step), each ending with a validation like every
+    # chunk; their difference gives the seconds per step, the rest is each chunk's fixed
+    # cost (validation, the `fit` call). Run 1 timed one 20-step fit as 20 steps and used
+    # 3.5 of 5 minutes.
+    learner.fit(1e-4, 1, steps_per_epoch=10, verbose=0)
+    timed = []
+    for steps in (10, 40):
+        t0 = time.perf_counter()
+        learner.fit(1e-4, 1, steps_per_epoch=steps, verbose=0)
+        timed.append(time.perf_counter() - t0)
+    step_s = max(1e-4, (timed[1] - timed[0]) / 30)
+    fixed_s = max(0.0, timed[0] - 10 * step_s)
+    chunk = max(20, int(min(60, minutes * 15) / step_s))  # about 4 curve points a minute
     left = minutes * 60 - (time.perf_counter() - start)
-    chunks = max(1, int(left * rate / chunk))
+    chunks = max(1, round(left / (chunk * step_s + fixed_s)))
     curve = []
 
     class Curve(keras.callbacks.Callback):
