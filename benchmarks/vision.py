@@ -10,10 +10,11 @@ predictor's accuracy on the test images given as PNG bytes, its one-image latenc
 batch throughput (PNG bytes in). `--grid` also trains at fixed rates around the suggestion
 to check it against the best grid point (target: within 1 point).
 
-Epochs: unless `--epochs` is given, the number of epochs that fits in `--budget` seconds of
-training, from the median time of the LR finder's steps after the first five (which trace
-the step) times 1.3: in run 3 (RESULTS.md) fit's steps took 1.24x the finder's median (58 vs
-64-85 ms for the CNN), and validation adds a few seconds an epoch.
+Epochs: unless `--epochs` is given, the number of steps that fits in what is left of
+`--budget` seconds after the LR finder, from the median time of the finder's steps after the
+first five (which trace the step) times `MARGIN` (1.3: in run 3 (RESULTS.md) fit's steps took
+1.24x the finder's median, 58 vs 64-85 ms for the CNN, and validation adds a few seconds an
+epoch), in the fewest epochs of at most one pass over the data each.
 
 Data: `apt-get install dataset-fashion-mnist`; `dpkg -L dataset-fashion-mnist` lists the
 four IDX files (`/usr/share/datasets/fashion-mnist/*-ubyte.gz` on Debian). Pass their folder
@@ -40,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+MARGIN = 1.3  # fit's seconds per step over the finder's median step, validation included
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
            "Sneaker", "Bag", "Ankle boot"]
 FILES = {
@@ -113,18 +115,26 @@ def train(name, data, args, lr=None, epochs=None):
         result = learner.lr_find(num_steps=args.lr_find_steps, verbose=0, callbacks=[timer])
         step_s = timer.step_s()
         suggestion = float(result.suggestion)
+    steps_per_epoch = None  # whole epochs unless the budget plans the steps
     if epochs is None:
-        steps_per_epoch = -(-len(trn) // args.batch_size)
+        # The steps that fit in what is left of the budget, cut into the fewest epochs of
+        # at most one pass each (whole epochs wasted up to one epoch: run 4's ViT planned 2
+        # where 2.9 fit).
+        full = -(-len(trn) // args.batch_size)
         left = args.budget - (time.perf_counter() - start)
-        epochs = max(1, int(left / (1.3 * step_s * steps_per_epoch)))
+        total = max(1, int(left / (MARGIN * step_s)))
+        epochs = -(-total // full)
+        steps_per_epoch = total // epochs
     lr = suggestion if lr is None else lr
-    learner.fit_onecycle(lr, epochs, verbose=2 if args.verbose else 0)
+    learner.fit_onecycle(lr, epochs, steps_per_epoch=steps_per_epoch,
+                         verbose=2 if args.verbose else 0)
     facts = {
         "model": name,
         "params": model.count_params(),
         "suggestion": suggestion,
         "lr": float(lr),
         "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
         "train_s": round(time.perf_counter() - start, 1),
         "train_cpu_s": round(time.process_time() - cpu_start, 1),
         "step_ms": None if step_s is None else round(1000 * step_s, 1),

@@ -14,7 +14,8 @@ Both take float32 images `(batch, height, width, channels)` in `[0, 1]`, as
   dense head: the strong simple baseline.
 
 On 2 CPU cores a 28x28 image costs about 6 ms of CPU time per training step with the
-default ViT and 3 ms with the default CNN (Keras 3.15, TensorFlow 2.21).
+default ViT and 3 ms with the default CNN (Keras 3.15, TensorFlow 2.21); XLA (on by default
+for training sets of 20,000 images or more, `jit_compile`) saves 15-25% of it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from ktlite._console import say
 from ktlite.layers import MaskedGlobalPooling, PatchEmbedding, TransformerEncoder
@@ -31,6 +33,7 @@ from ktlite.optimizers import default_optimizer
 
 MODEL_NAMES = ("vit", "cnn")
 MAX_PATCHES = 64
+XLA_MIN_IMAGES = 20_000  # `jit_compile="auto"`: the compile time is repaid within an epoch
 _ACTIVATIONS = {"multiclass": "softmax", "multilabel": "sigmoid", "regression": None}
 
 
@@ -49,6 +52,7 @@ def image_classifier(
     learning_rate: float = 1e-3,
     weight_decay: float = 0.05,
     optimizer: str | keras.optimizers.Optimizer | None = None,
+    jit_compile: bool | str = "auto",
     verbose: int = 1,
 ) -> keras.Model:
     """Builds and compiles an image classifier for the preprocessor's classes.
@@ -74,6 +78,11 @@ def image_classifier(
         weight_decay: decoupled weight decay of the default AdamW (biases, normalization
             and embeddings excluded). Defaults to 0.05.
         optimizer: an optimizer name or instance; `None` (default) is AdamW.
+        jit_compile: `"auto"` (default) XLA-compiles the train, test and predict steps
+            when `train_data` holds at least 20,000 images and no `tf.distribute` strategy
+            is in scope (compiling takes 10-25 s, repaid within an epoch of that size; on
+            2 CPU cores it took a batch-32 step of the default CNN from 58 to 44 ms and of
+            the default ViT from 147 to 124 ms); `True` or `False` decides.
         verbose: 1 prints a one-line summary, 0 is silent.
 
     Returns:
@@ -83,7 +92,8 @@ def image_classifier(
     Raises:
         TypeError: if `preproc` or `train_data` is not from `images_from_*`.
         ValueError: for an unknown `name`, regression labels, data that does not match
-            `preproc`, a bad size, or a `patch_size` that does not divide the image.
+            `preproc`, a bad size, a `patch_size` that does not divide the image, or a
+            `jit_compile` other than `"auto"`, `True` or `False`.
 
     Example:
         >>> trn, val, preproc = vision.images_from_array(x_train, y_train)
@@ -114,6 +124,7 @@ def image_regression_model(
     learning_rate: float = 1e-3,
     weight_decay: float = 0.05,
     optimizer: str | keras.optimizers.Optimizer | None = None,
+    jit_compile: bool | str = "auto",
     verbose: int = 1,
 ) -> keras.Model:
     """Builds and compiles an image regression model (linear head, MSE loss, MAE metric).
@@ -132,6 +143,7 @@ def image_regression_model(
         learning_rate: as in `image_classifier`.
         weight_decay: as in `image_classifier`.
         optimizer: as in `image_classifier`.
+        jit_compile: as in `image_classifier`.
         verbose: as in `image_classifier`.
 
     Returns:
@@ -158,13 +170,14 @@ def image_regression_model(
 def _build(
     name: Any, train_data: Any, preproc: Any, patch_size: Any, embed_dim: Any, num_heads: Any,
     num_layers: Any, ff_dim: Any, dropout: Any, filters: Any, learning_rate: Any,
-    weight_decay: Any, optimizer: Any, verbose: Any,
+    weight_decay: Any, optimizer: Any, jit_compile: Any, verbose: Any,
 ) -> keras.Model:
     if name not in MODEL_NAMES:
         raise ValueError(f"`name` must be one of {list(MODEL_NAMES)}. Received: name={name!r}")
     if verbose not in (0, 1) or isinstance(verbose, bool):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
     dropout = _rate("dropout", dropout)
+    jit = _jit(jit_compile, len(train_data))
     mode = preproc.label_mode
     outputs = preproc.labels.num_outputs
     images = keras.Input(shape=preproc.input_shape, name="images")
@@ -194,12 +207,12 @@ def _build(
         optimizer=default_optimizer(
             optimizer, learning_rate, weight_decay,
             ("bias", "gamma", "beta", "class_embedding", "position_embeddings"),
-        ), **_loss_and_metrics(mode)
+        ), jit_compile=jit, **_loss_and_metrics(mode)
     )
     if verbose:
         say(
             f"{name} image model: {mode}, {outputs} output(s), input {preproc.input_shape}, "
-            f"{detail}, {model.count_params():,} parameters"
+            f"{detail}, {model.count_params():,} parameters" + (", XLA" if jit else "")
         )
     return model
 
@@ -226,6 +239,16 @@ def _cnn_body(images: Any, filters: Any) -> Any:
             x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{stage}_{j}")(x)
             x = keras.layers.Activation("relu", name=f"relu_{stage}_{j}")(x)
     return keras.layers.GlobalAveragePooling2D(name="mean_pooling")(x)
+
+
+def _jit(jit_compile: Any, num_images: int) -> bool:
+    if isinstance(jit_compile, str) and jit_compile == "auto":
+        return num_images >= XLA_MIN_IMAGES and not tf.distribute.has_strategy()
+    if isinstance(jit_compile, bool):
+        return jit_compile
+    raise ValueError(
+        f"`jit_compile` must be 'auto', True or False. Received: jit_compile={jit_compile!r}"
+    )
 
 
 def _patch_size(patch_size: Any, image_size: tuple[int, int]) -> int:

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ktlite.layers import PatchEmbedding
 from ktlite.vision import image_classifier, image_regression_model, images_from_array
@@ -65,6 +66,8 @@ def test_regression_model_has_a_linear_head(shape_arrays):
         ({"dropout": 1.0}, "Received: dropout=1.0"),
         ({"name": "cnn", "filters": ()}, r"Received: filters=\(\)"),
         ({"learning_rate": 0}, "Received: learning_rate=0"),
+        ({"jit_compile": "xla"}, "Received: jit_compile='xla'"),
+        ({"jit_compile": 1}, "Received: jit_compile=1"),
     ],
 )
 def test_invalid_arguments_raise_with_received_value(shape_data, kwargs, message):
@@ -81,3 +84,29 @@ def test_data_from_another_preprocessor_is_refused(shape_data, shape_arrays):
         image_classifier("cnn", other_trn, preproc=preproc, verbose=0)
     with pytest.raises(TypeError, match="ImagePreprocessor"):
         image_classifier("cnn", trn, preproc=object(), verbose=0)
+
+
+def test_xla_is_on_by_default_only_for_large_training_sets_outside_a_strategy(shape_data):
+    trn, _, preproc = shape_data
+    assert image_classifier("cnn", trn, preproc=preproc, verbose=0).jit_compile is False
+    assert image_classifier("cnn", trn, preproc=preproc, jit_compile=True,
+                            verbose=0).jit_compile is True
+    pixels = np.zeros((22_300, 8, 8), np.uint8)  # 20,070 training images after the split
+    classes = np.arange(len(pixels)) % 2
+    big, _, big_preproc = images_from_array(pixels, classes, verbose=0)
+    assert image_classifier("cnn", big, preproc=big_preproc, verbose=0).jit_compile is True
+    assert image_classifier("cnn", big, preproc=big_preproc, jit_compile=False,
+                            verbose=0).jit_compile is False
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert image_classifier("cnn", big, preproc=big_preproc, verbose=0).jit_compile is False
+
+
+def test_an_xla_compiled_cnn_learns_the_shapes(shape_data):
+    import ktlite
+
+    trn, val, preproc = shape_data
+    keras.utils.set_random_seed(0)
+    model = image_classifier("cnn", trn, preproc=preproc, jit_compile=True, verbose=0)
+    learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=32, verbose=0)
+    history = learner.fit_onecycle(3e-3, 3, verbose=0)
+    assert history.history["val_accuracy"][-1] >= 0.9
