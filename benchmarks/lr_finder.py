@@ -23,19 +23,26 @@ Tasks (all local, no download), by family:
   (scikit-learn's bundled sets, standardised, stratified k-fold CV, one hidden layer);
 - `logistic`: `iris_logistic_adam`, `breast_cancer_logistic_sgd`, `wine_logistic_adam`,
   `digits_logistic_sgd` (a single softmax layer);
-- `cnn`: `digits_cnn_adam` (the 8x8 digit images, conv16-pool-conv32-GAP);
+- `cnn`: `digits_cnn_adam` (the 8x8 digit images, conv16-pool-conv32-GAP), `fashion_cnn`
+  (ktlite `image_classifier("cnn")`, 2,000 Fashion-MNIST images);
+- `vit`: `fashion_vit` (ktlite `image_classifier("vit")`, the same images);
 - `rnn`: `wordnet_gru` (bidirectional GRU(32), 10k WordNet texts, 32 tokens, Adam);
-- `bag`: `wordnet_fasttext` (ktlite `text_classifier("fasttext")` through a Learner);
-- `transformer`: `wordnet_transformer` (ktlite's default text Transformer through a Learner).
-  SGD is `keras.optimizers.SGD(momentum=0.9)`; Adam is Keras' default Adam.
-Hooks not filled yet: `TASK_HOOKS` names the families of ktlite task folders that did not
-exist when the suite was written (FT-Transformer on tables, ViT/CNN on images, seq2seq);
-add a `task_*` function and a `TASKS` entry for each when its folder lands.
+- `bag`: `wordnet_fasttext` (ktlite `text_classifier("fasttext")`);
+- `transformer`: `wordnet_transformer` (ktlite's default text Transformer);
+- `table`: `digits_ft_transformer`, `breast_cancer_ft_transformer` (ktlite
+  `tabular_classifier("ft_transformer")` on scikit-learn's sets read as tables);
+- `seq2seq`: `debian_translation` (ktlite `translation_model`, 2,000 English -> Italian
+  pairs, a 2,000-piece vocabulary; scored by validation token accuracy).
+  SGD is `keras.optimizers.SGD(momentum=0.9)`; Adam is Keras' default Adam. The ktlite tasks
+  run through a Learner with every default of their folder, batch 32 (fasttext 64).
 
-The WordNet tasks read `wordnet_lexnames_{train,val}.csv.gz` from `--data` (default
-../shared/data next to the repository). To rebuild it from a clone of ktlite:
+The WordNet and Debian tasks read `wordnet_lexnames_{train,val}.csv.gz` and
+`debian_en_it_{train,val}.csv.gz` from `--data` (default ../shared/data next to the
+repository); to rebuild them from a clone of ktlite:
     sudo apt-get install wordnet-base
     python benchmarks/make_wordnet_lexnames.py --out ../shared/data
+(and ../shared/data/make_debian_pairs.py, see that folder's README). The image tasks read
+the Fashion-MNIST IDX files from `--images` (`apt-get install dataset-fashion-mnist`).
 
 Full run (hours on 2 shared CPU cores; the text tasks dominate):
     python benchmarks/lr_finder.py --save lr_suite
@@ -53,6 +60,7 @@ import math
 import os
 import platform
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -68,11 +76,7 @@ GRID = [10.0 ** (-5 + k / 2) for k in range(9)]
 RULES = ("basin", "descent", "minimum", "valley", "steep")
 DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 SWEEPS = 5
-TASK_HOOKS = {
-    "tables": "FT-Transformer on a table (needs ktlite/tabular)",
-    "images": "ViT and CNN on images (needs ktlite/vision)",
-    "seq2seq": "an encoder-decoder on text pairs (needs a seq2seq task folder)",
-}
+IMAGES_DIR = "/usr/share/datasets/fashion-mnist"
 
 
 # --------------------------------------------------------------------------- tasks
@@ -187,31 +191,99 @@ def task_wordnet_gru(args, n_train=10000, n_val=4000, maxlen=32, vocab=20000):
     }
 
 
-def _learner_text_task(name, n_train, n_val, batch_size):
-    """A ktlite text model through `texts_from_array`, `text_classifier` and a Learner."""
+def _learner_task(about, build, metric="val_accuracy"):
+    """A ktlite task through its own loader, model factory and a Learner.
+
+    `build(args)` returns `(trn, val, make_model, batch_size, about_data)`; the model is
+    rebuilt with the same seed for every run, so every run starts from the same weights.
+    """
     def make(args):
         import ktlite
+
+        trn, val, make_model, batch_size, about_data = build(args)
+
+        def learner():
+            keras.utils.set_random_seed(args.seed)  # same initial weights every time
+            return ktlite.get_learner(make_model(), train_data=trn, val_data=val,
+                                      batch_size=batch_size, verbose=0)
+
+        return {"folds": [None], "learner": learner, "batch_size": batch_size,
+                "metric": metric, "about": f"{about_data}, {about}, batch {batch_size}"}
+    return make
+
+
+def _wordnet_text(name, n_train, n_val, batch_size):
+    def build(args):
         from ktlite import text
 
         texts, labels, val_texts, val_labels = _wordnet(args, n_train, n_val)
         trn, val, preproc = text.texts_from_array(
             texts, labels, val_texts, val_labels, verbose=0
         )
+        return (trn, val, lambda: text.text_classifier(name, trn, preproc=preproc, verbose=0),
+                batch_size, f"WordNet {n_train} train / {len(val_texts)} val texts")
+    return _learner_task(f"ktlite text_classifier({name!r}) defaults", build)
 
-        def learner():
-            keras.utils.set_random_seed(args.seed)  # same initial weights every time
-            model = text.text_classifier(name, trn, preproc=preproc, verbose=0)
-            return ktlite.get_learner(model, train_data=trn, val_data=val,
-                                      batch_size=batch_size, verbose=0)
 
-        return {
-            "folds": [None],
-            "learner": learner,
-            "batch_size": batch_size,
-            "about": f"WordNet {n_train} train / {len(val_texts)} val texts, ktlite "
-                     f"text_classifier({name!r}) defaults through a Learner, batch {batch_size}",
-        }
-    return make
+def _sklearn_table(data, val_share=0.25):
+    """FT-Transformer (ktlite.tabular defaults) on a scikit-learn table, one stratified split."""
+    def build(args):
+        from sklearn.model_selection import train_test_split
+
+        from ktlite import tabular
+
+        x, y = _sklearn(data)
+        x_trn, x_val, y_trn, y_val = train_test_split(
+            x, y, test_size=val_share, stratify=y, random_state=args.seed
+        )
+        trn, val, preproc = tabular.tabular_from_array(x_trn, y_trn, x_val, y_val, verbose=0)
+        return (trn, val,
+                lambda: tabular.tabular_classifier("ft_transformer", trn, preproc=preproc,
+                                                   verbose=0),
+                32, f"sklearn {data} as a table ({len(y_trn)} train / {len(y_val)} val rows)")
+    return _learner_task("ktlite tabular_classifier('ft_transformer') defaults", build)
+
+
+def _fashion(name, n_train, n_val):
+    """ktlite.vision defaults on a Fashion-MNIST slice; validation images from the end of
+    the training file (the test file is left to `vision.py`)."""
+    def build(args):
+        from vision import load_split  # benchmarks/vision.py reads the IDX files
+
+        from ktlite import vision
+
+        x, y = load_split(Path(args.images), "train")
+        trn, val, preproc = vision.images_from_array(
+            x[:n_train], y[:n_train], x[-n_val:], y[-n_val:], verbose=0
+        )
+        return (trn, val,
+                lambda: vision.image_classifier(name, trn, preproc=preproc, verbose=0),
+                32, f"Fashion-MNIST {n_train} train / {n_val} held-out training images")
+    return _learner_task(f"ktlite image_classifier({name!r}) defaults", build)
+
+
+def _debian_pairs(n_train, n_val, vocab_size=2000):
+    """ktlite.seq2seq defaults (but a vocabulary sized for the slice) on Debian en-it."""
+    def build(args):
+        from ktlite import seq2seq
+
+        def read(split, n):
+            path = os.path.join(args.data, f"debian_en_it_{split}.csv.gz")
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))[:n]
+            return [r["en"] for r in rows], [r["it"] for r in rows]
+
+        src, tgt = read("train", n_train)
+        src_val, tgt_val = read("val", n_val)
+        trn, val, preproc = seq2seq.pairs_from_array(
+            src, tgt, src_val, tgt_val, vocab_size=vocab_size, verbose=0
+        )
+        return (trn, val,
+                lambda: seq2seq.translation_model("transformer", trn, preproc=preproc,
+                                                  verbose=0),
+                32, f"Debian en-it {n_train} train / {n_val} test pairs, vocab {vocab_size}")
+    return _learner_task("ktlite translation_model defaults", build,
+                         metric="val_token_accuracy")
 
 
 TASKS = {
@@ -225,8 +297,13 @@ TASKS = {
     "digits_logistic_sgd": ("logistic", _sklearn_task("digits", 0, "sgd", 32)),
     "digits_cnn_adam": ("cnn", task_digits_cnn_adam),
     "wordnet_gru": ("rnn", task_wordnet_gru),
-    "wordnet_fasttext": ("bag", _learner_text_task("fasttext", 12000, 4000, 64)),
-    "wordnet_transformer": ("transformer", _learner_text_task("transformer", 20000, 4000, 32)),
+    "wordnet_fasttext": ("bag", _wordnet_text("fasttext", 12000, 4000, 64)),
+    "wordnet_transformer": ("transformer", _wordnet_text("transformer", 20000, 4000, 32)),
+    "digits_ft_transformer": ("table", _sklearn_table("digits")),
+    "breast_cancer_ft_transformer": ("table", _sklearn_table("breast_cancer")),
+    "fashion_cnn": ("cnn", _fashion("cnn", 2000, 1000)),
+    "fashion_vit": ("vit", _fashion("vit", 2000, 1000)),
+    "debian_translation": ("seq2seq", _debian_pairs(2000, 500)),
 }
 QUICK_TASKS = [name for name, (family, _) in TASKS.items() if family in ("mlp", "logistic", "cnn")]
 
@@ -281,7 +358,7 @@ class ArrayRunner:
 
 
 class LearnerRunner:
-    """The same through ktlite's Learner (text tasks)."""
+    """The same through ktlite's Learner (the ktlite task folders' tasks)."""
 
     def __init__(self, task, fold, seed):
         del fold
@@ -301,7 +378,7 @@ class LearnerRunner:
 
     def score(self, lr, epochs):
         history = self.task["learner"]().fit_onecycle(lr, epochs, verbose=0)
-        return 100.0 * history.history["val_accuracy"][-1]
+        return 100.0 * history.history[self.task["metric"]][-1]
 
 
 def run_fold(task, fold, args):
@@ -448,7 +525,10 @@ def main():
     parser.add_argument("--sweeps", type=int, default=SWEEPS,
                         help="finder sweeps per task for the stability figures")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default=DATA_DIR, help="folder of wordnet_lexnames_*.csv.gz")
+    parser.add_argument("--data", default=DATA_DIR,
+                        help="folder of wordnet_lexnames_*.csv.gz and debian_en_it_*.csv.gz")
+    parser.add_argument("--images", default=IMAGES_DIR,
+                        help="folder of the Fashion-MNIST IDX files (see vision.py)")
     parser.add_argument("--save", default=None, help="folder for the raw results (JSON)")
     parser.add_argument("--report", nargs="+", default=None, metavar="FOLDER",
                         help="only print the tables for the results saved in these folders "
@@ -462,8 +542,7 @@ def main():
     tasks = args.tasks or (QUICK_TASKS if args.quick else list(TASKS))
     print(f"# LR finder suite: {platform.machine()}, {os.cpu_count()} CPUs, TF "
           f"{tf.__version__}, Keras {keras.__version__}; tasks {tasks}; folds {args.folds}; "
-          f"budgets {args.budgets} epochs; {args.sweeps} sweeps. Not in this suite yet: "
-          + "; ".join(TASK_HOOKS.values()), flush=True)
+          f"budgets {args.budgets} epochs; {args.sweeps} sweeps.", flush=True)
     start = time.perf_counter()
     results = {}
     for name in tasks:
