@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import ktlite
 from ktlite.layers import PatchEmbedding
 from ktlite.vision import image_classifier, image_regression_model, images_from_array
 from ktlite.vision.models import _patch_size
@@ -102,8 +103,6 @@ def test_xla_is_on_by_default_only_for_large_training_sets_outside_a_strategy(sh
 
 
 def test_an_xla_compiled_cnn_learns_the_shapes(shape_data):
-    import ktlite
-
     trn, val, preproc = shape_data
     keras.utils.set_random_seed(0)
     model = image_classifier("cnn", trn, preproc=preproc, jit_compile=True, verbose=0)
