@@ -265,23 +265,19 @@ def _fashion(name, n_train, n_val):
 def _debian_pairs(n_train, n_val, vocab_size=2000):
     """ktlite.seq2seq defaults (but a vocabulary sized for the slice) on Debian en-it."""
     def build(args):
+        from translation import read_pairs  # benchmarks/translation.py reads the CSVs
+
         from ktlite import seq2seq
 
-        def read(split, n):
-            path = os.path.join(args.data, f"debian_en_it_{split}.csv.gz")
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))[:n]
-            return [r["en"] for r in rows], [r["it"] for r in rows]
-
-        src, tgt = read("train", n_train)
-        src_val, tgt_val = read("val", n_val)
+        src, tgt = read_pairs(args.data, "train", n_train)
+        src_val, tgt_val = read_pairs(args.data, "val", n_val)
         trn, val, preproc = seq2seq.pairs_from_array(
             src, tgt, src_val, tgt_val, vocab_size=vocab_size, verbose=0
         )
         return (trn, val,
                 lambda: seq2seq.translation_model("transformer", trn, preproc=preproc,
                                                   verbose=0),
-                32, f"Debian en-it {n_train} train / {n_val} test pairs, vocab {vocab_size}")
+                32, f"Debian en-it {n_train} train / {n_val} val pairs, vocab {vocab_size}")
     return _learner_task("ktlite translation_model defaults", build,
                          metric="val_token_accuracy")
 
