@@ -37,8 +37,10 @@ _SKIP_FRACTION = 10
 _MEDIAN_FRACTION = 20
 # ...the basin holds the points within this fraction of the total drop of the lowest point...
 _BASIN = 0.05
-# ...and the suggestion sits half a decade of learning rate below the start of the basin.
+# ...and the suggestion sits half a decade of learning rate below the start of the basin,
 _BACKOFF = 10.0 ** 0.5
+# ...but never more than this factor above `suggest_descent` on the same curve.
+_BASIN_CAP = 10.0
 # `suggest_descent`: the fractions of the total drop whose crossings are averaged...
 _DESCENT_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9)
 # ...and the backoff below their geometric mean.
@@ -242,7 +244,11 @@ def suggest_basin(lrs: Sequence[float], losses: Sequence[float]) -> float:
     within 5% of the total drop from its lowest point; the suggestion is the learning rate
     where the curve first enters it, divided by sqrt(10). Starting from the entry (not the
     lowest point) keeps a flat, noisy bottom from pulling the suggestion up, and the
-    half-decade margin is room for many more steps than the sweep took.
+    half-decade margin is room for many more steps than the sweep took. When the sweep
+    itself trains the model far (a small training set, a sweep of several epochs), the
+    lowest loss can come long after the drop, at a rate that only had more updates behind
+    it; the suggestion is therefore held to at most ten times `suggest_descent`'s, which
+    reads the drop itself.
 
     Args:
         lrs: Swept learning rates.
@@ -257,15 +263,13 @@ def suggest_basin(lrs: Sequence[float], losses: Sequence[float]) -> float:
         >>> round(suggest_basin(lrs, losses), 6)
         0.001
     """
-    lrs, losses = _finite(lrs, losses)
-    smoothed = running_median(losses, max(1, losses.size // _MEDIAN_FRACTION))
-    lrs, smoothed = _usable(lrs, smoothed)
+    lrs, smoothed = _median_curve(lrs, losses)
     if smoothed.size < _MIN_POINTS:
         return math.nan
     bottom = float(smoothed[-1])
     level = bottom + _BASIN * (float(np.max(smoothed)) - bottom)
     entry = int(np.nonzero(smoothed <= level)[0][0])
-    return float(lrs[entry] / _BACKOFF)
+    return float(min(lrs[entry] / _BACKOFF, _BASIN_CAP * _descent_of(lrs, smoothed)))
 
 
 def suggest_descent(lrs: Sequence[float], losses: Sequence[float]) -> float:
@@ -292,11 +296,23 @@ def suggest_descent(lrs: Sequence[float], losses: Sequence[float]) -> float:
         >>> bool(np.isclose(suggest_descent(lrs, losses), lrs[25] / 10 ** 0.25))
         True
     """
-    lrs, losses = _finite(lrs, losses)
-    smoothed = running_median(losses, max(1, losses.size // _MEDIAN_FRACTION))
-    lrs, smoothed = _usable(lrs, smoothed)
+    lrs, smoothed = _median_curve(lrs, losses)
     if smoothed.size < _MIN_POINTS:
         return math.nan
+    return _descent_of(lrs, smoothed)
+
+
+def _median_curve(
+    lrs: Sequence[float], losses: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The usable part of the raw curve after a centred running median (`basin`, `descent`)."""
+    lrs, losses = _finite(lrs, losses)
+    smoothed = running_median(losses, max(1, losses.size // _MEDIAN_FRACTION))
+    return _usable(lrs, smoothed)
+
+
+def _descent_of(lrs: np.ndarray, smoothed: np.ndarray) -> float:
+    """`suggest_descent` on a curve already cut by `_median_curve` (>= 1 point)."""
     bottom, top = float(smoothed[-1]), float(np.max(smoothed))
     crossings = [
         int(np.nonzero(smoothed <= top - level * (top - bottom))[0][0])

@@ -188,6 +188,21 @@ def test_basin_is_not_moved_by_wild_batches_or_a_noisy_flat_bottom():
     assert step**-2 <= ratio <= step**2
 
 
+def test_basin_is_held_near_the_drop_when_the_sweep_trains_the_model_on():
+    # A sweep of several epochs over a small set: the loss drops at lr 1e-2 and, after
+    # many more updates, sinks again at the end of the sweep (the shape CI met with the
+    # image CNN, where `basin` alone suggested 3.16). Only the first drop is the rate's.
+    lrs = np.logspace(-6, 1, 100)
+    losses = np.where(lrs < 1e-2, 1.0, 0.2)
+    losses[lrs > 3.0] = 0.01
+    descent = suggest_descent(lrs, losses)
+    assert suggest_basin(lrs, losses) == pytest.approx(10 * descent, rel=1e-9)
+    assert suggest_basin(lrs, losses) < 0.3  # the late bottom's entry / sqrt(10) is ~1
+    # ...and a curve with one drop is left alone.
+    single = np.where(lrs < 1e-2, 1.0, 0.2)
+    assert suggest_basin(lrs, single) == pytest.approx(lrs[lrs >= 1e-2][0] / 10**0.5)
+
+
 def test_basin_ignores_everything_from_the_first_non_finite_loss():
     lrs, losses = _drop_then_rise(rise=0.05)
     cut = losses.copy()
