@@ -30,8 +30,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import os
 import platform
@@ -42,13 +40,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from make_wordnet_lexnames import read_split  # noqa: E402
+
 _DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def read_split(path: Path) -> tuple[list[str], list[str]]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
 def long_tail(texts: list[str], labels: list[str], n: int, seed: int) -> tuple[list, list]:

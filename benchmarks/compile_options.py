@@ -23,8 +23,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import os
 import time
@@ -33,6 +31,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+from make_wordnet_lexnames import read_split  # noqa: E402
 
 _DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETTINGS = {
@@ -61,11 +61,10 @@ def main() -> None:
     import ktlite
     from ktlite import text
 
-    with gzip.open(args.train, "rt", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    picked = np.random.default_rng(args.seed).permutation(len(rows))[: args.train_size]
-    x = [rows[i]["text"] for i in picked]
-    y = [rows[i]["label"] for i in picked]
+    texts, labels = read_split(args.train)
+    picked = np.random.default_rng(args.seed).permutation(len(texts))[: args.train_size]
+    x = [texts[i] for i in picked]
+    y = [labels[i] for i in picked]
     trn, _, preproc = text.texts_from_array(x, y, val_pct=0.1, verbose=0, maxlen=64)
     learners = {}
     for name in chosen:

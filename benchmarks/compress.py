@@ -34,7 +34,6 @@ Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from `-
 from __future__ import annotations
 
 import argparse
-import csv
 import gzip
 import json
 import os
@@ -48,11 +47,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-
-def read_split(folder: Path, split: str) -> tuple[list[str], list[str]]:
-    with gzip.open(folder / f"wordnet_lexnames_{split}.csv.gz", "rt", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [r["text"] for r in rows], [r["label"] for r in rows]
+from make_wordnet_lexnames import read_split, split_path  # noqa: E402
 
 
 def subset(
@@ -184,8 +179,8 @@ def folder_sizes(args) -> None:
     from ktlite import compress, text
 
     keras.utils.set_random_seed(args.seed)
-    x_train, y_train = subset(*read_split(args.data, "train"), args.train, args.seed)
-    x_val, y_val = subset(*read_split(args.data, "val"), args.val, args.seed)
+    x_train, y_train = subset(*read_split(split_path(args.data, "train")), args.train, args.seed)
+    x_val, y_val = subset(*read_split(split_path(args.data, "val")), args.val, args.seed)
     trn, val, preproc = text.texts_from_array(x_train, y_train, x_val, y_val, verbose=0)
     teacher = text.text_classifier("transformer", trn, preproc=preproc, verbose=0)
     student = text.text_classifier("transformer", trn, preproc=preproc, embed_dim=32,
@@ -286,9 +281,9 @@ def main() -> None:
     from ktlite import compress, text
 
     keras.utils.set_random_seed(args.seed)
-    x_train, y_train = subset(*read_split(args.data, "train"), args.train, args.seed)
-    x_val, y_val = subset(*read_split(args.data, "val"), args.val, args.seed)
-    x_test, y_test = read_split(args.data, "test")
+    x_train, y_train = subset(*read_split(split_path(args.data, "train")), args.train, args.seed)
+    x_val, y_val = subset(*read_split(split_path(args.data, "val")), args.val, args.seed)
+    x_test, y_test = read_split(split_path(args.data, "test"))
     if args.test:
         x_test, y_test = x_test[: args.test], y_test[: args.test]
     work = Path(tempfile.mkdtemp(prefix="ktlite_compress_"))

@@ -53,8 +53,6 @@ Quick look at the small tasks (one fold, a few minutes):
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import math
 import os
@@ -71,6 +69,8 @@ import tensorflow as tf  # noqa: E402
 from ktlite.lr import DEFAULT_SUGGESTION, OneCycle, PolicyCallback, find_lr  # noqa: E402
 from ktlite.lr.budget import budget_factor  # noqa: E402
 from ktlite.lr.confirm import candidate_lrs, confirm_lr  # noqa: E402
+
+from make_wordnet_lexnames import read_split, split_path  # noqa: E402
 
 GRID = [10.0 ** (-5 + k / 2) for k in range(9)]
 RULES = ("basin", "descent", "minimum", "valley", "steep")
@@ -149,17 +149,10 @@ def task_digits_cnn_adam(args):
     return task
 
 
-def _read_wordnet(data_dir, split):
-    path = os.path.join(data_dir, f"wordnet_lexnames_{split}.csv.gz")
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return [r["text"] for r in rows], [r["label"] for r in rows]
-
-
 def _wordnet(args, n_train, n_val):
-    texts, labels = _read_wordnet(args.data, "train")
+    texts, labels = read_split(split_path(args.data, "train"))
     pick = np.random.default_rng(args.seed).permutation(len(texts))[:n_train]
-    val_texts, val_labels = _read_wordnet(args.data, "val")
+    val_texts, val_labels = read_split(split_path(args.data, "val"))
     return ([texts[i] for i in pick], [labels[i] for i in pick],
             val_texts[:n_val], val_labels[:n_val])
 

@@ -1,4 +1,5 @@
-"""Builds the WordNet lexnames data the text benchmarks read (`--data`, default ../shared/data).
+"""Builds the WordNet lexnames data the text benchmarks read (`--data`, default ../shared/data),
+and reads it back for them (`split_path`, `read_split`).
 
 Every WordNet 3.0 synset becomes one row: `id` (part of speech + synset offset), `label`
 (its lexicographer file, 45 classes such as `noun.animal` or `verb.motion`) and `text` (the
@@ -58,6 +59,18 @@ def split_of(synset_id: str) -> str:
     """`test` / `val` / `train` from the id's SHA-256 (10% / 10% / 80%)."""
     bucket = int(hashlib.sha256(synset_id.encode()).hexdigest(), 16) % 10
     return {0: "test", 1: "val"}.get(bucket, "train")
+
+
+def split_path(folder: str | Path, split: str) -> Path:
+    """`folder/wordnet_lexnames_{split}.csv.gz` for split `"train"`, `"val"` or `"test"`."""
+    return Path(folder) / f"wordnet_lexnames_{split}.csv.gz"
+
+
+def read_split(path: str | Path) -> tuple[list[str], list[str]]:
+    """The `(texts, labels)` of one file written by this script, in file order."""
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [row["text"] for row in rows], [row["label"] for row in rows]
 
 
 def main() -> None:

@@ -23,8 +23,6 @@ Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import os
 import platform
 import statistics
@@ -37,13 +35,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from make_wordnet_lexnames import read_split, split_path  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-
-
-def read_texts(folder: Path, split: str) -> tuple[list[str], list[str]]:
-    with gzip.open(folder / f"wordnet_lexnames_{split}.csv.gz", "rt", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
 def best_and_median(fn, repeats: int) -> tuple[float, float]:
@@ -68,8 +62,8 @@ def main() -> None:
     from ktlite import text
     from ktlite.data import TaskDataset
 
-    x_train, y_train = read_texts(Path(args.data), "train")
-    x_test, _ = read_texts(Path(args.data), "test")
+    x_train, y_train = read_split(split_path(args.data, "train"))
+    x_test, _ = read_split(split_path(args.data, "test"))
     texts = x_test[:1000]
 
     preproc = text.TextPreprocessor().fit(x_train, y_train)

@@ -25,8 +25,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import os
 import time
 from pathlib import Path
@@ -37,11 +35,7 @@ import numpy as np  # noqa: E402
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.svm import LinearSVC  # noqa: E402
 
-
-def read_split(path: Path) -> tuple[list[str], list[str]]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [r["text"] for r in rows], [r["label"] for r in rows]
+from make_wordnet_lexnames import read_split  # noqa: E402
 
 
 def stratified(labels: list[str], n: int, seed: int) -> np.ndarray:

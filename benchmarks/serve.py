@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
-import gzip
 import json
 import os
 import platform
@@ -40,6 +38,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from make_wordnet_lexnames import read_split, split_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -56,11 +56,7 @@ def read_wordnet(
     The files are sorted by synset, so `limit` takes a seeded random subset (all classes),
     not the first rows.
     """
-    texts, labels = [], []
-    with gzip.open(DATA / f"wordnet_lexnames_{split}.csv.gz", "rt", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            texts.append(row["text"])
-            labels.append(row["label"])
+    texts, labels = read_split(split_path(DATA, split))
     if limit is not None and limit < len(texts):
         keep = np.random.default_rng(seed).permutation(len(texts))[:limit]
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]

@@ -16,8 +16,6 @@ Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import os
 import time
 from pathlib import Path
@@ -29,11 +27,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.svm import LinearSVC  # noqa: E402
 
-
-def read_split(folder: Path, split: str) -> tuple[list[str], list[str]]:
-    with gzip.open(folder / f"wordnet_lexnames_{split}.csv.gz", "rt", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [r["text"] for r in rows], [r["label"] for r in rows]
+from make_wordnet_lexnames import read_split, split_path  # noqa: E402
 
 
 def baseline(x_train, y_train, x_test, y_test) -> dict[str, float]:
@@ -84,9 +78,9 @@ def main() -> None:
                         help="train at this rate (the issue's workflow uses 1e-3); "
                              "default: the LR finder's suggestion")
     args = parser.parse_args()
-    x_train, y_train = read_split(args.data, "train")
-    x_val, y_val = read_split(args.data, "val")
-    x_test, y_test = read_split(args.data, "test")
+    x_train, y_train = read_split(split_path(args.data, "train"))
+    x_val, y_val = read_split(split_path(args.data, "val"))
+    x_test, y_test = read_split(split_path(args.data, "test"))
 
     base = baseline(x_train, y_train, x_test, y_test)
     ours = ktlite_defaults(x_train, y_train, x_val, y_val, x_test, y_test, args.epochs, args.lr)

@@ -20,12 +20,12 @@ Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import os
 import platform
 import statistics
 import time
+
+from make_wordnet_lexnames import read_split
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -37,12 +37,6 @@ DEFAULT_DATA = os.path.join(
     "data",
     "wordnet_lexnames_train.csv.gz",
 )
-
-
-def read(path: str) -> tuple[list[str], list[str]]:
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
 def throughput(make_ds, n: int, repeats: int = 3) -> tuple[float, float]:
@@ -95,7 +89,7 @@ def main() -> None:
     from ktlite.data import TaskDataset, make_dataset
     from ktlite.text import texts_from_array
 
-    texts, labels = read(args.data)
+    texts, labels = read_split(args.data)
     n = len(texts)
     trn, _, preproc = texts_from_array(texts, labels, val_pct=0.01, verbose=0)
     lines = [

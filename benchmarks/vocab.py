@@ -18,14 +18,14 @@ Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import os
 import platform
 import statistics
 import time
 
 import numpy as np
+
+from make_wordnet_lexnames import read_split
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -37,11 +37,6 @@ DEFAULT_DATA = os.path.join(
     "data",
     "wordnet_lexnames_train.csv.gz",
 )
-
-
-def read_texts(path: str) -> list[str]:
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
-        return [row["text"] for row in csv.DictReader(f)]
 
 
 def time_ktlite(texts: list[str], vocab_size: int, repeats: int) -> tuple[list[float], dict]:
@@ -93,7 +88,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    texts = read_texts(args.data)
+    texts, _ = read_split(args.data)
     times, info = time_ktlite(texts, args.vocab_size, args.repeats)
     median = statistics.median(times)
     sizes = sorted(args.subsets)
