@@ -1,5 +1,7 @@
 """Tests for the `ktlite` package itself: lazy names and submodules found on disk."""
 
+import importlib
+import math
 import pkgutil
 import subprocess
 import sys
@@ -7,6 +9,7 @@ import sys
 import pytest
 
 import ktlite
+from ktlite._lazy import lazy_attributes
 
 
 def test_every_public_module_on_disk_is_reachable_and_listed():
@@ -27,3 +30,26 @@ def test_unknown_and_private_names_raise_attribute_error():
 def test_importing_ktlite_imports_no_tensorflow():
     code = "import sys, ktlite; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("package", ["apps", "seq2seq", "tabular", "text", "vision"])
+def test_task_packages_load_their_lazy_names_once_and_refuse_unknown_ones(package):
+    module = importlib.import_module(f"ktlite.{package}")
+    lazy = set(module._LAZY)
+    assert lazy <= set(dir(module)) and lazy <= set(module.__all__)
+    name = sorted(lazy)[0]
+    value = getattr(module, name)
+    assert value is getattr(importlib.import_module(module._LAZY[name]), name)
+    assert vars(module)[name] is value  # cached: __getattr__ is not asked again
+    with pytest.raises(AttributeError, match=f"'ktlite.{package}' has no attribute 'nope'"):
+        module.nope
+
+
+def test_lazy_attributes_imports_a_name_on_first_use_only():
+    namespace = {"__all__": ["sqrt"]}
+    getattr_, dir_ = lazy_attributes("pkg", namespace, {"sqrt": "math"})
+    assert "sqrt" not in namespace and dir_() == ["__all__", "sqrt"]
+    assert getattr_("sqrt")(9.0) == 3.0
+    assert namespace["sqrt"] is math.sqrt
+    with pytest.raises(AttributeError, match="'pkg' has no attribute 'cos'"):
+        getattr_("cos")

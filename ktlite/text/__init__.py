@@ -8,9 +8,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ktlite._lazy import lazy_attributes
 from ktlite.text.loaders import texts_from_array, texts_from_csv, texts_from_df, texts_from_folder
 from ktlite.text.preprocessor import TextPreprocessor
 
@@ -36,15 +34,4 @@ __all__ = [
     *_LAZY,
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ktlite.text' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -8,9 +8,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ktlite._lazy import lazy_attributes
 from ktlite.vision.augment import Augmentation
 from ktlite.vision.loaders import (
     images_from_array,
@@ -40,15 +38,4 @@ __all__ = [
     *_LAZY,
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ktlite.vision' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
