@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ktlite.generation.data import LMPreprocessor
 from ktlite.generation.model import DecoderOnlySteps
-from ktlite.predictor import Predictor
 from ktlite.seq2seq.decoding import DecodingOptions, check_max_length, decode
-from ktlite.seq2seq.predictor import check_texts, decoding_options
+from ktlite.seq2seq.predictor import StringDecodingPredictor, check_texts, decoding_options
 from ktlite.seq2seq.preprocessor import (
     CONFIG_FILE,
     END_ID,
@@ -30,7 +28,7 @@ from ktlite.seq2seq.preprocessor import (
 )
 
 
-class GenerationPredictor(Predictor):
+class GenerationPredictor(StringDecodingPredictor):
     """A trained `causal_lm` and its `LMPreprocessor`, ready to continue prompts.
 
     Each prompt becomes `[CLS]` plus its tokens; prompts longer than the context keep
@@ -62,8 +60,7 @@ class GenerationPredictor(Predictor):
             raise TypeError(f"`preproc` must be a fitted LMPreprocessor. Received: {preproc!r:.80}")
         super().__init__(model, preproc, batch_size=batch_size)
         self._steps = DecoderOnlySteps(model)
-        self._serving_length = check_max_length(max_length)
-        self._functions: dict[DecodingOptions, Any] = {}
+        self._serving = (DecodingOptions(), check_max_length(max_length))
         self._warned = False
 
     # ------------------------------------------------------------------ core hooks
@@ -75,20 +72,8 @@ class GenerationPredictor(Predictor):
                 f"{preproc.target_vocab_size}; they do not belong together."
             )
 
-    def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
-        return check_texts(inputs)
-
-    def _input_spec(self) -> tf.TensorSpec:
-        return tf.TensorSpec([None], tf.string, name="texts")
-
     def _transform(self, raw: tf.Tensor) -> Any:
         return self.preproc.prompt_ids(raw)[0]
-
-    def _graph_outputs(self, raw: Any) -> Any:
-        return self._continue(raw, self._serving_length, DecodingOptions())
-
-    def _decode(self, outputs: np.ndarray, **options: Any) -> list[str]:
-        return [t.decode("utf-8") for t in outputs]
 
     def _serving_outputs(self, outputs: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"continuations": outputs}
@@ -104,14 +89,14 @@ class GenerationPredictor(Predictor):
         """Task facts for `metadata` and `/metadata`."""
         return {"task": "generation", "maxlen": self.preproc.maxlen,
                 "vocab_size": self.preproc.target_vocab_size,
-                "serving_max_length": self._serving_length}
+                "serving_max_length": self._serving[1]}
 
     def json_input_schema(self) -> dict[str, Any]:
         """The JSON schema of one input item: a prompt."""
         return {"type": "string", "description": "A prompt to continue."}
 
     # ------------------------------------------------------------------ predicting
-    def _continue(self, prompts: Any, max_length: Any, options: DecodingOptions) -> Any:
+    def _decode_strings(self, prompts: Any, max_length: Any, options: DecodingOptions) -> Any:
         prefix, lengths = self.preproc.prompt_ids(prompts)
         ids = decode(self._steps, {}, prefix, lengths, max_length,
                      END_ID, options, banned_ids=(PAD_ID, START_ID),
@@ -119,14 +104,6 @@ class GenerationPredictor(Predictor):
         new = tf.range(tf.shape(ids)[1])[None, :] >= lengths[:, None]
         continuation = tf.ragged.boolean_mask(ids, new).to_tensor()
         return self.preproc.detokenize(continuation)
-
-    def _function(self, options: DecodingOptions) -> Any:
-        if options not in self._functions:
-            self._functions[options] = tf.function(
-                lambda prompts, max_length: self._continue(prompts, max_length, options),
-                input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)],
-            )
-        return self._functions[options]
 
     def _warn_if_truncated(self, prompts: list[str]) -> None:
         if self._warned:
@@ -182,9 +159,5 @@ class GenerationPredictor(Predictor):
                                    top_p, seed)
         prompts, single = check_texts(inputs)
         self._warn_if_truncated(prompts)
-        run = self._function(options)
-        out: list[str] = []
-        for i in range(0, len(prompts), self.batch_size):
-            batch = tf.constant(prompts[i : i + self.batch_size], tf.string)
-            out.extend(self._decode(run(batch, tf.constant(max_length)).numpy()))
+        out = self._decode_batches(prompts, max_length, options)
         return out[0] if single else out

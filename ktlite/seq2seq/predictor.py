@@ -82,7 +82,60 @@ def decoding_options(
                            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
 
 
-class TranslationPredictor(Predictor):
+class StringDecodingPredictor(Predictor):
+    """What translation and generation predictors share: strings in, decoded strings out.
+
+    A subclass gives `_decode_strings(texts, max_length, options)`, the graph from a batch
+    of raw strings to decoded strings, and sets `self._serving = (options, max_length)` for
+    `export` and `ktlite serve`; this class makes one `tf.function` per set of decoding
+    options and runs `predict`'s batches through it.
+
+    Example:
+        >>> class Echo(StringDecodingPredictor):
+        ...     def _decode_strings(self, texts, max_length, options):
+        ...         return texts
+    """
+
+    def __init__(self, model: keras.Model, preproc: Any, batch_size: int = 32) -> None:
+        super().__init__(model, preproc, batch_size=batch_size)
+        self._functions: dict[DecodingOptions, Any] = {}
+
+    def _decode_strings(self, texts: Any, max_length: Any, options: DecodingOptions) -> Any:
+        raise NotImplementedError
+
+    def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
+        return check_texts(inputs)
+
+    def _input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None], tf.string, name="texts")
+
+    def _graph_outputs(self, raw: Any) -> Any:
+        options, max_length = self._serving
+        return self._decode_strings(raw, max_length, options)
+
+    def _decode(self, outputs: np.ndarray, **options: Any) -> list[str]:
+        return [t.decode("utf-8") for t in outputs]
+
+    def _function(self, options: DecodingOptions) -> Any:
+        if options not in self._functions:
+            self._functions[options] = tf.function(
+                lambda texts, max_length: self._decode_strings(texts, max_length, options),
+                input_signature=[self._input_spec(), tf.TensorSpec([], tf.int32)],
+            )
+        return self._functions[options]
+
+    def _decode_batches(
+        self, texts: list[str], max_length: int, options: DecodingOptions
+    ) -> list[str]:
+        run = self._function(options)
+        out: list[str] = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = tf.constant(texts[i : i + self.batch_size], tf.string)
+            out.extend(self._decode(run(batch, tf.constant(max_length)).numpy()))
+        return out
+
+
+class TranslationPredictor(StringDecodingPredictor):
     """A trained `translation_model` and its `PairPreprocessor`, ready to translate.
 
     Args:
@@ -126,7 +179,6 @@ class TranslationPredictor(Predictor):
             decoding_options(beam_width=beam_width),
             check_max_length(preproc.target_maxlen if max_length is None else max_length),
         )
-        self._functions: dict[DecodingOptions, Any] = {}
 
     # ------------------------------------------------------------------ core hooks
     def _check_model(self, model: keras.Model, preproc: PairPreprocessor) -> None:
@@ -137,21 +189,8 @@ class TranslationPredictor(Predictor):
                 f"has {preproc.target_vocab_size}; they do not belong together."
             )
 
-    def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
-        return check_texts(inputs)
-
-    def _input_spec(self) -> tf.TensorSpec:
-        return tf.TensorSpec([None], tf.string, name="texts")
-
     def _transform(self, raw: tf.Tensor) -> Any:
         return self.preproc.tokenize_source(raw)
-
-    def _graph_outputs(self, raw: Any) -> Any:
-        options, max_length = self._serving
-        return translate_strings(self._steps, self.preproc, raw, max_length, options)
-
-    def _decode(self, outputs: np.ndarray, **options: Any) -> list[str]:
-        return [t.decode("utf-8") for t in outputs]
 
     def _serving_outputs(self, outputs: tf.Tensor) -> dict[str, tf.Tensor]:
         return {self.output_name: outputs}
@@ -192,15 +231,8 @@ class TranslationPredictor(Predictor):
         return list(items)
 
     # ------------------------------------------------------------------ predicting
-    def _function(self, options: DecodingOptions) -> Any:
-        if options not in self._functions:
-            self._functions[options] = tf.function(
-                lambda texts, max_length: translate_strings(
-                    self._steps, self.preproc, texts, max_length, options
-                ),
-                input_signature=[self._input_spec(), tf.TensorSpec([], tf.int32)],
-            )
-        return self._functions[options]
+    def _decode_strings(self, texts: Any, max_length: Any, options: DecodingOptions) -> Any:
+        return translate_strings(self._steps, self.preproc, texts, max_length, options)
 
     def predict(
         self,
@@ -246,11 +278,7 @@ class TranslationPredictor(Predictor):
         options = decoding_options(beam_width, length_penalty, method, temperature, top_k,
                                    top_p, seed)
         texts, single = check_texts(inputs)
-        run = self._function(options)
-        out: list[str] = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = tf.constant(texts[i : i + self.batch_size], tf.string)
-            out.extend(self._decode(run(batch, tf.constant(max_length)).numpy()))
+        out = self._decode_batches(texts, max_length, options)
         return out[0] if single else out
 
     # ------------------------------------------------------------------ export
