@@ -9,15 +9,14 @@ optimizer back exactly as they were after each run, as `find_lr` does after its 
 
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import keras
 import numpy as np
 
-from ktlite import compat
-from ktlite.lr.policy_callback import PolicyCallback, _inner_optimizer
+from ktlite.lr.policy_callback import PolicyCallback
+from ktlite.lr.preserve import preserved
 from ktlite.lr.schedules import OneCycle
 
 __all__ = ["candidate_lrs", "confirm_lr", "SAME_RATE"]
@@ -65,53 +64,6 @@ def candidate_lrs(
         ):
             picked.append(lr)
     return sorted(picked)
-
-
-def _snapshot(variables) -> list[np.ndarray]:
-    return [np.array(v.numpy(), copy=True) for v in variables]
-
-
-@contextlib.contextmanager
-def _preserved(model: keras.Model) -> Iterator[None]:
-    """Everything training can change, put back bit for bit on exit (also on errors).
-
-    An optimizer that was never built is left unbuilt (the runs use a copy made from its
-    config); one with a `LearningRateSchedule` runs on a temporary rate variable and gets
-    its schedule back, so `PolicyCallback` can drive it.
-    """
-    original = model.optimizer
-    optimizer = original
-    if not original.built:
-        optimizer = type(original).from_config(original.get_config())
-    inner = _inner_optimizer(optimizer)
-    lr_object = compat.learning_rate_object(inner)
-    swap_lr = not isinstance(lr_object, keras.Variable)
-    model_vars = list(model.variables) + list(model.metrics_variables)
-    opt_vars = list(original.variables) if original.built else []
-    saved_model, saved_opt = _snapshot(model_vars), _snapshot(opt_vars)
-    had_history = "history" in model.__dict__
-    saved_history = getattr(model, "history", None)
-    saved_stop = getattr(model, "stop_training", False)
-    try:
-        model.optimizer = optimizer
-        if swap_lr:
-            with model.distribute_strategy.scope():
-                compat.set_learning_rate_object(inner, keras.Variable(
-                    1e-3, dtype=keras.backend.floatx(), trainable=False,
-                    name="ktlite_confirm_learning_rate",
-                ))
-        yield
-    finally:
-        if swap_lr:
-            compat.set_learning_rate_object(inner, lr_object)
-        model.optimizer = original
-        for variable, value in zip(model_vars + opt_vars, saved_model + saved_opt):
-            variable.assign(value)
-        model.stop_training = saved_stop
-        if had_history:
-            model.history = saved_history
-        else:
-            model.__dict__.pop("history", None)
 
 
 def _short_run(model, batches, lr: float, steps: int, val_dataset) -> float:
@@ -188,7 +140,7 @@ def confirm_lr(
     batches = dataset.repeat().take(steps).cache()
     losses = []
     for lr in lrs:
-        with _preserved(model):
+        with preserved(model, lr, "ktlite_confirm_learning_rate"):
             losses.append(_short_run(model, batches, lr, steps, val_dataset))
     if not any(math.isfinite(loss) for loss in losses):
         raise ValueError(

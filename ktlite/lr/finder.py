@@ -11,9 +11,9 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from ktlite import compat
 from ktlite.lr.budget import budget_factor
-from ktlite.lr.policy_callback import PolicyCallback, _inner_optimizer
+from ktlite.lr.policy_callback import PolicyCallback
+from ktlite.lr.preserve import preserved
 from ktlite.lr.schedules import ExponentialSweep
 from ktlite.lr.suggest import DEFAULT_SUGGESTION, smooth_losses, suggest_all
 
@@ -268,23 +268,6 @@ class _SweepMonitor(keras.callbacks.Callback):
             self.progbar.update(len(self.smoothed), values=values, finalize=False)
 
 
-def _snapshot(variables) -> list[np.ndarray]:
-    return [np.array(v.numpy(), copy=True) for v in variables]
-
-
-def _restore(variables, values) -> None:
-    for variable, value in zip(variables, values):
-        variable.assign(value)
-
-
-def _reset_metrics_built_during_sweep(model: keras.Model, known: list) -> None:
-    """Metrics first built by the sweep (those of a model never trained) start empty again."""
-    known_ids = {id(variable) for variable in known}
-    for metric in model.metrics:
-        if any(id(variable) not in known_ids for variable in metric.variables):
-            metric.reset_state()
-
-
 def find_lr(
     model: keras.Model,
     dataset: Any,
@@ -389,58 +372,23 @@ def find_lr(
         # the first `fit` would, from one batch.
         batch = next(iter(dataset))
         model(batch[0] if isinstance(batch, (tuple, list)) else batch, training=False)
-    original_optimizer = model.optimizer
-    sweep_optimizer = original_optimizer
-    if not original_optimizer.built:
-        # Building is irreversible; sweep on an identical, fresh copy instead.
-        sweep_optimizer = type(original_optimizer).from_config(original_optimizer.get_config())
-    inner = _inner_optimizer(sweep_optimizer)
-    original_lr_object = compat.learning_rate_object(inner)
-    swap_lr = not isinstance(original_lr_object, keras.Variable)
-
-    model_vars = list(model.variables) + list(model.metrics_variables)
-    saved_model = _snapshot(model_vars)
-    opt_vars = list(original_optimizer.variables) if original_optimizer.built else []
-    saved_opt = _snapshot(opt_vars)
-    had_history = "history" in model.__dict__
-    saved_history = getattr(model, "history", None)
-    saved_stop = getattr(model, "stop_training", False)
-
     policy_cb = PolicyCallback(ExponentialSweep(start_lr, end_lr, num_steps))
     progbar = keras.utils.Progbar(
         num_steps, verbose=verbose, stateful_metrics=["lr", "loss"]
     ) if verbose else None
     monitor = _SweepMonitor(policy_cb, stop_factor, beta, progbar)
-    try:
-        if sweep_optimizer is not original_optimizer:
-            model.optimizer = sweep_optimizer
-        if swap_lr:
-            with model.distribute_strategy.scope():
-                compat.set_learning_rate_object(inner, keras.Variable(
-                    start_lr, dtype=keras.backend.floatx(), trainable=False,
-                    name="ktlite_lr_find_learning_rate",
-                ))
-        model.fit(
-            dataset.repeat(),
-            epochs=1,
-            steps_per_epoch=num_steps,
-            callbacks=[policy_cb, monitor, *callbacks],
-            verbose=0,
-            shuffle=False,
-        )
-    finally:
-        policy_cb.restore()
-        if swap_lr:
-            compat.set_learning_rate_object(inner, original_lr_object)
-        model.optimizer = original_optimizer
-        _restore(model_vars, saved_model)
-        _reset_metrics_built_during_sweep(model, model_vars)
-        _restore(opt_vars, saved_opt)
-        model.stop_training = saved_stop
-        if had_history:
-            model.history = saved_history
-        else:
-            model.__dict__.pop("history", None)
+    with preserved(model, start_lr, "ktlite_lr_find_learning_rate"):
+        try:
+            model.fit(
+                dataset.repeat(),
+                epochs=1,
+                steps_per_epoch=num_steps,
+                callbacks=[policy_cb, monitor, *callbacks],
+                verbose=0,
+                shuffle=False,
+            )
+        finally:
+            policy_cb.restore()
     n = len(monitor.smoothed)
     if progbar is not None and n:
         progbar.update(n, values=[("loss", monitor.smoothed[-1])], finalize=True)
