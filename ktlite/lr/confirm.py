@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from ktlite.lr.policy_callback import PolicyCallback
-from ktlite.lr.preserve import preserved
+from ktlite.lr.preserve import ensure_built, preserved
 from ktlite.lr.schedules import OneCycle
 
 __all__ = ["candidate_lrs", "confirm_lr", "SAME_RATE"]
@@ -136,6 +136,7 @@ def confirm_lr(
     judged_by = "loss" if val_dataset is None else "val_loss"
     if len(lrs) == 1:
         return {"lrs": lrs, "losses": [None], "chosen": lrs[0], "steps": 0, "judged_by": judged_by}
+    ensure_built(model, dataset)
     # The same batches for every candidate, read once.
     batches = dataset.repeat().take(steps).cache()
     losses = []

@@ -13,7 +13,7 @@ import numpy as np
 
 from ktlite.lr.budget import budget_factor
 from ktlite.lr.policy_callback import PolicyCallback
-from ktlite.lr.preserve import preserved
+from ktlite.lr.preserve import ensure_built, preserved
 from ktlite.lr.schedules import ExponentialSweep
 from ktlite.lr.suggest import DEFAULT_SUGGESTION, smooth_losses, suggest_all
 
@@ -367,11 +367,7 @@ def find_lr(
     if dataset.cardinality() == 0:
         raise ValueError("`dataset` is empty. Received: a tf.data.Dataset with 0 batches")
 
-    if not model.built:
-        # Variables created during the sweep could not be restored; create them first, as
-        # the first `fit` would, from one batch.
-        batch = next(iter(dataset))
-        model(batch[0] if isinstance(batch, (tuple, list)) else batch, training=False)
+    ensure_built(model, dataset)
     policy_cb = PolicyCallback(ExponentialSweep(start_lr, end_lr, num_steps))
     progbar = keras.utils.Progbar(
         num_steps, verbose=verbose, stateful_metrics=["lr", "loss"]

@@ -7,7 +7,7 @@ on exit, also when the block raises.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Any, Iterator
 
 import keras
 import numpy as np
@@ -15,7 +15,24 @@ import numpy as np
 from ktlite import compat
 from ktlite.lr.policy_callback import _inner_optimizer
 
-__all__ = ["preserved"]
+__all__ = ["ensure_built", "preserved"]
+
+
+def ensure_built(model: keras.Model, dataset: Any) -> None:
+    """Creates a never-built model's variables from one batch, as its first `fit` would.
+
+    Variables created inside `preserved` could not be put back, so build first.
+
+    Args:
+        model: A `keras.Model`.
+        dataset: A batched `tf.data.Dataset` of `(x, y)` or `x` batches.
+
+    Example:
+        >>> ensure_built(model, train_ds)
+    """
+    if not model.built:
+        batch = next(iter(dataset))
+        model(batch[0] if isinstance(batch, (tuple, list)) else batch, training=False)
 
 
 @contextlib.contextmanager

@@ -83,6 +83,26 @@ def test_confirm_leaves_an_unbuilt_optimizer_unbuilt(make_model, dataset):
     _assert_same(before, _state(model))
 
 
+def _unbuilt_model():
+    model = keras.Sequential([keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    return model
+
+
+def test_confirm_on_a_never_built_model_leaves_its_first_weights(dataset):
+    keras.utils.set_random_seed(3)
+    fresh = _unbuilt_model()
+    fresh.build((None, 6))
+    keras.utils.set_random_seed(3)
+    model = _unbuilt_model()
+    assert not model.built
+    confirm_lr(model, dataset, [1e-4, 1e-2], steps=4)
+    assert model.built and len(model.weights) == len(fresh.weights)
+    for a, b in zip(model.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(a, b)  # built, then every run put back
+
+
 def test_a_single_candidate_is_not_trained(trained, dataset):
     before = _state(trained)
     record = confirm_lr(trained, dataset, [1e-3], steps=5)
