@@ -825,3 +825,36 @@ class LabelEncoder:
     def __repr__(self) -> str:
         classes = None if self.class_names is None else len(self.class_names)
         return f"LabelEncoder(label_mode={self.label_mode!r}, classes={classes})"
+
+
+class LabeledPreprocessor:
+    """Mixin for a task preprocessor that keeps its labels in a `LabelEncoder` at `labels`.
+
+    It answers the label questions models and predictors ask of every preprocessor from the
+    one encoder, so the task folders do not each repeat them.
+
+    Example:
+        >>> class MyPreprocessor(LabeledPreprocessor):
+        ...     def __init__(self):
+        ...         self.labels = LabelEncoder()
+        >>> MyPreprocessor().label_mode is None
+        True
+    """
+
+    labels: LabelEncoder
+
+    @property
+    def label_mode(self) -> str | None:
+        """The label mode of `labels` (None before labels are fitted or given)."""
+        return self.labels.label_mode
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The class names of `labels`, in the order of the model's outputs (None for
+        regression or before labels are fitted)."""
+        return self.labels.class_names
+
+    @property
+    def num_outputs(self) -> int | None:
+        """The number of model outputs the labels need (None before labels are fitted)."""
+        return self.labels.num_outputs

@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from ktlite.labels import decode_predictions, encode_labels, fit_labels, infer_label_mode
+from ktlite.labels import (
+    LabeledPreprocessor,
+    LabelEncoder,
+    decode_predictions,
+    encode_labels,
+    fit_labels,
+    infer_label_mode,
+)
 
 
 @pytest.mark.parametrize(
@@ -151,8 +158,6 @@ def test_regression_constant_target_warns():
 
 # ---------------------------------------------------------------- LabelEncoder
 def test_label_encoder_fits_encodes_decodes_and_round_trips_its_config():
-    from ktlite.labels import LabelEncoder
-
     labels = LabelEncoder().fit(["pos", "neg", "pos"])
     assert (labels.label_mode, labels.class_names, labels.num_outputs) == (
         "multiclass", ["neg", "pos"], 2)
@@ -163,15 +168,11 @@ def test_label_encoder_fits_encodes_decodes_and_round_trips_its_config():
 
 
 def test_label_encoder_decodes_multilabel_as_every_class_with_its_probability():
-    from ktlite.labels import LabelEncoder
-
     labels = LabelEncoder().fit([["a"], ["a", "b"], []])
     assert labels.decode([[0.9, 0.2]]) == [[("a", 0.9), ("b", 0.2)]]
 
 
 def test_label_encoder_refuses_use_before_fit_and_bad_arguments():
-    from ktlite.labels import LabelEncoder
-
     with pytest.raises(ValueError, match="not fitted yet"):
         LabelEncoder().decode([[0.1, 0.9]])
     with pytest.raises(ValueError, match="num_outputs"):
@@ -180,3 +181,16 @@ def test_label_encoder_refuses_use_before_fit_and_bad_arguments():
         LabelEncoder("ranking")
     with pytest.raises(TypeError, match="`config` must be a dict"):
         LabelEncoder.from_config(["multiclass"])
+
+
+def test_a_labeled_preprocessor_answers_from_its_encoder_as_it_is_fitted():
+    class Preprocessor(LabeledPreprocessor):
+        def __init__(self):
+            self.labels = LabelEncoder()
+
+    preproc = Preprocessor()
+    assert (preproc.label_mode, preproc.class_names, preproc.num_outputs) == (None, None, None)
+    preproc.labels.fit(["pos", "neg", "pos"])
+    assert (preproc.label_mode, preproc.class_names, preproc.num_outputs) == (
+        "multiclass", ["neg", "pos"], 2
+    )

@@ -33,7 +33,7 @@ import numpy as np
 
 from ktlite import labels as _labels
 from ktlite import saving
-from ktlite.labels import LabelEncoder
+from ktlite.labels import LabeledPreprocessor, LabelEncoder
 from ktlite.tabular import columns as _columns
 
 FORMAT_VERSION = 1
@@ -75,7 +75,7 @@ def _vocabulary(values: np.ndarray, max_categories: int) -> list[str]:
     return [value for value, _ in ranked[:max_categories]]
 
 
-class TabularPreprocessor:
+class TabularPreprocessor(LabeledPreprocessor):
     """Learns per-column statistics, vocabularies and labels; transforms rows in-graph.
 
     Args:
@@ -161,21 +161,6 @@ class TabularPreprocessor:
     def category_sizes(self) -> list[int]:
         """Ids per categorical column, the unknown bucket included."""
         return [len(c["categories"]) + 1 for c in self.categorical]
-
-    @property
-    def label_mode(self) -> str | None:
-        """The label mode of `labels`."""
-        return self.labels.label_mode
-
-    @property
-    def class_names(self) -> list[str] | None:
-        """The class names of `labels` (None for regression)."""
-        return self.labels.class_names
-
-    @property
-    def num_outputs(self) -> int | None:
-        """The number of model outputs the labels need."""
-        return self.labels.num_outputs
 
     @property
     def is_fitted(self) -> bool:

@@ -25,7 +25,7 @@ import numpy as np
 from ktlite import labels as _labels
 from ktlite import saving
 from ktlite._console import say
-from ktlite.labels import LabelEncoder
+from ktlite.labels import LabeledPreprocessor, LabelEncoder
 from ktlite.text.normalization import _PREPROCESS_CHUNK, _join_words, normalize_texts
 from ktlite.text.vocabulary import (
     CLS_ID,
@@ -165,7 +165,7 @@ def suggest_maxlen(token_counts: np.ndarray, coverage: float = 0.99) -> int:
     return int(min(MAX_AUTO_MAXLEN, max(16, 16 * math.ceil(length / 16))))
 
 
-class TextPreprocessor:
+class TextPreprocessor(LabeledPreprocessor):
     """Learns a WordPiece vocabulary and labels; tokenizes text inside the TensorFlow graph.
 
     ``tokenize`` maps a batch of strings to ``int32`` ids of shape ``(batch, maxlen)``:
@@ -244,21 +244,6 @@ class TextPreprocessor:
         self._lengths_fn = None
 
     # ------------------------------------------------------------------ fitting
-
-    @property
-    def label_mode(self) -> str | None:
-        """The label mode of `labels` (None before labels are fitted or given)."""
-        return self.labels.label_mode
-
-    @property
-    def class_names(self) -> list[str] | None:
-        """The class names of `labels` (None for regression or before labels are fitted)."""
-        return self.labels.class_names
-
-    @property
-    def num_outputs(self) -> int | None:
-        """The number of model outputs the labels need (None before labels are fitted)."""
-        return self.labels.num_outputs
 
     @property
     def vocab_size(self) -> int:

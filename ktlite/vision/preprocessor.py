@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from ktlite.labels import LabelEncoder
+from ktlite.labels import LabeledPreprocessor, LabelEncoder
 from ktlite.vision.augment import Augmentation
 
 FORMAT_VERSION = 1
@@ -60,7 +60,7 @@ def check_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
     )
 
 
-class ImagePreprocessor:
+class ImagePreprocessor(LabeledPreprocessor):
     """Turns images into the float32 tensors a vision model takes, and holds its labels.
 
     Args:
@@ -110,17 +110,6 @@ class ImagePreprocessor:
                 f"`float_scale` must be 1.0 or 255.0. Received: float_scale={float_scale!r}"
             )
         self.float_scale = float(float_scale)
-
-    # ------------------------------------------------------------------ labels
-    @property
-    def label_mode(self) -> str | None:
-        """The label mode of `labels` (`"multiclass"`, `"multilabel"`, `"regression"`)."""
-        return self.labels.label_mode
-
-    @property
-    def class_names(self) -> list[str] | None:
-        """The class names of `labels`, in the order of the model's outputs."""
-        return self.labels.class_names
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
