@@ -179,7 +179,7 @@ def _build(
     dropout = _rate("dropout", dropout)
     jit = _jit(jit_compile, len(train_data))
     mode = preproc.label_mode
-    outputs = preproc.labels.num_outputs
+    outputs = preproc.num_outputs
     images = keras.Input(shape=preproc.input_shape, name="images")
     if name == "vit":
         patch = _patch_size(patch_size, preproc.image_size)
@@ -308,11 +308,11 @@ def _check_inputs(train_data: Any, preproc: Any) -> None:
         )
     y = np.asarray(train_data.y)
     if preproc.label_mode == "multiclass" and (
-        y.ndim != 1 or y.min() < 0 or y.max() >= preproc.labels.num_outputs
+        y.ndim != 1 or y.min() < 0 or y.max() >= preproc.num_outputs
     ):
         raise ValueError(
             f"`train_data` labels do not match `preproc`: expected class ids below "
-            f"{preproc.labels.num_outputs}, got shape {y.shape} from {y.min()} to {y.max()}."
+            f"{preproc.num_outputs}, got shape {y.shape} from {y.min()} to {y.max()}."
         )
 
 
