@@ -52,13 +52,13 @@ def test_demo_rejects_a_non_positive_epoch_count(capsys):
 def test_demo_runs_end_to_end_on_a_small_slice(tmp_path):
     output = tmp_path / "predictor"
     completed = subprocess.run(
-        [sys.executable, "-m", "ktlite.cli", "demo", "--max-train", "600", "--max-test", "300",
-         "--epochs", "1", "--batch-size", "32", "--output", str(output)],
+        [sys.executable, "-m", "ktlite.cli", "demo", "--max-train", "300", "--max-test", "150",
+         "--epochs", "1", "--batch-size", "8", "--output", str(output)],
         capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "4/4 save the predictor" in completed.stdout
-    assert "600 training and 300 test texts" in completed.stdout
+    assert "300 training and 150 test texts" in completed.stdout
     # Without --lr the demo trains at the finder's default suggestion.
     basin = re.search(r"basin=([0-9.e+-]+)[,;].*training with lr=([0-9.e+-]+)",
                       completed.stdout)
