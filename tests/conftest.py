@@ -1,5 +1,8 @@
-"""Shared test set-up: quiet TensorFlow, a non-interactive plot backend, fixed seeds."""
+"""Shared test set-up: quiet TensorFlow, a non-interactive plot backend, fixed seeds, the
+order the xdist groups are handed out in, and a garbage collector that skips what imports
+made."""
 
+import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -69,3 +72,11 @@ def pytest_collection_modifyitems(config, items):
 
 def _group(item) -> str:
     return item.get_closest_marker("xdist_group").args[0]
+
+
+def pytest_collection_finish(session):
+    """Everything imported so far (TensorFlow, Keras, ktlite, the test modules) lives until
+    the process ends: moved out of the garbage collector's sight, each full collection (Keras
+    forces one per quantized layer) scans only what the tests create."""
+    gc.collect()
+    gc.freeze()
