@@ -12,6 +12,7 @@ in this set-up with TF 2.21 / Keras 3.15; these runs go through ktlite's correct
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -124,7 +125,7 @@ def test_one_worker_and_two_workers_agree_on_the_first_update(workers):
 
 # ------------------------------------------------------------------ the worker processes
 def _worker(folder):
-    from ktlite import distribute
+    from ktlite import distribute, get_learner
 
     # A multi-worker strategy must exist before TensorFlow runs its first op.
     strategy = distribute.get_strategy("auto")
@@ -135,8 +136,6 @@ def _worker(folder):
     x, y = make_data()
     model = build_model(keras, keras.optimizers.SGD(learning_rate=0.5))
     model.set_weights(load_weights(os.path.join(folder, "init.npz")))
-    import warnings
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # XLA has no cross-process collectives on CPU: ktlite must fall back, not fail.
@@ -148,8 +147,6 @@ def _worker(folder):
         "jit_warning": any("jit_compile=True is not supported" in str(w.message)
                            for w in caught),
     })
-
-    from ktlite import get_learner
 
     model = build_model(keras, keras.optimizers.Adam(learning_rate=1e-3))
     model.set_weights(load_weights(os.path.join(folder, "init.npz")))
