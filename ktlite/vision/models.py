@@ -3,19 +3,25 @@
 Both take float32 images `(batch, height, width, channels)` in `[0, 1]`, as
 `ImagePreprocessor` produces them:
 
-- `"vit"`: `PatchEmbedding` (patches of `patch_size`, a class token, learned positions),
-  pre-norm `TransformerEncoder` blocks, a final layer normalization, the class token's
-  vector, dense head. Sized for small images: 64-dim tokens, 4 blocks of 4 heads, a
-  128-wide feed-forward, patches cut so the image gives at most 64 of them (28x28 -> 4x4
-  patches, 7 x 7 = 49 tokens).
+- `"vit"`: a hybrid Vision Transformer. A convolutional stem (three 3x3 convolutions of
+  stride 2 with batch normalization and ReLU, 32, 64 and 64 filters: 28x28 -> 4x4) turns
+  the image into a small feature map, as in the ViT paper's hybrid models (feature maps as
+  the patch source) and "Early convolutions help transformers see better" (Xiao et al.,
+  2021); `PatchEmbedding` cuts that map into patches of `patch_size` (a class token,
+  learned positions), then pre-norm `TransformerEncoder` blocks, a final layer
+  normalization, the class token's vector, dense head. Sized for small images: 64-dim
+  tokens, 4 blocks of 4 heads, a 128-wide feed-forward, no dropout, at most 64 patches
+  (28x28 -> 16 tokens). `stem=()` gives the plain ViT that cuts the image itself.
 - `"cnn"`: three stages of two 3x3 convolutions (He initialization) with batch
   normalization and ReLU
   (16, 32, 64 filters), 2x2 max pooling between stages, global average pooling, dropout,
   dense head: the strong simple baseline.
 
-On 2 CPU cores a 28x28 image costs about 6 ms of CPU time per training step with the
-default ViT and 3 ms with the default CNN (Keras 3.15, TensorFlow 2.21); XLA (on by default
-for training sets of 20,000 images or more, `jit_compile`) saves 15-25% of it.
+Why the stem: on 2 CPU cores (Keras 3.15, TensorFlow 2.21, XLA) a batch-32 training step of
+the plain ViT with 4x4 patches (49 tokens) took 115 ms, and 20 minutes of it reached 0.845
+test accuracy on Fashion-MNIST; with the stem (16 tokens) a step takes 44 ms, about the
+default CNN's, and 13 epochs reached 0.920 (benchmarks/RESULTS.md, issue 15). XLA (on by
+default for training sets of 20,000 images or more, `jit_compile`) saves 15-25% of a step.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from ktlite.optimizers import default_optimizer
 
 MODEL_NAMES = ("vit", "cnn")
 MAX_PATCHES = 64
+VIT_STEM = (32, 64, 64)
 XLA_MIN_IMAGES = 20_000  # `jit_compile="auto"`: the compile time is repaid within an epoch
 _ACTIVATIONS = {"multiclass": "softmax", "multilabel": "sigmoid", "regression": None}
 
@@ -43,11 +50,12 @@ def image_classifier(
     preproc: Any = None,
     *,
     patch_size: int | None = None,
+    stem: tuple[int, ...] = VIT_STEM,
     embed_dim: int = 64,
     num_heads: int = 4,
     num_layers: int = 4,
     ff_dim: int | None = None,
-    dropout: float = 0.1,
+    dropout: float | None = None,
     filters: tuple[int, ...] = (16, 32, 64),
     learning_rate: float = 1e-3,
     weight_decay: float = 0.05,
@@ -65,14 +73,17 @@ def image_classifier(
         train_data: the training `TaskDataset` from `images_from_*`, checked against
             `preproc`.
         preproc: the `ImagePreprocessor` returned with `train_data`.
-        patch_size: ViT patch side; `None` (default) picks the smallest side dividing the
-            image height and width that gives at most 64 patches.
+        patch_size: ViT patch side, on the stem's output; `None` (default) picks the
+            smallest side dividing its height and width that gives at most 64 patches.
+        stem: ViT stem, the filters of each stride-2 3x3 convolution before the patches.
+            Defaults to (32, 64, 64); `()` cuts the patches from the image itself.
         embed_dim: ViT token size. Defaults to 64.
         num_heads: ViT attention heads. Defaults to 4.
         num_layers: ViT encoder blocks. Defaults to 4.
         ff_dim: ViT feed-forward width; `None` means `2 * embed_dim`.
-        dropout: dropout in the ViT blocks and before the head of both models. Defaults to
-            0.1.
+        dropout: dropout in the ViT blocks and before the head of both models. `None`
+            (default) means 0 for the ViT (in 20 minutes on 60,000 images it does not fit
+            its training set) and 0.1 for the CNN.
         filters: CNN filters per stage (two convolutions each). Defaults to (16, 32, 64).
         learning_rate: initial learning rate of the default optimizer. Defaults to 1e-3.
         weight_decay: decoupled weight decay of the default AdamW (biases, normalization
@@ -92,8 +103,8 @@ def image_classifier(
     Raises:
         TypeError: if `preproc` or `train_data` is not from `images_from_*`.
         ValueError: for an unknown `name`, regression labels, data that does not match
-            `preproc`, a bad size, a `patch_size` that does not divide the image, or a
-            `jit_compile` other than `"auto"`, `True` or `False`.
+            `preproc`, a bad size, a `patch_size` that does not divide the stem's output, or
+            a `jit_compile` other than `"auto"`, `True` or `False`.
 
     Example:
         >>> trn, val, preproc = vision.images_from_array(x_train, y_train)
@@ -115,11 +126,12 @@ def image_regression_model(
     preproc: Any = None,
     *,
     patch_size: int | None = None,
+    stem: tuple[int, ...] = VIT_STEM,
     embed_dim: int = 64,
     num_heads: int = 4,
     num_layers: int = 4,
     ff_dim: int | None = None,
-    dropout: float = 0.1,
+    dropout: float | None = None,
     filters: tuple[int, ...] = (16, 32, 64),
     learning_rate: float = 1e-3,
     weight_decay: float = 0.05,
@@ -134,6 +146,7 @@ def image_regression_model(
         train_data: the training `TaskDataset` from `images_from_*`.
         preproc: its `ImagePreprocessor`; `preproc.label_mode` must be `"regression"`.
         patch_size: as in `image_classifier`.
+        stem: as in `image_classifier`.
         embed_dim: as in `image_classifier`.
         num_heads: as in `image_classifier`.
         num_layers: as in `image_classifier`.
@@ -168,24 +181,27 @@ def image_regression_model(
 
 # ---------------------------------------------------------------------- building
 def _build(
-    name: Any, train_data: Any, preproc: Any, patch_size: Any, embed_dim: Any, num_heads: Any,
-    num_layers: Any, ff_dim: Any, dropout: Any, filters: Any, learning_rate: Any,
-    weight_decay: Any, optimizer: Any, jit_compile: Any, verbose: Any,
+    name: Any, train_data: Any, preproc: Any, patch_size: Any, stem: Any, embed_dim: Any,
+    num_heads: Any, num_layers: Any, ff_dim: Any, dropout: Any, filters: Any,
+    learning_rate: Any, weight_decay: Any, optimizer: Any, jit_compile: Any, verbose: Any,
 ) -> keras.Model:
     if name not in MODEL_NAMES:
         raise ValueError(f"`name` must be one of {list(MODEL_NAMES)}. Received: name={name!r}")
     if verbose not in (0, 1) or isinstance(verbose, bool):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
-    dropout = _rate("dropout", dropout)
+    dropout = (0.0 if name == "vit" else 0.1) if dropout is None else _rate("dropout", dropout)
     jit = _jit(jit_compile, len(train_data))
     mode = preproc.label_mode
     outputs = preproc.num_outputs
     images = keras.Input(shape=preproc.input_shape, name="images")
     if name == "vit":
-        patch = _patch_size(patch_size, preproc.image_size)
+        x = images
+        for i, width in enumerate(_filters("stem", stem, allow_empty=True)):
+            x = _conv_block(x, width, 2, f"stem_{i}")
+        patch = _patch_size(patch_size, tuple(x.shape[1:3]))
         embed_dim = _positive_int("embed_dim", embed_dim)
         ff = 2 * embed_dim if ff_dim is None else _positive_int("ff_dim", ff_dim)
-        x = PatchEmbedding(patch, embed_dim, name="patch_embedding")(images)
+        x = PatchEmbedding(patch, embed_dim, name="patch_embedding")(x)
         x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
         for i in range(_positive_int("num_layers", num_layers)):
             x = TransformerEncoder(
@@ -194,7 +210,8 @@ def _build(
             )(x)
         x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
         x = MaskedGlobalPooling("first", name="class_token")(x)
-        detail = f"{patch}x{patch} patches, {num_layers} blocks of {embed_dim}"
+        detail = (f"stem {tuple(stem)}, {patch}x{patch} patches, {num_layers} blocks of "
+                  f"{embed_dim}")
     else:
         x = _cnn_body(images, filters)
         detail = f"filters {tuple(filters)}"
@@ -218,27 +235,39 @@ def _build(
 
 
 def _cnn_body(images: Any, filters: Any) -> Any:
-    if not isinstance(filters, (list, tuple)) or not filters:
-        raise ValueError(
-            f"`filters` must be a non-empty tuple of positive ints. Received: filters={filters!r}"
-        )
     x = images
-    for stage, width in enumerate(filters):
-        width = _positive_int("filters", width)
+    for stage, width in enumerate(_filters("filters", filters)):
         if stage:
             x = keras.layers.MaxPooling2D(2, name=f"pool_{stage}")(x)
         for j in range(2):
-            # He initialization keeps each convolution's output variance closer to the
-            # batch norm's starting moving variance (1), so the inference statistics are
-            # usable after a few dozen steps (with Glorot, a 1-epoch fit on 1,000
-            # images predicted one class at inference).
-            x = keras.layers.Conv2D(
-                width, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
-                name=f"conv_{stage}_{j}",
-            )(x)
-            x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{stage}_{j}")(x)
-            x = keras.layers.Activation("relu", name=f"relu_{stage}_{j}")(x)
+            x = _conv_block(x, width, 1, f"{stage}_{j}")
     return keras.layers.GlobalAveragePooling2D(name="mean_pooling")(x)
+
+
+def _conv_block(x: Any, width: int, strides: int, suffix: str) -> Any:
+    """3x3 convolution (no bias), batch normalization, ReLU; layers named `*_{suffix}`."""
+    # He initialization keeps each convolution's output variance closer to the batch
+    # norm's starting moving variance (1), so the inference statistics are usable after a
+    # few dozen steps (with Glorot, a 1-epoch fit on 1,000 images predicted one class at
+    # inference).
+    x = keras.layers.Conv2D(
+        width, 3, strides=strides, padding="same", use_bias=False,
+        kernel_initializer="he_normal", name=f"conv_{suffix}",
+    )(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{suffix}")(x)
+    return keras.layers.Activation("relu", name=f"relu_{suffix}")(x)
+
+
+def _filters(name: str, value: Any, allow_empty: bool = False) -> tuple[int, ...]:
+    """Checks a tuple of positive filter counts (empty only when `allow_empty`)."""
+    if not isinstance(value, (list, tuple)) or not (value or allow_empty) or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        kind = "a tuple" if allow_empty else "a non-empty tuple"
+        raise ValueError(
+            f"`{name}` must be {kind} of positive ints. Received: {name}={value!r}"
+        )
+    return tuple(int(v) for v in value)
 
 
 def _jit(jit_compile: Any, num_images: int) -> bool:
@@ -251,8 +280,9 @@ def _jit(jit_compile: Any, num_images: int) -> bool:
     )
 
 
-def _patch_size(patch_size: Any, image_size: tuple[int, int]) -> int:
-    height, width = image_size
+def _patch_size(patch_size: Any, map_size: tuple[int, int]) -> int:
+    """The patch side for a feature map (the stem's output, or the image without a stem)."""
+    height, width = map_size
     if patch_size is None:
         for side in range(1, min(height, width) + 1):
             if height % side == 0 and width % side == 0 and (
@@ -260,14 +290,15 @@ def _patch_size(patch_size: Any, image_size: tuple[int, int]) -> int:
             ):
                 return side
         raise ValueError(
-            f"No square patch divides the image size {image_size} into at most "
-            f"{MAX_PATCHES} patches; pass `patch_size` or another `image_size` to the loader."
+            f"No square patch divides the stem's output size {map_size} into at most "
+            f"{MAX_PATCHES} patches; pass `patch_size`, another `stem`, or another "
+            "`image_size` to the loader."
         )
     side = _positive_int("patch_size", patch_size)
     if height % side or width % side:
         raise ValueError(
-            f"`patch_size` must divide the image height and width {image_size}. "
-            f"Received: patch_size={patch_size!r}"
+            f"`patch_size` must divide the height and width {map_size} of the stem's output "
+            f"(the image itself with `stem=()`). Received: patch_size={patch_size!r}"
         )
     return side
 

@@ -17,15 +17,34 @@ def shape_data(shape_arrays):
     return images_from_array(x, y, x_test, y_test, verbose=0)
 
 
-def test_vit_defaults_cut_at_most_64_patches_and_use_the_class_token(shape_data):
+def test_vit_defaults_stem_then_patches_and_the_class_token(shape_data):
     trn, _, preproc = shape_data
     model = image_classifier("vit", trn, preproc=preproc, verbose=0)
+    stem = [model.get_layer(f"conv_stem_{i}") for i in range(3)]
+    assert [(c.filters, c.strides) for c in stem] == [(32, (2, 2)), (64, (2, 2)), (64, (2, 2))]
+    assert model.get_layer("bn_stem_2").output.shape[1:] == (2, 2, 64)  # 16x16 -> 2x2
     embedding = model.get_layer("patch_embedding")
-    assert isinstance(embedding, PatchEmbedding) and embedding.patch_size == (2, 2)
-    assert embedding.num_patches == 64 and embedding.class_token
+    assert isinstance(embedding, PatchEmbedding) and embedding.patch_size == (1, 1)
+    assert embedding.num_patches == 4 and embedding.class_token
     assert len([layer for layer in model.layers if layer.name.startswith("encoder_")]) == 4
+    assert model.get_layer("encoder_0").dropout == 0.0
+    assert model.get_layer("head_dropout").rate == 0.0
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
     assert model.output_shape == (None, 2)
+
+
+def test_vit_without_stem_cuts_at_most_64_patches_from_the_image(shape_data):
+    trn, _, preproc = shape_data
+    model = image_classifier("vit", trn, preproc=preproc, stem=(), verbose=0)
+    assert not [layer for layer in model.layers if "stem" in layer.name]
+    embedding = model.get_layer("patch_embedding")
+    assert embedding.patch_size == (2, 2) and embedding.num_patches == 64
+
+
+def test_cnn_keeps_its_head_dropout_by_default(shape_data):
+    trn, _, preproc = shape_data
+    model = image_classifier("cnn", trn, preproc=preproc, verbose=0)
+    assert model.get_layer("head_dropout").rate == 0.1
 
 
 @pytest.mark.parametrize("size, expected", [((28, 28), 4), ((16, 16), 2), ((32, 24), 4),
@@ -63,6 +82,9 @@ def test_regression_model_has_a_linear_head(shape_arrays):
     [
         ({"name": "resnet"}, "Received: name='resnet'"),
         ({"patch_size": 5}, "Received: patch_size=5"),
+        ({"patch_size": 3}, r"\(2, 2\) of the stem's output.*Received: patch_size=3"),
+        ({"stem": (32, 0)}, r"Received: stem=\(32, 0\)"),
+        ({"stem": 32}, "Received: stem=32"),
         ({"embed_dim": 0}, "Received: embed_dim=0"),
         ({"dropout": 1.0}, "Received: dropout=1.0"),
         ({"name": "cnn", "filters": ()}, r"Received: filters=\(\)"),

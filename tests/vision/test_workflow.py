@@ -11,7 +11,7 @@ from ktlite import vision
 SETTINGS = {
     # name: (model arguments, epochs, lowest accepted validation accuracy)
     "cnn": ({}, 6, 0.9),
-    "vit": ({"patch_size": 4, "num_layers": 2}, 10, 0.6),
+    "vit": ({"num_layers": 2}, 10, 0.6),
 }
 
 
