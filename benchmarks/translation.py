@@ -209,7 +209,7 @@ def keras_example_baseline(args, en, it, seconds: float, test_en: list[str]) -> 
         ids = np.zeros((src.shape[0], length), "int64")
         ids[:, 0] = start_id
         for t in range(length - 1):
-            probs = model([src, ids[:, : t + 1]], training=False)[:, -1]
+            probs = model([src, tf.constant(ids[:, : t + 1])], training=False)[:, -1]
             ids[:, t + 1] = np.argmax(probs, axis=-1)
         for row in ids[:, 1:]:
             tokens = []
@@ -244,9 +244,14 @@ def quality(args: argparse.Namespace) -> None:
         results[f"ktlite, beam {width}"] = corpus_scores(hypotheses, test_it)
         print(f"  beam {width}: decoded in {time.perf_counter() - t:.1f} s")
     print("examples:", list(zip(test_en[:3], hypotheses[:3])))
+    print_scores(results)  # before the baseline, so a failure there loses nothing
     if not args.skip_keras:
         baseline = keras_example_baseline(args, en, it, seconds, test_en)
         results["Keras example style, greedy"] = corpus_scores(baseline, test_it)
+        print_scores(results)
+
+
+def print_scores(results: dict) -> None:
     print(f"{'system':32s} {'BLEU':>6s} {'chrF':>6s}")
     for name, scores in results.items():
         print(f"{name:32s} {scores['bleu']:6.1f} {scores['chrf']:6.1f}")
