@@ -66,11 +66,11 @@ def pretrain(texts, val_texts, minutes, batch_size, seed):
     learner = text.pretrain(texts, val_texts=val_texts, batch_size=batch_size, seed=seed,
                             verbose=0)
     start = time.perf_counter()
-    # Plan from what the run itself will do: two warm-up fits of different lengths at a low
-    # rate (after one that traces the step), each ending with a validation like every
-    # chunk; their difference gives the seconds per step, the rest is each chunk's fixed
-    # cost (validation, the `fit` call). Run 1 timed one 20-step fit as 20 steps and used
-    # 3.5 of 5 minutes.
+    # Plan from what the run itself does. Two warm-up fits of different lengths at a low rate
+    # (after one that traces the step) give a first step time; a chunk of that many steps
+    # is then run once, timed whole, and the remaining budget is divided by its time. Run 2
+    # planned from the two short fits alone and its chunks took 2.5x their plan (49 minutes
+    # of a 30-minute budget); run 1 timed a single 20-step fit and used 3.5 of 5 minutes.
     learner.fit(1e-4, 1, steps_per_epoch=10, verbose=0)
     timed = []
     for steps in (10, 40):
@@ -78,10 +78,15 @@ def pretrain(texts, val_texts, minutes, batch_size, seed):
         learner.fit(1e-4, 1, steps_per_epoch=steps, verbose=0)
         timed.append(time.perf_counter() - t0)
     step_s = max(1e-4, (timed[1] - timed[0]) / 30)
-    fixed_s = max(0.0, timed[0] - 10 * step_s)
     chunk = max(20, int(min(60, minutes * 15) / step_s))  # about 4 curve points a minute
+    t0 = time.perf_counter()
+    learner.fit(1e-4, 1, steps_per_epoch=chunk, verbose=0)
+    chunk_s = time.perf_counter() - t0
     left = minutes * 60 - (time.perf_counter() - start)
-    chunks = max(1, round(left / (chunk * step_s + fixed_s)))
+    chunks = max(1, int(left / chunk_s))
+    print(f"  planner: {step_s * 1e3:.0f} ms a step from short fits; a chunk of {chunk} steps "
+          f"took {chunk_s:.0f} s; {chunks} chunks planned in the {left / 60:.1f} minutes left",
+          flush=True)
     curve = []
 
     class Curve(keras.callbacks.Callback):
@@ -94,9 +99,10 @@ def pretrain(texts, val_texts, minutes, batch_size, seed):
     return learner, curve
 
 
-def accuracy(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr, pretrained):
-    """Test accuracy of the Transformer fine-tuned from `backbone` (`pretrained=True`) or
-    trained from scratch on the backbone's vocabulary for as many epochs."""
+def accuracy(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr, lr_mult=None):
+    """Test accuracy of the Transformer fine-tuned from `backbone` with `lr_mult` or, when
+    `lr_mult` is None, trained from scratch on the backbone's vocabulary as many epochs."""
+    pretrained = lr_mult is not None
     import keras
 
     import ktlite
@@ -108,7 +114,7 @@ def accuracy(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr, pr
                                  backbone=backbone if pretrained else None)
     learner = ktlite.get_learner(model, trn, val, batch_size=32, verbose=0)
     if pretrained:
-        learner.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs, lr_mult=10,
+        learner.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs, lr_mult=lr_mult,
                           verbose=0)
     else:
         rate = lr if lr is not None else learner.lr_find(verbose=0).suggestion
@@ -130,6 +136,9 @@ def main() -> None:
                         help="which fine-tuning settings to run: a (all labels), b (--few "
                         "labels) or both (default a,b; (a) costs about an hour on 2 cores)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr-mult", default="10",
+                        help="fine_tune's lr_mult, comma-separated to compare several "
+                        "(runs 1-2 used 10; probe 2 found 1 better for a weak backbone)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=None,
                         help="classifier rate; default: lr_find's suggestion")
@@ -164,7 +173,9 @@ def main() -> None:
                  "few": tfidf(x_few, y_few, x_test, y_test)}
     labeled = {"a": ("all labels", x_train, y_train, all_epochs, 1, baselines["all"]),
                "b": (f"{len(x_few)} labels", x_few, y_few, few_epochs, 2, baselines["few"])}
-    skipped = {"pretrained": float("nan"), "scratch": float("nan")}
+    mults = [float(m) for m in args.lr_mult.split(",") if m]
+    if not mults:
+        parser.error(f"--lr-mult must name at least one rate ratio. Received: {args.lr_mult!r}")
     # From scratch is the same at every budget (the backbone only lends its vocabulary,
     # learned from the same texts each time): trained once per setting.
     scratch = {}
@@ -172,24 +183,22 @@ def main() -> None:
     for minutes in budgets:
         print(f"pretraining for {minutes:g} minutes")
         learner, curve = pretrain(x_train, val_texts, minutes, args.batch_size, args.seed)
-        scores = {"a": skipped, "b": skipped}
-        for key in sorted(settings):
+        masked = curve[-1][1] if curve else float("nan")
+        for key in [k for k in ("b", "a") if k in settings]:  # (b) first: minutes, not an hour
             name, x, y, epochs, freeze_epochs, tfidf_score = labeled[key]
             run = (x, y, x_test, y_test, learner.backbone, epochs, freeze_epochs, args.seed,
                    args.lr)
             if key not in scratch:
-                scratch[key] = accuracy(*run, pretrained=False)
-            scores[key] = {"pretrained": accuracy(*run, pretrained=True),
-                           "scratch": scratch[key]}
-            print(f"  ({key}) {name}: pretrained {scores[key]['pretrained']:.3f}  scratch "
-                  f"{scratch[key]:.3f}  TF-IDF {tfidf_score:.3f}", flush=True)
-        rows.append((minutes, curve[-1][1] if curve else float("nan"), scores["a"],
-                     scores["b"]))
-    print("\nbudget  masked-acc  (a) pre / scratch / tfidf    (b) pre / scratch / tfidf")
-    for minutes, acc, a, b in rows:
-        print(f"{minutes:5g}m  {acc:10.3f}  {a['pretrained']:.3f} / {a['scratch']:.3f} / "
-              f"{baselines['all']:.3f}    {b['pretrained']:.3f} / {b['scratch']:.3f} / "
-              f"{baselines['few']:.3f}")
+                scratch[key] = accuracy(*run)
+            for mult in mults:
+                score = accuracy(*run, lr_mult=mult)
+                rows.append((minutes, masked, key, mult, score, scratch[key], tfidf_score))
+                print(f"  ({key}) {name}, lr_mult {mult:g}: pretrained {score:.3f}  scratch "
+                      f"{scratch[key]:.3f}  TF-IDF {tfidf_score:.3f}", flush=True)
+    print("\nbudget  masked-acc  setting  lr_mult  pretrained  scratch  TF-IDF")
+    for minutes, acc, key, mult, score, scratch_score, tfidf_score in rows:
+        print(f"{minutes:5g}m  {acc:10.3f}  {key:>7}  {mult:7g}  {score:10.3f}  "
+              f"{scratch_score:7.3f}  {tfidf_score:6.3f}")
 
 
 if __name__ == "__main__":
