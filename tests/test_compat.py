@@ -280,6 +280,38 @@ def test_is_trackable():
     assert not compat.is_trackable(object())
 
 
+class _Scaler:
+    def __init__(self, k):
+        self.k = float(k)
+
+    def scale(self, x):
+        return x * self.k
+
+
+def _retracing_warnings(make_function):
+    """TensorFlow's retracing warnings while seven objects each build and call a function."""
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    tf.get_logger().addHandler(handler)
+    try:
+        for k in range(7):
+            assert make_function(_Scaler(k).scale)(tf.constant([1.0])).numpy()[0] == k
+    finally:
+        tf.get_logger().removeHandler(handler)
+    return [r for r in records if "retracing" in r.getMessage()]
+
+
+def test_per_instance_function():
+    signature = [tf.TensorSpec([None], tf.float32)]
+    # The warning it exists to silence: seven objects' bound methods share one code object.
+    assert _retracing_warnings(lambda fn: tf.function(fn, input_signature=signature))
+    compat.verify("per_instance_function", lambda: not _retracing_warnings(
+        lambda fn: compat.per_instance_function(fn, signature)))
+
+
 def test_set_tflite_custom_op_registerers():
     converter = tf.lite.TFLiteConverter.from_keras_model(tiny_model(compiled=False))
 

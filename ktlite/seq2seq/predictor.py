@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ktlite import compat
 from ktlite.predictor import Predictor
 from ktlite.seq2seq.decoding import DecodingOptions, check_max_length
 from ktlite.seq2seq.inference import translate_strings
@@ -118,9 +119,9 @@ class StringDecodingPredictor(Predictor):
 
     def _function(self, options: DecodingOptions) -> Any:
         if options not in self._functions:
-            self._functions[options] = tf.function(
+            self._functions[options] = compat.per_instance_function(
                 lambda texts, max_length: self._decode_strings(texts, max_length, options),
-                input_signature=[self._input_spec(), tf.TensorSpec([], tf.int32)],
+                [self._input_spec(), tf.TensorSpec([], tf.int32)],
             )
         return self._functions[options]
 

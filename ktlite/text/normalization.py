@@ -8,6 +8,7 @@ see. `_join_words` is the way back: WordPieces glued into readable text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +46,15 @@ def _normalizer_fn(lowercase: bool) -> Any:
     return normalize
 
 
+@functools.cache
+def _normalizer_function(lowercase: bool) -> Any:
+    """`_normalizer_fn` as a `tf.function`, built once per process for each `lowercase`."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec([None], tf.string)]
+    return tf.function(_normalizer_fn(lowercase), input_signature=signature)
+
+
 def normalize_texts(texts: Sequence[str], lowercase: bool = True) -> list[str]:
     """Normalizes texts as `TextPreprocessor.tokenize` does, with tensorflow-text.
 
@@ -67,7 +77,7 @@ def normalize_texts(texts: Sequence[str], lowercase: bool = True) -> list[str]:
     """
     import tensorflow as tf
 
-    fn = tf.function(_normalizer_fn(lowercase), input_signature=[tf.TensorSpec([None], tf.string)])
+    fn = _normalizer_function(bool(lowercase))
     out: list[str] = []
     for i in range(0, len(texts), _PREPROCESS_CHUNK):
         batch = fn(tf.constant(list(texts[i : i + _PREPROCESS_CHUNK]), tf.string)).numpy()

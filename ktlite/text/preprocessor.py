@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ktlite import compat, saving
 from ktlite import labels as _labels
-from ktlite import saving
 from ktlite._console import say
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
 from ktlite.text.normalization import _PREPROCESS_CHUNK, _join_words, normalize_texts
@@ -490,8 +490,8 @@ class TextPreprocessor(LabeledPreprocessor):
             def count(batch: Any) -> Any:
                 return self._get_tokenizer().tokenize(self._normalize(batch)).row_lengths()
 
-            self._lengths_fn = tf.function(
-                count, input_signature=[tf.TensorSpec([None], tf.string)]
+            self._lengths_fn = compat.per_instance_function(
+                count, [tf.TensorSpec([None], tf.string)]
             )
         counts = [np.zeros(0, np.int64)] + [
             self._lengths_fn(tf.constant(texts[i : i + _PREPROCESS_CHUNK], tf.string)).numpy()
@@ -522,8 +522,8 @@ class TextPreprocessor(LabeledPreprocessor):
         if not texts:
             return np.zeros((0, self.maxlen), dtype=np.int32)
         if self._tokenize_fn is None:
-            self._tokenize_fn = tf.function(
-                self.tokenize, input_signature=[tf.TensorSpec([None], tf.string)]
+            self._tokenize_fn = compat.per_instance_function(
+                self.tokenize, [tf.TensorSpec([None], tf.string)]
             )
         chunks = [
             self._tokenize_fn(tf.constant(texts[i : i + _PREPROCESS_CHUNK], tf.string)).numpy()
