@@ -66,27 +66,38 @@ def pretrain(texts, val_texts, minutes, batch_size, seed):
     learner = text.pretrain(texts, val_texts=val_texts, batch_size=batch_size, seed=seed,
                             verbose=0)
     start = time.perf_counter()
-    # Plan from what the run itself does. Two warm-up fits of different lengths at a low rate
-    # (after one that traces the step) give a first step time; a chunk of that many steps
-    # is then run once, timed whole, and the remaining budget is divided by its time. Run 2
-    # planned from the two short fits alone and its chunks took 2.5x their plan (49 minutes
-    # of a 30-minute budget); run 1 timed a single 20-step fit and used 3.5 of 5 minutes.
-    learner.fit(1e-4, 1, steps_per_epoch=10, verbose=0)
-    timed = []
+    # Plan from what the run itself does: one fit call of many chunks, each chunk a number
+    # of steps and a validation. Two warm-up fits at a low rate, of three short epochs each
+    # (10 and 40 steps), give the seconds per step and per validation from their steady
+    # epochs (the second and third), and the fit call's own cost from the rest. Run 2
+    # planned from the whole time of two one-epoch fits and overran 30 minutes by 60%;
+    # a first fix timed a whole one-epoch fit of a real chunk, which carries the fit call's
+    # cost too, and underran.
+    epochs_s, fits_s = [], []
+
+    class EpochTimes(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            epochs_s[-1].append(time.perf_counter() - self.t0)
+
+    learner.fit(1e-4, 1, steps_per_epoch=10, verbose=0)  # traces the step
     for steps in (10, 40):
+        epochs_s.append([])
         t0 = time.perf_counter()
-        learner.fit(1e-4, 1, steps_per_epoch=steps, verbose=0)
-        timed.append(time.perf_counter() - t0)
-    step_s = max(1e-4, (timed[1] - timed[0]) / 30)
+        learner.fit(1e-4, 3, steps_per_epoch=steps, callbacks=[EpochTimes()], verbose=0)
+        fits_s.append(time.perf_counter() - t0)
+    short, long = (float(np.mean(times[1:])) for times in epochs_s)
+    step_s = max(1e-4, (long - short) / 30)
+    validation_s = max(0.0, short - 10 * step_s)
+    call_s = max(0.0, fits_s[1] - sum(epochs_s[1]))
     chunk = max(20, int(min(60, minutes * 15) / step_s))  # about 4 curve points a minute
-    t0 = time.perf_counter()
-    learner.fit(1e-4, 1, steps_per_epoch=chunk, verbose=0)
-    chunk_s = time.perf_counter() - t0
-    left = minutes * 60 - (time.perf_counter() - start)
-    chunks = max(1, int(left / chunk_s))
-    print(f"  planner: {step_s * 1e3:.0f} ms a step from short fits; a chunk of {chunk} steps "
-          f"took {chunk_s:.0f} s; {chunks} chunks planned in the {left / 60:.1f} minutes left",
-          flush=True)
+    left = minutes * 60 - (time.perf_counter() - start) - call_s
+    chunks = max(1, int(left / (chunk * step_s + validation_s)))
+    print(f"  planner: {step_s * 1e3:.0f} ms a step, {validation_s:.1f} s a validation, "
+          f"{call_s:.1f} s a fit call; {chunks} chunks of {chunk} steps planned in the "
+          f"{left / 60:.1f} minutes left", flush=True)
     curve = []
 
     class Curve(keras.callbacks.Callback):
