@@ -439,15 +439,16 @@ def is_trackable(value: Any) -> bool:
 
 
 def per_instance_function(python_function: Callable[..., Any], input_signature: list) -> Any:
-    """A `tf.function` with a fixed signature that one object (a predictor) builds for itself.
+    """A `tf.function` with a fixed signature that one object builds for itself.
 
     Missing public API: TensorFlow counts traces per *code object* of the wrapped Python
     function, not per `tf.function`, and warns ("5 out of the last 6 calls ... triggered
     tf.function retracing") once five traces come close together. A signature-fixed
-    function that each predictor or preprocessor builds for itself traces exactly once, by
-    design, so a notebook that makes a few predictors saw that warning for nothing. There
-    is no public switch; this sets the `_omit_frequent_tracing_warning` flag Keras sets on
-    its own train functions. Checked on TensorFlow 2.21.
+    function that each preprocessor or decoding predictor builds for itself traces once
+    per calling context (device, strategy), by design, so a notebook that makes a few of
+    them saw that warning for nothing. There is no public switch; this sets the
+    `_omit_frequent_tracing_warning` flag TensorFlow itself sets on the functions it
+    restores from a SavedModel. Checked on TensorFlow 2.21.
 
     Args:
         python_function: the function (a bound method or closure) to trace.
@@ -456,8 +457,11 @@ def per_instance_function(python_function: Callable[..., Any], input_signature: 
     Returns:
         The `tf.function`.
 
+    Raises:
+        RuntimeError: if this TensorFlow's `tf.function` has no such flag.
+
     Example:
-        >>> fn = per_instance_function(self._graph_outputs, [tf.TensorSpec([None], tf.string)])
+        >>> fn = per_instance_function(self._tokenize, [tf.TensorSpec([None], tf.string)])
     """
     import tensorflow as tf
 

@@ -322,8 +322,8 @@ class Predictor:
         the argument matching a `tf.function` call does.
         """
         if self._graph_fn is None:
-            self._graph_fn = compat.per_instance_function(
-                self._graph_outputs, [self._input_spec()]
+            self._graph_fn = tf.function(
+                self._graph_outputs, input_signature=[self._input_spec()]
             )
             self._forward = self._graph_fn.get_concrete_function()
         return self._graph_fn
