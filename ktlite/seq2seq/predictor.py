@@ -1,8 +1,10 @@
 """`TranslationPredictor`: raw sentences in, translated sentences out, saved and exported.
 
 Built on `ktlite.predictor.Predictor`. Tokenizing, encoding, the decoding loop (with the
-key/value cache) and detokenizing run in one `tf.function` per set of decoding options,
-so `predict`, `ktlite serve` and the exported SavedModel run the same graph. The graph
+key/value cache) and detokenizing run in one `tf.function` per set of decoding options
+(the options, seed included, are compiled into the graph; the `_KEPT_FUNCTIONS` most
+recently used sets are kept), so `predict`, `ktlite serve` and the exported SavedModel
+run the same graph. The graph
 that `ktlite serve` and `export` use decodes with the predictor's own options
 (`beam_width`, `max_length` given to the constructor; greedy by default).
 """
@@ -10,6 +12,7 @@ that `ktlite serve` and `export` use decodes with the predictor's own options
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,9 @@ from ktlite.seq2seq.preprocessor import (
     TARGET_VOCAB_FILE,
     PairPreprocessor,
 )
+
+# Decoding graphs a predictor keeps, one per set of decoding options, most recent first out.
+_KEPT_FUNCTIONS = 8
 
 
 def check_texts(inputs: Any, name: str = "inputs") -> tuple[list[str], bool]:
@@ -99,7 +105,7 @@ class StringDecodingPredictor(Predictor):
 
     def __init__(self, model: keras.Model, preproc: Any, batch_size: int = 32) -> None:
         super().__init__(model, preproc, batch_size=batch_size)
-        self._functions: dict[DecodingOptions, Any] = {}
+        self._functions: OrderedDict[DecodingOptions, Any] = OrderedDict()
 
     def _decode_strings(self, texts: Any, max_length: Any, options: DecodingOptions) -> Any:
         raise NotImplementedError
@@ -118,11 +124,16 @@ class StringDecodingPredictor(Predictor):
         return [t.decode("utf-8") for t in outputs]
 
     def _function(self, options: DecodingOptions) -> Any:
-        if options not in self._functions:
+        """The decoding graph for `options`, built (traced once) on first use."""
+        if options in self._functions:
+            self._functions.move_to_end(options)
+        else:
             self._functions[options] = compat.per_instance_function(
                 lambda texts, max_length: self._decode_strings(texts, max_length, options),
                 [self._input_spec(), tf.TensorSpec([], tf.int32)],
             )
+            if len(self._functions) > _KEPT_FUNCTIONS:
+                self._functions.popitem(last=False)
         return self._functions[options]
 
     def _decode_batches(
@@ -260,7 +271,9 @@ class TranslationPredictor(StringDecodingPredictor):
             temperature: sampling temperature (> 0).
             top_k: sample among the `top_k` most likely tokens (0: all).
             top_p: nucleus sampling mass in (0, 1].
-            seed: sampling seed.
+            seed: sampling seed. Each new set of options, seed included, compiles its
+                own decoding graph on first use (about a second); for several samples
+                of one sentence, repeat it in `inputs`: each row samples on its own.
 
         Returns:
             The translation (a str for a str input), or a list of them.

@@ -28,6 +28,19 @@ def test_predict_returns_strings_for_a_string_and_a_list(predictor):
     assert predictor.predict(["", sources[1]]) == ["", targets[1]]
 
 
+def test_sampling_varies_per_row_and_keeps_a_bounded_set_of_graphs(predictor):
+    from ktlite.seq2seq.predictor import _KEPT_FUNCTIONS
+
+    source = task_pairs(1, seed=15)[0][0]
+    samples = predictor.predict([source] * 6, method="sample", temperature=5.0, seed=3)
+    assert len(set(samples)) > 1  # one seed, yet each row draws its own tokens
+    for seed in range(_KEPT_FUNCTIONS + 2):
+        predictor.predict(source, method="sample", seed=seed)
+    assert len(predictor._functions) == _KEPT_FUNCTIONS
+    newest = list(predictor._functions)[-1]
+    assert (newest.method, newest.seed) == ("sample", _KEPT_FUNCTIONS + 1)
+
+
 def test_save_and_load_translate_the_same_and_detect_tampering(predictor, tmp_path):
     sources, _ = task_pairs(10, seed=12)
     predictor.save(tmp_path / "p")
