@@ -29,8 +29,12 @@ _NO_SPACE_BEFORE = frozenset(".,!?;:%)]}")
 _NO_SPACE_AFTER = frozenset("([{")
 
 
-def _normalizer_fn(lowercase: bool) -> Any:
-    """In-graph normalization as in `tokenize`, plus spaces around CJK ideographs."""
+@functools.cache
+def _normalizer_function(lowercase: bool) -> Any:
+    """In-graph normalization as in `tokenize`, plus spaces around CJK ideographs.
+
+    A `tf.function` over a batch of strings, built once per process for each `lowercase`.
+    """
     import tensorflow as tf
     import tensorflow_text as tf_text
 
@@ -43,16 +47,7 @@ def _normalizer_fn(lowercase: bool) -> Any:
         texts = normalizer.normalize(texts)
         return tf.strings.regex_replace(texts, _CJK_PATTERN, r" \1 ")
 
-    return normalize
-
-
-@functools.cache
-def _normalizer_function(lowercase: bool) -> Any:
-    """`_normalizer_fn` as a `tf.function`, built once per process for each `lowercase`."""
-    import tensorflow as tf
-
-    signature = [tf.TensorSpec([None], tf.string)]
-    return tf.function(_normalizer_fn(lowercase), input_signature=signature)
+    return tf.function(normalize, input_signature=[tf.TensorSpec([None], tf.string)])
 
 
 def normalize_texts(texts: Sequence[str], lowercase: bool = True) -> list[str]:
