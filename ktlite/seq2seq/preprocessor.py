@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.text.normalization import _CJK_PATTERN
+from ktlite.text.normalization import _CJK_PATTERN, _in_chunks
 from ktlite.text.preprocessor import suggest_maxlen, validate_texts
 from ktlite.text.vocabulary import (
     _MAX_BYTES_PER_WORD,
@@ -321,14 +321,9 @@ class PairPreprocessor:
             >>> preproc.target_ids(["un gatto"]).shape
             (1, 16)
         """
-        import tensorflow as tf
-
         self._check_fitted()
         targets = validate_texts(targets, "targets", allow_empty=True)
-        out = [
-            self.tokenize_target(tf.constant(targets[i : i + 8192], tf.string))[1].numpy()
-            for i in range(0, len(targets), 8192)
-        ]
+        out = _in_chunks(lambda batch: self.tokenize_target(batch)[1], targets)
         if not out:
             return np.zeros((0, self.target_maxlen), np.int32)
         return np.concatenate(out).astype(np.int32, copy=False)

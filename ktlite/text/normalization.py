@@ -70,14 +70,21 @@ def normalize_texts(texts: Sequence[str], lowercase: bool = True) -> list[str]:
         >>> normalize_texts(["Café ＡＢＣ"])
         ['cafe abc']
     """
+    chunks = _in_chunks(_normalizer_function(bool(lowercase)), texts)
+    return [b.decode("utf-8") for chunk in chunks for b in chunk]
+
+
+def _in_chunks(fn: Any, texts: Sequence[str]) -> list[Any]:
+    """`fn` (strings -> a tensor, batch first) over `texts`, `_PREPROCESS_CHUNK` at a time.
+
+    Returns one numpy array per chunk, none for no texts.
+    """
     import tensorflow as tf
 
-    fn = _normalizer_function(bool(lowercase))
-    out: list[str] = []
-    for i in range(0, len(texts), _PREPROCESS_CHUNK):
-        batch = fn(tf.constant(list(texts[i : i + _PREPROCESS_CHUNK]), tf.string)).numpy()
-        out.extend(b.decode("utf-8") for b in batch)
-    return out
+    return [
+        fn(tf.constant(list(texts[i : i + _PREPROCESS_CHUNK]), tf.string)).numpy()
+        for i in range(0, len(texts), _PREPROCESS_CHUNK)
+    ]
 
 
 def _is_cjk(char: str) -> bool:

@@ -26,7 +26,7 @@ from ktlite import compat, saving
 from ktlite import labels as _labels
 from ktlite._console import say
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
-from ktlite.text.normalization import _PREPROCESS_CHUNK, _join_words, normalize_texts
+from ktlite.text.normalization import _in_chunks, _join_words, normalize_texts
 from ktlite.text.vocabulary import (
     CLS_ID,
     CONTINUATION_PREFIX,
@@ -493,10 +493,7 @@ class TextPreprocessor(LabeledPreprocessor):
             self._lengths_fn = compat.per_instance_function(
                 count, [tf.TensorSpec([None], tf.string)]
             )
-        counts = [np.zeros(0, np.int64)] + [
-            self._lengths_fn(tf.constant(texts[i : i + _PREPROCESS_CHUNK], tf.string)).numpy()
-            for i in range(0, len(texts), _PREPROCESS_CHUNK)
-        ]
+        counts = [np.zeros(0, np.int64)] + _in_chunks(self._lengths_fn, texts)
         return np.minimum(np.concatenate(counts).astype(np.int64) + 1, self.maxlen)
 
     def preprocess(self, texts: Sequence[str]) -> np.ndarray:
@@ -525,11 +522,7 @@ class TextPreprocessor(LabeledPreprocessor):
             self._tokenize_fn = compat.per_instance_function(
                 self.tokenize, [tf.TensorSpec([None], tf.string)]
             )
-        chunks = [
-            self._tokenize_fn(tf.constant(texts[i : i + _PREPROCESS_CHUNK], tf.string)).numpy()
-            for i in range(0, len(texts), _PREPROCESS_CHUNK)
-        ]
-        return np.concatenate(chunks).astype(np.int32, copy=False)
+        return np.concatenate(_in_chunks(self._tokenize_fn, texts)).astype(np.int32, copy=False)
 
     def undo(self, ids: Any) -> list[str]:
         """Turns token ids back into text, joining WordPieces.
