@@ -4,9 +4,9 @@ Built on `ktlite.predictor.Predictor`. Tokenizing, encoding, the decoding loop (
 key/value cache) and detokenizing run in one `tf.function` per set of decoding options
 (the options, seed included, are compiled into the graph; the `_KEPT_FUNCTIONS` most
 recently used sets are kept), so `predict`, `ktlite serve` and the exported SavedModel
-run the same graph. The graph
-that `ktlite serve` and `export` use decodes with the predictor's own options
-(`beam_width`, `max_length` given to the constructor; greedy by default).
+run the same graph. The graph that `ktlite serve` and `export` use decodes with the
+predictor's own options (`beam_width`, `max_length` given to the constructor; greedy by
+default).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from ktlite.seq2seq.preprocessor import (
     PairPreprocessor,
 )
 
-# Decoding graphs a predictor keeps, one per set of decoding options, most recent first out.
+# Decoding graphs a predictor keeps, one per set of decoding options; the least recently
+# used is dropped first.
 _KEPT_FUNCTIONS = 8
 
 
