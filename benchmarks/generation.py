@@ -16,6 +16,7 @@ probability instead of an infinite loss.
 Examples:
     python benchmarks/generation.py --quick           # ~3 minutes
     python benchmarks/generation.py --minutes 20
+    python benchmarks/generation.py --minutes 20 --vocab-size 2000 --embed-dim 128
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--vocab-size", type=int, default=None,
+                        help="WordPiece vocabulary of the causal LM (default: ktlite's)")
+    parser.add_argument("--embed-dim", type=int, default=None,
+                        help="width of the causal LM (default: ktlite's)")
     parser.add_argument("--quick", action="store_true", help="small slice, about 3 minutes")
     args = parser.parse_args()
     if args.quick:
@@ -119,8 +124,10 @@ def main() -> None:
     from ktlite import generation
 
     start = time.perf_counter()
-    trn, val, preproc = generation.texts_for_lm(train)
-    model = generation.causal_lm("transformer", trn, preproc=preproc)
+    vocab = {} if args.vocab_size is None else {"vocab_size": args.vocab_size}
+    width = {} if args.embed_dim is None else {"embed_dim": args.embed_dim}
+    trn, val, preproc = generation.texts_for_lm(train, **vocab)
+    model = generation.causal_lm("transformer", trn, preproc=preproc, **width)
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=64)
     t = time.perf_counter()
     found = learner.lr_find(verbose=0, num_steps=50 if args.quick else None)
