@@ -16,7 +16,7 @@ probability instead of an infinite loss.
 Examples:
     python benchmarks/generation.py --quick           # ~3 minutes
     python benchmarks/generation.py --minutes 20
-    python benchmarks/generation.py --minutes 20 --vocab-size 2000 --embed-dim 128
+    python benchmarks/generation.py --minutes 20 --vocab-size 2000   # RESULTS probe
 """
 
 from __future__ import annotations
