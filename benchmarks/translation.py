@@ -16,9 +16,13 @@ Parts:
              greedy decoding that re-runs the model per token), trained for the same time.
     speed    decoding cost on a default-size model: greedy with vs without the key/value
              cache at 32 output tokens, beam 4 vs greedy, sentences/s at batch 1 and 64.
+    steps    training cost with length bucketing on (the default) vs off: the default
+             model and batch size, one-cycle fits alternated on, off, on, off; the median
+             ms a step (tracing steps excluded; the better of two tries) and the ratio.
 
 Examples:
     python benchmarks/translation.py speed
+    python benchmarks/translation.py steps                      # ~4 minutes
     python benchmarks/translation.py quality --quick            # ~5 minutes
     python benchmarks/translation.py quality --minutes 20       # the recorded run
 """
@@ -95,6 +99,54 @@ def speed(args: argparse.Namespace) -> None:
               f"no cache {uncached * 1000:7.1f} ms  (speed-up {uncached / cached:4.1f}x)  "
               f"beam 4 {beam * 1000:7.1f} ms ({beam / cached:4.1f}x greedy)  "
               f"{batch / cached:6.1f} sentences/s greedy, {batch / beam:6.1f} beam 4")
+
+
+# ----------------------------------------------------------------------------- steps
+def steps(args: argparse.Namespace) -> None:
+    import keras
+
+    import ktlite
+    from ktlite import seq2seq
+    from ktlite.bucketing import round_width
+
+    en, it = read_pairs(args.data_dir, "train", args.train_size)
+    trn, _, preproc = seq2seq.pairs_from_array(en, it, x_test=en[:64], y_test=it[:64],
+                                               verbose=0)
+    # Bucketed batches hold one width per side, so their mean width is the examples'.
+    widths = {True: round_width(trn.lengths).sum(axis=1).mean(),
+              False: float(preproc.source_maxlen + preproc.target_maxlen)}
+
+    class StepClock(keras.callbacks.Callback):
+        """Each training step's wall time, in `seconds`."""
+
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    n = args.steps
+    medians, means = {True: [], False: []}, {True: [], False: []}
+    for bucketing in (True, False, True, False):
+        keras.utils.set_random_seed(0)
+        model = seq2seq.translation_model("transformer", trn, preproc=preproc, verbose=0)
+        learner = ktlite.get_learner(model, train_data=trn, batch_size=64, bucketing=bucketing)
+        clock = StepClock()
+        learner.fit_onecycle(1e-3, 1, steps_per_epoch=n, verbose=0, callbacks=[clock])
+        medians[bucketing].append(np.median(clock.seconds))
+        means[bucketing].append(np.mean(clock.seconds))
+    print(f"{len(trn):,} training pairs, batch 64, source/target maxlen "
+          f"{preproc.source_maxlen}/{preproc.target_maxlen}, {n} steps per try, two tries")
+    best = {mode: min(times) for mode, times in medians.items()}
+    for bucketing, label in ((True, "bucketing on (default)"), (False, "bucketing off")):
+        print(f"{label:24s} median {best[bucketing] * 1000:6.1f} ms/step (mean with tracing "
+              f"{min(means[bucketing]) * 1000:6.1f}), mean source + target width "
+              f"{widths[bucketing]:.1f}")
+    print(f"speed-up (medians): {best[False] / best[True]:.2f}x")
 
 
 # ----------------------------------------------------------------------------- quality
@@ -259,16 +311,17 @@ def print_scores(results: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("quality", "speed"))
+    parser.add_argument("part", choices=("quality", "speed", "steps"))
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="small slice, about 5 minutes")
     parser.add_argument("--skip-keras", action="store_true", help="no Keras-example baseline")
+    parser.add_argument("--steps", type=int, default=100, help="timed steps (steps part)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    {"quality": quality, "speed": speed}[args.part](args)
+    {"quality": quality, "speed": speed, "steps": steps}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -59,10 +59,15 @@ class TaskDataset:
         self_supervised: `True` when the transform makes the targets from `x` itself (e.g.
             masked language modelling, new masks every epoch): it then returns
             `(inputs, targets)` or `(inputs, targets, sample_weight)` and `y` must be `None`.
+        sequence_labels: `True` when `y` holds one label per position of the last sequence
+            (e.g. a translation's next-token ids), as wide as the transform's fixed width:
+            a bucketed batch then cuts its labels to that sequence's width too, so they
+            line up with the outputs. Needs `y` with a position axis and `lengths`.
 
     Raises:
-        ValueError: if `x` is empty, `y` has a different number of samples than `x`, or
-            `lengths` is not one non-negative int per sample.
+        ValueError: if `x` is empty, `y` has a different number of samples than `x`,
+            `lengths` is not one non-negative int per sample, or `sequence_labels` is set
+            without `lengths` or without `y` of at least two dimensions.
         TypeError: if `transform` or `reporter` is not callable, or `lengths` is given
             without a `transform`.
 
@@ -82,6 +87,7 @@ class TaskDataset:
         reporter: Callable[..., tuple[str, Any]] | None = None,
         lengths: Callable[[Any], Any] | Any = None,
         self_supervised: bool = False,
+        sequence_labels: bool = False,
     ) -> None:
         if self_supervised and (transform is None or y is not None):
             raise ValueError(
@@ -112,6 +118,15 @@ class TaskDataset:
         self.task = task
         self.reporter = reporter
         self.self_supervised = bool(self_supervised)
+        self.sequence_labels = bool(sequence_labels)
+        if self.sequence_labels and (
+            lengths is None or not isinstance(self.y, np.ndarray) or self.y.ndim < 2
+        ):
+            shape = None if self.y is None else getattr(self.y, "shape", type(self.y).__name__)
+            raise ValueError(
+                "`sequence_labels=True` needs `lengths` and a `y` array with a position axis. "
+                f"Received: lengths={'None' if lengths is None else 'given'}, y of shape {shape}"
+            )
         self._lengths = lengths if lengths is None or callable(lengths) else self._check(lengths)
 
     @property
@@ -162,6 +177,7 @@ class TaskDataset:
             reporter=self.reporter,
             lengths=lengths if lengths is None or callable(lengths) else lengths[idx],
             self_supervised=self.self_supervised,
+            sequence_labels=self.sequence_labels,
         )
 
     def __len__(self) -> int:
@@ -360,6 +376,7 @@ def _gather_pipeline(
     transform: Callable[..., Any] | None,
     lengths: np.ndarray | None = None,
     self_supervised: bool = False,
+    sequence_labels: bool = False,
 ) -> tf.data.Dataset:
     # Shuffling and batching indices, then gathering whole batches, is the same as
     # from_tensor_slices -> shuffle -> batch but avoids per-element work.
@@ -378,17 +395,20 @@ def _gather_pipeline(
 
     def take(idx):
         bx = tf.nest.map_structure(lambda a: tf.gather(a, idx), xs)
+        by = None if ys is None else tf.nest.map_structure(lambda a: tf.gather(a, idx), ys)
         if widths is not None:
             width = round_width(tf.reduce_max(tf.gather(widths, idx), axis=0))
             bx = transform(bx, width)
+            if sequence_labels:  # labels follow the last sequence's width
+                by = by[:, : tf.reshape(width, [-1])[-1]]
         elif transform is not None:
             bx = transform(bx)
         if self_supervised:
             return bx  # (inputs, targets[, sample_weight]) made by the transform
-        if ys is None:
+        if by is None:
             # Keras reads a 2-tuple element as (x, y): wrap tuple inputs as (x,).
             return (bx,) if isinstance(bx, tuple) else bx
-        return bx, tf.nest.map_structure(lambda a: tf.gather(a, idx), ys)
+        return bx, by
 
     return indices.map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -470,11 +490,11 @@ def make_dataset(
         dataset, n = _pydataset_to_tf(data), None
     else:
         lengths = None
-        self_supervised = False
+        self_supervised = sequence_labels = False
         if isinstance(data, TaskDataset):
             x, y, transform = data.x, data.y, data.transform
             lengths = data.lengths if bucketing else None
-            self_supervised = data.self_supervised
+            self_supervised, sequence_labels = data.self_supervised, data.sequence_labels
         elif isinstance(data, tuple) and len(data) in (1, 2):
             x = to_arrays(data[0], name="x")
             y = to_arrays(data[1], name="y") if len(data) == 2 and data[1] is not None else None
@@ -497,7 +517,7 @@ def make_dataset(
             )
         dataset = _gather_pipeline(
             x, y, n, batch_size, shuffle, seed, drop_remainder, transform, lengths,
-            self_supervised,
+            self_supervised, sequence_labels,
         )
     if repeat:
         dataset = dataset.repeat()

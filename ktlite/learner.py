@@ -215,8 +215,12 @@ class Learner:
         return data.subset(order), order
 
     def _predict_in_order(self, data: TaskDataset, verbose: int = 0) -> Any:
-        """`model.predict` over a `TaskDataset` (labels ignored), in the data's own order."""
-        lengths = data.lengths if self._bucketing() else None
+        """`model.predict` over a `TaskDataset` (labels ignored), in the data's own order.
+
+        Outputs per position (`sequence_labels`) keep the fixed width, so that batches
+        of different widths still stack into one array.
+        """
+        lengths = data.lengths if self._bucketing() and not data.sequence_labels else None
         unlabelled = TaskDataset(data.x, None, data.transform, data.task, lengths=lengths)
         ordered, order = self._length_sorted(unlabelled)
         dataset, _ = self._dataset(ordered, training=False)

@@ -231,3 +231,33 @@ def test_subset_keeps_examples_labels_and_lengths_together():
     np.testing.assert_array_equal(sub.y, lengths[order] * 10)
     np.testing.assert_array_equal(sub.lengths, lengths[order])
     assert sub.transform is data.transform
+
+
+def test_sequence_labels_are_cut_to_the_last_sequence_width():
+    lengths = np.random.default_rng(0).integers(1, 33, size=(60, 2))
+
+    def transform(x, width=None):
+        widths = [48, 48] if width is None else [width[0], width[1]]
+        return {"a": tf.sequence_mask(x[:, 0], widths[0], dtype=tf.int32),
+                "b": tf.sequence_mask(x[:, 1], widths[1], dtype=tf.int32)}
+
+    labels = np.stack([np.where(np.arange(48) < n, n, 0) for n in lengths[:, 1]])
+    data = TaskDataset(lengths, labels, transform=transform, lengths=lengths,
+                       sequence_labels=True)
+    batches = _batches(make_dataset(data, batch_size=8, shuffle=True, seed=0)[0])
+    assert {y.shape[1] for _, y in batches} > {16}  # several widths, not the fixed 48
+    for x, y in batches:
+        assert y.shape[1] == x["b"].shape[1] < 48
+        np.testing.assert_array_equal(y != 0, x["b"] != 0)  # every label kept, aligned
+    fixed = _batches(make_dataset(data, batch_size=8, bucketing=False)[0])
+    assert {y.shape[1] for _, y in fixed} == {48}
+    assert data.subset([2, 1]).sequence_labels
+
+
+def test_sequence_labels_need_lengths_and_positioned_labels():
+    with pytest.raises(ValueError, match="sequence_labels.*lengths=None"):
+        TaskDataset(np.zeros((2, 3)), np.zeros((2, 3)), transform=lambda x, w=None: x,
+                    sequence_labels=True)
+    with pytest.raises(ValueError, match=r"sequence_labels.*shape \(2,\)"):
+        TaskDataset(np.zeros((2, 3)), np.zeros(2), transform=lambda x, w=None: x,
+                    lengths=[1, 2], sequence_labels=True)

@@ -108,9 +108,41 @@ class LMPreprocessor(PairPreprocessor):
 
         return self._pieces(tf.constant(prompts, tf.string), "target").row_lengths().numpy()
 
-    def inputs(self, texts: Any) -> Any:
-        """The `TaskDataset` transform: texts to decoder input ids, in the graph."""
-        return self.tokenize_target(texts)[0]
+    def inputs(self, texts: Any, width: Any = None) -> Any:
+        """The `TaskDataset` transform: texts to decoder input ids, in the graph.
+
+        Args:
+            texts: a 1-D ``tf.string`` tensor.
+            width: None for ``maxlen`` positions, or a bucketed batch's width.
+
+        Returns:
+            ``int32`` ids ``(batch, width)``: ``[CLS] w1 .. wn`` then 0 padding.
+
+        Example:
+            >>> preproc.inputs(tf.constant(["a cat"])).shape
+            TensorShape([1, 16])
+        """
+        return self.tokenize_target(texts, width)[0]
+
+    def sequence_lengths(self, texts: Any) -> np.ndarray:
+        """Positions each text fills in `inputs`' output (``[CLS]`` + tokens, at most
+        `maxlen`): the length function of `lm_dataset`, for length bucketing.
+
+        Args:
+            texts: a list (or array) of str.
+
+        Returns:
+            ``np.int64`` ``(len(texts),)``.
+
+        Raises:
+            ValueError: when not fitted, or for a non-string item.
+
+        Example:
+            >>> preproc.sequence_lengths(["a cat"])
+            array([3])
+        """
+        self._check_fitted()
+        return self._side_lengths(texts, "target", "texts")
 
 
 def _object_array(texts: list[str]) -> np.ndarray:
@@ -127,7 +159,8 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
         preproc: the fitted preprocessor.
 
     Returns:
-        A `ktlite.data.TaskDataset` (raw texts, label ids, `preproc.inputs`).
+        A `ktlite.data.TaskDataset` (raw texts, label ids, `preproc.inputs`, and
+        `preproc.sequence_lengths` so that batches are length-bucketed).
 
     Raises:
         ValueError: for empty or non-string texts.
@@ -139,7 +172,8 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
 
     texts = validate_texts(texts, "texts")
     return TaskDataset(_object_array(texts), preproc.target_ids(texts), transform=preproc.inputs,
-                       task="generation")
+                       task="generation", lengths=preproc.sequence_lengths,
+                       sequence_labels=True)
 
 
 def texts_for_lm(

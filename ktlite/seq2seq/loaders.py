@@ -51,8 +51,9 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
 
     Returns:
         A `ktlite.data.TaskDataset` with ``x={"source", "target"}`` (raw strings),
-        ``y`` the target ids, ``transform=preproc.transform`` and the BLEU/chrF reporter
-        (`translation_reporter`, greedy) that `Learner.validate` prints.
+        ``y`` the target ids, ``transform=preproc.transform``, the BLEU/chrF reporter
+        (`translation_reporter`, greedy) that `Learner.validate` prints, and
+        ``preproc.sequence_lengths``, so that batches are length-bucketed.
 
     Raises:
         ValueError: for empty, mismatched or non-string lists.
@@ -70,6 +71,8 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
         transform=preproc.transform,
         task="seq2seq",
         reporter=translation_reporter(preproc),
+        lengths=preproc.sequence_lengths,
+        sequence_labels=True,
     )
 
 

@@ -65,6 +65,16 @@ def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) ->
     return int(value)
 
 
+def _padded_shape(width: Any, maxlen: int) -> Any:
+    """The `to_tensor` shape of a side: static ``maxlen`` wide (None), else ``width`` <= it."""
+    if width is None:
+        # A static width, so the output shape is known when traced (export, decoding).
+        return [None, maxlen]
+    import tensorflow as tf
+
+    return tf.stack([-1, tf.minimum(tf.cast(width, tf.int32), maxlen)])
+
+
 class PairPreprocessor:
     """Learns WordPiece vocabularies for sentence pairs; tokenizes and detokenizes in TF.
 
@@ -235,14 +245,17 @@ class PairPreprocessor:
             texts = tf_text.normalize_utf8(texts, "NFC")
         return self.tokenizer(side).tokenize(texts)
 
-    def tokenize_source(self, sources: Any) -> Any:
+    def tokenize_source(self, sources: Any, width: Any = None) -> Any:
         """Source ids with TensorFlow ops only.
 
         Args:
             sources: a 1-D ``tf.string`` tensor.
+            width: how many positions to pad (and cut) to, at most ``source_maxlen``:
+                None (default) for ``source_maxlen``, or an int / int32 scalar tensor
+                (a bucketed batch's width).
 
         Returns:
-            ``int32`` ids ``(batch, source_maxlen)``: WordPiece ids (truncated), ``[SEP]``,
+            ``int32`` ids ``(batch, width)``: WordPiece ids (truncated), ``[SEP]``,
             then 0 padding.
 
         Raises:
@@ -258,16 +271,17 @@ class PairPreprocessor:
         pieces = self._pieces(sources, "source")[:, : self.source_maxlen - 1]
         ends = tf.fill([pieces.nrows(), 1], tf.constant(END_ID, tf.int32))
         full = tf.concat([pieces, ends], axis=1)
-        return full.to_tensor(default_value=PAD_ID, shape=[None, self.source_maxlen])
+        return full.to_tensor(default_value=PAD_ID, shape=_padded_shape(width, self.source_maxlen))
 
-    def tokenize_target(self, targets: Any) -> tuple[Any, Any]:
+    def tokenize_target(self, targets: Any, width: Any = None) -> tuple[Any, Any]:
         """Decoder inputs and labels for target sentences, with TensorFlow ops only.
 
         Args:
             targets: a 1-D ``tf.string`` tensor.
+            width: as in `tokenize_source`, for ``target_maxlen``.
 
         Returns:
-            ``(decoder_ids, target_ids)``, both ``int32`` ``(batch, target_maxlen)``:
+            ``(decoder_ids, target_ids)``, both ``int32`` ``(batch, width)``:
             ``[CLS] w1 .. wn`` and ``w1 .. wn [SEP]``, padded with 0 (``wn`` truncated to
             fit).
 
@@ -285,17 +299,19 @@ class PairPreprocessor:
         starts = tf.fill(rows, tf.constant(START_ID, tf.int32))
         ends = tf.fill(rows, tf.constant(END_ID, tf.int32))
         full = tf.concat([starts, pieces, ends], axis=1)
-        shape = [None, self.target_maxlen]
+        shape = _padded_shape(width, self.target_maxlen)
         return (
             full[:, :-1].to_tensor(default_value=PAD_ID, shape=shape),
             full[:, 1:].to_tensor(default_value=PAD_ID, shape=shape),
         )
 
-    def transform(self, pair: dict[str, Any]) -> dict[str, Any]:
+    def transform(self, pair: dict[str, Any], width: Any = None) -> dict[str, Any]:
         """The `TaskDataset` transform: raw pairs to model inputs, in the graph.
 
         Args:
             pair: ``{"source": strings, "target": strings}`` (1-D string tensors).
+            width: None for the fixed widths, or a bucketed batch's ``(source, target)``
+                widths (an int32 ``(2,)`` tensor, see `sequence_lengths`).
 
         Returns:
             ``{"source_ids": ..., "decoder_ids": ...}``.
@@ -303,10 +319,48 @@ class PairPreprocessor:
         Example:
             >>> inputs = preproc.transform({"source": s, "target": t})
         """
+        source_width, target_width = (None, None) if width is None else (width[0], width[1])
         return {
-            "source_ids": self.tokenize_source(pair["source"]),
-            "decoder_ids": self.tokenize_target(pair["target"])[0],
+            "source_ids": self.tokenize_source(pair["source"], source_width),
+            "decoder_ids": self.tokenize_target(pair["target"], target_width)[0],
         }
+
+    def sequence_lengths(self, pairs: dict[str, Any]) -> np.ndarray:
+        """Positions each pair fills in `transform`'s outputs, for length bucketing.
+
+        The length function of the `TaskDataset` objects that `pairs_from_array` returns:
+        batches of similar lengths are padded only as far as they need.
+
+        Args:
+            pairs: ``{"source": texts, "target": texts}`` (lists or arrays of str).
+
+        Returns:
+            ``np.int64`` ``(n, 2)``: source tokens + ``[SEP]`` (at most `source_maxlen`)
+            and ``[CLS]`` + target tokens (at most `target_maxlen`).
+
+        Raises:
+            ValueError: when not fitted, or for a non-string item.
+
+        Example:
+            >>> preproc.sequence_lengths({"source": ["a cat"], "target": ["un gatto"]})
+            array([[3, 3]])
+        """
+        self._check_fitted()
+        return np.stack([self._side_lengths(pairs["source"], "source", "sources"),
+                         self._side_lengths(pairs["target"], "target", "targets")], axis=1)
+
+    def _side_lengths(self, texts: Any, side: str, name: str) -> np.ndarray:
+        """Tokens + one special token per text of one side, at most that side's maxlen."""
+        import tensorflow as tf
+
+        texts = validate_texts(texts, name, allow_empty=True)
+        maxlen = self.source_maxlen if side == "source" else self.target_maxlen
+
+        def count(batch: Any) -> Any:
+            return tf.minimum(self._pieces(batch, side).row_lengths() + 1, maxlen)
+
+        counts = _in_chunks(count, texts)
+        return np.concatenate(counts).astype(np.int64) if counts else np.zeros(0, np.int64)
 
     def target_ids(self, targets: Sequence[str]) -> np.ndarray:
         """The labels (``w1 .. wn [SEP]``) of target sentences, as a numpy array.

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import ktlite
 from ktlite import generation
 
 LETTERS = "a b c d e f".split()
@@ -107,3 +108,18 @@ def test_get_predictor_save_load_and_export_continue_prompts_alike(lm, tmp_path)
     serve = tf.saved_model.load(str(tmp_path / "exported")).signatures["serving_default"]
     out = serve(texts=tf.constant(["c d"]))["continuations"].numpy()
     assert [t.decode() for t in out] == [predictor.predict("c d")]
+
+
+def test_training_batches_are_length_bucketed_with_labels_alongside():
+    trn, _, preproc = generation.texts_for_lm(_cycles(40, 2), val_texts=_cycles(4, 3),
+                                              vocab_size=100, maxlen=40, verbose=0)
+    np.testing.assert_array_equal(trn.lengths, (trn.y != 0).sum(axis=1))
+    model = generation.causal_lm("transformer", trn, preproc=preproc, embed_dim=16, num_heads=2,
+                                 num_layers=1, verbose=0)
+    learner = ktlite.get_learner(model, train_data=trn, batch_size=8)
+    shapes = {(x.shape[1], y.shape[1]) for x, y in learner._dataset(trn, training=True)[0]}
+    assert shapes == {(16, 16)}
+    inputs = preproc.inputs(tf.constant(trn.x))
+    before = model.evaluate(inputs, trn.y, verbose=0, return_dict=True)["loss"]
+    learner.fit_onecycle(1e-2, 2, verbose=0)
+    assert model.evaluate(inputs, trn.y, verbose=0, return_dict=True)["loss"] < before

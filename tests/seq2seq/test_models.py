@@ -63,3 +63,24 @@ def test_train_data_from_another_preprocessor_raises(pairs):
         _small(trn, other)
     with pytest.raises(TypeError, match="preproc"):
         _small(trn, None)
+
+
+def test_length_bucketed_batches_train_to_the_same_loss_as_full_width_ones():
+    sources, targets = task_pairs(64, seed=4)
+    trn, val, preproc = seq2seq.pairs_from_array(sources, targets, val_pct=0.25, vocab_size=100,
+                                                 source_maxlen=40, target_maxlen=40, verbose=0)
+    np.testing.assert_array_equal(trn.lengths[:, 1], (trn.y != 0).sum(axis=1))
+    losses, widths = {}, {}
+    for bucketing in (True, False):
+        keras.utils.set_random_seed(0)
+        learner = ktlite.get_learner(_small(trn, preproc, dropout=0.0), train_data=trn,
+                                     val_data=val, batch_size=16, bucketing=bucketing)
+        dataset, _ = learner._dataset(trn, training=True)
+        widths[bucketing] = {(x["source_ids"].shape[1], x["decoder_ids"].shape[1], y.shape[1])
+                             for x, y in dataset}
+        learner.fit_onecycle(1e-2, 1, verbose=0)
+        losses[bucketing] = learner.model.evaluate(learner._dataset(val, False)[0], verbose=0)
+        predictions = learner.predict(val)
+    assert widths == {True: {(16, 16, 16)}, False: {(40, 40, 40)}}
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)
+    assert predictions.shape[:2] == (len(val), 40)
