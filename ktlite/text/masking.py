@@ -102,20 +102,21 @@ class TokenMasker:
                 if seed is None else tf.random.Generator.from_seed(int(seed))
             )
 
-    def __call__(self, texts: Any) -> tuple[dict[str, Any], Any, Any]:
-        ids = self.preproc.tokenize(texts)
-        return self.mask(ids)
+    def __call__(self, texts: Any, width: Any = None) -> tuple[dict[str, Any], Any, Any]:
+        """Tokenizes texts (padded to `width`, see `TextPreprocessor.tokenize`) and masks them."""
+        return self.mask(self.preproc.tokenize(texts, width))
 
     def mask(self, ids: Any) -> tuple[dict[str, Any], Any, Any]:
         """Masks a batch of token ids (`[CLS]` first, 0 padding).
 
         Args:
-            ids: int32 `(batch, maxlen)`.
+            ids: int32 `(batch, width)`, any width up to `maxlen`.
 
         Returns:
             `({"token_ids": corrupted, "mask_positions": positions}, targets, weights)`:
             positions and targets are `(batch, num_predictions)` int32, weights float32 1 for
-            a real prediction and 0 for an unused slot.
+            a real prediction and 0 for an unused slot (a batch narrower than
+            `num_predictions` fills the slots past its width with position 0, weight 0).
         """
         import tensorflow as tf
 
@@ -129,7 +130,9 @@ class TokenMasker:
         # The chosen positions first (in random order), then the others.
         order_scores = tf.random.stateless_uniform(tf.shape(ids), seeds[:, 2])
         order_scores += tf.cast(chosen, tf.float32) * 2.0
-        _, positions = tf.math.top_k(order_scores, k=self.num_predictions)
+        k = tf.minimum(self.num_predictions, tf.shape(ids)[1])
+        _, positions = tf.math.top_k(order_scores, k=k)
+        positions = tf.pad(positions, [[0, 0], [0, self.num_predictions - k]])
         weights = tf.cast(tf.gather(chosen, positions, batch_dims=1), tf.float32)
         targets = tf.gather(ids, positions, batch_dims=1) * tf.cast(weights, tf.int32)
         roll = tf.random.stateless_uniform(tf.shape(ids), seeds[:, 3])

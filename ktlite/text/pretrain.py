@@ -101,8 +101,9 @@ def masked_lm_model(
     if isinstance(sequence, (list, tuple)):  # (vectors, padding mask)
         sequence = sequence[0]
     encoder = keras.Model(full.inputs, sequence, name=ENCODER_NAME)
-    token_ids = keras.Input((preproc.maxlen,), dtype="int32", name="token_ids")
-    positions = keras.Input((num_predictions,), dtype="int32", name="mask_positions")
+    # Any width, so that batches can be length-bucketed.
+    token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+    positions = keras.Input((None,), dtype="int32", name="mask_positions")
     picked = GatherPositions(name="gather_positions")([encoder(token_ids), positions])
     hidden = keras.layers.Dense(embed_dim, activation="gelu", name="lm_dense")(picked)
     hidden = keras.layers.LayerNormalization(epsilon=1e-5, name="lm_norm")(hidden)
@@ -248,7 +249,8 @@ def pretrain(
 
     def data(items: list[str]) -> TaskDataset:
         return TaskDataset(_object_array(items), None, masker, task="text",
-                           reporter=_masked_lm_reporter, self_supervised=True)
+                           reporter=_masked_lm_reporter, self_supervised=True,
+                           lengths=preproc.sequence_lengths)
 
     if verbose:
         say(f"masked-LM pretraining: {len(texts):,} texts, vocabulary {preproc.vocab_size}, "
