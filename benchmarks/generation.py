@@ -17,6 +17,7 @@ Examples:
     python benchmarks/generation.py --quick           # ~3 minutes
     python benchmarks/generation.py --minutes 20
     python benchmarks/generation.py --minutes 20 --vocab-size 2000   # RESULTS probe
+    python benchmarks/generation.py --minutes 20 --dropout 0.3       # RESULTS probe
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def main() -> None:
                         help="WordPiece vocabulary of the causal LM (default: ktlite's)")
     parser.add_argument("--embed-dim", type=int, default=None,
                         help="width of the causal LM (default: ktlite's)")
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="dropout of the causal LM (default: ktlite's)")
     parser.add_argument("--quick", action="store_true", help="small slice, about 3 minutes")
     args = parser.parse_args()
     if args.quick:
@@ -125,9 +128,11 @@ def main() -> None:
 
     start = time.perf_counter()
     vocab = {} if args.vocab_size is None else {"vocab_size": args.vocab_size}
-    width = {} if args.embed_dim is None else {"embed_dim": args.embed_dim}
+    model_args = {} if args.embed_dim is None else {"embed_dim": args.embed_dim}
+    if args.dropout is not None:
+        model_args["dropout"] = args.dropout
     trn, val, preproc = generation.texts_for_lm(train, **vocab)
-    model = generation.causal_lm("transformer", trn, preproc=preproc, **width)
+    model = generation.causal_lm("transformer", trn, preproc=preproc, **model_args)
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=64)
     t = time.perf_counter()
     found = learner.lr_find(verbose=0, num_steps=50 if args.quick else None)
