@@ -128,9 +128,8 @@ def main() -> None:
 
     start = time.perf_counter()
     vocab = {} if args.vocab_size is None else {"vocab_size": args.vocab_size}
-    model_args = {} if args.embed_dim is None else {"embed_dim": args.embed_dim}
-    if args.dropout is not None:
-        model_args["dropout"] = args.dropout
+    model_args = {name: value for name, value in (("embed_dim", args.embed_dim),
+                                                  ("dropout", args.dropout)) if value is not None}
     trn, val, preproc = generation.texts_for_lm(train, **vocab)
     model = generation.causal_lm("transformer", trn, preproc=preproc, **model_args)
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=64)

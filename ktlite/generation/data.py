@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ktlite._console import say
-from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, START_ID, PairPreprocessor
+from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PAD_ID, START_ID, PairPreprocessor
 from ktlite.splits import check_random_state, check_val_pct
 from ktlite.text.preprocessor import suggest_maxlen, validate_texts
 
@@ -124,26 +124,6 @@ class LMPreprocessor(PairPreprocessor):
         """
         return self.tokenize_target(texts, width)[0]
 
-    def sequence_lengths(self, texts: Any) -> np.ndarray:
-        """Positions each text fills in `inputs`' output (``[CLS]`` + tokens, at most
-        `maxlen`): the length function of `lm_dataset`, for length bucketing.
-
-        Args:
-            texts: a list (or array) of str.
-
-        Returns:
-            ``np.int64`` ``(len(texts),)``.
-
-        Raises:
-            ValueError: when not fitted, or for a non-string item.
-
-        Example:
-            >>> preproc.sequence_lengths(["a cat"])
-            array([3])
-        """
-        self._check_fitted()
-        return self._side_lengths(texts, "target", "texts")
-
 
 def _object_array(texts: list[str]) -> np.ndarray:
     arr = np.empty(len(texts), dtype=object)
@@ -159,8 +139,8 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
         preproc: the fitted preprocessor.
 
     Returns:
-        A `ktlite.data.TaskDataset` (raw texts, label ids, `preproc.inputs`, and
-        `preproc.sequence_lengths` so that batches are length-bucketed).
+        A `ktlite.data.TaskDataset` (raw texts, label ids, `preproc.inputs`, and each
+        text's length, its number of real labels, so that batches are length-bucketed).
 
     Raises:
         ValueError: for empty or non-string texts.
@@ -171,8 +151,9 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
     from ktlite.data import TaskDataset
 
     texts = validate_texts(texts, "texts")
-    return TaskDataset(_object_array(texts), preproc.target_ids(texts), transform=preproc.inputs,
-                       task="generation", lengths=preproc.sequence_lengths,
+    labels = preproc.target_ids(texts)
+    return TaskDataset(_object_array(texts), labels, transform=preproc.inputs,
+                       task="generation", lengths=(labels != PAD_ID).sum(axis=1),
                        sequence_labels=True)
 
 

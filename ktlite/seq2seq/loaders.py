@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ktlite._console import say
-from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PairPreprocessor
+from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PAD_ID, PairPreprocessor
 from ktlite.columns import open_text
 from ktlite.splits import check_random_state, check_val_pct
 from ktlite.text.preprocessor import validate_texts
@@ -52,8 +52,8 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
     Returns:
         A `ktlite.data.TaskDataset` with ``x={"source", "target"}`` (raw strings),
         ``y`` the target ids, ``transform=preproc.transform``, the BLEU/chrF reporter
-        (`translation_reporter`, greedy) that `Learner.validate` prints, and
-        ``preproc.sequence_lengths``, so that batches are length-bucketed.
+        (`translation_reporter`, greedy) that `Learner.validate` prints, and the source
+        and target lengths, so that batches are length-bucketed.
 
     Raises:
         ValueError: for empty, mismatched or non-string lists.
@@ -65,13 +65,16 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
     from ktlite.seq2seq.report import translation_reporter
 
     sources, targets = _pairs(sources, targets, "sources", "targets")
+    labels = preproc.target_ids(targets)
+    # A target fills as many decoder positions as it has real labels.
+    lengths = np.stack([preproc.source_lengths(sources), (labels != PAD_ID).sum(axis=1)], axis=1)
     return TaskDataset(
         {"source": _object_array(sources), "target": _object_array(targets)},
-        preproc.target_ids(targets),
+        labels,
         transform=preproc.transform,
         task="seq2seq",
         reporter=translation_reporter(preproc),
-        lengths=preproc.sequence_lengths,
+        lengths=lengths,
         sequence_labels=True,
     )
 

@@ -311,7 +311,7 @@ class PairPreprocessor:
         Args:
             pair: ``{"source": strings, "target": strings}`` (1-D string tensors).
             width: None for the fixed widths, or a bucketed batch's ``(source, target)``
-                widths (an int32 ``(2,)`` tensor, see `sequence_lengths`).
+                widths (an int32 ``(2,)`` tensor).
 
         Returns:
             ``{"source_ids": ..., "decoder_ids": ...}``.
@@ -325,42 +325,34 @@ class PairPreprocessor:
             "decoder_ids": self.tokenize_target(pair["target"], target_width)[0],
         }
 
-    def sequence_lengths(self, pairs: dict[str, Any]) -> np.ndarray:
-        """Positions each pair fills in `transform`'s outputs, for length bucketing.
+    def source_lengths(self, sources: Sequence[str]) -> np.ndarray:
+        """Positions each source fills in `tokenize_source`'s output, for length bucketing.
 
-        The length function of the `TaskDataset` objects that `pairs_from_array` returns:
-        batches of similar lengths are padded only as far as they need.
+        With the target lengths (the real labels of `target_ids`), the lengths of the
+        `TaskDataset` objects that `pairs_from_array` returns.
 
         Args:
-            pairs: ``{"source": texts, "target": texts}`` (lists or arrays of str).
+            sources: a list (or array) of str.
 
         Returns:
-            ``np.int64`` ``(n, 2)``: source tokens + ``[SEP]`` (at most `source_maxlen`)
-            and ``[CLS]`` + target tokens (at most `target_maxlen`).
+            ``np.int64`` ``(len(sources),)``: tokens + ``[SEP]``, at most `source_maxlen`.
 
         Raises:
             ValueError: when not fitted, or for a non-string item.
 
         Example:
-            >>> preproc.sequence_lengths({"source": ["a cat"], "target": ["un gatto"]})
-            array([[3, 3]])
+            >>> preproc.source_lengths(["a cat"])
+            array([3])
         """
-        self._check_fitted()
-        return np.stack([self._side_lengths(pairs["source"], "source", "sources"),
-                         self._side_lengths(pairs["target"], "target", "targets")], axis=1)
-
-    def _side_lengths(self, texts: Any, side: str, name: str) -> np.ndarray:
-        """Tokens + one special token per text of one side, at most that side's maxlen."""
         import tensorflow as tf
 
-        texts = validate_texts(texts, name, allow_empty=True)
-        maxlen = self.source_maxlen if side == "source" else self.target_maxlen
+        self._check_fitted()
+        sources = validate_texts(sources, "sources", allow_empty=True)
 
         def count(batch: Any) -> Any:
-            return tf.minimum(self._pieces(batch, side).row_lengths() + 1, maxlen)
+            return tf.minimum(self._pieces(batch, "source").row_lengths() + 1, self.source_maxlen)
 
-        counts = _in_chunks(count, texts)
-        return np.concatenate(counts).astype(np.int64) if counts else np.zeros(0, np.int64)
+        return np.concatenate([np.zeros(0, np.int64)] + _in_chunks(count, sources)).astype(np.int64)
 
     def target_ids(self, targets: Sequence[str]) -> np.ndarray:
         """The labels (``w1 .. wn [SEP]``) of target sentences, as a numpy array.
