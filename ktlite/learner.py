@@ -1096,15 +1096,15 @@ def get_learner(
         drop_remainder: drop the last, incomplete training batch of each epoch, so that every
             batch has a static shape. `None` (default): only under a strategy that compiles
             for fixed shapes (`TPUStrategy`, see `ktlite.distribute.needs_static_shapes`).
-        bucketing: for sequence data that knows its lengths (the `TaskDataset`s from
-            `ktlite.text.texts_from_*`): pad each batch only to the longest example it
-            holds, rounded up to a multiple of 16, instead of to `maxlen`, and train on
-            batches of similar-length examples (shuffled within a length group each epoch,
-            batch order shuffled too). Validation, `validate` and `predict` run shortest
-            first and return results in the data's order. Much faster when texts vary in
-            length; results match fixed padding (the models mask padding). `False` pads
-            every batch to `maxlen` and shuffles freely. Models built for one fixed length
-            always get fixed-width batches. Default `True`.
+        bucketing: for sequence data that knows its lengths (the `TaskDataset`s of the text,
+            seq2seq and generation loaders and of `ktlite.text.pretrain`): pad each batch
+            only to the longest example it holds, rounded up to a multiple of 16, instead
+            of to `maxlen`, and train on batches of similar-length examples (shuffled within
+            a length group each epoch, batch order shuffled too). Validation, `validate`
+            and `predict` run shortest first and return results in the data's order. Much
+            faster when texts vary in length; results match fixed padding (the models mask
+            padding). `False` pads every batch to `maxlen` and shuffles freely. Models
+            built for one fixed length always get fixed-width batches. Default `True`.
 
     Returns:
         A `Learner`.

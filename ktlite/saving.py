@@ -218,6 +218,33 @@ def read_json(path: str | os.PathLike) -> Any:
     return value
 
 
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """Reads a UTF-8 file of newline-terminated lines (a vocabulary), never through a link.
+
+    Args:
+        path: the file.
+
+    Returns:
+        Its lines, without their newlines.
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        ValueError: if it is a link or not a regular file, not valid UTF-8, or its last line
+            has no newline (a truncated write); the message names the file and quotes none
+            of it.
+
+    Example:
+        >>> vocab = read_lines(folder / "vocab.txt")
+    """
+    try:
+        content = read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is corrupt (not valid UTF-8 at byte {err.start}).") from None
+    if not content.endswith("\n"):
+        raise ValueError(f"{path} is corrupt: it does not end with a newline.")
+    return content[:-1].split("\n")
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Returns the hex SHA-256 of a regular file (links refused).
 

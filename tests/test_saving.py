@@ -88,13 +88,26 @@ def test_read_json_refuses_files_over_the_size_cap(tmp_path, monkeypatch):
         saving.read_json(file)
 
 
+def test_read_lines_returns_the_lines_and_refuses_truncated_or_non_utf8_files(tmp_path):
+    file = tmp_path / "vocab.txt"
+    file.write_bytes("[PAD]\nçà\n\n".encode())
+    assert saving.read_lines(file) == ["[PAD]", "çà", ""]
+    file.write_bytes(b"[PAD]\nsecret-token")  # cut short: no final newline
+    with pytest.raises(ValueError, match=r"vocab\.txt is corrupt: it does not end") as info:
+        saving.read_lines(file)
+    assert "secret" not in str(info.value)
+    file.write_bytes(b"[PAD]\n\xff\n")
+    with pytest.raises(ValueError, match=r"vocab\.txt is corrupt \(not valid UTF-8 at byte 6\)"):
+        saving.read_lines(file)
+
+
 def test_reads_refuse_symbolic_links_even_to_valid_files(tmp_path):
     outside = tmp_path / "outside.json"
     outside.write_text('{"line one of a private file": 1}')
     link = tmp_path / "folder" / "config.json"
     link.parent.mkdir()
     link.symlink_to(outside)
-    for read in (saving.read_json, saving.read_bytes, saving.sha256_file):
+    for read in (saving.read_json, saving.read_bytes, saving.read_lines, saving.sha256_file):
         with pytest.raises(ValueError, match="symbolic link") as info:
             read(link)
         assert "private" not in str(info.value)

@@ -43,7 +43,7 @@ class GenerationPredictor(StringDecodingPredictor):
 
     Raises:
         TypeError: for a model or preprocessor of the wrong kind.
-        ValueError: if `batch_size` < 1.
+        ValueError: if `batch_size` or `max_length` < 1.
 
     Example:
         >>> GenerationPredictor(model, preproc).predict("library for", max_length=8)

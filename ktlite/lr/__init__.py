@@ -17,6 +17,7 @@ from ktlite.lr.suggest import (
     running_median,
     smooth_losses,
     suggest_basin,
+    suggest_descent,
     suggest_minimum,
     suggest_steep,
     suggest_valley,
@@ -43,5 +44,6 @@ __all__ = [
     "suggest_steep",
     "suggest_minimum",
     "suggest_basin",
+    "suggest_descent",
     "running_median",
 ]

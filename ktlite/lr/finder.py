@@ -325,7 +325,7 @@ def find_lr(
     Example:
         >>> result = find_lr(model, train_ds.batch(32))
         >>> result.suggestions
-        {'valley': ..., 'steep': ..., 'minimum': ..., 'basin': ...}
+        {'valley': ..., 'steep': ..., 'minimum': ..., 'basin': ..., 'descent': ...}
     """
     import tensorflow as tf
 

@@ -338,7 +338,7 @@ def suggest_all(
 
     Args:
         lrs: Swept learning rates.
-        losses: Raw per-batch losses (read by `basin`).
+        losses: Raw per-batch losses (read by `basin` and `descent`).
         smoothed: Their smoothed curve (read by `valley`, `steep` and `minimum`).
 
     Returns:

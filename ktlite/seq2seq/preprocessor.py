@@ -15,13 +15,13 @@ predict ``w1 .. wn [SEP]``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ktlite import saving
 from ktlite.text.normalization import _CJK_PATTERN, _in_chunks
 from ktlite.text.preprocessor import suggest_maxlen, validate_texts
 from ktlite.text.vocabulary import (
@@ -521,7 +521,8 @@ class PairPreprocessor:
         )
 
     def save(self, folder: str | os.PathLike) -> None:
-        """Writes the config and vocabularies into ``folder`` (created if needed).
+        """Writes the config and vocabularies into ``folder`` (created if needed), each
+        file atomically (`ktlite.saving`), so a crash never leaves half a file.
 
         Args:
             folder: the destination folder.
@@ -541,10 +542,8 @@ class PairPreprocessor:
         # has one fixed list of files.
         for name, vocab in ((SOURCE_VOCAB_FILE, self.source_vocab),
                             (TARGET_VOCAB_FILE, self.target_vocab)):
-            with open(os.path.join(folder, name), "w", encoding="utf-8", newline="") as f:
-                f.write("\n".join(vocab) + "\n")
-        with open(os.path.join(folder, CONFIG_FILE), "w", encoding="utf-8") as f:
-            json.dump(self.get_config(), f, indent=2)
+            saving.write_text(os.path.join(folder, name), "\n".join(vocab) + "\n")
+        saving.write_json(os.path.join(folder, CONFIG_FILE), self.get_config())
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> PairPreprocessor:
@@ -563,23 +562,18 @@ class PairPreprocessor:
             >>> preproc = PairPreprocessor.load("my_preproc")
         """
         folder = os.fspath(folder)
-        config_path = os.path.join(folder, CONFIG_FILE)
-        try:
-            with open(config_path, encoding="utf-8") as f:
-                config = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"Cannot read {config_path}: {err}") from None
-        vocabs = []
-        for name in (SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE):
-            path = os.path.join(folder, name)
-            try:
-                with open(path, encoding="utf-8", newline="") as f:
-                    content = f.read()
-            except (OSError, UnicodeDecodeError) as err:
-                raise ValueError(f"Cannot read {path}: {err}") from None
-            if not content.endswith("\n"):
-                raise ValueError(f"{path} is corrupt: it does not end with a newline.")
-            vocabs.append(content[:-1].split("\n"))
+        if not os.path.isdir(folder):
+            raise ValueError(f"`folder` must be an existing folder. Received: folder={folder!r}")
+        paths = [os.path.join(folder, name)
+                 for name in (CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE)]
+        for path in paths:
+            if not os.path.lexists(path):
+                raise ValueError(
+                    f"{os.path.basename(path)} is missing from {folder!r}; it is not a saved "
+                    "PairPreprocessor."
+                )
+        config = saving.read_json(paths[0])
+        vocabs = [saving.read_lines(path) for path in paths[1:]]
         try:
             return cls.from_config(config, *vocabs)
         except ValueError as err:

@@ -12,8 +12,7 @@ from ktlite._lazy import lazy_attributes
 from ktlite.text.loaders import texts_from_array, texts_from_csv, texts_from_df, texts_from_folder
 from ktlite.text.preprocessor import TextPreprocessor
 
-# Written alongside this package; imported on first use so that `from ktlite import text`
-# works even before (or without) them.
+# Imported on first use: they pull in Keras models, which `from ktlite import text` need not.
 _LAZY = {
     "text_classifier": "ktlite.text.models",
     "text_regression_model": "ktlite.text.models",

@@ -150,7 +150,7 @@ class TextPredictor(ClassifierPredictor):
 
         Args:
             text: The text to explain.
-            top_k: Number of tokens to report. Defaults to 10.
+            top_k: Number of words to report. Defaults to 10.
             as_html: Return an HTML rendering instead of plain data. Defaults to False.
 
         Returns:

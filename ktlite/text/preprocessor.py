@@ -736,15 +736,7 @@ class TextPreprocessor(LabeledPreprocessor):
                     f"TextPreprocessor."
                 )
         config = saving.read_json(config_path)
-        try:
-            content = saving.read_bytes(vocab_path).decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise ValueError(
-                f"{vocab_path} is corrupt (not valid UTF-8 at byte {err.start})."
-            ) from None
-        if not content.endswith("\n"):
-            raise ValueError(f"{vocab_path} is corrupt: it does not end with a newline.")
-        vocab = content[:-1].split("\n")
+        vocab = saving.read_lines(vocab_path)
         try:
             return cls.from_config(config, vocab)
         except ValueError as err:

@@ -144,7 +144,7 @@ class ImagePreprocessor(LabeledPreprocessor):
         return self._resize(self._convert_channels(images))
 
     def from_bytes(self, data: tf.Tensor) -> tf.Tensor:
-        """Decodes a batch of encoded images (PNG, JPEG, GIF, BMP) to model inputs.
+        """Decodes a batch of encoded images (PNG, JPEG, GIF, BMP, WebP) to inputs.
 
         Args:
             data: a string tensor `(batch,)` of encoded image files.

@@ -58,6 +58,25 @@ def test_save_and_load_round_trip(tmp_path, joint):
     assert clone.get_config() == preproc.get_config()
 
 
+def test_load_names_a_missing_or_corrupt_file_and_follows_no_link(tmp_path):
+    _fit().save(tmp_path / "p")
+    folder = tmp_path / "p"
+    (folder / "target_vocab.txt").rename(tmp_path / "elsewhere.txt")
+    with pytest.raises(ValueError, match="target_vocab.txt is missing from"):
+        PairPreprocessor.load(folder)
+    (folder / "target_vocab.txt").symlink_to(tmp_path / "elsewhere.txt")
+    with pytest.raises(ValueError, match="target_vocab.txt is a symbolic link"):
+        PairPreprocessor.load(folder)
+    (folder / "target_vocab.txt").unlink()
+    (tmp_path / "elsewhere.txt").rename(folder / "target_vocab.txt")
+    (folder / "pair_preprocessor.json").write_text('{"source_maxlen": "private", oops')
+    with pytest.raises(ValueError, match="pair_preprocessor.json is not valid") as info:
+        PairPreprocessor.load(folder)
+    assert "private" not in str(info.value)
+    with pytest.raises(ValueError, match="must be an existing folder"):
+        PairPreprocessor.load(tmp_path / "absent")
+
+
 def test_pairs_from_array_splits_and_builds_task_datasets():
     trn, val, preproc = seq2seq.pairs_from_array(EN, IT, val_pct=0.25, vocab_size=300,
                                                  verbose=0)
