@@ -119,8 +119,9 @@ def violations(source: str, path: str, tasks: frozenset) -> list[tuple[str, str]
         rules = []
         if room == "layers" and to != "compat":
             rules.append(("layers-imports-only-compat", "layers imports nothing else of ktlite"))
-        if room == "lr" and to not in ("compat", "_console"):
-            rules.append(("lr-is-pure", "lr imports only ktlite.compat and ktlite._console"))
+        if room == "lr" and to not in ("compat", "_console", "saving"):
+            rules.append(("lr-is-pure",
+                          "lr imports only ktlite.compat, ktlite._console and ktlite.saving"))
         if to in tasks and room not in tasks:
             if room in ABOVE_CORE - {"cli"}:
                 rules.append(("above-core-imports-no-task-by-name",
@@ -196,7 +197,8 @@ def test_the_checker_flags_a_planted_violation(path, source, rule):
 
 @pytest.mark.parametrize("path, source", [
     ("ktlite/layers/new_layer.py", "from ktlite import compat\nfrom . import _masks\n"),
-    ("ktlite/lr/new_policy.py", "from ktlite._console import say\nfrom ktlite import compat\n"),
+    ("ktlite/lr/new_policy.py", "from ktlite._console import say\nfrom ktlite import compat\n"
+                                "from ktlite import saving\n"),
     ("ktlite/tabular/models.py", "from ktlite.layers import TransformerEncoder\n"
                                  "from ktlite.text import preprocessor\n"),
     ("ktlite/cli.py", "from ktlite import text\n"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from typing import Any, Sequence
@@ -11,6 +10,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from ktlite import saving
 from ktlite.lr.budget import budget_factor
 from ktlite.lr.policy_callback import PolicyCallback
 from ktlite.lr.preserve import ensure_built, preserved
@@ -152,26 +152,32 @@ class LRFindResult:
         missing = {"lrs", "losses", "smoothed", "suggestions", "suggestion"} - set(data)
         if missing:
             raise ValueError(f"`data` misses keys {sorted(missing)}. Received: keys={sorted(data)}")
-        return cls(
-            lrs=_from_json_list(data["lrs"]),
-            losses=_from_json_list(data["losses"]),
-            smoothed=_from_json_list(data["smoothed"]),
-            suggestions={k: _from_json_list([v])[0] for k, v in data["suggestions"].items()},
-            suggestion=_from_json_list([data["suggestion"]])[0],
-            config=dict(data.get("config") or {}),
-        )
+        try:
+            return cls(
+                lrs=_from_json_list(data["lrs"]),
+                losses=_from_json_list(data["losses"]),
+                smoothed=_from_json_list(data["smoothed"]),
+                suggestions={str(k): _from_json_list([v])[0]
+                             for k, v in data["suggestions"].items()},
+                suggestion=_from_json_list([data["suggestion"]])[0],
+                config=dict(data.get("config") or {}),
+            )
+        except (TypeError, ValueError, AttributeError):
+            raise ValueError(
+                "`data` must hold lists of numbers (or null) under lrs, losses and smoothed, "
+                "a dict of numbers under suggestions and a number under suggestion."
+            ) from None
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the result as JSON.
+        """Write the result as JSON, atomically (`ktlite.saving.write_json`).
 
         Args:
-            path: File to write (conventionally `*.json`).
+            path: File to write (conventionally `*.json`); its folder must exist.
 
         Example:
             >>> result.save("lr_find.json")
         """
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, allow_nan=False)
+        saving.write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LRFindResult":
@@ -184,13 +190,20 @@ class LRFindResult:
             An `LRFindResult`.
 
         Raises:
-            ValueError: If the file is not an LR-finder result.
+            FileNotFoundError: If the file is missing.
+            ValueError: If it is a link, not JSON, or not an LR-finder result; the message
+                names the file and quotes none of it.
 
         Example:
             >>> result = LRFindResult.load("lr_find.json")
         """
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        data = saving.read_json(path)
+        try:
+            return cls.from_dict(data)
+        except ValueError:
+            raise ValueError(
+                f"{path} is not an LR-finder result written by LRFindResult.save."
+            ) from None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LRFindResult):

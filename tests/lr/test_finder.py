@@ -195,6 +195,20 @@ def test_result_round_trips_through_json(tmp_path):
     assert loaded.config["start_lr"] == 1e-6
 
 
+def test_load_names_the_file_and_quotes_nothing_from_a_foreign_one(tmp_path):
+    path = tmp_path / "sweep.json"
+    for content in ('{"format": "private-format"}', '["private"]',
+                    json.dumps({**LRFindResult.from_curve(np.logspace(-6, 0, 20), np.ones(20))
+                                .to_dict(), "lrs": "private"})):
+        path.write_text(content)
+        with pytest.raises(ValueError, match=r"sweep\.json is not an LR-finder result") as info:
+            LRFindResult.load(path)
+        assert "private" not in str(info.value)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match=r"sweep\.json is not valid UTF-8 JSON"):
+        LRFindResult.load(path)
+
+
 def test_from_dict_refuses_foreign_data():
     with pytest.raises(ValueError, match="format"):
         LRFindResult.from_dict({"lrs": []})
