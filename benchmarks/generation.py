@@ -2,8 +2,10 @@
 
 Data: the English (or, with `--column it`, Italian) side of the Debian package synopses
 `debian_en_it_{train,test}.csv.gz`, built by `make_debian_pairs.py` kept beside the data
-in the shared data folder (its docstring says how). Pass the folder with `--data-dir`
-(default `../shared/data` relative to the repository).
+in the shared data folder (its docstring says how), or with `--corpus wordnet` the WordNet
+glosses of `wordnet_lexnames_{train,test}.csv.gz` (`make_wordnet_lexnames.py`, same
+folder; "lemma: gloss" texts, labels unused). Pass the folder with `--data-dir` (default
+`../shared/data` relative to the repository).
 
 Both models are scored the same way: summed negative log-likelihood of every word of a
 synopsis and of its end, divided by the number of whitespace-separated words, then
@@ -16,6 +18,7 @@ probability instead of an infinite loss.
 Examples:
     python benchmarks/generation.py --quick           # ~3 minutes
     python benchmarks/generation.py --minutes 20
+    python benchmarks/generation.py --minutes 20 --corpus wordnet
     python benchmarks/generation.py --minutes 20 --vocab-size 2000   # RESULTS probe
     python benchmarks/generation.py --minutes 20 --dropout 0.3       # RESULTS probe
 """
@@ -34,8 +37,11 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 BOS, EOS = "<s>", "</s>"
 
 
-def read_texts(data_dir: Path, split: str, column: str, limit: int | None) -> list[str]:
-    with gzip.open(Path(data_dir) / f"debian_en_it_{split}.csv.gz", "rt", encoding="utf-8",
+def read_texts(data_dir: Path, split: str, corpus: str, column: str,
+               limit: int | None) -> list[str]:
+    name, column = (("wordnet_lexnames", "text") if corpus == "wordnet"
+                    else ("debian_en_it", column))
+    with gzip.open(Path(data_dir) / f"{name}_{split}.csv.gz", "rt", encoding="utf-8",
                    newline="") as f:
         texts = [row[column] for row in csv.DictReader(f)]
     return texts[:limit] if limit else texts
@@ -94,10 +100,33 @@ class KneserNeyTrigram:
         return math.exp(nll / words)
 
 
+def breakdown(ngram: KneserNeyTrigram, lm_perplexity, train: list[str], test: list[str]) -> None:
+    """Both models on the test texts whose words were all seen in training, and on the rest.
+
+    The n-gram model gives every unseen word one fixed share of its uniform floor, whatever
+    its spelling; the causal LM pays for each WordPiece of it. Splitting the test texts shows
+    how much of the gap is that.
+    """
+    seen = {w for text in train for w in text.split()}
+    known = [t for t in test if all(w in seen for w in t.split())]
+    novel = [t for t in test if not all(w in seen for w in t.split())]
+    unseen_words = sum(w not in seen for t in test for w in t.split())
+    all_words = sum(len(t.split()) for t in test)
+    print(f"unseen words: {unseen_words} of {all_words} test words "
+          f"({unseen_words / all_words:.1%}), in {len(novel)} of {len(test)} texts")
+    for name, texts in (("texts with only seen words", known),
+                        ("texts with an unseen word", novel)):
+        if texts:
+            print(f"  {name} ({len(texts)}): n-gram {ngram.perplexity_per_word(texts):.1f}, "
+                  f"causal LM {lm_perplexity(texts):.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--column", choices=("en", "it"), default="en")
+    parser.add_argument("--corpus", choices=("debian", "wordnet"), default="debian")
+    parser.add_argument("--column", choices=("en", "it"), default="en",
+                        help="side of the Debian pairs")
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--minutes", type=float, default=20.0)
@@ -113,8 +142,8 @@ def main() -> None:
         args.train_size, args.test_size = args.train_size or 5000, args.test_size or 500
         args.minutes = min(args.minutes, 1.5)
 
-    train = read_texts(args.data_dir, "train", args.column, args.train_size)
-    test = read_texts(args.data_dir, "test", args.column, args.test_size)
+    train = read_texts(args.data_dir, "train", args.corpus, args.column, args.train_size)
+    test = read_texts(args.data_dir, "test", args.corpus, args.column, args.test_size)
     test = [t for t in test if t.split()]
     t = time.perf_counter()
     ngram = KneserNeyTrigram(train)
@@ -143,8 +172,18 @@ def main() -> None:
     learner.fit_onecycle(found.suggestion, epochs,
                          steps_per_epoch=min(steps_per_epoch, total // epochs), verbose=2)
     elapsed = time.perf_counter() - start
+    # The causal LM does not score text past its context, so both models are scored on the
+    # test texts it holds whole (with their end token).
+    fits = preproc.prompt_lengths(test) + 1 <= preproc.maxlen
+    if not fits.all():
+        test = [t for t, ok in zip(test, fits) if ok]
+        print(f"{int((~fits).sum())} test texts longer than the context ({preproc.maxlen}) "
+              f"left out; Kneser-Ney trigram on the {len(test)} others: perplexity per word "
+              f"{ngram.perplexity_per_word(test):.1f}")
     ppl = generation.perplexity_per_word(learner.model, preproc, test)
     print(f"ktlite causal LM ({elapsed / 60:.1f} min): perplexity per word {ppl:.1f}")
+    breakdown(ngram, lambda texts: generation.perplexity_per_word(learner.model, preproc, texts),
+              train, test)
     predictor = ktlite.get_predictor(learner.model, preproc)
     prompts = ["library for", "Python bindings", "documentation"]
     print("greedy:", dict(zip(prompts, predictor.predict(prompts, max_length=12))))

@@ -145,6 +145,36 @@ def check_regular_file(path: str | os.PathLike) -> Path:
     return path
 
 
+def saved_files(folder: str | os.PathLike, names: tuple[str, ...], kind: str) -> list[Path]:
+    """The paths of the files a saved object is made of, after checking each is there.
+
+    Args:
+        folder: the folder the object was saved to.
+        names: the file names it holds.
+        kind: what was saved, for the messages (e.g. ``"TextPreprocessor"``).
+
+    Returns:
+        `folder / name` for each name, in order.
+
+    Raises:
+        FileNotFoundError: if `folder` is not a folder or one of the files is missing
+            (named, with the folder).
+
+    Example:
+        >>> config_path, vocab_path = saved_files(folder, ("config.json", "vocab.txt"), "X")
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No saved {kind} folder at {str(folder)!r}.")
+    paths = [folder / name for name in names]
+    for path in paths:
+        if not os.path.lexists(path):
+            raise FileNotFoundError(
+                f"{path.name} is missing from {str(folder)!r}; it is not a saved {kind}."
+            )
+    return paths
+
+
 def read_bytes(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
     """Reads a regular file (never through a symbolic link), optionally capped in size.
 

@@ -556,22 +556,15 @@ class PairPreprocessor:
             The `PairPreprocessor`.
 
         Raises:
-            ValueError: naming the file when one is missing, corrupt or inconsistent.
+            FileNotFoundError: naming the folder or the file that is missing.
+            ValueError: naming the file that is a link, corrupt or inconsistent.
 
         Example:
             >>> preproc = PairPreprocessor.load("my_preproc")
         """
         folder = os.fspath(folder)
-        if not os.path.isdir(folder):
-            raise ValueError(f"`folder` must be an existing folder. Received: folder={folder!r}")
-        paths = [os.path.join(folder, name)
-                 for name in (CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE)]
-        for path in paths:
-            if not os.path.lexists(path):
-                raise ValueError(
-                    f"{os.path.basename(path)} is missing from {folder!r}; it is not a saved "
-                    "PairPreprocessor."
-                )
+        paths = saving.saved_files(folder, (CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE),
+                                   cls.__name__)
         config = saving.read_json(paths[0])
         vocabs = [saving.read_lines(path) for path in paths[1:]]
         try:

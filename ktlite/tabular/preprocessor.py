@@ -470,14 +470,13 @@ class TabularPreprocessor(LabeledPreprocessor):
             The fitted preprocessor.
 
         Raises:
-            ValueError: for a missing, malformed or invalid file (the file is named).
+            FileNotFoundError: if the folder or the file is missing (named).
+            ValueError: for a malformed or invalid file (the file is named).
 
         Example:
             >>> preproc = TabularPreprocessor.load("my_preprocessor")
         """
-        path = os.path.join(os.fspath(folder), CONFIG_FILE)
-        if not os.path.lexists(path):
-            raise ValueError(f"{path} is missing; it is not a saved TabularPreprocessor.")
+        (path,) = saving.saved_files(folder, (CONFIG_FILE,), cls.__name__)
         try:
             return cls.from_config(saving.read_json(path))
         except (ValueError, TypeError) as err:

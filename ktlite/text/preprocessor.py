@@ -717,24 +717,18 @@ class TextPreprocessor(LabeledPreprocessor):
             The `TextPreprocessor`, ready to tokenize.
 
         Raises:
-            ValueError: when the folder or a file is missing, a file is not valid UTF-8 or
-                JSON, the config has unknown, missing or invalid keys or an unknown format
-                version, or the vocabulary does not match the config.
+            FileNotFoundError: when the folder or a file is missing.
+            ValueError: when a file is a link, not valid UTF-8 or JSON, the config has
+                unknown, missing or invalid keys or an unknown format version, or the
+                vocabulary does not match the config.
 
         Example:
             >>> preproc = TextPreprocessor.load("my_preprocessor")
         """
         folder = os.fspath(folder)
-        if not os.path.isdir(folder):
-            raise ValueError(f"`folder` must be an existing folder. Received: folder={folder!r}")
-        config_path = os.path.join(folder, CONFIG_FILE)
-        vocab_path = os.path.join(folder, VOCAB_FILE)
-        for path in (config_path, vocab_path):
-            if not os.path.lexists(path):
-                raise ValueError(
-                    f"{os.path.basename(path)} is missing from {folder!r}; it is not a saved "
-                    f"TextPreprocessor."
-                )
+        config_path, vocab_path = saving.saved_files(
+            folder, (CONFIG_FILE, VOCAB_FILE), cls.__name__
+        )
         config = saving.read_json(config_path)
         vocab = saving.read_lines(vocab_path)
         try:

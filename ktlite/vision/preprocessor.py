@@ -305,15 +305,15 @@ class ImagePreprocessor(LabeledPreprocessor):
             The `ImagePreprocessor`.
 
         Raises:
-            FileNotFoundError: if the file is missing.
+            FileNotFoundError: if the folder or the file is missing (named).
             ValueError: if the file is not a valid image preprocessor config (it is named).
 
         Example:
             >>> preproc = ImagePreprocessor.load("my_predictor")
         """
-        from ktlite.saving import read_json
+        from ktlite.saving import read_json, saved_files
 
-        path = Path(folder) / CONFIG_FILE
+        (path,) = saved_files(folder, (CONFIG_FILE,), cls.__name__)
         try:
             return cls.from_config(read_json(path))
         except (TypeError, ValueError) as err:

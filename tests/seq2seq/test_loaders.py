@@ -62,7 +62,8 @@ def test_load_names_a_missing_or_corrupt_file_and_follows_no_link(tmp_path):
     _fit().save(tmp_path / "p")
     folder = tmp_path / "p"
     (folder / "target_vocab.txt").rename(tmp_path / "elsewhere.txt")
-    with pytest.raises(ValueError, match="target_vocab.txt is missing from"):
+    with pytest.raises(FileNotFoundError,
+                       match="target_vocab.txt is missing from .*; it is not a saved Pair"):
         PairPreprocessor.load(folder)
     (folder / "target_vocab.txt").symlink_to(tmp_path / "elsewhere.txt")
     with pytest.raises(ValueError, match="target_vocab.txt is a symbolic link"):
@@ -73,7 +74,7 @@ def test_load_names_a_missing_or_corrupt_file_and_follows_no_link(tmp_path):
     with pytest.raises(ValueError, match="pair_preprocessor.json is not valid") as info:
         PairPreprocessor.load(folder)
     assert "private" not in str(info.value)
-    with pytest.raises(ValueError, match="must be an existing folder"):
+    with pytest.raises(FileNotFoundError, match="No saved PairPreprocessor folder.*absent"):
         PairPreprocessor.load(tmp_path / "absent")
 
 

@@ -79,8 +79,11 @@ def test_load_refuses_an_invalid_file_and_names_it(preproc, tmp_path):
     (tmp_path / "preprocessor.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="preprocessor.json.*std > 0"):
         TabularPreprocessor.load(tmp_path)
-    with pytest.raises(ValueError, match="is missing"):
+    with pytest.raises(FileNotFoundError, match="No saved TabularPreprocessor folder"):
         TabularPreprocessor.load(tmp_path / "nothing")
+    (tmp_path / "preprocessor.json").unlink()
+    with pytest.raises(FileNotFoundError, match="preprocessor.json is missing from"):
+        TabularPreprocessor.load(tmp_path)
 
 
 def test_arguments_are_checked():

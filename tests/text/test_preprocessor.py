@@ -195,11 +195,11 @@ def _saved(preproc, tmp_path):
 
 
 def test_load_refuses_a_missing_folder_or_file(preproc, tmp_path):
-    with pytest.raises(ValueError, match="existing folder"):
+    with pytest.raises(FileNotFoundError, match="No saved TextPreprocessor folder.*nope"):
         TextPreprocessor.load(tmp_path / "nope")
     folder = _saved(preproc, tmp_path)
     os.remove(folder / "vocab.txt")
-    with pytest.raises(ValueError, match="vocab.txt is missing"):
+    with pytest.raises(FileNotFoundError, match="vocab.txt is missing from .*p'"):
         TextPreprocessor.load(folder)
 
 

@@ -97,6 +97,11 @@ def test_load_names_the_file_of_an_edited_config(tmp_path):
     (tmp_path / "preprocessor.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="preprocessor.json.*Received: channels=2"):
         ImagePreprocessor.load(tmp_path)
+    (tmp_path / "preprocessor.json").unlink()
+    with pytest.raises(FileNotFoundError, match="preprocessor.json is missing from"):
+        ImagePreprocessor.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="No saved ImagePreprocessor folder"):
+        ImagePreprocessor.load(tmp_path / "absent")
 
 
 def test_save_refuses_unfitted_labels(tmp_path):
