@@ -185,7 +185,8 @@ def main() -> None:
     breakdown(ngram, lambda texts: generation.perplexity_per_word(learner.model, preproc, texts),
               train, test)
     predictor = ktlite.get_predictor(learner.model, preproc)
-    prompts = ["library for", "Python bindings", "documentation"]
+    prompts = (["violin:", "run:", "a large"] if args.corpus == "wordnet"
+               else ["library for", "Python bindings", "documentation"])
     print("greedy:", dict(zip(prompts, predictor.predict(prompts, max_length=12))))
     sampled = predictor.predict(prompts, max_length=12, method="sample", top_p=0.9)
     print("top-p 0.9:", dict(zip(prompts, sampled)))
