@@ -38,8 +38,10 @@ class ImagePredictor(ClassifierPredictor):
     bytes (PNG, JPEG, GIF, BMP, WebP), or a pixel array (`(height, width)` or
     `(height, width, channels)` with 1, 3 or 4 channels, uint8 or float in the training
     arrays' range); a 4-D array, or a 3-D one whose last axis is not 1, 3 or 4, is a
-    batch. Images of any size are resized to the model's. An unreadable, empty or
-    truncated image is refused with its file name or position.
+    batch. Images of any size are resized to the model's. An unreadable, empty,
+    truncated or damaged image is refused with its file name or position (files and HTTP
+    uploads are decoded once on the way in; bytes passed in Python are checked one by one
+    only when their batch fails to decode).
 
     `export(path)` writes a SavedModel that loads with TensorFlow alone, with two
     signatures: `serving_default` takes `images`, a `tf.string` tensor `(n,)` of encoded
@@ -74,6 +76,16 @@ class ImagePredictor(ClassifierPredictor):
     def _transform(self, raw: tf.Tensor) -> tf.Tensor:
         return self.preproc.from_bytes(raw)
 
+    def _run(self, items: Any) -> Any:
+        try:
+            return super()._run(items)
+        except tf.errors.InvalidArgumentError:
+            # A whole-looking file whose data is damaged inside fails the batch's decoding;
+            # find it and name it rather than surface TensorFlow's error.
+            for i, data in enumerate(items):
+                _check_decodes(data, f"images[{i}]", self.preproc.channels)
+            raise
+
     def _as_batch(self, inputs: Any) -> tuple[np.ndarray, bool]:
         items, single = self._encoded(inputs)
         batch = np.empty(len(items), dtype=object)  # a leaf for tf.nest, sliced per batch
@@ -101,7 +113,9 @@ class ImagePredictor(ClassifierPredictor):
 
     def _one(self, item: Any, name: str) -> bytes:
         if isinstance(item, (str, os.PathLike)):
-            return _read_image_file(os.fspath(item), name)
+            path = os.fspath(item)
+            return _check_decodes(_read_image_file(path, name), f"{name} ({path!r})",
+                                  self.preproc.channels)
         if isinstance(item, (bytes, bytearray, memoryview)):
             return _check_encoded(bytes(item), name)
         if isinstance(item, np.ndarray):
@@ -179,7 +193,8 @@ class ImagePredictor(ClassifierPredictor):
             The encoded images, checked.
 
         Raises:
-            ValueError: naming the first item that is not base64 or not a whole image.
+            ValueError: naming the first item that is not base64 or not a whole, decodable
+                image.
 
         Example:
             >>> predictor.inputs_from_json([base64.b64encode(png).decode()])
@@ -198,7 +213,8 @@ class ImagePredictor(ClassifierPredictor):
                 data = base64.b64decode(text, validate=True)
             except (binascii.Error, ValueError):
                 raise ValueError(f"inputs[{i}] is not valid base64.") from None
-            decoded.append(_check_encoded(data, f"inputs[{i}]"))
+            decoded.append(_check_decodes(_check_encoded(data, f"inputs[{i}]"), f"inputs[{i}]",
+                                          self.preproc.channels))
         return decoded
 
     # ------------------------------------------------------------------ explain
@@ -298,6 +314,15 @@ def _check_encoded(data: bytes, name: str) -> bytes:
     problem = _format_problem(data)
     if problem:
         raise ValueError(f"`{name}` is not a readable image: {problem}.")
+    return data
+
+
+def _check_decodes(data: bytes, name: str, channels: int) -> bytes:
+    """Decodes `data` as the model's pipeline does; refuses damaged data, naming `name`."""
+    try:
+        tf.io.decode_image(data, channels=channels, dtype=tf.uint8, expand_animations=False)
+    except tf.errors.InvalidArgumentError:
+        raise ValueError(f"`{name}` is not a readable image: its data is corrupt.") from None
     return data
 
 

@@ -83,6 +83,32 @@ def test_unreadable_files_are_refused_with_their_name(predictor, shape_arrays, t
         predictor.predict(str(tmp_path / "missing.png"))
 
 
+def _damaged(png):
+    """The same PNG with 8 bytes of its image data flipped: whole-looking, undecodable."""
+    data = bytearray(png)
+    middle = len(data) // 2
+    data[middle:middle + 8] = bytes(b ^ 0xFF for b in data[middle:middle + 8])
+    return bytes(data)
+
+
+def test_damaged_image_data_is_refused_naming_the_file_or_position(
+    predictor, shape_arrays, tmp_path
+):
+    _, _, x_test, y_test = shape_arrays
+    png = _png(x_test[0])
+    damaged = _damaged(png)
+    assert len(damaged) == len(png) and damaged[-12:] == png[-12:]  # passes the cheap checks
+    (tmp_path / "damaged.png").write_bytes(damaged)
+    with pytest.raises(ValueError, match=r"images\[1\] \('.*damaged.png'\)` .*corrupt"):
+        predictor.predict([png, str(tmp_path / "damaged.png")])
+    with pytest.raises(ValueError, match=r"`images\[2\]` is not a readable image: its data"):
+        predictor.predict([png, png, damaged])
+    with pytest.raises(ValueError, match=r"inputs\[1\]` .*corrupt"):
+        predictor.inputs_from_json([base64.b64encode(png).decode(),
+                                    base64.b64encode(damaged).decode()])
+    assert predictor.predict([png]) == [y_test[0]]
+
+
 @pytest.mark.parametrize(
     "inputs, error, message",
     [
@@ -217,14 +243,17 @@ def test_http_app_predicts_base64_images_and_refuses_an_empty_upload(predictor, 
             good = await c.post("/predict", json={"inputs": [encoded, {"b64": encoded}],
                                                   "return_proba": True})
             empty = await c.post("/predict", json={"inputs": [encoded, ""]})
+            damaged = await c.post("/predict", json={
+                "inputs": [base64.b64encode(_damaged(_png(x_test[0]))).decode()]})
             metadata = await c.get("/metadata")
             explain = await c.post("/explain", json={"text": "a square"})
-            return good, empty, metadata, explain
+            return good, empty, damaged, metadata, explain
 
-    good, empty, metadata, explain = asyncio.run(asyncio.wait_for(main(), timeout=120))
+    good, empty, damaged, metadata, explain = asyncio.run(asyncio.wait_for(main(), timeout=120))
     # Occlusion maps are a Python call; the HTTP /explain serves predictors of text.
     assert explain.status_code == 404
     assert good.status_code == 200, good.text
     assert good.json()["predictions"] == [y_test[0]] * 2
     assert empty.status_code == 422 and "inputs[1]" in empty.text and "0 bytes" in empty.text
+    assert damaged.status_code == 422 and "inputs[0]" in damaged.text and "corrupt" in damaged.text
     assert metadata.json()["image_size"] == [16, 16]
