@@ -168,9 +168,10 @@ def main() -> None:
     steps_per_epoch = int(np.ceil(len(trn) / 64))
     left = args.minutes * 60 - (time.perf_counter() - start)
     total = max(20, int(left / (per_step * 1.15)))
-    epochs = max(1, total // steps_per_epoch)
-    learner.fit_onecycle(found.suggestion, epochs,
-                         steps_per_epoch=min(steps_per_epoch, total // epochs), verbose=2)
+    # The fewest epochs of at most one pass each that hold the planned steps (flooring to
+    # whole passes left up to half the budget unused).
+    epochs = -(-total // steps_per_epoch)
+    learner.fit_onecycle(found.suggestion, epochs, steps_per_epoch=total // epochs, verbose=2)
     elapsed = time.perf_counter() - start
     # The causal LM does not score text past its context, so both models are scored on the
     # test texts it holds whole (with their end token).
