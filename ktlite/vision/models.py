@@ -20,7 +20,8 @@ Both take float32 images `(batch, height, width, channels)` in `[0, 1]`, as
 Why the stem: on 2 CPU cores (Keras 3.15, TensorFlow 2.21, XLA) a batch-32 training step of
 the plain ViT with 4x4 patches (49 tokens) took 115 ms, and 20 minutes of it reached 0.845
 test accuracy on Fashion-MNIST; with the stem (16 tokens) a step takes 44 ms, about the
-default CNN's, and 13 epochs reached 0.920 (benchmarks/RESULTS.md, issue 15). XLA (on by
+default CNN's, and 20 minutes reached 0.912-0.920 in three runs (benchmarks/RESULTS.md,
+issue 15). XLA (on by
 default for training sets of 20,000 images or more, `jit_compile`) saves 15-25% of a step.
 """
 
