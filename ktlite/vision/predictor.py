@@ -83,7 +83,7 @@ class ImagePredictor(ClassifierPredictor):
             # A whole-looking file whose data is damaged inside fails the batch's decoding;
             # find it and name it rather than surface TensorFlow's error.
             for i, data in enumerate(items):
-                _check_decodes(data, f"images[{i}]", self.preproc.channels)
+                self._check_decodes(data, f"images[{i}]")
             raise
 
     def _as_batch(self, inputs: Any) -> tuple[np.ndarray, bool]:
@@ -114,8 +114,7 @@ class ImagePredictor(ClassifierPredictor):
     def _one(self, item: Any, name: str) -> bytes:
         if isinstance(item, (str, os.PathLike)):
             path = os.fspath(item)
-            return _check_decodes(_read_image_file(path, name), f"{name} ({path!r})",
-                                  self.preproc.channels)
+            return self._check_decodes(_read_image_file(path, name), f"{name} ({path!r})")
         if isinstance(item, (bytes, bytearray, memoryview)):
             return _check_encoded(bytes(item), name)
         if isinstance(item, np.ndarray):
@@ -129,6 +128,14 @@ class ImagePredictor(ClassifierPredictor):
             f"`{name}` must be a file path, encoded image bytes or a pixel array. "
             f"Received: {name} of type {type(item).__name__}"
         )
+
+    def _check_decodes(self, data: bytes, name: str) -> bytes:
+        """Decodes `data` as the model's pipeline does; refuses damaged data, naming `name`."""
+        try:
+            self.preproc._decode_one(tf.constant(data))
+        except tf.errors.InvalidArgumentError:
+            raise ValueError(f"`{name}` is not a readable image: its data is corrupt.") from None
+        return data
 
     def _encode_pixels(self, images: np.ndarray, name: str) -> list[bytes]:
         """Lossless PNGs: uint8 as 8-bit, floats (scaled by `float_scale`) as 16-bit."""
@@ -213,8 +220,8 @@ class ImagePredictor(ClassifierPredictor):
                 data = base64.b64decode(text, validate=True)
             except (binascii.Error, ValueError):
                 raise ValueError(f"inputs[{i}] is not valid base64.") from None
-            decoded.append(_check_decodes(_check_encoded(data, f"inputs[{i}]"), f"inputs[{i}]",
-                                          self.preproc.channels))
+            decoded.append(self._check_decodes(_check_encoded(data, f"inputs[{i}]"),
+                                               f"inputs[{i}]"))
         return decoded
 
     # ------------------------------------------------------------------ explain
@@ -314,15 +321,6 @@ def _check_encoded(data: bytes, name: str) -> bytes:
     problem = _format_problem(data)
     if problem:
         raise ValueError(f"`{name}` is not a readable image: {problem}.")
-    return data
-
-
-def _check_decodes(data: bytes, name: str, channels: int) -> bytes:
-    """Decodes `data` as the model's pipeline does; refuses damaged data, naming `name`."""
-    try:
-        tf.io.decode_image(data, channels=channels, dtype=tf.uint8, expand_animations=False)
-    except tf.errors.InvalidArgumentError:
-        raise ValueError(f"`{name}` is not a readable image: its data is corrupt.") from None
     return data
 
 

@@ -197,9 +197,18 @@ class ImagePreprocessor(LabeledPreprocessor):
         return ImagePipeline(self, source, augmentation)
 
     def _decode_one(self, data: tf.Tensor) -> tf.Tensor:
-        image = tf.io.decode_image(
-            data, channels=self.channels, dtype=tf.uint8, expand_animations=False
-        )
+        def decode(channels: int) -> tf.Tensor:
+            return tf.io.decode_image(data, channels=channels, dtype=tf.uint8,
+                                      expand_animations=False)
+
+        if self.channels == 1:
+            # GIF, BMP and WebP decode only to colour; PNG and JPEG straight to gray.
+            colour_only = tf.strings.regex_full_match(tf.strings.substr(data, 0, 3),
+                                                      "GIF|BM.|RIF")
+            image = tf.cond(colour_only, lambda: tf.image.rgb_to_grayscale(decode(3)),
+                            lambda: decode(1))
+        else:
+            image = decode(self.channels)
         image = tf.cast(image, tf.float32) * (1.0 / 255.0)
         return self._resize(image[None])[0]
 

@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -81,6 +82,35 @@ def test_unreadable_files_are_refused_with_their_name(predictor, shape_arrays, t
         predictor.predict(str(tmp_path / "notes.png"))
     with pytest.raises(ValueError, match="missing.png' does not exist"):
         predictor.predict(str(tmp_path / "missing.png"))
+
+
+_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00"
+        b"\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")  # 1x1 white
+
+
+def _bmp(width, height):
+    """An uncompressed 24-bit BMP of one colour."""
+    row = (width * 3 + 3) // 4 * 4
+    pixels = (bytes([10, 200, 30] * width) + bytes(row - width * 3)) * height
+    return (struct.pack("<2sIHHI", b"BM", 54 + len(pixels), 0, 0, 54)
+            + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, len(pixels), 2835,
+                          2835, 0, 0) + pixels)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF", "BMP"])
+def test_other_formats_are_read_whole_and_refused_truncated(predictor, fmt):
+    data = {"JPEG": lambda: tf.io.encode_jpeg(np.full((16, 16, 3), 128, "uint8")).numpy(),
+            "GIF": lambda: _GIF, "BMP": lambda: _bmp(16, 16)}[fmt]()
+    assert predictor.predict(data) in ("cross", "square")
+    with pytest.raises(ValueError, match=rf"`images\[1\]` is not a readable image: a truncated "
+                                         rf"{fmt}"):
+        predictor.predict([data, data[: len(data) - 3]])
+
+
+def test_a_truncated_webp_is_refused(predictor):
+    riff = b"RIFF" + struct.pack("<I", 100) + b"WEBPVP8L" + bytes(20)  # says 108 bytes, has 32
+    with pytest.raises(ValueError, match="`images` is not a readable image: a truncated WebP"):
+        predictor.predict(riff)
 
 
 def _damaged(png):
