@@ -21,8 +21,8 @@ Why the stem: on 2 CPU cores (Keras 3.15, TensorFlow 2.21, XLA) a batch-32 train
 the plain ViT with 4x4 patches (49 tokens) took 115 ms, and 20 minutes of it reached 0.845
 test accuracy on Fashion-MNIST; with the stem (16 tokens) a step takes 44 ms, about the
 default CNN's, and 20 minutes reached 0.912-0.920 in three runs (benchmarks/RESULTS.md,
-issue 15). XLA (on by
-default for training sets of 20,000 images or more, `jit_compile`) saves 15-25% of a step.
+issue 15). XLA (on by default for training sets of 20,000 images or more, `jit_compile`)
+saves 15-25% of a step.
 """
 
 from __future__ import annotations
