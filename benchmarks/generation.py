@@ -108,9 +108,10 @@ def breakdown(ngram: KneserNeyTrigram, lm_perplexity, train: list[str], test: li
     how much of the gap is that.
     """
     seen = {w for text in train for w in text.split()}
-    known = [t for t in test if all(w in seen for w in t.split())]
-    novel = [t for t in test if not all(w in seen for w in t.split())]
-    unseen_words = sum(w not in seen for t in test for w in t.split())
+    unseen_per_text = [sum(w not in seen for w in t.split()) for t in test]
+    known = [t for t, n in zip(test, unseen_per_text) if not n]
+    novel = [t for t, n in zip(test, unseen_per_text) if n]
+    unseen_words = sum(unseen_per_text)
     all_words = sum(len(t.split()) for t in test)
     print(f"unseen words: {unseen_words} of {all_words} test words "
           f"({unseen_words / all_words:.1%}), in {len(novel)} of {len(test)} texts")
