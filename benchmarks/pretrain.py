@@ -20,6 +20,11 @@ Usage:
         --test ../shared/data/wordnet_lexnames_test.csv.gz --minutes 30 --budgets 5,15
     python benchmarks/pretrain.py --train ... --test ... --minutes 30 --budgets "" --settings b
     python benchmarks/pretrain.py --train ... --test ... --quick     # about 5 minutes
+    # Pretrain once, then try fine-tuning settings on the saved backbone:
+    python benchmarks/pretrain.py --train ... --test ... --budgets "" --settings b \
+        --save-backbone /tmp/backbone30
+    python benchmarks/pretrain.py --train ... --test ... --backbone /tmp/backbone30 \
+        --settings a --epochs-a 5 --no-scratch
 """
 
 from __future__ import annotations
@@ -154,6 +159,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=None,
                         help="classifier rate; default: lr_find's suggestion")
+    parser.add_argument("--epochs-a", type=int, default=3,
+                        help="fine_tune epochs after the frozen one in setting (a); from "
+                        "scratch trains one more")
+    parser.add_argument("--save-backbone", type=Path, default=None,
+                        help="save the backbone of the largest budget in this folder")
+    parser.add_argument("--backbone", type=Path, default=None,
+                        help="fine-tune this saved backbone instead of pretraining "
+                        "(--minutes and --budgets are then unused)")
+    parser.add_argument("--no-scratch", action="store_true",
+                        help="skip the from-scratch models (half of setting (a)'s time)")
     parser.add_argument("--quick", action="store_true",
                         help="2,000 texts, a 30-second budget (the planner's warm-up alone "
                         "takes longer), one epoch: proves it runs")
@@ -172,7 +187,9 @@ def main() -> None:
     if not mults or not all(np.isfinite(m) and m >= 1 for m in mults):
         parser.error("--lr-mult must name one or more rate ratios >= 1, comma-separated. "
                      f"Received: {args.lr_mult!r}")
-    all_epochs, few_epochs = (3, 8)
+    if args.epochs_a < 1:
+        parser.error(f"--epochs-a must be >= 1. Received: {args.epochs_a}")
+    all_epochs, few_epochs = (args.epochs_a, 8)
     if args.quick:
         keep = stratified(y_train, 2000, args.seed)
         x_train, y_train = [x_train[i] for i in keep], [y_train[i] for i in keep]
@@ -197,16 +214,25 @@ def main() -> None:
     # learned from the same texts each time): trained once per setting.
     scratch = {}
     rows = []
-    for minutes in budgets:
-        print(f"pretraining for {minutes:g} minutes")
-        learner, curve = pretrain(x_train, val_texts, minutes, args.batch_size, args.seed)
-        masked = curve[-1][1] if curve else float("nan")
+    for minutes in [0.0] if args.backbone else budgets:
+        if args.backbone:
+            from ktlite import text
+
+            print(f"fine-tuning the backbone saved in {args.backbone}")
+            backbone, masked = text.load_backbone(args.backbone), float("nan")
+        else:
+            print(f"pretraining for {minutes:g} minutes")
+            learner, curve = pretrain(x_train, val_texts, minutes, args.batch_size, args.seed)
+            masked = curve[-1][1] if curve else float("nan")
+            backbone = learner.backbone
+            if args.save_backbone and minutes == max(budgets):
+                learner.save_backbone(args.save_backbone)
         for key in [k for k in ("b", "a") if k in settings]:  # (b) first: minutes, not an hour
             name, x, y, epochs, freeze_epochs, tfidf_score = labeled[key]
-            run = (x, y, x_test, y_test, learner.backbone, epochs, freeze_epochs, args.seed,
+            run = (x, y, x_test, y_test, backbone, epochs, freeze_epochs, args.seed,
                    args.lr)
             if key not in scratch:
-                scratch[key] = accuracy(*run)
+                scratch[key] = float("nan") if args.no_scratch else accuracy(*run)
             for mult in mults:
                 score = accuracy(*run, lr_mult=mult)
                 rows.append((minutes, masked, key, mult, score, scratch[key], tfidf_score))

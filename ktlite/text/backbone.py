@@ -27,6 +27,8 @@ from typing import Any
 
 import keras
 
+# Registers the layers a saved encoder refers to, before any load_model.
+import ktlite.layers  # noqa: F401
 from ktlite import saving
 from ktlite.text.preprocessor import CONFIG_FILE, VOCAB_FILE, TextPreprocessor
 

@@ -6,6 +6,9 @@ words 6-11, so a classifier trained from scratch has never seen a test word (cha
 an encoder pretrained on unlabelled texts has learned which words share a topic.
 """
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -181,6 +184,18 @@ def test_backbone_folder_round_trips_and_refuses_a_changed_file(pretrained, corp
                                                  "x"]) + "\n")
     with pytest.raises(ValueError, match="vocab.txt does not match the SHA-256"):
         text.load_backbone(folder)
+
+
+def test_a_backbone_loads_in_a_fresh_process(pretrained, tmp_path):
+    learner, _ = pretrained
+    folder = tmp_path / "backbone"
+    learner.save_backbone(folder)
+    code = ("import sys; from ktlite import text; "
+            "print(text.load_backbone(sys.argv[1]).encoder.count_params())")
+    result = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) == learner.model.get_layer("encoder").count_params()
 
 
 def test_a_preprocessor_with_another_vocabulary_is_refused(pretrained, corpus):
