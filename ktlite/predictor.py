@@ -636,7 +636,7 @@ def _read_manifest(folder: Path) -> tuple[type[Predictor], dict[str, Any]]:
     version = manifest.get("format_version")
     if type(version) is not int or version not in (1, FORMAT_VERSION):
         raise ValueError(
-            f"{file} has format_version={version!r}; this ktlite reads versions 1 and "
+            f"{file} has an unknown format_version; this ktlite reads versions 1 and "
             f"{FORMAT_VERSION}. Save the predictor again with a matching ktlite."
         )
     batch_size = manifest.get("batch_size")
@@ -650,8 +650,7 @@ def _read_manifest(folder: Path) -> tuple[type[Predictor], dict[str, Any]]:
     expected = {MODEL_FILE, *cls.preprocessor_files}
     if set(files) != expected:
         raise ValueError(
-            f"{file} lists the files {sorted(files)}; a {cls.__name__} folder holds "
-            f"{sorted(expected)}."
+            f"{file} lists other files than a {cls.__name__} folder holds: {sorted(expected)}."
         )
     return cls, manifest
 

@@ -275,6 +275,28 @@ def read_lines(path: str | os.PathLike) -> list[str]:
     return content[:-1].split("\n")
 
 
+def invalid_file(path: str | os.PathLike, kind: str, err: Exception) -> ValueError:
+    """The error for a saved file whose content failed validation, quoting none of it.
+
+    Validation messages name the key and what was expected, then end with ``Received:``
+    and the offending value (see the style guide); for a file that part is dropped, so a
+    crafted file cannot put its text (terminal escapes, megabytes of it) into the error.
+
+    Args:
+        path: the file (or folder) that failed.
+        kind: what it should hold, e.g. ``"TextPreprocessor"``.
+        err: the validation error.
+
+    Returns:
+        A `ValueError` naming the file, the kind and what is wrong, for the caller to raise.
+
+    Example:
+        >>> raise invalid_file(path, "TextPreprocessor", err) from None
+    """
+    reason = str(err).split("Received:")[0].strip().rstrip(".:;,") or type(err).__name__
+    return ValueError(f"Cannot load the {kind} in {os.fspath(path)!r}: {reason}.")
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Returns the hex SHA-256 of a regular file (links refused).
 
@@ -425,7 +447,8 @@ def verify_files(folder: Path, files: Any) -> None:
     if not isinstance(files, dict) or not files:
         raise ValueError(f"{manifest}: `files` must map file names to SHA-256 digests.")
     for name, digest in files.items():
-        if not (isinstance(name, str) and name and Path(name).name == name and name != ".."):
+        if not (isinstance(name, str) and name.isprintable() and len(name) <= 255
+                and Path(name).name == name and name not in ("", "..")):
             raise ValueError(f"{manifest}: `files` may only name plain files in the folder.")
         if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
             raise ValueError(f"{manifest}: the SHA-256 listed for {name!r} is malformed.")
@@ -629,6 +652,7 @@ __all__ = [
     "check_regular_file",
     "finish_interrupted_save",
     "folder_lock",
+    "invalid_file",
     "load_keras_model",
     "read_bytes",
     "read_json",

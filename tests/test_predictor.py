@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import ktlite
-from folders import rehash
+from folders import assert_quotes_nothing_crafted, rehash
 from ktlite import predictor as predictor_lib
 from ktlite import saving
 from ktlite.classifier import ClassifierPredictor
@@ -374,7 +374,7 @@ def test_load_refuses_a_json_array(saved):
 @pytest.mark.parametrize("version", [3, 0, "2", 2.0, None])
 def test_load_refuses_unknown_format_version(saved, version):
     edit_meta(saved, format_version=version)
-    with pytest.raises(ValueError, match=r"format_version=.*reads versions 1 and 2"):
+    with pytest.raises(ValueError, match=r"unknown format_version.*reads versions 1 and 2"):
         load_predictor(saved)
 
 
@@ -393,6 +393,7 @@ def test_load_refuses_a_foreign_format(saved):
         ("predictor", "ktlite.labels.LabelEncoder", "not a ktlite Predictor class"),
         ("files", "model.keras", "`files` must map file names"),
         ("files", {"../../etc/passwd": "0" * 64, "model.keras": "0" * 64}, "only name plain"),
+        ("files", {"a\x1b[2J": "0" * 64, "model.keras": "0" * 64}, "only name plain"),
         ("files", {"model.keras": "abc", "toy.json": "abc"}, "is malformed"),
     ],
 )
@@ -400,6 +401,10 @@ def test_load_refuses_wrong_fields_in_the_manifest(saved, field, value, message)
     edit_meta(saved, **{field: value})
     with pytest.raises(ValueError, match=message):
         load_predictor(saved)
+
+
+def test_load_quotes_nothing_from_a_manifest_that_failed_validation(saved):
+    assert_quotes_nothing_crafted(lambda: load_predictor(saved), saved / "ktlite.json")
 
 
 def test_load_refuses_a_manifest_listing_other_files_than_its_class_writes(saved):

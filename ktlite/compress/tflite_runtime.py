@@ -87,18 +87,26 @@ class TFLitePredictor:
             raise ValueError(
                 f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
             )
+        try:
+            self.labels = _check_meta(meta)
+        except (TypeError, ValueError) as err:
+            raise saving.invalid_file(folder / META_FILE, "TFLite export", err) from None
         self.meta = meta
         self.batch_size = batch_size
-        self.tokenizer_inside = bool(meta["tokenizer_inside"])
-        self.labels = None if meta.get("labels") is None else LabelEncoder.from_config(
-            meta["labels"]
-        )
+        self.tokenizer_inside = meta["tokenizer_inside"]
         self.label_mode = None if self.labels is None else self.labels.label_mode
         self.class_names = [] if self.labels is None else list(self.labels.class_names or [])
         self.preproc = None if self.tokenizer_inside else self._load_preproc(folder, meta)
         self.interpreter = _make_interpreter(
             saving.read_bytes(folder / MODEL_FILE), self.tokenizer_inside, num_threads
         )
+        signature = self.interpreter.get_signature_list().get(meta["signature"])
+        if signature is None or (
+            meta["input"]["name"] not in signature["inputs"]
+            or meta["output"]["name"] not in signature["outputs"]
+        ):
+            raise saving.invalid_file(folder / META_FILE, "TFLite export", ValueError(
+                f"its signature, input or output names none of {MODEL_FILE}'s"))
         self._runner = self.interpreter.get_signature_runner(meta["signature"])
 
     @staticmethod
@@ -166,6 +174,23 @@ class TFLitePredictor:
         else:
             preds = self.labels.decode(probs)
         return preds[0] if single else preds
+
+
+def _check_meta(meta: dict[str, Any]) -> LabelEncoder | None:
+    """Checks the fields of `tflite.json` that running reads; returns its labels."""
+    if not isinstance(meta.get("tokenizer_inside"), bool):
+        raise ValueError("`tokenizer_inside` must be a bool.")
+    if not isinstance(meta.get("signature"), str):
+        raise ValueError("`signature` must be a string.")
+    for key in ("input", "output"):
+        if not (isinstance(meta.get(key), dict) and isinstance(meta[key].get("name"), str)):
+            raise ValueError(f"`{key}` must be an object with a string `name`.")
+    shape = meta["output"].get("shape")
+    if not (isinstance(shape, list) and shape and type(shape[-1]) is int and shape[-1] >= 1):
+        raise ValueError("`output.shape` must be a list ending in the number of outputs.")
+    if meta.get("predictor") is not None and not isinstance(meta["predictor"], str):
+        raise ValueError("`predictor` must be a string or null.")
+    return None if meta.get("labels") is None else LabelEncoder.from_config(meta["labels"])
 
 
 def load_tflite(

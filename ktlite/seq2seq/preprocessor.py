@@ -570,7 +570,7 @@ class PairPreprocessor:
         try:
             return cls.from_config(config, *vocabs)
         except ValueError as err:
-            raise ValueError(f"Cannot load the PairPreprocessor in {folder!r}: {err}") from None
+            raise saving.invalid_file(folder, cls.__name__, err) from None
 
     def __repr__(self) -> str:
         return (

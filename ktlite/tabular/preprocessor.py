@@ -480,7 +480,7 @@ class TabularPreprocessor(LabeledPreprocessor):
         try:
             return cls.from_config(saving.read_json(path))
         except (ValueError, TypeError) as err:
-            raise ValueError(f"Cannot load the TabularPreprocessor in {path}: {err}") from None
+            raise saving.invalid_file(path, cls.__name__, err) from None
 
     def __repr__(self) -> str:
         return (

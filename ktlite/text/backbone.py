@@ -142,13 +142,12 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         raise ValueError(f"{file} is not a ktlite backbone file (format is not {FORMAT_NAME!r}).")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ValueError(
-            f"{file} has format_version={manifest.get('format_version')!r}; this ktlite reads "
-            f"version {FORMAT_VERSION}."
+            f"{file} has an unknown format_version; this ktlite reads version {FORMAT_VERSION}."
         )
     files = manifest.get("files")
     saving.verify_files(folder, files)
     if set(files) != _FILES:
-        raise ValueError(f"{file} lists {sorted(files)}; a backbone holds {sorted(_FILES)}.")
+        raise ValueError(f"{file} lists other files than a backbone holds: {sorted(_FILES)}.")
     return manifest
 
 

@@ -734,7 +734,7 @@ class TextPreprocessor(LabeledPreprocessor):
         try:
             return cls.from_config(config, vocab)
         except ValueError as err:
-            raise ValueError(f"Cannot load the TextPreprocessor in {folder!r}: {err}") from None
+            raise saving.invalid_file(folder, cls.__name__, err) from None
 
     def __repr__(self) -> str:
         return (
@@ -753,17 +753,23 @@ def _validate_config(config: Any) -> None:
         raise ValueError(f"The config must be a JSON object. Received: {type(config).__name__}")
     unknown = sorted(set(config) - _CONFIG_KEYS)
     if unknown:
-        raise ValueError(f"The config has unknown keys {unknown}; expected {sorted(_CONFIG_KEYS)}")
+        raise ValueError(
+            f"The config has unknown keys; expected only {sorted(_CONFIG_KEYS)}. "
+            f"Received: {unknown}"
+        )
     missing = sorted(_CONFIG_KEYS - set(config))
     if missing:
         raise ValueError(f"The config is missing keys {missing}")
     if config["format_version"] != FORMAT_VERSION:
         raise ValueError(
-            f"Unknown preprocessor format_version {config['format_version']!r}; this ktlite "
-            f"reads version {FORMAT_VERSION}. Upgrade ktlite or re-save the preprocessor."
+            f"Unknown preprocessor format_version; this ktlite reads version {FORMAT_VERSION}. "
+            "Upgrade ktlite or re-save the preprocessor. Received: "
+            f"format_version={config['format_version']!r}"
         )
     if config["task"] != TextPreprocessor.task:
-        raise ValueError(f"The config is for task {config['task']!r}, not 'text'")
+        raise ValueError(
+            f"The config is for another task, not 'text'. Received: task={config['task']!r}"
+        )
     checks = {
         "maxlen": config["maxlen"] is None or (_is_int(config["maxlen"]) and config["maxlen"] >= 2),
         "vocab_size": _is_int(config["vocab_size"]) and config["vocab_size"] > len(SPECIAL_TOKENS),
@@ -785,8 +791,8 @@ def _validate_config(config: Any) -> None:
     names = config["class_names"]
     if names is not None and config["num_outputs"] != len(names):
         raise ValueError(
-            f"The config's num_outputs={config['num_outputs']!r} does not match its "
-            f"{len(names)} class_names"
+            f"The config's num_outputs does not match its {len(names)} class_names. "
+            f"Received: num_outputs={config['num_outputs']!r}"
         )
     if (config["label_mode"] is None) != (config["num_outputs"] is None):
         raise ValueError(

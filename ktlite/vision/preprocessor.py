@@ -320,13 +320,13 @@ class ImagePreprocessor(LabeledPreprocessor):
         Example:
             >>> preproc = ImagePreprocessor.load("my_predictor")
         """
-        from ktlite.saving import read_json, saved_files
+        from ktlite.saving import invalid_file, read_json, saved_files
 
         (path,) = saved_files(folder, (CONFIG_FILE,), cls.__name__)
         try:
             return cls.from_config(read_json(path))
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{path} is not a valid image preprocessor: {err}") from None
+            raise invalid_file(path, cls.__name__, err) from None
 
     def __repr__(self) -> str:
         classes = None if self.class_names is None else len(self.class_names)

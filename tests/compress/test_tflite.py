@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from folders import assert_quotes_nothing_crafted
 from ktlite.compress import export_tflite, load_tflite
 
 TEXTS = ["red item number 3", "blue item number 70", "green item", "an unseen sentence"]
@@ -28,6 +29,12 @@ def test_float_export_holds_tokenizer_and_matches_predictor(text_predictor, tmp_
     )
     assert runner.predict(TEXTS) == text_predictor.predict(TEXTS)
     assert runner.predict(TEXTS[0]) == text_predictor.predict(TEXTS[0])
+
+
+def test_load_quotes_nothing_from_a_file_that_failed_validation(text_predictor, tmp_path):
+    export_tflite(text_predictor, tmp_path / "f")
+    assert_quotes_nothing_crafted(lambda: load_tflite(tmp_path / "f"),
+                                  tmp_path / "f" / "tflite.json")
 
 
 @pytest.mark.parametrize("mode, atol", [("dynamic", 0.02), ("float16", 0.005)])

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from folders import assert_quotes_nothing_crafted
 from ktlite import seq2seq
 from ktlite.seq2seq.preprocessor import END_ID, START_ID, PairPreprocessor
 
@@ -56,6 +57,12 @@ def test_save_and_load_round_trip(tmp_path, joint):
     clone = PairPreprocessor.load(tmp_path)
     np.testing.assert_array_equal(clone.target_ids(IT), preproc.target_ids(IT))
     assert clone.get_config() == preproc.get_config()
+
+
+def test_load_quotes_nothing_from_a_file_that_failed_validation(tmp_path):
+    _fit().save(tmp_path)
+    assert_quotes_nothing_crafted(lambda: PairPreprocessor.load(tmp_path),
+                                  tmp_path / "pair_preprocessor.json")
 
 
 def test_load_names_a_missing_or_corrupt_file_and_follows_no_link(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from folders import assert_quotes_nothing_crafted
 from ktlite.tabular import TabularPreprocessor, tabular_from_df
 
 
@@ -84,6 +85,12 @@ def test_load_refuses_an_invalid_file_and_names_it(preproc, tmp_path):
     (tmp_path / "preprocessor.json").unlink()
     with pytest.raises(FileNotFoundError, match="preprocessor.json is missing from"):
         TabularPreprocessor.load(tmp_path)
+
+
+def test_load_quotes_nothing_from_a_file_that_failed_validation(preproc, tmp_path):
+    preproc.save(tmp_path)
+    assert_quotes_nothing_crafted(lambda: TabularPreprocessor.load(tmp_path),
+                                  tmp_path / "preprocessor.json")
 
 
 def test_arguments_are_checked():

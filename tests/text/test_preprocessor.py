@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from folders import assert_quotes_nothing_crafted
 from ktlite.text import TextPreprocessor
 from ktlite.text.normalization import normalize_texts
 from ktlite.text.preprocessor import suggest_maxlen, validate_texts
@@ -220,8 +221,10 @@ def _edit_config(folder, **changes):
 def test_load_refuses_unknown_keys(preproc, tmp_path):
     folder = _saved(preproc, tmp_path)
     _edit_config(folder, surprise=1)
-    with pytest.raises(ValueError, match="unknown keys.*surprise"):
+    with pytest.raises(ValueError, match="p': The config has unknown keys; expected only"):
         TextPreprocessor.load(folder)
+    with pytest.raises(ValueError, match=r"unknown keys.*Received: \['surprise'\]"):
+        TextPreprocessor.from_config({**preproc.get_config(), "surprise": 1})
 
 
 def test_load_refuses_an_unknown_format_version(preproc, tmp_path):
@@ -236,6 +239,12 @@ def test_load_refuses_invalid_values(preproc, tmp_path):
     _edit_config(folder, maxlen="64")
     with pytest.raises(ValueError, match="invalid maxlen"):
         TextPreprocessor.load(folder)
+
+
+def test_load_quotes_nothing_from_a_file_that_failed_validation(preproc, tmp_path):
+    folder = _saved(preproc, tmp_path)
+    assert_quotes_nothing_crafted(lambda: TextPreprocessor.load(folder),
+                                  folder / "preprocessor.json")
 
 
 def test_load_refuses_a_vocab_size_mismatch(preproc, tmp_path):

@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 import ktlite
+from folders import assert_quotes_nothing_crafted
 from ktlite import text
 from ktlite.text.masking import TokenMasker
 from ktlite.text.preprocessor import CLS_ID, MASK_ID, PAD_ID, TextPreprocessor
@@ -184,6 +185,14 @@ def test_backbone_folder_round_trips_and_refuses_a_changed_file(pretrained, corp
                                                  "x"]) + "\n")
     with pytest.raises(ValueError, match="vocab.txt does not match the SHA-256"):
         text.load_backbone(folder)
+
+
+def test_load_backbone_quotes_nothing_from_a_manifest_that_failed_validation(pretrained,
+                                                                             tmp_path):
+    learner, _ = pretrained
+    folder = tmp_path / "backbone"
+    learner.save_backbone(folder)
+    assert_quotes_nothing_crafted(lambda: text.load_backbone(folder), folder / "ktlite.json")
 
 
 def test_a_backbone_loads_in_a_fresh_process(pretrained, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import write_png
+from folders import assert_quotes_nothing_crafted
 from ktlite.labels import LabelEncoder
 from ktlite.vision import ImagePreprocessor
 from ktlite.vision.preprocessor import as_pixel_batch
@@ -88,6 +89,12 @@ def test_save_and_load_round_trip_through_json(tmp_path):
     loaded = ImagePreprocessor.load(tmp_path)
     assert loaded.get_config() == preproc.get_config()
     assert loaded.labels.decode([[0.1, 0.9]]) == ["dog"]
+
+
+def test_load_quotes_nothing_from_a_file_that_failed_validation(tmp_path):
+    ImagePreprocessor((6, 4), 3, LabelEncoder().fit(["cat", "dog"]), 255.0).save(tmp_path)
+    assert_quotes_nothing_crafted(lambda: ImagePreprocessor.load(tmp_path),
+                                  tmp_path / "preprocessor.json")
 
 
 def test_load_names_the_file_of_an_edited_config(tmp_path):
