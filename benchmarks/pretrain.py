@@ -72,30 +72,35 @@ def pretrain(texts, val_texts, minutes, batch_size, seed):
                             verbose=0)
     start = time.perf_counter()
     # Plan from what the run itself does: one fit call of many chunks, each chunk a number
-    # of steps and a validation. Two warm-up fits at a low rate, of three short epochs each
-    # (10 and 40 steps), give the seconds per step and per validation from their steady
-    # epochs (the second and third), and the fit call's own cost from the rest. Run 2
-    # planned from the whole time of two one-epoch fits and overran 30 minutes by 60%;
-    # run 3 (this planner) ended 13% under.
-    epochs_s, fits_s = [], []
+    # of steps and a validation. Warm-up fits at a low rate, of three short epochs each (10
+    # and 60 steps), give the seconds per step and per validation, each timed on its own
+    # in the steady epochs (the second and third), and the fit call's own cost from the
+    # rest. Run 2 planned from the whole time of two one-epoch fits and overran 30 minutes
+    # by 60%; runs 3-4 took a step's cost from the difference of whole 10- and 40-step
+    # epochs, which a validation's noise swamps: from 105 to 270 ms a step on one machine.
+    train_s, val_s, fits_s = [], [], []
 
     class EpochTimes(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.perf_counter()
 
-        def on_epoch_end(self, epoch, logs=None):
-            epochs_s[-1].append(time.perf_counter() - self.t0)
+        def on_test_begin(self, logs=None):
+            self.t1 = time.perf_counter()
+            train_s[-1].append(self.t1 - self.t0)
+
+        def on_test_end(self, logs=None):
+            val_s[-1].append(time.perf_counter() - self.t1)
 
     learner.fit(1e-4, 1, steps_per_epoch=10, verbose=0)  # traces the step
-    for steps in (10, 40):
-        epochs_s.append([])
+    for steps in (10, 60):
+        train_s.append([])
+        val_s.append([])
         t0 = time.perf_counter()
         learner.fit(1e-4, 3, steps_per_epoch=steps, callbacks=[EpochTimes()], verbose=0)
         fits_s.append(time.perf_counter() - t0)
-    short, long = (float(np.mean(times[1:])) for times in epochs_s)
-    step_s = max(1e-4, (long - short) / 30)
-    validation_s = max(0.0, short - 10 * step_s)
-    call_s = max(0.0, fits_s[1] - sum(epochs_s[1]))
+    step_s = max(1e-4, float(np.mean(train_s[1][1:])) / 60)
+    validation_s = float(np.mean(val_s[0][1:] + val_s[1][1:]))
+    call_s = max(0.0, fits_s[1] - sum(train_s[1]) - 3 * validation_s)
     # A curve point a minute (a chunk of 60 s of steps); short budgets get about 4 in all.
     chunk = max(20, int(min(60, minutes * 15) / step_s))
     left = minutes * 60 - (time.perf_counter() - start) - call_s
