@@ -52,12 +52,18 @@ def read_pairs(data_dir: Path, split: str, limit: int | None = None) -> tuple[li
     return [r["en"] for r in rows], [r["it"] for r in rows]
 
 
-def timed(fn, repeats: int = 3) -> float:
-    fn()  # trace and warm up
-    start = time.perf_counter()
-    for _ in range(repeats):
+def timed(fns: list, rounds: int = 7) -> list[float]:
+    """Median seconds of each function over `rounds` rounds that call them in turn, so a
+    machine's drift falls on all of them alike (each is traced and warmed up first)."""
+    for fn in fns:
         fn()
-    return (time.perf_counter() - start) / repeats
+    seconds = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, times in zip(fns, seconds):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return [float(np.median(times)) for times in seconds]
 
 
 # ----------------------------------------------------------------------------- speed
@@ -91,9 +97,11 @@ def speed(args: argparse.Namespace) -> None:
 
     rows = []
     for batch in (1, 64):
-        cached = timed(runner(DecodingOptions(), batch))
-        uncached = timed(runner(DecodingOptions(use_cache=False), batch))
-        beam = timed(runner(DecodingOptions(method="beam", beam_width=4), batch))
+        cached, uncached, beam = timed([
+            runner(DecodingOptions(), batch),
+            runner(DecodingOptions(use_cache=False), batch),
+            runner(DecodingOptions(method="beam", beam_width=4), batch),
+        ])
         rows.append((batch, cached, uncached, beam))
         print(f"batch {batch:>2}: greedy+cache {cached * 1000:7.1f} ms  "
               f"no cache {uncached * 1000:7.1f} ms  (speed-up {uncached / cached:4.1f}x)  "

@@ -115,10 +115,12 @@ class _Runner:
         return logits[:, -1], caches
 
 
-def _banned(logits: Any, banned_ids: tuple[int, ...]) -> Any:
+def _ban_mask(logits: Any, banned_ids: tuple[int, ...]) -> Any:
+    """`(1, vocab)` float32: `_NEG` at the banned ids, 0 elsewhere; added to each step's
+    logits (built once per decode, not per token)."""
     vocab = tf.shape(logits)[-1]
-    ban = tf.reduce_any(tf.equal(tf.range(vocab)[:, None], tf.constant(banned_ids))[None], -1)
-    return tf.where(ban, tf.cast(_NEG, logits.dtype), logits)
+    ban = tf.reduce_any(tf.equal(tf.range(vocab)[:, None], tf.constant(banned_ids)), -1)
+    return tf.where(ban, _NEG, 0.0)[None]
 
 
 def _write(ids: Any, position: Any, tokens: Any) -> Any:
@@ -193,17 +195,21 @@ def decode(
     logits, caches = runner.first(ids, start, total)
     scores = tf.tile(tf.concat([[0.0], tf.fill([width - 1], _NEG)], 0), [rows // width])
     finished = tf.zeros([rows], tf.bool)
+    ban = _ban_mask(logits, banned_ids)
 
     def body(position, ids, caches, logits, scores, finished):
         forced = position < lengths
-        log_probs = tf.nn.log_softmax(_banned(tf.cast(logits, tf.float32), banned_ids))
+        # Greedy and sampling read the logits as they are (a row's log-softmax only shifts
+        # it); beam search adds log-probabilities across steps.
+        logits = tf.cast(logits, tf.float32) + ban
         if options.method == "sample":
-            chosen = _sample(log_probs, options, position)
+            chosen = _sample(logits, options, position)
         elif options.method == "greedy":
-            chosen = tf.cast(tf.argmax(log_probs, axis=-1), tf.int32)
+            chosen = tf.cast(tf.argmax(logits, axis=-1), tf.int32)
         token = tf.where(forced, ids[:, position], tf.zeros_like(lengths))
-        vocab = tf.shape(log_probs)[-1]
         if options.method == "beam":
+            log_probs = tf.nn.log_softmax(logits)
+            vocab = tf.shape(log_probs)[-1]
             only = tf.where(finished, 0, token)  # finished beams continue with padding only
             pinned = tf.one_hot(only, vocab, on_value=0.0, off_value=_NEG)
             log_probs = tf.where((forced | finished)[:, None], pinned, log_probs)

@@ -75,3 +75,31 @@ def test_tiny_top_p_keeps_only_the_most_likely_token(translator):
 def test_max_length_caps_the_output_and_blank_sources_give_empty_strings(translator):
     sources = ["copy a b c d", "   ", ""]
     assert _translate(translator, sources, max_length=2) == ["a b", "", ""]
+
+
+class _FavoursBanned:
+    """A steps object whose logits always rank token 0, then 1, then 5, then 3 the
+    highest: with 0 and 1 banned, every decoder must choose 5 (3 for beam's runner-up)."""
+
+    logits = tf.constant([[9.0, 8.0, 0.0, 6.0, 0.0, 7.0]])
+
+    def init_caches(self, batch_size, length):
+        return []
+
+    def step(self, ids, index, caches, context):
+        return tf.tile(self.logits[None], [tf.shape(ids)[0], tf.shape(ids)[1], 1]), caches
+
+    def full(self, ids, context):
+        return self.step(ids, 0, [], context)[0]
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"use_cache": False}, {"method": "beam", "beam_width": 2},
+    {"method": "sample", "top_k": 1}, {"method": "sample", "top_p": 0.5},
+])
+def test_banned_tokens_are_never_chosen_even_when_most_likely(options):
+    from ktlite.seq2seq.decoding import decode
+
+    ids = decode(_FavoursBanned(), {}, tf.fill([2, 1], 4), tf.ones([2], tf.int32), 3,
+                 end_id=2, options=DecodingOptions(**options), banned_ids=(0, 1)).numpy()
+    np.testing.assert_array_equal(ids, [[4, 5, 5, 5]] * 2)
