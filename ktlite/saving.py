@@ -378,8 +378,9 @@ def load_keras_model(path: str | os.PathLike) -> Any:
         The `keras.Model`, uncompiled.
 
     Raises:
-        ValueError: if the file is a link, cannot be loaded safely, holds something other
-            than a model, or a weight holds NaN or infinity (the weight's path is named).
+        ValueError: if the file is a link, cannot be loaded safely (Keras' reason, with
+            nothing quoted from the file), holds something other than a model, or a weight
+            holds NaN or infinity (the weight's path is named).
 
     Example:
         >>> model = load_keras_model(folder / "model.keras")
@@ -391,7 +392,13 @@ def load_keras_model(path: str | os.PathLike) -> Any:
     try:
         model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a damaged or unsafe archive.
-        raise ValueError(f"Could not load the Keras model {path}: {err}") from err
+        # Keras' reason without what it quotes from the file: the config it dumps and the
+        # names it puts in quotes.
+        reason = re.split(r"config=|Full object config|\{", str(err))[0].strip()[:400]
+        reason = re.sub(r"'[^']*'|\"[^\"]*\"", "'...'", reason)
+        raise ValueError(
+            f"Could not load the Keras model {path}: {reason or type(err).__name__}"
+        ) from None
     if not isinstance(model, keras.Model):
         raise ValueError(f"{path} does not hold a keras.Model. Received: {type(model).__name__}")
     for weight in model.weights:

@@ -438,6 +438,25 @@ def test_load_refuses_a_damaged_model_file(saved):
         load_predictor(saved)
 
 
+def test_load_quotes_nothing_from_a_model_file_keras_cannot_rebuild(saved):
+    import zipfile
+
+    from folders import CRAFTED
+
+    with zipfile.ZipFile(saved / "model.keras") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    config["config"]["layers"][-1]["class_name"] = CRAFTED
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(saved / "model.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    rehash(saved)
+    with pytest.raises(ValueError, match=r"Could not load the Keras model .*model\.keras") as info:
+        load_predictor(saved)
+    assert "crafted" not in str(info.value)
+
+
 def test_load_names_the_preprocessor_file_when_it_is_tampered(saved):
     config = json.loads((saved / "toy.json").read_text())
     (saved / "toy.json").write_text(json.dumps({**config, "scale": "2"}))
