@@ -219,19 +219,23 @@ def main() -> None:
     # learned from the same texts each time): trained once per setting.
     scratch = {}
     rows = []
-    for minutes in [0.0] if args.backbone else budgets:
+
+    def backbones():
+        """(budget, masked-token accuracy, backbone) for each budget, or the saved one."""
         if args.backbone:
             from ktlite import text
 
             print(f"fine-tuning the backbone saved in {args.backbone}")
-            backbone, masked = text.load_backbone(args.backbone), float("nan")
-        else:
+            yield 0.0, float("nan"), text.load_backbone(args.backbone)
+            return
+        for minutes in budgets:
             print(f"pretraining for {minutes:g} minutes")
             learner, curve = pretrain(x_train, val_texts, minutes, args.batch_size, args.seed)
-            masked = curve[-1][1] if curve else float("nan")
-            backbone = learner.backbone
             if args.save_backbone and minutes == max(budgets):
                 learner.save_backbone(args.save_backbone)
+            yield minutes, curve[-1][1] if curve else float("nan"), learner.backbone
+
+    for minutes, masked, backbone in backbones():
         for key in [k for k in ("b", "a") if k in settings]:  # (b) first: minutes, not an hour
             name, x, y, epochs, freeze_epochs, tfidf_score = labeled[key]
             run = (x, y, x_test, y_test, backbone, epochs, freeze_epochs, args.seed,

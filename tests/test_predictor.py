@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import keras
@@ -16,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 import ktlite
-from folders import assert_quotes_nothing_crafted, rehash
+from folders import CRAFTED, assert_quotes_nothing_crafted, rehash
 from ktlite import predictor as predictor_lib
 from ktlite import saving
 from ktlite.classifier import ClassifierPredictor
@@ -439,10 +440,6 @@ def test_load_refuses_a_damaged_model_file(saved):
 
 
 def test_load_quotes_nothing_from_a_model_file_keras_cannot_rebuild(saved):
-    import zipfile
-
-    from folders import CRAFTED
-
     with zipfile.ZipFile(saved / "model.keras") as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     config = json.loads(members["config.json"])
