@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
 from keras import ops
 
-from ktlite.layers import _masks, _validation
+from ktlite.layers import _incremental, _masks, _validation
 from ktlite.layers._transformer_block import TransformerBlock
 
 
@@ -54,8 +53,10 @@ class TransformerDecoder(TransformerBlock):
     every cached position up to each new one, so one new token costs one position.
     The call then returns `(outputs, updated_cache)`. Cross-attention keys and values
     can be projected once per source with `cross_attention_cache` and passed the same
-    way. Padding masks of the decoder are not used in this mode (decoded prefixes have
-    no padding).
+    way. This mode is for inference: it applies no dropout (`training=True` is
+    refused) and ignores the decoder's padding masks (decoded prefixes have no
+    padding); it runs the same weights through few plain TensorFlow ops, since
+    decoding runs it once per token.
 
     Raises:
         ValueError: If an argument is out of range; at build time if an input is not
@@ -175,12 +176,12 @@ class TransformerDecoder(TransformerBlock):
                 `decoder_sequence` when several tensors are passed; do not pass it.
             encoder_sequence_mask: Keras fills this in with the Keras mask of
                 `encoder_sequence`; do not pass it.
-            self_attention_cache: Optional `(batch, 2, max_length, num_heads,
+            self_attention_cache: Optional `(batch, 2, num_heads, max_length,
                 head_dim)` keys and values of earlier positions (see `init_cache`).
                 `decoder_sequence` then holds only the new positions.
             cache_index: Position of the first new token; required with
                 `self_attention_cache` (an int or a scalar int tensor).
-            cross_attention_cache: Optional `(batch, 2, source_length, num_heads,
+            cross_attention_cache: Optional `(batch, 2, num_heads, source_length,
                 head_dim)` encoder keys and values from `cross_attention_cache`, used
                 instead of projecting `encoder_sequence` again (which may then be
                 `None`; `encoder_padding_mask` still applies).
@@ -190,7 +191,8 @@ class TransformerDecoder(TransformerBlock):
             a tuple `(outputs, updated_cache)`.
 
         Raises:
-            ValueError: If `encoder_sequence` does not match how the block was built.
+            ValueError: If `encoder_sequence` does not match how the block was built,
+                or `training` is true with `self_attention_cache`.
         """
         has_source = encoder_sequence is not None or cross_attention_cache is not None
         if has_source != self._has_cross_attention:
@@ -208,26 +210,32 @@ class TransformerDecoder(TransformerBlock):
                 f"Received: cache_index={cache_index!r}"
             )
 
+        if self_attention_cache is not None:
+            if training:
+                raise ValueError(
+                    "Incremental decoding (`self_attention_cache`) runs at inference only. "
+                    f"Received: training={training!r}"
+                )
+            encoder_padding = _masks.first_mask(encoder_padding_mask, encoder_sequence_mask)
+            cross_mask = _masks.merge_masks(encoder_padding, encoder_attention_mask)
+            return self._incremental_call(
+                decoder_sequence, encoder_sequence, cross_mask, self_attention_cache,
+                cache_index, cross_attention_cache,
+            )
+
         x = decoder_sequence
         residual = x
         x = self._pre_norm(x, self._self_attention_norm)
-        if self_attention_cache is None:
-            decoder_padding = _masks.first_mask(
-                decoder_padding_mask, mask, decoder_sequence_mask
-            )
-            self_mask = _masks.merge_masks(decoder_padding, decoder_attention_mask)
-            query = _masks.unmasked(x)
-            x = self._self_attention(
-                query,
-                query,
-                attention_mask=self_mask,
-                use_causal_mask=use_causal_mask,
-                training=training,
-            )
-        else:
-            x, self_attention_cache = _cached_self_attention(
-                self._self_attention, _masks.unmasked(x), self_attention_cache, cache_index
-            )
+        decoder_padding = _masks.first_mask(decoder_padding_mask, mask, decoder_sequence_mask)
+        self_mask = _masks.merge_masks(decoder_padding, decoder_attention_mask)
+        query = _masks.unmasked(x)
+        x = self._self_attention(
+            query,
+            query,
+            attention_mask=self_mask,
+            use_causal_mask=use_causal_mask,
+            training=training,
+        )
         x = self._add_and_post_norm(
             residual, x, self._self_attention_dropout, self._self_attention_norm, training
         )
@@ -239,16 +247,12 @@ class TransformerDecoder(TransformerBlock):
             cross_mask = _masks.merge_masks(encoder_padding, encoder_attention_mask)
             residual = x
             x = self._pre_norm(x, self._cross_attention_norm)
-            if cross_attention_cache is None:
-                x = self._cross_attention(
-                    _masks.unmasked(x),
-                    _masks.unmasked(encoder_sequence),
-                    attention_mask=cross_mask,
-                    training=training,
-                )
-            else:
-                x = _attend(self._cross_attention, _masks.unmasked(x), cross_attention_cache,
-                            cross_mask)
+            x = self._cross_attention(
+                _masks.unmasked(x),
+                _masks.unmasked(encoder_sequence),
+                attention_mask=cross_mask,
+                training=training,
+            )
             x = self._add_and_post_norm(
                 residual, x, self._cross_attention_dropout, self._cross_attention_norm,
                 training,
@@ -257,8 +261,39 @@ class TransformerDecoder(TransformerBlock):
         residual = x
         x = self._pre_norm(x, self._ffn_norm)
         x = self._ffn_outer(self._ffn_inner(x))
-        x = self._add_and_post_norm(residual, x, self._ffn_dropout, self._ffn_norm, training)
-        return x if self_attention_cache is None else (x, self_attention_cache)
+        return self._add_and_post_norm(residual, x, self._ffn_dropout, self._ffn_norm, training)
+
+    def _incremental_call(
+        self,
+        x: Any,
+        encoder_sequence: Any,
+        cross_mask: Any,
+        cache: Any,
+        index: Any,
+        memory: Any,
+    ) -> tuple[Any, Any]:
+        """The block on new positions only, with cached keys and values (inference).
+
+        The same computation as `call` without dropout, in few plain ops (see
+        `_incremental`), since decoding runs it once per token.
+        """
+        first = self.norm_first
+        h = _incremental.pre_norm(x, self._self_attention_norm, first)
+        h, cache = _incremental.self_attend(self._self_attention, h, cache, index)
+        x = _incremental.residual(x, h, self._self_attention_norm, first)
+        if self._has_cross_attention:
+            if memory is None:
+                memory = self.cross_attention_cache(encoder_sequence)
+            if cross_mask is not None:
+                cross_mask = ops.expand_dims(cross_mask, axis=1)  # the same for every head
+            h = _incremental.pre_norm(x, self._cross_attention_norm, first)
+            h = _incremental.attend(self._cross_attention, h, memory[:, 0], memory[:, 1],
+                                    cross_mask)
+            x = _incremental.residual(x, h, self._cross_attention_norm, first)
+        h = _incremental.pre_norm(x, self._ffn_norm, first)
+        h = self._ffn_inner.activation(_incremental.project(h, self._ffn_inner))
+        h = _incremental.project(h, self._ffn_outer)
+        return _incremental.residual(x, h, self._ffn_norm, first), cache
 
     def init_cache(self, batch_size: Any, max_length: Any) -> Any:
         """An empty self-attention cache for incremental decoding.
@@ -268,7 +303,7 @@ class TransformerDecoder(TransformerBlock):
             max_length: Most positions the cache holds (int or scalar tensor).
 
         Returns:
-            A zero tensor `(batch_size, 2, max_length, num_heads, head_dim)` in the
+            A zero tensor `(batch_size, 2, num_heads, max_length, head_dim)` in the
             block's compute dtype: index 0 of axis 1 holds keys, index 1 values.
 
         Raises:
@@ -281,7 +316,7 @@ class TransformerDecoder(TransformerBlock):
             raise ValueError("Call the `TransformerDecoder` once before `init_cache`.")
         head_dim = self._self_attention.key_dense.kernel.shape[-1]
         return ops.zeros(
-            (batch_size, 2, max_length, self.num_heads, head_dim), dtype=self.compute_dtype
+            (batch_size, 2, self.num_heads, max_length, head_dim), dtype=self.compute_dtype
         )
 
     def cross_attention_cache(self, encoder_sequence: Any) -> Any:
@@ -291,7 +326,7 @@ class TransformerDecoder(TransformerBlock):
             encoder_sequence: Float tensor `(batch, source_length, dim)`.
 
         Returns:
-            A tensor `(batch, 2, source_length, num_heads, head_dim)` to pass as
+            A tensor `(batch, 2, num_heads, source_length, head_dim)` to pass as
             `cross_attention_cache` at every decoding step.
 
         Raises:
@@ -305,10 +340,7 @@ class TransformerDecoder(TransformerBlock):
                 "This `TransformerDecoder` block has no cross-attention, so it has no "
                 "cross-attention cache."
             )
-        encoder_sequence = _masks.unmasked(encoder_sequence)
-        keys = self._cross_attention.key_dense(encoder_sequence)
-        values = self._cross_attention.value_dense(encoder_sequence)
-        return ops.stack([keys, values], axis=1)
+        return _incremental.keys_and_values(self._cross_attention, encoder_sequence)
 
     def compute_output_shape(
         self,
@@ -316,39 +348,3 @@ class TransformerDecoder(TransformerBlock):
         encoder_sequence_shape: tuple | None = None,
     ) -> tuple:
         return tuple(decoder_sequence_shape)
-
-
-def _attend(attention: keras.layers.MultiHeadAttention, x: Any, cache: Any, mask: Any) -> Any:
-    """Inference-time attention of `x` to projected keys and values in `cache`.
-
-    Uses only the public projections of `MultiHeadAttention` and the same scaling as
-    its own attention, so it matches the layer's outputs without dropout.
-    """
-    query = attention.query_dense(x)
-    if mask is not None:
-        mask = ops.expand_dims(ops.cast(mask, "bool"), axis=1)  # one mask for every head
-    out = ops.dot_product_attention(
-        query,
-        cache[:, 0],
-        cache[:, 1],
-        mask=mask,
-        scale=1.0 / math.sqrt(query.shape[-1]),
-    )
-    return attention.output_dense(out)
-
-
-def _cached_self_attention(
-    attention: keras.layers.MultiHeadAttention, x: Any, cache: Any, index: Any
-) -> tuple[Any, Any]:
-    """Writes the keys and values of the new positions into `cache`, then attends."""
-    keys = attention.key_dense(x)
-    values = attention.value_dense(x)
-    new = ops.cast(ops.stack([keys, values], axis=1), cache.dtype)
-    index = ops.cast(index, "int32")
-    zero = ops.zeros((), "int32")
-    cache = ops.slice_update(cache, [zero, zero, index, zero, zero], new)
-    # New position i (absolute index + i) sees every cached position <= index + i.
-    query_positions = index + ops.arange(ops.shape(x)[1], dtype="int32")
-    key_positions = ops.arange(ops.shape(cache)[2], dtype="int32")
-    mask = key_positions[None, :] <= query_positions[:, None]
-    return _attend(attention, x, cache, mask[None, :, :]), cache

@@ -205,3 +205,71 @@ def test_cross_attention_cache_of_a_decoder_only_block_raises():
     decoder(TARGET)
     with pytest.raises(ValueError, match="no cross-attention"):
         decoder.cross_attention_cache(SOURCE)
+
+
+def test_cached_steps_in_mixed_bfloat16_follow_a_full_run(mixed_bfloat16):
+    decoder = TransformerDecoder(2, 16, dropout=0.0)
+    reference = np.asarray(decoder(TARGET, SOURCE), dtype="float32")
+    out = _incremental(decoder, TARGET, SOURCE, (2, 1, 3), use_cross_cache=True)
+    assert keras.backend.standardize_dtype(decoder.init_cache(2, 6).dtype) == "bfloat16"
+    np.testing.assert_allclose(out.astype("float32"), reference, atol=0.1)
+
+
+def test_incremental_decoding_refuses_training():
+    decoder = TransformerDecoder(2, 16)
+    decoder(TARGET)
+    with pytest.raises(ValueError, match="inference only. Received: training=True"):
+        decoder(TARGET[:, :1], self_attention_cache=decoder.init_cache(2, 6), cache_index=0,
+                training=True)
+
+
+def test_cache_holds_keys_and_values_per_head_in_order_of_position():
+    decoder = TransformerDecoder(2, 16, dropout=0.0)
+    decoder(TARGET)
+    cache = decoder.init_cache(2, 6)
+    assert tuple(cache.shape) == (2, 2, 2, 6, 4)  # batch, keys/values, heads, length, head_dim
+    _, cache = decoder(TARGET[:, :3], self_attention_cache=cache, cache_index=0)
+    keys = np.asarray(decoder._self_attention.key_dense(TARGET[:, :3]))  # (2, 3, heads, 4)
+    np.testing.assert_allclose(np.asarray(cache)[:, 0, :, :3], keys.transpose(0, 2, 1, 3),
+                               atol=1e-6)
+    assert not np.asarray(cache)[:, :, :, 3:].any()
+
+
+def _graph_op_types(fn, *args):
+    import tensorflow as tf
+
+    graph = tf.function(fn).get_concrete_function(*args).graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    return [node.op for node in nodes]
+
+
+def test_a_cached_step_avoids_the_kernels_whose_fixed_cost_dominated_decoding():
+    # At small batches a one-token step's cost is per-call overhead, and through oneDNN
+    # (TensorFlow's x86 default) einsums, batched matmuls and softmax cost ~30-70 us a
+    # call whatever their size, against ~2 us for a 2-D matmul (see `_incremental` and
+    # benchmarks/translation.py speed): the Keras sublayers used them for everything.
+    decoder = TransformerDecoder(2, 16, dropout=0.0)
+    decoder(TARGET, SOURCE)
+    memory = decoder.cross_attention_cache(SOURCE)
+    ops = _graph_op_types(
+        lambda x, c: decoder(x, None, self_attention_cache=c, cache_index=3,
+                             cross_attention_cache=memory),
+        TARGET[:, :1], decoder.init_cache(2, 6),
+    )
+    assert "Einsum" not in ops and "Softmax" not in ops
+    # q, k, v, output; cross q, output; two feed-forward: all plain 2-D matmuls.
+    assert ops.count("MatMul") == 8
+    # Batched matmuls only in the branches for large attention products (two per
+    # attention: scores and mix).
+    assert ops.count("BatchMatMulV2") == 4
+
+
+@pytest.mark.parametrize("small_product", [0, 1 << 30])
+def test_both_attention_product_paths_match_a_full_run(monkeypatch, small_product):
+    from ktlite.layers import _incremental as step_ops
+
+    monkeypatch.setattr(step_ops, "SMALL_PRODUCT", small_product)
+    decoder = TransformerDecoder(2, 16, dropout=0.0)
+    reference = np.asarray(decoder(TARGET, SOURCE))
+    out = _incremental(decoder, TARGET, SOURCE, (3, 1, 2), use_cross_cache=True)
+    np.testing.assert_allclose(out, reference, atol=1e-5)
