@@ -1,13 +1,15 @@
 """The decoder block's incremental (cached) step, written in few plain TensorFlow ops.
 
 Decoding one token runs one position through each block, so at small batches the
-step's cost is per-op overhead, not arithmetic. On x86 CPUs TensorFlow runs matmuls
-through oneDNN, whose *batched* matmul costs some 30 us a call whatever its size (a 2-D
-matmul: 2 us); the Keras sublayers use batched matmuls and einsums for every projection,
-and a one-token step spent most of its time there. The functions here compute the same
-thing from the sublayers' own weights with 2-D matmuls for the projections and, for small
-attention products, an elementwise product and a sum, so a trained block decodes exactly
-as it trains (the block's tests compare every cached output with a full run).
+step's cost is per-call overhead, not arithmetic. On x86 CPUs TensorFlow runs matmuls
+and softmax through oneDNN, whose batched matmul, einsum and softmax cost some 30-70 us
+a call whatever the size (a 2-D matmul: 2 us; a small elementwise op: under 1 us); the
+Keras sublayers use them for every projection, and a one-token step spent most of its
+time there. The step here computes the same thing from the sublayers' own weights: the
+hidden states stay 2-D `(batch * n, dim)` through the block so every projection is one
+2-D matmul, small attention products are an elementwise product and a sum, the softmax
+is plain ops, and head shapes are computed once per call. A trained block thus decodes
+exactly as it trains (the block's tests compare every cached output with a full run).
 
 Inference only: no dropout. Caches are laid out `(batch, 2, heads, length, head_dim)`
 (keys at index 0 of axis 1, values at 1) so attention needs no transpose per token.
@@ -21,26 +23,56 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-
 # Attention products with at most this many multiplications use an elementwise product
-# and a sum instead of a batched matmul (see above): at batch 1 of the default model a
+# and a sum instead of a batched matmul: at batch 1 of the default translation model a
 # score product takes 1.5 us that way against 28 us; at batch 64 (393,216
 # multiplications) the batched matmul is ahead, 71 us against 100.
 SMALL_PRODUCT = 1 << 16
 
 
-def project(x: Any, dense: keras.layers.Layer) -> Any:
-    """`x @ kernel + bias` of a `Dense` or `EinsumDense` over the last axis of `x`.
+class _Heads:
+    """Reshapes between 2-D rows `(batch * n, dim)` and heads `(batch, heads, n, hd)`.
+
+    Args:
+        x: the block's input `(batch, n, dim)`, whose batch and length it reads once.
+        heads: number of attention heads.
+    """
+
+    def __init__(self, x: Any, heads: int) -> None:
+        self.dim = x.shape[-1]
+        self.count = heads
+        self.shape = tf.shape(x)
+        self.split_shape = tf.concat([self.shape[:2], [heads, self.dim // heads]], axis=0)
+
+    def split(self, rows: Any) -> Any:
+        return tf.transpose(tf.reshape(rows, self.split_shape), [0, 2, 1, 3])
+
+    def merge(self, x: Any) -> Any:
+        return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [-1, self.dim])
+
+
+def project(rows: Any, dense: keras.layers.Layer) -> Any:
+    """`rows @ kernel + bias` of a `Dense` or `EinsumDense`, `rows` 2-D.
 
     An attention projection's kernel `(dim, heads, head_dim)` (or `(heads, head_dim,
-    dim)` for the output) is used as the 2-D matrix it is, and `x` is flattened to 2-D,
-    so one plain matmul does it.
+    dim)` for the output) is used as the 2-D matrix it is, so one matmul does it.
     """
-    kernel = tf.cast(dense.kernel, x.dtype)
-    kernel = tf.reshape(kernel, [x.shape[-1], -1])
-    y = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel)
-    y = y + tf.reshape(tf.cast(dense.bias, x.dtype), [-1])
-    return tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], axis=0))
+    kernel = tf.cast(dense.kernel, rows.dtype)
+    bias = tf.cast(dense.bias, rows.dtype)
+    if len(kernel.shape) != 2:
+        kernel = tf.reshape(kernel, [rows.shape[-1], -1])
+        bias = tf.reshape(bias, [-1])
+    return tf.matmul(rows, kernel) + bias
+
+
+def layer_norm(x: Any, norm: keras.layers.LayerNormalization) -> Any:
+    """What `norm(x)` computes (over the last axis, in float32 for half precision)."""
+    compute = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+    y = tf.cast(x, compute)
+    mean, variance = tf.nn.moments(y, axes=[-1], keepdims=True)
+    y = (y - mean) * tf.math.rsqrt(variance + norm.epsilon)
+    y = y * tf.cast(norm.gamma, compute) + tf.cast(norm.beta, compute)
+    return tf.cast(y, x.dtype)
 
 
 def _product(size: Any, small: Any, large: Any) -> Any:
@@ -66,100 +98,99 @@ def _mix(weights: Any, values: Any) -> Any:
     )
 
 
-def layer_norm(x: Any, norm: keras.layers.LayerNormalization) -> Any:
-    """What `norm(x)` computes (over the last axis, in float32 for half precision)."""
-    compute = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
-    y = tf.cast(x, compute)
-    mean, variance = tf.nn.moments(y, axes=[-1], keepdims=True)
-    y = (y - mean) * tf.math.rsqrt(variance + norm.epsilon)
-    y = y * tf.cast(norm.gamma, compute) + tf.cast(norm.beta, compute)
-    return tf.cast(y, x.dtype)
-
-
-def split_heads(x: Any, heads: int) -> Any:
-    """`(batch, length, heads * head_dim)` -> `(batch, heads, length, head_dim)`."""
-    length = tf.shape(x)[1]
-    x = tf.reshape(x, [-1, length, heads, x.shape[-1] // heads])
-    return tf.transpose(x, [0, 2, 1, 3])
-
-
-def merge_heads(x: Any) -> Any:
-    """`(batch, heads, length, head_dim)` -> `(batch, length, heads * head_dim)`."""
-    x = tf.transpose(x, [0, 2, 1, 3])
-    return tf.reshape(x, [-1, tf.shape(x)[1], x.shape[2] * x.shape[3]])
-
-
 def _softmax(x: Any) -> Any:
-    """Softmax over the last axis in plain ops: oneDNN's softmax kernel costs ~40 us a
-    call at these sizes, the plain ops 6."""
+    """Softmax over the last axis in plain ops (oneDNN's kernel: ~40 us a call here)."""
     e = tf.exp(x - tf.reduce_max(x, axis=-1, keepdims=True))
     return e / tf.reduce_sum(e, axis=-1, keepdims=True)
 
 
-def attend(
+def _attend(
     attention: keras.layers.MultiHeadAttention,
-    x: Any,
+    heads: _Heads,
+    rows: Any,
     keys: Any,
     values: Any,
     mask: Any,
 ) -> Any:
-    """Attention of the positions `x` to projected `keys` and `values`.
+    """The attention sublayer's output rows for query `rows` and projected keys/values.
 
-    Args:
-        attention: the `MultiHeadAttention` sublayer whose query and output
-            projections apply (scaled as the layer scales).
-        x: `(batch, n, dim)` queries, before projection.
-        keys: `(batch, heads, length, head_dim)`.
-        values: `(batch, heads, length, head_dim)`.
-        mask: bool, broadcastable to `(batch, heads, n, length)`, true where a query
-            may look; or `None` (every key).
-
-    Returns:
-        `(batch, n, dim)`: the attention sublayer's output.
+    `keys` and `values` are `(batch, heads, length, head_dim)`; `mask` is bool,
+    broadcastable to `(batch, heads, n, length)`, true where a query may look, or
+    `None`.
     """
-    query = split_heads(project(x, attention.query_dense), keys.shape[1])
+    query = heads.split(project(rows, attention.query_dense))
     query = query * tf.cast(1.0 / math.sqrt(keys.shape[-1]), query.dtype)
     scores = _scores(query, keys)
     if mask is not None:
         scores = tf.where(mask, scores, tf.cast(scores.dtype.min, scores.dtype))
     weights = _softmax(tf.cast(scores, tf.float32))
     out = _mix(tf.cast(weights, values.dtype), values)
-    return project(merge_heads(out), attention.output_dense)
+    return project(heads.merge(out), attention.output_dense)
+
+
+def _keys_and_values(
+    attention: keras.layers.MultiHeadAttention, heads: _Heads, rows: Any
+) -> Any:
+    keys = heads.split(project(rows, attention.key_dense))
+    values = heads.split(project(rows, attention.value_dense))
+    return tf.stack([keys, values], axis=1)
 
 
 def keys_and_values(attention: keras.layers.MultiHeadAttention, x: Any) -> Any:
     """`(batch, 2, heads, length, head_dim)` projected keys and values of `x`."""
-    heads = attention.num_heads
-    keys = split_heads(project(x, attention.key_dense), heads)
-    values = split_heads(project(x, attention.value_dense), heads)
-    return tf.stack([keys, values], axis=1)
+    heads = _Heads(x, attention.num_heads)
+    return _keys_and_values(attention, heads, tf.reshape(x, [-1, heads.dim]))
 
 
-def self_attend(
-    attention: keras.layers.MultiHeadAttention, x: Any, cache: Any, index: Any
+def block_step(
+    block: Any, x: Any, cross_mask: Any, cache: Any, index: Any, memory: Any
 ) -> tuple[Any, Any]:
-    """Writes the new positions' keys and values into `cache` at `index`, then attends.
+    """A `TransformerDecoder` block on new positions `x`, reading and extending `cache`.
+
+    Args:
+        block: the built block (its sublayers hold the weights).
+        x: `(batch, n, dim)` new positions, at `index, index + 1, ...`.
+        cross_mask: the encoder mask, broadcastable to `(batch, n, source_length)`, or
+            `None`; unused by a block without cross-attention.
+        cache: `(batch, 2, heads, length, head_dim)` keys and values so far.
+        index: position of the first new token (int or scalar int tensor).
+        memory: `(batch, 2, heads, source_length, head_dim)` projected encoder keys
+            and values, or `None` for a block without cross-attention.
 
     Returns:
-        `(outputs, cache)`: new position `i` (at `index + i`) sees every cached
+        `(outputs, cache)`: outputs shaped like `x`; new position `i` sees every cached
         position up to its own.
     """
-    new = tf.cast(keys_and_values(attention, x), cache.dtype)
-    index = tf.cast(index, tf.int32)
-    zero = tf.zeros((), tf.int32)
-    cache = keras.ops.slice_update(cache, [zero, zero, zero, index, zero], new)
-    query_positions = index + tf.range(tf.shape(x)[1])
-    key_positions = tf.range(tf.shape(cache)[3])
-    mask = key_positions[None, :] <= query_positions[:, None]
-    return attend(attention, x, cache[:, 0], cache[:, 1], mask), cache
+    heads = _Heads(x, block.num_heads)
+    first = block.norm_first
 
+    def sublayer(rows: Any, norm: keras.layers.Layer, fn: Any) -> Any:
+        out = fn(layer_norm(rows, norm) if first else rows)
+        return rows + out if first else layer_norm(rows + out, norm)
 
-def residual(x: Any, sublayer_output: Any, norm: keras.layers.Layer, norm_first: bool) -> Any:
-    """The residual sum after a sublayer, normalized unless the block is pre-norm."""
-    x = x + sublayer_output
-    return x if norm_first else layer_norm(x, norm)
+    rows = tf.reshape(x, [-1, heads.dim])
+    attention = block._self_attention
 
+    def self_attention(h: Any) -> Any:
+        nonlocal cache
+        new = tf.cast(_keys_and_values(attention, heads, h), cache.dtype)
+        start = tf.cast(index, tf.int32)
+        zero = tf.zeros((), tf.int32)
+        cache = keras.ops.slice_update(cache, [zero, zero, zero, start, zero], new)
+        query_positions = start + tf.range(heads.shape[1])
+        mask = tf.range(tf.shape(cache)[3])[None, :] <= query_positions[:, None]
+        return _attend(attention, heads, h, cache[:, 0], cache[:, 1], mask)
 
-def pre_norm(x: Any, norm: keras.layers.Layer, norm_first: bool) -> Any:
-    """The sublayer's input: normalized in a pre-norm block, as is in a post-norm one."""
-    return layer_norm(x, norm) if norm_first else x
+    rows = sublayer(rows, block._self_attention_norm, self_attention)
+    if memory is not None:
+        if cross_mask is not None:
+            cross_mask = tf.expand_dims(tf.cast(cross_mask, tf.bool), axis=1)  # all heads
+        rows = sublayer(rows, block._cross_attention_norm, lambda h: _attend(
+            block._cross_attention, heads, h, memory[:, 0], memory[:, 1], cross_mask))
+
+    def feed_forward(h: Any) -> Any:
+        inner = block._ffn_inner
+        return project(inner.activation(project(h, inner)), block._ffn_outer)
+
+    rows = sublayer(rows, block._ffn_norm, feed_forward)
+    return tf.reshape(rows, heads.shape), cache

@@ -277,23 +277,9 @@ class TransformerDecoder(TransformerBlock):
         The same computation as `call` without dropout, in few plain ops (see
         `_incremental`), since decoding runs it once per token.
         """
-        first = self.norm_first
-        h = _incremental.pre_norm(x, self._self_attention_norm, first)
-        h, cache = _incremental.self_attend(self._self_attention, h, cache, index)
-        x = _incremental.residual(x, h, self._self_attention_norm, first)
-        if self._has_cross_attention:
-            if memory is None:
-                memory = self.cross_attention_cache(encoder_sequence)
-            if cross_mask is not None:
-                cross_mask = ops.expand_dims(cross_mask, axis=1)  # the same for every head
-            h = _incremental.pre_norm(x, self._cross_attention_norm, first)
-            h = _incremental.attend(self._cross_attention, h, memory[:, 0], memory[:, 1],
-                                    cross_mask)
-            x = _incremental.residual(x, h, self._cross_attention_norm, first)
-        h = _incremental.pre_norm(x, self._ffn_norm, first)
-        h = self._ffn_inner.activation(_incremental.project(h, self._ffn_inner))
-        h = _incremental.project(h, self._ffn_outer)
-        return _incremental.residual(x, h, self._ffn_norm, first), cache
+        if self._has_cross_attention and memory is None:
+            memory = self.cross_attention_cache(encoder_sequence)
+        return _incremental.block_step(self, x, cross_mask, cache, index, memory)
 
     def init_cache(self, batch_size: Any, max_length: Any) -> Any:
         """An empty self-attention cache for incremental decoding.
