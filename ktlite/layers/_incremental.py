@@ -40,7 +40,6 @@ class _Heads:
 
     def __init__(self, x: Any, heads: int) -> None:
         self.dim = x.shape[-1]
-        self.count = heads
         self.shape = tf.shape(x)
         self.split_shape = tf.concat([self.shape[:2], [heads, self.dim // heads]], axis=0)
 
@@ -51,7 +50,7 @@ class _Heads:
         return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [-1, self.dim])
 
 
-def project(rows: Any, dense: keras.layers.Layer) -> Any:
+def _project(rows: Any, dense: keras.layers.Layer) -> Any:
     """`rows @ kernel + bias` of a `Dense` or `EinsumDense`, `rows` 2-D.
 
     An attention projection's kernel `(dim, heads, head_dim)` (or `(heads, head_dim,
@@ -65,7 +64,7 @@ def project(rows: Any, dense: keras.layers.Layer) -> Any:
     return tf.matmul(rows, kernel) + bias
 
 
-def layer_norm(x: Any, norm: keras.layers.LayerNormalization) -> Any:
+def _layer_norm(x: Any, norm: keras.layers.LayerNormalization) -> Any:
     """What `norm(x)` computes (over the last axis, in float32 for half precision)."""
     compute = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
     y = tf.cast(x, compute)
@@ -118,21 +117,21 @@ def _attend(
     broadcastable to `(batch, heads, n, length)`, true where a query may look, or
     `None`.
     """
-    query = heads.split(project(rows, attention.query_dense))
+    query = heads.split(_project(rows, attention.query_dense))
     query = query * tf.cast(1.0 / math.sqrt(keys.shape[-1]), query.dtype)
     scores = _scores(query, keys)
     if mask is not None:
         scores = tf.where(mask, scores, tf.cast(scores.dtype.min, scores.dtype))
     weights = _softmax(tf.cast(scores, tf.float32))
     out = _mix(tf.cast(weights, values.dtype), values)
-    return project(heads.merge(out), attention.output_dense)
+    return _project(heads.merge(out), attention.output_dense)
 
 
 def _keys_and_values(
     attention: keras.layers.MultiHeadAttention, heads: _Heads, rows: Any
 ) -> Any:
-    keys = heads.split(project(rows, attention.key_dense))
-    values = heads.split(project(rows, attention.value_dense))
+    keys = heads.split(_project(rows, attention.key_dense))
+    values = heads.split(_project(rows, attention.value_dense))
     return tf.stack([keys, values], axis=1)
 
 
@@ -140,6 +139,32 @@ def keys_and_values(attention: keras.layers.MultiHeadAttention, x: Any) -> Any:
     """`(batch, 2, heads, length, head_dim)` projected keys and values of `x`."""
     heads = _Heads(x, attention.num_heads)
     return _keys_and_values(attention, heads, tf.reshape(x, [-1, heads.dim]))
+
+
+def _self_attend(
+    attention: keras.layers.MultiHeadAttention,
+    heads: _Heads,
+    rows: Any,
+    cache: Any,
+    index: Any,
+) -> tuple[Any, Any]:
+    """Writes the new rows' keys and values into `cache` at `index`, then attends:
+    new position `i` (at `index + i`) sees every cached position up to its own."""
+    new = tf.cast(_keys_and_values(attention, heads, rows), cache.dtype)
+    start = tf.cast(index, tf.int32)
+    zero = tf.zeros((), tf.int32)
+    cache = keras.ops.slice_update(cache, [zero, zero, zero, start, zero], new)
+    query_positions = start + tf.range(heads.shape[1])
+    mask = tf.range(tf.shape(cache)[3])[None, :] <= query_positions[:, None]
+    return _attend(attention, heads, rows, cache[:, 0], cache[:, 1], mask), cache
+
+
+def _sublayer_input(rows: Any, norm: keras.layers.Layer, norm_first: bool) -> Any:
+    return _layer_norm(rows, norm) if norm_first else rows
+
+
+def _residual(rows: Any, out: Any, norm: keras.layers.Layer, norm_first: bool) -> Any:
+    return rows + out if norm_first else _layer_norm(rows + out, norm)
 
 
 def block_step(
@@ -158,39 +183,27 @@ def block_step(
             and values, or `None` for a block without cross-attention.
 
     Returns:
-        `(outputs, cache)`: outputs shaped like `x`; new position `i` sees every cached
-        position up to its own.
+        `(outputs, cache)`: outputs shaped like `x`, and the cache with the new
+        positions written in.
     """
     heads = _Heads(x, block.num_heads)
     first = block.norm_first
-
-    def sublayer(rows: Any, norm: keras.layers.Layer, fn: Any) -> Any:
-        out = fn(layer_norm(rows, norm) if first else rows)
-        return rows + out if first else layer_norm(rows + out, norm)
-
     rows = tf.reshape(x, [-1, heads.dim])
-    attention = block._self_attention
 
-    def self_attention(h: Any) -> Any:
-        nonlocal cache
-        new = tf.cast(_keys_and_values(attention, heads, h), cache.dtype)
-        start = tf.cast(index, tf.int32)
-        zero = tf.zeros((), tf.int32)
-        cache = keras.ops.slice_update(cache, [zero, zero, zero, start, zero], new)
-        query_positions = start + tf.range(heads.shape[1])
-        mask = tf.range(tf.shape(cache)[3])[None, :] <= query_positions[:, None]
-        return _attend(attention, heads, h, cache[:, 0], cache[:, 1], mask)
+    norm = block._self_attention_norm
+    out, cache = _self_attend(block._self_attention, heads,
+                              _sublayer_input(rows, norm, first), cache, index)
+    rows = _residual(rows, out, norm, first)
 
-    rows = sublayer(rows, block._self_attention_norm, self_attention)
     if memory is not None:
         if cross_mask is not None:
             cross_mask = tf.expand_dims(tf.cast(cross_mask, tf.bool), axis=1)  # all heads
-        rows = sublayer(rows, block._cross_attention_norm, lambda h: _attend(
-            block._cross_attention, heads, h, memory[:, 0], memory[:, 1], cross_mask))
+        norm = block._cross_attention_norm
+        out = _attend(block._cross_attention, heads, _sublayer_input(rows, norm, first),
+                      memory[:, 0], memory[:, 1], cross_mask)
+        rows = _residual(rows, out, norm, first)
 
-    def feed_forward(h: Any) -> Any:
-        inner = block._ffn_inner
-        return project(inner.activation(project(h, inner)), block._ffn_outer)
-
-    rows = sublayer(rows, block._ffn_norm, feed_forward)
+    norm, inner = block._ffn_norm, block._ffn_inner
+    out = inner.activation(_project(_sublayer_input(rows, norm, first), inner))
+    rows = _residual(rows, _project(out, block._ffn_outer), norm, first)
     return tf.reshape(rows, heads.shape), cache

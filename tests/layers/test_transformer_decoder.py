@@ -3,8 +3,10 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder
+from ktlite.layers import _incremental as step_ops
 
 RNG = np.random.default_rng(0)
 TARGET = RNG.normal(size=(2, 6, 8)).astype("float32")
@@ -175,8 +177,6 @@ def test_cached_incremental_outputs_equal_a_full_rerun(norm_first, cross_attenti
 
 
 def test_cache_respects_encoder_padding_and_runs_in_a_tf_function():
-    import tensorflow as tf
-
     decoder = TransformerDecoder(2, 16, dropout=0.0)
     padding = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]])
     reference = np.asarray(decoder(TARGET, SOURCE, encoder_padding_mask=padding))
@@ -236,8 +236,6 @@ def test_cache_holds_keys_and_values_per_head_in_order_of_position():
 
 
 def _graph_op_types(fn, *args):
-    import tensorflow as tf
-
     graph = tf.function(fn).get_concrete_function(*args).graph.as_graph_def()
     nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
     return [node.op for node in nodes]
@@ -266,8 +264,6 @@ def test_a_cached_step_avoids_the_kernels_whose_fixed_cost_dominated_decoding():
 
 @pytest.mark.parametrize("small_product", [0, 1 << 30])
 def test_both_attention_product_paths_match_a_full_run(monkeypatch, small_product):
-    from ktlite.layers import _incremental as step_ops
-
     monkeypatch.setattr(step_ops, "SMALL_PRODUCT", small_product)
     decoder = TransformerDecoder(2, 16, dropout=0.0)
     reference = np.asarray(decoder(TARGET, SOURCE))
