@@ -41,13 +41,14 @@ class _Heads:
     def __init__(self, x: Any, heads: int) -> None:
         self.dim = x.shape[-1]
         self.shape = tf.shape(x)
-        self.split_shape = tf.concat([self.shape[:2], [heads, self.dim // heads]], axis=0)
+        # The head size comes from the projection (an encoder may be of another width).
+        self.split_shape = tf.concat([self.shape[:2], [heads, -1]], axis=0)
 
     def split(self, rows: Any) -> Any:
         return tf.transpose(tf.reshape(rows, self.split_shape), [0, 2, 1, 3])
 
     def merge(self, x: Any) -> Any:
-        return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [-1, self.dim])
+        return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [-1, x.shape[1] * x.shape[3]])
 
 
 def _project(rows: Any, dense: keras.layers.Layer) -> Any:

@@ -269,3 +269,11 @@ def test_both_attention_product_paths_match_a_full_run(monkeypatch, small_produc
     reference = np.asarray(decoder(TARGET, SOURCE))
     out = _incremental(decoder, TARGET, SOURCE, (3, 1, 2), use_cross_cache=True)
     np.testing.assert_allclose(out, reference, atol=1e-5)
+
+
+def test_cached_steps_attend_to_an_encoder_of_another_hidden_size():
+    decoder = TransformerDecoder(2, 16, dropout=0.0)
+    source = RNG.normal(size=(2, 5, 12)).astype("float32")
+    reference = np.asarray(decoder(TARGET, source))
+    out = _incremental(decoder, TARGET, source, (2, 1, 3), use_cross_cache=True)
+    np.testing.assert_allclose(out, reference, atol=1e-5)
