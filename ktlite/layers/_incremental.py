@@ -40,15 +40,17 @@ class _Heads:
 
     def __init__(self, x: Any, heads: int) -> None:
         self.dim = x.shape[-1]
+        self.count = heads
         self.shape = tf.shape(x)
-        # The head size comes from the projection (an encoder may be of another width).
-        self.split_shape = tf.concat([self.shape[:2], [heads, -1]], axis=0)
 
-    def split(self, rows: Any) -> Any:
-        return tf.transpose(tf.reshape(rows, self.split_shape), [0, 2, 1, 3])
+    def split(self, rows: Any, dense: keras.layers.Layer) -> Any:
+        """The heads of `rows` projected by `dense` (an `EinsumDense` whose kernel is
+        `(dim, heads, head_dim)`: the head size is the projection's, not `x`'s)."""
+        shape = tf.concat([self.shape[:2], [self.count, dense.kernel.shape[-1]]], axis=0)
+        return tf.transpose(tf.reshape(_project(rows, dense), shape), [0, 2, 1, 3])
 
-    def merge(self, x: Any) -> Any:
-        return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [-1, x.shape[1] * x.shape[3]])
+    def merge(self, x: Any, width: int) -> Any:
+        return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [-1, width])
 
 
 def _project(rows: Any, dense: keras.layers.Layer) -> Any:
@@ -118,21 +120,24 @@ def _attend(
     broadcastable to `(batch, heads, n, length)`, true where a query may look, or
     `None`.
     """
-    query = heads.split(_project(rows, attention.query_dense))
-    query = query * tf.cast(1.0 / math.sqrt(keys.shape[-1]), query.dtype)
+    query = heads.split(rows, attention.query_dense)
+    key_dim = attention.query_dense.kernel.shape[-1]  # scaled as the layer scales
+    query = query * tf.cast(1.0 / math.sqrt(key_dim), query.dtype)
     scores = _scores(query, keys)
     if mask is not None:
         scores = tf.where(mask, scores, tf.cast(scores.dtype.min, scores.dtype))
     weights = _softmax(tf.cast(scores, tf.float32))
     out = _mix(tf.cast(weights, values.dtype), values)
-    return _project(heads.merge(out), attention.output_dense)
+    output = attention.output_dense
+    width = output.kernel.shape[0] * output.kernel.shape[1]  # (heads, head_dim, dim)
+    return _project(heads.merge(out, width), output)
 
 
 def _keys_and_values(
     attention: keras.layers.MultiHeadAttention, heads: _Heads, rows: Any
 ) -> Any:
-    keys = heads.split(_project(rows, attention.key_dense))
-    values = heads.split(_project(rows, attention.value_dense))
+    keys = heads.split(rows, attention.key_dense)
+    values = heads.split(rows, attention.value_dense)
     return tf.stack([keys, values], axis=1)
 
 

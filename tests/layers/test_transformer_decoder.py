@@ -277,3 +277,22 @@ def test_cached_steps_attend_to_an_encoder_of_another_hidden_size():
     reference = np.asarray(decoder(TARGET, source))
     out = _incremental(decoder, TARGET, source, (2, 1, 3), use_cross_cache=True)
     np.testing.assert_allclose(out, reference, atol=1e-5)
+
+
+def test_cached_steps_trace_with_unknown_lengths_and_head_sizes():
+    # A predictor's string signature traces the step with only ranks known.
+    decoder = TransformerDecoder(2, 16, dropout=0.0)
+    reference = np.asarray(decoder(TARGET, SOURCE))
+
+    @tf.function(input_signature=[
+        tf.TensorSpec((None, None, 8)), tf.TensorSpec((None, None, None, None, None)),
+        tf.TensorSpec((None, None, None, None, None)), tf.TensorSpec((), tf.int32),
+    ])
+    def step(x, cache, memory, index):
+        return decoder(x, None, self_attention_cache=cache, cache_index=index,
+                       cross_attention_cache=memory)
+
+    cache, memory = decoder.init_cache(2, 6), decoder.cross_attention_cache(SOURCE)
+    for t in range(6):
+        out, cache = step(TARGET[:, t:t + 1], cache, memory, tf.constant(t))
+        np.testing.assert_allclose(np.asarray(out)[:, 0], reference[:, t], atol=1e-5)
