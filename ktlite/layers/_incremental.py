@@ -8,7 +8,7 @@ Keras sublayers use them for every projection, and a one-token step spent most o
 time there. The step here computes the same thing from the sublayers' own weights: the
 hidden states stay 2-D `(batch * n, dim)` through the block so every projection is one
 2-D matmul, small attention products are an elementwise product and a sum, the softmax
-is plain ops, and head shapes are computed once per call. A trained block thus decodes
+is plain ops, and the batch and length are read once per call. A trained block thus decodes
 exactly as it trains (the block's tests compare every cached output with a full run).
 
 Inference only: no dropout. Caches are laid out `(batch, 2, heads, length, head_dim)`
