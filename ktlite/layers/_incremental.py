@@ -181,8 +181,8 @@ def block_step(
     Args:
         block: the built block (its sublayers hold the weights).
         x: `(batch, n, dim)` new positions, at `index, index + 1, ...`.
-        cross_mask: the encoder mask, broadcastable to `(batch, n, source_length)`, or
-            `None`; unused by a block without cross-attention.
+        cross_mask: the bool encoder mask, broadcastable to `(batch, n, source_length)`,
+            or `None`; unused by a block without cross-attention.
         cache: `(batch, 2, heads, length, head_dim)` keys and values so far.
         index: position of the first new token (int or scalar int tensor).
         memory: `(batch, 2, heads, source_length, head_dim)` projected encoder keys
@@ -203,7 +203,7 @@ def block_step(
 
     if memory is not None:
         if cross_mask is not None:
-            cross_mask = tf.expand_dims(tf.cast(cross_mask, tf.bool), axis=1)  # all heads
+            cross_mask = tf.expand_dims(cross_mask, axis=1)  # the same for every head
         norm = block._cross_attention_norm
         out = _attend(block._cross_attention, heads, _sublayer_input(rows, norm, first),
                       memory[:, 0], memory[:, 1], cross_mask)

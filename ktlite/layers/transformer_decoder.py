@@ -210,14 +210,14 @@ class TransformerDecoder(TransformerBlock):
                 f"Received: cache_index={cache_index!r}"
             )
 
+        encoder_padding = _masks.first_mask(encoder_padding_mask, encoder_sequence_mask)
+        cross_mask = _masks.merge_masks(encoder_padding, encoder_attention_mask)
         if self_attention_cache is not None:
             if training:
                 raise ValueError(
                     "Incremental decoding (`self_attention_cache`) runs at inference only. "
                     f"Received: training={training!r}"
                 )
-            encoder_padding = _masks.first_mask(encoder_padding_mask, encoder_sequence_mask)
-            cross_mask = _masks.merge_masks(encoder_padding, encoder_attention_mask)
             return self._incremental_call(
                 decoder_sequence, encoder_sequence, cross_mask, self_attention_cache,
                 cache_index, cross_attention_cache,
@@ -241,10 +241,6 @@ class TransformerDecoder(TransformerBlock):
         )
 
         if self._has_cross_attention:
-            encoder_padding = _masks.first_mask(
-                encoder_padding_mask, encoder_sequence_mask
-            )
-            cross_mask = _masks.merge_masks(encoder_padding, encoder_attention_mask)
             residual = x
             x = self._pre_norm(x, self._cross_attention_norm)
             x = self._cross_attention(

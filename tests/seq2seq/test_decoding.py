@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ktlite.seq2seq.decoding import DecodingOptions
+from ktlite.seq2seq.decoding import DecodingOptions, decode
 from ktlite.seq2seq.inference import translate_ids, translate_strings
 from ktlite.seq2seq.models import EncoderDecoderSteps
 
@@ -98,8 +98,6 @@ class _FavoursBanned:
     {"method": "sample", "top_k": 1}, {"method": "sample", "top_p": 0.5},
 ])
 def test_banned_tokens_are_never_chosen_even_when_most_likely(options):
-    from ktlite.seq2seq.decoding import decode
-
     ids = decode(_FavoursBanned(), {}, tf.fill([2, 1], 4), tf.ones([2], tf.int32), 3,
                  end_id=2, options=DecodingOptions(**options), banned_ids=(0, 1)).numpy()
     np.testing.assert_array_equal(ids, [[4, 5, 5, 5]] * 2)
