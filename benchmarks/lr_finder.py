@@ -375,9 +375,11 @@ def run_fold(task, fold, args):
     t0 = time.perf_counter()
     result = runner.sweep(args.seed)
     t_find = time.perf_counter() - t0
-    sweeps = [result.suggestions] + [
-        runner.sweep(args.seed + 1000 + k).suggestions for k in range(args.sweeps - 1)
-    ]
+    results = [result] + [runner.sweep(args.seed + 1000 + k) for k in range(args.sweeps - 1)]
+    sweeps = [r.suggestions for r in results]
+    # The raw curves, so a new rule's suggestions and spread can be read off them later
+    # (`LRFindResult.from_curve`) without sweeping again.
+    curves = [{"lrs": r.lrs, "losses": r.losses} for r in results]
     scores = {}  # (rate key, epochs) -> accuracy; rates shared between rules train once
 
     def scored(lr, epochs):
@@ -386,7 +388,8 @@ def run_fold(task, fold, args):
             scores[key] = runner.score(lr, epochs)
         return scores[key]
 
-    out = {"t_find": t_find, "sweeps": sweeps, "suggestions": result.suggestions, "budgets": {}}
+    out = {"t_find": t_find, "sweeps": sweeps, "curves": curves,
+           "suggestions": result.suggestions, "budgets": {}}
     for epochs in args.budgets:
         planned = epochs * runner.steps_per_epoch
         row = {f"grid {lr:.1e}": scored(lr, epochs) for lr in GRID}
