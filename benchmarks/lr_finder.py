@@ -48,6 +48,9 @@ Full run (hours on 2 shared CPU cores; the text tasks dominate):
     python benchmarks/lr_finder.py --save lr_suite
 Quick look at the small tasks (one fold, a few minutes):
     python benchmarks/lr_finder.py --quick --tasks digits_mlp_adam iris_logistic_adam
+The confirming pass alone, rerun with today's code on saved runs (its candidates were all
+scored, so nothing is trained but the confirming runs):
+    python benchmarks/lr_finder.py --quick --confirm-only lr_suite --save lr_suite_confirm
 """
 
 from __future__ import annotations
@@ -333,10 +336,10 @@ class ArrayRunner:
     def sweep(self, order_seed):
         return find_lr(self._fresh(), self._train_ds(order_seed), verbose=0)
 
-    def confirm(self, lrs, steps):
+    def confirm(self, lrs, steps, planned):
         val = tf.data.Dataset.from_tensor_slices((self.x_val, self.y_val)).batch(256)
         return confirm_lr(self._fresh(), self._train_ds(self.seed), lrs, steps=steps,
-                          val_dataset=val)
+                          val_dataset=val, planned_steps=planned)
 
     def score(self, lr, epochs):
         model = self._fresh()
@@ -359,11 +362,12 @@ class LearnerRunner:
         keras.utils.set_random_seed(order_seed)  # the learner's shuffle follows it
         return learner.lr_find(verbose=0)
 
-    def confirm(self, lrs, steps):
+    def confirm(self, lrs, steps, planned):
         learner = self.task["learner"]()
         dataset, _ = learner._cached("train", learner.train_data, True)
         val, _ = learner._cached("val", learner.val_data, False)
-        return confirm_lr(learner.model, dataset, lrs, steps=steps, val_dataset=val)
+        return confirm_lr(learner.model, dataset, lrs, steps=steps, val_dataset=val,
+                          planned_steps=planned)
 
     def score(self, lr, epochs):
         history = self.task["learner"]().fit_onecycle(lr, epochs, verbose=0)
@@ -399,16 +403,40 @@ def run_fold(task, fold, args):
             for name, lr in ((rule, raw), (f"{rule}+b", raw * budget_factor(planned))):
                 lrs[name] = lr
                 row[name] = scored(lr, epochs) if math.isfinite(lr) else float("nan")
-        t0 = time.perf_counter()
-        scaled = {rule: result.suggestions[rule] * budget_factor(planned) for rule in RULES}
-        record = runner.confirm(candidate_lrs(scaled, scaled[DEFAULT_SUGGESTION]),
-                                steps=max(1, len(result.lrs) // 4))
-        record["seconds"] = time.perf_counter() - t0
+        record = _confirm(runner, result.suggestions, len(result.lrs), planned)
         lrs["confirm"] = record["chosen"]
         row["confirm"] = scored(record["chosen"], epochs)
         out["budgets"][epochs] = {"scores": row, "lrs": lrs, "planned_steps": planned,
                                   "confirm": record}
     return out
+
+
+def _confirm(runner, suggestions, sweep_steps, planned):
+    """The confirming pass as `Learner.lr_find(confirm=True)` runs it, timed."""
+    t0 = time.perf_counter()
+    scaled = {rule: suggestions[rule] * budget_factor(planned) for rule in RULES}
+    record = runner.confirm(candidate_lrs(scaled, scaled[DEFAULT_SUGGESTION]),
+                            max(1, sweep_steps // 4), planned)
+    record["seconds"] = time.perf_counter() - t0
+    return record
+
+
+def confirm_again(task, fold, saved, args):
+    """Rerun only the confirming pass of a saved fold with today's `confirm_lr`.
+
+    Its candidates are the saved first sweep's rules scaled for each budget, all of which
+    were scored, so the chosen rate's score is looked up, not trained again. Returns the
+    saved fold with each budget's `confirm` record, rate and score replaced.
+    """
+    runner = (LearnerRunner if "learner" in task else ArrayRunner)(task, fold, args.seed)
+    sweep_steps = len(saved["curves"][0]["lrs"])
+    for epochs, row in saved["budgets"].items():
+        record = _confirm(runner, saved["suggestions"], sweep_steps, row["planned_steps"])
+        by_rate = {f"{lr:.6g}": row["scores"][name] for name, lr in row["lrs"].items()
+                   if name != "confirm"}
+        row["confirm"], row["lrs"]["confirm"] = record, record["chosen"]
+        row["scores"]["confirm"] = by_rate[f"{record['chosen']:.6g}"]
+    return saved
 
 
 # --------------------------------------------------------------------------- reports
@@ -525,12 +553,26 @@ def main():
     parser.add_argument("--report", nargs="+", default=None, metavar="FOLDER",
                         help="only print the tables for the results saved in these folders "
                              "(runs of different tasks combined, e.g. for leave-one-family-out)")
+    parser.add_argument("--confirm-only", default=None, metavar="FOLDER",
+                        help="rerun only the confirming pass of the runs saved in FOLDER "
+                             "(same --quick/--folds as they ran with), then report")
     args = parser.parse_args()
     if args.report:
         report(_load(args.report), args.budgets)
         return
     if args.folds is None:
         args.folds = 1 if args.quick else 3
+    if args.confirm_only:
+        saved = _load([args.confirm_only])
+        results = {}
+        for name, (family, folds) in saved.items():
+            if args.tasks is None or name in args.tasks:
+                task = TASKS[name][1](args)
+                results[name] = (family, [confirm_again(task, fold, done, args)
+                                          for fold, done in zip(task["folds"], folds)])
+                _save(args.save, name, family, task["about"], results[name][1])
+        report(results, args.budgets)
+        return
     tasks = args.tasks or (QUICK_TASKS if args.quick else list(TASKS))
     print(f"# LR finder suite: {platform.machine()}, {os.cpu_count()} CPUs, TF "
           f"{tf.__version__}, Keras {keras.__version__}; tasks {tasks}; folds {args.folds}; "
@@ -544,13 +586,17 @@ def main():
         folds = [run_fold(task, fold, args) for fold in task["folds"]]
         results[name] = (family, folds)
         print(f"  {name} [{family}] {task['about']}: {time.perf_counter() - t0:.0f} s", flush=True)
-        if args.save:
-            os.makedirs(args.save, exist_ok=True)
-            with open(os.path.join(args.save, f"{name}.json"), "w") as f:
-                json.dump({"family": family, "about": task["about"], "folds": folds}, f,
-                          default=str)
+        _save(args.save, name, family, task["about"], folds)
     print(f"\nTotal {time.perf_counter() - start:.0f} s.")
     report(results, args.budgets)
+
+
+def _save(folder, name, family, about, folds):
+    """Write one task's results to `folder/name.json` (nothing when `folder` is None)."""
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, f"{name}.json"), "w") as f:
+            json.dump({"family": family, "about": about, "folds": folds}, f, default=str)
 
 
 def _load(folders):

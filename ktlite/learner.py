@@ -314,8 +314,9 @@ class Learner:
                 higher for short fits, lower for long ones. Default `None`: the suggestion
                 as read off the curve, calibrated for fits of about a thousand updates.
             confirm: after the sweep, train briefly from the same weights at the two or
-                three rates the rules disagree on (`ktlite.lr.confirm`), judge them by
-                validation loss (training loss without `val_data`), restore everything,
+                three rates the rules disagree on, each moved to the short run's length by
+                the budget rule (`ktlite.lr.confirm`), judge them by validation loss
+                (training loss without `val_data`), restore everything,
                 and make the best one `result.suggestion`; the runs are recorded in
                 `result.config["confirm"]`. Default False.
             confirm_steps: batches per confirming run; default a quarter of the sweep.
@@ -375,7 +376,7 @@ class Learner:
         start = time.perf_counter()
         record = confirm_lr(
             self.model, dataset, lrs, steps=steps or max(1, len(result.lrs) // 4),
-            val_dataset=val,
+            val_dataset=val, planned_steps=planned_steps,
         )
         record["seconds"] = time.perf_counter() - start
         result.config["confirm"] = record

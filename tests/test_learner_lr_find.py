@@ -7,6 +7,7 @@ import pytest
 
 from ktlite.learner import get_learner
 from ktlite.lr import LRFindResult
+from ktlite.lr.budget import budget_factor
 
 N, D, BS = 128, 4, 16
 
@@ -97,7 +98,7 @@ def test_lr_find_confirm_restores_bit_for_bit_and_records_the_runs():
     before = [v.numpy().copy() for v in model.variables]
     optimizer_before = [v.numpy().copy() for v in model.optimizer.variables]
     lr_before = float(model.optimizer.learning_rate.numpy())
-    result = learner.lr_find(num_steps=40, confirm=True, confirm_steps=6)
+    result = learner.lr_find(num_steps=40, epochs=1000, confirm=True, confirm_steps=6)
     for got, want in zip(model.variables, before):
         np.testing.assert_array_equal(got.numpy(), want)
     for got, want in zip(model.optimizer.variables, optimizer_before):
@@ -106,6 +107,10 @@ def test_lr_find_confirm_restores_bit_for_bit_and_records_the_runs():
     record = result.config["confirm"]
     assert result.suggestion == record["chosen"] and record["chosen"] in record["lrs"]
     assert record["judged_by"] == "loss" and record["seconds"] >= 0
+    # The short runs were told the planned fit: its rates moved to 6 steps from 1000 epochs.
+    horizon = budget_factor(6) / budget_factor(1000 * learner._train_steps())
+    assert len(record["lrs"]) > 1 and horizon != 1.0
+    assert record["run_lrs"] == pytest.approx([lr * horizon for lr in record["lrs"]])
     assert LRFindResult.from_dict(result.to_dict()).config["confirm"]["lrs"] == record["lrs"]
     with pytest.raises(TypeError, match="`confirm`"):
         learner.lr_find(num_steps=40, confirm=1)

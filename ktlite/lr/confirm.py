@@ -5,6 +5,12 @@ training settle it. `confirm_lr` trains the model from its current weights at ea
 rate for the same fixed batches, scores each run by validation loss (or, without validation
 data, by the loss on the batches it trained on), and puts the model, its metrics and its
 optimizer back exactly as they were after each run, as `find_lr` does after its sweep.
+
+A run of a few dozen batches favours high rates: what trains fastest for 50 updates is not
+what ends best after thousands. The candidates are rates for the planned fit, so each short
+run trains at its candidate moved to the run's own length by the budget rule of
+`ktlite.lr.budget` (`budget_factor(steps) / budget_factor(planned_steps)` times the
+candidate), and the candidate whose moved rate does best is chosen.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from ktlite.lr.budget import budget_factor
 from ktlite.lr.policy_callback import PolicyCallback
 from ktlite.lr.preserve import ensure_built, preserved
 from ktlite.lr.schedules import OneCycle
@@ -84,13 +91,18 @@ def confirm_lr(
     lrs: Sequence[float],
     steps: int = 50,
     val_dataset: Any = None,
+    planned_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Train briefly at each rate from the same weights and pick the rate with the lowest loss.
+    """Train briefly from the same weights for each rate and pick the one that does best.
 
     Each run is a one-cycle schedule (`ktlite.lr.OneCycle` defaults) over the same `steps`
-    batches, taken once from `dataset` (repeated if shorter). Runs are judged by the loss on
-    `val_dataset` after training, or on the batches they trained on when there is none; a
-    run whose loss is not finite loses. After every run the model's variables and metrics,
+    batches, taken once from `dataset` (repeated if shorter), at its candidate rate times
+    `budget_factor(steps) / budget_factor(planned_steps)`: the candidates are rates for a
+    fit of `planned_steps` updates, and the budget rule of `ktlite.lr.budget` says what
+    each becomes for a run of `steps`, so a short run's taste for high rates does not pick
+    a rate too high for the long fit. Runs are judged by the loss on `val_dataset` after
+    training, or on the batches they trained on when there is none; a run whose loss is
+    not finite loses. After every run the model's variables and metrics,
     the optimizer's variables (including `iterations`), its learning rate, and
     `model.history` are restored bit for bit, also when a run raises. A single candidate
     needs no confirming: it is returned without training (`"steps": 0`).
@@ -102,11 +114,14 @@ def confirm_lr(
         lrs: Candidate learning rates (positive), e.g. from `candidate_lrs`.
         steps: Training batches per run (>= 1). Default 50, a quarter of a default sweep.
         val_dataset: A batched `tf.data.Dataset` to judge the runs by, or `None`.
+        planned_steps: Optimizer updates of the fit the candidates are meant for, or
+            `None` when unknown (the budget rule's reference length).
 
     Returns:
-        A JSON-able dict: `"lrs"` (the candidates), `"losses"` (their losses, `None` when
-        not finite), `"chosen"` (the rate with the lowest loss), `"steps"` and `"judged_by"`
-        (`"val_loss"` or `"loss"`).
+        A JSON-able dict: `"lrs"` (the candidates), `"run_lrs"` (the rates their short runs
+        trained at), `"losses"` (the runs' losses, `None` when not finite), `"chosen"` (the
+        candidate whose run had the lowest loss), `"steps"` and `"judged_by"` (`"val_loss"`
+        or `"loss"`).
 
     Raises:
         ValueError: If an argument is invalid or every run diverged.
@@ -133,16 +148,19 @@ def confirm_lr(
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"`steps` must be an int >= 1. Received: steps={steps!r}")
     steps = int(steps)
+    horizon = budget_factor(steps) / budget_factor(planned_steps)
     judged_by = "loss" if val_dataset is None else "val_loss"
     if len(lrs) == 1:
-        return {"lrs": lrs, "losses": [None], "chosen": lrs[0], "steps": 0, "judged_by": judged_by}
+        return {"lrs": lrs, "run_lrs": [], "losses": [None], "chosen": lrs[0], "steps": 0,
+                "judged_by": judged_by}
     ensure_built(model, dataset)
     # The same batches for every candidate, read once.
     batches = dataset.repeat().take(steps).cache()
+    run_lrs = [lr * horizon for lr in lrs]
     losses = []
-    for lr in lrs:
-        with preserved(model, lr, "ktlite_confirm_learning_rate"):
-            losses.append(_short_run(model, batches, lr, steps, val_dataset))
+    for run_lr in run_lrs:
+        with preserved(model, run_lr, "ktlite_confirm_learning_rate"):
+            losses.append(_short_run(model, batches, run_lr, steps, val_dataset))
     if not any(math.isfinite(loss) for loss in losses):
         raise ValueError(
             f"Every confirming run diverged (losses {losses}). Received: lrs={lrs!r}; "
@@ -151,6 +169,7 @@ def confirm_lr(
     best = int(np.argmin(losses))
     return {
         "lrs": lrs,
+        "run_lrs": run_lrs,
         "losses": [loss if math.isfinite(loss) else None for loss in losses],
         "chosen": lrs[best],
         "steps": steps,

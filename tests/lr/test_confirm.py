@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ktlite.lr.budget import budget_factor
 from ktlite.lr.confirm import SAME_RATE, candidate_lrs, confirm_lr
 
 
@@ -70,6 +71,33 @@ def test_confirm_picks_the_rate_with_the_lowest_short_run_loss_and_restores(trai
     assert again["losses"][0] == pytest.approx(record["losses"][1], rel=1e-5)
 
 
+def test_short_runs_train_at_the_candidates_moved_to_their_length(trained, dataset):
+    # Rates for a fit of 10,000 updates, tried in runs of 12: ten times higher there.
+    record = confirm_lr(trained, dataset, [1e-3, 3e-2], steps=12, planned_steps=10_000)
+    horizon = budget_factor(12) / budget_factor(10_000)
+    assert horizon == pytest.approx(10.0)
+    assert record["run_lrs"] == pytest.approx([1e-2, 3e-1])
+    # Not told the fit's length: the budget rule's reference length.
+    record = confirm_lr(trained, dataset, [1e-3, 3e-2], steps=12)
+    assert record["run_lrs"] == pytest.approx([1e-3 * budget_factor(12), 3e-2 * budget_factor(12)])
+    with pytest.raises(ValueError, match="`planned_steps`"):
+        confirm_lr(trained, dataset, [1e-3, 3e-2], steps=12, planned_steps=0)
+
+
+def test_a_long_planned_fit_turns_the_choice_to_the_lower_rate(make_model, dataset):
+    keras.utils.set_random_seed(0)
+    model = make_model(keras.optimizers.SGD(momentum=0.9))
+    val = dataset.take(2)
+    # Judged as rates for runs as short as the confirming ones, the higher rate wins...
+    short = confirm_lr(model, dataset, [1e-2, 3e-1], steps=12, planned_steps=12,
+                       val_dataset=val)
+    assert short["run_lrs"] == [1e-2, 3e-1] and short["chosen"] == 3e-1
+    # ...but moved to 12 steps from a fit of 10,000 it runs at 3.0 and blows up.
+    long = confirm_lr(model, dataset, [1e-2, 3e-1], steps=12, planned_steps=10_000,
+                      val_dataset=val)
+    assert long["run_lrs"] == pytest.approx([1e-1, 3.0]) and long["chosen"] == 1e-2
+
+
 def test_confirm_without_validation_data_judges_by_training_loss(trained, dataset):
     record = confirm_lr(trained, dataset, [1e-6, 3e-2], steps=8)
     assert record["judged_by"] == "loss" and record["chosen"] == 3e-2
@@ -106,8 +134,8 @@ def test_confirm_on_a_never_built_model_leaves_its_first_weights(dataset):
 def test_a_single_candidate_is_not_trained(trained, dataset):
     before = _state(trained)
     record = confirm_lr(trained, dataset, [1e-3], steps=5)
-    assert record == {"lrs": [1e-3], "losses": [None], "chosen": 1e-3, "steps": 0,
-                      "judged_by": "loss"}
+    assert record == {"lrs": [1e-3], "run_lrs": [], "losses": [None], "chosen": 1e-3,
+                      "steps": 0, "judged_by": "loss"}
     _assert_same(before, _state(trained))
 
 
