@@ -49,8 +49,9 @@ Full run (hours on 2 shared CPU cores; the text tasks dominate):
 Quick look at the small tasks (one fold, a few minutes):
     python benchmarks/lr_finder.py --quick --tasks digits_mlp_adam iris_logistic_adam
 The confirming pass alone, rerun with today's code on saved runs (its candidates were all
-scored, so nothing is trained but the confirming runs):
-    python benchmarks/lr_finder.py --quick --confirm-only lr_suite --save lr_suite_confirm
+scored, so nothing is trained but the confirming runs; give the --quick/--folds and --seed
+the runs were made with):
+    python benchmarks/lr_finder.py --confirm-only lr_suite --save lr_suite_confirm
 """
 
 from __future__ import annotations
@@ -392,7 +393,7 @@ def run_fold(task, fold, args):
             scores[key] = runner.score(lr, epochs)
         return scores[key]
 
-    out = {"t_find": t_find, "sweeps": sweeps, "curves": curves,
+    out = {"seed": args.seed, "t_find": t_find, "sweeps": sweeps, "curves": curves,
            "suggestions": result.suggestions, "budgets": {}}
     for epochs in args.budgets:
         planned = epochs * runner.steps_per_epoch
@@ -428,6 +429,9 @@ def confirm_again(task, fold, saved, args):
     were scored, so the chosen rate's score is looked up, not trained again. Returns the
     saved fold with each budget's `confirm` record, rate and score replaced.
     """
+    if "curves" not in saved or saved.get("seed", args.seed) != args.seed:
+        raise SystemExit("--confirm-only needs runs saved with their curves (since run 7) "
+                         f"and the same --seed ({args.seed}) as they ran with")
     runner = (LearnerRunner if "learner" in task else ArrayRunner)(task, fold, args.seed)
     sweep_steps = len(saved["curves"][0]["lrs"])
     for epochs, row in saved["budgets"].items():
@@ -568,6 +572,9 @@ def main():
         for name, (family, folds) in saved.items():
             if args.tasks is None or name in args.tasks:
                 task = TASKS[name][1](args)
+                if len(task["folds"]) != len(folds):
+                    raise SystemExit(f"{name} was saved with {len(folds)} folds; rerun "
+                                     "--confirm-only with the --quick/--folds it ran with")
                 results[name] = (family, [confirm_again(task, fold, done, args)
                                           for fold, done in zip(task["folds"], folds)])
                 _save(args.save, name, family, task["about"], results[name][1])

@@ -71,10 +71,15 @@ def _mark_choice(ax: Any, result: Any, suggestions: dict, color: str) -> None:
             if loss is not None]
     if not runs:
         return
+    # Each run trained at its candidate moved to the run's length (`ktlite.lr.confirm`); the
+    # stars stand at the candidates, and the label gives the factor.
+    run_lrs = record.get("run_lrs")  # absent from records saved before the move
+    moved = f" at x{float(run_lrs[0]) / float(record['lrs'][0]):.2g}" if run_lrs else ""
     twin = ax.twinx()
     twin.plot([r[0] for r in runs], [r[1] for r in runs], linestyle=":", marker="*",
               markersize=11, color="black",
-              label=f"confirm: {record.get('judged_by', 'loss')} after {record['steps']} steps")
+              label=f"confirm: {record.get('judged_by', 'loss')} after {record['steps']} steps"
+                    f"{moved}")
     twin.set_ylabel(f"short-run {record.get('judged_by', 'loss')}")
     twin.legend(loc="lower left", fontsize="small")
 

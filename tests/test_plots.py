@@ -135,3 +135,8 @@ def test_lr_plot_names_the_budget_and_the_confirming_runs():
     assert runs.get_xdata().tolist() == [1e-4, 1e-3] and runs.get_ydata().tolist() == [0.9, 0.5]
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "chosen by confirm 1.00e-03" in labels
+    # The runs trained at the candidates moved to their length: the label gives the factor.
+    result.config["confirm"]["run_lrs"] = [3.2e-4, 3.2e-3, 3.2e-2]
+    runs = plot_lr_find(result).axes[1].get_lines()[0]
+    assert runs.get_label() == "confirm: val_loss after 30 steps at x3.2"
+    assert runs.get_xdata().tolist() == [1e-4, 1e-3]

@@ -1,10 +1,11 @@
 """The confirming pass: short one-cycle runs at the rates the rules disagree on.
 
 The rules of `ktlite.lr.suggest` read one sweep; where they disagree, a few batches of real
-training settle it. `confirm_lr` trains the model from its current weights at each candidate
-rate for the same fixed batches, scores each run by validation loss (or, without validation
-data, by the loss on the batches it trained on), and puts the model, its metrics and its
-optimizer back exactly as they were after each run, as `find_lr` does after its sweep.
+training settle it. `confirm_lr` trains the model from its current weights for each candidate
+rate (moved to the run's length, below) on the same fixed batches, scores each run by
+validation loss (or, without validation data, by the loss on the batches it trained on),
+and puts the model, its metrics and its optimizer back exactly as they were after each
+run, as `find_lr` does after its sweep.
 
 A run of a few dozen batches favours high rates: what trains fastest for 50 updates is not
 what ends best after thousands. The candidates are rates for the planned fit, so each short
@@ -100,9 +101,10 @@ def confirm_lr(
     `budget_factor(steps) / budget_factor(planned_steps)`: the candidates are rates for a
     fit of `planned_steps` updates, and the budget rule of `ktlite.lr.budget` says what
     each becomes for a run of `steps`, so a short run's taste for high rates does not pick
-    a rate too high for the long fit. Runs are judged by the loss on `val_dataset` after
-    training, or on the batches they trained on when there is none; a run whose loss is
-    not finite loses. After every run the model's variables and metrics,
+    a rate too high for the long fit (not told `planned_steps`, a run of the default 50
+    steps trains at about 3.2 times each candidate). Runs are judged by the loss on
+    `val_dataset` after training, or on the batches they trained on when there is none; a
+    run whose loss is not finite loses. After every run the model's variables and metrics,
     the optimizer's variables (including `iterations`), its learning rate, and
     `model.history` are restored bit for bit, also when a run raises. A single candidate
     needs no confirming: it is returned without training (`"steps": 0`).
@@ -119,9 +121,9 @@ def confirm_lr(
 
     Returns:
         A JSON-able dict: `"lrs"` (the candidates), `"run_lrs"` (the rates their short runs
-        trained at), `"losses"` (the runs' losses, `None` when not finite), `"chosen"` (the
-        candidate whose run had the lowest loss), `"steps"` and `"judged_by"` (`"val_loss"`
-        or `"loss"`).
+        trained at; empty when a single candidate needs no run), `"losses"` (the runs'
+        losses, `None` when not finite), `"chosen"` (the candidate whose run had the lowest
+        loss), `"steps"` and `"judged_by"` (`"val_loss"` or `"loss"`).
 
     Raises:
         ValueError: If an argument is invalid or every run diverged.
