@@ -449,10 +449,16 @@ def _candidates():
 
 
 def summarise(results, budgets):
-    """Per task-budget pair: mean scores over folds, best grid, and each candidate's gap."""
+    """Per task-budget pair: mean scores over folds, best grid, and each candidate's gap.
+
+    A budget a task was not run with is left out for that task (runs of different budgets
+    combine in one report).
+    """
     pairs = {}
     for name, (family, folds) in results.items():
         for epochs in budgets:
+            if any(epochs not in f["budgets"] for f in folds):
+                continue
             rows = [f["budgets"][epochs]["scores"] for f in folds]
             mean = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
             grid = {k: v for k, v in mean.items() if k.startswith("grid")}
