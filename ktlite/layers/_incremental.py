@@ -121,16 +121,14 @@ def _attend(
     `None`.
     """
     query = heads.split(rows, attention.query_dense)
-    key_dim = attention.query_dense.kernel.shape[-1]  # scaled as the layer scales
-    query = query * tf.cast(1.0 / math.sqrt(key_dim), query.dtype)
+    query = query * tf.cast(1.0 / math.sqrt(attention.key_dim), query.dtype)
     scores = _scores(query, keys)
     if mask is not None:
         scores = tf.where(mask, scores, tf.cast(scores.dtype.min, scores.dtype))
     weights = _softmax(tf.cast(scores, tf.float32))
     out = _mix(tf.cast(weights, values.dtype), values)
-    output = attention.output_dense
-    width = output.kernel.shape[0] * output.kernel.shape[1]  # (heads, head_dim, dim)
-    return _project(heads.merge(out, width), output)
+    width = attention.num_heads * attention.value_dim
+    return _project(heads.merge(out, width), attention.output_dense)
 
 
 def _keys_and_values(
