@@ -613,16 +613,32 @@ def _save(folder, name, family, about, folds):
 
 
 def _load(folders):
-    """Results saved by `--save` runs, keyed by task name."""
-    results = {}
+    """Results saved by `--save` runs, keyed by task name.
+
+    A task saved in several folders with other budgets (e.g. a run of 3 epochs and a later
+    one of 10) is merged into one entry: each budget keeps the scores and rates of the run
+    that made it (a later folder wins a budget both hold); the sweeps of the stability table
+    and the finder's time beside the confirming pass are the later folder's. Runs of other data or folds stop the report.
+    """
+    results, abouts = {}, {}
     for folder in folders:
         for file in sorted(os.listdir(folder)):
-            if file.endswith(".json"):
-                with open(os.path.join(folder, file)) as f:
-                    data = json.load(f)
-                for fold in data["folds"]:
-                    fold["budgets"] = {int(k): v for k, v in fold["budgets"].items()}
-                results[file[:-5]] = (data["family"], data["folds"])
+            if not file.endswith(".json"):
+                continue
+            with open(os.path.join(folder, file)) as f:
+                data = json.load(f)
+            for fold in data["folds"]:
+                fold["budgets"] = {int(k): v for k, v in fold["budgets"].items()}
+            name = file[:-5]
+            if name in results:
+                earlier = results[name][1]
+                if len(earlier) != len(data["folds"]) or abouts[name] != data["about"]:
+                    raise SystemExit(f"{name} is saved in more than one folder with other "
+                                     "data or folds; report those folders apart")
+                for old, new in zip(earlier, data["folds"]):
+                    new["budgets"] = {**old["budgets"], **new["budgets"]}
+            results[name] = (data["family"], data["folds"])
+            abouts[name] = data["about"]
     return results
 
 
