@@ -61,7 +61,7 @@ def tfidf(x_train, y_train, x_test, y_test) -> float:
     return float(np.mean(classifier.predict(vectorizer.transform(x_test)) == np.asarray(y_test)))
 
 
-def pretrain(texts, val_texts, minutes, batch_size, seed):
+def pretrain(texts, val_texts, minutes, batch_size, seed, peak_lr=1e-3):
     """One complete one-cycle pretraining run planned to last `minutes`; returns learner, curve."""
     import keras
 
@@ -116,7 +116,7 @@ def pretrain(texts, val_texts, minutes, batch_size, seed):
             print(f"  pretrain {curve[-1][0] / 60:5.1f} min  masked-token accuracy "
                   f"{curve[-1][1]:.3f}", flush=True)
 
-    learner.fit_onecycle(1e-3, chunks, steps_per_epoch=chunk, callbacks=[Curve()], verbose=0)
+    learner.fit_onecycle(peak_lr, chunks, steps_per_epoch=chunk, callbacks=[Curve()], verbose=0)
     return learner, curve
 
 
@@ -162,6 +162,8 @@ def main() -> None:
                         "several (probe 2: 1 beat 10 from a 4%% backbone; run 3: 10 beat 1 "
                         "from a 31%% one)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pretrain-lr", type=float, default=1e-3,
+                        help="peak rate of the one-cycle pretraining (default 1e-3)")
     parser.add_argument("--lr", type=float, default=None,
                         help="classifier rate; default: lr_find's suggestion")
     parser.add_argument("--epochs-a", type=int, default=3,
@@ -192,6 +194,8 @@ def main() -> None:
     if not mults or not all(np.isfinite(m) and m >= 1 for m in mults):
         parser.error("--lr-mult must name one or more rate ratios >= 1, comma-separated. "
                      f"Received: {args.lr_mult!r}")
+    if not (np.isfinite(args.pretrain_lr) and args.pretrain_lr > 0):
+        parser.error(f"--pretrain-lr must be a rate > 0. Received: {args.pretrain_lr}")
     if args.epochs_a < 1:
         parser.error(f"--epochs-a must be >= 1. Received: {args.epochs_a}")
     all_epochs, few_epochs = (args.epochs_a, 8)
@@ -230,7 +234,8 @@ def main() -> None:
             return
         for minutes in budgets:
             print(f"pretraining for {minutes:g} minutes")
-            learner, curve = pretrain(x_train, val_texts, minutes, args.batch_size, args.seed)
+            learner, curve = pretrain(x_train, val_texts, minutes, args.batch_size, args.seed,
+                                      args.pretrain_lr)
             if args.save_backbone and minutes == max(budgets):
                 learner.save_backbone(args.save_backbone)
             yield minutes, curve[-1][1] if curve else float("nan"), learner.backbone
