@@ -618,7 +618,8 @@ def _load(folders):
     A task saved in several folders with other budgets (e.g. a run of 3 epochs and a later
     one of 10) is merged into one entry: each budget keeps the scores and rates of the run
     that made it (a later folder wins a budget both hold); the sweeps of the stability table
-    and the finder's time beside the confirming pass are the later folder's. Runs of other data or folds stop the report.
+    and the finder's time beside the confirming pass are the later folder's. Runs of other
+    data or folds stop the report.
     """
     results, abouts = {}, {}
     for folder in folders:
