@@ -25,7 +25,8 @@ Tasks (all local, no download), by family:
   `digits_logistic_sgd` (a single softmax layer);
 - `cnn`: `digits_cnn_adam` (the 8x8 digit images, conv16-pool-conv32-GAP), `fashion_cnn`
   (ktlite `image_classifier("cnn")`, 2,000 Fashion-MNIST images);
-- `vit`: `fashion_vit` (ktlite `image_classifier("vit")`, the same images);
+- `vit`: `fashion_vit` (ktlite `image_classifier("vit")`, the same images) and
+  `fashion_vit_20k` (20,000 images: a sweep that sees distinct batches, as on the full set);
 - `rnn`: `wordnet_gru` (bidirectional GRU(32), 10k WordNet texts, 32 tokens, Adam);
 - `bag`: `wordnet_fasttext` (ktlite `text_classifier("fasttext")`);
 - `transformer`: `wordnet_transformer` (ktlite's default text Transformer);
@@ -296,6 +297,7 @@ TASKS = {
     "breast_cancer_ft_transformer": ("table", _sklearn_table("breast_cancer")),
     "fashion_cnn": ("cnn", _fashion("cnn", 2000, 1000)),
     "fashion_vit": ("vit", _fashion("vit", 2000, 1000)),
+    "fashion_vit_20k": ("vit", _fashion("vit", 20000, 2000)),
     "debian_translation": ("seq2seq", _debian_pairs(2000, 500)),
 }
 QUICK_TASKS = [name for name, (family, _) in TASKS.items() if family in ("mlp", "logistic", "cnn")]
