@@ -61,7 +61,7 @@ def tfidf(x_train, y_train, x_test, y_test) -> float:
     return float(np.mean(classifier.predict(vectorizer.transform(x_test)) == np.asarray(y_test)))
 
 
-def pretrain(texts, val_texts, minutes, batch_size, seed, peak_lr=1e-3):
+def pretrain(texts, val_texts, minutes, batch_size, seed, peak_lr):
     """One complete one-cycle pretraining run planned to last `minutes`; returns learner, curve."""
     import keras
 
