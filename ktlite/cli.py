@@ -44,7 +44,7 @@ def run_demo(args: argparse.Namespace) -> int:
         known = set(y_train)
         x_test, y_test = map(list, zip(*[(x, y) for x, y in zip(x_test, y_test) if y in known]))
     if args.max_test is not None and args.max_test < len(x_test):
-        # The file is ordered by part of speech: take every k-th text, not the first ones.
+        # Every k-th text, so the slice spans the whole file.
         step = len(x_test) / args.max_test
         keep = [int(i * step) for i in range(args.max_test)]
         x_test, y_test = [x_test[i] for i in keep], [y_test[i] for i in keep]

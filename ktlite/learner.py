@@ -1113,10 +1113,10 @@ def get_learner(
         A `Learner`.
 
     Raises:
-        TypeError: for a non-Keras model, data of an unsupported type, or a `drop_remainder`
-            that is not None or a bool.
+        TypeError: for a non-Keras model, data of an unsupported type, a `batch_size` or
+            `verbose` that is not an int, or a `drop_remainder` that is not None or a bool.
         ValueError: for an uncompiled model, empty data, x/y length mismatch, a batch size
-            that is not a positive int, NaN/inf values or labels that do not fit the model.
+            below 1, NaN/inf values or labels that do not fit the model.
         NotImplementedError: for distribution settings when `ktlite.distribute` is missing.
 
     Example:

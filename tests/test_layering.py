@@ -18,6 +18,10 @@ PACKAGE_DIR = Path(__file__).parents[1] / "ktlite"
 # Subpackages that belong to the core or sit above it; every other subpackage is a task.
 CORE_PACKAGES = frozenset({"apps", "compress", "datasets", "distribute", "layers", "lr"})
 ABOVE_CORE = frozenset({"apps", "compress", "cli"})
+# The tasks each task builds on (ARCHITECTURE.md); a task not named here builds on none.
+# What a saved predictor needs at load time; none of it may pull in the training code.
+SERVING_CORE = frozenset({"predictor", "classifier", "saving", "labels"})
+BUILDS_ON = {"seq2seq": {"text"}, "generation": {"seq2seq", "text"}}
 
 # Violations in files being rewritten for issue 10 (task-free predictor and app). Each entry
 # must still occur (the test fails once it is fixed, so the entry gets deleted).
@@ -26,6 +30,9 @@ ALLOWED = {
     ("ktlite/predictor.py", "core-imports-no-task"):
         "format-1 folders (ktlite 0.1) name the task 'text', the only task then, so the "
         "loader maps that one name to its class; format 2 names the class itself",
+    ("ktlite/predictor.py", "core-imports-nothing-above"):
+        "Predictor.quantize and export(format='tflite') are doors to compress/, imported "
+        "inside those methods only",
 }
 
 
@@ -122,16 +129,20 @@ def violations(source: str, path: str, tasks: frozenset) -> list[tuple[str, str]
         if room == "lr" and to not in ("compat", "_console", "saving"):
             rules.append(("lr-is-pure",
                           "lr imports only ktlite.compat, ktlite._console and ktlite.saving"))
+        if room in tasks and to in tasks and to not in BUILDS_ON.get(room, ()):
+            rules.append(("task-imports-only-what-it-builds-on",
+                          f"{room} imports only the tasks it builds on"))
+        if room not in tasks and room not in ABOVE_CORE and room and to in ABOVE_CORE:
+            rules.append(("core-imports-nothing-above",
+                          "the core imports nothing of apps, compress or cli"))
         if to in tasks and room not in tasks:
             if room in ABOVE_CORE - {"cli"}:
                 rules.append(("above-core-imports-no-task-by-name",
                               f"{room} imports no task package by name"))
             elif room != "cli":
                 rules.append(("core-imports-no-task", "the core never imports a task package"))
-        if room == "learner" and to == "compress":
-            rules.append(("learner-imports-no-compress", "learner imports nothing of compress"))
-        if room == "predictor" and to == "learner":
-            rules.append(("predictor-imports-no-learner", "predictor does not import learner"))
+        if room in SERVING_CORE and to == "learner":
+            rules.append(("serving-core-imports-no-learner", f"{room} does not import learner"))
         for rule, text in rules:
             found.append((f"{path}:{line}: {text} [{rule}]: {how} {target}", rule))
     return found
@@ -166,7 +177,7 @@ def test_a_new_subpackage_counts_as_a_task(tmp_path):
     assert task_packages(tmp_path) == {"tabular", "vision"}
 
 
-TASKS = frozenset({"text", "tabular"})
+TASKS = frozenset({"text", "tabular", "seq2seq", "generation"})
 
 
 @pytest.mark.parametrize("path, source, rule", [
@@ -179,14 +190,22 @@ TASKS = frozenset({"text", "tabular"})
     ("ktlite/predictor.py", "REGISTRY = {'t': 'ktlite.tabular.predictor:TablePredictor'}\n",
      "core-imports-no-task"),
     ("ktlite/learner.py", "def prune():\n    from ktlite.compress.pruning import prune\n",
-     "learner-imports-no-compress"),
+     "core-imports-nothing-above"),
     ("ktlite/learner.py", "from ktlite import text\n", "core-imports-no-task"),
     ("ktlite/predictor.py", "from ktlite.learner import Learner\n",
-     "predictor-imports-no-learner"),
+     "serving-core-imports-no-learner"),
+    ("ktlite/labels.py", "def f():\n    from ktlite import learner\n",
+     "serving-core-imports-no-learner"),
     ("ktlite/apps/api.py", "from ..text.explain import explain\n",
      "above-core-imports-no-task-by-name"),
     ("ktlite/compress/tflite_export.py", "from ktlite.tabular import TablePredictor\n",
      "above-core-imports-no-task-by-name"),
+    ("ktlite/tabular/models.py", "from ktlite.seq2seq import models\n",
+     "task-imports-only-what-it-builds-on"),
+    ("ktlite/text/loaders.py", "def f():\n    from ktlite.generation import x\n",
+     "task-imports-only-what-it-builds-on"),
+    ("ktlite/data.py", "def f():\n    from ktlite.apps import api\n",
+     "core-imports-nothing-above"),
 ])
 def test_the_checker_flags_a_planted_violation(path, source, rule):
     found = violations(source, path, TASKS)
@@ -199,9 +218,12 @@ def test_the_checker_flags_a_planted_violation(path, source, rule):
     ("ktlite/layers/new_layer.py", "from ktlite import compat\nfrom . import _masks\n"),
     ("ktlite/lr/new_policy.py", "from ktlite._console import say\nfrom ktlite import compat\n"
                                 "from ktlite import saving\n"),
-    ("ktlite/tabular/models.py", "from ktlite.layers import TransformerEncoder\n"
-                                 "from ktlite.text import preprocessor\n"),
+    ("ktlite/tabular/models.py", "from ktlite.layers import TransformerEncoder\n"),
+    ("ktlite/seq2seq/models.py", "from ktlite.text import preprocessor\n"),
     ("ktlite/cli.py", "from ktlite import text\n"),
+    ("ktlite/generation/models.py", "from ktlite.seq2seq import decoding\n"
+                                    "from ktlite.text import preprocessor\n"),
+    ("ktlite/apps/api.py", "from ktlite.compress import quantize\n"),
     ("ktlite/compress/pruning.py", "from ktlite.learner import Learner\n"),
     ("ktlite/predictor.py", '"""Loads e.g. `ktlite.text.predictor`."""\n'),
     ("ktlite/data.py", "import tensorflow as tf\nNAME = 'ktlite.json'\n"),

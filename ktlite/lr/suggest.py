@@ -120,7 +120,7 @@ def suggest_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:
         losses: Smoothed losses.
 
     Returns:
-        The suggested learning rate, or `nan` with fewer than 5 usable points.
+        The suggested learning rate, or `nan` with fewer than 2 usable points.
 
     Example:
         >>> suggest_minimum([1e-3, 1e-2, 1e-1], [2.0, 1.0, 3.0])

@@ -176,7 +176,7 @@ class TextPreprocessor(LabeledPreprocessor):
     Args:
         maxlen: tokens per text, ``[CLS]`` included. None (the default) picks it when the
             vocabulary is learned, with `suggest_maxlen`: long enough for 99% of the training
-            texts, a multiple of 16, at most 512 (64 for WordNet glosses).
+            texts, a multiple of 16, at most 512.
         vocab_size: the largest vocabulary size, special tokens included (default 16000).
             After fitting, ``vocab_size`` is the actual size (smaller for a small corpus).
         lowercase: lower-case, compatibility-decompose and strip accents (default True);
