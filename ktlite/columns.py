@@ -57,6 +57,10 @@ def label_column_list(label_columns: Any) -> list[str]:
 
 
 def open_text(path: str, encoding: str) -> Any:
+    # "utf-8-sig" reads plain UTF-8 as "utf-8" does and drops the byte-order mark that
+    # spreadsheet programs write first, which would otherwise join the first column's name.
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"
     if path.endswith(".gz"):
         return gzip.open(path, "rt", encoding=encoding, newline="")
     return open(path, encoding=encoding, newline="")

@@ -25,6 +25,13 @@ def test_read_csv_columns_returns_the_asked_columns_in_order_from_plain_and_gzip
         assert read_csv_columns(path, ["label", "text"]) == [["x", "a, b"], ["y", "c"]]
 
 
+def test_read_csv_columns_drops_a_spreadsheet_byte_order_mark(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufefftext,label\ncafé,1\n".encode("utf-8"))
+    assert read_csv_columns(path, ["text", "label"]) == [["café", "1"]]
+    assert read_csv_columns(path, ["text"], encoding="UTF_8") == [["café"]]
+
+
 def test_read_csv_columns_errors_name_the_file_the_columns_and_the_line(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("text,label\nfine,1\nshort\n", encoding="utf-8")

@@ -10,14 +10,21 @@ Labels are learned from the training labels with `ktlite.labels.LabelEncoder`.
 
 from __future__ import annotations
 
-import csv
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ktlite._console import say
+from ktlite.columns import (
+    check_frame_columns,
+    label_column_list,
+    labels_from_frame,
+    labels_from_strings,
+    read_csv_columns,
+)
 from ktlite.labels import LabelEncoder
 from ktlite.splits import check_val_pct, split_indices
 from ktlite.vision import files
@@ -263,8 +270,10 @@ def images_from_folder(
 
     Each sub-folder is a class (sorted by name); each `.png`, `.jpg`, `.jpeg`, `.gif`,
     `.bmp` or `.webp` file in it one image. Files that do not decode (empty, truncated, not
-    images) are skipped with one warning that counts them. `val_folder` has the same layout;
-    without it, `val_pct` of the training images are held out, stratified by class.
+    images) are skipped with one warning that counts them; a sub-folder without images is
+    not a class (a warning names it). `val_folder` has the same layout (a class it lacks
+    gets no validation images); without it, `val_pct` of the training images are held out,
+    stratified by class.
 
     Args:
         folder: the training folder.
@@ -299,6 +308,11 @@ def images_from_folder(
         raise ValueError(f"`class_names` {missing} have no folder in {folder!r}; it has {found}.")
     paths, names = _read_class_folder(folder, classes)
     with_images = sorted(set(names))
+    empty = [c for c in classes if c not in with_images]
+    if class_names is None and empty and len(with_images) >= 2:
+        warnings.warn(f"Sub-folders of {folder!r} without images are not classes: {empty}",
+                      stacklevel=2)
+        classes = with_images
     if len(with_images) < 2:
         raise ValueError(
             f"`folder` must hold at least 2 class sub-folders with images "
@@ -318,7 +332,9 @@ def images_from_folder(
                 f"`val_folder` has class folders {extra} that `folder` lacks. "
                 f"Received: val_folder={val_folder!r}"
             )
-        val_paths, val_names = _read_class_folder(val_folder, classes)
+        # A class the validation folder lacks (a rare one) has no validation images.
+        present = set(files.class_folders(val_folder))
+        val_paths, val_names = _read_class_folder(val_folder, [c for c in classes if c in present])
         if not val_paths:
             raise ValueError(f"`val_folder` holds no images. Received: val_folder={val_folder!r}")
     options = dict(
@@ -329,23 +345,14 @@ def images_from_folder(
 
 
 # ---------------------------------------------------------------------- tables
-def _column_list(label_columns: Any) -> list[str]:
-    if isinstance(label_columns, str):
-        return [label_columns]
-    if (
-        isinstance(label_columns, Sequence) and label_columns
-        and all(isinstance(c, str) for c in label_columns)
-    ):
-        return list(label_columns)
-    raise ValueError(
-        "`label_columns` must be a column name or a non-empty list of column names. "
-        f"Received: label_columns={label_columns!r}"
-    )
+_COLUMNS_HINT = "Set `path_column` and `label_columns`."
 
 
 def _resolve(paths: list[Any], directory: str | None, arg: str) -> list[str]:
     out = []
     for i, p in enumerate(paths):
+        if isinstance(p, os.PathLike):
+            p = os.fspath(p)
         if not isinstance(p, str) or not p:
             raise ValueError(f"`{arg}` row {i} has no image path. Received: {p!r}")
         out.append(p if directory is None or os.path.isabs(p) else os.path.join(directory, p))
@@ -353,16 +360,8 @@ def _resolve(paths: list[Any], directory: str | None, arg: str) -> list[str]:
 
 
 def _frame_columns(df: Any, path_column: str, columns: list[str], arg: str) -> tuple[list, Any]:
-    if not hasattr(df, "columns") or not hasattr(df, "__getitem__"):
-        raise TypeError(f"`{arg}` must be a pandas DataFrame. Received: {type(df).__name__}")
-    missing = [c for c in [path_column, *columns] if c not in list(df.columns)]
-    if missing:
-        raise ValueError(
-            f"Columns {missing} are not in `{arg}`; it has {list(df.columns)}. Set "
-            "`path_column` and `label_columns`."
-        )
-    labels = df[columns[0]].tolist() if len(columns) == 1 else df[columns].to_numpy()
-    return df[path_column].tolist(), labels
+    check_frame_columns(df, [path_column, *columns], arg, hint=_COLUMNS_HINT)
+    return df[path_column].tolist(), labels_from_frame(df, columns)
 
 
 def _table_options(columns: list[str], class_names: Any, label_mode: Any, **rest: Any) -> dict:
@@ -413,15 +412,14 @@ def images_from_df(
         `(trn, val, preproc)` as in `images_from_folder`.
 
     Raises:
-        TypeError: if a frame is not DataFrame-like.
-        ValueError: for missing columns, empty paths (the row is named), no readable
-            image, or any label error of `ktlite.labels`.
+        ValueError: for a frame that is not DataFrame-like, missing columns, empty paths
+            (the row is named), no readable image, or any label error of `ktlite.labels`.
 
     Example:
         >>> df = pd.DataFrame({"path": ["a.png", "b.png"], "label": ["cat", "dog"]})
         >>> trn, val, preproc = images_from_df(df, directory="photos", val_pct=0.5)
     """
-    columns = _column_list(label_columns)
+    columns = label_column_list(label_columns)
     directory = None if directory is None else os.fspath(directory)
     paths, labels = _frame_columns(train_df, path_column, columns, "train_df")
     val_paths = val_labels = None
@@ -438,27 +436,17 @@ def images_from_df(
 
 
 def _read_csv(path: str, path_column: str, columns: list[str], arg: str) -> tuple[list, Any]:
-    if not os.path.isfile(path):
-        raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    header = list(rows[0]) if rows else []
-    missing = [c for c in [path_column, *columns] if c not in header]
-    if missing:
-        raise ValueError(
-            f"Columns {missing} are not in {path!r}; it has {header}. Set `path_column` and "
-            "`label_columns`."
-        )
-    paths = [row[path_column] for row in rows]
-    if len(columns) == 1:
-        return paths, [row[columns[0]] for row in rows]
-    try:
-        return paths, np.array([[float(row[c]) for c in columns] for row in rows])
-    except ValueError:
-        raise ValueError(
-            f"Label columns {columns} of {path!r} must be numeric (0/1 or numbers) when "
-            "several are used."
-        ) from None
+    rows = read_csv_columns(path, [path_column, *columns], arg=arg, hint=_COLUMNS_HINT)
+    paths = [row[0] for row in rows]
+    if len(columns) > 1:
+        return paths, labels_from_strings([row[1:] for row in rows], columns, path)
+    for line, row in enumerate(rows, start=2):
+        if not row[1].strip():
+            raise ValueError(
+                f"Label column {columns[0]!r} of {path!r} is empty on line {line}. Drop or "
+                "fill rows with missing labels first."
+            )
+    return paths, [row[1] for row in rows]
 
 
 def images_from_csv(
@@ -508,7 +496,7 @@ def images_from_csv(
     Example:
         >>> trn, val, preproc = images_from_csv("labels.csv", "file", "label")
     """
-    columns = _column_list(label_columns)
+    columns = label_column_list(label_columns)
     train_filepath = os.fspath(train_filepath)
     paths, labels = _read_csv(train_filepath, path_column, columns, "train_filepath")
     if label_mode == "regression" and len(columns) == 1:

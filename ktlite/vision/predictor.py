@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import struct
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +21,7 @@ import tensorflow as tf
 # Registers the custom layers that saved image models refer to, before any load_model.
 import ktlite.layers  # noqa: F401
 from ktlite.classifier import ClassifierPredictor
+from ktlite.vision.formats import MAX_PIXELS, format_problem, image_dimensions
 from ktlite.vision.preprocessor import CONFIG_FILE, ImagePreprocessor, as_pixel_batch
 
 PIXELS_SIGNATURE = "serving_pixels"
@@ -315,27 +315,16 @@ def _read_image_file(path: str, name: str) -> bytes:
 
 
 def _check_encoded(data: bytes, name: str) -> bytes:
-    """Refuses empty, unknown or visibly truncated encoded images, naming `name`."""
+    """Refuses empty, unknown, visibly truncated or oversized encoded images, naming `name`."""
     if not data:
         raise ValueError(f"`{name}` is empty (0 bytes); send the whole image file.")
-    problem = _format_problem(data)
+    problem = format_problem(data)
     if problem:
         raise ValueError(f"`{name}` is not a readable image: {problem}.")
+    dimensions = image_dimensions(data)
+    if dimensions and dimensions[0] * dimensions[1] > MAX_PIXELS:
+        raise ValueError(
+            f"`{name}` is too large to decode: {dimensions[0]} x {dimensions[1]} pixels, more "
+            f"than {MAX_PIXELS:,}. Send a smaller image."
+        )
     return data
-
-
-def _format_problem(data: bytes) -> str | None:
-    """Checks the signature and the end of the file for the formats TensorFlow decodes."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return None if data[-12:-4] == b"\x00\x00\x00\x00IEND" else "a truncated PNG"
-    if data.startswith(b"\xff\xd8"):
-        return None if data.rstrip(b"\x00")[-2:] == b"\xff\xd9" else "a truncated JPEG"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return None if data.rstrip(b"\x00")[-1:] == b";" else "a truncated GIF"
-    if data.startswith(b"BM") and len(data) >= 6:
-        size = struct.unpack("<I", data[2:6])[0]
-        return None if len(data) >= size else "a truncated BMP"
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        size = struct.unpack("<I", data[4:8])[0]
-        return None if len(data) >= size + 8 else "a truncated WebP"
-    return "not a PNG, JPEG, GIF, BMP or WebP file"

@@ -202,11 +202,9 @@ class ImagePreprocessor(LabeledPreprocessor):
                                       expand_animations=False)
 
         if self.channels == 1:
-            # GIF, BMP and WebP decode only to colour; PNG and JPEG straight to gray.
-            colour_only = tf.strings.regex_full_match(tf.strings.substr(data, 0, 3),
-                                                      "GIF|BM.|RIF")
-            image = tf.cond(colour_only, lambda: tf.image.rgb_to_grayscale(decode(3)),
-                            lambda: decode(1))
+            # Through colour: GIF, BMP and WebP decode only to it, and CMYK JPEGs cannot
+            # decode straight to gray. A gray image comes back exactly.
+            image = tf.image.rgb_to_grayscale(decode(3))
         else:
             image = decode(self.channels)
         image = tf.cast(image, tf.float32) * (1.0 / 255.0)

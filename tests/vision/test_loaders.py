@@ -141,6 +141,21 @@ def test_val_folder_is_used_for_validation(shape_folder, tmp_path):
     assert (len(trn), len(val)) == (40, 2)
 
 
+def test_a_val_folder_may_lack_a_class(shape_folder, tmp_path):
+    (tmp_path / "val" / "cross").mkdir(parents=True)
+    write_png(tmp_path / "val" / "cross" / "0.png", np.zeros((16, 16), "uint8"))
+    trn, val, preproc = images_from_folder(shape_folder, val_folder=tmp_path / "val", verbose=0)
+    assert preproc.class_names == ["cross", "square"]
+    assert (len(trn), len(val)) == (40, 1) and np.asarray(val.y).tolist() == [0]
+
+
+def test_a_sub_folder_without_images_is_not_a_class(shape_folder):
+    (shape_folder / "drafts").mkdir()
+    with pytest.warns(UserWarning, match=r"without images are not classes: \['drafts'\]"):
+        trn, val, preproc = images_from_folder(shape_folder, verbose=0)
+    assert preproc.class_names == ["cross", "square"] and len(trn) + len(val) == 40
+
+
 def _table(shape_folder):
     rows = [(f"{cls}/{p.name}", cls) for cls in ("cross", "square")
             for p in sorted((shape_folder / cls).iterdir())]
@@ -165,12 +180,27 @@ def test_csv_loader_names_missing_columns(shape_folder):
         images_from_csv(path, verbose=0)
 
 
+def test_csv_loader_refuses_a_blank_label_and_reads_a_byte_order_mark(shape_folder):
+    path = shape_folder / "labels.csv"
+    rows = "".join(f"{p},{c}\n" for p, c in _table(shape_folder))
+    path.write_bytes(("\ufeffpath,label\n" + rows).encode("utf-8"))  # Excel's "CSV UTF-8"
+    trn, val, preproc = images_from_csv(path, verbose=0)
+    assert preproc.class_names == ["cross", "square"] and len(trn) + len(val) == 40
+    path.write_text("path,label\n" + rows + "cross/0.png,\n")
+    with pytest.raises(ValueError, match=r"Label column 'label' of .*labels.csv' is empty on "
+                                         r"line 42"):
+        images_from_csv(path, verbose=0)
+
+
 def test_df_loader_takes_a_directory_and_a_validation_frame(shape_folder):
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame(_table(shape_folder), columns=["path", "label"])
     trn, val, preproc = images_from_df(df.iloc[:30], directory=shape_folder,
                                        val_df=df.iloc[30:], verbose=0)
     assert (len(trn), len(val)) == (30, 10)
+    df["path"] = [shape_folder / p for p in df["path"]]  # pathlib paths work too
+    trn, _, _ = images_from_df(df, val_pct=0.25, verbose=0)
+    assert len(trn) == 30
     assert set(np.asarray(val.y).tolist()) <= {0, 1}
 
 

@@ -1,6 +1,7 @@
 """Tests for ktlite.vision.ImagePredictor: inputs, bad inputs, save/load, export, JSON, explain."""
 
 import base64
+import io
 import json
 import os
 import struct
@@ -105,6 +106,42 @@ def test_other_formats_are_read_whole_and_refused_truncated(predictor, fmt):
     with pytest.raises(ValueError, match=rf"`images\[1\]` is not a readable image: a truncated "
                                          rf"{fmt}"):
         predictor.predict([data, data[: len(data) - 3]])
+
+
+def test_a_gray_model_reads_any_bmp_and_a_cmyk_jpeg(predictor):
+    # 486 bytes: the size field's low byte (0xE6) once sent BMPs down the gray-only decoder.
+    bmp = _bmp(12, 12)
+    assert len(bmp) == 486
+    rgb = np.zeros((12, 12, 3), "uint8") + np.array([30, 200, 10], "uint8")  # BMP is BGR
+    np.testing.assert_allclose(predictor.predict_proba(bmp), predictor.predict_proba(rgb),
+                               atol=1e-5)
+    image = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    image.new("CMYK", (16, 16), (0, 0, 0, 40)).save(buffer, "JPEG")
+    cmyk = buffer.getvalue()
+    decoded = tf.io.decode_jpeg(cmyk, channels=3).numpy()
+    np.testing.assert_allclose(predictor.predict_proba(cmyk), predictor.predict_proba(decoded),
+                               atol=1e-5)
+
+
+def test_bytes_after_the_end_of_a_png_or_jpeg_are_ignored(predictor, shape_arrays):
+    _, _, x_test, _ = shape_arrays
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(100)  # a "motion photo"'s appended MP4
+    png = _png(x_test[0])
+    jpeg = tf.io.encode_jpeg(np.repeat(x_test[1][..., None], 3, axis=-1)).numpy()
+    assert predictor.predict([png + video, jpeg + video]) == predictor.predict([png, jpeg])
+
+
+def test_an_image_too_large_to_decode_is_refused_before_decoding(predictor):
+    # A header that declares 10,000 x 10,000 pixels: a few KB of PNG can hold that.
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 10_000, 10_000, 8, 0, 0, 0, 0)
+    huge = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + bytes(4)
+            + bytes(4) + b"IEND" + bytes(4))
+    with pytest.raises(ValueError, match=r"`images` is too large to decode: 10000 x 10000 "
+                                         r"pixels, more than 50,000,000"):
+        predictor.predict(huge)
+    with pytest.raises(ValueError, match=r"`inputs\[0\]` is too large"):
+        predictor.inputs_from_json([base64.b64encode(huge).decode()])
 
 
 def test_a_truncated_webp_is_refused(predictor):

@@ -1,0 +1,125 @@
+"""What an encoded image's bytes say before decoding: its format, size and whether it is whole.
+
+The predictor checks uploads with these before TensorFlow decodes them, so that an empty,
+truncated or unknown file is refused with a reason, and so that a small file that decodes
+to a huge image (a few kilobytes of PNG can hold a 16,000 x 16,000 black image, gigabytes
+once decoded) is refused before any memory is spent on it.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = ["MAX_PIXELS", "format_problem", "image_dimensions"]
+
+# The largest image the predictor decodes: 50 megapixels (a 48 MP phone photo fits; it
+# decodes to 150 MB of RGB and about 600 MB of float32 before resizing).
+MAX_PIXELS = 50_000_000
+
+# JPEG start-of-frame markers: every 0xC0-0xCF except DHT (C4), JPG (C8) and DAC (CC).
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field: TEM, RST0-7, SOI, EOI.
+_JPEG_BARE = frozenset({0x01, *range(0xD0, 0xDA)})
+
+
+def format_problem(data: bytes) -> str | None:
+    """Says what is wrong with encoded image bytes, or `None` when they look whole.
+
+    The signature must be one TensorFlow decodes (PNG, JPEG, GIF, BMP, WebP) and the file
+    must hold its end: PNG's `IEND` chunk, JPEG's end-of-image marker, GIF's closing
+    `;`, or the length a BMP or WebP header declares. Bytes after a PNG's or JPEG's end (a
+    phone's "motion photo" appends a video to the JPEG) are allowed, as TensorFlow ignores
+    them.
+
+    Args:
+        data: the encoded file, non-empty.
+
+    Returns:
+        A short reason (`"a truncated PNG"`), or `None`.
+
+    Example:
+        >>> format_problem(b"not an image")
+        'not a PNG, JPEG, GIF, BMP or WebP file'
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None if b"\x00\x00\x00\x00IEND" in data[8:] else "a truncated PNG"
+    if data.startswith(b"\xff\xd8"):
+        return None if b"\xff\xd9" in data[2:] else "a truncated JPEG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return None if data.rstrip(b"\x00")[-1:] == b";" else "a truncated GIF"
+    if data.startswith(b"BM") and len(data) >= 6:
+        size = struct.unpack("<I", data[2:6])[0]
+        return None if len(data) >= size else "a truncated BMP"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        size = struct.unpack("<I", data[4:8])[0]
+        return None if len(data) >= size + 8 else "a truncated WebP"
+    return "not a PNG, JPEG, GIF, BMP or WebP file"
+
+
+def image_dimensions(data: bytes) -> tuple[int, int] | None:
+    """Reads `(width, height)` from an encoded image's header, without decoding it.
+
+    Args:
+        data: an encoded PNG, JPEG, GIF, BMP or WebP file.
+
+    Returns:
+        `(width, height)`, or `None` when the header does not say (then decoding decides).
+
+    Example:
+        >>> image_dimensions(png_bytes)
+        (28, 28)
+    """
+    try:
+        if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        if data.startswith(b"\xff\xd8"):
+            return _jpeg_size(data)
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            return struct.unpack("<HH", data[6:10])
+        if data.startswith(b"BM"):
+            header = struct.unpack("<I", data[14:18])[0]
+            if header == 12:  # OS/2 BITMAPCOREHEADER
+                return struct.unpack("<HH", data[18:22])
+            width, height = struct.unpack("<ii", data[18:26])
+            return abs(width), abs(height)
+        if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+            return _webp_size(data)
+    except struct.error:  # a header cut short: decoding will refuse the file
+        return None
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _JPEG_BARE:
+            i += 2
+            continue
+        if marker in _JPEG_FRAMES:
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return width, height
+    if chunk == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 ":
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    return None
