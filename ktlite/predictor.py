@@ -385,14 +385,22 @@ class Predictor:
         return results[0] if single else results
 
     # ------------------------------------------------------------------ saving
+    def _settings(self) -> dict[str, Any]:
+        """Constructor keywords beyond `batch_size` that a saved folder keeps (JSON numbers,
+        strings, booleans or null), e.g. a translator's serving `beam_width`; none here."""
+        return {}
+
     def _manifest_fields(self) -> dict[str, Any]:
-        return {
+        fields = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "predictor": class_path(type(self)),
             "batch_size": self.batch_size,
             "versions": library_versions(),
         }
+        if self._settings():
+            fields["settings"] = self._settings()
+        return fields
 
     def save(self, path: str | os.PathLike) -> None:
         """Saves the predictor to a folder, atomically.
@@ -531,13 +539,22 @@ class Predictor:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def _from_folder(cls, folder: Path, batch_size: int) -> Predictor:
+    def _from_folder(cls, folder: Path, batch_size: int,
+                     settings: dict[str, Any] | None = None) -> Predictor:
         try:
             preproc = cls._load_preprocessor(folder)
         except (OSError, ValueError, TypeError, KeyError) as err:
             files = ", ".join(str(folder / name) for name in cls.preprocessor_files)
             raise ValueError(f"Could not load the preprocessor from {files}: {err}") from err
         model = saving.load_keras_model(folder / MODEL_FILE)
+        if settings:
+            try:
+                return cls(model, preproc, batch_size=batch_size, **settings)
+            except (TypeError, ValueError):  # quote nothing from the file
+                raise ValueError(
+                    f"{folder / saving.MANIFEST_FILE}: its `settings` are not valid for a "
+                    f"{cls.__name__}."
+                ) from None
         try:
             return cls(model, preproc, batch_size=batch_size)
         except ValueError as err:
@@ -615,7 +632,7 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
         raise FileNotFoundError(f"No predictor folder at {str(folder)!r}.")
     with saving.folder_lock(folder, exclusive=False):
         cls, manifest = _read_manifest(folder)
-        predictor = cls._from_folder(folder, manifest["batch_size"])
+        predictor = cls._from_folder(folder, manifest["batch_size"], manifest.get("settings"))
     predictor._saved_versions = manifest.get("versions")
     return predictor
 
@@ -642,6 +659,13 @@ def _read_manifest(folder: Path) -> tuple[type[Predictor], dict[str, Any]]:
     batch_size = manifest.get("batch_size")
     if type(batch_size) is not int or batch_size < 1:
         raise ValueError(f"{file}: `batch_size` must be a positive int.")
+    settings = manifest.get("settings", {})
+    if not isinstance(settings, dict) or not all(
+        isinstance(k, str) and (v is None or type(v) in (int, float, str, bool))
+        for k, v in settings.items()
+    ):
+        raise ValueError(f"{file}: `settings` must map names to JSON numbers, strings, "
+                         "booleans or null.")
     if version == 1:
         return _read_v1(folder, file, manifest), manifest
     cls = import_predictor_class(manifest.get("predictor"), str(file))

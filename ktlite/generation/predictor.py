@@ -60,10 +60,13 @@ class GenerationPredictor(StringDecodingPredictor):
             raise TypeError(f"`preproc` must be a fitted LMPreprocessor. Received: {preproc!r:.80}")
         super().__init__(model, preproc, batch_size=batch_size)
         self._steps = DecoderOnlySteps(model)
-        self._serving = (DecodingOptions(), check_max_length(max_length))
+        self._serving = (DecodingOptions(), check_max_length(max_length, preproc.maxlen))
         self._warned = False
 
     # ------------------------------------------------------------------ core hooks
+    def _settings(self) -> dict[str, Any]:
+        return {"max_length": self._serving[1]}
+
     def _check_model(self, model: keras.Model, preproc: LMPreprocessor) -> None:
         vocab = DecoderOnlySteps(model).embedding.vocab_size
         if vocab != preproc.target_vocab_size:
@@ -96,11 +99,12 @@ class GenerationPredictor(StringDecodingPredictor):
         return {"type": "string", "description": "A prompt to continue."}
 
     # ------------------------------------------------------------------ predicting
-    def _decode_strings(self, prompts: Any, max_length: Any, options: DecodingOptions) -> Any:
+    def _decode_strings(self, prompts: Any, max_length: Any, options: DecodingOptions,
+                        first_row: Any) -> Any:
         prefix, lengths = self.preproc.prompt_ids(prompts)
         ids = decode(self._steps, {}, prefix, lengths, max_length,
                      END_ID, options, banned_ids=(PAD_ID, START_ID),
-                     context_length=self.preproc.maxlen)
+                     context_length=self.preproc.maxlen, first_row=first_row)
         new = tf.range(tf.shape(ids)[1])[None, :] >= lengths[:, None]
         continuation = tf.ragged.boolean_mask(ids, new).to_tensor()
         return self.preproc.detokenize(continuation)
@@ -156,7 +160,7 @@ class GenerationPredictor(StringDecodingPredictor):
         Example:
             >>> predictor.predict(["a library"], method="sample", top_p=0.9, seed=1)
         """
-        max_length = check_max_length(max_length)
+        max_length = check_max_length(max_length, self.preproc.maxlen)
         options = decoding_options(beam_width, length_penalty, method, temperature, top_k,
                                    top_p, seed)
         prompts, single = check_texts(inputs)

@@ -20,6 +20,7 @@ runs one position through the decoder; without it, the whole prefix is re-run.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ import tensorflow as tf
 
 METHODS = ("greedy", "beam", "sample")
 _NEG = -1e9
+_MAX_SEED = 2**31 - 1
+_MASK32 = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class DecodingOptions:
         top_k: sample among the ``top_k`` most likely tokens (0: all).
         top_p: sample among the most likely tokens whose probabilities add up to
             ``top_p`` (in ``(0, 1]``; 1: all).
-        seed: seed of the sampler (stateless: the same seed gives the same text).
+        seed: seed of the sampler, in [0, 2**31): the same seed gives the same text for
+            the same input row, whatever the batch (each row draws its own numbers).
         use_cache: run each new token through the decoder alone (default) or re-run the
             whole prefix (slower, for comparison).
 
@@ -69,11 +73,18 @@ class DecodingOptions:
         _int("beam_width", self.beam_width, 1)
         _int("top_k", self.top_k, 0)
         _int("seed", self.seed, 0)
+        if self.seed > _MAX_SEED:
+            raise ValueError(f"`seed` must be below 2**31. Received: seed={self.seed!r}")
         _real("length_penalty", self.length_penalty, lambda v: v >= 0, ">= 0")
-        _real("temperature", self.temperature, lambda v: v > 0, "> 0")
+        _real("temperature", self.temperature, lambda v: 0 < v < math.inf, "> 0 (finite)")
         _real("top_p", self.top_p, lambda v: 0 < v <= 1, "in (0, 1]")
         if not isinstance(self.use_cache, bool):
             raise ValueError(f"`use_cache` must be a bool. Received: use_cache={self.use_cache!r}")
+        # NumPy scalars become Python numbers: equal options hash alike and trace alike.
+        for name in ("beam_width", "top_k", "seed"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("length_penalty", "temperature", "top_p"):
+            object.__setattr__(self, name, float(getattr(self, name)))
 
 
 def _int(name: str, value: Any, minimum: int) -> None:
@@ -86,10 +97,11 @@ def _real(name: str, value: Any, ok: Any, rule: str) -> None:
         raise ValueError(f"`{name}` must be a number {rule}. Received: {name}={value!r}")
 
 
-def check_max_length(max_length: Any) -> int:
-    """Returns `max_length` as an int, or raises ValueError unless it is an int >= 1."""
+def check_max_length(max_length: Any, limit: int | None = None) -> int:
+    """Returns `max_length` as an int, at most `limit`; raises ValueError unless it is an
+    int >= 1 (a larger one means "as long as the model allows", so it is cut to `limit`)."""
     _int("max_length", max_length, 1)
-    return int(max_length)
+    return int(max_length) if limit is None else min(int(max_length), int(limit))
 
 
 class _Runner:
@@ -128,7 +140,30 @@ def _write(ids: Any, position: Any, tokens: Any) -> Any:
     return tf.where(tf.equal(columns, position), tokens[:, None], ids)
 
 
-def _sample(logits: Any, options: DecodingOptions, position: Any) -> Any:
+def _mix(x: Any) -> Any:
+    """A 32-bit integer hash (xor-shift-multiply rounds) on int64 values below 2**32;
+    the multipliers are below 2**31, so no product overflows."""
+    shift, mask = tf.bitwise.right_shift, _MASK32
+    x = tf.bitwise.bitwise_xor(x, shift(x, 16))
+    x = tf.bitwise.bitwise_and(x * 0x7FEB352D, mask)
+    x = tf.bitwise.bitwise_xor(x, shift(x, 15))
+    x = tf.bitwise.bitwise_and(x * 0x1B873593, mask)
+    return tf.bitwise.bitwise_xor(x, shift(x, 16))
+
+
+def _gumbel(seed: int, rows: Any, position: Any, vocab: Any) -> Any:
+    """Gumbel noise `(batch, vocab)` that depends only on (seed, row, position, token), so
+    a row samples the same text in any batch; `rows` holds each row's index in the input."""
+    xor = tf.bitwise.bitwise_xor
+    row_keys = _mix(xor(_mix(xor(_mix(tf.constant(seed, tf.int64)), tf.cast(rows, tf.int64))),
+                        tf.cast(position, tf.int64)))
+    bits = _mix(xor(row_keys[:, None], _mix(tf.range(tf.cast(vocab, tf.int64)))[None, :]))
+    uniform = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) / 16777216.0
+    return -tf.math.log(-tf.math.log(uniform))
+
+
+def _sample(logits: Any, options: DecodingOptions, position: Any, rows: Any) -> Any:
+    banned = logits <= 0.5 * _NEG  # stays banned at any temperature
     logits = tf.cast(logits, tf.float32) / options.temperature
     if options.top_k:
         k = tf.minimum(options.top_k, tf.shape(logits)[-1])
@@ -139,8 +174,9 @@ def _sample(logits: Any, options: DecodingOptions, position: Any) -> Any:
         before = tf.cumsum(tf.nn.softmax(ordered), axis=-1, exclusive=True)
         kept = tf.where(before < options.top_p, ordered, tf.float32.max)
         logits = tf.where(logits < tf.reduce_min(kept, axis=-1, keepdims=True), _NEG, logits)
-    seed = tf.stack([tf.constant(options.seed, tf.int32), tf.cast(position, tf.int32)])
-    return tf.cast(tf.random.stateless_categorical(logits, 1, seed)[:, 0], tf.int32)
+    logits = tf.where(banned, -math.inf, logits)
+    noisy = logits + _gumbel(options.seed, rows, position, tf.shape(logits)[-1])
+    return tf.argmax(noisy, axis=-1, output_type=tf.int32)
 
 
 def decode(
@@ -153,6 +189,7 @@ def decode(
     options: DecodingOptions,
     banned_ids: tuple[int, ...] = (0,),
     context_length: Any = None,
+    first_row: Any = 0,
 ) -> Any:
     """Decodes a batch; traceable, so it runs inside the caller's `tf.function`.
 
@@ -168,6 +205,8 @@ def decode(
         context_length: most positions the decoder reads (its position embedding), so
             at most `context_length + 1` tokens in all; None means no limit beyond
             `max_length`.
+        first_row: the index of the batch's first row in the whole input (int or int32
+            scalar tensor), so that sampling draws the same numbers for a row in any batch.
 
     Returns:
         int32 ids `(batch, length)`: each prefix, then its new tokens, then 0 padding
@@ -189,6 +228,7 @@ def decode(
         prefix = tf.repeat(prefix, width, axis=0)
         lengths = tf.repeat(lengths, width, axis=0)
     rows = tf.shape(prefix)[0]
+    row_index = tf.cast(first_row, tf.int32) + tf.range(rows)
     ids = tf.pad(prefix, [[0, 0], [0, tf.maximum(total - tf.shape(prefix)[1], 0)]])[:, :total]
     runner = _Runner(steps, context, options.use_cache)
     start = tf.reduce_min(lengths)
@@ -203,7 +243,7 @@ def decode(
         # it); beam search adds log-probabilities across steps.
         logits = tf.cast(logits, tf.float32) + ban
         if options.method == "sample":
-            chosen = _sample(logits, options, position)
+            chosen = _sample(logits, options, position, row_index)
         elif options.method == "greedy":
             chosen = tf.cast(tf.argmax(logits, axis=-1), tf.int32)
         token = tf.where(forced, ids[:, position], tf.zeros_like(lengths))

@@ -17,6 +17,7 @@ def translate_ids(
     source_ids: Any,
     max_length: Any,
     options: DecodingOptions,
+    first_row: Any = 0,
 ) -> Any:
     """Decodes target ids (start token dropped) for source ids; traceable.
 
@@ -26,6 +27,7 @@ def translate_ids(
         source_ids: int32 `(batch, source_length)`.
         max_length: most target tokens per sentence (end token included).
         options: the `DecodingOptions`.
+        first_row: the batch's first row's index in the whole input (see `decode`).
 
     Returns:
         int32 `(batch, length)` target ids, 0-padded after the end token.
@@ -44,6 +46,7 @@ def translate_ids(
         options,
         banned_ids=(PAD_ID, START_ID),
         context_length=preproc.target_maxlen,
+        first_row=first_row,
     )
     return ids[:, 1:]
 
@@ -54,8 +57,12 @@ def translate_strings(
     texts: Any,
     max_length: Any,
     options: DecodingOptions,
+    first_row: Any = 0,
 ) -> Any:
     """Translates a 1-D string tensor; blank sources give the empty string. Traceable.
+
+    A source is blank when it has no word pieces: empty, or only whitespace of any kind
+    (non-breaking and ideographic spaces, zero-width characters).
 
     Args:
         steps: the model's `EncoderDecoderSteps`.
@@ -63,6 +70,7 @@ def translate_strings(
         texts: 1-D `tf.string` source sentences.
         max_length: most target tokens per sentence.
         options: the `DecodingOptions`.
+        first_row: the batch's first row's index in the whole input (see `decode`).
 
     Returns:
         A 1-D `tf.string` tensor of translations.
@@ -71,6 +79,7 @@ def translate_strings(
         >>> translate_strings(steps, preproc, tf.constant(["a cat"]), 32, DecodingOptions())
     """
     texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
-    ids = translate_ids(steps, preproc, preproc.tokenize_source(texts), max_length, options)
-    blank = tf.equal(tf.strings.length(tf.strings.strip(texts)), 0)
+    source_ids = preproc.tokenize_source(texts)
+    ids = translate_ids(steps, preproc, source_ids, max_length, options, first_row)
+    blank = tf.equal(source_ids[:, 0], END_ID)  # the end token first: no pieces
     return tf.where(blank, tf.constant(""), preproc.detokenize(ids))

@@ -11,6 +11,7 @@ default).
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -85,7 +86,8 @@ def decoding_options(
 ) -> DecodingOptions:
     """`DecodingOptions` from `predict`'s keywords (`method` None: beam if width > 1)."""
     if method is None:
-        method = "beam" if isinstance(beam_width, int) and beam_width > 1 else "greedy"
+        wide = isinstance(beam_width, numbers.Integral) and not isinstance(beam_width, bool)
+        method = "beam" if wide and beam_width > 1 else "greedy"
     return DecodingOptions(method=method, beam_width=beam_width, length_penalty=length_penalty,
                            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
 
@@ -93,14 +95,15 @@ def decoding_options(
 class StringDecodingPredictor(Predictor):
     """What translation and generation predictors share: strings in, decoded strings out.
 
-    A subclass gives `_decode_strings(texts, max_length, options)`, the graph from a batch
-    of raw strings to decoded strings, and sets `self._serving = (options, max_length)` for
+    A subclass gives `_decode_strings(texts, max_length, options, first_row)`, the graph
+    from a batch of raw strings (the first at `first_row` of the whole input) to decoded
+    strings, and sets `self._serving = (options, max_length)` for
     `export` and `ktlite serve`; this class makes one `tf.function` per set of decoding
     options and runs `predict`'s batches through it.
 
     Example:
         >>> class Echo(StringDecodingPredictor):
-        ...     def _decode_strings(self, texts, max_length, options):
+        ...     def _decode_strings(self, texts, max_length, options, first_row):
         ...         return texts
     """
 
@@ -108,7 +111,8 @@ class StringDecodingPredictor(Predictor):
         super().__init__(model, preproc, batch_size=batch_size)
         self._functions: OrderedDict[DecodingOptions, Any] = OrderedDict()
 
-    def _decode_strings(self, texts: Any, max_length: Any, options: DecodingOptions) -> Any:
+    def _decode_strings(self, texts: Any, max_length: Any, options: DecodingOptions,
+                        first_row: Any) -> Any:
         raise NotImplementedError
 
     def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
@@ -119,7 +123,7 @@ class StringDecodingPredictor(Predictor):
 
     def _graph_outputs(self, raw: Any) -> Any:
         options, max_length = self._serving
-        return self._decode_strings(raw, max_length, options)
+        return self._decode_strings(raw, max_length, options, 0)
 
     def _decode(self, outputs: np.ndarray, **options: Any) -> list[str]:
         return [t.decode("utf-8") for t in outputs]
@@ -130,8 +134,9 @@ class StringDecodingPredictor(Predictor):
             self._functions.move_to_end(options)
         else:
             self._functions[options] = compat.per_instance_function(
-                lambda texts, max_length: self._decode_strings(texts, max_length, options),
-                [self._input_spec(), tf.TensorSpec([], tf.int32)],
+                lambda texts, max_length, first_row: self._decode_strings(
+                    texts, max_length, options, first_row),
+                [self._input_spec(), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)],
             )
             if len(self._functions) > _KEPT_FUNCTIONS:
                 self._functions.popitem(last=False)
@@ -144,7 +149,7 @@ class StringDecodingPredictor(Predictor):
         out: list[str] = []
         for i in range(0, len(texts), self.batch_size):
             batch = tf.constant(texts[i : i + self.batch_size], tf.string)
-            out.extend(self._decode(run(batch, tf.constant(max_length)).numpy()))
+            out.extend(self._decode(run(batch, tf.constant(max_length), tf.constant(i)).numpy()))
         return out
 
 
@@ -157,8 +162,8 @@ class TranslationPredictor(StringDecodingPredictor):
         batch_size: sentences decoded together by `predict`. Defaults to 32.
         beam_width: beams used by `ktlite serve` and `export` (1: greedy). `predict`
             takes its own.
-        max_length: most target tokens for `ktlite serve` and `export`; None means the
-            preprocessor's `target_maxlen`.
+        max_length: most target tokens for `ktlite serve` and `export`; None (or more)
+            means the preprocessor's `target_maxlen`.
 
     Raises:
         TypeError: if `model` is not a `keras.Model` or `preproc` not a `PairPreprocessor`.
@@ -190,10 +195,15 @@ class TranslationPredictor(StringDecodingPredictor):
         self._steps = EncoderDecoderSteps(model)
         self._serving = (
             decoding_options(beam_width=beam_width),
-            check_max_length(preproc.target_maxlen if max_length is None else max_length),
+            check_max_length(preproc.target_maxlen if max_length is None else max_length,
+                             preproc.target_maxlen),
         )
 
     # ------------------------------------------------------------------ core hooks
+    def _settings(self) -> dict[str, Any]:
+        options, max_length = self._serving
+        return {"beam_width": options.beam_width, "max_length": max_length}
+
     def _check_model(self, model: keras.Model, preproc: PairPreprocessor) -> None:
         vocab = EncoderDecoderSteps(model).target_embedding.vocab_size
         if vocab != preproc.target_vocab_size:
@@ -244,8 +254,10 @@ class TranslationPredictor(StringDecodingPredictor):
         return list(items)
 
     # ------------------------------------------------------------------ predicting
-    def _decode_strings(self, texts: Any, max_length: Any, options: DecodingOptions) -> Any:
-        return translate_strings(self._steps, self.preproc, texts, max_length, options)
+    def _decode_strings(self, texts: Any, max_length: Any, options: DecodingOptions,
+                        first_row: Any) -> Any:
+        return translate_strings(self._steps, self.preproc, texts, max_length, options,
+                                 first_row)
 
     def predict(
         self,
@@ -264,8 +276,8 @@ class TranslationPredictor(StringDecodingPredictor):
         Args:
             inputs: a str or a list of str. Blank sentences translate to `""`.
             beam_width: beams of beam search; 1 (default) decodes greedily.
-            max_length: most target tokens per sentence (end token included); None
-                means the preprocessor's `target_maxlen`.
+            max_length: most target tokens per sentence (end token included); None (or
+                more) means the preprocessor's `target_maxlen`.
             length_penalty: GNMT length penalty of beam search (default 0.6).
             method: `"greedy"`, `"beam"` or `"sample"`; None picks `"beam"` when
                 `beam_width > 1`, else `"greedy"`.
@@ -288,7 +300,8 @@ class TranslationPredictor(StringDecodingPredictor):
             >>> predictor.predict("Real-time strategy game", beam_width=4)
         """
         max_length = check_max_length(
-            self.preproc.target_maxlen if max_length is None else max_length
+            self.preproc.target_maxlen if max_length is None else max_length,
+            self.preproc.target_maxlen,
         )
         options = decoding_options(beam_width, length_penalty, method, temperature, top_k,
                                    top_p, seed)

@@ -48,7 +48,7 @@ def test_cache_free_decoding_and_beam_one_agree_with_greedy(lm, options):
     assert predictor.predict(prompts, **options) == greedy
     uncached = generation.GenerationPredictor(*lm)
     uncached._functions[DecodingOptions()] = tf.function(
-        lambda p, m: uncached._decode_strings(p, m, DecodingOptions(use_cache=False)))
+        lambda p, m, r: uncached._decode_strings(p, m, DecodingOptions(use_cache=False), r))
     assert uncached.predict(prompts) == greedy
 
 

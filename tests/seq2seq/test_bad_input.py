@@ -49,6 +49,14 @@ def test_predict_rejects_bad_inputs(predictor, inputs, error, match):
 def test_empty_strings_translate_to_empty_strings(predictor):
     assert predictor.predict("") == ""
     assert predictor.predict(["", "copy b"]) == ["", "b"]
+    # Whitespace beyond ASCII has no word pieces either: no made-up translation.
+    assert predictor.predict(["\xa0", "\u3000", "\u200b", " \t"]) == ["", "", "", ""]
+
+
+def test_a_huge_max_length_means_as_long_as_the_model_allows(predictor):
+    longest = predictor.predict("copy b")
+    assert predictor.predict("copy b", max_length=2**31 - 1) == longest
+    assert predictor.predict("copy b", max_length=2**40) == longest
 
 
 @pytest.mark.parametrize(
@@ -59,6 +67,8 @@ def test_empty_strings_translate_to_empty_strings(predictor):
         ({"top_p": 0.0, "method": "sample"}, "top_p"),
         ({"top_p": 1.5, "method": "sample"}, "top_p"),
         ({"temperature": 0.0, "method": "sample"}, "temperature"),
+        ({"temperature": float("inf"), "method": "sample"}, "temperature"),
+        ({"seed": 2**31, "method": "sample"}, "seed"),
         ({"method": "nucleus"}, "method"),
     ],
 )

@@ -41,6 +41,27 @@ def test_sampling_varies_per_row_and_keeps_a_bounded_set_of_graphs(predictor):
     assert (newest.method, newest.seed) == ("sample", _KEPT_FUNCTIONS + 1)
 
 
+def test_a_row_samples_the_same_text_in_any_batch(predictor):
+    source = task_pairs(1, seed=15)[0][0]
+    options = dict(method="sample", temperature=5.0, seed=4)
+    rows = predictor.predict([source] * 20, **options)  # batches of 8: rows 0, 8, 16 ...
+    assert len({rows[0], rows[8], rows[16]}) > 1  # ... differ from one batch to the next
+    predictor.batch_size = 20
+    try:
+        assert predictor.predict([source] * 20, **options) == rows
+    finally:
+        predictor.batch_size = 8
+
+
+def test_a_numpy_int_beam_width_runs_beam_search(predictor):
+    import numpy as np
+
+    source = task_pairs(1, seed=16)[0][0]
+    predictor.predict(source, beam_width=np.int64(3))
+    newest = list(predictor._functions)[-1]
+    assert (newest.method, newest.beam_width, type(newest.beam_width)) == ("beam", 3, int)
+
+
 def test_save_and_load_translate_the_same_and_detect_tampering(predictor, tmp_path):
     sources, _ = task_pairs(10, seed=12)
     predictor.save(tmp_path / "p")
@@ -49,6 +70,19 @@ def test_save_and_load_translate_the_same_and_detect_tampering(predictor, tmp_pa
     assert loaded.predict(sources) == predictor.predict(sources)
     manifest = json.loads((tmp_path / "p" / "ktlite.json").read_text())
     assert manifest["predictor"] == "ktlite.seq2seq.predictor.TranslationPredictor"
+    # The serving options (what `ktlite serve` decodes with) survive the round trip.
+    serving = TranslationPredictor(predictor.model, predictor.preproc, beam_width=3,
+                                   max_length=5)
+    serving.save(tmp_path / "s")
+    described = ktlite.load_predictor(tmp_path / "s").describe()
+    assert (described["serving_beam_width"], described["serving_max_length"]) == (3, 5)
+    manifest_file = tmp_path / "s" / "ktlite.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["settings"]["beam_width"] = "<script>"
+    manifest_file.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="settings` are not valid") as caught:
+        ktlite.load_predictor(tmp_path / "s")
+    assert "<script>" not in str(caught.value)
     vocab = tmp_path / "p" / "source_vocab.txt"
     lines = vocab.read_text().split("\n")
     lines[6], lines[7] = lines[7], lines[6]
