@@ -91,6 +91,7 @@ def read_csv_columns(
         One list per data row, holding the values of ``columns`` in order (as strings).
 
     Raises:
+        TypeError: if ``path`` is not a str or path.
         ValueError: for a missing or empty file, missing columns, a short row, text that
             is not valid in ``encoding``, or malformed CSV.
 
@@ -99,6 +100,9 @@ def read_csv_columns(
         >>> rows[0]
         ['a good film', 'pos']
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`{arg}` must be a file path. Received: {arg} of type "
+                        f"{type(path).__name__}")
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")

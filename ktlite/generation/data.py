@@ -191,7 +191,9 @@ def texts_for_lm(
     texts = validate_texts(texts, "texts")
     val_pct = check_val_pct(val_pct)
     check_random_state(random_state)
-    if val_texts is None:
+    if val_texts is not None:
+        val_texts = validate_texts(val_texts, "val_texts")
+    else:
         n_val = int(round(len(texts) * val_pct))
         if n_val < 1 or n_val >= len(texts):
             raise ValueError(

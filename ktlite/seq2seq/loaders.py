@@ -10,7 +10,6 @@ only (after a validation split is taken off), and ``trn``/``val`` are
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -19,9 +18,11 @@ import numpy as np
 
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PAD_ID, PairPreprocessor
-from ktlite.columns import open_text
+from ktlite.columns import check_frame_columns, read_csv_columns
 from ktlite.splits import check_random_state, check_val_pct
 from ktlite.text.preprocessor import validate_texts
+
+_COLUMNS_HINT = "Set `source_column` and `target_column`."
 
 
 def _pairs(sources: Any, targets: Any, source_name: str, target_name: str) -> tuple:
@@ -168,27 +169,10 @@ def pairs_from_array(
 def _read_pairs(
     path: Any, source_column: str, target_column: str, sep: str, encoding: str, arg: str
 ) -> tuple[list[str], list[str]]:
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
-    try:
-        with open_text(path, encoding) as f:
-            reader = csv.DictReader(f, delimiter=sep)
-            header = reader.fieldnames or []
-            missing = [c for c in (source_column, target_column) if c not in header]
-            if missing:
-                raise ValueError(
-                    f"Columns {missing} are not in {path!r}; it has columns {header}. Set "
-                    f"`source_column` and `target_column`."
-                )
-            rows = [(row[source_column], row[target_column]) for row in reader]
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path!r} is not valid {encoding}: {err}. Pass `encoding`.") from None
-    except csv.Error as err:
-        raise ValueError(f"{path!r} is not a valid CSV file: {err}") from None
-    for line, (source, target) in enumerate(rows, start=2):
-        if source is None or target is None:
-            raise ValueError(f"Line {line} of {path!r} has too few fields.")
+    rows = read_csv_columns(path, [source_column, target_column], sep, encoding, arg,
+                            hint=_COLUMNS_HINT)
+    if not rows:
+        raise ValueError(f"`{arg}` has a header but no pairs. Received: {arg}={os.fspath(path)!r}")
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
@@ -218,8 +202,9 @@ def pairs_from_csv(
         ``(trn, val, preproc)`` as in `pairs_from_array`.
 
     Raises:
-        ValueError: for a missing file or column, a short row, or any error of
-            `pairs_from_array`.
+        TypeError: if a file path is not a str or path.
+        ValueError: for a missing file or column, a short row, a file without pairs, or
+            any error of `pairs_from_array`.
 
     Example:
         >>> trn, val, preproc = pairs_from_csv("train.csv.gz", "en", "it",
@@ -236,17 +221,10 @@ def pairs_from_csv(
 
 
 def _frame_columns(df: Any, source_column: str, target_column: str, arg: str) -> tuple:
-    if not hasattr(df, "columns") or not hasattr(df, "__getitem__"):
-        raise ValueError(
-            f"`{arg}` must be a pandas DataFrame. Received: {arg} of type {type(df).__name__}"
-        )
-    missing = [c for c in (source_column, target_column) if c not in list(df.columns)]
-    if missing:
-        raise ValueError(
-            f"Columns {missing} are not in `{arg}`; it has columns {list(df.columns)}. Set "
-            f"`source_column` and `target_column`."
-        )
-    return df[source_column].tolist(), df[target_column].tolist()
+    check_frame_columns(df, [source_column, target_column], arg, hint=_COLUMNS_HINT)
+    # Checked here, so that an error names the frame and column rather than `x_train`.
+    return _pairs(df[source_column], df[target_column], f"{arg}[{source_column!r}]",
+                  f"{arg}[{target_column!r}]")
 
 
 def pairs_from_df(
@@ -270,8 +248,9 @@ def pairs_from_df(
         ``(trn, val, preproc)`` as in `pairs_from_array`.
 
     Raises:
-        ValueError: for a non-frame, a missing column (missing values are named by
-            index), or any error of `pairs_from_array`.
+        ValueError: for a non-frame, a missing column, a missing or non-string value
+            (named as ``train_df['source'][i]``, `i` its position), or any error of
+            `pairs_from_array`.
 
     Example:
         >>> trn, val, preproc = pairs_from_df(df, "en", "it")

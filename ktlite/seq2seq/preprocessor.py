@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import saving
-from ktlite.text.normalization import _CJK_PATTERN, _in_chunks
+from ktlite.text.normalization import _CJK_RANGES, _in_chunks
 from ktlite.text.preprocessor import suggest_maxlen, validate_texts
 from ktlite.text.vocabulary import (
     _MAX_BYTES_PER_WORD,
@@ -52,6 +52,12 @@ _CONFIG_KEYS = frozenset(
 _GLUE_BEFORE = r" ([.,!?;:%)\]}+])"
 _GLUE_AFTER = r"([(\[{]) "
 _GLUE_AROUND = r" ?([-'/_@]) ?"
+# Scripts written without spaces: the ideographs, kana, CJK punctuation ("。", "、") and the
+# full-width forms ("！", "，"); a space between two of their characters is removed.
+_UNSPACED = "([" + "".join(
+    f"\\x{{{lo:X}}}-\\x{{{hi:X}}}"
+    for lo, hi in (*_CJK_RANGES, (0x3000, 0x30FF), (0x31F0, 0x31FF), (0xFF00, 0xFFEF))
+) + "])"
 
 
 def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> int | None:
@@ -414,7 +420,7 @@ class PairPreprocessor:
         text = tf.strings.regex_replace(text, _GLUE_AROUND, r"\1")
         # Two passes join every run of spaced CJK characters (matches do not overlap).
         for _ in range(2):
-            text = tf.strings.regex_replace(text, f"{_CJK_PATTERN} {_CJK_PATTERN}", r"\1\2")
+            text = tf.strings.regex_replace(text, f"{_UNSPACED} {_UNSPACED}", r"\1\2")
         return text
 
     def undo(self, ids: Any) -> list[str]:

@@ -22,6 +22,34 @@ def test_loader_rejects_bad_pairs(sources, targets, match):
         seq2seq.pairs_from_array(sources, targets, verbose=0)
 
 
+def test_frame_and_csv_loaders_name_the_frame_the_column_or_the_file(tmp_path):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"source": ["a b", None], "target": ["b a", "d c"]})
+    with pytest.raises(ValueError, match=r"train_df\['source'\]\[1\]"):
+        seq2seq.pairs_from_df(df, verbose=0)
+    good = pd.DataFrame({"source": ["a b"] * 4, "target": ["b a"] * 4})
+    with pytest.raises(ValueError, match=r"val_df\['target'\]\[0\]"):
+        seq2seq.pairs_from_df(good, val_df=pd.DataFrame({"source": ["x"], "target": [3]}),
+                              verbose=0)
+    with pytest.raises(TypeError, match="`train_filepath` must be a file path"):
+        seq2seq.pairs_from_csv(None)
+    train, val = tmp_path / "train.csv", tmp_path / "val.csv"
+    train.write_bytes("\ufeffsource,target\na b,b a\nc d,d c\ne f,f e\n".encode())  # Excel
+    val.write_text("source,target\n")
+    with pytest.raises(ValueError, match=r"`val_filepath` has a header but no pairs.*val.csv"):
+        seq2seq.pairs_from_csv(train, val_filepath=val, verbose=0)
+    val.write_text("source,target\nb a,a b\n")
+    trn, held_out, _ = seq2seq.pairs_from_csv(train, val_filepath=val, verbose=0)
+    assert (len(trn), len(held_out)) == (3, 1)
+
+
+def test_lm_loader_names_val_texts():
+    from ktlite import generation
+
+    with pytest.raises(ValueError, match=r"val_texts\[1\]=None"):
+        generation.texts_for_lm(["a b c"] * 4, val_texts=["a", None], verbose=0)
+
+
 def test_loader_needs_x_test_and_y_test_together():
     with pytest.raises(ValueError, match="x_test"):
         seq2seq.pairs_from_array(["a b"] * 4, ["b a"] * 4, x_test=["a"], verbose=0)

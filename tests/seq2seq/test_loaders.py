@@ -43,6 +43,12 @@ def test_cjk_is_split_per_character_and_joined_back():
     assert preproc.undo(target_ids.numpy()) == ["你好世界"]
 
 
+def test_chinese_and_japanese_punctuation_and_kana_are_joined_back():
+    targets = ["我爱你。", "你好，世界！", "猫が好きです。", "東京タワーへ行く、楽しい。"]
+    preproc = PairPreprocessor(vocab_size=300).fit(["x y"] * 4, targets)
+    assert preproc.undo(preproc.target_ids(targets)) == targets
+
+
 def test_separate_vocabularies_by_option():
     preproc = _fit(joint_vocab=False)
     assert "gatto" in preproc.target_vocab and "gatto" not in preproc.source_vocab
