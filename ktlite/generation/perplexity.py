@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite.generation.data import LMPreprocessor
+from ktlite.predictor import check_batch_size
 from ktlite.text.preprocessor import validate_texts
 
 
@@ -34,12 +35,14 @@ def perplexity_per_word(
         The perplexity per word.
 
     Raises:
-        ValueError: for empty or non-string texts, or texts without any word.
+        ValueError: for empty or non-string texts, texts without any word, or a
+            `batch_size` that is not a positive int.
 
     Example:
         >>> perplexity_per_word(model, preproc, test_texts)
     """
     texts = validate_texts(texts, "texts")
+    batch_size = check_batch_size(batch_size)
     words = sum(len(t.split()) for t in texts)
     if words == 0:
         raise ValueError("`texts` must hold at least one word. Received: only blank texts")

@@ -57,6 +57,8 @@ def check_texts(inputs: Any, name: str = "inputs") -> tuple[list[str], bool]:
         >>> check_texts("a cat")
         (['a cat'], True)
     """
+    if isinstance(inputs, np.ndarray) and inputs.ndim == 0:  # np.array("a text")
+        inputs = inputs.item()
     if isinstance(inputs, str):
         return [inputs], True
     if inputs is None or isinstance(inputs, (bytes, dict)) or not hasattr(inputs, "__iter__"):
@@ -85,9 +87,15 @@ def decoding_options(
     seed: int = 0,
 ) -> DecodingOptions:
     """`DecodingOptions` from `predict`'s keywords (`method` None: beam if width > 1)."""
+    wide = (isinstance(beam_width, numbers.Integral) and not isinstance(beam_width, bool)
+            and beam_width > 1)
     if method is None:
-        wide = isinstance(beam_width, numbers.Integral) and not isinstance(beam_width, bool)
-        method = "beam" if wide and beam_width > 1 else "greedy"
+        method = "beam" if wide else "greedy"
+    elif wide and method != "beam":
+        raise ValueError(
+            f"`beam_width` > 1 needs method='beam' (or None, which picks it). Received: "
+            f"method={method!r}, beam_width={beam_width!r}"
+        )
     return DecodingOptions(method=method, beam_width=beam_width, length_penalty=length_penalty,
                            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
 

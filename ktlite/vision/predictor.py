@@ -193,6 +193,9 @@ class ImagePredictor(ClassifierPredictor):
     def inputs_from_json(self, items: list[Any]) -> list[bytes]:
         """Decodes base64 images from a request's `inputs`.
 
+        Base64 may be wrapped over lines (as `base64` tools write it), URL-safe (`-_`),
+        or a `data:` URI (`data:image/png;base64,...`).
+
         Args:
             items: base64 strings or `{"b64": "..."}` objects.
 
@@ -216,10 +219,16 @@ class ImagePredictor(ClassifierPredictor):
                     f"inputs[{i}] must be a base64 string or {{\"b64\": ...}}. "
                     f"Received: {type(item).__name__}"
                 )
+            if text.startswith("data:") and "," in text:
+                text = text.partition(",")[2]
+            text = "".join(text.split()).replace("-", "+").replace("_", "/")
             try:
                 data = base64.b64decode(text, validate=True)
             except (binascii.Error, ValueError):
-                raise ValueError(f"inputs[{i}] is not valid base64.") from None
+                raise ValueError(
+                    f"inputs[{i}] is not valid base64 (standard or URL-safe alphabet, "
+                    "with its '=' padding)."
+                ) from None
             decoded.append(self._check_decodes(_check_encoded(data, f"inputs[{i}]"),
                                                f"inputs[{i}]"))
         return decoded

@@ -72,6 +72,10 @@ def test_perplexity_per_word_of_a_uniform_model_and_of_the_trained_one(lm):
     expected = math.exp(tokens * math.log(preproc.target_vocab_size) / words)
     measured = generation.perplexity_per_word(uniform, preproc, texts)
     assert measured == pytest.approx(expected, rel=1e-4)
+    assert generation.perplexity_per_word(uniform, preproc, texts, batch_size=2) == \
+        pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ValueError, match="Received: batch_size=0"):
+        generation.perplexity_per_word(model, preproc, texts, batch_size=0)
 
 
 @pytest.mark.parametrize(

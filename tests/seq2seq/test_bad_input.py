@@ -74,6 +74,12 @@ def test_predict_rejects_bad_inputs(predictor, inputs, error, match):
         predictor.predict(inputs)
 
 
+def test_a_zero_dimensional_array_is_one_sentence(predictor):
+    import numpy as np
+
+    assert predictor.predict(np.array("copy b")) == predictor.predict("copy b")
+
+
 def test_empty_strings_translate_to_empty_strings(predictor):
     assert predictor.predict("") == ""
     assert predictor.predict(["", "copy b"]) == ["", "b"]
@@ -98,6 +104,7 @@ def test_a_huge_max_length_means_as_long_as_the_model_allows(predictor):
         ({"temperature": float("inf"), "method": "sample"}, "temperature"),
         ({"seed": 2**31, "method": "sample"}, "seed"),
         ({"method": "nucleus"}, "method"),
+        ({"method": "sample", "beam_width": 4}, "needs method='beam'"),
     ],
 )
 def test_decoding_options_out_of_range_raise(predictor, options, match):

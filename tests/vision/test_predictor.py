@@ -254,6 +254,11 @@ def test_json_hooks_take_base64_images_and_name_bad_items(predictor, shape_array
     encoded = base64.b64encode(_png(x_test[0])).decode()
     items = predictor.inputs_from_json([encoded, {"b64": encoded}])
     assert predictor.predict(items) == [y_test[0]] * 2
+    raw = _png(x_test[0])
+    wrapped = base64.encodebytes(raw).decode()  # 76-character lines, as `base64` writes
+    url_safe = base64.urlsafe_b64encode(raw).decode()
+    data_uri = "data:image/png;base64," + encoded
+    assert predictor.inputs_from_json([wrapped, url_safe, data_uri]) == [raw] * 3
     answer = predictor.json_response(predictor.predict_outputs(items), return_proba=True)
     assert answer["predictions"] == [y_test[0]] * 2 and answer["classes"] == ["cross", "square"]
     with pytest.raises(ValueError, match=r"inputs\[1\] is not valid base64"):
