@@ -148,7 +148,8 @@ def images_from_array(
     Raises:
         TypeError: for non-numeric arrays or a bad `augment`.
         ValueError: for a wrong rank or channel count, NaN or infinite pixels (the image is
-            named), mismatched lengths, a single class, or a bad `val_pct`.
+            named), float `x_test` pixels above 1 beside `x_train`'s in [0, 1], mismatched
+            lengths, a single class, or a bad `val_pct`.
 
     Example:
         >>> trn, val, preproc = images_from_array(x_train, y_train, x_test, y_test)
@@ -172,6 +173,12 @@ def images_from_array(
     float_scale = 1.0
     if np.issubdtype(x.dtype, np.floating) and float(x.max()) > 1.0:
         float_scale = 255.0
+    if (x_val is not None and float_scale == 1.0 and np.issubdtype(x_val.dtype, np.floating)
+            and float(x_val.max()) > 1.0):
+        raise ValueError(
+            f"`x_test` holds float pixels up to {float(x_val.max()):.4g}, but `x_train`'s "
+            "are in [0, 1]; scale both the same way (divide x_test by 255)."
+        )
     preproc = ImagePreprocessor(
         image_size=check_image_size(image_size) if image_size is not None else x.shape[1:3],
         channels=channels if channels is not None else (1 if x.shape[-1] == 1 else 3),

@@ -61,6 +61,13 @@ def test_float_arrays_in_0_255_are_detected(shape_arrays):
     assert float(np.asarray(_first_batch(val)[0]).max()) <= 1.0
 
 
+def test_test_floats_on_another_scale_than_the_training_floats_are_refused(shape_arrays):
+    x, y, x_test, y_test = shape_arrays
+    with pytest.raises(ValueError, match=r"`x_test` holds float pixels up to 255, but "):
+        images_from_array(x.astype("float32") / 255, y, x_test.astype("float32"), y_test,
+                          verbose=0)
+
+
 def test_arrays_with_nan_are_refused_naming_the_image(shape_arrays):
     x, y, _, _ = shape_arrays
     bad = x.astype("float32") / 255
