@@ -109,17 +109,25 @@ class GenerationPredictor(StringDecodingPredictor):
         continuation = tf.ragged.boolean_mask(ids, new).to_tensor()
         return self.preproc.detokenize(continuation)
 
-    def _warn_if_truncated(self, prompts: list[str]) -> None:
+    def _warn_if_truncated(self, prompts: list[str], max_length: int) -> None:
+        """Warns once when a prompt fills the context (the start token, the prompt's tokens
+        and the new ones share `maxlen` positions), so that one new token is all that fits,
+        and says whether the prompt was cut."""
         if self._warned:
             return
-        if (self.preproc.prompt_lengths(prompts) > self.preproc.maxlen - 1).any():
-            self._warned = True
-            warnings.warn(
-                f"A prompt is longer than the model's context of {self.preproc.maxlen} "
-                f"tokens; only its last {self.preproc.maxlen - 1} tokens are used. Shorten "
-                "the prompt to keep its beginning.",
-                stacklevel=3,
-            )
+        maxlen = self.preproc.maxlen
+        longest = int(self.preproc.prompt_lengths(prompts).max())
+        if longest < maxlen - 1 or (longest == maxlen - 1 and max_length == 1):
+            return
+        self._warned = True
+        cut = (f"A prompt is longer than the model's context of {maxlen} tokens; only its "
+               f"last {maxlen - 1} tokens are used" if longest > maxlen - 1 else
+               f"A prompt of {longest} tokens fills the model's context of {maxlen}")
+        warnings.warn(
+            f"{cut}, which leaves room for 1 new token (max_length={max_length}). Shorten the "
+            "prompt to keep its beginning and to continue it further.",
+            stacklevel=3,
+        )
 
     def predict(
         self,
@@ -164,6 +172,6 @@ class GenerationPredictor(StringDecodingPredictor):
         options = decoding_options(beam_width, length_penalty, method, temperature, top_k,
                                    top_p, seed)
         prompts, single = check_texts(inputs)
-        self._warn_if_truncated(prompts)
+        self._warn_if_truncated(prompts, max_length)
         out = self._decode_batches(prompts, max_length, options)
         return out[0] if single else out

@@ -60,6 +60,10 @@ def test_a_prompt_longer_than_the_context_is_cut_from_the_left_with_one_warning(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert predictor.predict(long_prompt, max_length=1) == first
+    # A prompt that fits exactly leaves room for one token: that is said too.
+    fresh = generation.GenerationPredictor(*lm)
+    with pytest.warns(UserWarning, match=r"7 tokens fills .* room for 1 new token \(max_le"):
+        assert len(fresh.predict("x y z a b c x", max_length=5).split()) <= 1
 
 
 def test_perplexity_per_word_of_a_uniform_model_and_of_the_trained_one(lm):
