@@ -32,8 +32,9 @@ class GenerationPredictor(StringDecodingPredictor):
     """A trained `causal_lm` and its `LMPreprocessor`, ready to continue prompts.
 
     Each prompt becomes `[CLS]` plus its tokens; prompts longer than the context keep
-    their last `maxlen - 1` tokens (a warning says so once per predictor). Generation
-    stops at the end token, after `max_length` new tokens, or when the context is full.
+    their last `maxlen - 1` tokens. Generation stops at the end token, after `max_length`
+    new tokens, or when the context is full; a warning says so once per predictor when a
+    prompt fills the context (cut or not), as then one new token is all that fits.
 
     Args:
         model: the trained `causal_lm`.
