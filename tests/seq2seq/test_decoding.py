@@ -101,3 +101,21 @@ def test_banned_tokens_are_never_chosen_even_when_most_likely(options):
     ids = decode(_FavoursBanned(), {}, tf.fill([2, 1], 4), tf.ones([2], tf.int32), 3,
                  end_id=2, options=DecodingOptions(**options), banned_ids=(0, 1)).numpy()
     np.testing.assert_array_equal(ids, [[4, 5, 5, 5]] * 2)
+
+
+def test_sampling_follows_the_distribution_and_each_row_draws_its_own_numbers():
+    from ktlite.seq2seq.decoding import _sample
+
+    probs = np.array([0.5, 0.3, 0.15, 0.05])
+    rows = 20_000
+    logits = tf.constant(np.log(np.tile(probs, (rows, 1))), tf.float32)
+    options = DecodingOptions(method="sample", seed=7)
+    drawn = _sample(logits, options, tf.constant(3), tf.range(rows)).numpy()
+    counts = np.bincount(drawn, minlength=4) / rows
+    np.testing.assert_allclose(counts, probs, atol=0.015)  # about 4 standard errors
+    # A row's draw depends on its index, not on its place in the batch.
+    tail = _sample(logits[:5], options, tf.constant(3), tf.range(rows - 5, rows)).numpy()
+    np.testing.assert_array_equal(tail, drawn[-5:])
+    # Positions draw new numbers.
+    later = _sample(logits, options, tf.constant(4), tf.range(rows)).numpy()
+    assert (later != drawn).mean() > 0.3
