@@ -28,11 +28,12 @@ __all__ = [
 _INT_RE = re.compile(r"^[+-]?\d+$")
 
 
-def label_column_list(label_columns: Any) -> list[str]:
+def label_column_list(label_columns: Any, name: str = "label_columns") -> list[str]:
     """Checks ``label_columns`` and returns it as a list of column names.
 
     Args:
         label_columns: one column name or a non-empty sequence of column names.
+        name: the argument name used in the error (e.g. ``"ignore_columns"``).
 
     Returns:
         The column names as a list.
@@ -51,8 +52,8 @@ def label_column_list(label_columns: Any) -> list[str]:
     ):
         return list(label_columns)
     raise ValueError(
-        f"`label_columns` must be a column name or a non-empty list of column names. "
-        f"Received: label_columns={label_columns!r}"
+        f"`{name}` must be a column name or a non-empty list of column names. "
+        f"Received: {name}={label_columns!r}"
     )
 
 

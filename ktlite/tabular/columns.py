@@ -11,6 +11,7 @@ are missing. A missing number becomes ``NaN``; a missing category becomes ``""``
 
 from __future__ import annotations
 
+import datetime
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,8 @@ def is_missing(value: Any) -> bool:
         return True
     if isinstance(value, (float, np.floating)):
         return math.isnan(value)
+    if isinstance(value, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(value))
     return type(value).__name__ in ("NAType", "NaTType")
 
 
@@ -65,13 +68,16 @@ def frame_columns(df: Any, name: str) -> dict[str, np.ndarray]:
     return columns
 
 
-def array_columns(x: Any, feature_names: Sequence[str] | None, name: str) -> dict[str, np.ndarray]:
+def array_columns(x: Any, feature_names: Sequence[str] | None, name: str,
+                  names_from: str = "feature_names") -> dict[str, np.ndarray]:
     """The columns of a 2-D array, named by `feature_names` (default ``f0, f1, ...``).
 
     Args:
         x: a 2-D array-like of shape ``(rows, features)`` (numbers, strings, or mixed).
         feature_names: one name per column, or None.
         name: the argument name used in messages.
+        names_from: what the names come from, for messages: the user's
+            ``"feature_names"`` (default), or e.g. ``"x_train"`` for a validation array.
 
     Returns:
         ``{column name: 1-D array}``.
@@ -84,12 +90,21 @@ def array_columns(x: Any, feature_names: Sequence[str] | None, name: str) -> dic
         ['f0', 'f1', 'f2']
     """
     arr = np.asarray(x)
+    if arr.dtype.kind in "US" and not isinstance(x, np.ndarray):
+        # Rows mixing numbers and text ([[41, "Rome"], ...]): numpy would make every cell
+        # text; keep each cell's own type so numeric columns stay numeric.
+        arr = np.array(x, dtype=object)
     if arr.ndim != 2:
         raise ValueError(
             f"`{name}` must be 2-D (rows, features). Received: {name} with shape {arr.shape}"
         )
     names = [f"f{i}" for i in range(arr.shape[1])] if feature_names is None else feature_names
     names = [str(c) for c in names]
+    if names_from != "feature_names" and len(names) != arr.shape[1]:
+        raise ValueError(
+            f"`{name}` must have the {len(names)} columns of `{names_from}`. Received: "
+            f"{name} with {arr.shape[1]} columns"
+        )
     if len(names) != arr.shape[1] or len(set(names)) != len(names):
         raise ValueError(
             f"`feature_names` must name each of the {arr.shape[1]} columns of `{name}` once. "
@@ -180,6 +195,8 @@ def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
                 if isinstance(v, (bytes, bytearray)):
                     raise TypeError
                 out[i] = float(v)
+            except OverflowError:  # an int beyond any float
+                out[i] = np.inf  # refused as infinite below
             except (TypeError, ValueError):
                 shown = v.item() if isinstance(v, np.generic) else v
                 raise ValueError(
@@ -189,14 +206,17 @@ def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
     bad = np.flatnonzero(np.isinf(out))
     if bad.size:
         raise ValueError(
-            f"Column {column!r} of `{name}` holds an infinite value at row {int(bad[0])}; "
-            "use a finite number or None for a missing value."
+            f"Column {column!r} of `{name}` holds an infinite value, or one beyond float32 "
+            f"(about 3.4e38), at row {int(bad[0])}; use a finite number or None for a "
+            "missing value."
         )
     return out
 
 
 def category_text(value: Any) -> str:
-    """The text a categorical cell is known by: whole floats as ints, missing as ``""``.
+    """The text a categorical cell is known by: whole floats as ints, missing as ``""``,
+    dates and times in ISO form (``2020-01-02``, ``2020-01-02T10:30:00``), whichever type
+    holds them (numpy, pandas, `datetime`), so a JSON request's date string matches.
 
     Example:
         >>> category_text(3.0), category_text("Rome"), category_text(None)
@@ -204,6 +224,12 @@ def category_text(value: Any) -> str:
     """
     if is_missing(value):
         return MISSING_CATEGORY
+    if isinstance(value, (np.datetime64, datetime.date)) and getattr(value, "tzinfo", None) is None:
+        stamp = np.datetime64(value, "ns")
+        for unit in ("D", "s"):
+            if stamp == stamp.astype(f"datetime64[{unit}]"):
+                return str(stamp.astype(f"datetime64[{unit}]"))
+        return str(stamp)
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, numbers.Integral):

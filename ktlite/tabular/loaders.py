@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ktlite._console import say
+from ktlite.columns import label_column_list, open_text
 from ktlite.splits import check_random_state, check_val_pct, split_indices
 from ktlite.tabular import columns as _columns
 from ktlite.tabular.preprocessor import DEFAULT_MAX_CATEGORIES, TabularPreprocessor
@@ -34,21 +35,6 @@ def _check_options(val_pct: Any, random_state: Any, verbose: Any) -> float:
 
 def _take(columns: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     return {c: np.asarray(v)[idx] for c, v in columns.items()}
-
-
-def _label_list(label_columns: Any) -> list[str]:
-    if isinstance(label_columns, str):
-        return [label_columns]
-    if (
-        isinstance(label_columns, Sequence)
-        and label_columns
-        and all(isinstance(c, str) for c in label_columns)
-    ):
-        return list(label_columns)
-    raise ValueError(
-        "`label_columns` must be a column name or a non-empty list of column names. "
-        f"Received: label_columns={label_columns!r}"
-    )
 
 
 def _split_labels(
@@ -81,21 +67,28 @@ def _from_columns(
     label_mode: str | None,
     class_names: Sequence[str] | None,
     verbose: int,
+    names: tuple[str, str, str, str] = ("x_train", "y_train", "x_test", "y_test"),
 ) -> tuple[Any, Any, TabularPreprocessor]:
+    """The datasets and fitted preprocessor; `names` are what errors call the training
+    features and labels and the validation features and labels."""
     from ktlite.classifier import classification_reporter
     from ktlite.data import TaskDataset
 
     val_pct = _check_options(val_pct, random_state, verbose)
-    n = _columns_length(x_train, "x_train")
+    x_name, y_name, x_val_name, y_val_name = names
+    n = _columns_length(x_train, x_name)
+    if y_train is not None and not hasattr(y_train, "__len__"):
+        raise TypeError(f"`{y_name}` must be a list or array of labels. Received: {y_name} "
+                        f"of type {type(y_train).__name__}")
     if y_train is None or len(y_train) != n:
         raise ValueError(
-            f"`y_train` must hold one label per row. Received: {n} rows and "
+            f"`{y_name}` must hold one label per row. Received: {n} rows and "
             f"{'no' if y_train is None else len(y_train)} labels"
         )
     preproc = TabularPreprocessor(
         numeric_columns, categorical_columns, max_categories, label_mode, class_names
     )
-    y_enc = preproc.fit_labels(y_train, name="y_train").encode_labels(y_train, name="y_train")
+    y_enc = preproc.fit_labels(y_train, name=y_name).encode_labels(y_train, name=y_name)
     if x_val is None:
         stratify = preproc.label_mode == "multiclass"
         trn_idx, val_idx = split_indices(y_enc, stratify, val_pct, random_state)
@@ -103,15 +96,15 @@ def _from_columns(
         x_train, y_enc = _take(x_train, trn_idx), y_enc[trn_idx]
         source = f"{val_pct:.0%} of the rows held out{', stratified' if stratify else ''}"
     else:
-        m = _columns_length(x_val, "x_test")
-        if y_val is None or len(y_val) != m:
+        m = _columns_length(x_val, x_val_name)
+        if y_val is None or not hasattr(y_val, "__len__") or len(y_val) != m:
             raise ValueError(
-                f"`y_test` must hold one label per validation row. Received: {m} rows and "
-                f"{'no' if y_val is None else len(y_val)} labels"
+                f"`{y_val_name}` must hold one label per validation row. Received: {m} rows "
+                f"and {len(y_val) if hasattr(y_val, '__len__') else 'no'} labels"
             )
-        y_val_enc = preproc.encode_labels(y_val, name="y_test")
+        y_val_enc = preproc.encode_labels(y_val, name=y_val_name)
         source = "given validation rows"
-    preproc.fit_columns(x_train, dropped_columns=dropped, name="x_train")
+    preproc.fit_columns(x_train, dropped_columns=dropped, name=x_name)
     if verbose:
         say(
             f"{len(y_enc):,} training and {len(y_val_enc):,} validation rows ({source}); "
@@ -125,7 +118,7 @@ def _from_columns(
         raw = preproc.raw_batch(columns, name)
         return TaskDataset(raw, y, preproc.transform, task="tabular", reporter=reporter)
 
-    return dataset(x_train, y_enc, "x_train"), dataset(x_val, y_val_enc, "x_test"), preproc
+    return dataset(x_train, y_enc, x_name), dataset(x_val, y_val_enc, x_val_name), preproc
 
 
 def _columns_length(columns: Mapping[str, Any], name: str) -> int:
@@ -219,17 +212,19 @@ def _from_tables(
     **options: Any,
 ) -> tuple[Any, Any, TabularPreprocessor]:
     """Splits label and feature columns of named tables and calls `_from_columns`."""
-    labels = _label_list(label_columns)
-    ignore = [] if ignore_columns is None else _label_list(ignore_columns)
+    labels = label_column_list(label_columns)
+    ignore = [] if ignore_columns is None else label_column_list(ignore_columns, "ignore_columns")
     x_train, y_train = _split_labels(*train, labels, ignore)
     x_val = y_val = None
     if val[0] is not None:
         x_val, y_val = _split_labels(*val, labels, ignore)
     if len(labels) > 1 and class_names is None and label_mode != "regression":
         class_names = labels
+    label_key = repr(labels[0]) if len(labels) == 1 else repr(labels)
+    names = (train[1], f"{train[1]}[{label_key}]", val[1], f"{val[1]}[{label_key}]")
     return _from_columns(
         x_train, y_train, x_val, y_val, labels + ignore, label_mode=label_mode,
-        class_names=class_names, **options,
+        class_names=class_names, names=names, **options,
     )
 
 
@@ -283,7 +278,8 @@ def tabular_from_array(
     if (x_test is None) != (y_test is None):
         raise ValueError("`x_test` and `y_test` must be given together.")
     train = _columns.array_columns(x_train, feature_names, "x_train")
-    val = None if x_test is None else _columns.array_columns(x_test, list(train), "x_test")
+    val = (None if x_test is None
+           else _columns.array_columns(x_test, list(train), "x_test", "x_train"))
     return _from_columns(
         train, y_train, val, y_test, [], val_pct=val_pct, random_state=random_state,
         numeric_columns=numeric_columns, categorical_columns=categorical_columns,
@@ -292,14 +288,20 @@ def tabular_from_array(
     )
 
 
-def _read_csv(path: Any, sep: str, encoding: str, arg: str) -> dict[str, np.ndarray]:
-    """Reads a CSV file with a header: integer columns as ints, other numeric columns as
-    floats (empty cells missing), the rest as text (empty cells None)."""
+def _read_csv(path: Any, sep: str, encoding: str, arg: str,
+              text_columns: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Reads a CSV file with a header: integer columns as ints (beyond int64: floats),
+    other numeric columns as floats (empty cells missing), the rest as text (empty cells
+    None). `text_columns` (declared categorical, or ignored) stay text as written, so a
+    code like "00501" keeps its zeros."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`{arg}` must be a file path. Received: {arg} of type "
+                        f"{type(path).__name__}")
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
     try:
-        with open(path, encoding=encoding, newline="") as handle:
+        with open_text(path, encoding) as handle:
             reader = csv.reader(handle, delimiter=sep)
             header = next(reader, None)
             if not header:
@@ -323,14 +325,21 @@ def _read_csv(path: Any, sep: str, encoding: str, arg: str) -> dict[str, np.ndar
     columns: dict[str, np.ndarray] = {}
     for j, column in enumerate(header):
         cells = [row[j] for row in rows]
-        if cells and all(_INT.match(c.strip()) for c in cells):
-            columns[column] = np.array([int(c) for c in cells], np.int64)
-            continue
-        try:
-            values = np.array([float(c) if c.strip() else np.nan for c in cells], np.float64)
-        except ValueError:
-            values = np.empty(len(cells), dtype=object)
-            values[:] = [c if c.strip() else None for c in cells]
+        if column not in text_columns:
+            try:
+                if cells and all(_INT.match(c.strip()) for c in cells):
+                    columns[column] = np.array([int(c) for c in cells], np.int64)
+                    continue
+            except OverflowError:  # beyond int64: read as floats below
+                pass
+            try:
+                columns[column] = np.array([float(c) if c.strip() else np.nan for c in cells],
+                                           np.float64)
+                continue
+            except ValueError:
+                pass
+        values = np.empty(len(cells), dtype=object)
+        values[:] = [c if c.strip() else None for c in cells]
         columns[column] = values
     return columns
 
@@ -383,9 +392,15 @@ def tabular_from_csv(
     Example:
         >>> trn, val, preproc = tabular_from_csv("adult.csv", label_columns="income")
     """
-    val = None if val_filepath is None else _read_csv(val_filepath, sep, encoding, "val_filepath")
+    text = []  # what these name stays text; bad values are refused by name later
+    for names in (categorical_columns, ignore_columns):
+        names = [names] if isinstance(names, str) else names
+        if isinstance(names, (list, tuple)):
+            text += [name for name in names if isinstance(name, str)]
+    val = None if val_filepath is None else _read_csv(val_filepath, sep, encoding,
+                                                      "val_filepath", text)
     return _from_tables(
-        (_read_csv(train_filepath, sep, encoding, "train_filepath"), "train_filepath"),
+        (_read_csv(train_filepath, sep, encoding, "train_filepath", text), "train_filepath"),
         (val, "val_filepath"), label_columns, ignore_columns, val_pct=val_pct,
         random_state=random_state, numeric_columns=numeric_columns,
         categorical_columns=categorical_columns, max_categories=max_categories,

@@ -44,6 +44,8 @@ _KEY_SEPARATOR = "\x1f"
 _CONFIG_KEYS = frozenset(
     {"format_version", "task", "numeric", "categorical", "dropped_columns", "labels"}
 )
+# Written since 2026-12-04; older files lack it and read arrays numeric first.
+_OPTIONAL_KEYS = frozenset({"feature_order"})
 
 
 def _names(value: Any, arg: str) -> list[str]:
@@ -138,6 +140,7 @@ class TabularPreprocessor(LabeledPreprocessor):
         self.numeric: list[dict[str, Any]] = []
         self.categorical: list[dict[str, Any]] = []
         self.dropped_columns: list[str] = []
+        self.feature_order: list[str] = []
         self._fitted = False
         self._table = None
 
@@ -200,8 +203,15 @@ class TabularPreprocessor(LabeledPreprocessor):
             >>> TabularPreprocessor().fit_columns({"age": [40, None, 50]}).numeric
             [{'name': 'age', 'mean': 45.0, 'std': 5.0}]
         """
-        if not columns:
-            raise ValueError(f"`{name}` must hold at least one feature column. Received: none")
+        if _columns.is_frame(columns):
+            columns = _columns.frame_columns(columns, name)
+        if not isinstance(columns, Mapping) or not columns:
+            raise ValueError(f"`{name}` must map at least one feature column to its values. "
+                             f"Received: {type(columns).__name__}")
+        lengths = sorted({len(values) for values in columns.values()})
+        if len(lengths) > 1:
+            raise ValueError(f"`{name}` columns must be of one length. Received: lengths "
+                             f"{lengths}")
         absent = [
             c for c in self._numeric_request + self._categorical_request if c not in columns
         ]
@@ -220,6 +230,7 @@ class TabularPreprocessor(LabeledPreprocessor):
                 numbers_ = _columns.numeric_values(values, column, name)
                 numeric.append(_column_stats(numbers_, column))
         self.numeric, self.categorical = numeric, categorical
+        self.feature_order = list(columns)
         self.dropped_columns = [c for c in dropped_columns if c not in columns]
         self._fitted = True
         self._table = None
@@ -228,11 +239,19 @@ class TabularPreprocessor(LabeledPreprocessor):
     def fit(self, columns: Mapping[str, Any], y: Any) -> TabularPreprocessor:
         """Fits the labels and the columns (see `fit_labels` and `fit_columns`).
 
+        Raises:
+            ValueError: for any error of those two, or as many labels as rows.
+
         Example:
             >>> TabularPreprocessor().fit({"age": [40, 50]}, [0, 1]).columns
             ['age']
         """
-        return self.fit_labels(y).fit_columns(columns)
+        self.fit_labels(y).fit_columns(columns, name="columns")
+        rows = len(columns) if _columns.is_frame(columns) else len(next(iter(columns.values())))
+        if rows != len(y):
+            raise ValueError(f"`columns` and `y` must have the same rows. Received: {rows} "
+                             f"rows and {len(y)} labels")
+        return self
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
@@ -250,7 +269,7 @@ class TabularPreprocessor(LabeledPreprocessor):
 
         Args:
             data: a DataFrame, a list of ``{column: value}`` rows, or a 2-D array whose
-                columns follow `columns`.
+                columns follow `feature_order` (the order of the training columns).
             name: the argument name used in messages.
 
         Returns:
@@ -272,14 +291,17 @@ class TabularPreprocessor(LabeledPreprocessor):
                 raise ValueError(f"`{name}` must hold at least one row. Received: an empty frame")
             return {c: found[c] for c in self.columns}
         if isinstance(data, np.ndarray):
-            if data.ndim != 2 or data.shape[1] != len(self.columns):
+            order = self.feature_order
+            if data.ndim != 2 or data.shape[1] != len(order):
                 raise ValueError(
-                    f"A `{name}` array must have shape (rows, {len(self.columns)}), its columns "
-                    f"in the order {self.columns}. Received: shape {data.shape}"
+                    f"A `{name}` array must have shape (rows, {len(order)}), its columns "
+                    f"in the training order {order}. Received: shape {data.shape}"
                 )
             if len(data) == 0:
                 raise ValueError(f"`{name}` must hold at least one row. Received: 0 rows")
-            return _columns.array_columns(data, self.columns, name)
+            return _columns.array_columns(data, order, name)
+        if isinstance(data, Mapping):  # one row
+            data = [data]
         if not isinstance(data, (list, tuple)):
             raise TypeError(
                 f"`{name}` must be a dict row, a list of dict rows, a DataFrame or a 2-D array. "
@@ -318,13 +340,18 @@ class TabularPreprocessor(LabeledPreprocessor):
             a key only for a group that has columns.
 
         Raises:
-            ValueError: for a non-numeric or infinite value in a numeric column (named).
+            ValueError: for a missing feature column, or a non-numeric or infinite value in
+                a numeric column (named).
 
         Example:
             >>> preproc.raw_batch({"age": [41], "city": ["Rome"]})["numeric"]
             array([[41.]], dtype=float32)
         """
         self._check_fitted()
+        missing = [c for c in self.columns if c not in columns]
+        if missing:
+            raise ValueError(f"`{name}` lacks the columns {missing}; the model needs "
+                             f"{self.columns}.")
         raw: dict[str, np.ndarray] = {}
         if self.numeric:
             raw["numeric"] = np.stack(
@@ -408,6 +435,7 @@ class TabularPreprocessor(LabeledPreprocessor):
                 {"name": c["name"], "categories": list(c["categories"])} for c in self.categorical
             ],
             "dropped_columns": list(self.dropped_columns),
+            "feature_order": list(self.feature_order),
             "labels": self.labels.get_config(),
         }
 
@@ -437,6 +465,7 @@ class TabularPreprocessor(LabeledPreprocessor):
             {"name": c["name"], "categories": list(c["categories"])} for c in config["categorical"]
         ]
         preproc.dropped_columns = list(config["dropped_columns"])
+        preproc.feature_order = list(config.get("feature_order", preproc.columns))
         preproc.labels = LabelEncoder.from_config(config["labels"])
         preproc._fitted = True
         if not preproc.labels.is_fitted:
@@ -496,10 +525,10 @@ def _is_number(value: Any) -> bool:
 def _validate_config(config: Any) -> None:
     if not isinstance(config, dict):
         raise ValueError(f"The config must be a JSON object. Received: {type(config).__name__}")
-    if set(config) != _CONFIG_KEYS:
+    if not _CONFIG_KEYS <= set(config) <= _CONFIG_KEYS | _OPTIONAL_KEYS:
         raise ValueError(
-            f"The config must have exactly the keys {sorted(_CONFIG_KEYS)}. Received: "
-            f"{sorted(config)}"
+            f"The config must have the keys {sorted(_CONFIG_KEYS)} (and may have "
+            f"{sorted(_OPTIONAL_KEYS)}). Received: {sorted(config)}"
         )
     if config["format_version"] != FORMAT_VERSION or config["task"] != "tabular":
         raise ValueError(
@@ -526,6 +555,11 @@ def _validate_config(config: Any) -> None:
     names = [c["name"] for c in numeric + categorical]
     if not names or len(set(names)) != len(names):
         raise ValueError("The config must name at least one feature column, each once.")
+    order = config.get("feature_order", names)
+    if not isinstance(order, list) or sorted(map(str, order)) != sorted(names) or not all(
+        isinstance(c, str) for c in order
+    ):
+        raise ValueError("The config's `feature_order` must list every feature column once.")
     dropped = config["dropped_columns"]
     if not isinstance(dropped, list) or not all(isinstance(c, str) for c in dropped):
         raise ValueError("The config's `dropped_columns` must be a list of column names.")

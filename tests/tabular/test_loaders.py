@@ -93,6 +93,33 @@ def test_csv_reads_ints_floats_text_and_empty_cells(tmp_path):
         tabular_from_csv(tmp_path / "none.csv", "label")
 
 
+def test_csv_keeps_declared_categories_as_written_and_reads_a_byte_order_mark(tmp_path):
+    path = tmp_path / "t.csv"
+    rows = [f"{i:05d},{10**25 + i},{i / 7:.3f},{i % 2}" for i in range(500, 530)]
+    path.write_bytes(("\ufeffzip,id,x,label\n" + "\n".join(rows) + "\n").encode())
+    trn, val, preproc = tabular_from_csv(path, "label", categorical_columns=["zip"],
+                                         ignore_columns="id", verbose=0)
+    assert preproc.categorical_columns == ["zip"] and preproc.numeric_columns == ["x"]
+    categories = [c for c in preproc.categorical[0]["categories"] if c]
+    assert len(categories) > 20 and all(c.startswith("005") for c in categories)  # not 501
+    assert preproc.feature_order == ["zip", "x"]
+
+
+def test_mixed_rows_keep_numeric_columns_numeric_and_errors_name_the_argument(table):
+    rows = [[41 + i, "Rome" if i % 2 else "Oslo"] for i in range(40)]
+    _, _, preproc = tabular_from_array(rows, [i % 2 for i in range(40)], verbose=0)
+    assert preproc.numeric_columns == ["f0"] and preproc.categorical_columns == ["f1"]
+    with pytest.raises(TypeError, match="`y_train` must be a list or array of labels"):
+        tabular_from_array(rows, 5, verbose=0)
+    with pytest.raises(ValueError, match=r"`x_test` must have the 2 columns of `x_train`"):
+        tabular_from_array(rows, [0, 1] * 20, x_test=np.zeros((3, 3)), y_test=[0, 1, 0])
+    with pytest.raises(ValueError, match=r"`ignore_columns` must be a column name"):
+        tabular_from_df(table(40), "label", ignore_columns=5, verbose=0)
+    df = table(40)
+    with pytest.raises(ValueError, match=r"`val_df\['label'\]`"):
+        tabular_from_df(df, "label", val_df=df.assign(label=None), verbose=0)
+
+
 def test_missing_values_in_features_are_allowed(table):
     df = table(80, missing_every=7)
     trn, _, preproc = tabular_from_df(df, "label", verbose=0)

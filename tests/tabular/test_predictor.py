@@ -48,7 +48,10 @@ def test_rows_a_frame_and_an_array_give_the_same_answers(predictor):
     assert predictor.predict(ROWS[0]) == labels[0]
     frame = pd.DataFrame(ROWS).assign(label="ignored")
     assert predictor.predict(frame) == labels  # the label column is skipped
-    array = np.array([[r["x"], r["noise"], r["city"]] for r in ROWS], dtype=object)
+    # An array's columns are read in the training frame's order, not numeric-first.
+    order = predictor.preproc.feature_order
+    assert order == ["x", "city", "noise"] != predictor.preproc.columns
+    array = np.array([[r[c] for c in order] for r in ROWS], dtype=object)
     np.testing.assert_allclose(predictor.predict_proba(array), predictor.predict_proba(ROWS))
 
 

@@ -71,6 +71,49 @@ def test_save_and_load_give_the_same_transform(preproc, tmp_path):
         np.testing.assert_array_equal(first[key], second[key])
     assert again.class_names == preproc.class_names
     assert again.dropped_columns == ["label"]
+    assert again.feature_order == preproc.feature_order == ["x", "city", "noise"]
+    # A file from before `feature_order` reads arrays numeric first, as it was written for.
+    config = json.loads((tmp_path / "preprocessor.json").read_text())
+    del config["feature_order"]
+    assert TabularPreprocessor.from_config(config).feature_order == ["x", "noise", "city"]
+    config["feature_order"] = ["x", "x", "city"]
+    with pytest.raises(ValueError, match="`feature_order` must list every feature column"):
+        TabularPreprocessor.from_config(config)
+
+
+def test_fit_and_raw_batch_check_their_inputs():
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="same rows. Received: 3 rows and 2 labels"):
+        TabularPreprocessor().fit({"a": [1, 2, 3]}, [0, 1])
+    with pytest.raises(ValueError, match=r"one length. Received: lengths \[1, 3\]"):
+        TabularPreprocessor().fit({"a": [1, 2, 3], "b": ["x"]}, [0, 1, 0])
+    fitted = TabularPreprocessor().fit(pd.DataFrame({"a": [1.0, 2, 3, 4], "b": list("xyxy")}),
+                                       [0, 1, 0, 1])
+    assert fitted.numeric_columns == ["a"] and fitted.categorical_columns == ["b"]
+    with pytest.raises(ValueError, match=r"`inputs` lacks the columns \['b'\]"):
+        fitted.raw_batch({"a": [1.0]})
+    assert fitted.to_columns({"a": 1, "b": "x"}) == {"a": [1], "b": ["x"]}  # one dict row
+
+
+def test_dates_and_huge_numbers_are_read_alike_from_any_source(table):
+    import datetime
+
+    import pandas as pd
+
+    df = table(60).assign(day=pd.to_datetime(["2020-01-02", "2020-01-03"] * 30))
+    df.loc[5, "day"] = pd.NaT
+    trn, _, preproc = tabular_from_df(df, "label", verbose=0)
+    day = next(c for c in preproc.categorical if c["name"] == "day")
+    assert set(day["categories"]) == {"2020-01-02", "2020-01-03", ""}  # NaT is missing
+    base = {"x": 0.1, "city": "Rome", "noise": 1.0}
+    days = ("2020-01-03", np.datetime64("2020-01-03"), datetime.date(2020, 1, 3),
+            pd.Timestamp("2020-01-03"))
+    rows = [{**base, "day": v} for v in days]
+    ids = transform(preproc, rows)["categorical"][:, preproc.categorical_columns.index("day")]
+    assert len(set(ids.tolist())) == 1 and ids[0] != 0  # one known category, not unknown
+    with pytest.raises(ValueError, match="beyond float32"):
+        transform(preproc, [{**base, "x": 10**400, "day": "2020-01-03"}])
 
 
 def test_load_refuses_an_invalid_file_and_names_it(preproc, tmp_path):
