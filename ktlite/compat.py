@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TESTED_WITH",
     "compile_arguments",
+    "copy_weight_decay_exclusions",
     "creation_strategy",
     "dataset_batch_size",
     "dataset_drop_remainder",
@@ -54,6 +55,7 @@ __all__ = [
     "replace_symbolic_build",
     "set_learning_rate_object",
     "set_tflite_custom_op_registerers",
+    "step_counter",
     "symbolic_build",
     "tf_trainer_sources",
     "verify",
@@ -92,7 +94,10 @@ def set_learning_rate_object(optimizer: keras.optimizers.Optimizer, value: Any) 
 
     Missing public API: the `learning_rate` setter refuses to replace a schedule by a
     variable (and back), which the LR finder does for the length of its sweep. Writes
-    `optimizer._learning_rate`. Checked on Keras 3.5 to 3.15.
+    `optimizer._learning_rate`; a variable it replaces is untracked
+    (`optimizer._untrack_variable`), so that `optimizer.variables` (what a saved model's
+    optimizer state is matched against) is as before the swap. Checked on Keras 3.5 to
+    3.15.
 
     Args:
         optimizer: a Keras optimizer (not a `LossScaleOptimizer` wrapper).
@@ -105,8 +110,14 @@ def set_learning_rate_object(optimizer: keras.optimizers.Optimizer, value: Any) 
     Example:
         >>> set_learning_rate_object(optimizer, keras.Variable(1e-4))
     """
+    import keras
+
     _require(optimizer, "_learning_rate", "set_learning_rate_object")
+    previous = optimizer._learning_rate
     optimizer._learning_rate = value
+    if isinstance(previous, keras.Variable) and previous is not value:
+        _require(optimizer, "_untrack_variable", "set_learning_rate_object")
+        optimizer._untrack_variable(previous)
 
 
 def optimizer_variable_key(optimizer: keras.optimizers.Optimizer, variable: Any) -> Any:
@@ -172,6 +183,50 @@ def weight_decay_exclusions(optimizer: keras.optimizers.Optimizer) -> tuple[Any,
         getattr(optimizer, "_exclude_from_weight_decay_pattern", None),
         getattr(optimizer, "_exclude_from_weight_decay", None),
     )
+
+
+def copy_weight_decay_exclusions(source: keras.optimizers.Optimizer,
+                                 target: keras.optimizers.Optimizer) -> None:
+    """Gives `target` the `exclude_from_weight_decay` choices of `source`, for the same
+    model's variables (a copy made with `from_config(get_config())` loses them).
+
+    Missing public API: see `weight_decay_exclusions`. Writes
+    `target._exclude_from_weight_decay_pattern` and `target._exclude_from_weight_decay`,
+    and empties `target._exclude_from_weight_decay_cache`. Checked on Keras 3.5 to 3.15.
+
+    Args:
+        source: the optimizer the choices were made on (not a `LossScaleOptimizer`).
+        target: its copy, for the same variables.
+
+    Example:
+        >>> copy = type(optimizer).from_config(optimizer.get_config())
+        >>> copy_weight_decay_exclusions(optimizer, copy)
+    """
+    pattern, keys = weight_decay_exclusions(source)
+    if pattern is None and keys is None:
+        return
+    target._exclude_from_weight_decay_pattern = pattern
+    target._exclude_from_weight_decay = set() if keys is None else type(keys)(keys)
+    target._exclude_from_weight_decay_cache = {}  # answers given before the copy
+
+
+def step_counter(optimizer: keras.optimizers.Optimizer) -> Any:
+    """The variable that counts an optimizer's steps, assignable.
+
+    Missing public API: with Keras' own `gradient_accumulation_steps`, `iterations` is
+    computed (steps // accumulation) and cannot be assigned; the count lives in
+    `optimizer._iterations`. Checked on Keras 3.5 to 3.15.
+
+    Args:
+        optimizer: a built Keras optimizer (not a `LossScaleOptimizer` wrapper).
+
+    Returns:
+        The step-count variable (`iterations` itself without accumulation).
+
+    Example:
+        >>> step_counter(new_optimizer).assign(step_counter(old_optimizer))
+    """
+    return getattr(optimizer, "_iterations", optimizer.iterations)
 
 
 def uses_weight_decay(optimizer: keras.optimizers.Optimizer, variable: Any) -> bool:

@@ -124,15 +124,21 @@ def build_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -> Non
             RuntimeWarning,
             stacklevel=3,
         )
-        iterations = int(optimizer.iterations.numpy())
-        recompile(model, strategy, type(optimizer).from_config(optimizer.get_config()))
-        optimizer = model.optimizer
+        steps = int(compat.step_counter(_inner(optimizer)).numpy())
+        copy = type(optimizer).from_config(optimizer.get_config())
+        compat.copy_weight_decay_exclusions(_inner(optimizer), _inner(copy))
+        recompile(model, strategy, copy)
         with strategy.scope():
-            optimizer.build(variables)
-        optimizer.iterations.assign(iterations)
+            copy.build(variables)
+        compat.step_counter(_inner(copy)).assign(steps)
         return
     with strategy.scope():
         optimizer.build(variables)
+
+
+def _inner(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The optimizer that holds the step count and settings (unwraps loss scaling)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 def recompile(

@@ -103,9 +103,11 @@ def test_set_learning_rate_object():
         # The public property reads what the hook wrote.
         return float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == 0.25
 
+    tracked = len(optimizer.variables)
     compat.verify("set_learning_rate_object", swap)
     compat.set_learning_rate_object(optimizer, schedule)
     assert compat.learning_rate_object(optimizer) is schedule
+    assert len(optimizer.variables) == tracked  # the swapped-in variable is untracked again
 
 
 def test_optimizer_variable_key():
@@ -149,6 +151,33 @@ def test_weight_decay_exclusions():
     pattern, keys = compat.verify("weight_decay_exclusions", exclusions)
     assert pattern.search("head/bias") and not pattern.search("head/kernel")
     assert compat.optimizer_variable_key(optimizer, kernel) in keys
+
+
+def test_copy_weight_decay_exclusions():
+    model = tiny_model()
+    head = model.get_layer("head")
+    optimizer = keras.optimizers.AdamW(1e-3, weight_decay=0.1)
+    optimizer.exclude_from_weight_decay(var_list=[head.kernel], var_names=["bias"])
+    copy = type(optimizer).from_config(optimizer.get_config())
+    copy.build(model.trainable_variables)
+    assert copy._use_weight_decay(head.kernel) and copy._use_weight_decay(head.bias)  # lost
+
+    def copied():
+        compat.copy_weight_decay_exclusions(optimizer, copy)
+        return not (copy._use_weight_decay(head.kernel) or copy._use_weight_decay(head.bias))
+
+    compat.verify("copy_weight_decay_exclusions", copied)
+
+
+def test_step_counter():
+    optimizer = keras.optimizers.Adam(1e-3, gradient_accumulation_steps=2)
+    optimizer.build(tiny_model().trainable_variables)
+
+    def counter():
+        compat.step_counter(optimizer).assign(6)
+        return int(optimizer.iterations.numpy()) == 3  # 6 steps, accumulated by 2
+
+    compat.verify("step_counter", counter)
 
 
 def test_uses_weight_decay():

@@ -177,6 +177,26 @@ def test_model_frozen_by_the_user_can_be_unfrozen_later():
     assert not np.array_equal(model.get_layer("body").kernel.numpy(), body)
 
 
+def test_a_rebuilt_optimizer_keeps_its_decay_exclusions_and_step_count():
+    # Built for the head only (body frozen), so get_learner gives a fresh copy that can
+    # also train the body: with Keras' own accumulation and exclude_from_weight_decay.
+    from ktlite import compat
+
+    x, y = _x(), np.zeros(N, int)
+    model = _model()
+    model.get_layer("body").trainable = False
+    optimizer = keras.optimizers.AdamW(1e-3, weight_decay=0.1, gradient_accumulation_steps=2)
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    with pytest.warns(RuntimeWarning, match="fresh optimizer"):
+        get_learner(model, (x, y), batch_size=16, verbose=0)
+    copy = model.optimizer
+    assert copy is not optimizer and int(compat.step_counter(copy).numpy()) == 4
+    assert not copy._use_weight_decay(model.get_layer("head").bias)
+    assert copy._use_weight_decay(model.get_layer("head").kernel)
+
+
 # --------------------------------------------------------------------- weight decay
 def test_set_weight_decay_takes_effect_and_keeps_other_settings():
     # Zero inputs give the kernels zero gradients: only weight decay can move them.

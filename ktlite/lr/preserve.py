@@ -60,6 +60,8 @@ def preserved(model: keras.Model, initial_lr: float, lr_name: str) -> Iterator[N
     if not original.built:
         # Building is irreversible: train an identical, fresh copy instead.
         optimizer = type(original).from_config(original.get_config())
+        compat.copy_weight_decay_exclusions(_inner_optimizer(original),
+                                            _inner_optimizer(optimizer))
     inner = _inner_optimizer(optimizer)
     lr_object = compat.learning_rate_object(inner)
     swap_lr = not isinstance(lr_object, keras.Variable)

@@ -123,6 +123,8 @@ def test_schedule_optimizer_is_swept_and_keeps_its_schedule(make_model, dataset)
     result = find_lr(model, dataset, start_lr=1e-5, end_lr=1e-1, num_steps=20, verbose=0)
     assert compat.learning_rate_object(model.optimizer) is schedule
     assert result.lrs[-1] == pytest.approx(1e-1, rel=1e-6)
+    find_lr(model, dataset, num_steps=5, verbose=0)
+    assert len(model.optimizer.variables) == len(before)  # no stray sweep variable
     for a, v in zip(before, model.optimizer.variables):
         np.testing.assert_array_equal(a, v.numpy())
 
