@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ktlite import evaluation, model_tools, saving
+from ktlite import compat, evaluation, model_tools, saving
 from ktlite._console import say
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
@@ -714,7 +716,7 @@ class Learner:
 
         1. Every layer group but the last (the head) is frozen and the head trains for
            `freeze_epochs` one-cycle epochs at `base_lr` (warm-up over 99% of the steps).
-        2. Everything is unfrozen and trains for `epochs` one-cycle epochs (`pct_start`,
+        2. The groups are unfrozen and train for `epochs` one-cycle epochs (`pct_start`,
            `div`) with **discriminative learning rates**: the head at `base_lr / 2`, earlier
            groups lower, down to `base_lr / 2 / lr_mult` for the first (see
            `ktlite.lr.group_multipliers`). Each group's rate is the one-cycle rate times its
@@ -723,7 +725,9 @@ class Learner:
 
         Layer groups come from the model (`ktlite.lr.layer_groups`): every layer with
         weights starts a group, normalization layers join the one before, the last layer
-        with weights is the head; pass `layer_groups` to choose them.
+        with weights is the head; pass `layer_groups` to choose them. Layers the user froze
+        before the call stay frozen in both phases; afterwards, and after an error or an
+        interrupt in either phase, every layer's `trainable` flag is as it was on entry.
 
         Args:
             epochs: epochs with every layer trainable (>= 1).
@@ -755,31 +759,52 @@ class Learner:
         from ktlite.lr import GroupRates, group_multipliers
         from ktlite.lr import layer_groups as find_groups
 
+        from ktlite.lr import OneCycle
+
         epochs = check_positive_int(epochs, "epochs")
         if isinstance(freeze_epochs, bool) or not isinstance(freeze_epochs, (int, np.integer)) \
                 or freeze_epochs < 0:
             raise ValueError(
                 f"`freeze_epochs` must be an int >= 0. Received: freeze_epochs={freeze_epochs!r}"
             )
+        if base_lr is not None and (
+            isinstance(base_lr, bool) or not isinstance(base_lr, numbers.Real)
+            or not math.isfinite(base_lr) or base_lr <= 0
+        ):
+            raise ValueError(
+                f"`base_lr` must be a positive float or None. Received: base_lr={base_lr!r}"
+            )
+        OneCycle(1.0, 2, pct_start, div, moms=moms)  # the unfrozen phase's settings, checked now
         groups = find_groups(self.model, layer_groups)
         multipliers = group_multipliers(len(groups), lr_mult)
-        model_tools.set_trainable(self.model, True)
-        for group in groups[:-1]:
-            for layer in group:
-                model_tools.set_trainable(layer, False)
-        model_tools.recompile(self.model, self.strategy)
-        if base_lr is None:
-            base_lr = float(self.lr_find(verbose=verbose).suggestion)
-            say(f"fine_tune: base_lr={base_lr:.3g} from lr_find")
-        if freeze_epochs:
-            self.fit_onecycle(base_lr, freeze_epochs, pct_start=0.99, moms=moms,
-                              callbacks=callbacks, steps_per_epoch=steps_per_epoch,
-                              verbose=verbose)
-        self.unfreeze()
-        with GroupRates(self.model, groups, multipliers):
-            return self.fit_onecycle(base_lr / 2, epochs, pct_start=pct_start, div=div,
-                                     moms=moms, callbacks=callbacks,
-                                     steps_per_epoch=steps_per_epoch, verbose=verbose)
+        flags = [(layer, layer.trainable) for layer in compat.flatten_layers(self.model)]
+
+        def restore_flags() -> None:  # parents first, so a child's own flag wins
+            for layer, trainable in flags:
+                model_tools.set_trainable(layer, trainable)
+
+        try:
+            for group in groups[:-1]:
+                for layer in group:
+                    model_tools.set_trainable(layer, False)
+            model_tools.recompile(self.model, self.strategy)
+            if base_lr is None:
+                base_lr = float(self.lr_find(verbose=verbose).suggestion)
+                say(f"fine_tune: base_lr={base_lr:.3g} from lr_find")
+            if freeze_epochs:
+                self.fit_onecycle(base_lr, freeze_epochs, pct_start=0.99, moms=moms,
+                                  callbacks=callbacks, steps_per_epoch=steps_per_epoch,
+                                  verbose=verbose)
+            restore_flags()
+            model_tools.recompile(self.model, self.strategy)
+            with GroupRates(self.model, groups, multipliers):
+                return self.fit_onecycle(base_lr / 2, epochs, pct_start=pct_start, div=div,
+                                         moms=moms, callbacks=callbacks,
+                                         steps_per_epoch=steps_per_epoch, verbose=verbose)
+        finally:
+            if any(layer.trainable != trainable for layer, trainable in flags):
+                restore_flags()
+                model_tools.recompile(self.model, self.strategy)
 
     def plot(self, kind: str = "loss") -> Any:
         """Plots a per-step value of the last fit.

@@ -59,3 +59,41 @@ def test_fine_tune_refuses_bad_arguments():
         learner.fine_tune(1, base_lr=1e-3, freeze_epochs=-1)
     with pytest.raises(ValueError, match="lr_mult"):
         learner.fine_tune(1, base_lr=1e-3, lr_mult=[1.0, 2.0])
+
+
+def test_layers_the_user_froze_stay_frozen_and_flags_come_back_after_an_error():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = _model()
+    model.get_layer("body0").trainable = False
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    learner = ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+    body0 = model.get_layer("body0").get_weights()[0].copy()
+    recorder = _PhaseRecorder()
+    learner.fine_tune(1, base_lr=1e-2, callbacks=[recorder])
+    assert _changed(recorder.phases[1], "body1")  # the user's trainable layers train ...
+    np.testing.assert_array_equal(model.get_layer("body0").get_weights()[0], body0)  # not it
+    assert [layer.trainable for layer in model.layers[1:]] == [False, True, True]
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        learner.fine_tune(1, base_lr=1e-2, callbacks=[Interrupt()])
+    assert [layer.trainable for layer in model.layers[1:]] == [False, True, True]
+
+
+def test_bad_settings_are_refused_before_anything_trains():
+    x = np.zeros((8, 4), "float32")
+    learner = ktlite.get_learner(_model(), (x, np.zeros(8, "int32")), batch_size=4, verbose=0)
+    before = [w.copy() for w in learner.model.get_weights()]
+    for kwargs, match in [({"base_lr": -1.0}, "`base_lr` must be a positive float"),
+                          ({"base_lr": 1e-2, "pct_start": 2.0}, "pct_start"),
+                          ({"base_lr": 1e-2, "moms": (0.9,)}, "moms")]:
+        with pytest.raises(ValueError, match=match):
+            learner.fine_tune(1, **kwargs)
+        assert all(layer.trainable for layer in learner.model.layers)
+    for a, b in zip(before, learner.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
