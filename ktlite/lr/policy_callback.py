@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import warnings
-import weakref
 from typing import Any
 
 import keras
@@ -341,8 +340,15 @@ class PolicyCallback(keras.callbacks.Callback):
 
 # Traced scheduled train functions, per model, reused while the model's compiled state is
 # unchanged: retracing (and XLA-compiling) the train step costs about a second on small
-# models and much more on large ones, on every `fit`.
-_DRIVERS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+# models and much more on large ones, on every `fit`. They live in the model's own
+# `__dict__` (not through Keras' attribute tracking, so they are not model variables): a
+# driver refers to its model, and a global table keyed by the model would never let it go.
+_DRIVERS_ATTRIBUTE = "_ktlite_policy_drivers"
+
+
+def model_drivers(model: keras.Model) -> dict:
+    """The drivers traced for `model` (created empty on first use)."""
+    return model.__dict__.setdefault(_DRIVERS_ATTRIBUTE, {})
 
 
 def _bucket(n: int, minimum: int) -> int:
@@ -354,7 +360,7 @@ def _driver_for(model, optimizer, mom_attr, min_capacity, table_steps) -> "_Driv
     inner = _inner_optimizer(optimizer)
     configured = getattr(inner, mom_attr) if mom_attr else None
     key = (id(optimizer), id(compat.learning_rate_object(inner)), mom_attr, configured)
-    drivers = _DRIVERS.setdefault(model, {})
+    drivers = model_drivers(model)
     driver = drivers.get(key)
     if (
         driver is None

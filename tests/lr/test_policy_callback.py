@@ -270,7 +270,7 @@ def test_policy_variables_have_static_shapes_and_a_longer_policy_gets_larger_tab
     make_model, data
 ):
     # A TPU cannot hold variables of unknown shape (`[None]`).
-    from ktlite.lr.policy_callback import _DRIVERS
+    from ktlite.lr.policy_callback import model_drivers
 
     model = make_model(keras.optimizers.Adam(1e-3))
     policies = [OneCycle(1e-2, 6), Constant(1e-3, 300), OneCycle(3e-2, 600)]
@@ -278,7 +278,7 @@ def test_policy_variables_have_static_shapes_and_a_longer_policy_gets_larger_tab
     _fit(model, data, callbacks[0], epochs=1)
     _fit(model, data, callbacks[1], epochs=1)
     _fit(model, data, callbacks[2], epochs=2)  # the whole table is loaded at the start
-    drivers = list(_DRIVERS[model].values())
+    drivers = list(model_drivers(model).values())
     assert max(driver.table_capacity for driver in drivers) >= 600
     for driver in drivers:
         for table in (driver.lr_table, driver.mom_table, driver.record):
@@ -287,3 +287,17 @@ def test_policy_variables_have_static_shapes_and_a_longer_policy_gets_larger_tab
         n = len(cb.history["lrs"])
         np.testing.assert_array_equal(np.float32(cb.history["lrs"]),
                                       policy.lr_at(np.arange(n)).astype(np.float32))
+
+
+def test_a_model_trained_under_a_policy_is_freed_once_dropped(make_model, data):
+    import gc
+    import weakref
+
+    model = make_model(keras.optimizers.Adam(1e-3))
+    _fit(model, data, PolicyCallback(OneCycle(1e-2, 6)), epochs=1)
+    assert model.variables and "_ktlite_policy_drivers" in model.__dict__
+    assert not any("ktlite" in v.path for v in model.variables)  # not tracked as weights
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None
