@@ -67,10 +67,9 @@ def scale_lr(base_lr: float, base_batch: int, batch: int, rule: str = "linear") 
         >>> round(scale_lr(1e-3, 32, 512, rule="sqrt"), 6)
         0.004
     """
-    if isinstance(base_lr, bool) or not isinstance(base_lr, (int, float)) or not base_lr > 0:
-        raise ValueError(f"`base_lr` must be a positive number. Received: base_lr={base_lr!r}")
+    _check_positive_number(base_lr, "base_lr")
     for name, value in (("base_batch", base_batch), ("batch", batch)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
     if rule == "linear":
         factor = batch / base_batch
@@ -79,6 +78,12 @@ def scale_lr(base_lr: float, base_batch: int, batch: int, rule: str = "linear") 
     else:
         raise ValueError(f'`rule` must be "linear" or "sqrt". Received: rule={rule!r}')
     return float(base_lr) * factor
+
+
+def _check_positive_number(value: Any, name: str) -> None:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value <= 0):
+        raise ValueError(f"`{name}` must be a positive finite number. Received: {name}={value!r}")
 
 
 def get_optimizer(
@@ -109,7 +114,10 @@ def get_optimizer(
         A `keras.optimizers.AdamW` or `keras.optimizers.Lamb`, not yet built.
 
     Raises:
-        ValueError: If `name` is unknown, or `weight_decay` is negative.
+        ValueError: If `name` is unknown, `learning_rate` is not a positive number (or a
+            schedule), `weight_decay` is negative or not finite, or
+            `gradient_accumulation_steps` is not an int >= 1.
+        TypeError: If `exclude_from_weight_decay` is a single string (pass a list).
 
     Example:
         >>> opt = get_optimizer("lamb", learning_rate=scale_lr(1e-3, 256, 8192, "sqrt"))
@@ -118,13 +126,22 @@ def get_optimizer(
     key = name.lower() if isinstance(name, str) else name
     if key not in OPTIMIZER_NAMES:
         raise ValueError(f"`name` must be one of {OPTIMIZER_NAMES}. Received: name={name!r}")
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        _check_positive_number(learning_rate, "learning_rate")
     if (
         isinstance(weight_decay, bool)
-        or not isinstance(weight_decay, (int, float))
+        or not isinstance(weight_decay, numbers.Real)
+        or not math.isfinite(weight_decay)
         or weight_decay < 0
     ):
         raise ValueError(
-            f"`weight_decay` must be a number >= 0. Received: weight_decay={weight_decay!r}"
+            f"`weight_decay` must be a finite number >= 0. Received: weight_decay={weight_decay!r}"
+        )
+    if isinstance(exclude_from_weight_decay, str):
+        raise TypeError(
+            "`exclude_from_weight_decay` must be a list of name substrings, not one string "
+            f"(it would exclude every letter). Received: {exclude_from_weight_decay!r}; pass "
+            f"[{exclude_from_weight_decay!r}]"
         )
     if gradient_accumulation_steps is not None and (
         isinstance(gradient_accumulation_steps, bool)

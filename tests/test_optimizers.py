@@ -27,11 +27,16 @@ def test_sqrt_rule_scales_with_the_square_root_of_the_batch():
         ((1e-3, 0, 64), "base_batch=0"),
         ((1e-3, 32, 64.0), "batch=64.0"),
         ((1e-3, 32, True), "batch=True"),
+        ((float("inf"), 32, 64), "base_lr=inf"),
     ],
 )
 def test_scale_lr_names_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         scale_lr(*args)
+
+
+def test_scale_lr_takes_numpy_scalars():
+    assert scale_lr(np.float64(1e-3), np.int64(32), np.int32(64)) == pytest.approx(2e-3)
 
 
 def test_scale_lr_refuses_unknown_rules():
@@ -77,11 +82,18 @@ def test_get_optimizer_passes_gradient_accumulation_to_keras():
         ({"name": "adam"}, "name='adam'"),
         ({"weight_decay": -0.1}, "weight_decay=-0.1"),
         ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps=0"),
+        ({"weight_decay": float("nan")}, "weight_decay=nan"),
+        ({"learning_rate": -1.0}, "learning_rate=-1.0"),
     ],
 )
 def test_get_optimizer_names_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         get_optimizer(**kwargs)
+
+
+def test_one_string_of_exclusions_is_refused_rather_than_split_into_letters():
+    with pytest.raises(TypeError, match=r"pass \['bias'\]"):
+        get_optimizer(exclude_from_weight_decay="bias")
 
 
 @pytest.mark.parametrize("name", ["adamw", "lamb"])
