@@ -603,9 +603,10 @@ class Learner:
             The Keras `History`.
 
         Raises:
+            TypeError: if `monitor` is not a string.
             ValueError: if `monitor` needs validation data that is missing or is not a value
-                the fit logs, or training could never stop (`epochs=None` with
-                `early_stopping=0`).
+                the fit logs, `reduce_factor` is not in (0, 1), or training could never
+                stop (`epochs=None` with `early_stopping=0`).
 
         Example:
             >>> learner.autofit(1e-3)  # until val_loss stops improving
@@ -613,6 +614,13 @@ class Learner:
         from ktlite.lr import Triangular
 
         epochs = check_positive_int(epochs, "epochs", allow_none=True)
+        if not isinstance(monitor, str):
+            raise TypeError(f"`monitor` must be the name of a logged value, e.g. 'val_loss'. "
+                            f"Received: monitor={monitor!r}")
+        if isinstance(reduce_factor, bool) or not isinstance(reduce_factor, numbers.Real) \
+                or not 0 < reduce_factor < 1:
+            raise ValueError(f"`reduce_factor` must be a number in (0, 1). Received: "
+                             f"reduce_factor={reduce_factor!r}")
         if monitor.startswith("val_") and self.val_data is None:
             raise ValueError(
                 f"`monitor={monitor!r}` needs validation data: pass `val_data` to get_learner "

@@ -152,6 +152,11 @@ def test_autofit_argument_errors():
         learner.autofit(1e-3, monitor="loss", early_stopping=0)
     with pytest.raises(TypeError, match="reduce_on_plateau"):
         learner.autofit(1e-3, 2, monitor="loss", reduce_on_plateau=1.5)
+    for factor in ("a", 2.0, 0):
+        with pytest.raises(ValueError, match=f"reduce_factor={factor!r}"):
+            learner.autofit(1e-3, 2, monitor="loss", reduce_factor=factor)
+    with pytest.raises(TypeError, match="`monitor` must be the name"):
+        learner.autofit(1e-3, 2, monitor=None)
 
 
 class _PoisonAt(keras.callbacks.Callback):

@@ -371,6 +371,9 @@ def find_lr(
     beta = _check_float("beta", beta, 0.0, 1.0, low_open=False)
     if verbose not in (0, 1, 2, True, False):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
+    if isinstance(callbacks, keras.callbacks.Callback):
+        raise TypeError("`callbacks` must be a list of Keras callbacks, not one callback: "
+                        f"pass [{type(callbacks).__name__}(...)]. Received: {callbacks!r}")
     callbacks = list(callbacks or [])
     for cb in callbacks:
         if not isinstance(cb, keras.callbacks.Callback):

@@ -165,6 +165,8 @@ def test_bad_arguments_are_named(make_model, dataset, kwargs, name):
 def test_a_callback_of_the_wrong_type_is_a_type_error(make_model, dataset):
     with pytest.raises(TypeError, match="`callbacks`"):
         find_lr(make_model(keras.optimizers.Adam()), dataset, callbacks=[object()])
+    with pytest.raises(TypeError, match=r"not one callback: pass \[_Interrupt\(...\)\]"):
+        find_lr(make_model(keras.optimizers.Adam()), dataset, callbacks=_Interrupt())
 
 
 def test_bad_model_and_data_are_refused(make_model, data, dataset):
