@@ -368,6 +368,25 @@ def save_keras_model(model: Any, path: str | os.PathLike, include_optimizer: boo
     return path
 
 
+def _load_failure(error: Exception) -> str:
+    """Why Keras could not load a model, in ktlite's own words: Keras' messages quote the
+    file (names, configs), and nothing from a file that failed is repeated."""
+    message = str(error)
+    if "safe_mode" in message and "Lambda" in message:
+        return ("it holds a `Lambda` layer with Python code, and the deserialization of a "
+                "`Lambda` is refused in safe mode (a risk of arbitrary code execution); load "
+                "it with keras.saving.load_model(..., safe_mode=False) only if you trust it.")
+    if "safe_mode" in message:
+        return ("it holds code that safe mode refuses (a risk of arbitrary code execution); "
+                "load it with safe_mode=False only if you trust it.")
+    if re.search(r"could not (locate|find)|unknown (layer|object|class)|not registered",
+                 message, re.IGNORECASE):
+        return ("it names a layer, class or function this process does not know: import "
+                "and register custom classes (keras.saving.register_keras_serializable) "
+                "before loading, or the file was edited.")
+    return f"it is not a valid .keras archive, or it was edited ({type(error).__name__})."
+
+
 def load_keras_model(path: str | os.PathLike) -> Any:
     """Loads a `.keras` file with `safe_mode=True` and refuses non-finite weights.
 
@@ -392,12 +411,8 @@ def load_keras_model(path: str | os.PathLike) -> Any:
     try:
         model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a damaged or unsafe archive.
-        # Keras' reason without what it quotes from the file: the config it dumps and the
-        # names it puts in quotes.
-        reason = re.split(r"config=|Full object config|\{", str(err))[0].strip()[:400]
-        reason = re.sub(r"'[^']*'|\"[^\"]*\"", "'...'", reason)
         raise ValueError(
-            f"Could not load the Keras model {path}: {reason or type(err).__name__}"
+            f"Could not load the Keras model {path}: {_load_failure(err)}"
         ) from None
     if not isinstance(model, keras.Model):
         raise ValueError(f"{path} does not hold a keras.Model. Received: {type(model).__name__}")

@@ -439,11 +439,21 @@ def test_load_refuses_a_damaged_model_file(saved):
         load_predictor(saved)
 
 
-def test_load_quotes_nothing_from_a_model_file_keras_cannot_rebuild(saved):
+def _edit_config(config, where):
+    if where == "class_name":
+        config["config"]["layers"][-1]["class_name"] = CRAFTED
+    elif where == "quoted_class_name":  # quotes inside the value, to pair with Keras' own
+        config["config"]["layers"][-1]["class_name"] = f"x' {CRAFTED} 'y"
+    else:  # a name Keras repeats without quotes
+        config["config"]["output_layers"][0] = CRAFTED
+
+
+@pytest.mark.parametrize("where", ["class_name", "quoted_class_name", "output_layer"])
+def test_load_quotes_nothing_from_a_model_file_keras_cannot_rebuild(saved, where):
     with zipfile.ZipFile(saved / "model.keras") as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     config = json.loads(members["config.json"])
-    config["config"]["layers"][-1]["class_name"] = CRAFTED
+    _edit_config(config, where)
     members["config.json"] = json.dumps(config).encode()
     with zipfile.ZipFile(saved / "model.keras", "w") as archive:
         for name, data in members.items():
