@@ -102,10 +102,11 @@ def import_predictor_class(path: Any, source: str) -> type[Predictor]:
     module_name, _, class_name = path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError):
-        raise ValueError(f"{source}: no predictor class {path!r} in this ktlite.") from None
+    except (ImportError, AttributeError):  # the path is the file's: not repeated
+        raise ValueError(f"{source}: it names a predictor class this ktlite does not have "
+                         "(saved by another version?).") from None
     if not (isinstance(cls, type) and issubclass(cls, Predictor)):
-        raise ValueError(f"{source}: {path!r} is not a ktlite Predictor class.")
+        raise ValueError(f"{source}: it names something that is not a ktlite Predictor class.")
     return cls
 
 
@@ -659,6 +660,12 @@ def _read_manifest(folder: Path) -> tuple[type[Predictor], dict[str, Any]]:
     batch_size = manifest.get("batch_size")
     if type(batch_size) is not int or batch_size < 1:
         raise ValueError(f"{file}: `batch_size` must be a positive int.")
+    versions = manifest.get("versions", {})
+    if not isinstance(versions, dict) or len(versions) > 8 or not all(
+        isinstance(k, str) and isinstance(v, str) and len(k) <= 32 and len(v) <= 64
+        and (k + v).isprintable() for k, v in versions.items()
+    ):
+        raise ValueError(f"{file}: `versions` must map package names to short version strings.")
     settings = manifest.get("settings", {})
     if not isinstance(settings, dict) or not all(
         isinstance(k, str) and (v is None or type(v) in (int, float, str, bool))

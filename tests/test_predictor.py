@@ -392,6 +392,9 @@ def test_load_refuses_a_foreign_format(saved):
         ("batch_size", 0, "`batch_size` must be a positive int"),
         ("predictor", "os.system", "dotted path under 'ktlite.'"),
         ("predictor", "ktlite.labels.LabelEncoder", "not a ktlite Predictor class"),
+        ("predictor", "ktlite.crafted.Evil", "a predictor class this ktlite does not have"),
+        ("versions", "\x1b[2Jcrafted", "`versions` must map package names"),
+        ("versions", {"ktlite": "crafted" * 1000}, "`versions` must map package names"),
         ("files", "model.keras", "`files` must map file names"),
         ("files", {"../../etc/passwd": "0" * 64, "model.keras": "0" * 64}, "only name plain"),
         ("files", {"a\x1b[2J": "0" * 64, "model.keras": "0" * 64}, "only name plain"),
@@ -400,8 +403,9 @@ def test_load_refuses_a_foreign_format(saved):
 )
 def test_load_refuses_wrong_fields_in_the_manifest(saved, field, value, message):
     edit_meta(saved, **{field: value})
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as refused:
         load_predictor(saved)
+    assert "crafted" not in str(refused.value)
 
 
 def test_load_quotes_nothing_from_a_manifest_that_failed_validation(saved):
