@@ -43,6 +43,11 @@ MODEL_FILE = "model.keras"
 # Folders of format version 1 named a task instead of a class; text was the only one.
 _V1_TASKS = {"text": "ktlite.text.predictor.TextPredictor"}
 _SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "variables", "assets", "fingerprint.pb"})
+# What ktlite adds to its SavedModels, in the folder TensorFlow leaves to other tools: the
+# mark `export` looks for before it replaces a folder.
+_EXPORT_MARK = ("assets.extra", "ktlite_export.json")
+_EXPORT_FORMAT = "ktlite-savedmodel"
+_VARIABLE_FILE = re.compile(r"^variables\.(index|data-\d{5}-of-\d{5})$")
 _CLASS_PATH = re.compile(r"^ktlite(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
@@ -452,7 +457,9 @@ class Predictor:
         needs TensorFlow (and, for text, `import tensorflow_text` before loading) but not
         ktlite. `format="tflite"` delegates to `ktlite.compress.export_tflite` with
         `**options` (`quantize`, `representative_data`, `include_tokenizer`). Written
-        atomically like `save`.
+        atomically like `save`; ktlite marks its SavedModels
+        (`assets.extra/ktlite_export.json`, a folder TensorFlow leaves to other tools) and
+        replaces only a folder so marked that holds nothing but the SavedModel's files.
 
         Args:
             path: The folder to write.
@@ -461,7 +468,9 @@ class Predictor:
 
         Raises:
             ValueError: If `format` is unknown or options are given for a SavedModel.
-            FileExistsError: If `path` is a file or a non-empty folder of another kind.
+            FileExistsError: If `path` is a file, or a non-empty folder that is not a
+                ktlite SavedModel (exports of ktlite before 2026-12-04 carry no mark:
+                delete them first).
 
         Example:
             >>> predictor.export("exported")
@@ -512,6 +521,9 @@ class Predictor:
         for name, (fn, signature) in self._extra_endpoints().items():
             archive.add_endpoint(name, fn, input_signature=signature)
         archive.write_out(str(folder), verbose=False)
+        (folder / _EXPORT_MARK[0]).mkdir()
+        saving.write_json(folder.joinpath(*_EXPORT_MARK),
+                          {"format": _EXPORT_FORMAT, "predictor": class_path(type(self))})
 
     # ------------------------------------------------------------------ quantization
     def quantize(self, mode: str = "int8", exclude: str | list[str] | None = None) -> Predictor:
@@ -714,9 +726,30 @@ def is_predictor_folder(folder: Path) -> bool:
 
 
 def _is_saved_model(folder: Path) -> bool:
-    """A folder `export` may replace: nothing but a SavedModel's entries."""
-    names = {p.name for p in folder.iterdir()}
-    return "saved_model.pb" in names and names <= _SAVED_MODEL_ENTRIES
+    """A folder `export` may replace: a SavedModel ktlite wrote (its mark present), holding
+    nothing else: no links, only TensorFlow's variable files, plain files as assets."""
+    entries = {p.name: p for p in folder.iterdir()}
+    if "saved_model.pb" not in entries or not set(entries) <= _SAVED_MODEL_ENTRIES | {
+        _EXPORT_MARK[0]
+    } or any(p.is_symlink() for p in entries.values()):
+        return False
+    mark = folder.joinpath(*_EXPORT_MARK)
+    if not mark.parent.is_dir() or [p.name for p in mark.parent.iterdir()] != [mark.name] \
+            or mark.is_symlink():
+        return False
+    try:
+        if saving.read_json(mark).get("format") != _EXPORT_FORMAT:
+            return False
+    except (OSError, ValueError, AttributeError):
+        return False
+    variables = entries.get("variables")
+    if variables is not None and not all(
+        _VARIABLE_FILE.match(p.name) and p.is_file() and not p.is_symlink()
+        for p in variables.iterdir()
+    ):
+        return False
+    assets = entries.get("assets")
+    return assets is None or all(p.is_file() and not p.is_symlink() for p in assets.iterdir())
 
 
 __all__ = [

@@ -356,6 +356,22 @@ def test_export_refuses_a_non_empty_folder_and_unknown_formats(predictor, tmp_pa
         predictor.export(tmp_path / "x", format="onnx")
 
 
+def test_export_replaces_only_a_savedmodel_it_wrote_itself(predictor, tmp_path):
+    lookalike = tmp_path / "sm"  # SavedModel names, user files inside
+    (lookalike / "assets").mkdir(parents=True)
+    (lookalike / "variables").mkdir()
+    (lookalike / "saved_model.pb").write_bytes(b"junk")
+    (lookalike / "assets" / "thesis.docx").write_text("mine")
+    with pytest.raises(FileExistsError, match="cannot prove it wrote"):
+        predictor.export(lookalike)
+    assert (lookalike / "assets" / "thesis.docx").read_text() == "mine"
+    predictor.export(tmp_path / "ours")
+    assert (tmp_path / "ours" / "assets.extra" / "ktlite_export.json").is_file()
+    (tmp_path / "ours" / "variables" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="cannot prove it wrote"):
+        predictor.export(tmp_path / "ours")
+
+
 def test_a_symlinked_vocabulary_is_refused_and_its_target_never_quoted(copy, tmp_path):
     outside = tmp_path / "secret.txt"
     outside.write_text((copy / "vocab.txt").read_text().replace("[UNK]", "TOP-SECRET", 1))
