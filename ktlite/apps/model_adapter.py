@@ -14,6 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ktlite import compat
 from ktlite.predictor import to_json, library_versions, check_batch_size
 
 
@@ -67,6 +68,14 @@ class ModelAdapter:
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(keras.backend.standardize_dtype(model.inputs[0].dtype))
         self.batch_size = check_batch_size(batch_size)
+        # Integer inputs usually index an embedding: ids past its rows fail inside the
+        # model (a server error), so they are refused up front as a client error.
+        self.id_limit = None
+        if self.dtype.kind in "iu":
+            embeddings = [layer for layer in compat.flatten_layers(model)
+                          if isinstance(layer, keras.layers.Embedding)]
+            if embeddings:
+                self.id_limit = int(embeddings[0].input_dim)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -106,7 +115,7 @@ class ModelAdapter:
         Raises:
             ValueError: naming the first input of the wrong shape, with a non-number, a
                 non-finite number, or (for an integer model) a value that is not an integer
-                in the dtype's range.
+                in the dtype's range, or past the rows of the model's first embedding.
         """
         if not isinstance(items, (list, tuple)) or not items:
             raise ValueError(f"`inputs` must be a non-empty list. Received: inputs={items!r}")
@@ -132,6 +141,11 @@ class ModelAdapter:
                 raise ValueError(
                     f"{where} must hold integers in [{info.min}, {info.max}] (the model takes "
                     f"{self.dtype.name})."
+                )
+            if self.id_limit is not None and (array.min() < 0 or array.max() >= self.id_limit):
+                raise ValueError(
+                    f"{where} must hold token ids in [0, {self.id_limit}) (the rows of the "
+                    "model's first embedding)."
                 )
         return array.astype(self.dtype)
 

@@ -97,3 +97,23 @@ def test_input_shape_is_refused_for_a_predictor():
 
     with pytest.raises(ValueError, match="bare keras.Model only"):
         APIApp(FakePredictor(), input_shape=(4,))
+
+
+def test_token_ids_past_the_embedding_get_422_and_never_fail_a_good_request():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,), dtype="int32")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, 8)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
+    app = APIApp(model, input_shape=(4,))
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            bodies = [[[1, 2, 3, 4]], [[5, 1, 2, 300]], [[1, 1, 1, 1]], [[-1, 0, 0, 0]]]
+            return await asyncio.gather(*(c.post("/predict", json={"inputs": b})
+                                          for b in bodies))
+
+    codes = [r.status_code for r in asyncio.run(main())]
+    assert codes == [200, 422, 200, 422]
+    assert ask(app, {"inputs": [[0, 1, 2, 10]]}).json()["detail"].endswith(
+        "must hold token ids in [0, 10) (the rows of the model's first embedding).")
