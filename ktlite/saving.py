@@ -548,8 +548,12 @@ def _siblings(path: Path) -> list[tuple[str, Path]]:
     for entry in path.parent.iterdir():
         match = _SIBLING.match(entry.name)
         if match and match["name"] == path.name:
-            found.append((match["kind"], entry))
-    return sorted(found, key=lambda item: item[1].stat().st_mtime, reverse=True)
+            try:  # another process may rename or remove it meanwhile: then it is gone
+                found.append((entry.lstat().st_mtime, match["kind"], entry))
+            except FileNotFoundError:
+                continue
+    found.sort(key=lambda item: item[0], reverse=True)
+    return [(kind, entry) for _, kind, entry in found]
 
 
 def _remove(entry: Path) -> None:

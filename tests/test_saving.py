@@ -232,6 +232,22 @@ def test_a_save_killed_at_any_point_is_recovered_at_the_next_load(tmp_path, wher
     assert siblings(path) == ["f"]
 
 
+def test_a_sibling_another_saver_removes_meanwhile_is_skipped(tmp_path, monkeypatch):
+    path = tmp_path / "f"
+    saving.write_folder(path, write_version("old"), complete, "thing")
+    gone = tmp_path / ".f.tmp-0123456789ab"  # listed, then renamed away by another saver
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        yield from real_iterdir(self)
+        if self == tmp_path:
+            yield gone
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    saving.finish_interrupted_save(path, complete)
+    assert content(path) == "old"
+
+
 def test_concurrent_savers_take_turns(tmp_path):
     path = tmp_path / "f"
     errors = []
