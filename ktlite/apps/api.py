@@ -52,6 +52,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # encoding); routes a user adds to `app.fastapi` keep theirs.
 _JSON_PATHS = frozenset({"/predict", "/explain"})
 _RETRY_AFTER_S = 1
+_MAX_LISTED_ERRORS = 20  # validation errors listed in one 422 answer
 # Words as the text explainer counts them: each CJK ideograph, each run of other letters or
 # digits, each punctuation mark.
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
@@ -521,10 +522,11 @@ class APIApp:
             ]
             status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422
             prefix = "Malformed JSON body" if status == 400 else "Invalid request"
-            return JSONResponse(
-                status_code=status,
-                content={"detail": f"{prefix}: {_summarise_validation(errors)}", "errors": errors},
-            )
+            content = {"detail": f"{prefix}: {_summarise_validation(errors)}",
+                       "errors": errors[:_MAX_LISTED_ERRORS]}
+            if len(errors) > _MAX_LISTED_ERRORS:  # a body can hold 100,000 bad keys
+                content["errors_left_out"] = len(errors) - _MAX_LISTED_ERRORS
+            return JSONResponse(status_code=status, content=content)
 
         @api.get("/health", summary="Liveness check and batching counters")
         async def health() -> dict[str, Any]:

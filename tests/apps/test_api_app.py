@@ -148,6 +148,19 @@ def test_invalid_bodies_get_4xx_with_a_message(body, status, fragment):
     assert fragment in response.json()["detail"]
 
 
+def test_a_body_of_many_bad_keys_gets_a_short_answer():
+    app = APIApp(FakePredictor())
+    body = {"texts": ["ok"], **{f"k{i}": 1 for i in range(500)}}
+
+    async def main():
+        async with client(app) as c:
+            return await c.post("/predict", json=body)
+
+    answer = run(main()).json()
+    assert len(answer["errors"]) == 20 and answer["errors_left_out"] == 480
+    assert "and 495 more" in answer["detail"]
+
+
 def test_more_than_max_inputs_is_refused_with_413():
     app = APIApp(FakePredictor(), max_inputs=3)
 
