@@ -468,10 +468,12 @@ class Learner:
             )
         except BaseException:
             self._after_interrupt(policy_callback, guard, own)
-            with contextlib.suppress(Exception):
-                optimizer.learning_rate = lr_before
             raise
         finally:
+            # The user's optimizer keeps its own rate: a later plain `model.fit` would
+            # otherwise train at the policy's last, tiny one.
+            with contextlib.suppress(Exception):
+                optimizer.learning_rate = lr_before
             self.step_history = {k: list(v) for k, v in policy_callback.history.items()}
         return self.history
 

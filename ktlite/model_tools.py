@@ -124,21 +124,16 @@ def build_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -> Non
             RuntimeWarning,
             stacklevel=3,
         )
-        steps = int(compat.step_counter(_inner(optimizer)).numpy())
+        steps = int(compat.step_counter(inner_optimizer(optimizer)).numpy())
         copy = type(optimizer).from_config(optimizer.get_config())
-        compat.copy_weight_decay_exclusions(_inner(optimizer), _inner(copy))
+        compat.copy_weight_decay_exclusions(inner_optimizer(optimizer), inner_optimizer(copy))
         recompile(model, strategy, copy)
         with strategy.scope():
             copy.build(variables)
-        compat.step_counter(_inner(copy)).assign(steps)
+        compat.step_counter(inner_optimizer(copy)).assign(steps)
         return
     with strategy.scope():
         optimizer.build(variables)
-
-
-def _inner(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
-    """The optimizer that holds the step count and settings (unwraps loss scaling)."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 def recompile(

@@ -224,6 +224,14 @@ class _InterruptAtBatch(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+def test_a_completed_fit_gives_the_optimizer_its_own_rate_back():
+    model = _model(keras.optimizers.SGD(0.05, momentum=0.9))
+    learner = _learner(model)
+    learner.fit_onecycle(1e-2, 1)
+    assert min(learner.step_history["lrs"]) < 1e-5  # the policy ended near zero ...
+    assert float(model.optimizer.learning_rate.numpy()) == np.float32(0.05)  # ... not SGD
+
+
 def test_interrupted_fit_onecycle_puts_back_the_learning_rate_and_momentum():
     model = _model(keras.optimizers.Adam(1e-3, beta_1=0.9))
     learner = _learner(model)
