@@ -53,7 +53,9 @@ def _distribute() -> Any:
 class Learner:
     """Trains a compiled Keras model on given data with LR finding and cyclical policies.
 
-    Build one with `get_learner`, which documents every argument.
+    Build one with `get_learner`, which documents every argument. The fitting methods
+    drive the user's own optimizer with a policy and then give it back its learning rate
+    and momentum, whether the fit ends, fails or is interrupted.
 
     Attributes:
         model: the user's compiled `keras.Model` (the same object, unless a distribution
