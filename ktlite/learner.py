@@ -505,7 +505,8 @@ class Learner:
 
         Each step is independent and may not mask the exception being raised.
         """
-        steps = [policy_callback.flush, policy_callback.restore, guard.rollback]
+        steps = [policy_callback.flush, policy_callback.restore, guard.rollback,
+                 lambda: _distribute().reset_accumulation(self.model)]
         steps += [cb.restore_best for cb in own if isinstance(cb, BestWeights) and cb.restore]
         for step in steps:
             with contextlib.suppress(Exception):

@@ -218,3 +218,21 @@ def test_an_epoch_of_unknown_length_carries_its_last_group_with_a_warning():
     with pytest.warns(UserWarning, match="Epoch 1 ended with 1 of 2 .*assert_cardinality"):
         model.fit(unknown, epochs=2, shuffle=False, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 5  # 10 batches: 1+2, ..., 9+10
+
+
+def test_an_interrupted_fit_leaves_no_half_accumulated_gradients():
+    import ktlite
+
+    x, y = data()
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise KeyboardInterrupt  # after the first batch: half a group
+
+    learner = ktlite.get_learner(regression_model(), (x, y), batch_size=8,
+                                 gradient_accumulation_steps=2, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        learner.fit_onecycle(1e-2, 1, callbacks=[Interrupt()])
+    state = getattr(learner.model, "_ktlite_accumulation")
+    assert state.pending == 0
+    assert all(not np.any(a.numpy()) for a in state.accumulators.values())

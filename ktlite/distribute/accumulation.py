@@ -165,8 +165,8 @@ def steps(model: keras.Model) -> int:
 def reset(model: keras.Model) -> None:
     """Drops partly accumulated gradients, so the next batch starts a new group.
 
-    Call it after anything that ran batches without keeping their updates (the learner
-    does so after `lr_find`).
+    Call it after anything that ran batches without finishing their group (the learner
+    does so after an interrupted or failed fit).
 
     Args:
         model: A Keras model; nothing happens if it does not accumulate through ktlite.
