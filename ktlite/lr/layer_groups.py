@@ -49,12 +49,16 @@ def _tf():
 
 
 def _weighted_layers(model: keras.Model) -> list:
-    """Layers that own trainable weights, in order; nested models are opened."""
+    """Layers that own weights a fit can train, in order; nested models are opened.
+
+    Frozen layers count (fine-tuning unfreezes them); a trainable layer whose weights are
+    all non-trainable (an input `Normalization`'s statistics) does not.
+    """
     found = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             found.extend(_weighted_layers(layer))
-        elif len(layer.weights) > 0:  # frozen layers too: fine-tuning unfreezes them
+        elif layer.weights and (not layer.trainable or layer.trainable_weights):
             found.append(layer)
     return found
 
@@ -64,11 +68,11 @@ def layer_groups(
 ) -> list[list[keras.layers.Layer]]:
     """Splits a model's layers into groups, from the input side to the head.
 
-    Automatic groups (`groups=None`): every layer that owns weights starts a group, in
-    `model.layers` order (layers of a nested model count one by one), except normalization
-    layers, which join the group before them (an embedding and its normalization are one
-    group). The last group is the head: the last layer with weights, as in
-    `Learner.freeze()`.
+    Automatic groups (`groups=None`): every layer that owns trainable weights (or is
+    frozen) starts a group, in `model.layers` order (layers of a nested model count one
+    by one), except normalization layers, which join the group before them (an embedding
+    and its normalization are one group). The last group is the head: the last layer
+    with weights, as in `Learner.freeze()`.
 
     Args:
         model: a built `keras.Model`.

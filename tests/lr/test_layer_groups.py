@@ -33,6 +33,18 @@ def test_automatic_groups_put_a_normalization_with_the_layer_before():
     assert names == [["d0", "norm"], ["d1"], ["head"]]
 
 
+def test_an_input_normalization_whose_weights_never_train_is_no_group():
+    inputs = keras.Input((4,))
+    standardize = keras.layers.Normalization(name="standardize")
+    standardize.adapt(np.arange(40, dtype="float32").reshape(10, 4))
+    x = keras.layers.Dense(4, name="body")(standardize(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+    assert [[layer.name for layer in g] for g in layer_groups(model)] == [["body"], ["head"]]
+    frozen = model.get_layer("body")
+    frozen.trainable = False  # a frozen layer still counts: fine-tuning may unfreeze it
+    assert [[layer.name for layer in g] for g in layer_groups(model)] == [["body"], ["head"]]
+
+
 def test_explicit_groups_must_cover_every_layer_with_weights():
     model = _branches("sgd")
     assert [[x.name for x in g] for g in layer_groups(model, [["a"], "b"])] == [["a"], ["b"]]
