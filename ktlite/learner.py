@@ -439,6 +439,7 @@ class Learner:
             raise TypeError(
                 f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r}"
             )
+        PolicyCallback.check_optimizer(self.model.optimizer)  # before any callback starts
         steps = steps_per_epoch or self._train_steps()
         # Policies count optimizer updates. With ktlite's gradient accumulation an update
         # takes several batches and every epoch ends on one (its last group may be shorter),

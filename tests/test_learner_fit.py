@@ -224,6 +224,21 @@ class _InterruptAtBatch(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+def test_a_schedule_optimizer_is_refused_before_any_callback_starts():
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-2, 10, 0.5)
+    learner = _learner(_model(keras.optimizers.SGD(schedule)))
+
+    class Hooks(keras.callbacks.Callback):
+        calls = []
+
+        def on_train_begin(self, logs=None):
+            self.calls.append("begin")
+
+    with pytest.raises(ValueError, match="`learning_rate` is a schedule"):
+        learner.fit_onecycle(1e-2, 1, callbacks=[Hooks()])
+    assert Hooks.calls == []
+
+
 def test_a_completed_fit_gives_the_optimizer_its_own_rate_back():
     model = _model(keras.optimizers.SGD(0.05, momentum=0.9))
     learner = _learner(model)

@@ -238,6 +238,23 @@ class PolicyCallback(keras.callbacks.Callback):
         driver = self._state.get("driver")
         return driver.mom_attr if driver is not None else None
 
+    @staticmethod
+    def check_optimizer(optimizer: keras.optimizers.Optimizer) -> None:
+        """Raises the error training would raise for an optimizer a policy cannot drive.
+
+        Call it before `fit`, so that no callback sees a training that never starts.
+
+        Args:
+            optimizer: the model's optimizer.
+
+        Raises:
+            ValueError: if its learning rate is a schedule or a callable.
+
+        Example:
+            >>> PolicyCallback.check_optimizer(model.optimizer)
+        """
+        _check_lr_is_variable(optimizer)
+
     # ---------------------------------------------------------------- Keras hooks
     def on_train_begin(self, logs=None):
         self._install()
