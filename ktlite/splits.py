@@ -113,8 +113,11 @@ def split_indices(
     val = np.sort(np.concatenate(val_parts))
     train = np.setdiff1d(np.arange(n), val, assume_unique=True)
     if len(val) == 0:
+        many = (f" Every class has one example ({len(classes)} classes): if the labels are "
+                "numbers to predict, pass label_mode='regression'." if counts.max() == 1
+                else "")
         raise ValueError(
             f"`val_pct`={val_pct} leaves no validation examples after a stratified split of "
-            f"{n} examples. Use a larger val_pct or pass validation data."
+            f"{n} examples. Use a larger val_pct or pass validation data.{many}"
         )
     return train, val

@@ -32,6 +32,11 @@ def test_a_split_that_leaves_a_part_empty_is_refused():
         split_indices(np.zeros(3), stratify=False, val_pct=0.1, random_state=0)
 
 
+def test_unique_integer_labels_get_a_hint_about_regression():
+    with pytest.raises(ValueError, match="label_mode='regression'"):
+        split_indices(np.arange(50), True, 0.1, 0)
+
+
 @pytest.mark.parametrize("bad", [0, 1.0, -0.1, True, "0.1"])
 def test_check_val_pct_names_the_argument(bad):
     with pytest.raises(ValueError, match="val_pct"):
