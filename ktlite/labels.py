@@ -285,7 +285,7 @@ def _check_class_names(class_names: Any) -> list[str] | None:
     if len(set(names)) != len(names):
         dupes = sorted({c for c in names if names.count(c) > 1})
         raise ValueError(
-            f"`class_names` must not repeat a name. Received duplicates: {dupes}"
+            f"`class_names` must not repeat a name. Received: duplicates {dupes}"
         )
     if len(names) < 2:
         raise ValueError(

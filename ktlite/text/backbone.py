@@ -65,6 +65,13 @@ class Backbone:
         self.encoder = encoder
         self.preproc = preproc
         self.info = dict(info or {})
+        arch = self.architecture()
+        if (arch["vocab_size"], arch["maxlen"]) != (preproc.vocab_size, preproc.maxlen):
+            raise ValueError(
+                f"`encoder` takes {arch['maxlen']} tokens from a vocabulary of "
+                f"{arch['vocab_size']}, but `preproc` gives {preproc.maxlen} from "
+                f"{preproc.vocab_size}: pass the preprocessor the encoder was pretrained with."
+            )
 
     def architecture(self) -> dict[str, Any]:
         """The `ktlite.models.Transformer` arguments that rebuild this encoder.
@@ -73,25 +80,38 @@ class Backbone:
             A dict with `vocab_size`, `maxlen`, `embed_dim`, `num_heads`, `num_layers`,
             `ff_dim`, `norm_first`, `position`, `activation`, `layer_norm_epsilon`.
 
+        Raises:
+            ValueError: if the encoder is not a ktlite text encoder (a layer named
+                `embedding` and blocks named `encoder_0`, ...); nothing of it is quoted.
+
         Example:
             >>> backbone.architecture()["embed_dim"]
             128
         """
-        embedding = self.encoder.get_layer("embedding").get_config()
+        names = [layer.name for layer in self.encoder.layers]
         blocks = [layer for layer in self.encoder.layers if layer.name.startswith("encoder_")]
-        block = blocks[0].get_config()
-        return {
-            "vocab_size": embedding["vocab_size"],
-            "maxlen": embedding["sequence_length"],
-            "embed_dim": embedding["embedding_dim"],
-            "position": embedding["position"],
-            "num_heads": block["num_heads"],
-            "num_layers": len(blocks),
-            "ff_dim": block["intermediate_dim"],
-            "norm_first": block["norm_first"],
-            "activation": block["activation"],
-            "layer_norm_epsilon": block["layer_norm_epsilon"],
-        }
+        try:
+            if "embedding" not in names or not blocks:
+                raise KeyError
+            embedding = self.encoder.get_layer("embedding").get_config()
+            block = blocks[0].get_config()
+            return {
+                "vocab_size": embedding["vocab_size"],
+                "maxlen": embedding["sequence_length"],
+                "embed_dim": embedding["embedding_dim"],
+                "position": embedding["position"],
+                "num_heads": block["num_heads"],
+                "num_layers": len(blocks),
+                "ff_dim": block["intermediate_dim"],
+                "norm_first": block["norm_first"],
+                "activation": block["activation"],
+                "layer_norm_epsilon": block["layer_norm_epsilon"],
+            }
+        except KeyError:
+            raise ValueError(
+                "`encoder` is not a ktlite text encoder: it needs a layer named 'embedding' "
+                "(TokenAndPositionEmbedding) and Transformer blocks named 'encoder_0', ..."
+            ) from None
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the backbone folder atomically, with SHA-256 hashes in `ktlite.json`.
@@ -185,19 +205,18 @@ def load_backbone(path: str | os.PathLike) -> Backbone:
         _read_manifest(folder)
         preproc = TextPreprocessor.load(folder)
         info = saving.read_json(folder / INFO_FILE)
-        if not isinstance(info, dict) or not set(info) <= _INFO_KEYS:
+        rate = info.get("mask_rate", 0.15) if isinstance(info, dict) else None
+        if not isinstance(info, dict) or not set(info) <= _INFO_KEYS \
+                or isinstance(rate, bool) or not isinstance(rate, (int, float)) \
+                or not 0 < rate < 1 or not isinstance(info.get("whole_word", False), bool):
             raise ValueError(f"{folder / INFO_FILE} must hold an object with keys "
-                             f"{sorted(_INFO_KEYS)}.")
+                             f"{sorted(_INFO_KEYS)}: a mask_rate in (0, 1) and a boolean "
+                             "whole_word.")
         encoder = saving.load_keras_model(folder / ENCODER_FILE)
-    backbone = Backbone(encoder, preproc, info)
-    arch = backbone.architecture()
-    if (arch["vocab_size"], arch["maxlen"]) != (preproc.vocab_size, preproc.maxlen):
-        raise ValueError(
-            f"The backbone in {folder} is inconsistent: the encoder takes {arch['maxlen']} "
-            f"tokens from a vocabulary of {arch['vocab_size']}, the preprocessor gives "
-            f"{preproc.maxlen} from {preproc.vocab_size}."
-        )
-    return backbone
+    try:
+        return Backbone(encoder, preproc, info)
+    except ValueError as err:
+        raise ValueError(f"The backbone in {folder} is inconsistent: {err}") from None
 
 
 def resolve_backbone(backbone: Any) -> Backbone:

@@ -13,6 +13,7 @@ import tensorflow as tf
 import ktlite.layers  # noqa: F401
 import ktlite.text.models  # noqa: F401
 from ktlite.classifier import ClassifierPredictor
+from ktlite.text.preprocessor import is_valid_unicode
 
 
 class TextPredictor(ClassifierPredictor):
@@ -72,7 +73,7 @@ class TextPredictor(ClassifierPredictor):
 
     def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
         if isinstance(inputs, str):
-            return [inputs], True
+            return self._as_batch([inputs])[0], True
         if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
             raise ValueError(f"`texts` must be 1-D. Received: an array of shape {inputs.shape}")
         if callable(getattr(inputs, "tolist", None)):  # numpy arrays, pandas Series
@@ -90,6 +91,9 @@ class TextPredictor(ClassifierPredictor):
                     f"`texts` must hold only str. Received: texts[{i}]={_short(item)} "
                     f"of type {type(item).__name__}"
                 )
+            if not is_valid_unicode(item):
+                raise ValueError(f"`texts[{i}]` holds a lone surrogate (half of a character); "
+                                 "send valid Unicode.")
         return list(inputs), False
 
     def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:

@@ -84,6 +84,22 @@ def _say(message: str, verbose: int) -> None:
         say(message)
 
 
+def is_valid_unicode(text: str) -> bool:
+    """Whether `text` can be encoded as UTF-8 (no lone surrogates), as TensorFlow needs.
+
+    Example:
+        >>> is_valid_unicode("ok"), is_valid_unicode("ok \\ud800")
+        (True, False)
+    """
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -> list[str]:
     """Checks that ``texts`` is a sequence of strings and returns it as a list.
 
@@ -96,8 +112,9 @@ def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -
         The texts as a list of ``str``.
 
     Raises:
-        ValueError: when ``texts`` is a single string, is empty (unless allowed), or holds
-            an item that is not a string (None, NaN, bytes, numbers); the index is named.
+        ValueError: when ``texts`` is a single string, a set or dict, is empty (unless
+            allowed), or holds an item that is not a string (None, NaN, bytes, numbers)
+            or not valid Unicode (a lone surrogate); the index is named.
 
     Example:
         >>> validate_texts(["good", "bad"])
@@ -109,6 +126,12 @@ def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -
         raise ValueError(
             f"`{name}` must be a sequence of strings, not a single string; wrap it in a "
             f"list. Received: {name}={texts!r:.80}"
+        )
+    if isinstance(texts, (set, frozenset, dict)):
+        raise ValueError(
+            f"`{name}` must be an ordered sequence of strings (list, tuple, array, Series); "
+            f"a {type(texts).__name__} has no order to pair its texts with labels. Received: "
+            f"{name} of type {type(texts).__name__}"
         )
     if hasattr(texts, "to_numpy"):  # pandas Series, without importing pandas
         texts = texts.to_numpy()
@@ -135,6 +158,12 @@ def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -
             raise ValueError(
                 f"`{name}` must hold only strings, but item {i} is {type(item).__name__}"
                 f"{hint}. Received: {name}[{i}]={item!r:.80}"
+            )
+        if not is_valid_unicode(item):
+            raise ValueError(
+                f"`{name}` must hold valid Unicode, but item {i} holds a lone surrogate "
+                "(half of a character, e.g. from a bad decode). Received: "
+                f"{name}[{i}]={item!r:.80}"
             )
     if not items and not allow_empty:
         raise ValueError(f"`{name}` must not be empty. Received: {name} with 0 texts")

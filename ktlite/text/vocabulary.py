@@ -77,10 +77,18 @@ def learn_wordpiece_vocab(
     batches = (normalized[i : i + 1000] for i in range(0, len(normalized), 1000))
     tokenizer.train_from_iterator(batches, trainer=trainer, length=len(normalized))
     by_id = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    vocab = [token for token, _ in by_id]
+    # ``tokenizers`` counts a word's length in characters, tensorflow-text in bytes: a
+    # piece past the byte limit could never be produced, and one past 256 bytes makes
+    # the in-graph tokenizer refuse the whole vocabulary.
+    vocab = [token for token, _ in by_id if _piece_bytes(token) <= _MAX_BYTES_PER_WORD]
     if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
         raise RuntimeError(f"The WordPiece trainer misplaced special tokens: {vocab[:5]}")
     return vocab
+
+
+def _piece_bytes(token: str) -> int:
+    """UTF-8 length of a piece, without its continuation prefix."""
+    return len(token.removeprefix(CONTINUATION_PREFIX).encode("utf-8"))
 
 
 def _validate_vocab(vocab: list[str], name: str) -> None:
@@ -101,6 +109,11 @@ def _validate_vocab(vocab: list[str], name: str) -> None:
             raise ValueError(
                 f"`{name}` tokens must not hold control characters or lone surrogates. "
                 f"Received: a token with one at {name}[{i}]"
+            )
+        if _piece_bytes(token) > _MAX_BYTES_PER_WORD:
+            raise ValueError(
+                f"`{name}` tokens must be at most {_MAX_BYTES_PER_WORD} UTF-8 bytes long. "
+                f"Received: a longer token at {name}[{i}]"
             )
         if token in seen:
             raise ValueError(f"`{name}` repeats a token (at index {i}).")

@@ -271,3 +271,12 @@ def test_validate_after_texts_from_array_names_the_classes(capsys):
     report = capsys.readouterr().out
     assert "negative review" in report and "positive review" in report
     assert matrix.shape == (2, 2) and matrix.sum() == len(val)
+
+
+def test_sets_and_lone_surrogates_are_refused_naming_the_item():
+    texts = [f"good film {i}" for i in range(20)] + [f"bad film {i}" for i in range(20)]
+    labels = ["pos"] * 20 + ["neg"] * 20
+    with pytest.raises(ValueError, match="a set has no order"):
+        texts_from_array(set(texts), labels, verbose=0)
+    with pytest.raises(ValueError, match=r"item 39 holds a lone surrogate"):
+        texts_from_array(texts[:39] + ["bad \ud800"], labels, verbose=0)

@@ -415,3 +415,20 @@ def test_saved_files_share_the_process_umask(predictor, tmp_path):
         os.umask(old)
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "p").iterdir()}
     assert set(modes.values()) == {"0o644"}, modes
+
+
+def test_a_lone_surrogate_is_refused_naming_its_position(predictor):
+    with pytest.raises(ValueError, match=r"`texts\[1\]` holds a lone surrogate"):
+        predictor.predict(["a fine text", "x\udc00y"])
+    with pytest.raises(ValueError, match=r"`texts\[0\]` holds a lone surrogate"):
+        predictor.predict("\ud800")
+
+
+def test_repeated_class_names_in_a_file_are_not_quoted():
+    from ktlite import saving
+    from ktlite.labels import _check_class_names
+
+    with pytest.raises(ValueError) as refused:
+        _check_class_names(["\x1b[2Jcrafted", "\x1b[2Jcrafted"])
+    message = str(saving.invalid_file("f.json", "TextPreprocessor", refused.value))
+    assert "must not repeat a name" in message and "crafted" not in message

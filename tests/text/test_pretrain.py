@@ -6,6 +6,7 @@ words 6-11, so a classifier trained from scratch has never seen a test word (cha
 an encoder pretrained on unlabelled texts has learned which words share a topic.
 """
 
+import json
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import ktlite
-from folders import assert_quotes_nothing_crafted
+from folders import assert_quotes_nothing_crafted, rehash
 from ktlite import text
 from ktlite.text.masking import TokenMasker
 from ktlite.text.preprocessor import CLS_ID, MASK_ID, PAD_ID, TextPreprocessor
@@ -193,6 +194,27 @@ def test_load_backbone_quotes_nothing_from_a_manifest_that_failed_validation(pre
     folder = tmp_path / "backbone"
     learner.save_backbone(folder)
     assert_quotes_nothing_crafted(lambda: text.load_backbone(folder), folder / "ktlite.json")
+
+
+def test_a_backbone_that_could_never_load_is_refused_at_save_and_load(
+    pretrained, corpus, tmp_path
+):
+    learner, _ = pretrained
+    _, _, other = text.texts_from_array(*corpus[1], vocab_size=60, verbose=0)
+    with pytest.raises(ValueError, match="pass the preprocessor the encoder was pretrained"):
+        text.save_backbone(learner.model, tmp_path / "never", preproc=other)
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="\x1b[2Jcrafted")])
+    with pytest.raises(ValueError, match="not a ktlite text encoder") as refused:
+        text.Backbone(plain, learner.preproc)
+    assert "crafted" not in str(refused.value)
+    folder = tmp_path / "backbone"
+    learner.save_backbone(folder)
+    info = folder / "backbone.json"
+    info.write_text(json.dumps({"mask_rate": "\x1b[2Jcrafted", "whole_word": False}))
+    rehash(folder)
+    with pytest.raises(ValueError, match="a mask_rate in") as refused:
+        text.load_backbone(folder)
+    assert "crafted" not in str(refused.value)
 
 
 def test_a_backbone_loads_in_a_fresh_process(pretrained, tmp_path):

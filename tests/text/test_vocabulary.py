@@ -20,3 +20,13 @@ def test_vocab_validation_names_the_bad_token():
         _validate_vocab(good[:-1] + ["a b"], "vocab")
     with pytest.raises(ValueError, match=r"repeats a token \(at index 6\)"):
         _validate_vocab(good + ["a"], "vocab")
+
+
+def test_pieces_past_the_tokenizer_byte_limit_are_not_learned_nor_loaded():
+    texts = [f"short text number {i} about films" for i in range(200)]
+    texts += ["look " + "\u0e01" * 90 + " here", "x" * 300]  # 270 bytes of Thai; 300 bytes
+    vocab = learn_wordpiece_vocab(texts, vocab_size=1000)
+    assert max(len(t.removeprefix("##").encode()) for t in vocab) <= 100
+    with pytest.raises(ValueError, match=r"at most 100 UTF-8 bytes long. Received: a longer "
+                                         r"token at vocab\[5\]"):
+        _validate_vocab([*SPECIAL_TOKENS, "\u0e01" * 40], "vocab")  # 120 bytes
