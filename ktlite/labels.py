@@ -151,7 +151,9 @@ def _object_kind(arr: np.ndarray, name: str) -> tuple[str, np.ndarray]:
         all_bool = all(isinstance(v, (bool, np.bool_)) for v in arr)
         return kind, arr.astype(bool) if all_bool else arr.astype(np.int64)
     if kind == _FLOATS:
-        return kind, arr.astype(np.float64)
+        floats = arr.astype(np.float64)
+        _check_finite(floats, name)  # a list's inf is only seen once it is a float array
+        return kind, floats
     return kind, arr
 
 

@@ -194,3 +194,9 @@ def test_a_labeled_preprocessor_answers_from_its_encoder_as_it_is_fitted():
     assert (preproc.label_mode, preproc.class_names, preproc.num_outputs) == (
         "multiclass", ["neg", "pos"], 2
     )
+
+
+def test_an_infinite_regression_label_in_a_list_is_refused_like_one_in_an_array():
+    for labels in ([1.5, float("inf"), 2.0], np.array([1.5, np.inf, 2.0])):
+        with pytest.raises(ValueError, match="infinite label .* at index 1"):
+            LabelEncoder().fit(labels)

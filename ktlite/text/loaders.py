@@ -99,6 +99,10 @@ def texts_from_array(
     texts = validate_texts(x_train, "x_train")
     if y_train is None:
         raise ValueError("`y_train` must hold one label per text. Received: y_train=None")
+    for name, labels in (("y_train", y_train), ("y_test", y_test)):
+        if labels is not None and (not hasattr(labels, "__len__") or isinstance(labels, str)):
+            raise TypeError(f"`{name}` must be a list or array of labels. Received: {name} "
+                            f"of type {type(labels).__name__}")
     if len(y_train) != len(texts):
         raise ValueError(
             f"`x_train` and `y_train` must have the same length. Received: {len(texts)} texts "
@@ -504,6 +508,9 @@ def texts_from_folder(
     found = _class_folders(train_dir)
     if class_names is None:
         classes = found
+    elif isinstance(class_names, str):
+        raise TypeError(f"`class_names` must be a list of folder names, not one string. "
+                        f"Received: class_names={class_names!r}; pass [{class_names!r}, ...]")
     else:
         classes = [str(c) for c in class_names]
         missing = [c for c in classes if c not in found]

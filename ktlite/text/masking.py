@@ -72,6 +72,7 @@ class TokenMasker:
 
     Raises:
         ValueError: for an unfitted preprocessor or a rate outside (0, 1).
+        TypeError: for a `whole_word` that is not a bool or a `seed` that is not an int.
 
     Example:
         >>> masker = TokenMasker(preproc, rate=0.15)
@@ -90,6 +91,10 @@ class TokenMasker:
             )
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
             raise ValueError(f"`rate` must be a float in (0, 1). Received: rate={rate!r}")
+        if not isinstance(whole_word, (bool, np.bool_)):
+            raise TypeError(f"`whole_word` must be a bool. Received: whole_word={whole_word!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"`seed` must be an int or None. Received: seed={seed!r}")
         self.preproc = preproc
         self.rate = float(rate)
         self.whole_word = bool(whole_word)

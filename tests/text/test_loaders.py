@@ -280,3 +280,14 @@ def test_sets_and_lone_surrogates_are_refused_naming_the_item():
         texts_from_array(set(texts), labels, verbose=0)
     with pytest.raises(ValueError, match=r"item 39 holds a lone surrogate"):
         texts_from_array(texts[:39] + ["bad \ud800"], labels, verbose=0)
+
+
+def test_labels_that_are_no_list_and_a_single_class_name_are_type_errors(tmp_path):
+    texts = [f"good film {i}" for i in range(20)] + [f"bad film {i}" for i in range(20)]
+    with pytest.raises(TypeError, match="`y_train` must be a list or array of labels"):
+        texts_from_array(texts, 5, verbose=0)
+    for cls in ("neg", "pos"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        (tmp_path / "train" / cls / "a.txt").write_text(f"a {cls} text")
+    with pytest.raises(TypeError, match=r"not one string. .* pass \['neg', ...\]"):
+        texts_from_folder(tmp_path, class_names="neg", verbose=0)

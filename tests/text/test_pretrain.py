@@ -105,6 +105,14 @@ def test_whole_word_masking_predicts_every_piece_of_a_chosen_word():
     assert (weights > 0).sum() / real.sum() == pytest.approx(0.15, abs=0.02)
 
 
+def test_masker_options_are_type_checked(corpus):
+    preproc = TextPreprocessor(maxlen=16, vocab_size=200).fit_vocab(corpus[0], verbose=0)
+    with pytest.raises(TypeError, match="whole_word='no'"):
+        TokenMasker(preproc, whole_word="no")
+    with pytest.raises(TypeError, match="seed='abc'"):
+        TokenMasker(preproc, seed="abc")
+
+
 def test_every_epoch_sees_new_masks():
     texts = ["the cat sat on the mat with a hat"] * 64
     preproc = TextPreprocessor(maxlen=16, vocab_size=100).fit_vocab(texts)
