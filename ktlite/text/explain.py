@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import re
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -160,13 +161,35 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
 
     Returns:
         ``(word, start, end)`` triples in order: runs of letters/digits, single punctuation
-        marks and single CJK characters; whitespace is dropped.
+        marks and single CJK characters; whitespace is dropped. Combining marks (Hindi
+        vowel signs, Arabic and Hebrew vowel points, accents), zero-width joiners, variation
+        selectors and skin-tone modifiers stay with the letter or emoji they belong to.
 
     Example:
         >>> split_words("Hi, 世界!")
         [('Hi', 0, 2), (',', 2, 3), ('世', 4, 5), ('界', 5, 6), ('!', 6, 7)]
     """
-    return [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+    units: list[tuple[str, int, int]] = []
+    for match in _WORD_RE.finditer(text):
+        word, start, end = match.group(), match.start(), match.end()
+        if units and units[-1][2] == start and (
+            _attaches(word[0]) or (_attaches(units[-1][0][-1]) and not _is_punctuation(word))
+        ):
+            previous = units.pop()
+            word, start = previous[0] + word, previous[1]
+        units.append((word, start, end))
+    return units
+
+
+def _attaches(char: str) -> bool:
+    """A character that belongs to the one before it: a combining mark, a joiner, a
+    variation selector or an emoji skin-tone modifier."""
+    return (unicodedata.category(char).startswith("M") or char in "\u200d\ufe0e\ufe0f"
+            or "\U0001f3fb" <= char <= "\U0001f3ff")
+
+
+def _is_punctuation(word: str) -> bool:
+    return unicodedata.category(word[0]).startswith("P")
 
 
 def explain(

@@ -192,3 +192,15 @@ def test_predictor_explain_method_returns_the_same_data_and_html(planted_predict
     assert exp.to_dict() == explain(planted_predictor, sentence, top_k=2).to_dict()
     html = planted_predictor.explain(sentence, as_html=True)
     assert "zorp" in html and "<b>cat" not in html and "&lt;" in html
+
+
+@pytest.mark.parametrize("text, words", [
+    ("नमस्ते दुनिया", ["नमस्ते", "दुनिया"]),               # vowel signs and virama
+    ("مَرْحَبًا", ["مَرْحَبًا"]),                          # Arabic vowel points
+    ("cafe\u0301 ok", ["cafe\u0301", "ok"]),              # a combining accent
+    ("👍🏽 👨\u200d👩\u200d👧", ["👍🏽", "👨\u200d👩\u200d👧"]),  # skin tone, joined family
+])
+def test_split_words_keeps_combining_marks_and_joined_emoji_whole(text, words):
+    units = split_words(text)
+    assert [w for w, _, _ in units] == words
+    assert all(text[start:end] == word for word, start, end in units)
