@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 import os
 import time
 from collections.abc import Sequence
@@ -35,6 +36,15 @@ def run_demo(args: argparse.Namespace) -> int:
     from ktlite import text
     from ktlite.datasets import load_wordnet_lexnames
 
+    from ktlite.predictor import is_predictor_folder
+
+    output = Path(args.output)
+    if output.exists() and not (output.is_dir() and not output.is_symlink() and (
+            not any(output.iterdir()) or is_predictor_folder(output))):
+        raise ValueError(  # checked now, not after minutes of training
+            f"--output {args.output!r} is a file or a folder ktlite did not write; "
+            "choose a new or empty folder."
+        )
     start = time.perf_counter()
     x_train, y_train = load_wordnet_lexnames("train")
     x_test, y_test = load_wordnet_lexnames("test")
@@ -104,6 +114,13 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {value!r}")
+    return number
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -120,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train a Transformer on shipped WordNet data")
     demo.add_argument("--epochs", type=_positive_int, default=2)
     demo.add_argument("--batch-size", type=_positive_int, default=64)
-    demo.add_argument("--lr", type=float, default=None,
+    demo.add_argument("--lr", type=_positive_float, default=None,
                       help="learning rate for fit_onecycle (default: the LR finder's suggestion)")
     demo.add_argument("--max-train", type=_positive_int, default=None,
                       help="use only the first N training texts")
@@ -152,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (FileNotFoundError, ValueError, TypeError, ImportError) as error:
+    except (OSError, ValueError, TypeError, ImportError) as error:
         # A bad path or argument is the user's to fix: one line, not a traceback.
         parser.exit(2, f"ktlite {args.command}: error: {error}\n")
 

@@ -48,6 +48,23 @@ def test_demo_rejects_a_non_positive_epoch_count(capsys):
     assert "positive int" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-0.01"])
+def test_demo_rejects_a_learning_rate_that_is_not_positive(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "--lr", value])
+    assert exit_info.value.code == 2 and "positive number" in capsys.readouterr().err
+
+
+def test_demo_refuses_an_output_it_cannot_write_before_training(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    for output in (tmp_path / "notes.txt", tmp_path):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["demo", "--output", str(output)])
+        assert exit_info.value.code == 2
+        assert "folder ktlite did not write" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.slow
 def test_demo_runs_end_to_end_on_a_small_slice(tmp_path):
     output = tmp_path / "predictor"

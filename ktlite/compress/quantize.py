@@ -227,8 +227,6 @@ def quantize_predictor(
         >>> small = quantize_predictor(predictor, "int8")
         >>> small.save("predictor_int8")
     """
-    from ktlite.predictor import get_predictor
-
     model = getattr(predictor, "model", None)
     if not isinstance(model, keras.Model) or not hasattr(predictor, "preproc"):
         raise TypeError(
@@ -237,4 +235,6 @@ def quantize_predictor(
         )
     mode = _check_mode(mode)
     small = quantize_model(model, mode=mode, exclude=exclude)
-    return get_predictor(small, predictor.preproc, batch_size=getattr(predictor, "batch_size", 32))
+    settings = predictor._settings() if hasattr(predictor, "_settings") else {}
+    return type(predictor)(small, predictor.preproc,
+                           batch_size=getattr(predictor, "batch_size", 32), **settings)

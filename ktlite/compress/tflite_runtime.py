@@ -121,7 +121,11 @@ class TFLitePredictor:
             return np.array(batch, dtype=object)
         if self.preproc is not None:
             return self.preproc.preprocess(batch)
-        return np.asarray(batch)
+        dtype = self.meta["input"].get("dtype")  # float64 lists in, the model's float32
+        try:
+            return np.asarray(batch, dtype=np.dtype(dtype) if isinstance(dtype, str) else None)
+        except TypeError:  # not a dtype name: as given
+            return np.asarray(batch)
 
     def predict_proba(self, inputs: Any) -> np.ndarray:
         """Returns the model outputs (probabilities) for texts, or for model inputs.

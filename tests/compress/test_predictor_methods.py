@@ -37,3 +37,20 @@ def test_predictor_export_rejects_bad_format_and_quantize(text_predictor, tmp_pa
         text_predictor.export(tmp_path / "z", format="tflite", quantize="int4")
     with pytest.raises(ValueError, match="`mode`"):
         text_predictor.quantize("int2")
+
+
+def test_quantize_keeps_the_predictors_own_settings(text_predictor):
+    from ktlite import compress
+
+    class Configured(type(text_predictor)):
+        def __init__(self, model, preproc, batch_size=32, marker=1):
+            super().__init__(model, preproc, batch_size=batch_size)
+            self.marker = marker
+
+        def _settings(self):
+            return {"marker": self.marker}
+
+    configured = Configured(text_predictor.model, text_predictor.preproc, batch_size=5,
+                            marker=7)
+    small = compress.quantize_predictor(configured, "int8")
+    assert type(small) is Configured and (small.marker, small.batch_size) == (7, 5)

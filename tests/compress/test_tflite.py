@@ -110,6 +110,9 @@ def test_keras_model_export_with_int8_calibration(token_data, transformer, tmp_p
     got = load_tflite(tmp_path / "m").predict_proba(x[:16])
     expected = keras.ops.convert_to_numpy(transformer(x[:16], training=False))
     assert np.abs(got - expected).max() < 0.05
+    # Plain lists (int64 in numpy) are cast to the model's input dtype, as Keras does.
+    np.testing.assert_array_equal(load_tflite(tmp_path / "m").predict_proba(x[:4].tolist()),
+                                  got[:4])
 
 
 def test_a_model_taking_any_length_exports_at_its_position_table_width(token_data, transformer,
