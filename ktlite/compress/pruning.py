@@ -409,6 +409,20 @@ class MagnitudePruning(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._step += 1
 
+    def detach(self) -> None:
+        """Takes the masks off the weights (the model's own constraints come back).
+
+        Idempotent; `on_train_end` calls it. Keras skips `on_train_end` when training
+        raises (an interrupt): call it then, or the masks keep zeroing later training.
+        """
+        if not self._inner:
+            return
+        for (_, weight), inner in zip(self._weights, self._inner):
+            weight.constraint = inner
+        self._inner = []
+        # Drop the traced step that still multiplies by the masks.
+        self.model.make_train_function(force=True)
+
     def on_train_end(self, logs: dict | None = None) -> None:
         try:
             if self._last_sparsity < self.target_sparsity:
@@ -421,10 +435,7 @@ class MagnitudePruning(keras.callbacks.Callback):
                 )
                 self._update_masks(self.target_sparsity)
         finally:
-            for (_, weight), inner in zip(self._weights, self._inner):
-                weight.constraint = inner
-            # Drop the traced step that still multiplies by the masks.
-            self.model.make_train_function(force=True)
+            self.detach()
         self.report = sparsity(self.model, self.include_embeddings, self.exclude)
         self.below_target = {
             path: self.report.layers[path]
@@ -519,9 +530,13 @@ def prune(
         include_embeddings=include_embeddings,
         exclude=exclude,
     )
-    history = learner.fit_onecycle(
-        lr, int(epochs), callbacks=[*(callbacks or []), pruning], **fit_kwargs
-    )
+    try:
+        history = learner.fit_onecycle(
+            lr, int(epochs), callbacks=[*(callbacks or []), pruning], **fit_kwargs
+        )
+    except BaseException:
+        pruning.detach()  # an interrupted fit skips on_train_end
+        raise
     if pruning.below_target:
         raise RuntimeError(
             f"Pruning left layers below target_sparsity={target_sparsity}: {pruning.below_target}"

@@ -105,6 +105,23 @@ def test_prune_reaches_target_in_every_layer_of_the_learners_model(transformer, 
         ktlite.compress.prune(learner, schedule="linear")
 
 
+def test_an_interrupted_prune_takes_its_masks_off(transformer, token_data):
+    import ktlite
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                raise KeyboardInterrupt
+
+    x, y = token_data
+    learner = ktlite.get_learner(compiled(transformer), (x, y), batch_size=32, verbose=0)
+    constraints = [w.constraint for _, w in prunable_weights(learner.model)]
+    with pytest.raises(KeyboardInterrupt):
+        ktlite.compress.prune(learner, target_sparsity=0.5, epochs=2, lr=1e-3, verbose=0,
+                              callbacks=[Interrupt()])
+    assert [w.constraint for _, w in prunable_weights(learner.model)] == constraints
+
+
 def test_pruning_is_not_a_learner_method():
     import ktlite
 
