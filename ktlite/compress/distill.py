@@ -196,6 +196,18 @@ def _class_ids(y: Any, k: int) -> np.ndarray:
             "`train_data` labels must be class ids or one-hot rows for distillation "
             f"(multiclass only). Received: labels of shape {y.shape}"
         )
+    if not np.issubdtype(y.dtype, np.number):
+        raise ValueError(
+            f"`train_data` labels must be class ids in [0, {k}) (the teacher's {k} classes). "
+            f"Received: labels of dtype {y.dtype}"
+        )
+    values = y.astype("float64")
+    bad = ~np.isfinite(values) | (values != np.round(values)) | (values < 0) | (values >= k)
+    if bad.any():
+        raise ValueError(
+            f"`train_data` labels must be class ids in [0, {k}) (the teacher's {k} classes). "
+            f"Received: the label {y[bad.argmax()]!r} at index {int(bad.argmax())}"
+        )
     return y
 
 
@@ -254,6 +266,12 @@ def _on_the_fly(teacher: keras.Model, train_data: Any, batch_size: int, seed: in
             ids = tf.argmax(y, axis=-1)
         else:
             ids = tf.reshape(y, [-1])
+        in_range = tf.reduce_all((ids >= 0) & (ids < k) & (tf.round(ids) == ids))
+        check = tf.debugging.Assert(
+            in_range, [f"`train_data` labels must be class ids in [0, {k}); found", ids]
+        )
+        with tf.control_dependencies([check]):
+            ids = tf.identity(ids)
         return (x, _pack(teacher(x, training=False), ids), *rest)
 
     return dataset.map(add_soft_targets, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -304,7 +322,9 @@ def distill(
         TypeError: if `teacher`/`student` are not models, or an argument has a wrong type.
         ValueError: for `temperature <= 0`, `alpha` outside [0, 1], unknown `soft_targets`,
             teacher and student output shapes that differ, a teacher without a softmax
-            output, or `"precompute"` asked for a streamed dataset.
+            output, `"precompute"` asked for a streamed dataset, or a label that is not a
+            class id in `[0, num_classes)` (streamed data stops at fit time with
+            `tf.errors.InvalidArgumentError` on the first such batch).
 
     Example:
         >>> learner = ktlite.compress.distill(teacher, student, trn, val, temperature=2.0)

@@ -174,3 +174,27 @@ def test_distill_rejects_a_teacher_without_softmax(token_data, make_transformer)
             distill(
                 keras.Model(inputs, logits), make_transformer(), (x, y), soft_targets=soft_targets
             )
+
+
+@pytest.mark.parametrize("bad", [-1, 3, 1.5])
+def test_distill_refuses_labels_outside_the_teachers_classes(token_data, make_transformer, bad):
+    x, y = token_data
+    y = y.astype("float32")
+    y[5] = bad
+    teacher = make_transformer()
+    with pytest.raises(ValueError, match=r"class ids in \[0, 3\).*index 5"):
+        distill(teacher, make_transformer(), (x, y))
+    with pytest.raises(ValueError, match="dtype"):
+        distill(teacher, make_transformer(), (x, y.astype(str)))
+
+
+def test_distill_on_the_fly_stops_at_a_label_outside_the_classes(token_data, make_transformer):
+    import tensorflow as tf
+
+    x, y = token_data
+    y = y.copy()
+    y[100] = -1  # a later batch: it would train silently as "no class" without the check
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    learner = distill(make_transformer(), make_transformer(), dataset, verbose=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class ids in \[0, 3\)"):
+        learner.fit(1e-3, 1, verbose=0)
