@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import compat, saving
+from ktlite.compress.quantize import quantized_layers
 from ktlite.compress.tflite_runtime import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -262,8 +263,10 @@ def export_tflite(
 
     Raises:
         ValueError: unknown `quantize`, missing `representative_data` for `"int8"`, bad
-            `num_calibration_samples`, or `include_tokenizer=True` when the tokenizer
-            cannot run in TFLite.
+            `num_calibration_samples`, `include_tokenizer=True` when the tokenizer
+            cannot run in TFLite, or a model quantized by Keras in `"int8"` (TFLite
+            cannot take its int8 activations; export the float model with
+            `quantize="int8"` instead).
         TypeError: if `model_or_predictor` is neither a predictor nor a `keras.Model`, or
             `representative_data` has the wrong type.
         FileExistsError: if `path` is a file or a non-empty folder that is no TFLite export.
@@ -301,6 +304,14 @@ def export_tflite(
         raise TypeError(
             "`model_or_predictor` must be a ktlite predictor or a keras.Model. "
             f"Received: {type(model_or_predictor).__name__}"
+        )
+    int8_layers = [name for name, mode in quantized_layers(model).items() if mode == "int8"]
+    if int8_layers:
+        raise ValueError(
+            "`model_or_predictor` holds Keras int8-quantized layers, whose int8 inputs TFLite "
+            "cannot take; export the float model with quantize='int8' (TFLite's own int8) "
+            "or quantize it with Keras' 'int4'. Received: int8 layers "
+            f"{int8_layers[:3]}{' ...' if len(int8_layers) > 3 else ''}"
         )
     if not predictor:
         return _export_model(

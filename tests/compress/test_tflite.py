@@ -156,3 +156,20 @@ def test_runtime_decodes_multilabel_like_the_predictor(text_predictor, tmp_path,
     monkeypatch.setattr(runner, "predict_proba", lambda inputs: np.array([[0.9, 0.2]]))
     # Every class with its probability, as Predictor.predict gives (not only p > 0.5).
     assert runner.predict(["x"]) == [[("a", 0.9), ("b", 0.2)]]
+
+
+def test_keras_int8_model_is_refused_with_the_way_out_and_int4_exports(tmp_path):
+    from ktlite.compress import quantize_model
+
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16, activation="relu", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(hidden))
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+    int8 = quantize_model(keras.models.clone_model(model), "int8")
+    with pytest.raises(ValueError, match=r"int8-quantized.*quantize='int8'.*'hidden'"):
+        export_tflite(int8, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    int4 = quantize_model(keras.models.clone_model(model), "int4")
+    export_tflite(int4, tmp_path / "b")
+    expected = keras.ops.convert_to_numpy(int4(x, training=False))
+    np.testing.assert_allclose(load_tflite(tmp_path / "b").predict_proba(x), expected, atol=1e-4)
