@@ -74,8 +74,9 @@ def texts_from_array(
         verbose: 1 reports sizes, classes, vocabulary and ``maxlen``; 0 is silent.
         backbone: a pretrained backbone (folder path, `Backbone`, or the learner from
             `ktlite.text.pretrain`) whose vocabulary, normalization and ``maxlen`` are reused
-            instead of learned (``vocab_size`` and ``lowercase`` are then ignored). Default
-            None.
+            instead of learned; ``maxlen``, ``vocab_size`` and ``lowercase`` left at their
+            defaults take the backbone's values, and one set to another value is refused.
+            Default None.
 
     Returns:
         ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` objects (raw texts as a 1-D
@@ -87,8 +88,9 @@ def texts_from_array(
     Raises:
         ValueError: for None or non-string texts (the index is named), an empty corpus, texts
             and labels of different lengths, missing (NaN/None) labels, a single class,
-            ambiguous labels, validation labels the training labels never had, or
-            ``val_pct`` outside (0, 1).
+            ambiguous labels, validation labels the training labels never had,
+            ``val_pct`` outside (0, 1), or a ``maxlen``, ``vocab_size`` or ``lowercase``
+            beside ``backbone`` that the backbone cannot honour.
 
     Example:
         >>> trn, val, preproc = texts_from_array(x_train, y_train, val_pct=0.2)
@@ -125,7 +127,9 @@ def texts_from_array(
             class_names=class_names,
         )
     else:
-        preproc = _preproc_from_backbone(backbone, maxlen, label_mode, class_names)
+        preproc = _preproc_from_backbone(
+            backbone, maxlen, vocab_size, lowercase, label_mode, class_names
+        )
     preproc.fit_labels(y_train, name="y_train")
     y_enc = preproc.encode_labels(y_train, name="y_train")
 
@@ -173,9 +177,18 @@ def _text_dataset(texts: list[str], y: np.ndarray, preproc: TextPreprocessor) ->
 
 
 def _preproc_from_backbone(
-    backbone: Any, maxlen: int | None, label_mode: str | None, class_names: Any
+    backbone: Any,
+    maxlen: int | None,
+    vocab_size: int,
+    lowercase: bool,
+    label_mode: str | None,
+    class_names: Any,
 ) -> TextPreprocessor:
-    """A preprocessor with the backbone's vocabulary and normalization, labels unfitted."""
+    """A preprocessor with the backbone's vocabulary and normalization, labels unfitted.
+
+    Settings left at their defaults take the backbone's values; one set explicitly to
+    something the backbone cannot honour is refused rather than ignored.
+    """
     from ktlite.labels import LabelEncoder
     from ktlite.text.backbone import resolve_backbone
 
@@ -184,6 +197,18 @@ def _preproc_from_backbone(
         raise ValueError(
             f"`maxlen` must be None or the backbone's {source.maxlen} (its position "
             f"embeddings are that long). Received: maxlen={maxlen!r}"
+        )
+    if vocab_size != DEFAULT_VOCAB_SIZE and vocab_size not in (
+        source.vocab_size, source.max_vocab_size
+    ):
+        raise ValueError(
+            f"`vocab_size` must be left at its default or be the backbone's {source.vocab_size} "
+            f"(its vocabulary is reused). Received: vocab_size={vocab_size!r}"
+        )
+    if lowercase is False and source.lowercase:
+        raise ValueError(
+            "`lowercase=False` cannot apply: the backbone was pretrained on lower-cased, "
+            "accent-stripped text, so its inputs must be too. Received: lowercase=False"
         )
     preproc = TextPreprocessor.from_config(
         {**source.get_config(), "label_mode": None, "class_names": None, "num_outputs": None},

@@ -162,7 +162,8 @@ def text_classifier(
         backbone: A pretrained encoder to start from (`"transformer"` only): a backbone
             folder path (`MaskedLMLearner.save_backbone`), a `Backbone`, or the learner
             from `ktlite.text.pretrain`. Its sizes replace `embed_dim`, `num_heads`,
-            `num_layers` and `ff_dim`; `preproc` must come from the backbone
+            `num_layers` and `ff_dim` (one set to another value is refused); `preproc`
+            must come from the backbone
             (`texts_from_array(..., backbone=path)`). Defaults to `None`.
         verbose: 1 prints a one-line summary, 0 is silent. Defaults to 1.
 
@@ -171,8 +172,9 @@ def text_classifier(
         class probabilities `(batch, num_classes)`.
 
     Raises:
-        ValueError: If `name` is unknown, `preproc` is for regression, or
-            `train_data` does not match `preproc`.
+        ValueError: If `name` is unknown, `preproc` is for regression,
+            `train_data` does not match `preproc`, or a size beside `backbone` differs
+            from the backbone's.
         TypeError: If `preproc` or `train_data` is not of the expected kind.
 
     Example:
@@ -235,7 +237,8 @@ def text_regression_model(
 
     Raises:
         ValueError: If `name` is unknown or `"nbsvm"`, `preproc` is not for regression,
-            or `train_data` does not match `preproc`.
+            `train_data` does not match `preproc`, or a size beside `backbone` differs
+            from the backbone's.
         TypeError: If `preproc` or `train_data` is not of the expected kind.
 
     Example:
@@ -258,6 +261,23 @@ def text_regression_model(
 
 
 # ---------------------------------------------------------------------- building
+# The size arguments' defaults in `text_classifier` and `text_regression_model`: beside a
+# backbone, a size differing from both its default and the backbone's was asked for
+# explicitly, and is refused rather than silently replaced.
+_SIZE_DEFAULTS = {"embed_dim": 128, "num_heads": 4, "num_layers": 2, "ff_dim": None}
+
+
+def _refuse_other_sizes(sizes: dict[str, Any], **asked: Any) -> None:
+    clash = {k: v for k, v in asked.items() if v != _SIZE_DEFAULTS[k] and v != sizes[k]}
+    if clash:
+        wanted = ", ".join(f"{k}={v!r}" for k, v in clash.items())
+        kept = ", ".join(f"{k}={sizes[k]!r}" for k in clash)
+        raise ValueError(
+            f"The backbone's sizes replace the model's ({kept}); leave them out beside "
+            f"`backbone=`. Received: {wanted}"
+        )
+
+
 def _build(
     name: Any, train_data: Any, preproc: Any, allowed: tuple[str, ...], *, embed_dim: int,
     num_heads: int, num_layers: int, ff_dim: int | None, dropout: float, pooling: str,
@@ -291,6 +311,10 @@ def _build(
             backbone = resolve_backbone(backbone)
             check_backbone_preproc(backbone, preproc)
             sizes = backbone.architecture()
+            _refuse_other_sizes(
+                sizes, embed_dim=embed_dim, num_heads=num_heads, num_layers=num_layers,
+                ff_dim=ff_dim,
+            )
         model = Transformer(
             **sizes, dropout=dropout, num_outputs=num_outputs, head_activation=activation,
             pooling=pooling, name="text_transformer",

@@ -244,3 +244,33 @@ def test_a_preprocessor_with_another_vocabulary_is_refused(pretrained, corpus):
         text.text_classifier("transformer", trn, preproc=preproc, backbone=learner, verbose=0)
     with pytest.raises(ValueError, match="maxlen"):
         text.texts_from_array(*corpus[1], backbone=learner, maxlen=7, verbose=0)
+
+
+def test_settings_the_backbone_overrides_are_refused_when_set_explicitly(pretrained, corpus):
+    import inspect
+
+    from ktlite.text.models import _SIZE_DEFAULTS
+
+    learner, _ = pretrained
+    backbone = learner.backbone
+    for loader in (text.texts_from_array, text.texts_from_csv, text.texts_from_df,
+                   text.texts_from_folder):
+        params = inspect.signature(loader).parameters  # the rules below read these defaults
+        assert params["lowercase"].default is True and params["vocab_size"].default == 16000
+    for builder in (text.text_classifier, text.text_regression_model):
+        params = inspect.signature(builder).parameters
+        assert {k: params[k].default for k in _SIZE_DEFAULTS} == _SIZE_DEFAULTS
+    with pytest.raises(ValueError, match=r"`vocab_size`.*Received: vocab_size=5000"):
+        text.texts_from_array(*corpus[1], backbone=backbone, vocab_size=5000, verbose=0)
+    with pytest.raises(ValueError, match="lowercase=False"):
+        text.texts_from_array(*corpus[1], backbone=backbone, lowercase=False, verbose=0)
+    same = backbone.preproc.vocab_size
+    trn, _, preproc = text.texts_from_array(*corpus[1], backbone=backbone, vocab_size=same,
+                                            verbose=0)
+    sizes = backbone.architecture()
+    with pytest.raises(ValueError, match=r"replace.*Received: embed_dim=\d+, num_layers=7"):
+        text.text_classifier("transformer", trn, preproc=preproc, backbone=backbone,
+                             embed_dim=sizes["embed_dim"] * 2, num_layers=7, verbose=0)
+    model = text.text_classifier("transformer", trn, preproc=preproc, backbone=backbone,
+                                 embed_dim=sizes["embed_dim"], verbose=0)
+    assert model.get_layer("embedding").get_config()["embedding_dim"] == sizes["embed_dim"]
