@@ -76,7 +76,7 @@ class LMPreprocessor(PairPreprocessor):
         if targets is not None:
             raise ValueError(f"`targets` must be None for a language model. Received: {targets!r}")
         texts = validate_texts(texts, "texts")
-        vocab = self._learn(texts, "texts")
+        vocab = self._learn(texts, "texts", self.lowercase)
         self._set_vocabs(vocab, vocab)
         if self.target_maxlen is None:
             self.target_maxlen = suggest_maxlen(self._lengths(texts, "target"))

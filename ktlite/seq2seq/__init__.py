@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ktlite._lazy import lazy_attributes
 from ktlite.seq2seq.loaders import pair_dataset, pairs_from_array, pairs_from_csv, pairs_from_df
-from ktlite.seq2seq.preprocessor import PairPreprocessor
+from ktlite.seq2seq.preprocessor import PairPreprocessor, backbone_preprocessor
 
 # Imported on first use: they pull in Keras models and the decoding graph.
 _LAZY = {
@@ -22,6 +22,7 @@ _LAZY = {
 
 __all__ = [
     "PairPreprocessor",
+    "backbone_preprocessor",
     "pair_dataset",
     "pairs_from_array",
     "pairs_from_csv",

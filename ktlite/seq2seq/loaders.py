@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from ktlite._console import say
-from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PAD_ID, PairPreprocessor
+from ktlite.seq2seq.preprocessor import (
+    DEFAULT_VOCAB_SIZE,
+    PAD_ID,
+    PairPreprocessor,
+    backbone_preprocessor,
+)
 from ktlite.columns import check_frame_columns, read_csv_columns
 from ktlite.splits import check_random_state, check_val_pct
 from ktlite.text.preprocessor import validate_texts
@@ -93,6 +98,7 @@ def pairs_from_array(
     lowercase: bool = False,
     random_state: int | None = 42,
     verbose: int = 1,
+    backbone: Any = None,
 ) -> tuple[Any, Any, PairPreprocessor]:
     """Builds training and validation pairs and a fitted `PairPreprocessor`.
 
@@ -111,6 +117,12 @@ def pairs_from_array(
         lowercase: lower-case and strip accents (default False).
         random_state: seed of the validation split (default 42).
         verbose: 1 reports sizes and the vocabulary; 0 is silent.
+        backbone: a text backbone pretrained on source-language text (folder path,
+            `ktlite.text.Backbone`, or the learner from `ktlite.text.pretrain`), for
+            `translation_model(..., backbone=)`: the sources are tokenized with its
+            vocabulary and normalization (``source_maxlen`` at most its ``maxlen``), the
+            targets get their own vocabulary (``joint_vocab`` does not apply, ``lowercase``
+            is the targets'). Default None. See `backbone_preprocessor`.
 
     Returns:
         ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` (see `pair_dataset`) and
@@ -118,7 +130,9 @@ def pairs_from_array(
 
     Raises:
         ValueError: for None or non-string sentences (the index is named), empty or
-            mismatched lists, ``x_test`` without ``y_test``, or ``val_pct`` outside (0, 1).
+            mismatched lists, ``x_test`` without ``y_test``, ``val_pct`` outside (0, 1),
+            or a ``source_maxlen`` beyond the backbone's.
+        TypeError: for a ``backbone`` of another kind.
 
     Example:
         >>> trn, val, preproc = pairs_from_array(en, it, x_test=en_val, y_test=it_val)
@@ -147,13 +161,19 @@ def pairs_from_array(
         targets = [targets[i] for i in trn_idx]
     else:
         val_sources, val_targets = _pairs(x_test, y_test, "x_test", "y_test")
-    preproc = PairPreprocessor(
-        source_maxlen=source_maxlen,
-        target_maxlen=target_maxlen,
-        vocab_size=vocab_size,
-        lowercase=lowercase,
-        joint_vocab=joint_vocab,
-    ).fit(sources, targets)
+    if backbone is None:
+        preproc = PairPreprocessor(
+            source_maxlen=source_maxlen,
+            target_maxlen=target_maxlen,
+            vocab_size=vocab_size,
+            lowercase=lowercase,
+            joint_vocab=joint_vocab,
+        )
+    else:
+        preproc = backbone_preprocessor(
+            backbone, source_maxlen, target_maxlen, vocab_size, lowercase
+        )
+    preproc.fit(sources, targets)
     if verbose:
         say(
             f"{len(sources):,} training and {len(val_sources):,} validation pairs; "

@@ -6,6 +6,11 @@ The model maps ``{"source_ids": (batch, S), "decoder_ids": (batch, T)}`` to logi
 decoder's outputs to logits (shared input/output embeddings). Blocks are pre-norm, with a
 final layer normalization on each side. `EncoderDecoderSteps` exposes the trained layers
 to the decoding loop (`ktlite.seq2seq.decoding`) with the key/value cache.
+
+With `backbone=`, the encoder side is a pretrained text encoder (`ktlite.text.pretrain`):
+its embedding becomes `source_embedding` (with `source_embedding_norm` for a post-norm
+encoder), its blocks `encoder_0...` with their own norm placement and activation, and a
+pre-norm encoder's final normalization `encoder_norm`; the decoder has the same sizes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from ktlite.optimizers import default_optimizer
 from ktlite.seq2seq.losses import MaskedSequenceCrossentropy, MaskedTokenAccuracy
 
 MODEL_NAMES = ("transformer",)
+# The size arguments' defaults of `translation_model`, which a backbone's sizes replace.
+SIZE_DEFAULTS = {"embed_dim": 128, "num_heads": 4, "num_layers": 2, "ff_dim": None}
+# The layer normalizing the source embeddings, present when a post-norm backbone starts
+# the encoder.
+SOURCE_NORM = "source_embedding_norm"
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -96,6 +106,7 @@ def translation_model(
     label_smoothing: float = 0.1,
     learning_rate: float = 1e-3,
     optimizer: Any = None,
+    backbone: Any = None,
     verbose: int = 1,
 ) -> keras.Model:
     """Builds and compiles a Transformer encoder-decoder for the preprocessor's pairs.
@@ -115,6 +126,12 @@ def translation_model(
         label_smoothing: label smoothing of the loss. Defaults to 0.1.
         learning_rate: initial learning rate of the default AdamW. Defaults to 1e-3.
         optimizer: an optimizer name or instance, or None for AdamW.
+        backbone: a text backbone pretrained on source-language text (folder path,
+            `ktlite.text.Backbone`, or the learner from `ktlite.text.pretrain`) whose
+            weights start the encoder; its sizes replace `embed_dim`, `num_heads`,
+            `num_layers` and `ff_dim` (one set to another value is refused), and
+            `preproc` must come from it: `pairs_from_array(..., backbone=path)`.
+            Defaults to None.
         verbose: 1 prints a one-line summary, 0 is silent.
 
     Returns:
@@ -122,8 +139,11 @@ def translation_model(
         trained with `ktlite.get_learner` like any other ktlite model.
 
     Raises:
-        ValueError: for an unknown `name` or an invalid size.
-        TypeError: when `preproc` or `train_data` is not from a `pairs_from_*` loader.
+        ValueError: for an unknown `name`, an invalid size, a size beside `backbone`
+            that differs from the backbone's, or a `preproc` that does not tokenize
+            sources as the backbone does.
+        TypeError: when `preproc` or `train_data` is not from a `pairs_from_*` loader, or
+            `backbone` is of another kind.
 
     Example:
         >>> trn, val, preproc = seq2seq.pairs_from_array(en, it)
@@ -134,6 +154,16 @@ def translation_model(
         raise ValueError(f"`name` must be one of {MODEL_NAMES}. Received: name={name!r}")
     _check_preproc(preproc)
     _check_train_data(train_data, preproc)
+    encoder_block: dict[str, Any] = {"norm_first": True}
+    if backbone is not None:
+        backbone, sizes = _backbone_and_sizes(
+            backbone, preproc, embed_dim=embed_dim, num_heads=num_heads, num_layers=num_layers,
+            ff_dim=ff_dim,
+        )
+        embed_dim, num_heads, num_layers, ff_dim = (
+            sizes["embed_dim"], sizes["num_heads"], sizes["num_layers"], sizes["ff_dim"]
+        )
+        encoder_block = {k: sizes[k] for k in ("norm_first", "activation", "layer_norm_epsilon")}
     embed_dim = _positive_int("embed_dim", embed_dim)
     num_layers = _positive_int("num_layers", num_layers)
     ff_dim = _positive_int("ff_dim", ff_dim if ff_dim is not None else 4 * embed_dim)
@@ -150,18 +180,28 @@ def translation_model(
     )
     if preproc.joint_vocab and tie_embeddings:
         source_embedding = target_embedding
+    elif backbone is not None:
+        source_embedding = TokenAndPositionEmbedding(
+            sizes["vocab_size"], sizes["maxlen"], embed_dim, position=sizes["position"],
+            name="source_embedding",
+        )
     else:
         source_embedding = TokenAndPositionEmbedding(
             preproc.source_vocab_size, preproc.source_maxlen, embed_dim, name="source_embedding"
         )
-    block = dict(num_heads=num_heads, intermediate_dim=ff_dim, dropout=dropout, norm_first=True)
-    x = keras.layers.Dropout(dropout)(source_embedding(source_ids))
+    block = dict(num_heads=num_heads, intermediate_dim=ff_dim, dropout=dropout)
+    x = source_embedding(source_ids)
+    if not encoder_block["norm_first"]:  # a post-norm backbone normalizes its embeddings
+        x = keras.layers.LayerNormalization(
+            epsilon=encoder_block["layer_norm_epsilon"], name=SOURCE_NORM
+        )(x)
+    x = keras.layers.Dropout(dropout)(x)
     for i in range(num_layers):
-        x = TransformerEncoder(**block, name=f"encoder_{i}")(x)
+        x = TransformerEncoder(**block, **encoder_block, name=f"encoder_{i}")(x)
     memory = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_norm")(x)
     y = keras.layers.Dropout(dropout)(target_embedding(decoder_ids))
     for i in range(num_layers):
-        y = TransformerDecoder(**block, name=f"decoder_{i}")(y, memory)
+        y = TransformerDecoder(**block, norm_first=True, name=f"decoder_{i}")(y, memory)
     y = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")(y)
     if tie_embeddings:
         logits = target_embedding(y, reverse=True)
@@ -169,6 +209,8 @@ def translation_model(
         logits = keras.layers.Dense(preproc.target_vocab_size, name="logits")(y)
     model = keras.Model({"source_ids": source_ids, "decoder_ids": decoder_ids}, logits,
                         name="translation_transformer")
+    if backbone is not None:
+        _copy_encoder(backbone, model)
     compile_for_sequences(model, learning_rate, label_smoothing, optimizer)
     if verbose:
         say(
@@ -177,6 +219,43 @@ def translation_model(
             f"{preproc.target_maxlen}, {model.count_params():,} parameters"
         )
     return model
+
+
+def _backbone_and_sizes(backbone: Any, preproc: Any, **asked: Any) -> tuple[Any, dict]:
+    """The resolved backbone and its sizes, once `preproc` is known to read sources as it."""
+    from ktlite.text.backbone import backbone_sizes, resolve_backbone
+
+    backbone = resolve_backbone(backbone)
+    text_preproc = backbone.preproc
+    differs = [
+        name for name, matches in (
+            ("vocabulary", preproc.source_vocab == list(text_preproc.vocab)),
+            ("lowercase", preproc.source_lowercase == text_preproc.lowercase),
+            ("maxlen", preproc.source_maxlen <= text_preproc.maxlen),
+            ("joint_vocab", not preproc.joint_vocab),
+        ) if not matches
+    ]
+    if differs:
+        raise ValueError(
+            f"`preproc` does not read sources as the backbone does ({', '.join(differs)} "
+            "differ), so the pretrained weights would read the wrong tokens. Build the "
+            "preprocessor from the backbone: `pairs_from_array(x, y, backbone=path)` (or "
+            "any pairs_from_* loader with `backbone=`)."
+        )
+    return backbone, backbone_sizes(backbone, SIZE_DEFAULTS, **asked)
+
+
+def _copy_encoder(backbone: Any, model: keras.Model) -> None:
+    """Copies the backbone encoder's weights into the translation model's encoder side."""
+    encoder = backbone.encoder
+    names = {layer.name for layer in encoder.layers}
+    pairs = [("embedding", "source_embedding")]
+    pairs += [("embedding_norm", SOURCE_NORM)] if "embedding_norm" in names else []
+    pairs += [("final_norm", "encoder_norm")] if "final_norm" in names else []
+    pairs += [(layer.name, layer.name) for layer in encoder.layers
+              if layer.name.startswith("encoder_")]
+    for source, target in pairs:
+        model.get_layer(target).set_weights(encoder.get_layer(source).get_weights())
 
 
 def _decoder_blocks(model: keras.Model) -> list[TransformerDecoder]:
@@ -220,6 +299,7 @@ class EncoderDecoderSteps:
         )
         self.encoders = [layer for layer in model.layers if isinstance(layer, TransformerEncoder)]
         self.decoders = _decoder_blocks(model)
+        self.source_norm = model.get_layer(SOURCE_NORM) if SOURCE_NORM in names else None
         self.encoder_norm = model.get_layer("encoder_norm")
         self.decoder_norm = model.get_layer("decoder_norm")
         self.context_length = self.target_embedding.sequence_length
@@ -236,6 +316,8 @@ class EncoderDecoderSteps:
         """
         padding = tf.not_equal(source_ids, 0)
         x = self.source_embedding(source_ids)
+        if self.source_norm is not None:
+            x = self.source_norm(x)
         for encoder in self.encoders:
             x = encoder(x, padding_mask=padding)
         x = self.encoder_norm(x)

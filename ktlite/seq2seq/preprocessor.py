@@ -47,6 +47,9 @@ _CONFIG_KEYS = frozenset(
     {"format_version", "task", "source_maxlen", "target_maxlen", "max_vocab_size",
      "lowercase", "joint_vocab"}
 )
+# Written since sources could come from a backbone; a file without it lowercases both
+# sides alike.
+_OPTIONAL_CONFIG_KEYS = frozenset({"source_lowercase"})
 # Detokenization: no space before closing punctuation, none after opening brackets, and
 # none around word-internal joiners ("real-time", "l'utente", "input/output", "c++").
 _GLUE_BEFORE = r" ([.,!?;:%)\]}+])"
@@ -96,13 +99,18 @@ class PairPreprocessor:
         joint_vocab: one vocabulary learned from sources and targets together (default
             True, which lets the model tie its encoder, decoder and output embeddings),
             or one per side.
+        source_lowercase: the sources' own `lowercase`, for one vocabulary per side;
+            None (default) follows `lowercase`. `backbone_preprocessor` sets it to the
+            backbone's.
 
     Attributes:
         task: ``"seq2seq"``.
         source_vocab, target_vocab: the vocabularies (the same list when joint).
+        source_fixed: whether the source vocabulary is a backbone's, kept by `fit`.
 
     Raises:
-        ValueError: for an invalid argument.
+        ValueError: for an invalid argument, or a joint vocabulary with sources and
+            targets normalized differently.
 
     Example:
         >>> preproc = PairPreprocessor(vocab_size=200).fit(["a cat"], ["un gatto"])
@@ -122,15 +130,28 @@ class PairPreprocessor:
         vocab_size: int = DEFAULT_VOCAB_SIZE,
         lowercase: bool = False,
         joint_vocab: bool = True,
+        source_lowercase: bool | None = None,
     ) -> None:
         self.source_maxlen = _check_int("source_maxlen", source_maxlen, 2, allow_none=True)
         self.target_maxlen = _check_int("target_maxlen", target_maxlen, 2, allow_none=True)
         self.max_vocab_size = _check_int("vocab_size", vocab_size, len(SPECIAL_TOKENS) + 1)
-        for name, value in (("lowercase", lowercase), ("joint_vocab", joint_vocab)):
+        if source_lowercase is None:
+            source_lowercase = lowercase
+        for name, value in (("lowercase", lowercase), ("joint_vocab", joint_vocab),
+                            ("source_lowercase", source_lowercase)):
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
+        if joint_vocab and source_lowercase != lowercase:
+            raise ValueError(
+                "A joint vocabulary needs sources and targets normalized alike. Received: "
+                f"joint_vocab=True, lowercase={lowercase!r}, "
+                f"source_lowercase={source_lowercase!r}"
+            )
         self.lowercase = bool(lowercase)
+        self.source_lowercase = bool(source_lowercase)
         self.joint_vocab = bool(joint_vocab)
+        self.source_fixed = False
+        self._backbone_maxlen: int | None = None
         self.source_vocab: list[str] = []
         self.target_vocab: list[str] = []
         self._tokenizers: dict[str, Any] = {}
@@ -179,18 +200,23 @@ class PairPreprocessor:
                 f"{len(sources)} sources and {len(targets)} targets"
             )
         if self.joint_vocab:
-            vocab = self._learn(sources + targets, "sources and targets")
+            vocab = self._learn(sources + targets, "sources and targets", self.lowercase)
             self._set_vocabs(vocab, vocab)
+        elif self.source_fixed:
+            self._set_vocabs(self.source_vocab, self._learn(targets, "targets", self.lowercase))
         else:
-            self._set_vocabs(self._learn(sources, "sources"), self._learn(targets, "targets"))
+            self._set_vocabs(self._learn(sources, "sources", self.source_lowercase),
+                             self._learn(targets, "targets", self.lowercase))
         if self.source_maxlen is None:
             self.source_maxlen = suggest_maxlen(self._lengths(sources, "source"))
+            if self._backbone_maxlen is not None:
+                self.source_maxlen = min(self.source_maxlen, self._backbone_maxlen)
         if self.target_maxlen is None:
             self.target_maxlen = suggest_maxlen(self._lengths(targets, "target"))
         return self
 
-    def _learn(self, texts: list[str], name: str) -> list[str]:
-        vocab = learn_wordpiece_vocab(texts, self.max_vocab_size, self.lowercase)
+    def _learn(self, texts: list[str], name: str, lowercase: bool) -> list[str]:
+        vocab = learn_wordpiece_vocab(texts, self.max_vocab_size, lowercase)
         if len(vocab) == len(SPECIAL_TOKENS):
             raise ValueError(
                 f"The {name} hold no words to learn a vocabulary from. Received: "
@@ -228,6 +254,7 @@ class PairPreprocessor:
             import tensorflow_text as tf_text
 
             vocab = self.source_vocab if side == "source" else self.target_vocab
+            lowercase = self.source_lowercase if side == "source" else self.lowercase
             if self.joint_vocab and self._tokenizers:
                 self._tokenizers[side] = next(iter(self._tokenizers.values()))
             else:
@@ -238,7 +265,7 @@ class PairPreprocessor:
                         max_bytes_per_word=_MAX_BYTES_PER_WORD,
                         token_out_type=tf.int32,
                         unknown_token=SPECIAL_TOKENS[UNK_ID],
-                        lower_case_nfd_strip_accents=self.lowercase,
+                        lower_case_nfd_strip_accents=lowercase,
                     )
         return self._tokenizers[side]
 
@@ -247,7 +274,7 @@ class PairPreprocessor:
         import tensorflow_text as tf_text
 
         texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
-        if not self.lowercase:
+        if not (self.source_lowercase if side == "source" else self.lowercase):
             texts = tf_text.normalize_utf8(texts, "NFC")
         return self.tokenizer(side).tokenize(texts)
 
@@ -448,7 +475,7 @@ class PairPreprocessor:
 
         Returns:
             A dict with ``format_version``, ``task``, both maxlens, ``max_vocab_size``,
-            ``lowercase`` and ``joint_vocab``.
+            ``lowercase``, ``joint_vocab`` and ``source_lowercase``.
 
         Example:
             >>> PairPreprocessor(source_maxlen=16).get_config()["source_maxlen"]
@@ -462,6 +489,7 @@ class PairPreprocessor:
             "max_vocab_size": self.max_vocab_size,
             "lowercase": self.lowercase,
             "joint_vocab": self.joint_vocab,
+            "source_lowercase": self.source_lowercase,
         }
 
     @classmethod
@@ -487,9 +515,12 @@ class PairPreprocessor:
         Example:
             >>> clone = PairPreprocessor.from_config(p.get_config(), p.source_vocab)
         """
-        if not isinstance(config, dict) or set(config) != _CONFIG_KEYS:
+        if not isinstance(config, dict) or not (
+            _CONFIG_KEYS <= set(config) <= _CONFIG_KEYS | _OPTIONAL_CONFIG_KEYS
+        ):
             raise ValueError(
-                f"The config must have exactly the keys {sorted(_CONFIG_KEYS)}. Received: "
+                f"The config must have the keys {sorted(_CONFIG_KEYS)} (and may have "
+                f"{sorted(_OPTIONAL_CONFIG_KEYS)}). Received: "
                 f"{sorted(config) if isinstance(config, dict) else type(config).__name__}"
             )
         if config["format_version"] != FORMAT_VERSION or config["task"] != cls.task:
@@ -524,6 +555,7 @@ class PairPreprocessor:
             vocab_size=config["max_vocab_size"],
             lowercase=config["lowercase"],
             joint_vocab=config["joint_vocab"],
+            source_lowercase=config.get("source_lowercase"),
         )
 
     def save(self, folder: str | os.PathLike) -> None:
@@ -582,5 +614,56 @@ class PairPreprocessor:
         return (
             f"{type(self).__name__}(source_maxlen={self.source_maxlen}, "
             f"target_maxlen={self.target_maxlen}, vocab_size={self.target_vocab_size}, "
-            f"joint_vocab={self.joint_vocab}, lowercase={self.lowercase})"
+            f"joint_vocab={self.joint_vocab}, lowercase={self.lowercase}"
+            + (f", source_lowercase={self.source_lowercase}"
+               if self.source_lowercase != self.lowercase else "")
+            + ")"
         )
+
+
+def backbone_preprocessor(
+    backbone: Any,
+    source_maxlen: int | None = None,
+    target_maxlen: int | None = None,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    lowercase: bool = False,
+) -> PairPreprocessor:
+    """A `PairPreprocessor` whose sources are tokenized as a pretrained backbone's texts.
+
+    The source vocabulary and normalization are the backbone's (kept by `fit`); the target
+    vocabulary is learned by `fit`, with its own `lowercase`.
+
+    Args:
+        backbone: a backbone folder path, a `ktlite.text.Backbone`, or the learner from
+            `ktlite.text.pretrain`.
+        source_maxlen: source tokens per sentence, at most the backbone's `maxlen` (its
+            position embeddings); None picks it from the data, up to that.
+        target_maxlen: decoder positions per target; None picks it from the data.
+        vocab_size: the largest target vocabulary size. Defaults to 8000.
+        lowercase: lower-case and strip accents in the targets (default False).
+
+    Returns:
+        An unfitted `PairPreprocessor` with `source_fixed=True`.
+
+    Raises:
+        TypeError: for a `backbone` of another kind.
+        ValueError: for a `source_maxlen` beyond the backbone's, or an invalid argument.
+
+    Example:
+        >>> preproc = backbone_preprocessor("my_backbone").fit(en, it)
+    """
+    from ktlite.text.backbone import resolve_backbone
+
+    text_preproc = resolve_backbone(backbone).preproc
+    source_maxlen = _check_int("source_maxlen", source_maxlen, 2, allow_none=True)
+    if source_maxlen is not None and source_maxlen > text_preproc.maxlen:
+        raise ValueError(
+            f"`source_maxlen` must be at most the backbone's {text_preproc.maxlen} (its "
+            f"position embeddings). Received: source_maxlen={source_maxlen!r}"
+        )
+    preproc = PairPreprocessor(source_maxlen, target_maxlen, vocab_size, lowercase,
+                               joint_vocab=False, source_lowercase=text_preproc.lowercase)
+    preproc.source_fixed = True
+    preproc.source_vocab = list(text_preproc.vocab)
+    preproc._backbone_maxlen = text_preproc.maxlen
+    return preproc

@@ -32,7 +32,10 @@ import ktlite.layers  # noqa: F401
 from ktlite import saving
 from ktlite.text.preprocessor import CONFIG_FILE, VOCAB_FILE, TextPreprocessor
 
-__all__ = ["Backbone", "load_backbone", "resolve_backbone", "check_backbone_preproc"]
+__all__ = [
+    "Backbone", "load_backbone", "resolve_backbone", "check_backbone_preproc",
+    "backbone_sizes",
+]
 
 FORMAT_NAME = "ktlite-backbone"
 FORMAT_VERSION = 1
@@ -275,3 +278,36 @@ def check_backbone_preproc(backbone: Backbone, preproc: Any) -> None:
             "backbone: `texts_from_array(x, y, backbone=path)` (or any texts_from_* loader "
             "with `backbone=`)."
         )
+
+
+def backbone_sizes(backbone: Backbone, defaults: dict[str, Any], **asked: Any) -> dict[str, Any]:
+    """The backbone's architecture, refusing sizes a user set to something else.
+
+    A model builder's size arguments (`embed_dim`, `num_heads`, ...) are replaced by the
+    backbone's. One left at its default is replaced quietly; one set explicitly to another
+    value than the backbone's cannot be honoured and is refused rather than ignored.
+
+    Args:
+        backbone: the backbone.
+        defaults: the builder's defaults of the size arguments, by name.
+        **asked: the values the builder received, by the same names.
+
+    Returns:
+        `backbone.architecture()`.
+
+    Raises:
+        ValueError: naming each size that differs from both its default and the backbone's.
+
+    Example:
+        >>> sizes = backbone_sizes(backbone, {"embed_dim": 128}, embed_dim=128)
+    """
+    sizes = backbone.architecture()
+    clash = {k: v for k, v in asked.items() if v != defaults[k] and v != sizes[k]}
+    if clash:
+        wanted = ", ".join(f"{k}={v!r}" for k, v in clash.items())
+        kept = ", ".join(f"{k}={sizes[k]!r}" for k in clash)
+        raise ValueError(
+            f"The backbone's sizes replace the model's ({kept}); leave them out beside "
+            f"`backbone=`. Received: {wanted}"
+        )
+    return sizes

@@ -261,21 +261,9 @@ def text_regression_model(
 
 
 # ---------------------------------------------------------------------- building
-# The size arguments' defaults in `text_classifier` and `text_regression_model`: beside a
-# backbone, a size differing from both its default and the backbone's was asked for
-# explicitly, and is refused rather than silently replaced.
-_SIZE_DEFAULTS = {"embed_dim": 128, "num_heads": 4, "num_layers": 2, "ff_dim": None}
-
-
-def _refuse_other_sizes(sizes: dict[str, Any], **asked: Any) -> None:
-    clash = {k: v for k, v in asked.items() if v != _SIZE_DEFAULTS[k] and v != sizes[k]}
-    if clash:
-        wanted = ", ".join(f"{k}={v!r}" for k, v in clash.items())
-        kept = ", ".join(f"{k}={sizes[k]!r}" for k in clash)
-        raise ValueError(
-            f"The backbone's sizes replace the model's ({kept}); leave them out beside "
-            f"`backbone=`. Received: {wanted}"
-        )
+# The size arguments' defaults of `text_classifier` and `text_regression_model`, which a
+# backbone's sizes replace (`backbone_sizes` refuses other explicit values).
+SIZE_DEFAULTS = {"embed_dim": 128, "num_heads": 4, "num_layers": 2, "ff_dim": None}
 
 
 def _build(
@@ -306,14 +294,17 @@ def _build(
                      "embed_dim": embed_dim, "num_heads": num_heads,
                      "num_layers": num_layers, "ff_dim": ff_dim}
         else:
-            from ktlite.text.backbone import check_backbone_preproc, resolve_backbone
+            from ktlite.text.backbone import (
+                backbone_sizes,
+                check_backbone_preproc,
+                resolve_backbone,
+            )
 
             backbone = resolve_backbone(backbone)
             check_backbone_preproc(backbone, preproc)
-            sizes = backbone.architecture()
-            _refuse_other_sizes(
-                sizes, embed_dim=embed_dim, num_heads=num_heads, num_layers=num_layers,
-                ff_dim=ff_dim,
+            sizes = backbone_sizes(
+                backbone, SIZE_DEFAULTS, embed_dim=embed_dim, num_heads=num_heads,
+                num_layers=num_layers, ff_dim=ff_dim,
             )
         model = Transformer(
             **sizes, dropout=dropout, num_outputs=num_outputs, head_activation=activation,

@@ -249,7 +249,7 @@ def test_a_preprocessor_with_another_vocabulary_is_refused(pretrained, corpus):
 def test_settings_the_backbone_overrides_are_refused_when_set_explicitly(pretrained, corpus):
     import inspect
 
-    from ktlite.text.models import _SIZE_DEFAULTS
+    from ktlite.text.models import SIZE_DEFAULTS
 
     learner, _ = pretrained
     backbone = learner.backbone
@@ -259,7 +259,7 @@ def test_settings_the_backbone_overrides_are_refused_when_set_explicitly(pretrai
         assert params["lowercase"].default is True and params["vocab_size"].default == 16000
     for builder in (text.text_classifier, text.text_regression_model):
         params = inspect.signature(builder).parameters
-        assert {k: params[k].default for k in _SIZE_DEFAULTS} == _SIZE_DEFAULTS
+        assert {k: params[k].default for k in SIZE_DEFAULTS} == SIZE_DEFAULTS
     with pytest.raises(ValueError, match=r"`vocab_size`.*Received: vocab_size=5000"):
         text.texts_from_array(*corpus[1], backbone=backbone, vocab_size=5000, verbose=0)
     with pytest.raises(ValueError, match="lowercase=False"):

@@ -1,0 +1,135 @@
+"""A translation encoder started from a text backbone pretrained on source-language text."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import ktlite
+from ktlite import seq2seq, text
+from ktlite.models import Transformer
+from ktlite.seq2seq.models import EncoderDecoderSteps
+from ktlite.seq2seq.predictor import TranslationPredictor
+from ktlite.text.backbone import Backbone
+from seq2seq_corpora import task_pairs
+
+SIZES = {"embed_dim": 32, "num_heads": 2, "num_layers": 1, "ff_dim": 64}
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return task_pairs(600, seed=3)
+
+
+@pytest.fixture(scope="module")
+def backbone(pairs):
+    """A post-norm backbone (ktlite.text.pretrain's), briefly pretrained on the sources."""
+    keras.utils.set_random_seed(0)
+    learner = text.pretrain(pairs[0], maxlen=16, vocab_size=100, batch_size=32, dropout=0.0,
+                            seed=0, verbose=0, **SIZES)
+    learner.fit_onecycle(5e-3, 1, verbose=0)
+    return learner.backbone
+
+
+def _pre_norm_backbone(post_norm):
+    """The same vocabulary under a pre-norm encoder (its last layer is `final_norm`)."""
+    preproc = post_norm.preproc
+    full = Transformer(vocab_size=preproc.vocab_size, maxlen=preproc.maxlen, norm_first=True,
+                       dropout=0.0, **SIZES)
+    encoder = keras.Model(full.inputs, full.get_layer("final_norm").output)
+    for weight in encoder.get_layer("final_norm").weights:  # not the fresh 1/0
+        weight.assign(np.random.default_rng(0).normal(size=weight.shape) + 1.0)
+    return Backbone(encoder, preproc)
+
+
+def test_sources_read_as_the_backbone_reads_them_and_targets_keep_their_own_settings(
+    backbone, pairs
+):
+    trn, val, preproc = seq2seq.pairs_from_array(*pairs, backbone=backbone, verbose=0)
+    assert preproc.source_vocab == list(backbone.preproc.vocab) and not preproc.joint_vocab
+    assert preproc.source_lowercase is True and preproc.lowercase is False
+    assert preproc.source_maxlen <= backbone.preproc.maxlen
+    upper, lower = (preproc.tokenize_source(tf.constant([s])).numpy() for s in
+                    ("COPY A B", "copy a b"))
+    np.testing.assert_array_equal(upper, lower)  # the backbone lower-cases sources
+    upper, lower = (preproc.tokenize_target(tf.constant([s]))[1].numpy() for s in ("A", "a"))
+    assert not np.array_equal(upper, lower)  # targets keep their case
+    assert "source_lowercase=True" in repr(preproc)
+
+
+def test_backbone_preprocessor_refusals(backbone):
+    with pytest.raises(ValueError, match=r"`source_maxlen` must be at most the backbone's 16"):
+        seq2seq.backbone_preprocessor(backbone, source_maxlen=17)
+    with pytest.raises(TypeError, match="`backbone`"):
+        seq2seq.backbone_preprocessor(42)
+    with pytest.raises(ValueError, match="joint vocabulary needs sources and targets"):
+        seq2seq.PairPreprocessor(joint_vocab=True, lowercase=False, source_lowercase=True)
+
+
+@pytest.mark.parametrize("norm", ["post", "pre"])
+def test_the_encoder_starts_from_the_backbone_and_decoding_reads_it_alike(
+    backbone, pairs, norm
+):
+    bb = backbone if norm == "post" else _pre_norm_backbone(backbone)
+    trn, _, preproc = seq2seq.pairs_from_array(*pairs, backbone=bb, verbose=0)
+    model = seq2seq.translation_model("transformer", trn, preproc=preproc, backbone=bb,
+                                      dropout=0.0, verbose=0)
+    pairs_of_layers = [("embedding", "source_embedding"), ("encoder_0", "encoder_0")]
+    pairs_of_layers += [("embedding_norm", "source_embedding_norm")] if norm == "post" else [
+        ("final_norm", "encoder_norm")]
+    for source, target in pairs_of_layers:
+        for a, b in zip(bb.encoder.get_layer(source).get_weights(),
+                        model.get_layer(target).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert model.get_layer("target_embedding").get_config()["embedding_dim"] == 32
+    assert model.get_layer("decoder_0").get_config()["num_heads"] == 2
+    # The step-by-step path (decoding, export) computes what the trained graph computes.
+    inputs = preproc.transform({"source": tf.constant(pairs[0][:4]),
+                                "target": tf.constant(pairs[1][:4])})
+    steps = EncoderDecoderSteps(model)
+    stepwise = steps.full(inputs["decoder_ids"], steps.encode(inputs["source_ids"]))
+    np.testing.assert_allclose(stepwise, model(inputs, training=False), atol=1e-5)
+
+
+def test_a_backbone_translator_trains_saves_and_reloads(backbone, pairs, tmp_path):
+    keras.utils.set_random_seed(1)
+    trn, val, preproc = seq2seq.pairs_from_array(*pairs, backbone=backbone, verbose=0)
+    model = seq2seq.translation_model("transformer", trn, preproc=preproc, backbone=backbone,
+                                      dropout=0.0, label_smoothing=0.0, verbose=0)
+    before = model.get_layer("encoder_0").get_weights()[0].copy()
+    learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=32, verbose=0)
+    learner.fit_onecycle(5e-3, 8, verbose=0)
+    assert not np.allclose(before, model.get_layer("encoder_0").get_weights()[0])
+    predictor = ktlite.get_predictor(model, preproc)
+    sources, targets = task_pairs(40, seed=99)
+    got = predictor.predict(sources)
+    assert np.mean([g == t for g, t in zip(got, targets)]) >= 0.8
+    predictor.save(tmp_path / "p")
+    config = json.loads((tmp_path / "p" / "pair_preprocessor.json").read_text())
+    assert config["source_lowercase"] is True and config["lowercase"] is False
+    loaded = ktlite.load_predictor(tmp_path / "p")
+    assert isinstance(loaded, TranslationPredictor)
+    assert loaded.predict([s.upper() for s in sources]) == got
+
+
+def test_a_config_written_before_source_lowercase_still_loads(backbone, pairs):
+    _, _, preproc = seq2seq.pairs_from_array(*pairs, lowercase=True, verbose=0)
+    config = preproc.get_config()
+    del config["source_lowercase"]
+    clone = seq2seq.PairPreprocessor.from_config(config, preproc.source_vocab)
+    assert clone.source_lowercase is True and clone.lowercase is True
+
+
+def test_a_preprocessor_or_sizes_the_backbone_cannot_honour_are_refused(backbone, pairs):
+    trn, _, own = seq2seq.pairs_from_array(*pairs, joint_vocab=False, verbose=0)
+    with pytest.raises(ValueError, match=r"vocabulary.*pairs_from_array\(x, y, backbone=path\)"):
+        seq2seq.translation_model("transformer", trn, preproc=own, backbone=backbone, verbose=0)
+    trn, _, preproc = seq2seq.pairs_from_array(*pairs, backbone=backbone, verbose=0)
+    with pytest.raises(ValueError, match=r"replace.*Received: embed_dim=64"):
+        seq2seq.translation_model("transformer", trn, preproc=preproc, backbone=backbone,
+                                  embed_dim=64, verbose=0)
+    model = seq2seq.translation_model("transformer", trn, preproc=preproc, backbone=backbone,
+                                      embed_dim=32, verbose=0)  # the backbone's own size
+    assert model.get_layer("source_embedding").get_config()["embedding_dim"] == 32
