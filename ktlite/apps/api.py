@@ -563,7 +563,9 @@ class APIApp:
                 )
             _refuse_bad_strings(items, "inputs")
             try:
-                self.predictor.inputs_from_json(items)
+                # Off the event loop: decoding uploads (base64 images) takes a while, and
+                # other requests must go on meanwhile.
+                await asyncio.to_thread(self.predictor.inputs_from_json, items)
             except (TypeError, ValueError) as error:
                 raise HTTPException(status_code=422, detail=f"Invalid inputs: {error}") from None
             rows = await self._submit(items, request)

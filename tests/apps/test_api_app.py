@@ -553,3 +553,29 @@ def test_a_body_not_received_in_time_gets_408():
     assert sent[1]["status"] == 408
     assert b"body_timeout_s=0.2" in sent[2]["body"]
     assert predictor.batches == []
+
+
+def test_a_slow_input_check_does_not_hold_up_other_requests():
+    gate = threading.Event()
+
+    class SlowCheck(FakePredictor):
+        def inputs_from_json(self, items):
+            if items == ["a huge upload"]:
+                assert gate.wait(timeout=20)  # decoding, as a large image would
+            return super().inputs_from_json(items)
+
+    app = APIApp(SlowCheck())
+
+    async def main():
+        async with client(app) as c:
+            slow = asyncio.ensure_future(c.post("/predict", json={"inputs": ["a huge upload"]}))
+            await asyncio.sleep(0.2)
+            # On the event loop, the check above would block this request (and the gate).
+            fast = await asyncio.wait_for(c.post("/predict", json={"inputs": ["a tree"]}), 10)
+            health = await c.get("/health")
+            gate.set()
+            return fast, health, await slow
+
+    fast, health, slow = run(main())
+    assert fast.json()["predictions"] == ["plant"] and health.status_code == 200
+    assert slow.status_code == 200 and slow.json()["predictions"] == ["rock"]
