@@ -10,7 +10,9 @@ off, every CJK ideograph its own word, then each word cut into the longest vocab
 pieces (continuations start with ``##``; a word that cannot be cut becomes ``[UNK]``).
 With ``lowercase=True`` (the default) text is compatibility-decomposed, lower-cased and
 stripped of accents ("Café" -> "cafe", full-width "ＡＢＣ" -> "abc"); with
-``lowercase=False`` it is NFC-composed and keeps case and accents.
+``lowercase=False`` it is NFC-composed and keeps case and accents. Stripping drops every
+combining mark, including those that change a word in other scripts (Japanese "が" reads
+as "か", Devanagari loses its viramas and nasal marks): keep ``lowercase=False`` there.
 """
 
 from __future__ import annotations
@@ -207,9 +209,13 @@ class TextPreprocessor(LabeledPreprocessor):
             vocabulary is learned, with `suggest_maxlen`: long enough for 99% of the training
             texts, a multiple of 16, at most 512.
         vocab_size: the largest vocabulary size, special tokens included (default 16000).
-            After fitting, ``vocab_size`` is the actual size (smaller for a small corpus).
+            After fitting, ``vocab_size`` is the actual size (smaller for a small corpus;
+            larger when the texts hold more distinct characters than that, since every
+            character is kept so that any word can be spelled).
         lowercase: lower-case, compatibility-decompose and strip accents (default True);
-            when False, text is NFC-normalized and keeps case and accents.
+            when False, text is NFC-normalized and keeps case and accents. Stripping also
+            drops combining marks that change words in scripts such as Japanese kana and
+            Devanagari; use False for them.
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"``, or None to detect
             it from the training labels (see `ktlite.labels`).
         class_names: class names in the order of the model's outputs; inferred (sorted)
