@@ -158,10 +158,23 @@ def is_numeric_column(values: Any) -> bool:
     )
 
 
+_DURATIONS = (datetime.timedelta, np.timedelta64)
+
+
+def _seconds(duration: Any) -> float:
+    """A duration (`datetime.timedelta`, numpy or pandas) in seconds; NaT as NaN."""
+    if is_missing(duration):
+        return math.nan
+    if isinstance(duration, np.timedelta64):
+        return float(duration / np.timedelta64(1, "s"))
+    return duration.total_seconds()
+
+
 def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
     """Reads a numeric column as float32, missing values as NaN.
 
-    Numbers and strings holding numbers are read; ``None``, NaN and ``""`` are missing.
+    Numbers and strings holding numbers are read; ``None``, NaN and ``""`` are missing;
+    durations (`datetime.timedelta`, numpy or pandas) are read in seconds.
 
     Args:
         values: the column's values.
@@ -185,6 +198,8 @@ def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
         arr[:] = list(values)
     if arr.dtype.kind in "iufb":
         out = arr.astype(np.float32)
+    elif arr.dtype.kind == "m":
+        out = np.array([_seconds(v) for v in arr], dtype=np.float32)
     else:
         out = np.empty(len(arr), dtype=np.float32)
         for i, v in enumerate(arr):
@@ -194,7 +209,7 @@ def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
             try:
                 if isinstance(v, (bytes, bytearray)):
                     raise TypeError
-                out[i] = float(v)
+                out[i] = _seconds(v) if isinstance(v, _DURATIONS) else float(v)
             except OverflowError:  # an int beyond any float
                 out[i] = np.inf  # refused as infinite below
             except (TypeError, ValueError):
@@ -216,7 +231,8 @@ def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
 def category_text(value: Any) -> str:
     """The text a categorical cell is known by: whole floats as ints, missing as ``""``,
     dates and times in ISO form (``2020-01-02``, ``2020-01-02T10:30:00``), whichever type
-    holds them (numpy, pandas, `datetime`), so a JSON request's date string matches.
+    holds them (numpy, pandas, `datetime`), so a JSON request's date string matches;
+    durations as their seconds, like numbers (``"3600"``).
 
     Example:
         >>> category_text(3.0), category_text("Rome"), category_text(None)
@@ -230,6 +246,8 @@ def category_text(value: Any) -> str:
             if stamp == stamp.astype(f"datetime64[{unit}]"):
                 return str(stamp.astype(f"datetime64[{unit}]"))
         return str(stamp)
+    if isinstance(value, _DURATIONS):  # before Integral: numpy durations are integers
+        value = _seconds(value)
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, numbers.Integral):

@@ -5,7 +5,8 @@ named by the user):
 
 - **numeric**: standardized with the training mean and standard deviation. A missing
   value (NaN) becomes the training mean (0 after standardizing) and raises the column's
-  missing flag, a 0/1 feature the model sees beside the value.
+  missing flag, a 0/1 feature the model sees beside the value. Durations (timedelta
+  columns) are numeric, in seconds, so a JSON request sends seconds.
 - **categorical**: values are read as text (`ktlite.tabular.columns.category_text`) and
   looked up in the column's vocabulary, the most frequent training values (at most
   `max_categories`). Id 0 is the unknown bucket: a value never seen in training maps to

@@ -149,3 +149,26 @@ def test_max_categories_keeps_the_most_frequent():
     cols = {"c": np.array(["a"] * 5 + ["b"] * 3 + ["c"], dtype=object)}
     preproc = TabularPreprocessor(max_categories=2).fit(cols, [0, 1] * 4 + [0])
     assert preproc.categorical[0]["categories"] == ["a", "b"]
+
+
+def test_durations_are_numbers_of_seconds_from_any_source(table):
+    import datetime
+
+    import pandas as pd
+
+    df = table(60).assign(wait=pd.to_timedelta(np.arange(60) % 5, unit="h"))
+    df.loc[7, "wait"] = pd.NaT
+    _, _, preproc = tabular_from_df(df, "label", verbose=0)
+    assert "wait" in preproc.numeric_columns
+    wait = next(c for c in preproc.numeric if c["name"] == "wait")
+    assert wait["mean"] == pytest.approx((np.arange(60) % 5)[np.arange(60) != 7].mean() * 3600)
+    base = {"x": 0.1, "city": "Rome", "noise": 1.0}
+    waits = (7200, datetime.timedelta(hours=2), np.timedelta64(120, "m"), pd.Timedelta("2h"))
+    numeric = transform(preproc, [{**base, "wait": w} for w in waits])["numeric"]
+    assert np.all(numeric == numeric[0])
+    _, _, as_category = tabular_from_df(df, "label", categorical_columns=["wait"], verbose=0)
+    wait = next(c for c in as_category.categorical if c["name"] == "wait")
+    assert {"0", "3600", ""} <= set(wait["categories"])
+    ids = transform(as_category, [{**base, "wait": w} for w in waits])["categorical"]
+    column = ids[:, as_category.categorical_columns.index("wait")]
+    assert len(set(column.tolist())) == 1 and column[0] != 0
