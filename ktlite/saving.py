@@ -9,7 +9,8 @@ Guarantees:
   Linux' `renameat2(RENAME_EXCHANGE)` where the file system has it, else two renames); a
   crash at any point leaves the old or the new folder, and the next save or load under the
   same path finishes or rolls back the interrupted swap. A file is written beside its target
-  and moved over it with `os.replace`.
+  and moved over it with `os.replace`. Files and folders are flushed to the disk (`fsync`)
+  before and after each rename, so the swap also survives a power loss.
 - **Locked**: savers of one path take an exclusive `flock` on a hidden `.NAME.lock` sibling
   (loaders a shared one, when they may create it), so concurrent saves serialise.
 - **Only ktlite's own files are replaced**: an existing folder is replaced only when the
@@ -49,6 +50,25 @@ _AT_FDCWD = -100
 
 
 # ---------------------------------------------------------------------- single files
+def _fsync_path(path: str | os.PathLike) -> None:
+    """Flushes a file, or a folder's entries (its renames), to the disk.
+
+    A rename is atomic against crashes of the process at once, but only reaches the disk
+    (surviving a power loss) when its folder is flushed too. Where a file system cannot
+    flush a folder, nothing more can be done and the error is ignored.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes `data` to `path` atomically, with permissions from the process umask.
 
@@ -74,6 +94,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+        _fsync_path(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
@@ -357,7 +378,9 @@ def save_keras_model(model: Any, path: str | os.PathLike, include_optimizer: boo
             model.optimizer = None
         keras.saving.save_model(model, str(tmp))
         # Keras writes with the umask already; only the rename must be atomic.
+        _fsync_path(tmp)
         os.replace(tmp, target)
+        _fsync_path(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
@@ -655,6 +678,12 @@ def write_folder(
         os.mkdir(tmp, 0o777)
         try:
             write(tmp)
+            # Whatever wrote them (Keras, TensorFlow), the files reach the disk before
+            # the folder is swapped in.
+            for folder, _, files in os.walk(tmp, topdown=False):
+                for name in files:
+                    _fsync_path(os.path.join(folder, name))
+                _fsync_path(folder)
             if not os.path.lexists(path):
                 os.rename(tmp, path)
             elif _exchange(tmp, path):
@@ -668,6 +697,7 @@ def write_folder(
                     os.rename(old, path)
                     raise
                 shutil.rmtree(old, ignore_errors=True)
+            _fsync_path(path.parent)
         finally:
             if os.path.lexists(tmp):
                 _remove(tmp)

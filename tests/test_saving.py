@@ -318,3 +318,40 @@ def test_load_keras_model_refuses_a_link(tmp_path):
     (tmp_path / "link.keras").symlink_to(tmp_path / "real.keras")
     with pytest.raises(ValueError, match="symbolic link"):
         saving.load_keras_model(tmp_path / "link.keras")
+
+
+def test_saves_reach_the_disk_files_before_the_swap_and_folders_after(tmp_path, monkeypatch):
+    """A rename survives a power loss only once its folder is flushed; so do the files."""
+    events = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(src, dst):
+        events.append(("rename", os.fspath(dst)))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+
+    def write(folder):
+        (folder / "weights.bin").write_bytes(b"1234")  # written as a library would
+        saving.write_manifest(folder, {"format": "test"})
+
+    saving.write_folder(tmp_path / "f", write, complete, "thing")
+    swap = events.index(("rename", str(tmp_path / "f")))
+    synced_before = {os.path.basename(path) for kind, path in events[:swap] if kind == "fsync"}
+    assert {"weights.bin", saving.MANIFEST_FILE} <= synced_before
+    assert any(name.startswith(".f.tmp-") for name in synced_before)  # its entries
+    assert ("fsync", str(tmp_path)) in events[swap:]  # the rename itself
+
+    events.clear()
+    saving.write_bytes(tmp_path / "a.bin", b"x")
+    assert events[-1] == ("fsync", str(tmp_path))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    events.clear()
+    saving.save_keras_model(model, tmp_path / "m.keras")
+    assert events[-1] == ("fsync", str(tmp_path))
+    assert any(kind == "fsync" and path.endswith(".keras") for kind, path in events[:-1])
