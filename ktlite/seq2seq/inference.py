@@ -81,5 +81,4 @@ def translate_strings(
     texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
     source_ids = preproc.tokenize_source(texts)
     ids = translate_ids(steps, preproc, source_ids, max_length, options, first_row)
-    blank = tf.equal(source_ids[:, 0], END_ID)  # the end token first: no pieces
-    return tf.where(blank, tf.constant(""), preproc.detokenize(ids))
+    return tf.where(preproc.blank_sources(source_ids), tf.constant(""), preproc.detokenize(ids))

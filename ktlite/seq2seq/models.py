@@ -198,7 +198,9 @@ def translation_model(
     x = keras.layers.Dropout(dropout)(x)
     for i in range(num_layers):
         x = TransformerEncoder(**block, **encoder_block, name=f"encoder_{i}")(x)
-    memory = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_norm")(x)
+    memory = keras.layers.LayerNormalization(
+        epsilon=encoder_block.get("layer_norm_epsilon", 1e-5), name="encoder_norm"
+    )(x)
     y = keras.layers.Dropout(dropout)(target_embedding(decoder_ids))
     for i in range(num_layers):
         y = TransformerDecoder(**block, norm_first=True, name=f"decoder_{i}")(y, memory)
@@ -233,6 +235,7 @@ def _backbone_and_sizes(backbone: Any, preproc: Any, **asked: Any) -> tuple[Any,
             ("lowercase", preproc.source_lowercase == text_preproc.lowercase),
             ("maxlen", preproc.source_maxlen <= text_preproc.maxlen),
             ("joint_vocab", not preproc.joint_vocab),
+            ("layout ([CLS] first)", preproc.source_cls),
         ) if not matches
     ]
     if differs:

@@ -8,9 +8,10 @@ only (tensorflow-text), so the training pipeline, decoding and an exported Saved
 share one graph.
 
 Source sequences are the WordPiece ids followed by ``[SEP]`` (so even an empty source
-has one real token). Target sequences start with ``[CLS]`` (the start token) and end
-with ``[SEP]`` (the end token); the decoder reads ``[CLS] w1 .. wn`` and learns to
-predict ``w1 .. wn [SEP]``.
+has one real token), or, for sources read by a pretrained text backbone
+(`backbone_preprocessor`), laid out as the backbone was pretrained: ``[CLS]`` then the
+ids. Target sequences start with ``[CLS]`` (the start token) and end with ``[SEP]`` (the
+end token); the decoder reads ``[CLS] w1 .. wn`` and learns to predict ``w1 .. wn [SEP]``.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ _CONFIG_KEYS = frozenset(
     {"format_version", "task", "source_maxlen", "target_maxlen", "max_vocab_size",
      "lowercase", "joint_vocab"}
 )
-# Written since sources could come from a backbone; a file without it lowercases both
-# sides alike.
-_OPTIONAL_CONFIG_KEYS = frozenset({"source_lowercase"})
+# Written since sources could come from a backbone; a file without them lowercases both
+# sides alike and ends sources with [SEP].
+_OPTIONAL_CONFIG_KEYS = frozenset({"source_lowercase", "source_cls"})
 # Detokenization: no space before closing punctuation, none after opening brackets, and
 # none around word-internal joiners ("real-time", "l'utente", "input/output", "c++").
 _GLUE_BEFORE = r" ([.,!?;:%)\]}+])"
@@ -102,6 +103,10 @@ class PairPreprocessor:
         source_lowercase: the sources' own `lowercase`, for one vocabulary per side;
             None (default) follows `lowercase`. `backbone_preprocessor` sets it to the
             backbone's.
+        source_cls: lay sources out as `ktlite.text` does, ``[CLS]`` then the word
+            pieces, instead of the pieces then ``[SEP]`` (default False).
+            `backbone_preprocessor` sets it, so a pretrained encoder reads what it was
+            pretrained on.
 
     Attributes:
         task: ``"seq2seq"``.
@@ -131,6 +136,7 @@ class PairPreprocessor:
         lowercase: bool = False,
         joint_vocab: bool = True,
         source_lowercase: bool | None = None,
+        source_cls: bool = False,
     ) -> None:
         self.source_maxlen = _check_int("source_maxlen", source_maxlen, 2, allow_none=True)
         self.target_maxlen = _check_int("target_maxlen", target_maxlen, 2, allow_none=True)
@@ -138,7 +144,7 @@ class PairPreprocessor:
         if source_lowercase is None:
             source_lowercase = lowercase
         for name, value in (("lowercase", lowercase), ("joint_vocab", joint_vocab),
-                            ("source_lowercase", source_lowercase)):
+                            ("source_lowercase", source_lowercase), ("source_cls", source_cls)):
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
         if joint_vocab and source_lowercase != lowercase:
@@ -149,6 +155,7 @@ class PairPreprocessor:
             )
         self.lowercase = bool(lowercase)
         self.source_lowercase = bool(source_lowercase)
+        self.source_cls = bool(source_cls)
         self.joint_vocab = bool(joint_vocab)
         self.source_fixed = False
         self._backbone_maxlen: int | None = None
@@ -289,7 +296,7 @@ class PairPreprocessor:
 
         Returns:
             ``int32`` ids ``(batch, width)``: WordPiece ids (truncated), ``[SEP]``,
-            then 0 padding.
+            then 0 padding; with ``source_cls``, ``[CLS]``, the ids, then 0 padding.
 
         Raises:
             ValueError: when not fitted.
@@ -302,9 +309,28 @@ class PairPreprocessor:
 
         self._check_fitted()
         pieces = self._pieces(sources, "source")[:, : self.source_maxlen - 1]
-        ends = tf.fill([pieces.nrows(), 1], tf.constant(END_ID, tf.int32))
-        full = tf.concat([pieces, ends], axis=1)
+        marks = tf.fill([pieces.nrows(), 1], tf.constant(
+            START_ID if self.source_cls else END_ID, tf.int32))
+        full = tf.concat([marks, pieces] if self.source_cls else [pieces, marks], axis=1)
         return full.to_tensor(default_value=PAD_ID, shape=_padded_shape(width, self.source_maxlen))
+
+    def blank_sources(self, source_ids: Any) -> Any:
+        """Which rows of `tokenize_source`'s output hold no word piece (a blank source).
+
+        Args:
+            source_ids: ``int32`` ids ``(batch, width)`` from `tokenize_source`.
+
+        Returns:
+            A ``bool`` tensor ``(batch,)``.
+
+        Example:
+            >>> preproc.blank_sources(preproc.tokenize_source(tf.constant(["", "a"])))
+        """
+        import tensorflow as tf
+
+        if self.source_cls:
+            return tf.reduce_all(tf.equal(source_ids[:, 1:], PAD_ID), axis=1)
+        return tf.equal(source_ids[:, 0], END_ID)  # the end token first: no pieces
 
     def tokenize_target(self, targets: Any, width: Any = None) -> tuple[Any, Any]:
         """Decoder inputs and labels for target sentences, with TensorFlow ops only.
@@ -368,7 +394,8 @@ class PairPreprocessor:
             sources: a list (or array) of str.
 
         Returns:
-            ``np.int64`` ``(len(sources),)``: tokens + ``[SEP]``, at most `source_maxlen`.
+            ``np.int64`` ``(len(sources),)``: tokens + ``[SEP]`` (or ``[CLS]``), at most
+            `source_maxlen`.
 
         Raises:
             ValueError: when not fitted, or for a non-string item.
@@ -475,7 +502,7 @@ class PairPreprocessor:
 
         Returns:
             A dict with ``format_version``, ``task``, both maxlens, ``max_vocab_size``,
-            ``lowercase``, ``joint_vocab`` and ``source_lowercase``.
+            ``lowercase``, ``joint_vocab``, ``source_lowercase`` and ``source_cls``.
 
         Example:
             >>> PairPreprocessor(source_maxlen=16).get_config()["source_maxlen"]
@@ -490,6 +517,7 @@ class PairPreprocessor:
             "lowercase": self.lowercase,
             "joint_vocab": self.joint_vocab,
             "source_lowercase": self.source_lowercase,
+            "source_cls": self.source_cls,
         }
 
     @classmethod
@@ -556,6 +584,7 @@ class PairPreprocessor:
             lowercase=config["lowercase"],
             joint_vocab=config["joint_vocab"],
             source_lowercase=config.get("source_lowercase"),
+            source_cls=config.get("source_cls", False),
         )
 
     def save(self, folder: str | os.PathLike) -> None:
@@ -617,6 +646,7 @@ class PairPreprocessor:
             f"joint_vocab={self.joint_vocab}, lowercase={self.lowercase}"
             + (f", source_lowercase={self.source_lowercase}"
                if self.source_lowercase != self.lowercase else "")
+            + (", source_cls=True" if self.source_cls else "")
             + ")"
         )
 
@@ -630,8 +660,8 @@ def backbone_preprocessor(
 ) -> PairPreprocessor:
     """A `PairPreprocessor` whose sources are tokenized as a pretrained backbone's texts.
 
-    The source vocabulary and normalization are the backbone's (kept by `fit`); the target
-    vocabulary is learned by `fit`, with its own `lowercase`.
+    The source vocabulary, normalization and layout (``[CLS]`` first) are the backbone's
+    (kept by `fit`); the target vocabulary is learned by `fit`, with its own `lowercase`.
 
     Args:
         backbone: a backbone folder path, a `ktlite.text.Backbone`, or the learner from
@@ -662,7 +692,8 @@ def backbone_preprocessor(
             f"position embeddings). Received: source_maxlen={source_maxlen!r}"
         )
     preproc = PairPreprocessor(source_maxlen, target_maxlen, vocab_size, lowercase,
-                               joint_vocab=False, source_lowercase=text_preproc.lowercase)
+                               joint_vocab=False, source_lowercase=text_preproc.lowercase,
+                               source_cls=True)
     preproc.source_fixed = True
     preproc.source_vocab = list(text_preproc.vocab)
     preproc._backbone_maxlen = text_preproc.maxlen

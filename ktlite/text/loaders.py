@@ -47,7 +47,7 @@ def texts_from_array(
     random_state: int | None = 42,
     label_mode: str | None = None,
     class_names: Sequence[str] | None = None,
-    lowercase: bool = True,
+    lowercase: bool | None = None,
     verbose: int = 1,
     backbone: Any = None,
 ) -> tuple[Any, Any, TextPreprocessor]:
@@ -70,7 +70,8 @@ def texts_from_array(
         random_state: seed of the validation split (default 42; None for a random split).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"``, or None (detect).
         class_names: class names in output order; inferred and sorted when None.
-        lowercase: lower-case and strip accents before tokenizing (default True).
+        lowercase: lower-case and strip accents before tokenizing; None (default) means
+            True, or the backbone's setting with ``backbone``.
         verbose: 1 reports sizes, classes, vocabulary and ``maxlen``; 0 is silent.
         backbone: a pretrained backbone (folder path, `Backbone`, or the learner from
             `ktlite.text.pretrain`) whose vocabulary, normalization and ``maxlen`` are reused
@@ -122,7 +123,7 @@ def texts_from_array(
         preproc = TextPreprocessor(
             maxlen=maxlen,
             vocab_size=vocab_size,
-            lowercase=lowercase,
+            lowercase=True if lowercase is None else lowercase,
             label_mode=label_mode,
             class_names=class_names,
         )
@@ -180,7 +181,7 @@ def _preproc_from_backbone(
     backbone: Any,
     maxlen: int | None,
     vocab_size: int,
-    lowercase: bool,
+    lowercase: bool | None,
     label_mode: str | None,
     class_names: Any,
 ) -> TextPreprocessor:
@@ -205,10 +206,12 @@ def _preproc_from_backbone(
             f"`vocab_size` must be left at its default or be the backbone's {source.vocab_size} "
             f"(its vocabulary is reused). Received: vocab_size={vocab_size!r}"
         )
-    if lowercase is False and source.lowercase:
+    if lowercase is not None and (
+        not isinstance(lowercase, (bool, np.bool_)) or bool(lowercase) != source.lowercase
+    ):
         raise ValueError(
-            "`lowercase=False` cannot apply: the backbone was pretrained on lower-cased, "
-            "accent-stripped text, so its inputs must be too. Received: lowercase=False"
+            f"`lowercase` must be None or the backbone's {source.lowercase} (it was pretrained "
+            f"on text normalized that way). Received: lowercase={lowercase!r}"
         )
     preproc = TextPreprocessor.from_config(
         {**source.get_config(), "label_mode": None, "class_names": None, "num_outputs": None},
@@ -302,7 +305,7 @@ def texts_from_csv(
     random_state: int | None = 42,
     label_mode: str | None = None,
     class_names: Sequence[str] | None = None,
-    lowercase: bool = True,
+    lowercase: bool | None = None,
     sep: str = ",",
     encoding: str = "utf-8",
     verbose: int = 1,
@@ -327,7 +330,8 @@ def texts_from_csv(
         random_state: seed of the validation split (default 42).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
         class_names: class names in output order; inferred when None.
-        lowercase: lower-case and strip accents before tokenizing (default True).
+        lowercase: lower-case and strip accents before tokenizing; None (default) means
+            True, or the backbone's setting with ``backbone``.
         sep: the field delimiter (default ``","``).
         encoding: the file encoding (default ``"utf-8"``).
         verbose: 1 reports what was read and learned.
@@ -383,7 +387,7 @@ def texts_from_df(
     random_state: int | None = 42,
     label_mode: str | None = None,
     class_names: Sequence[str] | None = None,
-    lowercase: bool = True,
+    lowercase: bool | None = None,
     verbose: int = 1,
     backbone: Any = None,
 ) -> tuple[Any, Any, TextPreprocessor]:
@@ -406,7 +410,8 @@ def texts_from_df(
         random_state: seed of the validation split (default 42).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
         class_names: class names in output order; inferred when None.
-        lowercase: lower-case and strip accents before tokenizing (default True).
+        lowercase: lower-case and strip accents before tokenizing; None (default) means
+            True, or the backbone's setting with ``backbone``.
         verbose: 1 reports what was read and learned.
         backbone: reuse a pretrained backbone's vocabulary (see `texts_from_array`).
 
@@ -485,7 +490,7 @@ def texts_from_folder(
     maxlen: int | None = None,
     vocab_size: int = DEFAULT_VOCAB_SIZE,
     random_state: int | None = 42,
-    lowercase: bool = True,
+    lowercase: bool | None = None,
     encoding: str = "utf-8",
     verbose: int = 1,
     backbone: Any = None,
@@ -507,7 +512,8 @@ def texts_from_folder(
         maxlen: see `texts_from_array` (None picks it from the data).
         vocab_size: the largest WordPiece vocabulary size (default 16000).
         random_state: seed of the validation split (default 42).
-        lowercase: lower-case and strip accents before tokenizing (default True).
+        lowercase: lower-case and strip accents before tokenizing; None (default) means
+            True, or the backbone's setting with ``backbone``.
         encoding: the files' encoding (default ``"utf-8"``).
         verbose: 1 reports what was read and learned.
         backbone: reuse a pretrained backbone's vocabulary (see `texts_from_array`).

@@ -54,6 +54,10 @@ def test_sources_read_as_the_backbone_reads_them_and_targets_keep_their_own_sett
     upper, lower = (preproc.tokenize_source(tf.constant([s])).numpy() for s in
                     ("COPY A B", "copy a b"))
     np.testing.assert_array_equal(upper, lower)  # the backbone lower-cases sources
+    as_pretrained = backbone.preproc.tokenize(tf.constant(["copy a b"])).numpy()
+    np.testing.assert_array_equal(lower, as_pretrained[:, : preproc.source_maxlen])
+    blank = preproc.blank_sources(preproc.tokenize_source(tf.constant(["", "a", " \u3000"])))
+    assert blank.numpy().tolist() == [True, False, True]
     upper, lower = (preproc.tokenize_target(tf.constant([s]))[1].numpy() for s in ("A", "a"))
     assert not np.array_equal(upper, lower)  # targets keep their case
     assert "source_lowercase=True" in repr(preproc)
@@ -89,6 +93,17 @@ def test_the_encoder_starts_from_the_backbone_and_decoding_reads_it_alike(
     inputs = preproc.transform({"source": tf.constant(pairs[0][:4]),
                                 "target": tf.constant(pairs[1][:4])})
     steps = EncoderDecoderSteps(model)
+    # ...and its encoder computes what the backbone computed in pretraining, word by word.
+    ids = inputs["source_ids"]
+    x = steps.source_embedding(ids)
+    x = steps.source_norm(x) if steps.source_norm is not None else x
+    for block in steps.encoders:
+        x = block(x, padding_mask=tf.not_equal(ids, 0))
+    x = steps.encoder_norm(x) if norm == "pre" else x
+    pretrained = bb.encoder(bb.preproc.tokenize(tf.constant(pairs[0][:4])), training=False)
+    real = ids.numpy() != 0
+    np.testing.assert_allclose(x.numpy()[real], pretrained.numpy()[:, : ids.shape[1]][real],
+                               atol=1e-5)
     stepwise = steps.full(inputs["decoder_ids"], steps.encode(inputs["source_ids"]))
     np.testing.assert_allclose(stepwise, model(inputs, training=False), atol=1e-5)
 
@@ -109,6 +124,7 @@ def test_a_backbone_translator_trains_saves_and_reloads(backbone, pairs, tmp_pat
     predictor.save(tmp_path / "p")
     config = json.loads((tmp_path / "p" / "pair_preprocessor.json").read_text())
     assert config["source_lowercase"] is True and config["lowercase"] is False
+    assert config["source_cls"] is True
     loaded = ktlite.load_predictor(tmp_path / "p")
     assert isinstance(loaded, TranslationPredictor)
     assert loaded.predict([s.upper() for s in sources]) == got
@@ -118,8 +134,12 @@ def test_a_config_written_before_source_lowercase_still_loads(backbone, pairs):
     _, _, preproc = seq2seq.pairs_from_array(*pairs, lowercase=True, verbose=0)
     config = preproc.get_config()
     del config["source_lowercase"]
+    del config["source_cls"]
     clone = seq2seq.PairPreprocessor.from_config(config, preproc.source_vocab)
     assert clone.source_lowercase is True and clone.lowercase is True
+    assert clone.source_cls is False
+    ids = clone.tokenize_source(tf.constant(["copy a"])).numpy()[0]
+    assert ids[0] != 2 and 3 in ids  # words then [SEP], as before
 
 
 def test_a_preprocessor_or_sizes_the_backbone_cannot_honour_are_refused(backbone, pairs):

@@ -256,14 +256,17 @@ def test_settings_the_backbone_overrides_are_refused_when_set_explicitly(pretrai
     for loader in (text.texts_from_array, text.texts_from_csv, text.texts_from_df,
                    text.texts_from_folder):
         params = inspect.signature(loader).parameters  # the rules below read these defaults
-        assert params["lowercase"].default is True and params["vocab_size"].default == 16000
+        assert params["lowercase"].default is None and params["vocab_size"].default == 16000
     for builder in (text.text_classifier, text.text_regression_model):
         params = inspect.signature(builder).parameters
         assert {k: params[k].default for k in SIZE_DEFAULTS} == SIZE_DEFAULTS
     with pytest.raises(ValueError, match=r"`vocab_size`.*Received: vocab_size=5000"):
         text.texts_from_array(*corpus[1], backbone=backbone, vocab_size=5000, verbose=0)
-    with pytest.raises(ValueError, match="lowercase=False"):
-        text.texts_from_array(*corpus[1], backbone=backbone, lowercase=False, verbose=0)
+    for other in (False, np.False_, "yes"):
+        with pytest.raises(ValueError, match=r"`lowercase` must be None or the backbone's True"):
+            text.texts_from_array(*corpus[1], backbone=backbone, lowercase=other, verbose=0)
+    assert text.texts_from_array(*corpus[1], backbone=backbone, lowercase=True,
+                                 verbose=0)[2].lowercase is True
     same = backbone.preproc.vocab_size
     trn, _, preproc = text.texts_from_array(*corpus[1], backbone=backbone, vocab_size=same,
                                             verbose=0)
