@@ -237,8 +237,10 @@ def export_tflite(
 ) -> TFLiteExport:
     """Writes a TensorFlow Lite model (and a small JSON description) to a folder.
 
-    Given a predictor (anything with `.model` and a `.preproc` that has a tf-traceable
-    `tokenize`), the graph is tokenizer + model, from a 1-D string tensor `texts` to
+    Given a text predictor (a `.model` and a `.preproc` with a tf-traceable `tokenize`;
+    other predictors are refused: export a single-input model bare, e.g. an image model's
+    `predictor.model`, or use `predictor.export` for a SavedModel), the graph is tokenizer
+    + model, from a 1-D string tensor `texts` to
     `probabilities` (`predictions` for regression) when the tokenizer can run in TFLite,
     else model only, from `token_ids`. Given a bare `keras.Model`, the graph is the model,
     with its own input and an `outputs` output. See the module notes for what runs where.
@@ -264,9 +266,9 @@ def export_tflite(
     Raises:
         ValueError: unknown `quantize`, missing `representative_data` for `"int8"`, bad
             `num_calibration_samples`, `include_tokenizer=True` when the tokenizer
-            cannot run in TFLite, or a model quantized by Keras in `"int8"` (TFLite
-            cannot take its int8 activations; export the float model with
-            `quantize="int8"` instead).
+            cannot run in TFLite, a predictor of another task than text, or a model
+            quantized by Keras in `"int8"` (TFLite cannot take its int8 activations;
+            export the float model with `quantize="int8"` instead).
         TypeError: if `model_or_predictor` is neither a predictor nor a `keras.Model`, or
             `representative_data` has the wrong type.
         FileExistsError: if `path` is a file or a non-empty folder that is no TFLite export.
@@ -304,6 +306,15 @@ def export_tflite(
         raise TypeError(
             "`model_or_predictor` must be a ktlite predictor or a keras.Model. "
             f"Received: {type(model_or_predictor).__name__}"
+        )
+    task = getattr(getattr(model_or_predictor, "preproc", None), "task", None)
+    if predictor and task != "text":
+        raise ValueError(
+            "`model_or_predictor` must be a text predictor or a keras.Model: a predictor's "
+            "TFLite graph holds its tokenizer. Export a single-input model itself "
+            "(`export_tflite(predictor.model, ...)`, e.g. an image model) or a SavedModel "
+            f"with `predictor.export(path)`. Received: a {type(model_or_predictor).__name__} "
+            f"(task {task!r})"
         )
     int8_layers = [name for name, mode in quantized_layers(model).items() if mode == "int8"]
     if int8_layers:

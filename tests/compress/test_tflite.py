@@ -173,3 +173,22 @@ def test_keras_int8_model_is_refused_with_the_way_out_and_int4_exports(tmp_path)
     export_tflite(int4, tmp_path / "b")
     expected = keras.ops.convert_to_numpy(int4(x, training=False))
     np.testing.assert_allclose(load_tflite(tmp_path / "b").predict_proba(x), expected, atol=1e-4)
+
+
+def test_a_predictor_of_another_task_is_refused_with_the_ways_out(tmp_path):
+    import ktlite
+    from ktlite import vision
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(40, 8, 8, 1), dtype=np.uint8)
+    trn, val, preproc = vision.images_from_array(images, ["a", "b"] * 20, val_pct=0.25,
+                                                 verbose=0)
+    model = vision.image_classifier("cnn", trn, preproc=preproc, verbose=0)
+    predictor = ktlite.get_predictor(model, preproc)
+    with pytest.raises(ValueError, match=r"text predictor.*predictor\.model.*ImagePredictor"):
+        export_tflite(predictor, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    export_tflite(predictor.model, tmp_path / "b")  # the way out works
+    expected = keras.ops.convert_to_numpy(predictor.model(images[:2], training=False))
+    got = load_tflite(tmp_path / "b").predict_proba(images[:2])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
