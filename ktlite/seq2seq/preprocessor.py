@@ -572,6 +572,8 @@ class PairPreprocessor:
         _validate_vocab(source_vocab, "source_vocab")
         _validate_vocab(target_vocab, "target_vocab")
         preproc._set_vocabs(source_vocab, target_vocab)
+        # Sources laid out for a backbone keep its vocabulary if `fit` is called again.
+        preproc.source_fixed = preproc.source_cls
         return preproc
 
     @classmethod

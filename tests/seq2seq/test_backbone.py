@@ -128,6 +128,8 @@ def test_a_backbone_translator_trains_saves_and_reloads(backbone, pairs, tmp_pat
     loaded = ktlite.load_predictor(tmp_path / "p")
     assert isinstance(loaded, TranslationPredictor)
     assert loaded.predict([s.upper() for s in sources]) == got
+    loaded.preproc.fit(["other words entirely"], ["altre parole"])  # keeps the backbone's
+    assert loaded.preproc.source_vocab == list(backbone.preproc.vocab)
 
 
 def test_a_config_written_before_source_lowercase_still_loads(backbone, pairs):
