@@ -130,7 +130,9 @@ def _positive_int(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Builds the argument parser of the ``ktlite`` command."""
-    parser = argparse.ArgumentParser(prog="ktlite", description="Train and ship Keras text models.")
+    parser = argparse.ArgumentParser(
+        prog="ktlite", description="Train and ship Keras Transformer models."
+    )
     parser.add_argument("--version", action="version", version=f"ktlite {ktlite.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 

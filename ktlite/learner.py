@@ -308,8 +308,8 @@ class Learner:
         Args:
             start_lr: first learning rate of the sweep. Default 1e-7.
             end_lr: last learning rate. Default 10.
-            num_steps: number of batches; `None` lets `find_lr` choose (a few hundred at
-                most, cycling through the data if needed).
+            num_steps: number of batches; `None` means `find_lr`'s default, 200 (the
+                data is cycled through if it holds fewer).
             stop_factor: stop when the smoothed loss exceeds this times its minimum.
             show_plot: also draw the curve (`lr_plot()`) and display it in a notebook.
             verbose: progress output; defaults to the learner's `verbose`.
