@@ -25,6 +25,8 @@ Examples:
     python benchmarks/translation.py steps                      # ~4 minutes
     python benchmarks/translation.py quality --quick            # ~5 minutes
     python benchmarks/translation.py quality --minutes 20       # the recorded run
+    python benchmarks/translation.py quality --minutes 10 --skip-keras --backbone bb
+                                    # the encoder from a `ktlite.text.pretrain` backbone
 """
 
 from __future__ import annotations
@@ -163,8 +165,10 @@ def train_ktlite(args, en, it, en_val, it_val) -> tuple:
     from ktlite import seq2seq
 
     start = time.perf_counter()
-    trn, val, preproc = seq2seq.pairs_from_array(en, it, x_test=en_val, y_test=it_val)
-    model = seq2seq.translation_model("transformer", trn, preproc=preproc)
+    trn, val, preproc = seq2seq.pairs_from_array(en, it, x_test=en_val, y_test=it_val,
+                                                 backbone=args.backbone)
+    model = seq2seq.translation_model("transformer", trn, preproc=preproc,
+                                      backbone=args.backbone)
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=64)
     t = time.perf_counter()
     found = learner.lr_find(verbose=0, num_steps=50 if args.quick else None)
@@ -326,6 +330,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="small slice, about 5 minutes")
     parser.add_argument("--skip-keras", action="store_true", help="no Keras-example baseline")
+    parser.add_argument("--backbone", default=None,
+                        help="a text backbone folder (ktlite.text.pretrain on English text) "
+                             "to start the encoder from (quality part)")
     parser.add_argument("--steps", type=int, default=100, help="timed steps (steps part)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
