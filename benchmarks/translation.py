@@ -167,8 +167,10 @@ def train_ktlite(args, en, it, en_val, it_val) -> tuple:
     start = time.perf_counter()
     trn, val, preproc = seq2seq.pairs_from_array(en, it, x_test=en_val, y_test=it_val,
                                                  backbone=args.backbone)
-    model = seq2seq.translation_model("transformer", trn, preproc=preproc,
-                                      backbone=args.backbone)
+    model = seq2seq.translation_model(
+        "transformer", trn, preproc=preproc,
+        backbone=None if args.backbone_tokens_only else args.backbone,
+    )
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=64)
     t = time.perf_counter()
     found = learner.lr_find(verbose=0, num_steps=50 if args.quick else None)
@@ -333,6 +335,8 @@ def main() -> None:
     parser.add_argument("--backbone", default=None,
                         help="a text backbone folder (ktlite.text.pretrain on English text) "
                              "to start the encoder from (quality part)")
+    parser.add_argument("--backbone-tokens-only", action="store_true",
+                        help="the control: the backbone's source tokenization, a fresh encoder")
     parser.add_argument("--steps", type=int, default=100, help="timed steps (steps part)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
