@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import ktlite
 from ktlite._console import say
@@ -35,7 +35,6 @@ def run_demo(args: argparse.Namespace) -> int:
     """
     from ktlite import text
     from ktlite.datasets import load_wordnet_lexnames
-
     from ktlite.predictor import is_predictor_folder
 
     output = Path(args.output)
