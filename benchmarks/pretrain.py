@@ -61,15 +61,17 @@ def tfidf(x_train, y_train, x_test, y_test) -> float:
     return float(np.mean(classifier.predict(vectorizer.transform(x_test)) == np.asarray(y_test)))
 
 
-def pretrain(texts, val_texts, minutes, batch_size, seed, peak_lr):
-    """One complete one-cycle pretraining run planned to last `minutes`; returns learner, curve."""
+def pretrain(texts, val_texts, minutes, batch_size, seed, peak_lr, settings):
+    """One complete one-cycle pretraining run planned to last `minutes`; returns learner, curve.
+
+    `settings` go to `text.pretrain` (model sizes, `mask_rate`, `dropout`, `whole_word`)."""
     import keras
 
     from ktlite import text
 
     keras.utils.set_random_seed(seed)
     learner = text.pretrain(texts, val_texts=val_texts, batch_size=batch_size, seed=seed,
-                            verbose=0)
+                            verbose=0, **settings)
     start = time.perf_counter()
     # Plan from what the run itself does: one fit call of many chunks, each chunk a number
     # of steps and a validation. Warm-up fits at a low rate, of three short epochs each (10
@@ -164,6 +166,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pretrain-lr", type=float, default=1e-3,
                         help="peak rate of the one-cycle pretraining (default 1e-3)")
+    parser.add_argument("--pretrain-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of text.pretrain, repeatable: embed_dim, num_heads, "
+                        "num_layers, ff_dim (int), dropout, mask_rate (float), whole_word "
+                        "(0 or 1)")
     parser.add_argument("--lr", type=float, default=None,
                         help="classifier rate; default: lr_find's suggestion")
     parser.add_argument("--epochs-a", type=int, default=3,
@@ -196,6 +202,16 @@ def main() -> None:
                      f"Received: {args.lr_mult!r}")
     if not (np.isfinite(args.pretrain_lr) and args.pretrain_lr > 0):
         parser.error(f"--pretrain-lr must be a rate > 0. Received: {args.pretrain_lr}")
+    kinds = {"embed_dim": int, "num_heads": int, "num_layers": int, "ff_dim": int,
+             "dropout": float, "mask_rate": float, "whole_word": lambda v: bool(int(v))}
+    pretrain_settings = {}
+    for item in args.pretrain_set:
+        key, _, value = item.partition("=")
+        try:
+            pretrain_settings[key] = kinds[key](value)
+        except (KeyError, ValueError):
+            parser.error(f"--pretrain-set takes KEY=VALUE with KEY one of {sorted(kinds)} "
+                         f"and a number. Received: {item!r}")
     if args.epochs_a < 1:
         parser.error(f"--epochs-a must be >= 1. Received: {args.epochs_a}")
     all_epochs, few_epochs = (args.epochs_a, 8)
@@ -235,7 +251,7 @@ def main() -> None:
         for minutes in budgets:
             print(f"pretraining for {minutes:g} minutes")
             learner, curve = pretrain(x_train, val_texts, minutes, args.batch_size, args.seed,
-                                      args.pretrain_lr)
+                                      args.pretrain_lr, pretrain_settings)
             if args.save_backbone and minutes == max(budgets):
                 learner.save_backbone(args.save_backbone)
             yield minutes, curve[-1][1] if curve else float("nan"), learner.backbone

@@ -242,6 +242,9 @@ class TranslationPredictor(StringDecodingPredictor):
             "target_maxlen": self.preproc.target_maxlen,
             "vocab_size": self.preproc.target_vocab_size,
             "joint_vocab": self.preproc.joint_vocab,
+            "lowercase": self.preproc.lowercase,
+            "source_lowercase": self.preproc.source_lowercase,
+            "source_cls": self.preproc.source_cls,
             "serving_beam_width": options.beam_width,
             "serving_max_length": max_length,
         }

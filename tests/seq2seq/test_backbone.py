@@ -127,6 +127,9 @@ def test_a_backbone_translator_trains_saves_and_reloads(backbone, pairs, tmp_pat
     assert config["source_cls"] is True
     loaded = ktlite.load_predictor(tmp_path / "p")
     assert isinstance(loaded, TranslationPredictor)
+    described = loaded.describe()
+    assert (described["source_lowercase"], described["source_cls"]) == (True, True)
+    assert described["lowercase"] is False
     assert loaded.predict([s.upper() for s in sources]) == got
     loaded.preproc.fit(["other words entirely"], ["altre parole"])  # keeps the backbone's
     assert loaded.preproc.source_vocab == list(backbone.preproc.vocab)
