@@ -64,7 +64,7 @@ def masked_lm_model(
     num_heads: int = 4,
     num_layers: int = 2,
     ff_dim: int | None = None,
-    dropout: float = 0.1,
+    dropout: float = 0.0,
     learning_rate: float = 1e-3,
 ) -> keras.Model:
     """Builds and compiles the masked-LM model: the text Transformer's encoder + an LM head.
@@ -77,8 +77,9 @@ def masked_lm_model(
     Args:
         preproc: a fitted `TextPreprocessor`.
         num_predictions: positions predicted per text (`TokenMasker.num_predictions`).
-        embed_dim, num_heads, num_layers, ff_dim, dropout: encoder sizes, as in
-            `text_classifier` (defaults 128, 4, 2, `4 * embed_dim`, 0.1).
+        embed_dim, num_heads, num_layers, ff_dim: encoder sizes, as in
+            `text_classifier` (defaults 128, 4, 2, `4 * embed_dim`).
+        dropout: the encoder's dropout rate while pretraining (default 0.0; see `pretrain`).
         learning_rate: initial rate of the AdamW optimizer (decay 0.01, no decay on
             biases and normalization). Default 1e-3.
 
@@ -190,7 +191,7 @@ def pretrain(
     num_heads: int = 4,
     num_layers: int = 2,
     ff_dim: int | None = None,
-    dropout: float = 0.1,
+    dropout: float = 0.0,
     learning_rate: float = 1e-3,
     batch_size: int = 64,
     seed: int | None = None,
@@ -208,8 +209,12 @@ def pretrain(
         vocab_size: the largest vocabulary (default 16000).
         mask_rate: share of tokens predicted (default 0.15; BERT's 80/10/10 corruption).
         whole_word: choose whole words instead of pieces (default False).
-        embed_dim, num_heads, num_layers, ff_dim, dropout: encoder sizes (defaults as
-            `text_classifier`: 128, 4, 2, `4 * embed_dim`, 0.1).
+        embed_dim, num_heads, num_layers, ff_dim: encoder sizes (defaults as
+            `text_classifier`: 128, 4, 2, `4 * embed_dim`).
+        dropout: the encoder's dropout rate while pretraining (default 0.0: fresh masks
+            each epoch regularize enough, and on WordNet 30 minutes without dropout
+            reached 0.388 masked-token accuracy against 0.333 at 0.1). Models built from
+            the backbone drop at their own rate (`text_classifier(dropout=0.1)`).
         learning_rate: initial rate of the AdamW optimizer (the policies set their own).
         batch_size: global batch size (default 64).
         seed: seed of the masks and the shuffling.

@@ -277,3 +277,17 @@ def test_settings_the_backbone_overrides_are_refused_when_set_explicitly(pretrai
     model = text.text_classifier("transformer", trn, preproc=preproc, backbone=backbone,
                                  embed_dim=sizes["embed_dim"], verbose=0)
     assert model.get_layer("embedding").get_config()["embedding_dim"] == sizes["embed_dim"]
+
+
+def test_pretraining_drops_nothing_and_models_from_the_backbone_drop_at_their_own_rate(
+        pretrained, corpus):
+    learner, _ = pretrained
+    encoder = learner.model.get_layer("encoder")
+    ids = tf.constant(learner.preproc.preprocess(corpus[0][:4]))
+    np.testing.assert_array_equal(encoder(ids, training=True), encoder(ids, training=True))
+    trn, _, preproc = text.texts_from_array(*corpus[1], backbone=learner, verbose=0)
+    model = text.text_classifier("transformer", trn, preproc=preproc, backbone=learner,
+                                 verbose=0)
+    assert model.get_layer("encoder_0").dropout == 0.1
+    features = keras.Model(model.inputs, model.get_layer("encoder_0").output)
+    assert not np.allclose(features(ids, training=True), features(ids, training=True))
