@@ -122,7 +122,8 @@ def pretrain(texts, val_texts, minutes, batch_size, seed, peak_lr, settings):
     return learner, curve
 
 
-def accuracy(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr, lr_mult=None):
+def accuracy(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr, dropout,
+             lr_mult=None):
     """Test accuracy of the Transformer fine-tuned from `backbone` with `lr_mult` or, when
     `lr_mult` is None, trained from scratch on the backbone's vocabulary as many epochs."""
     pretrained = lr_mult is not None
@@ -134,7 +135,7 @@ def accuracy(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr, lr
     keras.utils.set_random_seed(seed)
     trn, val, preproc = text.texts_from_array(x, y, backbone=backbone, verbose=0)
     model = text.text_classifier("transformer", trn, preproc=preproc, verbose=0,
-                                 backbone=backbone if pretrained else None)
+                                 dropout=dropout, backbone=backbone if pretrained else None)
     learner = ktlite.get_learner(model, trn, val, batch_size=32, verbose=0)
     if pretrained:
         learner.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs, lr_mult=lr_mult,
@@ -172,6 +173,8 @@ def main() -> None:
                         "(0 or 1)")
     parser.add_argument("--lr", type=float, default=None,
                         help="classifier rate; default: lr_find's suggestion")
+    parser.add_argument("--dropout", type=float, default=0.1,
+                        help="the classifiers' dropout (text_classifier's default 0.1)")
     parser.add_argument("--epochs-a", type=int, default=3,
                         help="fine_tune epochs after the frozen one in setting (a); from "
                         "scratch trains one more")
@@ -260,7 +263,7 @@ def main() -> None:
         for key in [k for k in ("b", "a") if k in settings]:  # (b) first: minutes, not an hour
             name, x, y, epochs, freeze_epochs, tfidf_score = labeled[key]
             run = (x, y, x_test, y_test, backbone, epochs, freeze_epochs, args.seed,
-                   args.lr)
+                   args.lr, args.dropout)
             if key not in scratch:
                 scratch[key] = float("nan") if args.no_scratch else accuracy(*run)
             for mult in mults:
