@@ -25,6 +25,9 @@ Usage:
         --save-backbone /tmp/backbone30
     python benchmarks/pretrain.py --train ... --test ... --backbone /tmp/backbone30 \
         --settings a --epochs-a 5 --no-scratch
+    # Other pretraining or classifier settings (run 6's probes):
+    python benchmarks/pretrain.py --train ... --test ... --minutes 5 --budgets "" \
+        --settings b --no-scratch --pretrain-set mask_rate=0.3 --dropout 0.0
 """
 
 from __future__ import annotations
