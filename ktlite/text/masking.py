@@ -13,9 +13,10 @@ and stays itself with 0.1.
 
 Prediction slots: a batch carries as many as its most-masked text needs (never more than
 `TokenMasker.num_predictions`), not the longest text's share of `maxlen`. The vocabulary
-projection of the masked-LM head costs most of a pretraining step, and with length-bucketed
+projection of the masked-LM head is a large share of a pretraining step, and with length-bucketed
 batches of short texts most of a fixed `num_predictions` would be padding: on WordNet
-glosses (`maxlen` 64, 10 slots) a step takes 2.4x less time this way.
+glosses (`maxlen` 64, 10 slots) a step takes 1.5x less time this way
+(`benchmarks/masked_lm_step.py`).
 
 Why a `tf.random.Generator`: Keras opens a new iterator on the data set every epoch, and a
 stateful random op in a `tf.data` function restarts its sequence with each iterator when a
