@@ -29,7 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from make_wordnet_lexnames import read_split  # noqa: E402
 
 
-def step_ms(texts: list[str], padded: bool, steps: int, batch_size: int) -> tuple[float, float]:
+def step_ms(texts: list[str], preproc, padded: bool, steps: int,
+            batch_size: int) -> tuple[float, float]:
     """Milliseconds a training step, and the training loss of the timed epoch."""
     import keras
     import tensorflow as tf
@@ -37,7 +38,7 @@ def step_ms(texts: list[str], padded: bool, steps: int, batch_size: int) -> tupl
     from ktlite import text
 
     keras.utils.set_random_seed(0)
-    learner = text.pretrain(texts, batch_size=batch_size, seed=0, verbose=0)
+    learner = text.pretrain(texts, preproc, batch_size=batch_size, seed=0, verbose=0)
     masker = learner.masker
     if padded:
         shipped = masker.mask
@@ -79,9 +80,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.steps < 2 or args.batch_size < 1:
         parser.error("--steps must be >= 2 and --batch-size >= 1.")
+    from ktlite import text
+
     texts, _ = read_split(args.train)
-    padded_ms, padded_loss = step_ms(texts, True, args.steps, args.batch_size)
-    sized_ms, sized_loss = step_ms(texts, False, args.steps, args.batch_size)
+    preproc = text.TextPreprocessor().fit_vocab(texts)  # one vocabulary for both variants
+    padded_ms, padded_loss = step_ms(texts, preproc, True, args.steps, args.batch_size)
+    sized_ms, sized_loss = step_ms(texts, preproc, False, args.steps, args.batch_size)
     print(f"{len(texts):,} texts, batch {args.batch_size}, {args.steps} steps each")
     print(f"padded to num_predictions: {padded_ms:6.1f} ms a step, loss {padded_loss:.3f}")
     print(f"slots sized per batch:     {sized_ms:6.1f} ms a step, loss {sized_loss:.3f}")
