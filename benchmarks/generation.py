@@ -10,10 +10,21 @@ folder; "lemma: gloss" texts, labels unused). Pass the folder with `--data-dir` 
 Both models are scored the same way: summed negative log-likelihood of every word of a
 synopsis and of its end, divided by the number of whitespace-separated words, then
 exponentiated (`ktlite.generation.perplexity_per_word` for the Transformer). The n-gram
-model is an interpolated Kneser-Ney trigram over whitespace words (discount 0.75), written
-here because nltk is not a dependency of ktlite; its lowest order is mixed with a uniform
-distribution over the vocabulary plus one unknown word, so unseen test words get a
-probability instead of an infinite loss.
+models are interpolated Kneser-Ney trigrams over whitespace words (discount 0.75), written
+here because nltk is not a dependency of ktlite, in two forms:
+
+- open vocabulary (the comparison of record): words seen fewer than `min_count` times in
+  training are `<unk>` in its counts, and a test word outside its vocabulary costs
+  P(`<unk>` | two words before) x P(its spelling), the spelling from an interpolated
+  character n-gram fitted on the rare training words. Like the causal LM, which spells a
+  new word in WordPiece pieces, it gives every exact text a probability, so the two
+  perplexities are of the same events. `min_count` and the character order are chosen on
+  a tenth of the training texts held out, never on the test texts.
+- closed vocabulary (kept for comparison with the runs before it): every training word
+  kept, the lowest order mixed with a uniform distribution over the vocabulary plus one
+  unknown word, so each unseen test word gets the same small probability, whatever its
+  spelling. That is the probability of "some unseen word", not of the word, so its
+  figure is not one of the same events as the LM's on texts holding unseen words.
 
 Examples:
     python benchmarks/generation.py --quick           # ~3 minutes
@@ -29,12 +40,14 @@ import argparse
 import csv
 import gzip
 import math
+import random
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-BOS, EOS = "<s>", "</s>"
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+START_OF_WORD, END_OF_WORD = "\t", "\n"  # never inside a whitespace-split word
 
 
 def read_texts(data_dir: Path, split: str, corpus: str, column: str,
@@ -100,12 +113,110 @@ class KneserNeyTrigram:
         return math.exp(nll / words)
 
 
-def breakdown(ngram: KneserNeyTrigram, lm_perplexity, train: list[str], test: list[str]) -> None:
-    """Both models on the test texts whose words were all seen in training, and on the rest.
+class CharacterNgram:
+    """Interpolated absolute-discounting character n-gram over spellings (with an end mark).
 
-    The n-gram model gives every unseen word one fixed share of its uniform floor, whatever
-    its spelling; the causal LM pays for each WordPiece of it. Splitting the test texts shows
-    how much of the gap is that.
+    `log_prob(word)` is the log-probability of the exact string: every character given the
+    `order - 1` before it (start marks before the first), then the end of the word; the
+    lowest order is uniform over the characters seen, the end mark and one unseen
+    character, so any spelling has a probability.
+    """
+
+    def __init__(self, words: list[str], order: int, discount: float = 0.75) -> None:
+        self.order, self.d = order, discount
+        self.counts, self.totals = Counter(), Counter()  # (history, char), history
+        self.followers = defaultdict(set)  # history -> distinct next chars
+        alphabet = set()
+        for word in words:
+            alphabet.update(word)
+            marked = self._marked(word)
+            for i in range(order - 1, len(marked)):
+                for n in range(order):
+                    history = marked[i - n:i]
+                    self.counts[(history, marked[i])] += 1
+                    self.totals[history] += 1
+                    self.followers[history].add(marked[i])
+        self.uniform = 1.0 / (len(alphabet) + 2)
+
+    def _marked(self, word: str) -> str:
+        return START_OF_WORD * (self.order - 1) + word + END_OF_WORD
+
+    def _prob(self, history: str, char: str) -> float:
+        p = self.uniform
+        for n in range(len(history) + 1):  # shortest history first
+            h = history[len(history) - n:]
+            total = self.totals[h]
+            if not total:
+                break
+            mass = self.d * len(self.followers[h]) / total
+            p = max(self.counts[(h, char)] - self.d, 0) / total + mass * p
+        return p
+
+    def log_prob(self, word: str) -> float:
+        marked = self._marked(word)
+        return sum(math.log(self._prob(marked[i - self.order + 1:i], marked[i]))
+                   for i in range(self.order - 1, len(marked)))
+
+
+class OpenVocabularyTrigram:
+    """Kneser-Ney trigram over words seen `min_count` times or more, the rest `<unk>`.
+
+    A word outside the vocabulary costs P(`<unk>` | context) times its spelling's
+    probability under a `CharacterNgram` of the given order, fitted on the training words
+    that became `<unk>`.
+    """
+
+    def __init__(self, texts: list[str], min_count: int, char_order: int) -> None:
+        counts = Counter(w for text in texts for w in text.split())
+        self.vocab = {w for w, n in counts.items() if n >= min_count}
+        self.words = KneserNeyTrigram([self._known(t.split()) for t in texts])
+        self.spelling = CharacterNgram([w for w in counts if w not in self.vocab], char_order)
+
+    def _known(self, words: list[str]) -> str:
+        return " ".join(w if w in self.vocab else UNK for w in words)
+
+    def perplexity_per_word(self, texts: list[str]) -> float:
+        nll, words = 0.0, 0
+        for text in texts:
+            raw = text.split()
+            tokens = [BOS, BOS, *self._known(raw).split(), EOS]
+            words += len(raw)
+            for i, (u, v, w) in enumerate(zip(tokens, tokens[1:], tokens[2:])):
+                nll -= math.log(self.words.prob(u, v, w))
+                if w == UNK:
+                    nll -= self.spelling.log_prob(raw[i])
+        return math.exp(nll / words)
+
+
+def choose_open_vocabulary(train: list[str]) -> OpenVocabularyTrigram:
+    """The open-vocabulary trigram whose settings do best on a tenth of `train` held out.
+
+    Tries `min_count` 2 and 3 and character orders 4-7 on the other nine tenths (seeded
+    split), prints each held-out perplexity, and refits the best on all of `train`.
+    """
+    order = random.Random(0).sample(range(len(train)), len(train))
+    held = len(train) // 10
+    fit = [train[i] for i in order[held:]]
+    val = [train[i] for i in order[:held]]
+    scores = {}
+    for min_count in (2, 3):
+        for char_order in (4, 5, 6, 7):
+            model = OpenVocabularyTrigram(fit, min_count, char_order)
+            scores[(min_count, char_order)] = model.perplexity_per_word(val)
+    best = min(scores, key=scores.get)
+    print("open-vocabulary trigram, held-out tenth of the training texts: "
+          + ", ".join(f"min_count {m} / char order {c}: {p:.1f}" for (m, c), p in scores.items())
+          + f"; chosen: min_count {best[0]}, char order {best[1]}")
+    return OpenVocabularyTrigram(train, *best)
+
+
+def breakdown(ngrams: dict, lm_perplexity, train: list[str], test: list[str]) -> None:
+    """Every model on the test texts whose words were all seen in training, and on the rest.
+
+    The closed-vocabulary n-gram gives every unseen word one fixed share of its uniform
+    floor, whatever its spelling; the open-vocabulary one and the causal LM pay for its
+    spelling (in characters, in WordPiece pieces). Splitting the test texts shows how much
+    of each gap is that.
     """
     seen = {w for text in train for w in text.split()}
     unseen_per_text = [sum(w not in seen for w in t.split()) for t in test]
@@ -118,8 +229,9 @@ def breakdown(ngram: KneserNeyTrigram, lm_perplexity, train: list[str], test: li
     for name, texts in (("texts with only seen words", known),
                         ("texts with an unseen word", novel)):
         if texts:
-            print(f"  {name} ({len(texts)}): n-gram {ngram.perplexity_per_word(texts):.1f}, "
-                  f"causal LM {lm_perplexity(texts):.1f}")
+            scores = ", ".join(f"{label} {model.perplexity_per_word(texts):.1f}"
+                               for label, model in ngrams.items())
+            print(f"  {name} ({len(texts)}): {scores}, causal LM {lm_perplexity(texts):.1f}")
 
 
 def main() -> None:
@@ -147,9 +259,9 @@ def main() -> None:
     test = read_texts(args.data_dir, "test", args.corpus, args.column, args.test_size)
     test = [t for t in test if t.split()]
     t = time.perf_counter()
-    ngram = KneserNeyTrigram(train)
-    print(f"Kneser-Ney trigram: perplexity per word {ngram.perplexity_per_word(test):.1f} "
-          f"({time.perf_counter() - t:.1f} s)")
+    ngrams = {"open-vocabulary trigram": choose_open_vocabulary(train),
+              "closed-vocabulary trigram": KneserNeyTrigram(train)}
+    print(f"Kneser-Ney trigrams fitted and chosen in {time.perf_counter() - t:.1f} s")
 
     import numpy as np
 
@@ -180,11 +292,14 @@ def main() -> None:
     if not fits.all():
         test = [t for t, ok in zip(test, fits) if ok]
         print(f"{int((~fits).sum())} test texts longer than the context ({preproc.maxlen}) "
-              f"left out; Kneser-Ney trigram on the {len(test)} others: perplexity per word "
-              f"{ngram.perplexity_per_word(test):.1f}")
+              "left out of every score")
     ppl = generation.perplexity_per_word(learner.model, preproc, test)
-    print(f"ktlite causal LM ({elapsed / 60:.1f} min): perplexity per word {ppl:.1f}")
-    breakdown(ngram, lambda texts: generation.perplexity_per_word(learner.model, preproc, texts),
+    print(f"perplexity per word on {len(test)} test texts:")
+    for label, ngram in ngrams.items():
+        figure = ngram.perplexity_per_word(test)
+        print(f"  Kneser-Ney {label}: {figure:.1f} (causal LM / this: {ppl / figure:.2f}x)")
+    print(f"  ktlite causal LM ({elapsed / 60:.1f} min of training): {ppl:.1f}")
+    breakdown(ngrams, lambda texts: generation.perplexity_per_word(learner.model, preproc, texts),
               train, test)
     predictor = ktlite.get_predictor(learner.model, preproc)
     prompts = (["violin:", "run:", "a large"] if args.corpus == "wordnet"
