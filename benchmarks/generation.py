@@ -11,7 +11,7 @@ Both models are scored the same way: summed negative log-likelihood of every wor
 synopsis and of its end, divided by the number of whitespace-separated words, then
 exponentiated (`ktlite.generation.perplexity_per_word` for the Transformer). The n-gram
 models are interpolated Kneser-Ney trigrams over whitespace words (discount 0.75), written
-here because nltk is not a dependency of ktlite, in two forms:
+here because nltk is not a dependency of ktlite, in three forms:
 
 - open vocabulary (the comparison of record): words seen fewer than `min_count` times in
   training are `<unk>` in its counts, and a test word outside its vocabulary costs
@@ -20,6 +20,9 @@ here because nltk is not a dependency of ktlite, in two forms:
   new word in WordPiece pieces, it gives every exact text a probability, so the two
   perplexities are of the same events. `min_count` and the character order are chosen on
   a tenth of the training texts held out, never on the test texts.
+- the same without the spelling: every unseen word costs P(`<unk>` | context) alone, as
+  if all unseen words were one (nltk's Kneser-Ney gives unseen words no probability at
+  all, nltk issue #3211, whose answer is this `<unk>` mapping). A closed vocabulary again.
 - closed vocabulary (kept for comparison with the runs before it): every training word
   kept, the lowest order mixed with a uniform distribution over the vocabulary plus one
   unknown word, so each unseen test word gets the same small probability, whatever its
@@ -43,6 +46,7 @@ import math
 import random
 import time
 from collections import Counter, defaultdict
+from functools import partial
 from pathlib import Path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -175,7 +179,9 @@ class OpenVocabularyTrigram:
     def _known(self, words: list[str]) -> str:
         return " ".join(w if w in self.vocab else UNK for w in words)
 
-    def perplexity_per_word(self, texts: list[str]) -> float:
+    def perplexity_per_word(self, texts: list[str], spelled: bool = True) -> float:
+        """With `spelled=False` an unseen word costs only P(`<unk>` | context), as if every
+        unseen word were one and the same (a closed vocabulary, nltk's advice for OOV)."""
         nll, words = 0.0, 0
         for text in texts:
             raw = text.split()
@@ -183,7 +189,7 @@ class OpenVocabularyTrigram:
             words += len(raw)
             for i, (u, v, w) in enumerate(zip(tokens, tokens[1:], tokens[2:])):
                 nll -= math.log(self.words.prob(u, v, w))
-                if w == UNK:
+                if w == UNK and spelled:
                     nll -= self.spelling.log_prob(raw[i])
         return math.exp(nll / words)
 
@@ -213,6 +219,8 @@ def choose_open_vocabulary(train: list[str]) -> OpenVocabularyTrigram:
 def breakdown(ngrams: dict, lm_perplexity, train: list[str], test: list[str]) -> None:
     """Every model on the test texts whose words were all seen in training, and on the rest.
 
+    `ngrams` maps a label to a function from texts to perplexity per word.
+
     The closed-vocabulary n-gram gives every unseen word one fixed share of its uniform
     floor, whatever its spelling; the open-vocabulary one and the causal LM pay for its
     spelling (in characters, in WordPiece pieces). Splitting the test texts shows how much
@@ -229,8 +237,7 @@ def breakdown(ngrams: dict, lm_perplexity, train: list[str], test: list[str]) ->
     for name, texts in (("texts with only seen words", known),
                         ("texts with an unseen word", novel)):
         if texts:
-            scores = ", ".join(f"{label} {model.perplexity_per_word(texts):.1f}"
-                               for label, model in ngrams.items())
+            scores = ", ".join(f"{label} {score(texts):.1f}" for label, score in ngrams.items())
             print(f"  {name} ({len(texts)}): {scores}, causal LM {lm_perplexity(texts):.1f}")
 
 
@@ -259,8 +266,11 @@ def main() -> None:
     test = read_texts(args.data_dir, "test", args.corpus, args.column, args.test_size)
     test = [t for t in test if t.split()]
     t = time.perf_counter()
-    ngrams = {"open-vocabulary trigram": choose_open_vocabulary(train),
-              "closed-vocabulary trigram": KneserNeyTrigram(train)}
+    open_vocabulary = choose_open_vocabulary(train)
+    ngrams = {"open-vocabulary trigram": open_vocabulary.perplexity_per_word,
+              "the same, unseen words as one <unk>": partial(open_vocabulary.perplexity_per_word,
+                                                             spelled=False),
+              "closed-vocabulary trigram": KneserNeyTrigram(train).perplexity_per_word}
     print(f"Kneser-Ney trigrams fitted and chosen in {time.perf_counter() - t:.1f} s")
 
     import numpy as np
@@ -295,8 +305,8 @@ def main() -> None:
               "left out of every score")
     ppl = generation.perplexity_per_word(learner.model, preproc, test)
     print(f"perplexity per word on {len(test)} test texts:")
-    for label, ngram in ngrams.items():
-        figure = ngram.perplexity_per_word(test)
+    for label, score in ngrams.items():
+        figure = score(test)
         print(f"  Kneser-Ney {label}: {figure:.1f} (causal LM / this: {ppl / figure:.2f}x)")
     print(f"  ktlite causal LM ({elapsed / 60:.1f} min of training): {ppl:.1f}")
     breakdown(ngrams, lambda texts: generation.perplexity_per_word(learner.model, preproc, texts),

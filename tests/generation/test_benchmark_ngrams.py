@@ -45,6 +45,9 @@ def test_an_unseen_word_costs_its_spelling_under_the_open_vocabulary_model_only(
     assert closed.perplexity_per_word([plain]) == pytest.approx(closed.perplexity_per_word([odd]))
     # ...the open one prices the spelling: a word like the training words is cheaper.
     assert open_vocab.perplexity_per_word([plain]) < open_vocab.perplexity_per_word([odd])
+    # Unspelled, the unseen word is just `<unk>`, whatever its spelling.
+    assert open_vocab.perplexity_per_word([plain], spelled=False) == pytest.approx(
+        open_vocab.perplexity_per_word(["library for readingz"], spelled=False))
     # Exactly: the words' trigram probabilities (`<unk>` for the unseen one), times the
     # unseen word's spelling probability.
     words = "library for xqzvkwpj".split()
