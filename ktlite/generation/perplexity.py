@@ -21,9 +21,11 @@ def perplexity_per_word(
 
     The log-loss covers every token of each text and its end token (no label
     smoothing); dividing by the number of whitespace-separated words, not tokens, makes
-    models with different vocabularies (or an n-gram model over words) comparable. Text
-    beyond the context (`preproc.maxlen`) is not scored, which lowers the figure; choose a
-    context that holds the texts.
+    models with different vocabularies comparable, and an n-gram model over words too when
+    it gives an unseen word the probability of its spelling (one shared "unknown word"
+    probability scores a class of words, not the text). Text beyond the context
+    (`preproc.maxlen`) is not scored, which lowers the figure; choose a context that holds
+    the texts.
 
     Args:
         model: a `causal_lm`.
