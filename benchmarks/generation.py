@@ -172,6 +172,7 @@ class OpenVocabularyTrigram:
 
     def __init__(self, texts: list[str], min_count: int, char_order: int) -> None:
         counts = Counter(w for text in texts for w in text.split())
+        self.min_count = min_count
         self.vocab = {w for w, n in counts.items() if n >= min_count}
         self.words = KneserNeyTrigram([self._known(t.split()) for t in texts])
         self.spelling = CharacterNgram([w for w in counts if w not in self.vocab], char_order)

@@ -4,6 +4,8 @@ an unseen word for its spelling."""
 
 import importlib.util
 import math
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -58,8 +60,15 @@ def test_an_unseen_word_costs_its_spelling_under_the_open_vocabulary_model_only(
     assert open_vocab.perplexity_per_word([odd]) == pytest.approx(math.exp(nll / len(words)))
 
 
-def test_the_settings_are_chosen_on_held_out_training_texts(capsys):
-    model = bench.choose_open_vocabulary(TEXTS * 3)
+def test_the_settings_with_the_lowest_held_out_perplexity_are_refitted_on_all_texts(capsys):
+    texts = [f"{t} item{i % 7}" for i, t in enumerate(TEXTS * 4)]
+    model = bench.choose_open_vocabulary(texts)
     printed = capsys.readouterr().out
-    assert "chosen: min_count" in printed
-    assert (model.words.unigram_total > 0) and model.vocab <= {w for t in TEXTS for w in t.split()}
+    found = {(int(m), int(c)): float(p)
+             for m, c, p in re.findall(r"min_count (\d) / char order (\d): ([\d.]+)", printed)}
+    assert len(found) == 8
+    best = min(found, key=found.get)
+    assert (model.min_count, model.spelling.order) == best
+    # Refitted on every text: its vocabulary is that of all of them, not of nine tenths.
+    counts = Counter(w for t in texts for w in t.split())
+    assert model.vocab == {w for w, n in counts.items() if n >= best[0]}
