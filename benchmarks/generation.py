@@ -40,6 +40,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import gzip
 import math
@@ -107,14 +108,15 @@ class KneserNeyTrigram:
         mass = self.d * len(self.tri_followers[(u, v)]) / total
         return max(self.tri[(u, v, w)] - self.d, 0) / total + mass * self._bigram(v, w)
 
+    def neg_log_likelihood(self, words: list[str]) -> float:
+        """Of the words of one text and of its end."""
+        tokens = [BOS, BOS, *words, EOS]
+        return -sum(math.log(self.prob(u, v, w))
+                    for u, v, w in zip(tokens, tokens[1:], tokens[2:]))
+
     def perplexity_per_word(self, texts: list[str]) -> float:
-        nll, words = 0.0, 0
-        for text in texts:
-            tokens = [BOS, BOS, *text.split(), EOS]
-            words += len(tokens) - 3
-            nll -= sum(math.log(self.prob(u, v, w))
-                       for u, v, w in zip(tokens, tokens[1:], tokens[2:]))
-        return math.exp(nll / words)
+        split = [text.split() for text in texts]
+        return math.exp(sum(map(self.neg_log_likelihood, split)) / sum(map(len, split)))
 
 
 class CharacterNgram:
@@ -174,11 +176,18 @@ class OpenVocabularyTrigram:
         counts = Counter(w for text in texts for w in text.split())
         self.min_count = min_count
         self.vocab = {w for w, n in counts.items() if n >= min_count}
-        self.words = KneserNeyTrigram([self._known(t.split()) for t in texts])
-        self.spelling = CharacterNgram([w for w in counts if w not in self.vocab], char_order)
+        self.rare = [w for w in counts if w not in self.vocab]
+        self.words = KneserNeyTrigram([" ".join(self._known(t.split())) for t in texts])
+        self.spelling = CharacterNgram(self.rare, char_order)
 
-    def _known(self, words: list[str]) -> str:
-        return " ".join(w if w in self.vocab else UNK for w in words)
+    def respelled(self, char_order: int) -> OpenVocabularyTrigram:
+        """The same word model with a character model of another order."""
+        model = copy.copy(self)
+        model.spelling = CharacterNgram(self.rare, char_order)
+        return model
+
+    def _known(self, words: list[str]) -> list[str]:
+        return [w if w in self.vocab else UNK for w in words]
 
     def perplexity_per_word(self, texts: list[str], spelled: bool = True) -> float:
         """With `spelled=False` an unseen word costs only P(`<unk>` | context), as if every
@@ -186,12 +195,10 @@ class OpenVocabularyTrigram:
         nll, words = 0.0, 0
         for text in texts:
             raw = text.split()
-            tokens = [BOS, BOS, *self._known(raw).split(), EOS]
             words += len(raw)
-            for i, (u, v, w) in enumerate(zip(tokens, tokens[1:], tokens[2:])):
-                nll -= math.log(self.words.prob(u, v, w))
-                if w == UNK and spelled:
-                    nll -= self.spelling.log_prob(raw[i])
+            nll += self.words.neg_log_likelihood(self._known(raw))
+            if spelled:
+                nll -= sum(self.spelling.log_prob(w) for w in raw if w not in self.vocab)
         return math.exp(nll / words)
 
 
@@ -207,8 +214,9 @@ def choose_open_vocabulary(train: list[str]) -> OpenVocabularyTrigram:
     val = [train[i] for i in order[:held]]
     scores = {}
     for min_count in (2, 3):
+        words_only = OpenVocabularyTrigram(fit, min_count, char_order=1)
         for char_order in (4, 5, 6, 7):
-            model = OpenVocabularyTrigram(fit, min_count, char_order)
+            model = words_only.respelled(char_order)
             scores[(min_count, char_order)] = model.perplexity_per_word(val)
     best = min(scores, key=scores.get)
     print("open-vocabulary trigram, held-out tenth of the training texts: "
