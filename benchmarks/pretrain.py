@@ -126,9 +126,12 @@ def pretrain(texts, val_texts, minutes, batch_size, seed, peak_lr, settings):
 
 
 def accuracy(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr, dropout,
-             lr_mult=None):
+             holdout, lr_mult=None):
     """Test accuracy of the Transformer fine-tuned from `backbone` with `lr_mult` or, when
-    `lr_mult` is None, trained from scratch on the backbone's vocabulary as many epochs."""
+    `lr_mult` is None, trained from scratch on the backbone's vocabulary as many epochs.
+
+    `holdout` is the share of `x` kept for validation; at 0 the model trains on all of `x`
+    (as TF-IDF does) and fits without validation data."""
     pretrained = lr_mult is not None
     import keras
 
@@ -136,7 +139,15 @@ def accuracy(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr, dr
     from ktlite import text
 
     keras.utils.set_random_seed(seed)
-    trn, val, preproc = text.texts_from_array(x, y, backbone=backbone, verbose=0)
+    if holdout:
+        trn, val, preproc = text.texts_from_array(x, y, backbone=backbone, val_pct=holdout,
+                                                  verbose=0)
+    else:
+        # The loaders always build validation data; given a slice of `x` as its validation
+        # texts, every text trains, and the slice is dropped.
+        trn, _, preproc = text.texts_from_array(x, y, x_test=x[:100], y_test=y[:100],
+                                                backbone=backbone, verbose=0)
+        val = None
     model = text.text_classifier("transformer", trn, preproc=preproc, verbose=0,
                                  dropout=dropout, backbone=backbone if pretrained else None)
     learner = ktlite.get_learner(model, trn, val, batch_size=32, verbose=0)
@@ -178,6 +189,9 @@ def main() -> None:
                         help="classifier rate; default: lr_find's suggestion")
     parser.add_argument("--dropout", type=float, default=0.1,
                         help="the classifiers' dropout (text_classifier's default 0.1)")
+    parser.add_argument("--holdout", type=float, default=0.1,
+                        help="share of the labeled texts kept for validation while fitting "
+                        "(default 0.1, runs 1-7); 0 trains on every label, as TF-IDF does")
     parser.add_argument("--epochs-a", type=int, default=3,
                         help="fine_tune epochs after the frozen one in setting (a); from "
                         "scratch trains one more")
@@ -218,6 +232,8 @@ def main() -> None:
         except (KeyError, ValueError):
             parser.error(f"--pretrain-set takes KEY=VALUE with KEY one of {sorted(kinds)} "
                          f"and a number. Received: {item!r}")
+    if not 0 <= args.holdout < 1:
+        parser.error(f"--holdout must be in [0, 1). Received: {args.holdout}")
     if args.epochs_a < 1:
         parser.error(f"--epochs-a must be >= 1. Received: {args.epochs_a}")
     all_epochs, few_epochs = (args.epochs_a, 8)
@@ -266,7 +282,7 @@ def main() -> None:
         for key in [k for k in ("b", "a") if k in settings]:  # (b) first: minutes, not an hour
             name, x, y, epochs, freeze_epochs, tfidf_score = labeled[key]
             run = (x, y, x_test, y_test, backbone, epochs, freeze_epochs, args.seed,
-                   args.lr, args.dropout)
+                   args.lr, args.dropout, args.holdout)
             if key not in scratch:
                 scratch[key] = float("nan") if args.no_scratch else accuracy(*run)
             for mult in mults:
