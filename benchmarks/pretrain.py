@@ -139,15 +139,8 @@ def accuracy(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr, dr
     from ktlite import text
 
     keras.utils.set_random_seed(seed)
-    if holdout:
-        trn, val, preproc = text.texts_from_array(x, y, backbone=backbone, val_pct=holdout,
-                                                  verbose=0)
-    else:
-        # The loaders always build validation data; given a slice of `x` as its validation
-        # texts, every text trains, and the slice is dropped.
-        trn, _, preproc = text.texts_from_array(x, y, x_test=x[:100], y_test=y[:100],
-                                                backbone=backbone, verbose=0)
-        val = None
+    trn, val, preproc = text.texts_from_array(x, y, backbone=backbone, val_pct=holdout,
+                                              verbose=0)
     model = text.text_classifier("transformer", trn, preproc=preproc, verbose=0,
                                  dropout=dropout, backbone=backbone if pretrained else None)
     learner = ktlite.get_learner(model, trn, val, batch_size=32, verbose=0)

@@ -1,8 +1,10 @@
 """Train/validation splits shared by every task's loaders.
 
 `split_indices` holds out a share of the examples, stratified by class when asked, so that
-text, tables, images and translation loaders split the same way. Nothing here knows what
-an example is: it works on the encoded labels only.
+text, tables, images, translation and language-model loaders split the same way. Nothing
+here knows what an example is: it works on the encoded labels only. A share of 0 holds out
+nothing: the loaders then return no validation data (``None``), for a final fit on every
+label.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ def check_val_pct(val_pct: Any) -> float:
     """Checks the share of examples held out for validation.
 
     Args:
-        val_pct: the share, a float strictly between 0 and 1.
+        val_pct: the share, a float in [0, 1); 0 holds out nothing (no validation data).
 
     Returns:
         ``val_pct`` as a float.
 
     Raises:
-        ValueError: when ``val_pct`` is not a number in (0, 1).
+        ValueError: when ``val_pct`` is not a number in [0, 1).
 
     Example:
         >>> check_val_pct(0.1)
@@ -33,10 +35,11 @@ def check_val_pct(val_pct: Any) -> float:
     if (
         isinstance(val_pct, bool)
         or not isinstance(val_pct, (int, float, np.floating))
-        or not 0.0 < float(val_pct) < 1.0
+        or not 0.0 <= float(val_pct) < 1.0
     ):
         raise ValueError(
-            f"`val_pct` must be a float strictly between 0 and 1. Received: val_pct={val_pct!r}"
+            "`val_pct` must be a float in [0, 1) (0: no validation data). "
+            f"Received: val_pct={val_pct!r}"
         )
     return float(val_pct)
 
@@ -72,14 +75,15 @@ def split_indices(
     Args:
         y: the encoded labels (class ids when ``stratify``), one per example.
         stratify: keep each class's share in both parts.
-        val_pct: the share held out for validation, in (0, 1).
+        val_pct: the share held out for validation, in [0, 1); 0 holds out nothing.
         random_state: the seed of the split, or None.
 
     Returns:
-        ``(train, val)``: sorted index arrays that together cover every example once.
+        ``(train, val)``: sorted index arrays that together cover every example once;
+        ``val`` is empty when ``val_pct`` is 0.
 
     Raises:
-        ValueError: when the split leaves no training or no validation example.
+        ValueError: when a ``val_pct`` above 0 leaves no training or no validation example.
 
     Example:
         >>> train, val = split_indices(np.array([0, 0, 1, 1] * 5), True, 0.2, 42)
@@ -87,6 +91,8 @@ def split_indices(
         (16, 4)
     """
     n = len(y)
+    if val_pct == 0:
+        return np.arange(n), np.arange(0)
     n_val = int(round(n * val_pct))
     if n_val < 1 or n_val >= n:
         raise ValueError(

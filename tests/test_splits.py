@@ -37,7 +37,7 @@ def test_unique_integer_labels_get_a_hint_about_regression():
         split_indices(np.arange(50), True, 0.1, 0)
 
 
-@pytest.mark.parametrize("bad", [0, 1.0, -0.1, True, "0.1"])
+@pytest.mark.parametrize("bad", [1.0, -0.1, True, "0.1", None])
 def test_check_val_pct_names_the_argument(bad):
     with pytest.raises(ValueError, match="val_pct"):
         check_val_pct(bad)
@@ -47,3 +47,10 @@ def test_check_random_state_refuses_non_ints():
     check_random_state(None)
     with pytest.raises(ValueError, match="random_state"):
         check_random_state(1.5)
+
+
+@pytest.mark.parametrize("stratify", [True, False])
+def test_val_pct_zero_holds_out_nothing(stratify):
+    assert check_val_pct(0) == 0.0
+    train, val = split_indices(np.array([0, 1] * 5), stratify, 0.0, random_state=0)
+    assert train.tolist() == list(range(10)) and val.size == 0

@@ -14,7 +14,7 @@ import numpy as np
 
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PAD_ID, START_ID, PairPreprocessor
-from ktlite.splits import check_random_state, check_val_pct
+from ktlite.splits import check_random_state, check_val_pct, split_indices
 from ktlite.text.preprocessor import suggest_maxlen, validate_texts
 
 
@@ -172,7 +172,8 @@ def texts_for_lm(
     Args:
         texts: training texts.
         val_texts: validation texts; when None, `val_pct` of `texts` are held out.
-        val_pct: the share held out when `val_texts` is None (default 0.1).
+        val_pct: the share held out when `val_texts` is None (default 0.1; 0: no
+            validation data, ``val`` is None).
         maxlen: context length; None picks it from the data.
         vocab_size: the largest vocabulary size (default 8000).
         lowercase: lower-case and strip accents (default False).
@@ -183,7 +184,7 @@ def texts_for_lm(
         `(trn, val, preproc)`.
 
     Raises:
-        ValueError: for empty or non-string texts, or `val_pct` outside (0, 1).
+        ValueError: for empty or non-string texts, or `val_pct` outside [0, 1).
 
     Example:
         >>> trn, val, preproc = texts_for_lm(synopses)
@@ -194,16 +195,11 @@ def texts_for_lm(
     if val_texts is not None:
         val_texts = validate_texts(val_texts, "val_texts")
     else:
-        n_val = int(round(len(texts) * val_pct))
-        if n_val < 1 or n_val >= len(texts):
-            raise ValueError(
-                f"`val_pct`={val_pct} leaves an empty training or validation split for "
-                f"{len(texts)} texts. Use more texts, another val_pct, or pass val_texts."
-            )
-        perm = np.random.default_rng(random_state).permutation(len(texts))
-        val_texts = [texts[i] for i in np.sort(perm[:n_val])]
-        texts = [texts[i] for i in np.sort(perm[n_val:])]
+        trn_idx, val_idx = split_indices(np.zeros(len(texts)), False, val_pct, random_state)
+        val_texts = [texts[i] for i in val_idx]
+        texts = [texts[i] for i in trn_idx]
     preproc = LMPreprocessor(maxlen=maxlen, vocab_size=vocab_size, lowercase=lowercase).fit(texts)
     if verbose:
         say(f"{len(texts):,} training and {len(val_texts):,} validation texts; {preproc!r}")
-    return lm_dataset(texts, preproc), lm_dataset(val_texts, preproc), preproc
+    val = lm_dataset(val_texts, preproc) if val_texts else None
+    return lm_dataset(texts, preproc), val, preproc

@@ -24,7 +24,7 @@ from ktlite.seq2seq.preprocessor import (
     backbone_preprocessor,
 )
 from ktlite.columns import check_frame_columns, read_csv_columns
-from ktlite.splits import check_random_state, check_val_pct
+from ktlite.splits import check_random_state, check_val_pct, split_indices
 from ktlite.text.preprocessor import validate_texts
 
 _COLUMNS_HINT = "Set `source_column` and `target_column`."
@@ -130,8 +130,8 @@ def pairs_from_array(
 
     Raises:
         ValueError: for None or non-string sentences (the index is named), empty or
-            mismatched lists, ``x_test`` without ``y_test``, ``val_pct`` outside (0, 1),
-            or a ``source_maxlen`` beyond the backbone's.
+            mismatched lists, ``x_test`` without ``y_test``, ``val_pct`` outside [0, 1),
+            or a ``source_maxlen`` beyond the backbone's or ``joint_vocab=True`` beside it.
         TypeError: for a ``backbone`` of another kind.
 
     Example:
@@ -147,14 +147,7 @@ def pairs_from_array(
     val_pct = check_val_pct(val_pct)
     check_random_state(random_state)
     if x_test is None:
-        n_val = int(round(len(sources) * val_pct))
-        if n_val < 1 or n_val >= len(sources):
-            raise ValueError(
-                f"`val_pct`={val_pct} leaves an empty training or validation split for "
-                f"{len(sources)} pairs. Use more pairs, another val_pct, or pass x_test/y_test."
-            )
-        perm = np.random.default_rng(random_state).permutation(len(sources))
-        val_idx, trn_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        trn_idx, val_idx = split_indices(np.zeros(len(sources)), False, val_pct, random_state)
         val_sources = [sources[i] for i in val_idx]
         val_targets = [targets[i] for i in val_idx]
         sources = [sources[i] for i in trn_idx]
@@ -179,11 +172,8 @@ def pairs_from_array(
             f"{len(sources):,} training and {len(val_sources):,} validation pairs; "
             f"{preproc!r}"
         )
-    return (
-        pair_dataset(sources, targets, preproc),
-        pair_dataset(val_sources, val_targets, preproc),
-        preproc,
-    )
+    val = pair_dataset(val_sources, val_targets, preproc) if val_sources else None
+    return pair_dataset(sources, targets, preproc), val, preproc
 
 
 def _read_pairs(

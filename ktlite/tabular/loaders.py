@@ -94,7 +94,8 @@ def _from_columns(
         trn_idx, val_idx = split_indices(y_enc, stratify, val_pct, random_state)
         x_val, y_val_enc = _take(x_train, val_idx), y_enc[val_idx]
         x_train, y_enc = _take(x_train, trn_idx), y_enc[trn_idx]
-        source = f"{val_pct:.0%} of the rows held out{', stratified' if stratify else ''}"
+        source = (f"{val_pct:.0%} of the rows held out{', stratified' if stratify else ''}"
+                  if val_pct else "val_pct=0: none held out")
     else:
         m = _columns_length(x_val, x_val_name)
         if y_val is None or not hasattr(y_val, "__len__") or len(y_val) != m:
@@ -118,7 +119,8 @@ def _from_columns(
         raw = preproc.raw_batch(columns, name)
         return TaskDataset(raw, y, preproc.transform, task="tabular", reporter=reporter)
 
-    return dataset(x_train, y_enc, x_name), dataset(x_val, y_val_enc, x_val_name), preproc
+    val = dataset(x_val, y_val_enc, x_val_name) if len(y_val_enc) else None
+    return dataset(x_train, y_enc, x_name), val, preproc
 
 
 def _columns_length(columns: Mapping[str, Any], name: str) -> int:
@@ -167,7 +169,7 @@ def tabular_from_df(
         label_columns: the label column, or a list of them.
         val_df: a validation DataFrame with the same columns; when None, `val_pct` of the
             training rows are held out (stratified by class for multiclass labels).
-        val_pct: the share held out when `val_df` is None (default 0.1).
+        val_pct: the share held out when `val_df` is None (default 0.1; 0: no validation data).
         numeric_columns: columns forced numeric.
         categorical_columns: columns forced categorical (e.g. integer codes).
         ignore_columns: columns that are neither features nor labels (e.g. an id);
@@ -180,7 +182,8 @@ def tabular_from_df(
 
     Returns:
         ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` objects (``task="tabular"``,
-        transform ``preproc.transform``) and the fitted `TabularPreprocessor`.
+        transform ``preproc.transform``; ``val`` is None with ``val_pct=0``) and the
+        fitted `TabularPreprocessor`.
 
     Raises:
         ValueError: for missing columns, missing labels, non-numeric values in a numeric
@@ -254,7 +257,7 @@ def tabular_from_array(
         y_test: validation labels, required with `x_test`.
         feature_names: a name per column (default ``f0, f1, ...``); rows given to the
             predictor as dicts use these names.
-        val_pct: the share held out when `x_test` is None (default 0.1).
+        val_pct: the share held out when `x_test` is None (default 0.1; 0: no validation data).
         numeric_columns: columns forced numeric (by name).
         categorical_columns: columns forced categorical (by name).
         max_categories: the most categories kept per column (default 1000).

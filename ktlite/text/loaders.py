@@ -62,7 +62,9 @@ def texts_from_array(
         x_test: validation texts; when None, ``val_pct`` of the training texts are held out
             (stratified by class for multiclass labels).
         y_test: validation labels; required with ``x_test``.
-        val_pct: the share held out for validation when ``x_test`` is None (default 0.1).
+        val_pct: the share held out for validation when ``x_test`` is None (default 0.1);
+            0 holds out nothing and returns no validation data (``val`` is None), to train
+            on every label once the settings are chosen.
         maxlen: tokens per text including ``[CLS]``; None (default) chooses the smallest
             multiple of 16 that holds 99% of the training texts whole, at most 512 (64 for
             WordNet glosses).
@@ -83,14 +85,14 @@ def texts_from_array(
         ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` objects (raw texts as a 1-D
         object array, encoded labels, ``transform=preproc.tokenize``, ``task="text"``,
         ``lengths=preproc.sequence_lengths`` so the learner can pad each batch only as far
-        as its texts need; see `ktlite.get_learner`'s ``bucketing``) and the fitted
-        `TextPreprocessor`.
+        as its texts need; see `ktlite.get_learner`'s ``bucketing``; ``val`` is None with
+        ``val_pct=0``) and the fitted `TextPreprocessor`.
 
     Raises:
         ValueError: for None or non-string texts (the index is named), an empty corpus, texts
             and labels of different lengths, missing (NaN/None) labels, a single class,
             ambiguous labels, validation labels the training labels never had,
-            ``val_pct`` outside (0, 1), or a ``maxlen``, ``vocab_size`` or ``lowercase``
+            ``val_pct`` outside [0, 1), or a ``maxlen``, ``vocab_size`` or ``lowercase``
             beside ``backbone`` that the backbone cannot honour.
 
     Example:
@@ -140,7 +142,8 @@ def texts_from_array(
         train_texts = [texts[i] for i in train_idx]
         val_texts = [texts[i] for i in val_idx]
         y_trn, y_val = y_enc[train_idx], y_enc[val_idx]
-        source = f"{val_pct:.0%} of x_train held out{', stratified' if stratify else ''}"
+        source = (f"{val_pct:.0%} of x_train held out{', stratified' if stratify else ''}"
+                  if val_pct else "val_pct=0: none held out")
     else:
         val_texts = validate_texts(x_test, "x_test")
         if len(y_test) != len(val_texts):
@@ -160,7 +163,7 @@ def texts_from_array(
     if backbone is None:
         preproc.fit_vocab(train_texts, verbose=verbose)
     trn = _text_dataset(train_texts, y_trn, preproc)
-    return trn, _text_dataset(val_texts, y_val, preproc), preproc
+    return trn, _text_dataset(val_texts, y_val, preproc) if val_texts else None, preproc
 
 
 def _text_dataset(texts: list[str], y: np.ndarray, preproc: TextPreprocessor) -> Any:
@@ -324,7 +327,8 @@ def texts_from_csv(
         label_columns: the label column, or a list of label columns (default ``"label"``).
         val_filepath: a validation CSV file with the same columns; when None, ``val_pct``
             of the training rows are held out.
-        val_pct: the share held out when ``val_filepath`` is None (default 0.1).
+        val_pct: the share held out when ``val_filepath`` is None (default 0.1; 0: no
+            validation data).
         maxlen: see `texts_from_array` (None picks it from the data).
         vocab_size: the largest WordPiece vocabulary size (default 16000).
         random_state: seed of the validation split (default 42).
@@ -404,7 +408,7 @@ def texts_from_df(
             A single column may hold lists of labels (multilabel).
         val_df: a validation DataFrame with the same columns; when None, ``val_pct`` of the
             training rows are held out.
-        val_pct: the share held out when ``val_df`` is None (default 0.1).
+        val_pct: the share held out when ``val_df`` is None (default 0.1; 0: no validation data).
         maxlen: see `texts_from_array` (None picks it from the data).
         vocab_size: the largest WordPiece vocabulary size (default 16000).
         random_state: seed of the validation split (default 42).
@@ -508,7 +512,8 @@ def texts_from_folder(
         test_folder: the validation sub-folder (default ``"test"``), or None.
         class_names: the class folders to read, in output order; all sub-folders of
             ``train_folder`` (sorted) when None.
-        val_pct: the share held out when there is no test folder (default 0.1).
+        val_pct: the share held out when there is no test folder (default 0.1; 0: no
+            validation data).
         maxlen: see `texts_from_array` (None picks it from the data).
         vocab_size: the largest WordPiece vocabulary size (default 16000).
         random_state: seed of the validation split (default 42).

@@ -58,9 +58,12 @@ def _datasets(
     from ktlite.classifier import classification_reporter
     from ktlite.data import TaskDataset
 
+    """The training and validation datasets; no validation images (``val_pct=0``): None."""
     reporter = classification_reporter(preproc.labels)
     trn = TaskDataset(x_trn, y_trn, transform=preproc.pipeline(source, augmentation),
                       task="vision", reporter=reporter)
+    if len(x_val) == 0:
+        return trn, None
     val = TaskDataset(x_val, y_val, transform=preproc.pipeline(source), task="vision",
                       reporter=reporter)
     return trn, val
@@ -130,7 +133,8 @@ def images_from_array(
         x_test: validation images; when `None`, `val_pct` of the training images are held
             out (stratified by class for multiclass labels).
         y_test: validation labels; required with `x_test`.
-        val_pct: the share held out when `x_test` is `None`. Defaults to 0.1.
+        val_pct: the share held out when `x_test` is `None`. Defaults to 0.1;
+            0 holds out nothing (``val`` is None).
         image_size: model input `(height, width)`; defaults to the arrays' size.
         channels: 1 or 3; defaults to the arrays' (RGBA becomes 3).
         label_mode: `"multiclass"`, `"multilabel"`, `"regression"` or `None` (detect).
@@ -190,7 +194,7 @@ def images_from_array(
         source = "x_test"
     else:
         x_trn, y_trn, x_val = x[train_idx], y_enc[train_idx], x[val_idx]
-        source = f"{val_pct:.0%} of x_train held out"
+        source = f"{val_pct:.0%} of x_train held out" if val_pct else "val_pct=0: none held out"
     if verbose:
         say(
             f"{len(x_trn):,} training and {len(x_val):,} validation images ({source}), "
@@ -285,7 +289,8 @@ def images_from_folder(
     Args:
         folder: the training folder.
         val_folder: the validation folder, or `None` (default) to split `folder`.
-        val_pct: the share held out when `val_folder` is `None`. Defaults to 0.1.
+        val_pct: the share held out when `val_folder` is `None`. Defaults to 0.1;
+            0 holds out nothing (``val`` is None).
         image_size: model input `(height, width)`; defaults to the most common size of
             the training images (the others are resized).
         channels: 1 or 3; defaults to 1 when every training image is grayscale, else 3.
@@ -406,7 +411,8 @@ def images_from_df(
             relative to the working directory.
         val_df: a validation DataFrame with the same columns, or `None` to hold out
             `val_pct` of the training rows.
-        val_pct: the share held out when `val_df` is `None`. Defaults to 0.1.
+        val_pct: the share held out when `val_df` is `None`. Defaults to 0.1;
+            0 holds out nothing (``val`` is None).
         image_size: model input `(height, width)`; defaults to the most common size.
         channels: 1 or 3; defaults to 1 when every training image is grayscale, else 3.
         label_mode: `"multiclass"`, `"multilabel"`, `"regression"` or `None` (detect).
@@ -484,7 +490,8 @@ def images_from_csv(
             each CSV file.
         val_filepath: a validation CSV with the same columns, or `None` to hold out
             `val_pct` of the training rows.
-        val_pct: the share held out when `val_filepath` is `None`. Defaults to 0.1.
+        val_pct: the share held out when `val_filepath` is `None`. Defaults to 0.1;
+            0 holds out nothing (``val`` is None).
         image_size: model input `(height, width)`; defaults to the most common size.
         channels: 1 or 3; defaults to 1 when every training image is grayscale, else 3.
         label_mode: `"multiclass"`, `"multilabel"`, `"regression"` or `None` (detect).

@@ -104,6 +104,12 @@ def test_loader_rejects_empty_and_non_string_texts():
         generation.texts_for_lm(["a b", None, "c d"], verbose=0)
 
 
+def test_loader_with_val_pct_zero_trains_on_every_text():
+    texts = _cycles(40, 2)
+    trn, val, _ = generation.texts_for_lm(texts, val_pct=0, verbose=0)
+    assert val is None and len(trn) == len(texts)
+
+
 def test_get_predictor_save_load_and_export_continue_prompts_alike(lm, tmp_path):
     import ktlite
 

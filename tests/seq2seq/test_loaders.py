@@ -101,6 +101,11 @@ def test_pairs_from_array_splits_and_builds_task_datasets():
     np.testing.assert_array_equal(inputs["decoder_ids"].numpy()[:, 1:4], trn.y[:2, :3])
 
 
+def test_pairs_from_array_with_val_pct_zero_keeps_every_pair():
+    trn, val, _ = seq2seq.pairs_from_array(EN, IT, val_pct=0, vocab_size=300, verbose=0)
+    assert val is None and list(trn.x["source"]) == EN
+
+
 def test_pairs_from_csv_and_df_read_the_named_columns(tmp_path):
     df = pd.DataFrame({"en": EN, "it": IT, "other": range(len(EN))})
     path = tmp_path / "pairs.csv.gz"

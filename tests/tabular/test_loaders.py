@@ -125,3 +125,10 @@ def test_missing_values_in_features_are_allowed(table):
     trn, _, preproc = tabular_from_df(df, "label", verbose=0)
     assert np.isnan(trn.x["numeric"]).any()
     assert "" in preproc.categorical[0]["categories"]
+
+
+def test_val_pct_zero_keeps_every_row_for_training(table):
+    df = table(40)
+    trn, val, preproc = tabular_from_df(df, "label", val_pct=0, verbose=0)
+    assert val is None and len(trn) == 40
+    np.testing.assert_allclose(trn.x["numeric"][:, 0], df["x"].to_numpy(), rtol=1e-6)

@@ -118,11 +118,21 @@ def test_texts_from_array_input_errors(x, y, match):
         texts_from_array(x, y, **KW)
 
 
-@pytest.mark.parametrize("val_pct", [0, 1, 1.5, -0.1, "0.1", None])
-def test_val_pct_must_be_strictly_between_zero_and_one(val_pct):
+@pytest.mark.parametrize("val_pct", [1, 1.5, -0.1, "0.1", None])
+def test_val_pct_must_be_in_zero_to_one(val_pct):
     x, y = _corpus(4)
     with pytest.raises(ValueError, match="val_pct"):
         texts_from_array(x, y, val_pct=val_pct, **KW)
+
+
+def test_val_pct_zero_trains_on_every_text_and_returns_no_validation_data(capsys):
+    x, y = _corpus(4)
+    trn, val, preproc = texts_from_array(x, y, val_pct=0, vocab_size=300)
+    assert val is None and list(trn.x) == x
+    out = capsys.readouterr().out
+    assert "12 training and 0 validation texts (val_pct=0: none held out)" in out
+    trn, val, _ = texts_from_array(x, y, x_test=x[:3], y_test=y[:3], val_pct=0, **KW)
+    assert len(val) == 3  # validation texts given: val_pct does not apply
 
 
 def test_test_labels_never_seen_in_training_raise():

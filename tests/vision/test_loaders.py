@@ -247,3 +247,13 @@ def test_datasets_report_validation_with_class_names(shape_arrays):
     text, confusion = val.reporter(model, val, predict)
     assert "cross" in text and "square" in text
     assert confusion.sum() == len(val) and confusion[0].sum() == np.sum(y_test == "cross")
+
+
+def test_val_pct_zero_returns_every_image_for_training_and_no_validation(
+    shape_arrays, shape_folder
+):
+    x, y, _, _ = shape_arrays
+    trn, val, _ = images_from_array(x, y, val_pct=0, verbose=0)
+    assert val is None and len(trn) == len(x)
+    trn, val, _ = images_from_folder(shape_folder, val_pct=0, verbose=0)
+    assert val is None and len(trn) == 40
