@@ -94,7 +94,7 @@ def pairs_from_array(
     source_maxlen: int | None = None,
     target_maxlen: int | None = None,
     vocab_size: int = DEFAULT_VOCAB_SIZE,
-    joint_vocab: bool = True,
+    joint_vocab: bool | None = None,
     lowercase: bool = False,
     random_state: int | None = 42,
     verbose: int = 1,
@@ -108,12 +108,14 @@ def pairs_from_array(
         x_test: validation sources; when None, ``val_pct`` of the training pairs are held
             out at random.
         y_test: validation targets; required with ``x_test``.
-        val_pct: the share held out when ``x_test`` is None (default 0.1).
+        val_pct: the share held out when ``x_test`` is None (default 0.1; 0: no
+            validation data, ``val`` is None).
         source_maxlen: source tokens per sentence; None picks it from the data (99% of
             training sources whole, a multiple of 16).
         target_maxlen: decoder positions per target; None picks it the same way.
         vocab_size: the largest WordPiece vocabulary size (default 8000).
-        joint_vocab: one vocabulary for both sides (default True) or one per side.
+        joint_vocab: one vocabulary for both sides (None, the default, means True, or
+            False with ``backbone``) or one per side.
         lowercase: lower-case and strip accents (default False).
         random_state: seed of the validation split (default 42).
         verbose: 1 reports sizes and the vocabulary; 0 is silent.
@@ -121,7 +123,7 @@ def pairs_from_array(
             `ktlite.text.Backbone`, or the learner from `ktlite.text.pretrain`), for
             `translation_model(..., backbone=)`: the sources are tokenized with its
             vocabulary and normalization (``source_maxlen`` at most its ``maxlen``), the
-            targets get their own vocabulary (``joint_vocab`` does not apply, ``lowercase``
+            targets get their own vocabulary (``joint_vocab=True`` is refused, ``lowercase``
             is the targets'). Default None. See `backbone_preprocessor`.
 
     Returns:
@@ -160,9 +162,15 @@ def pairs_from_array(
             target_maxlen=target_maxlen,
             vocab_size=vocab_size,
             lowercase=lowercase,
-            joint_vocab=joint_vocab,
+            joint_vocab=True if joint_vocab is None else joint_vocab,
         )
     else:
+        if joint_vocab not in (None, False):
+            raise ValueError(
+                "`joint_vocab` must be None or False beside `backbone`: the sources keep the "
+                "backbone's vocabulary and the targets get their own. Received: "
+                f"joint_vocab={joint_vocab!r}"
+            )
         preproc = backbone_preprocessor(
             backbone, source_maxlen, target_maxlen, vocab_size, lowercase
         )

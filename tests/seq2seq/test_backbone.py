@@ -72,6 +72,15 @@ def test_backbone_preprocessor_refusals(backbone):
         seq2seq.PairPreprocessor(joint_vocab=True, lowercase=False, source_lowercase=True)
 
 
+def test_joint_vocab_beside_a_backbone_is_refused_not_ignored(backbone, pairs):
+    with pytest.raises(ValueError, match=r"`joint_vocab` must be None or False beside "
+                       r"`backbone`.*Received: joint_vocab=True"):
+        seq2seq.pairs_from_array(*pairs, backbone=backbone, joint_vocab=True, verbose=0)
+    _, _, preproc = seq2seq.pairs_from_array(*pairs, backbone=backbone, joint_vocab=False,
+                                             verbose=0)
+    assert not preproc.joint_vocab
+
+
 @pytest.mark.parametrize("norm", ["post", "pre"])
 def test_the_encoder_starts_from_the_backbone_and_decoding_reads_it_alike(
     backbone, pairs, norm
