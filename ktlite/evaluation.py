@@ -1,7 +1,9 @@
 """Judging a trained model on labelled data: reports, confusion matrices and top losses.
 
 The task (multiclass, binary, multilabel, regression) is read from the model's loss and
-output width, so the same calls work for any compiled Keras model.
+output width, so the same calls work for any compiled Keras model. Outputs of one score
+vector per position (`(samples, positions, vocabulary)`, a translation or language model)
+are judged token by token, label 0 being padding as in ktlite's sequence tasks.
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ def infer_task(model: keras.Model, y_true: np.ndarray | None = None) -> str:
     return "regression"
 
 
+def _task_of(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) -> str:
+    """`infer_task`, or `"sequence"` for per-position scores against per-position ids."""
+    if np.ndim(y_pred) == 3 and np.ndim(y_true) == 2:
+        return "sequence"
+    return infer_task(model, y_true)
+
+
 def true_labels(task: str, y_true: np.ndarray) -> np.ndarray:
     """Class ids (multiclass), 0/1 (binary), a 0/1 matrix (multilabel) or floats."""
     y = np.asarray(y_true)
@@ -103,7 +112,8 @@ def report(
     Returns:
         `(text, result)`: for classification the scikit-learn classification report and the
         confusion matrix (`(n_labels, 2, 2)` per-label matrices for multilabel); for
-        regression a short text and `{"mae": ..., "mse": ...}`.
+        regression a short text and `{"mae": ..., "mse": ...}`; for per-position outputs
+        `{"token_accuracy": ...}` over the positions whose label is not 0.
 
     Raises:
         ValueError: if `class_names` does not have one name per class.
@@ -113,7 +123,13 @@ def report(
     """
     from sklearn import metrics
 
-    task = infer_task(model, y_true)
+    task = _task_of(model, y_true, y_pred)
+    if task == "sequence":
+        real = np.asarray(y_true) != 0
+        right = (np.argmax(y_pred, axis=-1) == np.asarray(y_true)) & real
+        accuracy = float(right.sum() / max(1, real.sum()))
+        return (f"token accuracy {accuracy:.4f} over {int(real.sum()):,} tokens (label 0 is "
+                "padding)", {"token_accuracy": accuracy})
     truth = true_labels(task, y_true)
     pred = predicted_labels(task, y_pred, loss_from_logits(model))
     if task == "regression":
@@ -198,17 +214,22 @@ def top_losses(
 
     Returns:
         `(index, loss, true, pred)` tuples, highest loss first; `true` and `pred` are
-        class ids, 0/1 lists (multilabel) or values (regression), as Python objects.
+        class ids, 0/1 lists (multilabel), values (regression) or, for per-position
+        outputs, the token ids of the positions whose label is not 0, as Python objects.
 
     Example:
         >>> top_losses(model, y_val, model.predict(x_val), 3)[0]
         (17, 4.2, 1, 0)
     """
     losses = per_sample_loss(model, y_true, y_pred)
+    order = np.argsort(-losses, kind="stable")[:n]
+    if _task_of(model, y_true, y_pred) == "sequence":
+        truth, preds = np.asarray(y_true), np.argmax(y_pred, axis=-1)
+        return [(int(i), float(losses[i]), truth[i][truth[i] != 0].tolist(),
+                 preds[i][truth[i] != 0].tolist()) for i in order]
     task = infer_task(model, y_true)
     truth = true_labels(task, y_true)
     preds = predicted_labels(task, y_pred, loss_from_logits(model))
-    order = np.argsort(-losses, kind="stable")[:n]
     return [
         (int(i), float(losses[i]), np.asarray(truth[i]).tolist(), np.asarray(preds[i]).tolist())
         for i in order

@@ -67,6 +67,23 @@ def test_validate_binary_multilabel_and_regression():
     assert result["mse"] == pytest.approx(((pred - target) ** 2).mean(), rel=1e-5)
 
 
+def test_validate_and_top_losses_judge_per_position_outputs_token_by_token():
+    # A user's sequence model: one score vector per position, label 0 is padding.
+    ids = np.random.default_rng(0).integers(1, 6, size=(N, 5))
+    ids[:, 3:] = 0
+    model = keras.Sequential([keras.Input((5,), dtype="int32"), keras.layers.Embedding(6, 8),
+                              keras.layers.Dense(6)])
+    model.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    learner = get_learner(model, (ids, ids), (ids, ids), verbose=0)
+    pred = np.argmax(learner.predict(ids), axis=-1)
+    real = ids != 0
+    result = learner.validate(print_report=False)
+    assert result["token_accuracy"] == pytest.approx(((pred == ids) & real).sum() / real.sum())
+    index, _, true, predicted = learner.top_losses(1)[0]
+    assert true == ids[index, :3].tolist() and predicted == pred[index, :3].tolist()
+
+
 def test_validate_needs_validation_data():
     x = _x()
     learner = get_learner(_model(), (x, np.zeros(N, int)), verbose=0)

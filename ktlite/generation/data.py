@@ -139,8 +139,9 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
         preproc: the fitted preprocessor.
 
     Returns:
-        A `ktlite.data.TaskDataset` (raw texts, label ids, `preproc.inputs`, and each
-        text's length, its number of real labels, so that batches are length-bucketed).
+        A `ktlite.data.TaskDataset` (raw texts, label ids, `preproc.inputs`, each text's
+        length, its number of real labels, so that batches are length-bucketed, and a
+        reporter: `Learner.validate` gives the perplexity per word and per token).
 
     Raises:
         ValueError: for empty or non-string texts.
@@ -149,12 +150,13 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
         >>> test = lm_dataset(test_texts, preproc)
     """
     from ktlite.data import TaskDataset
+    from ktlite.generation.perplexity import perplexity_reporter
 
     texts = validate_texts(texts, "texts")
     labels = preproc.target_ids(texts)
     return TaskDataset(_object_array(texts), labels, transform=preproc.inputs,
                        task="generation", lengths=(labels != PAD_ID).sum(axis=1),
-                       sequence_labels=True)
+                       sequence_labels=True, reporter=perplexity_reporter(preproc))
 
 
 def texts_for_lm(
@@ -195,7 +197,9 @@ def texts_for_lm(
     if val_texts is not None:
         val_texts = validate_texts(val_texts, "val_texts")
     else:
-        trn_idx, val_idx = split_indices(np.zeros(len(texts)), False, val_pct, random_state)
+        trn_idx, val_idx = split_indices(
+            np.zeros(len(texts)), False, val_pct, random_state, "texts"
+        )
         val_texts = [texts[i] for i in val_idx]
         texts = [texts[i] for i in trn_idx]
     preproc = LMPreprocessor(maxlen=maxlen, vocab_size=vocab_size, lowercase=lowercase).fit(texts)

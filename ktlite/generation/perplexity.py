@@ -1,9 +1,11 @@
-"""Held-out perplexity per whitespace-separated word, comparable across tokenizers."""
+"""Held-out perplexity per whitespace-separated word, comparable across tokenizers, and
+the language model's report for `Learner.validate`."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -48,11 +50,65 @@ def perplexity_per_word(
     words = sum(len(t.split()) for t in texts)
     if words == 0:
         raise ValueError("`texts` must hold at least one word. Received: only blank texts")
-    total = 0.0
+    total, _ = _summed_log_loss(model, preproc, texts, batch_size)
+    return _exp_mean(total, words)
+
+
+def _summed_log_loss(
+    model: keras.Model, preproc: LMPreprocessor, texts: list[str], batch_size: int
+) -> tuple[float, int]:
+    """The summed next-token log-loss of `texts` (every token and the end token) and the
+    number of tokens it covers."""
+    total, tokens = 0.0, 0
     for i in range(0, len(texts), batch_size):
         batch = tf.constant(texts[i : i + batch_size])
         inputs, labels = preproc.tokenize_target(batch)
         logits = tf.cast(model(inputs, training=False), tf.float32)
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-        total += float(tf.reduce_sum(nll * tf.cast(labels != 0, tf.float32)))
-    return float(math.exp(total / words)) if np.isfinite(total) else float("inf")
+        real = tf.cast(labels != 0, tf.float32)
+        total += float(tf.reduce_sum(nll * real))
+        tokens += int(tf.reduce_sum(real))
+    return total, tokens
+
+
+def _exp_mean(total: float, count: int) -> float:
+    return float(math.exp(total / count)) if np.isfinite(total) else float("inf")
+
+
+def perplexity_reporter(
+    preproc: LMPreprocessor,
+) -> Callable[[keras.Model, Any, Any], tuple[str, dict[str, float]]]:
+    """A `TaskDataset` reporter for `Learner.validate`: perplexity of the data's texts.
+
+    The report gives the perplexity per word (`perplexity_per_word`, comparable across
+    tokenizers) and per token, from one pass over the raw texts the data set holds.
+
+    Args:
+        preproc: the model's `LMPreprocessor`.
+
+    Returns:
+        `reporter(model, data, predict) -> (text, {"perplexity_per_word",
+        "perplexity_per_token", "loss"})`; ``loss`` is the mean next-token log-loss.
+        Texts without any word give a per-word perplexity of NaN.
+
+    Example:
+        >>> text, scores = perplexity_reporter(preproc)(model, val, None)
+    """
+
+    def report(model: keras.Model, data: Any, predict: Any = None) -> tuple[str, dict]:
+        texts = [str(t) for t in data.x]
+        words = sum(len(t.split()) for t in texts)
+        total, tokens = _summed_log_loss(model, preproc, texts, 128)
+        scores = {
+            "perplexity_per_word": _exp_mean(total, words) if words else math.nan,
+            "perplexity_per_token": _exp_mean(total, tokens),
+            "loss": total / tokens,
+        }
+        text = (
+            f"perplexity per word {scores['perplexity_per_word']:.2f}, per token "
+            f"{scores['perplexity_per_token']:.3f} (loss {scores['loss']:.4f}; "
+            f"{len(texts):,} texts, {words:,} words, {tokens:,} tokens)"
+        )
+        return text, scores
+
+    return report

@@ -104,6 +104,22 @@ def test_loader_rejects_empty_and_non_string_texts():
         generation.texts_for_lm(["a b", None, "c d"], verbose=0)
 
 
+def test_validate_reports_the_perplexity_of_the_validation_texts(lm, capsys):
+    model, preproc = lm
+    val_texts = _cycles(6, 1)
+    val = generation.texts_for_lm(_cycles(40, 2), val_texts=val_texts, vocab_size=100,
+                                  maxlen=8, verbose=0)[1]
+    learner = ktlite.get_learner(model, val, val, verbose=0)
+    scores = learner.validate()
+    assert scores["perplexity_per_word"] == pytest.approx(
+        generation.perplexity_per_word(model, preproc, val_texts), rel=1e-5)
+    # 6 words and an end token a text: per token, the same loss over 7/6 as many events.
+    assert scores["perplexity_per_token"] == pytest.approx(
+        scores["perplexity_per_word"] ** (6 / 7), rel=1e-5)
+    assert scores["perplexity_per_word"] < 2.0  # the cycles are learned
+    assert "perplexity per word" in capsys.readouterr().out
+
+
 def test_loader_with_val_pct_zero_trains_on_every_text():
     texts = _cycles(40, 2)
     trn, val, _ = generation.texts_for_lm(texts, val_pct=0, verbose=0)
