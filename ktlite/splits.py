@@ -65,7 +65,11 @@ def check_random_state(random_state: Any) -> None:
 
 
 def split_indices(
-    y: np.ndarray, stratify: bool, val_pct: float, random_state: int | None
+    y: np.ndarray,
+    stratify: bool,
+    val_pct: float,
+    random_state: int | None,
+    noun: str = "examples",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Splits ``range(len(y))`` into sorted train and validation indices.
 
@@ -77,6 +81,7 @@ def split_indices(
         stratify: keep each class's share in both parts.
         val_pct: the share held out for validation, in [0, 1); 0 holds out nothing.
         random_state: the seed of the split, or None.
+        noun: what the examples are called in errors (``"texts"``, ``"pairs"``, ...).
 
     Returns:
         ``(train, val)``: sorted index arrays that together cover every example once;
@@ -97,7 +102,7 @@ def split_indices(
     if n_val < 1 or n_val >= n:
         raise ValueError(
             f"`val_pct`={val_pct} leaves an empty training or validation split for {n} "
-            "examples. Use more examples, another val_pct, or pass validation data."
+            f"{noun}. Use more {noun}, another val_pct, or pass validation data."
         )
     rng = np.random.default_rng(random_state)
     if not stratify:
@@ -123,7 +128,7 @@ def split_indices(
                 "numbers to predict, pass label_mode='regression'." if counts.max() == 1
                 else "")
         raise ValueError(
-            f"`val_pct`={val_pct} leaves no validation examples after a stratified split of "
-            f"{n} examples. Use a larger val_pct or pass validation data.{many}"
+            f"`val_pct`={val_pct} leaves no validation {noun} after a stratified split of "
+            f"{n} {noun}. Use a larger val_pct or pass validation data.{many}"
         )
     return train, val

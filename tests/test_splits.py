@@ -27,9 +27,9 @@ def test_same_seed_same_split_and_unstratified_split_has_the_asked_size():
     assert len(a[1]) == 10
 
 
-def test_a_split_that_leaves_a_part_empty_is_refused():
-    with pytest.raises(ValueError, match="empty training or validation"):
-        split_indices(np.zeros(3), stratify=False, val_pct=0.1, random_state=0)
+def test_a_split_that_leaves_a_part_empty_is_refused_naming_the_examples():
+    with pytest.raises(ValueError, match="empty training or validation split for 3 pairs"):
+        split_indices(np.zeros(3), stratify=False, val_pct=0.1, random_state=0, noun="pairs")
 
 
 def test_unique_integer_labels_get_a_hint_about_regression():

@@ -127,8 +127,8 @@ def pairs_from_array(
             is the targets'). Default None. See `backbone_preprocessor`.
 
     Returns:
-        ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` (see `pair_dataset`) and
-        the fitted `PairPreprocessor`.
+        ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` (see `pair_dataset`;
+        ``val`` is None with ``val_pct=0``) and the fitted `PairPreprocessor`.
 
     Raises:
         ValueError: for None or non-string sentences (the index is named), empty or
@@ -149,7 +149,9 @@ def pairs_from_array(
     val_pct = check_val_pct(val_pct)
     check_random_state(random_state)
     if x_test is None:
-        trn_idx, val_idx = split_indices(np.zeros(len(sources)), False, val_pct, random_state)
+        trn_idx, val_idx = split_indices(
+            np.zeros(len(sources)), False, val_pct, random_state, "pairs"
+        )
         val_sources = [sources[i] for i in val_idx]
         val_targets = [targets[i] for i in val_idx]
         sources = [sources[i] for i in trn_idx]

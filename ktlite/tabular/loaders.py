@@ -91,7 +91,7 @@ def _from_columns(
     y_enc = preproc.fit_labels(y_train, name=y_name).encode_labels(y_train, name=y_name)
     if x_val is None:
         stratify = preproc.label_mode == "multiclass"
-        trn_idx, val_idx = split_indices(y_enc, stratify, val_pct, random_state)
+        trn_idx, val_idx = split_indices(y_enc, stratify, val_pct, random_state, "rows")
         x_val, y_val_enc = _take(x_train, val_idx), y_enc[val_idx]
         x_train, y_enc = _take(x_train, trn_idx), y_enc[trn_idx]
         source = (f"{val_pct:.0%} of the rows held out{', stratified' if stratify else ''}"

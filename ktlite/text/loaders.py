@@ -138,7 +138,7 @@ def texts_from_array(
 
     if x_test is None:
         stratify = preproc.label_mode == "multiclass"
-        train_idx, val_idx = split_indices(y_enc, stratify, val_pct, random_state)
+        train_idx, val_idx = split_indices(y_enc, stratify, val_pct, random_state, "texts")
         train_texts = [texts[i] for i in train_idx]
         val_texts = [texts[i] for i in val_idx]
         y_trn, y_val = y_enc[train_idx], y_enc[val_idx]
@@ -574,7 +574,8 @@ def texts_from_folder(
         if not x_test:
             raise ValueError(f"No .txt files found in the class folders of {test_dir!r}.")
     elif test_dir is not None:
-        _say(f"No {test_dir!r} folder: holding out {val_pct:.0%} of the training texts.", verbose)
+        held = f"holding out {val_pct:.0%} of" if val_pct else "training on all"
+        _say(f"No {test_dir!r} folder: {held} the training texts.", verbose)
     return texts_from_array(
         x_train,
         y_train,

@@ -55,10 +55,10 @@ def _datasets(
     source: str,
     augmentation: Augmentation | None,
 ) -> tuple[Any, Any]:
+    """The training and validation datasets; no validation images (``val_pct=0``): None."""
     from ktlite.classifier import classification_reporter
     from ktlite.data import TaskDataset
 
-    """The training and validation datasets; no validation images (``val_pct=0``): None."""
     reporter = classification_reporter(preproc.labels)
     trn = TaskDataset(x_trn, y_trn, transform=preproc.pipeline(source, augmentation),
                       task="vision", reporter=reporter)
@@ -91,7 +91,7 @@ def _fit_and_split(
     if y_test is not None:
         return labels, np.arange(n_train), None, y_enc, labels.encode(y_test, name="y_test")
     train_idx, val_idx = split_indices(
-        y_enc, labels.label_mode == "multiclass", val_pct, random_state
+        y_enc, labels.label_mode == "multiclass", val_pct, random_state, "images"
     )
     return labels, train_idx, val_idx, y_enc, y_enc[val_idx]
 

@@ -242,6 +242,14 @@ def test_texts_from_folder_holds_out_val_pct_without_a_test_folder(tmp_path):
     assert len(trn) == 24 and len(val) == 6
 
 
+def test_texts_from_folder_with_val_pct_zero_says_it_trains_on_all(tmp_path, capsys):
+    x, y = _corpus(10)
+    _write_folder(tmp_path, "train", {c: [t for t, lab in zip(x, y) if lab == c] for c in WORDS})
+    trn, val, _ = texts_from_folder(tmp_path, val_pct=0, vocab_size=300)
+    assert len(trn) == 30 and val is None
+    assert "folder: training on all the training texts." in capsys.readouterr().out
+
+
 def test_texts_from_folder_errors(tmp_path):
     with pytest.raises(ValueError, match="train_folder"):
         texts_from_folder(tmp_path, **KW)
