@@ -29,6 +29,15 @@ Leave-one-family-out: within each kind, the parameters are chosen on the other f
         benchmarks/saved/lr_finder_run7/lrB benchmarks/saved/lr_finder_run8/lrC \
         benchmarks/saved/lr_finder_run8/lrD benchmarks/saved/lr_finder_run8/lrE \
         benchmarks/saved/lr_finder_run9/lrF
+
+`--fit VARIANT --tasks ...` checks the estimate: it trains each named task of
+`benchmarks/lr_finder.py` (same data, fold, seed and initial weights as the saved run) at
+the variant's budget-scaled rate for every saved budget, and prints the fitted score beside
+the interpolated one (the scikit-learn and table tasks repeat exactly on a machine; the
+text and image tasks move by up to a point between runs at one rate):
+
+    python benchmarks/lr_rule_study.py FOLDERS... --fit "entry frac 10, level 0.05, \
+        backoff 10^0.25" --tasks digits_mlp_adam wine_mlp_sgd
 """
 
 from __future__ import annotations
@@ -182,11 +191,43 @@ def leave_one_family_out(measured):
     return held, chosen
 
 
+def fit(tasks, label, rule, names, data, images):
+    """Train each task at the variant's rate per saved budget; print fitted vs estimated."""
+    from lr_finder import DATA_DIR, IMAGES_DIR, TASKS, ArrayRunner, LearnerRunner
+
+    print(f"| task | epochs | rate | fitted | estimated | best grid | gap fitted |  ({label})")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    options = argparse.Namespace(quick=True, folds=1, seed=0, data=data or DATA_DIR,
+                                 images=images or IMAGES_DIR)
+    for name in names:
+        task = TASKS[name][1](options)
+        runner = (LearnerRunner if "learner" in task else ArrayRunner)(
+            task, task["folds"][0], options.seed)
+        for epochs, pair in sorted(tasks[name]["pairs"].items()):
+            lr = rule(pair["curves"][0]) * budget_factor(pair["planned"])
+            fitted = runner.score(lr, epochs)
+            print(f"| {name} | {epochs} | {lr:.2e} | {fitted:.1f} | "
+                  f"{score_at(pair['points'], lr):.1f} | {pair['best']:.1f} | "
+                  f"{pair['best'] - fitted:+.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", help="folders saved by lr_finder.py --save")
+    parser.add_argument("--fit", default=None, metavar="VARIANT",
+                        help="train --tasks at this variant's rates (a label of the table)")
+    parser.add_argument("--tasks", nargs="+", default=[], help="tasks for --fit")
+    parser.add_argument("--data", default=None, help="as lr_finder.py's --data")
+    parser.add_argument("--images", default=None, help="as lr_finder.py's --images")
     args = parser.parse_args()
     tasks = load(args.folders)
+    if args.fit:
+        variants = {label: rule for kind in kinds().values()
+                    for label, (rule, passes) in kind.items() if passes == 1}
+        if args.fit not in variants or not args.tasks:
+            parser.error(f"--fit takes one of {sorted(variants)} and needs --tasks")
+        fit(tasks, args.fit, variants[args.fit], args.tasks, args.data, args.images)
+        return
     n_pairs = sum(len(t["pairs"]) for t in tasks.values())
     print(f"{len(tasks)} tasks, {n_pairs} task-budget pairs\n")
     print("| variant | within 1 pt | within 2 pt | mean gap | spread <= 1.5x | median spread "
