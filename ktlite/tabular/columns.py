@@ -159,6 +159,8 @@ def is_numeric_column(values: Any) -> bool:
 
 
 _DURATIONS = (datetime.timedelta, np.timedelta64)
+# Boolean columns are numeric (a DataFrame's bool dtype; a CSV file's true/false cells).
+_BOOL_WORDS = {"true": 1.0, "false": 0.0}
 
 
 def _seconds(duration: Any) -> float:
@@ -173,8 +175,9 @@ def _seconds(duration: Any) -> float:
 def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
     """Reads a numeric column as float32, missing values as NaN.
 
-    Numbers and strings holding numbers are read; ``None``, NaN and ``""`` are missing;
-    durations (`datetime.timedelta`, numpy or pandas) are read in seconds.
+    Numbers and strings holding numbers are read; booleans and the strings ``true`` /
+    ``false`` (any case) as 1 / 0; ``None``, NaN and ``""`` are missing; durations
+    (`datetime.timedelta`, numpy or pandas) are read in seconds.
 
     Args:
         values: the column's values.
@@ -205,6 +208,9 @@ def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
         for i, v in enumerate(arr):
             if is_missing(v) or (isinstance(v, str) and not v.strip()):
                 out[i] = np.nan
+                continue
+            if isinstance(v, str) and v.strip().lower() in _BOOL_WORDS:
+                out[i] = _BOOL_WORDS[v.strip().lower()]
                 continue
             try:
                 if isinstance(v, (bytes, bytearray)):

@@ -294,9 +294,10 @@ def tabular_from_array(
 def _read_csv(path: Any, sep: str, encoding: str, arg: str,
               text_columns: Sequence[str] = ()) -> dict[str, np.ndarray]:
     """Reads a CSV file with a header: integer columns as ints (beyond int64: floats),
-    other numeric columns as floats (empty cells missing), the rest as text (empty cells
-    None). `text_columns` (declared categorical, or ignored) stay text as written, so a
-    code like "00501" keeps its zeros."""
+    other numeric columns as floats (empty cells missing), columns of ``true`` / ``false``
+    (any case) as booleans, numeric as a DataFrame's bool column is, the rest as text
+    (empty cells None). `text_columns` (declared categorical, or ignored) stay text as
+    written, so a code like "00501" keeps its zeros."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"`{arg}` must be a file path. Received: {arg} of type "
                         f"{type(path).__name__}")
@@ -342,7 +343,11 @@ def _read_csv(path: Any, sep: str, encoding: str, arg: str,
             except ValueError:
                 pass
         values = np.empty(len(cells), dtype=object)
-        values[:] = [c if c.strip() else None for c in cells]
+        words = {c.strip().lower() for c in cells if c.strip()}
+        if column not in text_columns and words and words <= {"true", "false"}:
+            values[:] = [c.strip().lower() == "true" if c.strip() else None for c in cells]
+        else:
+            values[:] = [c if c.strip() else None for c in cells]
         columns[column] = values
     return columns
 
@@ -365,7 +370,8 @@ def tabular_from_csv(
 ) -> tuple[Any, Any, TabularPreprocessor]:
     """Builds training and validation data from CSV files with a header row.
 
-    A column whose non-empty cells all read as numbers is numeric (empty cells are
+    A column whose non-empty cells all read as numbers, or are all ``true`` / ``false`` (any
+    case, read as 1 / 0 like a DataFrame's bool column), is numeric (empty cells are
     missing); any other column is categorical (empty cells are the missing category).
     Integer label columns are classes; other numbers a regression target.
 

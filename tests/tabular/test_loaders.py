@@ -1,6 +1,7 @@
 """Tests for ktlite.tabular.loaders: column detection, splits, labels, CSV."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ktlite.tabular import tabular_from_array, tabular_from_csv, tabular_from_df
@@ -91,6 +92,21 @@ def test_csv_reads_ints_floats_text_and_empty_cells(tmp_path):
     assert np.isnan(np.concatenate([trn.x["numeric"][:, 1], val.x["numeric"][:, 1]])).sum() == 6
     with pytest.raises(ValueError, match="existing CSV"):
         tabular_from_csv(tmp_path / "none.csv", "label")
+
+
+def test_a_bool_column_is_numeric_from_a_csv_file_as_from_a_dataframe(tmp_path):
+    member = [True, False, None, True] * 10
+    df = pd.DataFrame({"x": np.arange(40.0), "member": member, "label": [i % 2 for i in range(40)]})
+    path = tmp_path / "t.csv"
+    df.assign(member=[{True: "TRUE", False: "false", None: ""}[m] for m in member]).to_csv(
+        path, index=False)
+    _, _, from_csv = tabular_from_csv(path, "label", val_pct=0, verbose=0)
+    _, _, from_df = tabular_from_df(df.assign(member=df["member"].astype("boolean")), "label",
+                                    val_pct=0, verbose=0)
+    assert from_csv.numeric_columns == from_df.numeric_columns == ["x", "member"]
+    rows = [{"x": 1.0, "member": m} for m in ("True", "false", True, None)]
+    numeric = from_csv.raw_batch(from_csv.to_columns(rows))["numeric"]
+    np.testing.assert_array_equal(numeric[:, 1], [1, 0, 1, np.nan])
 
 
 def test_csv_keeps_declared_categories_as_written_and_reads_a_byte_order_mark(tmp_path):
