@@ -135,8 +135,10 @@ def _masked_lm_reporter(model: keras.Model, data: Any, predict: Any) -> tuple[st
 class MaskedLMLearner(Learner):
     """A `Learner` over a masked-LM model that can save its encoder as a backbone.
 
-    Built by `pretrain`. Everything a `Learner` does applies; `validate()` reports the
-    masked-token accuracy.
+    Built by `pretrain`. Training, the LR finder, checkpoints and callbacks work as for
+    any `Learner`; `validate()` reports the masked-token accuracy. `predict` and
+    `top_losses` need inputs and labels that stay put, and a masked-LM's are masks drawn
+    anew each pass, so they raise `TypeError` saying so.
 
     Attributes:
         preproc: the `TextPreprocessor` whose vocabulary the model predicts.
@@ -174,6 +176,29 @@ class MaskedLMLearner(Learner):
             >>> learner.save_backbone("my_backbone")
         """
         self.backbone.save(path)
+
+    def predict(self, data: Any, batch_size: int | None = None, verbose: int = 0) -> Any:
+        """Not available for masked-LM pretraining.
+
+        Raises:
+            TypeError: always; see the class notes.
+        """
+        raise TypeError(_NO_FIXED_TARGETS.format(method="predict"))
+
+    def top_losses(self, n: int = 10, val_data: Any = None) -> list[tuple]:
+        """Not available for masked-LM pretraining (`view_top_losses` neither).
+
+        Raises:
+            TypeError: always; see the class notes.
+        """
+        raise TypeError(_NO_FIXED_TARGETS.format(method="top_losses"))
+
+
+_NO_FIXED_TARGETS = (
+    "`{method}` is not available on a masked-LM learner: its inputs and targets are masks "
+    "drawn anew each pass. `validate()` reports the masked-token loss and accuracy; "
+    "`learner.backbone` is the encoder, to fine-tune with `text_classifier(..., backbone=)`."
+)
 
 
 def pretrain(

@@ -157,6 +157,14 @@ def test_pretraining_lowers_the_masked_lm_loss(pretrained):
     assert losses[-1] < 0.7 * losses[0]
 
 
+def test_predict_and_top_losses_say_why_a_masked_lm_learner_has_none(pretrained, corpus):
+    learner, _ = pretrained
+    for call in (lambda: learner.predict(corpus[0][:2]), lambda: learner.top_losses(2),
+                 lambda: learner.view_top_losses(2, val_data=learner.train_data)):
+        with pytest.raises(TypeError, match="masks drawn anew each pass.*validate"):
+            call()
+
+
 def test_a_pretrained_backbone_lifts_a_small_classifier(pretrained, corpus):
     learner, _ = pretrained
     (lab_x, lab_y), (test_x, test_y) = corpus[1], corpus[2]
