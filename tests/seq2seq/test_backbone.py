@@ -124,7 +124,10 @@ def test_a_backbone_translator_trains_saves_and_reloads(backbone, pairs, tmp_pat
                                       dropout=0.0, label_smoothing=0.0, verbose=0)
     before = model.get_layer("encoder_0").get_weights()[0].copy()
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=32, verbose=0)
-    learner.fit_onecycle(5e-3, 8, verbose=0)
+    # 12 epochs: at 8, seeds 1-6 translated 0.83-0.90 of the held-out pairs alone and 0.725
+    # once inside the full suite (other tests' layers move the initialisation); at 12,
+    # 0.90-1.0.
+    learner.fit_onecycle(5e-3, 12, verbose=0)
     assert not np.allclose(before, model.get_layer("encoder_0").get_weights()[0])
     predictor = ktlite.get_predictor(model, preproc)
     sources, targets = task_pairs(40, seed=99)
