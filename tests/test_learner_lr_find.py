@@ -42,6 +42,17 @@ def test_lr_find_sweeps_cycles_data_and_restores_the_model():
         np.testing.assert_array_equal(got.numpy(), want)
 
 
+def test_a_result_shows_in_one_line_and_passed_as_a_rate_points_to_its_suggestion():
+    learner = _learner()
+    result = learner.lr_find(num_steps=40)
+    shown = repr(result)
+    assert len(shown) < 300 and "\n" not in shown
+    assert f"suggestion={result.suggestion:.3g}" in shown and "40 steps" in shown
+    with pytest.raises(ValueError, match=r"positive float \(the finder's rate is its "
+                                         r"`.suggestion`\). Received: lr=LRFindResult\("):
+        learner.fit_onecycle(result, 1)
+
+
 def test_lr_estimate_and_plot_after_sweep():
     learner = _learner()
     with pytest.raises(ValueError, match="lr_find"):

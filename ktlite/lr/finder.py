@@ -71,6 +71,12 @@ class LRFindResult:
     suggestion: float
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """One line (a notebook cell ending in `lr_find()` shows this, not the curve)."""
+        rules = ", ".join(f"{rule}={lr:.3g}" for rule, lr in self.suggestions.items())
+        return (f"LRFindResult(suggestion={self.suggestion:.3g}, {len(self.lrs)} steps, "
+                f"rules: {rules})")
+
     @classmethod
     def from_curve(
         cls, lrs: Sequence[float], losses: Sequence[float], beta: float = 0.98, **config: Any

@@ -28,7 +28,10 @@ __all__ = [
 
 def _check_positive_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"`{name}` must be a positive float. Received: {name}={value!r}")
+        hint = " (the finder's rate is its `.suggestion`)" if hasattr(value, "suggestions") else ""
+        raise ValueError(
+            f"`{name}` must be a positive float{hint}. Received: {name}={value!r}"
+        )
     value = float(value)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"`{name}` must be a positive float. Received: {name}={value!r}")
