@@ -237,7 +237,8 @@ def top_losses(
 
 
 def describe_example(raw: Any, index: int, preproc: Any = None) -> str:
-    """Text for one raw example: a string, or token ids turned back by `preproc.undo`."""
+    """Text for one raw example: a string, token ids turned back by `preproc.undo`, or the
+    shape of an image (an array of two or more axes), not its pixels."""
     if isinstance(raw, dict):
         example: Any = {k: v[index] for k, v in raw.items()}
     elif isinstance(raw, (list, tuple)):
@@ -249,6 +250,8 @@ def describe_example(raw: Any, index: int, preproc: Any = None) -> str:
         return str(undo(example[None, :])[0])
     if isinstance(example, bytes):
         return example.decode("utf-8", errors="replace")
+    if isinstance(example, np.ndarray) and example.ndim >= 2:
+        return f"<image {'x'.join(map(str, example.shape))} {example.dtype}>"
     return str(example)
 
 

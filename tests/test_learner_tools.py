@@ -147,6 +147,18 @@ def test_view_top_losses_undoes_token_ids_with_preproc(capsys):
     assert Preproc().undo(ids[index][None])[0] in capsys.readouterr().out
 
 
+def test_view_top_losses_names_an_image_by_its_shape_not_its_pixels(capsys):
+    images = np.random.default_rng(0).integers(0, 255, size=(N, 4, 4, 1)).astype("uint8")
+    y = np.arange(N) % 3
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    data = TaskDataset(images, y, transform=lambda x: keras.ops.cast(x, "float32") / 255)
+    get_learner(model, data, data, verbose=0).view_top_losses(2)
+    out = capsys.readouterr().out
+    assert out.count("<image 4x4x1 uint8>") == 2 and "[[" not in out
+
+
 # --------------------------------------------------------------------- predict
 def test_predict_accepts_arrays_task_datasets_and_tf_datasets():
     learner, x, y = _classifier_learner()
