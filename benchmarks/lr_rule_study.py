@@ -51,7 +51,7 @@ import os
 import numpy as np
 
 from ktlite.lr.budget import budget_factor
-from ktlite.lr.suggest import running_median, suggest_descent
+from ktlite.lr.suggest import _finite, _usable, running_median, suggest_descent
 
 _LEVELS_SHAPE = np.arange(0.40, 0.90 + 1e-9, 0.05)
 
@@ -88,17 +88,11 @@ def score_at(points, lr):
 
 
 def median_curve(curve, frac):
-    """The raw losses through a centred running median, cut as the library's rules cut:
-    at the first non-finite loss, after the first tenth, and at the minimum."""
-    lrs, losses = np.asarray(curve["lrs"], float), np.asarray(curve["losses"], float)
-    finite = np.isfinite(losses)
-    end = len(losses) if finite.all() else int(np.argmin(finite))
-    lrs, losses = lrs[:end], losses[:end]
-    smoothed = running_median(losses, max(1, losses.size // frac))
-    skip = min(losses.size // 10, max(0, losses.size - 1))
-    lrs, smoothed = lrs[skip:], smoothed[skip:]
-    stop = int(np.argmin(smoothed)) + 1 if smoothed.size else 0
-    return lrs[:stop], smoothed[:stop]
+    """The raw losses through a centred running median over 1/`frac` of the sweep on each
+    side, cut as the library's rules cut (`ktlite.lr.suggest`: at the first non-finite
+    loss, after the first tenth, and at the minimum)."""
+    lrs, losses = _finite(curve["lrs"], curve["losses"])
+    return _usable(lrs, running_median(losses, max(1, losses.size // frac)))
 
 
 def first_crossing(lrs, smoothed, share):

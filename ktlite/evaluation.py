@@ -223,11 +223,11 @@ def top_losses(
     """
     losses = per_sample_loss(model, y_true, y_pred)
     order = np.argsort(-losses, kind="stable")[:n]
-    if _task_of(model, y_true, y_pred) == "sequence":
+    task = _task_of(model, y_true, y_pred)
+    if task == "sequence":
         truth, preds = np.asarray(y_true), np.argmax(y_pred, axis=-1)
         return [(int(i), float(losses[i]), truth[i][truth[i] != 0].tolist(),
                  preds[i][truth[i] != 0].tolist()) for i in order]
-    task = infer_task(model, y_true)
     truth = true_labels(task, y_true)
     preds = predicted_labels(task, y_pred, loss_from_logits(model))
     return [

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_val_pct", "check_random_state", "split_indices"]
+__all__ = ["check_val_pct", "check_random_state", "split_indices", "describe_holdout"]
 
 
 def check_val_pct(val_pct: Any) -> float:
@@ -132,3 +132,23 @@ def split_indices(
             f"{n} {noun}. Use a larger val_pct or pass validation data.{many}"
         )
     return train, val
+
+
+def describe_holdout(val_pct: float, of: str, stratified: bool = False) -> str:
+    """How a loader's validation data was held out, for the line it reports.
+
+    Args:
+        val_pct: the share held out (0: none).
+        of: what it was held out of (``"x_train"``, ``"the rows"``).
+        stratified: whether the split kept each class's share.
+
+    Returns:
+        The description.
+
+    Example:
+        >>> describe_holdout(0.1, "x_train", stratified=True)
+        '10% of x_train held out, stratified'
+    """
+    if not val_pct:
+        return "val_pct=0: none held out"
+    return f"{val_pct:.0%} of {of} held out{', stratified' if stratified else ''}"

@@ -19,7 +19,7 @@ import numpy as np
 
 from ktlite._console import say
 from ktlite.columns import label_column_list, open_text
-from ktlite.splits import check_random_state, check_val_pct, split_indices
+from ktlite.splits import check_random_state, check_val_pct, describe_holdout, split_indices
 from ktlite.tabular import columns as _columns
 from ktlite.tabular.preprocessor import DEFAULT_MAX_CATEGORIES, TabularPreprocessor
 
@@ -94,8 +94,7 @@ def _from_columns(
         trn_idx, val_idx = split_indices(y_enc, stratify, val_pct, random_state, "rows")
         x_val, y_val_enc = _take(x_train, val_idx), y_enc[val_idx]
         x_train, y_enc = _take(x_train, trn_idx), y_enc[trn_idx]
-        source = (f"{val_pct:.0%} of the rows held out{', stratified' if stratify else ''}"
-                  if val_pct else "val_pct=0: none held out")
+        source = describe_holdout(val_pct, "the rows", stratify)
     else:
         m = _columns_length(x_val, x_val_name)
         if y_val is None or not hasattr(y_val, "__len__") or len(y_val) != m:

@@ -21,7 +21,7 @@ from ktlite.columns import (
     labels_from_strings,
     read_csv_columns,
 )
-from ktlite.splits import check_random_state, check_val_pct, split_indices
+from ktlite.splits import check_random_state, check_val_pct, describe_holdout, split_indices
 from ktlite.text.preprocessor import (
     DEFAULT_VOCAB_SIZE,
     TextPreprocessor,
@@ -142,8 +142,7 @@ def texts_from_array(
         train_texts = [texts[i] for i in train_idx]
         val_texts = [texts[i] for i in val_idx]
         y_trn, y_val = y_enc[train_idx], y_enc[val_idx]
-        source = (f"{val_pct:.0%} of x_train held out{', stratified' if stratify else ''}"
-                  if val_pct else "val_pct=0: none held out")
+        source = describe_holdout(val_pct, "x_train", stratify)
     else:
         val_texts = validate_texts(x_test, "x_test")
         if len(y_test) != len(val_texts):

@@ -26,7 +26,7 @@ from ktlite.columns import (
     read_csv_columns,
 )
 from ktlite.labels import LabelEncoder
-from ktlite.splits import check_val_pct, split_indices
+from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.vision import files
 from ktlite.vision.augment import Augmentation
 from ktlite.vision.preprocessor import ImagePreprocessor, as_pixel_batch, check_image_size
@@ -194,7 +194,7 @@ def images_from_array(
         source = "x_test"
     else:
         x_trn, y_trn, x_val = x[train_idx], y_enc[train_idx], x[val_idx]
-        source = f"{val_pct:.0%} of x_train held out" if val_pct else "val_pct=0: none held out"
+        source = describe_holdout(val_pct, "x_train")
     if verbose:
         say(
             f"{len(x_trn):,} training and {len(x_val):,} validation images ({source}), "
