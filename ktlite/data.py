@@ -63,12 +63,17 @@ class TaskDataset:
             (e.g. a translation's next-token ids), as wide as the transform's fixed width:
             a bucketed batch then cuts its labels to that sequence's width too, so they
             line up with the outputs. Needs `y` with a position axis and `lengths`.
+        reader: how the task reads new raw examples, `reader(x, y) -> TaskDataset` (`y`
+            as the user names labels, or `None`): the loaders pass their task's public
+            `*_dataset` function (e.g. `ktlite.text.text_dataset`), so `Learner.predict`
+            and `Learner.validate(val_data=(x, y))` take raw examples like those the
+            loader read. `None` (default): plain arrays reach the model as they are.
 
     Raises:
         ValueError: if `x` is empty, `y` has a different number of samples than `x`,
             `lengths` is not one non-negative int per sample, or `sequence_labels` is set
             without `lengths` or without `y` of at least two dimensions.
-        TypeError: if `transform` or `reporter` is not callable, or `lengths` is given
+        TypeError: if `transform`, `reporter` or `reader` is not callable, or `lengths` is given
             without a `transform`.
 
     Example:
@@ -88,13 +93,14 @@ class TaskDataset:
         lengths: Callable[[Any], Any] | Any = None,
         self_supervised: bool = False,
         sequence_labels: bool = False,
+        reader: Callable[[Any, Any], TaskDataset] | None = None,
     ) -> None:
         if self_supervised and (transform is None or y is not None):
             raise ValueError(
                 "A self-supervised TaskDataset needs a `transform` that makes the targets and "
                 f"no `y`. Received: transform={transform!r}, y={'None' if y is None else 'given'}"
             )
-        for name, value in (("transform", transform), ("reporter", reporter)):
+        for name, value in (("transform", transform), ("reporter", reporter), ("reader", reader)):
             if value is not None and not callable(value):
                 raise TypeError(f"`{name}` must be callable or None. Received: {name}={value!r}")
         if lengths is not None and transform is None:
@@ -117,6 +123,7 @@ class TaskDataset:
         self.transform = transform
         self.task = task
         self.reporter = reporter
+        self.reader = reader
         self.self_supervised = bool(self_supervised)
         self.sequence_labels = bool(sequence_labels)
         if self.sequence_labels and (
@@ -157,7 +164,7 @@ class TaskDataset:
             indices: int positions, e.g. a permutation.
 
         Returns:
-            A new `TaskDataset` sharing `transform`, `task` and `reporter`; lengths follow
+            A new `TaskDataset` sharing `transform`, `task`, `reporter` and `reader`; lengths follow
             their examples.
 
         Example:
@@ -178,6 +185,7 @@ class TaskDataset:
             lengths=lengths if lengths is None or callable(lengths) else lengths[idx],
             self_supervised=self.self_supervised,
             sequence_labels=self.sequence_labels,
+            reader=self.reader,
         )
 
     def __len__(self) -> int:

@@ -860,3 +860,32 @@ class LabeledPreprocessor:
     def num_outputs(self) -> int | None:
         """The number of model outputs the labels need (None before labels are fitted)."""
         return self.labels.num_outputs
+
+    def encode_labels_of(self, labels: Any, n: int, noun: str) -> np.ndarray | None:
+        """Encodes `labels` given for `n` new examples, e.g. a test set's.
+
+        Args:
+            labels: one label per example in the form the training labels took, or `None`.
+            n: the number of examples.
+            noun: what an example is, for messages (e.g. `"text"`).
+
+        Returns:
+            The encoded labels (see `LabelEncoder.encode`), or `None` for `labels=None`.
+
+        Raises:
+            ValueError: for a number of labels other than `n`, or labels the encoder does
+                not know.
+
+        Example:
+            >>> preproc.encode_labels_of(["pos", "neg"], 2, "text")
+            array([1, 0], dtype=int32)
+        """
+        if labels is None:
+            return None
+        count = len(labels) if hasattr(labels, "__len__") else None
+        if count != n:
+            received = type(labels).__name__ if count is None else f"{count} labels"
+            raise ValueError(
+                f"`labels` must hold one label per {noun}. Received: {n} {noun}s and {received}"
+            )
+        return self.labels.encode(labels, name="labels")

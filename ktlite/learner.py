@@ -157,10 +157,33 @@ class Learner:
         return model, distribute.get_strategy(strategy)
 
     def _check_data(self, data: Any, name: str) -> Any:
-        """Validates user data once; in-memory data becomes a `TaskDataset`."""
+        """Validates user data once; in-memory data becomes a `TaskDataset`.
+
+        An `(x, y)` tuple of raw examples is read by the training data's task (its
+        `reader`), as the loader read the training examples.
+        """
+        read = None
+        if isinstance(data, tuple) and len(data) == 2:
+            read = self._read_raw(data[0], data[1], name)
         return check_data(
-            self.model, data, name, lambda d: self._dataset(d, training=False)[0]
+            self.model, data if read is None else read, name,
+            lambda d: self._dataset(d, training=False)[0],
         )
+
+    def _read_raw(self, x: Any, y: Any, name: str) -> TaskDataset | None:
+        """`x` (and labels `y`) read by the training data's `reader`; None without one."""
+        reader = getattr(getattr(self, "train_data", None), "reader", None)
+        if reader is None:
+            return None
+        try:
+            return reader(x, y)
+        except (TypeError, ValueError) as err:
+            kind = TypeError if isinstance(err, TypeError) else ValueError
+            raise kind(
+                f"`{name}` is read as raw {self.train_data.task or 'task'} examples, as the "
+                f"training data's loader read its own: {err} (Inputs already preprocessed "
+                "go in a TaskDataset or a tf.data.Dataset.)"
+            ) from err
 
     def _dataset(
         self, data: Any, training: bool, repeat: bool = False
@@ -882,7 +905,9 @@ class Learner:
         regression losses give MAE and MSE.
 
         Args:
-            val_data: data to judge on (same kinds as `train_data`); default the learner's.
+            val_data: data to judge on (same kinds as `train_data`, and `(x, y)` of raw
+                examples and labels when the training data came from a task's loader);
+                default the learner's.
             class_names: names of the classes in id order; given, they replace the task's
                 report with the loss-based one using these names.
             print_report: print the report.
@@ -958,7 +983,9 @@ class Learner:
         Args:
             data: inputs (an array, list or dict of arrays: a tuple is read as several
                 inputs, like Keras), a `TaskDataset` (labels ignored), a `tf.data.Dataset`
-                or a `PyDataset` (labels ignored).
+                or a `PyDataset` (labels ignored). When the training data came from a
+                task's loader, inputs that are not a dataset are raw examples of that task
+                (texts, images, table rows, ...), read as the loader read its own.
             batch_size: defaults to `eval_batch_size`.
             verbose: Keras progress mode. Default 0.
 
@@ -969,7 +996,10 @@ class Learner:
             >>> probs = learner.predict(x_test)
         """
         if not isinstance(data, (TaskDataset, tf.data.Dataset, keras.utils.PyDataset)):
-            data = TaskDataset(to_arrays(list(data) if isinstance(data, tuple) else data))
+            read = self._read_raw(data, None, "data")
+            data = read if read is not None else TaskDataset(
+                to_arrays(list(data) if isinstance(data, tuple) else data)
+            )
         previous = self.eval_batch_size
         self.eval_batch_size = check_positive_int(batch_size, "batch_size", True) or previous
         try:

@@ -281,3 +281,31 @@ def test_generator_of_batches_is_recognised_by_rank():
     learner = get_learner(_model(), ds, batch_size=5, verbose=0)
     assert learner._train_steps() == 4
     _fits(learner)
+
+
+# --------------------------------------------------------------------- raw examples
+def _task_data(x, y):
+    """Raw examples in [0, 100] that the 'task' scales by 1/100; its reader reads new ones."""
+    def reader(raw, labels):
+        raw = np.asarray(raw, dtype="float32")
+        if raw.ndim != 2:
+            raise ValueError(f"`x` must be 2-D. Received: shape {raw.shape}")
+        return TaskDataset(raw, labels, transform=lambda b: b / 100.0, task="toy", reader=reader)
+
+    return reader(x, y)
+
+
+def test_raw_examples_are_read_by_the_training_datas_reader():
+    x, y = _data()
+    raw = x * 100.0
+    learner = get_learner(_model(), _task_data(raw, y), verbose=0)
+    expected = learner.model.predict(x, verbose=0)
+    np.testing.assert_allclose(learner.predict(raw), expected, rtol=1e-5, atol=1e-6)
+    losses = learner.top_losses(3, val_data=(raw, y))
+    assert losses == learner.top_losses(3, val_data=TaskDataset(x, y))
+    with pytest.raises(ValueError, match=r"`data` is read as raw toy examples.*`x` must be 2-D"):
+        learner.predict(raw[0])
+    # Without a reader, arrays reach the model as they are.
+    plain = get_learner(_model(), (x, y), verbose=0)
+    assert plain.train_data.reader is None
+    np.testing.assert_allclose(plain.predict(x), plain.model.predict(x, verbose=0), rtol=1e-5)

@@ -7,6 +7,7 @@ normalization, vocabulary learner and in-graph detokenizer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -156,7 +157,18 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
     labels = preproc.target_ids(texts)
     return TaskDataset(_object_array(texts), labels, transform=preproc.inputs,
                        task="generation", lengths=(labels != PAD_ID).sum(axis=1),
-                       sequence_labels=True, reporter=perplexity_reporter(preproc))
+                       sequence_labels=True, reporter=perplexity_reporter(preproc),
+                       reader=functools.partial(_read_texts, preproc=preproc))
+
+
+def _read_texts(texts: Any, labels: Any, preproc: LMPreprocessor) -> Any:
+    """`lm_dataset` as a `TaskDataset` reader: a language model's labels are its texts."""
+    if labels is not None:
+        raise ValueError(
+            "A language model's labels are its texts' next tokens: pass texts alone. "
+            f"Received: labels of type {type(labels).__name__}"
+        )
+    return lm_dataset(texts, preproc)
 
 
 def texts_for_lm(

@@ -10,6 +10,7 @@ only (after a validation split is taken off), and ``trn``/``val`` are
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -82,6 +83,7 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
         reporter=translation_reporter(preproc),
         lengths=lengths,
         sequence_labels=True,
+        reader=functools.partial(pair_dataset, preproc=preproc),
     )
 
 

@@ -9,7 +9,12 @@ Example:
 from __future__ import annotations
 
 from ktlite._lazy import lazy_attributes
-from ktlite.tabular.loaders import tabular_from_array, tabular_from_csv, tabular_from_df
+from ktlite.tabular.loaders import (
+    tabular_dataset,
+    tabular_from_array,
+    tabular_from_csv,
+    tabular_from_df,
+)
 from ktlite.tabular.preprocessor import TabularPreprocessor
 
 # Models and the predictor import Keras layers; loaded on first use.
@@ -21,6 +26,7 @@ _LAZY = {
 
 __all__ = [
     "TabularPreprocessor",
+    "tabular_dataset",
     "tabular_from_array",
     "tabular_from_csv",
     "tabular_from_df",

@@ -10,6 +10,7 @@ as their in-graph transform.
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -71,9 +72,6 @@ def _from_columns(
 ) -> tuple[Any, Any, TabularPreprocessor]:
     """The datasets and fitted preprocessor; `names` are what errors call the training
     features and labels and the validation features and labels."""
-    from ktlite.classifier import classification_reporter
-    from ktlite.data import TaskDataset
-
     val_pct = _check_options(val_pct, random_state, verbose)
     x_name, y_name, x_val_name, y_val_name = names
     n = _columns_length(x_train, x_name)
@@ -111,15 +109,60 @@ def _from_columns(
             f"{len(preproc.numeric)} numeric and {len(preproc.categorical)} categorical "
             f"columns; {_describe_labels(preproc)}"
         )
-    reporter = classification_reporter(preproc.labels)
 
     def dataset(columns: Mapping[str, Any], y: np.ndarray, name: str) -> Any:
         preproc._check_names(list(columns), name)
-        raw = preproc.raw_batch(columns, name)
-        return TaskDataset(raw, y, preproc.transform, task="tabular", reporter=reporter)
+        return _table_dataset(preproc.raw_batch(columns, name), y, preproc)
 
     val = dataset(x_val, y_val_enc, x_val_name) if len(y_val_enc) else None
     return dataset(x_train, y_enc, x_name), val, preproc
+
+
+def tabular_dataset(rows: Any, labels: Any, preproc: TabularPreprocessor) -> Any:
+    """A `TaskDataset` of new rows for a fitted `TabularPreprocessor`, e.g. a test set.
+
+    The loaders build their own datasets the same way, so `Learner.predict(rows)` and
+    `Learner.validate(val_data=(rows, labels))` read raw rows through it too.
+
+    Args:
+        rows: a DataFrame (a label column the loader dropped is ignored), a list of
+            ``{column: value}`` rows, one such dict, or a 2-D array in the training
+            column order (see `TabularPreprocessor.to_columns`).
+        labels: one label per row, in the form the loader took, or `None`.
+        preproc: the fitted preprocessor.
+
+    Returns:
+        A `ktlite.data.TaskDataset` of the raw batch, the encoded labels,
+        `preproc.transform` and the classification reporter `Learner.validate` prints.
+
+    Raises:
+        TypeError: if `preproc` is not a `TabularPreprocessor`, or for rows of another kind.
+        ValueError: for an unfitted preprocessor, no rows, missing or unknown columns,
+            values a numeric column cannot hold, a number of labels other than the number
+            of rows, or labels the training labels never had.
+
+    Example:
+        >>> test = tabular_dataset(test_df, test_df["income"], preproc)
+        >>> learner.validate(test)
+    """
+    if not isinstance(preproc, TabularPreprocessor):
+        raise TypeError(
+            "`preproc` must be a TabularPreprocessor. "
+            f"Received: preproc of type {type(preproc).__name__}"
+        )
+    raw = preproc.raw_batch(preproc.to_columns(rows, "rows"), "rows")
+    n = len(next(iter(raw.values())))
+    y = preproc.encode_labels_of(labels, n, "row")
+    return _table_dataset(raw, y, preproc)
+
+
+def _table_dataset(raw: dict[str, np.ndarray], y: Any, preproc: TabularPreprocessor) -> Any:
+    from ktlite.classifier import classification_reporter
+    from ktlite.data import TaskDataset
+
+    return TaskDataset(raw, y, preproc.transform, task="tabular",
+                       reporter=classification_reporter(preproc.labels),
+                       reader=functools.partial(tabular_dataset, preproc=preproc))
 
 
 def _columns_length(columns: Mapping[str, Any], name: str) -> int:

@@ -14,6 +14,7 @@ import tensorflow as tf
 import ktlite.layers  # noqa: F401
 import ktlite.tabular.layers  # noqa: F401
 from ktlite.classifier import ClassifierPredictor
+from ktlite.tabular.columns import is_series
 from ktlite.tabular.preprocessor import CONFIG_FILE, TabularPreprocessor
 
 
@@ -45,6 +46,8 @@ class TabularPredictor(ClassifierPredictor):
         'yes'
         >>> predictor.predict(df)            # a DataFrame, or a list of dict rows
         ['yes', 'no', ...]
+        >>> predictor.predict(df.iloc[0])    # one row as a pandas Series
+        'yes'
     """
 
     preprocessor_files: ClassVar[tuple[str, ...]] = (CONFIG_FILE,)
@@ -63,8 +66,8 @@ class TabularPredictor(ClassifierPredictor):
         return self.preproc.transform(raw)
 
     def _as_batch(self, inputs: Any) -> tuple[dict[str, np.ndarray], bool]:
-        single = isinstance(inputs, Mapping)
-        columns = self.preproc.to_columns([inputs] if single else inputs, "inputs")
+        single = isinstance(inputs, Mapping) or is_series(inputs)
+        columns = self.preproc.to_columns(inputs, "inputs")
         return self.preproc.raw_batch(columns, "inputs"), single
 
     def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:

@@ -269,8 +269,9 @@ class TabularPreprocessor(LabeledPreprocessor):
         column, or a missing one, is an error.
 
         Args:
-            data: a DataFrame, a list of ``{column: value}`` rows, or a 2-D array whose
-                columns follow `feature_order` (the order of the training columns).
+            data: a DataFrame, a list of ``{column: value}`` rows, one such dict or pandas
+                Series (one row), or a 2-D array whose columns follow `feature_order` (the
+                order of the training columns).
             name: the argument name used in messages.
 
         Returns:
@@ -301,6 +302,8 @@ class TabularPreprocessor(LabeledPreprocessor):
             if len(data) == 0:
                 raise ValueError(f"`{name}` must hold at least one row. Received: 0 rows")
             return _columns.array_columns(data, order, name)
+        if _columns.is_series(data):  # one row, e.g. df.iloc[0]
+            data = {str(k): v for k, v in data.items()}
         if isinstance(data, Mapping):  # one row
             data = [data]
         if not isinstance(data, (list, tuple)):

@@ -9,7 +9,13 @@ Example:
 from __future__ import annotations
 
 from ktlite._lazy import lazy_attributes
-from ktlite.text.loaders import texts_from_array, texts_from_csv, texts_from_df, texts_from_folder
+from ktlite.text.loaders import (
+    text_dataset,
+    texts_from_array,
+    texts_from_csv,
+    texts_from_df,
+    texts_from_folder,
+)
 from ktlite.text.preprocessor import TextPreprocessor
 
 # Imported on first use: they pull in Keras models, which `from ktlite import text` need not.
@@ -26,6 +32,7 @@ _LAZY = {
 
 __all__ = [
     "TextPreprocessor",
+    "text_dataset",
     "texts_from_array",
     "texts_from_csv",
     "texts_from_df",

@@ -8,6 +8,7 @@ encoded labels and ``preproc.tokenize`` as their in-graph transform.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -165,7 +166,45 @@ def texts_from_array(
     return trn, _text_dataset(val_texts, y_val, preproc) if val_texts else None, preproc
 
 
-def _text_dataset(texts: list[str], y: np.ndarray, preproc: TextPreprocessor) -> Any:
+def text_dataset(texts: Sequence[str], labels: Any, preproc: TextPreprocessor) -> Any:
+    """A `TaskDataset` of new texts for a fitted `TextPreprocessor`, e.g. a test set.
+
+    The loaders build their own datasets with it, so `Learner.predict(texts)` and
+    `Learner.validate(val_data=(texts, labels))` read raw texts through it too.
+
+    Args:
+        texts: the texts.
+        labels: one label per text, in the form the loader took (class names, ints, 0/1
+            rows, floats), or `None` for unlabelled texts.
+        preproc: the fitted preprocessor.
+
+    Returns:
+        A `ktlite.data.TaskDataset` of the raw strings, the encoded labels,
+        `preproc.tokenize` as transform, each text's length (batches are length-bucketed)
+        and the classification reporter that `Learner.validate` prints.
+
+    Raises:
+        TypeError: if `preproc` is not a `TextPreprocessor` or `texts` are not strings.
+        ValueError: for empty texts, a vocabulary not fitted yet, a number of labels other
+            than the number of texts, or labels the training labels never had.
+
+    Example:
+        >>> test = text_dataset(x_test, y_test, preproc)
+        >>> learner.validate(test)
+    """
+    if not isinstance(preproc, TextPreprocessor):
+        raise TypeError(
+            "`preproc` must be a TextPreprocessor. "
+            f"Received: preproc of type {type(preproc).__name__}"
+        )
+    if not preproc.is_fitted:
+        raise ValueError("`preproc` has no vocabulary yet: fit it (or use a loader) first.")
+    texts = validate_texts(texts, "texts")
+    y = preproc.encode_labels_of(labels, len(texts), "text")
+    return _text_dataset(texts, y, preproc)
+
+
+def _text_dataset(texts: list[str], y: np.ndarray | None, preproc: TextPreprocessor) -> Any:
     from ktlite.classifier import classification_reporter
     from ktlite.data import TaskDataset
 
@@ -176,6 +215,7 @@ def _text_dataset(texts: list[str], y: np.ndarray, preproc: TextPreprocessor) ->
         task="text",
         reporter=classification_reporter(preproc.labels),
         lengths=preproc.sequence_lengths,
+        reader=functools.partial(text_dataset, preproc=preproc),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ktlite._lazy import lazy_attributes
 from ktlite.vision.augment import Augmentation
 from ktlite.vision.loaders import (
+    image_dataset,
     images_from_array,
     images_from_csv,
     images_from_df,
@@ -31,6 +32,7 @@ _LAZY = {
 __all__ = [
     "Augmentation",
     "ImagePreprocessor",
+    "image_dataset",
     "images_from_array",
     "images_from_csv",
     "images_from_df",

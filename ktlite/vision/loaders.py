@@ -10,6 +10,7 @@ Labels are learned from the training labels with `ktlite.labels.LabelEncoder`.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Sequence
@@ -56,17 +57,75 @@ def _datasets(
     augmentation: Augmentation | None,
 ) -> tuple[Any, Any]:
     """The training and validation datasets; no validation images (``val_pct=0``): None."""
+    trn = _image_dataset(x_trn, y_trn, preproc, source, augmentation)
+    return trn, _image_dataset(x_val, y_val, preproc, source) if len(x_val) else None
+
+
+def _image_dataset(
+    x: np.ndarray,
+    y: np.ndarray | None,
+    preproc: ImagePreprocessor,
+    source: str,
+    augmentation: Augmentation | None = None,
+) -> Any:
     from ktlite.classifier import classification_reporter
     from ktlite.data import TaskDataset
 
-    reporter = classification_reporter(preproc.labels)
-    trn = TaskDataset(x_trn, y_trn, transform=preproc.pipeline(source, augmentation),
-                      task="vision", reporter=reporter)
-    if len(x_val) == 0:
-        return trn, None
-    val = TaskDataset(x_val, y_val, transform=preproc.pipeline(source), task="vision",
-                      reporter=reporter)
-    return trn, val
+    return TaskDataset(x, y, transform=preproc.pipeline(source, augmentation), task="vision",
+                       reporter=classification_reporter(preproc.labels),
+                       reader=functools.partial(image_dataset, preproc=preproc))
+
+
+def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
+    """A `TaskDataset` of new images for a fitted `ImagePreprocessor`, e.g. a test set.
+
+    The loaders build their own datasets the same way, so `Learner.predict(images)` and
+    `Learner.validate(val_data=(images, labels))` read raw images through it too. Images
+    are never augmented here.
+
+    Args:
+        images: pixel arrays (`(n, height, width[, channels])`, uint8 or float in the
+            training arrays' range, `preproc.float_scale`) or a list of image file paths.
+        labels: one label per image, in the form the loader took, or `None`.
+        preproc: the fitted preprocessor.
+
+    Returns:
+        A `ktlite.data.TaskDataset` of the images as given, the encoded labels, the
+        preprocessor's pipeline and the classification reporter `Learner.validate` prints.
+
+    Raises:
+        TypeError: if `preproc` is not an `ImagePreprocessor`, or for non-numeric pixels.
+        ValueError: for no images, a wrong rank or channel count, NaN pixels, float pixels
+            above `preproc.float_scale`, a file that is not a readable image (named), a
+            number of labels other than the number of images, or unknown labels.
+
+    Example:
+        >>> test = image_dataset(x_test, y_test, preproc)
+        >>> learner.validate(test)
+    """
+    if not isinstance(preproc, ImagePreprocessor):
+        raise TypeError(
+            "`preproc` must be an ImagePreprocessor. "
+            f"Received: preproc of type {type(preproc).__name__}"
+        )
+    if isinstance(images, (list, tuple)) and images and all(
+        isinstance(item, (str, os.PathLike)) for item in images
+    ):
+        paths = [os.fspath(item) for item in images]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unreadable file is an error here
+            kept, _ = files.scan_images(paths, "images")
+        if len(kept) != len(paths):
+            bad = sorted(set(range(len(paths))) - set(kept.tolist()))
+            raise ValueError(
+                f"`images[{bad[0]}]` ({paths[bad[0]]!r}) is not a readable image "
+                f"({len(bad)} of {len(paths)} files are not)."
+            )
+        x, source = np.asarray(paths, dtype=object), "files"
+    else:
+        x, source = as_pixel_batch(images, "images"), "pixels"
+        preproc.check_float_range(x, "images")
+    return _image_dataset(x, preproc.encode_labels_of(labels, len(x), "image"), preproc, source)
 
 
 def _fit_and_split(
@@ -177,18 +236,14 @@ def images_from_array(
     float_scale = 1.0
     if np.issubdtype(x.dtype, np.floating) and float(x.max()) > 1.0:
         float_scale = 255.0
-    if (x_val is not None and float_scale == 1.0 and np.issubdtype(x_val.dtype, np.floating)
-            and float(x_val.max()) > 1.0):
-        raise ValueError(
-            f"`x_test` holds float pixels up to {float(x_val.max()):.4g}, but `x_train`'s "
-            "are in [0, 1]; scale both the same way (divide x_test by 255)."
-        )
     preproc = ImagePreprocessor(
         image_size=check_image_size(image_size) if image_size is not None else x.shape[1:3],
         channels=channels if channels is not None else (1 if x.shape[-1] == 1 else 3),
         labels=labels,
         float_scale=float_scale,
     )
+    if x_val is not None:
+        preproc.check_float_range(x_val, "x_test")
     if val_idx is None:
         x_trn, y_trn = x, y_enc
         source = "x_test"

@@ -140,6 +140,7 @@ class ImagePredictor(ClassifierPredictor):
     def _encode_pixels(self, images: np.ndarray, name: str) -> list[bytes]:
         """Lossless PNGs: uint8 as 8-bit, floats (scaled by `float_scale`) as 16-bit."""
         pixels = as_pixel_batch(images, name)
+        self.preproc.check_float_range(pixels, name)
         if pixels.shape[-1] == 4:
             pixels = pixels[..., :3]
         if np.issubdtype(pixels.dtype, np.floating):

@@ -143,6 +143,34 @@ class ImagePreprocessor(LabeledPreprocessor):
         images = tf.cast(pixels, tf.float32) * (1.0 / white)
         return self._resize(self._convert_channels(images))
 
+    def check_float_range(self, pixels: np.ndarray, name: str) -> None:
+        """Refuses float pixels brighter than `float_scale`, which would read as clipped white.
+
+        E.g. floats in 0-255 for a model whose training pixels were uint8 or floats in 0-1
+        (``float_scale`` 1): read as 0-1 they would be wrong without any error.
+
+        Args:
+            pixels: a pixel array (integer arrays always pass).
+            name: the argument name used in the message.
+
+        Raises:
+            ValueError: if a float pixel is above `float_scale`.
+
+        Example:
+            >>> ImagePreprocessor(28, 1).check_float_range(np.full((1, 28, 28, 1), 200.0), "x")
+            Traceback (most recent call last):
+            ValueError: `x` holds float pixels up to 200, ...
+        """
+        if not np.issubdtype(pixels.dtype, np.floating) or pixels.size == 0:
+            return
+        top = float(pixels.max())
+        if top > self.float_scale:
+            raise ValueError(
+                f"`{name}` holds float pixels up to {top:.4g}, but this preprocessor reads "
+                f"float pixels in [0, {self.float_scale:g}] (as its training images were "
+                f"read): pass uint8 pixels, or scale the floats to [0, {self.float_scale:g}]."
+            )
+
     def from_bytes(self, data: tf.Tensor) -> tf.Tensor:
         """Decodes a batch of encoded images (PNG, JPEG, GIF, BMP, WebP) to inputs.
 

@@ -118,6 +118,10 @@ def test_validate_reports_the_perplexity_of_the_validation_texts(lm, capsys):
         scores["perplexity_per_word"] ** (6 / 7), rel=1e-5)
     assert scores["perplexity_per_word"] < 2.0  # the cycles are learned
     assert "perplexity per word" in capsys.readouterr().out
+    # Raw texts are read as the loader read them: next-token logits per position.
+    np.testing.assert_allclose(learner.predict(val_texts), learner.predict(val), atol=1e-5)
+    with pytest.raises(ValueError, match="labels are its texts' next tokens"):
+        learner.validate(val_data=(val_texts, val_texts))
 
 
 def test_loader_with_val_pct_zero_trains_on_every_text():

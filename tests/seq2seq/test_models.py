@@ -45,6 +45,9 @@ def test_trains_through_the_learner_and_lr_find(pairs):
     losses = learner.history.history["loss"]
     assert losses[-1] < losses[0]
     assert any(not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
+    # Raw sentence pairs are read as the loader read them.
+    pairs_given = (list(val.x["source"]), list(val.x["target"]))
+    assert learner.top_losses(3, val_data=pairs_given) == learner.top_losses(3)
 
 
 def test_saved_model_loads_in_safe_mode_with_the_same_outputs(pairs, tmp_path):

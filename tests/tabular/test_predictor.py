@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 import ktlite
-from ktlite.tabular import tabular_classifier, tabular_from_df, tabular_regressor
+from ktlite.tabular import (
+    tabular_classifier,
+    tabular_dataset,
+    tabular_from_df,
+    tabular_regressor,
+)
 from ktlite.tabular.predictor import TabularPredictor
 
 ROWS = [{"x": 1.5, "city": "Rome", "noise": 4.0}, {"x": -1.5, "city": "Oslo", "noise": 6.0},
@@ -39,6 +44,30 @@ def test_a_short_fit_learns_the_planted_rule_and_the_report_names_the_classes(le
     assert np.trace(cm) / cm.sum() > 0.85  # chance is about 0.5
     report = capsys.readouterr().out
     assert "yes" in report and "no" in report
+
+
+def test_raw_rows_go_through_the_learner_as_the_loader_read_them(learned, table):
+    # A DataFrame with its label column, as the user holds the test set.
+    learner, preproc = learned
+    test = table(120, seed=5, missing_every=7)
+    raw = learner.validate(val_data=(test, test["label"]), print_report=False)
+    expected = learner.validate(tabular_dataset(test, test["label"], preproc),
+                                print_report=False)
+    np.testing.assert_array_equal(raw, expected)
+    assert np.trace(raw) / raw.sum() > 0.8
+    np.testing.assert_allclose(learner.predict(test.iloc[:4]),
+                               learner.predict(tabular_dataset(test.iloc[:4], None, preproc)),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match=r"`val_data` is read as raw tabular.*lacks the columns"):
+        learner.validate(val_data=(test.drop(columns="city"), test["label"]))
+    with pytest.raises(ValueError, match="one label per row. Received: 120 rows and 3 labels"):
+        tabular_dataset(test, ["yes", "no", "yes"], preproc)
+
+
+def test_a_pandas_series_is_one_row(predictor, table):
+    frame = table(5, seed=3)
+    assert predictor.predict(frame.iloc[0]) == predictor.predict(frame.iloc[:1])[0]
+    assert predictor.predict_proba(frame.iloc[1]).shape == (2,)
 
 
 def test_rows_a_frame_and_an_array_give_the_same_answers(predictor):

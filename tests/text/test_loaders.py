@@ -11,6 +11,7 @@ import pytest
 from ktlite.data import TaskDataset, make_dataset
 from ktlite.text import (
     TextPreprocessor,
+    text_dataset,
     texts_from_array,
     texts_from_csv,
     texts_from_df,
@@ -289,6 +290,23 @@ def test_validate_after_texts_from_array_names_the_classes(capsys):
     report = capsys.readouterr().out
     assert "negative review" in report and "positive review" in report
     assert matrix.shape == (2, 2) and matrix.sum() == len(val)
+
+    # Raw texts and labels are read by the loader's own path (tokenized, labels encoded).
+    raw = learner.validate(val_data=(list(val.x), [names[i] for i in val.y]), print_report=False)
+    np.testing.assert_array_equal(raw, matrix)
+    np.testing.assert_allclose(learner.predict(list(val.x[:5])), learner.predict(val)[:5],
+                               atol=1e-6)
+    test = text_dataset(list(val.x), [names[i] for i in val.y], preproc)
+    np.testing.assert_array_equal(test.y, val.y)
+    with pytest.raises(ValueError, match=r"`val_data` is read as raw text examples.*`labels` "
+                                         r"holds labels the training labels never had"):
+        learner.validate(val_data=(["good film"], ["meh"]))
+    with pytest.raises(ValueError, match=r"`data` is read as raw text.*`texts` must be 1-D"):
+        learner.predict(np.zeros((2, 8), "int32"))
+    with pytest.raises(ValueError, match="one label per text. Received: 2 texts and 1 labels"):
+        text_dataset(["a", "b"], ["positive review"], preproc)
+    with pytest.raises(TypeError, match="`preproc` must be a TextPreprocessor"):
+        text_dataset(["a"], None, object())
 
 
 def test_sets_and_lone_surrogates_are_refused_naming_the_item():

@@ -10,6 +10,7 @@ from conftest import write_png
 from ktlite.data import make_dataset
 from ktlite.vision import (
     Augmentation,
+    image_dataset,
     images_from_array,
     images_from_csv,
     images_from_df,
@@ -257,3 +258,35 @@ def test_val_pct_zero_returns_every_image_for_training_and_no_validation(
     assert val is None and len(trn) == len(x)
     trn, val, _ = images_from_folder(shape_folder, val_pct=0, verbose=0)
     assert val is None and len(trn) == 40
+
+
+def test_image_dataset_reads_new_arrays_and_files_like_the_loader(shape_arrays, shape_folder):
+    x, y, x_test, y_test = shape_arrays
+    trn, val, preproc = images_from_array(x, y, x_test, y_test, verbose=0)
+    test = image_dataset(x_test, y_test, preproc)
+    np.testing.assert_array_equal(test.y, val.y)
+    np.testing.assert_allclose(test.transform(x_test[:4, :, :, None]),
+                               val.transform(x_test[:4, :, :, None]))
+    assert test.reader is not None and trn.reader is not None
+    paths = sorted(str(p) for p in shape_folder.rglob("*.png"))[:3]
+    from_files = image_dataset(paths, None, preproc)
+    assert from_files.y is None and from_files.transform(np.asarray(paths, object)).shape == (
+        3, 16, 16, 1)
+    (shape_folder / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"`images\[3\]` \('.*broken.png'\) is not a readable"):
+        image_dataset(paths + [str(shape_folder / "broken.png")], None, preproc)
+
+
+@pytest.mark.parametrize("images, labels, error, message", [
+    (np.zeros((2, 16, 16), "float32") + 200.0, None, ValueError, "float pixels up to 200"),
+    (np.zeros((2, 16, 16), "uint8"), ["square"], ValueError, "one label per image"),
+    (np.zeros((2, 16, 16), "uint8"), ["square", "circle"], ValueError, "never had"),
+    (["no-such-file.png"], None, ValueError, "could be read as an image .*'no-such-file.png'"),
+])
+def test_image_dataset_refuses_bad_images_and_labels(shape_arrays, images, labels, error, message):
+    x, y, _, _ = shape_arrays
+    _, _, preproc = images_from_array(x, y, verbose=0)
+    with pytest.raises(error, match=message):
+        image_dataset(images, labels, preproc)
+    with pytest.raises(TypeError, match="ImagePreprocessor"):
+        image_dataset(x, y, object())

@@ -69,6 +69,13 @@ def test_float_rgb_and_larger_images_are_converted(predictor, shape_arrays):
         x_test[:4])
 
 
+def test_float_pixels_brighter_than_the_training_range_are_refused(predictor, shape_arrays):
+    # Trained on uint8, floats are read in [0, 1]: 0-255 floats would all clip to white.
+    _, _, x_test, _ = shape_arrays
+    with pytest.raises(ValueError, match=r"`images` holds float pixels up to 2\d\d, .*\[0, 1\]"):
+        predictor.predict(x_test[:4].astype("float32"))
+
+
 def test_unreadable_files_are_refused_with_their_name(predictor, shape_arrays, tmp_path):
     _, _, x_test, _ = shape_arrays
     png = _png(x_test[0])

@@ -30,6 +30,10 @@ def test_three_lines_train_validate_save_load_predict(name, shape_arrays, tmp_pa
     confusion = learner.validate(print_report=False)
     accuracy = np.trace(confusion) / confusion.sum()
     assert accuracy > lowest, f"{name}: {accuracy:.3f} at lr {result.suggestion:.2e}"
+    # Raw uint8 test images are read as the loader read them (scaled, not augmented).
+    raw = learner.validate(val_data=(x_test, y_test), print_report=False)
+    np.testing.assert_array_equal(raw, confusion)
+    np.testing.assert_allclose(learner.predict(x_test), learner.predict(val), atol=1e-6)
 
     predictor = ktlite.get_predictor(learner.model, preproc)
     predictor.save(tmp_path / name)
