@@ -1155,7 +1155,8 @@ def get_learner(
         model: a compiled `keras.Model` (compile with keywords:
             `model.compile(optimizer="adam", loss=..., metrics=[...])`).
         train_data: training data (labelled).
-        val_data: validation data (labelled), or `None`.
+        val_data: validation data (labelled), or `None`. With training data from a task's
+            loader, an `(x, y)` tuple of raw examples and labels is read by that task.
         batch_size: global training batch size. Default 32.
         eval_batch_size: batch size for validation and prediction; default `batch_size`.
         strategy: a `tf.distribute.Strategy` or name for `ktlite.distribute.get_strategy`.
