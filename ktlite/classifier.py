@@ -4,7 +4,8 @@
 and checks the model's output width, all through the preprocessor's
 `ktlite.labels.LabelEncoder` (`preproc.labels`). A task (text, tables, images) subclasses it
 and adds only its input hooks. `classification_reporter` gives a task's datasets the
-validation report that names the classes.
+validation report that names the classes; `target_scale` puts a regression head's outputs
+on its targets' scale.
 """
 
 from __future__ import annotations
@@ -216,4 +217,41 @@ def classification_reporter(labels: LabelEncoder) -> Callable[..., tuple[str, An
     return report
 
 
-__all__ = ["ClassifierPredictor", "classification_reporter"]
+def target_scale(outputs: Any, targets: Any) -> Any:
+    """Puts a regression head's outputs on the targets' scale: `outputs * std + mean`.
+
+    A head that starts near 0 with unit spread then starts at the targets' mean with their
+    spread, per target column, so targets such as prices near 1,000 train like standardized
+    ones (without it, a short fit lands worse than predicting the mean). The layer has no
+    weights and is a plain `keras.layers.Rescaling` named `target_scale`, so a saved model
+    loads in safe mode.
+
+    Args:
+        outputs: the symbolic output of the model's linear head, `(batch, k)`.
+        targets: the training targets, `(n,)` or `(n, k)` floats.
+
+    Returns:
+        The rescaled symbolic output (float32).
+
+    Raises:
+        ValueError: if `targets` is empty or holds a non-finite value.
+
+    Example:
+        >>> outputs = target_scale(keras.layers.Dense(1, name="head")(x), trn.y)
+    """
+    values = np.asarray(targets, np.float64)
+    values = values.reshape(len(values), -1) if values.ndim else values.reshape(1, 1)
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ValueError(
+            "`targets` must be a non-empty array of finite numbers. "
+            f"Received: {values.size} values, finite: {bool(np.isfinite(values).all())}"
+        )
+    std = values.std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    return keras.layers.Rescaling(
+        scale=[float(v) for v in std], offset=[float(v) for v in values.mean(axis=0)],
+        dtype="float32", name="target_scale",
+    )(outputs)
+
+
+__all__ = ["ClassifierPredictor", "classification_reporter", "target_scale"]

@@ -19,9 +19,9 @@ import numbers
 from typing import Any
 
 import keras
-import numpy as np
 
 from ktlite._console import say
+from ktlite.classifier import target_scale
 from ktlite.layers import MaskedGlobalPooling, TransformerEncoder
 from ktlite.optimizers import default_optimizer
 from ktlite.tabular.layers import FeatureTokenizer
@@ -232,12 +232,7 @@ def _build(
     activation = {"multiclass": "softmax", "multilabel": "sigmoid", "regression": None}[mode]
     outputs = keras.layers.Dense(outputs_n, activation=activation, dtype="float32", name="head")(x)
     if mode == "regression":
-        targets = np.asarray(train_data.y, np.float64).reshape(len(train_data.y), -1)
-        std = np.where(targets.std(axis=0) > 1e-12, targets.std(axis=0), 1.0)
-        outputs = keras.layers.Rescaling(
-            scale=[float(s) for s in std], offset=[float(m) for m in targets.mean(axis=0)],
-            dtype="float32", name="target_scale",
-        )(outputs)
+        outputs = target_scale(outputs, train_data.y)
     model = keras.Model(inputs, outputs, name=f"tabular_{name}")
     if mode == "multiclass":
         loss, metrics = keras.losses.SparseCategoricalCrossentropy(), ["accuracy"]

@@ -28,6 +28,7 @@ import numpy as np
 from keras import ops
 
 from ktlite._console import say
+from ktlite.classifier import target_scale
 from ktlite.optimizers import default_optimizer
 
 MODEL_NAMES = ("transformer", "fasttext", "nbsvm")
@@ -318,6 +319,8 @@ def _build(
         model = _fasttext(preproc, num_outputs, activation, embed_dim, dropout)
     else:
         model = _nbsvm(preproc, x, y, activation)
+    if mode == "regression":
+        model = keras.Model(model.input, target_scale(model.output, y), name=model.name)
     opt = default_optimizer(optimizer, learning_rate, 0.01 if name == "transformer" else 0)
     if mode == "multiclass":
         loss, metrics = keras.losses.SparseCategoricalCrossentropy(), ["accuracy"]

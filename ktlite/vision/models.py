@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite._console import say
+from ktlite.classifier import target_scale
 from ktlite.layers import MaskedGlobalPooling, PatchEmbedding, TransformerEncoder
 from ktlite.optimizers import default_optimizer
 
@@ -223,6 +224,8 @@ def _build(
     probs = keras.layers.Dense(
         outputs, activation=_ACTIVATIONS[mode], dtype="float32", name="head"
     )(x)
+    if mode == "regression":
+        probs = target_scale(probs, train_data.y)
     model = keras.Model(images, probs, name=f"image_{name}")
     model.compile(
         optimizer=default_optimizer(

@@ -78,6 +78,23 @@ def test_regression_model_is_linear_with_mse_and_mae(regression, name):
     assert model.get_compile_config()["metrics"][0]["config"]["name"] == "mae"
 
 
+def test_regression_targets_far_from_zero_start_at_their_scale_and_train():
+    # Targets near 1,000: the head's outputs are put on their scale (`target_scale`), so
+    # a short fit beats predicting the mean (without it: a mean error of hundreds).
+    texts, _ = corpus(n=240, seed=4)
+    y = [1000.0 + 10.0 * sum(w in POS for w in t.split()) for t in texts]
+    preproc = TextPreprocessor(maxlen=12, vocab_size=100, label_mode="regression").fit(texts, y)
+    trn = task_dataset(texts, y, preproc)
+    keras.utils.set_random_seed(0)
+    model = text_regression_model("fasttext", trn, preproc=preproc, embed_dim=16,
+                                  learning_rate=0.02, verbose=0)
+    ids = preproc.preprocess(texts)
+    assert abs(float(model(ids).numpy().mean()) - np.mean(y)) < 10.0
+    model.fit(ids, trn.y, epochs=15, batch_size=16, verbose=0)
+    error = np.abs(model(ids).numpy()[:, 0] - trn.y).mean()
+    assert error < 0.3 * np.abs(trn.y - trn.y.mean()).mean()
+
+
 def test_default_optimizers(binary):
     trn, preproc = binary
     assert isinstance(text_classifier("transformer", trn, preproc, **SMALL).optimizer,

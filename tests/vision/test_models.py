@@ -77,6 +77,15 @@ def test_regression_model_has_a_linear_head(shape_arrays):
         image_classifier("cnn", trn, preproc=preproc, verbose=0)
 
 
+def test_regression_model_starts_at_the_scale_of_the_targets(shape_arrays):
+    x, _, _, _ = shape_arrays
+    ages = 40.0 + 200.0 * x.reshape(len(x), -1).mean(axis=1) / 255.0  # around 60
+    trn, _, preproc = images_from_array(x, ages, label_mode="regression", verbose=0)
+    model = image_regression_model("cnn", trn, preproc=preproc, verbose=0)
+    predicted = model.predict(preproc.from_pixels(x[:64, :, :, None]), verbose=0)[:, 0]
+    assert abs(predicted.mean() - ages.mean()) < 0.5 * ages.std() + 1.0
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
