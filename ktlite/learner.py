@@ -73,6 +73,9 @@ class Learner:
         lr_result: the `LRFindResult` of the last `lr_find()`.
     """
 
+    # Where a user gives validation data when the learner is made (for messages).
+    _val_source = "`val_data` to get_learner"
+
     def __init__(
         self,
         model: keras.Model,
@@ -160,11 +163,19 @@ class Learner:
         """Validates user data once; in-memory data becomes a `TaskDataset`.
 
         An `(x, y)` tuple of raw examples is read by the training data's task (its
-        `reader`), as the loader read the training examples.
+        `reader`), as the loader read the training examples; so are examples alone where
+        the task makes the labels from them (language models).
         """
         read = None
         if isinstance(data, tuple) and len(data) == 2:
             read = self._read_raw(data[0], data[1], name)
+        elif not isinstance(data, (tuple, TaskDataset, tf.data.Dataset, keras.utils.PyDataset)):
+            read = self._read_raw(data, None, name)
+            if read is not None and read.y is None and not read.self_supervised:
+                raise ValueError(
+                    f"`{name}` needs labels to be judged: pass `(examples, labels)`. "
+                    f"Received: {len(read)} examples without labels"
+                )
         return check_data(
             self.model, data if read is None else read, name,
             lambda d: self._dataset(d, training=False)[0],
@@ -652,7 +663,7 @@ class Learner:
                              f"reduce_factor={reduce_factor!r}")
         if monitor.startswith("val_") and self.val_data is None:
             raise ValueError(
-                f"`monitor={monitor!r}` needs validation data: pass `val_data` to get_learner "
+                f"`monitor={monitor!r}` needs validation data: pass {self._val_source} "
                 "or monitor a training value such as monitor='loss'."
             )
         self._check_monitor(monitor)
@@ -876,7 +887,7 @@ class Learner:
         if val_data is not None:
             return self._check_data(val_data, "val_data")
         if self.val_data is None:
-            raise ValueError("No validation data: pass `val_data` here or to get_learner.")
+            raise ValueError(f"No validation data: pass `val_data` here or {self._val_source}.")
         return self.val_data
 
     def _outputs_and_labels(self, data: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -145,6 +145,8 @@ class MaskedLMLearner(Learner):
         masker: the `TokenMasker` of the training data.
     """
 
+    _val_source = "`val_texts` to `text.pretrain`"
+
     def __init__(self, model: keras.Model, train_data: Any, val_data: Any, preproc: Any,
                  masker: TokenMasker, **settings: Any) -> None:
         super().__init__(model, train_data, val_data, **settings)
@@ -227,7 +229,9 @@ def pretrain(
         texts: the unlabeled training texts.
         preproc: a fitted `TextPreprocessor` to reuse; `None` learns a WordPiece
             vocabulary from `texts` (with `maxlen` and `vocab_size`).
-        val_texts: texts to report the masked-token accuracy on, or `None`.
+        val_texts: texts to report the masked-token accuracy on (`validate()`, and the
+            `val_` values of each epoch), or `None`: nothing is held out, and
+            `learner.validate(val_data=texts)` judges texts given later.
         maxlen: tokens per text (`None`: 99% of texts whole, see `TextPreprocessor`).
         vocab_size: the largest vocabulary (default 16000).
         mask_rate: share of tokens predicted (default 0.15; BERT's 80/10/10 corruption).
@@ -278,7 +282,15 @@ def pretrain(
     def data(items: list[str]) -> TaskDataset:
         return TaskDataset(_object_array(items), None, masker, task="text",
                            reporter=_masked_lm_reporter, self_supervised=True,
-                           lengths=preproc.sequence_lengths)
+                           lengths=preproc.sequence_lengths, reader=read)
+
+    def read(items: Any, labels: Any) -> TaskDataset:
+        if labels is not None:
+            raise ValueError(
+                "Masked-LM pretraining makes its targets from the texts: pass texts alone. "
+                f"Received: labels of type {type(labels).__name__}"
+            )
+        return data(validate_texts(items, "texts"))
 
     if verbose:
         say(f"masked-LM pretraining: {len(texts):,} texts, vocabulary {preproc.vocab_size}, "

@@ -301,6 +301,8 @@ def test_validate_after_texts_from_array_names_the_classes(capsys):
     with pytest.raises(ValueError, match=r"`val_data` is read as raw text examples.*`labels` "
                                          r"holds labels the training labels never had"):
         learner.validate(val_data=(["good film"], ["meh"]))
+    with pytest.raises(ValueError, match=r"`val_data` needs labels.*Received: 2 examples"):
+        learner.validate(val_data=["good film", "bad film"])
     with pytest.raises(ValueError, match=r"`data` is read as raw text.*`texts` must be 1-D"):
         learner.predict(np.zeros((2, 8), "int32"))
     with pytest.raises(ValueError, match="one label per text. Received: 2 texts and 1 labels"):

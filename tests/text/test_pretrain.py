@@ -165,6 +165,20 @@ def test_predict_and_top_losses_say_why_a_masked_lm_learner_has_none(pretrained,
             call()
 
 
+def test_validate_without_val_texts_says_where_they_go_and_takes_texts_later(pretrained,
+                                                                             corpus):
+    learner, _ = pretrained
+    assert learner.val_data is None
+    with pytest.raises(ValueError, match="pass `val_data` here or `val_texts` to `text.pretrain`"):
+        learner.validate()
+    with pytest.raises(ValueError, match="`val_texts` to `text.pretrain`"):
+        learner.autofit(1e-3, 1, monitor="val_loss")
+    scores = learner.validate(val_data=corpus[2][0], print_report=False)
+    assert scores["masked_accuracy"] > 0.05  # ten times chance (1 / 200 words)
+    with pytest.raises(ValueError, match="makes its targets from the texts"):
+        learner.validate(val_data=corpus[2])
+
+
 def test_a_pretrained_backbone_lifts_a_small_classifier(pretrained, corpus):
     learner, _ = pretrained
     (lab_x, lab_y), (test_x, test_y) = corpus[1], corpus[2]
