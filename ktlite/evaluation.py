@@ -237,14 +237,18 @@ def top_losses(
 
 
 def describe_example(raw: Any, index: int, preproc: Any = None) -> str:
-    """Text for one raw example: a string, token ids turned back by `preproc.undo`, or the
-    shape of an image (an array of two or more axes), not its pixels."""
+    """Text for one raw example: `preproc.example_text(example)` where the preprocessor has
+    it (tables), a string, token ids turned back by `preproc.undo`, or the shape of an
+    image (an array of two or more axes), not its pixels."""
     if isinstance(raw, dict):
         example: Any = {k: v[index] for k, v in raw.items()}
     elif isinstance(raw, (list, tuple)):
         example = [v[index] for v in raw]
     else:
         example = raw[index]
+    example_text = getattr(preproc, "example_text", None)
+    if callable(example_text):
+        return str(example_text(example))
     undo = getattr(preproc, "undo", None)
     if undo is not None and isinstance(example, np.ndarray) and example.dtype.kind in "iu":
         return str(undo(example[None, :])[0])
@@ -261,7 +265,9 @@ def top_loss_lines(rows: list[tuple], raw: Any = None, preproc: Any = None) -> l
     Args:
         rows: output of `top_losses`.
         raw: the raw inputs the indices refer to, or `None`.
-        preproc: optional object with `class_names` and/or `undo(ids)`.
+        preproc: optional object with `class_names` (class ids and multilabel 0/1 rows are
+            named), `undo(ids)` (token ids, as inputs or as a sequence's labels, become
+            text) and/or `example_text(example)` (how a raw example reads).
 
     Returns:
         The lines to print.
@@ -270,10 +276,17 @@ def top_loss_lines(rows: list[tuple], raw: Any = None, preproc: Any = None) -> l
         >>> print("\\n".join(top_loss_lines(rows, texts)))
     """
     names = getattr(preproc, "class_names", None)
+    undo = getattr(preproc, "undo", None)
 
     def name_of(value: Any) -> Any:
         if names and isinstance(value, int) and 0 <= value < len(names):
             return names[value]
+        if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+            return value
+        if names and len(value) == len(names) and set(value) <= {0, 1}:  # multilabel
+            return [name for name, on in zip(names, value) if on]
+        if undo is not None and value:  # a sequence's token ids
+            return repr(undo(np.asarray([value]))[0])
         return value
 
     lines = []

@@ -967,8 +967,9 @@ class Learner:
         """Prints the top losses with the raw examples when the data holds them.
 
         Raw examples come from a `TaskDataset`'s (or tuple's) `x`; if they are token ids and
-        `preproc` has `undo(ids)`, they are turned back into text. Class ids are named with
-        `preproc.class_names` when available.
+        `preproc` has `undo(ids)`, they are turned back into text (so are label sequences,
+        e.g. a language model's), and a table preprocessor shows rows as `column=value`.
+        Class ids and multilabel rows are named with `preproc.class_names` when available.
 
         Args:
             n: how many samples.

@@ -159,6 +159,21 @@ def test_view_top_losses_names_an_image_by_its_shape_not_its_pixels(capsys):
     assert out.count("<image 4x4x1 uint8>") == 2 and "[[" not in out
 
 
+def test_top_loss_lines_name_multilabel_rows_and_undo_label_sequences():
+    from ktlite.evaluation import top_loss_lines
+
+    class Preproc:
+        class_names = ["a", "b", "c"]
+
+        def undo(self, batch):
+            return [" ".join(f"t{i}" for i in row) for row in batch]
+
+    lines = top_loss_lines([(0, 1.0, [1, 0, 1], [0, 0, 1]), (1, 0.5, [5, 6, 2, 2], [5, 7])],
+                           preproc=Preproc())
+    assert "true: ['a', 'c'] | pred: ['c']" in lines[1]
+    assert "true: 't5 t6 t2 t2' | pred: 't5 t7'" in lines[3]
+
+
 # --------------------------------------------------------------------- predict
 def test_predict_accepts_arrays_task_datasets_and_tf_datasets():
     learner, x, y = _classifier_learner()

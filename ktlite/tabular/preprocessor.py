@@ -368,6 +368,30 @@ class TabularPreprocessor(LabeledPreprocessor):
             )
         return raw
 
+    def example_text(self, row: Mapping[str, np.ndarray]) -> str:
+        """One row of a raw batch as ``column=value`` pairs in the training column order.
+
+        `Learner.view_top_losses(preproc=...)` shows rows this way.
+
+        Args:
+            row: one row of a `raw_batch` (``{"numeric": (n_numeric,), ...}``).
+
+        Returns:
+            e.g. ``"age=41.0, city=Rome"`` (a missing number shows as nan, a missing
+            category as an empty value).
+
+        Example:
+            >>> preproc.example_text({k: v[0] for k, v in preproc.raw_batch(cols).items()})
+            'age=41.0, city=Rome'
+        """
+        values: dict[str, Any] = {}
+        for group, names in (("numeric", self.numeric_columns),
+                             ("categorical", self.categorical_columns)):
+            if group in row:
+                values.update(zip(names, np.asarray(row[group]).tolist()))
+        order = self.feature_order or list(values)
+        return ", ".join(f"{column}={values[column]}" for column in order if column in values)
+
     # ------------------------------------------------------------------ in-graph transform
     def _lookup_table(self) -> Any:
         """One hash table for every categorical column: ``"<column index>\\x1f<value>"`` -> id."""

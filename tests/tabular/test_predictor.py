@@ -64,6 +64,15 @@ def test_raw_rows_go_through_the_learner_as_the_loader_read_them(learned, table)
         tabular_dataset(test, ["yes", "no", "yes"], preproc)
 
 
+def test_view_top_losses_shows_rows_by_column_name(learned, capsys):
+    learner, preproc = learned
+    index = learner.view_top_losses(1, preproc=preproc)[0][0]
+    out = capsys.readouterr().out
+    row = preproc.example_text({k: v[index] for k, v in learner.val_data.x.items()})
+    assert row.startswith("x=") and ", city=" in row and ", noise=" in row
+    assert row in out and ("true: yes" in out or "true: no" in out)
+
+
 def test_a_pandas_series_is_one_row(predictor, table):
     frame = table(5, seed=3)
     assert predictor.predict(frame.iloc[0]) == predictor.predict(frame.iloc[:1])[0]
