@@ -68,6 +68,13 @@ def _task_of(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) -> str:
     return infer_task(model, y_true)
 
 
+def _values(y: np.ndarray) -> np.ndarray:
+    """Regression values as floats: `(n,)` for one target (labels `(n,)` and outputs
+    `(n, 1)` alike), `(n, k)` for several."""
+    values = y.astype(float).reshape(len(y), -1)
+    return values[:, 0] if values.shape[1] == 1 else values
+
+
 def true_labels(task: str, y_true: np.ndarray) -> np.ndarray:
     """Class ids (multiclass), 0/1 (binary), a 0/1 matrix (multilabel) or floats."""
     y = np.asarray(y_true)
@@ -79,7 +86,7 @@ def true_labels(task: str, y_true: np.ndarray) -> np.ndarray:
         return (y.reshape(len(y)) >= 0.5).astype(int)
     if task == "multilabel":
         return (y >= 0.5).astype(int)
-    return y.astype(float)
+    return _values(y)
 
 
 def predicted_labels(task: str, y_pred: np.ndarray, from_logits: bool = False) -> np.ndarray:
@@ -92,7 +99,7 @@ def predicted_labels(task: str, y_pred: np.ndarray, from_logits: bool = False) -
         return (p.reshape(len(p)) > threshold).astype(int)
     if task == "multilabel":
         return (p > threshold).astype(int)
-    return p.astype(float)
+    return _values(p)
 
 
 def report(

@@ -65,6 +65,8 @@ def test_validate_binary_multilabel_and_regression():
     pred = reg.predict(x).ravel()
     assert result["mae"] == pytest.approx(np.abs(pred - target).mean(), rel=1e-5)
     assert result["mse"] == pytest.approx(((pred - target) ** 2).mean(), rel=1e-5)
+    index, _, true, predicted = reg.top_losses(1)[0]  # one target: two plain numbers
+    assert true == pytest.approx(target[index]) and predicted == pytest.approx(pred[index])
 
 
 def test_validate_and_top_losses_judge_per_position_outputs_token_by_token():
