@@ -861,6 +861,25 @@ class LabeledPreprocessor:
         """The number of model outputs the labels need (None before labels are fitted)."""
         return self.labels.num_outputs
 
+    @classmethod
+    def check_instance(cls, preproc: Any) -> None:
+        """Refuses a `preproc` argument that is not this kind of preprocessor.
+
+        Args:
+            preproc: what the user passed as `preproc`.
+
+        Raises:
+            TypeError: if `preproc` is not an instance of `cls`.
+
+        Example:
+            >>> TextPreprocessor.check_instance(preproc)
+        """
+        if not isinstance(preproc, cls):
+            raise TypeError(
+                f"`preproc` must be of type {cls.__name__}. "
+                f"Received: preproc of type {type(preproc).__name__}"
+            )
+
     def encode_labels_of(self, labels: Any, n: int, noun: str) -> np.ndarray | None:
         """Encodes `labels` given for `n` new examples, e.g. a test set's.
 

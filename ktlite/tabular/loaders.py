@@ -145,11 +145,7 @@ def tabular_dataset(rows: Any, labels: Any, preproc: TabularPreprocessor) -> Any
         >>> test = tabular_dataset(test_df, test_df["income"], preproc)
         >>> learner.validate(test)
     """
-    if not isinstance(preproc, TabularPreprocessor):
-        raise TypeError(
-            "`preproc` must be a TabularPreprocessor. "
-            f"Received: preproc of type {type(preproc).__name__}"
-        )
+    TabularPreprocessor.check_instance(preproc)
     raw = preproc.raw_batch(preproc.to_columns(rows, "rows"), "rows")
     n = len(next(iter(raw.values())))
     y = preproc.encode_labels_of(labels, n, "row")

@@ -192,11 +192,7 @@ def text_dataset(texts: Sequence[str], labels: Any, preproc: TextPreprocessor) -
         >>> test = text_dataset(x_test, y_test, preproc)
         >>> learner.validate(test)
     """
-    if not isinstance(preproc, TextPreprocessor):
-        raise TypeError(
-            "`preproc` must be a TextPreprocessor. "
-            f"Received: preproc of type {type(preproc).__name__}"
-        )
+    TextPreprocessor.check_instance(preproc)
     if not preproc.is_fitted:
         raise ValueError("`preproc` has no vocabulary yet: fit it (or use a loader) first.")
     texts = validate_texts(texts, "texts")

@@ -103,11 +103,7 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
         >>> test = image_dataset(x_test, y_test, preproc)
         >>> learner.validate(test)
     """
-    if not isinstance(preproc, ImagePreprocessor):
-        raise TypeError(
-            "`preproc` must be an ImagePreprocessor. "
-            f"Received: preproc of type {type(preproc).__name__}"
-        )
+    ImagePreprocessor.check_instance(preproc)
     if isinstance(images, (list, tuple)) and images and all(
         isinstance(item, (str, os.PathLike)) for item in images
     ):

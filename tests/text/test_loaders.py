@@ -307,7 +307,7 @@ def test_validate_after_texts_from_array_names_the_classes(capsys):
         learner.predict(np.zeros((2, 8), "int32"))
     with pytest.raises(ValueError, match="one label per text. Received: 2 texts and 1 labels"):
         text_dataset(["a", "b"], ["positive review"], preproc)
-    with pytest.raises(TypeError, match="`preproc` must be a TextPreprocessor"):
+    with pytest.raises(TypeError, match="`preproc` must be of type TextPreprocessor"):
         text_dataset(["a"], None, object())
 
 

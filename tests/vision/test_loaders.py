@@ -288,5 +288,5 @@ def test_image_dataset_refuses_bad_images_and_labels(shape_arrays, images, label
     _, _, preproc = images_from_array(x, y, verbose=0)
     with pytest.raises(error, match=message):
         image_dataset(images, labels, preproc)
-    with pytest.raises(TypeError, match="ImagePreprocessor"):
+    with pytest.raises(TypeError, match="`preproc` must be of type ImagePreprocessor"):
         image_dataset(x, y, object())
