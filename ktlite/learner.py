@@ -997,7 +997,8 @@ class Learner:
                 inputs, like Keras), a `TaskDataset` (labels ignored), a `tf.data.Dataset`
                 or a `PyDataset` (labels ignored). When the training data came from a
                 task's loader, inputs that are not a dataset are raw examples of that task
-                (texts, images, table rows, ...), read as the loader read its own.
+                (texts, images, table rows, ...), read as the loader read its own; wrap
+                inputs already preprocessed (e.g. token ids) in a `TaskDataset`.
             batch_size: defaults to `eval_batch_size`.
             verbose: Keras progress mode. Default 0.
 

@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from ktlite.generation.data import LMPreprocessor, texts_for_lm
+from ktlite.generation.data import LMPreprocessor, lm_dataset, texts_for_lm
 from ktlite.generation.model import DecoderOnlySteps, causal_lm
 from ktlite.generation.perplexity import perplexity_per_word, perplexity_reporter
 from ktlite.generation.predictor import GenerationPredictor
@@ -22,6 +22,7 @@ __all__ = [
     "GenerationPredictor",
     "LMPreprocessor",
     "causal_lm",
+    "lm_dataset",
     "perplexity_per_word",
     "perplexity_reporter",
     "texts_for_lm",

@@ -126,7 +126,7 @@ def tabular_dataset(rows: Any, labels: Any, preproc: TabularPreprocessor) -> Any
 
     Args:
         rows: a DataFrame (a label column the loader dropped is ignored), a list of
-            ``{column: value}`` rows, one such dict, or a 2-D array in the training
+            ``{column: value}`` rows, one such dict or pandas Series, or a 2-D array in the training
             column order (see `TabularPreprocessor.to_columns`).
         labels: one label per row, in the form the loader took, or `None`.
         preproc: the fitted preprocessor.

@@ -184,9 +184,10 @@ def text_dataset(texts: Sequence[str], labels: Any, preproc: TextPreprocessor) -
         and the classification reporter that `Learner.validate` prints.
 
     Raises:
-        TypeError: if `preproc` is not a `TextPreprocessor` or `texts` are not strings.
-        ValueError: for empty texts, a vocabulary not fitted yet, a number of labels other
-            than the number of texts, or labels the training labels never had.
+        TypeError: if `preproc` is not a `TextPreprocessor`.
+        ValueError: for empty or non-string texts, a vocabulary not fitted yet, a number
+            of labels other than the number of texts, or labels the training labels never
+            had.
 
     Example:
         >>> test = text_dataset(x_test, y_test, preproc)

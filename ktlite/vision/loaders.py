@@ -76,6 +76,17 @@ def _image_dataset(
                        reader=functools.partial(image_dataset, preproc=preproc))
 
 
+def _is_path_list(images: Any) -> bool:
+    """A non-empty list, tuple, 1-D object array or Series of file paths."""
+    if isinstance(images, np.ndarray):
+        images = images.tolist() if images.dtype == object and images.ndim == 1 else None
+    elif hasattr(images, "to_numpy") and not hasattr(images, "columns"):  # a Series
+        images = list(images)
+    return isinstance(images, (list, tuple)) and bool(images) and all(
+        isinstance(item, (str, os.PathLike)) for item in images
+    )
+
+
 def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
     """A `TaskDataset` of new images for a fitted `ImagePreprocessor`, e.g. a test set.
 
@@ -85,7 +96,8 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
 
     Args:
         images: pixel arrays (`(n, height, width[, channels])`, uint8 or float in the
-            training arrays' range, `preproc.float_scale`) or a list of image file paths.
+            training arrays' range, `preproc.float_scale`) or image file paths (a list,
+            a 1-D object array such as a folder loader's `val.x`, or a pandas Series).
         labels: one label per image, in the form the loader took, or `None`.
         preproc: the fitted preprocessor.
 
@@ -104,9 +116,7 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
         >>> learner.validate(test)
     """
     ImagePreprocessor.check_instance(preproc)
-    if isinstance(images, (list, tuple)) and images and all(
-        isinstance(item, (str, os.PathLike)) for item in images
-    ):
+    if _is_path_list(images):
         paths = [os.fspath(item) for item in images]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an unreadable file is an error here

@@ -120,6 +120,7 @@ def test_validate_reports_the_perplexity_of_the_validation_texts(lm, capsys):
     assert "perplexity per word" in capsys.readouterr().out
     # Raw texts are read as the loader read them: next-token logits per position.
     np.testing.assert_allclose(learner.predict(val_texts), learner.predict(val), atol=1e-5)
+    np.testing.assert_array_equal(generation.lm_dataset(val_texts, preproc).y, val.y)
     assert learner.validate(val_data=val_texts, print_report=False) == pytest.approx(scores)
     with pytest.raises(ValueError, match="labels are its texts' next tokens"):
         learner.validate(val_data=(val_texts, val_texts))

@@ -272,6 +272,10 @@ def test_image_dataset_reads_new_arrays_and_files_like_the_loader(shape_arrays, 
     from_files = image_dataset(paths, None, preproc)
     assert from_files.y is None and from_files.transform(np.asarray(paths, object)).shape == (
         3, 16, 16, 1)
+    import pandas as pd  # a folder loader's `val.x` (an object array) and a frame's column
+
+    for given in (np.asarray(paths, dtype=object), pd.Series(paths)):
+        np.testing.assert_array_equal(image_dataset(given, None, preproc).x, from_files.x)
     (shape_folder / "broken.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match=r"`images\[3\]` \('.*broken.png'\) is not a readable"):
         image_dataset(paths + [str(shape_folder / "broken.png")], None, preproc)
