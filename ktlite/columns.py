@@ -28,6 +28,13 @@ __all__ = [
 _INT_RE = re.compile(r"^[+-]?\d+$")
 
 
+def is_series(data: Any) -> bool:
+    """Whether `data` looks like a pandas Series (``index``, ``items``, no ``columns``):
+    a table row or a column."""
+    return (hasattr(data, "index") and hasattr(data, "items") and hasattr(data, "to_numpy")
+            and not hasattr(data, "columns"))
+
+
 def label_column_list(label_columns: Any, name: str = "label_columns") -> list[str]:
     """Checks ``label_columns`` and returns it as a list of column names.
 

@@ -196,6 +196,33 @@ class TaskDataset:
         return f"TaskDataset(n={len(self)}, task={self.task!r}, {labelled})"
 
 
+def self_labelled_reader(
+    read: Callable[[Any], TaskDataset], why: str
+) -> Callable[[Any, Any], TaskDataset]:
+    """A `TaskDataset` reader for a task that makes its labels from its examples.
+
+    Args:
+        read: builds the dataset from raw examples alone (e.g. a language model's texts).
+        why: the sentence that says where the labels come from, for the refusal.
+
+    Returns:
+        `reader(x, labels)`: `read(x)`, refusing any `labels` with `ValueError`.
+
+    Example:
+        >>> reader = self_labelled_reader(make, "A language model's labels are its texts")
+    """
+
+    def reader(x: Any, labels: Any) -> TaskDataset:
+        if labels is not None:
+            raise ValueError(
+                f"{why}: pass the examples alone. Received: labels of type "
+                f"{type(labels).__name__}"
+            )
+        return read(x)
+
+    return reader
+
+
 def to_arrays(data: Any, name: str = "x") -> Any:
     """Converts in-memory data to numpy arrays, keeping dict / list structure for multi-input.
 

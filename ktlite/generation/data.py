@@ -150,7 +150,7 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
     Example:
         >>> test = lm_dataset(test_texts, preproc)
     """
-    from ktlite.data import TaskDataset
+    from ktlite.data import TaskDataset, self_labelled_reader
     from ktlite.generation.perplexity import perplexity_reporter
 
     texts = validate_texts(texts, "texts")
@@ -158,17 +158,9 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
     return TaskDataset(_object_array(texts), labels, transform=preproc.inputs,
                        task="generation", lengths=(labels != PAD_ID).sum(axis=1),
                        sequence_labels=True, reporter=perplexity_reporter(preproc),
-                       reader=functools.partial(_read_texts, preproc=preproc))
-
-
-def _read_texts(texts: Any, labels: Any, preproc: LMPreprocessor) -> Any:
-    """`lm_dataset` as a `TaskDataset` reader: a language model's labels are its texts."""
-    if labels is not None:
-        raise ValueError(
-            "A language model's labels are its texts' next tokens: pass texts alone. "
-            f"Received: labels of type {type(labels).__name__}"
-        )
-    return lm_dataset(texts, preproc)
+                       reader=self_labelled_reader(
+                           functools.partial(lm_dataset, preproc=preproc),
+                           "A language model's labels are its texts' next tokens"))
 
 
 def texts_for_lm(

@@ -38,12 +38,6 @@ def is_frame(data: Any) -> bool:
     return hasattr(data, "columns") and hasattr(data, "to_numpy") and hasattr(data, "__getitem__")
 
 
-def is_series(data: Any) -> bool:
-    """Whether `data` looks like a pandas Series (one row: ``index``, ``items``, no columns)."""
-    return (hasattr(data, "index") and hasattr(data, "items") and hasattr(data, "to_numpy")
-            and not hasattr(data, "columns"))
-
-
 def frame_columns(df: Any, name: str) -> dict[str, np.ndarray]:
     """The columns of a DataFrame, names as ``str``, in order.
 

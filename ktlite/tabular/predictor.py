@@ -14,7 +14,7 @@ import tensorflow as tf
 import ktlite.layers  # noqa: F401
 import ktlite.tabular.layers  # noqa: F401
 from ktlite.classifier import ClassifierPredictor
-from ktlite.tabular.columns import is_series
+from ktlite.columns import is_series
 from ktlite.tabular.preprocessor import CONFIG_FILE, TabularPreprocessor
 
 

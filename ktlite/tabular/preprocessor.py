@@ -34,6 +34,7 @@ import numpy as np
 
 from ktlite import labels as _labels
 from ktlite import saving
+from ktlite.columns import is_series
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
 from ktlite.tabular import columns as _columns
 
@@ -302,7 +303,7 @@ class TabularPreprocessor(LabeledPreprocessor):
             if len(data) == 0:
                 raise ValueError(f"`{name}` must hold at least one row. Received: 0 rows")
             return _columns.array_columns(data, order, name)
-        if _columns.is_series(data):  # one row, e.g. df.iloc[0]
+        if is_series(data):  # one row, e.g. df.iloc[0]
             data = {str(k): v for k, v in data.items()}
         if isinstance(data, Mapping):  # one row
             data = [data]

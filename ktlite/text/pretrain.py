@@ -260,7 +260,7 @@ def pretrain(
         >>> learner.fit_onecycle(learner.lr_find().suggestion, 5)
         >>> learner.save_backbone("my_backbone")
     """
-    from ktlite.data import TaskDataset
+    from ktlite.data import TaskDataset, self_labelled_reader
     from ktlite.text.loaders import _object_array
 
     texts = validate_texts(texts, "texts")
@@ -282,15 +282,9 @@ def pretrain(
     def data(items: list[str]) -> TaskDataset:
         return TaskDataset(_object_array(items), None, masker, task="text",
                            reporter=_masked_lm_reporter, self_supervised=True,
-                           lengths=preproc.sequence_lengths, reader=read)
-
-    def read(items: Any, labels: Any) -> TaskDataset:
-        if labels is not None:
-            raise ValueError(
-                "Masked-LM pretraining makes its targets from the texts: pass texts alone. "
-                f"Received: labels of type {type(labels).__name__}"
-            )
-        return data(validate_texts(items, "texts"))
+                           lengths=preproc.sequence_lengths, reader=self_labelled_reader(
+                               lambda items: data(validate_texts(items, "texts")),
+                               "Masked-LM pretraining makes its targets from the texts"))
 
     if verbose:
         say(f"masked-LM pretraining: {len(texts):,} texts, vocabulary {preproc.vocab_size}, "

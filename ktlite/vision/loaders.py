@@ -21,6 +21,7 @@ import numpy as np
 from ktlite._console import say
 from ktlite.columns import (
     check_frame_columns,
+    is_series,
     label_column_list,
     labels_from_frame,
     labels_from_strings,
@@ -80,7 +81,7 @@ def _is_path_list(images: Any) -> bool:
     """A non-empty list, tuple, 1-D object array or Series of file paths."""
     if isinstance(images, np.ndarray):
         images = images.tolist() if images.dtype == object and images.ndim == 1 else None
-    elif hasattr(images, "to_numpy") and not hasattr(images, "columns"):  # a Series
+    elif is_series(images):
         images = list(images)
     return isinstance(images, (list, tuple)) and bool(images) and all(
         isinstance(item, (str, os.PathLike)) for item in images
