@@ -240,12 +240,12 @@ def target_scale(outputs: Any, targets: Any) -> Any:
         >>> outputs = target_scale(keras.layers.Dense(1, name="head")(x), trn.y)
     """
     values = np.asarray(targets, np.float64)
-    values = values.reshape(len(values), -1) if values.ndim else values.reshape(1, 1)
     if values.size == 0 or not np.isfinite(values).all():
         raise ValueError(
             "`targets` must be a non-empty array of finite numbers. "
             f"Received: {values.size} values, finite: {bool(np.isfinite(values).all())}"
         )
+    values = values.reshape(len(values), -1) if values.ndim else values.reshape(1, 1)
     std = values.std(axis=0)
     std = np.where(std > 1e-12, std, 1.0)
     return keras.layers.Rescaling(

@@ -162,10 +162,13 @@ class Learner:
     def _check_data(self, data: Any, name: str) -> Any:
         """Validates user data once; in-memory data becomes a `TaskDataset`.
 
-        An `(x, y)` tuple of raw examples is read by the training data's task (its
-        `reader`), as the loader read the training examples; so are examples alone where
-        the task makes the labels from them (language models).
+        An `(x, y)` tuple of raw examples is read by the task that the loader read the
+        training (or validation) examples with (the data's `reader`); so are examples alone
+        where the task makes the labels from them (language models). A tuple of strings is
+        examples, never `(x, y)`: no task reads one string as its examples.
         """
+        if isinstance(data, tuple) and data and all(isinstance(item, str) for item in data):
+            data = list(data)
         read = None
         if isinstance(data, tuple) and len(data) == 2:
             read = self._read_raw(data[0], data[1], name)
@@ -182,17 +185,24 @@ class Learner:
         )
 
     def _read_raw(self, x: Any, y: Any, name: str) -> TaskDataset | None:
-        """`x` (and labels `y`) read by the training data's `reader`; None without one."""
-        reader = getattr(getattr(self, "train_data", None), "reader", None)
-        if reader is None:
+        """`x` (and labels `y`) read by the training (else validation) data's `reader`.
+
+        None when neither has one (the data are taken as preprocessed inputs).
+        """
+        source = next(
+            (data for data in (getattr(self, "train_data", None), getattr(self, "val_data", None))
+             if getattr(data, "reader", None) is not None),
+            None,
+        )
+        if source is None:
             return None
         try:
-            return reader(x, y)
+            return source.reader(x, y)
         except (TypeError, ValueError) as err:
             kind = TypeError if isinstance(err, TypeError) else ValueError
             raise kind(
-                f"`{name}` is read as raw {self.train_data.task or 'task'} examples, as the "
-                f"training data's loader read its own: {err} (Inputs already preprocessed "
+                f"`{name}` is read as raw {source.task or 'task'} examples, as its "
+                f"loader read the learner's data: {err} (Inputs already preprocessed "
                 "go in a TaskDataset or a tf.data.Dataset.)"
             ) from err
 

@@ -66,6 +66,8 @@ def test_task_dataset_rejects_bad_arguments():
         TaskDataset(np.array([], dtype=object))
     with pytest.raises(TypeError, match="transform"):
         TaskDataset(np.array(["a"], dtype=object), transform="tokenize")
+    with pytest.raises(TypeError, match=r"`reader` must be callable or None. Received: reader="):
+        TaskDataset(np.array(["a"], dtype=object), reader="text")
 
 
 def test_multi_input_dict_and_list():

@@ -196,6 +196,27 @@ def test_a_labeled_preprocessor_answers_from_its_encoder_as_it_is_fitted():
     )
 
 
+def test_labels_of_new_examples_are_encoded_counted_and_refused_when_unknown():
+    class Preprocessor(LabeledPreprocessor):
+        def __init__(self):
+            self.labels = LabelEncoder()
+
+    preproc = Preprocessor()
+    preproc.labels.fit(["pos", "neg", "pos"])
+    np.testing.assert_array_equal(preproc.encode_labels_of(["pos", "neg"], 2, "text"), [1, 0])
+    assert preproc.encode_labels_of(None, 2, "text") is None
+    with pytest.raises(ValueError, match=r"one label per image. Received: 3 images and 2 labels"):
+        preproc.encode_labels_of(["pos", "neg"], 3, "image")
+    with pytest.raises(ValueError, match=r"per row. Received: 1 rows and int"):
+        preproc.encode_labels_of(5, 1, "row")
+    with pytest.raises(ValueError, match="maybe"):
+        preproc.encode_labels_of(["maybe"], 1, "text")
+    Preprocessor.check_instance(preproc)
+    with pytest.raises(TypeError, match=r"`preproc` must be of type Preprocessor. "
+                                        r"Received: preproc of type LabelEncoder"):
+        Preprocessor.check_instance(LabelEncoder())
+
+
 def test_an_infinite_regression_label_in_a_list_is_refused_like_one_in_an_array():
     for labels in ([1.5, float("inf"), 2.0], np.array([1.5, np.inf, 2.0])):
         with pytest.raises(ValueError, match="infinite label .* at index 1"):

@@ -305,6 +305,10 @@ def test_raw_examples_are_read_by_the_training_datas_reader():
     assert losses == learner.top_losses(3, val_data=TaskDataset(x, y))
     with pytest.raises(ValueError, match=r"`data` is read as raw toy examples.*`x` must be 2-D"):
         learner.predict(raw[0])
+    # Training data without a reader (a tf.data pipeline): the validation data's reads.
+    piped = get_learner(learner.model, tf.data.Dataset.from_tensor_slices((x, y)),
+                        val_data=_task_data(raw, y), verbose=0)
+    np.testing.assert_allclose(piped.predict(raw), expected, rtol=1e-5, atol=1e-6)
     # Without a reader, arrays reach the model as they are.
     plain = get_learner(_model(), (x, y), verbose=0)
     assert plain.train_data.reader is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -147,7 +148,9 @@ class ImagePreprocessor(LabeledPreprocessor):
         """Refuses float pixels brighter than `float_scale`, which would read as clipped white.
 
         E.g. floats in 0-255 for a model whose training pixels were uint8 or floats in 0-1
-        (``float_scale`` 1): read as 0-1 they would be wrong without any error.
+        (``float_scale`` 1): read as 0-1 they would be wrong without any error. The other
+        way round, floats no brighter than 1 for a model trained on 0-255 floats read as
+        near black; they may be dark images, so that gets a warning.
 
         Args:
             pixels: a pixel array (integer arrays always pass).
@@ -169,6 +172,14 @@ class ImagePreprocessor(LabeledPreprocessor):
                 f"`{name}` holds float pixels up to {top:.4g}, but this preprocessor reads "
                 f"float pixels in [0, {self.float_scale:g}] (as its training images were "
                 f"read): pass uint8 pixels, or scale the floats to [0, {self.float_scale:g}]."
+            )
+        if self.float_scale > 1.0 and 0.0 < top <= 1.0:
+            warnings.warn(
+                f"`{name}` holds float pixels no brighter than {top:.4g}, but this "
+                f"preprocessor reads float pixels in [0, {self.float_scale:g}] (as its training "
+                "images were read), so they read as near black: if they are 0-1 floats, "
+                f"multiply them by {self.float_scale:g} or pass uint8 pixels.",
+                stacklevel=3,
             )
 
     def from_bytes(self, data: tf.Tensor) -> tf.Tensor:

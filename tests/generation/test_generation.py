@@ -124,6 +124,10 @@ def test_validate_reports_the_perplexity_of_the_validation_texts(lm, capsys):
     assert learner.validate(val_data=val_texts, print_report=False) == pytest.approx(scores)
     with pytest.raises(ValueError, match="labels are its texts' next tokens"):
         learner.validate(val_data=(val_texts, val_texts))
+    # Two texts in a tuple are two texts, not (x, y).
+    two = learner.validate(val_data=tuple(val_texts[:2]), print_report=False)
+    assert two == pytest.approx(learner.validate(val_data=val_texts[:2], print_report=False))
+    assert two != pytest.approx(scores)
 
 
 def test_loader_with_val_pct_zero_trains_on_every_text():

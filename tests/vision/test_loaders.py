@@ -67,6 +67,15 @@ def test_test_floats_on_another_scale_than_the_training_floats_are_refused(shape
     with pytest.raises(ValueError, match=r"`x_test` holds float pixels up to 255, but "):
         images_from_array(x.astype("float32") / 255, y, x_test.astype("float32"), y_test,
                           verbose=0)
+    # The other way round they may be dark images: a warning, and the test set is kept.
+    with pytest.warns(UserWarning, match=r"`x_test` holds float pixels no brighter than 1, "
+                                         r".*\[0, 255\].*multiply them by 255"):
+        _, val, _ = images_from_array(x.astype("float32"), y, x_test.astype("float32") / 255,
+                                      y_test, verbose=0)
+    assert len(val) == len(x_test)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        images_from_array(x.astype("float32"), y, x_test.astype("float32"), y_test, verbose=0)
 
 
 def test_arrays_with_nan_are_refused_naming_the_image(shape_arrays):
