@@ -123,13 +123,20 @@ def report(
         `{"token_accuracy": ...}` over the positions whose label is not 0.
 
     Raises:
-        ValueError: if `class_names` does not have one name per class.
+        ValueError: if `class_names` does not have one name per class, or the model has
+            several outputs.
 
     Example:
         >>> text, cm = report(model, y_val, model.predict(x_val))
     """
     from sklearn import metrics
 
+    if isinstance(y_pred, (dict, list, tuple)):
+        names = list(y_pred) if isinstance(y_pred, dict) else len(y_pred)
+        raise ValueError(
+            "The report judges a single-output model; judge each output of a multi-output "
+            f"model with `model.evaluate`. Received: outputs {names}"
+        )
     task = _task_of(model, y_true, y_pred)
     if task == "sequence":
         real = np.asarray(y_true) != 0
@@ -199,10 +206,17 @@ def per_sample_loss(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) 
             "Per-sample losses need a single-output model with one loss. "
             f"Received: model.loss={model.loss!r}"
         )
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    # Labels `(n,)` against outputs `(n, 1)` (and the other way round) are paired as
+    # Keras pairs them when training; a bare loss function would broadcast to `(n, n)`.
+    if y_pred.ndim == y_true.ndim + 1 and y_pred.shape[-1] == 1:
+        y_true = y_true[..., None]
+    elif y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
+        y_true = y_true[..., 0]
     values = []
     for start in range(0, len(y_true), 1024):
-        yt = keras.ops.convert_to_tensor(np.asarray(y_true[start : start + 1024]))
-        yp = keras.ops.convert_to_tensor(np.asarray(y_pred[start : start + 1024]))
+        yt = keras.ops.convert_to_tensor(y_true[start : start + 1024])
+        yp = keras.ops.convert_to_tensor(y_pred[start : start + 1024])
         out = keras.ops.convert_to_numpy(fn(yt, yp))
         values.append(out.reshape(len(out), -1).mean(axis=1))
     return np.concatenate(values).astype(float)

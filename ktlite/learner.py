@@ -71,6 +71,10 @@ class Learner:
         history: the Keras `History` of the last fit.
         step_history: per-step `"lrs"`, `"momentums"` and `"losses"` of the last fit.
         lr_result: the `LRFindResult` of the last `lr_find()`.
+
+    Example:
+        >>> learner = ktlite.get_learner(model, train_data=(x, y), val_data=(xv, yv))
+        >>> learner.fit_onecycle(learner.lr_find().suggestion, 3)
     """
 
     # Where a user gives validation data when the learner is made (for messages).
@@ -901,14 +905,22 @@ class Learner:
         return self.val_data
 
     def _outputs_and_labels(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Predictions and labels in the same order (one predict pass)."""
+        """Predictions and labels in the same order.
+
+        A dataset is read once, batch by batch, so one that reshuffles on every pass
+        still pairs each output with its own label.
+        """
         if isinstance(data, TaskDataset):
             return self._predict_in_order(data), np.asarray(data.y)
         dataset, _ = self._dataset(data, training=False)
-        # Datasets must yield the same order on every pass (no reshuffling).
-        labels = np.concatenate([np.asarray(y) for y in dataset.map(lambda *b: b[1])])
-        outputs = self.model.predict(dataset.map(lambda *b: b[0]), verbose=0)
-        return outputs, labels
+        outputs, labels = [], []
+        for batch in dataset:
+            outputs.append(self.model.predict_on_batch(batch[0]))
+            labels.append(tf.nest.map_structure(np.asarray, batch[1]))
+        return tuple(
+            tf.nest.map_structure(lambda *parts: np.concatenate(parts), *pieces)
+            for pieces in (outputs, labels)
+        )
 
     def validate(
         self,

@@ -101,7 +101,50 @@ def test_validate_on_batched_tf_dataset_matches_arrays():
                                   learner.validate(print_report=False))
 
 
+def test_a_dataset_that_reshuffles_each_pass_is_judged_with_each_label_by_its_output():
+    keras.utils.set_random_seed(0)
+    learner, x, y = _classifier_learner()
+    learner.fit(1e-2, 30)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(N).batch(8)
+    matrix = learner.validate(ds, print_report=False)
+    np.testing.assert_array_equal(matrix, learner.validate((x, y), print_report=False))
+    assert np.trace(matrix) / N > 0.8  # labels paired with other rows' outputs: about 1/3
+    # Positions follow the shuffled order; each loss is its own sample's.
+    np.testing.assert_allclose([r[1] for r in learner.top_losses(5, ds)],
+                               [r[1] for r in learner.top_losses(5, (x, y))], rtol=1e-5)
+
+
+def test_validate_refuses_a_multi_output_model_naming_its_outputs():
+    inputs = keras.Input((D,))
+    model = keras.Model(inputs, {"cls": keras.layers.Dense(3, activation="softmax")(inputs),
+                                 "reg": keras.layers.Dense(1)(inputs)})
+    model.compile(optimizer="adam", loss={"cls": "sparse_categorical_crossentropy",
+                                          "reg": "mse"})
+    x = _x()
+    labels = {"cls": np.zeros(N, int), "reg": np.zeros(N, "float32")}
+    learner = get_learner(model, (x, labels), (x, labels), verbose=0)
+    with pytest.raises(ValueError, match=r"single-output .*Received: outputs \['cls', 'reg'\]"):
+        learner.validate()
+
+
 # --------------------------------------------------------------------- top losses
+@pytest.mark.parametrize("loss, activation", [("poisson", "exponential"),
+                                              ("hinge", None),
+                                              ("binary_crossentropy", "sigmoid"),
+                                              ("binary_focal_crossentropy", "sigmoid")])
+def test_top_losses_pair_labels_of_one_axis_with_outputs_of_width_one(loss, activation):
+    # Labels `(n,)` and outputs `(n, 1)`: each sample's loss is Keras's on that sample alone.
+    x = _x()
+    y = (x[:, 0] > 0).astype("float32")
+    learner = get_learner(_model(1, activation, loss, ()), (x, y), (x, y), verbose=0)
+    outputs = learner.predict(x)
+    fn = keras.losses.get(loss)
+    expected = np.array([float(fn(y[i: i + 1, None], outputs[i: i + 1])[0]) for i in range(N)])
+    rows = learner.top_losses(5)
+    assert [r[0] for r in rows] == list(np.argsort(-expected, kind="stable")[:5])
+    np.testing.assert_allclose([r[1] for r in rows], np.sort(expected)[::-1][:5], rtol=1e-4)
+
+
 def test_top_losses_are_sorted_per_sample_losses():
     learner, x, y = _classifier_learner()
     rows = learner.top_losses(5)

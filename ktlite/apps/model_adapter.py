@@ -30,7 +30,8 @@ class ModelAdapter:
     Raises:
         TypeError: if `model` is not a `keras.Model`.
         ValueError: if `input_shape` is not a tuple of positive ints matching the model's
-            input, or the model has several inputs or outputs.
+            input, or the model has no symbolic inputs (subclassed) or several inputs or
+            outputs.
 
     Example:
         >>> adapter = ModelAdapter(model, input_shape=(4,))
@@ -41,11 +42,22 @@ class ModelAdapter:
     def __init__(self, model: keras.Model, input_shape: Any, batch_size: int = 32) -> None:
         if not isinstance(model, keras.Model):
             raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
-        if len(model.inputs or ()) != 1 or len(model.outputs or ()) != 1:
+        try:
+            inputs, outputs = model.inputs, model.outputs
+        except AttributeError:  # a subclassed model, or a Sequential without an Input
+            inputs = outputs = None
+        if not inputs:
+            raise ValueError(
+                "`model` must have symbolic inputs (a functional model, or a Sequential that "
+                "starts with `keras.Input`) to be served from arrays; wrap any other model: "
+                "`inputs = keras.Input(input_shape); keras.Model(inputs, model(inputs))`. "
+                f"Received: a {type(model).__name__} model without them"
+            )
+        if len(inputs) != 1 or len(outputs or ()) != 1:
             raise ValueError(
                 "`model` must be built with exactly one input and one output to be served "
-                f"from arrays. Received a model with {len(model.inputs or ())} inputs and "
-                f"{len(model.outputs or ())} outputs."
+                f"from arrays. Received a model with {len(inputs)} inputs and "
+                f"{len(outputs or ())} outputs."
             )
         if (
             not isinstance(input_shape, (tuple, list))
@@ -56,7 +68,7 @@ class ModelAdapter:
                 "`input_shape` must be a non-empty tuple of positive ints (one input, without "
                 f"the batch dimension). Received: input_shape={input_shape!r}"
             )
-        declared = tuple(model.inputs[0].shape[1:])
+        declared = tuple(inputs[0].shape[1:])
         if len(declared) != len(input_shape) or any(
             d is not None and d != s for d, s in zip(declared, input_shape)
         ):
@@ -66,7 +78,7 @@ class ModelAdapter:
             )
         self.model = model
         self.input_shape = tuple(input_shape)
-        self.dtype = np.dtype(keras.backend.standardize_dtype(model.inputs[0].dtype))
+        self.dtype = np.dtype(keras.backend.standardize_dtype(inputs[0].dtype))
         self.batch_size = check_batch_size(batch_size)
         # Integer inputs usually index an embedding: ids past its rows fail inside the
         # model (a server error), so they are refused up front as a client error.
@@ -88,7 +100,15 @@ class ModelAdapter:
         })
 
     def describe(self) -> dict[str, Any]:
-        """The model's name, one input's shape and dtype, and one output's shape."""
+        """The model's name, one input's shape and dtype, and one output's shape.
+
+        Returns:
+            A dict with `model`, `input_shape`, `input_dtype` and `output_shape`.
+
+        Example:
+            >>> ModelAdapter(model, input_shape=(4,)).describe()["input_shape"]
+            [4]
+        """
         return {
             "model": self.model.name,
             "input_shape": list(self.input_shape),
@@ -97,7 +117,17 @@ class ModelAdapter:
         }
 
     def json_input_schema(self) -> dict[str, Any]:
-        """Nested arrays of `input_shape`, of integers or numbers by the model's dtype."""
+        """Nested arrays of `input_shape`, of integers or numbers by the model's dtype.
+
+        Returns:
+            A JSON schema dict: one `array` level per dimension of `input_shape` (with
+            `minItems` = `maxItems` = its size) around `integer` for an integer model, else
+            `number`.
+
+        Example:
+            >>> ModelAdapter(model, input_shape=(2,)).json_input_schema()["items"]
+            {'type': 'number'}
+        """
         schema: dict[str, Any] = {"type": "integer" if self.dtype.kind in "iu" else "number"}
         for size in reversed(self.input_shape):
             schema = {"type": "array", "items": schema, "minItems": size, "maxItems": size}
@@ -113,9 +143,14 @@ class ModelAdapter:
             An array of shape `(len(items), *input_shape)` in the model's input dtype.
 
         Raises:
-            ValueError: naming the first input of the wrong shape, with a non-number, a
-                non-finite number, or (for an integer model) a value that is not an integer
-                in the dtype's range, or past the rows of the model's first embedding.
+            ValueError: if `items` is not a non-empty list, or naming the first input of the
+                wrong shape, with a non-number, a non-finite number, or (for an integer
+                model) a value that is not an integer in the dtype's range, or past the rows
+                of the model's first embedding.
+
+        Example:
+            >>> adapter.inputs_from_json([[0.1, 0.2, 0.3, 0.4]]).shape
+            (1, 4)
         """
         if not isinstance(items, (list, tuple)) or not items:
             raise ValueError(f"`inputs` must be a non-empty list. Received: inputs={items!r}")
@@ -157,6 +192,10 @@ class ModelAdapter:
 
         Returns:
             The model's outputs as a float32 array, one row per input.
+
+        Example:
+            >>> adapter.predict_outputs(adapter.inputs_from_json([[0.1, 0.2, 0.3, 0.4]]))
+            array([[0.3, 0.7]], dtype=float32)
         """
         step = self.batch_size
         chunks = [
@@ -173,6 +212,10 @@ class ModelAdapter:
 
         Returns:
             The JSON-ready answer.
+
+        Example:
+            >>> adapter.json_response(np.array([[0.3, 0.7]], dtype=np.float32))
+            {'predictions': [[0.30000001192092896, 0.699999988079071]]}
         """
         return {"predictions": np.asarray(outputs, dtype=float).tolist()}
 

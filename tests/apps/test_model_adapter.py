@@ -117,3 +117,29 @@ def test_token_ids_past_the_embedding_get_422_and_never_fail_a_good_request():
     assert codes == [200, 422, 200, 422]
     assert ask(app, {"inputs": [[0, 1, 2, 10]]}).json()["detail"].endswith(
         "must hold token ids in [0, 10) (the rows of the model's first embedding).")
+
+
+class _Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def test_a_model_without_symbolic_inputs_is_refused_with_the_wrap_that_serves_it():
+    sub = _Subclassed()
+    sub(np.zeros((1, 4), "float32"))
+    for model in (sub, keras.Sequential([keras.layers.Dense(3)])):
+        with pytest.raises(ValueError, match=r"must have symbolic inputs .*keras\.Model\(inputs, "
+                                             rf"model\(inputs\)\).*a {type(model).__name__} "):
+            APIApp(model, input_shape=(4,))
+    # The wrap the message gives is served.
+    inputs = keras.Input((4,))
+    app = APIApp(keras.Model(inputs, sub(inputs)), input_shape=(4,))
+    answer = ask(app, {"inputs": [[0.1, 0.2, 0.3, 0.4]]})
+    assert answer.status_code == 200
+    np.testing.assert_allclose(answer.json()["predictions"][0],
+                               sub(np.array([[0.1, 0.2, 0.3, 0.4]], "float32")).numpy()[0],
+                               rtol=1e-5)
