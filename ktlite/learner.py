@@ -487,6 +487,15 @@ class Learner:
             raise TypeError(
                 f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r}"
             )
+        rate_setters = [type(c).__name__ for c in callbacks or () if isinstance(
+            c, (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau))]
+        if rate_setters:
+            raise ValueError(
+                "`callbacks` must not set the learning rate: the learner's schedule sets it "
+                "at every step, so theirs would have no effect. Leave them out (`autofit`'s "
+                "`reduce_on_plateau` lowers it on plateaus) or train with `model.fit`. Received: "
+                f"{', '.join(rate_setters)}"
+            )
         PolicyCallback.check_optimizer(self.model.optimizer)  # before any callback starts
         steps = steps_per_epoch or self._train_steps()
         # Policies count optimizer updates. With ktlite's gradient accumulation an update
@@ -591,7 +600,9 @@ class Learner:
             div_final: the last learning rate is `lr / div_final`. Default 1e4.
             moms: `(high, low)` momentum, or `None` to leave momentum alone.
             class_weight: passed to `model.fit`.
-            callbacks: extra Keras callbacks (the list is not modified).
+            callbacks: extra Keras callbacks (the list is not modified); none that sets the
+                learning rate (`LearningRateScheduler`, `ReduceLROnPlateau`), which the
+                schedule would override at every step.
             steps_per_epoch: batches per epoch; the training data is repeated as needed.
                 Default: one pass over the data.
             verbose: Keras progress mode; defaults to the learner's `verbose`.

@@ -239,6 +239,23 @@ def test_a_schedule_optimizer_is_refused_before_any_callback_starts():
     assert Hooks.calls == []
 
 
+@pytest.mark.parametrize("callback", [
+    keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.5),
+    keras.callbacks.ReduceLROnPlateau(),
+])
+def test_a_callback_that_sets_the_rate_is_refused_before_any_step(callback):
+    learner = _learner()
+    before = [w.copy() for w in learner.model.get_weights()]
+    name = type(callback).__name__
+    for fit in (lambda: learner.fit_onecycle(1e-2, 1, callbacks=[callback]),
+                lambda: learner.fit(1e-2, 1, callbacks=[callback]),
+                lambda: learner.autofit(1e-2, 2, callbacks=[callback])):
+        with pytest.raises(ValueError, match=rf"must not set the learning rate.*{name}"):
+            fit()
+    for w, b in zip(learner.model.get_weights(), before):
+        np.testing.assert_array_equal(w, b)
+
+
 def test_a_completed_fit_gives_the_optimizer_its_own_rate_back():
     model = _model(keras.optimizers.SGD(0.05, momentum=0.9))
     learner = _learner(model)
