@@ -150,7 +150,20 @@ def loss_name(model: keras.Model) -> str | None:
 
 
 def loss_from_logits(model: keras.Model) -> bool:
-    """Whether the model's loss takes logits (`from_logits=True`)."""
+    """Whether the model's loss takes logits (`from_logits=True`).
+
+    Args:
+        model: a Keras model, compiled or not.
+
+    Returns:
+        True only if the model is compiled with a `keras.losses.Loss` object whose
+        `from_logits` is true; False for string or function losses and uncompiled models.
+
+    Example:
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> loss_from_logits(model)
+        True
+    """
     loss = getattr(model, "loss", None)
     if isinstance(loss, keras.losses.Loss):
         try:
@@ -161,7 +174,19 @@ def loss_from_logits(model: keras.Model) -> bool:
 
 
 def output_width(model: keras.Model) -> int | None:
-    """Returns the last dimension of a single-output model's output, or `None`."""
+    """Returns the last dimension of a single-output model's output, or `None`.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        The size of the output's last axis, or None when the model has no known outputs
+        (e.g. an unbuilt subclassed model), several outputs, or an unknown last axis.
+
+    Example:
+        >>> output_width(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]))
+        3
+    """
     try:
         outputs = model.outputs
     except (AttributeError, ValueError):
@@ -241,17 +266,61 @@ def _check_labels(model: keras.Model, y: np.ndarray, name: str) -> None:
             )
 
 
+def _input_structure(model: keras.Model) -> Any:
+    """The model's inputs as it was built on them (a dict for dict inputs), or None."""
+    try:
+        return model.input
+    except AttributeError:  # a model never called
+        return None
+
+
+def _input_names(model: keras.Model, inputs: list) -> list[str]:
+    """The keys a dict of inputs is matched by: the model's dict keys, else input names."""
+    structure = _input_structure(model)
+    return list(structure) if isinstance(structure, dict) else [t.name for t in inputs]
+
+
 def _check_inputs(model: keras.Model, x: Any, name: str) -> None:
+    """Checks that `x` has one array per model input, of a shape that input takes."""
     inputs = getattr(model, "inputs", None) or []
-    if len(inputs) != 1 or not isinstance(x, np.ndarray) or x.dtype == object:
+    if not inputs or x is None:
         return
-    expected = tuple(inputs[0].shape[1:])
-    got = x.shape[1:]
-    if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got)):
+    if isinstance(x, dict):
+        if len(inputs) == 1 and not isinstance(_input_structure(model), dict):
+            return  # a single input is looked up by Keras's own rules
+        names = _input_names(model, inputs)
+        if sorted(x) != sorted(names):
+            raise ValueError(
+                f"`{name}` must hold one array per model input, keyed {sorted(names)}. "
+                f"Received: keys {sorted(x)}"
+            )
+        pairs = [(x[key], spec, f"{name}[{key!r}]") for key, spec in zip(names, inputs)]
+    elif isinstance(x, (list, tuple)):
+        if len(x) != len(inputs):
+            raise ValueError(
+                f"`{name}` must hold one array per model input ({len(inputs)}, in the order "
+                f"{[t.name for t in inputs]}). Received: {len(x)} arrays"
+            )
+        pairs = [(array, spec, f"{name}[{i}]") for i, (array, spec) in enumerate(zip(x, inputs))]
+    elif len(inputs) == 1:
+        pairs = [(x, inputs[0], name)]
+    else:
         raise ValueError(
-            f"`{name}` samples have shape {got}, but the model expects {expected}. "
-            f"Received: {name} of shape {x.shape}"
+            f"`{name}` must hold one array per model input (a dict keyed "
+            f"{_input_names(model, inputs)} or a list): the model has {len(inputs)}. "
+            f"Received: one {type(x).__name__}"
         )
+    for array, spec, where in pairs:
+        if not isinstance(array, np.ndarray) or array.dtype == object:
+            continue
+        expected, got = tuple(spec.shape[1:]), array.shape[1:]
+        if len(expected) != len(got) or any(
+            e is not None and e != g for e, g in zip(expected, got)
+        ):
+            raise ValueError(
+                f"`{where}` samples have shape {got}, but the model expects {expected}. "
+                f"Received: {where} of shape {array.shape}"
+            )
 
 
 def check_arrays(model: keras.Model, x: Any, y: Any, name: str = "train_data") -> None:

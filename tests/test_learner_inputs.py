@@ -63,6 +63,28 @@ def test_dict_and_list_inputs_for_multi_input_model():
     assert learner.predict([x[:, :2], x[:, 2:]]).shape == (N, C)
 
 
+def test_multi_input_data_is_matched_to_the_inputs_up_front():
+    a_in, b_in = keras.Input((2,), name="a"), keras.Input((3,), name="b")
+    out = keras.layers.Dense(C, activation="softmax")(keras.layers.Concatenate()([a_in, b_in]))
+    x, y = _data()
+    a, b = x[:, :2], np.concatenate([x, x], axis=1)[:, :3]
+    for structure in ({"a": a_in, "b": b_in}, [a_in, b_in]):
+        model = keras.Model(structure, out)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        with pytest.raises(ValueError, match=r"keyed \['a', 'b'\]. Received: keys \['a', 'c'\]"):
+            get_learner(model, ({"a": a, "c": b}, y))
+        with pytest.raises(ValueError, match=r"`val_data x\[0\]` samples have shape \(3,\), "
+                                             r"but the model expects \(2,\)"):
+            get_learner(model, ({"a": a, "b": b}, y), ([b, a], y))
+        with pytest.raises(ValueError, match=r"one array per model input \(2, in the order "
+                                             r"\['a', 'b'\]\). Received: 1 arrays"):
+            get_learner(model, ([a], y))
+        with pytest.raises(ValueError, match=r"the model has 2. Received: one ndarray"):
+            get_learner(model, (x, y))
+        # A refusal leaves the model untouched: the right data then fits.
+        _fits(get_learner(model, ({"a": a, "b": b}, y), batch_size=16, verbose=0))
+
+
 def test_unbatched_tf_dataset_is_batched_with_batch_size():
     x, y = _data()
     ds = tf.data.Dataset.from_tensor_slices((x, y))
