@@ -116,7 +116,15 @@ def import_predictor_class(path: Any, source: str) -> type[Predictor]:
 
 
 def library_versions() -> dict[str, str]:
-    """The ktlite, Keras and TensorFlow versions, as `ktlite.json` records them."""
+    """The ktlite, Keras and TensorFlow versions, as `ktlite.json` records them.
+
+    Returns:
+        A dict with the version strings under `"ktlite"`, `"keras"` and `"tensorflow"`.
+
+    Example:
+        >>> sorted(library_versions())
+        ['keras', 'ktlite', 'tensorflow']
+    """
     import ktlite
 
     return {"ktlite": ktlite.__version__, "keras": keras.__version__, "tensorflow": tf.__version__}
@@ -226,7 +234,16 @@ class Predictor:
         })
 
     def describe(self) -> dict[str, Any]:
-        """Task facts for `metadata` and the HTTP app's `/metadata` (none by default)."""
+        """Task facts for `metadata` and the HTTP app's `/metadata` (none by default).
+
+        Returns:
+            A dict of JSON-ready facts; the base class returns `{}`, a task adds its own
+            (e.g. a classifier's `label_mode` and `classes`).
+
+        Example:
+            >>> predictor.describe()["classes"]
+            ['neg', 'pos']
+        """
         return {}
 
     # ------------------------------------------------------------------ task hooks
@@ -260,7 +277,18 @@ class Predictor:
         raise NotImplementedError
 
     def example_inputs(self) -> Any:
-        """A small valid batch of raw inputs, for warm-up and export checks."""
+        """A small valid batch of raw inputs, for warm-up and export checks.
+
+        Returns:
+            A batch of raw inputs as `predict` takes them (e.g. a list of texts).
+
+        Raises:
+            NotImplementedError: on the base class; each task defines it.
+
+        Example:
+            >>> predictor.example_inputs()  # a TextPredictor
+            ['a short probe text', 'another one']
+        """
         raise NotImplementedError
 
     def _to_tensor(self, items: Any) -> Any:
@@ -287,7 +315,15 @@ class Predictor:
 
     # ------------------------------------------------------------------ JSON hooks (apps)
     def json_input_schema(self) -> dict[str, Any]:
-        """The JSON schema of one input item, for the HTTP app's OpenAPI description."""
+        """The JSON schema of one input item, for the HTTP app's OpenAPI description.
+
+        Returns:
+            A JSON schema dict; the base class returns `{}` (any value), a task narrows it.
+
+        Example:
+            >>> predictor.json_input_schema()  # a TextPredictor
+            {'type': 'string'}
+        """
         return {}
 
     def inputs_from_json(self, items: list[Any]) -> Any:
@@ -304,6 +340,9 @@ class Predictor:
 
         Raises:
             TypeError, ValueError: naming the first bad item.
+
+        Example:
+            >>> batch = predictor.inputs_from_json(["great film", "dull plot"])
         """
         return self._as_batch(items)[0]
 
@@ -316,6 +355,10 @@ class Predictor:
 
         Returns:
             A JSON-ready dict with at least `predictions`.
+
+        Example:
+            >>> predictor.json_response(predictor.predict_outputs(["great film"]))
+            {'predictions': ['pos']}
         """
         return {"predictions": to_json(self._decode(outputs, **options))}
 
@@ -557,6 +600,8 @@ class Predictor:
         try:
             preproc = cls._load_preprocessor(folder)
         except (OSError, ValueError, TypeError, KeyError) as err:
+            if isinstance(err, ValueError) and str(folder) in str(err):
+                raise  # it names the file already
             files = ", ".join(str(folder / name) for name in cls.preprocessor_files)
             raise ValueError(f"Could not load the preprocessor from {files}: {err}") from err
         model = saving.load_keras_model(folder / MODEL_FILE)
@@ -714,7 +759,19 @@ def _read_v1(folder: Path, file: Path, manifest: dict[str, Any]) -> type[Predict
 def is_predictor_folder(folder: Path) -> bool:
     """Whether ktlite provably wrote all of `folder`: a valid version-2 manifest whose
     class writes exactly the files present, each with its recorded SHA-256 (or a version-1
-    folder holding only the files its manifest lists)."""
+    folder holding only the files its manifest lists).
+
+    Args:
+        folder: the folder to check, a `pathlib.Path`.
+
+    Returns:
+        True if the folder holds exactly the files of a predictor ktlite saved, unchanged;
+        False otherwise (also when the manifest is missing, unreadable or invalid).
+
+    Example:
+        >>> is_predictor_folder(Path("my_predictor"))
+        True
+    """
     try:
         cls, manifest = _read_manifest(folder)
     except (OSError, ValueError):

@@ -318,6 +318,34 @@ def invalid_file(path: str | os.PathLike, kind: str, err: Exception) -> ValueErr
     return ValueError(f"Cannot load the {kind} in {os.fspath(path)!r}: {reason}.")
 
 
+def check_config_header(config: dict[str, Any], task: str, version: int) -> None:
+    """Refuses a saved preprocessor config of another task or format version.
+
+    The reason comes before ``Received:``, so `invalid_file` keeps it and drops the values.
+
+    Args:
+        config: the loaded config, a dict that has the keys `task` and `format_version`.
+        task: the task this preprocessor saves (e.g. ``"text"``).
+        version: the format version this ktlite reads.
+
+    Raises:
+        ValueError: naming which of the two is wrong.
+
+    Example:
+        >>> check_config_header(config, "tabular", FORMAT_VERSION)
+    """
+    if config["task"] != task:
+        raise ValueError(
+            f"The config is for another task, not {task!r}. Received: task={config['task']!r}"
+        )
+    if config["format_version"] != version:
+        raise ValueError(
+            f"The config has another format_version; this ktlite reads version {version}: "
+            "upgrade ktlite or save the preprocessor again. Received: "
+            f"format_version={config['format_version']!r}"
+        )
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Returns the hex SHA-256 of a regular file (links refused).
 
@@ -705,6 +733,7 @@ def write_folder(
 
 __all__ = [
     "MANIFEST_FILE",
+    "check_config_header",
     "check_regular_file",
     "finish_interrupted_save",
     "folder_lock",

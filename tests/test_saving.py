@@ -62,6 +62,15 @@ def test_files_and_folders_follow_the_process_umask(tmp_path, umask, mode):
     assert stat.S_IMODE(os.stat(tmp_path / "f").st_mode) == 0o777 & ~umask
 
 
+def test_a_config_of_another_task_or_version_is_refused_naming_which():
+    saving.check_config_header({"task": "text", "format_version": 1}, "text", 1)
+    with pytest.raises(ValueError, match=r"another task, not 'tabular'. Received: task='text'"):
+        saving.check_config_header({"task": "text", "format_version": 1}, "tabular", 1)
+    with pytest.raises(ValueError, match=r"another format_version; this ktlite reads version 1: "
+                                         r".*Received: format_version=7"):
+        saving.check_config_header({"task": "text", "format_version": 7}, "text", 1)
+
+
 def test_read_json_names_the_file_and_quotes_nothing_from_it(tmp_path):
     file = tmp_path / "config.json"
     file.write_text('{"secret": "hunter2", oops}')

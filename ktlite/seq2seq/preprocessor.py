@@ -255,6 +255,16 @@ class PairPreprocessor:
         """The tensorflow-text tokenizer (a `tf.Module`) of `"source"` or `"target"`.
 
         Built eagerly once, so every graph (and an exported SavedModel) can capture it.
+
+        Args:
+            side: `"source"` for the source vocabulary (and its lowercasing), `"target"`
+                for the target one. With `joint_vocab`, both sides share one tokenizer.
+
+        Returns:
+            A `tensorflow_text.FastBertTokenizer` giving int32 word-piece ids.
+
+        Example:
+            >>> preproc.tokenizer("source").tokenize(tf.constant(["a cat"]))
         """
         if side not in self._tokenizers:
             import tensorflow as tf
@@ -551,12 +561,7 @@ class PairPreprocessor:
                 f"{sorted(_OPTIONAL_CONFIG_KEYS)}). Received: "
                 f"{sorted(config) if isinstance(config, dict) else type(config).__name__}"
             )
-        if config["format_version"] != FORMAT_VERSION or config["task"] != cls.task:
-            raise ValueError(
-                f"The config is not a version-{FORMAT_VERSION} '{cls.task}' preprocessor. "
-                f"Received: format_version={config['format_version']!r}, "
-                f"task={config['task']!r}"
-            )
+        saving.check_config_header(config, cls.task, FORMAT_VERSION)
         for name in ("source_maxlen", "target_maxlen"):
             _check_int(name, config[name], 2)
         preproc = cls._from_settings(config)

@@ -174,12 +174,43 @@ class TabularPreprocessor(LabeledPreprocessor):
 
     # ------------------------------------------------------------------ fitting
     def fit_labels(self, y: Any, name: str = "y_train") -> TabularPreprocessor:
-        """Learns the label mode and classes (see `ktlite.labels.LabelEncoder.fit`)."""
+        """Learns the label mode and classes (see `ktlite.labels.LabelEncoder.fit`).
+
+        Args:
+            y: the training labels (class names or ids, 0/1 rows, or numeric targets).
+            name: the argument name used in error messages. Defaults to `"y_train"`.
+
+        Returns:
+            This preprocessor.
+
+        Raises:
+            ValueError: for missing, mixed or ambiguous labels, or a single class.
+
+        Example:
+            >>> TabularPreprocessor().fit_labels(["no", "yes", "no"]).labels.class_names
+            ['no', 'yes']
+        """
         self.labels.fit(y, name=name)
         return self
 
     def encode_labels(self, y: Any, name: str = "y") -> np.ndarray:
-        """Encodes labels with the fitted `labels`."""
+        """Encodes labels with the fitted `labels`.
+
+        Args:
+            y: labels in the same form as the training labels.
+            name: the argument name used in error messages. Defaults to `"y"`.
+
+        Returns:
+            ``int32`` class ids, a ``float32`` 0/1 matrix, or ``float32`` targets.
+
+        Raises:
+            ValueError: when the labels are not fitted, or for labels the training labels
+                never had.
+
+        Example:
+            >>> preproc.fit_labels(["no", "yes", "no"]).encode_labels(["yes"])
+            array([1], dtype=int32)
+        """
         return self.labels.encode(y, name=name)
 
     def fit_columns(
@@ -241,8 +272,16 @@ class TabularPreprocessor(LabeledPreprocessor):
     def fit(self, columns: Mapping[str, Any], y: Any) -> TabularPreprocessor:
         """Fits the labels and the columns (see `fit_labels` and `fit_columns`).
 
+        Args:
+            columns: ``{column name: values}`` (or a data frame) of the training rows only.
+            y: the training labels, one per row.
+
+        Returns:
+            This preprocessor.
+
         Raises:
-            ValueError: for any error of those two, or as many labels as rows.
+            ValueError: for any error of those two, or if `y` does not have one label per
+                row of `columns`.
 
         Example:
             >>> TabularPreprocessor().fit({"age": [40, 50]}, [0, 1]).columns
@@ -559,11 +598,7 @@ def _validate_config(config: Any) -> None:
             f"The config must have the keys {sorted(_CONFIG_KEYS)} (and may have "
             f"{sorted(_OPTIONAL_KEYS)}). Received: {sorted(config)}"
         )
-    if config["format_version"] != FORMAT_VERSION or config["task"] != "tabular":
-        raise ValueError(
-            f"This ktlite reads tabular preprocessor format_version {FORMAT_VERSION}. Received: "
-            f"format_version={config['format_version']!r}, task={config['task']!r}"
-        )
+    saving.check_config_header(config, TabularPreprocessor.task, FORMAT_VERSION)
     numeric, categorical = config["numeric"], config["categorical"]
     if not isinstance(numeric, list) or not all(
         isinstance(c, dict) and set(c) == {"name", "mean", "std"} and isinstance(c["name"], str)

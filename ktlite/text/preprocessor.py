@@ -795,16 +795,7 @@ def _validate_config(config: Any) -> None:
     missing = sorted(_CONFIG_KEYS - set(config))
     if missing:
         raise ValueError(f"The config is missing keys {missing}")
-    if config["format_version"] != FORMAT_VERSION:
-        raise ValueError(
-            f"Unknown preprocessor format_version; this ktlite reads version {FORMAT_VERSION}. "
-            "Upgrade ktlite or re-save the preprocessor. Received: "
-            f"format_version={config['format_version']!r}"
-        )
-    if config["task"] != TextPreprocessor.task:
-        raise ValueError(
-            f"The config is for another task, not 'text'. Received: task={config['task']!r}"
-        )
+    saving.check_config_header(config, TextPreprocessor.task, FORMAT_VERSION)
     checks = {
         "maxlen": config["maxlen"] is None or (_is_int(config["maxlen"]) and config["maxlen"] >= 2),
         "vocab_size": _is_int(config["vocab_size"]) and config["vocab_size"] > len(SPECIAL_TOKENS),

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
+from ktlite import saving
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
 from ktlite.vision.augment import Augmentation
 
@@ -310,11 +311,7 @@ class ImagePreprocessor(LabeledPreprocessor):
                 f"An image preprocessor config needs exactly the keys {sorted(_CONFIG_KEYS)}. "
                 f"Received: {keys}"
             )
-        if config["task"] != cls.task or config["format_version"] != FORMAT_VERSION:
-            raise ValueError(
-                f"This is not a version-{FORMAT_VERSION} image preprocessor config. Received: "
-                f"task={config['task']!r}, format_version={config['format_version']!r}"
-            )
+        saving.check_config_header(config, cls.task, FORMAT_VERSION)
         return cls(
             image_size=config["image_size"],
             channels=config["channels"],

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import ktlite
+from folders import rehash
 from ktlite.tabular import (
     tabular_classifier,
     tabular_dataset,
@@ -126,6 +127,13 @@ def test_save_load_keeps_the_answers_and_refuses_an_edited_file(predictor, tmp_p
     config.write_text(config.read_text().replace('"Rome"', '"Roma"'))
     with pytest.raises(ValueError, match="preprocessor.json"):
         ktlite.load_predictor(tmp_path / "p")
+    # A file of another task, hashes matching: the reason, and the file named once.
+    config.write_text(json.dumps({**json.loads(config.read_text()), "task": "text"}))
+    rehash(tmp_path / "p")
+    with pytest.raises(ValueError, match=r"^Cannot load the TabularPreprocessor in "
+                                         r"'.*preprocessor\.json': The config is for another "
+                                         r"task, not 'tabular'\.$"):
+        ktlite.load_predictor(tmp_path / "p")
 
 
 def test_a_model_from_another_table_is_refused(predictor, learned, table):
@@ -142,6 +150,10 @@ def test_json_hooks_check_rows_and_describe_the_columns(predictor):
         predictor.inputs_from_json([{"x": 1}])
     with pytest.raises(ValueError, match="dict rows"):
         predictor.inputs_from_json(["Rome"])
+    # The schema's values are scalars: an object is not read as an unknown category.
+    with pytest.raises(ValueError, match=r"`inputs\[1\]` must map columns to strings, .* "
+                                         r"Received: an array or object in \['city'\]"):
+        predictor.inputs_from_json([ROWS[0], {**ROWS[1], "city": {"a": 1}}])
     schema = predictor.json_input_schema()
     assert schema["required"] == ["x", "noise", "city"]
     answer = predictor.json_response(predictor.predict_outputs(ROWS), return_proba=True)
