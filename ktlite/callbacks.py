@@ -108,6 +108,11 @@ class NonFiniteGuard(keras.callbacks.Callback):
     Attributes:
         stopped: `(epoch, batch)` where the loss went non-finite, or `None`.
         restored_epoch: number of completed epochs the weights were rolled back to.
+
+    Example:
+        >>> guard = NonFiniteGuard()
+        >>> model.fit(x, y, epochs=5, callbacks=[guard])
+        >>> guard.stopped  # None, or (epoch, batch) where the loss went NaN/inf
     """
 
     async_safe = True
@@ -148,7 +153,17 @@ class NonFiniteGuard(keras.callbacks.Callback):
         self.rollback()
 
     def rollback(self) -> None:
-        """Restores the last good snapshot once, if the loss went non-finite."""
+        """Restores the last good snapshot once, if the loss went non-finite.
+
+        Does nothing when the loss stayed finite, no snapshot was taken, or the weights
+        were already restored; otherwise restores the weights and optimizer state and
+        warns with a `RuntimeWarning` saying where the loss went non-finite. Called by
+        `on_epoch_end` and `on_train_end`; call it yourself after an interrupted `fit`.
+
+        Example:
+            >>> guard.rollback()
+            >>> guard.restored_epoch  # the epochs kept, or None if nothing was restored
+        """
         if self.stopped is None or self.restored_epoch is not None or self._state is None:
             return
         restore_state(self.model, self._state)
@@ -177,6 +192,11 @@ class BestWeights(keras.callbacks.Callback):
             time it improves.
         min_delta: smallest change that counts as an improvement.
         verbose: 1 to report early stopping and restoring.
+
+    Example:
+        >>> best = BestWeights("val_loss", patience=3, checkpoint_path="best.keras")
+        >>> model.fit(x, y, validation_data=(xv, yv), epochs=20, callbacks=[best])
+        >>> best.best_epoch, best.best
     """
 
     def __init__(
@@ -203,7 +223,22 @@ class BestWeights(keras.callbacks.Callback):
         self._wait = 0
 
     def improved(self, value: float) -> bool:
-        """Whether `value` beats the best value so far."""
+        """Whether `value` beats the best value so far.
+
+        Lower is better for losses, higher for metrics such as accuracy (see
+        `monitor_mode`); the change must exceed `min_delta`.
+
+        Args:
+            value: a value of the monitored log key.
+
+        Returns:
+            True if `value` improves on `best` by more than `min_delta`, or no best value
+            has been recorded yet.
+
+        Example:
+            >>> BestWeights("val_loss").improved(0.42)  # nothing seen yet
+            True
+        """
         if self.best is None:
             return True
         if self.mode == "min":
@@ -248,7 +283,15 @@ class BestWeights(keras.callbacks.Callback):
             self.restore_best()
 
     def restore_best(self) -> bool:
-        """Loads the best weights seen so far into the model; returns whether it did."""
+        """Loads the best weights seen so far into the model; returns whether it did.
+
+        Returns:
+            True if best weights were recorded and loaded; False if no epoch was tracked.
+
+        Example:
+            >>> best.restore_best()  # e.g. in a `finally:` after an interrupted `fit`
+            True
+        """
         if self._weights is None:
             return False
         self.model.set_weights(self._weights)
@@ -271,6 +314,14 @@ class PeakReducer(keras.callbacks.Callback):
         factor: multiplier applied to the peak, in (0, 1).
         min_scale: the peak is never reduced below `min_scale` times the original.
         verbose: 1 to report each reduction.
+
+    Raises:
+        ValueError: if `factor` is not in (0, 1).
+
+    Example:
+        >>> policy_cb = PolicyCallback(OneCycle(1e-3, total_steps=10 * steps_per_epoch))
+        >>> reducer = PeakReducer(policy_cb, "val_loss", patience=2, factor=0.5)
+        >>> model.fit(x, y, validation_data=(xv, yv), callbacks=[policy_cb, reducer])
     """
 
     def __init__(

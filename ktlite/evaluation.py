@@ -76,7 +76,22 @@ def _values(y: np.ndarray) -> np.ndarray:
 
 
 def true_labels(task: str, y_true: np.ndarray) -> np.ndarray:
-    """Class ids (multiclass), 0/1 (binary), a 0/1 matrix (multilabel) or floats."""
+    """Class ids (multiclass), 0/1 (binary), a 0/1 matrix (multilabel) or floats.
+
+    Args:
+        task: `"multiclass"`, `"binary"`, `"multilabel"` or anything else for regression
+            (as `infer_task` names it).
+        y_true: labels as fed to the model: class ids or one-hot rows (multiclass), 0/1 or
+            probabilities (binary, multilabel; thresholded at 0.5), or target values.
+
+    Returns:
+        `(n,)` int class ids or 0/1, an `(n, k)` 0/1 matrix (multilabel), or float values:
+        `(n,)` for one regression target, `(n, k)` for several.
+
+    Example:
+        >>> true_labels("multiclass", np.array([[0, 1, 0], [1, 0, 0]]))
+        array([1, 0])
+    """
     y = np.asarray(y_true)
     if task == "multiclass":
         if y.ndim >= 2 and y.shape[-1] > 1:
@@ -90,7 +105,23 @@ def true_labels(task: str, y_true: np.ndarray) -> np.ndarray:
 
 
 def predicted_labels(task: str, y_pred: np.ndarray, from_logits: bool = False) -> np.ndarray:
-    """Turns raw model outputs into labels of the same form as `true_labels`."""
+    """Turns raw model outputs into labels of the same form as `true_labels`.
+
+    Args:
+        task: `"multiclass"`, `"binary"`, `"multilabel"` or anything else for regression
+            (as `infer_task` names it).
+        y_pred: raw model outputs, one row per sample.
+        from_logits: whether the outputs are logits: binary and multilabel outputs are then
+            thresholded at 0 instead of 0.5. Defaults to False.
+
+    Returns:
+        The argmax class ids (multiclass), 0/1 (binary), a 0/1 matrix (multilabel) or
+        float values (regression).
+
+    Example:
+        >>> predicted_labels("binary", np.array([[0.2], [0.9]]))
+        array([0, 1])
+    """
     p = np.asarray(y_pred)
     threshold = 0.0 if from_logits else 0.5
     if task == "multiclass":
@@ -260,7 +291,22 @@ def top_losses(
 def describe_example(raw: Any, index: int, preproc: Any = None) -> str:
     """Text for one raw example: `preproc.example_text(example)` where the preprocessor has
     it (tables), a string, token ids turned back by `preproc.undo`, or the shape of an
-    image (an array of two or more axes), not its pixels."""
+    image (an array of two or more axes), not its pixels.
+
+    Args:
+        raw: the raw inputs: an array of examples, a dict of per-column arrays (the
+            example is the dict of each column's item) or a list / tuple of per-input
+            arrays (the example is the list of each input's item).
+        index: the position of the example in `raw`.
+        preproc: optional object with `example_text(example)` and/or `undo(ids)`.
+
+    Returns:
+        One line describing the example (bytes are decoded as UTF-8).
+
+    Example:
+        >>> describe_example(np.array(["a great film", "a dull plot"]), 1)
+        'a dull plot'
+    """
     if isinstance(raw, dict):
         example: Any = {k: v[index] for k, v in raw.items()}
     elif isinstance(raw, (list, tuple)):

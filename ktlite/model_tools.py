@@ -82,7 +82,18 @@ def all_trainable_variables(model: keras.Model) -> list:
 
 
 def inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
-    """The optimizer holding the hyperparameters (unwraps a `LossScaleOptimizer`)."""
+    """The optimizer holding the hyperparameters (unwraps a `LossScaleOptimizer`).
+
+    Args:
+        optimizer: a Keras optimizer, possibly a `LossScaleOptimizer` (mixed precision).
+
+    Returns:
+        The wrapped optimizer's `inner_optimizer`, else `optimizer` itself.
+
+    Example:
+        >>> inner_optimizer(keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()))
+        <keras.src.optimizers.adam.Adam object at ...>
+    """
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 

@@ -34,7 +34,12 @@ BatchFn = Callable[[list[Any]], Any]
 
 
 class QueueFullError(RuntimeError):
-    """Raised by `DynamicBatcher.submit` when the request would exceed `max_pending` inputs."""
+    """Raised by `DynamicBatcher.submit` when the request would exceed `max_pending` inputs.
+
+    Example:
+        >>> batcher = DynamicBatcher(predictor.predict_outputs, max_pending=1024)
+        >>> await batcher.submit(items)  # raises QueueFullError past 1,024 waiting inputs
+    """
 
 
 class _Job:
@@ -155,6 +160,10 @@ class DynamicBatcher:
             ValueError: if `items` is empty.
             QueueFullError: if the queue cannot take `items` now (retry later).
             Exception: whatever the model call raised for this request.
+
+        Example:
+            >>> rows = await batcher.submit(["a text", "another text"])  # inside a coroutine
+            >>> rows.shape  # (2, n_outputs)
         """
         items = list(items)
         if not items:
@@ -171,7 +180,14 @@ class DynamicBatcher:
         return await future
 
     async def aclose(self) -> None:
-        """Stops the worker task, fails requests still queued, and frees the worker thread."""
+        """Stops the worker task, fails requests still queued, and frees the worker thread.
+
+        Requests still waiting get a `RuntimeError` ("the batcher was closed"). A thread pool
+        passed as `executor` is left open; the batcher's own thread is shut down.
+
+        Example:
+            >>> await batcher.aclose()  # inside a coroutine, e.g. on server shutdown
+        """
         worker, self._worker = self._worker, None
         if worker is not None and not worker.done():
             worker.cancel()

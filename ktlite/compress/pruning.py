@@ -159,6 +159,11 @@ class SparsityReport:
         layers: layer path -> sparsity of its kernel (or embedding table).
         zeros: number of zero weights over all listed layers.
         total: number of weights over all listed layers.
+
+    Example:
+        >>> report = ktlite.compress.sparsity(model)  # a SparsityReport
+        >>> report.overall, report.layers["head"]
+        (0.5, 0.5)
     """
 
     layers: dict[str, float] = field(default_factory=dict)
@@ -171,7 +176,15 @@ class SparsityReport:
         return self.zeros / self.total if self.total else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (JSON-able)."""
+        """Plain-data form (JSON-able).
+
+        Returns:
+            A dict with `layers` (a copy), `zeros`, `total` and `overall`.
+
+        Example:
+            >>> SparsityReport({"dense": 0.5}, zeros=8, total=16).to_dict()
+            {'layers': {'dense': 0.5}, 'zeros': 8, 'total': 16, 'overall': 0.5}
+        """
         return {
             "layers": dict(self.layers),
             "zeros": self.zeros,
@@ -341,7 +354,23 @@ class MagnitudePruning(keras.callbacks.Callback):
 
     # ------------------------------------------------------------------ schedule
     def sparsity_at(self, step: int) -> float:
-        """The scheduled sparsity at a step of this fit (needs the fit's step count)."""
+        """The scheduled sparsity at a step of this fit (needs the fit's step count).
+
+        The ramp's end is resolved when training begins, so call it during or after `fit`.
+
+        Args:
+            step: a train batch index, counted from the start of this fit.
+
+        Returns:
+            0.0 before `begin_step`; then `target_sparsity` for the `"constant"` schedule,
+            or the polynomial ramp's value (see `polynomial_sparsity`).
+
+        Example:
+            >>> pruning = MagnitudePruning(target_sparsity=0.8, end_step=100)
+            >>> model.fit(x, y, epochs=3, callbacks=[pruning])
+            >>> pruning.sparsity_at(50)
+            0.7
+        """
         begin, end, _ = self._ramp
         if self.schedule == "constant":
             return self.target_sparsity if step >= begin else 0.0
@@ -414,6 +443,9 @@ class MagnitudePruning(keras.callbacks.Callback):
 
         Idempotent; `on_train_end` calls it. Keras skips `on_train_end` when training
         raises (an interrupt): call it then, or the masks keep zeroing later training.
+
+        Example:
+            >>> pruning.detach()  # e.g. in a `finally:` after an interrupted `model.fit`
         """
         if not self._inner:
             return

@@ -78,6 +78,10 @@ class TFLiteExport:
         quantize: the quantization mode used.
         size_bytes: size of the `.tflite` file.
         input_name: name of the signature input (`"texts"`, `"token_ids"` or the model's).
+
+    Example:
+        >>> info = export_tflite(predictor, "tflite_dynamic", quantize="dynamic")
+        >>> info.model_file, info.size_bytes
     """
 
     path: str

@@ -61,7 +61,12 @@ class TFLitePredictor:
         batch_size: texts per interpreter call. Defaults to 32.
 
     Raises:
-        ValueError: if the folder is not a ktlite TFLite export of a known version.
+        ValueError: if the folder is not a ktlite TFLite export of a known version, its
+            files are invalid, or `batch_size` is not a positive int.
+
+    Example:
+        >>> runner = TFLitePredictor("exported_tflite", num_threads=2)  # or load_tflite(...)
+        >>> runner.predict(["a new text"])
     """
 
     def __init__(

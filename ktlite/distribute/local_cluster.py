@@ -29,6 +29,11 @@ class WorkerResult:
         returncode: The exit status (negative: killed by that signal).
         output: Everything the worker wrote to stdout and stderr.
         timed_out: True if it was killed because the time limit passed.
+
+    Example:
+        >>> results = run_local_workers([sys.executable, "train.py"], num_workers=2)
+        >>> [(r.index, r.returncode, r.timed_out) for r in results]
+        [(0, 0, False), (1, 0, False)]
     """
 
     index: int

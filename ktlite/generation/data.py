@@ -104,7 +104,19 @@ class LMPreprocessor(PairPreprocessor):
         return prefix.to_tensor(), tf.cast(prefix.row_lengths(), tf.int32)
 
     def prompt_lengths(self, prompts: list[str]) -> np.ndarray:
-        """Tokens per prompt before truncation (numpy)."""
+        """Tokens per prompt before truncation (numpy).
+
+        Args:
+            prompts: the prompt texts.
+
+        Returns:
+            An int array with the number of tokens of each prompt (no `[CLS]`, not cut to
+            `maxlen`).
+
+        Example:
+            >>> preproc.prompt_lengths(["a cat", "the dog sat"])
+            array([2, 3])
+        """
         import tensorflow as tf
 
         return self._pieces(tf.constant(prompts, tf.string), "target").row_lengths().numpy()

@@ -112,11 +112,38 @@ class DecoderOnlySteps:
         self.context_length = self.embedding.sequence_length
 
     def init_caches(self, batch_size: Any, length: Any) -> list[Any]:
-        """One empty self-attention cache per block."""
+        """One empty self-attention cache per block.
+
+        Args:
+            batch_size: number of sequences decoded together (int or scalar tensor).
+            length: most positions each cache holds (int or scalar tensor).
+
+        Returns:
+            One zero tensor `(batch_size, 2, num_heads, length, head_dim)` per decoder
+            block (see `TransformerDecoder.init_cache`).
+
+        Example:
+            >>> caches = DecoderOnlySteps(model).init_caches(batch_size=4, length=32)
+        """
         return [decoder.init_cache(batch_size, length) for decoder in self.decoders]
 
     def step(self, ids: Any, index: Any, caches: list[Any], context: Any) -> tuple[Any, list]:
-        """Logits for `ids` at positions `index...`, reading and extending the caches."""
+        """Logits for `ids` at positions `index...`, reading and extending the caches.
+
+        Args:
+            ids: int token ids `(batch, n)` of the `n` new positions.
+            index: the position of `ids[:, 0]` (int or scalar tensor).
+            caches: the caches from `init_caches` or the previous `step`.
+            context: unused by a decoder-only model (the decoders pass `{}`); kept for the
+                steps interface `ktlite.seq2seq.decoding` drives.
+
+        Returns:
+            `(logits, caches)`: logits `(batch, n, vocab)` and the updated caches.
+
+        Example:
+            >>> caches = steps.init_caches(1, 16)
+            >>> logits, caches = steps.step(prefix, 0, caches, {})
+        """
         x = self.embedding(ids, start_index=index)
         new_caches = []
         for decoder, cache in zip(self.decoders, caches):
@@ -125,7 +152,18 @@ class DecoderOnlySteps:
         return output_logits(self.model, self.norm(x)), new_caches
 
     def full(self, ids: Any, context: Any) -> Any:
-        """Logits for a whole prefix without any cache."""
+        """Logits for a whole prefix without any cache.
+
+        Args:
+            ids: int token ids `(batch, length)` of the prefix.
+            context: unused by a decoder-only model (the decoders pass `{}`).
+
+        Returns:
+            Logits `(batch, length, vocab)`.
+
+        Example:
+            >>> next_logits = steps.full(prefix, {})[:, -1]
+        """
         x = self.embedding(ids)
         for decoder in self.decoders:
             x = decoder(x)

@@ -314,7 +314,15 @@ class PolicyCallback(keras.callbacks.Callback):
         self._installed = True
 
     def flush(self) -> None:
-        """Copy the steps recorded so far inside the graph into `history`."""
+        """Copy the steps recorded so far inside the graph into `history`.
+
+        Called at the end of each epoch and of training; does nothing before training
+        starts. Steps that overflowed the record buffer are recorded as NaN, with a warning.
+
+        Example:
+            >>> cb.flush()  # e.g. from another callback's `on_train_batch_end`
+            >>> len(cb.history["lrs"])
+        """
         if not self._installed:
             return
         state = self._state
@@ -348,6 +356,9 @@ class PolicyCallback(keras.callbacks.Callback):
 
         Idempotent; called by `on_train_end`. Call it yourself in a `finally` block when
         training may be interrupted.
+
+        Example:
+            >>> cb.restore()  # e.g. in a `finally:` after an interrupted `model.fit`
         """
         if not self._installed:
             return

@@ -96,6 +96,10 @@ class Policy:
         total_steps: Number of steps the policy is designed for, or `None` when it repeats
             forever.
         cycle_steps: Length of one period for a policy that repeats forever, else `None`.
+
+    Example:
+        >>> policy = OneCycle(1e-3, total_steps=100)  # a Policy subclass
+        >>> policy.lr_at([0, 25, 99]), policy.momentum_at([0, 25, 99])
     """
 
     total_steps: int | None = None
@@ -120,6 +124,13 @@ class Policy:
 
         Returns:
             Array of the same shape as `steps`.
+
+        Raises:
+            ValueError: If `steps` holds a negative or non-integer value.
+
+        Example:
+            >>> Constant(1e-3, total_steps=10).lr_at([0, 9]).tolist()
+            [0.001, 0.001]
         """
         return np.asarray(self._lr(self._wrap(steps)), dtype=np.float64)
 
@@ -131,6 +142,13 @@ class Policy:
 
         Returns:
             Array of the same shape as `steps`, or `None`.
+
+        Raises:
+            ValueError: If `steps` holds a negative or non-integer value.
+
+        Example:
+            >>> OneCycle(1e-3, total_steps=100).momentum_at([0, 25]).tolist()
+            [0.95, 0.85]
         """
         if getattr(self, "moms", None) is None:
             return None
@@ -143,7 +161,15 @@ class Policy:
         raise NotImplementedError
 
     def get_config(self) -> dict:
-        """The constructor arguments, JSON-able."""
+        """The constructor arguments, JSON-able.
+
+        Returns:
+            A dict of the arguments that rebuild the policy (`{}` on the base class).
+
+        Example:
+            >>> Constant(1e-3, total_steps=10).get_config()
+            {'lr': 0.001, 'total_steps': 10, 'momentum': None}
+        """
         return {}
 
     def __repr__(self) -> str:

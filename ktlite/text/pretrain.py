@@ -143,6 +143,11 @@ class MaskedLMLearner(Learner):
     Attributes:
         preproc: the `TextPreprocessor` whose vocabulary the model predicts.
         masker: the `TokenMasker` of the training data.
+
+    Example:
+        >>> learner = text.pretrain(unlabeled_texts, val_texts=held_out_texts)
+        >>> learner.fit_onecycle(1e-3, 3)
+        >>> learner.save_backbone("my_backbone")
     """
 
     _val_source = "`val_texts` to `text.pretrain`"
