@@ -133,6 +133,31 @@ def predicted_labels(task: str, y_pred: np.ndarray, from_logits: bool = False) -
     return _values(p)
 
 
+def _check_single_output(y_pred: Any) -> None:
+    """Refuses the outputs of a multi-output model (a dict or list of arrays)."""
+    if isinstance(y_pred, (dict, list, tuple)):
+        names = list(y_pred) if isinstance(y_pred, dict) else len(y_pred)
+        raise ValueError(
+            "Reports and per-sample losses judge a single-output model; judge each output "
+            f"of a multi-output model with `model.evaluate`. Received: outputs {names}"
+        )
+
+
+def _same_rank(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and outputs whose ranks differ by a last axis of 1, paired as Keras pairs
+    them when training: a rank-1 side gains the axis, otherwise the other side loses it.
+    (A bare loss function would broadcast `(n,)` against `(n, 1)` to `(n, n)`.)"""
+    if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
+        if y_pred.ndim == 1:
+            return y_true, y_pred[:, None]
+        return y_true[..., 0], y_pred
+    if y_pred.ndim == y_true.ndim + 1 and y_pred.shape[-1] == 1:
+        if y_true.ndim == 1:
+            return y_true[:, None], y_pred
+        return y_true, y_pred[..., 0]
+    return y_true, y_pred
+
+
 def report(
     model: keras.Model,
     y_true: np.ndarray,
@@ -162,12 +187,7 @@ def report(
     """
     from sklearn import metrics
 
-    if isinstance(y_pred, (dict, list, tuple)):
-        names = list(y_pred) if isinstance(y_pred, dict) else len(y_pred)
-        raise ValueError(
-            "The report judges a single-output model; judge each output of a multi-output "
-            f"model with `model.evaluate`. Received: outputs {names}"
-        )
+    _check_single_output(y_pred)
     task = _task_of(model, y_true, y_pred)
     if task == "sequence":
         real = np.asarray(y_true) != 0
@@ -223,6 +243,7 @@ def per_sample_loss(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) 
         >>> per_sample_loss(model, y_val, model.predict(x_val)).shape
         (100,)
     """
+    _check_single_output(y_pred)
     loss = model.loss
     if isinstance(loss, (list, tuple)) and len(loss) == 1:
         loss = loss[0]
@@ -237,13 +258,7 @@ def per_sample_loss(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) 
             "Per-sample losses need a single-output model with one loss. "
             f"Received: model.loss={model.loss!r}"
         )
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    # Labels `(n,)` against outputs `(n, 1)` (and the other way round) are paired as
-    # Keras pairs them when training; a bare loss function would broadcast to `(n, n)`.
-    if y_pred.ndim == y_true.ndim + 1 and y_pred.shape[-1] == 1:
-        y_true = y_true[..., None]
-    elif y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
-        y_true = y_true[..., 0]
+    y_true, y_pred = _same_rank(np.asarray(y_true), np.asarray(y_pred))
     values = []
     for start in range(0, len(y_true), 1024):
         yt = keras.ops.convert_to_tensor(y_true[start : start + 1024])

@@ -39,6 +39,23 @@ AUTOFIT_MAX_EPOCHS = 1000
 _PLOT_KINDS = {"lr": "lrs", "momentum": "momentums", "loss": "losses"}
 
 
+def _check_callbacks(callbacks: Any) -> None:
+    """Refuses a `callbacks` argument that is not a list, or holds a callback that sets
+    the learning rate: the learner's schedule (or the finder's sweep) sets it at every
+    step, so the user's would have no effect."""
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r}")
+    rate_setters = [type(c).__name__ for c in callbacks or () if isinstance(
+        c, (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau))]
+    if rate_setters:
+        raise ValueError(
+            "`callbacks` must not set the learning rate: the learner's schedule sets it at "
+            "every step, so theirs would have no effect. Leave them out (`autofit`'s "
+            "`reduce_on_plateau` lowers it on plateaus) or train with `model.fit`. "
+            f"Received: {', '.join(rate_setters)}"
+        )
+
+
 def _static_batches(dataset: tf.data.Dataset) -> bool:
     """Whether every tensor of the dataset's batches has a known batch size."""
     specs = tf.nest.flatten(dataset.element_spec)
@@ -373,7 +390,8 @@ class Learner:
                 `result.config["confirm"]`. Default False.
             confirm_steps: batches per confirming run; default a quarter of the sweep.
             callbacks: extra Keras callbacks to run during the sweep (e.g. a timer); they
-                see the sweep's batches, not the confirming runs'.
+                see the sweep's batches, not the confirming runs'. None may set the
+                learning rate (the sweep sets it at every step).
 
         Returns:
             The `LRFindResult` (also kept as `learner.lr_result`).
@@ -388,6 +406,7 @@ class Learner:
             raise TypeError(f"`confirm` must be a bool. Received: confirm={confirm!r}")
         confirm_steps = check_positive_int(confirm_steps, "confirm_steps", allow_none=True)
         epochs = check_positive_int(epochs, "epochs", allow_none=True)
+        _check_callbacks(callbacks)
         planned_steps = None
         if epochs is not None:
             updates = -(-self._train_steps() // _distribute().accumulation_steps(self.model))
@@ -483,19 +502,7 @@ class Learner:
         from ktlite.lr import PolicyCallback
 
         steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch", allow_none=True)
-        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
-            raise TypeError(
-                f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r}"
-            )
-        rate_setters = [type(c).__name__ for c in callbacks or () if isinstance(
-            c, (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau))]
-        if rate_setters:
-            raise ValueError(
-                "`callbacks` must not set the learning rate: the learner's schedule sets it "
-                "at every step, so theirs would have no effect. Leave them out (`autofit`'s "
-                "`reduce_on_plateau` lowers it on plateaus) or train with `model.fit`. Received: "
-                f"{', '.join(rate_setters)}"
-            )
+        _check_callbacks(callbacks)
         PolicyCallback.check_optimizer(self.model.optimizer)  # before any callback starts
         steps = steps_per_epoch or self._train_steps()
         # Policies count optimizer updates. With ktlite's gradient accumulation an update
@@ -829,10 +836,8 @@ class Learner:
         Example:
             >>> learner.fine_tune(3, base_lr=1e-3, freeze_epochs=1, lr_mult=10)
         """
-        from ktlite.lr import GroupRates, group_multipliers
+        from ktlite.lr import GroupRates, OneCycle, group_multipliers
         from ktlite.lr import layer_groups as find_groups
-
-        from ktlite.lr import OneCycle
 
         epochs = check_positive_int(epochs, "epochs")
         if isinstance(freeze_epochs, bool) or not isinstance(freeze_epochs, (int, np.integer)) \
@@ -848,6 +853,7 @@ class Learner:
                 f"`base_lr` must be a positive float or None. Received: base_lr={base_lr!r}"
             )
         OneCycle(1.0, 2, pct_start, div, moms=moms)  # the unfrozen phase's settings, checked now
+        _check_callbacks(callbacks)
         groups = find_groups(self.model, layer_groups)
         multipliers = group_multipliers(len(groups), lr_mult)
         flags = [(layer, layer.trainable) for layer in compat.flatten_layers(self.model)]
@@ -918,20 +924,17 @@ class Learner:
     def _outputs_and_labels(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
         """Predictions and labels in the same order.
 
-        A dataset is read once, batch by batch, so one that reshuffles on every pass
-        still pairs each output with its own label.
+        A dataset is cached on its first pass (the labels'), and the predictions replay
+        that pass, so one that reshuffles on every pass still pairs each output with its
+        own label (`model.predict` splits the batches over a strategy's replicas).
         """
         if isinstance(data, TaskDataset):
             return self._predict_in_order(data), np.asarray(data.y)
         dataset, _ = self._dataset(data, training=False)
-        outputs, labels = [], []
-        for batch in dataset:
-            outputs.append(self.model.predict_on_batch(batch[0]))
-            labels.append(tf.nest.map_structure(np.asarray, batch[1]))
-        return tuple(
-            tf.nest.map_structure(lambda *parts: np.concatenate(parts), *pieces)
-            for pieces in (outputs, labels)
-        )
+        frozen = dataset.cache()
+        labels = [tf.nest.map_structure(np.asarray, batch[1]) for batch in frozen]
+        labels = tf.nest.map_structure(lambda *parts: np.concatenate(parts), *labels)
+        return self.model.predict(frozen.map(lambda *b: b[0]), verbose=0), labels
 
     def validate(
         self,

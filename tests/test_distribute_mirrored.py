@@ -78,6 +78,9 @@ def test_the_learner_workflow_runs_under_mirrored(report):
     assert learner["autofit_epochs"] == 1 and learner["fit_epochs"] == 1
     assert learner["confusion_total"] == 128
     assert learner["predict_shape"] == [128, 2]
+    assert learner["dataset_confusion_equal"]
+    np.testing.assert_allclose(learner["dataset_top_losses"], learner["array_top_losses"],
+                               rtol=1e-5)
 
 
 def test_the_learner_accumulates_under_mirrored_counting_updates(report):
@@ -92,6 +95,7 @@ def _learner_checks(strategy, build, x, y):
     import io
 
     import keras
+    import tensorflow as tf
 
     from ktlite import get_learner
 
@@ -112,6 +116,13 @@ def _learner_checks(strategy, build, x, y):
         matrix = learner.validate()
     out["confusion_total"] = int(np.asarray(matrix).sum())
     out["predict_shape"] = list(learner.predict(x).shape)
+    # A reshuffling tf.data validation set is judged like the arrays (batches split over
+    # the replicas, each output with its own label).
+    shuffled = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x)).batch(32)
+    out["dataset_confusion_equal"] = bool(np.array_equal(
+        learner.validate(shuffled, print_report=False), matrix))
+    out["dataset_top_losses"] = [row[1] for row in learner.top_losses(3, shuffled)]
+    out["array_top_losses"] = [row[1] for row in learner.top_losses(3)]
 
     accumulating = get_learner(build(keras.optimizers.Adam(1e-3)), (x, y), batch_size=16,
                                strategy=strategy, gradient_accumulation_steps=2, verbose=0)

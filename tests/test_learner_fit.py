@@ -249,11 +249,14 @@ def test_a_callback_that_sets_the_rate_is_refused_before_any_step(callback):
     name = type(callback).__name__
     for fit in (lambda: learner.fit_onecycle(1e-2, 1, callbacks=[callback]),
                 lambda: learner.fit(1e-2, 1, callbacks=[callback]),
-                lambda: learner.autofit(1e-2, 2, callbacks=[callback])):
+                lambda: learner.autofit(1e-2, 2, callbacks=[callback]),
+                lambda: learner.fine_tune(1, callbacks=[callback]),  # before its lr_find
+                lambda: learner.lr_find(callbacks=[callback])):
         with pytest.raises(ValueError, match=rf"must not set the learning rate.*{name}"):
             fit()
     for w, b in zip(learner.model.get_weights(), before):
         np.testing.assert_array_equal(w, b)
+    assert learner.lr_result is None and int(learner.model.optimizer.iterations) == 0
 
 
 def test_a_completed_fit_gives_the_optimizer_its_own_rate_back():

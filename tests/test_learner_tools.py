@@ -114,17 +114,24 @@ def test_a_dataset_that_reshuffles_each_pass_is_judged_with_each_label_by_its_ou
                                [r[1] for r in learner.top_losses(5, (x, y))], rtol=1e-5)
 
 
-def test_validate_refuses_a_multi_output_model_naming_its_outputs():
+def test_validate_and_top_losses_refuse_a_multi_output_model_naming_its_outputs():
     inputs = keras.Input((D,))
-    model = keras.Model(inputs, {"cls": keras.layers.Dense(3, activation="softmax")(inputs),
-                                 "reg": keras.layers.Dense(1)(inputs)})
-    model.compile(optimizer="adam", loss={"cls": "sparse_categorical_crossentropy",
-                                          "reg": "mse"})
+    outputs = {"cls": keras.layers.Dense(3, activation="softmax")(inputs),
+               "reg": keras.layers.Dense(1)(inputs)}
     x = _x()
     labels = {"cls": np.zeros(N, int), "reg": np.zeros(N, "float32")}
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss={"cls": "sparse_categorical_crossentropy",
+                                          "reg": "mse"})
     learner = get_learner(model, (x, labels), (x, labels), verbose=0)
     with pytest.raises(ValueError, match=r"single-output .*Received: outputs \['cls', 'reg'\]"):
         learner.validate()
+    # One loss shared by both outputs: the outputs are not read as one array.
+    shared = keras.Model(inputs, [outputs["reg"], keras.layers.Dense(1)(inputs)])
+    shared.compile(optimizer="adam", loss="mse")
+    learner = get_learner(shared, (x, [labels["reg"]] * 2), (x, [labels["reg"]] * 2), verbose=0)
+    with pytest.raises(ValueError, match=r"single-output .*Received: outputs 2"):
+        learner.top_losses(2)
 
 
 # --------------------------------------------------------------------- top losses
@@ -143,6 +150,25 @@ def test_top_losses_pair_labels_of_one_axis_with_outputs_of_width_one(loss, acti
     rows = learner.top_losses(5)
     assert [r[0] for r in rows] == list(np.argsort(-expected, kind="stable")[:5])
     np.testing.assert_allclose([r[1] for r in rows], np.sort(expected)[::-1][:5], rtol=1e-4)
+
+
+@pytest.mark.parametrize("loss", ["mse", "binary_crossentropy"])
+def test_top_losses_pair_labels_of_width_one_with_outputs_of_one_axis(loss):
+    # Labels `(n, 1)` and outputs `(n,)`: Keras gives the outputs the axis, and so do we.
+    x = _x()
+    y = (x[:, :1] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((D,)), keras.layers.Dense(1, activation="sigmoid"),
+                              keras.layers.Reshape(())])
+    model.compile(optimizer="adam", loss=loss)
+    learner = get_learner(model, (x, y), (x, y), verbose=0)
+    outputs = learner.predict(x)
+    assert outputs.shape == (N,)
+    fn = keras.losses.get(loss)
+    expected = np.array([float(fn(y[i: i + 1], outputs[i: i + 1, None])[0]) for i in range(N)])
+    rows = learner.top_losses(N)
+    np.testing.assert_allclose(sorted(r[1] for r in rows), np.sort(expected), rtol=1e-4)
+    assert np.mean([r[1] for r in rows]) == pytest.approx(
+        learner.model.evaluate(x, y, verbose=0), rel=1e-3)
 
 
 def test_top_losses_are_sorted_per_sample_losses():

@@ -125,7 +125,8 @@ def row_columns(rows: Sequence[Any], expected: Sequence[str], name: str) -> dict
         ``{column name: list of values}`` for the expected columns.
 
     Raises:
-        TypeError: if a row is not a mapping (its index is named).
+        TypeError: if a row is not a mapping, or maps a column to a list or a dict (a
+            cell holds one value; the row and column are named).
 
     Example:
         >>> row_columns([{"age": 41}], ["age"], "rows")
@@ -136,6 +137,12 @@ def row_columns(rows: Sequence[Any], expected: Sequence[str], name: str) -> dict
             raise TypeError(
                 f"`{name}` must hold dict rows ({{column: value}}). Received: {name}[{i}] of "
                 f"type {type(row).__name__}"
+            )
+        nested = [c for c in expected if isinstance(row.get(c), (list, tuple, dict))]
+        if nested:
+            raise TypeError(
+                f"`{name}[{i}]` must map each column to one value (a string, number, boolean "
+                f"or None). Received: a list or dict in the columns {nested}"
             )
     return {c: [row.get(c) for row in rows] for c in expected}
 

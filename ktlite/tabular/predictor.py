@@ -135,14 +135,6 @@ class TabularPredictor(ClassifierPredictor):
         """
         if not isinstance(items, list):
             raise ValueError(f"`inputs` must be a list of rows. Received: {type(items).__name__}")
-        for index, row in enumerate(items):
-            nested = [key for key, value in row.items() if isinstance(value, (dict, list))] \
-                if isinstance(row, dict) else []
-            if nested:
-                raise ValueError(
-                    f"`inputs[{index}]` must map columns to strings, numbers, booleans or null. "
-                    f"Received: an array or object in {nested}"
-                )
         try:
             self._as_batch(items)
         except TypeError as err:

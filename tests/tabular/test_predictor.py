@@ -151,9 +151,11 @@ def test_json_hooks_check_rows_and_describe_the_columns(predictor):
     with pytest.raises(ValueError, match="dict rows"):
         predictor.inputs_from_json(["Rome"])
     # The schema's values are scalars: an object is not read as an unknown category.
-    with pytest.raises(ValueError, match=r"`inputs\[1\]` must map columns to strings, .* "
-                                         r"Received: an array or object in \['city'\]"):
+    nested = r"`inputs\[1\]` must map each column to one value .*a list or dict in .*'city'"
+    with pytest.raises(ValueError, match=nested):
         predictor.inputs_from_json([ROWS[0], {**ROWS[1], "city": {"a": 1}}])
+    with pytest.raises(TypeError, match=nested):  # the Python path alike
+        predictor.predict([ROWS[0], {**ROWS[1], "city": ["Rome"]}])
     schema = predictor.json_input_schema()
     assert schema["required"] == ["x", "noise", "city"]
     answer = predictor.json_response(predictor.predict_outputs(ROWS), return_proba=True)
