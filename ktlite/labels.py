@@ -30,7 +30,9 @@ Class names are strings. Inferred class names are sorted: strings in code-point 
 integers and booleans numerically (then written as text: ``3`` becomes ``"3"``), so the
 same labels always give the same class ids. Integer labels are matched to class names by
 their text when every label is found that way, and otherwise used as indices into the
-class names (``y=[0, 1]`` with ``class_names=["neg", "pos"]``).
+class names (``y=[0, 1]`` with ``class_names=["neg", "pos"]``), unless a class name is
+itself an integer (classes ``"1"`` to ``"5"`` from star ratings), where a position would
+be ambiguous and an unknown label is refused.
 """
 
 from __future__ import annotations
@@ -483,7 +485,10 @@ def _class_ids(values: np.ndarray, names: list[str], name: str) -> np.ndarray:
     texts = [_label_text(v) for v in values.tolist()]
     if all(t in index for t in texts):
         return np.fromiter((index[t] for t in texts), dtype=np.int32, count=len(texts))
-    if values.dtype.kind in "iu" and values.size:
+    # Positions only when no class is named by a number: with classes "1".."5" (star
+    # ratings), a stray 0 must not turn every 1 into "2".
+    positional = not any(c.lstrip("-").isdigit() for c in names)
+    if positional and values.dtype.kind in "iu" and values.size:
         if values.min() >= 0 and values.max() < len(names):
             return values.astype(np.int32)
     unseen = sorted({t for t in texts if t not in index})

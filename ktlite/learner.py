@@ -30,7 +30,7 @@ from ktlite import compat, evaluation, model_tools, saving
 from ktlite._console import say
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
-from ktlite.validation import check_data, check_model, check_positive_int
+from ktlite.validation import check_data, check_model, check_positive_int, output_width
 
 __all__ = ["Learner", "get_learner"]
 
@@ -1015,9 +1015,21 @@ class Learner:
         Returns:
             The same tuples as `top_losses(n)`.
 
+        Raises:
+            ValueError: if `preproc` names another number of classes than the model has
+                outputs (its names would be the wrong ones).
+
         Example:
             >>> learner.view_top_losses(3, preproc=preproc)
         """
+        names = getattr(preproc, "class_names", None)
+        width = output_width(self.model)
+        if names and width is not None and width != len(names) and (width, len(names)) != (1, 2):
+            raise ValueError(
+                f"`preproc` names {len(names)} classes but the model has {width} outputs: pass "
+                "the preprocessor made with the model's training data. Received: "
+                f"class_names={names[:10]!r}"
+            )
         data = self._eval_data(val_data)
         rows = self.top_losses(n, val_data=data)
         raw = data.x if isinstance(data, TaskDataset) else None

@@ -600,7 +600,7 @@ class Predictor:
         try:
             preproc = cls._load_preprocessor(folder)
         except (OSError, ValueError, TypeError, KeyError) as err:
-            if isinstance(err, ValueError) and str(folder) in str(err):
+            if isinstance(err, saving.InvalidFileError):
                 raise  # it names the file already
             files = ", ".join(str(folder / name) for name in cls.preprocessor_files)
             raise ValueError(f"Could not load the preprocessor from {files}: {err}") from err

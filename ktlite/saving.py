@@ -296,7 +296,18 @@ def read_lines(path: str | os.PathLike) -> list[str]:
     return content[:-1].split("\n")
 
 
-def invalid_file(path: str | os.PathLike, kind: str, err: Exception) -> ValueError:
+class InvalidFileError(ValueError):
+    """A saved file failed validation; the message names the file and quotes none of it.
+
+    Made by `invalid_file`; a `ValueError`, so callers catch it as one.
+
+    Example:
+        >>> isinstance(invalid_file("p.json", "TextPreprocessor", ValueError("bad")), ValueError)
+        True
+    """
+
+
+def invalid_file(path: str | os.PathLike, kind: str, err: Exception) -> InvalidFileError:
     """The error for a saved file whose content failed validation, quoting none of it.
 
     Validation messages name the key and what was expected, then end with ``Received:``
@@ -309,13 +320,14 @@ def invalid_file(path: str | os.PathLike, kind: str, err: Exception) -> ValueErr
         err: the validation error.
 
     Returns:
-        A `ValueError` naming the file, the kind and what is wrong, for the caller to raise.
+        An `InvalidFileError` (a `ValueError`) naming the file, the kind and what is wrong,
+        for the caller to raise.
 
     Example:
         >>> raise invalid_file(path, "TextPreprocessor", err) from None
     """
     reason = str(err).split("Received:")[0].strip().rstrip(".:;,") or type(err).__name__
-    return ValueError(f"Cannot load the {kind} in {os.fspath(path)!r}: {reason}.")
+    return InvalidFileError(f"Cannot load the {kind} in {os.fspath(path)!r}: {reason}.")
 
 
 def check_config_header(config: dict[str, Any], task: str, version: int) -> None:
@@ -329,16 +341,23 @@ def check_config_header(config: dict[str, Any], task: str, version: int) -> None
         version: the format version this ktlite reads.
 
     Raises:
-        ValueError: naming which of the two is wrong.
+        ValueError: if `config` is not a dict with both keys, or naming which of the two
+            is wrong (a boolean version included).
 
     Example:
         >>> check_config_header(config, "tabular", FORMAT_VERSION)
     """
+    if not isinstance(config, dict) or not {"task", "format_version"} <= set(config):
+        raise ValueError(
+            "`config` must be a dict with the keys 'task' and 'format_version'. Received: "
+            f"{sorted(config) if isinstance(config, dict) else type(config).__name__}"
+        )
     if config["task"] != task:
         raise ValueError(
             f"The config is for another task, not {task!r}. Received: task={config['task']!r}"
         )
-    if config["format_version"] != version:
+    given = config["format_version"]
+    if isinstance(given, bool) or given != version:  # JSON true is not version 1
         raise ValueError(
             f"The config has another format_version; this ktlite reads version {version}: "
             "upgrade ktlite or save the preprocessor again. Received: "
@@ -733,6 +752,7 @@ def write_folder(
 
 __all__ = [
     "MANIFEST_FILE",
+    "InvalidFileError",
     "check_config_header",
     "check_regular_file",
     "finish_interrupted_save",

@@ -6,7 +6,7 @@ value), naming the argument and quoting what was received.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -25,6 +25,7 @@ __all__ = [
     "loss_name",
     "loss_from_logits",
     "output_width",
+    "shape_fits",
 ]
 
 _COMPILE_HINT = (
@@ -274,28 +275,54 @@ def _input_structure(model: keras.Model) -> Any:
         return None
 
 
-def _input_names(model: keras.Model, inputs: list) -> list[str]:
-    """The keys a dict of inputs is matched by: the model's dict keys, else input names."""
-    structure = _input_structure(model)
-    return list(structure) if isinstance(structure, dict) else [t.name for t in inputs]
+def shape_fits(expected: Sequence[int | None], got: Sequence[int]) -> bool:
+    """Whether a sample of shape `got` fits an input declared `expected` (None: any size).
+
+    Args:
+        expected: the input's shape without the batch axis, e.g. `(None, 16)`.
+        got: one sample's shape.
+
+    Returns:
+        True if the ranks agree and every known size matches.
+
+    Example:
+        >>> shape_fits((None, 16), (12, 16)), shape_fits((4,), (5,))
+        (True, False)
+    """
+    return len(expected) == len(got) and all(e is None or e == g for e, g in zip(expected, got))
 
 
 def _check_inputs(model: keras.Model, x: Any, name: str) -> None:
-    """Checks that `x` has one array per model input, of a shape that input takes."""
+    """Checks that `x` has an array for each model input, of a shape that input takes.
+
+    Arrays are matched to inputs as Keras matches them: a dict by the model's dict keys
+    (else the input names; extra keys are ignored), a list in order (a model built on a
+    dict takes a dict only). Nested input
+    structures are left to Keras; a last axis of 1 may be added or dropped, as Keras does.
+    """
     inputs = getattr(model, "inputs", None) or []
-    if not inputs or x is None:
+    structure = _input_structure(model)
+    parts = list(structure.values()) if isinstance(structure, dict) else structure
+    nested = isinstance(parts, (list, tuple)) and any(
+        isinstance(part, (list, tuple, dict)) for part in parts
+    )
+    if not inputs or x is None or nested:
         return
     if isinstance(x, dict):
-        if len(inputs) == 1 and not isinstance(_input_structure(model), dict):
-            return  # a single input is looked up by Keras's own rules
-        names = _input_names(model, inputs)
-        if sorted(x) != sorted(names):
+        specs = dict(structure) if isinstance(structure, dict) else {t.name: t for t in inputs}
+        missing = sorted(set(specs) - set(x))
+        if missing:
             raise ValueError(
-                f"`{name}` must hold one array per model input, keyed {sorted(names)}. "
-                f"Received: keys {sorted(x)}"
+                f"`{name}` must map each model input's key {sorted(specs)} to an array; "
+                f"{missing} have none. Received: keys {sorted(x)}"
             )
-        pairs = [(x[key], spec, f"{name}[{key!r}]") for key, spec in zip(names, inputs)]
+        pairs = [(x[key], spec, f"{name}[{key!r}]") for key, spec in specs.items()]
     elif isinstance(x, (list, tuple)):
+        if isinstance(structure, dict):
+            raise ValueError(
+                f"`{name}` must be a dict keyed {sorted(structure)}: the model was built on a "
+                f"dict of inputs. Received: a {type(x).__name__} of {len(x)} arrays"
+            )
         if len(x) != len(inputs):
             raise ValueError(
                 f"`{name}` must hold one array per model input ({len(inputs)}, in the order "
@@ -306,20 +333,21 @@ def _check_inputs(model: keras.Model, x: Any, name: str) -> None:
         pairs = [(x, inputs[0], name)]
     else:
         raise ValueError(
-            f"`{name}` must hold one array per model input (a dict keyed "
-            f"{_input_names(model, inputs)} or a list): the model has {len(inputs)}. "
-            f"Received: one {type(x).__name__}"
+            f"`{name}` must hold one array per model input (a dict or a list): the model "
+            f"has {len(inputs)}, {[t.name for t in inputs]}. Received: one {type(x).__name__}"
         )
     for array, spec, where in pairs:
         if not isinstance(array, np.ndarray) or array.dtype == object:
             continue
         expected, got = tuple(spec.shape[1:]), array.shape[1:]
-        if len(expected) != len(got) or any(
-            e is not None and e != g for e, g in zip(expected, got)
-        ):
+        if len(got) == len(expected) + 1 and got[-1] == 1:
+            got = got[:-1]
+        elif len(expected) == len(got) + 1 and expected[-1] == 1:
+            expected = expected[:-1]
+        if not shape_fits(expected, got):
             raise ValueError(
-                f"`{where}` samples have shape {got}, but the model expects {expected}. "
-                f"Received: {where} of shape {array.shape}"
+                f"`{where}` samples have shape {array.shape[1:]}, but the model expects "
+                f"{tuple(spec.shape[1:])}. Received: {where} of shape {array.shape}"
             )
 
 

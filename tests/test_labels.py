@@ -50,6 +50,17 @@ def test_integers_index_user_class_names_when_they_are_not_names():
     assert encode_labels([1, 0], mode, names).tolist() == [1, 0]
 
 
+def test_integers_never_index_classes_named_by_numbers():
+    # Star ratings 1..5: a stray 0 is an unknown label, not a reason to shift 1 to "2".
+    mode, names, _ = fit_labels([1, 2, 3, 4, 5])
+    assert encode_labels([1, 5], mode, names).tolist() == [0, 4]
+    with pytest.raises(ValueError, match=r"`y_test` holds labels the training labels never "
+                                         r"had: \['0'\]"):
+        encode_labels([0, 1, 2, 3, 4], mode, names, name="y_test")
+    with pytest.raises(ValueError, match="never had"):
+        encode_labels([1], *fit_labels([0, 5])[:2])
+
+
 def test_user_class_names_set_the_output_order():
     _, names, _ = fit_labels(["a", "b"], class_names=["b", "a"])
     assert encode_labels(["a", "b"], "multiclass", names).tolist() == [1, 0]

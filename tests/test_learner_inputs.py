@@ -64,25 +64,46 @@ def test_dict_and_list_inputs_for_multi_input_model():
 
 
 def test_multi_input_data_is_matched_to_the_inputs_up_front():
-    a_in, b_in = keras.Input((2,), name="a"), keras.Input((3,), name="b")
-    out = keras.layers.Dense(C, activation="softmax")(keras.layers.Concatenate()([a_in, b_in]))
+    # Keys out of alphabetical order and inputs of different widths: arrays are matched
+    # by key, as Keras matches them (it orders `model.inputs` by key).
+    b_in, a_in = keras.Input((3,), name="b"), keras.Input((1,), name="a")
+    out = keras.layers.Dense(C, activation="softmax")(keras.layers.Concatenate()([b_in, a_in]))
     x, y = _data()
-    a, b = x[:, :2], np.concatenate([x, x], axis=1)[:, :3]
-    for structure in ({"a": a_in, "b": b_in}, [a_in, b_in]):
+    a, b = x[:, :1], x[:, 1:]
+    for structure in ({"b": b_in, "a": a_in}, [b_in, a_in]):
         model = keras.Model(structure, out)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-        with pytest.raises(ValueError, match=r"keyed \['a', 'b'\]. Received: keys \['a', 'c'\]"):
+        with pytest.raises(ValueError, match=r"key \['a', 'b'\] to an array; \['b'\] have "
+                                             r"none. Received: keys \['a', 'c'\]"):
             get_learner(model, ({"a": a, "c": b}, y))
-        with pytest.raises(ValueError, match=r"`val_data x\[0\]` samples have shape \(3,\), "
-                                             r"but the model expects \(2,\)"):
-            get_learner(model, ({"a": a, "b": b}, y), ([b, a], y))
-        with pytest.raises(ValueError, match=r"one array per model input \(2, in the order "
-                                             r"\['a', 'b'\]\). Received: 1 arrays"):
-            get_learner(model, ([a], y))
-        with pytest.raises(ValueError, match=r"the model has 2. Received: one ndarray"):
+        with pytest.raises(ValueError, match=r"the model has 2, .*Received: one ndarray"):
             get_learner(model, (x, y))
-        # A refusal leaves the model untouched: the right data then fits.
-        _fits(get_learner(model, ({"a": a, "b": b}, y), batch_size=16, verbose=0))
+        # Accepted as Keras accepts them: extra keys, a missing last axis of 1; then a fit.
+        _fits(get_learner(model, ({"b": b, "a": a[:, 0], "id": y}, y), batch_size=16,
+                          verbose=0))
+    # A list goes to a list-built model in its order, never to a dict-built one.
+    with pytest.raises(ValueError, match=r"`val_data x\[1\]` samples have shape \(3,\), "
+                                         r"but the model expects \(1,\)"):
+        get_learner(model, ([b, a], y), ([b, b], y))
+    with pytest.raises(ValueError, match=r"one array per model input \(2, in the order "
+                                         r"\['b', 'a'\]\). Received: 1 arrays"):
+        get_learner(model, ([b], y))
+    _fits(get_learner(model, ([b, a], y), batch_size=16, verbose=0))
+    dict_built = keras.Model({"b": b_in, "a": a_in}, out)
+    dict_built.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"must be a dict keyed \['a', 'b'\]: the model was "
+                                         r"built on a dict of inputs. Received: a list of 2"):
+        get_learner(dict_built, ([a, b], y))
+
+
+def test_nested_input_structures_are_left_to_keras():
+    a_in, b_in, c_in = (keras.Input((2,), name=n) for n in "abc")
+    merged = keras.layers.Concatenate()([a_in, b_in, c_in])
+    model = keras.Model([[a_in, b_in], c_in], keras.layers.Dense(C, activation="softmax")(merged))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = _data()
+    nested = tf.data.Dataset.from_tensor_slices((((x[:, :2], x[:, 2:]), x[:, :2]), y)).batch(16)
+    _fits(get_learner(model, nested, verbose=0))
 
 
 def test_unbatched_tf_dataset_is_batched_with_batch_size():

@@ -204,6 +204,13 @@ def test_view_top_losses_shows_raw_texts_and_class_names(capsys):
     assert f"id: {first} |" in out and texts[first] in out
     assert any(name in out for name in Preproc.class_names)
 
+    class Other:
+        class_names = ["neg", "pos"]
+
+    with pytest.raises(ValueError, match=r"`preproc` names 2 classes but the model has 3 "
+                                         r"outputs.*Received: class_names=\['neg', 'pos'\]"):
+        learner.view_top_losses(2, preproc=Other())
+
 
 def test_view_top_losses_undoes_token_ids_with_preproc(capsys):
     ids = np.random.default_rng(0).integers(1, 5, size=(N, D))

@@ -69,6 +69,10 @@ def test_a_config_of_another_task_or_version_is_refused_naming_which():
     with pytest.raises(ValueError, match=r"another format_version; this ktlite reads version 1: "
                                          r".*Received: format_version=7"):
         saving.check_config_header({"task": "text", "format_version": 7}, "text", 1)
+    with pytest.raises(ValueError, match="format_version=True"):
+        saving.check_config_header({"task": "text", "format_version": True}, "text", 1)
+    with pytest.raises(ValueError, match=r"keys 'task' and 'format_version'. Received: list"):
+        saving.check_config_header(["text"], "text", 1)
 
 
 def test_read_json_names_the_file_and_quotes_nothing_from_it(tmp_path):

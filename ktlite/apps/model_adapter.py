@@ -16,6 +16,7 @@ import numpy as np
 
 from ktlite import compat
 from ktlite.predictor import to_json, library_versions, check_batch_size
+from ktlite.validation import shape_fits
 
 
 class ModelAdapter:
@@ -69,9 +70,7 @@ class ModelAdapter:
                 f"the batch dimension). Received: input_shape={input_shape!r}"
             )
         declared = tuple(inputs[0].shape[1:])
-        if len(declared) != len(input_shape) or any(
-            d is not None and d != s for d, s in zip(declared, input_shape)
-        ):
+        if not shape_fits(declared, input_shape):
             raise ValueError(
                 f"`input_shape` must match the model's input shape {declared}. "
                 f"Received: input_shape={tuple(input_shape)!r}"

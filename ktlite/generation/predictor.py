@@ -7,6 +7,7 @@ greedily with up to `max_length` (constructor) new tokens.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,35 @@ class GenerationPredictor(StringDecodingPredictor):
             stacklevel=3,
         )
 
+    def export(
+        self,
+        path: str | os.PathLike,
+        format: str = "saved_model",
+        max_length: int | None = None,
+        **options: Any,
+    ) -> None:
+        """Exports a SavedModel that maps prompts to their greedy continuations.
+
+        The `serving_default` signature takes `texts` (1-D `tf.string`) and returns
+        `{"continuations": 1-D tf.string}`. Loading needs only `tensorflow` and
+        `import tensorflow_text`.
+
+        Args:
+            path: the folder to write (atomically).
+            format: `"saved_model"` (default).
+            max_length: most new tokens of the exported graph; None keeps the
+                predictor's.
+            **options: passed on to `Predictor.export`.
+
+        Raises:
+            ValueError: for `max_length` < 1, or an unknown format.
+            FileExistsError: if `path` is a file or a non-empty folder of something else.
+
+        Example:
+            >>> predictor.export("exported", max_length=8)
+        """
+        self._export_with(path, format, options, max_length=max_length)
+
     def predict(
         self,
         inputs: str | list[str],
@@ -147,7 +177,8 @@ class GenerationPredictor(StringDecodingPredictor):
         Args:
             inputs: a str or a list of str (an empty prompt starts from scratch).
             max_length: most new tokens (end token included). Defaults to 32.
-            method: `"greedy"`, `"beam"` or `"sample"`; None picks `"beam"` when
+            method: `"greedy"`, `"beam"` or `"sample"`; None picks `"sample"` when a
+                sampling option (`temperature`, `top_k`, `top_p`) is given, `"beam"` when
                 `beam_width > 1`, else `"greedy"`.
             beam_width: beams of beam search.
             length_penalty: GNMT length penalty of beam search.
@@ -164,7 +195,8 @@ class GenerationPredictor(StringDecodingPredictor):
         Raises:
             TypeError: for None or non-string items (the index is named).
             ValueError: for an empty list, `max_length` or `beam_width` < 1, `top_p`
-                outside (0, 1], or another option out of range.
+                outside (0, 1], another option out of range, or a sampling option with
+                a method other than `"sample"`.
 
         Example:
             >>> predictor.predict(["a library"], method="sample", top_p=0.9, seed=1)

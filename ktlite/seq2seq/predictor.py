@@ -86,12 +86,27 @@ def decoding_options(
     top_p: float = 1.0,
     seed: int = 0,
 ) -> DecodingOptions:
-    """`DecodingOptions` from `predict`'s keywords (`method` None: beam if width > 1)."""
+    """`DecodingOptions` from `predict`'s keywords.
+
+    `method` None picks `"sample"` when a sampling option (`temperature`, `top_k`, `top_p`)
+    is not its default, `"beam"` when `beam_width > 1`, else `"greedy"`; sampling options
+    with another method are refused rather than ignored.
+    """
     wide = (isinstance(beam_width, numbers.Integral) and not isinstance(beam_width, bool)
             and beam_width > 1)
+    sampling = {key: value for key, value in
+                (("temperature", temperature), ("top_k", top_k), ("top_p", top_p))
+                if value != {"temperature": 1.0, "top_k": 0, "top_p": 1.0}[key]}
     if method is None:
-        method = "beam" if wide else "greedy"
-    elif wide and method != "beam":
+        method = "sample" if sampling and not wide else "beam" if wide else "greedy"
+    if sampling and method != "sample":
+        given = ", ".join(f"{key}={value!r}" for key, value in sampling.items())
+        raise ValueError(
+            "`temperature`, `top_k` and `top_p` apply to method='sample' only. Received: "
+            f"{given} with method={method!r}"
+            + (f", beam_width={beam_width!r}" if wide else "")
+        )
+    if wide and method != "beam":
         raise ValueError(
             f"`beam_width` > 1 needs method='beam' (or None, which picks it). Received: "
             f"method={method!r}, beam_width={beam_width!r}"
@@ -149,6 +164,16 @@ class StringDecodingPredictor(Predictor):
             if len(self._functions) > _KEPT_FUNCTIONS:
                 self._functions.popitem(last=False)
         return self._functions[options]
+
+    def _export_with(self, path: Any, format: str, options: dict[str, Any],
+                     **serving: Any) -> None:
+        """`Predictor.export` with other serving settings (`None` keeps this one's)."""
+        changed = {key: value for key, value in serving.items() if value is not None}
+        if not changed:
+            super().export(path, format=format, **options)
+            return
+        type(self)(self.model, self.preproc, self.batch_size,
+                   **{**self._settings(), **changed}).export(path, format=format, **options)
 
     def _decode_batches(
         self, texts: list[str], max_length: int, options: DecodingOptions
@@ -290,7 +315,8 @@ class TranslationPredictor(StringDecodingPredictor):
             max_length: most target tokens per sentence (end token included); None (or
                 more) means the preprocessor's `target_maxlen`.
             length_penalty: GNMT length penalty of beam search (default 0.6).
-            method: `"greedy"`, `"beam"` or `"sample"`; None picks `"beam"` when
+            method: `"greedy"`, `"beam"` or `"sample"`; None picks `"sample"` when a
+                sampling option (`temperature`, `top_k`, `top_p`) is given, `"beam"` when
                 `beam_width > 1`, else `"greedy"`.
             temperature: sampling temperature (> 0).
             top_k: sample among the `top_k` most likely tokens (0: all).
@@ -305,7 +331,8 @@ class TranslationPredictor(StringDecodingPredictor):
         Raises:
             TypeError: for None or non-string items (the index is named).
             ValueError: for an empty list, `beam_width` or `max_length` < 1, `top_p`
-                outside (0, 1], or another option out of range.
+                outside (0, 1], another option out of range, or a sampling option with
+                a method other than `"sample"`.
 
         Example:
             >>> predictor.predict("Real-time strategy game", beam_width=4)
@@ -351,12 +378,4 @@ class TranslationPredictor(StringDecodingPredictor):
             >>> serve = tf.saved_model.load("exported").signatures["serving_default"]
             >>> serve(texts=tf.constant(["a cat"]))["translations"]
         """
-        serving, length = self._serving
-        if beam_width is None and max_length is None:
-            super().export(path, format=format, **options)
-            return
-        type(self)(
-            self.model, self.preproc, self.batch_size,
-            beam_width=serving.beam_width if beam_width is None else beam_width,
-            max_length=length if max_length is None else max_length,
-        ).export(path, format=format, **options)
+        self._export_with(path, format, options, beam_width=beam_width, max_length=max_length)

@@ -148,6 +148,14 @@ def test_get_predictor_save_load_and_export_continue_prompts_alike(lm, tmp_path)
     serve = tf.saved_model.load(str(tmp_path / "exported")).signatures["serving_default"]
     out = serve(texts=tf.constant(["c d"]))["continuations"].numpy()
     assert [t.decode() for t in out] == [predictor.predict("c d")]
+    # Another length for the export alone; the predictor keeps its own.
+    own = predictor.describe()["serving_max_length"]
+    predictor.export(tmp_path / "short", max_length=2)
+    serve = tf.saved_model.load(str(tmp_path / "short")).signatures["serving_default"]
+    out = serve(texts=tf.constant(["c d"]))["continuations"].numpy()
+    assert [t.decode() for t in out] == [predictor.predict("c d", max_length=2)]
+    assert len(predictor.predict("c d").split()) > 2
+    assert predictor.describe()["serving_max_length"] == own > 2
 
 
 def test_training_batches_are_length_bucketed_with_labels_alongside():

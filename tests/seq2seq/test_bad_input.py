@@ -105,6 +105,10 @@ def test_a_huge_max_length_means_as_long_as_the_model_allows(predictor):
         ({"seed": 2**31, "method": "sample"}, "seed"),
         ({"method": "nucleus"}, "method"),
         ({"method": "sample", "beam_width": 4}, "needs method='beam'"),
+        ({"method": "greedy", "temperature": 2.0},
+         r"apply to method='sample' only. Received: temperature=2.0 with method='greedy'"),
+        ({"beam_width": 2, "top_p": 0.5},
+         r"Received: top_p=0.5 with method='beam', beam_width=2"),
     ],
 )
 def test_decoding_options_out_of_range_raise(predictor, options, match):

@@ -41,6 +41,14 @@ def test_sampling_varies_per_row_and_keeps_a_bounded_set_of_graphs(predictor):
     assert (newest.method, newest.seed) == ("sample", _KEPT_FUNCTIONS + 1)
 
 
+def test_a_sampling_option_alone_samples(predictor):
+    source = task_pairs(1, seed=15)[0][0]
+    assert predictor.predict([source] * 6, temperature=5.0, seed=3) == predictor.predict(
+        [source] * 6, method="sample", temperature=5.0, seed=3)
+    assert len(set(predictor.predict([source] * 6, temperature=5.0, seed=3))) > 1
+    assert len(set(predictor.predict([source] * 6))) == 1  # greedy by default
+
+
 def test_a_row_samples_the_same_text_in_any_batch(predictor):
     source = task_pairs(1, seed=15)[0][0]
     options = dict(method="sample", temperature=5.0, seed=4)
