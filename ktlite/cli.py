@@ -114,16 +114,32 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _positive_float(value: str) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
     if not math.isfinite(number) or number <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, received {value!r}")
     return number
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
     if number <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive int, received {value!r}")
+    return number
+
+
+def _port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, received {value!r}")
     return number
 
 
@@ -136,8 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="train a Transformer on shipped WordNet data")
-    demo.add_argument("--epochs", type=_positive_int, default=2)
-    demo.add_argument("--batch-size", type=_positive_int, default=64)
+    demo.add_argument("--epochs", type=_positive_int, default=2,
+                      help="epochs of fit_onecycle (default: %(default)s)")
+    demo.add_argument("--batch-size", type=_positive_int, default=64,
+                      help="training batch size (default: %(default)s)")
     demo.add_argument("--lr", type=_positive_float, default=None,
                       help="learning rate for fit_onecycle (default: the LR finder's suggestion)")
     demo.add_argument("--max-train", type=_positive_int, default=None,
@@ -154,11 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
         "/metadata, /docs. Slow clients are cut off: request headers within 10 s, bodies "
         "within 10 s, idle keep-alive connections after 5 s, 503 past 256 open connections.",
     )
-    serve.add_argument("predictor_dir")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_positive_int, default=8000)
-    serve.add_argument("--max-batch-size", type=_positive_int, default=32)
-    serve.add_argument("--max-wait-ms", type=float, default=5.0)
+    serve.add_argument("predictor_dir", help="a folder saved by `predictor.save`")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=_port, default=8000,
+                       help="port to listen on (default: %(default)s)")
+    serve.add_argument("--max-batch-size", type=_positive_int, default=32,
+                       help="most inputs per model call (default: %(default)s)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0,
+                       help="how long a request waits for others to batch with "
+                            "(default: %(default)s)")
     serve.set_defaults(handler=run_serve)
     return parser
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -92,6 +92,12 @@ def _as_array(y: Any, name: str) -> np.ndarray:
     if isinstance(y, (str, bytes)):
         raise ValueError(
             f"`{name}` must be a sequence of labels, not a single string. Received: {name}={y!r}"
+        )
+    if isinstance(y, (Mapping, set, frozenset)):
+        raise ValueError(
+            f"`{name}` must be a sequence of labels, one per example in order; a "
+            f"{type(y).__name__} has no order (its keys would be read as the labels). "
+            f"Received: {name} of type {type(y).__name__}"
         )
     if hasattr(y, "to_numpy"):  # pandas Series / DataFrame, without importing pandas
         y = y.to_numpy()

@@ -186,7 +186,8 @@ def default_optimizer(
 
     Raises:
         TypeError: if `optimizer` is neither `None`, a name nor an optimizer.
-        ValueError: if `learning_rate` is not positive or `weight_decay` is negative.
+        ValueError: if `learning_rate` is not positive or `weight_decay` is negative, or
+            `optimizer` names no Keras optimizer.
 
     Example:
         >>> default_optimizer(None, 1e-3, weight_decay=1e-4)
@@ -198,6 +199,14 @@ def default_optimizer(
                 "`optimizer` must be a name, a keras.optimizers.Optimizer or None. "
                 f"Received: optimizer={optimizer!r}"
             )
+        if isinstance(optimizer, str):
+            try:
+                keras.optimizers.get(optimizer)
+            except ValueError:
+                raise ValueError(
+                    "`optimizer` must name a Keras optimizer (e.g. 'adam', 'adamw', 'sgd', "
+                    f"'rmsprop'). Received: optimizer={optimizer!r}"
+                ) from None
         return optimizer
     for arg, value in (("learning_rate", learning_rate), ("weight_decay", weight_decay)):
         if (

@@ -41,11 +41,29 @@ def test_serve_starts_uvicorn_with_timeouts_and_a_connection_limit(monkeypatch):
     assert seen["timeout_keep_alive"] == 5 and seen["limit_concurrency"] == 256
 
 
-def test_demo_rejects_a_non_positive_epoch_count(capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--epochs", "0"], "argument --epochs: expected a positive int, received '0'"),
+    (["demo", "--epochs", "1.5"], "argument --epochs: expected a positive int, received '1.5'"),
+    (["demo", "--lr", "abc"], "argument --lr: expected a positive number, received 'abc'"),
+    (["serve", "p", "--port", "abc"], "argument --port: expected a port in 1..65535, received"),
+    (["serve", "p", "--port", "70000"], "argument --port: expected a port in 1..65535"),
+])
+def test_bad_numbers_are_refused_naming_the_option_and_what_it_takes(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["demo", "--epochs", "0"])
+        cli.main(argv)
     assert exit_info.value.code == 2
-    assert "positive int" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "_positive" not in err and "_port" not in err
+
+
+def test_help_shows_every_default(capsys):
+    for command, defaults in (("demo", ["(default: 2)", "(default: 64)"]),
+                              ("serve", ["(default: 127.0.0.1)", "(default: 8000)",
+                                         "(default: 32)", "(default: 5.0)"])):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert all(default in out for default in defaults), (command, out)
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "0", "-0.01"])

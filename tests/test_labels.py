@@ -128,6 +128,8 @@ def test_integer_matrix_that_is_not_binary_is_ambiguous():
         ([], "must not be empty"),
         ("abc", "single string"),
         (None, "None"),
+        ({0: "pos", 1: "neg"}, "a dict has no order .*Received: y_train of type dict"),
+        ({"pos", "neg"}, "a set has no order"),
     ],
 )
 def test_bad_training_labels_raise_clear_errors(y, match):

@@ -119,6 +119,10 @@ def test_default_optimizer_keeps_the_users_and_builds_adamw_or_adam():
     assert type(default_optimizer(None, 1e-3, 0)) is keras.optimizers.Adam
     with pytest.raises(TypeError, match="`optimizer`"):
         default_optimizer(3, 1e-3)
+    assert default_optimizer("rmsprop", 1e-3) == "rmsprop"
+    with pytest.raises(ValueError, match=r"`optimizer` must name a Keras optimizer .*"
+                                         r"Received: optimizer='foo'"):
+        default_optimizer("foo", 1e-3)
     with pytest.raises(ValueError, match="`learning_rate`"):
         default_optimizer(None, 0)
     with pytest.raises(ValueError, match="`weight_decay`"):

@@ -16,6 +16,8 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+import numbers
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -270,6 +272,19 @@ def pretrain(
 
     texts = validate_texts(texts, "texts")
     val = None if val_texts is None else validate_texts(val_texts, "val_texts")
+    if isinstance(mask_rate, bool) or not isinstance(mask_rate, numbers.Real) \
+            or not 0 < mask_rate < 1:
+        raise ValueError(
+            f"`mask_rate` must be a float in (0, 1). Received: mask_rate={mask_rate!r}"
+        )
+    settable = set(inspect.signature(Learner.__init__).parameters) - {
+        "self", "model", "train_data", "val_data", "batch_size", "seed", "verbose"}
+    unknown = sorted(set(learner_settings) - settable)
+    if unknown:
+        raise TypeError(
+            f"`pretrain` got unknown keyword arguments {unknown}; the learner settings it "
+            f"passes on are {sorted(settable)}"
+        )
     if preproc is None:
         preproc = TextPreprocessor(maxlen=maxlen, vocab_size=vocab_size)
         preproc.fit_vocab(texts, verbose=verbose)

@@ -111,6 +111,13 @@ def test_masker_options_are_type_checked(corpus):
         TokenMasker(preproc, whole_word="no")
     with pytest.raises(TypeError, match="seed='abc'"):
         TokenMasker(preproc, seed="abc")
+    # `pretrain` names its own arguments, before any vocabulary is learned.
+    with pytest.raises(ValueError, match=r"`mask_rate` must be a float in \(0, 1\). "
+                                         r"Received: mask_rate=0"):
+        text.pretrain(corpus[0], preproc=preproc, mask_rate=0, verbose=0)
+    with pytest.raises(TypeError, match=r"`pretrain` got unknown keyword arguments \['bogus'\]"
+                                        r".*'mixed_precision'"):
+        text.pretrain(corpus[0], preproc=preproc, bogus=1, verbose=0)
 
 
 def test_every_epoch_sees_new_masks():
