@@ -1159,14 +1159,28 @@ class Learner:
             The loaded, compiled model (now `learner.model`).
 
         Raises:
-            ValueError: if the file holds no compiled model.
+            ValueError: if `path` does not end in `.keras`, the file holds no compiled
+                model, or its model has another number of outputs than the learner's
+                (the learner's data and reports would not fit it).
+            FileNotFoundError: if there is no file at `path`.
 
         Example:
             >>> model = learner.load_model("model.keras")
         """
+        path = os.fspath(path)
+        if not path.endswith(".keras"):
+            raise ValueError(f"`path` must end with '.keras'. Received: path={path!r}")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No model file at `path`. Received: path={path!r}")
         with self.strategy.scope():
             model = keras.saving.load_model(
-                os.fspath(path), custom_objects=custom_objects, compile=True, safe_mode=True
+                path, custom_objects=custom_objects, compile=True, safe_mode=True
+            )
+        width, own = output_width(model), output_width(self.model)
+        if width != own:
+            raise ValueError(
+                f"The model in {path!r} has {width} outputs but the learner's has {own}: "
+                "load a model trained for this learner's data. The learner's model is kept."
             )
         self.model = check_model(model)
         model_tools.build_optimizer(self.model, self.strategy)

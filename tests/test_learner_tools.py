@@ -364,6 +364,16 @@ def test_save_and_load_model_round_trip(tmp_path):
     learner.fit_onecycle(1e-2, 1)
     with pytest.raises(ValueError, match=".keras"):
         learner.save_model(tmp_path / "model.h5")
+    with pytest.raises(ValueError, match=r"`path` must end with '.keras'"):
+        learner.load_model(tmp_path / "model.h5")
+    with pytest.raises(FileNotFoundError, match=r"No model file at `path`.*missing\.keras"):
+        learner.load_model(tmp_path / "missing.keras")
+    # A model of another width is refused and the learner keeps its own.
+    other = get_learner(_model(outputs=2), (x, np.zeros(N, int)), verbose=0)
+    other.save_model(tmp_path / "two.keras")
+    with pytest.raises(ValueError, match=r"two\.keras' has 2 outputs but the learner's has 3"):
+        learner.load_model(tmp_path / "two.keras")
+    assert learner.model is loaded
 
 
 def test_print_layers_lists_every_layer(capsys):

@@ -63,7 +63,7 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
         and target lengths, so that batches are length-bucketed.
 
     Raises:
-        ValueError: for empty, mismatched or non-string lists.
+        ValueError: for empty, mismatched or non-string lists, or no `targets`.
 
     Example:
         >>> test = pair_dataset(test_en, test_it, preproc)
@@ -71,6 +71,12 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
     from ktlite.data import TaskDataset
     from ktlite.seq2seq.report import translation_reporter
 
+    if targets is None:
+        raise ValueError(
+            "A translation model reads each source with its target: pass `(sources, "
+            "targets)` (to translate sources alone, use `get_predictor(...).predict`). "
+            "Received: targets=None"
+        )
     sources, targets = _pairs(sources, targets, "sources", "targets")
     labels = preproc.target_ids(targets)
     # A target fills as many decoder positions as it has real labels.

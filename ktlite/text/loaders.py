@@ -413,6 +413,17 @@ def texts_from_csv(
 
 def _from_frame(df: Any, text_column: str, columns: list[str], arg: str) -> tuple[Any, Any]:
     check_frame_columns(df, [text_column, *columns], arg, hint=_COLUMNS_HINT)
+    for column in (text_column, *columns):
+        flags = getattr(df[column], "isna", None)
+        if flags is not None and bool(flags().any()):
+            # Named by the row's index label, which the user sees (a shuffled frame's
+            # first position is not its row 0).
+            row = df.index[flags().to_numpy()][0]
+            row = row.item() if isinstance(row, np.generic) else row
+            raise ValueError(
+                f"`{arg}[{column!r}]` has a missing value (None or NaN) in the row "
+                f"labelled {row!r}: drop or fill missing rows first."
+            )
     return df[text_column].tolist(), labels_from_frame(df, columns)
 
 

@@ -146,8 +146,8 @@ def text_classifier(
     Args:
         name: `"transformer"` (default), `"fasttext"` or `"nbsvm"` (see the module
             docstring).
-        train_data: The training `TaskDataset` from `texts_from_*` (or a `(texts,
-            labels)` tuple). Checked against `preproc`; `"nbsvm"` computes its
+        train_data: The training `TaskDataset` from `texts_from_*` or `text_dataset` (or a
+            `(texts, encoded labels)` tuple). Checked against `preproc`; `"nbsvm"` computes its
             log-count ratios from it.
         preproc: The `TextPreprocessor` returned with `train_data`.
         embed_dim: Embedding size (`"transformer"`, `"fasttext"`). Defaults to 128.
@@ -480,7 +480,8 @@ def _unpack(train_data: Any, preproc: Any) -> tuple[Any, np.ndarray]:
 
 def _check_labels(y: np.ndarray, preproc: Any) -> np.ndarray:
     mode = preproc.label_mode
-    mismatch = "`train_data` labels do not match `preproc` (label_mode={!r}): {}"
+    mismatch = ("`train_data` labels do not match `preproc` (label_mode={!r}): {}. Raw labels "
+                "are read by `text_dataset(texts, labels, preproc)`")
     if mode == "regression":
         targets = int(getattr(preproc, "num_outputs", None) or 1)
         got = 1 if y.ndim == 1 else (y.shape[1] if y.ndim == 2 else -1)

@@ -48,6 +48,9 @@ def test_trains_through_the_learner_and_lr_find(pairs):
     # Raw sentence pairs are read as the loader read them.
     pairs_given = (list(val.x["source"]), list(val.x["target"]))
     assert learner.top_losses(3, val_data=pairs_given) == learner.top_losses(3)
+    with pytest.raises(ValueError, match=r"reads each source with its target: pass "
+                                         r"`\(sources, targets\)`.*Received: targets=None"):
+        learner.predict(pairs_given[0])
 
 
 def test_saved_model_loads_in_safe_mode_with_the_same_outputs(pairs, tmp_path):

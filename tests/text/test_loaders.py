@@ -201,9 +201,15 @@ def test_texts_from_df_reads_columns_and_names_missing_text_rows():
     df = pd.DataFrame({"body": x, "topic": y})
     trn, val, preproc = texts_from_df(df, "body", "topic", val_df=df.iloc[:5], **KW)
     assert len(trn) == len(x) and len(val) == 5 and len(preproc.class_names) == 3
+    # Missing cells are named by column and row label, here of a shuffled frame.
+    shuffled = df.sample(frac=1, random_state=0)
+    shuffled.loc[shuffled.index[0], "topic"] = None
+    with pytest.raises(ValueError, match=rf"`train_df\['topic'\]` has a missing value .* in "
+                                         rf"the row labelled {shuffled.index[0]}: drop or fill"):
+        texts_from_df(shuffled, "body", "topic", **KW)
     df.loc[3, "body"] = None
-    with pytest.raises(ValueError, match="item 3"):
-        texts_from_df(df, "body", "topic", **KW)
+    with pytest.raises(ValueError, match=r"`val_df\['body'\]` has a missing value .* labelled 3"):
+        texts_from_df(df.iloc[5:], "body", "topic", val_df=df, **KW)
     with pytest.raises(ValueError, match="has columns"):
         texts_from_df(df, "text", "topic", **KW)
 
