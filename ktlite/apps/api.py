@@ -182,11 +182,16 @@ class _PredictBody(pydantic.BaseModel):
     text_alias: typing.ClassVar[bool] = False
     option_names: typing.ClassVar[tuple[str, ...]] = ()
 
-    @pydantic.model_validator(mode="after")
-    def _one_list(self) -> "_PredictBody":
-        if self.text_alias and (self.inputs is None) == (self.texts is None):
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _one_list(cls, data: Any) -> Any:
+        # Before the fields: a body such as {"text": ...} is told what it lacks, not only
+        # that "text" is an unknown field.
+        if cls.text_alias and isinstance(data, dict) and sum(
+            data.get(key) is not None for key in ("inputs", "texts")
+        ) != 1:
             raise ValueError("send exactly one of `inputs` and `texts`")
-        return self
+        return data
 
     def input_list(self) -> list[Any]:
         """The request's inputs, whichever field carried them."""

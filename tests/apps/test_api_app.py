@@ -132,6 +132,8 @@ def test_bad_requests_interleaved_with_good_ones_never_disturb_the_good_ones():
         (b'{"inputs": ["ok", 3]}', 422, "[1]"),
         (b'{"inputs": ["ok"], "texts": ["ok"]}', 422, "exactly one of"),
         (b'{"return_proba": true}', 422, "exactly one of"),
+        (b'{"text": "good"}', 422, "exactly one of `inputs` and `texts`"),
+        (b'{"inputs": null, "texts": null}', 422, "exactly one of"),
         (b'{"texts": ["ok"], "return_proba": 1}', 422, "return_proba"),
         (b'{"texts": ["ok"], "path": "/etc/passwd"}', 422, "path"),
     ],
