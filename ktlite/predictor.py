@@ -600,10 +600,10 @@ class Predictor:
         try:
             preproc = cls._load_preprocessor(folder)
         except (OSError, ValueError, TypeError, KeyError) as err:
-            if isinstance(err, saving.InvalidFileError):
-                raise  # it names the file already
             files = ", ".join(str(folder / name) for name in cls.preprocessor_files)
-            raise ValueError(f"Could not load the preprocessor from {files}: {err}") from err
+            # A file that failed validation: its reason, not a second "cannot load <path>".
+            reason = f"{err.reason}." if isinstance(err, saving.InvalidFileError) else err
+            raise ValueError(f"Could not load the preprocessor from {files}: {reason}") from err
         model = saving.load_keras_model(folder / MODEL_FILE)
         if settings:
             try:

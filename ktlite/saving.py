@@ -299,12 +299,21 @@ def read_lines(path: str | os.PathLike) -> list[str]:
 class InvalidFileError(ValueError):
     """A saved file failed validation; the message names the file and quotes none of it.
 
-    Made by `invalid_file`; a `ValueError`, so callers catch it as one.
+    Made by `invalid_file`; a `ValueError`, so callers catch it as one. `reason` is what
+    is wrong without the file's name, for a caller that names the files itself.
+
+    Args:
+        message: the whole message.
+        reason: what is wrong, without the file's name or any of its content.
 
     Example:
-        >>> isinstance(invalid_file("p.json", "TextPreprocessor", ValueError("bad")), ValueError)
-        True
+        >>> invalid_file("p.json", "TextPreprocessor", ValueError("bad. Received: 1")).reason
+        'bad'
     """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def invalid_file(path: str | os.PathLike, kind: str, err: Exception) -> InvalidFileError:
@@ -327,7 +336,7 @@ def invalid_file(path: str | os.PathLike, kind: str, err: Exception) -> InvalidF
         >>> raise invalid_file(path, "TextPreprocessor", err) from None
     """
     reason = str(err).split("Received:")[0].strip().rstrip(".:;,") or type(err).__name__
-    return InvalidFileError(f"Cannot load the {kind} in {os.fspath(path)!r}: {reason}.")
+    return InvalidFileError(f"Cannot load the {kind} in {os.fspath(path)!r}: {reason}.", reason)
 
 
 def check_config_header(config: dict[str, Any], task: str, version: int) -> None:

@@ -73,6 +73,9 @@ def test_a_config_of_another_task_or_version_is_refused_naming_which():
         saving.check_config_header({"task": "text", "format_version": True}, "text", 1)
     with pytest.raises(ValueError, match=r"keys 'task' and 'format_version'. Received: list"):
         saving.check_config_header(["text"], "text", 1)
+    # The file's error keeps the reason alone too, for callers that name the files.
+    error = saving.invalid_file("p.json", "TextPreprocessor", ValueError("bad. Received: x=9"))
+    assert isinstance(error, ValueError) and error.reason == "bad" and "9" not in str(error)
 
 
 def test_read_json_names_the_file_and_quotes_nothing_from_it(tmp_path):

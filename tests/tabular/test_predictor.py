@@ -130,8 +130,8 @@ def test_save_load_keeps_the_answers_and_refuses_an_edited_file(predictor, tmp_p
     # A file of another task, hashes matching: the reason, and the file named once.
     config.write_text(json.dumps({**json.loads(config.read_text()), "task": "text"}))
     rehash(tmp_path / "p")
-    with pytest.raises(ValueError, match=r"^Cannot load the TabularPreprocessor in "
-                                         r"'.*preprocessor\.json': The config is for another "
+    with pytest.raises(ValueError, match=r"^Could not load the preprocessor from "
+                                         r"\S*preprocessor\.json: The config is for another "
                                          r"task, not 'tabular'\.$"):
         ktlite.load_predictor(tmp_path / "p")
 
