@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import types
 from collections.abc import Iterable
 
@@ -28,6 +29,11 @@ def public_modules() -> list[types.ModuleType]:
         if not info.name.startswith("_")
     ]
     return [importlib.import_module(name) for name in names]
+
+
+def _has_example(doc: str) -> bool:
+    """Whether `doc` has an `Example:` (or `Examples:`) section header on a line of its own."""
+    return re.search(r"^\s*Examples?:\s*$", doc, re.MULTILINE) is not None
 
 
 def _overrides(cls: type, name: str) -> bool:
@@ -52,7 +58,7 @@ def _method_gaps(cls: type) -> Iterable[tuple[str, list[str]]]:
         missing = []
         if _takes_arguments(function) and "Args:" not in doc:
             missing.append("Args")
-        if "Example" not in doc:
+        if not _has_example(doc):
             missing.append("Example")
         if missing:
             yield name, missing
@@ -81,7 +87,7 @@ def missing_sections(modules: Iterable[types.ModuleType]) -> dict[str, list[str]
             missing = []
             if inspect.isclass(obj):
                 doc += "\n" + (inspect.getdoc(obj.__init__) or "")
-            if "Example" not in doc:
+            if not _has_example(doc):
                 missing.append("Example")
             if inspect.isfunction(obj) and inspect.signature(obj).parameters and (
                 "Args:" not in doc
@@ -183,12 +189,22 @@ class _Undocumented:
     """A class without an example anywhere."""
 
 
+def _example_in_prose(x: int) -> int:
+    """Doubles: for Example, 2 gives 4, but no section says so.
+
+    Args:
+        x: a number.
+    """
+    return 2 * x
+
+
 def test_checker_reports_each_missing_section_of_a_planted_module_and_nothing_else():
     planted = types.ModuleType("planted")
     members = {
         "documented": _documented, "no_args_section": _no_args_section,
         "no_sections": _no_sections, "no_parameters": _no_parameters, "Widget": _Widget,
-        "Undocumented": _Undocumented, "VERSION": "1.0",
+        "Undocumented": _Undocumented, "example_in_prose": _example_in_prose,
+        "VERSION": "1.0",
     }
     vars(planted).update(members, __all__=[*members, "not_defined"])
     again = types.ModuleType("again")
@@ -200,4 +216,5 @@ def test_checker_reports_each_missing_section_of_a_planted_module_and_nothing_el
         "planted.Widget.grow": ["Args", "Example"],
         "planted.Widget.make": ["Example"],
         "planted.Undocumented": ["Example"],
+        "planted.example_in_prose": ["Example"],
     }
