@@ -297,8 +297,8 @@ def _check_inputs(model: keras.Model, x: Any, name: str) -> None:
 
     Arrays are matched to inputs as Keras matches them: a dict by the model's dict keys
     (else the input names; extra keys are ignored), a list in order (a model built on a
-    dict takes a dict only). Nested input
-    structures are left to Keras; a last axis of 1 may be added or dropped, as Keras does.
+    dict takes a dict only). Nested input structures are left to Keras; a last axis of 1
+    may be added or dropped, as Keras does.
     """
     inputs = getattr(model, "inputs", None) or []
     structure = _input_structure(model)
