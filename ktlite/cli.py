@@ -11,8 +11,9 @@ import argparse
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import ktlite
 from ktlite._console import say
@@ -113,34 +114,25 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, received {value!r}")
-    return number
+def _option(convert: Callable[[str], Any], accepts: Callable[[Any], bool],
+            expected: str) -> Callable[[str], Any]:
+    """An argparse `type` that converts a value and refuses, saying what it expected."""
+
+    def parse(value: str) -> Any:
+        try:
+            number = convert(value)
+        except ValueError:
+            number = None
+        if number is None or not accepts(number):
+            raise argparse.ArgumentTypeError(f"expected {expected}, received {value!r}")
+        return number
+
+    return parse
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive int, received {value!r}")
-    return number
-
-
-def _port(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, received {value!r}")
-    return number
+_positive_int = _option(int, lambda n: n > 0, "a positive int")
+_positive_float = _option(float, lambda n: math.isfinite(n) and n > 0, "a positive number")
+_port = _option(int, lambda n: 1 <= n <= 65535, "a port in 1..65535")
 
 
 def build_parser() -> argparse.ArgumentParser:

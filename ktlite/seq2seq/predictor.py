@@ -94,9 +94,9 @@ def decoding_options(
     """
     wide = (isinstance(beam_width, numbers.Integral) and not isinstance(beam_width, bool)
             and beam_width > 1)
-    sampling = {key: value for key, value in
-                (("temperature", temperature), ("top_k", top_k), ("top_p", top_p))
-                if value != {"temperature": 1.0, "top_k": 0, "top_p": 1.0}[key]}
+    defaults = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
+    given = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+    sampling = {key: value for key, value in given.items() if value != defaults[key]}
     if method is None:
         method = "sample" if sampling and not wide else "beam" if wide else "greedy"
     if sampling and method != "sample":

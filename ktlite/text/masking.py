@@ -28,6 +28,7 @@ masks is not reproducible from run to run even with a seed; the statistics are.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -41,9 +42,26 @@ from ktlite.text.preprocessor import (
     SPECIAL_TOKENS,
 )
 
-__all__ = ["TokenMasker", "max_predictions"]
+__all__ = ["TokenMasker", "check_rate", "max_predictions"]
 
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1
+
+
+def check_rate(rate: Any, name: str) -> None:
+    """Refuses a masking rate outside (0, 1), naming the argument it came from.
+
+    Args:
+        rate: the share of tokens to predict.
+        name: the argument name for the message (`"rate"`, `pretrain`'s `"mask_rate"`).
+
+    Raises:
+        ValueError: if `rate` is not a number in (0, 1).
+
+    Example:
+        >>> check_rate(0.15, "mask_rate")
+    """
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 < rate < 1:
+        raise ValueError(f"`{name}` must be a float in (0, 1). Received: {name}={rate!r}")
 
 
 def max_predictions(maxlen: int, rate: float, whole_word: bool) -> int:
@@ -96,8 +114,7 @@ class TokenMasker:
                 "`preproc` must be a fitted TextPreprocessor (with a vocabulary). "
                 f"Received: preproc={preproc!r}"
             )
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
-            raise ValueError(f"`rate` must be a float in (0, 1). Received: rate={rate!r}")
+        check_rate(rate, "rate")
         if not isinstance(whole_word, (bool, np.bool_)):
             raise TypeError(f"`whole_word` must be a bool. Received: whole_word={whole_word!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):

@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import inspect
-import numbers
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +28,7 @@ from ktlite._console import say
 from ktlite.learner import Learner
 from ktlite.optimizers import default_optimizer
 from ktlite.text.backbone import Backbone
-from ktlite.text.masking import TokenMasker
+from ktlite.text.masking import TokenMasker, check_rate
 from ktlite.text.preprocessor import DEFAULT_VOCAB_SIZE, TextPreprocessor, validate_texts
 
 __all__ = ["MaskedLMLearner", "pretrain", "masked_lm_model", "save_backbone", "GatherPositions"]
@@ -272,11 +271,7 @@ def pretrain(
 
     texts = validate_texts(texts, "texts")
     val = None if val_texts is None else validate_texts(val_texts, "val_texts")
-    if isinstance(mask_rate, bool) or not isinstance(mask_rate, numbers.Real) \
-            or not 0 < mask_rate < 1:
-        raise ValueError(
-            f"`mask_rate` must be a float in (0, 1). Received: mask_rate={mask_rate!r}"
-        )
+    check_rate(mask_rate, "mask_rate")
     settable = set(inspect.signature(Learner.__init__).parameters) - {
         "self", "model", "train_data", "val_data", "batch_size", "seed", "verbose"}
     unknown = sorted(set(learner_settings) - settable)
