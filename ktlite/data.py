@@ -68,13 +68,17 @@ class TaskDataset:
             `*_dataset` function (e.g. `ktlite.text.text_dataset`), so `Learner.predict`
             and `Learner.validate(val_data=(x, y))` take raw examples like those the
             loader read. `None` (default): plain arrays reach the model as they are.
+        augment: a tf-traceable function applied to each training batch's model inputs
+            after the transform (e.g. random image flips), only where `make_dataset` is
+            asked to (`augment=True`, as `Learner` does for training batches), so
+            evaluation and prediction never see it. `None` (default): no augmentation.
 
     Raises:
         ValueError: if `x` is empty, `y` has a different number of samples than `x`,
             `lengths` is not one non-negative int per sample, or `sequence_labels` is set
             without `lengths` or without `y` of at least two dimensions.
-        TypeError: if `transform`, `reporter` or `reader` is not callable, or `lengths` is given
-            without a `transform`.
+        TypeError: if `transform`, `reporter`, `reader` or `augment` is not callable, or
+            `lengths` is given without a `transform`.
 
     Example:
         >>> trn = TaskDataset(np.array(["good", "bad"], dtype=object), np.array([1, 0]),
@@ -94,13 +98,15 @@ class TaskDataset:
         self_supervised: bool = False,
         sequence_labels: bool = False,
         reader: Callable[[Any, Any], TaskDataset] | None = None,
+        augment: Callable[[Any], Any] | None = None,
     ) -> None:
         if self_supervised and (transform is None or y is not None):
             raise ValueError(
                 "A self-supervised TaskDataset needs a `transform` that makes the targets and "
                 f"no `y`. Received: transform={transform!r}, y={'None' if y is None else 'given'}"
             )
-        for name, value in (("transform", transform), ("reporter", reporter), ("reader", reader)):
+        for name, value in (("transform", transform), ("reporter", reporter), ("reader", reader),
+                            ("augment", augment)):
             if value is not None and not callable(value):
                 raise TypeError(f"`{name}` must be callable or None. Received: {name}={value!r}")
         if lengths is not None and transform is None:
@@ -124,6 +130,7 @@ class TaskDataset:
         self.task = task
         self.reporter = reporter
         self.reader = reader
+        self.augment = augment
         self.self_supervised = bool(self_supervised)
         self.sequence_labels = bool(sequence_labels)
         if self.sequence_labels and (
@@ -164,8 +171,8 @@ class TaskDataset:
             indices: int positions, e.g. a permutation.
 
         Returns:
-            A new `TaskDataset` sharing `transform`, `task`, `reporter` and `reader`; lengths follow
-            their examples.
+            A new `TaskDataset` sharing `transform`, `task`, `reporter`, `reader` and
+            `augment`; lengths follow their examples.
 
         Example:
             >>> shortest_first = data.subset(np.argsort(data.lengths, kind="stable"))
@@ -186,6 +193,7 @@ class TaskDataset:
             self_supervised=self.self_supervised,
             sequence_labels=self.sequence_labels,
             reader=self.reader,
+            augment=self.augment,
         )
 
     def __len__(self) -> int:
@@ -412,6 +420,7 @@ def _gather_pipeline(
     lengths: np.ndarray | None = None,
     self_supervised: bool = False,
     sequence_labels: bool = False,
+    augment: Callable[[Any], Any] | None = None,
 ) -> tf.data.Dataset:
     # Shuffling and batching indices, then gathering whole batches, is the same as
     # from_tensor_slices -> shuffle -> batch but avoids per-element work.
@@ -438,6 +447,8 @@ def _gather_pipeline(
                 by = by[:, : tf.reshape(width, [-1])[-1]]
         elif transform is not None:
             bx = transform(bx)
+        if augment is not None:  # the model inputs only, not a self-supervised target
+            bx = (augment(bx[0]), *bx[1:]) if self_supervised else augment(bx)
         if self_supervised:
             return bx  # (inputs, targets[, sample_weight]) made by the transform
         if by is None:
@@ -457,6 +468,7 @@ def make_dataset(
     repeat: bool = False,
     batched: bool | None = None,
     bucketing: bool = True,
+    augment: bool = False,
 ) -> tuple[tf.data.Dataset, int | None]:
     """Builds a batched, prefetched `tf.data.Dataset` from any supported data.
 
@@ -484,6 +496,8 @@ def make_dataset(
             `ktlite.bucketing`). Without shuffling the order is kept, so sort the data by
             length first (`TaskDataset.subset`) for the full gain. `False` pads every batch
             to the transform's fixed width. Default `True`; other data is unaffected.
+        augment: apply a `TaskDataset`'s `augment` to its batches: `True` for training
+            batches only. Default `False`; other data is unaffected.
 
     Returns:
         `(dataset, n_samples)`: the dataset yields `(inputs, y)` batches (or `inputs` alone
@@ -526,8 +540,10 @@ def make_dataset(
     else:
         lengths = None
         self_supervised = sequence_labels = False
+        augment_fn = None
         if isinstance(data, TaskDataset):
             x, y, transform = data.x, data.y, data.transform
+            augment_fn = data.augment if augment else None
             lengths = data.lengths if bucketing else None
             self_supervised, sequence_labels = data.self_supervised, data.sequence_labels
         elif isinstance(data, tuple) and len(data) in (1, 2):
@@ -552,7 +568,7 @@ def make_dataset(
             )
         dataset = _gather_pipeline(
             x, y, n, batch_size, shuffle, seed, drop_remainder, transform, lengths,
-            self_supervised, sequence_labels,
+            self_supervised, sequence_labels, augment_fn,
         )
     if repeat:
         dataset = dataset.repeat()

@@ -248,6 +248,7 @@ class Learner:
             repeat=repeat,
             batched=self._batched_hint(data),
             bucketing=self._bucketing(),
+            augment=training,
         )
         if static and not _static_batches(dataset):
             warnings.warn(

@@ -53,6 +53,49 @@ def test_task_dataset_applies_transform_per_batch():
     assert y1.tolist() == [0, 1] and y2.tolist() == [2]
 
 
+def test_augment_applies_to_training_batches_only_and_follows_subsets():
+    data = TaskDataset(np.array(["a", "bb", "ccc"], dtype=object), np.array([0, 1, 2]),
+                       transform=tf.strings.length, augment=lambda x: x * 10)
+    plain, _ = make_dataset(data, batch_size=3)
+    augmented, _ = make_dataset(data, batch_size=3, augment=True)
+    assert _batches(plain)[0][0].tolist() == [1, 2, 3]
+    (x, y), = _batches(augmented)
+    assert x.tolist() == [10, 20, 30] and y.tolist() == [0, 1, 2]  # labels untouched
+    subset, _ = make_dataset(data.subset([2, 0]), batch_size=2, augment=True)
+    assert _batches(subset)[0][0].tolist() == [30, 10]
+    # A self-supervised transform's targets are left alone: the inputs alone are augmented.
+    masked = TaskDataset(np.array(["ab", "c"], dtype=object), self_supervised=True,
+                         transform=lambda x: (tf.strings.length(x), tf.strings.length(x)),
+                         augment=lambda x: x + 100)
+    (inputs, targets), = _batches(make_dataset(masked, batch_size=2, augment=True)[0])
+    assert inputs.tolist() == [102, 101] and targets.tolist() == [2, 1]
+    with pytest.raises(TypeError, match=r"`augment` must be callable or None. Received: augm"):
+        TaskDataset(np.array(["a"], dtype=object), augment="flip")
+
+
+def test_learner_augments_what_it_fits_on_and_never_what_it_predicts():
+    import ktlite
+
+    seen = []
+
+    def augment(x):
+        seen.append("traced")
+        return x + 1000.0
+
+    x = np.linspace(0, 1, 16, dtype="float32")[:, None]
+    data = TaskDataset(x, (x[:, 0] > 0.5).astype("float32"), augment=augment)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile("sgd", "mse")
+    learner = ktlite.get_learner(model, train_data=data, batch_size=8, verbose=0)
+    np.testing.assert_allclose(learner.predict(data), learner.predict(x), atol=1e-6)
+    assert not seen
+    before = model.get_weights()[0].copy()
+    learner.fit(1e-7, 1, verbose=0)
+    assert seen  # fitting read augmented batches...
+    # ...whose inputs near 1000 moved the weight far more than inputs in [0, 1] could.
+    assert np.abs(model.get_weights()[0] - before).max() > 1e-3
+
+
 def test_unlabelled_task_dataset_yields_inputs_only():
     data = TaskDataset(np.array(["a", "bb"], dtype=object), transform=tf.strings.length)
     ds, _ = make_dataset(data, batch_size=2)

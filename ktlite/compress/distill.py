@@ -231,8 +231,10 @@ def _pack(probs: Any, ids: Any) -> Any:
 def _precompute(teacher: keras.Model, train_data: Any, k: int, batch_size: int) -> Any:
     from ktlite.data import TaskDataset, make_dataset
 
+    augment = None
     if isinstance(train_data, TaskDataset):
         x, y, transform, task = train_data.x, train_data.y, train_data.transform, train_data.task
+        augment = train_data.augment
     else:
         x, y, transform, task = train_data[0], train_data[1], None, None
     if y is None:
@@ -247,7 +249,8 @@ def _precompute(teacher: keras.Model, train_data: Any, k: int, batch_size: int) 
         )
     _check_teacher_probs(probs)
     packed = np.concatenate([probs.astype("float32"), ids.astype("float32")[:, None]], axis=1)
-    return TaskDataset(x, packed, transform=transform, task=task)
+    # The teacher read plain inputs; the student still trains on augmented ones.
+    return TaskDataset(x, packed, transform=transform, task=task, augment=augment)
 
 
 def _on_the_fly(teacher: keras.Model, train_data: Any, batch_size: int, seed: int | None) -> Any:
@@ -255,7 +258,7 @@ def _on_the_fly(teacher: keras.Model, train_data: Any, batch_size: int, seed: in
 
     from ktlite.data import make_dataset
 
-    dataset, _ = make_dataset(train_data, batch_size, shuffle=True, seed=seed)
+    dataset, _ = make_dataset(train_data, batch_size, shuffle=True, seed=seed, augment=True)
     k = int(teacher.outputs[0].shape[-1])
     first_inputs = next(iter(dataset.take(1)))[0]
     _check_teacher_probs(keras.ops.convert_to_numpy(teacher(first_inputs, training=False)))

@@ -6,9 +6,12 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+from ktlite.columns import is_series
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 
@@ -30,6 +33,31 @@ def class_folders(folder: str) -> list[str]:
         d for d in os.listdir(folder)
         if not d.startswith(".") and os.path.isdir(os.path.join(folder, d))
     )
+
+
+def path_list(images: Any) -> list[str] | None:
+    """Reads `images` as file paths when it is a non-empty list of them.
+
+    Args:
+        images: anything a user passes as images: a list, tuple, 1-D object array (e.g. a
+            folder loader's `val.x`) or pandas Series of paths counts.
+
+    Returns:
+        The paths as `str`s, or `None` when `images` is not such a collection.
+
+    Example:
+        >>> path_list(np.array(["a.png", "b.png"], dtype=object))
+        ['a.png', 'b.png']
+    """
+    if isinstance(images, np.ndarray):
+        images = images.tolist() if images.dtype.kind in "OU" and images.ndim == 1 else None
+    elif is_series(images):
+        images = list(images)
+    if isinstance(images, (list, tuple)) and images and all(
+        isinstance(item, (str, os.PathLike)) for item in images
+    ):
+        return [os.fspath(item) for item in images]
+    return None
 
 
 def images_in(folder: str) -> list[str]:

@@ -21,7 +21,6 @@ import numpy as np
 from ktlite._console import say
 from ktlite.columns import (
     check_frame_columns,
-    is_series,
     label_column_list,
     labels_from_frame,
     labels_from_strings,
@@ -72,20 +71,10 @@ def _image_dataset(
     from ktlite.classifier import classification_reporter
     from ktlite.data import TaskDataset
 
-    return TaskDataset(x, y, transform=preproc.pipeline(source, augmentation), task="vision",
+    return TaskDataset(x, y, transform=preproc.pipeline(source), task="vision",
                        reporter=classification_reporter(preproc.labels),
-                       reader=functools.partial(image_dataset, preproc=preproc))
-
-
-def _is_path_list(images: Any) -> bool:
-    """A non-empty list, tuple, 1-D object array or Series of file paths."""
-    if isinstance(images, np.ndarray):
-        images = images.tolist() if images.dtype == object and images.ndim == 1 else None
-    elif is_series(images):
-        images = list(images)
-    return isinstance(images, (list, tuple)) and bool(images) and all(
-        isinstance(item, (str, os.PathLike)) for item in images
-    )
+                       reader=functools.partial(image_dataset, preproc=preproc),
+                       augment=augmentation)
 
 
 def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
@@ -117,8 +106,8 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
         >>> learner.validate(test)
     """
     ImagePreprocessor.check_instance(preproc)
-    if _is_path_list(images):
-        paths = [os.fspath(item) for item in images]
+    paths = files.path_list(images)
+    if paths is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an unreadable file is an error here
             kept, _ = files.scan_images(paths, "images")
@@ -282,13 +271,31 @@ def _images_from_paths(
     kept, shapes = files.scan_images(paths, "training images")
     paths = [paths[i] for i in kept]
     y_train = _take(labels_raw, kept)
+    class_names = options["class_names"]
+    if options.get("folder") is not None:  # classes are folders: each needs a readable image
+        readable = sorted(set(y_train))
+        unread = [c for c in class_names if c not in readable]
+        if unread and len(readable) < 2:
+            raise ValueError(
+                f"`folder` must hold at least 2 class sub-folders with readable images. "
+                f"Received: folder={options['folder']!r}, whose only readable class is "
+                f"{readable} (no image in {unread} could be read)"
+            )
+        if unread:
+            warnings.warn(
+                f"Sub-folders of {options['folder']!r} whose images could not be read are not "
+                f"classes: {unread}", stacklevel=3,
+            )
+            class_names = readable
     y_test = None
     if val_paths is not None:
         val_kept, _ = files.scan_images(val_paths, "validation images")
+        if class_names is not options["class_names"]:  # a dropped class's images go too
+            val_kept = val_kept[[val_labels_raw[i] in class_names for i in val_kept]]
         val_paths = [val_paths[i] for i in val_kept]
         y_test = _take(val_labels_raw, val_kept)
     labels, train_idx, val_idx, y_enc, y_val = _fit_and_split(
-        y_train, y_test, len(paths), options["label_mode"], options["class_names"],
+        y_train, y_test, len(paths), options["label_mode"], class_names,
         val_pct, options["random_state"],
     )
     size, channels = files.common_shape(shapes)
@@ -414,6 +421,7 @@ def images_from_folder(
     options = dict(
         val_pct=val_pct, image_size=image_size, channels=channels, label_mode="multiclass",
         class_names=classes, augment=augment, random_state=random_state, verbose=verbose,
+        folder=None if class_names is not None else folder,
     )
     return _images_from_paths(paths, names, val_paths, val_names, options)
 

@@ -21,6 +21,7 @@ import tensorflow as tf
 # Registers the custom layers that saved image models refer to, before any load_model.
 import ktlite.layers  # noqa: F401
 from ktlite.classifier import ClassifierPredictor
+from ktlite.vision import files
 from ktlite.vision.formats import MAX_PIXELS, format_problem, image_dimensions
 from ktlite.vision.preprocessor import CONFIG_FILE, ImagePreprocessor, as_pixel_batch
 
@@ -93,6 +94,15 @@ class ImagePredictor(ClassifierPredictor):
         return batch, single
 
     def _encoded(self, inputs: Any) -> tuple[list[bytes], bool]:
+        paths = files.path_list(inputs)  # also an array or Series of paths
+        if paths is not None:
+            inputs = paths
+        if isinstance(inputs, np.ndarray) and inputs.ndim == 3 and inputs.shape[-1] == 2:
+            raise ValueError(
+                "`images` of shape (height, width, 2) reads as gray + alpha, which ktlite does "
+                "not take: pass `images[..., :1]` (gray), or add a channel axis for a batch "
+                f"of gray images 2 pixels wide. Received: images with shape {inputs.shape}"
+            )
         if isinstance(inputs, np.ndarray) and not _is_single(inputs):
             if inputs.ndim not in (3, 4):
                 raise ValueError(

@@ -20,7 +20,6 @@ import tensorflow as tf
 
 from ktlite import saving
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
-from ktlite.vision.augment import Augmentation
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "preprocessor.json"
@@ -218,12 +217,11 @@ class ImagePreprocessor(LabeledPreprocessor):
         """
         return self.from_bytes(tf.map_fn(tf.io.read_file, paths))
 
-    def pipeline(self, source: str, augmentation: Augmentation | None = None) -> ImagePipeline:
+    def pipeline(self, source: str) -> ImagePipeline:
         """Returns the `TaskDataset` transform for raw `source` inputs.
 
         Args:
             source: `"files"` (paths), `"bytes"` (encoded images) or `"pixels"` (arrays).
-            augmentation: applied after decoding (training data only); `None` for none.
 
         Returns:
             An `ImagePipeline`.
@@ -234,20 +232,21 @@ class ImagePreprocessor(LabeledPreprocessor):
         Example:
             >>> TaskDataset(paths, y, transform=preproc.pipeline("files"), task="vision")
         """
-        return ImagePipeline(self, source, augmentation)
+        return ImagePipeline(self, source)
 
     def _decode_one(self, data: tf.Tensor) -> tf.Tensor:
         def decode(channels: int) -> tf.Tensor:
-            return tf.io.decode_image(data, channels=channels, dtype=tf.uint8,
+            # Straight to float in [0, 1] (scaled by the file's own depth, so a 16-bit PNG
+            # keeps its precision), computed as `from_pixels` scales uint8 arrays.
+            return tf.io.decode_image(data, channels=channels, dtype=tf.float32,
                                       expand_animations=False)
 
         if self.channels == 1:
-            # Through colour: GIF, BMP and WebP decode only to it, and CMYK JPEGs cannot
-            # decode straight to gray. A gray image comes back exactly.
-            image = tf.image.rgb_to_grayscale(decode(3))
+            # Through colour, as `from_pixels` converts: GIF, BMP and WebP decode only to
+            # colour, and CMYK JPEGs cannot decode straight to gray.
+            image = _luminance(decode(3))
         else:
             image = decode(self.channels)
-        image = tf.cast(image, tf.float32) * (1.0 / 255.0)
         return self._resize(image[None])[0]
 
     def _convert_channels(self, images: tf.Tensor) -> tf.Tensor:
@@ -257,7 +256,7 @@ class ImagePreprocessor(LabeledPreprocessor):
         if have == self.channels:
             return images
         if have == 3:
-            return tf.image.rgb_to_grayscale(images)
+            return _luminance(images)
         if have == 1:
             return tf.image.grayscale_to_rgb(images)
         raise ValueError(
@@ -370,39 +369,39 @@ class ImagePreprocessor(LabeledPreprocessor):
         )
 
 
+def _luminance(rgb: tf.Tensor) -> tf.Tensor:
+    """Gray from RGB floats by the ITU-R 601 weights, scaled to sum to 1 so that a gray
+    image stored as RGB comes back as it was (TensorFlow's own weights sum to 0.9999)."""
+    weights = np.array([0.2989, 0.5870, 0.1140])
+    return tf.reduce_sum(rgb * tf.constant(weights / weights.sum(), rgb.dtype), -1, keepdims=True)
+
+
 class ImagePipeline:
-    """The per-batch `TaskDataset` transform of one raw input kind, with optional augmentation.
+    """The per-batch `TaskDataset` transform of one raw input kind.
+
+    Augmentation is not part of it: the loaders give it to the training `TaskDataset` as
+    its `augment`, which only training batches go through.
 
     Args:
         preproc: the `ImagePreprocessor`.
         source: `"files"`, `"bytes"` or `"pixels"`.
-        augmentation: an `Augmentation` applied after decoding, or `None`.
 
     Raises:
         ValueError: for an unknown `source`.
-        TypeError: if `augmentation` is not an `Augmentation` or `None`.
 
     Example:
-        >>> transform = ImagePipeline(preproc, "pixels", Augmentation())
+        >>> transform = ImagePipeline(preproc, "pixels")
         >>> transform(np.zeros((8, 28, 28, 1), "uint8")).shape
         TensorShape([8, 28, 28, 1])
     """
 
-    def __init__(
-        self, preproc: ImagePreprocessor, source: str, augmentation: Augmentation | None = None
-    ) -> None:
+    def __init__(self, preproc: ImagePreprocessor, source: str) -> None:
         if source not in SOURCES:
             raise ValueError(
                 f"`source` must be one of {list(SOURCES)}. Received: source={source!r}"
             )
-        if augmentation is not None and not isinstance(augmentation, Augmentation):
-            raise TypeError(
-                "`augmentation` must be a ktlite.vision.Augmentation or None. "
-                f"Received: augmentation={augmentation!r}"
-            )
         self.preproc = preproc
         self.source = source
-        self.augmentation = augmentation
 
     def __call__(self, raw: tf.Tensor) -> tf.Tensor:
         convert = {
@@ -410,18 +409,18 @@ class ImagePipeline:
             "bytes": self.preproc.from_bytes,
             "pixels": self.preproc.from_pixels,
         }[self.source]
-        images = convert(raw)
-        return images if self.augmentation is None else self.augmentation(images)
+        return convert(raw)
 
     def __repr__(self) -> str:
-        return f"ImagePipeline(source={self.source!r}, augmentation={self.augmentation!r})"
+        return f"ImagePipeline(source={self.source!r})"
 
 
 def as_pixel_batch(images: Any, name: str) -> np.ndarray:
     """Checks pixel arrays and returns them as one `(n, height, width, channels)` array.
 
     A 3-D array is a batch of grayscale images (a channel axis is added); a 4-D array must
-    have 1, 3 or 4 channels. Float arrays must be finite.
+    have 1, 3 or 4 channels. Float arrays must be finite and not negative: ktlite scales
+    pixels itself, so images normalized around 0 (e.g. to [-1, 1]) are refused, not clipped.
 
     Args:
         images: an array-like of images.
@@ -432,8 +431,9 @@ def as_pixel_batch(images: Any, name: str) -> np.ndarray:
 
     Raises:
         TypeError: if `images` is not numeric.
-        ValueError: for another rank, a channel count outside 1, 3, 4, no images, or NaN /
-            infinite pixels (the first bad image is named).
+        ValueError: for another rank, a channel count outside 1, 3, 4, no images, an empty
+            height or width, or NaN, infinite or negative pixels (the first bad image is
+            named).
 
     Example:
         >>> as_pixel_batch(np.zeros((5, 28, 28), "uint8"), "x").shape
@@ -456,15 +456,26 @@ def as_pixel_batch(images: Any, name: str) -> np.ndarray:
         )
     if arr.shape[0] == 0:
         raise ValueError(f"`{name}` must hold at least one image. Received: 0 images")
+    if 0 in arr.shape[1:3]:
+        raise ValueError(
+            f"`{name}` must hold images at least 1 pixel high and wide. Received: {name} with "
+            f"shape {arr.shape}"
+        )
     if np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float32, copy=False)
-        finite = np.isfinite(arr).reshape(len(arr), -1).all(axis=1)
-        if not finite.all():
-            bad = int(np.flatnonzero(~finite)[0])
-            raise ValueError(
-                f"`{name}` holds NaN or infinite pixels in {int((~finite).sum())} image(s); "
-                f"the first is {name}[{bad}]. Fix or drop those images."
-            )
+        flat = arr.reshape(len(arr), -1)
+        for bad_pixels, what, fix in (
+            (~np.isfinite(flat), "NaN or infinite", "Fix or drop those images."),
+            (flat < 0, "negative",
+             "ktlite scales pixels itself: pass them in [0, 1] or [0, 255], not normalized."),
+        ):
+            bad_images = bad_pixels.any(axis=1)
+            if bad_images.any():
+                bad = int(np.flatnonzero(bad_images)[0])
+                raise ValueError(
+                    f"`{name}` holds {what} pixels in {int(bad_images.sum())} image(s); the "
+                    f"first is {name}[{bad}]. {fix}"
+                )
     elif arr.dtype not in (np.uint8, np.uint16):
         if arr.min() < 0 or arr.max() > 255:
             raise ValueError(

@@ -18,8 +18,8 @@ from ktlite.vision import (
 )
 
 
-def _first_batch(dataset, batch_size=64):
-    ds, _ = make_dataset(dataset, batch_size=batch_size)
+def _first_batch(dataset, batch_size=64, augment=False):
+    ds, _ = make_dataset(dataset, batch_size=batch_size, augment=augment)
     return next(iter(ds))
 
 
@@ -39,12 +39,15 @@ def test_array_loader_holds_out_a_stratified_split_and_scales_pixels(shape_array
 def test_only_training_batches_are_augmented(shape_arrays):
     x, y, x_test, y_test = shape_arrays
     trn, val, preproc = images_from_array(x, y, x_test, y_test, verbose=0)
-    assert isinstance(trn.transform.augmentation, Augmentation)
-    assert val.transform.augmentation is None
-    augmented, _ = _first_batch(trn)
+    assert isinstance(trn.augment, Augmentation)
+    assert val.augment is None
+    augmented, _ = _first_batch(trn, augment=True)
     assert not np.allclose(np.asarray(augmented), trn.x[:64] / 255)
+    # Evaluation and prediction batches of the same training set are not augmented.
+    plain_batch, _ = _first_batch(trn)
+    np.testing.assert_allclose(np.asarray(plain_batch), trn.x[:64] / 255, atol=1e-6)
     plain = images_from_array(x, y, x_test, y_test, augment=False, verbose=0)[0]
-    assert plain.transform.augmentation is None
+    assert plain.augment is None
 
 
 def test_array_loader_resizes_and_converts_to_rgb_on_request(shape_arrays):
@@ -84,6 +87,17 @@ def test_arrays_with_nan_are_refused_naming_the_image(shape_arrays):
     bad[7, 0, 0] = np.nan
     with pytest.raises(ValueError, match=r"x_train\[7\]"):
         images_from_array(bad, y, verbose=0)
+
+
+def test_normalized_or_empty_images_are_refused(shape_arrays):
+    x, y, _, _ = shape_arrays
+    centred = x.astype("float32") / 127.5 - 1.0  # [-1, 1]: would have clipped to black
+    with pytest.raises(ValueError, match=r"`x_train` holds negative pixels in 240 image\(s\); "
+                                         r"the first is x_train\[0\]\. ktlite scales pixels"):
+        images_from_array(centred, y, verbose=0)
+    with pytest.raises(ValueError, match=r"at least 1 pixel high and wide. Received: x_train "
+                                         r"with shape \(240, 0, 16, 1\)"):
+        images_from_array(x[:, :0], y, verbose=0)
 
 
 def test_wrong_channel_count_is_refused(shape_arrays):
@@ -171,6 +185,24 @@ def test_a_sub_folder_without_images_is_not_a_class(shape_folder):
     with pytest.warns(UserWarning, match=r"without images are not classes: \['drafts'\]"):
         trn, val, preproc = images_from_folder(shape_folder, verbose=0)
     assert preproc.class_names == ["cross", "square"] and len(trn) + len(val) == 40
+
+
+def test_a_sub_folder_whose_files_all_fail_is_not_a_class(shape_folder, tmp_path):
+    (shape_folder / "broken").mkdir()
+    for i in range(3):
+        (shape_folder / "broken" / f"{i}.png").write_bytes(b"")
+    val_folder = tmp_path / "val"
+    for cls in ("broken", "cross"):
+        (val_folder / cls).mkdir(parents=True)
+        write_png(val_folder / cls / "0.png", np.zeros((16, 16), "uint8"))
+    with pytest.warns(UserWarning, match=r"could not be read are not classes: \['broken'\]"):
+        trn, val, preproc = images_from_folder(shape_folder, val_folder, verbose=0)
+    assert preproc.class_names == ["cross", "square"] and len(trn) == 40
+    assert len(val) == 1  # the dropped class's validation image goes with it
+    (shape_folder / "square").rename(tmp_path / "away")
+    with pytest.raises(ValueError, match=r"only readable class is \['cross'\] \(no image in "
+                                         r"\['broken'\]"):
+        images_from_folder(shape_folder, verbose=0)
 
 
 def _table(shape_folder):

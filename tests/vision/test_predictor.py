@@ -56,6 +56,27 @@ def test_paths_bytes_and_arrays_give_the_same_predictions(predictor, shape_array
     assert predictor.predict(tmp_path / "1.png") == from_arrays[1]  # a PathLike
     mixed = [paths[0], _png(images[1]), images[2][..., None]]
     assert predictor.predict(mixed) == from_arrays[:3]
+    # Paths as a folder loader's object array, a str array or a pandas Series.
+    pandas = pytest.importorskip("pandas")
+    for given in (np.asarray(paths, dtype=object), np.asarray(paths), pandas.Series(paths)):
+        assert predictor.predict(given) == from_arrays
+
+
+def test_float_and_rgb_arrays_read_as_the_training_pipeline_reads_them(predictor, shape_arrays):
+    # Floats travel as 16-bit PNGs and colour becomes gray in float: no 8-bit rounding.
+    _, _, x_test, _ = shape_arrays
+    rng = np.random.default_rng(0)
+    floats = rng.random((3, 16, 16, 1)).astype("float32")
+    colour = rng.integers(0, 256, (3, 16, 16, 3)).astype("uint8")
+    for images in (floats, colour):
+        np.testing.assert_allclose(predictor.preprocess(images),
+                                   predictor.preproc.from_pixels(images), atol=2e-5)
+
+
+def test_gray_and_alpha_is_refused_rather_than_read_as_a_batch(predictor, shape_arrays):
+    gray_alpha = np.stack([shape_arrays[2][0], np.full((16, 16), 255, "uint8")], axis=-1)
+    with pytest.raises(ValueError, match=r"reads as gray \+ alpha.*images\[\.\.\., :1\]"):
+        predictor.predict(gray_alpha)
 
 
 def test_float_rgb_and_larger_images_are_converted(predictor, shape_arrays):
@@ -74,6 +95,9 @@ def test_float_pixels_brighter_than_the_training_range_are_refused(predictor, sh
     _, _, x_test, _ = shape_arrays
     with pytest.raises(ValueError, match=r"`images` holds float pixels up to 2\d\d, .*\[0, 1\]"):
         predictor.predict(x_test[:4].astype("float32"))
+    # Normalized pixels would clip to black.
+    with pytest.raises(ValueError, match=r"`images` holds negative pixels in 4 image\(s\)"):
+        predictor.predict(x_test[:4].astype("float32") / 127.5 - 1)
 
 
 def test_unreadable_files_are_refused_with_their_name(predictor, shape_arrays, tmp_path):

@@ -34,6 +34,8 @@ def test_three_lines_train_validate_save_load_predict(name, shape_arrays, tmp_pa
     raw = learner.validate(val_data=(x_test, y_test), print_report=False)
     np.testing.assert_array_equal(raw, confusion)
     np.testing.assert_allclose(learner.predict(x_test), learner.predict(val), atol=1e-6)
+    # The training set predicts as its raw images do: its augmentation is for fitting only.
+    np.testing.assert_allclose(learner.predict(trn), learner.predict(trn.x), atol=1e-6)
 
     predictor = ktlite.get_predictor(learner.model, preproc)
     predictor.save(tmp_path / name)
