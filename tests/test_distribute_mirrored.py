@@ -73,6 +73,7 @@ def learner_report(report):
 def test_the_learner_workflow_runs_under_mirrored(report):
     learner = learner_report(report)
     assert learner["lr_find_points"] == 12 and learner["lr_find_restored"]
+    assert learner["lr_find_loss_max_diff"] < 1e-5
     assert learner["onecycle_losses"][-1] < learner["onecycle_losses"][0]
     assert learner["onecycle_lrs"] == 2 * 4
     assert learner["autofit_epochs"] == 1 and learner["fit_epochs"] == 1
@@ -108,6 +109,16 @@ def _learner_checks(strategy, build, x, y):
     out["lr_find_points"] = len(result.lrs)
     out["lr_find_restored"] = all(
         np.array_equal(a, b) for a, b in zip(before, learner.model.get_weights()))
+    # The recorded loss is the whole batch's, not the first replica's share of it (rates
+    # too small to move the weights, batches in order).
+    in_order = get_learner(build(keras.optimizers.Adam(1e-3)), (x, y), batch_size=32,
+                           strategy=strategy, shuffle=False, verbose=0)
+    swept = in_order.lr_find(start_lr=1e-30, end_lr=1e-29, num_steps=8, verbose=0)
+    batch_losses = [in_order.model.evaluate(x[i:i + 32], y[i:i + 32], verbose=0,
+                                            return_dict=True)["loss"]
+                    for i in range(0, 128, 32)]
+    out["lr_find_loss_max_diff"] = float(np.max(np.abs(
+        np.asarray(swept.losses[:4]) - np.asarray(batch_losses))))
     out["onecycle_losses"] = learner.fit_onecycle(1e-2, 2).history["loss"]
     out["onecycle_lrs"] = len(learner.step_history["lrs"])
     out["autofit_epochs"] = len(learner.autofit(1e-2, epochs=1).history["loss"])

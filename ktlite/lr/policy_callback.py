@@ -483,12 +483,15 @@ class _Driver:
             fallback = tf.cast(fallback, tf.float32)
             if tracker_vars:
                 total1, count1 = (v.value for v in tracker_vars)
+                added = tf.cast(total1 - total0, tf.float32)
                 counted = tf.cast(count1 - count0, tf.float32)
-                loss = tf.where(
-                    counted > 0,
-                    tf.cast(total1 - total0, tf.float32) / tf.maximum(counted, 1e-12),
-                    fallback,
-                )
+                replica = tf.distribute.get_replica_context()
+                if replica is not None and replica.num_replicas_in_sync > 1:
+                    # Each replica's tracker saw its share of the batch: sum the shares.
+                    added, counted = replica.all_reduce(
+                        tf.distribute.ReduceOp.SUM, [added, counted]
+                    )
+                loss = tf.where(counted > 0, added / tf.maximum(counted, 1e-12), fallback)
             else:
                 loss = fallback
             slot = tf.reshape(tf.math.floormod(tf.maximum(step, 0), capacity), [1, 1])
