@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ktlite import saving
+from ktlite import compat, saving
 from ktlite._console import say
 
 __all__ = [
@@ -35,11 +35,16 @@ __all__ = [
 _MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "score", "iou")
 
 
-def monitor_mode(monitor: str) -> str:
+def monitor_mode(monitor: str, model: keras.Model | None = None) -> str:
     """Returns `"max"` for metrics that grow when better (accuracy, AUC...), else `"min"`.
+
+    With a compiled `model`, a metric that states its direction decides (Keras's built-in
+    metrics do: e.g. `CosineSimilarity` grows, whatever it is named); otherwise names
+    holding "acc", "auc", "precision", "recall", "f1", "score" or "iou" grow.
 
     Args:
         monitor: a Keras log key such as `"val_loss"` or `"val_accuracy"`.
+        model: the compiled model whose metric it is, or `None`.
 
     Returns:
         `"max"` or `"min"`.
@@ -49,7 +54,19 @@ def monitor_mode(monitor: str) -> str:
         'max'
     """
     name = monitor.lower().removeprefix("val_")
+    for metric in _compiled_metrics(model):
+        if metric.name.lower() == name and compat.metric_direction(metric):
+            return "max" if compat.metric_direction(metric) == "up" else "min"
     return "max" if any(word in name for word in _MAX_WORDS) else "min"
+
+
+def _compiled_metrics(model: keras.Model | None) -> list:
+    """The model's metrics, those inside the compiled-metrics container unpacked."""
+    found = []
+    for metric in getattr(model, "metrics", None) or []:
+        inner = getattr(metric, "metrics", None)  # the container of `compile(metrics=...)`
+        found.extend(inner if isinstance(inner, list) else [metric])
+    return found
 
 
 def snapshot_state(model: keras.Model, with_optimizer: bool = True) -> dict[str, list]:
@@ -246,6 +263,7 @@ class BestWeights(keras.callbacks.Callback):
         return value > self.best + self.min_delta
 
     def on_train_begin(self, logs=None):
+        self.mode = monitor_mode(self.monitor, self.model)
         self.best, self.best_epoch, self.stopped_epoch = None, None, None
         self._weights, self._wait = None, 0
 
@@ -348,6 +366,7 @@ class PeakReducer(keras.callbacks.Callback):
         self._wait = 0
 
     def on_train_begin(self, logs=None):
+        self.mode = monitor_mode(self.monitor, self.model)
         self._best, self._wait, self.reductions = None, 0, []
 
     def on_epoch_end(self, epoch, logs=None):

@@ -227,6 +227,14 @@ def test_loss_tracker():
     assert count > 0 and total / count == pytest.approx(float(tracker.result()), rel=1e-6)
 
 
+def test_metric_direction():
+    up = compat.verify("metric_direction",
+                       lambda: compat.metric_direction(keras.metrics.CosineSimilarity()))
+    assert up == "up"
+    assert compat.metric_direction(keras.metrics.MeanSquaredError()) == "down"
+    assert compat.metric_direction(keras.metrics.Mean()) is None
+
+
 def test_creation_strategy():
     outside = tiny_model(compiled=False)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")

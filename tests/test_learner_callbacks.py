@@ -31,6 +31,25 @@ def test_monitor_mode(monitor, mode):
     assert monitor_mode(monitor) == mode
 
 
+def test_a_compiled_metric_states_its_own_direction():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse", metrics=[keras.metrics.CosineSimilarity(name="cos"),
+                                          keras.metrics.MeanAbsoluteError(name="acc_gap")])
+    model.fit(np.zeros((4, 2)), np.ones((4, 2)), verbose=0)  # builds the compiled metrics
+    # Names alone would mislead both ways: "cos" grows, "acc_gap" (an error) shrinks.
+    assert (monitor_mode("val_cos"), monitor_mode("val_acc_gap")) == ("min", "max")
+    assert monitor_mode("val_cos", model) == "max"
+    assert monitor_mode("val_acc_gap", model) == "min"
+    best, reducer = BestWeights("val_cos", verbose=0), PeakReducer(object(), "val_cos")
+    for callback in (best, reducer):
+        callback.set_model(model)
+        callback.on_train_begin()
+    assert best.mode == reducer.mode == "max"
+    best.on_epoch_end(0, {"val_cos": 0.1})
+    best.on_epoch_end(1, {"val_cos": 0.6})
+    assert best.best_epoch == 1
+
+
 def test_snapshot_and_restore_cover_weights_and_optimizer():
     model = _model()
     _bump(model, 1.0)
