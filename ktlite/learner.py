@@ -160,6 +160,21 @@ class Learner:
         jit_compile: bool | None,
         gradient_accumulation_steps: int | None,
     ) -> tuple[keras.Model, tf.distribute.Strategy]:
+        optimizer = getattr(model, "optimizer", None)
+        native = getattr(getattr(optimizer, "inner_optimizer", optimizer),
+                         "gradient_accumulation_steps", None) or 1
+        if gradient_accumulation_steps is None and native > 1:
+            # Keras's own accumulation cannot be paused for the LR finder's sweep, and its
+            # epochs need not end on an update, which one-cycle schedules count on.
+            warnings.warn(
+                f"The optimizer's own `gradient_accumulation_steps={native}` runs as ktlite's "
+                "gradient accumulation (the same averaging, which the LR finder can pause "
+                "and whose epochs end on an update): `learner.model.optimizer` is a copy "
+                f"of yours. Pass `get_learner(..., gradient_accumulation_steps={native})` "
+                "with an optimizer that does not accumulate to skip the copy.",
+                stacklevel=4,
+            )
+            gradient_accumulation_steps = native
         settings = {
             "strategy": strategy,
             "mixed_precision": mixed_precision,

@@ -106,7 +106,9 @@ def get_optimizer(
             default `("bias", "gamma", "beta")`: biases and LayerNorm/BatchNorm scales and
             offsets. `None` or `()` decays everything.
         gradient_accumulation_steps: Average gradients over this many batches before
-            each update (`None` or 1: update every batch).
+            each update (`None` or 1: update every batch), by Keras's own mechanism; a
+            `Learner` runs it as ktlite's (see `get_learner(gradient_accumulation_steps=)`),
+            which its LR finder can pause and whose epochs end on an update.
         **kwargs: Passed on to the Keras optimizer (`beta_1`, `beta_2`, `epsilon`,
             `global_clipnorm`, ...).
 

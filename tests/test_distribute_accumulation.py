@@ -169,6 +169,25 @@ def test_learner_lr_find_pauses_accumulation_and_restores_everything():
     assert int(learner.model.optimizer.iterations.numpy()) == 4
 
 
+def test_a_learner_runs_a_keras_optimizers_own_accumulation_as_ktlites():
+    # Keras's own cannot be paused for the sweep and its epochs need not end on an update.
+    from ktlite import get_learner
+
+    x, y = data(40)  # 5 batches of 8: not a whole number of groups of 2
+    optimizer = keras.optimizers.Adam(1e-3, gradient_accumulation_steps=2)
+    with pytest.warns(UserWarning, match=r"own `gradient_accumulation_steps=2` runs as ktlite"):
+        learner = get_learner(regression_model(optimizer), (x, y), batch_size=8, verbose=0)
+    assert learner.model.optimizer is not optimizer
+    assert learner.model.optimizer.gradient_accumulation_steps is None
+    assert distribute.accumulation_steps(learner.model) == 2
+    result = learner.lr_find(num_steps=12, end_lr=1.0)
+    assert len(result.lrs) == 12 and result.lrs[-1] > 0.1  # the whole sweep, batch by batch
+    learner.fit_onecycle(1e-2, epochs=2, div=10.0, div_final=100.0)
+    lrs = learner.step_history["lrs"]
+    assert len(lrs) == 6  # 2 epochs x 3 updates (the last group of each epoch is 1 batch)
+    assert lrs[-1] == pytest.approx(1e-4, rel=0.05)  # the cycle ends on the last update
+
+
 def test_an_epoch_shorter_than_one_group_still_trains():
     from ktlite import get_learner
 
