@@ -167,6 +167,11 @@ def recompile(
     if not config:
         config = {"loss": model.loss}
     config["optimizer"] = optimizer or model.optimizer
+    # Keras does not record `auto_scale_loss`; an optimizer not wrapped for loss scaling
+    # under mixed_float16 was compiled with it off, and stays so.
+    config["auto_scale_loss"] = isinstance(
+        config["optimizer"], keras.optimizers.LossScaleOptimizer
+    )
     with strategy.scope():
         model.compile(**config)
 

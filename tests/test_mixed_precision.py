@@ -104,3 +104,24 @@ def test_learner_fit_onecycle_in_mixed_precision_then_save_and_load(tmp_path, pr
     predictions = learner.predict(x[:4])
     learner.load_model(path)
     np.testing.assert_allclose(learner.predict(x[:4]), predictions, rtol=1e-5)
+
+
+def test_loss_scaling_turned_off_by_the_user_stays_off_through_fine_tune():
+    # Keras does not record compile(auto_scale_loss=False): a recompile must not wrap.
+    import ktlite
+
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dense(2),
+                                  keras.layers.Activation("softmax", dtype="float32")])
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    optimizer = keras.optimizers.Adam(1e-3)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  auto_scale_loss=False)
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    learner = ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+    learner.fine_tune(1, base_lr=1e-3, freeze_epochs=1, verbose=0)
+    assert model.optimizer is optimizer
