@@ -147,7 +147,8 @@ class Learner:
         self.history: keras.callbacks.History | None = None
         self.step_history: dict[str, list] = {"lrs": [], "momentums": [], "losses": []}
         self.lr_result: Any = None
-        self._cache: dict[str, tuple[tf.data.Dataset, int | None]] = {}
+        # key -> (the data, the settings, (dataset, samples)): see `_cached`.
+        self._cache: dict[str, tuple[Any, tuple, tuple[tf.data.Dataset, int | None]]] = {}
         self._steps_cache: int | None = None
         model_tools.build_optimizer(self.model, self.strategy)
 
@@ -334,17 +335,23 @@ class Learner:
         return x_spec.shape.rank == len(inputs[0].shape)
 
     def _cached(self, key: str, data: Any, training: bool) -> tuple[tf.data.Dataset, int | None]:
-        if key not in self._cache:
-            if not training:
-                # Metrics do not depend on the order, so validation runs shortest first.
-                data, _ = self._length_sorted(data)
-            self._cache[key] = self._dataset(data, training=training)
-        return self._cache[key]
+        # What the dataset is built from: assigning any of these (`learner.batch_size = 64`,
+        # `learner.train_data = ...`) rebuilds it.
+        settings = (self.batch_size if training else self.eval_batch_size, self.shuffle,
+                    self.seed, self.drop_remainder, self._bucketing())
+        source, built_with, _ = self._cache.get(key, (None, None, None))
+        if source is not data or built_with != settings:
+            if key == "train":
+                self._steps_cache = None
+            # Metrics do not depend on the order, so validation runs shortest first.
+            ordered = data if training else self._length_sorted(data)[0]
+            self._cache[key] = (data, settings, self._dataset(ordered, training=training))
+        return self._cache[key][2]
 
     def _train_steps(self) -> int:
         """Batches in one pass over the training data (counted once if unknown)."""
+        dataset, _ = self._cached("train", self.train_data, True)  # may reset the count
         if self._steps_cache is None:
-            dataset, _ = self._cached("train", self.train_data, True)
             steps = int(dataset.cardinality())
             if steps == tf.data.INFINITE_CARDINALITY:
                 raise ValueError(
@@ -355,7 +362,8 @@ class Learner:
                 steps = int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
                 # Telling Keras the length avoids its "ran out of data" warning each fit.
                 counted = dataset.apply(tf.data.experimental.assert_cardinality(steps))
-                self._cache["train"] = (counted, self._cache["train"][1])
+                source, settings, (_, n) = self._cache["train"]
+                self._cache["train"] = (source, settings, (counted, n))
             if steps == 0:
                 raise ValueError(
                     "`train_data` holds fewer samples than one batch, and `drop_remainder` "

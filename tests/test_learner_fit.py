@@ -286,6 +286,20 @@ def _evaluate_with(model, weights, x, y):
     return loss
 
 
+def test_assigning_the_batch_size_or_the_data_takes_effect_at_the_next_fit():
+    learner = _learner()
+    learner.fit_onecycle(1e-3, 1)
+    assert len(learner.step_history["lrs"]) == STEPS
+    learner.batch_size = BS // 2
+    learner.fit_onecycle(1e-3, 1)
+    assert len(learner.step_history["lrs"]) == 2 * STEPS
+    learner.train_data = _data(2 * N, seed=3)
+    learner.fit_onecycle(1e-3, 1)
+    assert len(learner.step_history["lrs"]) == 4 * STEPS
+    learner.val_data = _data(BS, seed=4)
+    assert learner.validate(print_report=False).sum() == BS
+
+
 def test_class_weight_steps_per_epoch_and_sgd_momentum_pass_through():
     model = _model(keras.optimizers.SGD(1e-2, momentum=0.9))
     learner = _learner(model, val=False)
