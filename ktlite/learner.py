@@ -30,7 +30,13 @@ from ktlite import compat, evaluation, model_tools, saving
 from ktlite._console import say
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
-from ktlite.validation import check_data, check_model, check_positive_int, output_width
+from ktlite.validation import (
+    check_class_weight,
+    check_data,
+    check_model,
+    check_positive_int,
+    output_width,
+)
 
 __all__ = ["Learner", "get_learner"]
 
@@ -45,6 +51,12 @@ def _check_callbacks(callbacks: Any) -> None:
     step, so the user's would have no effect."""
     if callbacks is not None and not isinstance(callbacks, (list, tuple)):
         raise TypeError(f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r}")
+    for i, callback in enumerate(callbacks or ()):
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise TypeError(
+                f"`callbacks` must hold keras.callbacks.Callback objects. Received: "
+                f"callbacks[{i}]={callback!r}"
+            )
     rate_setters = [type(c).__name__ for c in callbacks or () if isinstance(
         c, (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau))]
     if rate_setters:
@@ -123,6 +135,10 @@ class Learner:
             raise TypeError(f"`verbose` must be an int (0, 1 or 2). Received: verbose={verbose!r}")
         self.verbose = int(verbose)
         self.shuffle = bool(shuffle)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"`seed` must be None or an int >= 0. Received: seed={seed!r}")
+        if seed is not None and seed < 0:
+            raise ValueError(f"`seed` must be None or an int >= 0. Received: seed={seed!r}")
         self.seed = seed
         if not isinstance(bucketing, (bool, np.bool_)):
             raise TypeError(f"`bucketing` must be True or False. Received: bucketing={bucketing!r}")
@@ -527,6 +543,7 @@ class Learner:
 
         steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch", allow_none=True)
         _check_callbacks(callbacks)
+        class_weight = check_class_weight(class_weight, self.model)
         PolicyCallback.check_optimizer(self.model.optimizer)  # before any callback starts
         steps = steps_per_epoch or self._train_steps()
         # Policies count optimizer updates. With ktlite's gradient accumulation an update
@@ -738,6 +755,11 @@ class Learner:
         )
         path = None
         if checkpoint_folder is not None:
+            if not isinstance(checkpoint_folder, (str, os.PathLike)):
+                raise TypeError(
+                    "`checkpoint_folder` must be a folder path (str or os.PathLike) or None. "
+                    f"Received: checkpoint_folder={checkpoint_folder!r}"
+                )
             os.makedirs(checkpoint_folder, exist_ok=True)
             path = os.path.join(os.fspath(checkpoint_folder), "best.keras")
         verbose_ = self.verbose if verbose is None else verbose

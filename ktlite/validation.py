@@ -17,6 +17,7 @@ from ktlite import compat
 from ktlite.data import TaskDataset, num_samples, to_arrays
 
 __all__ = [
+    "check_class_weight",
     "check_model",
     "check_positive_int",
     "check_arrays",
@@ -196,6 +197,62 @@ def output_width(model: keras.Model) -> int | None:
         return None
     width = outputs[0].shape[-1]
     return int(width) if width is not None else None
+
+
+def check_class_weight(class_weight: Any, model: keras.Model) -> dict[int, float] | None:
+    """Checks a `class_weight` mapping and completes it for the model's classes.
+
+    Keras gives a class left out of `class_weight` the weight 1 for arrays, but fails
+    inside the input pipeline for the `tf.data` batches ktlite trains on: the mapping that
+    comes back holds every class of a single-output classifier (missing ones at 1.0).
+
+    Args:
+        class_weight: `None`, or a mapping of class ids (ints) to weights >= 0.
+        model: the model being trained.
+
+    Returns:
+        `None`, or a dict of every class id to its weight.
+
+    Raises:
+        TypeError: if `class_weight` is not a mapping, or a key is not an int or a weight
+            not a number.
+        ValueError: for a negative or non-finite weight, or a class id outside the
+            model's classes.
+
+    Example:
+        >>> check_class_weight({1: 3.0}, model_with_3_classes)
+        {0: 1.0, 1: 3.0, 2: 1.0}
+    """
+    if class_weight is None:
+        return None
+    if not isinstance(class_weight, Mapping):
+        raise TypeError(
+            "`class_weight` must be a dict of class ids to weights, e.g. {0: 1.0, 1: 3.0}. "
+            f"Received: class_weight of type {type(class_weight).__name__}"
+        )
+    for key, weight in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+            raise TypeError(
+                "`class_weight` keys must be class ids (ints; a class name's id is its "
+                f"position in `preproc.class_names`). Received: key {key!r}"
+            )
+        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)):
+            raise TypeError(f"`class_weight` values must be numbers. Received: {key}: {weight!r}")
+        if not np.isfinite(weight) or weight < 0:
+            raise ValueError(
+                f"`class_weight` values must be finite and >= 0. Received: {key}: {weight!r}"
+            )
+    width = output_width(model)
+    if width is None:
+        return dict(class_weight)
+    classes = max(width, 2)  # one sigmoid output: classes 0 and 1
+    outside = sorted(int(k) for k in class_weight if not 0 <= k < classes)
+    if outside:
+        raise ValueError(
+            f"`class_weight` names classes {outside} that the model does not have: its "
+            f"classes are 0 to {classes - 1}. Received: class_weight={dict(class_weight)!r}"
+        )
+    return {c: float(class_weight.get(c, 1.0)) for c in range(classes)}
 
 
 def _first_bad(arr: np.ndarray) -> int:

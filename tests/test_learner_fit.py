@@ -315,7 +315,7 @@ def test_class_weight_steps_per_epoch_and_sgd_momentum_pass_through():
 def test_class_weight_moves_predictions_toward_the_up_weighted_class():
     x, y = _data()
     probabilities = {}
-    for weights in (None, {0: 1.0, 1: 20.0}):
+    for weights in (None, {1: 20.0}):  # class 0 left out: weight 1, as Keras does
         keras.utils.set_random_seed(3)
         learner = get_learner(_model(), (x, y), batch_size=BS, shuffle=False, verbose=0)
         learner.fit_onecycle(1e-2, 3, class_weight=weights)
@@ -323,6 +323,33 @@ def test_class_weight_moves_predictions_toward_the_up_weighted_class():
     unweighted, weighted = probabilities[True], probabilities[False]
     assert weighted.mean() > unweighted.mean() + 0.05
     assert (weighted > 0.5).sum() > (unweighted > 0.5).sum()
+
+
+@pytest.mark.parametrize("class_weight, error, message", [
+    ([1.0, 3.0], TypeError, r"dict of class ids to weights.*Received: class_weight of type list"),
+    ({"neg": 2.0}, TypeError, r"keys must be class ids .*preproc.class_names.*'neg'"),
+    ({0: "2"}, TypeError, r"values must be numbers. Received: 0: '2'"),
+    ({0: -1.0}, ValueError, r"finite and >= 0. Received: 0: -1.0"),
+    ({7: 2.0}, ValueError, r"classes \[7\] that the model does not have: its classes are 0 to 1"),
+])
+def test_bad_class_weight_is_refused_before_training(class_weight, error, message):
+    learner = _learner(val=False)
+    before = learner.model.get_weights()
+    with pytest.raises(error, match=message):
+        learner.fit_onecycle(1e-2, 1, class_weight=class_weight)
+    _assert_weights_equal(learner.model, before)
+
+
+def test_bad_seed_callbacks_and_checkpoint_folder_are_refused_naming_them():
+    with pytest.raises(TypeError, match=r"`seed` must be None or an int >= 0. Received: seed='a'"):
+        _learner(seed="a")
+    with pytest.raises(ValueError, match=r"Received: seed=-1"):
+        _learner(seed=-1)
+    learner = _learner()
+    with pytest.raises(TypeError, match=r"Callback objects. Received: callbacks\[0\]='x'"):
+        learner.fit_onecycle(1e-2, 1, callbacks=["x"])
+    with pytest.raises(TypeError, match=r"folder path .*Received: checkpoint_folder=123"):
+        learner.autofit(1e-2, 1, checkpoint_folder=123)
 
 
 def test_step_history_plots():
