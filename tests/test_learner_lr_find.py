@@ -67,6 +67,16 @@ def test_lr_estimate_and_plot_after_sweep():
     assert isinstance(learner.lr_plot(suggest=False), matplotlib.figure.Figure)
 
 
+def test_a_sweep_without_a_suggestion_says_why():
+    learner = _learner()
+    with pytest.warns(RuntimeWarning, match=r"nan\): 5 steps are too few to read the curve: "
+                                            r"raise `num_steps`"):
+        assert np.isnan(learner.lr_find(num_steps=5, verbose=0).suggestion)
+    with pytest.warns(RuntimeWarning, match=r"the loss diverged after \d+ of 50 steps: lower "
+                                            r"`start_lr` \(it was 1000\)"):
+        learner.lr_find(start_lr=1e3, end_lr=1e6, num_steps=50, verbose=0)
+
+
 def test_suggested_lr_trains_better_than_rates_a_hundred_times_off():
     learner = _learner()
     suggestion = learner.lr_find(num_steps=60).suggestion

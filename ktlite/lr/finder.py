@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from typing import Any, Sequence
 
 import keras
@@ -423,4 +424,16 @@ def find_lr(
     if planned_steps is not None:
         result.config.update(planned_steps=int(planned_steps), budget_factor=factor)
         result.suggestion = result.suggest(planned_steps)
+    if not math.isfinite(result.suggestion):
+        why = (
+            f"the loss diverged after {n} of {num_steps} steps: lower `start_lr` (it was "
+            f"{start_lr:g})" if monitor.stopped_early else
+            f"{n} steps are too few to read the curve: raise `num_steps`"
+        )
+        warnings.warn(
+            f"The LR finder could not suggest a learning rate (`result.suggestion` is nan): "
+            f"{why}, or look at the curve (`ktlite.plots.plot_lr_find(result)`) and pick one.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return result
