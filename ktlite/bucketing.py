@@ -43,14 +43,38 @@ def round_width(lengths: Any, step: int = WIDTH_STEP) -> Any:
         The smallest multiple of ``step`` that is >= each length (at least ``step``), of the
         same kind as ``lengths``.
 
+    Raises:
+        ValueError: if `step` is not a positive int.
+
     Example:
         >>> round_width(np.array([1, 16, 17, 40]))
         array([16, 16, 32, 48])
     """
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"`step` must be a positive int. Received: step={step!r}")
     if isinstance(lengths, (tf.Tensor, tf.Variable)):
         lengths = tf.maximum(lengths, 1)
         return (lengths + step - 1) // step * step
     return (np.maximum(np.asarray(lengths), 1) + step - 1) // step * step
+
+
+def _checked(lengths: Any, batch_size: Any) -> tuple[np.ndarray, int]:
+    """`lengths` as a non-empty int array `(n,)` / `(n, k)` of lengths >= 0, and `batch_size`."""
+    from ktlite.validation import check_positive_int  # it imports ktlite.data, which imports us
+
+    batch_size = check_positive_int(batch_size, "batch_size")
+    arr = np.asarray(lengths)
+    if (
+        arr.ndim not in (1, 2)
+        or not len(arr)
+        or not np.issubdtype(arr.dtype, np.integer)
+        or arr.min() < 0
+    ):
+        raise ValueError(
+            "`lengths` must hold one int >= 0 per example (shape (n,) or (n, k), n >= 1). "
+            f"Received: lengths of shape {arr.shape} and dtype {arr.dtype}"
+        )
+    return arr, batch_size
 
 
 def _bucket_keys(lengths: np.ndarray) -> np.ndarray:
@@ -73,11 +97,16 @@ def num_bucketed_batches(lengths: np.ndarray, batch_size: int, drop_remainder: b
     Returns:
         The number of batches.
 
+    Raises:
+        TypeError: if `batch_size` is not an int.
+        ValueError: if `batch_size` < 1, or `lengths` is empty or not ints >= 0.
+
     Example:
         >>> num_bucketed_batches(np.array([3, 4, 20, 21, 22]), 2, False)
         3
     """
-    counts = np.bincount(_bucket_keys(np.asarray(lengths)))
+    lengths, batch_size = _checked(lengths, batch_size)
+    counts = np.bincount(_bucket_keys(lengths))
     counts = counts[counts > 0]
     if drop_remainder:
         return int(np.sum(counts // batch_size))
@@ -103,12 +132,19 @@ def bucketed_indices(
     Returns:
         A `tf.data.Dataset` of int64 index vectors with a known cardinality.
 
+    Raises:
+        TypeError: if `batch_size` or `seed` is not an int.
+        ValueError: if `batch_size` < 1, or `lengths` is empty or not ints >= 0.
+
     Example:
         >>> ds = bucketed_indices(np.array([3, 40, 5, 38]), batch_size=2, seed=0)
         >>> sorted(sorted(b.tolist()) for b in ds.as_numpy_iterator())
         [[0, 2], [1, 3]]
     """
-    keys = _bucket_keys(np.asarray(lengths))
+    lengths, batch_size = _checked(lengths, batch_size)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"`seed` must be None or an int. Received: seed={seed!r}")
+    keys = _bucket_keys(lengths)
     n = len(keys)
     indices = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
     if len(np.unique(keys)) == 1:

@@ -80,3 +80,19 @@ def test_one_width_for_all_gives_plain_shuffled_batches_with_one_remainder():
     batches = _epoch(bucketed_indices(np.full(70, 9), batch_size=32, seed=0))
     assert [len(b) for b in batches] == [32, 32, 6]
     assert sorted(i for b in batches for i in b) == list(range(70))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: num_bucketed_batches([], 2, False), ValueError, r"Received: lengths of shape \(0,\)"),
+    (lambda: bucketed_indices([], 2), ValueError, r"one int >= 0 per example"),
+    (lambda: num_bucketed_batches([3, 4], -1, False), ValueError, r"batch_size=-1"),
+    (lambda: bucketed_indices([3, 4], 0), ValueError, r"batch_size=0"),
+    (lambda: bucketed_indices([3, 4], 2.0), TypeError, r"batch_size=2.0"),
+    (lambda: bucketed_indices([3.0, float("nan")], 2), ValueError, r"dtype float64"),
+    (lambda: bucketed_indices([3, -1], 2), ValueError, r"one int >= 0 per example"),
+    (lambda: bucketed_indices([3, 4], 2, seed="x"), TypeError, r"seed='x'"),
+    (lambda: round_width(np.array([3]), step=0), ValueError, r"step=0"),
+])
+def test_bad_arguments_are_refused_naming_them(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
