@@ -41,6 +41,8 @@ from ktlite.optimizers import default_optimizer
 
 MODEL_NAMES = ("vit", "cnn")
 MAX_PATCHES = 64
+# Fewer patches than this leave the encoder nearly nothing to attend over.
+MIN_PATCHES = 4
 VIT_STEM = (32, 64, 64)
 # `dropout=None`: for the ViT, 0.1 gained 0.1-0.7 points in 25-epoch fits but cost 24% more
 # time a step (benchmarks/RESULTS.md, Images run 8); the CNN fits its training set without it.
@@ -79,7 +81,9 @@ def image_classifier(
             `preproc`.
         preproc: the `ImagePreprocessor` returned with `train_data`.
         patch_size: ViT patch side, on the stem's output; `None` (default) picks the
-            smallest side dividing its height and width that gives at most 64 patches.
+            smallest side dividing its height and width that gives at most 64 patches,
+            and refuses sizes where that leaves fewer than 4 (e.g. a 100x100 image, whose
+            stem output is 13x13: pass `image_size=96` to the loader).
         stem: ViT stem, the filters of each stride-2 3x3 convolution before the patches.
             Defaults to (32, 64, 64); `()` cuts the patches from the image itself.
         embed_dim: ViT token size. Defaults to 64.
@@ -292,14 +296,15 @@ def _patch_size(patch_size: Any, map_size: tuple[int, int]) -> int:
     height, width = map_size
     if patch_size is None:
         for side in range(1, min(height, width) + 1):
-            if height % side == 0 and width % side == 0 and (
-                (height // side) * (width // side) <= MAX_PATCHES
-            ):
-                return side
+            patches = (height // side) * (width // side)
+            if height % side == 0 and width % side == 0 and patches <= MAX_PATCHES:
+                if patches >= MIN_PATCHES:
+                    return side
+                break
         raise ValueError(
-            f"No square patch divides the stem's output size {map_size} into at most "
-            f"{MAX_PATCHES} patches; pass `patch_size`, another `stem`, or another "
-            "`image_size` to the loader."
+            f"No square patch divides the stem's output size {map_size} into "
+            f"{MIN_PATCHES} to {MAX_PATCHES} patches; pass `patch_size`, another `stem`, or "
+            "an `image_size` with small factors (e.g. 32, 64, 96 or 128) to the loader."
         )
     side = _positive_int("patch_size", patch_size)
     if height % side or width % side:

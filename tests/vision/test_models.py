@@ -53,6 +53,13 @@ def test_default_patch_size(size, expected):
     assert _patch_size(None, size) == expected
 
 
+@pytest.mark.parametrize("size", [(13, 13), (19, 19), (29, 29), (2, 1)])
+def test_a_size_that_leaves_fewer_than_4_patches_is_refused(size):
+    # 13x13 is a 100x100 image's stem output: its only divisor under 64 patches is 13.
+    with pytest.raises(ValueError, match=r"into 4 to 64 patches; .*e.g. 32, 64, 96 or 128"):
+        _patch_size(None, size)
+
+
 def test_models_save_and_load_with_safe_mode(shape_data, tmp_path):
     trn, val, preproc = shape_data
     batch = preproc.from_pixels(val.x[:4])
