@@ -277,7 +277,23 @@ def _check_mode(label_mode: Any) -> None:
         )
 
 
-def _check_class_names(class_names: Any) -> list[str] | None:
+def check_class_names(class_names: Any) -> list[str] | None:
+    """Checks user-given class names: a list of at least 2 distinct non-empty strings.
+
+    Args:
+        class_names: the names, or `None`.
+
+    Returns:
+        The names as a list, or `None`.
+
+    Raises:
+        ValueError: for one string (it would split into letters), another type, an empty
+            or non-string name, a repeated name, or fewer than 2 names.
+
+    Example:
+        >>> check_class_names(("neg", "pos"))
+        ['neg', 'pos']
+    """
     if class_names is None:
         return None
     if isinstance(class_names, (str, bytes)) or not isinstance(
@@ -360,7 +376,7 @@ def fit_labels(
         ('regression', None, 1)
     """
     _check_mode(label_mode)
-    names = _check_class_names(class_names)
+    names = check_class_names(class_names)
     arr = _as_array(y, name)
     if len(arr) == 0:
         raise ValueError(f"`{name}` must not be empty. Received: {name} with 0 labels")
@@ -708,7 +724,7 @@ class LabelEncoder:
     ) -> None:
         _check_mode(label_mode)
         self.label_mode = label_mode
-        self.class_names = _check_class_names(class_names)
+        self.class_names = check_class_names(class_names)
         if num_outputs is not None and (
             isinstance(num_outputs, bool) or not isinstance(num_outputs, numbers.Integral)
             or num_outputs < 1

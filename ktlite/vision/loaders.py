@@ -26,7 +26,7 @@ from ktlite.columns import (
     labels_from_strings,
     read_csv_columns,
 )
-from ktlite.labels import LabelEncoder
+from ktlite.labels import LabelEncoder, check_class_names
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.vision import files
 from ktlite.vision.augment import Augmentation
@@ -379,11 +379,14 @@ def images_from_folder(
     Example:
         >>> trn, val, preproc = images_from_folder("shapes/train", val_folder="shapes/test")
     """
-    folder = os.fspath(folder)
-    if not os.path.isdir(folder):
+    if not isinstance(folder, (str, os.PathLike)) or not os.path.isdir(folder):
         raise ValueError(f"`folder` must be an existing folder. Received: folder={folder!r}")
+    folder = os.fspath(folder)
     found = files.class_folders(folder)
-    classes = found if class_names is None else [str(c) for c in class_names]
+    classes = found if class_names is None else check_class_names(
+        [str(c) for c in class_names] if isinstance(class_names, (list, tuple, np.ndarray))
+        else class_names  # refused: e.g. one string would split into letters
+    )
     missing = [c for c in classes if c not in found]
     if missing:
         raise ValueError(f"`class_names` {missing} have no folder in {folder!r}; it has {found}.")

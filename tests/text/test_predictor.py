@@ -426,9 +426,9 @@ def test_a_lone_surrogate_is_refused_naming_its_position(predictor):
 
 def test_repeated_class_names_in_a_file_are_not_quoted():
     from ktlite import saving
-    from ktlite.labels import _check_class_names
+    from ktlite.labels import check_class_names
 
     with pytest.raises(ValueError) as refused:
-        _check_class_names(["\x1b[2Jcrafted", "\x1b[2Jcrafted"])
+        check_class_names(["\x1b[2Jcrafted", "\x1b[2Jcrafted"])
     message = str(saving.invalid_file("f.json", "TextPreprocessor", refused.value))
     assert "must not repeat a name" in message and "crafted" not in message

@@ -205,6 +205,17 @@ def test_a_sub_folder_whose_files_all_fail_is_not_a_class(shape_folder, tmp_path
         images_from_folder(shape_folder, verbose=0)
 
 
+def test_folder_loader_checks_its_folder_and_class_names(shape_folder):
+    with pytest.raises(ValueError, match=r"`folder` must be an existing folder. Received: "
+                                         r"folder=None"):
+        images_from_folder(None, verbose=0)
+    with pytest.raises(ValueError, match=r"`class_names` must be a list of strings. Received: "
+                                         r"class_names='cross'"):
+        images_from_folder(shape_folder, class_names="cross", verbose=0)  # not 5 letters
+    with pytest.raises(ValueError, match=r"at least 2 classes"):
+        images_from_folder(shape_folder, class_names=["cross"], verbose=0)
+
+
 def _table(shape_folder):
     rows = [(f"{cls}/{p.name}", cls) for cls in ("cross", "square")
             for p in sorted((shape_folder / cls).iterdir())]
