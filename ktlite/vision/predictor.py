@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,14 +35,19 @@ _TINY_PNG = (
 )
 
 
+# How many checked uploads `ImagePredictor` remembers (by digest) so as not to decode twice.
+_VERIFIED_KEPT = 1024
+
+
 class ImagePredictor(ClassifierPredictor):
     """Predicts labels for images with a trained image model and its preprocessor.
 
     `predict` takes one image or a list: a file path (`str` or `os.PathLike`), encoded
     bytes (PNG, JPEG, GIF, BMP, WebP), or a pixel array (`(height, width)` or
     `(height, width, channels)` with 1, 3 or 4 channels, uint8 or float in the training
-    arrays' range); a 4-D array, or a 3-D one whose last axis is not 1, 3 or 4, is a
-    batch. Images of any size are resized to the model's. An unreadable, empty,
+    arrays' range); a 4-D array, or a 3-D one whose last axis is not 1, 2, 3 or 4, is a
+    batch (a last axis of 2, gray + alpha, is refused), and so is an array or Series of
+    paths. Images of any size are resized to the model's. An unreadable, empty,
     truncated or damaged image is refused with its file name or position (files and HTTP
     uploads are decoded once on the way in; bytes passed in Python are checked one by one
     only when their batch fails to decode).
@@ -69,6 +77,11 @@ class ImagePredictor(ClassifierPredictor):
     """
 
     preprocessor_files: ClassVar[tuple[str, ...]] = (CONFIG_FILE,)
+
+    def __init__(self, model: keras.Model, preproc: Any, batch_size: int = 32) -> None:
+        super().__init__(model, preproc, batch_size)
+        self._verified: OrderedDict[bytes, None] = OrderedDict()  # see `_check_decodes`
+        self._verified_lock = threading.Lock()
 
     # ------------------------------------------------------------------ input hooks
     def _input_spec(self) -> tf.TensorSpec:
@@ -140,11 +153,25 @@ class ImagePredictor(ClassifierPredictor):
         )
 
     def _check_decodes(self, data: bytes, name: str) -> bytes:
-        """Decodes `data` as the model's pipeline does; refuses damaged data, naming `name`."""
+        """Decodes `data` as the model's pipeline does; refuses damaged data, naming `name`.
+
+        Images that passed recently are remembered by their SHA-256: the HTTP app checks a
+        request's uploads before queueing it and converts them again in the model thread,
+        which then need not decode them a second time.
+        """
+        digest = hashlib.sha256(data).digest()
+        with self._verified_lock:
+            if digest in self._verified:
+                self._verified.move_to_end(digest)
+                return data
         try:
             self.preproc._decode_one(tf.constant(data))
         except tf.errors.InvalidArgumentError:
             raise ValueError(f"`{name}` is not a readable image: its data is corrupt.") from None
+        with self._verified_lock:
+            self._verified[digest] = None
+            while len(self._verified) > _VERIFIED_KEPT:
+                self._verified.popitem(last=False)
         return data
 
     def _encode_pixels(self, images: np.ndarray, name: str) -> list[bytes]:

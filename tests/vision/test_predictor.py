@@ -280,6 +280,26 @@ def test_export_loads_and_agrees_without_ktlite(predictor, shape_arrays, tmp_pat
     assert served["labels"] == predictor.predict(images)
 
 
+def test_an_upload_checked_once_is_not_decoded_again(predictor, shape_arrays, monkeypatch):
+    # The HTTP app checks a request's images, then converts them again in the model thread.
+    from ktlite.vision.preprocessor import ImagePreprocessor
+
+    decodes = []
+    decode = ImagePreprocessor._decode_one
+    monkeypatch.setattr(ImagePreprocessor, "_decode_one",
+                        lambda self, data: decodes.append(1) or decode(self, data))
+    fresh = np.full((16, 16), 77, "uint8")  # not decoded by any other test
+    encoded = base64.b64encode(_png(fresh)).decode()
+    for _ in range(3):
+        predictor.inputs_from_json([encoded])
+    assert len(decodes) == 1
+    damaged = _damaged(_png(np.full((16, 16), 78, "uint8")))
+    for _ in range(2):  # refused every time: never remembered
+        with pytest.raises(ValueError, match="corrupt"):
+            predictor.inputs_from_json([base64.b64encode(damaged).decode()])
+    assert len(decodes) == 3
+
+
 def test_json_hooks_take_base64_images_and_name_bad_items(predictor, shape_arrays):
     _, _, x_test, y_test = shape_arrays
     encoded = base64.b64encode(_png(x_test[0])).decode()
