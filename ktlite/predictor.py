@@ -283,13 +283,17 @@ class Predictor:
             A batch of raw inputs as `predict` takes them (e.g. a list of texts).
 
         Raises:
-            NotImplementedError: on the base class; each task defines it.
+            NotImplementedError: for a task that defines none (all but text): pass your
+                own inputs where they are asked for (e.g. `samples=`).
 
         Example:
             >>> predictor.example_inputs()  # a TextPredictor
             ['a short probe text', 'another one']
         """
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} has no built-in example inputs: pass a few of your own "
+            "where they are asked for (e.g. `samples=`)."
+        )
 
     def _to_tensor(self, items: Any) -> Any:
         """A batch from `_as_batch` -> the tensor (or dict of tensors) `_input_spec` describes."""

@@ -590,7 +590,8 @@ def folder_lock(path: str | os.PathLike, exclusive: bool) -> Iterator[bool]:
     path = Path(path)
     lock_file = path.parent / f".{path.name}.lock"
     try:
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+        # A link planted in the lock's place is not followed (it would create its target).
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
     except OSError:
         if exclusive:
             raise

@@ -520,8 +520,10 @@ def check_data(
             )
         check_arrays(model, x, y, name=name)
         return TaskDataset(x, y)
+    received = (f"a tuple of {len(data)} items (sample weights go in a tf.data.Dataset of "
+                "(x, y, sample_weight) batches)" if isinstance(data, tuple)
+                else f"{name} of type {type(data).__name__}")
     raise TypeError(
         f"`{name}` must be an (x, y) tuple of arrays or lists, a TaskDataset, a "
-        "tf.data.Dataset or a keras.utils.PyDataset. "
-        f"Received: {name} of type {type(data).__name__}"
+        f"tf.data.Dataset or a keras.utils.PyDataset. Received: {received}"
     )

@@ -275,6 +275,13 @@ def test_unsupported_train_data_is_a_type_error(data):
         get_learner(_model(), data)
 
 
+def test_an_x_y_weights_tuple_is_refused_saying_where_weights_go():
+    x, y = _data()
+    with pytest.raises(TypeError, match=r"Received: a tuple of 3 items \(sample weights go in "
+                                        r"a tf.data.Dataset"):
+        get_learner(_model(), (x, y, np.ones(len(y))))
+
+
 def test_unlabelled_data_is_rejected():
     x, _ = _data()
     with pytest.raises(ValueError, match="labelled"):

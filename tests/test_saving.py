@@ -130,6 +130,16 @@ def test_reads_refuse_symbolic_links_even_to_valid_files(tmp_path):
 
 
 # ---------------------------------------------------------------- manifests
+def test_a_link_planted_as_the_lock_file_is_not_followed(tmp_path):
+    victim = tmp_path / "elsewhere" / "victim"
+    victim.parent.mkdir()
+    (tmp_path / ".model.lock").symlink_to(victim)
+    with pytest.raises(OSError):
+        with saving.folder_lock(tmp_path / "model", exclusive=True):
+            pass
+    assert not victim.exists()
+
+
 def test_verify_files_refuses_a_changed_file_naming_it(tmp_path):
     saving.write_folder(tmp_path / "f", write_version("v1"), complete, "thing")
     manifest = saving.read_json(tmp_path / "f" / "ktlite.json")

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from ktlite.lr.budget import budget_factor
-from ktlite.lr.policy_callback import PolicyCallback
+from ktlite.lr.policy_callback import PolicyCallback, _momentum_attribute
 from ktlite.lr.preserve import ensure_built, preserved
 from ktlite.lr.schedules import OneCycle
 
@@ -76,7 +76,10 @@ def candidate_lrs(
 
 def _short_run(model, batches, lr: float, steps: int, val_dataset) -> float:
     """Train `steps` batches with one-cycle at `lr`; the loss that judges the rate."""
-    policy_cb = PolicyCallback(OneCycle(lr, steps))
+    # Momentum cycles as in `fit_onecycle`, where the optimizer has one (no warning else).
+    cycle = OneCycle(lr, steps) if _momentum_attribute(model.optimizer) else OneCycle(
+        lr, steps, moms=None)
+    policy_cb = PolicyCallback(cycle)
     try:
         model.fit(batches, epochs=1, callbacks=[policy_cb], verbose=0, shuffle=False)
     finally:

@@ -354,6 +354,8 @@ def _is_single(inputs: Any) -> bool:
 
 
 def _read_image_file(path: str, name: str) -> bytes:
+    if os.path.isdir(path):
+        raise ValueError(f"`{name}` is not an image file: {path!r} is a folder.")
     if not os.path.isfile(path):
         raise ValueError(f"`{name}` is not an image file: {path!r} does not exist.")
     with open(path, "rb") as handle:

@@ -103,6 +103,16 @@ def test_confirm_without_validation_data_judges_by_training_loss(trained, datase
     assert record["judged_by"] == "loss" and record["chosen"] == 3e-2
 
 
+def test_an_optimizer_without_momentum_confirms_without_a_momentum_warning(make_model, dataset):
+    import warnings
+
+    model = make_model(keras.optimizers.SGD(1e-2))  # plain SGD: no momentum to cycle
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        record = confirm_lr(model, dataset, [1e-4, 3e-2], steps=8)
+    assert record["chosen"] in (1e-4, 3e-2)
+
+
 def test_confirm_leaves_an_unbuilt_optimizer_unbuilt(make_model, dataset):
     model = make_model(keras.optimizers.Adam(1e-3))
     model.build((None, 6))

@@ -114,6 +114,10 @@ def test_unreadable_files_are_refused_with_their_name(predictor, shape_arrays, t
         predictor.predict(str(tmp_path / "notes.png"))
     with pytest.raises(ValueError, match="missing.png' does not exist"):
         predictor.predict(str(tmp_path / "missing.png"))
+    with pytest.raises(ValueError, match=r"is not an image file: '.*' is a folder"):
+        predictor.predict(str(tmp_path))
+    with pytest.raises(NotImplementedError, match=r"ImagePredictor has no built-in example"):
+        predictor.example_inputs()
 
 
 _GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00"
