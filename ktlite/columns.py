@@ -23,6 +23,7 @@ __all__ = [
     "labels_from_strings",
     "check_frame_columns",
     "labels_from_frame",
+    "examples_from_frame",
 ]
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
@@ -231,6 +232,44 @@ def check_frame_columns(df: Any, columns: list[str], arg: str, hint: str = "") -
             f"Columns {missing} are not in `{arg}`; it has columns {list(df.columns)}. {hint}"
             .rstrip()
         )
+
+
+def examples_from_frame(
+    df: Any, column: str, label_columns: list[str], arg: str, hint: str = ""
+) -> tuple[list, Any]:
+    """Reads a loader's examples and labels from DataFrame columns, naming a missing cell.
+
+    Args:
+        df: the DataFrame.
+        column: the column of examples (texts, image paths...).
+        label_columns: the label column(s), read by `labels_from_frame`.
+        arg: the argument name used in error messages, e.g. `"train_df"`.
+        hint: appended to the missing-columns error.
+
+    Returns:
+        `(examples, labels)`: the examples as a list, the labels as `labels_from_frame`
+        reads them.
+
+    Raises:
+        ValueError: when ``df`` is not DataFrame-like, lacks a column, or has a missing
+            (None / NaN) cell in one of them: named by column and row label.
+
+    Example:
+        >>> texts, labels = examples_from_frame(df, "text", ["label"], "train_df")
+    """
+    check_frame_columns(df, [column, *label_columns], arg, hint=hint)
+    for name in (column, *label_columns):
+        flags = getattr(df[name], "isna", None)
+        if flags is not None and bool(flags().any()):
+            # Named by the row's index label, which the user sees (a shuffled frame's
+            # first position is not its row 0).
+            row = df.index[flags().to_numpy()][0]
+            row = row.item() if isinstance(row, np.generic) else row
+            raise ValueError(
+                f"`{arg}[{name!r}]` has a missing value (None or NaN) in the row "
+                f"labelled {row!r}: drop or fill missing rows first."
+            )
+    return df[column].tolist(), labels_from_frame(df, label_columns)
 
 
 def labels_from_frame(df: Any, label_columns: list[str]) -> Any:

@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 from ktlite.columns import (
-    check_frame_columns,
+    examples_from_frame,
     label_column_list,
-    labels_from_frame,
     labels_from_strings,
     read_csv_columns,
 )
@@ -411,22 +410,6 @@ def texts_from_csv(
 # ----------------------------------------------------------------------- DataFrame
 
 
-def _from_frame(df: Any, text_column: str, columns: list[str], arg: str) -> tuple[Any, Any]:
-    check_frame_columns(df, [text_column, *columns], arg, hint=_COLUMNS_HINT)
-    for column in (text_column, *columns):
-        flags = getattr(df[column], "isna", None)
-        if flags is not None and bool(flags().any()):
-            # Named by the row's index label, which the user sees (a shuffled frame's
-            # first position is not its row 0).
-            row = df.index[flags().to_numpy()][0]
-            row = row.item() if isinstance(row, np.generic) else row
-            raise ValueError(
-                f"`{arg}[{column!r}]` has a missing value (None or NaN) in the row "
-                f"labelled {row!r}: drop or fill missing rows first."
-            )
-    return df[text_column].tolist(), labels_from_frame(df, columns)
-
-
 def texts_from_df(
     train_df: Any,
     text_column: str = "text",
@@ -479,7 +462,7 @@ def texts_from_df(
     """
     columns = label_column_list(label_columns)
     return _texts_from_tables(
-        lambda df, arg: _from_frame(df, text_column, columns, arg),
+        lambda df, arg: examples_from_frame(df, text_column, columns, arg, _COLUMNS_HINT),
         (train_df, "train_df"),
         (val_df, "val_df"),
         columns,

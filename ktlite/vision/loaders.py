@@ -20,9 +20,8 @@ import numpy as np
 
 from ktlite._console import say
 from ktlite.columns import (
-    check_frame_columns,
+    examples_from_frame,
     label_column_list,
-    labels_from_frame,
     labels_from_strings,
     read_csv_columns,
 )
@@ -444,11 +443,6 @@ def _resolve(paths: list[Any], directory: str | None, arg: str) -> list[str]:
     return out
 
 
-def _frame_columns(df: Any, path_column: str, columns: list[str], arg: str) -> tuple[list, Any]:
-    check_frame_columns(df, [path_column, *columns], arg, hint=_COLUMNS_HINT)
-    return df[path_column].tolist(), labels_from_frame(df, columns)
-
-
 def _table_options(columns: list[str], class_names: Any, label_mode: Any, **rest: Any) -> dict:
     if len(columns) > 1 and class_names is None and label_mode != "regression":
         class_names = columns
@@ -507,10 +501,11 @@ def images_from_df(
     """
     columns = label_column_list(label_columns)
     directory = None if directory is None else os.fspath(directory)
-    paths, labels = _frame_columns(train_df, path_column, columns, "train_df")
+    paths, labels = examples_from_frame(train_df, path_column, columns, "train_df", _COLUMNS_HINT)
     val_paths = val_labels = None
     if val_df is not None:
-        val_paths, val_labels = _frame_columns(val_df, path_column, columns, "val_df")
+        val_paths, val_labels = examples_from_frame(
+            val_df, path_column, columns, "val_df", _COLUMNS_HINT)
         val_paths = _resolve(val_paths, directory, "val_df")
     options = _table_options(
         columns, class_names, label_mode, val_pct=val_pct, image_size=image_size,

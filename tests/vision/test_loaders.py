@@ -266,9 +266,15 @@ def test_df_loader_takes_a_directory_and_a_validation_frame(shape_folder):
 
 def test_df_loader_names_a_row_without_a_path(shape_folder):
     pd = pytest.importorskip("pandas")
-    df = pd.DataFrame({"path": ["cross/0.png", None], "label": ["cross", "square"]})
-    with pytest.raises(ValueError, match="`train_df` row 1 has no image path"):
+    df = pd.DataFrame({"path": ["cross/0.png", None], "label": ["cross", "square"]},
+                      index=[10, 11])
+    with pytest.raises(ValueError, match=r"`train_df\['path'\]` has a missing value \(None or "
+                                         r"NaN\) in the row labelled 11"):
         images_from_df(df, directory=shape_folder, verbose=0)
+    df = pd.DataFrame({"path": ["cross/0.png", "cross/1.png"], "label": [None, "square"]})
+    with pytest.raises(ValueError, match=r"`val_df\['label'\]` has a missing value .* row "
+                                         r"labelled 0"):
+        images_from_df(df.fillna("cross"), val_df=df, directory=shape_folder, verbose=0)
 
 
 def test_bad_arguments_are_refused(shape_arrays):
