@@ -26,7 +26,7 @@ from ktlite.columns import (
     read_csv_columns,
 )
 from ktlite.labels import LabelEncoder, check_class_names
-from ktlite.splits import check_val_pct, describe_holdout, split_indices
+from ktlite.splits import check_random_state, check_val_pct, describe_holdout, split_indices
 from ktlite.vision import files
 from ktlite.vision.augment import Augmentation
 from ktlite.vision.preprocessor import ImagePreprocessor, as_pixel_batch, check_image_size
@@ -133,6 +133,7 @@ def _fit_and_split(
     random_state: int | None,
 ) -> tuple[LabelEncoder, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """Fits the labels; returns them, train / val indices (None: use y_test) and encodings."""
+    check_random_state(random_state)
     if y_train is None or len(y_train) != n_train:
         raise ValueError(
             f"`y_train` must hold one label per training image. Received: {n_train} images "

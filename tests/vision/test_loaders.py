@@ -285,6 +285,8 @@ def test_bad_arguments_are_refused(shape_arrays):
         images_from_array(x, y, augment="yes", verbose=0)
     with pytest.raises(ValueError, match="240 images and 3 labels"):
         images_from_array(x, y[:3], verbose=0)
+    with pytest.raises(ValueError, match="Received: random_state=.x."):
+        images_from_array(x, y, random_state="x", verbose=0)
 
 
 def test_an_empty_frame_is_refused(shape_folder):
