@@ -180,7 +180,8 @@ class Learner:
         optimizer = getattr(model, "optimizer", None)
         native = getattr(getattr(optimizer, "inner_optimizer", optimizer),
                          "gradient_accumulation_steps", None) or 1
-        if gradient_accumulation_steps is None and native > 1:
+        one_batch_per_call = getattr(model, "steps_per_execution", 1) == 1
+        if gradient_accumulation_steps is None and native > 1 and one_batch_per_call:
             # Keras's own accumulation cannot be paused for the LR finder's sweep, and its
             # epochs need not end on an update, which one-cycle schedules count on.
             warnings.warn(
@@ -647,7 +648,8 @@ class Learner:
             div: the first learning rate is `lr / div`. Default 25.
             div_final: the last learning rate is `lr / div_final`. Default 1e4.
             moms: `(high, low)` momentum, or `None` to leave momentum alone.
-            class_weight: passed to `model.fit`.
+            class_weight: class id -> weight, checked and passed to `model.fit` (a class
+                left out weighs 1).
             callbacks: extra Keras callbacks (the list is not modified); none that sets the
                 learning rate (`LearningRateScheduler`, `ReduceLROnPlateau`), which the
                 schedule would override at every step.
@@ -1270,7 +1272,11 @@ def get_learner(
     datasets are checked on their first batch.
 
     The model keeps its optimizer, loss and metrics. Its optimizer is built for all layers
-    that could be unfrozen, so `freeze()`/`unfreeze()` never need a new optimizer.
+    that could be unfrozen, so `freeze()`/`unfreeze()` never need a new optimizer. Two
+    cases get a copy of the optimizer, its state carried over: a distribution setting
+    that rebuilds the model, and (with a warning) an optimizer with Keras's own
+    `gradient_accumulation_steps`, which runs as ktlite's accumulation (the LR finder can
+    pause it, and every epoch ends on an update).
 
     Args:
         model: a compiled `keras.Model` (compile with keywords:
@@ -1283,7 +1289,8 @@ def get_learner(
         strategy: a `tf.distribute.Strategy` or name for `ktlite.distribute.get_strategy`.
         mixed_precision: e.g. `"mixed_float16"` / `"mixed_bfloat16"`.
         jit_compile: XLA-compile the train step.
-        gradient_accumulation_steps: accumulate gradients over this many batches.
+        gradient_accumulation_steps: accumulate gradients over this many batches (the
+            optimizer's own setting when `None`; see above).
         shuffle: reshuffle in-memory training data every epoch. Default `True`.
         seed: shuffle seed. Default `None`.
         verbose: 0 silent, 1 progress bars, 2 one line per epoch. Default 1.

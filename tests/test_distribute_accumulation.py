@@ -188,6 +188,37 @@ def test_a_learner_runs_a_keras_optimizers_own_accumulation_as_ktlites():
     assert lrs[-1] == pytest.approx(1e-4, rel=0.05)  # the cycle ends on the last update
 
 
+def test_taking_over_keras_accumulation_keeps_the_optimizer_state():
+    from ktlite import get_learner
+
+    x, y = data(48)
+    model = regression_model(keras.optimizers.Adam(1e-3, gradient_accumulation_steps=2))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # 6 batches: 3 updates
+    moments = {v.path.split("/", 1)[-1]: v.numpy().copy() for v in model.optimizer.variables}
+    with pytest.warns(UserWarning, match="runs as ktlite") as caught:
+        learner = get_learner(model, (x, y), batch_size=8, verbose=0)
+    assert not [w for w in caught if "could not be carried over" in str(w.message)]
+    copy = learner.model.optimizer
+    assert int(copy.iterations.numpy()) == 3
+    for variable in copy.variables:
+        name = variable.path.split("/", 1)[-1]
+        if name != "iteration":
+            np.testing.assert_array_equal(variable.numpy(), moments[name])
+
+
+def test_several_batches_per_call_keep_keras_accumulation_and_refuse_ktlites_untouched():
+    from ktlite import get_learner
+
+    x, y = data()
+    optimizer = keras.optimizers.Adam(1e-3, gradient_accumulation_steps=2)
+    model = regression_model(optimizer, steps_per_execution=4)
+    get_learner(model, (x, y), batch_size=8, verbose=0)  # ktlite's cannot run: kept
+    assert model.optimizer is optimizer and optimizer.gradient_accumulation_steps == 2
+    with pytest.raises(ValueError, match="steps_per_execution=4"):
+        get_learner(model, (x, y), batch_size=8, gradient_accumulation_steps=3, verbose=0)
+    assert model.optimizer is optimizer and optimizer.gradient_accumulation_steps == 2
+
+
 def test_an_epoch_shorter_than_one_group_still_trains():
     from ktlite import get_learner
 

@@ -104,12 +104,7 @@ def enable(model: keras.Model, steps: int, strategy: tf.distribute.Strategy) -> 
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise ValueError(f"`steps` must be an int >= 2. Received: steps={steps!r}")
-    if getattr(model, "steps_per_execution", 1) != 1:
-        raise ValueError(
-            "Gradient accumulation needs one batch per compiled call; compile the model "
-            "with steps_per_execution=1. Received: "
-            f"steps_per_execution={model.steps_per_execution!r}"
-        )
+    check_one_batch_per_call(model)
     state = getattr(model, _STATE, None)
     if state is None or state.steps != steps:
         state = _Accumulation(model, steps, strategy)
@@ -136,6 +131,26 @@ def disable(model: keras.Model) -> None:
     if state.optimizer is not None:
         state.optimizer.__dict__.pop("apply_gradients", None)
     model.train_function = None
+
+
+def check_one_batch_per_call(model: keras.Model) -> None:
+    """Refuses a model compiled to run several batches per call, which cannot accumulate.
+
+    Args:
+        model: A compiled Keras model.
+
+    Raises:
+        ValueError: If the model compiles with `steps_per_execution` > 1.
+
+    Example:
+        >>> accumulation.check_one_batch_per_call(model)
+    """
+    if getattr(model, "steps_per_execution", 1) != 1:
+        raise ValueError(
+            "Gradient accumulation needs one batch per compiled call; compile the model "
+            "with steps_per_execution=1. Received: "
+            f"steps_per_execution={model.steps_per_execution!r}"
+        )
 
 
 def steps(model: keras.Model) -> int:

@@ -128,6 +128,8 @@ def prepare_model(
         # Keras' own accumulation cannot run under tf.distribute; ktlite's can.
         accumulation = native
     strip_native = accumulation is not None and native > 1
+    if accumulation is not None and accumulation > 1:
+        _accumulation.check_one_batch_per_call(model)  # before anything is rebuilt
 
     changes = []
     precision_changes = policy is not None and policy != current_precision(model)
@@ -455,6 +457,18 @@ def _copy_optimizer_state(old: keras.optimizers.Optimizer, model: keras.Model) -
     new = model.optimizer
     new.build(model.trainable_variables)
     old_vars, new_vars = list(old.variables), list(new.variables)
+    if len(old_vars) != len(new_vars):
+        # Keras's own accumulation adds gradient accumulators; the rest lines up by name
+        # (`<optimizer>/<variable>`), and the step count is the updates made.
+        by_name = {v.path.split("/", 1)[-1]: v for v in old_vars}
+        matched = [by_name.get(v.path.split("/", 1)[-1]) for v in new_vars]
+        if all(m is not None and tuple(m.shape) == tuple(v.shape)
+               for m, v in zip(matched, new_vars)):
+            for source, target in zip(matched, new_vars):
+                target.assign(source.value)
+            inner = getattr(new, "inner_optimizer", new)
+            compat.step_counter(inner).assign(getattr(old, "inner_optimizer", old).iterations)
+            return
     if len(old_vars) != len(new_vars) or any(
         tuple(a.shape) != tuple(b.shape) for a, b in zip(old_vars, new_vars)
     ):
