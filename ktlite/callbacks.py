@@ -38,9 +38,11 @@ _MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "score", "iou")
 def monitor_mode(monitor: str, model: keras.Model | None = None) -> str:
     """Returns `"max"` for metrics that grow when better (accuracy, AUC...), else `"min"`.
 
-    With a compiled `model`, a metric that states its direction decides (Keras's built-in
-    metrics do: e.g. `CosineSimilarity` grows, whatever it is named); otherwise names
-    holding "acc", "auc", "precision", "recall", "f1", "score" or "iou" grow.
+    With a compiled `model` (its metrics built by a first step), a metric that states its
+    direction decides (Keras's built-in metrics do: e.g. `CosineSimilarity` grows,
+    whatever it is named; also as `<output>_<name>` in a multi-output model's logs);
+    otherwise names holding "acc", "auc", "precision", "recall", "f1", "score" or "iou"
+    grow.
 
     Args:
         monitor: a Keras log key such as `"val_loss"` or `"val_accuracy"`.
@@ -54,9 +56,12 @@ def monitor_mode(monitor: str, model: keras.Model | None = None) -> str:
         'max'
     """
     name = monitor.lower().removeprefix("val_")
-    for metric in _compiled_metrics(model):
-        if metric.name.lower() == name and compat.metric_direction(metric):
-            return "max" if compat.metric_direction(metric) == "up" else "min"
+    directions = {m.name.lower(): compat.metric_direction(m) for m in _compiled_metrics(model)}
+    # Exactly the metric's name, else an output's name and "_" before it (multi-output logs).
+    direction = directions.get(name) or next(
+        (d for metric, d in directions.items() if d and name.endswith(f"_{metric}")), None)
+    if direction:
+        return "max" if direction == "up" else "min"
     return "max" if any(word in name for word in _MAX_WORDS) else "min"
 
 
@@ -263,11 +268,12 @@ class BestWeights(keras.callbacks.Callback):
         return value > self.best + self.min_delta
 
     def on_train_begin(self, logs=None):
-        self.mode = monitor_mode(self.monitor, self.model)
         self.best, self.best_epoch, self.stopped_epoch = None, None, None
         self._weights, self._wait = None, 0
 
     def on_epoch_end(self, epoch, logs=None):
+        # Read here: Keras builds the compiled metrics during the first epoch.
+        self.mode = monitor_mode(self.monitor, self.model)
         value = (logs or {}).get(self.monitor)
         if value is None:
             warnings.warn(
@@ -366,10 +372,10 @@ class PeakReducer(keras.callbacks.Callback):
         self._wait = 0
 
     def on_train_begin(self, logs=None):
-        self.mode = monitor_mode(self.monitor, self.model)
         self._best, self._wait, self.reductions = None, 0, []
 
     def on_epoch_end(self, epoch, logs=None):
+        self.mode = monitor_mode(self.monitor, self.model)  # as in `BestWeights`
         value = (logs or {}).get(self.monitor)
         if value is None or not _finite(value):
             return

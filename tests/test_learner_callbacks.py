@@ -44,10 +44,24 @@ def test_a_compiled_metric_states_its_own_direction():
     for callback in (best, reducer):
         callback.set_model(model)
         callback.on_train_begin()
-    assert best.mode == reducer.mode == "max"
     best.on_epoch_end(0, {"val_cos": 0.1})
     best.on_epoch_end(1, {"val_cos": 0.6})
-    assert best.best_epoch == 1
+    reducer.on_epoch_end(0, {"val_cos": 0.1})
+    assert best.mode == reducer.mode == "max" and best.best_epoch == 1
+
+
+def test_direction_is_read_in_a_first_fit_and_from_multi_output_log_names():
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, {"a": keras.layers.Dense(2, name="a")(inputs),
+                                 "b": keras.layers.Dense(2, name="b")(inputs)})
+    model.compile("sgd", {"a": "mse", "b": "mse"},
+                  metrics={"a": [keras.metrics.CosineSimilarity(name="cos")], "b": ["mae"]})
+    best = BestWeights("val_a_cos", verbose=0)  # the compiled metrics are not built yet
+    x = np.random.default_rng(0).normal(size=(16, 2)).astype("float32")
+    model.fit(x, {"a": x, "b": x}, validation_data=(x, {"a": x, "b": x}), epochs=2,
+              callbacks=[best], verbose=0)
+    assert best.mode == "max"
+    assert monitor_mode("val_b_mae", model) == "min"
 
 
 def test_snapshot_and_restore_cover_weights_and_optimizer():
