@@ -30,9 +30,10 @@ it gives its callbacks); `enable` makes the model's `fit` add a small callback t
 it. When Keras does not know the length (a dataset of unknown cardinality), the last group
 of an epoch is carried into the next one, with a warning that says how to give the length.
 
-So replicas communicate once per update instead of once per batch, the optimizer's
-`iterations` counts real updates, and a Keras `LearningRateSchedule` or ktlite's per-batch
-policies see real updates too. With a `LossScaleOptimizer` the accumulators hold unscaled
+So replicas exchange gradients once per update instead of once per batch (under a
+ktlite policy each batch still sums two numbers across replicas, the loss it records),
+the optimizer's `iterations` counts real updates, and a Keras `LearningRateSchedule` or
+ktlite's per-batch policies see real updates too. With a `LossScaleOptimizer` the accumulators hold unscaled
 gradients; a non-finite gradient anywhere in a group skips that whole update.
 
 Limits: `steps_per_execution` must be 1 (one compiled call must be one batch), and the
