@@ -44,14 +44,16 @@ def round_width(lengths: Any, step: int = WIDTH_STEP) -> Any:
         same kind as ``lengths``.
 
     Raises:
-        ValueError: if `step` is not a positive int.
+        TypeError: if `step` is not an int.
+        ValueError: if `step` < 1.
 
     Example:
         >>> round_width(np.array([1, 16, 17, 40]))
         array([16, 16, 32, 48])
     """
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
-        raise ValueError(f"`step` must be a positive int. Received: step={step!r}")
+    from ktlite.validation import check_positive_int  # it imports ktlite.data, which imports us
+
+    check_positive_int(step, "step")
     if isinstance(lengths, (tf.Tensor, tf.Variable)):
         lengths = tf.maximum(lengths, 1)
         return (lengths + step - 1) // step * step
@@ -134,7 +136,7 @@ def bucketed_indices(
 
     Raises:
         TypeError: if `batch_size` or `seed` is not an int.
-        ValueError: if `batch_size` < 1, or `lengths` is empty or not ints >= 0.
+        ValueError: if `batch_size` < 1, `seed` < 0, or `lengths` is empty or not ints >= 0.
 
     Example:
         >>> ds = bucketed_indices(np.array([3, 40, 5, 38]), batch_size=2, seed=0)
@@ -143,7 +145,9 @@ def bucketed_indices(
     """
     lengths, batch_size = _checked(lengths, batch_size)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"`seed` must be None or an int. Received: seed={seed!r}")
+        raise TypeError(f"`seed` must be None or an int >= 0. Received: seed={seed!r}")
+    if seed is not None and seed < 0:
+        raise ValueError(f"`seed` must be None or an int >= 0. Received: seed={seed!r}")
     keys = _bucket_keys(lengths)
     n = len(keys)
     indices = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)

@@ -505,7 +505,8 @@ def make_dataset(
         the number of samples per pass, or `None` when it cannot be known without iterating.
 
     Raises:
-        TypeError: if `data` is of an unsupported type or `batch_size` is not an int.
+        TypeError: if `data` is of an unsupported type, `batch_size` is not an int or
+            `augment` not a bool.
         ValueError: if `data` is empty, its parts differ in length, or `batch_size` < 1.
 
     Example:
@@ -522,6 +523,8 @@ def make_dataset(
             f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
         )
     batch_size = int(batch_size)
+    if not isinstance(augment, (bool, np.bool_)):
+        raise TypeError(f"`augment` must be True or False. Received: augment={augment!r}")
 
     if isinstance(data, tf.data.Dataset):
         if is_batched(data) if batched is None else batched:

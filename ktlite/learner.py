@@ -354,8 +354,8 @@ class Learner:
     def _cached(self, key: str, data: Any, training: bool) -> tuple[tf.data.Dataset, int | None]:
         # What the dataset is built from: assigning any of these (`learner.batch_size = 64`,
         # `learner.train_data = ...`) rebuilds it.
-        settings = (self.batch_size if training else self.eval_batch_size, self.shuffle,
-                    self.seed, self.drop_remainder, self._bucketing())
+        settings = ((self.batch_size, self.shuffle, self.seed, self.drop_remainder)
+                    if training else (self.eval_batch_size,)) + (self._bucketing(),)
         source, built_with, _ = self._cache.get(key, (None, None, None))
         if source is not data or built_with != settings:
             if key == "train":

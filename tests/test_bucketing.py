@@ -92,6 +92,8 @@ def test_one_width_for_all_gives_plain_shuffled_batches_with_one_remainder():
     (lambda: bucketed_indices([3, -1], 2), ValueError, r"one int >= 0 per example"),
     (lambda: bucketed_indices([3, 4], 2, seed="x"), TypeError, r"seed='x'"),
     (lambda: round_width(np.array([3]), step=0), ValueError, r"step=0"),
+    (lambda: round_width(np.array([3]), step=2.0), TypeError, r"step=2.0"),
+    (lambda: bucketed_indices([3, 4], 2, seed=-1), ValueError, r"seed=-1"),
 ])
 def test_bad_arguments_are_refused_naming_them(call, error, message):
     with pytest.raises(error, match=message):

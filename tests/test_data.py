@@ -71,6 +71,8 @@ def test_augment_applies_to_training_batches_only_and_follows_subsets():
     assert inputs.tolist() == [102, 101] and targets.tolist() == [2, 1]
     with pytest.raises(TypeError, match=r"`augment` must be callable or None. Received: augm"):
         TaskDataset(np.array(["a"], dtype=object), augment="flip")
+    with pytest.raises(TypeError, match=r"`augment` must be True or False. Received: augment='no'"):
+        make_dataset(data, batch_size=3, augment="no")
 
 
 def test_learner_augments_what_it_fits_on_and_never_what_it_predicts():

@@ -33,8 +33,9 @@ of an epoch is carried into the next one, with a warning that says how to give t
 So replicas exchange gradients once per update instead of once per batch (under a
 ktlite policy each batch still sums two numbers across replicas, the loss it records),
 the optimizer's `iterations` counts real updates, and a Keras `LearningRateSchedule` or
-ktlite's per-batch policies see real updates too. With a `LossScaleOptimizer` the accumulators hold unscaled
-gradients; a non-finite gradient anywhere in a group skips that whole update.
+ktlite's per-batch policies see real updates too. With a `LossScaleOptimizer` the
+accumulators hold unscaled gradients; a non-finite gradient anywhere in a group skips that
+whole update.
 
 Limits: `steps_per_execution` must be 1 (one compiled call must be one batch), and the
 accumulation is not part of the saved model (a loaded model trains without it until it is

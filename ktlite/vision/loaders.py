@@ -291,7 +291,13 @@ def _images_from_paths(
     if val_paths is not None:
         val_kept, _ = files.scan_images(val_paths, "validation images")
         if class_names is not options["class_names"]:  # a dropped class's images go too
-            val_kept = val_kept[[val_labels_raw[i] in class_names for i in val_kept]]
+            known = np.array([val_labels_raw[i] in class_names for i in val_kept], dtype=bool)
+            if not known.all():
+                warnings.warn(
+                    f"{int((~known).sum())} validation images of the classes dropped above "
+                    "are left out too.", stacklevel=3,
+                )
+            val_kept = val_kept[known]
         val_paths = [val_paths[i] for i in val_kept]
         y_test = _take(val_labels_raw, val_kept)
     labels, train_idx, val_idx, y_enc, y_val = _fit_and_split(
@@ -373,13 +379,17 @@ def images_from_folder(
         batch) and the `ImagePreprocessor`.
 
     Raises:
+        TypeError: if `folder` is not a path.
         ValueError: if a folder is missing, has fewer than 2 class folders or no images, a
-            named class has no folder, or no file decodes.
+            named class has no folder, `class_names` is not a list of at least 2 names, or
+            no file decodes.
 
     Example:
         >>> trn, val, preproc = images_from_folder("shapes/train", val_folder="shapes/test")
     """
-    if not isinstance(folder, (str, os.PathLike)) or not os.path.isdir(folder):
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"`folder` must be a folder path. Received: folder={folder!r}")
+    if not os.path.isdir(folder):
         raise ValueError(f"`folder` must be an existing folder. Received: folder={folder!r}")
     folder = os.fspath(folder)
     found = files.class_folders(folder)
