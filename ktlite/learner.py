@@ -1311,10 +1311,11 @@ def get_learner(
         A `Learner`.
 
     Raises:
-        TypeError: for a non-Keras model, data of an unsupported type, a `batch_size` or
-            `verbose` that is not an int, or a `drop_remainder` that is not None or a bool.
+        TypeError: for a non-Keras model, data of an unsupported type, a `batch_size`,
+            `seed` or `verbose` that is not an int, or a `drop_remainder` that is not None
+            or a bool.
         ValueError: for an uncompiled model, empty data, x/y length mismatch, a batch size
-            below 1, NaN/inf values or labels that do not fit the model.
+            below 1, a negative seed, NaN/inf values or labels that do not fit the model.
         NotImplementedError: for distribution settings when `ktlite.distribute` is missing.
 
     Example:
