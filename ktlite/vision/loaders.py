@@ -85,8 +85,8 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
 
     Args:
         images: pixel arrays (`(n, height, width[, channels])`, uint8 or float in the
-            training arrays' range, `preproc.float_scale`) or image file paths (a list,
-            a 1-D object array such as a folder loader's `val.x`, or a pandas Series).
+            training arrays' range, `preproc.float_scale`) or image file paths (one path, a
+            list, a 1-D object array such as a folder loader's `val.x`, or a pandas Series).
         labels: one label per image, in the form the loader took, or `None`.
         preproc: the fitted preprocessor.
 
@@ -105,7 +105,7 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
         >>> learner.validate(test)
     """
     ImagePreprocessor.check_instance(preproc)
-    paths = files.path_list(images)
+    paths = files.path_list([images] if isinstance(images, (str, os.PathLike)) else images)
     if paths is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an unreadable file is an error here

@@ -167,7 +167,10 @@ class ImagePredictor(ClassifierPredictor):
         try:
             self.preproc._decode_one(tf.constant(data))
         except tf.errors.InvalidArgumentError:
-            raise ValueError(f"`{name}` is not a readable image: its data is corrupt.") from None
+            raise ValueError(
+                f"`{name}` is not a readable image: its data is corrupt, or in a variant "
+                "TensorFlow cannot decode (e.g. a 1-bit BMP)."
+            ) from None
         with self._verified_lock:
             self._verified[digest] = None
             while len(self._verified) > _VERIFIED_KEPT:

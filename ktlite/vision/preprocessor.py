@@ -431,15 +431,21 @@ def as_pixel_batch(images: Any, name: str) -> np.ndarray:
 
     Raises:
         TypeError: if `images` is not numeric.
-        ValueError: for another rank, a channel count outside 1, 3, 4, no images, an empty
-            height or width, or NaN, infinite or negative pixels (the first bad image is
-            named).
+        ValueError: for images of different sizes, another rank, a channel count outside
+            1, 3, 4, no images, an empty height or width, or NaN, infinite or negative
+            pixels (the first bad image is named).
 
     Example:
         >>> as_pixel_batch(np.zeros((5, 28, 28), "uint8"), "x").shape
         (5, 28, 28, 1)
     """
-    arr = np.asarray(images)
+    try:
+        arr = np.asarray(images)
+    except ValueError:  # a list of arrays of different shapes
+        raise ValueError(
+            f"`{name}` holds images of different sizes or channel counts: resize them to one "
+            "size first, or pass them as image files (which are resized)."
+        ) from None
     if arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):

@@ -338,6 +338,9 @@ def test_image_dataset_reads_new_arrays_and_files_like_the_loader(shape_arrays, 
 
     for given in (np.asarray(paths, dtype=object), pd.Series(paths)):
         np.testing.assert_array_equal(image_dataset(given, None, preproc).x, from_files.x)
+    assert image_dataset(paths[0], None, preproc).x.tolist() == paths[:1]  # one path
+    with pytest.raises(ValueError, match=r"`images` holds images of different sizes"):
+        image_dataset([x_test[0], x_test[0][:8]], None, preproc)
     (shape_folder / "broken.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match=r"`images\[3\]` \('.*broken.png'\) is not a readable"):
         image_dataset(paths + [str(shape_folder / "broken.png")], None, preproc)

@@ -179,6 +179,16 @@ def test_an_image_too_large_to_decode_is_refused_before_decoding(predictor):
         predictor.inputs_from_json([base64.b64encode(huge).decode()])
 
 
+def test_a_bmp_variant_tensorflow_cannot_decode_is_named_as_such(predictor):
+    # A 1x1 1-bit BMP: a valid file, but TensorFlow decodes only 24- and 32-bit BMPs.
+    header = b"BM" + (66).to_bytes(4, "little") + b"\0\0\0\0" + (62).to_bytes(4, "little")
+    info = ((40).to_bytes(4, "little") + (1).to_bytes(4, "little") * 2
+            + (1).to_bytes(2, "little") * 2 + b"\0" * 24)
+    bmp = header + info + b"\0\0\0\0\xff\xff\xff\0" + b"\x80\0\0\0"
+    with pytest.raises(ValueError, match=r"corrupt, or in a variant TensorFlow cannot decode"):
+        predictor.predict(bmp)
+
+
 def test_a_truncated_webp_is_refused(predictor):
     riff = b"RIFF" + struct.pack("<I", 100) + b"WEBPVP8L" + bytes(20)  # says 108 bytes, has 32
     with pytest.raises(ValueError, match="`images` is not a readable image: a truncated WebP"):
