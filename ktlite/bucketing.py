@@ -143,11 +143,10 @@ def bucketed_indices(
         >>> sorted(sorted(b.tolist()) for b in ds.as_numpy_iterator())
         [[0, 2], [1, 3]]
     """
+    from ktlite.validation import check_seed  # it imports ktlite.data, which imports us
+
     lengths, batch_size = _checked(lengths, batch_size)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"`seed` must be None or an int >= 0. Received: seed={seed!r}")
-    if seed is not None and seed < 0:
-        raise ValueError(f"`seed` must be None or an int >= 0. Received: seed={seed!r}")
+    seed = check_seed(seed)
     keys = _bucket_keys(lengths)
     n = len(keys)
     indices = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)

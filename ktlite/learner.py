@@ -35,6 +35,7 @@ from ktlite.validation import (
     check_data,
     check_model,
     check_positive_int,
+    check_seed,
     output_width,
 )
 
@@ -135,11 +136,7 @@ class Learner:
             raise TypeError(f"`verbose` must be an int (0, 1 or 2). Received: verbose={verbose!r}")
         self.verbose = int(verbose)
         self.shuffle = bool(shuffle)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"`seed` must be None or an int >= 0. Received: seed={seed!r}")
-        if seed is not None and seed < 0:
-            raise ValueError(f"`seed` must be None or an int >= 0. Received: seed={seed!r}")
-        self.seed = seed
+        self.seed = check_seed(seed)
         if not isinstance(bucketing, (bool, np.bool_)):
             raise TypeError(f"`bucketing` must be True or False. Received: bucketing={bucketing!r}")
         self.bucketing = bool(bucketing)
@@ -177,9 +174,8 @@ class Learner:
         jit_compile: bool | None,
         gradient_accumulation_steps: int | None,
     ) -> tuple[keras.Model, tf.distribute.Strategy]:
-        optimizer = getattr(model, "optimizer", None)
-        native = getattr(getattr(optimizer, "inner_optimizer", optimizer),
-                         "gradient_accumulation_steps", None) or 1
+        optimizer = model_tools.inner_optimizer(getattr(model, "optimizer", None))
+        native = getattr(optimizer, "gradient_accumulation_steps", None) or 1
         one_batch_per_call = getattr(model, "steps_per_execution", 1) == 1
         if gradient_accumulation_steps is None and native > 1 and one_batch_per_call:
             # Keras's own accumulation cannot be paused for the LR finder's sweep, and its

@@ -19,6 +19,7 @@ from ktlite.data import TaskDataset, num_samples, to_arrays
 __all__ = [
     "check_class_weight",
     "check_model",
+    "check_seed",
     "check_positive_int",
     "check_arrays",
     "check_batch",
@@ -79,6 +80,33 @@ def check_positive_int(value: Any, name: str, allow_none: bool = False) -> int |
         raise TypeError(f"`{name}` must be a positive int. Received: {name}={value!r}")
     if value < 1:
         raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_seed(value: Any, name: str = "seed") -> int | None:
+    """Returns a shuffle seed: `None`, or an int >= 0 (bools rejected).
+
+    Args:
+        value: the seed.
+        name: the argument name for the error message.
+
+    Returns:
+        `value` as an int, or `None`.
+
+    Raises:
+        TypeError: if `value` is neither `None` nor an int.
+        ValueError: if `value` < 0.
+
+    Example:
+        >>> check_seed(0), check_seed(None)
+        (0, None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be None or an int >= 0. Received: {name}={value!r}")
+    if value < 0:
+        raise ValueError(f"`{name}` must be None or an int >= 0. Received: {name}={value!r}")
     return int(value)
 
 

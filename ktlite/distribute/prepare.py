@@ -466,8 +466,7 @@ def _copy_optimizer_state(old: keras.optimizers.Optimizer, model: keras.Model) -
                for m, v in zip(matched, new_vars)):
             for source, target in zip(matched, new_vars):
                 target.assign(source.value)
-            inner = getattr(new, "inner_optimizer", new)
-            compat.step_counter(inner).assign(getattr(old, "inner_optimizer", old).iterations)
+            compat.step_counter(_inner(new)).assign(_inner(old).iterations)
             return
     if len(old_vars) != len(new_vars) or any(
         tuple(a.shape) != tuple(b.shape) for a, b in zip(old_vars, new_vars)

@@ -271,7 +271,7 @@ def _images_from_paths(
     kept, shapes = files.scan_images(paths, "training images")
     paths = [paths[i] for i in kept]
     y_train = _take(labels_raw, kept)
-    class_names = options["class_names"]
+    class_names, unread = options["class_names"], []
     if options.get("folder") is not None:  # classes are folders: each needs a readable image
         readable = sorted(set(y_train))
         unread = [c for c in class_names if c not in readable]
@@ -290,7 +290,7 @@ def _images_from_paths(
     y_test = None
     if val_paths is not None:
         val_kept, _ = files.scan_images(val_paths, "validation images")
-        if class_names is not options["class_names"]:  # a dropped class's images go too
+        if unread:  # a dropped class's images go too
             known = np.array([val_labels_raw[i] in class_names for i in val_kept], dtype=bool)
             if not known.all():
                 warnings.warn(
