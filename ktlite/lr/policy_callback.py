@@ -187,9 +187,9 @@ class PolicyCallback(keras.callbacks.Callback):
             `Constant`).
 
     Attributes:
-        history: Dict of lists `"lrs"`, `"momentums"` (None entries when momentum is not
-            driven) and `"losses"` (the true loss of each batch, not Keras' running mean),
-            one entry per optimizer step, filled at the end of each epoch.
+        history: Dict of lists `"lrs"`, `"momentums"` (None entries when the policy does
+            not cycle momentum) and `"losses"` (the true loss of each batch, not Keras'
+            running mean), one entry per optimizer step, filled at the end of each epoch.
         lr_scale: Factor applied to every learning rate of the policy (default 1.0); set it
             during training, e.g. to lower the peak on a plateau.
 
@@ -235,8 +235,9 @@ class PolicyCallback(keras.callbacks.Callback):
     @property
     def momentum_attribute(self) -> str | None:
         """The optimizer attribute being cycled (`"beta_1"`, `"momentum"` or None)."""
-        driver = self._state.get("driver")
-        return driver.mom_attr if driver is not None else None
+        if not self._state.get("cycles"):
+            return None
+        return self._state["driver"].mom_attr
 
     @staticmethod
     def check_optimizer(optimizer: keras.optimizers.Optimizer) -> None:
@@ -287,16 +288,20 @@ class PolicyCallback(keras.callbacks.Callback):
         table_index = np.arange(policy.table_steps)
         lr_table = policy.lr_at(table_index)
         mom_table = policy.momentum_at(table_index)
-        mom_attr = None
-        if mom_table is not None:
-            mom_attr = _momentum_attribute(optimizer)
-            if mom_attr is None:
-                warnings.warn(
-                    f"The policy cycles momentum but {type(_inner_optimizer(optimizer)).__name__}"
-                    " has no float `beta_1` nor a positive `momentum`; only the learning rate "
-                    "is scheduled. Pass `moms=None` to the policy to silence this warning.",
-                    stacklevel=2,
-                )
+        # A policy that leaves momentum alone holds it at its configured value through the
+        # same driver as one that cycles it: `lr_find` then `fit_onecycle` trace one train
+        # step, not two.
+        mom_attr = _momentum_attribute(optimizer)
+        cycles = mom_table is not None
+        if not cycles and mom_attr:
+            mom_table = np.full(len(lr_table), getattr(_inner_optimizer(optimizer), mom_attr))
+        if cycles and mom_attr is None:
+            warnings.warn(
+                f"The policy cycles momentum but {type(_inner_optimizer(optimizer)).__name__}"
+                " has no float `beta_1` nor a positive `momentum`; only the learning rate "
+                "is scheduled. Pass `moms=None` to the policy to silence this warning.",
+                stacklevel=2,
+            )
         # The ring buffers must hold every step between two flushes (one epoch).
         steps_hint = int((self.params or {}).get("steps") or 0)
         if not steps_hint and policy.total_steps is not None:
@@ -309,7 +314,7 @@ class PolicyCallback(keras.callbacks.Callback):
             offset=int(optimizer.iterations.numpy()),
             scale=self._lr_scale,
         )
-        self._state = {"driver": driver, "recorded": 0}
+        self._state = {"driver": driver, "recorded": 0, "cycles": cycles and bool(mom_attr)}
         driver.activate()
         self._installed = True
 
@@ -345,7 +350,7 @@ class PolicyCallback(keras.callbacks.Callback):
         nan_pad = [math.nan] * lost
         self.history["lrs"].extend(nan_pad + values["lrs"].astype(float).tolist())
         self.history["losses"].extend(nan_pad + values["losses"].astype(float).tolist())
-        if driver.mom_attr:
+        if state["cycles"]:
             self.history["momentums"].extend(nan_pad + values["momentums"].astype(float).tolist())
         else:
             self.history["momentums"].extend([None] * (done - start))

@@ -289,6 +289,25 @@ def test_policy_variables_have_static_shapes_and_a_longer_policy_gets_larger_tab
                                       policy.lr_at(np.arange(n)).astype(np.float32))
 
 
+def test_a_policy_holding_momentum_reuses_the_train_step_of_one_cycling_it(make_model, data):
+    # lr_find (no momentum) then fit_onecycle (cycled momentum) must not trace twice.
+    from ktlite.lr.policy_callback import model_drivers
+
+    model = make_model(keras.optimizers.Adam(1e-3, beta_1=0.8))
+    constant = PolicyCallback(Constant(1e-3, 12))
+    _fit(model, data, constant)
+    (driver,) = model_drivers(model).values()
+    traced = driver.function
+    assert constant.history["momentums"] == [None] * 12 and constant.momentum_attribute is None
+    assert model.optimizer.beta_1 == 0.8 and type(model.optimizer.beta_1) is float
+    cycling = PolicyCallback(OneCycle(1e-2, 12))
+    _fit(model, data, cycling)
+    assert list(model_drivers(model).values()) == [driver] and driver.function is traced
+    assert cycling.momentum_attribute == "beta_1"
+    np.testing.assert_allclose(cycling.history["momentums"],
+                               OneCycle(1e-2, 12).momentum_at(np.arange(12)), rtol=1e-6)
+
+
 def test_a_model_trained_under_a_policy_is_freed_once_dropped(make_model, data):
     import gc
     import weakref
