@@ -542,7 +542,7 @@ def per_instance_function(python_function: Callable[..., Any], input_signature: 
     """
     import tensorflow as tf
 
-    function = tf.function(python_function, input_signature=input_signature)
+    function = tf.function(python_function, input_signature=input_signature, autograph=False)
     _require(function, "_omit_frequent_tracing_warning", "per_instance_function")
     function._omit_frequent_tracing_warning = True
     return function

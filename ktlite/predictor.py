@@ -376,7 +376,7 @@ class Predictor:
         """
         if self._graph_fn is None:
             self._graph_fn = tf.function(
-                self._graph_outputs, input_signature=[self._input_spec()]
+                self._graph_outputs, input_signature=[self._input_spec()], autograph=False
             )
             self._forward = self._graph_fn.get_concrete_function()
         return self._graph_fn

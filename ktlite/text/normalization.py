@@ -47,7 +47,9 @@ def _normalizer_function(lowercase: bool) -> Any:
         texts = normalizer.normalize(texts)
         return tf.strings.regex_replace(texts, _CJK_PATTERN, r" \1 ")
 
-    return tf.function(normalize, input_signature=[tf.TensorSpec([None], tf.string)])
+    return tf.function(
+        normalize, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
+    )
 
 
 def normalize_texts(texts: Sequence[str], lowercase: bool = True) -> list[str]:
