@@ -1,8 +1,6 @@
 """The `ktlite` command line."""
 
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -84,18 +82,16 @@ def test_demo_refuses_an_output_it_cannot_write_before_training(tmp_path, capsys
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_on_a_small_slice(tmp_path):
+def test_demo_runs_end_to_end_on_a_small_slice(tmp_path, capsys):
+    # In this process: `python -m ktlite.cli` itself runs in tests/apps/test_server.py.
     output = tmp_path / "predictor"
-    completed = subprocess.run(
-        [sys.executable, "-m", "ktlite.cli", "demo", "--max-train", "300", "--max-test", "150",
-         "--epochs", "1", "--batch-size", "8", "--output", str(output)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "4/4 save the predictor" in completed.stdout
-    assert "300 training and 150 test texts" in completed.stdout
+    code = cli.main(["demo", "--max-train", "300", "--max-test", "150", "--epochs", "1",
+                     "--batch-size", "8", "--output", str(output)])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "4/4 save the predictor" in stdout
+    assert "300 training and 150 test texts" in stdout
     # Without --lr the demo trains at the finder's default suggestion.
-    basin = re.search(r"basin=([0-9.e+-]+)[,;].*training with lr=([0-9.e+-]+)",
-                      completed.stdout)
-    assert basin and basin.group(1) == basin.group(2), completed.stdout[-2000:]
+    basin = re.search(r"basin=([0-9.e+-]+)[,;].*training with lr=([0-9.e+-]+)", stdout)
+    assert basin and basin.group(1) == basin.group(2), stdout[-2000:]
     assert (output / "ktlite.json").is_file()

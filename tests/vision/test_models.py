@@ -141,9 +141,10 @@ def test_xla_is_on_by_default_only_for_large_training_sets_outside_a_strategy(sh
 
 
 def test_an_xla_compiled_cnn_learns_the_shapes(shape_data):
-    trn, val, preproc = shape_data
+    trn, _, preproc = shape_data
     keras.utils.set_random_seed(0)
     model = image_classifier("cnn", trn, preproc=preproc, jit_compile=True, verbose=0)
-    learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=32, verbose=0)
+    # No validation set: XLA compiles the train step alone (each compiled step costs ~15 s).
+    learner = ktlite.get_learner(model, train_data=trn, batch_size=32, verbose=0)
     history = learner.fit_onecycle(3e-3, 3, verbose=0)
-    assert history.history["val_accuracy"][-1] >= 0.9
+    assert history.history["accuracy"][-1] >= 0.9
