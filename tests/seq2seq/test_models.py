@@ -86,7 +86,7 @@ def test_length_bucketed_batches_train_to_the_same_loss_as_full_width_ones():
                              for x, y in dataset}
         learner.fit_onecycle(1e-2, 1, verbose=0)
         losses[bucketing] = learner.model.evaluate(learner._dataset(val, False)[0], verbose=0)
-        predictions = learner.predict(val)
+    predictions = learner.predict(val)  # the full-width learner's
     assert widths == {True: {(16, 16, 16)}, False: {(40, 40, 40)}}
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)
     assert predictions.shape[:2] == (len(val), 40)
