@@ -76,11 +76,7 @@ def check_positive_int(value: Any, name: str, allow_none: bool = False) -> int |
     """
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)
+    return _check_int(value, name, minimum=1, expected="a positive int")
 
 
 def check_seed(value: Any, name: str = "seed") -> int | None:
@@ -103,10 +99,15 @@ def check_seed(value: Any, name: str = "seed") -> int | None:
     """
     if value is None:
         return None
+    return _check_int(value, name, minimum=0, expected="None or an int >= 0")
+
+
+def _check_int(value: Any, name: str, minimum: int, expected: str) -> int:
+    """`value` as an int >= `minimum`: TypeError for a non-int (or a bool), else ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be None or an int >= 0. Received: {name}={value!r}")
-    if value < 0:
-        raise ValueError(f"`{name}` must be None or an int >= 0. Received: {name}={value!r}")
+        raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r}")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
     return int(value)
 
 
