@@ -537,6 +537,7 @@ class Learner:
         extra: Callable[[Any], list] = lambda policy_callback: [],
     ) -> keras.callbacks.History:
         from ktlite.lr import PolicyCallback
+        from ktlite.lr.preserve import ensure_built
 
         steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch", allow_none=True)
         _check_callbacks(callbacks)
@@ -558,6 +559,7 @@ class Learner:
         val = None
         if self.val_data is not None:
             val, _ = self._cached("val", self.val_data, False)
+        ensure_built(self.model, train)
         optimizer = model_tools.inner_optimizer(self.model.optimizer)
         lr_before = keras.ops.convert_to_numpy(optimizer.learning_rate).copy()
         try:

@@ -149,3 +149,26 @@ def test_lr_find_runs_the_callbacks_it_is_given_on_the_sweep_batches():
     assert _Counter.batches == len(result.lrs) > 0
     with pytest.raises(TypeError, match="callbacks"):
         learner.lr_find(num_steps=20, callbacks=[object()])
+
+
+def test_lr_find_then_fit_onecycle_trace_the_train_step_once():
+    # Without a strategy, Keras creates the compiled metrics' variables inside the first
+    # trace of the train step and TensorFlow then traces the whole step again; the learner
+    # builds them beforehand (model_tools.ensure_built).
+    traces = []
+
+    class Counting(keras.Sequential):
+        # A train step set on the instance would get a policy driver of its own.
+        def train_step(self, data):
+            traces.append(data)
+            return super().train_step(data)
+
+    learner = _learner()
+    model = Counting([keras.Input((D,)), *learner.model.layers], name="counting")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    learner = get_learner(model, learner.train_data, batch_size=BS, verbose=0)
+    learner.lr_find(num_steps=12)
+    learner.fit_onecycle(1e-2, 1)
+    assert len(traces) == 1
+    assert "accuracy" in learner.history.history

@@ -1,7 +1,8 @@
 """Training that leaves no trace: the LR finder's sweep and `confirm_lr`'s short runs.
 
 `preserved(model, ...)` snapshots everything `fit` can change and puts it back bit for bit
-on exit, also when the block raises.
+on exit, also when the block raises. `ensure_built(model, dataset)`, which every ktlite
+training entry calls first, creates beforehand the variables a first `fit` would create.
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ __all__ = ["ensure_built", "preserved"]
 
 
 def ensure_built(model: keras.Model, dataset: Any) -> None:
-    """Creates a never-built model's variables from one batch, as its first `fit` would.
+    """Builds, before `fit`, what a model's first `fit` would build inside its first trace.
 
-    Variables created inside `preserved` could not be put back, so build first.
+    A never-built model gets its variables from one batch (variables created inside
+    `preserved` could not be put back). The compiled loss and metrics get theirs from the
+    dataset's element spec, symbolically, as Keras itself does under a distribution
+    strategy: without one, Keras creates them inside the first trace of the train step, and
+    TensorFlow then traces the whole step a second time (a `tf.function` whose first trace
+    created variables is retraced without creating them). Building them first saves that
+    second trace (a small text Transformer's first 5-step `lr_find`: 9.9 s -> 7.0 s on 2
+    cores). An optimizer that was never built is left so
+    (`ktlite.model_tools.build_optimizer` decides which variables it covers).
 
     Args:
-        model: A `keras.Model`.
-        dataset: A batched `tf.data.Dataset` of `(x, y)` or `x` batches.
+        model: a compiled `keras.Model`.
+        dataset: a batched `tf.data.Dataset` of `(x, y)` or `x` batches, as `fit` gets it.
 
     Example:
         >>> ensure_built(model, train_ds)
@@ -33,6 +42,9 @@ def ensure_built(model: keras.Model, dataset: Any) -> None:
     if not model.built:
         batch = next(iter(dataset))
         model(batch[0] if isinstance(batch, (tuple, list)) else batch, training=False)
+    if model.optimizer is not None and model.optimizer.built:
+        with model.distribute_strategy.scope():
+            compat.symbolic_build(model, dataset.element_spec)
 
 
 @contextlib.contextmanager
