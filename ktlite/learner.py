@@ -590,13 +590,11 @@ class Learner:
             return
         if type(self.model).train_step is not keras.Model.train_step:
             return  # a custom train step may log anything
-        try:
-            names = list(self.model.get_metrics_result())
-        except ValueError:
-            # Compiled metrics get their names when first built, from one batch.
-            data = self.val_data if self.val_data is not None else self.train_data
-            dataset, _ = self._dataset(data, training=False)
-            names = list(self.model.evaluate(dataset.take(1), verbose=0, return_dict=True))
+        from ktlite.lr.preserve import ensure_built
+
+        # Compiled metrics get their names when built (symbolically, from the batches' spec).
+        ensure_built(self.model, self._cached("train", self.train_data, True)[0])
+        names = list(self.model.get_metrics_result())
         if self.val_data is not None:
             names += [f"val_{name}" for name in names]
         if monitor not in names:
