@@ -463,7 +463,8 @@ def symbolic_build(model: keras.Model, data_batch: Any) -> None:
 
     Args:
         model: a compiled model.
-        data_batch: one batch `(x, y)` or `(x, y, sample_weight)`.
+        data_batch: one batch `(x, y)` or `(x, y, sample_weight)`, or its `tf.TensorSpec`s
+            (a dataset's `element_spec`: nothing is read).
 
     Example:
         >>> symbolic_build(model, (x[:2], y[:2]))

@@ -281,6 +281,15 @@ def test_symbolic_build():
     assert len(model.optimizer.variables) > 1  # iterations, then one slot per weight
 
 
+def test_symbolic_build_from_a_datasets_element_spec():
+    model = tiny_model()
+    with pytest.raises(ValueError):
+        model.get_metrics_result()  # compiled metrics not built yet
+    specs = tf.data.Dataset.from_tensor_slices(tiny_batch()).batch(2).element_spec
+    compat.symbolic_build(model, specs)
+    assert set(model.get_metrics_result()) == {"loss", "accuracy"}
+
+
 def test_replace_symbolic_build():
     model = tiny_model()
     compat.symbolic_build(model, tiny_batch())
