@@ -397,6 +397,7 @@ def find_lr(
     ) if verbose else None
     monitor = _SweepMonitor(policy_cb, stop_factor, beta, progbar)
     with preserved(model, start_lr, "ktlite_lr_find_learning_rate"):
+        ensure_built(model, dataset)  # again: a never-built optimizer has a built copy here
         try:
             model.fit(
                 dataset.repeat(),

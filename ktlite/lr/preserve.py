@@ -74,6 +74,9 @@ def preserved(model: keras.Model, initial_lr: float, lr_name: str) -> Iterator[N
         optimizer = type(original).from_config(original.get_config())
         compat.copy_weight_decay_exclusions(_inner_optimizer(original),
                                             _inner_optimizer(optimizer))
+        # Built now, as the first step would, so that the step is traced once (`ensure_built`).
+        with model.distribute_strategy.scope():
+            optimizer.build(model.trainable_variables)
     inner = _inner_optimizer(optimizer)
     lr_object = compat.learning_rate_object(inner)
     swap_lr = not isinstance(lr_object, keras.Variable)

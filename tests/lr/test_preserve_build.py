@@ -1,9 +1,10 @@
-"""ensure_built: what a first `fit` would build inside its trace, built before."""
+"""ensure_built and `preserved`: what a first `fit` would build inside its trace, built before."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from ktlite.lr import find_lr
 from ktlite.lr.preserve import ensure_built
 
 
@@ -53,3 +54,12 @@ def test_without_ensure_built_keras_traces_the_first_step_twice():
     traces = _count_traces(model)
     model.fit(dataset, epochs=1, verbose=0)
     assert len(traces) == 2
+
+
+def test_find_lr_with_a_never_built_optimizer_traces_once_and_leaves_it_unbuilt():
+    model, dataset = _compiled(), _dataset()
+    traces = _count_traces(model)
+    find_lr(model, dataset, num_steps=12, verbose=0)
+    assert len(traces) == 1  # the sweep's stand-in optimizer is built before its trace
+    assert not model.optimizer.built and model.metrics_variables
+    assert all(float(v.numpy()) == 0.0 for v in model.metrics_variables)
