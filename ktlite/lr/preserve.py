@@ -54,9 +54,10 @@ def preserved(model: keras.Model, initial_lr: float, lr_name: str) -> Iterator[N
     Restored: the model's variables and metric variables (metrics first built in the
     block start empty again), the optimizer's variables (`iterations` included), its
     learning rate, `model.stop_training` and `model.history`. An optimizer that was never
-    built stays unbuilt: the block trains a fresh copy made from its config. One whose
-    learning rate is a `LearningRateSchedule` trains on a temporary variable (so a
-    `ktlite.lr.PolicyCallback` can drive it) and gets its schedule back.
+    built stays unbuilt: the block trains a fresh copy made from its config, built at once
+    (so that the first trace creates no variables). One whose learning rate is a
+    `LearningRateSchedule` trains on a temporary variable (so a `ktlite.lr.PolicyCallback`
+    can drive it) and gets its schedule back.
 
     Args:
         model: A compiled, built `keras.Model`.
