@@ -28,9 +28,10 @@ def ensure_built(model: keras.Model, dataset: Any) -> None:
     strategy: without one, Keras creates them inside the first trace of the train step, and
     TensorFlow then traces the whole step a second time (a `tf.function` whose first trace
     created variables is retraced without creating them). Building them first saves that
-    second trace (a small text Transformer's first 5-step `lr_find`: 9.9 s -> 7.0 s on 2
-    cores). An optimizer that was never built is left so
-    (`ktlite.model_tools.build_optimizer` decides which variables it covers).
+    second trace (a small text Transformer's first 20-step `lr_find`: 12.7 s -> 8.1 s on 2
+    cores, `benchmarks/first_fit.py`). With an optimizer that was never built only the
+    model is built: Keras' symbolic build would build the optimizer too, and which
+    variables it covers is `ktlite.model_tools.build_optimizer`'s choice.
 
     Args:
         model: a compiled `keras.Model`.
