@@ -154,7 +154,7 @@ def test_lr_find_runs_the_callbacks_it_is_given_on_the_sweep_batches():
 def test_lr_find_then_fit_onecycle_trace_the_train_step_once():
     # Without a strategy, Keras creates the compiled metrics' variables inside the first
     # trace of the train step and TensorFlow then traces the whole step again; the learner
-    # builds them beforehand (model_tools.ensure_built).
+    # builds them beforehand (ktlite.lr.preserve.ensure_built).
     traces = []
 
     class Counting(keras.Sequential):
