@@ -16,6 +16,7 @@ candidate), and the candidate whose moved rate does best is chosen.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Sequence
 
@@ -163,9 +164,15 @@ def confirm_lr(
     batches = dataset.repeat().take(steps).cache()
     run_lrs = [lr * horizon for lr in lrs]
     losses = []
-    for run_lr in run_lrs:
-        with preserved(model, run_lr, "ktlite_confirm_learning_rate"):
-            losses.append(_short_run(model, batches, run_lr, steps, val_dataset))
+    # A never-built optimizer: one stand-in, built once, trains every candidate (each
+    # inner block restores it as it restores a built one), so the step is traced once.
+    shared = (contextlib.nullcontext() if model.optimizer.built
+              else preserved(model, run_lrs[0], "ktlite_confirm_learning_rate"))
+    with shared:
+        ensure_built(model, dataset)
+        for run_lr in run_lrs:
+            with preserved(model, run_lr, "ktlite_confirm_learning_rate"):
+                losses.append(_short_run(model, batches, run_lr, steps, val_dataset))
     if not any(math.isfinite(loss) for loss in losses):
         raise ValueError(
             f"Every confirming run diverged (losses {losses}). Received: lrs={lrs!r}; "

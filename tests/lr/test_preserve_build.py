@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite.lr import find_lr
+from ktlite.lr.confirm import confirm_lr
 from ktlite.lr.preserve import ensure_built
 
 
@@ -63,3 +64,25 @@ def test_find_lr_with_a_never_built_optimizer_traces_once_and_leaves_it_unbuilt(
     assert len(traces) == 1  # the sweep's stand-in optimizer is built before its trace
     assert not model.optimizer.built and model.metrics_variables
     assert all(float(v.numpy()) == 0.0 for v in model.metrics_variables)
+
+
+def test_confirm_lr_with_a_never_built_optimizer_traces_once_for_every_candidate():
+    traces = []
+
+    class Counting(keras.Sequential):
+        # A train step set on the instance would get a policy driver per run.
+        def train_step(self, data):
+            traces.append(data)
+            return super().train_step(data)
+
+    model, dataset = Counting(_compiled().layers), _dataset()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ensure_built(model, dataset)
+    before = [w.copy() for w in model.get_weights()]
+    record = confirm_lr(model, dataset, [1e-3, 1e-2, 1e-1], steps=6)
+    assert len(traces) == 1  # one stand-in optimizer, built before the trace, for all three
+    assert len(set(record["losses"])) == 3
+    assert not model.optimizer.built
+    for weight, old in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(weight, old)
