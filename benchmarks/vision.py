@@ -180,8 +180,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--models", nargs="+", default=["vit", "cnn"], choices=["vit", "cnn"])
-    parser.add_argument("--train-size", type=int, default=60000)
-    parser.add_argument("--test-size", type=int, default=10000)
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="default 60,000 (2,000 with --quick)")
+    parser.add_argument("--test-size", type=int, default=None,
+                        help="default 10,000 (500 with --quick)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="default: as many as fit in --budget")
     parser.add_argument("--budget", type=float, default=1200.0,
@@ -193,7 +195,8 @@ def main() -> None:
     parser.add_argument("--grid-rates", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3, 1e-2])
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads")
     parser.add_argument("--quick", action="store_true",
-                        help="2,000 / 500 images, 1 epoch, 40 LR-finder steps (~5 min)")
+                        help="2,000 / 500 images, 1 epoch, 40 LR-finder steps (~5 min); "
+                        "a size, --epochs or --lr-find-steps given beside it wins")
     parser.add_argument("--model-args", type=json.loads, default={},
                         help="probe: JSON keyword arguments for image_classifier")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -201,9 +204,12 @@ def main() -> None:
     args = parser.parse_args()
     if not isinstance(args.model_args, dict):
         parser.error(f"--model-args must be a JSON object. Received: {args.model_args!r}")
+    quick = {"train_size": 2000, "test_size": 500, "lr_find_steps": 40, "epochs": 1}
+    full = {"train_size": 60000, "test_size": 10000}
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.quick:
-        args.train_size, args.test_size, args.lr_find_steps = 2000, 500, 40
-        args.epochs = args.epochs or 1
         args.grid_rates = args.grid_rates[1:3]
 
     import tensorflow as tf
