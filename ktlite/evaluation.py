@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ktlite.labels import check_class_names
 from ktlite.validation import (
     REGRESSION_LOSSES,
     loss_from_logits,
@@ -179,6 +180,7 @@ def report(
         `{"token_accuracy": ...}` over the positions whose label is not 0.
 
     Raises:
+        TypeError: if `class_names` is not a list of strings.
         ValueError: if `class_names` does not have one name per class, or the model has
             several outputs.
 
@@ -187,6 +189,7 @@ def report(
     """
     from sklearn import metrics
 
+    class_names = check_class_names(class_names)
     _check_single_output(y_pred)
     task = _task_of(model, y_true, y_pred)
     if task == "sequence":
@@ -213,10 +216,9 @@ def report(
             f"`class_names` must have one name per class ({n}). "
             f"Received: {len(class_names)} names {list(class_names)!r}"
         )
-    names = [str(c) for c in class_names] if class_names is not None else None
     labels = list(range(n))
     text = metrics.classification_report(
-        truth, pred, labels=labels, target_names=names, zero_division=0
+        truth, pred, labels=labels, target_names=class_names, zero_division=0
     )
     if task == "multilabel":
         matrix = metrics.multilabel_confusion_matrix(truth, pred, labels=labels)

@@ -287,8 +287,9 @@ def check_class_names(class_names: Any) -> list[str] | None:
         The names as a list, or `None`.
 
     Raises:
-        ValueError: for one string (it would split into letters), another type, an empty
-            or non-string name, a repeated name, or fewer than 2 names.
+        TypeError: for one string (it would split into letters), another type than a list
+            or tuple of names, or a name that is not a string.
+        ValueError: for an empty name, a repeated name, or fewer than 2 names.
 
     Example:
         >>> check_class_names(("neg", "pos"))
@@ -299,12 +300,16 @@ def check_class_names(class_names: Any) -> list[str] | None:
     if isinstance(class_names, (str, bytes)) or not isinstance(
         class_names, (Sequence, np.ndarray)
     ):
-        raise ValueError(
+        raise TypeError(
             f"`class_names` must be a list of strings. Received: class_names={class_names!r}"
         )
     names = list(class_names)
     for i, c in enumerate(names):
-        if not isinstance(c, (str, np.str_)) or not c:
+        if not isinstance(c, (str, np.str_)):
+            raise TypeError(
+                f"`class_names` must hold strings. Received: class_names[{i}]={c!r}"
+            )
+        if not c:
             raise ValueError(
                 f"`class_names` must hold non-empty strings. Received: class_names[{i}]={c!r}"
             )
@@ -366,6 +371,7 @@ def fit_labels(
         ``(label_mode, class_names, num_outputs)``; ``class_names`` is None for regression.
 
     Raises:
+        TypeError: for ``class_names`` that is not a list of strings.
         ValueError: for missing, mixed or ambiguous labels, a single class, or labels that
             are not in ``class_names``.
 
@@ -708,6 +714,7 @@ class LabelEncoder:
         num_outputs: number of model outputs, normally set by `fit`.
 
     Raises:
+        TypeError: for `class_names` that is not a list of strings.
         ValueError: for an unknown `label_mode`, invalid `class_names` or `num_outputs`.
 
     Example:

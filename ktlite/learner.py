@@ -30,6 +30,7 @@ from ktlite import compat, evaluation, model_tools, saving
 from ktlite._console import say
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
+from ktlite.labels import check_class_names
 from ktlite.validation import (
     check_class_weight,
     check_data,
@@ -1008,11 +1009,13 @@ class Learner:
             (`(n_labels, 2, 2)` for multilabel), for regression `{"mae": ..., "mse": ...}`.
 
         Raises:
+            TypeError: if `class_names` is not a list of strings.
             ValueError: without validation data, or with a wrong number of `class_names`.
 
         Example:
             >>> cm = learner.validate(class_names=["neg", "pos"])
         """
+        class_names = check_class_names(class_names)  # before predicting
         data = self._eval_data(val_data)
         reporter = getattr(data, "reporter", None)
         if reporter is not None and class_names is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_val_pct", "check_random_state", "split_indices", "describe_holdout"]
+__all__ = ["check_val_pct", "split_indices", "describe_holdout"]
 
 
 def check_val_pct(val_pct: Any) -> float:
@@ -42,26 +42,6 @@ def check_val_pct(val_pct: Any) -> float:
             f"Received: val_pct={val_pct!r}"
         )
     return float(val_pct)
-
-
-def check_random_state(random_state: Any) -> None:
-    """Checks a split seed.
-
-    Args:
-        random_state: an int, or None for a different split on every call.
-
-    Raises:
-        ValueError: when ``random_state`` is neither an int nor None.
-
-    Example:
-        >>> check_random_state(42)
-    """
-    if random_state is not None and (
-        isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
-    ):
-        raise ValueError(
-            f"`random_state` must be an int or None. Received: random_state={random_state!r}"
-        )
 
 
 def split_indices(

@@ -151,6 +151,12 @@ def test_invalid_label_mode_and_class_names_are_refused():
         fit_labels(["a", "b"], label_mode="binary")
     with pytest.raises(ValueError, match="duplicates"):
         fit_labels(["a", "b"], class_names=["a", "a"])
+    with pytest.raises(TypeError, match=r"list of strings. Received: class_names='ab'"):
+        fit_labels(["a", "b"], class_names="ab")
+    with pytest.raises(TypeError, match=r"must hold strings. Received: class_names\[1\]=2"):
+        fit_labels(["a", "b"], class_names=["a", 2])
+    with pytest.raises(ValueError, match=r"non-empty strings. Received: class_names\[0\]=''"):
+        fit_labels(["a", "b"], class_names=["", "b"])
     with pytest.raises(ValueError, match="class_names"):
         fit_labels([[1, 0], [0, 1]], class_names=["a", "b", "c"])
 

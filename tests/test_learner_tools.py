@@ -46,6 +46,8 @@ def test_validate_multiclass_prints_report_and_returns_confusion_matrix(capsys):
     assert capsys.readouterr().out == ""
     with pytest.raises(ValueError, match="class_names"):
         learner.validate(class_names=["a", "b"])
+    with pytest.raises(TypeError, match="list of strings. Received: class_names='abc'"):
+        learner.validate(class_names="abc")  # would have named the classes 'a', 'b', 'c'
 
 
 def test_validate_binary_multilabel_and_regression():

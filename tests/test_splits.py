@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ktlite.splits import check_random_state, check_val_pct, split_indices
+from ktlite.splits import check_val_pct, split_indices
 
 
 def test_stratified_split_keeps_each_class_share_and_covers_every_example_once():
@@ -43,14 +43,37 @@ def test_check_val_pct_names_the_argument(bad):
         check_val_pct(bad)
 
 
-def test_check_random_state_refuses_non_ints():
-    check_random_state(None)
-    with pytest.raises(ValueError, match="random_state"):
-        check_random_state(1.5)
-
-
 @pytest.mark.parametrize("stratify", [True, False])
 def test_val_pct_zero_holds_out_nothing(stratify):
     assert check_val_pct(0) == 0.0
     train, val = split_indices(np.array([0, 1] * 5), stratify, 0.0, random_state=0)
     assert train.tolist() == list(range(10)) and val.size == 0
+
+
+def _loaders():
+    from ktlite.generation import texts_for_lm
+    from ktlite.seq2seq import pairs_from_array
+    from ktlite.tabular import tabular_from_array
+    from ktlite.text import texts_from_array
+
+    texts = [f"text number {i}" for i in range(20)]
+    labels = ["a", "b"] * 10
+    return {
+        "text": lambda seed: texts_from_array(texts, labels, random_state=seed, verbose=0),
+        "tabular": lambda seed: tabular_from_array(
+            np.arange(40.0).reshape(20, 2), labels, random_state=seed, verbose=0
+        ),
+        "seq2seq": lambda seed: pairs_from_array(texts, texts, random_state=seed, verbose=0),
+        "generation": lambda seed: texts_for_lm(texts, random_state=seed, verbose=0),
+    }
+
+
+@pytest.mark.parametrize("family", ["text", "tabular", "seq2seq", "generation"])
+def test_every_loader_checks_its_split_seed_the_same_way(family):
+    load = _loaders()[family]
+    with pytest.raises(TypeError, match=r"None or an int >= 0. Received: random_state=1.5"):
+        load(1.5)
+    with pytest.raises(TypeError, match="Received: random_state=True"):
+        load(True)
+    with pytest.raises(ValueError, match=r"None or an int >= 0. Received: random_state=-1"):
+        load(-1)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PAD_ID, START_ID, PairPreprocessor
-from ktlite.splits import check_random_state, check_val_pct, split_indices
+from ktlite.splits import check_val_pct, split_indices
 from ktlite.text.preprocessor import suggest_maxlen, validate_texts
 
 
@@ -202,6 +202,7 @@ def texts_for_lm(
         `(trn, val, preproc)`.
 
     Raises:
+        TypeError: for a `random_state` that is not an int.
         ValueError: for empty or non-string texts, or `val_pct` outside [0, 1).
 
     Example:
@@ -209,7 +210,9 @@ def texts_for_lm(
     """
     texts = validate_texts(texts, "texts")
     val_pct = check_val_pct(val_pct)
-    check_random_state(random_state)
+    from ktlite.validation import check_seed  # imports TensorFlow: not at module level
+
+    check_seed(random_state, "random_state")
     if val_texts is not None:
         val_texts = validate_texts(val_texts, "val_texts")
     else:

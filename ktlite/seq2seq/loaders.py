@@ -25,7 +25,7 @@ from ktlite.seq2seq.preprocessor import (
     backbone_preprocessor,
 )
 from ktlite.columns import check_frame_columns, read_csv_columns
-from ktlite.splits import check_random_state, check_val_pct, split_indices
+from ktlite.splits import check_val_pct, split_indices
 from ktlite.text.preprocessor import validate_texts
 
 _COLUMNS_HINT = "Set `source_column` and `target_column`."
@@ -142,7 +142,8 @@ def pairs_from_array(
         ValueError: for None or non-string sentences (the index is named), empty or
             mismatched lists, ``x_test`` without ``y_test``, ``val_pct`` outside [0, 1),
             or a ``source_maxlen`` beyond the backbone's or ``joint_vocab=True`` beside it.
-        TypeError: for a ``backbone`` of another kind.
+        TypeError: for a ``backbone`` of another kind or a ``random_state`` that is not an
+            int.
 
     Example:
         >>> trn, val, preproc = pairs_from_array(en, it, x_test=en_val, y_test=it_val)
@@ -155,7 +156,9 @@ def pairs_from_array(
             f"y_test={'None' if y_test is None else 'sentences'}"
         )
     val_pct = check_val_pct(val_pct)
-    check_random_state(random_state)
+    from ktlite.validation import check_seed  # imports TensorFlow: not at module level
+
+    check_seed(random_state, "random_state")
     if x_test is None:
         trn_idx, val_idx = split_indices(
             np.zeros(len(sources)), False, val_pct, random_state, "pairs"

@@ -20,7 +20,7 @@ import numpy as np
 
 from ktlite._console import say
 from ktlite.columns import label_column_list, open_text
-from ktlite.splits import check_random_state, check_val_pct, describe_holdout, split_indices
+from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.tabular import columns as _columns
 from ktlite.tabular.preprocessor import DEFAULT_MAX_CATEGORIES, TabularPreprocessor
 
@@ -28,7 +28,9 @@ _INT = re.compile(r"^[+-]?\d+$")
 
 
 def _check_options(val_pct: Any, random_state: Any, verbose: Any) -> float:
-    check_random_state(random_state)
+    from ktlite.validation import check_seed  # imports TensorFlow: not at module level
+
+    check_seed(random_state, "random_state")
     if verbose not in (0, 1) or isinstance(verbose, bool):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
     return check_val_pct(val_pct)
@@ -224,6 +226,8 @@ def tabular_from_df(
         fitted `TabularPreprocessor`.
 
     Raises:
+        TypeError: for a ``random_state`` that is not an int, or ``class_names`` that is
+            not a list of strings.
         ValueError: for missing columns, missing labels, non-numeric values in a numeric
             column, a single class, validation labels never seen in training, or invalid
             options.

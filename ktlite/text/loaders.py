@@ -21,7 +21,7 @@ from ktlite.columns import (
     labels_from_strings,
     read_csv_columns,
 )
-from ktlite.splits import check_random_state, check_val_pct, describe_holdout, split_indices
+from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.text.preprocessor import (
     DEFAULT_VOCAB_SIZE,
     TextPreprocessor,
@@ -89,6 +89,8 @@ def texts_from_array(
         ``val_pct=0``) and the fitted `TextPreprocessor`.
 
     Raises:
+        TypeError: for a ``random_state`` that is not an int, or ``class_names`` that is
+            not a list of strings.
         ValueError: for None or non-string texts (the index is named), an empty corpus, texts
             and labels of different lengths, missing (NaN/None) labels, a single class,
             ambiguous labels, validation labels the training labels never had,
@@ -120,7 +122,9 @@ def texts_from_array(
             f"y_test={'None' if y_test is None else 'labels'}"
         )
     val_pct = check_val_pct(val_pct)
-    check_random_state(random_state)
+    from ktlite.validation import check_seed  # imports TensorFlow: not at module level
+
+    check_seed(random_state, "random_state")
     if backbone is None:
         preproc = TextPreprocessor(
             maxlen=maxlen,

@@ -26,7 +26,7 @@ from ktlite.columns import (
     read_csv_columns,
 )
 from ktlite.labels import LabelEncoder, check_class_names
-from ktlite.splits import check_random_state, check_val_pct, describe_holdout, split_indices
+from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.vision import files
 from ktlite.vision.augment import Augmentation
 from ktlite.vision.preprocessor import ImagePreprocessor, as_pixel_batch, check_image_size
@@ -133,7 +133,9 @@ def _fit_and_split(
     random_state: int | None,
 ) -> tuple[LabelEncoder, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """Fits the labels; returns them, train / val indices (None: use y_test) and encodings."""
-    check_random_state(random_state)
+    from ktlite.validation import check_seed  # imports TensorFlow: not at module level
+
+    check_seed(random_state, "random_state")
     if y_train is None or len(y_train) != n_train:
         raise ValueError(
             f"`y_train` must hold one label per training image. Received: {n_train} images "
@@ -205,7 +207,8 @@ def images_from_array(
         preprocessor's pipeline as transform, `task="vision"`) and the `ImagePreprocessor`.
 
     Raises:
-        TypeError: for non-numeric arrays or a bad `augment`.
+        TypeError: for non-numeric arrays, a bad `augment`, or a `random_state` that is not
+            an int.
         ValueError: for a wrong rank or channel count, NaN or infinite pixels (the image is
             named), float `x_test` pixels above 1 beside `x_train`'s in [0, 1], mismatched
             lengths, a single class, or a bad `val_pct`.
@@ -379,9 +382,10 @@ def images_from_folder(
         batch) and the `ImagePreprocessor`.
 
     Raises:
-        TypeError: if `folder` is not a path.
+        TypeError: if `folder` is not a path, `class_names` not a list of strings, or
+            `random_state` not an int.
         ValueError: if a folder is missing, has fewer than 2 class folders or no images, a
-            named class has no folder, `class_names` is not a list of at least 2 names, or
+            named class has no folder, `class_names` has fewer than 2 names, or
             no file decodes.
 
     Example:

@@ -211,8 +211,8 @@ def test_a_sub_folder_whose_files_all_fail_is_not_a_class(shape_folder, tmp_path
 def test_folder_loader_checks_its_folder_and_class_names(shape_folder):
     with pytest.raises(TypeError, match=r"`folder` must be a folder path. Received: folder=None"):
         images_from_folder(None, verbose=0)
-    with pytest.raises(ValueError, match=r"`class_names` must be a list of strings. Received: "
-                                         r"class_names='cross'"):
+    with pytest.raises(TypeError, match=r"`class_names` must be a list of strings. Received: "
+                                        r"class_names='cross'"):
         images_from_folder(shape_folder, class_names="cross", verbose=0)  # not 5 letters
     with pytest.raises(ValueError, match=r"at least 2 classes"):
         images_from_folder(shape_folder, class_names=["cross"], verbose=0)
@@ -287,8 +287,10 @@ def test_bad_arguments_are_refused(shape_arrays):
         images_from_array(x, y, augment="yes", verbose=0)
     with pytest.raises(ValueError, match="240 images and 3 labels"):
         images_from_array(x, y[:3], verbose=0)
-    with pytest.raises(ValueError, match="Received: random_state=.x."):
+    with pytest.raises(TypeError, match="Received: random_state=.x."):
         images_from_array(x, y, random_state="x", verbose=0)
+    with pytest.raises(ValueError, match="None or an int >= 0. Received: random_state=-1"):
+        images_from_array(x, y, random_state=-1, verbose=0)
 
 
 def test_an_empty_frame_is_refused(shape_folder):
