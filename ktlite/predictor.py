@@ -400,16 +400,19 @@ class Predictor:
         items, _ = self._as_batch(inputs)
         return self._run(items)
 
+    def _passes(self, items: Any) -> list[tuple[int, int]]:
+        """`(start, stop)` of each forward pass over `items`: `batch_size` inputs each."""
+        n = self._length(items)
+        return [(i, min(i + self.batch_size, n)) for i in range(0, n, self.batch_size)]
+
     def _run(self, items: Any) -> Any:
         self._forward_fn()
         forward = self._forward
-        n = self._length(items)
-        step = self.batch_size
         chunks = [
             tf.nest.map_structure(
-                lambda t: t.numpy(), forward(self._to_tensor(self._slice(items, i, i + step)))
+                lambda t: t.numpy(), forward(self._to_tensor(self._slice(items, start, stop)))
             )
-            for i in range(0, n, step)
+            for start, stop in self._passes(items)
         ]
         if len(chunks) == 1:
             return chunks[0]

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["MAX_PIXELS", "format_problem", "image_dimensions"]
+__all__ = ["MAX_PASS_PIXELS", "MAX_PIXELS", "format_problem", "image_dimensions"]
 
 # The largest image the predictor decodes: 50 megapixels (a 48 MP phone photo fits; it
 # decodes to 150 MB of RGB and about 600 MB of float32 before resizing).
 MAX_PIXELS = 50_000_000
+# The most pixels one forward pass of the predictor decodes, whatever its batch size: about
+# 1.2 GB of float32 RGB at the peak, so a batch of large uploads (the HTTP app merges
+# several requests into one batch) is cut into several passes instead of decoded at once.
+MAX_PASS_PIXELS = 2 * MAX_PIXELS
 
 # JPEG start-of-frame markers: every 0xC0-0xCF except DHT (C4), JPG (C8) and DAC (CC).
 _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}

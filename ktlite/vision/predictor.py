@@ -25,7 +25,12 @@ import tensorflow as tf
 import ktlite.layers  # noqa: F401
 from ktlite.classifier import ClassifierPredictor
 from ktlite.vision import files
-from ktlite.vision.formats import MAX_PIXELS, format_problem, image_dimensions
+from ktlite.vision.formats import (
+    MAX_PASS_PIXELS,
+    MAX_PIXELS,
+    format_problem,
+    image_dimensions,
+)
 from ktlite.vision.preprocessor import CONFIG_FILE, ImagePreprocessor, as_pixel_batch
 
 PIXELS_SIGNATURE = "serving_pixels"
@@ -47,10 +52,12 @@ class ImagePredictor(ClassifierPredictor):
     `(height, width, channels)` with 1, 3 or 4 channels, uint8 or float in the training
     arrays' range); a 4-D array, or a 3-D one whose last axis is not 1, 2, 3 or 4, is a
     batch (a last axis of 2, gray + alpha, is refused), and so is an array or Series of
-    paths. Images of any size are resized to the model's. An unreadable, empty,
-    truncated or damaged image is refused with its file name or position (files and HTTP
-    uploads are decoded once on the way in; bytes passed in Python are checked one by one
-    only when their batch fails to decode).
+    paths. Images of any size are resized to the model's: up to 50 megapixels each, decoded
+    `batch_size` at a time, or fewer where they hold over 100 megapixels together, so a
+    batch of large images never decodes at once. An unreadable, empty, truncated or
+    damaged image is refused with its file name or position (files and HTTP uploads are
+    decoded once on the way in; bytes passed in Python are checked one by one only when
+    their batch fails to decode).
 
     `export(path)` writes a SavedModel that loads with TensorFlow alone, with two
     signatures: `serving_default` takes `images`, a `tf.string` tensor `(n,)` of encoded
@@ -89,6 +96,23 @@ class ImagePredictor(ClassifierPredictor):
 
     def _transform(self, raw: tf.Tensor) -> tf.Tensor:
         return self.preproc.from_bytes(raw)
+
+    def _passes(self, items: Any) -> list[tuple[int, int]]:
+        """`batch_size` images a pass, fewer where their pixels would pass `MAX_PASS_PIXELS`.
+
+        The pixels are read from each file's header (an image whose header does not say
+        counts as `MAX_PIXELS`), so large uploads are decoded a few at a time.
+        """
+        passes, start, pixels = [], 0, 0
+        for i, data in enumerate(items):
+            size = image_dimensions(data)
+            count = size[0] * size[1] if size else MAX_PIXELS
+            if i > start and (i - start == self.batch_size
+                              or pixels + count > MAX_PASS_PIXELS):
+                passes.append((start, i))
+                start, pixels = i, 0
+            pixels += count
+        return [*passes, (start, len(items))] if len(items) else passes
 
     def _run(self, items: Any) -> Any:
         try:

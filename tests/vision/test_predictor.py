@@ -179,6 +179,29 @@ def test_an_image_too_large_to_decode_is_refused_before_decoding(predictor):
         predictor.inputs_from_json([base64.b64encode(huge).decode()])
 
 
+def test_large_images_are_decoded_a_few_at_a_time(predictor, shape_arrays, monkeypatch):
+    # The budget shrunk to 1,300 pixels: 16x16 images (256) go five to a pass, a 32x32 one
+    # (1,024) with at most one small neighbour, however large the batch.
+    small = [_png(image) for image in shape_arrays[2][:8]]
+    large = _png(np.kron(shape_arrays[2][8], np.ones((2, 2), dtype=np.uint8)))
+    images = [*small[:3], large, *small[3:]]
+    expected = predictor.predict_outputs(images)  # one pass of 9 under the real budget
+    passes = []
+    forward = predictor._to_tensor
+    monkeypatch.setattr(predictor, "_to_tensor", lambda items: passes.append(len(items))
+                        or forward(items))
+    monkeypatch.setattr("ktlite.vision.predictor.MAX_PASS_PIXELS", 1300)
+    np.testing.assert_allclose(predictor.predict_outputs(images), expected, atol=1e-6)
+    assert passes == [3, 2, 4]  # 768 + 1,024 would pass 1,300; then 1,024 + 256, then 4 x 256
+    predictor.batch_size = 2
+    try:
+        passes.clear()
+        predictor.predict_outputs(images)
+        assert passes == [2, 2, 2, 2, 1]  # batch_size still caps each pass
+    finally:
+        predictor.batch_size = 32
+
+
 def test_a_bmp_variant_tensorflow_cannot_decode_is_named_as_such(predictor):
     # A 1x1 1-bit BMP: a valid file, but TensorFlow decodes only 24- and 32-bit BMPs.
     header = b"BM" + (66).to_bytes(4, "little") + b"\0\0\0\0" + (62).to_bytes(4, "little")
