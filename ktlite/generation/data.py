@@ -68,7 +68,8 @@ class LMPreprocessor(PairPreprocessor):
             ``self``.
 
         Raises:
-            ValueError: for empty or non-string texts, or `targets` given.
+            TypeError: for texts that are not a sequence of strings.
+            ValueError: for empty texts, a missing value, or `targets` given.
 
         Example:
             >>> LMPreprocessor(vocab_size=100).fit(["a b c"]).target_vocab[:1]
@@ -157,7 +158,8 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
         reporter: `Learner.validate` gives the perplexity per word and per token).
 
     Raises:
-        ValueError: for empty or non-string texts.
+        TypeError: for texts that are not a sequence of strings.
+        ValueError: for empty texts or a missing value.
 
     Example:
         >>> test = lm_dataset(test_texts, preproc)
@@ -202,8 +204,9 @@ def texts_for_lm(
         `(trn, val, preproc)`.
 
     Raises:
-        TypeError: for a `random_state` that is not an int.
-        ValueError: for empty or non-string texts, or `val_pct` outside [0, 1).
+        TypeError: for texts that are not a sequence of strings, or a `random_state` that
+            is not an int.
+        ValueError: for empty texts, a missing value, or `val_pct` outside [0, 1).
 
     Example:
         >>> trn, val, preproc = texts_for_lm(synopses)

@@ -39,7 +39,8 @@ def perplexity_per_word(
         The perplexity per word.
 
     Raises:
-        ValueError: for empty or non-string texts, texts without any word, or a
+        TypeError: for texts that are not a sequence of strings.
+        ValueError: for empty texts, a missing value, texts without any word, or a
             `batch_size` that is not a positive int.
 
     Example:

@@ -18,7 +18,7 @@ import tensorflow as tf
 from ktlite.generation.data import LMPreprocessor
 from ktlite.generation.model import DecoderOnlySteps
 from ktlite.seq2seq.decoding import DecodingOptions, check_max_length, decode
-from ktlite.seq2seq.predictor import StringDecodingPredictor, check_texts, decoding_options
+from ktlite.seq2seq.predictor import StringDecodingPredictor, decoding_options
 from ktlite.seq2seq.preprocessor import (
     CONFIG_FILE,
     END_ID,
@@ -27,6 +27,7 @@ from ktlite.seq2seq.preprocessor import (
     START_ID,
     TARGET_VOCAB_FILE,
 )
+from ktlite.text.preprocessor import check_texts
 
 
 class GenerationPredictor(StringDecodingPredictor):
@@ -193,10 +194,10 @@ class GenerationPredictor(StringDecodingPredictor):
             The continuation (without the prompt): a str for a str input, else a list.
 
         Raises:
-            TypeError: for None or non-string items (the index is named).
-            ValueError: for an empty list, `max_length` or `beam_width` < 1, `top_p`
-                outside (0, 1], another option out of range, or a sampling option with
-                a method other than `"sample"`.
+            TypeError: for None or items that are not strings (the index is named).
+            ValueError: for an empty list, a missing value, `max_length` or `beam_width` < 1,
+                `top_p` outside (0, 1], another option out of range, or a sampling option
+                with a method other than `"sample"`.
 
         Example:
             >>> predictor.predict(["a library"], method="sample", top_p=0.9, seed=1)
@@ -204,7 +205,7 @@ class GenerationPredictor(StringDecodingPredictor):
         max_length = check_max_length(max_length, self.preproc.maxlen)
         options = decoding_options(beam_width, length_penalty, method, temperature, top_k,
                                    top_p, seed)
-        prompts, single = check_texts(inputs)
+        prompts, single = check_texts(inputs, "inputs")
         self._warn_if_truncated(prompts, max_length)
         out = self._decode_batches(prompts, max_length, options)
         return out[0] if single else out

@@ -63,7 +63,8 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
         and target lengths, so that batches are length-bucketed.
 
     Raises:
-        ValueError: for empty, mismatched or non-string lists, or no `targets`.
+        TypeError: for lists that are not sequences of strings.
+        ValueError: for empty or mismatched lists, a missing value, or no `targets`.
 
     Example:
         >>> test = pair_dataset(test_en, test_it, preproc)
@@ -139,11 +140,11 @@ def pairs_from_array(
         ``val`` is None with ``val_pct=0``) and the fitted `PairPreprocessor`.
 
     Raises:
-        ValueError: for None or non-string sentences (the index is named), empty or
-            mismatched lists, ``x_test`` without ``y_test``, ``val_pct`` outside [0, 1),
-            or a ``source_maxlen`` beyond the backbone's or ``joint_vocab=True`` beside it.
-        TypeError: for a ``backbone`` of another kind or a ``random_state`` that is not an
-            int.
+        TypeError: for sentences that are not strings (the index is named), a
+            ``backbone`` of another kind or a ``random_state`` that is not an int.
+        ValueError: for missing sentences (the index is named), empty or mismatched lists,
+            ``x_test`` without ``y_test``, ``val_pct`` outside [0, 1), or a
+            ``source_maxlen`` beyond the backbone's or ``joint_vocab=True`` beside it.
 
     Example:
         >>> trn, val, preproc = pairs_from_array(en, it, x_test=en_val, y_test=it_val)
@@ -279,9 +280,10 @@ def pairs_from_df(
         ``(trn, val, preproc)`` as in `pairs_from_array`.
 
     Raises:
-        ValueError: for a non-frame, a missing column, a missing or non-string value
-            (named as ``train_df['source'][i]``, `i` its position), or any error of
-            `pairs_from_array`.
+        TypeError: for a value that is not a string (named as ``train_df['source'][i]``,
+            `i` its position), or any type error of `pairs_from_array`.
+        ValueError: for a non-frame, a missing column, a missing value (named the same
+            way), or any error of `pairs_from_array`.
 
     Example:
         >>> trn, val, preproc = pairs_from_df(df, "en", "it")

@@ -32,49 +32,11 @@ from ktlite.seq2seq.preprocessor import (
     TARGET_VOCAB_FILE,
     PairPreprocessor,
 )
+from ktlite.text.preprocessor import check_texts
 
 # Decoding graphs a predictor keeps, one per set of decoding options; the least recently
 # used is dropped first.
 _KEPT_FUNCTIONS = 8
-
-
-def check_texts(inputs: Any, name: str = "inputs") -> tuple[list[str], bool]:
-    """Validates raw sentences: one string, or a non-empty list of strings.
-
-    Args:
-        inputs: a str, or a list / tuple / 1-D array of str.
-        name: the argument name used in errors.
-
-    Returns:
-        `(texts, single)`: the texts as a list and whether one string was given.
-
-    Raises:
-        TypeError: for None, a non-sequence, or an item that is not a str (its index is
-            named).
-        ValueError: for an empty list.
-
-    Example:
-        >>> check_texts("a cat")
-        (['a cat'], True)
-    """
-    if isinstance(inputs, np.ndarray) and inputs.ndim == 0:  # np.array("a text")
-        inputs = inputs.item()
-    if isinstance(inputs, str):
-        return [inputs], True
-    if inputs is None or isinstance(inputs, (bytes, dict)) or not hasattr(inputs, "__iter__"):
-        raise TypeError(
-            f"`{name}` must be a string or a list of strings. Received: {name}={inputs!r:.80}"
-        )
-    texts = list(inputs.tolist() if isinstance(inputs, np.ndarray) else inputs)
-    if not texts:
-        raise ValueError(f"`{name}` must hold at least one string. Received: {name}=[]")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(
-                f"`{name}` must hold only strings, but item {i} is {type(text).__name__}. "
-                f"Received: {name}[{i}]={text!r:.80}"
-            )
-    return texts, False
 
 
 def decoding_options(
@@ -139,7 +101,7 @@ class StringDecodingPredictor(Predictor):
         raise NotImplementedError
 
     def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
-        return check_texts(inputs)
+        return check_texts(inputs, "inputs")
 
     def _input_spec(self) -> tf.TensorSpec:
         return tf.TensorSpec([None], tf.string, name="texts")
@@ -329,10 +291,10 @@ class TranslationPredictor(StringDecodingPredictor):
             The translation (a str for a str input), or a list of them.
 
         Raises:
-            TypeError: for None or non-string items (the index is named).
-            ValueError: for an empty list, `beam_width` or `max_length` < 1, `top_p`
-                outside (0, 1], another option out of range, or a sampling option with
-                a method other than `"sample"`.
+            TypeError: for None or items that are not strings (the index is named).
+            ValueError: for an empty list, a missing value, `beam_width` or `max_length` < 1,
+                `top_p` outside (0, 1], another option out of range, or a sampling option
+                with a method other than `"sample"`.
 
         Example:
             >>> predictor.predict("Real-time strategy game", beam_width=4)
@@ -343,7 +305,7 @@ class TranslationPredictor(StringDecodingPredictor):
         )
         options = decoding_options(beam_width, length_penalty, method, temperature, top_k,
                                    top_p, seed)
-        texts, single = check_texts(inputs)
+        texts, single = check_texts(inputs, "inputs")
         out = self._decode_batches(texts, max_length, options)
         return out[0] if single else out
 

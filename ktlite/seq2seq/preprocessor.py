@@ -192,7 +192,8 @@ class PairPreprocessor:
             ``self``.
 
         Raises:
-            ValueError: for non-string items, empty or mismatched lists, or sentences
+            TypeError: for items that are not strings.
+            ValueError: for empty or mismatched lists, a missing value, or sentences
                 with no word at all.
 
         Example:
@@ -408,7 +409,8 @@ class PairPreprocessor:
             `source_maxlen`.
 
         Raises:
-            ValueError: when not fitted, or for a non-string item.
+            TypeError: for an item that is not a string.
+            ValueError: when not fitted, or for a missing value.
 
         Example:
             >>> preproc.source_lengths(["a cat"])

@@ -89,9 +89,10 @@ def texts_from_array(
         ``val_pct=0``) and the fitted `TextPreprocessor`.
 
     Raises:
-        TypeError: for a ``random_state`` that is not an int, or ``class_names`` that is
-            not a list of strings.
-        ValueError: for None or non-string texts (the index is named), an empty corpus, texts
+        TypeError: for texts that are not a sequence of strings (the index is named), a
+            ``random_state`` that is not an int, or ``class_names`` that is not a list of
+            strings.
+        ValueError: for a missing text (the index is named), an empty corpus, texts
             and labels of different lengths, missing (NaN/None) labels, a single class,
             ambiguous labels, validation labels the training labels never had,
             ``val_pct`` outside [0, 1), or a ``maxlen``, ``vocab_size`` or ``lowercase``
@@ -187,8 +188,9 @@ def text_dataset(texts: Sequence[str], labels: Any, preproc: TextPreprocessor) -
         and the classification reporter that `Learner.validate` prints.
 
     Raises:
-        TypeError: if `preproc` is not a `TextPreprocessor`.
-        ValueError: for empty or non-string texts, a vocabulary not fitted yet, a number
+        TypeError: if `preproc` is not a `TextPreprocessor`, or for texts that are not a
+            sequence of strings.
+        ValueError: for empty texts, a missing value, a vocabulary not fitted yet, a number
             of labels other than the number of texts, or labels the training labels never
             had.
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 import ktlite.layers  # noqa: F401
 import ktlite.text.models  # noqa: F401
 from ktlite.classifier import ClassifierPredictor
-from ktlite.text.preprocessor import is_valid_unicode
+from ktlite.text.preprocessor import check_texts
 
 
 class TextPredictor(ClassifierPredictor):
@@ -72,29 +72,7 @@ class TextPredictor(ClassifierPredictor):
         return restored
 
     def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
-        if isinstance(inputs, str):
-            return self._as_batch([inputs])[0], True
-        if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
-            raise ValueError(f"`texts` must be 1-D. Received: an array of shape {inputs.shape}")
-        if callable(getattr(inputs, "tolist", None)):  # numpy arrays, pandas Series
-            inputs = inputs.tolist()
-        if not isinstance(inputs, (list, tuple)):
-            raise TypeError(
-                "`texts` must be a str or a list of str. "
-                f"Received: texts={_short(inputs)} of type {type(inputs).__name__}"
-            )
-        if len(inputs) == 0:
-            raise ValueError("`texts` must hold at least one text. Received: texts=[]")
-        for i, item in enumerate(inputs):
-            if not isinstance(item, str):
-                raise TypeError(
-                    f"`texts` must hold only str. Received: texts[{i}]={_short(item)} "
-                    f"of type {type(item).__name__}"
-                )
-            if not is_valid_unicode(item):
-                raise ValueError(f"`texts[{i}]` holds a lone surrogate (half of a character); "
-                                 "send valid Unicode.")
-        return list(inputs), False
+        return check_texts(inputs, "texts")
 
     def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:
         if not getattr(preproc, "vocab", None) or not getattr(preproc, "maxlen", None):
@@ -195,8 +173,3 @@ def _config_int(layer: keras.layers.Layer, key: str) -> int | None:
     except NotImplementedError:
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -55,6 +55,7 @@ __all__ = [
     "SPECIAL_TOKENS",
     "UNK_ID",
     "TextPreprocessor",
+    "check_texts",
     "learn_wordpiece_vocab",
     "normalize_texts",
     "suggest_maxlen",
@@ -106,7 +107,8 @@ def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -
     """Checks that ``texts`` is a sequence of strings and returns it as a list.
 
     Args:
-        texts: a list, tuple, numpy array or pandas Series of ``str``.
+        texts: a list, tuple, 1-D numpy array or pandas Series of ``str`` (or a one-column
+            DataFrame).
         name: the argument name used in error messages.
         allow_empty: whether an empty sequence is accepted.
 
@@ -114,28 +116,30 @@ def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -
         The texts as a list of ``str``.
 
     Raises:
-        ValueError: when ``texts`` is a single string, a set or dict, is empty (unless
-            allowed), or holds an item that is not a string (None, NaN, bytes, numbers)
-            or not valid Unicode (a lone surrogate); the index is named.
+        TypeError: when ``texts`` is None, a single string, a set or dict, not a sequence,
+            or holds an item that is not a string (bytes, numbers); the index is named.
+        ValueError: when ``texts`` is empty (unless allowed), not 1-D (a DataFrame of
+            several columns), or holds a missing value (None, NaN) or an item that is not
+            valid Unicode (a lone surrogate); the index is named.
 
     Example:
         >>> validate_texts(["good", "bad"])
         ['good', 'bad']
     """
     if texts is None:
-        raise ValueError(f"`{name}` must be a sequence of strings. Received: {name}=None")
+        raise TypeError(f"`{name}` must be a sequence of strings. Received: {name}=None")
     if isinstance(texts, (str, bytes)):
-        raise ValueError(
+        raise TypeError(
             f"`{name}` must be a sequence of strings, not a single string; wrap it in a "
             f"list. Received: {name}={texts!r:.80}"
         )
     if isinstance(texts, (set, frozenset, dict)):
-        raise ValueError(
+        raise TypeError(
             f"`{name}` must be an ordered sequence of strings (list, tuple, array, Series); "
-            f"a {type(texts).__name__} has no order to pair its texts with labels. Received: "
+            f"a {type(texts).__name__} has no order to keep its texts in. Received: "
             f"{name} of type {type(texts).__name__}"
         )
-    if hasattr(texts, "to_numpy"):  # pandas Series, without importing pandas
+    if hasattr(texts, "to_numpy"):  # pandas Series or DataFrame, without importing pandas
         texts = texts.to_numpy()
     if isinstance(texts, np.ndarray) and texts.ndim != 1:
         if texts.ndim == 2 and texts.shape[1] == 1:
@@ -148,18 +152,16 @@ def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -
     try:
         items = list(texts)
     except TypeError:
-        raise ValueError(
+        raise TypeError(
             f"`{name}` must be a sequence of strings. Received: {name} of type "
             f"{type(texts).__name__}"
         ) from None
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            hint = " (missing value)" if item is None or (
-                isinstance(item, float) and math.isnan(item)
-            ) else ""
-            raise ValueError(
+            missing = item is None or (isinstance(item, float) and math.isnan(item))
+            raise (ValueError if missing else TypeError)(
                 f"`{name}` must hold only strings, but item {i} is {type(item).__name__}"
-                f"{hint}. Received: {name}[{i}]={item!r:.80}"
+                f"{' (missing value)' if missing else ''}. Received: {name}[{i}]={item!r:.80}"
             )
         if not is_valid_unicode(item):
             raise ValueError(
@@ -170,6 +172,31 @@ def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -
     if not items and not allow_empty:
         raise ValueError(f"`{name}` must not be empty. Received: {name} with 0 texts")
     return [str(t) for t in items]
+
+
+def check_texts(inputs: Any, name: str) -> tuple[list[str], bool]:
+    """Raw texts for a predictor: one string, or a sequence `validate_texts` accepts.
+
+    Args:
+        inputs: a str (or a 0-d array holding one), or a non-empty list, tuple, 1-D array
+            or Series of str.
+        name: the argument name used in errors.
+
+    Returns:
+        `(texts, single)`: the texts as a list and whether one string was given.
+
+    Raises:
+        TypeError, ValueError: as `validate_texts` raises them.
+
+    Example:
+        >>> check_texts("a cat", "inputs")
+        (['a cat'], True)
+    """
+    if isinstance(inputs, np.ndarray) and inputs.ndim == 0:  # np.array("a text")
+        inputs = inputs.item()
+    if isinstance(inputs, str):
+        return validate_texts([inputs], name), True
+    return validate_texts(inputs, name), False
 
 
 def suggest_maxlen(token_counts: np.ndarray, coverage: float = 0.99) -> int:
@@ -348,7 +375,8 @@ class TextPreprocessor(LabeledPreprocessor):
             ``self``.
 
         Raises:
-            ValueError: when ``texts`` is empty or holds a non-string item, or when the
+            TypeError: when ``texts`` is not a sequence of strings.
+            ValueError: when ``texts`` is empty or holds a missing value, or when the
                 texts hold no word at all.
 
         Example:
@@ -510,7 +538,8 @@ class TextPreprocessor(LabeledPreprocessor):
             ``np.int64`` array ``(len(texts),)``, each in ``[1, maxlen]``.
 
         Raises:
-            ValueError: when not fitted, or when ``texts`` holds a non-string item.
+            TypeError: when ``texts`` is not a sequence of strings.
+            ValueError: when not fitted, or when ``texts`` holds a missing value.
 
         Example:
             >>> preproc.sequence_lengths(["a good film", ""])
@@ -541,7 +570,8 @@ class TextPreprocessor(LabeledPreprocessor):
             ``np.int32`` array of shape ``(len(texts), maxlen)``.
 
         Raises:
-            ValueError: when not fitted, or when ``texts`` holds a non-string item.
+            TypeError: when ``texts`` is not a sequence of strings.
+            ValueError: when not fitted, or when ``texts`` holds a missing value.
 
         Example:
             >>> preproc.preprocess(["a good film", "bad"]).shape

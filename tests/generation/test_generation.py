@@ -86,7 +86,7 @@ def test_perplexity_per_word_of_a_uniform_model_and_of_the_trained_one(lm):
     "inputs, options, error, match",
     [
         (None, {}, TypeError, "inputs"),
-        (["a", None], {}, TypeError, r"inputs\[1\]"),
+        (["a", None], {}, ValueError, r"missing value.. Received: inputs\[1\]"),
         ("a", {"max_length": 0}, ValueError, "max_length"),
         ("a", {"beam_width": 0}, ValueError, "beam_width"),
         ("a", {"method": "sample", "top_p": 1.01}, ValueError, "top_p"),

@@ -13,13 +13,18 @@ from ktlite.seq2seq.predictor import TranslationPredictor
         ([], [], "x_train"),
         (["a b", "c d"], ["b a"], "same length"),
         (["a b", None], ["b a", "d c"], r"x_train\[1\]"),
-        (["a b", "c d"], ["b a", 3], r"y_train\[1\]"),
-        ("a b", "b a", "single string"),
     ],
 )
 def test_loader_rejects_bad_pairs(sources, targets, match):
     with pytest.raises(ValueError, match=match):
         seq2seq.pairs_from_array(sources, targets, verbose=0)
+
+
+def test_loader_calls_a_sentence_of_another_type_a_type_error():
+    with pytest.raises(TypeError, match=r"y_train\[1\]=3"):
+        seq2seq.pairs_from_array(["a b", "c d"], ["b a", 3], verbose=0)
+    with pytest.raises(TypeError, match="single string"):
+        seq2seq.pairs_from_array("a b", "b a", verbose=0)
 
 
 def test_frame_and_csv_loaders_name_the_frame_the_column_or_the_file(tmp_path):
@@ -28,7 +33,7 @@ def test_frame_and_csv_loaders_name_the_frame_the_column_or_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"train_df\['source'\]\[1\]"):
         seq2seq.pairs_from_df(df, verbose=0)
     good = pd.DataFrame({"source": ["a b"] * 4, "target": ["b a"] * 4})
-    with pytest.raises(ValueError, match=r"val_df\['target'\]\[0\]"):
+    with pytest.raises(TypeError, match=r"val_df\['target'\]\[0\]"):
         seq2seq.pairs_from_df(good, val_df=pd.DataFrame({"source": ["x"], "target": [3]}),
                               verbose=0)
     with pytest.raises(TypeError, match="`train_filepath` must be a file path"):
@@ -64,14 +69,25 @@ def predictor(translator):
     "inputs, error, match",
     [
         (None, TypeError, "inputs"),
-        (["copy a", None], TypeError, r"inputs\[1\]"),
+        (["copy a", None], ValueError, r"missing value.. Received: inputs\[1\]"),
         (["copy a", 7], TypeError, r"inputs\[1\]"),
-        ([], ValueError, "at least one"),
+        ([], ValueError, "must not be empty"),
+        ({"copy a", "copy b"}, TypeError, "a set has no order"),
+        (["copy a", "copy \udcff"], ValueError, r"item 1 holds a lone surrogate"),
     ],
 )
 def test_predict_rejects_bad_inputs(predictor, inputs, error, match):
     with pytest.raises(error, match=match):
         predictor.predict(inputs)
+
+
+def test_a_frame_is_read_by_its_rows_not_its_column_names(predictor):
+    pd = pytest.importorskip("pandas")
+    sentences = ["copy a", "copy b", "copy a b"]
+    column = pd.DataFrame({"en": sentences})
+    assert predictor.predict(column) == predictor.predict(sentences)  # not ["en"]'s
+    with pytest.raises(ValueError, match=r"must be 1-D .* Received: inputs with shape \(3, 2\)"):
+        predictor.predict(column.assign(it=sentences))
 
 
 def test_a_zero_dimensional_array_is_one_sentence(predictor):

@@ -298,14 +298,17 @@ def test_constructor_rejects_invalid_arguments(kwargs, match):
 
 
 def test_validate_texts_names_the_bad_index():
-    with pytest.raises(ValueError, match="item 1 is NoneType"):
+    # A missing value is a wrong value; anything else that is not a string a wrong type.
+    with pytest.raises(ValueError, match="item 1 is NoneType .missing value."):
         validate_texts(["ok", None, "ok"])
-    with pytest.raises(ValueError, match="item 2 is float"):
+    with pytest.raises(ValueError, match="item 2 is float .missing value."):
         validate_texts(["ok", "ok", float("nan")])
-    with pytest.raises(ValueError, match="item 0 is bytes"):
+    with pytest.raises(TypeError, match="item 0 is bytes"):
         validate_texts([b"raw"])
-    with pytest.raises(ValueError, match="single string"):
+    with pytest.raises(TypeError, match="single string"):
         validate_texts("just one text")
+    with pytest.raises(TypeError, match="Received: texts=None"):
+        validate_texts(None)
     with pytest.raises(ValueError, match="must not be empty"):
         validate_texts([])
 
