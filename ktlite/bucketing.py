@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from ktlite.arguments import check_positive_int, check_seed
+
 __all__ = ["WIDTH_STEP", "round_width", "bucketed_indices", "num_bucketed_batches"]
 
 #: Batch widths are multiples of this many positions.
@@ -51,8 +53,6 @@ def round_width(lengths: Any, step: int = WIDTH_STEP) -> Any:
         >>> round_width(np.array([1, 16, 17, 40]))
         array([16, 16, 32, 48])
     """
-    from ktlite.validation import check_positive_int  # it imports ktlite.data, which imports us
-
     check_positive_int(step, "step")
     if isinstance(lengths, (tf.Tensor, tf.Variable)):
         lengths = tf.maximum(lengths, 1)
@@ -62,8 +62,6 @@ def round_width(lengths: Any, step: int = WIDTH_STEP) -> Any:
 
 def _checked(lengths: Any, batch_size: Any) -> tuple[np.ndarray, int]:
     """`lengths` as a non-empty int array `(n,)` / `(n, k)` of lengths >= 0, and `batch_size`."""
-    from ktlite.validation import check_positive_int  # it imports ktlite.data, which imports us
-
     batch_size = check_positive_int(batch_size, "batch_size")
     arr = np.asarray(lengths)
     if (
@@ -143,8 +141,6 @@ def bucketed_indices(
         >>> sorted(sorted(b.tolist()) for b in ds.as_numpy_iterator())
         [[0, 2], [1, 3]]
     """
-    from ktlite.validation import check_seed  # it imports ktlite.data, which imports us
-
     lengths, batch_size = _checked(lengths, batch_size)
     seed = check_seed(seed)
     keys = _bucket_keys(lengths)

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from ktlite import compat, evaluation, model_tools, saving
 from ktlite._console import say
+from ktlite.arguments import check_positive_int, check_seed
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
 from ktlite.labels import check_class_names
@@ -35,8 +36,6 @@ from ktlite.validation import (
     check_class_weight,
     check_data,
     check_model,
-    check_positive_int,
-    check_seed,
     output_width,
 )
 

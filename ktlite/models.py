@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 
+from ktlite.arguments import check_bool, check_positive_float, check_positive_int, check_rate
 from ktlite.layers import (
     MaskedGlobalPooling,
     TokenAndPositionEmbedding,
@@ -85,7 +86,9 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
         `(batch, num_outputs)`.
 
     Raises:
-        ValueError: If a size is not a positive int (`maxlen` may be `None`),
+        TypeError: If a size is not an int, `dropout` or `layer_norm_epsilon` not a
+            number, or `norm_first` not a bool.
+        ValueError: If a size is not positive (`maxlen` may be `None`),
             `embed_dim` is not divisible by `num_heads`, `dropout` is outside `[0, 1)`,
             or `pooling`, `position` or an activation is unknown.
 
@@ -98,13 +101,13 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
         (2, 2)
     """
     vocab_size, embed_dim, num_heads, num_layers = (
-        _validation.positive_int(name, value)
+        check_positive_int(value, name)
         for name, value in [("vocab_size", vocab_size), ("embed_dim", embed_dim),
                             ("num_heads", num_heads), ("num_layers", num_layers)]
     )
     if maxlen is not None:
         try:
-            maxlen = _validation.positive_int("maxlen", maxlen)
+            maxlen = check_positive_int(maxlen, "maxlen")
         except ValueError:
             raise ValueError(
                 f"`maxlen` must be None or a positive int. Received: maxlen={maxlen!r}"
@@ -114,17 +117,17 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
             "`embed_dim` must be divisible by `num_heads`. "
             f"Received: embed_dim={embed_dim}, num_heads={num_heads}"
         )
-    ff_dim = 4 * embed_dim if ff_dim is None else _validation.positive_int("ff_dim", ff_dim)
+    ff_dim = 4 * embed_dim if ff_dim is None else check_positive_int(ff_dim, "ff_dim")
     if head_hidden is not None:
-        head_hidden = _validation.positive_int("head_hidden", head_hidden)
-    num_outputs = _validation.positive_int("num_outputs", num_outputs)
-    dropout = _validation.rate("dropout", dropout)
+        head_hidden = check_positive_int(head_hidden, "head_hidden")
+    num_outputs = check_positive_int(num_outputs, "num_outputs")
+    dropout = check_rate(dropout, "dropout")
     head_activation = _validation.activation("head_activation", head_activation)
     activation = _validation.activation("activation", activation)
     pooling = _validation.one_of("pooling", pooling, ("mean", "max", "first"))
     position = _validation.one_of("position", position, ("learned", "sinusoidal"))
-    norm_first = _validation.boolean("norm_first", norm_first)
-    layer_norm_epsilon = _validation.positive_float("layer_norm_epsilon", layer_norm_epsilon)
+    norm_first = check_bool(norm_first, "norm_first")
+    layer_norm_epsilon = check_positive_float(layer_norm_epsilon, "layer_norm_epsilon")
 
     # Any length up to `maxlen`: batches padded only to their longest text run as they are.
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")

@@ -19,8 +19,6 @@ from ktlite.data import TaskDataset, num_samples, to_arrays
 __all__ = [
     "check_class_weight",
     "check_model",
-    "check_seed",
-    "check_positive_int",
     "check_arrays",
     "check_batch",
     "check_data",
@@ -53,62 +51,6 @@ REGRESSION_LOSSES = {
     "huber_loss",
     "log_cosh",
 }
-
-
-def check_positive_int(value: Any, name: str, allow_none: bool = False) -> int | None:
-    """Returns `value` as an int, or raises if it is not a positive int (bools rejected).
-
-    Args:
-        value: the value to check.
-        name: the argument name for the error message.
-        allow_none: accept `None` (returned unchanged).
-
-    Returns:
-        `int(value)`, or `None` when allowed.
-
-    Raises:
-        TypeError: if `value` is not an int (a bool is not an int here).
-        ValueError: if `value` < 1.
-
-    Example:
-        >>> check_positive_int(32, "batch_size")
-        32
-    """
-    if value is None and allow_none:
-        return None
-    return _check_int(value, name, minimum=1, expected="a positive int")
-
-
-def check_seed(value: Any, name: str = "seed") -> int | None:
-    """Returns a shuffle seed: `None`, or an int >= 0 (bools rejected).
-
-    Args:
-        value: the seed.
-        name: the argument name for the error message.
-
-    Returns:
-        `value` as an int, or `None`.
-
-    Raises:
-        TypeError: if `value` is neither `None` nor an int.
-        ValueError: if `value` < 0.
-
-    Example:
-        >>> check_seed(0), check_seed(None)
-        (0, None)
-    """
-    if value is None:
-        return None
-    return _check_int(value, name, minimum=0, expected="None or an int >= 0")
-
-
-def _check_int(value: Any, name: str, minimum: int, expected: str) -> int:
-    """`value` as an int >= `minimum`: TypeError for a non-int (or a bool), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r}")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
-    return int(value)
 
 
 def check_model(model: Any) -> keras.Model:

@@ -143,25 +143,25 @@ def test_learns_whether_a_token_is_present():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"embed_dim": 10, "num_heads": 3}, "Received: embed_dim=10, num_heads=3"),
-        ({"vocab_size": 0}, "Received: vocab_size=0"),
-        ({"maxlen": 0}, "must be None or a positive int. Received: maxlen=0"),
-        ({"num_layers": 0}, "Received: num_layers=0"),
-        ({"ff_dim": -4}, "Received: ff_dim=-4"),
-        ({"dropout": 1.5}, "Received: dropout=1.5"),
-        ({"num_outputs": 0}, "Received: num_outputs=0"),
-        ({"head_activation": "nope"}, "Received: head_activation='nope'"),
-        ({"pooling": "cls"}, "Received: pooling='cls'"),
-        ({"norm_first": None}, "Received: norm_first=None"),
-        ({"head_hidden": 0}, "Received: head_hidden=0"),
-        ({"position": "rope"}, "Received: position='rope'"),
+        ({"embed_dim": 10, "num_heads": 3}, ValueError, "Received: embed_dim=10, num_heads=3"),
+        ({"vocab_size": 0}, ValueError, "Received: vocab_size=0"),
+        ({"maxlen": 0}, ValueError, "must be None or a positive int. Received: maxlen=0"),
+        ({"num_layers": 0}, ValueError, "Received: num_layers=0"),
+        ({"ff_dim": -4}, ValueError, "Received: ff_dim=-4"),
+        ({"dropout": 1.5}, ValueError, "Received: dropout=1.5"),
+        ({"num_outputs": 0}, ValueError, "Received: num_outputs=0"),
+        ({"head_activation": "nope"}, ValueError, "Received: head_activation='nope'"),
+        ({"pooling": "cls"}, ValueError, "Received: pooling='cls'"),
+        ({"norm_first": None}, TypeError, "Received: norm_first=None"),
+        ({"head_hidden": 0}, ValueError, "Received: head_hidden=0"),
+        ({"position": "rope"}, ValueError, "Received: position='rope'"),
     ],
 )
-def test_invalid_arguments_raise_with_received_value(kwargs, message):
+def test_invalid_arguments_raise_with_received_value(kwargs, error, message):
     args = {**SMALL, "maxlen": 8, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         Transformer(**args)
 
 

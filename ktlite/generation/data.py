@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.arguments import check_seed
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PAD_ID, START_ID, PairPreprocessor
 from ktlite.splits import check_val_pct, split_indices
@@ -213,8 +214,6 @@ def texts_for_lm(
     """
     texts = validate_texts(texts, "texts")
     val_pct = check_val_pct(val_pct)
-    from ktlite.validation import check_seed  # imports TensorFlow: not at module level
-
     check_seed(random_state, "random_state")
     if val_texts is not None:
         val_texts = validate_texts(val_texts, "val_texts")

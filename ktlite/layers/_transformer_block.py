@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 
+from ktlite.arguments import check_bool, check_positive_float, check_positive_int, check_rate
 from ktlite.layers import _validation
 
 
@@ -42,21 +43,17 @@ class TransformerBlock(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.num_heads = _validation.positive_int("num_heads", num_heads)
-        self.intermediate_dim = _validation.positive_int(
-            "intermediate_dim", intermediate_dim
-        )
-        self.dropout = _validation.rate("dropout", dropout)
+        self.num_heads = check_positive_int(num_heads, "num_heads")
+        self.intermediate_dim = check_positive_int(intermediate_dim, "intermediate_dim")
+        self.dropout = check_rate(dropout, "dropout")
         self.attention_dropout = (
             self.dropout
             if attention_dropout is None
-            else _validation.rate("attention_dropout", attention_dropout)
+            else check_rate(attention_dropout, "attention_dropout")
         )
         self.activation = _validation.activation("activation", activation)
-        self.norm_first = _validation.boolean("norm_first", norm_first)
-        self.layer_norm_epsilon = _validation.positive_float(
-            "layer_norm_epsilon", layer_norm_epsilon
-        )
+        self.norm_first = check_bool(norm_first, "norm_first")
+        self.layer_norm_epsilon = check_positive_float(layer_norm_epsilon, "layer_norm_epsilon")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True

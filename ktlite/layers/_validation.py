@@ -6,49 +6,7 @@ stays JSON-serializable even when a caller passes NumPy scalars.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
-
-
-def positive_int(name: str, value: Any) -> int:
-    """Returns `value` as an int, or raises if it is not an integer >= 1."""
-    # `bool` is an `Integral`; `num_heads=True` is a bug, not a request for one head.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)
-
-
-def rate(name: str, value: Any) -> float:
-    """Returns `value` as a float, or raises if it is not in `[0, 1)`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 <= float(value) < 1.0
-    ):
-        raise ValueError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
-        )
-    return float(value)
-
-
-def positive_float(name: str, value: Any) -> float:
-    """Returns `value` as a float, or raises if it is not a finite number > 0."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 < float(value) < float("inf")
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive float. Received: {name}={value!r}"
-        )
-    return float(value)
-
-
-def boolean(name: str, value: Any) -> bool:
-    """Returns `value`, or raises if it is not a bool."""
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
-    return value
 
 
 def one_of(name: str, value: Any, allowed: tuple[str, ...]) -> str:

@@ -8,23 +8,23 @@ from typing import Any
 import keras
 from keras import ops
 
+from ktlite.arguments import check_bool, check_positive_int
 from ktlite.layers import _validation
 
 
 def _patch_size(value: Any) -> tuple[int, int]:
     """Returns `(height, width)` from an int or a pair of positive ints."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        size = _validation.positive_int("patch_size", value)
+        size = check_positive_int(value, "patch_size")
         return size, size
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        try:
-            return tuple(_validation.positive_int("patch_size", v) for v in value)
-        except ValueError:
-            pass
-    raise ValueError(
-        "`patch_size` must be a positive int or a pair of positive ints. "
-        f"Received: patch_size={value!r}"
-    )
+    expected = "`patch_size` must be a positive int or a pair of positive ints. "
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
+    ):
+        raise TypeError(f"{expected}Received: patch_size={value!r}")
+    if len(value) != 2 or min(value) < 1:
+        raise ValueError(f"{expected}Received: patch_size={value!r}")
+    return int(value[0]), int(value[1])
 
 
 @keras.saving.register_keras_serializable(package="ktlite")
@@ -55,9 +55,11 @@ class PatchEmbedding(keras.layers.Layer):
         **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Raises:
-        ValueError: If `patch_size` or `embedding_dim` is not positive or
-            `class_token` is not a bool; at build time if the inputs are not of rank 4,
-            or their height or width is unknown or not divisible by the patch size.
+        TypeError: If `patch_size` or `embedding_dim` is not an int (or a pair of ints)
+            or `class_token` is not a bool.
+        ValueError: If `patch_size` or `embedding_dim` is not positive; at build time if
+            the inputs are not of rank 4, or their height or width is unknown or not
+            divisible by the patch size.
 
     Example:
         >>> layer = PatchEmbedding(patch_size=4, embedding_dim=32)
@@ -76,8 +78,8 @@ class PatchEmbedding(keras.layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         self.patch_size = _patch_size(patch_size)
-        self.embedding_dim = _validation.positive_int("embedding_dim", embedding_dim)
-        self.class_token = _validation.boolean("class_token", class_token)
+        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
+        self.class_token = check_bool(class_token, "class_token")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         if embeddings_initializer is None:
             embeddings_initializer = keras.initializers.TruncatedNormal(stddev=0.02)

@@ -8,6 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from ktlite.arguments import check_bool, check_positive_int
 from ktlite.layers import _validation
 
 _POSITIONS = ("learned", "sinusoidal")
@@ -49,8 +50,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Raises:
-        ValueError: If a size is not a positive int, `position` is unknown, or
-            `mask_zero` is not a bool; at build time if the input is not of rank 2; when
+        TypeError: If a size is not an int or `mask_zero` is not a bool.
+        ValueError: If a size is not positive or `position` is unknown; at build time if
+            the input is not of rank 2; when
             called on inputs longer than `sequence_length` (an `InvalidArgumentError`
             instead, at run time, for lengths a TensorFlow graph only knows then).
 
@@ -73,12 +75,10 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.vocab_size = _validation.positive_int("vocab_size", vocab_size)
-        self.sequence_length = _validation.positive_int(
-            "sequence_length", sequence_length
-        )
-        self.embedding_dim = _validation.positive_int("embedding_dim", embedding_dim)
-        self.mask_zero = _validation.boolean("mask_zero", mask_zero)
+        self.vocab_size = check_positive_int(vocab_size, "vocab_size")
+        self.sequence_length = check_positive_int(sequence_length, "sequence_length")
+        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
+        self.mask_zero = check_bool(mask_zero, "mask_zero")
         self.position = _validation.one_of("position", position, _POSITIONS)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.supports_masking = True

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.arguments import check_seed
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import (
     DEFAULT_VOCAB_SIZE,
@@ -157,8 +158,6 @@ def pairs_from_array(
             f"y_test={'None' if y_test is None else 'sentences'}"
         )
     val_pct = check_val_pct(val_pct)
-    from ktlite.validation import check_seed  # imports TensorFlow: not at module level
-
     check_seed(random_state, "random_state")
     if x_test is None:
         trn_idx, val_idx = split_indices(

@@ -70,10 +70,14 @@ def frame_columns(df: Any, name: str) -> dict[str, np.ndarray]:
 
 def array_columns(x: Any, feature_names: Sequence[str] | None, name: str,
                   names_from: str = "feature_names") -> dict[str, np.ndarray]:
-    """The columns of a 2-D array, named by `feature_names` (default ``f0, f1, ...``).
+    """The columns of a 2-D array or DataFrame, named by `feature_names`.
+
+    Without `feature_names`, a DataFrame keeps its own column names and an array gets
+    ``f0, f1, ...``.
 
     Args:
-        x: a 2-D array-like of shape ``(rows, features)`` (numbers, strings, or mixed).
+        x: a 2-D array-like of shape ``(rows, features)`` (numbers, strings, or mixed), or
+            a pandas DataFrame.
         feature_names: one name per column, or None.
         name: the argument name used in messages.
         names_from: what the names come from, for messages: the user's
@@ -83,12 +87,23 @@ def array_columns(x: Any, feature_names: Sequence[str] | None, name: str,
         ``{column name: 1-D array}``.
 
     Raises:
+        TypeError: if `feature_names` is a single string, unordered, or not a sequence.
         ValueError: if `x` is not 2-D or the names do not fit.
 
     Example:
         >>> list(array_columns(np.zeros((2, 3)), None, "x"))
         ['f0', 'f1', 'f2']
     """
+    if feature_names is not None and (
+        isinstance(feature_names, (str, bytes, set, frozenset, Mapping))
+        or not hasattr(feature_names, "__iter__")
+    ):
+        raise TypeError(
+            "`feature_names` must be a list of column names. "
+            f"Received: feature_names={feature_names!r:.80}"
+        )
+    if feature_names is None and names_from == "feature_names" and hasattr(x, "columns"):
+        feature_names = list(x.columns)  # a DataFrame keeps its names
     arr = np.asarray(x)
     if arr.dtype.kind in "US" and not isinstance(x, np.ndarray):
         # Rows mixing numbers and text ([[41, "Rome"], ...]): numpy would make every cell

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.arguments import check_seed
 from ktlite._console import say
 from ktlite.columns import label_column_list, open_text
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
@@ -28,8 +29,6 @@ _INT = re.compile(r"^[+-]?\d+$")
 
 
 def _check_options(val_pct: Any, random_state: Any, verbose: Any) -> float:
-    from ktlite.validation import check_seed  # imports TensorFlow: not at module level
-
     check_seed(random_state, "random_state")
     if verbose not in (0, 1) or isinstance(verbose, bool):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")

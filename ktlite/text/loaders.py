@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.arguments import check_seed
 from ktlite.columns import (
     examples_from_frame,
     label_column_list,
@@ -123,8 +124,6 @@ def texts_from_array(
             f"y_test={'None' if y_test is None else 'labels'}"
         )
     val_pct = check_val_pct(val_pct)
-    from ktlite.validation import check_seed  # imports TensorFlow: not at module level
-
     check_seed(random_state, "random_state")
     if backbone is None:
         preproc = TextPreprocessor(

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.arguments import check_seed
 from ktlite._console import say
 from ktlite.columns import (
     examples_from_frame,
@@ -133,8 +134,6 @@ def _fit_and_split(
     random_state: int | None,
 ) -> tuple[LabelEncoder, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """Fits the labels; returns them, train / val indices (None: use y_test) and encodings."""
-    from ktlite.validation import check_seed  # imports TensorFlow: not at module level
-
     check_seed(random_state, "random_state")
     if y_train is None or len(y_train) != n_train:
         raise ValueError(

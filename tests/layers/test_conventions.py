@@ -18,7 +18,9 @@ LAYER_ARGS = {
     "MaskedGlobalPooling": {"mode": "first"},
     "PatchEmbedding": {"patch_size": 4, "embedding_dim": 8},
 }
-ALLOWED_IMPORTS = {"keras", "tensorflow", "ktlite.layers"} | set(sys.stdlib_module_names)
+ALLOWED_IMPORTS = {"keras", "tensorflow", "ktlite.layers", "ktlite.arguments"} | set(
+    sys.stdlib_module_names
+)
 
 
 def test_every_public_layer_is_covered_here():

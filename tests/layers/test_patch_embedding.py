@@ -76,19 +76,19 @@ def test_build_refuses_bad_image_shapes(shape, message):
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"patch_size": 0}, "Received: patch_size=0"),
-        ({"patch_size": (4, 0)}, r"Received: patch_size=\(4, 0\)"),
-        ({"patch_size": (4, 4, 4)}, r"Received: patch_size=\(4, 4, 4\)"),
-        ({"patch_size": True}, "Received: patch_size=True"),
-        ({"embedding_dim": -1}, "Received: embedding_dim=-1"),
-        ({"class_token": "yes"}, "Received: class_token='yes'"),
+        ({"patch_size": 0}, ValueError, "Received: patch_size=0"),
+        ({"patch_size": (4, 0)}, ValueError, r"Received: patch_size=\(4, 0\)"),
+        ({"patch_size": (4, 4, 4)}, ValueError, r"Received: patch_size=\(4, 4, 4\)"),
+        ({"patch_size": True}, TypeError, "Received: patch_size=True"),
+        ({"embedding_dim": -1}, ValueError, "Received: embedding_dim=-1"),
+        ({"class_token": "yes"}, TypeError, "Received: class_token='yes'"),
     ],
 )
-def test_invalid_arguments_raise_with_received_value(kwargs, message):
+def test_invalid_arguments_raise_with_received_value(kwargs, error, message):
     args = {"patch_size": 4, "embedding_dim": 8, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         PatchEmbedding(**args)
 
 

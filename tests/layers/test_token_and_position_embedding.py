@@ -71,19 +71,19 @@ def test_non_token_id_input_rank_raises():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"vocab_size": 0}, "Received: vocab_size=0"),
-        ({"sequence_length": -3}, "Received: sequence_length=-3"),
-        ({"embedding_dim": 2.5}, "Received: embedding_dim=2.5"),
-        ({"embedding_dim": True}, "Received: embedding_dim=True"),
-        ({"position": "rotary"}, "Received: position='rotary'"),
-        ({"mask_zero": 1}, "Received: mask_zero=1"),
+        ({"vocab_size": 0}, ValueError, "Received: vocab_size=0"),
+        ({"sequence_length": -3}, ValueError, "Received: sequence_length=-3"),
+        ({"embedding_dim": 2.5}, TypeError, "Received: embedding_dim=2.5"),
+        ({"embedding_dim": True}, TypeError, "Received: embedding_dim=True"),
+        ({"position": "rotary"}, ValueError, "Received: position='rotary'"),
+        ({"mask_zero": 1}, TypeError, "Received: mask_zero=1"),
     ],
 )
-def test_invalid_arguments_raise_with_received_value(kwargs, message):
+def test_invalid_arguments_raise_with_received_value(kwargs, error, message):
     args = {"vocab_size": 10, "sequence_length": 4, "embedding_dim": 8, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         TokenAndPositionEmbedding(**args)
 
 

@@ -94,18 +94,18 @@ def test_hidden_dim_not_divisible_by_num_heads_names_both_values():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"num_heads": -2}, "Received: num_heads=-2"),
-        ({"intermediate_dim": 0}, "Received: intermediate_dim=0"),
-        ({"dropout": -0.5}, "Received: dropout=-0.5"),
-        ({"activation": 3}, "Received: activation=3"),
-        ({"layer_norm_epsilon": -1e-5}, "Received: layer_norm_epsilon=-1e-05"),
+        ({"num_heads": -2}, ValueError, "Received: num_heads=-2"),
+        ({"intermediate_dim": 0}, ValueError, "Received: intermediate_dim=0"),
+        ({"dropout": -0.5}, ValueError, "Received: dropout=-0.5"),
+        ({"activation": 3}, ValueError, "Received: activation=3"),
+        ({"layer_norm_epsilon": -1e-5}, ValueError, "Received: layer_norm_epsilon=-1e-05"),
     ],
 )
-def test_invalid_arguments_raise_with_received_value(kwargs, message):
+def test_invalid_arguments_raise_with_received_value(kwargs, error, message):
     args = {"num_heads": 2, "intermediate_dim": 8, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         TransformerDecoder(**args)
 
 

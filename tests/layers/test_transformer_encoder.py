@@ -106,23 +106,24 @@ def test_inputs_of_wrong_rank_raise():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"num_heads": 0}, "Received: num_heads=0"),
-        ({"num_heads": 2.0}, "Received: num_heads=2.0"),
-        ({"intermediate_dim": -1}, "Received: intermediate_dim=-1"),
-        ({"dropout": -0.1}, "Received: dropout=-0.1"),
-        ({"dropout": 1.0}, "Received: dropout=1.0"),
-        ({"dropout": "0.1"}, "Received: dropout='0.1'"),
-        ({"attention_dropout": 2}, "Received: attention_dropout=2"),
-        ({"activation": "no_such_activation"}, "Received: activation='no_such_activation'"),
-        ({"norm_first": "yes"}, "Received: norm_first='yes'"),
-        ({"layer_norm_epsilon": 0}, "Received: layer_norm_epsilon=0"),
+        ({"num_heads": 0}, ValueError, "Received: num_heads=0"),
+        ({"num_heads": 2.0}, TypeError, "Received: num_heads=2.0"),
+        ({"intermediate_dim": -1}, ValueError, "Received: intermediate_dim=-1"),
+        ({"dropout": -0.1}, ValueError, "Received: dropout=-0.1"),
+        ({"dropout": 1.0}, ValueError, "Received: dropout=1.0"),
+        ({"dropout": "0.1"}, TypeError, "Received: dropout='0.1'"),
+        ({"attention_dropout": 2}, ValueError, "Received: attention_dropout=2"),
+        ({"activation": "no_such_activation"}, ValueError,
+         "Received: activation='no_such_activation'"),
+        ({"norm_first": "yes"}, TypeError, "Received: norm_first='yes'"),
+        ({"layer_norm_epsilon": 0}, ValueError, "Received: layer_norm_epsilon=0"),
     ],
 )
-def test_invalid_arguments_raise_with_received_value(kwargs, message):
+def test_invalid_arguments_raise_with_received_value(kwargs, error, message):
     args = {"num_heads": 2, "intermediate_dim": 8, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         TransformerEncoder(**args)
 
 

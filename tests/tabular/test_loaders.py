@@ -75,6 +75,17 @@ def test_array_loader_names_columns_and_reads_regression_targets():
         x, (x[:, 0] > 0).astype(int), feature_names=["a", "b", "c"], verbose=0
     )
     assert preproc.columns == ["a", "b", "c"] and preproc.label_mode == "multiclass"
+    with pytest.raises(TypeError, match="list of column names. Received: feature_names='abc'"):
+        tabular_from_array(x, x[:, 0] > 0, feature_names="abc", verbose=0)  # not 3 letters
+
+
+def test_a_frame_given_as_an_array_keeps_its_column_names():
+    frame = pd.DataFrame({"age": np.arange(40.0), "city": ["Rome", "Oslo"] * 20})
+    labels = ["young" if a < 20 else "old" for a in frame["age"]]
+    _, _, preproc = tabular_from_array(frame, labels, x_test=frame[:8], y_test=labels[:8],
+                                       verbose=0)
+    assert preproc.columns == ["age", "city"]  # not f0, f1: a row dict predicts by name
+    assert preproc.numeric_columns == ["age"] and preproc.categorical_columns == ["city"]
 
 
 def test_csv_reads_ints_floats_text_and_empty_cells(tmp_path):

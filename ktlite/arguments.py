@@ -1,0 +1,187 @@
+"""Checks of plain argument values: flags, counts, seeds, rates.
+
+Every ktlite module checks its users' plain arguments through these helpers, so one mistake
+gets one exception and one wording wherever it is made: a value of the wrong type (a string
+where an int belongs, `1` where a bool does; a bool is never taken for a number) raises
+`TypeError`, a value of the right type out of range raises `ValueError`. Each helper returns
+the value as a plain Python type, so configs stay JSON-serializable when a caller passes
+NumPy scalars. The module imports nothing but NumPy, so light modules (the loaders,
+`ktlite.bucketing`) use it without pulling in TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+__all__ = [
+    "check_bool",
+    "check_int",
+    "check_positive_float",
+    "check_positive_int",
+    "check_rate",
+    "check_seed",
+]
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Returns `value` if it is a bool.
+
+    Args:
+        value: the value to check.
+        name: the argument name for the error message.
+
+    Returns:
+        `value`.
+
+    Raises:
+        TypeError: if `value` is not `True` or `False` (`1`, `"yes"` and `None` are not).
+
+    Example:
+        >>> check_bool(True, "lowercase")
+        True
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r:.80}")
+    return value
+
+
+def check_int(value: Any, name: str, minimum: int, allow_none: bool = False) -> int | None:
+    """Returns `value` as an int if it is an int >= `minimum`.
+
+    Args:
+        value: the value to check.
+        name: the argument name for the error message.
+        minimum: the smallest value accepted.
+        allow_none: accept `None` (returned unchanged).
+
+    Returns:
+        `int(value)`, or `None` when allowed.
+
+    Raises:
+        TypeError: if `value` is not an int (a bool is not an int here).
+        ValueError: if `value` < `minimum`.
+
+    Example:
+        >>> check_int(2, "maxlen", minimum=2)
+        2
+    """
+    if value is None and allow_none:
+        return None
+    expected = f"an int >= {minimum}" + (" or None" if allow_none else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r:.80}")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_positive_int(value: Any, name: str, allow_none: bool = False) -> int | None:
+    """Returns `value` as an int if it is an int >= 1.
+
+    Args:
+        value: the value to check.
+        name: the argument name for the error message.
+        allow_none: accept `None` (returned unchanged).
+
+    Returns:
+        `int(value)`, or `None` when allowed.
+
+    Raises:
+        TypeError: if `value` is not an int (a bool is not an int here).
+        ValueError: if `value` < 1.
+
+    Example:
+        >>> check_positive_int(32, "batch_size")
+        32
+    """
+    if value is None and allow_none:
+        return None
+    expected = "a positive int" + (" or None" if allow_none else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r:.80}")
+    if value < 1:
+        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_seed(value: Any, name: str = "seed") -> int | None:
+    """Returns a random seed: `None`, or an int >= 0.
+
+    Args:
+        value: the seed.
+        name: the argument name for the error message.
+
+    Returns:
+        `value` as an int, or `None`.
+
+    Raises:
+        TypeError: if `value` is neither `None` nor an int.
+        ValueError: if `value` < 0.
+
+    Example:
+        >>> check_seed(0), check_seed(None)
+        (0, None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be None or an int >= 0. Received: {name}={value!r:.80}")
+    if value < 0:
+        raise ValueError(f"`{name}` must be None or an int >= 0. Received: {name}={value!r}")
+    return int(value)
+
+
+def _real(value: Any, name: str, expected: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r:.80}")
+    return float(value)
+
+
+def check_rate(value: Any, name: str) -> float:
+    """Returns `value` as a float if it is a number in `[0, 1)` (a dropout rate).
+
+    Args:
+        value: the value to check.
+        name: the argument name for the error message.
+
+    Returns:
+        `float(value)`.
+
+    Raises:
+        TypeError: if `value` is not a number.
+        ValueError: if it is outside `[0, 1)`.
+
+    Example:
+        >>> check_rate(0.1, "dropout")
+        0.1
+    """
+    number = _real(value, name, "a float in [0, 1)")
+    if not 0.0 <= number < 1.0:
+        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")
+    return number
+
+
+def check_positive_float(value: Any, name: str) -> float:
+    """Returns `value` as a float if it is a finite number > 0.
+
+    Args:
+        value: the value to check.
+        name: the argument name for the error message.
+
+    Returns:
+        `float(value)`.
+
+    Raises:
+        TypeError: if `value` is not a number.
+        ValueError: if it is not finite or not above 0.
+
+    Example:
+        >>> check_positive_float(1e-6, "layer_norm_epsilon")
+        1e-06
+    """
+    number = _real(value, name, "a positive float")
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"`{name}` must be a positive float. Received: {name}={value!r}")
+    return number
