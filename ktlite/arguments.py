@@ -15,6 +15,8 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "check_bool",
     "check_int",
@@ -33,7 +35,7 @@ def check_bool(value: Any, name: str) -> bool:
         name: the argument name for the error message.
 
     Returns:
-        `value`.
+        `value` as a Python bool (a NumPy bool is taken).
 
     Raises:
         TypeError: if `value` is not `True` or `False` (`1`, `"yes"` and `None` are not).
@@ -42,9 +44,9 @@ def check_bool(value: Any, name: str) -> bool:
         >>> check_bool(True, "lowercase")
         True
     """
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r:.80}")
-    return value
+    return bool(value)
 
 
 def check_int(value: Any, name: str, minimum: int, allow_none: bool = False) -> int | None:

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import compat
+from ktlite.arguments import check_bool
 from ktlite.bucketing import bucketed_indices, round_width
 
 __all__ = ["TaskDataset", "make_dataset", "is_batched", "to_arrays", "num_samples"]
@@ -526,8 +527,7 @@ def make_dataset(
             f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
         )
     batch_size = int(batch_size)
-    if not isinstance(augment, (bool, np.bool_)):
-        raise TypeError(f"`augment` must be True or False. Received: augment={augment!r}")
+    check_bool(augment, "augment")
 
     if isinstance(data, tf.data.Dataset):
         if is_batched(data) if batched is None else batched:

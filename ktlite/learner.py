@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from ktlite import compat, evaluation, model_tools, saving
 from ktlite._console import say
-from ktlite.arguments import check_positive_int, check_seed
+from ktlite.arguments import check_bool, check_positive_int, check_seed
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
 from ktlite.labels import check_class_names
@@ -137,9 +137,7 @@ class Learner:
         self.verbose = int(verbose)
         self.shuffle = bool(shuffle)
         self.seed = check_seed(seed)
-        if not isinstance(bucketing, (bool, np.bool_)):
-            raise TypeError(f"`bucketing` must be True or False. Received: bucketing={bucketing!r}")
-        self.bucketing = bool(bucketing)
+        self.bucketing = check_bool(bucketing, "bucketing")
         model = check_model(model)
         self.model, self.strategy = self._prepare_distribution(
             model, strategy, mixed_precision, jit_compile, gradient_accumulation_steps
@@ -439,8 +437,7 @@ class Learner:
         """
         from ktlite.lr import find_lr
 
-        if not isinstance(confirm, bool):
-            raise TypeError(f"`confirm` must be a bool. Received: confirm={confirm!r}")
+        check_bool(confirm, "confirm")
         confirm_steps = check_positive_int(confirm_steps, "confirm_steps", allow_none=True)
         epochs = check_positive_int(epochs, "epochs", allow_none=True)
         _check_callbacks(callbacks)

@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ktlite.arguments import check_bool
+
 __all__ = ["plot_lr_find", "plot_history", "show"]
 
 _MARKERS = {"valley": "o", "steep": "^", "minimum": "s", "basin": "D", "descent": "v"}
@@ -108,6 +110,7 @@ def plot_lr_find(
         The matplotlib `Figure`.
 
     Raises:
+        TypeError: If `suggest` is not a bool.
         ValueError: If the results are empty or not LR-finder results, or `labels` does not
             match them.
 
@@ -137,8 +140,7 @@ def plot_lr_find(
             )
     elif len(results) > 1:
         labels = [f"run {i}" for i in range(len(results))]
-    if not isinstance(suggest, bool):
-        raise ValueError(f"`suggest` must be a bool. Received: suggest={suggest!r}")
+    check_bool(suggest, "suggest")
     fig, ax = _new_axes(ax)
     lows, highs = [], []
     for i, result in enumerate(results):

@@ -349,7 +349,6 @@ def test_prepare_model_requires_a_compiled_model():
     "kwargs, match",
     [
         ({"mixed_precision": "fp8"}, "mixed_precision='fp8'"),
-        ({"jit_compile": "yes"}, "jit_compile='yes'"),
         ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps=0"),
         ({"gradient_accumulation_steps": 2.5}, "gradient_accumulation_steps=2.5"),
     ],
@@ -357,6 +356,12 @@ def test_prepare_model_requires_a_compiled_model():
 def test_prepare_model_names_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         distribute.prepare_model(small_model(), **kwargs)
+
+
+def test_prepare_model_calls_a_flag_that_is_no_bool_a_type_error():
+    with pytest.raises(TypeError, match="`jit_compile` must be True or False. Received: "
+                                        "jit_compile='yes'"):
+        distribute.prepare_model(small_model(), jit_compile="yes")
 
 
 def test_prepare_model_sets_jit_compile_without_rebuilding():

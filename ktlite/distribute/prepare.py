@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras import tree
 
 from ktlite import compat
+from ktlite.arguments import check_bool
 from ktlite._console import say
 from ktlite.distribute import accumulation as _accumulation
 from ktlite.distribute import multi_worker_fix
@@ -116,10 +117,8 @@ def prepare_model(
     """
     _check_model(model)
     policy = _check_precision(mixed_precision)
-    if jit_compile is not None and not isinstance(jit_compile, bool):
-        raise ValueError(
-            f"`jit_compile` must be None or a bool. Received: jit_compile={jit_compile!r}"
-        )
+    if jit_compile is not None:
+        check_bool(jit_compile, "jit_compile")
     accumulation = _check_accumulation(gradient_accumulation_steps)
     strategy = get_strategy(strategy, verbose=verbose)
 

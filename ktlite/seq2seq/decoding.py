@@ -27,6 +27,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from ktlite.arguments import check_bool
+
 METHODS = ("greedy", "beam", "sample")
 _NEG = -1e9
 _MAX_SEED = 2**31 - 1
@@ -78,8 +80,7 @@ class DecodingOptions:
         _real("length_penalty", self.length_penalty, lambda v: v >= 0, ">= 0")
         _real("temperature", self.temperature, lambda v: 0 < v < math.inf, "> 0 (finite)")
         _real("top_p", self.top_p, lambda v: 0 < v <= 1, "in (0, 1]")
-        if not isinstance(self.use_cache, bool):
-            raise ValueError(f"`use_cache` must be a bool. Received: use_cache={self.use_cache!r}")
+        check_bool(self.use_cache, "use_cache")
         # NumPy scalars become Python numbers: equal options hash alike and trace alike.
         for name in ("beam_width", "top_k", "seed"):
             object.__setattr__(self, name, int(getattr(self, name)))

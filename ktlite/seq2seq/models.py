@@ -21,6 +21,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from ktlite.arguments import check_bool
 from ktlite._console import say
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
 from ktlite.optimizers import default_optimizer
@@ -142,8 +143,8 @@ def translation_model(
         ValueError: for an unknown `name`, an invalid size, a size beside `backbone`
             that differs from the backbone's, or a `preproc` that does not tokenize
             sources as the backbone does.
-        TypeError: when `preproc` or `train_data` is not from a `pairs_from_*` loader, or
-            `backbone` is of another kind.
+        TypeError: when `preproc` or `train_data` is not from a `pairs_from_*` loader,
+            `backbone` is of another kind, or `tie_embeddings` is not a bool.
 
     Example:
         >>> trn, val, preproc = seq2seq.pairs_from_array(en, it)
@@ -167,8 +168,7 @@ def translation_model(
     embed_dim = _positive_int("embed_dim", embed_dim)
     num_layers = _positive_int("num_layers", num_layers)
     ff_dim = _positive_int("ff_dim", ff_dim if ff_dim is not None else 4 * embed_dim)
-    if not isinstance(tie_embeddings, bool):
-        raise ValueError(f"`tie_embeddings` must be a bool. Received: {tie_embeddings!r}")
+    check_bool(tie_embeddings, "tie_embeddings")
 
     source_ids = keras.Input((None,), dtype="int32", name="source_ids")
     decoder_ids = keras.Input((None,), dtype="int32", name="decoder_ids")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import saving
+from ktlite.arguments import check_bool
 from ktlite.text.normalization import _CJK_RANGES, _in_chunks
 from ktlite.text.preprocessor import suggest_maxlen, validate_texts
 from ktlite.text.vocabulary import (
@@ -114,6 +115,7 @@ class PairPreprocessor:
         source_fixed: whether the source vocabulary is a backbone's, kept by `fit`.
 
     Raises:
+        TypeError: for a flag (``lowercase``, ``joint_vocab``, ...) that is not a bool.
         ValueError: for an invalid argument, or a joint vocabulary with sources and
             targets normalized differently.
 
@@ -145,8 +147,7 @@ class PairPreprocessor:
             source_lowercase = lowercase
         for name, value in (("lowercase", lowercase), ("joint_vocab", joint_vocab),
                             ("source_lowercase", source_lowercase), ("source_cls", source_cls)):
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
+            check_bool(value, name)
         if joint_vocab and source_lowercase != lowercase:
             raise ValueError(
                 "A joint vocabulary needs sources and targets normalized alike. Received: "
@@ -645,7 +646,7 @@ class PairPreprocessor:
         vocabs = [saving.read_lines(path) for path in paths[1:]]
         try:
             return cls.from_config(config, *vocabs)
-        except ValueError as err:
+        except (TypeError, ValueError) as err:
             raise saving.invalid_file(folder, cls.__name__, err) from None
 
     def __repr__(self) -> str:

@@ -14,6 +14,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from ktlite.arguments import check_bool
+
 
 def _count(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
@@ -68,9 +70,7 @@ class FeatureTokenizer(keras.layers.Layer):
         if self.num_numeric + len(self.category_sizes) == 0:
             raise ValueError("`FeatureTokenizer` needs at least one numeric or categorical column.")
         self.embed_dim = _count("embed_dim", embed_dim, 1)
-        if not isinstance(class_token, bool):
-            raise ValueError(f"`class_token` must be a bool. Received: {class_token!r}")
-        self.class_token = class_token
+        self.class_token = check_bool(class_token, "class_token")
         offsets, total = [], 0
         for size in self.category_sizes:
             offsets.append(total)

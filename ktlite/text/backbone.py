@@ -218,7 +218,7 @@ def load_backbone(path: str | os.PathLike) -> Backbone:
         encoder = saving.load_keras_model(folder / ENCODER_FILE)
     try:
         return Backbone(encoder, preproc, info)
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"The backbone in {folder} is inconsistent: {err}") from None
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.arguments import check_bool
 from ktlite.text.preprocessor import (
     CLS_ID,
     CONTINUATION_PREFIX,
@@ -115,8 +116,7 @@ class TokenMasker:
                 f"Received: preproc={preproc!r}"
             )
         check_rate(rate, "rate")
-        if not isinstance(whole_word, (bool, np.bool_)):
-            raise TypeError(f"`whole_word` must be a bool. Received: whole_word={whole_word!r}")
+        check_bool(whole_word, "whole_word")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"`seed` must be an int or None. Received: seed={seed!r}")
         self.preproc = preproc

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import compat, saving
+from ktlite.arguments import check_bool
 from ktlite import labels as _labels
 from ktlite._console import say
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
@@ -256,8 +257,10 @@ class TextPreprocessor(LabeledPreprocessor):
         num_outputs: the number of model outputs the labels need.
 
     Raises:
-        ValueError: for an invalid ``maxlen``, ``vocab_size``, ``lowercase``, ``label_mode``
-            or ``class_names``.
+        TypeError: for a ``lowercase`` that is not a bool, or ``class_names`` that is not
+            a list of strings.
+        ValueError: for an invalid ``maxlen``, ``vocab_size``, ``label_mode`` or
+            ``class_names``.
 
     Example:
         >>> preproc = TextPreprocessor(maxlen=16, vocab_size=200)
@@ -294,8 +297,7 @@ class TextPreprocessor(LabeledPreprocessor):
                 f"`vocab_size` must be an int > {len(SPECIAL_TOKENS)} (the special tokens). "
                 f"Received: vocab_size={vocab_size!r}"
             )
-        if not isinstance(lowercase, (bool, np.bool_)):
-            raise ValueError(f"`lowercase` must be a bool. Received: lowercase={lowercase!r}")
+        check_bool(lowercase, "lowercase")
         self.labels = LabelEncoder(label_mode, class_names)
         self.maxlen = None if maxlen is None else int(maxlen)
         self.max_vocab_size = int(vocab_size)
@@ -798,7 +800,7 @@ class TextPreprocessor(LabeledPreprocessor):
         vocab = saving.read_lines(vocab_path)
         try:
             return cls.from_config(config, vocab)
-        except ValueError as err:
+        except (TypeError, ValueError) as err:
             raise saving.invalid_file(folder, cls.__name__, err) from None
 
     def __repr__(self) -> str:

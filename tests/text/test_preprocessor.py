@@ -287,7 +287,6 @@ def test_unfitted_preprocessor_refuses_to_tokenize_or_save(tmp_path):
         ({"maxlen": 1}, "maxlen"),
         ({"maxlen": 3.5}, "maxlen"),
         ({"vocab_size": 3}, "vocab_size"),
-        ({"lowercase": "yes"}, "lowercase"),
         ({"label_mode": "binary"}, "label_mode"),
         ({"class_names": ["only"]}, "class_names"),
     ],
@@ -295,6 +294,12 @@ def test_unfitted_preprocessor_refuses_to_tokenize_or_save(tmp_path):
 def test_constructor_rejects_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TextPreprocessor(**kwargs)
+
+
+def test_a_flag_that_is_no_bool_is_a_type_error():
+    with pytest.raises(TypeError, match="`lowercase` must be True or False. Received: "
+                                        "lowercase='yes'"):
+        TextPreprocessor(lowercase="yes")
 
 
 def test_validate_texts_names_the_bad_index():
