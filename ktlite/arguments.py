@@ -19,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "check_bool",
+    "check_instance",
     "check_int",
     "check_positive_float",
     "check_positive_int",
@@ -47,6 +48,27 @@ def check_bool(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r:.80}")
     return bool(value)
+
+
+def check_instance(value: Any, cls: type, name: str) -> None:
+    """Refuses a `value` that is not an instance of `cls` (a preprocessor of another task).
+
+    Args:
+        value: what the user passed.
+        cls: the class it must be an instance of.
+        name: the argument name for the error message.
+
+    Raises:
+        TypeError: if `value` is not an instance of `cls`.
+
+    Example:
+        >>> check_instance(preproc, TextPreprocessor, "preproc")
+    """
+    if not isinstance(value, cls):
+        raise TypeError(
+            f"`{name}` must be of type {cls.__name__}. "
+            f"Received: {name} of type {type(value).__name__}"
+        )
 
 
 def check_int(value: Any, name: str, minimum: int, allow_none: bool = False) -> int | None:

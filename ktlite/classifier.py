@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import evaluation
+from ktlite.arguments import check_bool
 from ktlite.labels import LabelEncoder
 from ktlite.predictor import Predictor, to_json
 
@@ -122,14 +123,15 @@ class ClassifierPredictor(Predictor):
             `return_proba`, the array `predict_proba` returns.
 
         Raises:
-            TypeError: If `inputs` is not of an accepted type.
+            TypeError: If `inputs` is not of an accepted type, or `return_proba` is not a
+                bool.
             ValueError: If `inputs` is empty, or `return_proba` is asked of a regressor.
 
         Example:
             >>> predictor.predict(["great film", "dull film"])
             ['positive', 'negative']
         """
-        return super().predict(inputs, return_proba=return_proba)
+        return super().predict(inputs, return_proba=check_bool(return_proba, "return_proba"))
 
     def _require_classifier(self, what: str) -> None:
         if self.label_mode == "regression":

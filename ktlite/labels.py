@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.arguments import check_instance
+
 LABEL_MODES = ("multiclass", "multilabel", "regression")
 
 # The kinds of raw labels recognised before a label mode is chosen.
@@ -908,11 +910,7 @@ class LabeledPreprocessor:
         Example:
             >>> TextPreprocessor.check_instance(preproc)
         """
-        if not isinstance(preproc, cls):
-            raise TypeError(
-                f"`preproc` must be of type {cls.__name__}. "
-                f"Received: preproc of type {type(preproc).__name__}"
-            )
+        check_instance(preproc, cls, "preproc")
 
     def encode_labels_of(self, labels: Any, n: int, noun: str) -> np.ndarray | None:
         """Encodes `labels` given for `n` new examples, e.g. a test set's.

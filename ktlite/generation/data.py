@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_seed
+from ktlite.arguments import check_instance, check_int, check_seed
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PAD_ID, START_ID, PairPreprocessor
 from ktlite.splits import check_val_pct, split_indices
@@ -30,7 +30,8 @@ class LMPreprocessor(PairPreprocessor):
         lowercase: lower-case and strip accents (default False).
 
     Raises:
-        ValueError: for an invalid argument.
+        TypeError: for a size that is not an int or a `lowercase` that is not a bool.
+        ValueError: for a size out of range.
 
     Example:
         >>> preproc = LMPreprocessor(vocab_size=200).fit(["a cat sat", "a dog ran"])
@@ -45,6 +46,7 @@ class LMPreprocessor(PairPreprocessor):
         self, maxlen: int | None = None, vocab_size: int = DEFAULT_VOCAB_SIZE,
         lowercase: bool = False,
     ) -> None:
+        check_int(maxlen, "maxlen", 2, allow_none=True)  # named as the caller named it
         super().__init__(source_maxlen=maxlen, target_maxlen=maxlen, vocab_size=vocab_size,
                          lowercase=lowercase, joint_vocab=True)
 
@@ -159,7 +161,8 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
         reporter: `Learner.validate` gives the perplexity per word and per token).
 
     Raises:
-        TypeError: for texts that are not a sequence of strings.
+        TypeError: for texts that are not a sequence of strings, or a `preproc` that is not
+            an `LMPreprocessor`.
         ValueError: for empty texts or a missing value.
 
     Example:
@@ -168,6 +171,7 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
     from ktlite.data import TaskDataset, self_labelled_reader
     from ktlite.generation.perplexity import perplexity_reporter
 
+    check_instance(preproc, LMPreprocessor, "preproc")
     texts = validate_texts(texts, "texts")
     labels = preproc.target_ids(texts)
     return TaskDataset(_object_array(texts), labels, transform=preproc.inputs,

@@ -9,7 +9,8 @@ import keras
 from ktlite._console import say
 from ktlite.generation.data import LMPreprocessor
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder
-from ktlite.seq2seq.models import _positive_int, compile_for_sequences, output_logits
+from ktlite.arguments import check_positive_int, check_rate
+from ktlite.seq2seq.models import compile_for_sequences, output_logits
 
 MODEL_NAMES = ("transformer",)
 
@@ -68,9 +69,10 @@ def causal_lm(
         raise TypeError(
             f"`train_data` must come from `texts_for_lm`. Received: {train_data!r:.80}"
         )
-    embed_dim = _positive_int("embed_dim", embed_dim)
-    num_layers = _positive_int("num_layers", num_layers)
-    ff_dim = _positive_int("ff_dim", ff_dim if ff_dim is not None else 4 * embed_dim)
+    embed_dim = check_positive_int(embed_dim, "embed_dim")
+    num_layers = check_positive_int(num_layers, "num_layers")
+    ff_dim = check_positive_int(ff_dim if ff_dim is not None else 4 * embed_dim, "ff_dim")
+    dropout = check_rate(dropout, "dropout")
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
     embedding = TokenAndPositionEmbedding(preproc.target_vocab_size, preproc.maxlen, embed_dim,
                                           name="target_embedding")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_seed
+from ktlite.arguments import check_instance, check_seed
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import (
     DEFAULT_VOCAB_SIZE,
@@ -64,7 +64,8 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
         and target lengths, so that batches are length-bucketed.
 
     Raises:
-        TypeError: for lists that are not sequences of strings.
+        TypeError: for lists that are not sequences of strings, or a `preproc` that is not
+            a `PairPreprocessor`.
         ValueError: for empty or mismatched lists, a missing value, or no `targets`.
 
     Example:
@@ -73,6 +74,7 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
     from ktlite.data import TaskDataset
     from ktlite.seq2seq.report import translation_reporter
 
+    check_instance(preproc, PairPreprocessor, "preproc")
     if targets is None:
         raise ValueError(
             "A translation model reads each source with its target: pass `(sources, "

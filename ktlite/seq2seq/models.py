@@ -15,13 +15,12 @@ pre-norm encoder's final normalization `encoder_norm`; the decoder has the same 
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from ktlite.arguments import check_bool
+from ktlite.arguments import check_bool, check_positive_int, check_rate
 from ktlite._console import say
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
 from ktlite.optimizers import default_optimizer
@@ -33,12 +32,6 @@ SIZE_DEFAULTS = {"embed_dim": 128, "num_heads": 4, "num_layers": 2, "ff_dim": No
 # The layer normalizing the source embeddings, present when a post-norm backbone starts
 # the encoder.
 SOURCE_NORM = "source_embedding_norm"
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)
 
 
 def _check_preproc(preproc: Any) -> None:
@@ -165,9 +158,10 @@ def translation_model(
             sizes["embed_dim"], sizes["num_heads"], sizes["num_layers"], sizes["ff_dim"]
         )
         encoder_block = {k: sizes[k] for k in ("norm_first", "activation", "layer_norm_epsilon")}
-    embed_dim = _positive_int("embed_dim", embed_dim)
-    num_layers = _positive_int("num_layers", num_layers)
-    ff_dim = _positive_int("ff_dim", ff_dim if ff_dim is not None else 4 * embed_dim)
+    embed_dim = check_positive_int(embed_dim, "embed_dim")
+    num_layers = check_positive_int(num_layers, "num_layers")
+    ff_dim = check_positive_int(ff_dim if ff_dim is not None else 4 * embed_dim, "ff_dim")
+    dropout = check_rate(dropout, "dropout")
     check_bool(tie_embeddings, "tie_embeddings")
 
     source_ids = keras.Input((None,), dtype="int32", name="source_ids")

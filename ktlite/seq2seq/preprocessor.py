@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import saving
-from ktlite.arguments import check_bool
+from ktlite.arguments import check_bool, check_int
 from ktlite.text.normalization import _CJK_RANGES, _in_chunks
 from ktlite.text.preprocessor import suggest_maxlen, validate_texts
 from ktlite.text.vocabulary import (
@@ -63,17 +63,6 @@ _UNSPACED = "([" + "".join(
     f"\\x{{{lo:X}}}-\\x{{{hi:X}}}"
     for lo, hi in (*_CJK_RANGES, (0x3000, 0x30FF), (0x31F0, 0x31FF), (0xFF00, 0xFFEF))
 ) + "])"
-
-
-def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be an int >= {minimum}"
-            f"{' or None' if allow_none else ''}. Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def _padded_shape(width: Any, maxlen: int) -> Any:
@@ -126,9 +115,6 @@ class PairPreprocessor:
 
     task = "seq2seq"
     predictor_class = "ktlite.seq2seq.predictor.TranslationPredictor"
-    pad_id = PAD_ID
-    start_id = START_ID
-    end_id = END_ID
 
     def __init__(
         self,
@@ -140,9 +126,9 @@ class PairPreprocessor:
         source_lowercase: bool | None = None,
         source_cls: bool = False,
     ) -> None:
-        self.source_maxlen = _check_int("source_maxlen", source_maxlen, 2, allow_none=True)
-        self.target_maxlen = _check_int("target_maxlen", target_maxlen, 2, allow_none=True)
-        self.max_vocab_size = _check_int("vocab_size", vocab_size, len(SPECIAL_TOKENS) + 1)
+        self.source_maxlen = check_int(source_maxlen, "source_maxlen", 2, allow_none=True)
+        self.target_maxlen = check_int(target_maxlen, "target_maxlen", 2, allow_none=True)
+        self.max_vocab_size = check_int(vocab_size, "vocab_size", len(SPECIAL_TOKENS) + 1)
         if source_lowercase is None:
             source_lowercase = lowercase
         for name, value in (("lowercase", lowercase), ("joint_vocab", joint_vocab),
@@ -566,7 +552,7 @@ class PairPreprocessor:
             )
         saving.check_config_header(config, cls.task, FORMAT_VERSION)
         for name in ("source_maxlen", "target_maxlen"):
-            _check_int(name, config[name], 2)
+            check_int(config[name], name, 2)
         preproc = cls._from_settings(config)
         source_vocab = list(source_vocab)
         if target_vocab is None and not preproc.joint_vocab:
@@ -695,7 +681,7 @@ def backbone_preprocessor(
     from ktlite.text.backbone import resolve_backbone
 
     text_preproc = resolve_backbone(backbone).preproc
-    source_maxlen = _check_int("source_maxlen", source_maxlen, 2, allow_none=True)
+    source_maxlen = check_int(source_maxlen, "source_maxlen", 2, allow_none=True)
     if source_maxlen is not None and source_maxlen > text_preproc.maxlen:
         raise ValueError(
             f"`source_maxlen` must be at most the backbone's {text_preproc.maxlen} (its "

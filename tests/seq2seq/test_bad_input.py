@@ -135,3 +135,30 @@ def test_decoding_options_out_of_range_raise(predictor, options, match):
 def test_options_are_checked_without_a_model():
     with pytest.raises(ValueError, match="top_p"):
         DecodingOptions(top_p=-0.1)
+
+
+def test_a_dataset_needs_the_preprocessor_of_its_task():
+    from ktlite import generation
+
+    with pytest.raises(TypeError, match="`preproc` must be of type PairPreprocessor. "
+                                        "Received: preproc of type NoneType"):
+        seq2seq.pair_dataset(["a b"], ["b a"], None)
+    with pytest.raises(TypeError, match="`preproc` must be of type LMPreprocessor. "
+                                        "Received: preproc of type PairPreprocessor"):
+        generation.lm_dataset(["a b"], seq2seq.PairPreprocessor())
+
+
+def test_model_and_preprocessor_arguments_are_named_as_the_caller_named_them(translator):
+    from ktlite import generation
+
+    with pytest.raises(ValueError, match=r"`maxlen` must be an int >= 2 or None. Received: "
+                                         r"maxlen=1"):
+        generation.texts_for_lm(["the cat sat"] * 20, maxlen=1, verbose=0)
+    with pytest.raises(TypeError, match="`source_maxlen` must be an int >= 2 or None. "
+                                        "Received: source_maxlen=2.5"):
+        seq2seq.PairPreprocessor(source_maxlen=2.5)
+    model, preproc = translator
+    with pytest.raises(ValueError, match=r"`dropout` must be a float in \[0, 1\). Received: "
+                                         r"dropout=1.5"):
+        seq2seq.translation_model("transformer", preproc=preproc, embed_dim=16, num_heads=2,
+                                  dropout=1.5, verbose=0)

@@ -432,3 +432,10 @@ def test_repeated_class_names_in_a_file_are_not_quoted():
         check_class_names(["\x1b[2Jcrafted", "\x1b[2Jcrafted"])
     message = str(saving.invalid_file("f.json", "TextPreprocessor", refused.value))
     assert "must not repeat a name" in message and "crafted" not in message
+
+
+def test_return_proba_must_be_a_bool(predictor):
+    # A truthy string such as "no" would otherwise ask for probabilities.
+    with pytest.raises(TypeError, match="`return_proba` must be True or False. Received: "
+                                        "return_proba='no'"):
+        predictor.predict("a fine text", return_proba="no")
