@@ -473,6 +473,7 @@ class Predictor:
                 preprocessor's files).
 
         Raises:
+            TypeError: If `path` is not a str or `os.PathLike`.
             FileExistsError: If `path` is a file, or a non-empty folder that ktlite cannot
                 prove it wrote.
 
@@ -495,7 +496,7 @@ class Predictor:
                 )
             saving.write_manifest(folder, fields)  # last: marks the folder complete
 
-        saving.write_folder(Path(path), write, is_predictor_folder, "predictor")
+        saving.write_folder(saving.as_path(path, "path"), write, is_predictor_folder, "predictor")
 
     # ------------------------------------------------------------------ export
     def export(self, path: str | os.PathLike, format: str = "saved_model", **options: Any) -> None:
@@ -517,6 +518,7 @@ class Predictor:
             **options: TFLite options; none are accepted for a SavedModel.
 
         Raises:
+            TypeError: If `path` is not a str or `os.PathLike`.
             ValueError: If `format` is unknown or options are given for a SavedModel.
             FileExistsError: If `path` is a file, or a non-empty folder that is not a
                 ktlite SavedModel (exports of ktlite before 2026-12-04 carry no mark:
@@ -542,7 +544,8 @@ class Predictor:
                 "only; for a quantized SavedModel use predictor.quantize(mode).export(path). "
                 f"Received: {received}"
             )
-        saving.write_folder(Path(path), self._write_saved_model, _is_saved_model, "SavedModel")
+        saving.write_folder(saving.as_path(path, "path"), self._write_saved_model, _is_saved_model,
+                            "SavedModel")
 
     def _trackables(self) -> list[Any]:
         """TF resources (e.g. tokenizer tables) the serving graph may capture."""
@@ -682,6 +685,7 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
         The predictor (e.g. a `TextPredictor`), with the saved `batch_size`.
 
     Raises:
+        TypeError: If `path` is not a str or `os.PathLike`.
         FileNotFoundError: If the folder or one of its files is missing.
         ValueError: If a file is malformed, was changed after saving, is a link, is of an
             unknown format version, or the files do not belong together.
@@ -691,7 +695,7 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
         >>> predictor.predict("a new text")
         'positive'
     """
-    folder = Path(path)
+    folder = saving.as_path(path, "path")
     saving.finish_interrupted_save(folder, is_predictor_folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"No predictor folder at {str(folder)!r}.")

@@ -135,6 +135,31 @@ def write_json(path: str | os.PathLike, value: Any) -> None:
     write_text(path, json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
+def as_path(path: Any, name: str) -> Path:
+    """A user's file or folder argument as a `Path`, refusing what is not a path.
+
+    Args:
+        path: what the user passed.
+        name: the argument name for the error message.
+
+    Returns:
+        `Path(path)`.
+
+    Raises:
+        TypeError: if `path` is not a `str` or `os.PathLike` (None, bytes, a number).
+
+    Example:
+        >>> as_path("my_predictor", "path")
+        PosixPath('my_predictor')
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"`{name}` must be a path (str or os.PathLike). Received: {name} of type "
+            f"{type(path).__name__}"
+        )
+    return Path(path)
+
+
 def check_regular_file(path: str | os.PathLike) -> Path:
     """Refuses anything at `path` but a regular file (symbolic links included).
 
@@ -184,7 +209,7 @@ def saved_files(folder: str | os.PathLike, names: tuple[str, ...], kind: str) ->
     Example:
         >>> config_path, vocab_path = saved_files(folder, ("config.json", "vocab.txt"), "X")
     """
-    folder = Path(folder)
+    folder = as_path(folder, "folder")
     if not folder.is_dir():
         raise FileNotFoundError(f"No saved {kind} folder at {str(folder)!r}.")
     paths = [folder / name for name in names]

@@ -381,3 +381,17 @@ def test_saves_reach_the_disk_files_before_the_swap_and_folders_after(tmp_path, 
     saving.save_keras_model(model, tmp_path / "m.keras")
     assert events[-1] == ("fsync", str(tmp_path))
     assert any(kind == "fsync" and path.endswith(".keras") for kind, path in events[:-1])
+
+
+def test_a_path_argument_that_is_no_path_is_a_type_error_naming_it():
+    import ktlite
+    from ktlite.seq2seq import PairPreprocessor
+    from ktlite.tabular import TabularPreprocessor
+    from ktlite.text import TextPreprocessor
+
+    with pytest.raises(TypeError, match=r"`path` must be a path \(str or os.PathLike\). "
+                                        "Received: path of type NoneType"):
+        ktlite.load_predictor(None)
+    for preprocessor in (TextPreprocessor, PairPreprocessor, TabularPreprocessor):
+        with pytest.raises(TypeError, match="`folder` must be a path .* of type int"):
+            preprocessor.load(5)

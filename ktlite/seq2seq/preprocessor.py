@@ -619,13 +619,14 @@ class PairPreprocessor:
             The `PairPreprocessor`.
 
         Raises:
+            TypeError: when ``folder`` is not a str or `os.PathLike`.
             FileNotFoundError: naming the folder or the file that is missing.
             ValueError: naming the file that is a link, corrupt or inconsistent.
 
         Example:
             >>> preproc = PairPreprocessor.load("my_preproc")
         """
-        folder = os.fspath(folder)
+        folder = os.fspath(saving.as_path(folder, "folder"))
         paths = saving.saved_files(folder, (CONFIG_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE),
                                    cls.__name__)
         config = saving.read_json(paths[0])

@@ -567,6 +567,7 @@ class TabularPreprocessor(LabeledPreprocessor):
             The fitted preprocessor.
 
         Raises:
+            TypeError: if ``folder`` is not a str or `os.PathLike`.
             FileNotFoundError: if the folder or the file is missing (named).
             ValueError: for a malformed or invalid file (the file is named).
 

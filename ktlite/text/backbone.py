@@ -123,6 +123,7 @@ class Backbone:
             path: the folder; an existing one must be a backbone ktlite wrote.
 
         Raises:
+            TypeError: if `path` is not a str or `os.PathLike`.
             FileExistsError: if `path` is a file or a folder ktlite did not write.
 
         Example:
@@ -140,7 +141,7 @@ class Backbone:
                                            "format_version": FORMAT_VERSION,
                                            "versions": _versions()})
 
-        saving.write_folder(Path(path), write, _is_backbone_folder, "backbone")
+        saving.write_folder(saving.as_path(path, "path"), write, _is_backbone_folder, "backbone")
 
     def __repr__(self) -> str:
         arch = self.architecture()
@@ -193,6 +194,7 @@ def load_backbone(path: str | os.PathLike) -> Backbone:
         The `Backbone` (encoder loaded with `safe_mode=True`).
 
     Raises:
+        TypeError: if `path` is not a str or `os.PathLike`.
         FileNotFoundError: if the folder or a file is missing.
         ValueError: if a file was changed after saving, is malformed, or the files do not
             belong together.
@@ -200,7 +202,7 @@ def load_backbone(path: str | os.PathLike) -> Backbone:
     Example:
         >>> backbone = load_backbone("my_backbone")
     """
-    folder = Path(path)
+    folder = saving.as_path(path, "path")
     saving.finish_interrupted_save(folder, _is_backbone_folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"No backbone folder at {str(folder)!r}.")

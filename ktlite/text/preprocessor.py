@@ -784,6 +784,7 @@ class TextPreprocessor(LabeledPreprocessor):
             The `TextPreprocessor`, ready to tokenize.
 
         Raises:
+            TypeError: when ``folder`` is not a str or `os.PathLike`.
             FileNotFoundError: when the folder or a file is missing.
             ValueError: when a file is a link, not valid UTF-8 or JSON, the config has
                 unknown, missing or invalid keys or an unknown format version, or the
@@ -792,7 +793,7 @@ class TextPreprocessor(LabeledPreprocessor):
         Example:
             >>> preproc = TextPreprocessor.load("my_preprocessor")
         """
-        folder = os.fspath(folder)
+        folder = os.fspath(saving.as_path(folder, "folder"))
         config_path, vocab_path = saving.saved_files(
             folder, (CONFIG_FILE, VOCAB_FILE), cls.__name__
         )

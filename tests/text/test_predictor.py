@@ -439,3 +439,10 @@ def test_return_proba_must_be_a_bool(predictor):
     with pytest.raises(TypeError, match="`return_proba` must be True or False. Received: "
                                         "return_proba='no'"):
         predictor.predict("a fine text", return_proba="no")
+
+
+def test_save_and_export_name_a_path_that_is_no_path(predictor):
+    with pytest.raises(TypeError, match="`path` must be a path .* Received: path of type int"):
+        predictor.save(5)
+    with pytest.raises(TypeError, match="`path` must be a path .* of type NoneType"):
+        predictor.export(None)
