@@ -8,6 +8,7 @@ column indexing works.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import os
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "check_csv_file",
     "label_column_list",
     "read_csv_columns",
     "labels_from_strings",
@@ -65,6 +67,48 @@ def label_column_list(label_columns: Any, name: str = "label_columns") -> list[s
     )
 
 
+def check_csv_file(path: Any, arg: str, sep: Any, encoding: Any) -> str:
+    """Checks the arguments naming a CSV file to read; returns the path as a str.
+
+    Args:
+        path: the file, a str or `os.PathLike`.
+        arg: the argument name of `path` in messages.
+        sep: the field delimiter, one character.
+        encoding: the name of a text encoding Python knows.
+
+    Returns:
+        `os.fspath(path)`.
+
+    Raises:
+        TypeError: if `path` is not a str or path, or `sep` or `encoding` not a str.
+        ValueError: if there is no file at `path`, `sep` is not one character, or
+            `encoding` is not a known encoding.
+
+    Example:
+        >>> check_csv_file("train.csv", "train_filepath", ",", "utf-8")
+        'train.csv'
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`{arg}` must be a file path. Received: {arg} of type "
+                        f"{type(path).__name__}")
+    for name, value in (("sep", sep), ("encoding", encoding)):
+        if not isinstance(value, str):
+            raise TypeError(f"`{name}` must be a str. Received: {name}={value!r:.80}")
+    if len(sep) != 1:
+        raise ValueError(f"`sep` must be one character. Received: sep={sep!r:.80}")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(
+            f"`encoding` must name a text encoding (e.g. 'utf-8', 'latin-1'). "
+            f"Received: encoding={encoding!r:.80}"
+        ) from None
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
+    return path
+
+
 def open_text(path: str, encoding: str) -> Any:
     # "utf-8-sig" reads plain UTF-8 as "utf-8" does and drops the byte-order mark that
     # spreadsheet programs write first, which would otherwise join the first column's name.
@@ -100,21 +144,17 @@ def read_csv_columns(
         One list per data row, holding the values of ``columns`` in order (as strings).
 
     Raises:
-        TypeError: if ``path`` is not a str or path.
-        ValueError: for a missing or empty file, missing columns, a short row, text that
-            is not valid in ``encoding``, or malformed CSV.
+        TypeError: if ``path`` is not a str or path, or ``sep`` or ``encoding`` not a str.
+        ValueError: for a missing or empty file, a ``sep`` of more than one character, an
+            unknown ``encoding``, missing columns, a short row, text that is not valid in
+            ``encoding``, or malformed CSV.
 
     Example:
         >>> rows = read_csv_columns("train.csv", ["text", "label"])
         >>> rows[0]
         ['a good film', 'pos']
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`{arg}` must be a file path. Received: {arg} of type "
-                        f"{type(path).__name__}")
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
+    path = check_csv_file(path, arg, sep, encoding)
     old_limit = csv.field_size_limit()
     csv.field_size_limit(max(old_limit, 2**31 - 1))
     try:

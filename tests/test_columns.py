@@ -73,3 +73,20 @@ def test_frame_columns_are_checked_and_labels_read():
         check_frame_columns(df, ["w"], "df")
     with pytest.raises(ValueError, match="must be a pandas DataFrame"):
         check_frame_columns([1, 2], ["t"], "df")
+
+
+def test_csv_options_are_checked_before_the_file_is_read(tmp_path):
+    from ktlite.columns import read_csv_columns
+
+    path = tmp_path / "t.csv"
+    path.write_text("text,label\na,b\n")
+    with pytest.raises(ValueError, match="`sep` must be one character. Received: sep=';;'"):
+        read_csv_columns(path, ["text"], sep=";;")
+    with pytest.raises(TypeError, match="`sep` must be a str. Received: sep=None"):
+        read_csv_columns(path, ["text"], sep=None)
+    with pytest.raises(ValueError, match="`encoding` must name a text encoding .* "
+                                         "Received: encoding='utf-9'"):
+        read_csv_columns(path, ["text"], encoding="utf-9")
+    with pytest.raises(TypeError, match="`encoding` must be a str. Received: encoding=None"):
+        read_csv_columns(path, ["text"], encoding=None)
+    assert read_csv_columns(path, ["label"], sep=",", encoding="latin-1") == [["b"]]

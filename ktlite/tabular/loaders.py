@@ -20,7 +20,7 @@ import numpy as np
 
 from ktlite.arguments import check_seed
 from ktlite._console import say
-from ktlite.columns import label_column_list, open_text
+from ktlite.columns import check_csv_file, label_column_list, open_text
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.tabular import columns as _columns
 from ktlite.tabular.preprocessor import DEFAULT_MAX_CATEGORIES, TabularPreprocessor
@@ -339,12 +339,7 @@ def _read_csv(path: Any, sep: str, encoding: str, arg: str,
     (any case) as booleans, numeric as a DataFrame's bool column is, the rest as text
     (empty cells None). `text_columns` (declared categorical, or ignored) stay text as
     written, so a code like "00501" keeps its zeros."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`{arg}` must be a file path. Received: {arg} of type "
-                        f"{type(path).__name__}")
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"`{arg}` must be an existing CSV file. Received: {arg}={path!r}")
+    path = check_csv_file(path, arg, sep, encoding)
     try:
         with open_text(path, encoding) as handle:
             reader = csv.reader(handle, delimiter=sep)
@@ -437,7 +432,10 @@ def tabular_from_csv(
         ``(trn, val, preproc)`` as in `tabular_from_df`.
 
     Raises:
-        ValueError: for a missing or malformed file, or any error `tabular_from_df` raises.
+        TypeError: for a file path that is not a str or path, or a `sep` or `encoding`
+            that is not a str.
+        ValueError: for a missing or malformed file, a `sep` of more than one character,
+            an unknown `encoding`, or any error `tabular_from_df` raises.
 
     Example:
         >>> trn, val, preproc = tabular_from_csv("adult.csv", label_columns="income")
