@@ -25,9 +25,8 @@ import typing
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
-import numpy as np
-
 from ktlite.apps.batcher import DynamicBatcher, QueueFullError
+from ktlite.arguments import check_positive_int
 from ktlite.predictor import to_json
 
 try:
@@ -92,12 +91,6 @@ def _summarise_validation(errors: Sequence[dict[str, Any]]) -> str:
     if len(errors) > 5:
         parts.append(f"... and {len(errors) - 5} more")
     return "; ".join(parts)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)
 
 
 def _positive_seconds(name: str, value: Any) -> float:
@@ -290,7 +283,7 @@ class APIApp:
         ValueError: if a limit is not positive, `max_pending < max_inputs`, or `input_shape`
             is given without a `keras.Model` (or is missing for one).
         TypeError: if `predictor_or_path` is neither a path, a `keras.Model` nor an object
-            with the predictor hooks.
+            with the predictor hooks, or a count limit is not an int.
         FileNotFoundError: if `predictor_or_path` is a path with no saved predictor.
 
     Example:
@@ -313,12 +306,12 @@ class APIApp:
         max_explains: int = 2,
         body_timeout_s: float = 10.0,
     ) -> None:
-        self.max_batch_size = _positive_int("max_batch_size", max_batch_size)
-        self.max_inputs = _positive_int("max_inputs", max_inputs)
-        self.max_body_bytes = _positive_int("max_body_bytes", max_body_bytes)
-        self.max_pending = _positive_int("max_pending", max_pending)
-        self.max_explain_words = _positive_int("max_explain_words", max_explain_words)
-        self.max_explains = _positive_int("max_explains", max_explains)
+        self.max_batch_size = check_positive_int(max_batch_size, "max_batch_size")
+        self.max_inputs = check_positive_int(max_inputs, "max_inputs")
+        self.max_body_bytes = check_positive_int(max_body_bytes, "max_body_bytes")
+        self.max_pending = check_positive_int(max_pending, "max_pending")
+        self.max_explain_words = check_positive_int(max_explain_words, "max_explain_words")
+        self.max_explains = check_positive_int(max_explains, "max_explains")
         self.body_timeout_s = _positive_seconds("body_timeout_s", body_timeout_s)
         if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, (int, float)) or not (
             0 <= max_wait_ms < float("inf")

@@ -15,11 +15,11 @@ mean, so its dense head learns standardized targets whatever their scale.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import keras
 
+from ktlite.arguments import check_positive_int, check_rate
 from ktlite._console import say
 from ktlite.classifier import target_scale
 from ktlite.layers import MaskedGlobalPooling, TransformerEncoder
@@ -71,7 +71,8 @@ def tabular_classifier(
         `(batch, num_classes)`.
 
     Raises:
-        TypeError: if `preproc` or `train_data` is not from `tabular_from_*`.
+        TypeError: if `preproc` or `train_data` is not from `tabular_from_*`, or a size or
+            `dropout` is not a number.
         ValueError: for an unknown `name`, a regression `preproc`, or invalid sizes.
 
     Example:
@@ -127,7 +128,8 @@ def tabular_regressor(
         floats.
 
     Raises:
-        TypeError: if `preproc` or `train_data` is not from `tabular_from_*`.
+        TypeError: if `preproc` or `train_data` is not from `tabular_from_*`, or a size or
+            `dropout` is not a number.
         ValueError: for an unknown `name`, a classification `preproc`, or invalid sizes.
 
     Example:
@@ -165,12 +167,6 @@ def _check(train_data: Any, preproc: Any) -> None:
         )
 
 
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)
-
-
 def _inputs(preproc: Any) -> dict[str, keras.KerasTensor]:
     inputs = {}
     if preproc.numeric:
@@ -193,12 +189,13 @@ def _build(
         raise ValueError(f"`name` must be one of {MODEL_NAMES}. Received: name={name!r}")
     if verbose not in (0, 1) or isinstance(verbose, bool):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-        raise ValueError(f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}")
+    dropout = check_rate(dropout, "dropout")
     defaults = _DEFAULTS[name]
-    embed_dim = _positive("embed_dim", defaults["embed_dim"] if embed_dim is None else embed_dim)
-    num_layers = _positive(
-        "num_layers", defaults["num_layers"] if num_layers is None else num_layers
+    embed_dim = check_positive_int(
+        defaults["embed_dim"] if embed_dim is None else embed_dim, "embed_dim"
+    )
+    num_layers = check_positive_int(
+        defaults["num_layers"] if num_layers is None else num_layers, "num_layers"
     )
     mode = preproc.label_mode
     outputs_n = preproc.num_outputs
@@ -209,7 +206,7 @@ def _build(
     )
     x = tokenizer(inputs)
     if name == "ft_transformer":
-        num_heads = _positive("num_heads", num_heads)
+        num_heads = check_positive_int(num_heads, "num_heads")
         if embed_dim % num_heads:
             raise ValueError(
                 f"`embed_dim` must be a multiple of `num_heads`. Received: embed_dim={embed_dim}, "
@@ -224,7 +221,7 @@ def _build(
         x = keras.layers.LayerNormalization(epsilon=1e-5, name="head_norm")(x)
         x = keras.layers.Activation("relu", name="head_relu")(x)
     else:
-        hidden_units = _positive("hidden_units", hidden_units)
+        hidden_units = check_positive_int(hidden_units, "hidden_units")
         x = keras.layers.Flatten(name="flatten")(x)
         for i in range(num_layers):
             x = keras.layers.Dense(hidden_units, activation="relu", name=f"dense_{i}")(x)

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ktlite.arguments import check_positive_int
 from ktlite._console import say
 from ktlite.classifier import target_scale
 from ktlite.optimizers import default_optimizer
@@ -51,7 +52,8 @@ class NBSVMScores(keras.layers.Layer):
         **kwargs: Standard `keras.layers.Layer` arguments.
 
     Raises:
-        ValueError: If `vocab_size` or `num_classes` is not a positive int.
+        TypeError: If `vocab_size` or `num_classes` is not an int.
+        ValueError: If `vocab_size` or `num_classes` is not positive.
 
     Example:
         >>> layer = NBSVMScores(vocab_size=100, num_classes=3)
@@ -61,8 +63,8 @@ class NBSVMScores(keras.layers.Layer):
 
     def __init__(self, vocab_size: int, num_classes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.vocab_size = _positive_int("vocab_size", vocab_size)
-        self.num_classes = _positive_int("num_classes", num_classes)
+        self.vocab_size = check_positive_int(vocab_size, "vocab_size")
+        self.num_classes = check_positive_int(num_classes, "num_classes")
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         shape = (self.vocab_size, self.num_classes)
@@ -342,7 +344,7 @@ def _build(
 def _fasttext(
     preproc: Any, num_outputs: int, activation: str | None, embed_dim: int, dropout: float
 ) -> keras.Model:
-    embed_dim = _positive_int("embed_dim", embed_dim)
+    embed_dim = check_positive_int(embed_dim, "embed_dim")
     if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}")
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
@@ -518,9 +520,3 @@ def _token_ids(x: Any, preproc: Any) -> np.ndarray:
             )
         return x
     return np.asarray(preproc.preprocess([str(t) for t in x.ravel()]))
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ktlite.arguments import check_positive_int, check_rate
 from ktlite._console import say
 from ktlite.classifier import target_scale
 from ktlite.layers import MaskedGlobalPooling, PatchEmbedding, TransformerEncoder
@@ -110,7 +111,8 @@ def image_classifier(
         float32 images to class probabilities `(batch, num_classes)`.
 
     Raises:
-        TypeError: if `preproc` or `train_data` is not from `images_from_*`.
+        TypeError: if `preproc` or `train_data` is not from `images_from_*`, or a size or
+            rate is not a number.
         ValueError: for an unknown `name`, regression labels, data that does not match
             `preproc`, a bad size, a `patch_size` that does not divide the stem's output, or
             a `jit_compile` other than `"auto"`, `True` or `False`.
@@ -198,7 +200,7 @@ def _build(
         raise ValueError(f"`name` must be one of {list(MODEL_NAMES)}. Received: name={name!r}")
     if verbose not in (0, 1) or isinstance(verbose, bool):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
-    dropout = DEFAULT_DROPOUT[name] if dropout is None else _rate("dropout", dropout)
+    dropout = DEFAULT_DROPOUT[name] if dropout is None else check_rate(dropout, "dropout")
     jit = _jit(jit_compile, len(train_data))
     mode = preproc.label_mode
     outputs = preproc.num_outputs
@@ -208,13 +210,13 @@ def _build(
         for i, width in enumerate(_filters("stem", stem, allow_empty=True)):
             x = _conv_block(x, width, 2, f"stem_{i}")
         patch = _patch_size(patch_size, tuple(x.shape[1:3]))
-        embed_dim = _positive_int("embed_dim", embed_dim)
-        ff = 2 * embed_dim if ff_dim is None else _positive_int("ff_dim", ff_dim)
+        embed_dim = check_positive_int(embed_dim, "embed_dim")
+        ff = 2 * embed_dim if ff_dim is None else check_positive_int(ff_dim, "ff_dim")
         x = PatchEmbedding(patch, embed_dim, name="patch_embedding")(x)
         x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
-        for i in range(_positive_int("num_layers", num_layers)):
+        for i in range(check_positive_int(num_layers, "num_layers")):
             x = TransformerEncoder(
-                num_heads=_positive_int("num_heads", num_heads), intermediate_dim=ff,
+                num_heads=check_positive_int(num_heads, "num_heads"), intermediate_dim=ff,
                 dropout=dropout, norm_first=True, name=f"encoder_{i}",
             )(x)
         x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
@@ -306,7 +308,7 @@ def _patch_size(patch_size: Any, map_size: tuple[int, int]) -> int:
             f"{MIN_PATCHES} to {MAX_PATCHES} patches; pass `patch_size`, another `stem`, or "
             "an `image_size` with small factors (e.g. 32, 64, 96 or 128) to the loader."
         )
-    side = _positive_int("patch_size", patch_size)
+    side = check_positive_int(patch_size, "patch_size")
     if height % side or width % side:
         raise ValueError(
             f"`patch_size` must divide the height and width {map_size} of the stem's output "
@@ -357,15 +359,3 @@ def _check_inputs(train_data: Any, preproc: Any) -> None:
             f"`train_data` labels do not match `preproc`: expected class ids below "
             f"{preproc.num_outputs}, got shape {y.shape} from {y.min()} to {y.max()}."
         )
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)
-
-
-def _rate(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")
-    return float(value)

@@ -302,13 +302,18 @@ def test_run_binds_loopback_by_default(monkeypatch):
         ({"max_inputs": -1}, "max_inputs=-1"),
         ({"max_pending": 10}, "max_pending=10"),
         ({"body_timeout_s": 0}, "body_timeout_s=0"),
-        ({"max_body_bytes": "1MB"}, "max_body_bytes='1MB'"),
         ({"max_wait_ms": -5}, "max_wait_ms=-5"),
     ],
 )
 def test_invalid_limits_name_the_argument_and_value(kwargs, match):
     with pytest.raises(ValueError, match=match):
         APIApp(FakePredictor(), **kwargs)
+
+
+def test_a_limit_that_is_no_number_is_a_type_error():
+    with pytest.raises(TypeError, match="`max_body_bytes` must be a positive int. Received: "
+                                        "max_body_bytes='1MB'"):
+        APIApp(FakePredictor(), max_body_bytes="1MB")
 
 
 def test_object_without_the_predictor_hooks_is_refused():
