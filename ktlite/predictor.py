@@ -25,7 +25,6 @@ Version-1 folders (ktlite 0.1) still load.
 from __future__ import annotations
 
 import importlib
-import numbers
 import os
 import re
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import compat, saving
+from ktlite.arguments import check_positive_int
 
 FORMAT_NAME = "ktlite-predictor"
 FORMAT_VERSION = 2
@@ -49,32 +49,6 @@ _EXPORT_MARK = ("assets.extra", "ktlite_export.json")
 _EXPORT_FORMAT = "ktlite-savedmodel"
 _VARIABLE_FILE = re.compile(r"^variables\.(index|data-\d{5}-of-\d{5})$")
 _CLASS_PATH = re.compile(r"^ktlite(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-
-
-def check_batch_size(batch_size: Any, name: str = "batch_size") -> int:
-    """Returns `batch_size` as an int, or raises ValueError if it is not a positive int.
-
-    Args:
-        batch_size: the value to check.
-        name: the argument name used in the message.
-
-    Returns:
-        The value as an `int`.
-
-    Raises:
-        ValueError: if it is not a positive int (bools refused).
-
-    Example:
-        >>> check_batch_size(32)
-        32
-    """
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, numbers.Integral)
-        or batch_size < 1
-    ):
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={batch_size!r}")
-    return int(batch_size)
 
 
 def class_path(cls: type) -> str:
@@ -186,8 +160,9 @@ class Predictor:
         batch_size: Inputs per forward pass in `predict`. Defaults to 32.
 
     Raises:
-        TypeError: If `model` is not a `keras.Model`.
-        ValueError: If `batch_size` is invalid or the model does not fit the preprocessor.
+        TypeError: If `model` is not a `keras.Model` or `batch_size` not an int.
+        ValueError: If `batch_size` is not positive or the model does not fit the
+            preprocessor.
 
     Example:
         >>> predictor = ktlite.get_predictor(model, preproc)   # a task's subclass
@@ -217,7 +192,7 @@ class Predictor:
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        self._batch_size = check_batch_size(value)
+        self._batch_size = check_positive_int(value, "batch_size")
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -649,8 +624,10 @@ def get_predictor(model: keras.Model, preproc: Any, batch_size: int = 32) -> Pre
         An instance of the task's `Predictor` subclass (a `TextPredictor` for text).
 
     Raises:
-        TypeError: If `model` is not a `keras.Model` or `preproc` names no predictor class.
-        ValueError: If `batch_size` is invalid or the model does not fit the preprocessor.
+        TypeError: If `model` is not a `keras.Model`, `preproc` names no predictor class,
+            or `batch_size` is not an int.
+        ValueError: If `batch_size` is not positive or the model does not fit the
+            preprocessor.
 
     Example:
         >>> predictor = ktlite.get_predictor(learner.model, preproc)
@@ -823,7 +800,6 @@ def _is_saved_model(folder: Path) -> bool:
 __all__ = [
     "FORMAT_VERSION",
     "Predictor",
-    "check_batch_size",
     "get_predictor",
     "import_predictor_class",
     "is_predictor_folder",

@@ -212,9 +212,11 @@ def test_check_batch_size_refuses_a_batch_that_does_not_split_evenly():
         distribute.check_batch_size(30, FakeStrategy("x", replicas=4))
 
 
-@pytest.mark.parametrize("bad", [0, -8, 2.0, "32", True, None])
-def test_check_batch_size_refuses_non_positive_ints(bad):
-    with pytest.raises(ValueError, match="batch_size"):
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-8, ValueError), (2.0, TypeError),
+                                        ("32", TypeError), (True, TypeError), (None, TypeError)])
+def test_check_batch_size_refuses_non_positive_ints(bad, error):
+    with pytest.raises(error, match=f"`batch_size` must be a positive int. Received: "
+                                    f"batch_size={bad!r}"):
         distribute.check_batch_size(bad, None)
 
 

@@ -130,9 +130,10 @@ def test_a_preprocessor_without_fitted_labels_is_refused():
         get_predictor(toy_model(), preproc)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "32", None])
-def test_batch_size_must_be_positive_int(bad):
-    with pytest.raises(ValueError, match=r"`batch_size` must be a positive int. Received"):
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (2.5, TypeError),
+                                        (True, TypeError), ("32", TypeError), (None, TypeError)])
+def test_batch_size_must_be_positive_int(bad, error):
+    with pytest.raises(error, match=r"`batch_size` must be a positive int. Received"):
         get_predictor(toy_model(), ToyPreprocessor(), batch_size=bad)
 
 

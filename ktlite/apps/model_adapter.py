@@ -15,7 +15,8 @@ import keras
 import numpy as np
 
 from ktlite import compat
-from ktlite.predictor import to_json, library_versions, check_batch_size
+from ktlite.arguments import check_positive_int
+from ktlite.predictor import to_json, library_versions
 from ktlite.validation import shape_fits
 
 
@@ -78,7 +79,7 @@ class ModelAdapter:
         self.model = model
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(keras.backend.standardize_dtype(inputs[0].dtype))
-        self.batch_size = check_batch_size(batch_size)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
         # Integer inputs usually index an embedding: ids past its rows fail inside the
         # model (a server error), so they are refused up front as a client error.
         self.id_limit = None

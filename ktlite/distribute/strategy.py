@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from ktlite import compat
 from ktlite._console import say
+from ktlite.arguments import check_positive_int
 
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
@@ -166,17 +167,15 @@ def check_batch_size(
         `batch_size // num_replicas`.
 
     Raises:
-        ValueError: If `batch_size` is not a positive int, or not a multiple of the number
-            of replicas.
+        TypeError: If `batch_size` is not an int.
+        ValueError: If `batch_size` is not positive, or not a multiple of the number of
+            replicas.
 
     Example:
         >>> ktlite.distribute.check_batch_size(64, None)
         64
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
-        )
+    batch_size = check_positive_int(batch_size, "batch_size")
     replicas = num_replicas(strategy)
     if batch_size % replicas:
         lower = max(replicas, batch_size - batch_size % replicas)

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite.generation.data import LMPreprocessor
-from ktlite.predictor import check_batch_size
+from ktlite.arguments import check_positive_int
 from ktlite.text.preprocessor import validate_texts
 
 
@@ -47,7 +47,7 @@ def perplexity_per_word(
         >>> perplexity_per_word(model, preproc, test_texts)
     """
     texts = validate_texts(texts, "texts")
-    batch_size = check_batch_size(batch_size)
+    batch_size = check_positive_int(batch_size, "batch_size")
     words = sum(len(t.split()) for t in texts)
     if words == 0:
         raise ValueError("`texts` must hold at least one word. Received: only blank texts")
