@@ -25,6 +25,7 @@ __all__ = [
     "check_positive_int",
     "check_rate",
     "check_seed",
+    "check_verbose",
 ]
 
 
@@ -209,3 +210,29 @@ def check_positive_float(value: Any, name: str) -> float:
     if not (math.isfinite(number) and number > 0):
         raise ValueError(f"`{name}` must be a positive float. Received: {name}={value!r}")
     return number
+
+
+def check_verbose(value: Any, levels: tuple[int, ...] = (0, 1)) -> int:
+    """Returns a `verbose` level as an int if it is one of `levels`.
+
+    Args:
+        value: the level given.
+        levels: the levels accepted (`(0, 1)`: quiet or not; `(0, 1, 2)`: Keras' fit).
+
+    Returns:
+        `int(value)`.
+
+    Raises:
+        TypeError: if `value` is not an int (`True` is not a level).
+        ValueError: if it is not one of `levels`.
+
+    Example:
+        >>> check_verbose(1)
+        1
+    """
+    expected = ", ".join(map(str, levels[:-1])) + f" or {levels[-1]}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`verbose` must be {expected}. Received: verbose={value!r:.80}")
+    if value not in levels:
+        raise ValueError(f"`verbose` must be {expected}. Received: verbose={value!r}")
+    return int(value)

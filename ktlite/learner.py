@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from ktlite import compat, evaluation, model_tools, saving
 from ktlite._console import say
-from ktlite.arguments import check_bool, check_positive_int, check_seed
+from ktlite.arguments import check_bool, check_positive_int, check_seed, check_verbose
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
 from ktlite.labels import check_class_names
@@ -132,9 +132,7 @@ class Learner:
             check_positive_int(eval_batch_size, "eval_batch_size", allow_none=True)
             or self.batch_size
         )
-        if isinstance(verbose, bool) or not isinstance(verbose, (int, np.integer)):
-            raise TypeError(f"`verbose` must be an int (0, 1 or 2). Received: verbose={verbose!r}")
-        self.verbose = int(verbose)
+        self.verbose = check_verbose(verbose, (0, 1, 2))
         self.shuffle = bool(shuffle)
         self.seed = check_seed(seed)
         self.bucketing = check_bool(bucketing, "bucketing")

@@ -48,32 +48,3 @@ def test_val_pct_zero_holds_out_nothing(stratify):
     assert check_val_pct(0) == 0.0
     train, val = split_indices(np.array([0, 1] * 5), stratify, 0.0, random_state=0)
     assert train.tolist() == list(range(10)) and val.size == 0
-
-
-def _loaders():
-    from ktlite.generation import texts_for_lm
-    from ktlite.seq2seq import pairs_from_array
-    from ktlite.tabular import tabular_from_array
-    from ktlite.text import texts_from_array
-
-    texts = [f"text number {i}" for i in range(20)]
-    labels = ["a", "b"] * 10
-    return {
-        "text": lambda seed: texts_from_array(texts, labels, random_state=seed, verbose=0),
-        "tabular": lambda seed: tabular_from_array(
-            np.arange(40.0).reshape(20, 2), labels, random_state=seed, verbose=0
-        ),
-        "seq2seq": lambda seed: pairs_from_array(texts, texts, random_state=seed, verbose=0),
-        "generation": lambda seed: texts_for_lm(texts, random_state=seed, verbose=0),
-    }
-
-
-@pytest.mark.parametrize("family", ["text", "tabular", "seq2seq", "generation"])
-def test_every_loader_checks_its_split_seed_the_same_way(family):
-    load = _loaders()[family]
-    with pytest.raises(TypeError, match=r"None or an int >= 0. Received: random_state=1.5"):
-        load(1.5)
-    with pytest.raises(TypeError, match="Received: random_state=True"):
-        load(True)
-    with pytest.raises(ValueError, match=r"None or an int >= 0. Received: random_state=-1"):
-        load(-1)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_instance, check_int, check_seed
+from ktlite.arguments import check_instance, check_int, check_seed, check_verbose
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PAD_ID, START_ID, PairPreprocessor
 from ktlite.splits import check_val_pct, split_indices
@@ -219,6 +219,7 @@ def texts_for_lm(
     texts = validate_texts(texts, "texts")
     val_pct = check_val_pct(val_pct)
     check_seed(random_state, "random_state")
+    check_verbose(verbose)
     if val_texts is not None:
         val_texts = validate_texts(val_texts, "val_texts")
     else:

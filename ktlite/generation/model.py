@@ -9,7 +9,7 @@ import keras
 from ktlite._console import say
 from ktlite.generation.data import LMPreprocessor
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder
-from ktlite.arguments import check_positive_int, check_rate
+from ktlite.arguments import check_positive_int, check_rate, check_verbose
 from ktlite.seq2seq.models import compile_for_sequences, output_logits
 
 MODEL_NAMES = ("transformer",)
@@ -73,6 +73,7 @@ def causal_lm(
     num_layers = check_positive_int(num_layers, "num_layers")
     ff_dim = check_positive_int(ff_dim if ff_dim is not None else 4 * embed_dim, "ff_dim")
     dropout = check_rate(dropout, "dropout")
+    check_verbose(verbose)
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
     embedding = TokenAndPositionEmbedding(preproc.target_vocab_size, preproc.maxlen, embed_dim,
                                           name="target_embedding")

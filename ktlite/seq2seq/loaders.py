@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_instance, check_seed
+from ktlite.arguments import check_instance, check_seed, check_verbose
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import (
     DEFAULT_VOCAB_SIZE,
@@ -161,6 +161,7 @@ def pairs_from_array(
         )
     val_pct = check_val_pct(val_pct)
     check_seed(random_state, "random_state")
+    check_verbose(verbose)
     if x_test is None:
         trn_idx, val_idx = split_indices(
             np.zeros(len(sources)), False, val_pct, random_state, "pairs"

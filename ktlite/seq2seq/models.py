@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from ktlite.arguments import check_bool, check_positive_int, check_rate
+from ktlite.arguments import check_bool, check_positive_int, check_rate, check_verbose
 from ktlite._console import say
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
 from ktlite.optimizers import default_optimizer
@@ -162,6 +162,7 @@ def translation_model(
     num_layers = check_positive_int(num_layers, "num_layers")
     ff_dim = check_positive_int(ff_dim if ff_dim is not None else 4 * embed_dim, "ff_dim")
     dropout = check_rate(dropout, "dropout")
+    check_verbose(verbose)
     check_bool(tie_embeddings, "tie_embeddings")
 
     source_ids = keras.Input((None,), dtype="int32", name="source_ids")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_seed
+from ktlite.arguments import check_seed, check_verbose
 from ktlite._console import say
 from ktlite.columns import check_csv_file, label_column_list, open_text
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
@@ -30,8 +30,7 @@ _INT = re.compile(r"^[+-]?\d+$")
 
 def _check_options(val_pct: Any, random_state: Any, verbose: Any) -> float:
     check_seed(random_state, "random_state")
-    if verbose not in (0, 1) or isinstance(verbose, bool):
-        raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
+    check_verbose(verbose)
     return check_val_pct(val_pct)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from ktlite.arguments import check_positive_int, check_rate
+from ktlite.arguments import check_positive_int, check_rate, check_verbose
 from ktlite._console import say
 from ktlite.classifier import target_scale
 from ktlite.layers import MaskedGlobalPooling, TransformerEncoder
@@ -187,8 +187,7 @@ def _build(
 ) -> keras.Model:
     if name not in MODEL_NAMES:
         raise ValueError(f"`name` must be one of {MODEL_NAMES}. Received: name={name!r}")
-    if verbose not in (0, 1) or isinstance(verbose, bool):
-        raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
+    check_verbose(verbose)
     dropout = check_rate(dropout, "dropout")
     defaults = _DEFAULTS[name]
     embed_dim = check_positive_int(

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_seed
+from ktlite.arguments import check_seed, check_verbose
 from ktlite.columns import (
     examples_from_frame,
     label_column_list,
@@ -125,6 +125,7 @@ def texts_from_array(
         )
     val_pct = check_val_pct(val_pct)
     check_seed(random_state, "random_state")
+    check_verbose(verbose)
     if backbone is None:
         preproc = TextPreprocessor(
             maxlen=maxlen,

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from ktlite.arguments import check_positive_int
+from ktlite.arguments import check_positive_int, check_verbose
 from ktlite._console import say
 from ktlite.classifier import target_scale
 from ktlite.optimizers import default_optimizer
@@ -276,8 +276,7 @@ def _build(
 ) -> keras.Model:
     if name not in allowed:
         raise ValueError(f"`name` must be one of {allowed}. Received: name={name!r}")
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
+    check_verbose(verbose, (0, 1, 2))
     x, y = _unpack(train_data, preproc)
     mode = preproc.label_mode
     if mode == "regression":

@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ktlite.arguments import check_positive_int, check_rate
+from ktlite.arguments import check_positive_int, check_rate, check_verbose
 from ktlite._console import say
 from ktlite.classifier import target_scale
 from ktlite.layers import MaskedGlobalPooling, PatchEmbedding, TransformerEncoder
@@ -198,8 +198,7 @@ def _build(
 ) -> keras.Model:
     if name not in MODEL_NAMES:
         raise ValueError(f"`name` must be one of {list(MODEL_NAMES)}. Received: name={name!r}")
-    if verbose not in (0, 1) or isinstance(verbose, bool):
-        raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
+    check_verbose(verbose)
     dropout = DEFAULT_DROPOUT[name] if dropout is None else check_rate(dropout, "dropout")
     jit = _jit(jit_compile, len(train_data))
     mode = preproc.label_mode

@@ -162,3 +162,6 @@ def test_model_and_preprocessor_arguments_are_named_as_the_caller_named_them(tra
                                          r"dropout=1.5"):
         seq2seq.translation_model("transformer", preproc=preproc, embed_dim=16, num_heads=2,
                                   dropout=1.5, verbose=0)
+    with pytest.raises(TypeError, match="`verbose` must be 0 or 1. Received: verbose='x'"):
+        seq2seq.translation_model("transformer", preproc=preproc, embed_dim=16, num_heads=2,
+                                  verbose="x")
