@@ -36,6 +36,8 @@ from typing import Any
 
 import keras
 
+from ktlite.arguments import check_positive_float, check_positive_int
+
 OPTIMIZER_NAMES = ("adamw", "lamb")
 
 # Bias and normalisation parameters are conventionally excluded from weight decay
@@ -59,6 +61,7 @@ def scale_lr(base_lr: float, base_batch: int, batch: int, rule: str = "linear") 
         The scaled learning rate.
 
     Raises:
+        TypeError: If `base_lr` is not a number, or a batch size not an int.
         ValueError: If an argument is not positive, or `rule` is unknown.
 
     Example:
@@ -67,10 +70,9 @@ def scale_lr(base_lr: float, base_batch: int, batch: int, rule: str = "linear") 
         >>> round(scale_lr(1e-3, 32, 512, rule="sqrt"), 6)
         0.004
     """
-    _check_positive_number(base_lr, "base_lr")
-    for name, value in (("base_batch", base_batch), ("batch", batch)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    check_positive_float(base_lr, "base_lr")
+    base_batch = check_positive_int(base_batch, "base_batch")
+    batch = check_positive_int(batch, "batch")
     if rule == "linear":
         factor = batch / base_batch
     elif rule == "sqrt":
@@ -78,12 +80,6 @@ def scale_lr(base_lr: float, base_batch: int, batch: int, rule: str = "linear") 
     else:
         raise ValueError(f'`rule` must be "linear" or "sqrt". Received: rule={rule!r}')
     return float(base_lr) * factor
-
-
-def _check_positive_number(value: Any, name: str) -> None:
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(value) or value <= 0):
-        raise ValueError(f"`{name}` must be a positive finite number. Received: {name}={value!r}")
 
 
 def get_optimizer(
@@ -119,7 +115,8 @@ def get_optimizer(
         ValueError: If `name` is unknown, `learning_rate` is not a positive number (or a
             schedule), `weight_decay` is negative or not finite, or
             `gradient_accumulation_steps` is not an int >= 1.
-        TypeError: If `exclude_from_weight_decay` is a single string (pass a list).
+        TypeError: If `exclude_from_weight_decay` is a single string (pass a list), or
+            `learning_rate` is neither a number nor a schedule.
 
     Example:
         >>> opt = get_optimizer("lamb", learning_rate=scale_lr(1e-3, 256, 8192, "sqrt"))
@@ -129,7 +126,7 @@ def get_optimizer(
     if key not in OPTIMIZER_NAMES:
         raise ValueError(f"`name` must be one of {OPTIMIZER_NAMES}. Received: name={name!r}")
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-        _check_positive_number(learning_rate, "learning_rate")
+        check_positive_float(learning_rate, "learning_rate")
     if (
         isinstance(weight_decay, bool)
         or not isinstance(weight_decay, numbers.Real)

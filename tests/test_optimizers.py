@@ -20,18 +20,19 @@ def test_sqrt_rule_scales_with_the_square_root_of_the_batch():
 
 
 @pytest.mark.parametrize(
-    "args, match",
+    "args, error, match",
     [
-        ((0.0, 32, 64), "base_lr=0.0"),
-        ((-1e-3, 32, 64), "base_lr=-0.001"),
-        ((1e-3, 0, 64), "base_batch=0"),
-        ((1e-3, 32, 64.0), "batch=64.0"),
-        ((1e-3, 32, True), "batch=True"),
-        ((float("inf"), 32, 64), "base_lr=inf"),
+        ((0.0, 32, 64), ValueError, "base_lr=0.0"),
+        ((-1e-3, 32, 64), ValueError, "base_lr=-0.001"),
+        ((1e-3, 0, 64), ValueError, "base_batch=0"),
+        ((1e-3, 32, 64.0), TypeError, "batch=64.0"),
+        ((1e-3, 32, True), TypeError, "batch=True"),
+        ((float("inf"), 32, 64), ValueError, "base_lr=inf"),
+        (("1e-3", 32, 64), TypeError, "base_lr='1e-3'"),
     ],
 )
-def test_scale_lr_names_bad_arguments(args, match):
-    with pytest.raises(ValueError, match=match):
+def test_scale_lr_names_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
         scale_lr(*args)
 
 

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ktlite.arguments import check_positive_float, check_positive_int
+
 __all__ = [
     "Policy",
     "OneCycle",
@@ -27,21 +29,12 @@ __all__ = [
 
 
 def _check_positive_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        hint = " (the finder's rate is its `.suggestion`)" if hasattr(value, "suggestions") else ""
-        raise ValueError(
-            f"`{name}` must be a positive float{hint}. Received: {name}={value!r}"
+    if hasattr(value, "suggestions"):  # the LRFindResult itself, not its rate
+        raise TypeError(
+            f"`{name}` must be a positive float (the finder's rate is its `.suggestion`). "
+            f"Received: {name} of type {type(value).__name__}"
         )
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive float. Received: {name}={value!r}")
-    return value
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)
+    return check_positive_float(value, name)
 
 
 def _check_moms(moms: Any) -> tuple[float, float] | None:
@@ -195,6 +188,7 @@ class OneCycle(Policy):
             Default `(0.95, 0.85)`.
 
     Raises:
+        TypeError: If a rate or count is not a number (a count not an int).
         ValueError: If an argument is out of range.
 
     Example:
@@ -213,7 +207,7 @@ class OneCycle(Policy):
         moms: Sequence[float] | None = (0.95, 0.85),
     ):
         self.lr = _check_positive_float("lr", lr)
-        self.total_steps = _check_positive_int("total_steps", total_steps)
+        self.total_steps = check_positive_int(total_steps, "total_steps")
         if (
             isinstance(pct_start, bool)
             or not isinstance(pct_start, (int, float, np.floating))
@@ -276,6 +270,7 @@ class Triangular(Policy):
         moms: `(high, low)` momentum pair, or `None`. Default `(0.95, 0.85)`.
 
     Raises:
+        TypeError: If a rate or count is not a number (a count not an int).
         ValueError: If an argument is out of range.
 
     Example:
@@ -293,13 +288,13 @@ class Triangular(Policy):
         moms: Sequence[float] | None = (0.95, 0.85),
     ):
         self.lr = _check_positive_float("lr", lr)
-        self.steps_per_cycle = _check_positive_int("steps_per_cycle", steps_per_cycle)
+        self.steps_per_cycle = check_positive_int(steps_per_cycle, "steps_per_cycle")
         if self.steps_per_cycle < 2:
             raise ValueError(
                 "`steps_per_cycle` must be >= 2 for a triangle. "
                 f"Received: steps_per_cycle={steps_per_cycle!r}"
             )
-        self.n_cycles = None if n_cycles is None else _check_positive_int("n_cycles", n_cycles)
+        self.n_cycles = None if n_cycles is None else check_positive_int(n_cycles, "n_cycles")
         self.div = _check_positive_float("div", div)
         self.moms = _check_moms(moms)
         self.peak = self.steps_per_cycle // 2
@@ -351,6 +346,7 @@ class SGDR(Policy):
         moms: `(high, low)` momentum pair, or `None`. Default `(0.95, 0.85)`.
 
     Raises:
+        TypeError: If a rate or count is not a number (a count not an int).
         ValueError: If an argument is out of range.
 
     Example:
@@ -369,9 +365,9 @@ class SGDR(Policy):
         moms: Sequence[float] | None = (0.95, 0.85),
     ):
         self.lr = _check_positive_float("lr", lr)
-        self.steps_per_cycle = _check_positive_int("steps_per_cycle", steps_per_cycle)
-        self.n_cycles = _check_positive_int("n_cycles", n_cycles)
-        self.cycle_mult = _check_positive_int("cycle_mult", cycle_mult)
+        self.steps_per_cycle = check_positive_int(steps_per_cycle, "steps_per_cycle")
+        self.n_cycles = check_positive_int(n_cycles, "n_cycles")
+        self.cycle_mult = check_positive_int(cycle_mult, "cycle_mult")
         self.div_final = _check_positive_float("div_final", div_final)
         self.moms = _check_moms(moms)
         lengths = [self.steps_per_cycle * self.cycle_mult**i for i in range(self.n_cycles)]
@@ -412,6 +408,7 @@ class Constant(Policy):
         momentum: Momentum to hold during training, or `None` (default) to leave it alone.
 
     Raises:
+        TypeError: If a rate or count is not a number (a count not an int).
         ValueError: If an argument is out of range.
 
     Example:
@@ -421,7 +418,7 @@ class Constant(Policy):
 
     def __init__(self, lr: float, total_steps: int, momentum: float | None = None):
         self.lr = _check_positive_float("lr", lr)
-        self.total_steps = _check_positive_int("total_steps", total_steps)
+        self.total_steps = check_positive_int(total_steps, "total_steps")
         if momentum is not None and (
             isinstance(momentum, bool)
             or not isinstance(momentum, (int, float, np.floating))
@@ -455,6 +452,7 @@ class ExponentialSweep(Policy):
         total_steps: Number of steps (>= 2).
 
     Raises:
+        TypeError: If a rate or count is not a number (a count not an int).
         ValueError: If an argument is out of range.
 
     Example:
@@ -472,7 +470,7 @@ class ExponentialSweep(Policy):
                 "`end_lr` must be larger than `start_lr`. "
                 f"Received: start_lr={start_lr!r}, end_lr={end_lr!r}"
             )
-        self.total_steps = _check_positive_int("total_steps", total_steps)
+        self.total_steps = check_positive_int(total_steps, "total_steps")
         if self.total_steps < 2:
             raise ValueError(
                 f"`total_steps` must be >= 2 for a sweep. Received: total_steps={total_steps!r}"

@@ -27,7 +27,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from ktlite.arguments import check_bool
+from ktlite.arguments import check_bool, check_int
 
 METHODS = ("greedy", "beam", "sample")
 _NEG = -1e9
@@ -54,6 +54,8 @@ class DecodingOptions:
             whole prefix (slower, for comparison).
 
     Raises:
+        TypeError: for a value of the wrong type (an int option that is not an int, a
+            number that is not a number), naming the argument.
         ValueError: for a value out of range, naming the argument.
 
     Example:
@@ -72,9 +74,9 @@ class DecodingOptions:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"`method` must be one of {METHODS}. Received: method={self.method!r}")
-        _int("beam_width", self.beam_width, 1)
-        _int("top_k", self.top_k, 0)
-        _int("seed", self.seed, 0)
+        check_int(self.beam_width, "beam_width", 1)
+        check_int(self.top_k, "top_k", 0)
+        check_int(self.seed, "seed", 0)
         if self.seed > _MAX_SEED:
             raise ValueError(f"`seed` must be below 2**31. Received: seed={self.seed!r}")
         _real("length_penalty", self.length_penalty, lambda v: v >= 0, ">= 0")
@@ -88,20 +90,17 @@ class DecodingOptions:
             object.__setattr__(self, name, float(getattr(self, name)))
 
 
-def _int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
-
-
 def _real(name: str, value: Any, ok: Any, rule: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(float(value)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number {rule}. Received: {name}={value!r:.80}")
+    if not ok(float(value)):
         raise ValueError(f"`{name}` must be a number {rule}. Received: {name}={value!r}")
 
 
 def check_max_length(max_length: Any, limit: int | None = None) -> int:
     """Returns `max_length` as an int, at most `limit`; raises ValueError unless it is an
     int >= 1 (a larger one means "as long as the model allows", so it is cut to `limit`)."""
-    _int("max_length", max_length, 1)
+    check_int(max_length, "max_length", 1)
     return int(max_length) if limit is None else min(int(max_length), int(limit))
 
 

@@ -7,18 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-
-def _check_smoothing(label_smoothing: Any) -> float:
-    if (
-        isinstance(label_smoothing, bool)
-        or not isinstance(label_smoothing, (int, float))
-        or not 0.0 <= label_smoothing < 1.0
-    ):
-        raise ValueError(
-            "`label_smoothing` must be a float in [0, 1). "
-            f"Received: label_smoothing={label_smoothing!r}"
-        )
-    return float(label_smoothing)
+from ktlite.arguments import check_rate
 
 
 @keras.saving.register_keras_serializable(package="ktlite")
@@ -37,6 +26,7 @@ class MaskedSequenceCrossentropy(keras.losses.Loss):
         **kwargs: Other `keras.losses.Loss` arguments.
 
     Raises:
+        TypeError: If `label_smoothing` is not a number.
         ValueError: If `label_smoothing` is outside `[0, 1)`.
 
     Example:
@@ -51,7 +41,7 @@ class MaskedSequenceCrossentropy(keras.losses.Loss):
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
-        self.label_smoothing = _check_smoothing(label_smoothing)
+        self.label_smoothing = check_rate(label_smoothing, "label_smoothing")
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         y_true = ops.cast(y_true, "int32")

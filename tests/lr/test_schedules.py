@@ -130,29 +130,29 @@ def test_exponential_sweep_is_geometric():
 
 
 @pytest.mark.parametrize(
-    "factory, name",
+    "factory, error, name",
     [
-        (lambda: OneCycle(-1.0, 10), "lr"),
-        (lambda: OneCycle(1e-3, 0), "total_steps"),
-        (lambda: OneCycle(1e-3, 10.5), "total_steps"),
-        (lambda: OneCycle(1e-3, 10, pct_start=1.5), "pct_start"),
-        (lambda: OneCycle(1e-3, 10, div=0), "div"),
-        (lambda: OneCycle(1e-3, 10, div_final=float("nan")), "div_final"),
-        (lambda: OneCycle(1e-3, 10, moms=(0.95,)), "moms"),
-        (lambda: OneCycle(1e-3, 10, moms=(1.5, 0.5)), "moms"),
-        (lambda: Triangular(1e-3, 1), "steps_per_cycle"),
-        (lambda: Triangular(1e-3, 10, n_cycles=0), "n_cycles"),
-        (lambda: SGDR(1e-3, 10, 2, cycle_mult=0), "cycle_mult"),
-        (lambda: SGDR(1e-3, 10, 2, cycle_mult=1.5), "cycle_mult"),
-        (lambda: Constant("1e-3", 10), "lr"),
-        (lambda: Constant(1e-3, 10, momentum=1.0), "momentum"),
-        (lambda: ExponentialSweep(1.0, 0.1, 10), "end_lr"),
-        (lambda: ExponentialSweep(1e-3, 1.0, 1), "total_steps"),
-        (lambda: OneCycle(True, 10), "lr"),
+        (lambda: OneCycle(-1.0, 10), ValueError, "lr"),
+        (lambda: OneCycle(1e-3, 0), ValueError, "total_steps"),
+        (lambda: OneCycle(1e-3, 10.5), TypeError, "total_steps"),
+        (lambda: OneCycle(1e-3, 10, pct_start=1.5), ValueError, "pct_start"),
+        (lambda: OneCycle(1e-3, 10, div=0), ValueError, "div"),
+        (lambda: OneCycle(1e-3, 10, div_final=float("nan")), ValueError, "div_final"),
+        (lambda: OneCycle(1e-3, 10, moms=(0.95,)), ValueError, "moms"),
+        (lambda: OneCycle(1e-3, 10, moms=(1.5, 0.5)), ValueError, "moms"),
+        (lambda: Triangular(1e-3, 1), ValueError, "steps_per_cycle"),
+        (lambda: Triangular(1e-3, 10, n_cycles=0), ValueError, "n_cycles"),
+        (lambda: SGDR(1e-3, 10, 2, cycle_mult=0), ValueError, "cycle_mult"),
+        (lambda: SGDR(1e-3, 10, 2, cycle_mult=1.5), TypeError, "cycle_mult"),
+        (lambda: Constant("1e-3", 10), TypeError, "lr"),
+        (lambda: Constant(1e-3, 10, momentum=1.0), ValueError, "momentum"),
+        (lambda: ExponentialSweep(1.0, 0.1, 10), ValueError, "end_lr"),
+        (lambda: ExponentialSweep(1e-3, 1.0, 1), ValueError, "total_steps"),
+        (lambda: OneCycle(True, 10), TypeError, "lr"),
     ],
 )
-def test_bad_arguments_name_the_argument(factory, name):
-    with pytest.raises(ValueError, match=f"`{name}`.*Received"):
+def test_bad_arguments_name_the_argument(factory, error, name):
+    with pytest.raises(error, match=f"`{name}`.*Received"):
         factory()
 
 

@@ -42,7 +42,8 @@ def test_token_accuracy_ignores_padding():
     assert float(metric.result()) == pytest.approx(0.75)
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.0, True, "0.1"])
-def test_label_smoothing_out_of_range_raises(bad):
-    with pytest.raises(ValueError, match="label_smoothing"):
+@pytest.mark.parametrize("bad, error", [(-0.1, ValueError), (1.0, ValueError),
+                                        (True, TypeError), ("0.1", TypeError)])
+def test_label_smoothing_out_of_range_raises(bad, error):
+    with pytest.raises(error, match="label_smoothing"):
         MaskedSequenceCrossentropy(label_smoothing=bad)
