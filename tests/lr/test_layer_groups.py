@@ -108,6 +108,30 @@ def test_each_group_steps_exactly_as_its_optimizer_at_lr_times_multiplier(make):
     assert not rates.installed and "update_step" not in optimizer.__dict__
 
 
+def test_multipliers_set_while_installed_apply_at_the_next_step_without_a_retrace():
+    lr, grads = 0.1, [np.ones((3, 2), "float32"), np.ones(2, "float32")]
+    inputs = keras.Input((3,))
+    outs = [keras.layers.Dense(2, name=f"g{i}")(inputs) for i in range(2)]
+    model = keras.Model(inputs, keras.layers.Add()(outs))
+    optimizer = keras.optimizers.SGD(learning_rate=lr)
+    model.compile(optimizer=optimizer, loss="mse")
+    g0, g1 = model.get_layer("g0"), model.get_layer("g1")
+    variables = [g0.kernel, g0.bias, g1.kernel, g1.bias]
+    optimizer.build(variables)
+    step = tf.function(lambda: optimizer.apply(grads + grads, variables))
+    with GroupRates(model, [[g0], [g1]], [0.1, 3.0]) as rates:
+        step()
+        before = [g0.kernel.numpy().copy(), g1.kernel.numpy().copy()]
+        rates.set_multipliers([2.0, 0.5])
+        step()
+        with pytest.raises(ValueError, match="2 positive numbers"):
+            rates.set_multipliers([1.0, 0.0])
+    # Plain SGD with a gradient of 1: each step moves a kernel by lr * multiplier.
+    np.testing.assert_allclose(before[0] - g0.kernel.numpy(), lr * 2.0, rtol=1e-5)
+    np.testing.assert_allclose(before[1] - g1.kernel.numpy(), lr * 0.5, rtol=1e-5)
+    assert step.experimental_get_tracing_count() == 1
+
+
 def test_rates_follow_the_one_cycle_schedule_per_group():
     import ktlite
 
