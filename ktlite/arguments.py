@@ -72,6 +72,14 @@ def check_instance(value: Any, cls: type, name: str) -> None:
         )
 
 
+def _integer(value: Any, name: str, minimum: int, expected: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r:.80}")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
+    return int(value)
+
+
 def check_int(value: Any, name: str, minimum: int, allow_none: bool = False) -> int | None:
     """Returns `value` as an int if it is an int >= `minimum`.
 
@@ -95,11 +103,7 @@ def check_int(value: Any, name: str, minimum: int, allow_none: bool = False) -> 
     if value is None and allow_none:
         return None
     expected = f"an int >= {minimum}" + (" or None" if allow_none else "")
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r:.80}")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
-    return int(value)
+    return _integer(value, name, minimum, expected)
 
 
 def check_positive_int(value: Any, name: str, allow_none: bool = False) -> int | None:
@@ -123,12 +127,7 @@ def check_positive_int(value: Any, name: str, allow_none: bool = False) -> int |
     """
     if value is None and allow_none:
         return None
-    expected = "a positive int" + (" or None" if allow_none else "")
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r:.80}")
-    if value < 1:
-        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
-    return int(value)
+    return _integer(value, name, 1, "a positive int" + (" or None" if allow_none else ""))
 
 
 def check_seed(value: Any, name: str = "seed") -> int | None:
@@ -149,13 +148,7 @@ def check_seed(value: Any, name: str = "seed") -> int | None:
         >>> check_seed(0), check_seed(None)
         (0, None)
     """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be None or an int >= 0. Received: {name}={value!r:.80}")
-    if value < 0:
-        raise ValueError(f"`{name}` must be None or an int >= 0. Received: {name}={value!r}")
-    return int(value)
+    return None if value is None else _integer(value, name, 0, "None or an int >= 0")
 
 
 def _real(value: Any, name: str, expected: str) -> float:
