@@ -25,6 +25,7 @@ import keras
 from keras import ops
 
 from ktlite._console import say
+from ktlite.arguments import check_instance
 from ktlite.learner import Learner
 from ktlite.optimizers import default_optimizer
 from ktlite.text.backbone import Backbone
@@ -259,6 +260,8 @@ def pretrain(
         A `MaskedLMLearner`: call `lr_find`, `fit_onecycle`, ..., then `save_backbone`.
 
     Raises:
+        TypeError: for texts that are not strings, a `preproc` that is not a
+            `TextPreprocessor`, or a setting that is not a `get_learner` option.
         ValueError: for invalid texts, an unfitted `preproc`, or invalid settings.
 
     Example:
@@ -283,11 +286,13 @@ def pretrain(
     if preproc is None:
         preproc = TextPreprocessor(maxlen=maxlen, vocab_size=vocab_size)
         preproc.fit_vocab(texts, verbose=verbose)
-    elif not isinstance(preproc, TextPreprocessor) or not preproc.is_fitted:
-        raise ValueError(
-            "`preproc` must be a fitted TextPreprocessor or None. Received: "
-            f"preproc={preproc!r}"
-        )
+    else:
+        check_instance(preproc, TextPreprocessor, "preproc")
+        if not preproc.is_fitted:
+            raise ValueError(
+                "`preproc` must be a fitted TextPreprocessor or None. Received: an unfitted "
+                "TextPreprocessor"
+            )
     masker = TokenMasker(preproc, rate=mask_rate, whole_word=whole_word, seed=seed)
     model = masked_lm_model(
         preproc, embed_dim=embed_dim, num_heads=num_heads,

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 # Registers the custom layers that saved image models refer to, before any load_model.
 import ktlite.layers  # noqa: F401
+from ktlite.arguments import check_instance
 from ktlite.classifier import ClassifierPredictor
 from ktlite.vision import files
 from ktlite.vision.formats import (
@@ -213,10 +214,7 @@ class ImagePredictor(ClassifierPredictor):
         return [tf.io.encode_png(image).numpy() for image in pixels]
 
     def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:
-        if not isinstance(preproc, ImagePreprocessor):
-            raise ValueError(
-                f"`preproc` must be an ImagePreprocessor. Received: preproc={preproc!r}"
-            )
+        check_instance(preproc, ImagePreprocessor, "preproc")
         if len(model.inputs) != 1:
             raise ValueError(
                 f"An image model must take one input. Received a model with "

@@ -325,3 +325,14 @@ def test_pretraining_drops_nothing_and_models_from_the_backbone_drop_at_their_ow
     assert model.get_layer("encoder_0").dropout == 0.1
     features = keras.Model(model.inputs, model.get_layer("encoder_0").output)
     assert not np.allclose(features(ids, training=True), features(ids, training=True))
+
+
+def test_a_preprocessor_of_another_kind_or_unfitted_is_refused_before_training():
+    from ktlite.tabular import TabularPreprocessor
+
+    texts = [f"t0w{i} t1w{i}" for i in range(40)]
+    with pytest.raises(TypeError, match="`preproc` must be of type TextPreprocessor. "
+                                        "Received: preproc of type TabularPreprocessor"):
+        text.pretrain(texts, preproc=TabularPreprocessor(), verbose=0)
+    with pytest.raises(ValueError, match="Received: an unfitted TextPreprocessor"):
+        text.pretrain(texts, preproc=TextPreprocessor(), verbose=0)

@@ -417,3 +417,19 @@ def test_http_app_predicts_base64_images_and_refuses_an_empty_upload(predictor, 
     assert empty.status_code == 422 and "inputs[1]" in empty.text and "0 bytes" in empty.text
     assert damaged.status_code == 422 and "inputs[0]" in damaged.text and "corrupt" in damaged.text
     assert metadata.json()["image_size"] == [16, 16]
+
+
+def test_a_preprocessor_of_another_task_is_a_type_error(predictor):
+    from ktlite.tabular import TabularPredictor, TabularPreprocessor
+    from ktlite.text import TextPreprocessor
+
+    with pytest.raises(TypeError, match="`preproc` must be of type ImagePreprocessor. "
+                                        "Received: preproc of type TextPreprocessor"):
+        texts = [f"word{i} other{i}" for i in range(20)]
+        fitted = TextPreprocessor(maxlen=8, vocab_size=60).fit(texts, ["a", "b"] * 10)
+        ImagePredictor(predictor.model, fitted)
+    with pytest.raises(TypeError, match="`preproc` must be of type TabularPreprocessor. "
+                                        "Received: preproc of type ImagePreprocessor"):
+        TabularPredictor(predictor.model, predictor.preproc)
+    with pytest.raises(ValueError, match="fitted"):
+        TabularPredictor(predictor.model, TabularPreprocessor())
