@@ -160,6 +160,31 @@ def as_path(path: Any, name: str) -> Path:
     return Path(path)
 
 
+def make_folder(folder: Any) -> Path:
+    """Creates the folder a preprocessor saves its files into (and its parents).
+
+    Args:
+        folder: the folder, a str or `os.PathLike`; it may exist already.
+
+    Returns:
+        `folder` as a `Path`.
+
+    Raises:
+        TypeError: if `folder` is not a str or `os.PathLike`.
+        FileExistsError: if `folder` is a file.
+
+    Example:
+        >>> make_folder("my_preprocessor") / "preprocessor.json"
+        PosixPath('my_preprocessor/preprocessor.json')
+    """
+    path = as_path(folder, "folder")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"`folder` must be a folder, not a file: {os.fspath(path)!r} "
+                              "is a file.")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def check_regular_file(path: str | os.PathLike) -> Path:
     """Refuses anything at `path` but a regular file (symbolic links included).
 

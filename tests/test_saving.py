@@ -395,3 +395,25 @@ def test_a_path_argument_that_is_no_path_is_a_type_error_naming_it():
     for preprocessor in (TextPreprocessor, PairPreprocessor, TabularPreprocessor):
         with pytest.raises(TypeError, match="`folder` must be a path .* of type int"):
             preprocessor.load(5)
+
+
+def test_every_preprocessor_saves_into_a_new_folder_and_refuses_a_file(tmp_path):
+    from ktlite.seq2seq import PairPreprocessor
+    from ktlite.tabular import TabularPreprocessor
+    from ktlite.text import TextPreprocessor
+    from ktlite.vision import ImagePreprocessor
+
+    texts, labels = [f"word{i} other{i}" for i in range(20)], ["a", "b"] * 10
+    fitted = {
+        "text": TextPreprocessor(maxlen=8, vocab_size=60).fit(texts, labels),
+        "pairs": PairPreprocessor(vocab_size=60).fit(texts, texts),
+        "table": TabularPreprocessor().fit({"x": list(range(20))}, labels),
+        "image": ImagePreprocessor(image_size=(4, 4), channels=1),
+    }
+    fitted["image"].labels.fit(labels)
+    (tmp_path / "a_file").write_text("x")
+    for kind, preproc in fitted.items():
+        preproc.save(tmp_path / "new" / kind)  # parents made as needed
+        assert type(preproc).load(tmp_path / "new" / kind).get_config() == preproc.get_config()
+        with pytest.raises(FileExistsError, match="`folder` must be a folder, not a file"):
+            preproc.save(tmp_path / "a_file")

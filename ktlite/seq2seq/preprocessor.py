@@ -591,22 +591,21 @@ class PairPreprocessor:
             folder: the destination folder.
 
         Raises:
-            ValueError: when not fitted or ``folder`` is a file.
+            TypeError: when ``folder`` is not a str or `os.PathLike`.
+            ValueError: when not fitted.
+            FileExistsError: when ``folder`` is a file.
 
         Example:
             >>> preproc.save("my_preproc")
         """
         self._check_fitted()
-        folder = os.fspath(folder)
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise ValueError(f"`folder` must be a folder, not a file. Received: folder={folder!r}")
-        os.makedirs(folder, exist_ok=True)
+        folder = saving.make_folder(folder)
         # Both files always exist (identical for a joint vocabulary), so a saved folder
         # has one fixed list of files.
         for name, vocab in ((SOURCE_VOCAB_FILE, self.source_vocab),
                             (TARGET_VOCAB_FILE, self.target_vocab)):
-            saving.write_text(os.path.join(folder, name), "\n".join(vocab) + "\n")
-        saving.write_json(os.path.join(folder, CONFIG_FILE), self.get_config())
+            saving.write_text(folder / name, "\n".join(vocab) + "\n")
+        saving.write_json(folder / CONFIG_FILE, self.get_config())
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> PairPreprocessor:

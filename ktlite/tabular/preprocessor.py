@@ -547,14 +547,15 @@ class TabularPreprocessor(LabeledPreprocessor):
             folder: the destination folder.
 
         Raises:
+            TypeError: when ``folder`` is not a str or `os.PathLike`.
             ValueError: when the preprocessor is not fitted.
+            FileExistsError: when ``folder`` is a file.
 
         Example:
             >>> preproc.save("my_preprocessor")
         """
         self._check_fitted()
-        os.makedirs(folder, exist_ok=True)
-        saving.write_json(os.path.join(folder, CONFIG_FILE), self.get_config())
+        saving.write_json(saving.make_folder(folder) / CONFIG_FILE, self.get_config())
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> TabularPreprocessor:

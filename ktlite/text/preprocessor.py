@@ -760,18 +760,17 @@ class TextPreprocessor(LabeledPreprocessor):
             folder: the destination folder.
 
         Raises:
-            ValueError: when the preprocessor is not fitted or ``folder`` is a file.
+            TypeError: when ``folder`` is not a str or `os.PathLike`.
+            ValueError: when the preprocessor is not fitted.
+            FileExistsError: when ``folder`` is a file.
 
         Example:
             >>> preproc.save("my_preprocessor")
         """
         self._check_fitted()
-        folder = os.fspath(folder)
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise ValueError(f"`folder` must be a folder, not a file. Received: folder={folder!r}")
-        os.makedirs(folder, exist_ok=True)
-        saving.write_text(os.path.join(folder, VOCAB_FILE), "\n".join(self.vocab) + "\n")
-        saving.write_json(os.path.join(folder, CONFIG_FILE), self.get_config())
+        folder = saving.make_folder(folder)
+        saving.write_text(folder / VOCAB_FILE, "\n".join(self.vocab) + "\n")
+        saving.write_json(folder / CONFIG_FILE, self.get_config())
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> TextPreprocessor:

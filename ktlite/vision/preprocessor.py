@@ -12,7 +12,6 @@ from __future__ import annotations
 import numbers
 import os
 import warnings
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -325,16 +324,18 @@ class ImagePreprocessor(LabeledPreprocessor):
             folder: the destination folder.
 
         Raises:
+            TypeError: if `folder` is not a str or `os.PathLike`.
             ValueError: if the labels are not fitted.
+            FileExistsError: if `folder` is a file.
 
         Example:
             >>> preproc.save(folder)
         """
-        from ktlite.saving import write_json
+        from ktlite.saving import make_folder, write_json
 
         if not self.labels.is_fitted:
             raise ValueError("Fit the labels (`preproc.labels.fit(y)`) before saving.")
-        write_json(Path(folder) / CONFIG_FILE, self.get_config())
+        write_json(make_folder(folder) / CONFIG_FILE, self.get_config())
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> ImagePreprocessor:
