@@ -429,6 +429,12 @@ class Learner:
         Returns:
             The `LRFindResult` (also kept as `learner.lr_result`).
 
+        Raises:
+            TypeError: for a `confirm` that is not a bool, a count that is not an int, or
+                `callbacks` that is not a list of Keras callbacks.
+            ValueError: for a count below 1 or a sweep setting out of range (`start_lr`,
+                `end_lr`, `num_steps`, `stop_factor`).
+
         Example:
             >>> result = learner.lr_find()
             >>> result.suggestion

@@ -563,6 +563,7 @@ def texts_from_folder(
         ``(trn, val, preproc)`` as in `texts_from_array`.
 
     Raises:
+        TypeError: when ``class_names`` is a single string rather than a list.
         ValueError: when ``root/train_folder`` is missing or has fewer than 2 class folders
             with texts, a named class folder is missing, a file is not valid text in
             ``encoding``, or the test folder has classes the training folder has not.
