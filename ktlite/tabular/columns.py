@@ -288,13 +288,33 @@ def category_text(value: Any) -> str:
     return str(value)
 
 
-def category_values(values: Any) -> np.ndarray:
+def category_values(values: Any, column: str, name: str) -> np.ndarray:
     """Reads a categorical column as an object array of ``str`` (see `category_text`).
 
+    Args:
+        values: the column's cells.
+        column: the column's name, for messages.
+        name: the argument the column came in, for messages.
+
+    Returns:
+        The cells' texts, an object array.
+
+    Raises:
+        ValueError: for a text that is not valid Unicode (a lone surrogate; row named).
+
     Example:
-        >>> category_values(["Rome", None, 2])
+        >>> category_values(["Rome", None, 2], "city", "rows")
         array(['Rome', '', '2'], dtype=object)
     """
-    out = np.empty(len(values), dtype=object)
-    out[:] = [category_text(v) for v in values]
+    texts = [category_text(v) for v in values]
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"Column {column!r} of `{name}` holds a lone surrogate (half of a character, "
+                f"e.g. from a bad decode) in row {i}; send valid Unicode."
+            ) from None
+    out = np.empty(len(texts), dtype=object)
+    out[:] = texts
     return out

@@ -257,7 +257,8 @@ class TabularPreprocessor(LabeledPreprocessor):
             if column in self._categorical_request or (
                 column not in self._numeric_request and not _columns.is_numeric_column(values)
             ):
-                vocab = _vocabulary(_columns.category_values(values), self.max_categories)
+                vocab = _vocabulary(_columns.category_values(values, column, name),
+                                    self.max_categories)
                 categorical.append({"name": column, "categories": vocab})
             else:
                 numbers_ = _columns.numeric_values(values, column, name)
@@ -404,7 +405,8 @@ class TabularPreprocessor(LabeledPreprocessor):
             )
         if self.categorical:
             raw["categorical"] = np.stack(
-                [_columns.category_values(columns[c]) for c in self.categorical_columns], axis=1
+                [_columns.category_values(columns[c], c, name) for c in self.categorical_columns],
+                axis=1,
             )
         return raw
 

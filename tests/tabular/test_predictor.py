@@ -105,6 +105,9 @@ def test_bad_rows_get_errors_naming_the_problem(predictor, table):
         predictor.predict(table(4).iloc[:0])
     with pytest.raises(TypeError, match="dict row"):
         predictor.predict("Rome")
+    with pytest.raises(ValueError, match=r"Column 'city' of `inputs` holds a lone surrogate .* "
+                                         r"in row 1"):
+        predictor.predict([ROWS[0], {**ROWS[0], "city": "Rom\udcff"}])
 
 
 def test_unseen_categories_and_missing_numbers_are_answered(predictor):
