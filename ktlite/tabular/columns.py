@@ -300,12 +300,20 @@ def category_values(values: Any, column: str, name: str) -> np.ndarray:
         The cells' texts, an object array.
 
     Raises:
+        TypeError: for a cell holding a list, tuple, dict, set or array (row named), as a
+            dict row holding one is refused.
         ValueError: for a text that is not valid Unicode (a lone surrogate; row named).
 
     Example:
         >>> category_values(["Rome", None, 2], "city", "rows")
         array(['Rome', '', '2'], dtype=object)
     """
+    for i, value in enumerate(values):
+        if isinstance(value, (list, tuple, dict, set, np.ndarray)):
+            raise TypeError(
+                f"Column {column!r} of `{name}` must hold one value a cell (a string, number, "
+                f"boolean or None). Received: a {type(value).__name__} in row {i}"
+            )
     texts = [category_text(v) for v in values]
     for i, text in enumerate(texts):
         try:

@@ -159,3 +159,10 @@ def test_val_pct_zero_keeps_every_row_for_training(table):
     trn, val, preproc = tabular_from_df(df, "label", val_pct=0, verbose=0)
     assert val is None and len(trn) == 40
     np.testing.assert_allclose(trn.x["numeric"][:, 0], df["x"].to_numpy(), rtol=1e-6)
+
+
+def test_a_cell_holding_a_list_is_refused_in_training_as_in_prediction():
+    frame = pd.DataFrame({"tags": [["x"], ["y"]] * 10, "label": [0, 1] * 10})
+    with pytest.raises(TypeError, match=r"Column 'tags' of .* must hold one value a cell .* "
+                                        r"a list in row 0"):
+        tabular_from_df(frame, "label", verbose=0)

@@ -108,6 +108,10 @@ def test_bad_rows_get_errors_naming_the_problem(predictor, table):
     with pytest.raises(ValueError, match=r"Column 'city' of `inputs` holds a lone surrogate .* "
                                          r"in row 1"):
         predictor.predict([ROWS[0], {**ROWS[0], "city": "Rom\udcff"}])
+    frame = table(4)
+    frame["city"] = [["Rome"]] * 4
+    with pytest.raises(TypeError, match="Column 'city' of `inputs` must hold one value a cell"):
+        predictor.predict(frame)  # as a dict row with a list is refused
 
 
 def test_unseen_categories_and_missing_numbers_are_answered(predictor):
