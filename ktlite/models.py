@@ -105,13 +105,7 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
         for name, value in [("vocab_size", vocab_size), ("embed_dim", embed_dim),
                             ("num_heads", num_heads), ("num_layers", num_layers)]
     )
-    if maxlen is not None:
-        try:
-            maxlen = check_positive_int(maxlen, "maxlen")
-        except ValueError:
-            raise ValueError(
-                f"`maxlen` must be None or a positive int. Received: maxlen={maxlen!r}"
-            ) from None
+    maxlen = check_positive_int(maxlen, "maxlen", allow_none=True)
     if embed_dim % num_heads:
         raise ValueError(
             "`embed_dim` must be divisible by `num_heads`. "

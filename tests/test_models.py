@@ -147,7 +147,7 @@ def test_learns_whether_a_token_is_present():
     [
         ({"embed_dim": 10, "num_heads": 3}, ValueError, "Received: embed_dim=10, num_heads=3"),
         ({"vocab_size": 0}, ValueError, "Received: vocab_size=0"),
-        ({"maxlen": 0}, ValueError, "must be None or a positive int. Received: maxlen=0"),
+        ({"maxlen": 0}, ValueError, "must be a positive int or None. Received: maxlen=0"),
         ({"num_layers": 0}, ValueError, "Received: num_layers=0"),
         ({"ff_dim": -4}, ValueError, "Received: ff_dim=-4"),
         ({"dropout": 1.5}, ValueError, "Received: dropout=1.5"),
