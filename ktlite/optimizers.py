@@ -115,8 +115,9 @@ def get_optimizer(
         ValueError: If `name` is unknown, `learning_rate` is not a positive number (or a
             schedule), `weight_decay` is negative or not finite, or
             `gradient_accumulation_steps` is not an int >= 1.
-        TypeError: If `exclude_from_weight_decay` is a single string (pass a list), or
-            `learning_rate` is neither a number nor a schedule.
+        TypeError: If `exclude_from_weight_decay` is a single string (pass a list),
+            `learning_rate` is neither a number nor a schedule, or
+            `gradient_accumulation_steps` is not an int.
 
     Example:
         >>> opt = get_optimizer("lamb", learning_rate=scale_lr(1e-3, 256, 8192, "sqrt"))
@@ -142,15 +143,9 @@ def get_optimizer(
             f"(it would exclude every letter). Received: {exclude_from_weight_decay!r}; pass "
             f"[{exclude_from_weight_decay!r}]"
         )
-    if gradient_accumulation_steps is not None and (
-        isinstance(gradient_accumulation_steps, bool)
-        or not isinstance(gradient_accumulation_steps, int)
-        or gradient_accumulation_steps < 1
-    ):
-        raise ValueError(
-            "`gradient_accumulation_steps` must be None or an int >= 1. "
-            f"Received: gradient_accumulation_steps={gradient_accumulation_steps!r}"
-        )
+    gradient_accumulation_steps = check_positive_int(
+        gradient_accumulation_steps, "gradient_accumulation_steps", allow_none=True
+    )
     accumulation = gradient_accumulation_steps if (gradient_accumulation_steps or 1) > 1 else None
     cls = keras.optimizers.AdamW if key == "adamw" else keras.optimizers.Lamb
     optimizer = cls(

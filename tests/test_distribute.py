@@ -352,7 +352,6 @@ def test_prepare_model_requires_a_compiled_model():
     [
         ({"mixed_precision": "fp8"}, "mixed_precision='fp8'"),
         ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps=0"),
-        ({"gradient_accumulation_steps": 2.5}, "gradient_accumulation_steps=2.5"),
     ],
 )
 def test_prepare_model_names_bad_arguments(kwargs, match):
@@ -360,10 +359,13 @@ def test_prepare_model_names_bad_arguments(kwargs, match):
         distribute.prepare_model(small_model(), **kwargs)
 
 
-def test_prepare_model_calls_a_flag_that_is_no_bool_a_type_error():
+def test_prepare_model_calls_an_option_of_the_wrong_type_a_type_error():
     with pytest.raises(TypeError, match="`jit_compile` must be True or False. Received: "
                                         "jit_compile='yes'"):
         distribute.prepare_model(small_model(), jit_compile="yes")
+    with pytest.raises(TypeError, match="must be a positive int or None. Received: "
+                                        "gradient_accumulation_steps=2.5"):
+        distribute.prepare_model(small_model(), gradient_accumulation_steps=2.5)
 
 
 def test_prepare_model_sets_jit_compile_without_rebuilding():

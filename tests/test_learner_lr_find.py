@@ -48,8 +48,8 @@ def test_a_result_shows_in_one_line_and_passed_as_a_rate_points_to_its_suggestio
     shown = repr(result)
     assert len(shown) < 300 and "\n" not in shown
     assert f"suggestion={result.suggestion:.3g}" in shown and "40 steps" in shown
-    with pytest.raises(ValueError, match=r"positive float \(the finder's rate is its "
-                                         r"`.suggestion`\). Received: lr=LRFindResult\("):
+    with pytest.raises(TypeError, match=r"positive float \(the finder's rate is its "
+                                        r"`.suggestion`\). Received: lr of type LRFindResult"):
         learner.fit_onecycle(result, 1)
 
 

@@ -24,7 +24,7 @@ import tensorflow as tf
 from keras import tree
 
 from ktlite import compat
-from ktlite.arguments import check_bool
+from ktlite.arguments import check_bool, check_positive_int
 from ktlite._console import say
 from ktlite.distribute import accumulation as _accumulation
 from ktlite.distribute import multi_worker_fix
@@ -106,8 +106,9 @@ def prepare_model(
         The model to train: the same object, or its rebuilt copy.
 
     Raises:
-        TypeError: If `model` is not a `keras.Model`, or it cannot be rebuilt from its
-            config (a subclassed model without `get_config`).
+        TypeError: If `model` is not a `keras.Model`, it cannot be rebuilt from its
+            config (a subclassed model without `get_config`), `jit_compile` is not a bool
+            or `gradient_accumulation_steps` not an int.
         ValueError: If the model is not compiled, or an argument has an invalid value.
 
     Example:
@@ -119,7 +120,9 @@ def prepare_model(
     policy = _check_precision(mixed_precision)
     if jit_compile is not None:
         check_bool(jit_compile, "jit_compile")
-    accumulation = _check_accumulation(gradient_accumulation_steps)
+    accumulation = check_positive_int(
+        gradient_accumulation_steps, "gradient_accumulation_steps", allow_none=True
+    )
     strategy = get_strategy(strategy, verbose=verbose)
 
     native = _inner(model.optimizer).gradient_accumulation_steps or 1
@@ -230,17 +233,6 @@ def _check_precision(mixed_precision: str | None) -> str | None:
             f"Received: mixed_precision={mixed_precision!r}"
         )
     return PRECISIONS[mixed_precision]
-
-
-def _check_accumulation(steps: int | None) -> int | None:
-    if steps is None:
-        return None
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(
-            "`gradient_accumulation_steps` must be None or an int >= 1. "
-            f"Received: gradient_accumulation_steps={steps!r}"
-        )
-    return steps
 
 
 def _is_default(strategy: tf.distribute.Strategy) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import compat, saving
-from ktlite.arguments import check_bool
+from ktlite.arguments import check_bool, check_int
 from ktlite import labels as _labels
 from ktlite._console import say
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
@@ -257,8 +257,8 @@ class TextPreprocessor(LabeledPreprocessor):
         num_outputs: the number of model outputs the labels need.
 
     Raises:
-        TypeError: for a ``lowercase`` that is not a bool, or ``class_names`` that is not
-            a list of strings.
+        TypeError: for a ``maxlen`` or ``vocab_size`` that is not an int, a ``lowercase``
+            that is not a bool, or ``class_names`` that is not a list of strings.
         ValueError: for an invalid ``maxlen``, ``vocab_size``, ``label_mode`` or
             ``class_names``.
 
@@ -281,22 +281,8 @@ class TextPreprocessor(LabeledPreprocessor):
         label_mode: str | None = None,
         class_names: Sequence[str] | None = None,
     ) -> None:
-        if maxlen is not None and (
-            isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 2
-        ):
-            raise ValueError(
-                f"`maxlen` must be an int >= 2 (room for [CLS] and one token) or None "
-                f"(choose from the data). Received: maxlen={maxlen!r}"
-            )
-        if (
-            isinstance(vocab_size, bool)
-            or not isinstance(vocab_size, (int, np.integer))
-            or vocab_size <= len(SPECIAL_TOKENS)
-        ):
-            raise ValueError(
-                f"`vocab_size` must be an int > {len(SPECIAL_TOKENS)} (the special tokens). "
-                f"Received: vocab_size={vocab_size!r}"
-            )
+        check_int(maxlen, "maxlen", 2, allow_none=True)  # [CLS] and one token
+        check_int(vocab_size, "vocab_size", len(SPECIAL_TOKENS) + 1)  # and one piece
         check_bool(lowercase, "lowercase")
         self.labels = LabelEncoder(label_mode, class_names)
         self.maxlen = None if maxlen is None else int(maxlen)

@@ -285,7 +285,6 @@ def test_unfitted_preprocessor_refuses_to_tokenize_or_save(tmp_path):
     "kwargs, match",
     [
         ({"maxlen": 1}, "maxlen"),
-        ({"maxlen": 3.5}, "maxlen"),
         ({"vocab_size": 3}, "vocab_size"),
         ({"label_mode": "binary"}, "label_mode"),
         ({"class_names": ["only"]}, "class_names"),
@@ -294,6 +293,12 @@ def test_unfitted_preprocessor_refuses_to_tokenize_or_save(tmp_path):
 def test_constructor_rejects_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TextPreprocessor(**kwargs)
+
+
+def test_a_size_that_is_no_int_is_a_type_error():
+    with pytest.raises(TypeError, match="`maxlen` must be an int >= 2 or None. Received: "
+                                        "maxlen=3.5"):
+        TextPreprocessor(maxlen=3.5)
 
 
 def test_a_flag_that_is_no_bool_is_a_type_error():
