@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_bool
+from ktlite.arguments import check_bool, check_seed
 from ktlite.text.preprocessor import (
     CLS_ID,
     CONTINUATION_PREFIX,
@@ -43,12 +43,12 @@ from ktlite.text.preprocessor import (
     SPECIAL_TOKENS,
 )
 
-__all__ = ["TokenMasker", "check_rate", "max_predictions"]
+__all__ = ["TokenMasker", "check_mask_rate", "max_predictions"]
 
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1
 
 
-def check_rate(rate: Any, name: str) -> None:
+def check_mask_rate(rate: Any, name: str) -> None:
     """Refuses a masking rate outside (0, 1), naming the argument it came from.
 
     Args:
@@ -56,12 +56,15 @@ def check_rate(rate: Any, name: str) -> None:
         name: the argument name for the message (`"rate"`, `pretrain`'s `"mask_rate"`).
 
     Raises:
-        ValueError: if `rate` is not a number in (0, 1).
+        TypeError: if `rate` is not a number.
+        ValueError: if `rate` is not in (0, 1).
 
     Example:
-        >>> check_rate(0.15, "mask_rate")
+        >>> check_mask_rate(0.15, "mask_rate")
     """
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 < rate < 1:
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise TypeError(f"`{name}` must be a float in (0, 1). Received: {name}={rate!r:.80}")
+    if not 0 < rate < 1:
         raise ValueError(f"`{name}` must be a float in (0, 1). Received: {name}={rate!r}")
 
 
@@ -97,8 +100,10 @@ class TokenMasker:
         seed: seed of the mask generator; None for a random one.
 
     Raises:
-        ValueError: for an unfitted preprocessor or a rate outside (0, 1).
-        TypeError: for a `whole_word` that is not a bool or a `seed` that is not an int.
+        TypeError: for a `rate` that is not a number, a `whole_word` that is not a bool or
+            a `seed` that is not an int.
+        ValueError: for an unfitted preprocessor, a rate outside (0, 1) or a negative
+            `seed`.
 
     Example:
         >>> masker = TokenMasker(preproc, rate=0.15)
@@ -115,10 +120,9 @@ class TokenMasker:
                 "`preproc` must be a fitted TextPreprocessor (with a vocabulary). "
                 f"Received: preproc={preproc!r}"
             )
-        check_rate(rate, "rate")
+        check_mask_rate(rate, "rate")
         check_bool(whole_word, "whole_word")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"`seed` must be an int or None. Received: seed={seed!r}")
+        check_seed(seed)
         self.preproc = preproc
         self.rate = float(rate)
         self.whole_word = bool(whole_word)

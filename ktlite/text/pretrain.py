@@ -29,7 +29,7 @@ from ktlite.arguments import check_instance
 from ktlite.learner import Learner
 from ktlite.optimizers import default_optimizer
 from ktlite.text.backbone import Backbone
-from ktlite.text.masking import TokenMasker, check_rate
+from ktlite.text.masking import TokenMasker, check_mask_rate
 from ktlite.text.preprocessor import DEFAULT_VOCAB_SIZE, TextPreprocessor, validate_texts
 
 __all__ = ["MaskedLMLearner", "pretrain", "masked_lm_model", "save_backbone", "GatherPositions"]
@@ -274,7 +274,7 @@ def pretrain(
 
     texts = validate_texts(texts, "texts")
     val = None if val_texts is None else validate_texts(val_texts, "val_texts")
-    check_rate(mask_rate, "mask_rate")
+    check_mask_rate(mask_rate, "mask_rate")
     settable = set(inspect.signature(Learner.__init__).parameters) - {
         "self", "model", "train_data", "val_data", "batch_size", "seed", "verbose"}
     unknown = sorted(set(learner_settings) - settable)

@@ -111,6 +111,9 @@ def test_masker_options_are_type_checked(corpus):
         TokenMasker(preproc, whole_word="no")
     with pytest.raises(TypeError, match="seed='abc'"):
         TokenMasker(preproc, seed="abc")
+    with pytest.raises(TypeError, match=r"`rate` must be a float in \(0, 1\). Received: "
+                                        r"rate='0.15'"):
+        TokenMasker(preproc, rate="0.15")
     # `pretrain` names its own arguments, before any vocabulary is learned.
     with pytest.raises(ValueError, match=r"`mask_rate` must be a float in \(0, 1\). "
                                          r"Received: mask_rate=0"):
