@@ -308,21 +308,19 @@ def category_values(values: Any, column: str, name: str) -> np.ndarray:
         >>> category_values(["Rome", None, 2], "city", "rows")
         array(['Rome', '', '2'], dtype=object)
     """
+    out = np.empty(len(values), dtype=object)
     for i, value in enumerate(values):
         if isinstance(value, (list, tuple, dict, set, np.ndarray)):
             raise TypeError(
                 f"Column {column!r} of `{name}` must hold one value a cell (a string, number, "
                 f"boolean or None). Received: a {type(value).__name__} in row {i}"
             )
-    texts = [category_text(v) for v in values]
-    for i, text in enumerate(texts):
+        out[i] = category_text(value)
         try:
-            text.encode("utf-8")
+            out[i].encode("utf-8")
         except UnicodeEncodeError:
             raise ValueError(
                 f"Column {column!r} of `{name}` holds a lone surrogate (half of a character, "
                 f"e.g. from a bad decode) in row {i}; send valid Unicode."
             ) from None
-    out = np.empty(len(texts), dtype=object)
-    out[:] = texts
     return out
