@@ -19,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "check_bool",
+    "check_float",
     "check_instance",
     "check_int",
     "check_positive_float",
@@ -72,21 +73,25 @@ def check_instance(value: Any, cls: type, name: str) -> None:
         )
 
 
-def _integer(value: Any, name: str, minimum: int, expected: str) -> int:
+def _integer(value: Any, name: str, minimum: int, expected: str,
+             maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r:.80}")
-    if value < minimum:
+    if value < minimum or (maximum is not None and value > maximum):
         raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
     return int(value)
 
 
-def check_int(value: Any, name: str, minimum: int, allow_none: bool = False) -> int | None:
-    """Returns `value` as an int if it is an int >= `minimum`.
+def check_int(
+    value: Any, name: str, minimum: int, maximum: int | None = None, allow_none: bool = False
+) -> int | None:
+    """Returns `value` as an int if it is an int in `[minimum, maximum]`.
 
     Args:
         value: the value to check.
         name: the argument name for the error message.
         minimum: the smallest value accepted.
+        maximum: the largest value accepted (`None`: no limit).
         allow_none: accept `None` (returned unchanged).
 
     Returns:
@@ -94,16 +99,19 @@ def check_int(value: Any, name: str, minimum: int, allow_none: bool = False) -> 
 
     Raises:
         TypeError: if `value` is not an int (a bool is not an int here).
-        ValueError: if `value` < `minimum`.
+        ValueError: if `value` is out of range.
 
     Example:
         >>> check_int(2, "maxlen", minimum=2)
         2
+        >>> check_int(8000, "port", 0, 65535)
+        8000
     """
     if value is None and allow_none:
         return None
-    expected = f"an int >= {minimum}" + (" or None" if allow_none else "")
-    return _integer(value, name, minimum, expected)
+    expected = (f"an int >= {minimum}" if maximum is None
+                else f"an int in [{minimum}, {maximum}]") + (" or None" if allow_none else "")
+    return _integer(value, name, minimum, expected, maximum)
 
 
 def check_positive_int(value: Any, name: str, allow_none: bool = False) -> int | None:
@@ -151,10 +159,58 @@ def check_seed(value: Any, name: str = "seed") -> int | None:
     return None if value is None else _integer(value, name, 0, "None or an int >= 0")
 
 
-def _real(value: Any, name: str, expected: str) -> float:
+def _interval(low: float, high: float, include_low: bool, include_high: bool) -> str:
+    if math.isinf(high):
+        if low == 0 and not include_low:
+            return "a positive float"
+        return f"a float {'>=' if include_low else '>'} {low:g}"
+    return (f"a float in {'[' if include_low else '('}{low:g}, {high:g}"
+            f"{']' if include_high else ')'}")
+
+
+def check_float(
+    value: Any,
+    name: str,
+    low: float = -math.inf,
+    high: float = math.inf,
+    include_low: bool = True,
+    include_high: bool = True,
+    allow_none: bool = False,
+) -> float | None:
+    """Returns `value` as a float if it is a finite number between `low` and `high`.
+
+    Args:
+        value: the value to check (an int is taken; a bool is not).
+        name: the argument name for the error message.
+        low, high: the bounds (infinite: no bound on that side).
+        include_low, include_high: whether each bound itself is accepted.
+        allow_none: accept `None` (returned unchanged).
+
+    Returns:
+        `float(value)`, or `None` when allowed.
+
+    Raises:
+        TypeError: if `value` is not a number.
+        ValueError: if it is NaN, infinite or out of range.
+
+    Example:
+        >>> check_float(0.5, "alpha", 0, 1)
+        0.5
+        >>> check_float(0, "max_wait_ms", low=0)
+        0.0
+    """
+    if value is None and allow_none:
+        return None
+    expected = _interval(low, high, include_low, include_high) + (
+        " or None" if allow_none else "")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r:.80}")
-    return float(value)
+    number = float(value)
+    above = number >= low if include_low else number > low
+    below = number <= high if include_high else number < high
+    if not (math.isfinite(number) and above and below):
+        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
+    return number
 
 
 def check_rate(value: Any, name: str) -> float:
@@ -175,21 +231,19 @@ def check_rate(value: Any, name: str) -> float:
         >>> check_rate(0.1, "dropout")
         0.1
     """
-    number = _real(value, name, "a float in [0, 1)")
-    if not 0.0 <= number < 1.0:
-        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")
-    return number
+    return check_float(value, name, 0.0, 1.0, include_high=False)
 
 
-def check_positive_float(value: Any, name: str) -> float:
+def check_positive_float(value: Any, name: str, allow_none: bool = False) -> float | None:
     """Returns `value` as a float if it is a finite number > 0.
 
     Args:
         value: the value to check.
         name: the argument name for the error message.
+        allow_none: accept `None` (returned unchanged).
 
     Returns:
-        `float(value)`.
+        `float(value)`, or `None` when allowed.
 
     Raises:
         TypeError: if `value` is not a number.
@@ -199,10 +253,7 @@ def check_positive_float(value: Any, name: str) -> float:
         >>> check_positive_float(1e-6, "layer_norm_epsilon")
         1e-06
     """
-    number = _real(value, name, "a positive float")
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"`{name}` must be a positive float. Received: {name}={value!r}")
-    return number
+    return check_float(value, name, 0.0, include_low=False, allow_none=allow_none)
 
 
 def check_verbose(value: Any, levels: tuple[int, ...] = (0, 1)) -> int:

@@ -5,6 +5,7 @@ import pytest
 
 from ktlite.arguments import (
     check_bool,
+    check_float,
     check_instance,
     check_int,
     check_positive_float,
@@ -24,6 +25,9 @@ def test_values_of_the_right_type_come_back_as_plain_python_values():
     assert type(check_rate(np.float32(0.25), "dropout")) is float
     assert check_positive_float(1, "eps") == 1.0
     assert check_verbose(2, (0, 1, 2)) == 2
+    assert check_int(65535, "port", 0, 65535) == 65535
+    assert type(check_float(np.int64(1), "alpha", 0, 1)) is float
+    assert check_float(0, "wait", low=0) == 0.0 and check_float(None, "w", allow_none=True) is None
 
 
 @pytest.mark.parametrize("check, value, message", [
@@ -37,6 +41,10 @@ def test_values_of_the_right_type_come_back_as_plain_python_values():
     (lambda v: check_rate(v, "dropout"), "0.1", "Received: dropout='0.1'"),
     (lambda v: check_positive_float(v, "eps"), False, "Received: eps=False"),
     (lambda v: check_verbose(v), True, "`verbose` must be 0 or 1. Received: verbose=True"),
+    (lambda v: check_float(v, "alpha", 0, 1), "0.5",
+     r"`alpha` must be a float in \[0, 1\]. Received: alpha='0.5'"),
+    (lambda v: check_int(v, "port", 0, 65535), 80.0,
+     r"`port` must be an int in \[0, 65535\]. Received: port=80.0"),
     (lambda v: check_instance(v, list, "items"), (),
      "`items` must be of type list. Received: items of type tuple"),
 ])
@@ -52,6 +60,13 @@ def test_a_value_of_the_wrong_type_is_a_type_error(check, value, message):
     (lambda v: check_rate(v, "dropout"), 1.0, r"in \[0, 1\). Received: dropout=1.0"),
     (lambda v: check_positive_float(v, "eps"), float("inf"), "Received: eps=inf"),
     (lambda v: check_verbose(v, (0, 1, 2)), 3, "`verbose` must be 0, 1 or 2. Received: "),
+    (lambda v: check_int(v, "port", 0, 65535), 65536, r"in \[0, 65535\]. Received: port=65536"),
+    (lambda v: check_float(v, "alpha", 0, 1), 1.5, r"in \[0, 1\]. Received: alpha=1.5"),
+    (lambda v: check_float(v, "beta", 0, 1, include_high=False), 1, r"in \[0, 1\)."),
+    (lambda v: check_float(v, "factor", 0, 1, include_low=False), 0, r"in \(0, 1\]."),
+    (lambda v: check_float(v, "wait", low=0), -1, "`wait` must be a float >= 0. Received"),
+    (lambda v: check_float(v, "wait", low=0), float("nan"), "Received: wait=nan"),
+    (lambda v: check_float(v, "stop", low=1, include_low=False), 1, "must be a float > 1."),
 ])
 def test_a_value_out_of_range_is_a_value_error(check, value, message):
     with pytest.raises(ValueError, match=message):
