@@ -431,6 +431,38 @@ def test_free_ports_are_distinct():
     assert len(set(ports)) == 3
 
 
+@pytest.mark.parametrize("index, error", [("1", TypeError), (True, TypeError), (1.0, TypeError),
+                                          (-1, ValueError), (2, ValueError)])
+def test_local_tf_config_rejects_wrong_types_and_out_of_range_index(index, error):
+    with pytest.raises(error, match=f"`index` must be .* Received: index={index!r}"):
+        distribute.local_tf_config([2000, 2001], index)
+
+
+@pytest.mark.parametrize("count, error", [("2", TypeError), (True, TypeError), (-1, ValueError)])
+def test_free_ports_rejects_wrong_types_and_negative_counts(count, error):
+    with pytest.raises(error, match=f"`count` must be .* Received: count={count!r}"):
+        local_cluster.free_ports(count)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"num_workers": "2"}, TypeError, "num_workers"),
+        ({"num_workers": True}, TypeError, "num_workers"),
+        ({"num_workers": 2.0}, TypeError, "num_workers"),
+        ({"num_workers": 0}, ValueError, "num_workers"),
+        ({"timeout": "30"}, TypeError, "timeout"),
+        ({"timeout": True}, TypeError, "timeout"),
+        ({"timeout": 0}, ValueError, "timeout"),
+        ({"timeout": float("nan")}, ValueError, "timeout"),
+    ],
+)
+def test_run_local_workers_rejects_wrong_types_and_out_of_range_values(kwargs, error, name):
+    # Refused before any worker starts.
+    with pytest.raises(error, match=f"`{name}` must be .* Received: {name}="):
+        distribute.run_local_workers([sys.executable, "-c", "pass"], **kwargs)
+
+
 def test_run_local_workers_gives_each_worker_its_tf_config():
     code = "import json, os; print(json.loads(os.environ['TF_CONFIG'])['task']['index'])"
     results = distribute.run_local_workers([sys.executable, "-c", code], num_workers=2,

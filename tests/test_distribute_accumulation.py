@@ -112,6 +112,19 @@ def test_accumulation_needs_one_step_per_execution():
         distribute.prepare_model(model, gradient_accumulation_steps=2)
 
 
+@pytest.mark.parametrize(
+    "steps, error",
+    [("4", TypeError), (True, TypeError), (2.0, TypeError), (1, ValueError), (-2, ValueError)],
+)
+def test_enable_rejects_wrong_types_and_out_of_range_steps(steps, error):
+    from ktlite.distribute import accumulation
+
+    model = regression_model()
+    with pytest.raises(error, match=f"`steps` must be an int >= 2. Received: steps={steps!r}"):
+        accumulation.enable(model, steps, tf.distribute.get_strategy())
+    assert distribute.accumulation_steps(model) == 1
+
+
 def test_accumulators_live_in_the_strategy_scope():
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     model = distribute.prepare_model(

@@ -26,7 +26,13 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 from ktlite.apps.batcher import DynamicBatcher, QueueFullError
-from ktlite.arguments import check_positive_int
+from ktlite.arguments import (
+    check_float,
+    check_instance,
+    check_int,
+    check_positive_float,
+    check_positive_int,
+)
 from ktlite.predictor import to_json
 
 try:
@@ -91,16 +97,6 @@ def _summarise_validation(errors: Sequence[dict[str, Any]]) -> str:
     if len(errors) > 5:
         parts.append(f"... and {len(errors) - 5} more")
     return "; ".join(parts)
-
-
-def _positive_seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        0 < value < float("inf")
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive number of seconds. Received: {name}={value!r}"
-        )
-    return float(value)
 
 
 def _bad_string(value: Any, where: str) -> str | None:
@@ -280,10 +276,12 @@ class APIApp:
         body_timeout_s: longest time to receive a request body, in seconds. Default 10.
 
     Raises:
-        ValueError: if a limit is not positive, `max_pending < max_inputs`, or `input_shape`
-            is given without a `keras.Model` (or is missing for one).
+        ValueError: if a limit is not positive (`max_wait_ms` negative) or not finite,
+            `max_pending < max_inputs`, or `input_shape` is given without a `keras.Model`
+            (or is missing for one).
         TypeError: if `predictor_or_path` is neither a path, a `keras.Model` nor an object
-            with the predictor hooks, or a count limit is not an int.
+            with the predictor hooks, a count limit is not an int, or `max_wait_ms` /
+            `body_timeout_s` is not a number (`"5"`, `True`).
         FileNotFoundError: if `predictor_or_path` is a path with no saved predictor.
 
     Example:
@@ -312,15 +310,8 @@ class APIApp:
         self.max_pending = check_positive_int(max_pending, "max_pending")
         self.max_explain_words = check_positive_int(max_explain_words, "max_explain_words")
         self.max_explains = check_positive_int(max_explains, "max_explains")
-        self.body_timeout_s = _positive_seconds("body_timeout_s", body_timeout_s)
-        if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, (int, float)) or not (
-            0 <= max_wait_ms < float("inf")
-        ):
-            raise ValueError(
-                "`max_wait_ms` must be a finite number >= 0. "
-                f"Received: max_wait_ms={max_wait_ms!r}"
-            )
-        self.max_wait_ms = float(max_wait_ms)
+        self.body_timeout_s = check_positive_float(body_timeout_s, "body_timeout_s")
+        self.max_wait_ms = check_float(max_wait_ms, "max_wait_ms", low=0.0)
         if self.max_pending < self.max_inputs:
             raise ValueError(
                 "`max_pending` must be at least `max_inputs` (else a full request never fits). "
@@ -383,16 +374,19 @@ class APIApp:
 
         Raises:
             ImportError: if uvicorn is not installed.
-            ValueError: if `port` is not an int in 0..65535, `host` is not a non-empty str
-                or `header_timeout_s` is not a positive number.
+            TypeError: if `host` is not a str, `port` not an int or `header_timeout_s` not
+                a number (`"8000"`, `True`).
+            ValueError: if `port` is not in 0..65535, `host` is empty or
+                `header_timeout_s` is not a positive finite number.
 
         Example:
             >>> APIApp("my_predictor").run(port=8080)
         """
-        if not isinstance(host, str) or not host:
+        check_instance(host, str, "host")
+        if not host:
             raise ValueError(f"`host` must be a non-empty str. Received: host={host!r}")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"`port` must be an int in 0..65535. Received: port={port!r}")
+        port = check_int(port, "port", 0, 65535)
+        header_timeout_s = check_positive_float(header_timeout_s, "header_timeout_s")
         uvicorn = import_uvicorn()
         from ktlite.apps.server import header_timeout_protocol
 
@@ -766,7 +760,8 @@ def serve(
     Raises:
         ImportError: if FastAPI or uvicorn is not installed.
         FileNotFoundError: if `path` holds no saved predictor.
-        ValueError: if a limit, `host` or `port` is invalid.
+        TypeError: if a limit, `host` or `port` has the wrong type (`port="8000"`).
+        ValueError: if a limit, `host` or `port` is out of range.
 
     Example:
         >>> from ktlite.apps import serve

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.arguments import check_float, check_positive_int
+
 logger = logging.getLogger(__name__)
 
 BatchFn = Callable[[list[Any]], Any]
@@ -91,9 +93,10 @@ class DynamicBatcher:
             that would exceed it raises `QueueFullError` at once. Default None: no cap.
 
     Raises:
-        TypeError: if `fn` is not callable.
-        ValueError: if `max_batch_size` or `max_pending` is not a positive int or
-            `max_wait_ms` is negative.
+        TypeError: if `fn` is not callable, `max_batch_size` or `max_pending` is not an
+            int, or `max_wait_ms` is not a number (`"5"`, `True`).
+        ValueError: if `max_batch_size` or `max_pending` is below 1, or `max_wait_ms` is
+            negative or not finite.
 
     Example:
         >>> batcher = DynamicBatcher(predictor.predict_outputs, max_batch_size=32)
@@ -111,27 +114,10 @@ class DynamicBatcher:
     ) -> None:
         if not callable(fn):
             raise TypeError(f"`fn` must be callable. Received: fn={fn!r}")
-        if not _is_positive_int(max_batch_size):
-            raise ValueError(
-                "`max_batch_size` must be a positive int. "
-                f"Received: max_batch_size={max_batch_size!r}"
-            )
-        if max_pending is not None and not _is_positive_int(max_pending):
-            raise ValueError(
-                "`max_pending` must be None or a positive int. "
-                f"Received: max_pending={max_pending!r}"
-            )
-        if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, (int, float)) or not (
-            0 <= max_wait_ms < float("inf")
-        ):
-            raise ValueError(
-                "`max_wait_ms` must be a finite number >= 0. "
-                f"Received: max_wait_ms={max_wait_ms!r}"
-            )
         self.fn = fn
-        self.max_batch_size = max_batch_size
-        self.max_wait_ms = float(max_wait_ms)
-        self.max_pending = max_pending
+        self.max_batch_size = check_positive_int(max_batch_size, "max_batch_size")
+        self.max_wait_ms = check_float(max_wait_ms, "max_wait_ms", low=0.0)
+        self.max_pending = check_positive_int(max_pending, "max_pending", allow_none=True)
         self.num_calls = 0
         self.num_items = 0
         self.num_dropped = 0
@@ -326,7 +312,3 @@ class DynamicBatcher:
             job.future.set_exception(error)
         if job in self._queue:
             self._queue.remove(job)  # the rest of a long request would be wasted work
-
-
-def _is_positive_int(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and value >= 1

@@ -15,6 +15,8 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ktlite.arguments import check_positive_float
+
 
 class _HeaderTimeoutH11Protocol(H11Protocol):
     """Closes the connection if a request's headers take longer than `header_timeout_s`.
@@ -74,19 +76,14 @@ def header_timeout_protocol(header_timeout_s: float) -> type[H11Protocol]:
         A subclass of uvicorn's `H11Protocol`, for ``uvicorn.run(app, http=...)``.
 
     Raises:
+        TypeError: if `header_timeout_s` is not a number (`"10"`, `True`).
         ValueError: if `header_timeout_s` is not a positive finite number.
 
     Example:
         >>> uvicorn.run(app, http=header_timeout_protocol(10.0))
     """
-    if isinstance(header_timeout_s, bool) or not isinstance(header_timeout_s, (int, float)) or (
-        not 0 < header_timeout_s < float("inf")
-    ):
-        raise ValueError(
-            "`header_timeout_s` must be a positive number of seconds. "
-            f"Received: header_timeout_s={header_timeout_s!r}"
-        )
+    header_timeout_s = check_positive_float(header_timeout_s, "header_timeout_s")
     return type(
         "HeaderTimeoutH11Protocol", (_HeaderTimeoutH11Protocol,),
-        {"header_timeout_s": float(header_timeout_s)},
+        {"header_timeout_s": header_timeout_s},
     )

@@ -26,40 +26,17 @@ validate, top_losses, predict, save_model) works on the student unchanged.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
 import numpy as np
 
+from ktlite.arguments import check_float, check_positive_float, check_positive_int, check_seed
+
 __all__ = ["DistillationLoss", "DistillationAccuracy", "distill", "SOFT_TARGET_MODES"]
 
 SOFT_TARGET_MODES: tuple[str, ...] = ("precompute", "on_the_fly")
 _EPSILON = 1e-7
-
-
-def check_temperature(temperature: Any) -> float:
-    """Validates a distillation temperature: a finite number > 0."""
-    if isinstance(temperature, bool) or not isinstance(
-        temperature, (int, float, np.floating, np.integer)
-    ):
-        raise TypeError(
-            f"`temperature` must be a positive float. Received: temperature={temperature!r}"
-        )
-    if not math.isfinite(float(temperature)) or float(temperature) <= 0:
-        raise ValueError(
-            f"`temperature` must be a finite float > 0. Received: temperature={temperature!r}"
-        )
-    return float(temperature)
-
-
-def check_alpha(alpha: Any) -> float:
-    """Validates the weight of the soft (teacher) term: a number in [0, 1]."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
-        raise TypeError(f"`alpha` must be a float in [0, 1]. Received: alpha={alpha!r}")
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"`alpha` must be in [0, 1]. Received: alpha={alpha!r}")
-    return float(alpha)
 
 
 def _split_targets(y_true: Any, num_classes: int) -> tuple[Any, Any]:
@@ -91,7 +68,9 @@ class DistillationLoss(keras.losses.Loss):
         reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
 
     Raises:
-        ValueError / TypeError: for invalid `temperature` or `alpha`.
+        TypeError: if `temperature` or `alpha` is not a number.
+        ValueError: if `temperature` is not a finite number > 0 or `alpha` is outside
+            [0, 1].
 
     Example:
         >>> loss = DistillationLoss(temperature=2.0, alpha=0.5)
@@ -108,8 +87,8 @@ class DistillationLoss(keras.losses.Loss):
         dtype: Any = None,
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.temperature = check_temperature(temperature)
-        self.alpha = check_alpha(alpha)
+        self.temperature = check_positive_float(temperature, "temperature")
+        self.alpha = check_float(alpha, "alpha", 0.0, 1.0)
         self.from_logits = bool(from_logits)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
@@ -322,12 +301,14 @@ def distill(
         A `ktlite.learner.Learner` whose `model` is the student.
 
     Raises:
-        TypeError: if `teacher`/`student` are not models, or an argument has a wrong type.
-        ValueError: for `temperature <= 0`, `alpha` outside [0, 1], unknown `soft_targets`,
-            teacher and student output shapes that differ, a teacher without a softmax
-            output, `"precompute"` asked for a streamed dataset, or a label that is not a
-            class id in `[0, num_classes)` (streamed data stops at fit time with
-            `tf.errors.InvalidArgumentError` on the first such batch).
+        TypeError: if `teacher`/`student` are not models, or `temperature`, `alpha`,
+            `batch_size` or `seed` has the wrong type (e.g. `batch_size="32"` or `True`).
+        ValueError: for `temperature <= 0`, `alpha` outside [0, 1], `batch_size < 1`, a
+            negative `seed`, unknown `soft_targets`, teacher and student output shapes
+            that differ, a teacher without a softmax output, `"precompute"` asked for a
+            streamed dataset, or a label that is not a class id in `[0, num_classes)`
+            (streamed data stops at fit time with `tf.errors.InvalidArgumentError` on the
+            first such batch).
 
     Example:
         >>> learner = ktlite.compress.distill(teacher, student, trn, val, temperature=2.0)
@@ -337,8 +318,10 @@ def distill(
     from ktlite.data import TaskDataset
     from ktlite.learner import get_learner
 
-    temperature = check_temperature(temperature)
-    alpha = check_alpha(alpha)
+    temperature = check_positive_float(temperature, "temperature")
+    alpha = check_float(alpha, "alpha", 0.0, 1.0)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    seed = check_seed(seed)
     teacher_model = _unwrap_model(teacher, "teacher")
     if not isinstance(student, keras.Model):
         raise TypeError(f"`student` must be a keras.Model. Received: student={student!r}")
@@ -352,10 +335,6 @@ def distill(
         raise ValueError(
             "`teacher` and `student` must have the same output shape. Received: teacher "
             f"output (None, {k}) and student output (None, {k_student})"
-        )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
         )
     in_memory = isinstance(train_data, TaskDataset) or (
         isinstance(train_data, tuple) and len(train_data) == 2

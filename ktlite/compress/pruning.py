@@ -28,6 +28,15 @@ import numpy as np
 
 from ktlite import compat
 from ktlite._console import say
+from ktlite.arguments import (
+    check_bool,
+    check_float,
+    check_int,
+    check_positive_float,
+    check_positive_int,
+    check_rate,
+    check_verbose,
+)
 from ktlite.compress.quantize import compile_exclude_patterns
 
 __all__ = [
@@ -41,22 +50,6 @@ __all__ = [
 ]
 
 PRUNING_SCHEDULES: tuple[str, ...] = ("polynomial", "constant")
-
-
-def check_target_sparsity(target_sparsity: Any) -> float:
-    """Validates a target sparsity: a number in [0, 1)."""
-    if isinstance(target_sparsity, bool) or not isinstance(
-        target_sparsity, (int, float, np.floating, np.integer)
-    ):
-        raise TypeError(
-            "`target_sparsity` must be a float in [0, 1). "
-            f"Received: target_sparsity={target_sparsity!r}"
-        )
-    if not 0.0 <= float(target_sparsity) < 1.0:
-        raise ValueError(
-            f"`target_sparsity` must be in [0, 1). Received: target_sparsity={target_sparsity!r}"
-        )
-    return float(target_sparsity)
 
 
 def check_schedule(schedule: Any) -> str:
@@ -289,7 +282,12 @@ class MagnitudePruning(keras.callbacks.Callback):
             (empty when every layer reached it; checked at the end of training).
 
     Raises:
-        ValueError / TypeError: for invalid arguments (each error names the argument).
+        TypeError: if a number, flag or `exclude` has the wrong type (`begin_step="3"`,
+            `include_embeddings=1`, `power=True`); each error names the argument.
+        ValueError: if a value is out of range: `target_sparsity` outside [0, 1), an
+            unknown `schedule`, `begin_step < 0`, `end_step < begin_step`,
+            `frequency < 1`, `initial_sparsity` outside [0, target_sparsity], `power <= 0`
+            or `verbose` not 0 or 1.
 
     Example:
         >>> pruning = MagnitudePruning(target_sparsity=0.5)
@@ -312,36 +310,28 @@ class MagnitudePruning(keras.callbacks.Callback):
         verbose: int = 0,
     ) -> None:
         super().__init__()
-        self.target_sparsity = check_target_sparsity(target_sparsity)
+        self.target_sparsity = check_rate(target_sparsity, "target_sparsity")
         self.schedule = check_schedule(schedule)
-        self.begin_step = _check_step(begin_step, "begin_step")
-        self.end_step = None if end_step is None else _check_step(end_step, "end_step")
+        self.begin_step = check_int(begin_step, "begin_step", 0)
+        self.end_step = check_int(end_step, "end_step", 0, allow_none=True)
         if self.end_step is not None and self.end_step < self.begin_step:
             raise ValueError(
                 f"`end_step` must be >= `begin_step` ({self.begin_step}). "
                 f"Received: end_step={end_step!r}"
             )
-        self.frequency = (
-            None if frequency is None else _check_step(frequency, "frequency", minimum=1)
-        )
-        if (
-            isinstance(initial_sparsity, bool)
-            or not isinstance(initial_sparsity, (int, float))
-            or not (0.0 <= initial_sparsity <= self.target_sparsity)
-        ):
+        self.frequency = check_positive_int(frequency, "frequency", allow_none=True)
+        self.initial_sparsity = check_float(initial_sparsity, "initial_sparsity", low=0.0)
+        if self.initial_sparsity > self.target_sparsity:
             raise ValueError(
                 "`initial_sparsity` must be a float in "
                 f"[0, target_sparsity={self.target_sparsity}]. "
                 f"Received: initial_sparsity={initial_sparsity!r}"
             )
-        self.initial_sparsity = float(initial_sparsity)
-        if isinstance(power, bool) or not isinstance(power, (int, float)) or power <= 0:
-            raise ValueError(f"`power` must be a positive number. Received: power={power!r}")
-        self.power = float(power)
-        self.include_embeddings = bool(include_embeddings)
+        self.power = check_positive_float(power, "power")
+        self.include_embeddings = check_bool(include_embeddings, "include_embeddings")
         compile_exclude_patterns(exclude, "layer paths")
         self.exclude = exclude
-        self.verbose = verbose
+        self.verbose = check_verbose(verbose)
         self.history: list[tuple[int, float]] = []
         self.report: SparsityReport | None = None
         self.below_target: dict[str, float] = {}
@@ -497,12 +487,6 @@ class MagnitudePruning(keras.callbacks.Callback):
         self.history.append((self._step, fraction))
 
 
-def _check_step(value: Any, name: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
-    return int(value)
-
-
 def prune(
     learner: Any,
     target_sparsity: float = 0.5,
@@ -542,18 +526,19 @@ def prune(
         The Keras `History` of the fine-tuning.
 
     Raises:
-        ValueError: for `target_sparsity` outside [0, 1), an unknown `schedule` or
-            invalid `epochs`.
+        TypeError: if `target_sparsity`, `epochs`, `include_embeddings`, `end_step` or
+            `frequency` has the wrong type (e.g. `epochs="2"` or `True`).
+        ValueError: for `target_sparsity` outside [0, 1), an unknown `schedule`,
+            `epochs < 1`, or an `end_step` / `frequency` out of range.
         RuntimeError: if a layer ends below the target (should not happen).
 
     Example:
         >>> ktlite.compress.prune(learner, target_sparsity=0.5, epochs=2)
         >>> print(ktlite.compress.sparsity(learner.model))
     """
-    target_sparsity = check_target_sparsity(target_sparsity)
+    target_sparsity = check_rate(target_sparsity, "target_sparsity")
     schedule = check_schedule(schedule)
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"`epochs` must be a positive int. Received: epochs={epochs!r}")
+    epochs = check_positive_int(epochs, "epochs")
     pruning = MagnitudePruning(
         target_sparsity=target_sparsity,
         schedule=schedule,
@@ -564,7 +549,7 @@ def prune(
     )
     try:
         history = learner.fit_onecycle(
-            lr, int(epochs), callbacks=[*(callbacks or []), pruning], **fit_kwargs
+            lr, epochs, callbacks=[*(callbacks or []), pruning], **fit_kwargs
         )
     except BaseException:
         pruning.detach()  # an interrupted fit skips on_train_end

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import compat, saving
+from ktlite.arguments import check_positive_int, check_seed
 from ktlite.compress.quantize import quantized_layers
 from ktlite.compress.tflite_runtime import (
     FORMAT_NAME,
@@ -262,19 +263,20 @@ def export_tflite(
             (raises otherwise); `False` always exports the model alone.
         num_calibration_samples: how many representative inputs calibrate `"int8"`
             (sampled without replacement with `seed`). Defaults to 256.
-        seed: seed of that sample. Defaults to 0.
+        seed: seed of that sample, an int >= 0 (`None`: a fresh one). Defaults to 0.
 
     Returns:
         A `TFLiteExport` describing the written files.
 
     Raises:
-        ValueError: unknown `quantize`, missing `representative_data` for `"int8"`, bad
-            `num_calibration_samples`, `include_tokenizer=True` when the tokenizer
-            cannot run in TFLite, a predictor of another task than text, or a model
-            quantized by Keras in `"int8"` (TFLite cannot take its int8 activations;
-            export the float model with `quantize="int8"` instead).
-        TypeError: if `model_or_predictor` is neither a predictor nor a `keras.Model`, or
-            `representative_data` has the wrong type.
+        ValueError: unknown `quantize`, missing `representative_data` for `"int8"`,
+            `num_calibration_samples < 1`, a negative `seed`, `include_tokenizer=True`
+            when the tokenizer cannot run in TFLite, a predictor of another task than
+            text, or a model quantized by Keras in `"int8"` (TFLite cannot take its int8
+            activations; export the float model with `quantize="int8"` instead).
+        TypeError: if `model_or_predictor` is neither a predictor nor a `keras.Model`,
+            `representative_data` has the wrong type, `include_tokenizer` is not None or
+            a bool, or `num_calibration_samples` / `seed` is not an int (`"256"`, `True`).
         FileExistsError: if `path` is a file or a non-empty folder that is no TFLite export.
 
     Example:
@@ -290,15 +292,10 @@ def export_tflite(
             "`include_tokenizer` must be None, True or False. "
             f"Received: include_tokenizer={include_tokenizer!r}"
         )
-    if (
-        isinstance(num_calibration_samples, bool)
-        or not isinstance(num_calibration_samples, int)
-        or num_calibration_samples < 1
-    ):
-        raise ValueError(
-            "`num_calibration_samples` must be a positive int. "
-            f"Received: num_calibration_samples={num_calibration_samples!r}"
-        )
+    num_calibration_samples = check_positive_int(
+        num_calibration_samples, "num_calibration_samples"
+    )
+    seed = check_seed(seed)
     if quantize == "int8" and representative_data is None:
         raise ValueError(
             "`representative_data` is required for quantize='int8' (a sample of training "

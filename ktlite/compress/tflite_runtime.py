@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import saving
+from ktlite.arguments import check_positive_int
 from ktlite.labels import LabelEncoder
 from ktlite.predictor import import_predictor_class
 
@@ -57,12 +58,14 @@ class TFLitePredictor:
 
     Args:
         path: the export folder.
-        num_threads: interpreter threads; `None` lets TFLite choose (one thread).
+        num_threads: interpreter threads, a positive int; `None` lets TFLite choose (one
+            thread).
         batch_size: texts per interpreter call. Defaults to 32.
 
     Raises:
+        TypeError: if `batch_size` or `num_threads` is not an int (`"32"`, `True`).
         ValueError: if the folder is not a ktlite TFLite export of a known version, its
-            files are invalid, or `batch_size` is not a positive int.
+            files are invalid, or `batch_size` / `num_threads` is below 1.
 
     Example:
         >>> runner = TFLitePredictor("exported_tflite", num_threads=2)  # or load_tflite(...)
@@ -72,6 +75,8 @@ class TFLitePredictor:
     def __init__(
         self, path: str | os.PathLike, num_threads: int | None = None, batch_size: int = 32
     ) -> None:
+        batch_size = check_positive_int(batch_size, "batch_size")
+        num_threads = check_positive_int(num_threads, "num_threads", allow_none=True)
         folder = Path(path)
         try:
             meta = saving.read_json(folder / META_FILE)
@@ -87,10 +92,6 @@ class TFLitePredictor:
             raise ValueError(
                 f"`path` holds an unknown TFLite export format. Expected {FORMAT_NAME!r} version "
                 f"{FORMAT_VERSION}. Received: {str(folder / META_FILE)!r}"
-            )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(
-                f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
             )
         try:
             self.labels = _check_meta(meta)
@@ -209,14 +210,17 @@ def load_tflite(
 
     Args:
         path: the export folder.
-        num_threads: interpreter threads; `None` (default) lets TFLite choose.
+        num_threads: interpreter threads, a positive int; `None` (default) lets TFLite
+            choose.
         batch_size: texts per interpreter call. Defaults to 32.
 
     Returns:
         A `TFLitePredictor`.
 
     Raises:
-        ValueError: if the folder is not a ktlite TFLite export.
+        TypeError: if `batch_size` or `num_threads` is not an int (`"32"`, `True`).
+        ValueError: if the folder is not a ktlite TFLite export, or `batch_size` /
+            `num_threads` is below 1.
 
     Example:
         >>> runner = load_tflite("exported_tflite")

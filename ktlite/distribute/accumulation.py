@@ -55,6 +55,7 @@ import keras
 import tensorflow as tf
 
 from ktlite import compat
+from ktlite.arguments import check_int
 
 _STATE = "_ktlite_accumulation"
 
@@ -98,14 +99,14 @@ def enable(model: keras.Model, steps: int, strategy: tf.distribute.Strategy) -> 
         strategy: The strategy the model trains under (accumulators are created in it).
 
     Raises:
+        TypeError: If `steps` is not an int (`"4"`, `True`).
         ValueError: If `steps` < 2, or the model compiles with `steps_per_execution` > 1.
 
     Example:
         >>> accumulation.enable(model, 4, tf.distribute.get_strategy())
         >>> model.fit(x, y, batch_size=32)  # one update per 128 samples
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"`steps` must be an int >= 2. Received: steps={steps!r}")
+    steps = check_int(steps, "steps", 2)
     check_one_batch_per_call(model)
     state = getattr(model, _STATE, None)
     if state is None or state.steps != steps:

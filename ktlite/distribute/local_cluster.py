@@ -19,6 +19,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ktlite.arguments import check_int, check_positive_float, check_positive_int
+
 
 @dataclass
 class WorkerResult:
@@ -52,10 +54,15 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     Returns:
         The port numbers.
 
+    Raises:
+        TypeError: If `count` is not an int.
+        ValueError: If `count` < 0.
+
     Example:
         >>> len(free_ports(2))
         2
     """
+    count = check_int(count, "count", 0)
     sockets = []
     try:
         for _ in range(count):
@@ -80,16 +87,14 @@ def local_tf_config(ports: Sequence[int], index: int, host: str = "127.0.0.1") -
         A JSON string for the `TF_CONFIG` environment variable.
 
     Raises:
-        ValueError: If `index` is out of range.
+        TypeError: If `index` is not an int.
+        ValueError: If `index` is not in `range(len(ports))`.
 
     Example:
         >>> json.loads(local_tf_config([2222, 2223], 1))["task"]
         {'type': 'worker', 'index': 1}
     """
-    if not 0 <= index < len(ports):
-        raise ValueError(
-            f"`index` must be in range({len(ports)}). Received: index={index!r}"
-        )
+    index = check_int(index, "index", 0, len(ports) - 1)
     return json.dumps(
         {
             "cluster": {"worker": [f"{host}:{port}" for port in ports]},
@@ -115,7 +120,7 @@ def run_local_workers(
     Args:
         command: The program and its arguments, e.g. `[sys.executable, "train.py"]`.
         num_workers: How many worker processes, >= 1.
-        timeout: Seconds for the whole cluster, > 0.
+        timeout: Seconds for the whole cluster, a finite number > 0.
         env: Extra environment variables for every worker.
         cwd: Working directory of the workers.
         check: Raise `RuntimeError` (with the end of each worker's output) unless every
@@ -125,7 +130,9 @@ def run_local_workers(
         One `WorkerResult` per worker, in index order.
 
     Raises:
-        ValueError: If `num_workers` or `timeout` is not positive, or `command` is empty.
+        TypeError: If `num_workers` is not an int or `timeout` not a number (`"2"`, `True`).
+        ValueError: If `num_workers` < 1, `timeout` is not a finite number > 0, or
+            `command` is empty.
         RuntimeError: If `check` and a worker failed or the time limit passed.
 
     Example:
@@ -133,12 +140,8 @@ def run_local_workers(
         >>> [r.returncode for r in results]
         [0, 0]
     """
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-        raise ValueError(
-            f"`num_workers` must be a positive int. Received: num_workers={num_workers!r}"
-        )
-    if not timeout or timeout <= 0:
-        raise ValueError(f"`timeout` must be > 0 seconds. Received: timeout={timeout!r}")
+    num_workers = check_positive_int(num_workers, "num_workers")
+    timeout = check_positive_float(timeout, "timeout")
     if not command:
         raise ValueError(f"`command` must name a program. Received: command={command!r}")
     ports = free_ports(num_workers)

@@ -316,14 +316,54 @@ def test_a_limit_that_is_no_number_is_a_type_error():
         APIApp(FakePredictor(), max_body_bytes="1MB")
 
 
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"max_wait_ms": "5"}, "max_wait_ms"),
+        ({"max_wait_ms": True}, "max_wait_ms"),
+        ({"body_timeout_s": "10"}, "body_timeout_s"),
+        ({"body_timeout_s": True}, "body_timeout_s"),
+        ({"max_batch_size": 2.0}, "max_batch_size"),
+    ],
+)
+def test_limits_of_the_wrong_type_are_a_type_error(kwargs, name):
+    with pytest.raises(TypeError, match=f"`{name}` must be .* Received: {name}="):
+        APIApp(FakePredictor(), **kwargs)
+
+
+def test_a_non_finite_timeout_or_wait_is_refused():
+    with pytest.raises(ValueError, match="body_timeout_s=inf"):
+        APIApp(FakePredictor(), body_timeout_s=float("inf"))
+    with pytest.raises(ValueError, match="max_wait_ms=nan"):
+        APIApp(FakePredictor(), max_wait_ms=float("nan"))
+
+
 def test_object_without_the_predictor_hooks_is_refused():
     with pytest.raises(TypeError, match="predict_outputs, json_response"):
         APIApp(object())
 
 
-def test_run_rejects_a_bad_port():
-    with pytest.raises(ValueError, match="port=70000"):
-        APIApp(FakePredictor()).run(port=70000)
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"port": 70000}, ValueError, "`port` must be .* Received: port=70000"),
+        ({"port": -1}, ValueError, "`port` must be .* Received: port=-1"),
+        ({"port": "8000"}, TypeError, "`port` must be .* Received: port='8000'"),
+        ({"port": True}, TypeError, "`port` must be .* Received: port=True"),
+        ({"port": 8000.0}, TypeError, "`port` must be .* Received: port=8000.0"),
+        ({"host": ""}, ValueError, "`host` must be a non-empty str. Received: host=''"),
+        ({"host": 127}, TypeError, "`host` must be of type str. Received: host of type int"),
+        ({"header_timeout_s": "10"}, TypeError, "Received: header_timeout_s='10'"),
+        ({"header_timeout_s": True}, TypeError, "Received: header_timeout_s=True"),
+        ({"header_timeout_s": -1}, ValueError, "Received: header_timeout_s=-1"),
+    ],
+)
+def test_run_rejects_bad_host_port_and_header_timeout(monkeypatch, kwargs, error, match):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: pytest.fail("server started"))
+    with pytest.raises(error, match=match):
+        APIApp(FakePredictor()).run(**kwargs)
 
 
 def test_missing_fastapi_gives_an_install_hint_and_core_does_not_import_it():

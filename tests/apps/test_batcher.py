@@ -238,15 +238,31 @@ def test_submit_rejects_an_empty_list():
     "kwargs, match",
     [
         ({"max_batch_size": 0}, "max_batch_size=0"),
-        ({"max_batch_size": 2.5}, "max_batch_size=2.5"),
-        ({"max_batch_size": True}, "max_batch_size=True"),
         ({"max_wait_ms": -1}, "max_wait_ms=-1"),
         ({"max_wait_ms": float("nan")}, "max_wait_ms=nan"),
+        ({"max_wait_ms": float("inf")}, "max_wait_ms=inf"),
         ({"max_pending": 0}, "max_pending=0"),
     ],
 )
-def test_invalid_arguments_name_the_argument_and_value(kwargs, match):
+def test_out_of_range_arguments_name_the_argument_and_value(kwargs, match):
     with pytest.raises(ValueError, match=match):
+        DynamicBatcher(RecordingModel(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"max_batch_size": 2.5}, "`max_batch_size` must be .* Received: max_batch_size=2.5"),
+        ({"max_batch_size": True}, "`max_batch_size` must be .* Received: max_batch_size=True"),
+        ({"max_batch_size": "32"}, "`max_batch_size` must be .* Received: max_batch_size='32'"),
+        ({"max_wait_ms": "5"}, "`max_wait_ms` must be .* Received: max_wait_ms='5'"),
+        ({"max_wait_ms": True}, "`max_wait_ms` must be .* Received: max_wait_ms=True"),
+        ({"max_pending": "3"}, "`max_pending` must be .* Received: max_pending='3'"),
+        ({"max_pending": False}, "`max_pending` must be .* Received: max_pending=False"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_a_type_error(kwargs, match):
+    with pytest.raises(TypeError, match=match):
         DynamicBatcher(RecordingModel(), **kwargs)
 
 

@@ -309,3 +309,18 @@ def test_soak_64_clients_mixing_good_and_bad_requests(served):
     )
     assert counts["good"] > 64 and counts["bad"] > 0
     assert rss_after - rss_before < 512 * 1024  # a leak per request would show far beyond
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [("10", TypeError), (True, TypeError), (None, TypeError), (0, ValueError),
+     (-1.0, ValueError), (float("inf"), ValueError)],
+)
+def test_header_timeout_protocol_rejects_wrong_types_and_out_of_range_values(value, error):
+    with pytest.raises(error, match=f"`header_timeout_s` must be .* "
+                                    f"Received: header_timeout_s={value!r}"):
+        header_timeout_protocol(value)
+
+
+def test_header_timeout_protocol_takes_an_int_as_seconds():
+    assert header_timeout_protocol(2).header_timeout_s == 2.0

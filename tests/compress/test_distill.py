@@ -81,11 +81,38 @@ def test_loss_and_metric_serialize():
         ({"alpha": -0.1}, ValueError, "alpha"),
         ({"alpha": 1.5}, ValueError, "alpha"),
         ({"alpha": None}, TypeError, "alpha"),
+        ({"alpha": True}, TypeError, "alpha"),
+        ({"temperature": float("nan")}, ValueError, "temperature"),
     ],
 )
 def test_bad_loss_arguments_rejected(kwargs, error, name):
     with pytest.raises(error, match=f"`{name}`"):
         DistillationLoss(**kwargs)
+
+
+def dense_classifier():
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"batch_size": "32"}, TypeError, "batch_size"),
+        ({"batch_size": True}, TypeError, "batch_size"),
+        ({"batch_size": 8.0}, TypeError, "batch_size"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"seed": "0"}, TypeError, "seed"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"temperature": True}, TypeError, "temperature"),
+        ({"alpha": "0.5"}, TypeError, "alpha"),
+        ({"alpha": float("nan")}, ValueError, "alpha"),
+    ],
+)
+def test_distill_rejects_wrong_types_and_out_of_range_values(kwargs, error, name):
+    x = np.zeros((8, 4), dtype="float32")
+    y = np.zeros((8,), dtype="int64")
+    with pytest.raises(error, match=f"`{name}` must be .* Received: {name}="):
+        distill(dense_classifier(), dense_classifier(), (x, y), **kwargs)
 
 
 def teacher_and_student(token_data, tiny_transformer):

@@ -145,6 +145,20 @@ def test_target_sparsity_out_of_range_rejected(value):
         ({"initial_sparsity": 0.9}, ValueError, "initial_sparsity"),
         ({"power": 0}, ValueError, "power"),
         ({"exclude": 5}, TypeError, "exclude"),
+        ({"target_sparsity": True}, TypeError, "target_sparsity"),
+        ({"begin_step": "3"}, TypeError, "begin_step"),
+        ({"begin_step": True}, TypeError, "begin_step"),
+        ({"end_step": 10.0}, TypeError, "end_step"),
+        ({"end_step": -1}, ValueError, "end_step"),
+        ({"frequency": "4"}, TypeError, "frequency"),
+        ({"initial_sparsity": "0"}, TypeError, "initial_sparsity"),
+        ({"initial_sparsity": -0.1}, ValueError, "initial_sparsity"),
+        ({"power": True}, TypeError, "power"),
+        ({"power": "3"}, TypeError, "power"),
+        ({"power": float("nan")}, ValueError, "power"),
+        ({"include_embeddings": 1}, TypeError, "include_embeddings"),
+        ({"verbose": "1"}, TypeError, "verbose"),
+        ({"verbose": 2}, ValueError, "verbose"),
     ],
 )
 def test_bad_callback_arguments_rejected(kwargs, error, name):
@@ -159,3 +173,21 @@ def test_prune_rejects_bad_arguments_before_training():
         prune(object(), schedule="exponential")
     with pytest.raises(ValueError, match="`epochs`"):
         prune(object(), epochs=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"epochs": "2"}, TypeError, "epochs"),
+        ({"epochs": True}, TypeError, "epochs"),
+        ({"epochs": 2.0}, TypeError, "epochs"),
+        ({"epochs": -1}, ValueError, "epochs"),
+        ({"target_sparsity": "0.5"}, TypeError, "target_sparsity"),
+        ({"target_sparsity": -0.5}, ValueError, "target_sparsity"),
+        ({"frequency": "4"}, TypeError, "frequency"),
+        ({"include_embeddings": "yes"}, TypeError, "include_embeddings"),
+    ],
+)
+def test_prune_rejects_wrong_types_and_out_of_range_values(kwargs, error, name):
+    with pytest.raises(error, match=f"`{name}` must be .* Received: {name}="):
+        prune(object(), **kwargs)

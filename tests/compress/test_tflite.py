@@ -147,6 +147,41 @@ def test_bad_arguments_rejected(text_predictor, tmp_path):
         load_tflite(tmp_path / "g")
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"num_calibration_samples": "256"}, TypeError, "num_calibration_samples"),
+        ({"num_calibration_samples": True}, TypeError, "num_calibration_samples"),
+        ({"num_calibration_samples": -3}, ValueError, "num_calibration_samples"),
+        ({"seed": "0"}, TypeError, "seed"),
+        ({"seed": 1.5}, TypeError, "seed"),
+        ({"seed": -1}, ValueError, "seed"),
+    ],
+)
+def test_export_rejects_wrong_types_and_out_of_range_values(transformer, tmp_path, kwargs,
+                                                            error, name):
+    with pytest.raises(error, match=f"`{name}` must be .* Received: {name}="):
+        export_tflite(transformer, tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"batch_size": "32"}, TypeError, "batch_size"),
+        ({"batch_size": True}, TypeError, "batch_size"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"num_threads": "2"}, TypeError, "num_threads"),
+        ({"num_threads": 2.0}, TypeError, "num_threads"),
+        ({"num_threads": 0}, ValueError, "num_threads"),
+    ],
+)
+def test_load_rejects_wrong_types_and_out_of_range_values(tmp_path, kwargs, error, name):
+    # Checked before the folder is read: the error names the argument, not the path.
+    with pytest.raises(error, match=f"`{name}` must be .* Received: {name}="):
+        load_tflite(tmp_path / "missing", **kwargs)
+
+
 def test_runtime_decodes_multilabel_like_the_predictor(text_predictor, tmp_path, monkeypatch):
     from ktlite.labels import LabelEncoder
 
