@@ -45,7 +45,8 @@ class GenerationPredictor(StringDecodingPredictor):
         max_length: new tokens for `ktlite serve` and `export` (greedy). Defaults to 32.
 
     Raises:
-        TypeError: for a model or preprocessor of the wrong kind.
+        TypeError: for a model or preprocessor of the wrong kind, or a `batch_size` or
+            `max_length` that is not an int.
         ValueError: if `batch_size` or `max_length` < 1.
 
     Example:

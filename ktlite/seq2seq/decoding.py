@@ -21,13 +21,12 @@ runs one position through the decoder; without it, the whole prefix is re-run.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import tensorflow as tf
 
-from ktlite.arguments import check_bool, check_int
+from ktlite.arguments import check_bool, check_float, check_int, check_positive_float
 
 METHODS = ("greedy", "beam", "sample")
 _NEG = -1e9
@@ -74,32 +73,24 @@ class DecodingOptions:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"`method` must be one of {METHODS}. Received: method={self.method!r}")
-        check_int(self.beam_width, "beam_width", 1)
-        check_int(self.top_k, "top_k", 0)
-        check_int(self.seed, "seed", 0)
-        if self.seed > _MAX_SEED:
-            raise ValueError(f"`seed` must be below 2**31. Received: seed={self.seed!r}")
-        _real("length_penalty", self.length_penalty, lambda v: v >= 0, ">= 0")
-        _real("temperature", self.temperature, lambda v: 0 < v < math.inf, "> 0 (finite)")
-        _real("top_p", self.top_p, lambda v: 0 < v <= 1, "in (0, 1]")
-        check_bool(self.use_cache, "use_cache")
         # NumPy scalars become Python numbers: equal options hash alike and trace alike.
-        for name in ("beam_width", "top_k", "seed"):
-            object.__setattr__(self, name, int(getattr(self, name)))
-        for name in ("length_penalty", "temperature", "top_p"):
-            object.__setattr__(self, name, float(getattr(self, name)))
-
-
-def _real(name: str, value: Any, ok: Any, rule: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a number {rule}. Received: {name}={value!r:.80}")
-    if not ok(float(value)):
-        raise ValueError(f"`{name}` must be a number {rule}. Received: {name}={value!r}")
+        checked = {
+            "beam_width": check_int(self.beam_width, "beam_width", 1),
+            "top_k": check_int(self.top_k, "top_k", 0),
+            "seed": check_int(self.seed, "seed", 0, _MAX_SEED),
+            "length_penalty": check_float(self.length_penalty, "length_penalty", low=0.0),
+            "temperature": check_positive_float(self.temperature, "temperature"),
+            "top_p": check_float(self.top_p, "top_p", 0.0, 1.0, include_low=False),
+        }
+        check_bool(self.use_cache, "use_cache")
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
 
 def check_max_length(max_length: Any, limit: int | None = None) -> int:
-    """Returns `max_length` as an int, at most `limit`; raises ValueError unless it is an
-    int >= 1 (a larger one means "as long as the model allows", so it is cut to `limit`)."""
+    """Returns `max_length` as an int, at most `limit`; raises TypeError unless it is an
+    int, ValueError unless it is >= 1 (a larger one means "as long as the model allows", so
+    it is cut to `limit`)."""
     check_int(max_length, "max_length", 1)
     return int(max_length) if limit is None else min(int(max_length), int(limit))
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_instance, check_seed, check_verbose
+from ktlite.arguments import check_bool, check_instance, check_seed, check_verbose
 from ktlite._console import say
 from ktlite.seq2seq.preprocessor import (
     DEFAULT_VOCAB_SIZE,
@@ -144,7 +144,8 @@ def pairs_from_array(
 
     Raises:
         TypeError: for sentences that are not strings (the index is named), a
-            ``backbone`` of another kind or a ``random_state`` that is not an int.
+            ``backbone`` of another kind, a ``random_state`` that is not an int, or another
+            argument of the wrong type (``joint_vocab`` not a bool, a size not an int).
         ValueError: for missing sentences (the index is named), empty or mismatched lists,
             ``x_test`` without ``y_test``, ``val_pct`` outside [0, 1), or a
             ``source_maxlen`` beyond the backbone's or ``joint_vocab=True`` beside it.
@@ -181,7 +182,7 @@ def pairs_from_array(
             joint_vocab=True if joint_vocab is None else joint_vocab,
         )
     else:
-        if joint_vocab not in (None, False):
+        if joint_vocab is not None and check_bool(joint_vocab, "joint_vocab"):
             raise ValueError(
                 "`joint_vocab` must be None or False beside `backbone`: the sources keep the "
                 "backbone's vocabulary and the targets get their own. Received: "

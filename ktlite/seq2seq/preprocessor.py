@@ -672,8 +672,10 @@ def backbone_preprocessor(
         An unfitted `PairPreprocessor` with `source_fixed=True`.
 
     Raises:
-        TypeError: for a `backbone` of another kind.
-        ValueError: for a `source_maxlen` beyond the backbone's, or an invalid argument.
+        TypeError: for a `backbone` of another kind, or an argument of the wrong type (a
+            size that is not an int, a `lowercase` that is not a bool).
+        ValueError: for a `source_maxlen` beyond the backbone's, or an argument out of
+            range.
 
     Example:
         >>> preproc = backbone_preprocessor("my_backbone").fit(en, it)

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite._console import say
+from ktlite.arguments import check_positive_int
 from ktlite.seq2seq.losses import MaskedSequenceCrossentropy
 from ktlite.seq2seq.predictor import TranslationPredictor
 from ktlite.seq2seq.preprocessor import PairPreprocessor
@@ -94,15 +95,14 @@ def top_losses(model: keras.Model, data: Any, n: int = 5) -> list[tuple[int, flo
         `(index, loss)` pairs, highest loss first.
 
     Raises:
-        TypeError: if `data` is not a pair data set.
+        TypeError: if `data` is not a pair data set or `n` is not an int.
         ValueError: if `n` < 1.
 
     Example:
         >>> top_losses(model, val, 3)
     """
     _check_pairs(data)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"`n` must be an int >= 1. Received: n={n!r}")
+    n = check_positive_int(n, "n")
     loss = MaskedSequenceCrossentropy(label_smoothing=0.0)
     losses = []
     for i in range(0, len(data), 256):
@@ -130,6 +130,10 @@ def view_top_losses(
 
     Returns:
         The `(index, loss)` pairs of `top_losses`.
+
+    Raises:
+        TypeError: if `data` is not a pair data set or `n` is not an int.
+        ValueError: if `n` < 1.
 
     Example:
         >>> view_top_losses(learner.model, preproc, val, 3)

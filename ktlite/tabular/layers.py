@@ -7,20 +7,13 @@ the predictor) registers it before a saved model is loaded.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 from keras import ops
 
-from ktlite.arguments import check_bool
-
-
-def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
-    return int(value)
+from ktlite.arguments import check_bool, check_int, check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="ktlite.tabular")
@@ -45,7 +38,9 @@ class FeatureTokenizer(keras.layers.Layer):
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Raises:
-        ValueError: for no columns, or a non-positive size.
+        TypeError: if `num_numeric`, `embed_dim` or a category size is not an int,
+            `category_sizes` is not a list, or `class_token` is not a bool.
+        ValueError: for no columns, a negative `num_numeric`, or a size < 1.
 
     Example:
         >>> tokens = FeatureTokenizer(2, [4], embed_dim=8, class_token=True)(
@@ -61,15 +56,19 @@ class FeatureTokenizer(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.num_numeric = _count("num_numeric", num_numeric, 0)
+        self.num_numeric = check_int(num_numeric, "num_numeric", 0)
         if not isinstance(category_sizes, Sequence) or isinstance(category_sizes, str):
-            raise ValueError(
-                f"`category_sizes` must be a list of ints. Received: {category_sizes!r}"
+            raise TypeError(
+                "`category_sizes` must be a list of ints. "
+                f"Received: category_sizes={category_sizes!r:.80}"
             )
-        self.category_sizes = [_count("category_sizes[i]", s, 1) for s in category_sizes]
+        self.category_sizes = [
+            check_positive_int(size, f"category_sizes[{i}]")
+            for i, size in enumerate(category_sizes)
+        ]
         if self.num_numeric + len(self.category_sizes) == 0:
             raise ValueError("`FeatureTokenizer` needs at least one numeric or categorical column.")
-        self.embed_dim = _count("embed_dim", embed_dim, 1)
+        self.embed_dim = check_positive_int(embed_dim, "embed_dim")
         self.class_token = check_bool(class_token, "class_token")
         offsets, total = [], 0
         for size in self.category_sizes:

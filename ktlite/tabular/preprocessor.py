@@ -24,7 +24,6 @@ model inputs ``{"numeric", "missing", "categorical"}`` (categorical ids are int3
 from __future__ import annotations
 
 import collections
-import numbers
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ import numpy as np
 
 from ktlite import labels as _labels
 from ktlite import saving
+from ktlite.arguments import check_positive_int
 from ktlite.columns import is_series
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
 from ktlite.tabular import columns as _columns
@@ -100,7 +100,9 @@ class TabularPreprocessor(LabeledPreprocessor):
         labels: the `ktlite.labels.LabelEncoder`.
 
     Raises:
-        ValueError: for invalid arguments, or a column named both numeric and categorical.
+        TypeError: if `max_categories` is not an int.
+        ValueError: for invalid arguments (`max_categories` < 1 among them), or a column
+            named both numeric and categorical.
 
     Example:
         >>> preproc = TabularPreprocessor(categorical_columns=["city"])
@@ -128,16 +130,7 @@ class TabularPreprocessor(LabeledPreprocessor):
             raise ValueError(
                 f"Columns {both} are named in both `numeric_columns` and `categorical_columns`."
             )
-        if (
-            isinstance(max_categories, bool)
-            or not isinstance(max_categories, numbers.Integral)
-            or max_categories < 1
-        ):
-            raise ValueError(
-                f"`max_categories` must be a positive int. Received: max_categories="
-                f"{max_categories!r}"
-            )
-        self.max_categories = int(max_categories)
+        self.max_categories = check_positive_int(max_categories, "max_categories")
         self.labels = LabelEncoder(label_mode, class_names)
         self.numeric: list[dict[str, Any]] = []
         self.categorical: list[dict[str, Any]] = []

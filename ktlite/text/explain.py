@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.arguments import check_positive_int
+
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 _WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
 _DEFAULT_MAX_WORDS = 512
@@ -216,10 +218,10 @@ def explain(
         ``.to_dict()``), or its HTML as a str when `as_html` is True.
 
     Raises:
-        TypeError: if `text` is not a str or `predictor` has no ``predict_proba`` (no
-            ``predict`` for a regression predictor).
-        ValueError: if `text` has no words, `top_k` is not a positive int, or the predictor
-            returns the wrong number of rows.
+        TypeError: if `text` is not a str, `top_k` is not an int, or `predictor` has no
+            ``predict_proba`` (no ``predict`` for a regression predictor).
+        ValueError: if `text` has no words, `top_k` < 1, or the predictor returns the wrong
+            number of rows.
 
     Example:
         >>> from ktlite.text.explain import explain
@@ -228,8 +230,7 @@ def explain(
     """
     if not isinstance(text, str):
         raise TypeError(f"`text` must be a str. Received: text={text!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"`top_k` must be a positive int. Received: top_k={top_k!r}")
+    top_k = check_positive_int(top_k, "top_k")
     method = "predict" if _label_mode(predictor) == "regression" else "predict_proba"
     if not callable(getattr(predictor, method, None)):
         raise TypeError(
@@ -265,7 +266,7 @@ def explain(
         class_index=class_index,
         probability=value,
         words=scored,
-        top_k=int(top_k),
+        top_k=top_k,
     )
     return explanation.to_html() if as_html else explanation
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_seed, check_verbose
+from ktlite.arguments import check_bool, check_int, check_seed, check_verbose
 from ktlite.columns import (
     examples_from_frame,
     label_column_list,
@@ -25,6 +25,7 @@ from ktlite.columns import (
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.text.preprocessor import (
     DEFAULT_VOCAB_SIZE,
+    SPECIAL_TOKENS,
     TextPreprocessor,
     _say,
     validate_texts,
@@ -91,7 +92,8 @@ def texts_from_array(
 
     Raises:
         TypeError: for texts that are not a sequence of strings (the index is named), a
-            ``random_state`` that is not an int, or ``class_names`` that is not a list of
+            ``random_state``, ``maxlen`` or ``vocab_size`` that is not an int, a
+            ``lowercase`` that is not a bool, or ``class_names`` that is not a list of
             strings.
         ValueError: for a missing text (the index is named), an empty corpus, texts
             and labels of different lengths, missing (NaN/None) labels, a single class,
@@ -238,6 +240,10 @@ def _preproc_from_backbone(
     from ktlite.text.backbone import resolve_backbone
 
     source = resolve_backbone(backbone).preproc
+    maxlen = check_int(maxlen, "maxlen", 2, allow_none=True)
+    vocab_size = check_int(vocab_size, "vocab_size", len(SPECIAL_TOKENS) + 1)
+    if lowercase is not None:
+        lowercase = check_bool(lowercase, "lowercase")
     if maxlen is not None and maxlen != source.maxlen:
         raise ValueError(
             f"`maxlen` must be None or the backbone's {source.maxlen} (its position "
@@ -250,9 +256,7 @@ def _preproc_from_backbone(
             f"`vocab_size` must be left at its default or be the backbone's {source.vocab_size} "
             f"(its vocabulary is reused). Received: vocab_size={vocab_size!r}"
         )
-    if lowercase is not None and (
-        not isinstance(lowercase, (bool, np.bool_)) or bool(lowercase) != source.lowercase
-    ):
+    if lowercase is not None and lowercase != source.lowercase:
         raise ValueError(
             f"`lowercase` must be None or the backbone's {source.lowercase} (it was pretrained "
             f"on text normalized that way). Received: lowercase={lowercase!r}"

@@ -28,12 +28,11 @@ masks is not reproducible from run to run even with a seed; the statistics are.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_bool, check_seed
+from ktlite.arguments import check_bool, check_float, check_seed
 from ktlite.text.preprocessor import (
     CLS_ID,
     CONTINUATION_PREFIX,
@@ -48,12 +47,15 @@ __all__ = ["TokenMasker", "check_mask_rate", "max_predictions"]
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1
 
 
-def check_mask_rate(rate: Any, name: str) -> None:
-    """Refuses a masking rate outside (0, 1), naming the argument it came from.
+def check_mask_rate(rate: Any, name: str) -> float:
+    """Returns a masking rate as a float if it is in (0, 1), naming the argument it came from.
 
     Args:
         rate: the share of tokens to predict.
         name: the argument name for the message (`"rate"`, `pretrain`'s `"mask_rate"`).
+
+    Returns:
+        `float(rate)`.
 
     Raises:
         TypeError: if `rate` is not a number.
@@ -61,11 +63,9 @@ def check_mask_rate(rate: Any, name: str) -> None:
 
     Example:
         >>> check_mask_rate(0.15, "mask_rate")
+        0.15
     """
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-        raise TypeError(f"`{name}` must be a float in (0, 1). Received: {name}={rate!r:.80}")
-    if not 0 < rate < 1:
-        raise ValueError(f"`{name}` must be a float in (0, 1). Received: {name}={rate!r}")
+    return check_float(rate, name, 0.0, 1.0, include_low=False, include_high=False)
 
 
 def max_predictions(maxlen: int, rate: float, whole_word: bool) -> int:
@@ -120,11 +120,11 @@ class TokenMasker:
                 "`preproc` must be a fitted TextPreprocessor (with a vocabulary). "
                 f"Received: preproc={preproc!r}"
             )
-        check_mask_rate(rate, "rate")
+        rate = check_mask_rate(rate, "rate")
         check_bool(whole_word, "whole_word")
         check_seed(seed)
         self.preproc = preproc
-        self.rate = float(rate)
+        self.rate = rate
         self.whole_word = bool(whole_word)
         self.num_predictions = max_predictions(preproc.maxlen, self.rate, self.whole_word)
         continuation = np.array([t.startswith(CONTINUATION_PREFIX) for t in preproc.vocab])

@@ -20,14 +20,13 @@ of any length up to ``maxlen`` (so batches padded only to their longest text fit
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
-from ktlite.arguments import check_positive_int, check_verbose
+from ktlite.arguments import check_positive_int, check_rate, check_verbose
 from ktlite._console import say
 from ktlite.classifier import target_scale
 from ktlite.optimizers import default_optimizer
@@ -176,9 +175,10 @@ def text_classifier(
 
     Raises:
         ValueError: If `name` is unknown, `preproc` is for regression,
-            `train_data` does not match `preproc`, or a size beside `backbone` differs
-            from the backbone's.
-        TypeError: If `preproc` or `train_data` is not of the expected kind.
+            `train_data` does not match `preproc`, a size beside `backbone` differs
+            from the backbone's, or `dropout` is outside [0, 1).
+        TypeError: If `preproc` or `train_data` is not of the expected kind, or `dropout`
+            is not a number.
 
     Example:
         >>> trn, val, preproc = text.texts_from_array(x_train, y_train)
@@ -240,9 +240,10 @@ def text_regression_model(
 
     Raises:
         ValueError: If `name` is unknown or `"nbsvm"`, `preproc` is not for regression,
-            `train_data` does not match `preproc`, or a size beside `backbone` differs
-            from the backbone's.
-        TypeError: If `preproc` or `train_data` is not of the expected kind.
+            `train_data` does not match `preproc`, a size beside `backbone` differs
+            from the backbone's, or `dropout` is outside [0, 1).
+        TypeError: If `preproc` or `train_data` is not of the expected kind, or `dropout`
+            is not a number.
 
     Example:
         >>> trn, val, preproc = text.texts_from_array(x_train, ratings)
@@ -344,15 +345,14 @@ def _fasttext(
     preproc: Any, num_outputs: int, activation: str | None, embed_dim: int, dropout: float
 ) -> keras.Model:
     embed_dim = check_positive_int(embed_dim, "embed_dim")
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-        raise ValueError(f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}")
+    dropout = check_rate(dropout, "dropout")
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(
         preproc.vocab_size, embed_dim, mask_zero=True, name="token_embedding"
     )(token_ids)
     # The mask from the embedding makes this a mean over real tokens only.
     x = keras.layers.GlobalAveragePooling1D(name="mean_pooling")(x)
-    x = keras.layers.Dropout(float(dropout), name="dropout")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(
         num_outputs, activation=activation, dtype="float32", name="head"
     )(x)

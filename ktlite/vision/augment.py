@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import tensorflow as tf
+
+from ktlite.arguments import check_float
 
 _FLIPS = ("horizontal", "vertical", "both", None)
 
@@ -37,6 +38,7 @@ class Augmentation:
     measured).
 
     Raises:
+        TypeError: If `translate` or `rotate` is not a number.
         ValueError: If `flip` is unknown, `translate` is not in `[0, 0.5]` or `rotate` not
             in `[0, 180]`.
 
@@ -52,8 +54,8 @@ class Augmentation:
         if flip not in _FLIPS:
             raise ValueError(f"`flip` must be one of {list(_FLIPS)}. Received: flip={flip!r}")
         self.flip = flip
-        self.translate = _bounded("translate", translate, 0.5)
-        self.rotate = _bounded("rotate", rotate, 180.0)
+        self.translate = check_float(translate, "translate", 0.0, 0.5)
+        self.rotate = check_float(rotate, "rotate", 0.0, 180.0)
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         """Warps a float batch `(batch, height, width, channels)`; returns the same shape."""
@@ -107,13 +109,3 @@ class Augmentation:
             f"Augmentation(flip={self.flip!r}, translate={self.translate}, "
             f"rotate={self.rotate})"
         )
-
-
-def _bounded(name: str, value: Any, upper: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 <= float(value) <= upper
-    ):
-        raise ValueError(f"`{name}` must be a number in [0, {upper:g}]. Received: {name}={value!r}")
-    return float(value)

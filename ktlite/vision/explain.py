@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import keras
 import numpy as np
+
+from ktlite.arguments import check_float, check_int, check_positive_int
 
 
 def occlusion_map(
@@ -38,14 +39,17 @@ def occlusion_map(
         A float32 `(height, width)` array.
 
     Raises:
+        TypeError: if `target`, `patch`, `stride` or `batch_size` is not an int.
         ValueError: if `image` is not `(height, width, channels)`, `target` is not an
-            output index, or a size is not a positive int no larger than the image.
+            output index, `patch` is not in `[1, min(height, width)]`, `stride` is not in
+            `[1, patch]`, or `batch_size` < 1.
 
     Example:
         >>> heat = occlusion_map(model, preproc.from_pixels(x[:1])[0].numpy(), target=3)
         >>> heat.shape
         (28, 28)
     """
+    batch_size = check_positive_int(batch_size, "batch_size")
     image = np.asarray(image, dtype="float32")
     if image.ndim != 3:
         raise ValueError(
@@ -55,15 +59,11 @@ def occlusion_map(
     if patch is None:
         patch = max(1, min(height, width) // 7)
     else:
-        patch = _size("patch", patch, min(height, width))
-    stride = max(1, patch // 2) if stride is None else _size("stride", stride, patch)
+        patch = check_int(patch, "patch", 1, min(height, width))
+    stride = max(1, patch // 2) if stride is None else check_int(stride, "stride", 1, patch)
+    check_int(target, "target", 0)
     base = np.asarray(model(image[None], training=False))[0]
-    if isinstance(target, bool) or not isinstance(target, numbers.Integral) or not (
-        0 <= target < base.shape[-1]
-    ):
-        raise ValueError(
-            f"`target` must be an output index below {base.shape[-1]}. Received: target={target!r}"
-        )
+    target = check_int(target, "target", 0, base.shape[-1] - 1)
     tops = list(range(0, height - patch + 1, stride))
     lefts = list(range(0, width - patch + 1, stride))
     if tops[-1] != height - patch:
@@ -110,6 +110,7 @@ def plot_occlusion(
         The matplotlib `Axes`.
 
     Raises:
+        TypeError: if `alpha` is not a number.
         ValueError: if the shapes do not match or `alpha` is not in `[0, 1]`.
 
     Example:
@@ -127,8 +128,7 @@ def plot_occlusion(
             "`heatmap` must be (height, width) of `image`. Received: image shape "
             f"{image.shape}, heatmap shape {heatmap.shape}"
         )
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
-        raise ValueError(f"`alpha` must be in [0, 1]. Received: alpha={alpha!r}")
+    alpha = check_float(alpha, "alpha", 0.0, 1.0)
     if ax is None:
         _, ax = plt.subplots(figsize=(3, 3))
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
@@ -138,13 +138,3 @@ def plot_occlusion(
     if title is not None:
         ax.set_title(title)
     return ax
-
-
-def _size(name: str, value: Any, largest: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
-        1 <= value <= largest
-    ):
-        raise ValueError(
-            f"`{name}` must be an int in [1, {largest}]. Received: {name}={value!r}"
-        )
-    return int(value)

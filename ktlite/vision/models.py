@@ -111,11 +111,12 @@ def image_classifier(
         float32 images to class probabilities `(batch, num_classes)`.
 
     Raises:
-        TypeError: if `preproc` or `train_data` is not from `images_from_*`, or a size or
-            rate is not a number.
+        TypeError: if `preproc` or `train_data` is not from `images_from_*`, a size or
+            rate is not a number, `stem` or `filters` is not a tuple of ints, or
+            `jit_compile` is neither a bool nor a str.
         ValueError: for an unknown `name`, regression labels, data that does not match
             `preproc`, a bad size, a `patch_size` that does not divide the stem's output, or
-            a `jit_compile` other than `"auto"`, `True` or `False`.
+            a `jit_compile` string other than `"auto"`.
 
     Example:
         >>> trn, val, preproc = vision.images_from_array(x_train, y_train)
@@ -174,7 +175,7 @@ def image_regression_model(
         A compiled `keras.Model` from images to `(batch, num_outputs)` floats.
 
     Raises:
-        TypeError: if `preproc` or `train_data` is not from `images_from_*`.
+        TypeError: as in `image_classifier`.
         ValueError: as in `image_classifier`, or class labels.
 
     Example:
@@ -272,24 +273,26 @@ def _conv_block(x: Any, width: int, strides: int, suffix: str) -> Any:
 
 def _filters(name: str, value: Any, allow_empty: bool = False) -> tuple[int, ...]:
     """Checks a tuple of positive filter counts (empty only when `allow_empty`)."""
-    if not isinstance(value, (list, tuple)) or not (value or allow_empty) or not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in value
+    kind = "a tuple" if allow_empty else "a non-empty tuple"
+    expected = f"`{name}` must be {kind} of positive ints."
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
     ):
-        kind = "a tuple" if allow_empty else "a non-empty tuple"
-        raise ValueError(
-            f"`{name}` must be {kind} of positive ints. Received: {name}={value!r}"
-        )
+        raise TypeError(f"{expected} Received: {name}={value!r:.80}")
+    if not (value or allow_empty) or any(v < 1 for v in value):
+        raise ValueError(f"{expected} Received: {name}={value!r}")
     return tuple(int(v) for v in value)
 
 
 def _jit(jit_compile: Any, num_images: int) -> bool:
-    if isinstance(jit_compile, str) and jit_compile == "auto":
-        return num_images >= XLA_MIN_IMAGES and not tf.distribute.has_strategy()
-    if isinstance(jit_compile, bool):
-        return jit_compile
-    raise ValueError(
-        f"`jit_compile` must be 'auto', True or False. Received: jit_compile={jit_compile!r}"
-    )
+    expected = "`jit_compile` must be 'auto', True or False."
+    if isinstance(jit_compile, (bool, np.bool_)):
+        return bool(jit_compile)
+    if not isinstance(jit_compile, str):
+        raise TypeError(f"{expected} Received: jit_compile={jit_compile!r:.80}")
+    if jit_compile != "auto":
+        raise ValueError(f"{expected} Received: jit_compile={jit_compile!r}")
+    return num_images >= XLA_MIN_IMAGES and not tf.distribute.has_strategy()
 
 
 def _patch_size(patch_size: Any, map_size: tuple[int, int]) -> int:

@@ -317,7 +317,9 @@ class ImagePredictor(ClassifierPredictor):
             hiding the pixels lowers the class's probability.
 
         Raises:
-            ValueError: for a regression model, an unknown `target`, or an unreadable image.
+            TypeError: if `patch` or `stride` is not an int.
+            ValueError: for a regression model, an unknown `target`, an unreadable image,
+                or a `patch` or `stride` out of range.
 
         Example:
             >>> heat = predictor.explain("boot.png")

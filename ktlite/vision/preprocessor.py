@@ -40,24 +40,25 @@ def check_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
         `(height, width)` as ints.
 
     Raises:
-        ValueError: if `value` is not a positive int or a pair of them.
+        TypeError: if `value` is neither an int nor a list or tuple of ints (a bool is not
+            an int here).
+        ValueError: if a side is < 1 or a list or tuple does not hold exactly two sides.
 
     Example:
         >>> check_image_size(28)
         (28, 28)
     """
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0:
-        return int(value), int(value)
-    if (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
-                for v in value)
-    ):
-        return int(value[0]), int(value[1])
-    raise ValueError(
-        f"`{name}` must be a positive int or a (height, width) pair. Received: {name}={value!r}"
-    )
+    expected = f"`{name}` must be a positive int or a (height, width) pair."
+    sides = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+    if not all(_is_int(side) for side in sides):
+        raise TypeError(f"{expected} Received: {name}={value!r:.80}")
+    if len(sides) != 2 or min(sides) < 1:
+        raise ValueError(f"{expected} Received: {name}={value!r}")
+    return int(sides[0]), int(sides[1])
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class ImagePreprocessor(LabeledPreprocessor):
@@ -75,8 +76,9 @@ class ImagePreprocessor(LabeledPreprocessor):
             encoded images always scale by their type's maximum (255 for uint8).
 
     Raises:
+        TypeError: if `image_size` or `channels` is not an int (or `image_size` a pair of
+            ints), `float_scale` is not a number or `labels` is not a `LabelEncoder`.
         ValueError: if an argument is out of range.
-        TypeError: if `labels` is not a `LabelEncoder`.
 
     Example:
         >>> preproc = ImagePreprocessor((28, 28), channels=1)
@@ -95,7 +97,9 @@ class ImagePreprocessor(LabeledPreprocessor):
         float_scale: float = 1.0,
     ) -> None:
         self.image_size = check_image_size(image_size)
-        if channels not in (1, 3) or isinstance(channels, bool):
+        if not _is_int(channels):
+            raise TypeError(f"`channels` must be 1 or 3. Received: channels={channels!r:.80}")
+        if channels not in (1, 3):
             raise ValueError(f"`channels` must be 1 or 3. Received: channels={channels!r}")
         self.channels = int(channels)
         if labels is None:
@@ -105,10 +109,11 @@ class ImagePreprocessor(LabeledPreprocessor):
                 f"`labels` must be a ktlite.labels.LabelEncoder. Received: labels={labels!r}"
             )
         self.labels = labels
-        if isinstance(float_scale, bool) or float_scale not in (1.0, 255.0):
-            raise ValueError(
-                f"`float_scale` must be 1.0 or 255.0. Received: float_scale={float_scale!r}"
-            )
+        expected = "`float_scale` must be 1.0 or 255.0."
+        if isinstance(float_scale, bool) or not isinstance(float_scale, numbers.Real):
+            raise TypeError(f"{expected} Received: float_scale={float_scale!r:.80}")
+        if float_scale not in (1.0, 255.0):
+            raise ValueError(f"{expected} Received: float_scale={float_scale!r}")
         self.float_scale = float(float_scale)
 
     @property
@@ -297,8 +302,9 @@ class ImagePreprocessor(LabeledPreprocessor):
             The `ImagePreprocessor`.
 
         Raises:
+            TypeError: for a value of the wrong type (as the constructor).
             ValueError: for missing or unknown keys, another task or format version, or
-                invalid values.
+                values out of range.
 
         Example:
             >>> clone = ImagePreprocessor.from_config(preproc.get_config())

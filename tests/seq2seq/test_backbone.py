@@ -76,6 +76,9 @@ def test_joint_vocab_beside_a_backbone_is_refused_not_ignored(backbone, pairs):
     with pytest.raises(ValueError, match=r"`joint_vocab` must be None or False beside "
                        r"`backbone`.*Received: joint_vocab=True"):
         seq2seq.pairs_from_array(*pairs, backbone=backbone, joint_vocab=True, verbose=0)
+    with pytest.raises(TypeError, match="`joint_vocab` must be True or False. "
+                                        "Received: joint_vocab='no'"):
+        seq2seq.pairs_from_array(*pairs, backbone=backbone, joint_vocab="no", verbose=0)
     _, _, preproc = seq2seq.pairs_from_array(*pairs, backbone=backbone, joint_vocab=False,
                                              verbose=0)
     assert not preproc.joint_vocab

@@ -1,5 +1,6 @@
 """Bad input to the loaders and the translator: clear errors naming the argument."""
 
+import numpy as np
 import pytest
 
 from ktlite import seq2seq
@@ -135,6 +136,37 @@ def test_decoding_options_out_of_range_raise(predictor, options, match):
 def test_options_are_checked_without_a_model():
     with pytest.raises(ValueError, match="top_p"):
         DecodingOptions(top_p=-0.1)
+
+
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        ({"beam_width": "4"}, TypeError,
+         r"`beam_width` must be an int >= 1. Received: beam_width='4'"),
+        ({"top_k": True}, TypeError, "`top_k` must be an int >= 0. Received: top_k=True"),
+        ({"seed": 1.0}, TypeError, "Received: seed=1.0"),
+        ({"seed": -1}, ValueError,
+         r"`seed` must be an int in \[0, 2147483647\]. Received: seed=-1"),
+        ({"length_penalty": "0.6"}, TypeError, "Received: length_penalty='0.6'"),
+        ({"length_penalty": float("inf")}, ValueError, "Received: length_penalty=inf"),
+        ({"length_penalty": -1.0}, ValueError, "`length_penalty` must be a float >= 0"),
+        ({"temperature": None}, TypeError, "`temperature` must be a positive float"),
+        ({"top_p": False}, TypeError,
+         r"`top_p` must be a float in \(0, 1\]. Received: top_p=False"),
+        ({"top_p": float("nan")}, ValueError, "Received: top_p=nan"),
+    ],
+)
+def test_options_of_a_wrong_type_raise_type_error_and_out_of_range_value_error(
+    options, error, match
+):
+    with pytest.raises(error, match=match):
+        DecodingOptions(**options)
+
+
+def test_options_turn_numpy_scalars_into_python_numbers():
+    options = DecodingOptions(beam_width=np.int64(2), top_p=np.float32(0.5), seed=np.int32(3))
+    assert type(options.beam_width) is int and type(options.seed) is int
+    assert type(options.top_p) is float and options.top_p == 0.5
 
 
 def test_a_dataset_needs_the_preprocessor_of_its_task():

@@ -33,5 +33,13 @@ def test_top_losses_put_a_wrong_reference_first(translator, capsys):
     rows = view_top_losses(model, preproc, data, n=2)
     assert rows[0][0] == 5 and rows[0][1] > rows[1][1]
     assert "reference: f f f f" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="`n`"):
+    with pytest.raises(ValueError, match="`n` must be a positive int. Received: n=0"):
         top_losses(model, data, n=0)
+
+
+@pytest.mark.parametrize("n", ["3", True, 2.0, None])
+def test_top_losses_refuses_an_n_of_the_wrong_type(translator, n):
+    model, preproc = translator
+    data = seq2seq.pair_dataset(*task_pairs(4, seed=23), preproc)
+    with pytest.raises(TypeError, match=f"`n` must be a positive int. Received: n={n!r}"):
+        top_losses(model, data, n=n)

@@ -43,3 +43,27 @@ def test_config_round_trip_and_checks():
         FeatureTokenizer(0, [], embed_dim=4)
     with pytest.raises(ValueError, match="embed_dim"):
         FeatureTokenizer(1, [], embed_dim=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"num_numeric": "2"}, TypeError, "`num_numeric` must be an int >= 0. Received: "
+                                          "num_numeric='2'"),
+        ({"num_numeric": True}, TypeError, "Received: num_numeric=True"),
+        ({"num_numeric": -1}, ValueError, "Received: num_numeric=-1"),
+        ({"embed_dim": 8.0}, TypeError, "`embed_dim` must be a positive int. Received: "
+                                        "embed_dim=8.0"),
+        ({"embed_dim": 0}, ValueError, "Received: embed_dim=0"),
+        ({"category_sizes": 3}, TypeError, "`category_sizes` must be a list of ints"),
+        ({"category_sizes": [3, "4"]}, TypeError,
+         r"`category_sizes\[1\]` must be a positive int. Received: category_sizes\[1\]='4'"),
+        ({"category_sizes": [3, 0]}, ValueError, r"Received: category_sizes\[1\]=0"),
+    ],
+)
+def test_wrong_types_are_type_errors_and_out_of_range_values_value_errors(kwargs, error, match):
+    arguments = {"num_numeric": 1, "category_sizes": [3], "embed_dim": 4, **kwargs}
+    with pytest.raises(error, match=match):
+        FeatureTokenizer(**arguments)
+    layer = FeatureTokenizer(np.int64(1), [np.int32(3)], embed_dim=np.int64(4))
+    assert layer.get_config()["embed_dim"] == 4 and type(layer.category_sizes[0]) is int

@@ -145,6 +145,18 @@ def test_arguments_are_checked():
         TabularPreprocessor().to_columns([{"a": 1}])
 
 
+@pytest.mark.parametrize(
+    "max_categories, error",
+    [("3", TypeError), (True, TypeError), (2.0, TypeError), (None, TypeError),
+     (0, ValueError), (-1, ValueError)],
+)
+def test_max_categories_of_a_wrong_type_is_a_type_error(max_categories, error):
+    with pytest.raises(error, match="`max_categories` must be a positive int. Received: "
+                                    f"max_categories={max_categories!r}"):
+        TabularPreprocessor(max_categories=max_categories)
+    assert TabularPreprocessor(max_categories=np.int64(3)).max_categories == 3
+
+
 def test_max_categories_keeps_the_most_frequent():
     cols = {"c": np.array(["a"] * 5 + ["b"] * 3 + ["c"], dtype=object)}
     preproc = TabularPreprocessor(max_categories=2).fit(cols, [0, 1] * 4 + [0])

@@ -119,8 +119,10 @@ def test_explanation_is_a_frozen_dataclass():
         (123, 10, TypeError, "text=123"),
         ("   ...", 10, None, None),
         ("  \n ", 10, ValueError, "at least one word"),
-        ("winner", 0, ValueError, "top_k=0"),
-        ("winner", 2.0, ValueError, "top_k=2.0"),
+        ("winner", 0, ValueError, "`top_k` must be a positive int. Received: top_k=0"),
+        ("winner", 2.0, TypeError, "`top_k` must be a positive int. Received: top_k=2.0"),
+        ("winner", "3", TypeError, "Received: top_k='3'"),
+        ("winner", True, TypeError, "Received: top_k=True"),
     ],
 )
 def test_invalid_arguments_are_named(text, top_k, error, match):

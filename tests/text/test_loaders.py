@@ -123,10 +123,12 @@ def test_a_text_that_is_no_string_is_a_type_error():
         texts_from_array(["a b", 3, "c d"], ["x", "y", "x"], **KW)
 
 
-@pytest.mark.parametrize("val_pct", [1, 1.5, -0.1, "0.1", None])
-def test_val_pct_must_be_in_zero_to_one(val_pct):
+@pytest.mark.parametrize("val_pct, error", [
+    (1, ValueError), (1.5, ValueError), (-0.1, ValueError), ("0.1", TypeError), (None, TypeError),
+])
+def test_val_pct_must_be_a_number_in_zero_to_one(val_pct, error):
     x, y = _corpus(4)
-    with pytest.raises(ValueError, match="val_pct"):
+    with pytest.raises(error, match="val_pct"):
         texts_from_array(x, y, val_pct=val_pct, **KW)
 
 

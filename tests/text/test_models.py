@@ -171,6 +171,20 @@ def test_invalid_hyperparameters_are_refused(binary):
         text_classifier("fasttext", trn, preproc=preproc, learning_rate=-1)
 
 
+@pytest.mark.parametrize(
+    "dropout, error",
+    [("0.1", TypeError), (True, TypeError), (None, TypeError), (1.0, ValueError),
+     (-0.1, ValueError)],
+)
+def test_fasttext_dropout_of_a_wrong_type_is_a_type_error(binary, dropout, error):
+    trn, preproc = binary
+    with pytest.raises(error, match=r"`dropout` must be a float in \[0, 1\). "
+                                    f"Received: dropout={dropout!r}"):
+        text_classifier("fasttext", trn, preproc=preproc, dropout=dropout, **SMALL)
+    model = text_classifier("fasttext", trn, preproc=preproc, dropout=np.float32(0.25), **SMALL)
+    assert model.get_layer("dropout").rate == 0.25
+
+
 # ---------------------------------------------------------------- behaviour
 def test_fasttext_averages_only_real_tokens(binary):
     trn, preproc = binary

@@ -7,6 +7,7 @@ an encoder pretrained on unlabelled texts has learned which words share a topic.
 """
 
 import json
+import re
 import subprocess
 import sys
 
@@ -18,7 +19,7 @@ import tensorflow as tf
 import ktlite
 from folders import assert_quotes_nothing_crafted, rehash
 from ktlite import text
-from ktlite.text.masking import TokenMasker
+from ktlite.text.masking import TokenMasker, check_mask_rate
 from ktlite.text.preprocessor import CLS_ID, MASK_ID, PAD_ID, TextPreprocessor
 
 TOPICS, WORDS = 4, 12
@@ -105,6 +106,20 @@ def test_whole_word_masking_predicts_every_piece_of_a_chosen_word():
     assert (weights > 0).sum() / real.sum() == pytest.approx(0.15, abs=0.02)
 
 
+@pytest.mark.parametrize(
+    "rate, error",
+    [("0.15", TypeError), (True, TypeError), (None, TypeError), (0, ValueError),
+     (1.0, ValueError), (-0.1, ValueError), (float("nan"), ValueError)],
+)
+def test_check_mask_rate_raises_type_error_for_a_wrong_type_and_value_error_out_of_range(
+    rate, error
+):
+    with pytest.raises(error, match=r"`mask_rate` must be a float in \(0, 1\). Received: "
+                                    rf"mask_rate={re.escape(repr(rate))}"):
+        check_mask_rate(rate, "mask_rate")
+    assert check_mask_rate(np.float64(0.15), "mask_rate") == 0.15
+
+
 def test_masker_options_are_type_checked(corpus):
     preproc = TextPreprocessor(maxlen=16, vocab_size=200).fit_vocab(corpus[0], verbose=0)
     with pytest.raises(TypeError, match="whole_word='no'"):
@@ -114,6 +129,7 @@ def test_masker_options_are_type_checked(corpus):
     with pytest.raises(TypeError, match=r"`rate` must be a float in \(0, 1\). Received: "
                                         r"rate='0.15'"):
         TokenMasker(preproc, rate="0.15")
+    assert TokenMasker(preproc, rate=np.float32(0.25)).rate == 0.25
     # `pretrain` names its own arguments, before any vocabulary is learned.
     with pytest.raises(ValueError, match=r"`mask_rate` must be a float in \(0, 1\). "
                                          r"Received: mask_rate=0"):
@@ -299,9 +315,13 @@ def test_settings_the_backbone_overrides_are_refused_when_set_explicitly(pretrai
         assert {k: params[k].default for k in SIZE_DEFAULTS} == SIZE_DEFAULTS
     with pytest.raises(ValueError, match=r"`vocab_size`.*Received: vocab_size=5000"):
         text.texts_from_array(*corpus[1], backbone=backbone, vocab_size=5000, verbose=0)
-    for other in (False, np.False_, "yes"):
+    for other in (False, np.False_):
         with pytest.raises(ValueError, match=r"`lowercase` must be None or the backbone's True"):
             text.texts_from_array(*corpus[1], backbone=backbone, lowercase=other, verbose=0)
+    wrong_types = {"lowercase": "yes", "maxlen": "64", "vocab_size": True}
+    for name, value in wrong_types.items():
+        with pytest.raises(TypeError, match=f"`{name}` must be .*Received: {name}={value!r}"):
+            text.texts_from_array(*corpus[1], backbone=backbone, verbose=0, **{name: value})
     assert text.texts_from_array(*corpus[1], backbone=backbone, lowercase=True,
                                  verbose=0)[2].lowercase is True
     same = backbone.preproc.vocab_size

@@ -42,14 +42,20 @@ def test_output_keeps_the_static_shape():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"flip": "diagonal"}, "Received: flip='diagonal'"),
-        ({"translate": 0.7}, "Received: translate=0.7"),
-        ({"rotate": -5}, "Received: rotate=-5"),
-        ({"rotate": True}, "Received: rotate=True"),
+        ({"flip": "diagonal"}, ValueError, "Received: flip='diagonal'"),
+        ({"translate": 0.7}, ValueError,
+         r"`translate` must be a float in \[0, 0.5\]. Received: translate=0.7"),
+        ({"translate": float("nan")}, ValueError, "Received: translate=nan"),
+        ({"rotate": -5}, ValueError,
+         r"`rotate` must be a float in \[0, 180\]. Received: rotate=-5"),
+        ({"rotate": True}, TypeError, "Received: rotate=True"),
+        ({"translate": "0.1"}, TypeError,
+         "`translate` must be a float in .*Received: translate='0.1'"),
+        ({"rotate": None}, TypeError, "Received: rotate=None"),
     ],
 )
-def test_invalid_arguments_raise_with_received_value(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_invalid_arguments_raise_with_received_value(kwargs, error, message):
+    with pytest.raises(error, match=message):
         Augmentation(**kwargs)

@@ -100,18 +100,36 @@ def test_regression_model_starts_at_the_scale_of_the_targets(shape_arrays):
         ({"patch_size": 5}, "Received: patch_size=5"),
         ({"patch_size": 3}, r"\(2, 2\) of the stem's output.*Received: patch_size=3"),
         ({"stem": (32, 0)}, r"Received: stem=\(32, 0\)"),
-        ({"stem": 32}, "Received: stem=32"),
         ({"embed_dim": 0}, "Received: embed_dim=0"),
         ({"dropout": 1.0}, "Received: dropout=1.0"),
         ({"name": "cnn", "filters": ()}, r"Received: filters=\(\)"),
         ({"learning_rate": 0}, "Received: learning_rate=0"),
         ({"jit_compile": "xla"}, "Received: jit_compile='xla'"),
-        ({"jit_compile": 1}, "Received: jit_compile=1"),
     ],
 )
 def test_invalid_arguments_raise_with_received_value(shape_data, kwargs, message):
     trn, _, preproc = shape_data
     with pytest.raises(ValueError, match=message):
+        image_classifier(train_data=trn, preproc=preproc, verbose=0, **{"name": "vit", **kwargs})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"stem": 32}, "`stem` must be a tuple of positive ints. Received: stem=32"),
+        ({"stem": (32, "64")}, r"Received: stem=\(32, '64'\)"),
+        ({"name": "cnn", "filters": (8, True)},
+         r"`filters` must be a non-empty tuple of positive ints. Received: filters=\(8, True\)"),
+        ({"jit_compile": 1},
+         "`jit_compile` must be 'auto', True or False. Received: jit_compile=1"),
+        ({"jit_compile": None}, "Received: jit_compile=None"),
+        ({"patch_size": "4"}, "`patch_size` must be a positive int. Received: patch_size='4'"),
+        ({"dropout": "0.1"}, "Received: dropout='0.1'"),
+    ],
+)
+def test_arguments_of_a_wrong_type_raise_type_error(shape_data, kwargs, message):
+    trn, _, preproc = shape_data
+    with pytest.raises(TypeError, match=message):
         image_classifier(train_data=trn, preproc=preproc, verbose=0, **{"name": "vit", **kwargs})
 
 

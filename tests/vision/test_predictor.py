@@ -372,6 +372,8 @@ def test_explain_highlights_the_shape_not_the_background(predictor, shape_arrays
         predictor.explain(image, target="circle")
     with pytest.raises(ValueError, match="one image"):
         predictor.explain([image, image])
+    with pytest.raises(TypeError, match="Received: patch='2'"):
+        predictor.explain(image, patch="2")
 
 
 def test_plot_occlusion_overlays_the_map_on_the_image(predictor, shape_arrays):
@@ -384,6 +386,56 @@ def test_plot_occlusion_overlays_the_map_on_the_image(predictor, shape_arrays):
     assert len(ax.images) == 2 and ax.get_title() == "shape"
     with pytest.raises(ValueError, match=r"heatmap shape \(4, 4\)"):
         plot_occlusion(x_test[0], heat[:4, :4])
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """An untrained 3-class model on 8x8 gray images: enough to check arguments."""
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(3, activation="softmax")])
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"target": "1"}, TypeError, "`target` must be an int >= 0. Received: target='1'"),
+        ({"target": True}, TypeError, "Received: target=True"),
+        ({"target": 3}, ValueError, r"`target` must be an int in \[0, 2\]. Received: target=3"),
+        ({"target": -1}, ValueError, "Received: target=-1"),
+        ({"patch": 2.0}, TypeError, r"`patch` must be an int in \[1, 8\]. Received: patch=2.0"),
+        ({"patch": 9}, ValueError, r"`patch` must be an int in \[1, 8\]. Received: patch=9"),
+        ({"patch": 4, "stride": "2"}, TypeError, "Received: stride='2'"),
+        ({"patch": 4, "stride": 5}, ValueError, r"`stride` must be an int in \[1, 4\]"),
+        ({"batch_size": "8"}, TypeError, "`batch_size` must be a positive int"),
+        ({"batch_size": 0}, ValueError, "Received: batch_size=0"),
+    ],
+)
+def test_occlusion_map_arguments_of_a_wrong_type_raise_type_error(
+    tiny_model, kwargs, error, match
+):
+    from ktlite.vision.explain import occlusion_map
+
+    image = np.zeros((8, 8, 1), "float32")
+    with pytest.raises(error, match=match):
+        occlusion_map(tiny_model, image, **{"target": 0, **kwargs})
+    heat = occlusion_map(tiny_model, image, np.int64(2), patch=np.int32(4), batch_size=2)
+    assert heat.shape == (8, 8)
+
+
+@pytest.mark.parametrize(
+    "alpha, error",
+    [("0.5", TypeError), (True, TypeError), (None, TypeError), (1.5, ValueError),
+     (-0.1, ValueError), (float("nan"), ValueError)],
+)
+def test_plot_occlusion_alpha_of_a_wrong_type_raises_type_error(alpha, error):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    image, heat = np.zeros((4, 4)), np.zeros((4, 4))
+    with pytest.raises(error, match=r"`alpha` must be a float in \[0, 1\]. "
+                                    f"Received: alpha={alpha!r}"):
+        plot_occlusion(image, heat, alpha=alpha)
 
 
 def test_http_app_predicts_base64_images_and_refuses_an_empty_upload(predictor, shape_arrays):

@@ -121,14 +121,30 @@ def test_save_refuses_unfitted_labels(tmp_path):
     [
         ({"image_size": 0}, ValueError, "Received: image_size=0"),
         ({"image_size": (4, 4, 1)}, ValueError, r"Received: image_size=\(4, 4, 1\)"),
-        ({"channels": 4}, ValueError, "Received: channels=4"),
+        ({"image_size": (4, 0)}, ValueError, r"Received: image_size=\(4, 0\)"),
+        ({"image_size": "28"}, TypeError, "`image_size` must be a positive int or a "
+                                          r"\(height, width\) pair. Received: image_size='28'"),
+        ({"image_size": True}, TypeError, "Received: image_size=True"),
+        ({"image_size": (4, 4.0)}, TypeError, r"Received: image_size=\(4, 4.0\)"),
+        ({"channels": 4}, ValueError, "`channels` must be 1 or 3. Received: channels=4"),
+        ({"channels": "3"}, TypeError, "`channels` must be 1 or 3. Received: channels='3'"),
+        ({"channels": True}, TypeError, "Received: channels=True"),
         ({"float_scale": 2.0}, ValueError, "Received: float_scale=2.0"),
+        ({"float_scale": "255"}, TypeError,
+         r"`float_scale` must be 1.0 or 255.0. Received: float_scale='255'"),
+        ({"float_scale": True}, TypeError, "Received: float_scale=True"),
         ({"labels": {"label_mode": "multiclass"}}, TypeError, "Received: labels="),
     ],
 )
 def test_invalid_arguments_raise_with_received_value(kwargs, error, message):
     with pytest.raises(error, match=message):
         ImagePreprocessor(**{"image_size": 4, **kwargs})
+
+
+def test_numpy_sizes_and_scales_are_taken_as_python_numbers():
+    preproc = ImagePreprocessor((np.int64(6), 4), np.int32(1), float_scale=np.float32(255))
+    assert preproc.image_size == (6, 4) and type(preproc.image_size[0]) is int
+    assert type(preproc.channels) is int and preproc.float_scale == 255.0
 
 
 def test_pixel_batch_adds_a_channel_axis_and_names_the_first_nan_image():
