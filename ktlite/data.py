@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import compat
-from ktlite.arguments import check_bool
+from ktlite.arguments import check_bool, check_positive_int
 from ktlite.bucketing import bucketed_indices, round_width
 
 __all__ = ["TaskDataset", "make_dataset", "is_batched", "to_arrays", "num_samples"]
@@ -518,15 +518,7 @@ def make_dataset(
         >>> n, int(ds.cardinality())
         (10, 3)
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(
-            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
-        )
-    if batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
-        )
-    batch_size = int(batch_size)
+    batch_size = check_positive_int(batch_size, "batch_size")
     check_bool(augment, "augment")
 
     if isinstance(data, tf.data.Dataset):

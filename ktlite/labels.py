@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_instance
+from ktlite.arguments import check_instance, check_positive_int
 
 LABEL_MODES = ("multiclass", "multilabel", "regression")
 
@@ -716,8 +716,10 @@ class LabelEncoder:
         num_outputs: number of model outputs, normally set by `fit`.
 
     Raises:
-        TypeError: for `class_names` that is not a list of strings.
-        ValueError: for an unknown `label_mode`, invalid `class_names` or `num_outputs`.
+        TypeError: for `class_names` that is not a list of strings, or `num_outputs` that is
+            neither None nor an int.
+        ValueError: for an unknown `label_mode`, invalid `class_names`, or `num_outputs`
+            below 1 or other than the number of `class_names`.
 
     Example:
         >>> labels = LabelEncoder().fit(["pos", "neg", "pos"])
@@ -734,14 +736,7 @@ class LabelEncoder:
         _check_mode(label_mode)
         self.label_mode = label_mode
         self.class_names = check_class_names(class_names)
-        if num_outputs is not None and (
-            isinstance(num_outputs, bool) or not isinstance(num_outputs, numbers.Integral)
-            or num_outputs < 1
-        ):
-            raise ValueError(
-                "`num_outputs` must be a positive int or None. "
-                f"Received: num_outputs={num_outputs!r}"
-            )
+        num_outputs = check_positive_int(num_outputs, "num_outputs", allow_none=True)
         if num_outputs is not None and self.class_names is not None and num_outputs != len(
             self.class_names
         ):
@@ -749,7 +744,7 @@ class LabelEncoder:
                 f"`num_outputs` must equal the number of class names ({len(self.class_names)}). "
                 f"Received: num_outputs={num_outputs!r}"
             )
-        self.num_outputs = None if num_outputs is None else int(num_outputs)
+        self.num_outputs = num_outputs
 
     @property
     def is_fitted(self) -> bool:
@@ -846,7 +841,8 @@ class LabelEncoder:
             The encoder.
 
         Raises:
-            TypeError: if `config` is not a dict.
+            TypeError: if `config` is not a dict, or a field has the wrong type (as in the
+                constructor).
             ValueError: if a field is missing or invalid.
 
         Example:

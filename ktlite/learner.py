@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import math
-import numbers
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +26,15 @@ import tensorflow as tf
 
 from ktlite import compat, evaluation, model_tools, saving
 from ktlite._console import say
-from ktlite.arguments import check_bool, check_positive_int, check_seed, check_verbose
+from ktlite.arguments import (
+    check_bool,
+    check_float,
+    check_int,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+    check_verbose,
+)
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
 from ktlite.labels import check_class_names
@@ -430,10 +436,12 @@ class Learner:
             The `LRFindResult` (also kept as `learner.lr_result`).
 
         Raises:
-            TypeError: for a `confirm` that is not a bool, a count that is not an int, or
-                `callbacks` that is not a list of Keras callbacks.
+            TypeError: for a `confirm` that is not a bool, a count (`num_steps`, `epochs`,
+                `confirm_steps`, `verbose`) that is not an int, a sweep setting (`start_lr`,
+                `end_lr`, `stop_factor`) that is not a number, or `callbacks` that is not a
+                list of Keras callbacks.
             ValueError: for a count below 1 or a sweep setting out of range (`start_lr`,
-                `end_lr`, `num_steps`, `stop_factor`).
+                `end_lr`, `num_steps`, `stop_factor`, `verbose`).
 
         Example:
             >>> result = learner.lr_find()
@@ -715,9 +723,11 @@ class Learner:
             The Keras `History`.
 
         Raises:
-            TypeError: if `monitor` is not a string.
+            TypeError: if `monitor` is not a string, `reduce_factor` is not a number, or
+                `epochs`, `early_stopping` or `reduce_on_plateau` is not an int.
             ValueError: if `monitor` needs validation data that is missing or is not a value
-                the fit logs, `reduce_factor` is not in (0, 1), or training could never
+                the fit logs, `reduce_factor` is not in (0, 1), `epochs` is below 1,
+                `early_stopping` or `reduce_on_plateau` is negative, or training could never
                 stop (`epochs=None` with `early_stopping=0`).
 
         Example:
@@ -729,10 +739,10 @@ class Learner:
         if not isinstance(monitor, str):
             raise TypeError(f"`monitor` must be the name of a logged value, e.g. 'val_loss'. "
                             f"Received: monitor={monitor!r}")
-        if isinstance(reduce_factor, bool) or not isinstance(reduce_factor, numbers.Real) \
-                or not 0 < reduce_factor < 1:
-            raise ValueError(f"`reduce_factor` must be a number in (0, 1). Received: "
-                             f"reduce_factor={reduce_factor!r}")
+        reduce_factor = check_float(reduce_factor, "reduce_factor", 0.0, 1.0,
+                                    include_low=False, include_high=False)
+        early_stopping = check_int(early_stopping, "early_stopping", 0, allow_none=True)
+        reduce_on_plateau = check_int(reduce_on_plateau, "reduce_on_plateau", 0, allow_none=True)
         if monitor.startswith("val_") and self.val_data is None:
             raise ValueError(
                 f"`monitor={monitor!r}` needs validation data: pass {self._val_source} "
@@ -748,10 +758,8 @@ class Learner:
                 "`autofit(epochs=None)` trains until early stopping, so `early_stopping` must "
                 f"be a positive patience. Received: early_stopping={early_stopping!r}"
             )
-        early_stopping = check_positive_int(early_stopping or None, "early_stopping", True)
-        reduce_on_plateau = check_positive_int(
-            reduce_on_plateau or None, "reduce_on_plateau", True
-        )
+        early_stopping = early_stopping or None
+        reduce_on_plateau = reduce_on_plateau or None
         path = None
         if checkpoint_folder is not None:
             if not isinstance(checkpoint_folder, (str, os.PathLike)):
@@ -876,7 +884,10 @@ class Learner:
             The Keras `History` of the unfrozen phase.
 
         Raises:
-            ValueError: for invalid arguments or layer groups.
+            TypeError: for a count (`epochs`, `freeze_epochs`) that is not an int, a rate
+                (`base_lr`, `lr_mult`, `pct_start`, `div`, `moms`) that is not a number, or
+                `callbacks` that is not a list of Keras callbacks.
+            ValueError: for a count or rate out of range, or invalid layer groups.
 
         Example:
             >>> learner.fine_tune(3, base_lr=1e-3, freeze_epochs=1, lr_mult=10)
@@ -885,18 +896,8 @@ class Learner:
         from ktlite.lr import layer_groups as find_groups
 
         epochs = check_positive_int(epochs, "epochs")
-        if isinstance(freeze_epochs, bool) or not isinstance(freeze_epochs, (int, np.integer)) \
-                or freeze_epochs < 0:
-            raise ValueError(
-                f"`freeze_epochs` must be an int >= 0. Received: freeze_epochs={freeze_epochs!r}"
-            )
-        if base_lr is not None and (
-            isinstance(base_lr, bool) or not isinstance(base_lr, numbers.Real)
-            or not math.isfinite(base_lr) or base_lr <= 0
-        ):
-            raise ValueError(
-                f"`base_lr` must be a positive float or None. Received: base_lr={base_lr!r}"
-            )
+        freeze_epochs = check_int(freeze_epochs, "freeze_epochs", 0)
+        base_lr = check_positive_float(base_lr, "base_lr", allow_none=True)
         OneCycle(1.0, 2, pct_start, div, moms=moms)  # the unfrozen phase's settings, checked now
         _check_callbacks(callbacks)
         groups = find_groups(self.model, layer_groups)
@@ -1130,6 +1131,7 @@ class Learner:
             n: number of leading layers (`model.layers`) to freeze, or `None`.
 
         Raises:
+            TypeError: if `n` is not an int.
             ValueError: if `n` is out of range.
 
         Example:
@@ -1158,7 +1160,8 @@ class Learner:
             wd: decay per step (multiplied by the learning rate), or `None` to turn it off.
 
         Raises:
-            ValueError: if `wd` is negative or not a number.
+            TypeError: if `wd` is neither `None` nor a number.
+            ValueError: if `wd` is negative or not finite.
 
         Example:
             >>> learner.set_weight_decay(0.01)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import warnings
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ktlite import compat
 from ktlite._console import say
+from ktlite.arguments import check_float, check_int
 
 __all__ = [
     "all_trainable_variables",
@@ -188,7 +188,8 @@ def freeze_layers(model: keras.Model, n: int | None) -> int:
         The `n` used.
 
     Raises:
-        ValueError: if `n` is not an int in `[0, len(model.layers)]`.
+        TypeError: if `n` is neither `None` nor an int.
+        ValueError: if `n` is not in `[0, len(model.layers)]`.
 
     Example:
         >>> freeze_layers(model, None)
@@ -198,15 +199,8 @@ def freeze_layers(model: keras.Model, n: int | None) -> int:
     if n is None:
         with_weights = [i for i, layer in enumerate(layers) if layer.weights]
         n = with_weights[-1] if with_weights else 0
-    elif (
-        isinstance(n, bool)
-        or not isinstance(n, (int, np.integer))
-        or not 0 <= n <= len(layers)
-    ):
-        raise ValueError(
-            f"`n` must be an int in [0, {len(layers)}] (the number of layers). "
-            f"Received: n={n!r}"
-        )
+    else:
+        n = check_int(n, "n", 0, len(layers))
     set_trainable(model, True)
     for i, layer in enumerate(layers):
         set_trainable(layer, i >= n)
@@ -225,19 +219,13 @@ def set_weight_decay(model: keras.Model, wd: float | None) -> None:
         wd: the decay (multiplied by the learning rate each step), or `None` for none.
 
     Raises:
-        ValueError: if `wd` is negative, not finite or not a number.
+        TypeError: if `wd` is neither `None` nor a number.
+        ValueError: if `wd` is negative or not finite.
 
     Example:
         >>> set_weight_decay(model, 0.01)
     """
-    if wd is not None:
-        if (
-            isinstance(wd, bool)
-            or not isinstance(wd, (int, float, np.floating, np.integer))
-            or not (np.isfinite(wd) and wd >= 0)
-        ):
-            raise ValueError(f"`wd` must be a float >= 0 or None. Received: wd={wd!r}")
-        wd = float(wd)
+    wd = check_float(wd, "wd", low=0.0, allow_none=True)
     inner_optimizer(model.optimizer).weight_decay = wd
     model.train_function = None
 

@@ -30,13 +30,12 @@ batch size: the finder's suggestion is measured, the scaling rule is only a star
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 
-from ktlite.arguments import check_positive_float, check_positive_int
+from ktlite.arguments import check_float, check_positive_float, check_positive_int
 
 OPTIMIZER_NAMES = ("adamw", "lamb")
 
@@ -112,12 +111,12 @@ def get_optimizer(
         A `keras.optimizers.AdamW` or `keras.optimizers.Lamb`, not yet built.
 
     Raises:
-        ValueError: If `name` is unknown, `learning_rate` is not a positive number (or a
-            schedule), `weight_decay` is negative or not finite, or
-            `gradient_accumulation_steps` is not an int >= 1.
+        ValueError: If `name` is unknown, `learning_rate` is not a positive finite number,
+            `weight_decay` is negative or not finite, or `gradient_accumulation_steps` is
+            below 1.
         TypeError: If `exclude_from_weight_decay` is a single string (pass a list),
-            `learning_rate` is neither a number nor a schedule, or
-            `gradient_accumulation_steps` is not an int.
+            `learning_rate` is neither a number nor a schedule, `weight_decay` is not a
+            number, or `gradient_accumulation_steps` is not an int.
 
     Example:
         >>> opt = get_optimizer("lamb", learning_rate=scale_lr(1e-3, 256, 8192, "sqrt"))
@@ -128,15 +127,7 @@ def get_optimizer(
         raise ValueError(f"`name` must be one of {OPTIMIZER_NAMES}. Received: name={name!r}")
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         check_positive_float(learning_rate, "learning_rate")
-    if (
-        isinstance(weight_decay, bool)
-        or not isinstance(weight_decay, numbers.Real)
-        or not math.isfinite(weight_decay)
-        or weight_decay < 0
-    ):
-        raise ValueError(
-            f"`weight_decay` must be a finite number >= 0. Received: weight_decay={weight_decay!r}"
-        )
+    weight_decay = check_float(weight_decay, "weight_decay", low=0.0)
     if isinstance(exclude_from_weight_decay, str):
         raise TypeError(
             "`exclude_from_weight_decay` must be a list of name substrings, not one string "
@@ -150,7 +141,7 @@ def get_optimizer(
     cls = keras.optimizers.AdamW if key == "adamw" else keras.optimizers.Lamb
     optimizer = cls(
         learning_rate=learning_rate,
-        weight_decay=float(weight_decay),
+        weight_decay=weight_decay,
         gradient_accumulation_steps=accumulation,
         **kwargs,
     )
@@ -179,9 +170,10 @@ def default_optimizer(
         `optimizer` itself, or a new `AdamW` (`Adam` without decay).
 
     Raises:
-        TypeError: if `optimizer` is neither `None`, a name nor an optimizer.
-        ValueError: if `learning_rate` is not positive or `weight_decay` is negative, or
-            `optimizer` names no Keras optimizer.
+        TypeError: if `optimizer` is neither `None`, a name nor an optimizer, or (without
+            an `optimizer`) `learning_rate` or `weight_decay` is not a number.
+        ValueError: if `learning_rate` is not positive and finite, `weight_decay` is
+            negative or not finite, or `optimizer` names no Keras optimizer.
 
     Example:
         >>> default_optimizer(None, 1e-3, weight_decay=1e-4)
@@ -202,14 +194,8 @@ def default_optimizer(
                     f"'rmsprop'). Received: optimizer={optimizer!r}"
                 ) from None
         return optimizer
-    for arg, value in (("learning_rate", learning_rate), ("weight_decay", weight_decay)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, numbers.Real)
-            or not 0 <= value < float("inf")
-            or (arg == "learning_rate" and value == 0)
-        ):
-            raise ValueError(f"`{arg}` must be a positive float. Received: {arg}={value!r}")
+    learning_rate = check_positive_float(learning_rate, "learning_rate")
+    weight_decay = check_float(weight_decay, "weight_decay", low=0.0)
     if weight_decay == 0:
-        return keras.optimizers.Adam(learning_rate=float(learning_rate))
-    return get_optimizer("adamw", float(learning_rate), weight_decay, no_decay)
+        return keras.optimizers.Adam(learning_rate=learning_rate)
+    return get_optimizer("adamw", learning_rate, weight_decay, no_decay)

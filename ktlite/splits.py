@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.arguments import check_rate
+
 __all__ = ["check_val_pct", "split_indices", "describe_holdout"]
 
 
@@ -26,22 +28,14 @@ def check_val_pct(val_pct: Any) -> float:
         ``val_pct`` as a float.
 
     Raises:
-        ValueError: when ``val_pct`` is not a number in [0, 1).
+        TypeError: when ``val_pct`` is not a number.
+        ValueError: when ``val_pct`` is outside [0, 1).
 
     Example:
         >>> check_val_pct(0.1)
         0.1
     """
-    if (
-        isinstance(val_pct, bool)
-        or not isinstance(val_pct, (int, float, np.floating))
-        or not 0.0 <= float(val_pct) < 1.0
-    ):
-        raise ValueError(
-            "`val_pct` must be a float in [0, 1) (0: no validation data). "
-            f"Received: val_pct={val_pct!r}"
-        )
-    return float(val_pct)
+    return check_rate(val_pct, "val_pct")
 
 
 def split_indices(

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import compat
+from ktlite.arguments import check_float
 from ktlite.data import TaskDataset, num_samples, to_arrays
 
 __all__ = [
@@ -207,12 +208,7 @@ def check_class_weight(class_weight: Any, model: keras.Model) -> dict[int, float
                 "`class_weight` keys must be class ids (ints; a class name's id is its "
                 f"position in `preproc.class_names`). Received: key {key!r}"
             )
-        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)):
-            raise TypeError(f"`class_weight` values must be numbers. Received: {key}: {weight!r}")
-        if not np.isfinite(weight) or weight < 0:
-            raise ValueError(
-                f"`class_weight` values must be finite and >= 0. Received: {key}: {weight!r}"
-            )
+        check_float(weight, f"class_weight[{key}]", low=0.0)
     width = output_width(model)
     if width is None:
         return dict(class_weight)

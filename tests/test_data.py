@@ -182,11 +182,17 @@ def test_bad_data_is_rejected(data, error, match):
 
 
 @pytest.mark.parametrize(
-    "batch_size, error", [(0, ValueError), (-3, ValueError), (True, TypeError), (2.0, TypeError)]
+    "batch_size, error",
+    [(0, ValueError), (-3, ValueError), (True, TypeError), (2.0, TypeError), ("2", TypeError)],
 )
 def test_bad_batch_size_is_rejected(batch_size, error):
-    with pytest.raises(error, match="batch_size"):
+    with pytest.raises(error, match="`batch_size` must be a positive int. Received: batch_size="):
         make_dataset(np.zeros(3), batch_size=batch_size)
+
+
+def test_a_numpy_batch_size_is_taken():
+    dataset, n = make_dataset(np.zeros(3), batch_size=np.int64(2))
+    assert n == 3 and int(dataset.cardinality()) == 2
 
 
 def test_batching_is_found_through_zip_and_undone_by_unbatch():

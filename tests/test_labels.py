@@ -196,6 +196,9 @@ def test_label_encoder_refuses_use_before_fit_and_bad_arguments():
         LabelEncoder().decode([[0.1, 0.9]])
     with pytest.raises(ValueError, match="num_outputs"):
         LabelEncoder("multiclass", ["a", "b"], num_outputs=3)
+    with pytest.raises(ValueError, match="`num_outputs` must be a positive int or None. "
+                                         "Received: num_outputs=0"):
+        LabelEncoder("regression", num_outputs=0)
     with pytest.raises(ValueError, match="label_mode"):
         LabelEncoder("ranking")
     with pytest.raises(TypeError, match="`config` must be a dict"):
@@ -240,3 +243,15 @@ def test_an_infinite_regression_label_in_a_list_is_refused_like_one_in_an_array(
     for labels in ([1.5, float("inf"), 2.0], np.array([1.5, np.inf, 2.0])):
         with pytest.raises(ValueError, match="infinite label .* at index 1"):
             LabelEncoder().fit(labels)
+
+
+@pytest.mark.parametrize("num_outputs", ["2", True, 2.0])
+def test_label_encoder_refuses_num_outputs_of_the_wrong_type(num_outputs):
+    with pytest.raises(TypeError, match="`num_outputs` must be a positive int or None. "
+                                        "Received: num_outputs="):
+        LabelEncoder("multiclass", ["a", "b"], num_outputs=num_outputs)
+
+
+def test_label_encoder_takes_a_numpy_num_outputs_as_an_int():
+    labels = LabelEncoder("multiclass", ["a", "b"], num_outputs=np.int64(2))
+    assert type(labels.num_outputs) is int and labels.get_config()["num_outputs"] == 2

@@ -55,10 +55,31 @@ def test_body_is_unchanged_in_the_frozen_phase_and_trains_after():
 def test_fine_tune_refuses_bad_arguments():
     x = np.zeros((8, 4), "float32")
     learner = ktlite.get_learner(_model(), (x, np.zeros(8, "int32")), batch_size=4, verbose=0)
-    with pytest.raises(ValueError, match="freeze_epochs"):
+    with pytest.raises(ValueError, match="`freeze_epochs`.*Received: freeze_epochs=-1"):
         learner.fine_tune(1, base_lr=1e-3, freeze_epochs=-1)
     with pytest.raises(ValueError, match="lr_mult"):
         learner.fine_tune(1, base_lr=1e-3, lr_mult=[1.0, 2.0])
+    with pytest.raises(ValueError, match="`lr_mult` must be a float >= 1"):
+        learner.fine_tune(1, base_lr=1e-3, lr_mult=0.5)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"freeze_epochs": "1"}, "freeze_epochs"),
+    ({"freeze_epochs": True}, "freeze_epochs"),
+    ({"freeze_epochs": 1.0}, "freeze_epochs"),
+    ({"base_lr": "1e-3"}, "base_lr"),
+    ({"base_lr": True}, "base_lr"),
+    ({"lr_mult": "10"}, "lr_mult"),
+])
+def test_fine_tune_arguments_of_the_wrong_type_are_type_errors(kwargs, name):
+    x = np.zeros((8, 4), "float32")
+    learner = ktlite.get_learner(_model(), (x, np.zeros(8, "int32")), batch_size=4, verbose=0)
+    before = [w.copy() for w in learner.model.get_weights()]
+    with pytest.raises(TypeError, match=f"`{name}` must be .*Received: {name}="):
+        learner.fine_tune(1, **{"base_lr": 1e-3, **kwargs})
+    assert all(layer.trainable for layer in learner.model.layers)
+    for a, b in zip(before, learner.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_layers_the_user_froze_stay_frozen_and_flags_come_back_after_an_error():

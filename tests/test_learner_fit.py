@@ -152,11 +152,26 @@ def test_autofit_argument_errors():
         learner.autofit(1e-3, monitor="loss", early_stopping=0)
     with pytest.raises(TypeError, match="reduce_on_plateau"):
         learner.autofit(1e-3, 2, monitor="loss", reduce_on_plateau=1.5)
-    for factor in ("a", 2.0, 0):
+    for factor in (2.0, 0, 1.0, float("nan")):
         with pytest.raises(ValueError, match=f"reduce_factor={factor!r}"):
             learner.autofit(1e-3, 2, monitor="loss", reduce_factor=factor)
+    with pytest.raises(ValueError, match="`early_stopping`.*Received: early_stopping=-1"):
+        learner.autofit(1e-3, 2, monitor="loss", early_stopping=-1)
     with pytest.raises(TypeError, match="`monitor` must be the name"):
         learner.autofit(1e-3, 2, monitor=None)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"reduce_factor": "0.5"}, "reduce_factor"),
+    ({"reduce_factor": True}, "reduce_factor"),
+    ({"early_stopping": "3"}, "early_stopping"),
+    ({"early_stopping": False}, "early_stopping"),
+    ({"reduce_on_plateau": True}, "reduce_on_plateau"),
+])
+def test_autofit_arguments_of_the_wrong_type_are_type_errors(kwargs, name):
+    learner = _learner(val=False)
+    with pytest.raises(TypeError, match=f"`{name}` must be .*Received: {name}="):
+        learner.autofit(1e-3, 2, monitor="loss", **kwargs)
 
 
 class _PoisonAt(keras.callbacks.Callback):
@@ -328,8 +343,10 @@ def test_class_weight_moves_predictions_toward_the_up_weighted_class():
 @pytest.mark.parametrize("class_weight, error, message", [
     ([1.0, 3.0], TypeError, r"dict of class ids to weights.*Received: class_weight of type list"),
     ({"neg": 2.0}, TypeError, r"keys must be class ids .*preproc.class_names.*'neg'"),
-    ({0: "2"}, TypeError, r"values must be numbers. Received: 0: '2'"),
-    ({0: -1.0}, ValueError, r"finite and >= 0. Received: 0: -1.0"),
+    ({0: "2"}, TypeError, r"`class_weight\[0\]` must be a float >= 0. Received: .*\]='2'"),
+    ({1: True}, TypeError, r"`class_weight\[1\]` must be a float >= 0. Received: .*\]=True"),
+    ({0: -1.0}, ValueError, r"`class_weight\[0\]` must be a float >= 0. Received: .*\]=-1.0"),
+    ({0: float("inf")}, ValueError, r"`class_weight\[0\]` must be a float >= 0. Received: .*=inf"),
     ({7: 2.0}, ValueError, r"classes \[7\] that the model does not have: its classes are 0 to 1"),
 ])
 def test_bad_class_weight_is_refused_before_training(class_weight, error, message):

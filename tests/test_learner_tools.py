@@ -283,8 +283,19 @@ def test_freeze_trains_only_the_head_with_the_same_optimizer():
     assert learner.model.optimizer is optimizer
     learner.freeze(0)
     assert all(layer.trainable for layer in learner.model.layers)
-    with pytest.raises(ValueError, match="n=5"):
+    with pytest.raises(ValueError, match="`n` must be an int in \\[0, 2\\]. Received: n=5"):
         learner.freeze(5)
+    with pytest.raises(ValueError, match="Received: n=-1"):
+        learner.freeze(-1)
+    learner.freeze(np.int64(1))
+    assert [layer.trainable for layer in learner.model.layers] == [False, True]
+
+
+@pytest.mark.parametrize("n", ["1", True, 1.0])
+def test_freeze_with_an_n_of_the_wrong_type_is_a_type_error(n):
+    learner, _, _ = _classifier_learner()
+    with pytest.raises(TypeError, match="`n` must be an int in \\[0, 2\\]. Received: n="):
+        learner.freeze(n)
 
 
 def test_model_frozen_by_the_user_can_be_unfrozen_later():
@@ -343,10 +354,17 @@ def test_set_weight_decay_takes_effect_and_keeps_other_settings():
     assert learner.get_weight_decay() is None
 
 
-@pytest.mark.parametrize("wd", [-0.1, float("nan"), "0.1", True])
-def test_set_weight_decay_rejects_bad_values(wd):
+@pytest.mark.parametrize("wd", [-0.1, float("nan"), float("inf")])
+def test_set_weight_decay_rejects_values_out_of_range(wd):
     learner, _, _ = _classifier_learner()
-    with pytest.raises(ValueError, match="`wd`"):
+    with pytest.raises(ValueError, match="`wd` must be a float >= 0 or None. Received: wd="):
+        learner.set_weight_decay(wd)
+
+
+@pytest.mark.parametrize("wd", ["0.1", True, [0.1]])
+def test_set_weight_decay_rejects_values_of_the_wrong_type(wd):
+    learner, _, _ = _classifier_learner()
+    with pytest.raises(TypeError, match="`wd` must be a float >= 0 or None. Received: wd="):
         learner.set_weight_decay(wd)
 
 

@@ -92,6 +92,21 @@ def test_get_optimizer_names_bad_arguments(kwargs, match):
         get_optimizer(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs, name", [
+    ({"weight_decay": "0.01"}, "weight_decay"),
+    ({"weight_decay": True}, "weight_decay"),
+    ({"weight_decay": None}, "weight_decay"),
+    ({"learning_rate": "1e-3"}, "learning_rate"),
+])
+def test_get_optimizer_refuses_arguments_of_the_wrong_type(kwargs, name):
+    with pytest.raises(TypeError, match=f"`{name}` must be .*Received: {name}="):
+        get_optimizer(**kwargs)
+
+
+def test_get_optimizer_takes_a_numpy_weight_decay():
+    assert get_optimizer(weight_decay=np.float32(0.5)).weight_decay == 0.5
+
+
 def test_one_string_of_exclusions_is_refused_rather_than_split_into_letters():
     with pytest.raises(TypeError, match=r"pass \['bias'\]"):
         get_optimizer(exclude_from_weight_decay="bias")
@@ -128,3 +143,19 @@ def test_default_optimizer_keeps_the_users_and_builds_adamw_or_adam():
         default_optimizer(None, 0)
     with pytest.raises(ValueError, match="`weight_decay`"):
         default_optimizer(None, 1e-3, -1)
+    with pytest.raises(ValueError, match="`learning_rate` must be a positive float"):
+        default_optimizer(None, math.inf)
+
+
+@pytest.mark.parametrize("learning_rate, weight_decay, name", [
+    ("1e-3", 0.01, "learning_rate"),
+    (True, 0.01, "learning_rate"),
+    (None, 0.01, "learning_rate"),
+    (1e-3, "0.01", "weight_decay"),
+    (1e-3, False, "weight_decay"),
+])
+def test_default_optimizer_refuses_settings_of_the_wrong_type(learning_rate, weight_decay, name):
+    from ktlite.optimizers import default_optimizer
+
+    with pytest.raises(TypeError, match=f"`{name}` must be .*Received: {name}="):
+        default_optimizer(None, learning_rate, weight_decay)

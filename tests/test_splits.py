@@ -37,10 +37,20 @@ def test_unique_integer_labels_get_a_hint_about_regression():
         split_indices(np.arange(50), True, 0.1, 0)
 
 
-@pytest.mark.parametrize("bad", [1.0, -0.1, True, "0.1", None])
-def test_check_val_pct_names_the_argument(bad):
-    with pytest.raises(ValueError, match="val_pct"):
+@pytest.mark.parametrize("bad", [1.0, -0.1, float("nan")])
+def test_check_val_pct_out_of_range_is_a_value_error_naming_the_argument(bad):
+    with pytest.raises(ValueError, match="`val_pct`.*Received: val_pct="):
         check_val_pct(bad)
+
+
+@pytest.mark.parametrize("bad", [True, "0.1", None, [0.1]])
+def test_check_val_pct_of_the_wrong_type_is_a_type_error_naming_the_argument(bad):
+    with pytest.raises(TypeError, match="`val_pct` must be a float in \\[0, 1\\). Received"):
+        check_val_pct(bad)
+
+
+def test_check_val_pct_takes_numpy_numbers():
+    assert check_val_pct(np.float32(0.25)) == 0.25 and check_val_pct(np.int64(0)) == 0.0
 
 
 @pytest.mark.parametrize("stratify", [True, False])

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from ktlite.arguments import check_positive_float, check_positive_int
 from ktlite.lr.budget import budget_factor
 from ktlite.lr.policy_callback import PolicyCallback, _momentum_attribute
 from ktlite.lr.preserve import ensure_built, preserved
@@ -49,20 +50,14 @@ def candidate_lrs(
         default, then the lowest and the highest of the other rules' suggestions.
 
     Raises:
-        ValueError: If `max_candidates` is not an int >= 1.
+        TypeError: If `max_candidates` is not an int.
+        ValueError: If `max_candidates` is below 1.
 
     Example:
         >>> candidate_lrs({"a": 1e-3, "b": 1.2e-3, "c": 1e-2}, default=1e-3)
         [0.001, 0.01]
     """
-    if (
-        isinstance(max_candidates, bool)
-        or not isinstance(max_candidates, (int, np.integer))
-        or max_candidates < 1
-    ):
-        raise ValueError(
-            f"`max_candidates` must be an int >= 1. Received: max_candidates={max_candidates!r}"
-        )
+    max_candidates = check_positive_int(max_candidates, "max_candidates")
     others = sorted(float(v) for v in suggestions.values() if v is not None and math.isfinite(v))
     ordered = [float(default)] if math.isfinite(float(default)) else []
     ordered += [lr for lr in (others[:1] + others[-1:]) if lr > 0]
@@ -130,7 +125,9 @@ def confirm_lr(
         loss), `"steps"` and `"judged_by"` (`"val_loss"` or `"loss"`).
 
     Raises:
-        ValueError: If an argument is invalid or every run diverged.
+        TypeError: If a rate in `lrs` is not a number or `steps` is not an int.
+        ValueError: If an argument is invalid (no rates, a rate that is not positive and
+            finite, `steps` below 1) or every run diverged.
 
     Example:
         >>> record = confirm_lr(model, train_ds, [3e-4, 1e-3, 3e-3], val_dataset=val_ds)
@@ -148,12 +145,10 @@ def confirm_lr(
             )
     if dataset is None:
         raise ValueError("`dataset` must be a batched tf.data.Dataset. Received: dataset=None")
-    lrs = [float(lr) for lr in lrs]
-    if not lrs or not all(math.isfinite(lr) and lr > 0 for lr in lrs):
-        raise ValueError(f"`lrs` must be positive finite rates. Received: lrs={lrs!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"`steps` must be an int >= 1. Received: steps={steps!r}")
-    steps = int(steps)
+    lrs = [check_positive_float(lr, f"lrs[{i}]") for i, lr in enumerate(lrs)]
+    if not lrs:
+        raise ValueError("`lrs` must hold at least one positive rate. Received: lrs=[]")
+    steps = check_positive_int(steps, "steps")
     horizon = budget_factor(steps) / budget_factor(planned_steps)
     judged_by = "loss" if val_dataset is None else "val_loss"
     if len(lrs) == 1:

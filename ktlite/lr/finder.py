@@ -9,9 +9,9 @@ import warnings
 from typing import Any, Sequence
 
 import keras
-import numpy as np
 
 from ktlite import saving
+from ktlite.arguments import check_float, check_int, check_positive_float, check_rate, check_verbose
 from ktlite.lr.budget import budget_factor
 from ktlite.lr.policy_callback import PolicyCallback
 from ktlite.lr.preserve import ensure_built, preserved
@@ -94,11 +94,13 @@ class LRFindResult:
             An `LRFindResult`.
 
         Raises:
-            ValueError: If `lrs` and `losses` differ in length.
+            TypeError: If `beta` is not a number.
+            ValueError: If `lrs` and `losses` differ in length or `beta` is outside [0, 1).
 
         Example:
             >>> r = LRFindResult.from_curve(np.logspace(-5, 0, 50), np.linspace(2, 1, 50))
         """
+        beta = check_rate(beta, "beta")
         lrs, losses = _floats(lrs), _floats(losses)
         if len(lrs) != len(losses):
             raise ValueError(
@@ -242,20 +244,6 @@ class LRFindResult:
         return float(self.suggestions[rule]) * budget_factor(planned_steps)
 
 
-def _check_float(name: str, value: Any, low: float, high: float, low_open: bool = True) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating, np.integer))
-    if ok:
-        value_f = float(value)
-        ok = math.isfinite(value_f) and (value_f > low if low_open else value_f >= low)
-        ok = ok and value_f < high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(
-            f"`{name}` must be a float in {bracket}{low}, {high}). Received: {name}={value!r}"
-        )
-    return float(value)
-
-
 class _SweepMonitor(keras.callbacks.Callback):
     """Smooths the recorded losses after every batch and stops the sweep on divergence."""
 
@@ -339,8 +327,13 @@ def find_lr(
         in `benchmarks/lr_finder.py`, scaled for `planned_steps` when given.
 
     Raises:
-        ValueError: If an argument is invalid or the model is not compiled.
-        TypeError: If `callbacks` holds something that is not a Keras callback.
+        ValueError: If an argument is out of range (`start_lr`, `end_lr` not positive and
+            finite, `end_lr <= start_lr`, `num_steps < 5`, `stop_factor <= 1`, `beta`
+            outside [0, 1), `verbose` not 0, 1 or 2), `model` is not a compiled
+            `keras.Model`, `dataset` is not a `tf.data.Dataset` or is empty.
+        TypeError: If a rate, `stop_factor` or `beta` is not a number, `num_steps` or
+            `verbose` is not an int, or `callbacks` holds something that is not a Keras
+            callback.
 
     Example:
         >>> result = find_lr(model, train_ds.batch(32))
@@ -361,23 +354,18 @@ def find_lr(
             "`dataset` must be a batched tf.data.Dataset. "
             f"Received: dataset of type {type(dataset).__name__}"
         )
-    start_lr = _check_float("start_lr", start_lr, 0.0, math.inf)
-    end_lr = _check_float("end_lr", end_lr, 0.0, math.inf)
+    start_lr = check_positive_float(start_lr, "start_lr")
+    end_lr = check_positive_float(end_lr, "end_lr")
     if end_lr <= start_lr:
         raise ValueError(
             "`end_lr` must be larger than `start_lr`. "
             f"Received: start_lr={start_lr!r}, end_lr={end_lr!r}"
         )
-    if num_steps is None:
-        num_steps = DEFAULT_NUM_STEPS
-    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 5:
-        raise ValueError(f"`num_steps` must be an int >= 5. Received: num_steps={num_steps!r}")
-    num_steps = int(num_steps)
-    stop_factor = _check_float("stop_factor", stop_factor, 1.0, math.inf)
+    num_steps = check_int(DEFAULT_NUM_STEPS if num_steps is None else num_steps, "num_steps", 5)
+    stop_factor = check_float(stop_factor, "stop_factor", 1.0, include_low=False)
     factor = budget_factor(planned_steps)
-    beta = _check_float("beta", beta, 0.0, 1.0, low_open=False)
-    if verbose not in (0, 1, 2, True, False):
-        raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
+    beta = check_rate(beta, "beta")
+    verbose = check_verbose(verbose, (0, 1, 2))
     if isinstance(callbacks, keras.callbacks.Callback):
         raise TypeError("`callbacks` must be a list of Keras callbacks, not one callback: "
                         f"pass [{type(callbacks).__name__}(...)]. Received: {callbacks!r}")

@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +30,7 @@ import keras
 import numpy as np
 
 from ktlite import compat
+from ktlite.arguments import check_float, check_positive_float, check_positive_int
 
 __all__ = ["GroupRates", "group_multipliers", "layer_groups"]
 
@@ -149,38 +149,35 @@ def group_multipliers(n_groups: int, lr_mult: float | Sequence[float]) -> np.nda
         A float32 array of `n_groups` multipliers.
 
     Raises:
-        ValueError: for a multiplier that is not a positive finite number, an `lr_mult`
-            below 1, or a sequence of the wrong length.
+        TypeError: if `n_groups` is not an int, or `lr_mult` (or one of its multipliers)
+            is not a number.
+        ValueError: for `n_groups` below 1, an `lr_mult` below 1, a multiplier that is not
+            positive and finite, or a sequence of the wrong length.
 
     Example:
         >>> group_multipliers(3, 100.0)
         array([0.01, 0.1 , 1.  ], dtype=float32)
     """
+    n_groups = check_positive_int(n_groups, "n_groups")
     if isinstance(lr_mult, Sequence) and not isinstance(lr_mult, str):
-        values = list(lr_mult)
-        if len(values) != n_groups or not all(_positive(v) for v in values):
+        if len(lr_mult) != n_groups:
             raise ValueError(
                 f"`lr_mult` as a sequence must hold {n_groups} positive numbers (one per "
                 f"group). Received: lr_mult={lr_mult!r}"
             )
-        return np.asarray(values, dtype=np.float32)
-    if not _positive(lr_mult) or float(lr_mult) < 1:
-        raise ValueError(
-            f"`lr_mult` must be a number >= 1 or one multiplier per group. "
-            f"Received: lr_mult={lr_mult!r}"
-        )
+        return _positive_floats(lr_mult, "lr_mult")
+    lr_mult = check_float(lr_mult, "lr_mult", low=1.0)
     if n_groups == 1:
         return np.ones(1, dtype=np.float32)
     exponents = np.arange(n_groups - 1, -1, -1) / (n_groups - 1)
-    return (float(lr_mult) ** -exponents).astype(np.float32)
+    return (lr_mult ** -exponents).astype(np.float32)
 
 
-def _positive(value: Any) -> bool:
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float, np.integer, np.floating))
-        and math.isfinite(float(value))
-        and float(value) > 0
+def _positive_floats(values: Sequence[Any], name: str) -> np.ndarray:
+    """`values` as float32 once each is a positive finite number (named `name[i]`)."""
+    return np.asarray(
+        [check_positive_float(v, f"{name}[{i}]") for i, v in enumerate(values)],
+        dtype=np.float32,
     )
 
 
@@ -204,7 +201,9 @@ class GroupRates:
         multipliers: one positive multiplier per group (see `group_multipliers`).
 
     Raises:
-        ValueError: if the model is not compiled or `multipliers` does not fit `groups`.
+        TypeError: if a multiplier is not a number.
+        ValueError: if the model is not compiled, `multipliers` does not fit `groups`, or a
+            multiplier is not positive and finite.
 
     Example:
         >>> rates = GroupRates(model, layer_groups(model), [0.1, 0.3, 1.0])
@@ -244,13 +243,13 @@ class GroupRates:
         self._weight_decay = None
 
     def _check(self, multipliers: Sequence[float]) -> np.ndarray:
-        values = list(np.asarray(multipliers, dtype=np.float64).ravel())
-        if len(values) != len(self.groups) or not all(_positive(v) for v in values):
+        values = np.asarray(multipliers, dtype=object).ravel()
+        if len(values) != len(self.groups):
             raise ValueError(
                 f"`multipliers` must hold {len(self.groups)} positive numbers (one per "
                 f"group). Received: multipliers={multipliers!r}"
             )
-        return np.asarray(values, dtype=np.float32)
+        return _positive_floats(values, "multipliers")
 
     @property
     def installed(self) -> bool:
@@ -262,6 +261,11 @@ class GroupRates:
 
         Args:
             multipliers: one positive number per group.
+
+        Raises:
+            TypeError: if a multiplier is not a number.
+            ValueError: for a number of multipliers other than the number of groups, or one
+                that is not positive and finite.
 
         Example:
             >>> rates.set_multipliers([0.5, 1.0])

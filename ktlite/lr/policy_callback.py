@@ -33,6 +33,7 @@ import keras
 import numpy as np
 
 from ktlite import compat
+from ktlite.arguments import check_positive_float
 from ktlite.lr.schedules import Policy
 
 __all__ = ["PolicyCallback"]
@@ -191,7 +192,9 @@ class PolicyCallback(keras.callbacks.Callback):
             not cycle momentum) and `"losses"` (the true loss of each batch, not Keras'
             running mean), one entry per optimizer step, filled at the end of each epoch.
         lr_scale: Factor applied to every learning rate of the policy (default 1.0); set it
-            during training, e.g. to lower the peak on a plateau.
+            during training, e.g. to lower the peak on a plateau. Setting it to a value that
+            is not a number raises `TypeError`, to one that is not positive and finite
+            `ValueError`.
 
     Raises:
         ValueError: If `policy` is not a `Policy`, or (when training starts) if the model is
@@ -224,11 +227,7 @@ class PolicyCallback(keras.callbacks.Callback):
 
     @lr_scale.setter
     def lr_scale(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not (
-            math.isfinite(float(value)) and float(value) > 0
-        ):
-            raise ValueError(f"`lr_scale` must be a positive float. Received: lr_scale={value!r}")
-        self._lr_scale = float(value)
+        self._lr_scale = check_positive_float(value, "lr_scale")
         if self._installed:
             self._state["driver"].scale_var.assign(self._lr_scale)
 

@@ -11,12 +11,11 @@ policy with `n_cycles=None`) repeat forever.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
 
-from ktlite.arguments import check_positive_float, check_positive_int
+from ktlite.arguments import check_float, check_positive_float, check_positive_int, check_rate
 
 __all__ = [
     "Policy",
@@ -40,29 +39,26 @@ def _check_positive_float(name: str, value: Any) -> float:
 def _check_moms(moms: Any) -> tuple[float, float] | None:
     if moms is None:
         return None
-    ok = isinstance(moms, (tuple, list)) and len(moms) == 2
-    if ok:
-        try:
-            pair = (float(moms[0]), float(moms[1]))
-        except (TypeError, ValueError):
-            ok = False
-        else:
-            ok = all(math.isfinite(m) and 0.0 <= m < 1.0 for m in pair)
-    if not ok:
-        raise ValueError(
-            "`moms` must be None or a pair (high, low) of floats in [0, 1). "
-            f"Received: moms={moms!r}"
-        )
-    return pair
+    expected = "`moms` must be None or a pair (high, low) of floats in [0, 1)."
+    if not isinstance(moms, (tuple, list)):
+        raise TypeError(f"{expected} Received: moms of type {type(moms).__name__}")
+    if len(moms) != 2:
+        raise ValueError(f"{expected} Received: moms={moms!r}")
+    return check_rate(moms[0], "moms[0]"), check_rate(moms[1], "moms[1]")
 
 
 def _as_steps(steps: Any) -> np.ndarray:
     arr = np.asarray(steps)
-    if arr.dtype.kind not in "iu" and not (
-        arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.floor(arr))
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(
+            f"`steps` must hold integer step indices. Received: steps with dtype {arr.dtype}"
+        )
+    if arr.dtype.kind == "f" and not (
+        np.all(np.isfinite(arr)) and np.all(arr == np.floor(arr))
     ):
         raise ValueError(
-            f"`steps` must hold integer step indices. Received: steps with dtype {arr.dtype}"
+            "`steps` must hold integer step indices. "
+            f"Received: steps with non-integer values of dtype {arr.dtype}"
         )
     arr = arr.astype(np.int64)
     if np.any(arr < 0):
@@ -119,6 +115,7 @@ class Policy:
             Array of the same shape as `steps`.
 
         Raises:
+            TypeError: If `steps` is not numeric (e.g. strings or bools).
             ValueError: If `steps` holds a negative or non-integer value.
 
         Example:
@@ -137,6 +134,7 @@ class Policy:
             Array of the same shape as `steps`, or `None`.
 
         Raises:
+            TypeError: If `steps` is not numeric (e.g. strings or bools).
             ValueError: If `steps` holds a negative or non-integer value.
 
         Example:
@@ -208,15 +206,7 @@ class OneCycle(Policy):
     ):
         self.lr = _check_positive_float("lr", lr)
         self.total_steps = check_positive_int(total_steps, "total_steps")
-        if (
-            isinstance(pct_start, bool)
-            or not isinstance(pct_start, (int, float, np.floating))
-            or not 0.0 <= float(pct_start) <= 1.0
-        ):
-            raise ValueError(
-                f"`pct_start` must be a float in [0, 1]. Received: pct_start={pct_start!r}"
-            )
-        self.pct_start = float(pct_start)
+        self.pct_start = check_float(pct_start, "pct_start", 0.0, 1.0)
         self.div = _check_positive_float("div", div)
         self.div_final = _check_positive_float("div_final", div_final)
         self.moms = _check_moms(moms)
@@ -419,15 +409,8 @@ class Constant(Policy):
     def __init__(self, lr: float, total_steps: int, momentum: float | None = None):
         self.lr = _check_positive_float("lr", lr)
         self.total_steps = check_positive_int(total_steps, "total_steps")
-        if momentum is not None and (
-            isinstance(momentum, bool)
-            or not isinstance(momentum, (int, float, np.floating))
-            or not 0.0 <= float(momentum) < 1.0
-        ):
-            raise ValueError(
-                f"`momentum` must be None or a float in [0, 1). Received: momentum={momentum!r}"
-            )
-        self.momentum = None if momentum is None else float(momentum)
+        self.momentum = check_float(momentum, "momentum", 0.0, 1.0, include_high=False,
+                                    allow_none=True)
         self.moms = None if momentum is None else (self.momentum, self.momentum)
 
     def _lr(self, steps):

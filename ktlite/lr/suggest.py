@@ -14,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ktlite.arguments import check_int, check_rate
+
 __all__ = [
     "smooth_losses",
     "suggest_valley",
@@ -62,14 +64,14 @@ def smooth_losses(losses: Sequence[float], beta: float = 0.98) -> np.ndarray:
         Float64 array of smoothed losses, same length as `losses`.
 
     Raises:
+        TypeError: If `beta` is not a number.
         ValueError: If `beta` is outside [0, 1).
 
     Example:
         >>> smooth_losses([1.0, 2.0]).round(4).tolist()
         [1.0, 1.5051]
     """
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta < 1.0:
-        raise ValueError(f"`beta` must be a float in [0, 1). Received: beta={beta!r}")
+    beta = check_rate(beta, "beta")
     out = np.empty(len(losses), dtype=np.float64)
     avg = 0.0
     for i, loss in enumerate(losses):
@@ -217,16 +219,14 @@ def running_median(losses: Sequence[float], half_width: int) -> np.ndarray:
         Float64 array of the same length.
 
     Raises:
-        ValueError: If `half_width` is not an int >= 0.
+        TypeError: If `half_width` is not an int.
+        ValueError: If `half_width` is negative.
 
     Example:
         >>> running_median([1.0, 9.0, 2.0, 3.0], 1).tolist()
         [5.0, 2.0, 3.0, 2.5]
     """
-    if isinstance(half_width, bool) or not isinstance(half_width, int) or half_width < 0:
-        raise ValueError(
-            f"`half_width` must be an int >= 0. Received: half_width={half_width!r}"
-        )
+    half_width = check_int(half_width, "half_width", 0)
     values = np.asarray(losses, dtype=np.float64)
     n = values.size
     return np.array(

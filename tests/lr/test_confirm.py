@@ -1,6 +1,7 @@
 """The confirming pass: short runs at candidate rates, the best one picked, nothing changed."""
 
 import math
+import re
 
 import keras
 import numpy as np
@@ -49,8 +50,15 @@ def test_candidates_are_the_default_and_the_extremes_without_near_duplicates():
     assert candidate_lrs(spread, 1e-3) == [1e-4, 1e-3, 1e-2]
     assert candidate_lrs(spread, 1e-3, max_candidates=2) == [1e-4, 1e-3]
     assert candidate_lrs({"a": 1e-3}, 1.2e-3) == [1.2e-3]
-    with pytest.raises(ValueError, match="`max_candidates`"):
+    assert candidate_lrs(spread, 1e-3, max_candidates=np.int64(1)) == [1e-3]
+    with pytest.raises(ValueError, match="`max_candidates`.*Received: max_candidates=0"):
         candidate_lrs(spread, 1e-3, max_candidates=0)
+
+
+@pytest.mark.parametrize("bad", ["3", True, 2.0, None])
+def test_max_candidates_of_the_wrong_type_is_a_type_error(bad):
+    with pytest.raises(TypeError, match="`max_candidates` must be a positive int. Received"):
+        candidate_lrs({"a": 1e-3}, 1e-3, max_candidates=bad)
 
 
 def test_confirm_picks_the_rate_with_the_lowest_short_run_loss_and_restores(trained, dataset):
@@ -151,12 +159,23 @@ def test_a_single_candidate_is_not_trained(trained, dataset):
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [({"lrs": []}, "lrs"), ({"lrs": [-1.0]}, "lrs"), ({"steps": 0}, "steps"),
-     ({"val_dataset": [1, 2]}, "val_dataset")],
+    [({"lrs": []}, "lrs"), ({"lrs": [1e-3, -1.0]}, "lrs[1]"), ({"lrs": [math.inf]}, "lrs[0]"),
+     ({"steps": 0}, "steps"), ({"val_dataset": [1, 2]}, "val_dataset")],
 )
 def test_bad_arguments_are_named(trained, dataset, kwargs, name):
     args = {"lrs": [1e-3, 1e-2], **kwargs}
-    with pytest.raises(ValueError, match=f"`{name}`"):
+    with pytest.raises(ValueError, match=re.escape(f"`{name}`")):
+        confirm_lr(trained, dataset, **args)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"steps": "3"}, "steps"), ({"steps": True}, "steps"), ({"steps": 2.0}, "steps"),
+     ({"lrs": ["1e-3", 1e-2]}, "lrs[0]"), ({"lrs": [1e-3, True]}, "lrs[1]")],
+)
+def test_arguments_of_the_wrong_type_are_type_errors(trained, dataset, kwargs, name):
+    args = {"lrs": [1e-3, 1e-2], **kwargs}
+    with pytest.raises(TypeError, match=re.escape(f"`{name}` must be a positive ") + ".*Received"):
         confirm_lr(trained, dataset, **args)
 
 

@@ -150,16 +150,46 @@ def test_default_sweep_is_bounded(trained, dataset):
         ({"end_lr": float("inf")}, "end_lr"),
         ({"start_lr": 1.0, "end_lr": 0.1}, "end_lr"),
         ({"num_steps": 3}, "num_steps"),
-        ({"num_steps": 10.0}, "num_steps"),
         ({"stop_factor": 1.0}, "stop_factor"),
         ({"beta": 1.0}, "beta"),
+        ({"beta": -0.1}, "beta"),
         ({"verbose": 5}, "verbose"),
     ],
 )
 def test_bad_arguments_are_named(make_model, dataset, kwargs, name):
     model = make_model(keras.optimizers.Adam())
-    with pytest.raises(ValueError, match=f"`{name}`"):
+    with pytest.raises(ValueError, match=f"`{name}`.*Received: .*{name}="):
         find_lr(model, dataset, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"start_lr": "1e-7"}, "start_lr"),
+        ({"end_lr": True}, "end_lr"),
+        ({"num_steps": 10.0}, "num_steps"),
+        ({"num_steps": "50"}, "num_steps"),
+        ({"stop_factor": "4"}, "stop_factor"),
+        ({"beta": None}, "beta"),
+        ({"verbose": True}, "verbose"),
+        ({"verbose": "1"}, "verbose"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_type_errors(make_model, dataset, kwargs, name):
+    model = make_model(keras.optimizers.Adam())
+    with pytest.raises(TypeError, match=f"`{name}` must be .*Received: {name}="):
+        find_lr(model, dataset, **kwargs)
+
+
+@pytest.mark.parametrize("beta, error", [("0.9", TypeError), (1.5, ValueError)])
+def test_from_curve_checks_beta(beta, error):
+    with pytest.raises(error, match="`beta`.*Received: beta="):
+        LRFindResult.from_curve(np.logspace(-6, 0, 20), np.ones(20), beta=beta)
+
+
+def test_from_curve_keeps_a_numpy_beta_as_a_plain_float():
+    result = LRFindResult.from_curve(np.logspace(-6, 0, 20), np.ones(20), beta=np.float32(0.5))
+    assert type(result.config["beta"]) is float and result.config["beta"] == 0.5
 
 
 def test_a_callback_of_the_wrong_type_is_a_type_error(make_model, dataset):

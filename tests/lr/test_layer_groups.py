@@ -59,10 +59,28 @@ def test_explicit_groups_must_cover_every_layer_with_weights():
 def test_multipliers_spread_geometrically_to_the_head():
     np.testing.assert_allclose(group_multipliers(3, 100.0), [0.01, 0.1, 1.0], rtol=1e-6)
     np.testing.assert_allclose(group_multipliers(2, [0.5, 2.0]), [0.5, 2.0])
-    with pytest.raises(ValueError, match="lr_mult"):
+    np.testing.assert_allclose(group_multipliers(np.int64(2), np.float32(4.0)), [0.25, 1.0])
+    with pytest.raises(ValueError, match="`lr_mult` must be a float >= 1. Received: lr_mult=0.5"):
         group_multipliers(3, 0.5)
     with pytest.raises(ValueError, match="lr_mult"):
         group_multipliers(3, [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"`lr_mult\[1\]`.*Received: lr_mult\[1\]=0.0"):
+        group_multipliers(2, [1.0, 0.0])
+    with pytest.raises(ValueError, match="`n_groups`.*Received: n_groups=0"):
+        group_multipliers(0, 10.0)
+
+
+@pytest.mark.parametrize("n_groups, lr_mult, name", [
+    (3, "10", "lr_mult"),
+    (3, True, "lr_mult"),
+    (3, None, "lr_mult"),
+    (2, [1.0, "2"], r"lr_mult\[1\]"),
+    ("3", 10.0, "n_groups"),
+    (True, 10.0, "n_groups"),
+])
+def test_multipliers_of_the_wrong_type_are_a_type_error(n_groups, lr_mult, name):
+    with pytest.raises(TypeError, match=f"`{name}` must be .*Received"):
+        group_multipliers(n_groups, lr_mult)
 
 
 @pytest.mark.parametrize("make", [
@@ -125,7 +143,13 @@ def test_multipliers_set_while_installed_apply_at_the_next_step_without_a_retrac
         rates.set_multipliers([2.0, 0.5])
         step()
         with pytest.raises(ValueError, match="2 positive numbers"):
+            rates.set_multipliers([1.0, 2.0, 3.0])
+        with pytest.raises(ValueError, match=r"`multipliers\[1\]`.*Received"):
             rates.set_multipliers([1.0, 0.0])
+        with pytest.raises(TypeError, match=r"`multipliers\[0\]` must be a positive float"):
+            rates.set_multipliers(["1.0", 2.0])
+        with pytest.raises(TypeError, match=r"`multipliers\[1\]` must be a positive float"):
+            rates.set_multipliers([1.0, True])
     # Plain SGD with a gradient of 1: each step moves a kernel by lr * multiplier.
     np.testing.assert_allclose(before[0] - g0.kernel.numpy(), lr * 2.0, rtol=1e-5)
     np.testing.assert_allclose(before[1] - g1.kernel.numpy(), lr * 0.5, rtol=1e-5)

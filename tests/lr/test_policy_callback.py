@@ -189,10 +189,19 @@ def test_policy_must_be_a_policy():
         PolicyCallback(lambda step: 1e-3)
 
 
-def test_lr_scale_must_be_positive():
+@pytest.mark.parametrize("value", [0.0, -1.0, float("inf")])
+def test_lr_scale_must_be_positive(value):
     cb = PolicyCallback(Constant(1e-3, 5))
     with pytest.raises(ValueError, match="`lr_scale`.*Received"):
-        cb.lr_scale = 0.0
+        cb.lr_scale = value
+
+
+@pytest.mark.parametrize("value", ["0.5", True, None])
+def test_lr_scale_of_the_wrong_type_is_a_type_error(value):
+    cb = PolicyCallback(Constant(1e-3, 5))
+    with pytest.raises(TypeError, match="`lr_scale` must be a positive float. Received"):
+        cb.lr_scale = value
+    assert cb.lr_scale == 1.0
 
 
 def test_uncompiled_model_gets_a_clear_error(data):

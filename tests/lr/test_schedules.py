@@ -1,6 +1,7 @@
 """Exact shapes of the learning-rate / momentum policies."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -139,7 +140,7 @@ def test_exponential_sweep_is_geometric():
         (lambda: OneCycle(1e-3, 10, div=0), ValueError, "div"),
         (lambda: OneCycle(1e-3, 10, div_final=float("nan")), ValueError, "div_final"),
         (lambda: OneCycle(1e-3, 10, moms=(0.95,)), ValueError, "moms"),
-        (lambda: OneCycle(1e-3, 10, moms=(1.5, 0.5)), ValueError, "moms"),
+        (lambda: OneCycle(1e-3, 10, moms=(1.5, 0.5)), ValueError, "moms[0]"),
         (lambda: Triangular(1e-3, 1), ValueError, "steps_per_cycle"),
         (lambda: Triangular(1e-3, 10, n_cycles=0), ValueError, "n_cycles"),
         (lambda: SGDR(1e-3, 10, 2, cycle_mult=0), ValueError, "cycle_mult"),
@@ -149,11 +150,32 @@ def test_exponential_sweep_is_geometric():
         (lambda: ExponentialSweep(1.0, 0.1, 10), ValueError, "end_lr"),
         (lambda: ExponentialSweep(1e-3, 1.0, 1), ValueError, "total_steps"),
         (lambda: OneCycle(True, 10), TypeError, "lr"),
+        (lambda: OneCycle(1e-3, 10, pct_start="0.3"), TypeError, "pct_start"),
+        (lambda: OneCycle(1e-3, 10, pct_start=True), TypeError, "pct_start"),
+        (lambda: OneCycle(1e-3, 10, moms="ab"), TypeError, "moms"),
+        (lambda: OneCycle(1e-3, 10, moms=(0.95, "0.85")), TypeError, "moms[1]"),
+        (lambda: OneCycle(1e-3, 10, moms=(True, 0.85)), TypeError, "moms[0]"),
+        (lambda: Triangular(1e-3, 10, moms=(0.95, -0.1)), ValueError, "moms[1]"),
+        (lambda: Constant(1e-3, 10, momentum="0.9"), TypeError, "momentum"),
+        (lambda: Constant(1e-3, 10, momentum=True), TypeError, "momentum"),
+        (lambda: Constant(1e-3, 10, momentum=-0.5), ValueError, "momentum"),
     ],
 )
 def test_bad_arguments_name_the_argument(factory, error, name):
-    with pytest.raises(error, match=f"`{name}`.*Received"):
+    with pytest.raises(error, match=f"`{re.escape(name)}`.*Received"):
         factory()
+
+
+def test_numpy_settings_are_taken_as_plain_floats():
+    policy = OneCycle(1e-3, 10, pct_start=np.float32(0.5), moms=(np.float64(0.9), 0.8))
+    assert type(policy.pct_start) is float and policy.moms == (0.9, 0.8)
+    assert Constant(1e-3, 10, momentum=np.float32(0.5)).get_config()["momentum"] == 0.5
+
+
+@pytest.mark.parametrize("steps", [["1"], [True], np.array([None])])
+def test_steps_of_the_wrong_type_are_a_type_error(steps):
+    with pytest.raises(TypeError, match="`steps` must hold integer step indices"):
+        OneCycle(1e-3, 10).lr_at(steps)
 
 
 def test_negative_or_fractional_steps_are_rejected():

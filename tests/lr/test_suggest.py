@@ -40,9 +40,16 @@ def test_smoothing_propagates_non_finite():
     assert out[0] == 1.0 and math.isnan(out[1]) and math.isnan(out[2])
 
 
-def test_smoothing_rejects_bad_beta():
-    with pytest.raises(ValueError, match="`beta`.*Received: beta=1.0"):
-        smooth_losses([1.0], beta=1.0)
+@pytest.mark.parametrize("beta", [1.0, -0.1, float("nan")])
+def test_smoothing_rejects_a_beta_out_of_range(beta):
+    with pytest.raises(ValueError, match="`beta`.*Received: beta="):
+        smooth_losses([1.0], beta=beta)
+
+
+@pytest.mark.parametrize("beta", ["0.9", True, None])
+def test_smoothing_rejects_a_beta_of_the_wrong_type(beta):
+    with pytest.raises(TypeError, match="`beta` must be a float in \\[0, 1\\). Received: beta="):
+        smooth_losses([1.0], beta=beta)
 
 
 def _sigmoid_drop(n=121, center=60, width=8.0):
@@ -143,9 +150,15 @@ def test_plateau_noise_does_not_stretch_the_valley_back():
 def test_running_median_is_centred_and_cut_at_the_ends():
     np.testing.assert_allclose(running_median([1.0, 9.0, 2.0, 3.0], 1), [5.0, 2.0, 3.0, 2.5])
     np.testing.assert_allclose(running_median([4.0, 1.0], 0), [4.0, 1.0])
-    for bad in (-1, 1.5, True):
-        with pytest.raises(ValueError, match="`half_width`.*Received"):
-            running_median([1.0], bad)
+    np.testing.assert_allclose(running_median([4.0, 1.0], np.int64(0)), [4.0, 1.0])
+    with pytest.raises(ValueError, match="`half_width`.*Received: half_width=-1"):
+        running_median([1.0], -1)
+
+
+@pytest.mark.parametrize("bad", [1.5, True, "3", None])
+def test_running_median_rejects_a_half_width_of_the_wrong_type(bad):
+    with pytest.raises(TypeError, match="`half_width` must be an int >= 0. Received"):
+        running_median([1.0], bad)
 
 
 def _drop_then_rise(rise, n=200, drop_at=100):
