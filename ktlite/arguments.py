@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "check_bool",
+    "check_choice",
     "check_float",
     "check_instance",
     "check_int",
@@ -50,6 +52,33 @@ def check_bool(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r:.80}")
     return bool(value)
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """Returns `value` if it is one of the `choices` strings.
+
+    Args:
+        value: the value to check.
+        name: the argument name for the error message.
+        choices: the accepted strings (matched exactly, case included).
+
+    Returns:
+        `value`.
+
+    Raises:
+        TypeError: if `value` is not a str (`None`, `1`, a list of names).
+        ValueError: if it is a str that is not one of `choices`.
+
+    Example:
+        >>> check_choice("mean", "pooling", ("mean", "max", "first"))
+        'mean'
+    """
+    expected = f"one of {list(choices)}"
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r:.80}")
+    if value not in choices:
+        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r:.80}")
+    return value
 
 
 def check_instance(value: Any, cls: type, name: str) -> None:

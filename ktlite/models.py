@@ -6,7 +6,13 @@ from typing import Any
 
 import keras
 
-from ktlite.arguments import check_bool, check_positive_float, check_positive_int, check_rate
+from ktlite.arguments import (
+    check_bool,
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+    check_rate,
+)
 from ktlite.layers import (
     MaskedGlobalPooling,
     TokenAndPositionEmbedding,
@@ -118,8 +124,8 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
     dropout = check_rate(dropout, "dropout")
     head_activation = _validation.activation("head_activation", head_activation)
     activation = _validation.activation("activation", activation)
-    pooling = _validation.one_of("pooling", pooling, ("mean", "max", "first"))
-    position = _validation.one_of("position", position, ("learned", "sinusoidal"))
+    pooling = check_choice(pooling, "pooling", ("mean", "max", "first"))
+    position = check_choice(position, "position", ("learned", "sinusoidal"))
     norm_first = check_bool(norm_first, "norm_first")
     layer_norm_epsilon = check_positive_float(layer_norm_epsilon, "layer_norm_epsilon")
 

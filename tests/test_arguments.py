@@ -5,6 +5,7 @@ import pytest
 
 from ktlite.arguments import (
     check_bool,
+    check_choice,
     check_float,
     check_instance,
     check_int,
@@ -26,6 +27,7 @@ def test_values_of_the_right_type_come_back_as_plain_python_values():
     assert check_positive_float(1, "eps") == 1.0
     assert check_verbose(2, (0, 1, 2)) == 2
     assert check_int(65535, "port", 0, 65535) == 65535
+    assert check_choice("max", "pooling", ("mean", "max")) == "max"
     assert type(check_float(np.int64(1), "alpha", 0, 1)) is float
     assert check_float(0, "wait", low=0) == 0.0 and check_float(None, "w", allow_none=True) is None
 
@@ -41,6 +43,8 @@ def test_values_of_the_right_type_come_back_as_plain_python_values():
     (lambda v: check_rate(v, "dropout"), "0.1", "Received: dropout='0.1'"),
     (lambda v: check_positive_float(v, "eps"), False, "Received: eps=False"),
     (lambda v: check_verbose(v), True, "`verbose` must be 0 or 1. Received: verbose=True"),
+    (lambda v: check_choice(v, "pooling", ("mean", "max")), None,
+     r"`pooling` must be one of \['mean', 'max'\]. Received: pooling=None"),
     (lambda v: check_float(v, "alpha", 0, 1), "0.5",
      r"`alpha` must be a float in \[0, 1\]. Received: alpha='0.5'"),
     (lambda v: check_int(v, "port", 0, 65535), 80.0,
@@ -61,6 +65,8 @@ def test_a_value_of_the_wrong_type_is_a_type_error(check, value, message):
     (lambda v: check_positive_float(v, "eps"), float("inf"), "Received: eps=inf"),
     (lambda v: check_verbose(v, (0, 1, 2)), 3, "`verbose` must be 0, 1 or 2. Received: "),
     (lambda v: check_int(v, "port", 0, 65535), 65536, r"in \[0, 65535\]. Received: port=65536"),
+    (lambda v: check_choice(v, "pooling", ("mean", "max")), "Mean",
+     r"one of \['mean', 'max'\]. Received: pooling='Mean'"),
     (lambda v: check_float(v, "alpha", 0, 1), 1.5, r"in \[0, 1\]. Received: alpha=1.5"),
     (lambda v: check_float(v, "beta", 0, 1, include_high=False), 1, r"in \[0, 1\)."),
     (lambda v: check_float(v, "factor", 0, 1, include_low=False), 0, r"in \(0, 1\]."),

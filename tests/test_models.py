@@ -154,6 +154,7 @@ def test_learns_whether_a_token_is_present():
         ({"num_outputs": 0}, ValueError, "Received: num_outputs=0"),
         ({"head_activation": "nope"}, ValueError, "Received: head_activation='nope'"),
         ({"pooling": "cls"}, ValueError, "Received: pooling='cls'"),
+        ({"pooling": ["mean"]}, TypeError, r"Received: pooling=\['mean'\]"),
         ({"norm_first": None}, TypeError, "Received: norm_first=None"),
         ({"head_hidden": 0}, ValueError, "Received: head_hidden=0"),
         ({"position": "rope"}, ValueError, "Received: position='rope'"),

@@ -9,15 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 
-def one_of(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    """Returns `value`, or raises if it is not one of the `allowed` strings."""
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(
-            f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}"
-        )
-    return value
-
-
 def activation(name: str, value: Any):
     """Resolves an activation name or callable, raising a `ValueError` naming `name`."""
     import keras

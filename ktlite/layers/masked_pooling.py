@@ -7,7 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from ktlite.layers import _masks, _validation
+from ktlite.arguments import check_choice
+from ktlite.layers import _masks
 
 _MODES = ("mean", "max", "first")
 _FLOAT32_LOWEST = -3.4028234663852886e38
@@ -45,7 +46,7 @@ class MaskedGlobalPooling(keras.layers.Layer):
 
     def __init__(self, mode: str = "mean", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.mode = _validation.one_of("mode", mode, _MODES)
+        self.mode = check_choice(mode, "mode", _MODES)
         self.supports_masking = True
 
     def build(self, inputs_shape: tuple) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from ktlite.arguments import check_bool, check_positive_int
+from ktlite.arguments import check_bool, check_choice, check_positive_int
 from ktlite.layers import _validation
 
 _POSITIONS = ("learned", "sinusoidal")
@@ -79,7 +79,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         self.sequence_length = check_positive_int(sequence_length, "sequence_length")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.mask_zero = check_bool(mask_zero, "mask_zero")
-        self.position = _validation.one_of("position", position, _POSITIONS)
+        self.position = check_choice(position, "position", _POSITIONS)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.supports_masking = True
 

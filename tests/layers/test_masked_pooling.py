@@ -52,6 +52,8 @@ def test_keras_mask_from_the_embedding_is_used_and_not_propagated():
 def test_unknown_mode_raises():
     with pytest.raises(ValueError, match="Received: mode='sum'"):
         MaskedGlobalPooling("sum")
+    with pytest.raises(TypeError, match="Received: mode=None"):
+        MaskedGlobalPooling(None)
 
 
 def test_wrong_input_rank_raises():

@@ -78,6 +78,7 @@ def test_non_token_id_input_rank_raises():
         ({"embedding_dim": 2.5}, TypeError, "Received: embedding_dim=2.5"),
         ({"embedding_dim": True}, TypeError, "Received: embedding_dim=True"),
         ({"position": "rotary"}, ValueError, "Received: position='rotary'"),
+        ({"position": 1}, TypeError, "Received: position=1"),
         ({"mask_zero": 1}, TypeError, "Received: mask_zero=1"),
     ],
 )
