@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import compat
-from ktlite.arguments import check_bool, check_positive_int
+from ktlite.arguments import check_bool, check_positive_int, check_seed
 from ktlite.bucketing import bucketed_indices, round_width
 
 __all__ = ["TaskDataset", "make_dataset", "is_batched", "to_arrays", "num_samples"]
@@ -78,8 +78,9 @@ class TaskDataset:
         ValueError: if `x` is empty, `y` has a different number of samples than `x`,
             `lengths` is not one non-negative int per sample, or `sequence_labels` is set
             without `lengths` or without `y` of at least two dimensions.
-        TypeError: if `transform`, `reporter`, `reader` or `augment` is not callable, or
-            `lengths` is given without a `transform`.
+        TypeError: if `transform`, `reporter`, `reader` or `augment` is not callable,
+            `self_supervised` or `sequence_labels` is not a bool, or `lengths` is given
+            without a `transform`.
 
     Example:
         >>> trn = TaskDataset(np.array(["good", "bad"], dtype=object), np.array([1, 0]),
@@ -101,6 +102,8 @@ class TaskDataset:
         reader: Callable[[Any, Any], TaskDataset] | None = None,
         augment: Callable[[Any], Any] | None = None,
     ) -> None:
+        self_supervised = check_bool(self_supervised, "self_supervised")
+        sequence_labels = check_bool(sequence_labels, "sequence_labels")
         if self_supervised and (transform is None or y is not None):
             raise ValueError(
                 "A self-supervised TaskDataset needs a `transform` that makes the targets and "
@@ -132,8 +135,8 @@ class TaskDataset:
         self.reporter = reporter
         self.reader = reader
         self.augment = augment
-        self.self_supervised = bool(self_supervised)
-        self.sequence_labels = bool(sequence_labels)
+        self.self_supervised = self_supervised
+        self.sequence_labels = sequence_labels
         if self.sequence_labels and (
             lengths is None or not isinstance(self.y, np.ndarray) or self.y.ndim < 2
         ):
@@ -509,9 +512,11 @@ def make_dataset(
         the number of samples per pass, or `None` when it cannot be known without iterating.
 
     Raises:
-        TypeError: if `data` is of an unsupported type, `batch_size` is not an int or
-            `augment` not a bool.
-        ValueError: if `data` is empty, its parts differ in length, or `batch_size` < 1.
+        TypeError: if `data` is of an unsupported type, `batch_size` is not an int, `seed`
+            is neither None nor an int, or `shuffle`, `drop_remainder`, `repeat`,
+            `batched` (when not None), `bucketing` or `augment` is not a bool.
+        ValueError: if `data` is empty, its parts differ in length, `batch_size` < 1 or
+            `seed` < 0.
 
     Example:
         >>> ds, n = make_dataset((np.zeros((10, 3)), np.zeros(10)), batch_size=4)
@@ -519,7 +524,14 @@ def make_dataset(
         (10, 3)
     """
     batch_size = check_positive_int(batch_size, "batch_size")
-    check_bool(augment, "augment")
+    shuffle = check_bool(shuffle, "shuffle")
+    seed = check_seed(seed)
+    drop_remainder = check_bool(drop_remainder, "drop_remainder")
+    repeat = check_bool(repeat, "repeat")
+    if batched is not None:
+        batched = check_bool(batched, "batched")
+    bucketing = check_bool(bucketing, "bucketing")
+    augment = check_bool(augment, "augment")
 
     if isinstance(data, tf.data.Dataset):
         if is_batched(data) if batched is None else batched:

@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ktlite.arguments import check_bool
 from ktlite.labels import check_class_names
 from ktlite.validation import (
     REGRESSION_LOSSES,
@@ -119,10 +120,14 @@ def predicted_labels(task: str, y_pred: np.ndarray, from_logits: bool = False) -
         The argmax class ids (multiclass), 0/1 (binary), a 0/1 matrix (multilabel) or
         float values (regression).
 
+    Raises:
+        TypeError: if `from_logits` is not a bool.
+
     Example:
         >>> predicted_labels("binary", np.array([[0.2], [0.9]]))
         array([0, 1])
     """
+    from_logits = check_bool(from_logits, "from_logits")
     p = np.asarray(y_pred)
     threshold = 0.0 if from_logits else 0.5
     if task == "multiclass":

@@ -272,11 +272,11 @@ def infer_label_mode(y: Any, name: str = "y") -> str:
 
 
 def _check_mode(label_mode: Any) -> None:
+    expected = f"`label_mode` must be one of {LABEL_MODES} or None (detect)."
+    if label_mode is not None and not isinstance(label_mode, str):
+        raise TypeError(f"{expected} Received: label_mode={label_mode!r:.80}")
     if label_mode is not None and label_mode not in LABEL_MODES:
-        raise ValueError(
-            f"`label_mode` must be one of {LABEL_MODES} or None (detect). "
-            f"Received: label_mode={label_mode!r}"
-        )
+        raise ValueError(f"{expected} Received: label_mode={label_mode!r}")
 
 
 def check_class_names(class_names: Any) -> list[str] | None:
@@ -373,9 +373,10 @@ def fit_labels(
         ``(label_mode, class_names, num_outputs)``; ``class_names`` is None for regression.
 
     Raises:
-        TypeError: for ``class_names`` that is not a list of strings.
-        ValueError: for missing, mixed or ambiguous labels, a single class, or labels that
-            are not in ``class_names``.
+        TypeError: for ``label_mode`` that is neither None nor a str, or ``class_names``
+            that is not a list of strings.
+        ValueError: for an unknown ``label_mode``, missing, mixed or ambiguous labels, a
+            single class, or labels that are not in ``class_names``.
 
     Example:
         >>> fit_labels(["pos", "neg", "pos"])
@@ -592,8 +593,9 @@ def encode_labels(
         ``(n, num_outputs)`` for regression.
 
     Raises:
-        ValueError: for missing labels, labels the classes do not include, or a shape that
-            does not fit the label mode.
+        TypeError: for ``label_mode`` that is not a str.
+        ValueError: for an unknown or missing ``label_mode``, missing labels, labels the
+            classes do not include, or a shape that does not fit the label mode.
 
     Example:
         >>> encode_labels(["b", "a", "b"], "multiclass", ["a", "b"])
@@ -675,7 +677,9 @@ def decode_predictions(
         per text (a list of floats per text when there are several targets).
 
     Raises:
-        ValueError: when the shape of ``preds`` does not match the classes.
+        TypeError: for ``label_mode`` that is neither None nor a str.
+        ValueError: for an unknown ``label_mode``, or when the shape of ``preds`` does not
+            match the classes.
 
     Example:
         >>> decode_predictions([[0.2, 0.8]], "multiclass", ["neg", "pos"])
@@ -716,8 +720,8 @@ class LabelEncoder:
         num_outputs: number of model outputs, normally set by `fit`.
 
     Raises:
-        TypeError: for `class_names` that is not a list of strings, or `num_outputs` that is
-            neither None nor an int.
+        TypeError: for `label_mode` that is neither None nor a str, `class_names` that is
+            not a list of strings, or `num_outputs` that is neither None nor an int.
         ValueError: for an unknown `label_mode`, invalid `class_names`, or `num_outputs`
             below 1 or other than the number of `class_names`.
 

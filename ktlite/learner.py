@@ -28,6 +28,7 @@ from ktlite import compat, evaluation, model_tools, saving
 from ktlite._console import say
 from ktlite.arguments import (
     check_bool,
+    check_choice,
     check_float,
     check_int,
     check_positive_float,
@@ -139,7 +140,7 @@ class Learner:
             or self.batch_size
         )
         self.verbose = check_verbose(verbose, (0, 1, 2))
-        self.shuffle = bool(shuffle)
+        self.shuffle = check_bool(shuffle, "shuffle")
         self.seed = check_seed(seed)
         self.bucketing = check_bool(bucketing, "bucketing")
         model = check_model(model)
@@ -436,10 +437,10 @@ class Learner:
             The `LRFindResult` (also kept as `learner.lr_result`).
 
         Raises:
-            TypeError: for a `confirm` that is not a bool, a count (`num_steps`, `epochs`,
-                `confirm_steps`, `verbose`) that is not an int, a sweep setting (`start_lr`,
-                `end_lr`, `stop_factor`) that is not a number, or `callbacks` that is not a
-                list of Keras callbacks.
+            TypeError: for a `confirm` or `show_plot` that is not a bool, a count
+                (`num_steps`, `epochs`, `confirm_steps`, `verbose`) that is not an int, a
+                sweep setting (`start_lr`, `end_lr`, `stop_factor`) that is not a number,
+                or `callbacks` that is not a list of Keras callbacks.
             ValueError: for a count below 1 or a sweep setting out of range (`start_lr`,
                 `end_lr`, `num_steps`, `stop_factor`, `verbose`).
 
@@ -450,6 +451,7 @@ class Learner:
         from ktlite.lr import find_lr
 
         check_bool(confirm, "confirm")
+        check_bool(show_plot, "show_plot")
         confirm_steps = check_positive_int(confirm_steps, "confirm_steps", allow_none=True)
         epochs = check_positive_int(epochs, "epochs", allow_none=True)
         _check_callbacks(callbacks)
@@ -885,8 +887,9 @@ class Learner:
 
         Raises:
             TypeError: for a count (`epochs`, `freeze_epochs`) that is not an int, a rate
-                (`base_lr`, `lr_mult`, `pct_start`, `div`, `moms`) that is not a number, or
-                `callbacks` that is not a list of Keras callbacks.
+                (`base_lr`, `lr_mult`, `pct_start`, `div`, `moms`) that is not a number,
+                `callbacks` that is not a list of Keras callbacks, or `layer_groups` that is
+                not a sequence of groups of layers or layer names.
             ValueError: for a count or rate out of range, or invalid layer groups.
 
         Example:
@@ -941,6 +944,7 @@ class Learner:
             The matplotlib `Figure`.
 
         Raises:
+            TypeError: if `kind` is not a str.
             ValueError: for an unknown `kind`, or before any fit.
 
         Example:
@@ -948,10 +952,7 @@ class Learner:
         """
         from ktlite.plots import plot_history
 
-        if kind not in _PLOT_KINDS:
-            raise ValueError(
-                f"`kind` must be one of {sorted(_PLOT_KINDS)}. Received: kind={kind!r}"
-            )
+        check_choice(kind, "kind", sorted(_PLOT_KINDS))
         values = self.step_history.get(_PLOT_KINDS[kind]) or []
         if not values:
             raise ValueError("Nothing to plot yet: train first (e.g. `learner.fit_onecycle`).")
@@ -1010,13 +1011,15 @@ class Learner:
             (`(n_labels, 2, 2)` for multilabel), for regression `{"mae": ..., "mse": ...}`.
 
         Raises:
-            TypeError: if `class_names` is not a list of strings.
+            TypeError: if `class_names` is not a list of strings or `print_report` is not a
+                bool.
             ValueError: without validation data, or with a wrong number of `class_names`.
 
         Example:
             >>> cm = learner.validate(class_names=["neg", "pos"])
         """
         class_names = check_class_names(class_names)  # before predicting
+        print_report = check_bool(print_report, "print_report")
         data = self._eval_data(val_data)
         reporter = getattr(data, "reporter", None)
         if reporter is not None and class_names is None:
@@ -1314,10 +1317,12 @@ def get_learner(
 
     Raises:
         TypeError: for a non-Keras model, data of an unsupported type, a `batch_size`,
-            `seed` or `verbose` that is not an int, or a `drop_remainder` that is not None
-            or a bool.
+            `seed` or `verbose` that is not an int, a `shuffle` or `bucketing` that is not a
+            bool, a `drop_remainder` that is not None or a bool, or a `mixed_precision`
+            that is neither None nor a str.
         ValueError: for an uncompiled model, empty data, x/y length mismatch, a batch size
-            below 1, a negative seed, NaN/inf values or labels that do not fit the model.
+            below 1, a negative seed, an unknown `mixed_precision`, NaN/inf values or labels
+            that do not fit the model.
         NotImplementedError: for distribution settings when `ktlite.distribute` is missing.
 
     Example:

@@ -35,7 +35,12 @@ from typing import Any
 
 import keras
 
-from ktlite.arguments import check_float, check_positive_float, check_positive_int
+from ktlite.arguments import (
+    check_choice,
+    check_float,
+    check_positive_float,
+    check_positive_int,
+)
 
 OPTIMIZER_NAMES = ("adamw", "lamb")
 
@@ -60,7 +65,8 @@ def scale_lr(base_lr: float, base_batch: int, batch: int, rule: str = "linear") 
         The scaled learning rate.
 
     Raises:
-        TypeError: If `base_lr` is not a number, or a batch size not an int.
+        TypeError: If `base_lr` is not a number, a batch size not an int, or `rule` not a
+            str.
         ValueError: If an argument is not positive, or `rule` is unknown.
 
     Example:
@@ -72,12 +78,8 @@ def scale_lr(base_lr: float, base_batch: int, batch: int, rule: str = "linear") 
     check_positive_float(base_lr, "base_lr")
     base_batch = check_positive_int(base_batch, "base_batch")
     batch = check_positive_int(batch, "batch")
-    if rule == "linear":
-        factor = batch / base_batch
-    elif rule == "sqrt":
-        factor = math.sqrt(batch / base_batch)
-    else:
-        raise ValueError(f'`rule` must be "linear" or "sqrt". Received: rule={rule!r}')
+    rule = check_choice(rule, "rule", ("linear", "sqrt"))
+    factor = batch / base_batch if rule == "linear" else math.sqrt(batch / base_batch)
     return float(base_lr) * factor
 
 
@@ -114,17 +116,20 @@ def get_optimizer(
         ValueError: If `name` is unknown, `learning_rate` is not a positive finite number,
             `weight_decay` is negative or not finite, or `gradient_accumulation_steps` is
             below 1.
-        TypeError: If `exclude_from_weight_decay` is a single string (pass a list),
-            `learning_rate` is neither a number nor a schedule, `weight_decay` is not a
-            number, or `gradient_accumulation_steps` is not an int.
+        TypeError: If `name` is not a str, `exclude_from_weight_decay` is a single string
+            (pass a list), `learning_rate` is neither a number nor a schedule,
+            `weight_decay` is not a number, or `gradient_accumulation_steps` is not an int.
 
     Example:
         >>> opt = get_optimizer("lamb", learning_rate=scale_lr(1e-3, 256, 8192, "sqrt"))
         >>> model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
     """
-    key = name.lower() if isinstance(name, str) else name
+    expected = f"`name` must be one of {list(OPTIMIZER_NAMES)} (any case)."
+    if not isinstance(name, str):
+        raise TypeError(f"{expected} Received: name={name!r:.80}")
+    key = name.lower()
     if key not in OPTIMIZER_NAMES:
-        raise ValueError(f"`name` must be one of {OPTIMIZER_NAMES}. Received: name={name!r}")
+        raise ValueError(f"{expected} Received: name={name!r}")
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         check_positive_float(learning_rate, "learning_rate")
     weight_decay = check_float(weight_decay, "weight_decay", low=0.0)

@@ -493,7 +493,7 @@ class Predictor:
             **options: TFLite options; none are accepted for a SavedModel.
 
         Raises:
-            TypeError: If `path` is not a str or `os.PathLike`.
+            TypeError: If `path` is not a str or `os.PathLike`, or `format` is not a str.
             ValueError: If `format` is unknown or options are given for a SavedModel.
             FileExistsError: If `path` is a file, or a non-empty folder that is not a
                 ktlite SavedModel (exports of ktlite before 2026-12-04 carry no mark:
@@ -503,6 +503,10 @@ class Predictor:
             >>> predictor.export("exported")
             >>> serve = tf.saved_model.load("exported").signatures["serving_default"]
         """
+        if not isinstance(format, str):
+            raise TypeError(
+                f"`format` must be 'saved_model' or 'tflite'. Received: format={format!r:.80}"
+            )
         if format == "tflite":
             from ktlite.compress.tflite_export import export_tflite
 

@@ -190,6 +190,43 @@ def test_bad_batch_size_is_rejected(batch_size, error):
         make_dataset(np.zeros(3), batch_size=batch_size)
 
 
+@pytest.mark.parametrize("kwargs, name", [
+    ({"shuffle": 1}, "shuffle"),
+    ({"shuffle": "yes"}, "shuffle"),
+    ({"shuffle": None}, "shuffle"),
+    ({"drop_remainder": 1}, "drop_remainder"),
+    ({"repeat": "no"}, "repeat"),
+    ({"batched": 0}, "batched"),
+    ({"bucketing": None}, "bucketing"),
+])
+def test_flags_of_the_wrong_type_are_type_errors(kwargs, name):
+    with pytest.raises(TypeError, match=f"`{name}` must be True or False. Received: {name}="):
+        make_dataset((np.zeros((4, 2)), np.zeros(4)), batch_size=2, **kwargs)
+
+
+@pytest.mark.parametrize("seed, error", [("1", TypeError), (1.0, TypeError), (True, TypeError),
+                                         (-1, ValueError)])
+def test_a_bad_seed_is_refused(seed, error):
+    with pytest.raises(error, match="`seed` must be None or an int >= 0. Received: seed="):
+        make_dataset((np.zeros((4, 2)), np.zeros(4)), batch_size=2, shuffle=True, seed=seed)
+
+
+def test_numpy_flags_and_seeds_are_taken():
+    ds, n = make_dataset((np.zeros((4, 2)), np.zeros(4)), batch_size=2, shuffle=np.bool_(True),
+                         seed=np.int64(3), drop_remainder=np.bool_(False))
+    assert n == 4 and int(ds.cardinality()) == 2
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"self_supervised": 1}, "self_supervised"),
+    ({"sequence_labels": "yes"}, "sequence_labels"),
+    ({"sequence_labels": None}, "sequence_labels"),
+])
+def test_task_dataset_flags_of_the_wrong_type_are_type_errors(kwargs, name):
+    with pytest.raises(TypeError, match=f"`{name}` must be True or False. Received: {name}="):
+        TaskDataset(np.array(["a", "b"], dtype=object), **kwargs)
+
+
 def test_a_numpy_batch_size_is_taken():
     dataset, n = make_dataset(np.zeros(3), batch_size=np.int64(2))
     assert n == 3 and int(dataset.cardinality()) == 2

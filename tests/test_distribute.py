@@ -7,6 +7,7 @@ and two-worker runs are in test_distribute_mirrored.py / test_distribute_multi_w
 """
 
 import json
+import re
 import sys
 
 import keras
@@ -359,6 +360,13 @@ def test_prepare_model_names_bad_arguments(kwargs, match):
         distribute.prepare_model(small_model(), **kwargs)
 
 
+@pytest.mark.parametrize("precision", [16, True, ["bfloat16"]])
+def test_prepare_model_refuses_a_mixed_precision_of_the_wrong_type(precision):
+    with pytest.raises(TypeError, match=f"`mixed_precision` must be None, .*Received: "
+                                        f"mixed_precision={re.escape(repr(precision))}"):
+        distribute.prepare_model(small_model(), mixed_precision=precision)
+
+
 def test_prepare_model_calls_an_option_of_the_wrong_type_a_type_error():
     with pytest.raises(TypeError, match="`jit_compile` must be True or False. Received: "
                                         "jit_compile='yes'"):
@@ -426,6 +434,19 @@ def test_local_tf_config_names_every_worker_and_this_task():
         distribute.local_tf_config([2000, 2001], 3)
 
 
+@pytest.mark.parametrize("ports", [[], ()])
+def test_local_tf_config_refuses_an_empty_cluster_first(ports):
+    with pytest.raises(ValueError, match=r"`ports` must hold at least one port .*Received: "
+                                         r"ports=\[\]"):
+        distribute.local_tf_config(ports, 0)
+
+
+@pytest.mark.parametrize("ports", [2000, "2000", None])
+def test_local_tf_config_refuses_ports_of_the_wrong_type(ports):
+    with pytest.raises(TypeError, match="`ports` must be a list of ports"):
+        distribute.local_tf_config(ports, 0)
+
+
 def test_free_ports_are_distinct():
     ports = local_cluster.free_ports(3)
     assert len(set(ports)) == 3
@@ -455,6 +476,9 @@ def test_free_ports_rejects_wrong_types_and_negative_counts(count, error):
         ({"timeout": True}, TypeError, "timeout"),
         ({"timeout": 0}, ValueError, "timeout"),
         ({"timeout": float("nan")}, ValueError, "timeout"),
+        ({"check": 1}, TypeError, "check"),
+        ({"check": "yes"}, TypeError, "check"),
+        ({"check": None}, TypeError, "check"),
     ],
 )
 def test_run_local_workers_rejects_wrong_types_and_out_of_range_values(kwargs, error, name):

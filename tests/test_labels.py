@@ -1,5 +1,8 @@
 """Tests for ktlite.labels: detection, encoding, decoding and label errors."""
 
+import json
+import re
+
 import numpy as np
 import pytest
 
@@ -203,6 +206,34 @@ def test_label_encoder_refuses_use_before_fit_and_bad_arguments():
         LabelEncoder("ranking")
     with pytest.raises(TypeError, match="`config` must be a dict"):
         LabelEncoder.from_config(["multiclass"])
+
+
+@pytest.mark.parametrize("mode", [1, True, ["multiclass"]])
+def test_a_label_mode_of_the_wrong_type_is_a_type_error(mode):
+    message = (r"`label_mode` must be one of \('multiclass', 'multilabel', 'regression'\) or "
+               rf"None \(detect\). Received: label_mode={re.escape(repr(mode))}")
+    for call in (lambda: fit_labels(["a", "b"], label_mode=mode),
+                 lambda: encode_labels(["a"], mode, ["a", "b"]),
+                 lambda: decode_predictions([[0.2, 0.8]], mode, ["a", "b"]),
+                 lambda: LabelEncoder(mode)):
+        with pytest.raises(TypeError, match=message):
+            call()
+
+
+def test_a_saved_label_mode_of_the_wrong_type_still_loads_as_an_invalid_file(tmp_path):
+    from ktlite.saving import InvalidFileError
+    from ktlite.vision.preprocessor import ImagePreprocessor
+
+    preproc = ImagePreprocessor(image_size=(4, 4), channels=1)
+    preproc.labels.fit(["a", "b"])
+    preproc.save(tmp_path)
+    path = tmp_path / "preprocessor.json"
+    config = json.loads(path.read_text())
+    config["labels"]["label_mode"] = 12345
+    path.write_text(json.dumps(config))
+    with pytest.raises(InvalidFileError, match="`label_mode` must be one of") as info:
+        ImagePreprocessor.load(tmp_path)
+    assert "12345" not in str(info.value)
 
 
 def test_a_labeled_preprocessor_answers_from_its_encoder_as_it_is_fitted():

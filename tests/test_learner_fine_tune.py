@@ -82,6 +82,18 @@ def test_fine_tune_arguments_of_the_wrong_type_are_type_errors(kwargs, name):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("groups, match", [
+    ("body0", "`groups` must be a list of groups"),
+    ([["body0"], 1, ["head"]], "Each group member must be a layer .*Received: 1 of type int"),
+])
+def test_layer_groups_of_the_wrong_type_are_type_errors(groups, match):
+    x = np.zeros((8, 4), "float32")
+    learner = ktlite.get_learner(_model(), (x, np.zeros(8, "int32")), batch_size=4, verbose=0)
+    with pytest.raises(TypeError, match=match):
+        learner.fine_tune(1, base_lr=1e-3, layer_groups=groups)
+    assert all(layer.trainable for layer in learner.model.layers)
+
+
 def test_layers_the_user_froze_stay_frozen_and_flags_come_back_after_an_error():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(64, 4)).astype("float32")

@@ -380,3 +380,26 @@ def test_step_history_plots():
         assert isinstance(learner.plot(kind), matplotlib.figure.Figure)
     with pytest.raises(ValueError, match="kind"):
         learner.plot("accuracy")
+
+
+@pytest.mark.parametrize("kind", [None, 1, ["lr"]])
+def test_plot_kind_of_the_wrong_type_is_a_type_error(kind):
+    learner = _learner(val=False)
+    with pytest.raises(TypeError, match=r"`kind` must be one of \[.*\]. Received: kind="):
+        learner.plot(kind)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"shuffle": 1}, "shuffle"),
+    ({"shuffle": "yes"}, "shuffle"),
+    ({"shuffle": None}, "shuffle"),
+    ({"mixed_precision": 16}, "mixed_precision"),
+    ({"mixed_precision": True}, "mixed_precision"),
+])
+def test_get_learner_settings_of_the_wrong_type_are_type_errors(kwargs, name):
+    with pytest.raises(TypeError, match=f"`{name}` must be .*Received: {name}="):
+        _learner(**kwargs)
+
+
+def test_get_learner_takes_a_numpy_bool_for_shuffle():
+    assert _learner(shuffle=np.bool_(False)).shuffle is False

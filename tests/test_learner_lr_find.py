@@ -137,6 +137,15 @@ def test_lr_find_confirm_restores_bit_for_bit_and_records_the_runs():
         learner.lr_find(num_steps=40, confirm=1)
 
 
+@pytest.mark.parametrize("flag", [1, "yes", None])
+def test_lr_find_show_plot_of_the_wrong_type_is_a_type_error(flag):
+    learner = _learner()
+    with pytest.raises(TypeError, match=f"`show_plot` must be True or False. Received: "
+                                        f"show_plot={flag!r}"):
+        learner.lr_find(num_steps=5, show_plot=flag)
+    assert learner.lr_result is None  # refused before sweeping
+
+
 def test_lr_find_runs_the_callbacks_it_is_given_on_the_sweep_batches():
     class _Counter(keras.callbacks.Callback):
         batches = 0

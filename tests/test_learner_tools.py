@@ -50,6 +50,27 @@ def test_validate_multiclass_prints_report_and_returns_confusion_matrix(capsys):
         learner.validate(class_names="abc")  # would have named the classes 'a', 'b', 'c'
 
 
+@pytest.mark.parametrize("flag", [0, "no", None])
+def test_validate_print_report_of_the_wrong_type_is_a_type_error(flag, capsys):
+    learner, _, _ = _classifier_learner()
+    with pytest.raises(TypeError, match="`print_report` must be True or False. Received: "
+                                        f"print_report={flag!r}"):
+        learner.validate(print_report=flag)
+    assert capsys.readouterr().out == ""  # refused before predicting or printing
+    assert learner.validate(print_report=np.bool_(False)).shape == (3, 3)
+
+
+@pytest.mark.parametrize("flag", [1, "yes", None])
+def test_predicted_labels_from_logits_of_the_wrong_type_is_a_type_error(flag):
+    from ktlite.evaluation import predicted_labels
+
+    np.testing.assert_array_equal(predicted_labels("binary", np.array([[-1.0], [0.2]]), True),
+                                  [0, 1])
+    with pytest.raises(TypeError, match=f"`from_logits` must be True or False. Received: "
+                                        f"from_logits={flag!r}"):
+        predicted_labels("binary", np.array([[0.2], [0.9]]), flag)
+
+
 def test_validate_binary_multilabel_and_regression():
     x = _x()
     binary = get_learner(_model(1, "sigmoid", "binary_crossentropy"), (x, (x[:, 0] > 0) * 1),

@@ -45,6 +45,12 @@ def test_scale_lr_refuses_unknown_rules():
         scale_lr(1e-3, 32, 64, rule="log")
 
 
+@pytest.mark.parametrize("rule", [None, 2, ["sqrt"]])
+def test_scale_lr_refuses_a_rule_of_the_wrong_type(rule):
+    with pytest.raises(TypeError, match=r"`rule` must be one of \['linear', 'sqrt'\]. Received"):
+        scale_lr(1e-3, 32, 64, rule=rule)
+
+
 @pytest.mark.parametrize("name, cls", [("adamw", keras.optimizers.AdamW),
                                        ("LAMB", keras.optimizers.Lamb)])
 def test_get_optimizer_builds_the_named_optimizer(name, cls):
@@ -93,6 +99,9 @@ def test_get_optimizer_names_bad_arguments(kwargs, match):
 
 
 @pytest.mark.parametrize("kwargs, name", [
+    ({"name": None}, "name"),
+    ({"name": 1}, "name"),
+    ({"name": ["adamw"]}, "name"),
     ({"weight_decay": "0.01"}, "weight_decay"),
     ({"weight_decay": True}, "weight_decay"),
     ({"weight_decay": None}, "weight_decay"),

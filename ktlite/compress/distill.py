@@ -31,7 +31,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from ktlite.arguments import check_float, check_positive_float, check_positive_int, check_seed
+from ktlite.arguments import (
+    check_bool,
+    check_float,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+)
 
 __all__ = ["DistillationLoss", "DistillationAccuracy", "distill", "SOFT_TARGET_MODES"]
 
@@ -68,7 +74,8 @@ class DistillationLoss(keras.losses.Loss):
         reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
 
     Raises:
-        TypeError: if `temperature` or `alpha` is not a number.
+        TypeError: if `temperature` or `alpha` is not a number, or `from_logits` is not a
+            bool.
         ValueError: if `temperature` is not a finite number > 0 or `alpha` is outside
             [0, 1].
 
@@ -89,7 +96,7 @@ class DistillationLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.temperature = check_positive_float(temperature, "temperature")
         self.alpha = check_float(alpha, "alpha", 0.0, 1.0)
-        self.from_logits = bool(from_logits)
+        self.from_logits = check_bool(from_logits, "from_logits")
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         ops = keras.ops
@@ -302,7 +309,8 @@ def distill(
 
     Raises:
         TypeError: if `teacher`/`student` are not models, or `temperature`, `alpha`,
-            `batch_size` or `seed` has the wrong type (e.g. `batch_size="32"` or `True`).
+            `batch_size`, `seed` or `soft_targets` has the wrong type (e.g.
+            `batch_size="32"` or `True`, `soft_targets=1`).
         ValueError: for `temperature <= 0`, `alpha` outside [0, 1], `batch_size < 1`, a
             negative `seed`, unknown `soft_targets`, teacher and student output shapes
             that differ, a teacher without a softmax output, `"precompute"` asked for a
@@ -322,6 +330,11 @@ def distill(
     alpha = check_float(alpha, "alpha", 0.0, 1.0)
     batch_size = check_positive_int(batch_size, "batch_size")
     seed = check_seed(seed)
+    expected = f"`soft_targets` must be None or one of {list(SOFT_TARGET_MODES)}."
+    if soft_targets is not None and not isinstance(soft_targets, str):
+        raise TypeError(f"{expected} Received: soft_targets={soft_targets!r:.80}")
+    if soft_targets is not None and soft_targets not in SOFT_TARGET_MODES:
+        raise ValueError(f"{expected} Received: soft_targets={soft_targets!r}")
     teacher_model = _unwrap_model(teacher, "teacher")
     if not isinstance(student, keras.Model):
         raise TypeError(f"`student` must be a keras.Model. Received: student={student!r}")
@@ -341,11 +354,6 @@ def distill(
     )
     if soft_targets is None:
         soft_targets = "precompute" if in_memory else "on_the_fly"
-    if not isinstance(soft_targets, str) or soft_targets not in SOFT_TARGET_MODES:
-        raise ValueError(
-            f"`soft_targets` must be None or one of {SOFT_TARGET_MODES}. "
-            f"Received: soft_targets={soft_targets!r}"
-        )
     if soft_targets == "precompute" and not in_memory:
         raise ValueError(
             "`soft_targets='precompute'` needs in-memory train_data ((x, y) arrays or a "

@@ -30,6 +30,7 @@ from ktlite import compat
 from ktlite._console import say
 from ktlite.arguments import (
     check_bool,
+    check_choice,
     check_float,
     check_int,
     check_positive_float,
@@ -53,12 +54,8 @@ PRUNING_SCHEDULES: tuple[str, ...] = ("polynomial", "constant")
 
 
 def check_schedule(schedule: Any) -> str:
-    """Validates a pruning schedule name."""
-    if not isinstance(schedule, str) or schedule not in PRUNING_SCHEDULES:
-        raise ValueError(
-            f"`schedule` must be one of {PRUNING_SCHEDULES}. Received: schedule={schedule!r}"
-        )
-    return schedule
+    """Validates a pruning schedule name: TypeError unless a str, ValueError if unknown."""
+    return check_choice(schedule, "schedule", PRUNING_SCHEDULES)
 
 
 def polynomial_sparsity(
@@ -114,7 +111,8 @@ def prunable_weights(
         embedding tables if asked. Quantized layers are skipped.
 
     Raises:
-        TypeError: if `model` is not a `keras.Model` or `exclude` is not a str/list.
+        TypeError: if `model` is not a `keras.Model`, `include_embeddings` is not a bool,
+            or `exclude` is not a str/list.
 
     Example:
         >>> [path for path, _ in prunable_weights(model)]
@@ -122,6 +120,7 @@ def prunable_weights(
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
+    include_embeddings = check_bool(include_embeddings, "include_embeddings")
     patterns = compile_exclude_patterns(exclude, "layer paths")
     found: list[tuple[str, keras.Variable]] = []
     seen: set[int] = set()
@@ -211,7 +210,8 @@ def sparsity(
         A `SparsityReport` (`.layers`, `.overall`; `print(report)` shows a table).
 
     Raises:
-        TypeError: if `model` is not a `keras.Model`.
+        TypeError: if `model` is not a `keras.Model`, `include_embeddings` is not a bool,
+            or `exclude` is not a str/list.
 
     Example:
         >>> report = ktlite.compress.sparsity(learner.model)
@@ -282,8 +282,9 @@ class MagnitudePruning(keras.callbacks.Callback):
             (empty when every layer reached it; checked at the end of training).
 
     Raises:
-        TypeError: if a number, flag or `exclude` has the wrong type (`begin_step="3"`,
-            `include_embeddings=1`, `power=True`); each error names the argument.
+        TypeError: if a number, flag, `schedule` or `exclude` has the wrong type
+            (`begin_step="3"`, `include_embeddings=1`, `power=True`, `schedule=None`);
+            each error names the argument.
         ValueError: if a value is out of range: `target_sparsity` outside [0, 1), an
             unknown `schedule`, `begin_step < 0`, `end_step < begin_step`,
             `frequency < 1`, `initial_sparsity` outside [0, target_sparsity], `power <= 0`
@@ -526,8 +527,8 @@ def prune(
         The Keras `History` of the fine-tuning.
 
     Raises:
-        TypeError: if `target_sparsity`, `epochs`, `include_embeddings`, `end_step` or
-            `frequency` has the wrong type (e.g. `epochs="2"` or `True`).
+        TypeError: if `target_sparsity`, `epochs`, `schedule`, `include_embeddings`,
+            `end_step` or `frequency` has the wrong type (e.g. `epochs="2"` or `True`).
         ValueError: for `target_sparsity` outside [0, 1), an unknown `schedule`,
             `epochs < 1`, or an `end_step` / `frequency` out of range.
         RuntimeError: if a layer ends below the target (should not happen).

@@ -22,6 +22,7 @@ from typing import Any
 import keras
 
 from ktlite import compat
+from ktlite.arguments import check_choice
 
 __all__ = ["QUANTIZATION_MODES", "quantize_model", "quantize_predictor", "quantized_layers"]
 
@@ -32,9 +33,7 @@ _QUANTIZABLE = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Embed
 
 
 def _check_mode(mode: Any) -> str:
-    if not isinstance(mode, str) or mode not in QUANTIZATION_MODES:
-        raise ValueError(f"`mode` must be one of {QUANTIZATION_MODES}. Received: mode={mode!r}")
-    return mode
+    return check_choice(mode, "mode", QUANTIZATION_MODES)
 
 
 def compile_exclude_patterns(
@@ -137,7 +136,8 @@ def quantize_model(
         A new, uncompiled `keras.Model` with the same inputs and outputs.
 
     Raises:
-        TypeError: if `model` is not a `keras.Model` or `exclude` is not a string/list.
+        TypeError: if `model` is not a `keras.Model`, `mode` is not a str, or `exclude` is
+            not a string/list.
         ValueError: if `mode` is unknown, the model is not built, already quantized, or
             has no layer that can be quantized.
 
@@ -220,7 +220,8 @@ def quantize_predictor(
         A predictor of the same kind (built with `ktlite.get_predictor`).
 
     Raises:
-        TypeError: if `predictor` has no Keras `model` and `preproc`.
+        TypeError: if `predictor` has no Keras `model` and `preproc`, or `mode` is not a
+            str.
         ValueError: for an unknown `mode` (see `quantize_model`).
 
     Example:

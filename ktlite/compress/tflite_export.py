@@ -94,12 +94,11 @@ class TFLiteExport:
 
 
 def _check_quantize(quantize: Any) -> str | None:
-    if quantize is not None and (
-        not isinstance(quantize, str) or quantize not in TFLITE_QUANTIZE_MODES
-    ):
-        raise ValueError(
-            f"`quantize` must be one of {TFLITE_QUANTIZE_MODES}. Received: quantize={quantize!r}"
-        )
+    expected = f"`quantize` must be one of {list(TFLITE_QUANTIZE_MODES)}."
+    if quantize is not None and not isinstance(quantize, str):
+        raise TypeError(f"{expected} Received: quantize={quantize!r:.80}")
+    if quantize not in TFLITE_QUANTIZE_MODES:
+        raise ValueError(f"{expected} Received: quantize={quantize!r}")
     return quantize
 
 
@@ -275,8 +274,9 @@ def export_tflite(
             text, or a model quantized by Keras in `"int8"` (TFLite cannot take its int8
             activations; export the float model with `quantize="int8"` instead).
         TypeError: if `model_or_predictor` is neither a predictor nor a `keras.Model`,
-            `representative_data` has the wrong type, `include_tokenizer` is not None or
-            a bool, or `num_calibration_samples` / `seed` is not an int (`"256"`, `True`).
+            `quantize` is neither None nor a str, `representative_data` has the wrong
+            type, `include_tokenizer` is not None or a bool, or `num_calibration_samples`
+            / `seed` is not an int (`"256"`, `True`).
         FileExistsError: if `path` is a file or a non-empty folder that is no TFLite export.
 
     Example:

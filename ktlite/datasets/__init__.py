@@ -13,6 +13,8 @@ import csv
 import gzip
 from pathlib import Path
 
+from ktlite.arguments import check_choice
+
 _HERE = Path(__file__).resolve().parent
 _SPLITS = ("train", "test")
 
@@ -27,14 +29,14 @@ def load_wordnet_lexnames(split: str = "train") -> tuple[list[str], list[str]]:
         ``(texts, labels)``: two lists of str of equal length.
 
     Raises:
+        TypeError: if `split` is not a str.
         ValueError: if `split` is not one of ``"train"``, ``"test"``.
 
     Example:
         >>> texts, labels = load_wordnet_lexnames("test")
         >>> labels[0], texts[0][:30]
     """
-    if split not in _SPLITS:
-        raise ValueError(f"`split` must be one of {_SPLITS}. Received: split={split!r}")
+    check_choice(split, "split", _SPLITS)
     texts: list[str] = []
     labels: list[str] = []
     with gzip.open(_HERE / f"wordnet_lexnames_{split}.csv.gz", "rt", encoding="utf-8") as fh:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ktlite.arguments import check_int, check_positive_float, check_positive_int
+from ktlite.arguments import check_bool, check_int, check_positive_float, check_positive_int
 
 
 @dataclass
@@ -87,13 +87,21 @@ def local_tf_config(ports: Sequence[int], index: int, host: str = "127.0.0.1") -
         A JSON string for the `TF_CONFIG` environment variable.
 
     Raises:
-        TypeError: If `index` is not an int.
-        ValueError: If `index` is not in `range(len(ports))`.
+        TypeError: If `ports` is not a sequence of ports or `index` is not an int.
+        ValueError: If `ports` is empty or `index` is not in `range(len(ports))`.
 
     Example:
         >>> json.loads(local_tf_config([2222, 2223], 1))["task"]
         {'type': 'worker', 'index': 1}
     """
+    if isinstance(ports, (str, bytes)) or not hasattr(ports, "__len__"):
+        raise TypeError(
+            f"`ports` must be a list of ports, one per worker. Received: ports={ports!r:.80}"
+        )
+    if len(ports) == 0:
+        raise ValueError(
+            "`ports` must hold at least one port (one per worker). Received: ports=[]"
+        )
     index = check_int(index, "index", 0, len(ports) - 1)
     return json.dumps(
         {
@@ -130,7 +138,8 @@ def run_local_workers(
         One `WorkerResult` per worker, in index order.
 
     Raises:
-        TypeError: If `num_workers` is not an int or `timeout` not a number (`"2"`, `True`).
+        TypeError: If `num_workers` is not an int, `timeout` not a number (`"2"`, `True`)
+            or `check` not a bool.
         ValueError: If `num_workers` < 1, `timeout` is not a finite number > 0, or
             `command` is empty.
         RuntimeError: If `check` and a worker failed or the time limit passed.
@@ -142,6 +151,7 @@ def run_local_workers(
     """
     num_workers = check_positive_int(num_workers, "num_workers")
     timeout = check_positive_float(timeout, "timeout")
+    check = check_bool(check, "check")
     if not command:
         raise ValueError(f"`command` must name a program. Received: command={command!r}")
     ports = free_ports(num_workers)

@@ -107,8 +107,9 @@ def prepare_model(
 
     Raises:
         TypeError: If `model` is not a `keras.Model`, it cannot be rebuilt from its
-            config (a subclassed model without `get_config`), `jit_compile` is not a bool
-            or `gradient_accumulation_steps` not an int.
+            config (a subclassed model without `get_config`), `mixed_precision` is neither
+            None nor a str, `jit_compile` is not a bool or `gradient_accumulation_steps`
+            not an int.
         ValueError: If the model is not compiled, or an argument has an invalid value.
 
     Example:
@@ -227,11 +228,11 @@ def _check_model(model: Any) -> None:
 def _check_precision(mixed_precision: str | None) -> str | None:
     if mixed_precision is None:
         return None
-    if not isinstance(mixed_precision, str) or mixed_precision not in PRECISIONS:
-        raise ValueError(
-            '`mixed_precision` must be None, "bfloat16", "float16" or "float32". '
-            f"Received: mixed_precision={mixed_precision!r}"
-        )
+    expected = '`mixed_precision` must be None, "bfloat16", "float16" or "float32".'
+    if not isinstance(mixed_precision, str):
+        raise TypeError(f"{expected} Received: mixed_precision={mixed_precision!r:.80}")
+    if mixed_precision not in PRECISIONS:
+        raise ValueError(f"{expected} Received: mixed_precision={mixed_precision!r}")
     return PRECISIONS[mixed_precision]
 
 

@@ -9,7 +9,7 @@ import keras
 from ktlite._console import say
 from ktlite.generation.data import LMPreprocessor
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder
-from ktlite.arguments import check_positive_int, check_rate, check_verbose
+from ktlite.arguments import check_choice, check_positive_int, check_rate, check_verbose
 from ktlite.seq2seq.models import compile_for_sequences, output_logits
 
 MODEL_NAMES = ("transformer",)
@@ -55,14 +55,13 @@ def causal_lm(
 
     Raises:
         ValueError: for an unknown `name` or invalid sizes.
-        TypeError: if `preproc` is not a fitted `LMPreprocessor` or `train_data` is not
-            from `texts_for_lm`.
+        TypeError: if `name` is not a str, `preproc` is not a fitted `LMPreprocessor`,
+            `train_data` is not from `texts_for_lm`, or a size has the wrong type.
 
     Example:
         >>> model = causal_lm("transformer", trn, preproc=preproc)
     """
-    if name not in MODEL_NAMES:
-        raise ValueError(f"`name` must be one of {MODEL_NAMES}. Received: name={name!r}")
+    check_choice(name, "name", MODEL_NAMES)
     if not isinstance(preproc, LMPreprocessor) or not preproc.is_fitted:
         raise TypeError(f"`preproc` must be a fitted LMPreprocessor. Received: {preproc!r:.80}")
     if train_data is not None and getattr(train_data, "task", None) != "generation":

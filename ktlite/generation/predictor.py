@@ -195,10 +195,11 @@ class GenerationPredictor(StringDecodingPredictor):
             The continuation (without the prompt): a str for a str input, else a list.
 
         Raises:
-            TypeError: for None or items that are not strings (the index is named).
-            ValueError: for an empty list, a missing value, `max_length` or `beam_width` < 1,
-                `top_p` outside (0, 1], another option out of range, or a sampling option
-                with a method other than `"sample"`.
+            TypeError: for None or items that are not strings (the index is named), or an
+                option of the wrong type (`method=1`, `beam_width="4"`).
+            ValueError: for an empty list, a missing value, an unknown `method`,
+                `max_length` or `beam_width` < 1, `top_p` outside (0, 1], another option out
+                of range, or a sampling option with a method other than `"sample"`.
 
         Example:
             >>> predictor.predict(["a library"], method="sample", top_p=0.9, seed=1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from ktlite.arguments import check_positive_int
 
 __all__ = ["REFERENCE_STEPS", "BUDGET_EXPONENT", "MAX_FACTOR", "budget_factor", "for_budget"]
 
@@ -38,7 +38,8 @@ def budget_factor(planned_steps: int | None) -> float:
         `[1 / MAX_FACTOR, MAX_FACTOR]`; 1.0 for `None`.
 
     Raises:
-        ValueError: If `planned_steps` is not `None` or an int >= 1.
+        TypeError: If `planned_steps` is neither `None` nor an int (a bool is not an int).
+        ValueError: If `planned_steps` is an int < 1.
 
     Example:
         >>> budget_factor(250)  # a quarter of the reference: twice the rate
@@ -46,17 +47,9 @@ def budget_factor(planned_steps: int | None) -> float:
         >>> budget_factor(None)
         1.0
     """
+    planned_steps = check_positive_int(planned_steps, "planned_steps", allow_none=True)
     if planned_steps is None:
         return 1.0
-    if (
-        isinstance(planned_steps, bool)
-        or not isinstance(planned_steps, (int, np.integer))
-        or planned_steps < 1
-    ):
-        raise ValueError(
-            "`planned_steps` must be None or an int >= 1. "
-            f"Received: planned_steps={planned_steps!r}"
-        )
     factor = (REFERENCE_STEPS / float(planned_steps)) ** BUDGET_EXPONENT
     return float(min(MAX_FACTOR, max(1.0 / MAX_FACTOR, factor)))
 
@@ -72,7 +65,8 @@ def for_budget(lr: float, planned_steps: int | None) -> float:
         `lr * budget_factor(planned_steps)`.
 
     Raises:
-        ValueError: If `planned_steps` is invalid.
+        TypeError: If `planned_steps` is neither `None` nor an int.
+        ValueError: If `planned_steps` is an int < 1.
 
     Example:
         >>> for_budget(1e-3, 4000)

@@ -125,9 +125,12 @@ def confirm_lr(
         loss), `"steps"` and `"judged_by"` (`"val_loss"` or `"loss"`).
 
     Raises:
-        TypeError: If a rate in `lrs` is not a number or `steps` is not an int.
-        ValueError: If an argument is invalid (no rates, a rate that is not positive and
-            finite, `steps` below 1) or every run diverged.
+        TypeError: If `model` is not a `keras.Model`, `dataset` (or a given `val_dataset`)
+            is not a `tf.data.Dataset`, a rate in `lrs` is not a number, or `steps` or
+            `planned_steps` is not an int.
+        ValueError: If `model` is not compiled, an argument is invalid (no rates, a rate
+            that is not positive and finite, `steps` or `planned_steps` below 1) or every
+            run diverged.
 
     Example:
         >>> record = confirm_lr(model, train_ds, [3e-4, 1e-3, 3e-3], val_dataset=val_ds)
@@ -135,16 +138,22 @@ def confirm_lr(
     """
     import tensorflow as tf
 
-    if not isinstance(model, keras.Model) or getattr(model, "optimizer", None) is None:
-        raise ValueError(f"`model` must be a compiled keras.Model. Received: model={model!r}")
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a compiled keras.Model. Received: model of type "
+            f"{type(model).__name__}"
+        )
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            "The model is not compiled. Call `model.compile(optimizer=..., loss=...)` before "
+            "`confirm_lr`."
+        )
     for name, value in (("dataset", dataset), ("val_dataset", val_dataset)):
-        if value is not None and not isinstance(value, tf.data.Dataset):
-            raise ValueError(
+        if (value is not None or name == "dataset") and not isinstance(value, tf.data.Dataset):
+            raise TypeError(
                 f"`{name}` must be a batched tf.data.Dataset. "
                 f"Received: {name} of type {type(value).__name__}"
             )
-    if dataset is None:
-        raise ValueError("`dataset` must be a batched tf.data.Dataset. Received: dataset=None")
     lrs = [check_positive_float(lr, f"lrs[{i}]") for i, lr in enumerate(lrs)]
     if not lrs:
         raise ValueError("`lrs` must hold at least one positive rate. Received: lrs=[]")

@@ -11,7 +11,14 @@ from typing import Any, Sequence
 import keras
 
 from ktlite import saving
-from ktlite.arguments import check_float, check_int, check_positive_float, check_rate, check_verbose
+from ktlite.arguments import (
+    check_choice,
+    check_float,
+    check_int,
+    check_positive_float,
+    check_rate,
+    check_verbose,
+)
 from ktlite.lr.budget import budget_factor
 from ktlite.lr.policy_callback import PolicyCallback
 from ktlite.lr.preserve import ensure_built, preserved
@@ -232,15 +239,14 @@ class LRFindResult:
             `suggestions[rule] * ktlite.lr.budget.budget_factor(planned_steps)`.
 
         Raises:
-            ValueError: If `rule` is unknown or `planned_steps` invalid.
+            TypeError: If `rule` is not a str or `planned_steps` is neither `None` nor an
+                int.
+            ValueError: If `rule` is unknown or `planned_steps` is below 1.
 
         Example:
             >>> lr = result.suggest(planned_steps=3 * steps_per_epoch)
         """
-        if rule not in self.suggestions:
-            raise ValueError(
-                f"`rule` must be one of {sorted(self.suggestions)}. Received: rule={rule!r}"
-            )
+        check_choice(rule, "rule", sorted(self.suggestions))
         return float(self.suggestions[rule]) * budget_factor(planned_steps)
 
 
@@ -329,11 +335,12 @@ def find_lr(
     Raises:
         ValueError: If an argument is out of range (`start_lr`, `end_lr` not positive and
             finite, `end_lr <= start_lr`, `num_steps < 5`, `stop_factor <= 1`, `beta`
-            outside [0, 1), `verbose` not 0, 1 or 2), `model` is not a compiled
-            `keras.Model`, `dataset` is not a `tf.data.Dataset` or is empty.
-        TypeError: If a rate, `stop_factor` or `beta` is not a number, `num_steps` or
-            `verbose` is not an int, or `callbacks` holds something that is not a Keras
-            callback.
+            outside [0, 1), `verbose` not 0, 1 or 2, `planned_steps < 1`), `model` is not
+            compiled, or `dataset` is empty.
+        TypeError: If `model` is not a `keras.Model`, `dataset` is not a
+            `tf.data.Dataset`, a rate, `stop_factor` or `beta` is not a number,
+            `num_steps`, `planned_steps` or `verbose` is not an int, or `callbacks` holds
+            something that is not a Keras callback.
 
     Example:
         >>> result = find_lr(model, train_ds.batch(32))
@@ -343,14 +350,17 @@ def find_lr(
     import tensorflow as tf
 
     if not isinstance(model, keras.Model):
-        raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
+        raise TypeError(
+            f"`model` must be a compiled keras.Model. Received: model of type "
+            f"{type(model).__name__}"
+        )
     if getattr(model, "optimizer", None) is None:
         raise ValueError(
             "The model is not compiled. Call `model.compile(optimizer=..., loss=...)` with "
             "keyword arguments before `find_lr`."
         )
     if not isinstance(dataset, tf.data.Dataset):
-        raise ValueError(
+        raise TypeError(
             "`dataset` must be a batched tf.data.Dataset. "
             f"Received: dataset of type {type(dataset).__name__}"
         )

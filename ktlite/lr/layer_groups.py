@@ -48,6 +48,13 @@ def _tf():
     return tf
 
 
+def _check_model(model: Any) -> None:
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a keras.Model. Received: model of type {type(model).__name__}"
+        )
+
+
 def _weighted_layers(model: keras.Model) -> list:
     """Layers that own weights a fit can train, in order; nested models are opened.
 
@@ -83,13 +90,17 @@ def layer_groups(
         A list of lists of layers.
 
     Raises:
+        TypeError: if `model` is not a `keras.Model`, `groups` is not a sequence of groups,
+            or a group member is neither a layer nor a str.
         ValueError: if `model` has fewer than one layer with weights, a name is unknown,
-            a layer is in two groups, or a layer with weights is in none.
+            a layer is not one of the model's layers with weights, a layer is in two
+            groups, or a layer with weights is in none.
 
     Example:
         >>> [[layer.name for layer in g] for g in layer_groups(model)]
         [['embedding', 'embedding_norm'], ['encoder_0'], ['encoder_1'], ['head']]
     """
+    _check_model(model)
     weighted = _weighted_layers(model)
     if not weighted:
         raise ValueError(
@@ -104,7 +115,7 @@ def layer_groups(
                 found.append([layer])
         return found
     if isinstance(groups, (str, keras.layers.Layer)) or not isinstance(groups, Sequence):
-        raise ValueError(
+        raise TypeError(
             "`groups` must be a list of groups (each a layer, a layer name or a list of "
             f"them). Received: groups={groups!r}"
         )
@@ -114,6 +125,11 @@ def layer_groups(
         members = group if isinstance(group, (list, tuple)) else [group]
         resolved = []
         for item in members:
+            if not isinstance(item, (str, keras.layers.Layer)):
+                raise TypeError(
+                    "Each group member must be a layer with weights of the model (or its "
+                    f"name). Received: {item!r:.80} of type {type(item).__name__}"
+                )
             layer = by_name.get(item) if isinstance(item, str) else item
             if layer is None or not any(layer is w for w in weighted):
                 raise ValueError(
@@ -201,7 +217,7 @@ class GroupRates:
         multipliers: one positive multiplier per group (see `group_multipliers`).
 
     Raises:
-        TypeError: if a multiplier is not a number.
+        TypeError: if `model` is not a `keras.Model` or a multiplier is not a number.
         ValueError: if the model is not compiled, `multipliers` does not fit `groups`, or a
             multiplier is not positive and finite.
 
@@ -213,6 +229,7 @@ class GroupRates:
 
     def __init__(self, model: keras.Model, groups: Sequence[Sequence[Any]],
                  multipliers: Sequence[float]) -> None:
+        _check_model(model)
         optimizer = getattr(model, "optimizer", None)
         if optimizer is None:
             raise ValueError(

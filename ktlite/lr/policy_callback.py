@@ -197,9 +197,9 @@ class PolicyCallback(keras.callbacks.Callback):
             `ValueError`.
 
     Raises:
-        ValueError: If `policy` is not a `Policy`, or (when training starts) if the model is
-            not compiled, the backend is not TensorFlow, or the optimizer's learning rate is
-            a schedule.
+        TypeError: If `policy` is not a `Policy`.
+        ValueError: (when training starts) If the model is not compiled, the backend is not
+            TensorFlow, or the optimizer's learning rate is a schedule.
 
     Example:
         >>> cb = PolicyCallback(OneCycle(1e-3, total_steps=epochs * steps_per_epoch))
@@ -210,7 +210,7 @@ class PolicyCallback(keras.callbacks.Callback):
     def __init__(self, policy: Policy):
         super().__init__()
         if not isinstance(policy, Policy):
-            raise ValueError(
+            raise TypeError(
                 "`policy` must be a ktlite.lr.schedules.Policy (e.g. OneCycle). "
                 f"Received: policy={policy!r}"
             )

@@ -26,7 +26,13 @@ from typing import Any
 
 import tensorflow as tf
 
-from ktlite.arguments import check_bool, check_float, check_int, check_positive_float
+from ktlite.arguments import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_positive_float,
+)
 
 METHODS = ("greedy", "beam", "sample")
 _NEG = -1e9
@@ -53,8 +59,8 @@ class DecodingOptions:
             whole prefix (slower, for comparison).
 
     Raises:
-        TypeError: for a value of the wrong type (an int option that is not an int, a
-            number that is not a number), naming the argument.
+        TypeError: for a value of the wrong type (a `method` that is not a str, an int
+            option that is not an int, a number that is not a number), naming the argument.
         ValueError: for a value out of range, naming the argument.
 
     Example:
@@ -71,8 +77,7 @@ class DecodingOptions:
     use_cache: bool = True
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"`method` must be one of {METHODS}. Received: method={self.method!r}")
+        check_choice(self.method, "method", METHODS)
         # NumPy scalars become Python numbers: equal options hash alike and trace alike.
         checked = {
             "beam_width": check_int(self.beam_width, "beam_width", 1),

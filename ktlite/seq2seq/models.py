@@ -20,7 +20,13 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from ktlite.arguments import check_bool, check_positive_int, check_rate, check_verbose
+from ktlite.arguments import (
+    check_bool,
+    check_choice,
+    check_positive_int,
+    check_rate,
+    check_verbose,
+)
 from ktlite._console import say
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
 from ktlite.optimizers import default_optimizer
@@ -136,16 +142,16 @@ def translation_model(
         ValueError: for an unknown `name`, an invalid size, a size beside `backbone`
             that differs from the backbone's, or a `preproc` that does not tokenize
             sources as the backbone does.
-        TypeError: when `preproc` or `train_data` is not from a `pairs_from_*` loader,
-            `backbone` is of another kind, or `tie_embeddings` is not a bool.
+        TypeError: when `name` is not a str, `preproc` or `train_data` is not from a
+            `pairs_from_*` loader, `backbone` is of another kind, or `tie_embeddings` is
+            not a bool.
 
     Example:
         >>> trn, val, preproc = seq2seq.pairs_from_array(en, it)
         >>> model = seq2seq.translation_model("transformer", trn, preproc=preproc)
         >>> learner = ktlite.get_learner(model, train_data=trn, val_data=val)
     """
-    if name not in MODEL_NAMES:
-        raise ValueError(f"`name` must be one of {MODEL_NAMES}. Received: name={name!r}")
+    check_choice(name, "name", MODEL_NAMES)
     _check_preproc(preproc)
     _check_train_data(train_data, preproc)
     encoder_block: dict[str, Any] = {"norm_first": True}

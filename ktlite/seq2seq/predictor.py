@@ -22,8 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import compat
+from ktlite.arguments import check_choice
 from ktlite.predictor import Predictor
-from ktlite.seq2seq.decoding import DecodingOptions, check_max_length
+from ktlite.seq2seq.decoding import METHODS, DecodingOptions, check_max_length
 from ktlite.seq2seq.inference import translate_strings
 from ktlite.seq2seq.models import EncoderDecoderSteps
 from ktlite.seq2seq.preprocessor import (
@@ -54,6 +55,8 @@ def decoding_options(
     is not its default, `"beam"` when `beam_width > 1`, else `"greedy"`; sampling options
     with another method are refused rather than ignored.
     """
+    if method is not None:
+        check_choice(method, "method", METHODS)
     wide = (isinstance(beam_width, numbers.Integral) and not isinstance(beam_width, bool)
             and beam_width > 1)
     defaults = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
@@ -291,10 +294,11 @@ class TranslationPredictor(StringDecodingPredictor):
             The translation (a str for a str input), or a list of them.
 
         Raises:
-            TypeError: for None or items that are not strings (the index is named).
-            ValueError: for an empty list, a missing value, `beam_width` or `max_length` < 1,
-                `top_p` outside (0, 1], another option out of range, or a sampling option
-                with a method other than `"sample"`.
+            TypeError: for None or items that are not strings (the index is named), or an
+                option of the wrong type (`method=1`, `beam_width="4"`).
+            ValueError: for an empty list, a missing value, an unknown `method`,
+                `beam_width` or `max_length` < 1, `top_p` outside (0, 1], another option out
+                of range, or a sampling option with a method other than `"sample"`.
 
         Example:
             >>> predictor.predict("Real-time strategy game", beam_width=4)

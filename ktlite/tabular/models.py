@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from ktlite.arguments import check_positive_int, check_rate, check_verbose
+from ktlite.arguments import check_choice, check_positive_int, check_rate, check_verbose
 from ktlite._console import say
 from ktlite.classifier import target_scale
 from ktlite.layers import MaskedGlobalPooling, TransformerEncoder
@@ -71,8 +71,8 @@ def tabular_classifier(
         `(batch, num_classes)`.
 
     Raises:
-        TypeError: if `preproc` or `train_data` is not from `tabular_from_*`, or a size or
-            `dropout` is not a number.
+        TypeError: if `preproc` or `train_data` is not from `tabular_from_*`, `name` is
+            not a str, or a size or `dropout` is not a number.
         ValueError: for an unknown `name`, a regression `preproc`, or invalid sizes.
 
     Example:
@@ -128,8 +128,8 @@ def tabular_regressor(
         floats.
 
     Raises:
-        TypeError: if `preproc` or `train_data` is not from `tabular_from_*`, or a size or
-            `dropout` is not a number.
+        TypeError: if `preproc` or `train_data` is not from `tabular_from_*`, `name` is
+            not a str, or a size or `dropout` is not a number.
         ValueError: for an unknown `name`, a classification `preproc`, or invalid sizes.
 
     Example:
@@ -185,8 +185,7 @@ def _build(
     num_layers: Any, hidden_units: Any, dropout: Any, learning_rate: Any, optimizer: Any,
     verbose: Any,
 ) -> keras.Model:
-    if name not in MODEL_NAMES:
-        raise ValueError(f"`name` must be one of {MODEL_NAMES}. Received: name={name!r}")
+    check_choice(name, "name", MODEL_NAMES)
     check_verbose(verbose)
     dropout = check_rate(dropout, "dropout")
     defaults = _DEFAULTS[name]

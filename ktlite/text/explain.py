@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_positive_int
+from ktlite.arguments import check_bool, check_positive_int
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 _WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
@@ -218,8 +218,9 @@ def explain(
         ``.to_dict()``), or its HTML as a str when `as_html` is True.
 
     Raises:
-        TypeError: if `text` is not a str, `top_k` is not an int, or `predictor` has no
-            ``predict_proba`` (no ``predict`` for a regression predictor).
+        TypeError: if `text` is not a str, `top_k` is not an int, `as_html` is not a bool,
+            or `predictor` has no ``predict_proba`` (no ``predict`` for a regression
+            predictor).
         ValueError: if `text` has no words, `top_k` < 1, or the predictor returns the wrong
             number of rows.
 
@@ -231,6 +232,7 @@ def explain(
     if not isinstance(text, str):
         raise TypeError(f"`text` must be a str. Received: text={text!r}")
     top_k = check_positive_int(top_k, "top_k")
+    as_html = check_bool(as_html, "as_html")
     method = "predict" if _label_mode(predictor) == "regression" else "predict_proba"
     if not callable(getattr(predictor, method, None)):
         raise TypeError(

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from ktlite.arguments import check_positive_int, check_rate, check_verbose
+from ktlite.arguments import check_choice, check_positive_int, check_rate, check_verbose
 from ktlite._console import say
 from ktlite.classifier import target_scale
 from ktlite.optimizers import default_optimizer
@@ -177,8 +177,8 @@ def text_classifier(
         ValueError: If `name` is unknown, `preproc` is for regression,
             `train_data` does not match `preproc`, a size beside `backbone` differs
             from the backbone's, or `dropout` is outside [0, 1).
-        TypeError: If `preproc` or `train_data` is not of the expected kind, or `dropout`
-            is not a number.
+        TypeError: If `preproc` or `train_data` is not of the expected kind, `name` is
+            not a str, or `dropout` is not a number.
 
     Example:
         >>> trn, val, preproc = text.texts_from_array(x_train, y_train)
@@ -242,8 +242,8 @@ def text_regression_model(
         ValueError: If `name` is unknown or `"nbsvm"`, `preproc` is not for regression,
             `train_data` does not match `preproc`, a size beside `backbone` differs
             from the backbone's, or `dropout` is outside [0, 1).
-        TypeError: If `preproc` or `train_data` is not of the expected kind, or `dropout`
-            is not a number.
+        TypeError: If `preproc` or `train_data` is not of the expected kind, `name` is
+            not a str, or `dropout` is not a number.
 
     Example:
         >>> trn, val, preproc = text.texts_from_array(x_train, ratings)
@@ -275,8 +275,7 @@ def _build(
     num_heads: int, num_layers: int, ff_dim: int | None, dropout: float, pooling: str,
     learning_rate: float, optimizer: Any, backbone: Any, verbose: int,
 ) -> keras.Model:
-    if name not in allowed:
-        raise ValueError(f"`name` must be one of {allowed}. Received: name={name!r}")
+    check_choice(name, "name", allowed)
     check_verbose(verbose, (0, 1, 2))
     x, y = _unpack(train_data, preproc)
     mode = preproc.label_mode

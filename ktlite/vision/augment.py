@@ -38,7 +38,8 @@ class Augmentation:
     measured).
 
     Raises:
-        TypeError: If `translate` or `rotate` is not a number.
+        TypeError: If `flip` is neither a str nor `None`, or `translate` or `rotate` is not
+            a number.
         ValueError: If `flip` is unknown, `translate` is not in `[0, 0.5]` or `rotate` not
             in `[0, 180]`.
 
@@ -51,8 +52,11 @@ class Augmentation:
     def __init__(
         self, flip: str | None = "horizontal", translate: float = 0.0, rotate: float = 0.0
     ) -> None:
+        expected = f"`flip` must be one of {list(_FLIPS)}."
+        if flip is not None and not isinstance(flip, str):
+            raise TypeError(f"{expected} Received: flip={flip!r:.80}")
         if flip not in _FLIPS:
-            raise ValueError(f"`flip` must be one of {list(_FLIPS)}. Received: flip={flip!r}")
+            raise ValueError(f"{expected} Received: flip={flip!r}")
         self.flip = flip
         self.translate = check_float(translate, "translate", 0.0, 0.5)
         self.rotate = check_float(rotate, "rotate", 0.0, 180.0)

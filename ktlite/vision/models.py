@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ktlite.arguments import check_positive_int, check_rate, check_verbose
+from ktlite.arguments import check_choice, check_positive_int, check_rate, check_verbose
 from ktlite._console import say
 from ktlite.classifier import target_scale
 from ktlite.layers import MaskedGlobalPooling, PatchEmbedding, TransformerEncoder
@@ -111,8 +111,8 @@ def image_classifier(
         float32 images to class probabilities `(batch, num_classes)`.
 
     Raises:
-        TypeError: if `preproc` or `train_data` is not from `images_from_*`, a size or
-            rate is not a number, `stem` or `filters` is not a tuple of ints, or
+        TypeError: if `preproc` or `train_data` is not from `images_from_*`, `name` is not
+            a str, a size or rate is not a number, `stem` or `filters` is not a tuple of ints, or
             `jit_compile` is neither a bool nor a str.
         ValueError: for an unknown `name`, regression labels, data that does not match
             `preproc`, a bad size, a `patch_size` that does not divide the stem's output, or
@@ -197,8 +197,7 @@ def _build(
     num_heads: Any, num_layers: Any, ff_dim: Any, dropout: Any, filters: Any,
     learning_rate: Any, weight_decay: Any, optimizer: Any, jit_compile: Any, verbose: Any,
 ) -> keras.Model:
-    if name not in MODEL_NAMES:
-        raise ValueError(f"`name` must be one of {list(MODEL_NAMES)}. Received: name={name!r}")
+    check_choice(name, "name", MODEL_NAMES)
     check_verbose(verbose)
     dropout = DEFAULT_DROPOUT[name] if dropout is None else check_rate(dropout, "dropout")
     jit = _jit(jit_compile, len(train_data))

@@ -317,7 +317,8 @@ class ImagePredictor(ClassifierPredictor):
             hiding the pixels lowers the class's probability.
 
         Raises:
-            TypeError: if `patch` or `stride` is not an int.
+            TypeError: if `target` is neither None nor a str, or `patch` or `stride` is not
+                an int.
             ValueError: for a regression model, an unknown `target`, an unreadable image,
                 or a `patch` or `stride` out of range.
 
@@ -328,6 +329,11 @@ class ImagePredictor(ClassifierPredictor):
         from ktlite.vision.explain import occlusion_map
 
         self._require_classifier("`explain`")
+        if target is not None and not isinstance(target, str):
+            raise TypeError(
+                "`target` must be None or a class name (a str). "
+                f"Received: target={target!r:.80}"
+            )
         items, single = self._as_batch(image)
         if not single:
             raise ValueError("`explain` takes one image. Received: a batch of images.")

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import saving
+from ktlite.arguments import check_choice
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
 
 FORMAT_VERSION = 1
@@ -231,6 +232,7 @@ class ImagePreprocessor(LabeledPreprocessor):
             An `ImagePipeline`.
 
         Raises:
+            TypeError: if `source` is not a str.
             ValueError: for an unknown `source`.
 
         Example:
@@ -394,6 +396,7 @@ class ImagePipeline:
         source: `"files"`, `"bytes"` or `"pixels"`.
 
     Raises:
+        TypeError: if `source` is not a str.
         ValueError: for an unknown `source`.
 
     Example:
@@ -403,10 +406,7 @@ class ImagePipeline:
     """
 
     def __init__(self, preproc: ImagePreprocessor, source: str) -> None:
-        if source not in SOURCES:
-            raise ValueError(
-                f"`source` must be one of {list(SOURCES)}. Received: source={source!r}"
-            )
+        check_choice(source, "source", SOURCES)
         self.preproc = preproc
         self.source = source
 

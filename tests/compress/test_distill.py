@@ -90,6 +90,14 @@ def test_bad_loss_arguments_rejected(kwargs, error, name):
         DistillationLoss(**kwargs)
 
 
+@pytest.mark.parametrize("from_logits", [1, 0, "yes", None])
+def test_a_from_logits_of_the_wrong_type_is_a_type_error(from_logits):
+    with pytest.raises(TypeError, match="`from_logits` must be True or False. Received: "
+                                        f"from_logits={from_logits!r}"):
+        DistillationLoss(from_logits=from_logits)
+    assert DistillationLoss(from_logits=np.bool_(True)).get_config()["from_logits"] is True
+
+
 def dense_classifier():
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
 
@@ -106,6 +114,10 @@ def dense_classifier():
         ({"temperature": True}, TypeError, "temperature"),
         ({"alpha": "0.5"}, TypeError, "alpha"),
         ({"alpha": float("nan")}, ValueError, "alpha"),
+        ({"soft_targets": 1}, TypeError, "soft_targets"),
+        ({"soft_targets": True}, TypeError, "soft_targets"),
+        ({"soft_targets": ["precompute"]}, TypeError, "soft_targets"),
+        ({"soft_targets": "cached"}, ValueError, "soft_targets"),
     ],
 )
 def test_distill_rejects_wrong_types_and_out_of_range_values(kwargs, error, name):

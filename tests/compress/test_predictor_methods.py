@@ -39,6 +39,26 @@ def test_predictor_export_rejects_bad_format_and_quantize(text_predictor, tmp_pa
         text_predictor.quantize("int2")
 
 
+@pytest.mark.parametrize("kwargs, name", [
+    ({"format": None}, "format"),
+    ({"format": 1}, "format"),
+    ({"format": "tflite", "quantize": 8}, "quantize"),
+    ({"format": "tflite", "quantize": True}, "quantize"),
+])
+def test_predictor_export_refuses_a_format_or_quantize_of_the_wrong_type(
+    text_predictor, tmp_path, kwargs, name
+):
+    with pytest.raises(TypeError, match=f"`{name}` must be .*Received: {name}="):
+        text_predictor.export(tmp_path / "x", **kwargs)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("mode", [None, 8])
+def test_predictor_quantize_refuses_a_mode_of_the_wrong_type(text_predictor, mode):
+    with pytest.raises(TypeError, match=f"`mode` must be one of .*Received: mode={mode!r}"):
+        text_predictor.quantize(mode)
+
+
 def test_quantize_keeps_the_predictors_own_settings(text_predictor):
     from ktlite import compress
 

@@ -39,6 +39,15 @@ def test_polynomial_schedule_values():
     assert polynomial_sparsity(0, 0.5, 10, 20, initial_sparsity=0.1) == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize("flag", [1, "yes", None])
+def test_a_report_flag_of_the_wrong_type_is_a_type_error(transformer, flag):
+    for list_them in (prunable_weights, sparsity):
+        with pytest.raises(TypeError, match="`include_embeddings` must be True or False. "
+                                            f"Received: include_embeddings={flag!r}"):
+            list_them(transformer, include_embeddings=flag)
+    assert prunable_weights(transformer, np.bool_(True)) == prunable_weights(transformer, True)
+
+
 def test_prunable_weights_cover_dense_and_attention_but_not_embeddings(transformer):
     paths = [path for path, _ in prunable_weights(transformer)]
     assert "head" in paths and "encoder_0/self_attention/query" in paths
@@ -139,6 +148,8 @@ def test_target_sparsity_out_of_range_rejected(value):
     [
         ({"target_sparsity": "half"}, TypeError, "target_sparsity"),
         ({"schedule": "cubic"}, ValueError, "schedule"),
+        ({"schedule": None}, TypeError, "schedule"),
+        ({"schedule": 3}, TypeError, "schedule"),
         ({"begin_step": -1}, ValueError, "begin_step"),
         ({"begin_step": 10, "end_step": 5}, ValueError, "end_step"),
         ({"frequency": 0}, ValueError, "frequency"),
@@ -186,6 +197,9 @@ def test_prune_rejects_bad_arguments_before_training():
         ({"target_sparsity": -0.5}, ValueError, "target_sparsity"),
         ({"frequency": "4"}, TypeError, "frequency"),
         ({"include_embeddings": "yes"}, TypeError, "include_embeddings"),
+        ({"schedule": None}, TypeError, "schedule"),
+        ({"schedule": ["constant"]}, TypeError, "schedule"),
+        ({"schedule": "linear"}, ValueError, "schedule"),
     ],
 )
 def test_prune_rejects_wrong_types_and_out_of_range_values(kwargs, error, name):

@@ -84,9 +84,15 @@ def test_plain_functional_model_round_trip(tmp_path):
     )
 
 
-@pytest.mark.parametrize("mode", ["int2", "float8", None, 8])
+@pytest.mark.parametrize("mode", ["int2", "float8", "INT8"])
 def test_unknown_mode_rejected(transformer, mode):
-    with pytest.raises(ValueError, match="`mode`"):
+    with pytest.raises(ValueError, match=f"`mode` must be one of .*Received: mode='{mode}'"):
+        quantize_model(transformer, mode)
+
+
+@pytest.mark.parametrize("mode", [None, 8, ["int8"]])
+def test_a_mode_of_the_wrong_type_is_a_type_error(transformer, mode):
+    with pytest.raises(TypeError, match=r"`mode` must be one of \['int8', 'int4'\]. Received"):
         quantize_model(transformer, mode)
 
 

@@ -156,6 +156,10 @@ def test_bad_arguments_rejected(text_predictor, tmp_path):
         ({"seed": "0"}, TypeError, "seed"),
         ({"seed": 1.5}, TypeError, "seed"),
         ({"seed": -1}, ValueError, "seed"),
+        ({"quantize": 8}, TypeError, "quantize"),
+        ({"quantize": True}, TypeError, "quantize"),
+        ({"quantize": ["dynamic"]}, TypeError, "quantize"),
+        ({"quantize": "int4"}, ValueError, "quantize"),
     ],
 )
 def test_export_rejects_wrong_types_and_out_of_range_values(transformer, tmp_path, kwargs,

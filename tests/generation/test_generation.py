@@ -90,11 +90,21 @@ def test_perplexity_per_word_of_a_uniform_model_and_of_the_trained_one(lm):
         ("a", {"max_length": 0}, ValueError, "max_length"),
         ("a", {"beam_width": 0}, ValueError, "beam_width"),
         ("a", {"method": "sample", "top_p": 1.01}, ValueError, "top_p"),
+        ("a", {"method": 1, "temperature": 2.0}, TypeError, "Received: method=1"),
+        ("a", {"method": "nucleus"}, ValueError, "Received: method='nucleus'"),
     ],
 )
 def test_bad_prompts_and_options_raise(lm, inputs, options, error, match):
     with pytest.raises(error, match=match):
         generation.GenerationPredictor(*lm).predict(inputs, **options)
+
+
+@pytest.mark.parametrize("name", [None, 1, ["transformer"]])
+def test_a_model_name_of_the_wrong_type_is_a_type_error(lm, name):
+    _, preproc = lm
+    with pytest.raises(TypeError, match=r"`name` must be one of \['transformer'\]. "
+                                        "Received: name="):
+        generation.causal_lm(name, preproc=preproc, verbose=0)
 
 
 def test_loader_rejects_empty_and_non_string_texts():

@@ -47,14 +47,34 @@ def test_every_rule_can_be_scaled():
     result = _curve()
     for rule, lr in result.suggestions.items():
         assert result.suggest(250, rule=rule) == pytest.approx(lr * budget_factor(250))
-    with pytest.raises(ValueError, match="`rule`"):
+    with pytest.raises(ValueError, match="`rule` must be one of .*Received: rule='nope'"):
         result.suggest(rule="nope")
 
 
-@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "10"])
-def test_bad_planned_steps_are_named(bad):
-    with pytest.raises(ValueError, match="`planned_steps`"):
+@pytest.mark.parametrize("bad", [0, -5])
+def test_planned_steps_out_of_range_are_named(bad):
+    with pytest.raises(ValueError, match=f"`planned_steps`.*Received: planned_steps={bad}"):
         budget_factor(bad)
+
+
+@pytest.mark.parametrize("bad", [2.5, True, "10", [10]])
+def test_planned_steps_of_the_wrong_type_are_a_type_error(bad):
+    with pytest.raises(TypeError, match="`planned_steps` must be a positive int or None"):
+        budget_factor(bad)
+    with pytest.raises(TypeError, match="`planned_steps`"):
+        for_budget(1e-3, bad)
+    with pytest.raises(TypeError, match="`planned_steps`"):
+        _curve().suggest(planned_steps=bad)
+
+
+def test_planned_steps_takes_a_numpy_int():
+    assert budget_factor(np.int64(250)) == budget_factor(250)
+
+
+@pytest.mark.parametrize("rule", [None, 1, ["basin"]])
+def test_a_rule_of_the_wrong_type_is_a_type_error(rule):
+    with pytest.raises(TypeError, match=r"`rule` must be one of \[.*Received: rule="):
+        _curve().suggest(rule=rule)
 
 
 def test_find_lr_records_the_budget(make_model, dataset):

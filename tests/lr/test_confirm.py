@@ -160,7 +160,7 @@ def test_a_single_candidate_is_not_trained(trained, dataset):
 @pytest.mark.parametrize(
     "kwargs, name",
     [({"lrs": []}, "lrs"), ({"lrs": [1e-3, -1.0]}, "lrs[1]"), ({"lrs": [math.inf]}, "lrs[0]"),
-     ({"steps": 0}, "steps"), ({"val_dataset": [1, 2]}, "val_dataset")],
+     ({"steps": 0}, "steps"), ({"planned_steps": 0}, "planned_steps")],
 )
 def test_bad_arguments_are_named(trained, dataset, kwargs, name):
     args = {"lrs": [1e-3, 1e-2], **kwargs}
@@ -169,9 +169,32 @@ def test_bad_arguments_are_named(trained, dataset, kwargs, name):
 
 
 @pytest.mark.parametrize(
+    "args, name",
+    [(("a model", "dataset", None), "model"), ((None, "dataset", None), "model"),
+     (("trained", "arrays", None), "dataset"), (("trained", None, None), "dataset"),
+     (("trained", "dataset", [1, 2]), "val_dataset"),
+     (("trained", "dataset", "arrays"), "val_dataset")],
+)
+def test_a_model_or_dataset_of_the_wrong_type_is_a_type_error(
+    trained, data, dataset, args, name
+):
+    given = {"trained": trained, "dataset": dataset, "arrays": data}
+    model, train, val = (given.get(a, a) if isinstance(a, str) else a for a in args)
+    with pytest.raises(TypeError, match=re.escape(f"`{name}` must be a ") + ".*Received: "):
+        confirm_lr(model, train, [1e-3, 1e-2], val_dataset=val)
+
+
+def test_an_uncompiled_model_is_a_value_error(dataset):
+    uncompiled = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="not compiled"):
+        confirm_lr(uncompiled, dataset, [1e-3, 1e-2])
+
+
+@pytest.mark.parametrize(
     "kwargs, name",
     [({"steps": "3"}, "steps"), ({"steps": True}, "steps"), ({"steps": 2.0}, "steps"),
-     ({"lrs": ["1e-3", 1e-2]}, "lrs[0]"), ({"lrs": [1e-3, True]}, "lrs[1]")],
+     ({"lrs": ["1e-3", 1e-2]}, "lrs[0]"), ({"lrs": [1e-3, True]}, "lrs[1]"),
+     ({"planned_steps": "10"}, "planned_steps"), ({"planned_steps": 1.0}, "planned_steps")],
 )
 def test_arguments_of_the_wrong_type_are_type_errors(trained, dataset, kwargs, name):
     args = {"lrs": [1e-3, 1e-2], **kwargs}

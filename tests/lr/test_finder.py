@@ -173,6 +173,8 @@ def test_bad_arguments_are_named(make_model, dataset, kwargs, name):
         ({"beta": None}, "beta"),
         ({"verbose": True}, "verbose"),
         ({"verbose": "1"}, "verbose"),
+        ({"planned_steps": "100"}, "planned_steps"),
+        ({"planned_steps": 100.0}, "planned_steps"),
     ],
 )
 def test_arguments_of_the_wrong_type_are_type_errors(make_model, dataset, kwargs, name):
@@ -200,16 +202,27 @@ def test_a_callback_of_the_wrong_type_is_a_type_error(make_model, dataset):
 
 
 def test_bad_model_and_data_are_refused(make_model, data, dataset):
-    with pytest.raises(ValueError, match="`model`"):
-        find_lr("model", dataset)
     uncompiled = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
     with pytest.raises(ValueError, match="not compiled"):
         find_lr(uncompiled, dataset)
     model = make_model(keras.optimizers.Adam())
-    with pytest.raises(ValueError, match="`dataset`"):
-        find_lr(model, data)
     with pytest.raises(ValueError, match="empty"):
         find_lr(model, dataset.take(0))
+
+
+@pytest.mark.parametrize("model, sweep, name", [
+    ("model", "dataset", "model"), (None, "dataset", "model"),
+    ("compiled", "arrays", "dataset"), ("compiled", None, "dataset"),
+    ("compiled", [1, 2], "dataset"),
+])
+def test_a_model_or_dataset_of_the_wrong_type_is_a_type_error(
+    make_model, data, dataset, model, sweep, name
+):
+    given = {"compiled": make_model(keras.optimizers.Adam()), "dataset": dataset,
+             "arrays": data}
+    model, sweep_data = (given.get(a, a) if isinstance(a, str) else a for a in (model, sweep))
+    with pytest.raises(TypeError, match=f"`{name}` must be a .*Received: {name} of type"):
+        find_lr(model, sweep_data)
 
 
 def test_result_round_trips_through_json(tmp_path):

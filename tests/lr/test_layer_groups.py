@@ -54,6 +54,36 @@ def test_explicit_groups_must_cover_every_layer_with_weights():
         layer_groups(model, ["a", ["a", "b"]])
     with pytest.raises(ValueError, match="nope"):
         layer_groups(model, ["a", "nope"])
+    other = keras.layers.Dense(1, name="other")
+    other.build((None, 3))
+    with pytest.raises(ValueError, match="Received: <Dense name=other"):
+        layer_groups(model, ["a", ["b", other]])
+
+
+@pytest.mark.parametrize("model, groups, match", [
+    ("model", None, "`model` must be a keras.Model. Received: model of type str"),
+    (None, None, "`model` must be a keras.Model. Received: model of type NoneType"),
+    ("branches", "a", "`groups` must be a list of groups"),
+    ("branches", 3, "`groups` must be a list of groups"),
+    ("branches", ["a", 3], "Each group member must be a layer .*Received: 3 of type int"),
+    ("branches", [["a"], [None]], "Received: None of type NoneType"),
+])
+def test_a_model_or_groups_of_the_wrong_type_are_a_type_error(model, groups, match):
+    model = _branches("sgd") if model == "branches" else model
+    with pytest.raises(TypeError, match=match):
+        layer_groups(model, groups)
+
+
+@pytest.mark.parametrize("model", ["model", None, keras.layers.Dense(1)])
+def test_group_rates_on_something_other_than_a_model_is_a_type_error(model):
+    with pytest.raises(TypeError, match="`model` must be a keras.Model. Received: model of type"):
+        GroupRates(model, [], [])
+
+
+def test_group_rates_on_an_uncompiled_model_is_a_value_error():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="not compiled"):
+        GroupRates(model, [model.layers], [1.0])
 
 
 def test_multipliers_spread_geometrically_to_the_head():

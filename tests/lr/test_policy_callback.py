@@ -184,9 +184,10 @@ def test_restore_after_an_interrupt_puts_everything_back(make_model, data):
     assert "train_step" not in model.__dict__ and type(optimizer.beta_1) is float
 
 
-def test_policy_must_be_a_policy():
-    with pytest.raises(ValueError, match="`policy`.*Received"):
-        PolicyCallback(lambda step: 1e-3)
+@pytest.mark.parametrize("policy", [lambda step: 1e-3, 1e-3, "one_cycle", None])
+def test_a_policy_of_the_wrong_type_is_a_type_error(policy):
+    with pytest.raises(TypeError, match="`policy` must be a ktlite.lr.schedules.Policy.*Received"):
+        PolicyCallback(policy)
 
 
 @pytest.mark.parametrize("value", [0.0, -1.0, float("inf")])

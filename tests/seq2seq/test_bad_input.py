@@ -133,6 +133,15 @@ def test_decoding_options_out_of_range_raise(predictor, options, match):
         predictor.predict("copy a", **options)
 
 
+@pytest.mark.parametrize("options", [{"method": 1}, {"method": ["beam"], "beam_width": 2},
+                                     {"method": True, "temperature": 2.0}])
+def test_a_method_of_the_wrong_type_is_a_type_error_whatever_the_other_options(
+    predictor, options
+):
+    with pytest.raises(TypeError, match="`method` must be one of .*Received: method="):
+        predictor.predict("copy a", **options)
+
+
 def test_options_are_checked_without_a_model():
     with pytest.raises(ValueError, match="top_p"):
         DecodingOptions(top_p=-0.1)
@@ -154,6 +163,10 @@ def test_options_are_checked_without_a_model():
         ({"top_p": False}, TypeError,
          r"`top_p` must be a float in \(0, 1\]. Received: top_p=False"),
         ({"top_p": float("nan")}, ValueError, "Received: top_p=nan"),
+        ({"method": None}, TypeError,
+         r"`method` must be one of \['greedy', 'beam', 'sample'\]. Received: method=None"),
+        ({"method": 1}, TypeError, "Received: method=1"),
+        ({"method": "Beam"}, ValueError, "Received: method='Beam'"),
     ],
 )
 def test_options_of_a_wrong_type_raise_type_error_and_out_of_range_value_error(

@@ -71,6 +71,16 @@ def test_train_data_from_another_preprocessor_raises(pairs):
         _small(trn, None)
 
 
+@pytest.mark.parametrize("name", [None, 1, ["transformer"]])
+def test_a_name_of_the_wrong_type_is_a_type_error(pairs, name):
+    trn, _, preproc = pairs
+    with pytest.raises(TypeError, match=r"`name` must be one of \['transformer'\]. "
+                                        "Received: name="):
+        seq2seq.translation_model(name, trn, preproc=preproc, verbose=0)
+    with pytest.raises(ValueError, match="Received: name='rnn'"):
+        seq2seq.translation_model("rnn", trn, preproc=preproc, verbose=0)
+
+
 def test_length_bucketed_batches_train_to_the_same_loss_as_full_width_ones():
     sources, targets = task_pairs(64, seed=4)
     trn, val, preproc = seq2seq.pairs_from_array(sources, targets, val_pct=0.25, vocab_size=100,

@@ -51,3 +51,11 @@ def test_wrong_pairings_and_names_are_refused(data, table):
         tabular_classifier("mlp", trn, preproc=other, verbose=0)
     with pytest.raises(ValueError, match="multiple of `num_heads`"):
         tabular_classifier("ft_transformer", trn, preproc=preproc, embed_dim=30, verbose=0)
+
+
+@pytest.mark.parametrize("name", [None, 1, ["mlp"]])
+def test_a_name_of_the_wrong_type_is_a_type_error(data, name):
+    trn, _, preproc = data
+    with pytest.raises(TypeError, match=r"`name` must be one of \['ft_transformer', 'mlp'\]. "
+                                        "Received: name="):
+        tabular_classifier(name, trn, preproc=preproc, verbose=0)

@@ -133,6 +133,14 @@ def test_invalid_arguments_are_named(text, top_k, error, match):
         explain(KeywordPredictor(), text, top_k=top_k)
 
 
+@pytest.mark.parametrize("as_html", [1, "yes", None])
+def test_as_html_of_the_wrong_type_is_a_type_error(as_html):
+    with pytest.raises(TypeError, match="`as_html` must be True or False. Received: "
+                                        f"as_html={as_html!r}"):
+        explain(KeywordPredictor(), "winner", as_html=as_html)
+    assert isinstance(explain(KeywordPredictor(), "winner", as_html=np.bool_(True)), str)
+
+
 def test_predictor_without_predict_proba_is_refused():
     with pytest.raises(TypeError, match="predict_proba"):
         explain(object(), "winner")

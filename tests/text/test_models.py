@@ -118,6 +118,15 @@ def test_unknown_name_is_refused(binary):
         text_classifier("bert", trn, preproc=preproc)
 
 
+@pytest.mark.parametrize("name", [None, 1, ["transformer"]])
+def test_a_name_of_the_wrong_type_is_a_type_error(binary, regression, name):
+    message = r"`name` must be one of \['transformer', .*\]. Received: name="
+    with pytest.raises(TypeError, match=message):
+        text_classifier(name, binary[0], preproc=binary[1])
+    with pytest.raises(TypeError, match=message):
+        text_regression_model(name, regression[0], preproc=regression[1])
+
+
 def test_nbsvm_is_refused_for_regression(regression):
     trn, preproc = regression
     with pytest.raises(ValueError, match="name='nbsvm'"):

@@ -45,6 +45,10 @@ def test_output_keeps_the_static_shape():
     "kwargs, error, message",
     [
         ({"flip": "diagonal"}, ValueError, "Received: flip='diagonal'"),
+        ({"flip": True}, TypeError,
+         r"`flip` must be one of \['horizontal', 'vertical', 'both', None\]. Received: flip=True"),
+        ({"flip": 1}, TypeError, "Received: flip=1"),
+        ({"flip": ["horizontal"]}, TypeError, r"Received: flip=\['horizontal'\]"),
         ({"translate": 0.7}, ValueError,
          r"`translate` must be a float in \[0, 0.5\]. Received: translate=0.7"),
         ({"translate": float("nan")}, ValueError, "Received: translate=nan"),

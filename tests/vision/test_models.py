@@ -125,6 +125,8 @@ def test_invalid_arguments_raise_with_received_value(shape_data, kwargs, message
         ({"jit_compile": None}, "Received: jit_compile=None"),
         ({"patch_size": "4"}, "`patch_size` must be a positive int. Received: patch_size='4'"),
         ({"dropout": "0.1"}, "Received: dropout='0.1'"),
+        ({"name": None}, r"`name` must be one of \['vit', 'cnn'\]. Received: name=None"),
+        ({"name": 1}, "Received: name=1"),
     ],
 )
 def test_arguments_of_a_wrong_type_raise_type_error(shape_data, kwargs, message):

@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -374,6 +375,11 @@ def test_explain_highlights_the_shape_not_the_background(predictor, shape_arrays
         predictor.explain([image, image])
     with pytest.raises(TypeError, match="Received: patch='2'"):
         predictor.explain(image, patch="2")
+    for target in (0, ["circle"]):  # a class name, not a class id
+        message = (r"`target` must be None or a class name \(a str\). "
+                   f"Received: target={re.escape(repr(target))}")
+        with pytest.raises(TypeError, match=message):
+            predictor.explain(image, target=target)
 
 
 def test_plot_occlusion_overlays_the_map_on_the_image(predictor, shape_arrays):

@@ -17,6 +17,16 @@ def _preproc(size=(4, 4), channels=1):
     return ImagePreprocessor(size, channels, LabelEncoder().fit(["a", "b"]))
 
 
+def test_pipeline_source_of_the_wrong_type_is_a_type_error():
+    assert _preproc().pipeline("pixels").source == "pixels"
+    with pytest.raises(ValueError, match="Received: source='array'"):
+        _preproc().pipeline("array")
+    for source in (None, 1, ["files"]):
+        with pytest.raises(TypeError, match=r"`source` must be one of \['files', 'bytes', "
+                                            r"'pixels'\]. Received: source="):
+            _preproc().pipeline(source)
+
+
 def test_uint8_pixels_scale_to_unit_range():
     out = np.asarray(_preproc().from_pixels(np.full((2, 4, 4, 1), 255, "uint8")))
     assert out.dtype == np.float32
