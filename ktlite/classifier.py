@@ -192,8 +192,23 @@ class ClassifierPredictor(Predictor):
         return answer
 
 
+class _ClassificationReporter:
+    """A classifying task's validation report; `class_names` say what its label ids mean."""
+
+    def __init__(self, labels: LabelEncoder) -> None:
+        self.labels = labels
+        self.class_names = None if labels.label_mode == "regression" else labels.class_names
+
+    def __call__(self, model: keras.Model, data: Any, predict: Callable[[Any], np.ndarray]) -> Any:
+        return evaluation.report(model, np.asarray(data.y), predict(data), self.class_names)
+
+
 def classification_reporter(labels: LabelEncoder) -> Callable[..., tuple[str, Any]]:
     """The validation report of a classifying task, naming its classes.
+
+    Its `class_names` attribute (`None` for regression) tells `Learner` which classes the
+    data's label ids stand for, so validation data encoded with other classes than the
+    training data's is refused (see `encoded_class_names`).
 
     Args:
         labels: the task's fitted `LabelEncoder`.
@@ -211,12 +226,27 @@ def classification_reporter(labels: LabelEncoder) -> Callable[..., tuple[str, An
     """
     if not isinstance(labels, LabelEncoder):
         raise TypeError(f"`labels` must be a LabelEncoder. Received: labels={labels!r}")
+    return _ClassificationReporter(labels)
 
-    def report(model: keras.Model, data: Any, predict: Callable[[Any], np.ndarray]) -> Any:
-        names = None if labels.label_mode == "regression" else labels.class_names
-        return evaluation.report(model, np.asarray(data.y), predict(data), names)
 
-    return report
+def encoded_class_names(data: Any) -> list[str] | None:
+    """The classes whose ids a task's data holds as labels, or `None` when it does not say.
+
+    Args:
+        data: anything a `Learner` takes as data; a `TaskDataset` built by a classifying
+            task's loader says (through its `classification_reporter`).
+
+    Returns:
+        The class names in id order, or `None` (other data, regression, other tasks).
+
+    Example:
+        >>> encoded_class_names(trn)
+        ['neg', 'pos']
+    """
+    reporter = getattr(data, "reporter", None)
+    if isinstance(reporter, _ClassificationReporter):
+        return reporter.class_names
+    return None
 
 
 def target_scale(outputs: Any, targets: Any) -> Any:
@@ -256,4 +286,6 @@ def target_scale(outputs: Any, targets: Any) -> Any:
     )(outputs)
 
 
-__all__ = ["ClassifierPredictor", "classification_reporter", "target_scale"]
+__all__ = [
+    "ClassifierPredictor", "classification_reporter", "encoded_class_names", "target_scale",
+]

@@ -37,6 +37,7 @@ from ktlite.arguments import (
     check_verbose,
 )
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
+from ktlite.classifier import encoded_class_names
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
 from ktlite.labels import check_class_names
 from ktlite.validation import (
@@ -80,6 +81,12 @@ def _static_batches(dataset: tf.data.Dataset) -> bool:
     """Whether every tensor of the dataset's batches has a known batch size."""
     specs = tf.nest.flatten(dataset.element_spec)
     return all(spec.shape.rank and spec.shape[0] is not None for spec in specs)
+
+
+def _names(names: list[str]) -> str:
+    """Class names for a message: all of a few, the first eight of many."""
+    shown = ", ".join(repr(n) for n in names[:8])
+    return f"[{shown}]" if len(names) <= 8 else f"[{shown}, ...] ({len(names)} classes)"
 
 
 def _distribute() -> Any:
@@ -232,9 +239,31 @@ class Learner:
                     f"`{name}` needs labels to be judged: pass `(examples, labels)`. "
                     f"Received: {len(read)} examples without labels"
                 )
-        return check_data(
+        checked = check_data(
             self.model, data if read is None else read, name,
             lambda d: self._dataset(d, training=False)[0],
+        )
+        self._check_classes(checked, name)
+        return checked
+
+    def _check_classes(self, data: Any, name: str) -> None:
+        """Refuses data whose label ids stand for other classes than the training data's.
+
+        Two loader calls each fit their own classes (from their own labels), so the id 0
+        of a separately loaded validation set may be another class than the training
+        data's id 0: judged together, a right model would score as wrong.
+        """
+        trained = encoded_class_names(getattr(self, "train_data", None))
+        given = encoded_class_names(data)
+        if name == "train_data" or trained is None or given is None or given == trained:
+            return
+        raise ValueError(
+            f"`{name}` was encoded with other classes than the training data "
+            f"({_names(given)} against {_names(trained)}): its label ids would be read as "
+            "the training data's classes. Build it with the training data's preprocessor "
+            "(the loader's validation arguments, e.g. `x_test`, or the task's "
+            "`*_dataset(x, y, preproc)`), or pass the raw examples `(x, y)`, which the "
+            "learner reads with the training data's classes."
         )
 
     def _read_raw(self, x: Any, y: Any, name: str) -> TaskDataset | None:
@@ -780,10 +809,19 @@ class Learner:
                                         reduce_factor, verbose=verbose_))
             return made
 
+        def triangle(updates: int) -> Triangular:
+            if updates < 2:
+                raise ValueError(
+                    "`autofit` cycles the rate once an epoch, which takes at least 2 updates "
+                    f"an epoch. Received: {updates} (from `steps_per_epoch`, or the training "
+                    f"data at batch_size={self.batch_size}): pass a smaller `batch_size` or "
+                    "more data, or use `fit_onecycle`."
+                )
+            return Triangular(lr, updates, n_cycles=epochs, moms=moms)
+
         return self._fit(
-            lambda steps: Triangular(lr, steps, n_cycles=epochs, moms=moms),
-            epochs or AUTOFIT_MAX_EPOCHS, callbacks, class_weight, steps_per_epoch, verbose,
-            extra,
+            triangle, epochs or AUTOFIT_MAX_EPOCHS, callbacks, class_weight, steps_per_epoch,
+            verbose, extra,
         )
 
     def fit(

@@ -255,6 +255,13 @@ def _check_labels(model: keras.Model, y: np.ndarray, name: str) -> None:
             f"Received: {name} of dtype {y.dtype}"
         )
     if loss in _SPARSE:
+        outputs = getattr(model, "outputs", None) or []
+        if y.ndim == 2 and y.shape[-1] > 1 and len(outputs) == 1 and len(outputs[0].shape) == 2:
+            raise ValueError(
+                f"`{name}` must hold one class id per sample for loss {loss!r}. Received: "
+                f"{name} of shape {y.shape} (one-hot rows?). Pass the ids, e.g. "
+                "`y.argmax(axis=-1)`, or compile with loss='categorical_crossentropy'."
+            )
         if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
             raise ValueError(
                 f"`{name}` must hold integer class ids for loss {loss!r}. Received: "

@@ -159,6 +159,11 @@ def test_autofit_argument_errors():
         learner.autofit(1e-3, 2, monitor="loss", early_stopping=-1)
     with pytest.raises(TypeError, match="`monitor` must be the name"):
         learner.autofit(1e-3, 2, monitor=None)
+    before = learner.model.get_weights()
+    with pytest.raises(ValueError, match=r"at least 2 updates an epoch. Received: 1 .*"
+                       r"batch_size=16\): pass a smaller `batch_size`"):
+        learner.autofit(1e-3, 2, monitor="loss", steps_per_epoch=1)
+    _assert_weights_equal(learner.model, before)
 
 
 @pytest.mark.parametrize("kwargs, name", [

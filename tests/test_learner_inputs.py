@@ -234,6 +234,16 @@ def test_one_hot_width_mismatch_is_rejected():
         get_learner(_model("categorical_crossentropy"), (x, np.eye(C + 1)[y]))
 
 
+def test_one_hot_labels_for_a_sparse_loss_are_rejected():
+    x, y = _data()
+    message = r"one class id per sample for loss 'sparse_categorical_crossentropy'.*\(64, 3\)"
+    with pytest.raises(ValueError, match=message):
+        get_learner(_model(), (x, np.eye(C)[y]))
+    with pytest.raises(ValueError, match=message):
+        get_learner(_model(), tf.data.Dataset.from_tensor_slices((x, np.eye(C)[y])).batch(64))
+    get_learner(_model(), (x, y[:, None]), verbose=0)  # a column of ids is fine
+
+
 def test_binary_labels_out_of_range_and_regression_width_are_rejected():
     x, y = _data()
     with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
@@ -367,3 +377,30 @@ def test_raw_examples_are_read_by_the_training_datas_reader():
     plain = get_learner(_model(), (x, y), verbose=0)
     assert plain.train_data.reader is None
     np.testing.assert_allclose(plain.predict(x), plain.model.predict(x, verbose=0), rtol=1e-5)
+
+
+# --------------------------------------------------------------------- classes of the labels
+def _encoded(x, names):
+    """A classifying task's data: labels encoded by classes fitted on `names` alone."""
+    from ktlite.classifier import classification_reporter
+    from ktlite.labels import LabelEncoder
+
+    labels = LabelEncoder().fit(names)
+    return TaskDataset(x, labels.encode(names), reporter=classification_reporter(labels))
+
+
+def test_validation_data_encoded_with_other_classes_is_refused():
+    x, y = _data()
+    train_names = np.array(["a", "b", "c"])[y]
+    val_names = np.array(["b", "c", "d"])[y]  # fitted alone: id 0 is "b" here, "a" there
+    trn = _encoded(x, train_names)
+    with pytest.raises(ValueError, match=r"`val_data` was encoded with other classes than the "
+                       r"training data \(\['b', 'c', 'd'\] against \['a', 'b', 'c'\]\)"):
+        get_learner(_model(), trn, _encoded(x, val_names), verbose=0)
+    learner = get_learner(_model(), trn, _encoded(x, train_names), verbose=0)
+    with pytest.raises(ValueError, match="`val_data` was encoded with other classes"):
+        learner.validate(val_data=_encoded(x, val_names), print_report=False)
+    with pytest.raises(ValueError, match=r"\(\['a', 'b'\] against"):  # fitted on fewer classes
+        learner.top_losses(3, val_data=_encoded(x[y < 2], train_names[y < 2]))
+    # Raw examples, or data that does not say, are taken.
+    learner.validate(val_data=(x, y), print_report=False)

@@ -298,7 +298,8 @@ class Triangular(Policy):
         """0 at the cycle ends, 1 at the peak, linear in between."""
         pos = (steps % self.steps_per_cycle).astype(np.float64)
         rising = pos / self.peak
-        falling = (self.steps_per_cycle - 1 - pos) / (self.steps_per_cycle - 1 - self.peak)
+        # A 2-step cycle never falls (its peak is its last step): no division by 0.
+        falling = (self.steps_per_cycle - 1 - pos) / max(1, self.steps_per_cycle - 1 - self.peak)
         return np.where(pos <= self.peak, rising, falling)
 
     def _lr(self, steps):

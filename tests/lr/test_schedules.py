@@ -88,6 +88,12 @@ def test_triangular_is_linear_up_and_down_each_cycle():
     assert moms[9] == pytest.approx(0.95)
 
 
+def test_a_two_step_triangle_rises_to_its_peak_without_dividing_by_zero():
+    with np.errstate(divide="raise", invalid="raise"):
+        np.testing.assert_allclose(Triangular(1.0, 2, n_cycles=2, div=4).lr_at(np.arange(4)),
+                                   [0.25, 1.0, 0.25, 1.0])
+
+
 def test_triangular_without_n_cycles_repeats_forever():
     policy = Triangular(1e-3, steps_per_cycle=7)
     assert policy.total_steps is None and policy.cycle_steps == 7
