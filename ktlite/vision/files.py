@@ -82,6 +82,35 @@ def images_in(folder: str) -> list[str]:
     ]
 
 
+def images_below(folder: str) -> int:
+    """Counts the image files (by extension) in the folders inside `folder`, at any depth.
+
+    `images_in` does not read them; the folder loader names them so that a class whose
+    images sit one level too deep is not a silent mystery. Hidden files and folders are
+    not counted.
+
+    Args:
+        folder: an existing folder.
+
+    Returns:
+        How many `.png`, `.jpg`, `.jpeg`, `.gif`, `.bmp` and `.webp` files lie below
+        `folder`'s sub-folders.
+
+    Example:
+        >>> images_below("photos/cat")  # photos/cat/2023/*.jpg
+        12
+    """
+    count = 0
+    for top in class_folders(folder):
+        for root, dirs, names in os.walk(os.path.join(folder, top)):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            count += sum(
+                not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+                for name in names
+            )
+    return count
+
+
 def scan_images(paths: Sequence[str], name: str) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     """Decodes every file once and keeps the ones that decode, warning about the others.
 

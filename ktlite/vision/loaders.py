@@ -30,7 +30,12 @@ from ktlite.labels import LabelEncoder, check_class_names
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.vision import files
 from ktlite.vision.augment import Augmentation
-from ktlite.vision.preprocessor import ImagePreprocessor, as_pixel_batch, check_image_size
+from ktlite.vision.preprocessor import (
+    FLOAT_OVERSHOOT,
+    ImagePreprocessor,
+    as_pixel_batch,
+    check_image_size,
+)
 
 
 # ---------------------------------------------------------------------- shared steps
@@ -85,9 +90,10 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
     are never augmented here.
 
     Args:
-        images: pixel arrays (`(n, height, width[, channels])`, uint8 or float in the
-            training arrays' range, `preproc.float_scale`) or image file paths (one path, a
-            list, a 1-D object array such as a folder loader's `val.x`, or a pandas Series).
+        images: pixel arrays (`(n, height, width[, channels])`, read as in
+            `images_from_array`, floats with white at `preproc.float_scale`) or image file
+            paths (one path, a list, a 1-D object array such as a folder loader's `val.x`,
+            or a pandas Series).
         labels: one label per image, in the form the loader took, or `None`.
         preproc: the fitted preprocessor.
 
@@ -98,8 +104,9 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
     Raises:
         TypeError: if `preproc` is not an `ImagePreprocessor`, or for non-numeric pixels.
         ValueError: for no images, a wrong rank or channel count, NaN pixels, float pixels
-            above `preproc.float_scale`, a file that is not a readable image (named), a
-            number of labels other than the number of images, or unknown labels.
+            above twice `preproc.float_scale` (up to it they clip to white), a file that is
+            not a readable image (named), a number of labels other than the number of
+            images, or unknown labels.
 
     Example:
         >>> test = image_dataset(x_test, y_test, preproc)
@@ -177,10 +184,19 @@ def images_from_array(
 ) -> tuple[Any, Any, ImagePreprocessor]:
     """Builds training and validation data and an `ImagePreprocessor` from pixel arrays.
 
-    Arrays are `(n, height, width)` (grayscale) or `(n, height, width, 1 | 3 | 4)`, uint8
-    (0-255) or float. Float arrays whose largest value is above 1 are read as 0-255,
-    others as 0-1 (`preproc.float_scale`). They stay in memory as given; each batch is
-    converted, resized and scaled in `tf.data`.
+    Arrays are `(n, height, width)` (grayscale) or `(n, height, width, 1 | 3 | 4)`. White
+    is, by dtype:
+
+    - uint8: 255.
+    - uint16: 65535 (16-bit images; a warning when no value is above 255, i.e. 8-bit
+      values that would read as near black: pass those as uint8).
+    - other integers (int8 to int64, uint32, uint64): 255; they must hold 0-255.
+    - floats: 1.0 when the largest training value is at most 2 (0-1 pixels; overshoot past
+      1, e.g. from bicubic resizing, clips to white), else 255.0 (0-255 pixels, clipped at
+      255 likewise). `preproc.float_scale` records which, and `x_test` and later float
+      pixels are read the same way.
+
+    They stay in memory as given; each batch is converted, resized and scaled in `tf.data`.
 
     Args:
         x_train: training images.
@@ -209,7 +225,7 @@ def images_from_array(
         TypeError: for non-numeric arrays, a bad `augment`, or a `random_state` that is not
             an int.
         ValueError: for a wrong rank or channel count, NaN or infinite pixels (the image is
-            named), float `x_test` pixels above 1 beside `x_train`'s in [0, 1], mismatched
+            named), float `x_test` pixels above 2 beside `x_train`'s in [0, 1], mismatched
             lengths, a single class, or a bad `val_pct`.
 
     Example:
@@ -231,8 +247,10 @@ def images_from_array(
     labels, train_idx, val_idx, y_enc, y_val = _fit_and_split(
         y_train, y_test, len(x), label_mode, class_names, val_pct, random_state
     )
+    for arr, name in ((x, "x_train"), (x_val, "x_test")):
+        _warn_if_8_bit_in_uint16(arr, name)
     float_scale = 1.0
-    if np.issubdtype(x.dtype, np.floating) and float(x.max()) > 1.0:
+    if np.issubdtype(x.dtype, np.floating) and float(x.max()) > FLOAT_OVERSHOOT:
         float_scale = 255.0
     preproc = ImagePreprocessor(
         image_size=check_image_size(image_size) if image_size is not None else x.shape[1:3],
@@ -256,6 +274,19 @@ def images_from_array(
         )
     trn, val = _datasets(x_trn, y_trn, x_val, y_val, preproc, "pixels", augmentation)
     return trn, val, preproc
+
+
+def _warn_if_8_bit_in_uint16(pixels: np.ndarray | None, name: str) -> None:
+    if pixels is None or pixels.dtype != np.uint16:
+        return
+    top = int(pixels.max())
+    if top <= 255:
+        warnings.warn(
+            f"`{name}` is uint16 with no value above {top}: ktlite reads uint16 as 16-bit "
+            "pixels (white is 65535), so these images read as near black. If the values are "
+            f"8-bit, pass `{name}.astype('uint8')`.",
+            stacklevel=3,
+        )
 
 
 # ---------------------------------------------------------------------- files
@@ -343,6 +374,23 @@ def _read_class_folder(folder: str, classes: list[str]) -> tuple[list[str], list
     return paths, names
 
 
+def _nested_images(folder: str, classes: list[str]) -> dict[str, int]:
+    """Images (by extension) in folders inside each class folder, which are not read."""
+    counts = {cls: files.images_below(os.path.join(folder, cls)) for cls in classes}
+    return {cls: n for cls, n in counts.items() if n}
+
+
+def _nested_counts(nested: dict[str, int]) -> str:
+    return ", ".join(f"{n} image(s) in folders inside {cls!r}" for cls, n in nested.items())
+
+
+def _nested_note(nested: dict[str, int]) -> str:
+    if not nested:
+        return ""
+    return (f". Images must sit directly in their class folder (e.g. cat/1.png, not "
+            f"cat/sub/1.png): found {_nested_counts(nested)}; move them up to use them")
+
+
 def images_from_folder(
     folder: str | os.PathLike,
     val_folder: str | os.PathLike | None = None,
@@ -359,9 +407,11 @@ def images_from_folder(
     Each sub-folder is a class (sorted by name); each `.png`, `.jpg`, `.jpeg`, `.gif`,
     `.bmp` or `.webp` file in it one image. Files that do not decode (empty, truncated, not
     images) are skipped with one warning that counts them; a sub-folder without images is
-    not a class (a warning names it). `val_folder` has the same layout (a class it lacks
-    gets no validation images); without it, `val_pct` of the training images are held out,
-    stratified by class.
+    not a class (a warning names it). Images must sit directly in their class folder:
+    `cat/1.png`, not `cat/2023/1.png`; ones in folders inside it are not read (a warning,
+    or the error when too few classes are left, counts them). `val_folder` has the same
+    layout (a class it lacks gets no validation images); without it, `val_pct` of the
+    training images are held out, stratified by class.
 
     Args:
         folder: the training folder.
@@ -406,15 +456,27 @@ def images_from_folder(
     paths, names = _read_class_folder(folder, classes)
     with_images = sorted(set(names))
     empty = [c for c in classes if c not in with_images]
-    if class_names is None and empty and len(with_images) >= 2:
-        warnings.warn(f"Sub-folders of {folder!r} without images are not classes: {empty}",
-                      stacklevel=2)
-        classes = with_images
+    nested = _nested_images(folder, classes)
     if len(with_images) < 2:
         raise ValueError(
             f"`folder` must hold at least 2 class sub-folders with images "
             f"({', '.join(files.IMAGE_EXTENSIONS)}). Received: folder={folder!r} with "
-            f"image classes {with_images} (sub-folders: {found})"
+            f"image classes {with_images} (sub-folders: {found}){_nested_note(nested)}"
+        )
+    if class_names is None and empty:
+        warnings.warn(
+            f"Sub-folders of {folder!r} without images are not classes: {empty}"
+            f"{_nested_note({c: n for c, n in nested.items() if c in empty})}",
+            stacklevel=2,
+        )
+        classes = with_images
+    unread = {c: n for c, n in nested.items() if c in classes}
+    if unread:
+        warnings.warn(
+            f"Images in folders inside the class folders of {folder!r} are not read: found "
+            f"{_nested_counts(unread)}. Images must sit directly in their class folder; move "
+            "them up to train on them.",
+            stacklevel=2,
         )
     val_paths = val_names = None
     if val_folder is not None:
@@ -433,7 +495,11 @@ def images_from_folder(
         present = set(files.class_folders(val_folder))
         val_paths, val_names = _read_class_folder(val_folder, [c for c in classes if c in present])
         if not val_paths:
-            raise ValueError(f"`val_folder` holds no images. Received: val_folder={val_folder!r}")
+            nested = _nested_images(val_folder, [c for c in classes if c in present])
+            raise ValueError(
+                f"`val_folder` holds no images. Received: val_folder={val_folder!r}"
+                f"{_nested_note(nested)}"
+            )
     options = dict(
         val_pct=val_pct, image_size=image_size, channels=channels, label_mode="multiclass",
         class_names=classes, augment=augment, random_state=random_state, verbose=verbose,

@@ -50,8 +50,10 @@ class ImagePredictor(ClassifierPredictor):
 
     `predict` takes one image or a list: a file path (`str` or `os.PathLike`), encoded
     bytes (PNG, JPEG, GIF, BMP, WebP), or a pixel array (`(height, width)` or
-    `(height, width, channels)` with 1, 3 or 4 channels, uint8 or float in the training
-    arrays' range); a 4-D array, or a 3-D one whose last axis is not 1, 2, 3 or 4, is a
+    `(height, width, channels)` with 1, 3 or 4 channels, read as `images_from_array` reads
+    them: uint8 with white 255, uint16 with white 65535, floats with white
+    `preproc.float_scale`, where overshoot up to twice white clips to white and brighter
+    floats are refused); a 4-D array, or a 3-D one whose last axis is not 1, 2, 3 or 4, is a
     batch (a last axis of 2, gray + alpha, is refused), and so is an array or Series of
     paths. Images of any size are resized to the model's: up to 50 megapixels each, decoded
     `batch_size` at a time, or fewer where they hold over 100 megapixels together, so a
@@ -63,8 +65,12 @@ class ImagePredictor(ClassifierPredictor):
     `export(path)` writes a SavedModel that loads with TensorFlow alone, with two
     signatures: `serving_default` takes `images`, a `tf.string` tensor `(n,)` of encoded
     image files; `serving_pixels` takes `pixels`, float32 `(n, height, width, channels)`
-    of any size in the training arrays' range (`preproc.float_scale`: 0-1 or 0-255). Both
-    return `probabilities` and `labels` (or `predictions` for regression).
+    of any size, where white is `preproc.float_scale`: 1.0 for a model trained on uint8
+    arrays, on image files or on 0-1 float arrays (so send uint8 pixels divided by 255),
+    255.0 only for one trained on 0-255 float arrays. That signature neither checks nor
+    rescales the range: pixels are divided by white and clipped to [0, 1], so 0-255
+    values sent to a model whose white is 1.0 read as a white image, without an error.
+    Both return `probabilities` and `labels` (or `predictions` for regression).
 
     Args:
         model: a `keras.Model` taking float32 images
@@ -368,7 +374,8 @@ class ImagePredictor(ClassifierPredictor):
 
     # ------------------------------------------------------------------ export
     def _extra_endpoints(self) -> dict[str, tuple[Any, list[Any]]]:
-        # A second signature that takes pixel arrays instead of encoded images.
+        # A second signature that takes float pixel arrays instead of encoded images, white
+        # at `preproc.float_scale` (1.0 unless trained on 0-255 floats), clipped, unchecked.
         def serve_pixels(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
             outputs = self.model(self.preproc.from_pixels(pixels), training=False)
             return self._serving_outputs(tf.cast(outputs, tf.float32))

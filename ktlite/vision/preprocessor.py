@@ -28,6 +28,11 @@ _CONFIG_KEYS = frozenset(
     {"format_version", "task", "image_size", "channels", "float_scale", "labels"}
 )
 _INTEGER_WHITE = {tf.uint8: 255.0, tf.uint16: 65535.0}
+# Float pixels up to this many times white are white plus overshoot (bicubic or Lanczos
+# resizing and sharpening ring a little past white) and clip to white. It also tells 0-1
+# floats from 0-255 ones: a 0-255 image no brighter than 2 is black to the eye (under 1% of
+# white), so reading such arrays as 0-255 would only ever take overshoot for darkness.
+FLOAT_OVERSHOOT = 2.0
 
 
 def check_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
@@ -73,8 +78,9 @@ class ImagePreprocessor(LabeledPreprocessor):
             dropping alpha.
         labels: the fitted `ktlite.labels.LabelEncoder`; a new, unfitted one when `None`.
         float_scale: the value of white in float pixel arrays: `1.0` (default) for
-            arrays in `[0, 1]`, `255.0` for float arrays in `[0, 255]`. Integer arrays and
-            encoded images always scale by their type's maximum (255 for uint8).
+            arrays in `[0, 1]`, `255.0` for float arrays in `[0, 255]`; brighter float
+            pixels clip to white. uint8 and uint16 arrays and encoded images always scale
+            by their type's maximum (255, 65535).
 
     Raises:
         TypeError: if `image_size` or `channels` is not an int (or `image_size` a pair of
@@ -126,6 +132,10 @@ class ImagePreprocessor(LabeledPreprocessor):
     def from_pixels(self, pixels: tf.Tensor) -> tf.Tensor:
         """Converts a batch of pixel arrays `(batch, height, width, channels)` to model inputs.
 
+        uint8 pixels are divided by 255, uint16 by 65535, floats by `float_scale` and then
+        clipped to `[0, 1]` (so overshoot past white is white). Nothing is checked or
+        refused here: `check_float_range` does that on the Python side.
+
         Args:
             pixels: uint8, uint16 or float pixels of any size; 1, 3 or 4 channels.
 
@@ -147,22 +157,26 @@ class ImagePreprocessor(LabeledPreprocessor):
             )
         white = _INTEGER_WHITE.get(pixels.dtype, self.float_scale)
         images = tf.cast(pixels, tf.float32) * (1.0 / white)
+        if pixels.dtype.is_floating:
+            images = tf.clip_by_value(images, 0.0, 1.0)
         return self._resize(self._convert_channels(images))
 
     def check_float_range(self, pixels: np.ndarray, name: str) -> None:
-        """Refuses float pixels brighter than `float_scale`, which would read as clipped white.
+        """Refuses float pixels too bright for `float_scale`; overshoot up to twice it clips.
 
-        E.g. floats in 0-255 for a model whose training pixels were uint8 or floats in 0-1
-        (``float_scale`` 1): read as 0-1 they would be wrong without any error. The other
-        way round, floats no brighter than 1 for a model trained on 0-255 floats read as
-        near black; they may be dark images, so that gets a warning.
+        Float pixels up to `FLOAT_OVERSHOOT` (2) times `float_scale` are read, the part past
+        white clipped to white: the rule `images_from_array` chose `float_scale` by. Brighter
+        ones are refused, e.g. floats in 0-255 for a model whose training pixels were uint8
+        or floats in 0-1 (``float_scale`` 1): read as 0-1 they would be wrong without any
+        error. The other way round, floats no brighter than 2 for a model trained on 0-255
+        floats read as near black; they may be dark images, so that gets a warning.
 
         Args:
             pixels: a pixel array (integer arrays always pass).
             name: the argument name used in the message.
 
         Raises:
-            ValueError: if a float pixel is above `float_scale`.
+            ValueError: if a float pixel is above `FLOAT_OVERSHOOT * float_scale`.
 
         Example:
             >>> ImagePreprocessor(28, 1).check_float_range(np.full((1, 28, 28, 1), 200.0), "x")
@@ -172,18 +186,20 @@ class ImagePreprocessor(LabeledPreprocessor):
         if not np.issubdtype(pixels.dtype, np.floating) or pixels.size == 0:
             return
         top = float(pixels.max())
-        if top > self.float_scale:
+        white = self.float_scale
+        if top > FLOAT_OVERSHOOT * white:
             raise ValueError(
                 f"`{name}` holds float pixels up to {top:.4g}, but this preprocessor reads "
-                f"float pixels in [0, {self.float_scale:g}] (as its training images were "
-                f"read): pass uint8 pixels, or scale the floats to [0, {self.float_scale:g}]."
+                f"float pixels in [0, {white:g}] (as its training images were read; up to "
+                f"{FLOAT_OVERSHOOT * white:g} is taken as overshoot and clipped to {white:g}): "
+                f"pass uint8 pixels, or scale the floats to [0, {white:g}]."
             )
-        if self.float_scale > 1.0 and 0.0 < top <= 1.0:
+        if white > 1.0 and 0.0 < top <= FLOAT_OVERSHOOT:
             warnings.warn(
                 f"`{name}` holds float pixels no brighter than {top:.4g}, but this "
-                f"preprocessor reads float pixels in [0, {self.float_scale:g}] (as its training "
+                f"preprocessor reads float pixels in [0, {white:g}] (as its training "
                 "images were read), so they read as near black: if they are 0-1 floats, "
-                f"multiply them by {self.float_scale:g} or pass uint8 pixels.",
+                f"multiply them by {white:g} or pass uint8 pixels.",
                 stacklevel=3,
             )
 
@@ -426,8 +442,11 @@ def as_pixel_batch(images: Any, name: str) -> np.ndarray:
     """Checks pixel arrays and returns them as one `(n, height, width, channels)` array.
 
     A 3-D array is a batch of grayscale images (a channel axis is added); a 4-D array must
-    have 1, 3 or 4 channels. Float arrays must be finite and not negative: ktlite scales
-    pixels itself, so images normalized around 0 (e.g. to [-1, 1]) are refused, not clipped.
+    have 1, 3 or 4 channels. uint8 (white 255) and uint16 (white 65535: 16-bit images) are
+    kept as they are; other integer types (int8 to int64, uint32, uint64) must hold 8-bit
+    values, 0-255, and become uint8 (white 255). Float arrays must be finite and not
+    negative: ktlite scales pixels itself, so images normalized around 0 (e.g. to [-1, 1])
+    are refused, not clipped.
 
     Args:
         images: an array-like of images.
@@ -439,8 +458,9 @@ def as_pixel_batch(images: Any, name: str) -> np.ndarray:
     Raises:
         TypeError: if `images` is not numeric.
         ValueError: for images of different sizes, another rank, a channel count outside
-            1, 3, 4, no images, an empty height or width, or NaN, infinite or negative
-            pixels (the first bad image is named).
+            1, 3, 4, no images, an empty height or width, NaN, infinite or negative
+            pixels (the first bad image is named), or integers other than uint8 and uint16
+            outside 0-255.
 
     Example:
         >>> as_pixel_batch(np.zeros((5, 28, 28), "uint8"), "x").shape
@@ -492,7 +512,8 @@ def as_pixel_batch(images: Any, name: str) -> np.ndarray:
     elif arr.dtype not in (np.uint8, np.uint16):
         if arr.min() < 0 or arr.max() > 255:
             raise ValueError(
-                f"Integer `{name}` must hold pixels in [0, 255]. Received values from "
+                f"Integer `{name}` of dtype {arr.dtype} must hold 8-bit pixels in [0, 255] "
+                "(for 16-bit pixels, white 65535, pass uint16). Received values from "
                 f"{arr.min()} to {arr.max()}"
             )
         arr = arr.astype(np.uint8)

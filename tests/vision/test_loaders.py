@@ -65,6 +65,72 @@ def test_float_arrays_in_0_255_are_detected(shape_arrays):
     assert float(np.asarray(_first_batch(val)[0]).max()) <= 1.0
 
 
+def test_0_1_floats_overshooting_white_are_read_as_0_1_and_clipped(shape_arrays):
+    # One pixel at 1.02 (bicubic resizing rings past white) used to turn the whole set into
+    # 0-255 floats, every pixel then at most 0.004: the model learned nothing.
+    x, y, _, _ = shape_arrays
+    floats = x.astype("float32") / 255
+    floats[:, 0, 0] = 1.02
+    _, val, preproc = images_from_array(floats, y, val_pct=0.25, verbose=0)
+    assert preproc.float_scale == 1.0
+    batch = np.asarray(_first_batch(val)[0])
+    np.testing.assert_allclose(batch, np.minimum(val.x[:60], 1.0), atol=1e-6)
+    assert (batch[:, 0, 0] == 1.0).all()  # clipped to white
+    floats[:, 0, 0] = 2.0  # the limit: a 0-255 image this dark would be black
+    assert images_from_array(floats, y, verbose=0)[2].float_scale == 1.0
+    floats[:, 0, 0] = 2.5
+    assert images_from_array(floats, y, verbose=0)[2].float_scale == 255.0
+
+
+def test_test_floats_overshooting_white_are_read_like_the_training_floats(shape_arrays):
+    x, y, x_test, y_test = shape_arrays
+    overshoot = x_test.astype("float32") / 255
+    overshoot[:, 0, 0] = 1.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, val, preproc = images_from_array(x, y, overshoot, y_test, verbose=0)
+    assert preproc.float_scale == 1.0 and float(np.asarray(_first_batch(val)[0]).max()) == 1.0
+    test = image_dataset(overshoot, y_test, preproc)
+    np.testing.assert_allclose(test.transform(overshoot[:4, :, :, None]),
+                               np.minimum(overshoot[:4, :, :, None], 1.0), atol=1e-6)
+    # Trained on 0-255 floats, test floats no brighter than 2 read as 0-1: near black.
+    with pytest.warns(UserWarning, match=r"`x_test` holds float pixels no brighter than 1.5, "):
+        images_from_array(x.astype("float32"), y, overshoot, y_test, verbose=0)
+
+
+def test_uint16_arrays_holding_8_bit_values_warn_naming_the_dtype_and_the_fix(shape_arrays):
+    x, y, x_test, y_test = shape_arrays
+    with pytest.warns(UserWarning) as caught:
+        _, val, _ = images_from_array(x.astype("uint16"), y, x_test.astype("uint16"), y_test,
+                                      verbose=0)
+    messages = [str(w.message) for w in caught]
+    top = int(x.max())
+    assert messages[0] == (
+        f"`x_train` is uint16 with no value above {top}: ktlite reads uint16 as 16-bit pixels "
+        "(white is 65535), so these images read as near black. If the values are 8-bit, pass "
+        "`x_train.astype('uint8')`."
+    )
+    assert messages[1].startswith("`x_test` is uint16 with no value above")
+    assert float(np.asarray(_first_batch(val)[0]).max()) < 0.004  # what the warning is about
+    with warnings.catch_warnings():  # real 16-bit images read as such, silently
+        warnings.simplefilter("error")
+        _, val, _ = images_from_array(x.astype("uint16") * 257, y, verbose=0)
+    np.testing.assert_allclose(np.asarray(_first_batch(val)[0]), val.x[:24] / 65535, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int32", "int64", "uint32"])
+def test_other_integer_arrays_are_read_as_8_bit(shape_arrays, dtype):
+    x, y, _, _ = shape_arrays
+    _, val, _ = images_from_array(x.astype(dtype), y, verbose=0)
+    assert val.x.dtype == np.uint8
+    np.testing.assert_allclose(np.asarray(_first_batch(val)[0]), val.x[:24] / 255, atol=1e-6)
+    wide = x.astype(dtype) * 257
+    with pytest.raises(ValueError, match=rf"Integer `x_train` of dtype {dtype} must hold 8-bit "
+                                         r"pixels in \[0, 255\] \(for 16-bit pixels, white "
+                                         r"65535, pass uint16\)"):
+        images_from_array(wide, y, verbose=0)
+
+
 def test_test_floats_on_another_scale_than_the_training_floats_are_refused(shape_arrays):
     x, y, x_test, y_test = shape_arrays
     with pytest.raises(ValueError, match=r"`x_test` holds float pixels up to 255, but "):
@@ -185,6 +251,49 @@ def test_a_sub_folder_without_images_is_not_a_class(shape_folder):
     with pytest.warns(UserWarning, match=r"without images are not classes: \['drafts'\]"):
         trn, val, preproc = images_from_folder(shape_folder, verbose=0)
     assert preproc.class_names == ["cross", "square"] and len(trn) + len(val) == 40
+
+
+def test_images_in_folders_inside_a_class_folder_are_counted_not_silently_lost(
+        shape_folder, tmp_path):
+    nested = shape_folder / "cat" / "2023"
+    nested.mkdir(parents=True)
+    for i in range(3):
+        write_png(nested / f"{i}.png", np.zeros((16, 16), "uint8"))
+    with pytest.warns(UserWarning) as caught:
+        trn, val, preproc = images_from_folder(shape_folder, verbose=0)
+    assert str(caught[0].message) == (
+        f"Sub-folders of {str(shape_folder)!r} without images are not classes: ['cat']. "
+        "Images must sit directly in their class folder (e.g. cat/1.png, not cat/sub/1.png): "
+        "found 3 image(s) in folders inside 'cat'; move them up to use them"
+    )
+    assert preproc.class_names == ["cross", "square"]
+    # A kept class's deeper images are not read either: a warning counts them.
+    (shape_folder / "cross" / "extra").mkdir()
+    write_png(shape_folder / "cross" / "extra" / "0.png", np.zeros((16, 16), "uint8"))
+    with pytest.warns(UserWarning) as caught:
+        trn, val, _ = images_from_folder(shape_folder, verbose=0)
+    assert str(caught[1].message) == (
+        f"Images in folders inside the class folders of {str(shape_folder)!r} are not read: "
+        "found 1 image(s) in folders inside 'cross'. Images must sit directly in their class "
+        "folder; move them up to train on them."
+    )
+    assert len(trn) + len(val) == 40
+    # Every class one level too deep: the error says where the images are.
+    for cls in ("a", "b"):
+        (tmp_path / "deep" / cls / "sub").mkdir(parents=True)
+        write_png(tmp_path / "deep" / cls / "sub" / "0.png", np.zeros((4, 4), "uint8"))
+    with pytest.raises(ValueError, match=r"image classes \[\] .*Images must sit directly in "
+                                         r"their class folder .*found 1 image\(s\) in folders "
+                                         r"inside 'a', 1 image\(s\) in folders inside 'b'"):
+        images_from_folder(tmp_path / "deep", verbose=0)
+    for cls in ("cross", "square"):
+        (tmp_path / "val" / cls / "sub").mkdir(parents=True)
+        write_png(tmp_path / "val" / cls / "sub" / "0.png", np.zeros((4, 4), "uint8"))
+    with warnings.catch_warnings(), pytest.raises(
+            ValueError, match=r"`val_folder` holds no images.*found 1 image\(s\) in folders "
+                              r"inside 'cross', 1 image\(s\) in folders inside 'square'"):
+        warnings.simplefilter("ignore")
+        images_from_folder(shape_folder, val_folder=tmp_path / "val", verbose=0)
 
 
 def test_a_sub_folder_whose_files_all_fail_is_not_a_class(shape_folder, tmp_path):

@@ -101,6 +101,37 @@ def test_float_pixels_brighter_than_the_training_range_are_refused(predictor, sh
         predictor.predict(x_test[:4].astype("float32") / 127.5 - 1)
 
 
+def test_float_pixels_overshooting_white_are_clipped_not_refused(predictor, shape_arrays):
+    _, _, x_test, _ = shape_arrays
+    floats = x_test[:4].astype("float32") / 255
+    overshoot = floats.copy()
+    overshoot[:, 0, 0] = 1.02  # e.g. after bicubic resizing
+    overshoot[:, 5, 5] = 2.0   # the limit
+    clipped = np.minimum(overshoot, 1.0)
+    np.testing.assert_allclose(predictor.predict_proba(overshoot),
+                               predictor.predict_proba(clipped), atol=1e-6)
+    np.testing.assert_allclose(predictor.preprocess(overshoot)[..., 0], clipped, atol=2e-5)
+    overshoot[:, 0, 0] = 2.5
+    with pytest.raises(ValueError, match=r"up to 2\.5, .*up to 2 is taken as overshoot"):
+        predictor.predict(overshoot)
+
+
+def test_saving_through_a_link_is_refused_naming_it_while_loading_reads_through(
+        predictor, shape_arrays, tmp_path):
+    predictor.save(tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    loaded = ktlite.load_predictor(tmp_path / "link")
+    assert loaded.predict(shape_arrays[2][:3]) == predictor.predict(shape_arrays[2][:3])
+    link = str(tmp_path / "link")
+    with pytest.raises(FileExistsError) as caught:
+        predictor.save(link)
+    assert str(caught.value) == (
+        f"Cannot save a predictor to {link!r}: it is a symbolic link (to "
+        f"{str(tmp_path / 'real')!r}), and ktlite does not save through links. Save to the "
+        "folder it points to, or remove the link first."
+    )
+
+
 def test_unreadable_files_are_refused_with_their_name(predictor, shape_arrays, tmp_path):
     _, _, x_test, _ = shape_arrays
     png = _png(x_test[0])
@@ -284,7 +315,10 @@ def test_edited_preprocessor_file_is_refused_at_load(predictor, tmp_path):
 
 
 def test_export_loads_and_agrees_without_ktlite(predictor, shape_arrays, tmp_path):
+    # The model was trained on uint8 arrays, so `serving_pixels` takes them divided by 255
+    # (white 1.0) and agrees with `predict` on the uint8 pixels.
     _, _, x_test, _ = shape_arrays
+    assert x_test.dtype == np.uint8 and predictor.preproc.float_scale == 1.0
     predictor.export(tmp_path / "exported")
     images = x_test[:5]
     np.save(tmp_path / "pixels.npy", images[..., None].astype("float32") / 255)

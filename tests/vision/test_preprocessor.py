@@ -1,6 +1,7 @@
 """Tests for ktlite.vision.preprocessor: conversions in the graph and the JSON file."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -37,6 +38,37 @@ def test_float_pixels_use_float_scale():
     preproc = ImagePreprocessor(4, 1, float_scale=255.0)
     out = np.asarray(preproc.from_pixels(np.full((1, 4, 4, 1), 51.0, "float32")))
     np.testing.assert_allclose(out, 0.2, atol=1e-6)
+
+
+def test_float_pixels_past_white_clip_to_white_and_integers_scale_by_their_type():
+    for scale in (1.0, 255.0):
+        pixels = np.array([0.0, 0.5, 1.0, 1.3], "float32").reshape(1, 2, 2, 1) * scale
+        out = ImagePreprocessor(2, 1, float_scale=scale).from_pixels(pixels).numpy()
+        np.testing.assert_allclose(out.ravel(), [0.0, 0.5, 1.0, 1.0], atol=1e-6)
+    out = ImagePreprocessor(2, 1).from_pixels(np.full((1, 2, 2, 1), 257, "uint16"))
+    np.testing.assert_allclose(out.numpy(), 257 / 65535, atol=1e-7)
+
+
+@pytest.mark.parametrize("scale, top", [(1.0, 1.02), (1.0, 2.0), (255.0, 300.0), (255.0, 510.0)])
+def test_float_overshoot_up_to_twice_white_passes_the_range_check(scale, top):
+    pixels = np.full((1, 2, 2, 1), top, "float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ImagePreprocessor(2, 1, float_scale=scale).check_float_range(pixels, "x")
+
+
+def test_float_pixels_above_twice_white_are_refused_and_0_1_floats_warn_on_0_255():
+    with pytest.raises(ValueError, match=r"^`x` holds float pixels up to 2\.01, but this "
+                                         r"preprocessor reads float pixels in \[0, 1\] \(as its "
+                                         r"training images were read; up to 2 is taken as "
+                                         r"overshoot and clipped to 1\)"):
+        ImagePreprocessor(2, 1).check_float_range(np.full((1, 2, 2, 1), 2.01), "x")
+    with pytest.raises(ValueError, match=r"up to 511, .*up to 510 is taken as overshoot"):
+        ImagePreprocessor(2, 1, float_scale=255.0).check_float_range(
+            np.full((1, 2, 2, 1), 511.0), "x")
+    with pytest.warns(UserWarning, match=r"no brighter than 1\.8, .*read as near black"):
+        ImagePreprocessor(2, 1, float_scale=255.0).check_float_range(
+            np.full((1, 2, 2, 1), 1.8), "x")
 
 
 def test_rgb_becomes_gray_by_luminance_and_gray_becomes_rgb():
