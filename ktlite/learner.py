@@ -754,12 +754,15 @@ class Learner:
             The Keras `History`.
 
         Raises:
-            TypeError: if `monitor` is not a string, `reduce_factor` is not a number, or
-                `epochs`, `early_stopping` or `reduce_on_plateau` is not an int.
+            TypeError: if `monitor` is not a string, `reduce_factor` is not a number,
+                `epochs`, `early_stopping` or `reduce_on_plateau` is not an int, or
+                `checkpoint_folder` is not a path.
             ValueError: if `monitor` needs validation data that is missing or is not a value
                 the fit logs, `reduce_factor` is not in (0, 1), `epochs` is below 1,
-                `early_stopping` or `reduce_on_plateau` is negative, or training could never
-                stop (`epochs=None` with `early_stopping=0`).
+                `early_stopping` or `reduce_on_plateau` is negative, training could never
+                stop (`epochs=None` with `early_stopping=0`), or an epoch makes fewer than
+                2 updates (one rate cycle takes an epoch).
+            FileExistsError: if `checkpoint_folder` is a file.
 
         Example:
             >>> learner.autofit(1e-3)  # until val_loss stops improving
@@ -793,13 +796,8 @@ class Learner:
         reduce_on_plateau = reduce_on_plateau or None
         path = None
         if checkpoint_folder is not None:
-            if not isinstance(checkpoint_folder, (str, os.PathLike)):
-                raise TypeError(
-                    "`checkpoint_folder` must be a folder path (str or os.PathLike) or None. "
-                    f"Received: checkpoint_folder={checkpoint_folder!r}"
-                )
-            os.makedirs(checkpoint_folder, exist_ok=True)
-            path = os.path.join(os.fspath(checkpoint_folder), "best.keras")
+            path = os.fspath(saving.make_folder(checkpoint_folder, "checkpoint_folder")
+                             / "best.keras")
         verbose_ = self.verbose if verbose is None else verbose
 
         def extra(policy_callback):

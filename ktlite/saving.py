@@ -160,11 +160,12 @@ def as_path(path: Any, name: str) -> Path:
     return Path(path)
 
 
-def make_folder(folder: Any) -> Path:
-    """Creates the folder a preprocessor saves its files into (and its parents).
+def make_folder(folder: Any, name: str = "folder") -> Path:
+    """Creates a folder that files are saved into (and its parents).
 
     Args:
         folder: the folder, a str or `os.PathLike`; it may exist already.
+        name: the argument name for messages (`"checkpoint_folder"`).
 
     Returns:
         `folder` as a `Path`.
@@ -177,9 +178,9 @@ def make_folder(folder: Any) -> Path:
         >>> make_folder("my_preprocessor") / "preprocessor.json"
         PosixPath('my_preprocessor/preprocessor.json')
     """
-    path = as_path(folder, "folder")
+    path = as_path(folder, name)
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"`folder` must be a folder, not a file: {os.fspath(path)!r} "
+        raise FileExistsError(f"`{name}` must be a folder, not a file: {os.fspath(path)!r} "
                               "is a file.")
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -759,8 +760,8 @@ def write_folder(
         what: what is saved, for messages (e.g. "predictor").
 
     Raises:
-        FileExistsError: if `path` is a file, a link, or a non-empty folder that
-            `replaceable` refuses.
+        FileExistsError: if `path` is a file, a symbolic link (even to a folder: the
+            message says so), or a non-empty folder that `replaceable` refuses.
 
     Example:
         >>> write_folder("my_predictor", write, is_predictor_folder, "predictor")
@@ -770,7 +771,15 @@ def write_folder(
     with folder_lock(path, exclusive=True):
         recover_folder(path, replaceable)
         if os.path.lexists(path):
-            if path.is_symlink() or not path.is_dir():
+            if path.is_symlink():
+                # The save swaps a new folder in at `path`: through a link it would replace
+                # the link, not fill its target, so links are refused (loads read through).
+                raise FileExistsError(
+                    f"Cannot save a {what} to {str(path)!r}: it is a symbolic link (to "
+                    f"{os.readlink(path)!r}), and ktlite does not save through links. Save to "
+                    "the folder it points to, or remove the link first."
+                )
+            if not path.is_dir():
                 raise FileExistsError(
                     f"Cannot save a {what} to {str(path)!r}: it is not a folder."
                 )

@@ -370,8 +370,16 @@ def test_bad_seed_callbacks_and_checkpoint_folder_are_refused_naming_them():
     learner = _learner()
     with pytest.raises(TypeError, match=r"Callback objects. Received: callbacks\[0\]='x'"):
         learner.fit_onecycle(1e-2, 1, callbacks=["x"])
-    with pytest.raises(TypeError, match=r"folder path .*Received: checkpoint_folder=123"):
+    with pytest.raises(TypeError, match=r"`checkpoint_folder` must be a path .*Received: "
+                       r"checkpoint_folder of type int"):
         learner.autofit(1e-2, 1, checkpoint_folder=123)
+
+
+def test_a_checkpoint_folder_that_is_a_file_is_refused_naming_it(tmp_path):
+    (tmp_path / "ckpt").write_text("notes")
+    with pytest.raises(FileExistsError, match=r"`checkpoint_folder` must be a folder, not a "
+                       r"file: '.*ckpt' is a file"):
+        _learner().autofit(1e-2, 1, checkpoint_folder=tmp_path / "ckpt")
 
 
 def test_step_history_plots():

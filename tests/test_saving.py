@@ -301,8 +301,15 @@ def test_write_folder_refuses_a_file_or_a_link(tmp_path):
         saving.write_folder(tmp_path / "file", write_version("v"), complete, "thing")
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    with pytest.raises(FileExistsError, match="not a folder"):
+    link = str(tmp_path / "link")
+    with pytest.raises(FileExistsError) as caught:
         saving.write_folder(tmp_path / "link", write_version("v"), complete, "thing")
+    assert str(caught.value) == (
+        f"Cannot save a thing to {link!r}: it is a symbolic link (to "
+        f"{str(tmp_path / 'real')!r}), and ktlite does not save through links. Save to the "
+        "folder it points to, or remove the link first."
+    )
+    assert (tmp_path / "link").is_symlink() and not any((tmp_path / "real").iterdir())
 
 
 # ---------------------------------------------------------------- Keras models
