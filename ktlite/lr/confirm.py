@@ -26,7 +26,7 @@ import numpy as np
 from ktlite.arguments import check_positive_float, check_positive_int
 from ktlite.lr.budget import budget_factor
 from ktlite.lr.policy_callback import PolicyCallback, _momentum_attribute
-from ktlite.lr.preserve import ensure_built, preserved
+from ktlite.lr.preserve import check_compiled, ensure_built, preserved
 from ktlite.lr.schedules import OneCycle
 
 __all__ = ["candidate_lrs", "confirm_lr", "SAME_RATE"]
@@ -138,16 +138,7 @@ def confirm_lr(
     """
     import tensorflow as tf
 
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"`model` must be a compiled keras.Model. Received: model of type "
-            f"{type(model).__name__}"
-        )
-    if getattr(model, "optimizer", None) is None:
-        raise ValueError(
-            "The model is not compiled. Call `model.compile(optimizer=..., loss=...)` before "
-            "`confirm_lr`."
-        )
+    check_compiled(model, "confirm_lr")
     for name, value in (("dataset", dataset), ("val_dataset", val_dataset)):
         if (value is not None or name == "dataset") and not isinstance(value, tf.data.Dataset):
             raise TypeError(

@@ -21,7 +21,7 @@ from ktlite.arguments import (
 )
 from ktlite.lr.budget import budget_factor
 from ktlite.lr.policy_callback import PolicyCallback
-from ktlite.lr.preserve import ensure_built, preserved
+from ktlite.lr.preserve import check_compiled, ensure_built, preserved
 from ktlite.lr.schedules import ExponentialSweep
 from ktlite.lr.suggest import DEFAULT_SUGGESTION, smooth_losses, suggest_all
 
@@ -349,16 +349,7 @@ def find_lr(
     """
     import tensorflow as tf
 
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"`model` must be a compiled keras.Model. Received: model of type "
-            f"{type(model).__name__}"
-        )
-    if getattr(model, "optimizer", None) is None:
-        raise ValueError(
-            "The model is not compiled. Call `model.compile(optimizer=..., loss=...)` with "
-            "keyword arguments before `find_lr`."
-        )
+    check_compiled(model, "find_lr")
     if not isinstance(dataset, tf.data.Dataset):
         raise TypeError(
             "`dataset` must be a batched tf.data.Dataset. "

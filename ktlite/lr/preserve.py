@@ -19,6 +19,32 @@ from ktlite.lr.policy_callback import _inner_optimizer
 __all__ = ["ensure_built", "preserved"]
 
 
+def check_compiled(model: Any, caller: str) -> None:
+    """Refuses anything but a compiled `keras.Model` for an LR tool that trains it.
+
+    Args:
+        model: what the user passed as `model`.
+        caller: the tool's name for the message (`"find_lr"`).
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model`.
+        ValueError: if it is not compiled.
+
+    Example:
+        >>> check_compiled(model, "find_lr")
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a compiled keras.Model. Received: model of type "
+            f"{type(model).__name__}"
+        )
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            "The model is not compiled. Call `model.compile(optimizer=..., loss=...)` with "
+            f"keyword arguments before `{caller}`."
+        )
+
+
 def ensure_built(model: keras.Model, dataset: Any) -> None:
     """Builds, before `fit`, what a model's first `fit` would build inside its first trace.
 
