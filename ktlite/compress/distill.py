@@ -197,12 +197,16 @@ def _class_ids(y: Any, k: int) -> np.ndarray:
     return y
 
 
-def _check_teacher_probs(probs: np.ndarray) -> None:
+def _check_probs(probs: Any, name: str) -> None:
+    """Refuses a model whose outputs are not class probabilities (e.g. logits)."""
+    probs = np.asarray(keras.ops.convert_to_numpy(probs), dtype="float64")
     sums = probs.sum(axis=1)
     if probs.min() < -1e-6 or not np.allclose(sums, 1.0, atol=1e-3):
         raise ValueError(
-            "`teacher` must output class probabilities (a softmax head): distill supports "
-            "multiclass classifiers. Received: teacher outputs whose rows sum to "
+            f"`{name}` must output class probabilities (a softmax head): distill supports "
+            "multiclass classifiers and reads both models' outputs as probabilities (a "
+            "student that outputs logits would train to chance; give its last layer "
+            f"activation='softmax'). Received: {name} outputs whose rows sum to "
             f"[{sums.min():.3g}, {sums.max():.3g}]"
         )
 
@@ -233,7 +237,7 @@ def _precompute(teacher: keras.Model, train_data: Any, k: int, batch_size: int) 
             f"`teacher` gave {len(probs)} predictions for {len(ids)} training samples. "
             "Received: train_data whose inputs and labels differ in length"
         )
-    _check_teacher_probs(probs)
+    _check_probs(probs, "teacher")
     packed = np.concatenate([probs.astype("float32"), ids.astype("float32")[:, None]], axis=1)
     # The teacher read plain inputs; the student still trains on augmented ones.
     return TaskDataset(x, packed, transform=transform, task=task, augment=augment)
@@ -247,7 +251,7 @@ def _on_the_fly(teacher: keras.Model, train_data: Any, batch_size: int, seed: in
     dataset, _ = make_dataset(train_data, batch_size, shuffle=True, seed=seed, augment=True)
     k = int(teacher.outputs[0].shape[-1])
     first_inputs = next(iter(dataset.take(1)))[0]
-    _check_teacher_probs(keras.ops.convert_to_numpy(teacher(first_inputs, training=False)))
+    _check_probs(teacher(first_inputs, training=False), "teacher")
 
     def add_soft_targets(x: Any, y: Any, *rest: Any) -> Any:
         y = tf.convert_to_tensor(y)
@@ -313,17 +317,17 @@ def distill(
             `batch_size="32"` or `True`, `soft_targets=1`).
         ValueError: for `temperature <= 0`, `alpha` outside [0, 1], `batch_size < 1`, a
             negative `seed`, unknown `soft_targets`, teacher and student output shapes
-            that differ, a teacher without a softmax output, `"precompute"` asked for a
-            streamed dataset, or a label that is not a class id in `[0, num_classes)`
-            (streamed data stops at fit time with `tf.errors.InvalidArgumentError` on the
-            first such batch).
+            that differ, a teacher or student without a softmax output, `"precompute"`
+            asked for a streamed dataset, or a label that is not a class id in
+            `[0, num_classes)` (streamed data stops at fit time with
+            `tf.errors.InvalidArgumentError` on the first such batch).
 
     Example:
         >>> learner = ktlite.compress.distill(teacher, student, trn, val, temperature=2.0)
         >>> learner.fit_onecycle(1e-3, 5)
         >>> learner.validate()
     """
-    from ktlite.data import TaskDataset
+    from ktlite.data import TaskDataset, make_dataset
     from ktlite.learner import get_learner
 
     temperature = check_positive_float(temperature, "temperature")
@@ -368,6 +372,8 @@ def distill(
             train_data = TaskDataset(np.asarray(train_data[0]), np.asarray(train_data[1]))
         distill_data = _on_the_fly(teacher_model, train_data, batch_size, seed)
 
+    first_inputs = next(iter(make_dataset(distill_data, batch_size)[0].take(1)))[0]
+    _check_probs(student(first_inputs, training=False), "student")
     if optimizer is None:
         optimizer = getattr(student, "optimizer", None) or keras.optimizers.Adam(1e-3)
     student.compile(

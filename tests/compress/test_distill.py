@@ -204,15 +204,27 @@ def test_distill_rejects_mismatched_models_and_bad_arguments(token_data, make_tr
         distill(teacher, teacher, (x, y))
 
 
-def test_distill_rejects_a_teacher_without_softmax(token_data, make_transformer):
-    x, y = token_data
+def _logits_model():
     inputs = keras.Input((12,), dtype="int32")
     logits = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Embedding(200, 4)(inputs)))
+    return keras.Model(inputs, logits)
+
+
+def test_distill_rejects_a_teacher_without_softmax(token_data, make_transformer):
+    x, y = token_data
     for soft_targets in ("precompute", "on_the_fly"):
-        with pytest.raises(ValueError, match="softmax"):
-            distill(
-                keras.Model(inputs, logits), make_transformer(), (x, y), soft_targets=soft_targets
-            )
+        with pytest.raises(ValueError, match="`teacher` must output class probabilities"):
+            distill(_logits_model(), make_transformer(), (x, y), soft_targets=soft_targets)
+
+
+def test_distill_rejects_a_student_that_outputs_logits(token_data, make_transformer):
+    # Its loss reads outputs as probabilities: a logits student trained to chance (0.33).
+    x, y = token_data
+    teacher = make_transformer()
+    for soft_targets in ("precompute", "on_the_fly"):
+        with pytest.raises(ValueError, match=r"`student` must output class probabilities.*"
+                           r"activation='softmax'\). Received: student outputs"):
+            distill(teacher, _logits_model(), (x, y), soft_targets=soft_targets)
 
 
 @pytest.mark.parametrize("bad", [-1, 3, 1.5])
