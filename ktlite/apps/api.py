@@ -182,9 +182,13 @@ class _PredictBody(pydantic.BaseModel):
             raise ValueError("send exactly one of `inputs` and `texts`")
         return data
 
+    def input_field(self) -> str:
+        """The field that carried the request's inputs: `inputs`, or `texts`."""
+        return "inputs" if self.inputs is not None else "texts"
+
     def input_list(self) -> list[Any]:
         """The request's inputs, whichever field carried them."""
-        return self.inputs if self.inputs is not None else self.texts
+        return getattr(self, self.input_field())
 
     def options(self) -> dict[str, Any]:
         """The request's options for `json_response`."""
@@ -560,7 +564,7 @@ class APIApp:
                     detail=f"Too many inputs: received {len(items)}, max_inputs="
                     f"{self.max_inputs}. Split the request.",
                 )
-            _refuse_bad_strings(items, "inputs")
+            _refuse_bad_strings(items, body.input_field())
             try:
                 # Off the event loop: decoding uploads (base64 images) takes a while, and
                 # other requests must go on meanwhile.

@@ -414,10 +414,12 @@ def test_a_lone_surrogate_gets_422_naming_the_item_and_never_reaches_a_batch():
                 post_raw(c, bad),
                 c.post("/predict", json={"inputs": ["a tree"]}),
                 post_raw(c, b'{"text": "\\udfff"}', path="/explain"),
+                post_raw(c, bad.replace(b'"inputs"', b'"texts"')),
             )
 
-    refused, good, explain = run(main())
+    refused, good, explain, by_texts = run(main())
     assert refused.status_code == 422 and "`inputs[2]`" in refused.json()["detail"]
+    assert by_texts.status_code == 422 and "`texts[2]`" in by_texts.json()["detail"]
     assert "surrogate" in refused.json()["detail"]
     assert good.json()["predictions"] == ["plant"]
     assert explain.status_code == 422 and "text" in explain.json()["detail"]
