@@ -76,7 +76,8 @@ def polynomial_sparsity(
         step: step(s), counted from the start of the fit.
         target_sparsity: `s_f`, reached at `end_step` and kept afterwards.
         begin_step: first step of the ramp (sparsity `initial_sparsity`).
-        end_step: last step of the ramp; must be >= `begin_step`.
+        end_step: last step of the ramp; must be >= `begin_step`. When equal, the
+            sparsity jumps to the target at that step.
         initial_sparsity: `s_0`. Defaults to 0.
         power: exponent. Defaults to 3.
 
@@ -89,7 +90,8 @@ def polynomial_sparsity(
     """
     steps = np.asarray(step, dtype="float64")
     span = max(end_step - begin_step, 1)
-    progress = np.clip((steps - begin_step) / span, 0.0, 1.0)
+    # From `end_step` on the target holds, also for an empty ramp (`begin == end`).
+    progress = np.where(steps >= end_step, 1.0, np.clip((steps - begin_step) / span, 0.0, 1.0))
     return target_sparsity + (initial_sparsity - target_sparsity) * (1.0 - progress) ** power
 
 
@@ -528,7 +530,9 @@ def prune(
 
     Raises:
         TypeError: if `target_sparsity`, `epochs`, `schedule`, `include_embeddings`,
-            `end_step` or `frequency` has the wrong type (e.g. `epochs="2"` or `True`).
+            `end_step` or `frequency` has the wrong type (e.g. `epochs="2"` or `True`),
+            or if `learner` is not a learner (e.g. a Keras model or a predictor: wrap the
+            model with `ktlite.get_learner(model, train_data)`).
         ValueError: for `target_sparsity` outside [0, 1), an unknown `schedule`,
             `epochs < 1`, or an `end_step` / `frequency` out of range.
         RuntimeError: if a layer ends below the target (should not happen).
@@ -548,6 +552,15 @@ def prune(
         include_embeddings=include_embeddings,
         exclude=exclude,
     )
+    if not callable(getattr(learner, "fit_onecycle", None)) or not isinstance(
+        getattr(learner, "model", None), keras.Model
+    ):
+        raise TypeError(
+            "`learner` must be a ktlite Learner (with `fit_onecycle` and `.model`); to prune "
+            "a Keras model (e.g. a predictor's `.model`), wrap it with "
+            "`ktlite.get_learner(model, train_data)` and pass the learner. "
+            f"Received: learner of type {type(learner).__name__}"
+        )
     try:
         history = learner.fit_onecycle(
             lr, epochs, callbacks=[*(callbacks or []), pruning], **fit_kwargs

@@ -180,8 +180,10 @@ class PolicyCallback(keras.callbacks.Callback):
 
     After training the learning-rate variable holds the policy's last value, the momentum
     attribute is exactly the original float and `model.train_step` / `model.train_function`
-    are the ones from before. If `fit` is interrupted (e.g. by `KeyboardInterrupt`), Keras
-    skips `on_train_end`: call `restore()` in a `finally` block.
+    are the ones from before (a fresh train function when another callback replaced it
+    during the fit, e.g. to retrace without its variable constraints). If `fit` is
+    interrupted (e.g. by `KeyboardInterrupt`), Keras skips `on_train_end`: call `restore()`
+    in a `finally` block.
 
     Args:
         policy: A `ktlite.lr.schedules.Policy` (e.g. `OneCycle`, `Triangular`, `SGDR`,
@@ -536,10 +538,21 @@ class _Driver:
             model.train_function = self.function
 
     def deactivate(self) -> None:
+        model = self.model
+        # Someone rebuilt the train function during the fit (e.g. pruning taking its
+        # variable constraints off): what the traced functions captured (constraints,
+        # optimizer methods) is stale, so neither this driver's function nor the base one
+        # may be reused. A fresh one, made after the step is put back, also retires this
+        # driver (its `base_function` no longer matches).
+        replaced = model.train_function is not self.function
         if self.mom_attr:
             setattr(self.inner, self.mom_attr, self.configured)
         if self.user_step is not None:
-            self.model.train_step = self.user_step
+            model.train_step = self.user_step
         else:
-            self.model.__dict__.pop("train_step", None)
-        self.model.train_function = self.base_function
+            model.__dict__.pop("train_step", None)
+        if replaced:
+            self.function = None
+            model.make_train_function(force=True)
+        else:
+            model.train_function = self.base_function

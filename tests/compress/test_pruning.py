@@ -39,6 +39,23 @@ def test_polynomial_schedule_values():
     assert polynomial_sparsity(0, 0.5, 10, 20, initial_sparsity=0.1) == pytest.approx(0.1)
 
 
+def test_an_empty_ramp_reaches_the_target_at_its_end_step():
+    np.testing.assert_allclose(
+        polynomial_sparsity(np.array([4, 5, 6]), 0.7, 5, 5, initial_sparsity=0.1), [0.1, 0.7, 0.7]
+    )
+    assert polynomial_sparsity(0, 0.7, 0, 0) == pytest.approx(0.7)
+
+
+def test_begin_step_equal_to_end_step_prunes_to_target_at_that_step(transformer, token_data):
+    x, y = token_data
+    model = compiled(transformer)
+    pruning = MagnitudePruning(target_sparsity=0.7, begin_step=5, end_step=5)
+    model.fit(x, y, batch_size=32, epochs=1, callbacks=[pruning], verbose=0)
+    assert pruning.history == [(5, pytest.approx(0.7))]
+    assert pruning.sparsity_at(5) == pytest.approx(0.7) and pruning.sparsity_at(4) == 0.0
+    assert sparsity(model).overall == pytest.approx(0.7, abs=0.005)
+
+
 @pytest.mark.parametrize("flag", [1, "yes", None])
 def test_a_report_flag_of_the_wrong_type_is_a_type_error(transformer, flag):
     for list_them in (prunable_weights, sparsity):
@@ -112,6 +129,37 @@ def test_prune_reaches_target_in_every_layer_of_the_learners_model(transformer, 
         ktlite.compress.prune(learner, target_sparsity=1.0)
     with pytest.raises(ValueError, match="`schedule`"):
         ktlite.compress.prune(learner, schedule="linear")
+
+
+def test_a_later_onecycle_fit_is_free_to_regrow_pruned_weights(transformer, token_data):
+    import ktlite
+
+    x, y = token_data
+    learner = ktlite.get_learner(compiled(transformer), (x, y), batch_size=32, verbose=0)
+    ktlite.compress.prune(learner, target_sparsity=0.9, epochs=1, lr=1e-3, verbose=0)
+    head = learner.model.get_layer("head").kernel
+    pruned = head.numpy() == 0
+    assert pruned.mean() == pytest.approx(0.9, abs=0.02)
+    # The policy's traced step must not outlive the masks (it was traced with them).
+    learner.fit_onecycle(1e-1, 2, verbose=0)
+    assert np.count_nonzero(head.numpy()[pruned]) > 0
+    assert all(weight.constraint is None for _, weight in prunable_weights(learner.model))
+    assert "train_step" not in learner.model.__dict__
+
+
+def test_a_model_or_predictor_instead_of_a_learner_is_a_type_error(transformer):
+    import ktlite
+
+    model = compiled(transformer)
+
+    class Predictor:  # like ktlite's: a `.model`, no `fit_onecycle`
+        def __init__(self, model):
+            self.model = model
+
+    for wrong in (model, Predictor(model), None):
+        with pytest.raises(TypeError, match=r"`learner` must be .*ktlite\.get_learner\(model, "
+                                            r"train_data\)"):
+            ktlite.compress.prune(wrong, target_sparsity=0.5, epochs=1)
 
 
 def test_an_interrupted_prune_takes_its_masks_off(transformer, token_data):

@@ -11,10 +11,11 @@ from ktlite.lr import Constant, OneCycle, PolicyCallback, Triangular
 STEPS_PER_EPOCH = 6  # 96 samples, batch 16
 
 
-def _fit(model, data, cb, epochs=2, extra=(), **kwargs):
+def _fit(model, data, cb, epochs=2, extra=(), callbacks_first=False, **kwargs):
     x, y = data
+    callbacks = [*extra, cb] if callbacks_first else [cb, *extra]
     return model.fit(x, y, batch_size=16, epochs=epochs, shuffle=False, verbose=0,
-                     callbacks=[cb, *extra], **kwargs)
+                     callbacks=callbacks, **kwargs)
 
 
 def _twin(make_model, source, optimizer):
@@ -330,3 +331,28 @@ def test_a_model_trained_under_a_policy_is_freed_once_dropped(make_model, data):
     del model
     gc.collect()
     assert alive() is None
+
+
+class _Rebuilder(keras.callbacks.Callback):
+    """Rebuilds the train function at train end, as pruning does to drop its masks."""
+
+    def on_train_end(self, logs=None):
+        self.model.make_train_function(force=True)
+        self.rebuilt = self.model.train_function
+
+
+def test_a_train_function_replaced_during_the_fit_is_not_put_back(make_model, data):
+    model = make_model(keras.optimizers.Adam(1e-3))
+    x, y = data
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    plain_function = model.train_function
+    spies, rebuilder = [_FunctionSpy(), _FunctionSpy()], _Rebuilder()
+    # The policy callback runs last, as in a learner: its restore comes after the rebuild.
+    _fit(model, data, PolicyCallback(OneCycle(1e-2, 6)), epochs=1,
+         extra=[rebuilder, spies[0]], callbacks_first=True)
+    assert "train_step" not in model.__dict__
+    assert model.train_function is not plain_function
+    assert model.train_function is not rebuilder.rebuilt  # that one wraps the policy's step
+    # The scheduled step traced before the rebuild is retraced, not reused.
+    _fit(model, data, PolicyCallback(OneCycle(1e-2, 6)), epochs=1, extra=[spies[1]])
+    assert spies[1].function is not spies[0].function
