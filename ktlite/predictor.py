@@ -503,6 +503,7 @@ class Predictor:
             >>> predictor.export("exported")
             >>> serve = tf.saved_model.load("exported").signatures["serving_default"]
         """
+        folder = saving.as_path(path, "path")
         if not isinstance(format, str):
             raise TypeError(
                 f"`format` must be 'saved_model' or 'tflite'. Received: format={format!r:.80}"
@@ -510,7 +511,7 @@ class Predictor:
         if format == "tflite":
             from ktlite.compress.tflite_export import export_tflite
 
-            export_tflite(self, path, **options)
+            export_tflite(self, folder, **options)
             return
         if format not in ("saved_model", "savedmodel"):
             raise ValueError(
@@ -523,8 +524,7 @@ class Predictor:
                 "only; for a quantized SavedModel use predictor.quantize(mode).export(path). "
                 f"Received: {received}"
             )
-        saving.write_folder(saving.as_path(path, "path"), self._write_saved_model, _is_saved_model,
-                            "SavedModel")
+        saving.write_folder(folder, self._write_saved_model, _is_saved_model, "SavedModel")
 
     def _trackables(self) -> list[Any]:
         """TF resources (e.g. tokenizer tables) the serving graph may capture."""

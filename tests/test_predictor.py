@@ -485,3 +485,15 @@ def test_load_uses_keras_safe_mode(tmp_path):
     refusal = r"Could not load the Keras model .*model\.keras: .*deserialization of a `Lambda`"
     with pytest.raises(ValueError, match=refusal + r".*arbitrary code execution.*safe_mode=False"):
         load_predictor(tmp_path / "unsafe")
+
+
+@pytest.mark.parametrize("fmt", ["saved_model", "tflite"])
+@pytest.mark.parametrize("path", [5, None, b"exported"])
+def test_export_refuses_a_path_that_is_not_a_path_in_every_format(
+    toy, tmp_path, fmt, path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match=r"`path` must be a path \(str or os.PathLike\). "
+                                        r"Received: path of type"):
+        toy.export(path, format=fmt)
+    assert list(tmp_path.iterdir()) == []

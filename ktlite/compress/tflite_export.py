@@ -273,7 +273,8 @@ def export_tflite(
             when the tokenizer cannot run in TFLite, a predictor of another task than
             text, or a model quantized by Keras in `"int8"` (TFLite cannot take its int8
             activations; export the float model with `quantize="int8"` instead).
-        TypeError: if `model_or_predictor` is neither a predictor nor a `keras.Model`,
+        TypeError: if `path` is not a str or `os.PathLike`, `model_or_predictor` is
+            neither a predictor nor a `keras.Model`,
             `quantize` is neither None nor a str, `representative_data` has the wrong
             type, `include_tokenizer` is not None or a bool, or `num_calibration_samples`
             / `seed` is not an int (`"256"`, `True`).
@@ -286,6 +287,7 @@ def export_tflite(
     """
     import keras
 
+    folder = saving.as_path(path, "path")
     quantize = _check_quantize(quantize)
     if include_tokenizer is not None and not isinstance(include_tokenizer, bool):
         raise TypeError(
@@ -327,7 +329,7 @@ def export_tflite(
         )
     if not predictor:
         return _export_model(
-            model, Path(path), quantize, representative_data, num_calibration_samples, seed
+            model, folder, quantize, representative_data, num_calibration_samples, seed
         )
 
     samples = None
@@ -335,7 +337,7 @@ def export_tflite(
         samples = _sample(
             _raw_from(model_or_predictor, representative_data), num_calibration_samples, seed
         )
-    return _export_predictor(model_or_predictor, Path(path), quantize, samples, include_tokenizer)
+    return _export_predictor(model_or_predictor, folder, quantize, samples, include_tokenizer)
 
 
 def _export_predictor(

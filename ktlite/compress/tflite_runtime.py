@@ -20,6 +20,7 @@ from ktlite import saving
 from ktlite.arguments import check_positive_int
 from ktlite.labels import LabelEncoder
 from ktlite.predictor import import_predictor_class
+from ktlite.text_inputs import check_texts
 
 __all__ = ["TFLitePredictor", "load_tflite"]
 
@@ -77,7 +78,7 @@ class TFLitePredictor:
     ) -> None:
         batch_size = check_positive_int(batch_size, "batch_size")
         num_threads = check_positive_int(num_threads, "num_threads", allow_none=True)
-        folder = Path(path)
+        folder = saving.as_path(path, "path")
         try:
             meta = saving.read_json(folder / META_FILE)
         except (OSError, ValueError) as err:
@@ -122,32 +123,41 @@ class TFLitePredictor:
         cls = import_predictor_class(meta["predictor"], str(folder / META_FILE))
         return cls._load_preprocessor(folder)
 
-    def _inputs(self, batch: list[Any]) -> np.ndarray:
+    def _as_batch(self, inputs: Any) -> tuple[Any, bool]:
+        """Checks `inputs` as `Predictor.predict` would; returns the batch and whether one
+        text was given."""
+        if self.tokenizer_inside or self.preproc is not None:  # a predictor's export
+            return check_texts(inputs, "inputs")
+        return _check_arrays(inputs, "inputs", self.meta["input"]), False
+
+    def _inputs(self, batch: Any) -> np.ndarray:
         if self.tokenizer_inside:
             return np.array(batch, dtype=object)
         if self.preproc is not None:
             return self.preproc.preprocess(batch)
-        dtype = self.meta["input"].get("dtype")  # float64 lists in, the model's float32
-        try:
-            return np.asarray(batch, dtype=np.dtype(dtype) if isinstance(dtype, str) else None)
-        except TypeError:  # not a dtype name: as given
-            return np.asarray(batch)
+        return batch
 
     def predict_proba(self, inputs: Any) -> np.ndarray:
         """Returns the model outputs (probabilities) for texts, or for model inputs.
 
         Args:
-            inputs: a str or list of str for a predictor export; an array of model inputs
-                for a model export.
+            inputs: a str or a non-empty list of str for a predictor export; a non-empty
+                array (or nested list) of model inputs, numbers, for a model export.
 
         Returns:
             A float32 array `(n, k)` (`(k,)` for a single string).
 
+        Raises:
+            TypeError: if `inputs` is None, bytes, or holds an item that is not a str (a
+                predictor export) or not a number (a model export).
+            ValueError: if `inputs` is empty, holds a missing value (a predictor export),
+                has the wrong shape, or holds non-integral values for integer inputs (a
+                model export).
+
         Example:
             >>> load_tflite("tflite_int8").predict_proba(["a new text"])
         """
-        single = isinstance(inputs, str)
-        items = [inputs] if single else list(inputs)
+        items, single = self._as_batch(inputs)
         name = self.meta["input"]["name"]
         out = self.meta["output"]["name"]
         step = self.batch_size
@@ -155,11 +165,7 @@ class TFLitePredictor:
             self._runner(**{name: self._inputs(items[i : i + step])})[out]
             for i in range(0, len(items), step)
         ]
-        result = (
-            np.concatenate(chunks, axis=0)
-            if chunks
-            else np.zeros((0, self.meta["output"]["shape"][-1]), "float32")
-        )
+        result = np.concatenate(chunks, axis=0)
         return result[0] if single else result
 
     def predict(self, inputs: Any) -> Any:
@@ -168,22 +174,77 @@ class TFLitePredictor:
         (regression); class ids for a bare model's export.
 
         Args:
-            inputs: a str or a list of str.
+            inputs: a str or a non-empty list of str; model inputs for a model's export.
 
         Returns:
             One prediction for a str, a list for a list.
+
+        Raises:
+            TypeError, ValueError: as `predict_proba` raises them.
 
         Example:
             >>> load_tflite("tflite_int8").predict("a new text")
             'noun.animal'
         """
-        single = isinstance(inputs, str)
-        probs = np.atleast_2d(self.predict_proba([inputs] if single else inputs))
+        items, single = self._as_batch(inputs)
+        probs = np.atleast_2d(self.predict_proba(items))
         if self.label_mode is None:
             preds: list[Any] = [int(i) for i in probs.argmax(axis=1)]
         else:
             preds = self.labels.decode(probs)
         return preds[0] if single else preds
+
+
+def _check_arrays(inputs: Any, name: str, spec: dict[str, Any]) -> np.ndarray:
+    """A model export's inputs as an array of its input dtype: numbers, non-empty, of the
+    exported shape, and whole numbers where the model takes integers (token ids)."""
+    if inputs is None or isinstance(inputs, (str, bytes, bytearray)):
+        raise TypeError(
+            f"`{name}` must be an array of model inputs (numbers): this export holds a bare "
+            f"model, not a predictor, so it takes no texts. Received: {name}={inputs!r:.80}"
+        )
+    try:
+        array = np.asarray(inputs)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"`{name}` must be an array of model inputs (numbers) ({err}). Received: {name} "
+            f"of type {type(inputs).__name__}"
+        ) from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"`{name}` must hold only numbers (this export holds a bare model and takes its "
+            f"inputs, not texts). Received: {name} of dtype {array.dtype} "
+            f"({np.ravel(array)[:1].tolist()!r:.80}...)"
+        )
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise ValueError(
+            f"`{name}` must not be empty. Received: {name} with shape {array.shape}"
+        )
+    shape = spec.get("shape")
+    if isinstance(shape, list) and (
+        array.ndim != len(shape)
+        or any(isinstance(d, int) and d != n for d, n in zip(shape[1:], array.shape[1:]))
+    ):
+        expected = tuple("batch" if d is None else d for d in [None, *shape[1:]])
+        raise ValueError(
+            f"`{name}` must have shape {expected} (a batch of model inputs). Received: "
+            f"{name} with shape {array.shape}"
+        )
+    try:
+        dtype = np.dtype(spec.get("dtype")) if isinstance(spec.get("dtype"), str) else None
+    except TypeError:  # not a dtype name: as given
+        dtype = None
+    if dtype is None or dtype == array.dtype:
+        return array
+    if dtype.kind in "iu" and array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+            bad = array[~(np.isfinite(array) & (array == np.round(array)))].ravel()[0].item()
+            raise ValueError(
+                f"`{name}` must hold whole numbers: the model takes {dtype} inputs (e.g. "
+                f"token ids), and {bad!r} would be truncated. Received: {name} of dtype "
+                f"{array.dtype}"
+            )
+    return array.astype(dtype)
 
 
 def _check_meta(meta: dict[str, Any]) -> LabelEncoder | None:

@@ -25,7 +25,9 @@ Why occlusion rather than integrated gradients over the embeddings:
 Limits: occlusion measures each word alone, so two words that each suffice for the prediction
 share the credit poorly; removing a word also shifts the positions of the words after it.
 Words past the model's ``maxlen`` tokens cannot change the prediction and are scored 0
-without being run.
+without being run; so are words that make no token at all (zero-width spaces, soft hyphens,
+byte-order marks, lone combining marks), which the tokenizer drops and which therefore take
+no room in ``maxlen`` either.
 """
 
 from __future__ import annotations
@@ -221,8 +223,9 @@ def explain(
         TypeError: if `text` is not a str, `top_k` is not an int, `as_html` is not a bool,
             or `predictor` has no ``predict_proba`` (no ``predict`` for a regression
             predictor).
-        ValueError: if `text` has no words, `top_k` < 1, or the predictor returns the wrong
-            number of rows.
+        ValueError: if `text` has no words (or only words that make no tokens, such as
+            zero-width spaces), `top_k` < 1, or the predictor returns the wrong number of
+            rows.
 
     Example:
         >>> from ktlite.text.explain import explain
@@ -240,13 +243,14 @@ def explain(
             f"Received: predictor={predictor!r}"
         )
     words = split_words(text)
-    if not words:
-        raise ValueError(f"`text` must contain at least one word. Received: text={text!r}")
+    run = _words_seen(predictor, words) if words else []
+    if not run:
+        raise ValueError(
+            "`text` must contain at least one word the predictor reads (zero-width and "
+            f"other invisible characters make no tokens). Received: text={text!r:.200}"
+        )
 
-    # Each word is at least one token, so words past `maxlen` are truncated away already.
-    maxlen = getattr(getattr(predictor, "preproc", None), "maxlen", None)
-    n_run = min(len(words), int(maxlen) if maxlen else _DEFAULT_MAX_WORDS)
-    variants = [text] + [text[:start] + text[end:] for _, start, end in words[:n_run]]
+    variants = [text] + [text[:words[i][1]] + text[words[i][2]:] for i in run]
     outputs = _outputs(predictor, variants)
     if outputs.shape[0] != len(variants):
         raise ValueError(
@@ -257,9 +261,9 @@ def explain(
 
     label, class_index, value = _predicted(predictor, outputs[0])
     column = outputs[:, 0] if class_index is None else outputs[:, class_index]
-    drops = column[0] - column[1:]
+    drops = dict(zip(run, (column[0] - column[1:]).tolist()))
     scored = [
-        WordScore(word, start, end, float(drops[i]) if i < n_run else 0.0)
+        WordScore(word, start, end, float(drops.get(i, 0.0)))
         for i, (word, start, end) in enumerate(words)
     ]
     explanation = Explanation(
@@ -271,6 +275,33 @@ def explain(
         top_k=top_k,
     )
     return explanation.to_html() if as_html else explanation
+
+
+def _words_seen(predictor: Any, words: list[tuple[str, int, int]]) -> list[int]:
+    """Indices of the words the model reads, in order: those that make tokens, up to
+    ``maxlen - 1`` tokens (one position holds ``[CLS]``), the word cut there included.
+
+    The word counts come from one batched call to ``preproc.sequence_lengths``. A word that
+    makes no token (a zero-width space, a soft hyphen, a lone combining mark) cannot change
+    the prediction, so it is not run and takes no room. A predictor without
+    ``sequence_lengths`` counts each word as one token (its ``maxlen`` words, else the
+    first 512).
+    """
+    preproc = getattr(predictor, "preproc", None)
+    maxlen = getattr(preproc, "maxlen", None)
+    lengths = getattr(preproc, "sequence_lengths", None)
+    if not maxlen or not callable(lengths):
+        return list(range(min(len(words), int(maxlen) if maxlen else _DEFAULT_MAX_WORDS)))
+    # sequence_lengths counts [CLS] too: tokens + 1.
+    tokens = np.asarray(lengths([word for word, _, _ in words]), dtype=np.int64) - 1
+    budget, seen = int(maxlen) - 1, []
+    for i, count in enumerate(tokens.tolist()):
+        if budget <= 0:
+            break
+        if count > 0:
+            seen.append(i)
+            budget -= count
+    return seen
 
 
 def _label_mode(predictor: Any) -> str | None:

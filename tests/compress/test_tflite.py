@@ -231,3 +231,63 @@ def test_a_predictor_of_another_task_is_refused_with_the_ways_out(tmp_path):
     expected = keras.ops.convert_to_numpy(predictor.model(images[:2], training=False))
     got = load_tflite(tmp_path / "b").predict_proba(images[:2])
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+BAD_TEXTS = [
+    ([1, 2], TypeError, r"`inputs` must hold only strings, but item 0 is int"),
+    (b"goal", TypeError, r"`inputs` must be a sequence of strings, not bytes; decode them"),
+    (None, TypeError, r"`inputs` must be a sequence of strings. Received: inputs=None"),
+    ([], ValueError, r"`inputs` must not be empty"),
+    (["ok", None], ValueError, r"item 1 is NoneType \(missing value\)"),
+    ({"a text"}, TypeError, r"`inputs` must be an ordered sequence"),
+    (np.array([["a", "b"]]), ValueError, r"`inputs` must be 1-D"),
+]
+
+
+def test_text_export_refuses_bad_inputs_as_the_predictor_does(text_predictor, tmp_path):
+    export_tflite(text_predictor, tmp_path / "f")
+    export_tflite(text_predictor, tmp_path / "ids", include_tokenizer=False)
+    runners = [load_tflite(tmp_path / "f"), load_tflite(tmp_path / "ids")]
+    for inputs, error, match in BAD_TEXTS:
+        for runner in runners:
+            for method in (runner.predict, runner.predict_proba):
+                with pytest.raises(error, match=match):
+                    method(inputs)
+        with pytest.raises(error):  # the predictor refuses them with the same kind of error
+            text_predictor.predict(inputs)
+    assert runners[0].predict(("red item",)) == text_predictor.predict(["red item"])
+
+
+def test_model_export_refuses_texts_fractional_ids_and_wrong_shapes(token_data, transformer,
+                                                                    tmp_path):
+    x, _ = token_data
+    export_tflite(transformer, tmp_path / "m")
+    runner = load_tflite(tmp_path / "m")
+    for inputs in (["goal"], "goal", b"goal", None, [["goal"] * 12]):
+        with pytest.raises(TypeError, match="`inputs` must .*numbers"):
+            runner.predict(inputs)
+    fractional = x[:2].astype("float64")
+    fractional[1, 3] = 2.7
+    with pytest.raises(ValueError, match=r"`inputs` must hold whole numbers.*int32.*2\.7"):
+        runner.predict(fractional)
+    with pytest.raises(ValueError, match="`inputs` must not be empty"):
+        runner.predict([])
+    with pytest.raises(ValueError, match=r"`inputs` must have shape \('batch', 12\).*\(2,\)"):
+        runner.predict([1, 2])
+    with pytest.raises(ValueError, match=r"`inputs` must have shape .*\(1, 2\)"):
+        runner.predict_proba([[1, 2]])
+    # Whole-number floats are ids still, as Keras takes them.
+    assert runner.predict(x[:4].astype("float64")) == runner.predict(x[:4])
+
+
+def test_export_path_must_be_a_path(text_predictor, transformer, tmp_path):
+    for export in (lambda path: export_tflite(text_predictor, path),
+                   lambda path: export_tflite(transformer, path),
+                   lambda path: text_predictor.export(path, format="tflite")):
+        for path in (5, None, b"out"):
+            with pytest.raises(TypeError, match="`path` must be a path .* Received: path of "
+                                                "type"):
+                export(path)
+    with pytest.raises(TypeError, match="`path` must be a path"):
+        load_tflite(5)
+    assert list(tmp_path.iterdir()) == []

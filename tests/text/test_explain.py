@@ -214,3 +214,44 @@ def test_split_words_keeps_combining_marks_and_joined_emoji_whole(text, words):
     units = split_words(text)
     assert [w for w, _, _ in units] == words
     assert all(text[start:end] == word for word, start, end in units)
+
+
+class InvisibleAwarePreproc:
+    """Counts tokens like the WordPiece tokenizer: invisible characters make none."""
+
+    def __init__(self, maxlen: int) -> None:
+        self.maxlen = maxlen
+
+    def sequence_lengths(self, texts: list[str]) -> np.ndarray:
+        visible = [sum(c not in "\u200b\u00ad\ufeff\u0301" for c in t) for t in texts]
+        return np.minimum(np.array([1 + (n > 0) for n in visible]), self.maxlen)
+
+
+def test_words_that_make_no_tokens_take_no_room_in_maxlen():
+    predictor = KeywordPredictor()
+    predictor.preproc = InvisibleAwarePreproc(maxlen=3)
+    text = "\u200b \u00ad \ufeff \u0301 " * 10 + "you winner"
+    exp = explain(predictor, text)
+    # Only the two words the model reads are run; the invisible ones score 0 unrun.
+    assert len(predictor.seen) == 1 and len(predictor.seen[0]) == 1 + 2
+    scores = {w.word: w.score for w in exp.words}
+    assert scores["winner"] == pytest.approx(0.7)
+    assert all(w.score == 0.0 for w in exp.words if w.word not in ("you", "winner"))
+
+
+def test_text_of_only_invisible_words_is_refused_like_a_text_without_words():
+    predictor = KeywordPredictor()
+    predictor.preproc = InvisibleAwarePreproc(maxlen=8)
+    with pytest.raises(ValueError, match="at least one word"):
+        explain(predictor, "\u200b \u00ad\ufeff \u0301")
+    assert predictor.seen == []
+
+
+def test_zero_width_spaces_do_not_hide_the_deciding_word(planted_predictor):
+    sentence = "\u200b " * 40 + "we said zorp to the cat"
+    exp = explain(planted_predictor, sentence, top_k=1)
+    assert exp.label == "yes"
+    assert exp.top[0].word == "zorp" and exp.top[0].score > 0.3
+    for invisible in ("\u200b \u00ad \ufeff", "\u0301 " * 5):
+        with pytest.raises(ValueError, match="at least one word"):
+            explain(planted_predictor, invisible)

@@ -317,6 +317,8 @@ def test_validate_texts_names_the_bad_index():
         validate_texts([b"raw"])
     with pytest.raises(TypeError, match="single string"):
         validate_texts("just one text")
+    with pytest.raises(TypeError, match=r"not bytes; decode them first. Received: texts=b'raw'"):
+        validate_texts(b"raw")
     with pytest.raises(TypeError, match="Received: texts=None"):
         validate_texts(None)
     with pytest.raises(ValueError, match="must not be empty"):
