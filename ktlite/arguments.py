@@ -54,26 +54,31 @@ def check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+def check_choice(
+    value: Any, name: str, choices: Sequence[str], allow_none: bool = False
+) -> str | None:
     """Returns `value` if it is one of the `choices` strings.
 
     Args:
         value: the value to check.
         name: the argument name for the error message.
         choices: the accepted strings (matched exactly, case included).
+        allow_none: accept `None` (returned unchanged).
 
     Returns:
-        `value`.
+        `value`, or `None` when allowed.
 
     Raises:
-        TypeError: if `value` is not a str (`None`, `1`, a list of names).
+        TypeError: if `value` is not a str (`None` unless allowed, `1`, a list of names).
         ValueError: if it is a str that is not one of `choices`.
 
     Example:
         >>> check_choice("mean", "pooling", ("mean", "max", "first"))
         'mean'
     """
-    expected = f"one of {list(choices)}"
+    if value is None and allow_none:
+        return None
+    expected = f"one of {list(choices)}" + (" or None" if allow_none else "")
     if not isinstance(value, str):
         raise TypeError(f"`{name}` must be {expected}. Received: {name}={value!r:.80}")
     if value not in choices:
@@ -189,10 +194,14 @@ def check_seed(value: Any, name: str = "seed") -> int | None:
 
 
 def _interval(low: float, high: float, include_low: bool, include_high: bool) -> str:
+    if math.isinf(low) and math.isinf(high):
+        return "a finite float"
     if math.isinf(high):
         if low == 0 and not include_low:
             return "a positive float"
         return f"a float {'>=' if include_low else '>'} {low:g}"
+    if math.isinf(low):
+        return f"a float {'<=' if include_high else '<'} {high:g}"
     return (f"a float in {'[' if include_low else '('}{low:g}, {high:g}"
             f"{']' if include_high else ')'}")
 

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_instance, check_positive_int
+from ktlite.arguments import check_choice, check_instance, check_positive_int
 
 LABEL_MODES = ("multiclass", "multilabel", "regression")
 
@@ -272,11 +272,7 @@ def infer_label_mode(y: Any, name: str = "y") -> str:
 
 
 def _check_mode(label_mode: Any) -> None:
-    expected = f"`label_mode` must be one of {LABEL_MODES} or None (detect)."
-    if label_mode is not None and not isinstance(label_mode, str):
-        raise TypeError(f"{expected} Received: label_mode={label_mode!r:.80}")
-    if label_mode is not None and label_mode not in LABEL_MODES:
-        raise ValueError(f"{expected} Received: label_mode={label_mode!r}")
+    check_choice(label_mode, "label_mode", LABEL_MODES, allow_none=True)
 
 
 def check_class_names(class_names: Any) -> list[str] | None:

@@ -28,6 +28,7 @@ def test_values_of_the_right_type_come_back_as_plain_python_values():
     assert check_verbose(2, (0, 1, 2)) == 2
     assert check_int(65535, "port", 0, 65535) == 65535
     assert check_choice("max", "pooling", ("mean", "max")) == "max"
+    assert check_choice(None, "flip", ("h",), allow_none=True) is None
     assert type(check_float(np.int64(1), "alpha", 0, 1)) is float
     assert check_float(0, "wait", low=0) == 0.0 and check_float(None, "w", allow_none=True) is None
 
@@ -73,6 +74,10 @@ def test_a_value_of_the_wrong_type_is_a_type_error(check, value, message):
     (lambda v: check_float(v, "wait", low=0), -1, "`wait` must be a float >= 0. Received"),
     (lambda v: check_float(v, "wait", low=0), float("nan"), "Received: wait=nan"),
     (lambda v: check_float(v, "stop", low=1, include_low=False), 1, "must be a float > 1."),
+    (lambda v: check_float(v, "x"), float("nan"), "`x` must be a finite float. Received: x=nan"),
+    (lambda v: check_float(v, "x", high=2), 3, "`x` must be a float <= 2. Received: x=3"),
+    (lambda v: check_choice(v, "flip", ("h", "v"), allow_none=True), "x",
+     r"`flip` must be one of \['h', 'v'\] or None. Received: flip='x'"),
 ])
 def test_a_value_out_of_range_is_a_value_error(check, value, message):
     with pytest.raises(ValueError, match=message):

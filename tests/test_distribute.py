@@ -362,7 +362,7 @@ def test_prepare_model_names_bad_arguments(kwargs, match):
 
 @pytest.mark.parametrize("precision", [16, True, ["bfloat16"]])
 def test_prepare_model_refuses_a_mixed_precision_of_the_wrong_type(precision):
-    with pytest.raises(TypeError, match=f"`mixed_precision` must be None, .*Received: "
+    with pytest.raises(TypeError, match=f"`mixed_precision` must be one of .* or None. Received: "
                                         f"mixed_precision={re.escape(repr(precision))}"):
         distribute.prepare_model(small_model(), mixed_precision=precision)
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from ktlite.arguments import (
     check_bool,
+    check_choice,
     check_float,
     check_positive_float,
     check_positive_int,
@@ -334,11 +335,7 @@ def distill(
     alpha = check_float(alpha, "alpha", 0.0, 1.0)
     batch_size = check_positive_int(batch_size, "batch_size")
     seed = check_seed(seed)
-    expected = f"`soft_targets` must be None or one of {list(SOFT_TARGET_MODES)}."
-    if soft_targets is not None and not isinstance(soft_targets, str):
-        raise TypeError(f"{expected} Received: soft_targets={soft_targets!r:.80}")
-    if soft_targets is not None and soft_targets not in SOFT_TARGET_MODES:
-        raise ValueError(f"{expected} Received: soft_targets={soft_targets!r}")
+    check_choice(soft_targets, "soft_targets", SOFT_TARGET_MODES, allow_none=True)
     teacher_model = _unwrap_model(teacher, "teacher")
     if not isinstance(student, keras.Model):
         raise TypeError(f"`student` must be a keras.Model. Received: student={student!r}")

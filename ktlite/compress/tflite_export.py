@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import compat, saving
-from ktlite.arguments import check_positive_int, check_seed
+from ktlite.arguments import check_choice, check_positive_int, check_seed
 from ktlite.compress.quantize import quantized_layers
 from ktlite.compress.tflite_runtime import (
     FORMAT_NAME,
@@ -91,15 +91,6 @@ class TFLiteExport:
     quantize: str | None
     size_bytes: int
     input_name: str
-
-
-def _check_quantize(quantize: Any) -> str | None:
-    expected = f"`quantize` must be one of {list(TFLITE_QUANTIZE_MODES)}."
-    if quantize is not None and not isinstance(quantize, str):
-        raise TypeError(f"{expected} Received: quantize={quantize!r:.80}")
-    if quantize not in TFLITE_QUANTIZE_MODES:
-        raise ValueError(f"{expected} Received: quantize={quantize!r}")
-    return quantize
 
 
 def _convert(
@@ -288,7 +279,8 @@ def export_tflite(
     import keras
 
     folder = saving.as_path(path, "path")
-    quantize = _check_quantize(quantize)
+    quantize = check_choice(quantize, "quantize", [m for m in TFLITE_QUANTIZE_MODES if m],
+                            allow_none=True)
     if include_tokenizer is not None and not isinstance(include_tokenizer, bool):
         raise TypeError(
             "`include_tokenizer` must be None, True or False. "

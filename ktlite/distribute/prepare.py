@@ -24,7 +24,7 @@ import tensorflow as tf
 from keras import tree
 
 from ktlite import compat
-from ktlite.arguments import check_bool, check_positive_int
+from ktlite.arguments import check_bool, check_choice, check_positive_int
 from ktlite._console import say
 from ktlite.distribute import accumulation as _accumulation
 from ktlite.distribute import multi_worker_fix
@@ -226,14 +226,9 @@ def _check_model(model: Any) -> None:
 
 
 def _check_precision(mixed_precision: str | None) -> str | None:
-    if mixed_precision is None:
-        return None
-    expected = '`mixed_precision` must be None, "bfloat16", "float16" or "float32".'
-    if not isinstance(mixed_precision, str):
-        raise TypeError(f"{expected} Received: mixed_precision={mixed_precision!r:.80}")
-    if mixed_precision not in PRECISIONS:
-        raise ValueError(f"{expected} Received: mixed_precision={mixed_precision!r}")
-    return PRECISIONS[mixed_precision]
+    if check_choice(mixed_precision, "mixed_precision", list(PRECISIONS), allow_none=True):
+        return PRECISIONS[mixed_precision]
+    return None
 
 
 def _is_default(strategy: tf.distribute.Strategy) -> bool:

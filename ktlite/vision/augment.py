@@ -7,9 +7,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from ktlite.arguments import check_float
+from ktlite.arguments import check_choice, check_float
 
-_FLIPS = ("horizontal", "vertical", "both", None)
+_FLIPS = ("horizontal", "vertical", "both")
 
 
 class Augmentation:
@@ -52,12 +52,7 @@ class Augmentation:
     def __init__(
         self, flip: str | None = "horizontal", translate: float = 0.0, rotate: float = 0.0
     ) -> None:
-        expected = f"`flip` must be one of {list(_FLIPS)}."
-        if flip is not None and not isinstance(flip, str):
-            raise TypeError(f"{expected} Received: flip={flip!r:.80}")
-        if flip not in _FLIPS:
-            raise ValueError(f"{expected} Received: flip={flip!r}")
-        self.flip = flip
+        self.flip = check_choice(flip, "flip", _FLIPS, allow_none=True)
         self.translate = check_float(translate, "translate", 0.0, 0.5)
         self.rotate = check_float(rotate, "rotate", 0.0, 180.0)
 

@@ -46,7 +46,8 @@ def test_output_keeps_the_static_shape():
     [
         ({"flip": "diagonal"}, ValueError, "Received: flip='diagonal'"),
         ({"flip": True}, TypeError,
-         r"`flip` must be one of \['horizontal', 'vertical', 'both', None\]. Received: flip=True"),
+         r"`flip` must be one of \['horizontal', 'vertical', 'both'\] or None. "
+         r"Received: flip=True"),
         ({"flip": 1}, TypeError, "Received: flip=1"),
         ({"flip": ["horizontal"]}, TypeError, r"Received: flip=\['horizontal'\]"),
         ({"translate": 0.7}, ValueError,
