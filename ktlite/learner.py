@@ -794,13 +794,14 @@ class Learner:
             )
         early_stopping = early_stopping or None
         reduce_on_plateau = reduce_on_plateau or None
-        path = None
         if checkpoint_folder is not None:
-            path = os.fspath(saving.make_folder(checkpoint_folder, "checkpoint_folder")
-                             / "best.keras")
+            saving.as_path(checkpoint_folder, "checkpoint_folder")
         verbose_ = self.verbose if verbose is None else verbose
 
         def extra(policy_callback):
+            # Made once every argument has been checked: a refused call leaves no folder.
+            path = None if checkpoint_folder is None else os.fspath(
+                saving.make_folder(checkpoint_folder, "checkpoint_folder") / "best.keras")
             made = [BestWeights(monitor, early_stopping, True, path, verbose=verbose_)]
             if reduce_on_plateau:
                 made.append(PeakReducer(policy_callback, monitor, reduce_on_plateau,

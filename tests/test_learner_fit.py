@@ -375,6 +375,14 @@ def test_bad_seed_callbacks_and_checkpoint_folder_are_refused_naming_them():
         learner.autofit(1e-2, 1, checkpoint_folder=123)
 
 
+def test_a_refused_autofit_leaves_no_checkpoint_folder(tmp_path):
+    learner = _learner()
+    for kwargs in ({"steps_per_epoch": "3"}, {"steps_per_epoch": 1}, {"callbacks": ["x"]}):
+        with pytest.raises((TypeError, ValueError)):
+            learner.autofit(1e-2, 1, checkpoint_folder=tmp_path / "ckpt", **kwargs)
+        assert not (tmp_path / "ckpt").exists()
+
+
 def test_a_checkpoint_folder_that_is_a_file_is_refused_naming_it(tmp_path):
     (tmp_path / "ckpt").write_text("notes")
     with pytest.raises(FileExistsError, match=r"`checkpoint_folder` must be a folder, not a "

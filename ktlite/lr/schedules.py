@@ -15,7 +15,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ktlite.arguments import check_float, check_positive_float, check_positive_int, check_rate
+from ktlite.arguments import (
+    check_float,
+    check_int,
+    check_positive_float,
+    check_positive_int,
+    check_rate,
+)
 
 __all__ = [
     "Policy",
@@ -278,12 +284,7 @@ class Triangular(Policy):
         moms: Sequence[float] | None = (0.95, 0.85),
     ):
         self.lr = _check_positive_float("lr", lr)
-        self.steps_per_cycle = check_positive_int(steps_per_cycle, "steps_per_cycle")
-        if self.steps_per_cycle < 2:
-            raise ValueError(
-                "`steps_per_cycle` must be >= 2 for a triangle. "
-                f"Received: steps_per_cycle={steps_per_cycle!r}"
-            )
+        self.steps_per_cycle = check_int(steps_per_cycle, "steps_per_cycle", 2)
         self.n_cycles = None if n_cycles is None else check_positive_int(n_cycles, "n_cycles")
         self.div = _check_positive_float("div", div)
         self.moms = _check_moms(moms)
