@@ -31,6 +31,7 @@ import numpy as np
 
 from ktlite import compat
 from ktlite.arguments import check_float, check_positive_float, check_positive_int
+from ktlite.lr.preserve import check_compiled
 
 __all__ = ["GroupRates", "group_multipliers", "layer_groups"]
 
@@ -46,13 +47,6 @@ def _tf():
     import tensorflow as tf
 
     return tf
-
-
-def _check_model(model: Any) -> None:
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"`model` must be a keras.Model. Received: model of type {type(model).__name__}"
-        )
 
 
 def _weighted_layers(model: keras.Model) -> list:
@@ -100,7 +94,10 @@ def layer_groups(
         >>> [[layer.name for layer in g] for g in layer_groups(model)]
         [['embedding', 'embedding_norm'], ['encoder_0'], ['encoder_1'], ['head']]
     """
-    _check_model(model)
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a keras.Model. Received: model of type {type(model).__name__}"
+        )
     weighted = _weighted_layers(model)
     if not weighted:
         raise ValueError(
@@ -182,6 +179,8 @@ def group_multipliers(n_groups: int, lr_mult: float | Sequence[float]) -> np.nda
                 f"group). Received: lr_mult={lr_mult!r}"
             )
         return _positive_floats(lr_mult, "lr_mult")
+    if isinstance(lr_mult, np.ndarray) and lr_mult.ndim == 1:
+        return group_multipliers(n_groups, lr_mult.tolist())
     lr_mult = check_float(lr_mult, "lr_mult", low=1.0)
     if n_groups == 1:
         return np.ones(1, dtype=np.float32)
@@ -229,13 +228,8 @@ class GroupRates:
 
     def __init__(self, model: keras.Model, groups: Sequence[Sequence[Any]],
                  multipliers: Sequence[float]) -> None:
-        _check_model(model)
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is None:
-            raise ValueError(
-                "The model is not compiled. Call `model.compile(optimizer=..., loss=...)` "
-                "before setting per-group learning rates."
-            )
+        check_compiled(model, "GroupRates")
+        optimizer = model.optimizer
         self.model = model
         self.groups = [list(g) for g in groups]
         self.optimizer = getattr(optimizer, "inner_optimizer", optimizer)

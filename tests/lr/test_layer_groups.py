@@ -76,18 +76,21 @@ def test_a_model_or_groups_of_the_wrong_type_are_a_type_error(model, groups, mat
 
 @pytest.mark.parametrize("model", ["model", None, keras.layers.Dense(1)])
 def test_group_rates_on_something_other_than_a_model_is_a_type_error(model):
-    with pytest.raises(TypeError, match="`model` must be a keras.Model. Received: model of type"):
+    with pytest.raises(TypeError, match="`model` must be a compiled keras.Model. Received: model "
+                                        "of type"):
         GroupRates(model, [], [])
 
 
 def test_group_rates_on_an_uncompiled_model_is_a_value_error():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    with pytest.raises(ValueError, match="not compiled"):
+    with pytest.raises(ValueError, match="not compiled.*before `GroupRates`"):
         GroupRates(model, [model.layers], [1.0])
 
 
 def test_multipliers_spread_geometrically_to_the_head():
     np.testing.assert_allclose(group_multipliers(3, 100.0), [0.01, 0.1, 1.0], rtol=1e-6)
+    # One multiplier per group, as a list or a NumPy array.
+    np.testing.assert_allclose(group_multipliers(2, np.array([0.5, 1.0])), [0.5, 1.0])
     np.testing.assert_allclose(group_multipliers(2, [0.5, 2.0]), [0.5, 2.0])
     np.testing.assert_allclose(group_multipliers(np.int64(2), np.float32(4.0)), [0.25, 1.0])
     with pytest.raises(ValueError, match="`lr_mult` must be a float >= 1. Received: lr_mult=0.5"):
