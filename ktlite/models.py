@@ -93,7 +93,7 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
 
     Raises:
         TypeError: If a size is not an int, `dropout` or `layer_norm_epsilon` not a
-            number, or `norm_first` not a bool.
+            number, `norm_first` not a bool, or `pooling` or `position` not a str.
         ValueError: If a size is not positive (`maxlen` may be `None`),
             `embed_dim` is not divisible by `num_heads`, `dropout` is outside `[0, 1)`,
             or `pooling`, `position` or an activation is unknown.

@@ -572,6 +572,7 @@ class Predictor:
             A new predictor that saves, loads and exports like any other.
 
         Raises:
+            TypeError: If `mode` is not a str.
             ValueError: If `mode` is not `"int8"` or `"int4"`.
 
         Example:

@@ -39,9 +39,10 @@ def perplexity_per_word(
         The perplexity per word.
 
     Raises:
-        TypeError: for texts that are not a sequence of strings.
+        TypeError: for texts that are not a sequence of strings, or a `batch_size` that
+            is not an int.
         ValueError: for empty texts, a missing value, texts without any word, or a
-            `batch_size` that is not a positive int.
+            `batch_size` below 1.
 
     Example:
         >>> perplexity_per_word(model, preproc, test_texts)

@@ -36,6 +36,7 @@ class MaskedGlobalPooling(keras.layers.Layer):
         **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Raises:
+        TypeError: If `mode` is not a str.
         ValueError: If `mode` is unknown, or the inputs are not of rank 3.
 
     Example:

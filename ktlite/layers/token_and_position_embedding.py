@@ -50,7 +50,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Raises:
-        TypeError: If a size is not an int or `mask_zero` is not a bool.
+        TypeError: If a size is not an int, `mask_zero` is not a bool or `position` is not
+            a str.
         ValueError: If a size is not positive or `position` is unknown; at build time if
             the input is not of rank 2; when
             called on inputs longer than `sequence_length` (an `InvalidArgumentError`

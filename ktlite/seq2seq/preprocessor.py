@@ -537,6 +537,7 @@ class PairPreprocessor:
             A `PairPreprocessor`.
 
         Raises:
+            TypeError: for a value of the wrong type (e.g. a size that is not an int).
             ValueError: for unknown or missing keys, invalid values or vocabularies.
 
         Example:

@@ -36,9 +36,9 @@ class TextPredictor(ClassifierPredictor):
         batch_size: Texts per forward pass. Defaults to 32.
 
     Raises:
-        TypeError: If `model` is not a `keras.Model`.
+        TypeError: If `model` is not a `keras.Model` or `batch_size` is not an int.
         ValueError: If the model does not fit the preprocessor (classes, `maxlen`,
-            vocabulary size) or `batch_size` is not a positive int.
+            vocabulary size) or `batch_size` is below 1.
 
     Example:
         >>> predictor = ktlite.get_predictor(model, preproc)

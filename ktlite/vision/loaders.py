@@ -222,11 +222,11 @@ def images_from_array(
         preprocessor's pipeline as transform, `task="vision"`) and the `ImagePreprocessor`.
 
     Raises:
-        TypeError: for non-numeric arrays, a bad `augment`, or a `random_state` that is not
-            an int.
+        TypeError: for non-numeric arrays, a bad `augment`, a `random_state` that is not
+            an int, or a `val_pct` that is not a number.
         ValueError: for a wrong rank or channel count, NaN or infinite pixels (the image is
             named), float `x_test` pixels above 2 beside `x_train`'s in [0, 1], mismatched
-            lengths, a single class, or a bad `val_pct`.
+            lengths, a single class, or a `val_pct` outside [0, 1).
 
     Example:
         >>> trn, val, preproc = images_from_array(x_train, y_train, x_test, y_test)
