@@ -222,12 +222,8 @@ def _pack(probs: Any, ids: Any) -> Any:
 def _precompute(teacher: keras.Model, train_data: Any, k: int, batch_size: int) -> Any:
     from ktlite.data import TaskDataset, make_dataset
 
-    augment = None
-    if isinstance(train_data, TaskDataset):
-        x, y, transform, task = train_data.x, train_data.y, train_data.transform, train_data.task
-        augment = train_data.augment
-    else:
-        x, y, transform, task = train_data[0], train_data[1], None, None
+    x, y, transform, task = train_data.x, train_data.y, train_data.transform, train_data.task
+    augment = train_data.augment
     if y is None:
         raise ValueError("`train_data` must be labelled. Received: train_data with y=None")
     ids = _class_ids(y, k)
@@ -362,15 +358,16 @@ def distill(
             f"Received: train_data of type {type(train_data).__name__}"
         )
 
+    if in_memory and not isinstance(train_data, TaskDataset):
+        train_data = TaskDataset(np.asarray(train_data[0]), np.asarray(train_data[1]))
+    # The student first, on one batch: before the teacher's pass over every example.
+    batch = next(iter(make_dataset(train_data, batch_size)[0].take(1)))
+    _check_probs(student(batch[0] if isinstance(batch, tuple) else batch, training=False),
+                 "student")
     if soft_targets == "precompute":
         distill_data = _precompute(teacher_model, train_data, k, batch_size)
     else:
-        if in_memory and not isinstance(train_data, TaskDataset):
-            train_data = TaskDataset(np.asarray(train_data[0]), np.asarray(train_data[1]))
         distill_data = _on_the_fly(teacher_model, train_data, batch_size, seed)
-
-    first_inputs = next(iter(make_dataset(distill_data, batch_size)[0].take(1)))[0]
-    _check_probs(student(first_inputs, training=False), "student")
     if optimizer is None:
         optimizer = getattr(student, "optimizer", None) or keras.optimizers.Adam(1e-3)
     student.compile(

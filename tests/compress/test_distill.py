@@ -221,6 +221,11 @@ def test_distill_rejects_a_student_that_outputs_logits(token_data, make_transfor
     # Its loss reads outputs as probabilities: a logits student trained to chance (0.33).
     x, y = token_data
     teacher = make_transformer()
+
+    def never(*args, **kwargs):
+        raise AssertionError("the teacher ran over the data before the student was checked")
+
+    teacher.predict = never
     for soft_targets in ("precompute", "on_the_fly"):
         with pytest.raises(ValueError, match=r"`student` must output class probabilities.*"
                            r"activation='softmax'\). Received: student outputs"):
