@@ -149,7 +149,7 @@ class TFLitePredictor:
 
         Raises:
             TypeError: if `inputs` is None, bytes, or holds an item that is not a str (a
-                predictor export) or not a number (a model export).
+                predictor export) or not a number, or is ragged (a model export).
             ValueError: if `inputs` is empty, holds a missing value (a predictor export),
                 has the wrong shape, or holds non-integral values for integer inputs (a
                 model export).
@@ -205,8 +205,8 @@ def _check_arrays(inputs: Any, name: str, spec: dict[str, Any]) -> np.ndarray:
         )
     try:
         array = np.asarray(inputs)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
+    except (TypeError, ValueError) as err:  # ragged lists: a TypeError, as in ktlite.data
+        raise TypeError(
             f"`{name}` must be an array of model inputs (numbers) ({err}). Received: {name} "
             f"of type {type(inputs).__name__}"
         ) from None
