@@ -333,8 +333,12 @@ def _label_text(value: Any) -> str:
     return str(value)
 
 
-def _sorted_names(values: Any) -> list[str]:
-    """Sorts distinct labels deterministically: numbers numerically, strings by code point."""
+def _sorted_names(values: Any, name: str) -> list[str]:
+    """Sorts distinct labels deterministically: numbers numerically, strings by code point.
+
+    Names that differ only by surrounding spaces (" negative" and "negative", common after
+    editing a CSV by hand) stay separate classes, with a warning naming them.
+    """
     distinct = set(values)
     if all(isinstance(v, (numbers.Number, np.number, np.bool_)) for v in distinct):
         ordered = sorted(distinct, key=float)
@@ -345,6 +349,17 @@ def _sorted_names(values: Any) -> list[str]:
         raise ValueError(
             f"Distinct labels must have distinct text forms to be used as class names. "
             f"Received labels: {_preview(ordered)}"
+        )
+    by_stripped: dict[str, list[str]] = {}
+    for label in names:
+        by_stripped.setdefault(label.strip(), []).append(label)
+    spaced = [group for group in by_stripped.values() if len(group) > 1]
+    if spaced:
+        warnings.warn(
+            f"`{name}` holds labels that differ only by surrounding spaces, which are separate "
+            f"classes: {_preview(spaced, limit=5)}. Strip the labels if each group is one "
+            "class.",
+            stacklevel=3,
         )
     return names
 
@@ -422,7 +437,7 @@ def fit_labels(
         else:
             values = _class_values(arr, kind, name)
             if names is None:
-                names = _sorted_names(values.tolist())
+                names = _sorted_names(values.tolist(), name)
                 present = names
             else:
                 present = np.unique(_class_ids(values, names, name))
@@ -449,7 +464,7 @@ def fit_labels(
     if names is None:
         if not flat:
             raise ValueError(f"`{name}` holds no labels at all (every list is empty).")
-        names = _sorted_names(flat)
+        names = _sorted_names(flat, name)
         if len(names) < 2:
             raise ValueError(
                 f"`{name}` uses a single label ({names[0]!r}); multilabel classification "
@@ -518,10 +533,15 @@ def _class_ids(values: np.ndarray, names: list[str], name: str) -> np.ndarray:
     if positional and values.dtype.kind in "iu" and values.size:
         if values.min() >= 0 and values.max() < len(names):
             return values.astype(np.int32)
-    unseen = sorted({t for t in texts if t not in index})
-    raise ValueError(
-        f"`{name}` holds labels the training labels never had: {_preview(unseen, limit=10)} "
-        f"({len(unseen)} in all). Known classes: {_preview(names, limit=10)}"
+    raise _unknown_labels(name, sorted({t for t in texts if t not in index}), names)
+
+
+def _unknown_labels(name: str, unseen: list[str], names: list[str]) -> ValueError:
+    """The error for labels outside the classes (the training labels', or `class_names`)."""
+    return ValueError(
+        f"`{name}` holds labels that are not among the classes: {_preview(unseen, limit=10)} "
+        f"({len(unseen)} in all). The classes, from `class_names` when given, else from the "
+        f"training labels: {_preview(names, limit=10)}"
     )
 
 
@@ -553,11 +573,7 @@ def _multilabel_matrix(arr: np.ndarray, names: list[str], name: str) -> np.ndarr
             else:
                 unseen.add(t)
     if unseen:
-        shown = sorted(unseen)
-        raise ValueError(
-            f"`{name}` holds labels the training labels never had: {_preview(shown, limit=10)} "
-            f"({len(shown)} in all). Known classes: {_preview(names, limit=10)}"
-        )
+        raise _unknown_labels(name, sorted(unseen), names)
     return out
 
 
@@ -789,7 +805,7 @@ class LabelEncoder:
             ``int32`` class ids, a ``float32`` 0/1 matrix, or ``float32`` targets.
 
         Raises:
-            ValueError: when not fitted, or for labels the training labels never had.
+            ValueError: when not fitted, or for labels outside the classes.
 
         Example:
             >>> LabelEncoder().fit(["a", "b"]).encode(["b"])

@@ -57,10 +57,10 @@ def test_integers_never_index_classes_named_by_numbers():
     # Star ratings 1..5: a stray 0 is an unknown label, not a reason to shift 1 to "2".
     mode, names, _ = fit_labels([1, 2, 3, 4, 5])
     assert encode_labels([1, 5], mode, names).tolist() == [0, 4]
-    with pytest.raises(ValueError, match=r"`y_test` holds labels the training labels never "
-                                         r"had: \['0'\]"):
+    with pytest.raises(ValueError, match=r"`y_test` holds labels that are not among the "
+                                         r"classes: \['0'\]"):
         encode_labels([0, 1, 2, 3, 4], mode, names, name="y_test")
-    with pytest.raises(ValueError, match="never had"):
+    with pytest.raises(ValueError, match="not among the classes"):
         encode_labels([1], *fit_labels([0, 5])[:2])
 
 
@@ -142,10 +142,10 @@ def test_bad_training_labels_raise_clear_errors(y, match):
 
 def test_labels_unseen_in_training_raise_and_are_listed():
     mode, names, _ = fit_labels(["a", "b"])
-    with pytest.raises(ValueError, match="never had.*'c'"):
+    with pytest.raises(ValueError, match="not among the classes.*'c'"):
         encode_labels(["a", "c"], mode, names, name="y_test")
     mode, names, _ = fit_labels([["a"], ["b"]])
-    with pytest.raises(ValueError, match="never had.*'z'"):
+    with pytest.raises(ValueError, match="not among the classes.*'z'"):
         encode_labels([["a", "z"]], mode, names)
 
 
@@ -286,3 +286,16 @@ def test_label_encoder_refuses_num_outputs_of_the_wrong_type(num_outputs):
 def test_label_encoder_takes_a_numpy_num_outputs_as_an_int():
     labels = LabelEncoder("multiclass", ["a", "b"], num_outputs=np.int64(2))
     assert type(labels.num_outputs) is int and labels.get_config()["num_outputs"] == 2
+
+
+def test_labels_outside_class_names_are_named_with_the_classes_they_miss():
+    with pytest.raises(ValueError, match=r"`y_train` holds labels that are not among the classes: "
+                       r"\['False', 'True'\].*from `class_names` when given.*\['neg', 'pos'\]"):
+        fit_labels([True, False, True], class_names=["neg", "pos"], name="y_train")
+
+
+def test_labels_that_differ_only_by_spaces_are_warned():
+    with pytest.warns(UserWarning, match=r"differ only by surrounding spaces.*"
+                      r"\[\[' neg', 'neg'\]\]"):
+        _, names, _ = fit_labels(["neg", " neg", "pos"], name="y_train")
+    assert names == [" neg", "neg", "pos"]  # still separate classes, as given

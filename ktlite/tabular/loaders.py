@@ -139,7 +139,7 @@ def tabular_dataset(rows: Any, labels: Any, preproc: TabularPreprocessor) -> Any
         TypeError: if `preproc` is not a `TabularPreprocessor`, or for rows of another kind.
         ValueError: for an unfitted preprocessor, no rows, missing or unknown columns,
             values a numeric column cannot hold, a number of labels other than the number
-            of rows, or labels the training labels never had.
+            of rows, or labels outside the classes.
 
     Example:
         >>> test = tabular_dataset(test_df, test_df["income"], preproc)

@@ -197,8 +197,7 @@ class TabularPreprocessor(LabeledPreprocessor):
             ``int32`` class ids, a ``float32`` 0/1 matrix, or ``float32`` targets.
 
         Raises:
-            ValueError: when the labels are not fitted, or for labels the training labels
-                never had.
+            ValueError: when the labels are not fitted, or for labels outside the classes.
 
         Example:
             >>> preproc.fit_labels(["no", "yes", "no"]).encode_labels(["yes"])

@@ -97,7 +97,7 @@ def texts_from_array(
             strings.
         ValueError: for a missing text (the index is named), an empty corpus, texts
             and labels of different lengths, missing (NaN/None) labels, a single class,
-            ambiguous labels, validation labels the training labels never had,
+            ambiguous labels, validation labels outside the training classes,
             ``val_pct`` outside [0, 1), or a ``maxlen``, ``vocab_size`` or ``lowercase``
             beside ``backbone`` that the backbone cannot honour.
 
@@ -609,8 +609,9 @@ def texts_from_folder(
         x_test, y_test, extras = _read_folder(test_dir, classes, encoding)
         if extras and class_names is None:
             raise ValueError(
-                f"`y_test` holds labels the training labels never had: {test_dir!r} has class "
-                f"folders {extras} that {train_dir!r} lacks."
+                f"{test_dir!r} (`test_folder`) has class folders {extras} that {train_dir!r} "
+                "lacks, so the model could never predict them: remove them, pass "
+                "`class_names` listing every class, or `test_folder=None`."
             )
         if not x_test:
             raise ValueError(f"No .txt files found in the class folders of {test_dir!r}.")

@@ -533,7 +533,7 @@ class TextPreprocessor(LabeledPreprocessor):
 
         Raises:
             ValueError: when labels were not fitted, or ``y`` holds missing labels or labels
-                the training labels never had.
+                outside the classes.
 
         Example:
             >>> preproc.encode_labels(["pos", "neg"])
