@@ -591,7 +591,10 @@ class Learner:
         policy_callback = PolicyCallback(make_policy(updates))
         guard = NonFiniteGuard()
         own = [policy_callback, guard, *extra(policy_callback)]
-        all_callbacks = [*(callbacks or []), *own]
+        # ktlite's first: an epoch is judged (best weights kept) before the user's own
+        # callbacks run, so an interrupt in one of them (or Ctrl-C while a slow one plots)
+        # does not lose the epoch that just ended; they also see the rate of the step.
+        all_callbacks = [*own, *(callbacks or [])]
         if steps_per_epoch is None:
             train, _ = self._cached("train", self.train_data, True)
         else:
