@@ -248,7 +248,8 @@ class APIApp:
         - ``GET /openapi.json`` (schema, with the predictor's input schema) and ``GET /docs``.
 
     Bad input gets a 4xx answer with a ``detail`` message and never affects other requests;
-    it is checked at the edge, before batching: malformed JSON -> 400; wrong types, unknown
+    it is checked at the edge, before batching: malformed JSON or a body that is not UTF-8
+    -> 400; wrong types, unknown
     fields, an input the predictor refuses (``inputs_from_json``), a string that is not valid
     Unicode, an explanation text without words -> 422; more than `max_inputs` inputs, a body
     over `max_body_bytes` or an explanation over `max_explain_words` words -> 413; a body not
@@ -349,6 +350,14 @@ class APIApp:
                 return
             receive = _replay(body, receive)
             if scope.get("path") in _JSON_PATHS:
+                try:
+                    body.decode("utf-8")
+                except UnicodeDecodeError as error:  # FastAPI would say only "error parsing"
+                    await _send_json(send, 400, {
+                        "detail": "Malformed JSON body: it must be UTF-8 text, but byte "
+                        f"{error.start} is not valid UTF-8 (e.g. Latin-1 text sent as is)."
+                    })
+                    return
                 headers = [(k, v) for k, v in scope.get("headers", ()) if k != b"content-type"]
                 scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         await self.fastapi(scope, receive, send)

@@ -402,6 +402,28 @@ def test_inputs_field_and_the_texts_alias_give_the_same_answer():
     )
 
 
+def test_a_body_that_is_not_utf8_gets_400_in_the_apps_own_words():
+    predictor = FakePredictor()
+    app = APIApp(predictor)
+
+    async def main():
+        async with client(app) as c:
+            return await asyncio.gather(
+                post_raw(c, b'{"texts": ["caf\xe9"]}'),
+                post_raw(c, b'{"text": "caf\xe9"}', path="/explain"),
+                c.post("/predict", json={"texts": ["caf\u00e9 tree"]}),
+            )
+
+    latin1, explain, utf8 = run(main())
+    for refused, position in ((latin1, 15), (explain, 13)):
+        assert refused.status_code == 400
+        assert refused.json()["detail"] == (
+            f"Malformed JSON body: it must be UTF-8 text, but byte {position} is not valid "
+            "UTF-8 (e.g. Latin-1 text sent as is)."
+        )
+    assert utf8.status_code == 200 and predictor.batches == [["caf\u00e9 tree"]]
+
+
 def test_a_lone_surrogate_gets_422_naming_the_item_and_never_reaches_a_batch():
     predictor = FakePredictor()
     app = APIApp(predictor, max_wait_ms=50)
