@@ -57,7 +57,20 @@ _LISTS = "lists"
 _MATRIX = "matrix"
 
 
-def _preview(values: Sequence[Any], limit: int = 5) -> str:
+def preview_values(values: Sequence[Any], limit: int = 5) -> str:
+    """The first `limit` values as a list for an error message, `...` marking the rest.
+
+    Args:
+        values: labels, class names or any sequence.
+        limit: how many to show.
+
+    Returns:
+        E.g. `"['a', 'b', ...]"`.
+
+    Example:
+        >>> preview_values(["a", "b", "c"], limit=2)
+        "['a', 'b', ...]"
+    """
     shown = ", ".join(repr(v) for v in list(values)[:limit])
     return f"[{shown}, ...]" if len(values) > limit else f"[{shown}]"
 
@@ -152,7 +165,7 @@ def _object_kind(arr: np.ndarray, name: str) -> tuple[str, np.ndarray]:
     if len(kinds) > 1:
         raise ValueError(
             f"`{name}` mixes label types ({', '.join(sorted(kinds))}); use one type for all "
-            f"labels. Received: {name}={_preview(arr)}"
+            f"labels. Received: {name}={preview_values(arr)}"
         )
     kind = kinds.pop() if kinds else _STRINGS
     if kind == _STRINGS:
@@ -176,7 +189,7 @@ def _raw_kind(arr: np.ndarray, name: str) -> tuple[str, np.ndarray]:
             except (TypeError, ValueError):
                 raise ValueError(
                     f"A 2-D `{name}` must be numeric (a 0/1 label matrix or regression "
-                    f"targets). Received: {name}={_preview(arr.tolist())}"
+                    f"targets). Received: {name}={preview_values(arr.tolist())}"
                 ) from None
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise ValueError(
@@ -255,7 +268,7 @@ def infer_label_mode(y: Any, name: str = "y") -> str:
                 f"`{name}` holds floats that are all whole numbers, which could be classes or "
                 f"a numeric target. Pass label_mode='multiclass' to treat them as classes or "
                 f"label_mode='regression' to predict the number. Received: {name}="
-                f"{_preview(arr.tolist())}"
+                f"{preview_values(arr.tolist())}"
             )
         return "regression"
     # A 2-D matrix.
@@ -267,7 +280,7 @@ def infer_label_mode(y: Any, name: str = "y") -> str:
         f"A 2-D `{name}` that is not 0/1 could be rows of label ids or several numeric "
         f"targets. Pass label_mode='multilabel' to read each row as a list of labels or "
         f"label_mode='regression' for numeric targets. Received: {name}="
-        f"{_preview(arr.tolist(), limit=3)}"
+        f"{preview_values(arr.tolist(), limit=3)}"
     )
 
 
@@ -348,7 +361,7 @@ def _sorted_names(values: Any, name: str) -> list[str]:
     if len(set(names)) != len(names):
         raise ValueError(
             f"Distinct labels must have distinct text forms to be used as class names. "
-            f"Received labels: {_preview(ordered)}"
+            f"Received labels: {preview_values(ordered)}"
         )
     by_stripped: dict[str, list[str]] = {}
     for label in names:
@@ -357,7 +370,7 @@ def _sorted_names(values: Any, name: str) -> list[str]:
     if spaced:
         warnings.warn(
             f"`{name}` holds labels that differ only by surrounding spaces, which are separate "
-            f"classes: {_preview(spaced, limit=5)}. Strip the labels if each group is one "
+            f"classes: {preview_values(spaced, limit=5)}. Strip the labels if each group is one "
             "class.",
             stacklevel=3,
         )
@@ -407,7 +420,7 @@ def fit_labels(
         if kind in (_STRINGS, _LISTS):
             raise ValueError(
                 f"label_mode='regression' needs numeric labels. Received: {name}="
-                f"{_preview(arr.tolist())}"
+                f"{preview_values(arr.tolist())}"
             )
         values = arr.astype(np.float64)
         if np.unique(values).size < 2:
@@ -423,13 +436,14 @@ def fit_labels(
             raise ValueError(
                 f"label_mode='multiclass' needs one label per text, but `{name}` holds lists "
                 f"of labels. Use label_mode='multilabel'. Received: {name}="
-                f"{_preview(arr.tolist())}"
+                f"{preview_values(arr.tolist())}"
             )
         if kind == _MATRIX:
             if not (_is_binary(arr) and np.all(arr.sum(axis=1) == 1)):
                 raise ValueError(
                     f"A 2-D `{name}` for label_mode='multiclass' must be one-hot (each row "
-                    f"holds exactly one 1). Received: {name}={_preview(arr.tolist(), limit=3)}"
+                    f"holds exactly one 1). "
+                    f"Received: {name}={preview_values(arr.tolist(), limit=3)}"
                 )
             k = arr.shape[1]
             names = _names_for_columns(names, k, name)
@@ -444,7 +458,7 @@ def fit_labels(
         if len(present) < 2:
             raise ValueError(
                 f"`{name}` holds a single class ({_single(present, names)!r}); a classifier "
-                f"needs at least 2 classes. Received: {name}={_preview(arr.tolist())}"
+                f"needs at least 2 classes. Received: {name}={preview_values(arr.tolist())}"
             )
         return mode, names, len(names)
 
@@ -458,7 +472,7 @@ def fit_labels(
     if kind != _LISTS:
         raise ValueError(
             f"label_mode='multilabel' needs lists of labels or a 0/1 matrix. Received: "
-            f"{name}={_preview(arr.tolist())}"
+            f"{name}={preview_values(arr.tolist())}"
         )
     flat = _flatten_lists(arr, name)
     if names is None:
@@ -480,7 +494,7 @@ def _matrix_rows_as_lists(arr: np.ndarray, name: str) -> np.ndarray:
     if not _all_integral(arr):
         raise ValueError(
             f"A 2-D `{name}` for label_mode='multilabel' must be a 0/1 matrix or rows of "
-            f"whole-number label ids. Received: {name}={_preview(arr.tolist(), limit=3)}"
+            f"whole-number label ids. Received: {name}={preview_values(arr.tolist(), limit=3)}"
         )
     rows = np.empty(len(arr), dtype=object)
     rows[:] = [[int(v) for v in row] for row in arr]
@@ -515,7 +529,7 @@ def _class_values(arr: np.ndarray, kind: str, name: str) -> np.ndarray:
         if not _all_integral(arr):
             raise ValueError(
                 f"label_mode='multiclass' needs whole-number or string labels, but `{name}` "
-                f"holds fractional floats. Received: {name}={_preview(arr.tolist())}"
+                f"holds fractional floats. Received: {name}={preview_values(arr.tolist())}"
             )
         return arr.astype(np.int64)
     return arr
@@ -539,9 +553,9 @@ def _class_ids(values: np.ndarray, names: list[str], name: str) -> np.ndarray:
 def _unknown_labels(name: str, unseen: list[str], names: list[str]) -> ValueError:
     """The error for labels outside the classes (the training labels', or `class_names`)."""
     return ValueError(
-        f"`{name}` holds labels that are not among the classes: {_preview(unseen, limit=10)} "
+        f"`{name}` holds labels that are not among the classes: {preview_values(unseen, limit=10)} "
         f"({len(unseen)} in all). The classes, from `class_names` when given, else from the "
-        f"training labels: {_preview(names, limit=10)}"
+        f"training labels: {preview_values(names, limit=10)}"
     )
 
 
@@ -627,7 +641,8 @@ def encode_labels(
     if label_mode == "regression":
         if kind in (_STRINGS, _LISTS):
             raise ValueError(
-                f"Regression labels must be numeric. Received: {name}={_preview(arr.tolist())}"
+                "Regression labels must be numeric. "
+                f"Received: {name}={preview_values(arr.tolist())}"
             )
         out = arr.astype(np.float32)
         got = 1 if out.ndim == 1 else out.shape[1]
@@ -651,7 +666,7 @@ def encode_labels(
         if kind == _LISTS:
             raise ValueError(
                 f"Multiclass labels must be one label per text. Received: {name}="
-                f"{_preview(arr.tolist())}"
+                f"{preview_values(arr.tolist())}"
             )
         return _class_ids(_class_values(arr, kind, name), names, name)
 
@@ -668,7 +683,7 @@ def encode_labels(
     if kind != _LISTS:
         raise ValueError(
             f"Multilabel labels must be lists of labels or a 0/1 matrix. Received: {name}="
-            f"{_preview(arr.tolist())}"
+            f"{preview_values(arr.tolist())}"
         )
     return _multilabel_matrix(arr, names, name)
 

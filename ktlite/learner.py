@@ -39,7 +39,7 @@ from ktlite.arguments import (
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
 from ktlite.classifier import encoded_class_names
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
-from ktlite.labels import check_class_names
+from ktlite.labels import check_class_names, preview_values
 from ktlite.validation import (
     check_class_weight,
     check_data,
@@ -81,12 +81,6 @@ def _static_batches(dataset: tf.data.Dataset) -> bool:
     """Whether every tensor of the dataset's batches has a known batch size."""
     specs = tf.nest.flatten(dataset.element_spec)
     return all(spec.shape.rank and spec.shape[0] is not None for spec in specs)
-
-
-def _names(names: list[str]) -> str:
-    """Class names for a message: all of a few, the first eight of many."""
-    shown = ", ".join(repr(n) for n in names[:8])
-    return f"[{shown}]" if len(names) <= 8 else f"[{shown}, ...] ({len(names)} classes)"
 
 
 def _distribute() -> Any:
@@ -259,9 +253,9 @@ class Learner:
             return
         raise ValueError(
             f"`{name}` was encoded with other classes than the training data "
-            f"({_names(given)} against {_names(trained)}): its label ids would be read as "
-            "the training data's classes. Build it with the training data's preprocessor "
-            "(the loader's validation arguments, e.g. `x_test`, or the task's "
+            f"({preview_values(given, 8)} against {preview_values(trained, 8)}): its label ids "
+            "would be read as the training data's classes. Build it with the training data's "
+            "preprocessor (the loader's validation arguments, e.g. `x_test`, or the task's "
             "`*_dataset(x, y, preproc)`), or pass the raw examples `(x, y)`, which the "
             "learner reads with the training data's classes."
         )
