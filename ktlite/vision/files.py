@@ -29,10 +29,9 @@ def class_folders(folder: str) -> list[str]:
         >>> class_folders("shapes/train")
         ['cross', 'square']
     """
-    return sorted(
-        d for d in os.listdir(folder)
-        if not d.startswith(".") and os.path.isdir(os.path.join(folder, d))
-    )
+    # scandir's entries know their type: no stat per file in a folder of thousands of images.
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
 
 
 def path_list(images: Any) -> list[str] | None:
