@@ -208,12 +208,18 @@ def test_nan_loss_stops_training_and_restores_last_good_epoch():
 
 
 class _InterruptAt(keras.callbacks.Callback):
-    def __init__(self, epoch):
+    """Raises KeyboardInterrupt as epoch `epoch` begins (or, with `at_end`, as it ends)."""
+
+    def __init__(self, epoch, at_end=False):
         super().__init__()
-        self.at = epoch
+        self.at, self.at_end = epoch, at_end
 
     def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at:
+        if epoch == self.at and not self.at_end:
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at and self.at_end:
             raise KeyboardInterrupt
 
 
@@ -232,16 +238,6 @@ def test_keyboard_interrupt_keeps_best_weights_and_restores_optimizer():
     assert "train_step" not in model.__dict__
 
 
-class _InterruptAtEpochEnd(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.at = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.at:
-            raise KeyboardInterrupt
-
-
 def test_an_interrupt_in_a_user_callbacks_epoch_end_keeps_the_epoch_that_ended():
     x, y = _data()
     xv, yv = _data(48, seed=1)
@@ -249,7 +245,7 @@ def test_an_interrupt_in_a_user_callbacks_epoch_end_keeps_the_epoch_that_ended()
     learner = get_learner(model, (x, y), (xv, yv), batch_size=BS, verbose=0)
     recorder = _Recorder()
     with pytest.raises(KeyboardInterrupt):
-        learner.autofit(5e-2, 5, callbacks=[recorder, _InterruptAtEpochEnd(2)])
+        learner.autofit(5e-2, 5, callbacks=[recorder, _InterruptAt(2, at_end=True)])
     losses = [_evaluate_with(model, w, xv, yv) for w in recorder.weights]
     assert len(losses) == 3 and int(np.argmin(losses)) == 2  # the interrupted epoch was best
     _assert_weights_equal(model, recorder.weights[2])
