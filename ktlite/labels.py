@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -103,19 +103,21 @@ def _is_numeric_table(rows: list[Any]) -> bool:
 def _as_array(y: Any, name: str) -> np.ndarray:
     """Turns lists, tuples, numpy arrays and pandas objects into a numpy array."""
     if y is None:
-        raise ValueError(f"`{name}` must hold labels. Received: {name}=None")
+        raise TypeError(f"`{name}` must hold labels. Received: {name}=None")
     if isinstance(y, (str, bytes)):
-        raise ValueError(
+        raise TypeError(
             f"`{name}` must be a sequence of labels, not a single string. Received: {name}={y!r}"
         )
     if isinstance(y, (Mapping, set, frozenset)):
-        raise ValueError(
+        raise TypeError(
             f"`{name}` must be a sequence of labels, one per example in order; a "
             f"{type(y).__name__} has no order (its keys would be read as the labels). "
             f"Received: {name} of type {type(y).__name__}"
         )
     if hasattr(y, "to_numpy"):  # pandas Series / DataFrame, without importing pandas
         y = y.to_numpy()
+    if not isinstance(y, Iterable) or (isinstance(y, np.ndarray) and y.ndim == 0):
+        raise TypeError(f"`{name}` must be a sequence of labels. Received: {name}={y!r}")
     if isinstance(y, np.ndarray):
         arr = y
     else:
@@ -126,8 +128,6 @@ def _as_array(y: Any, name: str) -> np.ndarray:
             # An object array, so that mixed types are caught rather than cast to str.
             arr = np.empty(len(items), dtype=object)
             arr[:] = [list(v) if _is_sequence_label(v) else v for v in items]
-    if arr.ndim == 0:
-        raise ValueError(f"`{name}` must be a sequence of labels. Received: {name}={y!r}")
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim > 2:
@@ -248,6 +248,8 @@ def infer_label_mode(y: Any, name: str = "y") -> str:
         One of ``"multiclass"``, ``"multilabel"``, ``"regression"``.
 
     Raises:
+        TypeError: when ``y`` is not a sequence of labels (None, one string, a dict or
+            set, a single value).
         ValueError: when labels are missing (None/NaN), of mixed types, or ambiguous
             (floats that are all whole numbers, an integer matrix that is not 0/1).
 
@@ -397,8 +399,9 @@ def fit_labels(
         ``(label_mode, class_names, num_outputs)``; ``class_names`` is None for regression.
 
     Raises:
-        TypeError: for ``label_mode`` that is neither None nor a str, or ``class_names``
-            that is not a list of strings.
+        TypeError: for ``label_mode`` that is neither None nor a str, ``class_names``
+            that is not a list of strings, or ``y`` that is
+            not a sequence of labels (None, one string, a dict or set, a single value).
         ValueError: for an unknown ``label_mode``, missing, mixed or ambiguous labels, a
             single class, or labels that are not in ``class_names``.
 
@@ -619,7 +622,8 @@ def encode_labels(
         ``(n, num_outputs)`` for regression.
 
     Raises:
-        TypeError: for ``label_mode`` that is not a str.
+        TypeError: for ``label_mode`` that is not a str, or ``y`` that is
+            not a sequence of labels (None, one string, a dict or set, a single value).
         ValueError: for an unknown or missing ``label_mode``, missing labels, labels the
             classes do not include, or a shape that does not fit the label mode.
 

@@ -129,15 +129,32 @@ def test_integer_matrix_that_is_not_binary_is_ambiguous():
         ([[1, 0], [1, 0]], "single class"),
         ([["a"], ["a"]], "single label"),
         ([], "must not be empty"),
-        ("abc", "single string"),
-        (None, "None"),
-        ({0: "pos", 1: "neg"}, "a dict has no order .*Received: y_train of type dict"),
-        ({"pos", "neg"}, "a set has no order"),
     ],
 )
 def test_bad_training_labels_raise_clear_errors(y, match):
     with pytest.raises(ValueError, match=match):
         fit_labels(y)
+
+
+@pytest.mark.parametrize(
+    "y, match",
+    [
+        ("abc", "single string"),
+        (b"ab", "single string"),
+        (None, "None"),
+        ({0: "pos", 1: "neg"}, "a dict has no order .*Received: y_train of type dict"),
+        ({"pos", "neg"}, "a set has no order"),
+        (np.int64(3), r"a sequence of labels. Received: y_train=np.int64\(3\)"),
+        (np.array(3), r"a sequence of labels. Received: y_train=array\(3\)"),
+        (7, "a sequence of labels. Received: y_train=7"),
+    ],
+)
+def test_labels_that_are_not_a_sequence_are_type_errors_like_texts(y, match):
+    # The same mistakes made with texts (`text_inputs.validate_texts`) are TypeErrors too.
+    with pytest.raises(TypeError, match=match):
+        fit_labels(y, name="y_train")
+    with pytest.raises(TypeError, match=match):
+        encode_labels(y, "multiclass", ["neg", "pos"], name="y_train")
 
 
 def test_labels_unseen_in_training_raise_and_are_listed():
