@@ -103,10 +103,11 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
 
     Raises:
         TypeError: if `preproc` is not an `ImagePreprocessor`, or for non-numeric pixels.
-        ValueError: for no images, a wrong rank or channel count, NaN pixels, float pixels
-            above twice `preproc.float_scale` (up to it they clip to white), a file that is
-            not a readable image (named), a number of labels other than the number of
-            images, or unknown labels.
+        ValueError: for no images, one image where a batch is expected (an array of the
+            model's `(height, width[, channels])`), a wrong rank or channel count, NaN
+            pixels, float pixels above twice `preproc.float_scale` (up to it they clip to
+            white), a file that is not a readable image (named), a number of labels other
+            than the number of images, or unknown labels.
 
     Example:
         >>> test = image_dataset(x_test, y_test, preproc)
@@ -126,9 +127,31 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
             )
         x, source = np.asarray(paths, dtype=object), "files"
     else:
+        _refuse_one_image(images, preproc)
         x, source = as_pixel_batch(images, "images"), "pixels"
         preproc.check_float_range(x, "images")
     return _image_dataset(x, preproc.encode_labels_of(labels, len(x), "image"), preproc, source)
+
+
+def _refuse_one_image(images: Any, preproc: ImagePreprocessor) -> None:
+    """Refuses one image given where a batch is read (it would read as rows of pixels).
+
+    A 3-D array is a batch of grayscale images here, as in `images_from_array`; one image
+    of the model's own size, `(height, width, channels)`, would read as `height` images of
+    `width` x `channels` pixels, each resized to the model's size: a silent wrong answer.
+    """
+    if not isinstance(images, np.ndarray) or images.ndim not in (2, 3):
+        return
+    one = images.shape[:2] == tuple(preproc.image_size) and (
+        images.ndim == 2 or images.shape[2] == preproc.channels
+    )
+    if one and images.shape[1:] != tuple(preproc.image_size):
+        raise ValueError(
+            "`images` holds one image of the model's size, but a batch is read here "
+            "(n, height, width[, channels]): pass `images[None]` for a batch of one, or "
+            f"use the predictor, which takes one image. Received: images with shape "
+            f"{images.shape}"
+        )
 
 
 def _fit_and_split(

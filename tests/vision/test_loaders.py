@@ -457,6 +457,21 @@ def test_image_dataset_reads_new_arrays_and_files_like_the_loader(shape_arrays, 
         image_dataset(paths + [str(shape_folder / "broken.png")], None, preproc)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_one_image_where_a_batch_is_read_is_refused_not_read_as_rows(shape_arrays, channels):
+    # One (16, 16, 3) image used to read as 16 grayscale images of 16 x 3 pixels, each
+    # resized to 16 x 16: `learner.predict(image)` returned 16 rows of probabilities.
+    x, y, _, _ = shape_arrays
+    x = x if channels == 1 else np.repeat(x[..., None], 3, axis=-1)
+    _, _, preproc = images_from_array(x, y, verbose=0)
+    one = x[0] if channels == 3 else x[0][..., None]
+    for image in (one, x[0]):
+        with pytest.raises(ValueError, match=r"one image of the model's size.*images\[None\]"):
+            image_dataset(image, None, preproc)
+    assert len(image_dataset(one[None], None, preproc)) == 1
+    assert len(image_dataset(x[:16, :16, :16], None, preproc)) == 16  # a batch of 16 is one
+
+
 @pytest.mark.parametrize("images, labels, error, message", [
     (np.zeros((2, 16, 16), "float32") + 200.0, None, ValueError, "float pixels up to 200"),
     (np.zeros((2, 16, 16), "uint8"), ["square"], ValueError, "one label per image"),
