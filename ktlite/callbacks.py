@@ -14,6 +14,7 @@ Keras to wait for a step to finish.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from typing import Any
 
@@ -21,6 +22,7 @@ import keras
 import numpy as np
 
 from ktlite import compat, saving
+from ktlite.arguments import check_bool, check_float, check_positive_int, check_verbose
 from ktlite._console import say
 
 __all__ = [
@@ -33,6 +35,28 @@ __all__ = [
 ]
 
 _MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "score", "iou")
+
+
+def check_monitor_name(monitor: Any) -> str:
+    """Returns `monitor` if it is a string (a Keras log key such as `"val_loss"`).
+
+    Args:
+        monitor: what the user passed as `monitor`.
+
+    Returns:
+        `monitor`.
+
+    Raises:
+        TypeError: if `monitor` is not a `str`.
+
+    Example:
+        >>> check_monitor_name("val_accuracy")
+        'val_accuracy'
+    """
+    if not isinstance(monitor, str):
+        raise TypeError(f"`monitor` must be the name of a logged value, e.g. 'val_loss'. "
+                        f"Received: monitor={monitor!r:.80}")
+    return monitor
 
 
 def monitor_mode(monitor: str, model: keras.Model | None = None) -> str:
@@ -215,6 +239,12 @@ class BestWeights(keras.callbacks.Callback):
         min_delta: smallest change that counts as an improvement.
         verbose: 1 to report early stopping and restoring.
 
+    Raises:
+        TypeError: for a `monitor` that is not a string, or an argument of the wrong type
+            (e.g. `patience="3"`, `restore=1`).
+        ValueError: for `patience` < 1, a `checkpoint_path` not ending in `.keras`, or an
+            infinite `min_delta`.
+
     Example:
         >>> best = BestWeights("val_loss", patience=3, checkpoint_path="best.keras")
         >>> model.fit(x, y, validation_data=(xv, yv), epochs=20, callbacks=[best])
@@ -231,13 +261,19 @@ class BestWeights(keras.callbacks.Callback):
         verbose: int = 1,
     ) -> None:
         super().__init__()
+        check_monitor_name(monitor)
+        if checkpoint_path is not None:
+            checkpoint_path = os.fspath(saving.as_path(checkpoint_path, "checkpoint_path"))
+            if not checkpoint_path.endswith(".keras"):
+                raise ValueError("`checkpoint_path` must end with '.keras'. Received: "
+                                 f"checkpoint_path={checkpoint_path!r}")
         self.monitor = monitor
         self.mode = monitor_mode(monitor)
-        self.patience = patience
-        self.restore = restore
+        self.patience = check_positive_int(patience, "patience", allow_none=True)
+        self.restore = check_bool(restore, "restore")
         self.checkpoint_path = checkpoint_path
-        self.min_delta = abs(min_delta)
-        self.verbose = verbose
+        self.min_delta = abs(check_float(min_delta, "min_delta"))
+        self.verbose = check_verbose(verbose)
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.stopped_epoch: int | None = None
@@ -340,7 +376,10 @@ class PeakReducer(keras.callbacks.Callback):
         verbose: 1 to report each reduction.
 
     Raises:
-        ValueError: if `factor` is not in (0, 1).
+        TypeError: for a `target` without `lr_scale`, or an argument of the wrong
+            type (e.g. `patience=2.0`).
+        ValueError: for `patience` < 1, `factor` outside (0, 1) or `min_scale` outside
+            (0, 1].
 
     Example:
         >>> policy_cb = PolicyCallback(OneCycle(1e-3, total_steps=10 * steps_per_epoch))
@@ -358,15 +397,19 @@ class PeakReducer(keras.callbacks.Callback):
         verbose: int = 1,
     ) -> None:
         super().__init__()
-        if not 0.0 < factor < 1.0:
-            raise ValueError(f"`factor` must be in (0, 1). Received: factor={factor!r}")
+        if not hasattr(target, "lr_scale"):
+            raise TypeError(
+                "`target` must have an `lr_scale` attribute (a ktlite.lr.PolicyCallback). "
+                f"Received: target of type {type(target).__name__}"
+            )
         self.target = target
-        self.monitor = monitor
+        self.monitor = check_monitor_name(monitor)
         self.mode = monitor_mode(monitor)
-        self.patience = patience
-        self.factor = factor
-        self.min_scale = min_scale
-        self.verbose = verbose
+        self.patience = check_positive_int(patience, "patience")
+        self.factor = check_float(factor, "factor", 0.0, 1.0, include_low=False,
+                                  include_high=False)
+        self.min_scale = check_float(min_scale, "min_scale", 0.0, 1.0, include_low=False)
+        self.verbose = check_verbose(verbose)
         self.reductions: list[int] = []
         self._best: float | None = None
         self._wait = 0

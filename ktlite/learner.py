@@ -36,7 +36,7 @@ from ktlite.arguments import (
     check_seed,
     check_verbose,
 )
-from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer
+from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer, check_monitor_name
 from ktlite.classifier import encoded_class_names
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
 from ktlite.labels import check_class_names, preview_values
@@ -144,6 +144,8 @@ class Learner:
         self.shuffle = check_bool(shuffle, "shuffle")
         self.seed = check_seed(seed)
         self.bucketing = check_bool(bucketing, "bucketing")
+        if drop_remainder is not None:
+            drop_remainder = check_bool(drop_remainder, "drop_remainder")
         model = check_model(model)
         self.model, self.strategy = self._prepare_distribution(
             model, strategy, mixed_precision, jit_compile, gradient_accumulation_steps
@@ -153,11 +155,6 @@ class Learner:
             self.seed = 0
         if drop_remainder is None:
             drop_remainder = _distribute().needs_static_shapes(self.strategy)
-        if not isinstance(drop_remainder, bool):
-            raise TypeError(
-                "`drop_remainder` must be None or a bool. "
-                f"Received: drop_remainder={drop_remainder!r}"
-            )
         self.drop_remainder = drop_remainder
         self.train_data = self._check_data(train_data, "train_data")
         self.val_data = None if val_data is None else self._check_data(val_data, "val_data")
@@ -767,9 +764,7 @@ class Learner:
         from ktlite.lr import Triangular
 
         epochs = check_positive_int(epochs, "epochs", allow_none=True)
-        if not isinstance(monitor, str):
-            raise TypeError(f"`monitor` must be the name of a logged value, e.g. 'val_loss'. "
-                            f"Received: monitor={monitor!r}")
+        check_monitor_name(monitor)
         reduce_factor = check_float(reduce_factor, "reduce_factor", 0.0, 1.0,
                                     include_low=False, include_high=False)
         early_stopping = check_int(early_stopping, "early_stopping", 0, allow_none=True)
@@ -937,7 +932,7 @@ class Learner:
         base_lr = check_positive_float(base_lr, "base_lr", allow_none=True)
         OneCycle(1.0, 2, pct_start, div, moms=moms)  # the unfrozen phase's settings, checked now
         _check_callbacks(callbacks)
-        groups = find_groups(self.model, layer_groups)
+        groups = find_groups(self.model, layer_groups, name="layer_groups")
         multipliers = group_multipliers(len(groups), lr_mult)
         flags = [(layer, layer.trainable) for layer in compat.flatten_layers(self.model)]
 

@@ -40,7 +40,7 @@ def test_a_compiled_metric_states_its_own_direction():
     assert (monitor_mode("val_cos"), monitor_mode("val_acc_gap")) == ("min", "max")
     assert monitor_mode("val_cos", model) == "max"
     assert monitor_mode("val_acc_gap", model) == "min"
-    best, reducer = BestWeights("val_cos", verbose=0), PeakReducer(object(), "val_cos")
+    best, reducer = BestWeights("val_cos", verbose=0), PeakReducer(_Target(), "val_cos")
     for callback in (best, reducer):
         callback.set_model(model)
         callback.on_train_begin()
@@ -98,11 +98,12 @@ def test_best_weights_maximises_accuracy_and_ignores_nan():
     assert best.best_epoch == 1 and best.best == 0.9 and best.stopped_epoch is None
 
 
-def test_peak_reducer_scales_target_after_patience():
-    class Target:
-        lr_scale = 1.0
+class _Target:
+    lr_scale = 1.0
 
-    target = Target()
+
+def test_peak_reducer_scales_target_after_patience():
+    target = _Target()
     reducer = PeakReducer(target, "val_loss", patience=2, factor=0.5, verbose=0)
     reducer.on_train_begin()
     for epoch, loss in enumerate([1.0, 1.1, 1.2, 0.9, 1.0, 1.0]):
@@ -110,6 +111,36 @@ def test_peak_reducer_scales_target_after_patience():
     assert reducer.reductions == [2, 5] and target.lr_scale == 0.25
     with pytest.raises(ValueError, match="factor"):
         PeakReducer(target, factor=1.5)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"monitor": 3}, TypeError, "`monitor` must be the name of a logged value"),
+    ({"patience": 0}, ValueError, "`patience` must be a positive int or None. Received: "
+                                  "patience=0"),
+    ({"patience": "3"}, TypeError, "`patience` must be a positive int"),
+    ({"restore": 1}, TypeError, "`restore` must be True or False"),
+    ({"checkpoint_path": "best.h5"}, ValueError, "`checkpoint_path` must end with '.keras'"),
+    ({"checkpoint_path": 5}, TypeError, "`checkpoint_path` must be a path"),
+    ({"min_delta": "0.1"}, TypeError, "`min_delta` must be"),
+    ({"verbose": 2}, ValueError, "`verbose` must be 0 or 1"),
+])
+def test_best_weights_refuses_bad_arguments_when_made_not_after_an_epoch(kwargs, error, message):
+    # A bad checkpoint path used to fail at the first improvement, after an epoch of training.
+    with pytest.raises(error, match=message):
+        BestWeights(**kwargs)
+
+
+@pytest.mark.parametrize("target, kwargs, error, message", [
+    (object(), {}, TypeError, "`target` must have an `lr_scale` attribute"),
+    (_Target(), {"monitor": None}, TypeError, "`monitor` must be the name"),
+    (_Target(), {"patience": 0}, ValueError, "`patience` must be a positive int"),
+    (_Target(), {"factor": "0.5"}, TypeError, "`factor` must be"),
+    (_Target(), {"min_scale": 0.0}, ValueError, "`min_scale` must be"),
+    (_Target(), {"verbose": True}, TypeError, "`verbose` must be 0 or 1"),
+])
+def test_peak_reducer_refuses_bad_arguments(target, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        PeakReducer(target, **kwargs)
 
 
 def test_non_finite_guard_rolls_back_to_last_good_epoch():

@@ -83,8 +83,9 @@ def test_fine_tune_arguments_of_the_wrong_type_are_type_errors(kwargs, name):
 
 
 @pytest.mark.parametrize("groups, match", [
-    ("body0", "`groups` must be a list of groups"),
-    ([["body0"], 1, ["head"]], "Each group member must be a layer .*Received: 1 of type int"),
+    ("body0", "`layer_groups` must be a list of groups.*Received: layer_groups='body0'"),
+    ([["body0"], 1, ["head"]],
+     "Each member of a group in `layer_groups` must be a layer .*Received: 1 of type int"),
 ])
 def test_layer_groups_of_the_wrong_type_are_type_errors(groups, match):
     x = np.zeros((8, 4), "float32")
@@ -92,6 +93,19 @@ def test_layer_groups_of_the_wrong_type_are_type_errors(groups, match):
     with pytest.raises(TypeError, match=match):
         learner.fine_tune(1, base_lr=1e-3, layer_groups=groups)
     assert all(layer.trainable for layer in learner.model.layers)
+
+
+@pytest.mark.parametrize("groups, match", [
+    ([["body0"]], r"`layer_groups` must put every layer with weights in a group; these are "
+                  r"in none: \[.*'head'"),
+    ([["body0"], [], ["head"]], "`layer_groups` must not hold an empty group"),
+    ([["nope"], ["head"]], "a group in `layer_groups` must be a layer .*Received: 'nope'"),
+])
+def test_layer_groups_that_do_not_fit_the_model_are_named_as_fine_tunes_argument(groups, match):
+    x = np.zeros((8, 4), "float32")
+    learner = ktlite.get_learner(_model(), (x, np.zeros(8, "int32")), batch_size=4, verbose=0)
+    with pytest.raises(ValueError, match=match):
+        learner.fine_tune(1, base_lr=1e-3, layer_groups=groups)
 
 
 def test_layers_the_user_froze_stay_frozen_and_flags_come_back_after_an_error():

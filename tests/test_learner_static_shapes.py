@@ -60,5 +60,10 @@ def test_static_batches_are_refused_or_flagged_when_impossible():
     batched = tf.data.Dataset.from_tensor_slices((x, y)).batch(BS)
     with pytest.warns(UserWarning, match="drop_remainder=True"):
         get_learner(_model(), batched, drop_remainder=True, verbose=0).fit_onecycle(1e-2, 1)
-    with pytest.raises(TypeError, match="drop_remainder='yes'"):
+    with pytest.raises(TypeError, match="`drop_remainder` must be True or False.*'yes'"):
         get_learner(_model(), (x, y), drop_remainder="yes")
+    # Checked before the model is prepared (a mixed-precision policy is global state).
+    with pytest.raises(TypeError, match="drop_remainder=1"):
+        get_learner(_model(), (x, y), drop_remainder=1, mixed_precision="mixed_float16")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert get_learner(_model(), (x, y), drop_remainder=np.bool_(True)).drop_remainder is True

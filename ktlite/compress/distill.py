@@ -26,6 +26,7 @@ validate, top_losses, predict, save_model) works on the student unchanged.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import keras
@@ -309,9 +310,10 @@ def distill(
         A `ktlite.learner.Learner` whose `model` is the student.
 
     Raises:
-        TypeError: if `teacher`/`student` are not models, or `temperature`, `alpha`,
+        TypeError: if `teacher`/`student` are not models, `temperature`, `alpha`,
             `batch_size`, `seed` or `soft_targets` has the wrong type (e.g.
-            `batch_size="32"` or `True`, `soft_targets=1`).
+            `batch_size="32"` or `True`, `soft_targets=1`), or a keyword argument is one
+            `get_learner` does not take (e.g. `epochs=3`), named before anything runs.
         ValueError: for `temperature <= 0`, `alpha` outside [0, 1], `batch_size < 1`, a
             negative `seed`, unknown `soft_targets`, teacher and student output shapes
             that differ, a teacher or student without a softmax output, `"precompute"`
@@ -332,6 +334,16 @@ def distill(
     batch_size = check_positive_int(batch_size, "batch_size")
     seed = check_seed(seed)
     check_choice(soft_targets, "soft_targets", SOFT_TARGET_MODES, allow_none=True)
+    # Before the student is recompiled and the teacher run: a misspelt option is refused
+    # while the user's model is as they left it.
+    taken = set(inspect.signature(get_learner).parameters) - {
+        "model", "train_data", "val_data", "batch_size", "seed"}
+    unknown = sorted(set(learner_kwargs) - taken)
+    if unknown:
+        raise TypeError(
+            f"`distill` passes its other keyword arguments to `ktlite.get_learner`, which "
+            f"does not take {unknown}. Accepted: {sorted(taken)}"
+        )
     teacher_model = _unwrap_model(teacher, "teacher")
     if not isinstance(student, keras.Model):
         raise TypeError(f"`student` must be a keras.Model. Received: student={student!r}")

@@ -65,7 +65,7 @@ def _weighted_layers(model: keras.Model) -> list:
 
 
 def layer_groups(
-    model: keras.Model, groups: Sequence[Any] | None = None
+    model: keras.Model, groups: Sequence[Any] | None = None, name: str = "groups"
 ) -> list[list[keras.layers.Layer]]:
     """Splits a model's layers into groups, from the input side to the head.
 
@@ -79,6 +79,7 @@ def layer_groups(
         model: a built `keras.Model`.
         groups: `None`, or a sequence of groups from input to head, each a layer, a layer
             name, or a list of those. Every layer with weights must be in exactly one group.
+        name: the argument name for error messages (`fine_tune` passes `"layer_groups"`).
 
     Returns:
         A list of lists of layers.
@@ -113,8 +114,8 @@ def layer_groups(
         return found
     if isinstance(groups, (str, keras.layers.Layer)) or not isinstance(groups, Sequence):
         raise TypeError(
-            "`groups` must be a list of groups (each a layer, a layer name or a list of "
-            f"them). Received: groups={groups!r}"
+            f"`{name}` must be a list of groups (each a layer, a layer name or a list of "
+            f"them). Received: {name}={groups!r:.80}"
         )
     by_name = {layer.name: layer for layer in weighted}
     result, seen = [], set()
@@ -124,26 +125,29 @@ def layer_groups(
         for item in members:
             if not isinstance(item, (str, keras.layers.Layer)):
                 raise TypeError(
-                    "Each group member must be a layer with weights of the model (or its "
-                    f"name). Received: {item!r:.80} of type {type(item).__name__}"
+                    f"Each member of a group in `{name}` must be a layer with weights of the "
+                    f"model (or its name). Received: {item!r:.80} of type {type(item).__name__}"
                 )
             layer = by_name.get(item) if isinstance(item, str) else item
             if layer is None or not any(layer is w for w in weighted):
                 raise ValueError(
-                    "Each group member must be a layer with weights of the model (or its "
-                    f"name). Received: {item!r}; layers with weights: {sorted(by_name)}"
+                    f"Each member of a group in `{name}` must be a layer with weights of the "
+                    f"model (or its name). Received: {item!r:.80}; layers with weights: "
+                    f"{sorted(by_name)}"
                 )
             if id(layer) in seen:
-                raise ValueError(f"Layer {layer.name!r} is in two groups.")
+                raise ValueError(f"`{name}`: layer {layer.name!r} is in two groups.")
             seen.add(id(layer))
             resolved.append(layer)
         if not resolved:
-            raise ValueError("`groups` must not hold an empty group.")
+            raise ValueError(f"`{name}` must not hold an empty group. Received: {name}="
+                             f"{groups!r:.80}")
         result.append(resolved)
     missing = [layer.name for layer in weighted if id(layer) not in seen]
     if missing:
         raise ValueError(
-            f"Every layer with weights must be in a group; these are in none: {missing}"
+            f"`{name}` must put every layer with weights in a group; these are in none: "
+            f"{missing}"
         )
     return result
 

@@ -127,6 +127,22 @@ def test_distill_rejects_wrong_types_and_out_of_range_values(kwargs, error, name
         distill(dense_classifier(), dense_classifier(), (x, y), **kwargs)
 
 
+def test_distill_refuses_an_option_get_learner_does_not_take_before_touching_the_student():
+    # `epochs=3` used to fail in `get_learner` after the student had been recompiled with
+    # the distillation loss and the teacher had run over the data.
+    x = np.zeros((8, 4), dtype="float32")
+    y = np.zeros((8,), dtype="int64")
+    student = dense_classifier()
+    student.compile("sgd", "sparse_categorical_crossentropy")
+    loss = student.loss
+    with pytest.raises(TypeError, match=r"does not take \['epochs', 'lr'\]\. Accepted: .*"
+                       r"'eval_batch_size'"):
+        distill(dense_classifier(), student, (x, y), epochs=3, lr=1e-3)
+    assert student.loss == loss == "sparse_categorical_crossentropy"
+    learner = distill(dense_classifier(), student, (x, y), eval_batch_size=4, verbose=0)
+    assert learner.eval_batch_size == 4
+
+
 def teacher_and_student(token_data, tiny_transformer):
     x, y = token_data
     teacher = tiny_transformer(embed_dim=32)

@@ -50,7 +50,7 @@ def test_explicit_groups_must_cover_every_layer_with_weights():
     assert [[x.name for x in g] for g in layer_groups(model, [["a"], "b"])] == [["a"], ["b"]]
     with pytest.raises(ValueError, match=r"in none: \['b'\]"):
         layer_groups(model, [["a"]])
-    with pytest.raises(ValueError, match="two groups"):
+    with pytest.raises(ValueError, match="`groups`: layer 'a' is in two groups"):
         layer_groups(model, ["a", ["a", "b"]])
     with pytest.raises(ValueError, match="nope"):
         layer_groups(model, ["a", "nope"])
@@ -65,7 +65,8 @@ def test_explicit_groups_must_cover_every_layer_with_weights():
     (None, None, "`model` must be a keras.Model. Received: model of type NoneType"),
     ("branches", "a", "`groups` must be a list of groups"),
     ("branches", 3, "`groups` must be a list of groups"),
-    ("branches", ["a", 3], "Each group member must be a layer .*Received: 3 of type int"),
+    ("branches", ["a", 3], "Each member of a group in `groups` must be a layer .*Received: 3 "
+     "of type int"),
     ("branches", [["a"], [None]], "Received: None of type NoneType"),
 ])
 def test_a_model_or_groups_of_the_wrong_type_are_a_type_error(model, groups, match):
