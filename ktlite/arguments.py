@@ -107,6 +107,29 @@ def check_instance(value: Any, cls: type, name: str) -> None:
         )
 
 
+def check_fitted(value: Any, cls: type, name: str = "preproc") -> None:
+    """Refuses a `value` that is not a fitted `cls`: another task's preprocessor, or unfitted.
+
+    Args:
+        value: what the user passed.
+        cls: the preprocessor class it must be an instance of (with an `is_fitted` flag).
+        name: the argument name for the error message.
+
+    Raises:
+        TypeError: if `value` is not an instance of `cls`.
+        ValueError: if it is one that has not been fitted.
+
+    Example:
+        >>> check_fitted(preproc, TextPreprocessor)
+    """
+    check_instance(value, cls, name)
+    if not value.is_fitted:
+        raise ValueError(
+            f"`{name}` must be a fitted {cls.__name__} (the one its loader returns). "
+            f"Received: an unfitted {cls.__name__}"
+        )
+
+
 def _integer(value: Any, name: str, minimum: int, expected: str,
              maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

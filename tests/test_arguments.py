@@ -6,6 +6,7 @@ import pytest
 from ktlite.arguments import (
     check_bool,
     check_choice,
+    check_fitted,
     check_float,
     check_instance,
     check_int,
@@ -113,3 +114,46 @@ def test_every_loader_checks_its_split_seed_and_verbose_the_same_way(family):
         load(verbose="x")
     with pytest.raises(ValueError, match="`verbose` must be 0 or 1. Received: verbose=7"):
         load(verbose=7)
+
+
+def _mask(preproc):
+    from ktlite.text.masking import TokenMasker
+    return TokenMasker(preproc)
+
+
+def _text_dataset(preproc):
+    from ktlite.text import text_dataset
+    return text_dataset(["a"], None, preproc)
+
+
+def _translation_model(preproc):
+    from ktlite.seq2seq import translation_model
+    return translation_model("transformer", preproc=preproc)
+
+
+def _causal_lm(preproc):
+    from ktlite.generation import causal_lm
+    return causal_lm("transformer", preproc=preproc)
+
+
+def _unfitted(family):
+    from ktlite.generation.data import LMPreprocessor
+    from ktlite.seq2seq.preprocessor import PairPreprocessor
+    from ktlite.text import TextPreprocessor
+    return {"text": lambda: TextPreprocessor(maxlen=8), "pairs": PairPreprocessor,
+            "lm": LMPreprocessor}[family]()
+
+
+@pytest.mark.parametrize("family, call", [
+    ("text", _mask), ("text", _text_dataset), ("pairs", _translation_model), ("lm", _causal_lm),
+])
+def test_an_unfitted_preprocessor_is_a_value_error_and_another_kind_a_type_error(family, call):
+    # The same two mistakes were TypeErrors in the translation and generation tasks and in
+    # `Backbone`, ValueErrors in the text loaders, `pretrain` and the table predictor.
+    with pytest.raises(ValueError, match=r"`preproc` must be a fitted \w+Preprocessor \(the "
+                                         r"one its loader returns\)\. Received: an unfitted"):
+        call(_unfitted(family))
+    with pytest.raises(TypeError, match="`preproc` must be"):
+        call(object())
+    with pytest.raises(TypeError, match="`preproc` must be of type Pre"):
+        check_fitted(object(), type("Pre", (), {}))

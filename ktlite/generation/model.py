@@ -9,7 +9,13 @@ import keras
 from ktlite._console import say
 from ktlite.generation.data import LMPreprocessor
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder
-from ktlite.arguments import check_choice, check_positive_int, check_rate, check_verbose
+from ktlite.arguments import (
+    check_choice,
+    check_fitted,
+    check_positive_int,
+    check_rate,
+    check_verbose,
+)
 from ktlite.seq2seq.models import compile_for_sequences, output_logits
 
 MODEL_NAMES = ("transformer",)
@@ -62,8 +68,7 @@ def causal_lm(
         >>> model = causal_lm("transformer", trn, preproc=preproc)
     """
     check_choice(name, "name", MODEL_NAMES)
-    if not isinstance(preproc, LMPreprocessor) or not preproc.is_fitted:
-        raise TypeError(f"`preproc` must be a fitted LMPreprocessor. Received: {preproc!r:.80}")
+    check_fitted(preproc, LMPreprocessor)
     if train_data is not None and getattr(train_data, "task", None) != "generation":
         raise TypeError(
             f"`train_data` must come from `texts_for_lm`. Received: {train_data!r:.80}"

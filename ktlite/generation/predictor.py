@@ -15,6 +15,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from ktlite.arguments import check_fitted
 from ktlite.generation.data import LMPreprocessor
 from ktlite.generation.model import DecoderOnlySteps
 from ktlite.seq2seq.decoding import DecodingOptions, check_max_length, decode
@@ -60,8 +61,7 @@ class GenerationPredictor(StringDecodingPredictor):
         self, model: keras.Model, preproc: LMPreprocessor, batch_size: int = 32,
         max_length: int = 32,
     ) -> None:
-        if not isinstance(preproc, LMPreprocessor) or not preproc.is_fitted:
-            raise TypeError(f"`preproc` must be a fitted LMPreprocessor. Received: {preproc!r:.80}")
+        check_fitted(preproc, LMPreprocessor)
         super().__init__(model, preproc, batch_size=batch_size)
         self._steps = DecoderOnlySteps(model)
         self._serving = (DecodingOptions(), check_max_length(max_length, preproc.maxlen))

@@ -23,6 +23,7 @@ import tensorflow as tf
 from ktlite.arguments import (
     check_bool,
     check_choice,
+    check_fitted,
     check_positive_int,
     check_rate,
     check_verbose,
@@ -31,6 +32,7 @@ from ktlite._console import say
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
 from ktlite.optimizers import default_optimizer
 from ktlite.seq2seq.losses import MaskedSequenceCrossentropy, MaskedTokenAccuracy
+from ktlite.seq2seq.preprocessor import PairPreprocessor
 
 MODEL_NAMES = ("transformer",)
 # The size arguments' defaults of `translation_model`, which a backbone's sizes replace.
@@ -41,11 +43,12 @@ SOURCE_NORM = "source_embedding_norm"
 
 
 def _check_preproc(preproc: Any) -> None:
-    if getattr(preproc, "task", None) != "seq2seq" or not getattr(preproc, "is_fitted", False):
+    if getattr(preproc, "task", None) != "seq2seq":  # a LMPreprocessor is a PairPreprocessor
         raise TypeError(
-            "`preproc` must be the fitted PairPreprocessor returned by a `pairs_from_*` "
-            f"loader. Received: preproc={preproc!r:.80}"
+            "`preproc` must be the PairPreprocessor returned by a `pairs_from_*` loader. "
+            f"Received: preproc of type {type(preproc).__name__}"
         )
+    check_fitted(preproc, PairPreprocessor)
 
 
 def _check_train_data(train_data: Any, preproc: Any) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import compat
-from ktlite.arguments import check_choice
+from ktlite.arguments import check_choice, check_fitted
 from ktlite.predictor import Predictor
 from ktlite.seq2seq.decoding import METHODS, DecodingOptions, check_max_length
 from ktlite.seq2seq.inference import translate_strings
@@ -185,10 +185,7 @@ class TranslationPredictor(StringDecodingPredictor):
         beam_width: int = 1,
         max_length: int | None = None,
     ) -> None:
-        if not isinstance(preproc, PairPreprocessor) or not preproc.is_fitted:
-            raise TypeError(
-                f"`preproc` must be a fitted PairPreprocessor. Received: preproc={preproc!r:.80}"
-            )
+        check_fitted(preproc, PairPreprocessor)
         super().__init__(model, preproc, batch_size=batch_size)
         self._steps = EncoderDecoderSteps(model)
         self._serving = (

@@ -13,7 +13,7 @@ import tensorflow as tf
 # Registers the layers that saved table models refer to, before any load_model.
 import ktlite.layers  # noqa: F401
 import ktlite.tabular.layers  # noqa: F401
-from ktlite.arguments import check_instance
+from ktlite.arguments import check_fitted
 from ktlite.classifier import ClassifierPredictor
 from ktlite.columns import is_series
 from ktlite.tabular.preprocessor import CONFIG_FILE, TabularPreprocessor
@@ -72,12 +72,7 @@ class TabularPredictor(ClassifierPredictor):
         return self.preproc.raw_batch(columns, "inputs"), single
 
     def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:
-        check_instance(preproc, TabularPreprocessor, "preproc")
-        if not preproc.is_fitted:
-            raise ValueError(
-                "`preproc` must be a fitted TabularPreprocessor (from `tabular_from_*`). "
-                "Received: an unfitted TabularPreprocessor"
-            )
+        check_fitted(preproc, TabularPreprocessor)
         expected = {
             "numeric": len(preproc.numeric),
             "missing": len(preproc.numeric),

@@ -30,6 +30,7 @@ import keras
 # Registers the layers a saved encoder refers to, before any load_model.
 import ktlite.layers  # noqa: F401
 from ktlite import saving
+from ktlite.arguments import check_fitted
 from ktlite.text.preprocessor import CONFIG_FILE, VOCAB_FILE, TextPreprocessor
 
 __all__ = [
@@ -61,10 +62,7 @@ class Backbone:
                  info: dict[str, Any] | None = None) -> None:
         if not isinstance(encoder, keras.Model):
             raise TypeError(f"`encoder` must be a keras.Model. Received: encoder={encoder!r}")
-        if not isinstance(preproc, TextPreprocessor) or not preproc.is_fitted:
-            raise TypeError(
-                f"`preproc` must be a fitted TextPreprocessor. Received: preproc={preproc!r}"
-            )
+        check_fitted(preproc, TextPreprocessor)
         self.encoder = encoder
         self.preproc = preproc
         self.info = dict(info or {})

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_bool, check_int, check_seed, check_verbose
+from ktlite.arguments import check_bool, check_fitted, check_int, check_seed, check_verbose
 from ktlite.columns import (
     examples_from_frame,
     label_column_list,
@@ -200,9 +200,7 @@ def text_dataset(texts: Sequence[str], labels: Any, preproc: TextPreprocessor) -
         >>> test = text_dataset(x_test, y_test, preproc)
         >>> learner.validate(test)
     """
-    TextPreprocessor.check_instance(preproc)
-    if not preproc.is_fitted:
-        raise ValueError("`preproc` has no vocabulary yet: fit it (or use a loader) first.")
+    check_fitted(preproc, TextPreprocessor)
     texts = validate_texts(texts, "texts")
     y = preproc.encode_labels_of(labels, len(texts), "text")
     return _text_dataset(texts, y, preproc)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_bool, check_float, check_seed
+from ktlite.arguments import check_bool, check_fitted, check_float, check_seed
 from ktlite.text.preprocessor import (
     CLS_ID,
     CONTINUATION_PREFIX,
@@ -40,6 +40,7 @@ from ktlite.text.preprocessor import (
     PAD_ID,
     SEP_ID,
     SPECIAL_TOKENS,
+    TextPreprocessor,
 )
 
 __all__ = ["TokenMasker", "check_mask_rate", "max_predictions"]
@@ -115,11 +116,7 @@ class TokenMasker:
                  seed: int | None = None) -> None:
         import tensorflow as tf
 
-        if not getattr(preproc, "is_fitted", False):
-            raise ValueError(
-                "`preproc` must be a fitted TextPreprocessor (with a vocabulary). "
-                f"Received: preproc={preproc!r}"
-            )
+        check_fitted(preproc, TextPreprocessor)
         rate = check_mask_rate(rate, "rate")
         check_bool(whole_word, "whole_word")
         check_seed(seed)

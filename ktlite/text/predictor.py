@@ -13,7 +13,8 @@ import tensorflow as tf
 import ktlite.layers  # noqa: F401
 import ktlite.text.models  # noqa: F401
 from ktlite.classifier import ClassifierPredictor
-from ktlite.text.preprocessor import check_texts
+from ktlite.arguments import check_fitted
+from ktlite.text.preprocessor import TextPreprocessor, check_texts
 
 
 class TextPredictor(ClassifierPredictor):
@@ -75,11 +76,7 @@ class TextPredictor(ClassifierPredictor):
         return check_texts(inputs, "texts")
 
     def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:
-        if not getattr(preproc, "vocab", None) or not getattr(preproc, "maxlen", None):
-            raise ValueError(
-                "`preproc` has no vocabulary yet: fit it (or use the one returned by "
-                f"`texts_from_*`). Received: preproc={preproc!r}"
-            )
+        check_fitted(preproc, TextPreprocessor)
         if len(model.inputs) != 1:
             raise ValueError(
                 f"A text model must take one input (token ids). Received a model with "
@@ -123,8 +120,6 @@ class TextPredictor(ClassifierPredictor):
 
     @classmethod
     def _load_preprocessor(cls, folder: Path) -> Any:
-        from ktlite.text.preprocessor import TextPreprocessor
-
         return TextPreprocessor.load(str(folder))
 
     def explain(self, text: str, top_k: int = 10, as_html: bool = False) -> Any:

@@ -25,7 +25,7 @@ import keras
 from keras import ops
 
 from ktlite._console import say
-from ktlite.arguments import check_instance
+from ktlite.arguments import check_fitted
 from ktlite.learner import Learner
 from ktlite.optimizers import default_optimizer
 from ktlite.text.backbone import Backbone
@@ -287,12 +287,7 @@ def pretrain(
         preproc = TextPreprocessor(maxlen=maxlen, vocab_size=vocab_size)
         preproc.fit_vocab(texts, verbose=verbose)
     else:
-        check_instance(preproc, TextPreprocessor, "preproc")
-        if not preproc.is_fitted:
-            raise ValueError(
-                "`preproc` must be a fitted TextPreprocessor or None. Received: an unfitted "
-                "TextPreprocessor"
-            )
+        check_fitted(preproc, TextPreprocessor)
     masker = TokenMasker(preproc, rate=mask_rate, whole_word=whole_word, seed=seed)
     model = masked_lm_model(
         preproc, embed_dim=embed_dim, num_heads=num_heads,

@@ -200,7 +200,7 @@ def test_model_for_another_maxlen_or_vocabulary_is_refused(trained):
 
 def test_unfitted_preprocessor_is_refused(trained):
     unfitted = TextPreprocessor(maxlen=10).fit_labels(["neg", "pos"])
-    with pytest.raises(ValueError, match="`preproc` has no vocabulary yet"):
+    with pytest.raises(ValueError, match="`preproc` must be a fitted TextPreprocessor.*unfitted"):
         ktlite.get_predictor(trained[0], unfitted)
 
 
