@@ -15,7 +15,9 @@ shuffling and (later) distribution are decided in one place. Supported inputs:
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,14 +75,20 @@ class TaskDataset:
             after the transform (e.g. random image flips), only where `make_dataset` is
             asked to (`augment=True`, as `Learner` does for training batches), so
             evaluation and prediction never see it. `None` (default): no augmentation.
+        preproc: the fitted preprocessor whose `transform` and labels these are (any
+            object with `save(folder)`), or `None`. Two loader calls each fit their own
+            (vocabulary, categories, scaling, classes): `Learner` refuses validation data
+            whose preprocessor saves another state than the training data's (see
+            `encoded_like`), which a right model would score as wrong. A task whose
+            datasets each encode their inputs correctly on their own (images) leaves it out.
 
     Raises:
         ValueError: if `x` is empty, `y` has a different number of samples than `x`,
             `lengths` is not one non-negative int per sample, or `sequence_labels` is set
             without `lengths` or without `y` of at least two dimensions.
         TypeError: if `transform`, `reporter`, `reader` or `augment` is not callable,
-            `self_supervised` or `sequence_labels` is not a bool, or `lengths` is given
-            without a `transform`.
+            `self_supervised` or `sequence_labels` is not a bool, `lengths` is given
+            without a `transform`, or `preproc` has no `save` method.
 
     Example:
         >>> trn = TaskDataset(np.array(["good", "bad"], dtype=object), np.array([1, 0]),
@@ -101,6 +109,7 @@ class TaskDataset:
         sequence_labels: bool = False,
         reader: Callable[[Any, Any], TaskDataset] | None = None,
         augment: Callable[[Any], Any] | None = None,
+        preproc: Any = None,
     ) -> None:
         self_supervised = check_bool(self_supervised, "self_supervised")
         sequence_labels = check_bool(sequence_labels, "sequence_labels")
@@ -113,6 +122,11 @@ class TaskDataset:
                             ("augment", augment)):
             if value is not None and not callable(value):
                 raise TypeError(f"`{name}` must be callable or None. Received: {name}={value!r}")
+        if preproc is not None and not callable(getattr(preproc, "save", None)):
+            raise TypeError(
+                "`preproc` must be a preprocessor with a `save(folder)` method or None. "
+                f"Received: preproc of type {type(preproc).__name__}"
+            )
         if lengths is not None and transform is None:
             raise TypeError(
                 "`lengths` needs a `transform` that pads to a given width. "
@@ -135,6 +149,7 @@ class TaskDataset:
         self.reporter = reporter
         self.reader = reader
         self.augment = augment
+        self.preproc = preproc
         self.self_supervised = self_supervised
         self.sequence_labels = sequence_labels
         if self.sequence_labels and (
@@ -175,8 +190,8 @@ class TaskDataset:
             indices: int positions, e.g. a permutation.
 
         Returns:
-            A new `TaskDataset` sharing `transform`, `task`, `reporter`, `reader` and
-            `augment`; lengths follow their examples.
+            A new `TaskDataset` sharing `transform`, `task`, `reporter`, `reader`,
+            `augment` and `preproc`; lengths follow their examples.
 
         Example:
             >>> shortest_first = data.subset(np.argsort(data.lengths, kind="stable"))
@@ -198,7 +213,29 @@ class TaskDataset:
             sequence_labels=self.sequence_labels,
             reader=self.reader,
             augment=self.augment,
+            preproc=self.preproc,
         )
+
+    def encoded_like(self, other: TaskDataset) -> bool:
+        """Whether `other`'s examples were encoded as this dataset's (the same preprocessor).
+
+        The same preprocessor object, or one that saves the same files (e.g. a reloaded
+        copy), encodes alike; so does data whose preprocessor either side does not know.
+
+        Args:
+            other: another `TaskDataset`.
+
+        Returns:
+            False only when both know their preprocessors and those save different states.
+
+        Example:
+            >>> trn.encoded_like(text_dataset(x_test, y_test, preproc))
+            True
+        """
+        mine, theirs = self.preproc, getattr(other, "preproc", None)
+        if mine is None or theirs is None or mine is theirs:
+            return True
+        return _saved_state(mine) == _saved_state(theirs)
 
     def __len__(self) -> int:
         return num_samples(self.x, name="x")
@@ -464,6 +501,15 @@ def _gather_pipeline(
     # cost about 5 s on the first dataset of a process (a text or translation task).
     take = tf.autograph.experimental.do_not_convert(take)
     return indices.map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _saved_state(preproc: Any) -> dict[str, bytes]:
+    """The files `preproc.save` writes, by name (its whole fitted state)."""
+    with tempfile.TemporaryDirectory(prefix="ktlite-state-") as folder:
+        preproc.save(folder)
+        root = Path(folder)
+        return {str(path.relative_to(root)): path.read_bytes()
+                for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 def make_dataset(

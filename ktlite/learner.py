@@ -234,27 +234,36 @@ class Learner:
             self.model, data if read is None else read, name,
             lambda d: self._dataset(d, training=False)[0],
         )
-        self._check_classes(checked, name)
+        self._check_encoding(checked, name)
         return checked
 
-    def _check_classes(self, data: Any, name: str) -> None:
-        """Refuses data whose label ids stand for other classes than the training data's.
+    def _check_encoding(self, data: Any, name: str) -> None:
+        """Refuses data encoded by another preprocessor than the training data's.
 
-        Two loader calls each fit their own classes (from their own labels), so the id 0
-        of a separately loaded validation set may be another class than the training
-        data's id 0: judged together, a right model would score as wrong.
+        Two loader calls each fit their own classes, vocabulary, categories or scaling, so
+        the class id 0 or the category id 3 of a separately loaded validation set may stand
+        for something else than in the training data: judged together, a right model would
+        score as wrong.
         """
-        trained = encoded_class_names(getattr(self, "train_data", None))
-        given = encoded_class_names(data)
-        if name == "train_data" or trained is None or given is None or given == trained:
+        trained = getattr(self, "train_data", None)
+        if name == "train_data" or not isinstance(trained, TaskDataset):
+            return
+        classes, given = encoded_class_names(trained), encoded_class_names(data)
+        if classes is not None and given is not None and given != classes:
+            what = (f"other classes than the training data ({preview_values(given, 8)} "
+                    f"against {preview_values(classes, 8)}): its label ids would be read as "
+                    "the training data's classes")
+        elif isinstance(data, TaskDataset) and not trained.encoded_like(data):
+            what = ("another preprocessor than the training data's, fitted on its own "
+                    "examples (its own vocabulary, categories or scaling): the model would "
+                    "read its inputs as the training data's")
+        else:
             return
         raise ValueError(
-            f"`{name}` was encoded with other classes than the training data "
-            f"({preview_values(given, 8)} against {preview_values(trained, 8)}): its label ids "
-            "would be read as the training data's classes. Build it with the training data's "
+            f"`{name}` was encoded with {what}. Build it with the training data's "
             "preprocessor (the loader's validation arguments, e.g. `x_test`, or the task's "
             "`*_dataset(x, y, preproc)`), or pass the raw examples `(x, y)`, which the "
-            "learner reads with the training data's classes."
+            "learner reads with the training data's preprocessor."
         )
 
     def _read_raw(self, x: Any, y: Any, name: str) -> TaskDataset | None:

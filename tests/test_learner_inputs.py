@@ -404,3 +404,43 @@ def test_validation_data_encoded_with_other_classes_is_refused():
         learner.top_losses(3, val_data=_encoded(x[y < 2], train_names[y < 2]))
     # Raw examples, or data that does not say, are taken.
     learner.validate(val_data=(x, y), print_report=False)
+
+
+# --------------------------------------------------------------------- the preprocessor's state
+class _Scaler:
+    """A toy preprocessor: its state is one scale, saved as a file."""
+
+    def __init__(self, scale):
+        self.scale = scale
+        self.saves = 0
+
+    def save(self, folder):
+        self.saves += 1
+        with open(f"{folder}/scale.json", "w") as handle:
+            handle.write(str(self.scale))
+
+    def data(self, x, y):
+        return TaskDataset(x, y, transform=lambda batch: batch * self.scale, preproc=self)
+
+
+def test_validation_data_encoded_by_another_preprocessor_state_is_refused():
+    # Two loader calls each fit their own state (e.g. a table's categories and scaling): a
+    # second call's data scored 0.00 on a model that scores 1.00 on the same rows.
+    x, y = _data()
+    mine = _Scaler(2.0)
+    trn = mine.data(x, y)
+    message = (r"`val_data` was encoded with another preprocessor than the training data's, "
+               r"fitted on its own examples.*`\*_dataset\(x, y, preproc\)`")
+    with pytest.raises(ValueError, match=message):
+        get_learner(_model(), trn, _Scaler(3.0).data(x, y), verbose=0)
+    mine.saves = 0
+    learner = get_learner(_model(), trn, mine.data(x, y), verbose=0)
+    assert mine.saves == 0  # the same object: nothing to compare
+    with pytest.raises(ValueError, match=message):
+        learner.validate(val_data=_Scaler(0.5).data(x, y), print_report=False)
+    # A copy that saves the same state (e.g. reloaded from disk) encodes alike.
+    learner.validate(val_data=_Scaler(2.0).data(x, y), print_report=False)
+    assert trn.subset([0, 1]).preproc is mine
+    assert trn.encoded_like(TaskDataset(x, y)) and not trn.encoded_like(_Scaler(1.0).data(x, y))
+    with pytest.raises(TypeError, match="`preproc` must be a preprocessor with a `save"):
+        TaskDataset(x, y, preproc=object())

@@ -179,7 +179,8 @@ def lm_dataset(texts: Sequence[str], preproc: LMPreprocessor) -> Any:
                        sequence_labels=True, reporter=perplexity_reporter(preproc),
                        reader=self_labelled_reader(
                            functools.partial(lm_dataset, preproc=preproc),
-                           "A language model's labels are its texts' next tokens"))
+                           "A language model's labels are its texts' next tokens"),
+                       preproc=preproc)
 
 
 def texts_for_lm(

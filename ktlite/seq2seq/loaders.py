@@ -94,6 +94,7 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
         lengths=lengths,
         sequence_labels=True,
         reader=functools.partial(pair_dataset, preproc=preproc),
+        preproc=preproc,
     )
 
 

@@ -158,7 +158,8 @@ def _table_dataset(raw: dict[str, np.ndarray], y: Any, preproc: TabularPreproces
 
     return TaskDataset(raw, y, preproc.transform, task="tabular",
                        reporter=classification_reporter(preproc.labels),
-                       reader=functools.partial(tabular_dataset, preproc=preproc))
+                       reader=functools.partial(tabular_dataset, preproc=preproc),
+                       preproc=preproc)
 
 
 def _columns_length(columns: Mapping[str, Any], name: str) -> int:
@@ -290,13 +291,16 @@ def tabular_from_array(
 
     Args:
         x_train: features of shape ``(rows, features)``: numbers, strings or a mixed
-            object array (None/NaN for missing values).
+            object array (None/NaN for missing values), or a pandas DataFrame.
         y_train: one label per row (class names or ids, floats for regression, a one-hot
             or 0/1 matrix; see `ktlite.labels`).
-        x_test: validation features; when None, `val_pct` of the rows are held out.
+        x_test: validation features; when None, `val_pct` of the rows are held out. An
+            array is read by position, its columns in `x_train`'s order; a DataFrame by
+            column name, in any order, its names those of `x_train` (a DataFrame's
+            own names, else the feature names).
         y_test: validation labels, required with `x_test`.
-        feature_names: a name per column (default ``f0, f1, ...``); rows given to the
-            predictor as dicts use these names.
+        feature_names: a name per column (default: a DataFrame's column names, else
+            ``f0, f1, ...``); rows given to the predictor as dicts use these names.
         val_pct: the share held out when `x_test` is None (default 0.1; 0: no validation data).
         numeric_columns: columns forced numeric (by name).
         categorical_columns: columns forced categorical (by name).
@@ -311,7 +315,8 @@ def tabular_from_array(
 
     Raises:
         ValueError: for arrays that are not 2-D, lengths that differ, `x_test` without
-            `y_test`, or any error `tabular_from_df` raises.
+            `y_test`, an `x_test` DataFrame whose column names are not `x_train`'s (the
+            missing and unexpected ones named), or any error `tabular_from_df` raises.
 
     Example:
         >>> from sklearn.datasets import load_wine
@@ -321,14 +326,24 @@ def tabular_from_array(
     if (x_test is None) != (y_test is None):
         raise ValueError("`x_test` and `y_test` must be given together.")
     train = _columns.array_columns(x_train, feature_names, "x_train")
-    val = (None if x_test is None
-           else _columns.array_columns(x_test, list(train), "x_test", "x_train"))
+    val = None if x_test is None else _test_columns(x_test, x_train, list(train))
     return _from_columns(
         train, y_train, val, y_test, [], val_pct=val_pct, random_state=random_state,
         numeric_columns=numeric_columns, categorical_columns=categorical_columns,
         max_categories=max_categories, label_mode=label_mode, class_names=class_names,
         verbose=verbose,
     )
+
+
+def _test_columns(x_test: Any, x_train: Any, names: list[str]) -> dict[str, np.ndarray]:
+    """`x_test`'s columns under the training names `names`: a DataFrame by column name
+    (x_train's own column names when it is a DataFrame, else `names`), as a predictor
+    reads it; an array by position."""
+    if not _columns.is_frame(x_test):
+        return _columns.array_columns(x_test, names, "x_test", "x_train")
+    expected = [str(c) for c in x_train.columns] if _columns.is_frame(x_train) else names
+    found = _columns.frame_columns_by_name(x_test, expected, "x_test", "x_train")
+    return dict(zip(names, found.values()))
 
 
 def _read_csv(path: Any, sep: str, encoding: str, arg: str,

@@ -218,6 +218,7 @@ def _text_dataset(texts: list[str], y: np.ndarray | None, preproc: TextPreproces
         reporter=classification_reporter(preproc.labels),
         lengths=preproc.sequence_lengths,
         reader=functools.partial(text_dataset, preproc=preproc),
+        preproc=preproc,
     )
 
 

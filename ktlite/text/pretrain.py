@@ -299,7 +299,8 @@ def pretrain(
                            reporter=_masked_lm_reporter, self_supervised=True,
                            lengths=preproc.sequence_lengths, reader=self_labelled_reader(
                                lambda items: data(validate_texts(items, "texts")),
-                               "Masked-LM pretraining makes its targets from the texts"))
+                               "Masked-LM pretraining makes its targets from the texts"),
+                           preproc=preproc)
 
     if verbose:
         say(f"masked-LM pretraining: {len(texts):,} texts, vocabulary {preproc.vocab_size}, "

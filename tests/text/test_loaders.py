@@ -342,3 +342,23 @@ def test_labels_that_are_no_list_and_a_single_class_name_are_type_errors(tmp_pat
         (tmp_path / "train" / cls / "a.txt").write_text(f"a {cls} text")
     with pytest.raises(TypeError, match=r"not one string. .* pass \['neg', ...\]"):
         texts_from_folder(tmp_path, class_names="neg", verbose=0)
+
+
+def test_texts_loaded_by_a_second_loader_call_are_refused_as_validation_data(tmp_path):
+    # A second `texts_from_array` call learns its own vocabulary: its token ids stand for
+    # other pieces, and a model trained on the first call's would read them wrongly.
+    import ktlite
+    from ktlite.text import text_classifier
+
+    x, y = _corpus()
+    trn, _, preproc = texts_from_array(x, y, val_pct=0, **KW)
+    test, _, _ = texts_from_array(x[::3], y[::3], val_pct=0, **KW)
+    assert test.preproc.vocab != preproc.vocab and test.preproc.class_names == preproc.class_names
+    model = text_classifier("fasttext", trn, preproc=preproc, verbose=0)
+    learner = ktlite.get_learner(model, trn, verbose=0)
+    with pytest.raises(ValueError, match="`val_data` was encoded with another preprocessor"):
+        learner.validate(val_data=test, print_report=False)
+    # The same preprocessor reloaded from disk encodes alike.
+    preproc.save(tmp_path / "pre")
+    reloaded = TextPreprocessor.load(tmp_path / "pre")
+    learner.validate(val_data=text_dataset(x[:40], y[:40], reloaded), print_report=False)
