@@ -102,30 +102,73 @@ def array_columns(x: Any, feature_names: Sequence[str] | None, name: str,
             "`feature_names` must be a list of column names. "
             f"Received: feature_names={feature_names!r:.80}"
         )
-    if feature_names is None and names_from == "feature_names" and hasattr(x, "columns"):
-        feature_names = list(x.columns)  # a DataFrame keeps its names
-    arr = np.asarray(x)
-    if arr.dtype.kind in "US" and not isinstance(x, np.ndarray):
-        # Rows mixing numbers and text ([[41, "Rome"], ...]): numpy would make every cell
-        # text; keep each cell's own type so numeric columns stay numeric.
-        arr = np.array(x, dtype=object)
-    if arr.ndim != 2:
-        raise ValueError(
-            f"`{name}` must be 2-D (rows, features). Received: {name} with shape {arr.shape}"
-        )
-    names = [f"f{i}" for i in range(arr.shape[1])] if feature_names is None else feature_names
+    if is_frame(x):
+        # Column by column: np.asarray(frame) would widen a float32 column beside an int
+        # one to float64 (0.1 -> 0.10000000149011612) and mixed columns to Python objects.
+        found = frame_columns(x, name)
+        if feature_names is None and names_from == "feature_names":
+            feature_names = list(found)  # a DataFrame keeps its names
+        cells = list(found.values())
+    else:
+        arr = np.asarray(x)
+        if arr.dtype.kind in "US" and not isinstance(x, np.ndarray):
+            # Rows mixing numbers and text ([[41, "Rome"], ...]): numpy would make every
+            # cell text; keep each cell's own type so numeric columns stay numeric.
+            arr = np.array(x, dtype=object)
+        if arr.ndim != 2:
+            raise ValueError(
+                f"`{name}` must be 2-D (rows, features). Received: {name} with shape {arr.shape}"
+            )
+        cells = [arr[:, i] for i in range(arr.shape[1])]
+    names = [f"f{i}" for i in range(len(cells))] if feature_names is None else feature_names
     names = [str(c) for c in names]
-    if names_from != "feature_names" and len(names) != arr.shape[1]:
+    if names_from != "feature_names" and len(names) != len(cells):
         raise ValueError(
             f"`{name}` must have the {len(names)} columns of `{names_from}`. Received: "
-            f"{name} with {arr.shape[1]} columns"
+            f"{name} with {len(cells)} columns"
         )
-    if len(names) != arr.shape[1] or len(set(names)) != len(names):
+    if len(names) != len(cells) or len(set(names)) != len(names):
         raise ValueError(
-            f"`feature_names` must name each of the {arr.shape[1]} columns of `{name}` once. "
+            f"`feature_names` must name each of the {len(cells)} columns of `{name}` once. "
             f"Received: feature_names={feature_names!r}"
         )
-    return {c: arr[:, i] for i, c in enumerate(names)}
+    return dict(zip(names, cells))
+
+
+def frame_columns_by_name(df: Any, expected: Sequence[str], name: str,
+                          names_from: str) -> dict[str, np.ndarray]:
+    """The columns `expected` of a DataFrame, read by name and returned in that order.
+
+    Args:
+        df: a pandas DataFrame (or any object with ``columns`` and column indexing).
+        expected: the column names `df` must have, in any order, and no others.
+        name: the argument name used in messages.
+        names_from: what the names come from, for messages (e.g. ``"x_train"``).
+
+    Returns:
+        ``{column name: 1-D array}`` in the order of `expected`.
+
+    Raises:
+        ValueError: if `df` is not a DataFrame, repeats a column name, lacks a column of
+            `expected` or has one more (both named).
+
+    Example:
+        >>> list(frame_columns_by_name(pd.DataFrame({"b": [1], "a": [2]}), ["a", "b"],
+        ...                            "x_test", "x_train"))
+        ['a', 'b']
+    """
+    found = frame_columns(df, name)
+    expected = [str(c) for c in expected]
+    missing = [c for c in expected if c not in found]
+    unexpected = [c for c in found if c not in expected]
+    if missing or unexpected:
+        raise ValueError(
+            f"`{name}` must have the columns of `{names_from}`, {expected}, in any order "
+            f"(a DataFrame is read by column name). Received: {name} lacking {missing} and "
+            f"with unexpected columns {unexpected}. To read its columns by position instead, "
+            f"pass {name}.to_numpy()."
+        )
+    return {c: found[c] for c in expected}
 
 
 def row_columns(rows: Sequence[Any], expected: Sequence[str], name: str) -> dict[str, list[Any]]:
@@ -260,7 +303,9 @@ def category_text(value: Any) -> str:
     """The text a categorical cell is known by: whole floats as ints, missing as ``""``,
     dates and times in ISO form (``2020-01-02``, ``2020-01-02T10:30:00``), whichever type
     holds them (numpy, pandas, `datetime`), so a JSON request's date string matches;
-    durations as their seconds, like numbers (``"3600"``).
+    durations as their seconds, like numbers (``"3600"``). A float32 (or float16) value is
+    written as its shortest text, ``"0.1"`` rather than the widened
+    ``"0.10000000149011612"``, so a dict or JSON row sending 0.1 matches it.
 
     Example:
         >>> category_text(3.0), category_text("Rome"), category_text(None)
@@ -281,6 +326,10 @@ def category_text(value: Any) -> str:
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real):
+        if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+            # float32 0.1 widened is 0.10000000149011612; its shortest text ("0.1", as a
+            # dict or JSON row sends it) is the category.
+            value = str(value)
         number = float(value)
         return str(int(number)) if number.is_integer() else repr(number)
     if isinstance(value, bytes):

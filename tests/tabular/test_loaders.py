@@ -88,6 +88,23 @@ def test_a_frame_given_as_an_array_keeps_its_column_names():
     assert preproc.numeric_columns == ["age"] and preproc.categorical_columns == ["city"]
 
 
+def test_a_validation_frame_is_read_by_column_name_not_position():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(0, 1, 40), "b": rng.normal(100, 1, 40)})
+    labels = (frame["a"] > 0).astype(int).to_numpy()
+    _, val, preproc = tabular_from_array(frame, labels, x_test=frame[:8][["b", "a"]],
+                                         y_test=labels[:8], verbose=0)
+    assert preproc.numeric_columns == ["a", "b"]
+    np.testing.assert_allclose(val.x["numeric"], frame[:8][["a", "b"]], rtol=1e-6)
+    # A plain array stays positional, in x_train's column order.
+    _, val, _ = tabular_from_array(frame, labels, x_test=frame[:8].to_numpy(),
+                                   y_test=labels[:8], verbose=0)
+    np.testing.assert_allclose(val.x["numeric"], frame[:8][["a", "b"]], rtol=1e-6)
+    other = frame[:8].rename(columns={"a": "foo"})
+    with pytest.raises(ValueError, match=r"`x_test`.*\['a'\].*\['foo'\]"):
+        tabular_from_array(frame, labels, x_test=other, y_test=labels[:8], verbose=0)
+
+
 def test_csv_reads_ints_floats_text_and_empty_cells(tmp_path):
     path = tmp_path / "t.csv"
     rows = ["age,city,score,label"] + [

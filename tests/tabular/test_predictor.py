@@ -14,6 +14,7 @@ from folders import rehash
 from ktlite.tabular import (
     tabular_classifier,
     tabular_dataset,
+    tabular_from_array,
     tabular_from_df,
     tabular_regressor,
 )
@@ -121,6 +122,26 @@ def test_unseen_categories_and_missing_numbers_are_answered(predictor):
     none = predictor.predict_proba({"x": None, "city": "Rome", "noise": 5.0})
     np.testing.assert_allclose(gap, none)
     assert np.isfinite(gap).all()
+
+
+def test_a_float32_category_predicts_alike_from_a_frame_a_dict_and_json():
+    rng = np.random.default_rng(0)
+    rate = rng.choice(np.array([0.1, 0.2, 0.7], dtype=np.float32), 200)
+    frame = pd.DataFrame({"x": rng.normal(size=200).astype(np.float32),
+                          "n": rng.integers(0, 5, 200), "rate": rate})
+    labels = np.where(rate > 0.15, "a", "b")
+    trn, val, preproc = tabular_from_array(frame, labels, categorical_columns=["rate"],
+                                           verbose=0)
+    assert sorted(preproc.categorical[0]["categories"]) == ["0.1", "0.2", "0.7"]
+    model = tabular_classifier("mlp", trn, preproc=preproc, verbose=0)
+    ktlite.get_learner(model, trn, val, verbose=0).fit_onecycle(3e-2, 3, verbose=0)
+    predictor = ktlite.get_predictor(model, preproc)
+    rows = [{"x": float(x), "n": int(n), "rate": round(float(r), 6)}  # 0.1, as a client sends
+            for x, n, r in frame.head(6).itertuples(index=False)]
+    expected = predictor.predict_proba(frame.head(6))
+    np.testing.assert_allclose(predictor.predict_proba(rows), expected, atol=1e-6)
+    sent = predictor.inputs_from_json(json.loads(json.dumps(rows)))
+    np.testing.assert_allclose(predictor.predict_proba(sent), expected, atol=1e-6)
 
 
 def test_save_load_keeps_the_answers_and_refuses_an_edited_file(predictor, tmp_path):

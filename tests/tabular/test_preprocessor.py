@@ -116,6 +116,33 @@ def test_dates_and_huge_numbers_are_read_alike_from_any_source(table):
         transform(preproc, [{**base, "x": 10**400, "day": "2020-01-03"}])
 
 
+def test_a_float32_category_is_known_by_its_shortest_text_from_any_source():
+    import pandas as pd
+
+    rate = np.array([0.1, 0.2, 0.7, 3.0] * 10, dtype=np.float32)
+    df = pd.DataFrame({"x": np.arange(40, dtype=np.float32), "rate": rate})
+    _, _, preproc = tabular_from_df(df.assign(y=[0, 1] * 20), "y",
+                                    categorical_columns=["rate"], val_pct=0, verbose=0)
+    assert sorted(preproc.categorical[0]["categories"]) == ["0.1", "0.2", "0.7", "3"]
+    from_frame = transform(preproc, df.head(4))["categorical"][:, 0]
+    from_dicts = transform(preproc, [{"x": 0.0, "rate": v} for v in (0.1, 0.2, 0.7, 3)])
+    from_json = transform(preproc, json.loads('[{"x": 0, "rate": 0.1}, {"x": 0, "rate": 0.2},'
+                                              '{"x": 0, "rate": 0.7}, {"x": 0, "rate": 3.0}]'))
+    assert 0 not in from_frame.tolist()
+    np.testing.assert_array_equal(from_dicts["categorical"][:, 0], from_frame)
+    np.testing.assert_array_equal(from_json["categorical"][:, 0], from_frame)
+
+
+def test_float64_and_int_categories_keep_their_text():
+    from ktlite.tabular.columns import category_text
+
+    assert [category_text(v) for v in (3.0, 3, np.float64(0.1), np.int64(7), 2.5, 1e20)] == [
+        "3", "3", "0.1", "7", "2.5", "100000000000000000000"]
+    assert category_text(np.float64(np.float32(0.1))) == "0.10000000149011612"
+    assert [category_text(np.float32(v)) for v in (0.1, 3.0, 1e20, -0.0)] == [
+        "0.1", "3", "100000000000000000000", "0"]
+
+
 def test_load_refuses_an_invalid_file_and_names_it(preproc, tmp_path):
     preproc.save(tmp_path)
     config = json.loads((tmp_path / "preprocessor.json").read_text())
