@@ -13,9 +13,11 @@ Keras to wait for a step to finish.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -238,10 +240,14 @@ class BestWeights(keras.callbacks.Callback):
             time it improves.
         min_delta: smallest change that counts as an improvement.
         verbose: 1 to report early stopping and restoring.
+        saving_context: a function returning the context each checkpoint is written in,
+            e.g. the running `PolicyCallback`'s `configured_rate`, so that the file
+            records the optimizer's own learning rate rather than the schedule's rate of
+            that epoch's last step. `None`: saved as the model is.
 
     Raises:
-        TypeError: for a `monitor` that is not a string, or an argument of the wrong type
-            (e.g. `patience="3"`, `restore=1`).
+        TypeError: for a `monitor` that is not a string, an argument of the wrong type
+            (e.g. `patience="3"`, `restore=1`) or a `saving_context` that is not callable.
         ValueError: for `patience` < 1, a `checkpoint_path` not ending in `.keras`, or an
             infinite `min_delta`.
 
@@ -259,6 +265,7 @@ class BestWeights(keras.callbacks.Callback):
         checkpoint_path: str | None = None,
         min_delta: float = 0.0,
         verbose: int = 1,
+        saving_context: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
     ) -> None:
         super().__init__()
         check_monitor_name(monitor)
@@ -274,6 +281,10 @@ class BestWeights(keras.callbacks.Callback):
         self.checkpoint_path = checkpoint_path
         self.min_delta = abs(check_float(min_delta, "min_delta"))
         self.verbose = check_verbose(verbose)
+        if saving_context is not None and not callable(saving_context):
+            raise TypeError("`saving_context` must be callable or None. Received: "
+                            f"saving_context of type {type(saving_context).__name__}")
+        self.saving_context = saving_context or contextlib.nullcontext
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.stopped_epoch: int | None = None
@@ -325,7 +336,8 @@ class BestWeights(keras.callbacks.Callback):
             self.best, self.best_epoch, self._wait = float(value), epoch, 0
             self._weights = self.model.get_weights()
             if self.checkpoint_path:
-                saving.save_keras_model(self.model, self.checkpoint_path)
+                with self.saving_context():
+                    saving.save_keras_model(self.model, self.checkpoint_path)
             return
         self._wait += 1
         if self.patience is not None and self._wait >= self.patience:

@@ -803,7 +803,8 @@ class Learner:
             # Made once every argument has been checked: a refused call leaves no folder.
             path = None if checkpoint_folder is None else os.fspath(
                 saving.make_folder(checkpoint_folder, "checkpoint_folder") / "best.keras")
-            made = [BestWeights(monitor, early_stopping, True, path, verbose=verbose_)]
+            made = [BestWeights(monitor, early_stopping, True, path, verbose=verbose_,
+                                saving_context=policy_callback.configured_rate)]
             if reduce_on_plateau:
                 made.append(PeakReducer(policy_callback, monitor, reduce_on_plateau,
                                         reduce_factor, verbose=verbose_))

@@ -123,6 +123,7 @@ def test_peak_reducer_scales_target_after_patience():
     ({"checkpoint_path": 5}, TypeError, "`checkpoint_path` must be a path"),
     ({"min_delta": "0.1"}, TypeError, "`min_delta` must be"),
     ({"verbose": 2}, ValueError, "`verbose` must be 0 or 1"),
+    ({"saving_context": 5}, TypeError, "`saving_context` must be callable or None"),
 ])
 def test_best_weights_refuses_bad_arguments_when_made_not_after_an_epoch(kwargs, error, message):
     # A bad checkpoint path used to fail at the first improvement, after an epoch of training.

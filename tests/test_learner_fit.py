@@ -126,10 +126,16 @@ def test_autofit_early_stopping_restores_best_weights_and_lowers_peak():
 
 def test_autofit_saves_best_model_to_checkpoint_folder(tmp_path):
     learner = _learner()
+    learner.model.optimizer.learning_rate.assign(7e-4)  # none of the schedule's rates
     learner.autofit(1e-2, 2, checkpoint_folder=tmp_path / "ckpt")
     saved = keras.saving.load_model(tmp_path / "ckpt" / "best.keras")
     assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["best.keras"]
     _assert_weights_equal(learner.model, saved.get_weights())
+    # The checkpoint's optimizer holds the model's own rate, not the schedule's rate at the
+    # epoch's last step (a plain `fit` of the reloaded model trained at that one).
+    own = float(learner.model.optimizer.learning_rate.numpy())
+    assert own == pytest.approx(7e-4) and float(saved.optimizer.learning_rate.numpy()) == own
+    assert not np.isclose(learner.step_history["lrs"], own).any()
 
 
 def test_autofit_refuses_a_monitor_the_fit_does_not_log_and_names_those_it_does():

@@ -25,8 +25,10 @@ float, also when a `ModelCheckpoint` saves in the middle of training.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -240,6 +242,34 @@ class PolicyCallback(keras.callbacks.Callback):
             return None
         return self._state["driver"].mom_attr
 
+    @contextlib.contextmanager
+    def configured_rate(self) -> Iterator[None]:
+        """Puts the optimizer's own learning rate back while the block runs.
+
+        During training the policy writes each step's rate into the optimizer's
+        learning-rate variable, so a model saved between steps (a checkpoint) would record
+        the schedule's rate of that step as its optimizer's, and a plain `fit` of the
+        reloaded model would train at it. Momentum needs nothing: its attribute holds the
+        configured float between steps.
+
+        Yields:
+            Nothing; outside training the block runs as it is.
+
+        Example:
+            >>> with policy_cb.configured_rate():
+            ...     model.save("checkpoint.keras")
+        """
+        if not self._installed:
+            yield
+            return
+        variable = compat.learning_rate_object(_inner_optimizer(self.model.optimizer))
+        scheduled = variable.numpy()
+        variable.assign(self._state["configured_lr"])
+        try:
+            yield
+        finally:
+            variable.assign(scheduled)
+
     @staticmethod
     def check_optimizer(optimizer: keras.optimizers.Optimizer) -> None:
         """Raises the error training would raise for an optimizer a policy cannot drive.
@@ -315,7 +345,10 @@ class PolicyCallback(keras.callbacks.Callback):
             offset=int(optimizer.iterations.numpy()),
             scale=self._lr_scale,
         )
-        self._state = {"driver": driver, "recorded": 0, "cycles": cycles and bool(mom_attr)}
+        self._state = {
+            "driver": driver, "recorded": 0, "cycles": cycles and bool(mom_attr),
+            "configured_lr": compat.learning_rate_object(_inner_optimizer(optimizer)).numpy(),
+        }
         driver.activate()
         self._installed = True
 
