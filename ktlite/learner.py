@@ -488,7 +488,9 @@ class Learner:
         if epochs is not None:
             updates = -(-self._train_steps() // _distribute().accumulation_steps(self.model))
             planned_steps = epochs * updates
-        dataset, _ = self._cached("train", self.train_data, True)
+        # A dataset of its own: a pass over the cached one would move its shuffling on, and a
+        # seeded fit after `lr_find` would see other batches than one without it.
+        dataset, _ = self._dataset(self.train_data, training=True)
         # The sweep sets one learning rate per batch, so it runs without accumulation.
         with _distribute().paused_accumulation(self.model):
             self.lr_result = find_lr(
@@ -520,6 +522,13 @@ class Learner:
 
         scaled = {rule: result.suggest(planned_steps, rule) for rule in result.suggestions}
         lrs = candidate_lrs(scaled, result.suggestion)
+        if not lrs:
+            raise ValueError(
+                "`confirm=True` has no rates to try: no rule found a rate in this sweep (the "
+                "loss never fell, see `learner.lr_plot()`). Sweep other rates (`start_lr`, "
+                "`end_lr`), or more steps (`num_steps`). Received: suggestions "
+                f"{ {rule: float(lr) for rule, lr in result.suggestions.items()} }"
+            )
         val = None if self.val_data is None else self._cached("val", self.val_data, False)[0]
         start = time.perf_counter()
         record = confirm_lr(

@@ -181,3 +181,34 @@ def test_lr_find_then_fit_onecycle_trace_the_train_step_once():
     learner.fit_onecycle(1e-2, 1)
     assert len(traces) == 1
     assert "accuracy" in learner.history.history
+
+
+def _seeded_fit(find):
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    learner = get_learner(model, (x, y), batch_size=32, seed=0, verbose=0)
+    if find:
+        learner.lr_find(num_steps=20, verbose=0)
+    learner.fit_onecycle(1e-2, 1, verbose=0)
+    return model.get_weights()
+
+
+def test_lr_find_leaves_a_seeded_fit_as_it_would_be_without_it():
+    # The sweep used to take a pass of the fit's own cached dataset, moving its shuffling on:
+    # the fit after it saw other batches than the same fit alone.
+    for a, b in zip(_seeded_fit(False), _seeded_fit(True)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_confirm_with_no_rate_from_any_rule_says_so_not_an_internal_argument():
+    learner = _learner()
+    with pytest.warns(RuntimeWarning), pytest.raises(
+            ValueError, match=r"`confirm=True` has no rates to try: no rule found a rate.*"
+                              r"`start_lr`, `end_lr`.*'basin': nan"):
+        learner.lr_find(start_lr=100.0, end_lr=1e6, num_steps=20, confirm=True, verbose=0)
+    assert learner.lr_result is not None  # the sweep is kept, to plot
