@@ -282,6 +282,90 @@ class _SweepMonitor(keras.callbacks.Callback):
             self.progbar.update(len(self.smoothed), values=values, finalize=False)
 
 
+def _brief_spec(spec: Any, limit: int = 200) -> str:
+    """A short text for a dataset's `element_spec`: dtypes and shapes, structure kept."""
+
+    def text(node: Any) -> str:
+        if isinstance(node, dict):
+            return "{" + ", ".join(f"{k!r}: {text(v)}" for k, v in node.items()) + "}"
+        if isinstance(node, (tuple, list)):
+            inner = ", ".join(text(v) for v in node)
+            if isinstance(node, list):
+                return f"[{inner}]"
+            return f"({inner},)" if len(node) == 1 else f"({inner})"
+        shape, dtype = getattr(node, "shape", None), getattr(node, "dtype", None)
+        if shape is None or dtype is None:
+            return type(node).__name__
+        dims = "unknown rank" if shape.rank is None else tuple(shape.as_list())
+        return f"{type(node).__name__}({dims}, {getattr(dtype, 'name', dtype)})"
+
+    brief = text(spec)
+    return brief if len(brief) <= limit else brief[: limit - 3] + "..."
+
+
+def _model_input_ranks(model: keras.Model) -> list[int] | None:
+    """The ranks (batch axis included) of a model's symbolic inputs, or None if unknown."""
+    try:
+        inputs = getattr(model, "inputs", None)
+    except (AttributeError, ValueError):
+        return None
+    if not inputs:
+        return None
+    import tensorflow as tf
+
+    return sorted(len(tensor.shape) for tensor in tf.nest.flatten(inputs))
+
+
+def _check_sweep_data(model: keras.Model, dataset: Any) -> None:
+    """Refuses a dataset that `find_lr` cannot sweep over, before anything is trained.
+
+    A dataset counts as unbatched when no batching step (`ktlite.data.is_batched`) is in
+    its pipeline and either one of its element's parts is a scalar (a batch has a batch
+    axis) or the inputs have one axis less than the model's symbolic inputs. Datasets
+    without a batching step whose items are batches (from `from_generator`, as
+    `ktlite.get_learner` makes from a `PyDataset`) pass when their ranks match the model's
+    or cannot be compared with them.
+
+    Args:
+        model: the model to sweep.
+        dataset: a `tf.data.Dataset`.
+
+    Raises:
+        ValueError: if `dataset` is not batched, or its elements are not `(x, y)` or
+            `(x, y, sample_weight)`.
+    """
+    import tensorflow as tf
+
+    from ktlite.data import is_batched
+
+    def ranks(structure: Any) -> list[int | None]:
+        return [getattr(getattr(leaf, "shape", None), "rank", None)
+                for leaf in tf.nest.flatten(structure)]
+
+    spec = dataset.element_spec
+    if not is_batched(dataset):
+        x_spec = spec[0] if isinstance(spec, (tuple, list)) and spec else spec
+        x_ranks = ranks(x_spec)
+        model_ranks = _model_input_ranks(model)
+        scalar = 0 in ranks(spec)
+        one_axis_short = (
+            model_ranks is not None and None not in x_ranks
+            and sorted(x_ranks) == [r - 1 for r in model_ranks]
+        )
+        if scalar or one_axis_short:
+            raise ValueError(
+                "`dataset` must be batched: the sweep sets one learning rate per batch. "
+                "Call `.batch(n)` on it first (e.g. `dataset.batch(32)`). Received: an "
+                f"unbatched tf.data.Dataset with element_spec {_brief_spec(spec)}"
+            )
+    if not (isinstance(spec, (tuple, list)) and len(spec) in (2, 3)):
+        raise ValueError(
+            "`dataset` must yield `(x, y)` or `(x, y, sample_weight)` batches: the sweep "
+            "needs the labels to compute the loss. Received: a tf.data.Dataset with "
+            f"element_spec {_brief_spec(spec)}"
+        )
+
+
 def find_lr(
     model: keras.Model,
     dataset: Any,
@@ -314,7 +398,10 @@ def find_lr(
 
     Args:
         model: A compiled `keras.Model`.
-        dataset: A batched `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`.
+        dataset: A batched `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`. One
+            with no batching step (`ktlite.data.is_batched`) is refused when an element
+            holds a scalar or its inputs have one axis less than the model's; items that
+            are already batches (e.g. from `from_generator`) pass.
         start_lr: First learning rate of the sweep. Default 1e-7.
         end_lr: Last learning rate of the sweep. Default 10.
         num_steps: Batches in the full sweep (>= 5). Default `DEFAULT_NUM_STEPS` (200).
@@ -336,7 +423,8 @@ def find_lr(
         ValueError: If an argument is out of range (`start_lr`, `end_lr` not positive and
             finite, `end_lr <= start_lr`, `num_steps < 5`, `stop_factor <= 1`, `beta`
             outside [0, 1), `verbose` not 0, 1 or 2, `planned_steps < 1`), `model` is not
-            compiled, or `dataset` is empty.
+            compiled, or `dataset` is empty, unbatched, or yields elements that are not
+            `(x, y)` or `(x, y, sample_weight)` (checked before anything is trained).
         TypeError: If `model` is not a `keras.Model`, `dataset` is not a
             `tf.data.Dataset`, a rate, `stop_factor` or `beta` is not a number,
             `num_steps`, `planned_steps` or `verbose` is not an int, or `callbacks` holds
@@ -355,6 +443,7 @@ def find_lr(
             "`dataset` must be a batched tf.data.Dataset. "
             f"Received: dataset of type {type(dataset).__name__}"
         )
+    _check_sweep_data(model, dataset)
     start_lr = check_positive_float(start_lr, "start_lr")
     end_lr = check_positive_float(end_lr, "end_lr")
     if end_lr <= start_lr:

@@ -225,6 +225,74 @@ def test_a_model_or_dataset_of_the_wrong_type_is_a_type_error(
         find_lr(model, sweep_data)
 
 
+_UNBATCHED = r"`dataset` must be batched.*Call `\.batch\(n\)`.*Received: an unbatched tf\.data"
+_UNLABELLED = r"`dataset` must yield `\(x, y\)` or `\(x, y, sample_weight\)` batches.*Received: "
+
+
+@pytest.mark.parametrize("which", ["trained", "fresh"])
+@pytest.mark.parametrize("make_sweep, error", [
+    (lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)), _UNBATCHED),
+    (lambda x, y: tf.data.Dataset.from_tensor_slices((x, y, np.ones(len(y), "float32"))),
+     _UNBATCHED),
+    (lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)).batch(16).unbatch(), _UNBATCHED),
+    (lambda x, y: tf.data.Dataset.from_tensor_slices(x), _UNBATCHED),
+    (lambda x, y: tf.data.Dataset.from_tensor_slices(x).batch(16), _UNLABELLED),
+    (lambda x, y: tf.data.Dataset.from_tensor_slices((x,)).batch(16), _UNLABELLED),
+    (lambda x, y: tf.data.Dataset.from_tensor_slices((x, y, y, y)).batch(16), _UNLABELLED),
+    (lambda x, y: tf.data.Dataset.from_tensor_slices({"x": x, "y": y}).batch(16), _UNLABELLED),
+], ids=["unbatched", "unbatched-weighted", "unbatch-step", "unbatched-x-only", "x-only",
+        "x-in-1-tuple", "4-tuple", "dict"])
+def test_an_unbatched_or_unlabelled_dataset_is_refused_before_training(
+    trained, make_model, data, which, make_sweep, error
+):
+    model = trained if which == "trained" else make_model(keras.optimizers.Adam(1e-3))
+    before = _state(model)
+    with pytest.raises(ValueError, match=error + r".*element_spec \S"):
+        find_lr(model, make_sweep(*data), num_steps=10, verbose=0)
+    _assert_bit_identical(before, _state(model))
+    assert model.optimizer.built == (which == "trained")
+
+
+def test_scalar_elements_are_refused_for_a_model_without_inputs(data):
+    model = keras.Sequential([keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = data
+    with pytest.raises(ValueError, match=_UNBATCHED + r".*TensorSpec\(\(\), float32\)"):
+        find_lr(model, tf.data.Dataset.from_tensor_slices((x[:, 0], y)), verbose=0)
+    assert not model.built and not model.optimizer.built
+
+
+def test_unbatched_dict_inputs_are_refused_and_batched_ones_swept(data):
+    x, y = data
+    inputs = {"b": keras.Input((2,), name="b"), "a": keras.Input((4,), name="a")}
+    merged = keras.layers.Concatenate()([inputs["a"], inputs["b"]])
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(merged))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ds = tf.data.Dataset.from_tensor_slices(({"a": x[:, :4], "b": x[:, 4:]}, y))
+    before = _state(model)
+    with pytest.raises(ValueError, match=_UNBATCHED + r".*\{'a': TensorSpec\(\(4,\)"):
+        find_lr(model, ds, num_steps=10, verbose=0)
+    _assert_bit_identical(before, _state(model))
+    result = find_lr(model, ds.batch(16), num_steps=10, verbose=0)
+    assert len(result.losses) == 10
+    _assert_bit_identical(before, _state(model))
+
+
+def test_weighted_batches_and_generator_batches_are_swept(make_model, data):
+    x, y = data
+    model = make_model(keras.optimizers.Adam(1e-3))
+    weighted = tf.data.Dataset.from_tensor_slices((x, y, np.ones(len(y), "float32"))).batch(16)
+    assert len(find_lr(model, weighted, num_steps=10, verbose=0).losses) == 10
+
+    def batches():  # items that are batches, with no batching step in the pipeline
+        for start in range(0, len(x), 16):
+            yield x[start:start + 16], y[start:start + 16]
+
+    generated = tf.data.Dataset.from_generator(batches, output_signature=(
+        tf.TensorSpec((None, 6), tf.float32), tf.TensorSpec((None,), tf.int32)))
+    assert len(find_lr(model, generated, num_steps=10, verbose=0).losses) == 10
+
+
 def test_result_round_trips_through_json(tmp_path):
     lrs = np.logspace(-6, 0, 40)
     losses = np.r_[np.linspace(2, 1, 35), [1.5, 3, 9, 30, np.nan]]
