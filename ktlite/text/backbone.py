@@ -281,11 +281,14 @@ def check_backbone_preproc(backbone: Backbone, preproc: Any) -> None:
 
 
 def backbone_sizes(backbone: Backbone, defaults: dict[str, Any], **asked: Any) -> dict[str, Any]:
-    """The backbone's architecture, refusing sizes a user set to something else.
+    """The backbone's architecture, refusing sizes that differ from the default and its own.
 
     A model builder's size arguments (`embed_dim`, `num_heads`, ...) are replaced by the
-    backbone's. One left at its default is replaced quietly; one set explicitly to another
-    value than the backbone's cannot be honoured and is refused rather than ignored.
+    backbone's. A size equal to the builder's default is replaced quietly, whether it was
+    left out or passed explicitly: only the value is compared, so the two cannot be told
+    apart (`embed_dim=128`, the default, beside a 16-wide backbone builds 16 wide). A size
+    set to a value other than both its default and the backbone's cannot be honoured and
+    is refused rather than ignored.
 
     Args:
         backbone: the backbone.

@@ -79,9 +79,10 @@ def texts_from_array(
         verbose: 1 reports sizes, classes, vocabulary and ``maxlen``; 0 is silent.
         backbone: a pretrained backbone (folder path, `Backbone`, or the learner from
             `ktlite.text.pretrain`) whose vocabulary, normalization and ``maxlen`` are reused
-            instead of learned; ``maxlen``, ``vocab_size`` and ``lowercase`` left at their
-            defaults take the backbone's values, and one set to another value is refused.
-            Default None.
+            instead of learned; ``maxlen`` and ``lowercase`` left at None take the
+            backbone's values and another value than the backbone's is refused;
+            ``vocab_size`` at its default (16000, passed or not) or the backbone's size has
+            no effect, and any other value is refused. Default None.
 
     Returns:
         ``(trn, val, preproc)``: two `ktlite.data.TaskDataset` objects (raw texts as a 1-D
@@ -232,8 +233,9 @@ def _preproc_from_backbone(
 ) -> TextPreprocessor:
     """A preprocessor with the backbone's vocabulary and normalization, labels unfitted.
 
-    Settings left at their defaults take the backbone's values; one set explicitly to
-    something the backbone cannot honour is refused rather than ignored.
+    `maxlen` and `lowercase` at None take the backbone's values; `vocab_size` at its
+    default (passed or not: only the value is compared) or the backbone's has no effect;
+    any other value, which the backbone cannot honour, is refused rather than ignored.
     """
     from ktlite.labels import LabelEncoder
     from ktlite.text.backbone import resolve_backbone

@@ -164,8 +164,10 @@ def text_classifier(
         backbone: A pretrained encoder to start from (`"transformer"` only): a backbone
             folder path (`MaskedLMLearner.save_backbone`), a `Backbone`, or the learner
             from `ktlite.text.pretrain`. Its sizes replace `embed_dim`, `num_heads`,
-            `num_layers` and `ff_dim` (one set to another value is refused); `preproc`
-            must come from the backbone
+            `num_layers` and `ff_dim`: a size left at its default, or passed equal to it
+            (the two cannot be told apart, so `embed_dim=128` builds the backbone's
+            width), takes the backbone's value; one set to a value other than both its
+            default and the backbone's is refused. `preproc` must come from the backbone
             (`texts_from_array(..., backbone=path)`). Defaults to `None`.
         verbose: 1 prints a one-line summary, 0 is silent. Defaults to 1.
 
@@ -176,7 +178,7 @@ def text_classifier(
     Raises:
         ValueError: If `name` is unknown, `preproc` is for regression,
             `train_data` does not match `preproc`, a size beside `backbone` differs
-            from the backbone's, or `dropout` is outside [0, 1).
+            from both its default and the backbone's, or `dropout` is outside [0, 1).
         TypeError: If `preproc` or `train_data` is not of the expected kind, `name` is
             not a str, or `dropout` is not a number.
 
@@ -241,7 +243,7 @@ def text_regression_model(
     Raises:
         ValueError: If `name` is unknown or `"nbsvm"`, `preproc` is not for regression,
             `train_data` does not match `preproc`, a size beside `backbone` differs
-            from the backbone's, or `dropout` is outside [0, 1).
+            from both its default and the backbone's, or `dropout` is outside [0, 1).
         TypeError: If `preproc` or `train_data` is not of the expected kind, `name` is
             not a str, or `dropout` is not a number.
 
@@ -265,8 +267,9 @@ def text_regression_model(
 
 
 # ---------------------------------------------------------------------- building
-# The size arguments' defaults of `text_classifier` and `text_regression_model`, which a
-# backbone's sizes replace (`backbone_sizes` refuses other explicit values).
+# The size arguments' defaults of `text_classifier` and `text_regression_model`. Beside a
+# backbone, a size equal to its default takes the backbone's value (passed or not: the two
+# cannot be told apart); `backbone_sizes` refuses one that differs from both.
 SIZE_DEFAULTS = {"embed_dim": 128, "num_heads": 4, "num_layers": 2, "ff_dim": None}
 
 

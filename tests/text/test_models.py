@@ -281,3 +281,37 @@ def test_a_text_gives_the_same_output_at_every_width_the_batches_use(name):
     longest = preproc.tokenize(probe, width="longest")
     assert longest.shape[1] == 48
     np.testing.assert_allclose(np.asarray(model(longest, training=False)), full, atol=1e-5)
+
+
+class _StubBackbone:
+    """What `backbone_sizes` reads of a backbone: its architecture."""
+
+    def architecture(self):
+        return {"embed_dim": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 64}
+
+
+@pytest.mark.parametrize("asked", [
+    {},
+    {"embed_dim": 128, "num_layers": 2},  # the defaults, passed explicitly
+    {"embed_dim": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 64},  # the backbone's own
+    {"ff_dim": None},
+])
+def test_backbone_sizes_replace_defaults_passed_or_not(asked):
+    from ktlite.text.backbone import backbone_sizes
+    from ktlite.text.models import SIZE_DEFAULTS
+
+    given = {**SIZE_DEFAULTS, **asked}
+    assert backbone_sizes(_StubBackbone(), SIZE_DEFAULTS, **given) == (
+        _StubBackbone().architecture())
+
+
+@pytest.mark.parametrize("asked, named", [
+    ({"embed_dim": 64}, "embed_dim=64"),
+    ({"num_layers": 3, "ff_dim": 256}, "num_layers=3, ff_dim=256"),
+])
+def test_backbone_sizes_refuse_a_size_other_than_default_and_backbone(asked, named):
+    from ktlite.text.backbone import backbone_sizes
+    from ktlite.text.models import SIZE_DEFAULTS
+
+    with pytest.raises(ValueError, match=f"The backbone's sizes replace .*Received: {named}$"):
+        backbone_sizes(_StubBackbone(), SIZE_DEFAULTS, **{**SIZE_DEFAULTS, **asked})
