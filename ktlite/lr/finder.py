@@ -319,12 +319,11 @@ def _model_input_ranks(model: keras.Model) -> list[int] | None:
 def _check_sweep_data(model: keras.Model, dataset: Any) -> None:
     """Refuses a dataset that `find_lr` cannot sweep over, before anything is trained.
 
-    A dataset counts as unbatched when no batching step (`ktlite.data.is_batched`) is in
-    its pipeline and either one of its element's parts is a scalar (a batch has a batch
-    axis) or the inputs have one axis less than the model's symbolic inputs. Datasets
-    without a batching step whose items are batches (from `from_generator`, as
-    `ktlite.get_learner` makes from a `PyDataset`) pass when their ranks match the model's
-    or cannot be compared with them.
+    A dataset counts as unbatched when one of its element's parts is a scalar (a batch has
+    a batch axis) or its inputs have one axis less than the model's symbolic inputs, read
+    from its `element_spec` alone: datasets whose items are already batches (from
+    `from_generator`, as `ktlite.get_learner` makes from a `PyDataset`) pass when their
+    ranks match the model's or cannot be compared with them.
 
     Args:
         model: the model to sweep.
@@ -336,28 +335,24 @@ def _check_sweep_data(model: keras.Model, dataset: Any) -> None:
     """
     import tensorflow as tf
 
-    from ktlite.data import is_batched
-
     def ranks(structure: Any) -> list[int | None]:
         return [getattr(getattr(leaf, "shape", None), "rank", None)
                 for leaf in tf.nest.flatten(structure)]
 
     spec = dataset.element_spec
-    if not is_batched(dataset):
-        x_spec = spec[0] if isinstance(spec, (tuple, list)) and spec else spec
-        x_ranks = ranks(x_spec)
-        model_ranks = _model_input_ranks(model)
-        scalar = 0 in ranks(spec)
-        one_axis_short = (
-            model_ranks is not None and None not in x_ranks
-            and sorted(x_ranks) == [r - 1 for r in model_ranks]
+    x_spec = spec[0] if isinstance(spec, (tuple, list)) and spec else spec
+    x_ranks = ranks(x_spec)
+    model_ranks = _model_input_ranks(model)
+    one_axis_short = (
+        model_ranks is not None and None not in x_ranks
+        and sorted(x_ranks) == [r - 1 for r in model_ranks]
+    )
+    if 0 in ranks(spec) or one_axis_short:
+        raise ValueError(
+            "`dataset` must be batched: the sweep sets one learning rate per batch. "
+            "Call `.batch(n)` on it first (e.g. `dataset.batch(32)`). Received: an "
+            f"unbatched tf.data.Dataset with element_spec {_brief_spec(spec)}"
         )
-        if scalar or one_axis_short:
-            raise ValueError(
-                "`dataset` must be batched: the sweep sets one learning rate per batch. "
-                "Call `.batch(n)` on it first (e.g. `dataset.batch(32)`). Received: an "
-                f"unbatched tf.data.Dataset with element_spec {_brief_spec(spec)}"
-            )
     if not (isinstance(spec, (tuple, list)) and len(spec) in (2, 3)):
         raise ValueError(
             "`dataset` must yield `(x, y)` or `(x, y, sample_weight)` batches: the sweep "
@@ -399,9 +394,9 @@ def find_lr(
     Args:
         model: A compiled `keras.Model`.
         dataset: A batched `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`. One
-            with no batching step (`ktlite.data.is_batched`) is refused when an element
-            holds a scalar or its inputs have one axis less than the model's; items that
-            are already batches (e.g. from `from_generator`) pass.
+            whose elements hold a scalar, or inputs with one axis less than the model's,
+            is refused as unbatched; items that are already batches (e.g. from
+            `from_generator`) pass.
         start_lr: First learning rate of the sweep. Default 1e-7.
         end_lr: Last learning rate of the sweep. Default 10.
         num_steps: Batches in the full sweep (>= 5). Default `DEFAULT_NUM_STEPS` (200).
