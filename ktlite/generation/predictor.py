@@ -183,7 +183,8 @@ class GenerationPredictor(StringDecodingPredictor):
                 sampling option (`temperature`, `top_k`, `top_p`) is given, `"beam"` when
                 `beam_width > 1`, else `"greedy"`.
             beam_width: beams of beam search.
-            length_penalty: GNMT length penalty of beam search.
+            length_penalty: GNMT length penalty of beam search (default 0.0); another value
+                needs beam search (`beam_width > 1`).
             temperature: sampling temperature (> 0).
             top_k: sample among the `top_k` most likely tokens (0: all).
             top_p: nucleus sampling mass in (0, 1].
@@ -199,14 +200,15 @@ class GenerationPredictor(StringDecodingPredictor):
                 option of the wrong type (`method=1`, `beam_width="4"`).
             ValueError: for an empty list, a missing value, an unknown `method`,
                 `max_length` or `beam_width` < 1, `top_p` outside (0, 1], another option out
-                of range, or a sampling option with a method other than `"sample"`.
+                of range, a sampling option with a method other than `"sample"`, or a
+                `length_penalty` other than 0.0 without beam search (`beam_width > 1`).
 
         Example:
             >>> predictor.predict(["a library"], method="sample", top_p=0.9, seed=1)
         """
         max_length = check_max_length(max_length, self.preproc.maxlen)
         options = decoding_options(beam_width, length_penalty, method, temperature, top_k,
-                                   top_p, seed)
+                                   top_p, seed, default_length_penalty=0.0)
         prompts, single = check_texts(inputs, "inputs")
         self._warn_if_truncated(prompts, max_length)
         out = self._decode_batches(prompts, max_length, options)

@@ -49,6 +49,48 @@ def _object_array(texts: list[str]) -> np.ndarray:
     return arr
 
 
+def _is_sentence_list(value: Any) -> bool:
+    """Whether `value` can be a list of sentences: a sequence, array or Series, not a str."""
+    if isinstance(value, (str, bytes, bytearray, dict, set, frozenset)):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.ndim > 0
+    return isinstance(value, Sequence) or hasattr(value, "to_numpy")
+
+
+def _read_pairs_or_refuse(x: Any, targets: Any, preproc: PairPreprocessor) -> Any:
+    """`pair_dataset` as `TaskDataset.reader`: `(x, targets)`, or `x=(sources, targets)`.
+
+    `Learner.predict` (and `Learner.validate` for data that is not a 2-tuple) hands the
+    reader the user's data as `x` with no labels; for a translation model that data is the
+    pair itself. A tuple of two lists of sentences is that pair; a tuple of two strings is
+    two sources (a source is a string, never a list), refused like sources alone.
+    """
+    if targets is not None:
+        return pair_dataset(x, targets, preproc)
+    if (isinstance(x, tuple) and len(x) == 2 and _is_sentence_list(x[0])
+            and _is_sentence_list(x[1])):
+        return pair_dataset(x[0], x[1], preproc)
+    if isinstance(x, tuple) and len(x) == 2 and x[1] is None:
+        received = "(sources, targets) with targets=None"
+    elif isinstance(x, str):
+        received = "a single source without targets"
+    elif isinstance(x, (list, tuple)) and x and all(_is_sentence_list(item) for item in x):
+        # e.g. `[sources, targets]`: a list is examples, so the pair must be a tuple.
+        received = f"a {type(x).__name__} of {len(x)} lists, not of sentences"
+    elif _is_sentence_list(x):
+        received = f"{len(x)} sources without targets"
+    else:
+        received = f"{type(x).__name__} without targets"
+    raise ValueError(
+        "A translation model reads each source with its target: pass `(sources, targets)` "
+        "as one tuple (e.g. `learner.predict((sources, targets))`, the teacher-forced "
+        "outputs); to translate sources alone, use "
+        "`ktlite.get_predictor(learner.model, preproc).predict(sources)`. "
+        f"Received: {received}"
+    )
+
+
 def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPreprocessor) -> Any:
     """A `TaskDataset` of sentence pairs for a fitted `PairPreprocessor`.
 
@@ -60,8 +102,11 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
     Returns:
         A `ktlite.data.TaskDataset` with ``x={"source", "target"}`` (raw strings),
         ``y`` the target ids, ``transform=preproc.transform``, the BLEU/chrF reporter
-        (`translation_reporter`, greedy) that `Learner.validate` prints, and the source
-        and target lengths, so that batches are length-bucketed.
+        (`translation_reporter`, greedy) that `Learner.validate` prints, the source
+        and target lengths, so that batches are length-bucketed, and a reader that takes
+        raw pairs as `(sources, targets)`: `learner.validate(val_data=(sources, targets))`
+        and `learner.predict((sources, targets))` (the teacher-forced outputs, one row a
+        pair; a tuple of two strings is two sources, which need their targets too).
 
     Raises:
         TypeError: for lists that are not sequences of strings, or a `preproc` that is not
@@ -93,7 +138,7 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
         reporter=translation_reporter(preproc),
         lengths=lengths,
         sequence_labels=True,
-        reader=functools.partial(pair_dataset, preproc=preproc),
+        reader=functools.partial(_read_pairs_or_refuse, preproc=preproc),
         preproc=preproc,
     )
 

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import compat
-from ktlite.arguments import check_choice, check_fitted
+from ktlite.arguments import check_choice, check_fitted, check_float
 from ktlite.predictor import Predictor
 from ktlite.seq2seq.decoding import METHODS, DecodingOptions, check_max_length
 from ktlite.seq2seq.inference import translate_strings
@@ -48,12 +48,37 @@ def decoding_options(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int = 0,
+    default_length_penalty: float = 0.6,
 ) -> DecodingOptions:
     """`DecodingOptions` from `predict`'s keywords.
 
     `method` None picks `"sample"` when a sampling option (`temperature`, `top_k`, `top_p`)
-    is not its default, `"beam"` when `beam_width > 1`, else `"greedy"`; sampling options
-    with another method are refused rather than ignored.
+    is not its default, `"beam"` when `beam_width > 1`, else `"greedy"`. Options the
+    picked method does not use are refused rather than ignored: sampling options with
+    another method than `"sample"`, and a `length_penalty` other than the caller's default
+    anywhere but in beam search with `beam_width > 1` (the only decoding that ranks beams).
+
+    Args:
+        beam_width: beams of beam search.
+        length_penalty: GNMT length penalty of beam search's final ranking.
+        method: `"greedy"`, `"beam"`, `"sample"` or None (picked as above).
+        temperature: sampling temperature.
+        top_k: sample among the `top_k` most likely tokens (0: all).
+        top_p: nucleus sampling mass.
+        seed: sampling seed.
+        default_length_penalty: the calling `predict`'s default `length_penalty`, which
+            every method takes (default 0.6, `TranslationPredictor.predict`'s).
+
+    Returns:
+        The checked `DecodingOptions`.
+
+    Raises:
+        TypeError: for an option of the wrong type, naming it.
+        ValueError: for an option out of range, or one the method does not use, naming it.
+
+    Example:
+        >>> decoding_options(beam_width=4, length_penalty=1.0).method
+        'beam'
     """
     if method is not None:
         check_choice(method, "method", METHODS)
@@ -75,6 +100,16 @@ def decoding_options(
         raise ValueError(
             f"`beam_width` > 1 needs method='beam' (or None, which picks it). Received: "
             f"method={method!r}, beam_width={beam_width!r}"
+        )
+    # Only beam search with several beams ranks finished beams (`beam_width=1` is greedy).
+    penalty = check_float(length_penalty, "length_penalty", low=0.0)
+    if penalty != default_length_penalty and not (method == "beam" and wide):
+        raise ValueError(
+            "`length_penalty` ranks the finished beams of beam search: it applies to "
+            "method='beam' with beam_width > 1 only. Set `beam_width` > 1, or leave "
+            f"`length_penalty` at its default ({default_length_penalty!r}). Received: "
+            f"length_penalty={length_penalty!r} with method={method!r}, "
+            f"beam_width={beam_width!r}"
         )
     return DecodingOptions(method=method, beam_width=beam_width, length_penalty=length_penalty,
                            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
@@ -276,7 +311,8 @@ class TranslationPredictor(StringDecodingPredictor):
             beam_width: beams of beam search; 1 (default) decodes greedily.
             max_length: most target tokens per sentence (end token included); None (or
                 more) means the preprocessor's `target_maxlen`.
-            length_penalty: GNMT length penalty of beam search (default 0.6).
+            length_penalty: GNMT length penalty of beam search (default 0.6); another value
+                needs beam search (`beam_width > 1`).
             method: `"greedy"`, `"beam"` or `"sample"`; None picks `"sample"` when a
                 sampling option (`temperature`, `top_k`, `top_p`) is given, `"beam"` when
                 `beam_width > 1`, else `"greedy"`.
@@ -295,7 +331,8 @@ class TranslationPredictor(StringDecodingPredictor):
                 option of the wrong type (`method=1`, `beam_width="4"`).
             ValueError: for an empty list, a missing value, an unknown `method`,
                 `beam_width` or `max_length` < 1, `top_p` outside (0, 1], another option out
-                of range, or a sampling option with a method other than `"sample"`.
+                of range, a sampling option with a method other than `"sample"`, or a
+                `length_penalty` other than 0.6 without beam search (`beam_width > 1`).
 
         Example:
             >>> predictor.predict("Real-time strategy game", beam_width=4)

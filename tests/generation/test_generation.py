@@ -92,6 +92,17 @@ def test_perplexity_per_word_of_a_uniform_model_and_of_the_trained_one(lm):
         ("a", {"method": "sample", "top_p": 1.01}, ValueError, "top_p"),
         ("a", {"method": 1, "temperature": 2.0}, TypeError, "Received: method=1"),
         ("a", {"method": "nucleus"}, ValueError, "Received: method='nucleus'"),
+        # length_penalty ranks beams only: elsewhere it is refused, not ignored.
+        ("a", {"length_penalty": 5.0}, ValueError,
+         r"`length_penalty` ranks the finished beams of beam search: it applies to "
+         r"method='beam' with beam_width > 1 only. Set `beam_width` > 1, or leave "
+         r"`length_penalty` at its default \(0.0\). Received: length_penalty=5.0 with "
+         r"method='greedy', beam_width=1$"),
+        ("a", {"length_penalty": 0.6}, ValueError,
+         r"Received: length_penalty=0.6 with method='greedy', beam_width=1$"),
+        ("a", {"length_penalty": 5.0, "top_p": 0.9}, ValueError,
+         r"Received: length_penalty=5.0 with method='sample', beam_width=1$"),
+        ("a", {"length_penalty": "5"}, TypeError, "Received: length_penalty='5'"),
     ],
 )
 def test_bad_prompts_and_options_raise(lm, inputs, options, error, match):

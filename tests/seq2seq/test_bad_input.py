@@ -133,6 +133,31 @@ def test_decoding_options_out_of_range_raise(predictor, options, match):
         predictor.predict("copy a", **options)
 
 
+@pytest.mark.parametrize(
+    "options, received",
+    [
+        ({"length_penalty": 5.0}, "length_penalty=5.0 with method='greedy', beam_width=1"),
+        ({"length_penalty": 0.0}, "length_penalty=0.0 with method='greedy', beam_width=1"),
+        ({"length_penalty": 5.0, "top_p": 0.9},
+         "length_penalty=5.0 with method='sample', beam_width=1"),
+        ({"length_penalty": 5.0, "method": "beam"},
+         "length_penalty=5.0 with method='beam', beam_width=1"),
+    ],
+)
+def test_a_length_penalty_that_no_beams_would_rank_is_refused_not_ignored(
+    predictor, options, received
+):
+    with pytest.raises(ValueError, match=r"`length_penalty` ranks the finished beams of beam "
+                                         r"search: it applies to method='beam' with beam_width "
+                                         r"> 1 only. Set `beam_width` > 1, or leave "
+                                         r"`length_penalty` at its default \(0.6\). "
+                                         rf"Received: {received}$"):
+        predictor.predict("copy a", **options)
+    # Where beams are ranked, it is taken; its default is taken by every method.
+    assert isinstance(predictor.predict("copy a", beam_width=2, length_penalty=5.0), str)
+    assert predictor.predict("copy a", method="sample", top_k=1, length_penalty=0.6) == "a"
+
+
 @pytest.mark.parametrize("options", [{"method": 1}, {"method": ["beam"], "beam_width": 2},
                                      {"method": True, "temperature": 2.0}])
 def test_a_method_of_the_wrong_type_is_a_type_error_whatever_the_other_options(

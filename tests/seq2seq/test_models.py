@@ -49,8 +49,44 @@ def test_trains_through_the_learner_and_lr_find(pairs):
     pairs_given = (list(val.x["source"]), list(val.x["target"]))
     assert learner.top_losses(3, val_data=pairs_given) == learner.top_losses(3)
     with pytest.raises(ValueError, match=r"reads each source with its target: pass "
-                                         r"`\(sources, targets\)`.*Received: targets=None"):
+                                         r"`\(sources, targets\)` as one tuple.*Received: "
+                                         rf"{len(val)} sources without targets"):
         learner.predict(pairs_given[0])
+
+
+def test_a_learner_predicts_a_tuple_of_sources_and_targets_as_teacher_forced_pairs(pairs):
+    trn, val, preproc = pairs
+    learner = ktlite.get_learner(_small(trn, preproc), train_data=trn, val_data=val,
+                                 batch_size=16, verbose=0)
+    sources, targets = list(val.x["source"]), list(val.x["target"])
+    outputs = learner.predict((sources, targets))
+    assert outputs.shape == (len(sources), preproc.target_maxlen, preproc.target_vocab_size)
+    expected = learner.predict(seq2seq.pair_dataset(sources, targets, preproc))
+    np.testing.assert_allclose(outputs, expected, atol=1e-6)
+    np.testing.assert_allclose(learner.predict((np.array(sources), tuple(targets))), expected,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "given, received",
+    [
+        (lambda s: s, r"\d+ sources without targets"),
+        # Two sentences in a tuple are two sources, never (sources, targets).
+        (lambda s: tuple(s[:2]), "2 sources without targets"),
+        (lambda s: (s, None), r"\(sources, targets\) with targets=None"),
+        # A list is examples: the pair goes in a tuple.
+        (lambda s: [s, s], "a list of 2 lists, not of sentences"),
+    ],
+)
+def test_a_learner_given_sources_alone_says_to_pass_pairs_or_use_the_predictor(
+    pairs, given, received
+):
+    trn, val, preproc = pairs
+    learner = ktlite.get_learner(_small(trn, preproc), train_data=trn, val_data=val, verbose=0)
+    with pytest.raises(ValueError, match=r"pass `\(sources, targets\)` as one tuple.*"
+                                         r"`ktlite\.get_predictor\(.*\)\.predict\(sources\)`.*"
+                                         rf"Received: {received}"):
+        learner.predict(given(list(val.x["source"])))
 
 
 def test_saved_model_loads_in_safe_mode_with_the_same_outputs(pairs, tmp_path):
