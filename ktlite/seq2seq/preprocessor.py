@@ -55,14 +55,44 @@ _OPTIONAL_CONFIG_KEYS = frozenset({"source_lowercase", "source_cls"})
 # Detokenization: no space before closing punctuation, none after opening brackets, and
 # none around word-internal joiners ("real-time", "l'utente", "input/output", "c++").
 _GLUE_BEFORE = r" ([.,!?;:%)\]}+])"
-_GLUE_AFTER = r"([(\[{]) "
+_GLUE_AFTER = r"([(\[{$€£]) "
 _GLUE_AROUND = r" ?([-'/_@]) ?"
+# Numbers, whose separator `_GLUE_BEFORE` leaves spaced from the digits after it: "3.50",
+# "10:30", and "1,000" (a comma before exactly three digits: "1, 2" stays a list).
+_DECIMAL = r"(\d)([.:]) (\d)"
+_THOUSANDS = r"(\d), (\d{3})(\D|$)"
+# Straight double quotes come in pairs: '" ciao "' is '"ciao"'.
+_QUOTED = r'" ([^"]*?) "'
+# A dash written between spaces ("GTK - documentation", "-- data") is a token of its own
+# in the targets, a private-use character, so that it comes back spaced while a word's
+# joiner ("real-time") comes back glued: tokenization alone cannot tell them apart, and
+# Debian synopses hold more of the first than of the second. Targets are marked only when
+# the vocabulary learned the mark (preprocessors fitted before it glue every dash).
+SPACED_DASH = "\ue000"
+_SPACED_DASHES = ((r"(^|\s)--(\s|$)", rf"\1{SPACED_DASH * 2}\2"),
+                  (r"(^|\s)-(\s|$)", rf"\1{SPACED_DASH}\2"))
 # Scripts written without spaces: the ideographs, kana, CJK punctuation ("。", "、") and the
 # full-width forms ("！", "，"); a space between two of their characters is removed.
 _UNSPACED = "([" + "".join(
     f"\\x{{{lo:X}}}-\\x{{{hi:X}}}"
     for lo, hi in (*_CJK_RANGES, (0x3000, 0x30FF), (0x31F0, 0x31FF), (0xFF00, 0xFFEF))
 ) + "])"
+
+
+def _mark_spaced_dashes(texts: Any) -> Any:
+    """`texts` with each dash written between spaces as `SPACED_DASH` (see there).
+
+    Args:
+        texts: a list of str (returned as a list) or a 1-D string tensor (in the graph).
+    """
+    import tensorflow as tf
+
+    marked = tf.convert_to_tensor(texts, tf.string)
+    for pattern, replacement in _SPACED_DASHES:
+        marked = tf.strings.regex_replace(marked, pattern, replacement)
+    if isinstance(texts, list):
+        return [t.decode("utf-8") for t in marked.numpy()]
+    return marked
 
 
 def _padded_shape(width: Any, maxlen: int) -> Any:
@@ -194,14 +224,15 @@ class PairPreprocessor:
                 "`sources` and `targets` must have the same length. Received: "
                 f"{len(sources)} sources and {len(targets)} targets"
             )
+        marked = _mark_spaced_dashes(targets)
         if self.joint_vocab:
-            vocab = self._learn(sources + targets, "sources and targets", self.lowercase)
+            vocab = self._learn(sources + marked, "sources and targets", self.lowercase)
             self._set_vocabs(vocab, vocab)
         elif self.source_fixed:
-            self._set_vocabs(self.source_vocab, self._learn(targets, "targets", self.lowercase))
+            self._set_vocabs(self.source_vocab, self._learn(marked, "targets", self.lowercase))
         else:
             self._set_vocabs(self._learn(sources, "sources", self.source_lowercase),
-                             self._learn(targets, "targets", self.lowercase))
+                             self._learn(marked, "targets", self.lowercase))
         if self.source_maxlen is None:
             self.source_maxlen = suggest_maxlen(self._lengths(sources, "source"))
             if self._backbone_maxlen is not None:
@@ -279,6 +310,8 @@ class PairPreprocessor:
         import tensorflow_text as tf_text
 
         texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
+        if side == "target" and SPACED_DASH in self.target_vocab:
+            texts = _mark_spaced_dashes(texts)
         if not (self.source_lowercase if side == "source" else self.lowercase):
             texts = tf_text.normalize_utf8(texts, "NFC")
         return self.tokenizer(side).tokenize(texts)
@@ -438,8 +471,11 @@ class PairPreprocessor:
 
         Reading stops at the first ``[SEP]``; special tokens are dropped, ``##``
         pieces glued to the piece before, CJK characters joined without spaces, and
-        punctuation spaced as in ordinary text. Case and accents removed by
-        ``lowercase=True`` do not come back.
+        punctuation spaced as in ordinary text: none before closing punctuation, none
+        after opening brackets and currency signs, none around word joiners (``-``,
+        ``'``, ``/``: so "Roma - Milano" comes back as "Roma-Milano"), none inside
+        numbers ("3.50", "10:30", "1,000") or inside a pair of straight double quotes.
+        Case and accents removed by ``lowercase=True`` do not come back.
 
         Args:
             ids: ``int`` ids ``(batch, length)`` (a tensor or an array).
@@ -471,10 +507,14 @@ class PairPreprocessor:
         text = tf.strings.regex_replace(text, _GLUE_BEFORE, r"\1")
         text = tf.strings.regex_replace(text, _GLUE_AFTER, r"\1")
         text = tf.strings.regex_replace(text, _GLUE_AROUND, r"\1")
-        # Two passes join every run of spaced CJK characters (matches do not overlap).
+        text = tf.strings.regex_replace(text, _QUOTED, r'"\1"')
+        # Two passes join every run of spaced CJK characters and of number groups
+        # ("1, 000, 000", "192. 168. 0. 1"), since matches do not overlap.
         for _ in range(2):
             text = tf.strings.regex_replace(text, f"{_UNSPACED} {_UNSPACED}", r"\1\2")
-        return text
+            text = tf.strings.regex_replace(text, _DECIMAL, r"\1\2\3")
+            text = tf.strings.regex_replace(text, _THOUSANDS, r"\1,\2\3")
+        return tf.strings.regex_replace(text, SPACED_DASH, "-")
 
     def undo(self, ids: Any) -> list[str]:
         """Target ids back to a list of Python strings (see `detokenize`).

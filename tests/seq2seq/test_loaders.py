@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from folders import assert_quotes_nothing_crafted
 from ktlite import seq2seq
-from ktlite.seq2seq.preprocessor import END_ID, START_ID, PairPreprocessor
+from ktlite.seq2seq.preprocessor import END_ID, SPACED_DASH, START_ID, PairPreprocessor
 
 EN = ["the red cat", "a blue dog", "the green bird", "a red fish", "the cat sleeps",
       "a dog runs", "real-time strategy game", "the user's files (data)"]
@@ -125,3 +125,31 @@ def test_detokenize_drops_a_leading_continuation_marker():
     preproc = _fit()
     ids = [preproc.target_vocab.index(t) for t in preproc.target_vocab if t.startswith("##")][:1]
     assert not preproc.undo([ids])[0].startswith("##")
+
+
+def test_detokenize_keeps_numbers_quotes_and_currency_whole():
+    # A perfect model's output used to read "3. 50", "10: 30", "1, 000", '" ciao "', "$ 5":
+    # at most 78.6 BLEU on such sentences.
+    targets = ["costa 3.50 euro", "alle 10:30", "1,000 utenti e 1,000,000 file",
+               'dice "ciao" e "addio"', "$5 o €10", "indirizzo 192.168.0.1",
+               "i numeri 1, 2 e 3", "fine. tre cose", "versione 2.0 di c++"]
+    preproc = PairPreprocessor(vocab_size=400).fit(["x y"] * len(targets), targets)
+    assert preproc.undo(preproc.target_ids(targets)) == targets
+
+
+def test_a_dash_between_spaces_comes_back_spaced_and_a_joiner_glued():
+    # Tokens alone cannot tell "AV1 - strumenti" from "real-time": every dash came back
+    # glued ("AV1-strumenti"), in 796 places of the Debian test targets' 4,580 sentences.
+    targets = ["libreria AV1 - strumenti", "client email -- file di dati", "real-time gioco",
+               "- inizio e fine -", "a - b - c"]
+    preproc = PairPreprocessor(vocab_size=400, joint_vocab=False).fit(["x y"] * len(targets),
+                                                                      targets)
+    assert SPACED_DASH in preproc.target_vocab
+    assert preproc.undo(preproc.target_ids(targets)) == targets
+    # A preprocessor fitted before the mark existed (no mark in its vocabulary) reads and
+    # writes its targets as it did: every dash glued.
+    old = PairPreprocessor.from_config(
+        preproc.get_config(), preproc.source_vocab,
+        [t for t in preproc.target_vocab if SPACED_DASH not in t])
+    glued = ["libreria AV1-strumenti", "client email--file di dati"]
+    assert old.undo(old.target_ids(targets[:2])) == glued
