@@ -19,10 +19,16 @@ Parts:
     steps    training cost with length bucketing on (the default) vs off: the default
              model and batch size, one-cycle fits alternated on, off, on, off; the median
              ms a step (tracing steps excluded; the better of two tries) and the ratio.
+    detok    the ceiling that tokenization and detokenization alone put on BLEU: the test
+             targets tokenized and written back (what a perfect model would output),
+             scored against themselves, with today's rules beside those before commit
+             9c33033 (every dash glued, numbers and quotes spaced; vocabulary without
+             the spaced-dash mark). No training; about a minute.
 
 Examples:
     python benchmarks/translation.py speed
     python benchmarks/translation.py steps                      # ~4 minutes
+    python benchmarks/translation.py detok                      # ~1 minute
     python benchmarks/translation.py quality --quick            # ~5 minutes
     python benchmarks/translation.py quality --minutes 20       # the recorded run
     python benchmarks/translation.py quality --minutes 10 --skip-keras --backbone bb
@@ -323,9 +329,53 @@ def print_scores(results: dict) -> None:
         print(f"{name:32s} {scores['bleu']:6.1f} {scores['chrf']:6.1f}")
 
 
+def _old_detokenize(preproc, ids) -> list[str]:
+    """Target ids written back with the rules before commit 9c33033 (the baseline)."""
+    import tensorflow as tf
+
+    from ktlite.seq2seq import preprocessor as pp
+
+    table = tf.constant(preproc.target_vocab, tf.string)
+    ids = tf.cast(ids, tf.int32)
+    before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(ids, pp.END_ID), tf.int32), axis=1), 0)
+    keep = before_end & (ids >= len(pp.SPECIAL_TOKENS)) & (ids < len(preproc.target_vocab))
+    text = tf.strings.reduce_join(
+        tf.ragged.boolean_mask(tf.gather(table, tf.maximum(ids, 0)), keep), axis=1,
+        separator=" ")
+    for pattern, replacement in ((f"(^| ){pp.CONTINUATION_PREFIX}", ""),
+                                 (r" ([.,!?;:%)\]}+])", r"\1"), (r"([(\[{]) ", r"\1"),
+                                 (r" ?([-'/_@]) ?", r"\1")):
+        text = tf.strings.regex_replace(text, pattern, replacement)
+    for _ in range(2):
+        text = tf.strings.regex_replace(text, f"{pp._UNSPACED} {pp._UNSPACED}", r"\1\2")
+    return [t.decode("utf-8") for t in text.numpy()]
+
+
+def detok(args) -> None:
+    import sacrebleu
+
+    from ktlite.seq2seq.preprocessor import SPACED_DASH, PairPreprocessor
+
+    sources, targets = read_pairs(args.data_dir, "train", args.train_size)
+    _, references = read_pairs(args.data_dir, "test", args.test_size)
+    today = PairPreprocessor().fit(sources, targets)
+    # The baseline's vocabulary never saw the mark: dashes are tokenized as before.
+    before = PairPreprocessor.from_config(
+        {**today.get_config(), "joint_vocab": False}, today.source_vocab,
+        [t for t in today.target_vocab if SPACED_DASH not in t])
+    rows = {"rules before 9c33033": _old_detokenize(before, before.target_ids(references)),
+            "today's rules": today.undo(today.target_ids(references))}
+    print(f"{len(references):,} test targets written back and scored against themselves")
+    for name, written in rows.items():
+        bleu = sacrebleu.corpus_bleu(written, [references]).score
+        chrf = sacrebleu.corpus_chrf(written, [references]).score
+        exact = np.mean([w == r for w, r in zip(written, references)])
+        print(f"  {name:22s} BLEU {bleu:6.2f}  chrF {chrf:6.2f}  written back exactly {exact:.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("quality", "speed", "steps"))
+    parser.add_argument("part", choices=("quality", "speed", "steps", "detok"))
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=None)
@@ -340,7 +390,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="timed steps (steps part)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    {"quality": quality, "speed": speed, "steps": steps}[args.part](args)
+    {"quality": quality, "speed": speed, "steps": steps, "detok": detok}[args.part](args)
 
 
 if __name__ == "__main__":
