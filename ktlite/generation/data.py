@@ -15,7 +15,13 @@ import numpy as np
 
 from ktlite.arguments import check_instance, check_int, check_seed, check_verbose
 from ktlite._console import say
-from ktlite.seq2seq.preprocessor import DEFAULT_VOCAB_SIZE, PAD_ID, START_ID, PairPreprocessor
+from ktlite.seq2seq.preprocessor import (
+    DEFAULT_VOCAB_SIZE,
+    PAD_ID,
+    START_ID,
+    PairPreprocessor,
+    mark_spaced_dashes,
+)
 from ktlite.splits import check_val_pct, split_indices
 from ktlite.text.preprocessor import suggest_maxlen, validate_texts
 
@@ -81,7 +87,7 @@ class LMPreprocessor(PairPreprocessor):
         if targets is not None:
             raise ValueError(f"`targets` must be None for a language model. Received: {targets!r}")
         texts = validate_texts(texts, "texts")
-        vocab = self._learn(texts, "texts", self.lowercase)
+        vocab = self._learn(mark_spaced_dashes(texts), "texts", self.lowercase)
         self._set_vocabs(vocab, vocab)
         if self.target_maxlen is None:
             self.target_maxlen = suggest_maxlen(self._lengths(texts, "target"))

@@ -79,11 +79,22 @@ _UNSPACED = "([" + "".join(
 ) + "])"
 
 
-def _mark_spaced_dashes(texts: Any) -> Any:
+def mark_spaced_dashes(texts: Any) -> Any:
     """`texts` with each dash written between spaces as `SPACED_DASH` (see there).
+
+    A preprocessor's target vocabulary is learned from marked texts, and its targets are
+    marked when tokenized, so a spaced dash and a word's joiner are different tokens.
 
     Args:
         texts: a list of str (returned as a list) or a 1-D string tensor (in the graph).
+
+    Returns:
+        The marked texts, of the same kind.
+
+    Example:
+        >>> mark_spaced_dashes(["GTK - docs", "real-time"]) == [f"GTK {SPACED_DASH} docs",
+        ...                                                     "real-time"]
+        True
     """
     import tensorflow as tf
 
@@ -224,7 +235,7 @@ class PairPreprocessor:
                 "`sources` and `targets` must have the same length. Received: "
                 f"{len(sources)} sources and {len(targets)} targets"
             )
-        marked = _mark_spaced_dashes(targets)
+        marked = mark_spaced_dashes(targets)
         if self.joint_vocab:
             vocab = self._learn(sources + marked, "sources and targets", self.lowercase)
             self._set_vocabs(vocab, vocab)
@@ -311,7 +322,7 @@ class PairPreprocessor:
 
         texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
         if side == "target" and SPACED_DASH in self.target_vocab:
-            texts = _mark_spaced_dashes(texts)
+            texts = mark_spaced_dashes(texts)
         if not (self.source_lowercase if side == "source" else self.lowercase):
             texts = tf_text.normalize_utf8(texts, "NFC")
         return self.tokenizer(side).tokenize(texts)

@@ -192,3 +192,11 @@ def test_training_batches_are_length_bucketed_with_labels_alongside():
     before = model.evaluate(inputs, trn.y, verbose=0, return_dict=True)["loss"]
     learner.fit_onecycle(1e-2, 2, verbose=0)
     assert model.evaluate(inputs, trn.y, verbose=0, return_dict=True)["loss"] < before
+
+
+def test_a_language_model_writes_spaced_dashes_and_joiners_back_as_given():
+    from ktlite.generation.data import LMPreprocessor
+
+    texts = ["libreria AV1 - strumenti per real-time", "gioco -- dati"] * 5
+    preproc = LMPreprocessor(vocab_size=300).fit(texts)
+    assert preproc.undo(preproc.target_ids(texts[:2])) == texts[:2]
