@@ -12,6 +12,7 @@ are missing. A missing number becomes ``NaN``; a missing category becomes ``""``
 from __future__ import annotations
 
 import datetime
+import decimal
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -337,13 +338,58 @@ def category_text(value: Any) -> str:
     return str(value)
 
 
-def category_values(values: Any, column: str, name: str) -> np.ndarray:
+def number_categories(categories: Sequence[str]) -> dict[decimal.Decimal, str]:
+    """Maps each number a category's text reads as to that category, for `category_values`.
+
+    A category takes part when its text parses as a finite float (``"00501"``,
+    ``"1.50"``); the key is the text's exact decimal value, so ``"00501"`` and ``501``
+    meet, and two long integer codes that one float cannot tell apart stay apart. A number
+    that two or more categories read as (``"501"`` and ``"00501"``) is left out: which one
+    a numeric 501 means is ambiguous.
+
+    Args:
+        categories: a categorical column's fitted categories.
+
+    Returns:
+        ``{decimal.Decimal: category}`` for every unambiguous number.
+
+    Example:
+        >>> number_categories(["00501", "1.50", "Rome", "501", "0501"])
+        {Decimal('1.50'): '1.50'}
+    """
+    found: dict[decimal.Decimal, list[str]] = {}
+    for category in categories:
+        try:
+            if not math.isfinite(float(category)):
+                continue
+            key = decimal.Decimal(category)
+        except (ValueError, ArithmeticError):  # not a number (decimal errors are arithmetic)
+            continue
+        found.setdefault(key, []).append(category)
+    return {key: names[0] for key, names in found.items() if len(names) == 1}
+
+
+def _is_number(value: Any) -> bool:
+    """Whether a cell is a number (int or float, Python or numpy): not text, a boolean or a
+    duration (numpy durations are integers to `numbers`)."""
+    return isinstance(value, numbers.Real) and not isinstance(
+        value, (bool, np.bool_, np.timedelta64)
+    )
+
+
+def category_values(values: Any, column: str, name: str,
+                    by_number: Mapping[decimal.Decimal, str] | None = None) -> np.ndarray:
     """Reads a categorical column as an object array of ``str`` (see `category_text`).
 
     Args:
         values: the column's cells.
         column: the column's name, for messages.
         name: the argument the column came in, for messages.
+        by_number: the column's `number_categories`, or None. A cell holding a number
+            then becomes the category whose text reads as that number when its own text
+            is not a category: a CSV file's ``"00501"`` kept as written meets the 501 that
+            `pandas.read_csv` or a JSON row sends. Text cells are never reinterpreted
+            (the string ``"501"`` stays ``"501"``).
 
     Returns:
         The cells' texts, an object array.
@@ -356,6 +402,8 @@ def category_values(values: Any, column: str, name: str) -> np.ndarray:
     Example:
         >>> category_values(["Rome", None, 2], "city", "rows")
         array(['Rome', '', '2'], dtype=object)
+        >>> category_values([501, "501"], "zip", "rows", number_categories(["00501"]))
+        array(['00501', '501'], dtype=object)
     """
     out = np.empty(len(values), dtype=object)
     for i, value in enumerate(values):
@@ -365,6 +413,12 @@ def category_values(values: Any, column: str, name: str) -> np.ndarray:
                 f"boolean or None). Received: a {type(value).__name__} in row {i}"
             )
         out[i] = category_text(value)
+        if by_number and out[i] and _is_number(value):
+            try:
+                # The key of the value's own text: float32 0.1 is "0.1", as fitted.
+                out[i] = by_number.get(decimal.Decimal(out[i]), out[i])
+            except ArithmeticError:  # "inf" parses; anything else is no number to match
+                pass
         try:
             out[i].encode("utf-8")
         except UnicodeEncodeError:

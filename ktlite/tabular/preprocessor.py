@@ -11,7 +11,10 @@ named by the user):
   looked up in the column's vocabulary, the most frequent training values (at most
   `max_categories`). Id 0 is the unknown bucket: a value never seen in training maps to
   it instead of failing. A missing category is the text ``""``, a category of its own
-  when training had missing values.
+  when training had missing values. A number sent for a categorical column whose text
+  is not a category matches the one category that reads as the same number, so the
+  ``"00501"`` a CSV file kept as written meets the 501 of `pandas.read_csv` or a JSON row
+  (see `TabularPreprocessor.raw_batch`).
 
 `transform` runs in TensorFlow (one `tf.lookup.StaticHashTable` for every categorical
 column), so `tf.data` training, `predict` and an exported SavedModel share one graph.
@@ -138,6 +141,9 @@ class TabularPreprocessor(LabeledPreprocessor):
         self.feature_order: list[str] = []
         self._fitted = False
         self._table = None
+        # Per categorical column, {number: category} (`_columns.number_categories`); derived
+        # from `categorical` when fitted or loaded, never saved.
+        self._by_number: list[dict[Any, str]] = []
 
     # ------------------------------------------------------------------ facts
     @property
@@ -260,6 +266,7 @@ class TabularPreprocessor(LabeledPreprocessor):
         self.dropped_columns = [c for c in dropped_columns if c not in columns]
         self._fitted = True
         self._table = None
+        self._by_number = self._number_maps()
         return self
 
     def fit(self, columns: Mapping[str, Any], y: Any) -> TabularPreprocessor:
@@ -368,6 +375,13 @@ class TabularPreprocessor(LabeledPreprocessor):
     def raw_batch(self, columns: Mapping[str, Any], name: str = "inputs") -> dict[str, np.ndarray]:
         """Turns feature columns into the raw batch `transform` takes.
 
+        Every prediction input (the predictor, `tabular_dataset`, validation data; dict
+        rows, DataFrames, arrays, JSON rows) becomes category text here. A number in a
+        categorical column whose text is not a fitted category becomes the category that
+        reads as the same number (``501`` -> ``"00501"``, ``1.5`` -> ``"1.50"``) when
+        exactly one does; strings are kept as sent. The exported SavedModel takes the
+        category text itself, so a caller of it sends ``"00501"``.
+
         Args:
             columns: ``{column: values}`` holding every feature column.
             name: the argument name used in messages.
@@ -397,10 +411,15 @@ class TabularPreprocessor(LabeledPreprocessor):
             )
         if self.categorical:
             raw["categorical"] = np.stack(
-                [_columns.category_values(columns[c], c, name) for c in self.categorical_columns],
+                [_columns.category_values(columns[c], c, name, by_number)
+                 for c, by_number in zip(self.categorical_columns, self._by_number)],
                 axis=1,
             )
         return raw
+
+    def _number_maps(self) -> list[dict[Any, str]]:
+        """`_columns.number_categories` of each categorical column, in column order."""
+        return [_columns.number_categories(c["categories"]) for c in self.categorical]
 
     def example_text(self, row: Mapping[str, np.ndarray]) -> str:
         """One row of a raw batch as ``column=value`` pairs in the training column order.
@@ -529,6 +548,7 @@ class TabularPreprocessor(LabeledPreprocessor):
         preproc.dropped_columns = list(config["dropped_columns"])
         preproc.feature_order = list(config.get("feature_order", preproc.columns))
         preproc.labels = LabelEncoder.from_config(config["labels"])
+        preproc._by_number = preproc._number_maps()
         preproc._fitted = True
         if not preproc.labels.is_fitted:
             raise ValueError("The config's labels are not fitted.")

@@ -1,10 +1,17 @@
 """Tests for ktlite.tabular.loaders: column detection, splits, labels, CSV."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from ktlite.tabular import tabular_from_array, tabular_from_csv, tabular_from_df
+from ktlite.tabular import (
+    tabular_dataset,
+    tabular_from_array,
+    tabular_from_csv,
+    tabular_from_df,
+)
 
 
 def test_df_detects_numeric_and_categorical_columns_and_keeps_labels_out(table):
@@ -183,3 +190,37 @@ def test_a_cell_holding_a_list_is_refused_in_training_as_in_prediction():
     with pytest.raises(TypeError, match=r"Column 'tags' of .* must hold one value a cell .* "
                                         r"a list in row 0"):
         tabular_from_df(frame, "label", verbose=0)
+
+
+def test_numbers_read_from_a_csv_file_meet_the_categories_it_kept_as_written(tmp_path):
+    # The loader keeps a declared category's text ("00501", "1.50"); pandas reads the same
+    # file as 501 and 1.5, and a JSON row sends numbers: each must get the file's ids.
+    path = tmp_path / "t.csv"
+    zips, prices = ["00501", "10001", "02134"], ["1.50", "2.00", "3.25"]
+    rows = [f"{zips[i % 3]},{prices[i // 3 % 3]},{i / 10},{'yn'[i % 2]}" for i in range(60)]
+    path.write_text("zip,price,x,label\n" + "\n".join(rows) + "\n")
+    trn, _, preproc = tabular_from_csv(path, "label", val_pct=0, verbose=0,
+                                       categorical_columns=["zip", "price"])
+    assert preproc.categorical_columns == ["zip", "price"]
+    assert sorted(preproc.categorical[0]["categories"]) == sorted(zips)  # kept as written
+
+    def ids(rows):
+        raw = tabular_dataset(rows, None, preproc).x
+        return preproc.transform(raw)["categorical"].numpy()
+
+    as_text = ids(pd.read_csv(path, dtype=str))  # the file's own text
+    assert as_text.min() > 0
+    numbers = pd.read_csv(path)
+    assert numbers["zip"].dtype.kind == "i" and numbers["price"].dtype.kind == "f"
+    np.testing.assert_array_equal(ids(numbers), as_text)
+    np.testing.assert_array_equal(ids(numbers.to_dict("records")), as_text)
+    from_json = json.loads('[{"zip": 501, "price": 1.5, "x": 0}, {"zip": 2134, "price": 2, '
+                           '"x": 0}, {"zip": 10001.0, "price": 3.25, "x": 0}]')
+    from_text = [{"zip": z, "price": p, "x": 0} for z, p in
+                 [("00501", "1.50"), ("02134", "2.00"), ("10001", "3.25")]]
+    np.testing.assert_array_equal(ids(from_json), ids(from_text))
+    assert ids(from_text).min() > 0
+    # Strings are never reinterpreted: the text "501" is not the category "00501".
+    np.testing.assert_array_equal(ids([{"zip": "501", "price": "1.5", "x": 0}]), [[0, 0]])
+    # The training data itself is unchanged: the file's text, as written.
+    np.testing.assert_array_equal(preproc.transform(trn.x)["categorical"].numpy(), as_text)

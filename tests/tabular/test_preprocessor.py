@@ -211,3 +211,27 @@ def test_durations_are_numbers_of_seconds_from_any_source(table):
     ids = transform(as_category, [{**base, "wait": w} for w in waits])["categorical"]
     column = ids[:, as_category.categorical_columns.index("wait")]
     assert len(set(column.tolist())) == 1 and column[0] != 0
+
+
+def test_a_number_meets_the_one_category_that_reads_as_it_not_an_ambiguous_one(tmp_path):
+    codes = ["00501", "501", "0777", "00777", "1.50", "0012", "1", "Rome", "inf"]
+    preproc = TabularPreprocessor(categorical_columns=["code"]).fit(
+        {"code": np.array(codes, dtype=object)}, ["a", "b"] * 4 + ["a"])
+    again_dir = tmp_path / "saved"
+    preproc.save(again_dir)
+    again = TabularPreprocessor.load(again_dir)
+    saved = json.loads((again_dir / "preprocessor.json").read_text())
+    assert saved["categorical"] == [{"name": "code", "categories": preproc.categorical[0][
+        "categories"]}]  # the file format is unchanged: the map is derived, not stored
+
+    def texts(p, values):
+        return p.raw_batch({"code": values})["categorical"][:, 0].tolist()
+
+    values = [np.int64(12), 1.5, np.float32(1.5), 12.0, 501, 777, "12", "1.5", True,
+              np.float64("inf"), None]
+    expected = ["0012", "1.50", "1.50", "0012", "501", "777", "12", "1.5", "True", "inf", ""]
+    assert texts(preproc, values) == expected
+    assert texts(again, values) == expected  # a loaded preprocessor matches alike
+    known = preproc.categorical[0]["categories"]
+    ids = transform(preproc, [{"code": v} for v in (12, 1.5, 777)])["categorical"][:, 0]
+    np.testing.assert_array_equal(ids, [known.index(c) + 1 for c in ("0012", "1.50")] + [0])
