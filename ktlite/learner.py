@@ -196,6 +196,7 @@ class Learner:
             "jit_compile": jit_compile,
             "gradient_accumulation_steps": gradient_accumulation_steps,
         }
+        self._settings = settings  # a model loaded later (`load_model`) is prepared alike
         if all(value is None for value in settings.values()):
             return model, tf.distribute.get_strategy()
         try:
@@ -207,6 +208,8 @@ class Learner:
                 f"this build. Received: {given}"
             ) from None
         distribute.check_batch_size(self.batch_size, strategy)
+        # Keras's validation in `fit` cannot sum replicas' metrics over an uneven split.
+        distribute.check_batch_size(self.eval_batch_size, strategy, "eval_batch_size")
         model = distribute.prepare_model(model, **settings, verbose=self.verbose)
         return model, distribute.get_strategy(strategy)
 
@@ -1249,7 +1252,9 @@ class Learner:
     ) -> keras.Model:
         """Loads a `.keras` file (safe mode) and makes it the learner's model.
 
-        Custom layers must be registered (`keras.saving.register_keras_serializable`, as
+        The model is prepared as the learner's first one was (its strategy, precision,
+        `jit_compile` and gradient accumulation), which a `.keras` file does not keep
+        whole. Custom layers must be registered (`keras.saving.register_keras_serializable`, as
         ktlite's are once `ktlite.layers` is imported) or given in `custom_objects`.
 
         Args:
@@ -1283,7 +1288,13 @@ class Learner:
                 f"The model in {path!r} has {width} outputs but the learner's has {own}: "
                 "load a model trained for this learner's data. The learner's model is kept."
             )
-        self.model = check_model(model)
+        # Under the learner's own settings, as its first model: a checkpoint does not keep
+        # ktlite's gradient accumulation or the learner's `jit_compile`. The strategy is the
+        # one already resolved (a name would resolve to a new one).
+        settings = dict(self._settings)
+        if settings["strategy"] is not None:
+            settings["strategy"] = self.strategy
+        self.model, _ = self._prepare_distribution(check_model(model), **settings)
         model_tools.build_optimizer(self.model, self.strategy)
         return self.model
 

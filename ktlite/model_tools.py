@@ -155,6 +155,8 @@ def recompile(
 ) -> None:
     """Recompiles with the same optimizer object, loss and metrics as the last compile.
 
+    `jit_compile` stays the model's current setting.
+
     Args:
         model: a compiled model.
         strategy: the strategy to compile under.
@@ -167,6 +169,9 @@ def recompile(
     if not config:
         config = {"loss": model.loss}
     config["optimizer"] = optimizer or model.optimizer
+    # The model's setting now, not the one it was compiled with: `get_learner(jit_compile=)`
+    # (or its refusal of XLA under a multi-device strategy) changed it since.
+    config["jit_compile"] = model.jit_compile
     # Keras does not record `auto_scale_loss`; an optimizer not wrapped for loss scaling
     # under mixed_float16 was compiled with it off, and stays so.
     config["auto_scale_loss"] = isinstance(

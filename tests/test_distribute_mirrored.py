@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -88,6 +89,19 @@ def test_the_learner_accumulates_under_mirrored_counting_updates(report):
     learner = learner_report(report)
     assert learner["accumulation_lrs"] == 4  # 128 samples / 16 per batch / 2 batches
     assert learner["accumulation_iterations"] == 4
+    assert learner["reloaded_accumulation_updates"] == 4  # was 8: load_model dropped it
+
+
+def test_a_model_compiled_with_xla_falls_back_under_mirrored_and_stays_so(report):
+    learner = learner_report(report)
+    assert learner["own_jit_compile"] is False
+    assert np.isfinite(learner["own_jit_losses"]).all()
+
+
+def test_an_eval_batch_that_does_not_split_over_the_replicas_is_refused(report):
+    message = learner_report(report)["odd_eval_batch_error"]
+    assert "`eval_batch_size` is the global batch" in message
+    assert "eval_batch_size=15; use 14 or 16" in message
 
 
 # ------------------------------------------------------------------ the subprocess
@@ -140,6 +154,30 @@ def _learner_checks(strategy, build, x, y):
     accumulating.fit_onecycle(1e-2, 1)
     out["accumulation_lrs"] = len(accumulating.step_history["lrs"])
     out["accumulation_iterations"] = int(accumulating.model.optimizer.iterations.numpy())
+    # A checkpoint reloaded into the learner accumulates as the learner's first model did.
+    path = os.path.join(tempfile.mkdtemp(), "model.keras")
+    accumulating.save_model(path)
+    accumulating.load_model(path)
+    before = int(accumulating.model.optimizer.iterations.numpy())
+    accumulating.fit_onecycle(1e-2, 1)
+    out["reloaded_accumulation_updates"] = (
+        int(accumulating.model.optimizer.iterations.numpy()) - before)
+
+    # A model compiled with XLA falls back as one asked for XLA does, and a recompile
+    # (`freeze`, `fine_tune`) keeps the fallback: both failed on their first step.
+    jitted = build(keras.optimizers.Adam(1e-3))
+    jitted.compile(optimizer=jitted.optimizer, loss=jitted.loss, jit_compile=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        own_jit = get_learner(jitted, (x, y), batch_size=32, strategy=strategy, verbose=0)
+    own_jit.freeze()
+    own_jit.unfreeze()
+    out["own_jit_compile"] = bool(own_jit.model.jit_compile)
+    out["own_jit_losses"] = own_jit.fit_onecycle(1e-2, 1).history["loss"]
+    try:
+        get_learner(build(), (x, y), batch_size=16, eval_batch_size=15, strategy=strategy)
+    except ValueError as error:
+        out["odd_eval_batch_error"] = str(error)
     return out
 
 

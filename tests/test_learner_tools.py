@@ -426,3 +426,27 @@ def test_print_layers_lists_every_layer(capsys):
     assert "trainable" in out[0] and len(out) == 3
     assert "body" in out[1] and "False" in out[1] and "40" in out[1]
     assert "head" in out[2] and "True" in out[2]
+
+
+def test_freeze_and_load_model_keep_the_learners_xla_and_accumulation(tmp_path):
+    # A recompile took the model's compile-time `jit_compile` back; `load_model` dropped
+    # ktlite's gradient accumulation (4x the updates a schedule planned) and XLA.
+    from ktlite import distribute
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    learner = get_learner(model, (x, y), batch_size=16, jit_compile=True,
+                          gradient_accumulation_steps=2, verbose=0)
+    learner.freeze()
+    learner.unfreeze()
+    assert learner.model.jit_compile is True
+    learner.save_model(tmp_path / "m.keras")
+    learner.load_model(tmp_path / "m.keras")
+    assert learner.model.jit_compile is True
+    assert distribute.accumulation_steps(learner.model) == 2
+    before = int(learner.model.optimizer.iterations.numpy())
+    learner.fit_onecycle(1e-2, 1, verbose=0)
+    assert int(learner.model.optimizer.iterations.numpy()) - before == 2  # 4 batches / 2

@@ -83,8 +83,9 @@ def prepare_model(
        also runs under tf.distribute strategies. A Keras optimizer's own
        `gradient_accumulation_steps` is kept on the default strategy and converted to
        ktlite's under any other strategy.
-    5. `jit_compile` is set on the model (`True` is refused with a warning when one process
-       drives several devices, where Keras' XLA-compiled step cannot run).
+    5. `jit_compile` is set on the model (`True`, passed or the model's own compile
+       setting, is refused with a warning when one process drives several devices, where
+       Keras' XLA-compiled step cannot run).
     6. Under a multi-worker strategy, `ktlite.distribute.multi_worker_fix` is applied.
 
     Nothing is rebuilt when nothing needs to change; the same object comes back.
@@ -150,6 +151,8 @@ def prepare_model(
         else:
             _accumulation.disable(model)
         changes.append(f"gradient_accumulation_steps={accumulation}")
+    if jit_compile is None and model.jit_compile is True and not _is_default(strategy):
+        jit_compile = True  # compiled with XLA: checked as if asked for here
     if jit_compile is not None:
         jit = jit_compile and _jit_supported(strategy)
         if jit != model.jit_compile:

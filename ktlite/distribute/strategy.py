@@ -150,7 +150,8 @@ def num_replicas(strategy: str | tf.distribute.Strategy | None = None) -> int:
 
 
 def check_batch_size(
-    batch_size: int, strategy: str | tf.distribute.Strategy | None = None
+    batch_size: int, strategy: str | tf.distribute.Strategy | None = None,
+    name: str = "batch_size",
 ) -> int:
     """Validates a global batch size and returns the per-replica batch size.
 
@@ -162,6 +163,7 @@ def check_batch_size(
     Args:
         batch_size: The global batch size, a positive int.
         strategy: Anything `get_strategy` accepts; `None` means the strategy in scope.
+        name: the argument name for messages (`"eval_batch_size"`).
 
     Returns:
         `batch_size // num_replicas`.
@@ -175,14 +177,14 @@ def check_batch_size(
         >>> ktlite.distribute.check_batch_size(64, None)
         64
     """
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, name)
     replicas = num_replicas(strategy)
     if batch_size % replicas:
         lower = max(replicas, batch_size - batch_size % replicas)
         raise ValueError(
-            f"`batch_size` is the global batch and must be divisible by the number of "
+            f"`{name}` is the global batch and must be divisible by the number of "
             f"replicas ({replicas}, {describe(get_strategy(strategy))}). "
-            f"Received: batch_size={batch_size!r}; use {lower} or {lower + replicas}."
+            f"Received: {name}={batch_size!r}; use {lower} or {lower + replicas}."
         )
     return batch_size // replicas
 
