@@ -8,6 +8,10 @@ In `"int8"` mode the kernels are stored as int8 with one float scale per output 
 per token, so the matrix products run in int8. `"int4"` packs two weights per byte
 (per-channel scales) and dequantizes them before the product.
 
+A mixed-precision model (float32 variables, float16/bfloat16 compute) is quantized as a
+float32 copy (same architecture and weights, float32 dtype policies), so the quantized
+model computes in float32.
+
 A quantized model is an ordinary Keras model: it saves to and loads from the `.keras`
 format with `safe_mode=True` (the quantized dtype policy is part of each layer's config),
 exports to a SavedModel, but is meant for inference only.
@@ -23,6 +27,7 @@ import keras
 
 from ktlite import compat
 from ktlite.arguments import check_choice
+from ktlite.compress._precision import float32_copy, low_precision_policies
 
 __all__ = ["QUANTIZATION_MODES", "quantize_model", "quantize_predictor", "quantized_layers"]
 
@@ -124,8 +129,14 @@ def quantize_model(
     quantized (see the module notes). The copy is not compiled, so it saves without
     optimizer state (quantized kernels are not trainable).
 
+    A mixed-precision model (`get_learner(..., mixed_precision="mixed_float16")` or
+    `"mixed_bfloat16"`: float32 variables, float16/bfloat16 compute) is rebuilt with float32
+    dtype policies before it is quantized, so the quantized copy computes in float32 and
+    predicts like the mixed model up to its float16/bfloat16 rounding (Keras refuses int8
+    with a float16 compute dtype).
+
     Args:
-        model: a built Keras model with float32 weights.
+        model: a built Keras model with float32 weights (float32 or mixed precision).
         mode: `"int8"` (default; about 4x smaller kernels, int8 matrix products) or
             `"int4"` (about 8x smaller kernels, dequantized before the product).
         exclude: a regex, or list of regexes, matched (with `re.search`) against layer
@@ -139,7 +150,9 @@ def quantize_model(
         TypeError: if `model` is not a `keras.Model`, `mode` is not a str, or `exclude` is
             not a string/list.
         ValueError: if `mode` is unknown, the model is not built, already quantized, or
-            has no layer that can be quantized.
+            has no layer that can be quantized, or it is a mixed-precision model that
+            cannot be rebuilt in float32 from its config (e.g. a subclassed model without
+            `get_config`; the message says how to build the float32 model yourself).
 
     Example:
         >>> small = ktlite.compress.quantize_model(model, mode="int8")
@@ -161,12 +174,17 @@ def quantize_model(
             "`model` is already quantized; quantize the float model instead. Received: "
             f"quantized layers {already}"
         )
-    # Rebuilt from its config without the compile config: `clone_model` would compile the
-    # copy and save the optimizer's float moments next to the int8 kernels.
-    config = keras.saving.serialize_keras_object(model)
-    config.pop("compile_config", None)
-    clone = keras.saving.deserialize_keras_object(config)
-    clone.set_weights(model.get_weights())
+    if low_precision_policies(model):
+        # Keras refuses int8 with a float16 compute dtype, and a bfloat16 one would round
+        # the dequantized products; the float32 copy computes like a float32 model.
+        clone = float32_copy(model, "quantizes")
+    else:
+        # Rebuilt from its config without the compile config: `clone_model` would compile
+        # the copy and save the optimizer's float moments next to the int8 kernels.
+        config = keras.saving.serialize_keras_object(model)
+        config.pop("compile_config", None)
+        clone = keras.saving.deserialize_keras_object(config)
+        clone.set_weights(model.get_weights())
     targets = [layer for layer in _leaf_layers(clone) if _is_quantizable(layer, patterns)]
     if not targets:
         raise ValueError(
@@ -209,7 +227,8 @@ def quantize_predictor(
     """Returns a new predictor whose model is a quantized copy of `predictor.model`.
 
     The new predictor shares the preprocessor and batch size, and saves, loads
-    (`ktlite.load_predictor`) and exports like any other; the original is unchanged.
+    (`ktlite.load_predictor`) and exports like any other; the original is unchanged. A
+    mixed-precision model is quantized as a float32 copy (see `quantize_model`).
 
     Args:
         predictor: a ktlite predictor (anything with `.model`, `.preproc`, `.batch_size`).
@@ -235,7 +254,11 @@ def quantize_predictor(
             f"Received: predictor={predictor!r}"
         )
     mode = _check_mode(mode)
-    small = quantize_model(model, mode=mode, exclude=exclude)
+    return _with_model(predictor, quantize_model(model, mode=mode, exclude=exclude))
+
+
+def _with_model(predictor: Any, model: keras.Model) -> Any:
+    """A predictor of the same class, preprocessor, batch size and settings around `model`."""
     settings = predictor._settings() if hasattr(predictor, "_settings") else {}
-    return type(predictor)(small, predictor.preproc,
+    return type(predictor)(model, predictor.preproc,
                            batch_size=getattr(predictor, "batch_size", 32), **settings)

@@ -17,6 +17,11 @@ What runs where (measured with TF 2.21 and tensorflow-text 2.21 on Linux):
   (`load_tflite` does it with TensorFlow). `tflite.json` records which case applies.
 - Every export is run once in the interpreter before it is written, so a file that cannot
   be loaded is never produced silently.
+- A mixed-precision model (`mixed_float16`/`mixed_bfloat16`: float32 variables,
+  float16/bfloat16 compute) is converted as a float32 copy (same architecture and weights,
+  float32 dtype policies; the model itself is untouched): the TFLite builtins lack
+  float16/bfloat16 kernels for most ops. The `.tflite` file then computes in float32, so
+  its outputs differ from the mixed model's by that model's float16/bfloat16 rounding.
 
 Quantization (`quantize=`): `None` keeps float32; `"dynamic"` stores weights as int8 and
 quantizes activations on the fly; `"float16"` stores weights as float16; `"int8"` also
@@ -41,7 +46,8 @@ import numpy as np
 
 from ktlite import compat, saving
 from ktlite.arguments import check_choice, check_positive_int, check_seed
-from ktlite.compress.quantize import quantized_layers
+from ktlite.compress._precision import float32_copy, low_precision_policies
+from ktlite.compress.quantize import _with_model, quantized_layers
 from ktlite.compress.tflite_runtime import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -239,6 +245,8 @@ def export_tflite(
     `probabilities` (`predictions` for regression) when the tokenizer can run in TFLite,
     else model only, from `token_ids`. Given a bare `keras.Model`, the graph is the model,
     with its own input and an `outputs` output. See the module notes for what runs where.
+    A mixed-precision model (`mixed_float16`/`mixed_bfloat16`) is exported as a float32 copy
+    (its weights are float32 already); the model itself is left as it is.
 
     Args:
         model_or_predictor: a ktlite predictor or a built single-input `keras.Model`.
@@ -262,8 +270,10 @@ def export_tflite(
         ValueError: unknown `quantize`, missing `representative_data` for `"int8"`,
             `num_calibration_samples < 1`, a negative `seed`, `include_tokenizer=True`
             when the tokenizer cannot run in TFLite, a predictor of another task than
-            text, or a model quantized by Keras in `"int8"` (TFLite cannot take its int8
-            activations; export the float model with `quantize="int8"` instead).
+            text, a model quantized by Keras in `"int8"` (TFLite cannot take its int8
+            activations; export the float model with `quantize="int8"` instead), or a
+            mixed-precision model that cannot be rebuilt in float32 from its config or is
+            already quantized by Keras (the message says what to do).
         TypeError: if `path` is not a str or `os.PathLike`, `model_or_predictor` is
             neither a predictor nor a `keras.Model`,
             `quantize` is neither None nor a str, `representative_data` has the wrong
@@ -319,6 +329,12 @@ def export_tflite(
             "or quantize it with Keras' 'int4'. Received: int8 layers "
             f"{int8_layers[:3]}{' ...' if len(int8_layers) > 3 else ''}"
         )
+    if low_precision_policies(model):
+        # The TFLite builtins have no float16/bfloat16 kernels for most ops (`AddV2`,
+        # `Erfc`, ...), so a mixed-precision graph does not convert; its float32 copy does.
+        model = float32_copy(model, "converts to TFLite")
+        if predictor:
+            model_or_predictor = _with_model(model_or_predictor, model)
     if not predictor:
         return _export_model(
             model, folder, quantize, representative_data, num_calibration_samples, seed

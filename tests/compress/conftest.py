@@ -65,3 +65,61 @@ def text_predictor(text_setup):
 
     _, _, preproc, model = text_setup
     return ktlite.get_predictor(model, preproc)
+
+
+def _mixed_precision_copy(model, data, policy):
+    """`model` (compiled here if it is not) as `get_learner(..., mixed_precision=policy)`
+    rebuilds it: float32 variables holding the same weights, float16/bfloat16 compute."""
+    import warnings
+
+    import ktlite
+
+    if not model.compiled:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    unchanged = _snapshot(model)
+    with warnings.catch_warnings():
+        # A trained model's optimizer state does not carry over to float16 loss scaling;
+        # only the weights matter here.
+        warnings.filterwarnings("ignore", message=r"The optimizer's state .* could not be")
+        learner = ktlite.get_learner(
+            model, data, batch_size=32, mixed_precision=policy, verbose=0
+        )
+    unchanged()
+    mixed = learner.model
+    assert mixed is not model and mixed.get_layer("head").dtype_policy.name == "float32"
+    weighted = [layer for layer in mixed.layers if layer.weights and layer.name != "head"]
+    assert {layer.dtype_policy.name for layer in weighted} == {policy}
+    return mixed
+
+
+@pytest.fixture
+def mixed_precision_copy():
+    """`mixed_precision_copy(model, data, policy)`: the learner's mixed-precision rebuild."""
+    return _mixed_precision_copy
+
+
+def _snapshot(model):
+    from ktlite import compat
+
+    def state():
+        policies = [(layer.name, layer.dtype_policy.name)
+                    for layer in compat.flatten_layers(model, include_self=True, recursive=True)]
+        return policies, [np.array(w, copy=True) for w in model.get_weights()]
+
+    policies, weights = state()
+
+    def assert_unchanged():
+        now_policies, now_weights = state()
+        assert now_policies == policies
+        assert len(now_weights) == len(weights)
+        for old, new in zip(weights, now_weights):
+            np.testing.assert_array_equal(new, old)
+
+    return assert_unchanged
+
+
+@pytest.fixture
+def snapshot():
+    """`check = snapshot(model)`; `check()` asserts the model's dtype policies (every layer)
+    and weights are what they were."""
+    return _snapshot

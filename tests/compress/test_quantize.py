@@ -11,6 +11,7 @@ import pytest
 
 from ktlite import compat
 from ktlite.compress import quantize_model, quantize_predictor, quantized_layers
+from ktlite.compress._precision import low_precision_policies
 
 
 def run(model, x):
@@ -131,3 +132,73 @@ def test_quantize_predictor_rejects_non_predictor_and_bad_mode(text_predictor):
         quantize_predictor(object())
     with pytest.raises(ValueError, match="`mode`"):
         quantize_predictor(text_predictor, "int3")
+
+
+def test_int8_quantizes_a_mixed_float16_model_as_a_float32_copy(
+    transformer, token_data, mixed_precision_copy, snapshot
+):
+    x, y = token_data
+    mixed = mixed_precision_copy(transformer, (x[:64], y[:64]), "mixed_float16")
+    unchanged = snapshot(mixed)
+    small = quantize_model(mixed, "int8")
+    unchanged()
+    assert set(quantized_layers(small).values()) == {"int8"}
+    assert low_precision_policies(small) == []
+    # The mixed model holds the float32 model's weights, so against the float32 model the
+    # int8 error alone counts (0.02, as in test_quantized_outputs_close_to_original); against
+    # the mixed model its float16 rounding (10 mantissa bits: about 1e-3 on probabilities
+    # after a few layers) comes on top.
+    np.testing.assert_allclose(run(small, x), run(transformer, x), atol=0.02)
+    np.testing.assert_allclose(run(small, x), run(mixed, x).astype("float32"), atol=0.025)
+    # Same float32 weights, same float32 policies: the int8 copy of the float32 model.
+    np.testing.assert_allclose(run(small, x), run(quantize_model(transformer), x), atol=1e-6)
+
+
+def test_the_int8_copy_of_a_mixed_float16_model_keras_round_trips(
+    token_data, tmp_path, mixed_precision_copy
+):
+    x, y = token_data
+    inputs = keras.Input((12,))
+    hidden = keras.layers.Dense(16, activation="relu", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(hidden))
+    features = (x / 200).astype("float32")
+    mixed = mixed_precision_copy(model, (features, y), "mixed_float16")
+    small = quantize_model(mixed, "int8")
+    small.save(tmp_path / "q.keras")
+    loaded = keras.saving.load_model(tmp_path / "q.keras", safe_mode=True)
+    assert quantized_layers(loaded) == {"hidden": "int8", "head": "int8"}
+    assert loaded.get_layer("hidden").dtype_policy.name == "int8_from_float32"
+    np.testing.assert_array_equal(run(loaded, features), run(small, features))
+    np.testing.assert_allclose(run(small, features), run(model, features), atol=0.02)
+
+
+def test_quantizing_a_mixed_model_that_cannot_be_rebuilt_says_what_to_do(snapshot):
+    class NoConfig(keras.Model):
+        def __init__(self, layer):
+            super().__init__(dtype="mixed_float16")
+            self.layer = layer
+
+        def call(self, inputs):
+            return self.layer(inputs)
+
+    model = NoConfig(keras.layers.Dense(2, dtype="mixed_float16"))
+    model(np.zeros((1, 4), "float32"))
+    unchanged = snapshot(model)
+    with pytest.raises(ValueError, match=r"dtype policy mixed_float16.*float32 copy.*"
+                                         r"set_weights.*Received: model 'no_config'"):
+        quantize_model(model, "int8")
+    unchanged()
+
+
+def test_predictor_quantize_on_a_mixed_float16_text_model(text_setup, mixed_precision_copy):
+    import ktlite
+
+    trn, val, preproc, model = text_setup
+    mixed = ktlite.get_predictor(mixed_precision_copy(model, trn, "mixed_float16"), preproc)
+    texts = list(val.x[:16])
+    small = mixed.quantize("int8")
+    assert set(quantized_layers(small.model).values()) == {"int8"}
+    assert low_precision_policies(mixed.model) == ["mixed_float16"]
+    # As above: int8 error (0.02) plus float16 rounding.
+    np.testing.assert_allclose(small.predict_proba(texts), mixed.predict_proba(texts),
+                               atol=0.025)

@@ -12,6 +12,10 @@ from ktlite.compress import export_tflite, load_tflite
 TEXTS = ["red item number 3", "blue item number 70", "green item", "an unseen sentence"]
 
 
+def run(model, x):
+    return keras.ops.convert_to_numpy(model(x, training=False)).astype("float32")
+
+
 def test_float_export_holds_tokenizer_and_matches_predictor(text_predictor, tmp_path):
     info = export_tflite(text_predictor, tmp_path / "f")
     assert info.tokenizer_inside and info.input_name == "texts" and info.quantize is None
@@ -291,3 +295,57 @@ def test_export_path_must_be_a_path(text_predictor, transformer, tmp_path):
     with pytest.raises(TypeError, match="`path` must be a path"):
         load_tflite(5)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("quantize, atol", [(None, 1e-4), ("dynamic", 0.02)])
+def test_a_mixed_float16_model_exports_as_its_float32_copy(
+    token_data, transformer, mixed_precision_copy, snapshot, tmp_path, quantize, atol
+):
+    x, y = token_data
+    mixed = mixed_precision_copy(transformer, (x[:64], y[:64]), "mixed_float16")
+    unchanged = snapshot(mixed)
+    info = export_tflite(mixed, tmp_path / "m", quantize=quantize)
+    unchanged()
+    assert info.quantize == quantize
+    got = load_tflite(tmp_path / "m").predict_proba(x[:32])
+    # The .tflite graph is float32 with the mixed model's weights, which are the float32
+    # model's: it predicts like the float32 model (1e-4 and 0.02 as for float32 exports
+    # above), and like the mixed model up to its float16 rounding (10 mantissa bits; about
+    # 3e-4 measured on these probabilities, 2e-3 allowed).
+    np.testing.assert_allclose(got, run(transformer, x[:32]), atol=atol)
+    np.testing.assert_allclose(got, run(mixed, x[:32]), atol=atol + 2e-3)
+
+
+def test_a_mixed_bfloat16_predictor_exports_with_its_tokenizer_inside(
+    text_setup, text_predictor, mixed_precision_copy, snapshot, tmp_path
+):
+    import ktlite
+
+    trn, _, preproc, model = text_setup
+    mixed = ktlite.get_predictor(mixed_precision_copy(model, trn, "mixed_bfloat16"), preproc)
+    unchanged = snapshot(mixed.model)
+    mixed.export(tmp_path / "t", format="tflite")
+    unchanged()
+    meta = json.loads((tmp_path / "t" / "tflite.json").read_text())
+    assert meta["tokenizer_inside"] and meta["input"]["name"] == "texts"
+    runner = load_tflite(tmp_path / "t")
+    got = runner.predict_proba(TEXTS)
+    # Float32 with the float32 model's weights: as the float32 export (1e-5); against the
+    # mixed model bfloat16 rounding counts (8 mantissa bits, 4e-3 relative per op; 2e-3 to
+    # 4e-3 measured on tiny models' probabilities, 0.02 allowed).
+    np.testing.assert_allclose(got, text_predictor.predict_proba(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(got, mixed.predict_proba(TEXTS), atol=0.02)
+    assert runner.predict(TEXTS) == text_predictor.predict(TEXTS)
+
+
+def test_a_keras_quantized_mixed_model_is_refused_with_the_way_out(
+    token_data, transformer, mixed_precision_copy, tmp_path
+):
+    x, y = token_data
+    mixed = mixed_precision_copy(transformer, (x[:64], y[:64]), "mixed_bfloat16")
+    # Keras' own quantization, which keeps the bfloat16 compute.
+    mixed.quantize("int4", filters=lambda layer: type(layer) is keras.layers.Dense)
+    with pytest.raises(ValueError, match=r"dtype policy .*bfloat16.*already quantized \(int4\)"
+                                         r".*ktlite.compress.quantize_model"):
+        export_tflite(mixed, tmp_path / "q")
+    assert not (tmp_path / "q").exists()
