@@ -1340,7 +1340,12 @@ def get_learner(
     cases get a copy of the optimizer, its state carried over: a distribution setting
     that rebuilds the model, and (with a warning) an optimizer with Keras's own
     `gradient_accumulation_steps`, which runs as ktlite's accumulation (the LR finder can
-    pause it, and every epoch ends on an update).
+    pause it, and every epoch ends on an update). When nothing needs a rebuild (the default
+    strategy, the model's own precision), `jit_compile` and `gradient_accumulation_steps`
+    are set on your model object itself, which is `learner.model`: its own `fit` keeps them
+    afterwards, as does a later learner given it with those left at None
+    (`ktlite.distribute.prepare_model(model, gradient_accumulation_steps=1,
+    jit_compile=False)` turns them off).
 
     Args:
         model: a compiled `keras.Model` (compile with keywords:
