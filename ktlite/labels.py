@@ -544,13 +544,16 @@ def _class_ids(values: np.ndarray, names: list[str], name: str) -> np.ndarray:
     texts = [_label_text(v) for v in values.tolist()]
     if all(t in index for t in texts):
         return np.fromiter((index[t] for t in texts), dtype=np.int32, count=len(texts))
-    # Positions only when no class is named by a number: with classes "1".."5" (star
-    # ratings), a stray 0 must not turn every 1 into "2".
-    positional = not any(c.lstrip("-").isdigit() for c in names)
-    if positional and values.dtype.kind in "iu" and values.size:
+    if _positional(names) and values.dtype.kind in "iu" and values.size:
         if values.min() >= 0 and values.max() < len(names):
             return values.astype(np.int32)
     raise _unknown_labels(name, sorted({t for t in texts if t not in index}), names)
+
+
+def _positional(names: list[str]) -> bool:
+    """Whether int labels may be read as positions: only when no class is named by a
+    number (with classes "1".."5", star ratings, a stray 0 must not turn every 1 into "2")."""
+    return not any(c.lstrip("-").isdigit() for c in names)
 
 
 def _unknown_labels(name: str, unseen: list[str], names: list[str]) -> ValueError:
@@ -579,13 +582,15 @@ def _multilabel_matrix(arr: np.ndarray, names: list[str], name: str) -> np.ndarr
     index = {c: i for i, c in enumerate(names)}
     out = np.zeros((len(arr), len(names)), dtype=np.float32)
     unseen: set[str] = set()
-    # Integer labels that are not class names are indices into them.
+    positional = _positional(names)
+    # Integer labels that are not class names are indices into them (as in `_class_ids`).
     for i, row in enumerate(_as_lists(arr, name)):
         for v in row:
             t = _label_text(v)
             if t in index:
                 out[i, index[t]] = 1.0
-            elif isinstance(v, (numbers.Integral, np.integer)) and 0 <= int(v) < len(names):
+            elif (positional and isinstance(v, (numbers.Integral, np.integer))
+                  and 0 <= int(v) < len(names)):
                 out[i, int(v)] = 1.0
             else:
                 unseen.add(t)

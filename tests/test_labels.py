@@ -316,3 +316,14 @@ def test_labels_that_differ_only_by_spaces_are_warned():
                       r"\[\[' neg', 'neg'\]\]"):
         _, names, _ = fit_labels(["neg", " neg", "pos"], name="y_train")
     assert names == [" neg", "neg", "pos"]  # still separate classes, as given
+
+
+def test_a_multilabel_int_outside_number_named_classes_is_refused_not_read_as_a_position():
+    # Tags 1..3: a stray 0 was read as position 0, the class "1", silently.
+    mode, names, _ = fit_labels([[1, 2], [3], [2]])
+    assert (mode, names) == ("multilabel", ["1", "2", "3"])
+    with pytest.raises(ValueError, match=r"not among the classes: \['0'\]"):
+        encode_labels([[0], [3, 1]], mode, names, name="y_test")
+    np.testing.assert_array_equal(encode_labels([[3, 1]], mode, names), [[1, 0, 1]])
+    mode, names, _ = fit_labels([["a", "b"], ["c"]])
+    np.testing.assert_array_equal(encode_labels([[0, 2]], mode, names), [[1, 0, 1]])
