@@ -71,6 +71,12 @@ class ExplainRequest(pydantic.BaseModel):
 
     text: str = pydantic.Field(min_length=1, description="The text to explain.")
     top_k: int = pydantic.Field(default=10, ge=1, le=1000, description="Words to rank.")
+    target: int | None = pydantic.Field(
+        default=None,
+        ge=0,
+        description="Output column to explain: a class index (default: the predicted class) "
+        "or, for a regression model with several outputs (where it is required), the output.",
+    )
 
 
 class PredictResponse(pydantic.BaseModel):
@@ -239,9 +245,11 @@ class APIApp:
           ``json_response``: ``{"predictions": [...]}`` (classifiers: the option
           ``return_proba`` adds ``probabilities`` and ``classes``). Predictors whose input is
           a string also take ``{"texts": [...]}``.
-        - ``POST /explain`` ``{"text": "...", "top_k": 10}`` -> the predictor's
-          ``explain(text, top_k=...)`` as JSON; only if the predictor has ``explain`` and
-          takes strings (image occlusion maps are called from Python).
+        - ``POST /explain`` ``{"text": "...", "top_k": 10, "target": null}`` -> the
+          predictor's ``explain(text, top_k=...)`` as JSON (``target=...`` added when the
+          body sets it: a class index, or the output of a multi-output regression model);
+          only if the predictor has ``explain`` and takes strings (image occlusion maps are
+          called from Python).
         - ``GET /health`` -> ``{"status": "ok"}`` plus counters (``pending_inputs``,
           ``model_calls``, ``inputs_predicted``, ``dropped_requests``).
         - ``GET /metadata`` -> the predictor's ``metadata``, the limits and versions.
@@ -651,7 +659,8 @@ class APIApp:
             loop = asyncio.get_running_loop()
             try:
                 result = await loop.run_in_executor(
-                    self._explain_thread, self._explain, request.text, request.top_k
+                    self._explain_thread, self._explain, request.text, request.top_k,
+                    request.target,
                 )
             except (TypeError, ValueError) as error:
                 raise HTTPException(status_code=422, detail=str(error)) from None
@@ -664,8 +673,10 @@ class APIApp:
                 self._explains -= 1
             return result
 
-    def _explain(self, text: str, top_k: int) -> dict[str, Any]:
-        result = self.predictor.explain(text, top_k=top_k)
+    def _explain(self, text: str, top_k: int, target: int | None) -> dict[str, Any]:
+        # Passed only when set, so predictors whose `explain` has no `target` still serve.
+        options = {} if target is None else {"target": target}
+        result = self.predictor.explain(text, top_k=top_k, **options)
         return to_json(result.to_dict() if hasattr(result, "to_dict") else result)
 
 

@@ -4,9 +4,11 @@ Method: **occlusion (leave one word out)**. The text is split into words (runs o
 digits, single punctuation marks, single CJK characters, roughly the units the WordPiece
 tokenizer starts from). For every word a copy of the text without that word is made, and the
 original plus all copies go through ``predictor.predict_proba`` in one batched call. A word's
-score is how much the predicted class's probability drops when the word is removed (for
-regression, how much the predicted value drops); a negative score means the word argued
-against the prediction.
+score is how much the explained class's probability drops when the word is removed (for
+regression, how much the explained output's value drops); a negative score means the word
+argued against it. The explained class is the predicted one (the most probable label for
+multilabel) unless ``target`` picks another; a regression model with several outputs needs
+``target`` to say which output to explain.
 
 Why occlusion rather than integrated gradients over the embeddings:
 
@@ -34,13 +36,14 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import numbers
 import re
 import unicodedata
 from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_bool, check_positive_int
+from ktlite.arguments import check_bool, check_int, check_positive_int
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 _WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
@@ -55,8 +58,8 @@ class WordScore:
         word: the word as it appears in the text.
         start: its start offset (in characters) in the text.
         end: its end offset (exclusive).
-        score: drop in the predicted class's probability (or predicted value) when the word
-            is removed; positive supports the prediction, negative argues against it.
+        score: drop in the explained class's probability (or the explained output's value)
+            when the word is removed; positive supports it, negative argues against it.
     """
 
     word: str
@@ -75,13 +78,17 @@ class Explanation:
 
     Attributes:
         text: the explained text.
-        label: the predicted label (the class name, or the value for regression).
-        class_index: column of the explained class in ``predict_proba``'s output (None for a
-            single-output model).
-        probability: the predicted class's probability (the value itself for regression).
+        label: the explained label: the class name (the predicted class unless `explain`'s
+            ``target`` picked another), or the value for regression.
+        class_index: column of the explained class (or regression output) in the predictor's
+            output (None for a single-output model).
+        probability: the explained class's probability (the value itself for regression).
         words: every word of the text in order, with its score.
         top_k: how many words `top` holds at most.
         method: ``"occlusion"``.
+        targeted: True when `explain`'s ``target`` chose the class, which then need not be
+            the predicted one (the HTML heads it "Explained" instead of "Predicted"); False
+            for regression, whose explained output is a predicted value.
 
     Example:
         >>> exp = explain(predictor, "the cat sat on the mat", top_k=3)
@@ -96,6 +103,7 @@ class Explanation:
     words: list[WordScore]
     top_k: int = 10
     method: str = "occlusion"
+    targeted: bool = False
 
     @property
     def top(self) -> list[WordScore]:
@@ -108,8 +116,8 @@ class Explanation:
 
         Returns:
             A dict with ``text``, ``label``, ``class_index``, ``probability``, ``method``,
-            ``words`` (every word in text order) and ``top`` (the `top_k` most influential),
-            each word a dict with ``word``, ``start``, ``end``, ``score``.
+            ``targeted``, ``words`` (every word in text order) and ``top`` (the `top_k` most
+            influential), each word a dict with ``word``, ``start``, ``end``, ``score``.
         """
         return {
             "text": self.text,
@@ -117,6 +125,7 @@ class Explanation:
             "class_index": self.class_index,
             "probability": self.probability,
             "method": self.method,
+            "targeted": self.targeted,
             "words": [w.to_dict() for w in self.words],
             "top": [w.to_dict() for w in self.top],
         }
@@ -147,7 +156,8 @@ class Explanation:
         )
         return (
             '<div class="ktlite-explanation">'
-            f"<p><b>Predicted:</b> {html.escape(str(self.label))} "
+            f"<p><b>{'Explained' if self.targeted else 'Predicted'}:</b> "
+            f"{html.escape(str(self.label))} "
             f"({self.probability:.4f}) &middot; method: {html.escape(self.method)}</p>"
             f'<p style="line-height:1.8">{"".join(pieces)}</p>'
             f"<ol>{top}</ol></div>"
@@ -197,14 +207,20 @@ def _is_punctuation(word: str) -> bool:
 
 
 def explain(
-    predictor: Any, text: str, top_k: int = 10, as_html: bool = False
+    predictor: Any,
+    text: str,
+    top_k: int = 10,
+    as_html: bool = False,
+    target: int | None = None,
 ) -> Explanation | str:
     """Scores each word of `text` by how much it drives the predictor's prediction.
 
     Uses occlusion (see the module docstring for why): the text and one copy per word with
     that word removed are predicted in one batched call, and a word's score is the drop in
-    the predicted class's probability (the predicted value for regression) without it. For a
-    multilabel predictor the most probable label is explained.
+    the explained class's probability (the explained output's value for regression) without
+    it. By default the predicted class is explained (for a multilabel predictor, the most
+    probable label); `target` picks another class, or the output of a regression model with
+    several outputs.
 
     Args:
         predictor: a text predictor with ``predict_proba(list[str]) -> np.ndarray`` (e.g.
@@ -214,6 +230,11 @@ def explain(
         top_k: number of words in ``Explanation.top`` and in the HTML list. Default 10.
         as_html: return the HTML rendering (a str) instead of the `Explanation`. Default
             False; an `Explanation` also renders itself in notebooks.
+        target: the output column to explain, in ``[0, number of outputs - 1]``: for a
+            classifier the class index (``label`` and ``probability`` then report that
+            class, predicted or not), for regression the output. Default None: the predicted
+            class, or the only output of a single-output regression model; a regression
+            model with several outputs needs an int.
 
     Returns:
         An `Explanation` (plain data: ``.label``, ``.probability``, ``.words``, ``.top``,
@@ -221,27 +242,32 @@ def explain(
 
     Raises:
         TypeError: if `text` is not a str, `top_k` is not an int, `as_html` is not a bool,
-            or `predictor` has no ``predict_proba`` (no ``predict`` for a regression
-            predictor).
+            `target` is neither None nor an int (a bool is not an int here), or `predictor`
+            has no ``predict_proba`` (no ``predict`` for a regression predictor).
         ValueError: if `text` has no words (or only words that make no tokens, such as
-            zero-width spaces), `top_k` < 1, or the predictor returns the wrong number of
-            rows.
+            zero-width spaces), `top_k` < 1, `target` is outside ``[0, number of outputs -
+            1]``, `target` is None for a regression model with several outputs, or the
+            predictor returns the wrong number of rows.
 
     Example:
         >>> from ktlite.text.explain import explain
         >>> exp = explain(predictor, "sparrow: small brown bird", top_k=3)
         >>> [(w.word, round(w.score, 3)) for w in exp.top]
+        >>> explain(regressor, "a sunny, quiet flat", target=1).label  # output 1's value
     """
     if not isinstance(text, str):
         raise TypeError(f"`text` must be a str. Received: text={text!r}")
     top_k = check_positive_int(top_k, "top_k")
     as_html = check_bool(as_html, "as_html")
-    method = "predict" if _label_mode(predictor) == "regression" else "predict_proba"
+    regression = _label_mode(predictor) == "regression"
+    method = "predict" if regression else "predict_proba"
     if not callable(getattr(predictor, method, None)):
         raise TypeError(
             f"`predictor` must have a `{method}(list[str])` method. "
             f"Received: predictor={predictor!r}"
         )
+    # Refused before the model runs when the predictor says how many outputs it has.
+    target = _check_target(target, _declared_outputs(predictor), regression)
     words = split_words(text)
     run = _words_seen(predictor, words) if words else []
     if not run:
@@ -254,12 +280,13 @@ def explain(
     outputs = _outputs(predictor, variants)
     if outputs.shape[0] != len(variants):
         raise ValueError(
-            f"`predictor.predict_proba` returned {outputs.shape[0]} rows for {len(variants)} "
+            f"`predictor.{method}` returned {outputs.shape[0]} rows for {len(variants)} "
             "texts; it must return one row per text."
         )
     outputs = outputs.reshape(len(variants), -1)
+    target = _check_target(target, outputs.shape[1], regression)
 
-    label, class_index, value = _predicted(predictor, outputs[0])
+    label, class_index, value = _predicted(predictor, outputs[0], target)
     column = outputs[:, 0] if class_index is None else outputs[:, class_index]
     drops = dict(zip(run, (column[0] - column[1:]).tolist()))
     scored = [
@@ -273,8 +300,35 @@ def explain(
         probability=value,
         words=scored,
         top_k=top_k,
+        targeted=target is not None and not regression,
     )
     return explanation.to_html() if as_html else explanation
+
+
+def _check_target(target: Any, num_outputs: int | None, regression: bool) -> int | None:
+    """Returns `target` as an int in ``[0, num_outputs - 1]``, or None where None is allowed.
+
+    With `num_outputs` unknown (None) only the type and the sign are checked.
+    """
+    if target is None:
+        if regression and num_outputs is not None and num_outputs > 1:
+            raise ValueError(
+                f"This regression predictor has {num_outputs} outputs; pass `target=` (an int "
+                f"in [0, {num_outputs - 1}]) to say which one to explain. Received: target=None"
+            )
+        return None
+    if num_outputs is None:
+        return check_int(target, "target", 0)
+    return check_int(target, "target", 0, num_outputs - 1)
+
+
+def _declared_outputs(predictor: Any) -> int | None:
+    """The number of outputs the predictor's labels declare (None when it does not say)."""
+    for owner in (getattr(predictor, "labels", None), getattr(predictor, "preproc", None)):
+        count = getattr(owner, "num_outputs", None)
+        if isinstance(count, numbers.Integral) and not isinstance(count, bool) and count >= 1:
+            return int(count)
+    return None
 
 
 def _words_seen(predictor: Any, words: list[tuple[str, int, int]]) -> list[int]:
@@ -318,11 +372,17 @@ def _outputs(predictor: Any, texts: list[str]) -> np.ndarray:
     return np.asarray(predictor.predict_proba(texts), dtype=np.float64)
 
 
-def _predicted(predictor: Any, row: np.ndarray) -> tuple[Any, int | None, float]:
-    """Returns ``(label, class_index, probability_or_value)`` for one output row."""
-    if row.shape[0] == 1 or _label_mode(predictor) == "regression":
+def _predicted(
+    predictor: Any, row: np.ndarray, target: int | None
+) -> tuple[Any, int | None, float]:
+    """Returns ``(label, class_index, probability_or_value)`` for one output row: of column
+    `target`, else of the predicted class (a checked `target` is None only for a classifier
+    or a single output)."""
+    if row.shape[0] == 1:
         return float(row[0]), None, float(row[0])
-    index = int(np.argmax(row))
+    if _label_mode(predictor) == "regression":
+        return float(row[target]), target, float(row[target])
+    index = int(np.argmax(row)) if target is None else target
     get_classes = getattr(predictor, "get_classes", None)
     classes = get_classes() if callable(get_classes) else None
     label = str(classes[index]) if classes is not None and index < len(classes) else index

@@ -122,23 +122,35 @@ class TextPredictor(ClassifierPredictor):
     def _load_preprocessor(cls, folder: Path) -> Any:
         return TextPreprocessor.load(str(folder))
 
-    def explain(self, text: str, top_k: int = 10, as_html: bool = False) -> Any:
+    def explain(
+        self, text: str, top_k: int = 10, as_html: bool = False, target: int | None = None
+    ) -> Any:
         """Explains the prediction for one text; see `ktlite.text.explain.explain`.
 
         Args:
             text: The text to explain.
             top_k: Number of words to report. Defaults to 10.
             as_html: Return an HTML rendering instead of plain data. Defaults to False.
+            target: The output column to explain: a class index (instead of the predicted
+                class) or, for regression, the output. Defaults to None: the predicted class,
+                or the only regression output (several regression outputs need an int).
 
         Returns:
             What `ktlite.text.explain.explain` returns.
 
+        Raises:
+            TypeError: If `target` is neither None nor an int (or another argument has the
+                wrong type).
+            ValueError: If `target` is outside ``[0, number of outputs - 1]``, or None for
+                a regression model with several outputs (or another argument is invalid).
+
         Example:
             >>> predictor.explain("the movie was great", top_k=3)
+            >>> predictor.explain("the movie was great", target=0)  # why not class 0
         """
         from ktlite.text.explain import explain
 
-        return explain(self, text, top_k=top_k, as_html=as_html)
+        return explain(self, text, top_k=top_k, as_html=as_html, target=target)
 
 
 def _token_vocab_size(model: keras.Model) -> int | None:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+from typing import Any
 
 import httpx
 import numpy as np
@@ -262,6 +263,64 @@ def test_explain_endpoint_returns_word_scores_for_the_predicted_class():
     assert body["top"][0]["word"] == "bird"
     assert len(body["top"]) == 2
     assert bad.status_code == 422 and "top_k" in bad.json()["detail"]
+
+
+class TwoOutputExplainer(FakePredictor):
+    """Regression with two outputs: the word count, and 5 when "bird" is in the text."""
+
+    label_mode = "regression"
+
+    def predict(self, texts: list[str]) -> list[list[float]]:
+        return [[float(len(t.split())), 5.0 if "bird" in t else 0.0] for t in texts]
+
+    def explain(self, text: str, top_k: int = 10, target: int | None = None) -> Any:
+        from ktlite.text.explain import explain
+
+        return explain(self, text, top_k=top_k, target=target)
+
+
+def test_explain_endpoint_forwards_target_to_choose_the_output():
+    app = APIApp(TwoOutputExplainer())
+
+    async def main():
+        async with client(app) as c:
+            return [
+                await c.post("/explain", json=body) for body in (
+                    {"text": "a small bird here", "target": 1},
+                    {"text": "a small bird here"},
+                    {"text": "a small bird here", "target": 2},
+                    {"text": "a small bird here", "target": -1},
+                    {"text": "a small bird here", "target": True},
+                )
+            ]
+
+    chosen, missing, too_big, negative, flag = run(main())
+    assert chosen.status_code == 200
+    body = chosen.json()
+    assert body["class_index"] == 1 and body["label"] == 5.0
+    assert body["top"][0] == {"word": "bird", "start": 8, "end": 12, "score": 5.0}
+    assert missing.status_code == 422 and "2 outputs; pass `target=`" in missing.json()["detail"]
+    assert too_big.status_code == 422
+    assert "`target` must be an int in [0, 1]. Received: target=2" in too_big.json()["detail"]
+    for refused in (negative, flag):
+        assert refused.status_code == 422 and "target" in refused.json()["detail"]
+
+
+def test_explain_endpoint_without_target_calls_explain_without_it():
+    calls = []
+
+    class OldExplainer(FakePredictor):
+        def explain(self, text, top_k=10):  # an explain that predates `target`
+            calls.append((text, top_k))
+            return {"label": "animal"}
+
+    app = APIApp(OldExplainer())
+
+    async def main():
+        async with client(app) as c:
+            return await c.post("/explain", json={"text": "a bird", "top_k": 3})
+
+    assert run(main()).status_code == 200 and calls == [("a bird", 3)]
 
 
 def test_regression_predictor_returns_numbers_and_refuses_return_proba():

@@ -255,3 +255,166 @@ def test_zero_width_spaces_do_not_hide_the_deciding_word(planted_predictor):
     for invisible in ("\u200b \u00ad \ufeff", "\u0301 " * 5):
         with pytest.raises(ValueError, match="at least one word"):
             explain(planted_predictor, invisible)
+
+
+# ---------------------------------------------------------------- target
+def test_class_target_explains_that_class_instead_of_the_predicted_one():
+    exp = explain(KeywordPredictor(), "you are a winner of our meeting prize", target=0)
+    assert exp.label == "ham" and exp.class_index == 0
+    assert exp.probability == pytest.approx(0.2)
+    scores = {w.word: w.score for w in exp.words}
+    # Without "winner" ham rises from 0.2 to 0.9; without "meeting" it falls to 0.1.
+    assert scores["winner"] == pytest.approx(-0.7)
+    assert scores["meeting"] == pytest.approx(0.1)
+    assert exp.top[0].word == "winner"
+    chosen, predicted = (explain(KeywordPredictor(), "a winner", **kw)
+                         for kw in ({"target": 1}, {}))
+    assert {**chosen.to_dict(), "targeted": False} == predicted.to_dict()
+    assert chosen.targeted and not predicted.targeted
+    # The HTML does not call a chosen class the prediction.
+    assert "<b>Explained:</b> ham" in exp.to_html()
+    assert "<b>Predicted:</b> spam" in predicted.to_html()
+
+
+class TagPredictor:
+    """Multilabel over ["cat", "dog", "pet"]: 0.9 for each tag word in the text, else 0.1."""
+
+    label_mode = "multilabel"
+
+    def get_classes(self) -> list[str]:
+        return ["cat", "dog", "pet"]
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return np.array([[0.9 if tag in t.split() else 0.1 for tag in self.get_classes()]
+                         for t in texts])
+
+
+def test_multilabel_target_explains_the_chosen_label_not_the_most_probable():
+    exp = explain(TagPredictor(), "my cat is a pet", target=2)
+    assert exp.label == "pet" and exp.class_index == 2
+    assert exp.probability == pytest.approx(0.9)
+    assert exp.top[0].word == "pet" and exp.top[0].score == pytest.approx(0.8)
+    assert {w.word: w.score for w in exp.words}["cat"] == pytest.approx(0.0)
+    assert explain(TagPredictor(), "my cat is a pet").label == "cat"  # default: most probable
+
+
+class TwoOutputRegressor:
+    """Output 0: the word count; output 1: 5 when "huge" is in the text, else 0."""
+
+    label_mode = "regression"
+
+    def __init__(self, declared: bool = False) -> None:
+        self.seen: list[list[str]] = []
+        if declared:  # says how many outputs it has, as a TextPredictor's preproc does
+            self.preproc = type("P", (), {"num_outputs": 2})()
+
+    def predict(self, texts: list[str]) -> list[list[float]]:
+        self.seen.append(list(texts))
+        return [[float(len(t.split())), 5.0 if "huge" in t else 0.0] for t in texts]
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_regression_target_picks_the_output_column(declared):
+    text = "a huge old house"
+    first = explain(TwoOutputRegressor(declared), text, target=0)
+    second = explain(TwoOutputRegressor(declared), text, target=1)
+    assert (first.label, first.class_index) == (pytest.approx(4.0), 0)
+    assert (second.label, second.class_index) == (pytest.approx(5.0), 1)
+    assert second.probability == pytest.approx(5.0)
+    assert {w.word: w.score for w in first.words} == pytest.approx(
+        {"a": 1.0, "huge": 1.0, "old": 1.0, "house": 1.0})
+    assert {w.word: w.score for w in second.words} == pytest.approx(
+        {"a": 0.0, "huge": 5.0, "old": 0.0, "house": 0.0})
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_multi_output_regression_without_target_is_refused(declared):
+    predictor = TwoOutputRegressor(declared)
+    with pytest.raises(ValueError, match=r"has 2 outputs; pass `target=` \(an int in \[0, 1\]\)"):
+        explain(predictor, "a huge house")
+    assert len(predictor.seen) == (0 if declared else 1)  # refused before the model runs
+
+
+def test_single_output_regression_takes_target_zero_or_none():
+    assert explain(LengthRegressor(), "a huge house", target=0).to_dict() == explain(
+        LengthRegressor(), "a huge house").to_dict()
+    with pytest.raises(ValueError, match=r"`target` must be an int in \[0, 0\]. "
+                                         r"Received: target=1"):
+        explain(LengthRegressor(), "a huge house", target=1)
+
+
+@pytest.mark.parametrize("target, error, match", [
+    ("1", TypeError, r"`target` must be an int in \[0, 1\]. Received: target='1'"),
+    (1.0, TypeError, r"`target` must be an int in \[0, 1\]. Received: target=1.0"),
+    (True, TypeError, r"`target` must be an int in \[0, 1\]. Received: target=True"),
+    ([1], TypeError, r"Received: target=\[1\]"),
+    (2, ValueError, r"`target` must be an int in \[0, 1\]. Received: target=2"),
+    (-1, ValueError, r"`target` must be an int in \[0, 1\]. Received: target=-1"),
+])
+def test_invalid_targets_are_named_with_the_valid_range(target, error, match):
+    predictor = KeywordPredictor()
+    predictor.preproc = type("P", (), {"num_outputs": 2})()
+    with pytest.raises(error, match=match):
+        explain(predictor, "a winner", target=target)
+    assert predictor.seen == []  # the predictor declares its outputs: refused unrun
+    undeclared = KeywordPredictor()  # its outputs are known only once it has run
+    with pytest.raises(error, match=r"`target` must be an int"):
+        explain(undeclared, "a winner", target=target)
+    if error is ValueError and target > 0:
+        with pytest.raises(ValueError, match=match):
+            explain(undeclared, "a winner", target=target)
+
+
+def test_numpy_int_target_is_taken():
+    exp = explain(KeywordPredictor(), "a winner", target=np.int64(0))
+    assert exp.class_index == 0 and type(exp.class_index) is int
+    assert json.dumps(exp.to_dict())
+
+
+@pytest.fixture(scope="module")
+def two_target_predictor():
+    """A fastText regressor with two outputs: output 0 follows "blip", output 1 "zorp"."""
+    import keras
+
+    import ktlite
+    from ktlite import text
+
+    keras.utils.set_random_seed(int(os.environ.get("KTLITE_TEST_SEED", "0")))
+    rng = np.random.default_rng(0)
+    x, y = [], []
+    for i in range(240):
+        words = [str(w) for w in rng.choice(FILLER, size=int(rng.integers(4, 8)))]
+        blip, zorp = i % 2 == 1, (i // 2) % 2 == 1
+        for planted, present in (("blip", blip), ("zorp", zorp)):
+            if present:
+                words.insert(int(rng.integers(0, len(words) + 1)), planted)
+        x.append(" ".join(words))
+        y.append([1.0 if blip else 0.0, 3.0 if zorp else 0.0])
+    trn, _, preproc = text.texts_from_array(
+        x, np.array(y, dtype=np.float32), maxlen=16, vocab_size=200, val_pct=0.0,
+        label_mode="regression", verbose=0,
+    )
+    assert preproc.label_mode == "regression" and preproc.num_outputs == 2
+    model = text.text_regression_model("fasttext", trn, preproc=preproc, embed_dim=16,
+                                       learning_rate=0.02, verbose=0)
+    model.fit(preproc.preprocess(x), trn.y, epochs=30, batch_size=16, verbose=0)
+    return ktlite.get_predictor(model, preproc)
+
+
+def test_multi_target_regression_scores_words_by_the_chosen_outputs_drop(two_target_predictor):
+    predictor = two_target_predictor
+    sentence = "we said blip and zorp to the cat"
+    exp = predictor.explain(sentence, target=1)
+    variants = [sentence] + [sentence[:s] + sentence[e:] for _, s, e in split_words(sentence)]
+    direct = np.asarray(predictor.predict(variants), dtype=np.float64)[:, 1]
+    assert exp.class_index == 1
+    assert exp.label == pytest.approx(direct[0], abs=1e-5)
+    np.testing.assert_allclose([w.score for w in exp.words], direct[0] - direct[1:],
+                               atol=1e-5)
+    assert exp.top[0].word == "zorp", exp.top
+    assert explain(predictor, sentence, target=0).top[0].word == "blip"
+    with pytest.raises(ValueError, match="has 2 outputs; pass `target=`"):
+        predictor.explain(sentence)
+    with pytest.raises(ValueError, match=r"`target` must be an int in \[0, 1\]. "
+                                         r"Received: target=2"):
+        predictor.explain(sentence, target=2)

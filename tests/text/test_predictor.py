@@ -210,7 +210,11 @@ def test_explain_delegates_to_the_explain_module(predictor, monkeypatch):
     calls = []
     monkeypatch.setattr(explain_module, "explain", lambda *a, **k: calls.append((a, k)) or "ok")
     assert predictor.explain("a good film", top_k=3) == "ok"
-    assert calls == [((predictor, "a good film"), {"top_k": 3, "as_html": False})]
+    assert predictor.explain("a good film", target=1) == "ok"
+    assert calls == [
+        ((predictor, "a good film"), {"top_k": 3, "as_html": False, "target": None}),
+        ((predictor, "a good film"), {"top_k": 10, "as_html": False, "target": 1}),
+    ]
 
 
 # ---------------------------------------------------------------- save / load
