@@ -8,12 +8,13 @@ are judged token by token, label 0 being padding as in ktlite's sequence tasks.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import keras
 import numpy as np
 
-from ktlite.arguments import check_bool
+from ktlite.arguments import check_bool, check_choice
 from ktlite.labels import check_class_names
 from ktlite.validation import (
     REGRESSION_LOSSES,
@@ -32,6 +33,8 @@ __all__ = [
     "describe_example",
     "top_loss_lines",
 ]
+
+_TASKS = ("multiclass", "binary", "multilabel", "regression", "sequence")
 
 
 def infer_task(model: keras.Model, y_true: np.ndarray | None = None) -> str:
@@ -182,7 +185,13 @@ def report(
         `(text, result)`: for classification the scikit-learn classification report and the
         confusion matrix (`(n_labels, 2, 2)` per-label matrices for multilabel); for
         regression a short text and `{"mae": ..., "mse": ...}`; for per-position outputs
-        `{"token_accuracy": ...}` over the positions whose label is not 0.
+        `{"token_accuracy": ...}` over the positions whose label is not 0. A class no
+        sample is predicted as (or none has) scores 0 where its precision (or recall) has
+        nothing to divide by, in the per-class rows and the micro, macro and weighted
+        averages. The multilabel report's "samples avg" row differs in one way: a sample
+        with no true labels and no predicted ones (a right "no labels") scores 1 for
+        precision, recall and F1, not 0, so a model that abstains rightly is not reported
+        as failing there.
 
     Raises:
         TypeError: if `class_names` is not a list of strings.
@@ -226,10 +235,38 @@ def report(
         truth, pred, labels=labels, target_names=class_names, zero_division=0
     )
     if task == "multilabel":
+        text = _with_samples_average(text, truth, pred)
         matrix = metrics.multilabel_confusion_matrix(truth, pred, labels=labels)
     else:
         matrix = metrics.confusion_matrix(truth, pred, labels=labels)
     return text, matrix
+
+
+def _with_samples_average(text: str, truth: np.ndarray, pred: np.ndarray) -> str:
+    """The report with its "samples avg" precision, recall and F1 replaced by means that
+    score a sample with no true and no predicted labels as 1 (scikit-learn's
+    `zero_division=0` scores it 0, like a wrong one). Other samples score as scikit-learn
+    scores them: 0 where precision or recall has nothing to divide by."""
+    hits = (truth * pred).sum(axis=1).astype(float)
+    n_true, n_pred = truth.sum(axis=1), pred.sum(axis=1)
+    empty = (n_true == 0) & (n_pred == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(n_pred > 0, hits / n_pred, empty)
+        recall = np.where(n_true > 0, hits / n_true, empty)
+        f1 = np.where(empty, 1.0, 2 * hits / (n_true + n_pred))
+    values = iter([precision.mean(), recall.mean(), f1.mean()])
+
+    def same_field(number: re.Match) -> str:  # the width and digits the row had
+        digits = len(number[2].partition(".")[2])
+        return f"{next(values):.{digits}f}".rjust(len(number[0]))
+
+    lines = text.split("\n")
+    for i in reversed(range(len(lines))):  # the last row: a class may be named so too
+        row = re.fullmatch(r"(\s*samples avg)((?:\s+\S+){3})(\s+\S+\s*)", lines[i])
+        if row:
+            lines[i] = row[1] + re.sub(r"(\s+)(\S+)", same_field, row[2]) + row[3]
+            break
+    return "\n".join(lines)
 
 
 def per_sample_loss(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -348,7 +385,9 @@ def describe_example(raw: Any, index: int, preproc: Any = None) -> str:
     return str(example)
 
 
-def top_loss_lines(rows: list[tuple], raw: Any = None, preproc: Any = None) -> list[str]:
+def top_loss_lines(
+    rows: list[tuple], raw: Any = None, preproc: Any = None, task: str | None = None
+) -> list[str]:
     """Formats `top_losses` rows (with raw examples when given) for printing.
 
     Args:
@@ -357,13 +396,25 @@ def top_loss_lines(rows: list[tuple], raw: Any = None, preproc: Any = None) -> l
         preproc: optional object with `class_names` (class ids and multilabel 0/1 rows are
             named), `undo(ids)` (token ids, as inputs or as a sequence's labels, become
             text) and/or `example_text(example)` (how a raw example reads).
+        task: the model's task as `infer_task` names it (or `"sequence"`), or `None`
+            (default) to tell from the rows. With `"multilabel"` each true / predicted
+            list is a 0/1 row: it shows the class names that are on (`['a', 'c']`) where
+            `preproc` has one name per label, otherwise the positions that are on
+            (`[0, 2]`), and never goes through `undo`. With another task a list of ints is
+            token ids, for `undo`. With `None` a 0/1 list as long as `class_names` is read
+            as a multilabel row and any other list of ints as token ids.
 
     Returns:
         The lines to print.
 
+    Raises:
+        TypeError: if `task` is neither a str nor None.
+        ValueError: if `task` is a str that names no task.
+
     Example:
-        >>> print("\\n".join(top_loss_lines(rows, texts)))
+        >>> print("\\n".join(top_loss_lines(rows, texts, task="multilabel")))
     """
+    check_choice(task, "task", _TASKS, allow_none=True)
     names = getattr(preproc, "class_names", None)
     undo = getattr(preproc, "undo", None)
 
@@ -372,8 +423,10 @@ def top_loss_lines(rows: list[tuple], raw: Any = None, preproc: Any = None) -> l
             return names[value]
         if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
             return value
-        if names and len(value) == len(names) and set(value) <= {0, 1}:  # multilabel
-            return [name for name, on in zip(names, value) if on]
+        one_per_name = bool(names) and len(value) == len(names)
+        if task == "multilabel" or (task is None and one_per_name and set(value) <= {0, 1}):
+            on = [i for i, v in enumerate(value) if v]
+            return [names[i] for i in on] if one_per_name else on
         if undo is not None and value:  # a sequence's token ids
             return repr(undo(np.asarray([value]))[0])
         return value

@@ -1107,35 +1107,55 @@ class Learner:
         Raw examples come from a `TaskDataset`'s (or tuple's) `x`; if they are token ids and
         `preproc` has `undo(ids)`, they are turned back into text (so are label sequences,
         e.g. a language model's), and a table preprocessor shows rows as `column=value`.
-        Class ids and multilabel rows are named with `preproc.class_names` when available.
+        Class ids are named with `preproc.class_names` when available. A multilabel row
+        (the model's loss is binary cross-entropy over several outputs) shows the names of
+        the labels that are on, or without class names their positions (`[1, 3]`); it is
+        never read as token ids.
 
         Args:
             n: how many samples.
-            preproc: optional preprocessor with `undo` and/or `class_names`.
+            preproc: optional preprocessor with `class_names`, `undo(ids)` and/or
+                `example_text(example)`. `None` (default): the preprocessor of the data
+                looked at when it is a `TaskDataset` that has one (as the task loaders'
+                datasets do), so classes are named without passing it; else none.
             val_data: data to look at; default the learner's validation data.
 
         Returns:
             The same tuples as `top_losses(n)`.
 
         Raises:
-            ValueError: if `preproc` names another number of classes than the model has
-                outputs (its names would be the wrong ones).
+            TypeError: if `preproc` is not None and has none of `class_names`, `undo` and
+                `example_text` (it would be silently ignored).
+            ValueError: if `preproc` (given or the data's) names another number of classes
+                than the model has outputs (its names would be the wrong ones).
 
         Example:
-            >>> learner.view_top_losses(3, preproc=preproc)
+            >>> learner.view_top_losses(3)  # classes named by the loader's preprocessor
         """
+        attributes = ("class_names", "undo", "example_text")
+        if preproc is not None and not any(hasattr(preproc, a) for a in attributes):
+            raise TypeError(
+                "`preproc` must be a preprocessor with `class_names`, `undo(ids)` or "
+                "`example_text(example)` (e.g. the one a task loader returned), or None. "
+                f"Received: preproc of type {type(preproc).__name__}"
+            )
+        data = self._eval_data(val_data)
+        given = preproc is not None
+        if not given and isinstance(data, TaskDataset):
+            preproc = data.preproc
         names = getattr(preproc, "class_names", None)
         width = output_width(self.model)
         if names and width is not None and width != len(names) and (width, len(names)) != (1, 2):
+            source = "`preproc`" if given else "The data's preprocessor (`val_data.preproc`)"
             raise ValueError(
-                f"`preproc` names {len(names)} classes but the model has {width} outputs: pass "
+                f"{source} names {len(names)} classes but the model has {width} outputs: pass "
                 "the preprocessor made with the model's training data. Received: "
                 f"class_names={names[:10]!r}"
             )
-        data = self._eval_data(val_data)
         rows = self.top_losses(n, val_data=data)
         raw = data.x if isinstance(data, TaskDataset) else None
-        for line in evaluation.top_loss_lines(rows, raw, preproc):
+        task = evaluation.infer_task(self.model)  # multilabel is told by the loss alone
+        for line in evaluation.top_loss_lines(rows, raw, preproc, task):
             say(line)
         return rows
 

@@ -275,6 +275,92 @@ def test_top_loss_lines_name_multilabel_rows_and_undo_label_sequences():
     assert "true: 't5 t6 t2 t2' | pred: 't5 t7'" in lines[3]
 
 
+@pytest.mark.parametrize("preproc", ["x", 3, ["neg", "pos"]])
+def test_view_top_losses_refuses_a_preproc_it_cannot_use(preproc, capsys):
+    learner, _, _ = _classifier_learner()
+    with pytest.raises(TypeError, match=r"`preproc` must be a preprocessor with `class_names`, "
+                                        r"`undo\(ids\)` or `example_text\(example\)`.* or None\. "
+                                        f"Received: preproc of type {type(preproc).__name__}$"):
+        learner.view_top_losses(2, preproc=preproc)
+    assert capsys.readouterr().out == ""  # not printed as if no preproc was given
+
+
+class _SavedNames:
+    """A loader's preprocessor, as a `TaskDataset` keeps it: class names and `save`."""
+
+    def __init__(self, class_names):
+        self.class_names = class_names
+
+    def save(self, folder):
+        with open(os.path.join(folder, "names.txt"), "w") as f:
+            f.write(" ".join(self.class_names))
+
+
+def test_view_top_losses_names_classes_with_the_datasets_own_preproc(capsys):
+    x = _x()
+    y = np.argmax(x[:, :3], axis=1)
+    data = TaskDataset(x, y, preproc=_SavedNames(["neg", "neu", "pos"]))
+    learner = get_learner(_model(), data, data, batch_size=16, verbose=0)
+    rows = learner.view_top_losses(3)
+    out = capsys.readouterr().out
+    names = data.preproc.class_names
+    for index, _, true, pred in rows:
+        assert f"id: {index} | " in out and f"| true: {names[true]} | pred: {names[pred]}" in out
+
+    other = _SavedNames(["a", "b", "c"])  # one passed in wins over the data's
+    rows = learner.view_top_losses(2, preproc=other)
+    out = capsys.readouterr().out
+    assert f"| true: {other.class_names[rows[0][2]]} | pred: " in out and "neu" not in out
+
+    wrong = TaskDataset(x, y, preproc=_SavedNames(["neg", "pos"]))
+    learner = get_learner(_model(), wrong, wrong, batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match=r"The data's preprocessor \(`val_data.preproc`\) names 2 "
+                                         r"classes but the model has 3 outputs"):
+        learner.view_top_losses(2)
+
+
+def _multilabel_learner():
+    ids = np.random.default_rng(0).integers(1, 5, size=(N, D))
+    labels = (ids[:, :3] > 2).astype("float32")
+    labels[::4] = 0  # some rows have no labels at all
+    model = _model(3, "sigmoid", "binary_crossentropy")
+    return get_learner(model, (ids, labels), (ids, labels), verbose=0)
+
+
+@pytest.mark.parametrize("with_names_none", [False, True])
+def test_view_top_losses_lists_multilabel_positions_without_class_names_never_undone(
+        with_names_none, capsys):
+    class Preproc:
+        def undo(self, batch):
+            return [" ".join(f"t{i}" for i in row) for row in batch]
+
+    if with_names_none:  # a regression-style preprocessor: the attribute is there, None
+        Preproc.class_names = None
+    rows = _multilabel_learner().view_top_losses(N, preproc=Preproc())
+    out = capsys.readouterr().out
+
+    def on(row):
+        return [i for i, v in enumerate(row) if v]
+
+    for index, loss, true, pred in rows:
+        assert f"id: {index} | loss: {loss:.4f} | true: {on(true)} | pred: {on(pred)}\n" in out
+    assert any(not on(true) for _, _, true, _ in rows)  # an empty row reads as []
+
+
+def test_view_top_losses_names_multilabel_rows_with_class_names(capsys):
+    class Preproc:
+        class_names = ["a", "b", "c"]
+
+        def undo(self, batch):
+            return [" ".join(f"t{i}" for i in row) for row in batch]
+
+    rows = _multilabel_learner().view_top_losses(4, preproc=Preproc())
+    out = capsys.readouterr().out
+    for _, _, true, pred in rows:
+        named = ([n for n, v in zip("abc", true) if v], [n for n, v in zip("abc", pred) if v])
+        assert f"| true: {named[0]} | pred: {named[1]}\n" in out
+
+
 # --------------------------------------------------------------------- predict
 def test_predict_accepts_arrays_task_datasets_and_tf_datasets():
     learner, x, y = _classifier_learner()
