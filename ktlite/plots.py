@@ -26,7 +26,8 @@ def _new_axes(ax: Any):
         return ax.figure, ax
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.2))
+    # A tight layout keeps every axis label inside the saved image (a twin axis' too).
+    fig = Figure(figsize=(6.4, 4.2), layout="tight")
     return fig, fig.add_subplot(1, 1, 1)
 
 
@@ -55,8 +56,9 @@ def _chosen_label(result: Any, suggestions: dict) -> str:
     return f"chosen {lr:.2e}"
 
 
-def _mark_choice(ax: Any, result: Any, suggestions: dict, color: str) -> None:
-    """The chosen rate, the spread of the rules, and a confirming pass's short-run losses."""
+def _mark_choice(ax: Any, result: Any, suggestions: dict, color: str) -> Any:
+    """The chosen rate, the spread of the rules, and a confirming pass's short-run losses
+    (on a twin y axis, which is returned; None without them)."""
     spread = _finite_values(suggestions.values())
     if len(spread) > 1:
         low, high = min(spread), max(spread)
@@ -68,11 +70,11 @@ def _mark_choice(ax: Any, result: Any, suggestions: dict, color: str) -> None:
                    label=_chosen_label(result, suggestions))
     record = (getattr(result, "config", {}) or {}).get("confirm")
     if not record or not record.get("steps"):
-        return
+        return None
     runs = [(float(lr), float(loss)) for lr, loss in zip(record["lrs"], record["losses"])
             if loss is not None]
     if not runs:
-        return
+        return None
     # Each run trained at its candidate moved to the run's length (`ktlite.lr.confirm`); the
     # stars stand at the candidates, and the label gives the factor.
     run_lrs = record.get("run_lrs")  # absent from records saved before the move
@@ -83,7 +85,7 @@ def _mark_choice(ax: Any, result: Any, suggestions: dict, color: str) -> None:
               label=f"confirm: {record.get('judged_by', 'loss')} after {record['steps']} steps"
                     f"{moved}")
     twin.set_ylabel(f"short-run {record.get('judged_by', 'loss')}")
-    twin.legend(loc="lower left", fontsize="small")
+    return twin
 
 
 def plot_lr_find(
@@ -142,6 +144,7 @@ def plot_lr_find(
         labels = [f"run {i}" for i in range(len(results))]
     check_bool(suggest, "suggest")
     fig, ax = _new_axes(ax)
+    twin = None
     lows, highs = [], []
     for i, result in enumerate(results):
         lrs, smoothed, suggestions = _lr_curve(result)
@@ -161,7 +164,7 @@ def plot_lr_find(
                     label=f"{name} {lr:.2e}" if len(results) == 1 else None,
                 )
             if len(results) == 1:
-                _mark_choice(ax, result, suggestions, line.get_color())
+                twin = _mark_choice(ax, result, suggestions, line.get_color())
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("smoothed loss")
@@ -171,7 +174,15 @@ def plot_lr_find(
         pad = 0.1 * max(high - low, 1e-12)
         ax.set_ylim(low - pad, high + 4 * pad)
     if labels or (suggest and len(results) == 1):
-        ax.legend(loc="best", fontsize="small")
+        handles, names = ax.get_legend_handles_labels()
+        if twin is not None:
+            # One legend for both axes (two would cover each other), drawn above the twin's
+            # stars: the main axes goes on top, with a see-through background.
+            more_handles, more_names = twin.get_legend_handles_labels()
+            handles, names = handles + more_handles, names + more_names
+            ax.set_zorder(twin.get_zorder() + 1)
+            ax.patch.set_visible(False)
+        ax.legend(handles, names, loc="best", fontsize="small")
     if suggest and len(results) > 1:
         ax.set_title(
             "markers: D basin (default), v descent, o valley, ^ steep, s minimum",

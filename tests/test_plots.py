@@ -133,8 +133,20 @@ def test_lr_plot_names_the_budget_and_the_confirming_runs():
     runs = fig.axes[1].get_lines()[0]
     assert runs.get_label() == "confirm: val_loss after 30 steps"
     assert runs.get_xdata().tolist() == [1e-4, 1e-3] and runs.get_ydata().tolist() == [0.9, 0.5]
+    # One legend names both axes' lines (the twin's own legend used to cover the main one's
+    # last rows, the chosen rate's among them), and it is drawn above the twin's stars.
+    assert fig.axes[1].get_legend() is None
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "chosen by confirm 1.00e-03" in labels
+    assert "confirm: val_loss after 30 steps" in labels
+    assert fig.axes[0].get_zorder() > fig.axes[1].get_zorder()
+    # The layout keeps the twin axis' label inside the saved image.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    label_box = fig.axes[1].yaxis.label.get_window_extent(canvas.get_renderer())
+    assert label_box.x1 <= fig.bbox.x1
     # The runs trained at the candidates moved to their length: the label gives the factor.
     result.config["confirm"]["run_lrs"] = [3.2e-4, 3.2e-3, 3.2e-2]
     runs = plot_lr_find(result).axes[1].get_lines()[0]
