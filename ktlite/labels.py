@@ -57,8 +57,14 @@ _LISTS = "lists"
 _MATRIX = "matrix"
 
 
+_PREVIEW_CHARS = 60
+
+
 def preview_values(values: Sequence[Any], limit: int = 5) -> str:
     """The first `limit` values as a list for an error message, `...` marking the rest.
+
+    Each value's repr is cut to 60 characters (`...` marking the cut), so a message (and
+    a served 4xx answer quoting it) stays short whatever a caller sent.
 
     Args:
         values: labels, class names or any sequence.
@@ -71,8 +77,12 @@ def preview_values(values: Sequence[Any], limit: int = 5) -> str:
         >>> preview_values(["a", "b", "c"], limit=2)
         "['a', 'b', ...]"
     """
-    shown = ", ".join(repr(v) for v in list(values)[:limit])
-    return f"[{shown}, ...]" if len(values) > limit else f"[{shown}]"
+    shown = []
+    for value in list(values)[:limit]:
+        text = repr(value)
+        shown.append(text if len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS - 3] + "...")
+    listed = ", ".join(shown)
+    return f"[{listed}, ...]" if len(values) > limit else f"[{listed}]"
 
 
 def _is_sequence_label(value: Any) -> bool:

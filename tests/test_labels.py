@@ -13,6 +13,7 @@ from ktlite.labels import (
     encode_labels,
     fit_labels,
     infer_label_mode,
+    preview_values,
 )
 
 
@@ -327,3 +328,9 @@ def test_a_multilabel_int_outside_number_named_classes_is_refused_not_read_as_a_
     np.testing.assert_array_equal(encode_labels([[3, 1]], mode, names), [[1, 0, 1]])
     mode, names, _ = fit_labels([["a", "b"], ["c"]])
     np.testing.assert_array_equal(encode_labels([[0, 2]], mode, names), [[1, 0, 1]])
+
+
+def test_preview_values_cuts_long_values_and_long_lists():
+    assert preview_values(["a", "b", "c"], limit=2) == "['a', 'b', ...]"
+    shown = preview_values(["x" * 1000, 7])
+    assert shown == "['" + "x" * 56 + "..., 7]" and len(shown) < 70

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.labels import preview_values
+
 MISSING_CATEGORY = ""
 
 
@@ -166,7 +168,9 @@ def frame_columns_by_name(df: Any, expected: Sequence[str], name: str,
         raise ValueError(
             f"`{name}` must have the columns of `{names_from}`, {expected}, in any order "
             f"(a DataFrame is read by column name). Received: {name} lacking {missing} and "
-            f"with unexpected columns {unexpected}. To read its columns by position instead, "
+            f"with unexpected columns {preview_values(unexpected, 10)} ({len(unexpected)} in "
+            f"all). "
+            f"To read its columns by position instead, "
             f"pass {name}.to_numpy()."
         )
     return {c: found[c] for c in expected}

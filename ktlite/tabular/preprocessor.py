@@ -369,7 +369,8 @@ class TabularPreprocessor(LabeledPreprocessor):
             )
         if unknown:
             raise ValueError(
-                f"`{where}` has unknown columns {unknown}; the model knows {self.columns}."
+                f"`{where}` has unknown columns {_labels.preview_values(unknown, 10)} "
+                f"({len(unknown)} in all); the model knows {self.columns}."
             )
 
     def raw_batch(self, columns: Mapping[str, Any], name: str = "inputs") -> dict[str, np.ndarray]:

@@ -96,8 +96,16 @@ def test_rows_a_frame_and_an_array_give_the_same_answers(predictor):
 
 
 def test_bad_rows_get_errors_naming_the_problem(predictor, table):
-    with pytest.raises(ValueError, match=r"unknown columns \['zip'\]"):
+    with pytest.raises(ValueError, match=r"unknown columns \['zip'\] \(1 in all\)"):
         predictor.predict([{**ROWS[0], "zip": 1}])
+    # The message stays short whatever was sent (a served 422 quotes it): each name cut to
+    # 60 characters, ten names at most.
+    long_name, many = "z" * 100_000, {f"c{i}": 1 for i in range(5_000)}
+    for row in ({**ROWS[0], long_name: 1}, {**ROWS[0], **many}):
+        with pytest.raises(ValueError, match="unknown columns") as caught:
+            predictor.predict([row])
+        assert len(str(caught.value)) < 400
+    assert "(5000 in all)" in str(caught.value) and "'c9', ...]" in str(caught.value)
     with pytest.raises(ValueError, match=r"inputs\[1\]` lacks the columns \['city'\]"):
         predictor.predict([ROWS[0], {"x": 1.0, "noise": 2.0}])
     with pytest.raises(ValueError, match="at least one row"):
