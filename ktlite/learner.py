@@ -605,8 +605,9 @@ class Learner:
         own = [policy_callback, guard, *extra(policy_callback)]
         # ktlite's first: an epoch is judged (best weights kept) before the user's own
         # callbacks run, so an interrupt in one of them (or Ctrl-C while a slow one plots)
-        # does not lose the epoch that just ended; they also see the rate of the step.
-        all_callbacks = [*own, *(callbacks or [])]
+        # does not lose the epoch that just ended; they also see the rate of the step,
+        # but a `ModelCheckpoint` saves the optimizer's own rate (not the schedule's).
+        all_callbacks = [*own, *policy_callback.saving_at_configured_rate(list(callbacks or []))]
         if steps_per_epoch is None:
             train, _ = self._cached("train", self.train_data, True)
         else:
@@ -703,7 +704,9 @@ class Learner:
                 left out weighs 1).
             callbacks: extra Keras callbacks (the list is not modified); none that sets the
                 learning rate (`LearningRateScheduler`, `ReduceLROnPlateau`), which the
-                schedule would override at every step.
+                schedule would override at every step. They see the rate of the step, but a
+                `ModelCheckpoint` saves the optimizer's own rate, so a plain `fit` of its
+                file does not train at the schedule's last one.
             steps_per_epoch: batches per epoch; the training data is repeated as needed.
                 Default: one pass over the data.
             verbose: Keras progress mode; defaults to the learner's `verbose`.

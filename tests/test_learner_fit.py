@@ -138,6 +138,30 @@ def test_autofit_saves_best_model_to_checkpoint_folder(tmp_path):
     assert not np.isclose(learner.step_history["lrs"], own).any()
 
 
+@pytest.mark.parametrize("save_freq", ["epoch", 2])
+def test_the_users_model_checkpoint_saves_the_optimizers_own_rate(tmp_path, save_freq):
+    learner = _learner()
+    learner.model.optimizer.learning_rate.assign(7e-4)  # none of the schedule's rates
+    seen = []
+
+    class Rates(keras.callbacks.Callback):  # a callback that is not a checkpoint
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(float(self.model.optimizer.learning_rate.numpy()))
+
+    checkpoint = keras.callbacks.ModelCheckpoint(tmp_path / "ckpt.keras", save_freq=save_freq)
+    callbacks = [checkpoint, Rates()]
+    learner.fit_onecycle(1e-2, 2, callbacks=callbacks)
+    assert callbacks[0] is checkpoint and len(callbacks) == 2  # the list is the user's
+    assert checkpoint.model is learner.model
+    saved = keras.saving.load_model(tmp_path / "ckpt.keras")
+    # It used to hold the schedule's rate at the step it saved (1e-6 after one cycle).
+    assert float(saved.optimizer.learning_rate.numpy()) == pytest.approx(7e-4)
+    _assert_weights_equal(learner.model, saved.get_weights())
+    # Other callbacks still see the rate of the step.
+    assert seen and not np.isclose(seen, 7e-4).any()
+    assert seen[-1] == pytest.approx(learner.step_history["lrs"][-1])
+
+
 def test_autofit_refuses_a_monitor_the_fit_does_not_log_and_names_those_it_does():
     learner = _learner()
     before = learner.model.get_weights()

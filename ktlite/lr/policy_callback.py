@@ -270,6 +270,33 @@ class PolicyCallback(keras.callbacks.Callback):
         finally:
             variable.assign(scheduled)
 
+    def saving_at_configured_rate(
+        self, callbacks: list[keras.callbacks.Callback]
+    ) -> list[keras.callbacks.Callback]:
+        """The callbacks to run beside this one, each `ModelCheckpoint` wrapped so that it
+        saves with the optimizer's own learning rate (see `configured_rate`).
+
+        A user's checkpoint would otherwise record the schedule's rate of the step it saves
+        at (after a one-cycle fit, `lr / div_final`), and a plain `fit` of the file would
+        train at it. The callbacks themselves are not changed; other callbacks, which may
+        read the rate of the step, are returned as they are.
+
+        Args:
+            callbacks: the user's Keras callbacks.
+
+        Returns:
+            A new list, in the same order.
+
+        Example:
+            >>> model.fit(data, callbacks=[policy_cb, *policy_cb.saving_at_configured_rate(
+            ...     [keras.callbacks.ModelCheckpoint("ckpt.keras")])])
+        """
+        return [
+            _AtConfiguredRate(callback, self)
+            if isinstance(callback, keras.callbacks.ModelCheckpoint) else callback
+            for callback in callbacks
+        ]
+
     @staticmethod
     def check_optimizer(optimizer: keras.optimizers.Optimizer) -> None:
         """Raises the error training would raise for an optimizer a policy cannot drive.
@@ -589,3 +616,48 @@ class _Driver:
             model.make_train_function(force=True)
         else:
             model.train_function = self.base_function
+
+
+class _AtConfiguredRate(keras.callbacks.Callback):
+    """Runs a `ModelCheckpoint` with the optimizer's own learning rate in place while it
+    may save: at the end of each epoch and of training, and after each batch when it saves
+    every `save_freq` batches. Every other hook is passed on as it is."""
+
+    def __init__(self, checkpoint: keras.callbacks.ModelCheckpoint,
+                 policy_callback: PolicyCallback) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.policy_callback = policy_callback
+        self._saving_hooks = {"on_epoch_end", "on_train_end"}
+        if checkpoint.save_freq != "epoch":
+            self._saving_hooks.add("on_train_batch_end")
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(model)
+        self.checkpoint.set_model(model)
+
+    def set_params(self, params: dict) -> None:
+        super().set_params(params)
+        self.checkpoint.set_params(params)
+
+    def _call(self, hook: str, *args: Any, **kwargs: Any) -> None:
+        if hook in self._saving_hooks:
+            with self.policy_callback.configured_rate():
+                getattr(self.checkpoint, hook)(*args, **kwargs)
+        else:
+            getattr(self.checkpoint, hook)(*args, **kwargs)
+
+
+def _forwarding(hook: str) -> Any:
+    def forward(self: _AtConfiguredRate, *args: Any, **kwargs: Any) -> None:
+        self._call(hook, *args, **kwargs)
+
+    forward.__name__ = hook
+    return forward
+
+
+for _hook in ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+              "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
+              "on_test_batch_begin", "on_test_batch_end", "on_predict_begin",
+              "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end"):
+    setattr(_AtConfiguredRate, _hook, _forwarding(_hook))
