@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite.columns import is_series
+from ktlite.vision.formats import format_problem
+from ktlite.vision.preprocessor import decode_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 
@@ -113,8 +115,10 @@ def images_below(folder: str) -> int:
 def scan_images(paths: Sequence[str], name: str) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     """Decodes every file once and keeps the ones that decode, warning about the others.
 
-    Missing, empty, truncated or non-image files are skipped with one warning that counts
-    them and names the first.
+    Missing, empty, truncated or non-image files, and the ones `format_problem` refuses
+    (such as a BMP with a colour palette, which would decode wrong), are skipped with one
+    warning that counts them and names the first. Files decode as the preprocessor decodes
+    them (`decode_image`).
 
     Args:
         paths: the image files.
@@ -133,16 +137,18 @@ def scan_images(paths: Sequence[str], name: str) -> tuple[np.ndarray, list[tuple
     if not len(paths):
         raise ValueError(f"There are no {name} to read. Received: 0 paths")
 
-    def shape_of(index: tf.Tensor, path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-        return index, tf.shape(image)
+    def shape_of(index: tf.Tensor, path: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        data = tf.io.read_file(path)
+        # The predictor's check too: a BMP with a colour palette decodes, but wrong.
+        whole = tf.numpy_function(_looks_whole, [data], tf.bool, stateful=False)
+        return index, tf.shape(decode_image(data, channels=0)), whole
 
     dataset = tf.data.Dataset.from_tensor_slices(
         (np.arange(len(paths), dtype=np.int64), np.asarray(paths, dtype=object).astype(str))
     )
     dataset = dataset.map(shape_of, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     found = {int(i): tuple(int(s) for s in shape)
-             for i, shape in dataset.ignore_errors().as_numpy_iterator()}
+             for i, shape, whole in dataset.ignore_errors().as_numpy_iterator() if whole}
     kept = np.array(sorted(found), dtype=np.int64)
     skipped = len(paths) - len(kept)
     if not len(kept):
@@ -154,11 +160,16 @@ def scan_images(paths: Sequence[str], name: str) -> tuple[np.ndarray, list[tuple
         first = next(p for i, p in enumerate(paths) if i not in found)
         warnings.warn(
             f"Skipped {skipped} of {len(paths)} {name} that could not be read as images "
-            f"(empty, truncated, missing or not an image; first: {first!r}). Remove or "
-            "replace those files to use them.",
+            f"(empty, truncated, missing, not an image, or a variant TensorFlow cannot "
+            f"decode such as a palette BMP; first: {first!r}). Remove or replace those "
+            "files (convert them to PNG) to use them.",
             stacklevel=3,
         )
     return kept, [found[i] for i in kept]
+
+
+def _looks_whole(data: bytes) -> bool:
+    return bool(data) and format_problem(data) is None
 
 
 def common_shape(shapes: Sequence[tuple[int, int, int]]) -> tuple[tuple[int, int], int]:

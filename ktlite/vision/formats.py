@@ -33,13 +33,18 @@ def format_problem(data: bytes) -> str | None:
     must hold its end: PNG's `IEND` chunk, JPEG's end-of-image marker, GIF's closing
     `;`, or the length a BMP or WebP header declares. Bytes after a PNG's or JPEG's end (a
     phone's "motion photo" appends a video to the JPEG) are allowed, as TensorFlow ignores
-    them.
+    them. A BMP must also be one TensorFlow decodes right: uncompressed 24- or 32-bit, or
+    8-bit with a gray palette (TensorFlow reads an 8-bit BMP's palette indices as gray
+    levels, so one with a colour palette would decode to a wrong, darker image). 1-, 4-
+    and 16-bit, colour-palette, compressed and OS/2 BMPs are refused with a reason that
+    says to convert them to PNG.
 
     Args:
         data: the encoded file, non-empty.
 
     Returns:
-        A short reason (`"a truncated PNG"`), or `None`.
+        A short reason (`"a truncated PNG"`, `"an 8-bit BMP with a colour palette, ..."`),
+        or `None`.
 
     Example:
         >>> format_problem(b"not an image")
@@ -53,7 +58,7 @@ def format_problem(data: bytes) -> str | None:
         return None if data.rstrip(b"\x00")[-1:] == b";" else "a truncated GIF"
     if data.startswith(b"BM") and len(data) >= 6:
         size = struct.unpack("<I", data[2:6])[0]
-        return None if len(data) >= size else "a truncated BMP"
+        return _bmp_problem(data) if len(data) >= size else "a truncated BMP"
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
         size = struct.unpack("<I", data[4:8])[0]
         return None if len(data) >= size + 8 else "a truncated WebP"
@@ -90,6 +95,39 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
             return _webp_size(data)
     except struct.error:  # a header cut short: decoding will refuse the file
         return None
+    return None
+
+
+_CONVERT = "convert it to PNG"
+
+
+def _bmp_problem(data: bytes) -> str | None:
+    """Why TensorFlow cannot decode a whole BMP right, or `None` (then decoding decides).
+
+    TensorFlow's BMP decoder reads the pixels raw: 3 or 4 bytes a pixel, or 1 byte read as
+    the gray level, whatever the header says about a palette or compression.
+    """
+    try:
+        header, = struct.unpack("<I", data[14:18])
+        if header < 40:  # OS/2's shorter headers hold the fields at other places
+            return f"an OS/2 BMP, which TensorFlow cannot decode: {_CONVERT}"
+        bits, compression = struct.unpack("<HI", data[28:34])
+        colours, = struct.unpack("<I", data[46:50])
+    except struct.error:  # a header cut short: decoding will refuse the file
+        return None
+    if compression not in (0, 3):  # BI_RGB, BI_BITFIELDS; not RLE, JPEG or PNG inside
+        return f"a compressed BMP, which TensorFlow cannot decode: {_CONVERT}"
+    if bits == 8:
+        # A gray palette (entry i is blue, green, red = i) is the only one read right.
+        count = colours or 256
+        table = data[14 + header:14 + header + 4 * count]
+        gray = count <= 256 and table[0::4] == table[1::4] == table[2::4] == bytes(range(count))
+        return None if gray else (
+            "an 8-bit BMP with a colour palette, which TensorFlow would read as gray palette "
+            f"indices: {_CONVERT}"
+        )
+    if bits not in (24, 32):
+        return f"a {bits}-bit BMP, which TensorFlow cannot decode: {_CONVERT}"
     return None
 
 

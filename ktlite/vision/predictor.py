@@ -58,9 +58,10 @@ class ImagePredictor(ClassifierPredictor):
     paths. Images of any size are resized to the model's: up to 50 megapixels each, decoded
     `batch_size` at a time, or fewer where they hold over 100 megapixels together, so a
     batch of large images never decodes at once. An unreadable, empty, truncated or
-    damaged image is refused with its file name or position (files and HTTP uploads are
-    decoded once on the way in; bytes passed in Python are checked one by one only when
-    their batch fails to decode).
+    damaged image, or a BMP that TensorFlow cannot decode right (1-, 4- or 16-bit, with a
+    colour palette, compressed), is refused with its file name or position (files and HTTP
+    uploads are decoded once on the way in; bytes passed in Python are checked one by one
+    only when their batch fails to decode).
 
     `export(path)` writes a SavedModel that loads with TensorFlow alone, with two
     signatures: `serving_default` takes `images`, a `tf.string` tensor `(n,)` of encoded
@@ -200,7 +201,7 @@ class ImagePredictor(ClassifierPredictor):
         except tf.errors.InvalidArgumentError:
             raise ValueError(
                 f"`{name}` is not a readable image: its data is corrupt, or in a variant "
-                "TensorFlow cannot decode (e.g. a 1-bit BMP)."
+                "TensorFlow cannot decode: convert it to PNG."
             ) from None
         with self._verified_lock:
             self._verified[digest] = None

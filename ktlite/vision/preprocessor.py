@@ -1,10 +1,10 @@
 """`ImagePreprocessor`: image size, channels, pixel scaling and labels, applied in the graph.
 
 Every image reaches a model the same way, in TensorFlow: encoded bytes (PNG, JPEG, GIF,
-BMP) are decoded, pixel arrays are cast, then both are converted to the preprocessor's
-channel count, resized to its `image_size` (bilinear, antialiased) and scaled to float32 in
-`[0, 1]`. Training batches in `tf.data`, `predict` and the exported SavedModel share these
-functions, so they cannot disagree.
+BMP, WebP) are decoded by `decode_image`, pixel arrays are cast, then both are converted to
+the preprocessor's channel count, resized to its `image_size` (bilinear, antialiased) and
+scaled to float32 in `[0, 1]`. Training batches in `tf.data`, `predict` and the exported
+SavedModel share these functions, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -257,18 +257,11 @@ class ImagePreprocessor(LabeledPreprocessor):
         return ImagePipeline(self, source)
 
     def _decode_one(self, data: tf.Tensor) -> tf.Tensor:
-        def decode(channels: int) -> tf.Tensor:
-            # Straight to float in [0, 1] (scaled by the file's own depth, so a 16-bit PNG
-            # keeps its precision), computed as `from_pixels` scales uint8 arrays.
-            return tf.io.decode_image(data, channels=channels, dtype=tf.float32,
-                                      expand_animations=False)
-
+        # Gray through colour, as `from_pixels` converts: GIF, BMP and WebP decode only to
+        # colour, and CMYK JPEGs cannot decode straight to gray.
+        image = decode_image(data, channels=3)
         if self.channels == 1:
-            # Through colour, as `from_pixels` converts: GIF, BMP and WebP decode only to
-            # colour, and CMYK JPEGs cannot decode straight to gray.
-            image = _luminance(decode(3))
-        else:
-            image = decode(self.channels)
+            image = _luminance(image)
         return self._resize(image[None])[0]
 
     def _convert_channels(self, images: tf.Tensor) -> tf.Tensor:
@@ -392,6 +385,62 @@ class ImagePreprocessor(LabeledPreprocessor):
             f"ImagePreprocessor(image_size={self.image_size}, channels={self.channels}, "
             f"label_mode={self.label_mode!r}, classes={classes})"
         )
+
+
+def decode_image(data: tf.Tensor, channels: int = 3) -> tf.Tensor:
+    """Decodes one encoded image (PNG, JPEG, GIF, BMP, WebP) to float32 pixels in `[0, 1]`.
+
+    Pixels are decoded as integers and scaled by the file's own depth: a 16-bit PNG at 16
+    bits (it keeps its precision), everything else at 8 bits, so 8-bit pixels come out
+    exactly as `from_pixels` scales uint8 arrays. TensorFlow's own float decoding is not
+    used: in TensorFlow 2.21 it kills the process on a top-down BMP (one with a negative
+    height, a valid file) and refuses WebP. The preprocessor, the predictor's upload check,
+    the exported SavedModel and the folder scan all decode with this function.
+
+    Args:
+        data: a scalar string tensor holding the encoded file.
+        channels: `3` (RGB; gray is copied, alpha dropped) or `0` (as the file stores them:
+            1 to 4).
+
+    Returns:
+        float32 `(height, width, channels)`.
+
+    Raises:
+        ValueError: if `channels` is not 0 or 3.
+        tf.errors.InvalidArgumentError: when running it on bytes that are not a complete
+            image.
+
+    Example:
+        >>> decode_image(tf.constant(png_bytes)).shape
+        TensorShape([28, 28, 3])
+    """
+    if channels not in (0, 3):
+        raise ValueError(f"`channels` must be 0 or 3. Received: channels={channels!r}")
+    head = tf.strings.join([tf.strings.substr(data, 0, 25), bytes(25)])  # short files pad
+    # A PNG's bit depth is byte 24, in the IHDR chunk that must come first.
+    is_png16 = tf.logical_and(
+        tf.equal(tf.strings.substr(head, 0, 8), b"\x89PNG\r\n\x1a\n"),
+        tf.equal(tf.strings.substr(head, 24, 1), b"\x10"),
+    )
+    is_webp = tf.logical_and(tf.equal(tf.strings.substr(head, 0, 4), b"RIFF"),
+                             tf.equal(tf.strings.substr(head, 8, 4), b"WEBP"))
+
+    def scaled(image: tf.Tensor) -> tf.Tensor:
+        return tf.cast(image, tf.float32) * (1.0 / image.dtype.max)
+
+    def png16() -> tf.Tensor:
+        return scaled(tf.io.decode_png(data, channels=channels, dtype=tf.uint16))
+
+    def webp() -> tf.Tensor:
+        # WebP decodes only to the file's own channels: a WebP with alpha refuses 3.
+        image = tf.io.decode_image(data, expand_animations=False)
+        return scaled(image[..., :channels] if channels else image)
+
+    def other() -> tf.Tensor:
+        return scaled(tf.io.decode_image(data, channels=channels, expand_animations=False))
+
+    image = tf.case([(is_png16, png16), (is_webp, webp)], default=other)
+    return tf.ensure_shape(image, (None, None, channels or None))
 
 
 def _luminance(rgb: tf.Tensor) -> tf.Tensor:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import encode_bmp
 from ktlite.vision.formats import format_problem, image_dimensions
 
 
@@ -56,3 +57,41 @@ def test_format_problems_name_the_format_and_allow_bytes_after_the_end():
     assert format_problem(jpeg[:-2]) == "a truncated JPEG"
     assert format_problem(b"GIF89a" + bytes(10)) == "a truncated GIF"
     assert format_problem(b"%PDF-1.4") == "not a PNG, JPEG, GIF, BMP or WebP file"
+
+
+def _edited(data, offset, layout, value):
+    """`data` with one header field overwritten."""
+    data = bytearray(data)
+    struct.pack_into(layout, data, offset, value)
+    return bytes(data)
+
+
+def test_bmps_tensorflow_decodes_right_pass_either_way_up():
+    gray = np.arange(12, dtype="uint8").reshape(3, 4)
+    for image in (gray, np.zeros((3, 5, 3), "uint8"), np.zeros((3, 4, 4), "uint8")):
+        for top_down in (False, True):
+            assert format_problem(encode_bmp(image, top_down)) is None
+    short_ramp = np.repeat(np.arange(12), 3).reshape(12, 3)  # a gray palette of 12 entries
+    assert format_problem(encode_bmp(gray, palette=short_ramp)) is None
+
+
+_COLOUR = encode_bmp(np.zeros((2, 2), "uint8"), palette=[[200, 30, 60], [20, 180, 90]])
+_GRAY = encode_bmp(np.zeros((2, 2), "uint8"))
+_RGB = encode_bmp(np.zeros((2, 2, 3), "uint8"))
+
+
+@pytest.mark.parametrize("data, reason", [
+    (_COLOUR, "an 8-bit BMP with a colour palette, which TensorFlow would read as gray "
+              "palette indices"),
+    (_edited(_GRAY, 54 + 4 * 7, "<B", 9), "an 8-bit BMP with a colour palette"),  # one entry
+    (_edited(_GRAY, 46, "<I", 300), "an 8-bit BMP with a colour palette"),  # 300 colours
+    (_edited(_GRAY, 28, "<H", 1), "a 1-bit BMP, which TensorFlow cannot decode"),
+    (_edited(_GRAY, 28, "<H", 4), "a 4-bit BMP, which TensorFlow cannot decode"),
+    (_edited(_RGB, 28, "<H", 16), "a 16-bit BMP, which TensorFlow cannot decode"),
+    (_edited(_GRAY, 30, "<I", 1), "a compressed BMP, which TensorFlow cannot decode"),  # RLE8
+    (_edited(_RGB, 14, "<I", 12), "an OS/2 BMP, which TensorFlow cannot decode"),
+], ids=["palette", "one-colour-off", "300-colours", "1-bit", "4-bit", "16-bit", "rle8", "os2"])
+def test_bmps_tensorflow_cannot_decode_right_are_refused_saying_to_convert_them(data, reason):
+    problem = format_problem(data)
+    assert problem is not None and problem.startswith(reason), problem
+    assert problem.endswith(": convert it to PNG")

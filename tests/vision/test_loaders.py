@@ -3,13 +3,16 @@
 import csv
 import warnings
 
+import keras
 import numpy as np
 import pytest
 
-from conftest import write_png
+import ktlite
+from conftest import encode_bmp, write_png
 from ktlite.data import make_dataset
 from ktlite.vision import (
     Augmentation,
+    image_classifier,
     image_dataset,
     images_from_array,
     images_from_csv,
@@ -197,6 +200,47 @@ def test_unreadable_files_are_skipped_with_a_count_and_a_warning(shape_folder):
         trn, val, _ = images_from_folder(shape_folder, verbose=0)
     assert len(trn) + len(val) == 40
     assert not any("truncated" in p or "empty" in p for p in list(trn.x) + list(val.x))
+
+
+def test_a_bmp_with_a_colour_palette_is_skipped_with_a_count_and_a_warning(shape_folder):
+    # TensorFlow would read its palette indices (0 and 1) as gray levels: a black image.
+    palette = np.array([[255, 255, 255], [250, 240, 0]], "uint8")
+    indices = np.zeros((16, 16), "uint8")
+    indices[4:12, 4:12] = 1
+    (shape_folder / "square" / "palette.bmp").write_bytes(encode_bmp(indices, palette=palette))
+    gray = np.where(indices == 1, 255, 0).astype("uint8")
+    (shape_folder / "square" / "gray.bmp").write_bytes(encode_bmp(gray, top_down=True))
+    with pytest.warns(UserWarning, match=r"Skipped 1 of 42 training images .*palette BMP; "
+                                         r"first: '.*palette.bmp'\)"):
+        trn, val, _ = images_from_folder(shape_folder, val_pct=0, verbose=0)
+    assert val is None and len(trn) == 41
+    assert not any(p.endswith("palette.bmp") for p in trn.x)
+    # A gray 8-bit BMP (a gray palette) is read right, and kept.
+    (kept,) = [i for i, p in enumerate(trn.x) if p.endswith("gray.bmp")]
+    np.testing.assert_array_equal(np.asarray(trn.transform(trn.x[kept:kept + 1]))[0, ..., 0],
+                                  gray / 255)
+
+
+def test_folder_loader_trains_on_webp_files(shape_folder, tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    if not pytest.importorskip("PIL.features").check("webp"):
+        pytest.skip("PIL here was built without WebP, so it cannot write the test files")
+    pixels = {}
+    for path in shape_folder.rglob("*.png"):
+        rgb = np.asarray(image.open(path).convert("RGB"))
+        webp = tmp_path / "webp" / path.parent.name / f"{path.stem}.webp"
+        webp.parent.mkdir(parents=True, exist_ok=True)
+        image.fromarray(rgb).save(webp, "WEBP", lossless=True)
+        pixels[str(webp)] = rgb
+    trn, _, preproc = images_from_folder(tmp_path / "webp", val_pct=0, verbose=0)
+    assert len(trn) == 40 and preproc.input_shape == (16, 16, 3)
+    np.testing.assert_array_equal(np.asarray(trn.transform(trn.x[:4])), np.asarray(
+        preproc.from_pixels(np.stack([pixels[path] for path in trn.x[:4]]))))
+    keras.utils.set_random_seed(0)
+    model = image_classifier("cnn", trn, preproc=preproc, filters=(4,), verbose=0)
+    history = ktlite.get_learner(model, trn, None, batch_size=16, verbose=0).fit_onecycle(
+        1e-3, 1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
 
 
 def test_images_of_different_sizes_are_resized_to_the_most_common(shape_folder):

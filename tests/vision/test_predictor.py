@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import ktlite
-from conftest import write_png
+from conftest import encode_bmp, write_png
 from ktlite.vision import ImagePredictor, image_classifier, images_from_array, plot_occlusion
 
 
@@ -235,13 +235,95 @@ def test_large_images_are_decoded_a_few_at_a_time(predictor, shape_arrays, monke
 
 
 def test_a_bmp_variant_tensorflow_cannot_decode_is_named_as_such(predictor):
-    # A 1x1 1-bit BMP: a valid file, but TensorFlow decodes only 24- and 32-bit BMPs.
+    # A 1x1 1-bit BMP: a valid file, but TensorFlow decodes only 8-, 24- and 32-bit BMPs.
     header = b"BM" + (66).to_bytes(4, "little") + b"\0\0\0\0" + (62).to_bytes(4, "little")
     info = ((40).to_bytes(4, "little") + (1).to_bytes(4, "little") * 2
             + (1).to_bytes(2, "little") * 2 + b"\0" * 24)
     bmp = header + info + b"\0\0\0\0\xff\xff\xff\0" + b"\x80\0\0\0"
-    with pytest.raises(ValueError, match=r"corrupt, or in a variant TensorFlow cannot decode"):
+    with pytest.raises(ValueError, match=r"^`images` is not a readable image: a 1-bit BMP, "
+                                         r"which TensorFlow cannot decode: convert it to PNG"):
         predictor.predict(bmp)
+
+
+# Three colours an 8-bit BMP's pixels index; TensorFlow would read indices 0-2 as near black.
+_PALETTE = np.array([[200, 30, 60], [20, 180, 90], [250, 250, 250]], "uint8")
+
+
+def test_a_bmp_with_a_colour_palette_is_refused_naming_the_file(predictor, tmp_path):
+    indices = np.zeros((16, 16), "uint8")
+    indices[4:12, 4:12] = 2
+    bmp = encode_bmp(indices, palette=_PALETTE)
+    (tmp_path / "palette.bmp").write_bytes(bmp)
+    gray = np.where(indices == 2, 250, 20).astype("uint8")
+    reason = (r"is not a readable image: an 8-bit BMP with a colour palette, which TensorFlow "
+              r"would read as gray palette indices: convert it to PNG\.$")
+    with pytest.raises(ValueError, match=r"^`images` " + reason):
+        predictor.predict(bmp)
+    with pytest.raises(ValueError, match=r"^`images\[1\] \('.*palette.bmp'\)` " + reason):
+        predictor.predict([gray, str(tmp_path / "palette.bmp")])
+    with pytest.raises(ValueError, match=r"^`inputs\[0\]` " + reason):
+        predictor.inputs_from_json([base64.b64encode(bmp).decode()])
+    # A gray palette (entry i is gray level i) is what TensorFlow reads right: it is kept.
+    np.testing.assert_allclose(predictor.predict_proba(encode_bmp(gray)),
+                               predictor.predict_proba(gray), atol=1e-6)
+
+
+def test_top_down_bmps_read_as_their_pixels_in_a_process_that_survives(
+    predictor, shape_arrays, tmp_path
+):
+    # A top-down BMP (negative height) is valid, but TensorFlow 2.21's float decoding of one
+    # kills the process: decode, predict (paths go through the upload check), the JSON
+    # hook, the exported SavedModel and the folder scan run in a child process.
+    _, _, x_test, _ = shape_arrays
+    rgb = np.stack([x_test[0], x_test[1] // 2, 255 - x_test[2]], axis=-1)
+    rgba = np.concatenate([rgb, np.full((16, 16, 1), 7, "uint8")], axis=-1)
+    images = [x_test[3], rgb, rgba, rgb[:, :13]]  # 8-bit gray, 24-bit, 32-bit, row padding
+    paths = []
+    for i, image in enumerate(images):
+        (tmp_path / f"{i}.bmp").write_bytes(encode_bmp(image, top_down=True))
+        paths.append(str(tmp_path / f"{i}.bmp"))
+    predictor.save(tmp_path / "saved")
+    predictor.export(tmp_path / "exported")
+    script = textwrap.dedent(f"""
+        import base64
+        import numpy as np
+        import tensorflow as tf
+        import ktlite
+        from ktlite.vision import ImagePreprocessor, files
+
+        paths = {paths!r}
+        data = [open(path, "rb").read() for path in paths]
+        predictor = ktlite.load_predictor({str(tmp_path / "saved")!r})
+        served = tf.saved_model.load({str(tmp_path / "exported")!r})
+        kept, shapes = files.scan_images(paths, "images")
+        np.savez(
+            {str(tmp_path / "out.npz")!r},
+            by_path=predictor.predict_proba(paths),
+            by_bytes=predictor.predict_proba(data),
+            by_json=predictor.predict_proba(predictor.inputs_from_json(
+                [base64.b64encode(item).decode() for item in data])),
+            served=served.signatures["serving_default"](
+                images=tf.constant(data))["probabilities"].numpy(),
+            kept=kept, shapes=np.array(shapes),
+            **{{f"pixels{{i}}": ImagePreprocessor(shape[:2], 3).from_bytes(
+                tf.constant([item]))[0].numpy() for i, (item, shape) in
+                enumerate(zip(data, shapes))}},
+        )
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-2000:]}"
+    out = np.load(tmp_path / "out.npz")
+    assert out["kept"].tolist() == [0, 1, 2, 3]
+    assert out["shapes"].tolist() == [[16, 16, 1], [16, 16, 3], [16, 16, 4], [16, 13, 3]]
+    for i, image in enumerate(images):  # the pixels as stored, not upside down
+        rgb_of = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3]
+        np.testing.assert_array_equal(np.round(out[f"pixels{i}"] * 255), rgb_of)
+    expected = predictor.predict_proba(
+        [np.repeat(images[0][..., None], 3, -1), rgb, rgb, rgb[:, :13]])
+    for key in ("by_path", "by_bytes", "by_json", "served"):
+        np.testing.assert_allclose(out[key], expected, atol=1e-5, err_msg=key)
 
 
 def test_a_truncated_webp_is_refused(predictor):
@@ -509,6 +591,51 @@ def test_http_app_predicts_base64_images_and_refuses_an_empty_upload(predictor, 
     assert empty.status_code == 422 and "inputs[1]" in empty.text and "0 bytes" in empty.text
     assert damaged.status_code == 422 and "inputs[0]" in damaged.text and "corrupt" in damaged.text
     assert metadata.json()["image_size"] == [16, 16]
+
+
+def test_http_app_refuses_a_palette_bmp_with_422_naming_it(predictor):
+    import asyncio
+
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from ktlite.apps import APIApp
+
+    bmp = base64.b64encode(encode_bmp(np.zeros((8, 8), "uint8"), palette=_PALETTE)).decode()
+    gray = base64.b64encode(encode_bmp(np.zeros((8, 8), "uint8"))).decode()
+
+    async def main():
+        transport = httpx.ASGITransport(app=APIApp(predictor))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            return await c.post("/predict", json={"inputs": [gray, bmp]})
+
+    answer = asyncio.run(asyncio.wait_for(main(), timeout=120))
+    assert answer.status_code == 422, answer.text
+    assert "inputs[1]" in answer.text and "colour palette" in answer.text
+    assert "convert it to PNG" in answer.text
+
+
+def _webp(image):
+    """`image` as a lossless WebP (alpha and the colours under it kept), by PIL."""
+    pil = pytest.importorskip("PIL.Image")
+    if not pytest.importorskip("PIL.features").check("webp"):
+        pytest.skip("PIL here was built without WebP, so it cannot write the test file")
+    buffer = io.BytesIO()
+    pil.fromarray(image).save(buffer, "WEBP", lossless=True, exact=True)
+    return buffer.getvalue()
+
+
+def test_webp_bytes_and_files_predict_as_their_pixels(predictor, shape_arrays, tmp_path):
+    _, _, x_test, _ = shape_arrays
+    rgb = np.stack([x_test[0], x_test[1], x_test[2]], axis=-1)
+    rgba = np.concatenate([rgb, (x_test[3] // 2)[..., None]], axis=-1)  # alpha is dropped
+    webps = [_webp(x_test[4]), _webp(rgb), _webp(rgba)]
+    (tmp_path / "rgba.webp").write_bytes(webps[2])
+    expected = predictor.predict_proba([x_test[4], rgb, rgb])
+    np.testing.assert_allclose(predictor.predict_proba(webps), expected, atol=1e-6)
+    np.testing.assert_allclose(predictor.predict_proba(str(tmp_path / "rgba.webp")),
+                               expected[2], atol=1e-6)
+    from_json = predictor.inputs_from_json([base64.b64encode(w).decode() for w in webps])
+    np.testing.assert_allclose(predictor.predict_proba(from_json), expected, atol=1e-6)
 
 
 def test_a_preprocessor_of_another_task_is_a_type_error(predictor):

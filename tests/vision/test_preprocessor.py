@@ -1,5 +1,6 @@
 """Tests for ktlite.vision.preprocessor: conversions in the graph and the JSON file."""
 
+import io
 import json
 import warnings
 
@@ -7,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import write_png
+from conftest import encode_bmp, write_png
 from folders import assert_quotes_nothing_crafted
 from ktlite.labels import LabelEncoder
 from ktlite.vision import ImagePreprocessor
-from ktlite.vision.preprocessor import as_pixel_batch
+from ktlite.vision.preprocessor import as_pixel_batch, decode_image
 
 
 def _preproc(size=(4, 4), channels=1):
@@ -115,6 +116,49 @@ def test_bytes_and_files_of_different_sizes_decode_to_one_shape(tmp_path):
     assert files.shape == (2, 5, 5, 1)
     np.testing.assert_allclose(np.asarray(files[0]), 1.0, atol=1e-6)
     np.testing.assert_allclose(np.asarray(files[1]), 0.0, atol=1e-6)
+
+
+def _webp(image):
+    pil = pytest.importorskip("PIL.Image")
+    if not pytest.importorskip("PIL.features").check("webp"):
+        pytest.skip("PIL here was built without WebP, so it cannot write the test file")
+    buffer = io.BytesIO()
+    pil.fromarray(image).save(buffer, "WEBP", lossless=True, exact=True)
+    return buffer.getvalue()
+
+
+_RNG = np.random.default_rng(0)
+_RGB = _RNG.integers(0, 256, (5, 7, 3)).astype("uint8")
+_RGBA = _RNG.integers(0, 256, (5, 7, 4)).astype("uint8")
+_DEEP = _RNG.integers(0, 65536, (5, 7, 3)).astype("uint16")
+
+
+@pytest.mark.parametrize("pixels, encode", [
+    (_RGB, lambda image: tf.io.encode_png(image).numpy()),
+    (_DEEP, lambda image: tf.io.encode_png(image).numpy()),  # 16 bits kept
+    (_RGB[..., 0], lambda image: tf.io.encode_png(image[..., None]).numpy()),
+    (_RGB, encode_bmp),
+    (_RGBA, encode_bmp),
+    (_RGB[..., 0], encode_bmp),  # 8-bit, gray palette
+    (_RGB, _webp),
+    (_RGBA, _webp),
+], ids=["png", "png16", "png-gray", "bmp24", "bmp32", "bmp8", "webp", "webp-alpha"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_lossless_files_decode_exactly_as_their_pixels_read(pixels, encode, channels):
+    preproc = _preproc(size=pixels.shape[:2], channels=channels)
+    # Files decode to RGB (gray copied), then convert as an RGB array converts.
+    array = np.repeat(pixels[..., None], 3, axis=-1) if pixels.ndim == 2 else pixels
+    np.testing.assert_array_equal(np.asarray(preproc.from_bytes(tf.constant([encode(pixels)]))),
+                                  np.asarray(preproc.from_pixels(array[None])))
+
+
+def test_decode_image_keeps_the_stored_channels_or_gives_rgb():
+    png = tf.constant(tf.io.encode_png(_RGBA).numpy())
+    assert decode_image(png, channels=0).shape == (5, 7, 4)
+    np.testing.assert_array_equal(np.asarray(decode_image(png)),
+                                  _RGBA[..., :3].astype("float32") * np.float32(1 / 255))
+    with pytest.raises(ValueError, match=r"`channels` must be 0 or 3. Received: channels=1"):
+        decode_image(png, channels=1)
 
 
 def test_truncated_bytes_fail_to_decode():
