@@ -55,7 +55,9 @@ class TFLitePredictor:
 
     Preprocesses with the saved preprocessor's `preprocess(inputs)` (TensorFlow) when the
     preprocessing is not inside the `.tflite` graph, and registers the tensorflow-text ops
-    when it is. Build it with `load_tflite`.
+    when it is. Build it with `load_tflite`. As `ktlite.load_predictor` does, it first
+    finishes or rolls back an export that crashed half-way, then reads the files under the
+    shared lock that exports wait for.
 
     Args:
         path: the export folder.
@@ -79,34 +81,26 @@ class TFLitePredictor:
         batch_size = check_positive_int(batch_size, "batch_size")
         num_threads = check_positive_int(num_threads, "num_threads", allow_none=True)
         folder = saving.as_path(path, "path")
-        try:
-            meta = saving.read_json(folder / META_FILE)
-        except (OSError, ValueError) as err:
+        # As `load_predictor` does: finish a swap that a crashed export left half done, then
+        # read every file under the shared lock, so a concurrent export cannot pair this
+        # folder's `tflite.json` with the next one's `model.tflite`.
+        saving.finish_interrupted_save(folder, _is_complete_export)
+        if not folder.is_dir():  # checked first: no lock file is created beside nothing
             raise ValueError(
-                f"`path` is not a ktlite TFLite export ({err}). Received: path={str(folder)!r}"
-            ) from None
-        if (
-            not isinstance(meta, dict)
-            or meta.get("format") != FORMAT_NAME
-            or meta.get("format_version") != FORMAT_VERSION
-        ):
-            raise ValueError(
-                f"`path` holds an unknown TFLite export format. Expected {FORMAT_NAME!r} version "
-                f"{FORMAT_VERSION}. Received: {str(folder / META_FILE)!r}"
+                f"`path` is not a ktlite TFLite export (no folder there). Received: "
+                f"path={str(folder)!r}"
             )
-        try:
-            self.labels = _check_meta(meta)
-        except (TypeError, ValueError) as err:
-            raise saving.invalid_file(folder / META_FILE, "TFLite export", err) from None
+        with saving.folder_lock(folder, exclusive=False):
+            meta, self.labels = _read_meta(folder)
+            preproc = None if meta["tokenizer_inside"] else self._load_preproc(folder, meta)
+            content = saving.read_bytes(folder / MODEL_FILE)
         self.meta = meta
         self.batch_size = batch_size
         self.tokenizer_inside = meta["tokenizer_inside"]
         self.label_mode = None if self.labels is None else self.labels.label_mode
         self.class_names = [] if self.labels is None else list(self.labels.class_names or [])
-        self.preproc = None if self.tokenizer_inside else self._load_preproc(folder, meta)
-        self.interpreter = _make_interpreter(
-            saving.read_bytes(folder / MODEL_FILE), self.tokenizer_inside, num_threads
-        )
+        self.preproc = preproc
+        self.interpreter = _make_interpreter(content, self.tokenizer_inside, num_threads)
         signature = self.interpreter.get_signature_list().get(meta["signature"])
         if signature is None or (
             meta["input"]["name"] not in signature["inputs"]
@@ -264,10 +258,45 @@ def _check_meta(meta: dict[str, Any]) -> LabelEncoder | None:
     return None if meta.get("labels") is None else LabelEncoder.from_config(meta["labels"])
 
 
+def _is_complete_export(folder: Path) -> bool:
+    """Whether a folder a crashed export left is a complete one: the same test the export
+    applies when it recovers, so loading and exporting recover alike."""
+    # Imported here: tflite_export imports this module.
+    from ktlite.compress.tflite_export import _is_tflite_export
+
+    return _is_tflite_export(folder)
+
+
+def _read_meta(folder: Path) -> tuple[dict[str, Any], LabelEncoder | None]:
+    """Reads and checks `tflite.json`; returns it and its labels."""
+    try:
+        meta = saving.read_json(folder / META_FILE)
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"`path` is not a ktlite TFLite export ({err}). Received: path={str(folder)!r}"
+        ) from None
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format") != FORMAT_NAME
+        or meta.get("format_version") != FORMAT_VERSION
+    ):
+        raise ValueError(
+            f"`path` holds an unknown TFLite export format. Expected {FORMAT_NAME!r} version "
+            f"{FORMAT_VERSION}. Received: {str(folder / META_FILE)!r}"
+        )
+    try:
+        return meta, _check_meta(meta)
+    except (TypeError, ValueError) as err:
+        raise saving.invalid_file(folder / META_FILE, "TFLite export", err) from None
+
+
 def load_tflite(
     path: str | os.PathLike, num_threads: int | None = None, batch_size: int = 32
 ) -> TFLitePredictor:
     """Loads an `export_tflite` folder for prediction in Python.
+
+    An export that crashed half-way is finished or rolled back first, and the files are read
+    under a shared lock, so a concurrent export is never read half old, half new.
 
     Args:
         path: the export folder.
