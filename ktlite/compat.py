@@ -151,8 +151,8 @@ def optimizer_variable_keys(optimizer: keras.optimizers.Optimizer) -> Any:
         optimizer: a Keras optimizer (not a `LossScaleOptimizer` wrapper).
 
     Returns:
-        A container of `optimizer_variable_key` values supporting `in`, or `None` when
-        the optimizer does not keep one.
+        A mapping of each `optimizer_variable_key` to the variable's position in the list
+        the optimizer was built for, or `None` when the optimizer does not keep one.
 
     Example:
         >>> optimizer_variable_key(optimizer, v) in optimizer_variable_keys(optimizer)

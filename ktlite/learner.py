@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ktlite import compat, evaluation, model_tools, saving
+from ktlite import evaluation, model_tools, saving
 from ktlite._console import say
 from ktlite.arguments import (
     check_bool,
@@ -164,6 +164,9 @@ class Learner:
         # key -> (the data, the settings, (dataset, samples)): see `_cached`.
         self._cache: dict[str, tuple[Any, tuple, tuple[tf.data.Dataset, int | None]]] = {}
         self._steps_cache: int | None = None
+        # Variables the user froze one by one (LoRA's base kernels): `freeze`/`unfreeze`
+        # keep them frozen even after their layer was frozen and unfrozen.
+        self._frozen_variables = model_tools.frozen_variables(self.model)
         model_tools.build_optimizer(self.model, self.strategy)
 
     # ------------------------------------------------------------------ set-up
@@ -915,8 +918,11 @@ class Learner:
         Layer groups come from the model (`ktlite.lr.layer_groups`): every layer with
         weights starts a group, normalization layers join the one before, the last layer
         with weights is the head; pass `layer_groups` to choose them. Layers the user froze
-        before the call stay frozen in both phases; afterwards, and after an error or an
-        interrupt in either phase, every layer's `trainable` flag is as it was on entry.
+        before the call stay frozen in both phases, and so do variables frozen one by one
+        (Keras' LoRA freezes a kernel so); afterwards, and after an error or an interrupt in
+        either phase, every layer's and variable's `trainable` flag is as it was on entry.
+        An optimizer with `use_ema=True` cannot follow the frozen phase (see `freeze`): the
+        call is refused unless the earlier groups are frozen already.
 
         Args:
             epochs: epochs with every layer trainable (>= 1).
@@ -944,7 +950,9 @@ class Learner:
                 (`base_lr`, `lr_mult`, `pct_start`, `div`, `moms`) that is not a number,
                 `callbacks` that is not a list of Keras callbacks, or `layer_groups` that is
                 not a sequence of groups of layers or layer names.
-            ValueError: for a count or rate out of range, or invalid layer groups.
+            ValueError: for a count or rate out of range, invalid layer groups, or an
+                optimizer with `use_ema=True` when a group would be frozen (nothing is
+                changed).
 
         Example:
             >>> learner.fine_tune(3, base_lr=1e-3, freeze_epochs=1, lr_mult=10)
@@ -959,16 +967,22 @@ class Learner:
         _check_callbacks(callbacks)
         groups = find_groups(self.model, layer_groups, name="layer_groups")
         multipliers = group_multipliers(len(groups), lr_mult)
-        flags = [(layer, layer.trainable) for layer in compat.flatten_layers(self.model)]
 
-        def restore_flags() -> None:  # parents first, so a child's own flag wins
-            for layer, trainable in flags:
-                model_tools.set_trainable(layer, trainable)
-
-        try:
+        def freeze_groups() -> None:
             for group in groups[:-1]:
                 for layer in group:
                     model_tools.set_trainable(layer, False)
+
+        model_tools.check_trainable_kept(self.model, freeze_groups, "fine_tune()")
+        # Layers parents first (a child's own flag wins), then variables: a variable frozen
+        # one by one (LoRA) would otherwise come back on with its layer.
+        flags = model_tools.trainable_flags(self.model)
+
+        def restore_flags() -> None:
+            model_tools.restore_trainable_flags(flags)
+
+        try:
+            freeze_groups()
             model_tools.recompile(self.model, self.strategy)
             if base_lr is None:
                 base_lr = float(self.lr_find(verbose=verbose).suggestion)
@@ -984,8 +998,7 @@ class Learner:
                                          moms=moms, callbacks=callbacks,
                                          steps_per_epoch=steps_per_epoch, verbose=verbose)
         finally:
-            if any(layer.trainable != trainable for layer, trainable in flags):
-                restore_flags()
+            if model_tools.restore_trainable_flags(flags):
                 model_tools.recompile(self.model, self.strategy)
 
     def plot(self, kind: str = "loss") -> Any:
@@ -1200,31 +1213,56 @@ class Learner:
     def freeze(self, n: int | None = None) -> None:
         """Freezes the first `n` layers (default: all but the last layer with weights).
 
-        Later layers are unfrozen. The model is recompiled with the same optimizer object,
-        loss and metrics so the change takes effect; the optimizer keeps its state (its
-        slots cover every layer, see `get_learner`).
+        Later layers are unfrozen, but not variables the user froze one by one in a
+        trainable layer (Keras' LoRA freezes a kernel so): those stay frozen. The model is
+        recompiled with the same optimizer object, loss and metrics so the change takes
+        effect; the optimizer keeps its state (its slots cover every layer, see
+        `get_learner`).
+
+        An optimizer with `use_ema=True` cannot follow a change of the trainable variables:
+        at the end of every fit Keras writes its moving averages into the trainable
+        variables by position, so each would land in another variable. With one, a call
+        that would change them is refused; freeze before compiling instead.
 
         Args:
             n: number of leading layers (`model.layers`) to freeze, or `None`.
 
         Raises:
             TypeError: if `n` is not an int.
-            ValueError: if `n` is out of range.
+            ValueError: if `n` is out of range, or the optimizer has `use_ema=True` and
+                the call would change which variables train (nothing is changed).
 
         Example:
             >>> learner.freeze()       # train only the head
             >>> learner.unfreeze()
         """
-        model_tools.freeze_layers(self.model, n)
+        keep = model_tools.frozen_variables(self.model, self._frozen_variables)
+        action = "freeze()" if n is None else f"freeze({n!r})"
+        model_tools.check_trainable_kept(
+            self.model, lambda: model_tools.freeze_layers(self.model, n, keep), action
+        )
+        model_tools.freeze_layers(self.model, n, keep)
+        self._frozen_variables = keep
         model_tools.recompile(self.model, self.strategy)
 
     def unfreeze(self) -> None:
         """Makes every layer trainable and recompiles (optimizer state kept).
 
+        Variables the user froze one by one in a trainable layer (Keras' LoRA freezes a
+        kernel so) stay frozen, also after `freeze()` froze their layer.
+
+        Raises:
+            ValueError: if the optimizer has `use_ema=True` and a layer is frozen (see
+                `freeze`; nothing is changed).
+
         Example:
             >>> learner.unfreeze()
         """
-        model_tools.set_trainable(self.model, True)
+        keep = model_tools.frozen_variables(self.model, self._frozen_variables)
+        model_tools.check_trainable_kept(
+            self.model, lambda: model_tools.unfreeze_layers(self.model, keep), "unfreeze()"
+        )
+        self._frozen_variables = model_tools.unfreeze_layers(self.model, keep)
         model_tools.recompile(self.model, self.strategy)
 
     def set_weight_decay(self, wd: float | None = 0.01) -> None:
@@ -1318,6 +1356,7 @@ class Learner:
         if settings["strategy"] is not None:
             settings["strategy"] = self.strategy
         self.model, _ = self._prepare_distribution(check_model(model), **settings)
+        self._frozen_variables = model_tools.frozen_variables(self.model)
         model_tools.build_optimizer(self.model, self.strategy)
         return self.model
 
@@ -1359,7 +1398,9 @@ def get_learner(
     datasets are checked on their first batch.
 
     The model keeps its optimizer, loss and metrics. Its optimizer is built for all layers
-    that could be unfrozen, so `freeze()`/`unfreeze()` never need a new optimizer. Two
+    that could be unfrozen, so `freeze()`/`unfreeze()` never need a new optimizer; one with
+    `use_ema=True` only for the trainable variables, as Keras builds it, which must then
+    stay as they are (see `Learner.freeze`). Two
     cases get a copy of the optimizer, its state carried over: a distribution setting
     that rebuilds the model, and (with a warning) an optimizer with Keras's own
     `gradient_accumulation_steps`, which runs as ktlite's accumulation (the LR finder can
@@ -1409,7 +1450,8 @@ def get_learner(
             that is neither None nor a str.
         ValueError: for an uncompiled model, empty data, x/y length mismatch, a batch size
             below 1, a negative seed, an unknown `mixed_precision`, NaN/inf values or labels
-            that do not fit the model.
+            that do not fit the model, or an optimizer with `use_ema=True` already built for
+            other variables than the model's trainable ones.
         NotImplementedError: for distribution settings when `ktlite.distribute` is missing.
 
     Example:

@@ -5,11 +5,18 @@ and the optimizer's Python-float hyperparameters such as `weight_decay`. It also
 apply an optimizer to variables it was not built for. These helpers build the optimizer
 once for every variable that could ever be unfrozen, and recompile / retrace with the same
 optimizer object after a change.
+
+Two exceptions. An optimizer with `use_ema=True` is built for `model.trainable_variables`
+only, as Keras builds it, and the set of trainable variables must then stay as it is: at
+the end of every `fit` Keras writes the moving averages into `model.trainable_weights` by
+position. And a variable the user froze on its own (`variable.trainable = False` in a
+trainable layer, as Keras' LoRA freezes a kernel) stays frozen when layers are unfrozen.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any, Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -21,9 +28,15 @@ from ktlite.arguments import check_float, check_int
 __all__ = [
     "all_trainable_variables",
     "build_optimizer",
+    "check_trainable_kept",
     "recompile",
     "freeze_layers",
+    "frozen_variables",
+    "restore_trainable_flags",
     "set_trainable",
+    "trainable_flags",
+    "unfreeze_layers",
+    "uses_ema",
     "inner_optimizer",
     "set_weight_decay",
     "print_layers",
@@ -53,13 +66,115 @@ def set_trainable(layer: keras.layers.Layer, value: bool) -> None:
     keras.layers.Layer.trainable.fset(layer, bool(value))
 
 
-def all_trainable_variables(model: keras.Model) -> list:
+def frozen_variables(model: keras.Model, known: Sequence[Any] = ()) -> list:
+    """The variables frozen one by one: `trainable` False in a layer that is trainable.
+
+    Keras' LoRA (`layer.enable_lora(rank)`) freezes a layer's kernel so, as does
+    `variable.trainable = False`. Setting the layer's flag again would switch such a
+    variable on, so `freeze_layers` and `unfreeze_layers` freeze these again afterwards.
+    Weights that are never trainable (a `BatchNormalization` layer's moving statistics)
+    are among them; freezing them again changes nothing. A variable frozen in a layer that
+    is frozen too looks like its neighbours: pass the ones found before as `known`.
+
+    Args:
+        model: a model.
+        known: variables found before (e.g. before ktlite froze their layer); those whose
+            flag is still False are kept.
+
+    Returns:
+        A list of variables, the `known` ones first, without repeats.
+
+    Example:
+        >>> model.get_layer("dense").enable_lora(4)
+        >>> [v.path for v in frozen_variables(model)]
+        ['dense/kernel']
+    """
+    owners = {}
+    for layer in _flat_layers(model):  # parents first: the innermost layer owns a variable
+        for variable in layer.weights:
+            owners[id(variable)] = layer
+    found = [variable for variable in known if not variable.trainable]
+    seen = {id(variable) for variable in found}
+    for variable in model.weights:
+        owner = owners.get(id(variable))
+        if variable.trainable or id(variable) in seen or owner is None or not owner.trainable:
+            continue
+        found.append(variable)
+        seen.add(id(variable))
+    return found
+
+
+def trainable_flags(model: keras.Model) -> list:
+    """Every layer's `trainable` flag (parents first), then every variable's.
+
+    Args:
+        model: a model.
+
+    Returns:
+        A list of `(layer or variable, flag)` pairs for `restore_trainable_flags`.
+
+    Example:
+        >>> flags = trainable_flags(model)
+        >>> freeze_layers(model, 1)
+        >>> restore_trainable_flags(flags)
+        True
+    """
+    layers = [(layer, layer.trainable) for layer in _flat_layers(model)]
+    return layers + [(variable, variable.trainable) for variable in model.variables]
+
+
+def restore_trainable_flags(flags: list) -> bool:
+    """Sets the flags `trainable_flags` recorded: layers (parents first), then variables.
+
+    Args:
+        flags: what `trainable_flags` returned.
+
+    Returns:
+        Whether any flag differed from the recorded one.
+
+    Example:
+        >>> restore_trainable_flags(trainable_flags(model))
+        False
+    """
+    changed = any(item.trainable != flag for item, flag in flags)
+    for item, flag in flags:
+        if isinstance(item, keras.layers.Layer):
+            set_trainable(item, flag)
+        else:
+            item.trainable = flag
+    return changed
+
+
+def unfreeze_layers(model: keras.Model, keep_frozen: Sequence[Any] = ()) -> list:
+    """Makes every layer trainable, but not the variables frozen one by one.
+
+    Args:
+        model: the model.
+        keep_frozen: variables to keep frozen besides the ones `frozen_variables` finds.
+
+    Returns:
+        The variables kept frozen (`frozen_variables(model, keep_frozen)` before the change).
+
+    Example:
+        >>> unfreeze_layers(model)
+        []
+    """
+    keep = frozen_variables(model, keep_frozen)
+    set_trainable(model, True)
+    for variable in keep:
+        variable.trainable = False
+    return keep
+
+
+def all_trainable_variables(model: keras.Model, keep_frozen: Sequence[Any] = ()) -> list:
     """Returns the variables that are trainable when every layer is unfrozen.
 
-    The model's `trainable` flags (of layers and variables) are left as they were.
+    Variables frozen one by one (see `frozen_variables`) and `keep_frozen` are not among
+    them. The model's `trainable` flags (of layers and variables) are left as they were.
 
     Args:
         model: a built model.
+        keep_frozen: variables to leave out besides the ones `frozen_variables` finds.
 
     Returns:
         A list of variables, in `model.trainable_variables` order.
@@ -68,16 +183,12 @@ def all_trainable_variables(model: keras.Model) -> list:
         >>> len(all_trainable_variables(model)) >= len(model.trainable_variables)
         True
     """
-    layer_flags = [(layer, layer.trainable) for layer in _flat_layers(model)]
-    variable_flags = [(v, v.trainable) for v in model.variables]
+    flags = trainable_flags(model)
     try:
-        set_trainable(model, True)
+        unfreeze_layers(model, keep_frozen)
         variables = list(model.trainable_variables)
     finally:
-        for layer, trainable in layer_flags:
-            set_trainable(layer, trainable)
-        for variable, trainable in variable_flags:
-            variable.trainable = trainable
+        restore_trainable_flags(flags)
     return variables
 
 
@@ -98,6 +209,26 @@ def inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.O
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
+def uses_ema(optimizer: keras.optimizers.Optimizer | None) -> bool:
+    """Whether an optimizer keeps moving averages of the weights (`use_ema=True`).
+
+    Args:
+        optimizer: a Keras optimizer, possibly a `LossScaleOptimizer` or a
+            `MultiOptimizer` (true when any of its optimizers does), or `None`.
+
+    Returns:
+        The optimizer's `use_ema` setting.
+
+    Example:
+        >>> uses_ema(keras.optimizers.Adam(use_ema=True))
+        True
+    """
+    inner = inner_optimizer(optimizer)
+    if getattr(inner, "use_ema", False):
+        return True
+    return any(uses_ema(each) for each in getattr(inner, "optimizers", None) or ())
+
+
 def _covers(optimizer: keras.optimizers.Optimizer, variables: list) -> bool:
     inner = inner_optimizer(optimizer)
     known = compat.optimizer_variable_keys(inner)
@@ -106,23 +237,76 @@ def _covers(optimizer: keras.optimizers.Optimizer, variables: list) -> bool:
     return all(compat.optimizer_variable_key(inner, v) in known for v in variables)
 
 
+def _built_for(optimizer: keras.optimizers.Optimizer, variables: list) -> bool:
+    """Whether the optimizer was built for exactly `variables`, in their order."""
+    inner = inner_optimizer(optimizer)
+    known = compat.optimizer_variable_keys(inner)
+    if known is None:
+        return True
+    return len(known) == len(variables) and all(
+        known.get(compat.optimizer_variable_key(inner, v)) == i for i, v in enumerate(variables)
+    )
+
+
+def _ema_setting(optimizer: keras.optimizers.Optimizer) -> str:
+    return f"optimizer={type(inner_optimizer(optimizer)).__name__}(use_ema=True)"
+
+
+def _build_ema_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
+    # Keras writes the averages into `model.trainable_weights` by position at the end of
+    # every fit (`finalize_variable_values`, no check of which variable is which), so the
+    # optimizer must cover exactly those, in that order, as Keras itself would build it.
+    optimizer = model.optimizer
+    variables = list(model.trainable_variables)
+    if optimizer.built:
+        if _built_for(optimizer, variables):
+            return
+        built = len(compat.optimizer_variable_keys(inner_optimizer(optimizer)))
+        raise ValueError(
+            "The model's optimizer has `use_ema=True` and was built for other variables "
+            f"than the model's trainable ones ({built} built, {len(variables)} trainable "
+            "now: `trainable` flags changed after it was built). At the end of every fit "
+            "Keras writes its moving averages into `model.trainable_weights` by position, "
+            "so they would land in other variables. Compile the model with a fresh "
+            "optimizer after the last change of `trainable` flags, e.g. "
+            "`model.compile(optimizer=keras.optimizers.Adam(use_ema=True), ...)`. "
+            f"Received: {_ema_setting(optimizer)}"
+        )
+    if variables:
+        with strategy.scope():
+            optimizer.build(variables)
+
+
 def build_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
     """Builds the model's optimizer for every variable that could be unfrozen.
 
     Frozen layers then carry optimizer slots they do not use, but `freeze()` /
-    `unfreeze()` never need another optimizer. An optimizer that was already built for fewer
-    variables (the model was trained with frozen layers before) cannot grow, so it is
-    replaced by a fresh one of the same class and config, with a warning; its step count is
-    kept.
+    `unfreeze()` never need another optimizer. Variables frozen one by one (LoRA's base
+    kernels, see `frozen_variables`) get no slots: they stay frozen. An optimizer that was
+    already built for fewer variables (the model was trained with frozen layers before)
+    cannot grow, so it is replaced by a fresh one of the same class and config, with a
+    warning; its step count is kept.
+
+    An optimizer with `use_ema=True` is built for `model.trainable_variables` only, as
+    Keras would build it: Keras writes its moving averages into `model.trainable_weights`
+    by position at the end of every fit, so the set of trainable variables must not change
+    afterwards (`check_trainable_kept` refuses ktlite's changes).
 
     Args:
         model: a compiled, built model.
         strategy: the strategy whose scope the optimizer variables belong to.
 
+    Raises:
+        ValueError: if the optimizer has `use_ema=True` and was already built for other
+            variables than `model.trainable_variables` (in their order).
+
     Example:
         >>> build_optimizer(model, tf.distribute.get_strategy())
     """
     optimizer = model.optimizer
+    if uses_ema(optimizer):
+        _build_ema_optimizer(model, strategy)
+        return
     variables = all_trainable_variables(model)
     if not variables:
         return
@@ -146,6 +330,49 @@ def build_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -> Non
         return
     with strategy.scope():
         optimizer.build(variables)
+
+
+def check_trainable_kept(model: keras.Model, change: Callable[[], Any], action: str) -> None:
+    """Refuses a change of `trainable` flags that the model's EMA optimizer cannot follow.
+
+    With `use_ema=True` the optimizer keeps one moving average per variable it was built
+    for, and Keras writes them back into `model.trainable_weights` by position at the end
+    of every fit: once the trainable variables change, each average lands in another
+    variable (or the fit fails on a shape mismatch). `change` is tried, and every layer
+    and variable flag set back as it was, before this returns or raises. Other optimizers
+    follow any change: nothing is tried.
+
+    Args:
+        model: a compiled model.
+        change: sets the flags the operation would set.
+        action: the operation, for the message (e.g. `"freeze()"`).
+
+    Raises:
+        ValueError: if the optimizer has `use_ema=True` and `change` would change
+            `model.trainable_variables`.
+
+    Example:
+        >>> check_trainable_kept(model, lambda: freeze_layers(model, 1), "freeze(1)")
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if not uses_ema(optimizer):
+        return
+    before = [id(v) for v in model.trainable_variables]
+    flags = trainable_flags(model)
+    try:
+        change()
+        after = [id(v) for v in model.trainable_variables]
+    finally:
+        restore_trainable_flags(flags)
+    if after != before:
+        raise ValueError(
+            f"`{action}` would change which variables the model trains, but its optimizer "
+            "has `use_ema=True`: at the end of every fit Keras writes the optimizer's "
+            "moving averages into `model.trainable_weights` by position, so they would "
+            "land in other variables. Use an optimizer without `use_ema` to freeze and "
+            "unfreeze layers, or set the `trainable` flags before `model.compile(...)` "
+            f"and keep them. Nothing was changed. Received: {_ema_setting(optimizer)}"
+        )
 
 
 def recompile(
@@ -181,13 +408,16 @@ def recompile(
         model.compile(**config)
 
 
-def freeze_layers(model: keras.Model, n: int | None) -> int:
+def freeze_layers(model: keras.Model, n: int | None, keep_frozen: Sequence[Any] = ()) -> int:
     """Freezes `model.layers[:n]` and unfreezes the rest.
+
+    Variables frozen one by one (see `frozen_variables`) and `keep_frozen` stay frozen.
 
     Args:
         model: the model.
         n: number of leading layers to freeze; `None` freezes all but the last layer that
             has weights (the head).
+        keep_frozen: variables to keep frozen besides the ones `frozen_variables` finds.
 
     Returns:
         The `n` used.
@@ -206,9 +436,11 @@ def freeze_layers(model: keras.Model, n: int | None) -> int:
         n = with_weights[-1] if with_weights else 0
     else:
         n = check_int(n, "n", 0, len(layers))
-    set_trainable(model, True)
+    keep = unfreeze_layers(model, keep_frozen)
     for i, layer in enumerate(layers):
         set_trainable(layer, i >= n)
+    for variable in keep:
+        variable.trainable = False
     return int(n)
 
 

@@ -138,6 +138,20 @@ def test_optimizer_variable_keys():
     )
 
 
+def test_optimizer_variable_keys_map_to_build_positions():
+    # ktlite's check that an EMA optimizer was built for the trainable variables in order.
+    model = tiny_model()
+    optimizer = model.optimizer
+    built = list(reversed(model.trainable_variables))
+    optimizer.build(built)
+
+    def positions():
+        keys = compat.optimizer_variable_keys(optimizer)
+        return [keys.get(compat.optimizer_variable_key(optimizer, v)) for v in built]
+
+    assert compat.verify("optimizer_variable_keys", positions) == list(range(len(built)))
+
+
 def test_weight_decay_exclusions():
     model = tiny_model()
     optimizer = keras.optimizers.AdamW(1e-3, weight_decay=0.1)

@@ -144,3 +144,42 @@ def test_bad_settings_are_refused_before_anything_trains():
         assert all(layer.trainable for layer in learner.model.layers)
     for a, b in zip(before, learner.model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def _lora_model():
+    model = _model()
+    model.get_layer("body1").enable_lora(2)  # freezes body1's kernel on its own
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _variable(model, path):
+    return next(w for w in model.weights if w.path == path)
+
+
+def test_fine_tune_keeps_a_lora_base_kernel_frozen_and_its_flag_after_it():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = _lora_model()
+    kernel = _variable(model, "body1/kernel")
+    lora = [_variable(model, f"body1/lora_kernel_{ab}") for ab in "ab"]
+    before = [v.numpy().copy() for v in [kernel, *lora]]
+    trainable = [v.path for v in model.trainable_variables]
+    learner = ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+    learner.fine_tune(2, base_lr=1e-2, freeze_epochs=1)
+    np.testing.assert_array_equal(kernel.numpy(), before[0])
+    assert all(not np.array_equal(v.numpy(), b) for v, b in zip(lora, before[1:]))
+    assert not kernel.trainable and [v.path for v in model.trainable_variables] == trainable
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    for freeze_epochs in (1, 0):  # stopped in the frozen phase, then in the unfrozen one
+        with pytest.raises(KeyboardInterrupt):
+            learner.fine_tune(1, base_lr=1e-2, freeze_epochs=freeze_epochs,
+                              callbacks=[Interrupt()])
+        assert not kernel.trainable and [v.path for v in model.trainable_variables] == trainable
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # the user's own fit still works
+    np.testing.assert_array_equal(kernel.numpy(), before[0])

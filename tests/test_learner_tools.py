@@ -419,6 +419,28 @@ def test_model_frozen_by_the_user_can_be_unfrozen_later():
     assert not np.array_equal(model.get_layer("body").kernel.numpy(), body)
 
 
+def test_freeze_and_unfreeze_keep_a_lora_base_kernel_frozen():
+    x, y = _x(), np.zeros(N, int)
+    model = _model()
+    model.get_layer("body").enable_lora(2)  # freezes the body's kernel on its own
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    kernel = next(w for w in model.get_layer("body").weights if w.name == "kernel")
+    base = kernel.numpy().copy()
+    trainable = [v.path for v in model.trainable_variables]
+    learner = get_learner(model, (x, y), batch_size=16, verbose=0)
+    learner.freeze()  # the LoRA layer too
+    assert [v.path for v in model.trainable_variables] == [
+        v.path for v in model.get_layer("head").weights
+    ]
+    learner.unfreeze()
+    assert not kernel.trainable and [v.path for v in model.trainable_variables] == trainable
+    learner.freeze(0)
+    assert [v.path for v in model.trainable_variables] == trainable
+    learner.fit_onecycle(1e-2, 1)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    np.testing.assert_array_equal(kernel.numpy(), base)
+
+
 def test_a_rebuilt_optimizer_keeps_its_decay_exclusions_and_step_count():
     # Built for the head only (body frozen), so get_learner gives a fresh copy that can
     # also train the body, with exclude_from_weight_decay. (Keras's own accumulation is

@@ -1,0 +1,167 @@
+"""A `use_ema=True` optimizer with ktlite: built as Keras builds it, flags that stay put.
+
+Keras writes an EMA optimizer's moving averages into `model.trainable_weights` by position
+at the end of every fit, so the optimizer must cover exactly the trainable variables, in
+their order, and they must not change afterwards.
+"""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import ktlite
+from ktlite import model_tools
+
+N = 64
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N, 4)).astype("float32")
+    return x, (x[:, 0] > 0).astype("int32") + (x[:, 1] > 0)
+
+
+def _model(optimizer, frozen=("d1",)):
+    # Square layers: an average written into the wrong layer fits it, so nothing fails loudly.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(4, activation="tanh", name="d1")(inputs)
+    x = keras.layers.Dense(4, activation="tanh", name="d2")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax", name="head")(x))
+    for name in frozen:
+        model.get_layer(name).trainable = False
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _weights(model):
+    return {w.path: w.numpy().copy() for w in model.weights}
+
+
+def _flags(model):
+    return ([layer.trainable for layer in model.layers]
+            + [w.trainable for w in model.weights])
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    for path in a:
+        np.testing.assert_allclose(a[path], b[path], rtol=1e-5, atol=1e-6, err_msg=path)
+
+
+def test_ema_with_a_frozen_layer_leaves_each_layer_its_own_average():
+    # With `ema_momentum=0` the average is the latest value, so the fit must end exactly as
+    # one without EMA: an average written into another layer shows.
+    x, y = _data()
+    results = []
+    for optimizer in (keras.optimizers.Adam(1e-2, use_ema=True, ema_momentum=0.0),
+                      keras.optimizers.Adam(1e-2)):
+        model = _model(optimizer)
+        start = _weights(model)
+        learner = ktlite.get_learner(model, (x, y), batch_size=16, seed=0, verbose=0)
+        learner.fit_onecycle(1e-2, 2)
+        end = _weights(model)
+        np.testing.assert_array_equal(end["d1/kernel"], start["d1/kernel"])  # frozen
+        results.append(end)
+    _assert_same(*results)
+
+
+def test_the_users_own_fit_after_get_learner_matches_plain_keras():
+    x, y = _data()
+    plain = _model(keras.optimizers.Adam(1e-2, use_ema=True))
+    plain.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    model = _model(keras.optimizers.Adam(1e-2, use_ema=True))
+    ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+    model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    _assert_same(_weights(model), _weights(plain))
+
+
+def test_freeze_unfreeze_and_fine_tune_are_refused_with_ema_and_change_nothing():
+    x, y = _data()
+    model = _model(keras.optimizers.Adam(1e-2, use_ema=True))
+    learner = ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+    flags, weights = _flags(model), _weights(model)
+    calls = [("unfreeze()", learner.unfreeze),
+             ("freeze()", learner.freeze),
+             ("freeze(0)", lambda: learner.freeze(0)),
+             ("fine_tune()", lambda: learner.fine_tune(1, base_lr=1e-2))]
+    for action, call in calls:
+        with pytest.raises(ValueError, match=(
+            rf"`{re.escape(action)}` would change which variables the model trains, but "
+            r"its optimizer has `use_ema=True`.*optimizer without `use_ema`.*before "
+            r"`model.compile\(...\)`.*Received: optimizer=Adam\(use_ema=True\)"
+        )):
+            call()
+        assert _flags(model) == flags
+    _assert_same(_weights(model), weights)
+    learner.freeze(2)  # the input and d1: the same trainable variables, so allowed
+    assert _flags(model)[1:] == flags[1:]
+    learner.fit_onecycle(1e-2, 1)  # and the optimizer still fits the model
+    np.testing.assert_array_equal(model.get_layer("d1").kernel.numpy(), weights["d1/kernel"])
+
+
+def test_unfreeze_with_ema_and_nothing_frozen_is_allowed():
+    x, y = _data()
+    model = _model(keras.optimizers.Adam(1e-2, use_ema=True), frozen=())
+    learner = ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+    learner.unfreeze()
+    with pytest.raises(ValueError, match="`freeze\\(\\)` would change"):
+        learner.freeze()
+    assert all(layer.trainable for layer in model.layers)
+
+
+def test_ema_under_loss_scaling_is_refused_too():
+    x, y = _data()
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-2, use_ema=True))
+    model = _model(optimizer, frozen=())
+    learner = ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match="use_ema=True"):
+        learner.freeze()
+    assert all(layer.trainable for layer in model.layers)
+
+
+def test_an_ema_optimizer_built_for_other_variables_is_refused_at_get_learner():
+    x, y = _data()
+    optimizer = keras.optimizers.Adam(1e-2, use_ema=True)
+    model = _model(optimizer, frozen=())
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # built for every layer
+    model.get_layer("d1").trainable = False
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=(
+        r"`use_ema=True` and was built for other variables than the model's trainable ones "
+        r"\(6 built, 4 trainable now.*Compile the model with a fresh optimizer"
+    )):
+        ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+
+
+def test_an_ema_optimizer_is_built_for_the_trainable_variables_only():
+    x, y = _data()
+    model = _model(keras.optimizers.Adam(1e-2, use_ema=True))
+    ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+    averages = [v for v in model.optimizer.variables if "average" in v.name]
+    assert [tuple(v.shape) for v in averages] == [
+        tuple(v.shape) for v in model.trainable_variables
+    ]
+
+
+def test_a_plain_optimizer_still_covers_frozen_layers():
+    x, y = _data()
+    model = _model(keras.optimizers.Adam(1e-2))
+    learner = ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+    assert len(model.trainable_variables) == 4
+    assert len([v for v in model.optimizer.variables if "momentum" in v.name]) == 6
+    learner.unfreeze()
+    learner.fit_onecycle(1e-2, 1)
+    assert all(layer.trainable for layer in model.layers)
+
+
+def test_uses_ema_sees_through_wrappers():
+    adam, ema = keras.optimizers.Adam(), keras.optimizers.Adam(use_ema=True)
+    assert not model_tools.uses_ema(adam) and not model_tools.uses_ema(None)
+    assert model_tools.uses_ema(keras.optimizers.LossScaleOptimizer(ema))
+    mapping = keras.optimizers.OptimizerMap(adam, {"head": keras.optimizers.SGD(use_ema=True)})
+    assert model_tools.uses_ema(keras.optimizers.MultiOptimizer(mapping))
+    assert not model_tools.uses_ema(keras.optimizers.MultiOptimizer(
+        keras.optimizers.OptimizerMap(keras.optimizers.Adam())))
