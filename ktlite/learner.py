@@ -598,6 +598,10 @@ class Learner:
         _check_callbacks(callbacks)
         class_weight = check_class_weight(class_weight, self.model)
         PolicyCallback.check_optimizer(self.model.optimizer)  # before any callback starts
+        if model_tools.uses_ema(self.model.optimizer):
+            # Refuses `trainable` flags the user changed since: the averages would be
+            # written into other variables at the end of the fit.
+            model_tools.build_optimizer(self.model, self.strategy)
         steps = steps_per_epoch or self._train_steps()
         # Policies count optimizer updates. With ktlite's gradient accumulation an update
         # takes several batches and every epoch ends on one (its last group may be shorter),

@@ -165,3 +165,17 @@ def test_uses_ema_sees_through_wrappers():
     assert model_tools.uses_ema(keras.optimizers.MultiOptimizer(mapping))
     assert not model_tools.uses_ema(keras.optimizers.MultiOptimizer(
         keras.optimizers.OptimizerMap(keras.optimizers.Adam())))
+
+
+def test_flags_the_user_changes_after_get_learner_are_refused_at_the_next_fit():
+    x, y = _data()
+    model = _model(keras.optimizers.Adam(1e-2, use_ema=True), frozen=())
+    learner = ktlite.get_learner(model, (x, y), batch_size=16)
+    model.get_layer("d2").trainable = False  # by hand, without recompiling
+    before = _weights(model)
+    with pytest.raises(ValueError, match=r"use_ema=True.*6 built, 4 trainable now"):
+        learner.fit_onecycle(1e-2, 1)
+    _assert_same(_weights(model), before)
+    model.get_layer("d2").trainable = True  # put back: it trains again
+    learner.fit_onecycle(1e-2, 1)
+    assert not np.array_equal(model.get_layer("head").kernel.numpy(), before["head/kernel"])
