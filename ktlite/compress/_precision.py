@@ -19,7 +19,7 @@ import keras
 
 from ktlite import compat
 
-__all__ = ["float32_copy", "low_precision_policies"]
+__all__ = ["brief_error", "float32_copy", "low_precision_policies"]
 
 _LOW_PRECISION = frozenset({"float16", "bfloat16"})
 _LOW_POLICY_NAMES = frozenset({"mixed_float16", "mixed_bfloat16", "float16", "bfloat16"})
@@ -86,9 +86,22 @@ _BUILD_IT_YOURSELF = (
 )
 
 
-def _brief(err: Exception) -> str:
-    # Keras' serialization errors span many lines and end in a code example; the sentences
-    # before it say what is wrong.
+def brief_error(err: Exception) -> str:
+    """The sentences of a Keras serialization error that say what is wrong, on one line.
+
+    Keras' serialization errors span many lines and end in a code example; this keeps the
+    text before it, cut to 300 characters.
+
+    Args:
+        err: the exception.
+
+    Returns:
+        One line of at most 300 characters.
+
+    Example:
+        >>> brief_error(ValueError("Bad layer.\\nExample: ..."))
+        'Bad layer.'
+    """
     text = " ".join(str(err).split()).split(" Example:")[0]
     return text if len(text) <= 300 else text[:297] + "..."
 
@@ -158,14 +171,14 @@ def float32_copy(model: keras.Model, action: str) -> keras.Model:
     try:
         config = keras.saving.serialize_keras_object(model)
     except NotImplementedError as err:
-        raise refuse(f"the model has no config to rebuild it from ({_brief(err)})") from err
+        raise refuse(f"the model has no config to rebuild it from ({brief_error(err)})") from err
     if isinstance(config, dict):
         config.pop("compile_config", None)
     try:
         with _float32_default():
             copy = keras.saving.deserialize_keras_object(_to_float32(config))
     except Exception as err:  # deserialization raises many error types
-        reason = f"{type(err).__name__}: {_brief(err)}"
+        reason = f"{type(err).__name__}: {brief_error(err)}"
         raise refuse(f"rebuilding it from its config failed ({reason})") from err
     left = low_precision_policies(copy)
     if left:

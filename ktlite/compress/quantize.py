@@ -13,8 +13,11 @@ float32 copy (same architecture and weights, float32 dtype policies), so the qua
 model computes in float32.
 
 A quantized model is an ordinary Keras model: it saves to and loads from the `.keras`
-format with `safe_mode=True` (the quantized dtype policy is part of each layer's config),
-exports to a SavedModel, but is meant for inference only.
+format with `safe_mode=True` (the quantized dtype policy is part of each layer's config,
+at any depth of nesting), exports to a SavedModel, but is meant for inference only.
+`quantize_model` checks that: it rebuilds the quantized model from its config in memory
+and refuses a model whose quantized layers would come back as float ones (a subclassed
+model that creates its layers without passing its dtype policy down).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import keras
 
 from ktlite import compat
 from ktlite.arguments import check_choice
-from ktlite.compress._precision import float32_copy, low_precision_policies
+from ktlite.compress._precision import brief_error, float32_copy, low_precision_policies
 
 __all__ = ["QUANTIZATION_MODES", "quantize_model", "quantize_predictor", "quantized_layers"]
 
@@ -127,7 +130,10 @@ def quantize_model(
     safe deserialization), gets the original's weights, and is quantized in place by
     Keras' `Model.quantize`. Only `Dense`, `EinsumDense` and `Embedding` layers are
     quantized (see the module notes). The copy is not compiled, so it saves without
-    optimizer state (quantized kernels are not trainable).
+    optimizer state (quantized kernels are not trainable). Before it is returned, the copy
+    is rebuilt once more from its config, in memory, to check that `keras.saving.load_model`
+    gives back every quantized layer (nested models and composite layers included); this
+    costs one more construction of the quantized model, no file and no prediction.
 
     A mixed-precision model (`get_learner(..., mixed_precision="mixed_float16")` or
     `"mixed_bfloat16"`: float32 variables, float16/bfloat16 compute) is rebuilt with float32
@@ -150,9 +156,12 @@ def quantize_model(
         TypeError: if `model` is not a `keras.Model`, `mode` is not a str, or `exclude` is
             not a string/list.
         ValueError: if `mode` is unknown, the model is not built, already quantized, or
-            has no layer that can be quantized, or it is a mixed-precision model that
-            cannot be rebuilt in float32 from its config (e.g. a subclassed model without
-            `get_config`; the message says how to build the float32 model yourself).
+            has no layer that can be quantized; if it cannot be rebuilt from its config
+            (in float32 for a mixed-precision model), e.g. a subclassed model without
+            `get_config` or not registered, or a `Lambda` layer; or if the quantized copy
+            would not load back from a `.keras` file (a subclassed model or layer that does
+            not pass its dtype policy to the Dense/EinsumDense/Embedding layers it
+            creates). The message says what to do.
 
     Example:
         >>> small = ktlite.compress.quantize_model(model, mode="int8")
@@ -179,12 +188,7 @@ def quantize_model(
         # the dequantized products; the float32 copy computes like a float32 model.
         clone = float32_copy(model, "quantizes")
     else:
-        # Rebuilt from its config without the compile config: `clone_model` would compile
-        # the copy and save the optimizer's float moments next to the int8 kernels.
-        config = keras.saving.serialize_keras_object(model)
-        config.pop("compile_config", None)
-        clone = keras.saving.deserialize_keras_object(config)
-        clone.set_weights(model.get_weights())
+        clone = _float_copy(model)
     targets = [layer for layer in _leaf_layers(clone) if _is_quantizable(layer, patterns)]
     if not targets:
         raise ValueError(
@@ -194,21 +198,88 @@ def quantize_model(
     chosen = {id(layer) for layer in targets}
     clone.quantize(mode, filters=lambda layer: id(layer) in chosen)
     _record_nested_policies(clone)
+    _check_reloads(clone)
     return clone
+
+
+_REBUILD_FIX = (
+    "Build it as a functional model (from `keras.Input`s and layer calls), or give the "
+    "class a `get_config` returning its constructor arguments, register it with "
+    "`keras.saving.register_keras_serializable`, and create its Dense, EinsumDense and "
+    "Embedding layers with `dtype=self.dtype_policy` and a fixed `name`."
+)
+_GRAPH_FIX = (
+    "Make every custom layer a registered Keras serializable with a `get_config` "
+    "(`keras.saving.register_keras_serializable`), and replace `Lambda` layers, which safe "
+    "deserialization refuses, with such a layer."
+)
+
+
+def _float_copy(model: keras.Model) -> keras.Model:
+    """A copy of a float32 model rebuilt from its config, holding its weights.
+
+    Rebuilt from the config without the compile config: `clone_model` would compile the
+    copy and save the optimizer's float moments next to the int8 kernels.
+    """
+    graph = compat.is_functional(model) or isinstance(model, keras.Sequential)
+    fix = _GRAPH_FIX if graph else _REBUILD_FIX
+
+    def refuse(reason: str) -> ValueError:
+        return ValueError(
+            "ktlite quantizes a copy of `model` rebuilt from its config (a quantized model "
+            f"must load back from a .keras file), but {reason}. {fix} Received: model "
+            f"{model.name!r} of type {type(model).__name__}"
+        )
+
+    try:
+        config = keras.saving.serialize_keras_object(model)
+    except NotImplementedError as err:
+        raise refuse(f"the model has no config to rebuild it from ({brief_error(err)})") from err
+    try:
+        clone = keras.saving.deserialize_keras_object(_without_compile_configs(config))
+    except Exception as err:  # deserialization raises many error types
+        raise refuse(
+            f"rebuilding it from its config failed ({type(err).__name__}: {brief_error(err)})"
+        ) from err
+    shapes = [tuple(w.shape) for w in model.weights]
+    rebuilt = [tuple(w.shape) for w in getattr(clone, "weights", [])]
+    if rebuilt != shapes:
+        raise refuse(f"the copy rebuilt from its config has {len(rebuilt)} weights that do "
+                     f"not match the model's {len(shapes)}")
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _without_compile_configs(config: Any) -> Any:
+    """`config` without the compile config of the model or of any sub-model inside it.
+
+    A compiled sub-model (a trained backbone wrapped in a new model) keeps its compile
+    config in its layer config; rebuilt from it, the copy's sub-model would be compiled and
+    save its optimizer's float moments next to the int8 kernels.
+    """
+    if isinstance(config, dict):
+        return {key: _without_compile_configs(value) for key, value in config.items()
+                if not (key == "compile_config" and "class_name" in config)}
+    if isinstance(config, list):
+        return [_without_compile_configs(value) for value in config]
+    return config
 
 
 def _record_nested_policies(model: keras.Model) -> None:
     """Makes quantized sublayers of composite layers survive a `.keras` round trip.
 
-    A top-level quantized `Dense` saves its int8 dtype policy in its own config, but a
-    `Dense` created inside a composite layer (an encoder block) is rebuilt by that layer
-    with the layer's own policy. Giving the composite layer a `DTypePolicyMap` keyed by
-    sublayer path puts the quantized policies into its config; on loading, each sublayer
-    that receives the parent's policy (all of `ktlite.layers` and Keras'
-    `MultiHeadAttention` pass it down) looks its own path up and is rebuilt quantized.
+    A quantized `Dense` of a functional or `Sequential` model (at any depth of nesting)
+    saves its int8 dtype policy in its own config, but a `Dense` created inside a composite
+    layer (an encoder block, `MultiHeadAttention`, a subclassed model) is rebuilt by that
+    layer with the layer's own policy. Giving every such composite a `DTypePolicyMap` keyed
+    by sublayer path puts the quantized policies into its config, whichever config ends
+    up saved; on loading, each sublayer that receives its parent's policy (all of
+    `ktlite.layers` and Keras' `MultiHeadAttention` pass it down) looks its own path up
+    and is rebuilt quantized. Functional and `Sequential` models rebuild each layer from
+    its own config, so they need no map.
     """
-    for layer in model.layers:
-        if len(compat.flatten_layers(layer)) == 1:
+    for layer in compat.flatten_layers(model, include_self=True, recursive=True):
+        if compat.is_functional(layer) or isinstance(layer, keras.Sequential):
             continue
         policies = {
             sub.path: sub.dtype_policy
@@ -219,6 +290,62 @@ def _record_nested_policies(model: keras.Model) -> None:
             layer.dtype_policy = keras.dtype_policies.DTypePolicyMap(
                 default_policy=layer.dtype_policy, policy_map=policies
             )
+
+
+def _signature(model: keras.Model) -> list[tuple[Any, ...]]:
+    """What a `.keras` file's weights must match: each leaf layer's quantization mode and
+    the shapes and dtypes of its variables, in order."""
+    return [
+        (
+            getattr(layer, "quantization_mode", None),
+            tuple((tuple(v.shape), keras.backend.standardize_dtype(v.dtype))
+                  for v in layer.weights),
+        )
+        for layer in _leaf_layers(model)
+    ]
+
+
+def _check_reloads(model: keras.Model) -> None:
+    """Refuses a quantized model that `keras.saving.load_model` would not load back.
+
+    Loading rebuilds the model from its config and then reads the weights into it, which
+    fails when a quantized layer comes back as a float one (a subclassed model that creates
+    its `Dense` layers itself, without passing its dtype policy down). The same rebuild,
+    in memory and without the weights, shows it: no file is written, nothing is predicted,
+    and the cost is one more construction of the (quantized, so small) model.
+    """
+
+    def refuse(reason: str) -> ValueError:
+        return ValueError(
+            f"The quantized copy of `model` would not load back from a .keras file: {reason}. "
+            "Keras rebuilds a quantized layer from the dtype policy in its config, which a "
+            "subclassed model or layer does not pass to the layers it creates. Create its "
+            "Dense, EinsumDense and Embedding layers with `dtype=self.dtype_policy` and a "
+            "fixed `name` (the policy is looked up by layer path), or build it as a "
+            "functional model (from `keras.Input`s and layer calls). Received: model "
+            f"{model.name!r} of type {type(model).__name__}"
+        )
+
+    config = keras.saving.serialize_keras_object(model)
+    try:
+        rebuilt = keras.saving.deserialize_keras_object(config)
+    except Exception as err:  # deserialization raises many error types
+        raise refuse(
+            f"rebuilding it from its config failed ({type(err).__name__}: {brief_error(err)})"
+        ) from err
+    expected, got = _signature(model), _signature(rebuilt)
+    if got == expected:
+        return
+    leaves = _leaf_layers(model)
+    if len(got) != len(expected):
+        raise refuse(f"rebuilt from its config it has {len(got)} layers instead of "
+                     f"{len(expected)}")
+    lost = [leaf.path for leaf, want, have in zip(leaves, expected, got) if want != have]
+    raise refuse(
+        f"rebuilt from its config, {len(lost)} of its layers come back without their "
+        f"quantized weights ({', '.join(repr(p) for p in lost[:3])}"
+        f"{' ...' if len(lost) > 3 else ''})"
+    )
 
 
 def quantize_predictor(
@@ -241,7 +368,8 @@ def quantize_predictor(
     Raises:
         TypeError: if `predictor` has no Keras `model` and `preproc`, or `mode` is not a
             str.
-        ValueError: for an unknown `mode` (see `quantize_model`).
+        ValueError: for an unknown `mode`, or a model `quantize_model` refuses (one whose
+            quantized copy would not load back, ...; see `quantize_model`).
 
     Example:
         >>> small = quantize_predictor(predictor, "int8")

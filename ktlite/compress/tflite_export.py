@@ -54,8 +54,9 @@ from ktlite.compress.tflite_runtime import (
     META_FILE,
     MODEL_FILE,
     _make_interpreter,
+    is_tflite_export,
 )
-from ktlite.predictor import Predictor, class_path, import_predictor_class
+from ktlite.predictor import Predictor, class_path
 
 __all__ = [
     "INT8_FLOAT_OPS",
@@ -178,17 +179,40 @@ def _raw_from(predictor: Predictor, data: Any) -> list[Any]:
     return list(items)
 
 
-def _arrays_from(data: Any) -> np.ndarray:
+def _arrays_from(data: Any, spec: Any) -> np.ndarray:
+    """The model inputs in `representative_data`, checked against the model's input `spec`
+    (a Keras tensor) before any conversion work, so a mismatch names the argument."""
     transform = getattr(data, "transform", None)
     raw = getattr(data, "x", data)
     if isinstance(data, tuple) and len(data) == 2:
         raw = data[0]
-    arr = np.asarray(raw)
-    if transform is not None:
-        arr = np.asarray(transform(arr))
+    try:
+        arr = np.asarray(raw)
+        if transform is not None:
+            arr = np.asarray(transform(arr))
+    except ValueError as err:  # numpy refuses ragged nested lists
+        raise ValueError(
+            "`representative_data` must be an array of model inputs of one shape. "
+            f"Received: representative_data that numpy cannot stack ({err})"
+        ) from None
     if arr.ndim == 0 or len(arr) == 0:
         raise ValueError(
             "`representative_data` must hold at least one model input. "
+            f"Received: an array of shape {arr.shape}"
+        )
+    expected = ("batch", *(d if d is not None else "any" for d in spec.shape[1:]))
+    numeric = str(spec.dtype).startswith(("float", "bfloat", "int", "uint", "bool"))
+    if numeric and arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"`representative_data` must hold numbers: inputs of the model, of dtype "
+            f"{spec.dtype} and shape {expected}. Received: an array of dtype {arr.dtype}"
+        )
+    dims = list(spec.shape[1:])
+    if arr.ndim != len(dims) + 1 or any(
+        d is not None and d != n for d, n in zip(dims, arr.shape[1:])
+    ):
+        raise ValueError(
+            f"`representative_data` must be model inputs of shape {expected}. "
             f"Received: an array of shape {arr.shape}"
         )
     return arr
@@ -200,23 +224,6 @@ def _output_name(predictor: Predictor) -> str:
     )
 
 
-def _is_tflite_export(folder: Path) -> bool:
-    """A folder an export may replace: a ktlite TFLite export and nothing else."""
-    try:
-        meta = saving.read_json(folder / META_FILE)
-    except (OSError, ValueError):
-        return False
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        return False
-    known = {META_FILE, MODEL_FILE}
-    if meta.get("predictor") is not None:
-        try:
-            known |= set(import_predictor_class(meta["predictor"], META_FILE).preprocessor_files)
-        except ValueError:
-            return False
-    return {entry.name for entry in folder.iterdir()} <= known
-
-
 def _write(folder: Path, content: bytes, meta: dict[str, Any], preproc: Any) -> None:
     def write(tmp: Path) -> None:
         saving.write_bytes(tmp / MODEL_FILE, content)
@@ -224,7 +231,7 @@ def _write(folder: Path, content: bytes, meta: dict[str, Any], preproc: Any) -> 
             preproc.save(str(tmp))
         saving.write_json(tmp / META_FILE, meta)
 
-    saving.write_folder(Path(folder), write, _is_tflite_export, "TFLite export")
+    saving.write_folder(Path(folder), write, is_tflite_export, "TFLite export")
 
 
 def export_tflite(
@@ -249,13 +256,16 @@ def export_tflite(
     (its weights are float32 already); the model itself is left as it is.
 
     Args:
-        model_or_predictor: a ktlite predictor or a built single-input `keras.Model`.
+        model_or_predictor: a ktlite predictor or a built functional or `Sequential`
+            `keras.Model` with one input and one output (wrap a subclassed model:
+            `keras.Model(inputs, model(inputs))` with `inputs = keras.Input(...)`).
         path: the folder to write (`model.tflite`, `tflite.json`, plus `preprocessor.json`
             and `vocab.txt` when tokenization stays outside). An existing export is replaced.
         quantize: `None` (float32, default), `"dynamic"`, `"float16"` or `"int8"`.
         representative_data: required for `"int8"`: for a predictor, training texts (a
             list of str or the training `TaskDataset`); for a model, an array of model
-            inputs (or a `TaskDataset`/`(x, y)` whose `x` gives them).
+            inputs of the model's input shape (or a `TaskDataset`/`(x, y)` whose `x`
+            gives them), checked whenever given.
         include_tokenizer: `None` (default) puts the tokenizer inside when it converts and
             runs, else exports the model alone with a warning; `True` requires it inside
             (raises otherwise); `False` always exports the model alone.
@@ -269,15 +279,19 @@ def export_tflite(
     Raises:
         ValueError: unknown `quantize`, missing `representative_data` for `"int8"`,
             `num_calibration_samples < 1`, a negative `seed`, `include_tokenizer=True`
-            when the tokenizer cannot run in TFLite, a predictor of another task than
-            text, a model quantized by Keras in `"int8"` (TFLite cannot take its int8
+            when the tokenizer cannot run in TFLite or with a bare model, a predictor of
+            another task than text, a bare model that is subclassed or unbuilt (no
+            `inputs`) or has several inputs or outputs, `representative_data` for a bare
+            model that is not one array of its input's shape, a model quantized by Keras
+            in `"int8"` (TFLite cannot take its int8
             activations; export the float model with `quantize="int8"` instead), or a
             mixed-precision model that cannot be rebuilt in float32 from its config or is
             already quantized by Keras (the message says what to do).
         TypeError: if `path` is not a str or `os.PathLike`, `model_or_predictor` is
             neither a predictor nor a `keras.Model`,
             `quantize` is neither None nor a str, `representative_data` has the wrong
-            type, `include_tokenizer` is not None or a bool, or `num_calibration_samples`
+            type (for a bare model with numeric inputs: anything but numbers),
+            `include_tokenizer` is not None or a bool, or `num_calibration_samples`
             / `seed` is not an int (`"256"`, `True`).
         FileExistsError: if `path` is a file or a non-empty folder that is no TFLite export.
 
@@ -321,6 +335,11 @@ def export_tflite(
             f"with `predictor.export(path)`. Received: a {type(model_or_predictor).__name__} "
             f"(task {task!r})"
         )
+    arr = None
+    if not predictor:
+        spec = _model_input(model, include_tokenizer)
+        if representative_data is not None:
+            arr = _arrays_from(representative_data, spec)
     int8_layers = [name for name, mode in quantized_layers(model).items() if mode == "int8"]
     if int8_layers:
         raise ValueError(
@@ -336,9 +355,7 @@ def export_tflite(
         if predictor:
             model_or_predictor = _with_model(model_or_predictor, model)
     if not predictor:
-        return _export_model(
-            model, folder, quantize, representative_data, num_calibration_samples, seed
-        )
+        return _export_model(model, folder, quantize, arr, num_calibration_samples, seed)
 
     samples = None
     if representative_data is not None:
@@ -451,27 +468,58 @@ def _convert_with_preprocessing(
     return content
 
 
-def _export_model(
-    model: Any, path: Path, quantize: str | None, representative_data: Any, n: int, seed: int
-) -> TFLiteExport:
-    import tensorflow as tf
-
-    if len(model.inputs) != 1:
+def _model_input(model: Any, include_tokenizer: bool | None) -> Any:
+    """The one input (a Keras tensor) of a bare model to export; refuses, before any
+    conversion work, what the export cannot take."""
+    if include_tokenizer:
+        raise ValueError(
+            "`include_tokenizer=True` requires a text predictor, whose tokenizer goes inside "
+            "the TFLite graph; a keras.Model has none. Pass include_tokenizer=None (or "
+            f"False), or the predictor. Received: include_tokenizer=True with a "
+            f"{type(model).__name__} {model.name!r}"
+        )
+    # A subclassed model has no `inputs`, and an unbuilt Sequential one raises on them.
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise ValueError(
+            "`model_or_predictor` must be a built functional or Sequential keras.Model (its "
+            "input's shape and dtype make the TFLite signature); a subclassed or unbuilt "
+            "model has no `inputs`. Wrap it: `inputs = keras.Input(shape, dtype=...)`, then "
+            "export `keras.Model(inputs, model(inputs))`. Received: a "
+            f"{type(model).__name__} {model.name!r} without inputs"
+        )
+    if len(inputs) != 1:
         raise ValueError(
             "`model_or_predictor` must have one input for TFLite export. "
-            f"Received: a model with {len(model.inputs)} inputs"
+            f"Received: a model with {len(inputs)} inputs"
         )
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) != 1:
+        raise ValueError(
+            "`model_or_predictor` must have one output for TFLite export (the file's "
+            "`outputs`). Export `keras.Model(model.inputs, model.outputs[i])` for output i. "
+            f"Received: a model with {len(outputs)} outputs"
+        )
+    return inputs[0]
+
+
+def _export_model(
+    model: Any, path: Path, quantize: str | None, arr: np.ndarray | None, n: int, seed: int
+) -> TFLiteExport:
+    import keras
+    import tensorflow as tf
+
     spec = model.inputs[0]
     dtype = tf.as_dtype(spec.dtype)
     samples = None
-    arr = None
-    if representative_data is not None:
-        arr = _arrays_from(representative_data)
+    if arr is not None:
         samples = [arr[i] for i in sorted(np.random.default_rng(seed).permutation(len(arr))[:n])]
     shape = [None, *_fixed_dims(model, spec.shape[1:], arr)]
 
     def serve(x: Any) -> dict[str, Any]:
-        return {"outputs": tf.cast(model(x, training=False), tf.float32)}
+        # A one-output model may still return its output in a list or dict.
+        (output,) = keras.tree.flatten(model(x, training=False))
+        return {"outputs": tf.cast(output, tf.float32)}
 
     def calibrate() -> Iterator[list[np.ndarray]]:
         for sample in samples:

@@ -84,7 +84,7 @@ class TFLitePredictor:
         # As `load_predictor` does: finish a swap that a crashed export left half done, then
         # read every file under the shared lock, so a concurrent export cannot pair this
         # folder's `tflite.json` with the next one's `model.tflite`.
-        saving.finish_interrupted_save(folder, _is_complete_export)
+        saving.finish_interrupted_save(folder, is_tflite_export)
         if not folder.is_dir():  # checked first: no lock file is created beside nothing
             raise ValueError(
                 f"`path` is not a ktlite TFLite export (no folder there). Received: "
@@ -258,13 +258,35 @@ def _check_meta(meta: dict[str, Any]) -> LabelEncoder | None:
     return None if meta.get("labels") is None else LabelEncoder.from_config(meta["labels"])
 
 
-def _is_complete_export(folder: Path) -> bool:
-    """Whether a folder a crashed export left is a complete one: the same test the export
-    applies when it recovers, so loading and exporting recover alike."""
-    # Imported here: tflite_export imports this module.
-    from ktlite.compress.tflite_export import _is_tflite_export
+def is_tflite_export(folder: Path) -> bool:
+    """Whether `folder` holds a ktlite TFLite export and nothing else.
 
-    return _is_tflite_export(folder)
+    An export replaces only such a folder, and of the folders a crashed export left, the
+    one that passes is kept: loading and exporting recover alike.
+
+    Args:
+        folder: the folder to look at.
+
+    Returns:
+        True when its `tflite.json` names the format and every file belongs to it.
+
+    Example:
+        >>> is_tflite_export(Path("my_model_tflite"))
+        True
+    """
+    try:
+        meta = saving.read_json(folder / META_FILE)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        return False
+    known = {META_FILE, MODEL_FILE}
+    if meta.get("predictor") is not None:
+        try:
+            known |= set(import_predictor_class(meta["predictor"], META_FILE).preprocessor_files)
+        except ValueError:
+            return False
+    return {entry.name for entry in folder.iterdir()} <= known
 
 
 def _read_meta(folder: Path) -> tuple[dict[str, Any], LabelEncoder | None]:

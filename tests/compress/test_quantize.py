@@ -202,3 +202,150 @@ def test_predictor_quantize_on_a_mixed_float16_text_model(text_setup, mixed_prec
     # As above: int8 error (0.02) plus float16 rounding.
     np.testing.assert_allclose(small.predict_proba(texts), mixed.predict_proba(texts),
                                atol=0.025)
+
+
+def _nested_model():
+    """Three levels: a functional model around a functional model around a `Sequential`
+    (Embedding + ktlite TransformerEncoder), plus a MultiHeadAttention of its own."""
+    from ktlite.layers import TransformerEncoder
+
+    tokens = keras.Sequential(
+        [keras.Input((12,), dtype="int32"), keras.layers.Embedding(200, 8, name="embedding"),
+         TransformerEncoder(num_heads=2, intermediate_dim=16)],
+        name="tokens",
+    )
+    inputs = keras.Input((12,), dtype="int32")
+    hidden = tokens(inputs)
+    attended = keras.layers.MultiHeadAttention(2, 4, name="attention")(hidden, hidden)
+    backbone = keras.Model(inputs, keras.layers.GlobalAveragePooling1D()(attended),
+                           name="backbone")
+    outer = keras.Input((12,), dtype="int32")
+    return keras.Model(outer, keras.layers.Dense(3, name="head")(backbone(outer)))
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_a_model_quantized_inside_nested_sub_models_keras_round_trips(
+    token_data, tmp_path, mode
+):
+    x, _ = token_data
+    small = quantize_model(_nested_model(), mode)
+    modes = quantized_layers(small)
+    assert {"attention/query", "head", "embedding"} <= set(modes)
+    assert any(path.endswith("/self_attention/query") for path in modes)  # in the encoder
+    small.save(tmp_path / "q.keras")
+    loaded = keras.saving.load_model(tmp_path / "q.keras", safe_mode=True)
+    assert quantized_layers(loaded) == modes
+    np.testing.assert_array_equal(run(loaded, x[:16]), run(small, x[:16]))
+
+
+def test_a_predictor_around_a_nested_model_quantizes_saves_and_loads(text_setup, tmp_path):
+    import ktlite
+
+    trn, val, preproc, model = text_setup
+    inputs = keras.Input(model.inputs[0].shape[1:], dtype=model.inputs[0].dtype)
+    wrapped = keras.Model(inputs, model(inputs))
+    assert model.compiled
+    small = ktlite.get_predictor(wrapped, preproc).quantize("int8")
+    # The trained sub-model's compile config stays behind: no optimizer state in the file.
+    layers = compat.flatten_layers(small.model)
+    assert not any(getattr(layer, "compiled", False) for layer in layers)
+    small.save(tmp_path / "p")
+    loaded = ktlite.load_predictor(tmp_path / "p")
+    texts = list(val.x[:8])
+    assert quantized_layers(loaded.model) == quantized_layers(small.model)
+    np.testing.assert_array_equal(loaded.predict_proba(texts), small.predict_proba(texts))
+
+
+@keras.saving.register_keras_serializable("ktlite_tests_quantize")
+class OwnLayers(keras.Model):
+    """A registered subclassed model that creates its Dense layers itself."""
+
+    def __init__(self, units=8, pass_policy=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.pass_policy = pass_policy
+        # With `pass_policy`, the layers get the model's policy and fixed names, so a
+        # quantized policy map in the model's config reaches them.
+        options = [{"dtype": self.dtype_policy, "name": name} if pass_policy else {}
+                   for name in ("hidden", "out")]
+        self.hidden = keras.layers.Dense(units, activation="relu", **options[0])
+        self.out = keras.layers.Dense(3, **options[1])
+
+    def call(self, inputs):
+        return self.out(self.hidden(inputs))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "pass_policy": self.pass_policy}
+
+
+def test_a_subclassed_model_whose_quantized_layers_would_load_as_float_is_refused():
+    model = OwnLayers(name="own")
+    model(np.zeros((2, 4), "float32"))
+    with pytest.raises(ValueError, match=r"quantized copy of `model` would not load back.*"
+                                         r"2 of its layers.*dtype=self.dtype_policy.*"
+                                         r"Received: model 'own' of type OwnLayers"):
+        quantize_model(model, "int8")
+
+
+def test_a_subclassed_model_passing_its_policy_down_quantizes_and_round_trips(tmp_path):
+    model = OwnLayers(pass_policy=True)
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    model(x)
+    small = quantize_model(model, "int8")
+    assert quantized_layers(small) == {"hidden": "int8", "out": "int8"}
+    small.save(tmp_path / "q.keras")
+    loaded = keras.saving.load_model(tmp_path / "q.keras", safe_mode=True)
+    assert quantized_layers(loaded) == quantized_layers(small)
+    np.testing.assert_array_equal(run(loaded, x), run(small, x))
+
+
+class FloatNoConfig(keras.Model):
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def call(self, inputs):
+        return self.layer(inputs)
+
+
+class Unregistered(keras.Model):
+    def __init__(self, units=2, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = keras.layers.Dense(units)
+
+    def call(self, inputs):
+        return self.dense(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def _with_lambda():
+    inputs = keras.Input((4,))
+    doubled = keras.layers.Lambda(lambda t: 2 * t)(inputs)
+    return keras.Model(inputs, keras.layers.Dense(2)(doubled), name="with_lambda")
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: FloatNoConfig(keras.layers.Dense(2)),
+         r"no config to rebuild it from .*get_config.*Received: model "
+         r"'float_no_config(_\d+)?' of type FloatNoConfig"),
+        (lambda: Unregistered(name="unregistered"),
+         r"rebuilding it from its config failed \(TypeError: Could not locate class.*"
+         r"register_keras_serializable.*Received: model 'unregistered' of type Unregistered"),
+        (_with_lambda,
+         r"rebuilding it from its config failed \(ValueError: .*`Lambda`.*replace `Lambda` "
+         r"layers.*Received: model 'with_lambda' of type Functional"),
+    ],
+)
+def test_a_float_model_that_cannot_be_rebuilt_says_why_and_what_to_do(make, match, snapshot):
+    model = make()
+    model(np.zeros((1, 4), "float32"))
+    unchanged = snapshot(model)
+    with pytest.raises(ValueError, match=r"ktlite quantizes a copy of `model` rebuilt from its "
+                                         r"config.*" + match):
+        quantize_model(model, "int8")
+    unchanged()

@@ -349,3 +349,84 @@ def test_a_keras_quantized_mixed_model_is_refused_with_the_way_out(
                                          r".*ktlite.compress.quantize_model"):
         export_tflite(mixed, tmp_path / "q")
     assert not (tmp_path / "q").exists()
+
+
+class _Subclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, inputs):
+        return self.dense(inputs)
+
+
+def _two_layer_model():
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+
+
+def _built_subclassed():
+    model = _Subclassed(name="own")
+    model(np.zeros((2, 8), "float32"))
+    return model
+
+
+def _two_outputs():
+    inputs = keras.Input((8,))
+    return keras.Model(inputs, {"a": keras.layers.Dense(3)(inputs),
+                                "b": keras.layers.Dense(1)(inputs)})
+
+
+@pytest.mark.parametrize(
+    "make, kwargs, error, match",
+    [
+        (_built_subclassed, {}, ValueError,
+         r"`model_or_predictor` must be a built functional or Sequential keras.Model.*"
+         r"keras.Model\(inputs, model\(inputs\)\).*Received: a _Subclassed 'own' without "
+         r"inputs"),
+        (lambda: keras.Sequential([keras.layers.Dense(2)]), {}, ValueError,
+         r"`model_or_predictor` must be a built .*Received: a Sequential .* without inputs"),
+        (_two_outputs, {}, ValueError,
+         r"`model_or_predictor` must have one output .*Received: a model with 2 outputs"),
+        (_two_layer_model, {"include_tokenizer": True}, ValueError,
+         r"`include_tokenizer=True` requires a text predictor.*Received: "
+         r"include_tokenizer=True with a Functional"),
+        (_two_layer_model,
+         {"quantize": "int8", "representative_data": np.zeros((4, 5), "float32")}, ValueError,
+         r"`representative_data` must be model inputs of shape \('batch', 8\). Received: an "
+         r"array of shape \(4, 5\)"),
+        (_two_layer_model, {"quantize": "int8", "representative_data": np.zeros(8, "float32")},
+         ValueError, r"`representative_data` must be model inputs of shape \('batch', 8\)"),
+        (_two_layer_model, {"quantize": "int8", "representative_data": ["a", "b"]}, TypeError,
+         r"`representative_data` must hold numbers: inputs of the model, of dtype float32 and "
+         r"shape \('batch', 8\). Received: an array of dtype <U1"),
+        (_two_layer_model, {"quantize": "int8", "representative_data": [[1.0] * 8, [1.0]]},
+         ValueError, r"`representative_data` must be an array of model inputs of one shape"),
+    ],
+)
+def test_a_bare_model_export_refuses_what_it_cannot_take_before_converting(
+    make, kwargs, error, match, tmp_path, monkeypatch
+):
+    from ktlite.compress import tflite_export
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("the converter ran")
+
+    monkeypatch.setattr(tflite_export, "_convert", no_conversion)
+    with pytest.raises(error, match=match):
+        export_tflite(make(), tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_wrapped_subclassed_model_and_a_one_output_dict_model_export(tmp_path):
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+    own = _built_subclassed()
+    inputs = keras.Input((8,))
+    export_tflite(keras.Model(inputs, own(inputs)), tmp_path / "wrapped")  # the way out
+    np.testing.assert_allclose(load_tflite(tmp_path / "wrapped").predict_proba(x), run(own, x),
+                               atol=1e-5)
+    one = keras.Model(inputs, {"probabilities": own(inputs)})
+    export_tflite(one, tmp_path / "dict")
+    np.testing.assert_allclose(load_tflite(tmp_path / "dict").predict_proba(x), run(own, x),
+                               atol=1e-5)
