@@ -1,10 +1,12 @@
-"""Benchmark: the image predictor's decode step, float32 decoding against the uint8 route.
+"""Benchmark: the image predictor's decode step, today's integer decoding against float32.
 
-Since 2026-12-05 (commit c9dbd2a) encoded images decode straight to float32 and colour
-becomes gray by luminance weights that sum to 1; before, they decoded to uint8 and were
-converted in uint8. This times both on the same encoded batch, in one run, as the
-predictor runs them (one `tf.function` of `tf.map_fn` over the batch), and prints the
-ratio. No data needed: the images are random PNGs made here.
+Since 2026-12-06 encoded images decode to integers (uint16 for a 16-bit PNG, else uint8,
+WebP at its own channel count) and are scaled to float32 afterwards
+(`ktlite.vision.preprocessor.decode_image`, one `tf.case` on the file's header); from
+2026-12-05 (commit c9dbd2a) they decoded straight to float32, which in TensorFlow 2.21
+kills the process on a top-down BMP and refuses WebP. This times both on the same encoded
+batch, in one run, as the predictor runs them (one `tf.function` of `tf.map_fn` over the
+batch), and prints the ratio. No data needed: the images are random PNGs made here.
 
 Usage:
     python benchmarks/image_decode.py [--images 2000] [--size 28] [--repeats 7]
@@ -18,21 +20,17 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from ktlite.vision.preprocessor import ImagePreprocessor
+from ktlite.vision.preprocessor import ImagePreprocessor, _luminance
 
 
-def uint8_route(preproc: ImagePreprocessor):
-    """The decode step as it was: uint8 decoding, gray converted in uint8."""
+def float32_route(preproc: ImagePreprocessor):
+    """The decode step as it was (2026-12-05): TensorFlow's float32 decoding."""
     def decode_one(data: tf.Tensor) -> tf.Tensor:
         def decode(channels: int) -> tf.Tensor:
-            return tf.io.decode_image(data, channels=channels, dtype=tf.uint8,
+            return tf.io.decode_image(data, channels=channels, dtype=tf.float32,
                                       expand_animations=False)
 
-        if preproc.channels == 1:
-            image = tf.image.rgb_to_grayscale(decode(3))
-        else:
-            image = decode(preproc.channels)
-        image = tf.cast(image, tf.float32) * (1.0 / 255.0)
+        image = _luminance(decode(3)) if preproc.channels == 1 else decode(preproc.channels)
         return preproc._resize(image[None])[0]
 
     return decode_one
@@ -53,9 +51,9 @@ def main() -> None:
         preproc = ImagePreprocessor(args.size, channels=channels)
         spec = tf.TensorSpec((args.size, args.size, channels), tf.float32)
         routes = {
-            "uint8 (before)": tf.function(
-                lambda b, f=uint8_route(preproc): tf.map_fn(f, b, fn_output_signature=spec)),
-            "float32 (now)": tf.function(
+            "float32 (before)": tf.function(
+                lambda b, f=float32_route(preproc): tf.map_fn(f, b, fn_output_signature=spec)),
+            "integer (now)": tf.function(
                 lambda b, f=preproc._decode_one: tf.map_fn(f, b, fn_output_signature=spec)),
         }
         times: dict[str, list[float]] = {name: [] for name in routes}
@@ -67,8 +65,8 @@ def main() -> None:
                 route(batch)
                 times[name].append(time.perf_counter() - start)
         before, now = (float(np.median(t)) for t in times.values())
-        print(f"channels={channels}: uint8 route {args.images / before:,.0f} images/s, "
-              f"float32 route {args.images / now:,.0f} images/s, time ratio {now / before:.2f}x")
+        print(f"channels={channels}: float32 route {args.images / before:,.0f} images/s, "
+              f"integer route {args.images / now:,.0f} images/s, time ratio {now / before:.2f}x")
 
 
 if __name__ == "__main__":
