@@ -239,7 +239,8 @@ class BestWeights(keras.callbacks.Callback):
         checkpoint_path: when set, the best model is saved there (`.keras`, atomically) each
             time it improves.
         min_delta: smallest change that counts as an improvement.
-        verbose: 1 to report early stopping and restoring.
+        verbose: 1 or 2 (Keras' `fit` levels) to report early stopping and restoring, 0
+            to stay quiet.
         saving_context: a function returning the context each checkpoint is written in,
             e.g. the running `PolicyCallback`'s `configured_rate`, so that the file
             records the optimizer's own learning rate rather than the schedule's rate of
@@ -280,7 +281,7 @@ class BestWeights(keras.callbacks.Callback):
         self.restore = check_bool(restore, "restore")
         self.checkpoint_path = checkpoint_path
         self.min_delta = abs(check_float(min_delta, "min_delta"))
-        self.verbose = check_verbose(verbose)
+        self.verbose = check_verbose(verbose, (0, 1, 2))
         if saving_context is not None and not callable(saving_context):
             raise TypeError("`saving_context` must be callable or None. Received: "
                             f"saving_context of type {type(saving_context).__name__}")
@@ -385,7 +386,7 @@ class PeakReducer(keras.callbacks.Callback):
         patience: epochs without improvement before reducing.
         factor: multiplier applied to the peak, in (0, 1).
         min_scale: the peak is never reduced below `min_scale` times the original.
-        verbose: 1 to report each reduction.
+        verbose: 1 or 2 (Keras' `fit` levels) to report each reduction, 0 to stay quiet.
 
     Raises:
         TypeError: for a `target` without `lr_scale`, or an argument of the wrong
@@ -421,7 +422,7 @@ class PeakReducer(keras.callbacks.Callback):
         self.factor = check_float(factor, "factor", 0.0, 1.0, include_low=False,
                                   include_high=False)
         self.min_scale = check_float(min_scale, "min_scale", 0.0, 1.0, include_low=False)
-        self.verbose = check_verbose(verbose)
+        self.verbose = check_verbose(verbose, (0, 1, 2))
         self.reductions: list[int] = []
         self._best: float | None = None
         self._wait = 0

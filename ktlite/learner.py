@@ -595,6 +595,8 @@ class Learner:
         from ktlite.lr.preserve import ensure_built
 
         steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch", allow_none=True)
+        if verbose is not None:
+            verbose = check_verbose(verbose, (0, 1, 2))
         _check_callbacks(callbacks)
         class_weight = check_class_weight(class_weight, self.model)
         PolicyCallback.check_optimizer(self.model.optimizer)  # before any callback starts
@@ -819,7 +821,7 @@ class Learner:
         reduce_on_plateau = reduce_on_plateau or None
         if checkpoint_folder is not None:
             saving.as_path(checkpoint_folder, "checkpoint_folder")
-        verbose_ = self.verbose if verbose is None else verbose
+        verbose_ = self.verbose if verbose is None else check_verbose(verbose, (0, 1, 2))
 
         def extra(policy_callback):
             # Made once every argument has been checked: a refused call leaves no folder.

@@ -122,7 +122,7 @@ def test_peak_reducer_scales_target_after_patience():
     ({"checkpoint_path": "best.h5"}, ValueError, "`checkpoint_path` must end with '.keras'"),
     ({"checkpoint_path": 5}, TypeError, "`checkpoint_path` must be a path"),
     ({"min_delta": "0.1"}, TypeError, "`min_delta` must be"),
-    ({"verbose": 2}, ValueError, "`verbose` must be 0 or 1"),
+    ({"verbose": 3}, ValueError, "`verbose` must be 0, 1 or 2"),
     ({"saving_context": 5}, TypeError, "`saving_context` must be callable or None"),
 ])
 def test_best_weights_refuses_bad_arguments_when_made_not_after_an_epoch(kwargs, error, message):
@@ -137,7 +137,7 @@ def test_best_weights_refuses_bad_arguments_when_made_not_after_an_epoch(kwargs,
     (_Target(), {"patience": 0}, ValueError, "`patience` must be a positive int"),
     (_Target(), {"factor": "0.5"}, TypeError, "`factor` must be"),
     (_Target(), {"min_scale": 0.0}, ValueError, "`min_scale` must be"),
-    (_Target(), {"verbose": True}, TypeError, "`verbose` must be 0 or 1"),
+    (_Target(), {"verbose": True}, TypeError, "`verbose` must be 0, 1 or 2"),
 ])
 def test_peak_reducer_refuses_bad_arguments(target, kwargs, error, message):
     with pytest.raises(error, match=message):

@@ -162,6 +162,23 @@ def test_the_users_model_checkpoint_saves_the_optimizers_own_rate(tmp_path, save
     assert seen[-1] == pytest.approx(learner.step_history["lrs"][-1])
 
 
+def test_autofit_takes_keras_verbose_levels_and_fits_refuse_others_before_anything(tmp_path):
+    # A learner made with verbose=2 (one line an epoch) made autofit fail: its callbacks
+    # took 0 or 1 only, after the checkpoint folder had been made.
+    learner = get_learner(_model(), _data(), _data(48, seed=1), batch_size=BS, verbose=2)
+    assert len(learner.autofit(1e-2, 1, checkpoint_folder=tmp_path / "a").history["loss"]) == 1
+    before = learner.model.get_weights()
+    calls = (lambda **kw: learner.fit_onecycle(1e-2, 1, **kw),
+             lambda **kw: learner.autofit(1e-2, 1, checkpoint_folder=tmp_path / "b", **kw))
+    for call in calls:
+        with pytest.raises(ValueError, match=r"`verbose` must be 0, 1 or 2. Received: verbose=3"):
+            call(verbose=3)
+        with pytest.raises(TypeError, match="`verbose` must be 0, 1 or 2"):
+            call(verbose="x")
+    _assert_weights_equal(learner.model, before)
+    assert not (tmp_path / "b").exists()
+
+
 def test_autofit_refuses_a_monitor_the_fit_does_not_log_and_names_those_it_does():
     learner = _learner()
     before = learner.model.get_weights()
