@@ -859,13 +859,15 @@ class Learner:
         callbacks: Sequence[keras.callbacks.Callback] | None = None,
         steps_per_epoch: int | None = None,
         verbose: int | None = None,
+        moms: tuple[float, float] | None = (0.95, 0.85),
     ) -> keras.callbacks.History:
         """Trains at a constant learning rate, or with SGDR when `cycle_len` is given.
 
         Without `cycle_len`, trains `n_cycles` epochs at `lr` (momentum untouched). With
         `cycle_len`, runs `n_cycles` cosine-annealing cycles with warm restarts, the first
         `cycle_len` epochs long and each next one `cycle_mult` times longer, so training
-        lasts `cycle_len * (1 + cycle_mult + ... + cycle_mult**(n_cycles-1))` epochs.
+        lasts `cycle_len * (1 + cycle_mult + ... + cycle_mult**(n_cycles-1))` epochs;
+        momentum mirrors the rate within each cycle (see `moms`).
 
         Args:
             lr: the (peak) learning rate.
@@ -873,6 +875,9 @@ class Learner:
             cycle_len: epochs in the first SGDR cycle, or `None` for a constant rate.
             cycle_mult: growth factor of the cycle length. Default 1.
             class_weight, callbacks, steps_per_epoch, verbose: as in `fit_onecycle`.
+            moms: with `cycle_len`, the `(high, low)` momentum: low while the rate is high,
+                rising to high as it anneals; `None` leaves momentum alone. Without
+                `cycle_len` momentum is never touched. Default `(0.95, 0.85)`.
 
         Returns:
             The Keras `History`.
@@ -892,7 +897,8 @@ class Learner:
             )
         epochs = cycle_len * sum(cycle_mult**i for i in range(n_cycles))
         return self._fit(
-            lambda steps: SGDR(lr, steps * cycle_len, n_cycles, cycle_mult=cycle_mult),
+            lambda steps: SGDR(lr, steps * cycle_len, n_cycles, cycle_mult=cycle_mult,
+                               moms=moms),
             epochs, callbacks, class_weight, steps_per_epoch, verbose,
         )
 

@@ -90,6 +90,13 @@ def test_fit_constant_and_sgdr_record_the_pure_schedules():
     np.testing.assert_allclose(
         learner.step_history["lrs"], policy.lr_at(np.arange(3 * STEPS)), rtol=1e-6
     )
+    np.testing.assert_allclose(
+        learner.step_history["momentums"], policy.momentum_at(np.arange(3 * STEPS)), rtol=1e-6
+    )
+    # `moms=None` leaves momentum alone (it could not be turned off before).
+    learner.fit(1e-2, 1, cycle_len=1, moms=None)
+    assert set(learner.step_history["momentums"]) == {None}  # none was set
+    assert float(learner.model.optimizer.beta_1) == 0.9
 
 
 def test_autofit_with_epochs_records_triangular_cycles():
