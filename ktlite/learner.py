@@ -407,7 +407,9 @@ class Learner:
             if steps == tf.data.INFINITE_CARDINALITY:
                 raise ValueError(
                     "`train_data` repeats forever, so an epoch has no end: pass "
-                    "`steps_per_epoch` to the fit method. Received: an infinite dataset"
+                    "`steps_per_epoch` to the fit method (`lr_find(epochs=...)`, which plans "
+                    "the fit by epochs, cannot take such data: leave `epochs` out). "
+                    "Received: an infinite dataset"
                 )
             if steps < 0:
                 steps = int(dataset.reduce(np.int64(0), lambda count, _: count + 1))

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ktlite.learner import get_learner
 from ktlite.lr import SGDR, Constant, OneCycle, Triangular
@@ -497,3 +498,14 @@ def test_get_learner_settings_of_the_wrong_type_are_type_errors(kwargs, name):
 
 def test_get_learner_takes_a_numpy_bool_for_shuffle():
     assert _learner(shuffle=np.bool_(False)).shuffle is False
+
+
+def test_training_data_that_repeats_forever_needs_steps_per_epoch_and_no_lr_find_epochs():
+    x, y = _data()
+    endless = tf.data.Dataset.from_tensor_slices((x, y)).batch(BS).repeat()
+    learner = get_learner(_model(), endless, batch_size=BS, verbose=0)
+    with pytest.raises(ValueError, match=r"repeats forever.*pass `steps_per_epoch` to the fit"):
+        learner.fit_onecycle(1e-2, 1)
+    with pytest.raises(ValueError, match=r"`lr_find\(epochs=\.\.\.\)`.*leave `epochs` out"):
+        learner.lr_find(epochs=2, num_steps=10, verbose=0)
+    assert len(learner.fit_onecycle(1e-2, 1, steps_per_epoch=3).history["loss"]) == 1
