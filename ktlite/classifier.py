@@ -1,11 +1,12 @@
 """The classification / regression head shared by every task that predicts labels or values.
 
-`ClassifierPredictor` decodes outputs, builds the SavedModel's outputs and the HTTP answer,
-and checks the model's output width, all through the preprocessor's
-`ktlite.labels.LabelEncoder` (`preproc.labels`). A task (text, tables, images) subclasses it
-and adds only its input hooks. `classification_reporter` gives a task's datasets the
-validation report that names the classes; `target_scale` puts a regression head's outputs
-on its targets' scale.
+`ClassifierPredictor` turns the model's outputs into class probabilities (a softmax or
+sigmoid over logits, `[1 - p, p]` from one sigmoid output over two classes), decodes them,
+builds the SavedModel's outputs and the HTTP answer, and checks the model's output width,
+all through the preprocessor's `ktlite.labels.LabelEncoder` (`preproc.labels`). A task
+(text, tables, images) subclasses it and adds only its input hooks.
+`classification_reporter` gives a task's datasets the validation report that names the
+classes; `target_scale` puts a regression head's outputs on its targets' scale.
 """
 
 from __future__ import annotations
@@ -18,21 +19,32 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import evaluation
-from ktlite.arguments import check_bool
+from ktlite.arguments import check_bool, check_choice
 from ktlite.labels import LabelEncoder
-from ktlite.predictor import Predictor, to_json
+from ktlite.predictor import MODEL_OUTPUTS, Predictor, to_json
+from ktlite.validation import loss_from_logits
 
 
 class ClassifierPredictor(Predictor):
-    """A `Predictor` whose model outputs class probabilities or regression values.
+    """A `Predictor` whose model outputs class probabilities or logits, or regression values.
 
     The preprocessor must expose `labels`, a fitted `ktlite.labels.LabelEncoder`. A task
     subclass defines the input hooks (`_as_batch`, `_input_spec`, `_transform`,
     `_load_preprocessor`, `preprocessor_files`) and may check its inputs in
     `_check_model_inputs`.
 
+    A model compiled with a loss that takes logits (`from_logits=True`) outputs logits
+    (`model_outputs == "logits"`): the fused function applies a softmax to them (multiclass)
+    or a sigmoid (multilabel), once, so `predict`, `predict_proba`, `predict_outputs` (the
+    HTTP app's answers) and the exported SavedModel all give probabilities. `save` records
+    it, since the saved model loads uncompiled. A model that is not compiled cannot say:
+    its outputs are read as probabilities unless you set `model_outputs = "logits"`. A
+    model with one sigmoid output over two classes (`Dense(1, "sigmoid")` with
+    `binary_crossentropy`) gives the probabilities `[1 - p, p]` of the two classes.
+
     Args:
-        model: A built `keras.Model` with one output of shape `(batch, k)`.
+        model: A built `keras.Model` with one output of shape `(batch, k)` (`(batch, 1)`
+            also for two classes).
         preproc: The task's preprocessor, with a fitted `labels`.
         batch_size: Inputs per forward pass. Defaults to 32.
 
@@ -46,10 +58,38 @@ class ClassifierPredictor(Predictor):
         array([[0.1, 0.9]], dtype=float32)
     """
 
+    def __init__(self, model: keras.Model, preproc: Any, batch_size: int = 32) -> None:
+        super().__init__(model, preproc, batch_size)
+        self._logits = self.label_mode != "regression" and loss_from_logits(model)
+
     @property
     def labels(self) -> LabelEncoder:
         """The preprocessor's label encoder."""
         return self.preproc.labels
+
+    @property
+    def model_outputs(self) -> str | None:
+        """What the model outputs: `"probabilities"` or `"logits"` (`None` for regression).
+
+        Read from the model's compiled loss (`from_logits`) when the predictor is made, from
+        `ktlite.json` when it is loaded; a model that is not compiled counts as outputting
+        probabilities. Set it to `"logits"` for such a model whose outputs are logits.
+
+        Raises (on setting):
+            TypeError: if the value is not a str.
+            ValueError: if it is not `"probabilities"` or `"logits"`, or the predictor does
+                regression.
+        """
+        if self.label_mode == "regression":
+            return None
+        return "logits" if self._logits else "probabilities"
+
+    @model_outputs.setter
+    def model_outputs(self, value: str) -> None:
+        check_choice(value, "model_outputs", MODEL_OUTPUTS)
+        self._require_classifier("`model_outputs`")
+        self._logits = value == "logits"
+        self._graph_fn = self._forward = None  # traced again with the new activation
 
     @property
     def label_mode(self) -> str:
@@ -96,12 +136,46 @@ class ClassifierPredictor(Predictor):
             what = f"{labels.num_outputs} regression target(s)"
         else:
             what = f"{len(labels.class_names)} classes"
-        if output_shape[-1] != labels.num_outputs:
+        # One sigmoid output over two classes is the probability of the second.
+        binary = labels.label_mode == "multiclass" and labels.num_outputs == 2
+        if output_shape[-1] != labels.num_outputs and not (binary and output_shape[-1] == 1):
             raise ValueError(
                 f"The model has {output_shape[-1]} outputs but the preprocessor has {what}: "
                 "the model and preprocessor do not belong together."
             )
         self._check_model_inputs(model, preproc)
+
+    def _probabilities(self, outputs: tf.Tensor) -> tf.Tensor:
+        """Graph-traceable: the model's float32 outputs -> class probabilities (a
+        regressor's values unchanged), `(batch, num_classes)`."""
+        if self.label_mode == "regression":
+            return outputs
+        if outputs.shape[-1] == 1 and self.labels.num_outputs == 2:
+            positive = tf.sigmoid(outputs) if self._logits else outputs
+            return tf.concat([1.0 - positive, positive], axis=-1)
+        if not self._logits:
+            return outputs
+        if self.label_mode == "multilabel":
+            return tf.sigmoid(outputs)
+        return tf.nn.softmax(outputs, axis=-1)
+
+    def _graph_outputs(self, raw: Any) -> tf.Tensor:
+        return self._probabilities(self._model_outputs(raw))
+
+    def _serve(self, raw: Any) -> dict[str, tf.Tensor]:
+        return self._serving_outputs(self._model_outputs(raw))
+
+    def _manifest_fields(self) -> dict[str, Any]:
+        fields = super()._manifest_fields()
+        if self.model_outputs is not None:
+            fields["model_outputs"] = self.model_outputs
+        return fields
+
+    def _restore(self, manifest: dict[str, Any]) -> None:
+        super()._restore(manifest)
+        if self.label_mode != "regression":
+            # A folder saved before the field existed held a model read as probabilities.
+            self.model_outputs = manifest.get("model_outputs", MODEL_OUTPUTS[0])
 
     def _decode(self, outputs: np.ndarray, return_proba: bool = False) -> Any:
         if return_proba:
@@ -162,20 +236,24 @@ class ClassifierPredictor(Predictor):
         return self.predict(inputs, return_proba=True)
 
     def _serving_outputs(self, outputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        # From the model's own outputs, as every signature passes them (`_serve`, and e.g.
+        # the image predictor's pixel signature): the probabilities are made here.
         if self.label_mode == "regression":
             return {"predictions": outputs[:, 0] if outputs.shape[-1] == 1 else outputs}
+        probabilities = self._probabilities(outputs)
         names = tf.constant(self.get_classes(), dtype=tf.string)
         if self.label_mode == "multiclass":
-            labels = tf.gather(names, tf.argmax(outputs, axis=1))
+            labels = tf.gather(names, tf.argmax(probabilities, axis=1))
         else:
-            labels = tf.broadcast_to(names, tf.shape(outputs))
-        return {"probabilities": outputs, "labels": labels}
+            labels = tf.broadcast_to(names, tf.shape(probabilities))
+        return {"probabilities": probabilities, "labels": labels}
 
     def json_response(self, outputs: np.ndarray, return_proba: bool = False) -> dict[str, Any]:
         """`{"predictions": [...]}`, plus `probabilities` and `classes` with `return_proba`.
 
         Args:
-            outputs: the request's rows of model outputs.
+            outputs: the request's rows of `predict_outputs` (class probabilities for a
+                classifier).
             return_proba: add each input's class probabilities.
 
         Returns:

@@ -12,7 +12,9 @@ The saved folder (see `Predictor.save`, format version 2):
 ```
 my_predictor/
   ktlite.json        format, version, the predictor class to load (only under `ktlite.`),
-                     batch size, library versions, and the SHA-256 of every other file
+                     batch size, library versions, the SHA-256 of every other file, and
+                     for a classifier `model_outputs`: whether its model outputs
+                     "probabilities" or "logits" (absent in older folders: probabilities)
   model.keras        the Keras model, loaded back with `safe_mode=True`
   ...                the preprocessor's own files (text: preprocessor.json, vocab.txt)
 ```
@@ -49,6 +51,9 @@ _EXPORT_MARK = ("assets.extra", "ktlite_export.json")
 _EXPORT_FORMAT = "ktlite-savedmodel"
 _VARIABLE_FILE = re.compile(r"^variables\.(index|data-\d{5}-of-\d{5})$")
 _CLASS_PATH = re.compile(r"^ktlite(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+# What a classifier's model outputs (`ktlite.json`'s `model_outputs`; a folder without it
+# predates the field, and its model's outputs were read as probabilities).
+MODEL_OUTPUTS = ("probabilities", "logits")
 
 
 def class_path(cls: type) -> str:
@@ -148,8 +153,9 @@ class Predictor:
         - `_serving_outputs(outputs)`: the SavedModel's named outputs.
         - `_load_preprocessor(folder)` (classmethod): read the preprocessor back.
         - optionally `describe()`, `json_input_schema()`, `inputs_from_json(items)`,
-          `json_response(outputs, **options)` and `_graph_outputs(raw)` (e.g. a decoding
-          loop for generation).
+          `json_response(outputs, **options)`, `_graph_outputs(raw)` (e.g. a decoding
+          loop for generation, or a classifier's softmax over logits), `_serve(raw)` and
+          `_restore(manifest)` (facts `ktlite.json` records beyond the constructor's).
 
     Use `get_predictor` or `load_predictor` rather than constructing one directly.
 
@@ -243,8 +249,22 @@ class Predictor:
         raise NotImplementedError
 
     def _serving_outputs(self, outputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The SavedModel signature's named outputs, from the graph outputs."""
+        """The SavedModel signature's named outputs, from what `_serve` passes."""
         raise NotImplementedError
+
+    def _serve(self, raw: Any) -> dict[str, tf.Tensor]:
+        """Graph-traceable: raw batch -> the `serving_default` signature's named outputs.
+
+        `_serving_outputs` of the fused function's outputs; a task whose other signatures
+        pass the model's own outputs to `_serving_outputs` (a classifier) passes those here
+        too.
+        """
+        return self._serving_outputs(self._forward_fn()(raw))
+
+    def _restore(self, manifest: dict[str, Any]) -> None:
+        """Takes back what `_manifest_fields` recorded beyond the constructor's keywords,
+        from a checked `ktlite.json` (or this predictor's own fields, for a copy around a
+        rebuilt model); nothing here."""
 
     @classmethod
     def _load_preprocessor(cls, folder: Path) -> Any:
@@ -287,10 +307,15 @@ class Predictor:
     def _length(items: Any) -> int:
         return len(next(iter(items.values()))) if isinstance(items, dict) else len(items)
 
-    def _graph_outputs(self, raw: Any) -> Any:
-        """Graph-traceable: raw batch -> float32 model outputs."""
+    def _model_outputs(self, raw: Any) -> Any:
+        """Graph-traceable: raw batch -> the model's outputs, as float32."""
         outputs = self.model(self._transform(raw), training=False)
         return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
+
+    def _graph_outputs(self, raw: Any) -> Any:
+        """Graph-traceable: raw batch -> what `predict_outputs` returns (the model's
+        float32 outputs here)."""
+        return self._model_outputs(raw)
 
     # ------------------------------------------------------------------ JSON hooks (apps)
     def json_input_schema(self) -> dict[str, Any]:
@@ -357,7 +382,10 @@ class Predictor:
         return self._graph_fn
 
     def predict_outputs(self, inputs: Any) -> np.ndarray:
-        """Returns the model's outputs for raw inputs, one row per input, in batches.
+        """Returns the fused function's outputs for raw inputs, one row per input, in batches.
+
+        These are the model's outputs, except for a classifier: its class probabilities
+        (see `ktlite.classifier.ClassifierPredictor`).
 
         Args:
             inputs: a batch of raw inputs as `predict` takes them (a list for text).
@@ -540,16 +568,12 @@ class Predictor:
         return {}
 
     def _write_saved_model(self, folder: Path) -> None:
-        forward = self._forward_fn()
-
-        def serve(raw: Any) -> dict[str, tf.Tensor]:
-            return self._serving_outputs(forward(raw))
-
+        self._forward_fn()  # traced here, not inside the endpoint's trace
         archive = keras.export.ExportArchive()
         archive.track(self.model)
         for resource in self._trackables():
             archive.track(resource)
-        archive.add_endpoint("serving_default", serve, input_signature=[self._input_spec()])
+        archive.add_endpoint("serving_default", self._serve, input_signature=[self._input_spec()])
         for name, (fn, signature) in self._extra_endpoints().items():
             archive.add_endpoint(name, fn, input_signature=signature)
         archive.write_out(str(folder), verbose=False)
@@ -581,7 +605,11 @@ class Predictor:
         """
         from ktlite.compress.quantize import quantize_predictor
 
-        return quantize_predictor(self, mode=mode, exclude=exclude)
+        quantized = quantize_predictor(self, mode=mode, exclude=exclude)
+        # The quantized copy is not compiled, so it cannot say what its outputs are: it
+        # takes the facts a saved folder would record (a classifier's `model_outputs`).
+        quantized._restore(self._manifest_fields())
+        return quantized
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -618,6 +646,14 @@ def get_predictor(model: keras.Model, preproc: Any, batch_size: int = 32) -> Pre
 
     The preprocessor names its predictor class (`preproc.predictor_class`, a dotted path
     under `ktlite.`), so no task needs registering.
+
+    A classifier's probabilities: a model compiled with a loss that takes logits
+    (`from_logits=True`) gets a softmax (multiclass) or sigmoid (multilabel) applied once,
+    inside the predictor, in `predict`, `predict_proba`, the HTTP app and the exported
+    SavedModel alike, and `save` records it. A model that is not compiled cannot say: its
+    outputs are read as probabilities, as they always were (set
+    `predictor.model_outputs = "logits"` if they are logits). One sigmoid output over two
+    classes gives the probabilities `[1 - p, p]`.
 
     Args:
         model: The trained `keras.Model` (e.g. `learner.model`).
@@ -684,6 +720,7 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
     with saving.folder_lock(folder, exclusive=False):
         cls, manifest = _read_manifest(folder)
         predictor = cls._from_folder(folder, manifest["batch_size"], manifest.get("settings"))
+    predictor._restore(manifest)
     predictor._saved_versions = manifest.get("versions")
     return predictor
 
@@ -723,6 +760,8 @@ def _read_manifest(folder: Path) -> tuple[type[Predictor], dict[str, Any]]:
     ):
         raise ValueError(f"{file}: `settings` must map names to JSON numbers, strings, "
                          "booleans or null.")
+    if manifest.get("model_outputs", MODEL_OUTPUTS[0]) not in MODEL_OUTPUTS:
+        raise ValueError(f"{file}: `model_outputs` must be one of {list(MODEL_OUTPUTS)}.")
     if version == 1:
         return _read_v1(folder, file, manifest), manifest
     cls = import_predictor_class(manifest.get("predictor"), str(file))
@@ -804,6 +843,7 @@ def _is_saved_model(folder: Path) -> bool:
 
 __all__ = [
     "FORMAT_VERSION",
+    "MODEL_OUTPUTS",
     "Predictor",
     "get_predictor",
     "import_predictor_class",

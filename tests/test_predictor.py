@@ -23,6 +23,7 @@ from ktlite import saving
 from ktlite.classifier import ClassifierPredictor
 from ktlite.labels import LabelEncoder
 from ktlite.predictor import get_predictor, load_predictor
+from ktlite.validation import loss_from_logits
 
 CLASSES = ["ant", "bee", "cat"]
 # Saved folders only name classes under `ktlite.`; the toy task is made importable there.
@@ -198,6 +199,162 @@ def test_multilabel_predicts_every_class_with_its_probability():
     pairs = tagger.predict(X[:2])
     assert [[name for name, _ in row] for row in pairs] == [CLASSES, CLASSES]
     np.testing.assert_allclose([[p for _, p in row] for row in pairs], probs, atol=1e-6)
+
+
+# ---------------------------------------------------------------- logits, one-output binary
+def softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def compiled(model, loss):
+    model.compile("adam", loss)
+    return model
+
+
+def served(predictor, path):
+    """The exported SavedModel's outputs for `X`."""
+    predictor.export(path)
+    out = tf.saved_model.load(str(path)).signatures["serving_default"](tf.constant(X))
+    return out["probabilities"].numpy(), out["labels"].numpy().astype(str)
+
+
+def test_a_model_compiled_on_logits_gives_softmax_probabilities_everywhere(tmp_path):
+    model = compiled(toy_model(3, None), keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    predictor = get_predictor(model, ToyPreprocessor(), batch_size=4)
+    expected = softmax(model(X * 2.0).numpy())
+
+    probs = predictor.predict_proba(X)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+    assert predictor.predict(X) == [CLASSES[i] for i in expected.argmax(axis=1)]
+    answer = predictor.json_response(predictor.predict_outputs(X), return_proba=True)
+    np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-6)
+    probabilities, labels = served(predictor, tmp_path / "sm")
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    assert labels.tolist() == predictor.predict(X)
+    assert predictor.model_outputs == "logits"
+
+
+def test_a_saved_logits_predictor_loads_uncompiled_and_still_gives_softmax(tmp_path):
+    model = compiled(toy_model(3, None), keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    get_predictor(model, ToyPreprocessor()).save(tmp_path / "pred")
+    loaded = load_predictor(tmp_path / "pred")
+    assert not loss_from_logits(loaded.model)  # loaded uncompiled: the folder says it
+    expected = softmax(model(X * 2.0).numpy())
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-6)
+    np.testing.assert_allclose(served(loaded, tmp_path / "sm")[0], expected, atol=1e-5)
+    meta = json.loads((tmp_path / "pred" / "ktlite.json").read_text())
+    assert meta["model_outputs"] == loaded.model_outputs == "logits"
+
+
+def test_a_folder_without_model_outputs_loads_as_probabilities(tmp_path):
+    model = compiled(toy_model(3, None), keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    get_predictor(model, ToyPreprocessor()).save(tmp_path / "pred")
+    meta = json.loads((tmp_path / "pred" / "ktlite.json").read_text())
+    meta.pop("model_outputs", None)  # as folders saved before the field existed
+    (tmp_path / "pred" / "ktlite.json").write_text(json.dumps(meta))
+    loaded = load_predictor(tmp_path / "pred")
+    np.testing.assert_allclose(loaded.predict_proba(X), model(X * 2.0).numpy(), atol=1e-6)
+    assert loaded.model_outputs == "probabilities"
+
+
+def test_multilabel_logits_decode_to_sigmoid_scores(tmp_path):
+    model = compiled(toy_model(3, None), keras.losses.BinaryCrossentropy(from_logits=True))
+    tagger = get_predictor(model, ToyPreprocessor(label_mode="multilabel"))
+    expected = sigmoid(model(X * 2.0).numpy())
+    scores = np.array([[p for _, p in row] for row in tagger.predict(X)])
+    assert ((scores > 0) & (scores < 1)).all()
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    np.testing.assert_allclose(served(tagger, tmp_path / "sm")[0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy",
+                                  keras.losses.SparseCategoricalCrossentropy(), None])
+def test_a_probabilities_model_is_not_normalised_again(loss, tmp_path):
+    model = toy_model(3, "softmax")
+    if loss is not None:
+        model.compile("adam", loss)
+    predictor = get_predictor(model, ToyPreprocessor())
+    expected = model(X * 2.0).numpy()
+    np.testing.assert_allclose(predictor.predict_proba(X), expected, atol=1e-6)
+    predictor.save(tmp_path / "pred")
+    np.testing.assert_allclose(load_predictor(tmp_path / "pred").predict_proba(X), expected,
+                               atol=1e-6)
+    np.testing.assert_allclose(served(predictor, tmp_path / "sm")[0], expected, atol=1e-5)
+    assert predictor.model_outputs == "probabilities"
+
+
+def test_an_uncompiled_logits_model_is_read_as_probabilities_until_told():
+    model = toy_model(3, None)
+    predictor = get_predictor(model, ToyPreprocessor())
+    raw = model(X * 2.0).numpy()
+    np.testing.assert_allclose(predictor.predict_proba(X), raw, atol=1e-6)
+    predictor.model_outputs = "logits"
+    np.testing.assert_allclose(predictor.predict_proba(X), softmax(raw), atol=1e-6)
+    with pytest.raises(ValueError, match=r"`model_outputs` must be one of .*Received: "
+                                         r"model_outputs='softmax'"):
+        predictor.model_outputs = "softmax"
+    with pytest.raises(TypeError, match="`model_outputs` must be one of"):
+        predictor.model_outputs = True
+    regressor = get_predictor(toy_model(1, None),
+                              ToyPreprocessor(class_names=None, label_mode="regression"))
+    assert regressor.model_outputs is None
+    with pytest.raises(ValueError, match="`model_outputs` needs a classifier"):
+        regressor.model_outputs = "logits"
+
+
+@pytest.mark.parametrize("activation, loss, to_probability", [
+    ("sigmoid", "binary_crossentropy", lambda out: out),
+    ("sigmoid", keras.losses.BinaryCrossentropy(), lambda out: out),
+    (None, keras.losses.BinaryCrossentropy(from_logits=True), sigmoid),
+])
+def test_one_sigmoid_output_over_two_classes_gives_one_minus_p_and_p(
+    activation, loss, to_probability, tmp_path
+):
+    model = compiled(toy_model(1, activation), loss)
+    predictor = get_predictor(model, ToyPreprocessor(class_names=["neg", "pos"]))
+    positive = to_probability(model(X * 2.0).numpy())
+    expected = np.concatenate([1 - positive, positive], axis=1)
+    names = [["neg", "pos"][int(p > 0.5)] for p in positive[:, 0]]
+    assert len(set(names)) == 2
+
+    np.testing.assert_allclose(predictor.predict_proba(X), expected, atol=1e-6)
+    assert predictor.predict(X) == names
+    assert predictor.predict(X[0]) == names[0]
+    answer = predictor.json_response(predictor.predict_outputs(X), return_proba=True)
+    assert answer["predictions"] == names and answer["classes"] == ["neg", "pos"]
+    np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-6)
+    predictor.save(tmp_path / "pred")
+    loaded = load_predictor(tmp_path / "pred")
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-6)
+    probabilities, labels = served(loaded, tmp_path / "sm")
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    assert labels.tolist() == names
+
+
+@pytest.mark.parametrize("class_names, label_mode", [(CLASSES, "multiclass"),
+                                                     (["a", "b"], "multilabel")])
+def test_one_output_is_refused_unless_two_classes_exclude_each_other(class_names, label_mode):
+    with pytest.raises(ValueError, match="model has 1 outputs but the preprocessor has"):
+        get_predictor(toy_model(1, "sigmoid"), ToyPreprocessor(class_names, label_mode))
+
+
+def test_quantize_keeps_reading_logits():
+    model = compiled(toy_model(3, None), keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    small = get_predictor(model, ToyPreprocessor()).quantize("int8")
+    np.testing.assert_allclose(small.predict_proba(X).sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(small.predict_proba(X), softmax(model(X * 2.0).numpy()),
+                               atol=0.05)
+    assert small.model_outputs == "logits"
 
 
 def test_json_response_decodes_through_the_label_encoder(toy):
@@ -400,6 +557,8 @@ def test_load_refuses_a_foreign_format(saved):
         ("files", {"../../etc/passwd": "0" * 64, "model.keras": "0" * 64}, "only name plain"),
         ("files", {"a\x1b[2J": "0" * 64, "model.keras": "0" * 64}, "only name plain"),
         ("files", {"model.keras": "abc", "toy.json": "abc"}, "is malformed"),
+        ("model_outputs", "crafted", "`model_outputs` must be one of"),
+        ("model_outputs", ["logits"], "`model_outputs` must be one of"),
     ],
 )
 def test_load_refuses_wrong_fields_in_the_manifest(saved, field, value, message):
