@@ -605,11 +605,7 @@ class Predictor:
         """
         from ktlite.compress.quantize import quantize_predictor
 
-        quantized = quantize_predictor(self, mode=mode, exclude=exclude)
-        # The quantized copy is not compiled, so it cannot say what its outputs are: it
-        # takes the facts a saved folder would record (a classifier's `model_outputs`).
-        quantized._restore(self._manifest_fields())
-        return quantized
+        return quantize_predictor(self, mode=mode, exclude=exclude)
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -21,6 +21,7 @@ from folders import CRAFTED, assert_quotes_nothing_crafted, rehash
 from ktlite import predictor as predictor_lib
 from ktlite import saving
 from ktlite.classifier import ClassifierPredictor
+from ktlite.compress import quantize_predictor
 from ktlite.labels import LabelEncoder
 from ktlite.predictor import get_predictor, load_predictor
 from ktlite.validation import loss_from_logits
@@ -350,11 +351,12 @@ def test_one_output_is_refused_unless_two_classes_exclude_each_other(class_names
 def test_quantize_keeps_reading_logits():
     model = compiled(toy_model(3, None), keras.losses.SparseCategoricalCrossentropy(
         from_logits=True))
-    small = get_predictor(model, ToyPreprocessor()).quantize("int8")
-    np.testing.assert_allclose(small.predict_proba(X).sum(axis=1), 1.0, atol=1e-6)
-    np.testing.assert_allclose(small.predict_proba(X), softmax(model(X * 2.0).numpy()),
-                               atol=0.05)
-    assert small.model_outputs == "logits"
+    predictor = get_predictor(model, ToyPreprocessor())
+    for small in (predictor.quantize("int8"), quantize_predictor(predictor, "int8")):
+        np.testing.assert_allclose(small.predict_proba(X).sum(axis=1), 1.0, atol=1e-6)
+        np.testing.assert_allclose(small.predict_proba(X), softmax(model(X * 2.0).numpy()),
+                                   atol=0.05)
+        assert small.model_outputs == "logits"
 
 
 def test_json_response_decodes_through_the_label_encoder(toy):

@@ -388,5 +388,10 @@ def quantize_predictor(
 def _with_model(predictor: Any, model: keras.Model) -> Any:
     """A predictor of the same class, preprocessor, batch size and settings around `model`."""
     settings = predictor._settings() if hasattr(predictor, "_settings") else {}
-    return type(predictor)(model, predictor.preproc,
+    made = type(predictor)(model, predictor.preproc,
                            batch_size=getattr(predictor, "batch_size", 32), **settings)
+    # The copy is not compiled, so it cannot say what its outputs are: it takes the facts a
+    # saved folder would record (a classifier's `model_outputs`: logits or probabilities).
+    if hasattr(predictor, "_manifest_fields"):
+        made._restore(predictor._manifest_fields())
+    return made

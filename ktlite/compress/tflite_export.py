@@ -396,7 +396,7 @@ def _export_predictor(
                              name="token_ids")
 
     def serve_ids(ids: Any) -> dict[str, Any]:
-        return {out_name: tf.cast(model(ids, training=False), tf.float32)}
+        return {out_name: _answer(predictor, model(ids, training=False))}
 
     def calibrate_ids() -> Iterator[list[np.ndarray]]:
         for item in samples:
@@ -413,6 +413,17 @@ def _export_predictor(
     return _info(path, meta)
 
 
+def _answer(predictor: Predictor, outputs: Any) -> Any:
+    """What the predictor answers from the model's outputs, in float32: a classifier's class
+    probabilities (a softmax or sigmoid over logits, `[1 - p, p]` from one output over two
+    classes), as its own predictions and SavedModel give them; else the outputs."""
+    import tensorflow as tf
+
+    outputs = tf.cast(outputs, tf.float32)
+    probabilities = getattr(predictor, "_probabilities", None)
+    return outputs if probabilities is None else probabilities(outputs)
+
+
 def _convert_with_preprocessing(
     predictor: Predictor,
     out_name: str,
@@ -422,14 +433,12 @@ def _convert_with_preprocessing(
     required: bool | None,
 ) -> bytes | None:
     """The preprocessing + model graph, checked in the interpreter; `None` if it cannot run."""
-    import tensorflow as tf
-
     model = predictor.model
     predictor._transform(predictor._to_tensor(probe[:1]))  # builds lookup tables first
     trackables = [model, *predictor._trackables()]
 
     def serve_raw(raw: Any) -> dict[str, Any]:
-        return {out_name: tf.cast(model(predictor._transform(raw), training=False), tf.float32)}
+        return {out_name: _answer(predictor, model(predictor._transform(raw), training=False))}
 
     def calibrate_raw() -> Iterator[list[np.ndarray]]:
         for item in samples:
@@ -574,6 +583,10 @@ def _meta(
 ) -> dict[str, Any]:
     import tensorflow as tf
 
+    width = int(model.outputs[0].shape[-1])
+    labels = None if predictor is None else getattr(predictor.preproc, "labels", None)
+    if labels is not None and labels.label_mode != "regression":
+        width = labels.num_outputs  # the probabilities' width (two for one sigmoid output)
     meta: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -584,13 +597,12 @@ def _meta(
         "output": {
             "name": output_name,
             "dtype": "float32",
-            "shape": [None, int(model.outputs[0].shape[-1])],
+            "shape": [None, width],
         },
         "quantize": quantize,
         "tensorflow_version": tf.__version__,
     }
     if predictor is not None:
-        labels = getattr(predictor.preproc, "labels", None)
         meta.update(
             predictor=class_path(type(predictor)),
             labels=None if labels is None else labels.get_config(),

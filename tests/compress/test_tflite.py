@@ -430,3 +430,42 @@ def test_a_wrapped_subclassed_model_and_a_one_output_dict_model_export(tmp_path)
     export_tflite(one, tmp_path / "dict")
     np.testing.assert_allclose(load_tflite(tmp_path / "dict").predict_proba(x), run(own, x),
                                atol=1e-5)
+
+
+def _user_text_model(preproc, width, activation, loss):
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((preproc.maxlen,), dtype="int32")
+    x = keras.layers.Embedding(preproc.vocab_size, 8, mask_zero=True)(ids)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(ids, keras.layers.Dense(width, activation=activation)(x))
+    model.compile(optimizer="adam", loss=loss)
+    return model
+
+
+@pytest.mark.parametrize("include_tokenizer", [None, False])
+def test_a_logits_and_a_one_output_predictor_export_probabilities(text_setup, tmp_path,
+                                                                  include_tokenizer):
+    # The TFLite graph took the model's raw outputs: logits came back as probabilities, and
+    # one sigmoid output over two classes could not be read at all.
+    import ktlite
+    from ktlite import text
+
+    _, _, preproc, _ = text_setup
+    logits = _user_text_model(preproc, 3, None, keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    predictor = ktlite.get_predictor(logits, preproc)
+    export_tflite(predictor, tmp_path / "logits", include_tokenizer=include_tokenizer)
+    proba = load_tflite(tmp_path / "logits").predict_proba(TEXTS)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(proba, predictor.predict_proba(TEXTS), atol=1e-5)
+
+    texts = [f"{w} item {i}" for i in range(20) for w in ("red", "blue")]
+    _, _, two = text.texts_from_array(texts, [t.split()[0] for t in texts], val_pct=0.2,
+                                      maxlen=8, vocab_size=60, verbose=0)
+    binary = ktlite.get_predictor(
+        _user_text_model(two, 1, "sigmoid", "binary_crossentropy"), two)
+    export_tflite(binary, tmp_path / "binary", include_tokenizer=include_tokenizer)
+    runner = load_tflite(tmp_path / "binary")
+    np.testing.assert_allclose(runner.predict_proba(texts[:4]), binary.predict_proba(texts[:4]),
+                               atol=1e-5)
+    assert runner.predict(texts[:4]) == binary.predict(texts[:4])
