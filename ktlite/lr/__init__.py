@@ -14,6 +14,7 @@ from ktlite.lr.policy_callback import PolicyCallback
 from ktlite.lr.schedules import SGDR, Constant, ExponentialSweep, OneCycle, Policy, Triangular
 from ktlite.lr.suggest import (
     DEFAULT_SUGGESTION,
+    is_flat,
     running_median,
     smooth_losses,
     suggest_basin,
@@ -46,4 +47,5 @@ __all__ = [
     "suggest_basin",
     "suggest_descent",
     "running_median",
+    "is_flat",
 ]

@@ -23,7 +23,7 @@ from ktlite.lr.budget import budget_factor
 from ktlite.lr.policy_callback import PolicyCallback
 from ktlite.lr.preserve import check_compiled, ensure_built, preserved
 from ktlite.lr.schedules import ExponentialSweep
-from ktlite.lr.suggest import DEFAULT_SUGGESTION, smooth_losses, suggest_all
+from ktlite.lr.suggest import DEFAULT_SUGGESTION, is_flat, smooth_losses, suggest_all
 
 __all__ = ["LRFindResult", "find_lr", "DEFAULT_NUM_STEPS"]
 
@@ -56,14 +56,16 @@ class LRFindResult:
         losses: True loss of each batch (not a running mean).
         smoothed: Bias-corrected exponential moving average of `losses`.
         suggestions: Learning rates read off the curve, by rule: `"valley"`, `"steep"`,
-            `"minimum"`, `"basin"`, `"descent"` (see `ktlite.lr.suggest`); `nan` when the
-            curve is too short.
+            `"minimum"`, `"basin"`, `"descent"` (see `ktlite.lr.suggest`), each within the
+            swept range; `nan` when the curve is too short.
         suggestion: The default suggestion, `suggestions["basin"]` (half a decade below
             where the lag-free loss curve reaches its bottom; see `ktlite.lr.suggest`),
             times `config["budget_factor"]` when the sweep was told the planned fit's length
             (`ktlite.lr.budget`).
         config: The sweep's settings (`start_lr`, `end_lr`, `num_steps`, `stop_factor`,
-            `beta`), `stopped_early`, and `planned_steps`/`budget_factor` when given.
+            `beta`), `stopped_early`, `flat` (from `find_lr`: the loss did not fall by more
+            than its batch-to-batch noise, `ktlite.lr.is_flat`, so the suggestions read
+            noise), and `planned_steps`/`budget_factor` when given.
 
     Example:
         >>> result = find_lr(model, train_ds)
@@ -261,8 +263,25 @@ class _SweepMonitor(keras.callbacks.Callback):
         self.progbar = progbar
         self.avg = 0.0
         self.best = math.inf
+        self.first = math.nan
         self.smoothed: list[float] = []
         self.stopped_early = False
+
+    def diverged(self, value: float) -> bool:
+        """Whether the smoothed loss `value` ends the sweep.
+
+        A positive best loss: `value` exceeds `stop_factor` times it. At or below zero (a
+        negative loss such as cosine similarity) a ratio means nothing, so the rise above
+        the best counts in the curve's own scale: `value - best` exceeds `stop_factor - 1`
+        times the larger of the best's distance from zero and the drop from the first
+        smoothed loss to the best (what `stop_factor` times a positive best allows).
+        """
+        if not math.isfinite(value):
+            return True
+        if self.best > 0:
+            return value > self.stop_factor * self.best
+        scale = max(-self.best, self.first - self.best)
+        return value - self.best > (self.stop_factor - 1.0) * scale
 
     def on_train_batch_end(self, batch, logs=None):
         self.policy_cb.flush()
@@ -271,7 +290,9 @@ class _SweepMonitor(keras.callbacks.Callback):
             self.avg = self.beta * self.avg + (1.0 - self.beta) * losses[i]
             value = self.avg / (1.0 - self.beta ** (i + 1))
             self.smoothed.append(value)
-            if not math.isfinite(value) or value > self.stop_factor * self.best:
+            if i == 0:
+                self.first = value
+            if self.diverged(value):
                 self.stopped_early = True
                 self.model.stop_training = True
                 break
@@ -378,7 +399,18 @@ def find_lr(
     The model's own compiled optimizer is driven by `ktlite.lr.PolicyCallback` with an
     `ExponentialSweep` from `start_lr` to `end_lr` over `num_steps` batches (momentum left
     alone). The sweep stops early once the smoothed loss exceeds `stop_factor` times its
-    minimum or stops being finite. The data set is repeated if it is shorter than the sweep.
+    minimum or stops being finite (for a minimum at or below zero, e.g. a cosine-similarity
+    loss: once it rises `stop_factor - 1` times the curve's scale above it, see
+    `_SweepMonitor.diverged`). The data set is repeated if it is shorter than the sweep, and
+    cut after `num_steps` batches, so a model compiled with `steps_per_execution > 1` trains
+    exactly `num_steps` steps too (its last execution runs the steps that are left).
+
+    The recorded losses are each batch's own (`ktlite.lr.PolicyCallback`); a custom
+    `train_step` whose loss ktlite cannot read per batch gets a warning. When the loss does
+    not fall by more than its batch-to-batch noise (`ktlite.lr.is_flat`: rates swept
+    far too low, or a model that does not learn) the result is marked `config["flat"]` and
+    a `RuntimeWarning` says so; its suggestions, like every suggestion, stay within
+    `[start_lr, end_lr]`, but they read noise.
 
     Afterwards the model's variables (weights, non-trainable state, random seeds), its
     metrics, every optimizer variable (including `iterations` and the learning rate) are
@@ -411,8 +443,9 @@ def find_lr(
 
     Returns:
         An `LRFindResult`; `result.suggestion` is the `"basin"` suggestion (half a decade
-        below where the lag-free loss curve reaches its bottom), the rule that measured best
-        in `benchmarks/lr_finder.py`, scaled for `planned_steps` when given.
+        below where the lag-free loss curve reaches its bottom, never below `start_lr`), the
+        rule that measured best in `benchmarks/lr_finder.py`, scaled for `planned_steps`
+        when given.
 
     Raises:
         ValueError: If an argument is out of range (`start_lr`, `end_lr` not positive and
@@ -472,10 +505,14 @@ def find_lr(
     with preserved(model, start_lr, "ktlite_lr_find_learning_rate"):
         ensure_built(model, dataset)  # again: a never-built optimizer has a built copy here
         try:
+            # A sweep of exactly `num_steps` batches, not `steps_per_epoch`: Keras runs
+            # whole executions of `steps_per_execution` steps within an epoch of a given
+            # length (12 for 10 at 3 a call), but stops a short last one where the data ends.
             model.fit(
-                dataset.repeat(),
+                dataset.repeat().take(num_steps).apply(
+                    tf.data.experimental.assert_cardinality(num_steps)
+                ),
                 epochs=1,
-                steps_per_epoch=num_steps,
                 callbacks=[policy_cb, monitor, *callbacks],
                 verbose=0,
                 shuffle=False,
@@ -485,28 +522,46 @@ def find_lr(
     n = len(monitor.smoothed)
     if progbar is not None and n:
         progbar.update(n, values=[("loss", monitor.smoothed[-1])], finalize=True)
+    lrs, losses = policy_cb.history["lrs"][:n], policy_cb.history["losses"][:n]
+    flat = is_flat(lrs, losses)
     result = LRFindResult.from_curve(
-        policy_cb.history["lrs"][:n],
-        policy_cb.history["losses"][:n],
+        lrs,
+        losses,
         beta=beta,
         start_lr=start_lr,
         end_lr=end_lr,
         num_steps=num_steps,
         stop_factor=stop_factor,
         stopped_early=monitor.stopped_early,
+        flat=flat,
     )
     if planned_steps is not None:
         result.config.update(planned_steps=int(planned_steps), budget_factor=factor)
         result.suggestion = result.suggest(planned_steps)
     if not math.isfinite(result.suggestion):
-        why = (
-            f"the loss diverged after {n} of {num_steps} steps: lower `start_lr` (it was "
-            f"{start_lr:g})" if monitor.stopped_early else
-            f"{n} steps are too few to read the curve: raise `num_steps`"
-        )
+        if monitor.stopped_early:
+            why = (f"the loss diverged after {n} of {num_steps} steps: lower `start_lr` (it "
+                   f"was {start_lr:g})")
+        elif flat:
+            why = ("the loss did not fall by more than its batch-to-batch noise: sweep other "
+                   f"rates (`start_lr`, `end_lr`; it swept {start_lr:g} to {end_lr:g}) or "
+                   "check that the model can learn")
+        else:
+            why = f"{n} steps are too few to read the curve: raise `num_steps`"
         warnings.warn(
             f"The LR finder could not suggest a learning rate (`result.suggestion` is nan): "
             f"{why}, or look at the curve (`ktlite.plots.plot_lr_find(result)`) and pick one.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    elif flat:
+        warnings.warn(
+            f"The loss did not fall over the LR sweep from {start_lr:g} to {end_lr:g} by more "
+            "than its batch-to-batch noise, so every suggestion (`result.suggestion` = "
+            f"{result.suggestion:.3g}, held within the swept range) reads noise: sweep higher "
+            "rates (raise `end_lr`; the default sweep is 1e-7 to 10), or check that the "
+            "model can learn (its loss, its labels, frozen layers), and look at the curve "
+            "(`ktlite.plots.plot_lr_find(result)`).",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -11,6 +11,11 @@ step), while the in-graph lookup below changes the step time by less than the no
 So the callback wraps `model.train_step`: the wrapped step looks the learning rate and
 momentum up in tables indexed by `optimizer.iterations`, assigns the learning-rate variable,
 and records lr, momentum and the batch's true loss into ring buffers read once per epoch.
+The batch's loss is recovered from the difference of a loss tracker's `total` and `count`
+before and after the step: Keras' compiled tracker, or, for a custom `train_step` that
+averages its loss in its own `keras.metrics.Mean` (as Keras' guide does) and returns its
+`result()`, that metric. Otherwise the step's `"loss"` output is recorded as it is, with a
+warning, since it may be a running mean.
 The traced function is cached per model and reused by later callbacks (new tables are
 assigned to the same variables) until the model is recompiled, so only the first policy fit
 of a compiled model pays for one extra trace.
@@ -43,8 +48,14 @@ __all__ = ["PolicyCallback"]
 _MIN_BUFFER = 4096
 # Smallest learning-rate / momentum table (steps); longer policies round up to a power of two.
 _MIN_TABLE = 256
-# What the in-graph record holds for every step, column by column.
-_RECORD_COLUMNS = ("lrs", "momentums", "losses")
+# What the in-graph record holds for every step, column by column; "source" says where the
+# loss came from (one of the _FROM_* codes below).
+_RECORD_COLUMNS = ("lrs", "momentums", "losses", "source")
+# The loss of a step came from: Keras' compiled loss tracker, a `keras.metrics.Mean` of the
+# model whose result the custom train step returned as its "loss", or that "loss" itself.
+_FROM_TRACKER, _FROM_MEAN, _FROM_LOGS = 0.0, 1.0, 2.0
+# A Mean's result and the step's "loss" are the same number up to this relative difference.
+_SAME_MEAN = 1e-5
 # Buffer bound when neither the epoch length nor the policy length is known.
 _MAX_UNKNOWN_EPOCH = 1 << 20
 
@@ -195,6 +206,10 @@ class PolicyCallback(keras.callbacks.Callback):
         history: Dict of lists `"lrs"`, `"momentums"` (None entries when the policy does
             not cycle momentum) and `"losses"` (the true loss of each batch, not Keras'
             running mean), one entry per optimizer step, filled at the end of each epoch.
+            A custom `train_step` that updates neither the compiled loss tracker nor a
+            `keras.metrics.Mean` in `model.metrics` whose `result()` it returns as
+            `"loss"` gets that `"loss"` recorded as it is, with a warning: a running mean
+            it computes some other way is recorded as a running mean.
         lr_scale: Factor applied to every learning rate of the policy (default 1.0); set it
             during training, e.g. to lower the peak on a plateau. Setting it to a value that
             is not a number raises `TypeError`, to one that is not positive and finite
@@ -374,6 +389,7 @@ class PolicyCallback(keras.callbacks.Callback):
         )
         self._state = {
             "driver": driver, "recorded": 0, "cycles": cycles and bool(mom_attr),
+            "warned_logs": False,
             "configured_lr": compat.learning_rate_object(_inner_optimizer(optimizer)).numpy(),
         }
         driver.activate()
@@ -411,6 +427,20 @@ class PolicyCallback(keras.callbacks.Callback):
         nan_pad = [math.nan] * lost
         self.history["lrs"].extend(nan_pad + values["lrs"].astype(float).tolist())
         self.history["losses"].extend(nan_pad + values["losses"].astype(float).tolist())
+        if not state["warned_logs"] and np.any(values["source"] == _FROM_LOGS):
+            state["warned_logs"] = True
+            warnings.warn(
+                "The model's train_step updates no loss tracker ktlite can read the loss of "
+                "each batch from (neither the compiled one nor a keras.metrics.Mean in "
+                "`model.metrics` whose result() it returns as 'loss'), so the recorded "
+                "losses (`history['losses']`, an LR-finder curve) are the 'loss' it returns. "
+                "If that is a running mean over the epoch, they are running means and an "
+                "LR-finder suggestion is off. To record each batch's loss, return it as "
+                "'loss', or update a keras.metrics.Mean listed in `model.metrics` with it "
+                "and return that metric's result() as 'loss'.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if state["cycles"]:
             self.history["momentums"].extend(nan_pad + values["momentums"].astype(float).tolist())
         else:
@@ -473,6 +503,23 @@ def _driver_for(model, optimizer, mom_attr, min_capacity, table_steps) -> "_Driv
     return driver
 
 
+def _mean_variables(model: keras.Model, tracker: Any) -> list[tuple[Any, Any]]:
+    """`(total, count)` of each `keras.metrics.Mean` in `model.metrics` but the compiled loss
+    tracker: where a custom train step written like Keras' guide averages its loss."""
+    try:
+        metrics = list(model.metrics)
+    except (AttributeError, TypeError, ValueError):
+        return []
+    found = []
+    for metric in metrics:
+        if metric is tracker or not isinstance(metric, keras.metrics.Mean):
+            continue
+        total, count = getattr(metric, "total", None), getattr(metric, "count", None)
+        if all(isinstance(v, keras.Variable) and tuple(v.shape) == () for v in (total, count)):
+            found.append((total, count))
+    return found
+
+
 class _Driver:
     """The variables and traced train function that apply a policy to one compiled model.
 
@@ -513,12 +560,14 @@ class _Driver:
         tracker = compat.loss_tracker(model)
         tracker_vars = list(getattr(tracker, "variables", None) or [])
         self.tracker_vars = tracker_vars if len(tracker_vars) == 2 else []
+        self.mean_vars = _mean_variables(model, tracker)
         self.step_fn = self._make_step()
 
     def _make_step(self):
         tf = _tf()
         inner, mom_attr, configured = self.inner, self.mom_attr, self.configured
         original_step, tracker_vars, record = self.original_step, self.tracker_vars, self.record
+        mean_vars = self.mean_vars
         capacity = self.capacity
         in_place = not isinstance(record, tf.distribute.DistributedValues)
 
@@ -534,6 +583,7 @@ class _Driver:
             mom = tf.gather(self.mom_table, index) if mom_attr else tf.constant(float("nan"))
             if tracker_vars:
                 total0, count0 = (tf.identity(v.value) for v in tracker_vars)
+            means_before = [(tf.identity(t.value), tf.identity(c.value)) for t, c in mean_vars]
             if mom_attr:
                 setattr(inner, mom_attr, _ScheduledScalar(mom, configured))
             try:
@@ -547,10 +597,27 @@ class _Driver:
             if fallback is None or getattr(fallback, "shape", None) != ():
                 fallback = tf.constant(float("nan"))
             fallback = tf.cast(fallback, tf.float32)
+            added, counted = tf.constant(0.0), tf.constant(0.0)
+            source = tf.constant(_FROM_LOGS)
             if tracker_vars:
                 total1, count1 = (v.value for v in tracker_vars)
                 added = tf.cast(total1 - total0, tf.float32)
                 counted = tf.cast(count1 - count0, tf.float32)
+                source = tf.where(counted > 0, _FROM_TRACKER, _FROM_LOGS)
+            # A custom step that averages its loss in its own Mean and returns its result():
+            # the first such Mean that counted this batch and whose mean is the "loss".
+            for (total_var, count_var), (total0_m, count0_m) in zip(mean_vars, means_before):
+                total1_m, count1_m = total_var.value, count_var.value
+                mean = tf.cast(tf.math.divide_no_nan(total1_m, count1_m), tf.float32)
+                counted_m = tf.cast(count1_m - count0_m, tf.float32)
+                take = tf.logical_and(
+                    tf.logical_and(counted <= 0, counted_m > 0),
+                    tf.abs(mean - fallback) <= _SAME_MEAN * tf.abs(fallback),
+                )
+                added = tf.where(take, tf.cast(total1_m - total0_m, tf.float32), added)
+                counted = tf.where(take, counted_m, counted)
+                source = tf.where(take, _FROM_MEAN, source)
+            if tracker_vars or mean_vars:
                 replica = tf.distribute.get_replica_context()
                 if replica is not None and replica.num_replicas_in_sync > 1:
                     # Each replica's tracker saw its share of the batch: sum the shares.
@@ -558,10 +625,12 @@ class _Driver:
                         tf.distribute.ReduceOp.SUM, [added, counted]
                     )
                 loss = tf.where(counted > 0, added / tf.maximum(counted, 1e-12), fallback)
+                # A replica whose own share counted nothing still recorded the shares' loss.
+                source = tf.where(counted > 0, tf.minimum(source, _FROM_MEAN), _FROM_LOGS)
             else:
                 loss = fallback
             slot = tf.reshape(tf.math.floormod(tf.maximum(step, 0), capacity), [1, 1])
-            row = tf.reshape(tf.stack([lr, mom, loss]), [1, len(_RECORD_COLUMNS)])
+            row = tf.reshape(tf.stack([lr, mom, loss, source]), [1, len(_RECORD_COLUMNS)])
             if in_place:
                 record.scatter_nd_update(slot, row)
             else:  # distributed (mirrored) variables implement only a whole assign

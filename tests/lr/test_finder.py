@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -345,3 +346,152 @@ def test_unbuilt_model_is_built_with_untrained_weights(data, dataset):
     assert swept.built and len(swept.weights) == len(reference.weights) == 4
     for a, b in zip(swept.get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def _cosine_sweep(loss, num_steps=100):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype("float32")
+    y = (x @ rng.normal(size=(8, 4))).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(4)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, jit_compile=False)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    return find_lr(model, dataset, num_steps=num_steps, verbose=0)
+
+
+def test_a_negative_loss_sweep_runs_all_its_steps_and_suggests_as_the_shifted_loss():
+    # Cosine similarity falls below zero as the model learns: a ratio to a best loss below
+    # zero read the next improvement as divergence and stopped the sweep at once.
+    negative = _cosine_sweep(keras.losses.CosineSimilarity())
+    shifted = _cosine_sweep(lambda y, p: keras.losses.cosine_similarity(y, p) + 1.0)
+    assert len(negative.losses) == len(shifted.losses) == 100
+    assert not negative.config["stopped_early"] and not shifted.config["stopped_early"]
+    assert min(negative.smoothed) < -0.2
+    np.testing.assert_allclose(negative.losses, np.asarray(shifted.losses) - 1.0, atol=1e-5)
+    assert negative.suggestions == shifted.suggestions
+    assert math.isfinite(negative.suggestion)
+
+
+def test_a_negative_loss_that_blows_up_still_stops_the_sweep(make_model, data):
+    x, y = data
+    model = make_model(keras.optimizers.SGD(1e-3), n_out=1,
+                       loss=lambda t, p: keras.losses.mean_squared_error(t, p) - 10.0)
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("float32"))).batch(16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # its short fall is within the noise
+        result = find_lr(model, ds, start_lr=1e-3, end_lr=1e6, num_steps=60, verbose=0)
+    assert result.config["stopped_early"] and len(result.losses) < 60
+    smoothed = np.asarray(result.smoothed)
+    assert np.min(smoothed[:-1]) < smoothed[0] < 0.0  # it fell first, below zero
+    best = np.minimum.accumulate(smoothed[:-1])
+    scale = np.maximum(-best, smoothed[0] - best)
+    assert np.all(smoothed[1:-1] - best[:-1] <= 3.0 * scale[:-1])
+    last = smoothed[-1]
+    assert not math.isfinite(last) or last - best[-1] > 3.0 * scale[-1]
+
+
+def test_a_flat_sweep_warns_and_keeps_its_suggestions_within_the_swept_range(trained, dataset):
+    with pytest.warns(RuntimeWarning, match=r"did not fall over the LR sweep from 1e-09 to "
+                                            r"1e-07 by more than its batch-to-batch noise"):
+        result = find_lr(trained, dataset, start_lr=1e-9, end_lr=1e-7, num_steps=100,
+                         verbose=0)
+    assert result.config["flat"] and len(result.losses) == 100
+    for rule, lr in result.suggestions.items():
+        assert math.isnan(lr) or result.lrs[0] <= lr <= result.lrs[-1], rule
+    assert result.lrs[0] <= result.suggestion <= result.lrs[-1]
+
+
+def test_an_ordinary_sweep_is_not_flat(trained, dataset, recwarn):
+    result = find_lr(trained, dataset, num_steps=100, verbose=0)
+    assert not result.config["flat"] and math.isfinite(result.suggestion)
+    assert not [w for w in recwarn if "did not fall" in str(w.message)]
+
+
+class _Updates(keras.callbacks.Callback):
+    """The optimizer updates a fit made, read at its end."""
+
+    def on_train_begin(self, logs=None):
+        self.start = int(self.model.optimizer.iterations.numpy())
+
+    def on_train_end(self, logs=None):
+        self.made = int(self.model.optimizer.iterations.numpy()) - self.start
+
+
+@pytest.mark.parametrize("steps_per_execution", [3, 4, 16])
+def test_a_sweep_with_steps_per_execution_trains_and_records_num_steps_steps(
+    make_model, dataset, steps_per_execution
+):
+    # Keras runs whole executions within an epoch of a given length: 12 or 16 steps for a
+    # sweep of 10, the last ones at `end_lr` past the sweep.
+    from ktlite.lr import ExponentialSweep
+
+    model = make_model(keras.optimizers.Adam(1e-3), steps_per_execution=steps_per_execution)
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    before = _state(model)
+    updates = _Updates()
+    result = find_lr(model, dataset, start_lr=1e-4, end_lr=1e-2, num_steps=10,
+                     stop_factor=1e6, verbose=0, callbacks=[updates])
+    assert updates.made == 10
+    assert len(result.lrs) == len(result.losses) == 10 and not result.config["stopped_early"]
+    np.testing.assert_array_equal(
+        np.float32(result.lrs),
+        ExponentialSweep(1e-4, 1e-2, 10).lr_at(np.arange(10)).astype(np.float32),
+    )
+    assert all(math.isfinite(v) for v in result.losses)
+    _assert_bit_identical(before, _state(model))
+
+
+class MeanStepModel(keras.Model):
+    """A custom train_step written like Keras' guide: its own Mean averages the loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(8, activation="relu")
+        self.out = keras.layers.Dense(3, activation="softmax")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(y=y, y_pred=self(x, training=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+
+def test_a_custom_step_averaging_its_loss_in_a_mean_records_each_batch_loss(data, dataset):
+    keras.utils.set_random_seed(3)
+    model = MeanStepModel()
+    model.compile(optimizer=keras.optimizers.SGD(1e-2),
+                  loss="sparse_categorical_crossentropy", jit_compile=False)
+    model(data[0][:2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # 24 steps barely fall: flat
+        warnings.filterwarnings("error", message=".*updates no loss tracker")  # goes first
+        result = find_lr(model, dataset, start_lr=1e-3, end_lr=1.0, num_steps=24, verbose=0)
+    assert len(result.losses) == 24
+    # The same steps by hand, from the same (restored) weights.
+    x, y = data
+    optimizer = keras.optimizers.SGD(1e-2)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    expected = []
+    for step, lr in enumerate(result.lrs):
+        start = (step % 6) * 16
+        optimizer.learning_rate = lr
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y[start:start + 16], model(x[start:start + 16], training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        expected.append(float(loss))
+    np.testing.assert_allclose(result.losses, expected, rtol=1e-4)
+    running = np.cumsum(expected[:6]) / np.arange(1, 7)
+    assert not np.allclose(result.losses[:6], running, rtol=1e-3)

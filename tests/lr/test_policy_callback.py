@@ -1,5 +1,7 @@
 """PolicyCallback drives the compiled optimizer per step, inside the graph."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -272,9 +274,96 @@ def test_custom_train_step_without_loss_tracker_still_records_losses(data):
     model = OwnStepModel()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
     cb = PolicyCallback(OneCycle(1e-2, 6))
-    _fit(model, data, cb, epochs=1)
+    with pytest.warns(RuntimeWarning, match="updates no loss tracker"):
+        _fit(model, data, cb, epochs=1)
     assert len(cb.history["losses"]) == 6
     assert np.all(np.isfinite(cb.history["losses"]))
+
+
+class MeanStepModel(keras.Model):
+    """A custom train_step written like Keras' guide: its own Mean averages the loss."""
+
+    def __init__(self, weighted=False):
+        super().__init__()
+        self.dense = keras.layers.Dense(3, activation="softmax")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.weighted = weighted
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(y=y, y_pred=self(x, training=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        if self.weighted:  # counted by samples, as Keras' own tracker is
+            self.loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
+        else:
+            self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_custom_step_averaging_its_loss_in_a_mean_records_each_batch_loss(data, weighted):
+    # A learning rate far below float32 resolution keeps the weights fixed (see above).
+    model = MeanStepModel(weighted)
+    model.compile(optimizer=keras.optimizers.SGD(1e-30), loss="sparse_categorical_crossentropy",
+                  jit_compile=False)
+    cb = PolicyCallback(Constant(1e-30, 12))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        history = _fit(model, data, cb)
+    x, y = data
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    expected = [float(loss_fn(y[i:i + 16], model(x[i:i + 16]))) for i in range(0, 96, 16)] * 2
+    np.testing.assert_allclose(cb.history["losses"], expected, rtol=1e-4)
+    assert history.history["loss"][0] == pytest.approx(np.mean(expected[:6]), rel=1e-4)
+    assert not np.allclose(cb.history["losses"][:6], np.cumsum(expected[:6]) / np.arange(1, 7))
+
+
+class RunningMeanStepModel(OwnStepModel):
+    """A custom train_step returning a running mean it keeps in plain variables."""
+
+    def __init__(self):
+        super().__init__()
+        self.total = tf.Variable(0.0, trainable=False)
+        self.steps = tf.Variable(0.0, trainable=False)
+
+    def train_step(self, data):
+        loss = super().train_step(data)["loss"]
+        self.total.assign_add(loss)
+        self.steps.assign_add(1.0)
+        return {"loss": self.total / self.steps}
+
+
+def test_a_loss_that_cannot_be_read_per_batch_warns_once_and_is_recorded_as_returned(data):
+    model = RunningMeanStepModel()
+    model.compile(optimizer=keras.optimizers.SGD(1e-30), jit_compile=False)
+    cb = PolicyCallback(Constant(1e-30, 12))
+    with pytest.warns(RuntimeWarning, match=r"updates no loss tracker.*If that is a running "
+                                            r"mean over the epoch, they are running means") as w:
+        _fit(model, data, cb)
+    assert len([m for m in w if "no loss tracker" in str(m.message)]) == 1  # two epochs
+    x, y = data
+    batch = [float(keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
+        y[i:i + 16], model(x[i:i + 16])))) for i in range(0, 96, 16)]
+    running = np.cumsum(batch * 2) / np.arange(1, 13)
+    np.testing.assert_allclose(cb.history["losses"], running, rtol=1e-4)
+
+
+def test_a_compiled_model_records_its_losses_without_a_warning(make_model, data):
+    model = make_model(keras.optimizers.Adam(1e-3), metrics=["accuracy"])
+    cb = PolicyCallback(OneCycle(1e-2, 12))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _fit(model, data, cb)
+    assert len(cb.history["losses"]) == 12
 
 
 def test_policy_variables_have_static_shapes_and_a_longer_policy_gets_larger_tables(

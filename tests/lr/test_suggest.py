@@ -7,6 +7,7 @@ import pytest
 
 from ktlite.lr.suggest import (
     DEFAULT_SUGGESTION,
+    is_flat,
     running_median,
     smooth_losses,
     suggest_all,
@@ -274,3 +275,99 @@ def test_descent_moves_less_than_basin_between_noisy_sweeps():
         spreads[name] = max(values) / min(values)
     assert spreads["descent"] <= 1.5
     assert spreads["descent"] < spreads["basin"]
+
+
+def _synthetic_curve(n, seed, center=-3.0, noise=0.05, tail=2.0, nan_from=None):
+    """A positive sweep: plateau, drop around lr 10**center, divergence, batch noise."""
+    rng = np.random.default_rng(seed)
+    lrs = np.logspace(-7, 1, n)
+    x = np.log10(lrs)
+    losses = np.abs(0.4 + 1.8 / (1.0 + np.exp((x - center) * 3.0))
+                    + tail * np.maximum(0.0, x - center - 1.5) ** 2
+                    + noise * rng.normal(size=n))
+    if nan_from is not None:
+        losses[nan_from:] = np.nan
+    return lrs, losses
+
+
+_CURVES = {
+    "default": dict(n=200, seed=0),
+    "short": dict(n=60, seed=1, center=-4.0, noise=0.1),
+    "noisy": dict(n=120, seed=2, center=-2.0, noise=0.3, tail=0.5),
+    "nan_tail": dict(n=200, seed=3, center=-3.5, nan_from=170),
+    "late": dict(n=200, seed=4, center=-0.5, noise=0.02, tail=8.0),
+}
+
+# What the rules suggested on these curves before the range clamp and `is_flat` (a run of
+# the module at commit 6c09a98): benchmarks/RESULTS.md scores these rules, so ordinary
+# curves must keep their suggestions to the last bit.
+_SUGGESTED_BEFORE = {
+    "default": {"valley": 0.015343684089300131, "steep": 0.003827494478516315,
+                "minimum": 0.011758495540521581, "basin": 0.002538181141826046,
+                "descent": 0.0010263761049109222},
+    "short": {"valley": 0.0015973122800602556, "steep": 0.00017957144943716409,
+              "minimum": 0.0014208308325339208, "basin": 0.0001979749169679639,
+              "descent": 0.00010098044684284654},
+    "noisy": {"valley": 0.4523370744772096, "steep": 0.05179474679231213,
+              "minimum": 0.6285203269240097, "basin": 0.04146169559796815,
+              "descent": 0.013432327144429546},
+    "nan_tail": {"valley": 0.004198707084443914, "steep": 0.001516716888470924,
+                 "minimum": 0.0035297073027306504, "basin": 0.0010058021573680416,
+                 "descent": 0.00035728524014272476},
+    "late": {"valley": 2.0729217795953696, "steep": 1.4314589375234785, "minimum": 1.0,
+             "basin": 0.865338307114046, "descent": 0.36990521340689975},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_CURVES))
+def test_ordinary_curves_keep_their_suggestions_bit_for_bit(name):
+    lrs, losses = _synthetic_curve(**_CURVES[name])
+    assert suggest_all(lrs, losses, smooth_losses(losses)) == _SUGGESTED_BEFORE[name]
+    assert not is_flat(lrs, losses)
+
+
+@pytest.mark.parametrize("name", sorted(_CURVES))
+@pytest.mark.parametrize("shift", [-1.0, -5.0, -100.0, 3.0])
+def test_a_shifted_curve_gets_the_same_suggestions(name, shift):
+    # A loss below zero (cosine similarity) is read like the same loss moved above it.
+    lrs, losses = _synthetic_curve(**_CURVES[name])
+    shifted = losses + shift
+    assert (suggest_all(lrs, shifted, smooth_losses(shifted))
+            == suggest_all(lrs, losses, smooth_losses(losses)))
+    assert not is_flat(lrs, shifted)
+
+
+def test_no_suggestion_lies_below_the_swept_range():
+    # The loss drops in the first points of the sweep: a tenth of the minimum's rate, or
+    # half a decade below the basin's entry, would be rates the sweep never tried.
+    lrs = np.logspace(-9, -7, 100)
+    index = np.arange(100)
+    losses = 1.0 + np.exp(-index / 6.0) + 0.02 * np.maximum(0, index - 20)
+    suggestions = suggest_all(lrs, losses, smooth_losses(losses))
+    for rule, lr in suggestions.items():
+        assert lrs[0] <= lr <= lrs[-1], rule
+    assert suggestions["minimum"] == suggestions["basin"] == lrs[0]
+
+
+@pytest.mark.parametrize("n", [50, 100, 400])
+@pytest.mark.parametrize("seed", range(3))
+def test_is_flat_tells_batch_noise_from_a_drop(n, seed):
+    # A sweep over a small data set: each batch's own loss, cycled, plus noise.
+    rng = np.random.default_rng(seed)
+    lrs = np.logspace(-9, -7, n)
+    noise = 0.1 * np.tile(rng.normal(size=6), n)[:n] + 0.03 * rng.normal(size=n)
+    assert is_flat(lrs, 1.0 + noise)
+    assert is_flat(lrs, -3.0 + 5.0 * noise)  # shifted and scaled
+    assert is_flat(lrs, 1.0 + noise + np.linspace(0.0, 2.0, n))  # rises from the start
+    drop = 2.0 / (1.0 + np.exp(np.arange(n) - n / 2.0))
+    assert not is_flat(lrs, 1.0 + noise + drop)
+
+
+def test_is_flat_needs_enough_points_and_a_drop():
+    lrs = np.logspace(-9, -7, 49)
+    assert not is_flat(lrs, np.ones(49))  # too few points to tell the noise
+    assert is_flat(np.logspace(-9, -7, 50), np.ones(50))  # no drop at all
+    lrs, losses = _sigmoid_drop()
+    assert not is_flat(lrs, losses)  # a noiseless drop
+    with pytest.raises(ValueError, match="equal length"):
+        is_flat(lrs, losses[:-1])
