@@ -15,10 +15,20 @@ shuffled again before they reach the model.
 Nothing here knows about text. A task supplies per-example lengths and a transform that
 pads to a given width; a task with several sequences per example (translation: source and
 target) passes one length column per sequence and gets one width per sequence.
+
+Bucketing is only safe for a model whose outputs do not depend on padding (one that masks
+it, as every ktlite model does). `padding_invariant` checks that once per model by running
+a few examples padded both ways; the learner and the text predictor pad to the full width
+for a model that fails it.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
+import warnings
+import weakref
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -26,12 +36,26 @@ import tensorflow as tf
 
 from ktlite.arguments import check_positive_int, check_seed
 
-__all__ = ["WIDTH_STEP", "round_width", "bucketed_indices", "num_bucketed_batches"]
+__all__ = [
+    "WIDTH_STEP", "round_width", "bucketed_indices", "num_bucketed_batches",
+    "padding_invariant",
+]
 
 #: Batch widths are multiples of this many positions.
 WIDTH_STEP = 16
 # Finished batches wait in a buffer of this many batches to be shuffled before use.
 _BATCH_SHUFFLE_BUFFER = 64
+# model -> {source of its inputs: (training step, whether per-batch padding is safe)}.
+_INVARIANCE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_WARNED: weakref.WeakSet = weakref.WeakSet()  # models warned about once already
+# How far the two paddings' outputs may differ, relative to the outputs' largest value. In
+# float32 a masking model's differ by rounding only (below 1e-6); one that averages or
+# attends over padding moves its outputs by 1e-4 and more even with untrained weights. In
+# float16 / bfloat16 other widths may round differently (about 1e-3), so only larger
+# changes count; those a model that does not mask shows once it has trained.
+_TOLERANCE = {"float16": 1e-2, "bfloat16": 1e-2}
+# What `_probe` finds.
+_SAME, _CHANGED, _NO_CUT, _CONSTANT = "same", "changed", "no cut", "constant"
 
 
 def round_width(lengths: Any, step: int = WIDTH_STEP) -> Any:
@@ -165,3 +189,133 @@ def bucketed_indices(
         reshuffle_each_iteration=True,
     )
     return batches.apply(tf.data.experimental.assert_cardinality(n_batches))
+
+
+def padding_invariant(
+    model: Any, source: Hashable, make_inputs: Callable[[], tuple[Any, Any]]
+) -> bool:
+    """Whether padding a batch only to its longest example leaves `model`'s outputs unchanged.
+
+    Bucketing feeds a model its examples with less padding after them. A model that masks
+    padding (every ktlite model; `keras.layers.Embedding(mask_zero=True)` followed by
+    layers that keep the mask) gives the same outputs either way; one that averages, pools
+    or attends over padding positions does not, and would give an example other results
+    depending on the batch it lands in. Looking at the layers cannot tell (any layer may
+    drop a mask), so this runs the model twice on a few examples: as narrow as they
+    allow, and padded with zeros (id 0) to the full width. Outputs per position are
+    compared where both runs have them, and must agree to 1e-5 of the outputs' largest
+    value (1e-2 when the model computes in float16 or bfloat16, whose rounding hides
+    smaller changes).
+
+    The answer is kept per model, `source` and training step (the optimizer's
+    `iterations`): the check runs once, and again after the weights have trained, since
+    training can make a padding effect grow. The first time a model fails it, one warning
+    says how to make it mask padding. Examples that fill the full width leave nothing to
+    compare: the answer is False (padding per batch could not narrow them anyway), kept
+    like the others. A model whose outputs are the same for every example (e.g. a head
+    initialized to zeros) tells nothing: the answer is False and is not kept.
+
+    Args:
+        model: a `keras.Model` taking token ids (one tensor, or a tuple / list / dict of
+            them) of shape `(batch, width)`, padded at the end with id 0.
+        source: what makes the model's inputs (e.g. the transform), as a key: equal
+            sources share an answer (an unhashable one is told apart by its identity).
+        make_inputs: called only when no answer is kept; returns `(narrow, full)`: a few
+            examples as the model takes them at a narrow width, most filling it with no
+            padding at all (as the longest example of a batch does: a model that lets
+            padding in, e.g. through max pooling, shows it best so), e.g. cut to a few
+            tokens; and the same at the full width. Only the widths of `full` are used: the
+            wide run is `narrow` with zeros after it, so that both runs see the same token
+            ids even where a transform draws random ones (masked-LM masking).
+
+    Returns:
+        True if batches may be padded per batch without changing the outputs.
+
+    Raises:
+        Whatever the model raises on the inputs `make_inputs` returns.
+
+    Example:
+        >>> padding_invariant(model, preproc.tokenize, lambda: (
+        ...     preproc.tokenize(texts, width=8), preproc.tokenize(texts)))
+        True
+    """
+    kept = _INVARIANCE.setdefault(model, {})
+    try:
+        hash(source)
+    except TypeError:  # e.g. a transform object that defines __eq__ only
+        source = id(source)
+    with tf.init_scope():  # eager, also when first asked while a function is traced
+        step = _training_step(model)
+        if source in kept and kept[source][0] == step:
+            return kept[source][1]
+        found = _probe(model, *make_inputs())
+    if found == _CONSTANT:
+        return False
+    answer = found == _SAME
+    if found == _CHANGED and model not in _WARNED:
+        _WARNED.add(model)
+        warnings.warn(
+            "The model's outputs change with the padding after an example, so ktlite pads "
+            "every batch to the full width (`maxlen`) instead of only to its longest "
+            "example: with length bucketing an example's result would depend on the "
+            "other examples in its batch. To bucket (faster when lengths vary), make the "
+            "model ignore padding, e.g. `keras.layers.Embedding(..., mask_zero=True)` "
+            "followed by layers that keep the mask (pooling, attention, RNNs), or use a "
+            "ktlite text model. `get_learner(..., bucketing=False)` pads to the full width "
+            "without this check.",
+            stacklevel=_caller_stacklevel(),
+        )
+    kept[source] = (step, answer)
+    return answer
+
+
+def _training_step(model: Any) -> int | None:
+    """The optimizer's update count (None without one): the weights change only with it."""
+    iterations = getattr(getattr(model, "optimizer", None), "iterations", None)
+    return None if iterations is None else int(np.asarray(iterations))
+
+
+def _probe(model: Any, narrow: Any, full: Any) -> str:
+    """Compares the model on `narrow` and on it padded with zeros to `full`'s widths.
+
+    Returns `_SAME` or `_CHANGED` (the outputs agree or differ), `_NO_CUT` (`narrow` is
+    as wide as `full`, so there is nothing to compare) or `_CONSTANT` (the outputs are
+    the same for every example, so they tell nothing).
+    """
+    narrow = tf.nest.map_structure(tf.convert_to_tensor, narrow)
+
+    def widen(t: tf.Tensor, like: Any) -> tf.Tensor:
+        extra = int(like.shape[1]) - int(t.shape[1]) if t.shape.rank == 2 else 0
+        if not t.dtype.is_integer or extra <= 0:
+            return t
+        return tf.concat([t, tf.zeros([tf.shape(t)[0], extra], t.dtype)], axis=1)
+
+    wide = tf.nest.map_structure(widen, narrow, full)
+    if all(a.shape == b.shape for a, b in zip(tf.nest.flatten(wide), tf.nest.flatten(narrow))):
+        return _NO_CUT
+    outputs = [[np.asarray(tf.cast(o, tf.float64)) for o in tf.nest.flatten(
+        model(inputs, training=False))] for inputs in (wide, narrow)]
+    rows = np.concatenate([np.asarray(t).reshape(len(t), -1) for t in tf.nest.flatten(narrow)
+                           if t.dtype.is_integer], axis=1)
+    if len(np.unique(rows, axis=0)) > 1 and all(np.all(o == o[:1]) for o in outputs[0]):
+        return _CONSTANT
+    tolerance = _TOLERANCE.get(getattr(model, "compute_dtype", None), 1e-5)
+    for a, b in zip(*outputs):
+        if a.shape != b.shape:
+            if a.ndim < 2 or a.shape[:1] + a.shape[2:] != b.shape[:1] + b.shape[2:]:
+                return _CHANGED
+            # Outputs per position: compare the positions both runs have.
+            a, b = a[:, : b.shape[1]], b[:, : a.shape[1]]
+        scale = max(1.0, float(np.max(np.abs(a), initial=0.0)))
+        if not np.allclose(a, b, rtol=0.0, atol=tolerance * scale, equal_nan=True):
+            return _CHANGED
+    return _SAME
+
+
+def _caller_stacklevel() -> int:
+    """The `warnings.warn` stacklevel of the first frame outside ktlite (the user's call)."""
+    root = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame, level = frame.f_back, level + 1
+    return max(level, 2)

@@ -36,6 +36,7 @@ from ktlite.arguments import (
     check_seed,
     check_verbose,
 )
+from ktlite.bucketing import padding_invariant
 from ktlite.callbacks import BestWeights, NonFiniteGuard, PeakReducer, check_monitor_name
 from ktlite.classifier import encoded_class_names
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
@@ -52,6 +53,8 @@ __all__ = ["Learner", "get_learner"]
 #: `autofit(epochs=None)` stops at this many epochs if early stopping never triggers.
 AUTOFIT_MAX_EPOCHS = 1000
 _PLOT_KINDS = {"lr": "lrs", "momentum": "momentums", "loss": "losses"}
+# How many of the data's examples the check that padding cannot change outputs runs on.
+_PROBE_EXAMPLES = 8
 
 
 def _check_callbacks(callbacks: Any) -> None:
@@ -81,6 +84,31 @@ def _static_batches(dataset: tf.data.Dataset) -> bool:
     """Whether every tensor of the dataset's batches has a known batch size."""
     specs = tf.nest.flatten(dataset.element_spec)
     return all(spec.shape.rank and spec.shape[0] is not None for spec in specs)
+
+
+def _check_finite(dataset: tf.data.Dataset, name: str, fix: str) -> None:
+    """Refuses a dataset that repeats forever (`.repeat()`), as `_train_steps` refuses
+    training data that does: a pass over it never ends."""
+    if int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(f"`{name}` repeats forever, so {fix}. Received: an infinite dataset")
+
+
+def _probe_inputs(data: TaskDataset) -> tuple[Any, Any]:
+    """Model inputs for a few of `data`'s examples (from the shortest to the longest) cut
+    to the shortest one's width, so that nearly all fill it with no padding, and at full
+    width (for `ktlite.bucketing.padding_invariant`)."""
+    lengths = data.lengths.reshape(len(data), -1)
+    order = np.argsort(lengths.max(axis=1), kind="stable")
+    few = np.unique(order[np.linspace(0, len(order) - 1, _PROBE_EXAMPLES).astype(int)])
+    # At least 2 positions, so that the examples differ beyond their first token.
+    widths = np.maximum(lengths[few].min(axis=0), 2)
+    x = tf.nest.map_structure(lambda a: tf.convert_to_tensor(a[few]), data.x)
+    x = tuple(x) if isinstance(x, list) else x  # as `make_dataset` passes several inputs
+    narrow = data.transform(x, tf.constant(widths if data.lengths.ndim == 2 else widths[0],
+                                           tf.int32))
+    full = data.transform(x)
+    # Self-supervised transforms return (inputs, targets, ...).
+    return (narrow[0], full[0]) if data.self_supervised else (narrow, full)
 
 
 def _distribute() -> Any:
@@ -222,8 +250,14 @@ class Learner:
         An `(x, y)` tuple of raw examples is read by the task that the loader read the
         training (or validation) examples with (the data's `reader`); so are examples alone
         where the task makes the labels from them (language models). A tuple of strings is
-        examples, never `(x, y)`: no task reads one string as its examples.
+        examples, never `(x, y)`: no task reads one string as its examples. Validation data
+        that repeats forever is refused before anything runs: a pass over it never ends.
         """
+        if isinstance(data, tf.data.Dataset) and name != "train_data":
+            _check_finite(
+                data, name, "validation would never end: pass a dataset that ends (without "
+                "`.repeat()`, or a part of it, `.take(n)`)",
+            )
         if isinstance(data, tuple) and data and all(isinstance(item, str) for item in data):
             data = list(data)
         read = None
@@ -314,7 +348,7 @@ class Learner:
             drop_remainder=static,
             repeat=repeat,
             batched=self._batched_hint(data),
-            bucketing=self._bucketing(),
+            bucketing=self._bucketing(data),
             augment=training,
         )
         if static and not _static_batches(dataset):
@@ -326,18 +360,25 @@ class Learner:
             )
         return dataset, n
 
-    def _bucketing(self) -> bool:
-        """Whether batches may be padded per batch: asked for, the model takes any length,
-        and shapes need not be static.
+    def _bucketing(self, data: Any) -> bool:
+        """Whether `data`'s batches may be padded per batch: asked for, shapes need not be
+        static, the model takes any length, and padding cannot change its outputs.
 
         A model built for one fixed sequence length (e.g. `keras.Input(shape=(128,))`)
         gets fixed-width batches whatever `bucketing` says, and so does training that
-        compiles for fixed shapes (`drop_remainder`, e.g. under `TPUStrategy`).
+        compiles for fixed shapes (`drop_remainder`, e.g. under `TPUStrategy`), and a model
+        whose outputs change with the padding after an example (one that does not mask it):
+        `ktlite.bucketing.padding_invariant` checks that on a few of the data's examples,
+        once per model, transform and training step, and warns once.
         """
         inputs = getattr(self.model, "inputs", None) or []
-        return self.bucketing and not self.drop_remainder and all(
+        if not self.bucketing or self.drop_remainder or not all(
             len(spec.shape) < 2 or spec.shape[1] is None for spec in inputs
-        )
+        ):
+            return False
+        if not isinstance(data, TaskDataset) or data.lengths is None:
+            return True  # nothing to pad per batch: the check would have nothing to run on
+        return padding_invariant(self.model, data.transform, lambda: _probe_inputs(data))
 
     def _length_sorted(self, data: Any) -> tuple[Any, np.ndarray | None]:
         """`data` shortest first (so evaluation batches are bucketed too) and the order used.
@@ -345,7 +386,8 @@ class Learner:
         Returns `(data, None)` when nothing is reordered: data without lengths, or
         bucketing off. `outputs[order] = predictions` puts predictions back in place.
         """
-        if not (isinstance(data, TaskDataset) and self._bucketing() and data.lengths is not None):
+        if not (isinstance(data, TaskDataset) and data.lengths is not None
+                and self._bucketing(data)):
             return data, None
         lengths = data.lengths.reshape(len(data), -1).max(axis=1)
         order = np.argsort(lengths, kind="stable")
@@ -357,7 +399,7 @@ class Learner:
         Outputs per position (`sequence_labels`) keep the fixed width, so that batches
         of different widths still stack into one array.
         """
-        lengths = data.lengths if self._bucketing() and not data.sequence_labels else None
+        lengths = data.lengths if self._bucketing(data) and not data.sequence_labels else None
         unlabelled = TaskDataset(data.x, None, data.transform, data.task, lengths=lengths)
         ordered, order = self._length_sorted(unlabelled)
         dataset, _ = self._dataset(ordered, training=False)
@@ -389,7 +431,7 @@ class Learner:
         # What the dataset is built from: assigning any of these (`learner.batch_size = 64`,
         # `learner.train_data = ...`) rebuilds it.
         settings = ((self.batch_size, self.shuffle, self.seed, self.drop_remainder)
-                    if training else (self.eval_batch_size,)) + (self._bucketing(),)
+                    if training else (self.eval_batch_size,)) + (self._bucketing(data),)
         source, built_with, _ = self._cache.get(key, (None, None, None))
         if source is not data or built_with != settings:
             if key == "train":
@@ -1094,7 +1136,9 @@ class Learner:
         Raises:
             TypeError: if `class_names` is not a list of strings or `print_report` is not a
                 bool.
-            ValueError: without validation data, or with a wrong number of `class_names`.
+            ValueError: without validation data, with a `val_data` dataset that repeats
+                forever (checked before anything runs), or with a wrong number of
+                `class_names`.
 
         Example:
             >>> cm = learner.validate(class_names=["neg", "pos"])
@@ -1123,6 +1167,10 @@ class Learner:
             `(index, loss, true, pred)` tuples, highest loss first: `index` is the position in
             the data, `true` / `pred` are class ids (multiclass, binary), 0/1 lists
             (multilabel) or values (regression).
+
+        Raises:
+            ValueError: without validation data, or with a `val_data` dataset that repeats
+                forever (checked before anything runs).
 
         Example:
             >>> idx, loss, true, pred = learner.top_losses(5)[0]
@@ -1430,7 +1478,9 @@ def get_learner(
             `model.compile(optimizer="adam", loss=..., metrics=[...])`).
         train_data: training data (labelled).
         val_data: validation data (labelled), or `None`. With training data from a task's
-            loader, an `(x, y)` tuple of raw examples and labels is read by that task.
+            loader, an `(x, y)` tuple of raw examples and labels is read by that task. A
+            `tf.data.Dataset` must end (not `.repeat()` forever): validation passes over
+            it whole.
         batch_size: global training batch size. Default 32.
         eval_batch_size: batch size for validation and prediction; default `batch_size`.
         strategy: a `tf.distribute.Strategy` or name for `ktlite.distribute.get_strategy`.
@@ -1450,9 +1500,16 @@ def get_learner(
             of to `maxlen`, and train on batches of similar-length examples (shuffled within
             a length group each epoch, batch order shuffled too). Validation, `validate`
             and `predict` run shortest first and return results in the data's order. Much
-            faster when texts vary in length; results match fixed padding (the models mask
-            padding). `False` pads every batch to `maxlen` and shuffles freely. Models
-            built for one fixed length always get fixed-width batches. Default `True`.
+            faster when texts vary in length. Only where it cannot change results: a model
+            must mask padding (ktlite's models do; `keras.layers.Embedding(mask_zero=True)`
+            and layers that keep the mask), which is checked on a few of the data's
+            examples padded both ways, once per model and training step (see
+            `ktlite.bucketing.padding_invariant`). A model whose outputs change with the
+            padding gets batches padded to `maxlen` and one warning saying how to make it
+            mask padding: `True` asks for bucketing where it is safe, it never makes an
+            example's result depend on its batch. `False` pads every batch to `maxlen`
+            and shuffles freely, without the check. Models built for one fixed length
+            always get fixed-width batches. Default `True`.
 
     Returns:
         A `Learner`.
@@ -1464,8 +1521,9 @@ def get_learner(
             that is neither None nor a str.
         ValueError: for an uncompiled model, empty data, x/y length mismatch, a batch size
             below 1, a negative seed, an unknown `mixed_precision`, NaN/inf values or labels
-            that do not fit the model, or an optimizer with `use_ema=True` already built for
-            other variables than the model's trainable ones.
+            that do not fit the model, a `val_data` dataset that repeats forever, or an
+            optimizer with `use_ema=True` already built for other variables than the
+            model's trainable ones.
         NotImplementedError: for distribution settings when `ktlite.distribute` is missing.
 
     Example:

@@ -1,10 +1,14 @@
-"""The learner's length bucketing: per-batch widths, bounded tracing, order kept, switch off."""
+"""The learner's length bucketing: per-batch widths, bounded tracing, order kept, switch off,
+and fixed padding for a model whose outputs change with padding."""
+
+import warnings
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from ktlite import bucketing
 from ktlite.bucketing import round_width
 from ktlite.data import TaskDataset
 from ktlite.learner import get_learner
@@ -111,3 +115,82 @@ def test_data_without_lengths_is_unaffected():
         atol=1e-6,
     )
     assert tf.executing_eagerly()
+
+
+class _WidthRecorder(keras.layers.Layer):
+    """Identity layer that records the width of every training batch (the model runs eagerly)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.widths = []
+
+    def call(self, inputs, training=None):
+        if training:
+            self.widths.append(int(inputs.shape[1]))
+        return inputs
+
+
+def _pooling_model(mask_zero):
+    """Embedding -> mean over positions: padding counts in the mean unless it is masked."""
+    ids = keras.Input(shape=(None,), dtype="int32")
+    recorder = _WidthRecorder()
+    x = keras.layers.Embedding(VOCAB, 8, mask_zero=mask_zero)(recorder(ids))
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(ids, keras.layers.Dense(2, activation="softmax")(x))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", run_eagerly=True)
+    return model, recorder
+
+
+def _padding_warnings(caught):
+    return [str(w.message) for w in caught if "mask_zero=True" in str(w.message)]
+
+
+def test_a_model_that_does_not_mask_padding_gets_full_width_batches_and_one_warning():
+    data, ids = _ids_task()
+    model, recorder = _pooling_model(mask_zero=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        learner = get_learner(model, data, data, batch_size=8, verbose=0, bucketing=True)
+        learner.fit_onecycle(1e-2, 1, verbose=0)
+        predictions = learner.predict(data)
+        report = learner.validate(print_report=False)
+    assert set(recorder.widths) == {MAXLEN}
+    # The outputs of fixed padding, which do not depend on the other examples of a batch.
+    np.testing.assert_allclose(predictions, model.predict(ids, verbose=0), atol=1e-6)
+    fixed = get_learner(model, data, data, batch_size=8, verbose=0, bucketing=False)
+    np.testing.assert_array_equal(report, fixed.validate(print_report=False))
+    messages = _padding_warnings(caught)
+    assert len(messages) == 1
+    assert "pads every batch to the full width" in messages[0]
+
+
+def test_a_model_that_masks_padding_trains_on_narrower_batches_without_a_warning():
+    data, ids = _ids_task()
+    model, recorder = _pooling_model(mask_zero=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        learner = get_learner(model, data, data, batch_size=8, verbose=0)
+        learner.fit_onecycle(1e-2, 1, verbose=0)
+        predictions = learner.predict(data)
+    assert min(recorder.widths) < MAXLEN
+    assert set(recorder.widths) <= set(range(16, MAXLEN + 1, 16))
+    np.testing.assert_allclose(predictions, model.predict(ids, verbose=0), atol=1e-6)
+    assert not _padding_warnings(caught)
+
+
+def test_the_padding_check_runs_once_per_training_step(monkeypatch):
+    calls = []
+    probe = bucketing._probe
+    monkeypatch.setattr(bucketing, "_probe", lambda *args: calls.append(1) or probe(*args))
+    data, _ = _ids_task()
+    model, _ = _pooling_model(mask_zero=True)
+    learner = get_learner(model, data, data, batch_size=8, verbose=0)
+    learner.predict(data)
+    learner.predict(data)
+    learner.validate(print_report=False)
+    assert len(calls) == 1
+    learner.fit_onecycle(1e-3, 1, verbose=0)  # checked before it starts: the same weights
+    assert len(calls) == 1
+    learner.predict(data)  # the weights have trained since
+    learner.predict(data)
+    assert len(calls) == 2

@@ -128,6 +128,27 @@ def test_tf_dataset_of_unknown_length_is_counted():
     assert learner._train_steps() == 4
 
 
+def test_validation_data_that_repeats_forever_is_refused_before_anything_runs():
+    x, y = _data()
+    read = []
+
+    def noted(a, b):  # counts the examples the pipeline reads
+        return a + tf.py_function(lambda: read.append(1) or 0.0, [], tf.float32), b
+
+    endless = tf.data.Dataset.from_tensor_slices((x, y)).map(noted).batch(16).repeat()
+    message = r"`val_data` repeats forever, so validation would never end: .*`\.take\(n\)`"
+    with pytest.raises(ValueError, match=message):
+        get_learner(_model(), (x, y), endless, verbose=0)
+    learner = get_learner(_model(), (x, y), verbose=0)
+    with pytest.raises(ValueError, match=message):
+        learner.validate(endless)
+    with pytest.raises(ValueError, match=message):
+        learner.top_losses(3, val_data=endless)
+    with pytest.raises(ValueError, match=message):
+        learner.view_top_losses(3, val_data=endless)
+    assert not read
+
+
 class _Batches(keras.utils.PyDataset):
     def __init__(self):
         super().__init__()

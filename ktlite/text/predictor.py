@@ -12,6 +12,7 @@ import tensorflow as tf
 # Registers the custom layers that saved text models refer to, before any load_model.
 import ktlite.layers  # noqa: F401
 import ktlite.text.models  # noqa: F401
+from ktlite.bucketing import WIDTH_STEP, padding_invariant
 from ktlite.classifier import ClassifierPredictor
 from ktlite.arguments import check_fitted
 from ktlite.text.preprocessor import TextPreprocessor, check_texts
@@ -24,11 +25,15 @@ class TextPredictor(ClassifierPredictor):
     `tf.function` with a `(None,)` string signature, traced once for every batch size,
     so `predict` skips Keras' `model.predict` machinery.
 
-    When the model takes token ids of any length (every ktlite text model does), a
-    request is sorted by text length, each batch is padded only to its longest text
-    (rounded up to a multiple of 16, at most `maxlen`), and results come back in the
-    request's order; the exported SavedModel pads the same way. Outputs do not depend on
-    the batch a text lands in: the models mask padding.
+    When the model takes token ids of any length and masks padding (every ktlite text
+    model does), a request is sorted by text length, each batch is padded only to its
+    longest text (rounded up to a multiple of 16, at most `maxlen`), and results come
+    back in the request's order; the exported SavedModel pads the same way. Whether the
+    model masks padding is checked once, on a few probe texts padded both ways
+    (`ktlite.bucketing.padding_invariant`): a model whose outputs change with the padding
+    (e.g. `Embedding` without `mask_zero=True` before a pooling layer) gets every batch
+    padded to `maxlen`, with one warning. Either way a text's outputs do not depend on
+    the other texts of its request.
 
     Args:
         model: A `keras.Model` taking int32 token ids of shape `(batch, preproc.maxlen)`
@@ -50,13 +55,31 @@ class TextPredictor(ClassifierPredictor):
     """
 
     preprocessor_files: ClassVar[tuple[str, ...]] = ("preprocessor.json", "vocab.txt")
+    # What the padding check runs on, cut to _PROBE_WIDTH tokens: all but the first fill
+    # that width with no padding, as the longest text of a batch does.
+    _PROBE_TEXTS: ClassVar[tuple[str, ...]] = (
+        "a", "a short probe text", "another probe text", "the last probe text",
+    )
+    _PROBE_WIDTH = 4
 
     def _input_spec(self) -> tf.TensorSpec:
         return tf.TensorSpec(shape=(None,), dtype=tf.string, name="texts")
 
     def _pads_per_batch(self) -> bool:
-        """Whether the model takes any length, so each batch is padded to its longest text."""
-        return self.model.inputs[0].shape[1] is None
+        """Whether each batch is padded to its longest text: the model takes any length,
+        `maxlen` leaves room to pad less, and padding cannot change the model's outputs
+        (checked once per model, see `ktlite.bucketing.padding_invariant`)."""
+        if self.model.inputs[0].shape[1] is not None or self.preproc.maxlen <= WIDTH_STEP:
+            return False
+        # A key of its own: the learner's answer for its data may rest on no evidence.
+        return padding_invariant(self.model, (TextPredictor, self.preproc.tokenize),
+                                 self._probe_ids)
+
+    def _probe_ids(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """The probe texts' token ids, cut to a few positions and at `maxlen`."""
+        texts = tf.constant(self._PROBE_TEXTS)
+        return (self.preproc.tokenize(texts, width=self._PROBE_WIDTH),
+                self.preproc.tokenize(texts))
 
     def _transform(self, raw: tf.Tensor) -> tf.Tensor:
         return self.preproc.tokenize(raw, width="longest" if self._pads_per_batch() else None)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import keras
@@ -117,6 +118,64 @@ def test_a_request_is_padded_per_batch_in_length_order_and_returned_in_its_order
     by_length = [t.encode() for t in sorted(request, key=len)]
     assert batches[:3] == [by_length[:3], by_length[3:6], by_length[6:]]
     assert forward.experimental_get_tracing_count() == 1
+
+
+def _pooling_model(preproc, mask_zero):
+    """Embedding -> mean over positions: padding counts in the mean unless it is masked."""
+    ids = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(preproc.vocab_size, 8, mask_zero=mask_zero)(ids)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    return keras.Model(ids, keras.layers.Dense(2, activation="softmax")(x))
+
+
+def _padding_warnings(caught):
+    return [w for w in caught if "mask_zero=True" in str(w.message)]
+
+
+@pytest.fixture(scope="module")
+def long_texts():
+    """Texts of 4 to 32 words and a preprocessor whose `maxlen` leaves room to bucket."""
+    texts, labels = planted_corpus(60, 3, filler_words=3)
+    texts = [" ".join([text] * (1 + i % 8)) for i, text in enumerate(texts)]
+    return texts, TextPreprocessor(maxlen=64, vocab_size=80).fit(texts, labels)
+
+
+def test_a_model_that_does_not_mask_padding_gives_a_text_the_same_result_in_any_batch(
+    long_texts,
+):
+    texts, preproc = long_texts
+    model = _pooling_model(preproc, mask_zero=False)
+    predictor = ktlite.get_predictor(model, preproc, batch_size=4)
+    request = texts[:12]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        together = predictor.predict_proba(request)
+        alone = np.stack([predictor.predict_proba(text) for text in request])
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+    full = np.asarray(model(preproc.preprocess(request), training=False))
+    np.testing.assert_allclose(together, full, atol=1e-6)
+    assert predictor._transform(tf.constant(["a"])).shape[1] == preproc.maxlen
+    assert len(_padding_warnings(caught)) == 1
+
+
+@pytest.mark.parametrize("kind", ["mask_zero", "transformer"])
+def test_a_model_that_masks_padding_is_padded_per_batch_without_a_warning(long_texts, kind):
+    texts, preproc = long_texts
+    if kind == "mask_zero":
+        model = _pooling_model(preproc, mask_zero=True)
+    else:
+        data = task_dataset(texts, [["neg", "pos"][i % 2] for i in range(len(texts))], preproc)
+        model = text_classifier("transformer", data, preproc=preproc, embed_dim=16,
+                                num_heads=2, num_layers=1, verbose=0)
+    predictor = ktlite.get_predictor(model, preproc, batch_size=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        probs = predictor.predict_proba(texts[:12])
+        width = predictor._transform(tf.constant(["a good film"])).shape[1]
+    assert width == 16 < preproc.maxlen
+    full = np.asarray(model(preproc.preprocess(texts[:12]), training=False))
+    np.testing.assert_allclose(probs, full, atol=1e-5)
+    assert not _padding_warnings(caught)
 
 
 @pytest.mark.parametrize(
