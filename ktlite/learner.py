@@ -649,6 +649,11 @@ class Learner:
             # written into other variables at the end of the fit.
             model_tools.build_optimizer(self.model, self.strategy)
         steps = steps_per_epoch or self._train_steps()
+        if steps_per_epoch is not None:
+            # Keras runs whole compiled calls of `steps_per_execution` batches within an
+            # epoch of given length (a finite pass ends where its data ends).
+            per_call = int(getattr(self.model, "steps_per_execution", 1) or 1)
+            steps = -(-steps // per_call) * per_call
         # Policies count optimizer updates. With ktlite's gradient accumulation an update
         # takes several batches and every epoch ends on one (its last group may be shorter),
         # so an epoch makes ceil(steps / accumulation) updates.
@@ -761,7 +766,9 @@ class Learner:
                 `ModelCheckpoint` saves the optimizer's own rate, so a plain `fit` of its
                 file does not train at the schedule's last one.
             steps_per_epoch: batches per epoch; the training data is repeated as needed.
-                Default: one pass over the data.
+                Default: one pass over the data. A model compiled with
+                `steps_per_execution=k` runs whole calls of k batches, so an epoch then
+                holds the next multiple of k (the schedule follows).
             verbose: Keras progress mode; defaults to the learner's `verbose`.
 
         Returns:

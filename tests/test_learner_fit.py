@@ -509,3 +509,16 @@ def test_training_data_that_repeats_forever_needs_steps_per_epoch_and_no_lr_find
     with pytest.raises(ValueError, match=r"`lr_find\(epochs=\.\.\.\)`.*leave `epochs` out"):
         learner.lr_find(epochs=2, num_steps=10, verbose=0)
     assert len(learner.fit_onecycle(1e-2, 1, steps_per_epoch=3).history["loss"]) == 1
+
+
+def test_a_schedule_covers_the_batches_keras_runs_with_steps_per_execution():
+    # With steps_per_execution=3 and steps_per_epoch=5 Keras runs 6 batches an epoch; the
+    # one-cycle schedule was planned for 5, so its last steps ran at lr / div_final.
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  steps_per_execution=3)
+    learner = get_learner(model, _data(), batch_size=BS, verbose=0)
+    learner.fit_onecycle(1e-2, 2, steps_per_epoch=5)
+    lrs = learner.step_history["lrs"]
+    assert len(lrs) == 12 == int(model.optimizer.iterations.numpy())
+    np.testing.assert_allclose(lrs, OneCycle(1e-2, 12).lr_at(np.arange(12)), rtol=1e-6)
