@@ -1,5 +1,6 @@
 """Fixtures for the vision tests: shape images as arrays and as PNG files in class folders."""
 
+import io
 import os
 import struct
 import sys
@@ -18,6 +19,17 @@ def write_png(path, image: np.ndarray) -> None:
     if image.ndim == 2:
         image = image[..., None]
     tf.io.write_file(str(path), tf.io.encode_png(image))
+
+
+def encode_webp(image: np.ndarray) -> bytes:
+    """`image` as a lossless WebP (alpha and the colours under it kept), by PIL; the test
+    is skipped where PIL cannot write WebP."""
+    pil = pytest.importorskip("PIL.Image")
+    if not pytest.importorskip("PIL.features").check("webp"):
+        pytest.skip("PIL here was built without WebP, so it cannot write the test file")
+    buffer = io.BytesIO()
+    pil.fromarray(image).save(buffer, "WEBP", lossless=True, exact=True)
+    return buffer.getvalue()
 
 
 def encode_bmp(image: np.ndarray, top_down: bool = False, palette=None) -> bytes:

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import ktlite
-from conftest import encode_bmp, write_png
+from conftest import encode_bmp, encode_webp, write_png
 from ktlite.vision import ImagePredictor, image_classifier, images_from_array, plot_occlusion
 
 
@@ -614,21 +614,11 @@ def test_http_app_refuses_a_palette_bmp_with_422_naming_it(predictor):
     assert "convert it to PNG" in answer.text
 
 
-def _webp(image):
-    """`image` as a lossless WebP (alpha and the colours under it kept), by PIL."""
-    pil = pytest.importorskip("PIL.Image")
-    if not pytest.importorskip("PIL.features").check("webp"):
-        pytest.skip("PIL here was built without WebP, so it cannot write the test file")
-    buffer = io.BytesIO()
-    pil.fromarray(image).save(buffer, "WEBP", lossless=True, exact=True)
-    return buffer.getvalue()
-
-
 def test_webp_bytes_and_files_predict_as_their_pixels(predictor, shape_arrays, tmp_path):
     _, _, x_test, _ = shape_arrays
     rgb = np.stack([x_test[0], x_test[1], x_test[2]], axis=-1)
     rgba = np.concatenate([rgb, (x_test[3] // 2)[..., None]], axis=-1)  # alpha is dropped
-    webps = [_webp(x_test[4]), _webp(rgb), _webp(rgba)]
+    webps = [encode_webp(x_test[4]), encode_webp(rgb), encode_webp(rgba)]
     (tmp_path / "rgba.webp").write_bytes(webps[2])
     expected = predictor.predict_proba([x_test[4], rgb, rgb])
     np.testing.assert_allclose(predictor.predict_proba(webps), expected, atol=1e-6)

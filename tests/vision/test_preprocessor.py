@@ -1,6 +1,5 @@
 """Tests for ktlite.vision.preprocessor: conversions in the graph and the JSON file."""
 
-import io
 import json
 import warnings
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import encode_bmp, write_png
+from conftest import encode_bmp, encode_webp, write_png
 from folders import assert_quotes_nothing_crafted
 from ktlite.labels import LabelEncoder
 from ktlite.vision import ImagePreprocessor
@@ -118,15 +117,6 @@ def test_bytes_and_files_of_different_sizes_decode_to_one_shape(tmp_path):
     np.testing.assert_allclose(np.asarray(files[1]), 0.0, atol=1e-6)
 
 
-def _webp(image):
-    pil = pytest.importorskip("PIL.Image")
-    if not pytest.importorskip("PIL.features").check("webp"):
-        pytest.skip("PIL here was built without WebP, so it cannot write the test file")
-    buffer = io.BytesIO()
-    pil.fromarray(image).save(buffer, "WEBP", lossless=True, exact=True)
-    return buffer.getvalue()
-
-
 _RNG = np.random.default_rng(0)
 _RGB = _RNG.integers(0, 256, (5, 7, 3)).astype("uint8")
 _RGBA = _RNG.integers(0, 256, (5, 7, 4)).astype("uint8")
@@ -140,8 +130,8 @@ _DEEP = _RNG.integers(0, 65536, (5, 7, 3)).astype("uint16")
     (_RGB, encode_bmp),
     (_RGBA, encode_bmp),
     (_RGB[..., 0], encode_bmp),  # 8-bit, gray palette
-    (_RGB, _webp),
-    (_RGBA, _webp),
+    (_RGB, encode_webp),
+    (_RGBA, encode_webp),
 ], ids=["png", "png16", "png-gray", "bmp24", "bmp32", "bmp8", "webp", "webp-alpha"])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_lossless_files_decode_exactly_as_their_pixels_read(pixels, encode, channels):
