@@ -87,8 +87,8 @@ def _static_batches(dataset: tf.data.Dataset) -> bool:
 
 
 def _check_finite(dataset: tf.data.Dataset, name: str, fix: str) -> None:
-    """Refuses a dataset that repeats forever (`.repeat()`), as `_train_steps` refuses
-    training data that does: a pass over it never ends."""
+    """Refuses a dataset that repeats forever (`.repeat()`): a pass over it never ends;
+    `fix` says what to do instead."""
     if int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY:
         raise ValueError(f"`{name}` repeats forever, so {fix}. Received: an infinite dataset")
 
@@ -445,14 +445,12 @@ class Learner:
         """Batches in one pass over the training data (counted once if unknown)."""
         dataset, _ = self._cached("train", self.train_data, True)  # may reset the count
         if self._steps_cache is None:
+            _check_finite(
+                dataset, "train_data", "an epoch has no end: pass `steps_per_epoch` to the fit "
+                "method (`lr_find(epochs=...)`, which plans the fit by epochs, cannot take such "
+                "data: leave `epochs` out)",
+            )
             steps = int(dataset.cardinality())
-            if steps == tf.data.INFINITE_CARDINALITY:
-                raise ValueError(
-                    "`train_data` repeats forever, so an epoch has no end: pass "
-                    "`steps_per_epoch` to the fit method (`lr_find(epochs=...)`, which plans "
-                    "the fit by epochs, cannot take such data: leave `epochs` out). "
-                    "Received: an infinite dataset"
-                )
             if steps < 0:
                 steps = int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
                 # Telling Keras the length avoids its "ran out of data" warning each fit.
