@@ -15,8 +15,9 @@ whose drop is within its batch-to-batch noise, on which every rule reads noise.
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -116,17 +117,26 @@ def _finite(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, 
     return lrs[:end], losses[:end]
 
 
-def _within(value: float, lrs: Sequence[float]) -> float:
-    """`value` held to the swept range `[lrs[0], lrs[-1]]` (`nan` stays `nan`).
+def _within_sweep(
+    rule: Callable[[Sequence[float], Sequence[float]], float]
+) -> Callable[[Sequence[float], Sequence[float]], float]:
+    """`rule` with its suggestion held to the swept range `[lrs[0], lrs[-1]]` (`nan` stays
+    `nan`).
 
     A backoff below the first point of the curve (`minimum`'s tenth, `basin`'s half decade)
     would otherwise suggest a rate the sweep never tried, on a curve whose drop starts at
     its first points (typically one swept far too low, see `is_flat`).
     """
-    if math.isnan(value):
-        return value
-    lrs = np.asarray(lrs, dtype=np.float64)
-    return float(min(max(value, float(lrs[0])), float(lrs[-1])))
+
+    @functools.wraps(rule)
+    def held(lrs: Sequence[float], losses: Sequence[float]) -> float:
+        value = rule(lrs, losses)
+        if math.isnan(value):
+            return value
+        swept = np.asarray(lrs, dtype=np.float64)
+        return float(min(max(value, float(swept[0])), float(swept[-1])))
+
+    return held
 
 
 def _usable(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -145,6 +155,7 @@ def _usable(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, 
     return lrs[:stop], losses[:stop]
 
 
+@_within_sweep
 def suggest_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:
     """One tenth of the learning rate at the lowest (smoothed) loss.
 
@@ -160,11 +171,10 @@ def suggest_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:
         >>> suggest_minimum([1e-3, 1e-2, 1e-1], [2.0, 1.0, 3.0])
         0.001
     """
-    swept = lrs
     lrs, losses = _usable(lrs, losses)
     if losses.size < 2:
         return math.nan
-    return _within(float(lrs[-1] / 10.0), swept)
+    return float(lrs[-1] / 10.0)
 
 
 def _descent(losses: np.ndarray) -> tuple[int, int]:
@@ -268,6 +278,7 @@ def running_median(losses: Sequence[float], half_width: int) -> np.ndarray:
     )
 
 
+@_within_sweep
 def suggest_basin(lrs: Sequence[float], losses: Sequence[float]) -> float:
     """Half a decade below the learning rate where the loss reaches its lowest basin.
 
@@ -297,17 +308,16 @@ def suggest_basin(lrs: Sequence[float], losses: Sequence[float]) -> float:
         >>> round(suggest_basin(lrs, losses), 6)
         0.001
     """
-    swept = lrs
     lrs, smoothed = _median_curve(lrs, losses)
     if smoothed.size < _MIN_POINTS:
         return math.nan
     bottom = float(smoothed[-1])
     level = bottom + _BASIN * (float(np.max(smoothed)) - bottom)
     entry = int(np.nonzero(smoothed <= level)[0][0])
-    suggestion = float(min(lrs[entry] / _BACKOFF, _BASIN_CAP * _descent_of(lrs, smoothed)))
-    return _within(suggestion, swept)
+    return float(min(lrs[entry] / _BACKOFF, _BASIN_CAP * _descent_of(lrs, smoothed)))
 
 
+@_within_sweep
 def suggest_descent(lrs: Sequence[float], losses: Sequence[float]) -> float:
     """A quarter decade below the middle of the loss's main drop, averaged over five levels.
 
@@ -333,11 +343,10 @@ def suggest_descent(lrs: Sequence[float], losses: Sequence[float]) -> float:
         >>> bool(np.isclose(suggest_descent(lrs, losses), lrs[25] / 10 ** 0.25))
         True
     """
-    swept = lrs
     lrs, smoothed = _median_curve(lrs, losses)
     if smoothed.size < _MIN_POINTS:
         return math.nan
-    return _within(_descent_of(lrs, smoothed), swept)
+    return _descent_of(lrs, smoothed)
 
 
 def _median_curve(
@@ -345,8 +354,13 @@ def _median_curve(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The usable part of the raw curve after a centred running median (`basin`, `descent`)."""
     lrs, losses = _finite(lrs, losses)
-    smoothed = running_median(losses, max(1, losses.size // _MEDIAN_FRACTION))
+    smoothed = running_median(losses, _median_half_width(losses.size))
     return _usable(lrs, smoothed)
+
+
+def _median_half_width(points: int) -> int:
+    """Points on each side of the centred running median of a sweep of `points` points."""
+    return max(1, points // _MEDIAN_FRACTION)
 
 
 def _descent_of(lrs: np.ndarray, smoothed: np.ndarray) -> float:
@@ -389,7 +403,7 @@ def is_flat(lrs: Sequence[float], losses: Sequence[float]) -> bool:
     finite_lrs, finite_losses = _finite(lrs, losses)
     if finite_losses.size < _FLAT_MIN_POINTS:
         return False
-    half_width = max(1, finite_losses.size // _MEDIAN_FRACTION)
+    half_width = _median_half_width(finite_losses.size)
     _, smoothed = _median_curve(finite_lrs, finite_losses)
     drop = float(np.max(smoothed)) - float(smoothed[-1])
     # The median absolute difference of two independent normal draws is 0.6745 * sqrt(2)
