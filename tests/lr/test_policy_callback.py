@@ -98,19 +98,24 @@ def test_model_is_put_back_after_training(make_model, data):
     assert optimizer.beta_1 == 0.9 and type(optimizer.beta_1) is float
 
 
+def _assert_true_batch_losses(model, data, cb, history):
+    """The recorded losses are each batch's own (the weights stay fixed at a rate of 1e-30),
+    not Keras' running mean; the epoch log is the mean of them."""
+    x, y = data
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    expected = [float(loss_fn(y[i:i + 16], model(x[i:i + 16]))) for i in range(0, 96, 16)] * 2
+    np.testing.assert_allclose(cb.history["losses"], expected, rtol=1e-4)
+    assert history.history["loss"][0] == pytest.approx(np.mean(expected[:6]), rel=1e-4)
+    assert not np.allclose(cb.history["losses"][:6], np.cumsum(expected[:6]) / np.arange(1, 7))
+
+
 def test_losses_are_true_per_batch_losses(make_model, data):
     # A learning rate far below float32 resolution keeps the weights fixed, so the loss of
     # each batch can be recomputed independently.
     model = make_model(keras.optimizers.SGD(1e-30))
     cb = PolicyCallback(Constant(1e-30, 12))
     history = _fit(model, data, cb)
-    x, y = data
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-    expected = [float(loss_fn(y[i:i + 16], model(x[i:i + 16]))) for i in range(0, 96, 16)] * 2
-    np.testing.assert_allclose(cb.history["losses"], expected, rtol=1e-4)
-    # Not Keras' running mean: the epoch log is the mean of the batch losses.
-    assert history.history["loss"][0] == pytest.approx(np.mean(expected[:6]), rel=1e-4)
-    assert not np.allclose(cb.history["losses"][:6], np.cumsum(expected[:6]) / np.arange(1, 7))
+    _assert_true_batch_losses(model, data, cb, history)
 
 
 def test_every_step_is_driven_with_steps_per_execution(make_model, data):
@@ -319,12 +324,7 @@ def test_a_custom_step_averaging_its_loss_in_a_mean_records_each_batch_loss(data
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         history = _fit(model, data, cb)
-    x, y = data
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-    expected = [float(loss_fn(y[i:i + 16], model(x[i:i + 16]))) for i in range(0, 96, 16)] * 2
-    np.testing.assert_allclose(cb.history["losses"], expected, rtol=1e-4)
-    assert history.history["loss"][0] == pytest.approx(np.mean(expected[:6]), rel=1e-4)
-    assert not np.allclose(cb.history["losses"][:6], np.cumsum(expected[:6]) / np.arange(1, 7))
+    _assert_true_batch_losses(model, data, cb, history)
 
 
 class RunningMeanStepModel(OwnStepModel):
