@@ -270,6 +270,8 @@ def infer_label_mode(y: Any, name: str = "y") -> str:
         'multilabel'
     """
     kind, arr = _raw_kind(_as_array(y, name), name)
+    if kind == _INTS:
+        _warn_if_numeric_target(arr, name)
     if kind in (_STRINGS, _INTS):
         return "multiclass"
     if kind == _LISTS:
@@ -294,6 +296,20 @@ def infer_label_mode(y: Any, name: str = "y") -> str:
         f"label_mode='regression' for numeric targets. Received: {name}="
         f"{preview_values(arr.tolist(), limit=3)}"
     )
+
+
+def _warn_if_numeric_target(ints: np.ndarray, name: str) -> None:
+    """Integers are classes; warns when they look like a number to predict instead (more
+    than 20 distinct values, over half the labels: prices, counts)."""
+    distinct = len(np.unique(ints))
+    if distinct > max(20, len(ints) // 2):
+        warnings.warn(
+            f"`{name}` holds {distinct} distinct integers in {len(ints)} labels, read as "
+            f"{distinct} classes. Pass label_mode='regression' to predict the number, or "
+            "label_mode='multiclass' to keep the classes without this warning.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _check_mode(label_mode: Any) -> None:

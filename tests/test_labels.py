@@ -2,6 +2,7 @@
 
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -33,6 +34,17 @@ from ktlite.labels import (
 )
 def test_infer_label_mode_detects_each_kind(y, mode):
     assert infer_label_mode(y) == mode
+
+
+def test_integers_that_look_like_a_numeric_target_warn_and_stay_classes():
+    prices = list(range(100, 300))
+    with pytest.warns(UserWarning, match=r"`y` holds 200 distinct integers in 200 labels.*"
+                                         r"label_mode='regression'"):
+        assert infer_label_mode(prices) == "multiclass"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert infer_label_mode([0, 1, 2] * 10) == "multiclass"  # 3 classes: quiet
+        assert infer_label_mode(list(range(20))) == "multiclass"  # 20 distinct: quiet
 
 
 def test_string_class_names_are_sorted_and_encoded_as_int32():

@@ -67,7 +67,14 @@ def frame_columns(df: Any, name: str) -> dict[str, np.ndarray]:
         key = str(column)
         if key in columns:
             raise ValueError(f"`{name}` has two columns named {key!r}; rename one.")
-        columns[key] = np.asarray(df[column].to_numpy())
+        series = df[column]
+        values = np.asarray(series.to_numpy())
+        if str(getattr(series, "dtype", "")) == "category":
+            # pandas' mark of a categorical column, whatever its values hold (zip codes):
+            # their category texts, so that no numeric reading is tried.
+            values = np.array([None if is_missing(v) else category_text(v) for v in values],
+                              dtype=object)
+        columns[key] = values
     return columns
 
 
@@ -190,24 +197,48 @@ def row_columns(rows: Sequence[Any], expected: Sequence[str], name: str) -> dict
     Raises:
         TypeError: if a row is not a mapping, or maps a column to a list or a dict (a
             cell holds one value; the row and column are named).
+        ValueError: if a row names one column twice (``1`` and ``"1"``).
 
     Example:
         >>> row_columns([{"age": 41}], ["age"], "rows")
         {'age': [41]}
     """
+    named = []
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise TypeError(
                 f"`{name}` must hold dict rows ({{column: value}}). Received: {name}[{i}] of "
                 f"type {type(row).__name__}"
             )
-        nested = [c for c in expected if isinstance(row.get(c), (list, tuple, dict))]
+        cells = row_cells(row, f"{name}[{i}]")
+        nested = [c for c in expected if isinstance(cells.get(c), (list, tuple, dict))]
         if nested:
             raise TypeError(
                 f"`{name}[{i}]` must map each column to one value (a string, number, boolean "
                 f"or None). Received: a list or dict in the columns {nested}"
             )
-    return {c: [row.get(c) for row in rows] for c in expected}
+        named.append(cells)
+    return {c: [cells.get(c) for cells in named] for c in expected}
+
+
+def row_cells(row: Mapping[Any, Any], name: str) -> dict[str, Any]:
+    """One row dict with its column names as ``str``, as a DataFrame's names are read.
+
+    Raises:
+        ValueError: if two keys read as one name (``1`` and ``"1"``).
+
+    Example:
+        >>> row_cells({1: "a"}, "row")
+        {'1': 'a'}
+    """
+    cells = {str(key): value for key, value in row.items()}
+    if len(cells) != len(row):
+        twice = sorted({str(key) for key in row if sum(str(k) == str(key) for k in row) > 1})
+        raise ValueError(
+            f"`{name}` names a column twice (as text and as a number): {twice[:10]}; "
+            "keep one."
+        )
+    return cells
 
 
 def is_numeric_column(values: Any) -> bool:
@@ -306,8 +337,10 @@ def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
 
 def category_text(value: Any) -> str:
     """The text a categorical cell is known by: whole floats as ints, missing as ``""``,
-    dates and times in ISO form (``2020-01-02``, ``2020-01-02T10:30:00``), whichever type
-    holds them (numpy, pandas, `datetime`), so a JSON request's date string matches;
+    dates and times in ISO form (``2020-01-02``, ``2020-01-02T10:30:00``, with its offset
+    when it has a time zone: ``2020-01-02T10:30:00+00:00``, as `isoformat()` writes it),
+    whichever type holds them (numpy, pandas, `datetime`), so a JSON request's date string
+    matches;
     durations as their seconds, like numbers (``"3600"``). A float32 (or float16) value is
     written as its shortest text, ``"0.1"`` rather than the widened
     ``"0.10000000149011612"``, so a dict or JSON row sending 0.1 matches it.
@@ -318,7 +351,9 @@ def category_text(value: Any) -> str:
     """
     if is_missing(value):
         return MISSING_CATEGORY
-    if isinstance(value, (np.datetime64, datetime.date)) and getattr(value, "tzinfo", None) is None:
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        return value.isoformat()  # the offset kept: 2020-01-02T10:30:00+00:00
+    if isinstance(value, (np.datetime64, datetime.date)):
         stamp = np.datetime64(value, "ns")
         for unit in ("D", "s"):
             if stamp == stamp.astype(f"datetime64[{unit}]"):

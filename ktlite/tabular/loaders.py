@@ -83,6 +83,13 @@ def _from_columns(
             f"`{y_name}` must hold one label per row. Received: {n} rows and "
             f"{'no' if y_train is None else len(y_train)} labels"
         )
+    if x_val is None:
+        # Column kinds are read off every row before the split, so that they do not depend
+        # on which rows are held out, and a bad cell is named by its row in `x_name`.
+        kinds = TabularPreprocessor(numeric_columns, categorical_columns, max_categories)
+        kinds.fit_columns(x_train, dropped_columns=dropped, name=x_name)
+        numeric_columns = [column["name"] for column in kinds.numeric]
+        categorical_columns = [column["name"] for column in kinds.categorical]
     preproc = TabularPreprocessor(
         numeric_columns, categorical_columns, max_categories, label_mode, class_names
     )
@@ -198,7 +205,8 @@ def tabular_from_df(
     """Builds training and validation data and a fitted `TabularPreprocessor` from DataFrames.
 
     Every column but the labels (and `ignore_columns`) is a feature: numeric when it holds
-    only numbers (missing values aside), categorical otherwise, unless named in
+    only numbers (missing values aside) in any row of `train_df`, held-out rows included,
+    categorical otherwise or when its dtype is pandas' ``category``, unless named in
     `numeric_columns` / `categorical_columns`. Missing values (None, NaN, pandas NA) are
     allowed in features, not in labels. With several label columns the column names become
     the class names (0/1 columns) unless `label_mode="regression"`.

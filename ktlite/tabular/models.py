@@ -140,7 +140,8 @@ def tabular_regressor(
     if preproc.label_mode != "regression":
         raise ValueError(
             "`tabular_regressor` needs numeric targets but "
-            f"preproc.label_mode={preproc.label_mode!r}; use `tabular_classifier`."
+            f"preproc.label_mode={preproc.label_mode!r}; use `tabular_classifier`, or load "
+            "the data with label_mode='regression' when the labels are numbers to predict."
         )
     return _build(
         name, train_data, preproc, embed_dim=embed_dim, num_heads=num_heads,

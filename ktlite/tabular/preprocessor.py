@@ -355,7 +355,7 @@ class TabularPreprocessor(LabeledPreprocessor):
             raise ValueError(f"`{name}` must hold at least one row. Received: {name}=[]")
         found_rows = _columns.row_columns(data, self.columns, name)
         for i, row in enumerate(data):
-            self._check_names(list(row), f"{name}[{i}]")
+            self._check_names([str(key) for key in row], f"{name}[{i}]")
         return found_rows
 
     def _check_names(self, names: list[str], where: str) -> None:

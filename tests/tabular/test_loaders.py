@@ -171,6 +171,27 @@ def test_mixed_rows_keep_numeric_columns_numeric_and_errors_name_the_argument(ta
         tabular_from_df(df, "label", val_df=df.assign(label=None), verbose=0)
 
 
+def test_a_pandas_category_column_of_numbers_is_categorical(table):
+    df = table(90).assign(zip=pd.Categorical([501, 10001, 90210] * 30))
+    df.loc[4, "zip"] = np.nan
+    _, _, preproc = tabular_from_df(df, "label", verbose=0)
+    assert preproc.categorical_columns == ["city", "zip"]
+    assert preproc.numeric_columns == ["x", "noise"]
+    assert {"501", "10001", "90210"} <= set(preproc.categorical[1]["categories"])
+
+
+@pytest.mark.parametrize("seed", [1, 49])
+def test_a_bad_cell_is_named_by_its_row_in_the_table_whichever_rows_are_held_out(table, seed):
+    df = table(100)
+    df["x"] = df["x"].astype(object)
+    df.loc[50, "x"] = "n/a"  # seed 49 holds row 50 out for validation
+    with pytest.raises(ValueError, match=r"Column 'x' of `train_df` is numeric but row 50 "):
+        tabular_from_df(df, "label", numeric_columns=["x"], random_state=seed, verbose=0)
+    # Unrequested, the column's kind is the whole table's, wherever the split puts the cell.
+    _, _, preproc = tabular_from_df(df, "label", random_state=seed, verbose=0)
+    assert "x" in preproc.categorical_columns
+
+
 def test_missing_values_in_features_are_allowed(table):
     df = table(80, missing_every=7)
     trn, _, preproc = tabular_from_df(df, "label", verbose=0)

@@ -116,6 +116,34 @@ def test_dates_and_huge_numbers_are_read_alike_from_any_source(table):
         transform(preproc, [{**base, "x": 10**400, "day": "2020-01-03"}])
 
 
+def test_time_zone_dates_are_categories_in_iso_form_that_a_json_row_meets(table):
+    import datetime
+
+    import pandas as pd
+
+    df = table(60).assign(when=pd.date_range("2020-01-01", periods=60, freq="D", tz="UTC"))
+    _, _, preproc = tabular_from_df(df, "label", verbose=0)
+    when = next(c for c in preproc.categorical if c["name"] == "when")
+    assert "2020-01-03T00:00:00+00:00" in when["categories"]
+    base = {"x": 0.1, "city": "Rome", "noise": 1.0}
+    sent = ("2020-01-03T00:00:00+00:00", pd.Timestamp("2020-01-03", tz="UTC"),
+            datetime.datetime(2020, 1, 3, tzinfo=datetime.timezone.utc))
+    ids = transform(preproc, [{**base, "when": v} for v in sent])
+    ids = ids["categorical"][:, preproc.categorical_columns.index("when")]
+    assert len(set(ids.tolist())) == 1 and ids[0] != 0  # one known category, not unknown
+
+
+def test_dict_rows_name_columns_as_a_frame_does_numbers_as_text(table):
+    df = table(60).assign(**{"7": np.arange(60.0)}).rename(columns={"7": 7})
+    _, _, preproc = tabular_from_df(df, "label", verbose=0)
+    rows = df.drop(columns="label").head(3).to_dict("records")  # key 7, an int
+    assert preproc.to_columns(rows)["7"] == [0.0, 1.0, 2.0]
+    np.testing.assert_array_equal(transform(preproc, rows)["numeric"],
+                                  transform(preproc, df.head(3))["numeric"])
+    with pytest.raises(ValueError, match=r"`inputs\[0\]` names a column twice .*\['7'\]"):
+        preproc.to_columns([{**rows[0], "7": 1.0}])
+
+
 def test_a_float32_category_is_known_by_its_shortest_text_from_any_source():
     import pandas as pd
 
