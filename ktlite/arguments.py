@@ -29,7 +29,31 @@ __all__ = [
     "check_rate",
     "check_seed",
     "check_verbose",
+    "is_missing",
 ]
+
+
+def is_missing(value: Any) -> bool:
+    """Whether one raw value (a cell, a label, a text) is a missing value: None, a float NaN
+    (Python or NumPy), pandas' ``NA`` or ``NaT``, or NumPy's ``NaT``.
+
+    Args:
+        value: the value.
+
+    Returns:
+        Whether it is missing; an empty string is not (a text task reads it as a text).
+
+    Example:
+        >>> is_missing(None), is_missing(float("nan")), is_missing(0.0)
+        (True, True, False)
+    """
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    if isinstance(value, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(value))
+    return type(value).__name__ in ("NAType", "NaTType")
 
 
 def check_bool(value: Any, name: str) -> bool:

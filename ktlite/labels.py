@@ -37,7 +37,6 @@ be ambiguous and an unknown label is refused.
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_choice, check_instance, check_positive_int
+from ktlite.arguments import check_choice, check_instance, check_positive_int, is_missing
 
 LABEL_MODES = ("multiclass", "multilabel", "regression")
 
@@ -89,21 +88,13 @@ def _is_sequence_label(value: Any) -> bool:
     return isinstance(value, (list, tuple, set, frozenset, np.ndarray))
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, (float, np.floating)):
-        return math.isnan(value)
-    return False
-
-
 def _is_numeric_table(rows: list[Any]) -> bool:
     """Whether rows of equal length hold only numbers (a label matrix, not label lists)."""
     width = len(rows[0])
     return width > 0 and all(
         len(row) == width
         and all(
-            isinstance(v, (numbers.Number, np.number, np.bool_)) and not _is_missing(v)
+            isinstance(v, (numbers.Number, np.number, np.bool_)) and not is_missing(v)
             for v in row
         )
         for row in rows
@@ -152,7 +143,7 @@ def _object_kind(arr: np.ndarray, name: str) -> tuple[str, np.ndarray]:
     """Classifies a 1-D object array and converts it to a typed array where possible."""
     kinds = set()
     for i, v in enumerate(arr):
-        if _is_missing(v):
+        if is_missing(v):
             raise ValueError(
                 f"`{name}` holds a missing label (None or NaN) at index {i}. "
                 f"Drop or fill missing labels first. Received: {name}[{i}]={v!r}"
@@ -595,7 +586,7 @@ def _flatten_lists(arr: np.ndarray, name: str) -> list[Any]:
     flat: list[Any] = []
     for i, row in enumerate(arr):
         for v in row:
-            if _is_missing(v) or not isinstance(v, (str, numbers.Integral, np.str_)):
+            if is_missing(v) or not isinstance(v, (str, numbers.Integral, np.str_)):
                 raise ValueError(
                     f"`{name}` lists must hold string or integer labels. "
                     f"Received: {name}[{i}]={row!r}"

@@ -10,10 +10,11 @@ position. The module imports nothing but NumPy.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
+
+from ktlite.arguments import is_missing
 
 __all__ = ["check_texts", "is_valid_unicode", "validate_texts"]
 
@@ -100,7 +101,7 @@ def validate_texts(texts: Any, name: str = "texts", allow_empty: bool = False) -
         ) from None
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            missing = item is None or (isinstance(item, float) and math.isnan(item))
+            missing = is_missing(item)
             raise (ValueError if missing else TypeError)(
                 f"`{name}` must hold only strings, but item {i} is {type(item).__name__}"
                 f"{' (missing value)' if missing else ''}. Received: {name}[{i}]={item!r:.80}"

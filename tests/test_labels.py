@@ -47,6 +47,14 @@ def test_integers_that_look_like_a_numeric_target_warn_and_stay_classes():
         assert infer_label_mode(list(range(20))) == "multiclass"  # 20 distinct: quiet
 
 
+def test_pandas_missing_labels_are_missing_values():
+    import pandas as pd
+
+    for missing in (None, float("nan"), np.float32("nan"), pd.NA):
+        with pytest.raises(ValueError, match=r"`y` holds a missing label .* at index 1"):
+            infer_label_mode(np.array(["a", missing, "b"], dtype=object))
+
+
 def test_string_class_names_are_sorted_and_encoded_as_int32():
     mode, names, k = fit_labels(["pos", "neg", "neutral", "pos"])
     assert (mode, names, k) == ("multiclass", ["neg", "neutral", "pos"], 3)

@@ -20,20 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from ktlite.arguments import is_missing
 from ktlite.labels import preview_values
 
 MISSING_CATEGORY = ""
-
-
-def is_missing(value: Any) -> bool:
-    """Whether a raw cell is a missing value (None, NaN, pandas NA or NaT)."""
-    if value is None:
-        return True
-    if isinstance(value, (float, np.floating)):
-        return math.isnan(value)
-    if isinstance(value, (np.datetime64, np.timedelta64)):
-        return bool(np.isnat(value))
-    return type(value).__name__ in ("NAType", "NaTType")
 
 
 def is_frame(data: Any) -> bool:
@@ -223,6 +213,13 @@ def row_columns(rows: Sequence[Any], expected: Sequence[str], name: str) -> dict
 
 def row_cells(row: Mapping[Any, Any], name: str) -> dict[str, Any]:
     """One row dict with its column names as ``str``, as a DataFrame's names are read.
+
+    Args:
+        row: ``{column: value}``, names of any type.
+        name: the row's name in messages (``inputs[3]``).
+
+    Returns:
+        ``{str(column): value}``.
 
     Raises:
         ValueError: if two keys read as one name (``1`` and ``"1"``).

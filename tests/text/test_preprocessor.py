@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -313,6 +314,12 @@ def test_validate_texts_names_the_bad_index():
         validate_texts(["ok", None, "ok"])
     with pytest.raises(ValueError, match="item 2 is float .missing value."):
         validate_texts(["ok", "ok", float("nan")])
+    # pandas' string dtype (and the pyarrow backend) holds NA; NumPy arrays float32 NaN.
+    for missing in (pd.NA, pd.NaT, np.float32("nan"), np.datetime64("NaT")):
+        with pytest.raises(ValueError, match=r"item 1 is \w+ \(missing value\)"):
+            validate_texts(pd.Series(["ok", missing], dtype=object))
+    with pytest.raises(ValueError, match=r"item 1 is NAType \(missing value\)"):
+        validate_texts(pd.Series(["ok", None, "ok"], dtype="string"))
     with pytest.raises(TypeError, match="item 0 is bytes"):
         validate_texts([b"raw"])
     with pytest.raises(TypeError, match="single string"):
