@@ -55,12 +55,15 @@ _OPTIONAL_CONFIG_KEYS = frozenset({"source_lowercase", "source_cls"})
 # Detokenization: no space before closing punctuation, none after opening brackets, and
 # none around word-internal joiners ("real-time", "l'utente", "input/output", "c++").
 _GLUE_BEFORE = r" ([.,!?;:%)\]}+])"
-_GLUE_AFTER = r"([(\[{$€£]) "
+_GLUE_AFTER = r"([(\[{$€£¿¡]) "
 _GLUE_AROUND = r" ?([-'/_@]) ?"
 # Numbers, whose separator `_GLUE_BEFORE` leaves spaced from the digits after it: "3.50",
 # "10:30", and "1,000" (a comma before exactly three digits: "1, 2" stays a list).
 _DECIMAL = r"(\d)([.:]) (\d)"
 _THOUSANDS = r"(\d), (\d{3})(\D|$)"
+# Abbreviations of single letters with dots ("e.g.", "U.S.A."), spaced as "e. g." by
+# `_GLUE_BEFORE` alone.
+_INITIALS = r"(^|[^\pL])(\pL)\. (\pL)\."
 # Straight double quotes come in pairs: '" ciao "' is '"ciao"'.
 _QUOTED = r'" ([^"]*?) "'
 # A dash written between spaces ("GTK - documentation", "-- data") is a token of its own
@@ -483,9 +486,10 @@ class PairPreprocessor:
         Reading stops at the first ``[SEP]``; special tokens are dropped, ``##``
         pieces glued to the piece before, CJK characters joined without spaces, and
         punctuation spaced as in ordinary text: none before closing punctuation, none
-        after opening brackets and currency signs, none around word joiners (``-``,
-        ``'``, ``/``: so "Roma - Milano" comes back as "Roma-Milano"), none inside
-        numbers ("3.50", "10:30", "1,000") or inside a pair of straight double quotes.
+        after opening brackets, currency signs and Spanish ``¿`` / ``¡``, none around word
+        joiners (``-``, ``'``, ``/``: so "Roma - Milano" comes back as "Roma-Milano"), none
+        inside numbers ("3.50", "10:30", "1,000"), abbreviations of single letters ("e.g.",
+        "U.S.A.") or a pair of straight double quotes.
         Case and accents removed by ``lowercase=True`` do not come back.
 
         Args:
@@ -519,12 +523,14 @@ class PairPreprocessor:
         text = tf.strings.regex_replace(text, _GLUE_AFTER, r"\1")
         text = tf.strings.regex_replace(text, _GLUE_AROUND, r"\1")
         text = tf.strings.regex_replace(text, _QUOTED, r'"\1"')
-        # Two passes join every run of spaced CJK characters and of number groups
-        # ("1, 000, 000", "192. 168. 0. 1"), since matches do not overlap.
+        # Two passes join every run of spaced CJK characters, of number groups
+        # ("1, 000, 000", "192. 168. 0. 1") and of initials ("U. S. A."), since matches do
+        # not overlap.
         for _ in range(2):
             text = tf.strings.regex_replace(text, f"{_UNSPACED} {_UNSPACED}", r"\1\2")
             text = tf.strings.regex_replace(text, _DECIMAL, r"\1\2\3")
             text = tf.strings.regex_replace(text, _THOUSANDS, r"\1,\2\3")
+            text = tf.strings.regex_replace(text, _INITIALS, r"\1\2.\3.")
         return tf.strings.regex_replace(text, SPACED_DASH, "-")
 
     def undo(self, ids: Any) -> list[str]:

@@ -127,12 +127,13 @@ def test_detokenize_drops_a_leading_continuation_marker():
     assert not preproc.undo([ids])[0].startswith("##")
 
 
-def test_detokenize_keeps_numbers_quotes_and_currency_whole():
+def test_detokenize_keeps_numbers_quotes_currency_and_initials_whole():
     # A perfect model's output used to read "3. 50", "10: 30", "1, 000", '" ciao "', "$ 5":
     # at most 78.6 BLEU on such sentences.
     targets = ["costa 3.50 euro", "alle 10:30", "1,000 utenti e 1,000,000 file",
                'dice "ciao" e "addio"', "$5 o €10", "indirizzo 192.168.0.1",
-               "i numeri 1, 2 e 3", "fine. tre cose", "versione 2.0 di c++"]
+               "i numeri 1, 2 e 3", "fine. tre cose", "versione 2.0 di c++",
+               "see e.g. this", "a U.S.A. trip", "¡Hola! ¿Qué tal?", "plan B. then"]
     preproc = PairPreprocessor(vocab_size=400).fit(["x y"] * len(targets), targets)
     assert preproc.undo(preproc.target_ids(targets)) == targets
 
