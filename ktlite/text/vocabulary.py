@@ -10,6 +10,7 @@ CJK ideograph), so the vocabulary is learned from what the tokenizer will see.
 from __future__ import annotations
 
 import unicodedata
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,8 +51,10 @@ def learn_wordpiece_vocab(
 
     Args:
         texts: the training texts (never validation or test texts).
-        vocab_size: the largest vocabulary size, special tokens included. A small corpus
-            gives a smaller vocabulary.
+        vocab_size: the vocabulary size aimed at, special tokens included. A small corpus
+            gives a smaller vocabulary; texts with many distinct characters a larger one
+            (the trainer keeps every character, alone and as a continuation, so that any
+            word can be written), with a warning.
         lowercase: whether text is lower-cased and stripped of accents first.
 
     Returns:
@@ -83,6 +86,15 @@ def learn_wordpiece_vocab(
     vocab = [token for token, _ in by_id if _piece_bytes(token) <= _MAX_BYTES_PER_WORD]
     if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
         raise RuntimeError(f"The WordPiece trainer misplaced special tokens: {vocab[:5]}")
+    if len(vocab) > vocab_size:
+        warnings.warn(
+            f"The vocabulary holds {len(vocab)} pieces, above vocab_size={vocab_size}: the "
+            "texts' distinct characters are kept whole (each alone and as a continuation), "
+            "so the trainer learned no longer pieces. Raise `vocab_size` to make room for "
+            "them.",
+            UserWarning,
+            stacklevel=2,
+        )
     return vocab
 
 

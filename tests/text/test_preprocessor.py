@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -148,6 +149,15 @@ def test_tokenizers_library_and_tensorflow_text_agree(lowercase):
         expected = hf.encode(normalized).ids
         got = [int(i) for i in row[1:] if i != 0]
         assert got == expected, (text, [vocab[i] for i in got], [vocab[i] for i in expected])
+
+
+def test_a_vocabulary_the_characters_push_past_vocab_size_warns():
+    texts = ["abcdefghij klmnopqrst uvwxyz", "zyx wvu tsr"]
+    with pytest.warns(UserWarning, match=r"holds \d+ pieces, above vocab_size=20"):
+        assert len(learn_wordpiece_vocab(texts, vocab_size=20)) > 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(learn_wordpiece_vocab(texts, vocab_size=200)) <= 200
 
 
 def test_undo_joins_wordpieces_and_drops_special_tokens(preproc):
