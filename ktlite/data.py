@@ -81,13 +81,18 @@ class TaskDataset:
             whose preprocessor saves another state than the training data's (see
             `encoded_like`), which a right model would score as wrong. A task whose
             datasets each encode their inputs correctly on their own (images) leaves it out.
+        layer_groups: the task's layer groups of a model for `Learner.fine_tune`,
+            `layer_groups(model) -> groups` (from input to head, as `ktlite.lr.layer_groups`
+            takes them) or `None` for a model it does not know; the task knows which layers
+            a backbone started (a translation model's decoder is new). `None` (default):
+            `ktlite.lr.layer_groups`'s automatic groups.
 
     Raises:
         ValueError: if `x` is empty, `y` has a different number of samples than `x`,
             `lengths` is not one non-negative int per sample, or `sequence_labels` is set
             without `lengths` or without `y` of at least two dimensions.
-        TypeError: if `transform`, `reporter`, `reader` or `augment` is not callable,
-            `self_supervised` or `sequence_labels` is not a bool, `lengths` is given
+        TypeError: if `transform`, `reporter`, `reader`, `augment` or `layer_groups` is not
+            callable, `self_supervised` or `sequence_labels` is not a bool, `lengths` is given
             without a `transform`, or `preproc` has no `save` method.
 
     Example:
@@ -110,6 +115,7 @@ class TaskDataset:
         reader: Callable[[Any, Any], TaskDataset] | None = None,
         augment: Callable[[Any], Any] | None = None,
         preproc: Any = None,
+        layer_groups: Callable[[Any], Any] | None = None,
     ) -> None:
         self_supervised = check_bool(self_supervised, "self_supervised")
         sequence_labels = check_bool(sequence_labels, "sequence_labels")
@@ -119,7 +125,7 @@ class TaskDataset:
                 f"no `y`. Received: transform={transform!r}, y={'None' if y is None else 'given'}"
             )
         for name, value in (("transform", transform), ("reporter", reporter), ("reader", reader),
-                            ("augment", augment)):
+                            ("augment", augment), ("layer_groups", layer_groups)):
             if value is not None and not callable(value):
                 raise TypeError(f"`{name}` must be callable or None. Received: {name}={value!r}")
         if preproc is not None and not callable(getattr(preproc, "save", None)):
@@ -150,6 +156,7 @@ class TaskDataset:
         self.reader = reader
         self.augment = augment
         self.preproc = preproc
+        self.layer_groups = layer_groups
         self.self_supervised = self_supervised
         self.sequence_labels = sequence_labels
         if self.sequence_labels and (
@@ -191,7 +198,7 @@ class TaskDataset:
 
         Returns:
             A new `TaskDataset` sharing `transform`, `task`, `reporter`, `reader`,
-            `augment` and `preproc`; lengths follow their examples.
+            `augment`, `preproc` and `layer_groups`; lengths follow their examples.
 
         Example:
             >>> shortest_first = data.subset(np.argsort(data.lengths, kind="stable"))
@@ -214,6 +221,7 @@ class TaskDataset:
             reader=self.reader,
             augment=self.augment,
             preproc=self.preproc,
+            layer_groups=self.layer_groups,
         )
 
     def encoded_like(self, other: TaskDataset) -> bool:

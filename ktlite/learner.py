@@ -976,7 +976,9 @@ class Learner:
            multiplier, applied inside the train step by `ktlite.lr.GroupRates` with the
            user's own optimizer; the optimizer is plain again afterwards.
 
-        Layer groups come from the model (`ktlite.lr.layer_groups`): every layer with
+        Layer groups come from the task of `train_data` where it knows the model (a
+        translation model's: the pretrained encoder's groups, then its whole new decoder as
+        the head), else from the model (`ktlite.lr.layer_groups`): every layer with
         weights starts a group, normalization layers join the one before, the last layer
         with weights is the head; pass `layer_groups` to choose them. Layers the user froze
         before the call stay frozen in both phases, and so do variables frozen one by one
@@ -1026,6 +1028,9 @@ class Learner:
         base_lr = check_positive_float(base_lr, "base_lr", allow_none=True)
         OneCycle(1.0, 2, pct_start, div, moms=moms)  # the unfrozen phase's settings, checked now
         _check_callbacks(callbacks)
+        task_groups = getattr(self.train_data, "layer_groups", None)
+        if layer_groups is None and task_groups is not None:
+            layer_groups = task_groups(self.model)  # None: a model the task does not know
         groups = find_groups(self.model, layer_groups, name="layer_groups")
         multipliers = group_multipliers(len(groups), lr_mult)
 

@@ -113,6 +113,8 @@ def test_task_dataset_rejects_bad_arguments():
         TaskDataset(np.array(["a"], dtype=object), transform="tokenize")
     with pytest.raises(TypeError, match=r"`reader` must be callable or None. Received: reader="):
         TaskDataset(np.array(["a"], dtype=object), reader="text")
+    with pytest.raises(TypeError, match=r"`layer_groups` must be callable or None. Received"):
+        TaskDataset(np.array(["a"], dtype=object), layer_groups=[["embedding"]])
 
 
 def test_multi_input_dict_and_list():

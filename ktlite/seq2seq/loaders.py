@@ -58,6 +58,13 @@ def _is_sentence_list(value: Any) -> bool:
     return isinstance(value, Sequence) or hasattr(value, "to_numpy")
 
 
+def _layer_groups(model: Any) -> Any:
+    """`ktlite.seq2seq.models.layer_groups`, imported when `fine_tune` asks (it needs Keras)."""
+    from ktlite.seq2seq.models import layer_groups
+
+    return layer_groups(model)
+
+
 def _read_pairs_or_refuse(x: Any, targets: Any, preproc: PairPreprocessor) -> Any:
     """`pair_dataset` as `TaskDataset.reader`: `(x, targets)`, or `x=(sources, targets)`.
 
@@ -106,7 +113,8 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
         and target lengths, so that batches are length-bucketed, and a reader that takes
         raw pairs as `(sources, targets)`: `learner.validate(val_data=(sources, targets))`
         and `learner.predict((sources, targets))` (the teacher-forced outputs, one row a
-        pair; a tuple of two strings is two sources, which need their targets too).
+        pair; a tuple of two strings is two sources, which need their targets too), and
+        the translation model's layer groups for `Learner.fine_tune` (`layer_groups`).
 
     Raises:
         TypeError: for lists that are not sequences of strings, or a `preproc` that is not
@@ -137,6 +145,7 @@ def pair_dataset(sources: Sequence[str], targets: Sequence[str], preproc: PairPr
         task="seq2seq",
         reporter=translation_reporter(preproc),
         lengths=lengths,
+        layer_groups=_layer_groups,
         sequence_labels=True,
         reader=functools.partial(_read_pairs_or_refuse, preproc=preproc),
         preproc=preproc,

@@ -40,6 +40,47 @@ SIZE_DEFAULTS = {"embed_dim": 128, "num_heads": 4, "num_layers": 2, "ff_dim": No
 # The layer normalizing the source embeddings, present when a post-norm backbone starts
 # the encoder.
 SOURCE_NORM = "source_embedding_norm"
+_MODEL_NAME = "translation_transformer"
+
+
+def layer_groups(model: Any) -> list[list[Any]] | None:
+    """A translation model's layer groups for `Learner.fine_tune`, from input to head.
+
+    The encoder side is grouped as `ktlite.lr.layer_groups` groups a stack (the source
+    embedding with its normalization, then each encoder block, the last with the final
+    encoder normalization); every other layer with weights (the target embedding, the
+    decoder blocks and the output) is one head group. A backbone starts the encoder only:
+    the decoder is new, so it all trains in `fine_tune`'s head-only phase and at the full
+    rate afterwards. The pair loaders hand this to `Learner` (`TaskDataset.layer_groups`).
+
+    Args:
+        model: a model, `translation_model`'s or any other.
+
+    Returns:
+        The groups, or `None` for a model `translation_model` did not build.
+
+    Example:
+        >>> [[layer.name for layer in group] for group in layer_groups(model)]
+        [['source_embedding', 'source_embedding_norm'], ['encoder_0'], ['encoder_1',
+        'encoder_norm'], ['target_embedding', 'decoder_0', 'decoder_1', 'decoder_norm']]
+    """
+    layers = getattr(model, "layers", [])
+    if getattr(model, "name", None) != _MODEL_NAME or "encoder_norm" not in {
+        layer.name for layer in layers
+    }:
+        return None
+    groups: list[list[Any]] = []
+    head: list[Any] = []
+    for layer in layers:
+        if not layer.weights:
+            continue
+        if layer.name in (SOURCE_NORM, "encoder_norm") and groups:
+            groups[-1].append(layer)
+        elif layer.name == "source_embedding" or layer.name.startswith("encoder_"):
+            groups.append([layer])
+        else:
+            head.append(layer)
+    return groups + [head]
 
 
 def _check_preproc(preproc: Any) -> None:
@@ -214,7 +255,7 @@ def translation_model(
     else:
         logits = keras.layers.Dense(preproc.target_vocab_size, name="logits")(y)
     model = keras.Model({"source_ids": source_ids, "decoder_ids": decoder_ids}, logits,
-                        name="translation_transformer")
+                        name=_MODEL_NAME)
     if backbone is not None:
         _copy_encoder(backbone, model)
     compile_for_sequences(model, learning_rate, label_smoothing, optimizer)

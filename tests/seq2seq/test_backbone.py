@@ -174,3 +174,41 @@ def test_a_preprocessor_or_sizes_the_backbone_cannot_honour_are_refused(backbone
     model = seq2seq.translation_model("transformer", trn, preproc=preproc, backbone=backbone,
                                       embed_dim=32, verbose=0)  # the backbone's own size
     assert model.get_layer("source_embedding").get_config()["embedding_dim"] == 32
+
+
+def test_fine_tune_trains_the_new_decoder_with_the_head_and_the_encoder_after(backbone, pairs):
+    trn, val, preproc = seq2seq.pairs_from_array(*pairs, backbone=backbone, verbose=0)
+    model = seq2seq.translation_model("transformer", trn, preproc=preproc, backbone=backbone,
+                                      dropout=0.0, verbose=0, **SIZES)
+    groups = [[layer.name for layer in group] for group in trn.layer_groups(model)]
+    assert groups == [["source_embedding", "source_embedding_norm"],
+                      ["encoder_0", "encoder_norm"],
+                      ["target_embedding", "decoder_0", "decoder_norm"]]
+    assert trn.subset([0, 1]).layer_groups is trn.layer_groups
+
+    class Phases(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.ends = []
+
+        def on_train_end(self, logs=None):
+            self.ends.append({layer.name: [w.numpy().copy() for w in layer.weights]
+                              for layer in model.layers if layer.weights})
+
+    start = {layer.name: [w.numpy().copy() for w in layer.weights]
+             for layer in model.layers if layer.weights}
+    phases = Phases()
+    learner = ktlite.get_learner(model, trn, val, batch_size=32, verbose=0)
+    learner.fine_tune(1, base_lr=3e-3, freeze_epochs=1, callbacks=[phases])
+    frozen_phase, unfrozen_phase = phases.ends
+
+    def moved(after, name):
+        return any(not np.array_equal(a, b) for a, b in zip(start[name], after[name]))
+
+    for name in ("target_embedding", "decoder_0", "decoder_norm"):  # new: trained first
+        assert moved(frozen_phase, name), name
+    for name in ("source_embedding", "encoder_0", "encoder_norm"):  # pretrained: kept
+        assert not moved(frozen_phase, name), name
+        assert moved(unfrozen_phase, name), name
+    # A model the task did not build gets the automatic groups.
+    assert trn.layer_groups(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])) is None
