@@ -23,6 +23,29 @@ def test_serve_on_a_missing_folder_exits_with_one_line(tmp_path, capsys):
     assert err.startswith("ktlite serve: error:") and "Traceback" not in err
 
 
+def test_serve_on_an_address_it_cannot_listen_on_says_so_before_loading(monkeypatch, capsys):
+    pytest.importorskip("fastapi")
+    import socket
+
+    import ktlite.predictor
+
+    monkeypatch.setattr(ktlite.predictor, "load_predictor",
+                        lambda path: pytest.fail("the predictor loaded"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for argv, message in (
+            (["--port", str(port)], f"cannot listen on 127.0.0.1:{port}: Address already in use"),
+            (["--host", "192.0.2.1"], "cannot listen on 192.0.2.1:8000: Cannot assign requested"),
+        ):
+            with pytest.raises(SystemExit) as exit_info:
+                cli.main(["serve", "some_folder", *argv])
+            assert exit_info.value.code == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"ktlite serve: error: {message}"), err
+
+
 def test_serve_starts_uvicorn_with_timeouts_and_a_connection_limit(monkeypatch):
     pytest.importorskip("fastapi")
     import uvicorn

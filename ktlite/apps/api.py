@@ -21,6 +21,7 @@ import logging
 import os
 import platform
 import re
+import socket
 import typing
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
@@ -399,16 +400,16 @@ class APIApp:
                 a number (`"8000"`, `True`).
             ValueError: if `port` is not in 0..65535, `host` is empty or
                 `header_timeout_s` is not a positive finite number.
+            OSError: if nothing can listen on `host`:`port` (an unknown host, a port in
+                use), with the address named.
 
         Example:
             >>> APIApp("my_predictor").run(port=8080)
         """
-        check_instance(host, str, "host")
-        if not host:
-            raise ValueError(f"`host` must be a non-empty str. Received: host={host!r}")
-        port = check_int(port, "port", 0, 65535)
+        port = _check_address(host, port)
         header_timeout_s = check_positive_float(header_timeout_s, "header_timeout_s")
         uvicorn = import_uvicorn()
+        _check_can_listen(host, port)
         from ktlite.apps.server import header_timeout_protocol
 
         settings = {"timeout_keep_alive": 5, "limit_concurrency": 256, **uvicorn_kwargs}
@@ -755,6 +756,40 @@ def import_uvicorn() -> Any:
     return uvicorn
 
 
+def _check_address(host: Any, port: Any) -> int:
+    """Checks `host` (a non-empty str) and `port` (0..65535); returns the port."""
+    check_instance(host, str, "host")
+    if not host:
+        raise ValueError(f"`host` must be a non-empty str. Received: host={host!r}")
+    return check_int(port, "port", 0, 65535)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Binds `host`:`port` once and lets it go, so that an address the server could not
+    listen on fails here, named, and not in uvicorn's log after the predictor loaded.
+
+    Args:
+        host: the interface, a name or an address.
+        port: the TCP port (0: any free one).
+
+    Raises:
+        OSError: naming the address, for a host that does not resolve or a port in use.
+
+    Example:
+        >>> _check_can_listen("127.0.0.1", 8000)
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            # As uvicorn binds: a port whose last connections are closing is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OSError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
 def serve(
     path: str | os.PathLike,
     host: str = "127.0.0.1",
@@ -786,6 +821,8 @@ def serve(
         FileNotFoundError: if `path` holds no saved predictor.
         TypeError: if a limit, `host` or `port` has the wrong type (`port="8000"`).
         ValueError: if a limit, `host` or `port` is out of range.
+        OSError: if nothing can listen on `host`:`port` (an unknown host, a port in use),
+            checked before the predictor loads.
 
     Example:
         >>> from ktlite.apps import serve
@@ -796,5 +833,6 @@ def serve(
         "body_timeout_s",
     }
     app_kwargs = {key: kwargs.pop(key) for key in app_keys & set(kwargs)}
+    _check_can_listen(host, _check_address(host, port))  # before the predictor loads
     app = APIApp(path, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, **app_kwargs)
     app.run(host=host, port=port, **kwargs)
