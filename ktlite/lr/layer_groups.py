@@ -79,6 +79,7 @@ def layer_groups(
         model: a built `keras.Model`.
         groups: `None`, or a sequence of groups from input to head, each a layer, a layer
             name, or a list of those. Every layer with weights must be in exactly one group.
+            A name must be unique among the layers with weights, nested ones included.
         name: the argument name for error messages (`fine_tune` passes `"layer_groups"`).
 
     Returns:
@@ -87,9 +88,10 @@ def layer_groups(
     Raises:
         TypeError: if `model` is not a `keras.Model`, `groups` is not a sequence of groups,
             or a group member is neither a layer nor a str.
-        ValueError: if `model` has fewer than one layer with weights, a name is unknown,
-            a layer is not one of the model's layers with weights, a layer is in two
-            groups, or a layer with weights is in none.
+        ValueError: if `model` has fewer than one layer with weights, a name is unknown
+            or names two layers (a nested model may reuse a name: pass layer objects
+            then), a layer is not one of the model's layers with weights, a layer is in
+            two groups, or a layer with weights is in none.
 
     Example:
         >>> [[layer.name for layer in g] for g in layer_groups(model)]
@@ -117,7 +119,9 @@ def layer_groups(
             f"`{name}` must be a list of groups (each a layer, a layer name or a list of "
             f"them). Received: {name}={groups!r:.80}"
         )
-    by_name = {layer.name: layer for layer in weighted}
+    by_name: dict[str, list] = {}
+    for layer in weighted:
+        by_name.setdefault(layer.name, []).append(layer)
     result, seen = [], set()
     for group in groups:
         members = group if isinstance(group, (list, tuple)) else [group]
@@ -128,7 +132,15 @@ def layer_groups(
                     f"Each member of a group in `{name}` must be a layer with weights of the "
                     f"model (or its name). Received: {item!r:.80} of type {type(item).__name__}"
                 )
-            layer = by_name.get(item) if isinstance(item, str) else item
+            if isinstance(item, str) and len(by_name.get(item, ())) > 1:
+                raise ValueError(
+                    f"`{name}`: the name {item!r} is ambiguous: {len(by_name[item])} layers "
+                    f"with weights are named {item!r} (a nested model may reuse a name). "
+                    "Pass layer objects instead of names: `model.get_layer(name)` for the "
+                    "outer one, `model.get_layer(nested_model_name).get_layer(name)` for "
+                    f"a nested one. Received: {item!r}"
+                )
+            layer = by_name.get(item, [None])[0] if isinstance(item, str) else item
             if layer is None or not any(layer is w for w in weighted):
                 raise ValueError(
                     f"Each member of a group in `{name}` must be a layer with weights of the "
@@ -160,7 +172,8 @@ def group_multipliers(n_groups: int, lr_mult: float | Sequence[float]) -> np.nda
 
     Args:
         n_groups: the number of groups, >= 1.
-        lr_mult: a number >= 1, or one positive multiplier per group.
+        lr_mult: a number >= 1 (a 0-d NumPy array counts as one), or one positive
+            multiplier per group (a list, tuple or 1-D array).
 
     Returns:
         A float32 array of `n_groups` multipliers.
@@ -169,13 +182,21 @@ def group_multipliers(n_groups: int, lr_mult: float | Sequence[float]) -> np.nda
         TypeError: if `n_groups` is not an int, or `lr_mult` (or one of its multipliers)
             is not a number.
         ValueError: for `n_groups` below 1, an `lr_mult` below 1, a multiplier that is not
-            positive and finite, or a sequence of the wrong length.
+            positive and finite, a sequence of the wrong length, or an array of more than
+            one dimension.
 
     Example:
         >>> group_multipliers(3, 100.0)
         array([0.01, 0.1 , 1.  ], dtype=float32)
     """
     n_groups = check_positive_int(n_groups, "n_groups")
+    expected = (f"a float >= 1, or a 1-D sequence of {n_groups} positive floats (one "
+                "multiplier per group)")
+    if isinstance(lr_mult, np.ndarray):
+        if lr_mult.ndim > 1:
+            raise ValueError(f"`lr_mult` must be {expected}. Received: lr_mult of shape "
+                             f"{lr_mult.shape}")
+        lr_mult = lr_mult.tolist()  # 0-d: the number itself
     if isinstance(lr_mult, Sequence) and not isinstance(lr_mult, str):
         if len(lr_mult) != n_groups:
             raise ValueError(
@@ -183,9 +204,11 @@ def group_multipliers(n_groups: int, lr_mult: float | Sequence[float]) -> np.nda
                 f"group). Received: lr_mult={lr_mult!r}"
             )
         return _positive_floats(lr_mult, "lr_mult")
-    if isinstance(lr_mult, np.ndarray) and lr_mult.ndim == 1:
-        return group_multipliers(n_groups, lr_mult.tolist())
-    lr_mult = check_float(lr_mult, "lr_mult", low=1.0)
+    try:
+        lr_mult = check_float(lr_mult, "lr_mult", low=1.0)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"`lr_mult` must be {expected}. Received: lr_mult={lr_mult!r:.80}"
+                        ) from None
     if n_groups == 1:
         return np.ones(1, dtype=np.float32)
     exponents = np.arange(n_groups - 1, -1, -1) / (n_groups - 1)

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +45,27 @@ ENCODER_FILE = "encoder.keras"
 INFO_FILE = "backbone.json"
 _FILES = frozenset({ENCODER_FILE, INFO_FILE, CONFIG_FILE, VOCAB_FILE})
 _INFO_KEYS = frozenset({"mask_rate", "whole_word"})
+# The encoder's own layers with weights, named as in `ktlite.models.Transformer`; a
+# classifier's pooling and head (or a masked-LM head) are never among them.
+_NORMS = ("embedding_norm", "final_norm")
+_BLOCK = re.compile(r"encoder_\d+")
 
 
 class Backbone:
     """A pretrained encoder and its preprocessor.
 
     Args:
-        encoder: the encoder `keras.Model` (token ids -> one vector per token).
+        encoder: the encoder `keras.Model` (token ids -> one vector per token): the
+            masked-LM model's nested `"encoder"` (`learner.backbone` of `text.pretrain`
+            holds it), not a classifier, whose pooling and head give one vector per text.
         preproc: the `TextPreprocessor` whose vocabulary the encoder was trained on.
         info: pretraining facts (`mask_rate`, `whole_word`).
+
+    Raises:
+        TypeError: if `encoder` is not a `keras.Model` or `preproc` not a fitted
+            `TextPreprocessor`.
+        ValueError: if `encoder` is not a ktlite text encoder (see `architecture`), or
+            it and `preproc` differ in `vocab_size` or `maxlen`.
 
     Example:
         >>> learner.backbone.save("my_backbone")
@@ -83,19 +96,22 @@ class Backbone:
 
         Raises:
             ValueError: if the encoder is not a ktlite text encoder (a layer named
-                `embedding` and blocks named `encoder_0`, ...); nothing of it is quoted.
+                `embedding`, blocks named `encoder_0`, ..., and one output of one
+                `embed_dim` vector per token, which a classifier's pooled output is not);
+                nothing of it is quoted but its output shape.
 
         Example:
             >>> backbone.architecture()["embed_dim"]
             128
         """
         names = [layer.name for layer in self.encoder.layers]
-        blocks = [layer for layer in self.encoder.layers if layer.name.startswith("encoder_")]
+        blocks = [layer for layer in self.encoder.layers if _BLOCK.fullmatch(layer.name)]
         try:
             if "embedding" not in names or not blocks:
                 raise KeyError
             embedding = self.encoder.get_layer("embedding").get_config()
             block = blocks[0].get_config()
+            _check_per_token_output(self.encoder, embedding["embedding_dim"])
             return {
                 "vocab_size": embedding["vocab_size"],
                 "maxlen": embedding["sequence_length"],
@@ -113,6 +129,26 @@ class Backbone:
                 "`encoder` is not a ktlite text encoder: it needs a layer named 'embedding' "
                 "(TokenAndPositionEmbedding) and Transformer blocks named 'encoder_0', ..."
             ) from None
+
+    def weight_layers(self) -> list[keras.layers.Layer]:
+        """The encoder's own layers with weights, the ones a model built on it takes.
+
+        These are the embedding, its normalization (post-norm), the blocks `encoder_0`,
+        ... and the final normalization (pre-norm); no other layer of `encoder` is ever
+        copied, so a pooling or head layer cannot leak into a new task's model.
+
+        Returns:
+            The layers, in the encoder's order.
+
+        Example:
+            >>> [layer.name for layer in backbone.weight_layers()]
+            ['embedding', 'embedding_norm', 'encoder_0', 'encoder_1']
+        """
+        return [
+            layer for layer in self.encoder.layers
+            if layer.weights and (layer.name == "embedding" or layer.name in _NORMS
+                                  or _BLOCK.fullmatch(layer.name))
+        ]
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the backbone folder atomically, with SHA-256 hashes in `ktlite.json`.
@@ -145,6 +181,23 @@ class Backbone:
         arch = self.architecture()
         return (f"Backbone(vocab_size={arch['vocab_size']}, maxlen={arch['maxlen']}, "
                 f"embed_dim={arch['embed_dim']}, num_layers={arch['num_layers']})")
+
+
+def _check_per_token_output(encoder: keras.Model, embed_dim: int) -> None:
+    """Refuses an encoder whose output is not one `embed_dim` vector per token."""
+    outputs = getattr(encoder, "outputs", None) or []
+    shapes = [tuple(getattr(output, "shape", ())) for output in outputs]
+    if len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][-1] == embed_dim:
+        return
+    received = shapes[0] if len(shapes) == 1 else f"{len(shapes)} outputs"
+    raise ValueError(
+        "`encoder` must output one vector per token, shape (batch, length, "
+        f"{embed_dim}), as the encoder of `ktlite.text.pretrain` does; a text classifier "
+        "(pooling and a head: one vector per text) is not an encoder. Pass the masked-LM "
+        "model's encoder: `learner.backbone` or `learner.save_backbone(path)` of "
+        "`text.pretrain`, or `model.get_layer('encoder')` of its model. "
+        f"Received: an encoder whose output shape is {received}"
+    )
 
 
 def _versions() -> dict[str, str]:

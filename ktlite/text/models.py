@@ -316,9 +316,8 @@ def _build(
             pooling=pooling, name="text_transformer",
         )
         if backbone is not None:
-            for layer in backbone.encoder.layers:
-                if layer.weights:
-                    model.get_layer(layer.name).set_weights(layer.get_weights())
+            for layer in backbone.weight_layers():
+                model.get_layer(layer.name).set_weights(layer.get_weights())
     elif name == "fasttext":
         model = _fasttext(preproc, num_outputs, activation, embed_dim, dropout)
     else:

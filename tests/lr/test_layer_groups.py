@@ -60,6 +60,19 @@ def test_explicit_groups_must_cover_every_layer_with_weights():
         layer_groups(model, ["a", ["b", other]])
 
 
+def test_a_name_two_nested_layers_share_is_ambiguous_and_layer_objects_are_not():
+    inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")],
+                             name="body")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(inner(inputs)))
+    with pytest.raises(ValueError, match="the name 'head' is ambiguous: 2 layers .*Pass "
+                                         "layer objects instead of names"):
+        layer_groups(model, [["head"], ["head"]])
+    nested, outer = inner.get_layer("head"), model.get_layer("head")
+    groups = layer_groups(model, [nested, outer])
+    assert len(groups) == 2 and groups[0][0] is nested and groups[1][0] is outer
+
+
 @pytest.mark.parametrize("model, groups, match", [
     ("model", None, "`model` must be a keras.Model. Received: model of type str"),
     (None, None, "`model` must be a keras.Model. Received: model of type NoneType"),
@@ -94,7 +107,8 @@ def test_multipliers_spread_geometrically_to_the_head():
     np.testing.assert_allclose(group_multipliers(2, np.array([0.5, 1.0])), [0.5, 1.0])
     np.testing.assert_allclose(group_multipliers(2, [0.5, 2.0]), [0.5, 2.0])
     np.testing.assert_allclose(group_multipliers(np.int64(2), np.float32(4.0)), [0.25, 1.0])
-    with pytest.raises(ValueError, match="`lr_mult` must be a float >= 1. Received: lr_mult=0.5"):
+    with pytest.raises(ValueError, match="`lr_mult` must be a float >= 1, or .*Received: "
+                                         "lr_mult=0.5"):
         group_multipliers(3, 0.5)
     with pytest.raises(ValueError, match="lr_mult"):
         group_multipliers(3, [1.0, 2.0])
@@ -102,6 +116,15 @@ def test_multipliers_spread_geometrically_to_the_head():
         group_multipliers(2, [1.0, 0.0])
     with pytest.raises(ValueError, match="`n_groups`.*Received: n_groups=0"):
         group_multipliers(0, 10.0)
+
+
+def test_a_zero_d_array_is_a_number_and_a_2d_array_is_refused_naming_both_forms():
+    np.testing.assert_allclose(group_multipliers(3, np.array(100.0)), [0.01, 0.1, 1.0],
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match=r"a float >= 1, or a 1-D sequence of 2 positive "
+                                         r"floats \(one multiplier per group\)\. Received: "
+                                         r"lr_mult of shape \(2, 1\)"):
+        group_multipliers(2, np.ones((2, 1)))
 
 
 @pytest.mark.parametrize("n_groups, lr_mult, name", [

@@ -1,0 +1,68 @@
+"""Tests for ktlite.text.backbone: what a `Backbone` accepts as its encoder."""
+
+import keras
+import numpy as np
+import pytest
+from corpora import planted_corpus, task_dataset
+from folders import rehash
+
+from ktlite import saving
+from ktlite.models import Transformer
+from ktlite.text import Backbone, TextPreprocessor, load_backbone, text_classifier
+
+SIZES = dict(embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def task():
+    texts, labels = planted_corpus(40, 0, filler_words=5)
+    preproc = TextPreprocessor(maxlen=8, vocab_size=60).fit(texts, labels)
+    return task_dataset(texts, labels, preproc), preproc
+
+
+def _classifier(preproc):
+    keras.utils.set_random_seed(0)
+    return Transformer(vocab_size=preproc.vocab_size, maxlen=preproc.maxlen, **SIZES)
+
+
+def _encoder(classifier):
+    return keras.Model(classifier.inputs, classifier.get_layer("pooling").input[0])
+
+
+def test_a_classifier_is_refused_as_an_encoder_naming_the_encoder_to_pass(task):
+    _, preproc = task
+    with pytest.raises(ValueError, match=r"one vector per token.*get_layer\('encoder'\).*"
+                                         r"Received: an encoder whose output shape is "
+                                         r"\(None, 2\)"):
+        Backbone(_classifier(preproc), preproc)
+
+
+def test_a_backbone_folder_holding_a_classifier_is_refused_at_load(task, tmp_path):
+    _, preproc = task
+    classifier = _classifier(preproc)
+    Backbone(_encoder(classifier), preproc).save(tmp_path / "bb")
+    saving.save_keras_model(classifier, tmp_path / "bb" / "encoder.keras",
+                            include_optimizer=False)
+    rehash(tmp_path / "bb")
+    with pytest.raises(ValueError, match="is inconsistent: `encoder` must output one vector "
+                                         "per token"):
+        load_backbone(tmp_path / "bb")
+
+
+def test_a_classifier_built_on_a_backbone_takes_only_the_encoder_layers(task):
+    trn, preproc = task
+    classifier = _classifier(preproc)
+    sequence = _encoder(classifier).output
+    # A per-token layer named like the classifier's head, on top of the encoder.
+    extra = keras.layers.Dense(SIZES["embed_dim"], name="head")(sequence)
+    backbone = Backbone(keras.Model(classifier.inputs, extra), preproc)
+    model = text_classifier("transformer", trn, preproc=preproc, backbone=backbone,
+                            **{k: SIZES[k] for k in ("embed_dim", "num_heads", "num_layers",
+                                                     "ff_dim")}, verbose=0)
+    for name in ("embedding", "encoder_0"):
+        for ours, theirs in zip(model.get_layer(name).get_weights(),
+                                classifier.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    assert model.get_layer("head").get_weights()[0].shape == (SIZES["embed_dim"], 2)
+    assert [layer.name for layer in backbone.weight_layers()] == [
+        "embedding", "embedding_norm", "encoder_0"]
