@@ -17,11 +17,13 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from ktlite._console import say
@@ -59,6 +61,38 @@ class GatherPositions(keras.layers.Layer):
         return None
 
 
+class _PerToken:
+    """Makes a Keras metric count each masked token once, whatever the batch's slots.
+
+    Keras reduces `(batch, slots)` values and weights to one value per text by averaging
+    over the slots, so a batch's tokens count `1 / slots` each, and batches of short texts
+    (fewer slots) would weigh more per token. Flattened, every slot is one sample.
+    """
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        y_true = ops.reshape(y_true, (-1,))
+        y_pred = ops.reshape(y_pred, (-1, ops.shape(y_pred)[-1]))
+        if sample_weight is not None:
+            sample_weight = ops.reshape(sample_weight, (-1,))
+        return super().update_state(y_true, y_pred, sample_weight=sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="ktlite")
+class _MaskedTokenLoss(_PerToken, keras.metrics.SparseCategoricalCrossentropy):
+    """Cross-entropy from logits, averaged over all the masked tokens seen."""
+
+    def __init__(self, name: str = "loss", from_logits: bool = True, **kwargs: Any) -> None:
+        super().__init__(name=name, from_logits=from_logits, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="ktlite")
+class _MaskedTokenAccuracy(_PerToken, keras.metrics.SparseCategoricalAccuracy):
+    """Share of all the masked tokens seen that are predicted right."""
+
+    def __init__(self, name: str = "masked_accuracy", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+
+
 def masked_lm_model(
     preproc: TextPreprocessor,
     embed_dim: int = 128,
@@ -85,8 +119,10 @@ def masked_lm_model(
 
     Returns:
         A compiled `keras.Model` from `{"token_ids", "mask_positions"}` to float32 logits
-        `(batch, slots, vocab_size)`; loss: cross-entropy averaged over the real
-        predictions; metric: `masked_accuracy`.
+        `(batch, slots, vocab_size)`. Its loss (the gradient) is each batch's
+        cross-entropy averaged over its real predictions; the `loss` it reports (logs,
+        history, `evaluate`) is the mean over all masked tokens of the pass, so texts with
+        nothing masked count for nothing. Metric: `masked_accuracy`, also per token.
 
     Example:
         >>> model = masked_lm_model(preproc)
@@ -117,20 +153,46 @@ def masked_lm_model(
         loss=keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, reduction="mean_with_sample_weight"
         ),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="masked_accuracy")],
+        # Keras' loss tracker averages the batches' losses weighted by their number of
+        # texts, so a batch of short or empty texts (length bucketing makes them) with few
+        # or no masked tokens would count as much as any other. A metric named "loss" is a
+        # mean over all masked tokens instead, and replaces the tracker's value in the logs
+        # (Keras lists compiled metrics after the tracker). The tracker still holds each
+        # batch's own loss, which the LR finder records.
+        weighted_metrics=[_MaskedTokenLoss(), _MaskedTokenAccuracy()],
     )
     return model
 
 
+def _check_maskable(data: Any, name: str) -> None:
+    """Refuses texts none of which has a token to mask: their loss would read 0.0."""
+    lengths = data.lengths  # tokens + [CLS], kept for length bucketing
+    if lengths is not None and int(np.max(lengths)) < 2:
+        raise ValueError(
+            f"`{name}` must hold at least one text with a token to mask: the masked-LM loss "
+            f"and accuracy are means over masked tokens. Received: {len(lengths)} texts "
+            "that tokenize to nothing (e.g. empty strings)"
+        )
+
+
 def _masked_lm_reporter(model: keras.Model, data: Any, predict: Any) -> tuple[str, Any]:
-    """Masked-token loss and accuracy on `data` (fresh masks), for `Learner.validate`."""
+    """Masked-token loss and accuracy on `data` (fresh masks), for `Learner.validate`.
+
+    Both are means over the masked tokens of the pass; NaN when the draw masked none.
+    """
     from ktlite.data import make_dataset
 
+    _check_maskable(data, "val_data")
     dataset, _ = make_dataset(data, 64)
     scores = model.evaluate(dataset, verbose=0, return_dict=True)
-    result = {"loss": float(scores["loss"]), "masked_accuracy": float(scores["masked_accuracy"])}
-    text = (f"masked-token accuracy {result['masked_accuracy']:.4f}, "
-            f"loss {result['loss']:.4f} (new masks each call)")
+    loss, accuracy = float(scores["loss"]), float(scores["masked_accuracy"])
+    # A masked token predicted with zero loss is predicted right, so a zero loss with a
+    # zero accuracy means the draw masked nothing (short texts), not a perfect model.
+    if loss == 0.0 and accuracy == 0.0:
+        loss = accuracy = math.nan
+    result = {"loss": loss, "masked_accuracy": accuracy}
+    text = (f"masked-token accuracy {accuracy:.4f}, loss {loss:.4f} (new masks each call"
+            f"{'; none was drawn, the texts are too short' if math.isnan(loss) else ''})")
     return text, result
 
 
@@ -236,9 +298,10 @@ def pretrain(
         texts: the unlabeled training texts.
         preproc: a fitted `TextPreprocessor` to reuse; `None` learns a WordPiece
             vocabulary from `texts` (with `maxlen` and `vocab_size`).
-        val_texts: texts to report the masked-token accuracy on (`validate()`, and the
-            `val_` values of each epoch), or `None`: nothing is held out, and
-            `learner.validate(val_data=texts)` judges texts given later.
+        val_texts: texts to report the masked-token loss and accuracy on (`validate()`,
+            and the `val_` values of each epoch), or `None`: nothing is held out, and
+            `learner.validate(val_data=texts)` judges texts given later. Both values are
+            means over the masked tokens, so empty texts count for nothing.
         maxlen: tokens per text (`None`: 99% of texts whole, see `TextPreprocessor`).
         vocab_size: the largest vocabulary (default 16000).
         mask_rate: share of tokens predicted (default 0.15; BERT's 80/10/10 corruption).
@@ -262,7 +325,9 @@ def pretrain(
     Raises:
         TypeError: for texts that are not strings, a `preproc` that is not a
             `TextPreprocessor`, or a setting that is not a `get_learner` option.
-        ValueError: for invalid texts, an unfitted `preproc`, or invalid settings.
+        ValueError: for invalid texts, `val_texts` none of which has a token to mask
+            (`validate(val_data=)` refuses those too), an unfitted `preproc`, or
+            invalid settings.
 
     Example:
         >>> learner = text.pretrain(unlabeled_texts, mixed_precision="bfloat16")
@@ -306,8 +371,11 @@ def pretrain(
         say(f"masked-LM pretraining: {len(texts):,} texts, vocabulary {preproc.vocab_size}, "
             f"maxlen {preproc.maxlen}, up to {masker.num_predictions} predictions per text, "
             f"{model.count_params():,} parameters")
+    val_data = None if val is None else data(val)
+    if val_data is not None:
+        _check_maskable(val_data, "val_texts")
     return MaskedLMLearner(
-        model, data(texts), None if val is None else data(val), preproc, masker,
+        model, data(texts), val_data, preproc, masker,
         batch_size=batch_size, seed=seed, verbose=verbose, **learner_settings,
     )
 

@@ -207,6 +207,66 @@ def test_validate_without_val_texts_says_where_they_go_and_takes_texts_later(pre
         learner.validate(val_data=corpus[2])
 
 
+def _uniform_learner(texts, val_texts=None, mask_rate=0.15):
+    """A tiny learner whose head scores every word alike: each masked token's loss is
+    log(vocab_size), whatever the masks drawn."""
+    learner = text.pretrain(texts, val_texts=val_texts, maxlen=16, vocab_size=60,
+                            mask_rate=mask_rate, embed_dim=8, num_heads=1, num_layers=1,
+                            batch_size=16, seed=0, verbose=0)
+    head = learner.model.get_layer("lm_logits")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    return learner
+
+
+def test_the_reported_masked_lm_loss_is_a_mean_over_masked_tokens_empty_texts_add_nothing(
+    corpus
+):
+    texts = [" ".join(t.split()[:n]) for t, n in zip(corpus[0][:60], [1, 2, 3, 8] * 15)]
+    padded = texts + [""] * 200  # length bucketing puts these in batches of their own
+    learner = _uniform_learner(padded, val_texts=padded)
+    expected = np.log(learner.preproc.vocab_size)
+    for val in (texts, padded):
+        scores = learner.validate(val_data=val, print_report=False)
+        assert scores["loss"] == pytest.approx(expected, rel=1e-5)
+    # A learning rate too small to move the weights: the loss logged stays log(vocab_size).
+    history = learner.fit_onecycle(1e-12, 1, verbose=0).history
+    assert history["loss"][0] == pytest.approx(expected, rel=1e-4)
+    assert history["val_loss"][0] == pytest.approx(expected, rel=1e-4)
+
+
+def test_masked_lm_model_reports_the_mean_over_masked_tokens_not_the_mean_of_batches(corpus):
+    learner = text.pretrain(corpus[0][:50], maxlen=16, vocab_size=60, embed_dim=8,
+                            num_heads=1, num_layers=1, seed=0, verbose=0)
+    model = learner.model
+    masker = TokenMasker(learner.preproc, rate=0.5, seed=0)
+    # Two texts with many masked tokens, then twelve with one or none: equal batch means
+    # would weigh the short texts' few tokens far more than their share.
+    batches = [masker(tf.constant(corpus[0][:2])), masker(tf.constant(["t0w1"] * 12))]
+    dataset = tf.data.Dataset.from_tensors(batches[0]).concatenate(
+        tf.data.Dataset.from_tensors(batches[1]))
+    total = count = 0.0
+    for inputs, targets, weights in batches:
+        losses = keras.losses.sparse_categorical_crossentropy(
+            targets, model(inputs), from_logits=True).numpy()
+        total += float((losses * weights.numpy()).sum())
+        count += float(weights.numpy().sum())
+    scores = model.evaluate(dataset, verbose=0, return_dict=True)
+    assert scores["loss"] == pytest.approx(total / count, rel=1e-5)
+
+
+def test_texts_with_nothing_to_mask_are_refused_and_a_draw_that_masks_nothing_is_nan(corpus):
+    with pytest.raises(ValueError, match="`val_texts` must hold at least one text with a "
+                                         "token to mask.*Received: 3 texts"):
+        _uniform_learner(corpus[0][:20], val_texts=["", " ", ""])
+    learner = _uniform_learner(corpus[0][:20], mask_rate=0.01)
+    with pytest.raises(ValueError, match="`val_data` must hold at least one text with a "
+                                         "token to mask"):
+        learner.validate(val_data=["", ""], print_report=False)
+    # One token at rate 0.01: the seeded draw masks nothing, which is no perfect score.
+    scores = learner.validate(val_data=["t0w1", ""], print_report=False)
+    assert np.isnan(scores["loss"]) and np.isnan(scores["masked_accuracy"])
+
+
 def test_a_pretrained_backbone_lifts_a_small_classifier(pretrained, corpus):
     learner, _ = pretrained
     (lab_x, lab_y), (test_x, test_y) = corpus[1], corpus[2]
