@@ -44,7 +44,11 @@ MANIFEST_FILE = "ktlite.json"
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_JSON_DEPTH = 64
 _HASH_CHUNK = 1024 * 1024
-_SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[0-9a-f]{12}$")
+# Hidden siblings of a saved folder: `tmp` a save being written (or written, if the swap
+# was cut short), `old` the previous folder during a plain-rename swap, `trash` the previous
+# folder once the new one is in place, never restored (a removal the file system refused
+# would otherwise bring it back at a later load).
+_SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old|trash)-[0-9a-f]{12}$")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -711,7 +715,7 @@ def recover_folder(path: str | os.PathLike, complete: Callable[[Path], bool]) ->
     """
     path = Path(path)
     siblings = _siblings(path)
-    if not os.path.lexists(path):
+    if not os.path.lexists(path):  # a `trash` sibling is never restored
         ordered = [e for k, e in siblings if k == "tmp"] + [e for k, e in siblings if k == "old"]
         for entry in ordered:
             if entry.is_dir() and complete(entry):
@@ -735,8 +739,8 @@ def finish_interrupted_save(path: str | os.PathLike, complete: Callable[[Path], 
         >>> finish_interrupted_save("my_predictor", is_predictor_folder)
     """
     path = Path(path)
-    if not _siblings(path):
-        return
+    if all(kind == "trash" for kind, _ in _siblings(path)):
+        return  # nothing to finish; the next save removes what is left
     try:
         with folder_lock(path, exclusive=True):
             recover_folder(path, complete)
@@ -800,10 +804,11 @@ def write_folder(
                 for name in files:
                     _fsync_path(os.path.join(folder, name))
                 _fsync_path(folder)
+            trash = path.parent / f".{path.name}.trash-{token}"
             if not os.path.lexists(path):
                 os.rename(tmp, path)
             elif _exchange(tmp, path):
-                shutil.rmtree(tmp)  # now holds the previous folder
+                os.rename(tmp, trash)  # now holds the previous folder
             else:
                 old = path.parent / f".{path.name}.old-{token}"
                 os.rename(path, old)
@@ -812,7 +817,10 @@ def write_folder(
                 except BaseException:
                     os.rename(old, path)
                     raise
-                shutil.rmtree(old, ignore_errors=True)
+                os.rename(old, trash)
+            # The save is done: a previous folder the file system will not let go (files
+            # made read-only) stays as `trash`, not an error.
+            _remove(trash)
             _fsync_path(path.parent)
         finally:
             if os.path.lexists(tmp):

@@ -192,6 +192,33 @@ def test_write_folder_cleans_up_when_the_swap_fails(tmp_path, monkeypatch, excha
     assert content(path) == "v1" and siblings(path) == ["f"]
 
 
+@pytest.mark.parametrize("exchange", [True, False])
+def test_a_previous_folder_that_cannot_be_removed_never_comes_back(tmp_path, monkeypatch,
+                                                                   exchange):
+    # A folder made read-only (as a user may, for a non-root owner) cannot be removed
+    # once swapped out: the save succeeds, and the leftover is never restored.
+    path = tmp_path / "f"
+    saving.write_folder(path, write_version("v1"), complete, "thing")
+    real_rmtree = saving.shutil.rmtree
+
+    def refuse(folder, ignore_errors=False):
+        if not ignore_errors:
+            raise PermissionError(13, "Permission denied", "data.txt")
+
+    monkeypatch.setattr(saving.shutil, "rmtree", refuse)
+    if not exchange:
+        monkeypatch.setattr(saving, "_exchange", lambda a, b: False)
+    saving.write_folder(path, write_version("v2"), complete, "thing")
+    assert content(path) == "v2"
+    assert [name.split("-")[0] for name in siblings(path)] == [".f.trash", "f"]
+    monkeypatch.setattr(saving.shutil, "rmtree", real_rmtree)
+    real_rmtree(path)  # the user removes the folder
+    saving.finish_interrupted_save(path, complete)  # what a load runs first
+    assert not path.exists()
+    saving.write_folder(path, write_version("v3"), complete, "thing")  # cleans up
+    assert content(path) == "v3" and siblings(path) == ["f"]
+
+
 def test_write_folder_refuses_to_replace_what_it_cannot_prove_it_wrote(tmp_path):
     path = tmp_path / "f"
     saving.write_folder(path, write_version("v1"), complete, "thing")
