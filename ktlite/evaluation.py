@@ -281,7 +281,8 @@ def per_sample_loss(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) 
         A float array with one loss per sample (averaged over any extra axes).
 
     Raises:
-        ValueError: if the model has several outputs or losses.
+        ValueError: if the model has several outputs or losses, or a loss function that
+            returns one value for the whole batch.
 
     Example:
         >>> per_sample_loss(model, y_val, model.predict(x_val)).shape
@@ -308,6 +309,13 @@ def per_sample_loss(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) 
         yt = keras.ops.convert_to_tensor(y_true[start : start + 1024])
         yp = keras.ops.convert_to_tensor(y_pred[start : start + 1024])
         out = keras.ops.convert_to_numpy(fn(yt, yp))
+        if np.ndim(out) == 0 or len(out) != len(y_true[start : start + 1024]):
+            raise ValueError(
+                "Per-example losses need a loss that returns one value per example; "
+                f"model.loss ({getattr(fn, '__name__', type(fn).__name__)}) returned "
+                f"shape {np.shape(out)} for {len(yt)} examples (a mean over the batch?). "
+                "Compile with a `keras.losses.Loss`, or a function that does not reduce."
+            )
         values.append(out.reshape(len(out), -1).mean(axis=1))
     return np.concatenate(values).astype(float)
 

@@ -188,8 +188,10 @@ def check_class_weight(class_weight: Any, model: keras.Model) -> dict[int, float
     Raises:
         TypeError: if `class_weight` is not a mapping, or a key is not an int or a weight
             not a number.
-        ValueError: for a negative or non-finite weight, or a class id outside the
-            model's classes.
+        ValueError: for a negative or non-finite weight, a class id outside the
+            model's classes, or a model compiled for regression or multilabel
+            classification (a binary loss over several outputs), which Keras would weigh
+            wrongly.
 
     Example:
         >>> check_class_weight({1: 3.0}, model_with_3_classes)
@@ -210,6 +212,18 @@ def check_class_weight(class_weight: Any, model: keras.Model) -> dict[int, float
             )
         check_float(weight, f"class_weight[{key}]", low=0.0)
     width = output_width(model)
+    name = loss_name(model) or ""
+    # Keras weighs a text by the class of its label row's largest entry: several 0/1 labels
+    # would get their first positive label's weight, a number its rounded value's.
+    if name in REGRESSION_LOSSES or (name.startswith("binary") and (width or 1) > 1):
+        task, by = (("regression", "its rounded target") if name in REGRESSION_LOSSES
+                    else ("multilabel classification", "its first positive label"))
+        raise ValueError(
+            "`class_weight` weighs the examples of single-label classifiers by their "
+            f"class; this model is compiled for {task} (loss {name!r}), where Keras would "
+            f"weigh each example by {by}. Weigh examples with sample weights in the data "
+            f"instead. Received: class_weight={dict(class_weight)!r:.200}"
+        )
     if width is None:
         return dict(class_weight)
     classes = max(width, 2)  # one sigmoid output: classes 0 and 1

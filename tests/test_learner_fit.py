@@ -436,6 +436,28 @@ def test_bad_class_weight_is_refused_before_training(class_weight, error, messag
     _assert_weights_equal(learner.model, before)
 
 
+@pytest.mark.parametrize("outputs, activation, loss, task", [
+    (3, "sigmoid", "binary_crossentropy", "multilabel classification"),
+    (1, None, "mse", "regression"),
+    (2, None, keras.losses.Huber(), "regression"),
+])
+def test_class_weight_is_refused_where_keras_would_weigh_by_the_wrong_class(
+    outputs, activation, loss, task
+):
+    # Keras weighs a row by the class of its largest label: a multilabel row by its first
+    # positive label only, a regression target by its rounded value.
+    from ktlite.validation import check_class_weight
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(outputs, activation)])
+    model.compile(optimizer="adam", loss=loss)
+    with pytest.raises(ValueError, match=rf"compiled for {task} .*sample weights.*"
+                                         r"Received: class_weight=\{0: 5.0\}"):
+        check_class_weight({0: 5.0}, model)
+    model.compile(optimizer="adam", loss="binary_crossentropy")  # one output: two classes
+    if outputs == 1:
+        assert check_class_weight({0: 5.0}, model) == {0: 5.0, 1: 1.0}
+
+
 def test_bad_seed_callbacks_and_checkpoint_folder_are_refused_naming_them():
     with pytest.raises(TypeError, match=r"`seed` must be None or an int >= 0. Received: seed='a'"):
         _learner(seed="a")

@@ -194,6 +194,18 @@ def test_top_losses_pair_labels_of_width_one_with_outputs_of_one_axis(loss):
         learner.model.evaluate(x, y, verbose=0), rel=1e-3)
 
 
+def test_top_losses_refuse_a_loss_function_that_averages_the_batch():
+    def batch_mean(y_true, y_pred):
+        return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y_true, y_pred))
+
+    x = _x()
+    y = (x[:, 0] > 0).astype("int32")
+    learner = get_learner(_model(loss=batch_mean), (x, y), (x, y), verbose=0)
+    with pytest.raises(ValueError, match=r"one value per example; model.loss \(batch_mean\) "
+                                         r"returned shape \(\) for \d+ examples"):
+        learner.top_losses(3)
+
+
 def test_top_losses_are_sorted_per_sample_losses():
     learner, x, y = _classifier_learner()
     rows = learner.top_losses(5)
