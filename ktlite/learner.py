@@ -127,7 +127,8 @@ class Learner:
         model: the user's compiled `keras.Model` (the same object, unless a distribution
             setting required `ktlite.distribute.prepare_model` to rebuild it).
         train_data, val_data: the data as given (in-memory data converted to a
-            `TaskDataset`).
+            `TaskDataset`); assigning new data checks it as `get_learner` does, and the
+            next fit or validation uses it.
         batch_size, eval_batch_size: global batch sizes for training and evaluation.
         drop_remainder: whether training batches all have the full `batch_size` (static
             shapes; on by default under `TPUStrategy`).
@@ -184,8 +185,9 @@ class Learner:
         if drop_remainder is None:
             drop_remainder = _distribute().needs_static_shapes(self.strategy)
         self.drop_remainder = drop_remainder
-        self.train_data = self._check_data(train_data, "train_data")
-        self.val_data = None if val_data is None else self._check_data(val_data, "val_data")
+        self._train_data: Any = None
+        self.train_data = train_data
+        self.val_data = val_data
         self.history: keras.callbacks.History | None = None
         self.step_history: dict[str, list] = {"lrs": [], "momentums": [], "losses": []}
         self.lr_result: Any = None
@@ -196,6 +198,24 @@ class Learner:
         # keep them frozen even after their layer was frozen and unfrozen.
         self._frozen_variables = model_tools.frozen_variables(self.model)
         model_tools.build_optimizer(self.model, self.strategy)
+
+    @property
+    def train_data(self) -> Any:
+        """The training data (see the class docstring)."""
+        return self._train_data
+
+    @train_data.setter
+    def train_data(self, data: Any) -> None:
+        self._train_data = self._check_data(data, "train_data")
+
+    @property
+    def val_data(self) -> Any:
+        """The validation data, or `None` (see the class docstring)."""
+        return self._val_data
+
+    @val_data.setter
+    def val_data(self, data: Any) -> None:
+        self._val_data = None if data is None else self._check_data(data, "val_data")
 
     # ------------------------------------------------------------------ set-up
     def _prepare_distribution(

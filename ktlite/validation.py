@@ -382,7 +382,17 @@ def _check_inputs(model: keras.Model, x: Any, name: str) -> None:
             f"has {len(inputs)}, {[t.name for t in inputs]}. Received: one {type(x).__name__}"
         )
     for array, spec, where in pairs:
-        if not isinstance(array, np.ndarray) or array.dtype == object:
+        if not isinstance(array, np.ndarray):
+            continue
+        if _holds_text(array) and "string" not in str(spec.dtype):
+            raise ValueError(
+                f"`{where}` holds raw text, but the model takes {spec.dtype} inputs of shape "
+                f"{tuple(spec.shape[1:])}: read raw examples with the task's loader or "
+                "dataset function (e.g. `text.texts_from_array`, `text.text_dataset(x, y, "
+                "preproc)`), which turn them into the model's inputs. Received: "
+                f"{where} of {len(array)} strings"
+            )
+        if array.dtype == object:
             continue
         expected, got = tuple(spec.shape[1:]), array.shape[1:]
         if len(got) == len(expected) + 1 and got[-1] == 1:
@@ -396,6 +406,14 @@ def _check_inputs(model: keras.Model, x: Any, name: str) -> None:
             )
 
 
+def _holds_text(array: np.ndarray) -> bool:
+    """Whether an input array holds strings (NumPy text, or Python / TF byte strings)."""
+    if array.dtype.kind in "US":
+        return True
+    return array.dtype == object and array.size > 0 and isinstance(
+        array.flat[0], (str, bytes))
+
+
 def check_arrays(model: keras.Model, x: Any, y: Any, name: str = "train_data") -> None:
     """Checks in-memory inputs and labels against each other and against the model.
 
@@ -407,7 +425,8 @@ def check_arrays(model: keras.Model, x: Any, y: Any, name: str = "train_data") -
 
     Raises:
         ValueError: for NaN/inf in float inputs or labels, input shapes the model cannot
-            take, or labels that do not fit the model's output and loss.
+            take, raw text for a model that does not take strings, or labels that do not
+            fit the model's output and loss.
         TypeError: for non-numeric labels.
 
     Example:

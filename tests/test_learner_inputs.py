@@ -465,3 +465,30 @@ def test_validation_data_encoded_by_another_preprocessor_state_is_refused():
     assert trn.encoded_like(TaskDataset(x, y)) and not trn.encoded_like(_Scaler(1.0).data(x, y))
     with pytest.raises(TypeError, match="`preproc` must be a preprocessor with a `save"):
         TaskDataset(x, y, preproc=object())
+
+
+def test_raw_text_for_a_model_of_ids_is_refused_up_front_in_every_form():
+    x, y = _data()
+    model = keras.Sequential([keras.Input((None,), dtype="int32"),
+                              keras.layers.Embedding(20, 4), keras.layers.GlobalAveragePooling1D(),
+                              keras.layers.Dense(C, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    texts = [f"text {i}" for i in range(N)]
+    message = r"`{}` holds raw text, but the model takes int32 inputs .*text.text_dataset"
+    for data in ((texts, y), (np.array(texts), y)):
+        with pytest.raises(ValueError, match=message.format("train_data x")):
+            get_learner(model, data)
+    ids = (np.arange(N * 3).reshape(N, 3) % 20, y)
+    learner = get_learner(model, ids, ids)
+    with pytest.raises(ValueError, match=message.format(r"val_data \(first batch\) x")):
+        learner.val_data = tf.data.Dataset.from_tensor_slices((texts, y)).batch(8)
+    with pytest.raises(ValueError, match=message.format("train_data x")):
+        learner.train_data = (texts, y)  # assigned data is checked as get_learner checks it
+    assert learner.train_data.x is ids[0] and learner.val_data.x is ids[0]  # kept
+    # A model that takes strings itself is given them.
+    keep = keras.Sequential([keras.Input((1,), dtype="string"),
+                             keras.layers.StringLookup(vocabulary=texts[:5],
+                                                       output_mode="multi_hot"),
+                             keras.layers.Dense(C)])
+    keep.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    assert len(get_learner(keep, (np.array(texts), y)).train_data) == N
