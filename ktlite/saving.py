@@ -642,7 +642,7 @@ def folder_lock(path: str | os.PathLike, exclusive: bool) -> Iterator[bool]:
     except ImportError:  # Not POSIX: no advisory locks, saves stay atomic but unserialised.
         yield False
         return
-    path = Path(path)
+    path = _folder_path(path)
     lock_file = path.parent / f".{path.name}.lock"
     try:
         # A link planted in the lock's place is not followed (it would create its target).
@@ -674,6 +674,12 @@ def _exchange(a: Path, b: Path) -> bool:
     if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
     raise OSError(code, os.strerror(code), str(a))
+
+
+def _folder_path(path: str | os.PathLike) -> Path:
+    """A saved folder's path made absolute, "." and ".." resolved (links are not): its
+    lock and hidden siblings sit beside it under its own name (`Path(".").name` is "")."""
+    return Path(os.path.abspath(os.fspath(path)))
 
 
 def _siblings(path: Path) -> list[tuple[str, Path]]:
@@ -713,7 +719,7 @@ def recover_folder(path: str | os.PathLike, complete: Callable[[Path], bool]) ->
     Example:
         >>> recover_folder("my_predictor", is_predictor_folder)
     """
-    path = Path(path)
+    path = _folder_path(path)
     siblings = _siblings(path)
     if not os.path.lexists(path):  # a `trash` sibling is never restored
         ordered = [e for k, e in siblings if k == "tmp"] + [e for k, e in siblings if k == "old"]
@@ -738,7 +744,7 @@ def finish_interrupted_save(path: str | os.PathLike, complete: Callable[[Path], 
     Example:
         >>> finish_interrupted_save("my_predictor", is_predictor_folder)
     """
-    path = Path(path)
+    path = _folder_path(path)
     if all(kind == "trash" for kind, _ in _siblings(path)):
         return  # nothing to finish; the next save removes what is left
     try:
@@ -770,7 +776,7 @@ def write_folder(
     Example:
         >>> write_folder("my_predictor", write, is_predictor_folder, "predictor")
     """
-    path = Path(path)
+    path = _folder_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(path, exclusive=True):
         recover_folder(path, replaceable)

@@ -219,6 +219,18 @@ def test_a_previous_folder_that_cannot_be_removed_never_comes_back(tmp_path, mon
     assert content(path) == "v3" and siblings(path) == ["f"]
 
 
+def test_a_folder_named_by_dot_locks_beside_itself_not_inside(tmp_path, monkeypatch):
+    path = tmp_path / "f"
+    saving.write_folder(path, write_version("v1"), complete, "thing")
+    monkeypatch.chdir(path)  # a user loading the folder they are in: load_predictor(".")
+    with saving.folder_lock(".", exclusive=False):
+        pass
+    saving.write_folder(".", write_version("v2"), complete, "thing")
+    assert content(path) == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".f.lock", "f"]
+    assert sorted(p.name for p in path.iterdir()) == sorted([saving.MANIFEST_FILE, "data.txt"])
+
+
 def test_write_folder_refuses_to_replace_what_it_cannot_prove_it_wrote(tmp_path):
     path = tmp_path / "f"
     saving.write_folder(path, write_version("v1"), complete, "thing")
