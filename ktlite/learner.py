@@ -1393,6 +1393,7 @@ class Learner:
             The path written.
 
         Raises:
+            TypeError: if `path` is not a str or `os.PathLike` (bytes, None).
             ValueError: if `path` does not end in `.keras`.
 
         Example:
@@ -1418,23 +1419,23 @@ class Learner:
             The loaded, compiled model (now `learner.model`).
 
         Raises:
-            ValueError: if `path` does not end in `.keras`, the file holds no compiled
-                model, or its model has another number of outputs than the learner's
-                (the learner's data and reports would not fit it).
+            TypeError: if `path` is not a path (a str or `os.PathLike`).
+            ValueError: if `path` does not end in `.keras`, is a link, cannot be loaded
+                safely (nothing of the file is quoted), holds no compiled model or a weight
+                with NaN or infinity, or its model has another number of outputs than the
+                learner's (the learner's data and reports would not fit it).
             FileNotFoundError: if there is no file at `path`.
 
         Example:
             >>> model = learner.load_model("model.keras")
         """
-        path = os.fspath(path)
+        path = os.fspath(saving.as_path(path, "path"))
         if not path.endswith(".keras"):
             raise ValueError(f"`path` must end with '.keras'. Received: path={path!r}")
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):
             raise FileNotFoundError(f"No model file at `path`. Received: path={path!r}")
         with self.strategy.scope():
-            model = keras.saving.load_model(
-                path, custom_objects=custom_objects, compile=True, safe_mode=True
-            )
+            model = saving.load_keras_model(path, compile=True, custom_objects=custom_objects)
         width, own = output_width(model), output_width(self.model)
         if width != own:
             raise ValueError(

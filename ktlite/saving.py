@@ -468,6 +468,7 @@ def save_keras_model(model: Any, path: str | os.PathLike, include_optimizer: boo
         The path written, as a string.
 
     Raises:
+        TypeError: if `path` is not a str or `os.PathLike` (bytes, None).
         ValueError: if `path` does not end in `.keras`.
 
     Example:
@@ -476,7 +477,7 @@ def save_keras_model(model: Any, path: str | os.PathLike, include_optimizer: boo
     """
     import keras
 
-    path = os.fspath(path)
+    path = os.fspath(as_path(path, "path"))
     if not path.endswith(".keras"):
         raise ValueError(f"`path` must end with '.keras'. Received: path={path!r}")
     target = Path(path)
@@ -521,14 +522,18 @@ def _load_failure(error: Exception) -> str:
     return f"it is not a valid .keras archive, or it was edited ({type(error).__name__})."
 
 
-def load_keras_model(path: str | os.PathLike) -> Any:
+def load_keras_model(
+    path: str | os.PathLike, compile: bool = False, custom_objects: Any = None
+) -> Any:
     """Loads a `.keras` file with `safe_mode=True` and refuses non-finite weights.
 
     Args:
         path: the `.keras` file (a regular file, not a link).
+        compile: whether the model comes back compiled as it was saved. Default False.
+        custom_objects: classes that rebuild it beside the registered ones, or `None`.
 
     Returns:
-        The `keras.Model`, uncompiled.
+        The `keras.Model`, compiled only if `compile`.
 
     Raises:
         ValueError: if the file is a link, cannot be loaded safely (Keras' reason, with
@@ -543,7 +548,8 @@ def load_keras_model(path: str | os.PathLike) -> Any:
 
     path = check_regular_file(path)
     try:
-        model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+        model = keras.saving.load_model(str(path), custom_objects=custom_objects,
+                                        compile=compile, safe_mode=True)
     except Exception as err:  # Keras raises many types for a damaged or unsafe archive.
         raise ValueError(
             f"Could not load the Keras model {path}: {_load_failure(err)}"

@@ -536,6 +536,18 @@ def test_save_and_load_model_round_trip(tmp_path):
     with pytest.raises(ValueError, match=r"two\.keras' has 2 outputs but the learner's has 3"):
         learner.load_model(tmp_path / "two.keras")
     assert learner.model is loaded
+    # As every ktlite load: no link followed, no NaN weights, nothing of a file quoted.
+    os.symlink(path, tmp_path / "link.keras")
+    with pytest.raises(ValueError, match="link.keras is a symbolic link"):
+        learner.load_model(tmp_path / "link.keras")
+    other.model.set_weights([np.full_like(w, np.nan) for w in other.model.get_weights()])
+    other.save_model(tmp_path / "nan.keras")
+    with pytest.raises(ValueError, match="holds NaN or infinite values"):
+        learner.load_model(tmp_path / "nan.keras")
+    with pytest.raises(TypeError, match=r"`path` must be a path \(str or os.PathLike\). "
+                                        r"Received: path of type bytes"):
+        learner.save_model(b"model.keras")
+    assert learner.model is loaded
 
 
 def test_print_layers_lists_every_layer(capsys):
