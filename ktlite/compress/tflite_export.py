@@ -225,11 +225,15 @@ def _output_name(predictor: Predictor) -> str:
 
 
 def _write(folder: Path, content: bytes, meta: dict[str, Any], preproc: Any) -> None:
+    """Writes the export atomically; `tflite.json`, written last, records a SHA-256 of
+    every other file, which `load_tflite` checks and without which no export is replaced."""
+
     def write(tmp: Path) -> None:
         saving.write_bytes(tmp / MODEL_FILE, content)
         if preproc is not None and not meta["tokenizer_inside"]:
             preproc.save(str(tmp))
-        saving.write_json(tmp / META_FILE, meta)
+        files = {entry.name: saving.sha256_file(entry) for entry in sorted(tmp.iterdir())}
+        saving.write_json(tmp / META_FILE, {**meta, "files": files})
 
     saving.write_folder(Path(folder), write, is_tflite_export, "TFLite export")
 
@@ -260,7 +264,9 @@ def export_tflite(
             `keras.Model` with one input and one output (wrap a subclassed model:
             `keras.Model(inputs, model(inputs))` with `inputs = keras.Input(...)`).
         path: the folder to write (`model.tflite`, `tflite.json`, plus `preprocessor.json`
-            and `vocab.txt` when tokenization stays outside). An existing export is replaced.
+            and `vocab.txt` when tokenization stays outside; `tflite.json` records a
+            SHA-256 of each other file, which `load_tflite` checks). An existing export is
+            replaced only when each of its files matches its recorded hash.
         quantize: `None` (float32, default), `"dynamic"`, `"float16"` or `"int8"`.
         representative_data: required for `"int8"`: for a predictor, training texts (a
             list of str or the training `TaskDataset`); for a model, an array of model
@@ -293,7 +299,10 @@ def export_tflite(
             type (for a bare model with numeric inputs: anything but numbers),
             `include_tokenizer` is not None or a bool, or `num_calibration_samples`
             / `seed` is not an int (`"256"`, `True`).
-        FileExistsError: if `path` is a file or a non-empty folder that is no TFLite export.
+        FileExistsError: if `path` is a file or a non-empty folder that ktlite cannot
+            prove it wrote: anything but a TFLite export whose files all match the SHA-256
+            its `tflite.json` records (a hand-made or changed export, or one written before
+            the hashes were recorded, is kept: export to a new folder or remove it first).
 
     Example:
         >>> info = export_tflite(predictor, "tflite_int8", quantize="int8",

@@ -5,10 +5,18 @@ The folder `ktlite.compress.tflite_export.export_tflite` writes holds `model.tfl
 labels), plus the preprocessor's files when the preprocessing stays outside the `.tflite`
 graph. Outputs are decoded through the same `ktlite.labels.LabelEncoder` as
 `Predictor.predict`, so the two never disagree.
+
+Since format version 2, `tflite.json` records a SHA-256 of every other file (`files`), as a
+predictor folder's `ktlite.json` does: loading checks them before the interpreter or any
+parser reads a byte, so a changed or damaged `model.tflite` is refused rather than run (or
+crashing the interpreter), and an export replaces only an export whose files all match.
+A version-1 export (written before the hashes) still loads, with a warning, but is never
+replaced: export to a new folder, or remove it first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -27,7 +35,10 @@ __all__ = ["TFLitePredictor", "load_tflite"]
 MODEL_FILE = "model.tflite"
 META_FILE = "tflite.json"
 FORMAT_NAME = "ktlite-tflite"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 recorded no hashes of the files: still loaded (with a warning), never replaced.
+READ_VERSIONS = (1, FORMAT_VERSION)
+_KIND = "TFLite export"
 
 
 def _make_interpreter(content: bytes, custom_ops: bool, num_threads: int | None) -> Any:
@@ -68,7 +79,12 @@ class TFLitePredictor:
     Raises:
         TypeError: if `batch_size` or `num_threads` is not an int (`"32"`, `True`).
         ValueError: if the folder is not a ktlite TFLite export of a known version, its
-            files are invalid, or `batch_size` / `num_threads` is below 1.
+            files are invalid or do not match the SHA-256 that `tflite.json` records (the
+            message names the file and quotes none of it), or `batch_size` / `num_threads`
+            is below 1.
+
+    Warns:
+        UserWarning: for a version-1 export, which records no hashes to check.
 
     Example:
         >>> runner = TFLitePredictor("exported_tflite", num_threads=2)  # or load_tflite(...)
@@ -92,8 +108,21 @@ class TFLitePredictor:
             )
         with saving.folder_lock(folder, exclusive=False):
             meta, self.labels = _read_meta(folder)
+            files = _verified_files(folder, meta)  # before anything parses the files
+            if files is None:
+                warnings.warn(
+                    f"{str(folder)!r} is a TFLite export written by an older ktlite: its "
+                    f"{META_FILE} records no SHA-256 of its files, so a changed or damaged "
+                    f"{MODEL_FILE} cannot be detected before the interpreter reads it. Export "
+                    "it again (to a new folder) to record them.",
+                    stacklevel=3,
+                )
             preproc = None if meta["tokenizer_inside"] else self._load_preproc(folder, meta)
             content = saving.read_bytes(folder / MODEL_FILE)
+        # The bytes the interpreter gets are checked themselves: a process outside ktlite's
+        # lock may have replaced the file since `_verified_files` hashed it.
+        if files is not None and hashlib.sha256(content).hexdigest() != files[MODEL_FILE]:
+            raise _changed(folder / MODEL_FILE)
         self.meta = meta
         self.batch_size = batch_size
         self.tokenizer_inside = meta["tokenizer_inside"]
@@ -259,34 +288,82 @@ def _check_meta(meta: dict[str, Any]) -> LabelEncoder | None:
 
 
 def is_tflite_export(folder: Path) -> bool:
-    """Whether `folder` holds a ktlite TFLite export and nothing else.
+    """Whether ktlite provably wrote all of `folder`: a TFLite export whose `tflite.json`
+    lists exactly the other files present, each with its recorded SHA-256.
 
     An export replaces only such a folder, and of the folders a crashed export left, the
-    one that passes is kept: loading and exporting recover alike.
+    one that passes is kept: loading and exporting recover alike. A version-1 export, which
+    records no hashes, does not pass (it still loads).
 
     Args:
         folder: the folder to look at.
 
     Returns:
-        True when its `tflite.json` names the format and every file belongs to it.
+        True when its `tflite.json` is valid, lists every other file, and each file is
+        unchanged; False otherwise.
 
     Example:
         >>> is_tflite_export(Path("my_model_tflite"))
         True
     """
     try:
-        meta = saving.read_json(folder / META_FILE)
+        meta, _ = _read_meta(folder)
+        files = _verified_files(folder, meta)
     except (OSError, ValueError):
         return False
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+    if files is None:
         return False
-    known = {META_FILE, MODEL_FILE}
-    if meta.get("predictor") is not None:
+    return {entry.name for entry in folder.iterdir()} == {META_FILE, *files}
+
+
+def _expected_files(meta: dict[str, Any]) -> set[str]:
+    """The files besides `tflite.json` that an export with this (checked) `meta` holds."""
+    if meta["tokenizer_inside"] or meta.get("predictor") is None:
+        return {MODEL_FILE}
+    cls = import_predictor_class(meta["predictor"], META_FILE)
+    return {MODEL_FILE, *cls.preprocessor_files}
+
+
+def _changed(file: Path) -> saving.InvalidFileError:
+    return saving.invalid_file(file, _KIND, ValueError(
+        f"the file does not match the SHA-256 recorded in {META_FILE}: it was changed or "
+        "replaced after the export. Export again"))
+
+
+def _verified_files(folder: Path, meta: dict[str, Any]) -> dict[str, str] | None:
+    """Checks every file of the export against the SHA-256 that `tflite.json` records,
+    reading nothing but to hash it; returns the `files` mapping (`None` for version 1).
+
+    Only the export's own file names are accepted in `files`, so a message names a file
+    ktlite knows and quotes nothing of `tflite.json`.
+    """
+    if meta["format_version"] == 1:
+        return None
+    files = meta.get("files")
+    try:
+        expected = _expected_files(meta)
+    except ValueError as err:
+        raise saving.invalid_file(folder / META_FILE, _KIND, err) from None
+    if not isinstance(files, dict) or set(files) != expected:
+        raise saving.invalid_file(folder / META_FILE, _KIND, ValueError(
+            f"`files` must map each of {sorted(expected)} to its SHA-256"))
+    for name in sorted(files):
+        digest = files[name]
+        if not (isinstance(digest, str) and len(digest) == 64
+                and all(c in "0123456789abcdef" for c in digest)):
+            raise saving.invalid_file(folder / META_FILE, _KIND, ValueError(
+                f"`files` must give {name!r} a SHA-256 of 64 lowercase hex digits"))
         try:
-            known |= set(import_predictor_class(meta["predictor"], META_FILE).preprocessor_files)
+            actual = saving.sha256_file(folder / name)
+        except FileNotFoundError:
+            raise saving.invalid_file(folder / name, _KIND, ValueError(
+                "the file is missing")) from None
         except ValueError:
-            return False
-    return {entry.name for entry in folder.iterdir()} <= known
+            raise saving.invalid_file(folder / name, _KIND, ValueError(
+                "the file is a symbolic link or not a regular file")) from None
+        if actual != digest:
+            raise _changed(folder / name)
+    return files
 
 
 def _read_meta(folder: Path) -> tuple[dict[str, Any], LabelEncoder | None]:
@@ -300,11 +377,12 @@ def _read_meta(folder: Path) -> tuple[dict[str, Any], LabelEncoder | None]:
     if (
         not isinstance(meta, dict)
         or meta.get("format") != FORMAT_NAME
-        or meta.get("format_version") != FORMAT_VERSION
+        or type(meta.get("format_version")) is not int  # JSON true is not version 1
+        or meta["format_version"] not in READ_VERSIONS
     ):
         raise ValueError(
             f"`path` holds an unknown TFLite export format. Expected {FORMAT_NAME!r} version "
-            f"{FORMAT_VERSION}. Received: {str(folder / META_FILE)!r}"
+            f"{' or '.join(map(str, READ_VERSIONS))}. Received: {str(folder / META_FILE)!r}"
         )
     try:
         return meta, _check_meta(meta)
@@ -331,8 +409,14 @@ def load_tflite(
 
     Raises:
         TypeError: if `batch_size` or `num_threads` is not an int (`"32"`, `True`).
-        ValueError: if the folder is not a ktlite TFLite export, or `batch_size` /
+        ValueError: if the folder is not a ktlite TFLite export, one of its files does
+            not match the SHA-256 its `tflite.json` records (checked before the interpreter
+            or any parser reads it; the message names the file), or `batch_size` /
             `num_threads` is below 1.
+
+    Warns:
+        UserWarning: for an export written before `tflite.json` recorded the hashes
+            (format version 1): it loads unchecked; export it again to record them.
 
     Example:
         >>> runner = load_tflite("exported_tflite")

@@ -1,12 +1,14 @@
 """TFLite export of a predictor (tokenizer inside or outside) or a model, with quantization."""
 
 import json
+import re
 
 import keras
 import numpy as np
 import pytest
 
 from folders import assert_quotes_nothing_crafted
+from ktlite import saving
 from ktlite.compress import export_tflite, load_tflite
 
 TEXTS = ["red item number 3", "blue item number 70", "green item", "an unseen sentence"]
@@ -149,6 +151,40 @@ def test_bad_arguments_rejected(text_predictor, tmp_path):
         export_tflite(text_predictor, tmp_path / "g")
     with pytest.raises(ValueError, match="`path`"):
         load_tflite(tmp_path / "g")
+
+
+@pytest.mark.parametrize("folder", ["changed export", "hand-made", "export without hashes"])
+def test_export_keeps_a_folder_ktlite_cannot_prove_it_wrote(text_predictor, tmp_path, folder):
+    path = tmp_path / "f"
+    if folder == "hand-made":
+        path.mkdir()
+        (path / "tflite.json").write_text(json.dumps({"format": "ktlite-tflite"}))
+        (path / "model.tflite").write_bytes(b"my own model")
+    else:
+        export_tflite(text_predictor, path)
+        if folder == "changed export":
+            (path / "model.tflite").write_bytes(b"my own model")
+        else:  # as ktlite wrote before tflite.json recorded hashes
+            meta = json.loads((path / "tflite.json").read_text())
+            meta.pop("files", None)
+            (path / "tflite.json").write_text(json.dumps({**meta, "format_version": 1}))
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    with pytest.raises(FileExistsError, match=re.escape(f"{str(path)!r}: the folder is not "
+                                                        "empty and ktlite cannot prove")):
+        export_tflite(text_predictor, path, include_tokenizer=False)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+
+
+def test_export_replaces_an_unchanged_export_and_records_every_file_hash(text_predictor,
+                                                                         tmp_path):
+    export_tflite(text_predictor, tmp_path / "f")
+    info = export_tflite(text_predictor, tmp_path / "f", include_tokenizer=False)
+    assert not info.tokenizer_inside and not load_tflite(tmp_path / "f").tokenizer_inside
+    meta = json.loads((tmp_path / "f" / "tflite.json").read_text())
+    assert meta["files"] == {
+        name: saving.sha256_file(tmp_path / "f" / name)
+        for name in ("model.tflite", "preprocessor.json", "vocab.txt")
+    }
 
 
 @pytest.mark.parametrize(

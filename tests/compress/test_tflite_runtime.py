@@ -1,5 +1,8 @@
-"""Loading a TFLite export safely: crash recovery and the shared lock, as `load_predictor`."""
+"""Loading a TFLite export safely: crash recovery, the shared lock and the files' hashes, as
+`load_predictor`."""
 
+import json
+import re
 import subprocess
 import sys
 import threading
@@ -94,3 +97,35 @@ def test_load_of_a_missing_folder_creates_no_lock_file(tmp_path):
     with pytest.raises(ValueError, match="not a ktlite TFLite export .* Received: path="):
         load_tflite(tmp_path / "missing")
     assert list(tmp_path.iterdir()) == []
+
+
+def flip_a_byte(file):
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    file.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "name, include_tokenizer", [("model.tflite", None), ("vocab.txt", False)]
+)
+def test_load_refuses_an_export_whose_file_changed_naming_the_file(
+    text_predictor, tmp_path, name, include_tokenizer
+):
+    export_tflite(text_predictor, tmp_path / "f", include_tokenizer=include_tokenizer)
+    flip_a_byte(tmp_path / "f" / name)
+    # Safe in this process: the hash is checked before the interpreter (which a damaged
+    # flatbuffer can crash) or the vocabulary parser reads a byte.
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'f' / name}': the file does "
+                                                   "not match the SHA-256")):
+        load_tflite(tmp_path / "f")
+
+
+def test_an_export_without_hashes_loads_with_a_warning(text_predictor, tmp_path):
+    export_tflite(text_predictor, tmp_path / "f")
+    meta_file = tmp_path / "f" / "tflite.json"
+    meta = json.loads(meta_file.read_text())
+    meta.pop("files", None)
+    meta_file.write_text(json.dumps({**meta, "format_version": 1}))  # as ktlite wrote before
+    with pytest.warns(UserWarning, match="records no SHA-256 of its files"):
+        runner = load_tflite(tmp_path / "f")
+    assert runner.predict(TEXTS) == text_predictor.predict(TEXTS)
