@@ -73,7 +73,7 @@ def import_predictor_class(path: Any, source: str) -> type[Predictor]:
 
     Raises:
         ValueError: if the path is not under `ktlite.`, cannot be imported, or does not
-            name a `Predictor` subclass.
+            name a task's `Predictor` subclass (one that reads its preprocessor back).
 
     Example:
         >>> import_predictor_class("ktlite.text.predictor.TextPredictor", "ktlite.json")
@@ -91,6 +91,9 @@ def import_predictor_class(path: Any, source: str) -> type[Predictor]:
                          "(saved by another version?).") from None
     if not (isinstance(cls, type) and issubclass(cls, Predictor)):
         raise ValueError(f"{source}: it names something that is not a ktlite Predictor class.")
+    if cls._load_preprocessor.__func__ is Predictor._load_preprocessor.__func__:
+        raise ValueError(f"{source}: it names a base Predictor class, which no saved folder "
+                         "holds (a task's predictor reads its preprocessor).")
     return cls
 
 

@@ -319,6 +319,8 @@ def read_json(path: str | os.PathLike) -> Any:
             f" (line {err.lineno}, column {err.colno}: {err.msg})"
         )
         raise ValueError(f"{path} is not valid UTF-8 JSON{position}.") from None
+    except ValueError:  # Python's own limit on an integer's digits (4,300)
+        raise ValueError(f"{path} holds a number too long to read; refused.") from None
     if _json_depth(value) > MAX_JSON_DEPTH:
         raise ValueError(f"{path} nests JSON deeper than {MAX_JSON_DEPTH} levels; refused.")
     return value

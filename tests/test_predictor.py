@@ -553,6 +553,8 @@ def test_load_refuses_a_foreign_format(saved):
         ("predictor", "os.system", "dotted path under 'ktlite.'"),
         ("predictor", "ktlite.labels.LabelEncoder", "not a ktlite Predictor class"),
         ("predictor", "ktlite.crafted.Evil", "a predictor class this ktlite does not have"),
+        ("predictor", "ktlite.predictor.Predictor", "a base Predictor class"),
+        ("predictor", "ktlite.classifier.ClassifierPredictor", "a base Predictor class"),
         ("versions", "\x1b[2Jcrafted", "`versions` must map package names"),
         ("versions", {"ktlite": "crafted" * 1000}, "`versions` must map package names"),
         ("files", "model.keras", "`files` must map file names"),

@@ -86,6 +86,13 @@ def test_read_json_names_the_file_and_quotes_nothing_from_it(tmp_path):
     assert "hunter2" not in str(info.value)
 
 
+def test_read_json_refuses_an_endless_number_naming_the_file(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"batch_size": ' + "9" * 5000 + "}")
+    with pytest.raises(ValueError, match=r"c\.json holds a number too long to read; refused\.$"):
+        saving.read_json(path)
+
+
 def test_read_json_refuses_deep_nesting_without_a_recursion_error(tmp_path):
     file = tmp_path / "deep.json"
     file.write_text("[" * 100_000 + "]" * 100_000)

@@ -68,6 +68,9 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "preprocessor.json"
 VOCAB_FILE = "vocab.txt"
 MAX_AUTO_MAXLEN = 512
+# The longest `maxlen` taken (a config's too): widths are int32 in the graph, and attention
+# over more positions than this would not fit in memory anyway.
+MAX_MAXLEN = 65_536
 _MAXLEN_SAMPLE = 200_000
 _CONFIG_KEYS = frozenset(
     {
@@ -124,7 +127,7 @@ class TextPreprocessor(LabeledPreprocessor):
     Args:
         maxlen: tokens per text, ``[CLS]`` included. None (the default) picks it when the
             vocabulary is learned, with `suggest_maxlen`: long enough for 99% of the training
-            texts, a multiple of 16, at most 512.
+            texts, a multiple of 16, at most 512. At most 65,536 (`MAX_MAXLEN`).
         vocab_size: the largest vocabulary size, special tokens included (default 16000).
             After fitting, ``vocab_size`` is the actual size (smaller for a small corpus;
             larger when the texts hold more distinct characters than that, since every
@@ -170,7 +173,7 @@ class TextPreprocessor(LabeledPreprocessor):
         label_mode: str | None = None,
         class_names: Sequence[str] | None = None,
     ) -> None:
-        check_int(maxlen, "maxlen", 2, allow_none=True)  # [CLS] and one token
+        check_int(maxlen, "maxlen", 2, MAX_MAXLEN, allow_none=True)  # [CLS] and one token
         check_int(vocab_size, "vocab_size", len(SPECIAL_TOKENS) + 1)  # and one piece
         check_bool(lowercase, "lowercase")
         self.labels = LabelEncoder(label_mode, class_names)
@@ -704,7 +707,8 @@ def _validate_config(config: Any) -> None:
         raise ValueError(f"The config is missing keys {missing}")
     saving.check_config_header(config, TextPreprocessor.task, FORMAT_VERSION)
     checks = {
-        "maxlen": config["maxlen"] is None or (_is_int(config["maxlen"]) and config["maxlen"] >= 2),
+        "maxlen": config["maxlen"] is None
+        or (_is_int(config["maxlen"]) and 2 <= config["maxlen"] <= MAX_MAXLEN),
         "vocab_size": _is_int(config["vocab_size"]) and config["vocab_size"] > len(SPECIAL_TOKENS),
         "max_vocab_size": _is_int(config["max_vocab_size"])
         and config["max_vocab_size"] > len(SPECIAL_TOKENS),

@@ -250,6 +250,9 @@ def test_load_refuses_invalid_values(preproc, tmp_path):
     _edit_config(folder, maxlen="64")
     with pytest.raises(ValueError, match="invalid maxlen"):
         TextPreprocessor.load(folder)
+    _edit_config(folder, maxlen=2**31)  # past int32: the graph's widths would overflow
+    with pytest.raises(ValueError, match="invalid maxlen"):
+        TextPreprocessor.load(folder)
 
 
 def test_load_quotes_nothing_from_a_file_that_failed_validation(preproc, tmp_path):
@@ -296,6 +299,7 @@ def test_unfitted_preprocessor_refuses_to_tokenize_or_save(tmp_path):
     "kwargs, match",
     [
         ({"maxlen": 1}, "maxlen"),
+        ({"maxlen": 2**31}, r"`maxlen` must be an int in \[2, 65536\] or None"),
         ({"vocab_size": 3}, "vocab_size"),
         ({"label_mode": "binary"}, "label_mode"),
         ({"class_names": ["only"]}, "class_names"),
@@ -307,8 +311,8 @@ def test_constructor_rejects_invalid_arguments(kwargs, match):
 
 
 def test_a_size_that_is_no_int_is_a_type_error():
-    with pytest.raises(TypeError, match="`maxlen` must be an int >= 2 or None. Received: "
-                                        "maxlen=3.5"):
+    with pytest.raises(TypeError, match=r"`maxlen` must be an int in \[2, 65536\] or None. "
+                                        "Received: maxlen=3.5"):
         TextPreprocessor(maxlen=3.5)
 
 
