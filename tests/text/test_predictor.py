@@ -368,9 +368,13 @@ def test_unparseable_preprocessor_config_is_refused(copy):
 
 def test_a_manifest_naming_another_predictor_class_is_refused(copy):
     meta = json.loads((copy / "ktlite.json").read_text())
+    meta["predictor"] = "ktlite.tabular.predictor.TabularPredictor"
+    (copy / "ktlite.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="a TabularPredictor folder holds"):
+        ktlite.load_predictor(copy)
     meta["predictor"] = "ktlite.predictor.Predictor"
     (copy / "ktlite.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="a Predictor folder holds"):
+    with pytest.raises(ValueError, match="a base Predictor class"):
         ktlite.load_predictor(copy)
 
 
