@@ -15,6 +15,7 @@ import datetime
 import decimal
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -330,6 +331,29 @@ def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
             "missing value."
         )
     return out
+
+
+# How ktlite before 2026-12-06 wrote a time-zone-aware date category (`str(timestamp)`).
+_SPACED_STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d")
+
+
+def iso_stamp(category: str) -> str:
+    """A category as `category_text` writes it today: a time-zone-aware date saved by an
+    older ktlite (``"2020-01-02 10:30:00+00:00"``) in ISO form, anything else unchanged.
+
+    Args:
+        category: a saved category.
+
+    Returns:
+        ``"2020-01-02T10:30:00+00:00"`` for the older form; `category` otherwise.
+
+    Example:
+        >>> iso_stamp("2020-01-02 10:30:00+00:00"), iso_stamp("Rome")
+        ('2020-01-02T10:30:00+00:00', 'Rome')
+    """
+    if isinstance(category, str) and _SPACED_STAMP.fullmatch(category):
+        return category.replace(" ", "T", 1)
+    return category
 
 
 def category_text(value: Any) -> str:

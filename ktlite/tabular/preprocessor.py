@@ -544,7 +544,8 @@ class TabularPreprocessor(LabeledPreprocessor):
             for c in config["numeric"]
         ]
         preproc.categorical = [
-            {"name": c["name"], "categories": list(c["categories"])} for c in config["categorical"]
+            {"name": c["name"], "categories": [_columns.iso_stamp(t) for t in c["categories"]]}
+            for c in config["categorical"]
         ]
         preproc.dropped_columns = list(config["dropped_columns"])
         preproc.feature_order = list(config.get("feature_order", preproc.columns))
