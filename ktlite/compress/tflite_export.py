@@ -301,8 +301,9 @@ def export_tflite(
             / `seed` is not an int (`"256"`, `True`).
         FileExistsError: if `path` is a file or a non-empty folder that ktlite cannot
             prove it wrote: anything but a TFLite export whose files all match the SHA-256
-            its `tflite.json` records (a hand-made or changed export, or one written before
-            the hashes were recorded, is kept: export to a new folder or remove it first).
+            its `tflite.json` records (a hand-made or changed export is kept: export to a
+            new folder or remove it first), or an export written before the hashes were
+            recorded that holds its own file names alone.
 
     Example:
         >>> info = export_tflite(predictor, "tflite_int8", quantize="int8",

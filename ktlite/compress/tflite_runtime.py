@@ -10,8 +10,8 @@ Since format version 2, `tflite.json` records a SHA-256 of every other file (`fi
 predictor folder's `ktlite.json` does: loading checks them before the interpreter or any
 parser reads a byte, so a changed or damaged `model.tflite` is refused rather than run (or
 crashing the interpreter), and an export replaces only an export whose files all match.
-A version-1 export (written before the hashes) still loads, with a warning, but is never
-replaced: export to a new folder, or remove it first.
+A version-1 export (written before the hashes) still loads, with a warning, and is
+replaced or recovered as it was then: when it holds its own file names alone.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ MODEL_FILE = "model.tflite"
 META_FILE = "tflite.json"
 FORMAT_NAME = "ktlite-tflite"
 FORMAT_VERSION = 2
-# Version 1 recorded no hashes of the files: still loaded (with a warning), never replaced.
+# Version 1 recorded no hashes of the files: still loaded (with a warning).
 READ_VERSIONS = (1, FORMAT_VERSION)
 _KIND = "TFLite export"
 
@@ -293,7 +293,7 @@ def is_tflite_export(folder: Path) -> bool:
 
     An export replaces only such a folder, and of the folders a crashed export left, the
     one that passes is kept: loading and exporting recover alike. A version-1 export, which
-    records no hashes, does not pass (it still loads).
+    records no hashes, passes when it holds its own file names alone (as then).
 
     Args:
         folder: the folder to look at.
@@ -311,9 +311,12 @@ def is_tflite_export(folder: Path) -> bool:
         files = _verified_files(folder, meta)
     except (OSError, ValueError):
         return False
+    present = {entry.name for entry in folder.iterdir()}
     if files is None:
-        return False
-    return {entry.name for entry in folder.iterdir()} == {META_FILE, *files}
+        # Version 1 recorded no hashes: its own file names alone, as it was judged then,
+        # so an export made before keeps being replaced and recovered after a crash.
+        return META_FILE in present and present <= {META_FILE, *_expected_files(meta)}
+    return present == {META_FILE, *files}
 
 
 def _expected_files(meta: dict[str, Any]) -> set[str]:
