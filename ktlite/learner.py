@@ -206,7 +206,14 @@ class Learner:
 
     @train_data.setter
     def train_data(self, data: Any) -> None:
-        self._train_data = self._check_data(data, "train_data")
+        checked = self._check_data(data, "train_data")
+        previous, self._train_data = self._train_data, checked
+        if getattr(self, "_val_data", None) is not None:
+            try:  # the validation data must still be encoded as the training data
+                self._check_encoding(self._val_data, "val_data")
+            except ValueError:
+                self._train_data = previous
+                raise
 
     @property
     def val_data(self) -> Any:

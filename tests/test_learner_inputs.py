@@ -425,6 +425,12 @@ def test_validation_data_encoded_with_other_classes_is_refused():
         learner.top_losses(3, val_data=_encoded(x[y < 2], train_names[y < 2]))
     # Raw examples, or data that does not say, are taken.
     learner.validate(val_data=(x, y), print_report=False)
+    # Training data assigned later must still fit the validation data; refused, it is kept.
+    with pytest.raises(ValueError, match="`val_data` was encoded with other classes"):
+        learner.train_data = _encoded(x, val_names)
+    assert learner.train_data is trn
+    with pytest.raises(ValueError, match="`val_data` was encoded with other classes"):
+        learner.val_data = _encoded(x, val_names)
 
 
 # --------------------------------------------------------------------- the preprocessor's state

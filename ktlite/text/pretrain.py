@@ -182,8 +182,7 @@ def _masked_lm_reporter(model: keras.Model, data: Any, predict: Any) -> tuple[st
     """
     from ktlite.data import make_dataset
 
-    _check_maskable(data, "val_data")
-    dataset, _ = make_dataset(data, 64)
+    dataset, _ = make_dataset(data, 64)  # checked by `MaskedLMLearner._check_data`
     scores = model.evaluate(dataset, verbose=0, return_dict=True)
     loss, accuracy = float(scores["loss"]), float(scores["masked_accuracy"])
     # A masked token predicted with zero loss is predicted right, so a zero loss with a
@@ -221,6 +220,14 @@ class MaskedLMLearner(Learner):
         super().__init__(model, train_data, val_data, **settings)
         self.preproc = preproc
         self.masker = masker
+
+    def _check_data(self, data: Any, name: str) -> Any:
+        """As `Learner`'s; validation texts must hold a token to mask (`val_data` given to
+        `validate` or assigned later too), or their loss would read 0.0."""
+        checked = super()._check_data(data, name)
+        if name == "val_data" and hasattr(checked, "lengths"):  # in memory, not tf.data
+            _check_maskable(checked, name)
+        return checked
 
     @property
     def backbone(self) -> Backbone:

@@ -262,6 +262,9 @@ def test_texts_with_nothing_to_mask_are_refused_and_a_draw_that_masks_nothing_is
     with pytest.raises(ValueError, match="`val_data` must hold at least one text with a "
                                          "token to mask"):
         learner.validate(val_data=["", ""], print_report=False)
+    with pytest.raises(ValueError, match="`val_data` must hold at least one text with a "
+                                         "token to mask"):
+        learner.val_data = ["", " "]
     # One token at rate 0.01: the seeded draw masks nothing, which is no perfect score.
     scores = learner.validate(val_data=["t0w1", ""], print_report=False)
     assert np.isnan(scores["loss"]) and np.isnan(scores["masked_accuracy"])
