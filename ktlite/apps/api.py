@@ -409,7 +409,8 @@ class APIApp:
         port = _check_address(host, port)
         header_timeout_s = check_positive_float(header_timeout_s, "header_timeout_s")
         uvicorn = import_uvicorn()
-        _check_can_listen(host, port)
+        if not {"uds", "fd"} & set(uvicorn_kwargs):  # else uvicorn binds no host and port
+            _check_can_listen(host, port)
         from ktlite.apps.server import header_timeout_protocol
 
         settings = {"timeout_keep_alive": 5, "limit_concurrency": 256, **uvicorn_kwargs}
@@ -787,7 +788,8 @@ def _check_can_listen(host: str, port: int) -> None:
             probe.bind(address)
     except OSError as error:
         reason = error.strerror or str(error)
-        raise OSError(f"cannot listen on {host}:{port}: {reason}") from None
+        raise OSError(f"`host` and `port` must be an address this machine can listen on "
+                      f"({reason}). Received: host={host!r}, port={port}") from None
 
 
 def serve(
@@ -833,6 +835,7 @@ def serve(
         "body_timeout_s",
     }
     app_kwargs = {key: kwargs.pop(key) for key in app_keys & set(kwargs)}
-    _check_can_listen(host, _check_address(host, port))  # before the predictor loads
+    if not {"uds", "fd"} & set(kwargs):  # else uvicorn binds no host and port
+        _check_can_listen(host, _check_address(host, port))  # before the predictor loads
     app = APIApp(path, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, **app_kwargs)
     app.run(host=host, port=port, **kwargs)

@@ -354,6 +354,25 @@ def test_run_binds_loopback_by_default(monkeypatch):
         app.run(header_timeout_s=0)
 
 
+def test_run_refuses_an_address_in_use_unless_uvicorn_binds_a_socket_file(monkeypatch, tmp_path):
+    import socket
+
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=rf"listen on \(Address already in use\). Received: "
+                                          rf"host='127.0.0.1', port={port}"):
+            APIApp(FakePredictor()).run(port=port)
+        assert not seen
+        APIApp(FakePredictor()).run(port=port, uds=str(tmp_path / "s.sock"))
+    assert seen["uds"] == str(tmp_path / "s.sock")
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
