@@ -23,7 +23,7 @@ from ktlite.seq2seq.preprocessor import (
     mark_spaced_dashes,
 )
 from ktlite.splits import check_val_pct, split_indices
-from ktlite.text.preprocessor import suggest_maxlen, validate_texts
+from ktlite.text.preprocessor import MAX_MAXLEN, suggest_maxlen, validate_texts
 
 
 class LMPreprocessor(PairPreprocessor):
@@ -52,7 +52,7 @@ class LMPreprocessor(PairPreprocessor):
         self, maxlen: int | None = None, vocab_size: int = DEFAULT_VOCAB_SIZE,
         lowercase: bool = False,
     ) -> None:
-        check_int(maxlen, "maxlen", 2, allow_none=True)  # named as the caller named it
+        check_int(maxlen, "maxlen", 2, MAX_MAXLEN, allow_none=True)  # named as the caller named it
         super().__init__(source_maxlen=maxlen, target_maxlen=maxlen, vocab_size=vocab_size,
                          lowercase=lowercase, joint_vocab=True)
 

@@ -25,7 +25,7 @@ import numpy as np
 from ktlite import saving
 from ktlite.arguments import check_bool, check_int
 from ktlite.text.normalization import _CJK_RANGES, _in_chunks
-from ktlite.text.preprocessor import suggest_maxlen, validate_texts
+from ktlite.text.preprocessor import MAX_MAXLEN, suggest_maxlen, validate_texts
 from ktlite.text.vocabulary import (
     _MAX_BYTES_PER_WORD,
     CLS_ID,
@@ -170,8 +170,10 @@ class PairPreprocessor:
         source_lowercase: bool | None = None,
         source_cls: bool = False,
     ) -> None:
-        self.source_maxlen = check_int(source_maxlen, "source_maxlen", 2, allow_none=True)
-        self.target_maxlen = check_int(target_maxlen, "target_maxlen", 2, allow_none=True)
+        self.source_maxlen = check_int(source_maxlen, "source_maxlen", 2, MAX_MAXLEN,
+                                       allow_none=True)
+        self.target_maxlen = check_int(target_maxlen, "target_maxlen", 2, MAX_MAXLEN,
+                                       allow_none=True)
         self.max_vocab_size = check_int(vocab_size, "vocab_size", len(SPECIAL_TOKENS) + 1)
         if source_lowercase is None:
             source_lowercase = lowercase
@@ -741,7 +743,7 @@ def backbone_preprocessor(
     from ktlite.text.backbone import resolve_backbone
 
     text_preproc = resolve_backbone(backbone).preproc
-    source_maxlen = check_int(source_maxlen, "source_maxlen", 2, allow_none=True)
+    source_maxlen = check_int(source_maxlen, "source_maxlen", 2, MAX_MAXLEN, allow_none=True)
     if source_maxlen is not None and source_maxlen > text_preproc.maxlen:
         raise ValueError(
             f"`source_maxlen` must be at most the backbone's {text_preproc.maxlen} (its "

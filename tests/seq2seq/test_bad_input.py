@@ -221,12 +221,14 @@ def test_a_dataset_needs_the_preprocessor_of_its_task():
 def test_model_and_preprocessor_arguments_are_named_as_the_caller_named_them(translator):
     from ktlite import generation
 
-    with pytest.raises(ValueError, match=r"`maxlen` must be an int >= 2 or None. Received: "
-                                         r"maxlen=1"):
+    with pytest.raises(ValueError, match=r"`maxlen` must be an int in \[2, 65536\] or None. "
+                                         r"Received: maxlen=1"):
         generation.texts_for_lm(["the cat sat"] * 20, maxlen=1, verbose=0)
-    with pytest.raises(TypeError, match="`source_maxlen` must be an int >= 2 or None. "
-                                        "Received: source_maxlen=2.5"):
+    with pytest.raises(TypeError, match=r"`source_maxlen` must be an int in \[2, 65536\] or "
+                                        "None. Received: source_maxlen=2.5"):
         seq2seq.PairPreprocessor(source_maxlen=2.5)
+    with pytest.raises(ValueError, match=r"Received: target_maxlen=2147483648"):
+        seq2seq.PairPreprocessor(target_maxlen=2**31)  # the graph's int32 widths overflow
     model, preproc = translator
     with pytest.raises(ValueError, match=r"`dropout` must be a float in \[0, 1\). Received: "
                                          r"dropout=1.5"):
