@@ -312,9 +312,10 @@ def per_sample_loss(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) 
         if np.ndim(out) == 0 or len(out) != len(y_true[start : start + 1024]):
             raise ValueError(
                 "Per-example losses need a loss that returns one value per example; "
-                f"model.loss ({getattr(fn, '__name__', type(fn).__name__)}) returned "
+                f"model.loss ({getattr(loss, '__name__', type(loss).__name__)}) returned "
                 f"shape {np.shape(out)} for {len(yt)} examples (a mean over the batch?). "
-                "Compile with a `keras.losses.Loss`, or a function that does not reduce."
+                "Compile with a loss that does not reduce over the batch: a function "
+                "returning one value per example, or a `keras.losses.Loss` whose `call` does."
             )
         values.append(out.reshape(len(out), -1).mean(axis=1))
     return np.concatenate(values).astype(float)

@@ -5,7 +5,8 @@ generation, the TFLite runtime) check their users' texts here, so one mistake ge
 exception and one wording wherever it is made: a wrong type (None, one bytes object, a set,
 a number among the texts) is a `TypeError`, a wrong value (empty, a missing value, a lone
 surrogate, a frame of several columns) a `ValueError`, and the bad item is named by its
-position. The module imports nothing but NumPy.
+position. The module imports nothing but NumPy and `ktlite.arguments` (which imports
+NumPy alone).
 """
 
 from __future__ import annotations

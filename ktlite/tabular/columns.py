@@ -233,8 +233,8 @@ def row_cells(row: Mapping[Any, Any], name: str) -> dict[str, Any]:
     if len(cells) != len(row):
         twice = sorted({str(key) for key in row if sum(str(k) == str(key) for k in row) > 1})
         raise ValueError(
-            f"`{name}` names a column twice (as text and as a number): {twice[:10]}; "
-            "keep one."
+            f"`{name}` names a column twice (two keys that read alike as text, e.g. 1 "
+            f"and '1'): {twice[:10]}; keep one."
         )
     return cells
 

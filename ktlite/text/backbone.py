@@ -62,10 +62,10 @@ class Backbone:
         info: pretraining facts (`mask_rate`, `whole_word`).
 
     Raises:
-        TypeError: if `encoder` is not a `keras.Model` or `preproc` not a fitted
+        TypeError: if `encoder` is not a `keras.Model` or `preproc` not a
             `TextPreprocessor`.
-        ValueError: if `encoder` is not a ktlite text encoder (see `architecture`), or
-            it and `preproc` differ in `vocab_size` or `maxlen`.
+        ValueError: if `preproc` is not fitted, `encoder` is not a ktlite text encoder
+            (see `architecture`), or they differ in `vocab_size` or `maxlen`.
 
     Example:
         >>> learner.backbone.save("my_backbone")
