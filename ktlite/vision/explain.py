@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -11,7 +12,7 @@ from ktlite.arguments import check_float, check_int, check_positive_int
 
 
 def occlusion_map(
-    model: keras.Model,
+    model: keras.Model | Callable[..., Any],
     image: np.ndarray,
     target: int,
     patch: int | None = None,
@@ -27,7 +28,8 @@ def occlusion_map(
     negative where it raises it.
 
     Args:
-        model: a model taking float images `(batch, height, width, channels)`.
+        model: a model taking float images `(batch, height, width, channels)` (or any
+            callable `model(batch, training=False)` returning one row of scores each).
         image: one preprocessed image `(height, width, channels)`, as the model takes it.
         target: index of the model output to explain (the class id).
         patch: side of the square; `None` (default) is a seventh of the shorter side
@@ -131,7 +133,9 @@ def plot_occlusion(
     alpha = check_float(alpha, "alpha", 0.0, 1.0)
     if ax is None:
         _, ax = plt.subplots(figsize=(3, 3))
-    ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+    # Shown at its own scale, as RGB is: a grey image is not stretched to its own range.
+    top = 255 if image.dtype == np.uint8 else 1.0
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=top)
     limit = float(np.abs(heatmap).max()) or 1.0
     ax.imshow(heatmap, cmap=cmap, alpha=alpha, vmin=-limit, vmax=limit)
     ax.set_axis_off()

@@ -35,6 +35,7 @@ from ktlite.vision.preprocessor import (
     ImagePreprocessor,
     as_pixel_batch,
     check_image_size,
+    warn_if_8_bit_in_uint16,
 )
 
 
@@ -257,6 +258,13 @@ def images_from_array(
         ((28, 28), 1)
     """
     augmentation = _augmentation(augment)
+    shape = np.shape(x_train)
+    if len(shape) == 3 and shape[-1] in (3, 4) and y_train is not None and len(y_train) == 1:
+        raise ValueError(
+            "`x_train` holds one color image (height, width, channels), but a batch is read "
+            "here (a 3-D array is a batch of grayscale images): pass `x_train[None]` for a "
+            f"batch of one. Received: x_train with shape {shape} and 1 label"
+        )
     x = as_pixel_batch(x_train, "x_train")
     if (x_test is None) != (y_test is None):
         raise ValueError("`x_test` and `y_test` must be given together.")
@@ -271,7 +279,7 @@ def images_from_array(
         y_train, y_test, len(x), label_mode, class_names, val_pct, random_state
     )
     for arr, name in ((x, "x_train"), (x_val, "x_test")):
-        _warn_if_8_bit_in_uint16(arr, name)
+        warn_if_8_bit_in_uint16(arr, name)
     float_scale = 1.0
     if np.issubdtype(x.dtype, np.floating) and float(x.max()) > FLOAT_OVERSHOOT:
         float_scale = 255.0
@@ -297,19 +305,6 @@ def images_from_array(
         )
     trn, val = _datasets(x_trn, y_trn, x_val, y_val, preproc, "pixels", augmentation)
     return trn, val, preproc
-
-
-def _warn_if_8_bit_in_uint16(pixels: np.ndarray | None, name: str) -> None:
-    if pixels is None or pixels.dtype != np.uint16:
-        return
-    top = int(pixels.max())
-    if top <= 255:
-        warnings.warn(
-            f"`{name}` is uint16 with no value above {top}: ktlite reads uint16 as 16-bit "
-            "pixels (white is 65535), so these images read as near black. If the values are "
-            f"8-bit, pass `{name}.astype('uint8')`.",
-            stacklevel=3,
-        )
 
 
 # ---------------------------------------------------------------------- files

@@ -32,7 +32,12 @@ from ktlite.vision.formats import (
     format_problem,
     image_dimensions,
 )
-from ktlite.vision.preprocessor import CONFIG_FILE, ImagePreprocessor, as_pixel_batch
+from ktlite.vision.preprocessor import (
+    CONFIG_FILE,
+    ImagePreprocessor,
+    as_pixel_batch,
+    warn_if_8_bit_in_uint16,
+)
 
 PIXELS_SIGNATURE = "serving_pixels"
 # A 1x1 black PNG, base64-encoded: the JSON schema's example.
@@ -212,6 +217,7 @@ class ImagePredictor(ClassifierPredictor):
     def _encode_pixels(self, images: np.ndarray, name: str) -> list[bytes]:
         """Lossless PNGs: uint8 as 8-bit, floats (scaled by `float_scale`) as 16-bit."""
         pixels = as_pixel_batch(images, name)
+        warn_if_8_bit_in_uint16(pixels, name)
         self.preproc.check_float_range(pixels, name)
         if pixels.shape[-1] == 4:
             pixels = pixels[..., :3]
@@ -346,13 +352,20 @@ class ImagePredictor(ClassifierPredictor):
             raise ValueError("`explain` takes one image. Received: a batch of images.")
         pixels = self.preproc.from_bytes(tf.constant(items)).numpy()[0]
         classes = self.get_classes()
+
+        def probabilities(batch: Any, training: bool = False) -> tf.Tensor:
+            # As `predict_proba` reads the model: a logits model's softmax, one sigmoid
+            # output's [1 - p, p], so the map is in probabilities of the named class.
+            outputs = tf.cast(self.model(batch, training=training), tf.float32)
+            return self._probabilities(outputs)
+
         if target is None:
-            index = int(np.argmax(self.model(pixels[None], training=False)[0]))
+            index = int(np.argmax(probabilities(pixels[None])[0]))
         elif target in classes:
             index = classes.index(target)
         else:
             raise ValueError(f"`target` must be one of {classes}. Received: target={target!r}")
-        return occlusion_map(self.model, pixels, index, patch=patch, stride=stride)
+        return occlusion_map(probabilities, pixels, index, patch=patch, stride=stride)
 
     def preprocess(self, images: Any) -> np.ndarray:
         """Returns images as the model sees them: float32 `(n, height, width, channels)`.

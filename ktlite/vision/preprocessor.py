@@ -487,6 +487,28 @@ class ImagePipeline:
         return f"ImagePipeline(source={self.source!r})"
 
 
+def warn_if_8_bit_in_uint16(pixels: np.ndarray | None, name: str) -> None:
+    """Warns when uint16 pixels hold no value above 255: 8-bit values read as near black.
+
+    Args:
+        pixels: the images, or `None`.
+        name: the argument they came in, for the message.
+
+    Example:
+        >>> warn_if_8_bit_in_uint16(np.zeros((1, 4, 4), np.uint16), "x_train")  # warns
+    """
+    if pixels is None or pixels.dtype != np.uint16:
+        return
+    top = int(pixels.max())
+    if top <= 255:
+        warnings.warn(
+            f"`{name}` is uint16 with no value above {top}: ktlite reads uint16 as 16-bit "
+            "pixels (white is 65535), so these images read as near black. If the values are "
+            f"8-bit, pass `{name}.astype('uint8')`.",
+            stacklevel=3,
+        )
+
+
 def as_pixel_batch(images: Any, name: str) -> np.ndarray:
     """Checks pixel arrays and returns them as one `(n, height, width, channels)` array.
 

@@ -514,6 +514,10 @@ def test_one_image_where_a_batch_is_read_is_refused_not_read_as_rows(shape_array
             image_dataset(image, None, preproc)
     assert len(image_dataset(one[None], None, preproc)) == 1
     assert len(image_dataset(x[:16, :16, :16], None, preproc)) == 16  # a batch of 16 is one
+    if channels == 3:  # the loader too, given one color image and its label
+        with pytest.raises(ValueError, match=r"`x_train` holds one color image .*"
+                                             r"x_train\[None\].*shape \(16, 16, 3\) and 1 label"):
+            images_from_array(one, y[:1], verbose=0)
 
 
 @pytest.mark.parametrize("images, labels, error, message", [

@@ -498,6 +498,71 @@ def test_explain_highlights_the_shape_not_the_background(predictor, shape_arrays
             predictor.explain(image, target=target)
 
 
+def _corner_models():
+    """Two-class models on 8x8 gray images whose evidence for class 'b' is the top-left
+    corner's brightness: one sigmoid output, and two logits."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 60, size=(40, 8, 8)).astype("uint8")
+    x[::2, :4, :4] = 250
+    y = np.where(np.arange(40) % 2 == 0, "b", "a")
+    _, _, preproc = images_from_array(x, y, val_pct=0, verbose=0)
+    corner = np.zeros((8, 8, 1), "float32")
+    corner[:4, :4] = 1.0
+    one = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(1, activation="sigmoid")])
+    one.set_weights([corner.reshape(64, 1) / 4.0, np.array([-2.0], "float32")])
+    one.compile(optimizer="adam", loss="binary_crossentropy")
+    two = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(2)])
+    two.set_weights([np.concatenate([-corner.reshape(64, 1), corner.reshape(64, 1)], 1) / 8.0,
+                     np.zeros(2, "float32")])
+    two.compile(optimizer="adam",
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return x, preproc, one, two
+
+
+def test_explain_reads_probabilities_of_one_sigmoid_and_of_logits_models():
+    from ktlite.vision.explain import occlusion_map
+
+    x, preproc, one, two = _corner_models()
+    image = x[0]  # bright corner: class 'b'
+    sigmoid = ktlite.get_predictor(one, preproc)
+    assert sigmoid.predict(image) == "b"
+    squares = {"patch": 4, "stride": 4}  # the corner hidden whole
+    for_b = sigmoid.explain(image, target="b", **squares)
+    assert for_b[:4, :4].mean() > 0.3 and abs(for_b[4:, 4:]).max() < 1e-6
+    np.testing.assert_allclose(sigmoid.explain(image, **squares), for_b)  # predicted class
+    np.testing.assert_allclose(sigmoid.explain(image, target="a", **squares), -for_b,
+                               atol=1e-6)
+    logits = ktlite.get_predictor(two, preproc)
+    assert logits.model_outputs == "logits"
+    softmax = keras.Sequential([two, keras.layers.Softmax()])
+    pixels = logits.preprocess(image)[0]
+    np.testing.assert_allclose(logits.explain(image, target="b", **squares),
+                               occlusion_map(softmax, pixels, 1, **squares), atol=1e-6)
+
+
+def test_predicting_uint16_pixels_holding_8_bit_values_warns_as_the_loader_does(
+    predictor, shape_arrays
+):
+    _, _, x_test, _ = shape_arrays
+    with pytest.warns(UserWarning, match=r"`images` is uint16 with no value above \d+: .*"
+                                         r"near black"):
+        predictor.predict_proba(x_test[:2].astype("uint16"))
+
+
+def test_plot_occlusion_draws_a_gray_image_at_its_own_scale():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    gray = np.full((16, 16), 0.5, "float32")
+    gray[0, 0] = 0.45  # a stretch to its own range would draw 0.5 as white
+    norm = plot_occlusion(gray, np.zeros((16, 16))).get_images()[0].norm
+    assert (norm.vmin, norm.vmax) == (0, 1.0)
+    norm = plot_occlusion((gray * 255).astype("uint8"), np.zeros((16, 16))).get_images()[0].norm
+    assert (norm.vmin, norm.vmax) == (0, 255)
+
+
 def test_plot_occlusion_overlays_the_map_on_the_image(predictor, shape_arrays):
     import matplotlib
 
