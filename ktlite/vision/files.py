@@ -152,9 +152,15 @@ def scan_images(paths: Sequence[str], name: str) -> tuple[np.ndarray, list[tuple
     kept = np.array(sorted(found), dtype=np.int64)
     skipped = len(paths) - len(kept)
     if not len(kept):
+        if any(os.path.exists(path) for path in paths):
+            hint = ". Check the paths and the files"
+        else:
+            hint = (": none of the files exists (relative paths are read from the working "
+                    f"directory, {os.getcwd()!r}; a table's loader takes `directory=` for "
+                    "them)")
         raise ValueError(
             f"None of the {len(paths)} {name} could be read as an image "
-            f"(first: {paths[0]!r}). Check the paths and the files."
+            f"(first: {paths[0]!r}){hint}."
         )
     if skipped:
         first = next(p for i, p in enumerate(paths) if i not in found)

@@ -524,7 +524,8 @@ def test_one_image_where_a_batch_is_read_is_refused_not_read_as_rows(shape_array
     (np.zeros((2, 16, 16), "float32") + 200.0, None, ValueError, "float pixels up to 200"),
     (np.zeros((2, 16, 16), "uint8"), ["square"], ValueError, "one label per image"),
     (np.zeros((2, 16, 16), "uint8"), ["square", "circle"], ValueError, "not among the classes"),
-    (["no-such-file.png"], None, ValueError, "could be read as an image .*'no-such-file.png'"),
+    (["no-such-file.png"], None, ValueError, r"could be read as an image .*'no-such-file.png'\)"
+                                             r": none of the files exists .*working directory"),
 ])
 def test_image_dataset_refuses_bad_images_and_labels(shape_arrays, images, labels, error, message):
     x, y, _, _ = shape_arrays
