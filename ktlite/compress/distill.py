@@ -32,6 +32,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ktlite import compat
 from ktlite.arguments import (
     check_bool,
     check_choice,
@@ -58,6 +59,23 @@ def _split_targets(y_true: Any, num_classes: int) -> tuple[Any, Any]:
     return None, ops.cast(ops.reshape(y_true, (-1,)), "int32")
 
 
+# Above this, float32 rounding in the softened outputs, scaled by T**2, outweighs the
+# signal (T=1e4 read 5.2 for a loss of 5.9, T=1e5 went negative); Hinton et al. used T <= 20.
+MAX_TEMPERATURE = 100.0
+
+
+def _check_temperature(temperature: Any) -> float:
+    """`temperature` as a float in `(0, MAX_TEMPERATURE]`, else the error that names it."""
+    temperature = check_positive_float(temperature, "temperature")
+    if temperature > MAX_TEMPERATURE:
+        raise ValueError(
+            f"`temperature` must be at most {MAX_TEMPERATURE:g}: beyond it float32 rounding "
+            "in the softened outputs, scaled by T**2, outweighs what the teacher teaches. "
+            f"Received: temperature={temperature!r}"
+        )
+    return temperature
+
+
 @keras.saving.register_keras_serializable(package="ktlite")
 class DistillationLoss(keras.losses.Loss):
     """Soft teacher term plus hard label term (see the module notes for the formula).
@@ -67,7 +85,7 @@ class DistillationLoss(keras.losses.Loss):
     cross-entropy alone, so validation data needs no teacher.
 
     Args:
-        temperature: softening temperature `T > 0`. Defaults to 2.0.
+        temperature: softening temperature `T` in `(0, 100]`. Defaults to 2.0.
         alpha: weight of the teacher term, in [0, 1]; the label term gets `1 - alpha`.
             Defaults to 0.5.
         from_logits: whether the student outputs logits instead of probabilities.
@@ -78,7 +96,7 @@ class DistillationLoss(keras.losses.Loss):
     Raises:
         TypeError: if `temperature` or `alpha` is not a number, or `from_logits` is not a
             bool.
-        ValueError: if `temperature` is not a finite number > 0 or `alpha` is outside
+        ValueError: if `temperature` is not in `(0, 100]` or `alpha` is outside
             [0, 1].
 
     Example:
@@ -96,7 +114,7 @@ class DistillationLoss(keras.losses.Loss):
         dtype: Any = None,
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.temperature = check_positive_float(temperature, "temperature")
+        self.temperature = _check_temperature(temperature)
         self.alpha = check_float(alpha, "alpha", 0.0, 1.0)
         self.from_logits = check_bool(from_logits, "from_logits")
 
@@ -206,10 +224,10 @@ def _check_probs(probs: Any, name: str) -> None:
     if probs.min() < -1e-6 or not np.allclose(sums, 1.0, atol=1e-3):
         raise ValueError(
             f"`{name}` must output class probabilities (a softmax head): distill supports "
-            "multiclass classifiers and reads both models' outputs as probabilities (a "
-            "student that outputs logits would train to chance; give its last layer "
-            f"activation='softmax'). Received: {name} outputs whose rows sum to "
-            f"[{sums.min():.3g}, {sums.max():.3g}]"
+            "multiclass classifiers only (not multilabel or regression models) and reads "
+            f"both models' outputs as probabilities; a {name} that outputs logits needs a "
+            "softmax on top, e.g. `keras.Sequential([model, keras.layers.Softmax()])`. "
+            f"Received: {name} outputs whose rows sum to [{sums.min():.3g}, {sums.max():.3g}]"
         )
 
 
@@ -237,8 +255,11 @@ def _precompute(teacher: keras.Model, train_data: Any, k: int, batch_size: int) 
         )
     _check_probs(probs, "teacher")
     packed = np.concatenate([probs.astype("float32"), ids.astype("float32")[:, None]], axis=1)
-    # The teacher read plain inputs; the student still trains on augmented ones.
-    return TaskDataset(x, packed, transform=transform, task=task, augment=augment)
+    # The teacher read plain inputs; the student still trains on augmented ones, in
+    # length-bucketed batches, and reads raw examples (predict, validate) as the task does.
+    return TaskDataset(x, packed, transform=transform, task=task, augment=augment,
+                       lengths=train_data.lengths, reader=train_data.reader,
+                       preproc=train_data.preproc, layer_groups=train_data.layer_groups)
 
 
 def _on_the_fly(teacher: keras.Model, train_data: Any, batch_size: int, seed: int | None) -> Any:
@@ -295,7 +316,7 @@ def distill(
         train_data: training data with class-id or one-hot labels, in any form
             `ktlite.get_learner` accepts.
         val_data: optional validation data with plain labels.
-        temperature: softening temperature `T > 0`. Defaults to 2.0.
+        temperature: softening temperature `T` in `(0, 100]`. Defaults to 2.0.
         alpha: weight of the teacher term in [0, 1] (labels get `1 - alpha`). Default 0.5.
         batch_size: training batch size (also used to run the teacher). Defaults to 32.
         soft_targets: `"precompute"` (teacher run once) or `"on_the_fly"` (teacher run in
@@ -314,7 +335,8 @@ def distill(
             `batch_size`, `seed` or `soft_targets` has the wrong type (e.g.
             `batch_size="32"` or `True`, `soft_targets=1`), or a keyword argument is one
             `get_learner` does not take (e.g. `epochs=3`), named before anything runs.
-        ValueError: for `temperature <= 0`, `alpha` outside [0, 1], `batch_size < 1`, a
+        ValueError: for a `temperature` outside `(0, 100]`, `alpha` outside [0, 1],
+            `batch_size < 1`, an `optimizer` Keras cannot make, a
             negative `seed`, unknown `soft_targets`, teacher and student output shapes
             that differ, a teacher or student without a softmax output, `"precompute"`
             asked for a streamed dataset, or a label that is not a class id in
@@ -329,9 +351,17 @@ def distill(
     from ktlite.data import TaskDataset, make_dataset
     from ktlite.learner import get_learner
 
-    temperature = check_positive_float(temperature, "temperature")
+    temperature = _check_temperature(temperature)
     alpha = check_float(alpha, "alpha", 0.0, 1.0)
     batch_size = check_positive_int(batch_size, "batch_size")
+    if optimizer is not None:
+        try:
+            optimizer = keras.optimizers.get(optimizer)
+        except ValueError:
+            raise ValueError(
+                "`optimizer` must be a Keras optimizer, its name, or None (the student's own). "
+                f"Received: optimizer={optimizer!r:.80}"
+            ) from None
     seed = check_seed(seed)
     check_choice(soft_targets, "soft_targets", SOFT_TARGET_MODES, allow_none=True)
     # Before the student is recompiled and the teacher run: a misspelt option is refused
@@ -372,26 +402,33 @@ def distill(
 
     if in_memory and not isinstance(train_data, TaskDataset):
         train_data = TaskDataset(np.asarray(train_data[0]), np.asarray(train_data[1]))
-    # The student first, on one batch: before the teacher's pass over every example.
+    # Both models on one batch, the teacher first: before its pass over every example.
     batch = next(iter(make_dataset(train_data, batch_size)[0].take(1)))
-    _check_probs(student(batch[0] if isinstance(batch, tuple) else batch, training=False),
-                 "student")
+    inputs = batch[0] if isinstance(batch, tuple) else batch
+    _check_probs(teacher_model(inputs, training=False), "teacher")
+    _check_probs(student(inputs, training=False), "student")
     if soft_targets == "precompute":
         distill_data = _precompute(teacher_model, train_data, k, batch_size)
     else:
         distill_data = _on_the_fly(teacher_model, train_data, batch_size, seed)
     if optimizer is None:
         optimizer = getattr(student, "optimizer", None) or keras.optimizers.Adam(1e-3)
+    own = compat.compile_arguments(student)
     student.compile(
         optimizer=optimizer,
         loss=DistillationLoss(temperature=temperature, alpha=alpha),
         metrics=[DistillationAccuracy()],
     )
-    return get_learner(
-        student,
-        train_data=distill_data,
-        val_data=val_data,
-        batch_size=batch_size,
-        seed=seed,
-        **learner_kwargs,
-    )
+    try:
+        return get_learner(
+            student,
+            train_data=distill_data,
+            val_data=val_data,
+            batch_size=batch_size,
+            seed=seed,
+            **learner_kwargs,
+        )
+    except (TypeError, ValueError):
+        if own:  # a refused option leaves the user's student compiled as it was
+            student.compile(**own)
+        raise

@@ -83,6 +83,7 @@ def test_loss_and_metric_serialize():
         ({"alpha": None}, TypeError, "alpha"),
         ({"alpha": True}, TypeError, "alpha"),
         ({"temperature": float("nan")}, ValueError, "temperature"),
+        ({"temperature": 1e4}, ValueError, "temperature"),  # float32 rounding times T**2
     ],
 )
 def test_bad_loss_arguments_rejected(kwargs, error, name):
@@ -118,6 +119,8 @@ def dense_classifier():
         ({"soft_targets": True}, TypeError, "soft_targets"),
         ({"soft_targets": ["precompute"]}, TypeError, "soft_targets"),
         ({"soft_targets": "cached"}, ValueError, "soft_targets"),
+        ({"temperature": 1e6}, ValueError, "temperature"),  # float32 rounding times T**2
+        ({"optimizer": 5}, ValueError, "optimizer"),
     ],
 )
 def test_distill_rejects_wrong_types_and_out_of_range_values(kwargs, error, name):
@@ -139,6 +142,10 @@ def test_distill_refuses_an_option_get_learner_does_not_take_before_touching_the
                        r"'eval_batch_size'"):
         distill(dense_classifier(), student, (x, y), epochs=3, lr=1e-3)
     assert student.loss == loss == "sparse_categorical_crossentropy"
+    # A value get_learner refuses leaves the student compiled as the user left it too.
+    with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+        distill(dense_classifier(), student, (x, y), gradient_accumulation_steps=0)
+    assert student.loss == "sparse_categorical_crossentropy"
     learner = distill(dense_classifier(), student, (x, y), eval_batch_size=4, verbose=0)
     assert learner.eval_batch_size == 4
 
@@ -226,6 +233,25 @@ def _logits_model():
     return keras.Model(inputs, logits)
 
 
+def test_a_distilled_learner_reads_raw_examples_as_the_task_does(text_setup):
+    # The precomputed soft targets dropped the task's reader, lengths and preprocessor:
+    # `predict(["a text"])` reached Keras as raw strings, batches were never bucketed.
+    import ktlite
+    from ktlite import text
+
+    trn, val, preproc, teacher = text_setup
+    student = text.text_classifier(
+        "transformer", trn, preproc=preproc, embed_dim=8, num_heads=1, num_layers=1, verbose=0
+    )
+    learner = distill(teacher, student, trn, val, verbose=0)
+    assert learner.train_data.lengths is not None and learner.train_data.preproc is preproc
+    texts = list(val.x[:3])
+    np.testing.assert_allclose(learner.predict(texts),
+                               ktlite.get_predictor(student, preproc).predict_proba(texts),
+                               atol=1e-5)
+    assert learner.validate(val_data=(texts, val.y[:3]), print_report=False).sum() == 3
+
+
 def test_distill_rejects_a_teacher_without_softmax(token_data, make_transformer):
     x, y = token_data
     for soft_targets in ("precompute", "on_the_fly"):
@@ -244,7 +270,8 @@ def test_distill_rejects_a_student_that_outputs_logits(token_data, make_transfor
     teacher.predict = never
     for soft_targets in ("precompute", "on_the_fly"):
         with pytest.raises(ValueError, match=r"`student` must output class probabilities.*"
-                           r"activation='softmax'\). Received: student outputs"):
+                           r"multiclass classifiers only .*Softmax\(\)\]\)`. Received: "
+                           r"student outputs"):
             distill(teacher, _logits_model(), (x, y), soft_targets=soft_targets)
 
 
