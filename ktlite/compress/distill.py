@@ -418,6 +418,7 @@ def distill(
         optimizer=optimizer,
         loss=DistillationLoss(temperature=temperature, alpha=alpha),
         metrics=[DistillationAccuracy()],
+        steps_per_execution=getattr(student, "steps_per_execution", 1),  # the user's
     )
     try:
         return get_learner(

@@ -136,7 +136,7 @@ def test_distill_refuses_an_option_get_learner_does_not_take_before_touching_the
     x = np.zeros((8, 4), dtype="float32")
     y = np.zeros((8,), dtype="int64")
     student = dense_classifier()
-    student.compile("sgd", "sparse_categorical_crossentropy")
+    student.compile("sgd", "sparse_categorical_crossentropy", steps_per_execution=2)
     loss = student.loss
     with pytest.raises(TypeError, match=r"does not take \['epochs', 'lr'\]\. Accepted: .*"
                        r"'eval_batch_size'"):
@@ -147,7 +147,7 @@ def test_distill_refuses_an_option_get_learner_does_not_take_before_touching_the
         distill(dense_classifier(), student, (x, y), gradient_accumulation_steps=0)
     assert student.loss == "sparse_categorical_crossentropy"
     learner = distill(dense_classifier(), student, (x, y), eval_batch_size=4, verbose=0)
-    assert learner.eval_batch_size == 4
+    assert learner.eval_batch_size == 4 and student.steps_per_execution == 2  # kept
 
 
 def teacher_and_student(token_data, tiny_transformer):
