@@ -593,14 +593,17 @@ class Predictor:
 
         Args:
             mode: `"int8"` (default) or `"int4"`.
-            exclude: regex(es) of layer names to keep in float. Defaults to `None`.
+            exclude: regex(es) searched (`re.search`) in the layer paths that
+                `ktlite.compress.quantized_layers` reports (e.g. `"encoder_0/ffn_outer"`)
+                or in bare layer names; matching layers stay float. Defaults to `None`.
 
         Returns:
             A new predictor that saves, loads and exports like any other.
 
         Raises:
             TypeError: If `mode` is not a str.
-            ValueError: If `mode` is not `"int8"` or `"int4"`.
+            ValueError: If `mode` is not `"int8"` or `"int4"`, or an `exclude` pattern
+                matches no quantizable layer.
 
         Example:
             >>> small = predictor.quantize("int8")

@@ -84,12 +84,47 @@ def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
     ]
 
 
+def _excluded_by(layer: keras.layers.Layer, pattern: re.Pattern) -> bool:
+    """Whether `pattern` is found (`re.search`) in the layer's path or in its bare name.
+
+    The path (`"encoder_0/ffn_outer"`) is what `quantized_layers` and pruning's `exclude`
+    use; the name (`"ffn_outer"`) keeps anchored patterns such as `"^ffn_outer$"`, written
+    when `exclude` was matched against names only, excluding what they did before.
+    """
+    return bool(pattern.search(layer.path or layer.name) or pattern.search(layer.name))
+
+
 def _is_quantizable(layer: keras.layers.Layer, patterns: list[re.Pattern]) -> bool:
     return (
         type(layer) in _QUANTIZABLE
         and getattr(layer, "quantization_mode", None) is None
-        and not any(p.search(layer.name) for p in patterns)
+        and not any(_excluded_by(layer, p) for p in patterns)
     )
+
+
+def _check_patterns_match(
+    layers: list[keras.layers.Layer], patterns: list[re.Pattern], exclude: Any
+) -> None:
+    """Refuses an `exclude` pattern that matches none of the quantizable `layers`.
+
+    Such a pattern (a typo, a path from another model) would otherwise exclude nothing
+    and silently quantize every layer.
+    """
+    candidates = [layer for layer in layers if _is_quantizable(layer, [])]
+    if not candidates:
+        return  # `quantize_model` says that there is nothing to quantize
+    for pattern in patterns:
+        if any(_excluded_by(layer, pattern) for layer in candidates):
+            continue
+        paths = [layer.path or layer.name for layer in candidates]
+        shown = ", ".join(repr(path) for path in paths[:6])
+        more = f", ... ({len(paths)} in all)" if len(paths) > 6 else ""
+        raise ValueError(
+            f"`exclude` pattern {pattern.pattern!r} matches no Dense, EinsumDense or "
+            "Embedding layer of `model`; patterns are searched (`re.search`) in layer paths "
+            f"(and bare layer names), and the paths it could match are: {shown}{more}. "
+            f"Received: exclude={exclude!r}"
+        )
 
 
 def quantized_layers(model: keras.Model) -> dict[str, str]:
@@ -99,7 +134,8 @@ def quantized_layers(model: keras.Model) -> dict[str, str]:
         model: any Keras model.
 
     Returns:
-        A dict from layer name to mode (e.g. `{"dense": "int8"}`); empty for a float model.
+        A dict from layer path (e.g. `"encoder_0/ffn_outer"`, the name alone for a layer of
+        the model itself) to mode (e.g. `{"dense": "int8"}`); empty for a float model.
 
     Raises:
         TypeError: if `model` is not a `keras.Model`.
@@ -145,9 +181,14 @@ def quantize_model(
         model: a built Keras model with float32 weights (float32 or mixed precision).
         mode: `"int8"` (default; about 4x smaller kernels, int8 matrix products) or
             `"int4"` (about 8x smaller kernels, dequantized before the product).
-        exclude: a regex, or list of regexes, matched (with `re.search`) against layer
-            names; matching layers stay float. Default `None` quantizes every eligible
-            layer. E.g. `exclude="^output$"` keeps a small classifier head exact.
+        exclude: a regex, or list of regexes, searched (with `re.search`) in layer paths,
+            the keys of `quantized_layers` and what `prune`'s `exclude` matches (e.g.
+            `"encoder_0/ffn_outer"`); a pattern also matches a layer whose bare name it is
+            found in (`"^ffn_outer$"` matches that layer in every encoder block). Matching
+            layers stay float. Default `None` quantizes every eligible layer. E.g.
+            `exclude="^head$"` keeps a small classifier head exact, `exclude="^encoder_0/"`
+            the whole first encoder block. Each pattern must match at least one Dense,
+            EinsumDense or Embedding layer.
 
     Returns:
         A new, uncompiled `keras.Model` with the same inputs and outputs.
@@ -156,12 +197,13 @@ def quantize_model(
         TypeError: if `model` is not a `keras.Model`, `mode` is not a str, or `exclude` is
             not a string/list.
         ValueError: if `mode` is unknown, the model is not built, already quantized, or
-            has no layer that can be quantized; if it cannot be rebuilt from its config
-            (in float32 for a mixed-precision model), e.g. a subclassed model without
-            `get_config` or not registered, or a `Lambda` layer; or if the quantized copy
-            would not load back from a `.keras` file (a subclassed model or layer that does
-            not pass its dtype policy to the Dense/EinsumDense/Embedding layers it
-            creates). The message says what to do.
+            has no layer that can be quantized; if an `exclude` pattern matches none of its
+            quantizable layers (the message lists their paths); if it cannot be rebuilt
+            from its config (in float32 for a mixed-precision model), e.g. a subclassed
+            model without `get_config` or not registered, or a `Lambda` layer; or if the
+            quantized copy would not load back from a `.keras` file (a subclassed model or
+            layer that does not pass its dtype policy to the Dense/EinsumDense/Embedding
+            layers it creates). The message says what to do.
 
     Example:
         >>> small = ktlite.compress.quantize_model(model, mode="int8")
@@ -171,7 +213,7 @@ def quantize_model(
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
     mode = _check_mode(mode)
-    patterns = compile_exclude_patterns(exclude)
+    patterns = compile_exclude_patterns(exclude, "layer paths")
     if not model.built:
         raise ValueError(
             "`model` must be built (called on data, or created with keras.Input) before it "
@@ -189,7 +231,9 @@ def quantize_model(
         clone = float32_copy(model, "quantizes")
     else:
         clone = _float_copy(model)
-    targets = [layer for layer in _leaf_layers(clone) if _is_quantizable(layer, patterns)]
+    leaves = _leaf_layers(clone)
+    _check_patterns_match(leaves, patterns, exclude)
+    targets = [layer for layer in leaves if _is_quantizable(layer, patterns)]
     if not targets:
         raise ValueError(
             "`model` has no Dense, EinsumDense or Embedding layer left to quantize "
@@ -360,7 +404,8 @@ def quantize_predictor(
     Args:
         predictor: a ktlite predictor (anything with `.model`, `.preproc`, `.batch_size`).
         mode: `"int8"` (default) or `"int4"`; see `quantize_model`.
-        exclude: regex(es) of layer names to keep in float; see `quantize_model`.
+        exclude: regex(es) searched in layer paths (or bare names) of layers to keep in
+            float; see `quantize_model`.
 
     Returns:
         A predictor of the same kind (built with `ktlite.get_predictor`).
@@ -368,8 +413,9 @@ def quantize_predictor(
     Raises:
         TypeError: if `predictor` has no Keras `model` and `preproc`, or `mode` is not a
             str.
-        ValueError: for an unknown `mode`, or a model `quantize_model` refuses (one whose
-            quantized copy would not load back, ...; see `quantize_model`).
+        ValueError: for an unknown `mode`, an `exclude` pattern that matches no
+            quantizable layer, or a model `quantize_model` refuses (one whose quantized copy
+            would not load back, ...; see `quantize_model`).
 
     Example:
         >>> small = quantize_predictor(predictor, "int8")

@@ -71,6 +71,33 @@ def test_exclude_keeps_matching_layers_float(transformer):
     assert quantized_layers(small)
 
 
+def _two_block_transformer():
+    from ktlite.models import Transformer
+
+    return Transformer(vocab_size=50, maxlen=4, embed_dim=8, num_heads=1, num_layers=2,
+                       num_outputs=2)
+
+
+@pytest.mark.parametrize("exclude", ["encoder_0/ffn_outer", "^encoder_0/ffn_outer$"])
+def test_exclude_matches_the_layer_paths_quantized_layers_reports(exclude):
+    model = _two_block_transformer()
+    everything = set(quantized_layers(quantize_model(model, "int8")))
+    assert set(quantized_layers(quantize_model(model, "int8", exclude=exclude))) == (
+        everything - {"encoder_0/ffn_outer"}
+    )
+    kept = set(quantized_layers(quantize_model(model, "int8", exclude="^encoder_0/")))
+    assert kept == {path for path in everything if not path.startswith("encoder_0/")}
+    # A pattern matching a bare layer name still excludes it, in every block.
+    by_name = set(quantized_layers(quantize_model(model, "int8", exclude="^ffn_outer$")))
+    assert by_name == everything - {"encoder_0/ffn_outer", "encoder_1/ffn_outer"}
+
+
+def test_an_exclude_pattern_matching_no_layer_is_refused_naming_it(transformer):
+    with pytest.raises(ValueError, match=r"`exclude` pattern 'no_such_layer' matches no "
+                                         r".*'encoder_0/ffn_outer'.*Received: exclude="):
+        quantize_model(transformer, "int8", exclude=["^head$", "no_such_layer"])
+
+
 def test_plain_functional_model_round_trip(tmp_path):
     inputs = keras.Input((8,))
     outputs = keras.layers.Dense(3, activation="softmax")(
