@@ -13,6 +13,17 @@ Nothing is added to the model itself: after training, the constraints are remove
 model holds plain kernels with zeros, so it saves to the ordinary `.keras` format and loads
 without ktlite. Unstructured zeros do not make dense matrix products faster; they make the
 model compress well (`.keras` files are zip archives) and prepare it for sparse runtimes.
+
+Steps count train batches. With `steps_per_execution=k` Keras runs k batches per compiled
+call and calls back once per call, with the index of the call's first batch
+(`on_train_batch_begin`) and of its last (`on_train_batch_end`): the callback reads those
+indices, so its steps still count batches and the schedule ends where it was planned. Masks
+can only change between calls: an update scheduled inside a call is made at the start of
+the next one. Inside a call the constraints still zero the pruned weights after every
+optimizer step, so they are zero at the end of every call and of training.
+
+An optimizer with `use_ema=True` cannot be used: at the end of `fit` Keras overwrites the
+weights with their moving averages, in which the pruned weights are not zero.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ktlite import compat
+from ktlite import compat, model_tools
 from ktlite._console import say
 from ktlite.arguments import (
     check_bool,
@@ -243,6 +254,21 @@ class _MaskConstraint:
         return keras.ops.multiply(weight, keras.ops.cast(self.mask, weight.dtype))
 
 
+def _check_no_ema(model: keras.Model) -> None:
+    """Refuses a model whose optimizer keeps moving averages (`use_ema=True`)."""
+    optimizer = getattr(model, "optimizer", None)
+    if model_tools.uses_ema(optimizer):
+        raise ValueError(
+            "Pruning needs an optimizer without `use_ema`, but the model's optimizer has "
+            "`use_ema=True`: at the end of every fit Keras writes the optimizer's moving "
+            "averages into the weights, which averages the pruned zeros away. Compile the "
+            "model with an optimizer without `use_ema` to prune it, e.g. "
+            "`model.compile(optimizer=keras.optimizers.Adam(), ...)`. Nothing was changed. "
+            f"Received: optimizer={type(model_tools.inner_optimizer(optimizer)).__name__}"
+            "(use_ema=True)"
+        )
+
+
 def _magnitude_mask(values: np.ndarray, fraction: float) -> np.ndarray:
     k = int(round(fraction * values.size))
     mask = np.ones(values.size, dtype=values.dtype)
@@ -258,7 +284,9 @@ class MagnitudePruning(keras.callbacks.Callback):
     Between `begin_step` and `end_step` the callback recomputes each layer's mask every
     `frequency` steps so that the layer's sparsity follows the schedule; after `end_step`
     the masks are fixed and training fine-tunes the remaining weights. Steps count train
-    batches from the start of this `fit`. See the module notes for how masks are enforced.
+    batches from the start of this `fit`, also with `steps_per_execution > 1` (Keras then
+    calls back once per group of batches, and an update scheduled inside a group is made
+    at the start of the next group). See the module notes for how masks are enforced.
 
     Args:
         target_sparsity: final fraction of zero weights in each pruned layer, in [0, 1).
@@ -290,7 +318,9 @@ class MagnitudePruning(keras.callbacks.Callback):
         ValueError: if a value is out of range: `target_sparsity` outside [0, 1), an
             unknown `schedule`, `begin_step < 0`, `end_step < begin_step`,
             `frequency < 1`, `initial_sparsity` outside [0, target_sparsity], `power <= 0`
-            or `verbose` not 0 or 1.
+            or `verbose` not 0 or 1; when training begins, if the model's optimizer has
+            `use_ema=True` (its moving averages would erase the pruned zeros; nothing is
+            changed).
 
     Example:
         >>> pruning = MagnitudePruning(target_sparsity=0.5)
@@ -342,6 +372,8 @@ class MagnitudePruning(keras.callbacks.Callback):
         self._masks: list[keras.Variable] = []
         self._inner: list[Any] = []
         self._step = 0
+        self._epoch_start = 0
+        self._checked = -1
         self._last_sparsity = 0.0
         self._ramp: tuple[int, int, int] = (0, 0, 1)
 
@@ -375,14 +407,25 @@ class MagnitudePruning(keras.callbacks.Callback):
             )
         )
 
-    def _is_update_step(self, step: int) -> bool:
+    def _update_due(self, after: int, step: int) -> bool:
+        """Whether a mask update is scheduled at a step in `(after, step]`.
+
+        Keras calls back once per `steps_per_execution` batches, so the steps skipped since
+        the last call (`after`) are caught up at this one.
+        """
         begin, end, every = self._ramp
         if self.schedule == "constant":
-            return step == begin
-        return begin <= step <= end and ((step - begin) % every == 0 or step == end)
+            return after < begin <= step
+        low, high = max(after + 1, begin), min(step, end)
+        if low > high:
+            return False
+        # The ramp's last step, or the first update step `begin + j * every` at or after low.
+        first = begin + -(-(low - begin) // every) * every
+        return high == end or first <= high
 
     # ------------------------------------------------------------------ callback hooks
     def on_train_begin(self, logs: dict | None = None) -> None:
+        _check_no_ema(self.model)
         self._weights = prunable_weights(self.model, self.include_embeddings, self.exclude)
         if not self._weights:
             raise ValueError(
@@ -391,6 +434,8 @@ class MagnitudePruning(keras.callbacks.Callback):
             )
         self._ramp = self._resolve_ramp()
         self._step = 0
+        self._epoch_start = 0
+        self._checked = -1
         self._last_sparsity = 0.0
         self.history = []
         self._masks, self._inner = [], []
@@ -424,12 +469,25 @@ class MagnitudePruning(keras.callbacks.Callback):
         every = self.frequency or max(1, (end - begin) // 16)
         return begin, end, every
 
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = self._step
+
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        if self._is_update_step(self._step):
+        # `batch` is the epoch's index of the first batch the coming call trains (of
+        # `steps_per_execution` batches); the batches before it in the epoch have run.
+        self._step = self._epoch_start + int(batch)
+        if self._update_due(self._checked, self._step):
             self._update_masks(self.sparsity_at(self._step))
+        self._checked = self._step
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self._step += 1
+        # `batch` is the index of the call's last batch; the last call of an epoch may
+        # train fewer batches than `steps_per_execution`.
+        done = int(batch) + 1
+        steps = self.params.get("steps") if self.params else None
+        if steps:
+            done = min(done, int(steps))
+        self._step = self._epoch_start + done
 
     def detach(self) -> None:
         """Takes the masks off the weights (the model's own constraints come back).
@@ -534,7 +592,10 @@ def prune(
             or if `learner` is not a learner (e.g. a Keras model or a predictor: wrap the
             model with `ktlite.get_learner(model, train_data)`).
         ValueError: for `target_sparsity` outside [0, 1), an unknown `schedule`,
-            `epochs < 1`, or an `end_step` / `frequency` out of range.
+            `epochs < 1`, an `end_step` / `frequency` out of range, or a model whose
+            optimizer has `use_ema=True` (at the end of the fit Keras would write its
+            moving averages over the pruned zeros; compile the model with an optimizer
+            without `use_ema` to prune it). Nothing is trained.
         RuntimeError: if a layer ends below the target (should not happen).
 
     Example:
@@ -561,6 +622,7 @@ def prune(
             "`ktlite.get_learner(model, train_data)` and pass the learner. "
             f"Received: learner of type {type(learner).__name__}"
         )
+    _check_no_ema(learner.model)
     try:
         history = learner.fit_onecycle(
             lr, epochs, callbacks=[*(callbacks or []), pruning], **fit_kwargs

@@ -99,6 +99,55 @@ def test_sparsity_reached_and_held_after_every_step(transformer, token_data, tmp
     assert all(weight.constraint is None for _, weight in prunable_weights(model))
 
 
+def test_with_steps_per_execution_the_schedule_counts_batches(transformer, token_data):
+    import warnings
+
+    class EpochSparsity(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.values = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.values.append(sparsity(self.model).overall)
+
+    x, y = token_data
+    model = transformer
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  steps_per_execution=4)
+    pruning = MagnitudePruning(target_sparsity=0.5)
+    watcher, epochs = MaskWatcher(pruning), EpochSparsity()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=32, epochs=3, callbacks=[pruning, watcher, epochs], verbose=0)
+    assert not [w for w in caught if "pruning schedule" in str(w.message)]
+    # 8 batches per epoch, called back every 4: the ramp ends at 2/3 of 24 batches, at the
+    # start of the last epoch, which fine-tunes with the masks fixed.
+    assert [step for step, _ in pruning.history] == [0, 4, 8, 12, 16]
+    assert pruning.history[-1][1] == pytest.approx(0.5) and pruning._step == 24
+    assert epochs.values[1] < 0.5 and epochs.values[2] == pytest.approx(0.5, abs=0.005)
+    assert watcher.batches == 6 and watcher.violations == 0
+    assert sparsity(model).overall == pytest.approx(0.5, abs=0.005)
+
+
+def test_an_ema_optimizer_is_refused_before_anything_trains(transformer, token_data):
+    import ktlite
+
+    x, y = token_data
+    transformer.compile(optimizer=keras.optimizers.Adam(1e-3, use_ema=True),
+                        loss="sparse_categorical_crossentropy")
+    learner = ktlite.get_learner(transformer, (x, y), batch_size=64, verbose=0)
+    before = [w.numpy() for w in learner.model.weights]
+    match = r"`use_ema=True`.*averages the pruned zeros away.*without `use_ema`"
+    with pytest.raises(ValueError, match=match):
+        ktlite.compress.prune(learner, target_sparsity=0.5, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=match):
+        learner.model.fit(x, y, batch_size=64, epochs=1, verbose=0,
+                          callbacks=[MagnitudePruning(target_sparsity=0.5)])
+    for old, weight in zip(before, learner.model.weights):
+        np.testing.assert_array_equal(weight.numpy(), old)
+    assert all(weight.constraint is None for _, weight in prunable_weights(learner.model))
+
+
 def test_constant_schedule_prunes_once_at_begin_step(transformer, token_data):
     x, y = token_data
     model = compiled(transformer)
