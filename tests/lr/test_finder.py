@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from ktlite import compat
 from ktlite.lr import DEFAULT_NUM_STEPS, LRFindResult, find_lr
+from step_models import MeanStepModel
 
 
 def _state(model):
@@ -442,35 +443,9 @@ def test_a_sweep_with_steps_per_execution_trains_and_records_num_steps_steps(
     _assert_bit_identical(before, _state(model))
 
 
-class MeanStepModel(keras.Model):
-    """A custom train_step written like Keras' guide: its own Mean averages the loss."""
-
-    def __init__(self):
-        super().__init__()
-        self.hidden = keras.layers.Dense(8, activation="relu")
-        self.out = keras.layers.Dense(3, activation="softmax")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-
-    def call(self, x):
-        return self.out(self.hidden(x))
-
-    def train_step(self, data):
-        x, y = data
-        with tf.GradientTape() as tape:
-            loss = self.compute_loss(y=y, y_pred=self(x, training=True))
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
-
-
 def test_a_custom_step_averaging_its_loss_in_a_mean_records_each_batch_loss(data, dataset):
     keras.utils.set_random_seed(3)
-    model = MeanStepModel()
+    model = MeanStepModel(hidden=8)
     model.compile(optimizer=keras.optimizers.SGD(1e-2),
                   loss="sparse_categorical_crossentropy", jit_compile=False)
     model(data[0][:2])

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from ktlite import compat
 from ktlite.lr import Constant, OneCycle, PolicyCallback, Triangular
+from step_models import MeanStepModel
 
 STEPS_PER_EPOCH = 6  # 96 samples, batch 16
 
@@ -283,35 +284,6 @@ def test_custom_train_step_without_loss_tracker_still_records_losses(data):
         _fit(model, data, cb, epochs=1)
     assert len(cb.history["losses"]) == 6
     assert np.all(np.isfinite(cb.history["losses"]))
-
-
-class MeanStepModel(keras.Model):
-    """A custom train_step written like Keras' guide: its own Mean averages the loss."""
-
-    def __init__(self, weighted=False):
-        super().__init__()
-        self.dense = keras.layers.Dense(3, activation="softmax")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.weighted = weighted
-
-    def call(self, x):
-        return self.dense(x)
-
-    def train_step(self, data):
-        x, y = data
-        with tf.GradientTape() as tape:
-            loss = self.compute_loss(y=y, y_pred=self(x, training=True))
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        if self.weighted:  # counted by samples, as Keras' own tracker is
-            self.loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
-        else:
-            self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
 
 
 @pytest.mark.parametrize("weighted", [False, True])
