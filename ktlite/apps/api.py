@@ -409,8 +409,7 @@ class APIApp:
         port = _check_address(host, port)
         header_timeout_s = check_positive_float(header_timeout_s, "header_timeout_s")
         uvicorn = import_uvicorn()
-        if not {"uds", "fd"} & set(uvicorn_kwargs):  # else uvicorn binds no host and port
-            _check_can_listen(host, port)
+        _check_can_listen(host, port, uvicorn_kwargs)
         from ktlite.apps.server import header_timeout_protocol
 
         settings = {"timeout_keep_alive": 5, "limit_concurrency": 256, **uvicorn_kwargs}
@@ -765,20 +764,24 @@ def _check_address(host: Any, port: Any) -> int:
     return check_int(port, "port", 0, 65535)
 
 
-def _check_can_listen(host: str, port: int) -> None:
+def _check_can_listen(host: str, port: int, uvicorn_kwargs: dict[str, Any]) -> None:
     """Binds `host`:`port` once and lets it go, so that an address the server could not
     listen on fails here, named, and not in uvicorn's log after the predictor loaded.
 
     Args:
         host: the interface, a name or an address.
         port: the TCP port (0: any free one).
+        uvicorn_kwargs: the `uvicorn.run` options; with `uds=` or `fd=` uvicorn binds no
+            host and port, and nothing is checked.
 
     Raises:
         OSError: naming the address, for a host that does not resolve or a port in use.
 
     Example:
-        >>> _check_can_listen("127.0.0.1", 8000)
+        >>> _check_can_listen("127.0.0.1", 8000, {})
     """
+    if {"uds", "fd"} & set(uvicorn_kwargs):
+        return
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM)[0]
@@ -835,7 +838,6 @@ def serve(
         "body_timeout_s",
     }
     app_kwargs = {key: kwargs.pop(key) for key in app_keys & set(kwargs)}
-    if not {"uds", "fd"} & set(kwargs):  # else uvicorn binds no host and port
-        _check_can_listen(host, _check_address(host, port))  # before the predictor loads
+    _check_can_listen(host, _check_address(host, port), kwargs)  # before the predictor loads
     app = APIApp(path, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, **app_kwargs)
     app.run(host=host, port=port, **kwargs)
