@@ -24,9 +24,6 @@ for a model that fails it.
 
 from __future__ import annotations
 
-import inspect
-import os
-import warnings
 import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -34,6 +31,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from ktlite._console import warn
 from ktlite.arguments import check_positive_int, check_seed
 
 __all__ = [
@@ -254,7 +252,7 @@ def padding_invariant(
     answer = found == _SAME
     if found == _CHANGED and model not in _WARNED:
         _WARNED.add(model)
-        warnings.warn(
+        warn(
             "The model's outputs change with the padding after an example, so ktlite pads "
             "every batch to the full width (`maxlen`) instead of only to its longest "
             "example: with length bucketing an example's result would depend on the "
@@ -263,7 +261,6 @@ def padding_invariant(
             "followed by layers that keep the mask (pooling, attention, RNNs), or use a "
             "ktlite text model. `get_learner(..., bucketing=False)` pads to the full width "
             "without this check.",
-            stacklevel=_caller_stacklevel(),
         )
     kept[source] = (step, answer)
     return answer
@@ -310,12 +307,3 @@ def _probe(model: Any, narrow: Any, full: Any) -> str:
         if not np.allclose(a, b, rtol=0.0, atol=tolerance * scale, equal_nan=True):
             return _CHANGED
     return _SAME
-
-
-def _caller_stacklevel() -> int:
-    """The `warnings.warn` stacklevel of the first frame outside ktlite (the user's call)."""
-    root = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = inspect.currentframe(), 0
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
-        frame, level = frame.f_back, level + 1
-    return max(level, 2)

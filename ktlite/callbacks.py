@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from ktlite import compat, saving
 from ktlite.arguments import check_bool, check_float, check_positive_int, check_verbose
-from ktlite._console import say
+from ktlite._console import say, warn
 
 __all__ = [
     "NonFiniteGuard",
@@ -218,13 +217,12 @@ class NonFiniteGuard(keras.callbacks.Callback):
         self.restored_epoch = self._good_epochs
         epoch, batch = self.stopped
         where = f"epoch {epoch + 1}" + (f", batch {batch + 1}" if batch >= 0 else "")
-        warnings.warn(
+        warn(
             f"Training stopped: the loss became NaN or infinite at {where}. The weights and "
             f"optimizer state were restored to the end of epoch {self._good_epochs} (the "
             "last one with a finite loss). Try a lower learning rate (see lr_find()), "
             "check the data for NaN/inf, or clip gradients (e.g. Adam(clipnorm=1.0)).",
             RuntimeWarning,
-            stacklevel=2,
         )
 
 
@@ -324,11 +322,10 @@ class BestWeights(keras.callbacks.Callback):
         self.mode = monitor_mode(self.monitor, self.model)
         value = (logs or {}).get(self.monitor)
         if value is None:
-            warnings.warn(
+            warn(
                 f"`monitor={self.monitor!r}` is not in the training logs; available: "
                 f"{sorted(logs or {})}. Best weights are not tracked.",
                 RuntimeWarning,
-                stacklevel=2,
             )
             return
         if not _finite(value):

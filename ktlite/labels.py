@@ -38,12 +38,12 @@ be ambiguous and an unknown label is refused.
 from __future__ import annotations
 
 import numbers
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ktlite._console import warn
 from ktlite.arguments import check_choice, check_instance, check_positive_int, is_missing
 
 LABEL_MODES = ("multiclass", "multilabel", "regression")
@@ -294,12 +294,11 @@ def _warn_if_numeric_target(ints: np.ndarray, name: str) -> None:
     than 20 distinct values, over half the labels: prices, counts)."""
     distinct = len(np.unique(ints))
     if distinct > max(20, len(ints) // 2):
-        warnings.warn(
+        warn(
             f"`{name}` holds {distinct} distinct integers in {len(ints)} labels, read as "
             f"{distinct} classes. Pass label_mode='regression' to predict the number, or "
             "label_mode='multiclass' to keep the classes without this warning.",
             UserWarning,
-            stacklevel=3,
         )
 
 
@@ -387,11 +386,10 @@ def _sorted_names(values: Any, name: str) -> list[str]:
         by_stripped.setdefault(label.strip(), []).append(label)
     spaced = [group for group in by_stripped.values() if len(group) > 1]
     if spaced:
-        warnings.warn(
+        warn(
             f"`{name}` holds labels that differ only by surrounding spaces, which are separate "
             f"classes: {preview_values(spaced, limit=5)}. Strip the labels if each group is one "
             "class.",
-            stacklevel=3,
         )
     return names
 
@@ -444,10 +442,9 @@ def fit_labels(
             )
         values = arr.astype(np.float64)
         if np.unique(values).size < 2:
-            warnings.warn(
+            warn(
                 f"`{name}` holds a single value ({values.flat[0]!r}); a regression model will "
                 f"only learn that constant. Check that the right column was used.",
-                stacklevel=2,
             )
         return mode, None, 1 if values.ndim == 1 else int(values.shape[1])
 

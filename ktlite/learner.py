@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite import evaluation, model_tools, saving
-from ktlite._console import say
+from ktlite._console import say, warn
 from ktlite.arguments import (
     check_bool,
     check_choice,
@@ -239,13 +238,12 @@ class Learner:
         if gradient_accumulation_steps is None and native > 1 and one_batch_per_call:
             # Keras's own accumulation cannot be paused for the LR finder's sweep, and its
             # epochs need not end on an update, which one-cycle schedules count on.
-            warnings.warn(
+            warn(
                 f"The optimizer's own `gradient_accumulation_steps={native}` runs as ktlite's "
                 "gradient accumulation (the same averaging, which the LR finder can pause "
                 "and whose epochs end on an update): `learner.model.optimizer` is a copy "
                 f"of yours. Pass `get_learner(..., gradient_accumulation_steps={native})` "
                 "with an optimizer that does not accumulate to skip the copy.",
-                stacklevel=4,
             )
             gradient_accumulation_steps = native
         settings = {
@@ -379,11 +377,10 @@ class Learner:
             augment=training,
         )
         if static and not _static_batches(dataset):
-            warnings.warn(
+            warn(
                 "`drop_remainder` is on (the strategy compiles for fixed shapes) but the "
                 "training dataset brings its own batches, whose size is not static. Batch it "
                 "with `.batch(batch_size, drop_remainder=True)`.",
-                stacklevel=3,
             )
         return dataset, n
 

@@ -15,14 +15,13 @@ trainable layer, as Keras' LoRA freezes a kernel) stays frozen when layers are u
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Sequence
 
 import keras
 import tensorflow as tf
 
 from ktlite import compat
-from ktlite._console import say
+from ktlite._console import say, warn
 from ktlite.arguments import check_float, check_int
 
 __all__ = [
@@ -313,12 +312,11 @@ def build_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -> Non
     if optimizer.built:
         if _covers(optimizer, variables):
             return
-        warnings.warn(
+        warn(
             "The model's optimizer was built before some layers were unfrozen and cannot "
             "track them, so ktlite gives the model a fresh optimizer of the same class and "
             "config (its step count is kept, its slots restart).",
             RuntimeWarning,
-            stacklevel=3,
         )
         steps = int(compat.step_counter(inner_optimizer(optimizer)).numpy())
         copy = type(optimizer).from_config(optimizer.get_config())

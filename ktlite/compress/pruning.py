@@ -29,7 +29,6 @@ weights with their moving averages, in which the pruned weights are not zero.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +37,7 @@ import keras
 import numpy as np
 
 from ktlite import compat, model_tools
-from ktlite._console import say
+from ktlite._console import say, warn
 from ktlite.arguments import (
     check_bool,
     check_choice,
@@ -509,12 +508,11 @@ class MagnitudePruning(keras.callbacks.Callback):
     def on_train_end(self, logs: dict | None = None) -> None:
         try:
             if self._last_sparsity < self.target_sparsity:
-                warnings.warn(
+                warn(
                     f"Training stopped at step {self._step}, before the pruning schedule reached "
                     f"target_sparsity={self.target_sparsity} (last: {self._last_sparsity:.3f}); "
                     "pruning to the target now, without fine-tuning. Train longer or pass a "
                     "smaller `end_step` to let the model recover.",
-                    stacklevel=2,
                 )
                 self._update_masks(self.target_sparsity)
         finally:
@@ -527,10 +525,9 @@ class MagnitudePruning(keras.callbacks.Callback):
             < self.target_sparsity
         }
         if self.below_target:
-            warnings.warn(
+            warn(
                 f"Some layers are below target_sparsity={self.target_sparsity} after pruning: "
                 f"{self.below_target}. Their weights were changed outside the optimizer step.",
-                stacklevel=2,
             )
         if self.verbose:
             say(

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import compat, saving
+from ktlite._console import warn
 from ktlite.arguments import check_choice, check_positive_int, check_seed
 from ktlite.compress._precision import float32_copy, low_precision_policies
 from ktlite.compress.quantize import _with_model, quantized_layers
@@ -477,11 +478,10 @@ def _convert_with_preprocessing(
                 f"tensorflow-text ops ({reason}). Use include_tokenizer=False to export "
                 "the model alone. Received: include_tokenizer=True"
             ) from err
-        warnings.warn(
+        warn(
             f"The preprocessing could not be put inside the TFLite model ({reason}); "
             "exporting the model alone, which takes token ids. The folder also holds "
             "the preprocessor, so preprocess with it before calling the TFLite model.",
-            stacklevel=4,
         )
         return None
     return content

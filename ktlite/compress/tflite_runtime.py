@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import saving
+from ktlite._console import warn
 from ktlite.arguments import check_positive_int
 from ktlite.labels import LabelEncoder
 from ktlite.predictor import import_predictor_class
@@ -110,12 +111,11 @@ class TFLitePredictor:
             meta, self.labels = _read_meta(folder)
             files = _verified_files(folder, meta)  # before anything parses the files
             if files is None:
-                warnings.warn(
+                warn(
                     f"{str(folder)!r} is a TFLite export written by an older ktlite: its "
                     f"{META_FILE} records no SHA-256 of its files, so a changed or damaged "
                     f"{MODEL_FILE} cannot be detected before the interpreter reads it. Export "
                     "it again (to a new folder) to record them.",
-                    stacklevel=3,
                 )
             preproc = None if meta["tokenizer_inside"] else self._load_preproc(folder, meta)
             content = saving.read_bytes(folder / MODEL_FILE)

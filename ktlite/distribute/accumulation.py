@@ -47,7 +47,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import types
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,6 +54,7 @@ import keras
 import tensorflow as tf
 
 from ktlite import compat
+from ktlite._console import warn
 from ktlite.arguments import check_int
 
 _STATE = "_ktlite_accumulation"
@@ -247,13 +247,12 @@ class _EpochGroups(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         state = self._accumulation
         if state.pending and state.epoch_steps is None:
-            warnings.warn(
+            warn(
                 f"Epoch {epoch + 1} ended with {state.pending} of {state.steps} batches "
                 "accumulated towards an optimizer update: the epoch's length is unknown, so "
                 "they are carried into the next epoch (and dropped after the last one). Give "
                 "the dataset a known length (`dataset.apply(tf.data.experimental."
                 "assert_cardinality(n))`) or pass `steps_per_epoch` to `fit`.",
-                stacklevel=2,
             )
 
     def on_train_end(self, logs=None):

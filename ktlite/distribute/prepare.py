@@ -15,7 +15,6 @@ right scope, at the right precision, is kept as is.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +24,7 @@ from keras import tree
 
 from ktlite import compat
 from ktlite.arguments import check_bool, check_choice, check_positive_int
-from ktlite._console import say
+from ktlite._console import say, warn
 from ktlite.distribute import accumulation as _accumulation
 from ktlite.distribute import multi_worker_fix
 from ktlite.distribute.strategy import (
@@ -184,10 +183,9 @@ def _jit_supported(strategy: tf.distribute.Strategy) -> bool:
         reason = "XLA has no cross-process collectives on CPU devices"
     if reason is None:
         return True
-    warnings.warn(
+    warn(
         f"jit_compile=True is not supported under {describe(strategy)}: {reason}. Training "
         "continues without XLA (one GPU per process, or a TPU, can use XLA).",
-        stacklevel=3,
     )
     return False
 
@@ -351,11 +349,10 @@ def _warn_if_outputs_not_float32(model: keras.Model) -> None:
     outputs = getattr(model, "outputs", None) or []
     odd = [t.dtype for t in tree.flatten(outputs) if str(t.dtype) != "float32"]
     if odd:
-        warnings.warn(
+        warn(
             f"Under mixed precision the model's outputs are {odd}, not float32. Give the "
             "layer that produces each output `dtype='float32'` to keep the loss and the "
             "predictions in float32.",
-            stacklevel=3,
         )
 
 
@@ -461,12 +458,11 @@ def _copy_optimizer_state(old: keras.optimizers.Optimizer, model: keras.Model) -
     if len(old_vars) != len(new_vars) or any(
         tuple(a.shape) != tuple(b.shape) for a, b in zip(old_vars, new_vars)
     ):
-        warnings.warn(
+        warn(
             "The optimizer's state (step count and moments) could not be carried over to "
             "the rebuilt model because its variables changed (loss scaling or gradient "
             "accumulation added or removed); training continues from a fresh optimizer "
             "state with the same configuration.",
-            stacklevel=4,
         )
         return
     for source, target in zip(old_vars, new_vars):

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Mapping
 from typing import Any, Callable
 
 import tensorflow as tf
 
 from ktlite import compat
-from ktlite._console import say
+from ktlite._console import say, warn
 from ktlite.arguments import check_positive_int
 
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu")
@@ -241,11 +240,10 @@ def _detect(environ: Mapping[str, str]) -> tuple[str, str]:
                 _CACHE["tpu"] = _connect_tpu(tpu)
             return "tpu", f"a TPU resolved from {tpu!r}"
         except Exception as error:  # noqa: BLE001 - any failure means "no usable TPU".
-            warnings.warn(
+            warn(
                 f"TPU variables are set but no TPU resolved ({type(error).__name__}: "
                 f"{error}); falling back to the next strategy. Unset the TPU variables to "
                 "silence this, or fix the TPU address.",
-                stacklevel=3,
             )
     workers = _tf_config_workers(environ)
     if workers > 1:

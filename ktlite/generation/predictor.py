@@ -8,13 +8,13 @@ greedily with up to `max_length` (constructor) new tokens.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from ktlite._console import warn
 from ktlite.arguments import check_fitted
 from ktlite.generation.data import LMPreprocessor
 from ktlite.generation.model import DecoderOnlySteps
@@ -127,10 +127,9 @@ class GenerationPredictor(StringDecodingPredictor):
         cut = (f"A prompt is longer than the model's context of {maxlen} tokens; only its "
                f"last {maxlen - 1} tokens are used" if longest > maxlen - 1 else
                f"A prompt of {longest} tokens fills the model's context of {maxlen}")
-        warnings.warn(
+        warn(
             f"{cut}, which leaves room for 1 new token (max_length={max_length}). Shorten the "
             "prompt to keep its beginning and to continue it further.",
-            stacklevel=3,
         )
 
     def export(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import warnings
 from typing import Any, Sequence
 
 import keras
 
 from ktlite import saving
+from ktlite._console import warn
 from ktlite.arguments import (
     check_choice,
     check_float,
@@ -548,14 +548,13 @@ def find_lr(
                    "check that the model can learn")
         else:
             why = f"{n} steps are too few to read the curve: raise `num_steps`"
-        warnings.warn(
+        warn(
             f"The LR finder could not suggest a learning rate (`result.suggestion` is nan): "
             f"{why}, or look at the curve (`ktlite.plots.plot_lr_find(result)`) and pick one.",
             RuntimeWarning,
-            stacklevel=3,
         )
     elif flat:
-        warnings.warn(
+        warn(
             f"The loss did not fall over the LR sweep from {start_lr:g} to {end_lr:g} by more "
             "than its batch-to-batch noise, so every suggestion (`result.suggestion` = "
             f"{result.suggestion:.3g}, held within the swept range) reads noise: sweep higher "
@@ -563,6 +562,5 @@ def find_lr(
             "model can learn (its loss, its labels, frozen layers), and look at the curve "
             "(`ktlite.plots.plot_lr_find(result)`).",
             RuntimeWarning,
-            stacklevel=3,
         )
     return result

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,6 +39,7 @@ import keras
 import numpy as np
 
 from ktlite import compat
+from ktlite._console import warn
 from ktlite.arguments import check_positive_float
 from ktlite.lr.schedules import Policy
 
@@ -369,11 +369,10 @@ class PolicyCallback(keras.callbacks.Callback):
         if not cycles and mom_attr:
             mom_table = np.full(len(lr_table), getattr(_inner_optimizer(optimizer), mom_attr))
         if cycles and mom_attr is None:
-            warnings.warn(
+            warn(
                 f"The policy cycles momentum but {type(_inner_optimizer(optimizer)).__name__}"
                 " has no float `beta_1` nor a positive `momentum`; only the learning rate "
                 "is scheduled. Pass `moms=None` to the policy to silence this warning.",
-                stacklevel=2,
             )
         # The ring buffers must hold every step between two flushes (one epoch).
         steps_hint = int((self.params or {}).get("steps") or 0)
@@ -416,10 +415,9 @@ class PolicyCallback(keras.callbacks.Callback):
         capacity = driver.capacity
         lost = max(0, done - start - capacity)
         if lost:
-            warnings.warn(
+            warn(
                 f"{lost} steps ran between two epoch ends beyond the record buffer "
                 f"({capacity} steps); their lr/momentum/loss are recorded as NaN.",
-                stacklevel=2,
             )
         slots = np.arange(start + lost, done) % capacity
         record = driver.record.numpy()[slots]
@@ -429,7 +427,7 @@ class PolicyCallback(keras.callbacks.Callback):
         self.history["losses"].extend(nan_pad + values["losses"].astype(float).tolist())
         if not state["warned_logs"] and np.any(values["source"] == _FROM_LOGS):
             state["warned_logs"] = True
-            warnings.warn(
+            warn(
                 "The model's train_step updates no loss tracker ktlite can read the loss of "
                 "each batch from (neither the compiled one nor a keras.metrics.Mean in "
                 "`model.metrics` whose result() it returns as 'loss'), so the recorded "
@@ -439,7 +437,6 @@ class PolicyCallback(keras.callbacks.Callback):
                 "'loss', or update a keras.metrics.Mean listed in `model.metrics` with it "
                 "and return that metric's result() as 'loss'.",
                 RuntimeWarning,
-                stacklevel=2,
             )
         if state["cycles"]:
             self.history["momentums"].extend(nan_pad + values["momentums"].astype(float).tolist())

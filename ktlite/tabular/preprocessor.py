@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import collections
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,6 +35,7 @@ import numpy as np
 
 from ktlite import labels as _labels
 from ktlite import saving
+from ktlite._console import warn
 from ktlite.arguments import check_positive_int
 from ktlite.columns import is_series
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
@@ -66,10 +66,9 @@ def _names(value: Any, arg: str) -> list[str]:
 def _column_stats(values: np.ndarray, column: str) -> dict[str, Any]:
     present = values[~np.isnan(values)].astype(np.float64)
     if present.size == 0:
-        warnings.warn(
+        warn(
             f"Numeric column {column!r} is missing in every training row; the model cannot "
             "learn from it. Drop it with `ignore_columns`.",
-            stacklevel=4,
         )
         return {"name": column, "mean": 0.0, "std": 1.0}
     std = float(present.std())

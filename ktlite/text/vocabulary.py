@@ -10,10 +10,10 @@ CJK ideograph), so the vocabulary is learned from what the tokenizer will see.
 from __future__ import annotations
 
 import unicodedata
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from ktlite._console import warn
 from ktlite.text.normalization import normalize_texts
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -87,13 +87,12 @@ def learn_wordpiece_vocab(
     if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
         raise RuntimeError(f"The WordPiece trainer misplaced special tokens: {vocab[:5]}")
     if len(vocab) > vocab_size:
-        warnings.warn(
+        warn(
             f"The vocabulary holds {len(vocab)} pieces, above vocab_size={vocab_size}: the "
             "texts' distinct characters are kept whole (each alone and as a continuation), "
             "so the trainer learned no longer pieces. Raise `vocab_size` to make room for "
             "them.",
             UserWarning,
-            stacklevel=2,
         )
     return vocab
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from ktlite._console import warn
 from ktlite.columns import is_series
 from ktlite.vision.formats import format_problem
 from ktlite.vision.preprocessor import decode_image
@@ -164,12 +164,11 @@ def scan_images(paths: Sequence[str], name: str) -> tuple[np.ndarray, list[tuple
         )
     if skipped:
         first = next(p for i, p in enumerate(paths) if i not in found)
-        warnings.warn(
+        warn(
             f"Skipped {skipped} of {len(paths)} {name} that could not be read as images "
             f"(empty, truncated, missing, not an image, or a variant TensorFlow cannot "
             f"decode such as a palette BMP; first: {first!r}). Remove or replace those "
             "files (convert them to PNG) to use them.",
-            stacklevel=3,
         )
     return kept, [found[i] for i in kept]
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ktlite.arguments import check_seed
-from ktlite._console import say
+from ktlite._console import say, warn
 from ktlite.columns import (
     examples_from_frame,
     label_column_list,
@@ -333,9 +333,9 @@ def _images_from_paths(
                 f"{readable} (no image in {unread} could be read)"
             )
         if unread:
-            warnings.warn(
+            warn(
                 f"Sub-folders of {options['folder']!r} whose images could not be read are not "
-                f"classes: {unread}", stacklevel=3,
+                f"classes: {unread}",
             )
             class_names = readable
     y_test = None
@@ -344,9 +344,9 @@ def _images_from_paths(
         if unread:  # a dropped class's images go too
             known = np.array([val_labels_raw[i] in class_names for i in val_kept], dtype=bool)
             if not known.all():
-                warnings.warn(
+                warn(
                     f"{int((~known).sum())} validation images of the classes dropped above "
-                    "are left out too.", stacklevel=3,
+                    "are left out too.",
                 )
             val_kept = val_kept[known]
         val_paths = [val_paths[i] for i in val_kept]
@@ -482,19 +482,17 @@ def images_from_folder(
             f"image classes {with_images} (sub-folders: {found}){_nested_note(nested)}"
         )
     if class_names is None and empty:
-        warnings.warn(
+        warn(
             f"Sub-folders of {folder!r} without images are not classes: {empty}"
             f"{_nested_note({c: n for c, n in nested.items() if c in empty})}",
-            stacklevel=2,
         )
         classes = with_images
     unread = {c: n for c, n in nested.items() if c in classes}
     if unread:
-        warnings.warn(
+        warn(
             f"Images in folders inside the class folders of {folder!r} are not read: found "
             f"{_nested_counts(unread)}. Images must sit directly in their class folder; move "
             "them up to train on them.",
-            stacklevel=2,
         )
     val_paths = val_names = None
     if val_folder is not None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numbers
 import os
-import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
 
 from ktlite import saving
+from ktlite._console import warn
 from ktlite.arguments import check_choice
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
 
@@ -195,12 +195,11 @@ class ImagePreprocessor(LabeledPreprocessor):
                 f"pass uint8 pixels, or scale the floats to [0, {white:g}]."
             )
         if white > 1.0 and 0.0 < top <= FLOAT_OVERSHOOT:
-            warnings.warn(
+            warn(
                 f"`{name}` holds float pixels no brighter than {top:.4g}, but this "
                 f"preprocessor reads float pixels in [0, {white:g}] (as its training "
                 "images were read), so they read as near black: if they are 0-1 floats, "
                 f"multiply them by {white:g} or pass uint8 pixels.",
-                stacklevel=3,
             )
 
     def from_bytes(self, data: tf.Tensor) -> tf.Tensor:
@@ -501,11 +500,10 @@ def warn_if_8_bit_in_uint16(pixels: np.ndarray | None, name: str) -> None:
         return
     top = int(pixels.max())
     if top <= 255:
-        warnings.warn(
+        warn(
             f"`{name}` is uint16 with no value above {top}: ktlite reads uint16 as 16-bit "
             "pixels (white is 65535), so these images read as near black. If the values are "
             f"8-bit, pass `{name}.astype('uint8')`.",
-            stacklevel=3,
         )
 
 
