@@ -269,14 +269,14 @@ def explain(
     # Refused before the model runs when the predictor says how many outputs it has.
     target = _check_target(target, _declared_outputs(predictor), regression)
     words = split_words(text)
-    run = _words_seen(predictor, words) if words else []
+    run = _words_seen(predictor, text, words) if words else []
     if not run:
         raise ValueError(
             "`text` must contain at least one word the predictor reads (zero-width and "
             f"other invisible characters make no tokens). Received: text={text!r:.200}"
         )
 
-    variants = [text] + [text[:words[i][1]] + text[words[i][2]:] for i in run]
+    variants = [text] + [_without(text, words[i][1], words[i][2]) for i in run]
     outputs = _outputs(predictor, variants)
     if outputs.shape[0] != len(variants):
         raise ValueError(
@@ -331,31 +331,51 @@ def _declared_outputs(predictor: Any) -> int | None:
     return None
 
 
-def _words_seen(predictor: Any, words: list[tuple[str, int, int]]) -> list[int]:
-    """Indices of the words the model reads, in order: those that make tokens, up to
-    ``maxlen - 1`` tokens (one position holds ``[CLS]``), the word cut there included.
+def _without(text: str, start: int, end: int) -> str:
+    """`text` with ``text[start:end]`` left out; a space takes its place between two
+    characters that are not spaces, so the neighbours stay apart ("of,zebra" -> "of zebra",
+    not "ofzebra", which would score the comma for hiding "zebra")."""
+    before, after = text[:start], text[end:]
+    if before and after and not before[-1].isspace() and not after[0].isspace():
+        return f"{before} {after}"
+    return before + after
 
-    The word counts come from one batched call to ``preproc.sequence_lengths``. A word that
-    makes no token (a zero-width space, a soft hyphen, a lone combining mark) cannot change
-    the prediction, so it is not run and takes no room. A predictor without
-    ``sequence_lengths`` counts each word as one token (its ``maxlen`` words, else the
-    first 512).
+
+def _words_seen(predictor: Any, text: str, words: list[tuple[str, int, int]]) -> list[int]:
+    """Indices of the words the model reads, in order: those that make tokens and start
+    before the text's first ``maxlen - 1`` tokens are used up (one position holds
+    ``[CLS]``), so the word cut there is included.
+
+    Whether a word makes tokens comes from one batched call to ``preproc.sequence_lengths``
+    (a zero-width space, a soft hyphen or a lone combining mark makes none, cannot change
+    the prediction and is not run). Where the text is cut is counted on the text itself, a
+    few prefixes at a time (a binary search), never by adding up the words' own counts: the
+    tokenizer joins what `split_words` separates ("the😀the😀" is one unknown token, not
+    four). A predictor without ``sequence_lengths`` counts each word as one token (its
+    ``maxlen`` words, else the first 512).
     """
     preproc = getattr(predictor, "preproc", None)
     maxlen = getattr(preproc, "maxlen", None)
     lengths = getattr(preproc, "sequence_lengths", None)
     if not maxlen or not callable(lengths):
         return list(range(min(len(words), int(maxlen) if maxlen else _DEFAULT_MAX_WORDS)))
-    # sequence_lengths counts [CLS] too: tokens + 1.
-    tokens = np.asarray(lengths([word for word, _, _ in words]), dtype=np.int64) - 1
-    budget, seen = int(maxlen) - 1, []
-    for i, count in enumerate(tokens.tolist()):
-        if budget <= 0:
-            break
-        if count > 0:
-            seen.append(i)
-            budget -= count
-    return seen
+    maxlen = int(maxlen)
+
+    def fills(texts: list[str]) -> np.ndarray:  # positions taken, [CLS] included
+        return np.asarray(lengths(texts), dtype=np.int64)
+
+    makes_tokens = fills([word for word, _, _ in words]) > 1
+    read = len(words)
+    if fills([text])[0] >= maxlen:  # maybe cut: find the first word starting past the cut
+        low, high = 0, len(words)
+        while low < high:
+            middle = (low + high) // 2
+            if fills([text[: words[middle][1]]])[0] >= maxlen:
+                high = middle
+            else:
+                low = middle + 1
+        read = low
+    return [i for i in range(read) if makes_tokens[i]]
 
 
 def _label_mode(predictor: Any) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -223,8 +224,8 @@ class InvisibleAwarePreproc:
         self.maxlen = maxlen
 
     def sequence_lengths(self, texts: list[str]) -> np.ndarray:
-        visible = [sum(c not in "\u200b\u00ad\ufeff\u0301" for c in t) for t in texts]
-        return np.minimum(np.array([1 + (n > 0) for n in visible]), self.maxlen)
+        words = [[w for w in t.split() if w.strip("\u200b\u00ad\ufeff\u0301")] for t in texts]
+        return np.minimum(np.array([1 + len(w) for w in words]), self.maxlen)
 
 
 def test_words_that_make_no_tokens_take_no_room_in_maxlen():
@@ -255,6 +256,49 @@ def test_zero_width_spaces_do_not_hide_the_deciding_word(planted_predictor):
     for invisible in ("\u200b \u00ad \ufeff", "\u0301 " * 5):
         with pytest.raises(ValueError, match="at least one word"):
             explain(planted_predictor, invisible)
+
+
+class WholeWordPredictor(KeywordPredictor):
+    """Class 1 with probability 0.9 when "winner" is a whole word of the text, else 0.2."""
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        self.seen.append(list(texts))
+        p = np.array([0.9 if "winner" in re.findall(r"\w+", t) else 0.2 for t in texts])
+        return np.stack([1 - p, p], axis=1)
+
+
+def test_leaving_out_a_mark_between_words_keeps_the_words_apart():
+    predictor = WholeWordPredictor()
+    exp = explain(predictor, "our,winner won")
+    # The comma's variant reads "our winner won", not "ourwinner won" (no winner left).
+    assert predictor.seen[0][2] == "our winner won"
+    scores = {w.word: w.score for w in exp.words}
+    assert scores[","] == pytest.approx(0.0)
+    assert scores["winner"] == pytest.approx(0.7)
+
+
+class WhitespaceTokens(InvisibleAwarePreproc):
+    """One token per run of non-space characters, like WordPiece on a word it cannot split:
+    "x😀x😀" is one (unknown) token though `split_words` finds four units in it."""
+
+    def sequence_lengths(self, texts: list[str]) -> np.ndarray:
+        return np.minimum(np.array([1 + len(t.split()) for t in texts]), self.maxlen)
+
+
+def test_the_maxlen_cut_is_counted_on_the_text_not_on_its_words_one_by_one():
+    predictor = KeywordPredictor()
+    predictor.preproc = WhitespaceTokens(maxlen=3)
+    exp = explain(predictor, "x😀x😀x😀x😀 winner wins")
+    # The model reads two tokens, "x😀x😀x😀x😀" and "winner": winner is run and scored.
+    assert {w.word: w.score for w in exp.words}["winner"] == pytest.approx(0.7)
+    assert [text for text in predictor.seen[0] if "wins" not in text] == []  # wins: unrun
+
+
+def test_a_word_after_symbols_the_tokenizer_joins_is_explained(planted_predictor):
+    sentence = "the😀" * 8 + " zorp"  # one unknown token, then the deciding word
+    exp = explain(planted_predictor, sentence, top_k=1)
+    assert exp.label == "yes"
+    assert exp.top[0].word == "zorp" and exp.top[0].score > 0.3
 
 
 # ---------------------------------------------------------------- target
