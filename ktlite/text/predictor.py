@@ -96,7 +96,7 @@ class TextPredictor(ClassifierPredictor):
         return restored
 
     def _as_batch(self, inputs: Any) -> tuple[list[str], bool]:
-        return check_texts(inputs, "texts")
+        return check_texts(inputs, "inputs")
 
     def _check_model_inputs(self, model: keras.Model, preproc: Any) -> None:
         check_fitted(preproc, TextPreprocessor)

@@ -181,15 +181,15 @@ def test_a_model_that_masks_padding_is_padded_per_batch_without_a_warning(long_t
 @pytest.mark.parametrize(
     "bad, error, message",
     [
-        (None, TypeError, r"`texts` must be a sequence of strings. Received: texts=None"),
-        (42, TypeError, "Received: texts of type int"),
+        (None, TypeError, r"`inputs` must be a sequence of strings. Received: inputs=None"),
+        (42, TypeError, "Received: inputs of type int"),
         ({"a": 1}, TypeError, "a dict has no order"),
-        (np.array(3), TypeError, "Received: texts of type int"),
-        ([], ValueError, r"`texts` must not be empty. Received: texts with 0 texts"),
-        (["ok", None], ValueError, r"item 1 is NoneType \(missing value\). Received: texts\[1\]"),
-        (["ok", 3], TypeError, r"item 1 is int. Received: texts\[1\]=3"),
-        ([b"bytes"], TypeError, r"item 0 is bytes. Received: texts\[0\]=b'bytes'"),
-        (np.array([["a", "b"]]), ValueError, r"must be 1-D .* Received: texts with shape"),
+        (np.array(3), TypeError, "Received: inputs of type int"),
+        ([], ValueError, r"`inputs` must not be empty. Received: inputs with 0 texts"),
+        (["ok", None], ValueError, r"item 1 is NoneType \(missing value\). Received: inputs\[1\]"),
+        (["ok", 3], TypeError, r"item 1 is int. Received: inputs\[1\]=3"),
+        ([b"bytes"], TypeError, r"item 0 is bytes. Received: inputs\[0\]=b'bytes'"),
+        (np.array([["a", "b"]]), ValueError, r"must be 1-D .* Received: inputs with shape"),
     ],
 )
 def test_invalid_inputs_get_clear_errors(predictor, bad, error, message):
@@ -485,9 +485,9 @@ def test_saved_files_share_the_process_umask(predictor, tmp_path):
 
 
 def test_a_lone_surrogate_is_refused_naming_its_position(predictor):
-    with pytest.raises(ValueError, match=r"item 1 holds a lone surrogate.*texts\[1\]"):
+    with pytest.raises(ValueError, match=r"item 1 holds a lone surrogate.*inputs\[1\]"):
         predictor.predict(["a fine text", "x\udc00y"])
-    with pytest.raises(ValueError, match=r"item 0 holds a lone surrogate.*texts\[0\]"):
+    with pytest.raises(ValueError, match=r"item 0 holds a lone surrogate.*inputs\[0\]"):
         predictor.predict("\ud800")
 
 
