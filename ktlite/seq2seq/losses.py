@@ -44,16 +44,72 @@ class MaskedSequenceCrossentropy(keras.losses.Loss):
         self.label_smoothing = check_rate(label_smoothing, "label_smoothing")
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        y_true = ops.cast(y_true, "int32")
-        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-        nll = -ops.squeeze(ops.take_along_axis(log_probs, y_true[..., None], axis=-1), -1)
-        token_loss = (1.0 - self.label_smoothing) * nll
-        if self.label_smoothing:
-            token_loss += self.label_smoothing * -ops.mean(log_probs, axis=-1)
-        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+        token_loss, mask = _token_losses(y_true, y_pred, self.label_smoothing)
         per_sentence = ops.sum(token_loss * mask, axis=-1)
         batch = ops.cast(ops.shape(y_true)[0], "float32")
         return per_sentence * batch / ops.maximum(ops.sum(mask), 1.0)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["label_smoothing"] = self.label_smoothing
+        return config
+
+
+def _token_losses(y_true: Any, y_pred: Any, label_smoothing: float) -> tuple[Any, Any]:
+    """Each position's label-smoothed cross-entropy and whether it is a real token (1.0)."""
+    y_true = ops.cast(y_true, "int32")
+    log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+    nll = -ops.squeeze(ops.take_along_axis(log_probs, y_true[..., None], axis=-1), -1)
+    token_loss = (1.0 - label_smoothing) * nll
+    if label_smoothing:
+        token_loss += label_smoothing * -ops.mean(log_probs, axis=-1)
+    return token_loss, ops.cast(ops.not_equal(y_true, 0), "float32")
+
+
+@keras.saving.register_keras_serializable(package="ktlite")
+class MaskedSequenceLoss(keras.metrics.Metric):
+    """`MaskedSequenceCrossentropy` averaged over every real target token seen.
+
+    Keras' own loss tracker averages the batches' losses weighted by their number of
+    sentences, so with length-bucketed batches a batch of short sentences counts as much
+    as a batch of long ones, and an epoch's `loss` and `val_loss` lean towards the short,
+    easy ones. Compiled as a metric named ``"loss"``, this mean over all real tokens
+    replaces the tracker's value in the logs (Keras lists compiled metrics after it); the
+    tracker still holds each batch's own loss, which the LR finder records.
+
+    Args:
+        label_smoothing: as in `MaskedSequenceCrossentropy`; the same value as the loss.
+            Defaults to `0.1`.
+        name: Metric name. Defaults to `"loss"`.
+        **kwargs: Other `keras.metrics.Metric` arguments.
+
+    Raises:
+        TypeError: If `label_smoothing` is not a number.
+        ValueError: If `label_smoothing` is outside `[0, 1)`.
+
+    Example:
+        >>> metric = MaskedSequenceLoss(label_smoothing=0.0)
+        >>> metric.update_state(np.array([[3, 0]]), np.zeros((1, 2, 8)))
+        >>> float(metric.result())  # log(8): the padded position does not count
+    """
+
+    def __init__(self, label_smoothing: float = 0.1, name: str = "loss", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = check_rate(label_smoothing, "label_smoothing")
+        self.total = self.add_variable((), initializer="zeros", name="total")
+        self.tokens = self.add_variable((), initializer="zeros", name="tokens")
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        token_loss, mask = _token_losses(y_true, y_pred, self.label_smoothing)
+        self.total.assign_add(ops.sum(token_loss * mask))
+        self.tokens.assign_add(ops.sum(mask))
+
+    def result(self) -> Any:
+        return self.total / ops.maximum(self.tokens, 1.0)
+
+    def reset_state(self) -> None:
+        self.total.assign(0.0)
+        self.tokens.assign(0.0)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -31,7 +31,11 @@ from ktlite.arguments import (
 from ktlite._console import say
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
 from ktlite.optimizers import default_optimizer
-from ktlite.seq2seq.losses import MaskedSequenceCrossentropy, MaskedTokenAccuracy
+from ktlite.seq2seq.losses import (
+    MaskedSequenceCrossentropy,
+    MaskedSequenceLoss,
+    MaskedTokenAccuracy,
+)
 from ktlite.seq2seq.preprocessor import PairPreprocessor
 
 MODEL_NAMES = ("transformer",)
@@ -114,6 +118,9 @@ def compile_for_sequences(
 ) -> None:
     """Compiles a logits model with the masked sequence loss and token accuracy.
 
+    The logs' ``loss`` and ``val_loss`` are means over all the epoch's real target tokens
+    (`MaskedSequenceLoss`), whatever the batches' lengths.
+
     Args:
         model: a model whose output is logits `(batch, length, vocab)`.
         learning_rate: learning rate of the default AdamW optimizer.
@@ -132,7 +139,7 @@ def compile_for_sequences(
     model.compile(
         optimizer=optimizer,
         loss=MaskedSequenceCrossentropy(label_smoothing=label_smoothing),
-        metrics=[MaskedTokenAccuracy()],
+        metrics=[MaskedSequenceLoss(label_smoothing=label_smoothing), MaskedTokenAccuracy()],
     )
 
 

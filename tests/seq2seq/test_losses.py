@@ -1,9 +1,16 @@
 """Tests for the masked sequence loss and token accuracy."""
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from ktlite.seq2seq.losses import MaskedSequenceCrossentropy, MaskedTokenAccuracy
+from ktlite.seq2seq.losses import (
+    MaskedSequenceCrossentropy,
+    MaskedSequenceLoss,
+    MaskedTokenAccuracy,
+)
+from ktlite.seq2seq.models import compile_for_sequences
 
 RNG = np.random.default_rng(0)
 LABELS = np.array([[3, 1, 2, 0], [4, 0, 0, 0]], dtype="int32")
@@ -47,3 +54,38 @@ def test_token_accuracy_ignores_padding():
 def test_label_smoothing_out_of_range_raises(bad, error):
     with pytest.raises(error, match="label_smoothing"):
         MaskedSequenceCrossentropy(label_smoothing=bad)
+
+
+def test_loss_metric_is_the_mean_over_every_real_token_seen():
+    metric = MaskedSequenceLoss(label_smoothing=0.1)
+    loss = MaskedSequenceCrossentropy(label_smoothing=0.1)
+    short, long_ = LABELS[1:], LABELS[:1]  # 1 and 3 real tokens
+    metric.update_state(short, LOGITS[1:])
+    metric.update_state(long_, LOGITS[:1])
+    expected = (1 * float(loss(short, LOGITS[1:])) + 3 * float(loss(long_, LOGITS[:1]))) / 4
+    assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+
+
+def test_compiled_models_report_the_token_mean_over_batches_of_different_lengths():
+    # Length bucketing makes batches like these: short sentences together, long ones
+    # together. Keras' tracker would average the two batch means as equals.
+    model = keras.Sequential([keras.Input((None,), dtype="int32"),
+                              keras.layers.Embedding(6, 6), keras.layers.Dense(6)])
+    compile_for_sequences(model, 1e-3, 0.1, None)
+    short = np.array([[3, 0, 0, 0]] * 4, dtype="int32")
+    long_ = np.array([[3, 1, 2, 4]] * 4, dtype="int32")
+    batches = tf.data.Dataset.from_tensor_slices(
+        (np.stack([short, long_]), np.stack([short, long_])))
+    loss = MaskedSequenceCrossentropy(label_smoothing=0.1)
+    per_batch = [float(loss(y, model(x))) for x, y in [(short, short), (long_, long_)]]
+    expected = (4 * per_batch[0] + 16 * per_batch[1]) / 20
+    assert abs(per_batch[0] - per_batch[1]) > 0.01  # else the weighting would not show
+    scores = model.evaluate(batches, verbose=0, return_dict=True)
+    assert scores["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_loss_metric_keeps_its_smoothing_through_its_config():
+    metric = MaskedSequenceLoss.from_config(MaskedSequenceLoss(label_smoothing=0.2).get_config())
+    assert metric.label_smoothing == 0.2 and metric.name == "loss"
