@@ -88,6 +88,45 @@ def _mark_choice(ax: Any, result: Any, suggestions: dict, color: str) -> Any:
     return twin
 
 
+def _top_of_interest(smoothed: np.ndarray) -> float:
+    """The highest loss of the curve's region of interest: its first tenth, or all of it up
+    to its minimum when that is longer.
+
+    Not the first tenth alone: that assumes the curve starts at its highest, and a loss that
+    rises at tiny rates before it falls would have its whole fall, and every suggestion,
+    above the plot. What follows the minimum stays out, so a diverging tail does not squash
+    the rest.
+    """
+    end = max(1, smoothed.size // 10, int(np.argmin(smoothed)) + 1)
+    return float(smoothed[:end].max())
+
+
+def _padded(low: float, high: float) -> tuple[float, float]:
+    """Y limits around [low, high], with more room above (where the legend usually goes)."""
+    # A flat curve, or one of one or two points, spans (almost) nothing: a pad in the values'
+    # own scale (1% of their magnitude; 1 for zeros) shows it, where a fixed tiny pad gives a
+    # range finer than the float resolution near the loss.
+    span = max(high - low, 0.01 * max(abs(low), abs(high))) or 1.0
+    pad = 0.1 * span
+    return low - pad, high + 4 * pad
+
+
+def _legend(ax: Any, twin: Any) -> None:
+    """One legend for the axes and its twin, if any artist has a label."""
+    handles, names = ax.get_legend_handles_labels()
+    if twin is not None:
+        # One legend for both axes (two would cover each other), drawn above the twin's
+        # stars: the main axes goes on top, with a see-through background.
+        more_handles, more_names = twin.get_legend_handles_labels()
+        handles, names = handles + more_handles, names + more_names
+        ax.set_zorder(twin.get_zorder() + 1)
+        ax.patch.set_visible(False)
+    # Without a suggestion, a chosen rate or a label (a sweep too short to read, or all
+    # nan) a legend would be an empty box.
+    if handles:
+        ax.legend(handles, names, loc="best", fontsize="small")
+
+
 def plot_lr_find(
     result_or_results: Any,
     labels: Sequence[str] | None = None,
@@ -95,6 +134,10 @@ def plot_lr_find(
     ax: Any = None,
 ):
     """Plot smoothed loss against learning rate (log axis) for one or several sweeps.
+
+    The y axis spans each curve up to its minimum (at least its first tenth) and every
+    suggestion marker; a diverging tail after the minimum runs off the top rather than
+    squashing the rest.
 
     Args:
         result_or_results: An `ktlite.lr.LRFindResult` or a list of them to overlay (e.g. the
@@ -149,15 +192,20 @@ def plot_lr_find(
     for i, result in enumerate(results):
         lrs, smoothed, suggestions = _lr_curve(result)
         label = labels[i] if labels else None
-        (line,) = ax.plot(lrs, smoothed, label=label)
+        # A line draws nothing for one point and a bare edge for two (a sweep that diverged
+        # at once): dots show where such a curve was measured.
+        dots = {"marker": "o", "markersize": 4} if smoothed.size <= 2 else {}
+        (line,) = ax.plot(lrs, smoothed, label=label, **dots)
         if smoothed.size:
             lows.append(smoothed.min())
-            highs.append(smoothed[: max(1, smoothed.size // 10)].max())
+            highs.append(_top_of_interest(smoothed))
         if suggest and lrs.size:
             for name, lr in suggestions.items():
                 if lr is None or not math.isfinite(lr):
                     continue
                 y = float(np.interp(np.log(lr), np.log(lrs), smoothed))
+                lows.append(y)
+                highs.append(y)
                 ax.plot(
                     [lr], [y], linestyle="none", marker=_MARKERS.get(name, "x"),
                     color=line.get_color(), markersize=7,
@@ -169,20 +217,9 @@ def plot_lr_find(
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("smoothed loss")
     if lows:
-        # Keep the region of interest visible: a diverging tail would squash it.
-        low, high = min(lows), max(highs)
-        pad = 0.1 * max(high - low, 1e-12)
-        ax.set_ylim(low - pad, high + 4 * pad)
+        ax.set_ylim(*_padded(min(lows), max(highs)))
     if labels or (suggest and len(results) == 1):
-        handles, names = ax.get_legend_handles_labels()
-        if twin is not None:
-            # One legend for both axes (two would cover each other), drawn above the twin's
-            # stars: the main axes goes on top, with a see-through background.
-            more_handles, more_names = twin.get_legend_handles_labels()
-            handles, names = handles + more_handles, names + more_names
-            ax.set_zorder(twin.get_zorder() + 1)
-            ax.patch.set_visible(False)
-        ax.legend(handles, names, loc="best", fontsize="small")
+        _legend(ax, twin)
     if suggest and len(results) > 1:
         ax.set_title(
             "markers: D basin (default), v descent, o valley, ^ steep, s minimum",

@@ -152,3 +152,72 @@ def test_lr_plot_names_the_budget_and_the_confirming_runs():
     runs = plot_lr_find(result).axes[1].get_lines()[0]
     assert runs.get_label() == "confirm: val_loss after 30 steps at x3.2"
     assert runs.get_xdata().tolist() == [1e-4, 1e-3]
+
+
+def _rising_then_falling(shift=0.0):
+    # The loss drifts up at tiny rates, falls from about 0.85 to about 0.69 near lr 1, then
+    # diverges: its first tenth, near 0.70, is far below its fall. `shift` raises it all.
+    lrs = np.logspace(-7, 1, 100)
+    x = np.log10(lrs)
+    noise = np.random.default_rng(0).normal(0, 0.005, lrs.size)
+    losses = (0.70 + 0.30 * np.exp(-((x + 3) ** 2) / 2) - 0.25 / (1 + np.exp(-(x + 2) * 3))
+              + np.where(x > 0, 3 * x, 0) + noise + shift)
+    return LRFindResult.from_curve(lrs, losses)
+
+
+def _markers(ax):
+    return [line for line in ax.get_lines() if len(line.get_xdata()) == 1]
+
+
+@pytest.mark.parametrize("make", [_rising_then_falling, _result], ids=["rises-first", "falls"])
+def test_lr_plot_y_range_holds_every_marker_and_the_curve_down_to_its_minimum(make):
+    result = make()
+    ax = plot_lr_find(result).axes[0]
+    low, high = ax.get_ylim()
+    markers = _markers(ax)
+    assert len(markers) == 5
+    for marker in markers:
+        assert low <= float(marker.get_ydata()[0]) <= high, marker.get_label()
+    smoothed = np.asarray(result.smoothed)
+    bottom = int(np.argmin(smoothed))
+    assert low <= smoothed[: bottom + 1].min() and smoothed[: bottom + 1].max() <= high
+
+
+def test_lr_plot_y_range_leaves_out_the_diverging_tail():
+    result = _result()
+    low, high = plot_lr_find(result).axes[0].get_ylim()
+    smoothed = np.asarray(result.smoothed)
+    assert high < smoothed.max() and high - low < 0.5 * (smoothed.max() - smoothed.min())
+
+
+def test_several_results_keep_every_marker_in_the_y_range():
+    results = [_rising_then_falling(), _rising_then_falling(0.05)]
+    ax = plot_lr_find(results, labels=["a", "b"]).axes[0]
+    low, high = ax.get_ylim()
+    assert len(_markers(ax)) == 10
+    assert all(low <= float(m.get_ydata()[0]) <= high for m in _markers(ax))
+
+
+@pytest.mark.parametrize("lrs, losses", [
+    ([50.0, 84.2], [0.7698, 38853.9]),  # lr_find(start_lr=50, ...) diverged at its 2nd step
+    ([1e-3], [0.7698]),
+    (np.logspace(-5, 0, 20), np.full(20, 0.7698)),
+], ids=["diverged-at-step-2", "one-point", "flat"])
+def test_a_flat_or_one_or_two_point_curve_gets_a_visible_y_range(lrs, losses):
+    ax = plot_lr_find(LRFindResult.from_curve(lrs, losses)).axes[0]
+    low, high = ax.get_ylim()
+    assert low < 0.7698 < high
+    assert high - low > 1e-3 * 0.7698  # was 5e-13: the curve sat on a sub-pixel range
+    curve = ax.get_lines()[0]
+    if len(lrs) <= 2:  # a line alone draws nothing for one point
+        assert curve.get_marker() not in (None, "None", "", " ")
+
+
+@pytest.mark.parametrize("lrs, losses", [
+    ([50.0, 84.2], [0.7698, 38853.9]),
+    (np.logspace(-5, 0, 40), np.full(40, np.nan)),
+], ids=["diverged-at-step-2", "all-nan"])
+def test_lr_plot_with_nothing_to_label_draws_no_legend(lrs, losses):
+    result = LRFindResult.from_curve(lrs, losses)
+    assert np.isnan(result.suggestion)
+    assert plot_lr_find(result).axes[0].get_legend() is None

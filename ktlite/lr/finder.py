@@ -538,7 +538,19 @@ def find_lr(
     if planned_steps is not None:
         result.config.update(planned_steps=int(planned_steps), budget_factor=factor)
         result.suggestion = result.suggest(planned_steps)
-    if not math.isfinite(result.suggestion):
+    if monitor.stopped_early and not math.isfinite(losses[0]):
+        # The first batch's loss is computed before any update, at the lowest rate: no
+        # `start_lr` makes it finite, so the cause is the model, the data or the loss.
+        warn(
+            "The LR finder could not suggest a learning rate (`result.suggestion` is nan): "
+            f"the loss was already {losses[0]:g} at the first step, computed before any "
+            f"update at the lowest rate ({start_lr:g}), so lowering `start_lr` cannot help: "
+            "the model or the data produce it. Check the data for nan/inf values, the "
+            "model's initialization and outputs (e.g. `model.predict` on one batch), and "
+            "the loss.",
+            RuntimeWarning,
+        )
+    elif not math.isfinite(result.suggestion):
         if monitor.stopped_early:
             why = (f"the loss diverged after {n} of {num_steps} steps: lower `start_lr` (it "
                    f"was {start_lr:g})")

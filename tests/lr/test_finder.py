@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import warnings
 
 import keras
@@ -470,3 +471,51 @@ def test_a_custom_step_averaging_its_loss_in_a_mean_records_each_batch_loss(data
     np.testing.assert_allclose(result.losses, expected, rtol=1e-4)
     running = np.cumsum(expected[:6]) / np.arange(1, 7)
     assert not np.allclose(result.losses[:6], running, rtol=1e-3)
+
+
+def _broken_model_sweep(make_model, data, cause):
+    x, y = data
+    if cause == "inf bias":
+        model = make_model(keras.optimizers.Adam(1e-3))
+        bias = model.layers[-1].bias
+        bias.assign(np.r_[np.inf, np.zeros(bias.shape[0] - 1)].astype("float32"))
+    else:
+        model = make_model(keras.optimizers.Adam(1e-3), loss="mse", n_out=1)
+        y = np.where(np.arange(len(y)) % 2, np.nan, y).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    before = _state(model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = find_lr(model, ds, num_steps=20, verbose=0)
+    _assert_bit_identical(before, _state(model))
+    return result, [str(w.message) for w in caught if w.category is RuntimeWarning]
+
+
+@pytest.mark.parametrize("cause", ["inf bias", "nan labels"])
+def test_a_loss_nan_from_the_first_batch_blames_the_model_or_data_not_start_lr(
+    make_model, data, cause
+):
+    # The first loss comes before any update: advising a lower `start_lr` sent users after a
+    # rate that plays no part in it.
+    result, messages = _broken_model_sweep(make_model, data, cause)
+    assert result.config["stopped_early"] and len(result.losses) == 1
+    assert math.isnan(result.suggestion)
+    assert len(messages) == 1, messages
+    assert re.search(r"the loss was already nan at the first step, computed before any "
+                     r"update at the lowest rate \(1e-07\), so lowering `start_lr` cannot "
+                     r"help: the model or the data produce it\. Check the data for nan/inf "
+                     r"values, the model's initialization and outputs", messages[0])
+    assert "lower `start_lr` (it was" not in messages[0]
+
+
+def test_a_loss_that_diverges_after_finite_steps_still_advises_a_lower_start_lr(
+    make_model, data
+):
+    x, y = data
+    model = make_model(keras.optimizers.SGD(1e-3), loss="mse", n_out=1)
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("float32") * 100)).batch(16)
+    with pytest.warns(RuntimeWarning, match=r"the loss diverged after \d+ of 50 steps: lower "
+                                            r"`start_lr` \(it was 1000\)") as caught:
+        result = find_lr(model, ds, start_lr=1e3, end_lr=1e6, num_steps=50, verbose=0)
+    assert result.config["stopped_early"] and math.isfinite(result.losses[0])
+    assert not any("already" in str(w.message) for w in caught)
