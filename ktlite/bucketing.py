@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite._console import warn
-from ktlite.arguments import check_positive_int, check_seed
+from ktlite.arguments import check_bool, check_positive_int, check_seed
 
 __all__ = [
     "WIDTH_STEP", "round_width", "bucketed_indices", "num_bucketed_batches",
@@ -60,7 +60,7 @@ def round_width(lengths: Any, step: int = WIDTH_STEP) -> Any:
     """Rounds sequence lengths up to the padded width their batch gets.
 
     Args:
-        lengths: an int, a numpy array or an integer `tf.Tensor` of lengths.
+        lengths: an int, a numpy array or an integer `tf.Tensor` of lengths >= 0.
         step: the width granularity (default `WIDTH_STEP`, 16).
 
     Returns:
@@ -68,8 +68,10 @@ def round_width(lengths: Any, step: int = WIDTH_STEP) -> Any:
         same kind as ``lengths``.
 
     Raises:
-        TypeError: if `step` is not an int.
-        ValueError: if `step` < 1.
+        TypeError: if `step` is not an int, or `lengths` is not of an integer type (a float
+            or bool array, a float tensor).
+        ValueError: if `step` < 1, or a length is negative (checked where the values are
+            known: not for a tensor inside a traced function).
 
     Example:
         >>> round_width(np.array([1, 16, 17, 40]))
@@ -77,9 +79,26 @@ def round_width(lengths: Any, step: int = WIDTH_STEP) -> Any:
     """
     check_positive_int(step, "step")
     if isinstance(lengths, (tf.Tensor, tf.Variable)):
+        _check_lengths(lengths.dtype.as_numpy_dtype,
+                       tf.get_static_value(tf.convert_to_tensor(lengths)))
         lengths = tf.maximum(lengths, 1)
         return (lengths + step - 1) // step * step
-    return (np.maximum(np.asarray(lengths), 1) + step - 1) // step * step
+    arr = np.asarray(lengths)
+    _check_lengths(arr.dtype, arr)
+    return (np.maximum(arr, 1) + step - 1) // step * step
+
+
+def _check_lengths(dtype: Any, values: np.ndarray | None) -> None:
+    """Refuses `round_width` lengths that are not ints, or (when known) are negative."""
+    if not np.issubdtype(dtype, np.integer):
+        raise TypeError(
+            "`lengths` must be ints (an int, an integer array or tensor). "
+            f"Received: lengths of dtype {np.dtype(dtype).name}"
+        )
+    if values is not None and np.size(values) and np.min(values) < 0:
+        raise ValueError(
+            f"`lengths` must be ints >= 0. Received: lengths with a value of {np.min(values)}"
+        )
 
 
 def _checked(lengths: Any, batch_size: Any) -> tuple[np.ndarray, int]:
@@ -88,12 +107,13 @@ def _checked(lengths: Any, batch_size: Any) -> tuple[np.ndarray, int]:
     arr = np.asarray(lengths)
     if (
         arr.ndim not in (1, 2)
-        or not len(arr)
+        or not arr.size  # no examples, or (n, 0): no length column
         or not np.issubdtype(arr.dtype, np.integer)
         or arr.min() < 0
     ):
         raise ValueError(
-            "`lengths` must hold one int >= 0 per example (shape (n,) or (n, k), n >= 1). "
+            "`lengths` must hold one int >= 0 per example "
+            "(shape (n,) or (n, k), n >= 1, k >= 1). "
             f"Received: lengths of shape {arr.shape} and dtype {arr.dtype}"
         )
     return arr, batch_size
@@ -120,14 +140,16 @@ def num_bucketed_batches(lengths: np.ndarray, batch_size: int, drop_remainder: b
         The number of batches.
 
     Raises:
-        TypeError: if `batch_size` is not an int.
-        ValueError: if `batch_size` < 1, or `lengths` is empty or not ints >= 0.
+        TypeError: if `batch_size` is not an int, or `drop_remainder` is not a bool.
+        ValueError: if `batch_size` < 1, or `lengths` is empty (no examples, or no length
+            column) or not ints >= 0.
 
     Example:
         >>> num_bucketed_batches(np.array([3, 4, 20, 21, 22]), 2, False)
         3
     """
     lengths, batch_size = _checked(lengths, batch_size)
+    drop_remainder = check_bool(drop_remainder, "drop_remainder")
     counts = np.bincount(_bucket_keys(lengths))
     counts = counts[counts > 0]
     if drop_remainder:
@@ -155,8 +177,9 @@ def bucketed_indices(
         A `tf.data.Dataset` of int64 index vectors with a known cardinality.
 
     Raises:
-        TypeError: if `batch_size` or `seed` is not an int.
-        ValueError: if `batch_size` < 1, `seed` < 0, or `lengths` is empty or not ints >= 0.
+        TypeError: if `batch_size` or `seed` is not an int, or `drop_remainder` is not a bool.
+        ValueError: if `batch_size` < 1, `seed` < 0, or `lengths` is empty (no examples, or
+            no length column) or not ints >= 0.
 
     Example:
         >>> ds = bucketed_indices(np.array([3, 40, 5, 38]), batch_size=2, seed=0)
@@ -165,6 +188,7 @@ def bucketed_indices(
     """
     lengths, batch_size = _checked(lengths, batch_size)
     seed = check_seed(seed)
+    drop_remainder = check_bool(drop_remainder, "drop_remainder")
     keys = _bucket_keys(lengths)
     n = len(keys)
     indices = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)

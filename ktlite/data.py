@@ -89,8 +89,9 @@ class TaskDataset:
 
     Raises:
         ValueError: if `x` is empty, `y` has a different number of samples than `x`,
-            `lengths` is not one non-negative int per sample, or `sequence_labels` is set
-            without `lengths` or without `y` of at least two dimensions.
+            `lengths` is not one non-negative int per sample (shape `(n,)`, or `(n, k)` with
+            `k >= 1`), or `sequence_labels` is set without `lengths` or without `y` of at
+            least two dimensions.
         TypeError: if `transform`, `reporter`, `reader`, `augment` or `layer_groups` is not
             callable, `self_supervised` or `sequence_labels` is not a bool, `lengths` is given
             without a `transform`, or `preproc` has no `save` method.
@@ -182,10 +183,13 @@ class TaskDataset:
         if (
             arr.ndim not in (1, 2)
             or len(arr) != n
-            or (arr.size and (not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0))
+            or not arr.size  # (n, 0): no length column, nothing to bucket on
+            or not np.issubdtype(arr.dtype, np.integer)
+            or arr.min() < 0
         ):
             raise ValueError(
-                f"`lengths` must hold one non-negative int per sample ({n} samples). "
+                f"`lengths` must hold one non-negative int per sample ({n} samples), of "
+                f"shape ({n},) or ({n}, k) with k >= 1. "
                 f"Received: lengths of shape {arr.shape} and dtype {arr.dtype}"
             )
         return arr.astype(np.int64)

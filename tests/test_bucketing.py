@@ -98,3 +98,46 @@ def test_one_width_for_all_gives_plain_shuffled_batches_with_one_remainder():
 def test_bad_arguments_are_refused_naming_them(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: num_bucketed_batches(np.zeros((3, 0), int), 2, False),
+    lambda: bucketed_indices(np.zeros((3, 0), int), 2, seed=0),
+])
+def test_lengths_without_a_column_are_refused_naming_the_shape(call):
+    with pytest.raises(ValueError, match=r"`lengths` must hold .*k >= 1.*shape \(3, 0\)"):
+        call()
+
+
+@pytest.mark.parametrize("drop_remainder", ["no", 1, None])
+def test_a_drop_remainder_that_is_no_bool_is_a_type_error(drop_remainder):
+    message = f"`drop_remainder` must be True or False. Received: drop_remainder={drop_remainder!r}"
+    with pytest.raises(TypeError, match=message):
+        num_bucketed_batches(np.array([3, 20, 40, 5]), 2, drop_remainder)
+    with pytest.raises(TypeError, match=message):
+        bucketed_indices(np.array([3, 20, 40, 5]), 2, seed=0, drop_remainder=drop_remainder)
+
+
+def test_a_numpy_bool_drop_remainder_is_taken():
+    assert num_bucketed_batches(np.array([3, 4, 20, 21, 22]), 2, np.bool_(True)) == 2
+
+
+@pytest.mark.parametrize("lengths", [
+    np.array([1.5, 17.2]), [3.0], 2.5, np.array([True]), tf.constant([1.5]),
+])
+def test_round_width_refuses_lengths_that_are_no_ints(lengths):
+    with pytest.raises(TypeError, match="`lengths` must be ints.*Received: lengths of dtype"):
+        round_width(lengths)
+
+
+@pytest.mark.parametrize("lengths", [np.array([3, -5]), -1, tf.constant(-3), tf.Variable([-4])])
+def test_round_width_refuses_negative_lengths(lengths):
+    with pytest.raises(ValueError, match="`lengths` must be ints >= 0. Received: lengths with"):
+        round_width(lengths)
+
+
+def test_round_width_takes_ints_numpy_ints_and_traced_int_tensors():
+    assert round_width(5) == 16 and round_width(np.int32(17)) == 32
+    assert round_width(np.zeros(0, np.int64)).tolist() == []
+    traced = tf.function(lambda x: round_width(tf.reduce_max(x)))
+    assert int(traced(tf.constant([3, 40]))) == 48

@@ -315,6 +315,15 @@ def test_lengths_are_checked():
         TaskDataset(np.zeros(2), lengths=[1, 2])
 
 
+@pytest.mark.parametrize("lengths", [np.zeros((3, 0), int), lambda x: np.zeros((3, 0), int)])
+def test_lengths_without_a_column_are_refused_naming_the_shapes(lengths):
+    with pytest.raises(ValueError, match=r"`lengths` .*shape \(3,\) or \(3, k\) with k >= 1\. "
+                                         r"Received: lengths of shape \(3, 0\)"):
+        data = TaskDataset(np.array(["a", "b", "c"], dtype=object), np.zeros(3),
+                           transform=lambda x, w=None: x, lengths=lengths)
+        data.lengths  # a function of x is called when first needed
+
+
 def test_subset_keeps_examples_labels_and_lengths_together():
     data, lengths, _ = _ragged_task(n=10)
     order = np.argsort(lengths, kind="stable")[::-1]

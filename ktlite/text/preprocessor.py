@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import compat, saving
-from ktlite.arguments import check_bool, check_int
+from ktlite.arguments import check_bool, check_int, check_positive_int
 from ktlite import labels as _labels
 from ktlite._console import say
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
@@ -90,6 +90,43 @@ _CONFIG_KEYS = frozenset(
 def _say(message: str, verbose: int) -> None:
     if verbose:
         say(message)
+
+
+def _checked_width(width: Any) -> Any:
+    """`tokenize`'s `width`: None, "longest", an int >= 1 or an integer tensor of one.
+
+    A zero or negative width would reach `RaggedTensor.to_tensor` as a body width of -1
+    (pad to the longest text) or less (an error from inside TensorFlow), so it is refused
+    here; a tensor's value is checked where it is known before the graph runs (the widths
+    the bucketed pipeline computes in its graph are at least 1).
+    """
+    import tensorflow as tf
+
+    if width is None:
+        return None
+    if isinstance(width, str):
+        if width != "longest":
+            raise ValueError(
+                f"`width` must be None, an int >= 1 or 'longest'. Received: width={width!r:.80}"
+            )
+        return width
+    if isinstance(width, np.ndarray):  # a 0-d array, as a tensor would be
+        width = tf.convert_to_tensor(width)
+    if not isinstance(width, (tf.Tensor, tf.Variable)):
+        return check_positive_int(width, "width")
+    if not width.dtype.is_integer:
+        raise TypeError(
+            "`width` must be None, an int >= 1 or 'longest' (or an integer tensor). "
+            f"Received: width of dtype {width.dtype.name}"
+        )
+    value = tf.get_static_value(tf.convert_to_tensor(width))
+    if value is not None:
+        if np.size(value) and np.min(value) < 1:
+            raise ValueError(
+                f"`width` must be None, an int >= 1 or 'longest'. "
+                f"Received: width={np.asarray(value).tolist()!r:.80}"
+            )
+    return width
 
 
 def suggest_maxlen(token_counts: np.ndarray, coverage: float = 0.99) -> int:
@@ -350,20 +387,23 @@ class TextPreprocessor(LabeledPreprocessor):
             texts: a 1-D ``tf.string`` tensor (a scalar or a ``(batch, 1)`` tensor is
                 reshaped to 1-D).
             width: how many positions to pad (and cut) to: None (default) for ``maxlen``;
-                an int or int32 scalar tensor for that many (at most ``maxlen``), as the
-                length-bucketed batches of `ktlite.data.make_dataset` ask; or
-                ``"longest"`` for the batch's longest text rounded up to a multiple of 16
-                (at most ``maxlen``), as the predictor does. Models that mask padding
-                (every ktlite text model) give the same outputs at any width that holds
-                the text.
+                an int >= 1 or an integer scalar tensor for that many (a larger one is cut
+                to ``maxlen``; 1 holds ``[CLS]`` alone), as the length-bucketed batches of
+                `ktlite.data.make_dataset` ask; or ``"longest"`` for the batch's longest
+                text rounded up to a multiple of 16 (at most ``maxlen``), as the predictor
+                does. Models that mask padding (every ktlite text model) give the same
+                outputs at any width that holds the text.
 
         Returns:
             An ``int32`` tensor of shape ``(batch, width)``: ``[CLS]``, the WordPiece ids
             (truncated to ``width - 1``), then 0 padding.
 
         Raises:
+            TypeError: when ``width`` is not None, a str, an int or an integer tensor (a
+                float, a bool, a float tensor).
             ValueError: when the preprocessor is not fitted, ``texts`` has rank > 2, or
-                ``width`` is a string other than ``"longest"``.
+                ``width`` is a string other than ``"longest"`` or an int < 1 (a tensor's
+                value is checked when known before the graph runs).
 
         Example:
             >>> ids = preproc.tokenize(tf.constant(["a good film"]))
@@ -373,10 +413,7 @@ class TextPreprocessor(LabeledPreprocessor):
         import tensorflow as tf
 
         self._check_fitted()
-        if isinstance(width, str) and width != "longest":
-            raise ValueError(
-                f"`width` must be None, an int or 'longest'. Received: width={width!r}"
-            )
+        width = _checked_width(width)
         texts = tf.convert_to_tensor(texts, dtype=tf.string)
         rank = texts.shape.rank
         if rank == 0:

@@ -372,6 +372,21 @@ def test_tokenize_to_the_longest_text_rounds_up_to_16_within_maxlen(preproc):
         preproc.tokenize(tf.constant(["fox"]), width="max")
 
 
+@pytest.mark.parametrize("width, error", [
+    (0, ValueError), (-3, ValueError), (np.int64(0), ValueError), (np.array(0), ValueError),
+    (tf.constant(0), ValueError), (tf.constant(-3), ValueError),
+    (2.5, TypeError), (True, TypeError), (tf.constant(2.0), TypeError),
+])
+def test_tokenize_refuses_a_width_that_is_no_int_above_zero(preproc, width, error):
+    with pytest.raises(error, match="`width` must be .*Received: width"):
+        preproc.tokenize(tf.constant(["the fox"]), width=width)
+
+
+def test_tokenize_to_width_one_keeps_cls_alone(preproc):
+    ids = preproc.tokenize(tf.constant(["the fox", "dog"]), width=np.int64(1)).numpy()
+    assert ids.shape == (2, 1) and (ids == preproc.preprocess(["the fox", "dog"])[:, :1]).all()
+
+
 def test_sequence_lengths_count_the_positions_tokenize_fills(preproc):
     lengths = preproc.sequence_lengths(VARIED + ["fox " * 100])
     ids = preproc.preprocess(VARIED + ["fox " * 100])
