@@ -3,7 +3,9 @@
 - `NonFiniteGuard`: stops on a NaN/inf loss and rolls the model and optimizer back to the
   last epoch that ended with a finite loss.
 - `BestWeights`: remembers the weights of the best epoch by a monitored value, restores
-  them at the end, and can stop early and save the best model atomically.
+  them at the end, and can stop early and save the best model atomically. With an
+  optimizer that has `use_ema=True` it keeps the moving averages, as Keras leaves them
+  in the model at the end of a fit.
 - `PeakReducer`: lowers the peak learning rate of a running schedule when the monitored
   value stops improving.
 
@@ -16,13 +18,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
 import numpy as np
 
-from ktlite import compat, saving
+from ktlite import compat, model_tools, saving
 from ktlite.arguments import check_bool, check_float, check_positive_int, check_verbose
 from ktlite._console import say, warn
 
@@ -30,6 +32,7 @@ __all__ = [
     "NonFiniteGuard",
     "BestWeights",
     "PeakReducer",
+    "as_fit_leaves_it",
     "snapshot_state",
     "restore_state",
     "monitor_mode",
@@ -138,6 +141,41 @@ def restore_state(model: keras.Model, state: dict[str, list]) -> None:
             variable.assign(value)
 
 
+@contextlib.contextmanager
+def as_fit_leaves_it(model: keras.Model) -> Iterator[None]:
+    """Holds the model's weights as a fit ending now would leave them, then puts them back.
+
+    An optimizer with `use_ema=True` keeps moving averages of the trainable weights, and
+    Keras writes them into the model at the end of every fit
+    (`optimizer.finalize_variable_values`): those are the weights the user gets. Inside
+    this context the model holds them; on exit the weights training goes on from are put
+    back, exactly. With any other optimizer (or one not built yet) nothing changes.
+
+    Args:
+        model: a compiled model.
+
+    Yields:
+        Nothing; read or save the model inside the context.
+
+    Example:
+        >>> with as_fit_leaves_it(model):
+        ...     best = model.get_weights()
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if not (model_tools.uses_ema(optimizer) and optimizer.built):
+        yield
+        return
+    # The variables Keras finalizes at the end of `fit`, in its order.
+    variables = list(model.trainable_weights)
+    raw = [np.array(v.numpy(), copy=True) for v in variables]
+    optimizer.finalize_variable_values(variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, raw):
+            variable.assign(value)
+
+
 def _finite(value: Any) -> bool:
     try:
         return math.isfinite(float(value))
@@ -229,6 +267,11 @@ class NonFiniteGuard(keras.callbacks.Callback):
 class BestWeights(keras.callbacks.Callback):
     """Tracks the best epoch by `monitor`, optionally stops early, restores the best weights.
 
+    The weights kept (and saved) for an epoch are those the fit would have left had it
+    ended there: with an optimizer that has `use_ema=True`, the moving averages of the
+    trainable weights, which Keras writes into the model at the end of every fit; the
+    optimizer's own state (its averages too) is not rewound.
+
     Args:
         monitor: log key to watch, e.g. `"val_loss"`.
         patience: stop after this many epochs without improvement; `None` never stops.
@@ -247,8 +290,9 @@ class BestWeights(keras.callbacks.Callback):
     Raises:
         TypeError: for a `monitor` that is not a string, an argument of the wrong type
             (e.g. `patience="3"`, `restore=1`) or a `saving_context` that is not callable.
-        ValueError: for `patience` < 1, a `checkpoint_path` not ending in `.keras`, or an
-            infinite `min_delta`.
+        ValueError: for `patience` < 1, a `checkpoint_path` not ending in `.keras` or that
+            cannot be saved to (a folder is there, or a file where one of its folders
+            should be), or an infinite `min_delta`.
 
     Example:
         >>> best = BestWeights("val_loss", patience=3, checkpoint_path="best.keras")
@@ -273,6 +317,10 @@ class BestWeights(keras.callbacks.Callback):
             if not checkpoint_path.endswith(".keras"):
                 raise ValueError("`checkpoint_path` must end with '.keras'. Received: "
                                  f"checkpoint_path={checkpoint_path!r}")
+            problem = saving.save_path_problem(checkpoint_path)
+            if problem:
+                raise ValueError(f"`checkpoint_path` cannot be saved to: {problem}. "
+                                 f"Received: checkpoint_path={checkpoint_path!r}")
         self.monitor = monitor
         self.mode = monitor_mode(monitor)
         self.patience = check_positive_int(patience, "patience", allow_none=True)
@@ -332,10 +380,13 @@ class BestWeights(keras.callbacks.Callback):
             return
         if self.improved(value):
             self.best, self.best_epoch, self._wait = float(value), epoch, 0
-            self._weights = self.model.get_weights()
-            if self.checkpoint_path:
-                with self.saving_context():
-                    saving.save_keras_model(self.model, self.checkpoint_path)
+            # The weights the user would get had the fit stopped here: with an EMA
+            # optimizer, the averages Keras writes into the model at the end of a fit.
+            with as_fit_leaves_it(self.model):
+                self._weights = self.model.get_weights()
+                if self.checkpoint_path:
+                    with self.saving_context():
+                        saving.save_keras_model(self.model, self.checkpoint_path)
             return
         self._wait += 1
         if self.patience is not None and self._wait >= self.patience:

@@ -52,6 +52,8 @@ __all__ = ["Learner", "get_learner"]
 #: `autofit(epochs=None)` stops at this many epochs if early stopping never triggers.
 AUTOFIT_MAX_EPOCHS = 1000
 _PLOT_KINDS = {"lr": "lrs", "momentum": "momentums", "loss": "losses"}
+# The file `autofit(checkpoint_folder=...)` saves the best model to.
+_CHECKPOINT_NAME = "best.keras"
 # How many of the data's examples the check that padding cannot change outputs runs on.
 _PROBE_EXAMPLES = 8
 
@@ -77,6 +79,30 @@ def _check_callbacks(callbacks: Any) -> None:
             "`reduce_on_plateau` lowers it on plateaus) or train with `model.fit`. "
             f"Received: {', '.join(rate_setters)}"
         )
+
+
+def _checkpoint_file(folder: Any) -> str:
+    """The path of `autofit`'s checkpoint in `folder`, after refusing a folder it could not
+    be saved in: checked before training, since saving fails only after the first epoch.
+    The folder itself is made later, once every argument has been checked."""
+    path = saving.as_path(folder, "checkpoint_folder")
+    if os.fspath(folder) == "":
+        # `Path("")` is the working directory: `best.keras` would land there unasked.
+        raise ValueError(
+            "`checkpoint_folder` must name a folder; an empty path would save best.keras "
+            "into the working directory (pass '.' to mean that). Received: checkpoint_folder=''"
+        )
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"`checkpoint_folder` must be a folder, not a file: "
+                              f"{os.fspath(path)!r} is a file.")
+    file = os.fspath(path / _CHECKPOINT_NAME)
+    problem = saving.save_path_problem(file)
+    if problem:
+        raise ValueError(
+            f"`checkpoint_folder` cannot hold the checkpoint {file!r}: {problem}. Received: "
+            f"checkpoint_folder={os.fspath(path)!r}"
+        )
+    return file
 
 
 def _static_batches(dataset: tf.data.Dataset) -> bool:
@@ -685,8 +711,10 @@ class Learner:
         own = [policy_callback, guard, *extra(policy_callback)]
         # ktlite's first: an epoch is judged (best weights kept) before the user's own
         # callbacks run, so an interrupt in one of them (or Ctrl-C while a slow one plots)
-        # does not lose the epoch that just ended; they also see the rate of the step,
-        # but a `ModelCheckpoint` saves the optimizer's own rate (not the schedule's).
+        # does not lose the epoch that just ended. The rate is set inside the compiled step,
+        # so the user's callbacks read a step's rate from its `on_train_batch_end` on (the
+        # previous step's in `on_train_batch_begin`); a `ModelCheckpoint` saves the
+        # optimizer's own rate (not the schedule's).
         all_callbacks = [*own, *policy_callback.saving_at_configured_rate(list(callbacks or []))]
         if steps_per_epoch is None:
             train, _ = self._cached("train", self.train_data, True)
@@ -768,10 +796,12 @@ class Learner:
 
         The learning rate rises from `lr / div` to `lr` over the first `pct_start` of all
         steps and falls to `lr / div_final`; momentum (`beta_1` or SGD momentum) moves
-        inversely between `moms[0]` and `moms[1]`. A NaN/inf loss stops training and restores
-        the last good weights. On `KeyboardInterrupt` (or any error) the weights stay as they
-        are, the optimizer's learning rate and momentum are put back to their values before
-        the fit, and the interrupt propagates.
+        inversely between `moms[0]` and `moms[1]`. The schedule owns the optimizer's
+        learning rate for the whole fit (see `callbacks`), and gives it back its own rate
+        afterwards. A NaN/inf loss stops training and restores the last good weights. On
+        `KeyboardInterrupt` (or any error) the weights stay as they are, the optimizer's
+        learning rate and momentum are put back to their values before the fit, and the
+        interrupt propagates.
 
         Args:
             lr: peak learning rate.
@@ -782,9 +812,13 @@ class Learner:
             moms: `(high, low)` momentum, or `None` to leave momentum alone.
             class_weight: class id -> weight, checked and passed to `model.fit` (a class
                 left out weighs 1).
-            callbacks: extra Keras callbacks (the list is not modified); none that sets the
-                learning rate (`LearningRateScheduler`, `ReduceLROnPlateau`), which the
-                schedule would override at every step. They see the rate of the step, but a
+            callbacks: extra Keras callbacks (the list is not modified). The schedule owns
+                the learning rate: each compiled train step sets it before it updates the
+                weights, so `LearningRateScheduler` and `ReduceLROnPlateau` are refused, and
+                a callback that assigns `optimizer.learning_rate` itself has no effect (the
+                next step overrides it, unnoticed). Reading `optimizer.learning_rate`, a
+                callback sees the rate of the step just run in `on_train_batch_end` and
+                `on_epoch_end`, but the previous step's in `on_train_batch_begin`. A
                 `ModelCheckpoint` saves the optimizer's own rate, so a plain `fit` of its
                 file does not train at the schedule's last one.
             steps_per_epoch: batches per epoch; the training data is repeated as needed.
@@ -833,7 +867,9 @@ class Learner:
         without improvement (default 2). With a number of epochs both are off unless given.
         The weights of the best epoch by `monitor` are restored at the end, also on
         `KeyboardInterrupt` (which then propagates, with the optimizer's learning rate and
-        momentum put back) and after a NaN/inf loss.
+        momentum put back) and after a NaN/inf loss. The schedule owns the optimizer's
+        learning rate for the whole fit: a callback that sets it has no effect (see
+        `fit_onecycle`'s `callbacks`).
 
         Args:
             lr: peak learning rate of each cycle.
@@ -846,7 +882,9 @@ class Learner:
                 the fit logs: `"loss"`, the compiled metrics' names, and the same with
                 `"val_"` before them when there is validation data.
             checkpoint_folder: when set, the best model is saved atomically to
-                `checkpoint_folder/best.keras` each time it improves.
+                `checkpoint_folder/best.keras` each time it improves (made if missing).
+                With an optimizer that has `use_ema=True`, the weights kept and saved for
+                an epoch are its moving averages, as a fit ending there would leave them.
             moms: `(high, low)` momentum, or `None`.
             class_weight, callbacks, steps_per_epoch, verbose: as in `fit_onecycle`.
 
@@ -860,8 +898,10 @@ class Learner:
             ValueError: if `monitor` needs validation data that is missing or is not a value
                 the fit logs, `reduce_factor` is not in (0, 1), `epochs` is below 1,
                 `early_stopping` or `reduce_on_plateau` is negative, training could never
-                stop (`epochs=None` with `early_stopping=0`), or an epoch makes fewer than
-                2 updates (one rate cycle takes an epoch).
+                stop (`epochs=None` with `early_stopping=0`), an epoch makes fewer than
+                2 updates (one rate cycle takes an epoch), or `checkpoint_folder` is empty
+                (`""`), lies below a file, or holds a `best.keras` that is not a file.
+                All before any training.
             FileExistsError: if `checkpoint_folder` is a file.
 
         Example:
@@ -892,15 +932,15 @@ class Learner:
             )
         early_stopping = early_stopping or None
         reduce_on_plateau = reduce_on_plateau or None
-        if checkpoint_folder is not None:
-            saving.as_path(checkpoint_folder, "checkpoint_folder")
+        checkpoint_file = (None if checkpoint_folder is None
+                           else _checkpoint_file(checkpoint_folder))
         verbose_ = self.verbose if verbose is None else check_verbose(verbose, (0, 1, 2))
 
         def extra(policy_callback):
             # Made once every argument has been checked: a refused call leaves no folder.
-            path = None if checkpoint_folder is None else os.fspath(
-                saving.make_folder(checkpoint_folder, "checkpoint_folder") / "best.keras")
-            made = [BestWeights(monitor, early_stopping, True, path, verbose=verbose_,
+            if checkpoint_file is not None:
+                saving.make_folder(checkpoint_folder, "checkpoint_folder")
+            made = [BestWeights(monitor, early_stopping, True, checkpoint_file, verbose=verbose_,
                                 saving_context=policy_callback.configured_rate)]
             if reduce_on_plateau:
                 made.append(PeakReducer(policy_callback, monitor, reduce_on_plateau,
@@ -940,7 +980,9 @@ class Learner:
         `cycle_len`, runs `n_cycles` cosine-annealing cycles with warm restarts, the first
         `cycle_len` epochs long and each next one `cycle_mult` times longer, so training
         lasts `cycle_len * (1 + cycle_mult + ... + cycle_mult**(n_cycles-1))` epochs;
-        momentum mirrors the rate within each cycle (see `moms`).
+        momentum mirrors the rate within each cycle (see `moms`). Either way the schedule
+        owns the optimizer's learning rate for the whole fit: a callback that sets it has
+        no effect (see `fit_onecycle`'s `callbacks`).
 
         Args:
             lr: the (peak) learning rate.
@@ -1014,7 +1056,7 @@ class Learner:
         Args:
             epochs: epochs with every layer trainable (>= 1).
             base_lr: the head's rate in the frozen phase; `None` runs `lr_find()` on the
-                frozen model and takes its suggestion.
+                frozen model and takes its suggestion (reported unless `verbose` is 0).
             freeze_epochs: head-only epochs first (0 skips them). Default 1.
             lr_mult: ratio of the head's rate to the first group's, or one multiplier
                 per group. Default 10 (fastai's is 100): from a 30-minute ktlite backbone
@@ -1035,11 +1077,12 @@ class Learner:
         Raises:
             TypeError: for a count (`epochs`, `freeze_epochs`) that is not an int, a rate
                 (`base_lr`, `lr_mult`, `pct_start`, `div`, `moms`) that is not a number,
-                `callbacks` that is not a list of Keras callbacks, or `layer_groups` that is
-                not a sequence of groups of layers or layer names.
-            ValueError: for a count or rate out of range, invalid layer groups, or an
-                optimizer with `use_ema=True` when a group would be frozen (nothing is
-                changed).
+                `callbacks` that is not a list of Keras callbacks, `layer_groups` that is
+                not a sequence of groups of layers or layer names, or a `verbose` that is
+                not an int.
+            ValueError: for a count or rate out of range, a `verbose` other than None, 0, 1
+                or 2, invalid layer groups, or an optimizer with `use_ema=True` when a
+                group would be frozen (nothing is changed).
 
         Example:
             >>> learner.fine_tune(3, base_lr=1e-3, freeze_epochs=1, lr_mult=10)
@@ -1050,6 +1093,8 @@ class Learner:
         epochs = check_positive_int(epochs, "epochs")
         freeze_epochs = check_int(freeze_epochs, "freeze_epochs", 0)
         base_lr = check_positive_float(base_lr, "base_lr", allow_none=True)
+        if verbose is not None:
+            verbose = check_verbose(verbose, (0, 1, 2))
         OneCycle(1.0, 2, pct_start, div, moms=moms)  # the unfrozen phase's settings, checked now
         _check_callbacks(callbacks)
         task_groups = getattr(self.train_data, "layer_groups", None)
@@ -1076,7 +1121,8 @@ class Learner:
             model_tools.recompile(self.model, self.strategy)
             if base_lr is None:
                 base_lr = float(self.lr_find(verbose=verbose).suggestion)
-                say(f"fine_tune: base_lr={base_lr:.3g} from lr_find")
+                if self.verbose if verbose is None else verbose:
+                    say(f"fine_tune: base_lr={base_lr:.3g} from lr_find")
             if freeze_epochs:
                 self.fit_onecycle(base_lr, freeze_epochs, pct_start=0.99, moms=moms,
                                   callbacks=callbacks, steps_per_epoch=steps_per_epoch,

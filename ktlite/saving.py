@@ -505,6 +505,45 @@ def save_keras_model(model: Any, path: str | os.PathLike, include_optimizer: boo
     return path
 
 
+def save_path_problem(path: str | os.PathLike) -> str | None:
+    """Says what on disk would stop `save_keras_model` from saving to `path`, if anything.
+
+    The file is written beside `path` and moved over it, its folders made first: a folder
+    at `path` itself, or a file where one of its folders should be, fails only then (for
+    a checkpoint, after an epoch of training). Checking first lets a caller refuse at once.
+
+    Args:
+        path: where the file would be saved.
+
+    Returns:
+        A phrase naming the offending path (`"'runs' is a file, not a folder"`), or
+        `None` when nothing stands in the way.
+
+    Example:
+        >>> save_path_problem("runs/best.keras") is None  # nothing there yet
+        True
+    """
+    path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # a file above it is found below
+        mode = None
+    if mode is not None:
+        if stat.S_ISDIR(mode):
+            return f"{os.fspath(path)!r} is a folder, not a file"
+        # A link is replaced by the file (the move does not follow it), like a file is.
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            return f"{os.fspath(path)!r} is not a regular file"
+        return None
+    for folder in path.parents:
+        if os.path.lexists(folder):
+            if not folder.is_dir():
+                what = "a file, not a folder" if folder.is_file() else "not a folder"
+                return f"{os.fspath(folder)!r} is {what}"
+            return None
+    return None
+
+
 def _load_failure(error: Exception) -> str:
     """Why Keras could not load a model, in ktlite's own words: Keras' messages quote the
     file (names, configs), and nothing from a file that failed is repeated."""
@@ -854,6 +893,7 @@ __all__ = [
     "read_json",
     "recover_folder",
     "save_keras_model",
+    "save_path_problem",
     "sha256_file",
     "verify_files",
     "write_bytes",

@@ -4,10 +4,12 @@ import keras
 import numpy as np
 import pytest
 
+from ktlite import saving
 from ktlite.callbacks import (
     BestWeights,
     NonFiniteGuard,
     PeakReducer,
+    as_fit_leaves_it,
     monitor_mode,
     restore_state,
     snapshot_state,
@@ -162,3 +164,62 @@ def test_non_finite_guard_rolls_back_to_last_good_epoch():
     assert all(np.all(w == 2.0) for w in model.get_weights())
     guard.on_train_end()  # restores once only
     assert guard.restored_epoch == 1
+
+
+def _ema_model(average):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(use_ema=True), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    for variable in model.optimizer.variables:
+        if "average" in variable.name:
+            variable.assign(np.full(variable.shape, average, variable.dtype))
+    return model
+
+
+def test_best_weights_keeps_an_ema_optimizers_averages_and_trains_on_from_the_raw_ones(
+        tmp_path):
+    # It kept the raw weights, so restoring them undid the averages Keras writes into the
+    # model at the end of a fit (and the checkpoint held the raw weights too).
+    model = _ema_model(3.0)
+    _bump(model, 1.0)
+    best = BestWeights("val_loss", checkpoint_path=tmp_path / "best.keras", verbose=0)
+    best.set_model(model)
+    best.on_train_begin()
+    best.on_epoch_end(0, {"val_loss": 1.0})
+    assert all(np.all(w == 1.0) for w in model.get_weights())  # training goes on from these
+    saved = keras.saving.load_model(tmp_path / "best.keras")
+    assert all(np.all(w == 3.0) for w in saved.get_weights())
+    best.on_epoch_end(1, {"val_loss": 2.0})  # worse: nothing kept
+    model.optimizer.finalize_variable_values(model.trainable_weights)  # as `fit` ends
+    _bump(model, 5.0)
+    assert best.restore_best()
+    assert all(np.all(w == 3.0) for w in model.get_weights())
+
+
+def test_as_fit_leaves_it_holds_the_averages_inside_and_changes_nothing_without_ema():
+    model = _model()
+    _bump(model, 1.0)
+    with as_fit_leaves_it(model):
+        assert all(np.all(w == 1.0) for w in model.get_weights())
+    ema = _ema_model(3.0)
+    _bump(ema, 1.0)
+    with as_fit_leaves_it(ema):
+        assert all(np.all(w == 3.0) for w in ema.get_weights())
+    assert all(np.all(w == 1.0) for w in ema.get_weights())
+
+
+@pytest.mark.parametrize("make, path, problem", [
+    (lambda tmp: (tmp / "best.keras").mkdir(), "best.keras",
+     r"'.*best\.keras' is a folder, not a file"),
+    (lambda tmp: (tmp / "runs").write_text("x"), "runs/best.keras",
+     r"'.*runs' is a file, not a folder"),
+])
+def test_best_weights_refuses_a_checkpoint_path_it_could_not_save_to(tmp_path, make, path,
+                                                                     problem):
+    # It was accepted, and saving failed after the first epoch (IsADirectoryError naming a
+    # hidden temporary file, or NotADirectoryError).
+    make(tmp_path)
+    with pytest.raises(ValueError, match=rf"`checkpoint_path` cannot be saved to: {problem}\. "
+                       rf"Received: checkpoint_path='.*{path}'"):
+        BestWeights(checkpoint_path=tmp_path / path)
+    assert saving.save_path_problem(tmp_path / "new" / "best.keras") is None

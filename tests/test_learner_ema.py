@@ -179,3 +179,37 @@ def test_flags_the_user_changes_after_get_learner_are_refused_at_the_next_fit():
     model.get_layer("d2").trainable = True  # put back: it trains again
     learner.fit_onecycle(1e-2, 1)
     assert not np.array_equal(model.get_layer("head").kernel.numpy(), before["head/kernel"])
+
+
+class _Averages(keras.callbacks.Callback):
+    """Keeps, at the end of each epoch, the optimizer's moving averages (in the order of
+    `model.trainable_variables`) and the raw trainable weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.averages, self.raw = [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.averages.append([v.numpy().copy() for v in self.model.optimizer.variables
+                              if "average" in v.name])
+        self.raw.append([v.numpy().copy() for v in self.model.trainable_variables])
+
+
+def test_autofit_with_ema_keeps_and_saves_the_best_epochs_averages_not_its_raw_weights(
+        tmp_path):
+    # BestWeights kept `get_weights()` (the raw weights) and put them back after Keras had
+    # written the averages into the model, and its checkpoint held them too: autofit ended
+    # with other weights than a plain fit or `fit_onecycle` would.
+    x, y = _data()
+    model = _model(keras.optimizers.Adam(1e-2, use_ema=True, ema_momentum=0.9), frozen=())
+    learner = ktlite.get_learner(model, (x, y), _data(1), batch_size=16, seed=0, verbose=0)
+    seen = _Averages()
+    history = learner.autofit(1e-2, 3, checkpoint_folder=tmp_path, callbacks=[seen])
+    best = int(np.argmin(history.history["val_loss"]))
+    want = seen.averages[best]
+    assert any(not np.allclose(a, r) for a, r in zip(want, seen.raw[best]))  # they differ
+    for got, average in zip(model.trainable_variables, want):
+        np.testing.assert_array_equal(got.numpy(), average, err_msg=got.path)
+    saved = keras.saving.load_model(tmp_path / "best.keras")
+    for got, average in zip(saved.trainable_variables, want):
+        np.testing.assert_array_equal(got.numpy(), average, err_msg=got.path)

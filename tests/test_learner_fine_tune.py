@@ -183,3 +183,19 @@ def test_fine_tune_keeps_a_lora_base_kernel_frozen_and_its_flag_after_it():
         assert not kernel.trainable and [v.path for v in model.trainable_variables] == trainable
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # the user's own fit still works
     np.testing.assert_array_equal(kernel.numpy(), before[0])
+
+
+@pytest.mark.parametrize("learner_verbose, verbose, said", [
+    (1, 0, False), (0, None, False), (0, 1, True)])
+def test_the_base_lr_found_is_reported_only_when_verbose(
+        capsys, learner_verbose, verbose, said):
+    # It was printed whatever `verbose` said, while lr_find and fit_onecycle were silent.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    learner = ktlite.get_learner(_model(), (x, (x[:, 0] > 0).astype("int32")), batch_size=16,
+                                 verbose=learner_verbose)
+    learner.fine_tune(1, freeze_epochs=0, verbose=verbose)
+    out = capsys.readouterr().out
+    assert ("fine_tune: base_lr=" in out) == said
+    if verbose == 0 or (verbose is None and not learner_verbose):
+        assert out == ""

@@ -486,6 +486,72 @@ def test_a_checkpoint_folder_that_is_a_file_is_refused_naming_it(tmp_path):
         _learner().autofit(1e-2, 1, checkpoint_folder=tmp_path / "ckpt")
 
 
+@pytest.mark.parametrize("make, folder, message", [
+    (lambda tmp: (tmp / "ckpt" / "best.keras").mkdir(parents=True), "ckpt",
+     r"`checkpoint_folder` cannot hold the checkpoint '.*best\.keras': '.*best\.keras' is a "
+     r"folder, not a file\. Received: checkpoint_folder='.*ckpt'"),
+    (lambda tmp: (tmp / "notes").write_text("x"), "notes/ckpt",
+     r"`checkpoint_folder` cannot hold the checkpoint '.*best\.keras': '.*notes' is a file, "
+     r"not a folder\. Received: checkpoint_folder='.*notes/ckpt'"),
+])
+def test_a_checkpoint_folder_that_cannot_hold_the_checkpoint_is_refused_before_training(
+        tmp_path, make, folder, message):
+    # A folder named best.keras failed after the first epoch (IsADirectoryError naming a
+    # hidden temporary file); a folder below a file with a raw NotADirectoryError.
+    make(tmp_path)
+    learner = _learner()
+    before = learner.model.get_weights()
+    with pytest.raises(ValueError, match=message):
+        learner.autofit(1e-2, 1, checkpoint_folder=tmp_path / folder)
+    _assert_weights_equal(learner.model, before)
+    assert int(learner.model.optimizer.iterations.numpy()) == 0
+
+
+def test_an_empty_checkpoint_folder_is_refused_not_saved_to_the_working_directory(
+        tmp_path, monkeypatch):
+    # "" was taken as the working directory: best.keras appeared there unasked.
+    monkeypatch.chdir(tmp_path)
+    learner = _learner()
+    with pytest.raises(ValueError, match=r"`checkpoint_folder` must name a folder.*pass '\.'"
+                       r".*Received: checkpoint_folder=''"):
+        learner.autofit(1e-2, 1, checkpoint_folder="")
+    assert list(tmp_path.iterdir()) == []
+    assert int(learner.model.optimizer.iterations.numpy()) == 0
+
+
+def test_callbacks_read_the_rate_and_cannot_set_it_as_the_fits_document():
+    learner = _learner()
+
+    class Rates(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.begin, self.end = [], []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.begin.append(float(self.model.optimizer.learning_rate.numpy()))
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.end.append(float(self.model.optimizer.learning_rate.numpy()))
+
+    class Setter(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.model.optimizer.learning_rate.assign(0.5)
+
+    rates = Rates()
+    learner.fit_onecycle(1e-2, 2, callbacks=[rates, Setter()])
+    lrs = learner.step_history["lrs"]
+    np.testing.assert_allclose(rates.end, lrs, rtol=1e-6)  # the step's, not the 0.5 set
+    np.testing.assert_allclose(rates.begin[1:], lrs[:-1], rtol=1e-6)  # the previous step's
+    assert max(lrs) == pytest.approx(1e-2, rel=1e-5)
+    # The docstrings said callbacks "see the rate of the step", and not that the schedule
+    # owns it.
+    doc = " ".join(learner.fit_onecycle.__doc__.split())
+    assert "the previous step's in `on_train_batch_begin`" in doc
+    assert "assigns `optimizer.learning_rate` itself has no effect" in doc
+    for fit in (learner.fit, learner.autofit):
+        assert "schedule owns the optimizer's learning rate" in " ".join(fit.__doc__.split())
+
+
 def test_step_history_plots():
     import matplotlib.figure
 
