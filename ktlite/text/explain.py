@@ -34,6 +34,7 @@ no room in ``maxlen`` either.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import html
 import numbers
@@ -348,11 +349,13 @@ def _words_seen(predictor: Any, text: str, words: list[tuple[str, int, int]]) ->
 
     Whether a word makes tokens comes from one batched call to ``preproc.sequence_lengths``
     (a zero-width space, a soft hyphen or a lone combining mark makes none, cannot change
-    the prediction and is not run). Where the text is cut is counted on the text itself, a
-    few prefixes at a time (a binary search), never by adding up the words' own counts: the
-    tokenizer joins what `split_words` separates ("the😀the😀" is one unknown token, not
-    four). A predictor without ``sequence_lengths`` counts each word as one token (its
-    ``maxlen`` words, else the first 512).
+    the prediction and is not run). Where the text is cut is counted on the text itself, never
+    by adding up the words' own counts: the tokenizer reads what `split_words` separates as
+    one piece up to the next space ("the😀the😀" is one unknown token, not four). So the
+    prefixes counted end where such a piece starts; their counts grow with their length,
+    which a binary search needs (a prefix ending inside a piece can count more tokens than
+    the whole piece). A predictor without ``sequence_lengths`` counts each word as one token
+    (its ``maxlen`` words, else the first 512).
     """
     preproc = getattr(predictor, "preproc", None)
     maxlen = getattr(preproc, "maxlen", None)
@@ -367,10 +370,12 @@ def _words_seen(predictor: Any, text: str, words: list[tuple[str, int, int]]) ->
     makes_tokens = fills([word for word, _, _ in words]) > 1
     read = len(words)
     if fills([text])[0] >= maxlen:  # maybe cut: find the first word starting past the cut
+        pieces = [match.start() for match in re.finditer(r"\S+", text)]
+        piece_starts = [pieces[bisect.bisect_right(pieces, start) - 1] for _, start, _ in words]
         low, high = 0, len(words)
         while low < high:
             middle = (low + high) // 2
-            if fills([text[: words[middle][1]]])[0] >= maxlen:
+            if fills([text[: piece_starts[middle]]])[0] >= maxlen:
                 high = middle
             else:
                 low = middle + 1

@@ -294,6 +294,26 @@ def test_the_maxlen_cut_is_counted_on_the_text_not_on_its_words_one_by_one():
     assert [text for text in predictor.seen[0] if "wins" not in text] == []  # wins: unrun
 
 
+class UnknownJoins(InvisibleAwarePreproc):
+    """WordPiece-like counts: a run of letters splits into pieces of 3, but a run holding an
+    unknown symbol is one [UNK], so a prefix ending inside a run can count more tokens than
+    the whole run."""
+
+    def sequence_lengths(self, texts: list[str]) -> np.ndarray:
+        def count(run):
+            return 1 if "😀" in run else -(-len(run) // 3)
+
+        return np.minimum([1 + sum(count(r) for r in t.split()) for t in texts], self.maxlen)
+
+
+def test_the_maxlen_cut_holds_where_a_prefix_counts_more_than_the_text_after_it():
+    predictor = KeywordPredictor()
+    predictor.preproc = UnknownJoins(maxlen=4)
+    # [CLS] aa [UNK] winner...: "aa bbbbbbbb" alone would count 1 + 1 + 3 tokens.
+    exp = explain(predictor, "aa bbbbbbbb😀 winner")
+    assert {w.word: w.score for w in exp.words}["winner"] == pytest.approx(0.7)
+
+
 def test_a_word_after_symbols_the_tokenizer_joins_is_explained(planted_predictor):
     sentence = "the😀" * 8 + " zorp"  # one unknown token, then the deciding word
     exp = explain(planted_predictor, sentence, top_k=1)
