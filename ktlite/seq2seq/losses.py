@@ -73,9 +73,12 @@ class MaskedSequenceLoss(keras.metrics.Metric):
     Keras' own loss tracker averages the batches' losses weighted by their number of
     sentences, so with length-bucketed batches a batch of short sentences counts as much
     as a batch of long ones, and an epoch's `loss` and `val_loss` lean towards the short,
-    easy ones. Compiled as a metric named ``"loss"``, this mean over all real tokens
-    replaces the tracker's value in the logs (Keras lists compiled metrics after it); the
-    tracker still holds each batch's own loss, which the LR finder records.
+    easy ones. Compiled as a weighted metric named ``"loss"``, this mean over all real
+    tokens replaces the tracker's value in the logs (Keras lists compiled metrics after
+    it); the tracker still holds each batch's own loss, which the LR finder records. With
+    sample weights (one per sentence) it weighs the sentences as the loss does. One
+    trace of the trick: `model.evaluate()` without `return_dict=True` lists ``loss``
+    twice (the tracker's slot and this metric's, both this value).
 
     Args:
         label_smoothing: as in `MaskedSequenceCrossentropy`; the same value as the loss.
@@ -101,8 +104,12 @@ class MaskedSequenceLoss(keras.metrics.Metric):
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         token_loss, mask = _token_losses(y_true, y_pred, self.label_smoothing)
-        self.total.assign_add(ops.sum(token_loss * mask))
         self.tokens.assign_add(ops.sum(mask))
+        if sample_weight is not None:
+            # As the loss weighs them: each sentence's summed loss times its weight, over
+            # the unweighted count of real tokens.
+            token_loss = token_loss * ops.reshape(ops.cast(sample_weight, "float32"), (-1, 1))
+        self.total.assign_add(ops.sum(token_loss * mask))
 
     def result(self) -> Any:
         return self.total / ops.maximum(self.tokens, 1.0)

@@ -119,7 +119,8 @@ def compile_for_sequences(
     """Compiles a logits model with the masked sequence loss and token accuracy.
 
     The logs' ``loss`` and ``val_loss`` are means over all the epoch's real target tokens
-    (`MaskedSequenceLoss`), whatever the batches' lengths.
+    (`MaskedSequenceLoss`), whatever the batches' lengths; `model.evaluate()` without
+    `return_dict=True` lists that loss twice.
 
     Args:
         model: a model whose output is logits `(batch, length, vocab)`.
@@ -139,7 +140,8 @@ def compile_for_sequences(
     model.compile(
         optimizer=optimizer,
         loss=MaskedSequenceCrossentropy(label_smoothing=label_smoothing),
-        metrics=[MaskedSequenceLoss(label_smoothing=label_smoothing), MaskedTokenAccuracy()],
+        metrics=[MaskedTokenAccuracy()],
+        weighted_metrics=[MaskedSequenceLoss(label_smoothing=label_smoothing)],
     )
 
 

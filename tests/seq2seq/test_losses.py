@@ -68,12 +68,20 @@ def test_loss_metric_is_the_mean_over_every_real_token_seen():
     assert float(metric.result()) == 0.0
 
 
+def _favours_token_3():
+    """A compiled model whose logits favour token 3 everywhere: its loss is low on 3s only."""
+    bias = keras.initializers.Constant([0.0, 0.0, 0.0, 5.0, 0.0, 0.0])
+    model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(6, 6),
+                              keras.layers.Dense(6, kernel_initializer="zeros",
+                                                 bias_initializer=bias)])
+    compile_for_sequences(model, 1e-3, 0.1, None)
+    return model
+
+
 def test_compiled_models_report_the_token_mean_over_batches_of_different_lengths():
     # Length bucketing makes batches like these: short sentences together, long ones
     # together. Keras' tracker would average the two batch means as equals.
-    model = keras.Sequential([keras.Input((None,), dtype="int32"),
-                              keras.layers.Embedding(6, 6), keras.layers.Dense(6)])
-    compile_for_sequences(model, 1e-3, 0.1, None)
+    model = _favours_token_3()
     short = np.array([[3, 0, 0, 0]] * 4, dtype="int32")
     long_ = np.array([[3, 1, 2, 4]] * 4, dtype="int32")
     batches = tf.data.Dataset.from_tensor_slices(
@@ -81,9 +89,22 @@ def test_compiled_models_report_the_token_mean_over_batches_of_different_lengths
     loss = MaskedSequenceCrossentropy(label_smoothing=0.1)
     per_batch = [float(loss(y, model(x))) for x, y in [(short, short), (long_, long_)]]
     expected = (4 * per_batch[0] + 16 * per_batch[1]) / 20
-    assert abs(per_batch[0] - per_batch[1]) > 0.01  # else the weighting would not show
+    assert per_batch[1] > 2 * per_batch[0]  # else the weighting would not show
     scores = model.evaluate(batches, verbose=0, return_dict=True)
     assert scores["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_sample_weights_weigh_sentences_in_the_reported_loss_as_in_the_loss():
+    model = _favours_token_3()
+    labels = np.array([[3, 0, 0, 0], [3, 1, 2, 4]], dtype="int32")
+    weights = np.array([3.0, 0.5], dtype="float32")
+    loss = MaskedSequenceCrossentropy(label_smoothing=0.1)
+    # The loss scales each sentence's sum by batch / real tokens; undo that.
+    sums = loss.call(labels, model(labels)).numpy() * 5 / 2
+    scores = model.evaluate(tf.data.Dataset.from_tensors((labels, labels, weights)),
+                            verbose=0, return_dict=True)
+    assert scores["loss"] == pytest.approx(float((weights * sums).sum() / 5), rel=1e-5)
+    assert scores["loss"] == pytest.approx(float(loss(labels, model(labels), weights)), rel=1e-5)
 
 
 def test_loss_metric_keeps_its_smoothing_through_its_config():
