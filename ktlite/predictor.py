@@ -26,9 +26,12 @@ Version-1 folders (ktlite 0.1) still load.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -579,7 +582,8 @@ class Predictor:
         archive.add_endpoint("serving_default", self._serve, input_signature=[self._input_spec()])
         for name, (fn, signature) in self._extra_endpoints().items():
             archive.add_endpoint(name, fn, input_signature=signature)
-        archive.write_out(str(folder), verbose=False)
+        with _no_tensorflow_info():
+            archive.write_out(str(folder), verbose=False)
         (folder / _EXPORT_MARK[0]).mkdir()
         saving.write_json(folder.joinpath(*_EXPORT_MARK),
                           {"format": _EXPORT_FORMAT, "predictor": class_path(type(self))})
@@ -814,6 +818,23 @@ def is_predictor_folder(folder: Path) -> bool:
     if manifest["format_version"] == 1:
         return present == {saving.MANIFEST_FILE, MODEL_FILE, *cls.preprocessor_files}
     return present == {saving.MANIFEST_FILE, *manifest["files"]}
+
+
+@contextlib.contextmanager
+def _no_tensorflow_info() -> Iterator[None]:
+    """Holds the `tensorflow` logger at WARNING or above.
+
+    In notebooks TensorFlow's logger shows INFO records, and writing a SavedModel logs
+    "Assets written to: <folder>": the hidden folder a save writes before its rename,
+    which the user never sees and cannot use.
+    """
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _is_saved_model(folder: Path) -> bool:

@@ -5,6 +5,7 @@ without any text machinery, which also shows what a new task has to provide.
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -660,3 +661,12 @@ def test_export_refuses_a_path_that_is_not_a_path_in_every_format(
                                         r"Received: path of type"):
         toy.export(path, format=fmt)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_logs_no_line_naming_its_hidden_temporary_folder(toy, tmp_path, caplog):
+    # In notebooks TensorFlow's logger shows INFO, where a SavedModel's writer names the
+    # folder it writes before the rename.
+    caplog.set_level(logging.INFO, logger="tensorflow")
+    toy.export(tmp_path / "exported")
+    assert not [r for r in caplog.records if "tmp" in r.getMessage()], caplog.text
+    assert logging.getLogger("tensorflow").level == logging.INFO  # given back
