@@ -12,6 +12,7 @@ import inspect
 import logging
 import os
 import sys
+import sysconfig
 import warnings
 
 _LOGGER = logging.getLogger("ktlite")
@@ -43,13 +44,14 @@ def say(message: object) -> None:
 
 
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
-    """Issues a warning attributed to the user's call into ktlite.
+    """Issues a warning attributed to the line of the user's code that led to it.
 
     `warnings.warn`'s `stacklevel` counts frames from the caller, so a fixed level names a
-    line inside ktlite whenever the warning is raised deeper than planned; this one names
-    the line that called the outermost ktlite frame on the stack (the user's `fit`,
-    `texts_from_array`, ...), also when ktlite runs inside Keras' loop, which runs inside
-    ktlite again.
+    line inside ktlite (or Keras) whenever the warning is raised deeper than planned; this
+    one names the innermost frame that is none of ktlite's, Keras', TensorFlow's or the
+    standard library's: the user's `fit` call, also when a ktlite callback warns from
+    inside Keras' loop, or the line of a user's callback that called ktlite. Where no
+    such frame exists (a worker thread of the HTTP app), the ktlite line that warns.
 
     Args:
         message: The warning's text, with the fix in it.
@@ -63,10 +65,35 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
         >>> str(caught[0].message)
         '`x` is deprecated; pass `y`.'
     """
-    root = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level, outermost = inspect.currentframe(), 1, 1
+    warnings.warn(message, category, stacklevel=_users_stacklevel())
+
+
+def _users_stacklevel() -> int:
+    """`warn`'s `stacklevel` for the innermost frame of the user's code (2 without one).
+
+    Levels count as `warnings.warn` counts them: 1 is `warn`'s own frame, and the import
+    system's `_bootstrap` frames are skipped.
+    """
+    library = _library_folders()
+    frame, level = inspect.currentframe().f_back.f_back, 1  # the frame that called `warn`
     while frame is not None:
-        if os.path.abspath(frame.f_code.co_filename).startswith(root):
-            outermost = level
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=outermost + 1)
+        name = frame.f_code.co_filename
+        if not ("importlib" in name and "_bootstrap" in name):
+            level += 1
+            if not (name.startswith("<frozen ")
+                    or os.path.basename(name).startswith("__autograph_generated_file")
+                    or os.path.abspath(name).startswith(library)):
+                return level
+        frame = frame.f_back
+    return 2
+
+
+def _library_folders() -> tuple[str, ...]:
+    """Folders of code that is not the user's: ktlite, the standard library, and the
+    Keras and TensorFlow packages (and their helpers) where imported."""
+    folders = [os.path.dirname(os.path.abspath(__file__)), sysconfig.get_paths()["stdlib"]]
+    for name in ("keras", "tensorflow", "tf_keras", "absl"):
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file:
+            folders.append(os.path.dirname(os.path.abspath(file)))
+    return tuple(os.path.join(folder, "") for folder in folders)

@@ -6,6 +6,7 @@ import warnings
 import keras
 import numpy as np
 
+from ktlite.callbacks import BestWeights
 from ktlite.labels import infer_label_mode
 from ktlite.learner import get_learner
 
@@ -39,3 +40,15 @@ def test_a_warning_raised_inside_keras_fit_loop_names_the_users_fit_call():
         learner.fit(1e-3, 1, callbacks=[_PoisonKernel()])  # NaN loss: training stops
     stopped = [w for w in caught if "loss became NaN" in str(w.message)]
     assert [(w.filename, w.lineno) for w in stopped] == [(__file__, line)]
+
+
+def test_a_ktlite_callback_in_a_plain_keras_fit_names_the_users_fit_call():
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        model.fit(x, x[:, 0], epochs=1, verbose=0, callbacks=[BestWeights("val_auc")])
+    missing = [w for w in caught if "not in the training logs" in str(w.message)]
+    assert [(w.filename, w.lineno) for w in missing] == [(__file__, line)]
