@@ -35,7 +35,7 @@ from ktlite._console import warn
 from ktlite.arguments import check_bool, check_positive_int, check_seed
 
 __all__ = [
-    "WIDTH_STEP", "round_width", "bucketed_indices", "num_bucketed_batches",
+    "WIDTH_STEP", "check_width", "round_width", "bucketed_indices", "num_bucketed_batches",
     "padding_invariant",
 ]
 
@@ -54,6 +54,44 @@ _WARNED: weakref.WeakSet = weakref.WeakSet()  # models warned about once already
 _TOLERANCE = {"float16": 1e-2, "bfloat16": 1e-2}
 # What `_probe` finds.
 _SAME, _CHANGED, _NO_CUT, _CONSTANT = "same", "changed", "no cut", "constant"
+
+
+def check_width(width: Any, name: str = "width") -> Any:
+    """Checks how many positions a batch is padded (and cut) to.
+
+    A zero or negative width would reach `RaggedTensor.to_tensor` as a width of -1 (pad
+    to the longest example) or less (an error from inside TensorFlow). A tensor's value is
+    checked where it is known before the graph runs; the widths a bucketed pipeline
+    computes in its graph (`round_width`) are at least 1.
+
+    Args:
+        width: an int >= 1, or an integer scalar tensor (or 0-d array) of one.
+        name: the argument's name in errors.
+
+    Returns:
+        `width`: a Python int as an int, a tensor as a tensor.
+
+    Raises:
+        TypeError: for a width that is neither an int nor an integer tensor (a float, a
+            bool, a float tensor).
+        ValueError: for a width below 1.
+
+    Example:
+        >>> check_width(32)
+        32
+    """
+    if isinstance(width, np.ndarray):  # a 0-d array, as a tensor would be
+        width = tf.convert_to_tensor(width)
+    if not isinstance(width, (tf.Tensor, tf.Variable)):
+        return check_positive_int(width, name)
+    if not width.dtype.is_integer:
+        raise TypeError(f"`{name}` must be an int >= 1 or an integer tensor. Received: "
+                        f"{name} of dtype {width.dtype.name}")
+    value = tf.get_static_value(tf.convert_to_tensor(width))
+    if value is not None and np.size(value) and np.min(value) < 1:
+        raise ValueError(f"`{name}` must be an int >= 1 or an integer tensor. Received: "
+                         f"{name}={np.asarray(value).tolist()!r:.80}")
+    return width
 
 
 def round_width(lengths: Any, step: int = WIDTH_STEP) -> Any:

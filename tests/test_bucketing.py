@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ktlite.bucketing import WIDTH_STEP, bucketed_indices, num_bucketed_batches, round_width
+from ktlite.bucketing import (
+    WIDTH_STEP,
+    bucketed_indices,
+    check_width,
+    num_bucketed_batches,
+    round_width,
+)
 
 RNG = np.random.default_rng(0)
 LENGTHS = RNG.integers(1, 130, size=500)  # widths 16..144: nine groups
@@ -141,3 +147,17 @@ def test_round_width_takes_ints_numpy_ints_and_traced_int_tensors():
     assert round_width(np.zeros(0, np.int64)).tolist() == []
     traced = tf.function(lambda x: round_width(tf.reduce_max(x)))
     assert int(traced(tf.constant([3, 40]))) == 48
+
+
+@pytest.mark.parametrize("width", [1, np.int64(7), np.array(7), tf.constant(7), tf.Variable(7)])
+def test_check_width_takes_ints_and_integer_tensors_as_they_are(width):
+    assert check_width(width) is width or check_width(width) == 7
+
+
+@pytest.mark.parametrize("width, error", [(0, ValueError), (tf.constant(-2), ValueError),
+                                          (np.array(0), ValueError), (1.0, TypeError),
+                                          (False, TypeError), (tf.constant(1.0), TypeError),
+                                          ("16", TypeError)])
+def test_check_width_refuses_what_is_no_int_above_zero_naming_the_argument(width, error):
+    with pytest.raises(error, match=r"`batch_width`.*Received: batch_width"):
+        check_width(width, "batch_width")

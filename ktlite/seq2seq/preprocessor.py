@@ -116,7 +116,9 @@ def _padded_shape(width: Any, maxlen: int) -> Any:
         return [None, maxlen]
     import tensorflow as tf
 
-    return tf.stack([-1, tf.minimum(tf.cast(width, tf.int32), maxlen)])
+    from ktlite.bucketing import check_width
+
+    return tf.stack([-1, tf.minimum(tf.cast(check_width(width), tf.int32), maxlen)])
 
 
 class PairPreprocessor:
@@ -338,15 +340,16 @@ class PairPreprocessor:
         Args:
             sources: a 1-D ``tf.string`` tensor.
             width: how many positions to pad (and cut) to, at most ``source_maxlen``:
-                None (default) for ``source_maxlen``, or an int / int32 scalar tensor
-                (a bucketed batch's width).
+                None (default) for ``source_maxlen``, or an int >= 1 / integer scalar
+                tensor (a bucketed batch's width).
 
         Returns:
             ``int32`` ids ``(batch, width)``: WordPiece ids (truncated), ``[SEP]``,
             then 0 padding; with ``source_cls``, ``[CLS]``, the ids, then 0 padding.
 
         Raises:
-            ValueError: when not fitted.
+            ValueError: when not fitted, or `width` is below 1.
+            TypeError: when `width` is neither None, an int nor an integer tensor.
 
         Example:
             >>> preproc.tokenize_source(tf.constant(["a cat"])).shape
@@ -392,7 +395,8 @@ class PairPreprocessor:
             fit).
 
         Raises:
-            ValueError: when not fitted.
+            ValueError: when not fitted, or `width` is below 1.
+            TypeError: when `width` is neither None, an int nor an integer tensor.
 
         Example:
             >>> decoder_ids, target_ids = preproc.tokenize_target(tf.constant(["un gatto"]))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import compat, saving
-from ktlite.arguments import check_bool, check_int, check_positive_int
+from ktlite.arguments import check_bool, check_int
 from ktlite import labels as _labels
 from ktlite._console import say
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
@@ -93,15 +93,7 @@ def _say(message: str, verbose: int) -> None:
 
 
 def _checked_width(width: Any) -> Any:
-    """`tokenize`'s `width`: None, "longest", an int >= 1 or an integer tensor of one.
-
-    A zero or negative width would reach `RaggedTensor.to_tensor` as a body width of -1
-    (pad to the longest text) or less (an error from inside TensorFlow), so it is refused
-    here; a tensor's value is checked where it is known before the graph runs (the widths
-    the bucketed pipeline computes in its graph are at least 1).
-    """
-    import tensorflow as tf
-
+    """`tokenize`'s `width`: None, "longest", or a width `ktlite.bucketing.check_width` takes."""
     if width is None:
         return None
     if isinstance(width, str):
@@ -110,23 +102,9 @@ def _checked_width(width: Any) -> Any:
                 f"`width` must be None, an int >= 1 or 'longest'. Received: width={width!r:.80}"
             )
         return width
-    if isinstance(width, np.ndarray):  # a 0-d array, as a tensor would be
-        width = tf.convert_to_tensor(width)
-    if not isinstance(width, (tf.Tensor, tf.Variable)):
-        return check_positive_int(width, "width")
-    if not width.dtype.is_integer:
-        raise TypeError(
-            "`width` must be None, an int >= 1 or 'longest' (or an integer tensor). "
-            f"Received: width of dtype {width.dtype.name}"
-        )
-    value = tf.get_static_value(tf.convert_to_tensor(width))
-    if value is not None:
-        if np.size(value) and np.min(value) < 1:
-            raise ValueError(
-                f"`width` must be None, an int >= 1 or 'longest'. "
-                f"Received: width={np.asarray(value).tolist()!r:.80}"
-            )
-    return width
+    from ktlite.bucketing import check_width
+
+    return check_width(width, "width")
 
 
 def suggest_maxlen(token_counts: np.ndarray, coverage: float = 0.99) -> int:

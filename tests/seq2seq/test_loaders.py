@@ -30,6 +30,18 @@ def test_target_ids_start_and_end_with_the_special_tokens():
     assert source[(source != 0).sum() - 1] == END_ID
 
 
+@pytest.mark.parametrize("width, error", [(0, ValueError), (-1, ValueError),
+                                          (tf.constant(0), ValueError), (2.5, TypeError),
+                                          (True, TypeError), (tf.constant(3.0), TypeError)])
+def test_a_width_that_is_no_int_above_zero_is_refused_on_both_sides(width, error):
+    preproc = _fit()  # -1 read as "pad to the longest sentence", 0 as no position at all
+    with pytest.raises(error, match="`width`"):
+        preproc.tokenize_source(tf.constant(EN[:2]), width)
+    with pytest.raises(error, match="`width`"):
+        preproc.tokenize_target(tf.constant(IT[:2]), width)
+    assert preproc.tokenize_source(tf.constant(EN[:2]), 3).shape == (2, 3)
+
+
 def test_detokenize_restores_the_training_sentences():
     preproc = _fit()
     assert preproc.undo(preproc.target_ids(IT)) == IT
