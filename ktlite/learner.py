@@ -92,11 +92,10 @@ def _checkpoint_file(folder: Any) -> str:
             "`checkpoint_folder` must name a folder; an empty path would save best.keras "
             "into the working directory (pass '.' to mean that). Received: checkpoint_folder=''"
         )
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"`checkpoint_folder` must be a folder, not a file: "
-                              f"{os.fspath(path)!r} is a file.")
     file = os.fspath(path / _CHECKPOINT_NAME)
-    problem = saving.save_path_problem(file)
+    # A folder that is a file is refused where the folder is made (`saving.make_folder`),
+    # as every folder ktlite makes, also before training.
+    problem = None if path.is_file() else saving.save_path_problem(file)
     if problem:
         raise ValueError(
             f"`checkpoint_folder` cannot hold the checkpoint {file!r}: {problem}. Received: "

@@ -511,6 +511,8 @@ def save_path_problem(path: str | os.PathLike) -> str | None:
     The file is written beside `path` and moved over it, its folders made first: a folder
     at `path` itself, or a file where one of its folders should be, fails only then (for
     a checkpoint, after an epoch of training). Checking first lets a caller refuse at once.
+    What the names on disk are is checked, not permissions: a folder ktlite may not write
+    to still fails at the save.
 
     Args:
         path: where the file would be saved.
@@ -528,6 +530,8 @@ def save_path_problem(path: str | os.PathLike) -> str | None:
         mode = os.lstat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):  # a file above it is found below
         mode = None
+    except OSError as error:  # a folder above it that cannot be searched, a link loop
+        return f"{os.fspath(path)!r} cannot be looked up ({error.strerror})"
     if mode is not None:
         if stat.S_ISDIR(mode):
             return f"{os.fspath(path)!r} is a folder, not a file"

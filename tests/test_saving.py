@@ -470,3 +470,18 @@ def test_every_preprocessor_saves_into_a_new_folder_and_refuses_a_file(tmp_path)
         assert type(preproc).load(tmp_path / "new" / kind).get_config() == preproc.get_config()
         with pytest.raises(FileExistsError, match="`folder` must be a folder, not a file"):
             preproc.save(tmp_path / "a_file")
+
+
+def test_save_path_problem_names_a_folder_in_the_way_and_a_file_above(tmp_path):
+    (tmp_path / "best.keras").mkdir()
+    (tmp_path / "file").write_text("x")
+    assert saving.save_path_problem(tmp_path / "new" / "best.keras") is None
+    assert "is a folder, not a file" in saving.save_path_problem(tmp_path / "best.keras")
+    assert "is a file, not a folder" in saving.save_path_problem(tmp_path / "file" / "b.keras")
+
+
+def test_save_path_problem_reports_a_path_it_cannot_look_up(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")  # a loop: looking below it fails
+    problem = saving.save_path_problem(tmp_path / "a" / "best.keras")
+    assert "cannot be looked up" in problem and "best.keras" in problem
