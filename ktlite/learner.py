@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ktlite import evaluation, model_tools, saving
+from ktlite import compat, evaluation, model_tools, saving
 from ktlite._console import say, warn
 from ktlite.arguments import (
     check_bool,
@@ -138,6 +138,11 @@ def _probe_inputs(data: TaskDataset) -> tuple[Any, Any]:
 def _distribute() -> Any:
     """`ktlite.distribute`, imported when first needed."""
     return importlib.import_module("ktlite.distribute")
+
+
+def _enabled_accumulation(model: keras.Model) -> int | None:
+    """The batches per update of ktlite's accumulation already enabled on `model`, or None."""
+    return importlib.import_module("ktlite.distribute.accumulation").enabled_steps(model)
 
 
 class Learner:
@@ -271,13 +276,25 @@ class Learner:
                 "with an optimizer that does not accumulate to skip the copy.",
             )
             gradient_accumulation_steps = native
+        if strategy is None:
+            # A model created in a strategy's scope has its variables there: it trains
+            # under that strategy (shared shuffle seed, batch checks), not the one in scope.
+            created_under = compat.creation_strategy(model)
+            if created_under is not None and not compat.is_default_strategy(created_under):
+                strategy = created_under
         settings = {
             "strategy": strategy,
             "mixed_precision": mixed_precision,
             "jit_compile": jit_compile,
             "gradient_accumulation_steps": gradient_accumulation_steps,
         }
-        self._settings = settings  # a model loaded later (`load_model`) is prepared alike
+        # A model loaded later (`load_model`) is prepared alike; a checkpoint does not keep
+        # ktlite's accumulation, also not one the model came with (from `prepare_model`).
+        self._settings = {
+            **settings,
+            "gradient_accumulation_steps": (
+                gradient_accumulation_steps or _enabled_accumulation(model)),
+        }
         if all(value is None for value in settings.values()):
             return model, tf.distribute.get_strategy()
         try:
@@ -704,7 +721,9 @@ class Learner:
         # Policies count optimizer updates. With ktlite's gradient accumulation an update
         # takes several batches and every epoch ends on one (its last group may be shorter),
         # so an epoch makes ceil(steps / accumulation) updates.
-        updates = -(-steps // _distribute().accumulation_steps(self.model))
+        accumulation = _distribute().accumulation_steps(self.model)
+        self._check_keras_accumulation(steps, accumulation)
+        updates = -(-steps // accumulation)
         policy_callback = PolicyCallback(make_policy(updates))
         guard = NonFiniteGuard()
         own = [policy_callback, guard, *extra(policy_callback)]
@@ -746,6 +765,26 @@ class Learner:
                 optimizer.learning_rate = lr_before
             self.step_history = {k: list(v) for k, v in policy_callback.history.items()}
         return self.history
+
+    def _check_keras_accumulation(self, steps: int, accumulation: int) -> None:
+        """Refuses an epoch that Keras' own optimizer accumulation would not split into
+        whole updates: its groups run on across epochs, so the policy, planned on
+        ceil(steps / accumulation) updates an epoch, would never reach its end."""
+        own = getattr(model_tools.inner_optimizer(self.model.optimizer),
+                      "gradient_accumulation_steps", None)
+        if not own or steps % accumulation == 0:
+            return
+        per_call = getattr(self.model, "steps_per_execution", 1)
+        raise ValueError(
+            f"The optimizer's own `gradient_accumulation_steps={accumulation}` (kept because "
+            f"the model compiles with steps_per_execution={per_call!r}) updates every "
+            f"{accumulation} batches across epochs, so an epoch of {steps} batches is not a "
+            "whole number of updates and the learning-rate schedule would stop short of its "
+            "end. Compile the model with steps_per_execution=1 (ktlite then accumulates and "
+            f"ends every epoch on an update), or make an epoch a multiple of {accumulation} "
+            "batches (`batch_size`, `steps_per_epoch`). Received: "
+            f"{steps} batches per epoch, gradient_accumulation_steps={accumulation}"
+        )
 
     def _check_monitor(self, monitor: str) -> None:
         """Refuses a `monitor` no epoch will log: early stopping would never act on it."""
@@ -1564,10 +1603,15 @@ def get_learner(
         batch_size: global training batch size. Default 32.
         eval_batch_size: batch size for validation and prediction; default `batch_size`.
         strategy: a `tf.distribute.Strategy` or name for `ktlite.distribute.get_strategy`.
+            `None` (default): the strategy whose scope the model was created in (its
+            variables live there), else the one in scope.
         mixed_precision: e.g. `"mixed_float16"` / `"mixed_bfloat16"`.
         jit_compile: XLA-compile the train step.
         gradient_accumulation_steps: accumulate gradients over this many batches (the
-            optimizer's own setting when `None`; see above).
+            optimizer's own setting when `None`; see above). A model compiled with
+            `steps_per_execution` > 1 keeps an optimizer's own accumulation as Keras runs
+            it, across epochs, so its fits need epochs of a whole number of updates (a
+            `ValueError` says so before training).
         shuffle: reshuffle in-memory training data every epoch. Default `True`.
         seed: shuffle seed. Default `None`.
         verbose: 0 silent, 1 progress bars, 2 one line per epoch. Default 1.

@@ -183,6 +183,15 @@ def test_invalid_tf_config_is_a_clear_error(fake_env, monkeypatch):
         distribute.get_strategy("auto")
 
 
+@pytest.mark.parametrize("config", ['{"cluster": null}', '{"cluster": []}', "[1, 2]", "null"])
+def test_a_tf_config_that_is_not_an_object_of_jobs_is_a_clear_error(
+    fake_env, monkeypatch, config
+):
+    monkeypatch.setenv("TF_CONFIG", config)
+    with pytest.raises(ValueError, match=re.escape(f"Received: TF_CONFIG={config!r}")):
+        distribute.get_strategy("auto")
+
+
 def test_tpu_by_name_without_a_tpu_explains_the_fix(fake_env, monkeypatch):
     def unreachable(address):
         raise ValueError("no TPU here")
@@ -514,3 +523,22 @@ def test_run_local_workers_kills_everything_at_the_time_limit():
     results = distribute.run_local_workers([sys.executable, "-c", code], num_workers=2,
                                            timeout=1, check=False)
     assert all(r.timed_out and r.returncode < 0 for r in results)
+
+
+@pytest.mark.parametrize("command", ["python train.py", b"python", 3])
+def test_run_local_workers_refuses_a_command_that_is_not_a_list(command):
+    with pytest.raises(TypeError, match=re.escape(f"Received: command={command!r}")):
+        distribute.run_local_workers(command)
+
+
+def test_run_local_workers_closes_its_logs_when_a_worker_cannot_start(monkeypatch, tmp_path):
+    opened = []
+
+    def temporary_file(*args, **kwargs):
+        opened.append(open(tmp_path / f"log{len(opened)}", "w+", encoding="utf-8"))
+        return opened[-1]
+
+    monkeypatch.setattr(local_cluster.tempfile, "TemporaryFile", temporary_file)
+    with pytest.raises(FileNotFoundError):
+        distribute.run_local_workers([str(tmp_path / "no-such-program")], timeout=5)
+    assert len(opened) == 2 and all(log.closed for log in opened)

@@ -299,3 +299,171 @@ def test_an_interrupted_fit_leaves_no_half_accumulated_gradients():
     state = getattr(learner.model, "_ktlite_accumulation")
     assert state.pending == 0
     assert all(not np.any(a.numpy()) for a in state.accumulators.values())
+
+
+def test_prepare_model_keeps_ktlite_accumulation_when_it_rebuilds_the_model():
+    x, y = data()
+    model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=4)
+    rebuilt = distribute.prepare_model(model, mixed_precision="bfloat16")
+    assert rebuilt is not model
+    assert distribute.accumulation_steps(rebuilt) == 4
+    rebuilt.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)  # 8 batches
+    assert int(rebuilt.optimizer.iterations.numpy()) == 2
+
+
+def test_a_learner_under_a_strategy_keeps_the_models_ktlite_accumulation():
+    from ktlite import get_learner
+
+    x, y = data()
+    model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=4)
+    learner = get_learner(model, (x, y), batch_size=8, verbose=0,
+                          strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    assert learner.model is not model  # rebuilt in the strategy's scope
+    assert distribute.accumulation_steps(learner.model) == 4
+    learner.fit_onecycle(1e-2, 1)
+    assert int(learner.model.optimizer.iterations.numpy()) == 2
+
+
+def unbuilt_regression_model(optimizer=None):
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer or keras.optimizers.SGD(learning_rate=0.1), loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("loss_scaling", [False, True])
+def test_a_model_built_by_its_first_fit_accumulates(loss_scaling):
+    def optimizer():
+        sgd = keras.optimizers.SGD(learning_rate=0.1)
+        return keras.optimizers.LossScaleOptimizer(sgd) if loss_scaling else sgd
+
+    x, y = data()
+    reference = regression_model()
+    reference.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    model = distribute.prepare_model(unbuilt_regression_model(optimizer()),
+                                     gradient_accumulation_steps=2)
+    assert not model.built
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 4
+    for a, b in zip(reference.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("first_group", [2, 1])
+def test_a_model_built_by_its_first_fit_traces_its_steps_at_the_dynamic_loss_scale(
+    monkeypatch, first_group
+):
+    # Its first step is traced before the optimizer exists; a step that kept the initial
+    # loss scale as a constant would never follow the dynamic one (after an overflow).
+    from ktlite.distribute import accumulation
+
+    scales = []
+
+    def recording(optimizer):
+        scale = loss_scale(optimizer)
+        scales.append((compiled_function(), isinstance(scale, keras.Variable)))
+        return scale
+
+    loss_scale = accumulation._loss_scale
+    monkeypatch.setattr(accumulation, "_loss_scale", recording)
+    x, y = data()
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(learning_rate=0.1))
+    model = distribute.prepare_model(unbuilt_regression_model(optimizer),
+                                     gradient_accumulation_steps=2)
+
+    def compiled_function():  # as the train function keys them
+        state = getattr(model, "_ktlite_accumulation")
+        return state.divisor if state.mode == "update" else state.mode
+
+    # An epoch of 8 * first_group samples: a first group of 2 starts with an accumulating
+    # step, a group of 1 (the whole epoch) with an update.
+    model.fit(x[:8 * first_group], y[:8 * first_group], batch_size=8, epochs=1, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    last_trace = dict(scales)  # each function runs as it was traced last
+    assert set(last_trace) == {"accumulate", 2, first_group}
+    assert all(last_trace.values()), scales
+
+
+def test_a_learner_accumulates_on_a_model_it_builds_from_the_first_batch():
+    from ktlite import get_learner
+
+    x, y = data()
+    learner = get_learner(unbuilt_regression_model(keras.optimizers.Adam(1e-3)), (x, y),
+                          batch_size=8, gradient_accumulation_steps=2, verbose=0)
+    learner.fit_onecycle(1e-2, 1)
+    assert int(learner.model.optimizer.iterations.numpy()) == 4
+
+
+def test_recompiling_an_accumulating_model_to_several_batches_per_call_is_refused():
+    x, y = data()
+    model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
+    model.compile(optimizer=model.optimizer, loss="mse", steps_per_execution=4)
+    with pytest.raises(ValueError, match=r"steps_per_execution=1.*Received: steps_per_execution=4"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 0
+
+
+def test_fit_takes_a_callback_list_and_gives_it_back_unchanged():
+    x, y = data(40)
+    listed = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
+    listed.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
+    history = keras.callbacks.History()
+    callbacks = keras.callbacks.CallbackList([history], model=model, epochs=2, steps=5)
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=callbacks)
+    assert callbacks.callbacks == [history] and len(history.history["loss"]) == 2
+    assert int(model.optimizer.iterations.numpy()) == 6  # every epoch ends on an update
+    for a, b in zip(listed.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_a_callback_list_without_steps_takes_the_epoch_length_from_steps_per_epoch():
+    x, y = data(40)
+    model = distribute.prepare_model(regression_model(), gradient_accumulation_steps=2)
+    callbacks = keras.callbacks.CallbackList([keras.callbacks.History()], model=model)
+    model.fit(x, y, batch_size=8, epochs=2, steps_per_epoch=5, shuffle=False, verbose=0,
+              callbacks=callbacks)
+    assert int(model.optimizer.iterations.numpy()) == 6
+
+
+def test_a_schedule_with_keras_accumulation_across_epochs_is_refused():
+    # Several batches per call keep the optimizer's own accumulation, whose groups run on
+    # across epochs: 10 batches an epoch with 4 per update would plan 9 updates in 3
+    # epochs and make 7.
+    from ktlite import get_learner
+
+    x, y = data(40)
+    optimizer = keras.optimizers.Adam(1e-3, gradient_accumulation_steps=4)
+    learner = get_learner(regression_model(optimizer, steps_per_execution=2), (x, y),
+                          batch_size=4, verbose=0)
+    with pytest.raises(ValueError, match=r"steps_per_execution=1.*Received: 10 batches per "
+                                         r"epoch, gradient_accumulation_steps=4"):
+        learner.fit_onecycle(1e-2, 3)
+    assert int(learner.model.optimizer.iterations.numpy()) == 0
+
+
+def test_a_schedule_with_keras_accumulation_runs_on_epochs_of_whole_updates():
+    from ktlite import get_learner
+
+    x, y = data(32)
+    optimizer = keras.optimizers.Adam(1e-3, gradient_accumulation_steps=4)
+    learner = get_learner(regression_model(optimizer, steps_per_execution=2), (x, y),
+                          batch_size=4, verbose=0)
+    learner.fit_onecycle(1e-2, 3, div=10.0, div_final=100.0)  # 8 batches an epoch
+    assert int(learner.model.optimizer.iterations.numpy()) == 6
+    assert learner.step_history["lrs"][-1] == pytest.approx(1e-4)
+
+
+def test_a_learner_reloads_a_checkpoint_with_the_accumulation_its_model_came_with(tmp_path):
+    from ktlite import get_learner
+
+    x, y = data()
+    model = distribute.prepare_model(regression_model(keras.optimizers.Adam(1e-3)),
+                                     gradient_accumulation_steps=2)
+    learner = get_learner(model, (x, y), batch_size=8, verbose=0)
+    path = str(tmp_path / "model.keras")
+    learner.save_model(path)
+    learner.load_model(path)
+    assert distribute.accumulation_steps(learner.model) == 2
+    learner.fit_onecycle(1e-2, 1)
+    assert int(learner.model.optimizer.iterations.numpy()) == 4  # 8 batches / 2

@@ -104,6 +104,27 @@ def test_an_eval_batch_that_does_not_split_over_the_replicas_is_refused(report):
     assert "eval_batch_size=15; use 14 or 16" in message
 
 
+def part_report(report, name):
+    """One of the report's separately run parts (see `_run_checks`)."""
+    error = report.get(f"{name}_error")
+    assert error is None, error
+    return report[name]
+
+
+def test_a_learner_trains_a_model_built_in_the_scope_under_its_strategy(report):
+    scoped = part_report(report, "scoped")
+    assert scoped["learner_strategy"] == "MirroredStrategy x2"
+    assert scoped["learner_kept_model"]
+    message = scoped["odd_batch_error"]  # None: the batch was not checked
+    assert message is not None and "batch_size=15; use 14 or 16" in message
+
+
+def test_a_learner_keeps_the_ktlite_accumulation_of_a_model_it_rebuilds(report):
+    kept = part_report(report, "kept_accumulation")
+    assert kept["steps"] == 2
+    assert kept["iterations"] == 4  # 128 samples / 16 per batch / 2 batches
+
+
 # ------------------------------------------------------------------ the subprocess
 def _learner_checks(strategy, build, x, y):
     import contextlib
@@ -179,6 +200,40 @@ def _learner_checks(strategy, build, x, y):
     except ValueError as error:
         out["odd_eval_batch_error"] = str(error)
     return out
+
+
+def _scoped_model_checks(strategy, build, x, y):
+    """A model built in the strategy's scope trains under it, the strategy not named."""
+    import keras
+
+    from ktlite import distribute, get_learner
+
+    out = {}
+    with strategy.scope():
+        scoped = build(keras.optimizers.Adam(1e-3))
+    learner = get_learner(scoped, (x, y), batch_size=32, verbose=0)
+    out["learner_strategy"] = distribute.describe(learner.strategy)
+    out["learner_kept_model"] = learner.model is scoped
+    out["odd_batch_error"] = None
+    try:
+        get_learner(scoped, (x, y), batch_size=15, verbose=0)
+    except ValueError as error:
+        out["odd_batch_error"] = str(error)
+    return out
+
+
+def _kept_accumulation_checks(strategy, build, x, y):
+    """ktlite's accumulation, enabled before, survives the rebuild into the scope."""
+    import keras
+
+    from ktlite import distribute, get_learner
+
+    accumulating = distribute.prepare_model(build(keras.optimizers.Adam(1e-3)),
+                                            gradient_accumulation_steps=2)
+    learner = get_learner(accumulating, (x, y), batch_size=16, strategy=strategy, verbose=0)
+    steps = distribute.accumulation_steps(learner.model)
+    learner.fit_onecycle(1e-2, 1)
+    return {"steps": steps, "iterations": int(learner.model.optimizer.iterations.numpy())}
 
 
 def _run_checks(out_path):
@@ -261,6 +316,18 @@ def _run_checks(out_path):
         import traceback
 
         report["learner_error"] = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+
+    # Parts run apart, so that one failing leaves the others' findings.
+    for name, checks in (("scoped", _scoped_model_checks),
+                         ("kept_accumulation", _kept_accumulation_checks)):
+        try:
+            report[name] = checks(strategy, build, x, y)
+            report[f"{name}_error"] = None
+        except Exception as error:  # noqa: BLE001 - reported to the tests above
+            import traceback
+
+            report[f"{name}_error"] = (
+                f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
 
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(report, f)

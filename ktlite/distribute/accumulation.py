@@ -37,7 +37,8 @@ ktlite's per-batch policies see real updates too. With a `LossScaleOptimizer` th
 accumulators hold unscaled gradients; a non-finite gradient anywhere in a group skips that
 whole update.
 
-Limits: `steps_per_execution` must be 1 (one compiled call must be one batch), and the
+Limits: `steps_per_execution` must be 1 (one compiled call must be one batch; checked
+again whenever a train function is made, so a recompile cannot slip past it), and the
 accumulation is not part of the saved model (a loaded model trains without it until it is
 prepared again).
 """
@@ -65,6 +66,8 @@ class _Accumulation:
 
     def __init__(self, model: keras.Model, steps: int, strategy: tf.distribute.Strategy):
         self.steps = steps
+        # `steps` as enabled; `paused` sets `steps` to 1 for a while, this stays.
+        self.enabled_steps = steps
         # Batches already accumulated in the current group.
         self.pending = 0
         # Batches in the group being applied; read when the update function is traced.
@@ -74,33 +77,55 @@ class _Accumulation:
         self.epoch_batch = 0
         self.mode = "update"
         self.optimizer = None
-        with strategy.scope():
-            self.accumulators = {
-                id(weight): tf.Variable(
+        self.strategy = strategy
+        self.accumulators: dict[int, tf.Variable] = {}
+        self.track(model.weights)
+
+    def track(self, weights: Any) -> None:
+        """Gives every float weight in `weights` that has none an accumulator.
+
+        Every float weight, not only the trainable ones: layers frozen now may be unfrozen
+        later. A model that is not built yet has no weights when accumulation is enabled, so
+        this runs again whenever a train function is made, and, for a model that Keras
+        builds while tracing the first step, when a gradient meets a variable without one.
+        """
+        missing = [
+            weight for weight in weights
+            if id(weight) not in self.accumulators and _is_float(weight.dtype)
+        ]
+        if not missing:
+            return
+        # Created eagerly even while a step is being traced: a tf.function may create
+        # variables on its first trace only, and the update function is traced second.
+        with tf.init_scope(), self.strategy.scope():
+            for weight in missing:
+                self.accumulators[id(weight)] = tf.Variable(
                     tf.zeros(weight.shape, dtype=weight.dtype),
                     trainable=False,
                     synchronization=tf.VariableSynchronization.ON_READ,
                     aggregation=tf.VariableAggregation.SUM,
                     name="ktlite_grad_accumulator",
                 )
-                # Every float weight, not only the trainable ones: layers frozen now may be
-                # unfrozen later, and variables cannot be created inside a traced step.
-                for weight in model.weights
-                if _is_float(weight.dtype)
-            }
+
+    def accumulator(self, variable: Any) -> tf.Variable:
+        if id(variable) not in self.accumulators:
+            self.track([variable])
+        return self.accumulators[id(variable)]
 
 
 def enable(model: keras.Model, steps: int, strategy: tf.distribute.Strategy) -> None:
     """Makes `model.fit` average gradients over `steps` batches per optimizer update.
 
     Args:
-        model: A compiled, built Keras model (built under `strategy`).
+        model: A compiled Keras model, built under `strategy` or not built yet (weights
+            it gets later get accumulators before they are first trained).
         steps: Batches per update, an int >= 2.
         strategy: The strategy the model trains under (accumulators are created in it).
 
     Raises:
         TypeError: If `steps` is not an int (`"4"`, `True`).
-        ValueError: If `steps` < 2, or the model compiles with `steps_per_execution` > 1.
+        ValueError: If `steps` < 2, or the model compiles with `steps_per_execution` > 1
+            (a later recompile to several batches per call is refused when it trains).
 
     Example:
         >>> accumulation.enable(model, 4, tf.distribute.get_strategy())
@@ -180,6 +205,25 @@ def steps(model: keras.Model) -> int:
     return int(getattr(inner, "gradient_accumulation_steps", None) or 1)
 
 
+def enabled_steps(model: keras.Model) -> int | None:
+    """Returns the `steps` ktlite's accumulation was enabled with on `model`, or None.
+
+    Unlike `steps`, it ignores a Keras optimizer's own accumulation and a `paused` block.
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        The batches per update of ktlite's accumulation, or None when it is not enabled.
+
+    Example:
+        >>> accumulation.enabled_steps(model) is None
+        True
+    """
+    state = getattr(model, _STATE, None)
+    return None if state is None else state.enabled_steps
+
+
 def reset(model: keras.Model) -> None:
     """Drops partly accumulated gradients, so the next batch starts a new group.
 
@@ -233,12 +277,15 @@ def paused(model: keras.Model) -> Iterator[None]:
 class _EpochGroups(keras.callbacks.Callback):
     """Tells the accumulating train function where each epoch of a `fit` ends."""
 
-    def __init__(self, state: _Accumulation):
+    def __init__(self, state: _Accumulation, steps_per_epoch: int | None = None):
         super().__init__()
         self._accumulation = state
+        # `fit`'s own `steps_per_epoch`, for a CallbackList whose params give no `steps`
+        # (Keras sets the params only of the list it makes itself).
+        self._steps_per_epoch = steps_per_epoch
 
     def on_train_begin(self, logs=None):
-        steps = (self.params or {}).get("steps")
+        steps = (self.params or {}).get("steps") or self._steps_per_epoch
         self._accumulation.epoch_steps = int(steps) if steps else None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -250,9 +297,11 @@ class _EpochGroups(keras.callbacks.Callback):
             warn(
                 f"Epoch {epoch + 1} ended with {state.pending} of {state.steps} batches "
                 "accumulated towards an optimizer update: the epoch's length is unknown, so "
-                "they are carried into the next epoch (and dropped after the last one). Give "
-                "the dataset a known length (`dataset.apply(tf.data.experimental."
-                "assert_cardinality(n))`) or pass `steps_per_epoch` to `fit`.",
+                "they are carried into the next epoch (and dropped after the last one). Pass "
+                "`steps_per_epoch` to `fit`, or give the dataset a known length (`dataset."
+                "apply(tf.data.experimental.assert_cardinality(n))`); Keras gives a "
+                "`keras.callbacks.CallbackList` passed as `callbacks` no length, so make "
+                "that one with `steps=n`.",
             )
 
     def on_train_end(self, logs=None):
@@ -265,22 +314,39 @@ def _fit_with_epoch_groups(self: keras.Model, *args: Any, **kwargs: Any) -> Any:
     """Stands in for `fit` on a model that accumulates through ktlite (adds `_EpochGroups`)."""
     bound = inspect.signature(type(self).fit).bind(self, *args, **kwargs)
     callbacks = bound.arguments.get("callbacks")
-    marker = _EpochGroups(getattr(self, _STATE))
-    if isinstance(callbacks, keras.callbacks.CallbackList):
-        marker.set_model(self)
-        marker.set_params(callbacks.params)
-        callbacks.append(marker)
-    else:
+    marker = _EpochGroups(getattr(self, _STATE), bound.arguments.get("steps_per_epoch"))
+    if not isinstance(callbacks, keras.callbacks.CallbackList):
         bound.arguments["callbacks"] = [*(callbacks or []), marker]
-    return type(self).fit(*bound.args, **bound.kwargs)
+        return type(self).fit(*bound.args, **bound.kwargs)
+    # Keras uses a CallbackList as it is given (it has no `append`); the marker joins it for
+    # this fit only, so a list passed to several fits does not collect markers.
+    marker.set_model(self)
+    marker.set_params(callbacks.params)
+    callbacks.callbacks.append(marker)
+    try:
+        return type(self).fit(*bound.args, **bound.kwargs)
+    finally:
+        callbacks.callbacks.remove(marker)
 
 
 def _make_train_function(self: keras.Model, force: bool = False):
     """Stands in for `make_train_function` on a model that accumulates through ktlite."""
+    state: _Accumulation = getattr(self, _STATE)
+    if getattr(self, "steps_per_execution", 1) != 1:
+        # Checked here too: a recompile can change it after `enable`, and a compiled call of
+        # several batches would be counted as one batch of a group.
+        raise ValueError(
+            f"This model accumulates gradients over {state.enabled_steps} batches through "
+            "ktlite, which needs one batch per compiled call: compile it with "
+            "steps_per_execution=1, or switch the accumulation off first with "
+            "`ktlite.distribute.prepare_model(model, gradient_accumulation_steps=1)`. "
+            f"Received: steps_per_execution={self.steps_per_execution!r}"
+        )
     if self.train_function is not None and not force:
         return self.train_function
-    state: _Accumulation = getattr(self, _STATE)
-    if not self.optimizer.built:
+    # Weights made since `enable` (a model built from its first batch) get accumulators.
+    state.track(self.weights)
+    if self.built and not self.optimizer.built:
         # Built now, so both compiled functions see the same (dynamic) loss scale.
         with self.distribute_strategy.scope():
             self.optimizer.build(self.trainable_variables)
@@ -317,6 +383,14 @@ def _wrap_optimizer(optimizer: Any, state: _Accumulation) -> None:
     original = type(optimizer).apply_gradients
 
     def apply_gradients(grads_and_vars):
+        grads_and_vars = list(grads_and_vars)
+        if not optimizer.built:
+            # A model that Keras builds inside its first traced step (no strategy scope)
+            # meets an unbuilt optimizer here, also in an accumulating step, which Keras'
+            # `apply` never sees. Built now, in the trace that created the model's variables,
+            # which TensorFlow therefore traces again: the step then reads the dynamic loss
+            # scale, as the other compiled function does.
+            optimizer.build([v for _, v in grads_and_vars])
         pairs = [(g, v) for g, v in grads_and_vars if g is not None]
         scale = _loss_scale(optimizer)
         if state.mode == "accumulate":
@@ -324,11 +398,11 @@ def _wrap_optimizer(optimizer: Any, state: _Accumulation) -> None:
                 grad = tf.convert_to_tensor(grad)
                 if scale is not None:
                     grad = grad / tf.cast(scale, grad.dtype)
-                state.accumulators[id(var)].assign_add(grad)
+                state.accumulator(var).assign_add(grad)
             return optimizer.iterations
         mean = []
         for grad, var in pairs:
-            accumulator = state.accumulators[id(var)]
+            accumulator = state.accumulator(var)
             grad = tf.convert_to_tensor(grad)
             if scale is not None:
                 stored = accumulator.read_value() * tf.cast(scale, grad.dtype)
@@ -341,7 +415,7 @@ def _wrap_optimizer(optimizer: Any, state: _Accumulation) -> None:
         with tf.control_dependencies(mean):
             result = original(optimizer, list(zip(mean, [v for _, v in pairs])))
             for _, var in pairs:
-                accumulator = state.accumulators[id(var)]
+                accumulator = state.accumulator(var)
                 accumulator.assign(tf.zeros_like(accumulator))
         return result
 

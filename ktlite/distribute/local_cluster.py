@@ -9,6 +9,7 @@ otherwise wait for its peers forever).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -138,8 +139,9 @@ def run_local_workers(
         One `WorkerResult` per worker, in index order.
 
     Raises:
-        TypeError: If `num_workers` is not an int, `timeout` not a number (`"2"`, `True`)
-            or `check` not a bool.
+        TypeError: If `command` is a string (`"python train.py"`) or not a sequence,
+            `num_workers` is not an int, `timeout` not a number (`"2"`, `True`) or `check`
+            not a bool.
         ValueError: If `num_workers` < 1, `timeout` is not a finite number > 0, or
             `command` is empty.
         RuntimeError: If `check` and a worker failed or the time limit passed.
@@ -152,11 +154,59 @@ def run_local_workers(
     num_workers = check_positive_int(num_workers, "num_workers")
     timeout = check_positive_float(timeout, "timeout")
     check = check_bool(check, "check")
+    if isinstance(command, (str, bytes)) or not isinstance(command, Sequence):
+        # A string is a sequence too, and would run as one program per character.
+        raise TypeError(
+            "`command` must be a list of the program and its arguments, e.g. "
+            f"[sys.executable, 'train.py']. Received: command={command!r}"
+        )
     if not command:
         raise ValueError(f"`command` must name a program. Received: command={command!r}")
     ports = free_ports(num_workers)
-    logs = [tempfile.TemporaryFile(mode="w+", encoding="utf-8") for _ in ports]
-    procs = []
+    with contextlib.ExitStack() as stack:  # the logs are closed however the run ends
+        logs = [
+            stack.enter_context(tempfile.TemporaryFile(mode="w+", encoding="utf-8"))
+            for _ in ports
+        ]
+        procs, timed_out = _run(command, ports, logs, timeout, env, cwd)
+        results = []
+        for index, (proc, log) in enumerate(zip(procs, logs)):
+            log.seek(0)
+            results.append(
+                WorkerResult(
+                    index=index,
+                    returncode=proc.returncode,
+                    output=log.read(),
+                    timed_out=timed_out and proc.returncode != 0,
+                )
+            )
+    if check and any(result.returncode != 0 for result in results):
+        details = "\n".join(
+            f"--- worker {r.index}: status {r.returncode}"
+            f"{' (timed out)' if r.timed_out else ''} ---\n{r.output[-3000:]}"
+            for r in results
+        )
+        raise RuntimeError(
+            f"Local multi-worker run of {list(command)!r} failed"
+            f"{f' after the {timeout} s limit' if timed_out else ''}:\n{details}"
+        )
+    return results
+
+
+def _run(
+    command: Sequence[str],
+    ports: list[int],
+    logs: list,
+    timeout: float,
+    env: Mapping[str, str] | None,
+    cwd: str | None,
+) -> tuple[list[subprocess.Popen], bool]:
+    """Starts one worker per port, waits for them, and kills any still running.
+
+    Returns:
+        The workers (all exited) and whether the time limit passed.
+    """
+    procs: list[subprocess.Popen] = []
     timed_out = False
     try:
         for index, log in enumerate(logs):
@@ -186,29 +236,7 @@ def run_local_workers(
     finally:
         for proc in procs:
             _kill(proc)
-    results = []
-    for index, (proc, log) in enumerate(zip(procs, logs)):
-        log.seek(0)
-        results.append(
-            WorkerResult(
-                index=index,
-                returncode=proc.returncode,
-                output=log.read(),
-                timed_out=timed_out and proc.returncode != 0,
-            )
-        )
-        log.close()
-    if check and any(result.returncode != 0 for result in results):
-        details = "\n".join(
-            f"--- worker {r.index}: status {r.returncode}"
-            f"{' (timed out)' if r.timed_out else ''} ---\n{r.output[-3000:]}"
-            for r in results
-        )
-        raise RuntimeError(
-            f"Local multi-worker run of {list(command)!r} failed"
-            f"{f' after the {timeout} s limit' if timed_out else ''}:\n{details}"
-        )
-    return results
+    return procs, timed_out
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -96,7 +96,8 @@ def prepare_model(
             (with dynamic loss scaling) or `"float32"`. bfloat16 needs no loss scaling and
             is the right choice on TPUs and Ampere-or-newer GPUs.
         jit_compile: `None` keeps the model's setting; `True`/`False` turns XLA on or off.
-        gradient_accumulation_steps: `None` keeps the current setting; an int >= 1
+        gradient_accumulation_steps: `None` keeps the current setting (ktlite's
+            accumulation already enabled on `model` carries over to a rebuilt copy); an int >= 1
             averages gradients over that many batches before each optimizer update
             (1 = update every batch). The effective batch is `batch_size * steps`, and
             `optimizer.iterations` counts updates, not batches.
@@ -131,13 +132,19 @@ def prepare_model(
         # Keras' own accumulation cannot run under tf.distribute; ktlite's can.
         accumulation = native
     strip_native = accumulation is not None and native > 1
-    if accumulation is not None and accumulation > 1:
+    # ktlite's accumulation lives on the model object, not in its config: a rebuilt model
+    # gets it again.
+    kept = _accumulation.enabled_steps(model) if accumulation is None else None
+    wanted = accumulation if kept is None else kept
+    if wanted is not None and wanted > 1:
         _accumulation.check_one_batch_per_call(model)  # before anything is rebuilt
 
     changes = []
     precision_changes = policy is not None and policy != current_precision(model)
     if precision_changes or not _built_under(model, strategy):
         model = _rebuild(model, strategy, policy, strip_native)
+        if kept is not None:
+            _accumulation.enable(model, kept, strategy)
         changes.append(f"rebuilt under {describe(strategy)}")
         if precision_changes:
             changes.append(policy)

@@ -65,7 +65,8 @@ def get_strategy(
         The strategy. Named strategies are created once per process and reused.
 
     Raises:
-        ValueError: If `strategy` is an unknown name, or `TF_CONFIG` is not valid JSON.
+        ValueError: If `strategy` is an unknown name, or `TF_CONFIG` is not valid JSON or
+            not an object with an object `"cluster"`.
         TypeError: If `strategy` is neither `None`, a string nor a strategy.
         RuntimeError: If a multi-worker strategy is asked for after TensorFlow has already
             initialised its devices (it must be created at program start), or `"tpu"` was
@@ -279,7 +280,14 @@ def _tf_config_workers(environ: Mapping[str, str]) -> int:
             f"The TF_CONFIG environment variable is not valid JSON ({error}). "
             f"Received: TF_CONFIG={raw!r}"
         ) from None
-    cluster = config.get("cluster", {}) if isinstance(config, dict) else {}
+    cluster = config.get("cluster", {}) if isinstance(config, dict) else None
+    if not isinstance(cluster, dict):
+        # TensorFlow's own resolver would fail later on it, with an AttributeError.
+        raise ValueError(
+            "The TF_CONFIG environment variable must be a JSON object whose \"cluster\" is "
+            'an object of jobs, e.g. {"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
+            f'"task": {{"type": "worker", "index": 0}}}}. Received: TF_CONFIG={raw!r}'
+        )
     return sum(_task_count(cluster.get(job)) for job in ("chief", "worker"))
 
 
