@@ -1496,8 +1496,10 @@ class Learner:
 
         The model is prepared as the learner's first one was (its strategy, precision,
         `jit_compile` and gradient accumulation), which a `.keras` file does not keep
-        whole. Custom layers must be registered (`keras.saving.register_keras_serializable`, as
-        ktlite's are once `ktlite.layers` is imported) or given in `custom_objects`.
+        whole. Custom layers, losses and metrics must be registered
+        (`keras.saving.register_keras_serializable`, as ktlite's are once `ktlite.layers`
+        and, for a task's own loss, its module are imported: `ktlite.seq2seq.losses`,
+        `ktlite.text.pretrain`) or given in `custom_objects`.
 
         Args:
             path: a `.keras` file written by `save_model`.

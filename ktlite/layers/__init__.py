@@ -2,8 +2,11 @@
 
 Importing this package registers every layer with Keras, so a `.keras` file that uses
 them loads with `keras.saving.load_model(path)` (also with `safe_mode=True`) once
-`ktlite.layers` has been imported. The layers depend on Keras (and TensorFlow as its
-backend) only.
+`ktlite.layers` has been imported. A model compiled with a task's own loss and metrics
+needs those registered too, for its compile state: `import ktlite.seq2seq.losses` for
+translation and language models, `import ktlite.text.pretrain` for masked-LM
+pretraining (or `load_model(path, compile=False)`). The layers depend on Keras (and
+TensorFlow as its backend) only.
 
 Example:
     >>> from ktlite.layers import TokenAndPositionEmbedding, TransformerEncoder

@@ -155,3 +155,26 @@ def test_the_http_app_serves_translations_in_batches(predictor):
     answers, metadata = asyncio.run(main())
     assert [a.json()["predictions"] for a in answers] == [[t] for t in targets]
     assert metadata.json()["task"] == "seq2seq"
+
+
+RELOAD = """
+import sys
+import keras
+import ktlite.layers  # noqa: F401  (the layers)
+import ktlite.seq2seq.losses  # noqa: F401  (the loss and metrics it was compiled with)
+model = keras.saving.load_model(sys.argv[1], safe_mode=True)
+print(type(model.loss).__name__, [m.name for m in model.metrics])
+"""
+
+
+def test_a_saved_translation_model_reloads_compiled_with_the_documented_imports(
+        translator, tmp_path):
+    model, _ = translator
+    model.save(tmp_path / "model.keras")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", RELOAD, str(tmp_path / "model.keras")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1].startswith("MaskedSequenceCrossentropy")
