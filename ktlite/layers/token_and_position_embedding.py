@@ -134,6 +134,20 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
                 f"length={length}, sequence_length={self.sequence_length}"
             )
 
+    def _check_start(self, start_index: Any, length: int | None) -> None:
+        """Refuses a Python-int `start_index` whose positions run past `sequence_length`
+        (a learned table has no row for them, and sinusoids would go past the length
+        the layer was made for). A tensor's value is for the caller's loop to bound."""
+        if not isinstance(start_index, int) or isinstance(start_index, bool):
+            return
+        if start_index < 0 or (length is not None
+                               and start_index + length > self.sequence_length):
+            raise ValueError(
+                "`start_index` + the inputs' length must be within `sequence_length`, and "
+                f"`start_index` >= 0. Received: start_index={start_index}, length={length}, "
+                f"sequence_length={self.sequence_length}"
+            )
+
     def _assert_length(self, inputs: Any) -> None:
         """Checks the length when it is known (now or, in a graph, at run time)."""
         self._check_static_length(inputs.shape[1])
@@ -169,6 +183,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             logits = ops.matmul(flat, ops.transpose(embeddings))
             return ops.reshape(logits, (*ops.shape(inputs)[:-1], self.vocab_size))
         self._assert_length(inputs)
+        self._check_start(start_index, inputs.shape[1])
         tokens = self._token_embedding(inputs)
         length = ops.shape(inputs)[1]
         if self.position == "learned":

@@ -128,6 +128,16 @@ def test_start_index_embeds_later_positions_like_a_full_call(position):
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("position", ["learned", "sinusoidal"])
+@pytest.mark.parametrize("start_index", [7, -1])
+def test_a_start_index_past_the_positions_is_refused_naming_it(position, start_index):
+    layer = TokenAndPositionEmbedding(20, 8, 4, position=position)
+    with pytest.raises(ValueError, match=rf"`start_index`.*Received: start_index={start_index}"
+                                         r", length=2, sequence_length=8"):
+        layer(np.array([[3, 4]]), start_index=start_index)
+    assert tuple(layer(np.array([[3, 4]]), start_index=6).shape) == (1, 2, 4)  # the last two
+
+
 def test_reverse_maps_vectors_to_logits_with_the_token_matrix():
     layer = TokenAndPositionEmbedding(20, 8, 4)
     layer(np.array([[1]]))
