@@ -54,8 +54,8 @@ class TransformerBlock(keras.layers.Layer):
         self.activation = _validation.activation("activation", activation)
         self.norm_first = check_bool(norm_first, "norm_first")
         self.layer_norm_epsilon = check_positive_float(layer_norm_epsilon, "layer_norm_epsilon")
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_initializer = _validation.initializer("kernel_initializer", kernel_initializer)
+        self.bias_initializer = _validation.initializer("bias_initializer", bias_initializer)
         self.supports_masking = True
 
     def _attention(self, key_dim: int, name: str) -> keras.layers.MultiHeadAttention:

@@ -22,6 +22,21 @@ def activation(name: str, value: Any):
         ) from err
 
 
+def initializer(name: str, value: Any):
+    """Resolves an initializer name, config or object, raising an error naming `name`:
+    `ValueError` for a name or config Keras does not know, `TypeError` for anything else."""
+    import keras
+
+    try:
+        return keras.initializers.get(value)
+    except (ValueError, TypeError) as err:
+        error = ValueError if isinstance(value, (str, dict)) else TypeError
+        raise error(
+            f"`{name}` must be a Keras initializer: a name such as 'glorot_uniform', a "
+            f"config dict or an initializer object. Received: {name}={value!r:.80}"
+        ) from err
+
+
 def copy_initializer(initializer: Any):
     """Returns a fresh copy of a Keras initializer.
 

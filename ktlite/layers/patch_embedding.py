@@ -80,10 +80,11 @@ class PatchEmbedding(keras.layers.Layer):
         self.patch_size = _patch_size(patch_size)
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.class_token = check_bool(class_token, "class_token")
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_initializer = _validation.initializer("kernel_initializer", kernel_initializer)
         if embeddings_initializer is None:
             embeddings_initializer = keras.initializers.TruncatedNormal(stddev=0.02)
-        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.embeddings_initializer = _validation.initializer(
+            "embeddings_initializer", embeddings_initializer)
 
     def build(self, inputs_shape: tuple) -> None:
         if len(inputs_shape) != 4:
@@ -103,6 +104,7 @@ class PatchEmbedding(keras.layers.Layer):
                 f"patch_size={self.patch_size}"
             )
         self.num_patches = (height // patch_height) * (width // patch_width)
+        self._image_size = (height, width)
         self._projection = keras.layers.Conv2D(
             self.embedding_dim,
             kernel_size=self.patch_size,
@@ -128,6 +130,14 @@ class PatchEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: Any) -> Any:
+        size = tuple(inputs.shape[1:3])
+        if None not in size and size != self._image_size:
+            # The position table has one row per patch of the size it was built for.
+            raise ValueError(
+                "The image height and width are fixed when the layer is built. Received: "
+                f"images of {size[0]}x{size[1]}, built for "
+                f"{self._image_size[0]}x{self._image_size[1]}"
+            )
         patches = self._projection(inputs)
         batch = ops.shape(patches)[0]
         tokens = ops.reshape(patches, (batch, self.num_patches, self.embedding_dim))

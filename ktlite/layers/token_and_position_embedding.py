@@ -81,7 +81,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.mask_zero = check_bool(mask_zero, "mask_zero")
         self.position = check_choice(position, "position", _POSITIONS)
-        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.embeddings_initializer = _validation.initializer(
+            "embeddings_initializer", embeddings_initializer)
         self.supports_masking = True
 
     def build(self, inputs_shape: tuple) -> None:

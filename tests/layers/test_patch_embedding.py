@@ -84,6 +84,8 @@ def test_build_refuses_bad_image_shapes(shape, message):
         ({"patch_size": True}, TypeError, "Received: patch_size=True"),
         ({"embedding_dim": -1}, ValueError, "Received: embedding_dim=-1"),
         ({"class_token": "yes"}, TypeError, "Received: class_token='yes'"),
+        ({"kernel_initializer": "nope"}, ValueError, "Received: kernel_initializer='nope'"),
+        ({"embeddings_initializer": 5}, TypeError, "Received: embeddings_initializer=5"),
     ],
 )
 def test_invalid_arguments_raise_with_received_value(kwargs, error, message):
@@ -118,3 +120,10 @@ def test_mixed_bfloat16_keeps_float32_weights_and_computes_in_bfloat16(mixed_bfl
     out = layer(IMAGES)
     assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
     assert all(w.dtype == "float32" for w in layer.weights)
+
+
+def test_images_of_another_size_than_built_for_are_refused_naming_both():
+    layer = PatchEmbedding(patch_size=4, embedding_dim=8)
+    layer(np.zeros((1, 8, 8, 1), "float32"))
+    with pytest.raises(ValueError, match=r"Received: images of 12x12, built for 8x8"):
+        layer(np.zeros((1, 12, 12, 1), "float32"))

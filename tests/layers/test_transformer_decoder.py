@@ -101,6 +101,8 @@ def test_hidden_dim_not_divisible_by_num_heads_names_both_values():
         ({"dropout": -0.5}, ValueError, "Received: dropout=-0.5"),
         ({"activation": 3}, ValueError, "Received: activation=3"),
         ({"layer_norm_epsilon": -1e-5}, ValueError, "Received: layer_norm_epsilon=-1e-05"),
+        ({"kernel_initializer": "nope"}, ValueError, "Received: kernel_initializer='nope'"),
+        ({"bias_initializer": 5}, TypeError, "Received: bias_initializer=5"),
     ],
 )
 def test_invalid_arguments_raise_with_received_value(kwargs, error, message):
