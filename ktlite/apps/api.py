@@ -59,6 +59,10 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON_PATHS = frozenset({"/predict", "/explain"})
 _RETRY_AFTER_S = 1
 _MAX_LISTED_ERRORS = 20  # validation errors listed in one 422 answer
+# Quoted from a request in an error: a dict key (a key can be as long as the body), and a
+# whole path to a value (JSON nests up to ~1000 deep).
+_MAX_KEY_CHARS = 40
+_MAX_PATH_CHARS = 200
 # Words as the text explainer counts them: each CJK ideograph, each run of other letters or
 # digits, each punctuation mark.
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
@@ -106,25 +110,71 @@ def _summarise_validation(errors: Sequence[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+def _is_unicode(text: str) -> bool:
+    """Whether `text` has a UTF-8 encoding (no lone surrogate such as ``"\\ud800"``)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _key_step(key: str) -> str:
+    """A dict key as a path step: quoted by `repr`, which escapes a lone surrogate (so the
+    answer can be encoded), and cut to `_MAX_KEY_CHARS` characters (a key can be as long as
+    the body)."""
+    if len(key) > _MAX_KEY_CHARS:
+        return f"[{key[:_MAX_KEY_CHARS]!r}...]"
+    return f"[{key!r}]"
+
+
+def _loc_part(part: Any) -> Any:
+    """A step of a validation error's ``loc`` fit to quote: a str cut to `_MAX_KEY_CHARS`
+    characters, with anything UTF-8 cannot encode escaped."""
+    if not isinstance(part, str):
+        return part
+    if len(part) > _MAX_KEY_CHARS:
+        part = part[:_MAX_KEY_CHARS] + "..."
+    return part if _is_unicode(part) else part.encode("utf-8", "backslashreplace").decode()
+
+
+def _render_path(node: tuple[Any, Any]) -> str:
+    """The path of a `_bad_string` node, cut to `_MAX_PATH_CHARS` characters."""
+    steps = []
+    while node[0] is not None:
+        node, step = node
+        steps.append(f"[{step}]" if isinstance(step, int) else _key_step(step))
+    path = node[1] + "".join(reversed(steps))
+    if len(path) > _MAX_PATH_CHARS:  # nested ~1000 deep: keep both ends, the bad end last
+        half = _MAX_PATH_CHARS // 2
+        path = f"{path[:half]}...{path[-half:]}"
+    return path
+
+
 def _bad_string(value: Any, where: str) -> str | None:
-    """The path of the first string in a JSON value that is not valid Unicode text (a lone
-    surrogate such as ``"\\ud800"``, which JSON escapes allow but UTF-8 cannot encode)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return where
-        return None
-    if isinstance(value, dict):
-        children = ((f"{where}.{key}", item) for key, item in value.items())
-    elif isinstance(value, list):
-        children = ((f"{where}[{i}]", item) for i, item in enumerate(value))
-    else:
-        return None
-    for path, item in children:
-        found = _bad_string(item, path)
-        if found:
-            return found
+    """Names the first string in a JSON value, key or value, that is not valid Unicode text
+    (a lone surrogate such as ``"\\ud800"``, which JSON escapes allow but UTF-8 cannot
+    encode), as a path from `where` fit to quote (escaped, capped); None if there is none.
+
+    Iterative, with each path kept as a (parent, step) pair and rendered only for the string
+    it names, so a body nested as deep as the JSON parser allows, or holding 500,000 items,
+    costs no recursion and no string per item.
+    """
+    stack: list[tuple[Any, tuple[Any, Any]]] = [(value, (None, where))]
+    while stack:
+        item, node = stack.pop()
+        if isinstance(item, str):
+            if not _is_unicode(item):
+                return f"`{_render_path(node)}`"
+        elif isinstance(item, dict):
+            for key in item:
+                if not _is_unicode(key):
+                    return f"`{_render_path((node, key))}` (an object key)"
+            stack.extend((child, (node, key)) for key, child in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((item[i], (node, i)) for i in range(len(item) - 1, -1, -1))
     return None
 
 
@@ -133,7 +183,7 @@ def _refuse_bad_strings(value: Any, where: str) -> None:
     if found:
         raise HTTPException(
             status_code=422,
-            detail=f"`{found}` is not valid Unicode text (it holds a lone surrogate such as "
+            detail=f"{found} is not valid Unicode text (it holds a lone surrogate such as "
             "\\ud800, which has no UTF-8 encoding).",
         )
 
@@ -143,6 +193,12 @@ def _example(schema: dict[str, Any]) -> Any:
     if schema.get("examples"):
         return schema["examples"][0]
     kind = schema.get("type")
+    if isinstance(kind, list):  # e.g. a tabular column: ["number", "null"]
+        for one in kind:
+            example = None if one == "null" else _example({**schema, "type": one})
+            if example is not None:
+                return example
+        return None
     if kind == "string":
         return "warm-up"
     if kind in ("number", "integer"):
@@ -258,11 +314,11 @@ class APIApp:
 
     Bad input gets a 4xx answer with a ``detail`` message and never affects other requests;
     it is checked at the edge, before batching: malformed JSON or a body that is not UTF-8
-    -> 400; wrong types, unknown
-    fields, an input the predictor refuses (``inputs_from_json``), a string that is not valid
-    Unicode, an explanation text without words -> 422; more than `max_inputs` inputs, a body
-    over `max_body_bytes` or an explanation over `max_explain_words` words -> 413; a body not
-    received within `body_timeout_s` -> 408. The body is read as JSON whatever its
+    -> 400; wrong types, unknown fields, an input the predictor refuses (``inputs_from_json``),
+    a string (value or object key) that is not valid Unicode, an explanation text without
+    words -> 422; more than `max_inputs` inputs, a body over `max_body_bytes` or an
+    explanation over `max_explain_chars` characters or `max_explain_words` words -> 413; a
+    body not received within `body_timeout_s` -> 408. The body is read as JSON whatever its
     Content-Type. Overload: when `max_pending` inputs already wait, or `max_explains`
     explanations run or wait, the answer is 503 with ``Retry-After: 1``. Each batch serves
     the requests served least so far first, so a small request is not held behind large
@@ -286,6 +342,9 @@ class APIApp:
         max_explain_words: most words in an ``/explain`` text (counted like the text
             explainer: runs of letters or digits, punctuation marks, CJK ideographs). Default
             1000.
+        max_explain_chars: most characters in an ``/explain`` text. Default 20,000. The
+            explainer makes a copy of the text for each word it scores, so a text of long
+            words costs memory and time by its characters, not only its words.
         max_explains: most explanations running or waiting at once. Default 2.
         body_timeout_s: longest time to receive a request body, in seconds. Default 10.
 
@@ -315,6 +374,7 @@ class APIApp:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_pending: int = 8192,
         max_explain_words: int = 1000,
+        max_explain_chars: int = 20_000,
         max_explains: int = 2,
         body_timeout_s: float = 10.0,
     ) -> None:
@@ -323,6 +383,7 @@ class APIApp:
         self.max_body_bytes = check_positive_int(max_body_bytes, "max_body_bytes")
         self.max_pending = check_positive_int(max_pending, "max_pending")
         self.max_explain_words = check_positive_int(max_explain_words, "max_explain_words")
+        self.max_explain_chars = check_positive_int(max_explain_chars, "max_explain_chars")
         self.max_explains = check_positive_int(max_explains, "max_explains")
         self.body_timeout_s = check_positive_float(body_timeout_s, "body_timeout_s")
         self.max_wait_ms = check_float(max_wait_ms, "max_wait_ms", low=0.0)
@@ -507,6 +568,7 @@ class APIApp:
                 "max_body_bytes": self.max_body_bytes,
                 "max_pending": self.max_pending,
                 "max_explain_words": self.max_explain_words,
+                "max_explain_chars": self.max_explain_chars,
                 "max_explains": self.max_explains,
                 "body_timeout_s": self.body_timeout_s,
             },
@@ -541,6 +603,10 @@ class APIApp:
                 {key: value for key, value in item.items() if key in ("type", "loc", "msg")}
                 for item in jsonable_encoder(error.errors())
             ]
+            # Nor is an unknown field's name in full: `loc` holds it, and it can be as long as
+            # the body.
+            for item in errors:
+                item["loc"] = [_loc_part(part) for part in item.get("loc", ())]
             status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422
             prefix = "Malformed JSON body" if status == 400 else "Invalid request"
             content = {"detail": f"{prefix}: {_summarise_validation(errors)}",
@@ -611,8 +677,12 @@ class APIApp:
             await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
-        if not job.done():
-            job.cancel()
+            # Here, not after: a handler cancelled while it waits (server shutdown, a
+            # timeout around the app) must take its queued inputs with it.
+            abandoned = not job.done()
+            if abandoned:
+                job.cancel()
+        if abandoned:
             raise HTTPException(status_code=499, detail="The client closed the request.")
         try:
             return job.result()
@@ -632,11 +702,19 @@ class APIApp:
             "/explain",
             summary="Why the predictor predicts what it does for one text",
             responses={
-                413: {"description": "Text over max_explain_words words"},
+                413: {"description": "Text over max_explain_chars characters or "
+                      "max_explain_words words"},
                 503: {"description": "Too many explanations at once; retry later"},
             },
         )
         async def explain(request: ExplainRequest) -> dict[str, Any]:
+            # Before the words are counted: counting scans the whole text.
+            if len(request.text) > self.max_explain_chars:
+                raise HTTPException(
+                    status_code=413,
+                    detail=f"`text` has {len(request.text)} characters; max_explain_chars="
+                    f"{self.max_explain_chars}. Explain a shorter text.",
+                )
             _refuse_bad_strings(request.text, "text")
             words = len(_WORD.findall(request.text))
             if words == 0:
@@ -817,9 +895,9 @@ def serve(
         max_batch_size: most inputs per model call. Default 32; 1 turns batching off.
         max_wait_ms: longest wait to fill a batch, in milliseconds. Default 5.
         **kwargs: `APIApp` limits (``max_inputs``, ``max_body_bytes``, ``max_pending``,
-            ``max_explain_words``, ``max_explains``, ``body_timeout_s``), `APIApp.run`'s
-            ``header_timeout_s`` and ``uvicorn.run`` options (e.g. ``log_level``,
-            ``limit_concurrency``, ``timeout_keep_alive``).
+            ``max_explain_words``, ``max_explain_chars``, ``max_explains``,
+            ``body_timeout_s``), `APIApp.run`'s ``header_timeout_s`` and ``uvicorn.run``
+            options (e.g. ``log_level``, ``limit_concurrency``, ``timeout_keep_alive``).
 
     Raises:
         ImportError: if FastAPI or uvicorn is not installed.
@@ -834,8 +912,8 @@ def serve(
         >>> serve("my_predictor", port=8000)  # then: curl localhost:8000/health
     """
     app_keys = {
-        "max_inputs", "max_body_bytes", "max_pending", "max_explain_words", "max_explains",
-        "body_timeout_s",
+        "max_inputs", "max_body_bytes", "max_pending", "max_explain_words", "max_explain_chars",
+        "max_explains", "body_timeout_s",
     }
     app_kwargs = {key: kwargs.pop(key) for key in app_keys & set(kwargs)}
     _check_can_listen(host, _check_address(host, port), kwargs)  # before the predictor loads

@@ -127,6 +127,7 @@ class DynamicBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor = executor
         self._owns_executor = executor is None
+        self._closing = False
 
     @property
     def pending(self) -> int:
@@ -145,6 +146,8 @@ class DynamicBatcher:
         Raises:
             ValueError: if `items` is empty.
             QueueFullError: if the queue cannot take `items` now (retry later).
+            RuntimeError: if `aclose` is running (a `submit` after it returns starts the
+                batcher again), or "the batcher was closed" if it closes while `items` wait.
             Exception: whatever the model call raised for this request.
 
         Example:
@@ -154,6 +157,13 @@ class DynamicBatcher:
         items = list(items)
         if not items:
             raise ValueError(f"`items` must hold at least one input. Received: items={items!r}")
+        if self._closing:
+            # A worker started now would outlive `aclose`, which is tearing down the event,
+            # queue and thread it runs on.
+            raise RuntimeError(
+                "The batcher is closing (`aclose` is running); submit after it returns to "
+                "start the batcher again."
+            )
         if self.max_pending is not None and self.pending + len(items) > self.max_pending:
             raise QueueFullError(
                 f"The queue is full: {self.pending} inputs are waiting and this request adds "
@@ -168,19 +178,19 @@ class DynamicBatcher:
     async def aclose(self) -> None:
         """Stops the worker task, fails requests still queued, and frees the worker thread.
 
-        Requests still waiting get a `RuntimeError` ("the batcher was closed"). A thread pool
-        passed as `executor` is left open; the batcher's own thread is shut down.
+        Requests still waiting get a `RuntimeError` ("the batcher was closed"); a `submit`
+        made while this runs raises a `RuntimeError` at once. A thread pool passed as
+        `executor` is left open; the batcher's own thread is shut down. A `submit` after this
+        returns starts the batcher again.
 
         Example:
             >>> await batcher.aclose()  # inside a coroutine, e.g. on server shutdown
         """
-        worker, self._worker = self._worker, None
-        if worker is not None and not worker.done():
-            worker.cancel()
-            try:
-                await worker
-            except asyncio.CancelledError:
-                pass
+        self._closing = True
+        try:
+            await self._stop_worker()
+        finally:
+            self._closing = False
         for job in self._queue:
             if not job.future.done():
                 job.future.set_exception(RuntimeError("the batcher was closed"))
@@ -190,6 +200,15 @@ class DynamicBatcher:
             self._executor = None
         self._loop = None
         self._arrived = None
+
+    async def _stop_worker(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None and not worker.done():
+            worker.cancel()
+            try:
+                await worker
+            except asyncio.CancelledError:
+                pass
 
     def _ensure_worker(self) -> None:
         loop = asyncio.get_running_loop()
@@ -280,7 +299,10 @@ class DynamicBatcher:
         for job, start, stop in batch:
             part = rows[offset: offset + stop - start]
             offset += stop - start
-            self._deliver(job, start, part)
+            try:
+                self._deliver(job, start, part)
+            except Exception as error:  # noqa: BLE001 - one caller's failure, not the worker's
+                self._fail(job, error)
 
     async def _call(self, items: list[Any]) -> np.ndarray:
         loop = asyncio.get_running_loop()
@@ -302,9 +324,15 @@ class DynamicBatcher:
         job.received += len(part)
         if job.received == len(job.items):
             job.parts.sort(key=lambda item: item[0])
-            rows = job.parts[0][1] if len(job.parts) == 1 else np.concatenate(
-                [p for _, p in job.parts]
-            )
+            parts = [p for _, p in job.parts]
+            try:
+                rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            except ValueError as error:
+                raise RuntimeError(
+                    f"The rows of the {len(parts)} model calls that ran this request's inputs "
+                    f"cannot be joined ({error}); `fn` must return rows of one shape whatever "
+                    "the batch."
+                ) from error
             job.future.set_result(rows)
 
     def _fail(self, job: _Job, error: BaseException) -> None:

@@ -144,9 +144,10 @@ class ModelAdapter:
 
         Raises:
             ValueError: if `items` is not a non-empty list, or naming the first input of the
-                wrong shape, with a non-number, a non-finite number, or (for an integer
-                model) a value that is not an integer in the dtype's range, or past the rows
-                of the model's first embedding.
+                wrong shape, with a non-number, a non-finite number, a number past the range
+                of the model's float dtype (1e39 for float32), or (for an integer model) a
+                value that is not an integer in the dtype's range, or past the rows of the
+                model's first embedding.
 
         Example:
             >>> adapter.inputs_from_json([[0.1, 0.2, 0.3, 0.4]]).shape
@@ -182,7 +183,15 @@ class ModelAdapter:
                     f"{where} must hold token ids in [0, {self.id_limit}) (the rows of the "
                     "model's first embedding)."
                 )
-        return array.astype(self.dtype)
+        with np.errstate(over="ignore"):  # overflow is refused below, by name
+            cast = array.astype(self.dtype)
+        # Checked after the cast too: 1e39 is finite as a JSON number but inf in float32.
+        if self.dtype.kind == "f" and not np.all(np.isfinite(cast)):
+            raise ValueError(
+                f"{where} must hold numbers within the range of {self.dtype.name}, which the "
+                f"model takes (magnitude at most {np.finfo(self.dtype).max:.4g})."
+            )
+        return cast
 
     def predict_outputs(self, inputs: np.ndarray) -> np.ndarray:
         """Runs the model on a batch of checked inputs, `batch_size` at a time.

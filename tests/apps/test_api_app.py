@@ -728,3 +728,172 @@ def test_a_slow_input_check_does_not_hold_up_other_requests():
     fast, health, slow = run(main())
     assert fast.json()["predictions"] == ["plant"] and health.status_code == 200
     assert slow.status_code == 200 and slow.json()["predictions"] == ["rock"]
+
+
+class RowPredictor(FakePredictor):
+    """Takes JSON objects, described like a tabular predictor's rows (types as lists)."""
+
+    def json_input_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"x": {"type": ["number", "null"]},
+                           "city": {"type": ["string", "number", "boolean", "null"]}},
+            "required": ["x", "city"],
+        }
+
+    def inputs_from_json(self, items: list[Any]) -> list[Any]:
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise ValueError(f"`inputs[{i}]` must be an object. Received: {item!r}")
+        return list(items)
+
+    def predict_outputs(self, rows: list[Any]) -> np.ndarray:
+        return super().predict_outputs([json.dumps(row) for row in rows])
+
+
+def test_a_lone_surrogate_in_an_object_key_gets_422_with_a_short_escaped_path():
+    predictor = RowPredictor()
+    app = APIApp(predictor, max_wait_ms=50)
+    deep = b'{"inputs": [{"x": ' + b"[" * 500 + b'"\\ud800"' + b"]" * 500 + b"}]}"
+
+    async def main():
+        async with client(app) as c:
+            return await asyncio.gather(
+                post_raw(c, b'{"inputs": [{"\\ud800": "\\ud800"}]}'),
+                post_raw(c, b'{"inputs": [{"x": 1, "city": "ok", "\\udfff": 1}]}'),
+                post_raw(c, b'{"inputs": [{"' + b"k" * 100_000 + b'": "\\ud800"}]}'),
+                post_raw(c, deep),
+                c.post("/predict", json={"inputs": [{"x": 1, "city": "a tree"}]}),
+            )
+
+    both, key, long_key, nested, good = run(main())
+    for refused in (both, key, long_key, nested):
+        assert refused.status_code == 422, refused.text
+        assert "surrogate" in refused.json()["detail"]
+        assert len(refused.json()["detail"]) < 400  # the path is capped, not the request
+    assert "`inputs[0]['\\ud800']` (an object key)" in both.json()["detail"]
+    assert "`inputs[0]['\\udfff']` (an object key)" in key.json()["detail"]
+    assert "`inputs[0]['" + "k" * 40 + "'...]`" in long_key.json()["detail"]
+    assert nested.json()["detail"].startswith("`inputs[0]['x'][0][0]")
+    assert good.status_code == 200 and good.json()["predictions"] == ["plant"]
+    assert predictor.texts_seen == [json.dumps({"x": 1, "city": "a tree"})]
+
+
+def test_an_unknown_field_with_a_huge_name_gets_a_short_answer():
+    app = APIApp(FakePredictor())
+    name = "k" * 10_000
+
+    async def main():
+        async with client(app) as c:
+            return await c.post("/predict", json={"texts": ["ok"], name: 1})
+
+    refused = run(main())
+    assert refused.status_code == 422 and "Extra inputs" in refused.json()["detail"]
+    assert len(refused.content) < 1000
+    assert refused.json()["errors"][0]["loc"] == ["body", "k" * 40 + "..."]
+
+
+def test_explain_refuses_texts_over_the_character_limit_before_explaining():
+    predictor = FakePredictor()
+    app = APIApp(predictor, max_explain_chars=50)
+    long_words = " ".join(["bird" + "x" * 26] * 2)  # 2 words, 61 characters
+
+    async def main():
+        async with client(app) as c:
+            return (
+                await c.post("/explain", json={"text": long_words}),
+                await c.post("/explain", json={"text": "a bird, here"}),
+            )
+
+    long, short = run(main())
+    assert long.status_code == 413
+    assert long.json()["detail"] == (
+        "`text` has 61 characters; max_explain_chars=50. Explain a shorter text."
+    )
+    assert short.status_code == 200 and short.json()["label"] == "animal"
+    assert predictor.texts_seen[0] == "a bird, here"  # the long text never reached the model
+    assert app.metadata["limits"]["max_explain_chars"] == 50
+    assert APIApp(predictor).max_explain_chars == 20_000
+
+
+@pytest.mark.parametrize(
+    "value, error", [(0, ValueError), (-1, ValueError), ("20000", TypeError), (1e4, TypeError)]
+)
+def test_a_bad_max_explain_chars_names_the_argument_and_value(value, error):
+    with pytest.raises(error, match=f"`max_explain_chars` must be .* Received: "
+                                    f"max_explain_chars={value!r}"):
+        APIApp(FakePredictor(), max_explain_chars=value)
+
+
+def test_serve_passes_max_explain_chars_to_the_app(monkeypatch):
+    from ktlite.apps import api
+
+    made = {}
+
+    class Recorder:
+        def __init__(self, path, **kwargs):
+            made["init"] = kwargs
+
+        def run(self, **kwargs):
+            made["run"] = kwargs
+
+    monkeypatch.setattr(api, "APIApp", Recorder)
+    api.serve("some_predictor", port=0, max_explain_chars=7, max_explain_words=3)
+    assert made["init"]["max_explain_chars"] == 7 and made["init"]["max_explain_words"] == 3
+    assert "max_explain_chars" not in made["run"]
+
+
+def test_warm_up_runs_the_model_on_a_row_whose_columns_take_several_types():
+    import gc
+
+    predictor = RowPredictor()
+    app = APIApp(predictor)
+    try:
+        run(app.warm_up())
+    finally:
+        gc.unfreeze()
+    assert predictor.texts_seen == [json.dumps({"x": 0, "city": "warm-up"})]
+
+
+def test_a_cancelled_predict_handler_takes_its_queued_inputs_with_it():
+    gate = threading.Event()
+    predictor = FakePredictor(gate=gate)
+    app = APIApp(predictor, max_batch_size=4, max_wait_ms=0)
+    sent: list[dict] = []
+
+    async def receive():
+        if not sent:
+            sent.append({})
+            return {"type": "http.request", "body": b'{"inputs": ["cancelled"]}',
+                    "more_body": False}
+        await asyncio.Event().wait()  # the client stays connected
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }
+
+    async def main():
+        async with client(app) as c:
+            first = asyncio.ensure_future(c.post("/predict", json={"inputs": ["a bird"]}))
+            while not predictor.entered.is_set():
+                await asyncio.sleep(0.01)
+            handler = asyncio.ensure_future(app(scope, receive, send))
+            while app.batcher.pending < 1:
+                await asyncio.sleep(0.01)
+            handler.cancel()  # e.g. server shutdown, or a timeout around the app
+            with pytest.raises(asyncio.CancelledError):
+                await handler
+            gate.set()
+            after = await c.post("/predict", json={"inputs": ["a tree"]})
+            return await first, after
+
+    first, after = run(main())
+    assert first.json()["predictions"] == ["animal"]
+    assert after.json()["predictions"] == ["plant"]
+    assert predictor.texts_seen == ["a bird", "a tree"]  # "cancelled" was never computed

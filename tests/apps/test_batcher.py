@@ -360,3 +360,53 @@ def test_a_cancelled_large_request_stops_after_the_slice_in_progress():
     np.testing.assert_array_equal(run(main()), expected_rows(["other"]))
     assert model.batches == [["t0", "t1"], ["other"]]
     assert batcher.num_dropped == 1
+
+
+def test_rows_that_cannot_be_joined_fail_only_their_request_and_the_worker_lives_on():
+    widths = iter([2, 3, 3, 3])  # the first call's rows are narrower than the others'
+
+    def model(texts):
+        return np.zeros((len(texts), next(widths)))
+
+    batcher = DynamicBatcher(model, max_batch_size=2, max_wait_ms=50)
+
+    async def main():
+        # Batches: [a0, a1] (width 2), [b0, b1], then [a2, b2]: a's rows cannot be joined,
+        # b's can, and b is delivered after a in that last batch.
+        first = [batcher.submit(["a0", "a1", "a2"]), batcher.submit(["b0", "b1", "b2"])]
+        results = await asyncio.wait_for(asyncio.gather(*first, return_exceptions=True), 5)
+        after = await asyncio.wait_for(batcher.submit(["after"]), 5)
+        await batcher.aclose()
+        return results, after
+
+    (a, b), after = run(main())
+    assert isinstance(a, RuntimeError) and "cannot be joined" in str(a)
+    assert "`fn` must return rows of one shape" in str(a)
+    assert b.shape == (3, 3) and after.shape == (1, 3)
+
+
+def test_a_submit_while_aclose_runs_is_refused_and_starts_no_stray_worker():
+    import gc
+
+    model = RecordingModel()
+    batcher = DynamicBatcher(model, max_wait_ms=0)
+
+    async def main():
+        loop_errors = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: loop_errors.append(ctx))
+        await batcher.submit(["first"])
+        closing = asyncio.ensure_future(batcher.aclose())
+        await asyncio.sleep(0)  # aclose has stopped the worker and waits for it to end
+        with pytest.raises(RuntimeError, match=r"closing \(`aclose` is running\)"):
+            await batcher.submit(["during"])
+        await closing
+        rows = await batcher.submit(["after"])  # a submit after aclose starts it again
+        await batcher.aclose()
+        gc.collect()  # a stray worker that failed would report it here
+        await asyncio.sleep(0)
+        return rows, loop_errors
+
+    rows, loop_errors = run(main())
+    np.testing.assert_array_equal(rows, expected_rows(["after"]))
+    assert loop_errors == []
+    assert model.batches == [["first"], ["after"]]

@@ -143,3 +143,22 @@ def test_a_model_without_symbolic_inputs_is_refused_with_the_wrap_that_serves_it
     np.testing.assert_allclose(answer.json()["predictions"][0],
                                sub(np.array([[0.1, 0.2, 0.3, 0.4]], "float32")).numpy()[0],
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, huge", [("float32", 1e39), ("float16", 1e5)])
+def test_a_number_past_the_models_float_range_gets_422_naming_the_input(dtype, huge):
+    app = APIApp(dense_model(dtype), input_shape=(4,))
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            return await asyncio.gather(
+                c.post("/predict", json={"inputs": [[0.1, 0.2, 0.3, 0.4], [huge, 0, 0, 0]]}),
+                c.post("/predict", json={"inputs": [[0.1, 0.2, 0.3, 0.4]]}),
+            )
+
+    refused, good = asyncio.run(main())
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith(
+        f"Invalid inputs: `inputs[1]` must hold numbers within the range of {dtype}")
+    assert good.status_code == 200 and np.isfinite(good.json()["predictions"]).all()
