@@ -20,6 +20,7 @@ import numpy as np
 
 __all__ = [
     "check_csv_file",
+    "written_as_codes",
     "label_column_list",
     "read_csv_columns",
     "labels_from_strings",
@@ -191,8 +192,31 @@ def read_csv_columns(
     return rows
 
 
+def written_as_codes(cells: list[str]) -> bool:
+    """Whether CSV cells that all look like integers are codes to keep as written: one of
+    them has a leading zero or a sign that reading it as a number would drop ("007", "07"
+    and "7" are three labels, "00501" a zip code).
+
+    Args:
+        cells: the column's non-empty cells.
+
+    Returns:
+        True when every cell is an integer and one is not written as Python writes it.
+
+    Example:
+        >>> written_as_codes(["001", "010"]), written_as_codes(["1", "10"])
+        (True, False)
+    """
+    stripped = [c.strip() for c in cells]
+    return (bool(stripped) and all(_INT_RE.match(c) for c in stripped)
+            and any(str(int(c)) != c for c in stripped))
+
+
 def _parse_scalar_column(values: list[str]) -> list[Any]:
-    """Reads a CSV label column as ints, floats or strings (whichever fits every value)."""
+    """Reads a CSV label column as ints, floats or strings (whichever fits every value);
+    integers written as codes ("007") stay strings."""
+    if written_as_codes(values):
+        return values
     if all(_INT_RE.match(v.strip()) for v in values):
         return [int(v) for v in values]
     try:
@@ -205,7 +229,8 @@ def labels_from_strings(rows: list[list[str]], label_columns: list[str], source:
     """Turns label fields read from a CSV file into labels.
 
     One label column holds one label per row: integers are classes, other numbers a
-    regression target, anything else class names. Several label columns are read as a
+    regression target, anything else class names (so are integers written as codes, with
+    a leading zero: "007" and "7" are two classes). Several label columns are read as a
     numeric matrix (0/1 one-hot or multilabel columns, or regression targets).
 
     Args:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ktlite.arguments import check_seed, check_verbose
 from ktlite._console import say
-from ktlite.columns import check_csv_file, label_column_list, open_text
+from ktlite.columns import check_csv_file, label_column_list, open_text, written_as_codes
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.tabular import columns as _columns
 from ktlite.tabular.preprocessor import DEFAULT_MAX_CATEGORIES, TabularPreprocessor
@@ -359,8 +359,8 @@ def _read_csv(path: Any, sep: str, encoding: str, arg: str,
     """Reads a CSV file with a header: integer columns as ints (beyond int64: floats),
     other numeric columns as floats (empty cells missing), columns of ``true`` / ``false``
     (any case) as booleans, numeric as a DataFrame's bool column is, the rest as text
-    (empty cells None). `text_columns` (declared categorical, or ignored) stay text as
-    written, so a code like "00501" keeps its zeros."""
+    (empty cells None). `text_columns` (declared categorical, or ignored), and integers
+    written as codes (one with a leading zero, such as "00501") stay text as written."""
     path = check_csv_file(path, arg, sep, encoding)
     try:
         with open_text(path, encoding) as handle:
@@ -387,7 +387,7 @@ def _read_csv(path: Any, sep: str, encoding: str, arg: str,
     columns: dict[str, np.ndarray] = {}
     for j, column in enumerate(header):
         cells = [row[j] for row in rows]
-        if column not in text_columns:
+        if column not in text_columns and not written_as_codes([c for c in cells if c.strip()]):
             try:
                 if cells and all(_INT.match(c.strip()) for c in cells):
                     columns[column] = np.array([int(c) for c in cells], np.int64)

@@ -156,6 +156,18 @@ def test_csv_keeps_declared_categories_as_written_and_reads_a_byte_order_mark(tm
     assert preproc.feature_order == ["zip", "x"]
 
 
+def test_csv_integers_written_as_codes_stay_as_written_in_features_and_labels(tmp_path):
+    path = tmp_path / "t.csv"
+    codes = ["007", "07", "7"]  # three classes, as the file writes them
+    rows = [f"{i % 3 + 500:05d},{i / 7:.3f},{codes[i % 3]}" for i in range(60)]
+    path.write_text("zip,x,label\n" + "\n".join(rows) + "\n")
+    _, _, preproc = tabular_from_csv(path, "label", val_pct=0, verbose=0)
+    assert preproc.categorical_columns == ["zip"] and preproc.numeric_columns == ["x"]
+    assert sorted(c for c in preproc.categorical[0]["categories"] if c) == [
+        "00500", "00501", "00502"]
+    assert sorted(preproc.class_names) == sorted(codes)
+
+
 def test_mixed_rows_keep_numeric_columns_numeric_and_errors_name_the_argument(table):
     rows = [[41 + i, "Rome" if i % 2 else "Oslo"] for i in range(40)]
     _, _, preproc = tabular_from_array(rows, [i % 2 for i in range(40)], verbose=0)
