@@ -60,9 +60,26 @@ def infer_task(model: keras.Model, y_true: np.ndarray | None = None) -> str:
     if name in REGRESSION_LOSSES:
         return "regression"
     if y_true is not None and width and width > 1:
-        y = np.asarray(y_true)
-        if y.ndim == 1 and y.dtype.kind in "iu":
-            return "multiclass"
+        return _task_from_labels(np.asarray(y_true), width)
+    return "regression"
+
+
+def _task_from_labels(y: np.ndarray, width: int) -> str:
+    """The task a model of `width` outputs, compiled with a loss ktlite does not know (the
+    user's own, `"kl_divergence"`), was given labels for: int class ids, whole floats in
+    ``[0, width)`` or 0/1 rows with one 1 each are classes, other 0/1 rows of `width`
+    columns labels, anything else regression targets."""
+    if y.dtype.kind not in "iufb" or y.size == 0:
+        return "regression"
+    values = y.astype(float)
+    if not np.isfinite(values).all():
+        return "regression"
+    whole = bool(np.all(values == np.round(values)))
+    if y.ndim == 1 and (y.dtype.kind in "iu"
+                        or (whole and values.min() >= 0 and values.max() < width)):
+        return "multiclass"
+    if y.ndim == 2 and y.shape[1] == width and np.isin(values, (0.0, 1.0)).all():
+        return "multiclass" if np.all(values.sum(axis=1) == 1) else "multilabel"
     return "regression"
 
 

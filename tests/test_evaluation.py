@@ -73,3 +73,28 @@ def test_top_loss_lines_name_multilabel_rows_and_read_other_tasks_lists_as_token
 def test_top_loss_lines_refuse_an_unknown_task(task, error):
     with pytest.raises(error, match=f"`task` must be one of .*Received: task={task!r}"):
         top_loss_lines([], task=task)
+
+
+def _unknown_loss(y_true, y_pred):  # the user's own loss: its name tells ktlite nothing
+    return keras.losses.categorical_crossentropy(y_true, y_pred)
+
+
+@pytest.mark.parametrize("labels", ["one-hot", "float ids"])
+@pytest.mark.parametrize("loss", [_unknown_loss, "kl_divergence"])
+def test_a_classifier_with_a_loss_ktlite_does_not_know_is_reported_by_its_labels(loss, labels):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss=loss)
+    ids = np.array([0, 1, 2, 2, 1, 0])
+    truth = np.eye(3)[ids] if labels == "one-hot" else ids.astype("float32")
+    outputs = np.eye(3)[[0, 1, 2, 1, 1, 0]] * 0.8 + 0.05
+    text, matrix = report(model, truth, outputs)
+    np.testing.assert_array_equal(matrix, metrics.confusion_matrix(ids, [0, 1, 2, 1, 1, 0]))
+    assert "precision" in text
+
+
+def test_multi_hot_labels_with_an_unknown_loss_are_reported_as_multilabel():
+    model = _multilabel_model()
+    model.compile(optimizer="adam", loss=_unknown_loss)
+    truth = np.array([[1, 1, 0], [0, 1, 1], [1, 0, 0], [0, 0, 1]], dtype="float32")
+    _, matrix = report(model, truth, truth * 0.8 + 0.1)
+    assert matrix.shape == (3, 2, 2)
