@@ -76,7 +76,7 @@ def default_predictor(folder: str | None, n_train: int = 8000, epochs: int = 1) 
     trn, val, preproc = text.texts_from_array(x, y, verbose=0)
     model = text.text_classifier("transformer", trn, preproc=preproc, verbose=0)
     dataset, _ = make_dataset(trn, batch_size=64, shuffle=True, seed=0)
-    model.fit(dataset, epochs=epochs, verbose=0)
+    model.fit(dataset, epochs=epochs, shuffle=False, verbose=0)  # the dataset shuffles itself
     predictor = ktlite.get_predictor(model, preproc)
     probs = predictor.predict_proba([str(t) for t in val.x])
     accuracy = float(np.mean(np.argmax(probs, axis=1) == np.asarray(val.y)))
