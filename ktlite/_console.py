@@ -74,26 +74,33 @@ def _users_stacklevel() -> int:
     Levels count as `warnings.warn` counts them: 1 is `warn`'s own frame, and the import
     system's `_bootstrap` frames are skipped.
     """
-    library = _library_folders()
+    packages, stdlib, installed = _library_folders()
     frame, level = inspect.currentframe().f_back.f_back, 1  # the frame that called `warn`
     while frame is not None:
         name = frame.f_code.co_filename
         if not ("importlib" in name and "_bootstrap" in name):
             level += 1
+            path = os.path.abspath(name)
             if not (name.startswith("<frozen ")
                     or os.path.basename(name).startswith("__autograph_generated_file")
-                    or os.path.abspath(name).startswith(library)):
+                    or path.startswith(packages)
+                    or (path.startswith(stdlib) and not path.startswith(installed))):
                 return level
         frame = frame.f_back
     return 2
 
 
-def _library_folders() -> tuple[str, ...]:
-    """Folders of code that is not the user's: ktlite, the standard library, and the
-    Keras and TensorFlow packages (and their helpers) where imported."""
-    folders = [os.path.dirname(os.path.abspath(__file__)), sysconfig.get_paths()["stdlib"]]
+def _library_folders() -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+    """Where code that is not the user's lives: (ktlite's folder and those of Keras,
+    TensorFlow and their helpers where imported; the standard library's; the installed
+    packages' folders, which sit inside the standard library's outside a virtual
+    environment and hold the user's own packages too)."""
+    folders = [os.path.dirname(os.path.abspath(__file__))]
     for name in ("keras", "tensorflow", "tf_keras", "absl"):
         file = getattr(sys.modules.get(name), "__file__", None)
         if file:
             folders.append(os.path.dirname(os.path.abspath(file)))
-    return tuple(os.path.join(folder, "") for folder in folders)
+    paths = sysconfig.get_paths()
+    return (tuple(os.path.join(folder, "") for folder in folders),
+            os.path.join(paths["stdlib"], ""),
+            tuple(os.path.join(paths[key], "") for key in ("purelib", "platlib")))

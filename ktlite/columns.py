@@ -194,22 +194,22 @@ def read_csv_columns(
 
 def written_as_codes(cells: list[str]) -> bool:
     """Whether CSV cells that all look like integers are codes to keep as written: one of
-    them has a leading zero or a sign that reading it as a number would drop ("007", "07"
-    and "7" are three labels, "00501" a zip code).
+    them has a leading zero that reading it as a number would drop ("007", "07" and "7" are
+    three labels, "00501" a zip code; "+1" and "-1" are numbers).
 
     Args:
         cells: the column's non-empty cells.
 
     Returns:
-        True when every cell is an integer and one is not written as Python writes it.
+        True when every cell is an integer and one has a leading zero.
 
     Example:
         >>> written_as_codes(["001", "010"]), written_as_codes(["1", "10"])
         (True, False)
     """
-    stripped = [c.strip() for c in cells]
-    return (bool(stripped) and all(_INT_RE.match(c) for c in stripped)
-            and any(str(int(c)) != c for c in stripped))
+    digits = [c.strip().lstrip("+-") for c in cells]
+    return (bool(digits) and all(_INT_RE.match(c.strip()) for c in cells)
+            and any(len(d) > 1 and d.startswith("0") for d in digits))
 
 
 def _parse_scalar_column(values: list[str]) -> list[Any]:

@@ -71,6 +71,8 @@ def _task_from_labels(y: np.ndarray, width: int) -> str:
     columns labels, anything else regression targets."""
     if y.dtype.kind not in "iufb" or y.size == 0:
         return "regression"
+    if y.ndim == 2 and y.shape[1] == 1:  # class ids as a column, e.g. df[["label"]]
+        y = y[:, 0]
     values = y.astype(float)
     if not np.isfinite(values).all():
         return "regression"

@@ -511,8 +511,8 @@ def save_path_problem(path: str | os.PathLike) -> str | None:
     The file is written beside `path` and moved over it, its folders made first: a folder
     at `path` itself, or a file where one of its folders should be, fails only then (for
     a checkpoint, after an epoch of training). Checking first lets a caller refuse at once.
-    What the names on disk are is checked, not permissions: a folder ktlite may not write
-    to still fails at the save.
+    What the names on disk are is checked (and whether they can be looked up), not write
+    permissions: a folder ktlite may not write to still fails at the save.
 
     Args:
         path: where the file would be saved.

@@ -50,6 +50,7 @@ def test_labels_from_strings_reads_ints_floats_names_and_matrices():
     # Integers written as codes are labels as written: "007", "07" and "7" are three.
     assert labels_from_strings([["007"], ["07"], ["7"]], ["y"], "f") == ["007", "07", "7"]
     assert labels_from_strings([["001"], ["10"]], ["y"], "f") == ["001", "10"]
+    assert labels_from_strings([["+1"], ["-1"], ["0"]], ["y"], "f") == [1, -1, 0]
     matrix = labels_from_strings([["1", "0"], ["0", "1"]], ["a", "b"], "f")
     np.testing.assert_array_equal(matrix, [[1, 0], [0, 1]])
     with pytest.raises(ValueError, match="empty on data row 1"):

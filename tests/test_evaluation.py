@@ -79,13 +79,14 @@ def _unknown_loss(y_true, y_pred):  # the user's own loss: its name tells ktlite
     return keras.losses.categorical_crossentropy(y_true, y_pred)
 
 
-@pytest.mark.parametrize("labels", ["one-hot", "float ids"])
+@pytest.mark.parametrize("labels", ["one-hot", "float ids", "id column"])
 @pytest.mark.parametrize("loss", [_unknown_loss, "kl_divergence"])
 def test_a_classifier_with_a_loss_ktlite_does_not_know_is_reported_by_its_labels(loss, labels):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
     model.compile(optimizer="adam", loss=loss)
     ids = np.array([0, 1, 2, 2, 1, 0])
-    truth = np.eye(3)[ids] if labels == "one-hot" else ids.astype("float32")
+    truth = {"one-hot": np.eye(3)[ids], "float ids": ids.astype("float32"),
+             "id column": ids.reshape(-1, 1)}[labels]
     outputs = np.eye(3)[[0, 1, 2, 1, 1, 0]] * 0.8 + 0.05
     text, matrix = report(model, truth, outputs)
     np.testing.assert_array_equal(matrix, metrics.confusion_matrix(ids, [0, 1, 2, 1, 1, 0]))
