@@ -35,6 +35,7 @@ from ktlite.arguments import (
     check_positive_int,
 )
 from ktlite.predictor import to_json
+from ktlite.text_inputs import is_valid_unicode
 
 try:
     import pydantic
@@ -110,17 +111,6 @@ def _summarise_validation(errors: Sequence[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def _is_unicode(text: str) -> bool:
-    """Whether `text` has a UTF-8 encoding (no lone surrogate such as ``"\\ud800"``)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _key_step(key: str) -> str:
     """A dict key as a path step: quoted by `repr`, which escapes a lone surrogate (so the
     answer can be encoded), and cut to `_MAX_KEY_CHARS` characters (a key can be as long as
@@ -137,7 +127,7 @@ def _loc_part(part: Any) -> Any:
         return part
     if len(part) > _MAX_KEY_CHARS:
         part = part[:_MAX_KEY_CHARS] + "..."
-    return part if _is_unicode(part) else part.encode("utf-8", "backslashreplace").decode()
+    return part if is_valid_unicode(part) else part.encode("utf-8", "backslashreplace").decode()
 
 
 def _render_path(node: tuple[Any, Any]) -> str:
@@ -166,11 +156,11 @@ def _bad_string(value: Any, where: str) -> str | None:
     while stack:
         item, node = stack.pop()
         if isinstance(item, str):
-            if not _is_unicode(item):
+            if not is_valid_unicode(item):
                 return f"`{_render_path(node)}`"
         elif isinstance(item, dict):
             for key in item:
-                if not _is_unicode(key):
+                if not is_valid_unicode(key):
                     return f"`{_render_path((node, key))}` (an object key)"
             stack.extend((child, (node, key)) for key, child in reversed(item.items()))
         elif isinstance(item, list):

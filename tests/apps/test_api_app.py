@@ -640,12 +640,7 @@ def test_work_of_a_disconnected_client_is_dropped():
     async def send(message):
         sent.append(message)
 
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
-        "root_path": "", "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
-    }
+    scope = _predict_scope()
 
     async def main():
         async with client(app) as c:
@@ -871,12 +866,7 @@ def test_a_cancelled_predict_handler_takes_its_queued_inputs_with_it():
     async def send(message):
         sent.append(message)
 
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
-        "root_path": "", "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
-    }
+    scope = _predict_scope()
 
     async def main():
         async with client(app) as c:
@@ -897,3 +887,13 @@ def test_a_cancelled_predict_handler_takes_its_queued_inputs_with_it():
     assert first.json()["predictions"] == ["animal"]
     assert after.json()["predictions"] == ["plant"]
     assert predictor.texts_seen == ["a bird", "a tree"]  # "cancelled" was never computed
+
+
+def _predict_scope():
+    """The ASGI scope of a JSON POST to /predict, for a request driven by hand."""
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }
