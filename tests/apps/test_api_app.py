@@ -640,16 +640,9 @@ def test_work_of_a_disconnected_client_is_dropped():
     async def send(message):
         sent.append(message)
 
-    scope = _predict_scope()
-
     async def main():
         async with client(app) as c:
-            first = asyncio.ensure_future(c.post("/predict", json={"inputs": ["a bird"]}))
-            while not predictor.entered.is_set():
-                await asyncio.sleep(0.01)
-            gone = asyncio.ensure_future(app(scope, receive, send))
-            while app.batcher.pending < 1:
-                await asyncio.sleep(0.01)
+            first, gone = await _queued_behind_a_busy_model(c, app, predictor, receive, send)
             left.set()  # the client hangs up while its input waits
             await gone
             gate.set()
@@ -866,16 +859,9 @@ def test_a_cancelled_predict_handler_takes_its_queued_inputs_with_it():
     async def send(message):
         sent.append(message)
 
-    scope = _predict_scope()
-
     async def main():
         async with client(app) as c:
-            first = asyncio.ensure_future(c.post("/predict", json={"inputs": ["a bird"]}))
-            while not predictor.entered.is_set():
-                await asyncio.sleep(0.01)
-            handler = asyncio.ensure_future(app(scope, receive, send))
-            while app.batcher.pending < 1:
-                await asyncio.sleep(0.01)
+            first, handler = await _queued_behind_a_busy_model(c, app, predictor, receive, send)
             handler.cancel()  # e.g. server shutdown, or a timeout around the app
             with pytest.raises(asyncio.CancelledError):
                 await handler
@@ -887,6 +873,18 @@ def test_a_cancelled_predict_handler_takes_its_queued_inputs_with_it():
     assert first.json()["predictions"] == ["animal"]
     assert after.json()["predictions"] == ["plant"]
     assert predictor.texts_seen == ["a bird", "a tree"]  # "cancelled" was never computed
+
+
+async def _queued_behind_a_busy_model(c, app, predictor, receive, send):
+    """Posts "a bird" through the client and, once the model is busy with it, a request
+    driven by hand (`receive`, `send`) that waits in the queue; returns both tasks."""
+    first = asyncio.ensure_future(c.post("/predict", json={"inputs": ["a bird"]}))
+    while not predictor.entered.is_set():
+        await asyncio.sleep(0.01)
+    handler = asyncio.ensure_future(app(_predict_scope(), receive, send))
+    while app.batcher.pending < 1:
+        await asyncio.sleep(0.01)
+    return first, handler
 
 
 def _predict_scope():
