@@ -358,7 +358,7 @@ def _probe(model: Any, narrow: Any, full: Any) -> str:
                            if t.dtype.is_integer], axis=1)
     if len(np.unique(rows, axis=0)) > 1 and all(np.all(o == o[:1]) for o in outputs[0]):
         return _CONSTANT
-    tolerance = _TOLERANCE.get(getattr(model, "compute_dtype", None), 1e-5)
+    tolerance = max(_TOLERANCE.get(dtype, 1e-5) for dtype in _compute_dtypes(model))
     for a, b in zip(*outputs):
         if a.shape != b.shape:
             if a.ndim < 2 or a.shape[:1] + a.shape[2:] != b.shape[:1] + b.shape[2:]:
@@ -369,3 +369,15 @@ def _probe(model: Any, narrow: Any, full: Any) -> str:
         if not np.allclose(a, b, rtol=0.0, atol=tolerance * scale, equal_nan=True):
             return _CHANGED
     return _SAME
+
+
+def _compute_dtypes(model: Any) -> set:
+    """The compute dtypes of `model` and of every layer of the models nested in it: a model
+    loaded from a file can call itself float32 while its inner layers run in float16, and
+    the check must allow the loosest precision."""
+    dtypes, models = set(), [model]
+    while models:
+        current = models.pop()
+        dtypes.add(getattr(current, "compute_dtype", None))
+        models.extend(getattr(current, "layers", []))
+    return dtypes

@@ -194,3 +194,22 @@ def test_the_padding_check_runs_once_per_training_step(monkeypatch):
     learner.predict(data)  # the weights have trained since
     learner.predict(data)
     assert len(calls) == 2
+
+
+def test_a_mixed_float16_model_reloaded_from_a_file_keeps_bucketing(tmp_path):
+    # The reloaded model calls itself float32 while its layers compute in float16: the
+    # padding check must allow float16's rounding, as before the save.
+    data, _ = _ids_task()
+    ids = keras.Input(shape=(None,), dtype="int32")
+    model = keras.Model(ids, Transformer(VOCAB, MAXLEN, embed_dim=16, num_heads=2,
+                                         num_layers=1, dropout=0.0)(ids))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    learner = get_learner(model, data, data, batch_size=8, verbose=0,
+                          mixed_precision="mixed_float16")
+    learner.fit_onecycle(1e-3, 1, verbose=0)
+    learner.save_model(tmp_path / "model.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        learner.load_model(tmp_path / "model.keras")
+        learner.predict(data)
+    assert not _padding_warnings(caught)
