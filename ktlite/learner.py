@@ -585,7 +585,9 @@ class Learner:
                 sweep setting (`start_lr`, `end_lr`, `stop_factor`) that is not a number,
                 or `callbacks` that is not a list of Keras callbacks.
             ValueError: for a count below 1 or a sweep setting out of range (`start_lr`,
-                `end_lr`, `num_steps`, `stop_factor`, `verbose`).
+                `end_lr`, `num_steps`, `stop_factor`, `verbose`), or an optimizer whose own
+                `gradient_accumulation_steps` Keras runs (`steps_per_execution` > 1), which
+                the sweep cannot pause.
 
         Example:
             >>> result = learner.lr_find()
@@ -598,6 +600,7 @@ class Learner:
         confirm_steps = check_positive_int(confirm_steps, "confirm_steps", allow_none=True)
         epochs = check_positive_int(epochs, "epochs", allow_none=True)
         _check_callbacks(callbacks)
+        self._check_no_keras_accumulation()
         planned_steps = None
         if epochs is not None:
             updates = -(-self._train_steps() // _distribute().accumulation_steps(self.model))
@@ -784,6 +787,24 @@ class Learner:
             f"ends every epoch on an update), or make an epoch a multiple of {accumulation} "
             "batches (`batch_size`, `steps_per_epoch`). Received: "
             f"{steps} batches per epoch, gradient_accumulation_steps={accumulation}"
+        )
+
+    def _check_no_keras_accumulation(self) -> None:
+        """Refuses a sweep under Keras' own optimizer accumulation: it cannot be paused, so
+        each of the sweep's rates would update once in several batches and the sweep would
+        end short of `end_lr`, its few points read as too few."""
+        own = getattr(model_tools.inner_optimizer(self.model.optimizer),
+                      "gradient_accumulation_steps", None)
+        if not own or own < 2:
+            return
+        per_call = getattr(self.model, "steps_per_execution", 1)
+        raise ValueError(
+            f"The optimizer's own `gradient_accumulation_steps={own}` (kept because the model "
+            f"compiles with steps_per_execution={per_call!r}) cannot be paused for the LR "
+            "finder, whose sweep sets one rate per update and counts on one update per "
+            "batch. Compile the model with steps_per_execution=1 (ktlite then accumulates "
+            "and pauses it for the sweep), or sweep with an optimizer that does not "
+            f"accumulate. Received: gradient_accumulation_steps={own}"
         )
 
     def _check_monitor(self, monitor: str) -> None:

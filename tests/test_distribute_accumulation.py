@@ -442,6 +442,22 @@ def test_a_schedule_with_keras_accumulation_across_epochs_is_refused():
     assert int(learner.model.optimizer.iterations.numpy()) == 0
 
 
+def test_an_lr_sweep_under_keras_accumulation_is_refused_before_any_step():
+    # Keras' own accumulation cannot be paused: 20 sweep steps would make 10 updates and
+    # end at a tenth of the range, read as "too few steps".
+    from ktlite import get_learner
+
+    x, y = data(40)
+    optimizer = keras.optimizers.Adam(1e-3, gradient_accumulation_steps=2)
+    learner = get_learner(regression_model(optimizer, steps_per_execution=3), (x, y),
+                          batch_size=4, verbose=0)
+    before = [w.copy() for w in learner.model.get_weights()]
+    with pytest.raises(ValueError, match=r"cannot be paused for the LR finder.*"
+                                         r"Received: gradient_accumulation_steps=2"):
+        learner.lr_find(num_steps=20, verbose=0)
+    assert all((a == b).all() for a, b in zip(before, learner.model.get_weights()))
+
+
 def test_a_schedule_with_keras_accumulation_runs_on_epochs_of_whole_updates():
     from ktlite import get_learner
 
