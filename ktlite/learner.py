@@ -140,11 +140,6 @@ def _distribute() -> Any:
     return importlib.import_module("ktlite.distribute")
 
 
-def _enabled_accumulation(model: keras.Model) -> int | None:
-    """The batches per update of ktlite's accumulation already enabled on `model`, or None."""
-    return importlib.import_module("ktlite.distribute.accumulation").enabled_steps(model)
-
-
 class Learner:
     """Trains a compiled Keras model on given data with LR finding and cyclical policies.
 
@@ -293,7 +288,7 @@ class Learner:
         self._settings = {
             **settings,
             "gradient_accumulation_steps": (
-                gradient_accumulation_steps or _enabled_accumulation(model)),
+                gradient_accumulation_steps or _distribute().enabled_accumulation_steps(model)),
         }
         if all(value is None for value in settings.values()):
             return model, tf.distribute.get_strategy()
@@ -769,13 +764,17 @@ class Learner:
             self.step_history = {k: list(v) for k, v in policy_callback.history.items()}
         return self.history
 
+    def _keras_accumulation(self) -> int:
+        """Batches per update of the optimizer's own accumulation, which Keras runs when it
+        is kept (`steps_per_execution` > 1; ktlite converts it otherwise); 1 without one."""
+        inner = model_tools.inner_optimizer(self.model.optimizer)
+        return int(getattr(inner, "gradient_accumulation_steps", None) or 1)
+
     def _check_keras_accumulation(self, steps: int, accumulation: int) -> None:
         """Refuses an epoch that Keras' own optimizer accumulation would not split into
         whole updates: its groups run on across epochs, so the policy, planned on
         ceil(steps / accumulation) updates an epoch, would never reach its end."""
-        own = getattr(model_tools.inner_optimizer(self.model.optimizer),
-                      "gradient_accumulation_steps", None)
-        if not own or steps % accumulation == 0:
+        if self._keras_accumulation() == 1 or steps % accumulation == 0:
             return
         per_call = getattr(self.model, "steps_per_execution", 1)
         raise ValueError(
@@ -793,9 +792,8 @@ class Learner:
         """Refuses a sweep under Keras' own optimizer accumulation: it cannot be paused, so
         each of the sweep's rates would update once in several batches and the sweep would
         end short of `end_lr`, its few points read as too few."""
-        own = getattr(model_tools.inner_optimizer(self.model.optimizer),
-                      "gradient_accumulation_steps", None)
-        if not own or own < 2:
+        own = self._keras_accumulation()
+        if own == 1:
             return
         per_call = getattr(self.model, "steps_per_execution", 1)
         raise ValueError(

@@ -25,6 +25,7 @@ Example:
     64
 """
 
+from ktlite.distribute.accumulation import enabled_steps as enabled_accumulation_steps
 from ktlite.distribute.accumulation import paused as paused_accumulation
 from ktlite.distribute.accumulation import reset as reset_accumulation
 from ktlite.distribute.accumulation import steps as accumulation_steps
@@ -45,6 +46,7 @@ __all__ = [
     "check_batch_size",
     "current_precision",
     "describe",
+    "enabled_accumulation_steps",
     "get_strategy",
     "is_multi_worker",
     "local_tf_config",
