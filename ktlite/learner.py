@@ -140,6 +140,15 @@ def _distribute() -> Any:
     return importlib.import_module("ktlite.distribute")
 
 
+def _enabled_accumulation(model: keras.Model) -> int | None:
+    """The batches per update of ktlite's accumulation already enabled on `model`, or None
+    (also in a build without `ktlite.distribute`, where none can be)."""
+    try:
+        return _distribute().enabled_accumulation_steps(model)
+    except ImportError:
+        return None
+
+
 class Learner:
     """Trains a compiled Keras model on given data with LR finding and cyclical policies.
 
@@ -288,7 +297,7 @@ class Learner:
         self._settings = {
             **settings,
             "gradient_accumulation_steps": (
-                gradient_accumulation_steps or _distribute().enabled_accumulation_steps(model)),
+                gradient_accumulation_steps or _enabled_accumulation(model)),
         }
         if all(value is None for value in settings.values()):
             return model, tf.distribute.get_strategy()
