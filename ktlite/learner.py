@@ -1636,11 +1636,11 @@ def get_learner(
             `None` (default): the strategy whose scope the model was created in (its
             variables live there), else the one in scope.
         mixed_precision: e.g. `"mixed_float16"` / `"mixed_bfloat16"`. Under
-            `"mixed_float16"` the loss scale skips an update whose gradients overflow, and
-            ktlite's schedules and the LR finder count updates made: each skip ends a
-            one-cycle fit one step short of its last rate and a sweep one rate short of
-            `end_lr` (most skips come in the first steps, while the scale settles);
-            `"mixed_bfloat16"` needs no loss scale.
+            `"mixed_float16"` the loss scale skips an update whose gradients overflow (most
+            skips come in the first steps, while the scale settles); ktlite's schedules
+            and the LR finder count a skipped update as a step taken, so a one-cycle fit
+            still ends at its last rate and a sweep at `end_lr`. `"mixed_bfloat16"` needs
+            no loss scale.
         jit_compile: XLA-compile the train step.
         gradient_accumulation_steps: accumulate gradients over this many batches (the
             optimizer's own setting when `None`; see above). A model compiled with

@@ -125,6 +125,12 @@ def test_a_learner_keeps_the_ktlite_accumulation_of_a_model_it_rebuilds(report):
     assert kept["iterations"] == 4  # 128 samples / 16 per batch / 2 batches
 
 
+def test_a_policy_takes_its_step_on_updates_the_loss_scale_skips_under_mirrored(report):
+    scaled = part_report(report, "loss_scale")
+    assert scaled["iterations"] < 8  # some of the 8 updates were skipped
+    np.testing.assert_allclose(scaled["lrs"], scaled["expected"], rtol=1e-6)
+
+
 # ------------------------------------------------------------------ the subprocess
 def _learner_checks(strategy, build, x, y):
     import contextlib
@@ -236,6 +242,24 @@ def _kept_accumulation_checks(strategy, build, x, y):
     return {"steps": steps, "iterations": int(learner.model.optimizer.iterations.numpy())}
 
 
+def _loss_scale_checks(strategy, build, x, y):
+    """A one-cycle policy counts the updates a loss scale skips on two replicas too."""
+    import keras
+
+    from ktlite.lr import OneCycle, PolicyCallback
+
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.LossScaleOptimizer(
+            keras.optimizers.SGD(0.1), initial_scale=2.0**127), loss="mse")
+    policy = OneCycle(1e-6, 8, moms=None)
+    callback = PolicyCallback(policy)
+    model.fit(x, 10.0 * y.astype("float32"), batch_size=32, epochs=2, shuffle=False,
+              verbose=0, callbacks=[callback])
+    return {"iterations": int(model.optimizer.iterations.numpy()),
+            "lrs": callback.history["lrs"], "expected": policy.lr_at(np.arange(8)).tolist()}
+
+
 def _run_checks(out_path):
     import tensorflow as tf
 
@@ -319,7 +343,8 @@ def _run_checks(out_path):
 
     # Parts run apart, so that one failing leaves the others' findings.
     for name, checks in (("scoped", _scoped_model_checks),
-                         ("kept_accumulation", _kept_accumulation_checks)):
+                         ("kept_accumulation", _kept_accumulation_checks),
+                         ("loss_scale", _loss_scale_checks)):
         try:
             report[name] = checks(strategy, build, x, y)
             report[f"{name}_error"] = None

@@ -9,7 +9,8 @@ step), while the in-graph lookup below changes the step time by less than the no
 1.01 +- 0.02 against the plain train function, 40 alternating blocks of 100 steps).
 
 So the callback wraps `model.train_step`: the wrapped step looks the learning rate and
-momentum up in tables indexed by `optimizer.iterations`, assigns the learning-rate variable,
+momentum up in tables indexed by the updates attempted (`optimizer.iterations` plus the
+updates a dynamic loss scale skipped), assigns the learning-rate variable,
 and records lr, momentum and the batch's true loss into ring buffers read once per epoch.
 The batch's loss is recovered from the difference of a loss tracker's `total` and `count`
 before and after the step: Keras' compiled tracker, or, for a custom `train_step` that
@@ -23,7 +24,7 @@ of a compiled model pays for one extra trace.
 Why momentum is handled at trace time: Keras optimizers read `beta_1` (Adam family) and
 `momentum` (SGD, RMSprop) as Python attributes while the train function is traced, so a float
 becomes a graph constant. For the duration of each trace of the wrapped step the attribute is
-replaced by a tensor-like proxy computed from `optimizer.iterations`, and the float is put
+replaced by a tensor-like proxy computed from the step's index, and the float is put
 back as soon as the trace returns. `optimizer.get_config()` therefore always sees the user's
 float, also when a `ModelCheckpoint` saves in the middle of training.
 """
@@ -185,11 +186,13 @@ class PolicyCallback(keras.callbacks.Callback):
 
     Step `i` of the policy is the `i`-th optimizer update since this callback's training
     started (read from `optimizer.iterations`, so `steps_per_execution` and gradient
-    accumulation are respected). The learning rate is assigned to the optimizer's
-    learning-rate variable; momentum (`beta_1` for Adam, AdamW, Adamax, Nadam, Lamb, Lion;
-    `momentum` for SGD and RMSprop when it is > 0) is computed inside the graph while the
-    attribute itself stays the configured float. Optimizers without momentum get the
-    learning rate only (with a warning when the policy asks for momentum).
+    accumulation are respected); an update that a `LossScaleOptimizer` skips because its
+    gradients overflowed is a step too, so a policy planned for `n` updates ends on its
+    last value after `n` updates, made or skipped. The learning rate is assigned to the
+    optimizer's learning-rate variable; momentum (`beta_1` for Adam, AdamW, Adamax, Nadam,
+    Lamb, Lion; `momentum` for SGD and RMSprop when it is > 0) is computed inside the graph
+    while the attribute itself stays the configured float. Optimizers without momentum get
+    the learning rate only (with a warning when the policy asks for momentum).
 
     After training the learning-rate variable holds the policy's last value, the momentum
     attribute is exactly the original float and `model.train_step` / `model.train_function`
@@ -383,7 +386,6 @@ class PolicyCallback(keras.callbacks.Callback):
             lr_table,
             mom_table if mom_attr else None,
             periodic=policy.cycle_steps is not None,
-            offset=int(optimizer.iterations.numpy()),
             scale=self._lr_scale,
         )
         self._state = {
@@ -408,7 +410,7 @@ class PolicyCallback(keras.callbacks.Callback):
             return
         state = self._state
         driver = state["driver"]
-        done = int(driver.inner.iterations.numpy()) - driver.offset
+        done = driver.steps_taken() - driver.offset
         start = state["recorded"]
         if done <= start:
             return
@@ -549,6 +551,9 @@ class _Driver:
             self.n_table = variable(1, tf.int64)
             self.periodic = variable(False, tf.bool)
             self.offset_var = variable(0, tf.int64)
+            # Updates a dynamic loss scale skipped (overflowing gradients): the optimizer's
+            # `iterations` does not count them, the policy does (see `steps_taken`).
+            self.skipped = variable(0, tf.int64)
             self.scale_var = variable(1.0, tf.float32)
             # One row per step: lr, momentum, loss (_RECORD_COLUMNS), written in one op.
             self.record = variable(
@@ -569,7 +574,7 @@ class _Driver:
         in_place = not isinstance(record, tf.distribute.DistributedValues)
 
         def scheduled_train_step(data):
-            step = tf.cast(inner.iterations, tf.int64) - self.offset_var
+            step = self._attempted_updates() - self.offset_var
             n = self.n_table
             index = tf.where(
                 self.periodic, tf.math.floormod(step, n), tf.clip_by_value(step, 0, n - 1)
@@ -581,6 +586,9 @@ class _Driver:
             if tracker_vars:
                 total0, count0 = (tf.identity(v.value) for v in tracker_vars)
             means_before = [(tf.identity(t.value), tf.identity(c.value)) for t, c in mean_vars]
+            loss_scale = getattr(self.optimizer, "dynamic_scale", None)
+            if loss_scale is not None:
+                scale_before = tf.identity(loss_scale.value)
             if mom_attr:
                 setattr(inner, mom_attr, _ScheduledScalar(mom, configured))
             try:
@@ -588,6 +596,9 @@ class _Driver:
             finally:
                 if mom_attr:
                     setattr(inner, mom_attr, configured)
+            if loss_scale is not None:
+                # The scale halves exactly when the update is skipped (it only grows else).
+                self.skipped.assign_add(tf.cast(loss_scale.value < scale_before, tf.int64))
             # A custom train_step that does not update the loss tracker still reports a loss
             # in its logs (a running mean, the best available then).
             fallback = outputs.get("loss") if isinstance(outputs, dict) else None
@@ -636,8 +647,21 @@ class _Driver:
 
         return scheduled_train_step
 
-    def load(self, lr_table, mom_table, periodic, offset, scale) -> None:
-        """Put a policy's tables into the driver's variables (padded to their fixed size)."""
+    def _attempted_updates(self):
+        """Updates attempted so far, in the graph: the optimizer's count of the batches it
+        applied plus those a loss scale skipped, in updates when Keras accumulates."""
+        tf = _tf()
+        batches = tf.cast(compat.step_counter(self.inner), tf.int64) + self.skipped
+        accumulation = getattr(self.inner, "gradient_accumulation_steps", None)
+        return batches // accumulation if accumulation else batches
+
+    def steps_taken(self) -> int:
+        """`_attempted_updates` now, as a Python int."""
+        return int(self._attempted_updates().numpy())
+
+    def load(self, lr_table, mom_table, periodic, scale) -> None:
+        """Put a policy's tables into the driver's variables (padded to their fixed size);
+        the policy starts at the next update."""
         size = self.table_capacity
         padded = np.full(size, lr_table[-1], dtype=np.float32)
         padded[: len(lr_table)] = lr_table
@@ -649,8 +673,8 @@ class _Driver:
         self.mom_table.assign(moms)
         self.n_table.assign(len(lr_table))
         self.periodic.assign(bool(periodic))
-        self.offset_var.assign(offset)
-        self.offset = offset
+        self.offset = self.steps_taken()
+        self.offset_var.assign(self.offset)
         self.scale_var.assign(scale)
         self.record.assign(np.full((self.capacity, len(_RECORD_COLUMNS)), np.nan, np.float32))
 

@@ -519,3 +519,18 @@ def test_a_loss_that_diverges_after_finite_steps_still_advises_a_lower_start_lr(
         result = find_lr(model, ds, start_lr=1e3, end_lr=1e6, num_steps=50, verbose=0)
     assert result.config["stopped_early"] and math.isfinite(result.losses[0])
     assert not any("already" in str(w.message) for w in caught)
+
+
+def test_a_sweep_reaches_end_lr_through_updates_the_loss_scale_skips(make_model, data):
+    # The scale starts so high that the first updates overflow and are skipped: each skipped
+    # batch is a step of the sweep still, which ends at `end_lr` after `num_steps` batches.
+    x, y = data
+    scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(1e-3),
+                                                 initial_scale=2.0**127)
+    model = make_model(scaled, loss="mse", n_out=1)
+    ds = tf.data.Dataset.from_tensor_slices((x, 10.0 * y.astype("float32"))).batch(16)
+    before = _state(model)
+    result = find_lr(model, ds, start_lr=1e-7, end_lr=1e-5, num_steps=20, verbose=0)
+    assert len(result.lrs) == 20 and not result.config["stopped_early"]
+    assert result.lrs[-1] == pytest.approx(1e-5, rel=1e-5)
+    _assert_bit_identical(before, _state(model))

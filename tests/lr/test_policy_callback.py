@@ -417,3 +417,48 @@ def test_a_train_function_replaced_during_the_fit_is_not_put_back(make_model, da
     # The scheduled step traced before the rebuild is retraced, not reused.
     _fit(model, data, PolicyCallback(OneCycle(1e-2, 6)), epochs=1, extra=[spies[1]])
     assert spies[1].function is not spies[0].function
+
+
+def _overflowing_model(make_model, accumulation=None):
+    """A float32 model whose loss scale starts so high that its first updates overflow
+    and are skipped (the scale halves each time) until the scale fits the gradients."""
+    sgd = keras.optimizers.SGD(0.1, gradient_accumulation_steps=accumulation)
+    scaled = keras.optimizers.LossScaleOptimizer(sgd, initial_scale=2.0**127)
+    return make_model(scaled, loss="mse", n_out=1)
+
+
+def _overflowing_fit(model, data, policy):
+    x, y = data
+    cb = PolicyCallback(policy)
+    model.fit(x, 10.0 * y.astype("float32"), batch_size=16, epochs=2, shuffle=False,
+              verbose=0, callbacks=[cb])
+    return cb
+
+
+def test_updates_the_loss_scale_skips_still_take_their_step_of_the_policy(make_model, data):
+    model = _overflowing_model(make_model)
+    policy = OneCycle(1e-6, 12, moms=None)
+    cb = _overflowing_fit(model, data, policy)
+    assert int(model.optimizer.iterations.numpy()) < 12  # some updates were skipped
+    np.testing.assert_allclose(cb.history["lrs"], policy.lr_at(np.arange(12)), rtol=1e-6)
+    assert np.float32(model.optimizer.learning_rate.numpy()) == np.float32(policy.lr_at(11))
+    # A second policy starts at its own step 0, after the skipped and the made updates.
+    follow = OneCycle(1e-6, 12, moms=None)
+    assert _overflowing_fit(model, data, follow).history["lrs"][0] == pytest.approx(
+        follow.lr_at(0), rel=1e-6)
+
+
+@pytest.mark.parametrize("by", ["keras", "ktlite"])
+def test_skipped_updates_count_once_per_group_of_accumulated_batches(make_model, data, by):
+    from ktlite import distribute
+
+    if by == "keras":
+        model = _overflowing_model(make_model, accumulation=2)
+    else:
+        model = distribute.prepare_model(_overflowing_model(make_model),
+                                         gradient_accumulation_steps=2)
+    policy = OneCycle(1e-6, 6, moms=None)  # 12 batches, 6 updates
+    cb = _overflowing_fit(model, data, policy)
+    assert int(model.optimizer.iterations.numpy()) < 6
+    np.testing.assert_allclose(cb.history["lrs"], policy.lr_at(np.arange(6)), rtol=1e-6)
+    assert np.float32(model.optimizer.learning_rate.numpy()) == np.float32(policy.lr_at(5))
