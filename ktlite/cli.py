@@ -110,6 +110,8 @@ def run_serve(args: argparse.Namespace) -> int:
         port=args.port,
         max_batch_size=args.max_batch_size,
         max_wait_ms=args.max_wait_ms,
+        max_explain_words=args.max_explain_words,
+        max_explain_chars=args.max_explain_chars,
     )
     return 0
 
@@ -132,6 +134,8 @@ def _option(convert: Callable[[str], Any], accepts: Callable[[Any], bool],
 
 _positive_int = _option(int, lambda n: n > 0, "a positive int")
 _positive_float = _option(float, lambda n: math.isfinite(n) and n > 0, "a positive number")
+_milliseconds = _option(float, lambda n: math.isfinite(n) and n >= 0,
+                        "a number of milliseconds >= 0")
 _port = _option(int, lambda n: 1 <= n <= 65535, "a port in 1..65535")
 
 
@@ -171,8 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="port to listen on (default: %(default)s)")
     serve.add_argument("--max-batch-size", type=_positive_int, default=32,
                        help="most inputs per model call (default: %(default)s)")
-    serve.add_argument("--max-wait-ms", type=float, default=5.0,
+    serve.add_argument("--max-wait-ms", type=_milliseconds, default=5.0,
                        help="how long a request waits for others to batch with "
+                            "(default: %(default)s)")
+    serve.add_argument("--max-explain-words", type=_positive_int, default=1000,
+                       help="most words in an /explain text; more get 413 "
+                            "(default: %(default)s)")
+    serve.add_argument("--max-explain-chars", type=_positive_int, default=20_000,
+                       help="most characters in an /explain text; more get 413 "
                             "(default: %(default)s)")
     serve.set_defaults(handler=run_serve)
     return parser

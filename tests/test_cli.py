@@ -60,8 +60,10 @@ def test_serve_starts_uvicorn_with_timeouts_and_a_connection_limit(monkeypatch):
     seen = {}
     monkeypatch.setattr(ktlite.predictor, "load_predictor", lambda path: FakePredictor())
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs, app=app))
-    assert cli.main(["serve", "some_folder", "--port", "8123", "--max-batch-size", "4"]) == 0
+    assert cli.main(["serve", "some_folder", "--port", "8123", "--max-batch-size", "4",
+                     "--max-explain-words", "50", "--max-explain-chars", "400"]) == 0
     assert seen["port"] == 8123 and seen["app"].max_batch_size == 4
+    assert seen["app"].max_explain_words == 50 and seen["app"].max_explain_chars == 400
     assert seen["http"].header_timeout_s == 10.0 and seen["app"].body_timeout_s == 10.0
     assert seen["timeout_keep_alive"] == 5 and seen["limit_concurrency"] == 256
 
@@ -72,6 +74,11 @@ def test_serve_starts_uvicorn_with_timeouts_and_a_connection_limit(monkeypatch):
     (["demo", "--lr", "abc"], "argument --lr: expected a positive number, received 'abc'"),
     (["serve", "p", "--port", "abc"], "argument --port: expected a port in 1..65535, received"),
     (["serve", "p", "--port", "70000"], "argument --port: expected a port in 1..65535"),
+    (["serve", "p", "--max-wait-ms", "nan"],
+     "argument --max-wait-ms: expected a number of milliseconds >= 0, received 'nan'"),
+    (["serve", "p", "--max-wait-ms", "-1"], "argument --max-wait-ms: expected a number of"),
+    (["serve", "p", "--max-explain-chars", "0"],
+     "argument --max-explain-chars: expected a positive int, received '0'"),
 ])
 def test_bad_numbers_are_refused_naming_the_option_and_what_it_takes(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -81,10 +88,23 @@ def test_bad_numbers_are_refused_naming_the_option_and_what_it_takes(argv, messa
     assert message in err and "_positive" not in err and "_port" not in err
 
 
+def test_the_serve_defaults_are_the_apps_own():
+    import inspect
+
+    pytest.importorskip("fastapi")
+    from ktlite.apps import APIApp
+
+    app_defaults = inspect.signature(APIApp).parameters
+    parsed = vars(cli.build_parser().parse_args(["serve", "p"]))
+    for name in ("max_batch_size", "max_wait_ms", "max_explain_words", "max_explain_chars"):
+        assert parsed[name] == app_defaults[name].default, name
+
+
 def test_help_shows_every_default(capsys):
     for command, defaults in (("demo", ["(default: 2)", "(default: 64)"]),
                               ("serve", ["(default: 127.0.0.1)", "(default: 8000)",
-                                         "(default: 32)", "(default: 5.0)"])):
+                                         "(default: 32)", "(default: 5.0)",
+                                         "(default: 1000)", "(default: 20000)"])):
         with pytest.raises(SystemExit):
             cli.main([command, "--help"])
         out = " ".join(capsys.readouterr().out.split())
