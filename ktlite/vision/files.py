@@ -41,7 +41,8 @@ def path_list(images: Any) -> list[str] | None:
 
     Args:
         images: anything a user passes as images: a list, tuple, 1-D object array (e.g. a
-            folder loader's `val.x`) or pandas Series of paths counts.
+            folder loader's `val.x`, whose file names that are not UTF-8 are bytes, see
+            `path_array`) or pandas Series of paths counts.
 
     Returns:
         The paths as `str`s, or `None` when `images` is not such a collection.
@@ -50,15 +51,48 @@ def path_list(images: Any) -> list[str] | None:
         >>> path_list(np.array(["a.png", "b.png"], dtype=object))
         ['a.png', 'b.png']
     """
+    kinds: tuple[type, ...] = (str, os.PathLike)
     if isinstance(images, np.ndarray):
+        # A loader's array keeps a name that is not UTF-8 as bytes (`path_array`); in a
+        # list, bytes are encoded images (the predictor's).
+        kinds += (bytes,)
         images = images.tolist() if images.dtype.kind in "OU" and images.ndim == 1 else None
     elif is_series(images):
         images = list(images)
     if isinstance(images, (list, tuple)) and images and all(
-        isinstance(item, (str, os.PathLike)) for item in images
+        isinstance(item, kinds) for item in images
     ):
-        return [os.fspath(item) for item in images]
+        return [os.fsdecode(item) for item in images]
     return None
+
+
+def path_array(paths: Sequence[str]) -> np.ndarray:
+    """Returns `paths` as a 1-D object array that TensorFlow reads, as the loaders keep them.
+
+    TensorFlow reads a `str` as UTF-8 only. A file name that is not UTF-8 (e.g. a Latin-1
+    `café.png` from a zip, which `os.listdir` decodes with surrogate escapes) is kept as its
+    bytes (`os.fsencode`), which `tf.io.read_file` opens; the other paths stay `str`.
+
+    Args:
+        paths: file paths.
+
+    Returns:
+        The paths, each a `str` or, for a name that is not UTF-8, `bytes`.
+
+    Example:
+        >>> path_array(["a.png", os.fsdecode(b"caf\\xe9.png")])
+        array(['a.png', b'caf\\xe9.png'], dtype=object)
+    """
+    return np.array([path if _is_utf8(path) else os.fsencode(path) for path in paths],
+                    dtype=object)
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def images_in(folder: str) -> list[str]:
@@ -144,7 +178,7 @@ def scan_images(paths: Sequence[str], name: str) -> tuple[np.ndarray, list[tuple
         return index, tf.shape(decode_image(data, channels=0)), whole
 
     dataset = tf.data.Dataset.from_tensor_slices(
-        (np.arange(len(paths), dtype=np.int64), np.asarray(paths, dtype=object).astype(str))
+        (np.arange(len(paths), dtype=np.int64), path_array(paths))
     )
     dataset = dataset.map(shape_of, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     found = {int(i): tuple(int(s) for s in shape)

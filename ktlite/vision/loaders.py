@@ -126,7 +126,7 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
                 f"`images[{bad[0]}]` ({paths[bad[0]]!r}) is not a readable image "
                 f"({len(bad)} of {len(paths)} files are not)."
             )
-        x, source = np.asarray(paths, dtype=object), "files"
+        x, source = files.path_array(paths), "files"
     else:
         _refuse_one_image(images, preproc)
         x, source = as_pixel_batch(images, "images"), "pixels"
@@ -361,9 +361,9 @@ def _images_from_paths(
     if options["channels"] is not None:
         channels = options["channels"]
     preproc = ImagePreprocessor(image_size=size, channels=channels, labels=labels)
-    x = np.asarray(paths, dtype=object)
+    x = files.path_array(paths)
     if val_idx is None:
-        x_trn, y_trn, x_val = x, y_enc, np.asarray(val_paths, dtype=object)
+        x_trn, y_trn, x_val = x, y_enc, files.path_array(val_paths)
     else:
         x_trn, y_trn, x_val = x[train_idx], y_enc[train_idx], x[val_idx]
     if verbose:
@@ -428,8 +428,8 @@ def images_from_folder(
     not a class (a warning names it). Images must sit directly in their class folder:
     `cat/1.png`, not `cat/2023/1.png`; ones in folders inside it are not read (a warning,
     or the error when too few classes are left, counts them). `val_folder` has the same
-    layout (a class it lacks gets no validation images); without it, `val_pct` of the
-    training images are held out, stratified by class.
+    layout (a class it lacks gets no validation images; its sub-folders without images are
+    ignored); without it, `val_pct` of the training images are held out, stratified by class.
 
     Args:
         folder: the training folder.
@@ -452,8 +452,8 @@ def images_from_folder(
         TypeError: if `folder` is not a path, `class_names` not a list of strings, or
             `random_state` not an int.
         ValueError: if a folder is missing, has fewer than 2 class folders or no images, a
-            named class has no folder, `class_names` has fewer than 2 names, or
-            no file decodes.
+            named class has no folder, `class_names` has fewer than 2 names, a sub-folder
+            of `val_folder` with images is not a class of `folder`, or no file decodes.
 
     Example:
         >>> trn, val, preproc = images_from_folder("shapes/train", val_folder="shapes/test")
@@ -501,14 +501,17 @@ def images_from_folder(
             raise ValueError(
                 f"`val_folder` must be an existing folder. Received: val_folder={val_folder!r}"
             )
-        extra = [c for c in files.class_folders(val_folder) if c not in classes]
+        present = files.class_folders(val_folder)
+        # As in `folder`, a sub-folder without images (e.g. of notes) is not a class.
+        extra = [c for c in present
+                 if c not in classes and files.images_in(os.path.join(val_folder, c))]
         if extra and class_names is None:
             raise ValueError(
-                f"`val_folder` has class folders {extra} that `folder` lacks. "
-                f"Received: val_folder={val_folder!r}"
+                f"`val_folder` has class folders with images {extra} that are not classes of "
+                f"`folder` (missing there, or without images). Received: "
+                f"val_folder={val_folder!r}"
             )
         # A class the validation folder lacks (a rare one) has no validation images.
-        present = set(files.class_folders(val_folder))
         val_paths, val_names = _read_class_folder(val_folder, [c for c in classes if c in present])
         if not val_paths:
             nested = _nested_images(val_folder, [c for c in classes if c in present])

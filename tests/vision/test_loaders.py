@@ -1,6 +1,7 @@
 """Tests for ktlite.vision.loaders: arrays, folders, DataFrames, CSV and bad inputs."""
 
 import csv
+import os
 import warnings
 
 import keras
@@ -221,6 +222,39 @@ def test_a_bmp_with_a_colour_palette_is_skipped_with_a_count_and_a_warning(shape
                                   gray / 255)
 
 
+def test_a_file_whose_name_is_not_utf_8_is_read_like_any_other(shape_folder, tmp_path):
+    # As unpacked from a Latin-1 zip: os.listdir decodes the name with surrogate escapes,
+    # which TensorFlow, reading a str as UTF-8, refused: the whole data set was lost.
+    name = os.fsdecode(b"caf\xe9.png")
+    cross = np.zeros((16, 16), "uint8")
+    cross[7:9, :] = cross[:, 7:9] = 255
+    write_png(tmp_path / "cafe.png", cross)
+    (tmp_path / "cafe.png").rename(shape_folder / "cross" / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not skipped as unreadable
+        trn, val, preproc = images_from_folder(shape_folder, val_pct=0, verbose=0)
+    assert val is None and len(trn) == 41
+    (kept,) = [i for i, p in enumerate(trn.x) if os.fsdecode(p).endswith(name)]
+    assert preproc.class_names[int(trn.y[kept])] == "cross"
+    images, labels = _first_batch(trn)
+    np.testing.assert_array_equal(np.asarray(images)[kept, ..., 0], cross / 255)
+    assert int(np.asarray(labels)[kept]) == int(trn.y[kept])
+    # Read again: the loader's array (as `Learner.predict(val.x)` reads it) and the path.
+    again = image_dataset(trn.x, trn.y, preproc)
+    np.testing.assert_array_equal(np.asarray(_first_batch(again)[0]), np.asarray(images))
+    one = image_dataset(str(shape_folder / "cross" / name), None, preproc)
+    np.testing.assert_array_equal(np.asarray(_first_batch(one))[0, ..., 0], cross / 255)
+    # In validation too: a validation folder and a table's validation rows.
+    _, val, _ = images_from_folder(shape_folder, val_folder=shape_folder, verbose=0)
+    assert len(val) == 41
+    pd = pytest.importorskip("pandas")
+    rows = pd.DataFrame(_table(shape_folder), columns=["path", "label"])
+    cafe = rows[rows["path"] == f"cross/{name}"]
+    trn, val, _ = images_from_df(rows, directory=shape_folder, val_df=cafe, verbose=0)
+    assert (len(trn), len(val)) == (41, 1)
+    np.testing.assert_array_equal(np.asarray(_first_batch(val)[0])[0, ..., 0], cross / 255)
+
+
 def test_folder_loader_trains_on_webp_files(shape_folder, tmp_path):
     image = pytest.importorskip("PIL.Image")
     if not pytest.importorskip("PIL.features").check("webp"):
@@ -288,6 +322,27 @@ def test_a_val_folder_may_lack_a_class(shape_folder, tmp_path):
     trn, val, preproc = images_from_folder(shape_folder, val_folder=tmp_path / "val", verbose=0)
     assert preproc.class_names == ["cross", "square"]
     assert (len(trn), len(val)) == (40, 1) and np.asarray(val.y).tolist() == [0]
+
+
+def test_sub_folders_without_images_in_a_val_folder_are_not_classes(shape_folder, tmp_path):
+    val_root = tmp_path / "val"
+    for cls in ("cross", "square"):
+        (val_root / cls).mkdir(parents=True)
+        write_png(val_root / cls / "0.png", np.zeros((16, 16), "uint8"))
+    for root in (shape_folder, val_root):
+        (root / "notes").mkdir()
+        (root / "notes" / "readme.txt").write_text("How the shapes were drawn.")
+    (val_root / "drafts").mkdir()  # one `folder` lacks altogether
+    with pytest.warns(UserWarning, match=r"without images are not classes: \['notes'\]"):
+        trn, val, preproc = images_from_folder(shape_folder, val_folder=val_root, verbose=0)
+    assert preproc.class_names == ["cross", "square"]
+    assert (len(trn), len(val)) == (40, 2) and sorted(np.asarray(val.y).tolist()) == [0, 1]
+    # A validation sub-folder with images must be a class of `folder`, with images there.
+    write_png(val_root / "notes" / "0.png", np.zeros((16, 16), "uint8"))
+    with pytest.warns(UserWarning), pytest.raises(
+        ValueError, match=r"`val_folder` has class folders with images \['notes'\] that are "
+                          r"not classes of `folder` \(missing there, or without images\)"):
+        images_from_folder(shape_folder, val_folder=val_root, verbose=0)
 
 
 def test_a_sub_folder_without_images_is_not_a_class(shape_folder):

@@ -17,7 +17,13 @@ import tensorflow as tf
 
 import ktlite
 from conftest import encode_bmp, encode_webp, write_png
-from ktlite.vision import ImagePredictor, image_classifier, images_from_array, plot_occlusion
+from ktlite.vision import (
+    ImagePredictor,
+    image_classifier,
+    images_from_array,
+    images_from_folder,
+    plot_occlusion,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +67,21 @@ def test_paths_bytes_and_arrays_give_the_same_predictions(predictor, shape_array
     pandas = pytest.importorskip("pandas")
     for given in (np.asarray(paths, dtype=object), np.asarray(paths), pandas.Series(paths)):
         assert predictor.predict(given) == from_arrays
+
+
+def test_a_file_whose_name_is_not_utf_8_is_read_from_a_path_or_a_loaders_array(
+    predictor, shape_arrays, tmp_path
+):
+    _, _, x_test, y_test = shape_arrays
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+    path = str(tmp_path / "a" / os.fsdecode(b"caf\xe9.png"))  # as os.listdir reads Latin-1
+    with open(path, "wb") as handle:
+        handle.write(_png(x_test[0]))
+    write_png(tmp_path / "b" / "0.png", x_test[1])
+    assert predictor.predict(path) == y_test[0]
+    trn, _, _ = images_from_folder(tmp_path, val_pct=0, verbose=0)
+    assert predictor.predict(trn.x) == list(y_test[:2])
 
 
 def test_float_and_rgb_arrays_read_as_the_training_pipeline_reads_them(predictor, shape_arrays):
