@@ -2,7 +2,9 @@
 
 The tokenization is the target side of `ktlite.seq2seq.PairPreprocessor` (a text becomes
 ``[CLS] w1 .. wn`` as input and ``w1 .. wn [SEP]`` as labels), so both tasks share one
-normalization, vocabulary learner and in-graph detokenizer.
+normalization, vocabulary learner and in-graph detokenizer. A text longer than the context
+is cut without an end: ``[CLS] w1 .. wk`` and ``w1 .. wk+1``, so the model never learns
+to end a text where the context ends.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class LMPreprocessor(PairPreprocessor):
 
     task = "generation"
     predictor_class = "ktlite.generation.predictor.GenerationPredictor"
+    # A text longer than the context goes on: its last label is its next token, not an end.
+    ends_cut_targets = False
 
     def __init__(
         self, maxlen: int | None = None, vocab_size: int = DEFAULT_VOCAB_SIZE,

@@ -161,6 +161,9 @@ class PairPreprocessor:
 
     task = "seq2seq"
     predictor_class = "ktlite.seq2seq.predictor.TranslationPredictor"
+    # A target cut to the width ends there: a translation must stop within its width. A
+    # language model's text goes on past its context instead (`LMPreprocessor`).
+    ends_cut_targets = True
 
     def __init__(
         self,
@@ -391,8 +394,9 @@ class PairPreprocessor:
 
         Returns:
             ``(decoder_ids, target_ids)``, both ``int32`` ``(batch, width)``:
-            ``[CLS] w1 .. wn`` and ``w1 .. wn [SEP]``, padded with 0 (``wn`` truncated to
-            fit).
+            ``[CLS] w1 .. wn`` and ``w1 .. wn [SEP]``, padded with 0. A longer target is cut:
+            to ``[CLS] w1 .. wk`` and ``w1 .. wk [SEP]`` when `ends_cut_targets` (the
+            class's choice), else to ``[CLS] w1 .. wk`` and ``w1 .. wk+1``.
 
         Raises:
             ValueError: when not fitted, or `width` is below 1.
@@ -404,15 +408,17 @@ class PairPreprocessor:
         import tensorflow as tf
 
         self._check_fitted()
-        pieces = self._pieces(targets, "target")[:, : self.target_maxlen - 1]
+        maxlen = self.target_maxlen
+        kept = maxlen - 1 if self.ends_cut_targets else maxlen
+        pieces = self._pieces(targets, "target")[:, :kept]
         rows = [pieces.nrows(), 1]
         starts = tf.fill(rows, tf.constant(START_ID, tf.int32))
         ends = tf.fill(rows, tf.constant(END_ID, tf.int32))
         full = tf.concat([starts, pieces, ends], axis=1)
-        shape = _padded_shape(width, self.target_maxlen)
+        shape = _padded_shape(width, maxlen)
         return (
-            full[:, :-1].to_tensor(default_value=PAD_ID, shape=shape),
-            full[:, 1:].to_tensor(default_value=PAD_ID, shape=shape),
+            full[:, :-1][:, :maxlen].to_tensor(default_value=PAD_ID, shape=shape),
+            full[:, 1:][:, :maxlen].to_tensor(default_value=PAD_ID, shape=shape),
         )
 
     def transform(self, pair: dict[str, Any], width: Any = None) -> dict[str, Any]:

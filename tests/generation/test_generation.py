@@ -179,6 +179,32 @@ def test_get_predictor_save_load_and_export_continue_prompts_alike(lm, tmp_path)
     assert predictor.describe()["serving_max_length"] == own > 2
 
 
+def test_a_text_longer_than_the_context_is_labelled_with_its_next_token_not_an_end():
+    from ktlite.seq2seq.preprocessor import END_ID, PairPreprocessor
+
+    keras.utils.set_random_seed(0)
+    long_texts = [" ".join(LETTERS[(s + i) % 6] for i in range(20)) for s in range(6)] * 50
+    trn, _, preproc = generation.texts_for_lm(long_texts, val_pct=0, vocab_size=100, maxlen=8,
+                                              verbose=0)
+    assert END_ID not in trn.y
+    cut = preproc.target_ids(["a b c d e f a b c d e f"])[0]
+    fits = preproc.target_ids(["a b c d e f a"])[0]  # 7 tokens and the end: the context
+    assert fits[-1] == END_ID
+    np.testing.assert_array_equal(cut, [*fits[:7], fits[1]])  # "a b c d e f a b"
+    # A translation's cut target still ends within its width.
+    pairs = PairPreprocessor(source_maxlen=4, target_maxlen=4, vocab_size=100)
+    pairs.fit(["x y"] * 5, ["a b c d e f"] * 5)
+    assert pairs.target_ids(["a b c d e f"])[0][-1] == END_ID
+    # Trained on such texts, a model continues to the context's edge instead of ending
+    # one token short of it.
+    model = generation.causal_lm("transformer", trn, preproc=preproc, embed_dim=32, num_heads=2,
+                                 num_layers=1, ff_dim=64, dropout=0.0, learning_rate=5e-3,
+                                 verbose=0)
+    model.fit(preproc.inputs(tf.constant(trn.x)), trn.y, batch_size=30, epochs=10, verbose=0)
+    predictor = generation.GenerationPredictor(model, preproc)
+    assert predictor.predict(["a b c", "c"], max_length=20) == ["d e f a b", "d e f a b c d"]
+
+
 def test_training_batches_are_length_bucketed_with_labels_alongside():
     trn, _, preproc = generation.texts_for_lm(_cycles(40, 2), val_texts=_cycles(4, 3),
                                               vocab_size=100, maxlen=40, verbose=0)
