@@ -31,11 +31,13 @@ from ktlite.arguments import (
     check_choice,
     check_float,
     check_int,
-    check_positive_float,
 )
 
 METHODS = ("greedy", "beam", "sample")
 _NEG = -1e9
+# Temperatures a float32 division can use: from the smallest normal float32 (sampling is
+# then greedy) to the largest (sampling is then uniform among the kept tokens).
+_MIN_TEMPERATURE, _MAX_TEMPERATURE = 2.0**-126, float(tf.float32.max)
 _MAX_SEED = 2**31 - 1
 _MASK32 = 0xFFFFFFFF
 
@@ -49,10 +51,11 @@ class DecodingOptions:
         beam_width: beams kept by beam search (``>= 1``; 1 is greedy).
         length_penalty: GNMT length penalty exponent of beam search's final ranking
             (``score / ((5 + length) / 6) ** length_penalty``; 0 ranks by log-probability).
-        temperature: divides the logits before sampling (``> 0``).
-        top_k: sample among the ``top_k`` most likely tokens (0: all).
-        top_p: sample among the most likely tokens whose probabilities add up to
-            ``top_p`` (in ``(0, 1]``; 1: all).
+        temperature: divides the logits before sampling (``> 0``, a normal float32:
+            from ``2**-126``, where sampling is greedy, to about ``3.4e38``).
+        top_k: sample among the ``top_k`` most likely tokens (0: all), at any temperature.
+        top_p: sample among the most likely tokens whose probabilities (after the
+            temperature) add up to ``top_p`` (in ``(0, 1]``; 1: all).
         seed: seed of the sampler, in [0, 2**31): the same seed gives the same text for
             the same input row, whatever the batch (each row draws its own numbers).
         use_cache: run each new token through the decoder alone (default) or re-run the
@@ -84,7 +87,8 @@ class DecodingOptions:
             "top_k": check_int(self.top_k, "top_k", 0),
             "seed": check_int(self.seed, "seed", 0, _MAX_SEED),
             "length_penalty": check_float(self.length_penalty, "length_penalty", low=0.0),
-            "temperature": check_positive_float(self.temperature, "temperature"),
+            "temperature": check_float(self.temperature, "temperature", _MIN_TEMPERATURE,
+                                       _MAX_TEMPERATURE),
             "top_p": check_float(self.top_p, "top_p", 0.0, 1.0, include_low=False),
         }
         check_bool(self.use_cache, "use_cache")
@@ -159,19 +163,27 @@ def _gumbel(seed: int, rows: Any, position: Any, vocab: Any) -> Any:
 
 
 def _sample(logits: Any, options: DecodingOptions, position: Any, rows: Any) -> Any:
-    banned = logits <= 0.5 * _NEG  # stays banned at any temperature
-    logits = tf.cast(logits, tf.float32) / options.temperature
+    logits = tf.cast(logits, tf.float32)
+    dropped = logits <= 0.5 * _NEG  # banned, at any temperature
+    # Each row's largest logit is subtracted first, so no quotient overflows at a tiny
+    # temperature (the largest logit alone is then finite: greedy). The temperature keeps
+    # the logits' order, so top-k and top-p rank the tokens by the logits themselves (a
+    # huge temperature would flush the quotients into ties).
+    scaled = (logits - tf.reduce_max(logits, axis=-1, keepdims=True)) / options.temperature
     if options.top_k:
         k = tf.minimum(options.top_k, tf.shape(logits)[-1])
         kth = tf.math.top_k(logits, k).values[:, -1:]
-        logits = tf.where(logits < kth, _NEG, logits)
+        dropped = tf.logical_or(dropped, logits < kth)
     if options.top_p < 1.0:
-        ordered = tf.sort(logits, axis=-1, direction="DESCENDING")
-        before = tf.cumsum(tf.nn.softmax(ordered), axis=-1, exclusive=True)
-        kept = tf.where(before < options.top_p, ordered, tf.float32.max)
-        logits = tf.where(logits < tf.reduce_min(kept, axis=-1, keepdims=True), _NEG, logits)
-    logits = tf.where(banned, -math.inf, logits)
-    noisy = logits + _gumbel(options.seed, rows, position, tf.shape(logits)[-1])
+        order = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
+        probabilities = tf.nn.softmax(tf.where(dropped, -math.inf, scaled))
+        before = tf.cumsum(tf.gather(probabilities, order, batch_dims=1), axis=-1,
+                           exclusive=True)
+        kept = tf.where(before < options.top_p, tf.gather(logits, order, batch_dims=1),
+                        tf.float32.max)
+        dropped = tf.logical_or(dropped, logits < tf.reduce_min(kept, axis=-1, keepdims=True))
+    noisy = tf.where(dropped, -math.inf, scaled) + _gumbel(
+        options.seed, rows, position, tf.shape(logits)[-1])
     return tf.argmax(noisy, axis=-1, output_type=tf.int32)
 
 

@@ -72,6 +72,26 @@ def test_tiny_top_p_keeps_only_the_most_likely_token(translator):
     )
 
 
+def test_a_tiny_temperature_samples_the_most_likely_token():
+    from ktlite.seq2seq.decoding import _sample
+
+    # Logits over 34 divided by 1e-37 overflowed to inf: the first of them was taken.
+    logits = tf.constant([[-1e9, 40.0, 50.0, 1.0, -3.0], [50.0, 25.0, -1.0, 0.0, 75.0]])
+    for temperature in (1e-37, 2.0**-126, 1e-20):
+        options = DecodingOptions(method="sample", temperature=temperature)
+        for seed_row in range(3):
+            picked = _sample(logits, options, 0, tf.constant([seed_row, seed_row + 7]))
+            np.testing.assert_array_equal(picked.numpy(), [2, 4])
+
+
+def test_top_k_and_top_p_keep_the_most_likely_token_at_a_huge_temperature(translator):
+    sources, _ = task_pairs(20, seed=7)
+    greedy = _ids(translator, sources)
+    for narrow in ({"top_k": 1}, {"top_p": 1e-6}):
+        np.testing.assert_array_equal(
+            _ids(translator, sources, method="sample", temperature=1e38, **narrow), greedy)
+
+
 def test_max_length_caps_the_output_and_blank_sources_give_empty_strings(translator):
     sources = ["copy a b c d", "   ", ""]
     assert _translate(translator, sources, max_length=2) == ["a b", "", ""]
