@@ -18,11 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from ktlite._console import warn
+
 __all__ = [
     "check_csv_file",
     "written_as_codes",
     "label_column_list",
     "read_csv_columns",
+    "read_csv_rows",
     "labels_from_strings",
     "check_frame_columns",
     "labels_from_frame",
@@ -130,8 +133,7 @@ def read_csv_columns(
 ) -> list[list[str]]:
     """Reads the named columns of a CSV file (``.csv`` or gzipped ``.csv.gz``).
 
-    The first row is the header. Empty rows are skipped; a row with fewer fields than the
-    header is an error. Fields may be of any size.
+    As `read_csv_rows`, without the line numbers.
 
     Args:
         path: the CSV file.
@@ -145,51 +147,138 @@ def read_csv_columns(
         One list per data row, holding the values of ``columns`` in order (as strings).
 
     Raises:
-        TypeError: if ``path`` is not a str or path, or ``sep`` or ``encoding`` not a str.
-        ValueError: for a missing or empty file, a ``sep`` of more than one character, an
-            unknown ``encoding``, missing columns, a short row, text that is not valid in
-            ``encoding``, or malformed CSV.
+        TypeError: as `read_csv_rows`.
+        ValueError: as `read_csv_rows`.
 
     Example:
         >>> rows = read_csv_columns("train.csv", ["text", "label"])
         >>> rows[0]
         ['a good film', 'pos']
     """
+    return read_csv_rows(path, columns, sep, encoding, arg, hint)[0]
+
+
+def read_csv_rows(
+    path: Any,
+    columns: list[str],
+    sep: str = ",",
+    encoding: str = "utf-8",
+    arg: str = "path",
+    hint: str = "",
+) -> tuple[list[list[str]], list[int]]:
+    """Reads the named columns of a CSV file and the line each row starts on.
+
+    The first row is the header. Empty rows are skipped. A row with fewer fields than the
+    header is an error, and so is one with more, unless the extra fields are empty (a
+    trailing delimiter): an unquoted delimiter inside a field would shift the others.
+    Quoting follows the CSV rules (a quoted field may hold the delimiter, line breaks and
+    doubled quotes); a quote that does not end its field right before a delimiter or a line
+    end is an error, and a quoted field that swallowed lines that look like rows (a stray
+    quote at the start of an unquoted field) gets a warning. Fields may be of any size.
+
+    Args:
+        path: the CSV file.
+        columns: the columns to read, in the order wanted.
+        sep: the field delimiter (default ``","``).
+        encoding: the file encoding (default ``"utf-8"``).
+        arg: the argument name used in error messages.
+        hint: appended to the missing-columns error (e.g. which arguments name them).
+
+    Returns:
+        ``(rows, lines)``: one list per data row holding the values of ``columns`` in order
+        (as strings), and the line of the file each row starts on (1 is the header).
+
+    Raises:
+        TypeError: if ``path`` is not a str or path, or ``sep`` or ``encoding`` not a str.
+        ValueError: for a missing or empty file, a ``sep`` of more than one character, an
+            unknown ``encoding``, missing or repeated columns, a short or long row, text
+            that is not valid in ``encoding``, or malformed CSV (named by line).
+
+    Example:
+        >>> rows, lines = read_csv_rows("train.csv", ["text", "label"])
+        >>> rows[0], lines[0]
+        (['a good film', 'pos'], 2)
+    """
     path = check_csv_file(path, arg, sep, encoding)
     old_limit = csv.field_size_limit()
     csv.field_size_limit(max(old_limit, 2**31 - 1))
+    start = 1
     try:
         with open_text(path, encoding) as f:
-            reader = csv.reader(f, delimiter=sep)
+            reader = csv.reader(f, delimiter=sep, strict=True)
             header = next(reader, None)
             if header is None:
                 raise ValueError(f"`{arg}` is an empty file. Received: {arg}={path!r}")
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise ValueError(
-                    f"Columns {missing} are not in {path!r}; it has columns {header}. {hint}"
-                    .rstrip()
-                )
+            _check_header(header, columns, path, hint)
             cols = [header.index(c) for c in columns]
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                if len(row) < len(header):
-                    raise ValueError(
-                        f"Row on line {line} of {path!r} has {len(row)} fields, the header "
-                        f"has {len(header)}: {row!r:.120}"
-                    )
-                rows.append([row[c] for c in cols])
-    except UnicodeDecodeError as err:
+            rows, lines = [], []
+            start = reader.line_num + 1
+            for row in reader:
+                if row:
+                    _check_row(row, header, path, start, sep)
+                    rows.append([row[c] for c in cols])
+                    lines.append(start)
+                start = reader.line_num + 1
+    except UnicodeError as err:
         raise ValueError(
             f"{path!r} is not valid {encoding}: {err}. Pass the file's `encoding`."
         ) from None
     except csv.Error as err:
-        raise ValueError(f"{path!r} is not a valid CSV file: {err}") from None
+        raise ValueError(
+            f"{path!r} is not valid CSV in the row that starts on line {start}: {err}. A "
+            "quote that starts a field must end it right before the delimiter or the line "
+            "end: write a quote inside a field as two quotes (\"\"), or remove the stray quote."
+        ) from None
     finally:
         csv.field_size_limit(old_limit)
-    return rows
+    return rows, lines
+
+
+def _check_header(header: list[str], columns: list[str], path: str, hint: str) -> None:
+    """Refuses a header that lacks one of `columns` or holds one twice (which one is
+    meant?)."""
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ValueError(
+            f"Columns {missing} are not in {path!r}; it has columns {header}. {hint}".rstrip()
+        )
+    repeated = [c for c in dict.fromkeys(columns) if header.count(c) > 1]
+    if repeated:
+        raise ValueError(
+            f"Columns {repeated} appear more than once in the header of {path!r}, so which "
+            f"one to read is unclear; rename the copies. Received: header {header}"
+        )
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _check_row(row: list[str], header: list[str], path: str, line: int, sep: str) -> None:
+    """Refuses a row of another width than the header (a trailing delimiter aside); warns
+    of a quoted field that looks like it swallowed rows: a field spanning lines whose every
+    line but the last holds the delimiters of the rest of a row, through at least one whole
+    line (a warning, since a quoted text of such lines is valid CSV too)."""
+    if len(row) < len(header) or any(row[len(header):]):
+        fix = f" Quote a field that holds the delimiter {sep!r}." if len(row) > len(header) else ""
+        raise ValueError(
+            f"Row on line {line} of {path!r} has {len(row)} fields, the header has "
+            f"{len(header)}: {row!r:.120}.{fix}"
+        )
+    for j, field in enumerate(row):
+        if "\n" not in field and "\r" not in field:
+            continue
+        parts = _LINE_BREAK.split(field)
+        widths = [len(header) - 1 - j] + [len(header) - 1] * (len(parts) - 2)
+        if len(parts) > 2 and sep in field and all(
+            part.count(sep) == width for part, width in zip(parts, widths)
+        ):
+            warn(
+                f"A quote opens a field on line {line} of {path!r} and swallows the "
+                f"{len(parts) - 1} lines after it, which look like rows, into that one field: "
+                f"{field!r:.120}. If they are rows, remove the stray quote, or write a quote "
+                f"inside a field as two quotes (\"\") and quote the field."
+            )
+        line += len(parts) - 1
 
 
 def written_as_codes(cells: list[str]) -> bool:
@@ -225,7 +314,9 @@ def _parse_scalar_column(values: list[str]) -> list[Any]:
         return values
 
 
-def labels_from_strings(rows: list[list[str]], label_columns: list[str], source: str) -> Any:
+def labels_from_strings(
+    rows: list[list[str]], label_columns: list[str], source: str, lines: list[int] | None = None
+) -> Any:
     """Turns label fields read from a CSV file into labels.
 
     One label column holds one label per row: integers are classes, other numbers a
@@ -237,6 +328,8 @@ def labels_from_strings(rows: list[list[str]], label_columns: list[str], source:
         rows: one list of label fields per row, in the order of ``label_columns``.
         label_columns: the label column names.
         source: the file the rows came from, for error messages.
+        lines: the line of ``source`` each row starts on (from `read_csv_rows`), named in
+            error messages beside the row's position.
 
     Returns:
         A list of ints, floats or strings (one column), or a float64 matrix
@@ -249,13 +342,16 @@ def labels_from_strings(rows: list[list[str]], label_columns: list[str], source:
         >>> labels_from_strings([["1"], ["0"]], ["label"], "train.csv")
         [1, 0]
     """
+    def where(i: int) -> str:
+        return f"data row {i}" if lines is None else f"data row {i} (line {lines[i]})"
+
     if len(label_columns) == 1:
         raw = [r[0] for r in rows]
         for i, v in enumerate(raw):
             if not v.strip():
                 raise ValueError(
-                    f"Label column {label_columns[0]!r} of {source!r} is empty on data row {i} "
-                    f"(line {i + 2}). Drop or fill rows with missing labels first."
+                    f"Label column {label_columns[0]!r} of {source!r} is empty on {where(i)}. "
+                    "Drop or fill rows with missing labels first."
                 )
         return _parse_scalar_column(raw)
     matrix = np.empty((len(rows), len(label_columns)), dtype=np.float64)
@@ -266,8 +362,8 @@ def labels_from_strings(rows: list[list[str]], label_columns: list[str], source:
             except ValueError:
                 raise ValueError(
                     f"Label column {label_columns[j]!r} of {source!r} must be numeric when "
-                    f"several label columns are used (0/1 or numbers). Received: {v!r} on line "
-                    f"{i + 2}"
+                    f"several label columns are used (0/1 or numbers). Received: {v!r} on "
+                    f"{where(i)}"
                 ) from None
     return matrix
 
@@ -282,7 +378,7 @@ def check_frame_columns(df: Any, columns: list[str], arg: str, hint: str = "") -
         hint: appended to the missing-columns error.
 
     Raises:
-        ValueError: when ``df`` is not DataFrame-like or lacks a column.
+        ValueError: when ``df`` is not DataFrame-like, or lacks or repeats a column.
 
     Example:
         >>> check_frame_columns(df, ["text", "label"], "train_df")
@@ -291,11 +387,17 @@ def check_frame_columns(df: Any, columns: list[str], arg: str, hint: str = "") -
         raise ValueError(
             f"`{arg}` must be a pandas DataFrame. Received: {arg} of type {type(df).__name__}"
         )
-    missing = [c for c in columns if c not in list(df.columns)]
+    names = list(df.columns)
+    missing = [c for c in columns if c not in names]
     if missing:
         raise ValueError(
-            f"Columns {missing} are not in `{arg}`; it has columns {list(df.columns)}. {hint}"
-            .rstrip()
+            f"Columns {missing} are not in `{arg}`; it has columns {names}. {hint}".rstrip()
+        )
+    repeated = [c for c in dict.fromkeys(columns) if names.count(c) > 1]
+    if repeated:
+        raise ValueError(
+            f"Columns {repeated} appear more than once in `{arg}`, so which one to read is "
+            f"unclear; rename or drop the copies. Received: columns {names}"
         )
 
 
@@ -316,8 +418,8 @@ def examples_from_frame(
         reads them.
 
     Raises:
-        ValueError: when ``df`` is not DataFrame-like, lacks a column, or has a missing
-            (None / NaN) cell in one of them: named by column and row label.
+        ValueError: when ``df`` is not DataFrame-like, lacks or repeats a column, or has a
+            missing (None / NaN) cell in one of them: named by column and row label.
 
     Example:
         >>> texts, labels = examples_from_frame(df, "text", ["label"], "train_df")

@@ -11,6 +11,7 @@ from ktlite.columns import (
     labels_from_frame,
     labels_from_strings,
     read_csv_columns,
+    read_csv_rows,
 )
 
 
@@ -94,3 +95,107 @@ def test_csv_options_are_checked_before_the_file_is_read(tmp_path):
     with pytest.raises(TypeError, match="`encoding` must be a str. Received: encoding=None"):
         read_csv_columns(path, ["text"], encoding=None)
     assert read_csv_columns(path, ["label"], sep=",", encoding="latin-1") == [["b"]]
+
+
+def _write(path, text):
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused_naming_the_file_and_line(tmp_path):
+    # An unquoted comma in a text made " world" the label of "hello", silently.
+    path = _write(tmp_path / "a.csv", "text,label\ngood,pos\n\nhello, world,pos\n")
+    with pytest.raises(ValueError, match=r"Row on line 4 of .*a\.csv' has 3 fields, the header "
+                                         r"has 2: \['hello', ' world', 'pos'\]\. Quote a field"):
+        read_csv_columns(path, ["text", "label"])
+    # A tab inside a TSV target cut it.
+    path = _write(tmp_path / "p.tsv", "source\ttarget\na\tb with\ttab\n")
+    with pytest.raises(ValueError, match=r"line 2 of .*p\.tsv' has 3 fields"):
+        read_csv_columns(path, ["source", "target"], sep="\t")
+
+
+def test_a_trailing_delimiter_is_no_extra_field(tmp_path):
+    path = _write(tmp_path / "a.csv", "text,label\ngood,pos,\nbad,neg,,\n")
+    assert read_csv_columns(path, ["text", "label"]) == [["good", "pos"], ["bad", "neg"]]
+
+
+def test_a_quote_that_does_not_end_its_field_is_refused_naming_the_file_and_line(tmp_path):
+    # Was read as 'Hi, she said' and 'Ciao, disse', the quotes dropped.
+    path = _write(tmp_path / "p.tsv", 'source\ttarget\na\tb\n"Hi," she said\t"Ciao," disse\n')
+    with pytest.raises(ValueError, match=r"p\.tsv' is not valid CSV in the row that starts on "
+                                         r"line 3: .*expected after '\"'.*remove the stray quote"):
+        read_csv_columns(path, ["source", "target"], sep="\t")
+    path = _write(tmp_path / "end.csv", 'text,label\n"a\nb,1\n')
+    with pytest.raises(ValueError, match=r"end\.csv' is not valid CSV in the row that starts on "
+                                         r"line 2: unexpected end of data"):
+        read_csv_columns(path, ["text", "label"])
+
+
+def test_a_stray_quote_that_swallows_rows_is_named_in_a_warning(tmp_path):
+    # 22 pairs were read as 2 without a word: the quote opened a field that ran on to the
+    # quote of 'end"'.
+    rows = "".join(f"the cat {i}\til gatto {i}\n" for i in range(20))
+    path = _write(tmp_path / "p.tsv", f'source\ttarget\nok\tva bene\n"Hi there\tCiao\n{rows}'
+                                      'end"\tfine\n')
+    with pytest.warns(UserWarning, match=r"A quote opens a field on line 3 of .*p\.tsv' and "
+                                         r"swallows the 21 lines after it.*remove the stray "
+                                         r"quote"):
+        assert len(read_csv_columns(path, ["source", "target"], sep="\t")) == 2
+
+
+def test_quoted_fields_with_delimiters_line_breaks_and_quotes_read_as_written(tmp_path):
+    content = 'text,label\n"a, b",1\n"one\ntwo, three\nfour",2\n"say ""hi""",3\nsay "hi",4\n'
+    assert read_csv_columns(_write(tmp_path / "a.csv", content), ["text", "label"]) == [
+        ["a, b", "1"], ["one\ntwo, three\nfour", "2"], ['say "hi"', "3"], ['say "hi"', "4"]
+    ]
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_files_written_by_pandas_read_back_exactly(tmp_path, sep):
+    pd = pytest.importorskip("pandas")
+    texts = ["plain", "a, b", "line one\nline two", "Dear Ann,\nthanks, see you",
+             "one\ntwo, three\nfour", '"Hi," she said', "tab\there", 'quote " inside', '""',
+             " spaced ", "crlf\r\nline", 'end"']
+    df = pd.DataFrame({"text": texts, "label": ["p", "q"] * 6})
+    df.to_csv(tmp_path / "a.csv", sep=sep, index=False)
+    assert read_csv_columns(tmp_path / "a.csv", ["text", "label"], sep=sep) == [
+        [t, y] for t, y in zip(texts, df["label"])
+    ]
+
+
+def test_read_csv_rows_gives_the_line_each_row_starts_on(tmp_path):
+    path = _write(tmp_path / "a.csv", 'text,label\na,1\n\n"b\nc",2\nd,3\n')
+    assert read_csv_rows(path, ["label"]) == ([["1"], ["2"], ["3"]], [2, 4, 6])
+    path = _write(tmp_path / "b.csv", 'text,label\na,1\n"b\nc",2\n\nd\n')
+    with pytest.raises(ValueError, match=r"Row on line 6 of .*b\.csv' has 1 fields"):
+        read_csv_columns(path, ["text", "label"])
+
+
+def test_an_empty_label_is_named_by_the_line_it_is_on():
+    # Was "line 4" (data row + 2) after a blank line or a field of several lines.
+    with pytest.raises(ValueError, match=r"empty on data row 2 \(line 7\)"):
+        labels_from_strings([["1"], ["2"], [""]], ["y"], "f", [2, 4, 7])
+    with pytest.raises(ValueError, match=r"Received: 'x' on data row 1 \(line 5\)"):
+        labels_from_strings([["1", "0"], ["x", "1"]], ["a", "b"], "f", [2, 5])
+
+
+def test_a_column_named_twice_is_refused_naming_it(tmp_path):
+    # The first "label" was read silently.
+    path = _write(tmp_path / "a.csv", "text,label,label\ngood,pos,neg\n")
+    with pytest.raises(ValueError, match=r"Columns \['label'\] appear more than once in the "
+                                         r"header of .*a\.csv'"):
+        read_csv_columns(path, ["text", "label"])
+    assert read_csv_columns(path, ["text"]) == [["good"]]
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame([["good", "pos", "neg"]], columns=["text", "label", "label"])
+    with pytest.raises(ValueError, match=r"Columns \['label'\] appear more than once in "
+                                         r"`train_df`"):
+        check_frame_columns(df, ["text", "label"], "train_df")
+
+
+def test_a_file_that_is_not_in_the_encoding_is_named_whatever_the_codec_error(tmp_path):
+    # utf-16 raised a bare UnicodeError ("UTF-16 stream does not start with BOM").
+    path = _write(tmp_path / "a.csv", "text,label\ncafé,1\n")
+    with pytest.raises(ValueError, match=r"a\.csv' is not valid utf-16: .*Pass the file's "
+                                         r"`encoding`"):
+        read_csv_columns(path, ["text"], encoding="utf-16")

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from ktlite._console import warn
 from ktlite.arguments import check_bool, check_fitted, check_int, check_seed, check_verbose
 from ktlite.columns import (
     examples_from_frame,
     label_column_list,
     labels_from_strings,
-    read_csv_columns,
+    read_csv_rows,
 )
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.text.preprocessor import (
@@ -288,9 +289,12 @@ def _read_csv(
     path: Any, text_column: str, label_columns: list[str], sep: str, encoding: str, arg: str
 ) -> tuple[list[str], Any]:
     columns = [text_column, *label_columns]
-    rows = read_csv_columns(path, columns, sep, encoding, arg, hint=_COLUMNS_HINT)
+    rows, lines = read_csv_rows(path, columns, sep, encoding, arg, hint=_COLUMNS_HINT)
+    if not rows:
+        raise ValueError(f"`{arg}` has a header but no rows. Received: {arg}={os.fspath(path)!r}")
     texts = [r[0] for r in rows]
-    return texts, labels_from_strings([r[1:] for r in rows], label_columns, os.fspath(path))
+    return texts, labels_from_strings([r[1:] for r in rows], label_columns, os.fspath(path),
+                                      lines)
 
 
 def _texts_from_tables(
@@ -391,8 +395,9 @@ def texts_from_csv(
         ``(trn, val, preproc)`` as in `texts_from_array`.
 
     Raises:
-        ValueError: for a missing file, missing columns, malformed rows, empty labels, or
-            any error `texts_from_array` raises.
+        ValueError: for a missing file, missing or repeated columns, malformed rows or
+            quoting, a file without rows, empty labels, or any error `texts_from_array`
+            raises.
 
     Example:
         >>> trn, val, preproc = texts_from_csv("train.csv", "text", "label",
@@ -464,8 +469,8 @@ def texts_from_df(
         ``(trn, val, preproc)`` as in `texts_from_array`.
 
     Raises:
-        ValueError: for missing columns, missing texts or labels (NaN; the row is named), or
-            any error `texts_from_array` raises.
+        ValueError: for missing or repeated columns, missing texts or labels (NaN; the row
+            is named), or any error `texts_from_array` raises.
 
     Example:
         >>> df = pd.DataFrame({"text": texts, "label": labels})
@@ -500,20 +505,25 @@ def _class_folders(folder: str) -> list[str]:
     )
 
 
+def _text_files(class_dir: str) -> list[str]:
+    """The paths of the ``.txt`` files in a folder (any case: ``.TXT`` too), sorted."""
+    paths = (os.path.join(class_dir, name) for name in sorted(os.listdir(class_dir))
+             if not name.startswith(".") and name.lower().endswith(".txt"))
+    return [path for path in paths if os.path.isfile(path)]
+
+
 def _read_folder(
     folder: str, classes: list[str], encoding: str
 ) -> tuple[list[str], list[str], list[str]]:
-    """Reads ``folder/<class>/*.txt`` for the given classes; returns texts, labels, extras."""
+    """Reads ``folder/<class>/*.txt`` for the given classes; returns texts, labels, and the
+    other sub-folders that hold texts."""
     texts: list[str] = []
     labels: list[str] = []
     for cls in classes:
         class_dir = os.path.join(folder, cls)
         if not os.path.isdir(class_dir):
             continue
-        for name in sorted(os.listdir(class_dir)):
-            path = os.path.join(class_dir, name)
-            if name.startswith(".") or not name.endswith(".txt") or not os.path.isfile(path):
-                continue
+        for path in _text_files(class_dir):
             try:
                 with open(path, encoding=encoding) as f:
                     texts.append(f.read())
@@ -522,7 +532,8 @@ def _read_folder(
                     f"{path!r} is not valid {encoding}: {err}. Pass the files' `encoding`."
                 ) from None
             labels.append(cls)
-    extras = [d for d in _class_folders(folder) if d not in classes]
+    extras = [d for d in _class_folders(folder)
+              if d not in classes and _text_files(os.path.join(folder, d))]
     return texts, labels, extras
 
 
@@ -542,8 +553,9 @@ def texts_from_folder(
 ) -> tuple[Any, Any, TextPreprocessor]:
     """Builds training and validation data from ``root/train/<class>/*.txt`` files.
 
-    Each sub-folder of ``root/train_folder`` is a class (sorted by name) and each ``.txt``
-    file in it one text. ``root/test_folder`` (same layout) is the validation data; when it
+    Each sub-folder of ``root/train_folder`` that holds ``.txt`` files (``.TXT`` too) is a
+    class (sorted by name) and each such file in it one text; sub-folders without them are
+    not classes (with a warning). ``root/test_folder`` (same layout) is the validation data; when it
     does not exist (or ``test_folder`` is None), ``val_pct`` of the training texts are held
     out instead.
 
@@ -570,8 +582,9 @@ def texts_from_folder(
     Raises:
         TypeError: when ``class_names`` is a single string rather than a list.
         ValueError: when ``root/train_folder`` is missing or has fewer than 2 class folders
-            with texts, a named class folder is missing, a file is not valid text in
-            ``encoding``, or the test folder has classes the training folder has not.
+            with texts (of ``class_names`` when given), a named class folder is missing, a
+            file is not valid text in ``encoding``, or the test folder has classes the
+            training folder has not.
 
     Example:
         >>> trn, val, preproc = texts_from_folder("aclImdb", train_folder="train",
@@ -596,14 +609,19 @@ def texts_from_folder(
             raise ValueError(
                 f"`class_names` {missing} have no folder in {train_dir!r}; it has {found}."
             )
-    if len(classes) < 2:
-        raise ValueError(
-            f"{train_dir!r} must hold at least 2 class folders (<class>/*.txt). "
-            f"Received: {found}"
-        )
     x_train, y_train, _ = _read_folder(train_dir, classes, encoding)
-    if not x_train:
-        raise ValueError(f"No .txt files found in the class folders of {train_dir!r}.")
+    with_texts = sorted(set(y_train))
+    if len(with_texts) < 2:
+        raise ValueError(
+            f"{train_dir!r} must hold at least 2 class folders with .txt files "
+            f"(<class>/*.txt). Received: classes with texts {with_texts} (sub-folders: {found})"
+        )
+    if class_names is None and len(with_texts) < len(classes):
+        warn(
+            f"Sub-folders of {train_dir!r} without .txt files are not classes: "
+            f"{[c for c in classes if c not in with_texts]}",
+        )
+        classes = with_texts
     x_test = y_test = None
     test_dir = None if test_folder is None else os.path.join(root, test_folder)
     if test_dir is not None and os.path.isdir(test_dir):

@@ -362,3 +362,70 @@ def test_texts_loaded_by_a_second_loader_call_are_refused_as_validation_data(tmp
     preproc.save(tmp_path / "pre")
     reloaded = TextPreprocessor.load(tmp_path / "pre")
     learner.validate(val_data=text_dataset(x[:40], y[:40], reloaded), print_report=False)
+
+
+def test_texts_from_csv_refuses_a_row_split_by_an_unquoted_comma(tmp_path):
+    # "hello, world,pos" gave the text "hello" a new class " world".
+    x, y = _corpus(4)
+    lines = [f"{t},{lab}" for t, lab in zip(x, y)] + ["hello, world,animal"]
+    (tmp_path / "t.csv").write_text("text,label\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"Row on line 14 of .*t\.csv' has 3 fields, the header "
+                                         r"has 2: \['hello', ' world', 'animal'\]"):
+        texts_from_csv(tmp_path / "t.csv", **KW)
+
+
+def test_texts_from_csv_names_the_file_without_rows_and_the_line_of_an_empty_label(tmp_path):
+    (tmp_path / "h.csv").write_text("text,label\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"`train_filepath` has a header but no rows. Received: "
+                                         r"train_filepath='.*h\.csv'"):
+        texts_from_csv(tmp_path / "h.csv", **KW)
+    # A blank line and a text of two lines: the empty label is on line 6, not data row + 2.
+    (tmp_path / "e.csv").write_text('text,label\na cat,animal\n\n"an oak\nand a fern",plant\n'
+                                    'granite,\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"empty on data row 2 \(line 6\)"):
+        texts_from_csv(tmp_path / "e.csv", **KW)
+
+
+def test_texts_from_csv_and_df_refuse_a_label_column_named_twice(tmp_path):
+    pd = pytest.importorskip("pandas")
+    x, y = _corpus(4)
+    df = pd.DataFrame({"text": x, "label": y, "other": y}).rename(columns={"other": "label"})
+    # The DataFrame raised pandas' "truth value of a Series is ambiguous".
+    with pytest.raises(ValueError, match=r"Columns \['label'\] appear more than once in "
+                                         r"`train_df`"):
+        texts_from_df(df, **KW)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(ValueError, match=r"Columns \['label'\] appear more than once in the "
+                                         r"header of .*t\.csv'"):
+        texts_from_csv(tmp_path / "t.csv", **KW)
+
+
+def test_an_empty_label_is_refused_by_every_loader_as_a_missing_one():
+    # A class named '' trained and saved, but its preprocessor and predictor did not load.
+    pd = pytest.importorskip("pandas")
+    x, y = _corpus(4)
+    y[5] = ""
+    with pytest.raises(ValueError, match=r"`y_train` holds an empty label \(''\) at index 5"):
+        texts_from_array(x, y, **KW)
+    with pytest.raises(ValueError, match=r"`y_train` holds an empty label \(''\) at index 5"):
+        texts_from_df(pd.DataFrame({"text": x, "label": y}), **KW)
+
+
+def test_texts_from_folder_warns_that_a_folder_without_texts_is_no_class(tmp_path):
+    x, y = _corpus(8)
+    _write_folder(tmp_path, "train", {c: [t for t, lab in zip(x, y) if lab == c] for c in WORDS})
+    (tmp_path / "train" / "notes").mkdir()
+    (tmp_path / "train" / "notes" / "readme.md").write_text("no texts", encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"Sub-folders of .*train' without \.txt files are not "
+                                         r"classes: \['notes'\]"):
+        trn, val, preproc = texts_from_folder(tmp_path, test_folder=None, **KW)
+    assert preproc.class_names == ["animal", "plant", "rock"]
+    assert len(trn) + len(val) == 24
+
+
+def test_texts_from_folder_reads_txt_files_whatever_the_case_of_the_extension(tmp_path):
+    x, y = _corpus(4)
+    _write_folder(tmp_path, "train", {c: [t for t, lab in zip(x, y) if lab == c] for c in WORDS})
+    (tmp_path / "train" / "rock" / "EXTRA.TXT").write_text("pumice stone", encoding="utf-8")
+    trn, val, _ = texts_from_folder(tmp_path, test_folder=None, val_pct=0, **KW)
+    assert len(trn) == 13 and "pumice stone" in list(trn.x)
