@@ -38,6 +38,7 @@ be ambiguous and an unknown label is refused.
 from __future__ import annotations
 
 import numbers
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -368,7 +369,9 @@ def _sorted_names(values: Any, name: str) -> list[str]:
     """Sorts distinct labels deterministically: numbers numerically, strings by code point.
 
     Names that differ only by surrounding spaces (" negative" and "negative", common after
-    editing a CSV by hand) stay separate classes, with a warning naming them.
+    editing a CSV by hand) or by Unicode normalization ("café" written with "é" or with "e"
+    and a combining accent, common when labels come from several sources) stay separate
+    classes, with a warning naming them.
     """
     distinct = set(values)
     if all(isinstance(v, (numbers.Number, np.number, np.bool_)) for v in distinct):
@@ -381,14 +384,20 @@ def _sorted_names(values: Any, name: str) -> list[str]:
             f"Distinct labels must have distinct text forms to be used as class names. "
             f"Received labels: {preview_values(ordered)}"
         )
-    by_stripped: dict[str, list[str]] = {}
+    by_form: dict[str, list[str]] = {}
     for label in names:
-        by_stripped.setdefault(label.strip(), []).append(label)
-    spaced = [group for group in by_stripped.values() if len(group) > 1]
-    if spaced:
+        by_form.setdefault(unicodedata.normalize("NFC", label.strip()), []).append(label)
+    alike = [group for group in by_form.values() if len(group) > 1]
+    if alike:
+        # Names that differ by normalization print the same, so their code points are shown.
+        forms = [group for group in alike if len({label.strip() for label in group}) > 1]
+        shown = "; ".join(" vs ".join(ascii(label) for label in group) for group in forms[:5])
+        codes = f" (as code points: {shown})" if forms else ""
         warn(
-            f"`{name}` holds labels that differ only by surrounding spaces, which are separate "
-            f"classes: {preview_values(spaced, limit=5)}. Strip the labels if each group is one "
+            f"`{name}` holds labels that differ only by surrounding spaces or by Unicode "
+            f"normalization (the same letters as other code points), which are separate "
+            f"classes: {preview_values(alike, limit=5)}{codes}. Strip the labels and "
+            "normalize them with unicodedata.normalize('NFC', label) if each group is one "
             "class.",
         )
     return names
@@ -417,8 +426,9 @@ def fit_labels(
         TypeError: for ``label_mode`` that is neither None nor a str, ``class_names``
             that is not a list of strings, or ``y`` that is
             not a sequence of labels (None, one string, a dict or set, a single value).
-        ValueError: for an unknown ``label_mode``, missing, mixed or ambiguous labels, a
-            single class, or labels that are not in ``class_names``.
+        ValueError: for an unknown ``label_mode``, missing (None, NaN, or an empty or
+            blank string), mixed or ambiguous labels, a single class, or labels that are not
+            in ``class_names``.
 
     Example:
         >>> fit_labels(["pos", "neg", "pos"])
@@ -433,6 +443,8 @@ def fit_labels(
         raise ValueError(f"`{name}` must not be empty. Received: {name} with 0 labels")
     mode = label_mode or infer_label_mode(arr, name)
     kind, arr = _raw_kind(arr, name)
+    if kind in (_STRINGS, _LISTS):
+        _refuse_blank_labels(arr, kind, name)
 
     if mode == "regression":
         if kind in (_STRINGS, _LISTS):
@@ -504,6 +516,18 @@ def fit_labels(
     else:
         _multilabel_matrix(arr, names, name)
     return mode, names, len(names)
+
+
+def _refuse_blank_labels(arr: np.ndarray, kind: str, name: str) -> None:
+    """Refuses empty and whitespace-only string labels as missing ones: a class without a
+    name would train, but the saved model could not be loaded back."""
+    for i, value in enumerate(arr.tolist()):
+        for label in value if kind == _LISTS else [value]:
+            if isinstance(label, str) and not label.strip():
+                raise ValueError(
+                    f"`{name}` holds an empty label ({label!r}) at index {i}. Drop or fill "
+                    f"missing labels first. Received: {name}[{i}]={value!r}"
+                )
 
 
 def _matrix_rows_as_lists(arr: np.ndarray, name: str) -> np.ndarray:

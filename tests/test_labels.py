@@ -354,3 +354,27 @@ def test_preview_values_cuts_long_values_and_long_lists():
     assert preview_values(["a", "b", "c"], limit=2) == "['a', 'b', ...]"
     shown = preview_values(["x" * 1000, 7])
     assert shown == "['" + "x" * 56 + "..., 7]" and len(shown) < 70
+
+
+@pytest.mark.parametrize(
+    "y, match",
+    [
+        (["pos", "neg", ""], r"holds an empty label \(''\) at index 2.*Received: y_train\[2\]=''"),
+        (np.array(["pos", "  ", "neg"]), r"holds an empty label \('  '\) at index 1"),
+        ([["a", ""], ["b"]], r"holds an empty label \(''\) at index 0.*"
+                             r"Received: y_train\[0\]=\['a', ''\]"),
+    ],
+)
+def test_empty_and_blank_string_labels_are_refused_like_missing_ones(y, match):
+    # They became a class named '' that trained and saved, but whose model did not load.
+    with pytest.raises(ValueError, match=match):
+        fit_labels(y, name="y_train")
+
+
+def test_labels_that_differ_only_by_unicode_normalization_are_warned_with_their_code_points():
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    with pytest.warns(UserWarning, match=r"differ only by surrounding spaces or by Unicode "
+                      r"normalization.*as code points: 'cafe\\u0301' vs 'caf\\xe9'.*"
+                      r"unicodedata.normalize\('NFC', label\)"):
+        _, names, _ = fit_labels([nfc, nfd, "neg"], name="y_train")
+    assert names == sorted([nfc, nfd, "neg"])  # still separate classes, as given
