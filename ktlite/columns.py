@@ -133,11 +133,12 @@ def read_csv_columns(
 ) -> list[list[str]]:
     """Reads the named columns of a CSV file (``.csv`` or gzipped ``.csv.gz``).
 
-    As `read_csv_rows`, without the line numbers.
+    As `read_csv_rows`, without the header and the line numbers.
 
     Args:
         path: the CSV file.
-        columns: the columns to read, in the order wanted.
+        columns: the columns to read, in the order wanted; None reads every column (whose
+            names must then be distinct).
         sep: the field delimiter (default ``","``).
         encoding: the file encoding (default ``"utf-8"``).
         arg: the argument name used in error messages.
@@ -155,18 +156,18 @@ def read_csv_columns(
         >>> rows[0]
         ['a good film', 'pos']
     """
-    return read_csv_rows(path, columns, sep, encoding, arg, hint)[0]
+    return read_csv_rows(path, columns, sep, encoding, arg, hint)[1]
 
 
 def read_csv_rows(
     path: Any,
-    columns: list[str],
+    columns: list[str] | None = None,
     sep: str = ",",
     encoding: str = "utf-8",
     arg: str = "path",
     hint: str = "",
-) -> tuple[list[list[str]], list[int]]:
-    """Reads the named columns of a CSV file and the line each row starts on.
+) -> tuple[list[str], list[list[str]], list[int]]:
+    """Reads the named columns (or all) of a CSV file and the line each row starts on.
 
     The first row is the header. Empty rows are skipped. A row with fewer fields than the
     header is an error, and so is one with more, unless the extra fields are empty (a
@@ -178,15 +179,17 @@ def read_csv_rows(
 
     Args:
         path: the CSV file.
-        columns: the columns to read, in the order wanted.
+        columns: the columns to read, in the order wanted; None reads every column (whose
+            names must then be distinct).
         sep: the field delimiter (default ``","``).
         encoding: the file encoding (default ``"utf-8"``).
         arg: the argument name used in error messages.
         hint: appended to the missing-columns error (e.g. which arguments name them).
 
     Returns:
-        ``(rows, lines)``: one list per data row holding the values of ``columns`` in order
-        (as strings), and the line of the file each row starts on (1 is the header).
+        ``(header, rows, lines)``: the header's column names, one list per data row holding
+        the values of ``columns`` in order (as strings), and the line of the file each row
+        starts on (1 is the header).
 
     Raises:
         TypeError: if ``path`` is not a str or path, or ``sep`` or ``encoding`` not a str.
@@ -195,7 +198,7 @@ def read_csv_rows(
             that is not valid in ``encoding``, or malformed CSV (named by line).
 
     Example:
-        >>> rows, lines = read_csv_rows("train.csv", ["text", "label"])
+        >>> header, rows, lines = read_csv_rows("train.csv", ["text", "label"])
         >>> rows[0], lines[0]
         (['a good film', 'pos'], 2)
     """
@@ -209,6 +212,7 @@ def read_csv_rows(
             header = next(reader, None)
             if header is None:
                 raise ValueError(f"`{arg}` is an empty file. Received: {arg}={path!r}")
+            columns = header if columns is None else columns
             _check_header(header, columns, path, hint)
             cols = [header.index(c) for c in columns]
             rows, lines = [], []
@@ -231,7 +235,7 @@ def read_csv_rows(
         ) from None
     finally:
         csv.field_size_limit(old_limit)
-    return rows, lines
+    return header, rows, lines
 
 
 def _check_header(header: list[str], columns: list[str], path: str, hint: str) -> None:

@@ -9,7 +9,6 @@ as their in-graph transform.
 
 from __future__ import annotations
 
-import csv
 import functools
 import os
 import re
@@ -20,7 +19,7 @@ import numpy as np
 
 from ktlite.arguments import check_seed, check_verbose
 from ktlite._console import say
-from ktlite.columns import check_csv_file, label_column_list, open_text, written_as_codes
+from ktlite.columns import label_column_list, read_csv_rows, written_as_codes
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.tabular import columns as _columns
 from ktlite.tabular.preprocessor import DEFAULT_MAX_CATEGORIES, TabularPreprocessor
@@ -361,29 +360,7 @@ def _read_csv(path: Any, sep: str, encoding: str, arg: str,
     (any case) as booleans, numeric as a DataFrame's bool column is, the rest as text
     (empty cells None). `text_columns` (declared categorical, or ignored), and integers
     written as codes (one with a leading zero, such as "00501") stay text as written."""
-    path = check_csv_file(path, arg, sep, encoding)
-    try:
-        with open_text(path, encoding) as handle:
-            reader = csv.reader(handle, delimiter=sep)
-            header = next(reader, None)
-            if not header:
-                raise ValueError(f"`{arg}` has no header row. Received: {arg}={path!r}")
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise ValueError(
-                        f"Line {line} of {path!r} has {len(row)} fields; the header has "
-                        f"{len(header)}."
-                    )
-                rows.append(row)
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path!r} is not valid {encoding}: {err}. Pass `encoding`.") from None
-    except csv.Error as err:
-        raise ValueError(f"{path!r} is not a valid CSV file: {err}") from None
-    if len(set(header)) != len(header):
-        raise ValueError(f"{path!r} repeats a column name in its header: {header}")
+    header, rows, _ = read_csv_rows(path, None, sep, encoding, arg)
     columns: dict[str, np.ndarray] = {}
     for j, column in enumerate(header):
         cells = [row[j] for row in rows]

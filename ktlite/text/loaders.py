@@ -289,7 +289,7 @@ def _read_csv(
     path: Any, text_column: str, label_columns: list[str], sep: str, encoding: str, arg: str
 ) -> tuple[list[str], Any]:
     columns = [text_column, *label_columns]
-    rows, lines = read_csv_rows(path, columns, sep, encoding, arg, hint=_COLUMNS_HINT)
+    _, rows, lines = read_csv_rows(path, columns, sep, encoding, arg, hint=_COLUMNS_HINT)
     if not rows:
         raise ValueError(f"`{arg}` has a header but no rows. Received: {arg}={os.fspath(path)!r}")
     texts = [r[0] for r in rows]

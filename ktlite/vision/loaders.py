@@ -24,7 +24,7 @@ from ktlite.columns import (
     examples_from_frame,
     label_column_list,
     labels_from_strings,
-    read_csv_columns,
+    read_csv_rows,
 )
 from ktlite.labels import LabelEncoder, check_class_names
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
@@ -616,11 +616,11 @@ def images_from_df(
 
 
 def _read_csv(path: str, path_column: str, columns: list[str], arg: str) -> tuple[list, Any]:
-    rows = read_csv_columns(path, [path_column, *columns], arg=arg, hint=_COLUMNS_HINT)
+    _, rows, lines = read_csv_rows(path, [path_column, *columns], arg=arg, hint=_COLUMNS_HINT)
     paths = [row[0] for row in rows]
     if len(columns) > 1:
-        return paths, labels_from_strings([row[1:] for row in rows], columns, path)
-    for line, row in enumerate(rows, start=2):
+        return paths, labels_from_strings([row[1:] for row in rows], columns, path, lines)
+    for line, row in zip(lines, rows):
         if not row[1].strip():
             raise ValueError(
                 f"Label column {columns[0]!r} of {path!r} is empty on line {line}. Drop or "

@@ -127,6 +127,11 @@ def test_csv_reads_ints_floats_text_and_empty_cells(tmp_path):
     assert np.isnan(np.concatenate([trn.x["numeric"][:, 1], val.x["numeric"][:, 1]])).sum() == 6
     with pytest.raises(ValueError, match="existing CSV"):
         tabular_from_csv(tmp_path / "none.csv", "label")
+    # A stray quote is an error naming its line (was read as a field without the quotes).
+    path.write_text("\n".join(rows[:5] + ['24,"Rome" centre,1.5,1'] + rows[5:]) + "\n")
+    with pytest.raises(ValueError, match=r"t\.csv' is not valid CSV in the row that starts on "
+                                         r"line 6"):
+        tabular_from_csv(path, "label", verbose=0)
 
 
 def test_a_bool_column_is_numeric_from_a_csv_file_as_from_a_dataframe(tmp_path):

@@ -460,6 +460,9 @@ def test_csv_loader_refuses_a_blank_label_and_reads_a_byte_order_mark(shape_fold
     with pytest.raises(ValueError, match=r"Label column 'label' of .*labels.csv' is empty on "
                                          r"line 42"):
         images_from_csv(path, verbose=0)
+    path.write_text("path,label\n\n" + rows + "\ncross/0.png,\n")  # blank lines count too
+    with pytest.raises(ValueError, match=r"labels.csv' is empty on line 44"):
+        images_from_csv(path, verbose=0)
 
 
 def test_df_loader_takes_a_directory_and_a_validation_frame(shape_folder):
