@@ -30,3 +30,33 @@ def test_pieces_past_the_tokenizer_byte_limit_are_not_learned_nor_loaded():
     with pytest.raises(ValueError, match=r"at most 100 UTF-8 bytes long. Received: a longer "
                                          r"token at vocab\[5\]"):
         _validate_vocab([*SPECIAL_TOKENS, "\u0e01" * 40], "vocab")  # 120 bytes
+
+
+_LEARN_IN_A_NEW_PROCESS = """
+import json, sys
+from ktlite.datasets import load_wordnet_lexnames
+from ktlite.text.vocabulary import learn_wordpiece_vocab
+texts, _ = load_wordnet_lexnames("train")
+print(json.dumps(learn_wordpiece_vocab(texts[:1500], vocab_size=int(sys.argv[1]))))
+"""
+
+
+def test_the_same_texts_give_the_same_vocabulary_in_every_process():
+    # The trainer numbered continuations ("##e") in a hash map's order, which changes from
+    # process to process: ids moved, and ties between equal counts picked other pieces.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def learn(size):
+        done = subprocess.run([sys.executable, "-c", _LEARN_IN_A_NEW_PROCESS, str(size)],
+                              capture_output=True, text=True, timeout=300, env=env, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first = learn(3000)
+    assert learn(3000) == first and len(first) == 3000
+    assert learn_wordpiece_vocab(["un gatto", "il cane"] * 3, vocab_size=60) == \
+        learn_wordpiece_vocab(["un gatto", "il cane"] * 3, vocab_size=60)
