@@ -111,20 +111,26 @@ class _Runner:
         self.steps, self.context, self.use_cache = steps, context, use_cache
 
     def first(self, ids: Any, length: Any, total: Any) -> tuple[Any, list[Any]]:
-        """Logits of position `length - 1` after reading `ids[:, :length]`."""
+        """float32 logits of position `length - 1` after reading `ids[:, :length]`."""
         if not self.use_cache:
-            return self.steps.full(ids[:, :length], self.context)[:, -1], []
+            return _float32(self.steps.full(ids[:, :length], self.context)[:, -1]), []
         caches = self.steps.init_caches(tf.shape(ids)[0], total)
         logits, caches = self.steps.step(ids[:, :length], 0, caches, self.context)
-        return logits[:, -1], caches
+        return _float32(logits[:, -1]), caches
 
     def next(self, ids: Any, position: Any, caches: list[Any]) -> tuple[Any, list[Any]]:
-        """Logits of `position` once the token there is known."""
+        """float32 logits of `position` once the token there is known."""
         if not self.use_cache:
-            return self.steps.full(ids[:, : position + 1], self.context)[:, -1], caches
+            return _float32(self.steps.full(ids[:, : position + 1], self.context)[:, -1]), caches
         logits, caches = self.steps.step(ids[:, position : position + 1], position, caches,
                                          self.context)
-        return logits[:, -1], caches
+        return _float32(logits[:, -1]), caches
+
+
+def _float32(logits: Any) -> Any:
+    """Logits as float32: a model built under a mixed precision policy gives float16 or
+    bfloat16 ones, and the decoding loop keeps one dtype."""
+    return tf.cast(logits, tf.float32)
 
 
 def _ban_mask(logits: Any, banned_ids: tuple[int, ...]) -> Any:
@@ -163,7 +169,6 @@ def _gumbel(seed: int, rows: Any, position: Any, vocab: Any) -> Any:
 
 
 def _sample(logits: Any, options: DecodingOptions, position: Any, rows: Any) -> Any:
-    logits = tf.cast(logits, tf.float32)
     dropped = logits <= 0.5 * _NEG  # banned, at any temperature
     # Each row's largest logit is subtracted first, so no quotient overflows at a tiny
     # temperature (the largest logit alone is then finite: greedy). The temperature keeps
@@ -249,14 +254,14 @@ def decode(
         forced = position < lengths
         # Greedy and sampling read the logits as they are (a row's log-softmax only shifts
         # it); beam search adds log-probabilities across steps.
-        logits = tf.cast(logits, tf.float32) + ban
+        allowed = logits + ban
         if options.method == "sample":
-            chosen = _sample(logits, options, position, row_index)
+            chosen = _sample(allowed, options, position, row_index)
         elif options.method == "greedy":
-            chosen = tf.cast(tf.argmax(logits, axis=-1), tf.int32)
+            chosen = tf.cast(tf.argmax(allowed, axis=-1), tf.int32)
         token = tf.where(forced, ids[:, position], tf.zeros_like(lengths))
         if options.method == "beam":
-            log_probs = tf.nn.log_softmax(logits)
+            log_probs = tf.nn.log_softmax(allowed)
             vocab = tf.shape(log_probs)[-1]
             only = tf.where(finished, 0, token)  # finished beams continue with padding only
             pinned = tf.one_hot(only, vocab, on_value=0.0, off_value=_NEG)

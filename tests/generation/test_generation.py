@@ -66,6 +66,24 @@ def test_a_prompt_longer_than_the_context_is_cut_from_the_left_with_one_warning(
         assert len(fresh.predict("x y z a b c x", max_length=5).split()) <= 1
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_a_model_built_under_a_global_mixed_policy_decodes_as_in_float32(lm, policy):
+    # Its logits are float16 / bfloat16: the decoding loop mixed them with float32 ones.
+    model, preproc = lm
+    try:
+        keras.mixed_precision.set_global_policy(policy)
+        mixed = generation.causal_lm("transformer", preproc=preproc, embed_dim=32, num_heads=2,
+                                     num_layers=1, ff_dim=64, dropout=0.0, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    mixed.set_weights(model.get_weights())
+    prompts = ["c d", "f a b c"]
+    ours, theirs = generation.GenerationPredictor(mixed, preproc), generation.GenerationPredictor(
+        model, preproc)
+    for options in ({}, {"beam_width": 2}, {"method": "sample", "top_k": 1}):
+        assert ours.predict(prompts, **options) == theirs.predict(prompts, **options)
+
+
 def test_perplexity_per_word_of_a_uniform_model_and_of_the_trained_one(lm):
     model, preproc = lm
     texts = _cycles(5, 2)
