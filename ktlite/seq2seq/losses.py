@@ -43,6 +43,12 @@ class MaskedSequenceCrossentropy(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
         self.label_smoothing = check_rate(label_smoothing, "label_smoothing")
 
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        # The labels' padding says which positions count. A Keras mask on the logits (a
+        # head that passes the decoder's on, such as an untied `Dense`) is per token, while
+        # this loss is per sentence: Keras would multiply the two. A copy carries no mask.
+        return super().__call__(y_true, ops.copy(y_pred), sample_weight)
+
     def call(self, y_true: Any, y_pred: Any) -> Any:
         token_loss, mask = _token_losses(y_true, y_pred, self.label_smoothing)
         per_sentence = ops.sum(token_loss * mask, axis=-1)

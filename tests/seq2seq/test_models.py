@@ -35,9 +35,12 @@ def test_one_embedding_is_shared_by_encoder_decoder_and_output(pairs):
                 if isinstance(layer, TokenAndPositionEmbedding)]) == 2
 
 
-def test_trains_through_the_learner_and_lr_find(pairs):
+@pytest.mark.parametrize("tie_embeddings", [True, False])
+def test_trains_through_the_learner_and_lr_find(pairs, tie_embeddings):
+    # An untied head passed the decoder's padding mask on to the per-sentence loss, which
+    # Keras then multiplied by it: training failed at once.
     trn, val, preproc = pairs
-    model = _small(trn, preproc)
+    model = _small(trn, preproc, tie_embeddings=tie_embeddings)
     before = [w.numpy() for w in model.trainable_weights]
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=16)
     assert learner.lr_find(num_steps=20, verbose=0).suggestion > 0
