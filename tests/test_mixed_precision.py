@@ -90,6 +90,21 @@ def test_plain_sequential_model_keeps_its_output_layer_in_float32():
     assert keras.config.dtype_policy().name == "float32"  # the global policy is untouched
 
 
+def test_the_layer_with_weights_behind_a_weightless_output_layer_stays_float32():
+    # A regression head scaled back to the targets' units: the head ran in bfloat16, so
+    # predictions came in steps of 1/128 of their size (468 values for 2,000 rows).
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, name="hidden")(inputs)
+    head = keras.layers.Dense(1, name="head")(hidden)
+    model = keras.Model(inputs, keras.layers.Rescaling(5000.0, name="target_scale")(head))
+    model.compile(optimizer="adam", loss="mse")
+    mixed = distribute.prepare_model(model, mixed_precision="bfloat16")
+    policies = {layer.name: layer.dtype_policy.name for layer in mixed.layers[1:]}
+    assert policies == {"hidden": "mixed_bfloat16", "head": "float32", "target_scale": "float32"}
+    x = np.random.default_rng(0).normal(size=(2000, 4)).astype("float32")
+    assert len(np.unique(mixed.predict(x, verbose=0))) > 1990
+
+
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
 def test_learner_fit_onecycle_in_mixed_precision_then_save_and_load(tmp_path, precision):
     from ktlite import get_learner

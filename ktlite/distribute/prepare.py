@@ -323,18 +323,27 @@ def _clone_architecture(model: keras.Model, policy: str | None) -> keras.Model:
 
 
 def _output_layers(model: keras.Model) -> set:
-    """Layers whose outputs are model outputs (recursing into nested models)."""
+    """Layers whose outputs are model outputs and, behind such a layer without weights (a
+    regression head's `Rescaling`, an `Activation`), the layers feeding it, up to those with
+    weights (recursing into nested models)."""
     found: set = set()
     outputs = getattr(model, "outputs", None)
     if not outputs:
         return found
-    for tensor in tree.flatten(outputs):
-        layer = compat.producing_operation(tensor)
-        if layer is None:
+    pending = [compat.producing_operation(tensor) for tensor in tree.flatten(outputs)]
+    while pending:
+        layer = pending.pop()
+        if layer is None or layer in found or isinstance(layer, keras.layers.InputLayer):
             continue
         found.add(layer)
         if isinstance(layer, keras.Model):
             found |= _output_layers(layer)
+        elif not getattr(layer, "weights", None):
+            try:
+                inputs = tree.flatten(layer.input)
+            except (AttributeError, ValueError):  # not called, or called on several inputs
+                inputs = []
+            pending.extend(compat.producing_operation(tensor) for tensor in inputs)
     return found
 
 
