@@ -75,7 +75,9 @@ def prepare_model(
        already been used and the variables still line up), and with the **same** loss,
        loss weights and metrics objects (metric objects are re-created from their config
        so their state lives in the new scope). Under mixed precision, layers that produce
-       the model's outputs keep `float32`, so predictions and the loss stay float32.
+       the model's outputs keep `float32`, so predictions and the loss stay float32; so
+       does, behind such a layer without weights (a `Rescaling`), the layer with weights
+       that feeds it (a regression head).
     3. `float16` wraps the optimizer in a `keras.optimizers.LossScaleOptimizer`.
     4. `gradient_accumulation_steps` switches on ktlite's gradient accumulation
        (`ktlite/distribute/accumulation.py`), which, unlike the Keras optimizers' own,
