@@ -4,7 +4,8 @@
 encoder of `ktlite.models.Transformer` under a masked-LM head and returns a
 `MaskedLMLearner`: a `Learner` (so `lr_find`, `fit_onecycle`, `autofit` and checkpoints
 apply) that also writes the encoder as a **backbone** folder. Masks are drawn in the
-`tf.data` pipeline by `ktlite.text.masking.TokenMasker`, new every epoch.
+`tf.data` pipeline by `ktlite.text.masking.TokenMasker`: new every epoch for training,
+the same every pass for the texts the model is judged on.
 
 Example:
     >>> learner = text.pretrain(unlabeled_texts)
@@ -16,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import os
@@ -176,7 +178,7 @@ def _check_maskable(data: Any, name: str) -> None:
 
 
 def _masked_lm_reporter(model: keras.Model, data: Any, predict: Any) -> tuple[str, Any]:
-    """Masked-token loss and accuracy on `data` (fresh masks), for `Learner.validate`.
+    """Masked-token loss and accuracy on `data` (its masks), for `Learner.validate`.
 
     Both are means over the masked tokens of the pass; NaN when the draw masked none.
     """
@@ -190,8 +192,8 @@ def _masked_lm_reporter(model: keras.Model, data: Any, predict: Any) -> tuple[st
     if loss == 0.0 and accuracy == 0.0:
         loss = accuracy = math.nan
     result = {"loss": loss, "masked_accuracy": accuracy}
-    text = (f"masked-token accuracy {accuracy:.4f}, loss {loss:.4f} (new masks each call"
-            f"{'; none was drawn, the texts are too short' if math.isnan(loss) else ''})")
+    text = (f"masked-token accuracy {accuracy:.4f}, loss {loss:.4f}"
+            f"{' (no token was masked: the texts are too short)' if math.isnan(loss) else ''}")
     return text, result
 
 
@@ -201,11 +203,13 @@ class MaskedLMLearner(Learner):
     Built by `pretrain`. Training, the LR finder, checkpoints and callbacks work as for
     any `Learner`; `validate()` reports the masked-token accuracy. `predict` and
     `top_losses` need inputs and labels that stay put, and a masked-LM's are masks drawn
-    anew each pass, so they raise `TypeError` saying so.
+    at random, so they raise `TypeError` saying so.
 
     Attributes:
         preproc: the `TextPreprocessor` whose vocabulary the model predicts.
-        masker: the `TokenMasker` of the training data.
+        masker: the `TokenMasker` of the training data (new masks every epoch).
+        val_masker: the `TokenMasker` of the data judged (`fixed`: the same masks for the
+            same batches every pass, so one epoch's `val_loss` compares with another's).
 
     Example:
         >>> learner = text.pretrain(unlabeled_texts, val_texts=held_out_texts)
@@ -217,14 +221,21 @@ class MaskedLMLearner(Learner):
 
     def __init__(self, model: keras.Model, train_data: Any, val_data: Any, preproc: Any,
                  masker: TokenMasker, **settings: Any) -> None:
+        self.masker = masker
+        self.val_masker = TokenMasker(preproc, masker.rate, masker.whole_word, fixed=True)
         super().__init__(model, train_data, val_data, **settings)
         self.preproc = preproc
-        self.masker = masker
 
     def _check_data(self, data: Any, name: str) -> Any:
-        """As `Learner`'s; validation texts must hold a token to mask (`val_data` given to
-        `validate` or assigned later too), or their loss would read 0.0."""
+        """As `Learner`'s; texts judged (`val_data`, given to `validate` or assigned later
+        too) get the same masks every pass, and must hold a token to mask, or their loss
+        would read 0.0; training texts get new masks every epoch."""
         checked = super()._check_data(data, name)
+        masker = self.masker if name == "train_data" else self.val_masker
+        if getattr(checked, "transform", None) in (self.masker, self.val_masker) and (
+                checked.transform is not masker):
+            checked = copy.copy(checked)
+            checked.transform = masker
         if name == "val_data" and hasattr(checked, "lengths"):  # in memory, not tf.data
             _check_maskable(checked, name)
         return checked
@@ -274,7 +285,7 @@ class MaskedLMLearner(Learner):
 
 _NO_FIXED_TARGETS = (
     "`{method}` is not available on a masked-LM learner: its inputs and targets are masks "
-    "drawn anew each pass. `validate()` reports the masked-token loss and accuracy; "
+    "drawn at random. `validate()` reports the masked-token loss and accuracy; "
     "`learner.backbone` is the encoder, to fine-tune with `text_classifier(..., backbone=)`."
 )
 
@@ -308,7 +319,8 @@ def pretrain(
         val_texts: texts to report the masked-token loss and accuracy on (`validate()`,
             and the `val_` values of each epoch), or `None`: nothing is held out, and
             `learner.validate(val_data=texts)` judges texts given later. Both values are
-            means over the masked tokens, so empty texts count for nothing.
+            means over the masked tokens, so empty texts count for nothing; texts judged get
+            the same masks every pass (`TokenMasker(fixed=True)`), so epochs compare.
         maxlen: tokens per text (`None`: 99% of texts whole, see `TextPreprocessor`).
         vocab_size: the largest vocabulary (default 16000).
         mask_rate: share of tokens predicted (default 0.15; BERT's 80/10/10 corruption).
