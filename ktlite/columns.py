@@ -137,8 +137,7 @@ def read_csv_columns(
 
     Args:
         path: the CSV file.
-        columns: the columns to read, in the order wanted; None reads every column (whose
-            names must then be distinct).
+        columns: the columns to read, in the order wanted.
         sep: the field delimiter (default ``","``).
         encoding: the file encoding (default ``"utf-8"``).
         arg: the argument name used in error messages.
