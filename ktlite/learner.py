@@ -41,6 +41,7 @@ from ktlite.classifier import encoded_class_names
 from ktlite.data import TaskDataset, is_batched, make_dataset, to_arrays
 from ktlite.labels import check_class_names, preview_values
 from ktlite.validation import (
+    check_batch,
     check_class_weight,
     check_data,
     check_model,
@@ -1525,9 +1526,10 @@ class Learner:
         The model is prepared as the learner's first one was (its strategy, precision,
         `jit_compile` and gradient accumulation), which a `.keras` file does not keep
         whole. Custom layers, losses and metrics must be registered
-        (`keras.saving.register_keras_serializable`, as ktlite's are once `ktlite.layers`
-        and, for a task's own loss, its module are imported: `ktlite.seq2seq.losses`,
-        `ktlite.text.pretrain`) or given in `custom_objects`.
+        (`keras.saving.register_keras_serializable`, as ktlite's are once `ktlite.layers`,
+        `ktlite.tabular.layers` for the FT-Transformer's and, for a task's own loss, its
+        module are imported: `ktlite.seq2seq.losses`, `ktlite.text.pretrain`) or given in
+        `custom_objects`.
 
         Args:
             path: a `.keras` file written by `save_model`.
@@ -1541,7 +1543,10 @@ class Learner:
             ValueError: if `path` does not end in `.keras`, is a link, cannot be loaded
                 safely (nothing of the file is quoted), holds no compiled model or a weight
                 with NaN or infinity, or its model has another number of outputs than the
-                learner's (the learner's data and reports would not fit it).
+                learner's (the learner's data and reports would not fit it) or cannot read
+                the learner's training or validation data (the inputs it takes, their
+                shapes, the labels its loss takes: the message says what does not fit). The
+                learner keeps its model.
             FileNotFoundError: if there is no file at `path`.
 
         Example:
@@ -1560,6 +1565,7 @@ class Learner:
                 f"The model in {path!r} has {width} outputs but the learner's has {own}: "
                 "load a model trained for this learner's data. The learner's model is kept."
             )
+        self._check_reads_data(model, path)
         # Under the learner's own settings, as its first model: a checkpoint does not keep
         # ktlite's gradient accumulation or the learner's `jit_compile`. The strategy is the
         # one already resolved (a name would resolve to a new one).
@@ -1570,6 +1576,30 @@ class Learner:
         self._frozen_variables = model_tools.frozen_variables(self.model)
         model_tools.build_optimizer(self.model, self.strategy)
         return self.model
+
+    def _check_reads_data(self, model: keras.Model, path: str) -> None:
+        """Refuses a loaded `model` that cannot read the learner's data, before it replaces
+        the learner's: the checks `get_learner` runs on the data (`_check_data`), and the
+        first batch of data whose inputs a task's transform makes (those checks see only
+        its raw examples there)."""
+        # The learner's pipeline (batching, bucketing) as it would feed `model`.
+        kept, self.model = self.model, model
+        try:
+            for name, data in (("train_data", self._train_data), ("val_data", self._val_data)):
+                if data is None:
+                    continue
+                self._check_data(data, name)
+                if (isinstance(data, TaskDataset) and data.transform is not None
+                        and not data.self_supervised):  # `_check_data` checked its batch
+                    first = next(iter(self._dataset(data, training=False)[0].take(1)))
+                    check_batch(model, first, name)
+        except ValueError as err:
+            raise ValueError(
+                f"The model in {path!r} cannot read the learner's data: load a model trained "
+                f"for this learner's data. The learner's model is kept. {err}"
+            ) from None
+        finally:
+            self.model = kept
 
     def print_layers(self) -> None:
         """Prints each layer's index, name, class, trainable flag and parameter count.

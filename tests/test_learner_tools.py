@@ -1,14 +1,18 @@
 """Around the fit: validate, top losses, predict, freeze, weight decay, save/load."""
 
 import os
+import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import ktlite
 from ktlite.data import TaskDataset
-from ktlite.learner import get_learner
+from ktlite.learner import Learner, get_learner
 
 N, D = 64, 4
 
@@ -582,3 +586,69 @@ def test_freeze_and_load_model_keep_the_learners_xla_and_accumulation(tmp_path):
     before = int(learner.model.optimizer.iterations.numpy())
     learner.fit_onecycle(1e-2, 1, verbose=0)
     assert int(learner.model.optimizer.iterations.numpy()) - before == 2  # 4 batches / 2
+
+
+@pytest.mark.parametrize("transformed", [False, True])
+def test_load_model_refuses_a_model_that_cannot_read_the_data_and_keeps_its_own(
+        tmp_path, transformed):
+    # A CNN checkpoint loaded into a tabular learner was taken (same number of outputs
+    # checked only): `learner.model` became it and the next fit found no data for its input.
+    x = _x()
+    y = np.argmax(x[:, :3], axis=1)
+    data = TaskDataset(x, y, transform=lambda batch: batch * 2.0) if transformed else (x, y)
+    learner = get_learner(_model(), data, batch_size=16, verbose=0)
+    kept = learner.model
+    images = keras.Input((8, 8, 1), name="images")
+    cnn = keras.Model(images, keras.layers.Dense(3, activation="softmax")(
+        keras.layers.Flatten()(images)))
+    cnn.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    cnn.optimizer.build(cnn.trainable_variables)
+    path = tmp_path / "cnn.keras"
+    cnn.save(path)
+    with pytest.raises(ValueError) as caught:
+        learner.load_model(path)
+    message = str(caught.value)
+    assert message.startswith(
+        f"The model in {str(path)!r} cannot read the learner's data: load a model trained for "
+        "this learner's data. The learner's model is kept. `train_data"
+    )
+    assert "samples have shape (4,), but the model expects (8, 8, 1)" in message
+    assert learner.model is kept
+    learner.fit_onecycle(1e-3, 1)
+
+
+_LOAD_WITH_IMPORTS = """
+import importlib
+import sys
+import keras
+for module in sys.argv[2:]:
+    importlib.import_module(module)
+model = keras.saving.load_model(sys.argv[1], safe_mode=True)
+print(type(model.loss).__name__, [type(layer).__name__ for layer in model.layers])
+"""
+
+
+def test_a_saved_ft_transformer_reloads_compiled_with_the_imports_load_model_lists(tmp_path):
+    # `FeatureTokenizer` is registered in `ktlite.tabular.layers`, which the list lacked.
+    import pandas as pd
+
+    from ktlite import tabular
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=40), "city": rng.choice(["a", "b"], 40)})
+    df["label"] = np.where(df["x"] > 0, "yes", "no")
+    trn, _, preproc = tabular.tabular_from_df(df, label_columns="label", val_pct=0.25,
+                                              verbose=0)
+    model = tabular.tabular_classifier("ft_transformer", trn, preproc=preproc, embed_dim=8,
+                                       num_layers=1, verbose=0)
+    get_learner(model, trn, batch_size=16, verbose=0).save_model(tmp_path / "ft.keras")
+    imports = re.findall(r"`(ktlite(?:\.\w+)+)`", Learner.load_model.__doc__)
+    assert "ktlite.layers" in imports
+    # A fresh process that finds the ktlite under test, and nothing else of the tests.
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(ktlite.__file__))}
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_WITH_IMPORTS, str(tmp_path / "ft.keras"), *imports],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "FeatureTokenizer" in result.stdout.strip().splitlines()[-1]
