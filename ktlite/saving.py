@@ -9,7 +9,9 @@ Guarantees:
   Linux' `renameat2(RENAME_EXCHANGE)` where the file system has it, else two renames); a
   crash at any point leaves the old or the new folder, and the next save or load under the
   same path finishes or rolls back the interrupted swap. A file is written beside its target
-  and moved over it with `os.replace`. Files and folders are flushed to the disk (`fsync`)
+  and moved over it with `os.replace`; a `.keras` save killed before the move leaves its
+  hidden file, which the next save or load of that path removes (a running save holds a lock
+  on its own, which is never removed). Files and folders are flushed to the disk (`fsync`)
   before and after each rename, so the swap also survives a power loss.
 - **Locked**: savers of one path take an exclusive `flock` on a hidden `.NAME.lock` sibling
   (loaders a shared one, when they may create it), so concurrent saves serialise.
@@ -49,6 +51,8 @@ _HASH_CHUNK = 1024 * 1024
 # folder once the new one is in place, never restored (a removal the file system refused
 # would otherwise bring it back at a later load).
 _SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old|trash)-[0-9a-f]{12}$")
+# The hidden file a `.keras` save is written to beside `STEM.keras`.
+_KERAS_TMP = re.compile(r"^\.(?P<stem>.+)\.tmp-[0-9a-f]{12}\.keras$")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -484,14 +488,16 @@ def save_keras_model(model: Any, path: str | os.PathLike, include_optimizer: boo
         raise ValueError(f"`path` must end with '.keras'. Received: path={path!r}")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.tmp-{uuid.uuid4().hex[:12]}.keras")
+    _remove_dead_keras_files(target)
+    tmp, fd = _locked_keras_file(target)
     optimizer = getattr(model, "optimizer", None)
     detach = optimizer is not None and not include_optimizer
     try:
         if detach:
             model.optimizer = None
+        # Keras writes into the file it is given (`open(path, "wb")`, the locked one) with
+        # the umask already; only the rename must be atomic.
         keras.saving.save_model(model, str(tmp))
-        # Keras writes with the umask already; only the rename must be atomic.
         _fsync_path(tmp)
         os.replace(tmp, target)
         _fsync_path(target.parent)
@@ -500,9 +506,72 @@ def save_keras_model(model: Any, path: str | os.PathLike, include_optimizer: boo
             os.remove(tmp)
         raise
     finally:
+        os.close(fd)  # after the move: the lock guards the file until it is the target
         if detach:
             model.optimizer = optimizer
     return path
+
+
+# A killed `.keras` save leaves its hidden file, which must go, while a running save's must
+# stay. Folders tell the two apart by a `flock` (their savers hold `.NAME.lock`); a file is
+# locked itself instead, which puts no lock file beside every checkpoint (nor into a
+# predictor's folder, whose manifest lists every file). The kernel drops a `flock` when its
+# saver dies, however it dies (kill -9 too); each `open` locks on its own, so threads of one
+# process exclude each other too; and unlike a process id (reused, and meaningless on
+# another machine sharing the folder) a lock never makes a running save look dead.
+def _locked_keras_file(target: Path) -> tuple[Path, int]:
+    """Creates the hidden file a `.keras` save of `target` is written to, locked (`flock`)
+    until the returned descriptor is closed (not locked where there is no `flock`)."""
+    try:
+        import fcntl
+    except ImportError:  # Not POSIX: no advisory locks, and no leftovers are removed
+        fcntl = None
+    while True:
+        tmp = target.with_name(f".{target.stem}.tmp-{uuid.uuid4().hex[:12]}.keras")
+        # 0o666 & ~umask, as Keras would create it.
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # no `flock` here: no other saver can take it for a leftover either
+            return tmp, fd
+        # Until it is locked, the file looks like a killed save's: another saver that
+        # locked it first removed it. Then start over with another one.
+        if os.fstat(fd).st_nlink:
+            return tmp, fd
+        os.close(fd)
+
+
+def _remove_dead_keras_files(target: Path) -> None:
+    """Removes the hidden files that killed `.keras` saves of `target` left behind: those
+    no running save holds locked (see `_locked_keras_file`). A file the lock cannot tell
+    about (no `flock` on this file system) or that cannot be removed is left."""
+    try:
+        import fcntl
+
+        names = os.listdir(target.parent)
+    except (ImportError, OSError):
+        return
+    for name in names:
+        match = _KERAS_TMP.match(name)
+        if not match or match["stem"] != target.stem:
+            continue
+        entry = target.parent / name
+        try:
+            if not stat.S_ISREG(os.lstat(entry).st_mode):
+                continue
+            fd = os.open(entry, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:  # gone meanwhile (moved into place, or removed by another saver)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Removed while locked: a saver that created it and waits for the lock sees it
+            # gone once it gets the lock, and starts over with another file.
+            os.unlink(entry)
+        except OSError:  # a running save's, or not removable
+            pass
+        finally:
+            os.close(fd)
 
 
 def save_path_problem(path: str | os.PathLike) -> str | None:
@@ -592,6 +661,7 @@ def load_keras_model(
     import numpy as np
 
     path = check_regular_file(path)
+    _remove_dead_keras_files(path)
     try:
         model = keras.saving.load_model(str(path), custom_objects=custom_objects,
                                         compile=compile, safe_mode=True)

@@ -485,3 +485,64 @@ def test_save_path_problem_reports_a_path_it_cannot_look_up(tmp_path):
     (tmp_path / "b").symlink_to(tmp_path / "a")  # a loop: looking below it fails
     problem = saving.save_path_problem(tmp_path / "a" / "best.keras")
     assert "cannot be looked up" in problem and "best.keras" in problem
+
+
+_KILLED_KERAS_SAVE = """
+import os, sys
+import keras
+from ktlite import saving
+os.replace = lambda src, dst: os._exit(9)  # killed once written, before the move
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
+saving.save_keras_model(model, sys.argv[1])
+"""
+
+
+def test_a_killed_keras_save_leaves_nothing_behind_and_a_running_one_keeps_its_file(
+        tmp_path, monkeypatch):
+    # Each save killed with kill -9 left its hidden `.m.tmp-*.keras` (115 MB after 4 kills).
+    path = tmp_path / "m.keras"
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_KERAS_SAVE, str(path)], timeout=300, capture_output=True
+    )
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    [leftover] = os.listdir(tmp_path)
+    assert leftover.startswith(".m.tmp-") and leftover.endswith(".keras")
+
+    # A save still writing in another thread keeps its file through other saves and loads.
+    real_save, writing, finish = keras.saving.save_model, threading.Event(), threading.Event()
+
+    def slow_save(model, filepath, *args, **kwargs):
+        if threading.current_thread().name == "running-save":
+            Path(filepath).write_bytes(b"partial")
+            writing.set()
+            finish.wait(60)
+        real_save(model, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.saving, "save_model", slow_save)
+    running = threading.Thread(
+        target=saving.save_keras_model, args=(_model(), path), name="running-save"
+    )
+    running.start()
+    try:
+        assert writing.wait(60)
+        [live] = [name for name in os.listdir(tmp_path) if name != leftover]
+        saving.save_keras_model(_model(), path)
+        assert sorted(os.listdir(tmp_path)) == sorted([live, "m.keras"])
+        saving.load_keras_model(path)
+        assert (tmp_path / live).read_bytes() == b"partial"
+    finally:
+        finish.set()
+        running.join(60)
+    assert os.listdir(tmp_path) == ["m.keras"]
+    saving.load_keras_model(path)
+
+
+def test_a_killed_keras_save_is_cleaned_up_by_the_next_load(tmp_path):
+    path = tmp_path / "m.keras"
+    saving.save_keras_model(_model(), path)
+    leftover = tmp_path / ".m.tmp-0123456789ab.keras"  # as a killed save leaves it: unlocked
+    leftover.write_bytes(b"partial")
+    other = tmp_path / ".n.tmp-0123456789ab.keras"  # another file's save
+    other.write_bytes(b"partial")
+    saving.load_keras_model(path)
+    assert sorted(os.listdir(tmp_path)) == [".n.tmp-0123456789ab.keras", "m.keras"]

@@ -2,7 +2,8 @@
 
 Importing this package registers every layer with Keras, so a `.keras` file that uses
 them loads with `keras.saving.load_model(path)` (also with `safe_mode=True`) once
-`ktlite.layers` has been imported. A model compiled with a task's own loss and metrics
+`ktlite.layers` has been imported; the FT-Transformer's own layer, of a task folder,
+needs `import ktlite.tabular.layers`. A model compiled with a task's own loss and metrics
 needs those registered too, for its compile state: `import ktlite.seq2seq.losses` for
 translation and language models, `import ktlite.text.pretrain` for masked-LM
 pretraining (or `load_model(path, compile=False)`). The layers depend on Keras (and
