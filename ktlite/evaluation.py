@@ -191,6 +191,7 @@ def report(
     y_true: np.ndarray,
     y_pred: np.ndarray,
     class_names: list[str] | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[str, Any]:
     """Builds a text report and the matching result for predictions against labels.
 
@@ -199,6 +200,9 @@ def report(
         y_true: labels as fed to the model.
         y_pred: raw model outputs.
         class_names: names for the classes (or labels, for multilabel), in id order.
+        sample_weight: one weight per sample (per position, for per-position outputs, may
+            be given too), as the data gave it to the loss; None weighs all alike. The
+            scores, supports and confusion matrices are then weighted sums.
 
     Returns:
         `(text, result)`: for classification the scikit-learn classification report and the
@@ -214,8 +218,8 @@ def report(
 
     Raises:
         TypeError: if `class_names` is not a list of strings.
-        ValueError: if `class_names` does not have one name per class, or the model has
-            several outputs.
+        ValueError: if `class_names` does not have one name per class, the model has
+            several outputs, or `sample_weight` does not hold one weight per sample.
 
     Example:
         >>> text, cm = report(model, y_val, model.predict(x_val))
@@ -227,16 +231,18 @@ def report(
     task = _task_of(model, y_true, y_pred)
     if task == "sequence":
         real = np.asarray(y_true) != 0
-        right = (np.argmax(y_pred, axis=-1) == np.asarray(y_true)) & real
-        accuracy = float(right.sum() / max(1, real.sum()))
+        weight = real * _position_weights(sample_weight, real.shape)
+        right = (np.argmax(y_pred, axis=-1) == np.asarray(y_true)) * weight
+        accuracy = float(right.sum() / max(1e-12, weight.sum()))
         return (f"token accuracy {accuracy:.4f} over {int(real.sum()):,} tokens (label 0 is "
                 "padding)", {"token_accuracy": accuracy})
+    weights = None if sample_weight is None else _sample_weights(sample_weight, len(y_true))
     truth = true_labels(task, y_true)
     pred = predicted_labels(task, y_pred, loss_from_logits(model))
     if task == "regression":
         truth, pred = truth.reshape(len(truth), -1), pred.reshape(len(pred), -1)
-        mae = float(metrics.mean_absolute_error(truth, pred))
-        mse = float(metrics.mean_squared_error(truth, pred))
+        mae = float(metrics.mean_absolute_error(truth, pred, sample_weight=weights))
+        mse = float(metrics.mean_squared_error(truth, pred, sample_weight=weights))
         return f"MAE: {mae:.6g}\nMSE: {mse:.6g}", {"mae": mae, "mse": mse}
     if task == "multilabel":
         n = truth.shape[-1]
@@ -251,17 +257,43 @@ def report(
         )
     labels = list(range(n))
     text = metrics.classification_report(
-        truth, pred, labels=labels, target_names=class_names, zero_division=0
+        truth, pred, labels=labels, target_names=class_names, zero_division=0,
+        sample_weight=weights,
     )
     if task == "multilabel":
-        text = _with_samples_average(text, truth, pred)
-        matrix = metrics.multilabel_confusion_matrix(truth, pred, labels=labels)
+        text = _with_samples_average(text, truth, pred, weights)
+        matrix = metrics.multilabel_confusion_matrix(truth, pred, labels=labels,
+                                                     sample_weight=weights)
     else:
-        matrix = metrics.confusion_matrix(truth, pred, labels=labels)
+        matrix = metrics.confusion_matrix(truth, pred, labels=labels, sample_weight=weights)
     return text, matrix
 
 
-def _with_samples_average(text: str, truth: np.ndarray, pred: np.ndarray) -> str:
+def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
+    """One float weight per sample (a weight per position is averaged over the sample's
+    positions, as a per-position loss is)."""
+    weights = np.asarray(sample_weight, dtype=float)
+    if weights.ndim == 0 or len(weights) != n:
+        raise ValueError(
+            f"`sample_weight` must hold one weight per sample ({n}). Received: shape "
+            f"{weights.shape}"
+        )
+    return weights.reshape(n, -1).mean(axis=1)
+
+
+def _position_weights(sample_weight: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Weights of shape `shape` (samples, positions): a sample's weight for each of its
+    positions, or the weights given per position; ones when None."""
+    if sample_weight is None:
+        return np.ones(shape)
+    weights = np.asarray(sample_weight, dtype=float)
+    if weights.shape == shape:
+        return weights
+    return np.broadcast_to(_sample_weights(weights, shape[0])[:, None], shape)
+
+
+def _with_samples_average(text: str, truth: np.ndarray, pred: np.ndarray,
+                          weights: np.ndarray | None = None) -> str:
     """The report with its "samples avg" precision, recall and F1 replaced by means that
     score a sample with no true and no predicted labels as 1 (scikit-learn's
     `zero_division=0` scores it 0, like a wrong one). Other samples score as scikit-learn
@@ -273,7 +305,7 @@ def _with_samples_average(text: str, truth: np.ndarray, pred: np.ndarray) -> str
         precision = np.where(n_pred > 0, hits / n_pred, empty)
         recall = np.where(n_true > 0, hits / n_true, empty)
         f1 = np.where(empty, 1.0, 2 * hits / (n_true + n_pred))
-    values = iter([precision.mean(), recall.mean(), f1.mean()])
+    values = iter([np.average(v, weights=weights) for v in (precision, recall, f1)])
 
     def same_field(number: re.Match) -> str:  # the width and digits the row had
         digits = len(number[2].partition(".")[2])
@@ -341,7 +373,8 @@ def per_sample_loss(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) 
 
 
 def top_losses(
-    model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray, n: int
+    model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray, n: int,
+    sample_weight: np.ndarray | None = None,
 ) -> list[tuple[int, float, Any, Any]]:
     """Returns the `n` samples with the highest loss.
 
@@ -350,17 +383,25 @@ def top_losses(
         y_true: labels.
         y_pred: raw model outputs, in the same order.
         n: how many samples.
+        sample_weight: one weight per sample, as the data gave it to the loss: each loss
+            is weighted (a sample of weight 0 loses nothing). None weighs all alike.
 
     Returns:
         `(index, loss, true, pred)` tuples, highest loss first; `true` and `pred` are
         class ids, 0/1 lists (multilabel), values (regression) or, for per-position
         outputs, the token ids of the positions whose label is not 0, as Python objects.
 
+    Raises:
+        ValueError: as `per_sample_loss`, or if `sample_weight` does not hold one weight
+            per sample.
+
     Example:
         >>> top_losses(model, y_val, model.predict(x_val), 3)[0]
         (17, 4.2, 1, 0)
     """
     losses = per_sample_loss(model, y_true, y_pred)
+    if sample_weight is not None:
+        losses = losses * _sample_weights(sample_weight, len(losses))
     order = np.argsort(-losses, kind="stable")[:n]
     task = _task_of(model, y_true, y_pred)
     if task == "sequence":

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from ktlite.evaluation import report, top_loss_lines
+from ktlite.evaluation import report, top_loss_lines, top_losses
 
 
 def _multilabel_model(labels=3):
@@ -99,3 +99,31 @@ def test_multi_hot_labels_with_an_unknown_loss_are_reported_as_multilabel():
     truth = np.array([[1, 1, 0], [0, 1, 1], [1, 0, 0], [0, 0, 1]], dtype="float32")
     _, matrix = report(model, truth, truth * 0.8 + 0.1)
     assert matrix.shape == (3, 2, 2)
+
+
+def _softmax_model(loss="sparse_categorical_crossentropy"):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss=loss)
+    return model
+
+
+def test_reports_and_top_losses_weigh_each_sample_as_its_weight_says():
+    # The data's weights were dropped: a sample of weight 0 counted in the report and led
+    # the top losses.
+    truth = np.array([0, 1, 2, 2])
+    outputs = np.array([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.1, 0.1, 0.8]])
+    weights = np.array([0.0, 1.0, 2.0, 1.0])
+    model = _softmax_model()
+    _, matrix = report(model, truth, outputs, sample_weight=weights)
+    np.testing.assert_array_equal(matrix, [[0, 0, 0], [0, 1, 0], [0, 0, 3]])
+    assert [i for i, *_ in top_losses(model, truth, outputs, 2)] == [0, 1]
+    ranked = top_losses(model, truth, outputs, 4, sample_weight=weights)
+    assert ranked[-1][0] == 0 and ranked[-1][1] == 0.0
+    assert ranked[0][:2] == (2, pytest.approx(-2 * np.log(0.8)))  # its weight is 2
+    regression = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    regression.compile(optimizer="adam", loss="mse")
+    _, scores = report(regression, np.array([0.0, 1.0]), np.array([[10.0], [2.0]]),
+                       sample_weight=np.array([0.0, 1.0]))
+    assert scores == {"mae": 1.0, "mse": 1.0}
+    with pytest.raises(ValueError, match=r"one weight per sample \(4\)"):
+        report(model, truth, outputs, sample_weight=weights[:3])
