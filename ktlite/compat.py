@@ -37,6 +37,7 @@ __all__ = [
     "creation_strategy",
     "dataset_batch_size",
     "dataset_drop_remainder",
+    "dataset_function_steps",
     "dataset_input",
     "dataset_parents",
     "flatten_layers",
@@ -716,6 +717,46 @@ def is_batch_step(dataset: Any) -> bool:
         True
     """
     return dataset_batch_size(dataset) is not None or "Batch" in type(dataset).__name__
+
+
+def dataset_function_steps(dataset: Any) -> list[str]:
+    """The steps of the dataset that a `group_by_window`, `flat_map` or `interleave` step
+    makes of each window or element, newest first, as TensorFlow op types.
+
+    Missing public API: the function such a step applies is opaque; its traced graph says
+    how the dataset it returns is built (`bucket_by_sequence_length` is a `group_by_window`
+    whose function ends in `PaddedBatchDatasetV2`). Reads `dataset._reduce_func` or
+    `dataset._map_func` (a traced function wrapper) and walks its graph back from the
+    returned dataset through each step's first dataset input. Checked on TensorFlow 2.21.
+
+    Args:
+        dataset: a `tf.data.Dataset`.
+
+    Returns:
+        Op types such as `"BatchDatasetV2"`, `"UnbatchDataset"`, `"TensorSliceDataset"`,
+        ending in `"Placeholder"` where the function's argument (the window, or a dataset
+        it captured) is reached; empty for any other dataset.
+
+    Example:
+        >>> dataset_function_steps(ds.group_by_window(key, lambda k, w: w.batch(4), 4))
+        ['BatchDatasetV2', 'Placeholder']
+    """
+    import tensorflow as tf
+
+    wrapper = getattr(dataset, "_reduce_func", None) or getattr(dataset, "_map_func", None)
+    try:
+        outputs = wrapper.function.graph.outputs
+    except AttributeError:
+        return []
+    if len(outputs) != 1 or outputs[0].dtype != tf.variant:
+        return []  # a map function returning tensors, not a dataset
+    steps, node = [], outputs[0].op
+    while node is not None and len(steps) < 256:
+        if node.type != "Identity":
+            steps.append(node.type)
+        variants = [tensor for tensor in node.inputs if tensor.dtype == tf.variant]
+        node = variants[0].op if variants else None
+    return steps
 
 
 # ---------------------------------------------------------------------- checking the hooks

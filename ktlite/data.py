@@ -385,10 +385,15 @@ def is_batched(dataset: tf.data.Dataset) -> bool:
     A dataset counts as batched when its pipeline holds a batching step (`batch`,
     `padded_batch`, `ragged_batch`, `bucket_by_sequence_length`...) that no later `unbatch`
     undoes, found by walking back through the datasets it was built from (through `zip`
-    and `concatenate` too). Datasets from `from_generator` or `from_tensors` whose items
-    are already batches carry no such step: `ktlite.get_learner` then compares the items'
-    rank with the model's input rank, and `make_dataset(..., batched=True)` says so
-    explicitly.
+    and `concatenate` too). A `group_by_window`, `flat_map` or `interleave` step is judged
+    by the dataset its function returns: batched when that ends in a batching step (as in
+    `group_by_window(key, lambda k, w: w.batch(4), 4)` or `interleave(lambda i:
+    ds.batch(4))`), unbatched when it ends in `unbatch` or `from_tensor_slices` (as in
+    `batch(4).flat_map(tf.data.Dataset.from_tensor_slices)`), else by its input. Datasets
+    from `from_generator` or `from_tensors` whose items are already batches carry no such
+    step: `ktlite.get_learner` then compares the items' rank with the model's input rank
+    (or, for a model without symbolic inputs, takes items whose tensors all have an unknown
+    first dimension as batches), and `make_dataset(..., batched=True)` says so explicitly.
 
     Args:
         dataset: the dataset to inspect.
@@ -408,8 +413,23 @@ def is_batched(dataset: tf.data.Dataset) -> bool:
             continue
         if compat.is_batch_step(node):
             return True
-        stack.extend(compat.dataset_parents(node))
+        made_batched = _function_batching(node)
+        if made_batched:
+            return True
+        if made_batched is None:
+            stack.extend(compat.dataset_parents(node))
     return False
+
+
+def _function_batching(dataset: tf.data.Dataset) -> bool | None:
+    """Whether the datasets a `group_by_window`, `flat_map` or `interleave` step makes are
+    batched; `None` when their last steps do not say (they pass on what they were given)."""
+    for step in compat.dataset_function_steps(dataset):
+        if "Unbatch" in step or step == "TensorSliceDataset":
+            return False
+        if "Batch" in step:
+            return True
+    return None
 
 
 def _batched_num_samples(dataset: tf.data.Dataset) -> int | None:
@@ -436,17 +456,32 @@ def _batched_num_samples(dataset: tf.data.Dataset) -> int | None:
 
 
 def _pydataset_to_tf(py_dataset: Any) -> tf.data.Dataset:
-    """Wraps a `keras.utils.PyDataset` (items are batches) as a batched `tf.data.Dataset`."""
+    """Wraps a `keras.utils.PyDataset` (items are batches) as a batched `tf.data.Dataset`.
+
+    The batches' spec keeps each tensor's rank and dtype. A dimension other than the batch
+    one stays fixed only when the first two batches and the last one agree on it (Keras's
+    own adapter compares the first two), so batches padded each to its own longest
+    sequence, or images of several sizes, get `None` there.
+    """
     n_batches = len(py_dataset)
     if n_batches == 0:
         raise ValueError("`data` must hold at least one batch. Received: an empty PyDataset.")
-    first = py_dataset[0]
+    sampled = sorted({0, min(1, n_batches - 1), n_batches - 1})
+    samples = [_as_tuple(py_dataset[i]) for i in sampled]
 
-    def spec_of(value: Any) -> tf.TensorSpec:
-        tensor = tf.convert_to_tensor(value)
-        return tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype)
+    def spec_of(*values: Any) -> tf.TensorSpec:
+        tensors = [tf.convert_to_tensor(value) for value in values]
+        shapes = [tensor.shape for tensor in tensors]
+        if len({shape.rank for shape in shapes}) > 1:
+            raise ValueError(
+                "`data` must keep each part of its batches at one rank. Received: a "
+                f"PyDataset whose batches have shapes {[tuple(shape) for shape in shapes]}"
+            )
+        dims = [dim if all(shape[axis] == dim for shape in shapes) else None
+                for axis, dim in enumerate(shapes[0])]
+        return tf.TensorSpec((None, *dims[1:]), tensors[0].dtype)
 
-    signature = tf.nest.map_structure(spec_of, _as_tuple(first))
+    signature = tf.nest.map_structure(spec_of, *samples)
 
     def generate():
         for i in range(n_batches):

@@ -444,6 +444,20 @@ def test_is_batch_step(make):
     assert not compat.is_batch_step(tf.data.Dataset.range(10).map(lambda v: v + 1))
 
 
+def test_dataset_function_steps():
+    samples = tf.data.Dataset.range(10)
+    grouped = samples.group_by_window(lambda v: v % 2, lambda k, w: w.batch(4), window_size=4)
+    steps = compat.verify("dataset_function_steps",
+                          lambda: compat.dataset_function_steps(grouped) or None)
+    assert steps == ["BatchDatasetV2", "Placeholder"]
+    bucketed = samples.bucket_by_sequence_length(lambda v: tf.constant(1), [5], [4, 4])
+    assert compat.dataset_function_steps(bucketed)[0] == "PaddedBatchDatasetV2"
+    sliced = samples.batch(4).flat_map(tf.data.Dataset.from_tensor_slices)
+    assert compat.dataset_function_steps(sliced) == ["TensorSliceDataset"]
+    assert compat.dataset_function_steps(samples.map(lambda v: v + 1)) == []
+    assert compat.dataset_function_steps(samples.batch(4)) == []
+
+
 def test_no_module_outside_compat_reaches_private_keras_or_tf_api():
     root = Path(__file__).parents[1] / "ktlite"
     pattern = re.compile(r"keras\.src|tf\.__internal__|tensorflow\.python")

@@ -168,6 +168,27 @@ def test_pydataset_items_are_batches():
     assert [b[0][0, 0] for b in batches] == [0, 1, 2]
 
 
+class _PaddedBatches(keras.utils.PyDataset):
+    """Token ids padded per batch to the batch's longest sequence: widths 3, 5, 4."""
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return np.ones((2, (3, 5, 4)[i]), dtype="int32"), np.arange(2)
+
+
+def test_pydataset_batches_may_differ_in_a_non_batch_dimension():
+    ds, _ = make_dataset(_PaddedBatches(), batch_size=99)
+    assert [b[0].shape[1] for b in _batches(ds)] == [3, 5, 4]
+    assert ds.element_spec[0].shape.as_list() == [None, None]
+
+
+def test_pydataset_dimensions_the_batches_agree_on_stay_known():
+    ds, _ = make_dataset(_Batches(), batch_size=99)
+    assert ds.element_spec[0].shape.as_list() == [None, 2]
+
+
 @pytest.mark.parametrize(
     "data, error, match",
     [
@@ -240,6 +261,31 @@ def test_batching_is_found_through_zip_and_undone_by_unbatch():
     assert is_batched(tf.data.Dataset.zip((a, b)).map(lambda u, v: (u, v)))
     assert not is_batched(a.unbatch())
     assert is_batched(a.unbatch().batch(3))
+
+
+_SAMPLES = tf.data.Dataset.range(20)
+
+
+@pytest.mark.parametrize("make, batched", [
+    (lambda d: d.bucket_by_sequence_length(lambda v: tf.constant(1), [5], [4, 4]), True),
+    (lambda d: d.group_by_window(lambda v: v % 2, lambda k, w: w.batch(4), window_size=4), True),
+    (lambda d: d.group_by_window(lambda v: v % 2, lambda k, w: w, window_size=4), False),
+    (lambda d: d.batch(2).group_by_window(lambda v: v[0] % 2, lambda k, w: w, 4), True),
+    (lambda d: d.batch(4).flat_map(tf.data.Dataset.from_tensor_slices), False),
+    (lambda d: d.batch(4).flat_map(lambda v: tf.data.Dataset.from_tensors(v).unbatch()), False),
+    (lambda d: d.batch(4).flat_map(tf.data.Dataset.from_tensors), True),
+    (lambda d: d.window(4).flat_map(lambda w: w.batch(4)), True),
+    (lambda d: tf.data.Dataset.range(2).interleave(lambda i: d.batch(4)), True),
+    (lambda d: tf.data.Dataset.range(2).interleave(lambda i: d.batch(4).map(lambda v: v)), True),
+    (lambda d: tf.data.Dataset.range(2).interleave(lambda i: d), False),
+], ids=["bucket_by_sequence_length", "group_by_window", "group_by_window_of_samples",
+        "group_by_window_of_batches", "flat_map_slices", "flat_map_unbatch",
+        "flat_map_of_batches", "window_flat_map_batch", "interleave_batched",
+        "interleave_batched_then_mapped", "interleave_of_samples"])
+def test_batching_is_judged_by_what_a_windowing_or_flat_map_step_returns(make, batched):
+    dataset = make(_SAMPLES)
+    assert is_batched(dataset) is batched
+    assert dataset.element_spec.shape.rank == int(batched)
 
 
 def test_batched_flag_overrides_detection():
