@@ -111,6 +111,15 @@ def _static_batches(dataset: tf.data.Dataset) -> bool:
     return all(spec.shape.rank and spec.shape[0] is not None for spec in specs)
 
 
+def _leading_dims_unknown(spec: Any) -> bool:
+    """Whether every tensor of a dataset's items has a first dimension of unknown size."""
+    specs = tf.nest.flatten(spec)
+    return bool(specs) and all(
+        isinstance(leaf, tf.TensorSpec) and leaf.shape.rank and leaf.shape[0] is None
+        for leaf in specs
+    )
+
+
 def _check_finite(dataset: tf.data.Dataset, name: str, fix: str) -> None:
     """Refuses a dataset that repeats forever (`.repeat()`): a pass over it never ends;
     `fix` says what to do instead."""
@@ -486,11 +495,19 @@ class Learner:
         return tf.nest.map_structure(restore, outputs)
 
     def _batched_hint(self, data: Any) -> bool | None:
-        """For a dataset with no batching step, whether its items have the model's rank."""
+        """For a dataset with no batching step, whether its items are batches.
+
+        With one symbolic model input: whether they have its rank. With none to compare
+        with (a subclassed model, a `Sequential` without `Input`): when every tensor of an
+        item has an unknown leading dimension (as batches from `from_generator` do), they
+        are taken as batches, as Keras takes any dataset. `None`: left to `is_batched`.
+        """
         if not isinstance(data, tf.data.Dataset) or is_batched(data):
             return None
         inputs = getattr(self.model, "inputs", None) or []
         spec = data.element_spec
+        if not inputs:
+            return _leading_dims_unknown(spec) or None
         x_spec = spec[0] if isinstance(spec, tuple) else spec
         if len(inputs) != 1 or not isinstance(x_spec, tf.TensorSpec):
             return None
@@ -513,7 +530,15 @@ class Learner:
         return self._cache[key][2]
 
     def _train_steps(self) -> int:
-        """Batches in one pass over the training data (counted once if unknown)."""
+        """Batches in one pass over the training data (counted once if unknown).
+
+        A dataset of unknown length is counted over one pass, and each epoch then trains
+        that many batches: the fit is planned on them (the schedule, ktlite's gradient
+        accumulation groups, the progress bar). A dataset whose length varies from pass to
+        pass (a random `filter`, `rejection_resample`) is repeated and cut to that length,
+        as `lr_find` cuts its sweep, so an epoch may end within a pass or go on into the
+        next one, where a fixed length would fail mid-fit.
+        """
         dataset, _ = self._cached("train", self.train_data, True)  # may reset the count
         if self._steps_cache is None:
             _check_finite(
@@ -525,7 +550,11 @@ class Learner:
             if steps < 0:
                 steps = int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
                 # Telling Keras the length avoids its "ran out of data" warning each fit.
-                counted = dataset.apply(tf.data.experimental.assert_cardinality(steps))
+                # `repeat()` ends at a pass that yields nothing, so a one-shot generator
+                # still fails the assertion rather than looping.
+                counted = dataset.repeat().take(steps).apply(
+                    tf.data.experimental.assert_cardinality(steps)
+                )
                 source, settings, (_, n) = self._cache["train"]
                 self._cache["train"] = (source, settings, (counted, n))
             if steps == 0:
@@ -1633,8 +1662,14 @@ def get_learner(
     `keras.utils.PyDataset`. A `tf.data.Dataset` whose pipeline contains a batching step
     (`.batch()`, `.padded_batch()`...; see `ktlite.data.is_batched`), or whose items have
     the rank of the model's input (batch axis included, e.g. from `from_generator`), is used
-    as is with its own batches; otherwise it is batched with `batch_size`. A `PyDataset`'s
-    items are batches. In-memory
+    as is with its own batches; so is one whose items' tensors all have an unknown first
+    dimension (`tf.TensorSpec((None, ...))`) for a model with no symbolic input to compare
+    ranks with (a subclassed model, a `Sequential` without `keras.Input`), as Keras would
+    take it; otherwise it is batched with `batch_size` (end a pipeline of samples in
+    `.batch()` to make it unambiguous). A `PyDataset`'s items are batches. A training
+    dataset of unknown length is counted once, and every epoch trains that many batches:
+    where its length varies from pass to pass (a random `filter`), an epoch may end within a
+    pass or go on into the next. In-memory
     data is checked up front (lengths, NaN/inf, labels against the model's output and loss);
     datasets are checked on their first batch.
 

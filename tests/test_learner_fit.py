@@ -599,6 +599,33 @@ def test_training_data_that_repeats_forever_needs_steps_per_epoch_and_no_lr_find
     assert len(learner.fit_onecycle(1e-2, 1, steps_per_epoch=3).history["loss"]) == 1
 
 
+def _varying_passes():
+    """Batches of samples, of unknown length, whose passes shrink: 6, 5, 4, 3, 3... batches."""
+    x, y = _data()
+    passes = iter(range(10_000))
+
+    def samples():
+        n = N - BS * min(next(passes), 3)
+        yield from zip(x[:n], y[:n])
+
+    spec = (tf.TensorSpec((D,), tf.float32), tf.TensorSpec((), tf.int64))
+    return tf.data.Dataset.from_generator(samples, output_signature=spec).batch(BS)
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_training_data_whose_length_varies_between_passes_trains_the_planned_schedule(
+        accumulation):
+    model = _model()
+    learner = get_learner(model, _varying_passes(), batch_size=BS, verbose=0,
+                          gradient_accumulation_steps=accumulation)
+    updates = 3 * -(-learner._train_steps() // accumulation)
+    learner.fit_onecycle(1e-2, 3)
+    lrs = learner.step_history["lrs"]
+    assert len(lrs) == updates == int(model.optimizer.iterations.numpy())
+    np.testing.assert_allclose(lrs[-1], OneCycle(1e-2, updates).lr_at(updates - 1), rtol=1e-6)
+    assert learner.lr_find(num_steps=8, epochs=3, verbose=0).config["planned_steps"] == updates
+
+
 def test_a_schedule_covers_the_batches_keras_runs_with_steps_per_execution():
     # With steps_per_execution=3 and steps_per_epoch=5 Keras runs 6 batches an epoch; the
     # one-cycle schedule was planned for 5, so its last steps ran at lr / div_final.

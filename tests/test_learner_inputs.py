@@ -121,6 +121,29 @@ def test_batched_tf_dataset_keeps_its_own_batches():
     assert learner._train_steps() == 8
 
 
+def _dict_model():
+    a_in, b_in = keras.Input((3,), name="a"), keras.Input((1,), name="b")
+    out = keras.layers.Dense(C, activation="softmax")(keras.layers.Concatenate()([a_in, b_in]))
+    model = keras.Model({"a": a_in, "b": b_in}, out)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("group", [
+    lambda ds: ds.bucket_by_sequence_length(lambda f, label: tf.constant(1), [5], [4, 4]),
+    lambda ds: ds.group_by_window(lambda f, label: label, lambda k, w: w.batch(4), 4),
+], ids=["bucket_by_sequence_length", "group_by_window"])
+def test_a_dataset_batched_by_grouping_keeps_its_own_batches(group):
+    x, y = _data()
+    samples = tf.data.Dataset.from_tensor_slices(({"a": x[:, :3], "b": x[:, 3:]}, y))
+    model = _dict_model()
+    learner = get_learner(model, group(samples), batch_size=16, verbose=0)
+    steps = learner._train_steps()
+    assert steps >= N // 4
+    _fits(learner)
+    assert int(model.optimizer.iterations.numpy()) == steps
+
+
 def test_tf_dataset_of_unknown_length_is_counted():
     x, y = _data()
     ds = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: b >= 0).batch(16)
@@ -165,6 +188,35 @@ def test_pydataset_is_accepted():
     learner = get_learner(_model(), _Batches(), val_data=_Batches(), verbose=0)
     assert learner._train_steps() == 4
     _fits(learner)
+
+
+class _PaddedTokens(keras.utils.PyDataset):
+    """Batches of 8 token-id sequences, each padded to its own longest one."""
+
+    def __init__(self):
+        super().__init__()
+        rng = np.random.default_rng(0)
+        self.widths = (17, 19, 18, 12)
+        self.x = [rng.integers(1, 50, size=(8, width)).astype("int32") for width in self.widths]
+        self.y = [rng.integers(0, 2, size=8) for _ in self.widths]
+
+    def __len__(self):
+        return len(self.widths)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def test_pydataset_padded_per_batch_trains_and_sweeps():
+    tokens = keras.Input((None,), dtype="int32")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 4)(tokens))
+    model = keras.Model(tokens, keras.layers.Dense(2)(pooled))
+    model.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    learner = get_learner(model, _PaddedTokens(), batch_size=8, verbose=0)
+    learner.fit_onecycle(1e-3, 2, verbose=0)
+    assert len(learner.step_history["lrs"]) == 8 == int(model.optimizer.iterations.numpy())
+    assert len(learner.lr_find(num_steps=6, verbose=0).lrs) == 6
 
 
 def test_task_dataset_with_transform_is_accepted():
@@ -362,6 +414,55 @@ def test_generator_of_batches_is_recognised_by_rank():
     learner = get_learner(_model(), ds, batch_size=5, verbose=0)
     assert learner._train_steps() == 4
     _fits(learner)
+
+
+class TwoLayerNet(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(8, activation="relu")
+        self.head = keras.layers.Dense(C, activation="softmax")
+
+    def call(self, x):
+        return self.head(self.hidden(x))
+
+
+def _generated(x, y=None, size=16):
+    """A `from_generator` dataset yielding batches of `size`, batch dimension unknown."""
+    x_spec = tf.TensorSpec((None, D), tf.float32)
+    if y is None:
+        return tf.data.Dataset.from_generator(
+            lambda: (x[i:i + size] for i in range(0, len(x), size)), output_signature=x_spec)
+    return tf.data.Dataset.from_generator(
+        lambda: ((x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)),
+        output_signature=(x_spec, tf.TensorSpec((None,), tf.int64)),
+    )
+
+
+@pytest.mark.parametrize("make_model", [
+    TwoLayerNet,
+    lambda: keras.Sequential([keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(C, activation="softmax")]),
+], ids=["subclassed", "sequential_without_input"])
+def test_generator_of_batches_for_a_model_without_inputs_keeps_its_batches(make_model):
+    x, y = _data()
+    model = make_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    learner = get_learner(model, _generated(x, y), batch_size=5, verbose=0)
+    learner.fit_onecycle(1e-2, 2, verbose=0)
+    assert len(learner.step_history["lrs"]) == 8 == int(model.optimizer.iterations.numpy())
+    assert learner.predict(_generated(x)).shape == (N, C)
+
+
+def test_samples_of_known_shape_for_a_model_without_inputs_are_batched():
+    x, y = _data()
+    model = TwoLayerNet()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    samples = tf.data.Dataset.from_generator(
+        lambda: zip(x, y),
+        output_signature=(tf.TensorSpec((D,), tf.float32), tf.TensorSpec((), tf.int64)),
+    )
+    learner = get_learner(model, samples, batch_size=16, verbose=0)
+    assert learner._train_steps() == 4
 
 
 # --------------------------------------------------------------------- raw examples
