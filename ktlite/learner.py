@@ -1267,20 +1267,21 @@ class Learner:
             raise ValueError(f"No validation data: pass `val_data` here or {self._val_source}.")
         return self.val_data
 
-    def _outputs_and_labels(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Predictions and labels in the same order.
+    def _outputs_and_labels(self, data: Any) -> tuple[np.ndarray, np.ndarray, Any]:
+        """Predictions, labels and sample weights (None without) in the same order.
 
         A dataset is cached on its first pass (the labels'), and the predictions replay
         that pass, so one that reshuffles on every pass still pairs each output with its
         own label (`model.predict` splits the batches over a strategy's replicas).
         """
         if isinstance(data, TaskDataset):
-            return self._predict_in_order(data), np.asarray(data.y)
+            return self._predict_in_order(data), np.asarray(data.y), None
         dataset, _ = self._dataset(data, training=False)
         frozen = dataset.cache()
-        labels = [tf.nest.map_structure(np.asarray, batch[1]) for batch in frozen]
-        labels = tf.nest.map_structure(lambda *parts: np.concatenate(parts), *labels)
-        return self.model.predict(frozen.map(lambda *b: b[0]), verbose=0), labels
+        batches = [tf.nest.map_structure(np.asarray, batch[1:]) for batch in frozen]
+        parts = tf.nest.map_structure(lambda *pieces: np.concatenate(pieces), *batches)
+        weights = parts[1] if len(parts) > 1 else None
+        return self.model.predict(frozen.map(lambda *b: b[0]), verbose=0), parts[0], weights
 
     def validate(
         self,
@@ -1295,7 +1296,8 @@ class Learner:
         task's classes, MAE/MSE for regression (and e.g. BLEU for translation). Other data
         gets the report read from the model's loss: sparse/categorical cross-entropy is
         multiclass, binary cross-entropy is binary (one output) or multilabel (several),
-        regression losses give MAE and MSE.
+        regression losses give MAE and MSE. A dataset of `(x, y, sample_weight)` items is
+        judged with those weights, as its loss is (weighted supports and matrices).
 
         Args:
             val_data: data to judge on (same kinds as `train_data`, and `(x, y)` of raw
@@ -1326,8 +1328,8 @@ class Learner:
         if reporter is not None and class_names is None:
             text, result = reporter(self.model, data, self._predict_in_order)
         else:
-            outputs, labels = self._outputs_and_labels(data)
-            text, result = evaluation.report(self.model, labels, outputs, class_names)
+            outputs, labels, weights = self._outputs_and_labels(data)
+            text, result = evaluation.report(self.model, labels, outputs, class_names, weights)
         if print_report:
             say(text)
         return result
@@ -1342,7 +1344,8 @@ class Learner:
         Returns:
             `(index, loss, true, pred)` tuples, highest loss first: `index` is the position in
             the data, `true` / `pred` are class ids (multiclass, binary), 0/1 lists
-            (multilabel) or values (regression).
+            (multilabel) or values (regression). A dataset of `(x, y, sample_weight)`
+            items weighs each loss (a sample of weight 0 loses nothing).
 
         Raises:
             ValueError: without validation data, or with a `val_data` dataset that repeats
@@ -1352,8 +1355,8 @@ class Learner:
             >>> idx, loss, true, pred = learner.top_losses(5)[0]
         """
         n = check_positive_int(n, "n")
-        outputs, labels = self._outputs_and_labels(self._eval_data(val_data))
-        return evaluation.top_losses(self.model, labels, outputs, n)
+        outputs, labels, weights = self._outputs_and_labels(self._eval_data(val_data))
+        return evaluation.top_losses(self.model, labels, outputs, n, weights)
 
     def view_top_losses(self, n: int = 5, preproc: Any = None, val_data: Any = None) -> list[tuple]:
         """Prints the top losses with the raw examples when the data holds them.

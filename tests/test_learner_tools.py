@@ -128,6 +128,21 @@ def test_validate_on_batched_tf_dataset_matches_arrays():
                                   learner.validate(print_report=False))
 
 
+def test_a_dataset_of_weighted_samples_is_judged_with_its_weights():
+    # The weights were dropped: samples of weight 0 counted in the report and led the top
+    # losses, though the loss (and `val_loss`) leave them out.
+    learner, x, y = _classifier_learner()
+    weights = np.where(np.arange(32) < 10, 0.0, 1.0).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x[:32], y[:32], weights)).batch(7)
+    matrix = learner.validate(ds, print_report=False)
+    np.testing.assert_array_equal(matrix, learner.validate((x[10:32], y[10:32]),
+                                                           print_report=False))
+    top = learner.top_losses(32, ds)
+    assert {i for i, loss, *_ in top if loss > 0} == set(range(10, 32))
+    assert [i for i, *_ in top[:5]] == [10 + i for i, *_ in learner.top_losses(
+        5, (x[10:32], y[10:32]))]
+
+
 def test_a_dataset_that_reshuffles_each_pass_is_judged_with_each_label_by_its_output():
     keras.utils.set_random_seed(0)
     learner, x, y = _classifier_learner()
