@@ -583,9 +583,14 @@ class Learner:
         """Sweeps the learning rate exponentially per batch to find a good one.
 
         Delegates to `ktlite.lr.find_lr`: the weights, metrics, optimizer variables and
-        learning rate are exactly the same afterwards. With ktlite's gradient accumulation
-        the sweep runs with accumulation paused (one update per batch), so its suggestions
-        are for the per-step `batch_size`; see `ktlite.optimizers.scale_lr` for the effective batch.
+        learning rate are exactly the same afterwards. In-memory training data is shuffled
+        for the sweep without touching the order the next fit draws; a `tf.data` pipeline or
+        `PyDataset` of your own is read as a fit reads it, so a pipeline that reshuffles
+        from a seed (or a `PyDataset`'s `on_epoch_end`) moves on, and the next fit draws
+        another order than it would have without the sweep. With ktlite's gradient
+        accumulation the sweep runs with accumulation paused (one update per batch), so its
+        suggestions are for the per-step `batch_size`; see `ktlite.optimizers.scale_lr` for
+        the effective batch.
 
         Args:
             start_lr: first learning rate of the sweep. Default 1e-7.
@@ -1709,7 +1714,9 @@ def get_learner(
             and the LR finder count a skipped update as a step taken, so a one-cycle fit
             still ends at its last rate and a sweep at `end_lr`. `"mixed_bfloat16"` needs
             no loss scale.
-        jit_compile: XLA-compile the train step.
+        jit_compile: XLA-compile the train step. XLA draws other dropout masks than
+            the graph without it for the same seed, so runs with and without it agree in
+            their statistics, not bit for bit (without dropout, step for step).
         gradient_accumulation_steps: accumulate gradients over this many batches (the
             optimizer's own setting when `None`; see above). A model compiled with
             `steps_per_execution` > 1 keeps an optimizer's own accumulation as Keras runs
