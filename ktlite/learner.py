@@ -111,6 +111,13 @@ def _static_batches(dataset: tf.data.Dataset) -> bool:
     return all(spec.shape.rank and spec.shape[0] is not None for spec in specs)
 
 
+def _no_epochs() -> keras.callbacks.History:
+    """The `History` of a fit that ended no epoch."""
+    history = keras.callbacks.History()
+    history.epoch = []
+    return history
+
+
 def _leading_dims_unknown(spec: Any) -> bool:
     """Whether every tensor of a dataset's items has a first dimension of unknown size."""
     specs = tf.nest.flatten(spec)
@@ -178,7 +185,8 @@ class Learner:
         bucketing: whether sequence batches are length-bucketed and padded per batch
             (see `get_learner`).
         strategy: the `tf.distribute.Strategy` the model trains under.
-        history: the Keras `History` of the last fit.
+        history: the Keras `History` of the last fit (of an interrupted one, its epochs
+            that ended).
         step_history: per-step `"lrs"`, `"momentums"` and `"losses"` of the last fit.
         lr_result: the `LRFindResult` of the last `lr_find()`.
 
@@ -786,6 +794,7 @@ class Learner:
         ensure_built(self.model, train)
         optimizer = model_tools.inner_optimizer(self.model.optimizer)
         lr_before = keras.ops.convert_to_numpy(optimizer.learning_rate).copy()
+        earlier = getattr(self.model, "history", None)
         try:
             self.history = self.model.fit(
                 train,
@@ -799,6 +808,9 @@ class Learner:
             )
         except BaseException:
             self._after_interrupt(policy_callback, guard, own)
+            # Keras' `History` of this fit is on the model once an epoch has ended.
+            running = getattr(self.model, "history", None)
+            self.history = running if running is not earlier else _no_epochs()
             raise
         finally:
             # The user's optimizer keeps its own rate: a later plain `model.fit` would

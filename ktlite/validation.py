@@ -190,8 +190,8 @@ def check_class_weight(class_weight: Any, model: keras.Model) -> dict[int, float
             not a number.
         ValueError: for a negative or non-finite weight, a class id outside the
             model's classes, or a model compiled for regression or multilabel
-            classification (a binary loss over several outputs), which Keras would weigh
-            wrongly.
+            classification (a binary loss over several outputs) or with an output per
+            position (translation, language models), which Keras would weigh wrongly.
 
     Example:
         >>> check_class_weight({1: 3.0}, model_with_3_classes)
@@ -213,6 +213,17 @@ def check_class_weight(class_weight: Any, model: keras.Model) -> dict[int, float
         check_float(weight, f"class_weight[{key}]", low=0.0)
     width = output_width(model)
     name = loss_name(model) or ""
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) == 1 and len(outputs[0].shape) > 2:
+        # Keras reads one class per example, the largest entry's position in its label row:
+        # for a label per token that is a position in the sequence, not a class.
+        raise ValueError(
+            "`class_weight` weighs whole examples by their class; this model gives an "
+            f"output per position (shape {tuple(outputs[0].shape)}), where Keras would weigh "
+            "each example by the position of its largest label id. Weigh tokens with a "
+            "weighted loss, or examples with sample weights in the data, instead. "
+            f"Received: class_weight={dict(class_weight)!r:.200}"
+        )
     # Keras weighs a text by the class of its label row's largest entry: several 0/1 labels
     # would get their first positive label's weight, a number its rounded value's.
     if name in REGRESSION_LOSSES or (name.startswith("binary") and (width or 1) > 1):

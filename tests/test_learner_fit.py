@@ -306,6 +306,18 @@ def test_an_interrupt_in_a_user_callbacks_epoch_end_keeps_the_epoch_that_ended()
     _assert_weights_equal(model, recorder.weights[2])
 
 
+def test_an_interrupted_fit_leaves_its_own_history_not_the_last_fits():
+    learner = get_learner(_model(), _data(), _data(48, seed=1), batch_size=BS, verbose=0)
+    earlier = learner.fit_onecycle(1e-2, 1)
+    with pytest.raises(KeyboardInterrupt):
+        learner.autofit(5e-2, 5, callbacks=[_InterruptAt(3)])
+    assert learner.history is not earlier and learner.history.epoch == [0, 1, 2]
+    assert len(learner.history.history["val_loss"]) == 3
+    with pytest.raises(KeyboardInterrupt):
+        learner.fit_onecycle(1e-2, 2, callbacks=[_InterruptAt(0)])
+    assert learner.history.epoch == [] and learner.history.history == {}
+
+
 class _InterruptAtBatch(keras.callbacks.Callback):
     def __init__(self, batch):
         super().__init__()
@@ -456,6 +468,26 @@ def test_class_weight_is_refused_where_keras_would_weigh_by_the_wrong_class(
     model.compile(optimizer="adam", loss="binary_crossentropy")  # one output: two classes
     if outputs == 1:
         assert check_class_weight({0: 5.0}, model) == {0: 5.0, 1: 1.0}
+
+
+def test_class_weight_is_refused_for_an_output_per_position():
+    # A tagger, translation or language model: Keras weighed each sequence by the position
+    # of its largest token id, silently (or failed inside the pipeline after training began).
+    from ktlite.validation import check_class_weight
+
+    inputs = keras.Input((10,), dtype="int32")
+    x = keras.layers.Embedding(20, 4)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(5, activation="softmax")(x))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"output per position \(shape \(None, 10, 5\)\).*"
+                                         r"Received: class_weight=\{3: 0.0\}"):
+        check_class_weight({3: 0.0}, model)
+    x = np.random.default_rng(0).integers(0, 20, (16, 10))
+    learner = get_learner(model, (x, x % 5), batch_size=8, verbose=0)
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="output per position"):
+        learner.fit_onecycle(1e-2, 1, class_weight={3: 0.0})
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
 def test_bad_seed_callbacks_and_checkpoint_folder_are_refused_naming_them():
