@@ -174,7 +174,10 @@ def _sample(logits: Any, options: DecodingOptions, position: Any, rows: Any) -> 
     # temperature (the largest logit alone is then finite: greedy). The temperature keeps
     # the logits' order, so top-k and top-p rank the tokens by the logits themselves (a
     # huge temperature would flush the quotients into ties).
-    scaled = (logits - tf.reduce_max(logits, axis=-1, keepdims=True)) / options.temperature
+    top = tf.reduce_max(logits, axis=-1, keepdims=True)
+    # At the largest logit itself 0, not `top - top`: that is NaN where it is infinite (a
+    # float16 logit past 65,504), and NaN would lose every comparison.
+    scaled = tf.where(logits >= top, 0.0, logits - top) / options.temperature
     if options.top_k:
         k = tf.minimum(options.top_k, tf.shape(logits)[-1])
         kth = tf.math.top_k(logits, k).values[:, -1:]

@@ -82,6 +82,13 @@ def test_a_tiny_temperature_samples_the_most_likely_token():
         for seed_row in range(3):
             picked = _sample(logits, options, 0, tf.constant([seed_row, seed_row + 7]))
             np.testing.assert_array_equal(picked.numpy(), [2, 4])
+    # An infinite logit (a float16 one past 65,504) is the most likely token, at any
+    # temperature and with top-k or top-p too.
+    infinite = tf.constant([[1.0, 2.0, np.inf, 0.0]])
+    for options in ({}, {"top_k": 2}, {"top_p": 0.9}, {"temperature": 1e-30}):
+        picked = _sample(infinite, DecodingOptions(method="sample", **options), 0,
+                         tf.constant([0]))
+        assert picked.numpy().tolist() == [2]
 
 
 def test_top_k_and_top_p_keep_the_most_likely_token_at_a_huge_temperature(translator):
