@@ -51,19 +51,24 @@ def path_list(images: Any) -> list[str] | None:
         >>> path_list(np.array(["a.png", "b.png"], dtype=object))
         ['a.png', 'b.png']
     """
-    kinds: tuple[type, ...] = (str, os.PathLike)
-    if isinstance(images, np.ndarray):
-        # A loader's array keeps a name that is not UTF-8 as bytes (`path_array`); in a
-        # list, bytes are encoded images (the predictor's).
-        kinds += (bytes,)
+    in_array = isinstance(images, np.ndarray)
+    if in_array:
         images = images.tolist() if images.dtype.kind in "OU" and images.ndim == 1 else None
     elif is_series(images):
         images = list(images)
     if isinstance(images, (list, tuple)) and images and all(
-        isinstance(item, kinds) for item in images
+        isinstance(item, (str, os.PathLike)) or (in_array and _is_path_bytes(item))
+        for item in images
     ):
         return [os.fsdecode(item) for item in images]
     return None
+
+
+def _is_path_bytes(item: Any) -> bool:
+    """Whether `item` is a file name kept as bytes in a loader's array (`path_array`): a
+    name holds no NUL byte, which encoded images (PNG, JPEG, ...) always do, and in a
+    list bytes are encoded images (the predictor's)."""
+    return isinstance(item, bytes) and b"\0" not in item and len(item) <= 4096
 
 
 def path_array(paths: Sequence[str]) -> np.ndarray:

@@ -82,6 +82,11 @@ def test_a_file_whose_name_is_not_utf_8_is_read_from_a_path_or_a_loaders_array(
     assert predictor.predict(path) == y_test[0]
     trn, _, _ = images_from_folder(tmp_path, val_pct=0, verbose=0)
     assert predictor.predict(trn.x) == list(y_test[:2])
+    # Encoded images in such an array are not names (they hold NUL bytes).
+    from ktlite.vision.files import path_list
+
+    assert path_list(np.array([_png(x_test[0])], dtype=object)) is None
+    assert path_list(trn.x) == [os.fsdecode(p) for p in trn.x]
 
 
 def test_float_and_rgb_arrays_read_as_the_training_pipeline_reads_them(predictor, shape_arrays):
