@@ -168,9 +168,10 @@ def read_csv_rows(
 ) -> tuple[list[str], list[list[str]], list[int]]:
     """Reads the named columns (or all) of a CSV file and the line each row starts on.
 
-    The first row is the header. Empty rows are skipped. A row with fewer fields than the
-    header is an error, and so is one with more, unless the extra fields are empty (a
-    trailing delimiter): an unquoted delimiter inside a field would shift the others.
+    The first row that is not blank is the header; blank rows are skipped. A row with
+    fewer fields than the header is an error, and so is one with more, unless the extra
+    fields are empty (a trailing delimiter): an unquoted delimiter inside a field would
+    shift the others.
     Quoting follows the CSV rules (a quoted field may hold the delimiter, line breaks and
     doubled quotes); a quote that does not end its field right before a delimiter or a line
     end is an error, and a quoted field that swallowed lines that look like rows (a stray
@@ -208,7 +209,9 @@ def read_csv_rows(
     try:
         with open_text(path, encoding) as f:
             reader = csv.reader(f, delimiter=sep, strict=True)
-            header = next(reader, None)
+            # The header is the first row that is not blank, as the blank rows after it
+            # are skipped.
+            header = next((row for row in reader if row), None)
             if header is None:
                 raise ValueError(f"`{arg}` is an empty file. Received: {arg}={path!r}")
             columns = header if columns is None else columns

@@ -166,6 +166,9 @@ def test_files_written_by_pandas_read_back_exactly(tmp_path, sep):
 def test_read_csv_rows_gives_the_line_each_row_starts_on(tmp_path):
     path = _write(tmp_path / "a.csv", 'text,label\na,1\n\n"b\nc",2\nd,3\n')
     assert read_csv_rows(path, ["label"])[1:] == ([["1"], ["2"], ["3"]], [2, 4, 6])
+    # Blank lines before the header are skipped too (the header was read as no columns).
+    path = _write(tmp_path / "c.csv", '\n\ntext,label\na,1\n')
+    assert read_csv_rows(path) == (["text", "label"], [["a", "1"]], [4])
     path = _write(tmp_path / "b.csv", 'text,label\na,1\n"b\nc",2\n\nd\n')
     with pytest.raises(ValueError, match=r"Row on line 6 of .*b\.csv' has 1 fields"):
         read_csv_columns(path, ["text", "label"])
