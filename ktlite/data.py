@@ -461,7 +461,8 @@ def _pydataset_to_tf(py_dataset: Any) -> tf.data.Dataset:
     The batches' spec keeps each tensor's rank and dtype. A dimension other than the batch
     one stays fixed only when the first two batches and the last one agree on it (Keras's
     own adapter compares the first two), so batches padded each to its own longest
-    sequence, or images of several sizes, get `None` there.
+    sequence, or images of several sizes, get `None` there. A batch that then does not fit
+    (another size where those three agreed) stops the pass with an error naming it.
     """
     n_batches = len(py_dataset)
     if n_batches == 0:
@@ -482,10 +483,21 @@ def _pydataset_to_tf(py_dataset: Any) -> tf.data.Dataset:
         return tf.TensorSpec((None, *dims[1:]), tensors[0].dtype)
 
     signature = tf.nest.map_structure(spec_of, *samples)
+    specs = tf.nest.flatten(signature)
 
     def generate():
         for i in range(n_batches):
-            yield _as_tuple(py_dataset[i])
+            batch = _as_tuple(py_dataset[i])
+            for spec, value in zip(specs, tf.nest.flatten(batch)):
+                shape = tf.TensorShape(np.shape(value))
+                if not spec.shape.is_compatible_with(shape):
+                    raise ValueError(
+                        f"`data` batch {i} has a part of shape {tuple(shape)}, but batches "
+                        f"{sampled} had {tuple(spec.shape)[1:]} after the batch axis, and "
+                        "ktlite reads the sizes they agree on as fixed. Give every batch "
+                        "one size on that axis (e.g. pad to a fixed width)."
+                    )
+            yield batch
         py_dataset.on_epoch_end()
 
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)

@@ -184,6 +184,23 @@ def test_pydataset_batches_may_differ_in_a_non_batch_dimension():
     assert ds.element_spec[0].shape.as_list() == [None, None]
 
 
+class _OddMiddleBatch(_PaddedBatches):
+    """Widths 8, 8, 5, 8: the batches the spec is read from agree on 8."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return np.ones((2, (8, 8, 5, 8)[i]), dtype="int32"), np.arange(2)
+
+
+def test_a_pydataset_batch_that_does_not_fit_the_shape_read_is_named():
+    ds, _ = make_dataset(_OddMiddleBatch(), batch_size=99)
+    with pytest.raises(Exception, match=r"`data` batch 2 has a part of shape \(2, 5\), "
+                                        r"but batches \[0, 1, 3\] had \(8,\)"):
+        _batches(ds)
+
+
 def test_pydataset_dimensions_the_batches_agree_on_stay_known():
     ds, _ = make_dataset(_Batches(), batch_size=99)
     assert ds.element_spec[0].shape.as_list() == [None, 2]
