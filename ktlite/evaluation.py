@@ -278,7 +278,13 @@ def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
             f"`sample_weight` must hold one weight per sample ({n}). Received: shape "
             f"{weights.shape}"
         )
-    return weights.reshape(n, -1).mean(axis=1)
+    weights = weights.reshape(n, -1).mean(axis=1)
+    if not weights.any():
+        raise ValueError(
+            "`sample_weight` must give some sample a weight above 0: there is nothing to "
+            f"judge. Received: {n} weights of 0"
+        )
+    return weights
 
 
 def _position_weights(sample_weight: Any, shape: tuple[int, ...]) -> np.ndarray:

@@ -1642,8 +1642,8 @@ class Learner:
                         and not data.self_supervised):  # `_check_data` checked its batch
                     first = next(iter(self._dataset(data, training=False)[0].take(1)))
                     check_batch(model, first, name)
-        except ValueError as err:
-            raise ValueError(
+        except (TypeError, ValueError) as err:
+            raise type(err)(
                 f"The model in {path!r} cannot read the learner's data: load a model trained "
                 f"for this learner's data. The learner's model is kept. {err}"
             ) from None

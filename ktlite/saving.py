@@ -506,7 +506,8 @@ def save_keras_model(model: Any, path: str | os.PathLike, include_optimizer: boo
             os.remove(tmp)
         raise
     finally:
-        os.close(fd)  # after the move: the lock guards the file until it is the target
+        if fd is not None:
+            os.close(fd)  # after the move: the lock guards the file until it is the target
         if detach:
             model.optimizer = optimizer
     return path
@@ -517,11 +518,14 @@ def save_keras_model(model: Any, path: str | os.PathLike, include_optimizer: boo
 # locked itself instead, which puts no lock file beside every checkpoint (nor into a
 # predictor's folder, whose manifest lists every file). The kernel drops a `flock` when its
 # saver dies, however it dies (kill -9 too); each `open` locks on its own, so threads of one
-# process exclude each other too; and unlike a process id (reused, and meaningless on
-# another machine sharing the folder) a lock never makes a running save look dead.
-def _locked_keras_file(target: Path) -> tuple[Path, int]:
+# process exclude each other too (not on NFS, where Linux lends `flock` the per-process
+# POSIX locks: there two threads of one process must not save one path at once); and unlike
+# a process id (reused, and meaningless on another machine sharing the folder) a lock never
+# makes a running save look dead.
+def _locked_keras_file(target: Path) -> tuple[Path, int | None]:
     """Creates the hidden file a `.keras` save of `target` is written to, locked (`flock`)
-    until the returned descriptor is closed (not locked where there is no `flock`)."""
+    until the returned descriptor is closed (not locked, and no descriptor kept, where
+    there is no `flock`)."""
     try:
         import fcntl
     except ImportError:  # Not POSIX: no advisory locks, and no leftovers are removed
@@ -530,9 +534,12 @@ def _locked_keras_file(target: Path) -> tuple[Path, int]:
         tmp = target.with_name(f".{target.stem}.tmp-{uuid.uuid4().hex[:12]}.keras")
         # 0o666 & ~umask, as Keras would create it.
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        if fcntl is None:
+            # Windows cannot rename a file that is open, and nothing would read the lock.
+            os.close(fd)
+            return tmp, None
         try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError:  # no `flock` here: no other saver can take it for a leftover either
             return tmp, fd
         # Until it is locked, the file looks like a killed save's: another saver that

@@ -127,3 +127,5 @@ def test_reports_and_top_losses_weigh_each_sample_as_its_weight_says():
     assert scores == {"mae": 1.0, "mse": 1.0}
     with pytest.raises(ValueError, match=r"one weight per sample \(4\)"):
         report(model, truth, outputs, sample_weight=weights[:3])
+    with pytest.raises(ValueError, match=r"some sample a weight above 0.*4 weights of 0"):
+        report(model, truth, outputs, sample_weight=np.zeros(4))

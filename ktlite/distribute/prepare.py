@@ -341,9 +341,11 @@ def _output_layers(model: keras.Model) -> set:
         if isinstance(layer, keras.Model):
             found |= _output_layers(layer)
         elif not getattr(layer, "weights", None):
+            # A layer called several times gives its first call's inputs: at worst one more
+            # layer keeps float32.
             try:
                 inputs = tree.flatten(layer.input)
-            except (AttributeError, ValueError):  # not called, or called on several inputs
+            except (AttributeError, ValueError):  # never called
                 inputs = []
             pending.extend(compat.producing_operation(tensor) for tensor in inputs)
     return found
