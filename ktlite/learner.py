@@ -119,12 +119,15 @@ def _no_epochs() -> keras.callbacks.History:
 
 
 def _leading_dims_unknown(spec: Any) -> bool:
-    """Whether every tensor of a dataset's items has a first dimension of unknown size."""
+    """Whether every tensor of a dataset's items has a first dimension of unknown size,
+    the inputs' (the first part of a tuple) at rank 2 or more: one sample of a sequence,
+    `(None,)`, is a sequence, not a batch."""
+    inputs = tf.nest.flatten(spec[0] if isinstance(spec, tuple) else spec)
     specs = tf.nest.flatten(spec)
     return bool(specs) and all(
         isinstance(leaf, tf.TensorSpec) and leaf.shape.rank and leaf.shape[0] is None
         for leaf in specs
-    )
+    ) and all(leaf.shape.rank >= 2 for leaf in inputs)
 
 
 def _check_finite(dataset: tf.data.Dataset, name: str, fix: str) -> None:
@@ -1683,13 +1686,13 @@ def get_learner(
     (`.batch()`, `.padded_batch()`...; see `ktlite.data.is_batched`), or whose items have
     the rank of the model's input (batch axis included, e.g. from `from_generator`), is used
     as is with its own batches; so is one whose items' tensors all have an unknown first
-    dimension (`tf.TensorSpec((None, ...))`) for a model with no symbolic input to compare
-    ranks with (a subclassed model, a `Sequential` without `keras.Input`), as Keras would
-    take it; otherwise it is batched with `batch_size` (end a pipeline of samples in
-    `.batch()` to make it unambiguous). A `PyDataset`'s items are batches. A training
-    dataset of unknown length is counted once, and every epoch trains that many batches:
-    where its length varies from pass to pass (a random `filter`), an epoch may end within a
-    pass or go on into the next. In-memory
+    dimension (`tf.TensorSpec((None, ...))`, the inputs' at rank 2 or more) for a model
+    with no symbolic input to compare ranks with (a subclassed model, a `Sequential`
+    without `keras.Input`), as Keras would take it; otherwise it is batched with
+    `batch_size` (end a pipeline of samples in `.batch()` to make it unambiguous). A
+    `PyDataset`'s items are batches. A training dataset of unknown length is counted once,
+    and every epoch trains that many batches: where its length varies from pass to pass (a
+    random `filter`), an epoch may end within a pass or go on into the next. In-memory
     data is checked up front (lengths, NaN/inf, labels against the model's output and loss);
     datasets are checked on their first batch.
 

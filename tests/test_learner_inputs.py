@@ -465,6 +465,21 @@ def test_samples_of_known_shape_for_a_model_without_inputs_are_batched():
     assert learner._train_steps() == 4
 
 
+def test_sequence_samples_of_unknown_length_for_a_model_without_inputs_are_batched():
+    # One tagged sentence per item, `(None,)` tokens and tags: a sequence, not a batch.
+    rng = np.random.default_rng(0)
+    sentences = [rng.integers(1, 20, 6).astype("int32") for _ in range(32)]
+    samples = tf.data.Dataset.from_generator(
+        lambda: ((s, s % C) for s in sentences),
+        output_signature=(tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32)),
+    )
+    model = keras.Sequential([keras.layers.Embedding(20, 4), keras.layers.Dense(C)])
+    model.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    learner = get_learner(model, samples, batch_size=8, verbose=0)
+    assert learner._train_steps() == 4
+
+
 # --------------------------------------------------------------------- raw examples
 def _task_data(x, y):
     """Raw examples in [0, 100] that the 'task' scales by 1/100; its reader reads new ones."""
