@@ -215,7 +215,7 @@ def read_csv_rows(
             if header is None:
                 raise ValueError(f"`{arg}` is an empty file. Received: {arg}={path!r}")
             columns = header if columns is None else columns
-            _check_header(header, columns, path, hint)
+            _check_columns(header, columns, f"the header of {path!r}", hint)
             cols = [header.index(c) for c in columns]
             rows, lines = [], []
             start = reader.line_num + 1
@@ -240,19 +240,19 @@ def read_csv_rows(
     return header, rows, lines
 
 
-def _check_header(header: list[str], columns: list[str], path: str, hint: str) -> None:
-    """Refuses a header that lacks one of `columns` or holds one twice (which one is
-    meant?)."""
-    missing = [c for c in columns if c not in header]
+def _check_columns(names: list[Any], columns: list[str], where: str, hint: str) -> None:
+    """Refuses columns `names` that lack one of `columns` or hold one twice (which one is
+    meant?); `where` names them (the file's header, a DataFrame argument)."""
+    missing = [c for c in columns if c not in names]
     if missing:
         raise ValueError(
-            f"Columns {missing} are not in {path!r}; it has columns {header}. {hint}".rstrip()
+            f"Columns {missing} are not in {where}; it has columns {names}. {hint}".rstrip()
         )
-    repeated = [c for c in dict.fromkeys(columns) if header.count(c) > 1]
+    repeated = [c for c in dict.fromkeys(columns) if names.count(c) > 1]
     if repeated:
         raise ValueError(
-            f"Columns {repeated} appear more than once in the header of {path!r}, so which "
-            f"one to read is unclear; rename the copies. Received: header {header}"
+            f"Columns {repeated} appear more than once in {where}, so which one to read is "
+            f"unclear; rename or drop the copies. Received: columns {names}"
         )
 
 
@@ -393,18 +393,7 @@ def check_frame_columns(df: Any, columns: list[str], arg: str, hint: str = "") -
         raise ValueError(
             f"`{arg}` must be a pandas DataFrame. Received: {arg} of type {type(df).__name__}"
         )
-    names = list(df.columns)
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise ValueError(
-            f"Columns {missing} are not in `{arg}`; it has columns {names}. {hint}".rstrip()
-        )
-    repeated = [c for c in dict.fromkeys(columns) if names.count(c) > 1]
-    if repeated:
-        raise ValueError(
-            f"Columns {repeated} appear more than once in `{arg}`, so which one to read is "
-            f"unclear; rename or drop the copies. Received: columns {names}"
-        )
+    _check_columns(list(df.columns), columns, f"`{arg}`", hint)
 
 
 def examples_from_frame(
