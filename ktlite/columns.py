@@ -174,8 +174,9 @@ def read_csv_rows(
     shift the others.
     Quoting follows the CSV rules (a quoted field may hold the delimiter, line breaks and
     doubled quotes); a quote that does not end its field right before a delimiter or a line
-    end is an error, and a quoted field that swallowed lines that look like rows (a stray
-    quote at the start of an unquoted field) gets a warning. Fields may be of any size.
+    end is an error, and a quoted field that swallowed five lines or more that look like
+    rows (a stray quote at the start of an unquoted field) gets a warning. Fields may be of
+    any size.
 
     Args:
         path: the CSV file.
@@ -259,11 +260,17 @@ def _check_columns(names: list[Any], columns: list[str], where: str, hint: str) 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
+# Lines a quoted field must swallow, each holding a row's delimiters, to be warned of: a
+# stray quote runs on to the next quote, often dozens of lines on, while a text quoted
+# rightly seldom runs to this many lines of a comma each (a letter of three does).
+_SWALLOWED_LINES = 5
+
+
 def _check_row(row: list[str], header: list[str], path: str, line: int, sep: str) -> None:
     """Refuses a row of another width than the header (a trailing delimiter aside); warns
-    of a quoted field that looks like it swallowed rows: a field spanning lines whose every
-    line but the last holds the delimiters of the rest of a row, through at least one whole
-    line (a warning, since a quoted text of such lines is valid CSV too)."""
+    of a quoted field that looks like it swallowed rows: a field spanning at least
+    `_SWALLOWED_LINES` more lines, whose every line but the last holds the delimiters of the
+    rest of a row (a warning, since a quoted text of such lines is valid CSV too)."""
     if len(row) < len(header) or any(row[len(header):]):
         fix = f" Quote a field that holds the delimiter {sep!r}." if len(row) > len(header) else ""
         raise ValueError(
@@ -275,7 +282,7 @@ def _check_row(row: list[str], header: list[str], path: str, line: int, sep: str
             continue
         parts = _LINE_BREAK.split(field)
         widths = [len(header) - 1 - j] + [len(header) - 1] * (len(parts) - 2)
-        if len(parts) > 2 and sep in field and all(
+        if len(parts) > _SWALLOWED_LINES and sep in field and all(
             part.count(sep) == width for part, width in zip(parts, widths)
         ):
             warn(

@@ -1,6 +1,7 @@
 """Tests for ktlite.columns: named CSV / DataFrame columns and label columns."""
 
 import gzip
+import warnings
 
 import numpy as np
 import pytest
@@ -141,6 +142,12 @@ def test_a_stray_quote_that_swallows_rows_is_named_in_a_warning(tmp_path):
                                          r"swallows the 21 lines after it.*remove the stray "
                                          r"quote"):
         assert len(read_csv_columns(path, ["source", "target"], sep="\t")) == 2
+    # A letter quoted as pandas writes it, a comma on each line, is no stray quote.
+    letter = "Dear team,\nthanks for the fix, really.\nBest, Ann"
+    path = _write(tmp_path / "r.csv", f'text,label\n"{letter}",pos\nshort,neg\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_csv_columns(path, ["text", "label"]) == [[letter, "pos"], ["short", "neg"]]
 
 
 def test_quoted_fields_with_delimiters_line_breaks_and_quotes_read_as_written(tmp_path):
