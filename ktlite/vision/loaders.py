@@ -585,6 +585,8 @@ def images_from_df(
         class_names: class names in output order; inferred when `None`.
         augment: as in `images_from_array` (default `True`, training batches only).
         random_state: seed of the validation split. Defaults to 42.
+        sep: the field delimiter (default ``","``).
+        encoding: the files' encoding (default ``"utf-8"``).
         verbose: 1 reports sizes and classes; 0 is silent.
 
     Returns:
@@ -615,8 +617,10 @@ def images_from_df(
     )
 
 
-def _read_csv(path: str, path_column: str, columns: list[str], arg: str) -> tuple[list, Any]:
-    _, rows, lines = read_csv_rows(path, [path_column, *columns], arg=arg, hint=_COLUMNS_HINT)
+def _read_csv(path: str, path_column: str, columns: list[str], arg: str, sep: str,
+              encoding: str) -> tuple[list, Any]:
+    _, rows, lines = read_csv_rows(path, [path_column, *columns], sep, encoding, arg,
+                                   hint=_COLUMNS_HINT)
     paths = [row[0] for row in rows]
     if len(columns) > 1:
         return paths, labels_from_strings([row[1:] for row in rows], columns, path, lines)
@@ -642,6 +646,8 @@ def images_from_csv(
     class_names: Sequence[str] | None = None,
     augment: bool | Augmentation = True,
     random_state: int | None = 42,
+    sep: str = ",",
+    encoding: str = "utf-8",
     verbose: int = 1,
 ) -> tuple[Any, Any, ImagePreprocessor]:
     """Builds training and validation data from CSV files of image paths and labels.
@@ -650,7 +656,8 @@ def images_from_csv(
     numbers); several label columns as a numeric matrix whose column names are the classes.
 
     Args:
-        train_filepath: the training CSV (UTF-8, with a header row).
+        train_filepath: the training CSV (``.csv`` or gzipped ``.csv.gz``, with a header
+            row).
         path_column: the column of image paths. Defaults to `"path"`.
         label_columns: the label column or columns. Defaults to `"label"`.
         directory: folder that relative paths are relative to; defaults to the folder of
@@ -665,6 +672,8 @@ def images_from_csv(
         class_names: class names in output order; inferred when `None`.
         augment: as in `images_from_array` (default `True`, training batches only).
         random_state: seed of the validation split. Defaults to 42.
+        sep: the field delimiter (default ``","``).
+        encoding: the files' encoding (default ``"utf-8"``).
         verbose: 1 reports sizes and classes; 0 is silent.
 
     Returns:
@@ -679,7 +688,8 @@ def images_from_csv(
     """
     columns = label_column_list(label_columns)
     train_filepath = os.fspath(train_filepath)
-    paths, labels = _read_csv(train_filepath, path_column, columns, "train_filepath")
+    paths, labels = _read_csv(train_filepath, path_column, columns, "train_filepath", sep,
+                              encoding)
     if label_mode == "regression" and len(columns) == 1:
         labels = _floats(labels, columns[0], train_filepath)
     base = os.path.dirname(os.path.abspath(train_filepath))
@@ -688,7 +698,8 @@ def images_from_csv(
     val_paths = val_labels = None
     if val_filepath is not None:
         val_filepath = os.fspath(val_filepath)
-        val_paths, val_labels = _read_csv(val_filepath, path_column, columns, "val_filepath")
+        val_paths, val_labels = _read_csv(val_filepath, path_column, columns, "val_filepath",
+                                          sep, encoding)
         if label_mode == "regression" and len(columns) == 1:
             val_labels = _floats(val_labels, columns[0], val_filepath)
         val_base = os.path.dirname(os.path.abspath(val_filepath))

@@ -463,6 +463,10 @@ def test_csv_loader_refuses_a_blank_label_and_reads_a_byte_order_mark(shape_fold
     path.write_text("path,label\n\n" + rows + "\ncross/0.png,\n")  # blank lines count too
     with pytest.raises(ValueError, match=r"labels.csv' is empty on line 44"):
         images_from_csv(path, verbose=0)
+    # A spreadsheet's export: semicolons, Latin-1.
+    path.write_bytes(("path;label\n" + rows.replace(",", ";")).encode("latin-1"))
+    trn, val, _ = images_from_csv(path, sep=";", encoding="latin-1", verbose=0)
+    assert len(trn) + len(val) == 40
 
 
 def test_df_loader_takes_a_directory_and_a_validation_frame(shape_folder):
