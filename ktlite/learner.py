@@ -1146,6 +1146,7 @@ class Learner:
         callbacks: Sequence[keras.callbacks.Callback] | None = None,
         steps_per_epoch: int | None = None,
         verbose: int | None = None,
+        class_weight: Mapping[int, float] | None = None,
     ) -> keras.callbacks.History:
         """Fine-tunes a pretrained model the fastai way: head first, then every layer.
 
@@ -1185,7 +1186,8 @@ class Learner:
             layer_groups: groups from input to head (see `ktlite.lr.layer_groups`).
             pct_start, div: one-cycle settings of the unfrozen phase (defaults 0.3, 5).
             moms: `(high, low)` momentum, or `None`.
-            callbacks, steps_per_epoch, verbose: as in `fit_onecycle`.
+            callbacks, steps_per_epoch, verbose, class_weight: as in `fit_onecycle`
+                (both phases).
 
         Returns:
             The Keras `History` of the unfrozen phase.
@@ -1197,8 +1199,9 @@ class Learner:
                 not a sequence of groups of layers or layer names, or a `verbose` that is
                 not an int.
             ValueError: for a count or rate out of range, a `verbose` other than None, 0, 1
-                or 2, invalid layer groups, or an optimizer with `use_ema=True` when a
-                group would be frozen (nothing is changed).
+                or 2, invalid layer groups, a `class_weight` `fit_onecycle` refuses, or an
+                optimizer with `use_ema=True` when a group would be frozen (nothing is
+                changed).
 
         Example:
             >>> learner.fine_tune(3, base_lr=1e-3, freeze_epochs=1, lr_mult=10)
@@ -1213,6 +1216,7 @@ class Learner:
             verbose = check_verbose(verbose, (0, 1, 2))
         OneCycle(1.0, 2, pct_start, div, moms=moms)  # the unfrozen phase's settings, checked now
         _check_callbacks(callbacks)
+        check_class_weight(class_weight, self.model)  # before the LR finder or a frozen phase
         task_groups = getattr(self.train_data, "layer_groups", None)
         if layer_groups is None and task_groups is not None:
             layer_groups = task_groups(self.model)  # None: a model the task does not know
@@ -1241,13 +1245,14 @@ class Learner:
                     say(f"fine_tune: base_lr={base_lr:.3g} from lr_find")
             if freeze_epochs:
                 self.fit_onecycle(base_lr, freeze_epochs, pct_start=0.99, moms=moms,
-                                  callbacks=callbacks, steps_per_epoch=steps_per_epoch,
-                                  verbose=verbose)
+                                  callbacks=callbacks, class_weight=class_weight,
+                                  steps_per_epoch=steps_per_epoch, verbose=verbose)
             restore_flags()
             model_tools.recompile(self.model, self.strategy)
             with GroupRates(self.model, groups, multipliers):
                 return self.fit_onecycle(base_lr / 2, epochs, pct_start=pct_start, div=div,
                                          moms=moms, callbacks=callbacks,
+                                         class_weight=class_weight,
                                          steps_per_epoch=steps_per_epoch, verbose=verbose)
         finally:
             if model_tools.restore_trainable_flags(flags):

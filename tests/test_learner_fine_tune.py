@@ -52,6 +52,21 @@ def test_body_is_unchanged_in_the_frozen_phase_and_trains_after():
     assert max(learner.step_history["lrs"]) == pytest.approx(5e-3, rel=1e-5)
 
 
+def test_class_weight_weighs_both_phases():
+    # Every class weighted 0: neither phase may move a weight.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    learner = ktlite.get_learner(_model(), (x, y), batch_size=16, verbose=0)
+    recorder = _PhaseRecorder()
+    learner.fine_tune(1, base_lr=1e-2, callbacks=[recorder], class_weight={0: 0.0, 1: 0.0})
+    assert len(recorder.phases) == 2
+    assert not any(_changed(phase, name) for phase in recorder.phases
+                   for name in ("body0", "body1", "head"))
+    with pytest.raises(ValueError, match="`class_weight` names classes \\[5\\]"):
+        learner.fine_tune(1, class_weight={5: 1.0})  # before the LR finder runs
+
+
 def test_fine_tune_refuses_bad_arguments():
     x = np.zeros((8, 4), "float32")
     learner = ktlite.get_learner(_model(), (x, np.zeros(8, "int32")), batch_size=4, verbose=0)
