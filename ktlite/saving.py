@@ -42,6 +42,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Not POSIX: no advisory locks (saves stay atomic but unserialised)
+    fcntl = None
+
 MANIFEST_FILE = "ktlite.json"
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_JSON_DEPTH = 64
@@ -526,10 +531,6 @@ def _locked_keras_file(target: Path) -> tuple[Path, int | None]:
     """Creates the hidden file a `.keras` save of `target` is written to, locked (`flock`)
     until the returned descriptor is closed (not locked, and no descriptor kept, where
     there is no `flock`)."""
-    try:
-        import fcntl
-    except ImportError:  # Not POSIX: no advisory locks, and no leftovers are removed
-        fcntl = None
     while True:
         tmp = target.with_name(f".{target.stem}.tmp-{uuid.uuid4().hex[:12]}.keras")
         # 0o666 & ~umask, as Keras would create it.
@@ -553,11 +554,11 @@ def _remove_dead_keras_files(target: Path) -> None:
     """Removes the hidden files that killed `.keras` saves of `target` left behind: those
     no running save holds locked (see `_locked_keras_file`). A file the lock cannot tell
     about (no `flock` on this file system) or that cannot be removed is left."""
+    if fcntl is None:
+        return
     try:
-        import fcntl
-
         names = os.listdir(target.parent)
-    except (ImportError, OSError):
+    except OSError:
         return
     for name in names:
         match = _KERAS_TMP.match(name)
@@ -765,9 +766,7 @@ def folder_lock(path: str | os.PathLike, exclusive: bool) -> Iterator[bool]:
         >>> with folder_lock("my_predictor", exclusive=True):
         ...     ...
     """
-    try:
-        import fcntl
-    except ImportError:  # Not POSIX: no advisory locks, saves stay atomic but unserialised.
+    if fcntl is None:
         yield False
         return
     path = _folder_path(path)
