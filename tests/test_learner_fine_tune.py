@@ -35,11 +35,16 @@ def _changed(phase, name):
     return any(not np.array_equal(a, b) for a, b in zip(phase["begin"][name], phase["end"][name]))
 
 
-def test_body_is_unchanged_in_the_frozen_phase_and_trains_after():
+def _learner():
+    """A learner of `_model` on 64 rows whose class is the sign of the first column."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
-    learner = ktlite.get_learner(_model(), (x, y), batch_size=16, verbose=0)
+    return ktlite.get_learner(_model(), (x, y), batch_size=16, verbose=0)
+
+
+def test_body_is_unchanged_in_the_frozen_phase_and_trains_after():
+    learner = _learner()
     recorder = _PhaseRecorder()
     learner.fine_tune(1, base_lr=1e-2, freeze_epochs=1, lr_mult=10, callbacks=[recorder])
     frozen, unfrozen = recorder.phases
@@ -54,10 +59,7 @@ def test_body_is_unchanged_in_the_frozen_phase_and_trains_after():
 
 def test_class_weight_weighs_both_phases():
     # Every class weighted 0: neither phase may move a weight.
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 4)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32")
-    learner = ktlite.get_learner(_model(), (x, y), batch_size=16, verbose=0)
+    learner = _learner()
     recorder = _PhaseRecorder()
     learner.fine_tune(1, base_lr=1e-2, callbacks=[recorder], class_weight={0: 0.0, 1: 0.0})
     assert len(recorder.phases) == 2
