@@ -380,7 +380,7 @@ def recompile(
 ) -> None:
     """Recompiles with the same optimizer object, loss and metrics as the last compile.
 
-    `jit_compile` stays the model's current setting.
+    `jit_compile` and `steps_per_execution` stay the model's current settings.
 
     Args:
         model: a compiled model.
@@ -394,9 +394,11 @@ def recompile(
     if not config:
         config = {"loss": model.loss}
     config["optimizer"] = optimizer or model.optimizer
-    # The model's setting now, not the one it was compiled with: `get_learner(jit_compile=)`
-    # (or its refusal of XLA under a multi-device strategy) changed it since.
+    # The model's settings now, not the ones it was compiled with: `get_learner(jit_compile=)`
+    # (or its refusal of XLA, or of several steps per call, under a multi-device strategy)
+    # changed them since.
     config["jit_compile"] = model.jit_compile
+    config["steps_per_execution"] = model.steps_per_execution
     # Keras does not record `auto_scale_loss`; an optimizer not wrapped for loss scaling
     # under mixed_float16 was compiled with it off, and stays so.
     config["auto_scale_loss"] = isinstance(

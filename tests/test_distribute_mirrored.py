@@ -98,6 +98,13 @@ def test_a_model_compiled_with_xla_falls_back_under_mirrored_and_stays_so(report
     assert np.isfinite(learner["own_jit_losses"]).all()
 
 
+def test_a_model_compiled_for_several_steps_per_call_trains_one_under_mirrored(report):
+    learner = learner_report(report)
+    assert learner["multi_step_warned"] and learner["multi_step_per_call"] == 1
+    assert learner["multi_step_updates"] == 3 * 8  # 128 samples / 16 per batch
+    assert learner["multi_step_losses"][-1] < learner["multi_step_losses"][0]
+
+
 def test_an_eval_batch_that_does_not_split_over_the_replicas_is_refused(report):
     message = learner_report(report)["odd_eval_batch_error"]
     assert "`eval_batch_size` is the global batch" in message
@@ -201,6 +208,22 @@ def _learner_checks(strategy, build, x, y):
     own_jit.unfreeze()
     out["own_jit_compile"] = bool(own_jit.model.jit_compile)
     out["own_jit_losses"] = own_jit.fit_onecycle(1e-2, 1).history["loss"]
+    # Several train steps per call fail on Keras' first call on two devices; the learner
+    # trains one per call, says so, and a recompile (`freeze`) keeps it so.
+    multi_step = build(keras.optimizers.Adam(1e-2))
+    multi_step.compile(optimizer=multi_step.optimizer, loss=multi_step.loss,
+                       steps_per_execution=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        per_call = get_learner(multi_step, (x, y), batch_size=16, strategy=strategy,
+                               verbose=0)
+    out["multi_step_warned"] = any("steps_per_execution=4 cannot train" in str(w.message)
+                                   for w in caught)
+    per_call.freeze()
+    per_call.unfreeze()
+    out["multi_step_per_call"] = int(per_call.model.steps_per_execution)
+    out["multi_step_losses"] = per_call.fit_onecycle(1e-2, 3).history["loss"]
+    out["multi_step_updates"] = int(per_call.model.optimizer.iterations.numpy())
     try:
         get_learner(build(), (x, y), batch_size=16, eval_batch_size=15, strategy=strategy)
     except ValueError as error:
