@@ -71,9 +71,11 @@ class ImagePredictor(ClassifierPredictor):
     `export(path)` writes a SavedModel that loads with TensorFlow alone, with two
     signatures: `serving_default` takes `images`, a `tf.string` tensor `(n,)` of encoded
     image files; `serving_pixels` takes `pixels`, float32 `(n, height, width, channels)`
-    of any size, where white is `preproc.float_scale`: 1.0 for a model trained on uint8
-    arrays, on image files or on 0-1 float arrays (so send uint8 pixels divided by 255),
-    255.0 only for one trained on 0-255 float arrays. That signature neither checks nor
+    of any size, gray, RGB or RGBA (converted to the model's channels as `predict` does;
+    other channel counts fail with TensorFlow's `InvalidArgumentError`), where white is
+    `preproc.float_scale`: 1.0 for a model trained on uint8 arrays, on image files or on
+    0-1 float arrays (so send uint8 pixels divided by 255), 255.0 only for one trained on
+    0-255 float arrays. That signature neither checks nor
     rescales the range: pixels are divided by white and clipped to [0, 1], so 0-255
     values sent to a model whose white is 1.0 read as a white image, without an error.
     Both return `probabilities` and `labels` (or `predictions` for regression).
@@ -394,7 +396,7 @@ class ImagePredictor(ClassifierPredictor):
             outputs = self.model(self.preproc.from_pixels(pixels), training=False)
             return self._serving_outputs(tf.cast(outputs, tf.float32))
 
-        spec = tf.TensorSpec((None, None, None, self.preproc.channels), tf.float32, "pixels")
+        spec = tf.TensorSpec((None, None, None, None), tf.float32, "pixels")
         return {PIXELS_SIGNATURE: (serve_pixels, [spec])}
 
 

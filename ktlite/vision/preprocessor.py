@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -265,6 +266,8 @@ class ImagePreprocessor(LabeledPreprocessor):
 
     def _convert_channels(self, images: tf.Tensor) -> tf.Tensor:
         have = images.shape[-1]
+        if have is None:
+            return self._convert_traced_channels(images)
         if have == 4:
             images, have = images[..., :3], 3
         if have == self.channels:
@@ -277,6 +280,23 @@ class ImagePreprocessor(LabeledPreprocessor):
             "Images must have 1, 3 or 4 channels (gray, RGB, RGBA). "
             f"Received: images with shape {images.shape}"
         )
+
+    def _convert_traced_channels(self, images: tf.Tensor) -> tf.Tensor:
+        """`_convert_channels` for a channel count known only when the graph runs (the
+        pixel signature of an exported SavedModel): a branch for each count it reads."""
+        counts = (1, 3, 4)
+        matches = tf.equal(tf.shape(images)[-1], counts)
+        check = tf.debugging.assert_equal(
+            tf.reduce_any(matches), True,
+            message="pixels must have 1, 3 or 4 channels (gray, RGB, RGBA)")
+        with tf.control_dependencies([check]):
+            index = tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32)
+
+        def branch(count: int) -> Callable[[], tf.Tensor]:
+            return lambda: self._convert_channels(
+                tf.ensure_shape(images, (None, None, None, count)))
+
+        return tf.switch_case(index, [branch(count) for count in counts])
 
     def _resize(self, images: tf.Tensor) -> tf.Tensor:
         if tuple(images.shape[1:3]) == self.image_size:

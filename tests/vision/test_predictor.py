@@ -441,10 +441,23 @@ def test_export_loads_and_agrees_without_ktlite(predictor, shape_arrays, tmp_pat
         by_bytes = loaded.signatures["serving_default"](images=tf.constant(data))
         pixels = np.load({str(tmp_path / "pixels.npy")!r})
         by_pixels = loaded.signatures["serving_pixels"](pixels=tf.constant(pixels))
+        # The gray model's pixels sent as RGB and RGBA (converted as `predict` does).
+        rgb = np.repeat(pixels, 3, axis=-1)
+        rgba = np.concatenate([rgb, np.ones_like(pixels)], axis=-1)
+        by_rgb = loaded.signatures["serving_pixels"](pixels=tf.constant(rgb))
+        by_rgba = loaded.signatures["serving_pixels"](pixels=tf.constant(rgba))
+        try:
+            loaded.signatures["serving_pixels"](pixels=tf.constant(rgb[..., :2]))
+            two_channels = "accepted"
+        except tf.errors.InvalidArgumentError as error:
+            two_channels = error.message
         assert not any(name.startswith("ktlite") for name in sys.modules)
         print(json.dumps({{
             "bytes": by_bytes["probabilities"].numpy().tolist(),
             "pixels": by_pixels["probabilities"].numpy().tolist(),
+            "rgb": by_rgb["probabilities"].numpy().tolist(),
+            "rgba": by_rgba["probabilities"].numpy().tolist(),
+            "two_channels": two_channels,
             "labels": [s.decode() for s in by_bytes["labels"].numpy()],
         }}))
     """)
@@ -457,6 +470,9 @@ def test_export_loads_and_agrees_without_ktlite(predictor, shape_arrays, tmp_pat
     expected = predictor.predict_proba(images)
     np.testing.assert_allclose(served["bytes"], expected, atol=1e-5)
     np.testing.assert_allclose(served["pixels"], expected, atol=1e-5)
+    np.testing.assert_allclose(served["rgb"], expected, atol=1e-5)
+    np.testing.assert_allclose(served["rgba"], expected, atol=1e-5)
+    assert "1, 3 or 4 channels" in served["two_channels"]
     assert served["labels"] == predictor.predict(images)
 
 
