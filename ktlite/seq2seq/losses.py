@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from ktlite.arguments import check_rate
+from ktlite.distribute.replicas import sum_over_replicas
 
 
 @keras.saving.register_keras_serializable(package="ktlite")
@@ -17,7 +18,9 @@ class MaskedSequenceCrossentropy(keras.losses.Loss):
     Padding positions (label 0) add nothing, and the batch loss is the mean over the
     batch's real tokens: each sentence's summed loss is scaled by
     `batch_size / real_tokens`, so Keras' mean over the batch gives exactly
-    `sum(token losses) / real_tokens`.
+    `sum(token losses) / real_tokens`. Under a tf.distribute strategy `real_tokens` counts
+    the whole global batch's (`ktlite.distribute.replicas`), so its replicas take the step
+    one device would.
 
     Args:
         label_smoothing: Share of the probability mass spread uniformly over the
@@ -53,7 +56,8 @@ class MaskedSequenceCrossentropy(keras.losses.Loss):
         token_loss, mask = _token_losses(y_true, y_pred, self.label_smoothing)
         per_sentence = ops.sum(token_loss * mask, axis=-1)
         batch = ops.cast(ops.shape(y_true)[0], "float32")
-        return per_sentence * batch / ops.maximum(ops.sum(mask), 1.0)
+        tokens, replicas = sum_over_replicas(ops.sum(mask))
+        return per_sentence * (batch * replicas) / ops.maximum(tokens, 1.0)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -30,13 +30,17 @@ from keras import ops
 
 from ktlite._console import say
 from ktlite.arguments import check_fitted
+from ktlite.distribute.replicas import sum_over_replicas
 from ktlite.learner import Learner
 from ktlite.optimizers import default_optimizer
 from ktlite.text.backbone import Backbone
 from ktlite.text.masking import TokenMasker, check_mask_rate
 from ktlite.text.preprocessor import DEFAULT_VOCAB_SIZE, TextPreprocessor, validate_texts
 
-__all__ = ["MaskedLMLearner", "pretrain", "masked_lm_model", "save_backbone", "GatherPositions"]
+__all__ = [
+    "MaskedLMLearner", "pretrain", "masked_lm_model", "save_backbone", "GatherPositions",
+    "MaskedTokenCrossentropy",
+]
 
 ENCODER_NAME = "encoder"
 
@@ -77,6 +81,42 @@ class _PerToken:
         if sample_weight is not None:
             sample_weight = ops.reshape(sample_weight, (-1,))
         return super().update_state(y_true, y_pred, sample_weight=sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="ktlite")
+class MaskedTokenCrossentropy(keras.losses.SparseCategoricalCrossentropy):
+    """Cross-entropy from logits averaged over the weighted predictions of the global batch.
+
+    Keras' ``reduction="mean_with_sample_weight"`` divides by the weights of each replica's
+    share of the batch, so under a tf.distribute strategy a replica holding few masked
+    tokens would weigh each of them more; this divides by the weights summed over the
+    replicas (`ktlite.distribute.replicas`), so its replicas take the step one device would.
+
+    Args:
+        name: loss name.
+        **kwargs: other `keras.losses.Loss` arguments; `from_logits` and `reduction` are
+            fixed (a saved config's are read and ignored).
+
+    Example:
+        >>> loss = MaskedTokenCrossentropy()
+        >>> loss(np.array([[3, 0]]), np.zeros((1, 2, 8)), np.array([[1.0, 0.0]]))  # log(8)
+    """
+
+    def __init__(self, name: str = "masked_token_crossentropy", **kwargs: Any) -> None:
+        kwargs.pop("from_logits", None)
+        kwargs.pop("reduction", None)
+        super().__init__(from_logits=True, reduction="sum", name=name, **kwargs)
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        total = super().__call__(y_true, y_pred, sample_weight)
+        if sample_weight is None:
+            weight = ops.cast(ops.size(y_true), "float32")
+        else:
+            weight = ops.sum(ops.cast(sample_weight, "float32"))
+        # Keras scales a "sum" reduction by nothing (a mean by 1 / replicas): the replicas'
+        # gradients, summed, are then the global batch's mean's.
+        weights, _ = sum_over_replicas(weight)
+        return ops.where(weights > 0, total / ops.maximum(weights, 1e-12), 0.0)
 
 
 @keras.saving.register_keras_serializable(package="ktlite")
@@ -152,9 +192,7 @@ def masked_lm_model(
     )
     model.compile(
         optimizer=default_optimizer(None, learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight"
-        ),
+        loss=MaskedTokenCrossentropy(),
         # Keras' loss tracker averages the batches' losses weighted by their number of
         # texts, so a batch of short or empty texts (length bucketing makes them) with few
         # or no masked tokens would count as much as any other. A metric named "loss" is a
