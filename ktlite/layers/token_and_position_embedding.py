@@ -113,8 +113,15 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     @property
     def token_embeddings(self):
-        """The `(vocab_size, embedding_dim)` token embedding matrix (for weight tying)."""
-        return self._token_embedding.embeddings
+        """The `(vocab_size, embedding_dim)` token embedding matrix (for weight tying).
+
+        After `Model.quantize`, the matrix the ids look up: Keras keeps int8 / int4 values
+        with a scale per row, which its lookup divides out and its `embeddings` does not.
+        """
+        table = self._token_embedding
+        if table.quantization_mode is None:
+            return table.embeddings
+        return table(ops.arange(self.vocab_size))
 
     def _sinusoids(self, length) -> Any:
         # Dimension i uses frequency 1 / 10000^(2*(i//2)/dim): sine on even i, cosine

@@ -146,3 +146,18 @@ def test_reverse_maps_vectors_to_logits_with_the_token_matrix():
     assert logits.shape == (2, 3, 20)
     np.testing.assert_allclose(logits, hidden @ np.asarray(layer.token_embeddings).T, atol=1e-5)
     assert getattr(layer(hidden, reverse=True), "_keras_mask", None) is None
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_reverse_of_a_quantized_layer_uses_the_dequantized_matrix(mode):
+    # Tied output logits after `Model.quantize` (a causal LM's, a translation model's):
+    # Keras' raw int8 / int4 values made them 100-2000 times too large, row by row.
+    inputs = keras.Input((None,), dtype="int32")
+    layer = TokenAndPositionEmbedding(64, 8, 16)
+    model = keras.Model(inputs, layer(inputs))
+    hidden = np.random.default_rng(0).normal(size=(2, 3, 16)).astype("float32")
+    before = np.asarray(layer(hidden, reverse=True))
+    model.quantize(mode)
+    after = np.asarray(layer(hidden, reverse=True))
+    scale = np.abs(before).max()
+    assert np.abs(after - before).max() < (0.02 if mode == "int8" else 0.2) * scale
