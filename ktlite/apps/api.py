@@ -17,6 +17,7 @@ import contextlib
 import gc
 import importlib.metadata
 import inspect
+import json
 import logging
 import os
 import platform
@@ -418,6 +419,10 @@ class APIApp:
                         f"{error.start} is not valid UTF-8 (e.g. Latin-1 text sent as is)."
                     })
                     return
+                problem = _json_problem(body)
+                if problem:  # FastAPI would say only "There was an error parsing the body"
+                    await _send_json(send, 400, {"detail": f"Malformed JSON body: {problem}."})
+                    return
                 headers = [(k, v) for k, v in scope.get("headers", ()) if k != b"content-type"]
                 scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         await self.fastapi(scope, receive, send)
@@ -448,7 +453,7 @@ class APIApp:
         Raises:
             ImportError: if uvicorn is not installed.
             TypeError: if `host` is not a str, `port` not an int or `header_timeout_s` not
-                a number (`"8000"`, `True`).
+                a number (`"8000"`, `True`), or an option is not one of ``uvicorn.run``'s.
             ValueError: if `port` is not in 0..65535, `host` is empty or
                 `header_timeout_s` is not a positive finite number.
             OSError: if nothing can listen on `host`:`port` (an unknown host, a port in
@@ -460,6 +465,7 @@ class APIApp:
         port = _check_address(host, port)
         header_timeout_s = check_positive_float(header_timeout_s, "header_timeout_s")
         uvicorn = import_uvicorn()
+        _check_uvicorn_options(uvicorn_kwargs, own={"header_timeout_s"})
         _check_can_listen(host, port, uvicorn_kwargs)
         from ktlite.apps.server import header_timeout_protocol
 
@@ -832,6 +838,52 @@ def _check_address(host: Any, port: Any) -> int:
     return check_int(port, "port", 0, 65535)
 
 
+def _json_problem(body: bytes) -> str | None:
+    """Why valid-looking JSON cannot be read, for what FastAPI answers without a reason (its
+    parser's limits); `None` for a body that parses or whose syntax is wrong (FastAPI names
+    the position of a syntax error itself).
+
+    Example:
+        >>> _json_problem(b"[" * 100000 + b"]" * 100000)
+        'nested too deep (Python's recursion limit)'
+    """
+    try:
+        json.loads(body)
+    except json.JSONDecodeError:
+        return None
+    except RecursionError:
+        return "nested too deep (Python's recursion limit)"
+    except ValueError as error:  # an integer of over 4,300 digits
+        return str(error).partition(";")[0]
+    return None
+
+
+def _check_uvicorn_options(options: dict[str, Any], own: set[str]) -> None:
+    """Refuses options that ``uvicorn.run`` does not take (a misspelt limit), naming them.
+
+    Args:
+        options: the options left for ``uvicorn.run``.
+        own: ktlite's own option names, listed in the error beside uvicorn's.
+
+    Raises:
+        TypeError: naming the unknown options and the known ones.
+
+    Example:
+        >>> _check_uvicorn_options({"log_level": "info"}, own={"header_timeout_s"})
+    """
+    parameters = inspect.signature(import_uvicorn().run).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return  # a `run` that takes any option (a wrapper): nothing to check against
+    known = set(parameters) - {"app", "host", "port"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(
+            f"Unknown server option(s) {', '.join(map(repr, unknown))}: expected ktlite's "
+            f"{', '.join(sorted(own))} or an option of uvicorn.run "
+            f"({', '.join(sorted(known))})."
+        )
+
+
 def _check_can_listen(host: str, port: int, uvicorn_kwargs: dict[str, Any]) -> None:
     """Binds `host`:`port` once and lets it go, so that an address the server could not
     listen on fails here, named, and not in uvicorn's log after the predictor loaded.
@@ -892,7 +944,8 @@ def serve(
     Raises:
         ImportError: if FastAPI or uvicorn is not installed.
         FileNotFoundError: if `path` holds no saved predictor.
-        TypeError: if a limit, `host` or `port` has the wrong type (`port="8000"`).
+        TypeError: if a limit, `host` or `port` has the wrong type (`port="8000"`), or an
+            option is none of the above (checked before the predictor loads).
         ValueError: if a limit, `host` or `port` is out of range.
         OSError: if nothing can listen on `host`:`port` (an unknown host, a port in use),
             checked before the predictor loads.
@@ -906,6 +959,8 @@ def serve(
         "max_explains", "body_timeout_s",
     }
     app_kwargs = {key: kwargs.pop(key) for key in app_keys & set(kwargs)}
-    _check_can_listen(host, _check_address(host, port), kwargs)  # before the predictor loads
+    # Before the predictor loads: the address, and the names of the other options.
+    _check_uvicorn_options(kwargs, own=app_keys | {"header_timeout_s"})
+    _check_can_listen(host, _check_address(host, port), kwargs)
     app = APIApp(path, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, **app_kwargs)
     app.run(host=host, port=port, **kwargs)

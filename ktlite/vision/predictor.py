@@ -264,7 +264,7 @@ class ImagePredictor(ClassifierPredictor):
                 "description": "an encoded image file (PNG, JPEG, GIF, BMP, WebP)"}
         return {
             "oneOf": [text, {"type": "object", "properties": {"b64": text},
-                             "required": ["b64"]}],
+                             "required": ["b64"], "additionalProperties": False}],
             "examples": [_TINY_PNG],
         }
 
@@ -281,8 +281,8 @@ class ImagePredictor(ClassifierPredictor):
             The encoded images, checked.
 
         Raises:
-            ValueError: naming the first item that is not base64 or not a whole, decodable
-                image.
+            ValueError: naming the first item that is not base64 (or an object with keys
+                other than `"b64"`) or not a whole, decodable image.
 
         Example:
             >>> predictor.inputs_from_json([base64.b64encode(png).decode()])
@@ -291,11 +291,17 @@ class ImagePredictor(ClassifierPredictor):
             raise ValueError("`inputs` must be a non-empty list of base64-encoded images.")
         decoded = []
         for i, item in enumerate(items):
-            text = item.get("b64") if isinstance(item, dict) else item
+            if isinstance(item, dict) and set(item) != {"b64"}:
+                raise ValueError(
+                    f"inputs[{i}] must be a base64 string or {{\"b64\": ...}} with no other "
+                    f"key. Received: an object with keys {sorted(map(str, item))}"
+                )
+            text = item["b64"] if isinstance(item, dict) else item
             if not isinstance(text, str):
+                where = f'inputs[{i}]["b64"]' if isinstance(item, dict) else f"inputs[{i}]"
                 raise ValueError(
                     f"inputs[{i}] must be a base64 string or {{\"b64\": ...}}. "
-                    f"Received: {type(item).__name__}"
+                    f"Received: {where} of type {type(text).__name__}"
                 )
             if text.startswith("data:") and "," in text:
                 text = text.partition(",")[2]

@@ -137,6 +137,9 @@ def test_bad_requests_interleaved_with_good_ones_never_disturb_the_good_ones():
         (b'{"inputs": null, "texts": null}', 422, "exactly one of"),
         (b'{"texts": ["ok"], "return_proba": 1}', 422, "return_proba"),
         (b'{"texts": ["ok"], "path": "/etc/passwd"}', 422, "path"),
+        # Valid JSON that Python's parser refuses (FastAPI said only "error parsing").
+        (b'{"texts": ["ok"], "n": ' + b"1" * 5000 + b"}", 400, "4300 digits"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deep"),
     ],
 )
 def test_invalid_bodies_get_4xx_with_a_message(body, status, fragment):
@@ -829,6 +832,17 @@ def test_serve_passes_max_explain_chars_to_the_app(monkeypatch):
     api.serve("some_predictor", port=0, max_explain_chars=7, max_explain_words=3)
     assert made["init"]["max_explain_chars"] == 7 and made["init"]["max_explain_words"] == 3
     assert "max_explain_chars" not in made["run"]
+
+
+def test_serve_refuses_a_misspelt_option_before_the_predictor_loads(monkeypatch):
+    from ktlite.apps import api
+
+    monkeypatch.setattr(api, "APIApp", lambda *args, **kwargs: pytest.fail("loaded"))
+    with pytest.raises(TypeError, match=r"Unknown server option\(s\) 'max_input': expected "
+                                        r"ktlite's .*max_inputs.*log_level"):
+        api.serve("some_predictor", port=0, max_input=5)
+    with pytest.raises(TypeError, match="'log_levle'"):
+        APIApp(FakePredictor()).run(port=0, log_levle="info")
 
 
 def test_warm_up_runs_the_model_on_a_row_whose_columns_take_several_types():

@@ -514,8 +514,14 @@ def test_json_hooks_take_base64_images_and_name_bad_items(predictor, shape_array
         predictor.inputs_from_json([""])
     with pytest.raises(ValueError, match=r"inputs\[0\] must be a base64 string"):
         predictor.inputs_from_json([7])
+    # An object's other keys are not options: refused, named; a wrong type inside it named.
+    with pytest.raises(ValueError, match=r"inputs\[1\].*keys \['b46', 'b64'\]"):
+        predictor.inputs_from_json([encoded, {"b64": encoded, "b46": "typo"}])
+    with pytest.raises(ValueError, match=r'inputs\[0\]\["b64"\] of type int'):
+        predictor.inputs_from_json([{"b64": 5}])
     schema = predictor.json_input_schema()
     assert schema["oneOf"][0]["contentEncoding"] == "base64"
+    assert schema["oneOf"][1]["additionalProperties"] is False
 
 
 def test_explain_highlights_the_shape_not_the_background(predictor, shape_arrays):
