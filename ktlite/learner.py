@@ -1727,9 +1727,10 @@ def get_learner(
         eval_batch_size: batch size for validation and prediction; default `batch_size`.
         strategy: a `tf.distribute.Strategy` or name for `ktlite.distribute.get_strategy`.
             `None` (default): the strategy whose scope the model was created in (its
-            variables live there), else the one in scope. Where one process drives
-            several devices, XLA and `steps_per_execution` > 1, which Keras cannot train
-            there, are turned off with a warning (see `ktlite.distribute.prepare_model`).
+            variables live there), else the one in scope. XLA where one process drives
+            several devices, and `steps_per_execution` > 1 with several replicas (not on
+            TPUs), which Keras cannot train, are turned off with a warning (see
+            `ktlite.distribute.prepare_model`).
         mixed_precision: e.g. `"mixed_float16"` / `"mixed_bfloat16"`. Under
             `"mixed_float16"` the loss scale skips an update whose gradients overflow (most
             skips come in the first steps, while the scale settles); ktlite's schedules

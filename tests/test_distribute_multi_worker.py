@@ -29,11 +29,11 @@ def make_data():
     return x, y
 
 
-def build_model(keras, optimizer):
+def build_model(keras, optimizer, steps_per_execution=1):
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
                               keras.layers.Dense(2, activation="softmax")])
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], steps_per_execution=steps_per_execution)
     return model
 
 
@@ -94,6 +94,7 @@ def test_two_workers_fit_onecycle_to_identical_weights_and_a_falling_loss(worker
     assert reports[0]["strategy"] == "MultiWorkerMirroredStrategy x2"
     assert losses[-1] < 0.8 * losses[0]
     assert reports[0]["iterations"] == 3 * N_SAMPLES // GLOBAL_BATCH
+    assert reports[0]["steps_per_execution"] == 1 and reports[0]["steps_warning"]
     # Predictions are gathered from both workers, in the order of the data.
     import keras
 
@@ -148,17 +149,24 @@ def _worker(folder):
                            for w in caught),
     })
 
-    model = build_model(keras, keras.optimizers.Adam(learning_rate=1e-3))
+    # Compiled for 3 steps per call, which Keras cannot train on several replicas: the
+    # learner trains one per call, with a warning.
+    model = build_model(keras, keras.optimizers.Adam(learning_rate=1e-3), 3)
     model.set_weights(load_weights(os.path.join(folder, "init.npz")))
     # Unshuffled, so that a one-process run sees the same global batches.
-    learner = get_learner(model, (x, y), batch_size=GLOBAL_BATCH, strategy="auto",
-                          shuffle=False, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        learner = get_learner(model, (x, y), batch_size=GLOBAL_BATCH, strategy="auto",
+                              shuffle=False, verbose=0)
     history = learner.fit_onecycle(5e-2, epochs=3)
     np.savez(os.path.join(folder, f"predictions{index}.npz"), learner.predict(x))
     _write(folder, f"worker{index}", learner.model, {
         "strategy": distribute.describe(strategy),
         "losses": [round(float(v), 6) for v in history.history["loss"]],
         "iterations": int(learner.model.optimizer.iterations.numpy()),
+        "steps_per_execution": learner.model.steps_per_execution,
+        "steps_warning": any("steps_per_execution=3 cannot train" in str(w.message)
+                             for w in caught),
     })
 
 

@@ -87,10 +87,11 @@ def prepare_model(
     5. `jit_compile` is set on the model (`True`, passed or the model's own compile
        setting, is refused with a warning when one process drives several devices, where
        Keras' XLA-compiled step cannot run).
-    6. A model compiled with `steps_per_execution` > 1 trains with 1, with a warning, when
-       one process drives several GPUs or CPUs: Keras' loop of several train steps per
-       call fails there on its first call (TensorFlow's "You must feed a value for
-       placeholder tensor"). TPUs keep the setting.
+    6. A model compiled with `steps_per_execution` > 1 trains with 1, with a warning, under
+       a strategy of several replicas (GPUs or CPUs of one process, or several workers):
+       Keras' loop of several train steps per call fails there on its first call
+       (TensorFlow's "You must feed a value for placeholder tensor"). TPUs keep the
+       setting.
     7. Under a multi-worker strategy, `ktlite.distribute.multi_worker_fix` is applied.
 
     Nothing is rebuilt when nothing needs to change; the same object comes back.
@@ -187,7 +188,10 @@ def _jit_supported(strategy: tf.distribute.Strategy) -> bool:
     """Whether Keras' XLA-compiled train step can run under `strategy` (warns if not)."""
     if needs_static_shapes(strategy) or _is_default(strategy):
         return True
-    devices = _process_devices(strategy)
+    try:
+        devices = [str(d) for d in strategy.extended.worker_devices]
+    except (AttributeError, RuntimeError):  # strategies that do not list their devices
+        devices = []
     reason = None
     if len(devices) > 1:
         reason = (
@@ -207,23 +211,14 @@ def _jit_supported(strategy: tf.distribute.Strategy) -> bool:
 
 def _multi_step_supported(strategy: tf.distribute.Strategy, per_call: int) -> bool:
     """Whether Keras can train `per_call` batches per call under `strategy` (warns if not)."""
-    if needs_static_shapes(strategy) or len(_process_devices(strategy)) < 2:
+    if needs_static_shapes(strategy) or strategy.num_replicas_in_sync < 2:
         return True
     warn(
         f"steps_per_execution={per_call!r} cannot train under {describe(strategy)}: Keras' "
-        "loop of several train steps per call fails on several devices of one process. "
-        "Training continues with steps_per_execution=1.",
+        "loop of several train steps per call fails with several replicas (on GPUs or "
+        "CPUs; TPUs run it). Training continues with steps_per_execution=1.",
     )
     return False
-
-
-def _process_devices(strategy: tf.distribute.Strategy) -> list[str]:
-    """The devices this process drives under `strategy` (none for strategies that do not
-    list them)."""
-    try:
-        return [str(d) for d in strategy.extended.worker_devices]
-    except (AttributeError, RuntimeError):
-        return []
 
 
 def current_precision(model: keras.Model) -> str:
