@@ -5,8 +5,9 @@ gets one exception and one wording wherever it is made: a value of the wrong typ
 where an int belongs, `1` where a bool does; a bool is never taken for a number) raises
 `TypeError`, a value of the right type out of range raises `ValueError`. Each helper returns
 the value as a plain Python type, so configs stay JSON-serializable when a caller passes
-NumPy scalars. The module imports nothing but NumPy, so light modules (the loaders,
-`ktlite.bucketing`) use it without pulling in TensorFlow.
+NumPy scalars. The module imports nothing but NumPy, so modules that stay free of
+TensorFlow (`ktlite.labels`, `ktlite.splits`, the text and tabular loaders) use it without
+pulling TensorFlow in.
 """
 
 from __future__ import annotations

@@ -733,6 +733,10 @@ class Learner:
     def lr_estimate(self) -> dict[str, float]:
         """Returns the suggestions of the last `lr_find()` (one per rule of `ktlite.lr.suggest`).
 
+        Returns:
+            A dict of each rule's name to its suggested rate (`nan` where the rule could not
+            read the curve), e.g. `{"valley": ..., "basin": ..., ...}`.
+
         Raises:
             ValueError: if `lr_find()` has not been run.
 
@@ -1113,6 +1117,16 @@ class Learner:
         Returns:
             The Keras `History`.
 
+        Raises:
+            TypeError: if `lr` is not a number, `n_cycles`, `cycle_len`, `cycle_mult` or
+                `steps_per_epoch` is not an int, `moms` is not a pair of numbers,
+                `callbacks` is not a list of Keras callbacks, `class_weight` is not a
+                mapping of class ids to numbers, or `verbose` is not an int.
+            ValueError: if `lr` is not positive and finite, a count is below 1, `moms` is
+                outside [0, 1), `class_weight` has a negative weight or a class the model
+                does not have (or the model is not a single-label classifier), or
+                `verbose` is not 0, 1 or 2.
+
         Example:
             >>> learner.fit(1e-3, n_cycles=3, cycle_len=1, cycle_mult=2)  # 7 epochs
         """
@@ -1457,6 +1471,11 @@ class Learner:
         Returns:
             The predictions as a numpy array (or a list / dict for multi-output models).
 
+        Raises:
+            TypeError: if `data` is not array-like (`None`, a lone string) or raw examples
+                of the wrong type for the task, or `batch_size` is not an int.
+            ValueError: if `batch_size` < 1, or the inputs do not fit the model.
+
         Example:
             >>> probs = learner.predict(x_test)
         """
@@ -1493,6 +1512,9 @@ class Learner:
         Args:
             n: number of leading layers (`model.layers`) to freeze, or `None`.
 
+        Returns:
+            None: the learner's model is changed in place and recompiled.
+
         Raises:
             TypeError: if `n` is not an int.
             ValueError: if `n` is out of range, or the optimizer has `use_ema=True` and
@@ -1517,6 +1539,9 @@ class Learner:
         Variables the user froze one by one in a trainable layer (Keras' LoRA freezes a
         kernel so) stay frozen, also after `freeze()` froze their layer.
 
+        Returns:
+            None: the learner's model is changed in place and recompiled.
+
         Raises:
             ValueError: if the optimizer has `use_ema=True` and a layer is frozen (see
                 `freeze`; nothing is changed).
@@ -1540,6 +1565,9 @@ class Learner:
         Args:
             wd: decay per step (multiplied by the learning rate), or `None` to turn it off.
 
+        Returns:
+            None: the optimizer is changed in place.
+
         Raises:
             TypeError: if `wd` is neither `None` nor a number.
             ValueError: if `wd` is negative or not finite.
@@ -1551,6 +1579,9 @@ class Learner:
 
     def get_weight_decay(self) -> float | None:
         """Returns the optimizer's weight decay (`None` when off).
+
+        Returns:
+            The decay per step (multiplied by the learning rate), or `None` when off.
 
         Example:
             >>> learner.get_weight_decay()

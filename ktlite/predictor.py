@@ -21,7 +21,8 @@ my_predictor/
 
 Each fact lives in one file: the task's facts (classes, maxlen, ...) are in the
 preprocessor's files only, and `Predictor.metadata` reads them from the loaded objects.
-Version-1 folders (ktlite 0.1) still load.
+Folders of format version 1 (`"format_version": 1` in `ktlite.json`, which names a `task`
+instead of a predictor class and lists its `files` without hashes) still load.
 """
 
 from __future__ import annotations
@@ -438,8 +439,9 @@ class Predictor:
             One result for a single input, else a list with one result per input.
 
         Raises:
-            TypeError: If `inputs` is not of an accepted type.
-            ValueError: If `inputs` is empty or an option is invalid.
+            TypeError: If `inputs` is not of an accepted type, or an option is unknown or of
+                the wrong type (a classifier's `return_proba="yes"`).
+            ValueError: If `inputs` is empty or an option's value is invalid.
 
         Example:
             >>> predictor.predict("a new text")
@@ -480,6 +482,9 @@ class Predictor:
         Args:
             path: The folder to write (`ktlite.json`, `model.keras` and the
                 preprocessor's files).
+
+        Returns:
+            None, once the folder is complete at `path` (`ktlite.load_predictor` reads it).
 
         Raises:
             TypeError: If `path` is not a str or `os.PathLike`.
@@ -525,6 +530,9 @@ class Predictor:
             path: The folder to write.
             format: `"saved_model"` (default) or `"tflite"`.
             **options: TFLite options; none are accepted for a SavedModel.
+
+        Returns:
+            None, once the export is complete at `path`.
 
         Raises:
             TypeError: If `path` is not a str or `os.PathLike`, or `format` is not a str.
@@ -782,7 +790,8 @@ def _read_manifest(folder: Path) -> tuple[type[Predictor], dict[str, Any]]:
 
 
 def _read_v1(folder: Path, file: Path, manifest: dict[str, Any]) -> type[Predictor]:
-    """Version 1 (ktlite 0.1): a task name and a file list without hashes."""
+    """Format version 1: a `task` name instead of a predictor class, and `files` a list of
+    names without hashes (only checked to be present and regular files)."""
     task = manifest.get("task")
     if task not in _V1_TASKS:
         raise ValueError(f"{file}: unknown task for a version-1 folder.")

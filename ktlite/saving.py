@@ -23,7 +23,8 @@ Guarantees:
   JSON is capped in size and depth; errors name the file and never quote its content.
 
 Example:
-    >>> write_folder("out", lambda tmp: write_text(tmp / "a.txt", "hi"), is_empty, "folder")
+    >>> never = lambda folder: False  # replace no non-empty folder already at "out"
+    >>> write_folder("out", lambda tmp: write_text(tmp / "a.txt", "hi"), never, "folder")
 """
 
 from __future__ import annotations

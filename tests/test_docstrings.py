@@ -1,5 +1,5 @@
-"""Docstring conventions of the public API (STYLE.md), so a new public name that lacks them
-fails CI.
+"""Docstring conventions of the public API (Google style: Args, Returns, Raises and a short
+`Example:`), so a new public name that lacks them fails CI.
 
 The rule, over every name in the `__all__` of `ktlite` and of each of its non-underscore
 submodules: a function or class needs an `Example` section (a class may have it in its
@@ -108,8 +108,8 @@ def test_every_public_function_class_and_method_has_args_and_an_example():
     }
     gaps = missing_sections(modules)
     assert not gaps, (
-        "Public docstrings lack sections (STYLE.md: Google style with Args, Returns, Raises "
-        "and a short `Example:` of `>>>` lines):\n"
+        "Public docstrings lack sections (the convention: Google style with Args, Returns, "
+        "Raises and a short `Example:` of `>>>` lines):\n"
         + "\n".join(f"  {where}: {', '.join(missing)}" for where, missing in gaps.items())
     )
 

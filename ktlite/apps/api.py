@@ -5,7 +5,9 @@ The app knows no task. It talks to the predictor only through its JSON hooks
 schema, `inputs_from_json(items)` checks a request's inputs at the edge, `predict_outputs`
 runs a batch (one row per input) and `json_response(rows, **options)` builds each answer;
 `metadata` is served at ``/metadata`` and ``/explain`` exists only if the predictor has an
-``explain`` method. A bare `keras.Model` is served through `ModelAdapter`.
+``explain`` method and takes strings (its `json_input_schema()` is of type ``"string"``;
+image explanations are called from Python). A bare `keras.Model` is served through
+`ModelAdapter`.
 
 Concurrent ``/predict`` requests are coalesced by a `DynamicBatcher` in one model thread;
 explanations run in their own bounded thread so they never hold predictions back.
@@ -940,6 +942,9 @@ def serve(
             ``max_explain_words``, ``max_explain_chars``, ``max_explains``,
             ``body_timeout_s``), `APIApp.run`'s ``header_timeout_s`` and ``uvicorn.run``
             options (e.g. ``log_level``, ``limit_concurrency``, ``timeout_keep_alive``).
+
+    Returns:
+        None, once the server has stopped (Ctrl+C, or a signal that stops uvicorn).
 
     Raises:
         ImportError: if FastAPI or uvicorn is not installed.

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from ktlite.arguments import check_choice
 
+__all__ = ["load_wordnet_lexnames"]
+
 _HERE = Path(__file__).resolve().parent
 _SPLITS = ("train", "test")
 

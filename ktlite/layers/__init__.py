@@ -10,7 +10,7 @@ pretraining (or `load_model(path, compile=False)`). The layers depend on Keras (
 TensorFlow as its backend) only.
 
 Example:
-    >>> from ktlite.layers import TokenAndPositionEmbedding, TransformerEncoder
+    >>> from ktlite.layers import PatchEmbedding, TokenAndPositionEmbedding, TransformerEncoder
     >>> x = TokenAndPositionEmbedding(vocab_size=1000, sequence_length=64,
     ...                               embedding_dim=32)(token_ids)
     >>> x = TransformerEncoder(num_heads=4, intermediate_dim=64)(x)

@@ -167,6 +167,9 @@ def suggest_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:
         The suggested learning rate (at least `lrs[0]`), or `nan` with fewer than 2 usable
         points.
 
+    Raises:
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
+
     Example:
         >>> suggest_minimum([1e-3, 1e-2, 1e-1], [2.0, 1.0, 3.0])
         0.001
@@ -206,6 +209,9 @@ def suggest_steep(lrs: Sequence[float], losses: Sequence[float]) -> float:
     Returns:
         The suggested learning rate, or `nan` with fewer than 5 usable points.
 
+    Raises:
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
+
     Example:
         >>> lrs = np.logspace(-5, 0, 51)
         >>> bool(suggest_steep(lrs, -np.tanh(np.log10(lrs) + 3)) == lrs[20])
@@ -234,6 +240,9 @@ def suggest_valley(lrs: Sequence[float], losses: Sequence[float]) -> float:
 
     Returns:
         The suggested learning rate, or `nan` with fewer than 5 usable points.
+
+    Raises:
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
 
     Example:
         >>> lrs = np.logspace(-6, 0, 61)
@@ -302,6 +311,9 @@ def suggest_basin(lrs: Sequence[float], losses: Sequence[float]) -> float:
         The suggested learning rate (at least `lrs[0]`), or `nan` with fewer than 5 usable
         points.
 
+    Raises:
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
+
     Example:
         >>> lrs = np.logspace(-5, 0, 51)  # the loss halves at lr 10**-2.5
         >>> losses = np.r_[np.full(25, 2.0), np.full(20, 1.0), np.linspace(2.0, 9.0, 6)]
@@ -336,6 +348,9 @@ def suggest_descent(lrs: Sequence[float], losses: Sequence[float]) -> float:
     Returns:
         The suggested learning rate (at least `lrs[0]`), or `nan` with fewer than 5 usable
         points.
+
+    Raises:
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
 
     Example:
         >>> lrs = np.logspace(-5, 0, 51)  # the loss halves in one step at lr 10**-2.5
@@ -437,6 +452,9 @@ def suggest_all(
     Returns:
         Dict `{"valley": ..., "steep": ..., "minimum": ..., "basin": ..., "descent": ...}`;
         the default one is `DEFAULT_SUGGESTION` ("basin").
+
+    Raises:
+        ValueError: If `lrs`, `losses` and `smoothed` are not 1-D sequences of equal length.
 
     Example:
         >>> lrs, losses = np.logspace(-5, 0, 20), np.linspace(2, 1, 20)

@@ -243,6 +243,14 @@ class MaskedLMLearner(Learner):
     `top_losses` need inputs and labels that stay put, and a masked-LM's are masks drawn
     at random, so they raise `TypeError` saying so.
 
+    Args:
+        model: the compiled masked-LM model (`masked_lm_model`).
+        train_data: the masked training texts (a `TaskDataset` from `pretrain`).
+        val_data: the masked texts judged, or None.
+        preproc: the fitted `TextPreprocessor` of the texts.
+        masker: the `TokenMasker` of the training data.
+        **settings: the `Learner` settings (`batch_size`, `bucketing`, ...).
+
     Attributes:
         preproc: the `TextPreprocessor` whose vocabulary the model predicts.
         masker: the `TokenMasker` of the training data (new masks every epoch).
@@ -367,8 +375,10 @@ def pretrain(
             `text_classifier`: 128, 4, 2, `4 * embed_dim`).
         dropout: the encoder's dropout rate while pretraining (default 0.0: fresh masks
             each epoch regularize enough, and on WordNet 30 minutes without dropout
-            reached 0.388 masked-token accuracy against 0.333 at 0.1). Models built from
-            the backbone drop at their own rate (`text_classifier(dropout=0.1)`).
+            reached 43% masked-token accuracy against 33% at 0.1: runs 7 and 5 of
+            "Pretraining and fine-tuning" in benchmarks/RESULTS.md, as in the README).
+            Models built from the backbone drop at their own rate
+            (`text_classifier(dropout=0.1)`).
         learning_rate: initial rate of the AdamW optimizer (the policies set their own).
         batch_size: global batch size (default 64).
         seed: seed of the masks and the shuffling.
@@ -445,6 +455,9 @@ def save_backbone(source: Any, path: str | os.PathLike, preproc: Any = None) -> 
             `masked_lm_model` (then `preproc` is required).
         path: the folder to write.
         preproc: the `TextPreprocessor` of a model given as `source`.
+
+    Returns:
+        None; the folder is written atomically (`Backbone.save`).
 
     Raises:
         TypeError: if `source` is neither, or `preproc` is missing for a model.

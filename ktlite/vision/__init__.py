@@ -19,8 +19,9 @@ from ktlite.vision.loaders import (
 )
 from ktlite.vision.preprocessor import ImagePreprocessor
 
-# Model building and prediction import Keras models and the predictor core: loaded on
-# first use so that reading data stays light.
+# Model building and prediction import the Keras models and the predictor core: loaded on
+# first use, so reading data does not import them (the loaders and `Augmentation` do
+# import TensorFlow).
 _LAZY = {
     "image_classifier": "ktlite.vision.models",
     "image_regression_model": "ktlite.vision.models",
