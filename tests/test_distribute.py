@@ -192,6 +192,18 @@ def test_a_tf_config_that_is_not_an_object_of_jobs_is_a_clear_error(
         distribute.get_strategy("auto")
 
 
+@pytest.mark.parametrize("config", ["{not json", "[1]", '{"cluster": []}'])
+def test_multi_worker_by_name_checks_tf_config_as_auto_does(monkeypatch, config):
+    made = []
+    monkeypatch.setattr(sel, "_CACHE", {})
+    monkeypatch.setattr(tf.distribute, "MultiWorkerMirroredStrategy",
+                        lambda: made.append(1) or FakeStrategy("multi_worker", 1))
+    monkeypatch.setenv("TF_CONFIG", config)
+    with pytest.raises(ValueError, match=re.escape(f"Received: TF_CONFIG={config!r}")):
+        distribute.get_strategy("multi_worker")
+    assert made == [] and sel._CACHE == {}
+
+
 def test_tpu_by_name_without_a_tpu_explains_the_fix(fake_env, monkeypatch):
     def unreachable(address):
         raise ValueError("no TPU here")

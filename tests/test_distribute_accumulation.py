@@ -125,6 +125,23 @@ def test_enable_rejects_wrong_types_and_out_of_range_steps(steps, error):
     assert distribute.accumulation_steps(model) == 1
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        distribute.accumulation_steps,
+        distribute.enabled_accumulation_steps,
+        distribute.reset_accumulation,
+        lambda model: distribute.paused_accumulation(model).__enter__(),
+        distribute.current_precision,
+    ],
+)
+@pytest.mark.parametrize("model", [1, "model", None])
+def test_the_distribute_helpers_refuse_what_is_not_a_model(call, model):
+    with pytest.raises(TypeError, match=f"`model` must be of type Model. Received: model of "
+                                        f"type {type(model).__name__}"):
+        call(model)
+
+
 def test_accumulators_live_in_the_strategy_scope():
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     model = distribute.prepare_model(

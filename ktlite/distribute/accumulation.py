@@ -56,7 +56,7 @@ import tensorflow as tf
 
 from ktlite import compat
 from ktlite._console import warn
-from ktlite.arguments import check_int
+from ktlite.arguments import check_instance, check_int
 
 _STATE = "_ktlite_accumulation"
 
@@ -193,10 +193,14 @@ def steps(model: keras.Model) -> int:
     Returns:
         The number of batches per update.
 
+    Raises:
+        TypeError: If `model` is not a `keras.Model`.
+
     Example:
         >>> accumulation.steps(model)
         1
     """
+    check_instance(model, keras.Model, "model")
     state = getattr(model, _STATE, None)
     if state is not None:
         return state.steps
@@ -216,10 +220,14 @@ def enabled_steps(model: keras.Model) -> int | None:
     Returns:
         The batches per update of ktlite's accumulation, or None when it is not enabled.
 
+    Raises:
+        TypeError: If `model` is not a `keras.Model`.
+
     Example:
         >>> accumulation.enabled_steps(model) is None
         True
     """
+    check_instance(model, keras.Model, "model")
     state = getattr(model, _STATE, None)
     return None if state is None else state.enabled_steps
 
@@ -233,9 +241,13 @@ def reset(model: keras.Model) -> None:
     Args:
         model: A Keras model; nothing happens if it does not accumulate through ktlite.
 
+    Raises:
+        TypeError: If `model` is not a `keras.Model`.
+
     Example:
         >>> accumulation.reset(model)
     """
+    check_instance(model, keras.Model, "model")
     state = getattr(model, _STATE, None)
     if state is None:
         return
@@ -257,10 +269,14 @@ def paused(model: keras.Model) -> Iterator[None]:
     Yields:
         Nothing.
 
+    Raises:
+        TypeError: If `model` is not a `keras.Model`.
+
     Example:
         >>> with accumulation.paused(model):
         ...     model.fit(x, y, epochs=1)
     """
+    check_instance(model, keras.Model, "model")
     state = getattr(model, _STATE, None)
     if state is None:
         yield

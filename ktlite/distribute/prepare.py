@@ -23,7 +23,7 @@ import tensorflow as tf
 from keras import tree
 
 from ktlite import compat
-from ktlite.arguments import check_bool, check_choice, check_positive_int
+from ktlite.arguments import check_bool, check_choice, check_instance, check_positive_int
 from ktlite._console import say, warn
 from ktlite.distribute import accumulation as _accumulation
 from ktlite.distribute import multi_worker_fix
@@ -230,10 +230,14 @@ def current_precision(model: keras.Model) -> str:
     Returns:
         A policy name such as `"float32"` or `"mixed_bfloat16"`.
 
+    Raises:
+        TypeError: If `model` is not a `keras.Model`.
+
     Example:
         >>> ktlite.distribute.current_precision(model)
         'float32'
     """
+    check_instance(model, keras.Model, "model")
     counts: dict[str, int] = {}
     outputs = _output_layers(model)
     for layer in compat.flatten_layers(model, include_self=False):

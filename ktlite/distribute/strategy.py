@@ -119,6 +119,11 @@ def describe(strategy: tf.distribute.Strategy | None = None) -> str:
     Returns:
         The class name and the number of replicas in sync.
 
+    Raises:
+        TypeError: If `strategy` is neither `None`, a `tf.distribute.Strategy` nor a str.
+        ValueError, RuntimeError: If `strategy` is a name `get_strategy` refuses or cannot
+            create a strategy for (see its Raises).
+
     Example:
         >>> ktlite.distribute.describe(tf.distribute.get_strategy())
         'default strategy x1'
@@ -141,6 +146,11 @@ def num_replicas(strategy: str | tf.distribute.Strategy | None = None) -> int:
 
     Returns:
         `strategy.num_replicas_in_sync` (1 for the default strategy).
+
+    Raises:
+        TypeError: If `strategy` is neither `None`, a `tf.distribute.Strategy` nor a str.
+        ValueError, RuntimeError: If `strategy` is a name `get_strategy` refuses or cannot
+            create a strategy for (see its Raises).
 
     Example:
         >>> ktlite.distribute.num_replicas(None)
@@ -201,6 +211,11 @@ def needs_static_shapes(strategy: tf.distribute.Strategy | None) -> bool:
     Returns:
         True for a `TPUStrategy` (any version).
 
+    Raises:
+        TypeError: If `strategy` is neither `None`, a `tf.distribute.Strategy` nor a str.
+        ValueError, RuntimeError: If `strategy` is a name `get_strategy` refuses or cannot
+            create a strategy for (see its Raises).
+
     Example:
         >>> ktlite.distribute.needs_static_shapes(None)
         False
@@ -217,6 +232,11 @@ def is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:
 
     Returns:
         True for a `MultiWorkerMirroredStrategy` whose cluster has more than one task.
+
+    Raises:
+        TypeError: If `strategy` is neither `None`, a `tf.distribute.Strategy` nor a str.
+        ValueError, RuntimeError: If `strategy` is a name `get_strategy` refuses or cannot
+            create a strategy for (see its Raises).
 
     Example:
         >>> ktlite.distribute.is_multi_worker(None)
@@ -319,6 +339,9 @@ def _make_mirrored() -> tf.distribute.Strategy:
 
 
 def _make_multi_worker() -> tf.distribute.Strategy:
+    # The TF_CONFIG check "auto" makes: TensorFlow's resolver takes a TF_CONFIG such as
+    # `[1]` for no cluster at all, and would train in a single process.
+    _tf_config_workers(os.environ)
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except RuntimeError as error:

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite.generation.data import LMPreprocessor
-from ktlite.arguments import check_positive_int
+from ktlite.arguments import check_fitted, check_positive_int
 from ktlite.text.preprocessor import validate_texts
 
 
@@ -93,9 +93,14 @@ def perplexity_reporter(
         "perplexity_per_token", "loss"})`; ``loss`` is the mean next-token log-loss.
         Texts without any word give a per-word perplexity of NaN.
 
+    Raises:
+        TypeError: if `preproc` is not an `LMPreprocessor`.
+        ValueError: if it is not fitted.
+
     Example:
         >>> text, scores = perplexity_reporter(preproc)(model, val, None)
     """
+    check_fitted(preproc, LMPreprocessor)
 
     def report(model: keras.Model, data: Any, predict: Any = None) -> tuple[str, dict]:
         texts = [str(t) for t in data.x]

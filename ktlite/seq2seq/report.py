@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite._console import say
-from ktlite.arguments import check_positive_int
+from ktlite.arguments import check_fitted, check_positive_int
 from ktlite.seq2seq.losses import MaskedSequenceCrossentropy
 from ktlite.seq2seq.predictor import TranslationPredictor
 from ktlite.seq2seq.preprocessor import PairPreprocessor
@@ -64,9 +64,17 @@ def translation_reporter(
     Returns:
         `reporter(model, data, predict) -> (text, {"bleu", "chrf"})`.
 
+    Raises:
+        TypeError: if `preproc` is not a `PairPreprocessor`, or `beam_width` or
+            `max_length` is not an int.
+        ValueError: if `preproc` is not fitted, or `beam_width` or `max_length` < 1.
+
     Example:
         >>> text, scores = translation_reporter(preproc)(model, val, None)
     """
+    check_fitted(preproc, PairPreprocessor)
+    beam_width = check_positive_int(beam_width, "beam_width")
+    max_length = check_positive_int(max_length, "max_length", allow_none=True)
 
     def report(model: keras.Model, data: Any, predict: Any = None) -> tuple[str, dict]:
         _check_pairs(data)

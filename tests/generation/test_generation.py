@@ -169,6 +169,16 @@ def test_validate_reports_the_perplexity_of_the_validation_texts(lm, capsys):
     assert two != pytest.approx(scores)
 
 
+def test_the_perplexity_reporter_takes_a_fitted_lm_preprocessor_only():
+    from ktlite.generation.data import LMPreprocessor
+
+    with pytest.raises(TypeError, match="`preproc` must be of type LMPreprocessor. "
+                                        "Received: preproc of type int"):
+        generation.perplexity_reporter(1)
+    with pytest.raises(ValueError, match="`preproc` must be a fitted LMPreprocessor"):
+        generation.perplexity_reporter(LMPreprocessor())
+
+
 def test_loader_with_val_pct_zero_trains_on_every_text():
     texts = _cycles(40, 2)
     trn, val, _ = generation.texts_for_lm(texts, val_pct=0, verbose=0)

@@ -43,3 +43,19 @@ def test_top_losses_refuses_an_n_of_the_wrong_type(translator, n):
     data = seq2seq.pair_dataset(*task_pairs(4, seed=23), preproc)
     with pytest.raises(TypeError, match=f"`n` must be a positive int. Received: n={n!r}"):
         top_losses(model, data, n=n)
+
+
+def test_the_reporter_refuses_bad_arguments_when_it_is_made():
+    with pytest.raises(TypeError, match="`preproc` must be of type PairPreprocessor. "
+                                        "Received: preproc of type int"):
+        translation_reporter(1)
+    with pytest.raises(ValueError, match="`preproc` must be a fitted PairPreprocessor"):
+        translation_reporter(seq2seq.PairPreprocessor())
+    preproc = seq2seq.PairPreprocessor(vocab_size=50).fit(*task_pairs(20, seed=24))
+    for options, error in [({"beam_width": 0}, ValueError), ({"beam_width": "4"}, TypeError),
+                           ({"beam_width": True}, TypeError), ({"max_length": 0}, ValueError),
+                           ({"max_length": 2.0}, TypeError)]:
+        (name, value), = options.items()
+        with pytest.raises(error, match=f"Received: {name}={value!r}"):
+            translation_reporter(preproc, **options)
+    assert callable(translation_reporter(preproc, beam_width=2, max_length=None))
