@@ -1772,7 +1772,9 @@ def get_learner(
             the graph without it for the same seed, so runs with and without it agree in
             their statistics, not bit for bit (without dropout, step for step).
         gradient_accumulation_steps: accumulate gradients over this many batches (the
-            optimizer's own setting when `None`; see above). A model compiled with
+            optimizer's own setting when `None`; see above). Each batch of a group weighs
+            the same, also under a loss averaged over tokens (see
+            `ktlite/distribute/accumulation.py`). A model compiled with
             `steps_per_execution` > 1 keeps an optimizer's own accumulation as Keras runs
             it, across epochs, so its fits need epochs of a whole number of updates (a
             `ValueError` says so before training).

@@ -37,6 +37,12 @@ ktlite's per-batch policies see real updates too. With a `LossScaleOptimizer` th
 accumulators hold unscaled gradients; a non-finite gradient anywhere in a group skips that
 whole update.
 
+A group's update is the mean of its batches' gradients, so a loss that averages over a
+batch's real tokens (translation, language models, masked-LM pretraining) weighs each batch
+of the group alike, not each token: a length-bucketed batch of short sentences counts as
+much as one of long sentences, where one batch holding both would weigh them by their
+tokens (Keras' own accumulation does the same).
+
 Limits: `steps_per_execution` must be 1 (one compiled call must be one batch; checked
 again whenever a train function is made, so a recompile cannot slip past it), and the
 accumulation is not part of the saved model (a loaded model trains without it until it is
