@@ -5,7 +5,8 @@
 - `export_tflite(model_or_predictor, path, quantize=None | "dynamic" | "float16" | "int8")`
   and `load_tflite(path)`: TensorFlow Lite files, with the tokenizer inside when it converts.
 - `MagnitudePruning` (a Keras callback), `prune(learner, target_sparsity, epochs, ...)` and
-  `sparsity(model)`: magnitude pruning with masks held inside the train step.
+  `sparsity(model)`: magnitude pruning of Dense, EinsumDense and convolution kernels,
+  with masks held inside the train step.
 - `distill(teacher, student, train_data, ...)`: a Learner that trains a student on the
   teacher's softened outputs plus the labels (`DistillationLoss`).
 

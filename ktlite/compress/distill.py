@@ -306,7 +306,8 @@ def distill(
 
     The student is (re)compiled with `DistillationLoss(temperature, alpha)` and a
     `DistillationAccuracy` metric named `accuracy`, keeping its optimizer if it was
-    compiled. The teacher is never trained. Then train with any Learner method, e.g.
+    compiled. Both data sets pass `get_learner`'s checks before the teacher runs on
+    them. The teacher is never trained. Then train with any Learner method, e.g.
     `learner.fit_onecycle(1e-3, 5)`; `learner.model` is the student.
 
     Args:
@@ -315,7 +316,8 @@ def distill(
         student: the (smaller) `keras.Model` to train, same inputs and output width.
         train_data: training data with class-id or one-hot labels, in any form
             `ktlite.get_learner` accepts.
-        val_data: optional validation data with plain labels.
+        val_data: optional validation data with plain labels, in any form `get_learner`
+            accepts (raw examples too, read like the training data's).
         temperature: softening temperature `T` in `(0, 100]`. Defaults to 2.0.
         alpha: weight of the teacher term in [0, 1] (labels get `1 - alpha`). Default 0.5.
         batch_size: training batch size (also used to run the teacher). Defaults to 32.
@@ -333,13 +335,16 @@ def distill(
     Raises:
         TypeError: if `teacher`/`student` are not models, `temperature`, `alpha`,
             `batch_size`, `seed` or `soft_targets` has the wrong type (e.g.
-            `batch_size="32"` or `True`, `soft_targets=1`), or a keyword argument is one
-            `get_learner` does not take (e.g. `epochs=3`), named before anything runs.
+            `batch_size="32"` or `True`, `soft_targets=1`), a keyword argument is one
+            `get_learner` does not take (e.g. `epochs=3`), named before anything runs, or
+            `train_data` / `val_data` of a kind `get_learner` refuses (e.g.
+            `val_data="oops"`, labels that are not numbers), before the teacher runs.
         ValueError: for a `temperature` outside `(0, 100]`, `alpha` outside [0, 1],
             `batch_size < 1`, an `optimizer` Keras cannot make, a
             negative `seed`, unknown `soft_targets`, teacher and student output shapes
             that differ, a teacher or student without a softmax output, `"precompute"`
-            asked for a streamed dataset, or a label that is not a class id in
+            asked for a streamed dataset, data `get_learner` refuses (e.g. raw texts for
+            a model that takes token ids), or a label that is not a class id in
             `[0, num_classes)` (streamed data stops at fit time with
             `tf.errors.InvalidArgumentError` on the first such batch).
 
@@ -400,17 +405,6 @@ def distill(
             f"Received: train_data of type {type(train_data).__name__}"
         )
 
-    if in_memory and not isinstance(train_data, TaskDataset):
-        train_data = TaskDataset(np.asarray(train_data[0]), np.asarray(train_data[1]))
-    # Both models on one batch, the teacher first: before its pass over every example.
-    batch = next(iter(make_dataset(train_data, batch_size)[0].take(1)))
-    inputs = batch[0] if isinstance(batch, tuple) else batch
-    _check_probs(teacher_model(inputs, training=False), "teacher")
-    _check_probs(student(inputs, training=False), "student")
-    if soft_targets == "precompute":
-        distill_data = _precompute(teacher_model, train_data, k, batch_size)
-    else:
-        distill_data = _on_the_fly(teacher_model, train_data, batch_size, seed)
     if optimizer is None:
         optimizer = getattr(student, "optimizer", None) or keras.optimizers.Adam(1e-3)
     own = compat.compile_arguments(student)
@@ -421,15 +415,28 @@ def distill(
         steps_per_execution=getattr(student, "steps_per_execution", 1),  # the user's
     )
     try:
-        return get_learner(
+        # The learner's own checks of both data sets (raw texts for a model that takes
+        # token ids, a `val_data` of the wrong type) run before the teacher does.
+        learner = get_learner(
             student,
-            train_data=distill_data,
+            train_data=train_data,
             val_data=val_data,
             batch_size=batch_size,
             seed=seed,
             **learner_kwargs,
         )
+        train_data = learner.train_data  # in-memory data now a TaskDataset
+        # Both models on one batch, the teacher first: before its pass over every example.
+        batch = next(iter(make_dataset(train_data, batch_size)[0].take(1)))
+        inputs = batch[0] if isinstance(batch, tuple) else batch
+        _check_probs(teacher_model(inputs, training=False), "teacher")
+        _check_probs(student(inputs, training=False), "student")
+        if soft_targets == "precompute":
+            learner.train_data = _precompute(teacher_model, train_data, k, batch_size)
+        else:
+            learner.train_data = _on_the_fly(teacher_model, train_data, batch_size, seed)
     except (TypeError, ValueError):
-        if own:  # a refused option leaves the user's student compiled as it was
+        if own:  # a refused option or data set leaves the user's student compiled as it was
             student.compile(**own)
         raise
+    return learner

@@ -1,13 +1,14 @@
 """Magnitude pruning of Keras kernels during fine-tuning, and a per-layer sparsity report.
 
 `MagnitudePruning` is an ordinary `keras.callbacks.Callback`. At a few steps of a sparsity
-schedule it zeroes, in every `Dense` and `EinsumDense` kernel (and `Embedding` tables when
-asked), the weights of smallest magnitude, layer by layer, and records which ones in a
-0/1 mask. The masks are enforced *inside the compiled train step*: each pruned kernel gets
-a Keras variable constraint `kernel * mask`, which the optimizer applies right after every
-update. Pruned weights are therefore exactly zero after every optimizer step, at the cost
-of one elementwise multiply per kernel per step in the graph, with no extra Python work per
-batch (masking from `on_train_batch_end` would cost one eager op per kernel per batch).
+schedule it zeroes, in every `Dense`, `EinsumDense` and convolution kernel (and `Embedding`
+tables when asked), the weights of smallest magnitude, layer by layer, and records which
+ones in a 0/1 mask. The masks are enforced *inside the compiled train step*: each pruned
+kernel gets a Keras variable constraint `kernel * mask`, which the optimizer applies right
+after every update. Pruned weights are therefore exactly zero after every optimizer step,
+at the cost of one elementwise multiply per kernel per step in the graph, with no extra
+Python work per batch (masking from `on_train_batch_end` would cost one eager op per
+kernel per batch).
 
 Nothing is added to the model itself: after training, the constraints are removed and the
 model holds plain kernels with zeros, so it saves to the ordinary `.keras` format and loads
@@ -48,7 +49,7 @@ from ktlite.arguments import (
     check_rate,
     check_verbose,
 )
-from ktlite.compress.quantize import compile_exclude_patterns
+from ktlite.compress._exclude import check_patterns_match, compile_exclude_patterns, excluded_by
 
 __all__ = [
     "PRUNING_SCHEDULES",
@@ -61,6 +62,21 @@ __all__ = [
 ]
 
 PRUNING_SCHEDULES: tuple[str, ...] = ("polynomial", "constant")
+
+# The layers whose `kernel` is pruned, each kernel tensor on its own magnitudes: a
+# convolution's like a Dense one's. A SeparableConv's two kernels stay dense.
+_KERNEL_LAYERS = (
+    keras.layers.Dense,
+    keras.layers.EinsumDense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+)
 
 
 def check_schedule(schedule: Any) -> str:
@@ -105,6 +121,20 @@ def polynomial_sparsity(
     return target_sparsity + (initial_sparsity - target_sparsity) * (1.0 - progress) ** power
 
 
+def _pruned_weight(layer: keras.layers.Layer, include_embeddings: bool) -> Any:
+    """The kernel (or embedding table) of `layer` that pruning acts on, or None."""
+    if not layer.built or getattr(layer, "quantization_mode", None) is not None:
+        return None
+    if isinstance(layer, _KERNEL_LAYERS):
+        weight = layer.kernel
+    elif include_embeddings and isinstance(layer, keras.layers.Embedding):
+        weight = layer.embeddings
+    else:
+        return None
+    # With LoRA enabled the property returns a computed tensor, not the variable.
+    return weight if isinstance(weight, keras.Variable) else None
+
+
 def prunable_weights(
     model: keras.Model,
     include_embeddings: bool = False,
@@ -115,16 +145,22 @@ def prunable_weights(
     Args:
         model: a built Keras model.
         include_embeddings: also list `Embedding` tables. Defaults to `False`.
-        exclude: regex(es) searched in layer paths; matching layers are skipped.
+        exclude: regex(es) searched (`re.search`) in layer paths and bare layer names, as
+            `quantize_model`'s; matching layers are skipped. Each pattern must match at
+            least one layer that would be listed without it.
 
     Returns:
         `(layer_path, variable)` pairs: the float kernel of every `Dense` / `EinsumDense`
-        (including those inside `MultiHeadAttention` and composite layers), then the
-        embedding tables if asked. Quantized layers are skipped.
+        (including those inside `MultiHeadAttention` and composite layers) and of every
+        convolution (`Conv1D/2D/3D`, their `Transpose` versions, `DepthwiseConv1D/2D`;
+        not `SeparableConv`), then the embedding tables if asked. Quantized layers and
+        layers with LoRA enabled are skipped.
 
     Raises:
         TypeError: if `model` is not a `keras.Model`, `include_embeddings` is not a bool,
             or `exclude` is not a str/list.
+        ValueError: if an `exclude` regex does not compile or matches none of the layers
+            listed without it (the message lists their paths).
 
     Example:
         >>> [path for path, _ in prunable_weights(model)]
@@ -133,25 +169,21 @@ def prunable_weights(
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
     include_embeddings = check_bool(include_embeddings, "include_embeddings")
-    patterns = compile_exclude_patterns(exclude, "layer paths")
+    patterns = compile_exclude_patterns(exclude)
+    candidates = [
+        (layer, weight)
+        for layer in compat.flatten_layers(model, include_self=False, recursive=True)
+        if (weight := _pruned_weight(layer, include_embeddings)) is not None
+    ]
+    kinds = ("Dense, EinsumDense, convolution or Embedding layer" if include_embeddings
+             else "Dense, EinsumDense or convolution layer")
+    check_patterns_match([layer for layer, _ in candidates], patterns, exclude, kinds)
     found: list[tuple[str, keras.Variable]] = []
     seen: set[int] = set()
-    for layer in compat.flatten_layers(model, include_self=False, recursive=True):
-        if not layer.built or getattr(layer, "quantization_mode", None) is not None:
-            continue
-        path = layer.path or layer.name
-        if any(p.search(path) for p in patterns):
-            continue
-        if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense)):
-            weight = layer.kernel
-        elif include_embeddings and isinstance(layer, keras.layers.Embedding):
-            weight = layer.embeddings
-        else:
-            continue
-        # With LoRA enabled the property returns a computed tensor, not the variable.
-        if isinstance(weight, keras.Variable) and id(weight) not in seen:
+    for layer, weight in candidates:
+        if id(weight) not in seen and not any(excluded_by(layer, p) for p in patterns):
             seen.add(id(weight))
-            found.append((path, weight))
+            found.append((layer.path or layer.name, weight))
     return found
 
 
@@ -216,14 +248,17 @@ def sparsity(
     Args:
         model: a built Keras model (pruned or not).
         include_embeddings: also report `Embedding` tables. Defaults to `False`.
-        exclude: regex(es) searched in layer paths; matching layers are left out.
+        exclude: regex(es) searched in layer paths (and bare layer names); matching
+            layers are left out. See `prunable_weights`.
 
     Returns:
-        A `SparsityReport` (`.layers`, `.overall`; `print(report)` shows a table).
+        A `SparsityReport` (`.layers`, `.overall`; `print(report)` shows a table) over the
+        weights `prunable_weights` lists.
 
     Raises:
         TypeError: if `model` is not a `keras.Model`, `include_embeddings` is not a bool,
             or `exclude` is not a str/list.
+        ValueError: if an `exclude` pattern matches none of those layers.
 
     Example:
         >>> report = ktlite.compress.sparsity(learner.model)
@@ -301,7 +336,8 @@ class MagnitudePruning(keras.callbacks.Callback):
         initial_sparsity: sparsity at `begin_step` for `"polynomial"`. Defaults to 0.
         power: exponent of the polynomial schedule. Defaults to 3.
         include_embeddings: also prune `Embedding` tables. Defaults to `False`.
-        exclude: regex(es) searched in layer paths; matching layers are not pruned.
+        exclude: regex(es) searched in layer paths (and bare layer names); matching layers
+            are not pruned. Each must match a layer `prunable_weights` lists.
         verbose: 1 reports the reached sparsity at the end of training. Defaults to 0.
 
     Attributes:
@@ -318,8 +354,9 @@ class MagnitudePruning(keras.callbacks.Callback):
             unknown `schedule`, `begin_step < 0`, `end_step < begin_step`,
             `frequency < 1`, `initial_sparsity` outside [0, target_sparsity], `power <= 0`
             or `verbose` not 0 or 1; when training begins, if the model's optimizer has
-            `use_ema=True` (its moving averages would erase the pruned zeros; nothing is
-            changed).
+            `use_ema=True` (its moving averages would erase the pruned zeros), if an
+            `exclude` pattern matches no prunable layer, or if there is nothing to prune
+            (nothing is changed).
 
     Example:
         >>> pruning = MagnitudePruning(target_sparsity=0.5)
@@ -361,7 +398,7 @@ class MagnitudePruning(keras.callbacks.Callback):
             )
         self.power = check_positive_float(power, "power")
         self.include_embeddings = check_bool(include_embeddings, "include_embeddings")
-        compile_exclude_patterns(exclude, "layer paths")
+        compile_exclude_patterns(exclude)
         self.exclude = exclude
         self.verbose = check_verbose(verbose)
         self.history: list[tuple[int, float]] = []
@@ -428,8 +465,9 @@ class MagnitudePruning(keras.callbacks.Callback):
         self._weights = prunable_weights(self.model, self.include_embeddings, self.exclude)
         if not self._weights:
             raise ValueError(
-                "The model has no Dense, EinsumDense (or, with include_embeddings=True, "
-                f"Embedding) kernel to prune. Received: exclude={self.exclude!r}"
+                "The model has no Dense, EinsumDense or convolution kernel (or, with "
+                "include_embeddings=True, Embedding table) to prune. "
+                f"Received: exclude={self.exclude!r}"
             )
         self._ramp = self._resolve_ramp()
         self._step = 0
@@ -560,9 +598,10 @@ def prune(
 ) -> keras.callbacks.History:
     """Fine-tunes a trained model with magnitude pruning (`learner.fit_onecycle` + callback).
 
-    The sparsity follows `schedule` up to `target_sparsity` over the first two thirds of
-    the steps (see `MagnitudePruning`); the rest fine-tunes with the masks fixed. At the
-    end every pruned layer is checked to be at the target.
+    Every kernel `prunable_weights` lists (Dense, EinsumDense and convolution layers) is
+    pruned on its own magnitudes. The sparsity follows `schedule` up to `target_sparsity`
+    over the first two thirds of the steps (see `MagnitudePruning`); the rest fine-tunes
+    with the masks fixed. At the end every pruned layer is checked to be at the target.
 
     Args:
         learner: a ktlite `Learner` whose model is trained (anything with
@@ -574,7 +613,8 @@ def prune(
             the model was trained with).
         schedule: `"polynomial"` (default) or `"constant"`.
         include_embeddings: also prune `Embedding` tables. Defaults to `False`.
-        exclude: regex(es) of layer paths not to prune.
+        exclude: regex(es) of layer paths (or bare layer names) not to prune; each must
+            match a layer `prunable_weights` lists.
         end_step: step at which the target is reached; `None` = two thirds of the steps.
         frequency: steps between mask updates; `None` = about 16 updates.
         callbacks: extra Keras callbacks.
@@ -592,7 +632,8 @@ def prune(
             `epochs < 1`, an `end_step` / `frequency` out of range, or a model whose
             optimizer has `use_ema=True` (at the end of the fit Keras would write its
             moving averages over the pruned zeros; compile the model with an optimizer
-            without `use_ema` to prune it). Nothing is trained.
+            without `use_ema` to prune it), or an `exclude` pattern that matches no
+            prunable layer (the message lists their paths). Nothing is trained.
         RuntimeError: if a layer ends below the target (should not happen).
 
     Example:
@@ -620,6 +661,8 @@ def prune(
             f"Received: learner of type {type(learner).__name__}"
         )
     _check_no_ema(learner.model)
+    # Refuses an `exclude` pattern that matches no prunable layer before anything trains.
+    prunable_weights(learner.model, include_embeddings, exclude)
     try:
         history = learner.fit_onecycle(
             lr, epochs, callbacks=[*(callbacks or []), pruning], **fit_kwargs

@@ -30,6 +30,11 @@ import keras
 
 from ktlite import compat
 from ktlite.arguments import check_choice
+from ktlite.compress._exclude import (
+    check_patterns_match,
+    compile_exclude_patterns,
+    excluded_by,
+)
 from ktlite.compress._precision import brief_error, float32_copy, low_precision_policies
 
 __all__ = ["QUANTIZATION_MODES", "quantize_model", "quantize_predictor", "quantized_layers"]
@@ -44,38 +49,6 @@ def _check_mode(mode: Any) -> str:
     return check_choice(mode, "mode", QUANTIZATION_MODES)
 
 
-def compile_exclude_patterns(
-    exclude: str | Sequence[str] | None, matched_against: str = "layer names"
-) -> list[re.Pattern]:
-    """Compiles the `exclude` regexes shared by quantization and pruning.
-
-    Args:
-        exclude: one regex, a list of them, or None.
-        matched_against: what the regexes are matched against, for the error message.
-
-    Returns:
-        The compiled patterns (empty for None).
-
-    Raises:
-        TypeError: if `exclude` is not a string or a list of strings.
-        ValueError: if a regex does not compile.
-    """
-    if exclude is None:
-        return []
-    patterns = [exclude] if isinstance(exclude, str) else exclude
-    if not isinstance(patterns, Sequence) or not all(isinstance(p, str) for p in patterns):
-        raise TypeError(
-            "`exclude` must be a regex string or a list of regex strings matched against "
-            f"{matched_against}. Received: exclude={exclude!r}"
-        )
-    try:
-        return [re.compile(p) for p in patterns]
-    except re.error as err:
-        raise ValueError(
-            f"`exclude` holds an invalid regex ({err}). Received: exclude={exclude!r}"
-        ) from None
-
-
 def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [
         layer
@@ -84,47 +57,12 @@ def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
     ]
 
 
-def _excluded_by(layer: keras.layers.Layer, pattern: re.Pattern) -> bool:
-    """Whether `pattern` is found (`re.search`) in the layer's path or in its bare name.
-
-    The path (`"encoder_0/ffn_outer"`) is what `quantized_layers` and pruning's `exclude`
-    use; the name (`"ffn_outer"`) keeps anchored patterns such as `"^ffn_outer$"`, written
-    when `exclude` was matched against names only, excluding what they did before.
-    """
-    return bool(pattern.search(layer.path or layer.name) or pattern.search(layer.name))
-
-
 def _is_quantizable(layer: keras.layers.Layer, patterns: list[re.Pattern]) -> bool:
     return (
         type(layer) in _QUANTIZABLE
         and getattr(layer, "quantization_mode", None) is None
-        and not any(_excluded_by(layer, p) for p in patterns)
+        and not any(excluded_by(layer, p) for p in patterns)
     )
-
-
-def _check_patterns_match(
-    layers: list[keras.layers.Layer], patterns: list[re.Pattern], exclude: Any
-) -> None:
-    """Refuses an `exclude` pattern that matches none of the quantizable `layers`.
-
-    Such a pattern (a typo, a path from another model) would otherwise exclude nothing
-    and silently quantize every layer.
-    """
-    candidates = [layer for layer in layers if _is_quantizable(layer, [])]
-    if not candidates:
-        return  # `quantize_model` says that there is nothing to quantize
-    for pattern in patterns:
-        if any(_excluded_by(layer, pattern) for layer in candidates):
-            continue
-        paths = [layer.path or layer.name for layer in candidates]
-        shown = ", ".join(repr(path) for path in paths[:6])
-        more = f", ... ({len(paths)} in all)" if len(paths) > 6 else ""
-        raise ValueError(
-            f"`exclude` pattern {pattern.pattern!r} matches no Dense, EinsumDense or "
-            "Embedding layer of `model`; patterns are searched (`re.search`) in layer paths "
-            f"(and bare layer names), and the paths it could match are: {shown}{more}. "
-            f"Received: exclude={exclude!r}"
-        )
 
 
 def quantized_layers(model: keras.Model) -> dict[str, str]:
@@ -213,7 +151,7 @@ def quantize_model(
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
     mode = _check_mode(mode)
-    patterns = compile_exclude_patterns(exclude, "layer paths")
+    patterns = compile_exclude_patterns(exclude)
     if not model.built:
         raise ValueError(
             "`model` must be built (called on data, or created with keras.Input) before it "
@@ -232,7 +170,8 @@ def quantize_model(
     else:
         clone = _float_copy(model)
     leaves = _leaf_layers(clone)
-    _check_patterns_match(leaves, patterns, exclude)
+    check_patterns_match([layer for layer in leaves if _is_quantizable(layer, [])], patterns,
+                         exclude, "Dense, EinsumDense or Embedding layer")
     targets = [layer for layer in leaves if _is_quantizable(layer, patterns)]
     if not targets:
         raise ValueError(

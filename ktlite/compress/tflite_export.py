@@ -176,7 +176,10 @@ def _raw_from(predictor: Predictor, data: Any) -> list[Any]:
             f"training TaskDataset). Received: representative_data rejected with: {err}"
         ) from None
     if single:
-        raise TypeError("`representative_data` must be a batch of inputs, not a single one.")
+        raise TypeError(
+            "`representative_data` must be a batch of inputs, not a single one. "
+            f"Received: representative_data={data!r:.80}"
+        )
     return list(items)
 
 

@@ -283,8 +283,53 @@ def test_distill_refuses_labels_outside_the_teachers_classes(token_data, make_tr
     teacher = make_transformer()
     with pytest.raises(ValueError, match=r"class ids in \[0, 3\).*index 5"):
         distill(teacher, make_transformer(), (x, y))
-    with pytest.raises(ValueError, match="dtype"):
+    # Labels that are not numbers: refused by `get_learner`'s own check, as it refuses them.
+    with pytest.raises(TypeError, match=r"`train_data y` must hold numbers.*Received: .*dtype"):
         distill(teacher, make_transformer(), (x, y.astype(str)))
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("the teacher ran before the data was checked")
+
+
+def test_raw_texts_for_a_model_taking_token_ids_are_refused_as_get_learner_refuses_them(
+        token_data, make_transformer):
+    # They reached the teacher and failed inside TensorFlow: "Cast string to int32 is not
+    # supported".
+    _, y = token_data
+    texts = [f"text number {i}" for i in range(len(y))]
+    teacher, student = make_transformer(), make_transformer(embed_dim=8)
+    teacher.predict = _never
+    student.compile("sgd", "sparse_categorical_crossentropy")
+    for soft_targets in ("precompute", "on_the_fly"):
+        with pytest.raises(ValueError, match=r"`train_data x` holds raw text, but the model "
+                                             r"takes int32 inputs"):
+            distill(teacher, student, (texts, y), soft_targets=soft_targets)
+        assert student.loss == "sparse_categorical_crossentropy"
+
+
+def test_val_data_is_checked_before_the_teacher_runs_over_the_training_set(
+        token_data, make_transformer):
+    # `val_data="oops"` was refused by `get_learner` only after the teacher's whole pass.
+    x, y = token_data
+    teacher, student = make_transformer(), make_transformer(embed_dim=8)
+    teacher.predict = _never
+    student.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(TypeError, match=r"`val_data` must be an \(x, y\) tuple.*Received: "
+                                        r"val_data of type str"):
+        distill(teacher, student, (x, y), val_data="oops")
+    assert student.loss == "sparse_categorical_crossentropy"
+
+
+def test_raw_validation_examples_are_read_like_the_training_data_on_the_fly(text_setup):
+    # On the fly, the learner got only the teacher's pipeline, which cannot read raw texts.
+    from ktlite import text
+
+    trn, val, preproc, teacher = text_setup
+    student = text.text_classifier("fasttext", trn, preproc=preproc, embed_dim=8, verbose=0)
+    raw = (list(val.x[:8]), [preproc.class_names[i] for i in val.y[:8]])
+    learner = distill(teacher, student, trn, raw, soft_targets="on_the_fly", verbose=0)
+    np.testing.assert_array_equal(learner.val_data.y, val.y[:8])
 
 
 def test_distill_on_the_fly_stops_at_a_label_outside_the_classes(token_data, make_transformer):

@@ -74,6 +74,63 @@ def test_prunable_weights_cover_dense_and_attention_but_not_embeddings(transform
     assert "head" not in [path for path, _ in prunable_weights(transformer, exclude="^head$")]
 
 
+def small_cnn():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return compiled(keras.Model(inputs, keras.layers.Dense(2, activation="softmax",
+                                                           name="head")(x)))
+
+
+def test_prune_zeroes_convolution_kernels_not_only_the_dense_head():
+    # A CNN's head is a sliver of its weights: pruning it alone reported 0.5 "overall".
+    import ktlite
+
+    model = small_cnn()
+    assert [path for path, _ in prunable_weights(model)] == ["conv", "depthwise", "head"]
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 8, 8, 3)).astype("float32"), rng.integers(0, 2, 64)
+    learner = ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+    ktlite.compress.prune(learner, target_sparsity=0.5, epochs=1, lr=1e-3, verbose=0)
+    report = sparsity(model)
+    kernels = [w for w in model.weights if len(w.shape) > 1]
+    assert report.total == sum(int(np.prod(w.shape)) for w in kernels)
+    for path in ("conv", "depthwise", "head"):
+        assert report.layers[path] == pytest.approx(0.5, abs=0.03), path
+    assert np.mean(model.get_layer("conv").kernel.numpy() == 0) == pytest.approx(0.5, abs=0.01)
+
+
+def test_an_exclude_pattern_matching_no_prunable_layer_is_refused_before_training(
+        transformer, token_data):
+    import ktlite
+
+    x, y = token_data
+    learner = ktlite.get_learner(compiled(transformer), (x, y), batch_size=64, verbose=0)
+    before = [w.numpy() for w in learner.model.weights]
+    match = r"`exclude` pattern 'hed' matches no Dense, EinsumDense or convolution layer.*query"
+    with pytest.raises(ValueError, match=match + r".*Received: exclude='hed'"):
+        ktlite.compress.prune(learner, target_sparsity=0.5, epochs=1, exclude="hed", verbose=0)
+    with pytest.raises(ValueError, match=match):
+        learner.model.fit(x, y, batch_size=64, epochs=1, verbose=0,
+                          callbacks=[MagnitudePruning(exclude=["^head$", "hed"])])
+    for old, weight in zip(before, learner.model.weights):
+        np.testing.assert_array_equal(weight.numpy(), old)
+    for report in (prunable_weights, sparsity):
+        with pytest.raises(ValueError, match=match):
+            report(transformer, exclude="hed")
+    # An embedding pattern matches a prunable layer only when embeddings are pruned.
+    with pytest.raises(ValueError, match="matches no Dense, EinsumDense or convolution layer"):
+        prunable_weights(transformer, exclude="embedding")
+    assert prunable_weights(transformer, include_embeddings=True, exclude="embedding")
+
+
+def test_exclude_matches_bare_layer_names_as_quantize_model_does(transformer):
+    paths = [path for path, _ in prunable_weights(transformer, exclude="^query$")]
+    assert "encoder_0/self_attention/key" in paths
+    assert not any(path.endswith("/query") for path in paths)
+
+
 def test_sparsity_reached_and_held_after_every_step(transformer, token_data, tmp_path):
     x, y = token_data
     model = compiled(transformer)

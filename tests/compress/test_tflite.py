@@ -139,6 +139,9 @@ def test_bad_arguments_rejected(text_predictor, tmp_path):
         export_tflite(text_predictor, tmp_path / "b", quantize="int8")
     with pytest.raises(TypeError, match="`representative_data`"):
         export_tflite(text_predictor, tmp_path / "c", quantize="int8", representative_data=[1, 2])
+    with pytest.raises(TypeError, match=r"`representative_data` must be a batch of inputs, not "
+                                        r"a single one\. Received: representative_data='hello'"):
+        export_tflite(text_predictor, tmp_path / "c", quantize="int8", representative_data="hello")
     with pytest.raises(TypeError, match="`model_or_predictor`"):
         export_tflite("model.keras", tmp_path / "d")
     with pytest.raises(ValueError, match="`num_calibration_samples`"):
