@@ -4,6 +4,7 @@ the language model's report for `Learner.validate`."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,6 +15,9 @@ import tensorflow as tf
 from ktlite.generation.data import LMPreprocessor
 from ktlite.arguments import check_fitted, check_positive_int
 from ktlite.text.preprocessor import validate_texts
+
+
+_LOG_FLOAT_MAX = math.log(sys.float_info.max)
 
 
 def perplexity_per_word(
@@ -36,7 +40,8 @@ def perplexity_per_word(
         batch_size: texts per forward pass.
 
     Returns:
-        The perplexity per word.
+        The perplexity per word; `inf` past float64's range (about `exp(709)`, reached by
+        text with many tokens a word, such as Chinese, under an untrained model).
 
     Raises:
         TypeError: for texts that are not a sequence of strings, or a `batch_size` that
@@ -74,7 +79,11 @@ def _summed_log_loss(
 
 
 def _exp_mean(total: float, count: int) -> float:
-    return float(math.exp(total / count)) if np.isfinite(total) else float("inf")
+    """`exp(total / count)`; inf past float64's range (text of few words for its tokens,
+    such as Chinese, from a model that has not learned it)."""
+    if not np.isfinite(total) or total / count > _LOG_FLOAT_MAX:
+        return math.inf
+    return math.exp(total / count)
 
 
 def perplexity_reporter(

@@ -143,6 +143,22 @@ def test_loader_rejects_empty_and_non_string_texts():
         generation.texts_for_lm(["a b", None, "c d"], verbose=0)
 
 
+def test_a_perplexity_past_the_float_range_reads_inf(lm, monkeypatch, capsys):
+    # Text of many tokens a word (Chinese, URLs) under an untrained model: exp(loss / words)
+    # overflowed math.exp, and `validate` failed before printing anything.
+    from ktlite.generation import perplexity
+
+    model, preproc = lm
+    texts = _cycles(2, 1)
+    monkeypatch.setattr(perplexity, "_summed_log_loss", lambda *args: (800.0 * 12, 14))
+    assert generation.perplexity_per_word(model, preproc, texts) == math.inf
+    val = generation.lm_dataset(texts, preproc)
+    scores = ktlite.get_learner(model, val, val, verbose=0).validate()
+    assert scores["perplexity_per_word"] == math.inf
+    assert scores["perplexity_per_token"] == pytest.approx(math.exp(800.0 * 12 / 14))
+    assert "perplexity per word" in capsys.readouterr().out
+
+
 def test_validate_reports_the_perplexity_of_the_validation_texts(lm, capsys):
     model, preproc = lm
     val_texts = _cycles(6, 1)
