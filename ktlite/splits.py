@@ -9,13 +9,19 @@ label.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ktlite._console import warn
 from ktlite.arguments import check_rate
 
 __all__ = ["check_val_pct", "split_indices", "describe_holdout"]
+
+# Random splits drawn for multilabel data before warning that a label has no training
+# positive (a label with few positives is held out whole in some of them).
+_MULTILABEL_DRAWS = 20
 
 
 def check_val_pct(val_pct: Any) -> float:
@@ -44,11 +50,16 @@ def split_indices(
     val_pct: float,
     random_state: int | None,
     noun: str = "examples",
+    class_names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Splits ``range(len(y))`` into sorted train and validation indices.
 
     With ``stratify`` every class keeps its share in both parts (largest-remainder
-    rounding), and a class with one example stays in training.
+    rounding), and a class with one example stays in training: where that leaves fewer
+    held out than ``val_pct`` asks, a warning says how many. Multilabel indicators
+    (``y`` of shape ``(n, labels)``) are split at random, drawn again (up to
+    ``_MULTILABEL_DRAWS`` times) while some label would keep no positive example in
+    training, with a warning naming such labels if every draw does.
 
     Args:
         y: the encoded labels (class ids when ``stratify``), one per example.
@@ -56,6 +67,8 @@ def split_indices(
         val_pct: the share held out for validation, in [0, 1); 0 holds out nothing.
         random_state: the seed of the split, or None.
         noun: what the examples are called in errors (``"texts"``, ``"pairs"``, ...).
+        class_names: the names of multilabel indicator columns, for the warning; default
+            their positions.
 
     Returns:
         ``(train, val)``: sorted index arrays that together cover every example once;
@@ -81,6 +94,8 @@ def split_indices(
     rng = np.random.default_rng(random_state)
     if not stratify:
         perm = rng.permutation(n)
+        if y.ndim == 2:
+            perm = _keep_labels_in_training(y, perm, n_val, rng, noun, class_names)
         return np.sort(perm[n_val:]), np.sort(perm[:n_val])
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
     quotas = counts * val_pct
@@ -97,6 +112,12 @@ def split_indices(
         val_parts.append(rng.permutation(members)[: take[c]])
     val = np.sort(np.concatenate(val_parts))
     train = np.setdiff1d(np.arange(n), val, assume_unique=True)
+    if 0 < len(val) < n_val:
+        warn(
+            f"`val_pct`={val_pct} held out {len(val)} of {n} {noun} ({len(val) / n:.0%}), not "
+            f"{n_val}: a stratified split keeps at least one example of each class in "
+            "training."
+        )
     if len(val) == 0:
         many = (f" Every class has one example ({len(classes)} classes): if the labels are "
                 "numbers to predict, pass label_mode='regression'." if counts.max() == 1
@@ -106,6 +127,33 @@ def split_indices(
             f"{n} {noun}. Use a larger val_pct or pass validation data.{many}"
         )
     return train, val
+
+
+def _keep_labels_in_training(
+    y: np.ndarray,
+    perm: np.ndarray,
+    n_val: int,
+    rng: np.random.Generator,
+    noun: str,
+    class_names: Sequence[str] | None,
+) -> np.ndarray:
+    """A permutation whose training part holds a positive example of every label that has
+    one, drawn again while it does not (warns, naming the labels, when no draw does)."""
+    present = y.sum(axis=0) > 0
+    for draw in range(_MULTILABEL_DRAWS):
+        hidden = np.flatnonzero(present & (y[perm[n_val:]].sum(axis=0) == 0))
+        if not hidden.size:
+            return perm
+        if draw < _MULTILABEL_DRAWS - 1:
+            perm = rng.permutation(len(y))
+    names = [str(class_names[i]) if class_names is not None else str(i) for i in hidden]
+    shown = ", ".join(repr(name) for name in names[:10]) + (", ..." if len(names) > 10 else "")
+    warn(
+        f"All the {noun} with the label(s) {shown} went to the validation split, in each of "
+        f"{_MULTILABEL_DRAWS} random splits: the model would train without a positive "
+        "example of them. Pass validation data, or a smaller val_pct."
+    )
+    return perm
 
 
 def describe_holdout(val_pct: float, of: str, stratified: bool = False) -> str:

@@ -58,3 +58,27 @@ def test_val_pct_zero_holds_out_nothing(stratify):
     assert check_val_pct(0) == 0.0
     train, val = split_indices(np.array([0, 1] * 5), stratify, 0.0, random_state=0)
     assert train.tolist() == list(range(10)) and val.size == 0
+
+
+def test_a_stratified_split_short_of_val_pct_says_how_many_it_held_out():
+    y = np.repeat(np.arange(5), 2)  # each class keeps one of its two in training
+    with pytest.warns(UserWarning, match=r"`val_pct`=0.9 held out 5 of 10 texts \(50%\), "
+                                         r"not 9: a stratified split keeps"):
+        train, val = split_indices(y, True, 0.9, 0, "texts")
+    assert len(val) == 5
+
+
+def test_a_multilabel_split_keeps_a_positive_of_every_label_in_training():
+    y = np.zeros((20, 3), "float32")
+    y[:, 0] = 1
+    y[::2, 1] = 1
+    y[7, 2] = 1  # the rare label's only positive
+    draws = [split_indices(y, False, 0.5, seed, "texts", ["a", "b", "rare"])
+             for seed in range(10)]
+    assert all(7 in train for train, _ in draws)  # in half the first draws it went to val
+    # Two labels whose only positives are two examples, with room for one in training.
+    y[:, 1] = 0
+    y[12, 1] = 1
+    message = r"All the texts with the label\(s\) '.*' went to the validation split, in each of 20"
+    with pytest.warns(UserWarning, match=message):
+        split_indices(y, False, 0.95, 0, "texts", ["a", "b", "rare"])

@@ -147,7 +147,8 @@ def texts_from_array(
 
     if x_test is None:
         stratify = preproc.label_mode == "multiclass"
-        train_idx, val_idx = split_indices(y_enc, stratify, val_pct, random_state, "texts")
+        train_idx, val_idx = split_indices(y_enc, stratify, val_pct, random_state, "texts",
+                                           preproc.class_names)
         train_texts = [texts[i] for i in train_idx]
         val_texts = [texts[i] for i in val_idx]
         y_trn, y_val = y_enc[train_idx], y_enc[val_idx]
