@@ -170,7 +170,7 @@ def texts_from_array(
         verbose,
     )
     if backbone is None:
-        preproc.fit_vocab(train_texts, verbose=verbose)
+        preproc.fit_vocab(train_texts, verbose=verbose, name="x_train")
     trn = _text_dataset(train_texts, y_trn, preproc)
     return trn, _text_dataset(val_texts, y_val, preproc) if val_texts else None, preproc
 

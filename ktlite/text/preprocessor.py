@@ -259,12 +259,15 @@ class TextPreprocessor(LabeledPreprocessor):
         self.labels.fit(y, name)
         return self
 
-    def fit_vocab(self, texts: Sequence[str], verbose: int = 0) -> TextPreprocessor:
+    def fit_vocab(
+        self, texts: Sequence[str], verbose: int = 0, name: str = "texts"
+    ) -> TextPreprocessor:
         """Learns the WordPiece vocabulary (and ``maxlen`` when it is None) from texts.
 
         Args:
             texts: the training texts only; never include validation or test texts.
             verbose: 1 reports the vocabulary size, ``maxlen`` and the share truncated.
+            name: what the user called the texts, for error messages.
 
         Returns:
             ``self``.
@@ -278,12 +281,12 @@ class TextPreprocessor(LabeledPreprocessor):
             >>> TextPreprocessor(maxlen=8).fit_vocab(["a b c"]).vocab[:2]
             ['[PAD]', '[UNK]']
         """
-        texts = validate_texts(texts, "texts")
+        texts = validate_texts(texts, name)
         vocab = learn_wordpiece_vocab(texts, self.max_vocab_size, self.lowercase)
         if len(vocab) == len(SPECIAL_TOKENS):
             raise ValueError(
-                "`texts` hold no words to learn a vocabulary from (only whitespace or "
-                f"control characters). Received: {texts[:3]!r}"
+                f"`{name}` must hold words to learn a vocabulary from; its {len(texts):,} "
+                f"texts hold only whitespace or control characters. Received: {texts[:3]!r}"
             )
         self._set_vocab(vocab)
         counts = self._token_counts(texts)

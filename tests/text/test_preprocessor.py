@@ -346,9 +346,13 @@ def test_validate_texts_names_the_bad_index():
         validate_texts([])
 
 
-def test_fit_refuses_texts_without_words():
-    with pytest.raises(ValueError, match="no words"):
+def test_fit_refuses_texts_without_words_naming_the_argument():
+    with pytest.raises(ValueError, match="`texts` must hold words .* its 2 texts hold only"):
         TextPreprocessor(vocab_size=100).fit(["   ", "\t"])
+    from ktlite.text import texts_from_array
+
+    with pytest.raises(ValueError, match="`x_train` must hold words"):  # it named `texts`
+        texts_from_array(["  ", " ", "\t", " "], ["a", "b", "a", "b"], val_pct=0, verbose=0)
 
 
 def test_a_vocabulary_with_a_control_character_is_refused_at_learn_time():
