@@ -82,6 +82,10 @@ class _PerToken:
             sample_weight = ops.reshape(sample_weight, (-1,))
         return super().update_state(y_true, y_pred, sample_weight=sample_weight)
 
+    def result(self) -> Any:
+        # NaN, not Keras' 0.0, for a pass that masked no token: a loss of 0.0 reads perfect.
+        return ops.where(self.count > 0, super().result(), float("nan"))
+
 
 @keras.saving.register_keras_serializable(package="ktlite")
 class MaskedTokenCrossentropy(keras.losses.SparseCategoricalCrossentropy):
@@ -274,15 +278,15 @@ class MaskedLMLearner(Learner):
 
     def _check_data(self, data: Any, name: str) -> Any:
         """As `Learner`'s; texts judged (`val_data`, given to `validate` or assigned later
-        too) get the same masks every pass, and must hold a token to mask, or their loss
-        would read 0.0; training texts get new masks every epoch."""
+        too) get the same masks every pass, training texts new masks every epoch, and both
+        must hold a token to mask."""
         checked = super()._check_data(data, name)
         masker = self.masker if name == "train_data" else self.val_masker
         if getattr(checked, "transform", None) in (self.masker, self.val_masker) and (
                 checked.transform is not masker):
             checked = copy.copy(checked)
             checked.transform = masker
-        if name == "val_data" and hasattr(checked, "lengths"):  # in memory, not tf.data
+        if hasattr(checked, "lengths"):  # in memory, not tf.data
             _check_maskable(checked, name)
         return checked
 
@@ -438,11 +442,13 @@ def pretrain(
         say(f"masked-LM pretraining: {len(texts):,} texts, vocabulary {preproc.vocab_size}, "
             f"maxlen {preproc.maxlen}, up to {masker.num_predictions} predictions per text, "
             f"{model.count_params():,} parameters")
+    train_data = data(texts)
+    _check_maskable(train_data, "texts")
     val_data = None if val is None else data(val)
     if val_data is not None:
         _check_maskable(val_data, "val_texts")
     return MaskedLMLearner(
-        model, data(texts), val_data, preproc, masker,
+        model, train_data, val_data, preproc, masker,
         batch_size=batch_size, seed=seed, verbose=verbose, **learner_settings,
     )
 

@@ -296,6 +296,12 @@ def test_texts_with_nothing_to_mask_are_refused_and_a_draw_that_masks_nothing_is
     # One token at rate 0.01: the seeded draw masks nothing, which is no perfect score.
     scores = learner.validate(val_data=["t0w1", ""], print_report=False)
     assert np.isnan(scores["loss"]) and np.isnan(scores["masked_accuracy"])
+    # The same in the logs of a fit (they read 0.0), and blank training texts are refused.
+    learner.val_data = ["t0w1", ""]
+    history = learner.fit_onecycle(1e-12, 1, verbose=0).history
+    assert np.isnan(history["val_loss"][0]) and np.isnan(history["val_masked_accuracy"][0])
+    with pytest.raises(ValueError, match="`texts` must hold at least one text with a token"):
+        text.pretrain(["", " "] * 8, preproc=learner.preproc, verbose=0)
 
 
 def test_a_pretrained_backbone_lifts_a_small_classifier(pretrained, corpus):
