@@ -335,7 +335,10 @@ def per_sample_loss(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) 
         y_pred: raw model outputs, one per sample.
 
     Returns:
-        A float array with one loss per sample (averaged over any extra axes).
+        A float array with one loss per sample (averaged over any extra axes). A loss
+        with a `per_example(y_true, y_pred)` method gives its values (a loss whose `call`
+        scales a sample's value by the rest of the batch, such as one averaged over a
+        batch's tokens, gives each sample its own there).
 
     Raises:
         ValueError: if the model has several outputs or losses, or a loss function that
@@ -351,7 +354,9 @@ def per_sample_loss(model: keras.Model, y_true: np.ndarray, y_pred: np.ndarray) 
         loss = loss[0]
     if isinstance(loss, str):
         loss = keras.losses.get(loss)
-    if isinstance(loss, keras.losses.Loss):
+    if callable(getattr(loss, "per_example", None)):
+        fn = loss.per_example
+    elif isinstance(loss, keras.losses.Loss):
         fn = loss.call
     elif callable(loss):
         fn = loss

@@ -59,6 +59,17 @@ class MaskedSequenceCrossentropy(keras.losses.Loss):
         tokens, replicas = sum_over_replicas(ops.sum(mask))
         return per_sentence * (batch * replicas) / ops.maximum(tokens, 1.0)
 
+    def per_example(self, y_true: Any, y_pred: Any) -> Any:
+        """Each sentence's own mean loss over its real tokens (0 for one without any): what
+        `ktlite.evaluation.per_sample_loss` ranks by, whatever the other sentences hold.
+
+        Example:
+            >>> MaskedSequenceCrossentropy(0.0).per_example(np.array([[3, 0]]),
+            ...                                             np.zeros((1, 2, 8)))  # [log(8)]
+        """
+        token_loss, mask = _token_losses(y_true, y_pred, self.label_smoothing)
+        return ops.sum(token_loss * mask, axis=-1) / ops.maximum(ops.sum(mask, axis=-1), 1.0)
+
     def get_config(self) -> dict:
         config = super().get_config()
         config["label_smoothing"] = self.label_smoothing

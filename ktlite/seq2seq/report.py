@@ -116,11 +116,7 @@ def top_losses(model: keras.Model, data: Any, n: int = 5) -> list[tuple[int, flo
     for i in range(0, len(data), 256):
         batch = {k: tf.constant(v[i : i + 256]) for k, v in data.x.items()}
         logits = model(data.transform(batch), training=False)
-        labels = data.y[i : i + 256]
-        real = np.maximum((labels != 0).sum(axis=1), 1)
-        # The loss scales each sentence's sum by batch / real tokens; undo that.
-        sums = loss.call(labels, logits).numpy() * real.sum() / len(labels)
-        losses.extend((sums / real).tolist())
+        losses.extend(np.asarray(loss.per_example(data.y[i : i + 256], logits)).tolist())
     order = np.argsort(losses)[::-1][:n]
     return [(int(i), float(losses[i])) for i in order]
 

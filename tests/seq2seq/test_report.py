@@ -2,6 +2,7 @@
 
 import pytest
 
+import ktlite
 from ktlite import seq2seq
 from ktlite.seq2seq.report import corpus_scores, top_losses, translation_reporter, view_top_losses
 
@@ -35,6 +36,23 @@ def test_top_losses_put_a_wrong_reference_first(translator, capsys):
     assert "reference: f f f f" in capsys.readouterr().out
     with pytest.raises(ValueError, match="`n` must be a positive int. Received: n=0"):
         top_losses(model, data, n=0)
+
+
+def test_the_learners_top_losses_are_each_sentences_own_loss(translator):
+    # They were each sentence's summed loss times the data's sentences / real tokens, so a
+    # sentence's loss grew with the data around it, and long sentences ranked first.
+    model, preproc = translator
+    sources, targets = task_pairs(6, seed=24)
+    targets[2] = "f f f f"
+    data = seq2seq.pair_dataset(sources, targets, preproc)
+    learner = ktlite.get_learner(model, data, data, verbose=0)
+    own = dict(top_losses(model, data, n=6))
+    rows = learner.top_losses(6)
+    assert rows[0][0] == 2
+    for index, loss, *_ in rows:
+        assert loss == pytest.approx(own[index], rel=1e-4, abs=1e-6)
+    alone = learner.top_losses(1, seq2seq.pair_dataset(sources[2:3], targets[2:3], preproc))
+    assert alone[0][1] == pytest.approx(own[2], rel=1e-4, abs=1e-6)
 
 
 @pytest.mark.parametrize("n", ["3", True, 2.0, None])
