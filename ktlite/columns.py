@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import numbers
 import os
 import re
 from collections.abc import Sequence
@@ -19,9 +20,13 @@ from typing import Any
 import numpy as np
 
 from ktlite._console import warn
+from ktlite.arguments import is_missing
 
 __all__ = [
     "check_csv_file",
+    "is_category_column",
+    "label_text",
+    "category_labels",
     "written_as_codes",
     "label_column_list",
     "read_csv_columns",
@@ -40,6 +45,67 @@ def is_series(data: Any) -> bool:
     a table row or a column."""
     return (hasattr(data, "index") and hasattr(data, "items") and hasattr(data, "to_numpy")
             and not hasattr(data, "columns"))
+
+
+def is_category_column(column: Any) -> bool:
+    """Whether a pandas column has the ``category`` dtype, pandas' mark of a categorical
+    column whatever its values hold (zip codes, ratings): its cells are then read as text,
+    as labels and as features alike.
+
+    Args:
+        column: a pandas Series, or any value (False unless its ``dtype`` reads
+            ``category``).
+
+    Returns:
+        Whether `column` is a ``category`` column.
+
+    Example:
+        >>> is_category_column(pd.Series([1.5, 2.0], dtype="category"))
+        True
+    """
+    return str(getattr(column, "dtype", "")) == "category"
+
+
+def label_text(value: Any) -> str:
+    """The class name a label value is known by: booleans as ``"True"`` / ``"False"``,
+    whole numbers as ints (``2.0`` -> ``"2"``), anything else as `str` writes it.
+
+    Args:
+        value: one label.
+
+    Returns:
+        Its text.
+
+    Example:
+        >>> label_text(2.0), label_text(1.5), label_text("cat")
+        ('2', '1.5', 'cat')
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def category_labels(column: Any) -> np.ndarray:
+    """The labels of a ``category`` column (`is_category_column`): class names whatever
+    the categories hold (``1.5`` -> ``"1.5"``, ``2.0`` -> ``"2"``), a missing cell None so
+    that it is refused as a missing label.
+
+    Args:
+        column: a pandas Series of dtype ``category``.
+
+    Returns:
+        A 1-D object array of ``str`` and None.
+
+    Example:
+        >>> category_labels(pd.Series([1.5, 2.0, None], dtype="category"))
+        array(['1.5', '2', None], dtype=object)
+    """
+    return np.array([None if is_missing(v) else label_text(v) for v in column.to_numpy()],
+                    dtype=object)
 
 
 def label_column_list(label_columns: Any, name: str = "label_columns") -> list[str]:
@@ -391,7 +457,8 @@ def check_frame_columns(df: Any, columns: list[str], arg: str, hint: str = "") -
         hint: appended to the missing-columns error.
 
     Raises:
-        ValueError: when ``df`` is not DataFrame-like, or lacks or repeats a column.
+        ValueError: when ``df`` is not DataFrame-like, has several levels of column names
+            (a MultiIndex), or lacks or repeats a column.
 
     Example:
         >>> check_frame_columns(df, ["text", "label"], "train_df")
@@ -399,6 +466,14 @@ def check_frame_columns(df: Any, columns: list[str], arg: str, hint: str = "") -
     if not hasattr(df, "columns") or not hasattr(df, "__getitem__"):
         raise ValueError(
             f"`{arg}` must be a pandas DataFrame. Received: {arg} of type {type(df).__name__}"
+        )
+    levels = getattr(df.columns, "nlevels", 1)
+    if levels > 1:
+        # A tuple name such as ("x", "label") would be read as two column names.
+        raise ValueError(
+            f"`{arg}` must have one level of column names. Received: {arg} with {levels} "
+            f"levels (a MultiIndex), e.g. {list(df.columns)[:1]}. Flatten them first: "
+            f'{arg}.columns = ["_".join(map(str, c)) for c in {arg}.columns]'
         )
     _check_columns(list(df.columns), columns, f"`{arg}`", hint)
 
@@ -450,12 +525,14 @@ def labels_from_frame(df: Any, label_columns: list[str]) -> Any:
             or several (a numeric matrix).
 
     Returns:
-        A list (one column) or a numpy array ``(rows, columns)``.
+        A list (one column; a ``category`` column's as `category_labels`) or a numpy array
+        ``(rows, columns)``.
 
     Example:
         >>> labels_from_frame(df, ["label"])
         ['pos', 'neg']
     """
     if len(label_columns) == 1:
-        return df[label_columns[0]].tolist()
+        column = df[label_columns[0]]
+        return category_labels(column).tolist() if is_category_column(column) else column.tolist()
     return df[label_columns].to_numpy()

@@ -46,6 +46,7 @@ import numpy as np
 
 from ktlite._console import warn
 from ktlite.arguments import check_choice, check_instance, check_positive_int, is_missing
+from ktlite.columns import category_labels, is_category_column, label_text
 
 LABEL_MODES = ("multiclass", "multilabel", "regression")
 
@@ -103,7 +104,8 @@ def _is_numeric_table(rows: list[Any]) -> bool:
 
 
 def _as_array(y: Any, name: str) -> np.ndarray:
-    """Turns lists, tuples, numpy arrays and pandas objects into a numpy array."""
+    """Turns lists, tuples, numpy arrays and pandas objects into a numpy array; a pandas
+    ``category`` Series into its cells' texts (missing cells None)."""
     if y is None:
         raise TypeError(f"`{name}` must hold labels. Received: {name}=None")
     if isinstance(y, (str, bytes)):
@@ -116,7 +118,9 @@ def _as_array(y: Any, name: str) -> np.ndarray:
             f"{type(y).__name__} has no order (its keys would be read as the labels). "
             f"Received: {name} of type {type(y).__name__}"
         )
-    if hasattr(y, "to_numpy"):  # pandas Series / DataFrame, without importing pandas
+    if is_category_column(y):
+        y = category_labels(y)  # class names, as every loader reads a category column
+    elif hasattr(y, "to_numpy"):  # pandas Series / DataFrame, without importing pandas
         y = y.to_numpy()
     if not isinstance(y, Iterable) or (isinstance(y, np.ndarray) and y.ndim == 0):
         raise TypeError(f"`{name}` must be a sequence of labels. Received: {name}={y!r}")
@@ -355,16 +359,6 @@ def check_class_names(class_names: Any) -> list[str] | None:
     return [str(c) for c in names]
 
 
-def _label_text(value: Any) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (numbers.Integral,)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _sorted_names(values: Any, name: str) -> list[str]:
     """Sorts distinct labels deterministically: numbers numerically, strings by code point.
 
@@ -378,7 +372,7 @@ def _sorted_names(values: Any, name: str) -> list[str]:
         ordered = sorted(distinct, key=float)
     else:
         ordered = sorted(distinct, key=str)
-    names = [_label_text(v) for v in ordered]
+    names = [label_text(v) for v in ordered]
     if len(set(names)) != len(names):
         raise ValueError(
             f"Distinct labels must have distinct text forms to be used as class names. "
@@ -579,7 +573,7 @@ def _class_values(arr: np.ndarray, kind: str, name: str) -> np.ndarray:
 def _class_ids(values: np.ndarray, names: list[str], name: str) -> np.ndarray:
     """Maps class values (strings or ints) to ids into ``names``."""
     index = {c: i for i, c in enumerate(names)}
-    texts = [_label_text(v) for v in values.tolist()]
+    texts = [label_text(v) for v in values.tolist()]
     if all(t in index for t in texts):
         return np.fromiter((index[t] for t in texts), dtype=np.int32, count=len(texts))
     if _positional(names) and values.dtype.kind in "iu" and values.size:
@@ -624,7 +618,7 @@ def _multilabel_matrix(arr: np.ndarray, names: list[str], name: str) -> np.ndarr
     # Integer labels that are not class names are indices into them (as in `_class_ids`).
     for i, row in enumerate(_as_lists(arr, name)):
         for v in row:
-            t = _label_text(v)
+            t = label_text(v)
             if t in index:
                 out[i, index[t]] = 1.0
             elif (positional and isinstance(v, (numbers.Integral, np.integer))

@@ -81,6 +81,16 @@ def test_frame_columns_are_checked_and_labels_read():
         check_frame_columns([1, 2], ["t"], "df")
 
 
+def test_multiindex_columns_are_refused_with_the_way_to_flatten_them():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame([["a.png", "p"]], columns=pd.MultiIndex.from_tuples(
+        [("x", "path"), ("x", "label")]))
+    with pytest.raises(ValueError, match=r"`train_df` must have one level of column names\. "
+                                         r"Received: train_df with 2 levels .*\('x', 'path'\)"
+                                         r".*train_df\.columns = \[\"_\"\.join"):
+        check_frame_columns(df, ["x", "label"], "train_df")
+
+
 def test_csv_options_are_checked_before_the_file_is_read(tmp_path):
     from ktlite.columns import read_csv_columns
 

@@ -378,3 +378,14 @@ def test_labels_that_differ_only_by_unicode_normalization_are_warned_with_their_
                       r"unicodedata.normalize\('NFC', label\)"):
         _, names, _ = fit_labels([nfc, nfd, "neg"], name="y_train")
     assert names == sorted([nfc, nfd, "neg"])  # still separate classes, as given
+
+
+def test_a_category_series_holds_class_names_whatever_its_values():
+    pd = pytest.importorskip("pandas")
+    y = pd.Series(pd.Categorical([1.5, 2.0, 1.5]), index=[7, 3, 5])
+    encoder = LabelEncoder().fit(y)
+    assert (encoder.label_mode, encoder.class_names) == ("multiclass", ["1.5", "2"])
+    np.testing.assert_array_equal(encoder.encode(y), [0, 1, 0])
+    np.testing.assert_array_equal(encoder.encode(["2", "1.5"]), [1, 0])
+    with pytest.raises(ValueError, match="missing label"):
+        LabelEncoder().fit(pd.Series(pd.Categorical([1.5, None, 2.0])))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ktlite.arguments import is_missing
+from ktlite.columns import is_category_column
 from ktlite.labels import preview_values
 
 MISSING_CATEGORY = ""
@@ -60,13 +61,29 @@ def frame_columns(df: Any, name: str) -> dict[str, np.ndarray]:
             raise ValueError(f"`{name}` has two columns named {key!r}; rename one.")
         series = df[column]
         values = np.asarray(series.to_numpy())
-        if str(getattr(series, "dtype", "")) == "category":
-            # pandas' mark of a categorical column, whatever its values hold (zip codes):
-            # their category texts, so that no numeric reading is tried.
+        if is_category_column(series):  # their category texts: no numeric reading is tried
             values = np.array([None if is_missing(v) else category_text(v) for v in values],
                               dtype=object)
         columns[key] = values
     return columns
+
+
+def text_dtype_columns(df: Any) -> list[str]:
+    """The columns of a DataFrame whose dtype declares text: pandas' ``category`` and
+    string dtypes. They are categorical whatever they hold, missing cells only included.
+
+    Args:
+        df: a pandas DataFrame (or any object with ``columns`` and column indexing).
+
+    Returns:
+        Their names as ``str``, in column order.
+
+    Example:
+        >>> text_dtype_columns(pd.DataFrame({"a": [1.0], "k": pd.Categorical([None])}))
+        ['k']
+    """
+    return [str(c) for c in df.columns
+            if is_category_column(df[c]) or str(getattr(df[c], "dtype", "")) in ("string", "str")]
 
 
 def array_columns(x: Any, feature_names: Sequence[str] | None, name: str,
@@ -258,7 +275,8 @@ def is_numeric_column(values: Any) -> bool:
 
 
 _DURATIONS = (datetime.timedelta, np.timedelta64)
-# Boolean columns are numeric (a DataFrame's bool dtype; a CSV file's true/false cells).
+# Boolean columns are numeric (a DataFrame's bool dtype; a CSV file's true/false cells);
+# in a categorical column, a truth value meets the category reading as it, in any case.
 _BOOL_WORDS = {"true": 1.0, "false": 0.0}
 
 
@@ -361,7 +379,7 @@ def category_text(value: Any) -> str:
     dates and times in ISO form (``2020-01-02``, ``2020-01-02T10:30:00``, with its offset
     when it has a time zone: ``2020-01-02T10:30:00+00:00``, as `isoformat()` writes it),
     whichever type holds them (numpy, pandas, `datetime`), so a JSON request's date string
-    matches;
+    matches, in any year numpy holds (``9999-12-31`` too);
     durations as their seconds, like numbers (``"3600"``). A float32 (or float16) value is
     written as its shortest text, ``"0.1"`` rather than the widened
     ``"0.10000000149011612"``, so a dict or JSON row sending 0.1 matches it.
@@ -375,7 +393,8 @@ def category_text(value: Any) -> str:
     if isinstance(value, datetime.datetime) and value.tzinfo is not None:
         return value.isoformat()  # the offset kept: 2020-01-02T10:30:00+00:00
     if isinstance(value, (np.datetime64, datetime.date)):
-        stamp = np.datetime64(value, "ns")
+        # The value's own unit: a cast to ns would wrap dates outside 1677-2262 silently.
+        stamp = np.datetime64(value)
         for unit in ("D", "s"):
             if stamp == stamp.astype(f"datetime64[{unit}]"):
                 return str(stamp.astype(f"datetime64[{unit}]"))
@@ -398,27 +417,35 @@ def category_text(value: Any) -> str:
     return str(value)
 
 
-def number_categories(categories: Sequence[str]) -> dict[decimal.Decimal, str]:
-    """Maps each number a category's text reads as to that category, for `category_values`.
+def number_categories(categories: Sequence[str]) -> dict[decimal.Decimal | str, str]:
+    """Maps each number or truth value a category's text reads as to that category, for
+    `category_values`.
 
     A category takes part when its text parses as a finite float (``"00501"``,
     ``"1.50"``); the key is the text's exact decimal value, so ``"00501"`` and ``501``
-    meet, and two long integer codes that one float cannot tell apart stay apart. A number
-    that two or more categories read as (``"501"`` and ``"00501"``) is left out: which one
-    a numeric 501 means is ambiguous.
+    meet, and two long integer codes that one float cannot tell apart stay apart. A
+    category reading ``true`` or ``false`` in any case (a CSV file's ``"true"``, a bool
+    column's ``"True"``) takes part under the key ``"true"`` or ``"false"``. A key that two
+    or more categories read as (``"501"`` and ``"00501"``, ``"true"`` and ``"TRUE"``) is
+    left out: which one a numeric 501 or a boolean means is ambiguous.
 
     Args:
         categories: a categorical column's fitted categories.
 
     Returns:
-        ``{decimal.Decimal: category}`` for every unambiguous number.
+        ``{decimal.Decimal: category}`` for every unambiguous number and ``{"true" or
+        "false": category}`` for every unambiguous truth value.
 
     Example:
-        >>> number_categories(["00501", "1.50", "Rome", "501", "0501"])
-        {Decimal('1.50'): '1.50'}
+        >>> number_categories(["00501", "1.50", "Rome", "501", "0501", "True"])
+        {Decimal('1.50'): '1.50', 'true': 'True'}
     """
-    found: dict[decimal.Decimal, list[str]] = {}
+    found: dict[decimal.Decimal | str, list[str]] = {}
     for category in categories:
+        word = category.strip().lower()
+        if word in _BOOL_WORDS:
+            found.setdefault(word, []).append(category)
+            continue
         try:
             if not math.isfinite(float(category)):
                 continue
@@ -438,7 +465,7 @@ def _is_number(value: Any) -> bool:
 
 
 def category_values(values: Any, column: str, name: str,
-                    by_number: Mapping[decimal.Decimal, str] | None = None) -> np.ndarray:
+                    by_number: Mapping[decimal.Decimal | str, str] | None = None) -> np.ndarray:
     """Reads a categorical column as an object array of ``str`` (see `category_text`).
 
     Args:
@@ -448,8 +475,11 @@ def category_values(values: Any, column: str, name: str,
         by_number: the column's `number_categories`, or None. A cell holding a number
             then becomes the category whose text reads as that number when its own text
             is not a category: a CSV file's ``"00501"`` kept as written meets the 501 that
-            `pandas.read_csv` or a JSON row sends. Text cells are never reinterpreted
-            (the string ``"501"`` stays ``"501"``).
+            `pandas.read_csv` or a JSON row sends. Text cells are never read as numbers
+            (the string ``"501"`` stays ``"501"``). A boolean cell, or a text reading
+            ``true`` / ``false`` in any case, becomes the category reading as the same
+            truth value: ``True`` meets a CSV file's ``"true"``, and ``"true"`` a bool
+            column's ``"True"``.
 
     Returns:
         The cells' texts, an object array.
@@ -464,6 +494,8 @@ def category_values(values: Any, column: str, name: str,
         array(['Rome', '', '2'], dtype=object)
         >>> category_values([501, "501"], "zip", "rows", number_categories(["00501"]))
         array(['00501', '501'], dtype=object)
+        >>> category_values([True, "FALSE"], "flag", "rows", number_categories(["true", "false"]))
+        array(['true', 'false'], dtype=object)
     """
     out = np.empty(len(values), dtype=object)
     for i, value in enumerate(values):
@@ -479,6 +511,8 @@ def category_values(values: Any, column: str, name: str,
                 out[i] = by_number.get(decimal.Decimal(out[i]), out[i])
             except ArithmeticError:  # "inf" parses; anything else is no number to match
                 pass
+        elif by_number and out[i].strip().lower() in _BOOL_WORDS:  # True, "true", "TRUE"
+            out[i] = by_number.get(out[i].strip().lower(), out[i])
         try:
             out[i].encode("utf-8")
         except UnicodeEncodeError:

@@ -68,9 +68,11 @@ def _from_columns(
     class_names: Sequence[str] | None,
     verbose: int,
     names: tuple[str, str, str, str] = ("x_train", "y_train", "x_test", "y_test"),
+    text_columns: Sequence[str] = (),
 ) -> tuple[Any, Any, TabularPreprocessor]:
     """The datasets and fitted preprocessor; `names` are what errors call the training
-    features and labels and the validation features and labels."""
+    features and labels and the validation features and labels; `text_columns` are the
+    training DataFrame's `_columns.text_dtype_columns`."""
     val_pct = _check_options(val_pct, random_state, verbose)
     x_name, y_name, x_val_name, y_val_name = names
     n = _columns_length(x_train, x_name)
@@ -86,7 +88,8 @@ def _from_columns(
         # Column kinds are read off every row before the split, so that they do not depend
         # on which rows are held out, and a bad cell is named by its row in `x_name`.
         kinds = TabularPreprocessor(numeric_columns, categorical_columns, max_categories)
-        kinds.fit_columns(x_train, dropped_columns=dropped, name=x_name)
+        kinds.fit_columns(x_train, dropped_columns=dropped, name=x_name,
+                          text_columns=text_columns)
         numeric_columns = [column["name"] for column in kinds.numeric]
         categorical_columns = [column["name"] for column in kinds.categorical]
     preproc = TabularPreprocessor(
@@ -108,7 +111,7 @@ def _from_columns(
             )
         y_val_enc = preproc.encode_labels(y_val, name=y_val_name)
         source = "given validation rows"
-    preproc.fit_columns(x_train, dropped_columns=dropped, name=x_name)
+    preproc.fit_columns(x_train, dropped_columns=dropped, name=x_name, text_columns=text_columns)
     if verbose:
         say(
             f"{len(y_enc):,} training and {len(y_val_enc):,} validation rows ({source}); "
@@ -205,7 +208,8 @@ def tabular_from_df(
 
     Every column but the labels (and `ignore_columns`) is a feature: numeric when it holds
     only numbers (missing values aside) in any row of `train_df`, held-out rows included,
-    categorical otherwise or when its dtype is pandas' ``category``, unless named in
+    categorical otherwise or when its dtype declares text (pandas' ``category`` or a string
+    dtype; an all-missing one too), unless named in
     `numeric_columns` / `categorical_columns`. Missing values (None, NaN, pandas NA) are
     allowed in features, not in labels. With several label columns the column names become
     the class names (0/1 columns) unless `label_mode="regression"`.
@@ -249,7 +253,7 @@ def tabular_from_df(
         label_columns, ignore_columns, val_pct=val_pct, random_state=random_state,
         numeric_columns=numeric_columns, categorical_columns=categorical_columns,
         max_categories=max_categories, label_mode=label_mode, class_names=class_names,
-        verbose=verbose,
+        verbose=verbose, text_columns=_columns.text_dtype_columns(train_df),
     )
 
 
@@ -334,11 +338,15 @@ def tabular_from_array(
         raise ValueError("`x_test` and `y_test` must be given together.")
     train = _columns.array_columns(x_train, feature_names, "x_train")
     val = None if x_test is None else _test_columns(x_test, x_train, list(train))
+    text_columns: list[str] = []
+    if _columns.is_frame(x_train):  # under the names `train` gives them
+        declared = _columns.text_dtype_columns(x_train)
+        text_columns = [c for c, own in zip(train, x_train.columns) if str(own) in declared]
     return _from_columns(
         train, y_train, val, y_test, [], val_pct=val_pct, random_state=random_state,
         numeric_columns=numeric_columns, categorical_columns=categorical_columns,
         max_categories=max_categories, label_mode=label_mode, class_names=class_names,
-        verbose=verbose,
+        verbose=verbose, text_columns=text_columns,
     )
 
 

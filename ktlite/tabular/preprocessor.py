@@ -13,8 +13,9 @@ named by the user):
   it instead of failing. A missing category is the text ``""``, a category of its own
   when training had missing values. A number sent for a categorical column whose text
   is not a category matches the one category that reads as the same number, so the
-  ``"00501"`` a CSV file kept as written meets the 501 of `pandas.read_csv` or a JSON row
-  (see `TabularPreprocessor.raw_batch`).
+  ``"00501"`` a CSV file kept as written meets the 501 of `pandas.read_csv` or a JSON row,
+  and a boolean the category reading as the same truth value in any case (a CSV file's
+  ``"true"``, a bool column's ``"True"``; see `TabularPreprocessor.raw_batch`).
 
 `transform` runs in TensorFlow (one `tf.lookup.StaticHashTable` for every categorical
 column), so `tf.data` training, `predict` and an exported SavedModel share one graph.
@@ -215,13 +216,18 @@ class TabularPreprocessor(LabeledPreprocessor):
         columns: Mapping[str, Any],
         dropped_columns: Sequence[str] = (),
         name: str = "x_train",
+        text_columns: Sequence[str] = (),
     ) -> TabularPreprocessor:
         """Learns column kinds, numeric statistics and category vocabularies.
 
         Args:
-            columns: ``{column name: values}`` of the training rows only.
+            columns: ``{column name: values}`` (or a DataFrame) of the training rows only.
             dropped_columns: columns to ignore at prediction time (labels, ids).
             name: the argument name used in messages.
+            text_columns: the columns whose DataFrame dtype declares text
+                (`_columns.text_dtype_columns`): categorical unless named in
+                `numeric_columns`, missing cells only included. Read from `columns`
+                itself when it is a DataFrame.
 
         Returns:
             This preprocessor.
@@ -234,6 +240,7 @@ class TabularPreprocessor(LabeledPreprocessor):
             [{'name': 'age', 'mean': 45.0, 'std': 5.0}]
         """
         if _columns.is_frame(columns):
+            text_columns = _columns.text_dtype_columns(columns)
             columns = _columns.frame_columns(columns, name)
         if not isinstance(columns, Mapping) or not columns:
             raise ValueError(f"`{name}` must map at least one feature column to its values. "
@@ -251,8 +258,8 @@ class TabularPreprocessor(LabeledPreprocessor):
             )
         numeric, categorical = [], []
         for column, values in columns.items():
-            if column in self._categorical_request or (
-                column not in self._numeric_request and not _columns.is_numeric_column(values)
+            if column in self._categorical_request or column not in self._numeric_request and (
+                column in text_columns or not _columns.is_numeric_column(values)
             ):
                 vocab = _vocabulary(_columns.category_values(values, column, name),
                                     self.max_categories)
@@ -379,7 +386,9 @@ class TabularPreprocessor(LabeledPreprocessor):
         rows, DataFrames, arrays, JSON rows) becomes category text here. A number in a
         categorical column whose text is not a fitted category becomes the category that
         reads as the same number (``501`` -> ``"00501"``, ``1.5`` -> ``"1.50"``) when
-        exactly one does; strings are kept as sent. The exported SavedModel takes the
+        exactly one does; a boolean, or a text reading true / false in any case, becomes the
+        category reading as the same truth value (``True`` -> ``"true"``, ``"true"`` ->
+        ``"True"``); other strings are kept as sent. The exported SavedModel takes the
         category text itself, so a caller of it sends ``"00501"``.
 
         Args:

@@ -585,8 +585,6 @@ def images_from_df(
         class_names: class names in output order; inferred when `None`.
         augment: as in `images_from_array` (default `True`, training batches only).
         random_state: seed of the validation split. Defaults to 42.
-        sep: the field delimiter (default ``","``).
-        encoding: the files' encoding (default ``"utf-8"``).
         verbose: 1 reports sizes and classes; 0 is silent.
 
     Returns:

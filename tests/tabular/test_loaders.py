@@ -262,3 +262,28 @@ def test_numbers_read_from_a_csv_file_meet_the_categories_it_kept_as_written(tmp
     np.testing.assert_array_equal(ids([{"zip": "501", "price": "1.5", "x": 0}]), [[0, 0]])
     # The training data itself is unchanged: the file's text, as written.
     np.testing.assert_array_equal(preproc.transform(trn.x)["categorical"].numpy(), as_text)
+
+
+def test_a_category_label_is_read_as_class_names_by_every_path():
+    df = pd.DataFrame({"a": np.arange(40.0), "y": pd.Categorical([1.5, 2.0] * 20)},
+                      index=np.arange(40)[::-1] + 100)
+    _, _, preproc = tabular_from_df(df, "y", verbose=0)
+    assert (preproc.label_mode, preproc.class_names) == ("multiclass", ["1.5", "2"])
+    np.testing.assert_array_equal(tabular_dataset(df, df["y"], preproc).y, [0, 1] * 20)
+    _, _, from_array = tabular_from_array(df[["a"]], df["y"], verbose=0)
+    assert (from_array.label_mode, from_array.class_names) == ("multiclass", ["1.5", "2"])
+
+
+def test_an_all_missing_category_or_string_column_is_categorical():
+    df = pd.DataFrame({"a": np.arange(40.0), "y": ["p", "q"] * 20,
+                       "k": pd.Categorical([None] * 40, categories=["x", "z"]),
+                       "s": pd.array([None] * 40, dtype="string")})
+    _, _, preproc = tabular_from_df(df, "y", verbose=0)
+    assert (preproc.numeric_columns, preproc.categorical_columns) == (["a"], ["k", "s"])
+    raw = preproc.raw_batch(preproc.to_columns({"a": 1.0, "k": "x", "s": None}))
+    assert raw["categorical"].tolist() == [["x", ""]]
+    _, _, from_array = tabular_from_array(df[["a", "k", "s"]], df["y"], verbose=0)
+    assert from_array.categorical_columns == ["k", "s"]
+    with pytest.warns(UserWarning, match="'k' is missing in every training row"):
+        _, _, numeric = tabular_from_df(df, "y", numeric_columns=["k"], verbose=0)
+    assert numeric.numeric_columns == ["a", "k"]

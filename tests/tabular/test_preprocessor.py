@@ -271,3 +271,56 @@ def test_a_number_meets_the_one_category_that_reads_as_it_not_an_ambiguous_one(t
     known = preproc.categorical[0]["categories"]
     ids = transform(preproc, [{"code": v} for v in (12, 1.5, 777)])["categorical"][:, 0]
     np.testing.assert_array_equal(ids, [known.index(c) + 1 for c in ("0012", "1.50")] + [0])
+
+
+def test_dates_outside_the_nanosecond_range_keep_their_own_text(table):
+    import datetime
+
+    import pandas as pd
+
+    from ktlite.tabular.columns import category_text
+
+    far = ("9999-12-31", np.datetime64("9999-12-31"), datetime.date(9999, 12, 31),
+           datetime.datetime(9999, 12, 31), pd.Timestamp("9999-12-31"))
+    assert [category_text(v) for v in far] == ["9999-12-31"] * 5
+    assert category_text(np.datetime64("1500-06-01T10:30:00", "s")) == "1500-06-01T10:30:00"
+    assert category_text(np.datetime64("2020-01-02T10:30:00.5", "ms")) == (
+        "2020-01-02T10:30:00.500")
+    df = table(40).assign(end=pd.to_datetime(["2021-03-01", "9999-12-31"] * 20))
+    _, _, preproc = tabular_from_df(df, "label", verbose=0)
+    end = next(c for c in preproc.categorical if c["name"] == "end")
+    assert sorted(end["categories"]) == ["2021-03-01", "9999-12-31"]
+    base = {"x": 0.1, "city": "Rome", "noise": 1.0}
+    ids = transform(preproc, [{**base, "end": v} for v in far])["categorical"]
+    column = ids[:, preproc.categorical_columns.index("end")]
+    assert len(set(column.tolist())) == 1 and column[0] != 0
+
+
+def test_a_boolean_meets_the_category_reading_as_the_same_truth_value(tmp_path):
+    import pandas as pd
+
+    from ktlite.tabular import tabular_from_csv
+
+    path = tmp_path / "flags.csv"
+    path.write_text("a,flag,y\n" + "".join(
+        f"{i},{'true' if i % 2 else 'false'},{'p' if i % 2 else 'q'}\n" for i in range(40)))
+    _, _, from_text = tabular_from_csv(str(path), "y", categorical_columns=["flag"],
+                                       verbose=0)
+    assert sorted(from_text.categorical[0]["categories"]) == ["false", "true"]
+    frame = pd.read_csv(path).head(4)  # pandas reads the cells as booleans
+    assert frame["flag"].dtype == bool
+    rows = [{"a": 1, "flag": v} for v in (True, "true", np.bool_(False), "FALSE", "yes")]
+    expected = ["true", "true", "false", "false", "yes"]
+    assert from_text.raw_batch(from_text.to_columns(rows))["categorical"][:, 0].tolist() == (
+        expected)
+    assert 0 not in transform(from_text, frame)["categorical"][:, 0].tolist()
+
+    df = pd.DataFrame({"a": np.arange(40.0), "flag": [False, True] * 20, "y": ["q", "p"] * 20})
+    _, _, from_bools = tabular_from_df(df, "y", categorical_columns=["flag"], verbose=0)
+    assert sorted(from_bools.categorical[0]["categories"]) == ["False", "True"]
+    assert from_bools.raw_batch(from_bools.to_columns(rows))["categorical"][:, 0].tolist() == [
+        "True", "True", "False", "False", "yes"]
+    ambiguous = TabularPreprocessor(categorical_columns=["flag"]).fit(
+        {"flag": np.array(["true", "True", "false"] * 4, dtype=object)}, ["a", "b"] * 6)
+    assert ambiguous.raw_batch({"flag": [True, "TRUE", False]})["categorical"][:, 0].tolist(
+    ) == ["True", "TRUE", "false"]

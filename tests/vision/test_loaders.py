@@ -494,6 +494,23 @@ def test_df_loader_names_a_row_without_a_path(shape_folder):
         images_from_df(df.fillna("cross"), val_df=df, directory=shape_folder, verbose=0)
 
 
+def test_a_category_label_column_holds_class_names_whatever_its_values(shape_folder):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(_table(shape_folder), columns=["path", "label"])
+    df["label"] = pd.Categorical(df["label"].map({"cross": 1.5, "square": 2.0}))
+    _, _, preproc = images_from_df(df, directory=shape_folder, verbose=0)
+    assert (preproc.label_mode, preproc.class_names) == ("multiclass", ["1.5", "2"])
+
+
+def test_images_from_df_documents_only_its_own_parameters():
+    import inspect
+    import re
+
+    doc = inspect.getdoc(images_from_df).split("Args:")[1].split("Returns:")[0]
+    documented = re.findall(r"^    (\w+):", doc, flags=re.MULTILINE)
+    assert documented == list(inspect.signature(images_from_df).parameters)
+
+
 def test_bad_arguments_are_refused(shape_arrays):
     x, y, _, _ = shape_arrays
     with pytest.raises(ValueError, match="Received: val_pct=1.5"):
