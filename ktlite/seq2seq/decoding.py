@@ -235,7 +235,8 @@ def decode(
     prefix = tf.cast(prefix, tf.int32)
     lengths = tf.cast(prefix_lengths, tf.int32)
     max_length = tf.cast(max_length, tf.int32)
-    total = tf.reduce_max(lengths) + max_length
+    # With a 0 among the lengths: an empty batch's maximum would be int32's minimum.
+    total = tf.reduce_max(tf.concat([lengths, [0]], 0)) + max_length
     if context_length is not None:
         total = tf.minimum(total, tf.cast(context_length, tf.int32) + 1)
     width = options.beam_width if options.method == "beam" else 1

@@ -213,6 +213,8 @@ def test_get_predictor_save_load_and_export_continue_prompts_alike(lm, tmp_path)
     serve = tf.saved_model.load(str(tmp_path / "exported")).signatures["serving_default"]
     out = serve(texts=tf.constant(["c d"]))["continuations"].numpy()
     assert [t.decode() for t in out] == [predictor.predict("c d")]
+    # An empty batch (a serving client's): an empty answer, not a negative cache size.
+    assert serve(texts=tf.constant([], tf.string))["continuations"].shape == (0,)
     # Another length for the export alone; the predictor keeps its own.
     own = predictor.describe()["serving_max_length"]
     predictor.export(tmp_path / "short", max_length=2)

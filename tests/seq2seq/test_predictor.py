@@ -106,6 +106,7 @@ import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 assert "ktlite" not in sys.modules
 serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 out = serve(texts=tf.constant(json.loads(sys.argv[2])))["translations"].numpy()
+assert serve(texts=tf.constant([], tf.string))["translations"].shape == (0,)  # empty batch
 print(json.dumps([t.decode("utf-8") for t in out]))
 assert "ktlite" not in sys.modules
 """
