@@ -54,8 +54,9 @@ def decoding_options(
 
     `method` None picks `"sample"` when a sampling option (`temperature`, `top_k`, `top_p`)
     is not its default, `"beam"` when `beam_width > 1`, else `"greedy"`. Options the
-    picked method does not use are refused rather than ignored: sampling options with
-    another method than `"sample"`, and a `length_penalty` other than the caller's default
+    picked method does not use are refused rather than ignored: sampling options (a `seed`
+    other than 0 too) with another method than `"sample"`, and a `length_penalty` other
+    than the caller's default
     anywhere but in beam search with `beam_width > 1` (the only decoding that ranks beams).
 
     Args:
@@ -111,8 +112,15 @@ def decoding_options(
             f"length_penalty={length_penalty!r} with method={method!r}, "
             f"beam_width={beam_width!r}"
         )
-    return DecodingOptions(method=method, beam_width=beam_width, length_penalty=length_penalty,
-                           temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    options = DecodingOptions(method=method, beam_width=beam_width,
+                              length_penalty=length_penalty, temperature=temperature,
+                              top_k=top_k, top_p=top_p, seed=seed)
+    if options.seed != 0 and method != "sample":  # checked as an int by now
+        raise ValueError(
+            "`seed` draws the samples of method='sample' only; greedy and beam search draw "
+            f"nothing. Received: seed={seed!r} with method={method!r}"
+        )
+    return options
 
 
 class StringDecodingPredictor(Predictor):

@@ -5,7 +5,7 @@ import pytest
 
 from ktlite import seq2seq
 from ktlite.seq2seq.decoding import DecodingOptions
-from ktlite.seq2seq.predictor import TranslationPredictor
+from ktlite.seq2seq.predictor import TranslationPredictor, decoding_options
 
 
 @pytest.mark.parametrize(
@@ -201,6 +201,17 @@ def test_options_of_a_wrong_type_raise_type_error_and_out_of_range_value_error(
 ):
     with pytest.raises(error, match=match):
         DecodingOptions(**options)
+
+
+@pytest.mark.parametrize("options, method", [({"seed": 5}, "greedy"),
+                                             ({"seed": 7, "beam_width": 3}, "beam")])
+def test_a_seed_that_greedy_or_beam_search_would_ignore_is_refused(options, method):
+    # It was ignored, and each value compiled a decoding graph of its own.
+    with pytest.raises(ValueError, match=r"`seed` draws the samples of method='sample' only.*"
+                                         f"Received: seed={options['seed']} with "
+                                         f"method='{method}'"):
+        decoding_options(**options)
+    assert decoding_options(seed=5, top_k=2).seed == 5
 
 
 def test_options_turn_numpy_scalars_into_python_numbers():
