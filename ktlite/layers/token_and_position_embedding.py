@@ -156,18 +156,24 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
                 f"sequence_length={self.sequence_length}"
             )
 
-    def _assert_length(self, inputs: Any) -> None:
-        """Checks the length when it is known (now or, in a graph, at run time)."""
+    def _assert_length(self, inputs: Any) -> Any:
+        """Checks the length when it is known (now or, in a graph, at run time); returns
+        the inputs, in a graph behind the run-time check."""
         self._check_static_length(inputs.shape[1])
         if inputs.shape[1] is None and keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
             # Lengths only known at run time (a traced `(None, None)` signature): without
-            # this, a learned table would fail to broadcast with an unrelated message.
-            tf.debugging.assert_less_equal(
+            # this, a learned table would fail to slice with an unrelated message. The
+            # embedding waits for the check: graph ops without a dependency run in any
+            # order, and the slice failed first now and then.
+            check = tf.debugging.assert_less_equal(
                 tf.shape(inputs)[1], self.sequence_length,
                 message=f"Inputs are longer than `sequence_length`={self.sequence_length}",
             )
+            with tf.control_dependencies([check]):
+                return tf.identity(inputs)
+        return inputs
 
     def call(self, inputs: Any, start_index: Any = 0, reverse: bool = False) -> Any:
         """Embeds token ids, or maps vectors back to vocabulary logits.
@@ -190,7 +196,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             flat = ops.reshape(inputs, (-1, self.embedding_dim))
             logits = ops.matmul(flat, ops.transpose(embeddings))
             return ops.reshape(logits, (*ops.shape(inputs)[:-1], self.vocab_size))
-        self._assert_length(inputs)
+        inputs = self._assert_length(inputs)
         self._check_start(start_index, inputs.shape[1])
         tokens = self._token_embedding(inputs)
         length = ops.shape(inputs)[1]

@@ -300,7 +300,8 @@ _CURVES = {
 
 # What the rules suggested on these curves before the range clamp and `is_flat` (a run of
 # the module at commit 6c09a98): benchmarks/RESULTS.md scores these rules, so ordinary
-# curves must keep their suggestions to the last bit.
+# curves must keep their suggestions, to within the last bits that numpy's reductions
+# round differently on other CPUs (AVX2 and AVX-512 machines differ in the 16th digit).
 _SUGGESTED_BEFORE = {
     "default": {"valley": 0.015343684089300131, "steep": 0.003827494478516315,
                 "minimum": 0.011758495540521581, "basin": 0.002538181141826046,
@@ -320,9 +321,10 @@ _SUGGESTED_BEFORE = {
 
 
 @pytest.mark.parametrize("name", sorted(_CURVES))
-def test_ordinary_curves_keep_their_suggestions_bit_for_bit(name):
+def test_ordinary_curves_keep_their_suggestions(name):
     lrs, losses = _synthetic_curve(**_CURVES[name])
-    assert suggest_all(lrs, losses, smooth_losses(losses)) == _SUGGESTED_BEFORE[name]
+    suggested = suggest_all(lrs, losses, smooth_losses(losses))
+    assert suggested == pytest.approx(_SUGGESTED_BEFORE[name], rel=1e-12, abs=0)
     assert not is_flat(lrs, losses)
 
 
