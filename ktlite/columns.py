@@ -24,6 +24,7 @@ from ktlite.arguments import is_missing
 
 __all__ = [
     "check_csv_file",
+    "check_one_level",
     "is_category_column",
     "label_text",
     "category_labels",
@@ -467,15 +468,31 @@ def check_frame_columns(df: Any, columns: list[str], arg: str, hint: str = "") -
         raise ValueError(
             f"`{arg}` must be a pandas DataFrame. Received: {arg} of type {type(df).__name__}"
         )
+    check_one_level(df, arg)
+    _check_columns(list(df.columns), columns, f"`{arg}`", hint)
+
+
+def check_one_level(df: Any, arg: str) -> None:
+    """Refuses a DataFrame with several levels of column names (a MultiIndex), whose tuple
+    names such as ``("x", "label")`` would be read as several column names.
+
+    Args:
+        df: a pandas DataFrame.
+        arg: the argument name for messages.
+
+    Raises:
+        ValueError: naming the levels and the way to flatten them.
+
+    Example:
+        >>> check_one_level(pd.DataFrame({"a": [1]}), "train_df")
+    """
     levels = getattr(df.columns, "nlevels", 1)
     if levels > 1:
-        # A tuple name such as ("x", "label") would be read as two column names.
         raise ValueError(
             f"`{arg}` must have one level of column names. Received: {arg} with {levels} "
             f"levels (a MultiIndex), e.g. {list(df.columns)[:1]}. Flatten them first: "
             f'{arg}.columns = ["_".join(map(str, c)) for c in {arg}.columns]'
         )
-    _check_columns(list(df.columns), columns, f"`{arg}`", hint)
 
 
 def examples_from_frame(

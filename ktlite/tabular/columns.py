@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ktlite.arguments import is_missing
-from ktlite.columns import is_category_column
+from ktlite.columns import check_one_level, is_category_column
 from ktlite.labels import preview_values
 
 MISSING_CATEGORY = ""
@@ -44,7 +44,8 @@ def frame_columns(df: Any, name: str) -> dict[str, np.ndarray]:
         ``{column name: 1-D array}``.
 
     Raises:
-        ValueError: if `df` is not a DataFrame or two columns share a name.
+        ValueError: if `df` is not a DataFrame, has several levels of column names (a
+            MultiIndex) or two columns share a name.
 
     Example:
         >>> frame_columns(pd.DataFrame({"age": [41]}), "df")
@@ -54,6 +55,7 @@ def frame_columns(df: Any, name: str) -> dict[str, np.ndarray]:
         raise ValueError(
             f"`{name}` must be a pandas DataFrame. Received: {name} of type {type(df).__name__}"
         )
+    check_one_level(df, name)
     columns: dict[str, np.ndarray] = {}
     for column in df.columns:
         key = str(column)

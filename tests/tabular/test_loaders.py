@@ -287,3 +287,11 @@ def test_an_all_missing_category_or_string_column_is_categorical():
     with pytest.warns(UserWarning, match="'k' is missing in every training row"):
         _, _, numeric = tabular_from_df(df, "y", numeric_columns=["k"], verbose=0)
     assert numeric.numeric_columns == ["a", "k"]
+
+
+def test_multiindex_columns_are_refused_with_the_way_to_flatten_them():
+    # A tuple name was split into two names ("Columns ['t', 'y'] are not in train_df").
+    df = pd.DataFrame({("f", "x"): np.arange(20.0), ("t", "y"): [0, 1] * 10})
+    with pytest.raises(ValueError, match=r"`train_df` must have one level of column names.*"
+                                         r"Flatten them first"):
+        tabular_from_df(df, label_columns="t_y", verbose=0)
