@@ -1182,7 +1182,9 @@ class Learner:
         (Keras' LoRA freezes a kernel so); afterwards, and after an error or an interrupt in
         either phase, every layer's and variable's `trainable` flag is as it was on entry.
         An optimizer with `use_ema=True` cannot follow the frozen phase (see `freeze`): the
-        call is refused unless the earlier groups are frozen already.
+        call is refused unless the earlier groups are frozen already or there is no frozen
+        phase (`freeze_epochs=0` with `base_lr` given). An optimizer `fit_onecycle` refuses
+        (a learning-rate schedule) is refused before anything runs.
 
         Args:
             epochs: epochs with every layer trainable (>= 1).
@@ -1213,14 +1215,14 @@ class Learner:
                 not a sequence of groups of layers or layer names, or a `verbose` that is
                 not an int.
             ValueError: for a count or rate out of range, a `verbose` other than None, 0, 1
-                or 2, invalid layer groups, a `class_weight` `fit_onecycle` refuses, or an
-                optimizer with `use_ema=True` when a group would be frozen (nothing is
-                changed).
+                or 2, invalid layer groups, a `class_weight` or an optimizer
+                `fit_onecycle` refuses, or an optimizer with `use_ema=True` when a group
+                would be frozen (nothing is changed).
 
         Example:
             >>> learner.fine_tune(3, base_lr=1e-3, freeze_epochs=1, lr_mult=10)
         """
-        from ktlite.lr import GroupRates, OneCycle, group_multipliers
+        from ktlite.lr import GroupRates, OneCycle, PolicyCallback, group_multipliers
         from ktlite.lr import layer_groups as find_groups
 
         epochs = check_positive_int(epochs, "epochs")
@@ -1231,6 +1233,7 @@ class Learner:
         OneCycle(1.0, 2, pct_start, div, moms=moms)  # the unfrozen phase's settings, checked now
         _check_callbacks(callbacks)
         check_class_weight(class_weight, self.model)  # before the LR finder or a frozen phase
+        PolicyCallback.check_optimizer(self.model.optimizer)
         task_groups = getattr(self.train_data, "layer_groups", None)
         if layer_groups is None and task_groups is not None:
             layer_groups = task_groups(self.model)  # None: a model the task does not know
@@ -1242,7 +1245,9 @@ class Learner:
                 for layer in group:
                     model_tools.set_trainable(layer, False)
 
-        model_tools.check_trainable_kept(self.model, freeze_groups, "fine_tune()")
+        frozen_phase = bool(freeze_epochs) or base_lr is None  # the finder reads the frozen model
+        if frozen_phase:
+            model_tools.check_trainable_kept(self.model, freeze_groups, "fine_tune()")
         # Layers parents first (a child's own flag wins), then variables: a variable frozen
         # one by one (LoRA) would otherwise come back on with its layer.
         flags = model_tools.trainable_flags(self.model)
@@ -1251,8 +1256,9 @@ class Learner:
             model_tools.restore_trainable_flags(flags)
 
         try:
-            freeze_groups()
-            model_tools.recompile(self.model, self.strategy)
+            if frozen_phase:
+                freeze_groups()
+                model_tools.recompile(self.model, self.strategy)
             if base_lr is None:
                 base_lr = float(self.lr_find(verbose=verbose).suggestion)
                 if self.verbose if verbose is None else verbose:
@@ -1261,8 +1267,9 @@ class Learner:
                 self.fit_onecycle(base_lr, freeze_epochs, pct_start=0.99, moms=moms,
                                   callbacks=callbacks, class_weight=class_weight,
                                   steps_per_epoch=steps_per_epoch, verbose=verbose)
-            restore_flags()
-            model_tools.recompile(self.model, self.strategy)
+            if frozen_phase:
+                restore_flags()
+                model_tools.recompile(self.model, self.strategy)
             with GroupRates(self.model, groups, multipliers):
                 return self.fit_onecycle(base_lr / 2, epochs, pct_start=pct_start, div=div,
                                          moms=moms, callbacks=callbacks,

@@ -112,6 +112,22 @@ def test_unfreeze_with_ema_and_nothing_frozen_is_allowed():
     assert all(layer.trainable for layer in model.layers)
 
 
+def test_fine_tune_with_ema_and_no_frozen_phase_trains_every_layer():
+    # With `freeze_epochs=0` and a rate given nothing is frozen, so EMA is no obstacle; with
+    # no rate the finder would sweep the frozen model, so that is still refused.
+    x, y = _data()
+    model = _model(keras.optimizers.Adam(1e-2, use_ema=True), frozen=())
+    learner = ktlite.get_learner(model, (x, y), batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match="`fine_tune\\(\\)` would change"):
+        learner.fine_tune(1, freeze_epochs=0)
+    start = _weights(model)
+    learner.fine_tune(1, base_lr=1e-2, freeze_epochs=0)
+    end = _weights(model)
+    for name in ("d1/kernel", "d2/kernel", "head/kernel"):
+        assert not np.array_equal(start[name], end[name]), name
+    assert all(layer.trainable for layer in model.layers)
+
+
 def test_ema_under_loss_scaling_is_refused_too():
     x, y = _data()
     optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-2, use_ema=True))

@@ -163,6 +163,18 @@ def test_bad_settings_are_refused_before_anything_trains():
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_schedule_optimizer_is_refused_before_the_finder_runs():
+    x = np.zeros((8, 4), "float32")
+    model = _model()
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-2, 10, 0.9)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
+    learner = ktlite.get_learner(model, (x, np.zeros(8, "int32")), batch_size=4, verbose=0)
+    with pytest.raises(ValueError, match="needs an optimizer created with a float learning rate"):
+        learner.fine_tune(1)  # base_lr=None would sweep the frozen model first
+    assert learner.lr_result is None  # no sweep ran
+    assert all(layer.trainable for layer in learner.model.layers)
+
+
 def _lora_model():
     model = _model()
     model.get_layer("body1").enable_lora(2)  # freezes body1's kernel on its own
