@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import types
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -187,18 +188,25 @@ def weight_decay_exclusions(optimizer: keras.optimizers.Optimizer) -> tuple[Any,
     )
 
 
-def copy_weight_decay_exclusions(source: keras.optimizers.Optimizer,
-                                 target: keras.optimizers.Optimizer) -> None:
-    """Gives `target` the `exclude_from_weight_decay` choices of `source`, for the same
-    model's variables (a copy made with `from_config(get_config())` loses them).
+def copy_weight_decay_exclusions(
+    source: keras.optimizers.Optimizer,
+    target: keras.optimizers.Optimizer,
+    variables: Sequence[tuple[Any, Any]] | None = None,
+) -> None:
+    """Gives `target` the `exclude_from_weight_decay` choices of `source` (a copy made with
+    `from_config(get_config())`, or a model reloaded from a `.keras` file, loses them).
 
-    Missing public API: see `weight_decay_exclusions`. Writes
-    `target._exclude_from_weight_decay_pattern` and `target._exclude_from_weight_decay`,
-    and empties `target._exclude_from_weight_decay_cache`. Checked on Keras 3.5 to 3.15.
+    Missing public API: see `weight_decay_exclusions`; the public setter refuses a built
+    optimizer. Writes `target._exclude_from_weight_decay_pattern` and
+    `target._exclude_from_weight_decay`, and empties
+    `target._exclude_from_weight_decay_cache`. Checked on Keras 3.5 to 3.15.
 
     Args:
         source: the optimizer the choices were made on (not a `LossScaleOptimizer`).
-        target: its copy, for the same variables.
+        target: its copy.
+        variables: `(source's variable, target's variable)` pairs when `target` trains
+            other variables than `source` (a reloaded model's): a variable excluded by
+            itself is excluded through its pair. `None`: the same variables.
 
     Example:
         >>> copy = type(optimizer).from_config(optimizer.get_config())
@@ -207,6 +215,9 @@ def copy_weight_decay_exclusions(source: keras.optimizers.Optimizer,
     pattern, keys = weight_decay_exclusions(source)
     if pattern is None and keys is None:
         return
+    if keys is not None and variables is not None:
+        keys = type(keys)([optimizer_variable_key(target, new) for old, new in variables
+                           if optimizer_variable_key(source, old) in keys])
     target._exclude_from_weight_decay_pattern = pattern
     target._exclude_from_weight_decay = set() if keys is None else type(keys)(keys)
     target._exclude_from_weight_decay_cache = {}  # answers given before the copy

@@ -1619,11 +1619,12 @@ class Learner:
         """Loads a `.keras` file (safe mode) and makes it the learner's model.
 
         The model is prepared as the learner's first one was (its strategy, precision,
-        `jit_compile` and gradient accumulation), which a `.keras` file does not keep
-        whole. Custom layers, losses and metrics must be registered
-        (`keras.saving.register_keras_serializable`, as ktlite's are once `ktlite.layers`,
-        `ktlite.tabular.layers` for the FT-Transformer's and, for a task's own loss, its
-        module are imported: `ktlite.seq2seq.losses`, `ktlite.text.pretrain`) or given in
+        `jit_compile`, gradient accumulation and the variables its optimizer leaves out of
+        weight decay), which a `.keras` file does not keep whole. Custom layers, losses and
+        metrics must be registered (`keras.saving.register_keras_serializable`, as
+        ktlite's are once `ktlite.layers`, `ktlite.tabular.layers` for the FT-Transformer's
+        and, for a task's own loss, its module are imported: `ktlite.seq2seq.losses`,
+        `ktlite.text.pretrain`) or given in
         `custom_objects`.
 
         Args:
@@ -1662,8 +1663,15 @@ class Learner:
             )
         self._check_reads_data(model, path)
         # Under the learner's own settings, as its first model: a checkpoint does not keep
-        # ktlite's gradient accumulation or the learner's `jit_compile`. The strategy is the
-        # one already resolved (a name would resolve to a new one).
+        # ktlite's gradient accumulation, the learner's `jit_compile` or the optimizer's
+        # weight-decay exclusions (ktlite's AdamW leaves biases and norms undecayed). The
+        # strategy is the one already resolved (a name would resolve to a new one).
+        pairs = list(zip(self.model.weights, model.weights))  # the same model's, in order
+        if len(self.model.weights) != len(model.weights) or any(
+                tuple(old.shape) != tuple(new.shape) for old, new in pairs):
+            pairs = []  # another model: its names only
+        compat.copy_weight_decay_exclusions(model_tools.inner_optimizer(self.model.optimizer),
+                                            model_tools.inner_optimizer(model.optimizer), pairs)
         settings = dict(self._settings)
         if settings["strategy"] is not None:
             settings["strategy"] = self.strategy

@@ -181,6 +181,15 @@ def test_copy_weight_decay_exclusions():
         return not (copy._use_weight_decay(head.kernel) or copy._use_weight_decay(head.bias))
 
     compat.verify("copy_weight_decay_exclusions", copied)
+    # For a reloaded copy of the model, a variable excluded by itself goes by its pair.
+    other = tiny_model()
+    reloaded = type(optimizer).from_config(optimizer.get_config())
+    reloaded.build(other.trainable_variables)
+    compat.copy_weight_decay_exclusions(optimizer, reloaded, list(zip(model.weights,
+                                                                      other.weights)))
+    decayed = [reloaded._use_weight_decay(v) for v in other.trainable_variables]
+    assert decayed == [not ("bias" in v.path or v is other.get_layer("head").kernel)
+                       for v in other.trainable_variables]
 
 
 def test_step_counter():

@@ -603,6 +603,34 @@ def test_freeze_and_load_model_keep_the_learners_xla_and_accumulation(tmp_path):
     assert int(learner.model.optimizer.iterations.numpy()) - before == 2  # 4 batches / 2
 
 
+def test_load_model_keeps_the_optimizers_weight_decay_exclusions(tmp_path):
+    # A `.keras` file keeps no exclusions: every bias and norm was decayed after a reload
+    # (ktlite's default AdamW excludes them), so a resumed fit trained another model.
+    from ktlite import compat
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, name="body"),
+                              keras.layers.LayerNormalization(name="norm"),
+                              keras.layers.Dense(2, activation="softmax", name="head")])
+    optimizer = keras.optimizers.AdamW(1e-2, weight_decay=0.5)
+    optimizer.exclude_from_weight_decay(var_list=[model.get_layer("head").kernel],
+                                        var_names=["bias", "gamma", "beta"])
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    learner = get_learner(model, (x, y), batch_size=16, verbose=0)
+
+    def decayed(model):
+        return sorted("/".join(v.path.split("/")[-2:]) for v in model.trainable_variables
+                      if compat.uses_weight_decay(model.optimizer, v))  # layer/variable
+
+    learner.fit_onecycle(1e-2, 1)
+    assert decayed(learner.model) == ["body/kernel"]
+    learner.save_model(tmp_path / "m.keras")
+    learner.load_model(tmp_path / "m.keras")
+    assert decayed(learner.model) == ["body/kernel"]
+
+
 @pytest.mark.parametrize("transformed", [False, True])
 def test_load_model_refuses_a_model_that_cannot_read_the_data_and_keeps_its_own(
         tmp_path, transformed):
