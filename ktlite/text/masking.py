@@ -104,9 +104,10 @@ class TokenMasker:
         rate: share of tokens to predict, in (0, 1). Default 0.15.
         whole_word: choose whole words instead of pieces. Default False.
         seed: seed of the mask generator; None for a random one (0 when `fixed`).
-        fixed: draw each batch's masks from `seed` and the batch's token ids alone, so the
-            same batch gets the same masks every time (for validation data). Default False:
-            new masks every time.
+        fixed: draw each text's masks from `seed` and the text's own token ids alone, so a
+            text gets the same masks every time, whatever its batch, its batch's padding
+            or its order (for validation data: any batch size or bucketing judges it
+            alike). Default False: new masks every time.
 
     Raises:
         TypeError: for a `rate` that is not a number, a `whole_word` or `fixed` that is not
@@ -163,25 +164,23 @@ class TokenMasker:
         import tensorflow as tf
 
         ids = tf.convert_to_tensor(ids, tf.int32)
-        seeds = self._batch_seeds(ids) if self.fixed else self._generator.make_seeds(6)
+        count, pick, order, roll, replacement = tf.unstack(self._draws(ids))
         real = (ids != PAD_ID) & (ids != CLS_ID) & (ids != SEP_ID)
         if self.whole_word:
-            chosen = self._choose_words(ids, real, seeds)
+            chosen = self._choose_words(ids, real, count[:, 0], pick)
         else:
-            chosen = self._choose(real, tf.ones_like(ids), seeds[:, 0], seeds[:, 1])
+            chosen = self._choose(real, count[:, 0], pick)
         # The chosen positions first (in random order), then the others.
-        order_scores = tf.random.stateless_uniform(tf.shape(ids), seeds[:, 2])
-        order_scores += tf.cast(chosen, tf.float32) * 2.0
+        order_scores = order + tf.cast(chosen, tf.float32) * 2.0
         most = tf.reduce_max(tf.reduce_sum(tf.cast(chosen, tf.int32), axis=1))
         k = tf.clip_by_value(most, 1, tf.minimum(self.num_predictions, tf.shape(ids)[1]))
         _, positions = tf.math.top_k(order_scores, k=k)
         weights = tf.cast(tf.gather(chosen, positions, batch_dims=1), tf.float32)
         targets = tf.gather(ids, positions, batch_dims=1) * tf.cast(weights, tf.int32)
-        roll = tf.random.stateless_uniform(tf.shape(ids), seeds[:, 3])
-        random_ids = tf.random.stateless_uniform(
-            tf.shape(ids), seeds[:, 4], minval=len(SPECIAL_TOKENS),
-            maxval=self.preproc.vocab_size, dtype=tf.int32,
-        )
+        specials = len(SPECIAL_TOKENS)
+        random_ids = tf.minimum(  # float32 rounding may reach the vocabulary's end
+            specials + tf.cast(replacement * float(self.preproc.vocab_size - specials),
+                               tf.int32), self.preproc.vocab_size - 1)
         corrupted = tf.where(chosen & (roll < MASK_SHARE), MASK_ID, ids)
         corrupted = tf.where(
             chosen & (roll >= MASK_SHARE) & (roll < MASK_SHARE + RANDOM_SHARE),
@@ -190,38 +189,51 @@ class TokenMasker:
         inputs = {"token_ids": corrupted, "mask_positions": positions}
         return inputs, targets, weights
 
-    def _batch_seeds(self, ids: Any) -> Any:
-        """Six stateless seeds (`(2, 6)`, as `make_seeds` gives) from `seed` and `ids`."""
+    def _draws(self, ids: Any) -> Any:
+        """Five uniform draws in [0, 1) for every position, `(5, batch, width)`: a row's
+        count, its picks, their order, the corruption roll and the replacement token.
+
+        Fixed, each row's come from `seed` and the row's own ids (padding adds nothing), as
+        the first `width` of `maxlen` draws: a text gets the same whatever its batch."""
         import tensorflow as tf
 
-        flat = tf.reshape(tf.cast(ids, tf.int64), [-1])
-        # A position-weighted sum (wrapping in int64): batches differing anywhere differ.
-        weights = tf.range(1, tf.size(flat, out_type=tf.int64) + 1) * 2654435761
-        content = tf.math.floormod(tf.reduce_sum((flat + 1) * weights), 2**31 - 1)
-        return tf.transpose(tf.random.experimental.stateless_split(
-            tf.stack([self._seed, content]), 6))
+        batch, width = tf.shape(ids)[0], tf.shape(ids)[1]
+        if not self.fixed:
+            return tf.random.stateless_uniform(
+                tf.stack([5, batch, width]), self._generator.make_seeds(1)[:, 0])
+        # A position-weighted sum of the row's ids (wrapping in int64): texts differing
+        # anywhere differ; the padding's zeros add nothing.
+        weights = tf.range(1, tf.cast(width, tf.int64) + 1) * 2654435761
+        keys = tf.math.floormod(
+            tf.reduce_sum(tf.cast(ids, tf.int64) * weights, axis=1), 2**31 - 1)
+        maxlen = self.preproc.maxlen
 
-    def _choose(self, candidates: Any, shape_like: Any, seed_count: Any, seed_pick: Any) -> Any:
-        """Chooses `floor(rate * n + u)` of each row's candidates, uniformly."""
+        def row(key: Any) -> Any:
+            return tf.random.stateless_uniform([5, maxlen], tf.stack([self._seed, key]))
+
+        draws = tf.map_fn(row, keys, fn_output_signature=tf.float32)  # (batch, 5, maxlen)
+        return tf.transpose(draws[:, :, :width], [1, 0, 2])
+
+    def _choose(self, candidates: Any, count: Any, pick: Any) -> Any:
+        """Chooses `floor(rate * n + count)` of each row's `n` candidates, those with the
+        highest `pick`."""
         import tensorflow as tf
 
         n = tf.reduce_sum(tf.cast(candidates, tf.float32), axis=1)
-        u = tf.random.stateless_uniform(tf.shape(n), seed_count)
-        k = tf.cast(tf.floor(self.rate * n + u), tf.int32)
-        scores = tf.random.stateless_uniform(tf.shape(shape_like), seed_pick)
-        scores = tf.where(candidates, scores, -1.0)
+        k = tf.cast(tf.floor(self.rate * n + count), tf.int32)
+        scores = tf.where(candidates, pick, -1.0)
         # Rank of each candidate within its row (0 = highest score).
         rank = tf.argsort(tf.argsort(scores, axis=1, direction="DESCENDING"), axis=1)
         return candidates & (rank < k[:, None])
 
-    def _choose_words(self, ids: Any, real: Any, seeds: Any) -> Any:
+    def _choose_words(self, ids: Any, real: Any, count: Any, pick: Any) -> Any:
         import tensorflow as tf
 
         continuation = tf.gather(self._continuation, ids)
         previous_real = tf.pad(real[:, :-1], [[0, 0], [1, 0]])
         starts = real & ~(continuation & previous_real)
         word = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1
-        chosen_words = self._choose(starts, ids, seeds[:, 0], seeds[:, 1])
+        chosen_words = self._choose(starts, count, pick)
         # Word w is chosen when its start is; spread that to every piece of the word.
         word_chosen = tf.math.unsorted_segment_max(
             tf.cast(chosen_words, tf.int32),

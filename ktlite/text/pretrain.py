@@ -258,8 +258,9 @@ class MaskedLMLearner(Learner):
     Attributes:
         preproc: the `TextPreprocessor` whose vocabulary the model predicts.
         masker: the `TokenMasker` of the training data (new masks every epoch).
-        val_masker: the `TokenMasker` of the data judged (`fixed`: the same masks for the
-            same batches every pass, so one epoch's `val_loss` compares with another's).
+        val_masker: the `TokenMasker` of the data judged (`fixed`: the same masks for a
+            text every pass, whatever the batch size or bucketing, so one epoch's
+            `val_loss` compares with another's and with `validate()`'s).
 
     Example:
         >>> learner = text.pretrain(unlabeled_texts, val_texts=held_out_texts)
@@ -370,7 +371,8 @@ def pretrain(
             and the `val_` values of each epoch), or `None`: nothing is held out, and
             `learner.validate(val_data=texts)` judges texts given later. Both values are
             means over the masked tokens, so empty texts count for nothing; texts judged get
-            the same masks every pass (`TokenMasker(fixed=True)`), so epochs compare.
+            the same masks every pass whatever their batching (`TokenMasker(fixed=True)`),
+            so epochs compare.
         maxlen: tokens per text (`None`: 99% of texts whole, see `TextPreprocessor`).
         vocab_size: the largest vocabulary (default 16000).
         mask_rate: share of tokens predicted (default 0.15; BERT's 80/10/10 corruption).

@@ -158,9 +158,36 @@ def test_a_fixed_masker_masks_the_same_batch_alike_every_time():
     dataset, _ = ktlite.data.make_dataset(data, 64)
     first, second = (next(iter(dataset))[0]["token_ids"].numpy() for _ in range(2))
     np.testing.assert_array_equal(first, second)
-    assert len({row.tobytes() for row in first}) > 2  # the copies of a text differ
-    other = TokenMasker(preproc, seed=1, fixed=True).mask(tf.constant(preproc.preprocess(texts)))
+    ids = preproc.preprocess(texts)
+    assert np.any(first != ids[:, :first.shape[1]])
+    assert all(np.array_equal(row, first[i % 2]) for i, row in enumerate(first))  # by text
+    other = TokenMasker(preproc, seed=1, fixed=True).mask(tf.constant(ids))
     assert not np.array_equal(other[0]["token_ids"].numpy(), first)
+
+
+def test_a_fixed_masker_masks_a_text_alike_whatever_its_batch():
+    # Seeded from the whole batch, a text's masks moved with its batch-mates, its batch's
+    # padding and its order: two batch sizes judged a model on different masks.
+    rng = np.random.default_rng(0)
+    texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=rng.integers(4, 15)))
+             for _ in range(40)]
+    preproc = TextPreprocessor(maxlen=32, vocab_size=100).fit_vocab(texts)
+    masker = TokenMasker(preproc, fixed=True, whole_word=True)
+    longest = int((preproc.preprocess(texts) != 0).sum(axis=1).max())
+    assert longest < 32
+
+    def masked(rows, width):
+        inputs, targets, weights = masker.mask(tf.constant(preproc.preprocess(rows)[:, :width]))
+        positions, weights = inputs["mask_positions"].numpy(), weights.numpy()
+        return [(row[:longest].tolist(), sorted(zip(p[w > 0].tolist(), t[w > 0].tolist())))
+                for row, p, t, w in zip(inputs["token_ids"].numpy(), positions,
+                                        targets.numpy(), weights)]
+
+    alone = [masked([t], 32)[0] for t in texts]
+    assert masked(texts, 32) == alone
+    assert masked(texts[::-1], longest) == alone[::-1]  # another order, less padding
+    assert sum(len(chosen) for _, chosen in alone) > 20
+    assert len({str(chosen) for _, chosen in alone}) > 30
 
 
 def test_the_texts_judged_get_the_same_masks_every_pass(pretrained, corpus):
