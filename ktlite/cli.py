@@ -66,16 +66,20 @@ def run_demo(args: argparse.Namespace) -> int:
     model = text.text_classifier("transformer", trn, preproc=preproc)
     learner = ktlite.get_learner(model, train_data=trn, val_data=val, batch_size=args.batch_size)
 
-    say("\n1/4 lr_find: sweeping the learning rate")
-    result = learner.lr_find(verbose=1)
-    suggestions = ", ".join(f"{k}={v:.2e}" for k, v in result.suggestions.items())
-    lr = result.suggestion if args.lr is None else args.lr
-    if not math.isfinite(lr):
-        raise ValueError(
-            "The LR finder could not suggest a learning rate (the sweep was too short); "
-            "pass one with --lr."
-        )
-    say(f"suggestions: {suggestions}; training with lr={lr:.2e}")
+    if args.lr is None:
+        say("\n1/4 lr_find: sweeping the learning rate")
+        result = learner.lr_find(verbose=1)
+        suggestions = ", ".join(f"{k}={v:.2e}" for k, v in result.suggestions.items())
+        lr = result.suggestion
+        if not math.isfinite(lr):
+            raise ValueError(
+                "The LR finder could not suggest a learning rate (the sweep was too short); "
+                "pass one with --lr."
+            )
+        say(f"suggestions: {suggestions}; training with lr={lr:.2e}")
+    else:
+        lr = args.lr
+        say(f"\n1/4 lr_find: skipped; training with --lr {lr:.2e}")
 
     say(f"\n2/4 fit_onecycle: {args.epochs} epochs")
     learner.fit_onecycle(lr, args.epochs)

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+import ktlite
 from ktlite import __version__, cli
 
 
@@ -126,6 +127,25 @@ def test_demo_refuses_an_output_it_cannot_write_before_training(tmp_path, capsys
         assert exit_info.value.code == 2
         assert "folder ktlite did not write" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_demo_with_a_learning_rate_trains_at_it_without_sweeping(tmp_path, capsys, monkeypatch):
+    class Stop(Exception):
+        pass
+
+    def no_sweep(self, *args, **kwargs):
+        raise AssertionError("lr_find ran though --lr was given")
+
+    def fit_onecycle(self, lr, epochs, *args, **kwargs):
+        raise Stop(lr, epochs)
+
+    monkeypatch.setattr(ktlite.Learner, "lr_find", no_sweep)
+    monkeypatch.setattr(ktlite.Learner, "fit_onecycle", fit_onecycle)
+    with pytest.raises(Stop) as stop:
+        cli.main(["demo", "--max-train", "60", "--max-test", "20", "--epochs", "1",
+                  "--lr", "3e-4", "--output", str(tmp_path / "predictor")])
+    assert stop.value.args == (3e-4, 1)
+    assert "1/4 lr_find: skipped; training with --lr 3.00e-04" in capsys.readouterr().out
 
 
 @pytest.mark.slow

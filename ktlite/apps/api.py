@@ -847,7 +847,7 @@ def _json_problem(body: bytes) -> str | None:
 
     Example:
         >>> _json_problem(b"[" * 100000 + b"]" * 100000)
-        'nested too deep (Python's recursion limit)'
+        "nested too deep (Python's recursion limit)"
     """
     try:
         json.loads(body)

@@ -164,7 +164,7 @@ def prunable_weights(
 
     Example:
         >>> [path for path, _ in prunable_weights(model)]
-        ['encoder_0/self_attention/query', ..., 'head']
+        ['encoder_0/ffn_outer', 'encoder_0/ffn_inner', ..., 'head']
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")

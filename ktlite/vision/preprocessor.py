@@ -234,7 +234,7 @@ class ImagePreprocessor(LabeledPreprocessor):
 
         Example:
             >>> preproc.from_files(tf.constant(["cat.png"])).shape
-            TensorShape([1, 28, 28, 3])
+            TensorShape([1, 28, 28, 1])
         """
         return self.from_bytes(tf.map_fn(tf.io.read_file, paths))
 
