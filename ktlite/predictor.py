@@ -709,6 +709,8 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
     compile=False)`. Before anything is parsed, every file is checked against the SHA-256
     in `ktlite.json`; links and files outside the folder are refused; a save that crashed
     half-way is finished or rolled back first. Folders of format version 1 still load.
+    The model comes without its loss or optimizer: to train on later, save the learner's
+    (`Learner.save_model`) and load that (`Learner.load_model`).
 
     Args:
         path: A folder written by `Predictor.save`.
