@@ -154,12 +154,17 @@ class ModelAdapter:
             (1, 4)
         """
         if not isinstance(items, (list, tuple)) or not items:
-            raise ValueError(f"`inputs` must be a non-empty list. Received: inputs={items!r}")
+            raise ValueError(f"`inputs` must be a non-empty list. Received: inputs={items!r:.80}")
         rows = [self._check_item(i, item) for i, item in enumerate(items)]
         return np.stack(rows)
 
     def _check_item(self, index: int, item: Any) -> np.ndarray:
         where = f"`inputs[{index}]`"
+        # Leaf by leaf first: numpy would read true beside numbers as 1 and say nothing.
+        for leaf in _leaves(item):
+            if isinstance(leaf, (bool, np.bool_)) or not isinstance(leaf, (int, float, np.number)):
+                raise ValueError(f"{where} must hold only numbers. Received a value of type "
+                                 f"{type(leaf).__name__}: {leaf!r:.40}.")
         try:
             array = np.asarray(item)
         except ValueError:  # ragged nesting
@@ -167,6 +172,8 @@ class ModelAdapter:
         if array is None or array.shape != self.input_shape:
             shape = "a ragged list" if array is None else f"shape {array.shape}"
             raise ValueError(f"{where} must have shape {self.input_shape}. Received {shape}.")
+        if array.dtype == object:  # integers past int64 (every value is a number)
+            raise ValueError(self._range_problem(where))
         if array.dtype.kind not in "iuf" or array.dtype == np.bool_:
             raise ValueError(f"{where} must hold only numbers. Received dtype {array.dtype}.")
         if not np.all(np.isfinite(array)):
@@ -174,10 +181,7 @@ class ModelAdapter:
         if self.dtype.kind in "iu":
             info = np.iinfo(self.dtype)
             if np.any(array != np.round(array)) or array.min() < info.min or array.max() > info.max:
-                raise ValueError(
-                    f"{where} must hold integers in [{info.min}, {info.max}] (the model takes "
-                    f"{self.dtype.name})."
-                )
+                raise ValueError(self._range_problem(where))
             if self.id_limit is not None and (array.min() < 0 or array.max() >= self.id_limit):
                 raise ValueError(
                     f"{where} must hold token ids in [0, {self.id_limit}) (the rows of the "
@@ -187,11 +191,17 @@ class ModelAdapter:
             cast = array.astype(self.dtype)
         # Checked after the cast too: 1e39 is finite as a JSON number but inf in float32.
         if self.dtype.kind == "f" and not np.all(np.isfinite(cast)):
-            raise ValueError(
-                f"{where} must hold numbers within the range of {self.dtype.name}, which the "
-                f"model takes (magnitude at most {np.finfo(self.dtype).max:.4g})."
-            )
+            raise ValueError(self._range_problem(where))
         return cast
+
+    def _range_problem(self, where: str) -> str:
+        """What an input with a number past the model's dtype must hold instead."""
+        if self.dtype.kind in "iu":
+            info = np.iinfo(self.dtype)
+            return (f"{where} must hold integers in [{info.min}, {info.max}] (the model takes "
+                    f"{self.dtype.name}).")
+        return (f"{where} must hold numbers within the range of {self.dtype.name}, which the "
+                f"model takes (magnitude at most {np.finfo(self.dtype).max:.4g}).")
 
     def predict_outputs(self, inputs: np.ndarray) -> np.ndarray:
         """Runs the model on a batch of checked inputs, `batch_size` at a time.
@@ -230,3 +240,14 @@ class ModelAdapter:
 
 
 __all__ = ["ModelAdapter"]
+
+
+def _leaves(item: Any) -> Any:
+    """The values of a nested list (an array counts as one value per element)."""
+    if isinstance(item, (list, tuple)):
+        for part in item:
+            yield from _leaves(part)
+    elif isinstance(item, np.ndarray):
+        yield from item.ravel().tolist() if item.dtype != object else item.ravel()
+    else:
+        yield item

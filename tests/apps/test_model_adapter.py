@@ -53,6 +53,11 @@ def test_a_bare_model_serves_arrays_of_its_input_shape_as_json_lists():
         ([[1, 2, 3, [4]]], "ragged"),
         ([[0.1, "x", 0.3, 0.4]], "only numbers"),
         ([[True, False, True, False]], "only numbers"),
+        # numpy reads true beside numbers as 1: refused by value, not by the array's dtype
+        ([[0.1, 0.2, 0.3, 0.4], [True, 1.0, 2.0, 3.0]],
+         "`inputs[1]` must hold only numbers. Received a value of type bool: True"),
+        ([[0.1, None, 0.3, 0.4]], "Received a value of type NoneType"),
+        ([[10**30, 0, 0, 0]], "`inputs[0]` must hold numbers within the range of float32"),
     ],
 )
 def test_wrong_shapes_and_types_get_422_naming_the_input(inputs, fragment):
@@ -67,6 +72,9 @@ def test_an_int_model_takes_token_ids_and_refuses_fractions_and_the_texts_alias(
     assert ask(app, {"inputs": [[1, 2, 3, 4]]}).status_code == 200
     fraction = ask(app, {"inputs": [[1, 2.5, 3, 4]]})
     assert fraction.status_code == 422 and "integers" in fraction.json()["detail"]
+    for value in (True, 10**30):  # a flag read as id 1; an integer past int64
+        refused = ask(app, {"inputs": [[value, 2, 3, 4]]})
+        assert refused.status_code == 422 and "`inputs[0]` must hold" in refused.json()["detail"]
     assert ask(app, {"texts": [[1, 2, 3, 4]]}).status_code == 422  # not a text predictor
     assert ask(app, {"text": "a"}, path="/explain").status_code == 404
 
