@@ -24,6 +24,7 @@ import tensorflow as tf
 # Registers the custom layers that saved image models refer to, before any load_model.
 import ktlite.layers  # noqa: F401
 from ktlite.arguments import check_instance
+from ktlite.columns import is_series
 from ktlite.classifier import ClassifierPredictor
 from ktlite.vision import files
 from ktlite.vision.formats import (
@@ -136,42 +137,46 @@ class ImagePredictor(ClassifierPredictor):
             # A whole-looking file whose data is damaged inside fails the batch's decoding;
             # find it and name it rather than surface TensorFlow's error.
             for i, data in enumerate(items):
-                self._check_decodes(data, f"images[{i}]")
+                self._check_decodes(data, f"inputs[{i}]")
             raise
 
-    def _as_batch(self, inputs: Any) -> tuple[np.ndarray, bool]:
-        items, single = self._encoded(inputs)
+    def _as_batch(self, inputs: Any, name: str = "inputs") -> tuple[np.ndarray, bool]:
+        items, single = self._encoded(inputs, name)
         batch = np.empty(len(items), dtype=object)  # a leaf for tf.nest, sliced per batch
         batch[:] = items
         return batch, single
 
-    def _encoded(self, inputs: Any) -> tuple[list[bytes], bool]:
+    def _encoded(self, inputs: Any, name: str) -> tuple[list[bytes], bool]:
         paths = files.path_list(inputs)  # also an array or Series of paths
         if paths is not None:
             inputs = paths
+        elif is_series(inputs) or (isinstance(inputs, np.ndarray) and inputs.dtype == object
+                                   and inputs.ndim == 1):
+            inputs = list(inputs)  # e.g. a DataFrame column of encoded images
         if isinstance(inputs, np.ndarray) and inputs.ndim == 3 and inputs.shape[-1] == 2:
             raise ValueError(
-                "`images` of shape (height, width, 2) reads as gray + alpha, which ktlite does "
-                "not take: pass `images[..., :1]` (gray), or add a channel axis for a batch "
-                f"of gray images 2 pixels wide. Received: images with shape {inputs.shape}"
+                f"`{name}` of shape (height, width, 2) reads as gray + alpha, which ktlite "
+                f"does not take: pass `{name}[..., :1]` (gray), or add a channel axis for a "
+                f"batch of gray images 2 pixels wide. Received: {name} with shape "
+                f"{inputs.shape}"
             )
         if isinstance(inputs, np.ndarray) and not _is_single(inputs):
             if inputs.ndim not in (3, 4):
                 raise ValueError(
-                    "`images` must be one image (height, width[, channels]) or a batch "
-                    f"(n, height, width[, channels]). Received: images with shape {inputs.shape}"
+                    f"`{name}` must be one image (height, width[, channels]) or a batch "
+                    f"(n, height, width[, channels]). Received: {name} with shape {inputs.shape}"
                 )
-            return self._encode_pixels(inputs, "images"), False
+            return self._encode_pixels(inputs, name), False
         if _is_single(inputs):
-            return [self._one(inputs, "images")], True
+            return [self._one(inputs, name)], True
         if not isinstance(inputs, (list, tuple)):
             raise TypeError(
-                "`images` must be a path, bytes, an array, or a list of them. "
-                f"Received: images of type {type(inputs).__name__}"
+                f"`{name}` must be a path, bytes, an array, or a list of them. "
+                f"Received: {name} of type {type(inputs).__name__}"
             )
         if not inputs:
-            raise ValueError("`images` must hold at least one image. Received: images=[]")
-        return [self._one(item, f"images[{i}]") for i, item in enumerate(inputs)], False
+            raise ValueError(f"`{name}` must hold at least one image. Received: {name}=[]")
+        return [self._one(item, f"{name}[{i}]") for i, item in enumerate(inputs)], False
 
     def _one(self, item: Any, name: str) -> bytes:
         if isinstance(item, (str, os.PathLike)):
@@ -355,7 +360,7 @@ class ImagePredictor(ClassifierPredictor):
                 "`target` must be None or a class name (a str). "
                 f"Received: target={target!r:.80}"
             )
-        items, single = self._as_batch(image)
+        items, single = self._as_batch(image, "image")
         if not single:
             raise ValueError("`explain` takes one image. Received: a batch of images.")
         pixels = self.preproc.from_bytes(tf.constant(items)).numpy()[0]
@@ -391,7 +396,7 @@ class ImagePredictor(ClassifierPredictor):
             >>> predictor.preprocess("boot.png").shape
             (1, 28, 28, 1)
         """
-        items, _ = self._as_batch(images)
+        items, _ = self._as_batch(images, "images")
         return self.preproc.from_bytes(tf.constant(items)).numpy()
 
     # ------------------------------------------------------------------ export

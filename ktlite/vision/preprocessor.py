@@ -545,7 +545,7 @@ def as_pixel_batch(images: Any, name: str) -> np.ndarray:
         A 4-D numpy array (the original dtype for integers, float32 for floats).
 
     Raises:
-        TypeError: if `images` is not numeric.
+        TypeError: if `images` is not numeric, or one of a list is not an array.
         ValueError: for images of different sizes, another rank, a channel count outside
             1, 3, 4, no images, an empty height or width, NaN, infinite or negative
             pixels (the first bad image is named), or integers other than uint8 and uint16
@@ -555,6 +555,11 @@ def as_pixel_batch(images: Any, name: str) -> np.ndarray:
         >>> as_pixel_batch(np.zeros((5, 28, 28), "uint8"), "x").shape
         (5, 28, 28, 1)
     """
+    if isinstance(images, (list, tuple)):
+        for i, item in enumerate(images):  # before numpy hides a None among images
+            if not isinstance(item, (np.ndarray, list, tuple)):
+                raise TypeError(f"`{name}[{i}]` must be a pixel array. Received: {name}[{i}] "
+                                f"of type {type(item).__name__}")
     try:
         arr = np.asarray(images)
     except ValueError:  # a list of arrays of different shapes
@@ -565,9 +570,11 @@ def as_pixel_batch(images: Any, name: str) -> np.ndarray:
     if arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
+        received = (f"dtype {arr.dtype}" if isinstance(images, (np.ndarray, list, tuple))
+                    else f"type {type(images).__name__}")
         raise TypeError(
-            f"`{name}` must hold numeric pixels (uint8 or float). Received: {name} of dtype "
-            f"{arr.dtype}"
+            f"`{name}` must hold numeric pixels (uint8 or float). Received: {name} of "
+            f"{received}"
         )
     if arr.ndim == 3:
         arr = arr[..., None]

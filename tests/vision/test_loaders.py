@@ -575,6 +575,12 @@ def test_image_dataset_reads_new_arrays_and_files_like_the_loader(shape_arrays, 
     assert image_dataset(paths[0], None, preproc).x.tolist() == paths[:1]  # one path
     with pytest.raises(ValueError, match=r"`images` holds images of different sizes"):
         image_dataset([x_test[0], x_test[0][:8]], None, preproc)
+    for odd in (None, 3):  # named, not read as a size mismatch
+        with pytest.raises(TypeError, match=rf"`images\[1\]` must be a pixel array. "
+                                            rf"Received: images\[1\] of type {type(odd).__name__}"):
+            image_dataset([x_test[0], odd], None, preproc)
+    with pytest.raises(TypeError, match=r"numeric pixels.*Received: images of type NoneType"):
+        image_dataset(None, None, preproc)
     (shape_folder / "broken.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match=r"`images\[3\]` \('.*broken.png'\) is not a readable"):
         image_dataset(paths + [str(shape_folder / "broken.png")], None, preproc)

@@ -102,7 +102,7 @@ def test_float_and_rgb_arrays_read_as_the_training_pipeline_reads_them(predictor
 
 def test_gray_and_alpha_is_refused_rather_than_read_as_a_batch(predictor, shape_arrays):
     gray_alpha = np.stack([shape_arrays[2][0], np.full((16, 16), 255, "uint8")], axis=-1)
-    with pytest.raises(ValueError, match=r"reads as gray \+ alpha.*images\[\.\.\., :1\]"):
+    with pytest.raises(ValueError, match=r"reads as gray \+ alpha.*inputs\[\.\.\., :1\]"):
         predictor.predict(gray_alpha)
 
 
@@ -120,10 +120,10 @@ def test_float_rgb_and_larger_images_are_converted(predictor, shape_arrays):
 def test_float_pixels_brighter_than_the_training_range_are_refused(predictor, shape_arrays):
     # Trained on uint8, floats are read in [0, 1]: 0-255 floats would all clip to white.
     _, _, x_test, _ = shape_arrays
-    with pytest.raises(ValueError, match=r"`images` holds float pixels up to 2\d\d, .*\[0, 1\]"):
+    with pytest.raises(ValueError, match=r"`inputs` holds float pixels up to 2\d\d, .*\[0, 1\]"):
         predictor.predict(x_test[:4].astype("float32"))
     # Normalized pixels would clip to black.
-    with pytest.raises(ValueError, match=r"`images` holds negative pixels in 4 image\(s\)"):
+    with pytest.raises(ValueError, match=r"`inputs` holds negative pixels in 4 image\(s\)"):
         predictor.predict(x_test[:4].astype("float32") / 127.5 - 1)
 
 
@@ -164,7 +164,7 @@ def test_unreadable_files_are_refused_with_their_name(predictor, shape_arrays, t
     (tmp_path / "cut.png").write_bytes(png[: len(png) // 2])
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "notes.png").write_text("hello")
-    with pytest.raises(ValueError, match=r"images\[1\] \('.*cut.png'\).*truncated PNG"):
+    with pytest.raises(ValueError, match=r"inputs\[1\] \('.*cut.png'\).*truncated PNG"):
         predictor.predict([png, str(tmp_path / "cut.png")])
     with pytest.raises(ValueError, match=r"empty.jpg'\)` is empty \(0 bytes\)"):
         predictor.predict(str(tmp_path / "empty.jpg"))
@@ -196,7 +196,7 @@ def test_other_formats_are_read_whole_and_refused_truncated(predictor, fmt):
     data = {"JPEG": lambda: tf.io.encode_jpeg(np.full((16, 16, 3), 128, "uint8")).numpy(),
             "GIF": lambda: _GIF, "BMP": lambda: _bmp(16, 16)}[fmt]()
     assert predictor.predict(data) in ("cross", "square")
-    with pytest.raises(ValueError, match=rf"`images\[1\]` is not a readable image: a truncated "
+    with pytest.raises(ValueError, match=rf"`inputs\[1\]` is not a readable image: a truncated "
                                          rf"{fmt}"):
         predictor.predict([data, data[: len(data) - 3]])
 
@@ -230,7 +230,7 @@ def test_an_image_too_large_to_decode_is_refused_before_decoding(predictor):
     ihdr = b"IHDR" + struct.pack(">IIBBBBB", 10_000, 10_000, 8, 0, 0, 0, 0)
     huge = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + bytes(4)
             + bytes(4) + b"IEND" + bytes(4))
-    with pytest.raises(ValueError, match=r"`images` is too large to decode: 10000 x 10000 "
+    with pytest.raises(ValueError, match=r"`inputs` is too large to decode: 10000 x 10000 "
                                          r"pixels, more than 50,000,000"):
         predictor.predict(huge)
     with pytest.raises(ValueError, match=r"`inputs\[0\]` is too large"):
@@ -266,7 +266,7 @@ def test_a_bmp_variant_tensorflow_cannot_decode_is_named_as_such(predictor):
     info = ((40).to_bytes(4, "little") + (1).to_bytes(4, "little") * 2
             + (1).to_bytes(2, "little") * 2 + b"\0" * 24)
     bmp = header + info + b"\0\0\0\0\xff\xff\xff\0" + b"\x80\0\0\0"
-    with pytest.raises(ValueError, match=r"^`images` is not a readable image: a 1-bit BMP, "
+    with pytest.raises(ValueError, match=r"^`inputs` is not a readable image: a 1-bit BMP, "
                                          r"which TensorFlow cannot decode: convert it to PNG"):
         predictor.predict(bmp)
 
@@ -283,9 +283,9 @@ def test_a_bmp_with_a_colour_palette_is_refused_naming_the_file(predictor, tmp_p
     gray = np.where(indices == 2, 250, 20).astype("uint8")
     reason = (r"is not a readable image: an 8-bit BMP with a colour palette, which TensorFlow "
               r"would read as gray palette indices: convert it to PNG\.$")
-    with pytest.raises(ValueError, match=r"^`images` " + reason):
+    with pytest.raises(ValueError, match=r"^`inputs` " + reason):
         predictor.predict(bmp)
-    with pytest.raises(ValueError, match=r"^`images\[1\] \('.*palette.bmp'\)` " + reason):
+    with pytest.raises(ValueError, match=r"^`inputs\[1\] \('.*palette.bmp'\)` " + reason):
         predictor.predict([gray, str(tmp_path / "palette.bmp")])
     with pytest.raises(ValueError, match=r"^`inputs\[0\]` " + reason):
         predictor.inputs_from_json([base64.b64encode(bmp).decode()])
@@ -354,7 +354,7 @@ def test_top_down_bmps_read_as_their_pixels_in_a_process_that_survives(
 
 def test_a_truncated_webp_is_refused(predictor):
     riff = b"RIFF" + struct.pack("<I", 100) + b"WEBPVP8L" + bytes(20)  # says 108 bytes, has 32
-    with pytest.raises(ValueError, match="`images` is not a readable image: a truncated WebP"):
+    with pytest.raises(ValueError, match="`inputs` is not a readable image: a truncated WebP"):
         predictor.predict(riff)
 
 
@@ -374,9 +374,9 @@ def test_damaged_image_data_is_refused_naming_the_file_or_position(
     damaged = _damaged(png)
     assert len(damaged) == len(png) and damaged[-12:] == png[-12:]  # passes the cheap checks
     (tmp_path / "damaged.png").write_bytes(damaged)
-    with pytest.raises(ValueError, match=r"images\[1\] \('.*damaged.png'\)` .*corrupt"):
+    with pytest.raises(ValueError, match=r"inputs\[1\] \('.*damaged.png'\)` .*corrupt"):
         predictor.predict([png, str(tmp_path / "damaged.png")])
-    with pytest.raises(ValueError, match=r"`images\[2\]` is not a readable image: its data"):
+    with pytest.raises(ValueError, match=r"`inputs\[2\]` is not a readable image: its data"):
         predictor.predict([png, png, damaged])
     with pytest.raises(ValueError, match=r"inputs\[1\]` .*corrupt"):
         predictor.inputs_from_json([base64.b64encode(png).decode(),
@@ -387,18 +387,38 @@ def test_damaged_image_data_is_refused_naming_the_file_or_position(
 @pytest.mark.parametrize(
     "inputs, error, message",
     [
-        (b"", ValueError, r"`images` is empty \(0 bytes\)"),
+        (b"", ValueError, r"`inputs` is empty \(0 bytes\)"),
         ([], ValueError, "at least one image"),
         (np.zeros((2, 16, 16, 2), "uint8"), ValueError, r"shape \(2, 16, 16, 2\)"),
         (np.full((16, 16), np.nan, "float32"), ValueError, "NaN or infinite"),
         (np.zeros((1, 2, 16, 16, 1)), ValueError, r"shape \(1, 2, 16, 16, 1\)"),
-        ({"image": "a.png"}, TypeError, "Received: images of type dict"),
-        ([3], TypeError, r"images\[0\] of type int"),
+        ({"image": "a.png"}, TypeError, "Received: inputs of type dict"),
+        ([3], TypeError, r"inputs\[0\] of type int"),
     ],
 )
 def test_bad_inputs_are_refused(predictor, inputs, error, message):
     with pytest.raises(error, match=message):
         predictor.predict(inputs)
+
+
+def test_a_column_of_encoded_images_predicts_as_a_list_does(predictor, shape_arrays):
+    # A DataFrame column of image bytes (a Series, or its object array) is a batch (it was
+    # refused: a Series by type, the array as one image of the wrong shape).
+    pd = pytest.importorskip("pandas")
+    pngs = [_png(image) for image in shape_arrays[2][:3]]
+    expected = predictor.predict_proba(pngs)
+    column = pd.Series(pngs, index=[7, 8, 9])
+    for inputs in (column, column.to_numpy()):
+        np.testing.assert_array_equal(predictor.predict_proba(inputs), expected)
+
+
+def test_errors_name_the_argument_of_the_method_called(predictor):
+    with pytest.raises(TypeError, match=r"^`inputs` must be a path.*Received: inputs of type"):
+        predictor.predict(None)
+    with pytest.raises(TypeError, match=r"^`images` must be a path.*Received: images of type"):
+        predictor.preprocess(None)
+    with pytest.raises(ValueError, match=r"^`image` is empty \(0 bytes\)"):
+        predictor.explain(b"")
 
 
 def test_save_and_load_give_the_same_probabilities(predictor, shape_arrays, tmp_path):
@@ -594,7 +614,7 @@ def test_predicting_uint16_pixels_holding_8_bit_values_warns_as_the_loader_does(
     predictor, shape_arrays
 ):
     _, _, x_test, _ = shape_arrays
-    with pytest.warns(UserWarning, match=r"`images` is uint16 with no value above \d+: .*"
+    with pytest.warns(UserWarning, match=r"`inputs` is uint16 with no value above \d+: .*"
                                          r"near black"):
         predictor.predict_proba(x_test[:2].astype("uint16"))
 
