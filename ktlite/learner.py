@@ -1624,8 +1624,7 @@ class Learner:
         metrics must be registered (`keras.saving.register_keras_serializable`, as
         ktlite's are once `ktlite.layers`, `ktlite.tabular.layers` for the FT-Transformer's
         and, for a task's own loss, its module are imported: `ktlite.seq2seq.losses`,
-        `ktlite.text.pretrain`) or given in
-        `custom_objects`.
+        `ktlite.text.masked_lm`) or given in `custom_objects`.
 
         Args:
             path: a `.keras` file written by `save_model`.

@@ -297,7 +297,7 @@ def _token_loss_checks(strategy, build, x, y):
     import keras
 
     from ktlite.seq2seq.losses import MaskedSequenceCrossentropy
-    from ktlite.text.pretrain import MaskedTokenCrossentropy
+    from ktlite.text.masked_lm import MaskedTokenCrossentropy
 
     ids = np.array([[1, 2, 3, 4, 5, 1]] * 2 + [[1, 0, 0, 0, 0, 0]] * 2, "int32")
     labels = np.array([[2, 3, 4, 5, 1, 2]] * 2 + [[3, 0, 0, 0, 0, 0]] * 2, "int32")

@@ -45,6 +45,22 @@ def test_task_packages_load_their_lazy_names_once_and_refuse_unknown_ones(packag
         module.nope
 
 
+@pytest.mark.parametrize("package", ["apps", "seq2seq", "tabular", "text", "vision"])
+def test_no_lazy_name_is_also_a_submodule_which_importing_would_put_in_its_place(package):
+    # Importing `ktlite.text.pretrain` (the module) set `text.pretrain` to it before the
+    # function was asked for: `text.pretrain(texts)` then failed, "'module' object is not
+    # callable", after `text.save_backbone` or an `import` the docs advised.
+    module = importlib.import_module(f"ktlite.{package}")
+    submodules = {m.name for m in pkgutil.iter_modules(module.__path__)}
+    assert not set(module._LAZY) & submodules
+
+
+def test_a_lazy_function_stays_callable_after_its_module_is_imported_first():
+    code = ("import ktlite.text.masked_lm\nfrom ktlite import text\n"
+            "assert callable(text.pretrain) and callable(text.save_backbone)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_lazy_attributes_imports_a_name_on_first_use_only():
     namespace = {"__all__": ["sqrt"]}
     getattr_, dir_ = lazy_attributes("pkg", namespace, {"sqrt": "math"})

@@ -5,7 +5,7 @@ them loads with `keras.saving.load_model(path)` (also with `safe_mode=True`) onc
 `ktlite.layers` has been imported; the FT-Transformer's own layer, of a task folder,
 needs `import ktlite.tabular.layers`. A model compiled with a task's own loss and metrics
 needs those registered too, for its compile state: `import ktlite.seq2seq.losses` for
-translation and language models, `import ktlite.text.pretrain` for masked-LM
+translation and language models, `import ktlite.text.masked_lm` for masked-LM
 pretraining (or `load_model(path, compile=False)`). The layers depend on Keras (and
 TensorFlow as its backend) only.
 

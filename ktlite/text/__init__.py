@@ -23,11 +23,11 @@ _LAZY = {
     "text_classifier": "ktlite.text.models",
     "text_regression_model": "ktlite.text.models",
     "TextPredictor": "ktlite.text.predictor",
-    "pretrain": "ktlite.text.pretrain",
-    "MaskedLMLearner": "ktlite.text.pretrain",
+    "pretrain": "ktlite.text.masked_lm",
+    "MaskedLMLearner": "ktlite.text.masked_lm",
     "Backbone": "ktlite.text.backbone",
     "load_backbone": "ktlite.text.backbone",
-    "save_backbone": "ktlite.text.pretrain",
+    "save_backbone": "ktlite.text.masked_lm",
 }
 
 __all__ = [
