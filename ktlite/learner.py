@@ -1473,19 +1473,21 @@ class Learner:
                 (texts, images, table rows, ...), read as the loader read its own; wrap
                 inputs already preprocessed (e.g. token ids) in a `TaskDataset`.
             batch_size: defaults to `eval_batch_size`.
-            verbose: Keras progress mode. Default 0.
+            verbose: Keras progress mode: 0, 1 or 2. Default 0.
 
         Returns:
             The predictions as a numpy array (or a list / dict for multi-output models).
 
         Raises:
             TypeError: if `data` is not array-like (`None`, a lone string) or raw examples
-                of the wrong type for the task, or `batch_size` is not an int.
-            ValueError: if `batch_size` < 1, or the inputs do not fit the model.
+                of the wrong type for the task, or `batch_size` or `verbose` is not an int.
+            ValueError: if `batch_size` < 1, `verbose` is not 0, 1 or 2, or the inputs do
+                not fit the model.
 
         Example:
             >>> probs = learner.predict(x_test)
         """
+        verbose = check_verbose(verbose, (0, 1, 2))
         if not isinstance(data, (TaskDataset, tf.data.Dataset, keras.utils.PyDataset)):
             read = self._read_raw(data, None, "data")
             data = read if read is not None else TaskDataset(
@@ -1634,7 +1636,8 @@ class Learner:
             The loaded, compiled model (now `learner.model`).
 
         Raises:
-            TypeError: if `path` is not a path (a str or `os.PathLike`).
+            TypeError: if `path` is not a path (a str or `os.PathLike`), or
+                `custom_objects` is not None or a dict of names to classes or functions.
             ValueError: if `path` does not end in `.keras`, is a link, cannot be loaded
                 safely (nothing of the file is quoted), holds no compiled model or a weight
                 with NaN or infinity, or its model has another number of outputs than the

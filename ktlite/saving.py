@@ -39,7 +39,7 @@ import re
 import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -659,6 +659,8 @@ def load_keras_model(
         The `keras.Model`, compiled only if `compile`.
 
     Raises:
+        TypeError: if `custom_objects` is not None or a mapping of names to classes or
+            functions (Keras' failure would read as the file's).
         ValueError: if the file is a link, cannot be loaded safely (Keras' reason, with
             nothing quoted from the file), holds something other than a model, or a weight
             holds NaN or infinity (the weight's path is named).
@@ -669,6 +671,12 @@ def load_keras_model(
     import keras
     import numpy as np
 
+    if custom_objects is not None and not (isinstance(custom_objects, Mapping) and all(
+            isinstance(name, str) for name in custom_objects)):
+        raise TypeError(
+            "`custom_objects` must be None or a dict of names to classes or functions. "
+            f"Received: custom_objects={custom_objects!r:.80}"
+        )
     path = check_regular_file(path)
     _remove_dead_keras_files(path)
     try:

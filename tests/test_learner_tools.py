@@ -566,7 +566,13 @@ def test_save_and_load_model_round_trip(tmp_path):
     with pytest.raises(TypeError, match=r"`path` must be a path \(str or os.PathLike\). "
                                         r"Received: path of type bytes"):
         learner.save_model(b"model.keras")
+    for objects in ([1], "x"):  # refused as such, not blamed on the file
+        with pytest.raises(TypeError, match=r"`custom_objects` must be None or a dict"):
+            learner.load_model(path, custom_objects=objects)
     assert learner.model is loaded
+    for verbose in ("yes", None, -1):
+        with pytest.raises((TypeError, ValueError), match=r"`verbose` must be 0, 1 or 2"):
+            learner.predict(x, verbose=verbose)
 
 
 def test_print_layers_lists_every_layer(capsys):

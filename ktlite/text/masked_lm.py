@@ -188,7 +188,8 @@ def masked_lm_model(
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
     positions = keras.Input((None,), dtype="int32", name="mask_positions")
     picked = GatherPositions(name="gather_positions")([encoder(token_ids), positions])
-    hidden = keras.layers.Dense(embed_dim, activation="gelu", name="lm_dense")(picked)
+    width = int(sequence.shape[-1])  # `embed_dim` as `Transformer` checked it (an int)
+    hidden = keras.layers.Dense(width, activation="gelu", name="lm_dense")(picked)
     hidden = keras.layers.LayerNormalization(epsilon=1e-5, name="lm_norm")(hidden)
     logits = keras.layers.Dense(preproc.vocab_size, dtype="float32", name="lm_logits")(hidden)
     model = keras.Model(

@@ -483,3 +483,11 @@ def test_a_preprocessor_of_another_kind_or_unfitted_is_refused_before_training()
         text.pretrain(texts, preproc=TabularPreprocessor(), verbose=0)
     with pytest.raises(ValueError, match="Received: an unfitted TextPreprocessor"):
         text.pretrain(texts, preproc=TextPreprocessor(), verbose=0)
+
+
+def test_numpy_sizes_are_taken_as_the_classifier_takes_them():
+    # np.int64 reached the head's Dense raw, which Keras refused as "units=16".
+    texts = [f"t0w{i} t1w{i}" for i in range(40)]
+    learner = text.pretrain(texts, vocab_size=100, embed_dim=np.int64(16),
+                            num_heads=np.int32(2), num_layers=1, verbose=0)
+    assert learner.model.get_layer("lm_dense").units == 16
