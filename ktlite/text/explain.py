@@ -212,7 +212,7 @@ def explain(
     text: str,
     top_k: int = 10,
     as_html: bool = False,
-    target: int | None = None,
+    target: int | str | None = None,
 ) -> Explanation | str:
     """Scores each word of `text` by how much it drives the predictor's prediction.
 
@@ -232,10 +232,10 @@ def explain(
         as_html: return the HTML rendering (a str) instead of the `Explanation`. Default
             False; an `Explanation` also renders itself in notebooks.
         target: the output column to explain, in ``[0, number of outputs - 1]``: for a
-            classifier the class index (``label`` and ``probability`` then report that
-            class, predicted or not), for regression the output. Default None: the predicted
-            class, or the only output of a single-output regression model; a regression
-            model with several outputs needs an int.
+            classifier the class index or the class name (``label`` and ``probability``
+            then report that class, predicted or not), for regression the output. Default
+            None: the predicted class, or the only output of a single-output regression
+            model; a regression model with several outputs needs an int.
 
     Returns:
         An `Explanation` (plain data: ``.label``, ``.probability``, ``.words``, ``.top``,
@@ -243,12 +243,13 @@ def explain(
 
     Raises:
         TypeError: if `text` is not a str, `top_k` is not an int, `as_html` is not a bool,
-            `target` is neither None nor an int (a bool is not an int here), or `predictor`
-            has no ``predict_proba`` (no ``predict`` for a regression predictor).
+            `target` is neither None, an int (a bool is not an int here) nor, for a
+            classifier, a class name, or `predictor` has no ``predict_proba`` (no
+            ``predict`` for a regression predictor).
         ValueError: if `text` has no words (or only words that make no tokens, such as
             zero-width spaces), `top_k` < 1, `target` is outside ``[0, number of outputs -
-            1]``, `target` is None for a regression model with several outputs, or the
-            predictor returns the wrong number of rows.
+            1]`` or names no class, `target` is None for a regression model with several
+            outputs, or the predictor returns the wrong number of rows.
 
     Example:
         >>> from ktlite.text.explain import explain
@@ -267,6 +268,8 @@ def explain(
             f"`predictor` must have a `{method}(list[str])` method. "
             f"Received: predictor={predictor!r}"
         )
+    if isinstance(target, str) and not regression:
+        target = _class_index(predictor, target)
     # Refused before the model runs when the predictor says how many outputs it has.
     target = _check_target(target, _declared_outputs(predictor), regression)
     words = split_words(text)
@@ -304,6 +307,19 @@ def explain(
         targeted=target is not None and not regression,
     )
     return explanation.to_html() if as_html else explanation
+
+
+def _class_index(predictor: Any, name: str) -> int:
+    """The index of the class `name` of a classifier predictor (`target` given by name)."""
+    classes = list(predictor.get_classes()) if callable(
+        getattr(predictor, "get_classes", None)) else None
+    if classes is None:
+        raise TypeError("`target` must be a class index: this predictor has no "
+                        f"`get_classes()` to find a name in. Received: target={name!r:.80}")
+    if name not in classes:
+        raise ValueError(f"`target` must be a class index or one of the classes {classes}. "
+                         f"Received: target={name!r:.80}")
+    return classes.index(name)
 
 
 def _check_target(target: Any, num_outputs: int | None, regression: bool) -> int | None:

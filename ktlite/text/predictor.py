@@ -146,7 +146,8 @@ class TextPredictor(ClassifierPredictor):
         return TextPreprocessor.load(str(folder))
 
     def explain(
-        self, text: str, top_k: int = 10, as_html: bool = False, target: int | None = None
+        self, text: str, top_k: int = 10, as_html: bool = False,
+        target: int | str | None = None,
     ) -> Any:
         """Explains the prediction for one text; see `ktlite.text.explain.explain`.
 
@@ -154,18 +155,20 @@ class TextPredictor(ClassifierPredictor):
             text: The text to explain.
             top_k: Number of words to report. Defaults to 10.
             as_html: Return an HTML rendering instead of plain data. Defaults to False.
-            target: The output column to explain: a class index (instead of the predicted
-                class) or, for regression, the output. Defaults to None: the predicted class,
-                or the only regression output (several regression outputs need an int).
+            target: The output column to explain: a class index or name (instead of the
+                predicted class) or, for regression, the output. Defaults to None: the
+                predicted class, or the only regression output (several regression outputs
+                need an int).
 
         Returns:
             What `ktlite.text.explain.explain` returns.
 
         Raises:
-            TypeError: If `target` is neither None nor an int (or another argument has the
-                wrong type).
-            ValueError: If `target` is outside ``[0, number of outputs - 1]``, or None for
-                a regression model with several outputs (or another argument is invalid).
+            TypeError: If `target` is neither None, an int nor a class name (or another
+                argument has the wrong type).
+            ValueError: If `target` is outside ``[0, number of outputs - 1]`` or names no
+                class, or is None for a regression model with several outputs (or another
+                argument is invalid).
 
         Example:
             >>> predictor.explain("the movie was great", top_k=3)

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 # Registers the custom layers that saved image models refer to, before any load_model.
 import ktlite.layers  # noqa: F401
-from ktlite.arguments import check_instance
+from ktlite.arguments import check_instance, check_int
 from ktlite.columns import is_series
 from ktlite.classifier import ClassifierPredictor
 from ktlite.vision import files
@@ -324,7 +324,7 @@ class ImagePredictor(ClassifierPredictor):
 
     # ------------------------------------------------------------------ explain
     def explain(
-        self, image: Any, target: str | None = None, patch: int | None = None,
+        self, image: Any, target: int | str | None = None, patch: int | None = None,
         stride: int | None = None,
     ) -> np.ndarray:
         """Occlusion map of one image for its predicted class (or `target`).
@@ -334,7 +334,8 @@ class ImagePredictor(ClassifierPredictor):
 
         Args:
             image: one image, as `predict` takes it.
-            target: the class to explain; `None` (default) is the predicted class.
+            target: the class to explain, by name or index; `None` (default) is the
+                predicted class.
             patch: side of the grey square; `None` is a seventh of the image side.
             stride: step between squares; `None` is half the patch.
 
@@ -343,10 +344,11 @@ class ImagePredictor(ClassifierPredictor):
             hiding the pixels lowers the class's probability.
 
         Raises:
-            TypeError: if `target` is neither None nor a str, or `patch` or `stride` is not
-                an int.
-            ValueError: for a regression model, an unknown `target`, an unreadable image,
-                or a `patch` or `stride` out of range.
+            TypeError: if `target` is neither None, an int nor a str, or `patch` or
+                `stride` is not an int.
+            ValueError: for a regression model, an unknown class name or an index out of
+                range as `target`, an unreadable image, or a `patch` or `stride` out of
+                range.
 
         Example:
             >>> heat = predictor.explain("boot.png")
@@ -355,16 +357,13 @@ class ImagePredictor(ClassifierPredictor):
         from ktlite.vision.explain import occlusion_map
 
         self._require_classifier("`explain`")
+        classes = self.get_classes()
         if target is not None and not isinstance(target, str):
-            raise TypeError(
-                "`target` must be None or a class name (a str). "
-                f"Received: target={target!r:.80}"
-            )
+            target = classes[check_int(target, "target", 0, len(classes) - 1)]
         items, single = self._as_batch(image, "image")
         if not single:
             raise ValueError("`explain` takes one image. Received: a batch of images.")
         pixels = self.preproc.from_bytes(tf.constant(items)).numpy()[0]
-        classes = self.get_classes()
 
         def probabilities(batch: Any, training: bool = False) -> tf.Tensor:
             # As `predict_proba` reads the model: a logits model's softmax, one sigmoid

@@ -335,6 +335,9 @@ def test_class_target_explains_that_class_instead_of_the_predicted_one():
                          for kw in ({"target": 1}, {}))
     assert {**chosen.to_dict(), "targeted": False} == predicted.to_dict()
     assert chosen.targeted and not predicted.targeted
+    # A class is named as the image predictor's is: by name or by index.
+    by_name = explain(KeywordPredictor(), "you are a winner of our meeting prize", target="ham")
+    assert by_name.to_dict() == exp.to_dict()
     # The HTML does not call a chosen class the prediction.
     assert "<b>Explained:</b> ham" in exp.to_html()
     assert "<b>Predicted:</b> spam" in predicted.to_html()
@@ -408,7 +411,6 @@ def test_single_output_regression_takes_target_zero_or_none():
 
 
 @pytest.mark.parametrize("target, error, match", [
-    ("1", TypeError, r"`target` must be an int in \[0, 1\]. Received: target='1'"),
     (1.0, TypeError, r"`target` must be an int in \[0, 1\]. Received: target=1.0"),
     (True, TypeError, r"`target` must be an int in \[0, 1\]. Received: target=True"),
     ([1], TypeError, r"Received: target=\[1\]"),
@@ -427,6 +429,14 @@ def test_invalid_targets_are_named_with_the_valid_range(target, error, match):
     if error is ValueError and target > 0:
         with pytest.raises(ValueError, match=match):
             explain(undeclared, "a winner", target=target)
+
+
+def test_a_target_naming_no_class_is_refused_with_the_classes():
+    with pytest.raises(ValueError, match=r"`target` must be a class index or one of the "
+                                         r"classes \['ham', 'spam'\]. Received: target='1'"):
+        explain(KeywordPredictor(), "a winner", target="1")
+    with pytest.raises(TypeError, match=r"`target` must be an int >= 0. Received: target='1'"):
+        explain(LengthRegressor(), "a huge house", target="1")  # no classes to name
 
 
 def test_numpy_int_target_is_taken():

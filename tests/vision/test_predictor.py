@@ -4,7 +4,6 @@ import base64
 import io
 import json
 import os
-import re
 import struct
 import subprocess
 import sys
@@ -559,11 +558,15 @@ def test_explain_highlights_the_shape_not_the_background(predictor, shape_arrays
         predictor.explain([image, image])
     with pytest.raises(TypeError, match="Received: patch='2'"):
         predictor.explain(image, patch="2")
-    for target in (0, ["circle"]):  # a class name, not a class id
-        message = (r"`target` must be None or a class name \(a str\). "
-                   f"Received: target={re.escape(repr(target))}")
-        with pytest.raises(TypeError, match=message):
-            predictor.explain(image, target=target)
+    # A class by index too, as the text predictor takes it.
+    index = predictor.get_classes().index(other)
+    np.testing.assert_array_equal(predictor.explain(image, target=index),
+                                  predictor.explain(image, target=other))
+    with pytest.raises(ValueError, match=r"`target` must be an int in \[0, 1\]. Received: "
+                                         r"target=2"):
+        predictor.explain(image, target=2)
+    with pytest.raises(TypeError, match=r"Received: target=\['circle'\]"):
+        predictor.explain(image, target=["circle"])
 
 
 def _corner_models():
