@@ -93,7 +93,8 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
 
     Raises:
         TypeError: If a size is not an int, `dropout` or `layer_norm_epsilon` not a
-            number, `norm_first` not a bool, or `pooling` or `position` not a str.
+            number, `norm_first` not a bool, `pooling` or `position` not a str, or an
+            activation neither a name, a config nor a callable.
         ValueError: If a size is not positive (`maxlen` may be `None`),
             `embed_dim` is not divisible by `num_heads`, `dropout` is outside `[0, 1)`,
             or `pooling`, `position` or an activation is unknown.

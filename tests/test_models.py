@@ -153,6 +153,7 @@ def test_learns_whether_a_token_is_present():
         ({"dropout": 1.5}, ValueError, "Received: dropout=1.5"),
         ({"num_outputs": 0}, ValueError, "Received: num_outputs=0"),
         ({"head_activation": "nope"}, ValueError, "Received: head_activation='nope'"),
+        ({"head_activation": 2}, TypeError, "Received: head_activation=2"),
         ({"pooling": "cls"}, ValueError, "Received: pooling='cls'"),
         ({"pooling": ["mean"]}, TypeError, r"Received: pooling=\['mean'\]"),
         ({"norm_first": None}, TypeError, "Received: norm_first=None"),

@@ -10,15 +10,17 @@ from typing import Any
 
 
 def activation(name: str, value: Any):
-    """Resolves an activation name or callable, raising a `ValueError` naming `name`."""
+    """Resolves an activation name, config or callable, raising an error naming `name`:
+    `ValueError` for a name or config Keras does not know, `TypeError` for anything else."""
     import keras
 
     try:
         return keras.activations.get(value)
     except (ValueError, TypeError) as err:
-        raise ValueError(
+        error = ValueError if isinstance(value, (str, dict)) else TypeError
+        raise error(
             f"`{name}` must be a Keras activation name or a callable. "
-            f"Received: {name}={value!r}"
+            f"Received: {name}={value!r:.80}"
         ) from err
 
 

@@ -59,8 +59,9 @@ class TransformerDecoder(TransformerBlock):
     decoding runs it once per token.
 
     Raises:
-        TypeError: If a size is not an int, a rate or epsilon not a number, or
-            `norm_first` not a bool.
+        TypeError: If a size is not an int, a rate or epsilon not a number,
+            `norm_first` not a bool, or `activation` neither a name, a config nor a
+            callable.
         ValueError: If an argument is out of range; at build time if an input is not
             of rank 3 or the decoder's hidden size is not divisible by `num_heads`; at
             call time if `encoder_sequence` is given to a block built without

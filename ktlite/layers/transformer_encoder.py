@@ -46,8 +46,9 @@ class TransformerEncoder(TransformerBlock):
         **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Raises:
-        TypeError: If a size is not an int, a rate or epsilon not a number, or
-            `norm_first` not a bool.
+        TypeError: If a size is not an int, a rate or epsilon not a number,
+            `norm_first` not a bool, or `activation` neither a name, a config nor a
+            callable.
         ValueError: If an argument is out of range (a non-positive size, a rate
             outside `[0, 1)`, an unknown activation); at build time if the inputs are
             not of rank 3 or the hidden size is not divisible by `num_heads`.

@@ -73,7 +73,8 @@ def tabular_classifier(
     Raises:
         TypeError: if `preproc` or `train_data` is not from `tabular_from_*`, `name` is
             not a str, or a size or `dropout` is not a number.
-        ValueError: for an unknown `name`, a regression `preproc`, or invalid sizes.
+        ValueError: for an unknown `name`, a regression `preproc`, or invalid sizes
+            (each size and `dropout` is checked whichever model `name` builds).
 
     Example:
         >>> trn, val, preproc = tabular.tabular_from_df(df, label_columns="income")
@@ -130,7 +131,8 @@ def tabular_regressor(
     Raises:
         TypeError: if `preproc` or `train_data` is not from `tabular_from_*`, `name` is
             not a str, or a size or `dropout` is not a number.
-        ValueError: for an unknown `name`, a classification `preproc`, or invalid sizes.
+        ValueError: for an unknown `name`, a classification `preproc`, or invalid sizes
+            (each size and `dropout` is checked whichever model `name` builds).
 
     Example:
         >>> trn, val, preproc = tabular.tabular_from_array(x, prices)
@@ -196,6 +198,9 @@ def _build(
     num_layers = check_positive_int(
         defaults["num_layers"] if num_layers is None else num_layers, "num_layers"
     )
+    # Checked whichever model uses them, so a mistake shows before a switch of `name`.
+    num_heads = check_positive_int(num_heads, "num_heads")
+    hidden_units = check_positive_int(hidden_units, "hidden_units")
     mode = preproc.label_mode
     outputs_n = preproc.num_outputs
     inputs = _inputs(preproc)
@@ -205,7 +210,6 @@ def _build(
     )
     x = tokenizer(inputs)
     if name == "ft_transformer":
-        num_heads = check_positive_int(num_heads, "num_heads")
         if embed_dim % num_heads:
             raise ValueError(
                 f"`embed_dim` must be a multiple of `num_heads`. Received: embed_dim={embed_dim}, "
@@ -220,7 +224,6 @@ def _build(
         x = keras.layers.LayerNormalization(epsilon=1e-5, name="head_norm")(x)
         x = keras.layers.Activation("relu", name="head_relu")(x)
     else:
-        hidden_units = check_positive_int(hidden_units, "hidden_units")
         x = keras.layers.Flatten(name="flatten")(x)
         for i in range(num_layers):
             x = keras.layers.Dense(hidden_units, activation="relu", name=f"dense_{i}")(x)

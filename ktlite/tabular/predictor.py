@@ -126,16 +126,16 @@ class TabularPredictor(ClassifierPredictor):
             The rows.
 
         Raises:
-            ValueError: for a row that is not an object, lacks a column, has an unknown
-                column, a value that is a JSON array or object, or a non-numeric value in a
-                numeric column (the row is named).
+            TypeError: if `items` is not a list, or for a row that is not an object or a
+                value that is a JSON array or object (the row is named), as in `predict`.
+            ValueError: for no rows, or a row that lacks a column, has an unknown column,
+                or a non-numeric value in a numeric column (the row is named).
         """
         if not isinstance(items, list):
-            raise ValueError(f"`inputs` must be a list of rows. Received: {type(items).__name__}")
-        try:
-            self._as_batch(items)
-        except TypeError as err:
-            raise ValueError(str(err)) from None
+            raise TypeError(
+                f"`inputs` must be a list of rows. Received: inputs of type {type(items).__name__}"
+            )
+        self._as_batch(items)
         return items
 
     @classmethod

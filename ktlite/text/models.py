@@ -178,9 +178,11 @@ def text_classifier(
     Raises:
         ValueError: If `name` is unknown, `preproc` is for regression,
             `train_data` does not match `preproc`, a size beside `backbone` differs
-            from both its default and the backbone's, or `dropout` is outside [0, 1).
-        TypeError: If `preproc` or `train_data` is not of the expected kind, `name` is
-            not a str, or `dropout` is not a number.
+            from both its default and the backbone's, a size is not positive, `pooling`
+            is unknown, or `dropout` is outside [0, 1). Sizes, `pooling` and `dropout`
+            are checked whichever model `name` builds.
+        TypeError: If `preproc` or `train_data` is not of the expected kind, `name` or
+            `pooling` is not a str, a size is not an int, or `dropout` is not a number.
 
     Example:
         >>> trn, val, preproc = text.texts_from_array(x_train, y_train)
@@ -243,9 +245,11 @@ def text_regression_model(
     Raises:
         ValueError: If `name` is unknown or `"nbsvm"`, `preproc` is not for regression,
             `train_data` does not match `preproc`, a size beside `backbone` differs
-            from both its default and the backbone's, or `dropout` is outside [0, 1).
-        TypeError: If `preproc` or `train_data` is not of the expected kind, `name` is
-            not a str, or `dropout` is not a number.
+            from both its default and the backbone's, a size is not positive, `pooling`
+            is unknown, or `dropout` is outside [0, 1). Sizes, `pooling` and `dropout`
+            are checked whichever model `name` builds.
+        TypeError: If `preproc` or `train_data` is not of the expected kind, `name` or
+            `pooling` is not a str, a size is not an int, or `dropout` is not a number.
 
     Example:
         >>> trn, val, preproc = text.texts_from_array(x_train, ratings)
@@ -280,6 +284,14 @@ def _build(
 ) -> keras.Model:
     check_choice(name, "name", allowed)
     check_verbose(verbose, (0, 1, 2))
+    # Checked whichever model uses them, so a mistake shows before a switch of `name`.
+    embed_dim, num_heads, num_layers = (
+        check_positive_int(value, arg) for arg, value in
+        (("embed_dim", embed_dim), ("num_heads", num_heads), ("num_layers", num_layers))
+    )
+    ff_dim = check_positive_int(ff_dim, "ff_dim", allow_none=True)
+    dropout = check_rate(dropout, "dropout")
+    pooling = check_choice(pooling, "pooling", ("mean", "max", "first"))
     x, y = _unpack(train_data, preproc)
     mode = preproc.label_mode
     if mode == "regression":
@@ -345,8 +357,6 @@ def _build(
 def _fasttext(
     preproc: Any, num_outputs: int, activation: str | None, embed_dim: int, dropout: float
 ) -> keras.Model:
-    embed_dim = check_positive_int(embed_dim, "embed_dim")
-    dropout = check_rate(dropout, "dropout")
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(
         preproc.vocab_size, embed_dim, mask_zero=True, name="token_embedding"

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ktlite.arguments import check_seed
+from ktlite.arguments import check_seed, check_verbose
 from ktlite._console import say, warn
 from ktlite.columns import (
     examples_from_frame,
@@ -41,9 +41,9 @@ from ktlite.vision.preprocessor import (
 
 # ---------------------------------------------------------------------- shared steps
 def _augmentation(augment: Any) -> Augmentation | None:
-    if augment is True:
-        return Augmentation()
-    if augment is False or augment is None:
+    if isinstance(augment, (bool, np.bool_)):
+        return Augmentation() if augment else None
+    if augment is None:
         return None
     if isinstance(augment, Augmentation):
         return augment
@@ -217,8 +217,9 @@ def images_from_array(
     - other integers (int8 to int64, uint32, uint64): 255; they must hold 0-255.
     - floats: 1.0 when the largest training value is at most 2 (0-1 pixels; overshoot past
       1, e.g. from bicubic resizing, clips to white), else 255.0 (0-255 pixels, clipped at
-      255 likewise). `preproc.float_scale` records which, and `x_test` and later float
-      pixels are read the same way.
+      255 likewise; floats above 510, e.g. 12-bit values, are refused: scale them first).
+      `preproc.float_scale` records which, and `x_test` and later float pixels are read
+      the same way.
 
     They stay in memory as given; each batch is converted, resized and scaled in `tf.data`.
 
@@ -246,11 +247,12 @@ def images_from_array(
         preprocessor's pipeline as transform, `task="vision"`) and the `ImagePreprocessor`.
 
     Raises:
-        TypeError: for non-numeric arrays, a bad `augment`, a `random_state` that is not
-            an int, or a `val_pct` that is not a number.
+        TypeError: for non-numeric arrays, a bad `augment`, a `random_state` or `verbose`
+            that is not an int, or a `val_pct` that is not a number.
         ValueError: for a wrong rank or channel count, NaN or infinite pixels (the image is
-            named), float `x_test` pixels above 2 beside `x_train`'s in [0, 1], mismatched
-            lengths, a single class, or a `val_pct` outside [0, 1).
+            named), float `x_train` pixels above 510, float `x_test` pixels above 2 beside
+            `x_train`'s in [0, 1] (above 510 beside brighter ones), mismatched lengths, a
+            single class, a `val_pct` outside [0, 1), or a `verbose` other than 0 or 1.
 
     Example:
         >>> trn, val, preproc = images_from_array(x_train, y_train, x_test, y_test)
@@ -258,6 +260,7 @@ def images_from_array(
         ((28, 28), 1)
     """
     augmentation = _augmentation(augment)
+    check_verbose(verbose)
     shape = np.shape(x_train)
     if len(shape) == 3 and shape[-1] in (3, 4) and y_train is not None and len(y_train) == 1:
         raise ValueError(
@@ -289,8 +292,9 @@ def images_from_array(
         labels=labels,
         float_scale=float_scale,
     )
-    if x_val is not None:
-        preproc.check_float_range(x_val, "x_test")
+    for arr, name in ((x, "x_train"), (x_val, "x_test")):
+        if arr is not None:
+            preproc.check_float_range(arr, name)
     if val_idx is None:
         x_trn, y_trn = x, y_enc
         source = "x_test"
@@ -316,7 +320,7 @@ def _images_from_paths(
     options: dict[str, Any],
 ) -> tuple[Any, Any, ImagePreprocessor]:
     """Scans the files, drops unreadable ones, fits labels, splits, builds the datasets."""
-    verbose = options["verbose"]
+    verbose = check_verbose(options["verbose"])
     augmentation = _augmentation(options["augment"])
     val_pct = check_val_pct(options["val_pct"])
     kept, shapes = files.scan_images(paths, "training images")
@@ -449,11 +453,13 @@ def images_from_folder(
         batch) and the `ImagePreprocessor`.
 
     Raises:
-        TypeError: if `folder` is not a path, `class_names` not a list of strings, or
-            `random_state` not an int.
+        TypeError: if `folder` is not a path, `class_names` not a list of strings,
+            `augment` neither a bool nor an `Augmentation`, or `random_state` or `verbose`
+            not an int.
         ValueError: if a folder is missing, has fewer than 2 class folders or no images, a
             named class has no folder, `class_names` has fewer than 2 names, a sub-folder
-            of `val_folder` with images is not a class of `folder`, or no file decodes.
+            of `val_folder` with images is not a class of `folder`, no file decodes, or
+            `verbose` is not 0 or 1.
 
     Example:
         >>> trn, val, preproc = images_from_folder("shapes/train", val_folder="shapes/test")
@@ -591,8 +597,11 @@ def images_from_df(
         `(trn, val, preproc)` as in `images_from_folder`.
 
     Raises:
+        TypeError: if `augment` is neither a bool nor an `Augmentation`, or
+            `random_state` or `verbose` is not an int.
         ValueError: for a frame that is not DataFrame-like, missing columns, empty paths
-            (the row is named), no readable image, or any label error of `ktlite.labels`.
+            (the row is named), no readable image, a `verbose` other than 0 or 1, or any
+            label error of `ktlite.labels`.
 
     Example:
         >>> df = pd.DataFrame({"path": ["a.png", "b.png"], "label": ["cat", "dog"]})
@@ -678,8 +687,11 @@ def images_from_csv(
         `(trn, val, preproc)` as in `images_from_folder`.
 
     Raises:
+        TypeError: if `augment` is neither a bool nor an `Augmentation`, or
+            `random_state` or `verbose` is not an int.
         ValueError: for a missing file or column, an empty path, non-numeric label matrix,
-            no readable image, or any label error of `ktlite.labels`.
+            no readable image, a `verbose` other than 0 or 1, or any label error of
+            `ktlite.labels`.
 
     Example:
         >>> trn, val, preproc = images_from_csv("labels.csv", "file", "label")

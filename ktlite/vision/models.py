@@ -116,7 +116,8 @@ def image_classifier(
             `jit_compile` is neither a bool nor a str.
         ValueError: for an unknown `name`, regression labels, data that does not match
             `preproc`, a bad size, a `patch_size` that does not divide the stem's output, or
-            a `jit_compile` string other than `"auto"`.
+            a `jit_compile` string other than `"auto"`. Every size, `stem` and `filters`
+            are checked whichever model `name` builds.
 
     Example:
         >>> trn, val, preproc = vision.images_from_array(x_train, y_train)
@@ -201,30 +202,36 @@ def _build(
     check_verbose(verbose)
     dropout = DEFAULT_DROPOUT[name] if dropout is None else check_rate(dropout, "dropout")
     jit = _jit(jit_compile, len(train_data))
+    # Every size is checked whichever model is chosen, so a mistake shows before a switch.
+    stem = _filters("stem", stem, allow_empty=True)
+    filters = _filters("filters", filters)
+    patch_size = check_positive_int(patch_size, "patch_size", allow_none=True)
+    embed_dim = check_positive_int(embed_dim, "embed_dim")
+    num_heads = check_positive_int(num_heads, "num_heads")
+    num_layers = check_positive_int(num_layers, "num_layers")
+    ff_dim = check_positive_int(ff_dim, "ff_dim", allow_none=True)
     mode = preproc.label_mode
     outputs = preproc.num_outputs
     images = keras.Input(shape=preproc.input_shape, name="images")
     if name == "vit":
         x = images
-        for i, width in enumerate(_filters("stem", stem, allow_empty=True)):
+        for i, width in enumerate(stem):
             x = _conv_block(x, width, 2, f"stem_{i}")
         patch = _patch_size(patch_size, tuple(x.shape[1:3]))
-        embed_dim = check_positive_int(embed_dim, "embed_dim")
-        ff = 2 * embed_dim if ff_dim is None else check_positive_int(ff_dim, "ff_dim")
+        ff = 2 * embed_dim if ff_dim is None else ff_dim
         x = PatchEmbedding(patch, embed_dim, name="patch_embedding")(x)
         x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
-        for i in range(check_positive_int(num_layers, "num_layers")):
+        for i in range(num_layers):
             x = TransformerEncoder(
-                num_heads=check_positive_int(num_heads, "num_heads"), intermediate_dim=ff,
+                num_heads=num_heads, intermediate_dim=ff,
                 dropout=dropout, norm_first=True, name=f"encoder_{i}",
             )(x)
         x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
         x = MaskedGlobalPooling("first", name="class_token")(x)
-        detail = (f"stem {tuple(stem)}, {patch}x{patch} patches, {num_layers} blocks of "
-                  f"{embed_dim}")
+        detail = f"stem {stem}, {patch}x{patch} patches, {num_layers} blocks of {embed_dim}"
     else:
         x = _cnn_body(images, filters)
-        detail = f"filters {tuple(filters)}"
+        detail = f"filters {filters}"
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     probs = keras.layers.Dense(
         outputs, activation=_ACTIVATIONS[mode], dtype="float32", name="head"
@@ -246,9 +253,9 @@ def _build(
     return model
 
 
-def _cnn_body(images: Any, filters: Any) -> Any:
+def _cnn_body(images: Any, filters: tuple[int, ...]) -> Any:
     x = images
-    for stage, width in enumerate(_filters("filters", filters)):
+    for stage, width in enumerate(filters):
         if stage:
             x = keras.layers.MaxPooling2D(2, name=f"pool_{stage}")(x)
         for j in range(2):
@@ -294,8 +301,9 @@ def _jit(jit_compile: Any, num_images: int) -> bool:
     return num_images >= XLA_MIN_IMAGES and not tf.distribute.has_strategy()
 
 
-def _patch_size(patch_size: Any, map_size: tuple[int, int]) -> int:
-    """The patch side for a feature map (the stem's output, or the image without a stem)."""
+def _patch_size(patch_size: int | None, map_size: tuple[int, int]) -> int:
+    """The patch side (checked `patch_size`, or None to pick) for a feature map (the stem's
+    output, or the image without a stem)."""
     height, width = map_size
     if patch_size is None:
         for side in range(1, min(height, width) + 1):
@@ -309,13 +317,12 @@ def _patch_size(patch_size: Any, map_size: tuple[int, int]) -> int:
             f"{MIN_PATCHES} to {MAX_PATCHES} patches; pass `patch_size`, another `stem`, or "
             "an `image_size` with small factors (e.g. 32, 64, 96 or 128) to the loader."
         )
-    side = check_positive_int(patch_size, "patch_size")
-    if height % side or width % side:
+    if height % patch_size or width % patch_size:
         raise ValueError(
             f"`patch_size` must divide the height and width {map_size} of the stem's output "
             f"(the image itself with `stem=()`). Received: patch_size={patch_size!r}"
         )
-    return side
+    return patch_size
 
 
 def _loss_and_metrics(mode: str) -> dict[str, Any]:

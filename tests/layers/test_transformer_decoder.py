@@ -99,7 +99,7 @@ def test_hidden_dim_not_divisible_by_num_heads_names_both_values():
         ({"num_heads": -2}, ValueError, "Received: num_heads=-2"),
         ({"intermediate_dim": 0}, ValueError, "Received: intermediate_dim=0"),
         ({"dropout": -0.5}, ValueError, "Received: dropout=-0.5"),
-        ({"activation": 3}, ValueError, "Received: activation=3"),
+        ({"activation": 3}, TypeError, "Received: activation=3"),
         ({"layer_norm_epsilon": -1e-5}, ValueError, "Received: layer_norm_epsilon=-1e-05"),
         ({"kernel_initializer": "nope"}, ValueError, "Received: kernel_initializer='nope'"),
         ({"bias_initializer": 5}, TypeError, "Received: bias_initializer=5"),

@@ -117,6 +117,8 @@ def test_inputs_of_wrong_rank_raise():
         ({"attention_dropout": 2}, ValueError, "Received: attention_dropout=2"),
         ({"activation": "no_such_activation"}, ValueError,
          "Received: activation='no_such_activation'"),
+        ({"activation": 1}, TypeError, "Received: activation=1"),
+        ({"activation": ["gelu"]}, TypeError, r"Received: activation=\['gelu'\]"),
         ({"norm_first": "yes"}, TypeError, "Received: norm_first='yes'"),
         ({"layer_norm_epsilon": 0}, ValueError, "Received: layer_norm_epsilon=0"),
     ],

@@ -53,6 +53,20 @@ def test_wrong_pairings_and_names_are_refused(data, table):
         tabular_classifier("ft_transformer", trn, preproc=preproc, embed_dim=30, verbose=0)
 
 
+@pytest.mark.parametrize("name, kwargs, error, message", [
+    ("mlp", {"num_heads": 0}, ValueError, "Received: num_heads=0"),
+    ("mlp", {"num_heads": "4"}, TypeError, "Received: num_heads='4'"),
+    ("ft_transformer", {"hidden_units": -1}, ValueError, "Received: hidden_units=-1"),
+    ("ft_transformer", {"hidden_units": 1.5}, TypeError, "Received: hidden_units=1.5"),
+])
+def test_arguments_the_chosen_model_does_not_use_are_checked_too(
+    data, name, kwargs, error, message
+):
+    trn, _, preproc = data
+    with pytest.raises(error, match=message):
+        tabular_classifier(name, trn, preproc=preproc, verbose=0, **kwargs)
+
+
 @pytest.mark.parametrize("name", [None, 1, ["mlp"]])
 def test_a_name_of_the_wrong_type_is_a_type_error(data, name):
     trn, _, preproc = data

@@ -180,15 +180,24 @@ def test_a_model_from_another_table_is_refused(predictor, learned, table):
         ktlite.get_predictor(model, preproc)
 
 
+@pytest.mark.parametrize("items, message", [
+    (3, "`inputs` must be a list of rows. Received: inputs of type int"),
+    ({"x": 1}, "`inputs` must be a list of rows. Received: inputs of type dict"),
+    (["Rome"], r"`inputs` must hold dict rows \(\{column: value\}\). Received: inputs\[0\] "
+               "of type str"),
+])
+def test_json_inputs_of_a_wrong_type_are_a_type_error(predictor, items, message):
+    with pytest.raises(TypeError, match=message):
+        predictor.inputs_from_json(items)
+
+
 def test_json_hooks_check_rows_and_describe_the_columns(predictor):
     assert predictor.inputs_from_json(ROWS) == ROWS
     with pytest.raises(ValueError, match=r"inputs\[0\]"):
         predictor.inputs_from_json([{"x": 1}])
-    with pytest.raises(ValueError, match="dict rows"):
-        predictor.inputs_from_json(["Rome"])
     # The schema's values are scalars: an object is not read as an unknown category.
     nested = r"`inputs\[1\]` must map each column to one value .*a list or dict in .*'city'"
-    with pytest.raises(ValueError, match=nested):
+    with pytest.raises(TypeError, match=nested):
         predictor.inputs_from_json([ROWS[0], {**ROWS[1], "city": {"a": 1}}])
     with pytest.raises(TypeError, match=nested):  # the Python path alike
         predictor.predict([ROWS[0], {**ROWS[1], "city": ["Rome"]}])

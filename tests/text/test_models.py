@@ -180,6 +180,23 @@ def test_invalid_hyperparameters_are_refused(binary):
         text_classifier("fasttext", trn, preproc=preproc, learning_rate=-1)
 
 
+@pytest.mark.parametrize("name, kwargs, error, message", [
+    ("fasttext", {"num_heads": 0}, ValueError, "Received: num_heads=0"),
+    ("fasttext", {"num_layers": -5}, ValueError, "Received: num_layers=-5"),
+    ("fasttext", {"ff_dim": "64"}, TypeError, "Received: ff_dim='64'"),
+    ("fasttext", {"pooling": "bogus"}, ValueError, "Received: pooling='bogus'"),
+    ("fasttext", {"pooling": None}, TypeError, "Received: pooling=None"),
+    ("nbsvm", {"embed_dim": 0}, ValueError, "Received: embed_dim=0"),
+    ("nbsvm", {"dropout": "0.1"}, TypeError, "Received: dropout='0.1'"),
+])
+def test_arguments_the_chosen_model_does_not_use_are_checked_too(
+    binary, name, kwargs, error, message
+):
+    trn, preproc = binary
+    with pytest.raises(error, match=message):
+        text_classifier(name, trn, preproc=preproc, verbose=0, **kwargs)
+
+
 @pytest.mark.parametrize(
     "dropout, error",
     [("0.1", TypeError), (True, TypeError), (None, TypeError), (1.0, ValueError),

@@ -151,6 +151,20 @@ def test_test_floats_on_another_scale_than_the_training_floats_are_refused(shape
         images_from_array(x.astype("float32"), y, x_test.astype("float32"), y_test, verbose=0)
 
 
+def test_training_floats_brighter_than_0_255_are_refused_like_test_floats(shape_arrays):
+    # 12-bit values as floats used to be read as 0-255 and clipped: most pixels white.
+    x, y, x_test, y_test = shape_arrays
+    wide = x.astype("float32") * 16
+    with pytest.raises(ValueError, match=r"`x_train` holds float pixels up to 4080, but .*"
+                                         r"\[0, 255\]"):
+        images_from_array(wide, y, verbose=0)
+    with pytest.raises(ValueError, match=r"`x_train` holds float pixels up to 4080"):
+        images_from_array(wide, y, x_test.astype("float32"), y_test, verbose=0)
+    overshoot = x.astype("float32")
+    overshoot[:, 0, 0] = 510.0  # twice white is overshoot, clipped, as for test floats
+    assert images_from_array(overshoot, y, verbose=0)[2].float_scale == 255.0
+
+
 def test_arrays_with_nan_are_refused_naming_the_image(shape_arrays):
     x, y, _, _ = shape_arrays
     bad = x.astype("float32") / 255
@@ -517,12 +531,43 @@ def test_bad_arguments_are_refused(shape_arrays):
         images_from_array(x, y, val_pct=1.5, verbose=0)
     with pytest.raises(TypeError, match="Received: augment='yes'"):
         images_from_array(x, y, augment="yes", verbose=0)
+    with pytest.raises(TypeError, match="Received: augment=1"):
+        images_from_array(x, y, augment=1, verbose=0)
     with pytest.raises(ValueError, match="240 images and 3 labels"):
         images_from_array(x, y[:3], verbose=0)
     with pytest.raises(TypeError, match="Received: random_state=.x."):
         images_from_array(x, y, random_state="x", verbose=0)
     with pytest.raises(ValueError, match="None or an int >= 0. Received: random_state=-1"):
         images_from_array(x, y, random_state=-1, verbose=0)
+
+
+def test_a_numpy_bool_augment_is_taken_like_a_bool(shape_arrays):
+    x, y, _, _ = shape_arrays
+    assert isinstance(images_from_array(x, y, augment=np.True_, verbose=0)[0].augment,
+                      Augmentation)
+    assert images_from_array(x, y, augment=np.False_, verbose=0)[0].augment is None
+
+
+@pytest.mark.parametrize("verbose, error, message", [
+    ("yes", TypeError, "`verbose` must be 0 or 1. Received: verbose='yes'"),
+    (None, TypeError, "Received: verbose=None"),
+    (-1, ValueError, "`verbose` must be 0 or 1. Received: verbose=-1"),
+])
+def test_every_loader_checks_verbose(shape_arrays, shape_folder, verbose, error, message):
+    x, y, _, _ = shape_arrays
+    path = shape_folder / "labels.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label"])
+        writer.writerows(_table(shape_folder))
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(_table(shape_folder), columns=["path", "label"])
+    for load in (lambda: images_from_array(x, y, verbose=verbose),
+                 lambda: images_from_folder(shape_folder, verbose=verbose),
+                 lambda: images_from_df(frame, directory=shape_folder, verbose=verbose),
+                 lambda: images_from_csv(path, verbose=verbose)):
+        with pytest.raises(error, match=message):
+            load()
 
 
 def test_an_empty_frame_is_refused(shape_folder):

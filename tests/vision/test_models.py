@@ -123,7 +123,8 @@ def test_invalid_arguments_raise_with_received_value(shape_data, kwargs, message
         ({"jit_compile": 1},
          "`jit_compile` must be 'auto', True or False. Received: jit_compile=1"),
         ({"jit_compile": None}, "Received: jit_compile=None"),
-        ({"patch_size": "4"}, "`patch_size` must be a positive int. Received: patch_size='4'"),
+        ({"patch_size": "4"},
+         "`patch_size` must be a positive int or None. Received: patch_size='4'"),
         ({"dropout": "0.1"}, "Received: dropout='0.1'"),
         ({"name": None}, r"`name` must be one of \['vit', 'cnn'\]. Received: name=None"),
         ({"name": 1}, "Received: name=1"),
@@ -133,6 +134,22 @@ def test_arguments_of_a_wrong_type_raise_type_error(shape_data, kwargs, message)
     trn, _, preproc = shape_data
     with pytest.raises(TypeError, match=message):
         image_classifier(train_data=trn, preproc=preproc, verbose=0, **{"name": "vit", **kwargs})
+
+
+@pytest.mark.parametrize("name, kwargs, error, message", [
+    ("cnn", {"patch_size": -3}, ValueError, "Received: patch_size=-3"),
+    ("cnn", {"embed_dim": "x"}, TypeError, "Received: embed_dim='x'"),
+    ("cnn", {"num_heads": 0}, ValueError, "Received: num_heads=0"),
+    ("cnn", {"num_layers": 2.0}, TypeError, "Received: num_layers=2.0"),
+    ("cnn", {"ff_dim": 0}, ValueError, "Received: ff_dim=0"),
+    ("cnn", {"stem": (32, 0)}, ValueError, r"Received: stem=\(32, 0\)"),
+    ("vit", {"filters": ()}, ValueError, r"Received: filters=\(\)"),
+    ("vit", {"filters": (8, "16")}, TypeError, r"Received: filters=\(8, '16'\)"),
+])
+def test_arguments_of_the_other_model_are_checked_too(shape_data, name, kwargs, error, message):
+    trn, _, preproc = shape_data
+    with pytest.raises(error, match=message):
+        image_classifier(name, trn, preproc=preproc, verbose=0, **kwargs)
 
 
 def test_data_from_another_preprocessor_is_refused(shape_data, shape_arrays):
