@@ -29,6 +29,7 @@ __all__ = [
     "label_text",
     "category_labels",
     "written_as_codes",
+    "check_column_name",
     "label_column_list",
     "read_csv_columns",
     "read_csv_rows",
@@ -109,6 +110,28 @@ def category_labels(column: Any) -> np.ndarray:
                     dtype=object)
 
 
+def check_column_name(column: Any, name: str) -> str:
+    """Returns ``column`` if it is a column name (a str).
+
+    Args:
+        column: what the user passed.
+        name: the argument name used in the error (e.g. ``"text_column"``).
+
+    Returns:
+        ``column``.
+
+    Raises:
+        TypeError: if ``column`` is not a str.
+
+    Example:
+        >>> check_column_name("text", "text_column")
+        'text'
+    """
+    if not isinstance(column, str):
+        raise TypeError(f"`{name}` must be a column name (a str). Received: {name}={column!r:.80}")
+    return column
+
+
 def label_column_list(label_columns: Any, name: str = "label_columns") -> list[str]:
     """Checks ``label_columns`` and returns it as a list of column names.
 
@@ -120,7 +143,8 @@ def label_column_list(label_columns: Any, name: str = "label_columns") -> list[s
         The column names as a list.
 
     Raises:
-        ValueError: for anything but a name or a non-empty list of names.
+        TypeError: for anything but a name or a list of names (``1``, ``None``, ``[1]``).
+        ValueError: for an empty list.
 
     Example:
         >>> label_column_list("label")
@@ -128,14 +152,14 @@ def label_column_list(label_columns: Any, name: str = "label_columns") -> list[s
     """
     if isinstance(label_columns, str):
         return [label_columns]
-    if isinstance(label_columns, Sequence) and label_columns and all(
+    expected = f"`{name}` must be a column name or a non-empty list of column names."
+    if not isinstance(label_columns, Sequence) or not all(
         isinstance(c, str) for c in label_columns
     ):
-        return list(label_columns)
-    raise ValueError(
-        f"`{name}` must be a column name or a non-empty list of column names. "
-        f"Received: {name}={label_columns!r}"
-    )
+        raise TypeError(f"{expected} Received: {name}={label_columns!r:.80}")
+    if not label_columns:
+        raise ValueError(f"{expected} Received: {name}={label_columns!r}")
+    return list(label_columns)
 
 
 def check_csv_file(path: Any, arg: str, sep: Any, encoding: Any) -> str:
@@ -458,14 +482,15 @@ def check_frame_columns(df: Any, columns: list[str], arg: str, hint: str = "") -
         hint: appended to the missing-columns error.
 
     Raises:
-        ValueError: when ``df`` is not DataFrame-like, has several levels of column names
-            (a MultiIndex), or lacks or repeats a column.
+        TypeError: when ``df`` is not DataFrame-like (a dict, a list).
+        ValueError: when ``df`` has several levels of column names (a MultiIndex), or
+            lacks or repeats a column.
 
     Example:
         >>> check_frame_columns(df, ["text", "label"], "train_df")
     """
     if not hasattr(df, "columns") or not hasattr(df, "__getitem__"):
-        raise ValueError(
+        raise TypeError(
             f"`{arg}` must be a pandas DataFrame. Received: {arg} of type {type(df).__name__}"
         )
     check_one_level(df, arg)
@@ -512,8 +537,9 @@ def examples_from_frame(
         reads them.
 
     Raises:
-        ValueError: when ``df`` is not DataFrame-like, lacks or repeats a column, or has a
-            missing (None / NaN) cell in one of them: named by column and row label.
+        TypeError: when ``df`` is not DataFrame-like.
+        ValueError: when ``df`` lacks or repeats a column, or has a missing (None / NaN)
+            cell in one of them: named by column and row label.
 
     Example:
         >>> texts, labels = examples_from_frame(df, "text", ["label"], "train_df")

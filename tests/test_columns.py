@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ktlite.columns import (
+    check_column_name,
     check_frame_columns,
     label_column_list,
     labels_from_frame,
@@ -64,9 +65,22 @@ def test_labels_from_strings_reads_ints_floats_names_and_matrices():
 def test_label_column_list_accepts_a_name_or_names_only():
     assert label_column_list("y") == ["y"]
     assert label_column_list(("a", "b")) == ["a", "b"]
-    for bad in ([], [1], None):
-        with pytest.raises(ValueError, match="label_columns"):
-            label_column_list(bad)
+    with pytest.raises(ValueError, match=r"`label_columns` must be .*Received: label_columns=\[\]"):
+        label_column_list([])
+
+
+@pytest.mark.parametrize("bad", [1, None, [1], ["a", None], {"a": 1}])
+def test_label_columns_of_the_wrong_type_are_type_errors(bad):
+    with pytest.raises(TypeError, match="`ignore_columns` must be a column name or a non-empty "
+                                        "list of column names. Received: ignore_columns="):
+        label_column_list(bad, "ignore_columns")
+
+
+def test_a_column_name_that_is_no_str_is_a_type_error():
+    assert check_column_name("text", "text_column") == "text"
+    with pytest.raises(TypeError, match=r"`text_column` must be a column name \(a str\). "
+                                        "Received: text_column=1"):
+        check_column_name(1, "text_column")
 
 
 def test_frame_columns_are_checked_and_labels_read():
@@ -77,7 +91,8 @@ def test_frame_columns_are_checked_and_labels_read():
     assert labels_from_frame(df, ["y", "z"]).shape == (2, 2)
     with pytest.raises(ValueError, match="not in `df`"):
         check_frame_columns(df, ["w"], "df")
-    with pytest.raises(ValueError, match="must be a pandas DataFrame"):
+    with pytest.raises(TypeError, match="`df` must be a pandas DataFrame. Received: df of type "
+                                        "list"):
         check_frame_columns([1, 2], ["t"], "df")
 
 

@@ -164,6 +164,17 @@ def test_auto_says_what_it_chose_only_when_verbose(fake_env, monkeypatch, capsys
     assert "FakeStrategy x2" in out[0] and "2 GPUs visible" in out[0]
 
 
+@pytest.mark.parametrize("verbose, error", [("yes", TypeError), (None, TypeError),
+                                            (True, TypeError), (-1, ValueError), (3, ValueError)])
+def test_get_strategy_and_prepare_model_refuse_a_verbose_that_is_no_level(verbose, error):
+    match = "`verbose` must be 0, 1 or 2. Received: verbose="
+    with pytest.raises(error, match=match):
+        distribute.get_strategy(None, verbose=verbose)
+    with pytest.raises(error, match=match):
+        distribute.prepare_model(small_model(), verbose=verbose)
+    assert distribute.get_strategy(None, verbose=np.int64(2)) is tf.distribute.get_strategy()
+
+
 def test_get_strategy_passes_strategies_and_none_through():
     one_device = tf.distribute.OneDeviceStrategy("/cpu:0")
     assert distribute.get_strategy(one_device) is one_device
@@ -466,6 +477,34 @@ def test_local_tf_config_refuses_an_empty_cluster_first(ports):
 def test_local_tf_config_refuses_ports_of_the_wrong_type(ports):
     with pytest.raises(TypeError, match="`ports` must be a list of ports"):
         distribute.local_tf_config(ports, 0)
+
+
+@pytest.mark.parametrize("ports, error, match", [
+    ([70000, 2001], ValueError, r"`ports\[0\]` must be an int in \[1, 65535\]. "
+                                r"Received: ports\[0\]=70000"),
+    ([2000, 0], ValueError, r"`ports\[1\]` must be an int in \[1, 65535\]"),
+    ([2000, -1], ValueError, r"`ports\[1\]` must be an int in \[1, 65535\]"),
+    ([2000, "2001"], TypeError, r"`ports\[1\]` must be an int in \[1, 65535\]. "
+                                r"Received: ports\[1\]='2001'"),
+    ([2000.0, 2001], TypeError, r"`ports\[0\]` must be an int"),
+    ([2000, 2001, 2000], ValueError, r"`ports` must hold one port per worker, no two alike. "
+                                     r"Received: ports=\[2000, 2001, 2000\] \(repeating "
+                                     r"\[2000\]\)"),
+])
+def test_local_tf_config_refuses_ports_out_of_range_of_the_wrong_type_or_repeated(
+    ports, error, match
+):
+    with pytest.raises(error, match=match):
+        distribute.local_tf_config(ports, 0)
+    assert json.loads(distribute.local_tf_config(np.array([2000, 2001]), 1))["cluster"][
+        "worker"] == ["127.0.0.1:2000", "127.0.0.1:2001"]
+
+
+@pytest.mark.parametrize("host, error", [(None, TypeError), (1, TypeError),
+                                         (["127.0.0.1"], TypeError), ("", ValueError)])
+def test_local_tf_config_refuses_a_host_that_is_no_name(host, error):
+    with pytest.raises(error, match="`host` must be a host name or address"):
+        distribute.local_tf_config([2000, 2001], 0, host=host)
 
 
 def test_free_ports_are_distinct():

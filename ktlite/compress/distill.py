@@ -45,6 +45,8 @@ from ktlite.arguments import (
 __all__ = ["DistillationLoss", "DistillationAccuracy", "distill", "SOFT_TARGET_MODES"]
 
 SOFT_TARGET_MODES: tuple[str, ...] = ("precompute", "on_the_fly")
+# Keras' loss reductions (`keras.losses.Loss`); None is taken too, as "none".
+_REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none")
 _EPSILON = 1e-7
 
 
@@ -91,13 +93,14 @@ class DistillationLoss(keras.losses.Loss):
         from_logits: whether the student outputs logits instead of probabilities.
             Defaults to `False` (softmax heads, as ktlite's text models).
         name: loss name. Defaults to `"distillation_loss"`.
-        reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
+        reduction: Keras reduction: `"sum_over_batch_size"` (default), `"sum"`,
+            `"mean"`, `"mean_with_sample_weight"`, `"none"` or None.
 
     Raises:
-        TypeError: if `temperature` or `alpha` is not a number, or `from_logits` is not a
-            bool.
-        ValueError: if `temperature` is not in `(0, 100]` or `alpha` is outside
-            [0, 1].
+        TypeError: if `temperature` or `alpha` is not a number, `from_logits` is not a
+            bool, or `reduction` is neither a str nor None.
+        ValueError: if `temperature` is not in `(0, 100]`, `alpha` is outside [0, 1],
+            or `reduction` is not one of Keras' reductions.
 
     Example:
         >>> loss = DistillationLoss(temperature=2.0, alpha=0.5)
@@ -113,6 +116,7 @@ class DistillationLoss(keras.losses.Loss):
         reduction: str = "sum_over_batch_size",
         dtype: Any = None,
     ) -> None:
+        check_choice(reduction, "reduction", _REDUCTIONS, allow_none=True)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.temperature = _check_temperature(temperature)
         self.alpha = check_float(alpha, "alpha", 0.0, 1.0)

@@ -84,6 +84,28 @@ def check_schedule(schedule: Any) -> str:
     return check_choice(schedule, "schedule", PRUNING_SCHEDULES)
 
 
+def _check_ramp(
+    target_sparsity: Any, begin_step: Any, end_step: Any, initial_sparsity: Any, power: Any,
+    allow_none: bool = False,
+) -> tuple[float, int, int | None, float, float]:
+    """The polynomial ramp's settings, checked alike for `MagnitudePruning` and
+    `polynomial_sparsity`; `allow_none` takes an `end_step` of None (resolved at `fit`)."""
+    target_sparsity = check_rate(target_sparsity, "target_sparsity")
+    begin_step = check_int(begin_step, "begin_step", 0)
+    end_step = check_int(end_step, "end_step", 0, allow_none=allow_none)
+    if end_step is not None and end_step < begin_step:
+        raise ValueError(
+            f"`end_step` must be >= `begin_step` ({begin_step}). Received: end_step={end_step!r}"
+        )
+    initial = check_float(initial_sparsity, "initial_sparsity", low=0.0)
+    if initial > target_sparsity:
+        raise ValueError(
+            f"`initial_sparsity` must be a float in [0, target_sparsity={target_sparsity}]. "
+            f"Received: initial_sparsity={initial_sparsity!r}"
+        )
+    return target_sparsity, begin_step, end_step, initial, check_positive_float(power, "power")
+
+
 def polynomial_sparsity(
     step: int | np.ndarray,
     target_sparsity: float,
@@ -99,22 +121,37 @@ def polynomial_sparsity(
     unimportant, and slowly near the target so training can recover.
 
     Args:
-        step: step(s), counted from the start of the fit.
-        target_sparsity: `s_f`, reached at `end_step` and kept afterwards.
-        begin_step: first step of the ramp (sparsity `initial_sparsity`).
+        step: step(s), counted from the start of the fit: an int >= 0 or an array of them.
+        target_sparsity: `s_f` in [0, 1), reached at `end_step` and kept afterwards.
+        begin_step: first step of the ramp (sparsity `initial_sparsity`), >= 0.
         end_step: last step of the ramp; must be >= `begin_step`. When equal, the
             sparsity jumps to the target at that step.
-        initial_sparsity: `s_0`. Defaults to 0.
-        power: exponent. Defaults to 3.
+        initial_sparsity: `s_0` in [0, `target_sparsity`]. Defaults to 0.
+        power: exponent, > 0. Defaults to 3.
 
     Returns:
         The sparsity (a float array with the shape of `step`).
+
+    Raises:
+        TypeError: if `step` is not an int or an array of ints, or another argument has
+            the wrong type (`begin_step="3"`, `power=True`); each error names it.
+        ValueError: if a step is negative or a value is out of range: `target_sparsity`
+            outside [0, 1), `begin_step < 0`, `end_step < begin_step`,
+            `initial_sparsity` outside [0, target_sparsity] or `power <= 0`.
 
     Example:
         >>> polynomial_sparsity(np.array([0, 50, 100]), 0.8, 0, 100)
         array([0. , 0.7, 0.8])
     """
-    steps = np.asarray(step, dtype="float64")
+    steps = np.asarray(step)
+    if steps.dtype.kind not in "iu":
+        raise TypeError(f"`step` must be an int or an array of ints. Received: step={step!r:.80}")
+    if np.any(steps < 0):
+        raise ValueError(f"`step` must be >= 0. Received: step={step!r:.80}")
+    steps = steps.astype("float64")
+    target_sparsity, begin_step, end_step, initial_sparsity, power = _check_ramp(
+        target_sparsity, begin_step, end_step, initial_sparsity, power
+    )
     span = max(end_step - begin_step, 1)
     # From `end_step` on the target holds, also for an empty ramp (`begin == end`).
     progress = np.where(steps >= end_step, 1.0, np.clip((steps - begin_step) / span, 0.0, 1.0))
@@ -379,24 +416,11 @@ class MagnitudePruning(keras.callbacks.Callback):
         verbose: int = 0,
     ) -> None:
         super().__init__()
-        self.target_sparsity = check_rate(target_sparsity, "target_sparsity")
+        (self.target_sparsity, self.begin_step, self.end_step, self.initial_sparsity,
+         self.power) = _check_ramp(target_sparsity, begin_step, end_step, initial_sparsity,
+                                   power, allow_none=True)
         self.schedule = check_schedule(schedule)
-        self.begin_step = check_int(begin_step, "begin_step", 0)
-        self.end_step = check_int(end_step, "end_step", 0, allow_none=True)
-        if self.end_step is not None and self.end_step < self.begin_step:
-            raise ValueError(
-                f"`end_step` must be >= `begin_step` ({self.begin_step}). "
-                f"Received: end_step={end_step!r}"
-            )
         self.frequency = check_positive_int(frequency, "frequency", allow_none=True)
-        self.initial_sparsity = check_float(initial_sparsity, "initial_sparsity", low=0.0)
-        if self.initial_sparsity > self.target_sparsity:
-            raise ValueError(
-                "`initial_sparsity` must be a float in "
-                f"[0, target_sparsity={self.target_sparsity}]. "
-                f"Received: initial_sparsity={initial_sparsity!r}"
-            )
-        self.power = check_positive_float(power, "power")
         self.include_embeddings = check_bool(include_embeddings, "include_embeddings")
         compile_exclude_patterns(exclude)
         self.exclude = exclude

@@ -80,16 +80,18 @@ def local_tf_config(ports: Sequence[int], index: int, host: str = "127.0.0.1") -
     """Returns the `TF_CONFIG` JSON for worker `index` of a cluster on `host`.
 
     Args:
-        ports: One port per worker.
+        ports: One port per worker, each an int in [1, 65535], no two alike.
         index: This worker's index, in `range(len(ports))`.
-        host: The address every worker listens on.
+        host: The address every worker listens on (a non-empty str).
 
     Returns:
         A JSON string for the `TF_CONFIG` environment variable.
 
     Raises:
-        TypeError: If `ports` is not a sequence of ports or `index` is not an int.
-        ValueError: If `ports` is empty or `index` is not in `range(len(ports))`.
+        TypeError: If `ports` is not a sequence of ports, a port or `index` is not an int,
+            or `host` is not a str.
+        ValueError: If `ports` is empty, a port is outside [1, 65535] or appears twice,
+            `index` is not in `range(len(ports))`, or `host` is empty.
 
     Example:
         >>> json.loads(local_tf_config([2222, 2223], 1))["task"]
@@ -103,7 +105,20 @@ def local_tf_config(ports: Sequence[int], index: int, host: str = "127.0.0.1") -
         raise ValueError(
             "`ports` must hold at least one port (one per worker). Received: ports=[]"
         )
+    ports = [check_int(port, f"ports[{i}]", 1, 65535) for i, port in enumerate(ports)]
+    repeated = sorted({port for port in ports if ports.count(port) > 1})
+    if repeated:
+        raise ValueError(
+            "`ports` must hold one port per worker, no two alike. "
+            f"Received: ports={ports!r:.80} (repeating {repeated})"
+        )
     index = check_int(index, "index", 0, len(ports) - 1)
+    if not isinstance(host, str):
+        raise TypeError(
+            f"`host` must be a host name or address (a str). Received: host={host!r:.80}"
+        )
+    if not host:
+        raise ValueError("`host` must be a host name or address. Received: host=''")
     return json.dumps(
         {
             "cluster": {"worker": [f"{host}:{port}" for port in ports]},

@@ -23,7 +23,13 @@ import tensorflow as tf
 from keras import tree
 
 from ktlite import compat
-from ktlite.arguments import check_bool, check_choice, check_instance, check_positive_int
+from ktlite.arguments import (
+    check_bool,
+    check_choice,
+    check_instance,
+    check_positive_int,
+    check_verbose,
+)
 from ktlite._console import say, warn
 from ktlite.distribute import accumulation as _accumulation
 from ktlite.distribute import multi_worker_fix
@@ -108,7 +114,8 @@ def prepare_model(
             averages gradients over that many batches before each optimizer update
             (1 = update every batch). The effective batch is `batch_size * steps`, and
             `optimizer.iterations` counts updates, not batches.
-        verbose: When > 0, say in one line what was changed.
+        verbose: 0 (the default) is silent; 1 or 2 (a `Learner`'s levels) say in one line
+            what was changed.
 
     Returns:
         The model to train: the same object, or its rebuilt copy.
@@ -116,8 +123,8 @@ def prepare_model(
     Raises:
         TypeError: If `model` is not a `keras.Model`, it cannot be rebuilt from its
             config (a subclassed model without `get_config`), `mixed_precision` is neither
-            None nor a str, `jit_compile` is not a bool or `gradient_accumulation_steps`
-            not an int.
+            None nor a str, `jit_compile` is not a bool, or `gradient_accumulation_steps`
+            or `verbose` not an int.
         ValueError: If the model is not compiled, or an argument has an invalid value.
 
     Example:
@@ -132,6 +139,7 @@ def prepare_model(
     accumulation = check_positive_int(
         gradient_accumulation_steps, "gradient_accumulation_steps", allow_none=True
     )
+    verbose = check_verbose(verbose, (0, 1, 2))
     strategy = get_strategy(strategy, verbose=verbose)
 
     native = _inner(model.optimizer).gradient_accumulation_steps or 1

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from ktlite import compat
 from ktlite._console import say, warn
-from ktlite.arguments import check_positive_int
+from ktlite.arguments import check_positive_int, check_verbose
 
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
@@ -59,15 +59,17 @@ def get_strategy(
             wins when there is one), `"default"`, `"mirrored"`
             (all visible GPUs, or all logical CPU devices when there is no GPU),
             `"multi_worker"` (`MultiWorkerMirroredStrategy` from `TF_CONFIG`) or `"tpu"`.
-        verbose: When > 0, print one line saying which strategy was chosen and why.
+        verbose: 0 (the default) is silent; 1 or 2 (a `Learner`'s levels) print one line
+            saying which strategy was chosen and why.
 
     Returns:
         The strategy. Named strategies are created once per process and reused.
 
     Raises:
-        ValueError: If `strategy` is an unknown name, or `TF_CONFIG` is not valid JSON or
-            not an object with an object `"cluster"`.
-        TypeError: If `strategy` is neither `None`, a string nor a strategy.
+        ValueError: If `strategy` is an unknown name, `verbose` is not 0, 1 or 2, or
+            `TF_CONFIG` is not valid JSON or not an object with an object `"cluster"`.
+        TypeError: If `strategy` is neither `None`, a string nor a strategy, or `verbose`
+            is not an int.
         RuntimeError: If a multi-worker strategy is asked for after TensorFlow has already
             initialised its devices (it must be created at program start), or `"tpu"` was
             asked for and no TPU resolves.
@@ -77,6 +79,7 @@ def get_strategy(
         >>> strategy.num_replicas_in_sync
         1
     """
+    verbose = check_verbose(verbose, (0, 1, 2))
     if strategy is None:
         return tf.distribute.get_strategy()
     if isinstance(strategy, tf.distribute.Strategy):

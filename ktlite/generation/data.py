@@ -34,7 +34,8 @@ class LMPreprocessor(PairPreprocessor):
     Args:
         maxlen: decoder positions (the context); None picks it from the training texts
             (99% whole, a multiple of 16).
-        vocab_size: the largest vocabulary size. Defaults to 8000.
+        vocab_size: the largest vocabulary size. Defaults to 8000; at most 2**20 (see
+            `ktlite.seq2seq.PairPreprocessor`).
         lowercase: lower-case and strip accents (default False).
 
     Raises:
@@ -211,7 +212,8 @@ def texts_for_lm(
         val_pct: the share held out when `val_texts` is None (default 0.1; 0: no
             validation data, ``val`` is None).
         maxlen: context length; None picks it from the data.
-        vocab_size: the largest vocabulary size (default 8000).
+        vocab_size: the largest vocabulary size (default 8000; at most 2**20, see
+            `ktlite.seq2seq.PairPreprocessor`).
         lowercase: lower-case and strip accents (default False).
         random_state: seed of the split (default 42).
         verbose: 1 reports sizes and the vocabulary.

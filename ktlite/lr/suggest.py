@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import Callable, Sequence
 
 import numpy as np
@@ -68,6 +69,34 @@ _FLAT_MIN_POINTS = 50
 _FLAT_ERRORS = 5.0
 
 
+def _curve(values: Sequence[float], name: str) -> np.ndarray:
+    """`values`, a 1-D sequence of numbers, as a float64 array.
+
+    Raises:
+        TypeError: for a scalar, None, text, or a sequence holding a value that is not a
+            number (named; numpy's own conversion error names nothing).
+        ValueError: for a sequence that is not 1-D.
+    """
+    array = None if isinstance(values, (str, bytes)) else np.asarray(values)
+    if array is None or array.ndim == 0 or array.dtype.kind not in "iufOUS":
+        raise TypeError(f"`{name}` must be a sequence of numbers. Received: {name}={values!r:.80}")
+    if array.dtype.kind in "OUS":
+        # As given: numpy turns every value of a list holding one text into text.
+        wrong = [v.item() if isinstance(v, np.generic) else v
+                 for v in np.asarray(values, dtype=object).flat
+                 if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)]
+        if wrong:
+            raise TypeError(
+                f"`{name}` must be a sequence of numbers. Received: {name} holding "
+                f"{wrong[0]!r:.40} of type {type(wrong[0]).__name__}"
+            )
+    if array.ndim != 1:
+        raise ValueError(
+            f"`{name}` must be 1-D (one value per step). Received: {name} of shape {array.shape}"
+        )
+    return array.astype(np.float64)
+
+
 def smooth_losses(losses: Sequence[float], beta: float = 0.98) -> np.ndarray:
     """Bias-corrected exponential moving average of a loss sequence.
 
@@ -83,13 +112,14 @@ def smooth_losses(losses: Sequence[float], beta: float = 0.98) -> np.ndarray:
         Float64 array of smoothed losses, same length as `losses`.
 
     Raises:
-        TypeError: If `beta` is not a number.
-        ValueError: If `beta` is outside [0, 1).
+        TypeError: If `losses` is not a sequence of numbers, or `beta` not a number.
+        ValueError: If `losses` is not 1-D, or `beta` is outside [0, 1).
 
     Example:
         >>> smooth_losses([1.0, 2.0]).round(4).tolist()
         [1.0, 1.5051]
     """
+    losses = _curve(losses, "losses")
     beta = check_rate(beta, "beta")
     out = np.empty(len(losses), dtype=np.float64)
     avg = 0.0
@@ -103,11 +133,12 @@ def _finite(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, 
     """The curve up to its first non-finite loss (or learning rate): the model diverged there.
 
     Raises:
+        TypeError: If `lrs` or `losses` is not a sequence of numbers.
         ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
     """
-    lrs = np.asarray(lrs, dtype=np.float64)
-    losses = np.asarray(losses, dtype=np.float64)
-    if lrs.shape != losses.shape or lrs.ndim != 1:
+    lrs = _curve(lrs, "lrs")
+    losses = _curve(losses, "losses")
+    if lrs.shape != losses.shape:
         raise ValueError(
             "`lrs` and `losses` must be 1-D and of equal length. "
             f"Received: len(lrs)={lrs.size}, len(losses)={losses.size}"
@@ -168,6 +199,7 @@ def suggest_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:
         points.
 
     Raises:
+        TypeError: If `lrs` or `losses` is not a sequence of numbers.
         ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
 
     Example:
@@ -210,6 +242,7 @@ def suggest_steep(lrs: Sequence[float], losses: Sequence[float]) -> float:
         The suggested learning rate, or `nan` with fewer than 5 usable points.
 
     Raises:
+        TypeError: If `lrs` or `losses` is not a sequence of numbers.
         ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
 
     Example:
@@ -242,6 +275,7 @@ def suggest_valley(lrs: Sequence[float], losses: Sequence[float]) -> float:
         The suggested learning rate, or `nan` with fewer than 5 usable points.
 
     Raises:
+        TypeError: If `lrs` or `losses` is not a sequence of numbers.
         ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
 
     Example:
@@ -271,15 +305,15 @@ def running_median(losses: Sequence[float], half_width: int) -> np.ndarray:
         Float64 array of the same length.
 
     Raises:
-        TypeError: If `half_width` is not an int.
-        ValueError: If `half_width` is negative.
+        TypeError: If `losses` is not a sequence of numbers, or `half_width` not an int.
+        ValueError: If `losses` is not 1-D, or `half_width` is negative.
 
     Example:
         >>> running_median([1.0, 9.0, 2.0, 3.0], 1).tolist()
         [5.0, 2.0, 3.0, 2.5]
     """
+    values = _curve(losses, "losses")
     half_width = check_int(half_width, "half_width", 0)
-    values = np.asarray(losses, dtype=np.float64)
     n = values.size
     return np.array(
         [np.median(values[max(0, i - half_width):i + half_width + 1]) for i in range(n)],
@@ -312,6 +346,7 @@ def suggest_basin(lrs: Sequence[float], losses: Sequence[float]) -> float:
         points.
 
     Raises:
+        TypeError: If `lrs` or `losses` is not a sequence of numbers.
         ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
 
     Example:
@@ -350,6 +385,7 @@ def suggest_descent(lrs: Sequence[float], losses: Sequence[float]) -> float:
         points.
 
     Raises:
+        TypeError: If `lrs` or `losses` is not a sequence of numbers.
         ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
 
     Example:
@@ -408,6 +444,7 @@ def is_flat(lrs: Sequence[float], losses: Sequence[float]) -> bool:
         has fewer than 50 finite points (too few to tell a drop from its noise).
 
     Raises:
+        TypeError: If `lrs` or `losses` is not a sequence of numbers.
         ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
 
     Example:
@@ -454,6 +491,8 @@ def suggest_all(
         the default one is `DEFAULT_SUGGESTION` ("basin").
 
     Raises:
+        TypeError: If `lrs`, `losses` or `smoothed` is not a sequence of numbers (`smoothed`
+            is named `losses` by the rules that read it).
         ValueError: If `lrs`, `losses` and `smoothed` are not 1-D sequences of equal length.
 
     Example:

@@ -25,7 +25,7 @@ from ktlite.seq2seq.preprocessor import (
     PairPreprocessor,
     backbone_preprocessor,
 )
-from ktlite.columns import check_frame_columns, read_csv_columns
+from ktlite.columns import check_column_name, check_frame_columns, read_csv_columns
 from ktlite.splits import check_val_pct, split_indices
 from ktlite.text.preprocessor import validate_texts
 
@@ -180,7 +180,8 @@ def pairs_from_array(
         source_maxlen: source tokens per sentence; None picks it from the data (99% of
             training sources whole, a multiple of 16).
         target_maxlen: decoder positions per target; None picks it the same way.
-        vocab_size: the largest WordPiece vocabulary size (default 8000).
+        vocab_size: the largest WordPiece vocabulary size (default 8000; at most 2**20,
+            see `PairPreprocessor`).
         joint_vocab: one vocabulary for both sides (None, the default, means True, or
             False with ``backbone``) or one per side.
         lowercase: lower-case and strip accents (default False).
@@ -292,7 +293,7 @@ def pairs_from_csv(
         ``(trn, val, preproc)`` as in `pairs_from_array`.
 
     Raises:
-        TypeError: if a file path is not a str or path.
+        TypeError: if a file path is not a str or path, or a column not a str.
         ValueError: for a missing file or column, a short row, a file without pairs, or
             any error of `pairs_from_array`.
 
@@ -300,6 +301,8 @@ def pairs_from_csv(
         >>> trn, val, preproc = pairs_from_csv("train.csv.gz", "en", "it",
         ...                                    val_filepath="val.csv.gz")
     """
+    check_column_name(source_column, "source_column")
+    check_column_name(target_column, "target_column")
     sources, targets = _read_pairs(
         train_filepath, source_column, target_column, sep, encoding, "train_filepath"
     )
@@ -338,14 +341,17 @@ def pairs_from_df(
         ``(trn, val, preproc)`` as in `pairs_from_array`.
 
     Raises:
-        TypeError: for a value that is not a string (named as ``train_df['source'][i]``,
-            `i` its position), or any type error of `pairs_from_array`.
-        ValueError: for a non-frame, a missing column, a missing value (named the same
-            way), or any error of `pairs_from_array`.
+        TypeError: for a non-frame, a column that is not a str, a value that is not a
+            string (named as ``train_df['source'][i]``, `i` its position), or any type
+            error of `pairs_from_array`.
+        ValueError: for a missing column, a missing value (named the same way), or any
+            error of `pairs_from_array`.
 
     Example:
         >>> trn, val, preproc = pairs_from_df(df, "en", "it")
     """
+    check_column_name(source_column, "source_column")
+    check_column_name(target_column, "target_column")
     sources, targets = _frame_columns(train_df, source_column, target_column, "train_df")
     val = (None, None)
     if val_df is not None:

@@ -35,6 +35,7 @@ from ktlite.text.vocabulary import (
     SPECIAL_TOKENS,
     UNK_ID,
     _validate_vocab,
+    check_vocab_size,
     learn_wordpiece_vocab,
 )
 
@@ -130,7 +131,10 @@ class PairPreprocessor:
         target_maxlen: decoder positions per target sentence (the start token or the end
             token included); None picks it the same way.
         vocab_size: the largest vocabulary size (each vocabulary when not joint),
-            special tokens included. Defaults to 8000.
+            special tokens included. Defaults to 8000; at most 2**20
+            (`ktlite.text.vocabulary.MAX_VOCAB_SIZE`: the ``tokenizers`` trainer reserves
+            memory that grows with it, and a size it cannot allocate aborts the
+            interpreter).
         lowercase: lower-case and strip accents (default False: translations keep case
             and accents, which BLEU counts).
         joint_vocab: one vocabulary learned from sources and targets together (default
@@ -179,7 +183,7 @@ class PairPreprocessor:
                                        allow_none=True)
         self.target_maxlen = check_int(target_maxlen, "target_maxlen", 2, MAX_MAXLEN,
                                        allow_none=True)
-        self.max_vocab_size = check_int(vocab_size, "vocab_size", len(SPECIAL_TOKENS) + 1)
+        self.max_vocab_size = check_vocab_size(vocab_size)
         if source_lowercase is None:
             source_lowercase = lowercase
         for name, value in (("lowercase", lowercase), ("joint_vocab", joint_vocab),
@@ -735,7 +739,8 @@ def backbone_preprocessor(
         source_maxlen: source tokens per sentence, at most the backbone's `maxlen` (its
             position embeddings); None picks it from the data, up to that.
         target_maxlen: decoder positions per target; None picks it from the data.
-        vocab_size: the largest target vocabulary size. Defaults to 8000.
+        vocab_size: the largest target vocabulary size. Defaults to 8000; at most 2**20
+            (see `PairPreprocessor`).
         lowercase: lower-case and strip accents in the targets (default False).
 
     Returns:

@@ -44,15 +44,16 @@ def frame_columns(df: Any, name: str) -> dict[str, np.ndarray]:
         ``{column name: 1-D array}``.
 
     Raises:
-        ValueError: if `df` is not a DataFrame, has several levels of column names (a
-            MultiIndex) or two columns share a name.
+        TypeError: if `df` is not a DataFrame (a dict, a list).
+        ValueError: if `df` has several levels of column names (a MultiIndex) or two
+            columns share a name.
 
     Example:
         >>> frame_columns(pd.DataFrame({"age": [41]}), "df")
         {'age': array([41])}
     """
     if not is_frame(df):
-        raise ValueError(
+        raise TypeError(
             f"`{name}` must be a pandas DataFrame. Received: {name} of type {type(df).__name__}"
         )
     check_one_level(df, name)
@@ -169,8 +170,9 @@ def frame_columns_by_name(df: Any, expected: Sequence[str], name: str,
         ``{column name: 1-D array}`` in the order of `expected`.
 
     Raises:
-        ValueError: if `df` is not a DataFrame, repeats a column name, lacks a column of
-            `expected` or has one more (both named).
+        TypeError: if `df` is not a DataFrame.
+        ValueError: if `df` repeats a column name, lacks a column of `expected` or has one
+            more (both named).
 
     Example:
         >>> list(frame_columns_by_name(pd.DataFrame({"b": [1], "a": [2]}), ["a", "b"],

@@ -236,8 +236,10 @@ def tabular_from_df(
         fitted `TabularPreprocessor`.
 
     Raises:
-        TypeError: for a ``random_state`` that is not an int, or ``class_names`` that is
-            not a list of strings.
+        TypeError: for a ``train_df`` or ``val_df`` that is not a DataFrame,
+            ``label_columns`` or ``ignore_columns`` that are not a column name or a list
+            of them, a ``random_state`` that is not an int, or ``class_names`` that is not
+            a list of strings.
         ValueError: for missing columns, missing labels, non-numeric values in a numeric
             column, a single class, validation labels never seen in training, or invalid
             options.
@@ -439,8 +441,8 @@ def tabular_from_csv(
         ``(trn, val, preproc)`` as in `tabular_from_df`.
 
     Raises:
-        TypeError: for a file path that is not a str or path, or a `sep` or `encoding`
-            that is not a str.
+        TypeError: for a file path that is not a str or path, a `sep` or `encoding`
+            that is not a str, or any type error `tabular_from_df` raises.
         ValueError: for a missing or malformed file, a `sep` of more than one character,
             an unknown `encoding`, or any error `tabular_from_df` raises.
 

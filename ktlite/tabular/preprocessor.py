@@ -60,7 +60,7 @@ def _names(value: Any, arg: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, Sequence) or not all(isinstance(c, str) for c in value):
-        raise ValueError(f"`{arg}` must be a list of column names. Received: {arg}={value!r}")
+        raise TypeError(f"`{arg}` must be a list of column names. Received: {arg}={value!r:.80}")
     return list(value)
 
 
@@ -103,7 +103,8 @@ class TabularPreprocessor(LabeledPreprocessor):
         labels: the `ktlite.labels.LabelEncoder`.
 
     Raises:
-        TypeError: if `max_categories` is not an int.
+        TypeError: if `max_categories` is not an int, or `numeric_columns` or
+            `categorical_columns` not a column name or a list of them.
         ValueError: for invalid arguments (`max_categories` < 1 among them), or a column
             named both numeric and categorical.
 
@@ -233,6 +234,7 @@ class TabularPreprocessor(LabeledPreprocessor):
             This preprocessor.
 
         Raises:
+            TypeError: for `columns` that are neither a mapping nor a DataFrame.
             ValueError: for no columns, or a requested column that is not there.
 
         Example:
@@ -242,9 +244,11 @@ class TabularPreprocessor(LabeledPreprocessor):
         if _columns.is_frame(columns):
             text_columns = _columns.text_dtype_columns(columns)
             columns = _columns.frame_columns(columns, name)
-        if not isinstance(columns, Mapping) or not columns:
-            raise ValueError(f"`{name}` must map at least one feature column to its values. "
-                             f"Received: {type(columns).__name__}")
+        expected = f"`{name}` must map at least one feature column to its values."
+        if not isinstance(columns, Mapping):
+            raise TypeError(f"{expected} Received: {type(columns).__name__}")
+        if not columns:
+            raise ValueError(f"{expected} Received: an empty {type(columns).__name__}")
         lengths = sorted({len(values) for values in columns.values()})
         if len(lengths) > 1:
             raise ValueError(f"`{name}` columns must be of one length. Received: lengths "

@@ -18,6 +18,7 @@ import numpy as np
 from ktlite._console import warn
 from ktlite.arguments import check_bool, check_fitted, check_int, check_seed, check_verbose
 from ktlite.columns import (
+    check_column_name,
     examples_from_frame,
     label_column_list,
     labels_from_strings,
@@ -26,11 +27,11 @@ from ktlite.columns import (
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.text.preprocessor import (
     DEFAULT_VOCAB_SIZE,
-    SPECIAL_TOKENS,
     TextPreprocessor,
     _say,
     validate_texts,
 )
+from ktlite.text.vocabulary import check_vocab_size
 
 
 def _object_array(texts: list[str]) -> np.ndarray:
@@ -71,7 +72,8 @@ def texts_from_array(
         maxlen: tokens per text including ``[CLS]``; None (default) chooses the smallest
             multiple of 16 that holds 99% of the training texts whole, at most 512 (64 for
             WordNet glosses).
-        vocab_size: the largest WordPiece vocabulary size (default 16000).
+        vocab_size: the largest WordPiece vocabulary size (default 16000; at most 2**20,
+            see `TextPreprocessor`).
         random_state: seed of the validation split (default 42; None for a random split).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"``, or None (detect).
         class_names: class names in output order; inferred and sorted when None.
@@ -100,8 +102,9 @@ def texts_from_array(
         ValueError: for a missing text (the index is named), an empty corpus, texts
             and labels of different lengths, missing (NaN/None) labels, a single class,
             ambiguous labels, validation labels outside the training classes,
-            ``val_pct`` outside [0, 1), or a ``maxlen``, ``vocab_size`` or ``lowercase``
-            beside ``backbone`` that the backbone cannot honour.
+            ``val_pct`` outside [0, 1), a ``vocab_size`` outside [6, 2**20], or a
+            ``maxlen``, ``vocab_size`` or ``lowercase`` beside ``backbone`` that the
+            backbone cannot honour.
 
     Example:
         >>> trn, val, preproc = texts_from_array(x_train, y_train, val_pct=0.2)
@@ -244,7 +247,7 @@ def _preproc_from_backbone(
 
     source = resolve_backbone(backbone).preproc
     maxlen = check_int(maxlen, "maxlen", 2, allow_none=True)
-    vocab_size = check_int(vocab_size, "vocab_size", len(SPECIAL_TOKENS) + 1)
+    vocab_size = check_vocab_size(vocab_size)
     if lowercase is not None:
         lowercase = check_bool(lowercase, "lowercase")
     if maxlen is not None and maxlen != source.maxlen:
@@ -381,7 +384,8 @@ def texts_from_csv(
         val_pct: the share held out when ``val_filepath`` is None (default 0.1; 0: no
             validation data).
         maxlen: see `texts_from_array` (None picks it from the data).
-        vocab_size: the largest WordPiece vocabulary size (default 16000).
+        vocab_size: the largest WordPiece vocabulary size (default 16000; at most 2**20,
+            see `TextPreprocessor`).
         random_state: seed of the validation split (default 42).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
         class_names: class names in output order; inferred when None.
@@ -396,6 +400,8 @@ def texts_from_csv(
         ``(trn, val, preproc)`` as in `texts_from_array`.
 
     Raises:
+        TypeError: for a ``text_column`` that is not a str or ``label_columns`` that are
+            not a str or a list of them, or any type error of `texts_from_array`.
         ValueError: for a missing file, missing or repeated columns, malformed rows or
             quoting, a file without rows, empty labels, or any error `texts_from_array`
             raises.
@@ -405,8 +411,7 @@ def texts_from_csv(
         ...                                    val_filepath="test.csv")
     """
     columns = label_column_list(label_columns)
-    if not isinstance(text_column, str):
-        raise ValueError(f"`text_column` must be a column name. Received: {text_column!r}")
+    check_column_name(text_column, "text_column")
     return _texts_from_tables(
         lambda path, arg: _read_csv(path, text_column, columns, sep, encoding, arg),
         (train_filepath, "train_filepath"),
@@ -457,7 +462,8 @@ def texts_from_df(
             training rows are held out.
         val_pct: the share held out when ``val_df`` is None (default 0.1; 0: no validation data).
         maxlen: see `texts_from_array` (None picks it from the data).
-        vocab_size: the largest WordPiece vocabulary size (default 16000).
+        vocab_size: the largest WordPiece vocabulary size (default 16000; at most 2**20,
+            see `TextPreprocessor`).
         random_state: seed of the validation split (default 42).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
         class_names: class names in output order; inferred when None.
@@ -470,6 +476,9 @@ def texts_from_df(
         ``(trn, val, preproc)`` as in `texts_from_array`.
 
     Raises:
+        TypeError: for a ``train_df`` or ``val_df`` that is not a DataFrame, a
+            ``text_column`` that is not a str or ``label_columns`` that are not a str or a
+            list of them, or any type error of `texts_from_array`.
         ValueError: for missing or repeated columns, missing texts or labels (NaN; the row
             is named), or any error `texts_from_array` raises.
 
@@ -478,6 +487,7 @@ def texts_from_df(
         >>> trn, val, preproc = texts_from_df(df, "text", "label")
     """
     columns = label_column_list(label_columns)
+    check_column_name(text_column, "text_column")
     return _texts_from_tables(
         lambda df, arg: examples_from_frame(df, text_column, columns, arg, _COLUMNS_HINT),
         (train_df, "train_df"),
@@ -569,7 +579,8 @@ def texts_from_folder(
         val_pct: the share held out when there is no test folder (default 0.1; 0: no
             validation data).
         maxlen: see `texts_from_array` (None picks it from the data).
-        vocab_size: the largest WordPiece vocabulary size (default 16000).
+        vocab_size: the largest WordPiece vocabulary size (default 16000; at most 2**20,
+            see `TextPreprocessor`).
         random_state: seed of the validation split (default 42).
         lowercase: lower-case and strip accents before tokenizing; None (default) means
             True, or the backbone's setting with ``backbone``.

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ktlite import compat, saving
-from ktlite.arguments import check_bool, check_int
+from ktlite.arguments import check_bool, check_int, check_verbose
 from ktlite import labels as _labels
 from ktlite._console import say
 from ktlite.labels import LabeledPreprocessor, LabelEncoder
@@ -36,12 +36,14 @@ from ktlite.text.vocabulary import (
     CONTINUATION_PREFIX,
     DEFAULT_VOCAB_SIZE,
     MASK_ID,
+    MAX_VOCAB_SIZE,
     PAD_ID,
     SEP_ID,
     SPECIAL_TOKENS,
     UNK_ID,
     _MAX_BYTES_PER_WORD,
     _validate_vocab,
+    check_vocab_size,
     learn_wordpiece_vocab,
 )
 
@@ -143,10 +145,13 @@ class TextPreprocessor(LabeledPreprocessor):
         maxlen: tokens per text, ``[CLS]`` included. None (the default) picks it when the
             vocabulary is learned, with `suggest_maxlen`: long enough for 99% of the training
             texts, a multiple of 16, at most 512. At most 65,536 (`MAX_MAXLEN`).
-        vocab_size: the largest vocabulary size, special tokens included (default 16000).
-            After fitting, ``vocab_size`` is the actual size (smaller for a small corpus;
-            larger when the texts hold more distinct characters than that, since every
-            character is kept so that any word can be spelled).
+        vocab_size: the largest vocabulary size, special tokens included (default 16000),
+            at most `ktlite.text.vocabulary.MAX_VOCAB_SIZE` (2**20, four times the largest
+            vocabularies in use: the ``tokenizers`` trainer reserves memory that grows with
+            it, and a size it cannot allocate aborts the interpreter). After fitting,
+            ``vocab_size`` is the actual size (smaller for a small corpus; larger when the
+            texts hold more distinct characters than that, since every character is kept
+            so that any word can be spelled).
         lowercase: lower-case, compatibility-decompose and strip accents (default True);
             when False, text is NFC-normalized and keeps case and accents. Stripping also
             drops combining marks that change words in scripts such as Japanese kana and
@@ -189,7 +194,7 @@ class TextPreprocessor(LabeledPreprocessor):
         class_names: Sequence[str] | None = None,
     ) -> None:
         check_int(maxlen, "maxlen", 2, MAX_MAXLEN, allow_none=True)  # [CLS] and one token
-        check_int(vocab_size, "vocab_size", len(SPECIAL_TOKENS) + 1)  # and one piece
+        check_vocab_size(vocab_size)
         check_bool(lowercase, "lowercase")
         self.labels = LabelEncoder(label_mode, class_names)
         self.maxlen = None if maxlen is None else int(maxlen)
@@ -218,17 +223,21 @@ class TextPreprocessor(LabeledPreprocessor):
         Args:
             texts: the training texts.
             y: the training labels, or None to learn only the vocabulary.
-            verbose: 1 reports the vocabulary size and chosen ``maxlen``.
+            verbose: 0 (the default) is silent; 1 reports the vocabulary size and chosen
+                ``maxlen``; 2 reports as 1 does (the level a `Learner` also takes).
 
         Returns:
             ``self``.
 
         Raises:
-            ValueError: for invalid texts or labels (see `fit_vocab` and `fit_labels`).
+            TypeError: for a ``verbose`` that is not an int, or texts that are not strings.
+            ValueError: for a ``verbose`` other than 0, 1 or 2, or invalid texts or labels
+                (see `fit_vocab` and `fit_labels`).
 
         Example:
             >>> preproc = TextPreprocessor(maxlen=16).fit(["a b", "b c"], ["x", "y"])
         """
+        verbose = check_verbose(verbose, (0, 1, 2))
         texts = validate_texts(texts, "texts")
         if y is not None:
             if len(y) != len(texts):
@@ -266,21 +275,25 @@ class TextPreprocessor(LabeledPreprocessor):
 
         Args:
             texts: the training texts only; never include validation or test texts.
-            verbose: 1 reports the vocabulary size, ``maxlen`` and the share truncated.
+            verbose: 0 (the default) is silent; 1 reports the vocabulary size, ``maxlen``
+                and the share truncated; 2 reports as 1 does (`pretrain` passes its
+                learner's level).
             name: what the user called the texts, for error messages.
 
         Returns:
             ``self``.
 
         Raises:
-            TypeError: when ``texts`` is not a sequence of strings.
-            ValueError: when ``texts`` is empty or holds a missing value, or when the
-                texts hold no word at all.
+            TypeError: when ``texts`` is not a sequence of strings, or ``verbose`` not an
+                int.
+            ValueError: when ``texts`` is empty or holds a missing value, when the texts
+                hold no word at all, or when ``verbose`` is not 0, 1 or 2.
 
         Example:
             >>> TextPreprocessor(maxlen=8).fit_vocab(["a b c"]).vocab[:2]
             ['[PAD]', '[UNK]']
         """
+        verbose = check_verbose(verbose, (0, 1, 2))
         texts = validate_texts(texts, name)
         vocab = learn_wordpiece_vocab(texts, self.max_vocab_size, self.lowercase)
         if len(vocab) == len(SPECIAL_TOKENS):
@@ -729,7 +742,7 @@ def _validate_config(config: Any) -> None:
         or (_is_int(config["maxlen"]) and 2 <= config["maxlen"] <= MAX_MAXLEN),
         "vocab_size": _is_int(config["vocab_size"]) and config["vocab_size"] > len(SPECIAL_TOKENS),
         "max_vocab_size": _is_int(config["max_vocab_size"])
-        and config["max_vocab_size"] > len(SPECIAL_TOKENS),
+        and len(SPECIAL_TOKENS) < config["max_vocab_size"] <= MAX_VOCAB_SIZE,
         "lowercase": isinstance(config["lowercase"], bool),
         "label_mode": config["label_mode"] is None or config["label_mode"] in _labels.LABEL_MODES,
         "class_names": config["class_names"] is None

@@ -15,12 +15,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from ktlite._console import warn
+from ktlite.arguments import check_int
 from ktlite.text.normalization import normalize_texts
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(len(SPECIAL_TOKENS))
 CONTINUATION_PREFIX = "##"
 DEFAULT_VOCAB_SIZE = 16000
+# The largest `vocab_size` any task accepts: 2**20 pieces, four times the largest
+# vocabularies in use (about 256k). The ``tokenizers`` trainer reserves memory that grows
+# with the size asked for, whatever the corpus, and a size it cannot allocate
+# (vocab_size=10**9: 70 GB) aborts the whole interpreter, past any `except`.
+MAX_VOCAB_SIZE = 2**20
 # A word longer than this many UTF-8 bytes becomes [UNK] (tensorflow-text's limit).
 _MAX_BYTES_PER_WORD = 100
 
@@ -42,6 +48,27 @@ def _hf_tokenizer(vocab: Sequence[str] | None = None) -> Any:
     return tokenizer
 
 
+def check_vocab_size(vocab_size: Any) -> int:
+    """Returns a `vocab_size` as an int if it holds the special tokens and one piece, and is
+    at most `MAX_VOCAB_SIZE` (2**20: larger sizes can abort the interpreter, see there).
+
+    Args:
+        vocab_size: the largest vocabulary size asked for.
+
+    Returns:
+        `int(vocab_size)`.
+
+    Raises:
+        TypeError: if `vocab_size` is not an int.
+        ValueError: if it is outside `[len(SPECIAL_TOKENS) + 1, MAX_VOCAB_SIZE]`.
+
+    Example:
+        >>> check_vocab_size(8000)
+        8000
+    """
+    return check_int(vocab_size, "vocab_size", len(SPECIAL_TOKENS) + 1, MAX_VOCAB_SIZE)
+
+
 def learn_wordpiece_vocab(
     texts: Sequence[str], vocab_size: int = DEFAULT_VOCAB_SIZE, lowercase: bool = True
 ) -> list[str]:
@@ -52,15 +79,19 @@ def learn_wordpiece_vocab(
 
     Args:
         texts: the training texts (never validation or test texts).
-        vocab_size: the vocabulary size aimed at, special tokens included. A small corpus
-            gives a smaller vocabulary; texts with many distinct characters a larger one
-            (the trainer keeps every character, alone and as a continuation, so that any
-            word can be written), with a warning.
+        vocab_size: the vocabulary size aimed at, special tokens included, at most
+            `MAX_VOCAB_SIZE` (2**20). A small corpus gives a smaller vocabulary; texts with
+            many distinct characters a larger one (the trainer keeps every character, alone
+            and as a continuation, so that any word can be written), with a warning.
         lowercase: whether text is lower-cased and stripped of accents first.
 
     Returns:
         The vocabulary: ``[PAD]`` (id 0), ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``, then
         the learned pieces (continuations start with ``##``).
+
+    Raises:
+        TypeError: if `vocab_size` is not an int.
+        ValueError: if `vocab_size` is outside `[len(SPECIAL_TOKENS) + 1, MAX_VOCAB_SIZE]`.
 
     Example:
         >>> vocab = learn_wordpiece_vocab(["a cat sat", "a dog ran"], vocab_size=100)
@@ -69,6 +100,7 @@ def learn_wordpiece_vocab(
     """
     from tokenizers import trainers
 
+    vocab_size = check_vocab_size(vocab_size)
     normalized = normalize_texts(texts, lowercase)
     tokenizer = _hf_tokenizer()
     trainer = trainers.WordPieceTrainer(

@@ -1,5 +1,7 @@
 """Knowledge distillation: the loss on a hand-computed case, soft targets, the Learner."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -89,6 +91,19 @@ def test_loss_and_metric_serialize():
 def test_bad_loss_arguments_rejected(kwargs, error, name):
     with pytest.raises(error, match=f"`{name}`"):
         DistillationLoss(**kwargs)
+
+
+@pytest.mark.parametrize("reduction, error", [(["x"], TypeError), (1, TypeError),
+                                              ("bogus", ValueError), ("", ValueError)])
+def test_a_reduction_of_the_wrong_type_is_a_type_error_and_an_unknown_one_a_value_error(
+    reduction, error
+):
+    with pytest.raises(error, match=r"`reduction` must be one of \['sum_over_batch_size', "
+                                    r"'sum', 'mean', 'mean_with_sample_weight', 'none'\] or "
+                                    rf"None. Received: reduction={re.escape(repr(reduction))}"):
+        DistillationLoss(reduction=reduction)
+    for accepted in ("sum", None):
+        assert DistillationLoss(reduction=accepted).reduction == accepted
 
 
 @pytest.mark.parametrize("from_logits", [1, 0, "yes", None])

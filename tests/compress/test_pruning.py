@@ -39,6 +39,44 @@ def test_polynomial_schedule_values():
     assert polynomial_sparsity(0, 0.5, 10, 20, initial_sparsity=0.1) == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"step": "3"}, TypeError, r"`step` must be an int or an array of ints. Received: "
+                                   r"step='3'"),
+        ({"step": 3.0}, TypeError, "`step` must be an int or an array of ints"),
+        ({"step": True}, TypeError, "`step` must be an int or an array of ints"),
+        ({"step": None}, TypeError, "`step` must be an int or an array of ints"),
+        ({"step": np.array([0.5])}, TypeError, "`step` must be an int or an array of ints"),
+        ({"step": -1}, ValueError, r"`step` must be >= 0. Received: step=-1"),
+        ({"target_sparsity": 1.5}, ValueError, r"`target_sparsity` must be a float in \[0, 1\)"),
+        ({"target_sparsity": "0.5"}, TypeError, "`target_sparsity` must be a float"),
+        ({"begin_step": -1}, ValueError, "`begin_step` must be an int >= 0"),
+        ({"begin_step": 2.0}, TypeError, "`begin_step` must be an int >= 0"),
+        ({"end_step": 0}, ValueError, r"`end_step` must be >= `begin_step` \(5\)"),
+        ({"end_step": None}, TypeError, "`end_step` must be an int >= 0. Received"),
+        ({"initial_sparsity": 0.9}, ValueError, r"`initial_sparsity` must be a float in "
+                                                r"\[0, target_sparsity=0.5\]"),
+        ({"initial_sparsity": -1.0}, ValueError, "`initial_sparsity` must be a float >= 0"),
+        ({"power": -2}, ValueError, "`power` must be a positive float. Received: power=-2"),
+        ({"power": 0}, ValueError, "`power` must be a positive float"),
+        ({"power": True}, TypeError, "`power` must be a positive float"),
+        ({"power": float("inf")}, ValueError, "`power` must be a positive float"),
+    ],
+)
+def test_polynomial_sparsity_checks_its_arguments(kwargs, error, match):
+    # Unchecked, power=-2 gave -inf and a target of 1.5 a sparsity past 1.
+    arguments = {"step": 7, "target_sparsity": 0.5, "begin_step": 5, "end_step": 10, **kwargs}
+    with pytest.raises(error, match=match):
+        polynomial_sparsity(**arguments)
+
+
+def test_polynomial_sparsity_takes_numpy_integers():
+    assert polynomial_sparsity(np.int64(10), np.float32(0.5), np.int32(0), np.int64(10),
+                               power=np.float64(2.0)) == pytest.approx(0.5)
+    np.testing.assert_allclose(polynomial_sparsity([0, 10], 0.5, 0, 10), [0.0, 0.5])
+
+
 def test_an_empty_ramp_reaches_the_target_at_its_end_step():
     np.testing.assert_allclose(
         polynomial_sparsity(np.array([4, 5, 6]), 0.7, 5, 5, initial_sparsity=0.1), [0.1, 0.7, 0.7]

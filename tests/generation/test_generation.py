@@ -143,6 +143,18 @@ def test_loader_rejects_empty_and_non_string_texts():
         generation.texts_for_lm(["a b", None, "c d"], verbose=0)
 
 
+def test_a_vocab_size_past_two_to_the_twenty_is_refused_before_any_training():
+    from ktlite.generation.data import LMPreprocessor
+
+    # Only just past the bound in the loader: before the check, a size as large as 10**9
+    # reached the tokenizers trainer and aborted the interpreter.
+    match = r"`vocab_size` must be an int in \[6, 1048576\]. Received: vocab_size="
+    with pytest.raises(ValueError, match=match + "1048577"):
+        generation.texts_for_lm(["a cat sat", "a dog ran"] * 5, vocab_size=2**20 + 1, verbose=0)
+    with pytest.raises(ValueError, match=match + "1000000000"):
+        LMPreprocessor(vocab_size=10**9)
+
+
 def test_a_perplexity_past_the_float_range_reads_inf(lm, monkeypatch, capsys):
     # Text of many tokens a word (Chinese, URLs) under an untrained model: exp(loss / words)
     # overflowed math.exp, and `validate` failed before printing anything.

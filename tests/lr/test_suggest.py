@@ -162,6 +162,39 @@ def test_running_median_rejects_a_half_width_of_the_wrong_type(bad):
         running_median([1.0], bad)
 
 
+@pytest.mark.parametrize("losses, received", [
+    (None, "losses=None"), (3, "losses=3"), ("abc", "losses='abc'"),
+    ([1.0, None, 2.0], "losses holding None of type NoneType"),
+    (["a"] * 4, "losses holding 'a' of type str"),
+    ([1.0, 2.0, "3"], "losses holding '3' of type str"),
+])
+def test_losses_that_are_no_sequence_of_numbers_are_type_errors_naming_them(losses, received):
+    lrs = np.logspace(-5, 0, 4)
+    match = f"`losses` must be a sequence of numbers. Received: {received}"
+    for call in (lambda: smooth_losses(losses), lambda: running_median(losses, 2),
+                 lambda: suggest_valley(lrs, losses), lambda: suggest_basin(lrs, losses),
+                 lambda: suggest_minimum(lrs, losses), lambda: is_flat(lrs, losses)):
+        with pytest.raises(TypeError, match=match):
+            call()
+
+
+def test_learning_rates_that_are_no_sequence_of_numbers_are_type_errors_naming_them():
+    with pytest.raises(TypeError, match="`lrs` must be a sequence of numbers. Received: lrs=3"):
+        suggest_steep(3, [1.0, 2.0])
+    with pytest.raises(TypeError, match="`lrs` must be .* Received: lrs holding '1e-3' of type"):
+        suggest_descent(["1e-3", "1e-2"], [1.0, 2.0])
+
+
+def test_a_curve_that_is_not_one_dimensional_is_a_value_error():
+    with pytest.raises(ValueError, match=r"`losses` must be 1-D \(one value per step\). "
+                                         r"Received: losses of shape \(2, 2\)"):
+        running_median([[1.0, 2.0], [3.0, 4.0]], 1)
+    with pytest.raises(ValueError, match="`losses` must be 1-D"):
+        smooth_losses(np.ones((3, 1)))
+    np.testing.assert_allclose(smooth_losses(np.float32([1.0, 2.0])), smooth_losses([1, 2]))
+    np.testing.assert_allclose(running_median(np.array([4.0, 1.0], dtype=object), 0), [4, 1])
+
+
 def _drop_then_rise(rise, n=200, drop_at=100):
     """Plateau at 2, a drop to 1 centred on `drop_at`, then a rise of the given steepness."""
     lrs = np.logspace(-7, 1, n)

@@ -49,6 +49,22 @@ def test_frame_and_csv_loaders_name_the_frame_the_column_or_the_file(tmp_path):
     assert (len(trn), len(held_out)) == (3, 1)
 
 
+def test_a_column_that_is_no_str_is_a_type_error_and_a_non_frame_too(tmp_path):
+    pd = pytest.importorskip("pandas")
+    good = pd.DataFrame({"source": ["a b"] * 4, "target": ["b a"] * 4})
+    csv_file = tmp_path / "train.csv"
+    csv_file.write_text("source,target\na b,b a\nc d,d c\ne f,f e\n")
+    for name in ("source_column", "target_column"):
+        match = rf"`{name}` must be a column name \(a str\). Received: {name}=1"
+        with pytest.raises(TypeError, match=match):
+            seq2seq.pairs_from_df(good, **{name: 1}, verbose=0)
+        with pytest.raises(TypeError, match=match):
+            seq2seq.pairs_from_csv(csv_file, **{name: 1}, verbose=0)
+    with pytest.raises(TypeError, match="`train_df` must be a pandas DataFrame. Received: "
+                                        "train_df of type dict"):
+        seq2seq.pairs_from_df({"source": ["a b"], "target": ["b a"]}, verbose=0)
+
+
 def test_lm_loader_names_val_texts():
     from ktlite import generation
 

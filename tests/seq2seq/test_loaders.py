@@ -42,6 +42,17 @@ def test_a_width_that_is_no_int_above_zero_is_refused_on_both_sides(width, error
     assert preproc.tokenize_source(tf.constant(EN[:2]), 3).shape == (2, 3)
 
 
+def test_a_vocab_size_past_two_to_the_twenty_is_refused_before_any_training():
+    # Only just past the bound in the loader: before the check, a size as large as 10**9
+    # reached the tokenizers trainer and aborted the interpreter.
+    match = r"`vocab_size` must be an int in \[6, 1048576\]. Received: vocab_size="
+    with pytest.raises(ValueError, match=match + "1000000000"):
+        PairPreprocessor(vocab_size=10**9)
+    with pytest.raises(ValueError, match=match + "1048577"):
+        seq2seq.pairs_from_array(EN, IT, vocab_size=2**20 + 1, verbose=0)
+    assert PairPreprocessor(vocab_size=2**20).max_vocab_size == 2**20
+
+
 def test_detokenize_restores_the_training_sentences():
     preproc = _fit()
     assert preproc.undo(preproc.target_ids(IT)) == IT

@@ -68,8 +68,17 @@ def test_bad_arguments_name_what_is_wrong(table):
         tabular_from_df(df, "label", val_pct=1.5, verbose=0)
     with pytest.raises(ValueError, match="missing label"):
         tabular_from_df(df.assign(label=df["label"].where(df.index != 3)), "label", verbose=0)
-    with pytest.raises(ValueError, match="DataFrame"):
+    with pytest.raises(TypeError, match="`train_df` must be a pandas DataFrame. Received: "
+                                        "train_df of type dict"):
         tabular_from_df({"x": [1]}, "label", verbose=0)
+    with pytest.raises(TypeError, match="`val_df` must be a pandas DataFrame"):
+        tabular_from_df(df, "label", val_df=[[1.0, "Rome"]], verbose=0)
+    with pytest.raises(TypeError, match=r"`label_columns` must be a column name .*"
+                                        r"label_columns=\['label', 3\]"):
+        tabular_from_df(df, ["label", 3], verbose=0)
+    with pytest.raises(TypeError, match="`numeric_columns` must be a list of column names. "
+                                        "Received: numeric_columns=5"):
+        tabular_from_df(df, "label", numeric_columns=5, verbose=0)
     with pytest.raises(ValueError, match="together"):
         tabular_from_array(np.zeros((4, 2)), [0, 1, 0, 1], x_test=np.zeros((2, 2)))
 
@@ -181,7 +190,7 @@ def test_mixed_rows_keep_numeric_columns_numeric_and_errors_name_the_argument(ta
         tabular_from_array(rows, 5, verbose=0)
     with pytest.raises(ValueError, match=r"`x_test` must have the 2 columns of `x_train`"):
         tabular_from_array(rows, [0, 1] * 20, x_test=np.zeros((3, 3)), y_test=[0, 1, 0])
-    with pytest.raises(ValueError, match=r"`ignore_columns` must be a column name"):
+    with pytest.raises(TypeError, match=r"`ignore_columns` must be a column name"):
         tabular_from_df(table(40), "label", ignore_columns=5, verbose=0)
     df = table(40)
     with pytest.raises(ValueError, match=r"`val_df\['label'\]`"):

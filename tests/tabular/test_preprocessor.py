@@ -208,6 +208,23 @@ def test_arguments_are_checked():
         TabularPreprocessor().to_columns([{"a": 1}])
 
 
+@pytest.mark.parametrize("name", ["numeric_columns", "categorical_columns"])
+def test_column_lists_of_the_wrong_type_are_type_errors(name):
+    with pytest.raises(TypeError, match=rf"`{name}` must be a list of column names. "
+                                        rf"Received: {name}=5"):
+        TabularPreprocessor(**{name: 5})
+    with pytest.raises(TypeError, match=rf"`{name}` must be a list of column names"):
+        TabularPreprocessor(**{name: ["a", 1]})
+
+
+def test_fit_columns_of_the_wrong_type_are_a_type_error_and_none_a_value_error():
+    with pytest.raises(TypeError, match="`x_train` must map at least one feature column to its "
+                                        "values. Received: list"):
+        TabularPreprocessor().fit_columns([[1, 2]])
+    with pytest.raises(ValueError, match="`x_train` must map .* Received: an empty dict"):
+        TabularPreprocessor().fit_columns({})
+
+
 @pytest.mark.parametrize(
     "max_categories, error",
     [("3", TypeError), (True, TypeError), (2.0, TypeError), (None, TypeError),

@@ -220,6 +220,39 @@ def test_texts_from_df_reads_columns_and_names_missing_text_rows():
         texts_from_df(df, "text", "topic", **KW)
 
 
+def test_column_arguments_of_the_wrong_type_are_type_errors(tmp_path):
+    pd = pytest.importorskip("pandas")
+    x, y = _corpus(4)
+    _write_csv(tmp_path / "t.csv", [(i, t, c) for i, (t, c) in enumerate(zip(x, y))])
+    with pytest.raises(TypeError, match=r"`text_column` must be a column name \(a str\). "
+                                        r"Received: text_column=1"):
+        texts_from_csv(tmp_path / "t.csv", text_column=1, **KW)
+    with pytest.raises(TypeError, match=r"`label_columns` must be a column name or a non-empty "
+                                        r"list of column names. Received: label_columns=1"):
+        texts_from_csv(tmp_path / "t.csv", label_columns=1, **KW)
+    df = pd.DataFrame({"text": x, "label": y})
+    with pytest.raises(TypeError, match=r"`text_column` must be a column name .*text_column=0"):
+        texts_from_df(df, text_column=0, **KW)
+    with pytest.raises(TypeError, match=r"`label_columns` must be .*label_columns=\[1\]"):
+        texts_from_df(df, label_columns=[1], **KW)
+    with pytest.raises(TypeError, match="`train_df` must be a pandas DataFrame. Received: "
+                                        "train_df of type dict"):
+        texts_from_df({"text": x, "label": y}, **KW)
+    with pytest.raises(TypeError, match="`val_df` must be a pandas DataFrame"):
+        texts_from_df(df, val_df=[["a cat", "animal"]], **KW)
+    with pytest.raises(ValueError, match=r"`label_columns` must be .*Received: label_columns=\[\]"):
+        texts_from_df(df, label_columns=[], **KW)
+
+
+def test_a_vocab_size_past_two_to_the_twenty_is_refused_before_any_training():
+    x, y = _corpus(4)
+    # Only just past the bound: before the check, a size as large as 10**9 reached the
+    # tokenizers trainer and aborted the interpreter (it tried to reserve 70 GB).
+    with pytest.raises(ValueError, match=r"`vocab_size` must be an int in \[6, 1048576\]. "
+                                         r"Received: vocab_size=1048577"):
+        texts_from_array(x, y, vocab_size=2**20 + 1, verbose=0)
+
+
 def test_texts_from_df_accepts_a_column_of_label_lists():
     pd = pytest.importorskip("pandas")
     x, _ = _corpus(4)

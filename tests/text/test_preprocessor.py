@@ -310,6 +310,44 @@ def test_constructor_rejects_invalid_arguments(kwargs, match):
         TextPreprocessor(**kwargs)
 
 
+@pytest.mark.parametrize("vocab_size", [2**20 + 1, 10**9])
+def test_a_vocab_size_past_two_to_the_twenty_is_refused_before_any_training(vocab_size):
+    # The tokenizers trainer aborts the interpreter (uncatchable) when it cannot reserve
+    # what the size asks for: 70 GB at 10**9.
+    with pytest.raises(ValueError, match=r"`vocab_size` must be an int in \[6, 1048576\]. "
+                                         rf"Received: vocab_size={vocab_size}"):
+        TextPreprocessor(vocab_size=vocab_size)
+    assert TextPreprocessor(vocab_size=np.int64(2**20)).max_vocab_size == 2**20
+
+
+def test_learn_wordpiece_vocab_refuses_a_vocab_size_past_two_to_the_twenty():
+    # Only just past the bound: before the check, a size as large as 10**9 reached the
+    # trainer and aborted the interpreter.
+    with pytest.raises(ValueError, match=r"`vocab_size` must be an int in \[6, 1048576\]. "
+                                         r"Received: vocab_size=1048577"):
+        learn_wordpiece_vocab(["a cat"], vocab_size=2**20 + 1)
+    with pytest.raises(TypeError, match="`vocab_size` must be an int in"):
+        learn_wordpiece_vocab(["a cat"], vocab_size="100")
+
+
+def test_load_refuses_a_config_past_the_largest_vocab_size(preproc, tmp_path):
+    folder = _saved(preproc, tmp_path)
+    config = json.loads((folder / "preprocessor.json").read_text(encoding="utf-8"))
+    config["max_vocab_size"] = 10**9
+    (folder / "preprocessor.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ValueError, match="invalid max_vocab_size"):
+        TextPreprocessor.load(folder)
+
+
+@pytest.mark.parametrize("verbose, error", [("yes", TypeError), (None, TypeError),
+                                            (True, TypeError), (-1, ValueError), (3, ValueError)])
+def test_fit_and_fit_vocab_refuse_a_verbose_that_is_no_level(verbose, error):
+    with pytest.raises(error, match=r"`verbose` must be 0, 1 or 2. Received: verbose="):
+        TextPreprocessor(vocab_size=50).fit(["a b", "b c"], ["x", "y"], verbose=verbose)
+    with pytest.raises(error, match=r"`verbose` must be 0, 1 or 2. Received: verbose="):
+        TextPreprocessor(vocab_size=50).fit_vocab(["a b", "b c"], verbose=verbose)
+
+
 def test_a_size_that_is_no_int_is_a_type_error():
     with pytest.raises(TypeError, match=r"`maxlen` must be an int in \[2, 65536\] or None. "
                                         "Received: maxlen=3.5"):
