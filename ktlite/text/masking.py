@@ -26,8 +26,9 @@ masks is not reproducible from run to run even with a seed; the statistics are.
 
 Validation wants the opposite: the same masks every pass, or the loss of one model moves by
 more than an epoch's progress (4.38 and 4.27 on two passes in a probe), and the best epoch is
-chosen by chance. A `fixed` masker draws a batch's masks from its seed and the batch's
-token ids alone, so the same batches get the same masks every pass.
+chosen by chance. A `fixed` masker draws each text's masks from its seed and the text's own
+token ids alone, so a text gets the same masks every pass, whatever its batch: `validate()`
+and an epoch's `val_` values, at any batch size or bucketing, judge the same masks.
 """
 
 from __future__ import annotations
@@ -164,7 +165,11 @@ class TokenMasker:
         import tensorflow as tf
 
         ids = tf.convert_to_tensor(ids, tf.int32)
-        count, pick, order, roll, replacement = tf.unstack(self._draws(ids))
+        draws = self._draws(ids)
+        # float32 would skew the replacement token (a draw in 2**23 spread over the
+        # vocabulary); the others need no more.
+        count, pick, order, roll = tf.unstack(tf.cast(draws[:4], tf.float32))
+        replacement = draws[4]
         real = (ids != PAD_ID) & (ids != CLS_ID) & (ids != SEP_ID)
         if self.whole_word:
             chosen = self._choose_words(ids, real, count[:, 0], pick)
@@ -178,7 +183,7 @@ class TokenMasker:
         weights = tf.cast(tf.gather(chosen, positions, batch_dims=1), tf.float32)
         targets = tf.gather(ids, positions, batch_dims=1) * tf.cast(weights, tf.int32)
         specials = len(SPECIAL_TOKENS)
-        random_ids = tf.minimum(  # float32 rounding may reach the vocabulary's end
+        random_ids = tf.minimum(  # rounding may reach the vocabulary's end
             specials + tf.cast(replacement * float(self.preproc.vocab_size - specials),
                                tf.int32), self.preproc.vocab_size - 1)
         corrupted = tf.where(chosen & (roll < MASK_SHARE), MASK_ID, ids)
@@ -190,8 +195,8 @@ class TokenMasker:
         return inputs, targets, weights
 
     def _draws(self, ids: Any) -> Any:
-        """Five uniform draws in [0, 1) for every position, `(5, batch, width)`: a row's
-        count, its picks, their order, the corruption roll and the replacement token.
+        """Five uniform float64 draws in [0, 1) for every position, `(5, batch, width)`: a
+        row's count, its picks, their order, the corruption roll and the replacement token.
 
         Fixed, each row's come from `seed` and the row's own ids (padding adds nothing), as
         the first `width` of `maxlen` draws: a text gets the same whatever its batch."""
@@ -200,7 +205,7 @@ class TokenMasker:
         batch, width = tf.shape(ids)[0], tf.shape(ids)[1]
         if not self.fixed:
             return tf.random.stateless_uniform(
-                tf.stack([5, batch, width]), self._generator.make_seeds(1)[:, 0])
+                tf.stack([5, batch, width]), self._generator.make_seeds(1)[:, 0], dtype=tf.float64)
         # A position-weighted sum of the row's ids (wrapping in int64): texts differing
         # anywhere differ; the padding's zeros add nothing.
         weights = tf.range(1, tf.cast(width, tf.int64) + 1) * 2654435761
@@ -209,9 +214,11 @@ class TokenMasker:
         maxlen = self.preproc.maxlen
 
         def row(key: Any) -> Any:
-            return tf.random.stateless_uniform([5, maxlen], tf.stack([self._seed, key]))
+            return tf.random.stateless_uniform([5, maxlen], tf.stack([self._seed, key]),
+                                               dtype=tf.float64)
 
-        draws = tf.map_fn(row, keys, fn_output_signature=tf.float32)  # (batch, 5, maxlen)
+        draws = tf.map_fn(row, keys,  # (batch, 5, maxlen), also for no rows
+                          fn_output_signature=tf.TensorSpec([5, maxlen], tf.float64))
         return tf.transpose(draws[:, :, :width], [1, 0, 2])
 
     def _choose(self, candidates: Any, count: Any, pick: Any) -> Any:

@@ -188,6 +188,10 @@ def test_a_fixed_masker_masks_a_text_alike_whatever_its_batch():
     assert masked(texts[::-1], longest) == alone[::-1]  # another order, less padding
     assert sum(len(chosen) for _, chosen in alone) > 20
     assert len({str(chosen) for _, chosen in alone}) > 30
+    empty = tf.zeros([0, 8], tf.int32)  # no texts, eagerly and traced
+    for mask in (masker.mask, tf.function(masker.mask)):
+        inputs, targets, weights = mask(empty)
+        assert inputs["token_ids"].shape == (0, 8) and weights.shape[0] == 0
 
 
 def test_the_texts_judged_get_the_same_masks_every_pass(pretrained, corpus):
