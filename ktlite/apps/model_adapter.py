@@ -143,11 +143,13 @@ class ModelAdapter:
             An array of shape `(len(items), *input_shape)` in the model's input dtype.
 
         Raises:
+            TypeError: naming the first input that holds a value other than a number
+                (`true`, `null`, a string).
             ValueError: if `items` is not a non-empty list, or naming the first input of the
-                wrong shape, with a non-number, a non-finite number, a number past the range
-                of the model's float dtype (1e39 for float32), or (for an integer model) a
-                value that is not an integer in the dtype's range, or past the rows of the
-                model's first embedding.
+                wrong shape, with a non-finite number, a number past the range of the
+                model's float dtype (1e39 for float32), or (for an integer model) a value
+                that is not an integer in the dtype's range, or past the rows of the model's
+                first embedding.
 
         Example:
             >>> adapter.inputs_from_json([[0.1, 0.2, 0.3, 0.4]]).shape
@@ -163,8 +165,8 @@ class ModelAdapter:
         # Leaf by leaf first: numpy would read true beside numbers as 1 and say nothing.
         for leaf in _leaves(item):
             if isinstance(leaf, (bool, np.bool_)) or not isinstance(leaf, (int, float, np.number)):
-                raise ValueError(f"{where} must hold only numbers. Received a value of type "
-                                 f"{type(leaf).__name__}: {leaf!r:.40}.")
+                raise TypeError(f"{where} must hold only numbers. Received a value of type "
+                                f"{type(leaf).__name__}: {leaf!r:.40}.")
         try:
             array = np.asarray(item)
         except ValueError:  # ragged nesting
@@ -173,9 +175,10 @@ class ModelAdapter:
             shape = "a ragged list" if array is None else f"shape {array.shape}"
             raise ValueError(f"{where} must have shape {self.input_shape}. Received {shape}.")
         if array.dtype == object:  # integers past int64 (every value is a number)
-            raise ValueError(self._range_problem(where))
-        if array.dtype.kind not in "iuf" or array.dtype == np.bool_:
-            raise ValueError(f"{where} must hold only numbers. Received dtype {array.dtype}.")
+            try:
+                array = array.astype(np.float64)
+            except OverflowError:  # past float64 too
+                raise ValueError(self._range_problem(where)) from None
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{where} must hold only finite numbers.")
         if self.dtype.kind in "iu":

@@ -36,7 +36,6 @@ from ktlite.text.vocabulary import (
     CONTINUATION_PREFIX,
     DEFAULT_VOCAB_SIZE,
     MASK_ID,
-    MAX_VOCAB_SIZE,
     PAD_ID,
     SEP_ID,
     SPECIAL_TOKENS,
@@ -741,8 +740,9 @@ def _validate_config(config: Any) -> None:
         "maxlen": config["maxlen"] is None
         or (_is_int(config["maxlen"]) and 2 <= config["maxlen"] <= MAX_MAXLEN),
         "vocab_size": _is_int(config["vocab_size"]) and config["vocab_size"] > len(SPECIAL_TOKENS),
+        # No upper bound here: a folder saved before the bound still loads (a refit checks).
         "max_vocab_size": _is_int(config["max_vocab_size"])
-        and len(SPECIAL_TOKENS) < config["max_vocab_size"] <= MAX_VOCAB_SIZE,
+        and config["max_vocab_size"] > len(SPECIAL_TOKENS),
         "lowercase": isinstance(config["lowercase"], bool),
         "label_mode": config["label_mode"] is None or config["label_mode"] in _labels.LABEL_MODES,
         "class_names": config["class_names"] is None

@@ -21,6 +21,7 @@ import numpy as np
 from ktlite.arguments import check_seed, check_verbose
 from ktlite._console import say, warn
 from ktlite.columns import (
+    check_column_name,
     examples_from_frame,
     label_column_list,
     labels_from_strings,
@@ -597,17 +598,18 @@ def images_from_df(
         `(trn, val, preproc)` as in `images_from_folder`.
 
     Raises:
-        TypeError: if `augment` is neither a bool nor an `Augmentation`, or
-            `random_state` or `verbose` is not an int.
-        ValueError: for a frame that is not DataFrame-like, missing columns, empty paths
-            (the row is named), no readable image, a `verbose` other than 0 or 1, or any
-            label error of `ktlite.labels`.
+        TypeError: if a frame is not DataFrame-like, `path_column` is not a str,
+            `label_columns` not a name or a list of them, `augment` neither a bool nor an
+            `Augmentation`, or `random_state` or `verbose` not an int.
+        ValueError: for missing columns, empty paths (the row is named), no readable
+            image, a `verbose` other than 0 or 1, or any label error of `ktlite.labels`.
 
     Example:
         >>> df = pd.DataFrame({"path": ["a.png", "b.png"], "label": ["cat", "dog"]})
         >>> trn, val, preproc = images_from_df(df, directory="photos", val_pct=0.5)
     """
     columns = label_column_list(label_columns)
+    check_column_name(path_column, "path_column")
     directory = None if directory is None else os.fspath(directory)
     paths, labels = examples_from_frame(train_df, path_column, columns, "train_df", _COLUMNS_HINT)
     val_paths = val_labels = None
@@ -687,8 +689,9 @@ def images_from_csv(
         `(trn, val, preproc)` as in `images_from_folder`.
 
     Raises:
-        TypeError: if `augment` is neither a bool nor an `Augmentation`, or
-            `random_state` or `verbose` is not an int.
+        TypeError: if `path_column` is not a str, `label_columns` not a name or a list of
+            them, `augment` neither a bool nor an `Augmentation`, or `random_state` or
+            `verbose` not an int.
         ValueError: for a missing file or column, an empty path, non-numeric label matrix,
             no readable image, a `verbose` other than 0 or 1, or any label error of
             `ktlite.labels`.
@@ -697,6 +700,7 @@ def images_from_csv(
         >>> trn, val, preproc = images_from_csv("labels.csv", "file", "label")
     """
     columns = label_column_list(label_columns)
+    check_column_name(path_column, "path_column")
     train_filepath = os.fspath(train_filepath)
     paths, labels = _read_csv(train_filepath, path_column, columns, "train_filepath", sep,
                               encoding)

@@ -376,7 +376,8 @@ class ImagePredictor(ClassifierPredictor):
         elif target in classes:
             index = classes.index(target)
         else:
-            raise ValueError(f"`target` must be one of {classes}. Received: target={target!r}")
+            raise ValueError(f"`target` must be a class index or one of the classes {classes}. "
+                             f"Received: target={target!r:.80}")
         return occlusion_map(probabilities, pixels, index, patch=patch, stride=stride)
 
     def preprocess(self, images: Any) -> np.ndarray:

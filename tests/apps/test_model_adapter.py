@@ -57,7 +57,7 @@ def test_a_bare_model_serves_arrays_of_its_input_shape_as_json_lists():
         ([[0.1, 0.2, 0.3, 0.4], [True, 1.0, 2.0, 3.0]],
          "`inputs[1]` must hold only numbers. Received a value of type bool: True"),
         ([[0.1, None, 0.3, 0.4]], "Received a value of type NoneType"),
-        ([[10**30, 0, 0, 0]], "`inputs[0]` must hold numbers within the range of float32"),
+        ([[10**400, 0, 0, 0]], "`inputs[0]` must hold numbers within the range of float32"),
     ],
 )
 def test_wrong_shapes_and_types_get_422_naming_the_input(inputs, fragment):
@@ -65,6 +65,11 @@ def test_wrong_shapes_and_types_get_422_naming_the_input(inputs, fragment):
     response = ask(app, {"inputs": inputs})
     assert response.status_code == 422
     assert fragment in response.json()["detail"]
+
+
+def test_an_integer_past_int64_within_float_range_is_read_as_a_float():
+    app = APIApp(dense_model(), input_shape=(4,))
+    assert ask(app, {"inputs": [[10**30, 0, 0, 0]]}).status_code == 200
 
 
 def test_an_int_model_takes_token_ids_and_refuses_fractions_and_the_texts_alias():

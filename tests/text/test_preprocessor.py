@@ -330,15 +330,6 @@ def test_learn_wordpiece_vocab_refuses_a_vocab_size_past_two_to_the_twenty():
         learn_wordpiece_vocab(["a cat"], vocab_size="100")
 
 
-def test_load_refuses_a_config_past_the_largest_vocab_size(preproc, tmp_path):
-    folder = _saved(preproc, tmp_path)
-    config = json.loads((folder / "preprocessor.json").read_text(encoding="utf-8"))
-    config["max_vocab_size"] = 10**9
-    (folder / "preprocessor.json").write_text(json.dumps(config), encoding="utf-8")
-    with pytest.raises(ValueError, match="invalid max_vocab_size"):
-        TextPreprocessor.load(folder)
-
-
 @pytest.mark.parametrize("verbose, error", [("yes", TypeError), (None, TypeError),
                                             (True, TypeError), (-1, ValueError), (3, ValueError)])
 def test_fit_and_fit_vocab_refuse_a_verbose_that_is_no_level(verbose, error):

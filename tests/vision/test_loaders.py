@@ -493,6 +493,11 @@ def test_df_loader_takes_a_directory_and_a_validation_frame(shape_folder):
     trn, _, _ = images_from_df(df, val_pct=0.25, verbose=0)
     assert len(trn) == 30
     assert set(np.asarray(val.y).tolist()) <= {0, 1}
+    with pytest.raises(TypeError, match=r"`path_column` must be a column name \(a str\). "
+                                        r"Received: path_column=0"):
+        images_from_df(df, path_column=0, verbose=0)
+    with pytest.raises(TypeError, match=r"`train_df` must be a pandas DataFrame"):
+        images_from_df(dict(df), verbose=0)
 
 
 def test_df_loader_names_a_row_without_a_path(shape_folder):
