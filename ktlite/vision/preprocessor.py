@@ -557,7 +557,7 @@ def as_pixel_batch(images: Any, name: str) -> np.ndarray:
     """
     if isinstance(images, (list, tuple)):
         for i, item in enumerate(images):  # before numpy hides a None among images
-            if not isinstance(item, (np.ndarray, list, tuple)):
+            if not isinstance(item, (list, tuple)) and np.ndim(item) == 0:  # None, 3, "a"
                 raise TypeError(f"`{name}[{i}]` must be a pixel array. Received: {name}[{i}] "
                                 f"of type {type(item).__name__}")
     try:

@@ -7,6 +7,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import ktlite
 from conftest import encode_bmp, write_png
@@ -629,6 +630,8 @@ def test_image_dataset_reads_new_arrays_and_files_like_the_loader(shape_arrays, 
         with pytest.raises(TypeError, match=rf"`images\[1\]` must be a pixel array. "
                                             rf"Received: images\[1\] of type {type(odd).__name__}"):
             image_dataset([x_test[0], odd], None, preproc)
+    tensors = image_dataset([tf.constant(x_test[0]), tf.constant(x_test[1])], None, preproc)
+    np.testing.assert_array_equal(tensors.x, image_dataset(x_test[:2], None, preproc).x)
     with pytest.raises(TypeError, match=r"numeric pixels.*Received: images of type NoneType"):
         image_dataset(None, None, preproc)
     (shape_folder / "broken.png").write_bytes(b"not an image")
