@@ -19,6 +19,7 @@ from ktlite.layers import (
     TransformerEncoder,
 )
 from ktlite.layers import _validation
+from ktlite.layers.masked_pooling import POOLING_MODES
 
 __all__ = ["DEFAULT_MAXLEN", "Transformer"]
 
@@ -125,7 +126,7 @@ def Transformer(  # noqa: N802 - a model "class" users look for under this name
     dropout = check_rate(dropout, "dropout")
     head_activation = _validation.activation("head_activation", head_activation)
     activation = _validation.activation("activation", activation)
-    pooling = check_choice(pooling, "pooling", ("mean", "max", "first"))
+    pooling = check_choice(pooling, "pooling", POOLING_MODES)
     position = check_choice(position, "position", ("learned", "sinusoidal"))
     norm_first = check_bool(norm_first, "norm_first")
     layer_norm_epsilon = check_positive_float(layer_norm_epsilon, "layer_norm_epsilon")

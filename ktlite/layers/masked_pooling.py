@@ -10,7 +10,7 @@ from keras import ops
 from ktlite.arguments import check_choice
 from ktlite.layers import _masks
 
-_MODES = ("mean", "max", "first")
+POOLING_MODES = ("mean", "max", "first")  # the poolings `mode` may name
 _FLOAT32_LOWEST = -3.4028234663852886e38
 
 
@@ -47,7 +47,7 @@ class MaskedGlobalPooling(keras.layers.Layer):
 
     def __init__(self, mode: str = "mean", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.mode = check_choice(mode, "mode", _MODES)
+        self.mode = check_choice(mode, "mode", POOLING_MODES)
         self.supports_masking = True
 
     def build(self, inputs_shape: tuple) -> None:

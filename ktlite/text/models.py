@@ -29,6 +29,7 @@ from keras import ops
 from ktlite.arguments import check_choice, check_positive_int, check_rate, check_verbose
 from ktlite._console import say
 from ktlite.classifier import target_scale
+from ktlite.layers.masked_pooling import POOLING_MODES
 from ktlite.optimizers import default_optimizer
 
 MODEL_NAMES = ("transformer", "fasttext", "nbsvm")
@@ -291,7 +292,7 @@ def _build(
     )
     ff_dim = check_positive_int(ff_dim, "ff_dim", allow_none=True)
     dropout = check_rate(dropout, "dropout")
-    pooling = check_choice(pooling, "pooling", ("mean", "max", "first"))
+    pooling = check_choice(pooling, "pooling", POOLING_MODES)
     x, y = _unpack(train_data, preproc)
     mode = preproc.label_mode
     if mode == "regression":
