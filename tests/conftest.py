@@ -26,7 +26,7 @@ def _seed_everything():
 LONGEST_FIRST = (
     "text_setup",
     "translator",
-    "tests/text/test_pretrain_distribute.py",
+    "tests/text/test_masked_lm_distribute.py",
     "02_translation",
     "01_text_classification",
     "tests/test_distribute_mirrored.py",
@@ -36,7 +36,7 @@ LONGEST_FIRST = (
     "tests/vision/test_workflow.py",
     "tests/apps/test_server.py",
     "03_images",
-    "tests/text/test_pretrain.py",
+    "tests/text/test_masked_lm.py",
     "tests/generation/test_generation.py",
     "tests/tabular/test_predictor.py",
     "tests/vision/test_models.py",
