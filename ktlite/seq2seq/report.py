@@ -67,7 +67,8 @@ def translation_reporter(
         max_length: most target tokens; None means `target_maxlen`.
 
     Returns:
-        `reporter(model, data, predict) -> (text, {"bleu", "chrf"})`.
+        `reporter(model, data, predict) -> (text, {"bleu", "chrf"})`; the text says when
+        every reference is shorter than 4 words (BLEU is then 0: read chrF).
 
     Raises:
         TypeError: if `preproc` is not a `PairPreprocessor`, or `beam_width` or
@@ -86,14 +87,21 @@ def translation_reporter(
         translator = TranslationPredictor(model, preproc, batch_size=64)
         hypotheses = translator.predict(list(data.x["source"]), beam_width=beam_width,
                                         max_length=max_length)
-        scores = corpus_scores(hypotheses, list(data.x["target"]))
-        text = (
-            f"BLEU {scores['bleu']:.1f}  chrF {scores['chrf']:.1f}  "
-            f"({len(hypotheses):,} sentences, beam width {beam_width})"
-        )
-        return text, scores
+        references = list(data.x["target"])
+        scores = corpus_scores(hypotheses, references)
+        return _score_text(scores, references, beam_width), scores
 
     return report
+
+
+def _score_text(scores: dict[str, float], references: list[str], beam_width: int) -> str:
+    """The report's line; it says why BLEU reads 0 on references all shorter than 4 words."""
+    text = (f"BLEU {scores['bleu']:.1f}  chrF {scores['chrf']:.1f}  "
+            f"({len(references):,} sentences, beam width {beam_width})")
+    if scores["bleu"] == 0.0 and max((len(r.split()) for r in references), default=0) < 4:
+        text += ("; every reference has fewer than 4 words, and BLEU counts 4-grams: it "
+                 "reads 0 however good the translations, read chrF")
+    return text
 
 
 def top_losses(model: keras.Model, data: Any, n: int = 5) -> list[tuple[int, float]]:

@@ -26,6 +26,18 @@ def test_reporter_scores_decoded_translations(translator):
     assert translation_reporter(preproc)(model, wrong, None)[1]["bleu"] < 100
 
 
+def test_the_report_says_why_bleu_is_zero_on_references_shorter_than_four_words():
+    from ktlite.seq2seq.report import _score_text
+
+    short = ["il gatto", "un cane nero"]
+    scores = corpus_scores(short, short)
+    assert scores == {"bleu": 0.0, "chrf": 100.0}
+    assert "fewer than 4 words" in _score_text(scores, short, 1)
+    long = ["il gatto nero dorme"]
+    assert "fewer than 4" not in _score_text(corpus_scores(long, long), long, 1)
+    assert "fewer than 4" not in _score_text({"bleu": 0.0, "chrf": 3.0}, long, 1)
+
+
 def test_top_losses_put_a_wrong_reference_first(translator, capsys):
     model, preproc = translator
     sources, targets = task_pairs(12, seed=22)
