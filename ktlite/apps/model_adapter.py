@@ -162,11 +162,18 @@ class ModelAdapter:
 
     def _check_item(self, index: int, item: Any) -> np.ndarray:
         where = f"`inputs[{index}]`"
-        # Leaf by leaf first: numpy would read true beside numbers as 1 and say nothing.
-        for leaf in _leaves(item):
-            if isinstance(leaf, (bool, np.bool_)) or not isinstance(leaf, (int, float, np.number)):
+        # Each value's type first: numpy would read true beside numbers as 1 and say nothing.
+        try:
+            values = np.asarray(item, dtype=object).ravel().tolist()
+        except ValueError:  # ragged: the shape check below says so
+            values = []
+        for kind in dict.fromkeys(map(type, values)):  # each type once, in C loops
+            if kind in (list, tuple):  # ragged nesting: the shape check below says so
+                continue
+            if issubclass(kind, (bool, np.bool_)) or not issubclass(kind, (int, float, np.number)):
+                value = next(v for v in values if type(v) is kind)
                 raise TypeError(f"{where} must hold only numbers. Received a value of type "
-                                f"{type(leaf).__name__}: {leaf!r:.40}.")
+                                f"{kind.__name__}: {value!r:.40}.")
         try:
             array = np.asarray(item)
         except ValueError:  # ragged nesting
@@ -243,14 +250,3 @@ class ModelAdapter:
 
 
 __all__ = ["ModelAdapter"]
-
-
-def _leaves(item: Any) -> Any:
-    """The values of a nested list (an array counts as one value per element)."""
-    if isinstance(item, (list, tuple)):
-        for part in item:
-            yield from _leaves(part)
-    elif isinstance(item, np.ndarray):
-        yield from item.ravel().tolist() if item.dtype != object else item.ravel()
-    else:
-        yield item
