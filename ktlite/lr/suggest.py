@@ -130,11 +130,12 @@ def smooth_losses(losses: Sequence[float], beta: float = 0.98) -> np.ndarray:
 
 
 def _finite(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """The curve up to its first non-finite loss (or learning rate): the model diverged there.
+    """The curve up to its first non-finite loss: the model diverged there.
 
     Raises:
         TypeError: If `lrs` or `losses` is not a sequence of numbers.
-        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length, or `lrs`
+            are not positive finite rates in increasing order (a sweep's).
     """
     lrs = _curve(lrs, "lrs")
     losses = _curve(losses, "losses")
@@ -143,7 +144,20 @@ def _finite(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, 
             "`lrs` and `losses` must be 1-D and of equal length. "
             f"Received: len(lrs)={lrs.size}, len(losses)={losses.size}"
         )
-    finite = np.isfinite(losses) & np.isfinite(lrs) & (lrs > 0)
+    bad = np.flatnonzero(~(np.isfinite(lrs) & (lrs > 0)))
+    if bad.size:
+        raise ValueError(
+            "`lrs` must be positive finite learning rates. "
+            f"Received: lrs[{bad[0]}]={float(lrs[bad[0]])!r}"
+        )
+    falling = np.flatnonzero(np.diff(lrs) < 0)
+    if falling.size:
+        i = int(falling[0])
+        raise ValueError(
+            "`lrs` must be in increasing order, as a sweep's rates are. "
+            f"Received: lrs[{i}]={float(lrs[i])!r} followed by lrs[{i + 1}]={float(lrs[i + 1])!r}"
+        )
+    finite = np.isfinite(losses)
     end = int(np.argmin(finite)) if not finite.all() else len(losses)
     return lrs[:end], losses[:end]
 
@@ -200,7 +214,8 @@ def suggest_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:
 
     Raises:
         TypeError: If `lrs` or `losses` is not a sequence of numbers.
-        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length, or `lrs`
+            are not positive finite rates in increasing order.
 
     Example:
         >>> suggest_minimum([1e-3, 1e-2, 1e-1], [2.0, 1.0, 3.0])
@@ -243,7 +258,8 @@ def suggest_steep(lrs: Sequence[float], losses: Sequence[float]) -> float:
 
     Raises:
         TypeError: If `lrs` or `losses` is not a sequence of numbers.
-        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length, or `lrs`
+            are not positive finite rates in increasing order.
 
     Example:
         >>> lrs = np.logspace(-5, 0, 51)
@@ -276,7 +292,8 @@ def suggest_valley(lrs: Sequence[float], losses: Sequence[float]) -> float:
 
     Raises:
         TypeError: If `lrs` or `losses` is not a sequence of numbers.
-        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length, or `lrs`
+            are not positive finite rates in increasing order.
 
     Example:
         >>> lrs = np.logspace(-6, 0, 61)
@@ -347,7 +364,8 @@ def suggest_basin(lrs: Sequence[float], losses: Sequence[float]) -> float:
 
     Raises:
         TypeError: If `lrs` or `losses` is not a sequence of numbers.
-        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length, or `lrs`
+            are not positive finite rates in increasing order.
 
     Example:
         >>> lrs = np.logspace(-5, 0, 51)  # the loss halves at lr 10**-2.5
@@ -386,7 +404,8 @@ def suggest_descent(lrs: Sequence[float], losses: Sequence[float]) -> float:
 
     Raises:
         TypeError: If `lrs` or `losses` is not a sequence of numbers.
-        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length, or `lrs`
+            are not positive finite rates in increasing order.
 
     Example:
         >>> lrs = np.logspace(-5, 0, 51)  # the loss halves in one step at lr 10**-2.5
@@ -445,7 +464,8 @@ def is_flat(lrs: Sequence[float], losses: Sequence[float]) -> bool:
 
     Raises:
         TypeError: If `lrs` or `losses` is not a sequence of numbers.
-        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length.
+        ValueError: If `lrs` and `losses` are not 1-D sequences of equal length, or `lrs`
+            are not positive finite rates in increasing order.
 
     Example:
         >>> lrs = np.logspace(-9, -7, 100)
@@ -493,7 +513,8 @@ def suggest_all(
     Raises:
         TypeError: If `lrs`, `losses` or `smoothed` is not a sequence of numbers (`smoothed`
             is named `losses` by the rules that read it).
-        ValueError: If `lrs`, `losses` and `smoothed` are not 1-D sequences of equal length.
+        ValueError: If `lrs`, `losses` and `smoothed` are not 1-D sequences of equal length,
+            or `lrs` are not positive finite rates in increasing order.
 
     Example:
         >>> lrs, losses = np.logspace(-5, 0, 20), np.linspace(2, 1, 20)

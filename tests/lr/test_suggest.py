@@ -121,6 +121,32 @@ def test_mismatched_lengths_raise():
         suggest_valley([1e-3, 1e-2], [1.0])
 
 
+@pytest.mark.parametrize("rule", [suggest_valley, suggest_steep, suggest_minimum,
+                                  suggest_basin, suggest_descent, is_flat])
+@pytest.mark.parametrize("position, value, received", [
+    (0, -1e-3, "lrs\\[0\\]=-0.001"),
+    (3, float("nan"), "lrs\\[3\\]=nan"),
+    (5, 0.0, "lrs\\[5\\]=0.0"),
+])
+def test_learning_rates_that_are_not_positive_and_finite_are_refused(rule, position, value,
+                                                                     received):
+    lrs, losses = _sigmoid_drop(center=40)
+    lrs = lrs.copy()
+    lrs[position] = value
+    with pytest.raises(ValueError, match=f"`lrs` must be positive finite.*Received: {received}"):
+        rule(lrs, losses)
+
+
+@pytest.mark.parametrize("rule", [suggest_valley, suggest_basin, is_flat])
+def test_learning_rates_out_of_order_are_refused_with_where(rule):
+    lrs, losses = _sigmoid_drop(center=40)
+    shuffled = lrs[::-1]  # a curve read backwards: its suggestion would mean nothing
+    with pytest.raises(ValueError, match="`lrs` must be in increasing order.*Received: lrs\\[0\\]"):
+        rule(shuffled, losses)
+    held = np.repeat(lrs[::2], 2)[:lrs.size]  # a rate held for two steps is still a sweep
+    rule(held, losses)
+
+
 def test_default_suggestion_is_basin():
     assert DEFAULT_SUGGESTION == "basin"
     lrs, losses = _sigmoid_drop()
