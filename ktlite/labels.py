@@ -45,7 +45,13 @@ from typing import Any
 import numpy as np
 
 from ktlite._console import warn
-from ktlite.arguments import check_choice, check_instance, check_positive_int, is_missing
+from ktlite.arguments import (
+    check_choice,
+    check_instance,
+    check_int,
+    check_positive_int,
+    is_missing,
+)
 from ktlite.columns import category_labels, is_category_column, label_text
 
 LABEL_MODES = ("multiclass", "multilabel", "regression")
@@ -595,6 +601,34 @@ def _unknown_labels(name: str, unseen: list[str], names: list[str]) -> ValueErro
         f"({len(unseen)} in all). The classes, from `class_names` when given, else from the "
         f"training labels: {preview_values(names, limit=10)}"
     )
+
+
+def class_position(classes: Sequence[str], target: Any, name: str = "target") -> int:
+    """The position among `classes` of the class `target` names, by name or by index.
+
+    Args:
+        classes: A classifier's class names, in the order of its outputs.
+        target: A class name (str) or an index into `classes` (int).
+        name: The argument's name in error messages.
+
+    Returns:
+        The class's index.
+
+    Raises:
+        TypeError: If `target` is neither a str nor an int.
+        ValueError: If `target` is an index out of range or a name not among `classes`.
+
+    Example:
+        >>> class_position(["cat", "dog"], "dog"), class_position(["cat", "dog"], 0)
+        (1, 0)
+    """
+    classes = list(classes)
+    if not isinstance(target, str):
+        return check_int(target, name, 0, len(classes) - 1)
+    if target not in classes:
+        raise ValueError(f"`{name}` must be a class index or one of the classes {classes}. "
+                         f"Received: {name}={target!r:.80}")
+    return classes.index(target)
 
 
 def _flatten_lists(arr: np.ndarray, name: str) -> list[Any]:

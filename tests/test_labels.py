@@ -10,6 +10,7 @@ import pytest
 from ktlite.labels import (
     LabeledPreprocessor,
     LabelEncoder,
+    class_position,
     decode_predictions,
     encode_labels,
     fit_labels,
@@ -389,3 +390,15 @@ def test_a_category_series_holds_class_names_whatever_its_values():
     np.testing.assert_array_equal(encoder.encode(["2", "1.5"]), [1, 0])
     with pytest.raises(ValueError, match="missing label"):
         LabelEncoder().fit(pd.Series(pd.Categorical([1.5, None, 2.0])))
+
+
+def test_class_position_reads_a_name_or_an_index_and_refuses_others_naming_the_argument():
+    classes = ["cat", "dog", "7"]
+    assert [class_position(classes, t) for t in ("dog", 0, np.int64(2), "7")] == [1, 0, 2, 2]
+    with pytest.raises(ValueError, match=r"`target` must be a class index or one of the "
+                       r"classes \['cat', 'dog', '7'\]. Received: target='bird'"):
+        class_position(classes, "bird")
+    with pytest.raises(ValueError, match="`label`.*Received: label=3"):
+        class_position(classes, 3, name="label")
+    with pytest.raises(TypeError, match="`target`.*Received: target=1.0"):
+        class_position(classes, 1.0)

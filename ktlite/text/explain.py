@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from ktlite.arguments import check_bool, check_int, check_positive_int
+from ktlite.labels import class_position
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 _WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
@@ -316,10 +317,7 @@ def _class_index(predictor: Any, name: str) -> int:
     if classes is None:
         raise TypeError("`target` must be a class index: this predictor has no "
                         f"`get_classes()` to find a name in. Received: target={name!r:.80}")
-    if name not in classes:
-        raise ValueError(f"`target` must be a class index or one of the classes {classes}. "
-                         f"Received: target={name!r:.80}")
-    return classes.index(name)
+    return class_position(classes, name)
 
 
 def _check_target(target: Any, num_outputs: int | None, regression: bool) -> int | None:

@@ -23,9 +23,10 @@ import tensorflow as tf
 
 # Registers the custom layers that saved image models refer to, before any load_model.
 import ktlite.layers  # noqa: F401
-from ktlite.arguments import check_instance, check_int
+from ktlite.arguments import check_instance
 from ktlite.columns import is_series
 from ktlite.classifier import ClassifierPredictor
+from ktlite.labels import class_position
 from ktlite.vision import files
 from ktlite.vision.formats import (
     MAX_PASS_PIXELS,
@@ -357,9 +358,7 @@ class ImagePredictor(ClassifierPredictor):
         from ktlite.vision.explain import occlusion_map
 
         self._require_classifier("`explain`")
-        classes = self.get_classes()
-        if target is not None and not isinstance(target, str):
-            target = classes[check_int(target, "target", 0, len(classes) - 1)]
+        index = None if target is None else class_position(self.get_classes(), target)
         items, single = self._as_batch(image, "image")
         if not single:
             raise ValueError("`explain` takes one image. Received: a batch of images.")
@@ -371,13 +370,8 @@ class ImagePredictor(ClassifierPredictor):
             outputs = tf.cast(self.model(batch, training=training), tf.float32)
             return self._probabilities(outputs)
 
-        if target is None:
+        if index is None:
             index = int(np.argmax(probabilities(pixels[None])[0]))
-        elif target in classes:
-            index = classes.index(target)
-        else:
-            raise ValueError(f"`target` must be a class index or one of the classes {classes}. "
-                             f"Received: target={target!r:.80}")
         return occlusion_map(probabilities, pixels, index, patch=patch, stride=stride)
 
     def preprocess(self, images: Any) -> np.ndarray:
