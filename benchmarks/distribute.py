@@ -12,7 +12,7 @@ In each set-up ktlite (`get_learner(..., strategy=...).fit_onecycle`) and plain 
 rounds each, in the same process(es). The first epoch of every fit is skipped (it traces
 the step); steps/s and samples/s are the median over the remaining epochs. Plain Keras `fit`
 fails under MultiWorkerMirroredStrategy with TF 2.21 / Keras 3.15 (see
-ktlite/distribute/multi_worker_fix.py): the table says so instead of a ratio.
+ktlite/distribute/trainer_fix.py): the table says so instead of a ratio.
 
 All numbers are wall-clock on whatever machine runs this; on a CPU-only machine the
 "devices" share the same cores, so distribution shows its overhead, not a speed-up.

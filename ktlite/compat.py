@@ -3,7 +3,7 @@
 Keras 3 and TensorFlow leave a few things ktlite needs without a public API: the
 optimizer's learning-rate variable, a recursive walk over sublayers, the arguments of the
 last `compile`, the inner structure of a `tf.data` pipeline, and the two trainer methods
-that multi-worker training has to correct. Every such use is a small named hook here, with
+that training over several replicas has to correct. Every such use is a small named hook here, with
 a docstring saying what public API is missing and on which versions it was checked, so a
 new Keras or TensorFlow release has one file to review.
 
@@ -418,11 +418,11 @@ def is_functional(model: Any) -> bool:
 
 # ---------------------------------------------------------------------- Keras' TF trainer
 def tf_trainer_sources() -> tuple[str, str]:
-    """Source code of the two trainer functions whose multi-worker reductions ktlite fixes.
+    """Source code of the two trainer functions whose reductions over replicas ktlite fixes.
 
     Missing public API: ktlite decides whether the installed Keras still reduces in
     `TensorFlowTrainer._maybe_symbolic_build` and `reduce_per_replica` (see
-    `ktlite.distribute.multi_worker_fix`) by reading them in
+    `ktlite.distribute.trainer_fix`) by reading them in
     `keras.src.backend.tensorflow.trainer`. Checked on Keras 3.5 to 3.15 (both faults
     still present in 3.15 and on Keras' main branch).
 
@@ -449,8 +449,8 @@ def replace_symbolic_build(model: keras.Model, function: Callable[..., Any]) -> 
     """Gives one model its own `_maybe_symbolic_build(iterator=None, data_batch=None)`.
 
     Missing public API: the method `fit` calls to build a model from its first batch is
-    private; ktlite replaces it on a single model instance for multi-worker training.
-    Writes `model._maybe_symbolic_build`. Checked on Keras 3.5 to 3.15.
+    private; ktlite replaces it on a single model instance for training over several
+    replicas. Writes `model._maybe_symbolic_build`. Checked on Keras 3.5 to 3.15.
 
     Args:
         model: the model to correct.

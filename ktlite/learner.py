@@ -428,7 +428,10 @@ class Learner:
         Batches with the global `batch_size` (training) or `eval_batch_size`, shuffles only
         for training. With `drop_remainder` every training batch has the full batch size, so
         its shape is static (TPUs compile for fixed shapes). Under a multi-replica strategy,
-        Keras splits each global batch over the replicas when it distributes this dataset.
+        Keras splits each global batch over the replicas when it distributes this dataset:
+        a smaller training batch is filled up to a multiple of the replicas with repeats of
+        its own examples, so that each replica's mean loss counts equally (validation
+        batches are not: their metrics are sums, which an uneven split does not change).
         """
         batch_size = self.batch_size if training else self.eval_batch_size
         static = training and self.drop_remainder
@@ -442,6 +445,7 @@ class Learner:
             batched=self._batched_hint(data),
             bucketing=self._bucketing(data),
             augment=training,
+            batch_multiple=self.strategy.num_replicas_in_sync if training else 1,
         )
         if static and not _static_batches(dataset):
             warn(

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from ktlite import distribute
-from ktlite.distribute import local_cluster, multi_worker_fix
+from ktlite.distribute import local_cluster, trainer_fix
 from ktlite.distribute import strategy as sel
 
 TPU_AND_CLUSTER_VARS = (
@@ -427,33 +427,33 @@ def test_prepare_model_says_what_it_did_when_verbose(capsys):
 # ---------------------------------------------------------------- multi-worker correction
 def test_the_installed_keras_still_needs_the_multi_worker_correction():
     # When this fails, Keras fixed the reductions: the correction switches itself off,
-    # and multi_worker_fix.py's docstring should say from which version.
-    assert multi_worker_fix.needs_fix()
+    # and trainer_fix.py's docstring should say from which version.
+    assert trainer_fix.needs_fix()
 
 
 def test_the_multi_worker_correction_leaves_single_process_models_alone():
     model = small_model()
-    assert not multi_worker_fix.apply(model, tf.distribute.get_strategy())
-    assert not multi_worker_fix.is_applied(model)
+    assert not trainer_fix.apply(model, tf.distribute.get_strategy())
+    assert not trainer_fix.is_applied(model)
     assert "train_step" not in model.__dict__
 
 
 def test_the_correction_gives_step_outputs_a_replica_axis(monkeypatch):
-    monkeypatch.setattr(multi_worker_fix, "is_multi_worker", lambda strategy: True)
+    monkeypatch.setattr(trainer_fix, "is_multi_worker", lambda strategy: True)
     model = small_model()
-    assert multi_worker_fix.apply(model, tf.distribute.get_strategy())
-    assert multi_worker_fix.is_applied(model)
-    assert multi_worker_fix.apply(model, tf.distribute.get_strategy())  # idempotent
+    assert trainer_fix.apply(model, tf.distribute.get_strategy())
+    assert trainer_fix.is_applied(model)
+    assert trainer_fix.apply(model, tf.distribute.get_strategy())  # idempotent
     x, y = toy_data(8)
     outputs = model.train_step((tf.constant(x), tf.constant(y)))
     assert {k: tuple(v.shape) for k, v in outputs.items()} == {"loss": (1,), "accuracy": (1,)}
 
 
 def test_the_correction_switches_itself_off_once_keras_is_fixed(monkeypatch):
-    monkeypatch.setattr(multi_worker_fix, "is_multi_worker", lambda strategy: True)
-    monkeypatch.setattr(multi_worker_fix, "_faults", lambda: (False, False))
+    monkeypatch.setattr(trainer_fix, "is_multi_worker", lambda strategy: True)
+    monkeypatch.setattr(trainer_fix, "_faults", lambda: (False, False))
     model = small_model()
-    assert not multi_worker_fix.apply(model, tf.distribute.get_strategy())
+    assert not trainer_fix.apply(model, tf.distribute.get_strategy())
     assert "train_step" not in model.__dict__
 
 

@@ -144,6 +144,21 @@ def test_token_averaged_losses_take_the_single_device_step_under_mirrored(report
     assert differences["masked_lm"] < 1e-6
 
 
+def test_a_last_batch_that_splits_unevenly_takes_the_single_device_step(report):
+    uneven = part_report(report, "uneven")
+    # 33 examples, batch 32: the last batch of 1 is filled to [a, a], whose mean is a's
+    # loss (it split 1 / 0 and took half the step: weights 0.4 apart).
+    assert uneven["weights_max_diff"] < 1e-6
+    assert uneven["filled_batches"] == [32, 2]
+
+
+def test_a_validation_set_that_splits_unevenly_is_judged_under_mirrored(report):
+    uneven = part_report(report, "uneven")
+    # 15 validation examples: Keras' first-batch build reduced parts of 8 and 7 and failed.
+    assert len(uneven["val_loss"]) == 1 and np.isfinite(uneven["val_loss"][0])
+    assert uneven["confusion_total"] == 15  # no example repeated or lost
+
+
 # ------------------------------------------------------------------ the subprocess
 def _learner_checks(strategy, build, x, y):
     import contextlib
@@ -320,6 +335,30 @@ def _token_loss_checks(strategy, build, x, y):
     return out
 
 
+def _uneven_checks(strategy, build, x, y):
+    """Batches that do not split evenly over the two replicas."""
+    import contextlib
+    import io
+
+    from ktlite import get_learner
+
+    trained = []
+    for given in (None, strategy):
+        learner = get_learner(build(), (x[:33], y[:33]), batch_size=32, strategy=given,
+                              shuffle=False, verbose=0)
+        learner.fit(0.5, 1)
+        trained.append(learner.model.get_weights())
+    dataset, _ = learner._dataset(learner.train_data, training=True)
+    out = {"weights_max_diff": max(float(np.abs(a - b).max()) for a, b in zip(*trained)),
+           "filled_batches": [int(batch[1].shape[0]) for batch in dataset]}
+    judged = get_learner(build(), (x, y), (x[:15], y[:15]), batch_size=32, strategy=strategy,
+                         verbose=0)
+    out["val_loss"] = judged.fit_onecycle(1e-2, 1).history["val_loss"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        out["confusion_total"] = int(np.asarray(judged.validate()).sum())
+    return out
+
+
 def _run_checks(out_path):
     import tensorflow as tf
 
@@ -405,7 +444,8 @@ def _run_checks(out_path):
     for name, checks in (("scoped", _scoped_model_checks),
                          ("kept_accumulation", _kept_accumulation_checks),
                          ("loss_scale", _loss_scale_checks),
-                         ("token_losses", _token_loss_checks)):
+                         ("token_losses", _token_loss_checks),
+                         ("uneven", _uneven_checks)):
         try:
             report[name] = checks(strategy, build, x, y)
             report[f"{name}_error"] = None

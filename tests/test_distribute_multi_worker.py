@@ -6,7 +6,7 @@ The workers run this file as a script: a first step (with `jit_compile=True` ask
 then a `fit_onecycle`, writing what each ended with into a temporary folder (`.npz`
 without pickles, JSON); the tests compare that with one process. Plain Keras `fit` fails
 in this set-up with TF 2.21 / Keras 3.15; these runs go through ktlite's correction
-(ktlite/distribute/multi_worker_fix.py).
+(ktlite/distribute/trainer_fix.py).
 """
 
 import json

@@ -13,8 +13,8 @@ The learner calls these; users normally only pass `strategy=`, `mixed_precision=
   have the full batch size (TPUs; the learner then batches with `drop_remainder`).
 - `ktlite/distribute/accumulation.py`: gradient accumulation that, unlike the Keras
   optimizers' own, also works under tf.distribute strategies.
-- `ktlite/distribute/multi_worker_fix.py` is the single place where ktlite corrects Keras'
-  TensorFlow trainer for multi-worker training, and says why.
+- `ktlite/distribute/trainer_fix.py` is the single place where ktlite corrects Keras'
+  TensorFlow trainer for training over several replicas, and says why.
 - `run_local_workers` starts a multi-worker cluster of processes on 127.0.0.1, for trying
   multi-worker training (and testing it) on one machine.
 

@@ -32,7 +32,7 @@ from ktlite.arguments import (
 )
 from ktlite._console import say, warn
 from ktlite.distribute import accumulation as _accumulation
-from ktlite.distribute import multi_worker_fix
+from ktlite.distribute import trainer_fix
 from ktlite.distribute.strategy import (
     describe,
     get_strategy,
@@ -98,7 +98,7 @@ def prepare_model(
        Keras' loop of several train steps per call fails there on its first call
        (TensorFlow's "You must feed a value for placeholder tensor"). TPUs keep the
        setting.
-    7. Under a multi-worker strategy, `ktlite.distribute.multi_worker_fix` is applied.
+    7. Under a strategy of several replicas, `ktlite.distribute.trainer_fix` is applied.
 
     Nothing is rebuilt when nothing needs to change; the same object comes back.
 
@@ -185,8 +185,8 @@ def prepare_model(
         model.steps_per_execution = 1
         model.train_function = model.test_function = model.predict_function = None
         changes.append("steps_per_execution=1")
-    if multi_worker_fix.apply(model, strategy):
-        changes.append("multi-worker correction applied")
+    if trainer_fix.apply(model, strategy):
+        changes.append("Keras trainer correction applied (ktlite.distribute.trainer_fix)")
     if verbose and changes:
         say("ktlite: model " + ", ".join(changes) + ".")
     return model

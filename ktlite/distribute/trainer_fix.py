@@ -1,15 +1,18 @@
-"""The one place where ktlite corrects Keras' TensorFlow trainer for multi-worker training.
+"""The one place where ktlite corrects Keras' TensorFlow trainer for training over replicas.
 
 Why this exists
 ---------------
-With TensorFlow 2.21 and Keras 3.15, `model.fit` under `MultiWorkerMirroredStrategy` with
-two or more worker processes fails in two reductions of `keras/src/backend/tensorflow/
-trainer.py` (keras-team/keras#20585, tensorflow/tensorflow#72388):
+With TensorFlow 2.21 and Keras 3.15, `model.fit` and `model.evaluate` under a strategy of
+several replicas fail in two reductions of `keras/src/backend/tensorflow/trainer.py`
+(keras-team/keras#20585, tensorflow/tensorflow#72388):
 
 1. `TensorFlowTrainer._maybe_symbolic_build` takes the first distributed batch and calls
    `strategy.reduce("MEAN", batch, axis=None)` on it, eagerly and in cross-replica context,
    only to learn the input shapes. Under a multi-worker strategy this raises
-   "Attempt to convert a value (PerReplica ...) to a Tensor".
+   "Attempt to convert a value (PerReplica ...) to a Tensor"; under `MirroredStrategy` it
+   raises TensorFlow's bare "Inputs to operation AddN ... must have the same size and
+   shape" whenever that first batch does not split evenly over the replicas (a validation
+   set of 15 examples on 2 replicas: parts of 8 and 7).
 2. `reduce_per_replica(..., reduction="auto")`, used on the outputs of every train and test
    step, takes the multi-worker branch `strategy.reduce("MEAN", value, axis=0)`. The step
    outputs are scalar metric results, and reducing a scalar over axis 0 raises
@@ -18,24 +21,28 @@ trainer.py` (keras-team/keras#20585, tensorflow/tensorflow#72388):
 What ktlite does
 ----------------
 `apply(model, strategy)` patches *that model instance only*, and only when the strategy
-really spans several workers and the installed Keras still has the faulty code:
+really has several replicas and the installed Keras still has the faulty code:
 
 1. `model._maybe_symbolic_build` is replaced by a version that builds from the first
-   replica's local slice of the first batch. The batch is only used for its shapes, and
-   every replica sees the same per-replica shape, so no reduction is needed at all.
-2. `model.train_step` and `model.test_step` are wrapped so that every output gains a
-   leading axis of length 1. Keras' own `MEAN over axis 0` across replicas then averages
-   the replicas' values and returns exactly the shape the step produced, for scalars and
-   for vector-valued metrics alike. Gradients, the loss and the optimizer are untouched.
+   replica's local slice of the first batch. The batch is only used for its shapes, so no
+   reduction is needed at all. Any strategy of several replicas (several workers, or
+   several devices of one process).
+2. Several workers only: `model.train_step` and `model.test_step` are wrapped so that every
+   output gains a leading axis of length 1. Keras' own `MEAN over axis 0` across replicas
+   then averages the replicas' values and returns exactly the shape the step produced, for
+   scalars and for vector-valued metrics alike. Gradients, the loss and the optimizer are
+   untouched.
 
 Neither Keras nor TensorFlow is modified globally, other models and other strategies are
-unaffected, and nothing changes for a single process. The guard reads the installed Keras
+unaffected, and nothing changes for a single replica. The guard reads the installed Keras
 trainer's source for each of the two faulty calls, so each half of the correction switches
-itself off once Keras fixes that call; when the source cannot be read it falls back to the Keras
-versions verified here (3.x up to 3.15).
+itself off once Keras fixes that call; when the source cannot be read it falls back to the
+Keras versions verified here (3.x up to 3.15).
 
 With both corrections, every worker reports identical losses and ends with identical
 weights; `tests/test_distribute_multi_worker.py` checks this with two real worker processes.
+(Training batches that split unevenly would also weigh their examples unevenly: the learner
+fills them up to a multiple of the replicas, see `ktlite.data.make_dataset`.)
 """
 
 from __future__ import annotations
@@ -54,19 +61,19 @@ from ktlite.distribute.strategy import is_multi_worker
 # verified. Only consulted when the trainer's source code cannot be inspected.
 _VERIFIED_UP_TO = (3, 15)
 
-_MARK = "_ktlite_multi_worker_fix"
+_MARK = "_ktlite_trainer_fix"
 
 
 def needs_fix() -> bool:
-    """Returns True if the installed Keras has a multi-worker reduction ktlite corrects.
+    """Returns True if the installed Keras has a reduction over replicas ktlite corrects.
 
     Returns:
         True when the TensorFlow trainer still reduces the first distributed batch in
         `_maybe_symbolic_build`, or still reduces multi-worker step outputs over axis 0.
 
     Example:
-        >>> from ktlite.distribute import multi_worker_fix
-        >>> multi_worker_fix.needs_fix()
+        >>> from ktlite.distribute import trainer_fix
+        >>> trainer_fix.needs_fix()
         True
     """
     return any(_faults())
@@ -88,7 +95,8 @@ def _faults() -> tuple[bool, bool]:
 
 
 def apply(model: keras.Model, strategy: tf.distribute.Strategy) -> bool:
-    """Applies the multi-worker correction to one model, when it is needed.
+    """Applies the correction to one model, when its strategy has several replicas and
+    the installed Keras needs it.
 
     Idempotent: applying it twice to the same model changes nothing more.
 
@@ -100,13 +108,16 @@ def apply(model: keras.Model, strategy: tf.distribute.Strategy) -> bool:
         True if the model is (now) corrected, False if no correction was needed.
 
     Example:
-        >>> multi_worker_fix.apply(model, strategy)
+        >>> trainer_fix.apply(model, strategy)
         False
     """
     if getattr(model, _MARK, False):
         return True
     reduces_batch, reduces_axis0 = _faults()
-    if not is_multi_worker(strategy) or not (reduces_batch or reduces_axis0):
+    workers = is_multi_worker(strategy)
+    reduces_axis0 = reduces_axis0 and workers
+    if not (workers or strategy.num_replicas_in_sync > 1) or not (reduces_batch
+                                                                  or reduces_axis0):
         return False
     if reduces_batch:
         compat.replace_symbolic_build(model, _build_from_local_batch)
@@ -127,10 +138,10 @@ def is_applied(model: keras.Model) -> bool:
         model: A Keras model.
 
     Returns:
-        Whether the model carries ktlite's multi-worker correction.
+        Whether the model carries ktlite's correction.
 
     Example:
-        >>> multi_worker_fix.is_applied(model)
+        >>> trainer_fix.is_applied(model)
         False
     """
     return bool(getattr(model, _MARK, False))
