@@ -34,6 +34,7 @@ Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from `-
 from __future__ import annotations
 
 import argparse
+import atexit
 import gzip
 import json
 import os
@@ -251,7 +252,8 @@ def main() -> None:
     )
     parser.add_argument("--train", type=int, default=20000, help="training texts (random subset)")
     parser.add_argument("--val", type=int, default=4000, help="validation texts (random subset)")
-    parser.add_argument("--test", type=int, default=None, help="test texts (default: all 11,908)")
+    parser.add_argument("--test", type=int, default=None,
+                        help="test texts, a stratified sample (default: all 11,908)")
     parser.add_argument("--epochs", type=int, default=3, help="teacher epochs")
     parser.add_argument("--lr", type=float, default=1e-3, help="teacher peak learning rate")
     parser.add_argument("--prune-epochs", type=int, default=2)
@@ -284,9 +286,10 @@ def main() -> None:
     x_train, y_train = subset(*read_split(split_path(args.data, "train")), args.train, args.seed)
     x_val, y_val = subset(*read_split(split_path(args.data, "val")), args.val, args.seed)
     x_test, y_test = read_split(split_path(args.data, "test"))
-    if args.test:
-        x_test, y_test = x_test[: args.test], y_test[: args.test]
+    if args.test:  # a stratified sample: the file is ordered by class
+        x_test, y_test = subset(x_test, y_test, args.test, args.seed, floor=1)
     work = Path(tempfile.mkdtemp(prefix="ktlite_compress_"))
+    atexit.register(shutil.rmtree, work, True)  # a failed step leaves no folder behind
     rows: list[dict] = []
     clock = {}
     t0 = time.perf_counter()

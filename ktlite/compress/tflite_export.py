@@ -26,9 +26,10 @@ What runs where (measured with TF 2.21 and tensorflow-text 2.21 on Linux):
 Quantization (`quantize=`): `None` keeps float32; `"dynamic"` stores weights as int8 and
 quantizes activations on the fly; `"float16"` stores weights as float16; `"int8"` also
 calibrates activation ranges on a representative sample (for a predictor: raw training
-texts) so that most ops run in int8, except the attention core (`INT8_FLOAT_OPS`: the
-scores/softmax/weighted-sum ops stay float32, because the padding mask's large negative
-constant makes their range unusable in int8). Inputs and outputs keep their types
+texts) so that most ops run in int8, except the attention core and divisions (`INT8_FLOAT_OPS`:
+the scores/softmax/weighted-sum ops stay float32, because the padding mask's large negative
+constant makes their range unusable in int8; a division, because TFLite's int8 division
+fails on a divisor stored as 0). Inputs and outputs keep their types
 (strings or int32 ids in, float32 out) in every mode.
 """
 
@@ -71,8 +72,11 @@ TFLITE_QUANTIZE_MODES: tuple[str | None, ...] = (None, "dynamic", "float16", "in
 # through a select with the padding mask's large negative constant, so their calibrated
 # range spans about 1e9 and no int8 scale can resolve the real scores (measured: a tiny
 # Transformer's predictions changed on 25-50% of texts); int8 attention probabilities at
-# 1/256 resolution also hurt. Projections, feed-forward, norms and the head stay int8.
-INT8_FLOAT_OPS: tuple[str, ...] = ("BATCH_MATMUL", "SOFTMAX", "SELECT_V2", "TRANSPOSE")
+# 1/256 resolution also hurt. And divisions: mean pooling divides by the number of real
+# tokens, and TFLite's int8 DIV refuses a divisor whose stored value is 0, which the count
+# of half the calibration's longest text gets (a text of that length failed to predict).
+# Projections, feed-forward, norms and the head stay int8.
+INT8_FLOAT_OPS: tuple[str, ...] = ("BATCH_MATMUL", "SOFTMAX", "SELECT_V2", "TRANSPOSE", "DIV")
 
 
 @dataclass

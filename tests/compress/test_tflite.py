@@ -121,6 +121,27 @@ def test_keras_model_export_with_int8_calibration(token_data, transformer, tmp_p
                                   got[:4])
 
 
+def test_int8_predicts_every_text_length_though_one_count_is_stored_as_zero(
+        transformer, tmp_path):
+    # Calibrated on rows of at most 10 tokens, the mean pooling's token count spans 0-10
+    # in int8, where a count of 5 is stored as 0: TFLite's int8 division refused it
+    # ("div.cc ... data[i] != 0"), so every text of 5 tokens failed to predict.
+    rng = np.random.default_rng(0)
+    calibration = rng.integers(1, 200, size=(64, 12)).astype("int32")
+    for row in calibration:
+        row[rng.integers(1, 11):] = 0
+    calibration[0, :10] = 7
+    export_tflite(transformer, tmp_path / "q", quantize="int8",
+                  representative_data=calibration)
+    ids = np.zeros((12, 12), "int32")
+    for count in range(1, 13):
+        ids[count - 1, :count] = rng.integers(1, 200, size=count)
+    got = load_tflite(tmp_path / "q").predict_proba(ids)
+    expected = keras.ops.convert_to_numpy(transformer(ids, training=False))
+    # Lengths past the calibration's (11 and 12 tokens) predict, from clipped activations.
+    assert np.isfinite(got).all() and np.abs(got - expected)[:10].max() < 0.05
+
+
 def test_a_model_taking_any_length_exports_at_its_position_table_width(token_data, transformer,
                                                                        tmp_path):
     x, _ = token_data
