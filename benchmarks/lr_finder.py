@@ -158,8 +158,11 @@ def _wordnet(args, n_train, n_val):
     texts, labels = read_split(split_path(args.data, "train"))
     pick = np.random.default_rng(args.seed).permutation(len(texts))[:n_train]
     val_texts, val_labels = read_split(split_path(args.data, "val"))
+    # A random sample: the file is ordered by class (its first 4,000 texts are 8 noun
+    # classes of the 45, which runs 7-9 validated on).
+    held = np.random.default_rng(args.seed + 1).permutation(len(val_texts))[:n_val]
     return ([texts[i] for i in pick], [labels[i] for i in pick],
-            val_texts[:n_val], val_labels[:n_val])
+            [val_texts[i] for i in held], [val_labels[i] for i in held])
 
 
 def task_wordnet_gru(args, n_train=10000, n_val=4000, maxlen=32, vocab=20000):
