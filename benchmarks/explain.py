@@ -1,7 +1,7 @@
 """Time one explanation (`ktlite.text.explain.explain`, occlusion) for the default model.
 
 Uses the same default text model as benchmarks/serve.py (``text.text_classifier(
-"transformer", ...)`` with defaults, trained briefly on WordNet lexnames from ../shared/data),
+"transformer", ...)`` with defaults, trained briefly on WordNet lexnames from `--data`),
 or a saved predictor given with ``--predictor``. Explains WordNet test glosses one at a time
 and reports the median and p90 wall time of one explanation, the words per text, and the
 time of one plain prediction for scale. Target: under 200 ms on 2 cores (ktrain's LIME takes
@@ -10,8 +10,8 @@ seconds per text).
 Run from the repository root:
     .venv/bin/python benchmarks/explain.py --predictor /tmp/p   # reuse (or create) /tmp/p
 
-Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
-../shared/data (beside the repository). To rebuild it from a clone of ktlite:
+Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from the folder
+`--data` (default ../shared/data, beside the repository). To rebuild it from a clone of ktlite:
     sudo apt-get install wordnet-base
     python benchmarks/make_wordnet_lexnames.py --out ../shared/data
 """
@@ -29,7 +29,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve import default_predictor, machine, read_wordnet  # noqa: E402
+from serve import DATA, default_predictor, machine, read_wordnet  # noqa: E402
 
 
 def main() -> None:
@@ -38,14 +38,17 @@ def main() -> None:
         "--predictor", default=None, help="saved predictor folder (reused or created)"
     )
     parser.add_argument("--n-train", type=int, default=8000)
+    parser.add_argument("--data", default=DATA,
+                        help="folder of wordnet_lexnames_*.csv.gz (default ../shared/data)")
     parser.add_argument("--texts", type=int, default=50, help="texts explained (timed one by one)")
     args = parser.parse_args()
 
     import ktlite
     from ktlite.text.explain import explain
 
-    predictor = ktlite.load_predictor(default_predictor(args.predictor, n_train=args.n_train))
-    texts, _ = read_wordnet("test", args.texts)
+    predictor = ktlite.load_predictor(
+        default_predictor(args.predictor, n_train=args.n_train, data=args.data))
+    texts, _ = read_wordnet("test", args.texts, data=args.data)
     explain(predictor, texts[0])  # trace the forward pass once
     predictor.predict([texts[0]])
 

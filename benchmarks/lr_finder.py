@@ -187,7 +187,7 @@ def task_wordnet_gru(args, n_train=10000, n_val=4000, maxlen=32, vocab=20000):
         ]),
         "optimizer": "adam",
         "batch_size": 64,
-        "about": f"WordNet {n_train} train / {len(y_val)} val texts, bidirectional GRU(32), "
+        "about": f"WordNet {len(y)} train / {len(y_val)} val texts, bidirectional GRU(32), "
                  "adam, batch 64",
     }
 
@@ -222,7 +222,7 @@ def _wordnet_text(name, n_train, n_val, batch_size):
             texts, labels, val_texts, val_labels, verbose=0
         )
         return (trn, val, lambda: text.text_classifier(name, trn, preproc=preproc, verbose=0),
-                batch_size, f"WordNet {n_train} train / {len(val_texts)} val texts")
+                batch_size, f"WordNet {len(texts)} train / {len(val_texts)} val texts")
     return _learner_task(f"ktlite text_classifier({name!r}) defaults", build)
 
 
@@ -555,8 +555,9 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="small tasks only (unless --tasks), one fold")
     parser.add_argument("--folds", type=int, default=None, help="CV folds (default 3; quick 1)")
-    parser.add_argument("--budgets", type=int, nargs="+", default=[3, 10],
-                        help="epochs of the short and long fits")
+    parser.add_argument("--budgets", type=int, nargs="+", default=None,
+                        help="epochs of the short and long fits (default 3 10; with --report "
+                             "every budget the saved runs hold)")
     parser.add_argument("--sweeps", type=int, default=SWEEPS,
                         help="finder sweeps per task for the stability figures")
     parser.add_argument("--seed", type=int, default=0)
@@ -573,8 +574,14 @@ def main():
                              "(same --quick/--folds as they ran with), then report")
     args = parser.parse_args()
     if args.report:
-        report(_load(args.report), args.budgets)
+        saved = _load(args.report)
+        held = sorted({epochs for _, folds in saved.values() for fold in folds
+                       for epochs in fold["budgets"]})
+        if args.budgets is not None and not set(args.budgets) & set(held):
+            raise SystemExit(f"--budgets {args.budgets}: the saved runs hold {held}")
+        report(saved, args.budgets or held)
         return
+    args.budgets = args.budgets or [3, 10]
     if args.folds is None:
         args.folds = 1 if args.quick else 3
     if args.confirm_only:

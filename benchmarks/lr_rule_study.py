@@ -36,8 +36,8 @@ the variant's budget-scaled rate for every saved budget, and prints the fitted s
 the interpolated one (the scikit-learn and table tasks repeat exactly on a machine; the
 text and image tasks move by up to a point between runs at one rate):
 
-    python benchmarks/lr_rule_study.py FOLDERS... --fit "entry frac 10, level 0.05, \
-        backoff 10^0.25" --tasks digits_mlp_adam wine_mlp_sgd
+    python benchmarks/lr_rule_study.py FOLDERS... \
+        --fit "entry frac 10, level 0.05, backoff 10^0.25" --tasks digits_mlp_adam wine_mlp_sgd
 """
 
 from __future__ import annotations

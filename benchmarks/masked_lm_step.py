@@ -75,7 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=300,
-                        help="steps per variant; the first 50 (tracing) are not timed")
+                        help="steps per variant; the first min(50, steps // 2) (tracing) "
+                             "are not timed")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     if args.steps < 2 or args.batch_size < 1:

@@ -131,8 +131,8 @@ def main() -> None:
     lines = [
         f"model: text_classifier('transformer') defaults, {model.count_params():,} params, "
         f"maxlen {preproc.maxlen}, vocab {preproc.vocab_size}, {len(preproc.class_names)} classes",
-        f"1,000 texts, batch_size {bs} (median of {args.repeats}): tokenize + bare forward "
-        f"{bare_1000 * 1000:.0f} ms, predictor.predict {pred_1000 * 1000:.0f} ms, "
+        f"{len(texts):,} texts, batch_size {bs} (median of {args.repeats}): tokenize + bare "
+        f"forward {bare_1000 * 1000:.0f} ms, predictor.predict {pred_1000 * 1000:.0f} ms, "
         f"ratio {ratio:.2f}x (target <= 1.2x)",
         "single text, median (min) of {} interleaved calls: {}".format(
             args.single_calls,

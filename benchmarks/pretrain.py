@@ -234,7 +234,8 @@ def main() -> None:
         keep = stratified(y_train, 2000, args.seed)
         x_train, y_train = [x_train[i] for i in keep], [y_train[i] for i in keep]
         # The test file is ordered by part of speech: sample it, never take its head.
-        pick = np.random.default_rng(args.seed).choice(len(x_test), 500, replace=False)
+        pick = np.random.default_rng(args.seed).choice(len(x_test), min(500, len(x_test)),
+                                                       replace=False)
         x_test, y_test = [x_test[i] for i in pick], [y_test[i] for i in pick]
         budgets, all_epochs, few_epochs = [0.5], 1, 1
         args.few, args.lr = min(args.few, 300), args.lr or 2e-3

@@ -1,7 +1,7 @@
 """Load test of ``ktlite serve``: dynamic batching on vs off, same model, same run.
 
 Trains the default text model (``text.text_classifier("transformer", ...)`` with its
-defaults) briefly on a WordNet lexnames subset read from ../shared/data (or reuses a saved
+defaults) briefly on a WordNet lexnames subset read from `--data` (or reuses a saved
 predictor given with ``--predictor``), starts ``ktlite serve`` twice in separate processes on
 free loopback ports, ``--max-batch-size 32`` (batching on) and ``--max-batch-size 1`` (off),
 checks the served labels against ``predictor.predict``, then sends each server 2,000
@@ -15,8 +15,9 @@ Run from the repository root:
     .venv/bin/python benchmarks/serve.py                       # train, then measure
     .venv/bin/python benchmarks/serve.py --predictor /tmp/p    # reuse (or create) /tmp/p
 
-Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from
-../shared/data (beside the repository) when it trains its model. To rebuild it from a
+Data: WordNet lexnames (`wordnet_lexnames_{train,val,test}.csv.gz`) read from the folder
+`--data` (default ../shared/data, beside the repository): the test texts it sends, and the
+training texts when it trains its model. To rebuild it from a
 clone of ktlite:
     sudo apt-get install wordnet-base
     python benchmarks/make_wordnet_lexnames.py --out ../shared/data
@@ -43,27 +44,27 @@ from make_wordnet_lexnames import read_split, split_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# ../shared/data beside the repository; `--data` names another folder.
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
 
 
 def read_wordnet(
-    split: str, limit: int | None = None, seed: int = 0
+    split: str, limit: int | None = None, seed: int = 0, data: str | Path = DATA
 ) -> tuple[list[str], list[str]]:
-    """Reads (texts, labels) of one WordNet lexnames split from ../shared/data.
+    """Reads (texts, labels) of one WordNet lexnames split from the folder `data`.
 
     The files are sorted by synset, so `limit` takes a seeded random subset (all classes),
     not the first rows.
     """
-    texts, labels = read_split(split_path(DATA, split))
+    texts, labels = read_split(split_path(data, split))
     if limit is not None and limit < len(texts):
         keep = np.random.default_rng(seed).permutation(len(texts))[:limit]
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
     return texts, labels
 
 
-def default_predictor(folder: str | None, n_train: int = 8000, epochs: int = 1) -> str:
+def default_predictor(folder: str | None, n_train: int = 8000, epochs: int = 1,
+                      data: str | Path = DATA) -> str:
     """Returns the folder of a saved default text model, training one if needed."""
     if folder and (Path(folder) / "ktlite.json").is_file():
         return folder
@@ -72,7 +73,7 @@ def default_predictor(folder: str | None, n_train: int = 8000, epochs: int = 1) 
     from ktlite.data import make_dataset
 
     start = time.perf_counter()
-    x, y = read_wordnet("train", n_train)
+    x, y = read_wordnet("train", n_train, data=data)
     trn, val, preproc = text.texts_from_array(x, y, verbose=0)
     model = text.text_classifier("transformer", trn, preproc=preproc, verbose=0)
     dataset, _ = make_dataset(trn, batch_size=64, shuffle=True, seed=0)
@@ -297,6 +298,8 @@ def main() -> None:
         "--predictor", default=None, help="saved predictor folder (reused or created)"
     )
     parser.add_argument("--n-train", type=int, default=8000)
+    parser.add_argument("--data", default=DATA,
+                        help="folder of wordnet_lexnames_*.csv.gz (default ../shared/data)")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
@@ -306,8 +309,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    folder = default_predictor(args.predictor, n_train=args.n_train)
-    texts, _ = read_wordnet("test", 2000)
+    folder = default_predictor(args.predictor, n_train=args.n_train, data=args.data)
+    texts, _ = read_wordnet("test", 2000, data=args.data)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ktlite_bench_logs_") as logs:
         by_name = measure(folder, {"on": 32, "off": 1}, texts, args, Path(logs))

@@ -25,17 +25,12 @@ import platform
 import statistics
 import time
 
-from make_wordnet_lexnames import read_split
+from make_wordnet_lexnames import read_split, split_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_DATA = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)),
-    "..",
-    "..",
-    "shared",
-    "data",
-    "wordnet_lexnames_train.csv.gz",
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"
 )
 
 
@@ -77,7 +72,8 @@ def build_models(vocab_size: int, maxlen: int, num_classes: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--data", default=DEFAULT_DATA,
+                        help="folder of wordnet_lexnames_train.csv.gz (default ../shared/data)")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -89,7 +85,7 @@ def main() -> None:
     from ktlite.data import TaskDataset, make_dataset
     from ktlite.text import texts_from_array
 
-    texts, labels = read_split(args.data)
+    texts, labels = read_split(split_path(args.data, "train"))
     n = len(texts)
     trn, _, preproc = texts_from_array(texts, labels, val_pct=0.01, verbose=0)
     lines = [

@@ -25,17 +25,12 @@ import time
 
 import numpy as np
 
-from make_wordnet_lexnames import read_split
+from make_wordnet_lexnames import read_split, split_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_DATA = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)),
-    "..",
-    "..",
-    "shared",
-    "data",
-    "wordnet_lexnames_train.csv.gz",
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"
 )
 
 
@@ -76,7 +71,8 @@ def time_tf_text(texts: list[str], vocab_size: int) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--data", default=DEFAULT_DATA,
+                        help="folder of wordnet_lexnames_train.csv.gz (default ../shared/data)")
     parser.add_argument("--vocab-size", type=int, default=16000)
     parser.add_argument(
         "--subsets",
@@ -88,7 +84,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    texts, _ = read_split(args.data)
+    texts, _ = read_split(split_path(args.data, "train"))
     times, info = time_ktlite(texts, args.vocab_size, args.repeats)
     median = statistics.median(times)
     sizes = sorted(args.subsets)
