@@ -521,7 +521,6 @@ def _gather_pipeline(
     self_supervised: bool = False,
     sequence_labels: bool = False,
     augment: Callable[[Any], Any] | None = None,
-    batch_multiple: int = 1,
 ) -> tf.data.Dataset:
     # Shuffling and batching indices, then gathering whole batches, is the same as
     # from_tensor_slices -> shuffle -> batch but avoids per-element work.
@@ -535,7 +534,6 @@ def _gather_pipeline(
         if shuffle:
             indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         indices = indices.batch(batch_size, drop_remainder=drop_remainder)
-    indices = _filled_to_multiple(indices, batch_multiple)
     # A batch's width: its longest example, rounded up (per sequence column).
     widths = None if lengths is None else tf.constant(lengths, tf.int32)
 
@@ -564,22 +562,6 @@ def _gather_pipeline(
     return indices.map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _filled_to_multiple(batches: tf.data.Dataset, multiple: int) -> tf.data.Dataset:
-    """`batches` with each batch's examples repeated in turn up to a multiple of `multiple`
-    (see `make_dataset`'s `batch_multiple`); the number of batches is unchanged."""
-    if multiple == 1:
-        return batches
-
-    def fill(*parts: Any) -> Any:
-        batch = parts if len(parts) > 1 else parts[0]
-        size = tf.shape(tf.nest.flatten(batch)[0], out_type=tf.int64)[0]
-        positions = tf.range(-(-size // multiple) * multiple) % size
-        return tf.nest.map_structure(lambda part: tf.gather(part, positions), batch)
-
-    return batches.map(tf.autograph.experimental.do_not_convert(fill),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
 def _saved_state(preproc: Any) -> dict[str, bytes]:
     """The files `preproc.save` writes, by name (its whole fitted state)."""
     with tempfile.TemporaryDirectory(prefix="ktlite-state-") as folder:
@@ -599,7 +581,6 @@ def make_dataset(
     batched: bool | None = None,
     bucketing: bool = True,
     augment: bool = False,
-    batch_multiple: int = 1,
 ) -> tuple[tf.data.Dataset, int | None]:
     """Builds a batched, prefetched `tf.data.Dataset` from any supported data.
 
@@ -629,13 +610,6 @@ def make_dataset(
             to the transform's fixed width. Default `True`; other data is unaffected.
         augment: apply a `TaskDataset`'s `augment` to its batches: `True` for training
             batches only. Default `False`; other data is unaffected.
-        batch_multiple: make every batch ktlite forms hold a multiple of this many
-            examples: a smaller batch (the last, or a length group's last) is filled up by
-            repeating its own examples, as PyTorch's `DistributedSampler` pads. Keras splits
-            a global batch over a strategy's replicas and scales each replica's mean loss by
-            one over their number, so a batch that does not split evenly would weigh its
-            examples unevenly (and Keras' first-batch build fails on it). Default 1 (no
-            filling); batches a dataset brings are unaffected.
 
     Returns:
         `(dataset, n_samples)`: the dataset yields `(inputs, y)` batches (or `inputs` alone
@@ -643,11 +617,11 @@ def make_dataset(
         the number of samples per pass, or `None` when it cannot be known without iterating.
 
     Raises:
-        TypeError: if `data` is of an unsupported type, `batch_size`, `batch_multiple` or
-            `seed` (when not None) is not an int, or `shuffle`, `drop_remainder`,
-            `repeat`, `batched` (when not None), `bucketing` or `augment` is not a bool.
-        ValueError: if `data` is empty, its parts differ in length, `batch_size` or
-            `batch_multiple` < 1, or `seed` < 0.
+        TypeError: if `data` is of an unsupported type, `batch_size` is not an int, `seed`
+            is neither None nor an int, or `shuffle`, `drop_remainder`, `repeat`,
+            `batched` (when not None), `bucketing` or `augment` is not a bool.
+        ValueError: if `data` is empty, its parts differ in length, `batch_size` < 1 or
+            `seed` < 0.
 
     Example:
         >>> ds, n = make_dataset((np.zeros((10, 3)), np.zeros(10)), batch_size=4)
@@ -663,7 +637,6 @@ def make_dataset(
         batched = check_bool(batched, "batched")
     bucketing = check_bool(bucketing, "bucketing")
     augment = check_bool(augment, "augment")
-    batch_multiple = check_positive_int(batch_multiple, "batch_multiple")
 
     if isinstance(data, tf.data.Dataset):
         if is_batched(data) if batched is None else batched:
@@ -677,7 +650,6 @@ def make_dataset(
             if shuffle:
                 dataset = dataset.shuffle(10 * batch_size, seed=seed)
             dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-            dataset = _filled_to_multiple(dataset, batch_multiple)
     elif _is_pydataset(data):
         dataset, n = _pydataset_to_tf(data), None
     else:
@@ -711,7 +683,7 @@ def make_dataset(
             )
         dataset = _gather_pipeline(
             x, y, n, batch_size, shuffle, seed, drop_remainder, transform, lengths,
-            self_supervised, sequence_labels, augment_fn, batch_multiple,
+            self_supervised, sequence_labels, augment_fn,
         )
     if repeat:
         dataset = dataset.repeat()

@@ -331,7 +331,7 @@ class Learner:
                 f"this build. Received: {given}"
             ) from None
         distribute.check_batch_size(self.batch_size, strategy)
-        # Keras's validation in `fit` cannot sum replicas' metrics over an uneven split.
+        # Every validation batch but the last then splits evenly over the replicas.
         distribute.check_batch_size(self.eval_batch_size, strategy, "eval_batch_size")
         model = distribute.prepare_model(model, **settings, verbose=self.verbose)
         return model, distribute.get_strategy(strategy)
@@ -428,10 +428,10 @@ class Learner:
         Batches with the global `batch_size` (training) or `eval_batch_size`, shuffles only
         for training. With `drop_remainder` every training batch has the full batch size, so
         its shape is static (TPUs compile for fixed shapes). Under a multi-replica strategy,
-        Keras splits each global batch over the replicas when it distributes this dataset:
-        a smaller training batch is filled up to a multiple of the replicas with repeats of
-        its own examples, so that each replica's mean loss counts equally (validation
-        batches are not: their metrics are sums, which an uneven split does not change).
+        Keras splits each global batch over the replicas when it distributes this dataset,
+        and weighs each replica's mean loss alike: the examples of a last, smaller batch
+        that does not split evenly weigh unevenly in its step (ktlite's token losses, summed
+        over the replicas, do not; `drop_remainder=True` leaves such batches out).
         """
         batch_size = self.batch_size if training else self.eval_batch_size
         static = training and self.drop_remainder
@@ -445,7 +445,6 @@ class Learner:
             batched=self._batched_hint(data),
             bucketing=self._bucketing(data),
             augment=training,
-            batch_multiple=self.strategy.num_replicas_in_sync if training else 1,
         )
         if static and not _static_batches(dataset):
             warn(

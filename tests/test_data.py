@@ -341,38 +341,6 @@ def test_bucketed_batches_are_padded_to_their_width_and_mix_only_one_width():
     assert sorted(int(v) for _, y in batches for v in y // 10) == sorted(lengths.tolist())
 
 
-def test_a_batch_multiple_fills_smaller_batches_with_their_own_examples():
-    x = np.arange(7, dtype="float32")
-    ds, n = make_dataset((x, x * 10), batch_size=4, batch_multiple=2)
-    assert n == 7 and int(ds.cardinality()) == 2
-    (x1, y1), (x2, y2) = _batches(ds)
-    np.testing.assert_array_equal(x1, [0, 1, 2, 3])
-    np.testing.assert_array_equal(x2, [4, 5, 6, 4])  # the first repeated, pairs kept
-    np.testing.assert_array_equal(y2, x2 * 10)
-    single, _ = make_dataset((x[:1], x[:1]), batch_size=4, batch_multiple=4)
-    np.testing.assert_array_equal(_batches(single)[0][0], [0, 0, 0, 0])
-    unbatched, _ = make_dataset(tf.data.Dataset.from_tensor_slices((x[:5], x[:5])),
-                                batch_size=4, batch_multiple=2)
-    assert [len(b[0]) for b in _batches(unbatched)] == [4, 2]
-
-
-def test_bucketed_batches_with_a_batch_multiple_are_even_and_see_every_example():
-    data, lengths, _ = _ragged_task()
-    ds, _ = make_dataset(data, batch_size=16, shuffle=True, seed=0, batch_multiple=2)
-    batches = _batches(ds)
-    assert len(batches) == int(ds.cardinality())
-    assert any(len(y) < 16 for _, y in batches)  # the groups' last batches, filled
-    assert all(len(y) % 2 == 0 for _, y in batches)
-    seen = [int(v) for _, y in batches for v in y // 10]
-    assert set(seen) == set(lengths.tolist()) and len(seen) - len(lengths) < len(batches)
-
-
-@pytest.mark.parametrize("bad, error", [(0, ValueError), ("2", TypeError), (1.0, TypeError)])
-def test_a_batch_multiple_that_is_no_positive_int_is_refused(bad, error):
-    with pytest.raises(error, match="`batch_multiple`.*Received: batch_multiple="):
-        make_dataset((np.zeros(3),), batch_size=2, batch_multiple=bad)
-
-
 def test_unshuffled_bucketed_batches_keep_the_order_and_pad_to_the_batch():
     data, lengths, _ = _ragged_task()
     ds, _ = make_dataset(data, batch_size=16)

@@ -9,6 +9,7 @@ and two-worker runs are in test_distribute_mirrored.py / test_distribute_multi_w
 import json
 import re
 import sys
+import types
 
 import keras
 import numpy as np
@@ -424,17 +425,31 @@ def test_prepare_model_says_what_it_did_when_verbose(capsys):
     assert "rebuilt under OneDeviceStrategy x1" in out
 
 
-# ---------------------------------------------------------------- multi-worker correction
-def test_the_installed_keras_still_needs_the_multi_worker_correction():
+# ---------------------------------------------------------------- the trainer correction
+def test_the_installed_keras_still_needs_the_trainer_correction():
     # When this fails, Keras fixed the reductions: the correction switches itself off,
     # and trainer_fix.py's docstring should say from which version.
     assert trainer_fix.needs_fix()
 
 
-def test_the_multi_worker_correction_leaves_single_process_models_alone():
+def test_the_trainer_correction_leaves_single_replica_models_alone():
     model = small_model()
     assert not trainer_fix.apply(model, tf.distribute.get_strategy())
     assert not trainer_fix.is_applied(model)
+    assert "train_step" not in model.__dict__
+
+
+@pytest.mark.parametrize("static_shapes", [False, True])
+def test_several_devices_of_one_process_get_the_build_correction_alone(monkeypatch,
+                                                                       static_shapes):
+    # Mirrored GPUs: Keras' first-batch build fails on a batch that splits unevenly; TPUs
+    # (static shapes, every batch full) are left as Keras made them.
+    monkeypatch.setattr(trainer_fix, "is_multi_worker", lambda strategy: False)
+    monkeypatch.setattr(trainer_fix, "needs_static_shapes", lambda strategy: static_shapes)
+    devices = types.SimpleNamespace(num_replicas_in_sync=2)
+    model = small_model()
+    assert trainer_fix.apply(model, devices) is not static_shapes
+    assert ("_maybe_symbolic_build" in model.__dict__) is not static_shapes
     assert "train_step" not in model.__dict__
 
 

@@ -144,12 +144,11 @@ def test_token_averaged_losses_take_the_single_device_step_under_mirrored(report
     assert differences["masked_lm"] < 1e-6
 
 
-def test_a_last_batch_that_splits_unevenly_takes_the_single_device_step(report):
+def test_a_first_batch_that_splits_unevenly_trains_under_mirrored(report):
     uneven = part_report(report, "uneven")
-    # 33 examples, batch 32: the last batch of 1 is filled to [a, a], whose mean is a's
-    # loss (it split 1 / 0 and took half the step: weights 0.4 apart).
-    assert uneven["weights_max_diff"] < 1e-6
-    assert uneven["filled_batches"] == [32, 2]
+    # 15 examples, batch 32: Keras' first-batch build reduced parts of 8 and 7 and failed
+    # with TensorFlow's bare AddN error (every bucketed text task, usually).
+    assert np.isfinite(uneven["losses"]).all() and uneven["weights_moved"] > 1e-3
 
 
 def test_a_validation_set_that_splits_unevenly_is_judged_under_mirrored(report):
@@ -342,15 +341,12 @@ def _uneven_checks(strategy, build, x, y):
 
     from ktlite import get_learner
 
-    trained = []
-    for given in (None, strategy):
-        learner = get_learner(build(), (x[:33], y[:33]), batch_size=32, strategy=given,
-                              shuffle=False, verbose=0)
-        learner.fit(0.5, 1)
-        trained.append(learner.model.get_weights())
-    dataset, _ = learner._dataset(learner.train_data, training=True)
-    out = {"weights_max_diff": max(float(np.abs(a - b).max()) for a, b in zip(*trained)),
-           "filled_batches": [int(batch[1].shape[0]) for batch in dataset]}
+    learner = get_learner(build(), (x[:15], y[:15]), batch_size=32, strategy=strategy,
+                          shuffle=False, verbose=0)
+    before = learner.model.get_weights()
+    out = {"losses": learner.fit(0.5, 2).history["loss"],
+           "weights_moved": max(float(np.abs(a - b).max())
+                                for a, b in zip(before, learner.model.get_weights()))}
     judged = get_learner(build(), (x, y), (x[:15], y[:15]), batch_size=32, strategy=strategy,
                          verbose=0)
     out["val_loss"] = judged.fit_onecycle(1e-2, 1).history["val_loss"]

@@ -68,9 +68,9 @@ __all__ = [
 ]
 
 TFLITE_QUANTIZE_MODES: tuple[str | None, ...] = (None, "dynamic", "float16", "int8")
-# Op types kept in float32 by quantize="int8": the attention core. The attention scores go
-# through a select with the padding mask's large negative constant, so their calibrated
-# range spans about 1e9 and no int8 scale can resolve the real scores (measured: a tiny
+# Op types kept in float32 by quantize="int8": the attention core, and divisions. The
+# attention scores go through a select with the padding mask's large negative constant, so
+# their calibrated range spans about 1e9 and no int8 scale can resolve the real scores (measured: a tiny
 # Transformer's predictions changed on 25-50% of texts); int8 attention probabilities at
 # 1/256 resolution also hurt. And divisions: mean pooling divides by the number of real
 # tokens, and TFLite's int8 DIV refuses a divisor whose stored value is 0, which the count
@@ -146,7 +146,7 @@ def _convert(
                     converter, tf_text.tflite_registrar.SELECT_TFTEXT_OPS
                 )
             # The public selective-quantization tool: everything in int8 except the op
-            # types of the attention core (see INT8_FLOAT_OPS).
+            # types of the attention core and divisions (see INT8_FLOAT_OPS).
             debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter,
                 debug_dataset=calibration,

@@ -25,8 +25,8 @@ really has several replicas and the installed Keras still has the faulty code:
 
 1. `model._maybe_symbolic_build` is replaced by a version that builds from the first
    replica's local slice of the first batch. The batch is only used for its shapes, so no
-   reduction is needed at all. Any strategy of several replicas (several workers, or
-   several devices of one process).
+   reduction is needed at all. Several workers, or several devices of one process (not
+   TPUs, whose batches all have the full size).
 2. Several workers only: `model.train_step` and `model.test_step` are wrapped so that every
    output gains a leading axis of length 1. Keras' own `MEAN over axis 0` across replicas
    then averages the replicas' values and returns exactly the shape the step produced, for
@@ -41,8 +41,6 @@ Keras versions verified here (3.x up to 3.15).
 
 With both corrections, every worker reports identical losses and ends with identical
 weights; `tests/test_distribute_multi_worker.py` checks this with two real worker processes.
-(Training batches that split unevenly would also weigh their examples unevenly: the learner
-fills them up to a multiple of the replicas, see `ktlite.data.make_dataset`.)
 """
 
 from __future__ import annotations
@@ -55,7 +53,7 @@ import tensorflow as tf
 from keras import tree
 
 from ktlite import compat
-from ktlite.distribute.strategy import is_multi_worker
+from ktlite.distribute.strategy import is_multi_worker, needs_static_shapes
 
 # Newest Keras release on which the faulty reductions were reproduced and this correction
 # verified. Only consulted when the trainer's source code cannot be inspected.
@@ -116,8 +114,8 @@ def apply(model: keras.Model, strategy: tf.distribute.Strategy) -> bool:
     reduces_batch, reduces_axis0 = _faults()
     workers = is_multi_worker(strategy)
     reduces_axis0 = reduces_axis0 and workers
-    if not (workers or strategy.num_replicas_in_sync > 1) or not (reduces_batch
-                                                                  or reduces_axis0):
+    devices = strategy.num_replicas_in_sync > 1 and not needs_static_shapes(strategy)
+    if not (workers or devices) or not (reduces_batch or reduces_axis0):
         return False
     if reduces_batch:
         compat.replace_symbolic_build(model, _build_from_local_batch)

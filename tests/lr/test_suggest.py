@@ -137,7 +137,8 @@ def test_learning_rates_that_are_not_positive_and_finite_are_refused(rule, posit
         rule(lrs, losses)
 
 
-@pytest.mark.parametrize("rule", [suggest_valley, suggest_basin, is_flat])
+@pytest.mark.parametrize("rule", [suggest_valley, suggest_steep, suggest_minimum,
+                                  suggest_basin, suggest_descent, is_flat])
 def test_learning_rates_out_of_order_are_refused_with_where(rule):
     lrs, losses = _sigmoid_drop(center=40)
     shuffled = lrs[::-1]  # a curve read backwards: its suggestion would mean nothing
