@@ -70,12 +70,12 @@ __all__ = [
 TFLITE_QUANTIZE_MODES: tuple[str | None, ...] = (None, "dynamic", "float16", "int8")
 # Op types kept in float32 by quantize="int8": the attention core, and divisions. The
 # attention scores go through a select with the padding mask's large negative constant, so
-# their calibrated range spans about 1e9 and no int8 scale can resolve the real scores (measured: a tiny
-# Transformer's predictions changed on 25-50% of texts); int8 attention probabilities at
-# 1/256 resolution also hurt. And divisions: mean pooling divides by the number of real
-# tokens, and TFLite's int8 DIV refuses a divisor whose stored value is 0, which the count
-# of half the calibration's longest text gets (a text of that length failed to predict).
-# Projections, feed-forward, norms and the head stay int8.
+# their calibrated range spans about 1e9 and no int8 scale can resolve the real scores
+# (measured: a tiny Transformer's predictions changed on 25-50% of texts); int8 attention
+# probabilities at 1/256 resolution also hurt. And divisions: mean pooling divides by the
+# number of real tokens, and TFLite's int8 DIV refuses a divisor whose stored value is 0,
+# which the count of half the calibration's longest text gets (a text of that length
+# failed to predict). Projections, feed-forward, norms and the head stay int8.
 INT8_FLOAT_OPS: tuple[str, ...] = ("BATCH_MATMUL", "SOFTMAX", "SELECT_V2", "TRANSPOSE", "DIV")
 
 
