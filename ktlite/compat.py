@@ -63,6 +63,7 @@ __all__ = [
     "tf_trainer_sources",
     "verify",
     "uses_weight_decay",
+    "decays_as_adamw",
     "weight_decay_exclusions",
 ]
 
@@ -262,6 +263,29 @@ def uses_weight_decay(optimizer: keras.optimizers.Optimizer, variable: Any) -> b
     """
     _require(optimizer, "_use_weight_decay", "uses_weight_decay")
     return bool(optimizer._use_weight_decay(variable))
+
+
+def decays_as_adamw(optimizer: keras.optimizers.Optimizer, variable: Any) -> bool:
+    """Whether a `Muon` optimizer updates (and decays) `variable` on its AdamW path.
+
+    Missing public API: Muon keeps the choice between its orthogonalised update and AdamW
+    (vectors, embeddings, excluded layers), which also picks `adam_weight_decay` over
+    `weight_decay`, private; this asks `optimizer._should_use_adamw(variable)`, the check
+    Muon itself makes. Checked on Keras 3.10 to 3.15.
+
+    Args:
+        optimizer: a Keras `Muon` optimizer.
+        variable: one of the variables it trains.
+
+    Returns:
+        True if the variable takes the AdamW path.
+
+    Example:
+        >>> decays_as_adamw(keras.optimizers.Muon(), model.layers[-1].bias)
+        True
+    """
+    _require(optimizer, "_should_use_adamw", "decays_as_adamw")
+    return bool(optimizer._should_use_adamw(variable))
 
 
 # ---------------------------------------------------------------------- models and layers

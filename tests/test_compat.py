@@ -215,6 +215,15 @@ def test_uses_weight_decay():
     assert decayed is True and compat.uses_weight_decay(optimizer, head.bias) is False
 
 
+def test_decays_as_adamw():
+    model = tiny_model()
+    optimizer = keras.optimizers.Muon(1e-3)
+    optimizer.build(model.trainable_variables)
+    head = model.get_layer("head")
+    vector = compat.verify("decays_as_adamw", lambda: compat.decays_as_adamw(optimizer, head.bias))
+    assert vector is True and compat.decays_as_adamw(optimizer, head.kernel) is False
+
+
 # ------------------------------------------------------------------ models and layers
 def test_flatten_layers():
     model = tiny_model(compiled=False)

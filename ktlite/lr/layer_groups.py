@@ -223,6 +223,10 @@ def _positive_floats(values: Sequence[Any], name: str) -> np.ndarray:
     )
 
 
+# The optimizer attributes holding a weight decay that Keras applies at the base rate.
+_DECAYS = ("weight_decay", "adam_weight_decay")
+
+
 class GroupRates:
     """Applies a learning-rate multiplier per layer group to a compiled model's optimizer.
 
@@ -233,8 +237,9 @@ class GroupRates:
     while installed (`set_multipliers`) without retracing.
 
     Every Keras optimizer whose `update_step` uses the learning rate it is given (all the
-    built-in ones except `Muon`, whose non-matrix path reads its own attribute) gets
-    exactly its own update at the group's rate; `LossScaleOptimizer` and Keras' or
+    built-in ones) gets exactly its own update at the group's rate, its weight decay
+    included (each variable decayed at its group's rate; Muon's `adam_weight_decay` on its
+    AdamW path); `LossScaleOptimizer` and Keras' or
     ktlite's gradient accumulation pass through unchanged.
 
     Args:
@@ -271,14 +276,16 @@ class GroupRates:
             )
         # update_step receives the tf.Variable (or its per-device copy), not the Keras one.
         self._group_of: dict[int, int] = {}
+        self._weight_of: dict[int, Any] = {}  # ... and the Keras variable it belongs to
         for index, group in enumerate(self.groups):
             for layer in group:
                 for weight in layer.weights:
                     value = getattr(weight, "value", weight)
                     for part in strategy.experimental_local_results(value):
                         self._group_of[id(part)] = index
+                        self._weight_of[id(part)] = weight
         self._saved: dict[str, Any] | None = None
-        self._weight_decay = None
+        self._decays: dict[str, Any] = {}
 
     def _check(self, multipliers: Sequence[float]) -> np.ndarray:
         values = np.asarray(multipliers, dtype=object).ravel()
@@ -332,7 +339,10 @@ class GroupRates:
                 lr = learning_rate
             else:
                 lr = learning_rate * self.multipliers[index]
-            decay = self._weight_decay
+            decay = self._decays.get("weight_decay")
+            if "adam_weight_decay" in self._decays and compat.decays_as_adamw(
+                    optimizer, self._weight_of.get(id(variable), variable)):
+                decay = self._decays["adam_weight_decay"]  # Muon's AdamW path
             if decay is not None and compat.uses_weight_decay(optimizer, variable):
                 rate = _tf().cast(lr, variable.dtype) * _tf().cast(decay, variable.dtype)
                 variable.assign_sub(variable * rate)
@@ -340,14 +350,18 @@ class GroupRates:
 
         def apply(grads, trainable_variables=None):
             # Keras decays all variables with the base rate before the updates; hide the
-            # decay from it for this call and decay each variable in its own update instead.
-            self._weight_decay, decay = optimizer.weight_decay, optimizer.weight_decay
-            optimizer.weight_decay = None
+            # decay from it for this call and decay each variable in its own update instead
+            # (Muon's `adam_weight_decay` too: its decay ignores a None `weight_decay`).
+            self._decays = {name: getattr(optimizer, name) for name in _DECAYS
+                            if hasattr(optimizer, name)}
+            for name in self._decays:
+                setattr(optimizer, name, None)
             try:
                 return original_apply(grads, trainable_variables)
             finally:
-                optimizer.weight_decay = decay
-                self._weight_decay = None
+                for name, value in self._decays.items():
+                    setattr(optimizer, name, value)
+                self._decays = {}
 
         object.__setattr__(optimizer, "update_step", update_step)
         object.__setattr__(optimizer, "apply", apply)

@@ -231,6 +231,34 @@ def test_rates_follow_the_one_cycle_schedule_per_group():
     np.testing.assert_allclose(start_b - b.kernel.numpy(), lrs.sum(), rtol=1e-4)
 
 
+def test_muon_keeps_its_own_step_both_decays_included_under_multipliers_of_one():
+    # Muon decays vectors (its AdamW path) with `adam_weight_decay`, even with
+    # `weight_decay` hidden: the biases were decayed twice (2e-6 off after 4 steps).
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 6)).astype("float32"), rng.normal(size=(32, 3)).astype("float32")
+
+    def trained(multipliers):
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((6,))
+        hidden = keras.layers.Dense(5, name="d1")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(3, name="out")(hidden))
+        model.compile(keras.optimizers.Muon(0.01, weight_decay=0.05, adam_weight_decay=0.05),
+                      "mse")
+        if multipliers is None:
+            model.fit(x, y, batch_size=8, verbose=0, shuffle=False)
+        else:
+            with GroupRates(model, layer_groups(model), multipliers):
+                model.fit(x, y, batch_size=8, verbose=0, shuffle=False)
+        return {v.path: v.numpy() for v in model.weights}
+
+    plain, grouped = trained(None), trained([1.0, 1.0])
+    for path, value in plain.items():
+        np.testing.assert_allclose(grouped[path], value, rtol=0, atol=1e-7, err_msg=path)
+    slowed = trained([0.5, 1.0])  # the first group's step (and decay) at half the rate
+    assert np.abs(slowed["d1/bias"] - plain["d1/bias"]).max() > 1e-4
+    np.testing.assert_allclose(slowed["out/kernel"], plain["out/kernel"], atol=1e-3)
+
+
 def test_lr_find_leaves_group_rates_and_training_exactly_as_before():
     import ktlite
 
