@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -1179,8 +1180,10 @@ class Learner:
         Layer groups come from the task of `train_data` where it knows the model (a
         translation model's: the pretrained encoder's groups, then its whole new decoder as
         the head), else from the model (`ktlite.lr.layer_groups`): every layer with
-        weights starts a group, normalization layers join the one before, the last layer
-        with weights is the head; pass `layer_groups` to choose them. Layers the user froze
+        weights starts a group, normalization layers join the one before, and the last group
+        is the head (the last layer with weights, with any normalization after it); pass
+        `layer_groups` to choose them (a nested model stands for its layers). A single
+        group trains every layer in both phases. Layers the user froze
         before the call stay frozen in both phases, and so do variables frozen one by one
         (Keras' LoRA freezes a kernel so); afterwards, and after an error or an interrupt in
         either phase, every layer's and variable's `trainable` flag is as it was on entry.
@@ -1219,8 +1222,10 @@ class Learner:
                 not an int.
             ValueError: for a count or rate out of range, a `verbose` other than None, 0, 1
                 or 2, invalid layer groups, a `class_weight` or an optimizer
-                `fit_onecycle` refuses, or an optimizer with `use_ema=True` when a group
-                would be frozen (nothing is changed).
+                `fit_onecycle` refuses, an optimizer with `use_ema=True` when a group
+                would be frozen (nothing is changed), a head with no trainable weights
+                for the frozen phase, or `base_lr=None` where `lr_find` suggests no rate
+                (the flags are restored).
 
         Example:
             >>> learner.fine_tune(3, base_lr=1e-3, freeze_epochs=1, lr_mult=10)
@@ -1261,9 +1266,22 @@ class Learner:
         try:
             if frozen_phase:
                 freeze_groups()
+                if not self.model.trainable_weights:
+                    raise ValueError(
+                        "fine_tune's frozen phase trains the head, the last group of "
+                        f"`layer_groups` ({[layer.name for layer in groups[-1]]}), but it has "
+                        "no trainable weights: it is frozen (`trainable=False`). Unfreeze it, "
+                        "pass `layer_groups` whose last group can train, or skip the phase "
+                        "with `freeze_epochs=0` and a `base_lr`."
+                    )
                 model_tools.recompile(self.model, self.strategy)
             if base_lr is None:
                 base_lr = float(self.lr_find(verbose=verbose).suggestion)
+                if not math.isfinite(base_lr):
+                    raise ValueError(
+                        "fine_tune could not take `base_lr` from lr_find, which suggested no "
+                        "rate (nan: see its warning). Pass `base_lr`. Received: base_lr=None"
+                    )
                 if self.verbose if verbose is None else verbose:
                     say(f"fine_tune: base_lr={base_lr:.3g} from lr_find")
             if freeze_epochs:

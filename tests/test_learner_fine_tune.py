@@ -149,6 +149,30 @@ def test_layers_the_user_froze_stay_frozen_and_flags_come_back_after_an_error():
     assert [layer.trainable for layer in model.layers[1:]] == [False, True, True]
 
 
+@pytest.mark.parametrize("base_lr", [None, 1e-2])
+def test_a_head_the_user_froze_is_refused_for_the_frozen_phase_naming_it(base_lr):
+    # With nothing to train, the finder read no curve and `fit_onecycle` named an `lr`
+    # fine_tune has no argument of; with `base_lr` the phase silently trained nothing.
+    learner = _learner()
+    learner.model.get_layer("head").trainable = False
+    weights = [w.copy() for w in learner.model.get_weights()]
+    with pytest.raises(ValueError, match=r"the last group of `layer_groups` \(\['head'\]\).*"
+                       r"no trainable weights.*freeze_epochs=0"):
+        learner.fine_tune(1, base_lr=base_lr)
+    assert [layer.trainable for layer in learner.model.layers[1:]] == [True, True, False]
+    for before, after in zip(weights, learner.model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_a_finder_that_suggests_no_rate_is_named_as_base_lr(monkeypatch):
+    learner = _learner()
+    monkeypatch.setattr(learner, "lr_find",
+                        lambda **kwargs: type("Result", (), {"suggestion": float("nan")})())
+    with pytest.raises(ValueError, match=r"Pass `base_lr`. Received: base_lr=None"):
+        learner.fine_tune(1)
+    assert all(layer.trainable for layer in learner.model.layers)
+
+
 def test_bad_settings_are_refused_before_anything_trains():
     x = np.zeros((8, 4), "float32")
     learner = ktlite.get_learner(_model(), (x, np.zeros(8, "int32")), batch_size=4, verbose=0)

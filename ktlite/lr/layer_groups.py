@@ -64,6 +64,28 @@ def _weighted_layers(model: keras.Model) -> list:
     return found
 
 
+def _nested_models(model: keras.Model) -> list:
+    """The models inside `model`, at any depth, outer ones first."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend([layer, *_nested_models(layer)])
+    return found
+
+
+def _opened(members: Sequence[Any], nested: list, by_name: dict[str, list]) -> list:
+    """`members` with each nested model (or its name, unless a layer with weights has
+    it) replaced by its layers with weights."""
+    opened = []
+    for item in members:
+        model = next((m for m in nested if m is item), None) if isinstance(
+            item, keras.Model) else None
+        if isinstance(item, str) and item not in by_name:
+            model = next((m for m in nested if m.name == item), None)
+        opened.extend(_weighted_layers(model) if model is not None else [item])
+    return opened
+
+
 def layer_groups(
     model: keras.Model, groups: Sequence[Any] | None = None, name: str = "groups"
 ) -> list[list[keras.layers.Layer]]:
@@ -73,13 +95,16 @@ def layer_groups(
     frozen) starts a group, in `model.layers` order (layers of a nested model count one
     by one), except normalization layers, which join the group before them (an embedding
     and its normalization are one group). The last group is the head: the last layer
-    with weights, as in `Learner.freeze()`.
+    with weights that is not a normalization layer, with those after it (where a model
+    ends with a normalization layer, as ktlite's causal LM does, this is more than
+    `Learner.freeze()` leaves trainable: the last layer with weights alone).
 
     Args:
         model: a built `keras.Model`.
         groups: `None`, or a sequence of groups from input to head, each a layer, a layer
-            name, or a list of those. Every layer with weights must be in exactly one group.
-            A name must be unique among the layers with weights, nested ones included.
+            name, a nested model (standing for its layers with weights) or its name, or a
+            list of those. Every layer with weights must be in exactly one group. A name
+            must be unique among the layers with weights, nested ones included.
         name: the argument name for error messages (`fine_tune` passes `"layer_groups"`).
 
     Returns:
@@ -122,11 +147,12 @@ def layer_groups(
     by_name: dict[str, list] = {}
     for layer in weighted:
         by_name.setdefault(layer.name, []).append(layer)
+    nested = _nested_models(model)
     result, seen = [], set()
     for group in groups:
         members = group if isinstance(group, (list, tuple)) else [group]
         resolved = []
-        for item in members:
+        for item in _opened(members, nested, by_name):
             if not isinstance(item, (str, keras.layers.Layer)):
                 raise TypeError(
                     f"Each member of a group in `{name}` must be a layer with weights of the "
@@ -144,8 +170,9 @@ def layer_groups(
             if layer is None or not any(layer is w for w in weighted):
                 raise ValueError(
                     f"Each member of a group in `{name}` must be a layer with weights of the "
-                    f"model (or its name). Received: {item!r:.80}; layers with weights: "
-                    f"{sorted(by_name)}"
+                    f"model or a nested model (or its name). Received: {item!r:.80}; layers "
+                    f"with weights: {sorted(by_name)}; nested models: "
+                    f"{sorted(m.name for m in nested)}"
                 )
             if id(layer) in seen:
                 raise ValueError(f"`{name}`: layer {layer.name!r} is in two groups.")

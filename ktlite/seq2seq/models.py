@@ -55,7 +55,9 @@ def layer_groups(model: Any) -> list[list[Any]] | None:
     encoder normalization); every other layer with weights (the target embedding, the
     decoder blocks and the output) is one head group. A backbone starts the encoder only:
     the decoder is new, so it all trains in `fine_tune`'s head-only phase and at the full
-    rate afterwards. The pair loaders hand this to `Learner` (`TaskDataset.layer_groups`).
+    rate afterwards. With a joint vocabulary (the default) the source side shares the
+    target embedding, so there is no `source_embedding` group: the shared embedding is in
+    the head. The pair loaders hand this to `Learner` (`TaskDataset.layer_groups`).
 
     Args:
         model: a model, `translation_model`'s or any other.
@@ -64,7 +66,7 @@ def layer_groups(model: Any) -> list[list[Any]] | None:
         The groups, or `None` for a model `translation_model` did not build.
 
     Example:
-        >>> [[layer.name for layer in group] for group in layer_groups(model)]
+        >>> [[layer.name for layer in group] for group in layer_groups(model)]  # separate
         [['source_embedding', 'source_embedding_norm'], ['encoder_0'], ['encoder_1',
         'encoder_norm'], ['target_embedding', 'decoder_0', 'decoder_1', 'decoder_norm']]
     """

@@ -73,6 +73,22 @@ def test_a_name_two_nested_layers_share_is_ambiguous_and_layer_objects_are_not()
     assert len(groups) == 2 and groups[0][0] is nested and groups[1][0] is outer
 
 
+def test_a_nested_model_stands_for_its_layers_by_name_or_object():
+    # Keras' transfer-learning shape, Model(i, head(base(i))): `base` was refused as "not
+    # a layer with weights of the model".
+    base = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="b1"),
+                             keras.layers.Dense(4, name="b2")], name="base")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="out")(base(inputs)))
+    for given in (base, "base"):
+        groups = layer_groups(model, [[given], ["out"]])
+        assert [[layer.name for layer in g] for g in groups] == [["b1", "b2"], ["out"]]
+    with pytest.raises(ValueError, match=r"nested models: \['base'\]"):
+        layer_groups(model, [["bass"], ["out"]])
+    with pytest.raises(ValueError, match="layer 'b1' is in two groups"):
+        layer_groups(model, [["base"], ["b1", "out"]])
+
+
 @pytest.mark.parametrize("model, groups, match", [
     ("model", None, "`model` must be a keras.Model. Received: model of type str"),
     (None, None, "`model` must be a keras.Model. Received: model of type NoneType"),
