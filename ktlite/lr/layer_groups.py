@@ -78,9 +78,10 @@ def _opened(members: Sequence[Any], nested: list, by_name: dict[str, list]) -> l
     it) replaced by its layers with weights."""
     opened = []
     for item in members:
-        model = next((m for m in nested if m is item), None) if isinstance(
-            item, keras.Model) else None
-        if isinstance(item, str) and item not in by_name:
+        model = None
+        if isinstance(item, keras.Model) and any(item is m for m in nested):
+            model = item
+        elif isinstance(item, str) and item not in by_name:
             model = next((m for m in nested if m.name == item), None)
         opened.extend(_weighted_layers(model) if model is not None else [item])
     return opened
@@ -301,16 +302,15 @@ class GroupRates:
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
                 name="ktlite_group_lr_multipliers",
             )
-        # update_step receives the tf.Variable (or its per-device copy), not the Keras one.
-        self._group_of: dict[int, int] = {}
-        self._weight_of: dict[int, Any] = {}  # ... and the Keras variable it belongs to
+        # update_step receives the tf.Variable (or its per-device copy), not the Keras one:
+        # its id -> (its group, the Keras variable).
+        self._owner: dict[int, tuple[int, Any]] = {}
         for index, group in enumerate(self.groups):
             for layer in group:
                 for weight in layer.weights:
                     value = getattr(weight, "value", weight)
                     for part in strategy.experimental_local_results(value):
-                        self._group_of[id(part)] = index
-                        self._weight_of[id(part)] = weight
+                        self._owner[id(part)] = (index, weight)
         self._saved: dict[str, Any] | None = None
         self._decays: dict[str, Any] = {}
 
@@ -361,14 +361,14 @@ class GroupRates:
         original_apply = optimizer.apply
 
         def update_step(gradient, variable, learning_rate):
-            index = self._group_of.get(id(variable))
+            index, weight = self._owner.get(id(variable), (None, variable))
             if index is None:
                 lr = learning_rate
             else:
                 lr = learning_rate * self.multipliers[index]
             decay = self._decays.get("weight_decay")
-            if "adam_weight_decay" in self._decays and compat.decays_as_adamw(
-                    optimizer, self._weight_of.get(id(variable), variable)):
+            if "adam_weight_decay" in self._decays and compat.decays_as_adamw(optimizer,
+                                                                              weight):
                 decay = self._decays["adam_weight_decay"]  # Muon's AdamW path
             if decay is not None and compat.uses_weight_decay(optimizer, variable):
                 rate = _tf().cast(lr, variable.dtype) * _tf().cast(decay, variable.dtype)
