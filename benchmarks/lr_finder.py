@@ -31,7 +31,8 @@ Tasks (all local, no download), by family:
 - `bag`: `wordnet_fasttext` (ktlite `text_classifier("fasttext")`);
 - `transformer`: `wordnet_transformer` (ktlite's default text Transformer);
 - `table`: `digits_ft_transformer`, `breast_cancer_ft_transformer` (ktlite
-  `tabular_classifier("ft_transformer")` on scikit-learn's sets read as tables);
+  `tabular_classifier("ft_transformer")` on scikit-learn's sets read as tables, the same
+  stratified k-fold CV; with one fold a stratified quarter for validation);
 - `seq2seq`: `debian_translation` (ktlite `translation_model`, 2,000 English -> Italian
   pairs, a 2,000-piece vocabulary; scored by validation token accuracy).
   SGD is `keras.optimizers.SGD(momentum=0.9)`; Adam is Keras' default Adam. The ktlite tasks
@@ -192,29 +193,34 @@ def task_wordnet_gru(args, n_train=10000, n_val=4000, maxlen=32, vocab=20000):
     }
 
 
-def _learner_task(about, build, metric="val_accuracy"):
+def _learner_task(about, build, metric="val_accuracy", folds=False):
     """A ktlite task through its own loader, model factory and a Learner.
 
-    `build(args)` returns `(trn, val, make_model, batch_size, about_data)`; the model is
-    rebuilt with the same seed for every run, so every run starts from the same weights.
+    `build(args, fold)` returns `(trn, val, make_model, batch_size, about_data)` for fold
+    `fold` of `args.folds` (a task with `folds=False` has one split, fold 0, and ignores
+    it); the model is rebuilt with the same seed for every run, so every run starts from
+    the same weights.
     """
     def make(args):
         import ktlite
 
-        trn, val, make_model, batch_size, about_data = build(args)
+        built = [build(args, fold) for fold in range(args.folds if folds else 1)]
 
-        def learner():
+        def learner(fold):
+            trn, val, make_model, batch_size, _ = built[fold]
             keras.utils.set_random_seed(args.seed)  # same initial weights every time
             return ktlite.get_learner(make_model(), train_data=trn, val_data=val,
                                       batch_size=batch_size, verbose=0)
 
-        return {"folds": [None], "learner": learner, "batch_size": batch_size,
-                "metric": metric, "about": f"{about_data}, {about}, batch {batch_size}"}
+        _, _, _, batch_size, about_data = built[0]
+        return {"folds": list(range(len(built))), "learner": learner,
+                "batch_size": batch_size, "metric": metric,
+                "about": f"{about_data}, {about}, batch {batch_size}"}
     return make
 
 
 def _wordnet_text(name, n_train, n_val, batch_size):
-    def build(args):
+    def build(args, _fold):
         from ktlite import text
 
         texts, labels, val_texts, val_labels = _wordnet(args, n_train, n_val)
@@ -227,28 +233,38 @@ def _wordnet_text(name, n_train, n_val, batch_size):
 
 
 def _sklearn_table(data, val_share=0.25):
-    """FT-Transformer (ktlite.tabular defaults) on a scikit-learn table, one stratified split."""
-    def build(args):
-        from sklearn.model_selection import train_test_split
+    """FT-Transformer (ktlite.tabular defaults) on a scikit-learn table: one stratified split
+    of `val_share` for validation with one fold (--quick), else stratified k-fold CV as the
+    scikit-learn tasks (their folds, the same seed)."""
+    def build(args, fold):
+        from sklearn.model_selection import StratifiedKFold, train_test_split
 
         from ktlite import tabular
 
         x, y = _sklearn(data)
-        x_trn, x_val, y_trn, y_val = train_test_split(
-            x, y, test_size=val_share, stratify=y, random_state=args.seed
-        )
+        if args.folds == 1:
+            x_trn, x_val, y_trn, y_val = train_test_split(
+                x, y, test_size=val_share, stratify=y, random_state=args.seed
+            )
+            about = f"sklearn {data} as a table ({len(y_trn)} train / {len(y_val)} val rows)"
+        else:
+            splits = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
+            trn_idx, val_idx = list(splits.split(x, y))[fold]
+            x_trn, x_val, y_trn, y_val = x[trn_idx], x[val_idx], y[trn_idx], y[val_idx]
+            about = f"sklearn {data} as a table ({len(y)} rows, {args.folds}-fold CV)"
         trn, val, preproc = tabular.tabular_from_array(x_trn, y_trn, x_val, y_val, verbose=0)
         return (trn, val,
                 lambda: tabular.tabular_classifier("ft_transformer", trn, preproc=preproc,
                                                    verbose=0),
-                32, f"sklearn {data} as a table ({len(y_trn)} train / {len(y_val)} val rows)")
-    return _learner_task("ktlite tabular_classifier('ft_transformer') defaults", build)
+                32, about)
+    return _learner_task("ktlite tabular_classifier('ft_transformer') defaults", build,
+                         folds=True)
 
 
 def _fashion(name, n_train, n_val):
     """ktlite.vision defaults on a Fashion-MNIST slice; validation images from the end of
     the training file (the test file is left to `vision.py`)."""
-    def build(args):
+    def build(args, _fold):
         from vision import load_split  # benchmarks/vision.py reads the IDX files
 
         from ktlite import vision
@@ -265,7 +281,7 @@ def _fashion(name, n_train, n_val):
 
 def _debian_pairs(n_train, n_val, vocab_size=2000):
     """ktlite.seq2seq defaults (but a vocabulary sized for the slice) on Debian en-it."""
-    def build(args):
+    def build(args, _fold):
         from translation import read_pairs  # benchmarks/translation.py reads the CSVs
 
         from ktlite import seq2seq
@@ -359,24 +375,24 @@ class LearnerRunner:
     """The same through ktlite's Learner (the ktlite task folders' tasks)."""
 
     def __init__(self, task, fold, seed):
-        del fold
         self.task, self.seed = task, seed
-        self.steps_per_epoch = task["learner"]()._train_steps()
+        self.learner = lambda: task["learner"](fold)
+        self.steps_per_epoch = self.learner()._train_steps()
 
     def sweep(self, order_seed):
-        learner = self.task["learner"]()
+        learner = self.learner()
         keras.utils.set_random_seed(order_seed)  # the learner's shuffle follows it
         return learner.lr_find(verbose=0)
 
     def confirm(self, lrs, steps, planned):
-        learner = self.task["learner"]()
+        learner = self.learner()
         dataset, _ = learner._cached("train", learner.train_data, True)
         val, _ = learner._cached("val", learner.val_data, False)
         return confirm_lr(learner.model, dataset, lrs, steps=steps, val_dataset=val,
                           planned_steps=planned)
 
     def score(self, lr, epochs):
-        history = self.task["learner"]().fit_onecycle(lr, epochs, verbose=0)
+        history = self.learner().fit_onecycle(lr, epochs, verbose=0)
         return 100.0 * history.history[self.task["metric"]][-1]
 
 
@@ -630,8 +646,9 @@ def _load(folders):
     A task saved in several folders with other budgets (e.g. a run of 3 epochs and a later
     one of 10) is merged into one entry: each budget keeps the scores and rates of the run
     that made it (a later folder wins a budget both hold); the sweeps of the stability table
-    and the finder's time beside the confirming pass are the later folder's. Runs of other
-    data or folds stop the report.
+    and the finder's time beside the confirming pass are the later folder's. A later run of
+    other data or folds (e.g. a 3-fold rerun of a 1-fold task) replaces the earlier one
+    whole, and a line says so.
     """
     results, abouts = {}, {}
     for folder in folders:
@@ -646,10 +663,11 @@ def _load(folders):
             if name in results:
                 earlier = results[name][1]
                 if len(earlier) != len(data["folds"]) or abouts[name] != data["about"]:
-                    raise SystemExit(f"{name} is saved in more than one folder with other "
-                                     "data or folds; report those folders apart")
-                for old, new in zip(earlier, data["folds"]):
-                    new["budgets"] = {**old["budgets"], **new["budgets"]}
+                    print(f"# {name}: {folder} ran other data or folds ({data['about']}); "
+                          "its run replaces the earlier folders'")
+                else:
+                    for old, new in zip(earlier, data["folds"]):
+                        new["budgets"] = {**old["budgets"], **new["budgets"]}
             results[name] = (data["family"], data["folds"])
             abouts[name] = data["about"]
     return results

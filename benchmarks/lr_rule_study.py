@@ -57,15 +57,20 @@ _LEVELS_SHAPE = np.arange(0.40, 0.90 + 1e-9, 0.05)
 
 
 def load(folders):
-    """`{task: {"family", "pairs": {epochs: {...}}, "sweeps": [curve, ...]}}`; a later folder
-    wins a budget both hold, and its sweeps are the task's (as `lr_finder.py --report`)."""
+    """`{task: {"family", "folds", "pairs": {epochs: {...}}, "sweeps": [curve, ...]}}`: the
+    first fold of each run; a later folder wins a budget both hold, its sweeps are the
+    task's, and a later run with another number of folds replaces the earlier one whole
+    (as `lr_finder.py --report`)."""
     tasks = {}
     for folder in folders:
         for file in sorted(f for f in os.listdir(folder) if f.endswith(".json")):
             with open(os.path.join(folder, file)) as f:
                 data = json.load(f)
             fold = data["folds"][0]
-            task = tasks.setdefault(file[:-5], {"family": data["family"], "pairs": {}})
+            if tasks.get(file[:-5], {}).get("folds") != len(data["folds"]):
+                tasks[file[:-5]] = {"family": data["family"], "folds": len(data["folds"]),
+                                    "pairs": {}}
+            task = tasks[file[:-5]]
             task["sweeps"] = fold["curves"]
             for epochs, row in fold["budgets"].items():
                 points = {float(k[5:]): v for k, v in row["scores"].items()
@@ -191,9 +196,9 @@ def fit(tasks, label, rule, names, data, images):
 
     print(f"| task | epochs | rate | fitted | estimated | best grid | gap fitted |  ({label})")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    options = argparse.Namespace(quick=True, folds=1, seed=0, data=data or DATA_DIR,
-                                 images=images or IMAGES_DIR)
     for name in names:
+        options = argparse.Namespace(folds=tasks[name]["folds"], seed=0, data=data or DATA_DIR,
+                                     images=images or IMAGES_DIR)
         task = TASKS[name][1](options)
         runner = (LearnerRunner if "learner" in task else ArrayRunner)(
             task, task["folds"][0], options.seed)
