@@ -51,8 +51,8 @@ Full run (hours on 2 shared CPU cores; the text tasks dominate):
 Quick look at the small tasks (one fold, a few minutes):
     python benchmarks/lr_finder.py --quick --tasks digits_mlp_adam iris_logistic_adam
 The confirming pass alone, rerun with today's code on saved runs (its candidates were all
-scored, so nothing is trained but the confirming runs; give the --quick/--folds and --seed
-the runs were made with):
+scored, so nothing is trained but the confirming runs; each task is rebuilt with the folds
+it was saved with; give the --seed the runs were made with):
     python benchmarks/lr_finder.py --confirm-only lr_suite --save lr_suite_confirm
 """
 
@@ -587,7 +587,7 @@ def main():
                              "(runs of different tasks combined, e.g. for leave-one-family-out)")
     parser.add_argument("--confirm-only", default=None, metavar="FOLDER",
                         help="rerun only the confirming pass of the runs saved in FOLDER "
-                             "(same --quick/--folds as they ran with), then report")
+                             "(each task with the folds it was saved with), then report")
     args = parser.parse_args()
     if args.report:
         saved = _load(args.report)
@@ -605,10 +605,7 @@ def main():
         results = {}
         for name, (family, folds) in saved.items():
             if args.tasks is None or name in args.tasks:
-                task = TASKS[name][1](args)
-                if len(task["folds"]) != len(folds):
-                    raise SystemExit(f"{name} was saved with {len(folds)} folds; rerun "
-                                     "--confirm-only with the --quick/--folds it ran with")
+                task = TASKS[name][1](argparse.Namespace(**{**vars(args), "folds": len(folds)}))
                 results[name] = (family, [confirm_again(task, fold, done, args)
                                           for fold, done in zip(task["folds"], folds)])
                 _save(args.save, name, family, task["about"], results[name][1])

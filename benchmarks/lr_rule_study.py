@@ -57,18 +57,21 @@ _LEVELS_SHAPE = np.arange(0.40, 0.90 + 1e-9, 0.05)
 
 
 def load(folders):
-    """`{task: {"family", "folds", "pairs": {epochs: {...}}, "sweeps": [curve, ...]}}`: the
-    first fold of each run; a later folder wins a budget both hold, its sweeps are the
-    task's, and a later run with another number of folds replaces the earlier one whole
-    (as `lr_finder.py --report`)."""
+    """`{task: {"family", "folds", "about", "seed", "pairs": {epochs: {...}}, "sweeps":
+    [curve, ...]}}`: the first fold of each run; a later folder wins a budget both hold,
+    its sweeps are the task's, and a later run of other data or folds replaces the earlier
+    one whole (as `lr_finder.py --report`)."""
     tasks = {}
     for folder in folders:
         for file in sorted(f for f in os.listdir(folder) if f.endswith(".json")):
             with open(os.path.join(folder, file)) as f:
                 data = json.load(f)
             fold = data["folds"][0]
-            if tasks.get(file[:-5], {}).get("folds") != len(data["folds"]):
+            earlier = tasks.get(file[:-5], {})
+            if (earlier.get("folds"), earlier.get("about")) != (len(data["folds"]),
+                                                                data["about"]):
                 tasks[file[:-5]] = {"family": data["family"], "folds": len(data["folds"]),
+                                    "about": data["about"], "seed": fold.get("seed", 0),
                                     "pairs": {}}
             task = tasks[file[:-5]]
             task["sweeps"] = fold["curves"]
@@ -197,8 +200,8 @@ def fit(tasks, label, rule, names, data, images):
     print(f"| task | epochs | rate | fitted | estimated | best grid | gap fitted |  ({label})")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in names:
-        options = argparse.Namespace(folds=tasks[name]["folds"], seed=0, data=data or DATA_DIR,
-                                     images=images or IMAGES_DIR)
+        options = argparse.Namespace(folds=tasks[name]["folds"], seed=tasks[name]["seed"],
+                                     data=data or DATA_DIR, images=images or IMAGES_DIR)
         task = TASKS[name][1](options)
         runner = (LearnerRunner if "learner" in task else ArrayRunner)(
             task, task["folds"][0], options.seed)
