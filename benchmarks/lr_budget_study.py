@@ -37,8 +37,8 @@ import numpy as np
 
 from ktlite.lr.budget import MAX_FACTOR, REFERENCE_STEPS
 
-from lr_finder import DATA_DIR, IMAGES_DIR, TASKS, ArrayRunner, LearnerRunner, _load
-from lr_rule_study import score_at
+from lr_finder import DATA_DIR, IMAGES_DIR, TASKS, ArrayRunner, LearnerRunner, _load, summarise
+from lr_rule_study import measured_points, score_at
 
 EXPONENTS = (0.0, 0.125, 0.25, 0.375, 0.5)
 
@@ -48,35 +48,23 @@ def factor(exponent, planned):
     return min(MAX_FACTOR, max(1.0 / MAX_FACTOR, (REFERENCE_STEPS / planned) ** exponent))
 
 
-def fold_points(row):
-    """A fold's measured `{rate: score}` for one budget: the grid and every trained rate."""
-    points = {float(k[5:]): v for k, v in row["scores"].items() if k.startswith("grid ")}
-    for name, lr in row["lrs"].items():
-        score = row["scores"][name]
-        if lr and math.isfinite(lr) and math.isfinite(score):
-            points[float(f"{lr:.6g}")] = score
-    return points
-
-
 def pairs(results, exponents):
-    """`{(task, epochs): {"family", "best", "folds": [(basin, planned, points)], "gaps"}}`."""
+    """`{(task, epochs): {"family", "best", "folds": [(basin, planned, points)], "gaps"}}`
+    for every pair `lr_finder.summarise` scores (its best grid rate's mean over folds)."""
+    budgets = sorted({e for _, folds in results.values() for f in folds for e in f["budgets"]})
     out = {}
-    for name, (family, folds) in results.items():
-        for epochs in sorted({e for f in folds for e in f["budgets"]}):
-            if any(epochs not in f["budgets"] for f in folds):
-                continue
-            rows = [f["budgets"][epochs] for f in folds]
-            grid = [k for k in rows[0]["scores"] if k.startswith("grid ")]
-            best = max(float(np.mean([r["scores"][k] for r in rows])) for k in grid)
-            per_fold = [(r["lrs"]["basin"], r["planned_steps"], fold_points(r)) for r in rows]
-            if all(math.isfinite(basin) for basin, _, _ in per_fold):
-                gaps = {e: best - float(np.mean([score_at(points, basin * factor(e, planned))
-                                                 for basin, planned, points in per_fold]))
-                        for e in exponents}
-            else:  # no suggestion to scale: a miss, 100 points (as lr_finder's rule choice)
-                gaps = dict.fromkeys(exponents, 100.0)
-            out[(name, epochs)] = {"family": family, "best": best, "folds": per_fold,
-                                   "gaps": gaps}
+    for (name, epochs), summary in summarise(results, budgets).items():
+        rows = [f["budgets"][epochs] for f in results[name][1]]
+        best = summary["best_score"]
+        per_fold = [(r["lrs"]["basin"], r["planned_steps"], measured_points(r)) for r in rows]
+        if all(math.isfinite(basin) for basin, _, _ in per_fold):
+            gaps = {e: best - float(np.mean([score_at(points, basin * factor(e, planned))
+                                             for basin, planned, points in per_fold]))
+                    for e in exponents}
+        else:  # no suggestion to scale: a miss, 100 points (as lr_finder's rule choice)
+            gaps = dict.fromkeys(exponents, 100.0)
+        out[(name, epochs)] = {"family": summary["family"], "best": best,
+                               "folds": per_fold, "gaps": gaps}
     return out
 
 

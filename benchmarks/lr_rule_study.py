@@ -76,17 +76,21 @@ def load(folders):
             task = tasks[file[:-5]]
             task["sweeps"] = fold["curves"]
             for epochs, row in fold["budgets"].items():
-                points = {float(k[5:]): v for k, v in row["scores"].items()
-                          if k.startswith("grid ")}
-                best = max(points.values())
-                for name, lr in row["lrs"].items():
-                    score = row["scores"][name]
-                    if lr and math.isfinite(lr) and math.isfinite(score):
-                        points[float(f"{lr:.6g}")] = score
-                task["pairs"][int(epochs)] = {"points": points, "best": best,
+                best = max(v for k, v in row["scores"].items() if k.startswith("grid "))
+                task["pairs"][int(epochs)] = {"points": measured_points(row), "best": best,
                                               "planned": row["planned_steps"],
                                               "curves": fold["curves"][:2]}
     return tasks
+
+
+def measured_points(row):
+    """A saved budget row's measured `{rate: score}`: the grid and every rate it trained."""
+    points = {float(k[5:]): v for k, v in row["scores"].items() if k.startswith("grid ")}
+    for name, lr in row["lrs"].items():
+        score = row["scores"][name]
+        if lr and math.isfinite(lr) and math.isfinite(score):
+            points[float(f"{lr:.6g}")] = score
+    return points
 
 
 def score_at(points, lr):
