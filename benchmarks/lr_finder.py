@@ -50,10 +50,11 @@ Full run (hours on 2 shared CPU cores; the text tasks dominate):
     python benchmarks/lr_finder.py --save lr_suite
 Quick look at the small tasks (one fold, a few minutes):
     python benchmarks/lr_finder.py --quick --tasks digits_mlp_adam iris_logistic_adam
-The confirming pass alone, rerun with today's code on saved runs (its candidates were all
-scored, so nothing is trained but the confirming runs; each task is rebuilt with the folds
-it was saved with; give the --seed the runs were made with):
-    python benchmarks/lr_finder.py --confirm-only lr_suite --save lr_suite_confirm
+Saved runs read again with today's rules and confirming pass (a new or changed rule, or
+confirming pass, measured without sweeping again: only rates the run did not train are
+trained; each task is rebuilt with the folds it was saved with; give the --seed the runs
+were made with):
+    python benchmarks/lr_finder.py --rescore lr_suite --save lr_suite_rescored
 """
 
 from __future__ import annotations
@@ -72,14 +73,16 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from ktlite.lr import DEFAULT_SUGGESTION, OneCycle, PolicyCallback, find_lr  # noqa: E402
+from ktlite.lr import (  # noqa: E402
+    DEFAULT_SUGGESTION, LRFindResult, OneCycle, PolicyCallback, find_lr,
+)
 from ktlite.lr.budget import budget_factor  # noqa: E402
 from ktlite.lr.confirm import candidate_lrs, confirm_lr  # noqa: E402
 
 from make_wordnet_lexnames import read_split, split_path  # noqa: E402
 
 GRID = [10.0 ** (-5 + k / 2) for k in range(9)]
-RULES = ("basin", "descent", "minimum", "valley", "steep")
+RULES = ("consensus", "basin", "descent", "minimum", "valley", "steep")
 DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 SWEEPS = 5
 IMAGES_DIR = "/usr/share/datasets/fashion-mnist"
@@ -160,8 +163,11 @@ def _wordnet(args, n_train, n_val):
     pick = np.random.default_rng(args.seed).permutation(len(texts))[:n_train]
     val_texts, val_labels = read_split(split_path(args.data, "val"))
     # A random sample: the file is ordered by class (its first 4,000 texts are 8 noun
-    # classes of the 45, which runs 7-9 validated on).
-    held = np.random.default_rng(args.seed + 1).permutation(len(val_texts))[:n_val]
+    # classes of the 45, which runs 7-9 validated on: `--wordnet-val first` rebuilds them).
+    if getattr(args, "wordnet_val", "random") == "first":
+        held = np.arange(n_val)
+    else:
+        held = np.random.default_rng(args.seed + 1).permutation(len(val_texts))[:n_val]
     return ([texts[i] for i in pick], [labels[i] for i in pick],
             [val_texts[i] for i in held], [val_labels[i] for i in held])
 
@@ -443,24 +449,43 @@ def _confirm(runner, suggestions, sweep_steps, planned):
     return record
 
 
-def confirm_again(task, fold, saved, args):
-    """Rerun only the confirming pass of a saved fold with today's `confirm_lr`.
+def rescore(task, fold, saved, args):
+    """Read a saved fold's sweeps with today's rules and confirming pass, without sweeping.
 
-    Its candidates are the saved first sweep's rules scaled for each budget, all of which
-    were scored, so the chosen rate's score is looked up, not trained again. Returns the
-    saved fold with each budget's `confirm` record, rate and score replaced.
+    Every rule's suggestions come from the saved raw curves (`LRFindResult.from_curve`);
+    each budget's rates are looked up among the rates the run trained (the grid and every
+    rule's) and only a rate not trained before is trained (same data, fold, seed and initial
+    weights: the scikit-learn and table tasks repeat their saved scores exactly); the
+    confirming pass is rerun. Returns the saved fold with its suggestions, rates, scores and
+    confirm records replaced (the finder's time is the saved one).
     """
     if "curves" not in saved or saved.get("seed", args.seed) != args.seed:
-        raise SystemExit("--confirm-only needs runs saved with their curves (since run 7) "
-                         f"and the same --seed ({args.seed}) as they ran with")
+        raise SystemExit("--rescore needs runs saved with their curves (since run 7) and the "
+                         f"same --seed ({args.seed}) as they ran with")
     runner = (LearnerRunner if "learner" in task else ArrayRunner)(task, fold, args.seed)
-    sweep_steps = len(saved["curves"][0]["lrs"])
+    results = [LRFindResult.from_curve(c["lrs"], c["losses"]) for c in saved["curves"]]
+    saved["sweeps"] = [r.suggestions for r in results]
+    saved["suggestions"] = results[0].suggestions
     for epochs, row in saved["budgets"].items():
-        record = _confirm(runner, saved["suggestions"], sweep_steps, row["planned_steps"])
-        by_rate = {f"{lr:.6g}": row["scores"][name] for name, lr in row["lrs"].items()
-                   if name != "confirm"}
+        trained = {f"{lr:.6g}": row["scores"][name] for name, lr in row["lrs"].items()}
+        trained.update({f"{float(name[5:]):.6g}": score for name, score in row["scores"].items()
+                        if name.startswith("grid ")})
+
+        def scored(lr):
+            key = f"{lr:.6g}"
+            if key not in trained:
+                trained[key] = runner.score(lr, int(epochs))
+            return trained[key]
+
+        for rule in RULES:
+            raw = results[0].suggestions[rule]
+            for name, lr in ((rule, raw), (f"{rule}+b", raw * budget_factor(row["planned_steps"]))):
+                row["lrs"][name] = lr
+                row["scores"][name] = scored(lr) if math.isfinite(lr) else float("nan")
+        record = _confirm(runner, results[0].suggestions, len(results[0].lrs),
+                          row["planned_steps"])
         row["confirm"], row["lrs"]["confirm"] = record, record["chosen"]
-        row["scores"]["confirm"] = by_rate[f"{record['chosen']:.6g}"]
+        row["scores"]["confirm"] = scored(record["chosen"])
     return saved
 
 
@@ -481,13 +506,15 @@ def summarise(results, budgets):
             if any(epochs not in f["budgets"] for f in folds):
                 continue
             rows = [f["budgets"][epochs]["scores"] for f in folds]
-            mean = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+            # A rule newer than a saved run has no score there: nan (`--rescore` adds it).
+            keys = {*rows[0], *_candidates()}
+            mean = {k: float(np.nanmean([r.get(k, math.nan) for r in rows])) for k in keys}
             grid = {k: v for k, v in mean.items() if k.startswith("grid")}
             best = max(grid, key=grid.get)
             pairs[(name, epochs)] = {
                 "family": family, "mean": mean, "best": best, "best_score": grid[best],
                 "gaps": {c: grid[best] - mean[c] for c in [*_candidates(), "confirm"]},
-                "lrs": {c: [f["budgets"][epochs]["lrs"][c] for f in folds]
+                "lrs": {c: [f["budgets"][epochs]["lrs"].get(c, math.nan) for f in folds]
                         for c in [*_candidates(), "confirm"]},
                 "confirm_s": float(np.mean([f["budgets"][epochs]["confirm"]["seconds"]
                                             for f in folds])),
@@ -547,7 +574,7 @@ def stability_table(results):
         sweeps = folds[0]["sweeps"]
         cells = []
         for rule in RULES:
-            values = [s[rule] for s in sweeps if math.isfinite(s[rule])]
+            values = [s[rule] for s in sweeps if math.isfinite(s.get(rule, math.nan))]
             cells.append(f"x{max(values) / min(values):.2f}" if values else "n/a")
         lines.append(f"| {name} ({len(sweeps)} sweeps) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -581,12 +608,16 @@ def main():
                         help="folder of wordnet_lexnames_*.csv.gz and debian_en_it_*.csv.gz")
     parser.add_argument("--images", default=IMAGES_DIR,
                         help="folder of the Fashion-MNIST IDX files (see vision.py)")
+    parser.add_argument("--wordnet-val", choices=["random", "first"], default="random",
+                        help="the WordNet tasks' 4,000 validation texts: a seeded random "
+                             "sample, or the file's first (8 noun classes; runs 3-9)")
     parser.add_argument("--save", default=None, help="folder for the raw results (JSON)")
     parser.add_argument("--report", nargs="+", default=None, metavar="FOLDER",
                         help="only print the tables for the results saved in these folders "
                              "(runs of different tasks combined, e.g. for leave-one-family-out)")
-    parser.add_argument("--confirm-only", default=None, metavar="FOLDER",
-                        help="rerun only the confirming pass of the runs saved in FOLDER "
+    parser.add_argument("--rescore", default=None, metavar="FOLDER",
+                        help="read the sweeps saved in FOLDER with today's rules and "
+                             "confirming pass, training only rates not trained before "
                              "(each task with the folds it was saved with), then report")
     args = parser.parse_args()
     if args.report:
@@ -600,13 +631,13 @@ def main():
     args.budgets = args.budgets or [3, 10]
     if args.folds is None:
         args.folds = 1 if args.quick else 3
-    if args.confirm_only:
-        saved = _load([args.confirm_only])
+    if args.rescore:
+        saved = _load([args.rescore])
         results = {}
         for name, (family, folds) in saved.items():
             if args.tasks is None or name in args.tasks:
                 task = TASKS[name][1](argparse.Namespace(**{**vars(args), "folds": len(folds)}))
-                results[name] = (family, [confirm_again(task, fold, done, args)
+                results[name] = (family, [rescore(task, fold, done, args)
                                           for fold, done in zip(task["folds"], folds)])
                 _save(args.save, name, family, task["about"], results[name][1])
         report(results, args.budgets)

@@ -739,13 +739,13 @@ class Learner:
 
         Returns:
             A dict of each rule's name to its suggested rate (`nan` where the rule could not
-            read the curve), e.g. `{"valley": ..., "basin": ..., ...}`.
+            read the curve), e.g. `{"valley": ..., "consensus": ..., ...}`.
 
         Raises:
             ValueError: if `lr_find()` has not been run.
 
         Example:
-            >>> learner.lr_estimate()["basin"]
+            >>> learner.lr_estimate()["consensus"]
         """
         return dict(self._require_lr_result().suggestions)
 

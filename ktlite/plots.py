@@ -16,7 +16,8 @@ from ktlite.arguments import check_bool
 
 __all__ = ["plot_lr_find", "plot_history", "show"]
 
-_MARKERS = {"valley": "o", "steep": "^", "minimum": "s", "basin": "D", "descent": "v"}
+_MARKERS = {"valley": "o", "steep": "^", "minimum": "s", "basin": "D", "descent": "v",
+            "consensus": "P"}
 
 
 def _new_axes(ax: Any):
@@ -44,12 +45,16 @@ def _finite_values(values: Any) -> list[float]:
 
 def _chosen_label(result: Any, suggestions: dict) -> str:
     """How `result.suggestion` was chosen: by a confirming pass, a rule, and/or the budget."""
+    from ktlite.lr.suggest import DEFAULT_SUGGESTION
+
     config = dict(getattr(result, "config", {}) or {})
     lr = float(getattr(result, "suggestion", math.nan))
     if "confirm" in config:
         return f"chosen by confirm {lr:.2e}"
     factor = float(config.get("budget_factor", 1.0))
-    for name, value in suggestions.items():
+    # The default rule first: another rule may suggest the same rate.
+    for name in sorted(suggestions, key=lambda rule: rule != DEFAULT_SUGGESTION):
+        value = suggestions[name]
         if value is not None and math.isclose(float(value) * factor, lr, rel_tol=1e-9):
             budget = f" x{factor:.2f} for {config['planned_steps']} steps" if factor != 1 else ""
             return f"chosen: {name}{budget} {lr:.2e}"
@@ -145,10 +150,11 @@ def plot_lr_find(
         labels: One legend label per result. Default: no legend for one result,
             `"run 0"`, `"run 1"`, ... for several.
         suggest: Mark each result's suggestions (`valley`, `steep`, `minimum`, `basin`,
-            `descent`). For one result also shade the spread of the suggestions, draw the
-            chosen rate (`result.suggestion`, labelled with its rule, budget factor or
-            confirming pass) as a dashed line, and, after `lr_find(confirm=True)`, the
-            short runs' losses on a second y axis. Default True.
+            `descent`, `consensus`). For one result also shade the spread of the
+            suggestions, draw the chosen rate (`result.suggestion`, labelled with its rule,
+            budget factor or confirming pass) as a dashed line, and, after
+            `lr_find(confirm=True)`, the short runs' losses on a second y axis. Default
+            True.
         ax: A matplotlib Axes to draw into; default a new Figure.
 
     Returns:
@@ -222,7 +228,8 @@ def plot_lr_find(
         _legend(ax, twin)
     if suggest and len(results) > 1:
         ax.set_title(
-            "markers: D basin (default), v descent, o valley, ^ steep, s minimum",
+            "markers: P consensus (default), D basin, v descent, o valley, ^ steep, "
+            "s minimum",
             fontsize="small",
         )
     return fig

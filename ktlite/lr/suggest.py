@@ -3,8 +3,10 @@
 Every rule takes the swept learning rates (increasing, geometric) and a loss curve of the
 same length, and returns one learning rate (`nan` when the curve is too short to say). They
 only look at the part of the curve before its minimum, where training still improves.
-`valley`, `steep` and `minimum` read the EMA-smoothed curve; `basin`, the default, reads the
+`valley`, `steep` and `minimum` read the EMA-smoothed curve; `basin` and `descent` read the
 raw per-batch losses through a centred running median, which does not lag behind the sweep.
+`consensus`, the default, is the geometric mean of those five, each first moved to `basin`'s
+level: one curve read at five places, so noise at any one of them moves it less.
 
 The rules read differences of losses, never their ratios or logarithms: a curve shifted by a
 constant (a loss that is negative, such as `keras.losses.CosineSimilarity`) gets the same
@@ -31,6 +33,7 @@ __all__ = [
     "suggest_minimum",
     "suggest_basin",
     "suggest_descent",
+    "suggest_consensus",
     "running_median",
     "suggest_all",
     "is_flat",
@@ -56,6 +59,13 @@ _BASIN_CAP = 10.0
 _DESCENT_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9)
 # ...and the backoff below their geometric mean.
 _DESCENT_BACKOFF = 10.0 ** 0.25
+# `suggest_consensus`: the factor that moves each rule to `basin`'s level, the median of
+# basin / rule over the 90 sweeps of benchmarks/lr_finder.py runs 7-11 (18 tasks, 5 sweeps
+# each; benchmarks/RESULTS.md, run 12).
+_CONSENSUS_SCALE = {"valley": 0.26, "steep": 0.63, "minimum": 0.26, "basin": 1.0,
+                    "descent": 2.3}
+# ...and the fewest of them that must say (`minimum` alone reads a curve of two points).
+_CONSENSUS_QUORUM = 3
 # `is_flat`: fewest finite points to judge a curve's noise by (shorter sweeps of a small
 # model, whose loss visibly falls, still measure within the noise below)...
 _FLAT_MIN_POINTS = 50
@@ -486,14 +496,80 @@ def is_flat(lrs: Sequence[float], losses: Sequence[float]) -> bool:
     return drop <= _FLAT_ERRORS * error
 
 
-# Why "basin": an exponential moving average with beta 0.98 lags the raw loss by about 49
-# batches, two decades of a default 200-step sweep, so every rule that reads the smoothed
-# curve lands at a rate that depends on how sharply the loss diverges after its minimum.
-# "minimum" (min / 10) was within one point of the best grid rate for MLPs and an
-# embedding bag, whose loss explodes at once, but suggested 2-6x too high a rate for the
-# default text Transformer, whose loss rises slowly (0.604 vs 0.824 test accuracy on
-# WordNet). Measured in benchmarks/lr_finder.py on four tasks (see benchmarks/RESULTS.md).
-DEFAULT_SUGGESTION = "basin"
+# Why "consensus": an exponential moving average with beta 0.98 lags the raw loss by about
+# 49 batches, two decades of a default 200-step sweep, so every rule that reads only the
+# smoothed curve lands at a rate that depends on how sharply the loss diverges after its
+# minimum ("minimum" suggested 2-6x too high a rate for the default text Transformer: 0.604
+# vs 0.824 test accuracy on WordNet). "basin" reads the raw curve without lag and was the
+# default until run 12 of benchmarks/lr_finder.py; it reads one point, where the curve
+# enters its flat bottom, and moved by up to 7.7x between sweeps of one task. The geometric
+# mean of the five rules at basin's level moved by at most 3.0x on the same sweeps and kept
+# or bettered basin's gaps to the best grid rate (benchmarks/RESULTS.md, run 12).
+DEFAULT_SUGGESTION = "consensus"
+
+
+def _rules(
+    lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float]
+) -> dict[str, float]:
+    """The five rules that read a curve, by name."""
+    return {
+        "valley": suggest_valley(lrs, smoothed),
+        "steep": suggest_steep(lrs, smoothed),
+        "minimum": suggest_minimum(lrs, smoothed),
+        "basin": suggest_basin(lrs, losses),
+        "descent": suggest_descent(lrs, losses),
+    }
+
+
+def _consensus_of(rules: dict[str, float], lrs: Sequence[float]) -> float:
+    """The geometric mean of the finite `rules` at `basin`'s level, within the sweep."""
+    levels = [math.log(lr * _CONSENSUS_SCALE[name]) for name, lr in rules.items()
+              if math.isfinite(lr)]
+    if len(levels) < _CONSENSUS_QUORUM:
+        return math.nan
+    swept = np.asarray(lrs, dtype=np.float64)
+    return float(min(max(math.exp(sum(levels) / len(levels)), swept[0]), swept[-1]))
+
+
+def suggest_consensus(
+    lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float]
+) -> float:
+    """The five rules read together: their geometric mean, each first moved to `basin`'s level.
+
+    Every rule reads one feature of the curve (where it enters its bottom, the middle of its
+    drop, its steepest point, the smoothed minimum) and each feature moves with the batches'
+    noise on its own; averaging the five in log-rate moves less than any one of them. Each
+    rule sits at its own distance from a good rate (`minimum` a tenth of the rate where the
+    smoothed loss is lowest, `descent` a quarter decade below the middle of the drop), so
+    each is first multiplied by the median ratio of `basin` to it over the sweeps of
+    `benchmarks/lr_finder.py` (valley 0.26, steep 0.63, minimum 0.26, descent 2.3). A rule
+    that cannot say (`nan`) is left out, and fewer than three that can say give `nan`; the
+    result is held to the swept range.
+
+    Args:
+        lrs: Swept learning rates.
+        losses: Raw per-batch losses (read by `basin` and `descent`).
+        smoothed: Their smoothed curve (read by `valley`, `steep` and `minimum`), e.g.
+            `smooth_losses(losses)`.
+
+    Returns:
+        The suggested learning rate, or `nan` when fewer than three rules can say (a
+        curve of fewer than 5 usable points).
+
+    Raises:
+        TypeError: If `lrs`, `losses` or `smoothed` is not a sequence of numbers (`smoothed`
+            is named `losses` by the rules that read it).
+        ValueError: If `lrs`, `losses` and `smoothed` are not 1-D sequences of equal length,
+            or `lrs` are not positive finite rates in increasing order.
+
+    Example:
+        >>> lrs = np.logspace(-5, 0, 200)
+        >>> losses = 1.0 + np.tanh(-4.0 * (np.log10(lrs) + 2.5)) + (lrs > 0.1) * 5.0
+        >>> lr = suggest_consensus(lrs, losses, smooth_losses(losses))
+        >>> bool(1e-4 < lr < 1e-2)
+        True
+    """
+    return _consensus_of(_rules(lrs, losses, smoothed), lrs)
 
 
 def suggest_all(
@@ -507,8 +583,8 @@ def suggest_all(
         smoothed: Their smoothed curve (read by `valley`, `steep` and `minimum`).
 
     Returns:
-        Dict `{"valley": ..., "steep": ..., "minimum": ..., "basin": ..., "descent": ...}`;
-        the default one is `DEFAULT_SUGGESTION` ("basin").
+        Dict `{"valley": ..., "steep": ..., "minimum": ..., "basin": ..., "descent": ...,
+        "consensus": ...}`; the default one is `DEFAULT_SUGGESTION` ("consensus").
 
     Raises:
         TypeError: If `lrs`, `losses` or `smoothed` is not a sequence of numbers (`smoothed`
@@ -519,12 +595,7 @@ def suggest_all(
     Example:
         >>> lrs, losses = np.logspace(-5, 0, 20), np.linspace(2, 1, 20)
         >>> sorted(suggest_all(lrs, losses, smooth_losses(losses)))
-        ['basin', 'descent', 'minimum', 'steep', 'valley']
+        ['basin', 'consensus', 'descent', 'minimum', 'steep', 'valley']
     """
-    return {
-        "valley": suggest_valley(lrs, smoothed),
-        "steep": suggest_steep(lrs, smoothed),
-        "minimum": suggest_minimum(lrs, smoothed),
-        "basin": suggest_basin(lrs, losses),
-        "descent": suggest_descent(lrs, losses),
-    }
+    rules = _rules(lrs, losses, smoothed)
+    return {**rules, "consensus": _consensus_of(rules, lrs)}

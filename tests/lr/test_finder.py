@@ -142,8 +142,9 @@ def test_default_sweep_is_bounded(trained, dataset):
     assert 100 <= DEFAULT_NUM_STEPS <= 300
     result = find_lr(trained, dataset, verbose=0)
     assert len(result.lrs) <= DEFAULT_NUM_STEPS
-    assert set(result.suggestions) == {"valley", "steep", "minimum", "basin", "descent"}
-    assert result.suggestion == result.suggestions["basin"]
+    assert set(result.suggestions) == {"valley", "steep", "minimum", "basin", "descent",
+                                       "consensus"}
+    assert result.suggestion == result.suggestions["consensus"]
 
 
 @pytest.mark.parametrize(
@@ -309,7 +310,7 @@ def test_result_round_trips_through_json(tmp_path):
     result.save(path)
     loaded = LRFindResult.load(path)
     assert loaded == result
-    assert loaded.suggestion == result.suggestions["basin"]
+    assert loaded.suggestion == result.suggestions["consensus"]
     assert loaded.config["start_lr"] == 1e-6
 
 
@@ -534,3 +535,16 @@ def test_a_sweep_reaches_end_lr_through_updates_the_loss_scale_skips(make_model,
     assert len(result.lrs) == 20 and not result.config["stopped_early"]
     assert result.lrs[-1] == pytest.approx(1e-5, rel=1e-5)
     _assert_bit_identical(before, _state(model))
+
+
+def test_a_result_saved_before_the_consensus_rule_gets_it_from_its_curve():
+    lrs = np.logspace(-6, 0, 60)
+    losses = np.r_[np.linspace(2, 1, 50), np.linspace(1.2, 9, 10)]
+    result = LRFindResult.from_curve(lrs, losses)
+    data = result.to_dict()
+    del data["suggestions"]["consensus"]  # as saved when `basin` was the default
+    data["suggestion"] = data["suggestions"]["basin"]
+    loaded = LRFindResult.from_dict(data)
+    assert loaded.suggestions["consensus"] == result.suggestions["consensus"]
+    assert loaded.suggestion == result.suggestions["basin"]  # what that sweep suggested
+    assert loaded.suggest() == result.suggestions["consensus"]

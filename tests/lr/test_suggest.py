@@ -12,6 +12,7 @@ from ktlite.lr.suggest import (
     smooth_losses,
     suggest_all,
     suggest_basin,
+    suggest_consensus,
     suggest_descent,
     suggest_minimum,
     suggest_steep,
@@ -148,14 +149,64 @@ def test_learning_rates_out_of_order_are_refused_with_where(rule):
     rule(held, losses)
 
 
-def test_default_suggestion_is_basin():
-    assert DEFAULT_SUGGESTION == "basin"
+def test_default_suggestion_is_consensus():
+    assert DEFAULT_SUGGESTION == "consensus"
     lrs, losses = _sigmoid_drop()
     suggestions = suggest_all(lrs, losses, smooth_losses(losses))
-    assert set(suggestions) == {"valley", "steep", "minimum", "basin", "descent"}
+    assert set(suggestions) == {"valley", "steep", "minimum", "basin", "descent", "consensus"}
     assert suggestions["descent"] == suggest_descent(lrs, losses)
     assert suggestions["basin"] == suggest_basin(lrs, losses)
     assert suggestions["minimum"] == suggest_minimum(lrs, smooth_losses(losses))
+    assert suggestions["consensus"] == suggest_consensus(lrs, losses, smooth_losses(losses))
+
+
+def _consensus_by_hand(rules):
+    # Each rule moved to basin's level by its median ratio on the suite, then the
+    # geometric mean of those that could say.
+    scale = {"valley": 0.26, "steep": 0.63, "minimum": 0.26, "basin": 1.0, "descent": 2.3}
+    levels = [math.log(lr * scale[name]) for name, lr in rules.items() if math.isfinite(lr)]
+    return math.exp(sum(levels) / len(levels))
+
+
+def test_consensus_is_the_geometric_mean_of_the_rules_at_basins_level():
+    lrs, losses = _noisy_sweep(0)
+    suggestions = suggest_all(lrs, losses, smooth_losses(losses))
+    rules = {k: v for k, v in suggestions.items() if k != "consensus"}
+    assert suggestions["consensus"] == pytest.approx(_consensus_by_hand(rules), rel=1e-12)
+    # It lies between the scaled rules, not at either end.
+    assert min(rules["descent"] * 2.3, rules["basin"]) < suggestions["consensus"]
+    assert suggestions["consensus"] < max(rules["valley"] * 0.26, rules["steep"] * 0.63)
+
+
+def test_consensus_moves_less_than_basin_between_noisy_sweeps():
+    values = {"basin": [], "consensus": []}
+    for seed in range(5):
+        lrs, losses = _noisy_sweep(seed)
+        suggestions = suggest_all(lrs, losses, smooth_losses(losses))
+        for name in values:
+            values[name].append(suggestions[name])
+    spreads = {name: max(v) / min(v) for name, v in values.items()}
+    assert spreads["consensus"] <= 1.3
+    assert spreads["consensus"] < spreads["basin"]
+
+
+def test_consensus_leaves_out_rules_that_cannot_say_and_stays_in_the_sweep():
+    lrs, losses = _noisy_sweep(0)
+    smoothed = smooth_losses(losses)
+    # Four points: only `minimum` can say, and one rule is no consensus.
+    assert math.isfinite(suggest_minimum(lrs[:4], smoothed[:4]))
+    assert math.isnan(suggest_consensus(lrs[:4], losses[:4], smoothed[:4]))
+    # A steady fall to the end of the sweep: every rule sits at its top, and descent moved
+    # up by 2.3 would leave the sweep; the consensus is held to the last swept rate.
+    falling = np.linspace(3.0, 1.0, 50)
+    top = np.logspace(-5, -1, 50)
+    assert suggest_consensus(top, falling, smooth_losses(falling)) <= top[-1]
+    with pytest.raises(ValueError, match="equal length"):
+        suggest_consensus(lrs, losses, smoothed[:-1])
+    with pytest.raises(ValueError, match="increasing order"):
+        suggest_consensus(lrs[::-1], losses, smoothed)
+    with pytest.raises(TypeError, match="`losses` must be a sequence of numbers"):
+        suggest_consensus(lrs, losses, "1, 2, 3")
 
 
 def test_noise_at_the_start_of_the_sweep_is_ignored():
@@ -384,7 +435,10 @@ _SUGGESTED_BEFORE = {
 def test_ordinary_curves_keep_their_suggestions(name):
     lrs, losses = _synthetic_curve(**_CURVES[name])
     suggested = suggest_all(lrs, losses, smooth_losses(losses))
+    consensus = suggested.pop("consensus")
     assert suggested == pytest.approx(_SUGGESTED_BEFORE[name], rel=1e-12, abs=0)
+    assert consensus == pytest.approx(
+        min(_consensus_by_hand(_SUGGESTED_BEFORE[name]), float(lrs[-1])), rel=1e-12)
     assert not is_flat(lrs, losses)
 
 
