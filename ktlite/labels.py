@@ -824,7 +824,8 @@ class LabelEncoder:
     Raises:
         TypeError: for `label_mode` that is neither None nor a str, `class_names` that is
             not a list of strings, or `num_outputs` that is neither None nor an int.
-        ValueError: for an unknown `label_mode`, invalid `class_names`, or `num_outputs`
+        ValueError: for an unknown `label_mode`, invalid `class_names`, `class_names` with
+            ``label_mode="regression"`` (a regression has no classes), or `num_outputs`
             below 1 or other than the number of `class_names`.
 
     Example:
@@ -842,6 +843,11 @@ class LabelEncoder:
         _check_mode(label_mode)
         self.label_mode = label_mode
         self.class_names = check_class_names(class_names)
+        if label_mode == "regression" and self.class_names is not None:
+            raise ValueError(
+                "`class_names` must be None for label_mode='regression': a regression has no "
+                f"classes. Received: class_names={preview_values(self.class_names)}"
+            )
         num_outputs = check_positive_int(num_outputs, "num_outputs", allow_none=True)
         if num_outputs is not None and self.class_names is not None and num_outputs != len(
             self.class_names

@@ -640,15 +640,18 @@ class Predictor:
         if settings:
             try:
                 return cls(model, preproc, batch_size=batch_size, **settings)
-            except (TypeError, ValueError):  # quote nothing from the file
-                raise ValueError(
-                    f"{folder / saving.MANIFEST_FILE}: its `settings` are not valid for a "
-                    f"{cls.__name__}."
-                ) from None
+            except (TypeError, ValueError):
+                pass  # the settings, or a model that does not fit: built without them, below
         try:
-            return cls(model, preproc, batch_size=batch_size)
+            predictor = cls(model, preproc, batch_size=batch_size)
         except ValueError as err:
             raise ValueError(f"The predictor saved in {folder} is inconsistent: {err}") from err
+        if settings:  # quote nothing from the file
+            raise ValueError(
+                f"{folder / saving.MANIFEST_FILE}: its `settings` are not valid for a "
+                f"{cls.__name__}."
+            )
+        return predictor
 
     def __repr__(self) -> str:
         facts = " ".join(f"{k}={v!r}" for k, v in self.describe().items() if np.isscalar(v))

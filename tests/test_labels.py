@@ -247,6 +247,16 @@ def test_label_encoder_refuses_use_before_fit_and_bad_arguments():
         LabelEncoder.from_config(["multiclass"])
 
 
+def test_class_names_for_a_regression_are_refused_and_a_saved_regression_loads():
+    with pytest.raises(ValueError, match=r"^`class_names` must be None for "
+                                         r"label_mode='regression': a regression has no "
+                                         r"classes. Received: class_names=\['old', 'young'\]$"):
+        LabelEncoder("regression", ["old", "young"], 2)
+    saved = LabelEncoder().fit([[0.5, 1.5], [2.0, 0.25]]).get_config()
+    assert saved == {"label_mode": "regression", "class_names": None, "num_outputs": 2}
+    assert LabelEncoder.from_config(saved).decode([[1.5, 2.0]]) == [[1.5, 2.0]]
+
+
 @pytest.mark.parametrize("mode", [1, True, ["multiclass"]])
 def test_a_label_mode_of_the_wrong_type_is_a_type_error(mode):
     message = (r"`label_mode` must be one of \['multiclass', 'multilabel', 'regression'\] or "

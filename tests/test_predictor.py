@@ -21,6 +21,7 @@ import ktlite
 from folders import CRAFTED, assert_quotes_nothing_crafted, rehash
 from ktlite import predictor as predictor_lib
 from ktlite import saving
+from ktlite.arguments import check_rate
 from ktlite.classifier import ClassifierPredictor
 from ktlite.compress import quantize_predictor
 from ktlite.labels import LabelEncoder
@@ -75,7 +76,18 @@ class ToyPredictor(ClassifierPredictor):
         return ToyPreprocessor.load(folder)
 
 
-ToyPredictor.__module__ = TOY_MODULE
+class TunedToyPredictor(ToyPredictor):
+    """A toy predictor with a setting its folder keeps, as a translator keeps `beam_width`."""
+
+    def __init__(self, model, preproc, batch_size=32, threshold=0.5):
+        super().__init__(model, preproc, batch_size=batch_size)
+        self.threshold = check_rate(threshold, "threshold")
+
+    def _settings(self):
+        return {"threshold": self.threshold}
+
+
+ToyPredictor.__module__ = TunedToyPredictor.__module__ = TOY_MODULE
 sys.modules[TOY_MODULE] = sys.modules[__name__]
 
 
@@ -599,6 +611,22 @@ def test_load_refuses_a_model_with_the_wrong_number_of_outputs(saved):
     rehash(saved)
     with pytest.raises(ValueError, match="model has 4 outputs but the preprocessor has 3"):
         load_predictor(saved)
+
+
+def test_a_folder_with_settings_blames_the_model_or_the_settings_whichever_is_wrong(tmp_path):
+    folder = tmp_path / "tuned"
+    TunedToyPredictor(toy_model(), ToyPreprocessor(), threshold=0.25).save(folder)
+    assert load_predictor(folder).threshold == 0.25
+    edit_meta(folder, settings={"threshold": 2.0})
+    with pytest.raises(ValueError, match=r"ktlite\.json: its `settings` are not valid for a "
+                                         r"TunedToyPredictor\.$"):
+        load_predictor(folder)
+    edit_meta(folder, settings={"threshold": 0.25})
+    keras.saving.save_model(toy_model(num_outputs=4), str(folder / "model.keras"))
+    rehash(folder)
+    with pytest.raises(ValueError, match=r"^The predictor saved in \S+ is inconsistent: The "
+                                         r"model has 4 outputs but the preprocessor has 3"):
+        load_predictor(folder)
 
 
 def test_load_refuses_a_damaged_model_file(saved):

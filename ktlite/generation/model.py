@@ -102,7 +102,9 @@ class DecoderOnlySteps:
         model: a model built by `causal_lm`.
 
     Raises:
-        ValueError: if the model lacks the named layers.
+        ValueError: if the model lacks the named layers, or is not decoder-only: it takes
+            more than one input (e.g. a translation model's `source_ids`) or its decoder
+            blocks have cross-attention.
 
     Example:
         >>> steps = DecoderOnlySteps(model)
@@ -112,9 +114,18 @@ class DecoderOnlySteps:
         names = {layer.name for layer in model.layers}
         if not {"target_embedding", "decoder_norm"} <= names:
             raise ValueError("`model` must be built by `generation.causal_lm`.")
+        decoders = [layer for layer in model.layers if isinstance(layer, TransformerDecoder)]
+        crossing = [layer.name for layer in decoders if layer._has_cross_attention]
+        if len(model.inputs) != 1 or crossing:
+            inputs = [tensor.name for tensor in model.inputs]
+            raise ValueError(
+                "`model` must be a decoder-only (causal LM) model from `generation.causal_lm`, "
+                "with one input of token ids and no cross-attention. Received: a model with "
+                f"inputs {inputs}" + (f" and cross-attention in {crossing}" if crossing else "")
+            )
         self.model = model
         self.embedding = model.get_layer("target_embedding")
-        self.decoders = [layer for layer in model.layers if isinstance(layer, TransformerDecoder)]
+        self.decoders = decoders
         self.norm = model.get_layer("decoder_norm")
         self.context_length = self.embedding.sequence_length
 

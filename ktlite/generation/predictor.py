@@ -198,8 +198,9 @@ class GenerationPredictor(StringDecodingPredictor):
             TypeError: for None or items that are not strings (the index is named), or an
                 option of the wrong type (`method=1`, `beam_width="4"`).
             ValueError: for an empty list, a missing value, an unknown `method`,
-                `max_length` or `beam_width` < 1, `top_p` outside (0, 1], another option out
-                of range, a sampling option with a method other than `"sample"`, or a
+                `max_length` or `beam_width` < 1, `beam_width` above 64
+                (`ktlite.seq2seq.decoding.MAX_BEAM_WIDTH`), `top_p` outside (0, 1], another
+                option out of range, a sampling option with a method other than `"sample"`, or a
                 `length_penalty` other than 0.0 without beam search (`beam_width > 1`).
 
         Example:

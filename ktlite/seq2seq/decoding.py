@@ -39,6 +39,9 @@ _NEG = -1e9
 # then greedy) to the largest (sampling is then uniform among the kept tokens).
 _MIN_TEMPERATURE, _MAX_TEMPERATURE = 2.0**-126, float(tf.float32.max)
 _MAX_SEED = 2**31 - 1
+# The most beams beam search keeps: far above any useful width (gains stop at a few beams),
+# and low enough that a mistyped width is refused instead of exhausting the memory.
+MAX_BEAM_WIDTH = 64
 _MASK32 = 0xFFFFFFFF
 
 
@@ -48,7 +51,7 @@ class DecodingOptions:
 
     Args:
         method: ``"greedy"``, ``"beam"`` or ``"sample"``.
-        beam_width: beams kept by beam search (``>= 1``; 1 is greedy).
+        beam_width: beams kept by beam search, from 1 (greedy) to `MAX_BEAM_WIDTH` (64).
         length_penalty: GNMT length penalty exponent of beam search's final ranking
             (``score / ((5 + length) / 6) ** length_penalty``; 0 ranks by log-probability).
         temperature: divides the logits before sampling (``> 0``, a normal float32:
@@ -64,7 +67,8 @@ class DecodingOptions:
     Raises:
         TypeError: for a value of the wrong type (a `method` that is not a str, an int
             option that is not an int, a number that is not a number), naming the argument.
-        ValueError: for a value out of range, naming the argument.
+        ValueError: for a value out of range (a `beam_width` above `MAX_BEAM_WIDTH`
+            among them), naming the argument.
 
     Example:
         >>> DecodingOptions(method="beam", beam_width=4, length_penalty=0.6)
@@ -83,7 +87,7 @@ class DecodingOptions:
         check_choice(self.method, "method", METHODS)
         # NumPy scalars become Python numbers: equal options hash alike and trace alike.
         checked = {
-            "beam_width": check_int(self.beam_width, "beam_width", 1),
+            "beam_width": check_int(self.beam_width, "beam_width", 1, MAX_BEAM_WIDTH),
             "top_k": check_int(self.top_k, "top_k", 0),
             "seed": check_int(self.seed, "seed", 0, _MAX_SEED),
             "length_penalty": check_float(self.length_penalty, "length_penalty", low=0.0),

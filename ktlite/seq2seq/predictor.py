@@ -208,8 +208,8 @@ class TranslationPredictor(StringDecodingPredictor):
 
     Raises:
         TypeError: if `model` is not a `keras.Model` or `preproc` not a `PairPreprocessor`.
-        ValueError: if they do not belong together, or `batch_size`, `beam_width` or
-            `max_length` < 1.
+        ValueError: if they do not belong together, `batch_size`, `beam_width` or
+            `max_length` < 1, or `beam_width` > `seq2seq.decoding.MAX_BEAM_WIDTH` (64).
 
     Example:
         >>> p = ktlite.get_predictor(learner.model, preproc)
@@ -338,9 +338,10 @@ class TranslationPredictor(StringDecodingPredictor):
             TypeError: for None or items that are not strings (the index is named), or an
                 option of the wrong type (`method=1`, `beam_width="4"`).
             ValueError: for an empty list, a missing value, an unknown `method`,
-                `beam_width` or `max_length` < 1, `top_p` outside (0, 1], another option out
-                of range, a sampling option with a method other than `"sample"`, or a
-                `length_penalty` other than 0.6 without beam search (`beam_width > 1`).
+                `beam_width` or `max_length` < 1, `beam_width` > 64 (`MAX_BEAM_WIDTH`),
+                `top_p` outside (0, 1], another option out of range, a sampling option
+                with a method other than `"sample"`, or a `length_penalty` other than 0.6
+                without beam search (`beam_width > 1`).
 
         Example:
             >>> predictor.predict("Real-time strategy game", beam_width=4)
@@ -378,7 +379,8 @@ class TranslationPredictor(StringDecodingPredictor):
             **options: passed on to `Predictor.export`.
 
         Raises:
-            ValueError: for `beam_width` or `max_length` < 1, or an unknown format.
+            ValueError: for `beam_width` or `max_length` < 1, `beam_width` > 64
+                (`MAX_BEAM_WIDTH`), or an unknown format.
             FileExistsError: if `path` is a file or a non-empty folder of something else.
 
         Example:

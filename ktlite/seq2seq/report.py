@@ -73,7 +73,8 @@ def translation_reporter(
     Raises:
         TypeError: if `preproc` is not a `PairPreprocessor`, or `beam_width` or
             `max_length` is not an int.
-        ValueError: if `preproc` is not fitted, or `beam_width` or `max_length` < 1.
+        ValueError: if `preproc` is not fitted, `beam_width` or `max_length` < 1, or
+            `beam_width` above 64 (`ktlite.seq2seq.decoding.MAX_BEAM_WIDTH`).
 
     Example:
         >>> text, scores = translation_reporter(preproc)(model, val, None)

@@ -12,10 +12,11 @@ import tensorflow as tf
 
 # Registers the layers that saved table models refer to, before any load_model.
 import ktlite.layers  # noqa: F401
-import ktlite.tabular.layers  # noqa: F401
+from ktlite import compat
 from ktlite.arguments import check_fitted
 from ktlite.classifier import ClassifierPredictor
 from ktlite.columns import is_series
+from ktlite.tabular.layers import FeatureTokenizer
 from ktlite.tabular.preprocessor import CONFIG_FILE, TabularPreprocessor
 
 
@@ -39,7 +40,9 @@ class TabularPredictor(ClassifierPredictor):
 
     Raises:
         TypeError: if `model` is not a `keras.Model`.
-        ValueError: if the model does not take the preprocessor's columns.
+        ValueError: if the model does not take the preprocessor's columns, or its
+            `FeatureTokenizer` has another number of ids for a categorical column than the
+            preprocessor's categories (and the unknown id).
 
     Example:
         >>> predictor = ktlite.get_predictor(model, preproc)
@@ -90,6 +93,21 @@ class TabularPredictor(ClassifierPredictor):
                 f"The model takes inputs {found} but the preprocessor makes {expected} "
                 "(input name: width); the model and preprocessor do not belong together."
             )
+        # Equal widths do not make equal categories: a model trained on other categories
+        # would read other rows of its embedding (or none) for the preprocessor's ids.
+        for layer in compat.flatten_layers(model, include_self=False):
+            if not isinstance(layer, FeatureTokenizer):
+                continue
+            for column, size, model_size in zip(
+                preproc.categorical_columns, preproc.category_sizes, layer.category_sizes
+            ):
+                if model_size != size:
+                    raise ValueError(
+                        f"The model's layer {layer.name!r} has {model_size} ids for the "
+                        f"categorical column {column!r} but the preprocessor encodes it with "
+                        f"{size} ({size - 1} categories and the unknown id); the model and "
+                        "preprocessor do not belong together."
+                    )
 
     def describe(self) -> dict[str, Any]:
         """The label mode, classes and the feature columns by kind."""

@@ -215,7 +215,8 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     manifest = saving.read_json(file)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise ValueError(f"{file} is not a ktlite backbone file (format is not {FORMAT_NAME!r}).")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    version = manifest.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:  # True == 1: a bool is no version
         raise ValueError(
             f"{file} has an unknown format_version; this ktlite reads version {FORMAT_VERSION}."
         )

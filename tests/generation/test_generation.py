@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import ktlite
 from ktlite import generation
+from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder
 
 LETTERS = "a b c d e f".split()
 
@@ -126,6 +127,33 @@ def test_perplexity_per_word_of_a_uniform_model_and_of_the_trained_one(lm):
 def test_bad_prompts_and_options_raise(lm, inputs, options, error, match):
     with pytest.raises(error, match=match):
         generation.GenerationPredictor(*lm).predict(inputs, **options)
+
+
+def _cross_attending_model(preproc, source_input):
+    """The layers `causal_lm` names, but its decoder block attends to a source sequence: a
+    second input (as in a translation model) or the tokens themselves."""
+    ids = keras.Input((None,), dtype="int32", name="token_ids")
+    embedding = TokenAndPositionEmbedding(preproc.target_vocab_size, preproc.maxlen, 16,
+                                          name="target_embedding")
+    inputs, source = [ids], embedding(ids)
+    if source_input:
+        inputs.append(keras.Input((None,), dtype="int32", name="source_ids"))
+        source = embedding(inputs[-1])
+    x = TransformerDecoder(num_heads=2, intermediate_dim=32, name="decoder_0")(
+        embedding(ids), source)
+    x = keras.layers.LayerNormalization(name="decoder_norm")(x)
+    return keras.Model(inputs, embedding(x, reverse=True))
+
+
+@pytest.mark.parametrize("source_input, received", [
+    (True, r"inputs \['token_ids', 'source_ids'\] and cross-attention in \['decoder_0'\]$"),
+    (False, r"inputs \['token_ids'\] and cross-attention in \['decoder_0'\]$"),
+])
+def test_an_encoder_decoder_model_is_refused_as_not_decoder_only(lm, source_input, received):
+    _, preproc = lm
+    with pytest.raises(ValueError, match=r"must be a decoder-only \(causal LM\) model .* "
+                                         r"Received: a model with " + received):
+        generation.GenerationPredictor(_cross_attending_model(preproc, source_input), preproc)
 
 
 @pytest.mark.parametrize("name", [None, 1, ["transformer"]])

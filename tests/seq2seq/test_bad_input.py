@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ktlite import seq2seq
+from ktlite.seq2seq import decoding
 from ktlite.seq2seq.decoding import DecodingOptions
 from ktlite.seq2seq.predictor import TranslationPredictor, decoding_options
 
@@ -130,6 +131,7 @@ def test_a_huge_max_length_means_as_long_as_the_model_allows(predictor):
     "options, match",
     [
         ({"beam_width": 0}, "beam_width"),
+        ({"beam_width": 65}, r"`beam_width` must be an int in \[1, 64\]. Received: beam_width=65$"),
         ({"max_length": 0}, "max_length"),
         ({"top_p": 0.0, "method": "sample"}, "top_p"),
         ({"top_p": 1.5, "method": "sample"}, "top_p"),
@@ -194,7 +196,9 @@ def test_options_are_checked_without_a_model():
     "options, error, match",
     [
         ({"beam_width": "4"}, TypeError,
-         r"`beam_width` must be an int >= 1. Received: beam_width='4'"),
+         r"`beam_width` must be an int in \[1, 64\]. Received: beam_width='4'"),
+        ({"method": "beam", "beam_width": 65}, ValueError,
+         r"`beam_width` must be an int in \[1, 64\]. Received: beam_width=65$"),
         ({"top_k": True}, TypeError, "`top_k` must be an int >= 0. Received: top_k=True"),
         ({"seed": 1.0}, TypeError, "Received: seed=1.0"),
         ({"seed": -1}, ValueError,
@@ -228,6 +232,17 @@ def test_a_seed_that_greedy_or_beam_search_would_ignore_is_refused(options, meth
                                          f"method='{method}'"):
         decoding_options(**options)
     assert decoding_options(seed=5, top_k=2).seed == 5
+
+
+def test_the_widest_beam_is_max_beam_width():
+    assert decoding.MAX_BEAM_WIDTH == 64
+    assert DecodingOptions(method="beam", beam_width=np.int64(64)).beam_width == 64
+
+
+def test_a_translator_refuses_a_serving_beam_wider_than_max_beam_width(translator):
+    with pytest.raises(ValueError, match=r"`beam_width` must be an int in \[1, 64\]. "
+                                         r"Received: beam_width=65$"):
+        TranslationPredictor(*translator, beam_width=65)
 
 
 def test_options_turn_numpy_scalars_into_python_numbers():

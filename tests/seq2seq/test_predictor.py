@@ -91,6 +91,11 @@ def test_save_and_load_translate_the_same_and_detect_tampering(predictor, tmp_pa
     with pytest.raises(ValueError, match="settings` are not valid") as caught:
         ktlite.load_predictor(tmp_path / "s")
     assert "<script>" not in str(caught.value)
+    # A beam no memory holds (ktlite.json is not hashed): refused at load, not at serving.
+    manifest["settings"]["beam_width"] = 10**9
+    manifest_file.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="settings` are not valid"):
+        ktlite.load_predictor(tmp_path / "s")
     vocab = tmp_path / "p" / "source_vocab.txt"
     lines = vocab.read_text().split("\n")
     lines[6], lines[7] = lines[7], lines[6]

@@ -180,6 +180,31 @@ def test_a_model_from_another_table_is_refused(predictor, learned, table):
         ktlite.get_predictor(model, preproc)
 
 
+@pytest.mark.parametrize("name", ["ft_transformer", "mlp"])
+def test_a_model_trained_on_other_categories_is_refused(predictor, learned, table, name,
+                                                        tmp_path):
+    _, preproc = learned
+    two_cities = table(60)
+    trn, _, other = tabular_from_df(two_cities[two_cities.city != "Lima"], "label",
+                                    val_pct=0.0, verbose=0)
+    # Rome, Oslo, the missing city "" (the fixture's table has gaps) and the unknown id.
+    assert other.category_sizes == [3] and preproc.category_sizes == [5]
+    model = tabular_classifier(name, trn, preproc=other, verbose=0)
+    message = (r"The model's layer 'feature_tokenizer' has 3 ids for the categorical column "
+               r"'city' but the preprocessor encodes it with 5 \(4 categories and the unknown "
+               r"id\); the model and preprocessor do not belong together\.")
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        ktlite.get_predictor(model, preproc)
+    # A folder whose model.keras comes from that model, hashes matching.
+    predictor.save(tmp_path / "p")
+    ktlite.get_predictor(model, other).save(tmp_path / "other")
+    (tmp_path / "p" / "model.keras").write_bytes(
+        (tmp_path / "other" / "model.keras").read_bytes())
+    rehash(tmp_path / "p")
+    with pytest.raises(ValueError, match=f"^The predictor saved in .* is inconsistent: {message}$"):
+        ktlite.load_predictor(tmp_path / "p")
+
+
 @pytest.mark.parametrize("items, message", [
     (3, "`inputs` must be a list of rows. Received: inputs of type int"),
     ({"x": 1}, "`inputs` must be a list of rows. Received: inputs of type dict"),

@@ -1,5 +1,7 @@
 """Tests for ktlite.text.backbone: what a `Backbone` accepts as its encoder."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -46,6 +48,20 @@ def test_a_backbone_folder_holding_a_classifier_is_refused_at_load(task, tmp_pat
     rehash(tmp_path / "bb")
     with pytest.raises(ValueError, match="is inconsistent: `encoder` must output one vector "
                                          "per token"):
+        load_backbone(tmp_path / "bb")
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", 2])
+def test_a_backbone_folder_of_another_format_version_is_refused(task, tmp_path, version):
+    _, preproc = task
+    Backbone(_encoder(_classifier(preproc)), preproc).save(tmp_path / "bb")
+    assert isinstance(load_backbone(tmp_path / "bb"), Backbone)
+    manifest_file = tmp_path / "bb" / "ktlite.json"
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest["format_version"] == 1
+    manifest_file.write_text(json.dumps({**manifest, "format_version": version}))
+    with pytest.raises(ValueError, match=r"ktlite\.json has an unknown format_version; this "
+                                         r"ktlite reads version 1\.$"):
         load_backbone(tmp_path / "bb")
 
 
