@@ -64,8 +64,6 @@ _DESCENT_BACKOFF = 10.0 ** 0.25
 # each; benchmarks/RESULTS.md, run 12).
 _CONSENSUS_SCALE = {"valley": 0.26, "steep": 0.63, "minimum": 0.26, "basin": 1.0,
                     "descent": 2.3}
-# ...and the fewest of them that must say (`minimum` alone reads a curve of two points).
-_CONSENSUS_QUORUM = 3
 # `is_flat`: fewest finite points to judge a curve's noise by (shorter sweeps of a small
 # model, whose loss visibly falls, still measure within the noise below)...
 _FLAT_MIN_POINTS = 50
@@ -522,11 +520,13 @@ def _rules(
 
 
 def _consensus_of(rules: dict[str, float], lrs: Sequence[float]) -> float:
-    """The geometric mean of the finite `rules` at `basin`'s level, within the sweep."""
+    """The geometric mean of the finite `rules` at `basin`'s level, within the sweep; `nan`
+    where `basin` cannot say (`minimum` alone reads a curve of two points, and the rules of
+    the smoothed curve can fail on a short sweep that `basin` and `descent` read)."""
+    if math.isnan(rules["basin"]):
+        return math.nan
     levels = [math.log(lr * _CONSENSUS_SCALE[name]) for name, lr in rules.items()
               if math.isfinite(lr)]
-    if len(levels) < _CONSENSUS_QUORUM:
-        return math.nan
     swept = np.asarray(lrs, dtype=np.float64)
     return float(min(max(math.exp(sum(levels) / len(levels)), swept[0]), swept[-1]))
 
@@ -543,8 +543,8 @@ def suggest_consensus(
     smoothed loss is lowest, `descent` a quarter decade below the middle of the drop), so
     each is first multiplied by the median ratio of `basin` to it over the sweeps of
     `benchmarks/lr_finder.py` (valley 0.26, steep 0.63, minimum 0.26, descent 2.3). A rule
-    that cannot say (`nan`) is left out, and fewer than three that can say give `nan`; the
-    result is held to the swept range.
+    that cannot say (`nan`) is left out; the consensus says exactly where `basin` does, and
+    is held to the swept range.
 
     Args:
         lrs: Swept learning rates.
@@ -553,8 +553,8 @@ def suggest_consensus(
             `smooth_losses(losses)`.
 
     Returns:
-        The suggested learning rate, or `nan` when fewer than three rules can say (a
-        curve of fewer than 5 usable points).
+        The suggested learning rate, or `nan` with fewer than 5 usable points (where
+        `basin` cannot say).
 
     Raises:
         TypeError: If `lrs`, `losses` or `smoothed` is not a sequence of numbers (`smoothed`

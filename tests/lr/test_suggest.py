@@ -196,6 +196,17 @@ def test_consensus_leaves_out_rules_that_cannot_say_and_stays_in_the_sweep():
     # Four points: only `minimum` can say, and one rule is no consensus.
     assert math.isfinite(suggest_minimum(lrs[:4], smoothed[:4]))
     assert math.isnan(suggest_consensus(lrs[:4], losses[:4], smoothed[:4]))
+    # A short sweep whose smoothed curve has not come down yet: the rules of the smoothed
+    # curve cannot say, basin and descent can, and so can the consensus (the two of them).
+    # (A 30-step sweep of the tests' small model, find_lr's default range.)
+    short = np.array([1.80, 1.38, 1.53, 1.12, 2.21, 1.86, 1.80, 1.38, 1.53, 1.12, 2.21, 1.86,
+                      1.80, 1.38, 1.52, 1.12, 2.18, 1.82, 1.72, 1.30, 1.29, 0.88, 1.29, 1.00,
+                      1.06, 1.39, 4.06, 3.56, 4.57, 4.90])
+    short_lrs = np.logspace(-7, 1, short.size)
+    rules = suggest_all(short_lrs, short, smooth_losses(short))
+    assert math.isnan(rules["valley"]) and math.isfinite(rules["basin"])
+    assert rules["consensus"] == pytest.approx(
+        _consensus_by_hand({k: v for k, v in rules.items() if k != "consensus"}), rel=1e-12)
     # A steady fall to the end of the sweep: every rule sits at its top, and descent moved
     # up by 2.3 would leave the sweep; the consensus is held to the last swept rate.
     falling = np.linspace(3.0, 1.0, 50)
