@@ -625,7 +625,8 @@ class Learner:
                 (training loss without `val_data`), restore everything,
                 and make the best one `result.suggestion`; the runs are recorded in
                 `result.config["confirm"]`. Default False.
-            confirm_steps: batches per confirming run; default a quarter of the sweep.
+            confirm_steps: batches per confirming run (with `confirm=True` only); default a
+                quarter of the sweep.
             callbacks: extra Keras callbacks to run during the sweep (e.g. a timer); they
                 see the sweep's batches, not the confirming runs'. None may set the
                 learning rate (the sweep sets it at every step).
@@ -639,7 +640,8 @@ class Learner:
                 sweep setting (`start_lr`, `end_lr`, `stop_factor`) that is not a number,
                 or `callbacks` that is not a list of Keras callbacks.
             ValueError: for a count below 1 or a sweep setting out of range (`start_lr`,
-                `end_lr`, `num_steps`, `stop_factor`, `verbose`), or an optimizer whose own
+                `end_lr`, `num_steps`, `stop_factor`, `verbose`), `confirm_steps` without
+                `confirm=True`, or an optimizer whose own
                 `gradient_accumulation_steps` Keras runs (`steps_per_execution` > 1), which
                 the sweep cannot pause.
 
@@ -652,6 +654,12 @@ class Learner:
         check_bool(confirm, "confirm")
         check_bool(show_plot, "show_plot")
         confirm_steps = check_positive_int(confirm_steps, "confirm_steps", allow_none=True)
+        if confirm_steps is not None and not confirm:
+            raise ValueError(
+                "`confirm_steps` sets the length of the confirming runs, which only "
+                "`confirm=True` makes: pass both, or neither. "
+                f"Received: confirm_steps={confirm_steps}, confirm={confirm}"
+            )
         epochs = check_positive_int(epochs, "epochs", allow_none=True)
         _check_callbacks(callbacks)
         self._check_no_keras_accumulation()
@@ -663,7 +671,7 @@ class Learner:
         # seeded fit after `lr_find` would see other batches than one without it.
         dataset, _ = self._dataset(self.train_data, training=True)
         # The sweep sets one learning rate per batch, so it runs without accumulation.
-        with _distribute().paused_accumulation(self.model):
+        with _distribute().paused_accumulation(self.model), self._kept_draws():
             self.lr_result = find_lr(
                 self.model,
                 dataset,
@@ -683,6 +691,12 @@ class Learner:
             show(self.lr_plot())
         return self.lr_result
 
+    def _kept_draws(self) -> contextlib.AbstractContextManager:
+        """What `lr_find` puts back besides the model (nothing here): a learner whose
+        training transform draws at random overrides it, so the next fit draws as it would
+        have without the sweep."""
+        return contextlib.nullcontext()
+
     def _confirm_lr(
         self, result: Any, dataset: tf.data.Dataset, planned_steps: int | None, steps: int | None
     ) -> None:
@@ -694,10 +708,19 @@ class Learner:
         scaled = {rule: result.suggest(planned_steps, rule) for rule in result.suggestions}
         lrs = candidate_lrs(scaled, result.suggestion)
         if not lrs:
+            if not result.config.get("stopped_early"):
+                why = "the loss never fell"
+            elif not math.isfinite(result.smoothed[-1]):
+                why = (f"it stopped after {len(result.lrs)} of {result.config['num_steps']} "
+                       "steps, its loss no longer finite")
+            else:
+                why = (f"it stopped after {len(result.lrs)} of {result.config['num_steps']} "
+                       "steps, its loss past `stop_factor` times its lowest (the sweep's "
+                       "warning says why)")
             raise ValueError(
-                "`confirm=True` has no rates to try: no rule found a rate in this sweep (the "
-                "loss never fell, see `learner.lr_plot()`). Sweep other rates (`start_lr`, "
-                "`end_lr`), or more steps (`num_steps`). Received: suggestions "
+                f"`confirm=True` has no rates to try: no rule found a rate in this sweep ({why}"
+                ", see `learner.lr_plot()`). Sweep other rates (`start_lr`, `end_lr`), or more "
+                "steps (`num_steps`). Received: suggestions "
                 f"{ {rule: float(lr) for rule, lr in result.suggestions.items()} }"
             )
         val = None if self.val_data is None else self._cached("val", self.val_data, False)[0]

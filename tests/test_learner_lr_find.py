@@ -72,8 +72,12 @@ def test_a_sweep_without_a_suggestion_says_why():
     with pytest.warns(RuntimeWarning, match=r"nan\): 5 steps are too few to read the curve: "
                                             r"raise `num_steps`"):
         assert np.isnan(learner.lr_find(num_steps=5, verbose=0).suggestion)
-    with pytest.warns(RuntimeWarning, match=r"the loss diverged after \d+ of 50 steps: lower "
-                                            r"`start_lr` \(it was 1000\)"):
+    # It diverges from the first update on: within a decade of `start_lr`, where noise rises
+    # alike, the warning names both causes.
+    with pytest.warns(RuntimeWarning, match=r"The LR sweep stopped after \d+ of 50 steps, "
+                                            r"within a decade of `start_lr` \(1000\).*Either "
+                                            r"`start_lr` is already too high \(lower it\), or "
+                                            r"the loss is at noise level"):
         learner.lr_find(start_lr=1e3, end_lr=1e6, num_steps=50, verbose=0)
 
 
@@ -209,6 +213,23 @@ def test_confirm_with_no_rate_from_any_rule_says_so_not_an_internal_argument():
     learner = _learner()
     with pytest.warns(RuntimeWarning), pytest.raises(
             ValueError, match=r"`confirm=True` has no rates to try: no rule found a rate.*"
-                              r"`start_lr`, `end_lr`.*'basin': nan"):
+                              r"`start_lr`, `end_lr`.*'basin': nan") as caught:
         learner.lr_find(start_lr=100.0, end_lr=1e6, num_steps=20, confirm=True, verbose=0)
     assert learner.lr_result is not None  # the sweep is kept, to plot
+    # The sweep stopped as its loss rose: "the loss never fell" sent users after the curve.
+    steps = len(learner.lr_result.lrs)
+    assert (f"(it stopped after {steps} of 20 steps, its loss past `stop_factor` times its "
+            "lowest (the sweep's warning says why), see `learner.lr_plot()`)") in str(
+        caught.value)
+    assert "never fell" not in str(caught.value)
+
+
+def test_confirm_steps_without_confirm_is_refused_not_ignored():
+    learner = _learner()
+    with pytest.raises(ValueError, match=r"`confirm_steps` sets the length of the confirming "
+                                         r"runs, which only `confirm=True` makes.*Received: "
+                                         r"confirm_steps=5, confirm=False"):
+        learner.lr_find(num_steps=20, confirm_steps=5, verbose=0)
+    assert learner.lr_result is None  # refused before the sweep
+    with pytest.raises(TypeError, match="`confirm_steps` must be a positive int"):
+        learner.lr_find(num_steps=20, confirm_steps="5", verbose=0)

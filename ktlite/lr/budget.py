@@ -12,8 +12,10 @@ within `[1 / MAX_FACTOR, MAX_FACTOR]`. Not told (`planned_steps=None`), it is le
 from __future__ import annotations
 
 import math
+import numbers
+from typing import Any
 
-from ktlite.arguments import check_positive_int
+from ktlite.arguments import check_positive_float, check_positive_int
 
 __all__ = ["REFERENCE_STEPS", "BUDGET_EXPONENT", "MAX_FACTOR", "budget_factor", "for_budget"]
 
@@ -54,23 +56,33 @@ def budget_factor(planned_steps: int | None) -> float:
     return float(min(MAX_FACTOR, max(1.0 / MAX_FACTOR, factor)))
 
 
+def _suggested_rate(value: Any, name: str) -> float:
+    """A suggestion read off a curve as a float: `nan` for a non-finite one (a rule that
+    could not read the curve), else a positive rate."""
+    if (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and not math.isfinite(value)):
+        return math.nan
+    return check_positive_float(value, name)
+
+
 def for_budget(lr: float, planned_steps: int | None) -> float:
     """A suggested learning rate scaled for a fit of `planned_steps` optimizer updates.
 
     Args:
-        lr: A suggestion read off a finder curve (`nan` passes through).
+        lr: A suggestion read off a finder curve: a positive rate (`nan` or another
+            non-finite value passes through as `nan`).
         planned_steps: Optimizer updates of the planned fit, or `None` (no change).
 
     Returns:
         `lr * budget_factor(planned_steps)`.
 
     Raises:
-        TypeError: If `planned_steps` is neither `None` nor an int.
-        ValueError: If `planned_steps` is an int < 1.
+        TypeError: If `lr` is not a number, or `planned_steps` is neither `None` nor an int.
+        ValueError: If `lr` is a finite number <= 0, or `planned_steps` is an int < 1.
 
     Example:
         >>> for_budget(1e-3, 4000)
         0.0005
     """
-    factor = budget_factor(planned_steps)
-    return float(lr) * factor if math.isfinite(float(lr)) else math.nan
+    lr = _suggested_rate(lr, "lr")
+    return lr * budget_factor(planned_steps)

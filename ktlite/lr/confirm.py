@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
 
 from ktlite.arguments import check_positive_float, check_positive_int
-from ktlite.lr.budget import budget_factor
+from ktlite.lr.budget import _suggested_rate, budget_factor
 from ktlite.lr.policy_callback import PolicyCallback, _momentum_attribute
 from ktlite.lr.preserve import check_compiled, ensure_built, preserved
 from ktlite.lr.schedules import OneCycle
@@ -41,8 +42,10 @@ def candidate_lrs(
     """The default suggestion and the extremes of the others, without near-duplicates.
 
     Args:
-        suggestions: Learning rates by rule (non-finite ones are ignored).
-        default: The default suggestion (always the first candidate when finite).
+        suggestions: Positive learning rates by rule, a dict such as
+            `LRFindResult.suggestions` (`None` and non-finite ones are ignored).
+        default: The default suggestion, a positive rate (always the first candidate) or a
+            non-finite one (ignored).
         max_candidates: At most this many rates (>= 1). Default 3.
 
     Returns:
@@ -50,17 +53,27 @@ def candidate_lrs(
         default, then the lowest and the highest of the other rules' suggestions.
 
     Raises:
-        TypeError: If `max_candidates` is not an int.
-        ValueError: If `max_candidates` is below 1.
+        TypeError: If `suggestions` is not a dict, a suggestion or `default` is not a
+            number, or `max_candidates` is not an int.
+        ValueError: If a suggestion or `default` is a finite number <= 0, or
+            `max_candidates` is below 1.
 
     Example:
         >>> candidate_lrs({"a": 1e-3, "b": 1.2e-3, "c": 1e-2}, default=1e-3)
         [0.001, 0.01]
     """
+    if not isinstance(suggestions, Mapping):
+        raise TypeError(
+            "`suggestions` must be a dict of learning rates by rule (e.g. "
+            f"`result.suggestions`). Received: suggestions of type {type(suggestions).__name__}"
+        )
+    rates = [_suggested_rate(lr, f"suggestions[{rule!r}]")
+             for rule, lr in suggestions.items() if lr is not None]
+    default = _suggested_rate(default, "default")
     max_candidates = check_positive_int(max_candidates, "max_candidates")
-    others = sorted(float(v) for v in suggestions.values() if v is not None and math.isfinite(v))
-    ordered = [float(default)] if math.isfinite(float(default)) else []
-    ordered += [lr for lr in (others[:1] + others[-1:]) if lr > 0]
+    others = sorted(lr for lr in rates if math.isfinite(lr))
+    ordered = [default] if math.isfinite(default) else []
+    ordered += others[:1] + others[-1:]
     picked: list[float] = []
     for lr in ordered:
         if len(picked) < max_candidates and all(
@@ -112,7 +125,7 @@ def confirm_lr(
         model: A compiled `keras.Model` whose optimizer's learning rate a
             `ktlite.lr.PolicyCallback` can drive.
         dataset: A batched `tf.data.Dataset` of training batches.
-        lrs: Candidate learning rates (positive), e.g. from `candidate_lrs`.
+        lrs: A list of candidate learning rates (positive), e.g. from `candidate_lrs`.
         steps: Training batches per run (>= 1). Default 50, a quarter of a default sweep.
         val_dataset: A batched `tf.data.Dataset` to judge the runs by, or `None`.
         planned_steps: Optimizer updates of the fit the candidates are meant for, or
@@ -126,8 +139,8 @@ def confirm_lr(
 
     Raises:
         TypeError: If `model` is not a `keras.Model`, `dataset` (or a given `val_dataset`)
-            is not a `tf.data.Dataset`, a rate in `lrs` is not a number, or `steps` or
-            `planned_steps` is not an int.
+            is not a `tf.data.Dataset`, `lrs` is not a list (or tuple, or array) of rates, a
+            rate in `lrs` is not a number, or `steps` or `planned_steps` is not an int.
         ValueError: If `model` is not compiled, an argument is invalid (no rates, a rate
             that is not positive and finite, `steps` or `planned_steps` below 1) or every
             run diverged.
@@ -145,6 +158,11 @@ def confirm_lr(
                 f"`{name}` must be a batched tf.data.Dataset. "
                 f"Received: {name} of type {type(value).__name__}"
             )
+    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, (Sequence, np.ndarray)):
+        raise TypeError(
+            "`lrs` must be a list of candidate learning rates (e.g. from `candidate_lrs`; "
+            f"one rate as [rate]). Received: lrs={lrs!r:.80}"
+        )
     lrs = [check_positive_float(lr, f"lrs[{i}]") for i, lr in enumerate(lrs)]
     if not lrs:
         raise ValueError("`lrs` must hold at least one positive rate. Received: lrs=[]")

@@ -259,15 +259,36 @@ class LRFindResult:
         return float(self.suggestions[rule]) * budget_factor(planned_steps)
 
 
-class _SweepMonitor(keras.callbacks.Callback):
-    """Smooths the recorded losses after every batch and stops the sweep on divergence."""
+def _warmup_steps(num_steps: int) -> int:
+    """The first steps of a sweep, in which only a loss that is not finite stops it.
 
-    def __init__(self, policy_cb: PolicyCallback, stop_factor: float, beta: float, progbar):
+    The smoothed loss of the first batches is the mean of a handful of batch losses, and
+    its minimum may be one batch's: when the batch-to-batch noise is large (a model that
+    already fits its training batches, a loss near zero after a fit, where one batch's loss
+    can be thousands of times another's) one high batch after a low one read as divergence
+    at rates that had trained nothing yet. Over the warm-up the mean of more batches settles
+    back within `stop_factor` of its minimum when the rise was one batch's noise; a loss
+    that diverged stays above it and stops the sweep at the warm-up's end, a few steps later
+    than without it. Counted in batches, not in rates, since the noise of that mean depends
+    on how many batches it holds (a short sweep over a wide range would get one or two):
+    5% of the sweep (10 of the default 200 batches, under half a decade of the default
+    range), at least 5.
+    """
+    return max(5, num_steps // 20)
+
+
+class _SweepMonitor(keras.callbacks.Callback):
+    """Smooths the recorded losses after every batch and stops the sweep on divergence
+    (after the first `warmup` batches, see `_warmup_steps`; on a non-finite loss at once)."""
+
+    def __init__(self, policy_cb: PolicyCallback, stop_factor: float, beta: float, progbar,
+                 warmup: int):
         super().__init__()
         self.policy_cb = policy_cb
         self.stop_factor = stop_factor
         self.beta = beta
         self.progbar = progbar
+        self.warmup = warmup
         self.avg = 0.0
         self.best = math.inf
         self.first = math.nan
@@ -299,7 +320,7 @@ class _SweepMonitor(keras.callbacks.Callback):
             self.smoothed.append(value)
             if i == 0:
                 self.first = value
-            if self.diverged(value):
+            if (i >= self.warmup or not math.isfinite(value)) and self.diverged(value):
                 self.stopped_early = True
                 self.model.stop_training = True
                 break
@@ -408,9 +429,13 @@ def find_lr(
     alone). The sweep stops early once the smoothed loss exceeds `stop_factor` times its
     minimum or stops being finite (for a minimum at or below zero, e.g. a cosine-similarity
     loss: once it rises `stop_factor - 1` times the curve's scale above it, see
-    `_SweepMonitor.diverged`). The data set is repeated if it is shorter than the sweep, and
-    cut after `num_steps` batches, so a model compiled with `steps_per_execution > 1` trains
-    exactly `num_steps` steps too (its last execution runs the steps that are left).
+    `_SweepMonitor.diverged`); over its first `max(5, num_steps // 20)` batches only a loss
+    that is not finite stops it, so one noisy batch there is not read as divergence (a sweep
+    that stops soon after, near `start_lr`, warns that the loss may be at noise level, as
+    when the model already fits its training batches). The data set is repeated if it is
+    shorter than the sweep, and cut after `num_steps` batches, so a model compiled with
+    `steps_per_execution > 1` trains exactly `num_steps` steps too (its last execution runs
+    the steps that are left).
 
     The recorded losses are each batch's own (`ktlite.lr.PolicyCallback`); a custom
     `train_step` whose loss ktlite cannot read per batch gets a warning. When the loss does
@@ -439,8 +464,8 @@ def find_lr(
         start_lr: First learning rate of the sweep. Default 1e-7.
         end_lr: Last learning rate of the sweep. Default 10.
         num_steps: Batches in the full sweep (>= 5). Default `DEFAULT_NUM_STEPS` (200).
-        stop_factor: Stop once the smoothed loss exceeds this many times its minimum (> 1).
-            Default 4.
+        stop_factor: Stop once the smoothed loss exceeds this many times its minimum (> 1;
+            after the first `max(5, num_steps // 20)` batches). Default 4.
         beta: Smoothing factor of the bias-corrected moving average, in [0, 1). Default 0.98.
         verbose: 0 silent, 1 a progress bar.
         callbacks: Extra Keras callbacks to run during the sweep.
@@ -509,7 +534,7 @@ def find_lr(
     progbar = keras.utils.Progbar(
         num_steps, verbose=verbose, stateful_metrics=["lr", "loss"]
     ) if verbose else None
-    monitor = _SweepMonitor(policy_cb, stop_factor, beta, progbar)
+    monitor = _SweepMonitor(policy_cb, stop_factor, beta, progbar, _warmup_steps(num_steps))
     with preserved(model, start_lr, "ktlite_lr_find_learning_rate"):
         ensure_built(model, dataset)  # again: a never-built optimizer has a built copy here
         try:
@@ -558,6 +583,22 @@ def find_lr(
             "the loss.",
             RuntimeWarning,
         )
+    elif monitor.stopped_early and math.isfinite(result.smoothed[-1]) and (
+            lrs[-1] <= 10.0 * start_lr):
+        # A rise past `stop_factor` where the sweep has barely begun: a divergence from a
+        # `start_lr` too high, or noise at rates that train nothing, which no `start_lr` cures.
+        warn(
+            f"The LR sweep stopped after {n} of {num_steps} steps, within a decade of "
+            f"`start_lr` ({start_lr:g}), where it has barely begun: its smoothed loss rose "
+            f"past `stop_factor` ({stop_factor:g}) times its lowest ({monitor.best:.3g}). "
+            "Either `start_lr` is already too high (lower it), or the loss is at noise level, "
+            "one batch's loss many times another's, as when the model already fits the "
+            "training batches (e.g. after a fit drove the training loss near zero): a lower "
+            "`start_lr` cannot help there; sweep before fitting, and look at the curve "
+            f"(`ktlite.plots.plot_lr_find(result)`). `result.suggestion` "
+            f"({result.suggestion:.3g}) reads those {n} steps alone.",
+            RuntimeWarning,
+        )
     elif not math.isfinite(result.suggestion):
         if monitor.stopped_early:
             why = (f"the loss diverged after {n} of {num_steps} steps: lower `start_lr` (it "
@@ -579,8 +620,9 @@ def find_lr(
             "than its batch-to-batch noise, so every suggestion (`result.suggestion` = "
             f"{result.suggestion:.3g}, held within the swept range) reads noise: sweep higher "
             "rates (raise `end_lr`; the default sweep is 1e-7 to 10), or check that the "
-            "model can learn (its loss, its labels, frozen layers), and look at the curve "
-            "(`ktlite.plots.plot_lr_find(result)`).",
+            "model can learn (its loss, its labels, frozen layers) and does not already fit "
+            "the training batches (a loss near zero, e.g. after a fit: sweep before fitting), "
+            "and look at the curve (`ktlite.plots.plot_lr_find(result)`).",
             RuntimeWarning,
         )
     return result

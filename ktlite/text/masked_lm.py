@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import math
@@ -291,6 +292,11 @@ class MaskedLMLearner(Learner):
         if hasattr(checked, "lengths"):  # in memory, not tf.data
             _check_maskable(checked, name)
         return checked
+
+    def _kept_draws(self) -> contextlib.AbstractContextManager:
+        """`lr_find` puts the training masker's generator back: a seeded fit after it
+        trains on the masks it would have trained on without the sweep."""
+        return self.masker.kept_draws()
 
     @property
     def backbone(self) -> Backbone:

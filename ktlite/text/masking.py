@@ -33,7 +33,9 @@ and an epoch's `val_` values, at any batch size or bucketing, judge the same mas
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -149,6 +151,25 @@ class TokenMasker:
     def __call__(self, texts: Any, width: Any = None) -> tuple[dict[str, Any], Any, Any]:
         """Tokenizes texts (padded to `width`, see `TextPreprocessor.tokenize`) and masks them."""
         return self.mask(self.preproc.tokenize(texts, width))
+
+    @contextlib.contextmanager
+    def kept_draws(self) -> Iterator[None]:
+        """Puts the mask generator back as it was when the block ends, also on an error:
+        masks drawn inside (an LR sweep's) leave the next ones as they would have been. A
+        `fixed` masker draws from its seed and each text alone: it has nothing to put back.
+
+        Example:
+            >>> with masker.kept_draws():
+            ...     learner.lr_find()
+        """
+        if self.fixed:
+            yield
+            return
+        state = self._generator.state.numpy()
+        try:
+            yield
+        finally:
+            self._generator.reset(state)
 
     def mask(self, ids: Any) -> tuple[dict[str, Any], Any, Any]:
         """Masks a batch of token ids (`[CLS]` first, 0 padding).

@@ -43,6 +43,24 @@ def test_factor_is_clipped_to_half_a_decade():
     assert math.isnan(for_budget(math.nan, 10))
 
 
+@pytest.mark.parametrize(
+    "lr, error, expected",
+    [(-1.0, ValueError, r"`lr` must be a positive float. Received: lr=-1.0"),
+     (0, ValueError, r"`lr` must be a positive float. Received: lr=0"),
+     ("x", TypeError, r"`lr` must be a positive float. Received: lr='x'"),
+     (None, TypeError, r"`lr` must be a positive float. Received: lr=None")],
+)
+def test_a_rate_that_is_not_positive_or_not_a_number_is_named(lr, error, expected):
+    # -1.0 came back as -3.16, "x" raised float()'s own error.
+    with pytest.raises(error, match=expected):
+        for_budget(lr, 10)
+
+
+def test_for_budget_takes_numpy_rates_and_passes_non_finite_ones_as_nan():
+    assert for_budget(np.float32(1e-3), 4000) == pytest.approx(5e-4)
+    assert math.isnan(for_budget(math.inf, 10)) and math.isnan(for_budget(np.float32("nan"), 10))
+
+
 def test_every_rule_can_be_scaled():
     result = _curve()
     for rule, lr in result.suggestions.items():

@@ -61,6 +61,36 @@ def test_max_candidates_of_the_wrong_type_is_a_type_error(bad):
         candidate_lrs({"a": 1e-3}, 1e-3, max_candidates=bad)
 
 
+def test_non_finite_suggestions_and_default_are_ignored():
+    assert candidate_lrs({"a": math.nan, "b": None, "c": np.float64(1e-2)}, math.inf) == [1e-2]
+    assert candidate_lrs({"a": 1e-3}, np.float64(math.nan)) == [1e-3]
+
+
+@pytest.mark.parametrize(
+    "suggestions, default, error, expected",
+    [({"a": 1e-3}, 0.0, ValueError, r"`default` must be a positive float. Received: default=0.0"),
+     ({"a": 1e-3}, -1.0, ValueError, r"`default` must be a positive float.*default=-1.0"),
+     ({"a": -1e-3}, 1e-3, ValueError, r"`suggestions\['a'\]` must be a positive float"),
+     ({"a": "x"}, 1e-3, TypeError, r"`suggestions\['a'\]` must be a positive float.*='x'"),
+     ({"a": 1e-3}, "1e-3", TypeError, r"`default` must be a positive float.*='1e-3'"),
+     ({"a": 1e-3}, None, TypeError, r"`default` must be a positive float.*default=None"),
+     ([1e-3, 1e-2], 1e-3, TypeError, r"`suggestions` must be a dict of learning rates by "
+                                     r"rule .*Received: suggestions of type list")],
+)
+def test_bad_suggestions_or_default_are_named(suggestions, default, error, expected):
+    # A zero default divided by zero, a negative one came back as a candidate, a list
+    # raised an AttributeError.
+    with pytest.raises(error, match=expected):
+        candidate_lrs(suggestions, default)
+
+
+@pytest.mark.parametrize("lrs", [None, 1e-3, "1e-3"])
+def test_lrs_that_are_not_a_list_of_rates_are_a_type_error(trained, dataset, lrs):
+    with pytest.raises(TypeError, match=r"`lrs` must be a list of candidate learning rates "
+                                        r".*one rate as \[rate\]\)\. Received: lrs="):
+        confirm_lr(trained, dataset, lrs)
+
+
 def test_confirm_picks_the_rate_with_the_lowest_short_run_loss_and_restores(trained, dataset):
     val = dataset.take(2)
     before = _state(trained)

@@ -522,6 +522,46 @@ def test_a_loss_that_diverges_after_finite_steps_still_advises_a_lower_start_lr(
     assert not any("already" in str(w.message) for w in caught)
 
 
+def _fitted_model_and_batches(offsets):
+    """A linear model that fits its data but for a constant offset of each 16-row batch's
+    labels: batch `b`'s loss is `offsets[b] ** 2` at rates too low to train."""
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(6, 1)).astype("float32")
+    x = rng.normal(size=(16 * len(offsets), 6)).astype("float32")
+    y = x @ kernel + np.repeat(np.asarray(offsets, "float32"), 16)[:, None]
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse", jit_compile=False)
+    model.layers[0].set_weights([kernel])
+    return model, tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+
+
+def test_one_noisy_batch_at_the_start_does_not_stop_the_sweep(recwarn):
+    # The second batch's loss was 12 times the first's at 1e-7, where nothing trains: the
+    # sweep took it for divergence and stopped at step 2, advising a lower `start_lr`.
+    model, ds = _fitted_model_and_batches([0.1, 0.35] + [0.1] * 6)
+    result = find_lr(model, ds, num_steps=100, verbose=0)
+    assert result.losses[1] > 10 * result.losses[0] and result.lrs[1] < 2e-7
+    assert len(result.losses) > 50 and result.lrs[-1] > 1e-2
+    assert result.config["stopped_early"]  # where it truly diverges, at a high rate
+    assert not [w for w in recwarn if "start_lr" in str(w.message)]
+
+
+def test_a_sweep_stopped_by_noise_near_start_lr_says_the_loss_may_be_at_noise_level():
+    # A first batch fitted exactly, the others not: a lower `start_lr` cannot help, but the
+    # warning advised only that. The sweep now waits out its warm-up before it stops.
+    model, ds = _fitted_model_and_batches([0.0] + [0.2] * 7)
+    with pytest.warns(RuntimeWarning, match=r"The LR sweep stopped after 6 of 100 steps, "
+                                            r"within a decade of `start_lr` \(1e-07\).*past "
+                                            r"`stop_factor` \(4\) times its lowest .*Either "
+                                            r"`start_lr` is already too high \(lower it\), or "
+                                            r"the loss is at noise level.*as when the model "
+                                            r"already fits the training batches") as caught:
+        result = find_lr(model, ds, num_steps=100, verbose=0)
+    assert result.losses[0] < 1e-6 < 1e-3 < result.losses[1]
+    assert result.config["stopped_early"] and len(result.losses) == 6
+    assert len(caught) == 1
+
+
 def test_a_sweep_reaches_end_lr_through_updates_the_loss_scale_skips(make_model, data):
     # The scale starts so high that the first updates overflow and are skipped: each skipped
     # batch is a step of the sweep still, which ends at `end_lr` after `num_steps` batches.

@@ -150,6 +150,36 @@ def test_every_epoch_sees_new_masks():
     assert not np.array_equal(first, second)
 
 
+def test_masks_drawn_within_kept_draws_leave_the_next_ones_as_they_were():
+    texts = ["the cat sat on the mat with a hat", "a dog ran in the park"] * 8
+    preproc = TextPreprocessor(maxlen=16, vocab_size=100).fit_vocab(texts)
+    ids = tf.constant(preproc.preprocess(texts))
+    plain, kept = TokenMasker(preproc, seed=0), TokenMasker(preproc, seed=0)
+    with kept.kept_draws():
+        kept.mask(ids)
+    np.testing.assert_array_equal(kept.mask(ids)[0]["token_ids"].numpy(),
+                                  plain.mask(ids)[0]["token_ids"].numpy())
+    fixed = TokenMasker(preproc, fixed=True)
+    with fixed.kept_draws():  # nothing to put back
+        fixed.mask(ids)
+
+
+def test_lr_find_leaves_the_masks_of_the_next_fit_as_they_were(corpus):
+    # The sweep drew its masks from the training masker's generator: a seeded fit after
+    # `lr_find` trained on other masks than the same fit without it.
+    def seeded_fit(sweep):
+        keras.utils.set_random_seed(0)
+        learner = text.pretrain(corpus[0][:64], maxlen=16, vocab_size=60, embed_dim=8,
+                                num_heads=1, num_layers=1, batch_size=16, seed=0, verbose=0)
+        if sweep:
+            learner.lr_find(num_steps=10, verbose=0)
+        learner.fit_onecycle(1e-2, 1, verbose=0)
+        return learner.model.get_weights()
+
+    for swept, plain in zip(seeded_fit(True), seeded_fit(False)):
+        np.testing.assert_allclose(swept, plain, rtol=1e-5, atol=1e-6)
+
+
 def test_a_fixed_masker_masks_the_same_batch_alike_every_time():
     texts = ["the cat sat on the mat with a hat", "a dog ran in the park"] * 32
     preproc = TextPreprocessor(maxlen=16, vocab_size=100).fit_vocab(texts)
