@@ -578,19 +578,14 @@ def suggest_all(
     """Every suggestion, by rule name.
 
     Args:
-        lrs: Swept learning rates.
-        losses: Raw per-batch losses (read by `basin` and `descent`).
-        smoothed: Their smoothed curve (read by `valley`, `steep` and `minimum`).
+        lrs, losses, smoothed: The curve, as `suggest_consensus` takes it.
 
     Returns:
         Dict `{"valley": ..., "steep": ..., "minimum": ..., "basin": ..., "descent": ...,
         "consensus": ...}`; the default one is `DEFAULT_SUGGESTION` ("consensus").
 
     Raises:
-        TypeError: If `lrs`, `losses` or `smoothed` is not a sequence of numbers (`smoothed`
-            is named `losses` by the rules that read it).
-        ValueError: If `lrs`, `losses` and `smoothed` are not 1-D sequences of equal length,
-            or `lrs` are not positive finite rates in increasing order.
+        TypeError, ValueError: For a curve `suggest_consensus` refuses, as it does.
 
     Example:
         >>> lrs, losses = np.logspace(-5, 0, 20), np.linspace(2, 1, 20)
