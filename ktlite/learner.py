@@ -667,11 +667,11 @@ class Learner:
         if epochs is not None:
             updates = -(-self._train_steps() // _distribute().accumulation_steps(self.model))
             planned_steps = epochs * updates
-        # A dataset of its own: a pass over the cached one would move its shuffling on, and a
-        # seeded fit after `lr_find` would see other batches than one without it.
-        dataset, _ = self._dataset(self.train_data, training=True)
         # The sweep sets one learning rate per batch, so it runs without accumulation.
         with _distribute().paused_accumulation(self.model), self._kept_draws():
+            # A dataset of its own: a pass over the cached one would move its shuffling on,
+            # and a seeded fit after `lr_find` would see other batches than one without it.
+            dataset, _ = self._dataset(self.train_data, training=True)
             self.lr_result = find_lr(
                 self.model,
                 dataset,
@@ -692,7 +692,7 @@ class Learner:
         return self.lr_result
 
     def _kept_draws(self) -> contextlib.AbstractContextManager:
-        """What `lr_find` puts back besides the model (nothing here): a learner whose
+        """Where `lr_find` builds its data and sweeps (nothing here): a learner whose
         training transform draws at random overrides it, so the next fit draws as it would
         have without the sweep."""
         return contextlib.nullcontext()

@@ -32,7 +32,7 @@ def test_lr_plot_has_log_x_axis_and_marked_suggestions():
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     lines = ax.get_lines()
-    assert len(lines) == 1 + 5 + 1  # the curve, one marker per suggestion, the chosen rate
+    assert len(lines) == 1 + 6 + 1  # the curve, one marker per suggestion, the chosen rate
     marker_x = sorted(float(line.get_xdata()[0]) for line in lines[1:-1])
     assert marker_x == sorted(result.suggestions.values())
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -48,7 +48,7 @@ def test_several_results_overlay_with_a_legend():
     fig = plot_lr_find([_result(), _result(10)], labels=["bs 32", "bs 256"])
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["bs 32", "bs 256"]
-    assert len(ax.get_lines()) == 2 * 6  # curve and five markers each, no chosen line
+    assert len(ax.get_lines()) == 2 * 7  # curve and six markers each, no chosen line
 
 
 def test_lr_plot_draws_into_a_given_axes():
@@ -175,7 +175,7 @@ def test_lr_plot_y_range_holds_every_marker_and_the_curve_down_to_its_minimum(ma
     ax = plot_lr_find(result).axes[0]
     low, high = ax.get_ylim()
     markers = _markers(ax)
-    assert len(markers) == 5
+    assert len(markers) == 6
     for marker in markers:
         assert low <= float(marker.get_ydata()[0]) <= high, marker.get_label()
     smoothed = np.asarray(result.smoothed)
@@ -194,7 +194,7 @@ def test_several_results_keep_every_marker_in_the_y_range():
     results = [_rising_then_falling(), _rising_then_falling(0.05)]
     ax = plot_lr_find(results, labels=["a", "b"]).axes[0]
     low, high = ax.get_ylim()
-    assert len(_markers(ax)) == 10
+    assert len(_markers(ax)) == 12
     assert all(low <= float(m.get_ydata()[0]) <= high for m in _markers(ax))
 
 

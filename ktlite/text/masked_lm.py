@@ -294,8 +294,8 @@ class MaskedLMLearner(Learner):
         return checked
 
     def _kept_draws(self) -> contextlib.AbstractContextManager:
-        """`lr_find` puts the training masker's generator back: a seeded fit after it
-        trains on the masks it would have trained on without the sweep."""
+        """`lr_find` draws its masks from a copy of the training masker's generator: a
+        seeded fit after it trains on the masks it would have trained on without the sweep."""
         return self.masker.kept_draws()
 
     @property

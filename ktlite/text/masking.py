@@ -154,9 +154,11 @@ class TokenMasker:
 
     @contextlib.contextmanager
     def kept_draws(self) -> Iterator[None]:
-        """Puts the mask generator back as it was when the block ends, also on an error:
-        masks drawn inside (an LR sweep's) leave the next ones as they would have been. A
-        `fixed` masker draws from its seed and each text alone: it has nothing to put back.
+        """Inside the block masks are drawn from a copy of the generator, so masks drawn
+        there (an LR sweep's) leave the next ones as they would have been. A data set built
+        inside keeps drawing from the copy, also from tf.data threads that read ahead after
+        the block: putting a state back at the block's end would race with those. A `fixed`
+        masker draws from its seed and each text alone: it has nothing to keep.
 
         Example:
             >>> with masker.kept_draws():
@@ -165,11 +167,14 @@ class TokenMasker:
         if self.fixed:
             yield
             return
-        state = self._generator.state.numpy()
+        import tensorflow as tf
+
+        kept = self._generator
+        self._generator = tf.random.Generator.from_state(kept.state.numpy(), kept.algorithm)
         try:
             yield
         finally:
-            self._generator.reset(state)
+            self._generator = kept
 
     def mask(self, ids: Any) -> tuple[dict[str, Any], Any, Any]:
         """Masks a batch of token ids (`[CLS]` first, 0 padding).

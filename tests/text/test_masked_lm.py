@@ -157,6 +157,10 @@ def test_masks_drawn_within_kept_draws_leave_the_next_ones_as_they_were():
     plain, kept = TokenMasker(preproc, seed=0), TokenMasker(preproc, seed=0)
     with kept.kept_draws():
         kept.mask(ids)
+        # A pipeline built inside, read after the block (as tf.data reads ahead of a sweep).
+        ahead = iter(tf.data.Dataset.from_tensors(ids).repeat().map(kept.mask))
+    for _ in range(3):
+        next(ahead)
     np.testing.assert_array_equal(kept.mask(ids)[0]["token_ids"].numpy(),
                                   plain.mask(ids)[0]["token_ids"].numpy())
     fixed = TokenMasker(preproc, fixed=True)
@@ -164,20 +168,16 @@ def test_masks_drawn_within_kept_draws_leave_the_next_ones_as_they_were():
         fixed.mask(ids)
 
 
-def test_lr_find_leaves_the_masks_of_the_next_fit_as_they_were(corpus):
-    # The sweep drew its masks from the training masker's generator: a seeded fit after
-    # `lr_find` trained on other masks than the same fit without it.
-    def seeded_fit(sweep):
-        keras.utils.set_random_seed(0)
-        learner = text.pretrain(corpus[0][:64], maxlen=16, vocab_size=60, embed_dim=8,
-                                num_heads=1, num_layers=1, batch_size=16, seed=0, verbose=0)
-        if sweep:
-            learner.lr_find(num_steps=10, verbose=0)
-        learner.fit_onecycle(1e-2, 1, verbose=0)
-        return learner.model.get_weights()
-
-    for swept, plain in zip(seeded_fit(True), seeded_fit(False)):
-        np.testing.assert_allclose(swept, plain, rtol=1e-5, atol=1e-6)
+def test_lr_find_leaves_the_training_maskers_draws_as_they_were(corpus):
+    # The sweep drew its masks from the training masker's generator, so the next fit
+    # trained on other masks than the same fit without `lr_find`. (The weights of two
+    # seeded fits are not compared: tf.data's parallel map draws from the one generator in
+    # an order of its own, so two seeded pretrainings differ anyway.)
+    learner = text.pretrain(corpus[0][:64], maxlen=16, vocab_size=60, embed_dim=8,
+                            num_heads=1, num_layers=1, batch_size=16, seed=0, verbose=0)
+    before = learner.masker._generator.state.numpy().copy()
+    learner.lr_find(num_steps=10, verbose=0)
+    np.testing.assert_array_equal(learner.masker._generator.state.numpy(), before)
 
 
 def test_a_fixed_masker_masks_the_same_batch_alike_every_time():
