@@ -768,7 +768,7 @@ class Learner:
             ValueError: if `lr_find()` has not been run.
 
         Example:
-            >>> learner.lr_estimate()["consensus"]
+            >>> learner.lr_estimate()["basin"]
         """
         return dict(self._require_lr_result().suggestions)
 

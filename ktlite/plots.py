@@ -228,7 +228,7 @@ def plot_lr_find(
         _legend(ax, twin)
     if suggest and len(results) > 1:
         ax.set_title(
-            "markers: P consensus (default), D basin, v descent, o valley, ^ steep, "
+            "markers: D basin (default), P consensus, v descent, o valley, ^ steep, "
             "s minimum",
             fontsize="small",
         )

@@ -159,6 +159,6 @@ def test_demo_runs_end_to_end_on_a_small_slice(tmp_path, capsys):
     assert "4/4 save the predictor" in stdout
     assert "300 training and 150 test texts" in stdout
     # Without --lr the demo trains at the finder's default suggestion.
-    default = re.search(r"consensus=([0-9.e+-]+)[,;].*training with lr=([0-9.e+-]+)", stdout)
+    default = re.search(r"basin=([0-9.e+-]+)[,;].*training with lr=([0-9.e+-]+)", stdout)
     assert default and default.group(1) == default.group(2), stdout[-2000:]
     assert (output / "ktlite.json").is_file()

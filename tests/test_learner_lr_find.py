@@ -110,7 +110,7 @@ def test_lr_find_epochs_scales_the_suggestion_for_the_planned_fit():
     short = learner.lr_find(num_steps=40, epochs=2)
     assert short.config["planned_steps"] == 2 * (N // BS)
     assert short.suggestion == pytest.approx(
-        short.suggestions["consensus"] * budget_factor(2 * (N // BS))
+        short.suggestions["basin"] * budget_factor(2 * (N // BS))
     )
     with pytest.raises(TypeError, match="`epochs`"):
         learner.lr_find(num_steps=40, epochs=1.5)

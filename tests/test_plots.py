@@ -109,7 +109,7 @@ def test_lr_plot_shows_the_chosen_rule_and_the_spread_of_the_rules():
     result = _result()
     ax = plot_lr_find(result).axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert f"chosen: consensus {result.suggestion:.2e}" in labels
+    assert f"chosen: basin {result.suggestion:.2e}" in labels
     chosen = [line for line in ax.get_lines() if line.get_label().startswith("chosen")]
     assert float(chosen[0].get_xdata()[0]) == result.suggestion
     values = sorted(result.suggestions.values())
@@ -122,9 +122,9 @@ def test_lr_plot_shows_the_chosen_rule_and_the_spread_of_the_rules():
 def test_lr_plot_names_the_budget_and_the_confirming_runs():
     result = _result()
     result.config.update(planned_steps=250, budget_factor=2.0)
-    result.suggestion = 2.0 * result.suggestions["consensus"]
+    result.suggestion = 2.0 * result.suggestions["basin"]
     labels = [t.get_text() for t in plot_lr_find(result).axes[0].get_legend().get_texts()]
-    assert f"chosen: consensus x2.00 for 250 steps {result.suggestion:.2e}" in labels
+    assert f"chosen: basin x2.00 for 250 steps {result.suggestion:.2e}" in labels
     result.config["confirm"] = {"lrs": [1e-4, 1e-3, 1e-2], "losses": [0.9, 0.5, None],
                                 "chosen": 1e-3, "steps": 30, "judged_by": "val_loss"}
     result.suggestion = 1e-3

@@ -59,10 +59,10 @@ class LRFindResult:
             `"minimum"`, `"basin"`, `"descent"` and `"consensus"` (see
             `ktlite.lr.suggest`), each within the swept range; `nan` when the curve is too
             short.
-        suggestion: The default suggestion, `suggestions["consensus"]` (the five other
-            rules averaged in log-rate, each moved to `basin`'s level; see
-            `ktlite.lr.suggest`), times `config["budget_factor"]` when the sweep was told
-            the planned fit's length (`ktlite.lr.budget`).
+        suggestion: The default suggestion, `suggestions["basin"]` (half a decade below
+            where the lag-free loss curve reaches its bottom; see `ktlite.lr.suggest`),
+            times `config["budget_factor"]` when the sweep was told the planned fit's length
+            (`ktlite.lr.budget`).
         config: The sweep's settings (`start_lr`, `end_lr`, `num_steps`, `stop_factor`,
             `beta`), `stopped_early`, `flat` (from `find_lr`: the loss did not fall by more
             than its batch-to-batch noise, `ktlite.lr.is_flat`, so the suggestions read
@@ -176,8 +176,8 @@ class LRFindResult:
             smoothed = _from_json_list(data["smoothed"])
             suggestions = {str(k): _from_json_list([v])[0]
                            for k, v in data["suggestions"].items()}
-            if DEFAULT_SUGGESTION not in suggestions:
-                # Saved before the default rule existed: it reads the saved curve.
+            if "consensus" not in suggestions:
+                # Saved before that rule existed: it reads the saved curve.
                 suggestions = {**suggest_all(lrs, losses, smoothed), **suggestions}
             return cls(
                 lrs=lrs,
@@ -474,10 +474,10 @@ def find_lr(
             lower for long ones). Default `None`: unscaled.
 
     Returns:
-        An `LRFindResult`; `result.suggestion` is the `"consensus"` suggestion (the five
-        other rules averaged in log-rate, each moved to `basin`'s level, within the swept
-        range), the rule that measured best in `benchmarks/lr_finder.py`, scaled for
-        `planned_steps` when given.
+        An `LRFindResult`; `result.suggestion` is the `"basin"` suggestion (half a decade
+        below where the lag-free loss curve reaches its bottom, never below `start_lr`), the
+        rule that measured best in `benchmarks/lr_finder.py`, scaled for `planned_steps`
+        when given.
 
     Raises:
         ValueError: If an argument is out of range (`start_lr`, `end_lr` not positive and

@@ -3,10 +3,10 @@
 Every rule takes the swept learning rates (increasing, geometric) and a loss curve of the
 same length, and returns one learning rate (`nan` when the curve is too short to say). They
 only look at the part of the curve before its minimum, where training still improves.
-`valley`, `steep` and `minimum` read the EMA-smoothed curve; `basin` and `descent` read the
-raw per-batch losses through a centred running median, which does not lag behind the sweep.
-`consensus`, the default, is the geometric mean of those five, each first moved to `basin`'s
-level: one curve read at five places, so noise at any one of them moves it less.
+`valley`, `steep` and `minimum` read the EMA-smoothed curve; `basin`, the default, and
+`descent` read the raw per-batch losses through a centred running median, which does not lag
+behind the sweep. `consensus` is the geometric mean of those five, each first moved to
+`basin`'s level: one curve read at five places, so noise at any one of them moves it less.
 
 The rules read differences of losses, never their ratios or logarithms: a curve shifted by a
 constant (a loss that is negative, such as `keras.losses.CosineSimilarity`) gets the same
@@ -494,16 +494,15 @@ def is_flat(lrs: Sequence[float], losses: Sequence[float]) -> bool:
     return drop <= _FLAT_ERRORS * error
 
 
-# Why "consensus": an exponential moving average with beta 0.98 lags the raw loss by about
-# 49 batches, two decades of a default 200-step sweep, so every rule that reads only the
+# Why "basin": an exponential moving average with beta 0.98 lags the raw loss by about 49
+# batches, two decades of a default 200-step sweep, so every rule that reads only the
 # smoothed curve lands at a rate that depends on how sharply the loss diverges after its
 # minimum ("minimum" suggested 2-6x too high a rate for the default text Transformer: 0.604
-# vs 0.824 test accuracy on WordNet). "basin" reads the raw curve without lag and was the
-# default until run 12 of benchmarks/lr_finder.py; it reads one point, where the curve
-# enters its flat bottom, and moved by up to 7.7x between sweeps of one task. The geometric
-# mean of the five rules at basin's level moved by at most 3.0x on the same sweeps and kept
-# or bettered basin's gaps to the best grid rate (benchmarks/RESULTS.md, run 12).
-DEFAULT_SUGGESTION = "consensus"
+# vs 0.824 test accuracy on WordNet). Chosen again by leave-one-family-out in run 12 of
+# benchmarks/lr_finder.py over "consensus", which moves less between sweeps (at most 3.0x
+# against 7.7x) and kept every pair within 2 points, but left 5 of 35 held-out pairs more
+# than 1 point below the best grid rate against basin's 3 (benchmarks/RESULTS.md).
+DEFAULT_SUGGESTION = "basin"
 
 
 def _rules(
@@ -582,7 +581,7 @@ def suggest_all(
 
     Returns:
         Dict `{"valley": ..., "steep": ..., "minimum": ..., "basin": ..., "descent": ...,
-        "consensus": ...}`; the default one is `DEFAULT_SUGGESTION` ("consensus").
+        "consensus": ...}`; the default one is `DEFAULT_SUGGESTION` ("basin").
 
     Raises:
         TypeError, ValueError: For a curve `suggest_consensus` refuses, as it does.

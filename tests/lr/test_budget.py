@@ -33,7 +33,7 @@ def test_short_fit_gets_a_higher_rate_than_a_long_one_by_the_documented_factor()
 def test_unknown_budget_leaves_the_suggestion_alone():
     result = _curve()
     assert budget_factor(None) == 1.0
-    assert result.suggest() == result.suggestion == result.suggestions["consensus"]
+    assert result.suggest() == result.suggestion == result.suggestions["basin"]
     assert result.suggest(REFERENCE_STEPS) == pytest.approx(result.suggestion)
 
 
@@ -104,5 +104,5 @@ def test_find_lr_records_the_budget(make_model, dataset):
     result = find_lr(model, dataset, num_steps=30, verbose=0, planned_steps=40)
     assert result.config["planned_steps"] == 40
     assert result.config["budget_factor"] == pytest.approx(budget_factor(40))
-    assert result.suggestion == pytest.approx(result.suggestions["consensus"] * budget_factor(40))
+    assert result.suggestion == pytest.approx(result.suggestions["basin"] * budget_factor(40))
     assert LRFindResult.from_dict(result.to_dict()) == result

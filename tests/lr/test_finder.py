@@ -144,7 +144,7 @@ def test_default_sweep_is_bounded(trained, dataset):
     assert len(result.lrs) <= DEFAULT_NUM_STEPS
     assert set(result.suggestions) == {"valley", "steep", "minimum", "basin", "descent",
                                        "consensus"}
-    assert result.suggestion == result.suggestions["consensus"]
+    assert result.suggestion == result.suggestions["basin"]
 
 
 @pytest.mark.parametrize(
@@ -310,7 +310,7 @@ def test_result_round_trips_through_json(tmp_path):
     result.save(path)
     loaded = LRFindResult.load(path)
     assert loaded == result
-    assert loaded.suggestion == result.suggestions["consensus"]
+    assert loaded.suggestion == result.suggestions["basin"]
     assert loaded.config["start_lr"] == 1e-6
 
 
@@ -582,9 +582,8 @@ def test_a_result_saved_before_the_consensus_rule_gets_it_from_its_curve():
     losses = np.r_[np.linspace(2, 1, 50), np.linspace(1.2, 9, 10)]
     result = LRFindResult.from_curve(lrs, losses)
     data = result.to_dict()
-    del data["suggestions"]["consensus"]  # as saved when `basin` was the default
-    data["suggestion"] = data["suggestions"]["basin"]
+    del data["suggestions"]["consensus"]  # as saved before the rule existed
     loaded = LRFindResult.from_dict(data)
     assert loaded.suggestions["consensus"] == result.suggestions["consensus"]
-    assert loaded.suggestion == result.suggestions["basin"]  # what that sweep suggested
-    assert loaded.suggest() == result.suggestions["consensus"]
+    assert loaded.suggest(rule="consensus") == result.suggestions["consensus"]
+    assert loaded.suggestion == result.suggestion == result.suggestions["basin"]

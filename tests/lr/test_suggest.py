@@ -149,8 +149,8 @@ def test_learning_rates_out_of_order_are_refused_with_where(rule):
     rule(held, losses)
 
 
-def test_default_suggestion_is_consensus():
-    assert DEFAULT_SUGGESTION == "consensus"
+def test_default_suggestion_is_basin():
+    assert DEFAULT_SUGGESTION == "basin"
     lrs, losses = _sigmoid_drop()
     suggestions = suggest_all(lrs, losses, smooth_losses(losses))
     assert set(suggestions) == {"valley", "steep", "minimum", "basin", "descent", "consensus"}
