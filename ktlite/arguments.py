@@ -299,6 +299,28 @@ def check_float(
     return number
 
 
+def check_suggested_rate(value: Any, name: str) -> float:
+    """Returns a learning rate read off an LR-finder curve as a float: `nan` for a
+    non-finite number (a rule that could not read the curve), else a positive rate.
+
+    Args:
+        value: the value to check.
+        name: the argument name for the error message.
+
+    Raises:
+        TypeError: if `value` is not a number (a bool is not one).
+        ValueError: if `value` is a finite number <= 0.
+
+    Example:
+        >>> check_suggested_rate(float("nan"), "lr")
+        nan
+    """
+    if (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and not math.isfinite(value)):
+        return math.nan
+    return check_positive_float(value, name)
+
+
 def check_rate(value: Any, name: str) -> float:
     """Returns `value` as a float if it is a number in `[0, 1)` (a dropout rate).
 

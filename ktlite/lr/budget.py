@@ -11,11 +11,7 @@ within `[1 / MAX_FACTOR, MAX_FACTOR]`. Not told (`planned_steps=None`), it is le
 
 from __future__ import annotations
 
-import math
-import numbers
-from typing import Any
-
-from ktlite.arguments import check_positive_float, check_positive_int
+from ktlite.arguments import check_positive_int, check_suggested_rate
 
 __all__ = ["REFERENCE_STEPS", "BUDGET_EXPONENT", "MAX_FACTOR", "budget_factor", "for_budget"]
 
@@ -56,15 +52,6 @@ def budget_factor(planned_steps: int | None) -> float:
     return float(min(MAX_FACTOR, max(1.0 / MAX_FACTOR, factor)))
 
 
-def _suggested_rate(value: Any, name: str) -> float:
-    """A suggestion read off a curve as a float: `nan` for a non-finite one (a rule that
-    could not read the curve), else a positive rate."""
-    if (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and not math.isfinite(value)):
-        return math.nan
-    return check_positive_float(value, name)
-
-
 def for_budget(lr: float, planned_steps: int | None) -> float:
     """A suggested learning rate scaled for a fit of `planned_steps` optimizer updates.
 
@@ -84,5 +71,5 @@ def for_budget(lr: float, planned_steps: int | None) -> float:
         >>> for_budget(1e-3, 4000)
         0.0005
     """
-    lr = _suggested_rate(lr, "lr")
+    lr = check_suggested_rate(lr, "lr")
     return lr * budget_factor(planned_steps)

@@ -24,8 +24,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from ktlite.arguments import check_positive_float, check_positive_int
-from ktlite.lr.budget import _suggested_rate, budget_factor
+from ktlite.arguments import check_positive_float, check_positive_int, check_suggested_rate
+from ktlite.lr.budget import budget_factor
 from ktlite.lr.policy_callback import PolicyCallback, _momentum_attribute
 from ktlite.lr.preserve import check_compiled, ensure_built, preserved
 from ktlite.lr.schedules import OneCycle
@@ -67,9 +67,9 @@ def candidate_lrs(
             "`suggestions` must be a dict of learning rates by rule (e.g. "
             f"`result.suggestions`). Received: suggestions of type {type(suggestions).__name__}"
         )
-    rates = [_suggested_rate(lr, f"suggestions[{rule!r}]")
+    rates = [check_suggested_rate(lr, f"suggestions[{rule!r}]")
              for rule, lr in suggestions.items() if lr is not None]
-    default = _suggested_rate(default, "default")
+    default = check_suggested_rate(default, "default")
     max_candidates = check_positive_int(max_candidates, "max_candidates")
     others = sorted(lr for lr in rates if math.isfinite(lr))
     ordered = [default] if math.isfinite(default) else []
