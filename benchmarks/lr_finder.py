@@ -55,6 +55,11 @@ confirming pass, measured without sweeping again: only rates the run did not tra
 trained; each task is rebuilt with the folds it was saved with; give the --seed the runs
 were made with):
     python benchmarks/lr_finder.py --rescore lr_suite --save lr_suite_rescored
+How much steadier `lr_find(sweeps=3)` is (no fits: five calls of three sweeps per task, each
+rule's spread over the calls' first sweeps beside its spread over their averages, and the
+time of one call of each), and its suggestions scored on a saved run's folds and grid:
+    python benchmarks/lr_finder.py --sweeps-per-find 3 --save lr_steady3
+    python benchmarks/lr_finder.py --rescore lr_suite --sweeps-per-find 3 --save lr_suite_3
 """
 
 from __future__ import annotations
@@ -361,8 +366,8 @@ class ArrayRunner:
         return (tf.data.Dataset.from_tensor_slices((self.x, self.y))
                 .shuffle(len(self.x), seed=order_seed).batch(self.task["batch_size"]))
 
-    def sweep(self, order_seed):
-        return find_lr(self._fresh(), self._train_ds(order_seed), verbose=0)
+    def sweep(self, order_seed, sweeps=1):
+        return find_lr(self._fresh(), self._train_ds(order_seed), verbose=0, sweeps=sweeps)
 
     def confirm(self, lrs, steps, planned):
         val = tf.data.Dataset.from_tensor_slices((self.x_val, self.y_val)).batch(256)
@@ -385,10 +390,10 @@ class LearnerRunner:
         self.learner = lambda: task["learner"](fold)
         self.steps_per_epoch = self.learner()._train_steps()
 
-    def sweep(self, order_seed):
+    def sweep(self, order_seed, sweeps=1):
         learner = self.learner()
         keras.utils.set_random_seed(order_seed)  # the learner's shuffle follows it
-        return learner.lr_find(verbose=0)
+        return learner.lr_find(verbose=0, sweeps=sweeps)
 
     def confirm(self, lrs, steps, planned):
         learner = self.learner()
@@ -458,12 +463,30 @@ def rescore(task, fold, saved, args):
     weights: the scikit-learn and table tasks repeat their saved scores exactly); the
     confirming pass is rerun. Returns the saved fold with its suggestions, rates, scores and
     confirm records replaced (the finder's time is the saved one).
+
+    With `--sweeps-per-find K` the suggestions come from new finder calls of K sweeps each
+    instead (`lr_find(sweeps=K)`, as many calls as the run saved, with its order seeds),
+    and the finder's time is the first call's; the fits are looked up and trained as above.
     """
     if "curves" not in saved or saved.get("seed", args.seed) != args.seed:
         raise SystemExit("--rescore needs runs saved with their curves (since run 7) and the "
                          f"same --seed ({args.seed}) as they ran with")
+    if saved.get("sweeps_per_find", 1) != (args.sweeps_per_find or 1):
+        raise SystemExit(f"--rescore: these runs' suggestions average {saved['sweeps_per_find']} "
+                         "sweeps; give the same --sweeps-per-find")
     runner = (LearnerRunner if "learner" in task else ArrayRunner)(task, fold, args.seed)
-    results = [LRFindResult.from_curve(c["lrs"], c["losses"]) for c in saved["curves"]]
+    if args.sweeps_per_find:
+        seeds = [args.seed] + [args.seed + 1000 + k for k in range(len(saved["curves"]) - 1)]
+        t0 = time.perf_counter()
+        results = [runner.sweep(seeds[0], sweeps=args.sweeps_per_find)]
+        saved["t_find"] = time.perf_counter() - t0
+        results += [runner.sweep(seed, sweeps=args.sweeps_per_find) for seed in seeds[1:]]
+        saved["sweeps_per_find"] = args.sweeps_per_find
+        saved["curves"] = [{"lrs": r.lrs, "losses": r.losses} for r in results]
+        saved["call_curves"] = [[{"lrs": s.lrs, "losses": s.losses} for s in r.per_sweep]
+                                for r in results]
+    else:
+        results = [LRFindResult.from_curve(c["lrs"], c["losses"]) for c in saved["curves"]]
     saved["sweeps"] = [r.suggestions for r in results]
     saved["suggestions"] = results[0].suggestions
     for epochs, row in saved["budgets"].items():
@@ -487,6 +510,53 @@ def rescore(task, fold, saved, args):
         row["confirm"], row["lrs"]["confirm"] = record, record["chosen"]
         row["scores"]["confirm"] = scored(record["chosen"])
     return saved
+
+
+def steadiness(task, fold, args):
+    """`--sweeps-per-find K`: `args.sweeps` finder calls of K sweeps each (other batch
+    orders), and one call of one sweep for its cost; no fits. Returns each call's time,
+    combined suggestions and every sweep's curve."""
+    runner = (LearnerRunner if "learner" in task else ArrayRunner)(task, fold, args.seed)
+    t0 = time.perf_counter()
+    runner.sweep(args.seed + 999)
+    out = {"seed": args.seed, "t_one_sweep": time.perf_counter() - t0, "calls": []}
+    for k in range(args.sweeps):
+        t0 = time.perf_counter()
+        result = runner.sweep(args.seed + 1000 * (k + 1), sweeps=args.sweeps_per_find)
+        out["calls"].append({
+            "seconds": time.perf_counter() - t0, "suggestions": result.suggestions,
+            "curves": [{"lrs": r.lrs, "losses": r.losses} for r in result.per_sweep or [result]],
+        })
+    return out
+
+
+def _spread(values):
+    values = [v for v in values if math.isfinite(v) and v > 0]
+    return max(values) / min(values) if values else math.nan
+
+
+def steadiness_table(results, per_find):
+    """Each rule's spread over the calls: their first sweeps alone, and all `per_find`."""
+    head = " | ".join(f"{rule}: 1 / {per_find}" for rule in RULES)
+    lines = [f"| task | {head} | s per call: 1 / {per_find} sweeps |",
+             "| --- | " + " | ".join("---" for _ in RULES) + " | --- |"]
+    counts = {rule: [0, 0] for rule in RULES}
+    for name, (_, out) in results.items():
+        cells = []
+        for rule in RULES:
+            one = _spread([LRFindResult.from_curve(c["curves"][0]["lrs"],
+                                                   c["curves"][0]["losses"]).suggestions[rule]
+                           for c in out["calls"]])
+            many = _spread([c["suggestions"][rule] for c in out["calls"]])
+            counts[rule][0] += one <= 1.5
+            counts[rule][1] += many <= 1.5
+            cells.append(f"x{one:.2f} / x{many:.2f}")
+        seconds = float(np.mean([c["seconds"] for c in out["calls"]]))
+        lines.append(f"| {name} ({len(out['calls'])} calls) | " + " | ".join(cells)
+                     + f" | {out['t_one_sweep']:.1f} / {seconds:.1f} |")
+    lines.append("| within 1.5x | " + " | ".join(
+        f"{one} / {many} of {len(results)}" for one, many in counts.values()) + " | |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- reports
@@ -603,6 +673,11 @@ def main():
                              "every budget the saved runs hold)")
     parser.add_argument("--sweeps", type=int, default=SWEEPS,
                         help="finder sweeps per task for the stability figures")
+    parser.add_argument("--sweeps-per-find", type=int, default=None, metavar="K",
+                        help="alone: steadiness only (no fits, fold 0): --sweeps finder calls "
+                             "of K sweeps each, every rule's spread over their first sweeps "
+                             "beside its spread over all K (lr_find(sweeps=K)); with "
+                             "--rescore: suggestions from new calls of K sweeps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=DATA_DIR,
                         help="folder of wordnet_lexnames_*.csv.gz and debian_en_it_*.csv.gz")
@@ -643,6 +718,21 @@ def main():
         report(results, args.budgets)
         return
     tasks = args.tasks or (QUICK_TASKS if args.quick else list(TASKS))
+    if args.sweeps_per_find:
+        results = {}
+        for name in tasks:
+            t0 = time.perf_counter()
+            family, make = TASKS[name]
+            task = make(args)
+            results[name] = (family, steadiness(task, task["folds"][0], args))
+            print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+            if args.save:
+                os.makedirs(args.save, exist_ok=True)
+                with open(os.path.join(args.save, f"{name}.json"), "w") as f:
+                    json.dump({"family": family, "about": task["about"],
+                               "steadiness": results[name][1]}, f, default=str)
+        print(steadiness_table(results, args.sweeps_per_find))
+        return
     print(f"# LR finder suite: {platform.machine()}, {os.cpu_count()} CPUs, TF "
           f"{tf.__version__}, Keras {keras.__version__}; tasks {tasks}; folds {args.folds}; "
           f"budgets {args.budgets} epochs; {args.sweeps} sweeps.", flush=True)

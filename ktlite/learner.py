@@ -594,6 +594,7 @@ class Learner:
         confirm: bool = False,
         confirm_steps: int | None = None,
         callbacks: Sequence[keras.callbacks.Callback] | None = None,
+        sweeps: int = 1,
     ) -> Any:
         """Sweeps the learning rate exponentially per batch to find a good one.
 
@@ -630,15 +631,18 @@ class Learner:
             callbacks: extra Keras callbacks to run during the sweep (e.g. a timer); they
                 see the sweep's batches, not the confirming runs'. None may set the
                 learning rate (the sweep sets it at every step).
+            sweeps: sweeps to run from the same weights, each over other batches; every
+                suggestion is the geometric mean of their readings (`ktlite.lr.find_lr`),
+                steadier for `sweeps` times the cost. Default 1.
 
         Returns:
             The `LRFindResult` (also kept as `learner.lr_result`).
 
         Raises:
             TypeError: for a `confirm` or `show_plot` that is not a bool, a count
-                (`num_steps`, `epochs`, `confirm_steps`, `verbose`) that is not an int, a
-                sweep setting (`start_lr`, `end_lr`, `stop_factor`) that is not a number,
-                or `callbacks` that is not a list of Keras callbacks.
+                (`num_steps`, `epochs`, `confirm_steps`, `sweeps`, `verbose`) that is not
+                an int, a sweep setting (`start_lr`, `end_lr`, `stop_factor`) that is not
+                a number, or `callbacks` that is not a list of Keras callbacks.
             ValueError: for a count below 1 or a sweep setting out of range (`start_lr`,
                 `end_lr`, `num_steps`, `stop_factor`, `verbose`), `confirm_steps` without
                 `confirm=True`, or an optimizer whose own
@@ -682,6 +686,7 @@ class Learner:
                 verbose=self.verbose if verbose is None else verbose,
                 planned_steps=planned_steps,
                 callbacks=callbacks,
+                sweeps=sweeps,
             )
             if confirm:
                 self._confirm_lr(self.lr_result, dataset, planned_steps, confirm_steps)

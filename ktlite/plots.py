@@ -146,7 +146,8 @@ def plot_lr_find(
 
     Args:
         result_or_results: An `ktlite.lr.LRFindResult` or a list of them to overlay (e.g. the
-            same model at two batch sizes).
+            same model at two batch sizes). A result of several sweeps
+            (`lr_find(sweeps=k)`) draws its first sweep and, fainter, the others.
         labels: One legend label per result. Default: no legend for one result,
             `"run 0"`, `"run 1"`, ... for several.
         suggest: Mark each result's suggestions (`valley`, `steep`, `minimum`, `basin`,
@@ -205,6 +206,15 @@ def plot_lr_find(
         if smoothed.size:
             lows.append(smoothed.min())
             highs.append(_top_of_interest(smoothed))
+        for k, other in enumerate(getattr(result, "per_sweep", [])[1:]):
+            other_lrs, other_smoothed, _ = _lr_curve(other)
+            ax.plot(other_lrs, other_smoothed, color=line.get_color(), alpha=0.35,
+                    linewidth=1,
+                    label=(f"sweeps 2-{len(result.per_sweep)} (averaged with the first)"
+                           if k == 0 and len(results) == 1 else None))
+            if other_smoothed.size:
+                lows.append(other_smoothed.min())
+                highs.append(_top_of_interest(other_smoothed))
         if suggest and lrs.size:
             for name, lr in suggestions.items():
                 if lr is None or not math.isfinite(lr):

@@ -187,6 +187,21 @@ def test_lr_find_then_fit_onecycle_trace_the_train_step_once():
     assert "accuracy" in learner.history.history
 
 
+def test_lr_find_sweeps_averages_several_sweeps_and_restores_the_model():
+    learner = _learner()
+    before = [w.copy() for w in learner.model.get_weights()]
+    result = learner.lr_find(num_steps=40, sweeps=3, epochs=2)
+    assert len(result.per_sweep) == 3 and learner.lr_result is result
+    assert len({tuple(sweep.losses) for sweep in result.per_sweep}) == 3
+    basins = [sweep.suggestions["basin"] for sweep in result.per_sweep]
+    assert result.suggestion == pytest.approx(
+        float(np.exp(np.mean(np.log(basins)))) * budget_factor(2 * (N // BS)))
+    for got, want in zip(learner.model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match="`sweeps` must be .*Received: sweeps="):
+        learner.lr_find(num_steps=40, sweeps="3")
+
+
 def _seeded_fit(find):
     keras.utils.set_random_seed(1)
     rng = np.random.default_rng(0)
@@ -197,7 +212,7 @@ def _seeded_fit(find):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     learner = get_learner(model, (x, y), batch_size=32, seed=0, verbose=0)
     if find:
-        learner.lr_find(num_steps=20, verbose=0)
+        learner.lr_find(num_steps=20, verbose=0, sweeps=find)
     learner.fit_onecycle(1e-2, 1, verbose=0)
     return model.get_weights()
 
@@ -205,8 +220,10 @@ def _seeded_fit(find):
 def test_lr_find_leaves_a_seeded_fit_as_it_would_be_without_it():
     # The sweep used to take a pass of the fit's own cached dataset, moving its shuffling on:
     # the fit after it saw other batches than the same fit alone.
-    for a, b in zip(_seeded_fit(False), _seeded_fit(True)):
-        np.testing.assert_array_equal(a, b)
+    alone = _seeded_fit(0)
+    for sweeps in (1, 2):
+        for a, b in zip(alone, _seeded_fit(sweeps)):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_confirm_with_no_rate_from_any_rule_says_so_not_an_internal_argument():

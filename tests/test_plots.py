@@ -221,3 +221,18 @@ def test_lr_plot_with_nothing_to_label_draws_no_legend(lrs, losses):
     result = LRFindResult.from_curve(lrs, losses)
     assert np.isnan(result.suggestion)
     assert plot_lr_find(result).axes[0].get_legend() is None
+
+
+def test_a_result_of_several_sweeps_draws_each_sweep_and_names_the_others():
+    import dataclasses
+
+    sweeps = [_result(), _result(8), _result(-8)]
+    result = dataclasses.replace(sweeps[0], per_sweep=sweeps)
+    ax = plot_lr_find(result, suggest=False).axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == 3
+    np.testing.assert_allclose(lines[2].get_ydata(), sweeps[2].smoothed)
+    assert lines[1].get_alpha() < 1 and lines[0].get_alpha() is None
+    ax = plot_lr_find(result).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "sweeps 2-3 (averaged with the first)" in labels

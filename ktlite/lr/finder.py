@@ -64,9 +64,14 @@ class LRFindResult:
             times `config["budget_factor"]` when the sweep was told the planned fit's length
             (`ktlite.lr.budget`).
         config: The sweep's settings (`start_lr`, `end_lr`, `num_steps`, `stop_factor`,
-            `beta`), `stopped_early`, `flat` (from `find_lr`: the loss did not fall by more
-            than its batch-to-batch noise, `ktlite.lr.is_flat`, so the suggestions read
-            noise), and `planned_steps`/`budget_factor` when given.
+            `beta`, `sweeps`), `stopped_early`, `flat` (from `find_lr`: the loss did not
+            fall by more than its batch-to-batch noise, `ktlite.lr.is_flat`, so the
+            suggestions read noise; with several sweeps, in any of them), and
+            `planned_steps`/`budget_factor` when given.
+        per_sweep: With `find_lr(sweeps=k)`, each sweep's own result (its curve and
+            suggestions); `lrs`, `losses` and `smoothed` are the first one's, and
+            `suggestions` is every rule's geometric mean over the sweeps that could read
+            it. Empty for one sweep.
 
     Example:
         >>> result = find_lr(model, train_ds)
@@ -81,12 +86,14 @@ class LRFindResult:
     suggestions: dict[str, float]
     suggestion: float
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    per_sweep: list["LRFindResult"] = dataclasses.field(default_factory=list)
 
     def __repr__(self) -> str:
         """One line (a notebook cell ending in `lr_find()` shows this, not the curve)."""
         rules = ", ".join(f"{rule}={lr:.3g}" for rule, lr in self.suggestions.items())
-        return (f"LRFindResult(suggestion={self.suggestion:.3g}, {len(self.lrs)} steps, "
-                f"rules: {rules})")
+        sweeps = f" (first of {len(self.per_sweep)} sweeps)" if self.per_sweep else ""
+        return (f"LRFindResult(suggestion={self.suggestion:.3g}, {len(self.lrs)} steps"
+                f"{sweeps}, rules: {rules})")
 
     @classmethod
     def from_curve(
@@ -145,6 +152,7 @@ class LRFindResult:
             "suggestions": {k: _to_json_list([v])[0] for k, v in self.suggestions.items()},
             "suggestion": _to_json_list([self.suggestion])[0],
             "config": dict(self.config),
+            "per_sweep": [sweep.to_dict() for sweep in self.per_sweep],
         }
 
     @classmethod
@@ -186,11 +194,13 @@ class LRFindResult:
                 suggestions=suggestions,
                 suggestion=_from_json_list([data["suggestion"]])[0],
                 config=dict(data.get("config") or {}),
+                per_sweep=[cls.from_dict(sweep) for sweep in data.get("per_sweep", [])],
             )
         except (TypeError, ValueError, AttributeError):
             raise ValueError(
                 "`data` must hold lists of numbers (or null) under lrs, losses and smoothed, "
-                "a dict of numbers under suggestions and a number under suggestion."
+                "a dict of numbers under suggestions, a number under suggestion and a list "
+                "of such dicts under per_sweep."
             ) from None
 
     def save(self, path: str | os.PathLike) -> None:
@@ -421,6 +431,7 @@ def find_lr(
     verbose: int = 1,
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
     planned_steps: int | None = None,
+    sweeps: int = 1,
 ) -> LRFindResult:
     """Sweep the learning rate exponentially and record the loss of every batch.
 
@@ -455,6 +466,12 @@ def find_lr(
     `LearningRateSchedule` is swept through a temporary learning-rate variable and gets its
     schedule back.
 
+    With `sweeps=k` the sweep runs k times from that same state, each over the batches
+    after the previous one's (another batch order, restored after each), and every rule's
+    suggestion is the geometric mean of its k readings: a suggestion that moves less with
+    the batch order, for k times the cost (`benchmarks/lr_finder.py --sweeps-per-find`
+    measures how much less).
+
     Args:
         model: A compiled `keras.Model`.
         dataset: A batched `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`. One
@@ -472,6 +489,7 @@ def find_lr(
         planned_steps: Optimizer updates of the fit the suggestion is for; scales
             `result.suggestion` by `ktlite.lr.budget.budget_factor` (higher for short fits,
             lower for long ones). Default `None`: unscaled.
+        sweeps: Sweeps to average (>= 1). Default 1.
 
     Returns:
         An `LRFindResult`; `result.suggestion` is the `"basin"` suggestion (half a decade
@@ -484,11 +502,12 @@ def find_lr(
             finite, `end_lr <= start_lr`, `num_steps < 5`, `stop_factor <= 1`, `beta`
             outside [0, 1), `verbose` not 0, 1 or 2, `planned_steps < 1`), `model` is not
             compiled, or `dataset` is empty, unbatched, or yields elements that are not
-            `(x, y)` or `(x, y, sample_weight)` (checked before anything is trained).
+            `(x, y)` or `(x, y, sample_weight)` (checked before anything is trained),
+            or `sweeps < 1`.
         TypeError: If `model` is not a `keras.Model`, `dataset` is not a
             `tf.data.Dataset`, a rate, `stop_factor` or `beta` is not a number,
-            `num_steps`, `planned_steps` or `verbose` is not an int, or `callbacks` holds
-            something that is not a Keras callback.
+            `num_steps`, `planned_steps`, `sweeps` or `verbose` is not an int, or
+            `callbacks` holds something that is not a Keras callback.
 
     Example:
         >>> result = find_lr(model, train_ds.batch(32))
@@ -515,6 +534,7 @@ def find_lr(
     num_steps = check_int(DEFAULT_NUM_STEPS if num_steps is None else num_steps, "num_steps", 5)
     stop_factor = check_float(stop_factor, "stop_factor", 1.0, include_low=False)
     factor = budget_factor(planned_steps)
+    sweeps = check_int(sweeps, "sweeps", 1)
     beta = check_rate(beta, "beta")
     verbose = check_verbose(verbose, (0, 1, 2))
     if isinstance(callbacks, keras.callbacks.Callback):
@@ -530,19 +550,49 @@ def find_lr(
         raise ValueError("`dataset` is empty. Received: a tf.data.Dataset with 0 batches")
 
     ensure_built(model, dataset)
+    settings = dict(start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
+                    stop_factor=stop_factor, beta=beta, verbose=verbose, callbacks=callbacks)
+    results = []
+    for index in range(sweeps):
+        # Sweep k reads the batches after sweep k - 1's: another order, from the same state.
+        batches = dataset.repeat().skip(index * num_steps) if index else dataset.repeat()
+        result, monitor = _sweep(model, batches, **settings)
+        _warn_about_sweep(result, monitor, index, sweeps, factor)
+        results.append(result)
+    result = _combined(results) if sweeps > 1 else results[0]
+    result.config["sweeps"] = sweeps
+    if planned_steps is not None:
+        result.config.update(planned_steps=int(planned_steps), budget_factor=factor)
+        result.suggestion = result.suggest(planned_steps)
+    if sweeps > 1 and not math.isfinite(result.suggestion):
+        warn(
+            f"The LR finder could not suggest a learning rate (`result.suggestion` is nan): "
+            f"none of its {sweeps} sweeps could (see their warnings), or look at the curves "
+            "(`ktlite.plots.plot_lr_find(result)`) and pick one.",
+            RuntimeWarning,
+        )
+    return result
+
+
+def _sweep(model: keras.Model, batches: Any, *, start_lr: float, end_lr: float,
+           num_steps: int, stop_factor: float, beta: float, verbose: int,
+           callbacks: list) -> tuple[LRFindResult, _SweepMonitor]:
+    """One sweep over `batches` (repeated), restored afterwards; its result and monitor."""
+    import tensorflow as tf
+
     policy_cb = PolicyCallback(ExponentialSweep(start_lr, end_lr, num_steps))
     progbar = keras.utils.Progbar(
         num_steps, verbose=verbose, stateful_metrics=["lr", "loss"]
     ) if verbose else None
     monitor = _SweepMonitor(policy_cb, stop_factor, beta, progbar, _warmup_steps(num_steps))
     with preserved(model, start_lr, "ktlite_lr_find_learning_rate"):
-        ensure_built(model, dataset)  # again: a never-built optimizer has a built copy here
+        ensure_built(model, batches)  # again: a never-built optimizer has a built copy here
         try:
             # A sweep of exactly `num_steps` batches, not `steps_per_epoch`: Keras runs
             # whole executions of `steps_per_execution` steps within an epoch of a given
             # length (12 for 10 at 3 a call), but stops a short last one where the data ends.
             model.fit(
-                dataset.repeat().take(num_steps).apply(
+                batches.take(num_steps).apply(
                     tf.data.experimental.assert_cardinality(num_steps)
                 ),
                 epochs=1,
@@ -556,7 +606,6 @@ def find_lr(
     if progbar is not None and n:
         progbar.update(n, values=[("loss", monitor.smoothed[-1])], finalize=True)
     lrs, losses = policy_cb.history["lrs"][:n], policy_cb.history["losses"][:n]
-    flat = is_flat(lrs, losses)
     result = LRFindResult.from_curve(
         lrs,
         losses,
@@ -566,21 +615,52 @@ def find_lr(
         num_steps=num_steps,
         stop_factor=stop_factor,
         stopped_early=monitor.stopped_early,
-        flat=flat,
+        flat=is_flat(lrs, losses),
     )
-    if planned_steps is not None:
-        result.config.update(planned_steps=int(planned_steps), budget_factor=factor)
-        result.suggestion = result.suggest(planned_steps)
+    return result, monitor
+
+
+def _combined(results: list[LRFindResult]) -> LRFindResult:
+    """The first sweep's curve with every rule's geometric mean over the sweeps that could
+    read it (`nan` where none could), each sweep's own result kept beside it."""
+    suggestions = {}
+    for rule in results[0].suggestions:
+        values = [r.suggestions[rule] for r in results
+                  if math.isfinite(r.suggestions[rule]) and r.suggestions[rule] > 0]
+        suggestions[rule] = (math.exp(sum(map(math.log, values)) / len(values))
+                             if values else math.nan)
+    config = {**results[0].config,
+              "stopped_early": any(r.config.get("stopped_early", False) for r in results),
+              "flat": any(r.config.get("flat", False) for r in results)}
+    return dataclasses.replace(results[0], suggestions=suggestions,
+                               suggestion=suggestions[DEFAULT_SUGGESTION], config=config,
+                               per_sweep=results)
+
+
+def _warn_about_sweep(result: LRFindResult, monitor: _SweepMonitor, index: int,
+                      sweeps: int, factor: float) -> None:
+    """Warns when sweep `index` of `sweeps` could not be read, or read noise, saying why
+    (its suggestion as `find_lr` returns it: times the budget `factor`)."""
+    config = result.config
+    start_lr, end_lr, num_steps = config["start_lr"], config["end_lr"], config["num_steps"]
+    stop_factor, flat = config["stop_factor"], config["flat"]
+    lrs, losses, n = result.lrs, result.losses, len(result.lrs)
+    suggestion = result.suggestion * factor
+    if sweeps > 1:
+        prefix, own = f"(sweep {index + 1} of {sweeps}) ", "this sweep's suggestion"
+        left_out = ", left out of `result.suggestion`"
+    else:
+        prefix, own, left_out = "", "`result.suggestion`", ""
     if monitor.stopped_early and not math.isfinite(losses[0]):
         # The first batch's loss is computed before any update, at the lowest rate: no
         # `start_lr` makes it finite, so the cause is the model, the data or the loss.
         warn(
-            "The LR finder could not suggest a learning rate (`result.suggestion` is nan): "
-            f"the loss was already {losses[0]:g} at the first step, computed before any "
-            f"update at the lowest rate ({start_lr:g}), so lowering `start_lr` cannot help: "
-            "the model or the data produce it. Check the data for nan/inf values, the "
-            "model's initialization and outputs (e.g. `model.predict` on one batch), and "
-            "the loss.",
+            f"{prefix}The LR finder could not suggest a learning rate ({own} is "
+            f"nan{left_out}): the loss was already {losses[0]:g} at the first step, computed "
+            f"before any update at the lowest rate ({start_lr:g}), so lowering `start_lr` "
+            "cannot help: the model or the data produce it. Check the data for nan/inf "
+            "values, the model's initialization and outputs (e.g. `model.predict` on one "
+            "batch), and the loss.",
             RuntimeWarning,
         )
     elif monitor.stopped_early and math.isfinite(result.smoothed[-1]) and (
@@ -588,18 +668,18 @@ def find_lr(
         # A rise past `stop_factor` where the sweep has barely begun: a divergence from a
         # `start_lr` too high, or noise at rates that train nothing, which no `start_lr` cures.
         warn(
-            f"The LR sweep stopped after {n} of {num_steps} steps, within a decade of "
+            f"{prefix}The LR sweep stopped after {n} of {num_steps} steps, within a decade of "
             f"`start_lr` ({start_lr:g}), where it has barely begun: its smoothed loss rose "
             f"past `stop_factor` ({stop_factor:g}) times its lowest ({monitor.best:.3g}). "
             "Either `start_lr` is already too high (lower it), or the loss is at noise level, "
             "one batch's loss many times another's, as when the model already fits the "
             "training batches (e.g. after a fit drove the training loss near zero): a lower "
             "`start_lr` cannot help there; sweep before fitting, and look at the curve "
-            f"(`ktlite.plots.plot_lr_find(result)`). `result.suggestion` "
-            f"({result.suggestion:.3g}) reads those {n} steps alone.",
+            f"(`ktlite.plots.plot_lr_find(result)`). {own[0].upper()}{own[1:]} "
+            f"({suggestion:.3g}) reads those {n} steps alone.",
             RuntimeWarning,
         )
-    elif not math.isfinite(result.suggestion):
+    elif not math.isfinite(suggestion):
         if monitor.stopped_early:
             why = (f"the loss diverged after {n} of {num_steps} steps: lower `start_lr` (it "
                    f"was {start_lr:g})")
@@ -610,19 +690,19 @@ def find_lr(
         else:
             why = f"{n} steps are too few to read the curve: raise `num_steps`"
         warn(
-            f"The LR finder could not suggest a learning rate (`result.suggestion` is nan): "
-            f"{why}, or look at the curve (`ktlite.plots.plot_lr_find(result)`) and pick one.",
+            f"{prefix}The LR finder could not suggest a learning rate ({own} is "
+            f"nan{left_out}): {why}, or look at the curve "
+            "(`ktlite.plots.plot_lr_find(result)`) and pick one.",
             RuntimeWarning,
         )
     elif flat:
         warn(
-            f"The loss did not fall over the LR sweep from {start_lr:g} to {end_lr:g} by more "
-            "than its batch-to-batch noise, so every suggestion (`result.suggestion` = "
-            f"{result.suggestion:.3g}, held within the swept range) reads noise: sweep higher "
+            f"{prefix}The loss did not fall over the LR sweep from {start_lr:g} to "
+            f"{end_lr:g} by more than its batch-to-batch noise, so every suggestion ({own} "
+            f"= {suggestion:.3g}, held within the swept range) reads noise: sweep higher "
             "rates (raise `end_lr`; the default sweep is 1e-7 to 10), or check that the "
             "model can learn (its loss, its labels, frozen layers) and does not already fit "
             "the training batches (a loss near zero, e.g. after a fit: sweep before fitting), "
             "and look at the curve (`ktlite.plots.plot_lr_find(result)`).",
             RuntimeWarning,
         )
-    return result

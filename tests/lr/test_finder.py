@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from ktlite import compat
 from ktlite.lr import DEFAULT_NUM_STEPS, LRFindResult, find_lr
+from ktlite.lr import finder as finder_module
 from step_models import MeanStepModel
 
 
@@ -158,6 +159,7 @@ def test_default_sweep_is_bounded(trained, dataset):
         ({"beta": 1.0}, "beta"),
         ({"beta": -0.1}, "beta"),
         ({"verbose": 5}, "verbose"),
+        ({"sweeps": 0}, "sweeps"),
     ],
 )
 def test_bad_arguments_are_named(make_model, dataset, kwargs, name):
@@ -179,6 +181,7 @@ def test_bad_arguments_are_named(make_model, dataset, kwargs, name):
         ({"verbose": "1"}, "verbose"),
         ({"planned_steps": "100"}, "planned_steps"),
         ({"planned_steps": 100.0}, "planned_steps"),
+        ({"sweeps": 3.0}, "sweeps"),
     ],
 )
 def test_arguments_of_the_wrong_type_are_type_errors(make_model, dataset, kwargs, name):
@@ -587,3 +590,71 @@ def test_a_result_saved_before_the_consensus_rule_gets_it_from_its_curve():
     assert loaded.suggestions["consensus"] == result.suggestions["consensus"]
     assert loaded.suggest(rule="consensus") == result.suggestions["consensus"]
     assert loaded.suggestion == result.suggestion == result.suggestions["basin"]
+
+
+def test_several_sweeps_restore_bit_for_bit_and_average_every_rule(trained, dataset, tmp_path):
+    before = _state(trained)
+    result = find_lr(trained, dataset, num_steps=40, verbose=0, sweeps=3)
+    _assert_bit_identical(before, _state(trained))
+    assert len(result.per_sweep) == 3 and result.config["sweeps"] == 3
+    assert result.lrs == result.per_sweep[0].lrs and result.losses == result.per_sweep[0].losses
+    assert result.per_sweep[1].losses != result.per_sweep[0].losses  # other batches
+    for rule, combined in result.suggestions.items():
+        values = [s.suggestions[rule] for s in result.per_sweep]
+        assert combined == pytest.approx(math.exp(np.mean(np.log(values))), rel=1e-12)
+    assert result.suggestion == result.suggestions["basin"]
+    assert min(s.suggestion for s in result.per_sweep) < result.suggestion
+    assert max(s.suggestion for s in result.per_sweep) > result.suggestion
+    assert "first of 3 sweeps" in repr(result)
+    result.save(tmp_path / "sweeps.json")
+    loaded = LRFindResult.load(tmp_path / "sweeps.json")
+    assert loaded == result and loaded.per_sweep[2].losses == result.per_sweep[2].losses
+    one = find_lr(trained, dataset, num_steps=40, verbose=0)
+    assert one.per_sweep == [] and one.config["sweeps"] == 1
+
+
+def test_each_sweep_reads_the_batches_after_the_previous_ones():
+    # Batch b's loss is offsets[b] ** 2 at the first step (rate 1e-7): sweep k of 21 steps
+    # over 8 batches begins at batch 21 * k mod 8.
+    offsets = [1.0 + 0.05 * b for b in range(8)]
+    model, ds = _fitted_model_and_batches(offsets)
+    result = find_lr(model, ds, end_lr=1e-4, num_steps=21, verbose=0, sweeps=3)
+    assert not result.config["stopped_early"]
+    firsts = [s.losses[0] for s in result.per_sweep]
+    assert firsts == pytest.approx([offsets[0] ** 2, offsets[5] ** 2, offsets[2] ** 2],
+                                   rel=1e-3)
+
+
+def test_each_rule_is_averaged_over_the_sweeps_that_read_it():
+    losses = np.r_[np.linspace(2, 1, 50), np.linspace(1, 4, 10)]
+    combined = finder_module._combined([
+        LRFindResult.from_curve(np.logspace(-6, 0, 60), losses),
+        LRFindResult.from_curve(np.logspace(-6, 0, 3), [1.0, 1.0, 1.0]),
+    ])
+    first, short = combined.per_sweep
+    assert math.isnan(short.suggestions["basin"])
+    assert combined.suggestions["basin"] == first.suggestions["basin"]
+
+
+def test_no_sweep_that_can_read_the_curve_leaves_a_nan_and_says_why(make_model, data):
+    x, y = data
+    model = make_model(keras.optimizers.Adam())
+    model.layers[-1].bias.assign(np.asarray([np.inf, 0.0, 0.0], "float32"))
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = find_lr(model, ds, num_steps=20, verbose=0, sweeps=2)
+    messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+    assert math.isnan(result.suggestion) and len(result.per_sweep) == 2
+    assert any(m.startswith("(sweep 2 of 2) The LR finder could not suggest a learning rate "
+                            "(this sweep's suggestion is nan, left out of "
+                            "`result.suggestion`)") for m in messages), messages
+    assert messages[-1].startswith("The LR finder could not suggest a learning rate "
+                                   "(`result.suggestion` is nan): none of its 2 sweeps could")
+
+
+def test_from_dict_refuses_per_sweep_results_that_are_not_results():
+    data = LRFindResult.from_curve(np.logspace(-6, 0, 20), np.ones(20)).to_dict()
+    for per_sweep in ("abc", [{"format": "other"}], 3):
+        with pytest.raises(ValueError, match="a list of such dicts under per_sweep"):
+            LRFindResult.from_dict({**data, "per_sweep": per_sweep})
