@@ -631,9 +631,10 @@ class Learner:
             callbacks: extra Keras callbacks to run during the sweep (e.g. a timer); they
                 see the sweep's batches, not the confirming runs'. None may set the
                 learning rate (the sweep sets it at every step).
-            sweeps: sweeps to run from the same weights, each over other batches; every
-                suggestion is the geometric mean of their readings (`ktlite.lr.find_lr`),
-                steadier for `sweeps` times the cost. Default 1.
+            sweeps: sweeps to run from the same weights, each over other batches (1 to
+                100); every suggestion is the geometric mean of their readings
+                (`ktlite.lr.find_lr`), steadier for about `sweeps` times the cost.
+                `callbacks` see each sweep as a fit of its own. Default 1.
 
         Returns:
             The `LRFindResult` (also kept as `learner.lr_result`).

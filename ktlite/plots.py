@@ -208,8 +208,9 @@ def plot_lr_find(
             highs.append(_top_of_interest(smoothed))
         for k, other in enumerate(getattr(result, "per_sweep", [])[1:]):
             other_lrs, other_smoothed, _ = _lr_curve(other)
+            other_dots = {"marker": "o", "markersize": 3} if other_smoothed.size <= 2 else {}
             ax.plot(other_lrs, other_smoothed, color=line.get_color(), alpha=0.35,
-                    linewidth=1,
+                    linewidth=1, **other_dots,
                     label=(f"sweeps 2-{len(result.per_sweep)} (averaged with the first)"
                            if k == 0 and len(results) == 1 else None))
             if other_smoothed.size:

@@ -236,3 +236,13 @@ def test_a_result_of_several_sweeps_draws_each_sweep_and_names_the_others():
     ax = plot_lr_find(result).axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "sweeps 2-3 (averaged with the first)" in labels
+
+
+def test_another_sweep_of_one_or_two_points_is_drawn_as_dots():
+    import dataclasses
+
+    short = LRFindResult.from_curve([1e-7], [2.0])
+    result = dataclasses.replace(_result(), per_sweep=[_result(), short])
+    lines = plot_lr_find(result, suggest=False).axes[0].get_lines()
+    assert len(lines) == 2 and lines[1].get_marker() == "o"
+    assert lines[0].get_marker() in ("None", None, "")

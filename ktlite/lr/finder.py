@@ -25,7 +25,7 @@ from ktlite.lr.preserve import check_compiled, ensure_built, preserved
 from ktlite.lr.schedules import ExponentialSweep
 from ktlite.lr.suggest import DEFAULT_SUGGESTION, is_flat, smooth_losses, suggest_all
 
-__all__ = ["LRFindResult", "find_lr", "DEFAULT_NUM_STEPS"]
+__all__ = ["LRFindResult", "find_lr", "DEFAULT_NUM_STEPS", "MAX_SWEEPS"]
 
 # Default sweep length. With the default beta=0.98 the moving average lags about 50 steps;
 # 200 steps over 8 decades keep that lag near two decades while costing at most a few hundred
@@ -33,6 +33,10 @@ __all__ = ["LRFindResult", "find_lr", "DEFAULT_NUM_STEPS"]
 DEFAULT_NUM_STEPS = 200
 
 _FORMAT = "ktlite.lr_find/1"
+
+# Most sweeps one `find_lr` call runs: the spread of their average shrinks with the square
+# root of their number, so a hundred leaves nothing to gain that more would.
+MAX_SWEEPS = 100
 
 
 def _floats(values: Sequence[Any]) -> list[float]:
@@ -466,11 +470,15 @@ def find_lr(
     `LearningRateSchedule` is swept through a temporary learning-rate variable and gets its
     schedule back.
 
-    With `sweeps=k` the sweep runs k times from that same state, each over the batches
-    after the previous one's (another batch order, restored after each), and every rule's
-    suggestion is the geometric mean of its k readings: a suggestion that moves less with
-    the batch order, for k times the cost (`benchmarks/lr_finder.py --sweeps-per-find`
-    measures how much less).
+    With `sweeps=k` the sweep runs k times from that same state (restored after each), each
+    beginning at another batch (`_sweep_starts`: after the previous sweep's batches, or
+    spread over one pass of a dataset shorter than the sweeps; a dataset that reshuffles
+    gives each another order), and every rule's suggestion is the geometric mean of its k
+    readings: a suggestion that moves less with the batch order, for about k times the cost
+    (`benchmarks/lr_finder.py --sweeps-per-find` measures how much less). Two sweeps that
+    record the same losses (data that does not reshuffle, with fewer batches than sweeps)
+    get a warning. Each sweep is a `fit` of its own: `callbacks` see `on_train_begin` and
+    `on_train_end` once per sweep.
 
     Args:
         model: A compiled `keras.Model`.
@@ -489,7 +497,7 @@ def find_lr(
         planned_steps: Optimizer updates of the fit the suggestion is for; scales
             `result.suggestion` by `ktlite.lr.budget.budget_factor` (higher for short fits,
             lower for long ones). Default `None`: unscaled.
-        sweeps: Sweeps to average (>= 1). Default 1.
+        sweeps: Sweeps to average, 1 to `MAX_SWEEPS` (100). Default 1.
 
     Returns:
         An `LRFindResult`; `result.suggestion` is the `"basin"` suggestion (half a decade
@@ -503,7 +511,7 @@ def find_lr(
             outside [0, 1), `verbose` not 0, 1 or 2, `planned_steps < 1`), `model` is not
             compiled, or `dataset` is empty, unbatched, or yields elements that are not
             `(x, y)` or `(x, y, sample_weight)` (checked before anything is trained),
-            or `sweeps < 1`.
+            or `sweeps` outside [1, 100].
         TypeError: If `model` is not a `keras.Model`, `dataset` is not a
             `tf.data.Dataset`, a rate, `stop_factor` or `beta` is not a number,
             `num_steps`, `planned_steps`, `sweeps` or `verbose` is not an int, or
@@ -534,7 +542,7 @@ def find_lr(
     num_steps = check_int(DEFAULT_NUM_STEPS if num_steps is None else num_steps, "num_steps", 5)
     stop_factor = check_float(stop_factor, "stop_factor", 1.0, include_low=False)
     factor = budget_factor(planned_steps)
-    sweeps = check_int(sweeps, "sweeps", 1)
+    sweeps = check_int(sweeps, "sweeps", 1, MAX_SWEEPS)
     beta = check_rate(beta, "beta")
     verbose = check_verbose(verbose, (0, 1, 2))
     if isinstance(callbacks, keras.callbacks.Callback):
@@ -553,12 +561,12 @@ def find_lr(
     settings = dict(start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
                     stop_factor=stop_factor, beta=beta, verbose=verbose, callbacks=callbacks)
     results = []
-    for index in range(sweeps):
-        # Sweep k reads the batches after sweep k - 1's: another order, from the same state.
-        batches = dataset.repeat().skip(index * num_steps) if index else dataset.repeat()
+    for index, start in enumerate(_sweep_starts(dataset, num_steps, sweeps)):
+        batches = dataset.repeat().skip(start) if start else dataset.repeat()
         result, monitor = _sweep(model, batches, **settings)
         _warn_about_sweep(result, monitor, index, sweeps, factor)
         results.append(result)
+    _warn_about_repeated_sweeps(results)
     result = _combined(results) if sweeps > 1 else results[0]
     result.config["sweeps"] = sweeps
     if planned_steps is not None:
@@ -572,6 +580,40 @@ def find_lr(
             RuntimeWarning,
         )
     return result
+
+
+def _sweep_starts(dataset: Any, num_steps: int, sweeps: int) -> list[int]:
+    """Where each sweep begins in the repeated `dataset`, in batches.
+
+    A dataset that reshuffles gives every pass another order wherever a sweep begins; one
+    that does not repeats its batches every `n`, so sweeps must begin at other batches
+    modulo `n`. With `n` known, sweep k begins `k * min(num_steps, n // sweeps)` batches in
+    (distinct while `n >= sweeps`; at most one pass of the data is read and dropped); with
+    `n` unknown or infinite, after the previous sweep's `num_steps` batches.
+    """
+    n = int(dataset.cardinality())
+    if n > 0:
+        step = min(num_steps, max(1, n // sweeps))
+        return [index * step % n for index in range(sweeps)]
+    return [index * num_steps for index in range(sweeps)]
+
+
+def _warn_about_repeated_sweeps(results: list[LRFindResult]) -> None:
+    """Warns when two sweeps recorded the very same losses: they read the same batches."""
+    seen: dict[tuple, int] = {}
+    for index, result in enumerate(results):
+        first = seen.setdefault(tuple(result.losses), index)
+        if first != index:
+            warn(
+                f"Sweeps {first + 1} and {index + 1} of the LR finder recorded the same "
+                f"losses: the dataset gave them the same batches in the same order (a "
+                "pipeline that does not reshuffle, with fewer batches than `sweeps`, or "
+                "repeated with a period the sweeps cannot see), so `result.suggestion` "
+                "averages fewer readings than it ran. Shuffle the data (e.g. "
+                "`dataset.shuffle(n)` before `.batch`) for sweeps that differ.",
+                RuntimeWarning,
+            )
+            return
 
 
 def _sweep(model: keras.Model, batches: Any, *, start_lr: float, end_lr: float,

@@ -160,6 +160,7 @@ def test_default_sweep_is_bounded(trained, dataset):
         ({"beta": -0.1}, "beta"),
         ({"verbose": 5}, "verbose"),
         ({"sweeps": 0}, "sweeps"),
+        ({"sweeps": 101}, "sweeps"),
     ],
 )
 def test_bad_arguments_are_named(make_model, dataset, kwargs, name):
@@ -613,16 +614,36 @@ def test_several_sweeps_restore_bit_for_bit_and_average_every_rule(trained, data
     assert one.per_sweep == [] and one.config["sweeps"] == 1
 
 
-def test_each_sweep_reads_the_batches_after_the_previous_ones():
-    # Batch b's loss is offsets[b] ** 2 at the first step (rate 1e-7): sweep k of 21 steps
-    # over 8 batches begins at batch 21 * k mod 8.
-    offsets = [1.0 + 0.05 * b for b in range(8)]
+def _first_losses(offsets, sweeps, num_steps, unknown_length=False):
     model, ds = _fitted_model_and_batches(offsets)
-    result = find_lr(model, ds, end_lr=1e-4, num_steps=21, verbose=0, sweeps=3)
-    assert not result.config["stopped_early"]
-    firsts = [s.losses[0] for s in result.per_sweep]
-    assert firsts == pytest.approx([offsets[0] ** 2, offsets[5] ** 2, offsets[2] ** 2],
-                                   rel=1e-3)
+    if unknown_length:
+        ds = ds.filter(lambda x, y: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = find_lr(model, ds, end_lr=1e-4, num_steps=num_steps, verbose=0,
+                         sweeps=sweeps)
+    messages = [str(w.message) for w in caught if "same losses" in str(w.message)]
+    return [s.losses[0] for s in result.per_sweep], messages
+
+
+def test_sweeps_over_data_that_does_not_reshuffle_begin_at_other_batches():
+    # Batch b's loss is offsets[b] ** 2 at the first step (rate 1e-7). Sweeps used to begin
+    # `num_steps` batches after each other: over 8 batches and 16 steps, all at batch 0.
+    offsets = [1.0 + 0.05 * b for b in range(8)]
+    for num_steps in (16, 21):
+        firsts, repeated = _first_losses(offsets, 3, num_steps)
+        assert firsts == pytest.approx([offsets[b] ** 2 for b in (0, 2, 4)], rel=1e-3)
+        assert not repeated
+    # Of unknown length: after the previous sweep's batches.
+    firsts, _ = _first_losses(offsets, 3, 21, unknown_length=True)
+    assert firsts == pytest.approx([offsets[b] ** 2 for b in (0, 5, 2)], rel=1e-3)
+
+
+def test_sweeps_that_read_the_same_batches_are_named():
+    firsts, repeated = _first_losses([1.0, 1.1], 3, 20)
+    assert firsts[0] == firsts[2] != firsts[1]
+    assert len(repeated) == 1 and repeated[0].startswith(
+        "Sweeps 1 and 3 of the LR finder recorded the same losses")
 
 
 def test_each_rule_is_averaged_over_the_sweeps_that_read_it():
