@@ -471,9 +471,10 @@ def rescore(task, fold, saved, args):
     if "curves" not in saved or saved.get("seed", args.seed) != args.seed:
         raise SystemExit("--rescore needs runs saved with their curves (since run 7) and the "
                          f"same --seed ({args.seed}) as they ran with")
-    if saved.get("sweeps_per_find", 1) != (args.sweeps_per_find or 1):
+    if saved.get("sweeps_per_find", 1) > 1 and not args.sweeps_per_find:
         raise SystemExit(f"--rescore: these runs' suggestions average {saved['sweeps_per_find']} "
-                         "sweeps; give the same --sweeps-per-find")
+                         "sweeps each, their saved curves are the first sweeps': give "
+                         "--sweeps-per-find to sweep again")
     runner = (LearnerRunner if "learner" in task else ArrayRunner)(task, fold, args.seed)
     if args.sweeps_per_find:
         seeds = [args.seed] + [args.seed + 1000 + k for k in range(len(saved["curves"]) - 1)]
