@@ -56,8 +56,9 @@ trained; each task is rebuilt with the folds it was saved with; give the --seed 
 were made with):
     python benchmarks/lr_finder.py --rescore lr_suite --save lr_suite_rescored
 How much steadier `lr_find(sweeps=3)` is (no fits: five calls of three sweeps per task, each
-rule's spread over the calls' first sweeps beside its spread over their averages, and the
-time of one call of each), and its suggestions scored on a saved run's folds and grid:
+rule's spread over the calls' first sweeps beside its spread over their averages, the time
+of one call of one sweep, made first, beside the mean of the five), and its suggestions
+scored on a saved run's folds and grid:
     python benchmarks/lr_finder.py --sweeps-per-find 3 --save lr_steady3
     python benchmarks/lr_finder.py --rescore lr_suite --sweeps-per-find 3 --save lr_suite_3
 """
@@ -663,6 +664,13 @@ def confirm_table(pairs):
     return "\n".join(lines)
 
 
+def _at_least_one(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS))
@@ -674,7 +682,7 @@ def main():
                              "every budget the saved runs hold)")
     parser.add_argument("--sweeps", type=int, default=SWEEPS,
                         help="finder sweeps per task for the stability figures")
-    parser.add_argument("--sweeps-per-find", type=int, default=None, metavar="K",
+    parser.add_argument("--sweeps-per-find", type=_at_least_one, default=None, metavar="K",
                         help="alone: steadiness only (no fits, fold 0): --sweeps finder calls "
                              "of K sweeps each, every rule's spread over their first sweeps "
                              "beside its spread over all K (lr_find(sweeps=K)); with "
@@ -776,6 +784,9 @@ def _load(folders):
                 continue
             with open(os.path.join(folder, file)) as f:
                 data = json.load(f)
+            if "steadiness" in data:
+                raise SystemExit(f"{folder} holds a --sweeps-per-find run without --rescore "
+                                 "(spreads, no fits): rerun it to see its table")
             for fold in data["folds"]:
                 fold["budgets"] = {int(k): v for k, v in fold["budgets"].items()}
             name = file[:-5]

@@ -632,8 +632,8 @@ class Learner:
                 see the sweep's batches, not the confirming runs'. None may set the
                 learning rate (the sweep sets it at every step).
             sweeps: sweeps to run from the same weights, each over other batches (1 to
-                100); every suggestion is the geometric mean of their readings
-                (`ktlite.lr.find_lr`), steadier for about `sweeps` times the cost.
+                100); every suggestion is the geometric mean of the readings that are not
+                nan (`ktlite.lr.find_lr`), steadier for `sweeps` times the sweep's steps.
                 `callbacks` see each sweep as a fit of its own. Default 1.
 
         Returns:
@@ -645,7 +645,8 @@ class Learner:
                 an int, a sweep setting (`start_lr`, `end_lr`, `stop_factor`) that is not
                 a number, or `callbacks` that is not a list of Keras callbacks.
             ValueError: for a count below 1 or a sweep setting out of range (`start_lr`,
-                `end_lr`, `num_steps`, `stop_factor`, `verbose`), `confirm_steps` without
+                `end_lr`, `num_steps`, `stop_factor`, `verbose`, `sweeps` above 100),
+                `confirm_steps` without
                 `confirm=True`, or an optimizer whose own
                 `gradient_accumulation_steps` Keras runs (`steps_per_execution` > 1), which
                 the sweep cannot pause.
@@ -714,17 +715,20 @@ class Learner:
         scaled = {rule: result.suggest(planned_steps, rule) for rule in result.suggestions}
         lrs = candidate_lrs(scaled, result.suggestion)
         if not lrs:
-            if not result.config.get("stopped_early"):
+            first = (result.per_sweep or [result])[0]  # the curve `lr_plot` draws
+            if not first.config.get("stopped_early"):
                 why = "the loss never fell"
-            elif not math.isfinite(result.smoothed[-1]):
-                why = (f"it stopped after {len(result.lrs)} of {result.config['num_steps']} "
+            elif not math.isfinite(first.smoothed[-1]):
+                why = (f"it stopped after {len(first.lrs)} of {first.config['num_steps']} "
                        "steps, its loss no longer finite")
             else:
-                why = (f"it stopped after {len(result.lrs)} of {result.config['num_steps']} "
+                why = (f"it stopped after {len(first.lrs)} of {first.config['num_steps']} "
                        "steps, its loss past `stop_factor` times its lowest (the sweep's "
                        "warning says why)")
+            where = (f"in any of its {len(result.per_sweep)} sweeps (the first: {why}"
+                     if result.per_sweep else f"in this sweep ({why}")
             raise ValueError(
-                f"`confirm=True` has no rates to try: no rule found a rate in this sweep ({why}"
+                f"`confirm=True` has no rates to try: no rule found a rate {where}"
                 ", see `learner.lr_plot()`). Sweep other rates (`start_lr`, `end_lr`), or more "
                 "steps (`num_steps`). Received: suggestions "
                 f"{ {rule: float(lr) for rule, lr in result.suggestions.items()} }"

@@ -39,6 +39,12 @@ def _lr_curve(result: Any) -> tuple[np.ndarray, np.ndarray, dict]:
     return lrs[keep], smoothed[keep], dict(getattr(result, "suggestions", {}) or {})
 
 
+def _dots(smoothed: np.ndarray, size: int) -> dict:
+    """Markers for a curve of one or two points (a sweep that diverged at once), where a
+    line draws nothing or a bare edge; none for a longer curve."""
+    return {"marker": "o", "markersize": size} if smoothed.size <= 2 else {}
+
+
 def _finite_values(values: Any) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(float(v)) and v > 0]
 
@@ -199,19 +205,17 @@ def plot_lr_find(
     for i, result in enumerate(results):
         lrs, smoothed, suggestions = _lr_curve(result)
         label = labels[i] if labels else None
-        # A line draws nothing for one point and a bare edge for two (a sweep that diverged
-        # at once): dots show where such a curve was measured.
-        dots = {"marker": "o", "markersize": 4} if smoothed.size <= 2 else {}
-        (line,) = ax.plot(lrs, smoothed, label=label, **dots)
+        (line,) = ax.plot(lrs, smoothed, label=label, **_dots(smoothed, 4))
         if smoothed.size:
             lows.append(smoothed.min())
             highs.append(_top_of_interest(smoothed))
         for k, other in enumerate(getattr(result, "per_sweep", [])[1:]):
             other_lrs, other_smoothed, _ = _lr_curve(other)
-            other_dots = {"marker": "o", "markersize": 3} if other_smoothed.size <= 2 else {}
+            others = ("sweep 2" if len(result.per_sweep) == 2
+                      else f"sweeps 2-{len(result.per_sweep)}")
             ax.plot(other_lrs, other_smoothed, color=line.get_color(), alpha=0.35,
-                    linewidth=1, **other_dots,
-                    label=(f"sweeps 2-{len(result.per_sweep)} (averaged with the first)"
+                    linewidth=1, **_dots(other_smoothed, 3),
+                    label=(f"{others} (averaged with the first)"
                            if k == 0 and len(results) == 1 else None))
             if other_smoothed.size:
                 lows.append(other_smoothed.min())

@@ -196,13 +196,14 @@ def test_lr_find_sweeps_averages_several_sweeps_and_restores_the_model():
     basins = [sweep.suggestions["basin"] for sweep in result.per_sweep]
     assert result.suggestion == pytest.approx(
         float(np.exp(np.mean(np.log(basins)))) * budget_factor(2 * (N // BS)))
+    assert all(sweep.suggestion == sweep.suggestions["basin"] for sweep in result.per_sweep)
     for got, want in zip(learner.model.get_weights(), before):
         np.testing.assert_array_equal(got, want)
     with pytest.raises(TypeError, match="`sweeps` must be .*Received: sweeps="):
         learner.lr_find(num_steps=40, sweeps="3")
 
 
-def _seeded_fit(find):
+def _seeded_fit(sweeps):
     keras.utils.set_random_seed(1)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 8)).astype("float32")
@@ -211,8 +212,8 @@ def _seeded_fit(find):
                               keras.layers.Dense(2, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     learner = get_learner(model, (x, y), batch_size=32, seed=0, verbose=0)
-    if find:
-        learner.lr_find(num_steps=20, verbose=0, sweeps=find)
+    if sweeps:
+        learner.lr_find(num_steps=20, verbose=0, sweeps=sweeps)
     learner.fit_onecycle(1e-2, 1, verbose=0)
     return model.get_weights()
 
@@ -239,6 +240,15 @@ def test_confirm_with_no_rate_from_any_rule_says_so_not_an_internal_argument():
             "lowest (the sweep's warning says why), see `learner.lr_plot()`)") in str(
         caught.value)
     assert "never fell" not in str(caught.value)
+
+
+def test_confirm_with_no_rate_from_any_of_several_sweeps_names_them_and_the_first():
+    learner = _learner()
+    with pytest.warns(RuntimeWarning, match="Sweep 2 of 2 of the LR finder could not read"), \
+            pytest.raises(ValueError, match=r"no rule found a rate in any of its 2 sweeps "
+                                            r"\(the first: it stopped after \d+ of 20 steps"):
+        learner.lr_find(start_lr=100.0, end_lr=1e6, num_steps=20, confirm=True, verbose=0,
+                        sweeps=2)
 
 
 def test_confirm_steps_without_confirm_is_refused_not_ignored():

@@ -1,5 +1,6 @@
 """ktlite.plots: LR-finder and history figures (Agg backend, lazy matplotlib)."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -224,8 +225,6 @@ def test_lr_plot_with_nothing_to_label_draws_no_legend(lrs, losses):
 
 
 def test_a_result_of_several_sweeps_draws_each_sweep_and_names_the_others():
-    import dataclasses
-
     sweeps = [_result(), _result(8), _result(-8)]
     result = dataclasses.replace(sweeps[0], per_sweep=sweeps)
     ax = plot_lr_find(result, suggest=False).axes[0]
@@ -236,11 +235,12 @@ def test_a_result_of_several_sweeps_draws_each_sweep_and_names_the_others():
     ax = plot_lr_find(result).axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "sweeps 2-3 (averaged with the first)" in labels
+    two = dataclasses.replace(sweeps[0], per_sweep=sweeps[:2])
+    labels = [t.get_text() for t in plot_lr_find(two).axes[0].get_legend().get_texts()]
+    assert "sweep 2 (averaged with the first)" in labels
 
 
 def test_another_sweep_of_one_or_two_points_is_drawn_as_dots():
-    import dataclasses
-
     short = LRFindResult.from_curve([1e-7], [2.0])
     result = dataclasses.replace(_result(), per_sweep=[_result(), short])
     lines = plot_lr_find(result, suggest=False).axes[0].get_lines()

@@ -8,7 +8,7 @@ Example:
 """
 
 from ktlite.lr.budget import budget_factor
-from ktlite.lr.finder import DEFAULT_NUM_STEPS, LRFindResult, find_lr
+from ktlite.lr.finder import DEFAULT_NUM_STEPS, MAX_SWEEPS, LRFindResult, find_lr
 from ktlite.lr.layer_groups import GroupRates, group_multipliers, layer_groups
 from ktlite.lr.policy_callback import PolicyCallback
 from ktlite.lr.schedules import SGDR, Constant, ExponentialSweep, OneCycle, Policy, Triangular
@@ -39,6 +39,7 @@ __all__ = [
     "find_lr",
     "LRFindResult",
     "DEFAULT_NUM_STEPS",
+    "MAX_SWEEPS",
     "DEFAULT_SUGGESTION",
     "budget_factor",
     "smooth_losses",

@@ -73,9 +73,11 @@ class LRFindResult:
             suggestions read noise; with several sweeps, in any of them), and
             `planned_steps`/`budget_factor` when given.
         per_sweep: With `find_lr(sweeps=k)`, each sweep's own result (its curve and
-            suggestions); `lrs`, `losses` and `smoothed` are the first one's, and
-            `suggestions` is every rule's geometric mean over the sweeps that could read
-            it. Empty for one sweep.
+            suggestions as read off it, not scaled for `planned_steps`); `lrs`, `losses`
+            and `smoothed` are the first one's, `suggestions` is every rule's geometric
+            mean over the sweeps that could read it (those not `nan`), and `config`'s
+            `stopped_early` and `flat` are true if they are for any sweep. Empty for one
+            sweep.
 
     Example:
         >>> result = find_lr(model, train_ds)
@@ -473,9 +475,11 @@ def find_lr(
     With `sweeps=k` the sweep runs k times from that same state (restored after each), each
     beginning at another batch (`_sweep_starts`: after the previous sweep's batches, or
     spread over one pass of a dataset shorter than the sweeps; a dataset that reshuffles
-    gives each another order), and every rule's suggestion is the geometric mean of its k
-    readings: a suggestion that moves less with the batch order, for about k times the cost
-    (`benchmarks/lr_finder.py --sweeps-per-find` measures how much less). Two sweeps that
+    gives each another order), and every rule's suggestion is the geometric mean of its
+    readings that are not `nan`: a suggestion that moves less with the batch order, for k
+    times the sweep's steps (`benchmarks/lr_finder.py --sweeps-per-find` measures how much
+    less). A dataset of unknown length is read on to each sweep's start, `num_steps` batches
+    after the previous one's. Two sweeps that
     record the same losses (data that does not reshuffle, with fewer batches than sweeps)
     get a warning. Each sweep is a `fit` of its own: `callbacks` see `on_train_begin` and
     `on_train_end` once per sweep.
@@ -587,8 +591,9 @@ def _sweep_starts(dataset: Any, num_steps: int, sweeps: int) -> list[int]:
 
     A dataset that reshuffles gives every pass another order wherever a sweep begins; one
     that does not repeats its batches every `n`, so sweeps must begin at other batches
-    modulo `n`. With `n` known, sweep k begins `k * min(num_steps, n // sweeps)` batches in
-    (distinct while `n >= sweeps`; at most one pass of the data is read and dropped); with
+    modulo `n`. With `n` known, sweep k begins `k * min(num_steps, max(1, n // sweeps))`
+    batches in, modulo `n` (distinct while `n >= sweeps`; at most one pass of the data is
+    read and dropped); with
     `n` unknown or infinite, after the previous sweep's `num_steps` batches.
     """
     n = int(dataset.cardinality())
@@ -681,24 +686,31 @@ def _combined(results: list[LRFindResult]) -> LRFindResult:
 
 def _warn_about_sweep(result: LRFindResult, monitor: _SweepMonitor, index: int,
                       sweeps: int, factor: float) -> None:
-    """Warns when sweep `index` of `sweeps` could not be read, or read noise, saying why
-    (its suggestion as `find_lr` returns it: times the budget `factor`)."""
+    """Warns when sweep `index` of `sweeps` could not be read, or read noise, saying why;
+    it quotes the suggestion as the user gets it (one sweep: `result.suggestion`, times
+    the budget `factor`; several: the sweep's own in `per_sweep`, unscaled)."""
     config = result.config
     start_lr, end_lr, num_steps = config["start_lr"], config["end_lr"], config["num_steps"]
     stop_factor, flat = config["stop_factor"], config["flat"]
     lrs, losses, n = result.lrs, result.losses, len(result.lrs)
-    suggestion = result.suggestion * factor
     if sweeps > 1:
-        prefix, own = f"(sweep {index + 1} of {sweeps}) ", "this sweep's suggestion"
-        left_out = ", left out of `result.suggestion`"
+        # Each sweep's own reading, unscaled (`per_sweep`); a nan one is left out.
+        suggestion, own = result.suggestion, "its suggestion"
+        headline = (f"Sweep {index + 1} of {sweeps} of the LR finder could not read a "
+                    "learning rate (its suggestion is nan, left out of `result.suggestion`)")
+        prefix = f"Sweep {index + 1} of {sweeps}: "
     else:
-        prefix, own, left_out = "", "`result.suggestion`", ""
+        suggestion, own = result.suggestion * factor, "`result.suggestion`"
+        headline = ("The LR finder could not suggest a learning rate (`result.suggestion` "
+                    "is nan)")
+        prefix = ""
+    left_out = (", left out of `result.suggestion`"
+                if sweeps > 1 and not math.isfinite(suggestion) else "")
     if monitor.stopped_early and not math.isfinite(losses[0]):
         # The first batch's loss is computed before any update, at the lowest rate: no
         # `start_lr` makes it finite, so the cause is the model, the data or the loss.
         warn(
-            f"{prefix}The LR finder could not suggest a learning rate ({own} is "
-            f"nan{left_out}): the loss was already {losses[0]:g} at the first step, computed "
+            f"{headline}: the loss was already {losses[0]:g} at the first step, computed "
             f"before any update at the lowest rate ({start_lr:g}), so lowering `start_lr` "
             "cannot help: the model or the data produce it. Check the data for nan/inf "
             "values, the model's initialization and outputs (e.g. `model.predict` on one "
@@ -718,7 +730,7 @@ def _warn_about_sweep(result: LRFindResult, monitor: _SweepMonitor, index: int,
             "training batches (e.g. after a fit drove the training loss near zero): a lower "
             "`start_lr` cannot help there; sweep before fitting, and look at the curve "
             f"(`ktlite.plots.plot_lr_find(result)`). {own[0].upper()}{own[1:]} "
-            f"({suggestion:.3g}) reads those {n} steps alone.",
+            f"({suggestion:.3g}{left_out}) reads those {n} steps alone.",
             RuntimeWarning,
         )
     elif not math.isfinite(suggestion):
@@ -732,8 +744,7 @@ def _warn_about_sweep(result: LRFindResult, monitor: _SweepMonitor, index: int,
         else:
             why = f"{n} steps are too few to read the curve: raise `num_steps`"
         warn(
-            f"{prefix}The LR finder could not suggest a learning rate ({own} is "
-            f"nan{left_out}): {why}, or look at the curve "
+            f"{headline}: {why}, or look at the curve "
             "(`ktlite.plots.plot_lr_find(result)`) and pick one.",
             RuntimeWarning,
         )
