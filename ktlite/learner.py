@@ -646,8 +646,7 @@ class Learner:
                 a number, or `callbacks` that is not a list of Keras callbacks.
             ValueError: for a count below 1 or a sweep setting out of range (`start_lr`,
                 `end_lr`, `num_steps`, `stop_factor`, `verbose`, `sweeps` above 100),
-                `confirm_steps` without
-                `confirm=True`, or an optimizer whose own
+                `confirm_steps` without `confirm=True`, or an optimizer whose own
                 `gradient_accumulation_steps` Keras runs (`steps_per_execution` > 1), which
                 the sweep cannot pause.
 

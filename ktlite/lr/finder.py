@@ -473,16 +473,15 @@ def find_lr(
     schedule back.
 
     With `sweeps=k` the sweep runs k times from that same state (restored after each), each
-    beginning at another batch (`_sweep_starts`: after the previous sweep's batches, or
-    spread over one pass of a dataset shorter than the sweeps; a dataset that reshuffles
-    gives each another order), and every rule's suggestion is the geometric mean of its
-    readings that are not `nan`: a suggestion that moves less with the batch order, for k
-    times the sweep's steps (`benchmarks/lr_finder.py --sweeps-per-find` measures how much
-    less). A dataset of unknown length is read on to each sweep's start, `num_steps` batches
-    after the previous one's. Two sweeps that
-    record the same losses (data that does not reshuffle, with fewer batches than sweeps)
-    get a warning. Each sweep is a `fit` of its own: `callbacks` see `on_train_begin` and
-    `on_train_end` once per sweep.
+    beginning at another batch (after the previous sweep's batches, or spread over one pass
+    of a dataset shorter than the sweeps; a dataset that reshuffles gives each another
+    order), and every rule's suggestion is the geometric mean of its readings that are not
+    `nan`: a suggestion that moves less with the batch order, for k times the sweep's steps
+    (`benchmarks/lr_finder.py --sweeps-per-find` measures how much less). A dataset of
+    unknown length is read on to each sweep's start, `num_steps` batches after the previous
+    one's. Two sweeps that record the same losses (data that does not reshuffle, with fewer
+    batches than sweeps) get a warning. Each sweep is a `fit` of its own: `callbacks` see
+    `on_train_begin` and `on_train_end` once per sweep.
 
     Args:
         model: A compiled `keras.Model`.
@@ -593,8 +592,8 @@ def _sweep_starts(dataset: Any, num_steps: int, sweeps: int) -> list[int]:
     that does not repeats its batches every `n`, so sweeps must begin at other batches
     modulo `n`. With `n` known, sweep k begins `k * min(num_steps, max(1, n // sweeps))`
     batches in, modulo `n` (distinct while `n >= sweeps`; at most one pass of the data is
-    read and dropped); with
-    `n` unknown or infinite, after the previous sweep's `num_steps` batches.
+    read and dropped); with `n` unknown or infinite, after the previous sweep's `num_steps`
+    batches.
     """
     n = int(dataset.cardinality())
     if n > 0:
