@@ -37,7 +37,7 @@ import numpy as np
 
 from ktlite.lr.budget import MAX_FACTOR, REFERENCE_STEPS
 
-from lr_finder import DATA_DIR, IMAGES_DIR, TASKS, ArrayRunner, LearnerRunner, _load, summarise
+from lr_finder import DATA_DIR, IMAGES_DIR, TASKS, _load, runner_for, summarise
 from lr_rule_study import measured_points, score_at
 
 EXPONENTS = (0.0, 0.125, 0.25, 0.375, 0.5)
@@ -104,8 +104,7 @@ def fit(by_pair, results, exponents, names, data, images):
         options = argparse.Namespace(folds=len(folds), seed=folds[0].get("seed", 0),
                                      data=data or DATA_DIR, images=images or IMAGES_DIR)
         task = TASKS[name][1](options)
-        runner = LearnerRunner if "learner" in task else ArrayRunner
-        runners = [runner(task, fold, options.seed) for fold in task["folds"]]
+        runners = [runner_for(task, fold, options.seed) for fold in task["folds"]]
         for (task_name, epochs), pair in by_pair.items():
             if task_name != name:
                 continue

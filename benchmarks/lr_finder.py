@@ -408,8 +408,13 @@ class LearnerRunner:
         return 100.0 * history.history[self.task["metric"]][-1]
 
 
+def runner_for(task, fold, seed):
+    """The task's runner on one fold: through a Learner for the ktlite task folders' tasks."""
+    return (LearnerRunner if "learner" in task else ArrayRunner)(task, fold, seed)
+
+
 def run_fold(task, fold, args):
-    runner = (LearnerRunner if "learner" in task else ArrayRunner)(task, fold, args.seed)
+    runner = runner_for(task, fold, args.seed)
     t0 = time.perf_counter()
     result = runner.sweep(args.seed)
     t_find = time.perf_counter() - t0
@@ -476,7 +481,7 @@ def rescore(task, fold, saved, args):
         raise SystemExit(f"--rescore: these runs' suggestions average {saved['sweeps_per_find']} "
                          "sweeps each, their saved curves are the first sweeps': give "
                          "--sweeps-per-find to sweep again")
-    runner = (LearnerRunner if "learner" in task else ArrayRunner)(task, fold, args.seed)
+    runner = runner_for(task, fold, args.seed)
     if args.sweeps_per_find:
         seeds = [args.seed] + [args.seed + 1000 + k for k in range(len(saved["curves"]) - 1)]
         t0 = time.perf_counter()
@@ -518,7 +523,7 @@ def steadiness(task, fold, args):
     """`--sweeps-per-find K`: `args.sweeps` finder calls of K sweeps each (other batch
     orders), and one call of one sweep for its cost; no fits. Returns each call's time,
     combined suggestions and every sweep's curve."""
-    runner = (LearnerRunner if "learner" in task else ArrayRunner)(task, fold, args.seed)
+    runner = runner_for(task, fold, args.seed)
     t0 = time.perf_counter()
     runner.sweep(args.seed + 999)
     out = {"seed": args.seed, "t_one_sweep": time.perf_counter() - t0, "calls": []}
@@ -723,7 +728,8 @@ def main():
                 task = TASKS[name][1](argparse.Namespace(**{**vars(args), "folds": len(folds)}))
                 results[name] = (family, [rescore(task, fold, done, args)
                                           for fold, done in zip(task["folds"], folds)])
-                _save(args.save, name, family, task["about"], results[name][1])
+                _save(args.save, name, {"family": family, "about": task["about"],
+                                        "folds": results[name][1]})
         report(results, args.budgets)
         return
     tasks = args.tasks or (QUICK_TASKS if args.quick else list(TASKS))
@@ -735,11 +741,8 @@ def main():
             task = make(args)
             results[name] = (family, steadiness(task, task["folds"][0], args))
             print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
-            if args.save:
-                os.makedirs(args.save, exist_ok=True)
-                with open(os.path.join(args.save, f"{name}.json"), "w") as f:
-                    json.dump({"family": family, "about": task["about"],
-                               "steadiness": results[name][1]}, f, default=str)
+            _save(args.save, name, {"family": family, "about": task["about"],
+                                    "steadiness": results[name][1]})
         print(steadiness_table(results, args.sweeps_per_find))
         return
     print(f"# LR finder suite: {platform.machine()}, {os.cpu_count()} CPUs, TF "
@@ -754,17 +757,17 @@ def main():
         folds = [run_fold(task, fold, args) for fold in task["folds"]]
         results[name] = (family, folds)
         print(f"  {name} [{family}] {task['about']}: {time.perf_counter() - t0:.0f} s", flush=True)
-        _save(args.save, name, family, task["about"], folds)
+        _save(args.save, name, {"family": family, "about": task["about"], "folds": folds})
     print(f"\nTotal {time.perf_counter() - start:.0f} s.")
     report(results, args.budgets)
 
 
-def _save(folder, name, family, about, folds):
-    """Write one task's results to `folder/name.json` (nothing when `folder` is None)."""
+def _save(folder, name, record):
+    """Write one task's `record` to `folder/name.json` (nothing when `folder` is None)."""
     if folder:
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, f"{name}.json"), "w") as f:
-            json.dump({"family": family, "about": about, "folds": folds}, f, default=str)
+            json.dump(record, f, default=str)
 
 
 def _load(folders):

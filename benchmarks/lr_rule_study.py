@@ -199,7 +199,7 @@ def leave_one_family_out(measured):
 
 def fit(tasks, label, rule, names, data, images):
     """Train each task at the variant's rate per saved budget; print fitted vs estimated."""
-    from lr_finder import DATA_DIR, IMAGES_DIR, TASKS, ArrayRunner, LearnerRunner
+    from lr_finder import DATA_DIR, IMAGES_DIR, TASKS, runner_for
 
     print(f"| task | epochs | rate | fitted | estimated | best grid | gap fitted |  ({label})")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -207,8 +207,7 @@ def fit(tasks, label, rule, names, data, images):
         options = argparse.Namespace(folds=tasks[name]["folds"], seed=tasks[name]["seed"],
                                      data=data or DATA_DIR, images=images or IMAGES_DIR)
         task = TASKS[name][1](options)
-        runner = (LearnerRunner if "learner" in task else ArrayRunner)(
-            task, task["folds"][0], options.seed)
+        runner = runner_for(task, task["folds"][0], options.seed)
         for epochs, pair in sorted(tasks[name]["pairs"].items()):
             lr = rule(pair["curves"][0]) * budget_factor(pair["planned"])
             fitted = runner.score(lr, epochs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import statistics
 from typing import Any, Sequence
 
 import keras
@@ -673,8 +674,7 @@ def _combined(results: list[LRFindResult]) -> LRFindResult:
     for rule in results[0].suggestions:
         values = [r.suggestions[rule] for r in results
                   if math.isfinite(r.suggestions[rule]) and r.suggestions[rule] > 0]
-        suggestions[rule] = (math.exp(sum(map(math.log, values)) / len(values))
-                             if values else math.nan)
+        suggestions[rule] = statistics.geometric_mean(values) if values else math.nan
     config = {**results[0].config,
               "stopped_early": any(r.config.get("stopped_early", False) for r in results),
               "flat": any(r.config.get("flat", False) for r in results)}
