@@ -481,8 +481,9 @@ def find_lr(
     (`benchmarks/lr_finder.py --sweeps-per-find` measures how much less). A dataset of
     unknown length is read on to each sweep's start, `num_steps` batches after the previous
     one's. Two sweeps that record the same losses (data that does not reshuffle, with fewer
-    batches than sweeps) get a warning. Each sweep is a `fit` of its own: `callbacks` see
-    `on_train_begin` and `on_train_end` once per sweep.
+    batches than sweeps, or one batch) get a warning; sweeps that warn alike (a flat loss,
+    an early stop) give one warning that names them. Each sweep is a `fit` of its own:
+    `callbacks` see `on_train_begin` and `on_train_end` once per sweep.
 
     Args:
         model: A compiled `keras.Model`.
@@ -564,13 +565,16 @@ def find_lr(
     ensure_built(model, dataset)
     settings = dict(start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
                     stop_factor=stop_factor, beta=beta, verbose=verbose, callbacks=callbacks)
-    results = []
+    results, notes = [], []
     for index, start in enumerate(_sweep_starts(dataset, num_steps, sweeps)):
         batches = dataset.repeat().skip(start) if start else dataset.repeat()
         result, monitor = _sweep(model, batches, **settings)
-        _warn_about_sweep(result, monitor, index, sweeps, factor)
+        note = _sweep_note(result, monitor, index, sweeps, factor)
+        if note is not None:
+            notes.append((index, *note))
         results.append(result)
-    _warn_about_repeated_sweeps(results)
+    _warn_once_per_kind(notes, sweeps)
+    _warn_about_repeated_sweeps(results, int(dataset.cardinality()))
     result = _combined(results) if sweeps > 1 else results[0]
     result.config["sweeps"] = sweeps
     if planned_steps is not None:
@@ -603,22 +607,64 @@ def _sweep_starts(dataset: Any, num_steps: int, sweeps: int) -> list[int]:
     return [index * num_steps for index in range(sweeps)]
 
 
-def _warn_about_repeated_sweeps(results: list[LRFindResult]) -> None:
-    """Warns when two sweeps recorded the very same losses: they read the same batches."""
+def _warn_about_repeated_sweeps(results: list[LRFindResult], batches: int) -> None:
+    """Warns when two sweeps recorded the very same losses (nan equal to nan; sweeps with no
+    finite loss say nothing of their batches and are passed over): they read the same
+    batches. `batches` is the dataset's cardinality (1: one batch, which every sweep reads
+    whatever the order, so shuffling cannot help)."""
     seen: dict[tuple, int] = {}
     for index, result in enumerate(results):
-        first = seen.setdefault(tuple(result.losses), index)
+        if not any(math.isfinite(loss) for loss in result.losses):
+            continue
+        key = tuple(None if math.isnan(loss) else loss for loss in result.losses)
+        first = seen.setdefault(key, index)
         if first != index:
+            if batches == 1:
+                why, fix = ("the dataset holds one batch, which every sweep reads",
+                            "Use a smaller `batch_size` (several batches) for sweeps that "
+                            "differ, or `sweeps=1`.")
+            else:
+                why, fix = ("the dataset gave them the same batches in the same order (a "
+                            "pipeline that does not reshuffle, with fewer batches than "
+                            "`sweeps`, or repeated with a period the sweeps cannot see)",
+                            "Shuffle the data (e.g. `dataset.shuffle(n)` before `.batch`) "
+                            "for sweeps that differ.")
             warn(
                 f"Sweeps {first + 1} and {index + 1} of the LR finder recorded the same "
-                f"losses: the dataset gave them the same batches in the same order (a "
-                "pipeline that does not reshuffle, with fewer batches than `sweeps`, or "
-                "repeated with a period the sweeps cannot see), so `result.suggestion` "
-                "averages fewer readings than it ran. Shuffle the data (e.g. "
-                "`dataset.shuffle(n)` before `.batch`) for sweeps that differ.",
+                f"losses: {why}, so `result.suggestion` averages fewer readings than it "
+                f"ran. {fix}",
                 RuntimeWarning,
             )
             return
+
+
+def _warn_once_per_kind(notes: list[tuple[int, str, str]], sweeps: int) -> None:
+    """Warns each kind of `(index, kind, message)` note once, in its first sweep's words,
+    naming the other sweeps that called for it (a hundred sweeps of a flat loss give one
+    warning, not a hundred)."""
+    alike: dict[str, list[int]] = {}
+    for index, kind, _ in notes:
+        alike.setdefault(kind, []).append(index)
+    for index, kind, message in notes:
+        others = alike[kind]
+        if others[0] != index:
+            continue
+        if len(others) > 1:
+            message += (f" Likewise sweep{'s' if len(others) > 2 else ''} "
+                        f"{_runs(others[1:])} of {sweeps} (each sweep's curve is in "
+                        "`result.per_sweep`).")
+        warn(message, RuntimeWarning)
+
+
+def _runs(indices: list[int]) -> str:
+    """Sweep numbers (1-based) of increasing 0-based `indices`, runs joined: "2-4, 7"."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"{r[0] + 1}-{r[-1] + 1}" if len(r) > 1 else f"{r[0] + 1}" for r in runs)
 
 
 def _sweep(model: keras.Model, batches: Any, *, start_lr: float, end_lr: float,
@@ -683,11 +729,12 @@ def _combined(results: list[LRFindResult]) -> LRFindResult:
                                per_sweep=results)
 
 
-def _warn_about_sweep(result: LRFindResult, monitor: _SweepMonitor, index: int,
-                      sweeps: int, factor: float) -> None:
-    """Warns when sweep `index` of `sweeps` could not be read, or read noise, saying why;
-    it quotes the suggestion as the user gets it (one sweep: `result.suggestion`, times
-    the budget `factor`; several: the sweep's own in `per_sweep`, unscaled)."""
+def _sweep_note(result: LRFindResult, monitor: _SweepMonitor, index: int, sweeps: int,
+                factor: float) -> tuple[str, str] | None:
+    """The warning sweep `index` of `sweeps` calls for, as `(kind, message)`, when it could
+    not be read or read noise (`None` otherwise), saying why; it quotes the suggestion as
+    the user gets it (one sweep: `result.suggestion`, times the budget `factor`; several:
+    the sweep's own in `per_sweep`, unscaled)."""
     config = result.config
     start_lr, end_lr, num_steps = config["start_lr"], config["end_lr"], config["num_steps"]
     stop_factor, flat = config["stop_factor"], config["flat"]
@@ -708,19 +755,18 @@ def _warn_about_sweep(result: LRFindResult, monitor: _SweepMonitor, index: int,
     if monitor.stopped_early and not math.isfinite(losses[0]):
         # The first batch's loss is computed before any update, at the lowest rate: no
         # `start_lr` makes it finite, so the cause is the model, the data or the loss.
-        warn(
+        return "first_loss", (
             f"{headline}: the loss was already {losses[0]:g} at the first step, computed "
             f"before any update at the lowest rate ({start_lr:g}), so lowering `start_lr` "
             "cannot help: the model or the data produce it. Check the data for nan/inf "
             "values, the model's initialization and outputs (e.g. `model.predict` on one "
-            "batch), and the loss.",
-            RuntimeWarning,
+            "batch), and the loss."
         )
-    elif monitor.stopped_early and math.isfinite(result.smoothed[-1]) and (
+    if monitor.stopped_early and math.isfinite(result.smoothed[-1]) and (
             lrs[-1] <= 10.0 * start_lr):
         # A rise past `stop_factor` where the sweep has barely begun: a divergence from a
         # `start_lr` too high, or noise at rates that train nothing, which no `start_lr` cures.
-        warn(
+        return "barely_begun", (
             f"{prefix}The LR sweep stopped after {n} of {num_steps} steps, within a decade of "
             f"`start_lr` ({start_lr:g}), where it has barely begun: its smoothed loss rose "
             f"past `stop_factor` ({stop_factor:g}) times its lowest ({monitor.best:.3g}). "
@@ -729,32 +775,32 @@ def _warn_about_sweep(result: LRFindResult, monitor: _SweepMonitor, index: int,
             "training batches (e.g. after a fit drove the training loss near zero): a lower "
             "`start_lr` cannot help there; sweep before fitting, and look at the curve "
             f"(`ktlite.plots.plot_lr_find(result)`). {own[0].upper()}{own[1:]} "
-            f"({suggestion:.3g}{left_out}) reads those {n} steps alone.",
-            RuntimeWarning,
+            f"({suggestion:.3g}{left_out}) reads those {n} steps alone."
         )
-    elif not math.isfinite(suggestion):
+    if not math.isfinite(suggestion):
         if monitor.stopped_early:
+            kind = "diverged"
             why = (f"the loss diverged after {n} of {num_steps} steps: lower `start_lr` (it "
                    f"was {start_lr:g})")
         elif flat:
+            kind = "flat_unreadable"
             why = ("the loss did not fall by more than its batch-to-batch noise: sweep other "
                    f"rates (`start_lr`, `end_lr`; it swept {start_lr:g} to {end_lr:g}) or "
                    "check that the model can learn")
         else:
-            why = f"{n} steps are too few to read the curve: raise `num_steps`"
-        warn(
+            kind, why = "too_few", f"{n} steps are too few to read the curve: raise `num_steps`"
+        return kind, (
             f"{headline}: {why}, or look at the curve "
-            "(`ktlite.plots.plot_lr_find(result)`) and pick one.",
-            RuntimeWarning,
+            "(`ktlite.plots.plot_lr_find(result)`) and pick one."
         )
-    elif flat:
-        warn(
+    if flat:
+        return "flat", (
             f"{prefix}The loss did not fall over the LR sweep from {start_lr:g} to "
             f"{end_lr:g} by more than its batch-to-batch noise, so every suggestion ({own} "
             f"= {suggestion:.3g}, held within the swept range) reads noise: sweep higher "
             "rates (raise `end_lr`; the default sweep is 1e-7 to 10), or check that the "
             "model can learn (its loss, its labels, frozen layers) and does not already fit "
             "the training batches (a loss near zero, e.g. after a fit: sweep before fitting), "
-            "and look at the curve (`ktlite.plots.plot_lr_find(result)`).",
-            RuntimeWarning,
+            "and look at the curve (`ktlite.plots.plot_lr_find(result)`)."
         )
+    return None

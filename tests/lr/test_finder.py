@@ -646,6 +646,53 @@ def test_sweeps_that_read_the_same_batches_are_named():
         "Sweeps 1 and 3 of the LR finder recorded the same losses")
 
 
+def test_sweeps_over_one_batch_say_so_instead_of_advising_to_shuffle():
+    firsts, repeated = _first_losses([1.0], 2, 20)
+    assert firsts[0] == firsts[1]
+    assert len(repeated) == 1 and "the dataset holds one batch, which every sweep reads" \
+        in repeated[0] and "Use a smaller `batch_size`" in repeated[0]
+    assert "Shuffle" not in repeated[0]
+
+
+def test_sweeps_whose_same_losses_hold_nan_are_named(recwarn):
+    lrs = list(np.logspace(-6, 0, 8))
+    curve = [2.0, 1.9, 1.7, 1.4, 1.0, 0.9, 3.0, math.nan]
+    other = [2.0, 1.8, 1.7, 1.4, 1.0, 0.9, 3.0, math.nan]
+    results = [LRFindResult.from_curve(lrs, list(losses)) for losses in (curve, other, curve)]
+    finder_module._warn_about_repeated_sweeps(results, 8)
+    messages = [str(w.message) for w in recwarn]
+    assert len(messages) == 1 and messages[0].startswith(
+        "Sweeps 1 and 3 of the LR finder recorded the same losses")
+
+
+def test_sweeps_that_warn_alike_give_one_warning_naming_them(trained, dataset):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = find_lr(trained, dataset, start_lr=1e-12, end_lr=1e-10, num_steps=100,
+                         verbose=0, sweeps=5)
+    flat = [str(w.message) for w in caught if "did not fall" in str(w.message)]
+    assert all(s.config["flat"] for s in result.per_sweep)
+    # Flat sweeps whose rules still read a rate warn one way, those that read none another.
+    assert 1 <= len(flat) <= 2 and all("Likewise sweep" in m for m in flat), flat
+
+
+def test_notes_of_one_kind_are_warned_once_in_the_first_sweeps_words(recwarn):
+    notes = [(0, "flat", "Sweep 1 of 9: flat."), (1, "too_few", "Sweep 2 of 9: short."),
+             (2, "flat", "Sweep 3 of 9: flat."), (3, "flat", "Sweep 4 of 9: flat."),
+             (6, "flat", "Sweep 7 of 9: flat.")]
+    finder_module._warn_once_per_kind(notes, 9)
+    assert [str(w.message) for w in recwarn] == [
+        "Sweep 1 of 9: flat. Likewise sweeps 3-4, 7 of 9 (each sweep's curve is in "
+        "`result.per_sweep`).",
+        "Sweep 2 of 9: short.",
+    ]
+
+
+def test_sweep_numbers_are_joined_in_runs():
+    assert finder_module._runs([1]) == "2"
+    assert finder_module._runs([1, 2, 3, 6, 8, 9]) == "2-4, 7, 9-10"
+
+
 def test_each_rule_is_averaged_over_the_sweeps_that_read_it():
     losses = np.r_[np.linspace(2, 1, 50), np.linspace(1, 4, 10)]
     combined = finder_module._combined([
@@ -668,9 +715,12 @@ def test_no_sweep_that_can_read_the_curve_leaves_a_nan_and_says_why(make_model, 
         result = find_lr(model, ds, num_steps=20, verbose=0, sweeps=2)
     messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
     assert math.isnan(result.suggestion) and len(result.per_sweep) == 2
-    assert any(m.startswith("Sweep 2 of 2 of the LR finder could not read a learning rate "
+    assert any(m.startswith("Sweep 1 of 2 of the LR finder could not read a learning rate "
                             "(its suggestion is nan, left out of `result.suggestion`): the "
-                            "loss was already nan at the first step") for m in messages), messages
+                            "loss was already nan at the first step") and
+               m.endswith("Likewise sweep 2 of 2 (each sweep's curve is in "
+                          "`result.per_sweep`).") for m in messages), messages
+    assert len(messages) == 2  # the sweeps' one warning, and the nan suggestion's
     assert messages[-1].startswith("The LR finder could not suggest a learning rate "
                                    "(`result.suggestion` is nan): none of its 2 sweeps could")
 
