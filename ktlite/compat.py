@@ -56,6 +56,7 @@ __all__ = [
     "per_instance_function",
     "producing_operation",
     "replace_symbolic_build",
+    "saved_optimizer_variables",
     "set_learning_rate_object",
     "set_tflite_custom_op_registerers",
     "step_counter",
@@ -241,6 +242,43 @@ def step_counter(optimizer: keras.optimizers.Optimizer) -> Any:
         >>> step_counter(new_optimizer).assign(step_counter(old_optimizer))
     """
     return getattr(optimizer, "_iterations", optimizer.iterations)
+
+
+def saved_optimizer_variables(path: str) -> dict[str, Any] | None:
+    """The optimizer variables a `.keras` file holds, as `Optimizer.load_own_variables`
+    takes them (`{"0": array, "1": ...}`, in the order of `optimizer.variables`), or
+    `None` when it holds none.
+
+    Missing public API: Keras loads them only into an optimizer built for exactly as many
+    variables, and builds the loaded model's for its trainable variables, so the state of
+    one built for frozen layers too (as ktlite builds it) is skipped. This reads them from
+    the archive's `model.weights.h5` (group `optimizer/vars`), the layout of Keras'
+    `saving_lib` and `H5IOStore`. Checked on Keras 3.x to 3.15.
+
+    Args:
+        path: a `.keras` file (already checked to be a regular file).
+
+    Returns:
+        The arrays by their position as a string, or `None`.
+
+    Example:
+        >>> model.optimizer.load_own_variables(saved_optimizer_variables("model.keras"))
+    """
+    import io
+    import zipfile
+
+    import h5py
+    import numpy as np
+
+    with zipfile.ZipFile(path) as archive:
+        if "model.weights.h5" not in archive.namelist():
+            return None
+        weights = io.BytesIO(archive.read("model.weights.h5"))
+    with h5py.File(weights, "r") as store:
+        group = store.get("optimizer/vars")
+        if not isinstance(group, h5py.Group) or not len(group):
+            return None
+        return {key: np.asarray(group[key]) for key in group}
 
 
 def uses_weight_decay(optimizer: keras.optimizers.Optimizer, variable: Any) -> bool:

@@ -17,6 +17,7 @@ import contextlib
 import importlib
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -1653,6 +1654,11 @@ class Learner:
     def save_model(self, path: str | os.PathLike) -> str:
         """Saves the model (with optimizer state) to a `.keras` file, atomically.
 
+        The optimizer state covers frozen layers too (ktlite builds the optimizer for every
+        layer that could be unfrozen): `load_model` restores it whole, while
+        `keras.saving.load_model` builds the optimizer for the trainable layers only and
+        skips the state of a model saved with frozen layers (with a warning).
+
         Args:
             path: destination ending in `.keras`.
 
@@ -1675,7 +1681,8 @@ class Learner:
 
         The model is prepared as the learner's first one was (its strategy, precision,
         `jit_compile`, gradient accumulation and the variables its optimizer leaves out of
-        weight decay), which a `.keras` file does not keep whole. Custom layers, losses and
+        weight decay), which a `.keras` file does not keep whole, and its optimizer gets
+        the saved state of frozen layers too (see `save_model`). Custom layers, losses and
         metrics must be registered (`keras.saving.register_keras_serializable`, as
         ktlite's are once `ktlite.layers`, `ktlite.tabular.layers` for the FT-Transformer's
         and, for a task's own loss, its module are imported: `ktlite.seq2seq.losses`,
@@ -1708,8 +1715,12 @@ class Learner:
             raise ValueError(f"`path` must end with '.keras'. Received: path={path!r}")
         if not os.path.lexists(path):
             raise FileNotFoundError(f"No model file at `path`. Received: path={path!r}")
-        with self.strategy.scope():
+        with self.strategy.scope(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             model = saving.load_keras_model(path, compile=True, custom_objects=custom_objects)
+        # Keras builds the loaded optimizer for the trainable variables only and skips the
+        # state ktlite saved for frozen layers too: `build_optimizer` loads it instead.
+        state = compat.saved_optimizer_variables(path)
         width, own = output_width(model), output_width(self.model)
         if width != own:
             raise ValueError(
@@ -1732,7 +1743,12 @@ class Learner:
             settings["strategy"] = self.strategy
         self.model, _ = self._prepare_distribution(check_model(model), **settings)
         self._frozen_variables = model_tools.frozen_variables(self.model)
-        model_tools.build_optimizer(self.model, self.strategy)
+        restored = model_tools.build_optimizer(self.model, self.strategy, state)
+        for caught_warning in caught:
+            if not (restored and str(caught_warning.message).startswith(
+                    "Skipping variable loading for optimizer")):
+                warnings.warn_explicit(caught_warning.message, caught_warning.category,
+                                       caught_warning.filename, caught_warning.lineno)
         return self.model
 
     def _check_reads_data(self, model: keras.Model, path: str) -> None:

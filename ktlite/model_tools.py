@@ -236,6 +236,13 @@ def _covers(optimizer: keras.optimizers.Optimizer, variables: list) -> bool:
     return all(compat.optimizer_variable_key(inner, v) in known for v in variables)
 
 
+def _fits(optimizer: keras.optimizers.Optimizer, state: dict[str, Any]) -> bool:
+    """Whether saved optimizer `state` holds one array of the right shape per variable."""
+    return len(state) == len(optimizer.variables) and all(
+        str(i) in state and tuple(state[str(i)].shape) == tuple(variable.shape)
+        for i, variable in enumerate(optimizer.variables))
+
+
 def _built_for(optimizer: keras.optimizers.Optimizer, variables: list) -> bool:
     """Whether the optimizer was built for exactly `variables`, in their order."""
     inner = inner_optimizer(optimizer)
@@ -276,15 +283,19 @@ def _build_ema_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -
             optimizer.build(variables)
 
 
-def build_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
+def build_optimizer(
+    model: keras.Model, strategy: tf.distribute.Strategy, state: dict[str, Any] | None = None
+) -> bool:
     """Builds the model's optimizer for every variable that could be unfrozen.
 
     Frozen layers then carry optimizer slots they do not use, but `freeze()` /
     `unfreeze()` never need another optimizer. Variables frozen one by one (LoRA's base
     kernels, see `frozen_variables`) get no slots: they stay frozen. An optimizer that was
     already built for fewer variables (the model was trained with frozen layers before)
-    cannot grow, so it is replaced by a fresh one of the same class and config, with a
-    warning; its step count is kept.
+    cannot grow, so it is replaced by a fresh one of the same class and config: one that
+    `state` fits gets it (a model loaded from a `.keras` file, whose optimizer Keras built
+    for the trainable variables only and so could not load the state ktlite saved for all
+    of them); otherwise with a warning, its step count kept and its slots restarted.
 
     An optimizer with `use_ema=True` is built for `model.trainable_variables` only, as
     Keras would build it: Keras writes its moving averages into `model.trainable_weights`
@@ -294,6 +305,11 @@ def build_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -> Non
     Args:
         model: a compiled, built model.
         strategy: the strategy whose scope the optimizer variables belong to.
+        state: optimizer variables saved for every variable that could be unfrozen, as
+            `compat.saved_optimizer_variables` reads them from a `.keras` file, or `None`.
+
+    Returns:
+        Whether the optimizer was replaced by one that got `state`.
 
     Raises:
         ValueError: if the optimizer has `use_ema=True` and was already built for other
@@ -305,29 +321,33 @@ def build_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -> Non
     optimizer = model.optimizer
     if uses_ema(optimizer):
         _build_ema_optimizer(model, strategy)
-        return
+        return False
     variables = all_trainable_variables(model)
     if not variables:
-        return
+        return False
     if optimizer.built:
         if _covers(optimizer, variables):
-            return
-        warn(
-            "The model's optimizer was built before some layers were unfrozen and cannot "
-            "track them, so ktlite gives the model a fresh optimizer of the same class and "
-            "config (its step count is kept, its slots restart).",
-            RuntimeWarning,
-        )
+            return False
         steps = int(compat.step_counter(inner_optimizer(optimizer)).numpy())
         copy = type(optimizer).from_config(optimizer.get_config())
         compat.copy_weight_decay_exclusions(inner_optimizer(optimizer), inner_optimizer(copy))
         recompile(model, strategy, copy)
         with strategy.scope():
             copy.build(variables)
+        if state is not None and _fits(copy, state):
+            copy.load_own_variables(state)
+            return True
+        warn(
+            "The model's optimizer was built before some layers were unfrozen and cannot "
+            "track them, so ktlite gives the model a fresh optimizer of the same class and "
+            "config (its step count is kept, its slots restart).",
+            RuntimeWarning,
+        )
         compat.step_counter(inner_optimizer(copy)).assign(steps)
-        return
+        return False
     with strategy.scope():
         optimizer.build(variables)
+    return False
 
 
 def check_trainable_kept(model: keras.Model, change: Callable[[], Any], action: str) -> None:

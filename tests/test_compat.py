@@ -203,6 +203,20 @@ def test_step_counter():
     compat.verify("step_counter", counter)
 
 
+def test_saved_optimizer_variables(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "uncompiled.keras")
+    assert compat.saved_optimizer_variables(str(tmp_path / "uncompiled.keras")) is None
+    model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+    model.save(tmp_path / "m.keras")
+    state = compat.verify("saved_optimizer_variables", lambda: compat.saved_optimizer_variables(
+        str(tmp_path / "m.keras")))
+    assert sorted(state, key=int) == [str(i) for i in range(len(model.optimizer.variables))]
+    for index, variable in enumerate(model.optimizer.variables):
+        np.testing.assert_array_equal(state[str(index)], variable.numpy())
+
+
 def test_uses_weight_decay():
     model = tiny_model()
     optimizer = keras.optimizers.AdamW(1e-3, weight_decay=0.1)

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -573,6 +574,40 @@ def test_save_and_load_model_round_trip(tmp_path):
     for verbose in ("yes", None, -1):
         with pytest.raises((TypeError, ValueError), match=r"`verbose` must be 0, 1 or 2"):
             learner.predict(x, verbose=verbose)
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_a_model_with_frozen_layers_reloads_with_its_optimizer_state(tmp_path, scaled):
+    # ktlite builds the optimizer for frozen layers too; Keras builds a loaded model's for
+    # the trainable ones only and skipped the saved state: the moments and the step count
+    # came back at zero, under a warning that layers had been unfrozen.
+    x = _x()
+    model = _model()
+    if scaled:
+        model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()),
+                      loss="sparse_categorical_crossentropy")
+    learner = get_learner(model, (x, np.argmax(x[:, :3], axis=1)), batch_size=16, verbose=0)
+    learner.freeze()
+    learner.fit_onecycle(1e-2, 1)
+    saved = [v.numpy() for v in learner.model.optimizer.variables]
+    steps = int(learner.model.optimizer.iterations.numpy())
+    assert steps > 0
+    learner.save_model(tmp_path / "m.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = learner.load_model(tmp_path / "m.keras")
+    assert not [str(w.message) for w in caught if "optimizer" in str(w.message)]
+    state = [v.numpy() for v in loaded.optimizer.variables]
+    assert len(state) == len(saved)
+    for index, value in enumerate(saved):
+        np.testing.assert_array_equal(state[index], value, err_msg=str(index))
+    assert sum(np.abs(value).sum() > 0 for value in state) > 3  # moments kept
+    assert int(loaded.optimizer.iterations.numpy()) == steps
+    assert not loaded.get_layer("body").trainable
+    learner.unfreeze()
+    optimizer = loaded.optimizer
+    learner.fit_onecycle(1e-2, 1)  # every layer trains, on the same optimizer
+    assert loaded.optimizer is optimizer and int(optimizer.iterations.numpy()) > steps
 
 
 def test_print_layers_lists_every_layer(capsys):
