@@ -25,6 +25,7 @@ __all__ = [
     "check_float",
     "check_instance",
     "check_int",
+    "check_moms",
     "check_positive_float",
     "check_positive_int",
     "check_rate",
@@ -362,6 +363,33 @@ def check_positive_float(value: Any, name: str, allow_none: bool = False) -> flo
         1e-06
     """
     return check_float(value, name, 0.0, include_low=False, allow_none=allow_none)
+
+
+def check_moms(moms: Any) -> tuple[float, float] | None:
+    """Returns a `(high, low)` momentum pair as floats in [0, 1), or `None`.
+
+    Args:
+        moms: the pair (a tuple or list of two numbers), or `None`.
+
+    Returns:
+        `(float(high), float(low))`, or `None`.
+
+    Raises:
+        TypeError: if `moms` is not None, a tuple or a list, or an entry is not a number.
+        ValueError: if it does not hold two entries, or one is outside [0, 1).
+
+    Example:
+        >>> check_moms([0.95, 0.85])
+        (0.95, 0.85)
+    """
+    if moms is None:
+        return None
+    expected = "`moms` must be None or a pair (high, low) of floats in [0, 1)."
+    if not isinstance(moms, (tuple, list)):
+        raise TypeError(f"{expected} Received: moms of type {type(moms).__name__}")
+    if len(moms) != 2:
+        raise ValueError(f"{expected} Received: moms={moms!r}")
+    return check_rate(moms[0], "moms[0]"), check_rate(moms[1], "moms[1]")
 
 
 def check_verbose(value: Any, levels: tuple[int, ...] = (0, 1)) -> int:

@@ -32,6 +32,7 @@ from ktlite.arguments import (
     check_choice,
     check_float,
     check_int,
+    check_moms,
     check_positive_float,
     check_positive_int,
     check_seed,
@@ -63,8 +64,8 @@ _PROBE_EXAMPLES = 8
 
 def _check_callbacks(callbacks: Any) -> None:
     """Refuses a `callbacks` argument that is not a list, or holds a callback that sets
-    the learning rate: the learner's schedule (or the finder's sweep) sets it at every
-    step, so the user's would have no effect."""
+    the learning rate (the learner's schedule, or the finder's sweep, sets it at every
+    step, so the user's would have no effect) or rewinds the step count under it."""
     if callbacks is not None and not isinstance(callbacks, (list, tuple)):
         raise TypeError(f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r}")
     for i, callback in enumerate(callbacks or ()):
@@ -72,6 +73,16 @@ def _check_callbacks(callbacks: Any) -> None:
             raise TypeError(
                 f"`callbacks` must hold keras.callbacks.Callback objects. Received: "
                 f"callbacks[{i}]={callback!r}"
+            )
+    for callback in callbacks or ():
+        if isinstance(callback, keras.callbacks.BackupAndRestore):
+            raise ValueError(
+                "`callbacks` must not hold a BackupAndRestore: the learner fixes its "
+                "learning-rate schedule when training begins, before the callback rewinds "
+                "the step count to an interrupted run's, so a resumed run would train at "
+                "the wrong rates. Save with `learner.save_model` (or `autofit`'s "
+                "`checkpoint_folder`) and resume with `learner.load_model`, or train with "
+                "`model.fit`. Received: BackupAndRestore"
             )
     rate_setters = [type(c).__name__ for c in callbacks or () if isinstance(
         c, (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau))]
@@ -964,15 +975,16 @@ class Learner:
             lr: peak learning rate.
             epochs: number of epochs.
             pct_start: fraction of the steps spent warming up. Default 0.25.
-            div: the first learning rate is `lr / div`. Default 25.
-            div_final: the last learning rate is `lr / div_final`. Default 1e4.
+            div: the first learning rate is `lr / div` (>= 1). Default 25.
+            div_final: the last learning rate is `lr / div_final` (>= 1). Default 1e4.
             moms: `(high, low)` momentum, or `None` to leave momentum alone.
             class_weight: class id -> weight, checked and passed to `model.fit` (a class
                 left out weighs 1).
             callbacks: extra Keras callbacks (the list is not modified). The schedule owns
                 the learning rate: each compiled train step sets it before it updates the
-                weights, so `LearningRateScheduler` and `ReduceLROnPlateau` are refused, and
-                a callback that assigns `optimizer.learning_rate` itself has no effect (the
+                weights, so `LearningRateScheduler` and `ReduceLROnPlateau` are refused (as
+                is `BackupAndRestore`, which rewinds the step count under it), and a
+                callback that assigns `optimizer.learning_rate` itself has no effect (the
                 next step overrides it, unnoticed). Reading `optimizer.learning_rate`, a
                 callback sees the rate of the step just run in `on_train_batch_end` and
                 `on_epoch_end`, but the previous step's in `on_train_batch_begin`. A
@@ -1172,6 +1184,7 @@ class Learner:
         n_cycles = check_positive_int(n_cycles, "n_cycles")
         cycle_mult = check_positive_int(cycle_mult, "cycle_mult")
         cycle_len = check_positive_int(cycle_len, "cycle_len", allow_none=True)
+        moms = check_moms(moms)  # also where no cycle uses it: a bad pair is a mistake
         if cycle_len is None:
             return self._fit(
                 lambda steps: Constant(lr, steps * n_cycles),

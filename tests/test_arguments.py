@@ -10,6 +10,7 @@ from ktlite.arguments import (
     check_float,
     check_instance,
     check_int,
+    check_moms,
     check_positive_float,
     check_positive_int,
     check_rate,
@@ -32,6 +33,7 @@ def test_values_of_the_right_type_come_back_as_plain_python_values():
     assert check_choice(None, "flip", ("h",), allow_none=True) is None
     assert type(check_float(np.int64(1), "alpha", 0, 1)) is float
     assert check_float(0, "wait", low=0) == 0.0 and check_float(None, "w", allow_none=True) is None
+    assert check_moms([np.float32(0.5), 0]) == (0.5, 0.0) and check_moms(None) is None
 
 
 @pytest.mark.parametrize("check, value, message", [
@@ -53,6 +55,9 @@ def test_values_of_the_right_type_come_back_as_plain_python_values():
      r"`port` must be an int in \[0, 65535\]. Received: port=80.0"),
     (lambda v: check_instance(v, list, "items"), (),
      "`items` must be of type list. Received: items of type tuple"),
+    (check_moms, "ab", r"`moms` must be None or a pair \(high, low\) of floats in \[0, 1\). "
+                       "Received: moms of type str"),
+    (check_moms, (0.9, "0.8"), r"`moms\[1\]` must be a float in \[0, 1\)"),
 ])
 def test_a_value_of_the_wrong_type_is_a_type_error(check, value, message):
     with pytest.raises(TypeError, match=message):
@@ -79,6 +84,8 @@ def test_a_value_of_the_wrong_type_is_a_type_error(check, value, message):
     (lambda v: check_float(v, "x", high=2), 3, "`x` must be a float <= 2. Received: x=3"),
     (lambda v: check_choice(v, "flip", ("h", "v"), allow_none=True), "x",
      r"`flip` must be one of \['h', 'v'\] or None. Received: flip='x'"),
+    (check_moms, (0.9,), r"a pair \(high, low\) of floats in \[0, 1\). Received: moms=\(0.9,\)"),
+    (check_moms, (0.9, 1.0), r"`moms\[1\]` must be a float in \[0, 1\). Received: moms\[1\]=1.0"),
 ])
 def test_a_value_out_of_range_is_a_value_error(check, value, message):
     with pytest.raises(ValueError, match=message):

@@ -1,5 +1,7 @@
 """Learner fitting end to end: it learns, records the exact schedules, stays safe."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -363,6 +365,35 @@ def test_a_callback_that_sets_the_rate_is_refused_before_any_step(callback):
     for w, b in zip(learner.model.get_weights(), before):
         np.testing.assert_array_equal(w, b)
     assert learner.lr_result is None and int(learner.model.optimizer.iterations) == 0
+
+
+def test_backup_and_restore_is_refused_before_any_step(tmp_path):
+    # Resumed after an interrupt, it rewound the step count after the schedule had been
+    # anchored: the resumed last epoch trained at the warm-up rates, silently.
+    learner = _learner()
+    before = [w.copy() for w in learner.model.get_weights()]
+    callback = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    for fit in (lambda: learner.fit_onecycle(1e-2, 1, callbacks=[callback]),
+                lambda: learner.autofit(1e-2, 2, callbacks=[callback]),
+                lambda: learner.lr_find(callbacks=[callback])):
+        with pytest.raises(ValueError, match=r"must not hold a BackupAndRestore: .*would "
+                                             r"train at the wrong rates.*`learner.load_model`"):
+            fit()
+    for w, b in zip(learner.model.get_weights(), before):
+        np.testing.assert_array_equal(w, b)
+    assert int(learner.model.optimizer.iterations) == 0 and not os.listdir(tmp_path)
+
+
+def test_bad_schedule_settings_are_refused_where_they_would_be_ignored_or_invert_it():
+    learner = _learner()
+    # Without `cycle_len` no cycle moves momentum, but a bad pair is still a mistake.
+    with pytest.raises(ValueError, match=r"`moms\[0\]` must be a float in \[0, 1\)"):
+        learner.fit(1e-2, 1, moms=(2, 3))
+    # A start or end above the peak `lr` is no one-cycle.
+    for settings, name in (({"div": 0.5}, "div"), ({"div_final": 0.1}, "div_final")):
+        with pytest.raises(ValueError, match=rf"`{name}` must be a float >= 1"):
+            learner.fit_onecycle(1e-2, 1, **settings)
+    assert int(learner.model.optimizer.iterations) == 0
 
 
 def test_a_completed_fit_gives_the_optimizer_its_own_rate_back():

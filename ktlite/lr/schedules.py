@@ -18,9 +18,9 @@ import numpy as np
 from ktlite.arguments import (
     check_float,
     check_int,
+    check_moms,
     check_positive_float,
     check_positive_int,
-    check_rate,
 )
 
 __all__ = [
@@ -40,17 +40,6 @@ def _check_positive_float(name: str, value: Any) -> float:
             f"Received: {name} of type {type(value).__name__}"
         )
     return check_positive_float(value, name)
-
-
-def _check_moms(moms: Any) -> tuple[float, float] | None:
-    if moms is None:
-        return None
-    expected = "`moms` must be None or a pair (high, low) of floats in [0, 1)."
-    if not isinstance(moms, (tuple, list)):
-        raise TypeError(f"{expected} Received: moms of type {type(moms).__name__}")
-    if len(moms) != 2:
-        raise ValueError(f"{expected} Received: moms={moms!r}")
-    return check_rate(moms[0], "moms[0]"), check_rate(moms[1], "moms[1]")
 
 
 def _as_steps(steps: Any) -> np.ndarray:
@@ -186,8 +175,8 @@ class OneCycle(Policy):
         lr: Peak learning rate.
         total_steps: Number of optimizer steps in the whole cycle.
         pct_start: Fraction of the cycle spent warming up, in [0, 1]. Default 0.25.
-        div: Starting learning rate is `lr / div`. Default 25.
-        div_final: Final learning rate is `lr / div_final`. Default 1e4.
+        div: Starting learning rate is `lr / div` (>= 1). Default 25.
+        div_final: Final learning rate is `lr / div_final` (>= 1). Default 1e4.
         moms: `(high, low)` momentum pair, or `None` to leave momentum alone.
             Default `(0.95, 0.85)`.
 
@@ -213,9 +202,9 @@ class OneCycle(Policy):
         self.lr = _check_positive_float("lr", lr)
         self.total_steps = check_positive_int(total_steps, "total_steps")
         self.pct_start = check_float(pct_start, "pct_start", 0.0, 1.0)
-        self.div = _check_positive_float("div", div)
-        self.div_final = _check_positive_float("div_final", div_final)
-        self.moms = _check_moms(moms)
+        self.div = check_float(div, "div", 1.0)
+        self.div_final = check_float(div_final, "div_final", 1.0)
+        self.moms = check_moms(moms)
         self.n_up = int(round(self.pct_start * (self.total_steps - 1)))
 
     def _fracs(self, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -262,7 +251,7 @@ class Triangular(Policy):
         steps_per_cycle: Steps in one cycle; `autofit` uses the steps of one epoch. Must be
             >= 2.
         n_cycles: Number of cycles, or `None` to repeat until training stops. Default `None`.
-        div: Lowest learning rate is `lr / div`. Default 10.
+        div: Lowest learning rate is `lr / div` (>= 1). Default 10.
         moms: `(high, low)` momentum pair, or `None`. Default `(0.95, 0.85)`.
 
     Raises:
@@ -286,8 +275,8 @@ class Triangular(Policy):
         self.lr = _check_positive_float("lr", lr)
         self.steps_per_cycle = check_int(steps_per_cycle, "steps_per_cycle", 2)
         self.n_cycles = None if n_cycles is None else check_positive_int(n_cycles, "n_cycles")
-        self.div = _check_positive_float("div", div)
-        self.moms = _check_moms(moms)
+        self.div = check_float(div, "div", 1.0)
+        self.moms = check_moms(moms)
         self.peak = self.steps_per_cycle // 2
         if self.n_cycles is None:
             self.total_steps = None
@@ -334,7 +323,7 @@ class SGDR(Policy):
         n_cycles: Number of cycles (>= 1).
         cycle_mult: Each cycle is this many times longer than the previous (int >= 1).
             Default 1.
-        div_final: Lowest learning rate is `lr / div_final`. Default 100.
+        div_final: Lowest learning rate is `lr / div_final` (>= 1). Default 100.
         moms: `(high, low)` momentum pair, or `None`. Default `(0.95, 0.85)`.
 
     Raises:
@@ -360,8 +349,8 @@ class SGDR(Policy):
         self.steps_per_cycle = check_positive_int(steps_per_cycle, "steps_per_cycle")
         self.n_cycles = check_positive_int(n_cycles, "n_cycles")
         self.cycle_mult = check_positive_int(cycle_mult, "cycle_mult")
-        self.div_final = _check_positive_float("div_final", div_final)
-        self.moms = _check_moms(moms)
+        self.div_final = check_float(div_final, "div_final", 1.0)
+        self.moms = check_moms(moms)
         lengths = [self.steps_per_cycle * self.cycle_mult**i for i in range(self.n_cycles)]
         self.cycle_lengths = lengths
         self._starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)

@@ -144,6 +144,10 @@ def test_exponential_sweep_is_geometric():
         (lambda: OneCycle(1e-3, 10.5), TypeError, "total_steps"),
         (lambda: OneCycle(1e-3, 10, pct_start=1.5), ValueError, "pct_start"),
         (lambda: OneCycle(1e-3, 10, div=0), ValueError, "div"),
+        (lambda: OneCycle(1e-3, 10, div=0.5), ValueError, "div"),  # would start above `lr`
+        (lambda: OneCycle(1e-3, 10, div_final=0.1), ValueError, "div_final"),
+        (lambda: Triangular(1e-3, 10, div=0.5), ValueError, "div"),
+        (lambda: SGDR(1e-3, 10, 2, div_final=0.5), ValueError, "div_final"),
         (lambda: OneCycle(1e-3, 10, div_final=float("nan")), ValueError, "div_final"),
         (lambda: OneCycle(1e-3, 10, moms=(0.95,)), ValueError, "moms"),
         (lambda: OneCycle(1e-3, 10, moms=(1.5, 0.5)), ValueError, "moms[0]"),
