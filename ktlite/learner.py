@@ -62,39 +62,6 @@ _CHECKPOINT_NAME = "best.keras"
 _PROBE_EXAMPLES = 8
 
 
-def _check_callbacks(callbacks: Any) -> None:
-    """Refuses a `callbacks` argument that is not a list, or holds a callback that sets
-    the learning rate (the learner's schedule, or the finder's sweep, sets it at every
-    step, so the user's would have no effect) or rewinds the step count under it."""
-    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
-        raise TypeError(f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r}")
-    for i, callback in enumerate(callbacks or ()):
-        if not isinstance(callback, keras.callbacks.Callback):
-            raise TypeError(
-                f"`callbacks` must hold keras.callbacks.Callback objects. Received: "
-                f"callbacks[{i}]={callback!r}"
-            )
-    for callback in callbacks or ():
-        if isinstance(callback, keras.callbacks.BackupAndRestore):
-            raise ValueError(
-                "`callbacks` must not hold a BackupAndRestore: the learner fixes its "
-                "learning-rate schedule when training begins, before the callback rewinds "
-                "the step count to an interrupted run's, so a resumed run would train at "
-                "the wrong rates. Save with `learner.save_model` (or `autofit`'s "
-                "`checkpoint_folder`) and resume with `learner.load_model`, or train with "
-                "`model.fit`. Received: BackupAndRestore"
-            )
-    rate_setters = [type(c).__name__ for c in callbacks or () if isinstance(
-        c, (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau))]
-    if rate_setters:
-        raise ValueError(
-            "`callbacks` must not set the learning rate: the learner's schedule sets it at "
-            "every step, so theirs would have no effect. Leave them out (`autofit`'s "
-            "`reduce_on_plateau` lowers it on plateaus) or train with `model.fit`. "
-            f"Received: {', '.join(rate_setters)}"
-        )
-
-
 def _checkpoint_file(folder: Any) -> str:
     """The path of `autofit`'s checkpoint in `folder`, after refusing a folder it could not
     be saved in: checked before training, since saving fails only after the first epoch.
@@ -666,7 +633,7 @@ class Learner:
             >>> result = learner.lr_find()
             >>> result.suggestion
         """
-        from ktlite.lr import find_lr
+        from ktlite.lr import PolicyCallback, find_lr
 
         check_bool(confirm, "confirm")
         check_bool(show_plot, "show_plot")
@@ -678,7 +645,7 @@ class Learner:
                 f"Received: confirm_steps={confirm_steps}, confirm={confirm}"
             )
         epochs = check_positive_int(epochs, "epochs", allow_none=True)
-        _check_callbacks(callbacks)
+        PolicyCallback.check_callbacks(callbacks)
         self._check_no_keras_accumulation()
         planned_steps = None
         if epochs is not None:
@@ -810,7 +777,7 @@ class Learner:
         steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch", allow_none=True)
         if verbose is not None:
             verbose = check_verbose(verbose, (0, 1, 2))
-        _check_callbacks(callbacks)
+        PolicyCallback.check_callbacks(callbacks)
         class_weight = check_class_weight(class_weight, self.model)
         PolicyCallback.check_optimizer(self.model.optimizer)  # before any callback starts
         if model_tools.uses_ema(self.model.optimizer):
@@ -1285,7 +1252,7 @@ class Learner:
         if verbose is not None:
             verbose = check_verbose(verbose, (0, 1, 2))
         OneCycle(1.0, 2, pct_start, div, moms=moms)  # the unfrozen phase's settings, checked now
-        _check_callbacks(callbacks)
+        PolicyCallback.check_callbacks(callbacks)
         check_class_weight(class_weight, self.model)  # before the LR finder or a frozen phase
         PolicyCallback.check_optimizer(self.model.optimizer)
         task_groups = getattr(self.train_data, "layer_groups", None)

@@ -516,11 +516,12 @@ def find_lr(
             outside [0, 1), `verbose` not 0, 1 or 2, `planned_steps < 1`), `model` is not
             compiled, or `dataset` is empty, unbatched, or yields elements that are not
             `(x, y)` or `(x, y, sample_weight)` (checked before anything is trained),
-            or `sweeps` outside [1, 100].
+            `sweeps` is outside [1, 100], or `callbacks` holds one that sets the learning
+            rate or a `BackupAndRestore` (see `PolicyCallback.check_callbacks`).
         TypeError: If `model` is not a `keras.Model`, `dataset` is not a
             `tf.data.Dataset`, a rate, `stop_factor` or `beta` is not a number,
             `num_steps`, `planned_steps`, `sweeps` or `verbose` is not an int, or
-            `callbacks` holds something that is not a Keras callback.
+            `callbacks` is not a list of Keras callbacks.
 
     Example:
         >>> result = find_lr(model, train_ds.batch(32))
@@ -550,15 +551,7 @@ def find_lr(
     sweeps = check_int(sweeps, "sweeps", 1, MAX_SWEEPS)
     beta = check_rate(beta, "beta")
     verbose = check_verbose(verbose, (0, 1, 2))
-    if isinstance(callbacks, keras.callbacks.Callback):
-        raise TypeError("`callbacks` must be a list of Keras callbacks, not one callback: "
-                        f"pass [{type(callbacks).__name__}(...)]. Received: {callbacks!r}")
-    callbacks = list(callbacks or [])
-    for cb in callbacks:
-        if not isinstance(cb, keras.callbacks.Callback):
-            raise TypeError(
-                f"`callbacks` must hold keras.callbacks.Callback objects. Received: {cb!r}"
-            )
+    callbacks = PolicyCallback.check_callbacks(callbacks)
     if dataset.cardinality() == 0:
         raise ValueError("`dataset` is empty. Received: a tf.data.Dataset with 0 batches")
 

@@ -332,6 +332,61 @@ class PolicyCallback(keras.callbacks.Callback):
         """
         _check_lr_is_variable(optimizer)
 
+    @staticmethod
+    def check_callbacks(callbacks: Any) -> list:
+        """Refuses user callbacks that cannot run beside a policy, before `fit`.
+
+        Args:
+            callbacks: the user's callbacks: a list or tuple of Keras callbacks, or `None`.
+
+        Returns:
+            A new list of them (the user's is not modified).
+
+        Raises:
+            TypeError: if `callbacks` is one callback or not a list, or holds something
+                that is not a `keras.callbacks.Callback`.
+            ValueError: if it holds a callback that sets the learning rate
+                (`LearningRateScheduler`, `ReduceLROnPlateau`: the policy sets it at every
+                step, so theirs would have no effect) or a `BackupAndRestore` (it rewinds
+                the step count after the policy has been anchored, and deletes its backup
+                when a fit, or an LR sweep, ends).
+
+        Example:
+            >>> callbacks = PolicyCallback.check_callbacks([keras.callbacks.CSVLogger("log")])
+        """
+        if isinstance(callbacks, keras.callbacks.Callback):
+            raise TypeError("`callbacks` must be a list of Keras callbacks, not one callback: "
+                            f"pass [{type(callbacks).__name__}(...)]. Received: {callbacks!r}")
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(
+                f"`callbacks` must be a list of keras callbacks. Received: {callbacks!r:.80}")
+        for i, callback in enumerate(callbacks or ()):
+            if not isinstance(callback, keras.callbacks.Callback):
+                raise TypeError(
+                    f"`callbacks` must hold keras.callbacks.Callback objects. Received: "
+                    f"callbacks[{i}]={callback!r:.80}"
+                )
+            if isinstance(callback, keras.callbacks.BackupAndRestore):
+                raise ValueError(
+                    "`callbacks` must not hold a BackupAndRestore: ktlite fixes its "
+                    "learning-rate schedule when training begins, before the callback rewinds "
+                    "the step count to an interrupted run's, so a resumed run would train at "
+                    "the wrong rates (and an LR sweep would delete the backup when it ends). "
+                    "Save with `learner.save_model` (or `autofit`'s `checkpoint_folder`) and "
+                    "resume with `learner.load_model`, or train with `model.fit`. Received: "
+                    f"callbacks[{i}]=BackupAndRestore"
+                )
+        rate_setters = [type(c).__name__ for c in callbacks or () if isinstance(
+            c, (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau))]
+        if rate_setters:
+            raise ValueError(
+                "`callbacks` must not set the learning rate: ktlite's schedule (or the LR "
+                "finder's sweep) sets it at every step, so theirs would have no effect. Leave "
+                "them out (`autofit`'s `reduce_on_plateau` lowers it on plateaus) or train "
+                f"with `model.fit`. Received: {', '.join(rate_setters)}"
+            )
+        return list(callbacks or [])
+
     # ---------------------------------------------------------------- Keras hooks
     def on_train_begin(self, logs=None):
         self._install()

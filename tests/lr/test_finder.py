@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import re
 import warnings
 
@@ -207,6 +208,24 @@ def test_a_callback_of_the_wrong_type_is_a_type_error(make_model, dataset):
         find_lr(make_model(keras.optimizers.Adam()), dataset, callbacks=[object()])
     with pytest.raises(TypeError, match=r"not one callback: pass \[_Interrupt\(...\)\]"):
         find_lr(make_model(keras.optimizers.Adam()), dataset, callbacks=_Interrupt())
+
+
+def test_a_callback_that_fights_the_sweep_is_refused_and_a_backup_is_kept(
+        make_model, dataset, tmp_path):
+    # A BackupAndRestore passed to a sweep would load an interrupted fit's backup into the
+    # sweep and delete it when the sweep ends; a rate setter would fight the sweep's rates.
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "latest.weights.h5").write_bytes(b"an interrupted fit's state")
+    model = make_model(keras.optimizers.Adam())
+    with pytest.raises(ValueError, match=r"must not hold a BackupAndRestore.*Received: "
+                                         r"callbacks\[1\]=BackupAndRestore"):
+        find_lr(model, dataset, callbacks=[keras.callbacks.CSVLogger(str(tmp_path / "l")),
+                                           keras.callbacks.BackupAndRestore(str(backup))])
+    assert os.listdir(backup) == ["latest.weights.h5"]
+    with pytest.raises(ValueError, match=r"must not set the learning rate.*Received: "
+                                         r"LearningRateScheduler"):
+        find_lr(model, dataset, callbacks=(keras.callbacks.LearningRateScheduler(abs),))
 
 
 def test_bad_model_and_data_are_refused(make_model, data, dataset):
