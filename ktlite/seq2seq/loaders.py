@@ -184,7 +184,10 @@ def pairs_from_array(
             see `PairPreprocessor`).
         joint_vocab: one vocabulary for both sides (None, the default, means True, or
             False with ``backbone``) or one per side.
-        lowercase: lower-case and strip accents (default False).
+        lowercase: lower-case and strip accents (default False). The model then writes
+            lower-case translations without accents, and `learner.validate()` scores them
+            against the references as given, so BLEU and chrF count every capital and
+            accent they lack.
         random_state: seed of the validation split (default 42).
         verbose: 1 reports sizes and the vocabulary; 0 is silent.
         backbone: a text backbone pretrained on source-language text (folder path,

@@ -136,7 +136,8 @@ class PairPreprocessor:
             memory that grows with it, and a size it cannot allocate aborts the
             interpreter).
         lowercase: lower-case and strip accents (default False: translations keep case
-            and accents, which BLEU counts).
+            and accents, which BLEU counts; with True the scores compare lower-case,
+            unaccented translations with the references as given).
         joint_vocab: one vocabulary learned from sources and targets together (default
             True, which lets the model tie its encoder, decoder and output embeddings),
             or one per side.
