@@ -174,10 +174,10 @@ def _check_lr_is_variable(optimizer) -> None:
     if not isinstance(compat.learning_rate_object(inner), keras.Variable):
         raise ValueError(
             "A learning-rate policy needs an optimizer created with a float learning rate, "
-            "but this optimizer's `learning_rate` is a schedule or a callable "
-            f"({type(compat.learning_rate_object(inner)).__name__}). Compile the model with e.g. "
-            "`keras.optimizers.Adam(learning_rate=1e-3)` to let ktlite drive the learning "
-            "rate, or train with plain `model.fit` to keep your schedule."
+            "but this optimizer's `learning_rate` is a schedule or a callable. Compile the "
+            "model with e.g. `keras.optimizers.Adam(learning_rate=1e-3)` to let ktlite drive "
+            "the learning rate, or train with plain `model.fit` to keep your schedule. "
+            f"Received: learning_rate of type {type(compat.learning_rate_object(inner)).__name__}"
         )
 
 

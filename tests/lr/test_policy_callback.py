@@ -131,7 +131,8 @@ def test_every_step_is_driven_with_steps_per_execution(make_model, data):
 def test_learning_rate_schedule_optimizer_is_refused_clearly(make_model, data):
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9)
     model = make_model(keras.optimizers.Adam(schedule))
-    with pytest.raises(ValueError, match="schedule"):
+    with pytest.raises(ValueError, match=r"schedule.*Received: learning_rate of type "
+                                         r"ExponentialDecay"):
         _fit(model, data, PolicyCallback(OneCycle(1e-2, 12)))
     assert compat.learning_rate_object(model.optimizer) is schedule
 
