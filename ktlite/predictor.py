@@ -784,13 +784,8 @@ def _read_manifest(folder: Path) -> tuple[type[Predictor], dict[str, Any]]:
     if version == 1:
         return _read_v1(folder, file, manifest), manifest
     cls = import_predictor_class(manifest.get("predictor"), str(file))
-    files = manifest.get("files")
-    saving.verify_files(folder, files)
-    expected = {MODEL_FILE, *cls.preprocessor_files}
-    if set(files) != expected:
-        raise ValueError(
-            f"{file} lists other files than a {cls.__name__} folder holds: {sorted(expected)}."
-        )
+    saving.verify_files(folder, manifest.get("files"), {MODEL_FILE, *cls.preprocessor_files},
+                        f"a {cls.__name__} folder")
     return cls, manifest
 
 

@@ -39,7 +39,7 @@ import re
 import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -723,27 +723,33 @@ def write_manifest(folder: Path, fields: dict[str, Any]) -> None:
     write_json(folder / MANIFEST_FILE, {**fields, "files": files})
 
 
-def verify_files(folder: Path, files: Any) -> None:
-    """Checks that each file listed in a manifest is a regular file with its SHA-256.
+def verify_files(folder: Path, files: Any, expected: Collection[str], holder: str) -> None:
+    """Checks that a manifest lists exactly `expected`, each a regular file with its SHA-256.
+
+    The names are compared first, so every name an error quotes is one ktlite wrote, never
+    text from a manifest that failed validation.
 
     Args:
         folder: the saved folder.
         files: the manifest's `files` mapping (name -> hex SHA-256).
+        expected: the names a folder of its kind holds.
+        holder: that kind, for the message (e.g. `"a backbone"`).
 
     Raises:
         FileNotFoundError: if a listed file is missing.
-        ValueError: if `files` is malformed, or a file is a link or has another hash.
+        ValueError: if `files` is malformed or lists other names than `expected`, or a file
+            is a link or has another hash.
 
     Example:
-        >>> verify_files(folder, manifest["files"])
+        >>> verify_files(folder, manifest["files"], {"model.keras", "vocab.txt"}, "a backbone")
     """
     manifest = folder / MANIFEST_FILE
     if not isinstance(files, dict) or not files:
         raise ValueError(f"{manifest}: `files` must map file names to SHA-256 digests.")
+    if set(files) != set(expected):
+        raise ValueError(f"{manifest} lists other files than {holder} holds: "
+                         f"{sorted(expected)}.")
     for name, digest in files.items():
-        if not (isinstance(name, str) and name.isprintable() and len(name) <= 255
-                and Path(name).name == name and name not in ("", "..")):
-            raise ValueError(f"{manifest}: `files` may only name plain files in the folder.")
         if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
             raise ValueError(f"{manifest}: the SHA-256 listed for {name!r} is malformed.")
         file = folder / name

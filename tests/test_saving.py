@@ -17,7 +17,8 @@ from ktlite import saving
 
 def complete(folder):
     try:
-        saving.verify_files(folder, saving.read_json(folder / saving.MANIFEST_FILE)["files"])
+        saving.verify_files(folder, saving.read_json(folder / saving.MANIFEST_FILE)["files"],
+                            {"data.txt"}, "a test folder")
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return True
@@ -152,7 +153,7 @@ def test_verify_files_refuses_a_changed_file_naming_it(tmp_path):
     manifest = saving.read_json(tmp_path / "f" / "ktlite.json")
     (tmp_path / "f" / "data.txt").write_text("v2")
     with pytest.raises(ValueError, match=r"data\.txt does not match the SHA-256"):
-        saving.verify_files(tmp_path / "f", manifest["files"])
+        saving.verify_files(tmp_path / "f", manifest["files"], {"data.txt"}, "a test folder")
 
 
 # ---------------------------------------------------------------- folders
@@ -254,7 +255,8 @@ from ktlite import saving
 path, where, text = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 def complete(folder):
     try:
-        saving.verify_files(folder, saving.read_json(folder / "ktlite.json")["files"])
+        saving.verify_files(folder, saving.read_json(folder / "ktlite.json")["files"],
+                            {"data.txt"}, "a test folder")
         return True
     except Exception:
         return False

@@ -220,10 +220,7 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         raise ValueError(
             f"{file} has an unknown format_version; this ktlite reads version {FORMAT_VERSION}."
         )
-    files = manifest.get("files")
-    saving.verify_files(folder, files)
-    if set(files) != _FILES:
-        raise ValueError(f"{file} lists other files than a backbone holds: {sorted(_FILES)}.")
+    saving.verify_files(folder, manifest.get("files"), _FILES, "a backbone")
     return manifest
 
 
