@@ -25,6 +25,11 @@ from ktlite.predictor import MODEL_OUTPUTS, Predictor, to_json
 from ktlite.validation import loss_from_logits
 
 
+# How far outside [0, 1] a probability may stray by rounding (a float16 softmax, an int8
+# model's dequantized outputs) before the outputs are taken for no probabilities at all.
+_PROBABILITY_SLACK = 0.01
+
+
 class ClassifierPredictor(Predictor):
     """A `Predictor` whose model outputs class probabilities or logits, or regression values.
 
@@ -38,8 +43,11 @@ class ClassifierPredictor(Predictor):
     or a sigmoid (multilabel), once, so `predict`, `predict_proba`, `predict_outputs` (the
     HTTP app's answers) and the exported SavedModel all give probabilities. `save` records
     it, since the saved model loads uncompiled. A model that is not compiled cannot say:
-    its outputs are read as probabilities unless you set `model_outputs = "logits"`. A
-    model with one sigmoid output over two classes (`Dense(1, "sigmoid")` with
+    its outputs are read as probabilities unless you set `model_outputs = "logits"`, and
+    predictions whose probabilities fall outside [0, 1] (logits read as probabilities, or a
+    regressor paired with a classifier's preprocessor of the same width) raise
+    `RuntimeError` instead of answering (the exported SavedModel does not check). A model
+    with one sigmoid output over two classes (`Dense(1, "sigmoid")` with
     `binary_crossentropy`) gives the probabilities `[1 - p, p]` of the two classes.
 
     Args:
@@ -177,6 +185,25 @@ class ClassifierPredictor(Predictor):
             # A folder saved before the field existed held a model read as probabilities.
             self.model_outputs = manifest.get("model_outputs", MODEL_OUTPUTS[0])
 
+    def _run(self, items: Any) -> np.ndarray:
+        """The probabilities (or a regressor's values), refusing probabilities outside
+        [0, 1]: a model whose outputs are logits or no probabilities at all (a regressor's,
+        paired with a classifier's preprocessor of the same width) would give wrong
+        probabilities and labels, silently."""
+        outputs = super()._run(items)
+        finite = outputs[np.isfinite(outputs)]
+        if self.label_mode != "regression" and finite.size and not (
+                finite.min() >= -_PROBABILITY_SLACK and finite.max() <= 1.0 + _PROBABILITY_SLACK):
+            raise RuntimeError(
+                "The model's outputs are not probabilities: they range from "
+                f"{finite.min():.3g} to {finite.max():.3g}, outside [0, 1]. A "
+                "model that outputs logits needs `predictor.model_outputs = 'logits'` (or "
+                "a loss compiled with `from_logits=True`); otherwise the model does not "
+                f"classify these {len(self.get_classes())} classes (a regressor?): pair it "
+                "with the preprocessor it was trained with."
+            )
+        return outputs
+
     def _decode(self, outputs: np.ndarray, return_proba: bool = False) -> Any:
         if return_proba:
             self._require_classifier("return_proba=True")
@@ -200,6 +227,7 @@ class ClassifierPredictor(Predictor):
             TypeError: If `inputs` is not of an accepted type, or `return_proba` is not a
                 bool.
             ValueError: If `inputs` is empty, or `return_proba` is asked of a regressor.
+            RuntimeError: If a classifier's model outputs no probabilities (see above).
 
         Example:
             >>> predictor.predict(["great film", "dull film"])
@@ -227,6 +255,7 @@ class ClassifierPredictor(Predictor):
         Raises:
             TypeError: If `inputs` is not of an accepted type.
             ValueError: If `inputs` is empty, or the model is a regression model.
+            RuntimeError: If the model outputs no probabilities (see the class).
 
         Example:
             >>> predictor.predict_proba(["great film", "dull film"]).shape

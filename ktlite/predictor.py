@@ -669,8 +669,9 @@ def get_predictor(model: keras.Model, preproc: Any, batch_size: int = 32) -> Pre
     inside the predictor, in `predict`, `predict_proba`, the HTTP app and the exported
     SavedModel alike, and `save` records it. A model that is not compiled cannot say: its
     outputs are read as probabilities, as they always were (set
-    `predictor.model_outputs = "logits"` if they are logits). One sigmoid output over two
-    classes gives the probabilities `[1 - p, p]`.
+    `predictor.model_outputs = "logits"` if they are logits; outputs outside [0, 1] raise
+    `RuntimeError` at prediction, saying so). One sigmoid output over two classes gives the
+    probabilities `[1 - p, p]`.
 
     Args:
         model: The trained `keras.Model` (e.g. `learner.model`).

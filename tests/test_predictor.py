@@ -276,8 +276,12 @@ def test_a_folder_without_model_outputs_loads_as_probabilities(tmp_path):
     meta.pop("model_outputs", None)  # as folders saved before the field existed
     (tmp_path / "pred" / "ktlite.json").write_text(json.dumps(meta))
     loaded = load_predictor(tmp_path / "pred")
-    np.testing.assert_allclose(loaded.predict_proba(X), model(X * 2.0).numpy(), atol=1e-6)
     assert loaded.model_outputs == "probabilities"
+    with pytest.raises(RuntimeError, match="not probabilities.*model_outputs = 'logits'"):
+        loaded.predict_proba(X)  # its logits, read as probabilities, are refused
+    loaded.model_outputs = "logits"
+    np.testing.assert_allclose(loaded.predict_proba(X), softmax(model(X * 2.0).numpy()),
+                               atol=1e-6)
 
 
 def test_multilabel_logits_decode_to_sigmoid_scores(tmp_path):
@@ -310,7 +314,9 @@ def test_an_uncompiled_logits_model_is_read_as_probabilities_until_told():
     model = toy_model(3, None)
     predictor = get_predictor(model, ToyPreprocessor())
     raw = model(X * 2.0).numpy()
-    np.testing.assert_allclose(predictor.predict_proba(X), raw, atol=1e-6)
+    assert raw.min() < 0 < 1 < raw.max()
+    with pytest.raises(RuntimeError, match="not probabilities.*model_outputs = 'logits'"):
+        predictor.predict_proba(X)
     predictor.model_outputs = "logits"
     np.testing.assert_allclose(predictor.predict_proba(X), softmax(raw), atol=1e-6)
     with pytest.raises(ValueError, match=r"`model_outputs` must be one of .*Received: "

@@ -110,6 +110,23 @@ def test_a_table_model_with_one_output_over_two_classes_gives_both_probabilities
     assert labels.tolist() == names
 
 
+def test_outputs_that_are_no_probabilities_are_refused_not_answered(two_class_table):
+    # A regressor (one linear output) paired with a two-class preprocessor answered
+    # "probabilities" such as [-6.19, 7.19], in `predict_proba`, the app and the labels.
+    preproc, rows = two_class_table
+    model = _table_model(preproc, None)
+    model.layers[-1].bias.assign([5.0])  # outputs near 5: no probability of anything
+    model.compile("adam", "mse")
+    predictor = ktlite.get_predictor(model, preproc)
+    for predict in (predictor.predict_proba, predictor.predict, predictor.predict_outputs):
+        with pytest.raises(RuntimeError, match=r"The model's outputs are not probabilities: "
+                                               r"they range from -?[\d.]+ to [\d.]+, outside "
+                                               r"\[0, 1\].*model_outputs = 'logits'.*2 classes"):
+            predict(rows)
+    predictor.model_outputs = "logits"  # if they were logits, the sigmoid makes them so
+    assert predictor.predict_proba(rows).min() >= 0.0
+
+
 # ---------------------------------------------------------------- images
 def test_an_image_model_on_logits_gives_softmax_in_both_signatures(tmp_path):
     rng = np.random.default_rng(0)
