@@ -159,6 +159,15 @@ def test_a_validation_set_that_splits_unevenly_is_judged_under_mirrored(report):
 
 
 # ------------------------------------------------------------------ the subprocess
+def test_fine_tune_under_mirrored_decays_as_on_one_device_and_keeps_the_decay(report):
+    decay = part_report(report, "fine_tune_decay")
+    # Each replica's thread hid and put back the decay around `apply`: the second read the
+    # first's None as the optimizer's own, so updates ran undecayed, the decay stayed None
+    # and the saved model could not be loaded.
+    assert decay["single_decay"] == decay["mirrored_decay"] == 0.5
+    assert decay["max_diff"] < 1e-5
+
+
 def _learner_checks(strategy, build, x, y):
     import contextlib
     import io
@@ -355,6 +364,28 @@ def _uneven_checks(strategy, build, x, y):
     return out
 
 
+def _fine_tune_decay_checks(strategy, build, x, y):
+    """`fine_tune`'s per-group rates with AdamW's weight decay, on one device and mirrored."""
+    import tempfile
+
+    import keras
+
+    from ktlite import get_learner
+
+    out, trained = {}, {}
+    for name, chosen in (("single", None), ("mirrored", strategy)):
+        learner = get_learner(build(keras.optimizers.AdamW(1e-2, weight_decay=0.5)), (x, y),
+                              batch_size=32, strategy=chosen, shuffle=False, verbose=0)
+        learner.fine_tune(1, base_lr=1e-2, freeze_epochs=1, verbose=0)
+        out[f"{name}_decay"] = learner.get_weight_decay()
+        trained[name] = learner.model.get_weights()
+        with tempfile.TemporaryDirectory() as folder:
+            learner.load_model(learner.save_model(os.path.join(folder, "m.keras")))
+    out["max_diff"] = max(float(np.abs(a - b).max())
+                          for a, b in zip(trained["single"], trained["mirrored"]))
+    return out
+
+
 def _run_checks(out_path):
     import tensorflow as tf
 
@@ -441,7 +472,8 @@ def _run_checks(out_path):
                          ("kept_accumulation", _kept_accumulation_checks),
                          ("loss_scale", _loss_scale_checks),
                          ("token_losses", _token_loss_checks),
-                         ("uneven", _uneven_checks)):
+                         ("uneven", _uneven_checks),
+                         ("fine_tune_decay", _fine_tune_decay_checks)):
         try:
             report[name] = checks(strategy, build, x, y)
             report[f"{name}_error"] = None

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -313,6 +314,8 @@ class GroupRates:
                         self._owner[id(part)] = (index, weight)
         self._saved: dict[str, Any] | None = None
         self._decays: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._applying = 0  # replicas inside `apply` (one thread each under a strategy)
 
     def _check(self, multipliers: Sequence[float]) -> np.ndarray:
         values = np.asarray(multipliers, dtype=object).ravel()
@@ -379,16 +382,25 @@ class GroupRates:
             # Keras decays all variables with the base rate before the updates; hide the
             # decay from it for this call and decay each variable in its own update instead
             # (Muon's `adam_weight_decay` too: its decay ignores a None `weight_decay`).
-            self._decays = {name: getattr(optimizer, name) for name in _DECAYS
-                            if hasattr(optimizer, name)}
-            for name in self._decays:
-                setattr(optimizer, name, None)
+            # Under a MirroredStrategy every replica's thread calls this at once: the first
+            # in reads the decays, the last out puts them back (a later thread read None
+            # as the optimizer's own decay and left it there, and updates ran without).
+            with self._lock:
+                if not self._applying:
+                    self._decays = {name: getattr(optimizer, name) for name in _DECAYS
+                                    if hasattr(optimizer, name)}
+                    for name in self._decays:
+                        setattr(optimizer, name, None)
+                self._applying += 1
             try:
                 return original_apply(grads, trainable_variables)
             finally:
-                for name, value in self._decays.items():
-                    setattr(optimizer, name, value)
-                self._decays = {}
+                with self._lock:
+                    self._applying -= 1
+                    if not self._applying:
+                        for name, value in self._decays.items():
+                            setattr(optimizer, name, value)
+                        self._decays = {}
 
         object.__setattr__(optimizer, "update_step", update_step)
         object.__setattr__(optimizer, "apply", apply)
