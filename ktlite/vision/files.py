@@ -193,6 +193,9 @@ def scan_images(paths: Sequence[str], name: str) -> tuple[np.ndarray, list[tuple
     if not len(kept):
         if any(os.path.exists(path) for path in paths):
             hint = ". Check the paths and the files"
+        elif os.path.isabs(paths[0]):
+            hint = (f": none of the files exists (is {os.path.dirname(paths[0])!r} the "
+                    "folder they are in?)")
         else:
             hint = (": none of the files exists (relative paths are read from the working "
                     f"directory, {os.getcwd()!r}; a table's loader takes `directory=` for "

@@ -28,6 +28,7 @@ from ktlite.columns import (
     read_csv_rows,
 )
 from ktlite.labels import LabelEncoder, check_class_names
+from ktlite.saving import as_path
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.vision import files
 from ktlite.vision.augment import Augmentation
@@ -543,7 +544,10 @@ def _resolve(paths: list[Any], directory: str | None, arg: str) -> list[str]:
     for i, p in enumerate(paths):
         if isinstance(p, os.PathLike):
             p = os.fspath(p)
-        if not isinstance(p, str) or not p:
+        if not isinstance(p, str):
+            raise TypeError(f"`{arg}` row {i} must hold an image path (a str). Received: "
+                            f"{p!r:.80} of type {type(p).__name__}")
+        if not p:
             raise ValueError(f"`{arg}` row {i} has no image path. Received: {p!r}")
         out.append(p if directory is None or os.path.isabs(p) else os.path.join(directory, p))
     return out
@@ -599,8 +603,9 @@ def images_from_df(
 
     Raises:
         TypeError: if a frame is not DataFrame-like, `path_column` is not a str,
-            `label_columns` not a name or a list of them, `augment` neither a bool nor an
-            `Augmentation`, or `random_state` or `verbose` not an int.
+            `label_columns` not a name or a list of them, `directory` not a path (str or
+            `os.PathLike`), a path not a str (the row is named), `augment` neither a bool
+            nor an `Augmentation`, or `random_state` or `verbose` not an int.
         ValueError: for missing columns, empty paths (the row is named), no readable
             image, a `verbose` other than 0 or 1, or any label error of `ktlite.labels`.
 
@@ -610,7 +615,7 @@ def images_from_df(
     """
     columns = label_column_list(label_columns)
     check_column_name(path_column, "path_column")
-    directory = None if directory is None else os.fspath(directory)
+    directory = None if directory is None else os.fspath(as_path(directory, "directory"))
     paths, labels = examples_from_frame(train_df, path_column, columns, "train_df", _COLUMNS_HINT)
     val_paths = val_labels = None
     if val_df is not None:
@@ -690,8 +695,9 @@ def images_from_csv(
 
     Raises:
         TypeError: if `path_column` is not a str, `label_columns` not a name or a list of
-            them, `augment` neither a bool nor an `Augmentation`, or `random_state` or
-            `verbose` not an int.
+            them, a file or `directory` not a path (str or `os.PathLike`), `augment`
+            neither a bool nor an `Augmentation`, or `random_state` or `verbose` not an
+            int.
         ValueError: for a missing file or column, an empty path, non-numeric label matrix,
             no readable image, a `verbose` other than 0 or 1, or any label error of
             `ktlite.labels`.
@@ -701,24 +707,24 @@ def images_from_csv(
     """
     columns = label_column_list(label_columns)
     check_column_name(path_column, "path_column")
-    train_filepath = os.fspath(train_filepath)
+    train_filepath = os.fspath(as_path(train_filepath, "train_filepath"))
+    directory = None if directory is None else os.fspath(as_path(directory, "directory"))
     paths, labels = _read_csv(train_filepath, path_column, columns, "train_filepath", sep,
                               encoding)
     if label_mode == "regression" and len(columns) == 1:
         labels = _floats(labels, columns[0], train_filepath)
     base = os.path.dirname(os.path.abspath(train_filepath))
-    paths = _resolve(paths, os.fspath(directory) if directory is not None else base,
-                     "train_filepath")
+    paths = _resolve(paths, base if directory is None else directory, "train_filepath")
     val_paths = val_labels = None
     if val_filepath is not None:
-        val_filepath = os.fspath(val_filepath)
+        val_filepath = os.fspath(as_path(val_filepath, "val_filepath"))
         val_paths, val_labels = _read_csv(val_filepath, path_column, columns, "val_filepath",
                                           sep, encoding)
         if label_mode == "regression" and len(columns) == 1:
             val_labels = _floats(val_labels, columns[0], val_filepath)
         val_base = os.path.dirname(os.path.abspath(val_filepath))
-        val_paths = _resolve(val_paths, os.fspath(directory) if directory is not None
-                             else val_base, "val_filepath")
+        val_paths = _resolve(val_paths, val_base if directory is None else directory,
+                             "val_filepath")
     options = _table_options(
         columns, class_names, label_mode, val_pct=val_pct, image_size=image_size,
         channels=channels, augment=augment, random_state=random_state, verbose=verbose,

@@ -514,6 +514,37 @@ def test_df_loader_names_a_row_without_a_path(shape_folder):
         images_from_df(df.fillna("cross"), val_df=df, directory=shape_folder, verbose=0)
 
 
+def test_table_loaders_refuse_a_directory_or_path_of_the_wrong_type_by_name(shape_folder,
+                                                                            tmp_path):
+    # `directory=5` failed inside os.fspath ("expected str, bytes or os.PathLike object"),
+    # and a number in the path column read as "no image path".
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(_table(shape_folder), columns=["path", "label"])
+    for directory in (5, b"/work"):
+        with pytest.raises(TypeError, match=r"`directory` must be a path \(str or "
+                                            r"os.PathLike\). Received: directory of type"):
+            images_from_df(df, directory=directory, verbose=0)
+    csv = tmp_path / "labels.csv"
+    df.to_csv(csv, index=False)
+    with pytest.raises(TypeError, match=r"`directory` must be a path"):
+        images_from_csv(csv, directory=5, verbose=0)
+    with pytest.raises(TypeError, match=r"`train_filepath` must be a path"):
+        images_from_csv(7, verbose=0)
+    numbered = pd.DataFrame({"path": [0, 1], "label": ["cross", "square"]})
+    with pytest.raises(TypeError, match=r"`train_df` row 0 must hold an image path \(a str\). "
+                                        r"Received: 0 of type int"):
+        images_from_df(numbered, verbose=0)
+
+
+def test_table_loaders_name_the_folder_where_none_of_the_files_is(shape_folder, tmp_path):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(_table(shape_folder), columns=["path", "label"])
+    with pytest.raises(ValueError, match=r"none of the files exists \(is '.*typo.*' the folder "
+                                         r"they are in\?\)") as refused:
+        images_from_df(df, directory=tmp_path / "typo", verbose=0)
+    assert "working directory" not in str(refused.value)
+
+
 def test_a_category_label_column_holds_class_names_whatever_its_values(shape_folder):
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame(_table(shape_folder), columns=["path", "label"])
