@@ -626,9 +626,9 @@ def save_path_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
-def _load_failure(error: Exception) -> str:
-    """Why Keras could not load a model, in ktlite's own words: Keras' messages quote the
-    file (names, configs), and nothing from a file that failed is repeated."""
+def _load_failure(error: Exception, path: Path) -> str:
+    """Why Keras could not load the model at `path`, in ktlite's own words: Keras' messages
+    quote the file (names, configs), and nothing from a file that failed is repeated."""
     message = str(error)
     if "safe_mode" in message and "Lambda" in message:
         return ("it holds a `Lambda` layer with Python code, and the deserialization of a "
@@ -642,7 +642,23 @@ def _load_failure(error: Exception) -> str:
         return ("it names a layer, class or function this process does not know: import "
                 "and register custom classes (keras.saving.register_keras_serializable) "
                 "before loading, or the file was edited.")
+    if _readable_archive(path):
+        return ("its archive reads, but Keras could not rebuild the model from its config: "
+                "a setting this Keras refuses (saved by another Keras version, or a value "
+                f"its class does not take), or the file was edited ({type(error).__name__}).")
     return f"it is not a valid .keras archive, or it was edited ({type(error).__name__})."
+
+
+def _readable_archive(path: Path) -> bool:
+    """Whether `path` is a zip archive holding a `config.json` that parses as JSON."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    return True
 
 
 def load_keras_model(
@@ -684,7 +700,7 @@ def load_keras_model(
                                         compile=compile, safe_mode=True)
     except Exception as err:  # Keras raises many types for a damaged or unsafe archive.
         raise ValueError(
-            f"Could not load the Keras model {path}: {_load_failure(err)}"
+            f"Could not load the Keras model {path}: {_load_failure(err, path)}"
         ) from None
     if not isinstance(model, keras.Model):
         raise ValueError(f"{path} does not hold a keras.Model. Received: {type(model).__name__}")

@@ -6,6 +6,7 @@ import stat
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import keras
@@ -392,6 +393,26 @@ def test_load_keras_model_refuses_non_finite_weights_naming_the_weight(tmp_path)
     saving.save_keras_model(model, tmp_path / "m.keras")
     with pytest.raises(ValueError, match=r"m\.keras: the weight 'head/kernel' holds NaN"):
         saving.load_keras_model(tmp_path / "m.keras")
+
+
+def test_load_keras_model_tells_a_config_keras_refuses_from_a_broken_archive(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.AdamW(weight_decay=0.1), loss="mse")
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(parts["config.json"])
+    config["compile_config"]["optimizer"]["config"]["weight_decay"] = None  # AdamW refuses
+    parts["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "refused.keras", "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match=r"refused\.keras: its archive reads, but Keras could "
+                                         r"not rebuild the model from its config"):
+        saving.load_keras_model(tmp_path / "refused.keras", compile=True)
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"broken\.keras: it is not a valid \.keras archive"):
+        saving.load_keras_model(tmp_path / "broken.keras")
 
 
 def test_load_keras_model_refuses_a_link(tmp_path):
