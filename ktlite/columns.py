@@ -31,6 +31,7 @@ __all__ = [
     "written_as_codes",
     "check_column_name",
     "label_column_list",
+    "label_columns_and_classes",
     "read_csv_columns",
     "read_csv_rows",
     "labels_from_strings",
@@ -160,6 +161,54 @@ def label_column_list(label_columns: Any, name: str = "label_columns") -> list[s
     if not label_columns:
         raise ValueError(f"{expected} Received: {name}={label_columns!r}")
     return list(label_columns)
+
+
+def label_columns_and_classes(
+    label_columns: Any, class_names: Any, label_mode: Any
+) -> tuple[list[str], Any]:
+    """The label columns, checked, in the order of the classes they hold, and the classes.
+
+    With several label columns (of a multiclass or multilabel task, not regression) each
+    column holds one class: the columns name the classes when ``class_names`` is None;
+    ``class_names`` that are the columns' names, in any order, read the columns in that
+    order (each column is the class of its name); ``class_names`` none of which is a
+    column's name rename the columns in order. One label column is passed through.
+
+    Args:
+        label_columns: one column name or a non-empty sequence of them.
+        class_names: the loader's ``class_names`` (checked later, where class names are).
+        label_mode: the loader's ``label_mode``.
+
+    Returns:
+        ``(columns, class_names)``: the columns to read, in order, and the class names.
+
+    Raises:
+        TypeError: for ``label_columns`` that are not a name or a list of names.
+        ValueError: for an empty list, or ``class_names`` that name some of several label
+            columns but not all of them (or others besides).
+
+    Example:
+        >>> label_columns_and_classes(["pos", "neg"], ["neg", "pos"], None)
+        (['neg', 'pos'], ['neg', 'pos'])
+    """
+    columns = label_column_list(label_columns)
+    if len(columns) < 2 or label_mode == "regression":
+        return columns, class_names
+    if class_names is None:
+        return columns, list(columns)
+    if not isinstance(class_names, (list, tuple)) or not all(
+            isinstance(name, str) for name in class_names):
+        return columns, class_names
+    if not set(class_names) & set(columns):
+        return columns, class_names
+    if sorted(class_names) != sorted(columns):
+        raise ValueError(
+            "With several label columns, `class_names` must be the columns' names (in any "
+            "order: each column is read as the class of its name) or names none of which is "
+            "a column's (the columns renamed in order). Received: "
+            f"class_names={list(class_names)!r:.200}, label_columns={columns!r:.200}"
+        )
+    return list(class_names), class_names
 
 
 def check_csv_file(path: Any, arg: str, sep: Any, encoding: Any) -> str:

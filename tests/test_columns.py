@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ktlite.columns import (
+    label_columns_and_classes,
     check_column_name,
     check_frame_columns,
     label_column_list,
@@ -234,3 +235,15 @@ def test_a_file_that_is_not_in_the_encoding_is_named_whatever_the_codec_error(tm
     with pytest.raises(ValueError, match=r"a\.csv' is not valid utf-16: .*Pass the file's "
                                          r"`encoding`"):
         read_csv_columns(path, ["text"], encoding="utf-16")
+
+
+def test_label_columns_are_read_in_the_order_of_the_class_names_they_are():
+    assert label_columns_and_classes(["a", "b"], None, None) == (["a", "b"], ["a", "b"])
+    assert label_columns_and_classes(["a", "b"], ("b", "a"), None) == (["b", "a"], ("b", "a"))
+    assert label_columns_and_classes(["a", "b"], ["x", "y"], None) == (["a", "b"], ["x", "y"])
+    assert label_columns_and_classes("y", ["x", "z"], None) == (["y"], ["x", "z"])
+    assert label_columns_and_classes(["a", "b"], None, "regression") == (["a", "b"], None)
+    assert label_columns_and_classes(["a", "b"], "ab", None) == (["a", "b"], "ab")  # later
+    for names in (["a", "x"], ["a"], ["a", "b", "c"]):
+        with pytest.raises(ValueError, match="must be the columns' names"):
+            label_columns_and_classes(["a", "b"], names, "multilabel")

@@ -19,7 +19,12 @@ import numpy as np
 
 from ktlite.arguments import check_seed, check_verbose
 from ktlite._console import say
-from ktlite.columns import label_column_list, read_csv_rows, written_as_codes
+from ktlite.columns import (
+    label_column_list,
+    label_columns_and_classes,
+    read_csv_rows,
+    written_as_codes,
+)
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.tabular import columns as _columns
 from ktlite.tabular.preprocessor import DEFAULT_MAX_CATEGORIES, TabularPreprocessor
@@ -227,7 +232,10 @@ def tabular_from_df(
         max_categories: the most categories kept per column (default 1000).
         random_state: seed of the validation split (default 42; None for a random one).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
-        class_names: class names in output order; inferred (sorted) when None.
+        class_names: class names in output order; inferred (sorted) when None; with
+            several label columns (one class each), the columns' names when None, or the
+            columns' names in the order wanted (each column is read as its class), or new
+            names for the columns in order (see `ktlite.columns.label_columns_and_classes`).
         verbose: 1 reports what was read and learned; 0 is silent.
 
     Returns:
@@ -269,14 +277,12 @@ def _from_tables(
     **options: Any,
 ) -> tuple[Any, Any, TabularPreprocessor]:
     """Splits label and feature columns of named tables and calls `_from_columns`."""
-    labels = label_column_list(label_columns)
+    labels, class_names = label_columns_and_classes(label_columns, class_names, label_mode)
     ignore = [] if ignore_columns is None else label_column_list(ignore_columns, "ignore_columns")
     x_train, y_train = _split_labels(*train, labels, ignore)
     x_val = y_val = None
     if val[0] is not None:
         x_val, y_val = _split_labels(*val, labels, ignore)
-    if len(labels) > 1 and class_names is None and label_mode != "regression":
-        class_names = labels
     label_key = repr(labels[0]) if len(labels) == 1 else repr(labels)
     names = (train[1], f"{train[1]}[{label_key}]", val[1], f"{val[1]}[{label_key}]")
     return _from_columns(

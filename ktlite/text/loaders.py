@@ -20,7 +20,7 @@ from ktlite.arguments import check_bool, check_fitted, check_int, check_seed, ch
 from ktlite.columns import (
     check_column_name,
     examples_from_frame,
-    label_column_list,
+    label_columns_and_classes,
     labels_from_strings,
     read_csv_rows,
 )
@@ -305,7 +305,6 @@ def _texts_from_tables(
     read: Callable[[Any, str], tuple[Any, Any]],
     train: tuple[Any, str],
     val: tuple[Any, str],
-    columns: list[str],
     class_names: Sequence[str] | None,
     label_mode: str | None,
     **options: Any,
@@ -318,9 +317,8 @@ def _texts_from_tables(
         train: ``(source, arg)`` of the training table.
         val: ``(source, arg)`` of the validation table; a None source holds out
             ``val_pct`` of the training rows instead.
-        columns: the label columns; with several, they become the class names unless
-            ``class_names`` is given or ``label_mode`` is ``"regression"``.
-        class_names: as in `texts_from_array`.
+        class_names: as in `texts_from_array` (with several label columns, in the order
+            ``read`` reads them: see `ktlite.columns.label_columns_and_classes`).
         label_mode: as in `texts_from_array`.
         **options: the other keyword arguments of `texts_from_array`.
 
@@ -332,14 +330,12 @@ def _texts_from_tables(
 
     Example:
         >>> _texts_from_tables(read, (train_df, "train_df"), (None, "val_df"),
-        ...                    ["label"], None, None, val_pct=0.2)
+        ...                    None, None, val_pct=0.2)
     """
     x_train, y_train = read(*train)
     x_test = y_test = None
     if val[0] is not None:
         x_test, y_test = read(*val)
-    if len(columns) > 1 and class_names is None and label_mode != "regression":
-        class_names = columns
     return texts_from_array(
         x_train,
         y_train,
@@ -388,7 +384,10 @@ def texts_from_csv(
             see `TextPreprocessor`).
         random_state: seed of the validation split (default 42).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
-        class_names: class names in output order; inferred when None.
+        class_names: class names in output order; inferred when None; with several label
+            columns (one class each), the columns' names when None, or the columns' names in
+            the order wanted (each column is read as its class), or new names for the
+            columns in order (see `ktlite.columns.label_columns_and_classes`).
         lowercase: lower-case and strip accents before tokenizing; None (default) means
             True, or the backbone's setting with ``backbone``.
         sep: the field delimiter (default ``","``).
@@ -410,13 +409,12 @@ def texts_from_csv(
         >>> trn, val, preproc = texts_from_csv("train.csv", "text", "label",
         ...                                    val_filepath="test.csv")
     """
-    columns = label_column_list(label_columns)
+    columns, class_names = label_columns_and_classes(label_columns, class_names, label_mode)
     check_column_name(text_column, "text_column")
     return _texts_from_tables(
         lambda path, arg: _read_csv(path, text_column, columns, sep, encoding, arg),
         (train_filepath, "train_filepath"),
         (val_filepath, "val_filepath"),
-        columns,
         class_names,
         label_mode,
         val_pct=val_pct,
@@ -466,7 +464,10 @@ def texts_from_df(
             see `TextPreprocessor`).
         random_state: seed of the validation split (default 42).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
-        class_names: class names in output order; inferred when None.
+        class_names: class names in output order; inferred when None; with several label
+            columns (one class each), the columns' names when None, or the columns' names in
+            the order wanted (each column is read as its class), or new names for the
+            columns in order (see `ktlite.columns.label_columns_and_classes`).
         lowercase: lower-case and strip accents before tokenizing; None (default) means
             True, or the backbone's setting with ``backbone``.
         verbose: 1 reports what was read and learned.
@@ -486,13 +487,12 @@ def texts_from_df(
         >>> df = pd.DataFrame({"text": texts, "label": labels})
         >>> trn, val, preproc = texts_from_df(df, "text", "label")
     """
-    columns = label_column_list(label_columns)
+    columns, class_names = label_columns_and_classes(label_columns, class_names, label_mode)
     check_column_name(text_column, "text_column")
     return _texts_from_tables(
         lambda df, arg: examples_from_frame(df, text_column, columns, arg, _COLUMNS_HINT),
         (train_df, "train_df"),
         (val_df, "val_df"),
-        columns,
         class_names,
         label_mode,
         val_pct=val_pct,

@@ -23,7 +23,7 @@ from ktlite._console import say, warn
 from ktlite.columns import (
     check_column_name,
     examples_from_frame,
-    label_column_list,
+    label_columns_and_classes,
     labels_from_strings,
     read_csv_rows,
 )
@@ -553,12 +553,6 @@ def _resolve(paths: list[Any], directory: str | None, arg: str) -> list[str]:
     return out
 
 
-def _table_options(columns: list[str], class_names: Any, label_mode: Any, **rest: Any) -> dict:
-    if len(columns) > 1 and class_names is None and label_mode != "regression":
-        class_names = columns
-    return dict(class_names=class_names, label_mode=label_mode, **rest)
-
-
 def images_from_df(
     train_df: Any,
     path_column: str = "path",
@@ -593,7 +587,10 @@ def images_from_df(
         image_size: model input `(height, width)`; defaults to the most common size.
         channels: 1 or 3; defaults to 1 when every training image is grayscale, else 3.
         label_mode: `"multiclass"`, `"multilabel"`, `"regression"` or `None` (detect).
-        class_names: class names in output order; inferred when `None`.
+        class_names: class names in output order; inferred when `None`; with several label
+            columns (one class each), the columns' names when None, or the columns' names in
+            the order wanted (each column is read as its class), or new names for the
+            columns in order (see `ktlite.columns.label_columns_and_classes`).
         augment: as in `images_from_array` (default `True`, training batches only).
         random_state: seed of the validation split. Defaults to 42.
         verbose: 1 reports sizes and classes; 0 is silent.
@@ -613,7 +610,7 @@ def images_from_df(
         >>> df = pd.DataFrame({"path": ["a.png", "b.png"], "label": ["cat", "dog"]})
         >>> trn, val, preproc = images_from_df(df, directory="photos", val_pct=0.5)
     """
-    columns = label_column_list(label_columns)
+    columns, class_names = label_columns_and_classes(label_columns, class_names, label_mode)
     check_column_name(path_column, "path_column")
     directory = None if directory is None else os.fspath(as_path(directory, "directory"))
     paths, labels = examples_from_frame(train_df, path_column, columns, "train_df", _COLUMNS_HINT)
@@ -622,9 +619,10 @@ def images_from_df(
         val_paths, val_labels = examples_from_frame(
             val_df, path_column, columns, "val_df", _COLUMNS_HINT)
         val_paths = _resolve(val_paths, directory, "val_df")
-    options = _table_options(
-        columns, class_names, label_mode, val_pct=val_pct, image_size=image_size,
-        channels=channels, augment=augment, random_state=random_state, verbose=verbose,
+    options = dict(
+        class_names=class_names, label_mode=label_mode, val_pct=val_pct,
+        image_size=image_size, channels=channels, augment=augment, random_state=random_state,
+        verbose=verbose,
     )
     return _images_from_paths(
         _resolve(paths, directory, "train_df"), labels, val_paths, val_labels, options
@@ -683,7 +681,10 @@ def images_from_csv(
         image_size: model input `(height, width)`; defaults to the most common size.
         channels: 1 or 3; defaults to 1 when every training image is grayscale, else 3.
         label_mode: `"multiclass"`, `"multilabel"`, `"regression"` or `None` (detect).
-        class_names: class names in output order; inferred when `None`.
+        class_names: class names in output order; inferred when `None`; with several label
+            columns (one class each), the columns' names when None, or the columns' names in
+            the order wanted (each column is read as its class), or new names for the
+            columns in order (see `ktlite.columns.label_columns_and_classes`).
         augment: as in `images_from_array` (default `True`, training batches only).
         random_state: seed of the validation split. Defaults to 42.
         sep: the field delimiter (default ``","``).
@@ -705,7 +706,7 @@ def images_from_csv(
     Example:
         >>> trn, val, preproc = images_from_csv("labels.csv", "file", "label")
     """
-    columns = label_column_list(label_columns)
+    columns, class_names = label_columns_and_classes(label_columns, class_names, label_mode)
     check_column_name(path_column, "path_column")
     train_filepath = os.fspath(as_path(train_filepath, "train_filepath"))
     directory = None if directory is None else os.fspath(as_path(directory, "directory"))
@@ -725,9 +726,10 @@ def images_from_csv(
         val_base = os.path.dirname(os.path.abspath(val_filepath))
         val_paths = _resolve(val_paths, val_base if directory is None else directory,
                              "val_filepath")
-    options = _table_options(
-        columns, class_names, label_mode, val_pct=val_pct, image_size=image_size,
-        channels=channels, augment=augment, random_state=random_state, verbose=verbose,
+    options = dict(
+        class_names=class_names, label_mode=label_mode, val_pct=val_pct,
+        image_size=image_size, channels=channels, augment=augment, random_state=random_state,
+        verbose=verbose,
     )
     return _images_from_paths(paths, labels, val_paths, val_labels, options)
 

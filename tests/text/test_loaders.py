@@ -191,6 +191,31 @@ def test_texts_from_csv_with_several_label_columns_names_classes_after_columns(t
     assert trn.y.shape[1] == 2
 
 
+def test_class_names_of_several_label_columns_match_them_by_name():
+    # class_names=["neg", "pos"] over columns ["pos", "neg"] renamed the columns by
+    # position: every positive text trained and reported as negative, silently.
+    pd = pytest.importorskip("pandas")
+    x = [f"good great {i}" for i in range(10)] + [f"bad awful {i}" for i in range(10)]
+    df = pd.DataFrame({"text": x, "pos": [1] * 10 + [0] * 10, "neg": [0] * 10 + [1] * 10})
+    for mode in ("multiclass", "multilabel"):
+        trn, _, preproc = texts_from_df(df, "text", ["pos", "neg"], class_names=["neg", "pos"],
+                                        label_mode=mode, val_pct=0, **KW)
+        assert preproc.class_names == ["neg", "pos"]
+        first, last = np.asarray(trn.y)[[0, -1]]
+        if mode == "multiclass":
+            assert (preproc.class_names[first], preproc.class_names[last]) == ("pos", "neg")
+        else:
+            assert first.tolist() == [0, 1] and last.tolist() == [1, 0]
+    # Names none of which is a column rename the columns in order; some of them is refused.
+    _, _, preproc = texts_from_df(df, "text", ["pos", "neg"], class_names=["good", "bad"],
+                                  val_pct=0, **KW)
+    assert preproc.class_names == ["good", "bad"]
+    with pytest.raises(ValueError, match=r"`class_names` must be the columns' names .*"
+                                         r"Received: class_names=\['neg', 'bad'\], "
+                                         r"label_columns=\['pos', 'neg'\]"):
+        texts_from_df(df, "text", ["pos", "neg"], class_names=["neg", "bad"], **KW)
+
+
 def test_texts_from_csv_errors_name_the_problem(tmp_path):
     _write_csv(tmp_path / "t.csv", [(0, "a cat", "animal"), (1, "oak", "")])
     with pytest.raises(ValueError, match="has columns"):
