@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from ktlite._console import warn
-from ktlite.arguments import check_bool, check_fitted, check_int, check_seed, check_verbose
+from ktlite.arguments import (
+    check_bool,
+    check_fitted,
+    check_instance,
+    check_int,
+    check_seed,
+    check_verbose,
+)
 from ktlite.columns import (
     check_column_name,
     examples_from_frame,
@@ -24,6 +31,7 @@ from ktlite.columns import (
     labels_from_strings,
     read_csv_rows,
 )
+from ktlite.saving import as_path
 from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.text.preprocessor import (
     DEFAULT_VOCAB_SIZE,
@@ -592,17 +600,23 @@ def texts_from_folder(
         ``(trn, val, preproc)`` as in `texts_from_array`.
 
     Raises:
-        TypeError: when ``class_names`` is a single string rather than a list.
-        ValueError: when ``root/train_folder`` is missing or has fewer than 2 class folders
-            with texts (of ``class_names`` when given), a named class folder is missing, a
-            file is not valid text in ``encoding``, or the test folder has classes the
-            training folder has not.
+        TypeError: when ``root`` is not a path (str or ``os.PathLike``), ``train_folder``
+            not a str, ``test_folder`` neither a str nor None, ``val_pct`` not a number,
+            or ``class_names`` a single string rather than a list.
+        ValueError: when ``val_pct`` is outside [0, 1), ``root/train_folder`` is missing
+            or has fewer than 2 class folders with texts (of ``class_names`` when given), a
+            named class folder is missing, a file is not valid text in ``encoding``, or the
+            test folder has classes the training folder has not.
 
     Example:
         >>> trn, val, preproc = texts_from_folder("aclImdb", train_folder="train",
         ...                                       test_folder="test")
     """
-    root = os.fspath(root)
+    root = os.fspath(as_path(root, "root"))
+    check_instance(train_folder, str, "train_folder")
+    if test_folder is not None:
+        check_instance(test_folder, str, "test_folder")
+    val_pct = check_val_pct(val_pct)
     train_dir = os.path.join(root, train_folder)
     if not os.path.isdir(train_dir):
         raise ValueError(

@@ -334,6 +334,24 @@ def test_texts_from_folder_errors(tmp_path):
         texts_from_folder(tmp_path, **KW)
 
 
+@pytest.mark.parametrize("arguments, error, message", [
+    # `val_pct` went into an f-string before any check ("Unknown format code '%'"), and
+    # the folders reached os.path ("join() argument must be str ... not 'NoneType'").
+    ({"val_pct": "0.2"}, TypeError, r"`val_pct` must be a float in \[0, 1\). Received: "
+                                    r"val_pct='0.2'"),
+    ({"val_pct": 1.0}, ValueError, r"`val_pct` must be a float in \[0, 1\)"),
+    ({"train_folder": None}, TypeError, r"`train_folder` must be of type str. Received: "
+                                        r"train_folder of type NoneType"),
+    ({"test_folder": 5}, TypeError, r"`test_folder` must be of type str"),
+    ({"root": 5}, TypeError, r"`root` must be a path \(str or os.PathLike\). Received: root "
+                             r"of type int"),
+])
+def test_texts_from_folder_refuses_bad_arguments_by_name(tmp_path, arguments, error, message):
+    _write_folder(tmp_path, "train", {"a": ["a cat", "a dog"], "b": ["an oak", "a rose"]})
+    with pytest.raises(error, match=message):
+        texts_from_folder(**{"root": tmp_path, "test_folder": None, **arguments}, **KW)
+
+
 def test_importing_ktlite_text_imports_neither_pandas_nor_tensorflow():
     code = (
         "import sys, ktlite.text; "
