@@ -442,6 +442,14 @@ def _answer(predictor: Predictor, outputs: Any) -> Any:
     return outputs if probabilities is None else probabilities(outputs)
 
 
+def _reason(error: Exception) -> str:
+    """An error's type and first line, with the next line when the first only leads to it
+    (the calibrator's "Failed to initialize op resolver for calibration:" names no op)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+    text = lines[0] if not lines[0].endswith(":") or len(lines) < 2 else f"{lines[0]} {lines[1]}"
+    return f"{type(error).__name__}: {text[:300]}"
+
+
 def _convert_with_preprocessing(
     predictor: Predictor,
     out_name: str,
@@ -478,7 +486,7 @@ def _convert_with_preprocessing(
             np.array(probe, dtype=object),
         )
     except Exception as err:  # the converter and the interpreter raise many error types
-        reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
+        reason = _reason(err)
         if required:
             raise ValueError(
                 "The preprocessing cannot run inside TFLite with the TFLite builtins and the "

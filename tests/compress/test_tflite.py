@@ -528,3 +528,15 @@ def test_a_logits_and_a_one_output_predictor_export_probabilities(text_setup, tm
     np.testing.assert_allclose(runner.predict_proba(texts[:4]), binary.predict_proba(texts[:4]),
                                atol=1e-5)
     assert runner.predict(texts[:4]) == binary.predict(texts[:4])
+
+
+def test_a_fallback_reason_reads_on_past_a_first_line_that_only_leads_to_it():
+    from ktlite.compress.tflite_export import _reason
+
+    # The calibrator's first line names no op; the next one does.
+    error = RuntimeError("Failed to initialize op resolver for calibration:\n"
+                         "There are unresolved custom ops: [NormalizeUTF8]\n\nmore")
+    assert _reason(error) == ("RuntimeError: Failed to initialize op resolver for "
+                              "calibration: There are unresolved custom ops: [NormalizeUTF8]")
+    assert _reason(ValueError("one line\nsecond")) == "ValueError: one line"
+    assert _reason(KeyError()) == "KeyError: "
