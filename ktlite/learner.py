@@ -799,13 +799,15 @@ class Learner:
         policy_callback = PolicyCallback(make_policy(updates))
         guard = NonFiniteGuard()
         own = [policy_callback, guard, *extra(policy_callback)]
-        # ktlite's first: an epoch is judged (best weights kept) before the user's own
+        # ktlite's first: an epoch is judged (best weights kept) and recorded (Keras uses the
+        # `History` it is given instead of adding its own, last) before the user's own
         # callbacks run, so an interrupt in one of them (or Ctrl-C while a slow one plots)
-        # does not lose the epoch that just ended. The rate is set inside the compiled step,
-        # so the user's callbacks read a step's rate from its `on_train_batch_end` on (the
-        # previous step's in `on_train_batch_begin`); a `ModelCheckpoint` saves the
-        # optimizer's own rate (not the schedule's).
-        all_callbacks = [*own, *policy_callback.saving_at_configured_rate(list(callbacks or []))]
+        # loses neither the epoch that just ended nor its line in `learner.history`. The
+        # rate is set inside the compiled step, so the user's callbacks read a step's rate
+        # from its `on_train_batch_end` on (the previous step's in `on_train_batch_begin`);
+        # a `ModelCheckpoint` saves the optimizer's own rate (not the schedule's).
+        all_callbacks = [*own, keras.callbacks.History(),
+                         *policy_callback.saving_at_configured_rate(list(callbacks or []))]
         if steps_per_epoch is None:
             train, _ = self._cached("train", self.train_data, True)
         else:

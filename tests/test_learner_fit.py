@@ -306,6 +306,10 @@ def test_an_interrupt_in_a_user_callbacks_epoch_end_keeps_the_epoch_that_ended()
     losses = [_evaluate_with(model, w, xv, yv) for w in recorder.weights]
     assert len(losses) == 3 and int(np.argmin(losses)) == 2  # the interrupted epoch was best
     _assert_weights_equal(model, recorder.weights[2])
+    # The history holds the epoch the model now holds (Keras' own History ran last and
+    # had not recorded it: the history's best epoch was another than the model's).
+    assert learner.history.epoch == [0, 1, 2]
+    np.testing.assert_allclose(learner.history.history["val_loss"][2], losses[2], rtol=1e-4)
 
 
 def test_an_interrupted_fit_leaves_its_own_history_not_the_last_fits():
