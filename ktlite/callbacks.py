@@ -434,6 +434,8 @@ class PeakReducer(keras.callbacks.Callback):
         patience: epochs without improvement before reducing.
         factor: multiplier applied to the peak, in (0, 1).
         min_scale: the peak is never reduced below `min_scale` times the original.
+            The target's scale is the one it had when the fit began again once the fit
+            ends (each fit, and `reductions`, starts afresh).
         verbose: 1 or 2 (Keras' `fit` levels) to report each reduction, 0 to stay quiet.
 
     Raises:
@@ -474,9 +476,17 @@ class PeakReducer(keras.callbacks.Callback):
         self.reductions: list[int] = []
         self._best: float | None = None
         self._wait = 0
+        self._start = target.lr_scale
 
     def on_train_begin(self, logs=None):
         self._best, self._wait, self.reductions = None, 0, []
+        self._start = self.target.lr_scale
+
+    def on_train_end(self, logs=None):
+        # Each fit starts from the peak it was given, as Keras' callbacks start afresh: a
+        # reducer passed to another fit lowered that one's peak too, while `reductions`
+        # (reset) said nothing had been lowered.
+        self.target.lr_scale = self._start
 
     def on_epoch_end(self, epoch, logs=None):
         self.mode = monitor_mode(self.monitor, self.model)  # as in `BestWeights`
@@ -490,12 +500,13 @@ class PeakReducer(keras.callbacks.Callback):
             self._best, self._wait = float(value), 0
             return
         self._wait += 1
-        if self._wait >= self.patience and self.target.lr_scale > self.min_scale:
-            self.target.lr_scale = max(self.target.lr_scale * self.factor, self.min_scale)
+        floor = self.min_scale * self._start
+        if self._wait >= self.patience and self.target.lr_scale > floor:
+            self.target.lr_scale = max(self.target.lr_scale * self.factor, floor)
             self.reductions.append(epoch)
             self._wait = 0
             if self.verbose:
                 say(
                     f"Epoch {epoch + 1}: {self.monitor} has plateaued; peak learning rate "
-                    f"scaled to {self.target.lr_scale:.3g} of its start value."
+                    f"scaled to {self.target.lr_scale / self._start:.3g} of its start value."
                 )

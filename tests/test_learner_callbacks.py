@@ -111,6 +111,16 @@ def test_peak_reducer_scales_target_after_patience():
     for epoch, loss in enumerate([1.0, 1.1, 1.2, 0.9, 1.0, 1.0]):
         reducer.on_epoch_end(epoch, {"val_loss": loss})
     assert reducer.reductions == [2, 5] and target.lr_scale == 0.25
+    # The next fit starts from the peak it was given (it ran at a quarter of it, with no
+    # reduction in `reductions`), and `min_scale` is a share of that peak.
+    reducer.on_train_end()
+    assert target.lr_scale == 1.0
+    target.lr_scale = 0.5
+    floor = PeakReducer(target, "val_loss", patience=1, factor=0.1, min_scale=0.5, verbose=0)
+    floor.on_train_begin()
+    for epoch, loss in enumerate([1.0, 2.0, 3.0]):
+        floor.on_epoch_end(epoch, {"val_loss": loss})
+    assert floor.reductions == [1] and target.lr_scale == 0.25
     with pytest.raises(ValueError, match="factor"):
         PeakReducer(target, factor=1.5)
 
