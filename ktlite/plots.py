@@ -23,8 +23,9 @@ _MARKERS = {"valley": "o", "steep": "^", "minimum": "s", "basin": "D", "descent"
 def _new_axes(ax: Any):
     if ax is not None:
         if not hasattr(ax, "figure") or not hasattr(ax, "plot"):
-            raise ValueError(f"`ax` must be a matplotlib Axes or None. Received: ax={ax!r}")
-        return ax.figure, ax
+            raise TypeError(f"`ax` must be a matplotlib Axes or None. Received: ax={ax!r:.80}")
+        # The Figure itself, also for an Axes in a SubFigure (whose `.figure` is its root).
+        return ax.figure.figure, ax
     from matplotlib.figure import Figure
 
     # A tight layout keeps every axis label inside the saved image (a twin axis' too).
@@ -168,9 +169,9 @@ def plot_lr_find(
         The matplotlib `Figure`.
 
     Raises:
-        TypeError: If `suggest` is not a bool.
-        ValueError: If the results are empty or not LR-finder results, or `labels` does not
-            match them.
+        TypeError: If a result is not an LR-finder result, `labels` is not a list of str,
+            `suggest` is not a bool, or `ax` is not a matplotlib Axes.
+        ValueError: If there are no results, or `labels` does not hold one per result.
 
     Example:
         >>> fig = plot_lr_find([result_bs32, result_bs256], labels=["bs 32", "bs 256"])
@@ -185,11 +186,15 @@ def plot_lr_find(
         raise ValueError("`result_or_results` must hold at least one result. Received: []")
     for r in results:
         if not (hasattr(r, "lrs") and hasattr(r, "smoothed")):
-            raise ValueError(
+            raise TypeError(
                 "`result_or_results` must be LRFindResult objects. "
                 f"Received: {type(r).__name__}"
             )
     if labels is not None:
+        if not isinstance(labels, (list, tuple)) or not all(
+                isinstance(label, str) for label in labels):
+            raise TypeError("`labels` must be a list of str, one per result. "
+                            f"Received: labels={labels!r:.80}")
         labels = list(labels)
         if len(labels) != len(results):
             raise ValueError(
@@ -262,13 +267,16 @@ def plot_history(values: Sequence[float], name: str, ax: Any = None):
         The matplotlib `Figure`.
 
     Raises:
-        ValueError: If `values` is empty or `name` is not a non-empty string.
+        TypeError: If `name` is not a str or `ax` is not a matplotlib Axes.
+        ValueError: If `values` is empty or not numbers, or `name` is empty.
 
     Example:
         >>> fig = plot_history(policy_callback.history["lrs"], "lr")
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"`name` must be a non-empty str. Received: name={name!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a non-empty str. Received: name={name!r:.80}")
+    if not name:
+        raise ValueError("`name` must be a non-empty str. Received: name=''")
     try:
         data = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
     except (TypeError, ValueError):

@@ -70,12 +70,28 @@ def test_lr_plot_saves_png(tmp_path):
 def test_lr_plot_rejects_bad_input():
     with pytest.raises(ValueError, match="at least one"):
         plot_lr_find([])
-    with pytest.raises(ValueError, match="LRFindResult"):
+    with pytest.raises(TypeError, match="LRFindResult"):
         plot_lr_find({"lrs": [1]})
     with pytest.raises(ValueError, match="`labels`"):
         plot_lr_find([_result(), _result()], labels=["only one"])
-    with pytest.raises(ValueError, match="`ax`"):
+    # A string was split into letters ("ab" labelled two results 'a' and 'b').
+    for labels in ("ab", 5, [1, 2]):
+        with pytest.raises(TypeError, match=r"`labels` must be a list of str, one per result. "
+                                            r"Received: labels="):
+            plot_lr_find([_result(), _result()], labels=labels)
+    with pytest.raises(TypeError, match="`ax`"):
         plot_lr_find(_result(), ax="axes")
+
+
+def test_a_plot_into_an_axes_of_a_subfigure_returns_the_figure():
+    from matplotlib.figure import Figure
+
+    from ktlite.plots import show
+
+    fig = Figure()
+    ax = fig.subfigures(1, 2)[0].add_subplot()
+    assert plot_lr_find(_result(), ax=ax) is fig and plot_history([1.0, 2.0], "loss", ax=ax) is fig
+    assert show(fig) is False  # a Figure, which `show` takes
 
 
 def test_history_plot_uses_log_axis_for_lr_and_skips_none():
@@ -94,6 +110,8 @@ def test_history_plot_rejects_bad_input():
         plot_history(["a"], "loss")
     with pytest.raises(ValueError, match="`name`"):
         plot_history([1.0], "")
+    with pytest.raises(TypeError, match="`name` must be a non-empty str. Received: name=3"):
+        plot_history([1.0], 3)
 
 
 def test_show_is_a_no_op_outside_a_notebook_and_rejects_non_figures():
