@@ -43,6 +43,9 @@ _MAX_SEED = 2**31 - 1
 # and low enough that a mistyped width is refused instead of exhausting the memory.
 MAX_BEAM_WIDTH = 64
 _MASK32 = 0xFFFFFFFF
+# How far below `top_p` the probability already kept may fall by float32 rounding and
+# still count as `top_p`.
+_TOP_P_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -191,8 +194,10 @@ def _sample(logits: Any, options: DecodingOptions, position: Any, rows: Any) -> 
         probabilities = tf.nn.softmax(tf.where(dropped, -math.inf, scaled))
         before = tf.cumsum(tf.gather(probabilities, order, batch_dims=1), axis=-1,
                            exclusive=True)
-        kept = tf.where(before < options.top_p, tf.gather(logits, order, batch_dims=1),
-                        tf.float32.max)
+        # The tokens before one that already hold `top_p` up to float32 rounding (0.5 +
+        # 0.3 of 0.8) leave it out; the first token is always kept.
+        enough = tf.logical_and(before >= options.top_p - _TOP_P_SLACK, before > 0.0)
+        kept = tf.where(enough, tf.float32.max, tf.gather(logits, order, batch_dims=1))
         dropped = tf.logical_or(dropped, logits < tf.reduce_min(kept, axis=-1, keepdims=True))
     noisy = tf.where(dropped, -math.inf, scaled) + _gumbel(
         options.seed, rows, position, tf.shape(logits)[-1])

@@ -10,7 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from ktlite._console import say
-from ktlite.arguments import check_fitted, check_positive_int
+from ktlite.arguments import check_fitted, check_int, check_positive_int
+from ktlite.seq2seq.decoding import MAX_BEAM_WIDTH
 from ktlite.seq2seq.losses import MaskedSequenceCrossentropy
 from ktlite.seq2seq.predictor import TranslationPredictor
 from ktlite.seq2seq.preprocessor import PairPreprocessor
@@ -80,7 +81,7 @@ def translation_reporter(
         >>> text, scores = translation_reporter(preproc)(model, val, None)
     """
     check_fitted(preproc, PairPreprocessor)
-    beam_width = check_positive_int(beam_width, "beam_width")
+    beam_width = check_int(beam_width, "beam_width", 1, MAX_BEAM_WIDTH)  # now, not after a fit
     max_length = check_positive_int(max_length, "max_length", allow_none=True)
 
     def report(model: keras.Model, data: Any, predict: Any = None) -> tuple[str, dict]:

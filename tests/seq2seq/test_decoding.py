@@ -146,3 +146,18 @@ def test_sampling_follows_the_distribution_and_each_row_draws_its_own_numbers():
     # Positions draw new numbers.
     later = _sample(logits, options, tf.constant(4), tf.range(rows)).numpy()
     assert (later != drawn).mean() > 0.3
+
+
+def test_top_p_stops_at_the_tokens_that_already_hold_it_up_to_rounding():
+    from ktlite.seq2seq.decoding import _sample
+
+    # 0.5 + 0.3 hold 0.8 but add up below it in float32: the third token was drawn 16%.
+    probs = np.array([0.5, 0.3, 0.15, 0.05])
+    rows = 20_000
+    logits = tf.constant(np.log(np.tile(probs, (rows, 1))), tf.float32)
+    for top_p, kept in ((0.8, 2), (0.81, 3), (1e-9, 1)):
+        options = DecodingOptions(method="sample", top_p=top_p, seed=3)
+        counts = np.bincount(_sample(logits, options, tf.constant(0), tf.range(rows)).numpy(),
+                             minlength=4) / rows
+        assert (counts[:kept] > 0).all() and not counts[kept:].any(), (top_p, counts)
+        np.testing.assert_allclose(counts[:kept], probs[:kept] / probs[:kept].sum(), atol=0.015)

@@ -83,7 +83,8 @@ def test_the_reporter_refuses_bad_arguments_when_it_is_made():
         translation_reporter(seq2seq.PairPreprocessor())
     preproc = seq2seq.PairPreprocessor(vocab_size=50).fit(*task_pairs(20, seed=24))
     for options, error in [({"beam_width": 0}, ValueError), ({"beam_width": "4"}, TypeError),
-                           ({"beam_width": True}, TypeError), ({"max_length": 0}, ValueError),
+                           ({"beam_width": True}, TypeError), ({"beam_width": 65}, ValueError),
+                           ({"max_length": 0}, ValueError),
                            ({"max_length": 2.0}, TypeError)]:
         (name, value), = options.items()
         with pytest.raises(error, match=f"Received: {name}={value!r}"):
