@@ -506,8 +506,8 @@ class PairPreprocessor:
         after opening brackets, currency signs and Spanish ``¿`` / ``¡``, none around word
         joiners (``-``, ``'``, ``/``: "real-time" comes back as written, while a dash the
         target text wrote between spaces, learned as `SPACED_DASH`, comes back spaced:
-        "Roma - Milano"), none inside numbers ("3.50", "10:30", "1,000"), abbreviations of single letters ("e.g.",
-        "U.S.A.") or a pair of straight double quotes.
+        "Roma - Milano"), none inside numbers ("3.50", "10:30", "1,000"), abbreviations
+        of single letters ("e.g.", "U.S.A.") or a pair of straight double quotes.
         Case and accents removed by ``lowercase=True`` do not come back.
 
         Args:
