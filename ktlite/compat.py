@@ -264,7 +264,6 @@ def saved_optimizer_variables(path: str) -> dict[str, Any] | None:
     Example:
         >>> model.optimizer.load_own_variables(saved_optimizer_variables("model.keras"))
     """
-    import io
     import zipfile
 
     import h5py
@@ -273,12 +272,12 @@ def saved_optimizer_variables(path: str) -> dict[str, Any] | None:
     with zipfile.ZipFile(path) as archive:
         if "model.weights.h5" not in archive.namelist():
             return None
-        weights = io.BytesIO(archive.read("model.weights.h5"))
-    with h5py.File(weights, "r") as store:
-        group = store.get("optimizer/vars")
-        if not isinstance(group, h5py.Group) or not len(group):
-            return None
-        return {key: np.asarray(group[key]) for key in group}
+        # Read in place: only the optimizer's group, not the whole weights file.
+        with archive.open("model.weights.h5") as weights, h5py.File(weights, "r") as store:
+            group = store.get("optimizer/vars")
+            if not isinstance(group, h5py.Group) or not len(group):
+                return None
+            return {key: np.asarray(group[key]) for key in group}
 
 
 def uses_weight_decay(optimizer: keras.optimizers.Optimizer, variable: Any) -> bool:

@@ -1700,9 +1700,6 @@ class Learner:
         with self.strategy.scope(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = saving.load_keras_model(path, compile=True, custom_objects=custom_objects)
-        # Keras builds the loaded optimizer for the trainable variables only and skips the
-        # state ktlite saved for frozen layers too: `build_optimizer` loads it instead.
-        state = compat.saved_optimizer_variables(path)
         width, own = output_width(model), output_width(self.model)
         if width != own:
             raise ValueError(
@@ -1725,7 +1722,9 @@ class Learner:
             settings["strategy"] = self.strategy
         self.model, _ = self._prepare_distribution(check_model(model), **settings)
         self._frozen_variables = model_tools.frozen_variables(self.model)
-        restored = model_tools.build_optimizer(self.model, self.strategy, state)
+        # Keras builds the loaded optimizer for the trainable variables only and skips the
+        # state ktlite saved for frozen layers too: `build_optimizer` loads it instead.
+        restored = model_tools.build_optimizer(self.model, self.strategy, saved_from=path)
         for caught_warning in caught:
             if not (restored and str(caught_warning.message).startswith(
                     "Skipping variable loading for optimizer")):

@@ -284,7 +284,7 @@ def _build_ema_optimizer(model: keras.Model, strategy: tf.distribute.Strategy) -
 
 
 def build_optimizer(
-    model: keras.Model, strategy: tf.distribute.Strategy, state: dict[str, Any] | None = None
+    model: keras.Model, strategy: tf.distribute.Strategy, saved_from: str | None = None
 ) -> bool:
     """Builds the model's optimizer for every variable that could be unfrozen.
 
@@ -293,9 +293,10 @@ def build_optimizer(
     kernels, see `frozen_variables`) get no slots: they stay frozen. An optimizer that was
     already built for fewer variables (the model was trained with frozen layers before)
     cannot grow, so it is replaced by a fresh one of the same class and config: one that
-    `state` fits gets it (a model loaded from a `.keras` file, whose optimizer Keras built
-    for the trainable variables only and so could not load the state ktlite saved for all
-    of them); otherwise with a warning, its step count kept and its slots restarted.
+    the optimizer state saved in `saved_from` fits gets it (a model loaded from that
+    `.keras` file, whose optimizer Keras built for the trainable variables only and so
+    could not load the state ktlite saved for all of them); otherwise with a warning, its
+    step count kept and its slots restarted.
 
     An optimizer with `use_ema=True` is built for `model.trainable_variables` only, as
     Keras would build it: Keras writes its moving averages into `model.trainable_weights`
@@ -305,11 +306,11 @@ def build_optimizer(
     Args:
         model: a compiled, built model.
         strategy: the strategy whose scope the optimizer variables belong to.
-        state: optimizer variables saved for every variable that could be unfrozen, as
-            `compat.saved_optimizer_variables` reads them from a `.keras` file, or `None`.
+        saved_from: the `.keras` file the model was loaded from, or `None`; its optimizer
+            state is read only where the optimizer must be replaced.
 
     Returns:
-        Whether the optimizer was replaced by one that got `state`.
+        Whether the optimizer was replaced by one that got the saved state.
 
     Raises:
         ValueError: if the optimizer has `use_ema=True` and was already built for other
@@ -334,6 +335,7 @@ def build_optimizer(
         recompile(model, strategy, copy)
         with strategy.scope():
             copy.build(variables)
+        state = None if saved_from is None else compat.saved_optimizer_variables(saved_from)
         if state is not None and _fits(copy, state):
             copy.load_own_variables(state)
             return True

@@ -232,10 +232,8 @@ def tabular_from_df(
         max_categories: the most categories kept per column (default 1000).
         random_state: seed of the validation split (default 42; None for a random one).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
-        class_names: class names in output order; inferred (sorted) when None; with
-            several label columns (one class each), the columns' names when None, or the
-            columns' names in the order wanted (each column is read as its class), or new
-            names for the columns in order (see `ktlite.columns.label_columns_and_classes`).
+        class_names: class names in output order; inferred (sorted) when None; for several
+            label columns see `ktlite.columns.label_columns_and_classes`.
         verbose: 1 reports what was read and learned; 0 is silent.
 
     Returns:

@@ -392,10 +392,8 @@ def texts_from_csv(
             see `TextPreprocessor`).
         random_state: seed of the validation split (default 42).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
-        class_names: class names in output order; inferred when None; with several label
-            columns (one class each), the columns' names when None, or the columns' names in
-            the order wanted (each column is read as its class), or new names for the
-            columns in order (see `ktlite.columns.label_columns_and_classes`).
+        class_names: class names in output order; inferred when None; for several
+            label columns see `ktlite.columns.label_columns_and_classes`.
         lowercase: lower-case and strip accents before tokenizing; None (default) means
             True, or the backbone's setting with ``backbone``.
         sep: the field delimiter (default ``","``).
@@ -472,10 +470,8 @@ def texts_from_df(
             see `TextPreprocessor`).
         random_state: seed of the validation split (default 42).
         label_mode: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or None (detect).
-        class_names: class names in output order; inferred when None; with several label
-            columns (one class each), the columns' names when None, or the columns' names in
-            the order wanted (each column is read as its class), or new names for the
-            columns in order (see `ktlite.columns.label_columns_and_classes`).
+        class_names: class names in output order; inferred when None; for several
+            label columns see `ktlite.columns.label_columns_and_classes`.
         lowercase: lower-case and strip accents before tokenizing; None (default) means
             True, or the backbone's setting with ``backbone``.
         verbose: 1 reports what was read and learned.

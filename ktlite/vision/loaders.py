@@ -587,10 +587,8 @@ def images_from_df(
         image_size: model input `(height, width)`; defaults to the most common size.
         channels: 1 or 3; defaults to 1 when every training image is grayscale, else 3.
         label_mode: `"multiclass"`, `"multilabel"`, `"regression"` or `None` (detect).
-        class_names: class names in output order; inferred when `None`; with several label
-            columns (one class each), the columns' names when None, or the columns' names in
-            the order wanted (each column is read as its class), or new names for the
-            columns in order (see `ktlite.columns.label_columns_and_classes`).
+        class_names: class names in output order; inferred when `None`; for several
+            label columns see `ktlite.columns.label_columns_and_classes`.
         augment: as in `images_from_array` (default `True`, training batches only).
         random_state: seed of the validation split. Defaults to 42.
         verbose: 1 reports sizes and classes; 0 is silent.
@@ -681,10 +679,8 @@ def images_from_csv(
         image_size: model input `(height, width)`; defaults to the most common size.
         channels: 1 or 3; defaults to 1 when every training image is grayscale, else 3.
         label_mode: `"multiclass"`, `"multilabel"`, `"regression"` or `None` (detect).
-        class_names: class names in output order; inferred when `None`; with several label
-            columns (one class each), the columns' names when None, or the columns' names in
-            the order wanted (each column is read as its class), or new names for the
-            columns in order (see `ktlite.columns.label_columns_and_classes`).
+        class_names: class names in output order; inferred when `None`; for several
+            label columns see `ktlite.columns.label_columns_and_classes`.
         augment: as in `images_from_array` (default `True`, training batches only).
         random_state: seed of the validation split. Defaults to 42.
         sep: the field delimiter (default ``","``).
