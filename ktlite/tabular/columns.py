@@ -355,32 +355,50 @@ def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
     return out
 
 
-# How ktlite before 2026-12-06 wrote a time-zone-aware date category (`str(timestamp)`).
+# Date categories an older ktlite wrote otherwise than `category_text` does today: a
+# time-zone-aware date as `str()` writes it ("2020-01-02 10:30:00+00:00", before
+# 2026-12-06), and a fraction of a second with every digit of its column's unit
+# ("10:30:00.500000000" for nanoseconds, before 2026-12-08).
 _SPACED_STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d")
+_FRACTION_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,9}")
 
 
-def iso_stamp(category: str) -> str:
-    """A category as `category_text` writes it today: a time-zone-aware date saved by an
-    older ktlite (``"2020-01-02 10:30:00+00:00"``) in ISO form, anything else unchanged.
+def current_categories(categories: Sequence[str]) -> list[str]:
+    """Categories saved by an older ktlite (a file without ``category_form``) as
+    `category_text` writes them today: date categories in today's form, anything else
+    unchanged. A category whose new form is already one of `categories` keeps its old
+    form, so no two categories become one.
 
     Args:
-        category: a saved category.
+        categories: a categorical column's saved categories.
 
     Returns:
-        ``"2020-01-02T10:30:00+00:00"`` for the older form; `category` otherwise.
+        The categories, in the same order.
 
     Example:
-        >>> iso_stamp("2020-01-02 10:30:00+00:00"), iso_stamp("Rome")
-        ('2020-01-02T10:30:00+00:00', 'Rome')
+        >>> current_categories(["2020-01-02 10:30:00+00:00", "2020-01-02T10:30:00.500000",
+        ...                     "Rome"])
+        ['2020-01-02T10:30:00+00:00', '2020-01-02T10:30:00.500', 'Rome']
     """
-    if isinstance(category, str) and _SPACED_STAMP.fullmatch(category):
-        return category.replace(" ", "T", 1)
-    return category
+    seen = set(categories)
+    out = []
+    for category in categories:
+        new = category
+        if _SPACED_STAMP.fullmatch(category):
+            new = category.replace(" ", "T", 1)
+        elif _FRACTION_STAMP.fullmatch(category):
+            new = category_text(np.datetime64(category))
+        if new != category and new in seen:
+            new = category
+        seen.add(new)
+        out.append(new)
+    return out
 
 
 def category_text(value: Any) -> str:
     """The text a categorical cell is known by: whole floats as ints, missing as ``""``,
-    dates and times in ISO form (``2020-01-02``, ``2020-01-02T10:30:00``, with its offset
+    dates and times in ISO form (``2020-01-02``, ``2020-01-02T10:30:00``, a fraction of a
+    second in as few of 3, 6 or 9 digits as it needs: ``2020-01-02T10:30:00.500``, with its offset
     when it has a time zone: ``2020-01-02T10:30:00+00:00``, as `isoformat()` writes it),
     whichever type holds them (numpy, pandas, `datetime`), so a JSON request's date string
     matches, in any year numpy holds (``9999-12-31`` too);
@@ -399,7 +417,7 @@ def category_text(value: Any) -> str:
     if isinstance(value, (np.datetime64, datetime.date)):
         # The value's own unit: a cast to ns would wrap dates outside 1677-2262 silently.
         stamp = np.datetime64(value)
-        for unit in ("D", "s"):
+        for unit in ("D", "s", "ms", "us"):
             if stamp == stamp.astype(f"datetime64[{unit}]"):
                 return str(stamp.astype(f"datetime64[{unit}]"))
         return str(stamp)

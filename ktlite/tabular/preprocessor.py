@@ -50,8 +50,13 @@ _KEY_SEPARATOR = "\x1f"
 _CONFIG_KEYS = frozenset(
     {"format_version", "task", "numeric", "categorical", "dropped_columns", "labels"}
 )
-# Written since 2026-12-04; older files lack it and read arrays numeric first.
-_OPTIONAL_KEYS = frozenset({"feature_order"})
+# Written since 2026-12-04 and 2026-12-08; older files lack them: they read arrays
+# numeric first, and their date categories are brought to today's form
+# (`columns.current_categories`).
+_OPTIONAL_KEYS = frozenset({"feature_order", "category_form"})
+# The form `columns.category_text` gives categories, saved so that a loaded preprocessor
+# rewrites no category of a file written in today's form.
+CATEGORY_FORM = 2
 
 
 def _names(value: Any, arg: str) -> list[str]:
@@ -530,6 +535,7 @@ class TabularPreprocessor(LabeledPreprocessor):
             ],
             "dropped_columns": list(self.dropped_columns),
             "feature_order": list(self.feature_order),
+            "category_form": CATEGORY_FORM,
             "labels": self.labels.get_config(),
         }
 
@@ -555,8 +561,10 @@ class TabularPreprocessor(LabeledPreprocessor):
             {"name": c["name"], "mean": float(c["mean"]), "std": float(c["std"])}
             for c in config["numeric"]
         ]
+        current = "category_form" in config
         preproc.categorical = [
-            {"name": c["name"], "categories": [_columns.iso_stamp(t) for t in c["categories"]]}
+            {"name": c["name"], "categories": list(c["categories"]) if current
+             else _columns.current_categories(c["categories"])}
             for c in config["categorical"]
         ]
         preproc.dropped_columns = list(config["dropped_columns"])
@@ -654,6 +662,8 @@ def _validate_config(config: Any) -> None:
         isinstance(c, str) for c in order
     ):
         raise ValueError("The config's `feature_order` must list every feature column once.")
+    if config.get("category_form", CATEGORY_FORM) != CATEGORY_FORM:
+        raise ValueError(f"The config's `category_form` must be {CATEGORY_FORM}.")
     dropped = config["dropped_columns"]
     if not isinstance(dropped, list) or not all(isinstance(c, str) for c in dropped):
         raise ValueError("The config's `dropped_columns` must be a list of column names.")

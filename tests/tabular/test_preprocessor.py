@@ -133,12 +133,63 @@ def test_time_zone_dates_are_categories_in_iso_form_that_a_json_row_meets(table)
     assert len(set(ids.tolist())) == 1 and ids[0] != 0  # one known category, not unknown
     # A preprocessor saved by an older ktlite wrote them as str() does: read in ISO form.
     config = preproc.get_config()
+    del config["category_form"]
     for column in config["categorical"]:
         column["categories"] = [c.replace("T", " ", 1) if c.startswith("2020") else c
                                 for c in column["categories"]]
     older = type(preproc).from_config(config)
     np.testing.assert_array_equal(transform(older, [{**base, "when": sent[1]}])["categorical"],
                                   transform(preproc, [{**base, "when": sent[1]}])["categorical"])
+
+
+def test_a_saved_text_category_that_reads_as_a_date_is_loaded_as_written(table):
+    # Every category was rewritten at load as if an older ktlite had saved a date: a CSV
+    # column of "2020-01-02 10:30:00+00:00" texts became unknown, and one holding both
+    # spellings loaded a category twice and failed every prediction.
+    spaced, iso = "2020-01-02 10:30:00+00:00", "2020-01-02T10:30:00+00:00"
+    df = table(60).assign(when=[spaced, iso, "2020-01-03 10:30:00+00:00"] * 20)
+    _, _, preproc = tabular_from_df(df, "label", verbose=0)
+    loaded = TabularPreprocessor.from_config(json.loads(json.dumps(preproc.get_config())))
+    assert loaded.categorical == preproc.categorical
+    rows = df.drop(columns="label").head(3)
+    ids = transform(loaded, rows)["categorical"][:, loaded.categorical_columns.index("when")]
+    np.testing.assert_array_equal(ids, transform(preproc, rows)["categorical"][
+        :, preproc.categorical_columns.index("when")])
+    assert len(set(ids.tolist())) == 3 and 0 not in ids
+
+
+@pytest.mark.parametrize("unit", ["ms", "us", "ns"])
+def test_fractions_of_a_second_are_known_alike_whatever_the_unit(table, unit):
+    # A millisecond or nanosecond column's categories had all of its unit's digits, which
+    # a pandas Timestamp in a dict row or a JSON date string did not meet: unknown.
+    import datetime
+
+    import pandas as pd
+
+    stamps = pd.to_datetime("2020-01-02 10:30:00") + pd.to_timedelta(
+        np.arange(60) % 3 * 250, unit="ms")
+    df = table(60).assign(when=stamps.astype(f"datetime64[{unit}]"))
+    _, _, preproc = tabular_from_df(df, "label", verbose=0)
+    when = next(c for c in preproc.categorical if c["name"] == "when")
+    assert "2020-01-02T10:30:00.250" in when["categories"]
+    base = {"x": 0.1, "city": "Rome", "noise": 1.0}
+    sent = ("2020-01-02T10:30:00.250", pd.Timestamp("2020-01-02 10:30:00.25"),
+            datetime.datetime(2020, 1, 2, 10, 30, 0, 250000), np.datetime64(stamps[1], "ns"))
+    ids = transform(preproc, [{**base, "when": v} for v in sent])
+    ids = ids["categorical"][:, preproc.categorical_columns.index("when")]
+    assert len(set(ids.tolist())) == 1 and ids[0] != 0  # one known category, not unknown
+    # A file saved before wrote the unit's digits: read in today's form, unless that form
+    # is already another category.
+    config = preproc.get_config()
+    del config["category_form"]
+    column = next(c for c in config["categorical"] if c["name"] == "when")
+    column["categories"] = [c.replace(".250", ".250000000") for c in column["categories"]]
+    older = TabularPreprocessor.from_config(config)
+    assert older.categorical == preproc.categorical
+    column["categories"].append("2020-01-02T10:30:00.250")
+    kept = next(c for c in TabularPreprocessor.from_config(config).categorical
+                if c["name"] == "when")["categories"]
+    assert "2020-01-02T10:30:00.250000000" in kept and len(set(kept)) == len(kept)
 
 
 def test_dict_rows_name_columns_as_a_frame_does_numbers_as_text(table):
