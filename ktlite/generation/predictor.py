@@ -48,7 +48,8 @@ class GenerationPredictor(StringDecodingPredictor):
     Raises:
         TypeError: for a model or preprocessor of the wrong kind, or a `batch_size` or
             `max_length` that is not an int.
-        ValueError: if `batch_size` or `max_length` < 1.
+        ValueError: if `batch_size` or `max_length` < 1, or the model's vocabulary size or
+            context length differs from the preprocessor's (`target_vocab_size`, `maxlen`).
 
     Example:
         >>> GenerationPredictor(model, preproc).predict("library for", max_length=8)
@@ -72,11 +73,19 @@ class GenerationPredictor(StringDecodingPredictor):
         return {"max_length": self._serving[1]}
 
     def _check_model(self, model: keras.Model, preproc: LMPreprocessor) -> None:
-        vocab = DecoderOnlySteps(model).embedding.vocab_size
+        steps = DecoderOnlySteps(model)
+        vocab = steps.embedding.vocab_size
         if vocab != preproc.target_vocab_size:
             raise ValueError(
                 f"The model has {vocab} token ids but the preprocessor's vocabulary has "
                 f"{preproc.target_vocab_size}; they do not belong together."
+            )
+        # `causal_lm` sizes the context to `preproc.maxlen`, which decoding reads as the
+        # model's: a smaller context would fail inside the decoding graph.
+        if steps.context_length != preproc.maxlen:
+            raise ValueError(
+                f"The model has a context of {steps.context_length} positions but the "
+                f"preprocessor's maxlen is {preproc.maxlen}; they do not belong together."
             )
 
     def _transform(self, raw: tf.Tensor) -> Any:

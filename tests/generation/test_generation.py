@@ -156,6 +156,19 @@ def test_an_encoder_decoder_model_is_refused_as_not_decoder_only(lm, source_inpu
         generation.GenerationPredictor(_cross_attending_model(preproc, source_input), preproc)
 
 
+@pytest.mark.parametrize("maxlen", [4, 16])
+def test_a_preprocessor_of_another_context_length_is_refused_when_the_predictor_is_made(
+        lm, maxlen):
+    model, preproc = lm
+    other = generation.LMPreprocessor(maxlen=maxlen, vocab_size=100).fit(_cycles(300, 0))
+    assert other.target_vocab == preproc.target_vocab  # the context alone differs
+    # A longer one made every `predict` fail inside the decoding graph.
+    with pytest.raises(ValueError, match=f"The model has a context of 8 positions but the "
+                                         f"preprocessor's maxlen is {maxlen}; they do not "
+                                         "belong together"):
+        generation.GenerationPredictor(model, other)
+
+
 @pytest.mark.parametrize("name", [None, 1, ["transformer"]])
 def test_a_model_name_of_the_wrong_type_is_a_type_error(lm, name):
     _, preproc = lm
