@@ -308,7 +308,10 @@ def tabular_from_array(
 
     Args:
         x_train: features of shape ``(rows, features)``: numbers, strings or a mixed
-            object array (None/NaN for missing values), or a pandas DataFrame.
+            object array (None/NaN for missing values), or a pandas DataFrame. The columns
+            of a string array (``np.array(rows)`` of rows mixing numbers and text) are
+            read as a CSV file's are: numbers as numbers, unless `categorical_columns`
+            names them or they are codes with a leading zero.
         y_train: one label per row (class names or ids, floats for regression, a one-hot
             or 0/1 matrix; see `ktlite.labels`).
         x_test: validation features; when None, `val_pct` of the rows are held out. An
@@ -342,8 +345,12 @@ def tabular_from_array(
     """
     if (x_test is None) != (y_test is None):
         raise ValueError("`x_test` and `y_test` must be given together.")
-    train = _columns.array_columns(x_train, feature_names, "x_train")
-    val = None if x_test is None else _test_columns(x_test, x_train, list(train))
+    keep_text = ([str(c) for c in categorical_columns]
+                 if isinstance(categorical_columns, (list, tuple)) else [])
+    train = _typed_text_array(_columns.array_columns(x_train, feature_names, "x_train"),
+                              x_train, keep_text)
+    val = None if x_test is None else _typed_text_array(
+        _test_columns(x_test, x_train, list(train)), x_test, keep_text)
     text_columns: list[str] = []
     if _columns.is_frame(x_train):  # under the names `train` gives them
         declared = _columns.text_dtype_columns(x_train)
@@ -369,36 +376,47 @@ def _test_columns(x_test: Any, x_train: Any, names: list[str]) -> dict[str, np.n
 
 def _read_csv(path: Any, sep: str, encoding: str, arg: str,
               text_columns: Sequence[str] = ()) -> dict[str, np.ndarray]:
-    """Reads a CSV file with a header: integer columns as ints (beyond int64: floats),
-    other numeric columns as floats (empty cells missing), columns of ``true`` / ``false``
-    (any case) as booleans, numeric as a DataFrame's bool column is, the rest as text
-    (empty cells None). `text_columns` (declared categorical, or ignored), and integers
-    written as codes (one with a leading zero, such as "00501") stay text as written."""
+    """Reads a CSV file with a header, each column typed by `_typed_column`; the columns
+    in `text_columns` (declared categorical, or ignored) stay text as written."""
     header, rows, _ = read_csv_rows(path, None, sep, encoding, arg)
-    columns: dict[str, np.ndarray] = {}
-    for j, column in enumerate(header):
-        cells = [row[j] for row in rows]
-        if column not in text_columns and not written_as_codes([c for c in cells if c.strip()]):
-            try:
-                if cells and all(_INT.match(c.strip()) for c in cells):
-                    columns[column] = np.array([int(c) for c in cells], np.int64)
-                    continue
-            except OverflowError:  # beyond int64: read as floats below
-                pass
-            try:
-                columns[column] = np.array([float(c) if c.strip() else np.nan for c in cells],
-                                           np.float64)
-                continue
-            except ValueError:
-                pass
-        values = np.empty(len(cells), dtype=object)
-        words = {c.strip().lower() for c in cells if c.strip()}
-        if column not in text_columns and words and words <= {"true", "false"}:
-            values[:] = [c.strip().lower() == "true" if c.strip() else None for c in cells]
-        else:
-            values[:] = [c if c.strip() else None for c in cells]
-        columns[column] = values
-    return columns
+    return {column: _typed_column([row[j] for row in rows], column in text_columns)
+            for j, column in enumerate(header)}
+
+
+def _typed_column(cells: list[str], as_text: bool) -> np.ndarray:
+    """A column of texts (a CSV file's, a string array's) typed: integers as ints (beyond
+    int64: floats), other numbers as floats (empty cells missing), ``true`` / ``false``
+    (any case) as booleans, numeric as a DataFrame's bool column is, the rest as text
+    (empty cells None). With `as_text`, and for integers written as codes (one with a
+    leading zero, such as "00501"), the texts as written."""
+    if not as_text and not written_as_codes([c for c in cells if c.strip()]):
+        try:
+            if cells and all(_INT.match(c.strip()) for c in cells):
+                return np.array([int(c) for c in cells], np.int64)
+        except OverflowError:  # beyond int64: read as floats below
+            pass
+        try:
+            return np.array([float(c) if c.strip() else np.nan for c in cells], np.float64)
+        except ValueError:
+            pass
+    values = np.empty(len(cells), dtype=object)
+    words = {c.strip().lower() for c in cells if c.strip()}
+    if not as_text and words and words <= {"true", "false"}:
+        values[:] = [c.strip().lower() == "true" if c.strip() else None for c in cells]
+    else:
+        values[:] = [c if c.strip() else None for c in cells]
+    return values
+
+
+def _typed_text_array(columns: dict[str, np.ndarray], array: Any,
+                      keep_text: Sequence[str]) -> dict[str, np.ndarray]:
+    """`columns` of a string array (``np.array(rows)`` of rows mixing numbers and text)
+    typed as a CSV file's are (`_typed_column`), those in `keep_text` (declared
+    categorical) aside; the columns of any other `array` unchanged."""
+    if not (isinstance(array, np.ndarray) and array.dtype.kind in "US"):
+        return columns
+    return {name: _typed_column([str(c) for c in cells], name in keep_text)
+            for name, cells in columns.items()}
 
 
 def tabular_from_csv(

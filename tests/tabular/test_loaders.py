@@ -197,6 +197,21 @@ def test_mixed_rows_keep_numeric_columns_numeric_and_errors_name_the_argument(ta
         tabular_from_df(df, "label", val_df=df.assign(label=None), verbose=0)
 
 
+def test_a_string_array_of_mixed_rows_reads_its_columns_as_a_csv_file_does():
+    # np.array(rows) makes every cell text: its number columns became categories (an age
+    # of 1000 unknown) while the same rows as a list kept them numeric.
+    rows = [[41 + i, "Rome" if i % 2 else "Oslo", f"0{i % 3}"] for i in range(40)]
+    y = [i % 2 for i in range(40)]
+    listed = tabular_from_array(rows, y, verbose=0)[2]
+    trn, val, preproc = tabular_from_array(np.array(rows), y, x_test=np.array(rows[:4]),
+                                           y_test=y[:4], verbose=0)
+    assert preproc.numeric_columns == listed.numeric_columns == ["f0"]
+    assert preproc.categorical_columns == ["f1", "f2"]  # codes with a leading zero stay text
+    assert next(c for c in preproc.numeric if c["name"] == "f0")["mean"] == pytest.approx(60.5)
+    declared = tabular_from_array(np.array(rows), y, categorical_columns=["f0"], verbose=0)[2]
+    assert "41" in next(c for c in declared.categorical if c["name"] == "f0")["categories"]
+
+
 def test_a_pandas_category_column_of_numbers_is_categorical(table):
     df = table(90).assign(zip=pd.Categorical([501, 10001, 90210] * 30))
     df.loc[4, "zip"] = np.nan
