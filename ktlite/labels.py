@@ -857,6 +857,9 @@ class LabelEncoder:
                 f"Received: num_outputs={num_outputs!r}"
             )
         self.num_outputs = num_outputs
+        # What the user asked for, which every `fit` honours: a refit learns anew from its
+        # labels instead of holding them to the classes of the fit before.
+        self._requested = (label_mode, self.class_names)
 
     @property
     def is_fitted(self) -> bool:
@@ -864,7 +867,9 @@ class LabelEncoder:
         return self.label_mode is not None and self.num_outputs is not None
 
     def fit(self, y: Any, name: str = "y_train") -> LabelEncoder:
-        """Learns the label mode, class names and number of outputs from training labels.
+        """Learns the label mode, class names and number of outputs from training labels,
+        within the `label_mode` and `class_names` the encoder was made with; a second fit
+        learns them anew.
 
         Args:
             y: the training labels (see the module docstring for the accepted forms).
@@ -880,7 +885,7 @@ class LabelEncoder:
             >>> LabelEncoder().fit([0.5, 1.5]).label_mode
             'regression'
         """
-        mode, names, outputs = fit_labels(y, self.label_mode, self.class_names, name)
+        mode, names, outputs = fit_labels(y, *self._requested, name)
         self.label_mode, self.class_names, self.num_outputs = mode, names, outputs
         return self
 

@@ -412,3 +412,15 @@ def test_class_position_reads_a_name_or_an_index_and_refuses_others_naming_the_a
         class_position(classes, 3, name="label")
     with pytest.raises(TypeError, match="`target`.*Received: target=1.0"):
         class_position(classes, 1.0)
+
+
+def test_a_second_fit_learns_anew_within_what_the_encoder_was_made_with():
+    # A refit held the labels to the classes (and mode) of the fit before, as if the user
+    # had passed them: three classes after two were refused, classes after a regression too.
+    labels = LabelEncoder().fit(["a", "b"])
+    assert labels.fit(["a", "b", "c"]).class_names == ["a", "b", "c"]
+    assert labels.fit([0.5, 1.5]).label_mode == "regression"
+    assert labels.fit(["x", "y"]).class_names == ["x", "y"]
+    asked = LabelEncoder(class_names=["a", "b"]).fit(["b", "a"])
+    with pytest.raises(ValueError, match="not among the classes"):
+        asked.fit(["a", "c"])
