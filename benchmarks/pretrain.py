@@ -128,7 +128,8 @@ def pretrain(texts, val_texts, minutes, batch_size, seed, peak_lr, settings):
 def accuracy(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr, dropout,
              holdout, lr_mult=None):
     """Test accuracy of the Transformer fine-tuned from `backbone` with `lr_mult` or, when
-    `lr_mult` is None, trained from scratch on the backbone's vocabulary as many epochs.
+    `lr_mult` is None, trained from scratch on the backbone's vocabulary as many epochs; and
+    the rate it trained at (`lr`, else `lr_find`'s suggestion).
 
     `holdout` is the share of `x` kept for validation; at 0 the model trains on all of `x`
     (as TF-IDF does) and fits without validation data."""
@@ -147,11 +148,13 @@ def accuracy(x, y, x_test, y_test, backbone, epochs, freeze_epochs, seed, lr, dr
     if pretrained:
         learner.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs, lr_mult=lr_mult,
                           verbose=0)
+        rate = lr if lr is not None else learner.lr_result.suggestion
     else:
         rate = lr if lr is not None else learner.lr_find(verbose=0).suggestion
         learner.fit_onecycle(rate, epochs + freeze_epochs, verbose=0)
     predictor = ktlite.get_predictor(learner.model, preproc)
-    return float(np.mean(np.asarray(predictor.predict(list(x_test))) == np.asarray(y_test)))
+    predicted = np.asarray(predictor.predict(list(x_test)))
+    return float(np.mean(predicted == np.asarray(y_test))), float(rate)
 
 
 def main() -> None:
@@ -278,12 +281,13 @@ def main() -> None:
             run = (x, y, x_test, y_test, backbone, epochs, freeze_epochs, args.seed,
                    args.lr, args.dropout, args.holdout)
             if key not in scratch:
-                scratch[key] = float("nan") if args.no_scratch else accuracy(*run)
+                scratch[key] = float("nan") if args.no_scratch else accuracy(*run)[0]
             for mult in mults:
-                score = accuracy(*run, lr_mult=mult)
+                score, rate = accuracy(*run, lr_mult=mult)
                 rows.append((minutes, masked, key, mult, score, scratch[key], tfidf_score))
-                print(f"  ({key}) {name}, lr_mult {mult:g}: pretrained {score:.3f}  scratch "
-                      f"{scratch[key]:.3f}  TF-IDF {tfidf_score:.3f}", flush=True)
+                print(f"  ({key}) {name}, lr_mult {mult:g}: pretrained {score:.3f} (rate "
+                      f"{rate:.3g})  scratch {scratch[key]:.3f}  TF-IDF {tfidf_score:.3f}",
+                      flush=True)
     print("\nbudget  masked-acc  setting  lr_mult  pretrained  scratch  TF-IDF")
     for minutes, acc, key, mult, score, scratch_score, tfidf_score in rows:
         print(f"{minutes:5g}m  {acc:10.3f}  {key:>7}  {mult:7g}  {score:10.3f}  "
