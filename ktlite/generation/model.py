@@ -16,7 +16,7 @@ from ktlite.arguments import (
     check_rate,
     check_verbose,
 )
-from ktlite.seq2seq.models import compile_for_sequences, output_logits
+from ktlite.seq2seq.models import check_train_data, compile_for_sequences, output_logits
 
 MODEL_NAMES = ("transformer",)
 
@@ -60,7 +60,8 @@ def causal_lm(
         A compiled `keras.Model` from `token_ids` to next-token logits.
 
     Raises:
-        ValueError: for an unknown `name` or invalid sizes.
+        ValueError: for an unknown `name`, invalid sizes, or `train_data` of another
+            `preproc` (labels of another length than `maxlen`, or ids past the vocabulary).
         TypeError: if `name` is not a str, `preproc` is not a fitted `LMPreprocessor`,
             `train_data` is not from `texts_for_lm`, or a size has the wrong type.
 
@@ -69,10 +70,7 @@ def causal_lm(
     """
     check_choice(name, "name", MODEL_NAMES)
     check_fitted(preproc, LMPreprocessor)
-    if train_data is not None and getattr(train_data, "task", None) != "generation":
-        raise TypeError(
-            f"`train_data` must come from `texts_for_lm`. Received: {train_data!r:.80}"
-        )
+    check_train_data(train_data, preproc, "`texts_for_lm`")
     embed_dim = check_positive_int(embed_dim, "embed_dim")
     num_layers = check_positive_int(num_layers, "num_layers")
     ff_dim = check_positive_int(ff_dim if ff_dim is not None else 4 * embed_dim, "ff_dim")

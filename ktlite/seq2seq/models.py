@@ -98,13 +98,30 @@ def _check_preproc(preproc: Any) -> None:
     check_fitted(preproc, PairPreprocessor)
 
 
-def _check_train_data(train_data: Any, preproc: Any) -> None:
+def check_train_data(train_data: Any, preproc: Any, loader: str) -> None:
+    """Refuses training data that another preprocessor encoded, before any model is built.
+
+    Args:
+        train_data: the training `TaskDataset`, or None (nothing to check).
+        preproc: the fitted `PairPreprocessor` (or `LMPreprocessor`) the model is built
+            for; `train_data` must be of its `task`, with label ids of its target length
+            and vocabulary.
+        loader: what makes such data, for the message (e.g. "a `pairs_from_*` loader").
+
+    Raises:
+        TypeError: if `train_data` is not a labelled `TaskDataset` of `preproc.task`.
+        ValueError: if its label ids are not `preproc.target_maxlen` long or reach past
+            the vocabulary.
+
+    Example:
+        >>> check_train_data(trn, preproc, "a `pairs_from_*` loader")
+    """
     if train_data is None:
         return
     y = getattr(train_data, "y", None)
-    if getattr(train_data, "task", None) != "seq2seq" or y is None:
+    if getattr(train_data, "task", None) != preproc.task or y is None:
         raise TypeError(
-            "`train_data` must be the training TaskDataset from a `pairs_from_*` loader. "
+            f"`train_data` must be the training TaskDataset from {loader}. "
             f"Received: train_data={train_data!r:.80}"
         )
     if y.shape[1] != preproc.target_maxlen or int(y.max()) >= preproc.target_vocab_size:
@@ -195,8 +212,8 @@ def translation_model(
 
     Raises:
         ValueError: for an unknown `name`, an invalid size, a size beside `backbone`
-            that differs from the backbone's, or a `preproc` that does not tokenize
-            sources as the backbone does.
+            that differs from the backbone's, a `preproc` that does not tokenize
+            sources as the backbone does, or `train_data` of another `preproc`.
         TypeError: when `name` is not a str, `preproc` or `train_data` is not from a
             `pairs_from_*` loader, `backbone` is of another kind, or `tie_embeddings` is
             not a bool.
@@ -208,7 +225,7 @@ def translation_model(
     """
     check_choice(name, "name", MODEL_NAMES)
     _check_preproc(preproc)
-    _check_train_data(train_data, preproc)
+    check_train_data(train_data, preproc, "a `pairs_from_*` loader")
     encoder_block: dict[str, Any] = {"norm_first": True}
     if backbone is not None:
         backbone, sizes = _backbone_and_sizes(

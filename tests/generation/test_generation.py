@@ -169,6 +169,26 @@ def test_a_preprocessor_of_another_context_length_is_refused_when_the_predictor_
         generation.GenerationPredictor(model, other)
 
 
+@pytest.mark.parametrize("texts, maxlen, received", [
+    (["g h i j k l m n o p"] * 20, 8,
+     r"length 8 \(preproc.target_maxlen=8\) and ids up to 1\d \(vocabulary of 11\)"),
+    (_cycles(20, 2), 16, r"length 16 \(preproc.target_maxlen=8\)"),
+])
+def test_train_data_of_another_preprocessor_is_refused_before_the_model_is_built(
+        lm, texts, maxlen, received):
+    _, preproc = lm
+    other, _, _ = generation.texts_for_lm(texts, val_pct=0.0, maxlen=maxlen, vocab_size=100,
+                                          verbose=0)
+    # Accepted, it failed inside Keras' fit (ids past the vocabulary) or trained on windows
+    # longer than the model's context.
+    with pytest.raises(ValueError, match=r"`train_data` does not belong to `preproc`: its "
+                                         r"target ids have " + received):
+        generation.causal_lm("transformer", other, preproc=preproc, verbose=0)
+    with pytest.raises(TypeError, match=r"`train_data` must be the training TaskDataset "
+                                        r"from `texts_for_lm`. Received: train_data=\["):
+        generation.causal_lm("transformer", [1, 2], preproc=preproc, verbose=0)
+
+
 @pytest.mark.parametrize("name", [None, 1, ["transformer"]])
 def test_a_model_name_of_the_wrong_type_is_a_type_error(lm, name):
     _, preproc = lm
