@@ -282,6 +282,20 @@ _DURATIONS = (datetime.timedelta, np.timedelta64)
 # Boolean columns are numeric (a DataFrame's bool dtype; a CSV file's true/false cells);
 # in a categorical column, a truth value meets the category reading as it, in any case.
 _BOOL_WORDS = {"true": 1.0, "false": 0.0}
+# Texts that files write for a missing number (R's NA, SQL's NULL, spreadsheets' #N/A, as
+# pandas reads them), besides "" and "nan", which read as missing already.
+_MISSING_WORDS = frozenset({"na", "n/a", "#n/a", "#na", "<na>", "null", "none"})
+
+
+def is_missing_word(text: str) -> bool:
+    """Whether a cell's text marks a missing number (``NA``, ``N/A``, ``#N/A``, ``NULL``,
+    ``None``, ``<NA>``, any case), as a numeric column reads it.
+
+    Example:
+        >>> is_missing_word(" NA "), is_missing_word("Napoli")
+        (True, False)
+    """
+    return text.strip().lower() in _MISSING_WORDS
 
 
 def _seconds(duration: Any) -> float:
@@ -297,7 +311,8 @@ def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
     """Reads a numeric column as float32, missing values as NaN.
 
     Numbers and strings holding numbers are read; booleans and the strings ``true`` /
-    ``false`` (any case) as 1 / 0; ``None``, NaN and ``""`` are missing; durations
+    ``false`` (any case) as 1 / 0; ``None``, NaN, ``""`` and the texts `is_missing_word`
+    knows (``"NA"``, ``"NULL"``, ...) are missing; durations
     (`datetime.timedelta`, numpy or pandas) are read in seconds.
 
     Args:
@@ -327,7 +342,7 @@ def numeric_values(values: Any, column: str, name: str) -> np.ndarray:
     else:
         out = np.empty(len(arr), dtype=np.float32)
         for i, v in enumerate(arr):
-            if is_missing(v) or (isinstance(v, str) and not v.strip()):
+            if is_missing(v) or (isinstance(v, str) and (not v.strip() or is_missing_word(v))):
                 out[i] = np.nan
                 continue
             if isinstance(v, str) and v.strip().lower() in _BOOL_WORDS:

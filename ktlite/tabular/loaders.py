@@ -385,24 +385,28 @@ def _read_csv(path: Any, sep: str, encoding: str, arg: str,
 
 def _typed_column(cells: list[str], as_text: bool) -> np.ndarray:
     """A column of texts (a CSV file's, a string array's) typed: integers as ints (beyond
-    int64: floats), other numbers as floats (empty cells missing), ``true`` / ``false``
-    (any case) as booleans, numeric as a DataFrame's bool column is, the rest as text
-    (empty cells None). With `as_text`, and for integers written as codes (one with a
-    leading zero, such as "00501"), the texts as written."""
-    if not as_text and not written_as_codes([c for c in cells if c.strip()]):
+    int64: floats), other numbers as floats (empty cells and the texts
+    `columns.is_missing_word` knows, such as "NA", missing), ``true`` / ``false`` (any
+    case) as booleans, numeric as a DataFrame's bool column is, the rest as text (empty
+    cells None). With `as_text`, and for integers written as codes (one with a leading
+    zero, such as "00501"), the texts as written."""
+    missing = [not c.strip() or _columns.is_missing_word(c) for c in cells]
+    if not as_text and not written_as_codes([c for c, m in zip(cells, missing) if not m]):
         try:
             if cells and all(_INT.match(c.strip()) for c in cells):
                 return np.array([int(c) for c in cells], np.int64)
         except OverflowError:  # beyond int64: read as floats below
             pass
         try:
-            return np.array([float(c) if c.strip() else np.nan for c in cells], np.float64)
+            return np.array([np.nan if m else float(c) for c, m in zip(cells, missing)],
+                            np.float64)
         except ValueError:
             pass
     values = np.empty(len(cells), dtype=object)
-    words = {c.strip().lower() for c in cells if c.strip()}
+    words = {c.strip().lower() for c, m in zip(cells, missing) if not m}
     if not as_text and words and words <= {"true", "false"}:
-        values[:] = [c.strip().lower() == "true" if c.strip() else None for c in cells]
+        values[:] = [None if m else c.strip().lower() == "true"
+                     for c, m in zip(cells, missing)]
     else:
         values[:] = [c if c.strip() else None for c in cells]
     return values

@@ -143,6 +143,26 @@ def test_csv_reads_ints_floats_text_and_empty_cells(tmp_path):
         tabular_from_csv(path, "label", verbose=0)
 
 
+def test_missing_number_markers_keep_a_csv_column_numeric(tmp_path):
+    # R's NA (and NULL, #N/A) in a number column made it categorical: every age a category.
+    path = tmp_path / "t.csv"
+    marks = ["NA", "NULL", "#N/A", "n/a"]
+    rows = ["age,region,label"] + [
+        f"{marks[i % 4] if i % 7 == 0 else 20 + i},{'NA' if i % 2 else 'EU'},{i % 2}"
+        for i in range(40)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    trn, val, preproc = tabular_from_csv(path, "label", val_pct=0, verbose=0)
+    assert preproc.numeric_columns == ["age"]
+    assert np.isnan(trn.x["numeric"][:, 0]).sum() == 6
+    assert set(preproc.categorical[0]["categories"]) == {"NA", "EU"}  # text stays as written
+    base = {"region": "EU"}
+    np.testing.assert_array_equal(preproc.transform(preproc.raw_batch(preproc.to_columns(
+        [{**base, "age": "NA"}, {**base, "age": " null "}])))["numeric"].numpy(),
+        preproc.transform(preproc.raw_batch(preproc.to_columns(
+            [{**base, "age": None}] * 2)))["numeric"].numpy())
+
+
 def test_a_bool_column_is_numeric_from_a_csv_file_as_from_a_dataframe(tmp_path):
     member = [True, False, None, True] * 10
     df = pd.DataFrame({"x": np.arange(40.0), "member": member, "label": [i % 2 for i in range(40)]})
