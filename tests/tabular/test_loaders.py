@@ -245,7 +245,7 @@ def test_a_pandas_category_column_of_numbers_is_categorical(table):
 def test_a_bad_cell_is_named_by_its_row_in_the_table_whichever_rows_are_held_out(table, seed):
     df = table(100)
     df["x"] = df["x"].astype(object)
-    df.loc[50, "x"] = "n/a"  # seed 49 holds row 50 out for validation
+    df.loc[50, "x"] = "unknown"  # seed 49 holds row 50 out for validation
     with pytest.raises(ValueError, match=r"Column 'x' of `train_df` is numeric but row 50 "):
         tabular_from_df(df, "label", numeric_columns=["x"], random_state=seed, verbose=0)
     # Unrequested, the column's kind is the whole table's, wherever the split puts the cell.
