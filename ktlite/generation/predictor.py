@@ -196,9 +196,13 @@ class GenerationPredictor(StringDecodingPredictor):
             temperature: sampling temperature (> 0).
             top_k: sample among the `top_k` most likely tokens (0: all).
             top_p: nucleus sampling mass in (0, 1].
-            seed: sampling seed. Each new set of options, seed included, compiles its
-                own decoding graph on first use (about a second); for several samples
-                of one prompt, repeat it in `inputs`: each row samples on its own.
+            seed: sampling seed. A prompt's random numbers depend on the seed, the
+                prompt's tokens and its index in `inputs` (not on `batch_size` or the
+                other prompts), so different prompts sample independently and the same
+                call repeats its samples. Each new set of options, seed included,
+                compiles its own decoding graph on first use (about a second); for
+                several samples of one prompt, repeat it in `inputs`: each row samples
+                on its own.
 
         Returns:
             The continuation (without the prompt): a str for a str input, else a list.

@@ -8,8 +8,10 @@ The decoders are model-free: they drive a *steps* object with three methods,
 - ``full(ids, context)`` -> logits for a whole prefix (used with ``use_cache=False``),
 
 and a ``context`` (a nest of tensors with the batch first, e.g. the encoder's outputs),
-repeated per beam by beam search. `ktlite.seq2seq.models.EncoderDecoderSteps` and the
-generation package's decoder-only steps implement them.
+repeated per beam by beam search; a dict context's ``"source_ids"`` (0-padded int ids of
+each row's input, as `EncoderDecoderSteps.encode` gives them) also key the sampling
+noise. `ktlite.seq2seq.models.EncoderDecoderSteps` and the generation package's
+decoder-only steps implement them.
 
 Every sequence starts with a prefix (the start token for translation, the prompt for
 generation; prefixes of different lengths are forced token by token). Decoding stops
@@ -62,8 +64,11 @@ class DecodingOptions:
         top_k: sample among the ``top_k`` most likely tokens (0: all), at any temperature.
         top_p: sample among the most likely tokens whose probabilities (after the
             temperature) add up to ``top_p`` (in ``(0, 1]``; 1: all).
-        seed: seed of the sampler, in [0, 2**31): the same seed gives the same text for
-            the same input row, whatever the batch (each row draws its own numbers).
+        seed: seed of the sampler, in [0, 2**31). A row's random numbers depend on the
+            seed, the row's index in the whole input and its own input (its prefix's and
+            source's token ids): the same input at the same index gives the same text
+            whatever its batch, the batch size or the padding; different inputs (and
+            copies of one input at other indices) draw independent numbers.
         use_cache: run each new token through the decoder alone (default) or re-run the
             whole prefix (slower, for comparison).
 
@@ -164,9 +169,33 @@ def _mix(x: Any) -> Any:
     return tf.bitwise.bitwise_xor(x, shift(x, 16))
 
 
+def _fingerprint(ids: Any, keep: Any) -> Any:
+    """A 32-bit hash (int64) of each row's ids where `keep`, in their order: a sum of
+    per-position hashes, so the padding after them changes nothing."""
+    ids = tf.cast(ids, tf.int64)
+    positions = tf.range(tf.shape(ids, out_type=tf.int64)[1])[None, :]
+    pieces = _mix(tf.bitwise.bitwise_xor(_mix(positions), ids))
+    total = tf.reduce_sum(tf.where(keep, pieces, tf.zeros_like(pieces)), axis=1)
+    return _mix(tf.bitwise.bitwise_and(total, _MASK32))
+
+
+def _row_keys(row_index: Any, prefix: Any, lengths: Any, context: Any) -> Any:
+    """Each row's sampling key: its index in the input, its prefix (the prompt) and, when
+    the context holds them, its `"source_ids"`, so that different inputs draw independent
+    numbers while a row's do not depend on its batch or padding."""
+    xor = tf.bitwise.bitwise_xor
+    keep = tf.range(tf.shape(prefix)[1])[None, :] < lengths[:, None]
+    key = _fingerprint(prefix, keep)
+    source = context.get("source_ids") if isinstance(context, dict) else None
+    if source is not None:
+        key = _mix(xor(key, _fingerprint(source, tf.not_equal(source, 0))))
+    return _mix(xor(key, tf.cast(row_index, tf.int64)))
+
+
 def _gumbel(seed: int, rows: Any, position: Any, vocab: Any) -> Any:
-    """Gumbel noise `(batch, vocab)` that depends only on (seed, row, position, token), so
-    a row samples the same text in any batch; `rows` holds each row's index in the input."""
+    """Gumbel noise `(batch, vocab)` that depends only on (seed, row key, position, token),
+    so a row samples the same text in any batch; `rows` holds each row's key (below 2**32,
+    from `_row_keys`)."""
     xor = tf.bitwise.bitwise_xor
     row_keys = _mix(xor(_mix(xor(_mix(tf.constant(seed, tf.int64)), tf.cast(rows, tf.int64))),
                         tf.cast(position, tf.int64)))
@@ -220,7 +249,8 @@ def decode(
 
     Args:
         steps: the steps object (see the module docstring).
-        context: its context, batch first.
+        context: its context, batch first; a dict's `"source_ids"` entry, when present,
+            keys the sampling noise with each row's source (see `DecodingOptions.seed`).
         prefix: int32 `(batch, width)` forced tokens (padded with 0 past each length).
         prefix_lengths: int32 `(batch,)`, each >= 1.
         max_length: most new tokens per sequence (int or scalar tensor, >= 1).
@@ -231,7 +261,8 @@ def decode(
             at most `context_length + 1` tokens in all; None means no limit beyond
             `max_length`.
         first_row: the index of the batch's first row in the whole input (int or int32
-            scalar tensor), so that sampling draws the same numbers for a row in any batch.
+            scalar tensor), so that sampling draws the same numbers for a row in any batch
+            (and other numbers for a copy of it at another index).
 
     Returns:
         int32 ids `(batch, length)`: each prefix, then its new tokens, then 0 padding
@@ -254,7 +285,9 @@ def decode(
         prefix = tf.repeat(prefix, width, axis=0)
         lengths = tf.repeat(lengths, width, axis=0)
     rows = tf.shape(prefix)[0]
-    row_index = tf.cast(first_row, tf.int32) + tf.range(rows)
+    if options.method == "sample":
+        row_keys = _row_keys(tf.cast(first_row, tf.int32) + tf.range(rows), prefix, lengths,
+                             context)
     ids = tf.pad(prefix, [[0, 0], [0, tf.maximum(total - tf.shape(prefix)[1], 0)]])[:, :total]
     runner = _Runner(steps, context, options.use_cache)
     start = tf.reduce_min(lengths)
@@ -269,7 +302,7 @@ def decode(
         # it); beam search adds log-probabilities across steps.
         allowed = logits + ban
         if options.method == "sample":
-            chosen = _sample(allowed, options, position, row_index)
+            chosen = _sample(allowed, options, position, row_keys)
         elif options.method == "greedy":
             chosen = tf.cast(tf.argmax(allowed, axis=-1), tf.int32)
         token = tf.where(forced, ids[:, position], tf.zeros_like(lengths))

@@ -387,8 +387,9 @@ class EncoderDecoderSteps:
             source_ids: int ids `(batch, source_length)`.
 
         Returns:
-            `{"outputs", "padding", "memory"}`: encoder outputs, the source padding mask
-            and each decoder block's projected cross-attention keys and values.
+            `{"outputs", "padding", "memory", "source_ids"}`: encoder outputs, the source
+            padding mask, each decoder block's projected cross-attention keys and values,
+            and the source ids themselves (sampling's noise depends on them).
         """
         padding = tf.not_equal(source_ids, 0)
         x = self.source_embedding(source_ids)
@@ -398,7 +399,7 @@ class EncoderDecoderSteps:
             x = encoder(x, padding_mask=padding)
         x = self.encoder_norm(x)
         memory = [decoder.cross_attention_cache(x) for decoder in self.decoders]
-        return {"outputs": x, "padding": padding, "memory": memory}
+        return {"outputs": x, "padding": padding, "memory": memory, "source_ids": source_ids}
 
     def init_caches(self, batch_size: Any, length: Any) -> list[Any]:
         """One empty self-attention cache per decoder block."""

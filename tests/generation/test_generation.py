@@ -53,6 +53,20 @@ def test_cache_free_decoding_and_beam_one_agree_with_greedy(lm, options):
     assert uncached.predict(prompts) == greedy
 
 
+def test_different_prompts_sample_independently_one_per_call_from_the_default_seed(lm):
+    _, preproc = lm
+    uniform = generation.causal_lm("transformer", preproc=preproc, embed_dim=8, num_heads=1,
+                                   num_layers=1, verbose=0)
+    for weight in uniform.weights:
+        weight.assign(tf.zeros_like(weight))
+    predictor = generation.GenerationPredictor(uniform, preproc)
+    # Every token is as likely: a prompt's sample is its random numbers alone, which were
+    # the same for every prompt of one length (six equal strings here).
+    samples = [predictor.predict(prompt, method="sample") for prompt in LETTERS]
+    assert len(set(samples)) == len(LETTERS)
+    assert [predictor.predict(prompt, method="sample") for prompt in LETTERS] == samples
+
+
 def test_a_prompt_longer_than_the_context_is_cut_from_the_left_with_one_warning(lm):
     predictor = generation.GenerationPredictor(*lm)
     long_prompt = "x y z " * 5 + "a b c"

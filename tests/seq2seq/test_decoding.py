@@ -161,3 +161,59 @@ def test_top_p_stops_at_the_tokens_that_already_hold_it_up_to_rounding():
                              minlength=4) / rows
         assert (counts[:kept] > 0).all() and not counts[kept:].any(), (top_p, counts)
         np.testing.assert_allclose(counts[:kept], probs[:kept] / probs[:kept].sum(), atol=0.015)
+
+
+class _Uniform:
+    """A steps object whose logits are all equal: what a row samples is its random numbers
+    alone, so rows drawing the same numbers sample the same tokens."""
+
+    vocab = 64
+
+    def init_caches(self, batch_size, length):
+        return []
+
+    def step(self, ids, index, caches, context):
+        return tf.zeros([tf.shape(ids)[0], tf.shape(ids)[1], self.vocab]), caches
+
+    def full(self, ids, context):
+        return self.step(ids, 0, [], context)[0]
+
+
+def _sampled(prefixes, context=None, first_row=0, new=12, padding=0):
+    """The `new` tokens sampled after each prefix (a list of ids) from `_Uniform`."""
+    lengths = [len(p) for p in prefixes]
+    width = max(lengths) + padding
+    prefix = tf.constant([p + [0] * (width - len(p)) for p in prefixes], tf.int32)
+    ids = decode(_Uniform(), {} if context is None else context, prefix, tf.constant(lengths),
+                 new, end_id=1, options=DecodingOptions(method="sample"), banned_ids=(0, 1),
+                 first_row=first_row).numpy()
+    return [row[n:n + new].tolist() for row, n in zip(ids, lengths)]
+
+
+def test_different_prompts_draw_independent_numbers_from_one_seed():
+    # One prompt per call, each the first row: the numbers depended on the row index and
+    # position only, so every one-token prompt sampled the same tokens.
+    firsts = [_sampled([[token]])[0] for token in range(2, 32)]
+    assert len({tuple(tokens) for tokens in firsts}) == 30
+    # 62 tokens are allowed: 30 independent draws give about 24 different first tokens.
+    assert len({tokens[0] for tokens in firsts}) >= 15
+    # A longer prompt sampled a shifted copy of a shorter one's tokens.
+    short, longer = _sampled([[4]])[0], _sampled([[4, 5]])[0]
+    assert np.mean(np.equal(short[1:], longer[:-1])) < 0.3
+    # The source (a translation's input, its prefix the start token) keys them too.
+    first, second = (_sampled([[3]], {"source_ids": tf.constant([source])})[0]
+                     for source in ([5, 6, 7], [8, 9]))
+    assert np.mean(np.equal(first, second)) < 0.3
+
+
+def test_a_row_samples_the_same_tokens_whatever_its_batch_padding_and_source_padding():
+    prefixes = [[4, 5, 6], [7], [8, 9]]
+    sources = tf.constant([[5, 6, 7, 0], [8, 0, 0, 0], [9, 9, 0, 0]])
+    batch = _sampled(prefixes, {"source_ids": sources})
+    for row, prefix in enumerate(prefixes):
+        width = int(np.count_nonzero(sources[row]))
+        alone = _sampled([prefix], {"source_ids": sources[row:row + 1, :width]},
+                         first_row=row, padding=2)
+        assert alone == [batch[row]]
+    # The same prompt at other rows draws other numbers.
+    assert len({tuple(tokens) for tokens in _sampled([[4]] * 3)}) == 3
