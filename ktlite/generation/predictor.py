@@ -194,7 +194,8 @@ class GenerationPredictor(StringDecodingPredictor):
             length_penalty: GNMT length penalty of beam search (default 0.0); another value
                 needs beam search (`beam_width > 1`).
             temperature: sampling temperature (> 0).
-            top_k: sample among the `top_k` most likely tokens (0: all).
+            top_k: sample among the `top_k` most likely tokens (0, or any number from the
+                vocabulary size up: all).
             top_p: nucleus sampling mass in (0, 1].
             seed: sampling seed. A prompt's random numbers depend on the seed, the
                 prompt's tokens and its index in `inputs` (not on `batch_size` or the

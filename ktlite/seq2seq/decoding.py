@@ -61,7 +61,8 @@ class DecodingOptions:
             (``score / ((5 + length) / 6) ** length_penalty``; 0 ranks by log-probability).
         temperature: divides the logits before sampling (``> 0``, a normal float32:
             from ``2**-126``, where sampling is greedy, to about ``3.4e38``).
-        top_k: sample among the ``top_k`` most likely tokens (0: all), at any temperature.
+        top_k: sample among the ``top_k`` most likely tokens (0, or any number from the
+            vocabulary size up: all), at any temperature.
         top_p: sample among the most likely tokens whose probabilities (after the
             temperature) add up to ``top_p`` (in ``(0, 1]``; 1: all).
         seed: seed of the sampler, in [0, 2**31). A row's random numbers depend on the
@@ -215,7 +216,9 @@ def _sample(logits: Any, options: DecodingOptions, position: Any, rows: Any) -> 
     # float16 logit past 65,504), and NaN would lose every comparison.
     scaled = tf.where(logits >= top, 0.0, logits - top) / options.temperature
     if options.top_k:
-        k = tf.minimum(options.top_k, tf.shape(logits)[-1])
+        # A `top_k` past int32 (past any vocabulary) keeps every token, as the vocabulary
+        # size does.
+        k = tf.minimum(min(options.top_k, tf.int32.max), tf.shape(logits)[-1])
         kth = tf.math.top_k(logits, k).values[:, -1:]
         dropped = tf.logical_or(dropped, logits < kth)
     if options.top_p < 1.0:

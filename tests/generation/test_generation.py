@@ -67,6 +67,15 @@ def test_different_prompts_sample_independently_one_per_call_from_the_default_se
     assert [predictor.predict(prompt, method="sample") for prompt in LETTERS] == samples
 
 
+def test_a_top_k_past_the_vocabulary_even_past_int32_samples_among_all_tokens(lm):
+    predictor = generation.GenerationPredictor(*lm)
+    prompts = ["a", "c d"]
+    every = predictor.predict(prompts, method="sample", temperature=3.0)
+    for top_k in (predictor.preproc.target_vocab_size, 2**40):
+        # Past int32 it was a TensorFlow type error that named no argument.
+        assert predictor.predict(prompts, top_k=top_k, temperature=3.0) == every
+
+
 def test_a_prompt_longer_than_the_context_is_cut_from_the_left_with_one_warning(lm):
     predictor = generation.GenerationPredictor(*lm)
     long_prompt = "x y z " * 5 + "a b c"
