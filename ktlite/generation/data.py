@@ -52,6 +52,7 @@ class LMPreprocessor(PairPreprocessor):
     predictor_class = "ktlite.generation.predictor.GenerationPredictor"
     # A text longer than the context goes on: its last label is its next token, not an end.
     ends_cut_targets = False
+    _fit_call = "fit(texts)"
 
     def __init__(
         self, maxlen: int | None = None, vocab_size: int = DEFAULT_VOCAB_SIZE,

@@ -169,6 +169,8 @@ class PairPreprocessor:
     # A target cut to the width ends there: a translation must stop within its width. A
     # language model's text goes on past its context instead (`LMPreprocessor`).
     ends_cut_targets = True
+    # How the unfitted-preprocessor error tells to fit this class.
+    _fit_call = "fit(sources, targets)"
 
     def __init__(
         self,
@@ -291,9 +293,10 @@ class PairPreprocessor:
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
+            name = type(self).__name__
             raise ValueError(
-                "This PairPreprocessor has no vocabulary yet. Call `fit(sources, targets)` "
-                "or `PairPreprocessor.load(folder)` first."
+                f"This {name} has no vocabulary yet. Call `{self._fit_call}` or "
+                f"`{name}.load(folder)` first."
             )
 
     def tokenizer(self, side: str) -> Any:

@@ -1,6 +1,7 @@
 """Tests for the causal LM: training, decoding with the cache, prompts, perplexity per word."""
 
 import math
+import re
 import warnings
 
 import keras
@@ -11,6 +12,7 @@ import tensorflow as tf
 import ktlite
 from ktlite import generation
 from ktlite.layers import TokenAndPositionEmbedding, TransformerDecoder
+from ktlite.seq2seq import PairPreprocessor
 
 LETTERS = "a b c d e f".split()
 
@@ -220,6 +222,23 @@ def test_a_model_name_of_the_wrong_type_is_a_type_error(lm, name):
         generation.causal_lm(name, preproc=preproc, verbose=0)
 
 
+@pytest.mark.parametrize("cls, call, fit", [
+    (generation.LMPreprocessor, "fit(texts)", lambda p: p.fit(["a b"])),
+    (PairPreprocessor, "fit(sources, targets)", lambda p: p.fit(["a b"], ["b a"])),
+])
+def test_an_unfitted_preprocessor_names_its_class_and_the_fit_call_that_works(
+        cls, call, fit, tmp_path):
+    preproc = cls()
+    # An LMPreprocessor was called a PairPreprocessor, told to `fit(sources, targets)`,
+    # which it refuses.
+    with pytest.raises(ValueError, match=f"^This {cls.__name__} has no vocabulary yet. Call "
+                                         rf"`{re.escape(call)}` or `{cls.__name__}.load"
+                                         r"\(folder\)` first.$"):
+        preproc.save(tmp_path)
+    fit(preproc).save(tmp_path)
+    assert cls.load(tmp_path).target_vocab == preproc.target_vocab
+
+
 def test_loader_rejects_empty_and_non_string_texts():
     with pytest.raises(ValueError, match="texts"):
         generation.texts_for_lm([], verbose=0)
@@ -322,7 +341,7 @@ def test_get_predictor_save_load_and_export_continue_prompts_alike(lm, tmp_path)
 
 
 def test_a_text_longer_than_the_context_is_labelled_with_its_next_token_not_an_end():
-    from ktlite.seq2seq.preprocessor import END_ID, PairPreprocessor
+    from ktlite.seq2seq.preprocessor import END_ID
 
     keras.utils.set_random_seed(0)
     long_texts = [" ".join(LETTERS[(s + i) % 6] for i in range(20)) for s in range(6)] * 50
