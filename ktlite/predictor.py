@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import logging
 import os
 import re
@@ -560,10 +561,17 @@ class Predictor:
                 f"`format` must be 'saved_model' or 'tflite'. Received: format={format!r}"
             )
         if options:
+            # The subclass's own `export` may take more (a decoder's `max_length`).
+            takes = [f"`{name}`" for name, parameter in inspect.signature(self.export)
+                     .parameters.items() if parameter.kind is parameter.POSITIONAL_OR_KEYWORD]
             received = ", ".join(f"{key}={value!r}" for key, value in sorted(options.items()))
             raise ValueError(
-                f"{', '.join(f'`{key}`' for key in sorted(options))} applies to format='tflite' "
-                "only; for a quantized SavedModel use predictor.quantize(mode).export(path). "
+                f"{', '.join(f'`{key}`' for key in sorted(options))} "
+                f"{'is not an option' if len(options) == 1 else 'are not options'} of "
+                f"{type(self).__name__}.export(format='saved_model'), which takes "
+                f"{', '.join(takes)}. TFLite's options (`ktlite.compress.export_tflite`) go "
+                "with format='tflite', for the predictors it exports; "
+                "predictor.quantize(mode).export(path) writes a quantized SavedModel. "
                 f"Received: {received}"
             )
         saving.write_folder(folder, self._write_saved_model, _is_saved_model, "SavedModel")

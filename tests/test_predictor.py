@@ -710,3 +710,17 @@ def test_export_logs_no_line_naming_its_hidden_temporary_folder(toy, tmp_path, c
     toy.export(tmp_path / "exported")
     assert not [r for r in caplog.records if "tmp" in r.getMessage()], caplog.text
     assert logging.getLogger("tensorflow").level == logging.INFO  # given back
+
+
+def test_an_export_option_a_saved_model_does_not_take_is_refused_naming_those_it_takes(
+    toy, tmp_path
+):
+    with pytest.raises(ValueError, match=r"^`quantize` is not an option of "
+                                         r"ToyPredictor.export\(format='saved_model'\), which "
+                                         r"takes `path`, `format`. TFLite's options .* "
+                                         r"Received: quantize='int8'$"):
+        toy.export(tmp_path / "x", quantize="int8")
+    with pytest.raises(ValueError, match=r"^`beam_width`, `seed` are not options of .* "
+                                         r"Received: beam_width=4, seed=1$"):
+        toy.export(tmp_path / "x", seed=1, beam_width=4)
+    assert list(tmp_path.iterdir()) == []

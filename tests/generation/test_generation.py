@@ -340,6 +340,15 @@ def test_get_predictor_save_load_and_export_continue_prompts_alike(lm, tmp_path)
     assert predictor.describe()["serving_max_length"] == own > 2
 
 
+def test_an_export_option_of_another_predictor_is_refused_naming_the_ones_it_takes(lm, tmp_path):
+    # It said `beam_width` applied to format='tflite' only, which refuses generation.
+    with pytest.raises(ValueError, match=r"^`beam_width` is not an option of GenerationPredictor"
+                                         r".export\(format='saved_model'\), which takes `path`, "
+                                         r"`format`, `max_length`. .* Received: beam_width=4$"):
+        generation.GenerationPredictor(*lm).export(tmp_path / "exported", beam_width=4)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_text_longer_than_the_context_is_labelled_with_its_next_token_not_an_end():
     from ktlite.seq2seq.preprocessor import END_ID
 
