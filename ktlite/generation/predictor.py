@@ -207,6 +207,10 @@ class GenerationPredictor(StringDecodingPredictor):
 
         Returns:
             The continuation (without the prompt): a str for a str input, else a list.
+            It is detokenized on its own, so when its first word piece continues the
+            prompt's last word (a WordPiece `##` piece: "the ca" continued by "##t sat"),
+            nothing marks it, and joining prompt and continuation with a space splits
+            that word ("the ca t sat").
 
         Raises:
             TypeError: for None or items that are not strings (the index is named), or an
