@@ -183,12 +183,33 @@ def _finite(value: Any) -> bool:
         return True
 
 
+def _tracked_loss_finite(model: keras.Model) -> bool:
+    """Whether the compiled loss tracker has counted batches and their summed loss is finite.
+
+    The tracker sums each batch's own loss over the epoch (or the evaluation pass that ran
+    last), so a non-finite batch loss stays in it; `False` also for a tracker that counted
+    nothing, e.g. under a custom `train_step` that does not update it.
+    """
+    tracker = compat.loss_tracker(model)
+    total, count = getattr(tracker, "total", None), getattr(tracker, "count", None)
+    if total is None or count is None:
+        return False
+    return float(count.numpy()) > 0 and _finite(total.numpy())
+
+
 class NonFiniteGuard(keras.callbacks.Callback):
     """Stops training on a NaN/inf loss and restores the last good weights.
 
     A snapshot of the weights and optimizer variables is taken at the start and at the end
     of every epoch whose loss is finite. The per-batch check only raises a flag (it runs in
     Keras' asynchronous callback thread), and the rollback happens at the end of the epoch.
+
+    The loss checked is the logs' `loss`. A model may log as `loss` a compiled metric of
+    that name instead of Keras' loss tracker, one that is NaN while it has counted nothing
+    (ktlite's masked-LM loss, a mean over masked tokens, is NaN until a batch masks one):
+    a non-finite `loss` stops training only if the compiled loss tracker, which holds the
+    sum of every batch's own loss, is not finite either (or counted nothing). Only then
+    is the tracker read, so a finite loss never makes the check wait for a step.
 
     Attributes:
         stopped: `(epoch, batch)` where the loss went non-finite, or `None`.
@@ -219,13 +240,17 @@ class NonFiniteGuard(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
+    def _diverged(self, logs: dict | None) -> bool:
+        return not _finite((logs or {}).get("loss", 0.0)) and not _tracked_loss_finite(
+            self.model)
+
     def on_train_batch_end(self, batch, logs=None):
-        if self.stopped is None and not _finite((logs or {}).get("loss", 0.0)):
+        if self.stopped is None and self._diverged(logs):
             self.stopped = (self._epoch, batch)
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.stopped is None and not _finite((logs or {}).get("loss", 0.0)):
+        if self.stopped is None and self._diverged(logs):
             self.stopped = (epoch, -1)
             self.model.stop_training = True
         if self.stopped is not None:

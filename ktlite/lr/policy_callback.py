@@ -16,7 +16,10 @@ The batch's loss is recovered from the difference of a loss tracker's `total` an
 before and after the step: Keras' compiled tracker, or, for a custom `train_step` that
 averages its loss in its own `keras.metrics.Mean` (as Keras' guide does) and returns its
 `result()`, that metric. Otherwise the step's `"loss"` output is recorded as it is, with a
-warning, since it may be a running mean.
+warning, since it may be a running mean. A batch whose sample weights sum to zero (a
+masked-LM batch that masked no token) has no loss of its own to record: Keras' tracker
+counts it as 0.0 (plus any regularization), a perfect batch to an LR finder, and a NaN
+would read as divergence there, so the step is left out of the record.
 The traced function is cached per model and reused by later callbacks (new tables are
 assigned to the same variables) until the model is recompiled, so only the first policy fit
 of a compiled model pays for one extra trace.
@@ -53,8 +56,9 @@ _MIN_TABLE = 256
 # loss came from (one of the _FROM_* codes below).
 _RECORD_COLUMNS = ("lrs", "momentums", "losses", "source")
 # The loss of a step came from: Keras' compiled loss tracker, a `keras.metrics.Mean` of the
-# model whose result the custom train step returned as its "loss", or that "loss" itself.
-_FROM_TRACKER, _FROM_MEAN, _FROM_LOGS = 0.0, 1.0, 2.0
+# model whose result the custom train step returned as its "loss", or that "loss" itself;
+# or the step had no loss (its sample weights summed to zero) and is left out of `history`.
+_FROM_TRACKER, _FROM_MEAN, _FROM_LOGS, _NO_LOSS = 0.0, 1.0, 2.0, 3.0
 # A Mean's result and the step's "loss" are the same number up to this relative difference.
 _SAME_MEAN = 1e-5
 # Buffer bound when neither the epoch length nor the policy length is known.
@@ -209,6 +213,8 @@ class PolicyCallback(keras.callbacks.Callback):
         history: Dict of lists `"lrs"`, `"momentums"` (None entries when the policy does
             not cycle momentum) and `"losses"` (the true loss of each batch, not Keras'
             running mean), one entry per optimizer step, filled at the end of each epoch.
+            A step whose batch weighs nothing (sample weights summing to zero, e.g. a
+            masked-LM batch that masked no token) has no loss and no entry.
             A custom `train_step` that updates neither the compiled loss tracker nor a
             `keras.metrics.Mean` in `model.metrics` whose `result()` it returns as
             `"loss"` gets that `"loss"` recorded as it is, with a warning: a running mean
@@ -478,6 +484,7 @@ class PolicyCallback(keras.callbacks.Callback):
             )
         slots = np.arange(start + lost, done) % capacity
         record = driver.record.numpy()[slots]
+        record = record[record[:, _RECORD_COLUMNS.index("source")] != _NO_LOSS]
         values = {key: record[:, column] for column, key in enumerate(_RECORD_COLUMNS)}
         nan_pad = [math.nan] * lost
         self.history["lrs"].extend(nan_pad + values["lrs"].astype(float).tolist())
@@ -498,7 +505,7 @@ class PolicyCallback(keras.callbacks.Callback):
         if state["cycles"]:
             self.history["momentums"].extend(nan_pad + values["momentums"].astype(float).tolist())
         else:
-            self.history["momentums"].extend([None] * (done - start))
+            self.history["momentums"].extend([None] * (lost + len(record)))
         state["recorded"] = done
 
     def restore(self) -> None:
@@ -572,6 +579,17 @@ def _mean_variables(model: keras.Model, tracker: Any) -> list[tuple[Any, Any]]:
         if all(isinstance(v, keras.Variable) and tuple(v.shape) == () for v in (total, count)):
             found.append((total, count))
     return found
+
+
+def _sample_weight_sum(data: Any) -> Any:
+    """The sum of a batch's sample weights as a float32 tensor, or `None` when the batch
+    has none (or some output has none: its loss counts whatever the others weigh)."""
+    tf = _tf()
+    _, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    weights = tf.nest.flatten(sample_weight)
+    if any(weight is None for weight in weights):
+        return None
+    return tf.add_n([tf.reduce_sum(tf.cast(weight, tf.float32)) for weight in weights])
 
 
 class _Driver:
@@ -680,18 +698,23 @@ class _Driver:
                 added = tf.where(take, tf.cast(total1_m - total0_m, tf.float32), added)
                 counted = tf.where(take, counted_m, counted)
                 source = tf.where(take, _FROM_MEAN, source)
+            weight = _sample_weight_sum(data)
+            replica = tf.distribute.get_replica_context()
+            if replica is not None and replica.num_replicas_in_sync > 1 and (
+                    tracker_vars or mean_vars or weight is not None):
+                # Each replica's trackers and weights saw its share of the batch: sum them.
+                shares = [added, counted] + ([] if weight is None else [weight])
+                summed = replica.all_reduce(tf.distribute.ReduceOp.SUM, shares)
+                added, counted = summed[:2]
+                weight = None if weight is None else summed[2]
             if tracker_vars or mean_vars:
-                replica = tf.distribute.get_replica_context()
-                if replica is not None and replica.num_replicas_in_sync > 1:
-                    # Each replica's tracker saw its share of the batch: sum the shares.
-                    added, counted = replica.all_reduce(
-                        tf.distribute.ReduceOp.SUM, [added, counted]
-                    )
                 loss = tf.where(counted > 0, added / tf.maximum(counted, 1e-12), fallback)
                 # A replica whose own share counted nothing still recorded the shares' loss.
                 source = tf.where(counted > 0, tf.minimum(source, _FROM_MEAN), _FROM_LOGS)
             else:
                 loss = fallback
+            if weight is not None:
+                source = tf.where(weight > 0, source, _NO_LOSS)
             slot = tf.reshape(tf.math.floormod(tf.maximum(step, 0), capacity), [1, 1])
             row = tf.reshape(tf.stack([lr, mom, loss, source]), [1, len(_RECORD_COLUMNS)])
             if in_place:

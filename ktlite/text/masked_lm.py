@@ -204,7 +204,10 @@ def masked_lm_model(
         # or no masked tokens would count as much as any other. A metric named "loss" is a
         # mean over all masked tokens instead, and replaces the tracker's value in the logs
         # (Keras lists compiled metrics after the tracker). The tracker still holds each
-        # batch's own loss, which the LR finder records.
+        # batch's own loss, which the LR finder records (a batch that masked nothing has
+        # sample weights summing to zero and is left out: `ktlite.lr.PolicyCallback`), and
+        # `NonFiniteGuard` reads to tell this metric's NaN while it has counted nothing
+        # from a diverged loss.
         weighted_metrics=[_MaskedTokenLoss(), _MaskedTokenAccuracy()],
     )
     return model

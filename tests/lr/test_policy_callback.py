@@ -463,3 +463,22 @@ def test_skipped_updates_count_once_per_group_of_accumulated_batches(make_model,
     assert int(model.optimizer.iterations.numpy()) < 6
     np.testing.assert_allclose(cb.history["lrs"], policy.lr_at(np.arange(6)), rtol=1e-6)
     assert np.float32(model.optimizer.learning_rate.numpy()) == np.float32(policy.lr_at(5))
+
+
+def test_a_batch_whose_sample_weights_sum_to_zero_is_left_out_not_recorded_as_zero(
+    make_model, data
+):
+    # Such a batch (a masked-LM batch that masked no token) has no loss of its own: Keras'
+    # tracker counted it as 0.0, which an LR finder read as a perfect batch.
+    x, y = data
+    weights = np.ones(len(x), "float32")
+    weights[16:32] = weights[64:80] = 0.0  # batches 2 and 5 of each epoch weigh nothing
+    model = make_model(keras.optimizers.SGD(1e-30))
+    cb = PolicyCallback(Constant(1e-30, 12))
+    _fit(model, data, cb, sample_weight=weights)
+    kept = [0, 2, 3, 5]
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    expected = [float(loss_fn(y[i * 16:(i + 1) * 16], model(x[i * 16:(i + 1) * 16])))
+                for i in kept] * 2
+    np.testing.assert_allclose(cb.history["losses"], expected, rtol=1e-4)
+    assert len(cb.history["lrs"]) == len(cb.history["momentums"]) == 8

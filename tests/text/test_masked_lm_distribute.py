@@ -46,6 +46,8 @@ def test_pretraining_runs_under_mirrored_with_accumulation(report):
     assert report["strategy"] == "MirroredStrategy x2"
     assert report["iterations"] == 4  # 256 texts / 32 per batch / 2 batches per update
     assert np.all(np.isfinite(report["losses"]))
+    # One loss per update, the replicas' sample weights summed (every batch masks tokens).
+    assert len(report["step_losses"]) == 4 and np.all(np.array(report["step_losses"]) > 1.0)
 
 
 def test_fine_tune_with_group_rates_runs_under_mirrored(report):
@@ -67,6 +69,7 @@ def _run(out_path):
     report["strategy"] = distribute.describe(learner.strategy)
     report["losses"] = learner.fit_onecycle(1e-2, 1, verbose=0).history["loss"]
     report["iterations"] = int(learner.model.optimizer.iterations.numpy())
+    report["step_losses"] = learner.step_history["losses"]
     labels = [t.split()[0] for t in _texts()]
     trn, val, preproc = text.texts_from_array(_texts(), labels, backbone=learner.backbone,
                                               verbose=0)
@@ -79,8 +82,8 @@ def _run(out_path):
     after = clf.model.get_layer("encoder_0").get_weights()[0]
     report["body_moved"] = bool(not np.array_equal(before, after))
     with open(out_path, "w") as fh:
-        json.dump({k: (list(map(float, v)) if k == "losses" else v) for k, v in report.items()},
-                  fh)
+        json.dump({k: (list(map(float, v)) if k.endswith("losses") else v)
+                   for k, v in report.items()}, fh)
 
 
 if __name__ == "__main__":
