@@ -30,13 +30,14 @@ import numpy as np
 from keras import ops
 
 from ktlite._console import say
-from ktlite.arguments import check_fitted
+from ktlite.arguments import check_fitted, check_int
 from ktlite.distribute.replicas import sum_over_replicas
 from ktlite.learner import Learner
 from ktlite.optimizers import default_optimizer
 from ktlite.text.backbone import Backbone
 from ktlite.text.masking import TokenMasker, check_mask_rate
 from ktlite.text.preprocessor import DEFAULT_VOCAB_SIZE, TextPreprocessor, validate_texts
+from ktlite.text.vocabulary import check_vocab_size
 
 __all__ = [
     "MaskedLMLearner", "pretrain", "masked_lm_model", "save_backbone", "GatherPositions",
@@ -213,6 +214,25 @@ def masked_lm_model(
     return model
 
 
+def _check_preproc_sizes(preproc: TextPreprocessor, maxlen: Any, vocab_size: Any) -> None:
+    """Refuses a `maxlen` or `vocab_size` beside `preproc` that differs from its own: the
+    preprocessor's are used, so another value would be ignored."""
+    maxlen = check_int(maxlen, "maxlen", 2, allow_none=True)
+    if vocab_size is not None:
+        vocab_size = check_vocab_size(vocab_size)
+    if maxlen is not None and maxlen != preproc.maxlen:
+        raise ValueError(
+            f"`maxlen` must be None or `preproc`'s {preproc.maxlen}: the texts are cut to "
+            f"the preprocessor's length. Received: maxlen={maxlen!r}"
+        )
+    if vocab_size is not None and vocab_size not in (preproc.vocab_size,
+                                                     preproc.max_vocab_size):
+        raise ValueError(
+            f"`vocab_size` must be None or `preproc`'s {preproc.vocab_size}: its vocabulary "
+            f"is used. Received: vocab_size={vocab_size!r}"
+        )
+
+
 def _check_maskable(data: Any, name: str) -> None:
     """Refuses texts none of which has a token to mask: their loss would read 0.0."""
     lengths = data.lengths  # tokens + [CLS], kept for length bucketing
@@ -357,7 +377,7 @@ def pretrain(
     val_texts: Sequence[str] | None = None,
     *,
     maxlen: int | None = None,
-    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    vocab_size: int | None = None,
     mask_rate: float = 0.15,
     whole_word: bool = False,
     embed_dim: int = 128,
@@ -384,7 +404,9 @@ def pretrain(
             the same masks every pass whatever their batching (`TokenMasker(fixed=True)`),
             so epochs compare.
         maxlen: tokens per text (`None`: 99% of texts whole, see `TextPreprocessor`).
-        vocab_size: the largest vocabulary (default 16000).
+            Beside `preproc`, `None` or the preprocessor's own `maxlen`.
+        vocab_size: the largest vocabulary (`None`: 16000). Beside `preproc`, `None` or
+            the preprocessor's size (its vocabulary's, or the largest it was asked for).
         mask_rate: share of tokens predicted (default 0.15; BERT's 80/10/10 corruption).
         whole_word: choose whole words instead of pieces (default False).
         embed_dim, num_heads, num_layers, ff_dim: encoder sizes (defaults as
@@ -409,8 +431,8 @@ def pretrain(
         TypeError: for texts that are not strings, a `preproc` that is not a
             `TextPreprocessor`, or a setting that is not a `get_learner` option.
         ValueError: for invalid texts, `val_texts` none of which has a token to mask
-            (`validate(val_data=)` refuses those too), an unfitted `preproc`, or
-            invalid settings.
+            (`validate(val_data=)` refuses those too), an unfitted `preproc`, a `maxlen`
+            or `vocab_size` beside `preproc` that differs from its own, or invalid settings.
 
     Example:
         >>> learner = text.pretrain(unlabeled_texts, mixed_precision="bfloat16")
@@ -432,10 +454,12 @@ def pretrain(
             f"passes on are {sorted(settable)}"
         )
     if preproc is None:
+        vocab_size = DEFAULT_VOCAB_SIZE if vocab_size is None else vocab_size
         preproc = TextPreprocessor(maxlen=maxlen, vocab_size=vocab_size)
         preproc.fit_vocab(texts, verbose=verbose)
     else:
         check_fitted(preproc, TextPreprocessor)
+        _check_preproc_sizes(preproc, maxlen, vocab_size)
     masker = TokenMasker(preproc, rate=mask_rate, whole_word=whole_word, seed=seed)
     model = masked_lm_model(
         preproc, embed_dim=embed_dim, num_heads=num_heads,

@@ -525,3 +525,21 @@ def test_numpy_sizes_are_taken_as_the_classifier_takes_them():
     learner = text.pretrain(texts, vocab_size=100, embed_dim=np.int64(16),
                             num_heads=np.int32(2), num_layers=1, verbose=0)
     assert learner.model.get_layer("lm_dense").units == 16
+
+
+def test_maxlen_and_vocab_size_beside_a_preprocessor_must_be_left_out_or_its_own():
+    # They were ignored: `pretrain(texts, preproc=pp, maxlen=64)` trained at pp's length.
+    texts = [f"t0w{i} t1w{i} t2w{i}" for i in range(40)]
+    preproc = TextPreprocessor(maxlen=16, vocab_size=5000).fit_vocab(texts)
+    with pytest.raises(ValueError, match=r"`maxlen` must be None or `preproc`'s 16.*"
+                                         r"Received: maxlen=64"):
+        text.pretrain(texts, preproc=preproc, maxlen=64, verbose=0)
+    with pytest.raises(ValueError, match=rf"`vocab_size` must be None or `preproc`'s "
+                                         rf"{preproc.vocab_size}.*Received: vocab_size=50"):
+        text.pretrain(texts, preproc=preproc, vocab_size=50, verbose=0)
+    with pytest.raises(TypeError, match="maxlen"):
+        text.pretrain(texts, preproc=preproc, maxlen="16", verbose=0)
+    for vocab_size in (preproc.vocab_size, 5000):  # the size learned or the one asked for
+        learner = text.pretrain(texts, preproc=preproc, maxlen=16, vocab_size=vocab_size,
+                                embed_dim=8, num_heads=1, num_layers=1, verbose=0)
+        assert learner.preproc is preproc
