@@ -325,11 +325,16 @@ class TranslationPredictor(StringDecodingPredictor):
                 sampling option (`temperature`, `top_k`, `top_p`) is given, `"beam"` when
                 `beam_width > 1`, else `"greedy"`.
             temperature: sampling temperature (> 0).
-            top_k: sample among the `top_k` most likely tokens (0: all).
+            top_k: sample among the `top_k` most likely tokens (0, or any number from the
+                vocabulary size up: all).
             top_p: nucleus sampling mass in (0, 1].
-            seed: sampling seed. Each new set of options, seed included, compiles its
-                own decoding graph on first use (about a second); for several samples
-                of one sentence, repeat it in `inputs`: each row samples on its own.
+            seed: sampling seed. A sentence's random numbers depend on the seed, the
+                sentence's tokens and its index in `inputs` (not on `batch_size` or the
+                other sentences), so different sentences sample independently and the
+                same call repeats its samples. Each new set of options, seed included,
+                compiles its own decoding graph on first use (about a second); for
+                several samples of one sentence, repeat it in `inputs`: each row samples
+                on its own.
 
         Returns:
             The translation (a str for a str input), or a list of them.
