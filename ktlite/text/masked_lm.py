@@ -247,11 +247,19 @@ def _check_maskable(data: Any, name: str) -> None:
 def _masked_lm_reporter(model: keras.Model, data: Any, predict: Any) -> tuple[str, Any]:
     """Masked-token loss and accuracy on `data` (its masks), for `Learner.validate`.
 
-    Both are means over the masked tokens of the pass; NaN when the draw masked none.
+    The reporter of `pretrain`'s data for a learner of another kind, in batches of 64; a
+    `MaskedLMLearner` judges its data in its own evaluation batches (`_report`).
     """
     from ktlite.data import make_dataset
 
-    dataset, _ = make_dataset(data, 64)  # checked by `MaskedLMLearner._check_data`
+    return _masked_lm_scores(model, make_dataset(data, 64)[0])
+
+
+def _masked_lm_scores(model: keras.Model, dataset: Any) -> tuple[str, Any]:
+    """The report of masked-token loss and accuracy over `dataset`'s batches.
+
+    Both are means over the masked tokens of the pass; NaN when the draw masked none.
+    """
     scores = model.evaluate(dataset, verbose=0, return_dict=True)
     loss, accuracy = float(scores["loss"]), float(scores["masked_accuracy"])
     # A masked token predicted with zero loss is predicted right, so a zero loss with a
@@ -304,17 +312,26 @@ class MaskedLMLearner(Learner):
 
     def _check_data(self, data: Any, name: str) -> Any:
         """As `Learner`'s; texts judged (`val_data`, given to `validate` or assigned later
-        too) get the same masks every pass, training texts new masks every epoch, and both
-        must hold a token to mask."""
+        too) get the same masks every pass, training texts new masks every epoch, `validate`
+        judges either in the learner's evaluation batches (`_report`), and both must hold a
+        token to mask."""
         checked = super()._check_data(data, name)
         masker = self.masker if name == "train_data" else self.val_masker
         if getattr(checked, "transform", None) in (self.masker, self.val_masker) and (
-                checked.transform is not masker):
+                checked.transform is not masker or checked.reporter != self._report):
             checked = copy.copy(checked)
             checked.transform = masker
+            checked.reporter = self._report
         if hasattr(checked, "lengths"):  # in memory, not tf.data
             _check_maskable(checked, name)
         return checked
+
+    def _report(self, model: keras.Model, data: Any, predict: Any) -> tuple[str, Any]:
+        """`validate`'s report: the masked-token loss and accuracy of `data`, in batches of
+        `eval_batch_size`, shortest texts first and length-bucketed when `bucketing` is on,
+        as the learner judges its validation data every epoch."""
+        return _masked_lm_scores(
+            model, self._dataset(self._length_sorted(data)[0], training=False)[0])
 
     def _kept_draws(self) -> contextlib.AbstractContextManager:
         """`lr_find` draws its masks from a copy of the training masker's generator: a

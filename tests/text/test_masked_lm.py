@@ -543,3 +543,22 @@ def test_maxlen_and_vocab_size_beside_a_preprocessor_must_be_left_out_or_its_own
         learner = text.pretrain(texts, preproc=preproc, maxlen=16, vocab_size=vocab_size,
                                 embed_dim=8, num_heads=1, num_layers=1, verbose=0)
         assert learner.preproc is preproc
+
+
+def test_validate_judges_in_the_learners_evaluation_batches(monkeypatch):
+    # It batched 64 texts, length-bucketed, whatever `eval_batch_size` and `bucketing` said.
+    texts = [f"t0w{i} t1w{i} t2w{i}" for i in range(40)]
+    learner = text.pretrain(texts, val_texts=texts, maxlen=32, vocab_size=60, embed_dim=8,
+                            num_heads=1, num_layers=1, eval_batch_size=8, bucketing=False,
+                            verbose=0)
+    shapes = []
+    evaluate = learner.model.evaluate
+
+    def spy(dataset, **kwargs):
+        shapes.extend(tuple(x["token_ids"].shape) for x, *_ in dataset)
+        return evaluate(dataset, **kwargs)
+
+    monkeypatch.setattr(learner.model, "evaluate", spy)
+    for val_data in (None, texts):
+        learner.validate(val_data=val_data, print_report=False)
+    assert shapes == [(8, 32)] * 10
