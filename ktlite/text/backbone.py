@@ -31,7 +31,8 @@ import keras
 # Registers the layers a saved encoder refers to, before any load_model.
 import ktlite.layers  # noqa: F401
 from ktlite import saving
-from ktlite.arguments import check_fitted
+from ktlite.arguments import check_bool, check_fitted
+from ktlite.text.masking import check_mask_rate
 from ktlite.text.preprocessor import CONFIG_FILE, VOCAB_FILE, TextPreprocessor
 
 __all__ = [
@@ -59,13 +60,17 @@ class Backbone:
             masked-LM model's nested `"encoder"` (`learner.backbone` of `text.pretrain`
             holds it), not a classifier, whose pooling and head give one vector per text.
         preproc: the `TextPreprocessor` whose vocabulary the encoder was trained on.
-        info: pretraining facts (`mask_rate`, `whole_word`).
+        info: pretraining facts, a dict with any of `mask_rate` (a number in (0, 1)) and
+            `whole_word` (a bool), or None; `load_backbone` applies the same rules. Kept
+            as plain Python values (a NumPy number is taken).
 
     Raises:
-        TypeError: if `encoder` is not a `keras.Model` or `preproc` not a
-            `TextPreprocessor`.
+        TypeError: if `encoder` is not a `keras.Model`, `preproc` not a
+            `TextPreprocessor`, `info` not a dict (or None), or one of its values of
+            another type.
         ValueError: if `preproc` is not fitted, `encoder` is not a ktlite text encoder
-            (see `architecture`), or they differ in `vocab_size` or `maxlen`.
+            (see `architecture`), they differ in `vocab_size` or `maxlen`, `info` holds
+            another key, or its `mask_rate` is outside (0, 1).
 
     Example:
         >>> learner.backbone.save("my_backbone")
@@ -78,7 +83,7 @@ class Backbone:
         check_fitted(preproc, TextPreprocessor)
         self.encoder = encoder
         self.preproc = preproc
-        self.info = dict(info or {})
+        self.info = _check_info({} if info is None else info)
         arch = self.architecture()
         if (arch["vocab_size"], arch["maxlen"]) != (preproc.vocab_size, preproc.maxlen):
             raise ValueError(
@@ -183,6 +188,25 @@ class Backbone:
                 f"embed_dim={arch['embed_dim']}, num_layers={arch['num_layers']})")
 
 
+def _check_info(info: Any) -> dict[str, Any]:
+    """Returns the pretraining facts `info` as a new dict of plain values, checked: the
+    rules of `Backbone(info=)` and of a saved `backbone.json`. Whatever comes from `info`
+    is quoted after `Received:` only, which `saving.invalid_file` drops for a file."""
+    if not isinstance(info, dict):
+        raise TypeError(f"`info` must be a dict with keys among {sorted(_INFO_KEYS)}, or "
+                        f"None. Received: info={info!r:.80}")
+    unknown = [key for key in info if key not in _INFO_KEYS]
+    if unknown:
+        raise ValueError(f"`info` may hold only the keys {sorted(_INFO_KEYS)}. Received: "
+                         f"other keys {', '.join(repr(key) for key in unknown):.200}")
+    checked = {}
+    if "mask_rate" in info:
+        checked["mask_rate"] = check_mask_rate(info["mask_rate"], "info['mask_rate']")
+    if "whole_word" in info:
+        checked["whole_word"] = check_bool(info["whole_word"], "info['whole_word']")
+    return checked
+
+
 def _check_per_token_output(encoder: keras.Model, embed_dim: int) -> None:
     """Refuses an encoder whose output is not one `embed_dim` vector per token."""
     outputs = getattr(encoder, "outputs", None) or []
@@ -258,14 +282,10 @@ def load_backbone(path: str | os.PathLike) -> Backbone:
     with saving.folder_lock(folder, exclusive=False):
         _read_manifest(folder)
         preproc = TextPreprocessor.load(folder)
-        info = saving.read_json(folder / INFO_FILE)
-        rate = info.get("mask_rate", 0.15) if isinstance(info, dict) else None
-        if not isinstance(info, dict) or not set(info) <= _INFO_KEYS \
-                or isinstance(rate, bool) or not isinstance(rate, (int, float)) \
-                or not 0 < rate < 1 or not isinstance(info.get("whole_word", False), bool):
-            raise ValueError(f"{folder / INFO_FILE} must hold an object with keys "
-                             f"{sorted(_INFO_KEYS)}: a mask_rate in (0, 1) and a boolean "
-                             "whole_word.")
+        try:
+            info = _check_info(saving.read_json(folder / INFO_FILE))
+        except (TypeError, ValueError) as err:
+            raise saving.invalid_file(folder / INFO_FILE, "backbone info", err) from None
         encoder = saving.load_keras_model(folder / ENCODER_FILE)
     try:
         return Backbone(encoder, preproc, info)

@@ -82,3 +82,30 @@ def test_a_classifier_built_on_a_backbone_takes_only_the_encoder_layers(task):
     assert model.get_layer("head").get_weights()[0].shape == (SIZES["embed_dim"], 2)
     assert [layer.name for layer in backbone.weight_layers()] == [
         "embedding", "embedding_norm", "encoder_0"]
+
+
+@pytest.mark.parametrize("info, error, message", [
+    ({"mask_rate": 0.15, "note": "x"}, ValueError,
+     r"`info` may hold only the keys \['mask_rate', 'whole_word'\]. Received: other keys "
+     r"'note'"),
+    ({"mask_rate": 1.5}, ValueError,
+     r"`info\['mask_rate'\]` must be a float in \(0, 1\). Received: info\['mask_rate'\]=1.5"),
+    ({"whole_word": 1}, TypeError, r"`info\['whole_word'\]` must be True or False"),
+    (["x"], TypeError, r"`info` must be a dict.*Received: info=\['x'\]"),
+])
+def test_a_backbone_refuses_info_that_load_backbone_would_refuse(task, info, error, message):
+    # It took any `info`: `save` then wrote a folder `load_backbone` refused, or failed in
+    # the middle of writing it.
+    _, preproc = task
+    with pytest.raises(error, match=message):
+        Backbone(_encoder(_classifier(preproc)), preproc, info)
+
+
+def test_a_backbone_keeps_numpy_info_values_as_plain_ones_that_save_and_load(task, tmp_path):
+    # A NumPy float failed only when saving (not JSON serializable).
+    _, preproc = task
+    info = {"mask_rate": np.float32(0.25), "whole_word": np.bool_(True)}
+    Backbone(_encoder(_classifier(preproc)), preproc, info).save(tmp_path / "bb")
+    loaded = load_backbone(tmp_path / "bb").info
+    assert loaded == {"mask_rate": 0.25, "whole_word": True}
+    assert type(loaded["mask_rate"]) is float and type(loaded["whole_word"]) is bool

@@ -431,7 +431,14 @@ def test_a_backbone_that_could_never_load_is_refused_at_save_and_load(
     info = folder / "backbone.json"
     info.write_text(json.dumps({"mask_rate": "\x1b[2Jcrafted", "whole_word": False}))
     rehash(folder)
-    with pytest.raises(ValueError, match="a mask_rate in") as refused:
+    with pytest.raises(ValueError, match=r"backbone info in .*backbone\.json': "
+                                         r"`info\['mask_rate'\]` must be a float in \(0, 1\)\.$"
+                       ) as refused:
+        text.load_backbone(folder)
+    assert "crafted" not in str(refused.value)
+    info.write_text(json.dumps({"mask_rate": 0.15, "\x1b[2Jcrafted": False}))
+    rehash(folder)
+    with pytest.raises(ValueError, match="`info` may hold only the keys") as refused:
         text.load_backbone(folder)
     assert "crafted" not in str(refused.value)
 
