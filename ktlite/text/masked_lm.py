@@ -513,19 +513,27 @@ def save_backbone(source: Any, path: str | os.PathLike, preproc: Any = None) -> 
         source: the `MaskedLMLearner` from `pretrain`, or a masked-LM model built by
             `masked_lm_model` (then `preproc` is required).
         path: the folder to write.
-        preproc: the `TextPreprocessor` of a model given as `source`.
+        preproc: the `TextPreprocessor` of a model given as `source`; `None` for a
+            learner, which writes its own.
 
     Returns:
         None; the folder is written atomically (`Backbone.save`).
 
     Raises:
-        TypeError: if `source` is neither, or `preproc` is missing for a model.
+        TypeError: if `source` is neither, or `preproc` is missing for a model or not a
+            `TextPreprocessor`.
+        ValueError: if `preproc` is given beside a learner, or is not fitted.
         FileExistsError: if `path` is a file or a folder ktlite did not write.
 
     Example:
         >>> text.save_backbone(learner, "my_backbone")
     """
     if isinstance(source, MaskedLMLearner):
+        if preproc is not None:
+            raise ValueError(
+                "`preproc` is for a masked-LM model given as `source`: a learner writes its "
+                f"own preprocessor. Leave it out. Received: preproc={preproc!r:.80}"
+            )
         source.save_backbone(path)
         return
     if not isinstance(source, keras.Model) or ENCODER_NAME not in [

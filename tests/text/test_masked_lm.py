@@ -569,3 +569,23 @@ def test_validate_judges_in_the_learners_evaluation_batches(monkeypatch):
     for val_data in (None, texts):
         learner.validate(val_data=val_data, print_report=False)
     assert shapes == [(8, 32)] * 10
+
+
+def test_save_backbone_refuses_a_preproc_beside_a_learner_and_checks_it_beside_a_model(
+    tmp_path
+):
+    # Beside a learner it was ignored, whatever it was: the learner's own was written.
+    texts = [f"t0w{i} t1w{i} t2w{i}" for i in range(40)]
+    learner = text.pretrain(texts, maxlen=16, vocab_size=60, embed_dim=8, num_heads=1,
+                            num_layers=1, verbose=0)
+    other = TextPreprocessor(maxlen=32, vocab_size=60, lowercase=False).fit_vocab(texts)
+    for preproc in (other, "nonsense"):
+        with pytest.raises(ValueError, match=r"`preproc` is for a masked-LM model given as "
+                                             r"`source`.*Received: preproc="):
+            text.save_backbone(learner, tmp_path / "bb", preproc=preproc)
+    assert not (tmp_path / "bb").exists()
+    with pytest.raises(TypeError, match="`preproc` must be of type TextPreprocessor. "
+                                        "Received: preproc of type str"):
+        text.save_backbone(learner.model, tmp_path / "bb", preproc="nonsense")
+    text.save_backbone(learner, tmp_path / "bb")
+    assert text.load_backbone(tmp_path / "bb").preproc.maxlen == 16
