@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["MAX_PASS_PIXELS", "MAX_PIXELS", "format_problem", "image_dimensions"]
+__all__ = ["MAX_PASS_PIXELS", "MAX_PIXELS", "decoded_pixels", "format_problem",
+           "image_dimensions"]
 
 # The largest image the predictor decodes: 50 megapixels (a 48 MP phone photo fits; it
 # decodes to 150 MB of RGB and about 600 MB of float32 before resizing).
@@ -72,7 +73,11 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
         data: an encoded PNG, JPEG, GIF, BMP or WebP file.
 
     Returns:
-        `(width, height)`, or `None` when the header does not say (then decoding decides).
+        `(width, height)` of the decoded image, or `None` when the header gives no size.
+        Every file TensorFlow decodes gives one (a JPEG's frame header is found past the
+        stray and fill bytes its decoder skips), so the predictor refuses a file without
+        one. A GIF's is its largest frame's width and height, which TensorFlow decodes it
+        to, whatever its logical screen says.
 
     Example:
         >>> image_dimensions(png_bytes)
@@ -84,7 +89,8 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
         if data.startswith(b"\xff\xd8"):
             return _jpeg_size(data)
         if data[:6] in (b"GIF87a", b"GIF89a"):
-            return struct.unpack("<HH", data[6:10])
+            frames = _gif_frames(data)
+            return (max(w for w, _ in frames), max(h for _, h in frames)) if frames else None
         if data.startswith(b"BM"):
             header = struct.unpack("<I", data[14:18])[0]
             if header == 12:  # OS/2 BITMAPCOREHEADER
@@ -93,9 +99,34 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
             return abs(width), abs(height)
         if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
             return _webp_size(data)
-    except struct.error:  # a header cut short: decoding will refuse the file
+    except (struct.error, IndexError):  # a header cut short: decoding would refuse the file
         return None
     return None
+
+
+def decoded_pixels(data: bytes) -> int | None:
+    """How many pixels decoding an encoded image holds, read from its headers.
+
+    That is width x height, or for a GIF the larger of that and the pixels of all its frames
+    together: TensorFlow's GIF decoder reads every frame before it returns the first.
+
+    Args:
+        data: an encoded PNG, JPEG, GIF, BMP or WebP file.
+
+    Returns:
+        The count, or `None` when `image_dimensions` gives no size.
+
+    Example:
+        >>> decoded_pixels(png_bytes)
+        784
+    """
+    dimensions = image_dimensions(data)
+    if dimensions is None:
+        return None
+    pixels = dimensions[0] * dimensions[1]
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return max(pixels, sum(w * h for w, h in _gif_frames(data)))
+    return pixels
 
 
 _CONVERT = "convert it to PNG"
@@ -132,24 +163,46 @@ def _bmp_problem(data: bytes) -> str | None:
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    # Markers are found as libjpeg finds them, so that no byte the decoder passes over
+    # hides the frame header from this reader: it skips bytes other than 0xFF before a
+    # marker, 0xFF fill bytes, and 0xFF 0x00 pairs.
     i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
+    while (i := data.find(b"\xff", i)) >= 0:
+        while data[i + 1:i + 2] == b"\xff":  # fill bytes
             i += 1
-            continue
-        if marker in _JPEG_BARE:
+        marker = data[i + 1:i + 2]
+        if not marker:
+            return None
+        if marker[0] == 0x00 or marker[0] in _JPEG_BARE:
             i += 2
             continue
-        if marker in _JPEG_FRAMES:
+        if marker[0] in _JPEG_FRAMES:
             height, width = struct.unpack(">HH", data[i + 5:i + 9])
             return width, height
-        if marker == 0xDA:  # start of scan before any frame header
+        if marker[0] == 0xDA:  # start of scan before any frame header
             return None
         i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
     return None
+
+
+def _gif_frames(data: bytes) -> list[tuple[int, int]] | None:
+    """The `(width, height)` of each frame of a GIF, `None` for a GIF giflib cannot read."""
+    flags = data[10]
+    i = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # after the global colour table
+    frames = []
+    while i < len(data) and data[i] != 0x3B:  # up to the trailer
+        if data[i] == 0x2C:  # an image descriptor, its local colour table, its LZW code size
+            frames.append(struct.unpack("<HH", data[i + 5:i + 9]))
+            flags = data[i + 9]
+            i += 11 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+        elif data[i] == 0x21:  # an extension: a label, then sub-blocks
+            i += 2
+        else:
+            return None
+        while data[i]:  # sub-blocks, each led by its length, up to an empty one
+            i += 1 + data[i]
+        i += 1
+    return frames or None
 
 
 def _webp_size(data: bytes) -> tuple[int, int] | None:

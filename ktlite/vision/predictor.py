@@ -31,6 +31,7 @@ from ktlite.vision import files
 from ktlite.vision.formats import (
     MAX_PASS_PIXELS,
     MAX_PIXELS,
+    decoded_pixels,
     format_problem,
     image_dimensions,
 )
@@ -62,13 +63,14 @@ class ImagePredictor(ClassifierPredictor):
     `preproc.float_scale`, where overshoot up to twice white clips to white and brighter
     floats are refused); a 4-D array, or a 3-D one whose last axis is not 1, 2, 3 or 4, is a
     batch (a last axis of 2, gray + alpha, is refused), and so is an array or Series of
-    paths. Images of any size are resized to the model's: up to 50 megapixels each, decoded
-    `batch_size` at a time, or fewer where they hold over 100 megapixels together, so a
-    batch of large images never decodes at once. An unreadable, empty, truncated or
-    damaged image, or a BMP that TensorFlow cannot decode right (1-, 4- or 16-bit, with a
-    colour palette, compressed), is refused with its file name or position (files and HTTP
-    uploads are decoded once on the way in; bytes passed in Python are checked one by one
-    only when their batch fails to decode).
+    paths. Images of any size are resized to the model's: up to 50 megapixels each (an
+    animated GIF's frames together, as its decoder reads them all), decoded `batch_size` at
+    a time, or fewer where they hold over 100 megapixels together, so a batch of large
+    images never decodes at once. An unreadable, empty, truncated or damaged image, one
+    whose header gives no size, or a BMP that TensorFlow cannot decode right (1-, 4- or
+    16-bit, with a colour palette, compressed), is refused with its file name or position
+    (files and HTTP uploads are decoded once on the way in; bytes passed in Python are
+    checked one by one only when their batch fails to decode).
 
     `export(path)` writes a SavedModel that loads with TensorFlow alone, with two
     signatures: `serving_default` takes `images`, a `tf.string` tensor `(n,)` of encoded
@@ -117,13 +119,13 @@ class ImagePredictor(ClassifierPredictor):
     def _passes(self, items: Any) -> list[tuple[int, int]]:
         """`batch_size` images a pass, fewer where their pixels would pass `MAX_PASS_PIXELS`.
 
-        The pixels are read from each file's header (an image whose header does not say
-        counts as `MAX_PIXELS`), so large uploads are decoded a few at a time.
+        The pixels are read from each file's header (`_check_encoded` refused the files
+        without a size), so large uploads are decoded a few at a time.
         """
         passes, start, pixels = [], 0, 0
         for i, data in enumerate(items):
-            size = image_dimensions(data)
-            count = size[0] * size[1] if size else MAX_PIXELS
+            width, height = image_dimensions(data)
+            count = width * height
             if i > start and (i - start == self.batch_size
                               or pixels + count > MAX_PASS_PIXELS):
                 passes.append((start, i))
@@ -431,10 +433,15 @@ def _check_encoded(data: bytes, name: str) -> bytes:
     problem = format_problem(data)
     if problem:
         raise ValueError(f"`{name}` is not a readable image: {problem}.")
-    dimensions = image_dimensions(data)
-    if dimensions and dimensions[0] * dimensions[1] > MAX_PIXELS:
+    pixels = decoded_pixels(data)
+    if pixels is None:  # no decodable file lacks a size, which the limit needs
+        raise ValueError(f"`{name}` is not a readable image: its header gives no image size.")
+    if pixels > MAX_PIXELS:
+        width, height = image_dimensions(data)
+        size, advice = (f"{width} x {height} pixels", "a smaller image")
+        if pixels > width * height:  # an animated GIF
+            size, advice = (f"{pixels:,} pixels in all its frames", "one frame of it as a PNG")
         raise ValueError(
-            f"`{name}` is too large to decode: {dimensions[0]} x {dimensions[1]} pixels, more "
-            f"than {MAX_PIXELS:,}. Send a smaller image."
+            f"`{name}` is too large to decode: {size}, more than {MAX_PIXELS:,}. Send {advice}."
         )
     return data

@@ -7,7 +7,16 @@ import pytest
 import tensorflow as tf
 
 from conftest import encode_bmp
-from ktlite.vision.formats import format_problem, image_dimensions
+from ktlite.vision.formats import decoded_pixels, format_problem, image_dimensions
+
+
+def gif(screen, frames):
+    """A GIF's headers: a logical screen and frames of the given sizes, each with one byte of
+    LZW data (enough to read sizes from; too little to decode)."""
+    blocks = b"".join(b"!\xf9\x04\x00\x00\x00\x00\x00"  # a graphic control extension
+                      + b"," + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x02\x01\x00\x00"
+                      for w, h in frames)
+    return b"GIF89a" + struct.pack("<HHBBB", *screen, 0, 0, 0) + blocks + b";"
 
 
 def test_png_jpeg_gif_and_bmp_sizes_are_read_from_their_headers():
@@ -15,8 +24,7 @@ def test_png_jpeg_gif_and_bmp_sizes_are_read_from_their_headers():
     assert image_dimensions(tf.io.encode_png(image).numpy()) == (12, 7)
     assert image_dimensions(tf.io.encode_jpeg(image).numpy()) == (12, 7)
     assert image_dimensions(tf.io.encode_jpeg(image, progressive=True).numpy()) == (12, 7)
-    gif = b"GIF89a" + struct.pack("<HH", 300, 200) + bytes(20) + b";"
-    assert image_dimensions(gif) == (300, 200)
+    assert image_dimensions(gif((300, 200), [(300, 200)])) == (300, 200)
     bottom_up = b"BM" + bytes(12) + struct.pack("<Iii", 40, 640, -480) + bytes(30)
     assert image_dimensions(bottom_up) == (640, 480)
     os2 = b"BM" + bytes(12) + struct.pack("<IHH", 12, 64, 32) + bytes(10)
@@ -38,10 +46,45 @@ def test_webp_sizes_are_read_from_each_kind_of_first_chunk():
     assert image_dimensions(lossy) == (320, 240)
 
 
+def test_a_jpeg_size_is_found_past_the_bytes_its_decoder_skips():
+    # libjpeg passes over stray bytes before a marker, 0xFF fill bytes and 0xFF 0x00 pairs,
+    # so a file with them decodes, and its size must still be read for the pixel limit.
+    jpeg = tf.io.encode_jpeg(np.zeros((7, 12, 1), "uint8")).numpy()
+    app0_end = 4 + struct.unpack(">H", jpeg[4:6])[0]
+    for junk in (b"\x00", b"abc", b"\xff\xff", b"\xff\x00\x17"):
+        edited = jpeg[:app0_end] + junk + jpeg[app0_end:]
+        assert tf.io.decode_jpeg(edited).shape == (7, 12, 1)
+        assert image_dimensions(edited) == (12, 7)
+
+
+def test_a_gif_decodes_to_its_largest_frame_and_holds_all_its_frames():
+    # TensorFlow decodes a GIF to its frames' largest width and height, whatever its
+    # logical screen says, and giflib reads every frame before the first is returned.
+    assert image_dimensions(gif((8, 8), [(6000, 6000)])) == (6000, 6000)
+    assert decoded_pixels(gif((8, 8), [(6000, 6000)])) == 36_000_000
+    assert image_dimensions(gif((8, 8), [(100, 10), (10, 100)])) == (100, 100)
+    assert decoded_pixels(gif((8, 8), [(100, 10), (10, 100)])) == 10_000
+    assert decoded_pixels(gif((300, 200), [(300, 200)] * 40)) == 2_400_000
+    made = tf.io.decode_gif(tf.constant(_TWO_FRAMES)).shape
+    assert image_dimensions(_TWO_FRAMES) == (made[2], made[1]) == (1, 1)
+    assert decoded_pixels(_TWO_FRAMES) == made[0] == 2
+    assert decoded_pixels(tf.io.encode_png(np.zeros((7, 12, 1), "uint8")).numpy()) == 84
+
+
+# Two 1x1 frames, the first with a global colour table, the second with a local one.
+_TWO_FRAMES = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00"
+               b"!\xf9\x04\x01\x00\x00\x00\x00"
+               b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00"
+               b",\x00\x00\x00\x00\x01\x00\x01\x00\x80\x00\x00\x00\xff\xff\xff"
+               b"\x02\x02D\x01\x00;")
+
+
 @pytest.mark.parametrize("data", [
     b"\x89PNG\r\n\x1a\n\x00\x00",   # cut inside the header
     b"\xff\xd8\xff\xda\x00\x02",    # scan before any frame header
     b"\xff\xd8\x00\x00",            # not a marker where one must be
+    b"GIF89a\x01\x00\x01\x00\x00\x00\x00;",  # no frame
+    b"GIF89a\x01\x00\x01\x00\x00\x00\x00\x00;",  # a record giflib does not know
     b"RIFF\x00\x00\x00\x00WEBPVP8Z",
     b"just text",
 ])

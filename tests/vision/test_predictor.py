@@ -236,6 +236,46 @@ def test_an_image_too_large_to_decode_is_refused_before_decoding(predictor):
         predictor.inputs_from_json([base64.b64encode(huge).decode()])
 
 
+def test_a_jpeg_too_large_is_refused_whatever_stray_bytes_precede_its_frame_header(predictor):
+    # A 16x16 JPEG's header edited to say 10,000 x 10,000, behind one stray byte the decoder
+    # skips: the header is read as the decoder reads it, so the limit still applies.
+    jpeg = bytearray(tf.io.encode_jpeg(np.zeros((16, 16, 1), "uint8")).numpy())
+    sof = jpeg.index(b"\xff\xc0")
+    struct.pack_into(">HH", jpeg, sof + 5, 10_000, 10_000)
+    app0_end = 4 + struct.unpack(">H", jpeg[4:6])[0]
+    stray = bytes(jpeg[:app0_end] + b"\x00" + jpeg[app0_end:])
+    with pytest.raises(ValueError, match=r"`inputs` is too large to decode: 10000 x 10000"):
+        predictor.predict(stray)
+    with pytest.raises(ValueError, match=r"`inputs\[0\]` is too large"):
+        predictor.inputs_from_json([base64.b64encode(stray).decode()])
+
+
+def test_a_gif_too_large_in_its_frames_is_refused_whatever_its_screen_says(predictor):
+    # TensorFlow decodes a GIF to its largest frame and reads all frames first: a small
+    # logical screen must not hide a huge frame, nor many frames their sum.
+    def gif(frames):
+        return b"GIF89a\x08\x00\x08\x00\x00\x00\x00" + b"".join(
+            b"," + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x02\x01\x00\x00" for w, h in frames
+        ) + b";"
+
+    with pytest.raises(ValueError, match=r"`inputs` is too large to decode: 10000 x 10000 "
+                                         r"pixels, more than 50,000,000. Send a smaller image"):
+        predictor.predict(gif([(10_000, 10_000)]))
+    with pytest.raises(ValueError, match=r"`inputs\[0\]` is too large to decode: 60,000,000 "
+                                         r"pixels in all its frames, more than 50,000,000. Send "
+                                         r"one frame of it as a PNG"):
+        predictor.inputs_from_json([base64.b64encode(gif([(2000, 1000)] * 30)).decode()])
+
+
+def test_an_image_whose_header_gives_no_size_is_refused_before_decoding(predictor):
+    no_frame = b"\xff\xd8\xff\xda\x00\x02" + bytes(8) + b"\xff\xd9"  # a scan, no frame
+    with pytest.raises(ValueError, match=r"`inputs` is not a readable image: its header "
+                                         r"gives no image size"):
+        predictor.predict(no_frame)
+    with pytest.raises(ValueError, match=r"`inputs\[0\]` is not a readable image"):
+        predictor.inputs_from_json([base64.b64encode(no_frame).decode()])
+
+
 def test_large_images_are_decoded_a_few_at_a_time(predictor, shape_arrays, monkeypatch):
     # The budget shrunk to 1,300 pixels: 16x16 images (256) go five to a pass, a 32x32 one
     # (1,024) with at most one small neighbour, however large the batch.
