@@ -114,6 +114,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=args.port,
         max_batch_size=args.max_batch_size,
         max_wait_ms=args.max_wait_ms,
+        max_body_bytes=args.max_body_bytes,
         max_explain_words=args.max_explain_words,
         max_explain_chars=args.max_explain_chars,
     )
@@ -181,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="most inputs per model call (default: %(default)s)")
     serve.add_argument("--max-wait-ms", type=_milliseconds, default=5.0,
                        help="how long a request waits for others to batch with "
+                            "(default: %(default)s)")
+    serve.add_argument("--max-body-bytes", type=_positive_int, default=1024 * 1024,
+                       help="largest request body in bytes; larger get 413. Images travel "
+                            "in base64, 4/3 of their file: a 4 MB photo needs 5600000 "
                             "(default: %(default)s)")
     serve.add_argument("--max-explain-words", type=_positive_int, default=1000,
                        help="most words in an /explain text; more get 413 "

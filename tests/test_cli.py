@@ -62,8 +62,10 @@ def test_serve_starts_uvicorn_with_timeouts_and_a_connection_limit(monkeypatch):
     monkeypatch.setattr(ktlite.predictor, "load_predictor", lambda path: FakePredictor())
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs, app=app))
     assert cli.main(["serve", "some_folder", "--port", "8123", "--max-batch-size", "4",
-                     "--max-explain-words", "50", "--max-explain-chars", "400"]) == 0
+                     "--max-explain-words", "50", "--max-explain-chars", "400",
+                     "--max-body-bytes", "8000000"]) == 0
     assert seen["port"] == 8123 and seen["app"].max_batch_size == 4
+    assert seen["app"].max_body_bytes == 8_000_000
     assert seen["app"].max_explain_words == 50 and seen["app"].max_explain_chars == 400
     assert seen["http"].header_timeout_s == 10.0 and seen["app"].body_timeout_s == 10.0
     assert seen["timeout_keep_alive"] == 5 and seen["limit_concurrency"] == 256
@@ -80,6 +82,8 @@ def test_serve_starts_uvicorn_with_timeouts_and_a_connection_limit(monkeypatch):
     (["serve", "p", "--max-wait-ms", "-1"], "argument --max-wait-ms: expected a number of"),
     (["serve", "p", "--max-explain-chars", "0"],
      "argument --max-explain-chars: expected a positive int, received '0'"),
+    (["serve", "p", "--max-body-bytes", "1e6"],
+     "argument --max-body-bytes: expected a positive int, received '1e6'"),
 ])
 def test_bad_numbers_are_refused_naming_the_option_and_what_it_takes(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -97,7 +101,8 @@ def test_the_serve_defaults_are_the_apps_own():
 
     app_defaults = inspect.signature(APIApp).parameters
     parsed = vars(cli.build_parser().parse_args(["serve", "p"]))
-    for name in ("max_batch_size", "max_wait_ms", "max_explain_words", "max_explain_chars"):
+    for name in ("max_batch_size", "max_wait_ms", "max_body_bytes", "max_explain_words",
+                 "max_explain_chars"):
         assert parsed[name] == app_defaults[name].default, name
 
 
@@ -105,7 +110,8 @@ def test_help_shows_every_default(capsys):
     for command, defaults in (("demo", ["(default: 2)", "(default: 64)"]),
                               ("serve", ["(default: 127.0.0.1)", "(default: 8000)",
                                          "(default: 32)", "(default: 5.0)",
-                                         "(default: 1000)", "(default: 20000)"])):
+                                         "(default: 1048576)", "(default: 1000)",
+                                         "(default: 20000)"])):
         with pytest.raises(SystemExit):
             cli.main([command, "--help"])
         out = " ".join(capsys.readouterr().out.split())
