@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -183,6 +184,34 @@ def _finite(value: Any) -> bool:
         return True
 
 
+# The monitors each model's running fit has warned about: `BestWeights` and `PeakReducer`
+# watching one value warn once between them.
+_warned_not_finite: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _start_not_finite_warnings(model: keras.Model | None) -> None:
+    """Forgets the warnings of `_warn_not_finite` given in the model's earlier fits."""
+    if model is not None:
+        _warned_not_finite.pop(model, None)
+
+
+def _warn_not_finite(model: keras.Model | None, monitor: str, epoch: int) -> None:
+    """Warns, once a fit and monitor, that the monitored value is NaN or infinite."""
+    if model is not None:
+        warned = _warned_not_finite.setdefault(model, set())
+        if monitor in warned:
+            return
+        warned.add(monitor)
+    warn(
+        f"`{monitor}` is not finite (NaN or infinite) at epoch {epoch + 1}: such an epoch "
+        "counts as one without improvement, toward early stopping and lowering the peak "
+        "learning rate. A non-finite validation value beside a finite training loss "
+        "usually comes from NaN or inf in the validation data or its targets: check them, "
+        "e.g. np.isfinite(x_val).all() and np.isfinite(y_val).all().",
+        RuntimeWarning,
+    )
+
+
 def _tracked_loss_finite(model: keras.Model) -> bool:
     """Whether the compiled loss tracker has counted batches and their summed loss is finite.
 
@@ -297,6 +326,9 @@ class BestWeights(keras.callbacks.Callback):
     trainable weights, which Keras writes into the model at the end of every fit; the
     optimizer's own state (its averages too) is not rewound.
 
+    An epoch whose monitored value is NaN or infinite counts as one without improvement
+    (so `patience` runs out), with one `RuntimeWarning` a fit.
+
     Args:
         monitor: log key to watch, e.g. `"val_loss"`.
         patience: stop after this many epochs without improvement; `None` never stops.
@@ -389,6 +421,7 @@ class BestWeights(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.best, self.best_epoch, self.stopped_epoch = None, None, None
         self._weights, self._wait = None, 0
+        _start_not_finite_warnings(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
         # Read here: Keras builds the compiled metrics during the first epoch.
@@ -402,8 +435,8 @@ class BestWeights(keras.callbacks.Callback):
             )
             return
         if not _finite(value):
-            return
-        if self.improved(value):
+            _warn_not_finite(self.model, self.monitor, epoch)
+        elif self.improved(value):
             self.best, self.best_epoch, self._wait = float(value), epoch, 0
             # The weights the user would get had the fit stopped here: with an EMA
             # optimizer, the averages Keras writes into the model at the end of a fit.
@@ -418,10 +451,11 @@ class BestWeights(keras.callbacks.Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.verbose:
+                best = ("never finite" if self.best is None
+                        else f"best {self.best:.5g} at epoch {self.best_epoch + 1}")
                 say(
                     f"Early stopping after epoch {epoch + 1}: {self.monitor} has not improved "
-                    f"for {self._wait} epochs (best {self.best:.5g} at epoch "
-                    f"{self.best_epoch + 1})."
+                    f"for {self._wait} epochs ({best})."
                 )
 
     def on_train_end(self, logs=None):
@@ -451,6 +485,9 @@ class BestWeights(keras.callbacks.Callback):
 
 class PeakReducer(keras.callbacks.Callback):
     """Multiplies a schedule's peak learning rate by `factor` when `monitor` plateaus.
+
+    An epoch whose monitored value is NaN or infinite counts as one without improvement,
+    with one `RuntimeWarning` a fit (one between it and a `BestWeights` on the same value).
 
     Args:
         target: an object with a mutable float attribute `lr_scale` that the running
@@ -506,6 +543,7 @@ class PeakReducer(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._best, self._wait, self.reductions = None, 0, []
         self._start = self.target.lr_scale
+        _start_not_finite_warnings(self.model)
 
     def on_train_end(self, logs=None):
         # Each fit starts from the peak it was given, as Keras' callbacks start afresh: a
@@ -516,11 +554,13 @@ class PeakReducer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.mode = monitor_mode(self.monitor, self.model)  # as in `BestWeights`
         value = (logs or {}).get(self.monitor)
-        if value is None or not _finite(value):
+        if value is None:
             return
-        better = self._best is None or (
+        if not _finite(value):
+            _warn_not_finite(self.model, self.monitor, epoch)
+        better = _finite(value) and (self._best is None or (
             value < self._best if self.mode == "min" else value > self._best
-        )
+        ))
         if better:
             self._best, self._wait = float(value), 0
             return

@@ -90,14 +90,33 @@ def test_best_weights_tracks_min_stops_and_restores():
     assert all(np.all(w == 2.0) for w in model.get_weights())
 
 
-def test_best_weights_maximises_accuracy_and_ignores_nan():
+def test_best_weights_maximises_accuracy_and_counts_nan_as_no_improvement():
+    # A NaN epoch was skipped: a value NaN every epoch never ran out the patience.
     model = _model()
-    best = BestWeights("val_accuracy", patience=None, verbose=0)
+    best = BestWeights("val_accuracy", patience=3, verbose=0)
     best.set_model(model)
     best.on_train_begin()
-    for epoch, acc in enumerate([0.5, 0.9, float("nan"), 0.7]):
-        best.on_epoch_end(epoch, {"val_accuracy": acc})
-    assert best.best_epoch == 1 and best.best == 0.9 and best.stopped_epoch is None
+    with pytest.warns(RuntimeWarning, match="`val_accuracy` is not finite.*epoch 3") as caught:
+        for epoch, acc in enumerate([0.5, 0.9, float("nan"), 0.7, float("inf")]):
+            best.on_epoch_end(epoch, {"val_accuracy": acc})
+    assert best.best_epoch == 1 and best.best == 0.9 and best.stopped_epoch == 4
+    assert len([w for w in caught if "not finite" in str(w.message)]) == 1
+
+
+def test_best_weights_and_peak_reducer_count_a_value_never_finite_and_warn_once_between_them():
+    model, target = _model(), _Target()
+    best = BestWeights("val_loss", patience=2, verbose=0)
+    reducer = PeakReducer(target, "val_loss", patience=1, factor=0.5, verbose=0)
+    for callback in (best, reducer):
+        callback.set_model(model)
+        callback.on_train_begin()
+    with pytest.warns(RuntimeWarning, match="validation data or its targets") as caught:
+        for epoch in range(2):
+            for callback in (best, reducer):
+                callback.on_epoch_end(epoch, {"val_loss": float("nan")})
+    assert len(caught) == 1
+    assert best.stopped_epoch == 1 and model.stop_training and best.best is None
+    assert reducer.reductions == [0, 1] and target.lr_scale == 0.25
 
 
 class _Target:

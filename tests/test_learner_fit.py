@@ -134,6 +134,25 @@ def test_autofit_early_stopping_restores_best_weights_and_lowers_peak():
     assert peaks[-1] <= peaks[0] / 4
 
 
+def test_autofit_stops_early_and_lowers_the_peak_when_val_loss_is_never_finite():
+    # A NaN target in a later validation batch made val_loss NaN every epoch; autofit
+    # skipped such epochs and, without `epochs`, would have run 1000 of them silently.
+    x, y = _data()
+    xv, yv = _data(48, seed=1)
+    yv = yv.astype("float32")
+    yv[40] = np.nan
+    val = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(BS)
+    model = keras.Sequential([keras.Input((D,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    learner = get_learner(model, (x, y.astype("float32")), val, batch_size=BS, verbose=0)
+    with pytest.warns(RuntimeWarning, match="`val_loss` is not finite") as caught:
+        history = learner.autofit(1e-2, epochs=None, early_stopping=2, reduce_on_plateau=1)
+    assert len(history.history["loss"]) == 2
+    assert len([w for w in caught if "not finite" in str(w.message)]) == 1
+    peaks = np.max(np.reshape(learner.step_history["lrs"], (-1, STEPS)), axis=1)
+    assert peaks[1] == pytest.approx(peaks[0] / 2)
+
+
 def test_autofit_saves_best_model_to_checkpoint_folder(tmp_path):
     learner = _learner()
     learner.model.optimizer.learning_rate.assign(7e-4)  # none of the schedule's rates
