@@ -106,8 +106,9 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
 
     Raises:
         TypeError: if `preproc` is not an `ImagePreprocessor`, or for non-numeric pixels.
-        ValueError: for no images, one image where a batch is expected (an array of the
-            model's `(height, width[, channels])`), a wrong rank or channel count, NaN
+        ValueError: for no images, one image where a batch is expected (a 3-D array whose
+            last axis is 1, 3 or 4, unless a grayscale model's images are that wide, or a
+            2-D array of the model's size), a wrong rank or channel count, NaN
             pixels, float pixels above twice `preproc.float_scale` (up to it they clip to
             white), a file that is not a readable image (named), a number of labels other
             than the number of images, or unknown labels.
@@ -139,21 +140,27 @@ def image_dataset(images: Any, labels: Any, preproc: ImagePreprocessor) -> Any:
 def _refuse_one_image(images: Any, preproc: ImagePreprocessor) -> None:
     """Refuses one image given where a batch is read (it would read as rows of pixels).
 
-    A 3-D array is a batch of grayscale images here, as in `images_from_array`; one image
-    of the model's own size, `(height, width, channels)`, would read as `height` images of
-    `width` x `channels` pixels, each resized to the model's size: a silent wrong answer.
+    A 3-D array is a batch of grayscale images here, as in `images_from_array`, but one
+    whose last axis is a channel count (1, 3 or 4) is one image, as the predictor reads it:
+    read as a batch, its `height` rows would each be resized into an image, a silent wrong
+    answer. The exception is a grayscale model's batch of images as narrow as its own
+    (e.g. `(n, 4, 4)` for 4 x 4 images). A 2-D array of the model's size is one image too.
     """
     if not isinstance(images, np.ndarray) or images.ndim not in (2, 3):
         return
-    one = images.shape[:2] == tuple(preproc.image_size) and (
-        images.ndim == 2 or images.shape[2] == preproc.channels
-    )
-    if one and images.shape[1:] != tuple(preproc.image_size):
+    if images.ndim == 2:
+        one = images.shape == tuple(preproc.image_size)
+    else:
+        width = images.shape[2]
+        one = width in (1, 3, 4) and not (preproc.channels == 1
+                                          and width == preproc.image_size[1])
+    if one:
         raise ValueError(
-            "`images` holds one image of the model's size, but a batch is read here "
-            "(n, height, width[, channels]): pass `images[None]` for a batch of one, or "
-            f"use the predictor, which takes one image. Received: images with shape "
-            f"{images.shape}"
+            "`images` holds one image (height, width[, channels]), but a batch is read here "
+            "(n, height, width[, channels]): pass `images[None]` for a batch of one, or use "
+            "the predictor, which takes one image (a batch of grayscale images 1, 3 or 4 "
+            "pixels wide takes a channel axis: `images[..., None]`). Received: images with "
+            f"shape {images.shape}"
         )
 
 

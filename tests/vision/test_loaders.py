@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import warnings
 
 import keras
@@ -21,6 +22,7 @@ from ktlite.vision import (
     images_from_df,
     images_from_folder,
 )
+from ktlite.vision.preprocessor import ImagePreprocessor
 
 
 def _first_batch(dataset, batch_size=64, augment=False):
@@ -678,15 +680,27 @@ def test_one_image_where_a_batch_is_read_is_refused_not_read_as_rows(shape_array
     x = x if channels == 1 else np.repeat(x[..., None], 3, axis=-1)
     _, _, preproc = images_from_array(x, y, verbose=0)
     one = x[0] if channels == 3 else x[0][..., None]
-    for image in (one, x[0]):
-        with pytest.raises(ValueError, match=r"one image of the model's size.*images\[None\]"):
+    # One image of another size too, (20, 24, 3) or (20, 24, 1), whatever the model's size.
+    other = np.zeros((20, 24, 3 if channels == 3 else 1), "uint8")
+    for image in (one, x[0], other):
+        with pytest.raises(ValueError, match=r"holds one image .*images\[None\].*Received: "
+                                             rf"images with shape {re.escape(str(image.shape))}"):
             image_dataset(image, None, preproc)
     assert len(image_dataset(one[None], None, preproc)) == 1
     assert len(image_dataset(x[:16, :16, :16], None, preproc)) == 16  # a batch of 16 is one
+    assert len(image_dataset(np.zeros((5, 24, 20), "uint8"), None, preproc)) == 5  # gray
+    assert len(image_dataset(other[..., :1, None], None, preproc)) == 20  # 20 images 1 wide
     if channels == 3:  # the loader too, given one color image and its label
         with pytest.raises(ValueError, match=r"`x_train` holds one color image .*"
                                              r"x_train\[None\].*shape \(16, 16, 3\) and 1 label"):
             images_from_array(one, y[:1], verbose=0)
+
+
+def test_a_grayscale_model_of_images_as_narrow_as_a_channel_count_reads_3d_arrays_as_batches():
+    preproc = ImagePreprocessor((6, 4), channels=1)
+    assert len(image_dataset(np.zeros((5, 6, 4), "uint8"), None, preproc)) == 5
+    with pytest.raises(ValueError, match=r"`images` holds one image"):
+        image_dataset(np.zeros((5, 6, 3), "uint8"), None, preproc)
 
 
 @pytest.mark.parametrize("images, labels, error, message", [
