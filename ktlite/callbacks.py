@@ -227,11 +227,15 @@ def _tracked_loss_finite(model: keras.Model) -> bool:
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
-    """Stops training on a NaN/inf loss and restores the last good weights.
+    """Stops training on a NaN/inf loss or weight and restores the last good weights.
 
     A snapshot of the weights and optimizer variables is taken at the start and at the end
-    of every epoch whose loss is finite. The per-batch check only raises a flag (it runs in
-    Keras' asynchronous callback thread), and the rollback happens at the end of the epoch.
+    of every epoch whose loss and weights are finite. The per-batch check only raises a
+    flag (it runs in Keras' asynchronous callback thread), and the rollback happens at the
+    end of the epoch. The weights are checked at the end of each epoch, in the copy the
+    snapshot takes anyway: a loss can stay finite while gradients write NaN into them (a
+    NaN input that a ReLU turns into 0 in the forward pass), and a snapshot holding a
+    non-finite weight is never kept.
 
     The loss checked is the logs' `loss`. A model may log as `loss` a compiled metric of
     that name instead of Keras' loss tracker, one that is NaN while it has counted nothing
@@ -241,7 +245,8 @@ class NonFiniteGuard(keras.callbacks.Callback):
     is the tracker read, so a finite loss never makes the check wait for a step.
 
     Attributes:
-        stopped: `(epoch, batch)` where the loss went non-finite, or `None`.
+        stopped: `(epoch, batch)` where the loss went non-finite (`batch` -1: found at the
+            end of the epoch, as non-finite weights are), or `None`.
         restored_epoch: number of completed epochs the weights were rolled back to.
 
     Example:
@@ -259,11 +264,13 @@ class NonFiniteGuard(keras.callbacks.Callback):
         self._state: dict[str, list] | None = None
         self._good_epochs = 0
         self._epoch = 0
+        self._what = "the loss"
 
     def on_train_begin(self, logs=None):
         self.stopped = None
         self.restored_epoch = None
         self._good_epochs = 0
+        self._what = "the loss"
         self._state = snapshot_state(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -281,22 +288,27 @@ class NonFiniteGuard(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.stopped is None and self._diverged(logs):
             self.stopped = (epoch, -1)
-            self.model.stop_training = True
+        state = None
+        if self.stopped is None:
+            state = snapshot_state(self.model)
+            if not all(np.isfinite(w).all() for w in state["weights"]):
+                self.stopped, self._what = (epoch, -1), "the weights"
         if self.stopped is not None:
+            self.model.stop_training = True
             self.rollback()
         else:
             self._good_epochs = epoch + 1
-            self._state = snapshot_state(self.model)
+            self._state = state
 
     def on_train_end(self, logs=None):
         self.rollback()
 
     def rollback(self) -> None:
-        """Restores the last good snapshot once, if the loss went non-finite.
+        """Restores the last good snapshot once, if the loss or weights went non-finite.
 
-        Does nothing when the loss stayed finite, no snapshot was taken, or the weights
+        Does nothing when they stayed finite, no snapshot was taken, or the weights
         were already restored; otherwise restores the weights and optimizer state and
-        warns with a `RuntimeWarning` saying where the loss went non-finite. Called by
+        warns with a `RuntimeWarning` saying where they went non-finite. Called by
         `on_epoch_end` and `on_train_end`; call it yourself after an interrupted `fit`.
 
         Example:
@@ -310,10 +322,11 @@ class NonFiniteGuard(keras.callbacks.Callback):
         epoch, batch = self.stopped
         where = f"epoch {epoch + 1}" + (f", batch {batch + 1}" if batch >= 0 else "")
         warn(
-            f"Training stopped: the loss became NaN or infinite at {where}. The weights and "
-            f"optimizer state were restored to the end of epoch {self._good_epochs} (the "
-            "last one with a finite loss). Try a lower learning rate (see lr_find()), "
-            "check the data for NaN/inf, or clip gradients (e.g. Adam(clipnorm=1.0)).",
+            f"Training stopped: {self._what} became NaN or infinite at {where}. The weights "
+            f"and optimizer state were restored to the end of epoch {self._good_epochs} (the "
+            "last one with a finite loss and weights). Try a lower learning rate (see "
+            "lr_find()), check the data for NaN/inf, or clip gradients (e.g. "
+            "Adam(clipnorm=1.0)).",
             RuntimeWarning,
         )
 

@@ -283,6 +283,22 @@ def test_nan_loss_stops_training_and_restores_last_good_epoch():
     assert all(np.isfinite(v.numpy()).all() for v in learner.model.optimizer.variables)
 
 
+def test_nan_weights_under_a_finite_loss_stop_training_and_restore_the_last_finite_ones():
+    # A NaN input in a later batch: the ReLU keeps the loss finite while the gradients
+    # write NaN into the first kernel. The guard watched the loss alone and kept such
+    # weights as the epoch's good snapshot.
+    x, y = _data()
+    x[50, 2] = np.nan  # the 4th batch; the first batch, which is checked, is clean
+    model = _model()
+    start = model.get_weights()
+    learner = get_learner(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(BS),
+                          None, verbose=0)
+    with pytest.warns(RuntimeWarning, match="the weights became NaN or infinite at epoch 1"):
+        history = learner.fit_onecycle(1e-2, 2)
+    assert np.isfinite(history.history["loss"]).all() and len(history.history["loss"]) == 1
+    _assert_weights_equal(learner.model, start)
+
+
 class _InterruptAt(keras.callbacks.Callback):
     """Raises KeyboardInterrupt as epoch `epoch` begins (or, with `at_end`, as it ends)."""
 
