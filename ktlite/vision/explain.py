@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from ktlite.arguments import check_float, check_int, check_positive_int
+from ktlite.vision.preprocessor import pixel_white
 
 
 def occlusion_map(
@@ -100,8 +101,9 @@ def plot_occlusion(
     The map's colours are centred on zero (red: evidence for the class, blue: against).
 
     Args:
-        image: the image `(height, width)` or `(height, width, 1 | 3)`, floats in `[0, 1]`
-            or uint8.
+        image: the image `(height, width)` or `(height, width, 1 | 3 | 4)`, scaled as
+            `images_from_array` reads pixels: uint8 (white 255), uint16 (white 65535), or
+            floats (white 1, or 255 when a pixel is above 2); brighter pixels draw white.
         heatmap: `(height, width)` from `occlusion_map` / `ImagePredictor.explain`.
         ax: a matplotlib `Axes`; a new figure when `None` (default).
         alpha: opacity of the map. Defaults to 0.5.
@@ -113,7 +115,8 @@ def plot_occlusion(
 
     Raises:
         TypeError: if `alpha` is not a number.
-        ValueError: if the shapes do not match or `alpha` is not in `[0, 1]`.
+        ValueError: if `image` has another shape or channel count, the shapes do not
+            match or `alpha` is not in `[0, 1]`.
 
     Example:
         >>> heat = predictor.explain("boot.png")
@@ -123,6 +126,11 @@ def plot_occlusion(
 
     image = np.asarray(image)
     heatmap = np.asarray(heatmap, dtype="float32")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (1, 3, 4)):
+        raise ValueError(
+            "`image` must be (height, width) or (height, width, 1 | 3 | 4). Received: image "
+            f"shape {image.shape}"
+        )
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if heatmap.ndim != 2 or image.shape[:2] != heatmap.shape:
@@ -134,8 +142,8 @@ def plot_occlusion(
     if ax is None:
         _, ax = plt.subplots(figsize=(3, 3))
     # Shown at its own scale, as RGB is: a grey image is not stretched to its own range.
-    top = 255 if image.dtype == np.uint8 else 1.0
-    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=top)
+    image = np.clip(image.astype("float32") / pixel_white(image), 0.0, 1.0)
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
     limit = float(np.abs(heatmap).max()) or 1.0
     ax.imshow(heatmap, cmap=cmap, alpha=alpha, vmin=-limit, vmax=limit)
     ax.set_axis_off()

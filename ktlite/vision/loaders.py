@@ -33,10 +33,10 @@ from ktlite.splits import check_val_pct, describe_holdout, split_indices
 from ktlite.vision import files
 from ktlite.vision.augment import Augmentation
 from ktlite.vision.preprocessor import (
-    FLOAT_OVERSHOOT,
     ImagePreprocessor,
     as_pixel_batch,
     check_image_size,
+    pixel_white,
     warn_if_8_bit_in_uint16,
 )
 
@@ -292,9 +292,7 @@ def images_from_array(
     )
     for arr, name in ((x, "x_train"), (x_val, "x_test")):
         warn_if_8_bit_in_uint16(arr, name)
-    float_scale = 1.0
-    if np.issubdtype(x.dtype, np.floating) and float(x.max()) > FLOAT_OVERSHOOT:
-        float_scale = 255.0
+    float_scale = pixel_white(x) if np.issubdtype(x.dtype, np.floating) else 1.0
     preproc = ImagePreprocessor(
         image_size=check_image_size(image_size) if image_size is not None else x.shape[1:3],
         channels=channels if channels is not None else (1 if x.shape[-1] == 1 else 3),

@@ -506,6 +506,27 @@ class ImagePipeline:
         return f"ImagePipeline(source={self.source!r})"
 
 
+def pixel_white(pixels: np.ndarray) -> float:
+    """The value of white in a pixel array, as `images_from_array` reads one.
+
+    65535 for uint16, 255 for other integers (8-bit values); for floats 255 when a pixel is
+    above `FLOAT_OVERSHOOT` (2: a 0-1 image plus overshoot is no brighter), else 1.
+
+    Args:
+        pixels: a numeric pixel array of any shape.
+
+    Returns:
+        255.0, 65535.0 or 1.0.
+
+    Example:
+        >>> pixel_white(np.full((4, 4), 200.0))
+        255.0
+    """
+    if np.issubdtype(pixels.dtype, np.floating):
+        return 255.0 if pixels.size and float(np.nanmax(pixels)) > FLOAT_OVERSHOOT else 1.0
+    return 65535.0 if pixels.dtype == np.uint16 else 255.0
+
+
 def warn_if_8_bit_in_uint16(pixels: np.ndarray | None, name: str) -> None:
     """Warns when uint16 pixels hold no value above 255: 8-bit values read as near black.
 

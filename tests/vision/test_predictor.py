@@ -670,8 +670,32 @@ def test_plot_occlusion_draws_a_gray_image_at_its_own_scale():
     gray[0, 0] = 0.45  # a stretch to its own range would draw 0.5 as white
     norm = plot_occlusion(gray, np.zeros((16, 16))).get_images()[0].norm
     assert (norm.vmin, norm.vmax) == (0, 1.0)
-    norm = plot_occlusion((gray * 255).astype("uint8"), np.zeros((16, 16))).get_images()[0].norm
-    assert (norm.vmin, norm.vmax) == (0, 255)
+
+
+def test_plot_occlusion_scales_each_pixel_type_as_the_preprocessor_reads_it():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    levels = np.arange(64, dtype="uint8").reshape(8, 8) * 4
+
+    def drawn(image):
+        base = plot_occlusion(image, np.zeros((8, 8))).get_images()[0]
+        return base.to_rgba(base.get_array())
+
+    expected = drawn(levels / 255.0)
+    assert len(np.unique(expected.reshape(-1, 4), axis=0)) == 64
+    # 0-255 floats and uint16 used to draw blank (everything above 1.0 is white).
+    for image in (levels, levels.astype("float32"), levels.astype("uint16") * 257,
+                  levels.astype("float32")[..., None]):
+        np.testing.assert_allclose(drawn(image), expected, atol=1e-6)
+    rgb = np.stack([levels, levels[::-1], levels.T], axis=-1)
+    np.testing.assert_allclose(drawn(rgb.astype("uint16") * 257), drawn(rgb / 255.0), atol=1e-6)
+    np.testing.assert_allclose(drawn(rgb.astype("float32")), drawn(rgb / 255.0), atol=1e-6)
+    for channels in (2, 5):
+        with pytest.raises(ValueError, match=r"`image` must be \(height, width\) or \(height, "
+                                             rf"width, 1 \| 3 \| 4\). Received: image shape "
+                                             rf"\(8, 8, {channels}\)"):
+            plot_occlusion(np.zeros((8, 8, channels)), np.zeros((8, 8)))
 
 
 def test_plot_occlusion_overlays_the_map_on_the_image(predictor, shape_arrays):
