@@ -1363,7 +1363,9 @@ class Learner:
         batches = [tf.nest.map_structure(np.asarray, batch[1:]) for batch in frozen]
         parts = tf.nest.map_structure(lambda *pieces: np.concatenate(pieces), *batches)
         weights = parts[1] if len(parts) > 1 else None
-        return self.model.predict(frozen.map(lambda *b: b[0]), verbose=0), parts[0], weights
+        # Inputs as `(x,)`: Keras reads a 2-tuple of inputs as (x, y).
+        inputs = frozen.map(lambda *b: (b[0],))
+        return self.model.predict(inputs, verbose=0), parts[0], weights
 
     def validate(
         self,

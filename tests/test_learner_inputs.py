@@ -63,6 +63,42 @@ def test_dict_and_list_inputs_for_multi_input_model():
     assert learner.predict([x[:, :2], x[:, 2:]]).shape == (N, C)
 
 
+class _TupleBatches(keras.utils.PyDataset):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        part = slice(i * 16, (i + 1) * 16)
+        return (self.x[part, :2], self.x[part, 2:]), self.y[part]
+
+
+@pytest.mark.parametrize("kind", ["tf_data", "pydataset"])
+def test_validate_and_top_losses_judge_tuple_inputs_of_a_multi_input_model(kind):
+    # validate() and top_losses() handed the model each batch's inputs as a 2-tuple,
+    # which Keras read as (x, y): both failed on data that fit accepts.
+    a_in, b_in = keras.Input((2,)), keras.Input((2,))
+    out = keras.layers.Dense(C, activation="softmax")(keras.layers.Concatenate()([a_in, b_in]))
+    model = keras.Model([a_in, b_in], out)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = _data()
+    data = (tf.data.Dataset.from_tensor_slices(((x[:, :2], x[:, 2:]), y)).batch(16)
+            if kind == "tf_data" else _TupleBatches(x, y))
+    learner = get_learner(model, data, data, verbose=0)
+    probs = model.predict([x[:, :2], x[:, 2:]], verbose=0)
+    matrix = learner.validate(print_report=False)
+    expected = np.zeros((C, C), int)
+    np.add.at(expected, (y, probs.argmax(1)), 1)
+    np.testing.assert_array_equal(matrix, expected)
+    losses = -np.log(probs[np.arange(N), y])
+    top = learner.top_losses(1)
+    assert int(top[0][0]) == int(losses.argmax())
+    assert float(top[0][1]) == pytest.approx(losses.max(), rel=1e-4)
+
+
 def test_multi_input_data_is_matched_to_the_inputs_up_front():
     # Keys out of alphabetical order and inputs of different widths: arrays are matched
     # by key, as Keras matches them (it orders `model.inputs` by key).
