@@ -450,7 +450,8 @@ def images_from_folder(
         image_size: model input `(height, width)`; defaults to the most common size of
             the training images (the others are resized).
         channels: 1 or 3; defaults to 1 when every training image is grayscale, else 3.
-        class_names: the class folders to read, in output order; all when `None`.
+        class_names: the class folders to read, in output order; all when `None`. A
+            named class whose folder holds no images stays a class, with a warning.
         augment: as in `images_from_array` (default `True`, training batches only).
         random_state: seed of the validation split. Defaults to 42.
         verbose: 1 reports sizes and classes; 0 is silent.
@@ -500,6 +501,12 @@ def images_from_folder(
             f"{_nested_note({c: n for c, n in nested.items() if c in empty})}",
         )
         classes = with_images
+    elif empty:
+        warn(  # images in folders inside theirs are counted by the warning below
+            f"`class_names` {empty} have no images in {folder!r}, so the model never sees "
+            "them in training: add images to their folders or leave them out of "
+            "`class_names`.",
+        )
     unread = {c: n for c, n in nested.items() if c in classes}
     if unread:
         warn(

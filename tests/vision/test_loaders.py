@@ -369,6 +369,20 @@ def test_a_sub_folder_without_images_is_not_a_class(shape_folder):
     assert preproc.class_names == ["cross", "square"] and len(trn) + len(val) == 40
 
 
+def test_a_named_class_without_images_stays_a_class_with_a_warning(shape_folder):
+    (shape_folder / "circle").mkdir()
+    with pytest.warns(UserWarning) as caught:
+        trn, val, preproc = images_from_folder(
+            shape_folder, class_names=["square", "cross", "circle"], verbose=0)
+    assert [str(w.message) for w in caught] == [
+        f"`class_names` ['circle'] have no images in {str(shape_folder)!r}, so the model "
+        "never sees them in training: add images to their folders or leave them out of "
+        "`class_names`."
+    ]
+    assert preproc.class_names == ["square", "cross", "circle"]
+    assert 2 not in np.concatenate([trn.y, val.y]) and len(trn) + len(val) == 40
+
+
 def test_images_in_folders_inside_a_class_folder_are_counted_not_silently_lost(
         shape_folder, tmp_path):
     nested = shape_folder / "cat" / "2023"
