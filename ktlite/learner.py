@@ -491,10 +491,12 @@ class Learner:
     def _batched_hint(self, data: Any) -> bool | None:
         """For a dataset with no batching step, whether its items are batches.
 
-        With one symbolic model input: whether they have its rank. With none to compare
-        with (a subclassed model, a `Sequential` without `Input`): when every tensor of an
-        item has an unknown leading dimension (as batches from `from_generator` do), they
-        are taken as batches, as Keras takes any dataset. `None`: left to `is_batched`.
+        With symbolic model inputs: whether the item's inputs have their ranks (a dict or
+        tuple of them for several, matched as the model's inputs are structured). With none
+        to compare with (a subclassed model, a `Sequential` without `Input`): when every
+        tensor of an item has an unknown leading dimension (as batches from `from_generator`
+        do), they are taken as batches, as Keras takes any dataset. `None`: left to
+        `is_batched`.
         """
         if not isinstance(data, tf.data.Dataset) or is_batched(data):
             return None
@@ -502,12 +504,12 @@ class Learner:
         spec = data.element_spec
         if not inputs:
             return _leading_dims_unknown(spec) or None
-        x_spec = spec[0] if isinstance(spec, tuple) else spec
-        if len(inputs) != 1 or not isinstance(x_spec, tf.TensorSpec):
+        x_specs = tf.nest.flatten(spec[0] if isinstance(spec, tuple) else spec)
+        if len(x_specs) != len(inputs) or not all(
+                isinstance(s, tf.TensorSpec) and s.shape.rank is not None for s in x_specs):
             return None
-        if x_spec.shape.rank is None:
-            return None
-        return x_spec.shape.rank == len(inputs[0].shape)
+        ranks = [len(t.shape) for t in tf.nest.flatten(self.model.input)]
+        return [s.shape.rank for s in x_specs] == ranks
 
     def _cached(self, key: str, data: Any, training: bool) -> tuple[tf.data.Dataset, int | None]:
         # What the dataset is built from: assigning any of these (`learner.batch_size = 64`,
@@ -1789,7 +1791,8 @@ def get_learner(
     for a multi-input model), a `ktlite.data.TaskDataset`, a `tf.data.Dataset` or a
     `keras.utils.PyDataset`. A `tf.data.Dataset` whose pipeline contains a batching step
     (`.batch()`, `.padded_batch()`...; see `ktlite.data.is_batched`), or whose items have
-    the rank of the model's input (batch axis included, e.g. from `from_generator`), is used
+    the rank of the model's input (batch axis included, e.g. from `from_generator`; for a
+    multi-input model, every input's, as a dict or tuple like the model's inputs), is used
     as is with its own batches; so is one whose items' tensors all have an unknown first
     dimension (`tf.TensorSpec((None, ...))`, the inputs' at rank 2 or more) for a model
     with no symbolic input to compare ranks with (a subclassed model, a `Sequential`

@@ -452,6 +452,31 @@ def test_generator_of_batches_is_recognised_by_rank():
     _fits(learner)
 
 
+@pytest.mark.parametrize("structure", ["dict", "tuple"])
+def test_generator_of_batches_for_a_multi_input_model_is_recognised_by_rank(structure):
+    # Only a single input's rank was compared: a multi-input model's batches of unknown
+    # size were batched again, and the fit failed on inputs of rank 3.
+    a_in, b_in = keras.Input((2,), name="a"), keras.Input((2,), name="b")
+    out = keras.layers.Dense(C, activation="softmax")(keras.layers.Concatenate()([a_in, b_in]))
+    as_dict = structure == "dict"
+    model = keras.Model({"a": a_in, "b": b_in} if as_dict else [a_in, b_in], out)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = _data()
+
+    def batches():
+        for i in range(0, N, 16):
+            a, b = x[i:i + 16, :2], x[i:i + 16, 2:]
+            yield ({"a": a, "b": b} if as_dict else (a, b)), y[i:i + 16]
+
+    spec = tf.TensorSpec((None, 2), tf.float32)
+    ds = tf.data.Dataset.from_generator(batches, output_signature=(
+        {"a": spec, "b": spec} if as_dict else (spec, spec), tf.TensorSpec((None,), tf.int64)))
+    learner = get_learner(model, ds, batch_size=5, verbose=0)
+    assert learner._train_steps() == 4
+    _fits(learner)
+    assert len(learner.step_history["lrs"]) == 4
+
+
 class TwoLayerNet(keras.Model):
     def __init__(self):
         super().__init__()
