@@ -39,15 +39,23 @@ def initializer(name: str, value: Any):
         ) from err
 
 
-def copy_initializer(initializer: Any):
-    """Returns a fresh copy of a Keras initializer.
+def copy_initializer(initializer: Any, copy: int = 0):
+    """Returns a fresh copy of a Keras initializer, an integer seed moved by `copy`.
 
     Each sublayer gets its own copy: a seeded initializer object shared between
-    sublayers would give all of them the same starting weights.
+    sublayers would give all of them the same starting weights. Copies that keep one
+    integer seed repeat too (Keras draws from the seed alone, so a class token's values
+    were the first position embedding's): a layer numbers the copies it makes of one
+    initializer, and copy `k` of an initializer seeded with `s` is seeded with `s + k`, so
+    a seeded layer stays reproducible.
     """
     import keras
 
-    return keras.initializers.get(keras.initializers.serialize(initializer))
+    config = keras.initializers.serialize(initializer)
+    seed = config.get("config", {}).get("seed")
+    if copy and isinstance(seed, int):
+        config = {**config, "config": {**config["config"], "seed": seed + copy}}
+    return keras.initializers.get(config)
 
 
 def hidden_dim(name: str, shape: Any) -> int:

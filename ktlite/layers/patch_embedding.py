@@ -124,7 +124,7 @@ class PatchEmbedding(keras.layers.Layer):
             )
         self.position_embeddings = self.add_weight(
             shape=(self.num_patches + int(self.class_token), self.embedding_dim),
-            initializer=_validation.copy_initializer(self.embeddings_initializer),
+            initializer=_validation.copy_initializer(self.embeddings_initializer, copy=1),
             name="position_embeddings",
         )
         self.built = True

@@ -94,6 +94,21 @@ def test_invalid_arguments_raise_with_received_value(kwargs, error, message):
         PatchEmbedding(**args)
 
 
+def test_a_seeded_initializer_gives_the_class_token_and_positions_their_own_values():
+    # One integer seed used to give the class token the first position embedding's values.
+    def built():
+        layer = PatchEmbedding(4, 8, embeddings_initializer=keras.initializers.TruncatedNormal(
+            stddev=1.0, seed=7))
+        layer.build((None, 8, 8, 3))
+        return layer.class_embedding.numpy()[0, 0], layer.position_embeddings.numpy()
+
+    token, positions = built()
+    assert np.abs(token - positions[0]).min() > 1e-6
+    again_token, again_positions = built()  # still reproducible
+    np.testing.assert_array_equal(token, again_token)
+    np.testing.assert_array_equal(positions, again_positions)
+
+
 def test_config_is_json_and_rebuilds_the_same_layer():
     layer = PatchEmbedding(np.int64(2), np.int32(6), class_token=False)
     config = layer.get_config()
