@@ -508,8 +508,8 @@ class Learner:
         if len(x_specs) != len(inputs) or not all(
                 isinstance(s, tf.TensorSpec) and s.shape.rank is not None for s in x_specs):
             return None
-        ranks = [len(t.shape) for t in tf.nest.flatten(self.model.input)]
-        return [s.shape.rank for s in x_specs] == ranks
+        # `inputs` is flat, a dict's in key order, as `tf.nest.flatten` orders it.
+        return [s.shape.rank for s in x_specs] == [len(t.shape) for t in inputs]
 
     def _cached(self, key: str, data: Any, training: bool) -> tuple[tf.data.Dataset, int | None]:
         # What the dataset is built from: assigning any of these (`learner.batch_size = 64`,
