@@ -106,7 +106,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         if self.position == "learned":
             self.position_embeddings = self.add_weight(
                 shape=(self.sequence_length, self.embedding_dim),
-                initializer=_validation.copy_initializer(self.embeddings_initializer),
+                initializer=_validation.copy_initializer(self.embeddings_initializer, copy=1),
                 name="position_embeddings",
             )
         self.built = True

@@ -161,3 +161,20 @@ def test_reverse_of_a_quantized_layer_uses_the_dequantized_matrix(mode):
     after = np.asarray(layer(hidden, reverse=True))
     scale = np.abs(before).max()
     assert np.abs(after - before).max() < (0.02 if mode == "int8" else 0.2) * scale
+
+
+def test_a_seeded_initializer_gives_tokens_and_positions_their_own_values():
+    # Both copies kept the user's seed, and Keras draws from the seed alone: the first
+    # position embedding equalled the first token embedding.
+    def build():
+        layer = TokenAndPositionEmbedding(
+            vocab_size=10, sequence_length=10, embedding_dim=4,
+            embeddings_initializer=keras.initializers.TruncatedNormal(stddev=1.0, seed=7))
+        layer.build((None, 10))
+        return layer
+
+    layer = build()
+    tokens = layer._token_embedding.embeddings.numpy()
+    positions = layer.position_embeddings.numpy()
+    assert not np.allclose(tokens[0], positions[0])
+    np.testing.assert_array_equal(build().position_embeddings.numpy(), positions)  # seeded
