@@ -511,9 +511,12 @@ class Learner:
         # `inputs` is flat, a dict's in key order, as `tf.nest.flatten` orders it.
         return [s.shape.rank for s in x_specs] == [len(t.shape) for t in inputs]
 
-    def _cached(self, key: str, data: Any, training: bool) -> tuple[tf.data.Dataset, int | None]:
+    def _cached(
+        self, key: str, data: Any, training: bool, repeat: bool = False
+    ) -> tuple[tf.data.Dataset, int | None]:
         # What the dataset is built from: assigning any of these (`learner.batch_size = 64`,
-        # `learner.train_data = ...`) rebuilds it.
+        # `learner.train_data = ...`) rebuilds it. Kept, a dataset shuffled from the seed
+        # draws another order on each pass (each fit's), and the same ones from the start.
         settings = ((self.batch_size, self.shuffle, self.seed, self.drop_remainder)
                     if training else (self.eval_batch_size,)) + (self._bucketing(data),)
         source, built_with, _ = self._cache.get(key, (None, None, None))
@@ -522,7 +525,8 @@ class Learner:
                 self._steps_cache = None
             # Metrics do not depend on the order, so validation runs shortest first.
             ordered = data if training else self._length_sorted(data)[0]
-            self._cache[key] = (data, settings, self._dataset(ordered, training=training))
+            self._cache[key] = (data, settings,
+                                self._dataset(ordered, training=training, repeat=repeat))
         return self._cache[key][2]
 
     def _train_steps(self) -> int:
@@ -813,7 +817,7 @@ class Learner:
         if steps_per_epoch is None:
             train, _ = self._cached("train", self.train_data, True)
         else:
-            train, _ = self._dataset(self.train_data, training=True, repeat=True)
+            train, _ = self._cached("repeated train", self.train_data, True, repeat=True)
         val = None
         if self.val_data is not None:
             val, _ = self._cached("val", self.val_data, False)
@@ -961,8 +965,10 @@ class Learner:
                 `on_epoch_end`, but the previous step's in `on_train_batch_begin`. A
                 `ModelCheckpoint` saves the optimizer's own rate, so a plain `fit` of its
                 file does not train at the schedule's last one.
-            steps_per_epoch: batches per epoch; the training data is repeated as needed.
-                Default: one pass over the data. A model compiled with
+            steps_per_epoch: batches per epoch; the training data is repeated as needed,
+                and data the learner shuffles is drawn in a new order by each fit (a
+                seeded learner's fits draw the same orders from its start). Default: one
+                pass over the data. A model compiled with
                 `steps_per_execution=k` runs whole calls of k batches, so an epoch then
                 holds the next multiple of k (the schedule follows).
             verbose: Keras progress mode; defaults to the learner's `verbose`.

@@ -476,6 +476,23 @@ def test_assigning_the_batch_size_or_the_data_takes_effect_at_the_next_fit():
     assert learner.validate(print_report=False).sum() == BS
 
 
+def test_fits_with_steps_per_epoch_draw_new_batches_and_a_seeded_learner_repeats_them():
+    # Each such fit rebuilt its repeated pipeline from the seed and replayed the same
+    # batches. At a rate of ~0 the weights stay put, so a batch's loss names it.
+    def calls(n):
+        keras.utils.set_random_seed(0)
+        learner = _learner(_model(keras.optimizers.SGD(1e-9)), val=False, seed=0)
+        losses = []
+        for _ in range(n):
+            learner.fit(1e-12, 1, steps_per_epoch=3)
+            losses.append(learner.step_history["losses"])
+        return losses
+
+    first, second = calls(2), calls(2)
+    assert not np.allclose(first[0], first[1])
+    np.testing.assert_array_equal(first, second)
+
+
 def test_class_weight_steps_per_epoch_and_sgd_momentum_pass_through():
     model = _model(keras.optimizers.SGD(1e-2, momentum=0.9))
     learner = _learner(model, val=False)
