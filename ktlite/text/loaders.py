@@ -644,6 +644,12 @@ def texts_from_folder(
             f"{[c for c in classes if c not in with_texts]}",
         )
         classes = with_texts
+    elif len(with_texts) < len(classes):
+        warn(
+            f"`class_names` {[c for c in classes if c not in with_texts]} have no .txt files "
+            f"in {train_dir!r}, so the model never sees them in training: add texts to their "
+            "folders or leave them out of `class_names`.",
+        )
     x_test = y_test = None
     test_dir = None if test_folder is None else os.path.join(root, test_folder)
     if test_dir is not None and os.path.isdir(test_dir):

@@ -499,6 +499,18 @@ def test_texts_from_folder_warns_that_a_folder_without_texts_is_no_class(tmp_pat
     assert len(trn) + len(val) == 24
 
 
+def test_texts_from_folder_warns_of_a_named_class_without_texts(tmp_path):
+    # A class named in `class_names` whose folder held no texts became a silent output
+    # the model could never learn.
+    x, y = _corpus(8)
+    _write_folder(tmp_path, "train", {c: [t for t, lab in zip(x, y) if lab == c] for c in WORDS})
+    (tmp_path / "train" / "fungus").mkdir()
+    with pytest.warns(UserWarning, match=r"`class_names` \['fungus'\] have no \.txt files"):
+        _, _, preproc = texts_from_folder(tmp_path, test_folder=None,
+                                          class_names=[*WORDS, "fungus"], **KW)
+    assert "fungus" in preproc.class_names  # still a class, as asked
+
+
 def test_texts_from_folder_reads_txt_files_whatever_the_case_of_the_extension(tmp_path):
     x, y = _corpus(4)
     _write_folder(tmp_path, "train", {c: [t for t, lab in zip(x, y) if lab == c] for c in WORDS})
