@@ -1527,13 +1527,19 @@ class Learner:
         Raises:
             TypeError: if `data` is not array-like (`None`, a lone string) or raw examples
                 of the wrong type for the task, or `batch_size` or `verbose` is not an int.
-            ValueError: if `batch_size` < 1, `verbose` is not 0, 1 or 2, or the inputs do
-                not fit the model.
+            ValueError: if `batch_size` < 1, `verbose` is not 0, 1 or 2, the inputs do
+                not fit the model, or `data` is a dataset that repeats forever (checked
+                before anything runs).
 
         Example:
             >>> probs = learner.predict(x_test)
         """
         verbose = check_verbose(verbose, (0, 1, 2))
+        if isinstance(data, tf.data.Dataset):
+            _check_finite(
+                data, "data", "prediction would never end: pass a dataset that ends (without "
+                "`.repeat()`, or a part of it, `.take(n)`)",
+            )
         if not isinstance(data, (TaskDataset, tf.data.Dataset, keras.utils.PyDataset)):
             read = self._read_raw(data, None, "data")
             data = read if read is not None else TaskDataset(

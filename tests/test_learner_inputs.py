@@ -208,6 +208,23 @@ def test_validation_data_that_repeats_forever_is_refused_before_anything_runs():
     assert not read
 
 
+def test_predict_refuses_a_dataset_that_repeats_forever_before_anything_runs():
+    # It ran on forever instead.
+    x, y = _data()
+    read = []
+
+    def noted(a):  # counts the examples the pipeline reads
+        return a + tf.py_function(lambda: read.append(1) or 0.0, [], tf.float32)
+
+    endless = tf.data.Dataset.from_tensor_slices(x).map(noted).batch(16).repeat()
+    learner = get_learner(_model(), (x, y), verbose=0)
+    with pytest.raises(ValueError, match=r"`data` repeats forever, so prediction would never "
+                                         r"end: .*`\.take\(n\)`\)\. Received: an infinite"):
+        learner.predict(endless)
+    assert not read
+    assert learner.predict(endless.take(2)).shape == (32, C)
+
+
 class _Batches(keras.utils.PyDataset):
     def __init__(self):
         super().__init__()
