@@ -778,7 +778,6 @@ class Learner:
         extra: Callable[[Any], list] = lambda policy_callback: [],
     ) -> keras.callbacks.History:
         from ktlite.lr import PolicyCallback
-        from ktlite.lr.preserve import ensure_built
 
         steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch", allow_none=True)
         if verbose is not None:
@@ -821,7 +820,7 @@ class Learner:
         val = None
         if self.val_data is not None:
             val, _ = self._cached("val", self.val_data, False)
-        ensure_built(self.model, train)
+        self._ensure_built(train)
         optimizer = model_tools.inner_optimizer(self.model.optimizer)
         lr_before = keras.ops.convert_to_numpy(optimizer.learning_rate).copy()
         earlier = getattr(self.model, "history", None)
@@ -891,16 +890,27 @@ class Learner:
             f"accumulate. Received: gradient_accumulation_steps={own}"
         )
 
+    def _ensure_built(self, train: tf.data.Dataset) -> None:
+        """`lr.preserve.ensure_built` for the fits' training dataset `train`.
+
+        A model never built reads its shapes from a batch of a dataset of its own, as
+        `lr_find` does: a pass over `train` would draw its first shuffled order, and the
+        fit would start on another one than after `lr_find` (which builds the model).
+        """
+        from ktlite.lr.preserve import ensure_built
+
+        if not self.model.built:
+            ensure_built(self.model, self._dataset(self.train_data, training=True)[0])
+        ensure_built(self.model, train)
+
     def _check_monitor(self, monitor: str) -> None:
         """Refuses a `monitor` no epoch will log: early stopping would never act on it."""
         if monitor in ("loss", "val_loss"):
             return
         if type(self.model).train_step is not keras.Model.train_step:
             return  # a custom train step may log anything
-        from ktlite.lr.preserve import ensure_built
-
         # Compiled metrics get their names when built (symbolically, from the batches' spec).
-        ensure_built(self.model, self._cached("train", self.train_data, True)[0])
+        self._ensure_built(self._cached("train", self.train_data, True)[0])
         names = list(self.model.get_metrics_result())
         if self.val_data is not None:
             names += [f"val_{name}" for name in names]

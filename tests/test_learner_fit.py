@@ -493,6 +493,24 @@ def test_fits_with_steps_per_epoch_draw_new_batches_and_a_seeded_learner_repeats
     np.testing.assert_array_equal(first, second)
 
 
+def test_a_never_built_model_trains_on_the_same_batches_with_or_without_lr_find_first():
+    # Building the model read a batch of the cached training dataset, which drew its first
+    # shuffled order: a fit alone started on the second, one after lr_find on the first.
+    def first_epoch_losses(sweep):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile(optimizer=keras.optimizers.SGD(1e-9),
+                      loss="sparse_categorical_crossentropy")
+        learner = _learner(model, val=False, seed=1)
+        if sweep:
+            learner.lr_find(num_steps=5, verbose=0)
+        learner.fit(1e-12, 1)
+        return learner.step_history["losses"]
+
+    np.testing.assert_array_equal(first_epoch_losses(False), first_epoch_losses(True))
+
+
 def test_class_weight_steps_per_epoch_and_sgd_momentum_pass_through():
     model = _model(keras.optimizers.SGD(1e-2, momentum=0.9))
     learner = _learner(model, val=False)
