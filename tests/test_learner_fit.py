@@ -511,6 +511,22 @@ def test_a_never_built_model_trains_on_the_same_batches_with_or_without_lr_find_
     np.testing.assert_array_equal(first_epoch_losses(False), first_epoch_losses(True))
 
 
+def test_an_accumulated_updates_recorded_loss_is_the_mean_of_its_groups_batches():
+    # The record kept the last batch of each group only. At a rate of ~0 the weights
+    # stay put, so each batch's loss can be computed after the fit. 6 batches in
+    # groups of 4: a group of 4, then the epoch's last, shorter group of 2.
+    keras.utils.set_random_seed(0)
+    learner = _learner(_model(keras.optimizers.SGD(1e-9)), val=False, shuffle=False,
+                       gradient_accumulation_steps=4)
+    learner.fit(1e-12, 1)
+    x, y = _data()
+    per_batch = [float(np.mean(keras.losses.sparse_categorical_crossentropy(
+        y[i:i + BS], learner.model.predict(x[i:i + BS], verbose=0)))) for i in range(0, N, BS)]
+    np.testing.assert_allclose(
+        learner.step_history["losses"], [np.mean(per_batch[:4]), np.mean(per_batch[4:])],
+        rtol=1e-5)
+
+
 def test_class_weight_steps_per_epoch_and_sgd_momentum_pass_through():
     model = _model(keras.optimizers.SGD(1e-2, momentum=0.9))
     learner = _learner(model, val=False)

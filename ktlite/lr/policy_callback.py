@@ -213,7 +213,9 @@ class PolicyCallback(keras.callbacks.Callback):
         history: Dict of lists `"lrs"`, `"momentums"` (None entries when the policy does
             not cycle momentum) and `"losses"` (the true loss of each batch, not Keras'
             running mean), one entry per optimizer step, filled at the end of each epoch.
-            A step whose batch weighs nothing (sample weights summing to zero, e.g. a
+            With gradient accumulation a step's loss is the mean of its group's batches'
+            losses (each batch counting alike, as their gradients do). A step whose batch
+            weighs nothing (sample weights summing to zero, e.g. a
             masked-LM batch that masked no token) has no loss and no entry.
             A custom `train_step` that updates neither the compiled loss tracker nor a
             `keras.metrics.Mean` in `model.metrics` whose `result()` it returns as
@@ -632,6 +634,12 @@ class _Driver:
             self.record = variable(
                 tf.fill([capacity, len(_RECORD_COLUMNS)], float("nan")), tf.float32
             )
+            # The update the batches recorded last belong to, their summed loss, how many
+            # had one, and its source: an update's loss is its batches' mean (accumulation).
+            self.group_step = variable(-1, tf.int64)
+            self.group_sum = variable(0.0, tf.float32)
+            self.group_count = variable(0.0, tf.float32)
+            self.group_source = variable(_NO_LOSS, tf.float32)
         tracker = compat.loss_tracker(model)
         tracker_vars = list(getattr(tracker, "variables", None) or [])
         self.tracker_vars = tracker_vars if len(tracker_vars) == 2 else []
@@ -715,6 +723,7 @@ class _Driver:
                 loss = fallback
             if weight is not None:
                 source = tf.where(weight > 0, source, _NO_LOSS)
+            loss, source = self._group_mean(step, loss, source)
             slot = tf.reshape(tf.math.floormod(tf.maximum(step, 0), capacity), [1, 1])
             row = tf.reshape(tf.stack([lr, mom, loss, source]), [1, len(_RECORD_COLUMNS)])
             if in_place:
@@ -724,6 +733,21 @@ class _Driver:
             return outputs
 
         return scheduled_train_step
+
+    def _group_mean(self, step, loss, source):
+        """The mean loss of the batches recorded for update `step` so far, this one's
+        included (batches without a loss left out), and the source of the last with one."""
+        tf = _tf()
+        same = tf.equal(step, self.group_step)
+        has_loss = tf.not_equal(source, _NO_LOSS)
+        total = tf.where(same, self.group_sum, 0.0) + tf.where(has_loss, loss, 0.0)
+        count = tf.where(same, self.group_count, 0.0) + tf.cast(has_loss, tf.float32)
+        source = tf.where(has_loss, source, tf.where(same, self.group_source, _NO_LOSS))
+        self.group_step.assign(step)
+        self.group_sum.assign(total)
+        self.group_count.assign(count)
+        self.group_source.assign(source)
+        return tf.where(count > 0, total / tf.maximum(count, 1.0), loss), source
 
     def _attempted_updates(self):
         """Updates attempted so far, in the graph: the optimizer's count of the batches it
@@ -755,6 +779,7 @@ class _Driver:
         self.offset_var.assign(self.offset)
         self.scale_var.assign(scale)
         self.record.assign(np.full((self.capacity, len(_RECORD_COLUMNS)), np.nan, np.float32))
+        self.group_step.assign(-1)
 
     def activate(self) -> None:
         model = self.model
