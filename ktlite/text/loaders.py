@@ -20,7 +20,6 @@ from ktlite.arguments import (
     check_bool,
     check_fitted,
     check_instance,
-    check_int,
     check_seed,
     check_verbose,
 )
@@ -37,9 +36,9 @@ from ktlite.text.preprocessor import (
     DEFAULT_VOCAB_SIZE,
     TextPreprocessor,
     _say,
+    check_reused_sizes,
     validate_texts,
 )
-from ktlite.text.vocabulary import check_vocab_size
 
 
 def _object_array(texts: list[str]) -> np.ndarray:
@@ -254,22 +253,9 @@ def _preproc_from_backbone(
     from ktlite.text.backbone import resolve_backbone
 
     source = resolve_backbone(backbone).preproc
-    maxlen = check_int(maxlen, "maxlen", 2, allow_none=True)
-    vocab_size = check_vocab_size(vocab_size)
+    check_reused_sizes(source, maxlen, vocab_size, "the backbone", unset=DEFAULT_VOCAB_SIZE)
     if lowercase is not None:
         lowercase = check_bool(lowercase, "lowercase")
-    if maxlen is not None and maxlen != source.maxlen:
-        raise ValueError(
-            f"`maxlen` must be None or the backbone's {source.maxlen} (its position "
-            f"embeddings are that long). Received: maxlen={maxlen!r}"
-        )
-    if vocab_size != DEFAULT_VOCAB_SIZE and vocab_size not in (
-        source.vocab_size, source.max_vocab_size
-    ):
-        raise ValueError(
-            f"`vocab_size` must be left at its default or be the backbone's {source.vocab_size} "
-            f"(its vocabulary is reused). Received: vocab_size={vocab_size!r}"
-        )
     if lowercase is not None and lowercase != source.lowercase:
         raise ValueError(
             f"`lowercase` must be None or the backbone's {source.lowercase} (it was pretrained "

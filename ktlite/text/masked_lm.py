@@ -30,14 +30,18 @@ import numpy as np
 from keras import ops
 
 from ktlite._console import say
-from ktlite.arguments import check_fitted, check_int
+from ktlite.arguments import check_fitted
 from ktlite.distribute.replicas import sum_over_replicas
 from ktlite.learner import Learner
 from ktlite.optimizers import default_optimizer
 from ktlite.text.backbone import Backbone
 from ktlite.text.masking import TokenMasker, check_mask_rate
-from ktlite.text.preprocessor import DEFAULT_VOCAB_SIZE, TextPreprocessor, validate_texts
-from ktlite.text.vocabulary import check_vocab_size
+from ktlite.text.preprocessor import (
+    DEFAULT_VOCAB_SIZE,
+    TextPreprocessor,
+    check_reused_sizes,
+    validate_texts,
+)
 
 __all__ = [
     "MaskedLMLearner", "pretrain", "masked_lm_model", "save_backbone", "GatherPositions",
@@ -212,25 +216,6 @@ def masked_lm_model(
         weighted_metrics=[_MaskedTokenLoss(), _MaskedTokenAccuracy()],
     )
     return model
-
-
-def _check_preproc_sizes(preproc: TextPreprocessor, maxlen: Any, vocab_size: Any) -> None:
-    """Refuses a `maxlen` or `vocab_size` beside `preproc` that differs from its own: the
-    preprocessor's are used, so another value would be ignored."""
-    maxlen = check_int(maxlen, "maxlen", 2, allow_none=True)
-    if vocab_size is not None:
-        vocab_size = check_vocab_size(vocab_size)
-    if maxlen is not None and maxlen != preproc.maxlen:
-        raise ValueError(
-            f"`maxlen` must be None or `preproc`'s {preproc.maxlen}: the texts are cut to "
-            f"the preprocessor's length. Received: maxlen={maxlen!r}"
-        )
-    if vocab_size is not None and vocab_size not in (preproc.vocab_size,
-                                                     preproc.max_vocab_size):
-        raise ValueError(
-            f"`vocab_size` must be None or `preproc`'s {preproc.vocab_size}: its vocabulary "
-            f"is used. Received: vocab_size={vocab_size!r}"
-        )
 
 
 def _check_maskable(data: Any, name: str) -> None:
@@ -473,7 +458,7 @@ def pretrain(
         preproc.fit_vocab(texts, verbose=verbose)
     else:
         check_fitted(preproc, TextPreprocessor)
-        _check_preproc_sizes(preproc, maxlen, vocab_size)
+        check_reused_sizes(preproc, maxlen, vocab_size, "`preproc`")
     masker = TokenMasker(preproc, rate=mask_rate, whole_word=whole_word, seed=seed)
     model = masked_lm_model(
         preproc, embed_dim=embed_dim, num_heads=num_heads,

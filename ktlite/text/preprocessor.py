@@ -108,6 +108,44 @@ def _checked_width(width: Any) -> Any:
     return check_width(width, "width")
 
 
+def check_reused_sizes(
+    preproc: TextPreprocessor, maxlen: Any, vocab_size: Any, owner: str, unset: Any = None
+) -> None:
+    """Refuses a `maxlen` or `vocab_size` that a reused preprocessor cannot honour.
+
+    A backbone's or a given preprocessor's length and vocabulary are reused as they are,
+    so another value would be ignored: `maxlen` must be None or `preproc`'s, `vocab_size`
+    `unset` or `preproc`'s size (its vocabulary's, or the largest it was asked for).
+
+    Args:
+        preproc: the fitted preprocessor reused.
+        maxlen: the `maxlen` passed (int or None).
+        vocab_size: the `vocab_size` passed.
+        owner: whose sizes they are, for messages (``"the backbone"``, ``"`preproc`"``).
+        unset: the `vocab_size` that asks for nothing (the caller's default).
+
+    Raises:
+        TypeError: for a `maxlen` or `vocab_size` of the wrong type.
+        ValueError: for a value that is not `preproc`'s.
+
+    Example:
+        >>> check_reused_sizes(preproc, None, None, "`preproc`")
+    """
+    maxlen = check_int(maxlen, "maxlen", 2, allow_none=True)
+    if vocab_size is not None or unset is not None:
+        vocab_size = check_vocab_size(vocab_size)
+    if maxlen is not None and maxlen != preproc.maxlen:
+        raise ValueError(
+            f"`maxlen` must be None or {owner}'s {preproc.maxlen} (its length is reused). "
+            f"Received: maxlen={maxlen!r}"
+        )
+    if vocab_size != unset and vocab_size not in (preproc.vocab_size, preproc.max_vocab_size):
+        raise ValueError(
+            f"`vocab_size` must be {unset} or {owner}'s {preproc.vocab_size} (its vocabulary "
+            f"is reused). Received: vocab_size={vocab_size!r}"
+        )
+
+
 def suggest_maxlen(token_counts: np.ndarray, coverage: float = 0.99) -> int:
     """Picks a sequence length that holds ``coverage`` of the texts whole.
 
