@@ -25,6 +25,8 @@ MAX_PASS_PIXELS = 2 * MAX_PIXELS
 _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # Markers without a length field: TEM, RST0-7, SOI, EOI.
 _JPEG_BARE = frozenset({0x01, *range(0xD0, 0xDA)})
+# A GIF file's first six bytes.
+_GIF = (b"GIF87a", b"GIF89a")
 
 
 def format_problem(data: bytes) -> str | None:
@@ -55,7 +57,7 @@ def format_problem(data: bytes) -> str | None:
         return None if b"\x00\x00\x00\x00IEND" in data[8:] else "a truncated PNG"
     if data.startswith(b"\xff\xd8"):
         return None if b"\xff\xd9" in data[2:] else "a truncated JPEG"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
+    if data[:6] in _GIF:
         return None if data.rstrip(b"\x00")[-1:] == b";" else "a truncated GIF"
     if data.startswith(b"BM") and len(data) >= 6:
         size = struct.unpack("<I", data[2:6])[0]
@@ -88,7 +90,7 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
             return struct.unpack(">II", data[16:24])
         if data.startswith(b"\xff\xd8"):
             return _jpeg_size(data)
-        if data[:6] in (b"GIF87a", b"GIF89a"):
+        if data[:6] in _GIF:
             frames = _gif_frames(data)
             return (max(w for w, _ in frames), max(h for _, h in frames)) if frames else None
         if data.startswith(b"BM"):
@@ -120,13 +122,17 @@ def decoded_pixels(data: bytes) -> int | None:
         >>> decoded_pixels(png_bytes)
         784
     """
+    if data[:6] in _GIF:  # its frames read once, for the largest and for them all
+        try:
+            frames = _gif_frames(data)
+        except (struct.error, IndexError):  # a header cut short, as in `image_dimensions`
+            return None
+        if not frames:
+            return None
+        largest = max(w for w, _ in frames) * max(h for _, h in frames)
+        return max(largest, sum(w * h for w, h in frames))
     dimensions = image_dimensions(data)
-    if dimensions is None:
-        return None
-    pixels = dimensions[0] * dimensions[1]
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return max(pixels, sum(w * h for w, h in _gif_frames(data)))
-    return pixels
+    return None if dimensions is None else dimensions[0] * dimensions[1]
 
 
 _CONVERT = "convert it to PNG"
